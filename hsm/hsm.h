@@ -1,0 +1,140 @@
+/*
+ * hsm.h - PKCS#11 token layer of quorum-signer.
+ *
+ * One hsm_token is one PKCS#11 module plus one token in it, selected by an
+ * RFC 7512 URI, logged in with a PIN that is read from a file or an
+ * environment variable (never argv) and wiped right after C_Login.
+ *
+ * Thread model: an hsm_token owns a pool of logged-in sessions. Every
+ * operation borrows a session for its duration, so N threads signing at once
+ * use N sessions and never share one. Session set-up (C_OpenSession,
+ * C_Login, object lookup) is serialised by a token-wide lock because
+ * tpm2-pkcs11 corrupts its state when those run in parallel; signing itself
+ * runs in parallel.
+ *
+ * Recovery: when a call reports the session or device gone
+ * (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED,
+ * CKR_DEVICE_ERROR, CKR_TOKEN_NOT_PRESENT, CKR_CRYPTOKI_NOT_INITIALIZED,
+ * CKR_USER_NOT_LOGGED_IN), the layer drops the pool, re-initialises the
+ * module if needed, logs in again, re-finds the key's objects by label/id and
+ * retries the operation once.
+ *
+ * All functions return 0 or a negative QS_ERR_* code (qs_err.h) and leave a
+ * detail message (with the CK_RV name) in qs_errdetail().
+ */
+#ifndef QS_HSM_H
+#define QS_HSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hsm_token hsm_token;
+typedef struct hsm_key hsm_key;
+
+enum hsm_keytype {
+	HSM_KEY_NONE = 0,
+	HSM_KEY_EC_P256 = 1, /* CKM_ECDSA over a SHA-256 digest */
+	HSM_KEY_ED25519 = 2, /* CKM_EDDSA (pure Ed25519) over the message */
+	HSM_KEY_RSA3072 = 3, /* CKM_RSA_PKCS_PSS, SHA-256, MGF1-SHA256, salt 32 */
+};
+
+#define HSM_LABEL_MAX 64   /* CKA_LABEL we accept / create, bytes */
+#define HSM_ID_MAX 32      /* CKA_ID we accept / create, bytes */
+#define HSM_SIG_MAX 512    /* largest signature we produce (RSA-3072 = 384) */
+#define HSM_POOL_MAX 64    /* sessions kept per token */
+
+/* Public description of a key, filled by hsm_key_info(). */
+struct hsm_keyinfo {
+	enum hsm_keytype type;
+	char label[HSM_LABEL_MAX + 1];
+	uint8_t id[HSM_ID_MAX];
+	size_t id_len;
+};
+
+/* "ecdsa-p256", "ed25519", "rsa3072"; NULL for HSM_KEY_NONE. */
+const char *hsm_keytype_name(enum hsm_keytype t);
+/* Parse the names above (also accepts "ec", "p256", "rsa"). HSM_KEY_NONE on
+ * anything else. */
+enum hsm_keytype hsm_keytype_parse(const char *s);
+
+/*
+ * Open module_path (a .so) and the token that `uri` selects (token=, manuf=,
+ * serial=, model= attributes are honoured; object/id are ignored here).
+ * PIN source, first that applies:
+ *   - pin_source argument: "file:/path" or "env:NAME" (NULL to skip),
+ *   - the URI's pin-source=file:... attribute,
+ *   - the URI's pin-value attribute is REFUSED (a PIN must not sit in a URI
+ *     that may end up in argv or logs).
+ * With no PIN source at all the token is opened without login (public
+ * objects only). The PIN is wiped from memory after C_Login.
+ * Errors: QS_ERR_INVALID (malformed URI), QS_ERR_NOT_FOUND (no such token),
+ * QS_ERR_PIN (wrong PIN, unreadable PIN file), QS_ERR_PKCS11, QS_ERR_IO.
+ * On success *out owns the token; free with hsm_close().
+ */
+int hsm_open(const char *module_path, const char *uri, const char *pin_source, hsm_token **out);
+
+/* Close all sessions, finalize the module if we were its last user, free. */
+void hsm_close(hsm_token *t);
+
+/* Label of the opened token (static storage inside t). */
+const char *hsm_token_label(const hsm_token *t);
+
+/* 1 if `uri`'s token attributes (token=, manuf=, serial=, model=) select
+ * this token, 0 if not or if uri is malformed. */
+int hsm_token_matches(const hsm_token *t, const char *uri);
+
+/*
+ * Find the private key that `uri` names by object= (CKA_LABEL) and/or id=
+ * (CKA_ID); a bare label without "pkcs11:" is accepted as object=label.
+ * Exactly one private key must match: none → QS_ERR_NOT_FOUND, several →
+ * QS_ERR_INVALID. On success *out is a handle owned by the caller; free with
+ * hsm_key_free(). The handle stays valid across token recovery.
+ */
+int hsm_key_find(hsm_token *t, const char *uri, hsm_key **out);
+
+/*
+ * Generate a key pair inside the token: private part CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN; public part CKA_VERIFY.
+ * label is required (1..HSM_LABEL_MAX bytes); id may be NULL, then a random
+ * 16-byte id is chosen. An existing private key with the same label →
+ * QS_ERR_EXISTS (nothing is overwritten).
+ */
+int hsm_keygen(hsm_token *t, enum hsm_keytype type, const char *label, const uint8_t *id,
+	       size_t id_len, hsm_key **out);
+
+/* List the private keys of the token. *out is a calloc'd array of *n
+ * entries, free()d by the caller. Keys of unsupported types are listed with
+ * type HSM_KEY_NONE. Works on tokens that hold EC, Ed25519 and RSA keys. */
+int hsm_key_list(hsm_token *t, struct hsm_keyinfo **out, size_t *n);
+
+void hsm_key_free(hsm_key *k);
+void hsm_key_info(const hsm_key *k, struct hsm_keyinfo *out);
+enum hsm_keytype hsm_key_type(const hsm_key *k);
+
+/* SubjectPublicKeyInfo of the key as DER (*der malloc'd) or PEM (a
+ * NUL-terminated malloc'd string). Read from the public object, or for EC
+ * from CKA_EC_POINT/CKA_EC_PARAMS of whichever object carries them. */
+int hsm_key_spki_der(hsm_token *t, const hsm_key *k, uint8_t **der, size_t *der_len);
+int hsm_key_spki_pem(hsm_token *t, const hsm_key *k, char **pem);
+
+/*
+ * Sign with the key. `in` is:
+ *   HSM_KEY_EC_P256: a 32-byte SHA-256 digest → sig = raw r||s, 64 bytes
+ *   HSM_KEY_ED25519: the message itself       → sig = 64 bytes
+ *   HSM_KEY_RSA3072: a 32-byte SHA-256 digest → sig = 384 bytes (PSS)
+ * sig must hold HSM_SIG_MAX bytes; *sig_len receives the length.
+ * Errors: QS_ERR_INVALID (wrong input length), QS_ERR_PKCS11, QS_ERR_UNAVAILABLE
+ * (token gone and recovery failed).
+ */
+int hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
+	     size_t *sig_len);
+
+/* Convert a raw r||s ECDSA signature (2*n bytes) to DER ECDSA-Sig-Value.
+ * der must hold at least raw_len + 9 bytes. Pure function, no token needed. */
+int hsm_ecdsa_raw_to_der(const uint8_t *raw, size_t raw_len, uint8_t *der, size_t *der_len);
+
+/* Sessions currently open in the pool and reconnects done so far
+ * (for tests and metrics). */
+void hsm_stats(const hsm_token *t, unsigned *sessions, unsigned *reconnects);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * statement.h - the byte strings principals sign, and how their signatures
+ * are made and checked. Both sides (qsignd and every client) must produce
+ * exactly these bytes, so they live here and nowhere else.
+ *
+ * Every statement starts with a distinct context line, so a signature made
+ * for one purpose can never be replayed as another (domain separation).
+ *
+ * Principal keys are Ed25519 (pure EdDSA over the statement bytes) or ECDSA
+ * P-256 (ECDSA over SHA-256 of the statement bytes, DER-encoded signature).
+ */
+#ifndef QS_STATEMENT_H
+#define QS_STATEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#define QS_STMT_AUTH_CONTEXT "quorum-signer/v1 auth"
+
+/*
+ * Build the authentication statement:
+ *   "quorum-signer/v1 auth\n"
+ *   "server " <server identity> "\n"
+ *   "principal " <principal> "\n"
+ *   "challenge " <lower-case hex of challenge> "\n"
+ * Names must be 1..QS_MAX_NAME / QS_MAX_IDENTITY printable ASCII without
+ * spaces; the challenge QS_CHALLENGE_LEN bytes. *out is malloc'd.
+ * Errors: QS_ERR_INVALID, QS_ERR_NOMEM.
+ */
+int qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
+		 size_t challenge_len, uint8_t **out, size_t *out_len);
+
+/* 1 if s is a valid name: 1..max bytes of [A-Za-z0-9._@:+-]. */
+int qs_name_valid(const char *s, size_t max);
+
+/* Parse a PEM SubjectPublicKeyInfo that must be Ed25519 or EC P-256.
+ * Errors: QS_ERR_INVALID (not PEM / other algorithm / other curve). */
+int qs_pubkey_from_pem(const char *pem, size_t len, EVP_PKEY **out);
+
+/* "ed25519" or "ecdsa-p256" for a key accepted above, else NULL. */
+const char *qs_pubkey_alg(EVP_PKEY *pk);
+
+/* Verify a principal signature over msg. 0 if valid, QS_ERR_BADSIG if not. */
+int qs_sig_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *sig,
+		  size_t sig_len);
+
+/* Sign msg with a private principal key held in memory (PEM file keys).
+ * sig must hold QS_MAX_PRINCIPAL_SIG bytes. */
+int qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
+
+/* Verify a signature made by a *role key* as qsignd returns it, over the
+ * payload digest (ECDSA DER / RSA-PSS) or the blob (Ed25519). Used by tests,
+ * clients and auditors. */
+int qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, size_t blob_len,
+		      const uint8_t *sig, size_t sig_len);
+
+/* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
+char *qs_hex(const uint8_t *buf, size_t len);
+/* Strict hex decode of the whole NUL-terminated string: even length,
+ * [0-9a-fA-F] only, at most cap bytes out. QS_ERR_INVALID otherwise. */
+int qs_unhex(const char *s, uint8_t *out, size_t cap, size_t *out_len);
+
+/* SHA-256 (OpenSSL one-shot). */
+void qs_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
+
+#endif
