@@ -3,7 +3,9 @@
  *
  * One hsm_token is one PKCS#11 module plus one token in it, selected by an
  * RFC 7512 URI, logged in with a PIN that is read from a file or an
- * environment variable (never argv) and wiped right after C_Login.
+ * environment variable (never argv). The PIN is kept only in a locked,
+ * non-dumpable page inside the hsm_token, because a token restart needs a
+ * fresh C_Login; hsm_close() wipes it. It is never logged or returned.
  *
  * Thread model: an hsm_token owns a pool of logged-in sessions. Every
  * operation borrows a session for its duration, so N threads signing at once
@@ -17,7 +19,8 @@
  * CKR_DEVICE_ERROR, CKR_TOKEN_NOT_PRESENT, CKR_CRYPTOKI_NOT_INITIALIZED,
  * CKR_USER_NOT_LOGGED_IN), the layer drops the pool, re-initialises the
  * module if needed, logs in again, re-finds the key's objects by label/id and
- * retries the operation once.
+ * retries the operation once. CKR_GENERAL_ERROR is treated the same way; if
+ * the retry fails too, the error is returned.
  *
  * All functions return 0 or a negative QS_ERR_* code (qs_err.h) and leave a
  * detail message (with the CK_RV name) in qs_errdetail().
@@ -66,9 +69,17 @@ enum hsm_keytype hsm_keytype_parse(const char *s);
  *   - the URI's pin-value attribute is REFUSED (a PIN must not sit in a URI
  *     that may end up in argv or logs).
  * With no PIN source at all the token is opened without login (public
- * objects only). The PIN is wiped from memory after C_Login.
- * Errors: QS_ERR_INVALID (malformed URI), QS_ERR_NOT_FOUND (no such token),
- * QS_ERR_PIN (wrong PIN, unreadable PIN file), QS_ERR_PKCS11, QS_ERR_IO.
+ * objects only). The PIN is logged in at once (a wrong PIN fails here) and
+ * kept in locked memory for re-login after recovery; hsm_close() wipes it.
+ * Exactly one initialised token must match the URI. The module is loaded
+ * once per path per process and C_Initialize'd with CKF_OS_LOCKING_OK; it
+ * is C_Finalize'd when the last hsm_token on it closes, unless someone else
+ * in the process had initialised it first.
+ * Errors: QS_ERR_INVALID (malformed URI, unknown URI attribute, pin-value in
+ * the URI, bad PIN source syntax, URI matching several tokens),
+ * QS_ERR_NOT_FOUND (no such token, module not loadable), QS_ERR_PIN (wrong or
+ * locked PIN, unreadable or empty PIN file, unset PIN variable),
+ * QS_ERR_PKCS11, QS_ERR_NOMEM.
  * On success *out owns the token; free with hsm_close().
  */
 int hsm_open(const char *module_path, const char *uri, const char *pin_source, hsm_token **out);
@@ -136,5 +147,22 @@ int hsm_ecdsa_raw_to_der(const uint8_t *raw, size_t raw_len, uint8_t *der, size_
 /* Sessions currently open in the pool and reconnects done so far
  * (for tests and metrics). */
 void hsm_stats(const hsm_token *t, unsigned *sessions, unsigned *reconnects);
+
+/*
+ * Initialise a fresh token (qsign-token init): on the first slot whose token
+ * is not initialised, C_InitToken with the SO PIN and label, then log in as
+ * SO and C_InitPIN the user PIN. PIN sources as for hsm_open ("file:PATH",
+ * "env:NAME"); both PINs are wiped before return.
+ * Errors: QS_ERR_EXISTS (a token with that label exists), QS_ERR_NOT_FOUND
+ * (no uninitialised token), QS_ERR_INVALID (label not 1..32 bytes),
+ * QS_ERR_PIN, QS_ERR_PKCS11.
+ */
+int hsm_init_token(const char *module_path, const char *so_pin_source, const char *pin_source,
+		   const char *label);
+
+/* For tests: C_Finalize the module behind the pool's back, to simulate a
+ * token restart. The next operation must recover. Not for production use;
+ * call it only while no other thread uses a token on this module. */
+void hsm_debug_finalize(hsm_token *t);
 
 #endif

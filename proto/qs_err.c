@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char detail[QS_ERRDETAIL_MAX];
 
@@ -40,6 +41,22 @@ qs_fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	return err;
+}
+
+int
+qs_wrap(int err, const char *fmt, ...)
+{
+	/* Sized so the result always fits: 160 + 2 + 349 < 512. */
+	char prefix[160], old[QS_ERRDETAIL_MAX - 163];
+	va_list ap;
+
+	memcpy(old, detail, sizeof(old) - 1);
+	old[sizeof(old) - 1] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	snprintf(detail, sizeof(detail), "%s: %s", prefix, old);
 	return err;
 }
 

@@ -65,6 +65,11 @@ const char *qs_strerror(int err);
  * reads naturally. The detail is truncated at QS_ERRDETAIL_MAX bytes. */
 int qs_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prefix the calling thread's detail with a formatted context:
+ * qs_wrap(r, "tokens[%zu]", i) turns "missing key" into
+ * "tokens[1]: missing key". Returns err unchanged. */
+int qs_wrap(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The calling thread's last detail ("" if none). Valid until the next
  * qs_fail() on this thread. */
 const char *qs_errdetail(void);

@@ -1,0 +1,673 @@
+/*
+ * qsclient.c - nng req0 transport, per-connection authentication and the
+ * typed calls of the client library.
+ */
+#include "qsclient.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "identity.h"
+#include "statement.h"
+
+/* Server messages are for humans; longer ones are cut so that a hostile
+ * peer cannot flood a terminal or a log. */
+#define QSC_MAX_SERVER_MESSAGE 1024
+/* TLS certificate / key / CA PEM files we read ourselves. */
+#define QSC_MAX_TLS_FILE (1u * 1024 * 1024)
+/* Largest signature in a reply: RSA-3072 is 384 bytes, hsm's HSM_SIG_MAX. */
+#define QSC_MAX_SIG 512
+
+struct qsc_client {
+	nng_socket sock;
+	int sock_open;
+	nng_dialer dialer;
+	int dialed;
+	char *url;
+	char *principal;
+	char *server_identity;
+	char **roles;
+	size_t nroles;
+	qsc_identity *id;
+	int timeout_ms;
+	uint64_t next_call_id;
+	int last_status;
+	char last_message[QSC_MAX_SERVER_MESSAGE + 1];
+};
+
+static char *
+dupstr(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}
+
+/* Map an nng error at the transport boundary, keeping its text. */
+static int
+nng_fail(const qsc_client *c, int rv, const char *op)
+{
+	if (rv == NNG_ENOMEM)
+		return qs_fail(QS_ERR_NOMEM, "%s: %s", op, nng_strerror(rv));
+	if (rv == NNG_ETIMEDOUT)
+		return qs_fail(QS_ERR_TIMEOUT, "%s %s: no reply within %d ms", op, c->url,
+			       c->timeout_ms);
+	return qs_fail(QS_ERR_UNAVAILABLE, "%s %s: %s", op, c->url, nng_strerror(rv));
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+set_last_message(qsc_client *c, const char *m)
+{
+	size_t i;
+
+	c->last_message[0] = '\0';
+	if (m == NULL)
+		return;
+	for (i = 0; m[i] != '\0' && i < QSC_MAX_SERVER_MESSAGE; i++) {
+		unsigned char ch = (unsigned char)m[i];
+		c->last_message[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	c->last_message[i] = '\0';
+}
+
+/*
+ * One round trip: Call out, Reply in, body unpacked on OK. Never retries.
+ */
+static int
+roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
+	  const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp)
+{
+	Qsign__V1__Call call = QSIGN__V1__CALL__INIT;
+	Qsign__V1__Reply *reply = NULL;
+	ProtobufCMessage *body = NULL;
+	uint8_t *body_buf = NULL, *call_buf = NULL;
+	size_t body_len = 0, call_len = 0;
+	nng_msg *msg = NULL;
+	uint64_t id;
+	int rv, r;
+
+	*resp = NULL;
+	c->last_status = -1;
+	c->last_message[0] = '\0';
+	if (req != NULL && (r = qs_wire_pack(req, &body_buf, &body_len)) != 0)
+		goto out;
+	id = c->next_call_id++;
+	call.method = (char *)method;
+	call.body.data = body_buf;
+	call.body.len = body_len;
+	call.deadline_ms = now_ms() + (uint64_t)c->timeout_ms;
+	call.call_id = id;
+	if ((r = qs_wire_pack(&call.base, &call_buf, &call_len)) != 0)
+		goto out;
+	if (call_len > QS_MAX_FRAME) {
+		r = qs_fail(QS_ERR_EXHAUSTED, "%s: request of %zu bytes exceeds the %u-byte frame",
+			    method, call_len, QS_MAX_FRAME);
+		goto out;
+	}
+	if ((rv = nng_msg_alloc(&msg, 0)) != 0 || (rv = nng_msg_append(msg, call_buf, call_len))) {
+		r = nng_fail(c, rv, "message");
+		goto out;
+	}
+	if ((rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
+		r = nng_fail(c, rv, "send to");
+		goto out;
+	}
+	msg = NULL; /* nng owns it now */
+	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0) {
+		if (rv == NNG_ECONNRESET || rv == NNG_ECLOSED || rv == NNG_ECONNSHUT)
+			r = qs_fail(QS_ERR_UNAVAILABLE,
+				    "%s: connection to %s lost while the call was outstanding "
+				    "(the daemon may have executed it)",
+				    method, c->url);
+		else
+			r = nng_fail(c, rv, "receive from");
+		goto out;
+	}
+	if ((r = qs_wire_unpack(&qsign__v1__reply__descriptor, nng_msg_body(msg),
+				nng_msg_len(msg), QS_MAX_FRAME, (ProtobufCMessage **)&reply)) != 0)
+		goto out;
+	if (reply->call_id != id) {
+		r = qs_fail(QS_ERR_INVALID, "%s: reply for call %llu, expected %llu", method,
+			    (unsigned long long)reply->call_id, (unsigned long long)id);
+		goto out;
+	}
+	c->last_status = (int)reply->status;
+	set_last_message(c, reply->message);
+	if (reply->status != QSIGN__V1__STATUS__OK) {
+		r = qs_status_err((int)reply->status);
+		qs_fail(r, "%s: %s", qs_status_name((int)reply->status), c->last_message);
+		goto out;
+	}
+	if (resp_desc != NULL &&
+	    (r = qs_wire_unpack(resp_desc, reply->body.data, reply->body.len, QS_MAX_FRAME,
+				&body)) != 0)
+		goto out;
+	*resp = body;
+	body = NULL;
+	r = 0;
+out:
+	if (body != NULL)
+		protobuf_c_message_free_unpacked(body, NULL);
+	if (reply != NULL)
+		protobuf_c_message_free_unpacked(&reply->base, NULL);
+	if (msg != NULL)
+		nng_msg_free(msg);
+	free(body_buf);
+	free(call_buf);
+	return r;
+}
+
+static void
+free_roles(qsc_client *c)
+{
+	for (size_t i = 0; i < c->nroles; i++)
+		free(c->roles[i]);
+	free(c->roles);
+	c->roles = NULL;
+	c->nroles = 0;
+}
+
+/* Challenge, sign the auth statement, Authenticate. */
+static int
+authenticate(qsc_client *c)
+{
+	Qsign__V1__ChallengeRequest creq = QSIGN__V1__CHALLENGE_REQUEST__INIT;
+	Qsign__V1__ChallengeResponse *chal = NULL;
+	Qsign__V1__AuthenticateRequest areq = QSIGN__V1__AUTHENTICATE_REQUEST__INIT;
+	Qsign__V1__AuthenticateResponse *ares = NULL;
+	uint8_t *stmt = NULL, sig[QS_MAX_PRINCIPAL_SIG];
+	size_t stmt_len = 0, sig_len = 0;
+	char **roles = NULL;
+	char *ident = NULL;
+	int r;
+
+	if ((r = roundtrip(c, QS_M_CHALLENGE, &creq.base, &qsign__v1__challenge_response__descriptor,
+			   (ProtobufCMessage **)&chal)) != 0)
+		goto out;
+	if (chal->challenge.len != QS_CHALLENGE_LEN ||
+	    !qs_name_valid(chal->server_identity, QS_MAX_IDENTITY)) {
+		r = qs_fail(QS_ERR_INVALID, "malformed challenge from %s", c->url);
+		goto out;
+	}
+	if ((r = qs_stmt_auth(chal->server_identity, c->principal, chal->challenge.data,
+			      chal->challenge.len, &stmt, &stmt_len)) != 0)
+		goto out;
+	if ((r = qsc_id_sign(c->id, stmt, stmt_len, sig, &sig_len)) != 0)
+		goto out;
+	areq.principal = c->principal;
+	areq.challenge = chal->challenge;
+	areq.signature.data = sig;
+	areq.signature.len = sig_len;
+	if ((r = roundtrip(c, QS_M_AUTHENTICATE, &areq.base,
+			   &qsign__v1__authenticate_response__descriptor,
+			   (ProtobufCMessage **)&ares)) != 0)
+		goto out;
+	if (ares->n_roles > QS_MAX_POLICY_ENTRIES) {
+		r = qs_fail(QS_ERR_INVALID, "malformed authentication reply from %s", c->url);
+		goto out;
+	}
+	if ((ident = strdup(chal->server_identity)) == NULL ||
+	    (roles = calloc(ares->n_roles + 1, sizeof(*roles))) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < ares->n_roles; i++) {
+		if ((roles[i] = strdup(ares->roles[i])) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	free_roles(c);
+	free(c->server_identity);
+	c->server_identity = ident;
+	ident = NULL;
+	c->roles = roles;
+	c->nroles = ares->n_roles;
+	roles = NULL;
+	r = 0;
+out:
+	if (roles != NULL) {
+		for (size_t i = 0; roles[i] != NULL; i++)
+			free(roles[i]);
+		free(roles);
+	}
+	free(ident);
+	free(stmt);
+	OPENSSL_cleanse(sig, sizeof(sig));
+	qsc_free(chal);
+	qsc_free(ares);
+	return r;
+}
+
+static int
+read_text_file(const char *what, const char *path, char **out)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t n;
+
+	*out = NULL;
+	if ((f = fopen(path, "re")) == NULL)
+		return qs_fail(QS_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+	if ((buf = OPENSSL_malloc(QSC_MAX_TLS_FILE + 1)) == NULL) {
+		fclose(f);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	n = fread(buf, 1, QSC_MAX_TLS_FILE + 1, f);
+	if (ferror(f) || n > QSC_MAX_TLS_FILE || memchr(buf, '\0', n) != NULL) {
+		fclose(f);
+		OPENSSL_clear_free(buf, QSC_MAX_TLS_FILE + 1);
+		return qs_fail(QS_ERR_INVALID, "%s %s: unreadable, too large or not PEM", what,
+			       path);
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+/* Mutual TLS: our certificate and key, the CA for the server, its name. */
+static int
+setup_tls(qsc_client *c, const struct qsc_options *o)
+{
+	nng_tls_config *cfg = NULL;
+	nng_url *u = NULL;
+	char *cert = NULL, *key = NULL;
+	const char *name;
+	int rv, r;
+
+	if (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL)
+		return qs_fail(QS_ERR_INVALID,
+			       "%s needs a client certificate, its key and the CA "
+			       "(--tls-cert/--tls-key/--tls-ca or QSIGN_TLS_CERT/QSIGN_TLS_KEY/"
+			       "QSIGN_TLS_CA)",
+			       c->url);
+	if ((rv = nng_url_parse(&u, c->url)) != 0)
+		return qs_fail(QS_ERR_INVALID, "bad URL %s: %s", c->url, nng_strerror(rv));
+	name = o->tls_server_name != NULL ? o->tls_server_name : u->u_hostname;
+	if ((r = read_text_file("TLS certificate", o->tls_cert, &cert)) != 0 ||
+	    (r = read_text_file("TLS key", o->tls_key, &key)) != 0)
+		goto out;
+	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0) {
+		r = qs_fail(rv == NNG_ENOTSUP ? QS_ERR_UNIMPLEMENTED : QS_ERR_INTERNAL,
+			    "TLS: %s", nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+	    (name[0] != '\0' && (rv = nng_tls_config_server_name(cfg, name)) != 0)) {
+		r = qs_fail(QS_ERR_INVALID, "TLS: %s", nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_tls_config_ca_file(cfg, o->tls_ca)) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "TLS CA file %s: %s", o->tls_ca, nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "TLS certificate %s / key %s: %s", o->tls_cert,
+			    o->tls_key, nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
+		r = qs_fail(QS_ERR_INTERNAL, "TLS: %s", nng_strerror(rv));
+		goto out;
+	}
+	r = 0;
+out:
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	if (key != NULL)
+		OPENSSL_clear_free(key, QSC_MAX_TLS_FILE + 1);
+	if (cert != NULL)
+		OPENSSL_clear_free(cert, QSC_MAX_TLS_FILE + 1);
+	nng_url_free(u);
+	return r;
+}
+
+static int
+url_scheme_ok(const char *url)
+{
+	return strncmp(url, "ipc://", 6) == 0 || strncmp(url, "tls+tcp://", 10) == 0 ||
+	       strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tls+tcp4://", 11) == 0 ||
+	       strncmp(url, "tls+tcp6://", 11) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+	       strncmp(url, "tcp6://", 7) == 0 || strncmp(url, "inproc://", 9) == 0;
+}
+
+int
+qsc_new(const struct qsc_options *o, qsc_client **out)
+{
+	qsc_client *c = NULL;
+	int rv, r;
+
+	*out = NULL;
+	if (o == NULL || o->url == NULL || o->url[0] == '\0')
+		return qs_fail(QS_ERR_INVALID, "no server URL");
+	if (!url_scheme_ok(o->url))
+		return qs_fail(QS_ERR_INVALID,
+			       "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
+			       "tcp://HOST:PORT)",
+			       o->url);
+	if (o->principal != NULL && !qs_name_valid(o->principal, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid principal name");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	c->last_status = -1;
+	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : QSC_DEFAULT_TIMEOUT_MS;
+	if ((c->url = dupstr(o->url)) == NULL ||
+	    (o->principal != NULL && (c->principal = dupstr(o->principal)) == NULL)) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (RAND_bytes((unsigned char *)&c->next_call_id, sizeof(c->next_call_id)) != 1)
+		c->next_call_id = now_ms();
+	/* The key first: a bad identity is reported without touching the
+	 * network, and before any daemon sees us. */
+	if (c->principal != NULL && (r = qsc_id_load(o, &c->id)) != 0)
+		goto out;
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		r = nng_fail(c, rv, "socket for");
+		goto out;
+	}
+	c->sock_open = 1;
+	/* A signing request must never be sent twice by the transport: no
+	 * timed resend, and (with resend off) a request whose pipe drops is
+	 * failed instead of being re-sent on the next pipe. */
+	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, c->timeout_ms)) ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, c->timeout_ms)) ||
+	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100)) ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000))) {
+		r = nng_fail(c, rv, "socket options for");
+		goto out;
+	}
+	if ((rv = nng_dialer_create(&c->dialer, c->sock, c->url)) != 0) {
+		r = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+			    ? qs_fail(QS_ERR_INVALID, "bad server URL %s: %s", c->url,
+				      nng_strerror(rv))
+			    : nng_fail(c, rv, "dial");
+		goto out;
+	}
+	if ((rv = nng_dialer_set_size(c->dialer, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) != 0) {
+		r = nng_fail(c, rv, "dialer options for");
+		goto out;
+	}
+	if (strncmp(c->url, "tls+", 4) == 0 && (r = setup_tls(c, o)) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+	r = 0;
+out:
+	qsc_close(c);
+	return r;
+}
+
+int
+qsc_connect(qsc_client *c)
+{
+	int rv, r;
+
+	if (!c->dialed) {
+		/* Synchronous first dial: "nobody listens" is reported now, not
+		 * as a timeout later. nng re-dials on its own after that. */
+		c->last_status = -1;
+		if ((rv = nng_dialer_start(c->dialer, 0)) != 0)
+			return nng_fail(c, rv, "connect to");
+		c->dialed = 1;
+	}
+	if (c->principal != NULL && c->server_identity == NULL && (r = authenticate(c)) != 0)
+		return r;
+	return 0;
+}
+
+int
+qsc_open(const struct qsc_options *o, qsc_client **out)
+{
+	qsc_client *c = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = qsc_new(o, &c)) != 0)
+		return r;
+	if ((r = qsc_connect(c)) != 0) {
+		qsc_close(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+qsc_close(qsc_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->sock_open)
+		nng_close(c->sock);
+	qsc_id_free(c->id);
+	free_roles(c);
+	free(c->server_identity);
+	free(c->principal);
+	free(c->url);
+	free(c);
+}
+
+int
+qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
+	 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
+	 char **message)
+{
+	ProtobufCMessage *body = NULL;
+	int r;
+
+	if (resp != NULL)
+		*resp = NULL;
+	if (status != NULL)
+		*status = -1;
+	if (message != NULL)
+		*message = NULL;
+	if (method == NULL || strnlen(method, QS_MAX_METHOD + 1) > QS_MAX_METHOD)
+		return qs_fail(QS_ERR_INVALID, "bad method name");
+	if ((r = qsc_connect(c)) != 0)
+		return r;
+	r = roundtrip(c, method, req, resp_desc, &body);
+	/* The daemon forgot us: nng re-dialled and this is a fresh pipe. The
+	 * call was refused before it ran, so repeating it once is safe. */
+	if (r == QS_ERR_UNAUTH && c->last_status == QS_STATUS_UNAUTHENTICATED &&
+	    c->principal != NULL && strcmp(method, QS_M_CHALLENGE) != 0 &&
+	    strcmp(method, QS_M_AUTHENTICATE) != 0) {
+		if ((r = authenticate(c)) == 0)
+			r = roundtrip(c, method, req, resp_desc, &body);
+	}
+	if (status != NULL)
+		*status = c->last_status;
+	if (message != NULL && c->last_message[0] != '\0' &&
+	    (*message = strdup(c->last_message)) == NULL) {
+		qsc_free(body);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	if (r == 0 && resp != NULL) {
+		*resp = body;
+		body = NULL;
+	}
+	qsc_free(body);
+	return r;
+}
+
+int
+qsc_last_status(const qsc_client *c)
+{
+	return c->last_status;
+}
+
+const char *
+qsc_last_message(const qsc_client *c)
+{
+	return c->last_message;
+}
+
+const char *
+qsc_url(const qsc_client *c)
+{
+	return c->url;
+}
+
+const char *
+qsc_principal(const qsc_client *c)
+{
+	return c->principal;
+}
+
+const char *
+qsc_server_identity(const qsc_client *c)
+{
+	return c->server_identity;
+}
+
+const char *const *
+qsc_principal_roles(const qsc_client *c, size_t *n)
+{
+	*n = c->nroles;
+	return (const char *const *)c->roles;
+}
+
+void
+qsc_free(void *msg)
+{
+	if (msg != NULL)
+		protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+int
+qsc_info(qsc_client *c, Qsign__V1__InfoResponse **out)
+{
+	Qsign__V1__InfoRequest req = QSIGN__V1__INFO_REQUEST__INIT;
+
+	*out = NULL;
+	return qsc_call(c, QS_M_INFO, &req.base, &qsign__v1__info_response__descriptor,
+			(ProtobufCMessage **)out, NULL, NULL);
+}
+
+int
+qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out)
+{
+	Qsign__V1__ListKeysRequest req = QSIGN__V1__LIST_KEYS_REQUEST__INIT;
+
+	*out = NULL;
+	return qsc_call(c, QS_M_LIST_KEYS, &req.base, &qsign__v1__list_keys_response__descriptor,
+			(ProtobufCMessage **)out, NULL, NULL);
+}
+
+static int
+check_payload(Qsign__V1__PayloadKind kind, size_t len)
+{
+	if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST && len != 32)
+		return qs_fail(QS_ERR_INVALID, "a digest payload is 32 bytes (SHA-256), not %zu",
+			       len);
+	if (kind == QSIGN__V1__PAYLOAD_KIND__BLOB && len > QS_MAX_BLOB)
+		return qs_fail(QS_ERR_INVALID,
+			       "blob of %zu bytes exceeds %u: hash it and sign the digest", len,
+			       QS_MAX_BLOB);
+	if (kind != QSIGN__V1__PAYLOAD_KIND__DIGEST && kind != QSIGN__V1__PAYLOAD_KIND__BLOB)
+		return qs_fail(QS_ERR_INVALID, "unknown payload kind %d", (int)kind);
+	return 0;
+}
+
+static int
+check_role_key(const char *role, const char *key)
+{
+	if (!qs_name_valid(role, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid role name");
+	if (key != NULL && !qs_name_valid(key, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid key name");
+	return 0;
+}
+
+int
+qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+	 const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out)
+{
+	Qsign__V1__SignRequest req = QSIGN__V1__SIGN_REQUEST__INIT;
+	Qsign__V1__SignResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = check_role_key(role, key)) != 0 || (r = check_payload(kind, len)) != 0)
+		return r;
+	req.role = (char *)role;
+	req.key = (char *)(key != NULL ? key : "");
+	req.kind = kind;
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = len;
+	if ((r = qsc_call(c, QS_M_SIGN, &req.base, &qsign__v1__sign_response__descriptor,
+			  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if (resp->digest.len != 32 || resp->signature.len == 0 ||
+	    resp->signature.len > QSC_MAX_SIG) {
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "malformed Sign reply from %s", c->url);
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+	       const ProtobufCBinaryData *payloads, size_t n, Qsign__V1__SignBatchResponse **out)
+{
+	Qsign__V1__SignBatchRequest req = QSIGN__V1__SIGN_BATCH_REQUEST__INIT;
+	Qsign__V1__SignBatchResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = check_role_key(role, key)) != 0)
+		return r;
+	if (n == 0 || n > QS_MAX_BATCH)
+		return qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, not %zu",
+			       QS_MAX_BATCH, n);
+	for (size_t i = 0; i < n; i++)
+		if ((r = check_payload(kind, payloads[i].len)) != 0)
+			return r;
+	req.role = (char *)role;
+	req.key = (char *)(key != NULL ? key : "");
+	req.kind = kind;
+	req.n_payloads = n;
+	req.payloads = (ProtobufCBinaryData *)payloads;
+	if ((r = qsc_call(c, QS_M_SIGN_BATCH, &req.base,
+			  &qsign__v1__sign_batch_response__descriptor, (ProtobufCMessage **)&resp,
+			  NULL, NULL)) != 0)
+		return r;
+	if (resp->n_results != n) {
+		size_t got = resp->n_results;
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "SignBatch reply from %s has %zu results for %zu",
+			       c->url, got, n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Qsign__V1__SignResult *s = resp->results[i];
+		if (s->status == QSIGN__V1__STATUS__OK &&
+		    (s->digest.len != 32 || s->signature.len == 0 ||
+		     s->signature.len > QSC_MAX_SIG)) {
+			qsc_free(resp);
+			return qs_fail(QS_ERR_INVALID, "malformed SignBatch result %zu from %s",
+				       i, c->url);
+		}
+	}
+	*out = resp;
+	return 0;
+}

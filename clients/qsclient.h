@@ -1,0 +1,193 @@
+/*
+ * qsclient.h - the quorum-signer client library: the whole public API.
+ *
+ * A qsc_client is one nng req0 socket dialled to qsignd, authenticated as
+ * one principal. Calls are synchronous: each sends one Call frame and waits
+ * for its Reply (qsign.proto). Authentication is per connection; when nng
+ * re-dials underneath and the daemon answers UNAUTHENTICATED, the library
+ * authenticates again and retries that call once. A call whose connection
+ * drops while it is outstanding is never re-sent (the daemon may have
+ * executed it): it fails with QS_ERR_UNAVAILABLE.
+ *
+ * Thread model: a qsc_client is used by one thread at a time (like a
+ * database connection); open one per thread for parallel work.
+ *
+ * Errors: every function that can fail returns 0 or a negative QS_ERR_*
+ * code (qs_err.h) and leaves a detail in qs_errdetail():
+ *   - the daemon refused the call: qs_status_err() of its status, and
+ *     qsc_last_status()/qsc_last_message() tell the wire status and text;
+ *   - transport failures (cannot connect, connection lost):
+ *     QS_ERR_UNAVAILABLE, or QS_ERR_TIMEOUT when no reply came in time;
+ *     the nng_strerror() text is in the detail and qsc_last_status() is -1;
+ *   - a malformed reply: QS_ERR_INVALID.
+ *
+ * Response messages are protobuf-c messages owned by the caller; free them
+ * with qsc_free().
+ */
+#ifndef QSCLIENT_H
+#define QSCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qs_err.h"
+#include "qs_limits.h"
+#include "qsign.pb-c.h"
+#include "wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct qsc_client qsc_client;
+
+/* Default per-call timeout. */
+#define QSC_DEFAULT_TIMEOUT_MS 30000
+/* Default PKCS#11 module for pkcs11: identities. */
+#define QSC_DEFAULT_PKCS11_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+struct qsc_options {
+	/* ipc:///path, tls+tcp://host:port or tcp://127.0.0.1:port. Required. */
+	const char *url;
+	/* Principal name as in the policy. NULL: do not authenticate (only
+	 * useful to probe a daemon; every Signer call will be refused). */
+	const char *principal;
+	/* The principal's private key: a PEM file (PKCS#8 or traditional,
+	 * Ed25519 or ECDSA P-256, mode 0600 or stricter) or a pkcs11: URI.
+	 * Required with principal. */
+	const char *identity;
+	/* File holding the passphrase of an encrypted PEM identity (first
+	 * line). NULL: an encrypted key is refused unless stdin is a terminal,
+	 * then the passphrase is prompted for. */
+	const char *identity_pass_file;
+	/* pkcs11: identities. Module: the URI's module-path if present, else
+	 * this, else QSC_DEFAULT_PKCS11_MODULE. PIN: the URI's pin-source if
+	 * present, else this ("file:/path" or "env:NAME"), else no login. */
+	const char *pkcs11_module;
+	const char *pin_source;
+	/* Mutual TLS for tls+tcp:// (all three required there): PEM client
+	 * certificate, its private key, and the CA bundle that signed the
+	 * server certificate. tls_server_name defaults to the URL's host. */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_ca;
+	const char *tls_server_name;
+	/* Per-call timeout in ms; <= 0 means QSC_DEFAULT_TIMEOUT_MS. Also the
+	 * deadline sent to the daemon. */
+	int timeout_ms;
+};
+
+/*
+ * Create a client without touching the network: check the options, load
+ * the identity (when o->principal is set) and set up the nng socket and
+ * dialer (with mutual TLS for tls+tcp://). The options are copied. On
+ * success *out owns the client; release it with qsc_close(). Connect with
+ * qsc_connect().
+ * Errors: QS_ERR_INVALID (bad URL or options, TLS files missing for
+ * tls+tcp://, identity of another algorithm, identity file accessible by
+ * group/other: detail says "chmod 600 FILE"), QS_ERR_IO (unreadable file),
+ * QS_ERR_PIN / QS_ERR_PKCS11 / QS_ERR_NOT_FOUND (pkcs11: identity),
+ * QS_ERR_NOMEM.
+ */
+int qsc_new(const struct qsc_options *o, qsc_client **out);
+
+/*
+ * Dial (synchronously, so that "nobody listens" is reported now) and, when
+ * the client has a principal, authenticate (Challenge + Authenticate).
+ * nng re-dials by itself afterwards. Calling it again once connected is a
+ * no-op. On failure c stays valid: qsc_last_status() tells whether the
+ * daemon answered.
+ * Errors: QS_ERR_UNAVAILABLE (cannot connect, TLS handshake failed),
+ * QS_ERR_TIMEOUT, the daemon's refusal of Authenticate (typically
+ * QS_ERR_UNAUTH), QS_ERR_INVALID (malformed challenge), identity signing
+ * errors (QS_ERR_CRYPTO, QS_ERR_PKCS11).
+ */
+int qsc_connect(qsc_client *c);
+
+/* qsc_new() + qsc_connect() in one; on failure nothing is left to free.
+ * Errors: those of both. */
+int qsc_open(const struct qsc_options *o, qsc_client **out);
+
+/* Close the socket, free the identity (private key material is wiped) and
+ * the client. NULL is a no-op. */
+void qsc_close(qsc_client *c);
+
+/*
+ * Generic call: serialize req (NULL = empty body), call `method` (QS_M_*),
+ * and on status OK unpack the reply body as resp_desc into *resp (caller
+ * frees with qsc_free(); with resp_desc NULL the body is ignored and
+ * *resp may be NULL). Re-authenticates once on UNAUTHENTICATED.
+ * status/message (optional) receive the wire status and a copy of the
+ * server's message (caller free()s; NULL when none); status is -1 when no
+ * reply was received. Errors: as in the file comment.
+ */
+int qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
+	     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
+	     char **message);
+
+/* Wire status of the last reply on c (QS_STATUS_*), -1 if the last call
+ * got no reply (transport error) or no call was made yet. */
+int qsc_last_status(const qsc_client *c);
+
+/* Server message of the last reply ("" if none). Control characters are
+ * replaced by '?' and the text is capped at 1024 bytes, so it is safe to
+ * print. Valid until the next call on c. */
+const char *qsc_last_message(const qsc_client *c);
+
+/* The URL c dialled, the principal it authenticated as (NULL if none), the
+ * server identity learned at authentication (NULL before), and the
+ * principal's roles from AuthenticateResponse (*n entries; valid until the
+ * next authentication). Pointers owned by c. */
+const char *qsc_url(const qsc_client *c);
+const char *qsc_principal(const qsc_client *c);
+const char *qsc_server_identity(const qsc_client *c);
+const char *const *qsc_principal_roles(const qsc_client *c, size_t *n);
+
+/* Free a response message returned by this library. NULL is a no-op. */
+void qsc_free(void *msg);
+
+/* Signer/Info. *out: Qsign__V1__InfoResponse, freed with qsc_free(). */
+int qsc_info(qsc_client *c, Qsign__V1__InfoResponse **out);
+
+/* Signer/ListKeys. *out freed with qsc_free(). */
+int qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out);
+
+/*
+ * Signer/Sign: one signature by `role` (key: one of the role's keys, NULL =
+ * its first) over payload. kind DIGEST: payload is a 32-byte SHA-256 digest;
+ * kind BLOB: payload is at most QS_MAX_BLOB bytes. The reply is checked:
+ * digest 32 bytes, signature 1..512 bytes. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad arguments, malformed reply), the daemon's
+ * refusal, transport errors.
+ */
+int qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+	     const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out);
+
+/*
+ * Signer/SignBatch: n (1..QS_MAX_BATCH) payloads of one kind in one call.
+ * The reply must hold exactly n results, in order; each carries its own
+ * status (QS_STATUS_OK with signature and digest, or a refusal with a
+ * message). A refusal of the whole batch is returned as an error. Callers
+ * with more than QS_MAX_BATCH items (or a frame beyond QS_MAX_FRAME) split
+ * them into several calls. *out freed with qsc_free().
+ */
+int qsc_sign_batch(qsc_client *c, const char *role, const char *key,
+		   Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *payloads, size_t n,
+		   Qsign__V1__SignBatchResponse **out);
+
+/*
+ * Create a new principal key locally (no daemon involved). alg is
+ * "ed25519" or "ecdsa-p256" (NULL = "ecdsa-p256"). The PKCS#8 PEM is
+ * written to path with O_CREAT|O_EXCL and mode 0600: an existing file is
+ * never overwritten. *public_pem (optional) receives the SubjectPublicKeyInfo
+ * PEM (malloc'd, NUL-terminated) to enter in the policy.
+ * Errors: QS_ERR_INVALID (unknown algorithm), QS_ERR_EXISTS (path exists),
+ * QS_ERR_IO, QS_ERR_CRYPTO, QS_ERR_NOMEM.
+ */
+int qsc_keygen(const char *alg, const char *path, char **public_pem);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

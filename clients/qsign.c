@@ -1,0 +1,1147 @@
+/*
+ * qsign.c - the quorum-signer command line client.
+ *
+ * Subcommands come from a table and each has its <cmd>_main(). Exit codes
+ * (documented in README.md): 0 ok, 1 the operation failed (refused by the
+ * daemon, or a local failure such as an unusable identity key), 2 usage
+ * error (bad options, unreadable input), 3 connection / transport error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "qsclient.h"
+#include "statement.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_TRANSPORT = 3,
+};
+
+/* Each SignBatch call stays this far below the daemon's frame limit, for
+ * the per-item framing and the request's other fields. */
+#define BATCH_FRAME_BUDGET (QS_MAX_FRAME - 64u * 1024)
+/* Longest digest line accepted on stdin by sign-batch (64 hex + spaces). */
+#define MAX_DIGEST_LINE 256
+
+struct globals {
+	const char *home;
+	const char *url;
+	const char *principal;
+	const char *identity;
+	const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
+	int json;
+	int timeout_ms;
+	char *url_buf, *identity_buf, *pin_buf;
+};
+
+static const char *progname = "qsign";
+
+static void __attribute__((format(printf, 1, 2)))
+errmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Strings from the daemon reach a terminal: no control characters. */
+static void
+put_safe(FILE *f, const char *s, int keep_newlines)
+{
+	for (; s != NULL && *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\n' && keep_newlines)
+			fputc('\n', f);
+		else
+			fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, f);
+	}
+}
+
+static char *
+hex_or_die(const uint8_t *b, size_t n)
+{
+	char *h = qs_hex(b, n);
+
+	if (h == NULL) {
+		errmsg("out of memory");
+		exit(EXIT_FAILED);
+	}
+	return h;
+}
+
+static int
+json_print(json_t *j, size_t flags)
+{
+	int r = 0;
+
+	if (j == NULL || json_dumpf(j, stdout, flags | JSON_PRESERVE_ORDER) != 0) {
+		errmsg("cannot write JSON");
+		r = -1;
+	} else {
+		fputc('\n', stdout);
+	}
+	json_decref(j);
+	return r;
+}
+
+static json_t *
+json_strings(char **v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+/* ------------------------------------------------------------ errors */
+
+static int
+transport_hint(const struct globals *g, int r)
+{
+	errmsg("cannot reach qsignd: %s", qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
+	if (r == QS_ERR_TIMEOUT)
+		errmsg("no reply in time: is qsignd overloaded or stuck? (--timeout S to wait "
+		       "longer)");
+	else if (strncmp(g->url, "ipc://", 6) == 0)
+		errmsg("is qsignd running? check the socket %s (-s URL or QSIGN_SERVER; "
+		       "QSIGN_HOME=%s) and that you may open it",
+		       g->url + 6, g->home);
+	else if (strncmp(g->url, "tls+", 4) == 0)
+		errmsg("is qsignd running and listening on %s? check --tls-cert/--tls-key/"
+		       "--tls-ca (QSIGN_TLS_*) and the server name (--tls-server-name)",
+		       g->url);
+	else
+		errmsg("is qsignd running and listening on %s?", g->url);
+	return EXIT_TRANSPORT;
+}
+
+/* Turn a library error into a message and an exit code. */
+static int
+report(const struct globals *g, qsc_client *c, int r)
+{
+	int status = c != NULL ? qsc_last_status(c) : -1;
+
+	if (status > 0) {
+		errmsg("%s: %s", qs_status_name(status), qsc_last_message(c));
+		return EXIT_FAILED;
+	}
+	if (r == QS_ERR_UNAVAILABLE || r == QS_ERR_TIMEOUT)
+		return transport_hint(g, r);
+	errmsg("%s", qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
+	return EXIT_FAILED;
+}
+
+/* Resolve the environment defaults, load the identity and connect. */
+static int
+connect_client(struct globals *g, qsc_client **out)
+{
+	struct qsc_options o = {0};
+	const char *pin = getenv("QSIGN_PIN_FILE");
+	qsc_client *c = NULL;
+	int r;
+
+	*out = NULL;
+	if (g->principal == NULL || g->principal[0] == '\0') {
+		errmsg("no principal: use -p NAME or set QSIGN_PRINCIPAL");
+		return EXIT_USAGE;
+	}
+	if (!qs_name_valid(g->principal, QS_MAX_NAME)) {
+		errmsg("invalid principal name");
+		return EXIT_USAGE;
+	}
+	if (g->identity == NULL) {
+		if (asprintf(&g->identity_buf, "%s/demo/%s.key", g->home, g->principal) < 0) {
+			errmsg("out of memory");
+			return EXIT_FAILED;
+		}
+		g->identity = g->identity_buf;
+	}
+	if (pin != NULL && pin[0] != '\0') {
+		if (strncmp(pin, "file:", 5) == 0 || strncmp(pin, "env:", 4) == 0)
+			o.pin_source = pin;
+		else if (asprintf(&g->pin_buf, "file:%s", pin) < 0) {
+			errmsg("out of memory");
+			return EXIT_FAILED;
+		} else
+			o.pin_source = g->pin_buf;
+	}
+	o.url = g->url;
+	o.principal = g->principal;
+	o.identity = g->identity;
+	o.identity_pass_file = getenv("QSIGN_IDENTITY_PASS_FILE");
+	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
+	o.tls_cert = g->tls_cert;
+	o.tls_key = g->tls_key;
+	o.tls_ca = g->tls_ca;
+	o.tls_server_name = g->tls_server_name;
+	o.timeout_ms = g->timeout_ms;
+	if ((r = qsc_new(&o, &c)) != 0) {
+		errmsg("%s", qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
+		return EXIT_FAILED;
+	}
+	if ((r = qsc_connect(c)) != 0) {
+		r = report(g, c, r);
+		qsc_close(c);
+		return r;
+	}
+	*out = c;
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ input */
+
+/* Read a whole file ("-" = stdin) of at most max bytes. */
+static int
+read_input(const char *path, size_t max, uint8_t **out, size_t *out_len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rbe");
+	uint8_t *buf;
+	size_t n;
+
+	*out = NULL;
+	*out_len = 0;
+	if (f == NULL) {
+		errmsg("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((buf = malloc(max + 1)) == NULL) {
+		errmsg("out of memory");
+		goto fail;
+	}
+	n = fread(buf, 1, max + 1, f);
+	if (ferror(f)) {
+		errmsg("%s: read error", path);
+		free(buf);
+		goto fail;
+	}
+	if (n > max) {
+		errmsg("%s: larger than %zu bytes: hash it and sign the digest with -d", path,
+		       max);
+		free(buf);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	*out = buf;
+	*out_len = n;
+	return 0;
+fail:
+	if (f != stdin)
+		fclose(f);
+	return -1;
+}
+
+static int
+parse_digest(const char *s, uint8_t out[32])
+{
+	size_t n = 0;
+
+	if (strlen(s) != 64 || qs_unhex(s, out, 32, &n) != 0 || n != 32)
+		return -1;
+	return 0;
+}
+
+static int
+parse_timeout(const char *s, int *ms)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 86400)
+		return -1;
+	*ms = (int)v * 1000;
+	return 0;
+}
+
+/* ------------------------------------------------------------ keygen */
+
+static void
+keygen_usage(FILE *f)
+{
+	fprintf(f, "usage: %s keygen [-t ecdsa-p256|ed25519] -o FILE [--json]\n"
+		   "  Create a principal key (local, no daemon). The private key is written to\n"
+		   "  FILE (mode 0600, never overwritten); the public key PEM for the policy is\n"
+		   "  printed.\n"
+		   "example: %s keygen -t ed25519 -o ~/.qsign/alice.key\n",
+		progname, progname);
+}
+
+static int
+keygen_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+		{"type", required_argument, NULL, 't'}, {"out", required_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *type = "ecdsa-p256", *out = NULL;
+	char *pem = NULL;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't': type = optarg; break;
+		case 'o': out = optarg; break;
+		case 'J': g->json = 1; break;
+		case 'h': keygen_usage(stdout); return EXIT_OK;
+		default: keygen_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || out == NULL) {
+		keygen_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(type, "ecdsa-p256") != 0 && strcmp(type, "ed25519") != 0) {
+		errmsg("unknown key type %s (ecdsa-p256 or ed25519)", type);
+		return EXIT_USAGE;
+	}
+	if ((r = qsc_keygen(type, out, &pem)) != 0) {
+		errmsg("%s", qs_errdetail());
+		return EXIT_FAILED;
+	}
+	if (g->json) {
+		json_t *j = json_pack("{s:s, s:s}", "algorithm", type, "public_pem", pem);
+		r = json_print(j, JSON_INDENT(2));
+	} else {
+		fputs(pem, stdout);
+		r = 0;
+	}
+	free(pem);
+	return r == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* ------------------------------------------------------------ info */
+
+static void
+info_usage(FILE *f)
+{
+	fprintf(f, "usage: %s [GLOBAL OPTIONS] info [--json]\n"
+		   "  Show the daemon's identity and version, the policy version, who you are\n"
+		   "  and the signing roles you may use.\n"
+		   "example: %s -p ci info\n",
+		progname, progname);
+}
+
+/* Parse the options of a command that only takes --json/--help. */
+static int
+simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *))
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'J': g->json = 1; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+static void
+put_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			fputs(", ", stdout);
+		put_safe(stdout, v[i], 0);
+	}
+	if (n == 0)
+		fputs("-", stdout);
+}
+
+static int
+info_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__InfoResponse *info = NULL;
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = simple_opts(argc, argv, g, info_usage)) >= 0)
+		return r;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_info(c, &info)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		json_t *roles = json_array();
+		for (size_t i = 0; i < info->n_roles; i++) {
+			const Qsign__V1__RoleInfo *ri = info->roles[i];
+			json_array_append_new(
+				roles, json_pack("{s:s, s:s, s:o, s:o}", "name", ri->name, "mode",
+						 ri->mode, "keys", json_strings(ri->keys, ri->n_keys),
+						 "payloads",
+						 json_strings(ri->payloads, ri->n_payloads)));
+		}
+		r = json_print(json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "server_identity",
+					 info->server_identity, "version", info->version,
+					 "policy_version", (json_int_t)info->policy_version,
+					 "principal", info->principal, "principal_roles",
+					 json_strings(info->principal_roles, info->n_principal_roles),
+					 "roles", roles),
+			       JSON_INDENT(2));
+		r = r == 0 ? EXIT_OK : EXIT_FAILED;
+		goto out;
+	}
+	fputs("server identity: ", stdout);
+	put_safe(stdout, info->server_identity, 0);
+	fputs("\nversion:         ", stdout);
+	put_safe(stdout, info->version, 0);
+	printf("\npolicy version:  %llu\nprincipal:       ",
+	       (unsigned long long)info->policy_version);
+	put_safe(stdout, info->principal, 0);
+	fputs("\nprincipal roles: ", stdout);
+	put_list(info->principal_roles, info->n_principal_roles);
+	fputs("\nusable roles:", stdout);
+	if (info->n_roles == 0)
+		fputs(" none", stdout);
+	fputc('\n', stdout);
+	for (size_t i = 0; i < info->n_roles; i++) {
+		const Qsign__V1__RoleInfo *ri = info->roles[i];
+		fputs("  ", stdout);
+		put_safe(stdout, ri->name, 0);
+		fputs(" (", stdout);
+		put_safe(stdout, ri->mode, 0);
+		fputs(")  keys: ", stdout);
+		put_list(ri->keys, ri->n_keys);
+		fputs("  payloads: ", stdout);
+		put_list(ri->payloads, ri->n_payloads);
+		fputc('\n', stdout);
+	}
+	r = EXIT_OK;
+out:
+	qsc_free(info);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ keys */
+
+static void
+keys_usage(FILE *f)
+{
+	fprintf(f, "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
+		   "  List the keys named in the policy: name, algorithm, key id, token and\n"
+		   "  public key.\n"
+		   "example: %s -p ci keys --json\n",
+		progname, progname);
+}
+
+static int
+keys_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__ListKeysResponse *keys = NULL;
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = simple_opts(argc, argv, g, keys_usage)) >= 0)
+		return r;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_list_keys(c, &keys)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < keys->n_keys; i++) {
+			const Qsign__V1__KeyInfo *k = keys->keys[i];
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
+							   k->name, "algorithm", k->algorithm,
+							   "key_id", k->key_id, "token", k->token,
+							   "public_pem", k->public_pem));
+		}
+		r = json_print(json_pack("{s:o}", "keys", a), JSON_INDENT(2));
+		r = r == 0 ? EXIT_OK : EXIT_FAILED;
+		goto out;
+	}
+	for (size_t i = 0; i < keys->n_keys; i++) {
+		const Qsign__V1__KeyInfo *k = keys->keys[i];
+		if (i > 0)
+			fputc('\n', stdout);
+		put_safe(stdout, k->name, 0);
+		fputs("\n  algorithm: ", stdout);
+		put_safe(stdout, k->algorithm, 0);
+		fputs("\n  key id:    ", stdout);
+		put_safe(stdout, k->key_id, 0);
+		fputs("\n  token:     ", stdout);
+		put_safe(stdout, k->token, 0);
+		fputc('\n', stdout);
+		put_safe(stdout, k->public_pem, 1);
+		if (k->public_pem[0] != '\0' && k->public_pem[strlen(k->public_pem) - 1] != '\n')
+			fputc('\n', stdout);
+	}
+	r = EXIT_OK;
+out:
+	qsc_free(keys);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ sign */
+
+enum format { FMT_DEFAULT, FMT_DER, FMT_HEX, FMT_BASE64 };
+
+static void
+sign_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [GLOBAL OPTIONS] sign -r ROLE (-d HEX | -f FILE) [-k KEY] [-o OUT]\n"
+		"           [--format der|hex|base64] [--json]\n"
+		"  -d HEX   a SHA-256 digest, 64 hex characters (the role must allow digests)\n"
+		"  -f FILE  a blob, hashed (Ed25519: signed) by the daemon; - reads stdin\n"
+		"  -k KEY   which of the role's keys (default: its first)\n"
+		"  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
+		"           (default format hex on a terminal, der otherwise)\n"
+		"example: %s -p ci sign -r ci-targets -f targets.json -o targets.sig\n",
+		progname, progname);
+}
+
+/* Write the signature in the chosen format to path (NULL: stdout). */
+static int
+write_sig(const char *path, enum format fmt, const uint8_t *sig, size_t len)
+{
+	char *text = NULL;
+	FILE *f = stdout;
+	size_t tlen = 0;
+	int r = -1, fd;
+
+	if (fmt == FMT_DEFAULT)
+		fmt = path == NULL && isatty(STDOUT_FILENO) ? FMT_HEX : FMT_DER;
+	if (fmt == FMT_HEX) {
+		text = hex_or_die(sig, len);
+		tlen = strlen(text);
+	} else if (fmt == FMT_BASE64) {
+		if ((text = malloc(4 * ((len + 2) / 3) + 1)) == NULL) {
+			errmsg("out of memory");
+			return -1;
+		}
+		tlen = (size_t)EVP_EncodeBlock((unsigned char *)text, sig, (int)len);
+	}
+	if (path != NULL) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd < 0 || (f = fdopen(fd, "wb")) == NULL) {
+			errmsg("%s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+	}
+	if (text != NULL) {
+		if (fwrite(text, 1, tlen, f) != tlen || fputc('\n', f) == EOF)
+			goto werr;
+	} else if (fwrite(sig, 1, len, f) != len) {
+		goto werr;
+	}
+	if (fflush(f) != 0)
+		goto werr;
+	r = 0;
+	goto out;
+werr:
+	errmsg("%s: %s", path != NULL ? path : "stdout", strerror(errno));
+out:
+	if (path != NULL && f != stdout && f != NULL && fclose(f) != 0 && r == 0) {
+		errmsg("%s: %s", path, strerror(errno));
+		r = -1;
+	}
+	free(text);
+	return r;
+}
+
+static int
+sign_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+		{"role", required_argument, NULL, 'r'},	  {"digest", required_argument, NULL, 'd'},
+		{"file", required_argument, NULL, 'f'},	  {"key", required_argument, NULL, 'k'},
+		{"out", required_argument, NULL, 'o'},	  {"format", required_argument, NULL, 'F'},
+		{"json", no_argument, NULL, 'J'},	  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
+	enum format fmt = FMT_DEFAULT;
+	Qsign__V1__SignResponse *resp = NULL;
+	Qsign__V1__PayloadKind kind;
+	uint8_t digest[32], *blob = NULL;
+	const uint8_t *payload;
+	size_t len;
+	qsc_client *c = NULL;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "r:d:f:k:o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r': role = optarg; break;
+		case 'd': hex = optarg; break;
+		case 'f': file = optarg; break;
+		case 'k': key = optarg; break;
+		case 'o': out = optarg; break;
+		case 'J': g->json = 1; break;
+		case 'F':
+			if (strcmp(optarg, "der") == 0)
+				fmt = FMT_DER;
+			else if (strcmp(optarg, "hex") == 0)
+				fmt = FMT_HEX;
+			else if (strcmp(optarg, "base64") == 0)
+				fmt = FMT_BASE64;
+			else {
+				errmsg("unknown --format %s (der, hex or base64)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': sign_usage(stdout); return EXIT_OK;
+		default: sign_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || role == NULL || (hex == NULL) == (file == NULL)) {
+		sign_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!qs_name_valid(role, QS_MAX_NAME) || (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
+		errmsg("invalid role or key name");
+		return EXIT_USAGE;
+	}
+	if (hex != NULL) {
+		if (parse_digest(hex, digest) != 0) {
+			errmsg("-d needs a SHA-256 digest: exactly 64 hex characters");
+			return EXIT_USAGE;
+		}
+		kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
+		payload = digest;
+		len = sizeof(digest);
+	} else {
+		if (read_input(file, QS_MAX_BLOB, &blob, &len) != 0)
+			return EXIT_USAGE;
+		qs_sha256(blob, len, digest);
+		kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
+		payload = blob;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		goto out;
+	if ((r = qsc_sign(c, role, key, kind, payload, len, &resp)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	/* The daemon says what it signed; make sure it is what we sent. */
+	if (CRYPTO_memcmp(resp->digest.data, digest, 32) != 0) {
+		errmsg("the daemon signed a different digest than the one sent: refusing the "
+		       "signature");
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if (out != NULL || !g->json) {
+		if (write_sig(out, fmt, resp->signature.data, resp->signature.len) != 0) {
+			r = EXIT_FAILED;
+			goto out;
+		}
+	}
+	if (g->json) {
+		char *sh = hex_or_die(resp->signature.data, resp->signature.len);
+		char *dh = hex_or_die(resp->digest.data, resp->digest.len);
+		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
+					 resp->key, "key_id", resp->key_id, "algorithm",
+					 resp->algorithm, "digest", dh),
+			       JSON_INDENT(2));
+		free(sh);
+		free(dh);
+		if (r != 0) {
+			r = EXIT_FAILED;
+			goto out;
+		}
+	}
+	r = EXIT_OK;
+out:
+	qsc_free(resp);
+	qsc_close(c);
+	free(blob);
+	return r;
+}
+
+/* ------------------------------------------------------------ sign-batch */
+
+static void
+sign_batch_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [GLOBAL OPTIONS] sign-batch -r ROLE [-k KEY] [--json] [FILE...]\n"
+		"  Without FILEs: SHA-256 digests, one per line (64 hex characters), on stdin.\n"
+		"  With FILEs: each file is one blob. Prints one line per item:\n"
+		"    <digest hex> <signature hex>   or   <digest hex> ERROR <STATUS> <message>\n"
+		"example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-targets\n",
+		progname, progname);
+}
+
+struct batch_item {
+	uint8_t digest[32];
+	const char *file; /* NULL for digest input */
+};
+
+/* Read all digests from stdin before anything is sent: bad input changes
+ * nothing. */
+static int
+read_digest_lines(struct batch_item **out, size_t *n_out)
+{
+	struct batch_item *v = NULL, *nv;
+	size_t n = 0, cap = 0, lineno = 0, len;
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t got;
+
+	while ((got = getline(&line, &lcap, stdin)) != -1) {
+		lineno++;
+		len = (size_t)got;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+				   line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		if (len > MAX_DIGEST_LINE || memchr(line, '\0', len) != NULL) {
+			errmsg("stdin line %zu: not a 64-hex-character SHA-256 digest", lineno);
+			goto fail;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				errmsg("out of memory");
+				goto fail;
+			}
+			v = nv;
+		}
+		if (parse_digest(line, v[n].digest) != 0) {
+			errmsg("stdin line %zu: not a 64-hex-character SHA-256 digest", lineno);
+			goto fail;
+		}
+		v[n++].file = NULL;
+	}
+	if (ferror(stdin)) {
+		errmsg("stdin: read error");
+		goto fail;
+	}
+	free(line);
+	if (n == 0) {
+		errmsg("no digests on stdin");
+		free(v);
+		return -1;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+fail:
+	free(line);
+	free(v);
+	return -1;
+}
+
+/* Check every file before anything is sent. */
+static int
+check_files(char **files, size_t n, struct batch_item **out)
+{
+	struct batch_item *v = calloc(n, sizeof(*v));
+	struct stat st;
+
+	*out = NULL;
+	if (v == NULL) {
+		errmsg("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (stat(files[i], &st) != 0 || access(files[i], R_OK) != 0) {
+			errmsg("%s: %s", files[i], strerror(errno));
+			free(v);
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode) || (size_t)st.st_size > QS_MAX_BLOB) {
+			errmsg("%s: not a regular file of at most %u bytes", files[i],
+			       QS_MAX_BLOB);
+			free(v);
+			return -1;
+		}
+		v[i].file = files[i];
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+put_item(const struct globals *g, const struct batch_item *it,
+	 const Qsign__V1__SignBatchResponse *resp, const Qsign__V1__SignResult *res, int *first)
+{
+	char *dh = hex_or_die(it->digest, 32);
+
+	if (g->json) {
+		json_t *j;
+		char *sh = NULL;
+		if (res->status == QSIGN__V1__STATUS__OK) {
+			sh = hex_or_die(res->signature.data, res->signature.len);
+			j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "digest", dh, "signature", sh,
+				      "key", resp->key, "key_id", resp->key_id, "algorithm",
+				      resp->algorithm);
+		} else {
+			j = json_pack("{s:s, s:s, s:s}", "digest", dh, "status",
+				      qs_status_name((int)res->status), "message", res->message);
+		}
+		if (j != NULL && it->file != NULL)
+			json_object_set_new(j, "file", json_string(it->file));
+		fputs(*first ? "[\n" : ",\n", stdout);
+		*first = 0;
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(j);
+		free(sh);
+	} else if (res->status == QSIGN__V1__STATUS__OK) {
+		char *sh = hex_or_die(res->signature.data, res->signature.len);
+		printf("%s %s\n", dh, sh);
+		free(sh);
+	} else {
+		char msg[1025];
+		size_t i;
+		for (i = 0; res->message[i] != '\0' && i < sizeof(msg) - 1; i++) {
+			unsigned char ch = (unsigned char)res->message[i];
+			msg[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+		}
+		msg[i] = '\0';
+		printf("%s ERROR %s %s\n", dh, qs_status_name((int)res->status), msg);
+	}
+	free(dh);
+}
+
+static int
+sign_batch_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+		{"role", required_argument, NULL, 'r'},
+		{"key", required_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *role = NULL, *key = NULL;
+	struct batch_item *items = NULL;
+	ProtobufCBinaryData *pl = NULL;
+	Qsign__V1__SignBatchResponse *resp = NULL;
+	Qsign__V1__PayloadKind kind;
+	size_t n = 0, done = 0, failed = 0;
+	qsc_client *c = NULL;
+	int ch, r, first = 1;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "r:k:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r': role = optarg; break;
+		case 'k': key = optarg; break;
+		case 'J': g->json = 1; break;
+		case 'h': sign_batch_usage(stdout); return EXIT_OK;
+		default: sign_batch_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (role == NULL) {
+		sign_batch_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!qs_name_valid(role, QS_MAX_NAME) || (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
+		errmsg("invalid role or key name");
+		return EXIT_USAGE;
+	}
+	if (optind == argc) {
+		kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
+		if (read_digest_lines(&items, &n) != 0)
+			return EXIT_USAGE;
+	} else {
+		kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
+		n = (size_t)(argc - optind);
+		if (check_files(argv + optind, n, &items) != 0)
+			return EXIT_USAGE;
+	}
+	if ((pl = calloc(QS_MAX_BATCH, sizeof(*pl))) == NULL) {
+		errmsg("out of memory");
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		goto out;
+	while (done < n) {
+		size_t m = 0, bytes = 0;
+
+		/* Fill one call: at most QS_MAX_BATCH items and one frame. */
+		while (done + m < n && m < QS_MAX_BATCH) {
+			struct batch_item *it = &items[done + m];
+			if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST) {
+				pl[m].data = it->digest;
+				pl[m].len = 32;
+			} else {
+				uint8_t *b;
+				size_t len;
+				if (read_input(it->file, QS_MAX_BLOB, &b, &len) != 0) {
+					r = EXIT_USAGE;
+					goto out;
+				}
+				if (m > 0 && bytes + len > BATCH_FRAME_BUDGET) {
+					free(b);
+					break;
+				}
+				qs_sha256(b, len, it->digest);
+				pl[m].data = b;
+				pl[m].len = len;
+			}
+			bytes += pl[m].len;
+			m++;
+		}
+		r = qsc_sign_batch(c, role, key, kind, pl, m, &resp);
+		if (kind == QSIGN__V1__PAYLOAD_KIND__BLOB) {
+			for (size_t i = 0; i < m; i++) {
+				free(pl[i].data);
+				pl[i].data = NULL;
+			}
+		}
+		if (r != 0) {
+			if (!first)
+				fputs("\n]\n", stdout);
+			first = 1;
+			fflush(stdout);
+			r = report(g, c, r);
+			goto out;
+		}
+		for (size_t i = 0; i < m; i++) {
+			const Qsign__V1__SignResult *res = resp->results[i];
+			if (res->status == QSIGN__V1__STATUS__OK &&
+			    CRYPTO_memcmp(res->digest.data, items[done + i].digest, 32) != 0) {
+				if (!first)
+					fputs("\n]\n", stdout);
+				first = 1;
+				errmsg("the daemon signed a different digest than item %zu: "
+				       "refusing the batch",
+				       done + i + 1);
+				r = EXIT_FAILED;
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < m; i++) {
+			if (resp->results[i]->status != QSIGN__V1__STATUS__OK)
+				failed++;
+			put_item(g, &items[done + i], resp, resp->results[i], &first);
+		}
+		qsc_free(resp);
+		resp = NULL;
+		done += m;
+	}
+	if (g->json)
+		fputs(first ? "[]\n" : "\n]\n", stdout);
+	if (fflush(stdout) != 0) {
+		errmsg("stdout: %s", strerror(errno));
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if (failed > 0)
+		errmsg("%zu of %zu items were refused", failed, n);
+	r = failed > 0 ? EXIT_FAILED : EXIT_OK;
+out:
+	if (pl != NULL && kind == QSIGN__V1__PAYLOAD_KIND__BLOB)
+		for (size_t i = 0; i < QS_MAX_BATCH; i++)
+			free(pl[i].data);
+	free(pl);
+	qsc_free(resp);
+	qsc_close(c);
+	free(items);
+	return r;
+}
+
+/* ------------------------------------------------------------ main */
+
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv, struct globals *g);
+	void (*usage)(FILE *f);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"keygen", keygen_main, keygen_usage, "create a principal key file (local)"},
+	{"info", info_main, info_usage, "daemon identity, policy version, your roles"},
+	{"keys", keys_main, keys_usage, "keys named in the policy"},
+	{"sign", sign_main, sign_usage, "sign one digest or blob with an online role"},
+	{"sign-batch", sign_batch_main, sign_batch_usage, "sign many digests or blobs"},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
+		"             [--tls-cert F --tls-key F --tls-ca F [--tls-server-name N]]\n"
+		"             COMMAND [ARGS...]\n"
+		"  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT\n"
+		"                (QSIGN_SERVER, default ipc://$QSIGN_HOME/qsignd.sock)\n"
+		"  -p PRINCIPAL  who you are (QSIGN_PRINCIPAL)\n"
+		"  -i IDENTITY   your private key: PEM file or pkcs11: URI\n"
+		"                (QSIGN_IDENTITY, default $QSIGN_HOME/demo/PRINCIPAL.key)\n"
+		"  --json        print one JSON document instead of text\n"
+		"  --timeout S   seconds to wait for each reply (default 30)\n"
+		"commands:\n",
+		progname);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
+		"by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
+		"example: %s -p ci sign -r ci-targets -d "
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
+		progname, progname);
+}
+
+/* The process may hold a private key: no core dumps, no ptrace by peers of
+ * the same uid, and fds 0-2 are always open so a key file never becomes
+ * stdout. */
+static void
+harden(void)
+{
+	struct rlimit rl = {0, 0};
+	int fd;
+
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	while ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0 && fd <= 2) {
+		if (fcntl(fd, F_SETFD, 0) != 0)
+			break;
+	}
+	if (fd > 2)
+		close(fd);
+}
+
+static const char *
+env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && v[0] != '\0' ? v : dflt;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_JSON = 256, O_TIMEOUT, O_CERT, O_KEY, O_CA, O_SNI, O_VERSION };
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 's'},
+		{"principal", required_argument, NULL, 'p'},
+		{"identity", required_argument, NULL, 'i'},
+		{"json", no_argument, NULL, O_JSON},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"tls-cert", required_argument, NULL, O_CERT},
+		{"tls-key", required_argument, NULL, O_KEY},
+		{"tls-ca", required_argument, NULL, O_CA},
+		{"tls-server-name", required_argument, NULL, O_SNI},
+		{"version", no_argument, NULL, O_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct globals g = {0};
+	const struct command *cmd = NULL;
+	int ch, r;
+
+	harden();
+	g.home = env_or("QSIGN_HOME", "./.qsign");
+	g.url = env_or("QSIGN_SERVER", NULL);
+	g.principal = env_or("QSIGN_PRINCIPAL", NULL);
+	g.identity = env_or("QSIGN_IDENTITY", NULL);
+	g.tls_cert = env_or("QSIGN_TLS_CERT", NULL);
+	g.tls_key = env_or("QSIGN_TLS_KEY", NULL);
+	g.tls_ca = env_or("QSIGN_TLS_CA", NULL);
+	g.timeout_ms = QSC_DEFAULT_TIMEOUT_MS;
+
+	/* '+': stop at the command name; what follows is the command's. */
+	while ((ch = getopt_long(argc, argv, "+s:p:i:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': g.url = optarg; break;
+		case 'p': g.principal = optarg; break;
+		case 'i': g.identity = optarg; break;
+		case O_JSON: g.json = 1; break;
+		case O_TIMEOUT:
+			if (parse_timeout(optarg, &g.timeout_ms) != 0) {
+				errmsg("--timeout needs whole seconds, 1..86400");
+				return EXIT_USAGE;
+			}
+			break;
+		case O_CERT: g.tls_cert = optarg; break;
+		case O_KEY: g.tls_key = optarg; break;
+		case O_CA: g.tls_ca = optarg; break;
+		case O_SNI: g.tls_server_name = optarg; break;
+		case O_VERSION: printf("qsign %s\n", QS_VERSION); return EXIT_OK;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (strcmp(argv[optind + 1], commands[i].name) == 0) {
+				commands[i].usage(stdout);
+				return EXIT_OK;
+			}
+		errmsg("unknown command %s", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL) {
+		errmsg("unknown command %s (see %s --help)", argv[optind], progname);
+		return EXIT_USAGE;
+	}
+	if (g.url == NULL) {
+		if (asprintf(&g.url_buf, "ipc://%s/qsignd.sock", g.home) < 0) {
+			errmsg("out of memory");
+			return EXIT_FAILED;
+		}
+		g.url = g.url_buf;
+	}
+	r = cmd->main(argc - optind, argv + optind, &g);
+	if (fflush(stdout) != 0 && r == EXIT_OK) {
+		errmsg("stdout: %s", strerror(errno));
+		r = EXIT_FAILED;
+	}
+	free(g.url_buf);
+	free(g.identity_buf);
+	free(g.pin_buf);
+	return r;
+}

@@ -1,0 +1,27 @@
+# clients/: the client library (qsclient) and the qsign CLI built on it.
+# Depends on proto/ (qs_proto, qs_err) and hsm/ (qs_hsm) only, never on
+# signer/.
+add_library(qsclient STATIC qsclient.c identity.c)
+target_include_directories(qsclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO)
+
+add_executable(qsign qsign.c)
+target_link_libraries(qsign PRIVATE qsclient PkgConfig::JANSSON PkgConfig::CRYPTO)
+
+# pkg-config file for C programs of the build farm that link the library.
+include(GNUInstallDirs)
+configure_file(${CMAKE_CURRENT_SOURCE_DIR}/qsclient.pc.in
+               ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc @ONLY)
+
+# The library is static, so the archives it needs travel with it.
+install(TARGETS qsclient qs_proto qs_err qs_hsm
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS qsign RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
+              ${CMAKE_SOURCE_DIR}/proto/qs_err.h
+              ${CMAKE_SOURCE_DIR}/proto/qs_limits.h
+              ${CMAKE_SOURCE_DIR}/proto/wire.h
+              ${CMAKE_BINARY_DIR}/proto/proto/qsign.pb-c.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qsclient)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

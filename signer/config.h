@@ -1,0 +1,49 @@
+/*
+ * config.h - qsignd's configuration file (JSON, parsed with jansson).
+ *
+ * Strict: unknown keys, wrong types and out-of-range values are refused,
+ * because a misspelt option silently falling back to a default is how a
+ * signing service ends up listening where nobody meant it to. Relative paths
+ * are resolved against the directory of the config file. See
+ * ops/qsignd.example.json for every option.
+ */
+#ifndef QS_CONFIG_H
+#define QS_CONFIG_H
+
+#include <stddef.h>
+
+#include "qs_limits.h"
+
+struct config_token {
+	char *name;     /* label used in logs */
+	char *module;   /* PKCS#11 module path */
+	char *uri;      /* RFC 7512 token URI */
+	char *pin_file; /* file holding the user PIN (absolute path) */
+};
+
+struct config {
+	char *path;
+	char *identity; /* server identity bound into auth statements */
+	char *listen[QS_MAX_LISTEN];
+	size_t nlisten;
+	int allow_plain_tcp; /* plain tcp:// on loopback only, and only if set */
+	unsigned ipc_mode;   /* permissions of ipc:// sockets, default 0600 */
+	char *state_dir;
+	char *policy_file;
+	struct config_token *tokens;
+	size_t ntokens;
+	char *tls_cert, *tls_key, *tls_client_ca; /* required for tls+tcp:// */
+	unsigned workers;
+	char *log_level;
+};
+
+/* Load and validate `path`. On error returns QS_ERR_INVALID / QS_ERR_IO with
+ * the exact problem ("listen[1]: ...") in qs_errdetail(). */
+int config_load(const char *path, struct config **out);
+void config_free(struct config *c);
+
+/* 1 if url is tcp:// or tls+tcp:// to a loopback address (127.0.0.0/8, ::1,
+ * localhost). */
+int config_url_is_loopback(const char *url);
+
+#endif

@@ -1,0 +1,193 @@
+#include "keyring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "qs_err.h"
+#include "statement.h"
+
+struct keyring {
+	hsm_token **toks;
+	char **tok_names;
+	size_t ntoks;
+	struct keyring_key **keys;
+	size_t nkeys, cap;
+};
+
+static int
+check_pin_file(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return qs_fail(QS_ERR_PIN, "PIN file %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return qs_fail(QS_ERR_PIN, "PIN file %s: not a regular file", path);
+	if ((st.st_mode & 077) != 0)
+		return qs_fail(QS_ERR_PIN,
+			       "PIN file %s: readable by group or others (mode %03o): chmod 600 "
+			       "it",
+			       path, (unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
+int
+keyring_open(const struct config *c, struct keyring **out)
+{
+	struct keyring *kr;
+	char *src = NULL;
+	int r;
+
+	*out = NULL;
+	if ((kr = calloc(1, sizeof(*kr))) == NULL ||
+	    (kr->toks = calloc(c->ntokens, sizeof(*kr->toks))) == NULL ||
+	    (kr->tok_names = calloc(c->ntokens, sizeof(*kr->tok_names))) == NULL) {
+		keyring_close(kr);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < c->ntokens; i++) {
+		const struct config_token *t = &c->tokens[i];
+
+		if ((r = check_pin_file(t->pin_file)) != 0)
+			goto fail;
+		if (asprintf(&src, "file:%s", t->pin_file) < 0) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		r = hsm_open(t->module, t->uri, src, &kr->toks[i]);
+		free(src);
+		src = NULL;
+		if (r != 0)
+			goto fail;
+		if ((kr->tok_names[i] = strdup(t->name)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		kr->ntoks++;
+		continue;
+	fail:
+		keyring_close(kr);
+		return qs_wrap(r, "token \"%s\" (%s)", t->name, t->uri);
+	}
+	*out = kr;
+	return 0;
+}
+
+void
+keyring_close(struct keyring *kr)
+{
+	if (kr == NULL)
+		return;
+	for (size_t i = 0; i < kr->nkeys; i++) {
+		hsm_key_free(kr->keys[i]->key);
+		free(kr->keys[i]->uri);
+		free(kr->keys[i]->spki_pem);
+		free(kr->keys[i]);
+	}
+	free(kr->keys);
+	for (size_t i = 0; i < kr->ntoks; i++) {
+		hsm_close(kr->toks[i]);
+		free(kr->tok_names[i]);
+	}
+	free(kr->toks);
+	free(kr->tok_names);
+	free(kr);
+}
+
+static int
+load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **out)
+{
+	struct keyring_key *k = NULL;
+	hsm_token *tok = NULL;
+	uint8_t *der = NULL, dg[32];
+	size_t der_len = 0;
+	char *hex = NULL;
+	int r;
+
+	*out = NULL;
+	for (size_t i = 0; i < kr->nkeys; i++)
+		if (strcmp(kr->keys[i]->uri, pk->uri) == 0) {
+			*out = kr->keys[i];
+			return 0;
+		}
+	for (size_t i = 0; i < kr->ntoks && tok == NULL; i++)
+		if (hsm_token_matches(kr->toks[i], pk->uri))
+			tok = kr->toks[i];
+	if (tok == NULL)
+		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", pk->uri);
+	if ((k = calloc(1, sizeof(*k))) == NULL || (k->uri = strdup(pk->uri)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	k->tok = tok;
+	if ((r = hsm_key_find(tok, pk->uri, &k->key)) != 0)
+		goto out;
+	k->type = hsm_key_type(k->key);
+	if (k->type != pk->type) {
+		r = qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
+			    hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
+			    hsm_keytype_name(pk->type));
+		goto out;
+	}
+	if ((r = hsm_key_spki_der(tok, k->key, &der, &der_len)) != 0 ||
+	    (r = hsm_key_spki_pem(tok, k->key, &k->spki_pem)) != 0)
+		goto out;
+	qs_sha256(der, der_len, dg);
+	if ((hex = qs_hex(dg, sizeof(dg))) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(k->key_id, hex, 64);
+	k->key_id[64] = '\0';
+	if (kr->nkeys == kr->cap) {
+		size_t ncap = kr->cap ? kr->cap * 2 : 8;
+		struct keyring_key **nk = realloc(kr->keys, ncap * sizeof(*nk));
+		if (nk == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		kr->keys = nk;
+		kr->cap = ncap;
+	}
+	kr->keys[kr->nkeys++] = k;
+	*out = k;
+	k = NULL;
+	r = 0;
+out:
+	if (k != NULL) {
+		hsm_key_free(k->key);
+		free(k->uri);
+		free(k->spki_pem);
+		free(k);
+	}
+	free(der);
+	free(hex);
+	return r;
+}
+
+int
+keyring_bind(struct keyring *kr, struct policy *p)
+{
+	struct keyring_key **bound;
+	int r;
+
+	if ((bound = calloc(p->nkeys, sizeof(*bound))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < p->nkeys; i++)
+		if ((r = load_key(kr, &p->keys[i], &bound[i])) != 0) {
+			free(bound);
+			return qs_wrap(r, "policy keys.%s", p->keys[i].name);
+		}
+	free(p->bound);
+	p->bound = bound;
+	return 0;
+}
+
+const char *
+keyring_token_label(const struct keyring_key *k)
+{
+	return hsm_token_label(k->tok);
+}

@@ -1,0 +1,37 @@
+/*
+ * keyring.h - the tokens qsignd opened and the policy keys found in them.
+ */
+#ifndef QS_KEYRING_H
+#define QS_KEYRING_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "hsm.h"
+#include "policy.h"
+
+struct keyring_key {
+	char *uri;
+	hsm_token *tok;
+	hsm_key *key;
+	enum hsm_keytype type;
+	char *spki_pem;
+	char key_id[65]; /* hex SHA-256 of the DER SubjectPublicKeyInfo */
+};
+
+struct keyring;
+
+/* Open every configured token (PIN from its pin_file, which must be a
+ * regular file not readable by group or others). Errors name the token. */
+int keyring_open(const struct config *c, struct keyring **out);
+void keyring_close(struct keyring *kr);
+
+/* Find every key of the policy in the opened tokens, check its algorithm,
+ * and set p->bound. Keys already found (same URI) are reused. Errors name
+ * the policy key: unknown token, missing object, algorithm mismatch. */
+int keyring_bind(struct keyring *kr, struct policy *p);
+
+/* Label of the token holding k. */
+const char *keyring_token_label(const struct keyring_key *k);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * policy.h - who may make which key sign what.
+ *
+ * A policy is a JSON document (see ops/policy.example.json):
+ *   version        integer >= 1
+ *   principals     name -> {public_key: PEM (Ed25519 | ECDSA P-256),
+ *                           roles: ["admin"|"requester"|"auditor", ...]}
+ *   keys           name -> {uri: "pkcs11:...;object=...", algorithm:
+ *                           "ecdsa-p256"|"ed25519"|"rsa3072"}
+ *   roles          name -> {keys: [key names], payloads: ["digest","blob"],
+ *                           and exactly one of
+ *                           online: {requesters: [...], rate_per_second: N,
+ *                                    burst: N}
+ *                           quorum: {threshold: M, approvers: [...],
+ *                                    requesters: [...], request_ttl: "24h",
+ *                                    allow_self_approval: false}}
+ *   policy_admins  {threshold: M, admins: [...]}   (who approves the next
+ *                                                   policy version)
+ *
+ * policy_parse() validates everything that does not need a token and
+ * refuses, with the exact path of the problem, anything that could make the
+ * policy fail open: unknown names, duplicates, a role without keys, a quorum
+ * threshold < 1 or > approvers, an approver without the admin role, unknown
+ * fields. A parsed policy is immutable and reference-counted, so a new
+ * version can replace it while calls still hold the old one.
+ */
+#ifndef QS_POLICY_H
+#define QS_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+
+#include "hsm.h"
+
+#define POLICY_ROLE_ADMIN 0x1u
+#define POLICY_ROLE_REQUESTER 0x2u
+#define POLICY_ROLE_AUDITOR 0x4u
+
+#define POLICY_PAYLOAD_DIGEST 0x1u
+#define POLICY_PAYLOAD_BLOB 0x2u
+
+enum policy_mode { POLICY_ONLINE = 1, POLICY_QUORUM = 2 };
+
+struct policy_principal {
+	char *name;
+	char *public_pem;
+	EVP_PKEY *pk;
+	const char *alg; /* "ed25519" | "ecdsa-p256" */
+	unsigned roles;  /* POLICY_ROLE_* */
+};
+
+struct policy_key {
+	char *name;
+	char *uri;
+	enum hsm_keytype type;
+};
+
+struct policy_role {
+	char *name;
+	size_t *keys; /* indices into policy.keys */
+	size_t nkeys;
+	unsigned payloads; /* POLICY_PAYLOAD_* */
+	enum policy_mode mode;
+	size_t *requesters; /* indices into policy.principals */
+	size_t nrequesters;
+	/* online */
+	uint32_t rate_per_second; /* 0 = unlimited */
+	uint32_t burst;
+	/* quorum */
+	uint32_t threshold;
+	size_t *approvers;
+	size_t napprovers;
+	int64_t request_ttl_s;
+	int allow_self_approval;
+};
+
+struct keyring_key;
+
+struct policy {
+	uint64_t version;
+	struct policy_principal *principals;
+	size_t nprincipals;
+	struct policy_key *keys;
+	size_t nkeys;
+	struct policy_role *roles;
+	size_t nroles;
+	uint32_t admin_threshold; /* policy_admins.threshold */
+	size_t *admins;
+	size_t nadmins;
+	/* Token keys bound to keys[] by keyring_bind(): a parallel array,
+	 * owned by the policy (the entries by the keyring). */
+	struct keyring_key **bound;
+	char *text; /* the document as loaded */
+	size_t text_len;
+	unsigned refs; /* atomically managed by policy_ref/unref */
+};
+
+/* Parse and validate a policy document. *out has one reference.
+ * Errors: QS_ERR_INVALID with the problem ("roles.ci-sign.keys[0]: unknown
+ * key \"x\"") in qs_errdetail(), QS_ERR_NOMEM. */
+int policy_parse(const char *text, size_t len, struct policy **out);
+
+/* Read a policy file (at most QS_MAX_POLICY_BYTES) and parse it. */
+int policy_load_file(const char *path, struct policy **out);
+
+struct policy *policy_ref(struct policy *p);
+void policy_unref(struct policy *p);
+
+/* Lookups by name; NULL / -1 if absent. */
+const struct policy_principal *policy_principal(const struct policy *p, const char *name);
+const struct policy_role *policy_role(const struct policy *p, const char *name);
+ssize_t policy_principal_index(const struct policy *p, const char *name);
+
+/* 1 if principal index pi is listed as a requester of role r. */
+int policy_role_has_requester(const struct policy_role *r, size_t pi);
+/* 1 if principal index pi is an approver of role r. */
+int policy_role_has_approver(const struct policy_role *r, size_t pi);
+
+/* Names for logs / Info: "admin,requester". buf of at least 32 bytes. */
+const char *policy_roles_str(unsigned roles, char *buf, size_t cap);
+
+/* Parse a duration "90s", "30m", "24h", "7d" (positive, ≤ 10 years). */
+int policy_parse_duration(const char *s, int64_t *seconds);
+
+#endif

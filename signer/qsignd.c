@@ -1,0 +1,232 @@
+/*
+ * qsignd - the quorum-signer daemon. A thin shell over the signer modules:
+ * harden the process, load config, open tokens and state, bind the policy,
+ * serve until SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "log.h"
+#include "policy.h"
+#include "qs_err.h"
+#include "server.h"
+#include "store.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: qsignd -c CONFIG [--check]\n"
+		"\n"
+		"The quorum-signer daemon: holds signing keys in PKCS#11 tokens and signs\n"
+		"what its policy allows, for authenticated principals over nng.\n"
+		"\n"
+		"  -c, --config FILE  JSON configuration (see ops/qsignd.example.json)\n"
+		"      --check        validate config, policy, state and tokens, then exit:\n"
+		"                     0 if all is well, 1 with the exact problem otherwise\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      print the version\n"
+		"\n"
+		"Runs in the foreground and logs to stderr. SIGTERM or SIGINT finish the\n"
+		"calls in flight and exit cleanly.\n"
+		"\n"
+		"example:\n"
+		"  qsignd -c .qsign/qsignd.json --check && qsignd -c .qsign/qsignd.json\n");
+}
+
+/* STYLE.md §7: no core dumps, no ptrace by other users, fds 0-2 always
+ * open (so a stray write never lands in a socket or the database). */
+static void
+harden(void)
+{
+	struct rlimit rl = {0, 0};
+	int fd;
+
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	umask(077);
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
+static void
+die(const char *what, int r)
+{
+	fprintf(stderr, "qsignd: %s: %s%s%s\n", what, qs_strerror(r), qs_errdetail()[0] ? ": " : "",
+		qs_errdetail());
+	exit(1);
+}
+
+/*
+ * The state store, not the file, decides the policy after the first start:
+ * the file bootstraps version 1; later versions come only through quorum
+ * approval. A changed file is reported and ignored, never applied.
+ */
+static int
+load_policy(const struct config *cfg, struct store *st, struct keyring *kr, int check_only,
+	    struct policy **out)
+{
+	struct policy *file = NULL, *cur = NULL;
+	uint64_t ver = 0;
+	char *text = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = policy_load_file(cfg->policy_file, &file)) != 0)
+		return r;
+	r = st ? store_policy_current(st, &ver, &text) : QS_ERR_NOT_FOUND;
+	if (r == QS_ERR_NOT_FOUND) {
+		if (file->version != 1) {
+			r = qs_fail(QS_ERR_INVALID,
+				    "%s: the bootstrap policy must be version 1 (it says %llu)",
+				    cfg->policy_file, (unsigned long long)file->version);
+			goto out;
+		}
+		if ((r = keyring_bind(kr, file)) != 0)
+			goto out;
+		if (!check_only && (r = store_policy_add(st, 1, file->text)) != 0)
+			goto out;
+		if (!check_only)
+			log_info("policy.bootstrap", "version=1 file=%s", cfg->policy_file);
+		cur = file;
+		file = NULL;
+	} else if (r != 0) {
+		goto out;
+	} else {
+		if ((r = policy_parse(text, strlen(text), &cur)) != 0) {
+			r = qs_wrap(r, "stored policy version %llu", (unsigned long long)ver);
+			goto out;
+		}
+		if ((r = keyring_bind(kr, cur)) != 0)
+			goto out;
+		if (strcmp(file->text, cur->text) != 0)
+			log_warn("policy.file_ignored",
+				 "file=%s current_version=%llu reason=\"the policy in force comes "
+				 "from the state store; propose changes with qsign policy propose\"",
+				 cfg->policy_file, (unsigned long long)ver);
+	}
+	*out = cur;
+	cur = NULL;
+	r = 0;
+out:
+	free(text);
+	policy_unref(file);
+	policy_unref(cur);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct server srv;
+	struct config *cfg = NULL;
+	struct store *st = NULL;
+	struct keyring *kr = NULL;
+	struct policy *pol = NULL;
+	const char *cfgpath = NULL;
+	char *dbpath = NULL;
+	struct stat sb;
+	sigset_t sigs;
+	int check = 0, ch, r, sig = 0;
+
+	harden();
+	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'k': check = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("qsignd %s\n", QS_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (cfgpath == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((r = config_load(cfgpath, &cfg)) != 0)
+		die("config", r);
+	log_init("qsignd", cfg->log_level == NULL			 ? LOG_LVL_INFO
+			   : strcmp(cfg->log_level, "debug") == 0 ? LOG_LVL_DEBUG
+			   : strcmp(cfg->log_level, "warn") == 0  ? LOG_LVL_WARN
+			   : strcmp(cfg->log_level, "error") == 0 ? LOG_LVL_ERROR
+								  : LOG_LVL_INFO);
+
+	/* Signals are taken synchronously by main; block them before any
+	 * thread (store writer, nng, workers) exists so none inherits them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((r = keyring_open(cfg, &kr)) != 0)
+		die("tokens", r);
+	if (check) {
+		/* Look at existing state without creating any. */
+		if (asprintf(&dbpath, "%s/state.db", cfg->state_dir) < 0)
+			die("check", QS_ERR_NOMEM);
+		if (stat(dbpath, &sb) == 0 && (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
+			die("state", r);
+		free(dbpath);
+		if ((r = load_policy(cfg, st, kr, 1, &pol)) != 0)
+			die("policy", r);
+		printf("qsignd: %s: OK (policy version %llu, %zu keys, %zu roles, %zu "
+		       "principals)\n",
+		       cfgpath, (unsigned long long)pol->version, pol->nkeys, pol->nroles,
+		       pol->nprincipals);
+		policy_unref(pol);
+		store_close(st);
+		keyring_close(kr);
+		config_free(cfg);
+		return 0;
+	}
+	if ((r = store_open_sqlite(cfg->state_dir, &st)) != 0)
+		die("state", r);
+	if ((r = load_policy(cfg, st, kr, 0, &pol)) != 0)
+		die("policy", r);
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.store = st;
+	srv.kr = kr;
+	srv.pol = pol;
+	pthread_rwlock_init(&srv.pol_lock, NULL);
+	if ((r = server_start(&srv)) != 0) {
+		server_stop(&srv);
+		die("start", r);
+	}
+	log_info("start", "version=%s identity=%s policy_version=%llu workers=%u", QS_VERSION,
+		 cfg->identity, (unsigned long long)pol->version, cfg->workers);
+	/* Readiness line for scripts and tests. */
+	fprintf(stderr, "qsignd: ready\n");
+
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+		log_info("sighup", "ignored (policy changes go through qsign policy propose)");
+	log_info("stop", "signal=%d", sig);
+	server_stop(&srv);
+	pthread_rwlock_destroy(&srv.pol_lock);
+	policy_unref(srv.pol);
+	store_close(st);
+	keyring_close(kr);
+	config_free(cfg);
+	return 0;
+}

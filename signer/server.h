@@ -1,0 +1,90 @@
+/*
+ * server.h - qsignd's RPC server: nng rep0 sockets, worker threads, the
+ * pipe -> principal table, and method dispatch.
+ *
+ * Each worker thread owns one nng context and runs one call at a time to
+ * completion, so a slow token call occupies only that worker. Token sessions
+ * come from the hsm pool, one per concurrently signing worker.
+ */
+#ifndef QS_SERVER_H
+#define QS_SERVER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nng/nng.h>
+
+#include "config.h"
+#include "keyring.h"
+#include "policy.h"
+#include "qs_limits.h"
+#include "ratelimit.h"
+#include "store.h"
+
+struct pipe_table;
+
+struct server {
+	const struct config *cfg;
+	struct store *store;
+	struct keyring *kr;
+	struct ratelimit *rl;
+	struct pipe_table *pipes;
+
+	pthread_rwlock_t pol_lock;
+	struct policy *pol; /* current policy; take a reference to use it */
+
+	nng_socket sock;
+	int sock_open;
+	nng_listener listeners[QS_MAX_LISTEN];
+	size_t nlisteners;
+	pthread_t *workers;
+	unsigned nworkers;
+	volatile int stopping;
+};
+
+/* What a handler knows about its caller. */
+struct call_ctx {
+	struct server *srv;
+	uint32_t pipe_id;
+	int authed;
+	char principal[QS_MAX_NAME + 1];
+	ssize_t pidx; /* index in pol->principals, -1 if unauthenticated */
+	struct policy *pol;
+	int64_t peer_uid, peer_pid; /* ipc only, -1 otherwise */
+	int64_t deadline_ms;
+};
+
+typedef int (*handler_fn)(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
+			  size_t *out_len);
+
+/* Initialise (policy already bound, store and keyring open), listen on every
+ * configured URL and start the workers. Errors name the failing listener. */
+int server_start(struct server *s);
+/* Stop accepting, let in-flight calls finish (workers re-check every
+ * 200 ms), join workers, close the socket. */
+void server_stop(struct server *s);
+
+/* Current policy with a reference (policy_unref when done). */
+struct policy *server_policy(struct server *s);
+
+/* Pipe table, used by the auth handlers. */
+int pipes_new_challenge(struct pipe_table *pt, uint32_t pipe_id, uint8_t *challenge);
+/* Consume a challenge of this pipe: 0 if it was issued here, unused and
+ * fresh; QS_ERR_UNAUTH otherwise. Consumed either way. */
+int pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *challenge,
+			 size_t len);
+int pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal);
+
+/* Handlers (signer/auth.c, signer/sign.c). */
+int h_challenge(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_authenticate(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_info(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_list_keys(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_sign(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_sign_batch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * Online signing and discovery: Info, ListKeys, Sign, SignBatch.
+ *
+ * Order of a signing call, never changed: authorise (principal is a
+ * requester of an online role that allows the payload kind) -> rate limit ->
+ * sign in the token -> record durably (the one place every state change is
+ * reported: changes_signed) -> only then reply with the signature.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "qs_err.h"
+#include "server.h"
+#include "statement.h"
+#include "wire.h"
+
+static const char *
+kind_name(Qsign__V1__PayloadKind k)
+{
+	return k == QSIGN__V1__PAYLOAD_KIND__DIGEST ? "digest" : "blob";
+}
+
+/*
+ * Report signatures that are about to be released. This is the single place
+ * where every produced signature enters durable state; the tamper-evident
+ * audit log is appended here as well, so nothing can sign without being
+ * recorded. Returns only when the records are durable.
+ */
+static int
+changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
+{
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
+		log_error("sign.unrecorded", "principal=%s role=%s count=%zu detail=\"%s\"",
+			  cx->principal, sigs[0].role, n, qs_errdetail());
+		return qs_fail(QS_ERR_UNAVAILABLE,
+			       "signature could not be recorded durably; nothing was released");
+	}
+	log_info("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
+		 sigs[0].key, n);
+	return 0;
+}
+
+/* Check that the caller may sign with `role_name` online, with payloads of
+ * `kind`, and pick the key. */
+static int
+authorise(struct call_ctx *cx, const char *role_name, Qsign__V1__PayloadKind kind,
+	  const char *key_name, const struct policy_role **rolep, size_t *keyp)
+{
+	const struct policy *p = cx->pol;
+	const struct policy_role *ro;
+	char pb[80];
+
+	*rolep = NULL;
+	if (!qs_name_valid(role_name, QS_MAX_NAME) || (ro = policy_role(p, role_name)) == NULL)
+		return qs_fail(QS_ERR_NOT_FOUND, "no role \"%s\" in policy version %llu",
+			       log_peerstr(role_name, pb, sizeof(pb)),
+			       (unsigned long long)p->version);
+	if (ro->mode != POLICY_ONLINE)
+		return qs_fail(QS_ERR_PRECONDITION,
+			       "role %s needs a quorum: submit a request (qsign request submit)",
+			       ro->name);
+	if (!policy_role_has_requester(ro, (size_t)cx->pidx))
+		return qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
+			       cx->principal, ro->name);
+	if (kind != QSIGN__V1__PAYLOAD_KIND__DIGEST && kind != QSIGN__V1__PAYLOAD_KIND__BLOB)
+		return qs_fail(QS_ERR_INVALID, "payload kind must be DIGEST or BLOB");
+	if (!(ro->payloads & (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST ? POLICY_PAYLOAD_DIGEST
+								      : POLICY_PAYLOAD_BLOB)))
+		return qs_fail(QS_ERR_DENIED, "role %s does not sign %s payloads", ro->name,
+			       kind_name(kind));
+	*keyp = ro->keys[0];
+	if (key_name != NULL && key_name[0] != '\0') {
+		size_t i;
+		for (i = 0; i < ro->nkeys; i++)
+			if (strcmp(p->keys[ro->keys[i]].name, key_name) == 0)
+				break;
+		if (i == ro->nkeys)
+			return qs_fail(QS_ERR_NOT_FOUND, "role %s has no key \"%s\"", ro->name,
+				       log_peerstr(key_name, pb, sizeof(pb)));
+		*keyp = ro->keys[i];
+	}
+	*rolep = ro;
+	return 0;
+}
+
+/* Validate one payload and compute its SHA-256. */
+static int
+payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8_t dg[32])
+{
+	if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST) {
+		if (pl->len != 32)
+			return qs_fail(QS_ERR_INVALID,
+				       "a digest payload is a 32-byte SHA-256, got %zu bytes",
+				       pl->len);
+		memcpy(dg, pl->data, 32);
+		return 0;
+	}
+	if (pl->len > QS_MAX_BLOB)
+		return qs_fail(QS_ERR_EXHAUSTED,
+			       "blob of %zu bytes exceeds %u: send its SHA-256 as a digest", pl->len,
+			       QS_MAX_BLOB);
+	qs_sha256(pl->data, pl->len, dg);
+	return 0;
+}
+
+/* Sign with the token: ECDSA -> DER, RSA-PSS -> raw, Ed25519 -> over the blob. */
+static int
+token_sign(const struct keyring_key *k, const uint8_t dg[32], const ProtobufCBinaryData *blob,
+	   uint8_t *sig, size_t *sig_len)
+{
+	uint8_t raw[HSM_SIG_MAX];
+	size_t raw_len = 0;
+	int r;
+
+	*sig_len = 0;
+	switch (k->type) {
+	case HSM_KEY_EC_P256:
+		if ((r = hsm_sign(k->tok, k->key, dg, 32, raw, &raw_len)) != 0)
+			return r;
+		return hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+	case HSM_KEY_RSA3072:
+		return hsm_sign(k->tok, k->key, dg, 32, sig, sig_len);
+	case HSM_KEY_ED25519:
+		if (blob == NULL)
+			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+		return hsm_sign(k->tok, k->key, blob->data, blob->len, sig, sig_len);
+	default:
+		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
+	}
+}
+
+int
+h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__SignRequest *req = NULL;
+	Qsign__V1__SignResponse resp = QSIGN__V1__SIGN_RESPONSE__INIT;
+	const struct policy_role *ro;
+	const struct keyring_key *k;
+	struct store_sig rec = {0};
+	uint8_t sig[HSM_SIG_MAX + 16], dg[32];
+	size_t ki = 0, sig_len = 0;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__sign_request__descriptor, body, len, QS_MAX_FRAME,
+				(ProtobufCMessage **)&req)) != 0)
+		return r;
+	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
+	    (r = payload_digest(req->kind, &req->payload, dg)) != 0 ||
+	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
+				ro->burst, 1)) != 0)
+		goto out;
+	k = cx->pol->bound[ki];
+	if ((r = token_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? &req->payload : NULL,
+			    sig, &sig_len)) != 0)
+		goto out;
+	rec.time_ms = now_ms();
+	rec.principal = cx->principal;
+	rec.role = ro->name;
+	rec.key = cx->pol->keys[ki].name;
+	rec.key_id = k->key_id;
+	rec.kind = kind_name(req->kind);
+	memcpy(rec.digest, dg, 32);
+	rec.policy_version = cx->pol->version;
+	if ((r = changes_signed(cx, &rec, 1)) != 0)
+		goto out;
+	resp.signature.data = sig;
+	resp.signature.len = sig_len;
+	resp.key = cx->pol->keys[ki].name;
+	resp.key_id = (char *)k->key_id;
+	resp.algorithm = (char *)hsm_keytype_name(k->type);
+	resp.digest.data = dg;
+	resp.digest.len = 32;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__SignBatchRequest *req = NULL;
+	Qsign__V1__SignBatchResponse resp = QSIGN__V1__SIGN_BATCH_RESPONSE__INIT;
+	Qsign__V1__SignResult *results = NULL, **rp = NULL;
+	const struct policy_role *ro;
+	const struct keyring_key *k;
+	struct store_sig *recs = NULL;
+	uint8_t *sigs = NULL, (*dgs)[32] = NULL;
+	char (*msgs)[128] = NULL;
+	size_t ki = 0, n, nrec = 0;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__sign_batch_request__descriptor, body, len,
+				QS_MAX_FRAME, (ProtobufCMessage **)&req)) != 0)
+		return r;
+	n = req->n_payloads;
+	if (n == 0 || n > QS_MAX_BATCH) {
+		r = qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, got %zu", QS_MAX_BATCH, n);
+		goto out;
+	}
+	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
+	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
+				ro->burst, (uint32_t)n)) != 0)
+		goto out;
+	k = cx->pol->bound[ki];
+	results = calloc(n, sizeof(*results));
+	rp = calloc(n, sizeof(*rp));
+	recs = calloc(n, sizeof(*recs));
+	sigs = calloc(n, HSM_SIG_MAX + 16);
+	dgs = calloc(n, sizeof(*dgs));
+	msgs = calloc(n, sizeof(*msgs));
+	if (results == NULL || rp == NULL || recs == NULL || sigs == NULL || dgs == NULL ||
+	    msgs == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Qsign__V1__SignResult *res = &results[i];
+		uint8_t *sig = sigs + i * (HSM_SIG_MAX + 16);
+		size_t sig_len = 0;
+		int ri;
+
+		qsign__v1__sign_result__init(res);
+		rp[i] = res;
+		ri = payload_digest(req->kind, &req->payloads[i], dgs[i]);
+		if (ri == 0)
+			ri = token_sign(k, dgs[i],
+					req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? &req->payloads[i]
+										   : NULL,
+					sig, &sig_len);
+		if (ri != 0) {
+			res->status = (Qsign__V1__Status)qs_err_status(ri);
+			snprintf(msgs[i], sizeof(msgs[i]), "%s", qs_errdetail());
+			res->message = msgs[i];
+			continue;
+		}
+		res->signature.data = sig;
+		res->signature.len = sig_len;
+		res->digest.data = dgs[i];
+		res->digest.len = 32;
+		recs[nrec].time_ms = now_ms();
+		recs[nrec].principal = cx->principal;
+		recs[nrec].role = ro->name;
+		recs[nrec].key = cx->pol->keys[ki].name;
+		recs[nrec].key_id = k->key_id;
+		recs[nrec].kind = kind_name(req->kind);
+		memcpy(recs[nrec].digest, dgs[i], 32);
+		recs[nrec].policy_version = cx->pol->version;
+		nrec++;
+	}
+	if ((r = changes_signed(cx, recs, nrec)) != 0)
+		goto out;
+	resp.key = cx->pol->keys[ki].name;
+	resp.key_id = (char *)k->key_id;
+	resp.algorithm = (char *)hsm_keytype_name(k->type);
+	resp.n_results = n;
+	resp.results = rp;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(results);
+	free(rp);
+	free(recs);
+	free(sigs);
+	free(dgs);
+	free(msgs);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__InfoRequest *req = NULL;
+	Qsign__V1__InfoResponse resp = QSIGN__V1__INFO_RESPONSE__INIT;
+	const struct policy *p = cx->pol;
+	const struct policy_principal *pr = &p->principals[cx->pidx];
+	Qsign__V1__RoleInfo *ri = NULL, **rip = NULL;
+	char **keynames = NULL, *proles[3], *payloads[2 * QS_MAX_POLICY_ENTRIES];
+	size_t nk = 0;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__info_request__descriptor, body, len, 64,
+				(ProtobufCMessage **)&req)) != 0)
+		return r;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	for (size_t i = 0; i < p->nroles; i++)
+		nk += p->roles[i].nkeys;
+	ri = calloc(p->nroles, sizeof(*ri));
+	rip = calloc(p->nroles, sizeof(*rip));
+	keynames = calloc(nk + 1, sizeof(*keynames));
+	if (ri == NULL || rip == NULL || keynames == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	resp.server_identity = cx->srv->cfg->identity;
+	resp.version = QS_VERSION;
+	resp.policy_version = p->version;
+	resp.principal = cx->principal;
+	if (pr->roles & POLICY_ROLE_ADMIN)
+		proles[resp.n_principal_roles++] = "admin";
+	if (pr->roles & POLICY_ROLE_REQUESTER)
+		proles[resp.n_principal_roles++] = "requester";
+	if (pr->roles & POLICY_ROLE_AUDITOR)
+		proles[resp.n_principal_roles++] = "auditor";
+	resp.principal_roles = proles;
+	nk = 0;
+	for (size_t i = 0; i < p->nroles; i++) {
+		const struct policy_role *ro = &p->roles[i];
+		Qsign__V1__RoleInfo *x = &ri[resp.n_roles];
+		char **pl = &payloads[2 * resp.n_roles];
+
+		if (!policy_role_has_requester(ro, (size_t)cx->pidx) &&
+		    !policy_role_has_approver(ro, (size_t)cx->pidx))
+			continue;
+		qsign__v1__role_info__init(x);
+		x->name = ro->name;
+		x->mode = ro->mode == POLICY_ONLINE ? "online" : "quorum";
+		x->keys = &keynames[nk];
+		for (size_t j = 0; j < ro->nkeys; j++)
+			keynames[nk++] = p->keys[ro->keys[j]].name;
+		x->n_keys = ro->nkeys;
+		x->payloads = pl;
+		if (ro->payloads & POLICY_PAYLOAD_DIGEST)
+			pl[x->n_payloads++] = "digest";
+		if (ro->payloads & POLICY_PAYLOAD_BLOB)
+			pl[x->n_payloads++] = "blob";
+		rip[resp.n_roles++] = x;
+	}
+	resp.roles = rip;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(ri);
+	free(rip);
+	free(keynames);
+	return r;
+}
+
+int
+h_list_keys(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__ListKeysRequest *req = NULL;
+	Qsign__V1__ListKeysResponse resp = QSIGN__V1__LIST_KEYS_RESPONSE__INIT;
+	const struct policy *p = cx->pol;
+	Qsign__V1__KeyInfo *ki = NULL, **kip = NULL;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__list_keys_request__descriptor, body, len, 64,
+				(ProtobufCMessage **)&req)) != 0)
+		return r;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	ki = calloc(p->nkeys, sizeof(*ki));
+	kip = calloc(p->nkeys, sizeof(*kip));
+	if (ki == NULL || kip == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->nkeys; i++) {
+		const struct keyring_key *k = p->bound[i];
+		qsign__v1__key_info__init(&ki[i]);
+		ki[i].name = p->keys[i].name;
+		ki[i].algorithm = (char *)hsm_keytype_name(k->type);
+		ki[i].key_id = (char *)k->key_id;
+		ki[i].public_pem = k->spki_pem;
+		ki[i].token = (char *)keyring_token_label(k);
+		kip[i] = &ki[i];
+	}
+	resp.n_keys = p->nkeys;
+	resp.keys = kip;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(ki);
+	free(kip);
+	return r;
+}

@@ -1,0 +1,19 @@
+# The daemon's modules are one library (so tests can link them) plus a thin
+# main().
+add_library(qs_signer STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/log.c
+  ${CMAKE_CURRENT_LIST_DIR}/config.c
+  ${CMAKE_CURRENT_LIST_DIR}/policy.c
+  ${CMAKE_CURRENT_LIST_DIR}/store.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_sqlite.c
+  ${CMAKE_CURRENT_LIST_DIR}/keyring.c
+  ${CMAKE_CURRENT_LIST_DIR}/ratelimit.c
+  ${CMAKE_CURRENT_LIST_DIR}/server.c
+  ${CMAKE_CURRENT_LIST_DIR}/auth.c
+  ${CMAKE_CURRENT_LIST_DIR}/sign.c)
+target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
+                      PkgConfig::CRYPTO nng::nng Threads::Threads)
+
+add_executable(qsignd ${CMAKE_CURRENT_LIST_DIR}/qsignd.c)
+target_link_libraries(qsignd PRIVATE qs_signer)

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Run hsm_test against a fresh SoftHSMv2 token of its own: a temporary
+# token directory and softhsm2.conf, removed afterwards. Test-only PINs.
+# Usage: run-softhsm.sh HSM_TEST_BINARY
+set -eu
+
+bin=${1:?usage: run-softhsm.sh HSM_TEST_BINARY}
+module=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/qs-hsm-test.XXXXXX")
+trap 'rm -rf "$dir"' EXIT INT TERM
+
+mkdir "$dir/tokens"
+cat >"$dir/softhsm2.conf" <<CONF
+directories.tokendir = $dir/tokens
+objectstore.backend = file
+log.level = ERROR
+CONF
+export SOFTHSM2_CONF="$dir/softhsm2.conf"
+
+label=hsmtest
+softhsm2-util --init-token --free --label "$label" --so-pin 87654321 --pin 12345678 >/dev/null
+(umask 077 && printf '12345678\n' >"$dir/user.pin")
+
+HSM_TEST_MODULE=$module \
+HSM_TEST_URI="pkcs11:token=$label" \
+HSM_TEST_PIN="file:$dir/user.pin" \
+HSM_TEST_KEYTYPES=${HSM_TEST_KEYTYPES:-ecdsa-p256,ed25519,rsa3072} \
+HSM_TEST_BREAK=finalize \
+	"$bin"
