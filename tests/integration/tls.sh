@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Mutual TLS listener: a client with a certificate from the client CA signs;
+# a client without one cannot even connect. Identity still comes from the
+# principal key, not from the certificate.
+. "$(dirname "$0")/lib.sh"
+qs_setup
+pki=$T/pki
+mkdir -p "$pki"
+cd "$pki"
+ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+ec ca.key
+openssl req -x509 -new -key ca.key -subj "/CN=test CA" -days 2 -out ca.crt 2>/dev/null
+ec server.key
+openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+	-extfile server.ext -out server.crt 2>/dev/null
+ec client.key
+openssl req -new -key client.key -subj "/CN=build-farm" -out client.csr 2>/dev/null
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+	-out client.crt 2>/dev/null
+# A client certificate from a CA the daemon does not trust.
+ec rogue-ca.key
+openssl req -x509 -new -key rogue-ca.key -subj "/CN=rogue" -days 2 -out rogue-ca.crt 2>/dev/null
+openssl req -new -key client.key -subj "/CN=rogue-client" -out rogue.csr 2>/dev/null
+openssl x509 -req -in rogue.csr -CA rogue-ca.crt -CAkey rogue-ca.key -CAcreateserial -days 2 \
+	-out rogue.crt 2>/dev/null
+cd - >/dev/null
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$QSIGN_HOME/qsignd.json" "$pki" "$port" <<'PY'
+import json, sys
+path, pki, port = sys.argv[1], sys.argv[2], sys.argv[3]
+c = json.load(open(path))
+c["listen"].append(f"tls+tcp://127.0.0.1:{port}")
+c["tls"] = {"cert": f"{pki}/server.crt", "key": f"{pki}/server.key", "client_ca": f"{pki}/ca.crt"}
+json.dump(c, open(path, "w"), indent=2)
+PY
+qs_start
+url="tls+tcp://127.0.0.1:$port"
+tls="--tls-ca $pki/ca.crt --tls-server-name localhost"
+
+expect_rc 0 qsign -s "$url" $tls --tls-cert "$pki/client.crt" --tls-key "$pki/client.key" -p ci info
+grep -q "qsignd-demo" "$T/out" || fail "info over mTLS lacks the server identity"
+echo hello >"$T/blob"
+expect_rc 0 qsign -s "$url" $tls --tls-cert "$pki/client.crt" --tls-key "$pki/client.key" \
+	-p ci sign -r ci-sign -f "$T/blob" -o "$T/sig" --format der
+expect_rc 0 qsign -p ci keys --json
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["public_pem"], end="")' \
+	"$T/out" >"$T/ci.pem"
+openssl dgst -sha256 -verify "$T/ci.pem" -signature "$T/sig" "$T/blob" >/dev/null ||
+	fail "signature over mTLS does not verify"
+echo "ok: mTLS client signs, signature verifies"
+
+# No client certificate: the handshake fails, so the call cannot get through.
+expect_rc 3 qsign --timeout 3 -s "$url" $tls -p ci info
+echo "ok: client without certificate refused"
+expect_rc 3 qsign --timeout 3 -s "$url" $tls --tls-cert "$pki/rogue.crt" --tls-key "$pki/client.key" -p ci info
+echo "ok: client certificate from an untrusted CA refused"
+# A valid certificate does not replace the principal's key.
+expect_rc 1 qsign -s "$url" $tls --tls-cert "$pki/client.crt" --tls-key "$pki/client.key" \
+	-p ci -i "$QSIGN_HOME/demo/admin1.key" info
+grep -q UNAUTHENTICATED "$T/err" || fail "wrong principal key over mTLS not UNAUTHENTICATED"
+echo "ok: identity comes from the principal key, not the certificate"
+kill -0 "$QSIGND_PID" || fail "qsignd died"
+qs_stop || fail "unclean stop"
+echo PASS
