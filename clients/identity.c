@@ -67,8 +67,8 @@ read_private_file(const char *what, const char *path, size_t max, char **out, si
 	}
 	if ((st.st_mode & 077) != 0) {
 		r = qs_fail(QS_ERR_INVALID,
-			    "%s %s is accessible by group or others (mode %03o): chmod 600 %s", what,
-			    path, (unsigned)(st.st_mode & 0777), path);
+		            "%s %s is accessible by group or others (mode %03o): chmod 600 %s",
+		            what, path, (unsigned)(st.st_mode & 0777), path);
 		goto out;
 	}
 	if ((buf = OPENSSL_malloc(max + 1)) == NULL) {
@@ -87,7 +87,8 @@ read_private_file(const char *what, const char *path, size_t max, char **out, si
 			break;
 		len += (size_t)n;
 		if (len > max) {
-			r = qs_fail(QS_ERR_INVALID, "%s %s: larger than %zu bytes", what, path, max);
+			r = qs_fail(QS_ERR_INVALID, "%s %s: larger than %zu bytes", what, path,
+			            max);
 			goto out;
 		}
 	}
@@ -165,22 +166,22 @@ load_pem(const struct qsc_options *o, qsc_identity *id)
 	if (id->pkey == NULL) {
 		if (pc.failed && o->identity_pass_file == NULL)
 			r = qs_fail(QS_ERR_INVALID,
-				    "identity key %s is encrypted: give a passphrase file "
-				    "(QSIGN_IDENTITY_PASS_FILE) or run on a terminal",
-				    o->identity);
+			            "identity key %s is encrypted: give a passphrase file "
+			            "(QSIGN_IDENTITY_PASS_FILE) or run on a terminal",
+			            o->identity);
 		else if (pc.asked)
 			r = qs_fail(QS_ERR_INVALID, "identity key %s: cannot decrypt (passphrase)",
-				    o->identity);
+			            o->identity);
 		else
 			r = qs_fail(QS_ERR_INVALID, "identity key %s: not a PEM private key",
-				    o->identity);
+			            o->identity);
 		goto out;
 	}
 	if ((id->alg = qs_pubkey_alg(id->pkey)) == NULL) {
 		r = qs_fail(QS_ERR_INVALID,
-			    "identity key %s: principal keys must be Ed25519 or ECDSA P-256, "
-			    "not %s",
-			    o->identity, EVP_PKEY_get0_type_name(id->pkey));
+		            "identity key %s: principal keys must be Ed25519 or ECDSA P-256, "
+		            "not %s",
+		            o->identity, EVP_PKEY_get0_type_name(id->pkey));
 		goto out;
 	}
 	r = 0;
@@ -206,9 +207,9 @@ load_token(const struct qsc_options *o, qsc_identity *id)
 		goto out;
 	}
 	mod = module != NULL ? module
-			     : (o->pkcs11_module != NULL && o->pkcs11_module[0] != '\0'
-					? o->pkcs11_module
-					: QSC_DEFAULT_PKCS11_MODULE);
+	                     : (o->pkcs11_module != NULL && o->pkcs11_module[0] != '\0'
+	                                ? o->pkcs11_module
+	                                : QSC_DEFAULT_PKCS11_MODULE);
 	/* hsm_open() prefers its argument over the URI; we want the URI's
 	 * pin-source to win, so only pass ours when the URI has none. */
 	pin = uri_pin != NULL ? NULL : o->pin_source;
@@ -218,11 +219,15 @@ load_token(const struct qsc_options *o, qsc_identity *id)
 		goto out;
 	id->type = hsm_key_type(id->key);
 	switch (id->type) {
-	case HSM_KEY_EC_P256: id->alg = "ecdsa-p256"; break;
-	case HSM_KEY_ED25519: id->alg = "ed25519"; break;
+	case HSM_KEY_EC_P256:
+		id->alg = "ecdsa-p256";
+		break;
+	case HSM_KEY_ED25519:
+		id->alg = "ed25519";
+		break;
 	default:
 		r = qs_fail(QS_ERR_INVALID,
-			    "identity key in token: principal keys must be Ed25519 or ECDSA P-256");
+		            "identity key in token: principal keys must be Ed25519 or ECDSA P-256");
 		goto out;
 	}
 	r = 0;
@@ -270,7 +275,7 @@ qsc_id_sign(qsc_identity *id, const uint8_t *msg, size_t len, uint8_t *sig, size
 			return r;
 		if (raw_len > QS_MAX_PRINCIPAL_SIG)
 			return qs_fail(QS_ERR_CRYPTO, "token returned a %zu-byte signature",
-				       raw_len);
+			               raw_len);
 		memcpy(sig, raw, raw_len);
 		*sig_len = raw_len;
 		return 0;
@@ -344,7 +349,7 @@ qsc_p11uri_query(const char *uri, const char *name, int *err)
 			    (lo = unhex_nibble(p[2])) < 0 || (hi == 0 && lo == 0)) {
 				free(val);
 				*err = qs_fail(QS_ERR_INVALID, "pkcs11 URI: bad %%-escape in %s",
-					       name);
+				               name);
 				return NULL;
 			}
 			val[j++] = (char)(hi << 4 | lo);
@@ -411,9 +416,9 @@ qsc_keygen(const char *alg, const char *path, char **public_pem)
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (fd < 0) {
-		r = errno == EEXIST
-			    ? qs_fail(QS_ERR_EXISTS, "%s already exists: refusing to overwrite", path)
-			    : qs_fail(QS_ERR_IO, "create %s: %s", path, strerror(errno));
+		r = errno == EEXIST ? qs_fail(QS_ERR_EXISTS,
+		                              "%s already exists: refusing to overwrite", path)
+		                    : qs_fail(QS_ERR_IO, "create %s: %s", path, strerror(errno));
 		goto out;
 	}
 	created = 1;

@@ -58,7 +58,7 @@ nng_fail(const qsc_client *c, int rv, const char *op)
 		return qs_fail(QS_ERR_NOMEM, "%s: %s", op, nng_strerror(rv));
 	if (rv == NNG_ETIMEDOUT)
 		return qs_fail(QS_ERR_TIMEOUT, "%s %s: no reply within %d ms", op, c->url,
-			       c->timeout_ms);
+		               c->timeout_ms);
 	return qs_fail(QS_ERR_UNAVAILABLE, "%s %s: %s", op, c->url, nng_strerror(rv));
 }
 
@@ -91,7 +91,7 @@ set_last_message(qsc_client *c, const char *m)
  */
 static int
 roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
-	  const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp)
+          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp)
 {
 	Qsign__V1__Call call = QSIGN__V1__CALL__INIT;
 	Qsign__V1__Reply *reply = NULL;
@@ -117,7 +117,7 @@ roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
 		goto out;
 	if (call_len > QS_MAX_FRAME) {
 		r = qs_fail(QS_ERR_EXHAUSTED, "%s: request of %zu bytes exceeds the %u-byte frame",
-			    method, call_len, QS_MAX_FRAME);
+		            method, call_len, QS_MAX_FRAME);
 		goto out;
 	}
 	if ((rv = nng_msg_alloc(&msg, 0)) != 0 || (rv = nng_msg_append(msg, call_buf, call_len))) {
@@ -132,19 +132,19 @@ roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
 	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0) {
 		if (rv == NNG_ECONNRESET || rv == NNG_ECLOSED || rv == NNG_ECONNSHUT)
 			r = qs_fail(QS_ERR_UNAVAILABLE,
-				    "%s: connection to %s lost while the call was outstanding "
-				    "(the daemon may have executed it)",
-				    method, c->url);
+			            "%s: connection to %s lost while the call was outstanding "
+			            "(the daemon may have executed it)",
+			            method, c->url);
 		else
 			r = nng_fail(c, rv, "receive from");
 		goto out;
 	}
-	if ((r = qs_wire_unpack(&qsign__v1__reply__descriptor, nng_msg_body(msg),
-				nng_msg_len(msg), QS_MAX_FRAME, (ProtobufCMessage **)&reply)) != 0)
+	if ((r = qs_wire_unpack(&qsign__v1__reply__descriptor, nng_msg_body(msg), nng_msg_len(msg),
+	                        QS_MAX_FRAME, (ProtobufCMessage **)&reply)) != 0)
 		goto out;
 	if (reply->call_id != id) {
 		r = qs_fail(QS_ERR_INVALID, "%s: reply for call %llu, expected %llu", method,
-			    (unsigned long long)reply->call_id, (unsigned long long)id);
+		            (unsigned long long)reply->call_id, (unsigned long long)id);
 		goto out;
 	}
 	c->last_status = (int)reply->status;
@@ -154,9 +154,8 @@ roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
 		qs_fail(r, "%s: %s", qs_status_name((int)reply->status), c->last_message);
 		goto out;
 	}
-	if (resp_desc != NULL &&
-	    (r = qs_wire_unpack(resp_desc, reply->body.data, reply->body.len, QS_MAX_FRAME,
-				&body)) != 0)
+	if (resp_desc != NULL && (r = qs_wire_unpack(resp_desc, reply->body.data, reply->body.len,
+	                                             QS_MAX_FRAME, &body)) != 0)
 		goto out;
 	*resp = body;
 	body = NULL;
@@ -197,8 +196,9 @@ authenticate(qsc_client *c)
 	char *ident = NULL;
 	int r;
 
-	if ((r = roundtrip(c, QS_M_CHALLENGE, &creq.base, &qsign__v1__challenge_response__descriptor,
-			   (ProtobufCMessage **)&chal)) != 0)
+	if ((r = roundtrip(c, QS_M_CHALLENGE, &creq.base,
+	                   &qsign__v1__challenge_response__descriptor,
+	                   (ProtobufCMessage **)&chal)) != 0)
 		goto out;
 	if (chal->challenge.len != QS_CHALLENGE_LEN ||
 	    !qs_name_valid(chal->server_identity, QS_MAX_IDENTITY)) {
@@ -206,7 +206,7 @@ authenticate(qsc_client *c)
 		goto out;
 	}
 	if ((r = qs_stmt_auth(chal->server_identity, c->principal, chal->challenge.data,
-			      chal->challenge.len, &stmt, &stmt_len)) != 0)
+	                      chal->challenge.len, &stmt, &stmt_len)) != 0)
 		goto out;
 	if ((r = qsc_id_sign(c->id, stmt, stmt_len, sig, &sig_len)) != 0)
 		goto out;
@@ -215,8 +215,8 @@ authenticate(qsc_client *c)
 	areq.signature.data = sig;
 	areq.signature.len = sig_len;
 	if ((r = roundtrip(c, QS_M_AUTHENTICATE, &areq.base,
-			   &qsign__v1__authenticate_response__descriptor,
-			   (ProtobufCMessage **)&ares)) != 0)
+	                   &qsign__v1__authenticate_response__descriptor,
+	                   (ProtobufCMessage **)&ares)) != 0)
 		goto out;
 	if (ares->n_roles > QS_MAX_POLICY_ENTRIES) {
 		r = qs_fail(QS_ERR_INVALID, "malformed authentication reply from %s", c->url);
@@ -274,7 +274,7 @@ read_text_file(const char *what, const char *path, char **out)
 		fclose(f);
 		OPENSSL_clear_free(buf, QSC_MAX_TLS_FILE + 1);
 		return qs_fail(QS_ERR_INVALID, "%s %s: unreadable, too large or not PEM", what,
-			       path);
+		               path);
 	}
 	fclose(f);
 	buf[n] = '\0';
@@ -294,10 +294,10 @@ setup_tls(qsc_client *c, const struct qsc_options *o)
 
 	if (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL)
 		return qs_fail(QS_ERR_INVALID,
-			       "%s needs a client certificate, its key and the CA "
-			       "(--tls-cert/--tls-key/--tls-ca or QSIGN_TLS_CERT/QSIGN_TLS_KEY/"
-			       "QSIGN_TLS_CA)",
-			       c->url);
+		               "%s needs a client certificate, its key and the CA "
+		               "(--tls-cert/--tls-key/--tls-ca or QSIGN_TLS_CERT/QSIGN_TLS_KEY/"
+		               "QSIGN_TLS_CA)",
+		               c->url);
 	if ((rv = nng_url_parse(&u, c->url)) != 0)
 		return qs_fail(QS_ERR_INVALID, "bad URL %s: %s", c->url, nng_strerror(rv));
 	name = o->tls_server_name != NULL ? o->tls_server_name : u->u_hostname;
@@ -305,8 +305,8 @@ setup_tls(qsc_client *c, const struct qsc_options *o)
 	    (r = read_text_file("TLS key", o->tls_key, &key)) != 0)
 		goto out;
 	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0) {
-		r = qs_fail(rv == NNG_ENOTSUP ? QS_ERR_UNIMPLEMENTED : QS_ERR_INTERNAL,
-			    "TLS: %s", nng_strerror(rv));
+		r = qs_fail(rv == NNG_ENOTSUP ? QS_ERR_UNIMPLEMENTED : QS_ERR_INTERNAL, "TLS: %s",
+		            nng_strerror(rv));
 		goto out;
 	}
 	if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
@@ -320,7 +320,7 @@ setup_tls(qsc_client *c, const struct qsc_options *o)
 	}
 	if ((rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
 		r = qs_fail(QS_ERR_INVALID, "TLS certificate %s / key %s: %s", o->tls_cert,
-			    o->tls_key, nng_strerror(rv));
+		            o->tls_key, nng_strerror(rv));
 		goto out;
 	}
 	if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
@@ -359,9 +359,9 @@ qsc_new(const struct qsc_options *o, qsc_client **out)
 		return qs_fail(QS_ERR_INVALID, "no server URL");
 	if (!url_scheme_ok(o->url))
 		return qs_fail(QS_ERR_INVALID,
-			       "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
-			       "tcp://HOST:PORT)",
-			       o->url);
+		               "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
+		               "tcp://HOST:PORT)",
+		               o->url);
 	if (o->principal != NULL && !qs_name_valid(o->principal, QS_MAX_NAME))
 		return qs_fail(QS_ERR_INVALID, "invalid principal name");
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -398,9 +398,9 @@ qsc_new(const struct qsc_options *o, qsc_client **out)
 	}
 	if ((rv = nng_dialer_create(&c->dialer, c->sock, c->url)) != 0) {
 		r = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-			    ? qs_fail(QS_ERR_INVALID, "bad server URL %s: %s", c->url,
-				      nng_strerror(rv))
-			    : nng_fail(c, rv, "dial");
+		            ? qs_fail(QS_ERR_INVALID, "bad server URL %s: %s", c->url,
+		                      nng_strerror(rv))
+		            : nng_fail(c, rv, "dial");
 		goto out;
 	}
 	if ((rv = nng_dialer_set_size(c->dialer, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) != 0) {
@@ -469,8 +469,8 @@ qsc_close(qsc_client *c)
 
 int
 qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
-	 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
-	 char **message)
+         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
+         char **message)
 {
 	ProtobufCMessage *body = NULL;
 	int r;
@@ -483,12 +483,11 @@ qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
 		*message = NULL;
 	if (method == NULL || strnlen(method, QS_MAX_METHOD + 1) > QS_MAX_METHOD)
 		return qs_fail(QS_ERR_INVALID, "bad method name");
-	if ((r = qsc_connect(c)) != 0)
-		return r;
-	r = roundtrip(c, method, req, resp_desc, &body);
+	if ((r = qsc_connect(c)) == 0)
+		r = roundtrip(c, method, req, resp_desc, &body);
 	/* The daemon forgot us: nng re-dialled and this is a fresh pipe. The
 	 * call was refused before it ran, so repeating it once is safe. */
-	if (r == QS_ERR_UNAUTH && c->last_status == QS_STATUS_UNAUTHENTICATED &&
+	if (r == QS_ERR_UNAUTH && body == NULL && c->last_status == QS_STATUS_UNAUTHENTICATED &&
 	    c->principal != NULL && strcmp(method, QS_M_CHALLENGE) != 0 &&
 	    strcmp(method, QS_M_AUTHENTICATE) != 0) {
 		if ((r = authenticate(c)) == 0)
@@ -560,7 +559,7 @@ qsc_info(qsc_client *c, Qsign__V1__InfoResponse **out)
 
 	*out = NULL;
 	return qsc_call(c, QS_M_INFO, &req.base, &qsign__v1__info_response__descriptor,
-			(ProtobufCMessage **)out, NULL, NULL);
+	                (ProtobufCMessage **)out, NULL, NULL);
 }
 
 int
@@ -570,7 +569,7 @@ qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out)
 
 	*out = NULL;
 	return qsc_call(c, QS_M_LIST_KEYS, &req.base, &qsign__v1__list_keys_response__descriptor,
-			(ProtobufCMessage **)out, NULL, NULL);
+	                (ProtobufCMessage **)out, NULL, NULL);
 }
 
 static int
@@ -578,11 +577,11 @@ check_payload(Qsign__V1__PayloadKind kind, size_t len)
 {
 	if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST && len != 32)
 		return qs_fail(QS_ERR_INVALID, "a digest payload is 32 bytes (SHA-256), not %zu",
-			       len);
+		               len);
 	if (kind == QSIGN__V1__PAYLOAD_KIND__BLOB && len > QS_MAX_BLOB)
 		return qs_fail(QS_ERR_INVALID,
-			       "blob of %zu bytes exceeds %u: hash it and sign the digest", len,
-			       QS_MAX_BLOB);
+		               "blob of %zu bytes exceeds %u: hash it and sign the digest", len,
+		               QS_MAX_BLOB);
 	if (kind != QSIGN__V1__PAYLOAD_KIND__DIGEST && kind != QSIGN__V1__PAYLOAD_KIND__BLOB)
 		return qs_fail(QS_ERR_INVALID, "unknown payload kind %d", (int)kind);
 	return 0;
@@ -600,7 +599,7 @@ check_role_key(const char *role, const char *key)
 
 int
 qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
-	 const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out)
+         const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out)
 {
 	Qsign__V1__SignRequest req = QSIGN__V1__SIGN_REQUEST__INIT;
 	Qsign__V1__SignResponse *resp = NULL;
@@ -615,7 +614,7 @@ qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKin
 	req.payload.data = (uint8_t *)payload;
 	req.payload.len = len;
 	if ((r = qsc_call(c, QS_M_SIGN, &req.base, &qsign__v1__sign_response__descriptor,
-			  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
 		return r;
 	if (resp->digest.len != 32 || resp->signature.len == 0 ||
 	    resp->signature.len > QSC_MAX_SIG) {
@@ -628,7 +627,7 @@ qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKin
 
 int
 qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
-	       const ProtobufCBinaryData *payloads, size_t n, Qsign__V1__SignBatchResponse **out)
+               const ProtobufCBinaryData *payloads, size_t n, Qsign__V1__SignBatchResponse **out)
 {
 	Qsign__V1__SignBatchRequest req = QSIGN__V1__SIGN_BATCH_REQUEST__INIT;
 	Qsign__V1__SignBatchResponse *resp = NULL;
@@ -639,7 +638,7 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 		return r;
 	if (n == 0 || n > QS_MAX_BATCH)
 		return qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, not %zu",
-			       QS_MAX_BATCH, n);
+		               QS_MAX_BATCH, n);
 	for (size_t i = 0; i < n; i++)
 		if ((r = check_payload(kind, payloads[i].len)) != 0)
 			return r;
@@ -649,14 +648,14 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 	req.n_payloads = n;
 	req.payloads = (ProtobufCBinaryData *)payloads;
 	if ((r = qsc_call(c, QS_M_SIGN_BATCH, &req.base,
-			  &qsign__v1__sign_batch_response__descriptor, (ProtobufCMessage **)&resp,
-			  NULL, NULL)) != 0)
+	                  &qsign__v1__sign_batch_response__descriptor, (ProtobufCMessage **)&resp,
+	                  NULL, NULL)) != 0)
 		return r;
 	if (resp->n_results != n) {
 		size_t got = resp->n_results;
 		qsc_free(resp);
 		return qs_fail(QS_ERR_INVALID, "SignBatch reply from %s has %zu results for %zu",
-			       c->url, got, n);
+		               c->url, got, n);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const Qsign__V1__SignResult *s = resp->results[i];
@@ -664,8 +663,8 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 		    (s->digest.len != 32 || s->signature.len == 0 ||
 		     s->signature.len > QSC_MAX_SIG)) {
 			qsc_free(resp);
-			return qs_fail(QS_ERR_INVALID, "malformed SignBatch result %zu from %s",
-				       i, c->url);
+			return qs_fail(QS_ERR_INVALID, "malformed SignBatch result %zu from %s", i,
+			               c->url);
 		}
 	}
 	*out = resp;

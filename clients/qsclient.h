@@ -122,8 +122,8 @@ void qsc_close(qsc_client *c);
  * reply was received. Errors: as in the file comment.
  */
 int qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
-	     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
-	     char **message);
+             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *status,
+             char **message);
 
 /* Wire status of the last reply on c (QS_STATUS_*), -1 if the last call
  * got no reply (transport error) or no call was made yet. */
@@ -161,7 +161,7 @@ int qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out);
  * refusal, transport errors.
  */
 int qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
-	     const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out);
+             const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out);
 
 /*
  * Signer/SignBatch: n (1..QS_MAX_BATCH) payloads of one kind in one call.
@@ -171,9 +171,9 @@ int qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__Payloa
  * with more than QS_MAX_BATCH items (or a frame beyond QS_MAX_FRAME) split
  * them into several calls. *out freed with qsc_free().
  */
-int qsc_sign_batch(qsc_client *c, const char *role, const char *key,
-		   Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *payloads, size_t n,
-		   Qsign__V1__SignBatchResponse **out);
+int qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+                   const ProtobufCBinaryData *payloads, size_t n,
+                   Qsign__V1__SignBatchResponse **out);
 
 /*
  * Create a new principal key locally (no daemon involved). alg is

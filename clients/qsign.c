@@ -52,8 +52,7 @@ struct globals {
 
 static const char *progname = "qsign";
 
-static void __attribute__((format(printf, 1, 2)))
-errmsg(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) errmsg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -236,8 +235,7 @@ read_input(const char *path, size_t max, uint8_t **out, size_t *out_len)
 		goto fail;
 	}
 	if (n > max) {
-		errmsg("%s: larger than %zu bytes: hash it and sign the digest with -d", path,
-		       max);
+		errmsg("%s: larger than %zu bytes: hash it and sign the digest with -d", path, max);
 		free(buf);
 		goto fail;
 	}
@@ -281,21 +279,24 @@ parse_timeout(const char *s, int *ms)
 static void
 keygen_usage(FILE *f)
 {
-	fprintf(f, "usage: %s keygen [-t ecdsa-p256|ed25519] -o FILE [--json]\n"
-		   "  Create a principal key (local, no daemon). The private key is written to\n"
-		   "  FILE (mode 0600, never overwritten); the public key PEM for the policy is\n"
-		   "  printed.\n"
-		   "example: %s keygen -t ed25519 -o ~/.qsign/alice.key\n",
-		progname, progname);
+	fprintf(f,
+	        "usage: %s keygen [-t ecdsa-p256|ed25519] -o FILE [--json]\n"
+	        "  Create a principal key (local, no daemon). The private key is written to\n"
+	        "  FILE (mode 0600, never overwritten); the public key PEM for the policy is\n"
+	        "  printed.\n"
+	        "example: %s keygen -t ed25519 -o ~/.qsign/alice.key\n",
+	        progname, progname);
 }
 
 static int
 keygen_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-		{"type", required_argument, NULL, 't'}, {"out", required_argument, NULL, 'o'},
-		{"json", no_argument, NULL, 'J'},       {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"type", required_argument, NULL, 't'},
+	        {"out", required_argument, NULL, 'o'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *type = "ecdsa-p256", *out = NULL;
 	char *pem = NULL;
@@ -304,11 +305,21 @@ keygen_main(int argc, char **argv, struct globals *g)
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 't': type = optarg; break;
-		case 'o': out = optarg; break;
-		case 'J': g->json = 1; break;
-		case 'h': keygen_usage(stdout); return EXIT_OK;
-		default: keygen_usage(stderr); return EXIT_USAGE;
+		case 't':
+			type = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			keygen_usage(stdout);
+			return EXIT_OK;
+		default:
+			keygen_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || out == NULL) {
@@ -339,11 +350,12 @@ keygen_main(int argc, char **argv, struct globals *g)
 static void
 info_usage(FILE *f)
 {
-	fprintf(f, "usage: %s [GLOBAL OPTIONS] info [--json]\n"
-		   "  Show the daemon's identity and version, the policy version, who you are\n"
-		   "  and the signing roles you may use.\n"
-		   "example: %s -p ci info\n",
-		progname, progname);
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] info [--json]\n"
+	        "  Show the daemon's identity and version, the policy version, who you are\n"
+	        "  and the signing roles you may use.\n"
+	        "example: %s -p ci info\n",
+	        progname, progname);
 }
 
 /* Parse the options of a command that only takes --json/--help. */
@@ -351,18 +363,24 @@ static int
 simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *))
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int ch;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'J': g->json = 1; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
@@ -404,18 +422,19 @@ info_main(int argc, char **argv, struct globals *g)
 		for (size_t i = 0; i < info->n_roles; i++) {
 			const Qsign__V1__RoleInfo *ri = info->roles[i];
 			json_array_append_new(
-				roles, json_pack("{s:s, s:s, s:o, s:o}", "name", ri->name, "mode",
-						 ri->mode, "keys", json_strings(ri->keys, ri->n_keys),
-						 "payloads",
-						 json_strings(ri->payloads, ri->n_payloads)));
+			        roles,
+			        json_pack("{s:s, s:s, s:o, s:o}", "name", ri->name, "mode",
+			                  ri->mode, "keys", json_strings(ri->keys, ri->n_keys),
+			                  "payloads", json_strings(ri->payloads, ri->n_payloads)));
 		}
-		r = json_print(json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "server_identity",
-					 info->server_identity, "version", info->version,
-					 "policy_version", (json_int_t)info->policy_version,
-					 "principal", info->principal, "principal_roles",
-					 json_strings(info->principal_roles, info->n_principal_roles),
-					 "roles", roles),
-			       JSON_INDENT(2));
+		r = json_print(
+		        json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "server_identity",
+		                  info->server_identity, "version", info->version, "policy_version",
+		                  (json_int_t)info->policy_version, "principal", info->principal,
+		                  "principal_roles",
+		                  json_strings(info->principal_roles, info->n_principal_roles),
+		                  "roles", roles),
+		        JSON_INDENT(2));
 		r = r == 0 ? EXIT_OK : EXIT_FAILED;
 		goto out;
 	}
@@ -456,11 +475,12 @@ out:
 static void
 keys_usage(FILE *f)
 {
-	fprintf(f, "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
-		   "  List the keys named in the policy: name, algorithm, key id, token and\n"
-		   "  public key.\n"
-		   "example: %s -p ci keys --json\n",
-		progname, progname);
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
+	        "  List the keys named in the policy: name, algorithm, key id, token and\n"
+	        "  public key.\n"
+	        "example: %s -p ci keys --json\n",
+	        progname, progname);
 }
 
 static int
@@ -483,9 +503,9 @@ keys_main(int argc, char **argv, struct globals *g)
 		for (size_t i = 0; i < keys->n_keys; i++) {
 			const Qsign__V1__KeyInfo *k = keys->keys[i];
 			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-							   k->name, "algorithm", k->algorithm,
-							   "key_id", k->key_id, "token", k->token,
-							   "public_pem", k->public_pem));
+			                                   k->name, "algorithm", k->algorithm,
+			                                   "key_id", k->key_id, "token", k->token,
+			                                   "public_pem", k->public_pem));
 		}
 		r = json_print(json_pack("{s:o}", "keys", a), JSON_INDENT(2));
 		r = r == 0 ? EXIT_OK : EXIT_FAILED;
@@ -522,15 +542,15 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [GLOBAL OPTIONS] sign -r ROLE (-d HEX | -f FILE) [-k KEY] [-o OUT]\n"
-		"           [--format der|hex|base64] [--json]\n"
-		"  -d HEX   a SHA-256 digest, 64 hex characters (the role must allow digests)\n"
-		"  -f FILE  a blob, hashed (Ed25519: signed) by the daemon; - reads stdin\n"
-		"  -k KEY   which of the role's keys (default: its first)\n"
-		"  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
-		"           (default format hex on a terminal, der otherwise)\n"
-		"example: %s -p ci sign -r ci-targets -f targets.json -o targets.sig\n",
-		progname, progname);
+	        "usage: %s [GLOBAL OPTIONS] sign -r ROLE (-d HEX | -f FILE) [-k KEY] [-o OUT]\n"
+	        "           [--format der|hex|base64] [--json]\n"
+	        "  -d HEX   a SHA-256 digest, 64 hex characters (the role must allow digests)\n"
+	        "  -f FILE  a blob, hashed (Ed25519: signed) by the daemon; - reads stdin\n"
+	        "  -k KEY   which of the role's keys (default: its first)\n"
+	        "  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
+	        "           (default format hex on a terminal, der otherwise)\n"
+	        "example: %s -p ci sign -r ci-targets -f targets.json -o targets.sig\n",
+	        progname, progname);
 }
 
 /* Write the signature in the chosen format to path (NULL: stdout). */
@@ -588,11 +608,15 @@ static int
 sign_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-		{"role", required_argument, NULL, 'r'},	  {"digest", required_argument, NULL, 'd'},
-		{"file", required_argument, NULL, 'f'},	  {"key", required_argument, NULL, 'k'},
-		{"out", required_argument, NULL, 'o'},	  {"format", required_argument, NULL, 'F'},
-		{"json", no_argument, NULL, 'J'},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"role", required_argument, NULL, 'r'},
+	        {"digest", required_argument, NULL, 'd'},
+	        {"file", required_argument, NULL, 'f'},
+	        {"key", required_argument, NULL, 'k'},
+	        {"out", required_argument, NULL, 'o'},
+	        {"format", required_argument, NULL, 'F'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
 	enum format fmt = FMT_DEFAULT;
@@ -607,12 +631,24 @@ sign_main(int argc, char **argv, struct globals *g)
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "r:d:f:k:o:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'r': role = optarg; break;
-		case 'd': hex = optarg; break;
-		case 'f': file = optarg; break;
-		case 'k': key = optarg; break;
-		case 'o': out = optarg; break;
-		case 'J': g->json = 1; break;
+		case 'r':
+			role = optarg;
+			break;
+		case 'd':
+			hex = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
 		case 'F':
 			if (strcmp(optarg, "der") == 0)
 				fmt = FMT_DER;
@@ -625,15 +661,20 @@ sign_main(int argc, char **argv, struct globals *g)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h': sign_usage(stdout); return EXIT_OK;
-		default: sign_usage(stderr); return EXIT_USAGE;
+		case 'h':
+			sign_usage(stdout);
+			return EXIT_OK;
+		default:
+			sign_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc || role == NULL || (hex == NULL) == (file == NULL)) {
 		sign_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!qs_name_valid(role, QS_MAX_NAME) || (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
+	if (!qs_name_valid(role, QS_MAX_NAME) ||
+	    (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
 		errmsg("invalid role or key name");
 		return EXIT_USAGE;
 	}
@@ -675,9 +716,9 @@ sign_main(int argc, char **argv, struct globals *g)
 		char *sh = hex_or_die(resp->signature.data, resp->signature.len);
 		char *dh = hex_or_die(resp->digest.data, resp->digest.len);
 		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
-					 resp->key, "key_id", resp->key_id, "algorithm",
-					 resp->algorithm, "digest", dh),
-			       JSON_INDENT(2));
+		                         resp->key, "key_id", resp->key_id, "algorithm",
+		                         resp->algorithm, "digest", dh),
+		               JSON_INDENT(2));
 		free(sh);
 		free(dh);
 		if (r != 0) {
@@ -699,12 +740,12 @@ static void
 sign_batch_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [GLOBAL OPTIONS] sign-batch -r ROLE [-k KEY] [--json] [FILE...]\n"
-		"  Without FILEs: SHA-256 digests, one per line (64 hex characters), on stdin.\n"
-		"  With FILEs: each file is one blob. Prints one line per item:\n"
-		"    <digest hex> <signature hex>   or   <digest hex> ERROR <STATUS> <message>\n"
-		"example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-targets\n",
-		progname, progname);
+	        "usage: %s [GLOBAL OPTIONS] sign-batch -r ROLE [-k KEY] [--json] [FILE...]\n"
+	        "  Without FILEs: SHA-256 digests, one per line (64 hex characters), on stdin.\n"
+	        "  With FILEs: each file is one blob. Prints one line per item:\n"
+	        "    <digest hex> <signature hex>   or   <digest hex> ERROR <STATUS> <message>\n"
+	        "example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-targets\n",
+	        progname, progname);
 }
 
 struct batch_item {
@@ -727,7 +768,7 @@ read_digest_lines(struct batch_item **out, size_t *n_out)
 		lineno++;
 		len = (size_t)got;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
-				   line[len - 1] == ' ' || line[len - 1] == '\t'))
+		                   line[len - 1] == ' ' || line[len - 1] == '\t'))
 			line[--len] = '\0';
 		if (len == 0)
 			continue;
@@ -787,8 +828,7 @@ check_files(char **files, size_t n, struct batch_item **out)
 			return -1;
 		}
 		if (!S_ISREG(st.st_mode) || (size_t)st.st_size > QS_MAX_BLOB) {
-			errmsg("%s: not a regular file of at most %u bytes", files[i],
-			       QS_MAX_BLOB);
+			errmsg("%s: not a regular file of at most %u bytes", files[i], QS_MAX_BLOB);
 			free(v);
 			return -1;
 		}
@@ -800,7 +840,7 @@ check_files(char **files, size_t n, struct batch_item **out)
 
 static void
 put_item(const struct globals *g, const struct batch_item *it,
-	 const Qsign__V1__SignBatchResponse *resp, const Qsign__V1__SignResult *res, int *first)
+         const Qsign__V1__SignBatchResponse *resp, const Qsign__V1__SignResult *res, int *first)
 {
 	char *dh = hex_or_die(it->digest, 32);
 
@@ -810,11 +850,11 @@ put_item(const struct globals *g, const struct batch_item *it,
 		if (res->status == QSIGN__V1__STATUS__OK) {
 			sh = hex_or_die(res->signature.data, res->signature.len);
 			j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "digest", dh, "signature", sh,
-				      "key", resp->key, "key_id", resp->key_id, "algorithm",
-				      resp->algorithm);
+			              "key", resp->key, "key_id", resp->key_id, "algorithm",
+			              resp->algorithm);
 		} else {
 			j = json_pack("{s:s, s:s, s:s}", "digest", dh, "status",
-				      qs_status_name((int)res->status), "message", res->message);
+			              qs_status_name((int)res->status), "message", res->message);
 		}
 		if (j != NULL && it->file != NULL)
 			json_object_set_new(j, "file", json_string(it->file));
@@ -844,11 +884,11 @@ static int
 sign_batch_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-		{"role", required_argument, NULL, 'r'},
-		{"key", required_argument, NULL, 'k'},
-		{"json", no_argument, NULL, 'J'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"role", required_argument, NULL, 'r'},
+	        {"key", required_argument, NULL, 'k'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *key = NULL;
 	struct batch_item *items = NULL;
@@ -862,18 +902,29 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "r:k:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'r': role = optarg; break;
-		case 'k': key = optarg; break;
-		case 'J': g->json = 1; break;
-		case 'h': sign_batch_usage(stdout); return EXIT_OK;
-		default: sign_batch_usage(stderr); return EXIT_USAGE;
+		case 'r':
+			role = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			sign_batch_usage(stdout);
+			return EXIT_OK;
+		default:
+			sign_batch_usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (role == NULL) {
 		sign_batch_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!qs_name_valid(role, QS_MAX_NAME) || (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
+	if (!qs_name_valid(role, QS_MAX_NAME) ||
+	    (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
 		errmsg("invalid role or key name");
 		return EXIT_USAGE;
 	}
@@ -990,37 +1041,37 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"keygen", keygen_main, keygen_usage, "create a principal key file (local)"},
-	{"info", info_main, info_usage, "daemon identity, policy version, your roles"},
-	{"keys", keys_main, keys_usage, "keys named in the policy"},
-	{"sign", sign_main, sign_usage, "sign one digest or blob with an online role"},
-	{"sign-batch", sign_batch_main, sign_batch_usage, "sign many digests or blobs"},
+        {"keygen", keygen_main, keygen_usage, "create a principal key file (local)"},
+        {"info", info_main, info_usage, "daemon identity, policy version, your roles"},
+        {"keys", keys_main, keys_usage, "keys named in the policy"},
+        {"sign", sign_main, sign_usage, "sign one digest or blob with an online role"},
+        {"sign-batch", sign_batch_main, sign_batch_usage, "sign many digests or blobs"},
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
-		"             [--tls-cert F --tls-key F --tls-ca F [--tls-server-name N]]\n"
-		"             COMMAND [ARGS...]\n"
-		"  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT\n"
-		"                (QSIGN_SERVER, default ipc://$QSIGN_HOME/qsignd.sock)\n"
-		"  -p PRINCIPAL  who you are (QSIGN_PRINCIPAL)\n"
-		"  -i IDENTITY   your private key: PEM file or pkcs11: URI\n"
-		"                (QSIGN_IDENTITY, default $QSIGN_HOME/demo/PRINCIPAL.key)\n"
-		"  --json        print one JSON document instead of text\n"
-		"  --timeout S   seconds to wait for each reply (default 30)\n"
-		"commands:\n",
-		progname);
+	        "usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
+	        "             [--tls-cert F --tls-key F --tls-ca F [--tls-server-name N]]\n"
+	        "             COMMAND [ARGS...]\n"
+	        "  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT\n"
+	        "                (QSIGN_SERVER, default ipc://$QSIGN_HOME/qsignd.sock)\n"
+	        "  -p PRINCIPAL  who you are (QSIGN_PRINCIPAL)\n"
+	        "  -i IDENTITY   your private key: PEM file or pkcs11: URI\n"
+	        "                (QSIGN_IDENTITY, default $QSIGN_HOME/demo/PRINCIPAL.key)\n"
+	        "  --json        print one JSON document instead of text\n"
+	        "  --timeout S   seconds to wait for each reply (default 30)\n"
+	        "commands:\n",
+	        progname);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
-		"'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
-		"by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
-		"example: %s -p ci sign -r ci-targets -d "
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
-		progname, progname);
+	        "'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
+	        "by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
+	        "example: %s -p ci sign -r ci-targets -d "
+	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
+	        progname, progname);
 }
 
 /* The process may hold a private key: no core dumps, no ptrace by peers of
@@ -1055,18 +1106,18 @@ main(int argc, char **argv)
 {
 	enum { O_JSON = 256, O_TIMEOUT, O_CERT, O_KEY, O_CA, O_SNI, O_VERSION };
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'},
-		{"principal", required_argument, NULL, 'p'},
-		{"identity", required_argument, NULL, 'i'},
-		{"json", no_argument, NULL, O_JSON},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"tls-cert", required_argument, NULL, O_CERT},
-		{"tls-key", required_argument, NULL, O_KEY},
-		{"tls-ca", required_argument, NULL, O_CA},
-		{"tls-server-name", required_argument, NULL, O_SNI},
-		{"version", no_argument, NULL, O_VERSION},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"server", required_argument, NULL, 's'},
+	        {"principal", required_argument, NULL, 'p'},
+	        {"identity", required_argument, NULL, 'i'},
+	        {"json", no_argument, NULL, O_JSON},
+	        {"timeout", required_argument, NULL, O_TIMEOUT},
+	        {"tls-cert", required_argument, NULL, O_CERT},
+	        {"tls-key", required_argument, NULL, O_KEY},
+	        {"tls-ca", required_argument, NULL, O_CA},
+	        {"tls-server-name", required_argument, NULL, O_SNI},
+	        {"version", no_argument, NULL, O_VERSION},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct globals g = {0};
 	const struct command *cmd = NULL;
@@ -1085,23 +1136,45 @@ main(int argc, char **argv)
 	/* '+': stop at the command name; what follows is the command's. */
 	while ((ch = getopt_long(argc, argv, "+s:p:i:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 's': g.url = optarg; break;
-		case 'p': g.principal = optarg; break;
-		case 'i': g.identity = optarg; break;
-		case O_JSON: g.json = 1; break;
+		case 's':
+			g.url = optarg;
+			break;
+		case 'p':
+			g.principal = optarg;
+			break;
+		case 'i':
+			g.identity = optarg;
+			break;
+		case O_JSON:
+			g.json = 1;
+			break;
 		case O_TIMEOUT:
 			if (parse_timeout(optarg, &g.timeout_ms) != 0) {
 				errmsg("--timeout needs whole seconds, 1..86400");
 				return EXIT_USAGE;
 			}
 			break;
-		case O_CERT: g.tls_cert = optarg; break;
-		case O_KEY: g.tls_key = optarg; break;
-		case O_CA: g.tls_ca = optarg; break;
-		case O_SNI: g.tls_server_name = optarg; break;
-		case O_VERSION: printf("qsign %s\n", QS_VERSION); return EXIT_OK;
-		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case O_CERT:
+			g.tls_cert = optarg;
+			break;
+		case O_KEY:
+			g.tls_key = optarg;
+			break;
+		case O_CA:
+			g.tls_ca = optarg;
+			break;
+		case O_SNI:
+			g.tls_server_name = optarg;
+			break;
+		case O_VERSION:
+			printf("qsign %s\n", QS_VERSION);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {

@@ -208,9 +208,9 @@ test_sign_args(void)
 	CHECK_EQ(RUN(NULL, env, "sign-batch"), 2);
 	CHECK_EQ(RUN("", env, "sign-batch", "-r", "ci"), 2);
 	CHECK(HAS(err, "no digests"));
-	CHECK_EQ(RUN("0000000000000000000000000000000000000000000000000000000000000000\nxyz\n",
-		     env, "sign-batch", "-r", "ci"),
-		 2);
+	CHECK_EQ(RUN("0000000000000000000000000000000000000000000000000000000000000000\nxyz\n", env,
+	             "sign-batch", "-r", "ci"),
+	         2);
 	CHECK(HAS(err, "line 2"));
 	CHECK_EQ(RUN(NULL, env, "sign-batch", "-r", "ci", "/nonexistent/file"), 2);
 }
@@ -227,13 +227,11 @@ test_connect(void)
 	CHECK_EQ(RUN(NULL, NULL, "-s", url, "-p", "ci", "-i", "ci.key", "info"), 3);
 	CHECK(HAS(err, "is qsignd running") && HAS(err, "no-such.sock"));
 	CHECK_EQ(RUN(NULL, NULL, "-s", url, "-p", "ci", "-i", "ci.key", "sign", "-r", "ci", "-d",
-		     zero),
-		 3);
-	CHECK_EQ(RUN(zero, NULL, "-s", url, "-p", "ci", "-i", "ci.key", "sign-batch", "-r",
-		     "ci"),
-		 3);
-	CHECK_EQ(RUN(NULL, NULL, "-s", "tcp://127.0.0.1:1", "-p", "ci", "-i", "ci.key", "keys"),
-		 3);
+	             zero),
+	         3);
+	CHECK_EQ(RUN(zero, NULL, "-s", url, "-p", "ci", "-i", "ci.key", "sign-batch", "-r", "ci"),
+	         3);
+	CHECK_EQ(RUN(NULL, NULL, "-s", "tcp://127.0.0.1:1", "-p", "ci", "-i", "ci.key", "keys"), 3);
 	CHECK(HAS(err, "127.0.0.1:1"));
 
 	/* Defaults from the environment: QSIGN_HOME gives the socket and the
@@ -279,9 +277,8 @@ test_connect(void)
 	}
 
 	/* tls+tcp:// without the client certificate: said so, exit 1. */
-	CHECK_EQ(RUN(NULL, NULL, "-s", "tls+tcp://127.0.0.1:1", "-p", "ci", "-i", "ci.key",
-		     "info"),
-		 1);
+	CHECK_EQ(RUN(NULL, NULL, "-s", "tls+tcp://127.0.0.1:1", "-p", "ci", "-i", "ci.key", "info"),
+	         1);
 	CHECK(HAS(err, "--tls-cert"));
 	CHECK_EQ(RUN(NULL, NULL, "-s", "http://x", "-p", "ci", "-i", "ci.key", "info"), 1);
 	CHECK(HAS(err, "unsupported server URL"));

@@ -12,43 +12,43 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,     \
-				#cond);                                                      \
-			check_failures++;                                                    \
-		}                                                                            \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+			check_failures++;                                                          \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                                       \
-	do {                                                                                 \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b);              \
-		if (check_a_ != check_b_) {                                                  \
-			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, %s == %lld\n",   \
-				__FILE__, __LINE__, #a, check_a_, #b, check_b_);             \
-			check_failures++;                                                    \
-		}                                                                            \
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b);                    \
+		if (check_a_ != check_b_) {                                                        \
+			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, %s == %lld\n",        \
+			        __FILE__, __LINE__, #a, check_a_, #b, check_b_);                   \
+			check_failures++;                                                          \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                      \
-	do {                                                                                 \
-		const char *check_a_ = (a), *check_b_ = (b);                                 \
-		if (check_a_ == NULL || check_b_ == NULL || strcmp(check_a_, check_b_) != 0) { \
-			fprintf(stderr, "%s:%d: CHECK_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n", \
-				__FILE__, __LINE__, #a, check_a_ ? check_a_ : "(null)", #b,  \
-				check_b_ ? check_b_ : "(null)");                             \
-			check_failures++;                                                    \
-		}                                                                            \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *check_a_ = (a), *check_b_ = (b);                                       \
+		if (check_a_ == NULL || check_b_ == NULL || strcmp(check_a_, check_b_) != 0) {     \
+			fprintf(stderr,                                                            \
+			        "%s:%d: CHECK_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n",        \
+			        __FILE__, __LINE__, #a, check_a_ ? check_a_ : "(null)", #b,        \
+			        check_b_ ? check_b_ : "(null)");                                   \
+			check_failures++;                                                          \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_DONE()                                                                         \
-	do {                                                                                 \
-		if (check_failures) {                                                        \
-			fprintf(stderr, "%d check(s) failed\n", check_failures);             \
-			return 1;                                                            \
-		}                                                                            \
-		return 0;                                                                    \
+#define CHECK_DONE()                                                                               \
+	do {                                                                                       \
+		if (check_failures) {                                                              \
+			fprintf(stderr, "%d check(s) failed\n", check_failures);                   \
+			return 1;                                                                  \
+		}                                                                                  \
+		return 0;                                                                          \
 	} while (0)
 
 #endif

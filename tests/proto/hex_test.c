@@ -22,16 +22,16 @@ main(void)
 	CHECK_EQ(n, 0);
 
 	const char *bad[] = {
-		"0",	     /* odd length */
-		"abc",	     /* odd length */
-		"0g",	     /* not hex */
-		"zz",	     /* not hex */
-		"00 1",	     /* space */
-		" 001",	     /* leading space */
-		"0011\n0",   /* newline */
-		"0x00",	     /* prefix */
-		"-1",	     /* sign */
-		"00112233445566778899", /* 10 bytes > cap 8 */
+	        "0",                    /* odd length */
+	        "abc",                  /* odd length */
+	        "0g",                   /* not hex */
+	        "zz",                   /* not hex */
+	        "00 1",                 /* space */
+	        " 001",                 /* leading space */
+	        "0011\n0",              /* newline */
+	        "0x00",                 /* prefix */
+	        "-1",                   /* sign */
+	        "00112233445566778899", /* 10 bytes > cap 8 */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		n = 99;

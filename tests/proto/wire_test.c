@@ -37,8 +37,7 @@ main(void)
 	call.call_id = 42;
 	CHECK_EQ(qs_wire_pack(&call.base, &buf, &len), 0);
 
-	back = (Qsign__V1__Call *)unpack(&qsign__v1__call__descriptor, buf, len, QS_MAX_FRAME,
-					 &r);
+	back = (Qsign__V1__Call *)unpack(&qsign__v1__call__descriptor, buf, len, QS_MAX_FRAME, &r);
 	CHECK_EQ(r, 0);
 	CHECK(back != NULL && strcmp(back->method, QS_M_SIGN) == 0 && back->call_id == 42 &&
 	      back->body.len == 4 && back->deadline_ms == 1700000000000ull);
@@ -69,8 +68,7 @@ main(void)
 	{
 		static const uint8_t past_end[] = {0x12, 0x7f, 'a', 'b'};
 		static const uint8_t wrong_type[] = {0x0d, 1, 2, 3, 4};
-		unpack(&qsign__v1__reply__descriptor, past_end, sizeof(past_end), QS_MAX_FRAME,
-		       &r);
+		unpack(&qsign__v1__reply__descriptor, past_end, sizeof(past_end), QS_MAX_FRAME, &r);
 		CHECK_EQ(r, QS_ERR_INVALID);
 		unpack(&qsign__v1__call__descriptor, wrong_type, sizeof(wrong_type), 64, &r);
 		CHECK_EQ(r, QS_ERR_INVALID);
@@ -80,10 +78,10 @@ main(void)
 	 * QS_ERR_INVALID, never a crash (ASan/UBSan build checks the rest). */
 	{
 		const ProtobufCMessageDescriptor *ds[] = {
-			&qsign__v1__reply__descriptor,
-			&qsign__v1__challenge_response__descriptor,
-			&qsign__v1__info_response__descriptor,
-			&qsign__v1__sign_batch_response__descriptor,
+		        &qsign__v1__reply__descriptor,
+		        &qsign__v1__challenge_response__descriptor,
+		        &qsign__v1__info_response__descriptor,
+		        &qsign__v1__sign_batch_response__descriptor,
 		};
 		uint32_t x = 12345;
 		for (int i = 0; i < 20000; i++) {
@@ -100,9 +98,10 @@ main(void)
 	}
 
 	/* Status mapping: what the daemon sends is what the client reports. */
-	const int errs[] = {QS_ERR_INVALID, QS_ERR_NOT_FOUND, QS_ERR_EXISTS, QS_ERR_DENIED,
-			    QS_ERR_UNAUTH, QS_ERR_PRECONDITION, QS_ERR_UNAVAILABLE,
-			    QS_ERR_TIMEOUT, QS_ERR_EXHAUSTED, QS_ERR_UNIMPLEMENTED};
+	const int errs[] = {QS_ERR_INVALID,      QS_ERR_NOT_FOUND, QS_ERR_EXISTS,
+	                    QS_ERR_DENIED,       QS_ERR_UNAUTH,    QS_ERR_PRECONDITION,
+	                    QS_ERR_UNAVAILABLE,  QS_ERR_TIMEOUT,   QS_ERR_EXHAUSTED,
+	                    QS_ERR_UNIMPLEMENTED};
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		CHECK_EQ(qs_status_err(qs_err_status(errs[i])), errs[i]);
 	CHECK_EQ(qs_err_status(QS_OK), QS_STATUS_OK);
