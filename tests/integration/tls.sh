@@ -69,7 +69,8 @@ if handshake -cert "$pki/rogue.crt" -key "$pki/client.key"; then
 	cat "$T/hs.out" >&2; fail "handshake with an untrusted client certificate succeeded"
 fi
 echo "ok: client certificate from an untrusted CA refused"
-expect_rc 2 qsign -s "$url" $tls -p ci info
+expect_rc 1 qsign -s "$url" $tls -p ci info
+grep -q "needs a client certificate" "$T/err" || fail "no hint about the missing certificate"
 echo "ok: qsign refuses to dial tls+tcp without a client certificate"
 # A valid certificate does not replace the principal's key.
 expect_rc 1 qsign -s "$url" $tls --tls-cert "$pki/client.crt" --tls-key "$pki/client.key" \
