@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "identity.h"
+#include "payload.h"
 #include "statement.h"
 
 /* Server messages are for humans; longer ones are cut so that a hostile
@@ -666,6 +667,417 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 			return qs_fail(QS_ERR_INVALID, "malformed SignBatch result %zu from %s", i,
 			               c->url);
 		}
+	}
+	*out = resp;
+	return 0;
+}
+
+/* ------------------------------------------------------------ Requests */
+
+/* Largest request payload: a blob (QS_MAX_BLOB) or a policy document
+ * (QS_MAX_POLICY_BYTES), whichever is larger. */
+#define QSC_MAX_REQUEST_PAYLOAD \
+	(QS_MAX_BLOB > QS_MAX_POLICY_BYTES ? QS_MAX_BLOB : QS_MAX_POLICY_BYTES)
+/* Requests/List returns at most this many when the caller gives no limit
+ * (qsign.proto: limit 0 = 100). */
+#define QSC_DEFAULT_LIST_LIMIT 100
+
+static const char *const state_names[] = {
+        [QSIGN__V1__REQUEST_STATE__REQ_PENDING] = "pending",
+        [QSIGN__V1__REQUEST_STATE__REQ_APPROVED] = "approved",
+        [QSIGN__V1__REQUEST_STATE__REQ_SIGNED] = "signed",
+        [QSIGN__V1__REQUEST_STATE__REQ_REJECTED] = "rejected",
+        [QSIGN__V1__REQUEST_STATE__REQ_CANCELLED] = "cancelled",
+        [QSIGN__V1__REQUEST_STATE__REQ_EXPIRED] = "expired",
+        [QSIGN__V1__REQUEST_STATE__REQ_FAILED] = "failed",
+};
+
+const char *
+qsc_request_state_name(int state)
+{
+	if (state <= 0 || (size_t)state >= sizeof(state_names) / sizeof(state_names[0]))
+		return NULL;
+	return state_names[state];
+}
+
+Qsign__V1__RequestState
+qsc_request_state_from_name(const char *name)
+{
+	for (size_t i = 1; name != NULL && i < sizeof(state_names) / sizeof(state_names[0]); i++)
+		if (strcmp(state_names[i], name) == 0)
+			return (Qsign__V1__RequestState)i;
+	return QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED;
+}
+
+/* Text we send for humans: bounded, and no control characters other than
+ * newline and tab, so that it cannot rewrite an approver's terminal. */
+static int
+check_text(const char *what, const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return 0;
+	if ((n = strnlen(s, QSC_MAX_REQUEST_TEXT + 1)) > QSC_MAX_REQUEST_TEXT)
+		return qs_fail(QS_ERR_INVALID, "%s longer than %d bytes", what,
+		               QSC_MAX_REQUEST_TEXT);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if ((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f)
+			return qs_fail(QS_ERR_INVALID, "%s contains control characters", what);
+	}
+	return 0;
+}
+
+static int
+check_id(const char *id)
+{
+	if (!qs_name_valid(id, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid request id");
+	return 0;
+}
+
+/* Everything a RequestView from the daemon must satisfy before anyone
+ * looks at it (see qsclient.h). */
+static int
+check_view(const qsc_client *c, const Qsign__V1__RequestView *v)
+{
+	const char *bad = NULL;
+
+	if (v == NULL)
+		bad = "no request";
+	else if (!qs_name_valid(v->id, QS_MAX_NAME))
+		bad = "id";
+	else if (!qs_name_valid(v->role, QS_MAX_NAME) || !qs_name_valid(v->kind, QS_MAX_NAME))
+		bad = "role or kind";
+	else if (!qs_name_valid(v->submitter, QS_MAX_NAME))
+		bad = "submitter";
+	else if (v->payload_sha256.len != 32)
+		bad = "payload_sha256";
+	else if (v->payload_size > QSC_MAX_REQUEST_PAYLOAD)
+		bad = "payload_size";
+	else if (v->payload.len != 0 && v->payload.len != v->payload_size)
+		bad = "payload length";
+	else if (qsc_request_state_name((int)v->state) == NULL)
+		bad = "state";
+	else if (v->n_approvers > QS_MAX_POLICY_ENTRIES || v->n_votes > QS_MAX_POLICY_ENTRIES)
+		bad = "counts";
+	else if (v->threshold < 1 || v->threshold > QS_MAX_POLICY_ENTRIES)
+		bad = "threshold";
+	for (size_t i = 0; bad == NULL && i < v->n_approvers; i++)
+		if (!qs_name_valid(v->approvers[i], QS_MAX_NAME))
+			bad = "approver name";
+	for (size_t i = 0; bad == NULL && i < v->n_votes; i++)
+		if (!qs_name_valid(v->votes[i]->approver, QS_MAX_NAME) ||
+		    v->votes[i]->signature.len > QS_MAX_PRINCIPAL_SIG)
+			bad = "vote";
+	if (bad != NULL)
+		return qs_fail(QS_ERR_INVALID, "malformed request from %s: %s", c->url, bad);
+	return 0;
+}
+
+/* Call `method` for a RequestView reply and check it. */
+static int
+view_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
+          Qsign__V1__RequestView **out)
+{
+	Qsign__V1__RequestView *v = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = qsc_call(c, method, req, &qsign__v1__request_view__descriptor,
+	                  (ProtobufCMessage **)&v, NULL, NULL)) != 0)
+		return r;
+	if ((r = check_view(c, v)) != 0) {
+		qsc_free(v);
+		return r;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint8_t *payload,
+                   size_t len, const char *message, const char *client_token,
+                   Qsign__V1__RequestView **out)
+{
+	Qsign__V1__SubmitRequest req = QSIGN__V1__SUBMIT_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+	const struct qs_payload_kind *pk;
+	uint8_t digest[32];
+	int r;
+
+	*out = NULL;
+	if (!qs_name_valid(role, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid role name");
+	if ((pk = qs_payload_kind(kind)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown payload kind %s (digest, blob, policy)",
+		               kind != NULL && qs_name_valid(kind, QS_MAX_NAME) ? kind : "?");
+	if (client_token != NULL && !qs_name_valid(client_token, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid client token");
+	if ((r = check_text("message", message)) != 0)
+		return r;
+	if (len > QSC_MAX_REQUEST_PAYLOAD)
+		return qs_fail(QS_ERR_INVALID, "payload of %zu bytes exceeds %u", len,
+		               (unsigned)QSC_MAX_REQUEST_PAYLOAD);
+	if ((r = pk->validate(payload, len)) != 0)
+		return qs_wrap(r, "%s payload", pk->name);
+	qs_sha256(payload, len, digest);
+	req.role = (char *)role;
+	req.kind = (char *)pk->name;
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = len;
+	req.message = (char *)(message != NULL ? message : "");
+	req.client_token = (char *)(client_token != NULL ? client_token : "");
+	if ((r = view_call(c, QS_M_REQ_SUBMIT, &req.base, &v)) != 0)
+		return r;
+	/* The daemon says what it recorded; make sure it is what we sent. */
+	if (strcmp(v->role, role) != 0 || strcmp(v->kind, pk->name) != 0 ||
+	    CRYPTO_memcmp(v->payload_sha256.data, digest, 32) != 0 || v->payload_size != len) {
+		qsc_free(v);
+		return qs_fail(QS_ERR_INVALID,
+		               "the daemon recorded a different request than the one sent "
+		               "(role, kind or payload digest)");
+	}
+	*out = v;
+	return 0;
+}
+
+int
+qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role,
+                 uint32_t limit, Qsign__V1__ListRequestsResponse **out)
+{
+	Qsign__V1__ListRequestsRequest req = QSIGN__V1__LIST_REQUESTS_REQUEST__INIT;
+	Qsign__V1__ListRequestsResponse *resp = NULL;
+	size_t max = limit != 0 ? limit : QSC_DEFAULT_LIST_LIMIT;
+	int r;
+
+	*out = NULL;
+	if (role != NULL && !qs_name_valid(role, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid role name");
+	if (state != QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED &&
+	    qsc_request_state_name((int)state) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown request state %d", (int)state);
+	req.state = state;
+	req.role = (char *)(role != NULL ? role : "");
+	req.limit = limit;
+	if ((r = qsc_call(c, QS_M_REQ_LIST, &req.base,
+	                  &qsign__v1__list_requests_response__descriptor,
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if (resp->n_requests > max) {
+		r = qs_fail(QS_ERR_INVALID, "List reply from %s has %zu requests, limit %zu",
+		            c->url, resp->n_requests, max);
+		goto out;
+	}
+	for (size_t i = 0; i < resp->n_requests; i++)
+		if ((r = check_view(c, resp->requests[i])) != 0)
+			goto out;
+	*out = resp;
+	resp = NULL;
+	r = 0;
+out:
+	qsc_free(resp);
+	return r;
+}
+
+int
+qsc_request_get(qsc_client *c, const char *id, int include_payload,
+                Qsign__V1__RequestView **out)
+{
+	Qsign__V1__GetRequestRequest req = QSIGN__V1__GET_REQUEST_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+	uint8_t digest[32];
+	int r;
+
+	*out = NULL;
+	if ((r = check_id(id)) != 0)
+		return r;
+	req.id = (char *)id;
+	req.include_payload = include_payload != 0;
+	if ((r = view_call(c, QS_M_REQ_GET, &req.base, &v)) != 0)
+		return r;
+	if (strcmp(v->id, id) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "asked %s for request %s, got another one", c->url, id);
+		goto out;
+	}
+	if (include_payload) {
+		/* check_view() saw payload.len == payload_size unless it was
+		 * left out; an empty payload is legitimate only if size is 0. */
+		if (v->payload.len != v->payload_size) {
+			r = qs_fail(QS_ERR_INVALID, "request %s: the reply has no payload", id);
+			goto out;
+		}
+		qs_sha256(v->payload.data, v->payload.len, digest);
+		if (CRYPTO_memcmp(digest, v->payload_sha256.data, 32) != 0) {
+			r = qs_fail(QS_ERR_CRYPTO,
+			            "request %s: the payload's SHA-256 is not the payload_sha256 "
+			            "the daemon reports: refusing it",
+			            id);
+			goto out;
+		}
+	}
+	*out = v;
+	v = NULL;
+	r = 0;
+out:
+	qsc_free(v);
+	return r;
+}
+
+int
+qsc_request_vote(qsc_client *c, const char *id, int approve, const char *reason,
+                 const uint8_t *expect_sha256, Qsign__V1__RequestView **out)
+{
+	Qsign__V1__VoteRequest req = QSIGN__V1__VOTE_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL, *after = NULL;
+	const struct qs_payload_kind *pk;
+	uint8_t digest[32], *stmt = NULL, sig[QS_MAX_PRINCIPAL_SIG];
+	size_t stmt_len = 0, sig_len = 0;
+	int64_t now;
+	int r;
+
+	*out = NULL;
+	if (c->principal == NULL || c->id == NULL)
+		return qs_fail(QS_ERR_INVALID, "voting needs a principal and its key");
+	if ((r = check_id(id)) != 0 || (r = check_text("reason", reason)) != 0)
+		return r;
+	/* Look at the exact bytes first; qsc_request_get() refuses a payload
+	 * whose SHA-256 is not the one the daemon claims (QS_ERR_CRYPTO). */
+	if ((r = qsc_request_get(c, id, 1, &v)) != 0)
+		goto out;
+	qs_sha256(v->payload.data, v->payload.len, digest);
+	if (expect_sha256 != NULL && CRYPTO_memcmp(expect_sha256, digest, 32) != 0) {
+		r = qs_fail(QS_ERR_CRYPTO,
+		            "request %s: the payload is not the one you reviewed (SHA-256 differs): "
+		            "nothing signed",
+		            id);
+		goto out;
+	}
+	if ((pk = qs_payload_kind(v->kind)) == NULL) {
+		r = qs_fail(QS_ERR_UNIMPLEMENTED,
+		            "request %s has payload kind %s, which this client cannot check: "
+		            "nothing signed",
+		            id, v->kind);
+		goto out;
+	}
+	if (approve && (r = pk->validate(v->payload.data, v->payload.len)) != 0) {
+		qs_wrap(r, "request %s: %s payload refused, nothing signed", id, pk->name);
+		goto out;
+	}
+	if (qsc_server_identity(c) == NULL) {
+		r = qs_fail(QS_ERR_INTERNAL, "no server identity after authentication");
+		goto out;
+	}
+	now = (int64_t)time(NULL);
+	if ((r = qs_stmt_approval(qsc_server_identity(c), id, v->role, v->kind, digest, approve,
+	                          now, &stmt, &stmt_len)) != 0 ||
+	    (r = qsc_id_sign(c->id, stmt, stmt_len, sig, &sig_len)) != 0)
+		goto out;
+	req.id = (char *)id;
+	req.approve = approve != 0;
+	req.time = now;
+	req.payload_sha256.data = digest;
+	req.payload_sha256.len = sizeof(digest);
+	req.signature.data = sig;
+	req.signature.len = sig_len;
+	req.reason = (char *)(reason != NULL ? reason : "");
+	if ((r = view_call(c, QS_M_REQ_VOTE, &req.base, &after)) != 0)
+		goto out;
+	if (strcmp(after->id, id) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "voted on %s, %s answered for another request", id,
+		            c->url);
+		goto out;
+	}
+	*out = after;
+	after = NULL;
+	r = 0;
+out:
+	OPENSSL_cleanse(sig, sizeof(sig));
+	free(stmt);
+	qsc_free(v);
+	qsc_free(after);
+	return r;
+}
+
+int
+qsc_request_cancel(qsc_client *c, const char *id, Qsign__V1__RequestView **out)
+{
+	Qsign__V1__CancelRequest req = QSIGN__V1__CANCEL_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = check_id(id)) != 0)
+		return r;
+	req.id = (char *)id;
+	if ((r = view_call(c, QS_M_REQ_CANCEL, &req.base, &v)) != 0)
+		return r;
+	if (strcmp(v->id, id) != 0) {
+		qsc_free(v);
+		return qs_fail(QS_ERR_INVALID, "cancelled %s, %s answered for another request", id,
+		               c->url);
+	}
+	*out = v;
+	return 0;
+}
+
+int
+qsc_request_fetch(qsc_client *c, const char *id, Qsign__V1__FetchResponse **out)
+{
+	Qsign__V1__FetchRequest req = QSIGN__V1__FETCH_REQUEST__INIT;
+	Qsign__V1__FetchResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = check_id(id)) != 0)
+		return r;
+	req.id = (char *)id;
+	if ((r = qsc_call(c, QS_M_REQ_FETCH, &req.base, &qsign__v1__fetch_response__descriptor,
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if ((r = check_view(c, resp->request)) != 0)
+		goto out;
+	if (strcmp(resp->request->id, id) != 0 || resp->n_signatures > QS_MAX_POLICY_ENTRIES) {
+		r = qs_fail(QS_ERR_INVALID, "malformed Fetch reply from %s", c->url);
+		goto out;
+	}
+	for (size_t i = 0; i < resp->n_signatures; i++) {
+		const Qsign__V1__RequestSignature *s = resp->signatures[i];
+		if (!qs_name_valid(s->key, QS_MAX_NAME) || s->signature.len == 0 ||
+		    s->signature.len > QSC_MAX_SIG) {
+			r = qs_fail(QS_ERR_INVALID, "malformed signature %zu in Fetch reply from %s",
+			            i, c->url);
+			goto out;
+		}
+	}
+	*out = resp;
+	resp = NULL;
+	r = 0;
+out:
+	qsc_free(resp);
+	return r;
+}
+
+int
+qsc_policy_show(qsc_client *c, uint64_t version, Qsign__V1__PolicyShowResponse **out)
+{
+	Qsign__V1__PolicyShowRequest req = QSIGN__V1__POLICY_SHOW_REQUEST__INIT;
+	Qsign__V1__PolicyShowResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	req.version = version;
+	if ((r = qsc_call(c, QS_M_POLICY_SHOW, &req.base,
+	                  &qsign__v1__policy_show_response__descriptor,
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if (resp->version == 0 || resp->version > resp->current_version ||
+	    (version != 0 && resp->version != version) ||
+	    (version == 0 && resp->version != resp->current_version) ||
+	    strnlen(resp->text, QS_MAX_POLICY_BYTES + 1) > QS_MAX_POLICY_BYTES) {
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "malformed Policy/Show reply from %s", c->url);
 	}
 	*out = resp;
 	return 0;

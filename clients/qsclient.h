@@ -175,6 +175,117 @@ int qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__
                    const ProtobufCBinaryData *payloads, size_t n,
                    Qsign__V1__SignBatchResponse **out);
 
+/* ------------------------------------------------------------ Requests
+ *
+ * Quorum-gated signing (qsign.proto, service Requests). Every RequestView
+ * these functions hand back has been checked: id, role, kind, submitter and
+ * every approver are valid names, payload_sha256 is 32 bytes, state is a
+ * known RequestState, counts are within QS_MAX_POLICY_ENTRIES, vote
+ * signatures within QS_MAX_PRINCIPAL_SIG and, when the payload is present,
+ * its length is payload_size. Text fields (message, state_message, reasons)
+ * are NOT filtered: escape control characters before printing them.
+ * A reply that fails a check is QS_ERR_INVALID.
+ */
+
+/* Longest message / reason the library sends (bytes). */
+#define QSC_MAX_REQUEST_TEXT 4096
+
+/*
+ * Requests/Submit: ask for a quorum signature by `role` (a quorum role, or
+ * "policy" for a policy change) over payload, of payload kind `kind`
+ * ("digest", "blob", "policy": see proto/payload.h). The payload is
+ * validated with its kind's validate() before anything is sent. message
+ * (NULL = none) tells approvers why; client_token (NULL = none; a name of
+ * 1..QS_MAX_NAME characters) makes a retry return the request the first
+ * attempt created instead of a second one. The reply must echo role, kind
+ * and the SHA-256 of the payload sent. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad names, unknown kind, payload refused by its
+ * kind, control characters or more than QSC_MAX_REQUEST_TEXT bytes in
+ * message, malformed or mismatching reply), the daemon's refusal,
+ * transport errors.
+ */
+int qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint8_t *payload,
+                       size_t len, const char *message, const char *client_token,
+                       Qsign__V1__RequestView **out);
+
+/*
+ * Requests/List: requests visible to the caller, newest first as the daemon
+ * orders them. state QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED = any;
+ * role NULL = any; limit 0 = the daemon's default of 100. The reply may hold
+ * at most that many. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad role name or state, malformed reply), the
+ * daemon's refusal, transport errors.
+ */
+int qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role,
+                     uint32_t limit, Qsign__V1__ListRequestsResponse **out);
+
+/*
+ * Requests/Get: one request. With include_payload the reply must carry the
+ * payload (payload_size bytes), and its SHA-256 is checked against
+ * payload_sha256 here: a mismatch is QS_ERR_CRYPTO. The view's id must be
+ * the one asked for. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad id, malformed reply), QS_ERR_CRYPTO, the
+ * daemon's refusal (QS_ERR_NOT_FOUND, QS_ERR_DENIED), transport errors.
+ */
+int qsc_request_get(qsc_client *c, const char *id, int include_payload,
+                    Qsign__V1__RequestView **out);
+
+/*
+ * Requests/Vote: approve (approve != 0) or reject request `id` as the
+ * client's principal. The library never signs what it has not seen: it
+ * Gets the request with its payload, recomputes the payload's SHA-256 and
+ * refuses if it differs from the payload_sha256 the daemon reports, or
+ * (when expect_sha256 is not NULL) from those 32 bytes, which pin the
+ * payload the approver reviewed; for an approval the payload must also
+ * pass its kind's validate() (a reject is allowed for a payload that does
+ * not: that is what rejecting is for). It then signs the approval
+ * statement (qs_stmt_approval(): server identity, id, role, kind, the
+ * locally computed SHA-256, decision, now) with the principal's key and
+ * sends it with `reason` (NULL = none). *out (the request after the vote)
+ * freed with qsc_free().
+ * Errors: QS_ERR_INVALID (no principal, bad id, reason too long or with
+ * control characters, malformed reply), QS_ERR_CRYPTO (payload digest
+ * mismatch: nothing was signed or sent), QS_ERR_UNIMPLEMENTED (a payload
+ * kind this client cannot check), the kind's validate() error, identity
+ * signing errors (QS_ERR_CRYPTO, QS_ERR_PKCS11), the daemon's refusal
+ * (QS_ERR_DENIED not an approver, QS_ERR_PRECONDITION closed or expired,
+ * QS_ERR_EXISTS a different vote already cast), transport errors.
+ */
+int qsc_request_vote(qsc_client *c, const char *id, int approve, const char *reason,
+                     const uint8_t *expect_sha256, Qsign__V1__RequestView **out);
+
+/*
+ * Requests/Cancel: withdraw a pending request (its submitter only).
+ * *out (the request, now CANCELLED) freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad id, malformed reply), the daemon's refusal
+ * (QS_ERR_DENIED, QS_ERR_PRECONDITION), transport errors.
+ */
+int qsc_request_cancel(qsc_client *c, const char *id, Qsign__V1__RequestView **out);
+
+/*
+ * Requests/Fetch: the signatures of a SIGNED request (none for a policy
+ * request: a policy is applied, not signed). Each signature is 1..512
+ * bytes with a valid key name. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad id, malformed reply), the daemon's refusal
+ * (QS_ERR_PRECONDITION not signed yet, QS_ERR_DENIED), transport errors.
+ */
+int qsc_request_fetch(qsc_client *c, const char *id, Qsign__V1__FetchResponse **out);
+
+/*
+ * Policy/Show: policy version `version` (0 = the one in force). The reply's
+ * version must be the one asked for (or, for 0, current_version), and the
+ * text at most QS_MAX_POLICY_BYTES. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (malformed reply), the daemon's refusal
+ * (QS_ERR_NOT_FOUND no such version), transport errors.
+ */
+int qsc_policy_show(qsc_client *c, uint64_t version, Qsign__V1__PolicyShowResponse **out);
+
+/* Lower-case name of a request state ("pending", ...), NULL if unknown. */
+const char *qsc_request_state_name(int state);
+
+/* The state called `name` (as above); STATE_UNSPECIFIED if none. */
+Qsign__V1__RequestState qsc_request_state_from_name(const char *name);
+
 /*
  * Create a new principal key locally (no daemon involved). alg is
  * "ed25519" or "ecdsa-p256" (NULL = "ecdsa-p256"). The PKCS#8 PEM is

@@ -36,8 +36,8 @@
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 /* PrintableString "edwards25519", the form PKCS#11 3.0 also allows. */
-static const uint8_t str_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r', 'd',
-				      's', '2', '5', '5', '1', '9'};
+static const uint8_t str_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+                                      'd',  's',  '2', '5', '5', '1', '9'};
 
 /* ---- CK_RV names ---------------------------------------------------- */
 
@@ -48,7 +48,8 @@ rv_name(CK_RV rv)
 
 	switch (rv) {
 #define N(x)                                                                                       \
-	case x: return #x;
+	case x:                                                                                    \
+		return #x;
 		N(CKR_OK)
 		N(CKR_CANCEL)
 		N(CKR_HOST_MEMORY)
@@ -123,8 +124,10 @@ rv_recoverable(CK_RV rv)
 	case CKR_TOKEN_NOT_PRESENT:
 	case CKR_CRYPTOKI_NOT_INITIALIZED:
 	case CKR_USER_NOT_LOGGED_IN:
-	case CKR_GENERAL_ERROR: return true;
-	default: return false;
+	case CKR_GENERAL_ERROR:
+		return true;
+	default:
+		return false;
 	}
 }
 
@@ -139,12 +142,20 @@ rv_fail(const char *call, CK_RV rv)
 	case CKR_PIN_INVALID:
 	case CKR_PIN_LEN_RANGE:
 	case CKR_PIN_EXPIRED:
-	case CKR_PIN_LOCKED: err = QS_ERR_PIN; break;
-	case CKR_HOST_MEMORY: err = QS_ERR_NOMEM; break;
+	case CKR_PIN_LOCKED:
+		err = QS_ERR_PIN;
+		break;
+	case CKR_HOST_MEMORY:
+		err = QS_ERR_NOMEM;
+		break;
 	case CKR_MECHANISM_INVALID:
 	case CKR_CURVE_NOT_SUPPORTED:
-	case CKR_FUNCTION_NOT_SUPPORTED: err = QS_ERR_UNIMPLEMENTED; break;
-	default: err = rv_recoverable(rv) ? QS_ERR_UNAVAILABLE : QS_ERR_PKCS11; break;
+	case CKR_FUNCTION_NOT_SUPPORTED:
+		err = QS_ERR_UNIMPLEMENTED;
+		break;
+	default:
+		err = rv_recoverable(rv) ? QS_ERR_UNAVAILABLE : QS_ERR_PKCS11;
+		break;
 	}
 	return qs_fail(err, "%s: %s", call, rv_name(rv));
 }
@@ -420,7 +431,7 @@ out:
  */
 static int
 find_slot(CK_FUNCTION_LIST_PTR f, P11KitUri *uri, const unsigned char *serial, CK_SLOT_ID *slot,
-	  CK_TOKEN_INFO *info)
+          CK_TOKEN_INFO *info)
 {
 	CK_SLOT_ID *slots = NULL, want_slot = p11_kit_uri_get_slot_id(uri);
 	CK_ULONG n = 0;
@@ -467,8 +478,8 @@ find_slot(CK_FUNCTION_LIST_PTR f, P11KitUri *uri, const unsigned char *serial, C
 		goto out;
 	}
 	if (matches > 1) {
-		r = qs_fail(QS_ERR_INVALID, "the URI matches %u tokens; add token= or serial=",
-			    matches);
+		r = qs_fail(QS_ERR_INVALID,
+		            "the URI matches %u tokens; add token= or serial=", matches);
 		goto out;
 	}
 	r = 0;
@@ -534,7 +545,7 @@ session_open(hsm_token *t, CK_SESSION_HANDLE *out, CK_RV *rvp)
 		 * instance, not per session. */
 		if (si.state == CKS_RO_PUBLIC_SESSION || si.state == CKS_RW_PUBLIC_SESSION) {
 			rv = t->f->C_Login(h, CKU_USER, (CK_UTF8CHAR_PTR)t->pin.buf,
-					   (CK_ULONG)t->pin.len);
+			                   (CK_ULONG)t->pin.len);
 			if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 				*rvp = rv;
 				r = rv_fail("C_Login", rv);
@@ -634,22 +645,28 @@ recover(hsm_token *t, unsigned gen, CK_RV rv)
 	pthread_mutex_unlock(&t->pool);
 
 	(void)t->f->C_CloseAllSessions(t->slot);
-	reinit = rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+	/* A lost module, or an error from the device itself: the module's own
+	 * state (its connection to the device) is suspect, start it afresh. */
+	reinit = rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_SESSION_CLOSED &&
+	         rv != CKR_USER_NOT_LOGGED_IN;
 	if (!reinit) {
 		/* The slot is gone, or holds another token: rescan. */
 		rv2 = t->f->C_GetTokenInfo(t->slot, &ti);
 		reinit = rv2 != CKR_OK ||
-			 memcmp(ti.serialNumber, t->info.serialNumber, sizeof(ti.serialNumber));
+		         memcmp(ti.serialNumber, t->info.serialNumber, sizeof(ti.serialNumber));
 	}
+	/* Log in again now, so that a wrong or changed PIN shows here. If
+	 * that fails on a module we kept, escalate to a re-initialisation. */
+	if (!reinit && session_open(t, &h, &rv2) != 0)
+		reinit = true;
 	if (reinit) {
 		if ((r = module_reinit(t->mod, rv != CKR_CRYPTOKI_NOT_INITIALIZED)) != 0)
 			goto out;
 		if ((r = find_slot(t->f, t->uri, t->info.serialNumber, &t->slot, &ti)) != 0)
 			goto out;
+		if ((r = session_open(t, &h, &rv2)) != 0)
+			goto out;
 	}
-	/* Log in again now, so that a wrong or changed PIN shows here. */
-	if ((r = session_open(t, &h, &rv2)) != 0)
-		goto out;
 	pthread_mutex_lock(&t->pool);
 	t->free_list[t->nfree++] = h;
 	t->nopen++;
@@ -664,7 +681,7 @@ out:
 
 		snprintf(cause, sizeof(cause), "%s", qs_errdetail());
 		r = qs_fail(QS_ERR_UNAVAILABLE, "token recovery after %s failed: %.300s",
-			    rv_name(rv), cause);
+		            rv_name(rv), cause);
 	}
 	return r;
 }
@@ -825,10 +842,14 @@ const char *
 hsm_keytype_name(enum hsm_keytype type)
 {
 	switch (type) {
-	case HSM_KEY_EC_P256: return "ecdsa-p256";
-	case HSM_KEY_ED25519: return "ed25519";
-	case HSM_KEY_RSA3072: return "rsa3072";
-	case HSM_KEY_NONE: break;
+	case HSM_KEY_EC_P256:
+		return "ecdsa-p256";
+	case HSM_KEY_ED25519:
+		return "ed25519";
+	case HSM_KEY_RSA3072:
+		return "rsa3072";
+	case HSM_KEY_NONE:
+		break;
 	}
 	return NULL;
 }
@@ -853,7 +874,7 @@ hsm_keytype_parse(const char *s)
  * object does not have it (or keeps it secret). */
 static int
 attr_get(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-	 uint8_t **out, size_t *out_len, CK_RV *rvp)
+         uint8_t **out, size_t *out_len, CK_RV *rvp)
 {
 	CK_ATTRIBUTE a = {.type = type, .pValue = NULL, .ulValueLen = 0};
 	uint8_t *buf = NULL;
@@ -866,7 +887,7 @@ attr_get(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYP
 	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
 	    (rv == CKR_OK && a.ulValueLen == CK_UNAVAILABLE_INFORMATION)) {
 		r = qs_fail(QS_ERR_NOT_FOUND, "attribute 0x%lx: %s", (unsigned long)type,
-			    rv_name(rv));
+		            rv_name(rv));
 		goto out;
 	}
 	if (rv != CKR_OK) {
@@ -897,7 +918,7 @@ out:
  * (which may exceed max, so callers can tell "several"). */
 static int
 find_objects(hsm_token *t, CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_ULONG tmpl_n,
-	     CK_OBJECT_HANDLE *objs, size_t max, size_t *n, CK_RV *rvp)
+             CK_OBJECT_HANDLE *objs, size_t max, size_t *n, CK_RV *rvp)
 {
 	CK_OBJECT_HANDLE batch[FIND_BATCH];
 	CK_ULONG got;
@@ -937,7 +958,7 @@ static CK_OBJECT_CLASS class_pub = CKO_PUBLIC_KEY;
 /* Template selecting objects of `cls` by label and/or id. */
 static CK_ULONG
 key_template(CK_ATTRIBUTE *tmpl, CK_OBJECT_CLASS *cls, const char *label, const uint8_t *id,
-	     size_t id_len)
+             size_t id_len)
 {
 	CK_ULONG n = 0;
 
@@ -958,7 +979,7 @@ bytes_eq(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 /* Fill `info` from a private key object: label, id and our key type. */
 static int
 key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_keyinfo *info,
-	     CK_RV *rvp)
+             CK_RV *rvp)
 {
 	uint8_t *v = NULL;
 	size_t n;
@@ -969,7 +990,7 @@ key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_k
 	if ((r = attr_get(t, h, o, CKA_LABEL, &v, &n, rvp)) == 0) {
 		if (n > HSM_LABEL_MAX || memchr(v, '\0', n) != NULL) {
 			r = qs_fail(QS_ERR_INVALID, "key label longer than %d bytes or not text",
-				    HSM_LABEL_MAX);
+			            HSM_LABEL_MAX);
 			goto out;
 		}
 		memcpy(info->label, v, n);
@@ -1012,8 +1033,7 @@ key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_k
 			info->type = HSM_KEY_ED25519;
 	} else if (kt == CKK_RSA) {
 		/* CKA_MODULUS is public even on a sensitive private key */
-		if ((r = attr_get(t, h, o, CKA_MODULUS, &v, &n, rvp)) != 0 &&
-		    r != QS_ERR_NOT_FOUND)
+		if ((r = attr_get(t, h, o, CKA_MODULUS, &v, &n, rvp)) != 0 && r != QS_ERR_NOT_FOUND)
 			goto out;
 		while (r == 0 && n > 0 && v[0] == 0) /* some tokens pad */
 			memmove(v, v + 1, --n);
@@ -1029,8 +1049,8 @@ out:
 /* Caller holds t->setup. Look up the private key (exactly one) and its
  * public half (optional) by the key's label/id. */
 static int
-key_lookup(hsm_token *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *id,
-	   size_t id_len, CK_OBJECT_HANDLE *priv, CK_OBJECT_HANDLE *pub, CK_RV *rvp)
+key_lookup(hsm_token *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *id, size_t id_len,
+           CK_OBJECT_HANDLE *priv, CK_OBJECT_HANDLE *pub, CK_RV *rvp)
 {
 	CK_ATTRIBUTE tmpl[3];
 	CK_ULONG tn;
@@ -1061,7 +1081,7 @@ key_lookup(hsm_token *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *
  * recovery. */
 static int
 key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *priv,
-	    CK_OBJECT_HANDLE *pub, CK_RV *rvp)
+            CK_OBJECT_HANDLE *pub, CK_RV *rvp)
 {
 	hsm_key *k = (hsm_key *)ck; /* only the handle cache changes */
 	int r;
@@ -1089,7 +1109,7 @@ key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *p
 
 static int
 key_new(hsm_token *t, const struct hsm_keyinfo *info, unsigned gen, CK_OBJECT_HANDLE priv,
-	CK_OBJECT_HANDLE pub, hsm_key **out)
+        CK_OBJECT_HANDLE pub, hsm_key **out)
 {
 	hsm_key *k;
 
@@ -1164,14 +1184,14 @@ hsm_key_find(hsm_token *t, const char *uri_str, hsm_key **out)
 			goto out;
 		if (!p11_kit_uri_match_token_info(uri, &t->info)) {
 			r = qs_fail(QS_ERR_NOT_FOUND, "the URI names another token than %s",
-				    t->label);
+			            t->label);
 			goto out;
 		}
 		if ((attr = p11_kit_uri_get_attribute(uri, CKA_LABEL)) != NULL) {
 			if (attr->ulValueLen == 0 || attr->ulValueLen > HSM_LABEL_MAX ||
 			    memchr(attr->pValue, '\0', attr->ulValueLen) != NULL) {
 				r = qs_fail(QS_ERR_INVALID, "object= must be 1..%d bytes of text",
-					    HSM_LABEL_MAX);
+				            HSM_LABEL_MAX);
 				goto out;
 			}
 			memcpy(label, attr->pValue, attr->ulValueLen);
@@ -1335,14 +1355,16 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	case HSM_KEY_ED25519:
 		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
 		pub[npub++] =
-			(CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_ed25519, sizeof(oid_ed25519)};
+		        (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_ed25519, sizeof(oid_ed25519)};
 		break;
 	case HSM_KEY_RSA3072:
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
 		pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
 		pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)};
 		break;
-	case HSM_KEY_NONE: r = qs_fail(QS_ERR_INVALID, "no key type"); goto out;
+	case HSM_KEY_NONE:
+		r = qs_fail(QS_ERR_INVALID, "no key type");
+		goto out;
 	}
 	rv = t->f->C_GenerateKeyPair(s->h, &mech, pub, npub, priv, npriv, &hpub, &hpriv);
 	if (a->type == HSM_KEY_ED25519 &&
@@ -1373,8 +1395,8 @@ out:
 }
 
 int
-hsm_keygen(hsm_token *t, enum hsm_keytype type, const char *label, const uint8_t *id,
-	   size_t id_len, hsm_key **out)
+hsm_keygen(hsm_token *t, enum hsm_keytype type, const char *label, const uint8_t *id, size_t id_len,
+           hsm_key **out)
 {
 	struct keygen_arg a = {.type = type, .label = label, .id = id, .id_len = id_len};
 	uint8_t rid[KEY_ID_RANDOM_LEN];
@@ -1437,7 +1459,7 @@ struct pkey_arg {
 /* Public numbers from one object: CKA_EC_POINT, or modulus + exponent. */
 static int
 pkey_from_object(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, enum hsm_keytype type,
-		 EVP_PKEY **out, CK_RV *rvp)
+                 EVP_PKEY **out, CK_RV *rvp)
 {
 	uint8_t *a = NULL, *b = NULL;
 	size_t a_len = 0, b_len = 0;
@@ -1477,7 +1499,7 @@ pkey_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		r = pkey_from_object(t, s->h, priv, a->k->type, &a->pkey, rvp);
 	if (r == QS_ERR_NOT_FOUND)
 		r = qs_fail(QS_ERR_NOT_FOUND, "key \"%s\": no public key attributes on the token",
-			    a->k->label);
+		            a->k->label);
 	return r;
 }
 
@@ -1553,14 +1575,19 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	if ((r = key_handles(t, s, a->k, &priv, &pub, rvp)) != 0)
 		return r;
 	switch (a->k->type) {
-	case HSM_KEY_EC_P256: mech.mechanism = CKM_ECDSA; break;
-	case HSM_KEY_ED25519: mech.mechanism = CKM_EDDSA; break;
+	case HSM_KEY_EC_P256:
+		mech.mechanism = CKM_ECDSA;
+		break;
+	case HSM_KEY_ED25519:
+		mech.mechanism = CKM_EDDSA;
+		break;
 	case HSM_KEY_RSA3072:
 		mech.mechanism = CKM_RSA_PKCS_PSS;
 		mech.pParameter = &pss;
 		mech.ulParameterLen = sizeof(pss);
 		break;
-	case HSM_KEY_NONE: return qs_fail(QS_ERR_UNIMPLEMENTED, "unsupported key type");
+	case HSM_KEY_NONE:
+		return qs_fail(QS_ERR_UNIMPLEMENTED, "unsupported key type");
 	}
 	if ((rv = t->f->C_SignInit(s->h, &mech, priv)) != CKR_OK) {
 		*rvp = rv;
@@ -1568,7 +1595,7 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	}
 	/* Modules reject a NULL data pointer even for an empty message. */
 	rv = t->f->C_Sign(s->h, (CK_BYTE_PTR)(a->in_len > 0 ? a->in : empty), a->in_len, a->sig,
-			  &n);
+	                  &n);
 	if (rv != CKR_OK) {
 		*rvp = rv;
 		return rv_fail("C_Sign", rv);
@@ -1576,7 +1603,7 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	if (n != a->want_len) {
 		/* rv stays CKR_OK but the session is clean: C_Sign ended the op */
 		return qs_fail(QS_ERR_PKCS11, "C_Sign: %lu bytes, want %zu", (unsigned long)n,
-			       a->want_len);
+		               a->want_len);
 	}
 	a->sig_len = n;
 	return 0;
@@ -1584,7 +1611,7 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 
 int
 hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
-	 size_t *sig_len)
+         size_t *sig_len)
 {
 	struct sign_arg a = {.k = k, .in = in, .in_len = in_len, .sig = sig};
 	int r;
@@ -1599,7 +1626,7 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 	case HSM_KEY_RSA3072:
 		if (in_len != DIGEST_LEN)
 			return qs_fail(QS_ERR_INVALID, "%s signs a %d-byte digest, got %zu bytes",
-				       hsm_keytype_name(k->type), DIGEST_LEN, in_len);
+			               hsm_keytype_name(k->type), DIGEST_LEN, in_len);
 		a.want_len = k->type == HSM_KEY_EC_P256 ? P256_SIG_LEN : RSA3072_SIG_LEN;
 		break;
 	case HSM_KEY_ED25519:
@@ -1620,7 +1647,7 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 
 int
 hsm_init_token(const char *module_path, const char *so_pin_source, const char *pin_source,
-	       const char *label)
+               const char *label)
 {
 	struct module *m = NULL;
 	struct hsm_pin so = {0}, user = {0};

@@ -30,7 +30,7 @@ void hsm_pin_wipe(struct hsm_pin *pin);
  * EC: a = CKA_EC_POINT (raw or DER OCTET STRING). Ed25519: a = CKA_EC_POINT
  * (32 bytes, raw or wrapped). RSA: a = CKA_MODULUS, b = CKA_PUBLIC_EXPONENT. */
 int hsm_pkey_from_attrs(enum hsm_keytype type, const uint8_t *a, size_t a_len, const uint8_t *b,
-			size_t b_len, EVP_PKEY **out);
+                        size_t b_len, EVP_PKEY **out);
 int hsm_pkey_spki_der(EVP_PKEY *pkey, uint8_t **der, size_t *der_len);
 int hsm_pkey_spki_pem(EVP_PKEY *pkey, char **pem);
 /* Map the OpenSSL error queue to QS_ERR_CRYPTO with `what` in the detail. */

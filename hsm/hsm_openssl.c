@@ -69,9 +69,9 @@ pkey_ec_p256(const uint8_t *a, size_t a_len, EVP_PKEY **out)
 	if ((r = unwrap_point(a, a_len, P256_POINT_LEN, 0x04, &pt)) != 0)
 		goto out;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-						     (char *)"prime256v1", 0);
+	                                             (char *)"prime256v1", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt,
-						      P256_POINT_LEN);
+	                                              P256_POINT_LEN);
 	params[2] = OSSL_PARAM_construct_end();
 	/* fromdata decodes the point with EC_POINT_oct2point, which rejects a
 	 * point that is not on the curve. */
@@ -127,7 +127,7 @@ pkey_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, EVP_PKE
 	}
 	if (BN_num_bits(bn_n) != RSA3072_LEN * 8) {
 		r = qs_fail(QS_ERR_INVALID, "RSA modulus has %d bits, want %d", BN_num_bits(bn_n),
-			    RSA3072_LEN * 8);
+		            RSA3072_LEN * 8);
 		goto out;
 	}
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
@@ -155,14 +155,18 @@ out:
 
 int
 hsm_pkey_from_attrs(enum hsm_keytype type, const uint8_t *a, size_t a_len, const uint8_t *b,
-		    size_t b_len, EVP_PKEY **out)
+                    size_t b_len, EVP_PKEY **out)
 {
 	*out = NULL;
 	switch (type) {
-	case HSM_KEY_EC_P256: return pkey_ec_p256(a, a_len, out);
-	case HSM_KEY_ED25519: return pkey_ed25519(a, a_len, out);
-	case HSM_KEY_RSA3072: return pkey_rsa(a, a_len, b, b_len, out);
-	case HSM_KEY_NONE: break;
+	case HSM_KEY_EC_P256:
+		return pkey_ec_p256(a, a_len, out);
+	case HSM_KEY_ED25519:
+		return pkey_ed25519(a, a_len, out);
+	case HSM_KEY_RSA3072:
+		return pkey_rsa(a, a_len, b, b_len, out);
+	case HSM_KEY_NONE:
+		break;
 	}
 	return qs_fail(QS_ERR_UNIMPLEMENTED, "unsupported key type %d", (int)type);
 }

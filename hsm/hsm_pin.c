@@ -119,7 +119,7 @@ hsm_pin_load(const char *source, struct hsm_pin *pin)
 		}
 		if ((n = strlen(v)) > HSM_PIN_MAX) {
 			r = qs_fail(QS_ERR_PIN, "PIN variable %s: longer than %d bytes", source + 4,
-				    HSM_PIN_MAX);
+			            HSM_PIN_MAX);
 			goto out;
 		}
 		memcpy(pin->buf, v, n);

@@ -50,6 +50,36 @@ usage_error(const char *cmd, const char *msg)
 	return EXIT_USAGE;
 }
 
+/*
+ * getopt_long accepts any unambiguous prefix of a long option, so "--pin 1234"
+ * would silently mean "--pin-source 1234" and put a PIN on argv. Require
+ * exact long option names.
+ */
+static int
+exact_longopts(const char *cmd, int argc, char **argv, const struct option *opts)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t n;
+		bool known = false;
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strncmp(a, "--", 2) != 0)
+			continue;
+		a += 2;
+		n = strcspn(a, "=");
+		for (const struct option *o = opts; o->name != NULL; o++)
+			if (strlen(o->name) == n && strncmp(o->name, a, n) == 0)
+				known = true;
+		if (!known) {
+			fprintf(stderr, "%s %s: unknown option '--%.*s'\n", PROG, cmd, (int)n, a);
+			return usage_error(cmd, "bad option");
+		}
+	}
+	return EXIT_OK;
+}
+
 static void
 hex_print(FILE *f, const uint8_t *b, size_t n)
 {
@@ -175,39 +205,52 @@ key_id_hex(hsm_token *t, const hsm_key *k, char out[2 * SHA256_DIGEST_LENGTH + 1
 /* ---- init ------------------------------------------------------------ */
 
 static const char init_help[] =
-	"Usage: " PROG " init --so-pin-file FILE --pin-file FILE --label LABEL [--module MODULE]\n"
-	"\n"
-	"Initialise the first uninitialised token of MODULE (a SoftHSM development\n"
-	"token, typically): set its SO PIN and label, then its user PIN. The PINs\n"
-	"are read from the files (one trailing newline is ignored); they are never\n"
-	"taken from the command line. Refuses a label that an existing token has.\n"
-	"\n"
-	"Example:\n"
-	"  " PROG " init --so-pin-file so.pin --pin-file user.pin --label qsign-dev\n";
+        "Usage: " PROG " init --so-pin-file FILE --pin-file FILE --label LABEL [--module MODULE]\n"
+        "\n"
+        "Initialise the first uninitialised token of MODULE (a SoftHSM development\n"
+        "token, typically): set its SO PIN and label, then its user PIN. The PINs\n"
+        "are read from the files (one trailing newline is ignored); they are never\n"
+        "taken from the command line. Refuses a label that an existing token has.\n"
+        "\n"
+        "Example:\n"
+        "  " PROG " init --so-pin-file so.pin --pin-file user.pin --label qsign-dev\n";
 
 static int
 init_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"so-pin-file", required_argument, NULL, 's'},
-		{"pin-file", required_argument, NULL, 'p'},
-		{"label", required_argument, NULL, 'l'},
-		{"module", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"so-pin-file", required_argument, NULL, 's'},
+	        {"pin-file", required_argument, NULL, 'p'},
+	        {"label", required_argument, NULL, 'l'},
+	        {"module", required_argument, NULL, 'm'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *so = NULL, *pin = NULL, *label = NULL, *module = NULL;
 	char so_src[4096], pin_src[4096];
 	int c, r;
 
+	if (exact_longopts("init", argc, argv, opts) != EXIT_OK)
+		return EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "s:p:l:m:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': so = optarg; break;
-		case 'p': pin = optarg; break;
-		case 'l': label = optarg; break;
-		case 'm': module = optarg; break;
-		case 'h': fputs(init_help, stdout); return EXIT_OK;
-		default: return usage_error("init", "bad option");
+		case 's':
+			so = optarg;
+			break;
+		case 'p':
+			pin = optarg;
+			break;
+		case 'l':
+			label = optarg;
+			break;
+		case 'm':
+			module = optarg;
+			break;
+		case 'h':
+			fputs(init_help, stdout);
+			return EXIT_OK;
+		default:
+			return usage_error("init", "bad option");
 		}
 	}
 	if (optind != argc)
@@ -225,18 +268,19 @@ init_main(int argc, char **argv)
 
 /* ---- options shared by keygen/list/pubkey/sign ------------------------ */
 
+/* clang-format off */
 #define TOKEN_LONGOPTS                                                                             \
-	{"module", required_argument, NULL, 'm'}, {"uri", required_argument, NULL, 'u'},           \
-		{"pin-source", required_argument, NULL, 'P'},                                      \
-	{                                                                                          \
-		"help", no_argument, NULL, 'h'                                                     \
-	}
+	{"module", required_argument, NULL, 'm'},                                                  \
+	{"uri", required_argument, NULL, 'u'},                                                     \
+	{"pin-source", required_argument, NULL, 'P'},                                              \
+	{"help", no_argument, NULL, 'h'}
+/* clang-format on */
 
 #define TOKEN_HELP                                                                                 \
-	"  -m, --module MODULE      PKCS#11 module (default: $QSIGN_PKCS11_MODULE,\n"           \
-	"                           else " DEFAULT_MODULE ")\n"                                  \
-	"  -u, --uri URI            RFC 7512 URI of the token (and key)\n"                       \
-	"  -P, --pin-source SRC     file:PATH or env:NAME (default: the URI's\n"                 \
+	"  -m, --module MODULE      PKCS#11 module (default: $QSIGN_PKCS11_MODULE,\n"              \
+	"                           else " DEFAULT_MODULE ")\n"                                    \
+	"  -u, --uri URI            RFC 7512 URI of the token (and key)\n"                         \
+	"  -P, --pin-source SRC     file:PATH or env:NAME (default: the URI's\n"                   \
 	"                           pin-source, else file:$QSIGN_PIN_FILE)\n"
 
 /* Handle an option every token subcommand has; 1 if it was one. */
@@ -244,9 +288,15 @@ static int
 token_opt(struct token_opts *o, int c)
 {
 	switch (c) {
-	case 'm': o->module = optarg; return 1;
-	case 'u': o->uri = optarg; return 1;
-	case 'P': o->pin_source = optarg; return 1;
+	case 'm':
+		o->module = optarg;
+		return 1;
+	case 'u':
+		o->uri = optarg;
+		return 1;
+	case 'P':
+		o->pin_source = optarg;
+		return 1;
 	}
 	return 0;
 }
@@ -254,27 +304,27 @@ token_opt(struct token_opts *o, int c)
 /* ---- keygen ---------------------------------------------------------- */
 
 static const char keygen_help[] =
-	"Usage: " PROG " keygen -u URI -t TYPE -l LABEL [--id HEX] [-m MODULE] [-P SRC]\n"
-	"\n"
-	"Generate a key pair inside the token (private part sensitive and not\n"
-	"extractable). Prints the key id (SHA-256 of the public key's DER) and the\n"
-	"public key as PEM. TYPE is ecdsa-p256, ed25519 or rsa3072.\n"
-	"\n" TOKEN_HELP "  -t, --type TYPE\n"
-	"  -l, --label LABEL        CKA_LABEL (refused if a key has it already)\n"
-	"      --id HEX             CKA_ID (default: 16 random bytes)\n"
-	"\n"
-	"Example:\n"
-	"  " PROG " keygen -u 'pkcs11:token=qsign-dev' -P file:user.pin -t ed25519 -l admin1\n";
+        "Usage: " PROG " keygen -u URI -t TYPE -l LABEL [--id HEX] [-m MODULE] [-P SRC]\n"
+        "\n"
+        "Generate a key pair inside the token (private part sensitive and not\n"
+        "extractable). Prints the key id (SHA-256 of the public key's DER) and the\n"
+        "public key as PEM. TYPE is ecdsa-p256, ed25519 or rsa3072.\n"
+        "\n" TOKEN_HELP "  -t, --type TYPE\n"
+        "  -l, --label LABEL        CKA_LABEL (refused if a key has it already)\n"
+        "      --id HEX             CKA_ID (default: 16 random bytes)\n"
+        "\n"
+        "Example:\n"
+        "  " PROG " keygen -u 'pkcs11:token=qsign-dev' -P file:user.pin -t ed25519 -l admin1\n";
 
 static int
 keygen_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		TOKEN_LONGOPTS,
-		{"type", required_argument, NULL, 't'},
-		{"label", required_argument, NULL, 'l'},
-		{"id", required_argument, NULL, 'i'},
-		{NULL, 0, NULL, 0},
+	        TOKEN_LONGOPTS,
+	        {"type", required_argument, NULL, 't'},
+	        {"label", required_argument, NULL, 'l'},
+	        {"id", required_argument, NULL, 'i'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct token_opts o = {0};
 	const char *type_s = NULL, *label = NULL, *id_hex = NULL;
@@ -286,15 +336,26 @@ keygen_main(int argc, char **argv)
 	char kid[2 * SHA256_DIGEST_LENGTH + 1], *pem = NULL;
 	int c, r, ret;
 
+	if (exact_longopts("keygen", argc, argv, opts) != EXIT_OK)
+		return EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "m:u:P:t:l:h", opts, NULL)) != -1) {
 		if (token_opt(&o, c))
 			continue;
 		switch (c) {
-		case 't': type_s = optarg; break;
-		case 'l': label = optarg; break;
-		case 'i': id_hex = optarg; break;
-		case 'h': fputs(keygen_help, stdout); return EXIT_OK;
-		default: return usage_error("keygen", "bad option");
+		case 't':
+			type_s = optarg;
+			break;
+		case 'l':
+			label = optarg;
+			break;
+		case 'i':
+			id_hex = optarg;
+			break;
+		case 'h':
+			fputs(keygen_help, stdout);
+			return EXIT_OK;
+		default:
+			return usage_error("keygen", "bad option");
 		}
 	}
 	if (optind != argc)
@@ -327,14 +388,14 @@ out:
 /* ---- list ------------------------------------------------------------ */
 
 static const char list_help[] =
-	"Usage: " PROG " list -u URI [-m MODULE] [-P SRC]\n"
-	"\n"
-	"List the private keys of the token, one per line:\n"
-	"  TYPE LABEL CKA_ID-HEX KEY-ID\n"
-	"TYPE is \"unsupported\" and KEY-ID \"-\" for keys this tool cannot use.\n"
-	"\n" TOKEN_HELP "\n"
-	"Example:\n"
-	"  " PROG " list -u 'pkcs11:token=qsign-dev' -P file:user.pin\n";
+        "Usage: " PROG " list -u URI [-m MODULE] [-P SRC]\n"
+        "\n"
+        "List the private keys of the token, one per line:\n"
+        "  TYPE LABEL CKA_ID-HEX KEY-ID\n"
+        "TYPE is \"unsupported\" and KEY-ID \"-\" for keys this tool cannot use.\n"
+        "\n" TOKEN_HELP "\n"
+        "Example:\n"
+        "  " PROG " list -u 'pkcs11:token=qsign-dev' -P file:user.pin\n";
 
 /* A URI naming exactly this key, formatted by p11-kit. */
 static int
@@ -359,8 +420,8 @@ key_uri(const struct hsm_keyinfo *ki, char **out)
 		p11_kit_uri_set_attribute(uri, &a);
 	}
 	r = p11_kit_uri_format(uri, P11_KIT_URI_FOR_OBJECT, out) == P11_KIT_URI_OK
-		    ? 0
-		    : qs_fail(QS_ERR_INTERNAL, "p11_kit_uri_format");
+	            ? 0
+	            : qs_fail(QS_ERR_INTERNAL, "p11_kit_uri_format");
 	p11_kit_uri_free(uri);
 	return r;
 }
@@ -375,6 +436,8 @@ list_main(int argc, char **argv)
 	hsm_token *t = NULL;
 	int c, r, ret;
 
+	if (exact_longopts("list", argc, argv, opts) != EXIT_OK)
+		return EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "m:u:P:h", opts, NULL)) != -1) {
 		if (token_opt(&o, c))
 			continue;
@@ -399,8 +462,8 @@ list_main(int argc, char **argv)
 		char kid[2 * SHA256_DIGEST_LENGTH + 1] = "-", *uri = NULL;
 		hsm_key *k = NULL;
 
-		if (name != NULL && key_uri(&keys[i], &uri) == 0 &&
-		    hsm_key_find(t, uri, &k) == 0 && key_id_hex(t, k, kid) != 0)
+		if (name != NULL && key_uri(&keys[i], &uri) == 0 && hsm_key_find(t, uri, &k) == 0 &&
+		    key_id_hex(t, k, kid) != 0)
 			snprintf(kid, sizeof(kid), "-");
 		hsm_key_free(k);
 		free(uri);
@@ -422,24 +485,24 @@ out:
 /* ---- pubkey ---------------------------------------------------------- */
 
 static const char pubkey_help[] =
-	"Usage: " PROG " pubkey -u URI [--der] [-o FILE] [-m MODULE] [-P SRC]\n"
-	"\n"
-	"Export the public key (SubjectPublicKeyInfo) of the key that the URI\n"
-	"names with object= and/or id=, as PEM (default) or DER.\n"
-	"\n" TOKEN_HELP "      --der                DER instead of PEM\n"
-	"  -o, --out FILE           write to FILE instead of stdout\n"
-	"\n"
-	"Example:\n"
-	"  " PROG " pubkey -u 'pkcs11:token=qsign-dev;object=admin1' -P file:user.pin\n";
+        "Usage: " PROG " pubkey -u URI [--der] [-o FILE] [-m MODULE] [-P SRC]\n"
+        "\n"
+        "Export the public key (SubjectPublicKeyInfo) of the key that the URI\n"
+        "names with object= and/or id=, as PEM (default) or DER.\n"
+        "\n" TOKEN_HELP "      --der                DER instead of PEM\n"
+        "  -o, --out FILE           write to FILE instead of stdout\n"
+        "\n"
+        "Example:\n"
+        "  " PROG " pubkey -u 'pkcs11:token=qsign-dev;object=admin1' -P file:user.pin\n";
 
 static int
 pubkey_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		TOKEN_LONGOPTS,
-		{"der", no_argument, NULL, 'D'},
-		{"out", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	        TOKEN_LONGOPTS,
+	        {"der", no_argument, NULL, 'D'},
+	        {"out", required_argument, NULL, 'o'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct token_opts o = {0};
 	const char *outp = NULL;
@@ -451,14 +514,23 @@ pubkey_main(int argc, char **argv)
 	size_t len;
 	int c, r, ret;
 
+	if (exact_longopts("pubkey", argc, argv, opts) != EXIT_OK)
+		return EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "m:u:P:o:h", opts, NULL)) != -1) {
 		if (token_opt(&o, c))
 			continue;
 		switch (c) {
-		case 'D': der = true; break;
-		case 'o': outp = optarg; break;
-		case 'h': fputs(pubkey_help, stdout); return EXIT_OK;
-		default: return usage_error("pubkey", "bad option");
+		case 'D':
+			der = true;
+			break;
+		case 'o':
+			outp = optarg;
+			break;
+		case 'h':
+			fputs(pubkey_help, stdout);
+			return EXIT_OK;
+		default:
+			return usage_error("pubkey", "bad option");
 		}
 	}
 	if (optind != argc)
@@ -491,24 +563,24 @@ out:
 /* ---- sign ------------------------------------------------------------ */
 
 static const char sign_help[] =
-	"Usage: " PROG " sign -u URI (-d HEX | -f FILE) [--format FMT] [-o FILE]\n"
-	"                        [-m MODULE] [-P SRC]\n"
-	"\n"
-	"Sign with the key that the URI names. ecdsa-p256 and rsa3072 keys sign the\n"
-	"SHA-256 of FILE, or the 32-byte digest given with -d; ed25519 keys sign the\n"
-	"bytes of FILE (pure Ed25519; -d is refused). FILE \"-\" is stdin.\n"
-	"RSA uses PSS with SHA-256, MGF1-SHA256 and a 32-byte salt.\n"
-	"\n" TOKEN_HELP "  -d, --digest HEX         SHA-256 digest to sign (64 hex digits)\n"
-	"  -f, --file FILE          data to sign\n"
-	"      --format FMT         der (default; binary: DER ECDSA-Sig-Value for\n"
-	"                           ecdsa-p256, the plain signature otherwise),\n"
-	"                           raw-hex (r||s for ecdsa-p256), hex (of der), base64\n"
-	"                           (of der)\n"
-	"  -o, --out FILE           write to FILE instead of stdout\n"
-	"\n"
-	"Example:\n"
-	"  " PROG " sign -u 'pkcs11:token=qsign-dev;object=ci' -P file:user.pin \\\n"
-	"      -f targets.json --format hex\n";
+        "Usage: " PROG " sign -u URI (-d HEX | -f FILE) [--format FMT] [-o FILE]\n"
+        "                        [-m MODULE] [-P SRC]\n"
+        "\n"
+        "Sign with the key that the URI names. ecdsa-p256 and rsa3072 keys sign the\n"
+        "SHA-256 of FILE, or the 32-byte digest given with -d; ed25519 keys sign the\n"
+        "bytes of FILE (pure Ed25519; -d is refused). FILE \"-\" is stdin.\n"
+        "RSA uses PSS with SHA-256, MGF1-SHA256 and a 32-byte salt.\n"
+        "\n" TOKEN_HELP "  -d, --digest HEX         SHA-256 digest to sign (64 hex digits)\n"
+        "  -f, --file FILE          data to sign\n"
+        "      --format FMT         der (default; binary: DER ECDSA-Sig-Value for\n"
+        "                           ecdsa-p256, the plain signature otherwise),\n"
+        "                           raw-hex (r||s for ecdsa-p256), hex (of der), base64\n"
+        "                           (of der)\n"
+        "  -o, --out FILE           write to FILE instead of stdout\n"
+        "\n"
+        "Example:\n"
+        "  " PROG " sign -u 'pkcs11:token=qsign-dev;object=ci' -P file:user.pin \\\n"
+        "      -f targets.json --format hex\n";
 
 enum sig_format { FMT_DER, FMT_RAW_HEX, FMT_HEX, FMT_BASE64 };
 
@@ -530,7 +602,7 @@ read_input(const char *path, uint8_t **out, size_t *out_len)
 		if (len == cap) {
 			if (cap >= MESSAGE_MAX) {
 				r = qs_fail(QS_ERR_EXHAUSTED, "%s: larger than %lu bytes", path,
-					    MESSAGE_MAX);
+				            MESSAGE_MAX);
 				goto out;
 			}
 			cap = cap == 0 ? 65536 : cap * 2;
@@ -563,12 +635,12 @@ static int
 sign_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		TOKEN_LONGOPTS,
-		{"digest", required_argument, NULL, 'd'},
-		{"file", required_argument, NULL, 'f'},
-		{"format", required_argument, NULL, 'F'},
-		{"out", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	        TOKEN_LONGOPTS,
+	        {"digest", required_argument, NULL, 'd'},
+	        {"file", required_argument, NULL, 'f'},
+	        {"format", required_argument, NULL, 'F'},
+	        {"out", required_argument, NULL, 'o'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct token_opts o = {0};
 	const char *digest_hex = NULL, *file = NULL, *outp = NULL, *fmt_s = "der";
@@ -581,16 +653,29 @@ sign_main(int argc, char **argv)
 	size_t data_len = 0, in_len, sig_len, body_len, md_len, enc_len = 0;
 	int c, r, ret;
 
+	if (exact_longopts("sign", argc, argv, opts) != EXIT_OK)
+		return EXIT_USAGE;
 	while ((c = getopt_long(argc, argv, "m:u:P:d:f:o:h", opts, NULL)) != -1) {
 		if (token_opt(&o, c))
 			continue;
 		switch (c) {
-		case 'd': digest_hex = optarg; break;
-		case 'f': file = optarg; break;
-		case 'F': fmt_s = optarg; break;
-		case 'o': outp = optarg; break;
-		case 'h': fputs(sign_help, stdout); return EXIT_OK;
-		default: return usage_error("sign", "bad option");
+		case 'd':
+			digest_hex = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'F':
+			fmt_s = optarg;
+			break;
+		case 'o':
+			outp = optarg;
+			break;
+		case 'h':
+			fputs(sign_help, stdout);
+			return EXIT_OK;
+		default:
+			return usage_error("sign", "bad option");
 		}
 	}
 	if (optind != argc)
@@ -651,7 +736,9 @@ sign_main(int argc, char **argv)
 		body = der;
 	}
 	switch (fmt) {
-	case FMT_DER: ret = write_out(outp, body, body_len); break;
+	case FMT_DER:
+		ret = write_out(outp, body, body_len);
+		break;
 	case FMT_RAW_HEX:
 	case FMT_HEX:
 		if ((enc = malloc(2 * body_len + 2)) == NULL) {
@@ -688,25 +775,25 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } subcommands[] = {
-	{"init", init_main, "initialise a fresh (SoftHSM) token"},
-	{"keygen", keygen_main, "generate a key pair in the token"},
-	{"list", list_main, "list the token's private keys"},
-	{"pubkey", pubkey_main, "export a public key (PEM or DER)"},
-	{"sign", sign_main, "sign a digest or a file"},
+        {"init", init_main, "initialise a fresh (SoftHSM) token"},
+        {"keygen", keygen_main, "generate a key pair in the token"},
+        {"list", list_main, "list the token's private keys"},
+        {"pubkey", pubkey_main, "export a public key (PEM or DER)"},
+        {"sign", sign_main, "sign a digest or a file"},
 };
 
 static void
 show_usage(FILE *f)
 {
-	fprintf(f, "Usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for details)\n\n", PROG,
-		PROG);
+	fprintf(f, "Usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for details)\n\n", PROG, PROG);
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-	fprintf(f, "\nPINs come from files (-P file:PATH) or the environment (-P env:NAME),\n"
-		   "never from the command line.\n\n"
-		   "Example:\n"
-		   "  %s list -u 'pkcs11:token=qsign-dev' -P file:$HOME/.qsign/user.pin\n",
-		PROG);
+	fprintf(f,
+	        "\nPINs come from files (-P file:PATH) or the environment (-P env:NAME),\n"
+	        "never from the command line.\n\n"
+	        "Example:\n"
+	        "  %s list -u 'pkcs11:token=qsign-dev' -P file:$HOME/.qsign/user.pin\n",
+	        PROG);
 }
 
 /* The tool holds PINs: no core dumps, no ptrace by other users. */

@@ -255,3 +255,34 @@ qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, si
 	ERR_clear_error();
 	return ok ? 0 : qs_fail(QS_ERR_BADSIG, "signature does not verify");
 }
+
+int
+qs_stmt_approval(const char *server_identity, const char *request_id, const char *role,
+		 const char *kind, const uint8_t digest[32], int approve, int64_t time,
+		 uint8_t **out, size_t *out_len)
+{
+	char *hex = NULL, *buf = NULL;
+	int n;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!qs_name_valid(server_identity, QS_MAX_IDENTITY) ||
+	    !qs_name_valid(request_id, QS_MAX_NAME) || !qs_name_valid(role, QS_MAX_NAME) ||
+	    !qs_name_valid(kind, QS_MAX_NAME))
+		return qs_fail(QS_ERR_INVALID, "invalid name in approval statement");
+	if (time < 0)
+		return qs_fail(QS_ERR_INVALID, "approval time before 1970");
+	if ((hex = qs_hex(digest, 32)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	n = asprintf(&buf,
+		     "%s\nserver %s\nrequest %s\nrole %s\nkind %s\npayload-sha256 %s\n"
+		     "decision %s\ntime %lld\n",
+		     QS_STMT_APPROVAL_CONTEXT, server_identity, request_id, role, kind, hex,
+		     approve ? "approve" : "reject", (long long)time);
+	free(hex);
+	if (n < 0)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	*out = (uint8_t *)buf;
+	*out_len = (size_t)n;
+	return 0;
+}

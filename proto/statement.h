@@ -32,6 +32,24 @@
 int qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
 		 size_t challenge_len, uint8_t **out, size_t *out_len);
 
+#define QS_STMT_APPROVAL_CONTEXT "quorum-signer/v1 approval"
+
+/*
+ * Build the approval statement an approver signs:
+ *   "quorum-signer/v1 approval\n"
+ *   "server " <server identity> "\n"
+ *   "request " <request id> "\n"
+ *   "role " <role> "\n"
+ *   "kind " <kind> "\n"
+ *   "payload-sha256 " <lower-case hex> "\n"
+ *   "decision " ("approve" | "reject") "\n"
+ *   "time " <unix seconds, decimal> "\n"
+ * Everything an auditor needs to re-verify the vote is in the audit log.
+ */
+int qs_stmt_approval(const char *server_identity, const char *request_id, const char *role,
+		     const char *kind, const uint8_t digest[32], int approve, int64_t time,
+		     uint8_t **out, size_t *out_len);
+
 /* 1 if s is a valid name: 1..max bytes of [A-Za-z0-9._@:+-]. */
 int qs_name_valid(const char *s, size_t max);
 

@@ -19,6 +19,13 @@
 #define QS_M_LIST_KEYS "qsign.v1.Signer/ListKeys"
 #define QS_M_SIGN "qsign.v1.Signer/Sign"
 #define QS_M_SIGN_BATCH "qsign.v1.Signer/SignBatch"
+#define QS_M_REQ_SUBMIT "qsign.v1.Requests/Submit"
+#define QS_M_REQ_LIST "qsign.v1.Requests/List"
+#define QS_M_REQ_GET "qsign.v1.Requests/Get"
+#define QS_M_REQ_VOTE "qsign.v1.Requests/Vote"
+#define QS_M_REQ_CANCEL "qsign.v1.Requests/Cancel"
+#define QS_M_REQ_FETCH "qsign.v1.Requests/Fetch"
+#define QS_M_POLICY_SHOW "qsign.v1.Policy/Show"
 
 /* Unpack buf (at most `max` bytes) as a message of descriptor d.
  * *out must be freed with protobuf_c_message_free_unpacked(*out, NULL).

@@ -191,3 +191,28 @@ keyring_token_label(const struct keyring_key *k)
 {
 	return hsm_token_label(k->tok);
 }
+
+int
+keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
+	     size_t blob_len, uint8_t *sig, size_t *sig_len)
+{
+	uint8_t raw[HSM_SIG_MAX];
+	size_t raw_len = 0;
+	int r;
+
+	*sig_len = 0;
+	switch (k->type) {
+	case HSM_KEY_EC_P256:
+		if ((r = hsm_sign(k->tok, k->key, digest, 32, raw, &raw_len)) != 0)
+			return r;
+		return hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+	case HSM_KEY_RSA3072:
+		return hsm_sign(k->tok, k->key, digest, 32, sig, sig_len);
+	case HSM_KEY_ED25519:
+		if (blob == NULL)
+			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+		return hsm_sign(k->tok, k->key, blob, blob_len, sig, sig_len);
+	default:
+		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
+	}
+}

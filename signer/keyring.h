@@ -31,6 +31,11 @@ void keyring_close(struct keyring *kr);
  * the policy key: unknown token, missing object, algorithm mismatch. */
 int keyring_bind(struct keyring *kr, struct policy *p);
 
+/* Sign with k: ECDSA P-256 -> DER over digest, RSA-PSS -> over digest,
+ * Ed25519 -> over blob (which must be given). sig holds HSM_SIG_MAX + 16. */
+int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
+		 size_t blob_len, uint8_t *sig, size_t *sig_len);
+
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);
 

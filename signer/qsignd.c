@@ -210,6 +210,10 @@ main(int argc, char **argv)
 	srv.kr = kr;
 	srv.pol = pol;
 	pthread_rwlock_init(&srv.pol_lock, NULL);
+	pthread_mutex_init(&srv.req_mu, NULL);
+	pthread_mutex_init(&srv.hist_mu, NULL);
+	/* Requests a crash left between "approved" and "signed". */
+	requests_resume(&srv);
 	if ((r = server_start(&srv)) != 0) {
 		server_stop(&srv);
 		die("start", r);
@@ -223,7 +227,10 @@ main(int argc, char **argv)
 		log_info("sighup", "ignored (policy changes go through qsign policy propose)");
 	log_info("stop", "signal=%d", sig);
 	server_stop(&srv);
+	requests_cleanup(&srv);
 	pthread_rwlock_destroy(&srv.pol_lock);
+	pthread_mutex_destroy(&srv.req_mu);
+	pthread_mutex_destroy(&srv.hist_mu);
 	policy_unref(srv.pol);
 	store_close(st);
 	keyring_close(kr);

@@ -219,6 +219,13 @@ static const struct method methods[] = {
 	{QS_M_LIST_KEYS, h_list_keys, 1},
 	{QS_M_SIGN, h_sign, 1},
 	{QS_M_SIGN_BATCH, h_sign_batch, 1},
+	{QS_M_REQ_SUBMIT, h_req_submit, 1},
+	{QS_M_REQ_LIST, h_req_list, 1},
+	{QS_M_REQ_GET, h_req_get, 1},
+	{QS_M_REQ_VOTE, h_req_vote, 1},
+	{QS_M_REQ_CANCEL, h_req_cancel, 1},
+	{QS_M_REQ_FETCH, h_req_fetch, 1},
+	{QS_M_POLICY_SHOW, h_policy_show, 1},
 };
 
 struct policy *

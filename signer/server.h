@@ -35,6 +35,15 @@ struct server {
 	pthread_rwlock_t pol_lock;
 	struct policy *pol; /* current policy; take a reference to use it */
 
+	/* Request transitions are serialised: approvals are rare, and one lock
+	 * makes "threshold met -> sign exactly once" easy to see correct. */
+	pthread_mutex_t req_mu;
+	/* Parsed earlier policy versions (requests are judged under the
+	 * version they were submitted with). Guarded by hist_mu. */
+	pthread_mutex_t hist_mu;
+	struct policy **hist;
+	size_t nhist;
+
 	nng_socket sock;
 	int sock_open;
 	nng_listener listeners[QS_MAX_LISTEN];
@@ -84,6 +93,18 @@ int h_info(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_list_keys(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_sign(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_sign_batch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_submit(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_list(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_get(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_vote(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_cancel(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_req_fetch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_policy_show(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+
+/* Finish requests left APPROVED by a crash (sign them now). */
+void requests_resume(struct server *s);
+/* Free the policy history cache. */
+void requests_cleanup(struct server *s);
 
 int64_t now_ms(void);
 

@@ -108,32 +108,6 @@ payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8
 	return 0;
 }
 
-/* Sign with the token: ECDSA -> DER, RSA-PSS -> raw, Ed25519 -> over the blob. */
-static int
-token_sign(const struct keyring_key *k, const uint8_t dg[32], const ProtobufCBinaryData *blob,
-	   uint8_t *sig, size_t *sig_len)
-{
-	uint8_t raw[HSM_SIG_MAX];
-	size_t raw_len = 0;
-	int r;
-
-	*sig_len = 0;
-	switch (k->type) {
-	case HSM_KEY_EC_P256:
-		if ((r = hsm_sign(k->tok, k->key, dg, 32, raw, &raw_len)) != 0)
-			return r;
-		return hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
-	case HSM_KEY_RSA3072:
-		return hsm_sign(k->tok, k->key, dg, 32, sig, sig_len);
-	case HSM_KEY_ED25519:
-		if (blob == NULL)
-			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
-		return hsm_sign(k->tok, k->key, blob->data, blob->len, sig, sig_len);
-	default:
-		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
-	}
-}
-
 int
 h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
@@ -155,8 +129,8 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 				ro->burst, 1)) != 0)
 		goto out;
 	k = cx->pol->bound[ki];
-	if ((r = token_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? &req->payload : NULL,
-			    sig, &sig_len)) != 0)
+	if ((r = keyring_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
+			      req->payload.len, sig, &sig_len)) != 0)
 		goto out;
 	rec.time_ms = now_ms();
 	rec.principal = cx->principal;
@@ -229,10 +203,11 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		rp[i] = res;
 		ri = payload_digest(req->kind, &req->payloads[i], dgs[i]);
 		if (ri == 0)
-			ri = token_sign(k, dgs[i],
-					req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? &req->payloads[i]
-										   : NULL,
-					sig, &sig_len);
+			ri = keyring_sign(k, dgs[i],
+					  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
+						  ? req->payloads[i].data
+						  : NULL,
+					  req->payloads[i].len, sig, &sig_len);
 		if (ri != 0) {
 			res->status = (Qsign__V1__Status)qs_err_status(ri);
 			snprintf(msgs[i], sizeof(msgs[i]), "%s", qs_errdetail());

@@ -1,6 +1,8 @@
 /* Dispatch to the backend; keeps callers ignorant of which one runs. */
 #include "store.h"
 
+#include <stdlib.h>
+
 void
 store_close(struct store *s)
 {
@@ -36,4 +38,72 @@ int
 store_count_signatures(struct store *s, uint64_t *n)
 {
 	return s->ops->count_signatures(s, n);
+}
+
+int
+store_req_insert(struct store *s, const struct store_request *r)
+{
+	return s->ops->req_insert(s, r);
+}
+
+int
+store_req_find_token(struct store *s, const char *submitter, const char *token, char *id)
+{
+	return s->ops->req_find_token(s, submitter, token, id);
+}
+
+int
+store_req_get(struct store *s, const char *id, int with_payload, struct store_request **out)
+{
+	return s->ops->req_get(s, id, with_payload, out);
+}
+
+int
+store_req_list(struct store *s, int state, const char *role, size_t limit,
+	       struct store_request ***out, size_t *n)
+{
+	return s->ops->req_list(s, state, role, limit, out, n);
+}
+
+int
+store_req_vote(struct store *s, const char *id, const struct store_vote *v, int new_state,
+	       const char *msg)
+{
+	return s->ops->req_vote(s, id, v, new_state, msg);
+}
+
+int
+store_req_transition(struct store *s, const char *id, int from, int to, const char *msg)
+{
+	return s->ops->req_transition(s, id, from, to, msg);
+}
+
+int
+store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
+		 uint64_t policy_version, const char *policy_text)
+{
+	return s->ops->req_finish(s, id, sigs, n, policy_version, policy_text);
+}
+
+void
+store_request_free(struct store_request *r)
+{
+	if (r == NULL)
+		return;
+	free(r->message);
+	free(r->payload);
+	free(r->state_message);
+	for (size_t i = 0; i < r->nvotes; i++)
+		free(r->votes[i].reason);
+	free(r->votes);
+	free(r->sigs);
+	free(r);
+}
+
+void
+store_request_list_free(struct store_request **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_request_free(v[i]);
+	free(v);
 }

@@ -28,6 +28,59 @@ struct store_sig {
 	uint64_t policy_version;
 };
 
+/* Request states (numbers as in qsign.proto RequestState). */
+enum store_req_state {
+	REQ_PENDING = 1,
+	REQ_APPROVED = 2,
+	REQ_SIGNED = 3,
+	REQ_REJECTED = 4,
+	REQ_CANCELLED = 5,
+	REQ_EXPIRED = 6,
+	REQ_FAILED = 7,
+};
+
+#define STORE_ID_LEN 32 /* request ids: 16 random bytes, hex */
+
+struct store_vote {
+	char approver[65];
+	int approve;
+	int64_t time; /* as signed, unix seconds */
+	uint8_t sig[128];
+	size_t sig_len;
+	char *reason;
+};
+
+struct store_reqsig {
+	char key[65];
+	char key_id[65];
+	char algorithm[16];
+	uint8_t sig[528];
+	size_t sig_len;
+};
+
+struct store_request {
+	char id[STORE_ID_LEN + 1];
+	char role[65];
+	char kind[65];
+	char submitter[65];
+	char client_token[65];
+	char *message;
+	uint8_t *payload; /* NULL unless asked for */
+	size_t payload_len;
+	uint8_t digest[32];
+	int state;
+	int64_t created, expires; /* unix seconds */
+	uint64_t policy_version;
+	char *state_message;
+	struct store_vote *votes;
+	size_t nvotes;
+	struct store_reqsig *sigs;
+	size_t nsigs;
+};
+
+void store_request_free(struct store_request *r);
+void store_request_list_free(struct store_request **v, size_t n);
+
 struct store;
 
 struct store_ops {
@@ -38,6 +91,17 @@ struct store_ops {
 	int (*policy_add)(struct store *s, uint64_t version, const char *text);
 	int (*record_signatures)(struct store *s, const struct store_sig *sigs, size_t n);
 	int (*count_signatures)(struct store *s, uint64_t *n);
+	int (*req_insert)(struct store *s, const struct store_request *r);
+	int (*req_find_token)(struct store *s, const char *submitter, const char *token, char *id);
+	int (*req_get)(struct store *s, const char *id, int with_payload,
+		       struct store_request **out);
+	int (*req_list)(struct store *s, int state, const char *role, size_t limit,
+			struct store_request ***out, size_t *n);
+	int (*req_vote)(struct store *s, const char *id, const struct store_vote *v, int new_state,
+			const char *msg);
+	int (*req_transition)(struct store *s, const char *id, int from, int to, const char *msg);
+	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
+			  uint64_t policy_version, const char *policy_text);
 };
 
 struct store {
@@ -64,5 +128,29 @@ int store_policy_add(struct store *s, uint64_t version, const char *text);
 int store_record_signatures(struct store *s, const struct store_sig *sigs, size_t n);
 
 int store_count_signatures(struct store *s, uint64_t *n);
+
+/* Requests. Each call is one durable transaction. */
+
+/* Insert a new request (state PENDING, no votes). QS_ERR_EXISTS if the
+ * (submitter, client_token) pair was used before. */
+int store_req_insert(struct store *s, const struct store_request *r);
+/* Id of the request a submitter made with client_token; QS_ERR_NOT_FOUND. */
+int store_req_find_token(struct store *s, const char *submitter, const char *token, char *id);
+/* One request with its votes and signatures (payload only if asked). */
+int store_req_get(struct store *s, const char *id, int with_payload, struct store_request **out);
+/* Newest first; state 0 / role NULL = any. Without payloads. */
+int store_req_list(struct store *s, int state, const char *role, size_t limit,
+		   struct store_request ***out, size_t *n);
+/* Record a vote and move the request to new_state, atomically, only if it
+ * is still PENDING (else QS_ERR_PRECONDITION) and the approver has not voted
+ * (else QS_ERR_EXISTS). */
+int store_req_vote(struct store *s, const char *id, const struct store_vote *v, int new_state,
+		   const char *msg);
+/* Compare-and-set the state: QS_ERR_PRECONDITION if it is not `from`. */
+int store_req_transition(struct store *s, const char *id, int from, int to, const char *msg);
+/* APPROVED -> SIGNED with its signatures, and (policy requests) the new
+ * policy version, in one transaction. policy_text NULL for non-policy. */
+int store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
+		     uint64_t policy_version, const char *policy_text);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -55,6 +56,21 @@ static const char *const schema[] = {
 	" key TEXT NOT NULL, key_id TEXT NOT NULL, kind TEXT NOT NULL,"
 	" digest BLOB NOT NULL, policy_version INTEGER NOT NULL)",
 	"CREATE INDEX signature_time ON signature(time_ms)",
+	"CREATE TABLE request (id TEXT PRIMARY KEY, role TEXT NOT NULL, kind TEXT NOT NULL,"
+	" submitter TEXT NOT NULL, client_token TEXT, message TEXT NOT NULL,"
+	" payload BLOB NOT NULL, digest BLOB NOT NULL, state INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+	" policy_version INTEGER NOT NULL, state_message TEXT)",
+	"CREATE UNIQUE INDEX request_token ON request(submitter, client_token)"
+	" WHERE client_token IS NOT NULL",
+	"CREATE INDEX request_state ON request(state)",
+	"CREATE TABLE vote (request TEXT NOT NULL REFERENCES request(id),"
+	" approver TEXT NOT NULL, approve INTEGER NOT NULL, time INTEGER NOT NULL,"
+	" signature BLOB NOT NULL, reason TEXT, seq INTEGER NOT NULL,"
+	" PRIMARY KEY (request, approver))",
+	"CREATE TABLE request_sig (request TEXT NOT NULL REFERENCES request(id),"
+	" idx INTEGER NOT NULL, key TEXT NOT NULL, key_id TEXT NOT NULL,"
+	" algorithm TEXT NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (request, idx))",
 	NULL,
 };
 
@@ -360,6 +376,473 @@ sq_count_signatures(struct store *base, uint64_t *n)
 	return r;
 }
 
+/* ------------------------------------------------------------ requests */
+
+static void
+copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static char *
+dup_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+#define REQ_COLS                                                                                   \
+	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"      \
+	" policy_version, state_message, length(payload)"
+
+/* Fill r from a row selected with REQ_COLS (+ payload as column 13 if
+ * with_payload). */
+static int
+row_to_req(sqlite3_stmt *st, int with_payload, struct store_request *r)
+{
+	copy_text(r->id, sizeof(r->id), st, 0);
+	copy_text(r->role, sizeof(r->role), st, 1);
+	copy_text(r->kind, sizeof(r->kind), st, 2);
+	copy_text(r->submitter, sizeof(r->submitter), st, 3);
+	copy_text(r->client_token, sizeof(r->client_token), st, 4);
+	r->message = dup_text(st, 5);
+	if (sqlite3_column_bytes(st, 6) == 32)
+		memcpy(r->digest, sqlite3_column_blob(st, 6), 32);
+	r->state = sqlite3_column_int(st, 7);
+	r->created = sqlite3_column_int64(st, 8);
+	r->expires = sqlite3_column_int64(st, 9);
+	r->policy_version = (uint64_t)sqlite3_column_int64(st, 10);
+	r->state_message = dup_text(st, 11);
+	r->payload_len = (size_t)sqlite3_column_int64(st, 12);
+	if (with_payload) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 13);
+		if ((r->payload = malloc(n ? n : 1)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		if (n)
+			memcpy(r->payload, sqlite3_column_blob(st, 13), n);
+		r->payload_len = n;
+	}
+	if (r->message == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+static int
+sq_req_insert(struct store *base, const struct store_request *r)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r2, rc;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO request (id, role, kind, submitter, client_token,"
+			       " message, payload, digest, state, created, expires,"
+			       " policy_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r2 = dberr(s->db, "prepare request insert");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->role, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->submitter, -1, SQLITE_STATIC);
+	if (r->client_token[0] != '\0')
+		sqlite3_bind_text(st, 5, r->client_token, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_text(st, 6, r->message ? r->message : "", -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, r->payload ? (const void *)r->payload : "", (int)r->payload_len,
+			  SQLITE_STATIC);
+	sqlite3_bind_blob(st, 8, r->digest, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, REQ_PENDING);
+	sqlite3_bind_int64(st, 10, r->created);
+	sqlite3_bind_int64(st, 11, r->expires);
+	sqlite3_bind_int64(st, 12, (sqlite3_int64)r->policy_version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT)
+		r2 = qs_fail(QS_ERR_EXISTS, "request already exists");
+	else if (rc != SQLITE_DONE)
+		r2 = dberr(s->db, "request insert");
+	else
+		r2 = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r2;
+}
+
+static int
+sq_req_find_token(struct store *base, const char *submitter, const char *token, char *id)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id FROM request WHERE submitter = ? AND client_token = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare token lookup");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, submitter, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, token, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		copy_text(id, STORE_ID_LEN + 1, st, 0);
+		r = 0;
+	} else {
+		r = qs_fail(QS_ERR_NOT_FOUND, "no such request");
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+/* Votes and signatures of r (caller holds db_mu). */
+static int
+load_children(sqlite3 *db, struct store_request *r)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT approver, approve, time, signature, reason FROM vote"
+			       " WHERE request = ? ORDER BY seq",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare votes");
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_vote *v;
+		if (r->nvotes == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			void *nv = realloc(r->votes, ncap * sizeof(*r->votes));
+			if (nv == NULL) {
+				sqlite3_finalize(st);
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+			}
+			r->votes = nv;
+			cap = ncap;
+		}
+		v = &r->votes[r->nvotes++];
+		memset(v, 0, sizeof(*v));
+		copy_text(v->approver, sizeof(v->approver), st, 0);
+		v->approve = sqlite3_column_int(st, 1);
+		v->time = sqlite3_column_int64(st, 2);
+		v->sig_len = (size_t)sqlite3_column_bytes(st, 3);
+		if (v->sig_len > sizeof(v->sig))
+			v->sig_len = sizeof(v->sig);
+		memcpy(v->sig, sqlite3_column_blob(st, 3), v->sig_len);
+		v->reason = dup_text(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return dberr(db, "votes");
+	cap = 0;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT key, key_id, algorithm, signature FROM request_sig"
+			       " WHERE request = ? ORDER BY idx",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare request signatures");
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_reqsig *g;
+		if (r->nsigs == cap) {
+			size_t ncap = cap ? cap * 2 : 2;
+			void *ng = realloc(r->sigs, ncap * sizeof(*r->sigs));
+			if (ng == NULL) {
+				sqlite3_finalize(st);
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+			}
+			r->sigs = ng;
+			cap = ncap;
+		}
+		g = &r->sigs[r->nsigs++];
+		memset(g, 0, sizeof(*g));
+		copy_text(g->key, sizeof(g->key), st, 0);
+		copy_text(g->key_id, sizeof(g->key_id), st, 1);
+		copy_text(g->algorithm, sizeof(g->algorithm), st, 2);
+		g->sig_len = (size_t)sqlite3_column_bytes(st, 3);
+		if (g->sig_len > sizeof(g->sig))
+			g->sig_len = sizeof(g->sig);
+		memcpy(g->sig, sqlite3_column_blob(st, 3), g->sig_len);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return dberr(db, "request signatures");
+	return 0;
+}
+
+static int
+sq_req_get(struct store *base, const char *id, int with_payload, struct store_request **out)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	struct store_request *r = NULL;
+	sqlite3_stmt *st = NULL;
+	int r2, rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       with_payload ? "SELECT " REQ_COLS ", payload FROM request WHERE id = ?"
+					    : "SELECT " REQ_COLS " FROM request WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r2 = dberr(s->db, "prepare request get");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r2 = qs_fail(QS_ERR_NOT_FOUND, "no request %s", id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r2 = dberr(s->db, "request get");
+		goto out;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		r2 = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r2 = row_to_req(st, with_payload, r)) != 0 || (r2 = load_children(s->db, r)) != 0)
+		goto out;
+	*out = r;
+	r = NULL;
+	r2 = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	store_request_free(r);
+	return r2;
+}
+
+static int
+sq_req_list(struct store *base, int state, const char *role, size_t limit,
+	    struct store_request ***out, size_t *n)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	struct store_request **v = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t cnt = 0;
+	int r = 0, rc;
+
+	*out = NULL;
+	*n = 0;
+	if (limit == 0 || limit > 10000)
+		limit = 10000;
+	if ((v = calloc(limit, sizeof(*v))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT " REQ_COLS " FROM request WHERE (?1 = 0 OR state = ?1)"
+			       " AND (?2 IS NULL OR role = ?2) ORDER BY created DESC, rowid DESC"
+			       " LIMIT ?3",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare request list");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, state);
+	if (role != NULL)
+		sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && cnt < limit) {
+		if ((v[cnt] = calloc(1, sizeof(**v))) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		if ((r = row_to_req(st, 0, v[cnt])) != 0 || (r = load_children(s->db, v[cnt])) != 0) {
+			cnt++;
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = dberr(s->db, "request list");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	if (r != 0) {
+		store_request_list_free(v, cnt);
+		return r;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* UPDATE request state if it is `from`; caller holds db_mu inside a txn. */
+static int
+cas_state(sqlite3 *db, const char *id, int from, int to, const char *msg)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "UPDATE request SET state = ?, state_message = coalesce(?, state_message)"
+			       " WHERE id = ? AND state = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare state update");
+	sqlite3_bind_int(st, 1, to);
+	if (msg != NULL)
+		sqlite3_bind_text(st, 2, msg, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, from);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = dberr(db, "state update");
+	else if (sqlite3_changes(db) != 1)
+		r = qs_fail(QS_ERR_PRECONDITION, "request %s is not in the expected state", id);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int new_state,
+	    const char *msg)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	pthread_mutex_lock(&s->db_mu);
+	if ((r = exec(s->db, "BEGIN IMMEDIATE")) != 0)
+		goto out;
+	if ((r = cas_state(s->db, id, REQ_PENDING, new_state, msg)) != 0)
+		goto rollback;
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO vote (request, approver, approve, time, signature,"
+			       " reason, seq) VALUES (?,?,?,?,?,?,"
+			       " (SELECT count(*) FROM vote WHERE request = ?1))",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare vote insert");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, v->approver, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, v->approve ? 1 : 0);
+	sqlite3_bind_int64(st, 4, v->time);
+	sqlite3_bind_blob(st, 5, v->sig, (int)v->sig_len, SQLITE_STATIC);
+	if (v->reason != NULL)
+		sqlite3_bind_text(st, 6, v->reason, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT) {
+		r = qs_fail(QS_ERR_EXISTS, "%s already voted on request %s", v->approver, id);
+		goto rollback;
+	}
+	if (rc != SQLITE_DONE) {
+		r = dberr(s->db, "vote insert");
+		goto rollback;
+	}
+	if ((r = exec(s->db, "COMMIT")) != 0)
+		goto rollback;
+	goto out;
+rollback:
+	exec(s->db, "ROLLBACK");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+static int
+sq_req_transition(struct store *base, const char *id, int from, int to, const char *msg)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	if ((r = exec(s->db, "BEGIN IMMEDIATE")) == 0) {
+		if ((r = cas_state(s->db, id, from, to, msg)) == 0)
+			r = exec(s->db, "COMMIT");
+		if (r != 0)
+			exec(s->db, "ROLLBACK");
+	}
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+static int
+sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sigs, size_t n,
+	      uint64_t policy_version, const char *policy_text)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	if ((r = exec(s->db, "BEGIN IMMEDIATE")) != 0)
+		goto out;
+	if ((r = cas_state(s->db, id, REQ_APPROVED, REQ_SIGNED, NULL)) != 0)
+		goto rollback;
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO request_sig VALUES (?,?,?,?,?,?)", -1, &st,
+			       NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare request_sig insert");
+		goto rollback;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(st, 3, sigs[i].key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, sigs[i].key_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, sigs[i].algorithm, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 6, sigs[i].sig, (int)sigs[i].sig_len, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = dberr(s->db, "request_sig insert");
+			goto rollback;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (policy_text != NULL) {
+		int64_t cur = 0;
+		if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM policy", -1,
+				       &st, NULL) != SQLITE_OK ||
+		    sqlite3_step(st) != SQLITE_ROW) {
+			r = dberr(s->db, "policy version");
+			goto rollback;
+		}
+		cur = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (policy_version != (uint64_t)cur + 1) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+				    "policy version %llu is not the next one (current is %lld)",
+				    (unsigned long long)policy_version, (long long)cur);
+			goto rollback;
+		}
+		if (sqlite3_prepare_v2(s->db, "INSERT INTO policy VALUES (?,?,?)", -1, &st,
+				       NULL) != SQLITE_OK) {
+			r = dberr(s->db, "prepare policy insert");
+			goto rollback;
+		}
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)policy_version);
+		sqlite3_bind_text(st, 2, policy_text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL) * 1000);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = dberr(s->db, "policy insert");
+			goto rollback;
+		}
+	}
+	if ((r = exec(s->db, "COMMIT")) != 0)
+		goto rollback;
+	goto out;
+rollback:
+	exec(s->db, "ROLLBACK");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
 static void
 sq_close(struct store *base)
 {
@@ -389,6 +872,13 @@ static const struct store_ops sq_ops = {
 	.policy_add = sq_policy_add,
 	.record_signatures = sq_record_signatures,
 	.count_signatures = sq_count_signatures,
+	.req_insert = sq_req_insert,
+	.req_find_token = sq_req_find_token,
+	.req_get = sq_req_get,
+	.req_list = sq_req_list,
+	.req_vote = sq_req_vote,
+	.req_transition = sq_req_transition,
+	.req_finish = sq_req_finish,
 };
 
 int

@@ -17,8 +17,8 @@
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,   \
-				__LINE__, #cond, qs_errdetail());                                  \
+			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
+			        __LINE__, #cond, qs_errdetail());                                  \
 			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)

@@ -38,8 +38,8 @@
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,   \
-				__LINE__, #cond, qs_errdetail());                                  \
+			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
+			        __LINE__, #cond, qs_errdetail());                                  \
 			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -50,7 +50,7 @@
 		int ok_r_ = (expr);                                                                \
 		if (ok_r_ != 0) {                                                                  \
 			fprintf(stderr, "%s:%d: %s = %d (%s: %s)\n", __FILE__, __LINE__, #expr,    \
-				ok_r_, qs_strerror(ok_r_), qs_errdetail());                        \
+			        ok_r_, qs_strerror(ok_r_), qs_errdetail());                        \
 			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -61,8 +61,8 @@
 		int f_r_ = (expr);                                                                 \
 		if (f_r_ != (want)) {                                                              \
 			fprintf(stderr, "%s:%d: %s = %d (%s), want %d (%s); detail: %s\n",         \
-				__FILE__, __LINE__, #expr, f_r_, qs_strerror(f_r_), (want),        \
-				qs_strerror(want), qs_errdetail());                                \
+			        __FILE__, __LINE__, #expr, f_r_, qs_strerror(f_r_), (want),        \
+			        qs_strerror(want), qs_errdetail());                                \
 			exit(1);                                                                   \
 		}                                                                                  \
 		printf("  ok: %s -> %s (%s)\n", #expr, qs_strerror(f_r_), qs_errdetail());         \
@@ -123,8 +123,7 @@ key_uri(const char *label, const uint8_t *id, size_t id_len)
 /* Verify a signature made by hsm_sign over msg. For ECDSA both the
  * raw→DER conversion and OpenSSL's DER verification are exercised. */
 static bool
-verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *sig,
-       size_t sig_len)
+verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -152,7 +151,8 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 		     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
 		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
 		break;
-	case HSM_KEY_NONE: break;
+	case HSM_KEY_NONE:
+		break;
 	}
 	EVP_MD_CTX_free(ctx);
 	return ok;
@@ -161,7 +161,7 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 /* What hsm_sign takes for this key type: a digest, or the message. */
 static void
 sign_input(const struct tkey *k, const uint8_t *msg, size_t msg_len, uint8_t md[32],
-	   const uint8_t **in, size_t *in_len)
+           const uint8_t **in, size_t *in_len)
 {
 	if (k->type == HSM_KEY_ED25519) {
 		*in = msg;
@@ -276,10 +276,17 @@ test_key(hsm_token *t, struct tkey *k)
 	k->pub = d2i_PUBKEY(NULL, &p, (long)der_len);
 	CHECK(k->pub != NULL && p == der + der_len);
 	switch (k->type) {
-	case HSM_KEY_EC_P256: CHECK(EVP_PKEY_is_a(k->pub, "EC")); break;
-	case HSM_KEY_ED25519: CHECK(EVP_PKEY_is_a(k->pub, "ED25519")); break;
-	case HSM_KEY_RSA3072: CHECK(EVP_PKEY_get_bits(k->pub) == 3072); break;
-	case HSM_KEY_NONE: CHECK(0);
+	case HSM_KEY_EC_P256:
+		CHECK(EVP_PKEY_is_a(k->pub, "EC"));
+		break;
+	case HSM_KEY_ED25519:
+		CHECK(EVP_PKEY_is_a(k->pub, "ED25519"));
+		break;
+	case HSM_KEY_RSA3072:
+		CHECK(EVP_PKEY_get_bits(k->pub) == 3072);
+		break;
+	case HSM_KEY_NONE:
+		CHECK(0);
 	}
 	OK(hsm_key_spki_pem(t, byid, &pem));
 	CHECK(strncmp(pem, "-----BEGIN PUBLIC KEY-----\n", 27) == 0);
@@ -405,10 +412,10 @@ worker_main(void *arg)
 		}
 		size_t i = w->count % DIGESTS;
 		int r = hsm_sign(w->t, w->k->key, ins[i], in_lens[i],
-				 w->sigs + w->count * HSM_SIG_MAX, &w->lens[w->count]);
+		                 w->sigs + w->count * HSM_SIG_MAX, &w->lens[w->count]);
 		if (r != 0) {
 			fprintf(stderr, "worker: hsm_sign: %s: %s\n", qs_strerror(r),
-				qs_errdetail());
+			        qs_errdetail());
 			w->err = r;
 			return NULL;
 		}
@@ -447,7 +454,7 @@ test_parallel(hsm_token *t, const struct tkey *k, int nthreads, double seconds)
 		CHECK(w[i].count > 0);
 		for (size_t j = 0; j < w[i].count; j++)
 			CHECK(verify(k, msgs[j % DIGESTS], 64, w[i].sigs + j * HSM_SIG_MAX,
-				     w[i].lens[j]));
+			             w[i].lens[j]));
 		total += w[i].count;
 		free(w[i].sigs);
 		free(w[i].lens);

@@ -1,0 +1,899 @@
+/*
+ * Quorum-gated requests: submit, vote, cancel, expire, sign on quorum.
+ *
+ * Rules a reader should be able to check here:
+ *  - a request is judged under the policy version it was submitted with
+ *    (approvers, threshold, keys, approvers' public keys);
+ *  - a vote is a signature by the voter's own key over the approval
+ *    statement (proto/statement.h) rebuilt from the stored request, so it
+ *    covers exactly the stored payload digest;
+ *  - distinct approvers are counted; a repeated identical vote changes
+ *    nothing; the submitter counts only if the role allows self-approval;
+ *  - each transition is one durable store transaction, and all transitions
+ *    run under srv->req_mu, so the threshold triggers exactly one signing;
+ *  - expiry is wall-clock (also after restart), applied whenever a request
+ *    is read or voted on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "payload.h"
+#include "qs_err.h"
+#include "server.h"
+#include "statement.h"
+#include "wire.h"
+
+#define POLICY_ROLE_NAME "policy" /* the pseudo-role of policy changes */
+#define POLICY_REQUEST_TTL_S (7 * 86400)
+#define MAX_MESSAGE 1024
+#define VOTE_CLOCK_SKEW_S 300
+
+struct rules {
+	const struct policy_role *role; /* NULL for policy changes */
+	uint32_t threshold;
+	const size_t *approvers;
+	size_t napprovers;
+	int allow_self;
+	int64_t ttl_s;
+};
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ------------------------------------------------------------ policies */
+
+/* The policy of version v, with a reference. Earlier versions are parsed
+ * from the store once and cached; their keys are bound to the keyring. */
+static int
+policy_at(struct server *s, uint64_t v, struct policy **out)
+{
+	struct policy *cur = server_policy(s), *p = NULL;
+	char *text = NULL;
+	int r;
+
+	*out = NULL;
+	if (cur->version == v) {
+		*out = cur;
+		return 0;
+	}
+	policy_unref(cur);
+	pthread_mutex_lock(&s->hist_mu);
+	for (size_t i = 0; i < s->nhist; i++)
+		if (s->hist[i]->version == v) {
+			*out = policy_ref(s->hist[i]);
+			pthread_mutex_unlock(&s->hist_mu);
+			return 0;
+		}
+	if ((r = store_policy_get(s->store, v, &text)) != 0 ||
+	    (r = policy_parse(text, strlen(text), &p)) != 0 || (r = keyring_bind(s->kr, p)) != 0) {
+		r = qs_wrap(r, "policy version %llu", (unsigned long long)v);
+		goto out;
+	}
+	{
+		struct policy **nh = realloc(s->hist, (s->nhist + 1) * sizeof(*nh));
+		if (nh == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		s->hist = nh;
+		s->hist[s->nhist++] = policy_ref(p);
+	}
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	pthread_mutex_unlock(&s->hist_mu);
+	free(text);
+	policy_unref(p);
+	return r;
+}
+
+void
+requests_cleanup(struct server *s)
+{
+	for (size_t i = 0; i < s->nhist; i++)
+		policy_unref(s->hist[i]);
+	free(s->hist);
+	s->hist = NULL;
+	s->nhist = 0;
+}
+
+static int
+rules_for(const struct policy *p, const char *role, const char *kind, struct rules *ru)
+{
+	const struct policy_role *ro;
+
+	memset(ru, 0, sizeof(*ru));
+	if (strcmp(kind, "policy") == 0 || strcmp(role, POLICY_ROLE_NAME) == 0) {
+		if (strcmp(kind, "policy") != 0 || strcmp(role, POLICY_ROLE_NAME) != 0)
+			return qs_fail(QS_ERR_INVALID,
+				       "policy changes are role \"policy\" with kind \"policy\"");
+		ru->threshold = p->admin_threshold;
+		ru->approvers = p->admins;
+		ru->napprovers = p->nadmins;
+		ru->allow_self = 0;
+		ru->ttl_s = POLICY_REQUEST_TTL_S;
+		return 0;
+	}
+	if ((ro = policy_role(p, role)) == NULL)
+		return qs_fail(QS_ERR_NOT_FOUND, "no role \"%s\" in policy version %llu", role,
+			       (unsigned long long)p->version);
+	if (ro->mode != POLICY_QUORUM)
+		return qs_fail(QS_ERR_PRECONDITION,
+			       "role %s signs online: use qsign sign, not a request", role);
+	if ((strcmp(kind, "digest") == 0 && !(ro->payloads & POLICY_PAYLOAD_DIGEST)) ||
+	    (strcmp(kind, "blob") == 0 && !(ro->payloads & POLICY_PAYLOAD_BLOB)) ||
+	    (strcmp(kind, "digest") != 0 && strcmp(kind, "blob") != 0))
+		return qs_fail(QS_ERR_DENIED, "role %s does not sign \"%s\" payloads", role, kind);
+	ru->role = ro;
+	ru->threshold = ro->threshold;
+	ru->approvers = ro->approvers;
+	ru->napprovers = ro->napprovers;
+	ru->allow_self = ro->allow_self_approval;
+	ru->ttl_s = ro->request_ttl_s;
+	return 0;
+}
+
+/* Approvers whose vote can count for a request by `submitter`. */
+static size_t
+eligible_count(const struct policy *p, const struct rules *ru, const char *submitter)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ru->napprovers; i++)
+		if (ru->allow_self || strcmp(p->principals[ru->approvers[i]].name, submitter) != 0)
+			n++;
+	return n;
+}
+
+static int
+is_approver(const struct policy *p, const struct rules *ru, const char *name)
+{
+	for (size_t i = 0; i < ru->napprovers; i++)
+		if (strcmp(p->principals[ru->approvers[i]].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------ views */
+
+static char *
+xstrdup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+/* A RequestView whose every field is malloc'd, so that
+ * protobuf_c_message_free_unpacked(v, NULL) frees it. */
+static int
+view_new(const struct store_request *r, const struct policy *p, int with_payload,
+	 Qsign__V1__RequestView **out)
+{
+	Qsign__V1__RequestView *v;
+	struct rules ru;
+	int r2 = QS_ERR_NOMEM;
+
+	*out = NULL;
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	qsign__v1__request_view__init(v);
+	if ((v->id = xstrdup(r->id)) == NULL || (v->role = xstrdup(r->role)) == NULL ||
+	    (v->kind = xstrdup(r->kind)) == NULL || (v->submitter = xstrdup(r->submitter)) == NULL ||
+	    (v->message = xstrdup(r->message)) == NULL ||
+	    (v->state_message = xstrdup(r->state_message)) == NULL ||
+	    (v->payload_sha256.data = malloc(32)) == NULL)
+		goto fail;
+	memcpy(v->payload_sha256.data, r->digest, 32);
+	v->payload_sha256.len = 32;
+	v->payload_size = r->payload_len;
+	v->state = (Qsign__V1__RequestState)r->state;
+	v->created = r->created;
+	v->expires = r->expires;
+	v->policy_version = r->policy_version;
+	if (p != NULL && rules_for(p, r->role, r->kind, &ru) == 0) {
+		v->threshold = ru.threshold;
+		v->allow_self_approval = ru.allow_self;
+		if ((v->approvers = calloc(ru.napprovers + 1, sizeof(char *))) == NULL)
+			goto fail;
+		for (size_t i = 0; i < ru.napprovers; i++) {
+			const char *n = p->principals[ru.approvers[i]].name;
+			if (!ru.allow_self && strcmp(n, r->submitter) == 0)
+				continue;
+			if ((v->approvers[v->n_approvers++] = strdup(n)) == NULL)
+				goto fail;
+		}
+	}
+	qs_errclear();
+	if (r->nvotes > 0) {
+		if ((v->votes = calloc(r->nvotes, sizeof(*v->votes))) == NULL)
+			goto fail;
+		for (size_t i = 0; i < r->nvotes; i++) {
+			Qsign__V1__Vote *x = calloc(1, sizeof(*x));
+			if (x == NULL)
+				goto fail;
+			qsign__v1__vote__init(x);
+			v->votes[v->n_votes++] = x;
+			if ((x->approver = strdup(r->votes[i].approver)) == NULL ||
+			    (x->reason = xstrdup(r->votes[i].reason)) == NULL ||
+			    (x->signature.data = malloc(r->votes[i].sig_len + 1)) == NULL)
+				goto fail;
+			memcpy(x->signature.data, r->votes[i].sig, r->votes[i].sig_len);
+			x->signature.len = r->votes[i].sig_len;
+			x->approve = r->votes[i].approve;
+			x->time = r->votes[i].time;
+		}
+	}
+	if (with_payload && r->payload != NULL) {
+		if ((v->payload.data = malloc(r->payload_len + 1)) == NULL)
+			goto fail;
+		memcpy(v->payload.data, r->payload, r->payload_len);
+		v->payload.len = r->payload_len;
+	}
+	*out = v;
+	return 0;
+fail:
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return qs_fail(r2, "out of memory");
+}
+
+static int
+pack_view(const struct store_request *r, const struct policy *p, int with_payload, uint8_t **out,
+	  size_t *out_len)
+{
+	Qsign__V1__RequestView *v = NULL;
+	int r2;
+
+	if ((r2 = view_new(r, p, with_payload, &v)) != 0)
+		return r2;
+	r2 = qs_wire_pack(&v->base, out, out_len);
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return r2;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int
+valid_id(const char *id)
+{
+	if (id == NULL || strlen(id) != STORE_ID_LEN)
+		return 0;
+	for (size_t i = 0; i < STORE_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Move a pending request past its TTL to EXPIRED (wall clock). */
+static void
+maybe_expire(struct server *s, struct store_request *r)
+{
+	if (r->state != REQ_PENDING || now_s() <= r->expires)
+		return;
+	if (store_req_transition(s->store, r->id, REQ_PENDING, REQ_EXPIRED,
+				 "request_ttl passed before the threshold was met") == 0) {
+		r->state = REQ_EXPIRED;
+		free(r->state_message);
+		r->state_message = strdup("request_ttl passed before the threshold was met");
+		log_info("request.expired", "id=%s role=%s", r->id, r->role);
+	}
+}
+
+/* May this principal see request r? Admins and auditors see everything;
+ * others see what they submitted. */
+static int
+may_view(const struct call_ctx *cx, const struct store_request *r)
+{
+	unsigned roles = cx->pol->principals[cx->pidx].roles;
+
+	return (roles & (POLICY_ROLE_ADMIN | POLICY_ROLE_AUDITOR)) != 0 ||
+	       strcmp(r->submitter, cx->principal) == 0;
+}
+
+static int
+load(struct call_ctx *cx, const char *id, int with_payload, struct store_request **out)
+{
+	char pb[80];
+	int r;
+
+	*out = NULL;
+	if (!valid_id(id))
+		return qs_fail(QS_ERR_INVALID, "\"%s\" is not a request id (32 hex characters)",
+			       log_peerstr(id, pb, sizeof(pb)));
+	if ((r = store_req_get(cx->srv->store, id, with_payload, out)) != 0)
+		return r;
+	if (!may_view(cx, *out)) {
+		store_request_free(*out);
+		*out = NULL;
+		return qs_fail(QS_ERR_NOT_FOUND, "no request %s", id);
+	}
+	maybe_expire(cx->srv, *out);
+	return 0;
+}
+
+static const char *
+state_name(int st)
+{
+	static const char *const n[] = {"unspecified", "pending",   "approved", "signed",
+					"rejected",    "cancelled", "expired",  "failed"};
+	return st >= 0 && st <= REQ_FAILED ? n[st] : "unknown";
+}
+
+/* ------------------------------------------------------------ finalize */
+
+/* An APPROVED request: sign with the role's keys (or apply the policy) and
+ * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu. */
+static void
+finalize(struct server *s, const char *id)
+{
+	struct store_request *r = NULL;
+	struct policy *p = NULL, *np = NULL;
+	struct store_reqsig *sigs = NULL;
+	const struct policy_role *ro;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = store_req_get(s->store, id, 1, &r)) != 0)
+		goto fail;
+	if (r->state != REQ_APPROVED)
+		goto out;
+	if (strcmp(r->kind, "policy") == 0) {
+		struct policy *cur = server_policy(s);
+		uint64_t want = cur->version + 1;
+		policy_unref(cur);
+		if ((rc = policy_parse((const char *)r->payload, r->payload_len, &np)) != 0)
+			goto fail;
+		if (np->version != want) {
+			rc = qs_fail(QS_ERR_PRECONDITION,
+				     "proposed version %llu is not the next one (%llu)",
+				     (unsigned long long)np->version, (unsigned long long)want);
+			goto fail;
+		}
+		if ((rc = keyring_bind(s->kr, np)) != 0 ||
+		    (rc = store_req_finish(s->store, id, NULL, 0, np->version, np->text)) != 0)
+			goto fail;
+		pthread_rwlock_wrlock(&s->pol_lock);
+		cur = s->pol;
+		s->pol = np;
+		pthread_rwlock_unlock(&s->pol_lock);
+		log_info("policy.applied", "version=%llu request=%s", (unsigned long long)np->version,
+			 id);
+		np = NULL;
+		policy_unref(cur);
+		goto out;
+	}
+	if ((rc = policy_at(s, r->policy_version, &p)) != 0)
+		goto fail;
+	if ((ro = policy_role(p, r->role)) == NULL) {
+		rc = qs_fail(QS_ERR_INTERNAL, "role %s vanished from policy version %llu", r->role,
+			     (unsigned long long)p->version);
+		goto fail;
+	}
+	if ((sigs = calloc(ro->nkeys, sizeof(*sigs))) == NULL) {
+		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < ro->nkeys; i++, n++) {
+		const struct keyring_key *k = p->bound[ro->keys[i]];
+		int blob = strcmp(r->kind, "blob") == 0;
+		if ((rc = keyring_sign(k, r->digest, blob ? r->payload : NULL, r->payload_len,
+				       sigs[i].sig, &sigs[i].sig_len)) != 0)
+			goto fail;
+		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);
+		snprintf(sigs[i].key_id, sizeof(sigs[i].key_id), "%s", k->key_id);
+		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
+			 hsm_keytype_name(k->type));
+	}
+	if ((rc = store_req_finish(s->store, id, sigs, n, 0, NULL)) != 0)
+		goto fail;
+	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
+	goto out;
+fail:
+	log_error("request.failed", "id=%s detail=\"%s\"", id, qs_errdetail());
+	{
+		char msg[QS_ERRDETAIL_MAX + 32];
+		snprintf(msg, sizeof(msg), "%s", qs_errdetail());
+		if (store_req_transition(s->store, id, REQ_APPROVED, REQ_FAILED, msg) != 0)
+			log_error("request.stuck", "id=%s detail=\"%s\"", id, qs_errdetail());
+	}
+out:
+	free(sigs);
+	policy_unref(p);
+	policy_unref(np);
+	store_request_free(r);
+}
+
+void
+requests_resume(struct server *s)
+{
+	struct store_request **v = NULL;
+	size_t n = 0;
+
+	if (store_req_list(s->store, REQ_APPROVED, NULL, 0, &v, &n) != 0) {
+		log_error("request.resume", "detail=\"%s\"", qs_errdetail());
+		return;
+	}
+	pthread_mutex_lock(&s->req_mu);
+	for (size_t i = 0; i < n; i++) {
+		log_info("request.resume", "id=%s", v[i]->id);
+		finalize(s, v[i]->id);
+	}
+	pthread_mutex_unlock(&s->req_mu);
+	store_request_list_free(v, n);
+}
+
+/* ------------------------------------------------------------ handlers */
+
+int
+h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__SubmitRequest *req = NULL;
+	const struct qs_payload_kind *pk;
+	struct store_request rec, *got = NULL;
+	struct policy *np = NULL;
+	struct rules ru;
+	uint8_t rnd[16];
+	char *hex = NULL, pb[80];
+	ssize_t pi;
+	int r;
+
+	memset(&rec, 0, sizeof(rec));
+	if ((r = qs_wire_unpack(&qsign__v1__submit_request__descriptor, body, len, QS_MAX_FRAME,
+				(ProtobufCMessage **)&req)) != 0)
+		return r;
+	if (!qs_name_valid(req->role, QS_MAX_NAME) || !qs_name_valid(req->kind, QS_MAX_NAME)) {
+		r = qs_fail(QS_ERR_INVALID, "role and kind must be names");
+		goto out;
+	}
+	if (strlen(req->message) > MAX_MESSAGE) {
+		r = qs_fail(QS_ERR_INVALID, "message longer than %d bytes", MAX_MESSAGE);
+		goto out;
+	}
+	if (req->client_token[0] != '\0' && !qs_name_valid(req->client_token, 64)) {
+		r = qs_fail(QS_ERR_INVALID, "client_token must be a name of up to 64 characters");
+		goto out;
+	}
+	if ((pk = qs_payload_kind(req->kind)) == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "unknown payload kind \"%s\"",
+			    log_peerstr(req->kind, pb, sizeof(pb)));
+		goto out;
+	}
+	if ((r = rules_for(cx->pol, req->role, req->kind, &ru)) != 0)
+		goto out;
+	pi = cx->pidx;
+	if (ru.role != NULL && !policy_role_has_requester(ru.role, (size_t)pi)) {
+		r = qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
+			    cx->principal, req->role);
+		goto out;
+	}
+	if (ru.role == NULL && !(cx->pol->principals[pi].roles & POLICY_ROLE_ADMIN)) {
+		r = qs_fail(QS_ERR_DENIED, "only admins propose policy changes");
+		goto out;
+	}
+	if ((r = pk->validate(req->payload.data, req->payload.len)) != 0)
+		goto out;
+	if (eligible_count(cx->pol, &ru, cx->principal) < ru.threshold) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+			    "a request by %s could never reach the threshold of %u: self-approval "
+			    "is not allowed and too few other approvers exist",
+			    cx->principal, ru.threshold);
+		goto out;
+	}
+	pthread_mutex_lock(&cx->srv->req_mu);
+	if (strcmp(req->kind, "policy") == 0) {
+		/* A proposal must be a complete, valid next version whose keys
+		 * resolve in our tokens: never accept one that could not be
+		 * applied. */
+		if ((r = policy_parse((const char *)req->payload.data, req->payload.len, &np)) !=
+		    0) {
+			r = qs_wrap(r, "proposed policy");
+			goto unlock;
+		}
+		if (np->version != cx->pol->version + 1) {
+			r = qs_fail(QS_ERR_INVALID,
+				    "proposed policy has version %llu; the next version is %llu",
+				    (unsigned long long)np->version,
+				    (unsigned long long)cx->pol->version + 1);
+			goto unlock;
+		}
+		if ((r = keyring_bind(cx->srv->kr, np)) != 0) {
+			r = qs_wrap(r, "proposed policy");
+			goto unlock;
+		}
+	}
+	if (req->client_token[0] != '\0') {
+		char id[STORE_ID_LEN + 1];
+		if (store_req_find_token(cx->srv->store, cx->principal, req->client_token, id) ==
+		    0) {
+			/* A retried submission: answer with the original. */
+			if ((r = store_req_get(cx->srv->store, id, 0, &got)) == 0)
+				r = pack_view(got, cx->pol, 0, out, out_len);
+			goto unlock;
+		}
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || (hex = qs_hex(rnd, sizeof(rnd))) == NULL) {
+		r = qs_fail(QS_ERR_CRYPTO, "no randomness for a request id");
+		goto unlock;
+	}
+	snprintf(rec.id, sizeof(rec.id), "%s", hex);
+	snprintf(rec.role, sizeof(rec.role), "%s", req->role);
+	snprintf(rec.kind, sizeof(rec.kind), "%s", req->kind);
+	snprintf(rec.submitter, sizeof(rec.submitter), "%s", cx->principal);
+	snprintf(rec.client_token, sizeof(rec.client_token), "%s", req->client_token);
+	rec.message = req->message;
+	rec.payload = req->payload.data;
+	rec.payload_len = req->payload.len;
+	qs_sha256(req->payload.data, req->payload.len, rec.digest);
+	rec.state = REQ_PENDING;
+	rec.created = now_s();
+	rec.expires = rec.created + ru.ttl_s;
+	rec.policy_version = cx->pol->version;
+	if ((r = store_req_insert(cx->srv->store, &rec)) != 0)
+		goto unlock;
+	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu", rec.id,
+		 rec.role, rec.kind, rec.submitter, rec.payload_len);
+	rec.message = NULL;
+	rec.payload = NULL;
+	r = pack_view(&rec, cx->pol, 0, out, out_len);
+unlock:
+	pthread_mutex_unlock(&cx->srv->req_mu);
+out:
+	free(hex);
+	policy_unref(np);
+	store_request_free(got);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_req_get(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__GetRequestRequest *req = NULL;
+	struct store_request *r = NULL;
+	struct policy *p = NULL;
+	int rc;
+
+	if ((rc = qs_wire_unpack(&qsign__v1__get_request_request__descriptor, body, len, 1024,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	if ((rc = load(cx, req->id, req->include_payload, &r)) != 0 ||
+	    (rc = policy_at(cx->srv, r->policy_version, &p)) != 0)
+		goto out;
+	rc = pack_view(r, p, req->include_payload, out, out_len);
+out:
+	policy_unref(p);
+	store_request_free(r);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}
+
+int
+h_req_list(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__ListRequestsRequest *req = NULL;
+	Qsign__V1__ListRequestsResponse resp = QSIGN__V1__LIST_REQUESTS_RESPONSE__INIT;
+	struct store_request **v = NULL;
+	size_t n = 0, limit;
+	int rc;
+
+	if ((rc = qs_wire_unpack(&qsign__v1__list_requests_request__descriptor, body, len, 1024,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	if (req->state > QSIGN__V1__REQUEST_STATE__REQ_FAILED ||
+	    (req->role[0] != '\0' && !qs_name_valid(req->role, QS_MAX_NAME))) {
+		rc = qs_fail(QS_ERR_INVALID, "bad state or role filter");
+		goto out;
+	}
+	limit = req->limit == 0 ? 100 : req->limit > 1000 ? 1000 : req->limit;
+	if ((rc = store_req_list(cx->srv->store, (int)req->state,
+				 req->role[0] ? req->role : NULL, limit, &v, &n)) != 0)
+		goto out;
+	if ((resp.requests = calloc(n + 1, sizeof(*resp.requests))) == NULL) {
+		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct policy *p = NULL;
+		if (!may_view(cx, v[i]))
+			continue;
+		maybe_expire(cx->srv, v[i]);
+		if (req->state != 0 && (int)req->state != v[i]->state)
+			continue; /* just expired */
+		if (policy_at(cx->srv, v[i]->policy_version, &p) != 0)
+			p = NULL;
+		rc = view_new(v[i], p, 0, &resp.requests[resp.n_requests]);
+		policy_unref(p);
+		if (rc != 0)
+			goto out;
+		resp.n_requests++;
+	}
+	rc = qs_wire_pack(&resp.base, out, out_len);
+out:
+	for (size_t i = 0; i < resp.n_requests; i++)
+		protobuf_c_message_free_unpacked(&resp.requests[i]->base, NULL);
+	free(resp.requests);
+	store_request_list_free(v, n);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}
+
+int
+h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__VoteRequest *req = NULL;
+	struct store_request *r = NULL;
+	struct policy *p = NULL;
+	const struct policy_principal *voter;
+	struct store_vote vote;
+	struct rules ru;
+	uint8_t *stmt = NULL;
+	size_t stmt_len = 0, approves = 0, rejects = 0, eligible;
+	int rc, new_state, locked = 0;
+	char msg[160];
+
+	memset(&vote, 0, sizeof(vote));
+	if ((rc = qs_wire_unpack(&qsign__v1__vote_request__descriptor, body, len, 4096,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	if (strlen(req->reason) > MAX_MESSAGE) {
+		rc = qs_fail(QS_ERR_INVALID, "reason longer than %d bytes", MAX_MESSAGE);
+		goto out;
+	}
+	if (req->signature.len == 0 || req->signature.len > sizeof(vote.sig)) {
+		rc = qs_fail(QS_ERR_INVALID, "vote signature must be 1..%zu bytes",
+			     sizeof(vote.sig));
+		goto out;
+	}
+	pthread_mutex_lock(&cx->srv->req_mu);
+	locked = 1;
+	if ((rc = load(cx, req->id, 0, &r)) != 0)
+		goto out;
+	if (r->state != REQ_PENDING) {
+		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s: votes are closed", r->id,
+			     state_name(r->state));
+		goto out;
+	}
+	if ((rc = policy_at(cx->srv, r->policy_version, &p)) != 0 ||
+	    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
+		goto out;
+	if (!is_approver(p, &ru, cx->principal)) {
+		rc = qs_fail(QS_ERR_DENIED, "%s is not an approver of %s (policy version %llu)",
+			     cx->principal, r->role, (unsigned long long)p->version);
+		goto out;
+	}
+	if (!ru.allow_self && strcmp(cx->principal, r->submitter) == 0) {
+		rc = qs_fail(QS_ERR_DENIED,
+			     "%s submitted this request and role %s does not allow self-approval",
+			     cx->principal, r->role);
+		goto out;
+	}
+	if (req->payload_sha256.len != 32 ||
+	    memcmp(req->payload_sha256.data, r->digest, 32) != 0) {
+		rc = qs_fail(QS_ERR_INVALID,
+			     "the vote is over a different payload than request %s holds: fetch "
+			     "it again and re-check",
+			     r->id);
+		goto out;
+	}
+	if (req->time < r->created - VOTE_CLOCK_SKEW_S || req->time > now_s() + VOTE_CLOCK_SKEW_S) {
+		rc = qs_fail(QS_ERR_INVALID, "vote time %lld is outside the request's lifetime",
+			     (long long)req->time);
+		goto out;
+	}
+	if ((voter = policy_principal(p, cx->principal)) == NULL) {
+		rc = qs_fail(QS_ERR_DENIED, "%s is not in policy version %llu", cx->principal,
+			     (unsigned long long)p->version);
+		goto out;
+	}
+	if ((rc = qs_stmt_approval(cx->srv->cfg->identity, r->id, r->role, r->kind, r->digest,
+				   req->approve, req->time, &stmt, &stmt_len)) != 0)
+		goto out;
+	if (qs_sig_verify(voter->pk, stmt, stmt_len, req->signature.data, req->signature.len) !=
+	    0) {
+		rc = qs_fail(QS_ERR_UNAUTH,
+			     "vote signature does not verify with %s's key: the statement must "
+			     "cover this request, role, kind, payload digest, decision and time",
+			     cx->principal);
+		log_warn("vote.refused", "id=%s approver=%s reason=bad-signature", r->id,
+			 cx->principal);
+		goto out;
+	}
+	for (size_t i = 0; i < r->nvotes; i++) {
+		if (strcmp(r->votes[i].approver, cx->principal) == 0) {
+			if (!r->votes[i].approve == !req->approve) {
+				/* The same vote again: idempotent, not counted twice. */
+				rc = pack_view(r, p, 0, out, out_len);
+				goto out;
+			}
+			rc = qs_fail(QS_ERR_EXISTS, "%s already voted %s on request %s",
+				     cx->principal, r->votes[i].approve ? "approve" : "reject",
+				     r->id);
+			goto out;
+		}
+		if (!ru.allow_self && strcmp(r->votes[i].approver, r->submitter) == 0)
+			continue;
+		if (is_approver(p, &ru, r->votes[i].approver))
+			r->votes[i].approve ? approves++ : rejects++;
+	}
+	req->approve ? approves++ : rejects++;
+	eligible = eligible_count(p, &ru, r->submitter);
+	msg[0] = '\0';
+	if (approves >= ru.threshold) {
+		new_state = REQ_APPROVED;
+	} else if (eligible < ru.threshold || rejects > eligible - ru.threshold) {
+		new_state = REQ_REJECTED;
+		snprintf(msg, sizeof(msg), "%zu reject vote(s): the threshold of %u can no longer "
+					   "be met", rejects, ru.threshold);
+	} else {
+		new_state = REQ_PENDING;
+	}
+	snprintf(vote.approver, sizeof(vote.approver), "%s", cx->principal);
+	vote.approve = req->approve;
+	vote.time = req->time;
+	memcpy(vote.sig, req->signature.data, req->signature.len);
+	vote.sig_len = req->signature.len;
+	vote.reason = req->reason;
+	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, new_state, msg[0] ? msg : NULL)) !=
+	    0)
+		goto out;
+	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s", r->id,
+		 cx->principal, req->approve ? "approve" : "reject", approves, ru.threshold,
+		 state_name(new_state));
+	if (new_state == REQ_APPROVED)
+		finalize(cx->srv, r->id);
+	store_request_free(r);
+	r = NULL;
+	if ((rc = store_req_get(cx->srv->store, req->id, 0, &r)) != 0)
+		goto out;
+	rc = pack_view(r, p, 0, out, out_len);
+out:
+	if (locked)
+		pthread_mutex_unlock(&cx->srv->req_mu);
+	free(stmt);
+	policy_unref(p);
+	store_request_free(r);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}
+
+int
+h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__CancelRequest *req = NULL;
+	struct store_request *r = NULL;
+	struct policy *p = NULL;
+	int rc;
+
+	if ((rc = qs_wire_unpack(&qsign__v1__cancel_request__descriptor, body, len, 1024,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	pthread_mutex_lock(&cx->srv->req_mu);
+	if ((rc = load(cx, req->id, 0, &r)) != 0)
+		goto out;
+	if (strcmp(r->submitter, cx->principal) != 0) {
+		rc = qs_fail(QS_ERR_DENIED, "only its submitter (%s) can cancel request %s",
+			     r->submitter, r->id);
+		goto out;
+	}
+	if (r->state == REQ_CANCELLED) /* retried call */
+		goto view;
+	if (r->state != REQ_PENDING) {
+		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s and cannot be cancelled", r->id,
+			     state_name(r->state));
+		goto out;
+	}
+	if ((rc = store_req_transition(cx->srv->store, r->id, REQ_PENDING, REQ_CANCELLED,
+				       "cancelled by its submitter")) != 0)
+		goto out;
+	log_info("request.cancelled", "id=%s by=%s", r->id, cx->principal);
+	store_request_free(r);
+	if ((rc = store_req_get(cx->srv->store, req->id, 0, &r)) != 0) {
+		r = NULL;
+		goto out;
+	}
+view:
+	if ((rc = policy_at(cx->srv, r->policy_version, &p)) == 0)
+		rc = pack_view(r, p, 0, out, out_len);
+out:
+	pthread_mutex_unlock(&cx->srv->req_mu);
+	policy_unref(p);
+	store_request_free(r);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}
+
+int
+h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__FetchRequest *req = NULL;
+	Qsign__V1__FetchResponse resp = QSIGN__V1__FETCH_RESPONSE__INIT;
+	Qsign__V1__RequestSignature *sv = NULL, **svp = NULL;
+	struct store_request *r = NULL;
+	struct policy *p = NULL;
+	struct rules ru;
+	int rc;
+
+	if ((rc = qs_wire_unpack(&qsign__v1__fetch_request__descriptor, body, len, 1024,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	if ((rc = load(cx, req->id, 0, &r)) != 0 ||
+	    (rc = policy_at(cx->srv, r->policy_version, &p)) != 0 ||
+	    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
+		goto out;
+	if (strcmp(r->submitter, cx->principal) != 0 && !is_approver(p, &ru, cx->principal)) {
+		rc = qs_fail(QS_ERR_DENIED, "only the submitter or an approver fetches request %s",
+			     r->id);
+		goto out;
+	}
+	if (r->state != REQ_SIGNED) {
+		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s, not signed%s%s", r->id,
+			     state_name(r->state), r->state_message && *r->state_message ? ": " : "",
+			     r->state_message ? r->state_message : "");
+		goto out;
+	}
+	if ((rc = view_new(r, p, 0, &resp.request)) != 0)
+		goto out;
+	sv = calloc(r->nsigs + 1, sizeof(*sv));
+	svp = calloc(r->nsigs + 1, sizeof(*svp));
+	if (sv == NULL || svp == NULL) {
+		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < r->nsigs; i++) {
+		qsign__v1__request_signature__init(&sv[i]);
+		sv[i].key = r->sigs[i].key;
+		sv[i].key_id = r->sigs[i].key_id;
+		sv[i].algorithm = r->sigs[i].algorithm;
+		sv[i].signature.data = r->sigs[i].sig;
+		sv[i].signature.len = r->sigs[i].sig_len;
+		svp[i] = &sv[i];
+	}
+	resp.n_signatures = r->nsigs;
+	resp.signatures = svp;
+	rc = qs_wire_pack(&resp.base, out, out_len);
+out:
+	if (resp.request != NULL)
+		protobuf_c_message_free_unpacked(&resp.request->base, NULL);
+	free(sv);
+	free(svp);
+	policy_unref(p);
+	store_request_free(r);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}
+
+int
+h_policy_show(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
+	      size_t *out_len)
+{
+	Qsign__V1__PolicyShowRequest *req = NULL;
+	Qsign__V1__PolicyShowResponse resp = QSIGN__V1__POLICY_SHOW_RESPONSE__INIT;
+	char *text = NULL;
+	int rc;
+
+	if ((rc = qs_wire_unpack(&qsign__v1__policy_show_request__descriptor, body, len, 64,
+				 (ProtobufCMessage **)&req)) != 0)
+		return rc;
+	resp.current_version = cx->pol->version;
+	if (req->version == 0 || req->version == cx->pol->version) {
+		resp.version = cx->pol->version;
+		resp.text = cx->pol->text;
+	} else {
+		if ((rc = store_policy_get(cx->srv->store, req->version, &text)) != 0)
+			goto out;
+		resp.version = req->version;
+		resp.text = text;
+	}
+	rc = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(text);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return rc;
+}

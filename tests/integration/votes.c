@@ -1,0 +1,388 @@
+/*
+ * votes - the quorum rules of qsignd, exercised on the wire against a real
+ * daemon (role "release": 2 of admin1..3, requesters admins + ci; role
+ * "short": like release with request_ttl 2s).
+ *
+ * usage: votes URL HOME
+ *
+ * Votes are built here by hand (not by the CLI) so that the test can also
+ * send what an honest client never would: a vote over other bytes, a forged
+ * signature, a signature over another decision.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "qs_err.h"
+#include "qsclient.h"
+#include "statement.h"
+#include "wire.h"
+
+static int failures;
+static const char *url, *home;
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+static qsc_client *
+client(const char *name)
+{
+	char id[512];
+	struct qsc_options o = {0};
+	qsc_client *c = NULL;
+
+	snprintf(id, sizeof(id), "%s/demo/%s.key", home, name);
+	o.url = url;
+	o.principal = name;
+	o.identity = id;
+	if (qsc_open(&o, &c) != 0) {
+		fprintf(stderr, "connect as %s: %s\n", name, qs_errdetail());
+		exit(2);
+	}
+	return c;
+}
+
+static EVP_PKEY *
+key(const char *name)
+{
+	char path[512];
+	FILE *f;
+	EVP_PKEY *k;
+
+	snprintf(path, sizeof(path), "%s/demo/%s.key", home, name);
+	if ((f = fopen(path, "r")) == NULL || (k = PEM_read_PrivateKey(f, NULL, NULL, NULL)) == NULL)
+		exit(2);
+	fclose(f);
+	return k;
+}
+
+/* Call and return the wire status; *view gets a RequestView when OK. */
+static int
+rcall(qsc_client *c, const char *method, const ProtobufCMessage *req,
+      Qsign__V1__RequestView **view)
+{
+	ProtobufCMessage *resp = NULL;
+	int status = -1;
+	char *msg = NULL;
+
+	qsc_call(c, method, req, &qsign__v1__request_view__descriptor, &resp, &status, &msg);
+	if (status != 0)
+		printf("  -> %s: %s\n", qs_status_name(status), msg ? msg : "");
+	free(msg);
+	if (view != NULL)
+		*view = (Qsign__V1__RequestView *)resp;
+	else if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	return status;
+}
+
+static char *
+submit(qsc_client *c, const char *role, const char *payload)
+{
+	Qsign__V1__SubmitRequest req = QSIGN__V1__SUBMIT_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+	char *id;
+
+	req.role = (char *)role;
+	req.kind = "blob";
+	req.payload.data = (uint8_t *)payload;
+	req.payload.len = strlen(payload);
+	req.message = "test";
+	if (rcall(c, QS_M_REQ_SUBMIT, &req.base, &v) != 0 || v == NULL) {
+		fprintf(stderr, "submit failed\n");
+		exit(2);
+	}
+	id = strdup(v->id);
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return id;
+}
+
+static Qsign__V1__RequestView *
+get(qsc_client *c, const char *id)
+{
+	Qsign__V1__GetRequestRequest req = QSIGN__V1__GET_REQUEST_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+
+	req.id = (char *)id;
+	if (rcall(c, QS_M_REQ_GET, &req.base, &v) != 0 || v == NULL) {
+		fprintf(stderr, "get %s failed\n", id);
+		exit(2);
+	}
+	return v;
+}
+
+static int
+state_of(qsc_client *c, const char *id, size_t *nvotes)
+{
+	Qsign__V1__RequestView *v = get(c, id);
+	int st = v->state;
+
+	if (nvotes)
+		*nvotes = v->n_votes;
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return st;
+}
+
+/*
+ * A vote on `id` sent by connection c. The statement is signed with
+ * `signer`'s key over `signed_digest` and `signed_approve`; the request
+ * claims `approve` and `claimed_digest`.
+ */
+static int
+vote_ex(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed_approve,
+	const uint8_t *signed_digest, const uint8_t *claimed_digest)
+{
+	Qsign__V1__RequestView *v = get(c, id);
+	Qsign__V1__VoteRequest req = QSIGN__V1__VOTE_REQUEST__INIT;
+	uint8_t dg[32], *stmt = NULL, sig[128];
+	size_t stmt_len = 0, sig_len = 0;
+	int64_t now = (int64_t)time(NULL);
+	int st;
+
+	memcpy(dg, v->payload_sha256.data, 32);
+	if (qs_stmt_approval(qsc_server_identity(c), id, v->role, v->kind,
+			     signed_digest ? signed_digest : dg, signed_approve, now, &stmt,
+			     &stmt_len) != 0 ||
+	    qs_sig_sign(signer, stmt, stmt_len, sig, &sig_len) != 0) {
+		fprintf(stderr, "statement: %s\n", qs_errdetail());
+		exit(2);
+	}
+	req.id = (char *)id;
+	req.approve = approve;
+	req.time = now;
+	req.payload_sha256.data = (uint8_t *)(claimed_digest ? claimed_digest : dg);
+	req.payload_sha256.len = 32;
+	req.signature.data = sig;
+	req.signature.len = sig_len;
+	st = rcall(c, QS_M_REQ_VOTE, &req.base, NULL);
+	free(stmt);
+	protobuf_c_message_free_unpacked(&v->base, NULL);
+	return st;
+}
+
+static int
+vote(qsc_client *c, const char *id, EVP_PKEY *k, int approve)
+{
+	return vote_ex(c, id, k, approve, approve, NULL, NULL);
+}
+
+struct racer {
+	const char *name, *id;
+	int status;
+};
+
+static void *
+race(void *arg)
+{
+	struct racer *rc = arg;
+	qsc_client *c = client(rc->name);
+	EVP_PKEY *k = key(rc->name);
+
+	rc->status = vote(c, rc->id, k, 1);
+	EVP_PKEY_free(k);
+	qsc_close(c);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	qsc_client *ci, *a1, *a2, *a3;
+	EVP_PKEY *kci, *k1, *k2, *k3;
+	uint8_t other[32];
+	size_t nv = 0;
+	char *id;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: votes URL HOME\n");
+		return 2;
+	}
+	url = argv[1];
+	home = argv[2];
+	ci = client("ci");
+	a1 = client("admin1");
+	a2 = client("admin2");
+	a3 = client("admin3");
+	kci = key("ci");
+	k1 = key("admin1");
+	k2 = key("admin2");
+	k3 = key("admin3");
+	qs_sha256((const uint8_t *)"other bytes", 11, other);
+
+	puts("2-of-3: refusals leave the request untouched");
+	id = submit(ci, "release", "release 1.0 manifest");
+	CHECK(state_of(a1, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 0, "pending");
+	CHECK(vote(ci, id, kci, 1) == QS_STATUS_PERMISSION_DENIED, "non-approver voted");
+	CHECK(vote_ex(a1, id, k1, 1, 1, other, other) == QS_STATUS_INVALID_ARGUMENT,
+	      "vote over a different digest accepted");
+	CHECK(vote_ex(a1, id, k1, 1, 1, other, NULL) == QS_STATUS_UNAUTHENTICATED,
+	      "signature over a different digest accepted");
+	CHECK(vote_ex(a1, id, k2, 1, 1, NULL, NULL) == QS_STATUS_UNAUTHENTICATED,
+	      "forged vote (admin2's key on admin1's connection) accepted");
+	CHECK(vote_ex(a1, id, k1, 1, 0, NULL, NULL) == QS_STATUS_UNAUTHENTICATED,
+	      "signature over 'reject' accepted as 'approve'");
+	CHECK(state_of(a1, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 0,
+	      "refused votes changed the request (votes=%zu)", nv);
+
+	puts("one approval: still pending, nothing to fetch");
+	CHECK(vote(a1, id, k1, 1) == 0, "admin1 approve");
+	CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 1, "1 vote");
+	{
+		Qsign__V1__FetchRequest fr = QSIGN__V1__FETCH_REQUEST__INIT;
+		fr.id = id;
+		CHECK(rcall(ci, QS_M_REQ_FETCH, &fr.base, NULL) == QS_STATUS_FAILED_PRECONDITION,
+		      "fetch before quorum");
+	}
+	puts("duplicate approval is not counted; a changed vote is refused");
+	CHECK(vote(a1, id, k1, 1) == 0, "repeated identical vote must be idempotent");
+	CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 1,
+	      "duplicate counted (votes=%zu)", nv);
+	CHECK(vote(a1, id, k1, 0) == QS_STATUS_ALREADY_EXISTS, "vote change accepted");
+
+	puts("second approval: signed, and the signature verifies");
+	CHECK(vote(a2, id, k2, 1) == 0, "admin2 approve");
+	CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED && nv == 2, "signed");
+	{
+		Qsign__V1__FetchRequest fr = QSIGN__V1__FETCH_REQUEST__INIT;
+		Qsign__V1__FetchResponse *resp = NULL;
+		Qsign__V1__ListKeysResponse *keys = NULL;
+		ProtobufCMessage *m = NULL;
+		int status = -1;
+		char *msg = NULL;
+		uint8_t dg[32];
+
+		fr.id = id;
+		qsc_call(ci, QS_M_REQ_FETCH, &fr.base, &qsign__v1__fetch_response__descriptor, &m,
+			 &status, &msg);
+		free(msg);
+		resp = (Qsign__V1__FetchResponse *)m;
+		CHECK(status == 0 && resp && resp->n_signatures == 1, "fetch after quorum");
+		CHECK(qsc_list_keys(ci, &keys) == 0, "list keys");
+		qs_sha256((const uint8_t *)"release 1.0 manifest", 20, dg);
+		for (size_t i = 0; resp && keys && i < keys->n_keys; i++) {
+			EVP_PKEY *pk = NULL;
+			if (strcmp(keys->keys[i]->name, "release-key") != 0)
+				continue;
+			BIO *b = BIO_new_mem_buf(keys->keys[i]->public_pem, -1);
+			pk = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+			BIO_free(b);
+			CHECK(pk && qs_rolesig_verify(pk, dg, NULL, 0,
+						      resp->signatures[0]->signature.data,
+						      resp->signatures[0]->signature.len) == 0,
+			      "release signature does not verify");
+			EVP_PKEY_free(pk);
+		}
+		qsc_free(keys);
+		if (resp)
+			protobuf_c_message_free_unpacked(m, NULL);
+	}
+	CHECK(vote(a3, id, k3, 1) == QS_STATUS_FAILED_PRECONDITION, "vote after signing");
+	free(id);
+
+	puts("self-approval is refused (allow_self_approval false)");
+	id = submit(a1, "release", "self");
+	CHECK(vote(a1, id, k1, 1) == QS_STATUS_PERMISSION_DENIED, "self-approval accepted");
+	free(id);
+
+	puts("cancel: only the submitter; no votes afterwards");
+	id = submit(ci, "release", "to cancel");
+	{
+		Qsign__V1__CancelRequest cr = QSIGN__V1__CANCEL_REQUEST__INIT;
+		cr.id = id;
+		CHECK(rcall(a2, QS_M_REQ_CANCEL, &cr.base, NULL) == QS_STATUS_PERMISSION_DENIED,
+		      "cancel by another principal");
+		CHECK(rcall(ci, QS_M_REQ_CANCEL, &cr.base, NULL) == 0, "cancel by submitter");
+		CHECK(rcall(ci, QS_M_REQ_CANCEL, &cr.base, NULL) == 0, "cancel retried");
+	}
+	CHECK(vote(a1, id, k1, 1) == QS_STATUS_FAILED_PRECONDITION, "vote after cancel");
+	CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_CANCELLED, "cancelled");
+	free(id);
+
+	puts("rejects that make the threshold unreachable reject the request");
+	id = submit(ci, "release", "bad release");
+	CHECK(vote(a1, id, k1, 0) == 0, "reject 1");
+	CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_PENDING, "still pending");
+	CHECK(vote(a2, id, k2, 0) == 0, "reject 2");
+	CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_REJECTED, "rejected");
+	CHECK(vote(a3, id, k3, 1) == QS_STATUS_FAILED_PRECONDITION, "vote after rejection");
+	free(id);
+
+	puts("expiry (request_ttl 2s) closes the request");
+	id = submit(ci, "short", "expires");
+	sleep(3);
+	CHECK(vote(a1, id, k1, 1) == QS_STATUS_FAILED_PRECONDITION, "vote after expiry");
+	CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_EXPIRED, "expired");
+	free(id);
+
+	puts("unknown and malformed ids");
+	{
+		Qsign__V1__GetRequestRequest g = QSIGN__V1__GET_REQUEST_REQUEST__INIT;
+		g.id = "0123456789abcdef0123456789abcdef";
+		CHECK(rcall(a1, QS_M_REQ_GET, &g.base, NULL) == QS_STATUS_NOT_FOUND, "unknown id");
+		g.id = "../../etc";
+		CHECK(rcall(a1, QS_M_REQ_GET, &g.base, NULL) == QS_STATUS_INVALID_ARGUMENT, "bad id");
+	}
+
+	puts("concurrent approvals: exactly one signature, no vote lost");
+	for (int round = 0; round < 10; round++) {
+		pthread_t th[3];
+		struct racer rc[3] = {{"admin1", NULL, -1}, {"admin2", NULL, -1},
+				      {"admin3", NULL, -1}};
+		int ok = 0, closed = 0;
+		id = submit(ci, "release", round % 2 ? "race odd" : "race even");
+		for (int i = 0; i < 3; i++) {
+			rc[i].id = id;
+			pthread_create(&th[i], NULL, race, &rc[i]);
+		}
+		for (int i = 0; i < 3; i++) {
+			pthread_join(th[i], NULL);
+			ok += rc[i].status == 0;
+			closed += rc[i].status == QS_STATUS_FAILED_PRECONDITION;
+		}
+		CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED, "race: signed");
+		CHECK(ok == (int)nv && ok + closed == 3 && (nv == 2 || nv == 3),
+		      "race round %d: ok=%d closed=%d votes=%zu", round, ok, closed, nv);
+		{
+			Qsign__V1__FetchRequest fr = QSIGN__V1__FETCH_REQUEST__INIT;
+			Qsign__V1__FetchResponse *resp = NULL;
+			int status = -1;
+			char *msg = NULL;
+			fr.id = id;
+			qsc_call(ci, QS_M_REQ_FETCH, &fr.base, &qsign__v1__fetch_response__descriptor,
+				 (ProtobufCMessage **)&resp, &status, &msg);
+			free(msg);
+			CHECK(status == 0 && resp && resp->n_signatures == 1,
+			      "race: exactly one signature");
+			if (resp)
+				protobuf_c_message_free_unpacked(&resp->base, NULL);
+		}
+		free(id);
+	}
+
+	qsc_close(ci);
+	qsc_close(a1);
+	qsc_close(a2);
+	qsc_close(a3);
+	EVP_PKEY_free(kci);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	puts("all vote checks passed");
+	return 0;
+}
