@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/pem.h>
 
 #include "qs_err.h"
@@ -176,6 +177,72 @@ static int
 vote(qsc_client *c, const char *id, EVP_PKEY *k, int approve)
 {
 	return vote_ex(c, id, k, approve, approve, NULL, NULL);
+}
+
+/* Current policy text with version set to `version` and an extra online
+ * role `extra_role` for ci (NULL: none). malloc'd. */
+static char *
+policy_variant(qsc_client *c, long long version, const char *extra_role)
+{
+	Qsign__V1__PolicyShowRequest req = QSIGN__V1__POLICY_SHOW_REQUEST__INIT;
+	Qsign__V1__PolicyShowResponse *resp = NULL;
+	json_error_t e;
+	json_t *j;
+	int status = -1;
+	char *msg = NULL, *out;
+
+	qsc_call(c, QS_M_POLICY_SHOW, &req.base, &qsign__v1__policy_show_response__descriptor,
+		 (ProtobufCMessage **)&resp, &status, &msg);
+	free(msg);
+	if (status != 0 || resp == NULL || (j = json_loads(resp->text, 0, &e)) == NULL)
+		exit(2);
+	json_object_set_new(j, "version", json_integer(version));
+	if (extra_role != NULL)
+		json_object_set_new(json_object_get(j, "roles"), extra_role,
+				    json_pack("{s:[s], s:[s], s:{s:[s]}}", "keys", "ci-key",
+					      "payloads", "digest", "online", "requesters", "ci"));
+	out = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(j);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return out;
+}
+
+static uint64_t
+current_policy_version(qsc_client *c)
+{
+	Qsign__V1__PolicyShowRequest req = QSIGN__V1__POLICY_SHOW_REQUEST__INIT;
+	Qsign__V1__PolicyShowResponse *resp = NULL;
+	int status = -1;
+	char *msg = NULL;
+	uint64_t v;
+
+	qsc_call(c, QS_M_POLICY_SHOW, &req.base, &qsign__v1__policy_show_response__descriptor,
+		 (ProtobufCMessage **)&resp, &status, &msg);
+	free(msg);
+	if (status != 0 || resp == NULL)
+		exit(2);
+	v = resp->current_version;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return v;
+}
+
+static int
+submit_policy(qsc_client *c, const char *text, char **id)
+{
+	Qsign__V1__SubmitRequest req = QSIGN__V1__SUBMIT_REQUEST__INIT;
+	Qsign__V1__RequestView *v = NULL;
+	int st;
+
+	req.role = "policy";
+	req.kind = "policy";
+	req.payload.data = (uint8_t *)text;
+	req.payload.len = strlen(text);
+	st = rcall(c, QS_M_REQ_SUBMIT, &req.base, &v);
+	if (id != NULL)
+		*id = v ? strdup(v->id) : NULL;
+	if (v != NULL)
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+	return st;
 }
 
 struct racer {
@@ -369,6 +436,58 @@ main(int argc, char **argv)
 				protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
 		free(id);
+	}
+
+	puts("policy change: only admins propose, only the next version, quorum of policy admins");
+	{
+		char *v2 = policy_variant(a1, 2, "ci-extra"), *v3 = policy_variant(a1, 3, NULL);
+		char *v2b = policy_variant(a1, 2, NULL), *pid = NULL, *pid2 = NULL;
+		uint8_t dg[32] = {9};
+		Qsign__V1__SignRequest sr = QSIGN__V1__SIGN_REQUEST__INIT;
+
+		sr.role = "ci-extra";
+		sr.kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
+		sr.payload.data = dg;
+		sr.payload.len = 32;
+		CHECK(submit_policy(ci, v2, NULL) == QS_STATUS_PERMISSION_DENIED,
+		      "non-admin proposed a policy");
+		CHECK(submit_policy(a1, v3, NULL) == QS_STATUS_INVALID_ARGUMENT,
+		      "skipped policy version accepted");
+		CHECK(submit_policy(a1, "{\"version\": 2}", NULL) == QS_STATUS_INVALID_ARGUMENT,
+		      "invalid policy accepted");
+		CHECK(submit_policy(a1, v2, &pid) == 0 && pid, "propose v2");
+		CHECK(submit_policy(a2, v2b, &pid2) == 0 && pid2, "propose a competing v2");
+		CHECK(vote(a1, pid, k1, 1) == QS_STATUS_PERMISSION_DENIED,
+		      "proposer approved own policy");
+		CHECK(vote(a2, pid, k2, 1) == 0, "admin2 approves v2");
+		CHECK(current_policy_version(ci) == 1, "policy applied with too few approvals");
+		CHECK(rcall(ci, QS_M_SIGN, &sr.base, NULL) == QS_STATUS_NOT_FOUND,
+		      "role of an unapproved policy usable");
+		CHECK(vote(a3, pid, k3, 1) == 0, "admin3 approves v2");
+		CHECK(current_policy_version(ci) == 2, "policy v2 not applied after quorum");
+		CHECK(state_of(a1, pid, NULL) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED, "applied");
+		{
+			/* The new role is live for new connections and old ones. */
+			ProtobufCMessage *m = NULL;
+			int status = -1;
+			char *msg = NULL;
+			qsc_call(ci, QS_M_SIGN, &sr.base, &qsign__v1__sign_response__descriptor, &m,
+				 &status, &msg);
+			free(msg);
+			CHECK(status == 0, "role added by policy v2 does not sign");
+			if (m)
+				protobuf_c_message_free_unpacked(m, NULL);
+		}
+		/* The competing proposal is no longer the next version. */
+		CHECK(vote(a1, pid2, k1, 1) == 0 && vote(a3, pid2, k3, 1) == 0, "approve stale v2");
+		CHECK(state_of(a1, pid2, NULL) == QSIGN__V1__REQUEST_STATE__REQ_FAILED,
+		      "stale policy proposal must fail, not apply");
+		CHECK(current_policy_version(ci) == 2, "stale proposal changed the policy");
+		free(v2);
+		free(v3);
+		free(v2b);
+		free(pid);
+		free(pid2);
 	}
 
 	qsc_close(ci);
