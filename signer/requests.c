@@ -328,6 +328,36 @@ state_name(int st)
 
 /* ------------------------------------------------------------ finalize */
 
+/*
+ * Count the stored approve votes that still verify: by an eligible
+ * approver of policy p, over the statement rebuilt from the stored request.
+ * Signing re-checks this so that a state store edited behind the daemon's
+ * back (an "approved" flag flipped by hand) cannot make a key sign.
+ */
+static size_t
+verified_approvals(struct server *s, const struct store_request *r, const struct policy *p,
+		   const struct rules *ru)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->nvotes; i++) {
+		const struct store_vote *v = &r->votes[i];
+		const struct policy_principal *pr = policy_principal(p, v->approver);
+		uint8_t *stmt = NULL;
+		size_t len = 0;
+
+		if (!v->approve || pr == NULL || !is_approver(p, ru, v->approver) ||
+		    (!ru->allow_self && strcmp(v->approver, r->submitter) == 0))
+			continue;
+		if (qs_stmt_approval(s->cfg->identity, r->id, r->role, r->kind, r->digest, 1,
+				     v->time, &stmt, &len) == 0 &&
+		    qs_sig_verify(pr->pk, stmt, len, v->sig, v->sig_len) == 0)
+			n++;
+		free(stmt);
+	}
+	return n;
+}
+
 /* An APPROVED request: sign with the role's keys (or apply the policy) and
  * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu. */
 static void
@@ -344,6 +374,19 @@ finalize(struct server *s, const char *id)
 		goto fail;
 	if (r->state != REQ_APPROVED)
 		goto out;
+	{
+		struct rules ru;
+		size_t ok;
+		if ((rc = policy_at(s, r->policy_version, &p)) != 0 ||
+		    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
+			goto fail;
+		if ((ok = verified_approvals(s, r, p, &ru)) < ru.threshold) {
+			rc = qs_fail(QS_ERR_PRECONDITION,
+				     "only %zu of the %u approvals needed verify: refusing to sign",
+				     ok, ru.threshold);
+			goto fail;
+		}
+	}
 	if (strcmp(r->kind, "policy") == 0) {
 		struct policy *cur = server_policy(s);
 		uint64_t want = cur->version + 1;
@@ -369,8 +412,6 @@ finalize(struct server *s, const char *id)
 		policy_unref(cur);
 		goto out;
 	}
-	if ((rc = policy_at(s, r->policy_version, &p)) != 0)
-		goto fail;
 	if ((ro = policy_role(p, r->role)) == NULL) {
 		rc = qs_fail(QS_ERR_INTERNAL, "role %s vanished from policy version %llu", r->role,
 			     (unsigned long long)p->version);
