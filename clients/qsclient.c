@@ -676,7 +676,7 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 
 /* Largest request payload: a blob (QS_MAX_BLOB) or a policy document
  * (QS_MAX_POLICY_BYTES), whichever is larger. */
-#define QSC_MAX_REQUEST_PAYLOAD \
+#define QSC_MAX_REQUEST_PAYLOAD                                                                    \
 	(QS_MAX_BLOB > QS_MAX_POLICY_BYTES ? QS_MAX_BLOB : QS_MAX_POLICY_BYTES)
 /* Requests/List returns at most this many when the caller gives no limit
  * (qsign.proto: limit 0 = 100). */
@@ -844,8 +844,8 @@ qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint
 }
 
 int
-qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role,
-                 uint32_t limit, Qsign__V1__ListRequestsResponse **out)
+qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role, uint32_t limit,
+                 Qsign__V1__ListRequestsResponse **out)
 {
 	Qsign__V1__ListRequestsRequest req = QSIGN__V1__LIST_REQUESTS_REQUEST__INIT;
 	Qsign__V1__ListRequestsResponse *resp = NULL;
@@ -882,8 +882,7 @@ out:
 }
 
 int
-qsc_request_get(qsc_client *c, const char *id, int include_payload,
-                Qsign__V1__RequestView **out)
+qsc_request_get(qsc_client *c, const char *id, int include_payload, Qsign__V1__RequestView **out)
 {
 	Qsign__V1__GetRequestRequest req = QSIGN__V1__GET_REQUEST_REQUEST__INIT;
 	Qsign__V1__RequestView *v = NULL;
@@ -948,10 +947,11 @@ qsc_request_vote(qsc_client *c, const char *id, int approve, const char *reason,
 		goto out;
 	qs_sha256(v->payload.data, v->payload.len, digest);
 	if (expect_sha256 != NULL && CRYPTO_memcmp(expect_sha256, digest, 32) != 0) {
-		r = qs_fail(QS_ERR_CRYPTO,
-		            "request %s: the payload is not the one you reviewed (SHA-256 differs): "
-		            "nothing signed",
-		            id);
+		r = qs_fail(
+		        QS_ERR_CRYPTO,
+		        "request %s: the payload is not the one you reviewed (SHA-256 differs): "
+		        "nothing signed",
+		        id);
 		goto out;
 	}
 	if ((pk = qs_payload_kind(v->kind)) == NULL) {
@@ -1046,8 +1046,8 @@ qsc_request_fetch(qsc_client *c, const char *id, Qsign__V1__FetchResponse **out)
 		const Qsign__V1__RequestSignature *s = resp->signatures[i];
 		if (!qs_name_valid(s->key, QS_MAX_NAME) || s->signature.len == 0 ||
 		    s->signature.len > QSC_MAX_SIG) {
-			r = qs_fail(QS_ERR_INVALID, "malformed signature %zu in Fetch reply from %s",
-			            i, c->url);
+			r = qs_fail(QS_ERR_INVALID,
+			            "malformed signature %zu in Fetch reply from %s", i, c->url);
 			goto out;
 		}
 	}
@@ -1069,8 +1069,8 @@ qsc_policy_show(qsc_client *c, uint64_t version, Qsign__V1__PolicyShowResponse *
 	*out = NULL;
 	req.version = version;
 	if ((r = qsc_call(c, QS_M_POLICY_SHOW, &req.base,
-	                  &qsign__v1__policy_show_response__descriptor,
-	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+	                  &qsign__v1__policy_show_response__descriptor, (ProtobufCMessage **)&resp,
+	                  NULL, NULL)) != 0)
 		return r;
 	if (resp->version == 0 || resp->version > resp->current_version ||
 	    (version != 0 && resp->version != version) ||

@@ -216,8 +216,8 @@ int qsc_request_submit(qsc_client *c, const char *role, const char *kind, const 
  * Errors: QS_ERR_INVALID (bad role name or state, malformed reply), the
  * daemon's refusal, transport errors.
  */
-int qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role,
-                     uint32_t limit, Qsign__V1__ListRequestsResponse **out);
+int qsc_request_list(qsc_client *c, Qsign__V1__RequestState state, const char *role, uint32_t limit,
+                     Qsign__V1__ListRequestsResponse **out);
 
 /*
  * Requests/Get: one request. With include_payload the reply must carry the

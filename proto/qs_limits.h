@@ -38,4 +38,25 @@
 /* Connected, authenticated pipes tracked at once. */
 #define QS_MAX_PIPES 4096
 
+/* Hashes in one Merkle proof: a tree of up to 2^64 leaves needs at most 64
+ * for inclusion and 65 for consistency (RFC 9162 2.1.3, 2.1.4). */
+#define QS_MAX_MERKLE_PATH 66
+/* Size of one signed note (checkpoint): three short lines plus signature
+ * lines; signed-note asks verifiers to cap it and accept >= 16 signatures. */
+#define QS_MAX_NOTE (16u * 1024)
+/* Signature lines in one note: the spec's minimum of 16, doubled. */
+#define QS_MAX_NOTE_SIGS 32
+/* Raw signature bytes in a note line (ECDSA P-256 DER <= 72, Ed25519 64). */
+#define QS_MAX_NOTE_SIG 256
+/* Checkpoint origin / note key name: a schema-less URL by convention. */
+#define QS_MAX_ORIGIN 256
+/* One audit log entry (canonical JSON): a policy change carries a whole
+ * policy document (QS_MAX_POLICY_BYTES) plus its framing. */
+#define QS_MAX_AUDIT_ENTRY (2u * 1024 * 1024)
+/* Entries in one tlog_append call: a SignBatch logs one entry per payload. */
+#define QS_MAX_AUDIT_APPEND (4 * QS_MAX_BATCH)
+/* Record bytes written in one group commit: bounds the writer's buffer; a
+ * bigger backlog simply goes into the next batch. */
+#define QS_MAX_AUDIT_BATCH_BYTES (16u * 1024 * 1024)
+
 #endif

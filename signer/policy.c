@@ -12,6 +12,7 @@
 
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "payload.h"
 #include "statement.h"
 
 static int
@@ -382,27 +383,31 @@ parse_roles(struct policy *p, json_t *obj)
 			ro->keys[ro->nkeys++] = (size_t)ki;
 		}
 		pl = json_object_get(v, "payloads");
-		if (!json_is_array(pl) || json_array_size(pl) == 0)
+		if (!json_is_array(pl) || json_array_size(pl) == 0 || json_array_size(pl) > 32)
 			return qs_fail(QS_ERR_INVALID,
-				       "roles.%s.payloads: must list \"digest\" and/or \"blob\"",
+				       "roles.%s.payloads: must list the payload kinds the role "
+				       "signs (\"digest\", \"blob\", ...)",
 				       name);
+		if ((ro->kinds = calloc(json_array_size(pl), sizeof(*ro->kinds))) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		json_array_foreach(pl, i, x)
 		{
 			const char *s = json_string_value(x);
-			unsigned bit;
-			if (s != NULL && strcmp(s, "digest") == 0)
-				bit = POLICY_PAYLOAD_DIGEST;
-			else if (s != NULL && strcmp(s, "blob") == 0)
-				bit = POLICY_PAYLOAD_BLOB;
-			else
+			unsigned bit = 0;
+			if (s == NULL || qs_payload_kind(s) == NULL || strcmp(s, "policy") == 0)
 				return qs_fail(QS_ERR_INVALID,
-					       "roles.%s.payloads[%zu]: must be \"digest\" or "
-					       "\"blob\"",
-					       name, i);
-			if (ro->payloads & bit)
+					       "roles.%s.payloads[%zu]: unknown payload kind%s%s%s",
+					       name, i, s ? " \"" : "", s ? s : "", s ? "\"" : "");
+			if (policy_role_allows(ro, s))
 				return qs_fail(QS_ERR_INVALID,
 					       "roles.%s.payloads[%zu]: duplicate", name, i);
+			if (strcmp(s, "digest") == 0)
+				bit = POLICY_PAYLOAD_DIGEST;
+			else if (strcmp(s, "blob") == 0)
+				bit = POLICY_PAYLOAD_BLOB;
 			ro->payloads |= bit;
+			if ((ro->kinds[ro->nkinds++] = strdup(s)) == NULL)
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
 		on = json_object_get(v, "online");
 		qu = json_object_get(v, "quorum");
@@ -580,6 +585,9 @@ policy_unref(struct policy *p)
 		free(p->roles[i].keys);
 		free(p->roles[i].requesters);
 		free(p->roles[i].approvers);
+		for (size_t k = 0; k < p->roles[i].nkinds; k++)
+			free(p->roles[i].kinds[k]);
+		free(p->roles[i].kinds);
 	}
 	free(p->roles);
 	free(p->admins);
@@ -615,6 +623,15 @@ policy_role_has_requester(const struct policy_role *r, size_t pi)
 {
 	for (size_t i = 0; i < r->nrequesters; i++)
 		if (r->requesters[i] == pi)
+			return 1;
+	return 0;
+}
+
+int
+policy_role_allows(const struct policy_role *r, const char *kind)
+{
+	for (size_t i = 0; i < r->nkinds; i++)
+		if (strcmp(r->kinds[i], kind) == 0)
 			return 1;
 	return 0;
 }

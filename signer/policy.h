@@ -62,7 +62,9 @@ struct policy_role {
 	char *name;
 	size_t *keys; /* indices into policy.keys */
 	size_t nkeys;
-	unsigned payloads; /* POLICY_PAYLOAD_* */
+	unsigned payloads; /* POLICY_PAYLOAD_* for digest and blob */
+	char **kinds;      /* every payload kind listed (proto/payload.h names) */
+	size_t nkinds;
 	enum policy_mode mode;
 	size_t *requesters; /* indices into policy.principals */
 	size_t nrequesters;
@@ -116,6 +118,8 @@ ssize_t policy_principal_index(const struct policy *p, const char *name);
 
 /* 1 if principal index pi is listed as a requester of role r. */
 int policy_role_has_requester(const struct policy_role *r, size_t pi);
+/* 1 if role r lists payload kind `kind`. */
+int policy_role_allows(const struct policy_role *r, const char *kind);
 /* 1 if principal index pi is an approver of role r. */
 int policy_role_has_approver(const struct policy_role *r, size_t pi);
 

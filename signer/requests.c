@@ -24,6 +24,7 @@
 #include "log.h"
 #include "payload.h"
 #include "qs_err.h"
+#include "reqkinds.h"
 #include "server.h"
 #include "statement.h"
 #include "wire.h"
@@ -129,9 +130,7 @@ rules_for(const struct policy *p, const char *role, const char *kind, struct rul
 	if (ro->mode != POLICY_QUORUM)
 		return qs_fail(QS_ERR_PRECONDITION,
 			       "role %s signs online: use qsign sign, not a request", role);
-	if ((strcmp(kind, "digest") == 0 && !(ro->payloads & POLICY_PAYLOAD_DIGEST)) ||
-	    (strcmp(kind, "blob") == 0 && !(ro->payloads & POLICY_PAYLOAD_BLOB)) ||
-	    (strcmp(kind, "digest") != 0 && strcmp(kind, "blob") != 0))
+	if (!policy_role_allows(ro, kind))
 		return qs_fail(QS_ERR_DENIED, "role %s does not sign \"%s\" payloads", role, kind);
 	ru->role = ro;
 	ru->threshold = ro->threshold;
@@ -367,7 +366,9 @@ finalize(struct server *s, const char *id)
 	struct policy *p = NULL, *np = NULL;
 	struct store_reqsig *sigs = NULL;
 	const struct policy_role *ro;
-	size_t n = 0;
+	const struct reqkind_ops *ko;
+	uint8_t *result = NULL;
+	size_t n = 0, result_len = 0;
 	int rc;
 
 	if ((rc = store_req_get(s->store, id, 1, &r)) != 0)
@@ -400,7 +401,7 @@ finalize(struct server *s, const char *id)
 			goto fail;
 		}
 		if ((rc = keyring_bind(s->kr, np)) != 0 ||
-		    (rc = store_req_finish(s->store, id, NULL, 0, np->version, np->text)) != 0)
+		    (rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) != 0)
 			goto fail;
 		pthread_rwlock_wrlock(&s->pol_lock);
 		cur = s->pol;
@@ -417,6 +418,14 @@ finalize(struct server *s, const char *id)
 			     (unsigned long long)p->version);
 		goto fail;
 	}
+	if ((ko = reqkind_find(r->kind)) != NULL) {
+		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) != 0 ||
+		    (rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
+			goto fail;
+		log_info("request.done", "id=%s role=%s kind=%s signatures=%zu", id, r->role,
+			 r->kind, n);
+		goto out;
+	}
 	if ((sigs = calloc(ro->nkeys, sizeof(*sigs))) == NULL) {
 		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -432,7 +441,7 @@ finalize(struct server *s, const char *id)
 		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
 			 hsm_keytype_name(k->type));
 	}
-	if ((rc = store_req_finish(s->store, id, sigs, n, 0, NULL)) != 0)
+	if ((rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
 		goto fail;
 	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
 	goto out;
@@ -446,6 +455,7 @@ fail:
 	}
 out:
 	free(sigs);
+	free(result);
 	policy_unref(p);
 	policy_unref(np);
 	store_request_free(r);
@@ -528,6 +538,13 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		goto out;
 	}
 	pthread_mutex_lock(&cx->srv->req_mu);
+	{
+		const struct reqkind_ops *ko = reqkind_find(req->kind);
+		if (ko != NULL && ko->submit_check != NULL &&
+		    (r = ko->submit_check(cx->srv, cx->pol, ru.role, cx->principal,
+					  req->payload.data, req->payload.len)) != 0)
+			goto unlock;
+	}
 	if (strcmp(req->kind, "policy") == 0) {
 		/* A proposal must be a complete, valid next version whose keys
 		 * resolve in our tokens: never accept one that could not be
@@ -898,6 +915,8 @@ h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 	}
 	resp.n_signatures = r->nsigs;
 	resp.signatures = svp;
+	resp.result.data = r->result;
+	resp.result.len = r->result_len;
 	rc = qs_wire_pack(&resp.base, out, out_len);
 out:
 	if (resp.request != NULL)

@@ -80,9 +80,31 @@ store_req_transition(struct store *s, const char *id, int from, int to, const ch
 
 int
 store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-		 uint64_t policy_version, const char *policy_text)
+		 const uint8_t *result, size_t result_len, uint64_t policy_version,
+		 const char *policy_text)
 {
-	return s->ops->req_finish(s, id, sigs, n, policy_version, policy_text);
+	return s->ops->req_finish(s, id, sigs, n, result, result_len, policy_version,
+				  policy_text);
+}
+
+int
+store_doc_put(struct store *s, const char *ns, const char *name, uint64_t version,
+	      const uint8_t *data, size_t len)
+{
+	return s->ops->doc_put(s, ns, name, version, data, len);
+}
+
+int
+store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,
+	      uint8_t **data, size_t *len, uint64_t *version_out)
+{
+	return s->ops->doc_get(s, ns, name, version, data, len, version_out);
+}
+
+int
+store_doc_list(struct store *s, const char *ns, char ***names, size_t *n)
+{
+	return s->ops->doc_list(s, ns, names, n);
 }
 
 void
@@ -97,6 +119,7 @@ store_request_free(struct store_request *r)
 		free(r->votes[i].reason);
 	free(r->votes);
 	free(r->sigs);
+	free(r->result);
 	free(r);
 }
 

@@ -76,6 +76,8 @@ struct store_request {
 	size_t nvotes;
 	struct store_reqsig *sigs;
 	size_t nsigs;
+	uint8_t *result; /* kind-specific result of a SIGNED request, or NULL */
+	size_t result_len;
 };
 
 void store_request_free(struct store_request *r);
@@ -101,7 +103,13 @@ struct store_ops {
 			const char *msg);
 	int (*req_transition)(struct store *s, const char *id, int from, int to, const char *msg);
 	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-			  uint64_t policy_version, const char *policy_text);
+			  const uint8_t *result, size_t result_len, uint64_t policy_version,
+			  const char *policy_text);
+	int (*doc_put)(struct store *s, const char *ns, const char *name, uint64_t version,
+		       const uint8_t *data, size_t len);
+	int (*doc_get)(struct store *s, const char *ns, const char *name, uint64_t version,
+		       uint8_t **data, size_t *len, uint64_t *version_out);
+	int (*doc_list)(struct store *s, const char *ns, char ***names, size_t *n);
 };
 
 struct store {
@@ -148,9 +156,27 @@ int store_req_vote(struct store *s, const char *id, const struct store_vote *v, 
 		   const char *msg);
 /* Compare-and-set the state: QS_ERR_PRECONDITION if it is not `from`. */
 int store_req_transition(struct store *s, const char *id, int from, int to, const char *msg);
-/* APPROVED -> SIGNED with its signatures, and (policy requests) the new
- * policy version, in one transaction. policy_text NULL for non-policy. */
+/* APPROVED -> SIGNED with its signatures, an optional kind-specific result,
+ * and (policy requests) the new policy version, in one transaction.
+ * policy_text NULL for non-policy requests. */
 int store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-		     uint64_t policy_version, const char *policy_text);
+		     const uint8_t *result, size_t result_len, uint64_t policy_version,
+		     const char *policy_text);
+
+/*
+ * Versioned documents, for modules that keep their own state (TUF
+ * metadata, certificates, ...): (namespace, name, version) -> bytes.
+ * Versions of one (ns, name) are written once each and never replaced.
+ */
+/* QS_ERR_EXISTS if that version exists. version >= 1. */
+int store_doc_put(struct store *s, const char *ns, const char *name, uint64_t version,
+		  const uint8_t *data, size_t len);
+/* version 0 = the latest. *data malloc'd (NUL-terminated for convenience,
+ * not counted in *len). QS_ERR_NOT_FOUND. version_out may be NULL. */
+int store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,
+		  uint8_t **data, size_t *len, uint64_t *version_out);
+/* Distinct names in a namespace, sorted; *names is a malloc'd array of
+ * malloc'd strings. */
+int store_doc_list(struct store *s, const char *ns, char ***names, size_t *n);
 
 #endif

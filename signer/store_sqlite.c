@@ -60,7 +60,7 @@ static const char *const schema[] = {
 	" submitter TEXT NOT NULL, client_token TEXT, message TEXT NOT NULL,"
 	" payload BLOB NOT NULL, digest BLOB NOT NULL, state INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-	" policy_version INTEGER NOT NULL, state_message TEXT)",
+	" policy_version INTEGER NOT NULL, state_message TEXT, result BLOB)",
 	"CREATE UNIQUE INDEX request_token ON request(submitter, client_token)"
 	" WHERE client_token IS NOT NULL",
 	"CREATE INDEX request_state ON request(state)",
@@ -71,6 +71,8 @@ static const char *const schema[] = {
 	"CREATE TABLE request_sig (request TEXT NOT NULL REFERENCES request(id),"
 	" idx INTEGER NOT NULL, key TEXT NOT NULL, key_id TEXT NOT NULL,"
 	" algorithm TEXT NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (request, idx))",
+	"CREATE TABLE doc (ns TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
+	" data BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (ns, name, version))",
 	NULL,
 };
 
@@ -394,9 +396,9 @@ dup_text(sqlite3_stmt *st, int col)
 
 #define REQ_COLS                                                                                   \
 	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"      \
-	" policy_version, state_message, length(payload)"
+	" policy_version, state_message, length(payload), result"
 
-/* Fill r from a row selected with REQ_COLS (+ payload as column 13 if
+/* Fill r from a row selected with REQ_COLS (+ payload as column 14 if
  * with_payload). */
 static int
 row_to_req(sqlite3_stmt *st, int with_payload, struct store_request *r)
@@ -415,12 +417,20 @@ row_to_req(sqlite3_stmt *st, int with_payload, struct store_request *r)
 	r->policy_version = (uint64_t)sqlite3_column_int64(st, 10);
 	r->state_message = dup_text(st, 11);
 	r->payload_len = (size_t)sqlite3_column_int64(st, 12);
-	if (with_payload) {
+	if (sqlite3_column_type(st, 13) == SQLITE_BLOB) {
 		size_t n = (size_t)sqlite3_column_bytes(st, 13);
+		if ((r->result = malloc(n + 1)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		memcpy(r->result, sqlite3_column_blob(st, 13), n);
+		r->result[n] = '\0';
+		r->result_len = n;
+	}
+	if (with_payload) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 14);
 		if ((r->payload = malloc(n ? n : 1)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		if (n)
-			memcpy(r->payload, sqlite3_column_blob(st, 13), n);
+			memcpy(r->payload, sqlite3_column_blob(st, 14), n);
 		r->payload_len = n;
 	}
 	if (r->message == NULL)
@@ -771,7 +781,8 @@ sq_req_transition(struct store *base, const char *id, int from, int to, const ch
 
 static int
 sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sigs, size_t n,
-	      uint64_t policy_version, const char *policy_text)
+	      const uint8_t *result, size_t result_len, uint64_t policy_version,
+	      const char *policy_text)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
@@ -782,6 +793,21 @@ sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		goto out;
 	if ((r = cas_state(s->db, id, REQ_APPROVED, REQ_SIGNED, NULL)) != 0)
 		goto rollback;
+	if (result != NULL) {
+		if (sqlite3_prepare_v2(s->db, "UPDATE request SET result = ? WHERE id = ?", -1, &st,
+				       NULL) != SQLITE_OK) {
+			r = dberr(s->db, "prepare result");
+			goto rollback;
+		}
+		sqlite3_bind_blob(st, 1, result, (int)result_len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			r = dberr(s->db, "store result");
+			goto rollback;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO request_sig VALUES (?,?,?,?,?,?)", -1, &st,
 			       NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare request_sig insert");
@@ -843,6 +869,146 @@ out:
 	return r;
 }
 
+/* ------------------------------------------------------------ documents */
+
+static int
+sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t version,
+	   const uint8_t *data, size_t len)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if (version < 1 || version > INT64_MAX)
+		return qs_fail(QS_ERR_INVALID, "document version must be >= 1");
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO doc VALUES (?,?,?,?,?)", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		r = dberr(s->db, "prepare doc insert");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+	sqlite3_bind_blob(st, 4, len ? (const void *)data : "", (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL) * 1000);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_CONSTRAINT)
+		r = qs_fail(QS_ERR_EXISTS, "%s/%s version %llu exists", ns, name,
+			    (unsigned long long)version);
+	else if (rc != SQLITE_DONE)
+		r = dberr(s->db, "doc insert");
+	else
+		r = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+static int
+sq_doc_get(struct store *base, const char *ns, const char *name, uint64_t version,
+	   uint8_t **data, size_t *len, uint64_t *version_out)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*data = NULL;
+	*len = 0;
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db,
+			       version == 0 ? "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
+					      " ORDER BY version DESC LIMIT 1"
+					    : "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
+					      " AND version = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare doc get");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (version != 0)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = qs_fail(QS_ERR_NOT_FOUND, "no document %s/%s", ns, name);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = dberr(s->db, "doc get");
+		goto out;
+	}
+	{
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		if ((*data = malloc(n + 1)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(*data, sqlite3_column_blob(st, 1), n);
+		(*data)[n] = '\0';
+		*len = n;
+	}
+	if (version_out != NULL)
+		*version_out = (uint64_t)sqlite3_column_int64(st, 0);
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+static int
+sq_doc_list(struct store *base, const char *ns, char ***names, size_t *n)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	int r = 0, rc;
+
+	*names = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT name FROM doc WHERE ns = ? ORDER BY name",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = dberr(s->db, "prepare doc list");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nv = realloc(v, ncap * sizeof(*v));
+			if (nv == NULL) {
+				r = qs_fail(QS_ERR_NOMEM, "out of memory");
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		if ((v[cnt] = dup_text(st, 0)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE)
+		r = dberr(s->db, "doc list");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	if (r != 0) {
+		for (size_t i = 0; i < cnt; i++)
+			free(v[i]);
+		free(v);
+		return r;
+	}
+	*names = v;
+	*n = cnt;
+	return 0;
+}
+
 static void
 sq_close(struct store *base)
 {
@@ -879,6 +1045,9 @@ static const struct store_ops sq_ops = {
 	.req_vote = sq_req_vote,
 	.req_transition = sq_req_transition,
 	.req_finish = sq_req_finish,
+	.doc_put = sq_doc_put,
+	.doc_get = sq_doc_get,
+	.doc_list = sq_doc_list,
 };
 
 int

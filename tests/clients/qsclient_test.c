@@ -36,13 +36,23 @@ enum mode {
 	M_SILENT,
 	M_SHORT_BATCH,
 	M_ALWAYS_UNAUTH,
-	M_CTRL_MESSAGE
+	M_CTRL_MESSAGE,
+	M_BAD_PAYLOAD, /* Get returns a payload whose SHA-256 is not payload_sha256 */
+	M_BAD_VIEW,    /* a RequestView with a 31-byte payload_sha256 */
+	M_SUBMIT_LIE,  /* Submit reports another payload digest than the one sent */
 };
 
 static char dir[] = "/tmp/qsclient-test.XXXXXX";
 static char url[4200], keyfile[4200], otherkey[4200];
 static EVP_PKEY *principal_pub;
 static atomic_int mode, forget, auth_count, stop;
+/* Votes the responder received, and how many carried a signature that
+ * verifies over the exact qs_stmt_approval() bytes. */
+static atomic_int votes_received, votes_verified, last_vote_approve;
+
+/* The one request the responder knows. */
+#define REQ_ID "3f2a9c0d5e7b41a8"
+static const char req_payload[] = "release 1.2.3\n";
 static uint8_t last_challenge[32];
 
 static int
@@ -66,6 +76,117 @@ reply(nng_socket s, uint64_t call_id, int status, const char *message, const Pro
 	free(buf);
 	free(bb);
 	return rv;
+}
+
+/* Fill a RequestView of REQ_ID; `voted` adds a vote by ci. */
+static void
+fill_view(Qsign__V1__RequestView *v, Qsign__V1__Vote *vote, Qsign__V1__Vote **vp, uint8_t sha[32],
+          int include_payload, int voted, int approve)
+{
+	static char *approvers[] = {"ci", "admin2", "admin3"};
+
+	qsign__v1__request_view__init(v);
+	qs_sha256((const uint8_t *)req_payload, strlen(req_payload), sha);
+	v->id = REQ_ID;
+	v->role = "release";
+	v->kind = "blob";
+	v->submitter = "dev";
+	v->message = "release 1.2.3";
+	v->payload_sha256.data = sha;
+	v->payload_sha256.len = 32;
+	v->payload_size = strlen(req_payload);
+	v->state = QSIGN__V1__REQUEST_STATE__REQ_PENDING;
+	v->created = 1700000000;
+	v->expires = 1700086400;
+	v->threshold = 2;
+	v->approvers = approvers;
+	v->n_approvers = 3;
+	v->policy_version = 1;
+	if (include_payload) {
+		v->payload.data = (uint8_t *)req_payload;
+		v->payload.len = strlen(req_payload);
+	}
+	if (voted) {
+		qsign__v1__vote__init(vote);
+		vote->approver = "ci";
+		vote->approve = approve;
+		vote->time = 1700000100;
+		vote->reason = "";
+		*vp = vote;
+		v->votes = vp;
+		v->n_votes = 1;
+	}
+}
+
+/* The Requests service, for one request, whose payload the library must check. */
+static void
+handle_requests(nng_socket s, uint64_t id, const Qsign__V1__Call *call, int m)
+{
+	Qsign__V1__RequestView v;
+	Qsign__V1__Vote vote, *vp = NULL;
+	uint8_t sha[32], other[32];
+
+	if (strcmp(call->method, QS_M_REQ_GET) == 0) {
+		Qsign__V1__GetRequestRequest *g = NULL;
+		if (qs_wire_unpack(&qsign__v1__get_request_request__descriptor, call->body.data,
+		                   call->body.len, 4096, (ProtobufCMessage **)&g) != 0)
+			abort();
+		fill_view(&v, &vote, &vp, sha, g->include_payload, 0, 0);
+		if (m == M_BAD_PAYLOAD)
+			sha[0] ^= 1; /* the payload is not what the daemon claims */
+		if (m == M_BAD_VIEW)
+			v.payload_sha256.len = 31;
+		reply(s, id, strcmp(g->id, REQ_ID) == 0 ? 0 : QS_STATUS_NOT_FOUND,
+		      "no such request", &v.base);
+		protobuf_c_message_free_unpacked(&g->base, NULL);
+		return;
+	}
+	if (strcmp(call->method, QS_M_REQ_VOTE) == 0) {
+		Qsign__V1__VoteRequest *vr = NULL;
+		uint8_t *stmt = NULL;
+		size_t sl = 0;
+		if (qs_wire_unpack(&qsign__v1__vote_request__descriptor, call->body.data,
+		                   call->body.len, 4096, (ProtobufCMessage **)&vr) != 0)
+			abort();
+		atomic_fetch_add(&votes_received, 1);
+		atomic_store(&last_vote_approve, vr->approve);
+		fill_view(&v, &vote, &vp, sha, 0, 1, vr->approve);
+		/* What the daemon does: rebuild the statement from its own record
+		 * and the vote, and verify the principal's signature over it. */
+		if (vr->payload_sha256.len == 32 && memcmp(vr->payload_sha256.data, sha, 32) == 0 &&
+		    qs_stmt_approval("test-server", REQ_ID, "release", "blob", sha, vr->approve,
+		                     vr->time, &stmt, &sl) == 0 &&
+		    qs_sig_verify(principal_pub, stmt, sl, vr->signature.data, vr->signature.len) ==
+		            0 &&
+		    vr->time > 1700000000 && strcmp(vr->reason, "looks right") == 0)
+			atomic_fetch_add(&votes_verified, 1);
+		free(stmt);
+		reply(s, id, 0, NULL, &v.base);
+		protobuf_c_message_free_unpacked(&vr->base, NULL);
+		return;
+	}
+	if (strcmp(call->method, QS_M_REQ_SUBMIT) == 0) {
+		Qsign__V1__SubmitRequest *sr = NULL;
+		if (qs_wire_unpack(&qsign__v1__submit_request__descriptor, call->body.data,
+		                   call->body.len, QS_MAX_FRAME, (ProtobufCMessage **)&sr) != 0)
+			abort();
+		fill_view(&v, &vote, &vp, sha, 0, 0, 0);
+		v.role = sr->role;
+		v.kind = sr->kind;
+		v.payload_size = sr->payload.len;
+		qs_sha256(sr->payload.data, sr->payload.len, other);
+		if (m == M_SUBMIT_LIE)
+			other[31] ^= 0x80;
+		v.payload_sha256.data = other;
+		/* A client token is sent, and is a name. */
+		if (!qs_name_valid(sr->client_token, QS_MAX_NAME))
+			reply(s, id, QS_STATUS_INVALID_ARGUMENT, "client token", NULL);
+		else
+			reply(s, id, 0, NULL, &v.base);
+		protobuf_c_message_free_unpacked(&sr->base, NULL);
+		return;
+	}
+	reply(s, id, QS_STATUS_UNIMPLEMENTED, "unknown method", NULL);
 }
 
 static void
@@ -136,6 +257,10 @@ handle(nng_socket s, const Qsign__V1__Call *call, int *authed)
 	}
 	if (m == M_CTRL_MESSAGE) {
 		reply(s, id, QS_STATUS_NOT_FOUND, "no\x1b[31m such\nkey", NULL);
+		return;
+	}
+	if (strncmp(call->method, "qsign.v1.Requests/", 18) == 0) {
+		handle_requests(s, id, call, m);
 		return;
 	}
 	if (strcmp(call->method, QS_M_INFO) == 0) {
@@ -381,6 +506,105 @@ test_library(void)
 	CHECK(strstr(qs_errdetail(), "UNAUTHENTICATED") != NULL);
 }
 
+/* Requests: the library checks the payload before it signs a vote, and the
+ * vote it signs is exactly the approval statement the daemon rebuilds. */
+static void
+test_requests(void)
+{
+	Qsign__V1__RequestView *v = NULL;
+	qsc_client *c = NULL;
+	uint8_t sha[32], wrong[32] = {0};
+	int before;
+
+	atomic_store(&mode, M_NORMAL);
+	CHECK_EQ(open_client(&c, keyfile, 2000), 0);
+	if (c == NULL)
+		return;
+	qs_sha256((const uint8_t *)req_payload, strlen(req_payload), sha);
+
+	CHECK_EQ(qsc_request_get(c, REQ_ID, 1, &v), 0);
+	CHECK(v != NULL && v->payload.len == strlen(req_payload));
+	qsc_free(v);
+	v = NULL;
+
+	/* An approval: signed over the statement, reason and time sent. */
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 1, "looks right", NULL, &v), 0);
+	CHECK_EQ(atomic_load(&votes_received), 1);
+	CHECK_EQ(atomic_load(&votes_verified), 1);
+	CHECK_EQ(atomic_load(&last_vote_approve), 1);
+	CHECK(v != NULL && v->n_votes == 1);
+	qsc_free(v);
+	v = NULL;
+	/* A reject is signed as a reject (the statement says "reject"), and
+	 * pinning the reviewed digest works. */
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 0, "looks right", sha, &v), 0);
+	CHECK_EQ(atomic_load(&votes_received), 2);
+	CHECK_EQ(atomic_load(&votes_verified), 2);
+	CHECK_EQ(atomic_load(&last_vote_approve), 0);
+	qsc_free(v);
+	v = NULL;
+
+	/* The payload is not what the daemon claims: refused, nothing sent. */
+	before = atomic_load(&votes_received);
+	atomic_store(&mode, M_BAD_PAYLOAD);
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 1, NULL, NULL, &v), QS_ERR_CRYPTO);
+	CHECK(strstr(qs_errdetail(), "SHA-256") != NULL);
+	CHECK(v == NULL);
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 0, NULL, NULL, &v), QS_ERR_CRYPTO);
+	CHECK_EQ(qsc_request_get(c, REQ_ID, 1, &v), QS_ERR_CRYPTO);
+	CHECK(v == NULL);
+	/* Without the payload there is nothing to compare: the view is fine. */
+	CHECK_EQ(qsc_request_get(c, REQ_ID, 0, &v), 0);
+	qsc_free(v);
+	v = NULL;
+	CHECK_EQ(atomic_load(&votes_received), before);
+
+	/* Not the payload the approver reviewed: refused, nothing sent. */
+	atomic_store(&mode, M_NORMAL);
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 1, NULL, wrong, &v), QS_ERR_CRYPTO);
+	CHECK(strstr(qs_errdetail(), "reviewed") != NULL);
+	CHECK_EQ(atomic_load(&votes_received), before);
+
+	/* Malformed views and bad arguments. */
+	atomic_store(&mode, M_BAD_VIEW);
+	CHECK_EQ(qsc_request_get(c, REQ_ID, 0, &v), QS_ERR_INVALID);
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 1, NULL, NULL, &v), QS_ERR_INVALID);
+	CHECK_EQ(atomic_load(&votes_received), before);
+	atomic_store(&mode, M_NORMAL);
+	CHECK_EQ(qsc_request_get(c, "no such id", 0, &v), QS_ERR_INVALID);
+	CHECK_EQ(qsc_request_vote(c, REQ_ID, 1, "bell\a", NULL, &v), QS_ERR_INVALID);
+	CHECK_EQ(qsc_request_get(c, "other", 0, &v), QS_ERR_NOT_FOUND);
+	CHECK_EQ(atomic_load(&votes_received), before);
+
+	/* Submit: validated by kind first; the reply must echo the digest. */
+	CHECK_EQ(qsc_request_submit(c, "release", "blob", (const uint8_t *)"abc", 3, "why", "t-1",
+	                            &v),
+	         0);
+	CHECK(v != NULL && strcmp(v->kind, "blob") == 0 && v->payload_size == 3);
+	qsc_free(v);
+	v = NULL;
+	CHECK_EQ(qsc_request_submit(c, "release", "digest", (const uint8_t *)"abc", 3, NULL, NULL,
+	                            &v),
+	         QS_ERR_INVALID);
+	CHECK_EQ(
+	        qsc_request_submit(c, "release", "nope", (const uint8_t *)"abc", 3, NULL, NULL, &v),
+	        QS_ERR_INVALID);
+	CHECK_EQ(qsc_request_submit(c, "policy", "policy", (const uint8_t *)"{", 1, NULL, NULL, &v),
+	         QS_ERR_INVALID);
+	atomic_store(&mode, M_SUBMIT_LIE);
+	CHECK_EQ(qsc_request_submit(c, "release", "blob", (const uint8_t *)"abc", 3, NULL, "t-2",
+	                            &v),
+	         QS_ERR_INVALID);
+	CHECK(v == NULL);
+	atomic_store(&mode, M_NORMAL);
+	CHECK_STR(qsc_request_state_name(QSIGN__V1__REQUEST_STATE__REQ_EXPIRED), "expired");
+	CHECK(qsc_request_state_name(42) == NULL);
+	CHECK_EQ(qsc_request_state_from_name("signed"), QSIGN__V1__REQUEST_STATE__REQ_SIGNED);
+	CHECK_EQ(qsc_request_state_from_name("bogus"),
+	         QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED);
+	qsc_close(c);
+}
+
 static void
 test_uri_query(void)
 {
@@ -551,6 +775,34 @@ test_cli(void)
 		free(big);
 	}
 
+	/* Requests through the CLI. */
+	{
+		int before = atomic_load(&votes_received);
+		CHECK_EQ(CLI(NULL, "request", "show", REQ_ID), 0);
+		CHECK(strstr(out, "(verified locally)") != NULL);
+		CHECK(strstr(out, "starts (text): release 1.2.3\\n") != NULL);
+		CHECK(strstr(out, "0/2 approvals \u2014 waiting for 2 of ci, admin2, admin3") !=
+		      NULL);
+		CHECK_EQ(CLI(NULL, "approve", REQ_ID, "-m", "looks right"), 0);
+		CHECK_STR(out, "1/2 approvals: ci \u2014 waiting for admin2 or admin3\n");
+		CHECK_EQ(atomic_load(&votes_verified), atomic_load(&votes_received));
+		CHECK_EQ(CLI(NULL, "--json", "reject", REQ_ID, "-m", "looks right"), 0);
+		j = json_loads(out, 0, NULL);
+		CHECK_STR(json_string_value(json_object_get(j, "state")), "pending");
+		CHECK_STR(json_string_value(json_object_get(
+		                  json_array_get(json_object_get(j, "votes"), 0), "decision")),
+		          "reject");
+		json_decref(j);
+		CHECK_EQ(atomic_load(&votes_received), before + 2);
+		atomic_store(&mode, M_BAD_PAYLOAD);
+		CHECK_EQ(CLI(NULL, "approve", REQ_ID), 1);
+		CHECK(strstr(errbuf, "refusing") != NULL);
+		CHECK_EQ(CLI(NULL, "request", "show", REQ_ID), 1);
+		CHECK_EQ(atomic_load(&votes_received), before + 2);
+		atomic_store(&mode, M_NORMAL);
+		CHECK_EQ(CLI(NULL, "request", "submit", "-r", "release", "-d", d), 0);
+		CHECK_STR(out, REQ_ID "\n");
+	}
 	atomic_store(&mode, M_DENY);
 	CHECK_EQ(CLI(NULL, "sign", "-r", "ci-targets", "-d", d), 1);
 	CHECK(strstr(errbuf, "qsign: PERMISSION_DENIED: role prod-root is quorum-only") != NULL);
@@ -587,6 +839,7 @@ main(void)
 
 	test_uri_query();
 	test_library();
+	test_requests();
 	test_cli();
 
 	atomic_store(&stop, 1);

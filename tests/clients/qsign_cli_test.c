@@ -19,6 +19,7 @@
 
 #include "../proto/check.h"
 #include "qs_err.h"
+#include "qsclient.h"
 #include "statement.h"
 
 static char qsign[4096], dir[] = "/tmp/qsign-cli-test.XXXXXX";
@@ -114,7 +115,9 @@ check_pubkey(const char *pem, const char *alg)
 static void
 test_usage(void)
 {
-	const char *cmds[] = {"keygen", "info", "keys", "sign", "sign-batch"};
+	const char *cmds[] = {"keygen", "info", "keys", "sign", "sign-batch", "approve", "reject"};
+	const char *request_cmds[] = {"submit", "list", "show", "cancel", "wait", "fetch"};
+	const char *policy_cmds[] = {"show", "propose"};
 
 	CHECK_EQ(RUN(NULL, NULL, NULL), 2);
 	CHECK(HAS(err, "usage:"));
@@ -135,6 +138,28 @@ test_usage(void)
 		CHECK(HAS(out, "example:"));
 		CHECK_EQ(RUN(NULL, NULL, cmds[i], "--bogus"), 2);
 	}
+	/* Command groups: help for the group and for each subcommand. */
+	for (size_t i = 0; i < sizeof(request_cmds) / sizeof(request_cmds[0]); i++) {
+		CHECK_EQ(RUN(NULL, NULL, "request", request_cmds[i], "--help"), 0);
+		CHECK(HAS(out, "usage:") && HAS(out, "example:"));
+		CHECK_EQ(RUN(NULL, NULL, "help", "request", request_cmds[i]), 0);
+		CHECK(HAS(out, "example:"));
+		CHECK_EQ(RUN(NULL, NULL, "request", request_cmds[i], "--bogus"), 2);
+	}
+	for (size_t i = 0; i < sizeof(policy_cmds) / sizeof(policy_cmds[0]); i++) {
+		CHECK_EQ(RUN(NULL, NULL, "policy", policy_cmds[i], "-h"), 0);
+		CHECK(HAS(out, "usage:") && HAS(out, "example:"));
+		CHECK_EQ(RUN(NULL, NULL, "policy", policy_cmds[i], "--bogus"), 2);
+	}
+	CHECK_EQ(RUN(NULL, NULL, "request", "--help"), 0);
+	CHECK(HAS(out, "submit") && HAS(out, "fetch") && HAS(out, "example:"));
+	CHECK_EQ(RUN(NULL, NULL, "help", "policy"), 0);
+	CHECK(HAS(out, "propose"));
+	CHECK_EQ(RUN(NULL, NULL, "request"), 2);
+	CHECK_EQ(RUN(NULL, NULL, "request", "frob"), 2);
+	CHECK(HAS(err, "unknown request subcommand frob"));
+	CHECK_EQ(RUN(NULL, NULL, "help", "request", "frob"), 2);
+	CHECK_EQ(RUN(NULL, NULL, "policy"), 2);
 	/* Commands that talk to the daemon need a principal. */
 	CHECK_EQ(RUN(NULL, NULL, "info"), 2);
 	CHECK(HAS(err, "no principal"));
@@ -213,6 +238,88 @@ test_sign_args(void)
 	         2);
 	CHECK(HAS(err, "line 2"));
 	CHECK_EQ(RUN(NULL, env, "sign-batch", "-r", "ci", "/nonexistent/file"), 2);
+}
+
+static void
+test_request_args(void)
+{
+	const char *zero = "0000000000000000000000000000000000000000000000000000000000000000";
+	const char *env[] = {"QSIGN_PRINCIPAL=ci", NULL};
+	char big[QSC_MAX_REQUEST_TEXT + 2]; /* one byte over the limit */
+
+	/* Everything below is refused before any connection is attempted
+	 * (there is no daemon: reaching the network would exit 3). */
+	put_file("blob.bin", "abc", 0600);
+	put_file("notjson.json", "{ not json", 0600);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-f", "blob.bin"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-f", "blob.bin", "-d", zero),
+	         2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-d", "00"), 2);
+	CHECK(HAS(err, "64 hex"));
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "bad role", "-d", zero), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-f", "/nonexistent/x"), 2);
+	CHECK_EQ(
+	        RUN(NULL, env, "request", "submit", "-r", "release", "-f", "blob.bin", "-k", "tuf"),
+	        2);
+	CHECK(HAS(err, "unknown payload kind tuf"));
+	/* The payload must suit its kind: 3 bytes are no digest, nor JSON. */
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-f", "blob.bin", "-k",
+	             "digest"),
+	         2);
+	CHECK(HAS(err, "32-byte"));
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-f", "notjson.json", "-k",
+	             "policy"),
+	         2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-d", zero, "-m",
+	             "ring\a bell"),
+	         2);
+	CHECK(HAS(err, "control characters"));
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-d", zero, "-m", big), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-d", zero, "-t", "a b"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "submit", "-r", "release", "-d", zero, "extra"), 2);
+
+	CHECK_EQ(RUN(NULL, env, "request", "list", "--state", "done"), 2);
+	CHECK(HAS(err, "unknown state done"));
+	CHECK_EQ(RUN(NULL, env, "request", "list", "--role", "a/b"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "list", "--limit", "0"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "list", "--limit", "-5"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "list", "extra"), 2);
+
+	CHECK_EQ(RUN(NULL, env, "request", "show"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "show", "a", "b"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "show", "../etc"), 2);
+	CHECK(HAS(err, "invalid request id"));
+	CHECK_EQ(RUN(NULL, env, "request", "cancel"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "cancel", "id with space"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "wait"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "wait", "abc", "--timeout", "0"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "wait", "abc", "--timeout", "soon"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "fetch"), 2);
+	CHECK_EQ(RUN(NULL, env, "request", "fetch", "abc", "--format", "pem"), 2);
+
+	CHECK_EQ(RUN(NULL, env, "approve"), 2);
+	CHECK_EQ(RUN(NULL, env, "approve", "abc", "def"), 2);
+	CHECK_EQ(RUN(NULL, env, "approve", "abc", "--sha256", "00"), 2);
+	CHECK(HAS(err, "64 hex"));
+	CHECK_EQ(RUN(NULL, env, "approve", "a;b"), 2);
+	CHECK_EQ(RUN(NULL, env, "reject", "abc", "-m", "esc\x1b[2J"), 2);
+	CHECK_EQ(RUN(NULL, env, "reject"), 2);
+
+	CHECK_EQ(RUN(NULL, env, "policy", "show", "--version", "0"), 2);
+	CHECK_EQ(RUN(NULL, env, "policy", "show", "--version", "x"), 2);
+	CHECK_EQ(RUN(NULL, env, "policy", "show", "extra"), 2);
+	CHECK_EQ(RUN(NULL, env, "policy", "propose"), 2);
+	CHECK_EQ(RUN(NULL, env, "policy", "propose", "/nonexistent/p.json"), 2);
+	CHECK_EQ(RUN(NULL, env, "policy", "propose", "notjson.json"), 2);
+	CHECK(HAS(err, "not JSON"));
+
+	/* Well-formed commands do try the daemon: exit 3 here. */
+	CHECK_EQ(RUN(NULL, env, "-s", "ipc:///nonexistent/qsignd.sock", "-i", "ci.key", "request",
+	             "list"),
+	         3);
 }
 
 static void
@@ -302,6 +409,7 @@ main(void)
 	test_keygen();
 	test_sign_args();
 	test_connect();
+	test_request_args();
 	if (check_failures == 0) {
 		char cmd[4200];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh [-t SECONDS] [-k] - run qsign-bench on a fresh demo set-up.
+#
+# Sets up a temporary QSIGN_HOME (ops/run --setup-only: SoftHSM token
+# "qsign-demo", ECDSA P-256 key "ci-key", principal "ci"), raises the rate
+# limit of role ci-sign out of the way, gives qsignd 8 workers and a mutual
+# TLS listener, starts qsignd and `p11-kit server` exporting the same token,
+# runs qsign-bench against all of them, then checks the run:
+#   - every mode produced signatures and qsign-bench reported no error;
+#   - the sample signatures of every mode verify with `openssl pkeyutl`
+#     against the public key that qsignd publishes (ListKeys), which also
+#     proves that all modes used the same key.
+# Everything started here is stopped by PID; the directory is removed
+# (-k keeps it). -t: seconds per measurement (default 3).
+#
+# Needs a build: QS_BIN=<build>/bin (ctest sets it; default build/bin).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+QS_SRC=${QS_SRC:-$top}
+QS_BIN=${QS_BIN:-$top/build/bin}
+secs=3
+keep=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-t) [ $# -ge 2 ] || { echo "run.sh: -t needs seconds" >&2; exit 2; }; secs=$2; shift 2 ;;
+	-k) keep=1; shift ;;
+	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+	esac
+done
+for b in qsignd qsign qsign-token qsign-bench; do
+	[ -x "$QS_BIN/$b" ] || { echo "run.sh: $QS_BIN/$b missing: build first (QS_BIN=<build>/bin)" >&2; exit 2; }
+done
+module=/usr/lib/softhsm/libsofthsm2.so
+client_module=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+for f in "$module" "$client_module"; do
+	[ -f "$f" ] || { echo "run.sh: $f missing (packages softhsm2, p11-kit-modules)" >&2; exit 2; }
+done
+command -v p11-kit >/dev/null || { echo "run.sh: p11-kit missing (package p11-kit)" >&2; exit 2; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/qsign-bench.XXXXXX")
+export QSIGN_HOME="$T/home"
+export SOFTHSM2_CONF="$QSIGN_HOME/softhsm2.conf"
+QSIGND_PID=""
+P11KIT_PID=""
+
+stop_pid() { # pid
+	if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+		kill "$1" 2>/dev/null || true
+		wait "$1" 2>/dev/null || true
+	fi
+}
+cleanup() {
+	stop_pid "$P11KIT_PID"
+	stop_pid "$QSIGND_PID"
+	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	for l in qsignd.log p11kit.log; do
+		if [ -s "$T/$l" ]; then
+			echo "--- $l (last 20 lines)" >&2
+			tail -20 "$T/$l" >&2
+		fi
+	done
+	exit 1
+}
+
+# --- demo set-up, then the benchmark's changes (before the first start,
+# while the bootstrap policy file still decides)
+QS_BIN="$QS_BIN" "$QS_SRC/ops/run" --setup-only --no-build >"$T/setup.log" 2>&1 ||
+	{ cat "$T/setup.log" >&2; fail "ops/run --setup-only"; }
+
+pki=$T/pki
+mkdir -p "$pki"
+ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+(
+	cd "$pki"
+	ec ca.key
+	openssl req -x509 -new -key ca.key -subj "/CN=bench CA" -days 2 -out ca.crt 2>/dev/null
+	ec server.key
+	openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+	openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile server.ext -out server.crt 2>/dev/null
+	ec client.key
+	openssl req -new -key client.key -subj "/CN=bench-client" -out client.csr 2>/dev/null
+	openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+		-out client.crt 2>/dev/null
+) || fail "certificates"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$QSIGN_HOME" "$pki" "$port" <<'PY' || fail "editing policy/config"
+import json, sys
+home, pki, port = sys.argv[1], sys.argv[2], sys.argv[3]
+pp = f"{home}/policy.json"
+p = json.load(open(pp))
+# The benchmark measures the signing path, not the rate limiter: the
+# largest limits the policy accepts.
+p["roles"]["ci-sign"]["online"]["rate_per_second"] = 1000000
+p["roles"]["ci-sign"]["online"]["burst"] = 10000000
+json.dump(p, open(pp, "w"), indent=2)
+cp = f"{home}/qsignd.json"
+c = json.load(open(cp))
+c["workers"] = 8
+c["listen"].append(f"tls+tcp://127.0.0.1:{port}")
+c["tls"] = {"cert": f"{pki}/server.crt", "key": f"{pki}/server.key",
+            "client_ca": f"{pki}/ca.crt"}
+json.dump(c, open(cp, "w"), indent=2)
+PY
+
+# --- qsignd
+"$QS_BIN/qsignd" -c "$QSIGN_HOME/qsignd.json" >"$T/qsignd.log" 2>&1 &
+QSIGND_PID=$!
+for _ in $(seq 1 200); do
+	grep -q "qsignd: ready" "$T/qsignd.log" 2>/dev/null && break
+	kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd exited during start"
+	sleep 0.05
+done
+grep -q "qsignd: ready" "$T/qsignd.log" || fail "qsignd not ready after 10 s"
+
+# --- p11-kit server exporting the same token
+sock=$T/p11kit.sock
+p11-kit server -f -n "$sock" --provider "$module" "pkcs11:token=qsign-demo" \
+	>"$T/p11kit.log" 2>&1 &
+P11KIT_PID=$!
+for _ in $(seq 1 200); do
+	[ -S "$sock" ] && break
+	kill -0 "$P11KIT_PID" 2>/dev/null || fail "p11-kit server exited during start"
+	sleep 0.05
+done
+[ -S "$sock" ] || fail "p11-kit server socket $sock not there after 10 s"
+
+# --- the public key as qsignd publishes it: the reference for every mode
+"$QS_BIN/qsign" -p ci keys --json >"$T/keys.json" 2>"$T/keys.err" ||
+	{ cat "$T/keys.err" >&2; fail "qsign keys"; }
+python3 - "$T/keys.json" >"$T/ci-key.pem" <<'PY' || fail "no ci-key in ListKeys"
+import json, sys
+keys = json.load(open(sys.argv[1]))["keys"]
+print(next(k["public_pem"] for k in keys if k["name"] == "ci-key"), end="")
+PY
+
+# --- the benchmark
+rc=0
+P11_KIT_SERVER_ADDRESS="unix:path=$sock" "$QS_BIN/qsign-bench" -t "$secs" --json \
+	--samples "$T/samples" \
+	--module "$module" --p11kit-module "$client_module" \
+	--uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" --key ci-key \
+	--ipc "ipc://$QSIGN_HOME/qsignd.sock" --principal ci \
+	--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
+	--tls "tls+tcp://127.0.0.1:$port" --tls-cert "$pki/client.crt" \
+	--tls-key "$pki/client.key" --tls-ca "$pki/ca.crt" --tls-server-name localhost \
+	>"$T/bench.out" 2>"$T/bench.err" || rc=$?
+cat "$T/bench.out"
+[ "$rc" = 0 ] || { cat "$T/bench.err" >&2; fail "qsign-bench exited $rc"; }
+kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd died during the benchmark"
+kill -0 "$P11KIT_PID" 2>/dev/null || fail "p11-kit server died during the benchmark"
+
+# --- checks: every mode signed, and signed with this key
+tail -1 "$T/bench.out" >"$T/bench.json"
+python3 - "$T/bench.json" <<'PY' || fail "a mode produced no valid signatures"
+import json, sys
+j = json.load(open(sys.argv[1]))
+want = {("direct", 1), ("direct", 2), ("direct", 8), ("p11kit", 1), ("p11kit", 2),
+        ("p11kit", 8), ("ipc", 1), ("ipc", 8), ("tls", 1), ("tls", 8), ("batch", 1),
+        ("batch", 2)}
+seen = set()
+bad = []
+for r in j["results"]:
+    seen.add((r["mode"], r["threads"]))
+    if not (r["ran"] and r["ok"] and r["signatures"] > 0 and r["errors"] == 0
+            and r["samples"] > 0 and r["verified"] == r["samples"]):
+        bad.append(f'{r["mode"]} x{r["threads"]}: {r}')
+if want - seen:
+    bad.append(f"missing rows: {sorted(want - seen)}")
+for b in bad:
+    print("bad:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+n=0
+for mode in direct p11kit ipc tls batch; do
+	m=0
+	for sig in "$T/samples/$mode"-*.sig; do
+		[ -f "$sig" ] || continue
+		openssl pkeyutl -verify -pubin -inkey "$T/ci-key.pem" -in "${sig%.sig}.dg" \
+			-sigfile "$sig" >/dev/null 2>&1 ||
+			fail "sample $(basename "$sig") does not verify against qsignd's ci-key"
+		m=$((m + 1))
+	done
+	[ "$m" -gt 0 ] || fail "no sample signatures from mode $mode"
+	n=$((n + m))
+done
+echo "run.sh: ok: every mode signed; $n sample signatures verify with openssl against ci-key"
