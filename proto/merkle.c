@@ -160,7 +160,7 @@ out:
 
 int
 qs_merkle_inclusion_verify(uint64_t index, uint64_t tree_size, const qs_hash leaf_hash,
-			   const qs_hash *path, size_t path_len, const qs_hash root)
+                           const qs_hash *path, size_t path_len, const qs_hash root)
 {
 	EVP_MD_CTX *c = NULL;
 	qs_hash h;
@@ -170,7 +170,7 @@ qs_merkle_inclusion_verify(uint64_t index, uint64_t tree_size, const qs_hash lea
 	/* 2.1.3.2 step 1 */
 	if (index >= tree_size)
 		return qs_fail(QS_ERR_BADSIG, "inclusion: index %llu not below tree size %llu",
-			       (unsigned long long)index, (unsigned long long)tree_size);
+		               (unsigned long long)index, (unsigned long long)tree_size);
 	if (path_len > QS_MAX_MERKLE_PATH)
 		return qs_fail(QS_ERR_BADSIG, "inclusion: proof too long");
 	if ((c = hasher_new()) == NULL)
@@ -218,7 +218,7 @@ out:
 
 int
 qs_merkle_consistency_verify(uint64_t size1, uint64_t size2, const qs_hash root1,
-			     const qs_hash root2, const qs_hash *path, size_t path_len)
+                             const qs_hash root2, const qs_hash *path, size_t path_len)
 {
 	EVP_MD_CTX *c = NULL;
 	qs_hash fr, sr;
@@ -230,14 +230,16 @@ qs_merkle_consistency_verify(uint64_t size1, uint64_t size2, const qs_hash root1
 		return qs_fail(QS_ERR_BADSIG, "consistency: first size above second");
 	if (size1 == size2) {
 		if (path_len != 0)
-			return qs_fail(QS_ERR_BADSIG, "consistency: equal sizes need an empty proof");
+			return qs_fail(QS_ERR_BADSIG,
+			               "consistency: equal sizes need an empty proof");
 		if (CRYPTO_memcmp(root1, root2, QS_MERKLE_HASH_LEN) != 0)
 			return qs_fail(QS_ERR_BADSIG, "consistency: equal sizes, different roots");
 		return 0;
 	}
 	if (size1 == 0) {
 		if (path_len != 0)
-			return qs_fail(QS_ERR_BADSIG, "consistency: empty tree needs an empty proof");
+			return qs_fail(QS_ERR_BADSIG,
+			               "consistency: empty tree needs an empty proof");
 		return 0;
 	}
 	/* 2.1.4.2 step 1 */
@@ -271,7 +273,8 @@ qs_merkle_consistency_verify(uint64_t size1, uint64_t size2, const qs_hash root1
 			goto out;
 		}
 		if ((fn & 1) || fn == sn) {
-			if ((r = node(c, path[i], fr, fr)) != 0 || (r = node(c, path[i], sr, sr)) != 0)
+			if ((r = node(c, path[i], fr, fr)) != 0 ||
+			    (r = node(c, path[i], sr, sr)) != 0)
 				goto out;
 			if (!(fn & 1)) {
 				while (!(fn & 1) && fn != 0) {
@@ -376,7 +379,7 @@ qs_merkle_tree_append(struct qs_merkle_tree *t, const qs_hash leaf_hash)
 	for (k = 1; k < LEVELS && (n & (((uint64_t)1 << k) - 1)) == 0; k++) {
 		uint64_t i = (n >> k) - 1;
 		if ((r = node(t->ctx, t->lvl[k - 1][2 * i], t->lvl[k - 1][2 * i + 1],
-			      t->lvl[k][i])) != 0)
+		              t->lvl[k][i])) != 0)
 			return r;
 	}
 	t->size = n;
@@ -388,7 +391,7 @@ qs_merkle_tree_truncate(struct qs_merkle_tree *t, uint64_t size)
 {
 	if (size > t->size)
 		return qs_fail(QS_ERR_INVALID, "truncate: %llu above tree size %llu",
-			       (unsigned long long)size, (unsigned long long)t->size);
+		               (unsigned long long)size, (unsigned long long)t->size);
 	/* Level k only ever holds size >> k hashes, so nothing else to undo. */
 	t->size = size;
 	return 0;
@@ -417,8 +420,8 @@ subtree(const struct qs_merkle_tree *t, EVP_MD_CTX *c, uint64_t a, uint64_t b, q
 
 	if (a >= b || b > t->size)
 		return qs_fail(QS_ERR_INTERNAL, "subtree [%llu, %llu) of %llu",
-			       (unsigned long long)a, (unsigned long long)b,
-			       (unsigned long long)t->size);
+		               (unsigned long long)a, (unsigned long long)b,
+		               (unsigned long long)t->size);
 	if (is_pow2(n)) {
 		int lg = __builtin_ctzll(n);
 		if (a & (n - 1))
@@ -442,7 +445,7 @@ qs_merkle_tree_root(const struct qs_merkle_tree *t, uint64_t size, qs_hash out)
 
 	if (size > t->size)
 		return qs_fail(QS_ERR_INVALID, "root: size %llu above tree size %llu",
-			       (unsigned long long)size, (unsigned long long)t->size);
+		               (unsigned long long)size, (unsigned long long)t->size);
 	if ((c = hasher_new()) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "SHA-256 context");
 	r = size == 0 ? empty_root(c, out) : subtree(t, c, 0, size, out);
@@ -451,8 +454,8 @@ qs_merkle_tree_root(const struct qs_merkle_tree *t, uint64_t size, qs_hash out)
 }
 
 int
-qs_merkle_tree_inclusion_proof(const struct qs_merkle_tree *t, uint64_t index,
-			       uint64_t tree_size, qs_hash *path, size_t cap, size_t *path_len)
+qs_merkle_tree_inclusion_proof(const struct qs_merkle_tree *t, uint64_t index, uint64_t tree_size,
+                               qs_hash *path, size_t cap, size_t *path_len)
 {
 	EVP_MD_CTX *c = NULL;
 	uint64_t a = 0, b = tree_size;
@@ -462,8 +465,8 @@ qs_merkle_tree_inclusion_proof(const struct qs_merkle_tree *t, uint64_t index,
 	*path_len = 0;
 	if (tree_size > t->size || index >= tree_size)
 		return qs_fail(QS_ERR_INVALID, "inclusion proof: index %llu, size %llu, tree %llu",
-			       (unsigned long long)index, (unsigned long long)tree_size,
-			       (unsigned long long)t->size);
+		               (unsigned long long)index, (unsigned long long)tree_size,
+		               (unsigned long long)t->size);
 	if ((c = hasher_new()) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "SHA-256 context");
 	/* PATH(m, D[a:b]) top-down; the RFC lists the siblings bottom-up. */
@@ -500,7 +503,7 @@ out:
 /* SUBPROOF(m, D[a:b], whole) of RFC 9162 2.1.4.1, appending to path. */
 static int
 subproof(const struct qs_merkle_tree *t, EVP_MD_CTX *c, uint64_t m, uint64_t a, uint64_t b,
-	 int whole, qs_hash *path, size_t cap, size_t *n)
+         int whole, qs_hash *path, size_t cap, size_t *n)
 {
 	uint64_t k;
 	int r;
@@ -529,7 +532,7 @@ subproof(const struct qs_merkle_tree *t, EVP_MD_CTX *c, uint64_t m, uint64_t a, 
 
 int
 qs_merkle_tree_consistency_proof(const struct qs_merkle_tree *t, uint64_t size1, uint64_t size2,
-				 qs_hash *path, size_t cap, size_t *path_len)
+                                 qs_hash *path, size_t cap, size_t *path_len)
 {
 	EVP_MD_CTX *c = NULL;
 	size_t n = 0;
@@ -538,8 +541,8 @@ qs_merkle_tree_consistency_proof(const struct qs_merkle_tree *t, uint64_t size1,
 	*path_len = 0;
 	if (size1 > size2 || size2 > t->size)
 		return qs_fail(QS_ERR_INVALID, "consistency proof: sizes %llu, %llu, tree %llu",
-			       (unsigned long long)size1, (unsigned long long)size2,
-			       (unsigned long long)t->size);
+		               (unsigned long long)size1, (unsigned long long)size2,
+		               (unsigned long long)t->size);
 	if (size1 == 0 || size1 == size2)
 		return 0;
 	if ((c = hasher_new()) == NULL)

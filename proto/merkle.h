@@ -48,7 +48,7 @@ int qs_merkle_root_of(const qs_hash *leaves, uint64_t n, qs_hash out);
  * Returns 0 if it verifies, QS_ERR_BADSIG if not (detail says why).
  */
 int qs_merkle_inclusion_verify(uint64_t index, uint64_t tree_size, const qs_hash leaf_hash,
-			       const qs_hash *path, size_t path_len, const qs_hash root);
+                               const qs_hash *path, size_t path_len, const qs_hash root);
 
 /*
  * Verify a consistency proof exactly as RFC 9162 2.1.4.2 that the tree of
@@ -59,7 +59,7 @@ int qs_merkle_inclusion_verify(uint64_t index, uint64_t tree_size, const qs_hash
  * Returns 0 if it verifies, QS_ERR_BADSIG if not.
  */
 int qs_merkle_consistency_verify(uint64_t size1, uint64_t size2, const qs_hash root1,
-				 const qs_hash root2, const qs_hash *path, size_t path_len);
+                                 const qs_hash root2, const qs_hash *path, size_t path_len);
 
 /* The incremental tree; opaque. */
 struct qs_merkle_tree;
@@ -99,8 +99,7 @@ int qs_merkle_tree_root(const struct qs_merkle_tree *t, uint64_t size, qs_hash o
  * Errors: QS_ERR_INVALID (range), QS_ERR_EXHAUSTED (cap), QS_ERR_CRYPTO.
  */
 int qs_merkle_tree_inclusion_proof(const struct qs_merkle_tree *t, uint64_t index,
-				   uint64_t tree_size, qs_hash *path, size_t cap,
-				   size_t *path_len);
+                                   uint64_t tree_size, qs_hash *path, size_t cap, size_t *path_len);
 
 /*
  * Consistency proof (RFC 9162 2.1.4.1) between the trees of size1 and size2
@@ -108,7 +107,7 @@ int qs_merkle_tree_inclusion_proof(const struct qs_merkle_tree *t, uint64_t inde
  * size2). Output as above. Errors: QS_ERR_INVALID, QS_ERR_EXHAUSTED,
  * QS_ERR_CRYPTO.
  */
-int qs_merkle_tree_consistency_proof(const struct qs_merkle_tree *t, uint64_t size1,
-				     uint64_t size2, qs_hash *path, size_t cap, size_t *path_len);
+int qs_merkle_tree_consistency_proof(const struct qs_merkle_tree *t, uint64_t size1, uint64_t size2,
+                                     qs_hash *path, size_t cap, size_t *path_len);
 
 #endif

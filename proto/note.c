@@ -19,8 +19,8 @@ static const char sig_prefix[] = "\xe2\x80\x94 ";
 /* DER SubjectPublicKeyInfo header of an uncompressed P-256 point
  * (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes). */
 static const uint8_t p256_spki_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
-					   0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-					   0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
+                                           0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                           0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
 #define P256_SPKI_LEN 91
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -96,7 +96,7 @@ b64_decode(const char *in, size_t n, uint8_t *out, size_t *out_len)
 				return qs_fail(QS_ERR_INVALID, "bad base64 character");
 		}
 		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
+		             (uint32_t)v[3];
 		out[o++] = (uint8_t)(w >> 16);
 		if (!last || pad < 2)
 			out[o++] = (uint8_t)(w >> 8);
@@ -127,7 +127,7 @@ text_valid(const uint8_t *s, size_t n)
 		if (c < 0x80) {
 			if ((c < 0x20 && c != '\n') || c == 0x7f)
 				return qs_fail(QS_ERR_INVALID, "control character 0x%02x at %zu", c,
-					       i);
+				               i);
 			i++;
 			continue;
 		}
@@ -205,7 +205,8 @@ qs_note_key_id(const char *name, EVP_PKEY *pub, uint8_t *type, uint32_t *key_id)
 		if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
 		    EVP_DigestUpdate(ctx, name, strlen(name)) != 1 ||
 		    EVP_DigestUpdate(ctx, "\n", 1) != 1 || EVP_DigestUpdate(ctx, &t, 1) != 1 ||
-		    EVP_DigestUpdate(ctx, raw, rawlen) != 1 || EVP_DigestFinal_ex(ctx, h, &hl) != 1) {
+		    EVP_DigestUpdate(ctx, raw, rawlen) != 1 ||
+		    EVP_DigestFinal_ex(ctx, h, &hl) != 1) {
 			r = qs_fail(QS_ERR_CRYPTO, "SHA-256 failed");
 			goto out;
 		}
@@ -215,7 +216,7 @@ qs_note_key_id(const char *name, EVP_PKEY *pub, uint8_t *type, uint32_t *key_id)
 		 * is defined over the usual (uncompressed) SPKI encoding. */
 		if ((dup = EVP_PKEY_dup(pub)) == NULL ||
 		    EVP_PKEY_set_utf8_string_param(dup, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
-						   "uncompressed") != 1 ||
+		                                   "uncompressed") != 1 ||
 		    (n = i2d_PUBKEY(dup, NULL)) != P256_SPKI_LEN ||
 		    i2d_PUBKEY(dup, &p) != P256_SPKI_LEN ||
 		    memcmp(raw, p256_spki_prefix, sizeof(p256_spki_prefix)) != 0) {
@@ -242,8 +243,8 @@ out:
 }
 
 int
-qs_note_signer_init(struct qs_note_signer *s, const char *name, EVP_PKEY *pub,
-		    qs_note_sign_fn sign, void *arg)
+qs_note_signer_init(struct qs_note_signer *s, const char *name, EVP_PKEY *pub, qs_note_sign_fn sign,
+                    void *arg)
 {
 	int r;
 
@@ -293,7 +294,7 @@ note_text_valid(const char *text, size_t len)
 
 int
 qs_note_sign(const struct qs_note_signer *s, const char *text, size_t text_len, char **out,
-	     size_t *out_len)
+             size_t *out_len)
 {
 	uint8_t sig[4 + QS_MAX_NOTE_SIG];
 	size_t sig_len = QS_MAX_NOTE_SIG, cap, n;
@@ -309,15 +310,15 @@ qs_note_sign(const struct qs_note_signer *s, const char *text, size_t text_len, 
 	if (sig_len == 0 || sig_len > QS_MAX_NOTE_SIG)
 		return qs_fail(QS_ERR_INTERNAL, "signer returned %zu bytes", sig_len);
 	if ((r = qs_sig_verify(s->pub, (const uint8_t *)text, text_len, sig + 4, sig_len)) != 0)
-		return qs_fail(QS_ERR_BADSIG, "note signature by %s does not verify with its "
-					      "public key",
-			       s->name);
+		return qs_fail(QS_ERR_BADSIG,
+		               "note signature by %s does not verify with its "
+		               "public key",
+		               s->name);
 	sig[0] = (uint8_t)(s->key_id >> 24);
 	sig[1] = (uint8_t)(s->key_id >> 16);
 	sig[2] = (uint8_t)(s->key_id >> 8);
 	sig[3] = (uint8_t)s->key_id;
-	cap = text_len + 1 + SIG_PREFIX_LEN + strlen(s->name) + 1 + 4 * ((sig_len + 4 + 2) / 3) +
-	      2;
+	cap = text_len + 1 + SIG_PREFIX_LEN + strlen(s->name) + 1 + 4 * ((sig_len + 4 + 2) / 3) + 2;
 	if ((buf = malloc(cap)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	memcpy(buf, text, text_len);
@@ -338,7 +339,7 @@ qs_note_sign(const struct qs_note_signer *s, const char *text, size_t text_len, 
 
 int
 qs_note_open(const char *note, size_t len, const char *name, EVP_PKEY *pub, char **text,
-	     size_t *text_len)
+             size_t *text_len)
 {
 	const uint8_t *u = (const uint8_t *)note;
 	uint8_t *dec = NULL;
@@ -379,9 +380,10 @@ qs_note_open(const char *note, size_t len, const char *name, EVP_PKEY *pub, char
 			goto out;
 		}
 		if (ll < SIG_PREFIX_LEN || memcmp(line, sig_prefix, SIG_PREFIX_LEN) != 0) {
-			r = qs_fail(QS_ERR_INVALID, "signature line %zu does not start with an "
-						    "em dash and a space",
-				    nsig);
+			r = qs_fail(QS_ERR_INVALID,
+			            "signature line %zu does not start with an "
+			            "em dash and a space",
+			            nsig);
 			goto out;
 		}
 		sp = memchr(line + SIG_PREFIX_LEN, ' ', ll - SIG_PREFIX_LEN);
@@ -404,7 +406,7 @@ qs_note_open(const char *note, size_t len, const char *name, EVP_PKEY *pub, char
 			/* Ours: it must verify, else the whole note is refused. */
 			if (qs_sig_verify(pub, u, tlen, dec + 4, dlen - 4) != 0) {
 				r = qs_fail(QS_ERR_BADSIG, "note signature by %s does not verify",
-					    name);
+				            name);
 				goto out;
 			}
 			verified = 1;
@@ -413,7 +415,7 @@ qs_note_open(const char *note, size_t len, const char *name, EVP_PKEY *pub, char
 	}
 	if (!verified) {
 		r = qs_fail(QS_ERR_BADSIG, "note has no signature by key %s (id %08x)", name,
-			    key_id);
+		            key_id);
 		goto out;
 	}
 	if ((t = malloc(tlen + 1)) == NULL) {
@@ -434,7 +436,7 @@ out:
 
 int
 qs_checkpoint_text(const char *origin, uint64_t size, const qs_hash root, char **out,
-		   size_t *out_len)
+                   size_t *out_len)
 {
 	char b64[45];
 	int n;

@@ -46,7 +46,7 @@
  * QS_ERR_* code (with qs_fail detail).
  */
 typedef int (*qs_note_sign_fn)(void *arg, const uint8_t *msg, size_t len, uint8_t *sig,
-			       size_t *sig_len);
+                               size_t *sig_len);
 
 /* Who signs a note. Filled by qs_note_signer_init; the struct borrows the
  * name, the public key and arg, which must outlive it. */
@@ -71,7 +71,7 @@ int qs_note_key_id(const char *name, EVP_PKEY *pub, uint8_t *type, uint32_t *key
  * sign(arg, ...). Borrows all pointers. Errors: as qs_note_key_id.
  */
 int qs_note_signer_init(struct qs_note_signer *s, const char *name, EVP_PKEY *pub,
-			qs_note_sign_fn sign, void *arg);
+                        qs_note_sign_fn sign, void *arg);
 
 /*
  * A qs_note_sign_fn for an in-memory private key: arg is the EVP_PKEY
@@ -88,7 +88,7 @@ int qs_note_sign_evp(void *arg, const uint8_t *msg, size_t len, uint8_t *sig, si
  * signature did not verify), or whatever the callback returned.
  */
 int qs_note_sign(const struct qs_note_signer *s, const char *text, size_t text_len, char **out,
-		 size_t *out_len);
+                 size_t *out_len);
 
 /*
  * Parse a signed note strictly and verify it against one trusted key (name
@@ -105,7 +105,7 @@ int qs_note_sign(const struct qs_note_signer *s, const char *text, size_t text_l
  * the key), QS_ERR_NOMEM.
  */
 int qs_note_open(const char *note, size_t len, const char *name, EVP_PKEY *pub, char **text,
-		 size_t *text_len);
+                 size_t *text_len);
 
 /* A checkpoint body (tlog-checkpoint). */
 struct qs_checkpoint {
@@ -120,7 +120,7 @@ struct qs_checkpoint {
  * without spaces or '+'. Errors: QS_ERR_INVALID, QS_ERR_NOMEM.
  */
 int qs_checkpoint_text(const char *origin, uint64_t size, const qs_hash root, char **out,
-		       size_t *out_len);
+                       size_t *out_len);
 
 /*
  * Parse a checkpoint text (as returned by qs_note_open): origin line, tree
@@ -130,6 +130,6 @@ int qs_checkpoint_text(const char *origin, uint64_t size, const qs_hash root, ch
  * Errors: QS_ERR_INVALID.
  */
 int qs_checkpoint_parse(const char *text, size_t len, const char *origin,
-			struct qs_checkpoint *out);
+                        struct qs_checkpoint *out);
 
 #endif

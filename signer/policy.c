@@ -462,7 +462,7 @@ int
 policy_parse(const char *text, size_t len, struct policy **out)
 {
 	static const char *const allowed[] = {"version", "principals", "keys", "roles",
-					      "policy_admins", "comment", NULL};
+					      "policy_admins", "comment", "tuf", "pki", NULL};
 	struct policy *p = NULL;
 	json_error_t jerr;
 	json_t *root = NULL, *v;
@@ -505,6 +505,20 @@ policy_parse(const char *text, size_t len, struct policy **out)
 	    (r = parse_roles(p, json_object_get(root, "roles"))) != 0 ||
 	    (r = parse_admins(p, json_object_get(root, "policy_admins"))) != 0)
 		goto out;
+	if ((v = json_object_get(root, "tuf")) != NULL) {
+		if (!json_is_object(v)) {
+			r = qs_fail(QS_ERR_INVALID, "tuf: must be an object");
+			goto out;
+		}
+		p->ext_tuf = json_incref(v);
+	}
+	if ((v = json_object_get(root, "pki")) != NULL) {
+		if (!json_is_object(v)) {
+			r = qs_fail(QS_ERR_INVALID, "pki: must be an object");
+			goto out;
+		}
+		p->ext_pki = json_incref(v);
+	}
 	*out = p;
 	p = NULL;
 	r = 0;
@@ -592,6 +606,8 @@ policy_unref(struct policy *p)
 	free(p->roles);
 	free(p->admins);
 	free(p->bound);
+	json_decref(p->ext_tuf);
+	json_decref(p->ext_pki);
 	free(p->text);
 	free(p);
 }

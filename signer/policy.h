@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "hsm.h"
@@ -95,6 +96,10 @@ struct policy {
 	/* Token keys bound to keys[] by keyring_bind(): a parallel array,
 	 * owned by the policy (the entries by the keyring). */
 	struct keyring_key **bound;
+	/* Module sections ("tuf", "pki"), kept as parsed JSON (NULL if absent)
+	 * and validated by their modules through policy_ext_check(). */
+	json_t *ext_tuf;
+	json_t *ext_pki;
 	char *text; /* the document as loaded */
 	size_t text_len;
 	unsigned refs; /* atomically managed by policy_ref/unref */
@@ -110,6 +115,14 @@ int policy_load_file(const char *path, struct policy **out);
 
 struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy *p);
+
+/*
+ * Module checks of a parsed policy whose keys are bound (keyring_bind):
+ * every module validates its own section (signer/policy_ext.c lists them).
+ * Called wherever a policy is about to take effect: bootstrap, load,
+ * proposal. Errors: QS_ERR_INVALID with the path of the problem.
+ */
+int policy_ext_check(const struct policy *p);
 
 /* Lookups by name; NULL / -1 if absent. */
 const struct policy_principal *policy_principal(const struct policy *p, const char *name);

@@ -95,7 +95,7 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, int 
 				    cfg->policy_file, (unsigned long long)file->version);
 			goto out;
 		}
-		if ((r = keyring_bind(kr, file)) != 0)
+		if ((r = keyring_bind(kr, file)) != 0 || (r = policy_ext_check(file)) != 0)
 			goto out;
 		if (!check_only && (r = store_policy_add(st, 1, file->text)) != 0)
 			goto out;
@@ -110,7 +110,7 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, int 
 			r = qs_wrap(r, "stored policy version %llu", (unsigned long long)ver);
 			goto out;
 		}
-		if ((r = keyring_bind(kr, cur)) != 0)
+		if ((r = keyring_bind(kr, cur)) != 0 || (r = policy_ext_check(cur)) != 0)
 			goto out;
 		if (strcmp(file->text, cur->text) != 0)
 			log_warn("policy.file_ignored",

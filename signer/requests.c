@@ -400,7 +400,7 @@ finalize(struct server *s, const char *id)
 				     (unsigned long long)np->version, (unsigned long long)want);
 			goto fail;
 		}
-		if ((rc = keyring_bind(s->kr, np)) != 0 ||
+		if ((rc = keyring_bind(s->kr, np)) != 0 || (rc = policy_ext_check(np)) != 0 ||
 		    (rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) != 0)
 			goto fail;
 		pthread_rwlock_wrlock(&s->pol_lock);
@@ -561,7 +561,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 				    (unsigned long long)cx->pol->version + 1);
 			goto unlock;
 		}
-		if ((r = keyring_bind(cx->srv->kr, np)) != 0) {
+		if ((r = keyring_bind(cx->srv->kr, np)) != 0 || (r = policy_ext_check(np)) != 0) {
 			r = qs_wrap(r, "proposed policy");
 			goto unlock;
 		}

@@ -206,27 +206,7 @@ pipes_lookup(struct pipe_table *pt, struct call_ctx *cx)
 
 /* ------------------------------------------------------------ dispatch */
 
-struct method {
-	const char *name;
-	handler_fn fn;
-	int needs_auth;
-};
 
-static const struct method methods[] = {
-	{QS_M_CHALLENGE, h_challenge, 0},
-	{QS_M_AUTHENTICATE, h_authenticate, 0},
-	{QS_M_INFO, h_info, 1},
-	{QS_M_LIST_KEYS, h_list_keys, 1},
-	{QS_M_SIGN, h_sign, 1},
-	{QS_M_SIGN_BATCH, h_sign_batch, 1},
-	{QS_M_REQ_SUBMIT, h_req_submit, 1},
-	{QS_M_REQ_LIST, h_req_list, 1},
-	{QS_M_REQ_GET, h_req_get, 1},
-	{QS_M_REQ_VOTE, h_req_vote, 1},
-	{QS_M_REQ_CANCEL, h_req_cancel, 1},
-	{QS_M_REQ_FETCH, h_req_fetch, 1},
-	{QS_M_POLICY_SHOW, h_policy_show, 1},
-};
 
 struct policy *
 server_policy(struct server *s)
@@ -246,7 +226,7 @@ handle(struct server *s, nng_msg *req)
 	Qsign__V1__Call *call = NULL;
 	Qsign__V1__Reply reply = QSIGN__V1__REPLY__INIT;
 	struct call_ctx cx = {.srv = s, .pidx = -1};
-	const struct method *m = NULL;
+	const struct rpc_method *m = NULL;
 	uint8_t *body = NULL, *frame = NULL;
 	size_t body_len = 0, frame_len = 0;
 	nng_msg *out = NULL;
@@ -259,9 +239,7 @@ handle(struct server *s, nng_msg *req)
 				QS_MAX_FRAME, (ProtobufCMessage **)&call)) != 0)
 		goto reply;
 	reply.call_id = call->call_id;
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strcmp(call->method, methods[i].name) == 0)
-			m = &methods[i];
+	m = rpc_method_find(call->method);
 	if (m == NULL) {
 		r = qs_fail(QS_ERR_UNIMPLEMENTED, "unknown method \"%s\"",
 			    log_peerstr(call->method, pb, sizeof(pb)));

@@ -68,6 +68,17 @@ struct call_ctx {
 typedef int (*handler_fn)(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 			  size_t *out_len);
 
+/* One RPC: its wire name, handler, and whether it needs an authenticated
+ * principal. The table is signer/rpc_table.c: one line per method. */
+struct rpc_method {
+	const char *name;
+	handler_fn fn;
+	int needs_auth;
+};
+
+/* The method called `name`, or NULL. */
+const struct rpc_method *rpc_method_find(const char *name);
+
 /* Initialise (policy already bound, store and keyring open), listen on every
  * configured URL and start the workers. Errors name the failing listener. */
 int server_start(struct server *s);

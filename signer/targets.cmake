@@ -13,6 +13,8 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/sign.c
   ${CMAKE_CURRENT_LIST_DIR}/requests.c
   ${CMAKE_CURRENT_LIST_DIR}/reqkinds.c
+  ${CMAKE_CURRENT_LIST_DIR}/rpc_table.c
+  ${CMAKE_CURRENT_LIST_DIR}/policy_ext.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c)
 target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE

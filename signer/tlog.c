@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,9 @@ struct tlog {
 	struct tlog_stats stats;
 
 	/* Writer thread only (and open/close). */
-	uint64_t file_len;    /* bytes of the committed prefix of entries */
-	int trunc_pending;    /* entries may hold bytes past file_len */
-	int ckpt_pending;     /* the checkpoint file may not be `ckpt` */
+	uint64_t file_len; /* bytes of the committed prefix of entries */
+	int trunc_pending; /* entries may hold bytes past file_len */
+	int ckpt_pending;  /* the checkpoint file may not be `ckpt` */
 };
 
 static void
@@ -181,7 +182,7 @@ repair(struct tlog *log)
 	if (log->trunc_pending) {
 		if (ftruncate(log->fd, (off_t)log->file_len) != 0 || fdatasync(log->fd) != 0)
 			return qs_fail(QS_ERR_IO, "truncate entries back to %llu bytes: %s",
-				       (unsigned long long)log->file_len, strerror(errno));
+			               (unsigned long long)log->file_len, strerror(errno));
 		log->trunc_pending = 0;
 	}
 	if (log->ckpt_pending) {
@@ -309,12 +310,12 @@ out:
 		}
 		/* Say why before the repair's own detail overwrites it. */
 		log_error("audit_write_failed", "batch of %zu entries refused: %s", nrec,
-			  qs_errdetail());
+		          qs_errdetail());
 		char why[QS_ERRDETAIL_MAX];
 		snprintf(why, sizeof(why), "%s", qs_errdetail());
 		if ((rr = repair(log)) != 0)
 			log_error("audit_repair_failed", "%s (retried before the next batch)",
-				  qs_errdetail());
+			          qs_errdetail());
 		pthread_mutex_lock(&log->mu);
 		log->stats.failed_batches++;
 		if (rr == 0)
@@ -369,6 +370,12 @@ writer_main(void *arg)
 			q->done = 1;
 		}
 		pthread_cond_broadcast(&log->done_cv);
+		/* Let the callers just woken queue their next entries before
+		 * the next batch is cut: on few cores they otherwise split
+		 * into two half-size batches, each paying the full syncs. */
+		pthread_mutex_unlock(&log->mu);
+		sched_yield();
+		pthread_mutex_lock(&log->mu);
 	}
 	pthread_mutex_unlock(&log->mu);
 	return NULL;
@@ -383,18 +390,18 @@ tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n, uint64_t
 	*first_index = 0;
 	if (n == 0 || n > QS_MAX_AUDIT_APPEND)
 		return qs_fail(QS_ERR_INVALID, "append: %zu entries (1..%d)", n,
-			       QS_MAX_AUDIT_APPEND);
+		               QS_MAX_AUDIT_APPEND);
 	for (size_t i = 0; i < n; i++) {
 		if (entries[i].len == 0 || entries[i].len > QS_MAX_AUDIT_ENTRY)
 			return qs_fail(QS_ERR_INVALID, "append: entry %zu has %zu bytes", i,
-				       entries[i].len);
+			               entries[i].len);
 		if (memchr(entries[i].data, '\n', entries[i].len) != NULL)
 			return qs_fail(QS_ERR_INVALID, "append: entry %zu contains a newline", i);
 		bytes += entries[i].len + REC_OVERHEAD;
 	}
 	if (bytes > QS_MAX_AUDIT_BATCH_BYTES)
 		return qs_fail(QS_ERR_INVALID, "append: %zu bytes in one call (max %u)", bytes,
-			       QS_MAX_AUDIT_BATCH_BYTES);
+		               QS_MAX_AUDIT_BATCH_BYTES);
 	memset(&q, 0, sizeof(q));
 	q.recs = entries;
 	q.n = n;
@@ -452,7 +459,7 @@ read_checkpoint(struct tlog *log, char **note, size_t *len)
 		n += (size_t)got;
 		if (n > QS_MAX_NOTE) {
 			r = qs_fail(QS_ERR_PRECONDITION, "checkpoint file larger than %u bytes",
-				    QS_MAX_NOTE);
+			            QS_MAX_NOTE);
 			goto out;
 		}
 	}
@@ -492,7 +499,7 @@ create_entries(struct tlog *log)
  */
 static int
 load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
-	     struct tlog_open_report *rep)
+             struct tlog_open_report *rep)
 {
 	struct stat st;
 	uint8_t *map = NULL;
@@ -510,7 +517,7 @@ load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
 			    pwrite_all(log->fd, (const uint8_t *)MAGIC, MAGIC_LEN, 0) != 0 ||
 			    fdatasync(log->fd) != 0)
 				return qs_fail(QS_ERR_IO, "rewrite entries header: %s",
-					       strerror(errno));
+				               strerror(errno));
 			log->file_len = MAGIC_LEN;
 			return 0;
 		}
@@ -542,10 +549,10 @@ load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
 		if (bad != NULL) {
 			if (count < cp->size) {
 				r = qs_fail(QS_ERR_PRECONDITION,
-					    "audit log corrupt: entry %llu at offset %llu: %s; the "
-					    "signed checkpoint covers %llu entries",
-					    (unsigned long long)count, (unsigned long long)off, bad,
-					    (unsigned long long)cp->size);
+				            "audit log corrupt: entry %llu at offset %llu: %s; the "
+				            "signed checkpoint covers %llu entries",
+				            (unsigned long long)count, (unsigned long long)off, bad,
+				            (unsigned long long)cp->size);
 				goto out;
 			}
 			break; /* a torn tail past the checkpoint */
@@ -564,17 +571,17 @@ load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
 	}
 	if (count < cp->size) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "audit log has %llu entries but its signed checkpoint covers %llu: "
-			    "entries were deleted or the log was rolled back",
-			    (unsigned long long)count, (unsigned long long)cp->size);
+		            "audit log has %llu entries but its signed checkpoint covers %llu: "
+		            "entries were deleted or the log was rolled back",
+		            (unsigned long long)count, (unsigned long long)cp->size);
 		goto out;
 	}
 	if (!have_ckpt && count > 0) {
 		/* Only a log with nothing in it may lack a checkpoint (a crash
 		 * between creating the two files); keep the evidence. */
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "audit checkpoint file is missing but entries holds %llu records",
-			    (unsigned long long)count);
+		            "audit checkpoint file is missing but entries holds %llu records",
+		            (unsigned long long)count);
 		goto out;
 	}
 	if (cp->size == 0)
@@ -583,23 +590,23 @@ load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
 		goto out;
 	if (memcmp(root, cp->root, QS_MERKLE_HASH_LEN) != 0) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "audit log does not match its signed checkpoint (size %llu): entries "
-			    "were modified, deleted or reordered",
-			    (unsigned long long)cp->size);
+		            "audit log does not match its signed checkpoint (size %llu): entries "
+		            "were modified, deleted or reordered",
+		            (unsigned long long)cp->size);
 		goto out;
 	}
 	if (keep < flen) {
 		if (ftruncate(log->fd, (off_t)keep) != 0 || fdatasync(log->fd) != 0) {
 			r = qs_fail(QS_ERR_IO, "truncate uncommitted audit tail: %s",
-				    strerror(errno));
+			            strerror(errno));
 			goto out;
 		}
 		rep->truncated_bytes = flen - keep;
 		log_warn("audit_tail_truncated",
-			 "cut %llu bytes (%llu complete records) past the checkpoint at %llu "
-			 "entries",
-			 (unsigned long long)(flen - keep),
-			 (unsigned long long)rep->dropped_records, (unsigned long long)cp->size);
+		         "cut %llu bytes (%llu complete records) past the checkpoint at %llu "
+		         "entries",
+		         (unsigned long long)(flen - keep),
+		         (unsigned long long)rep->dropped_records, (unsigned long long)cp->size);
 	}
 	log->file_len = keep;
 	r = 0;
@@ -632,19 +639,19 @@ open_state(struct tlog *log, struct tlog_open_report *rep)
 	}
 	if (note != NULL) {
 		if ((r = qs_note_open(note, note_len, log->signer.name, log->signer.pub, &text,
-				      &text_len)) != 0 ||
+		                      &text_len)) != 0 ||
 		    (r = qs_checkpoint_parse(text, text_len, log->origin, &cp)) != 0) {
 			r = qs_fail(QS_ERR_PRECONDITION, "audit checkpoint refused: %s",
-				    qs_errdetail());
+			            qs_errdetail());
 			goto out;
 		}
 	}
 	if (!have_entries) {
 		if (note != NULL && cp.size != 0) {
 			r = qs_fail(QS_ERR_PRECONDITION,
-				    "audit entries file is missing but the checkpoint covers %llu "
-				    "entries",
-				    (unsigned long long)cp.size);
+			            "audit entries file is missing but the checkpoint covers %llu "
+			            "entries",
+			            (unsigned long long)cp.size);
 			goto out;
 		}
 		if ((r = create_entries(log)) != 0)
@@ -674,7 +681,7 @@ out:
 
 int
 tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
-	  struct tlog **out, struct tlog_open_report *rep)
+          struct tlog **out, struct tlog_open_report *rep)
 {
 	struct tlog_open_report dummy;
 	struct tlog *log = NULL;
@@ -717,8 +724,8 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	}
 	log->writer_started = 1;
 	log_info("audit_open", "dir=%s entries=%llu dropped=%llu truncated_bytes=%llu%s", dir,
-		 (unsigned long long)rep->size, (unsigned long long)rep->dropped_records,
-		 (unsigned long long)rep->truncated_bytes, rep->created ? " created" : "");
+	         (unsigned long long)rep->size, (unsigned long long)rep->dropped_records,
+	         (unsigned long long)rep->truncated_bytes, rep->created ? " created" : "");
 	*out = log;
 	log = NULL;
 	r = 0;
@@ -806,7 +813,7 @@ tlog_entry(struct tlog *log, uint64_t index, uint8_t **bytes, size_t *len)
 	n = get32(hdr);
 	if (n == 0 || n > QS_MAX_AUDIT_ENTRY)
 		return qs_fail(QS_ERR_IO, "audit entry %llu: bad length on disk",
-			       (unsigned long long)index);
+		               (unsigned long long)index);
 	if ((buf = malloc(n)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	if (pread_all(log->fd, buf, n, off + 4) != 0) {
@@ -827,7 +834,7 @@ tlog_root(struct tlog *log, uint64_t size, qs_hash out)
 	pthread_mutex_lock(&log->mu);
 	if (size > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "size %llu above the log's %llu",
-			    (unsigned long long)size, (unsigned long long)log->committed);
+		            (unsigned long long)size, (unsigned long long)log->committed);
 	else
 		r = qs_merkle_tree_root(log->tree, size, out);
 	pthread_mutex_unlock(&log->mu);
@@ -836,7 +843,7 @@ tlog_root(struct tlog *log, uint64_t size, qs_hash out)
 
 int
 tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_hash *path,
-		     size_t cap, size_t *path_len)
+                     size_t cap, size_t *path_len)
 {
 	int r;
 
@@ -844,17 +851,17 @@ tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_ha
 	pthread_mutex_lock(&log->mu);
 	if (tree_size > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",
-			    (unsigned long long)tree_size, (unsigned long long)log->committed);
+		            (unsigned long long)tree_size, (unsigned long long)log->committed);
 	else
 		r = qs_merkle_tree_inclusion_proof(log->tree, index, tree_size, path, cap,
-						   path_len);
+		                                   path_len);
 	pthread_mutex_unlock(&log->mu);
 	return r;
 }
 
 int
-tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash *path,
-		       size_t cap, size_t *path_len)
+tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash *path, size_t cap,
+                       size_t *path_len)
 {
 	int r;
 
@@ -862,10 +869,9 @@ tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash
 	pthread_mutex_lock(&log->mu);
 	if (size2 > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",
-			    (unsigned long long)size2, (unsigned long long)log->committed);
+		            (unsigned long long)size2, (unsigned long long)log->committed);
 	else
-		r = qs_merkle_tree_consistency_proof(log->tree, size1, size2, path, cap,
-						     path_len);
+		r = qs_merkle_tree_consistency_proof(log->tree, size1, size2, path, cap, path_len);
 	pthread_mutex_unlock(&log->mu);
 	return r;
 }

@@ -53,17 +53,17 @@ struct tlog_open_report {
 	uint64_t size;            /* committed entries */
 	uint64_t dropped_records; /* complete records past the checkpoint, cut off */
 	uint64_t truncated_bytes; /* bytes cut off the end of entries (those records,
-				     a torn record, garbage) */
+	                             a torn record, garbage) */
 	int created;              /* 1 if a new, empty log was created */
 };
 
 /* Counters since open, for tests and metrics. */
 struct tlog_stats {
-	uint64_t batches;       /* group commits that succeeded */
-	uint64_t entries;       /* entries they committed */
-	uint64_t entry_fsyncs;  /* fdatasync calls on the entries file */
+	uint64_t batches;      /* group commits that succeeded */
+	uint64_t entries;      /* entries they committed */
+	uint64_t entry_fsyncs; /* fdatasync calls on the entries file */
 	uint64_t failed_batches;
-	uint64_t repairs;       /* successful roll-backs after a failed batch */
+	uint64_t repairs; /* successful roll-backs after a failed batch */
 };
 
 /*
@@ -80,7 +80,7 @@ struct tlog_stats {
  * when a new log's first checkpoint cannot be signed.
  */
 int tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
-	      struct tlog **out, struct tlog_open_report *rep);
+              struct tlog **out, struct tlog_open_report *rep);
 
 /* Stop the writer (after it has finished what is queued) and free the log.
  * NULL is fine. */
@@ -99,8 +99,7 @@ void tlog_close(struct tlog *log);
  * Errors: QS_ERR_INVALID (bad entries), QS_ERR_UNAVAILABLE (see above; the
  * detail names the failing step and errno), QS_ERR_NOMEM.
  */
-int tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n,
-		uint64_t *first_index);
+int tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n, uint64_t *first_index);
 
 /* Committed entries (the latest checkpoint's tree size). */
 uint64_t tlog_size(struct tlog *log);
@@ -122,12 +121,12 @@ int tlog_root(struct tlog *log, uint64_t size, qs_hash out);
  * Errors: QS_ERR_INVALID, QS_ERR_EXHAUSTED (cap).
  */
 int tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_hash *path,
-			 size_t cap, size_t *path_len);
+                         size_t cap, size_t *path_len);
 
 /* Consistency proof between sizes size1 <= size2 <= tlog_size, as
  * qs_merkle_tree_consistency_proof. Errors: QS_ERR_INVALID, QS_ERR_EXHAUSTED. */
 int tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash *path,
-			   size_t cap, size_t *path_len);
+                           size_t cap, size_t *path_len);
 
 /* Counters since open. */
 void tlog_get_stats(struct tlog *log, struct tlog_stats *st);

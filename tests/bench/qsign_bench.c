@@ -51,17 +51,17 @@ enum mode { M_DIRECT, M_P11KIT, M_IPC, M_TLS, M_BATCH, M_COUNT };
 
 static const char *const mode_names[M_COUNT] = {"direct", "p11kit", "ipc", "tls", "batch"};
 static const char *const mode_desc[M_COUNT] = {
-	"direct PKCS#11 (in-process hsm_sign)", "p11-kit remote (hsm layer on p11-kit-client)",
-	"qsignd Sign over ipc://", "qsignd Sign over tls+tcp:// (mTLS)",
-	"qsignd SignBatch(256) over ipc://"};
+        "direct PKCS#11 (in-process hsm_sign)", "p11-kit remote (hsm layer on p11-kit-client)",
+        "qsignd Sign over ipc://", "qsignd Sign over tls+tcp:// (mTLS)",
+        "qsignd SignBatch(256) over ipc://"};
 
 /* The runs, in order. Directs first: every other row is compared with them. */
 static const struct plan {
 	enum mode mode;
 	unsigned threads;
 } plan[] = {
-	{M_DIRECT, 1}, {M_DIRECT, 2}, {M_DIRECT, 8}, {M_P11KIT, 1}, {M_P11KIT, 2}, {M_P11KIT, 8},
-	{M_IPC, 1},    {M_IPC, 8},    {M_TLS, 1},    {M_TLS, 8},    {M_BATCH, 1},  {M_BATCH, 2},
+        {M_DIRECT, 1}, {M_DIRECT, 2}, {M_DIRECT, 8}, {M_P11KIT, 1}, {M_P11KIT, 2}, {M_P11KIT, 8},
+        {M_IPC, 1},    {M_IPC, 8},    {M_TLS, 1},    {M_TLS, 8},    {M_BATCH, 1},  {M_BATCH, 2},
 };
 #define NPLAN (sizeof(plan) / sizeof(plan[0]))
 
@@ -207,7 +207,7 @@ one_call(struct worker *w, int keep, uint64_t *nsig)
 
 		fill_digest(&w->rng, dg);
 		if ((r = qsc_sign(w->client, o->role, NULL, QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32,
-				  &resp)) != 0)
+		                  &resp)) != 0)
 			return r;
 		if (resp->digest.len != 32 || memcmp(resp->digest.data, dg, 32) != 0) {
 			qsc_free(resp);
@@ -232,7 +232,7 @@ one_call(struct worker *w, int keep, uint64_t *nsig)
 			pl[i].len = 32;
 		}
 		if ((r = qsc_sign_batch(w->client, o->role, NULL, QSIGN__V1__PAYLOAD_KIND__DIGEST,
-					pl, BENCH_BATCH, &resp)) != 0)
+		                        pl, BENCH_BATCH, &resp)) != 0)
 			return r;
 		for (size_t i = 0; i < resp->n_results; i++) {
 			const Qsign__V1__SignResult *res = resp->results[i];
@@ -244,12 +244,12 @@ one_call(struct worker *w, int keep, uint64_t *nsig)
 			for (size_t j = 0; j < sizeof(pick) / sizeof(pick[0]); j++) {
 				const Qsign__V1__SignResult *res = resp->results[pick[j]];
 				keep_sample(w, dgs[pick[j]], res->signature.data,
-					    res->signature.len);
+				            res->signature.len);
 			}
 		r = 0;
 		if (ok != BENCH_BATCH)
 			r = qs_fail(QS_ERR_INVALID, "SignBatch: %llu of %d results OK",
-				    (unsigned long long)ok, BENCH_BATCH);
+			            (unsigned long long)ok, BENCH_BATCH);
 		*nsig = ok;
 		qsc_free(resp);
 		return r;
@@ -272,10 +272,10 @@ worker_main(void *arg)
 	 * outside the measured window. */
 	if (rn->mode == M_IPC || rn->mode == M_TLS || rn->mode == M_BATCH) {
 		struct qsc_options co = {
-			.url = rn->mode == M_TLS ? o->tls_url : o->ipc_url,
-			.principal = o->principal,
-			.identity = o->identity,
-			.timeout_ms = 30000,
+		        .url = rn->mode == M_TLS ? o->tls_url : o->ipc_url,
+		        .principal = o->principal,
+		        .identity = o->identity,
+		        .timeout_ms = 30000,
 		};
 		if (rn->mode == M_TLS) {
 			co.tls_cert = o->tls_cert;
@@ -304,8 +304,11 @@ worker_main(void *arg)
 			snprintf(w->err, sizeof(w->err), "%s: %s", qs_strerror(r), qs_errdetail());
 			break;
 		}
-		if (lat_push(w, t1 - t0) != 0)
+		if ((r = lat_push(w, t1 - t0)) != 0) {
+			w->errors++;
+			snprintf(w->err, sizeof(w->err), "%s", qs_errdetail());
 			break;
+		}
 	}
 	/* The latest signature is a sample too, so a run that goes wrong
 	 * half-way is caught. */
@@ -438,7 +441,7 @@ verify_samples(EVP_PKEY *pub, struct result *res)
 		const struct sample *s = &res->samples[i];
 		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pub, NULL);
 		int ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
-			 EVP_PKEY_verify(ctx, s->der, s->der_len, s->digest, 32) == 1;
+		         EVP_PKEY_verify(ctx, s->der, s->der_len, s->digest, 32) == 1;
 
 		EVP_PKEY_CTX_free(ctx);
 		if (ok)
@@ -446,9 +449,8 @@ verify_samples(EVP_PKEY *pub, struct result *res)
 	}
 	if (res->nsamples == 0 || res->verified != res->nsamples) {
 		if (res->why[0] == '\0')
-			snprintf(res->why, sizeof(res->why),
-				 "%zu of %zu sample signatures verify", res->verified,
-				 res->nsamples);
+			snprintf(res->why, sizeof(res->why), "%zu of %zu sample signatures verify",
+			         res->verified, res->nsamples);
 		res->failed = 1;
 		return -1;
 	}
@@ -480,13 +482,12 @@ write_samples(const char *dir, const struct result *res)
 
 	for (size_t i = 0; i < res->nsamples; i++) {
 		snprintf(name, sizeof(name), "%s-%u-%zu.dg", mode_names[res->mode], res->threads,
-			 i);
+		         i);
 		if ((r = write_file(dir, name, res->samples[i].digest, 32)) != 0)
 			return r;
-		snprintf(name, sizeof(name), "%s-%u-%zu.sig", mode_names[res->mode],
-			 res->threads, i);
-		if ((r = write_file(dir, name, res->samples[i].der, res->samples[i].der_len)) !=
-		    0)
+		snprintf(name, sizeof(name), "%s-%u-%zu.sig", mode_names[res->mode], res->threads,
+		         i);
+		if ((r = write_file(dir, name, res->samples[i].der, res->samples[i].der_len)) != 0)
 			return r;
 	}
 	return 0;
@@ -514,8 +515,8 @@ print_table(const struct opts *o, const struct result *rs, size_t n)
 {
 	printf("\nqsign-bench: ECDSA P-256 (SoftHSM key \"%s\"), %.2f s per run, %ld CPUs\n\n",
 	       o->key, o->seconds, sysconf(_SC_NPROCESSORS_ONLN));
-	printf("%-8s %4s %11s %9s %9s %10s %10s  %s\n", "mode", "thr", "sigs/s", "p50 ms",
-	       "p99 ms", "x direct", "x p11kit", "note");
+	printf("%-8s %4s %11s %9s %9s %10s %10s  %s\n", "mode", "thr", "sigs/s", "p50 ms", "p99 ms",
+	       "x direct", "x p11kit", "note");
 	for (size_t i = 0; i < n; i++) {
 		const struct result *r = &rs[i];
 		double rd = ratio(r, find(rs, n, M_DIRECT, r->threads));
@@ -529,8 +530,8 @@ print_table(const struct opts *o, const struct result *rs, size_t n)
 		if (!isnan(rp))
 			snprintf(rps, sizeof(rps), "%.2f", rp);
 		if (!r->ran) {
-			printf("%-8s %4u %11s %9s %9s %10s %10s  skipped: %s\n", mode_names[r->mode],
-			       r->threads, "-", "-", "-", "-", "-", r->why);
+			printf("%-8s %4u %11s %9s %9s %10s %10s  skipped: %s\n",
+			       mode_names[r->mode], r->threads, "-", "-", "-", "-", "-", r->why);
 			continue;
 		}
 		printf("%-8s %4u %11.0f %9.3f %9.3f %10s %10s  %s%s\n", mode_names[r->mode],
@@ -557,7 +558,7 @@ eval_targets(const struct result *rs, size_t n, struct targets *t)
 	t->batch2_vs_direct2 = ratio(find(rs, n, M_BATCH, 2), find(rs, n, M_DIRECT, 2));
 	t->ipc_met = !isnan(t->ipc8_vs_p11kit8) && t->ipc8_vs_p11kit8 >= 1.5;
 	t->batch_met = !isnan(t->batch1_vs_direct1) && !isnan(t->batch2_vs_direct2) &&
-		       t->batch1_vs_direct1 >= 0.9 && t->batch2_vs_direct2 >= 0.9;
+	               t->batch1_vs_direct1 >= 0.9 && t->batch2_vs_direct2 >= 0.9;
 }
 
 static void
@@ -605,9 +606,9 @@ print_json(const struct opts *o, const struct result *rs, size_t n, const struct
 		json_num("p99_ms", r->p99_ms, 1);
 		json_num("ratio_direct", ratio(r, find(rs, n, M_DIRECT, r->threads)), 1);
 		json_num("ratio_p11kit",
-			 r->mode == M_IPC && r->threads == 8 ? ratio(r, find(rs, n, M_P11KIT, 8))
-							     : NAN,
-			 1);
+		         r->mode == M_IPC && r->threads == 8 ? ratio(r, find(rs, n, M_P11KIT, 8))
+		                                             : NAN,
+		         1);
 		printf("\"samples\":%zu,\"verified\":%zu}", r->nsamples, r->verified);
 	}
 	printf("],\"targets\":{");
@@ -672,45 +673,46 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: qsign-bench [-t SECONDS] [--json] [--samples DIR] [--modes M,M...]\n"
-		"  PKCS#11: --module SO --p11kit-module SO --uri URI --pin file:PATH --key LABEL\n"
-		"  qsignd:  --ipc URL --principal NAME --identity KEYFILE --role ROLE\n"
-		"           --tls URL --tls-cert F --tls-key F --tls-ca F [--tls-server-name N]\n"
-		"A backend whose options are missing is skipped (and reported as such).\n"
-		"p11kit: set P11_KIT_SERVER_ADDRESS for the client module. Use tests/bench/run.sh.\n");
+	        "usage: qsign-bench [-t SECONDS] [--json] [--samples DIR] [--modes M,M...]\n"
+	        "  PKCS#11: --module SO --p11kit-module SO --uri URI --pin file:PATH --key LABEL\n"
+	        "  qsignd:  --ipc URL --principal NAME --identity KEYFILE --role ROLE\n"
+	        "           --tls URL --tls-cert F --tls-key F --tls-ca F [--tls-server-name N]\n"
+	        "A backend whose options are missing is skipped (and reported as such).\n"
+	        "p11kit: set P11_KIT_SERVER_ADDRESS for the client module. Use "
+	        "tests/bench/run.sh.\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"time", required_argument, NULL, 't'},
-		{"json", no_argument, NULL, 'j'},
-		{"samples", required_argument, NULL, 's'},
-		{"module", required_argument, NULL, 'm'},
-		{"p11kit-module", required_argument, NULL, 'M'},
-		{"uri", required_argument, NULL, 'u'},
-		{"pin", required_argument, NULL, 'P'},
-		{"key", required_argument, NULL, 'k'},
-		{"ipc", required_argument, NULL, 'i'},
-		{"tls", required_argument, NULL, 'T'},
-		{"principal", required_argument, NULL, 'p'},
-		{"identity", required_argument, NULL, 'I'},
-		{"role", required_argument, NULL, 'r'},
-		{"tls-cert", required_argument, NULL, 'C'},
-		{"tls-key", required_argument, NULL, 'K'},
-		{"tls-ca", required_argument, NULL, 'A'},
-		{"tls-server-name", required_argument, NULL, 'N'},
-		{"modes", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"time", required_argument, NULL, 't'},
+	        {"json", no_argument, NULL, 'j'},
+	        {"samples", required_argument, NULL, 's'},
+	        {"module", required_argument, NULL, 'm'},
+	        {"p11kit-module", required_argument, NULL, 'M'},
+	        {"uri", required_argument, NULL, 'u'},
+	        {"pin", required_argument, NULL, 'P'},
+	        {"key", required_argument, NULL, 'k'},
+	        {"ipc", required_argument, NULL, 'i'},
+	        {"tls", required_argument, NULL, 'T'},
+	        {"principal", required_argument, NULL, 'p'},
+	        {"identity", required_argument, NULL, 'I'},
+	        {"role", required_argument, NULL, 'r'},
+	        {"tls-cert", required_argument, NULL, 'C'},
+	        {"tls-key", required_argument, NULL, 'K'},
+	        {"tls-ca", required_argument, NULL, 'A'},
+	        {"tls-server-name", required_argument, NULL, 'N'},
+	        {"modes", required_argument, NULL, 'o'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct opts o = {.seconds = 3.0,
-			 .uri = "pkcs11:token=qsign-demo",
-			 .key = "ci-key",
-			 .principal = "ci",
-			 .role = "ci-sign",
-			 .modes = (1u << M_COUNT) - 1};
+	                 .uri = "pkcs11:token=qsign-demo",
+	                 .key = "ci-key",
+	                 .principal = "ci",
+	                 .role = "ci-sign",
+	                 .modes = (1u << M_COUNT) - 1};
 	struct result rs[NPLAN];
 	hsm_token *tok[M_COUNT] = {0};
 	hsm_key *key[M_COUNT] = {0};
@@ -732,31 +734,67 @@ main(int argc, char **argv)
 			}
 			break;
 		}
-		case 'j': o.json = 1; break;
-		case 's': o.samples_dir = optarg; break;
-		case 'm': o.module = optarg; break;
-		case 'M': o.p11kit_module = optarg; break;
-		case 'u': o.uri = optarg; break;
-		case 'P': o.pin = optarg; break;
-		case 'k': o.key = optarg; break;
-		case 'i': o.ipc_url = optarg; break;
-		case 'T': o.tls_url = optarg; break;
-		case 'p': o.principal = optarg; break;
-		case 'I': o.identity = optarg; break;
-		case 'r': o.role = optarg; break;
-		case 'C': o.tls_cert = optarg; break;
-		case 'K': o.tls_key = optarg; break;
-		case 'A': o.tls_ca = optarg; break;
-		case 'N': o.tls_server_name = optarg; break;
+		case 'j':
+			o.json = 1;
+			break;
+		case 's':
+			o.samples_dir = optarg;
+			break;
+		case 'm':
+			o.module = optarg;
+			break;
+		case 'M':
+			o.p11kit_module = optarg;
+			break;
+		case 'u':
+			o.uri = optarg;
+			break;
+		case 'P':
+			o.pin = optarg;
+			break;
+		case 'k':
+			o.key = optarg;
+			break;
+		case 'i':
+			o.ipc_url = optarg;
+			break;
+		case 'T':
+			o.tls_url = optarg;
+			break;
+		case 'p':
+			o.principal = optarg;
+			break;
+		case 'I':
+			o.identity = optarg;
+			break;
+		case 'r':
+			o.role = optarg;
+			break;
+		case 'C':
+			o.tls_cert = optarg;
+			break;
+		case 'K':
+			o.tls_key = optarg;
+			break;
+		case 'A':
+			o.tls_ca = optarg;
+			break;
+		case 'N':
+			o.tls_server_name = optarg;
+			break;
 		case 'o':
 			if (parse_modes(optarg, &o.modes) != 0) {
 				fprintf(stderr, "qsign-bench: --modes: a comma list of direct, "
-						"p11kit, ipc, tls, batch\n");
+				                "p11kit, ipc, tls, batch\n");
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc || o.module == NULL || o.pin == NULL) {
@@ -783,7 +821,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (o.samples_dir != NULL && write_file(o.samples_dir, "pubkey.pem", pem, strlen(pem)) != 0) {
+	if (o.samples_dir != NULL &&
+	    write_file(o.samples_dir, "pubkey.pem", pem, strlen(pem)) != 0) {
 		fprintf(stderr, "qsign-bench: %s\n", qs_errdetail());
 		return 1;
 	}
@@ -805,11 +844,11 @@ main(int argc, char **argv)
 		else if (r->mode == M_P11KIT && tok[M_P11KIT] == NULL)
 			missing = "no --p11kit-module";
 		else if ((r->mode == M_IPC || r->mode == M_BATCH) &&
-			 (o.ipc_url == NULL || o.identity == NULL))
+		         (o.ipc_url == NULL || o.identity == NULL))
 			missing = "no --ipc/--identity";
-		else if (r->mode == M_TLS && (o.tls_url == NULL || o.identity == NULL ||
-					      o.tls_cert == NULL || o.tls_key == NULL ||
-					      o.tls_ca == NULL))
+		else if (r->mode == M_TLS &&
+		         (o.tls_url == NULL || o.identity == NULL || o.tls_cert == NULL ||
+		          o.tls_key == NULL || o.tls_ca == NULL))
 			missing = "no --tls and its certificate options";
 		if (missing != NULL) {
 			snprintf(r->why, sizeof(r->why), "%s", missing);
@@ -817,7 +856,7 @@ main(int argc, char **argv)
 		}
 		fprintf(stderr, "qsign-bench: %s x%u ...\n", mode_names[r->mode], r->threads);
 		run_one(&o, tok[r->mode == M_P11KIT ? M_P11KIT : M_DIRECT],
-			key[r->mode == M_P11KIT ? M_P11KIT : M_DIRECT], r);
+		        key[r->mode == M_P11KIT ? M_P11KIT : M_DIRECT], r);
 		verify_samples(pub, r);
 		if (o.samples_dir != NULL && write_samples(o.samples_dir, r) != 0) {
 			fprintf(stderr, "qsign-bench: %s\n", qs_errdetail());

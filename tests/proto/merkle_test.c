@@ -88,9 +88,10 @@ test_vectors(const char *file)
 	for (int s = 1; s <= 8; s++) {
 		char key[4];
 		snprintf(key, sizeof(key), "%d", s);
-		CHECK_EQ(hex32(json_string_value(json_object_get(json_object_get(doc, "roots"), key)),
-			       roots[s]),
-			 0);
+		CHECK_EQ(hex32(json_string_value(
+		                       json_object_get(json_object_get(doc, "roots"), key)),
+		               roots[s]),
+		         0);
 	}
 
 	CHECK_EQ(qs_merkle_tree_new(&t), 0);
@@ -119,13 +120,13 @@ test_vectors(const char *file)
 		CHECK(memcmp(lh, leaves[idx], 32) == 0);
 		wn = load_path(json_object_get(v, "path"), want);
 		CHECK_EQ(qs_merkle_tree_inclusion_proof(t, idx, size, path, QS_MAX_MERKLE_PATH, &n),
-			 0);
+		         0);
 		CHECK_EQ(n, wn);
 		CHECK(memcmp(path, want, wn * 32) == 0);
 		r = qs_merkle_inclusion_verify(idx, size, lh, want, wn, roots[size]);
 		if (r != 0)
 			fprintf(stderr, "inclusion %llu/%llu: %s\n", (unsigned long long)idx,
-				(unsigned long long)size, qs_errdetail());
+			        (unsigned long long)size, qs_errdetail());
 		CHECK_EQ(r, 0);
 	}
 
@@ -136,17 +137,18 @@ test_vectors(const char *file)
 		uint64_t s2 = json_integer_value(json_object_get(v, "second"));
 
 		wn = load_path(json_object_get(v, "path"), want);
-		CHECK_EQ(qs_merkle_tree_consistency_proof(t, s1, s2, path, QS_MAX_MERKLE_PATH, &n), 0);
+		CHECK_EQ(qs_merkle_tree_consistency_proof(t, s1, s2, path, QS_MAX_MERKLE_PATH, &n),
+		         0);
 		CHECK_EQ(n, wn);
 		CHECK(memcmp(path, want, wn * 32) == 0);
 		r = qs_merkle_consistency_verify(s1, s2, roots[s1], roots[s2], want, wn);
 		if (r != 0)
 			fprintf(stderr, "consistency %llu->%llu: %s\n", (unsigned long long)s1,
-				(unsigned long long)s2, qs_errdetail());
+			        (unsigned long long)s2, qs_errdetail());
 		CHECK_EQ(r, 0);
 		if (s1 < s2) /* swapped roots must not verify */
-			CHECK(qs_merkle_consistency_verify(s1, s2, roots[s2], roots[s1], want, wn) ==
-			      QS_ERR_BADSIG);
+			CHECK(qs_merkle_consistency_verify(s1, s2, roots[s2], roots[s1], want,
+			                                   wn) == QS_ERR_BADSIG);
 	}
 	qs_merkle_tree_free(t);
 	json_decref(doc);
@@ -197,7 +199,8 @@ check_inclusion(struct qs_merkle_tree *t, uint64_t idx, uint64_t size, int flip_
 	}
 	if (size > 1)
 		CHECK(qs_merkle_inclusion_verify(idx ^ 1, size, leaf, path, n, root) ==
-		      QS_ERR_BADSIG || (idx ^ 1) >= size);
+		              QS_ERR_BADSIG ||
+		      (idx ^ 1) >= size);
 	if (n > 0)
 		CHECK(qs_merkle_inclusion_verify(idx, size, leaf, path, n - 1, root) ==
 		      QS_ERR_BADSIG);
@@ -346,16 +349,16 @@ bench(void)
 	t0 = now();
 	for (int i = 0; i < 10000; i++)
 		CHECK_EQ(qs_merkle_tree_inclusion_proof(t, rnd() % n, n, path, QS_MAX_MERKLE_PATH,
-							&plen),
-			 0);
+		                                        &plen),
+		         0);
 	t1 = now();
 	printf("bench: inclusion proof at 1M: %zu hashes (%zu bytes), %.2f us to build\n", plen,
 	       plen * 32, (t1 - t0) / 10000 * 1e6);
 	t0 = now();
 	for (int i = 0; i < 10000; i++)
 		CHECK_EQ(qs_merkle_tree_consistency_proof(t, 1 + rnd() % (n - 1), n, path,
-							  QS_MAX_MERKLE_PATH, &plen),
-			 0);
+		                                          QS_MAX_MERKLE_PATH, &plen),
+		         0);
 	t1 = now();
 	printf("bench: consistency proof at 1M: ~%zu hashes, %.2f us to build\n", plen,
 	       (t1 - t0) / 10000 * 1e6);

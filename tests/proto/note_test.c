@@ -241,33 +241,33 @@ garbage(void)
 
 	/* checkpoint bodies */
 	CHECK_EQ(qs_checkpoint_parse(text, tl, NULL, &cp), 0);
-	CHECK_EQ(qs_checkpoint_parse("o\n01\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 47, NULL,
-				     &cp),
-		 QS_ERR_INVALID);
-	CHECK_EQ(qs_checkpoint_parse("o\n-1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 47, NULL,
-				     &cp),
-		 QS_ERR_INVALID);
+	CHECK_EQ(qs_checkpoint_parse("o\n01\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 47,
+	                             NULL, &cp),
+	         QS_ERR_INVALID);
+	CHECK_EQ(qs_checkpoint_parse("o\n-1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 47,
+	                             NULL, &cp),
+	         QS_ERR_INVALID);
 	CHECK_EQ(qs_checkpoint_parse("o\n18446744073709551616\n"
-				     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-				     68, NULL, &cp),
-		 QS_ERR_INVALID);
+	                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+	                             68, NULL, &cp),
+	         QS_ERR_INVALID);
 	CHECK_EQ(qs_checkpoint_parse("o\n18446744073709551615\n"
-				     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-				     68, NULL, &cp),
-		 0);
+	                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+	                             68, NULL, &cp),
+	         0);
 	CHECK_EQ(cp.size, UINT64_MAX);
-	CHECK_EQ(qs_checkpoint_parse("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n", 46, NULL,
-				     &cp),
-		 QS_ERR_INVALID); /* 31 bytes */
-	CHECK_EQ(qs_checkpoint_parse("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\next\n", 50,
-				     NULL, &cp),
-		 QS_ERR_INVALID);
-	CHECK_EQ(qs_checkpoint_parse("\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 46, NULL,
-				     &cp),
-		 QS_ERR_INVALID);
+	CHECK_EQ(qs_checkpoint_parse("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n", 46,
+	                             NULL, &cp),
+	         QS_ERR_INVALID); /* 31 bytes */
+	CHECK_EQ(qs_checkpoint_parse("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\next\n",
+	                             50, NULL, &cp),
+	         QS_ERR_INVALID);
+	CHECK_EQ(qs_checkpoint_parse("\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", 46,
+	                             NULL, &cp),
+	         QS_ERR_INVALID);
 	CHECK_EQ(qs_checkpoint_parse("o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", 45, NULL,
-				     &cp),
-		 QS_ERR_INVALID);
+	                             &cp),
+	         QS_ERR_INVALID);
 	CHECK_EQ(qs_checkpoint_text("has space", 1, root, &t, &tl), QS_ERR_INVALID);
 	CHECK_EQ(qs_checkpoint_text("a+b", 1, root, &t, &tl), QS_ERR_INVALID);
 	CHECK_EQ(qs_note_signer_init(&s, "bad name", k, qs_note_sign_evp, k), QS_ERR_INVALID);
@@ -288,9 +288,9 @@ static void
 key_ids(void)
 {
 	static const uint8_t pub[32] = {0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7,
-					0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a,
-					0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25,
-					0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
+	                                0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07, 0x3a,
+	                                0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25,
+	                                0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a};
 	EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
 	uint8_t type = 0, in[64];
 	uint32_t id = 0;

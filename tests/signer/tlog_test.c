@@ -378,8 +378,8 @@ spill(const char *dir, const char *name, const uint8_t *buf, size_t len)
 
 /* Open a log made of the given files; expect err. */
 static void
-expect_open(const char *base, const char *tag, const uint8_t *ent, size_t elen,
-	    const uint8_t *ck, size_t clen, int err, const char *detail_has)
+expect_open(const char *base, const char *tag, const uint8_t *ent, size_t elen, const uint8_t *ck,
+            size_t clen, int err, const char *detail_has)
 {
 	char dir[512];
 	struct qs_note_signer s = signer_for(key);
@@ -438,21 +438,21 @@ test_tamper(const char *base)
 	/* modified entry with its checksum recomputed: the root catches it */
 	make_record("entry-999", t + 8 + 3 * rec);
 	expect_open(base, "modified-rehashed", t, elen, ck, clen, QS_ERR_PRECONDITION,
-		    "does not match its signed checkpoint");
+	            "does not match its signed checkpoint");
 	/* deleted entry */
 	memcpy(t, ent, elen);
 	memmove(t + 8 + 3 * rec, t + 8 + 4 * rec, elen - (8 + 4 * rec));
 	expect_open(base, "deleted", t, elen - rec, ck, clen, QS_ERR_PRECONDITION,
-		    "7 entries but its signed checkpoint covers 8");
+	            "7 entries but its signed checkpoint covers 8");
 	/* reordered entries */
 	memcpy(t, ent, elen);
 	memcpy(t + 8 + 2 * rec, ent + 8 + 5 * rec, rec);
 	memcpy(t + 8 + 5 * rec, ent + 8 + 2 * rec, rec);
 	expect_open(base, "reordered", t, elen, ck, clen, QS_ERR_PRECONDITION,
-		    "does not match its signed checkpoint");
+	            "does not match its signed checkpoint");
 	/* rollback: older entries under the newer checkpoint */
 	expect_open(base, "rollback", old_ent, old_elen, ck, clen, QS_ERR_PRECONDITION,
-		    "rolled back");
+	            "rolled back");
 	/* truncated inside a committed record */
 	expect_open(base, "cut", ent, elen - 5, ck, clen, QS_ERR_PRECONDITION, "entry 7");
 	/* checkpoint signed by a key we do not trust */
@@ -464,19 +464,19 @@ test_tamper(const char *base)
 		tlog_close(lo);
 		ck_other = slurp(ddir, "checkpoint", &olen);
 		expect_open(base, "otherkey", ent, 8, ck_other, olen, QS_ERR_PRECONDITION,
-			    "checkpoint refused");
+		            "checkpoint refused");
 		free(ck_other);
 	}
 	/* tampered checkpoint text */
 	memcpy(t, ck, clen);
 	t[strlen(ORIGIN) + 1] = '9'; /* the size line */
 	expect_open(base, "ckpt-edit", ent, elen, t, clen, QS_ERR_PRECONDITION,
-		    "checkpoint refused");
+	            "checkpoint refused");
 	/* a missing file */
 	expect_open(base, "no-checkpoint", ent, elen, NULL, 0, QS_ERR_PRECONDITION,
-		    "checkpoint file is missing");
+	            "checkpoint file is missing");
 	expect_open(base, "no-entries", NULL, 0, ck, clen, QS_ERR_PRECONDITION,
-		    "entries file is missing");
+	            "entries file is missing");
 	/* not a log */
 	memcpy(t, ent, elen);
 	t[0] = 'X';
@@ -713,7 +713,7 @@ bench(const char *base)
 			for (size_t i = 0; i < n; i++) {
 				memset(bufs[i], 'z', 300);
 				snprintf(bufs[i], 40, "{\"seq\":%llu,\"pad\":\"",
-					 (unsigned long long)(total + i));
+				         (unsigned long long)(total + i));
 				bufs[i][strlen(bufs[i])] = 'x';
 				memcpy(bufs[i] + 298, "\"}", 2);
 				recs[i].data = (const uint8_t *)bufs[i];
@@ -734,8 +734,8 @@ bench(const char *base)
 		t0 = now();
 		for (int i = 0; i < 100000; i++)
 			CHECK_EQ(tlog_inclusion_proof(l, (uint64_t)(i * 9973) % 1000000, 1000000,
-						      path, QS_MAX_MERKLE_PATH, &plen),
-				 0);
+			                              path, QS_MAX_MERKLE_PATH, &plen),
+			         0);
 		t0 = now() - t0;
 		printf("bench: inclusion proof at 1M: %zu hashes = %zu bytes, %.2f us each\n", plen,
 		       plen * 32, t0 / 100000 * 1e6);
