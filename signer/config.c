@@ -177,7 +177,8 @@ config_load(const char *path, struct config **out)
 	static const char *const allowed[] = {"identity", "listen", "allow_plain_tcp",
 					      "ipc_mode", "state_dir", "policy",
 					      "tokens", "tls", "workers",
-					      "log_level", NULL};
+					      "log_level", "audit", NULL};
+	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", NULL};
 	struct config *c = NULL;
 	json_error_t jerr;
@@ -285,6 +286,34 @@ config_load(const char *path, struct config **out)
 	}
 	if ((r = get_str(root, "log_level", 0, NULL, &c->log_level)) != 0)
 		goto fail;
+	v = json_object_get(root, "audit");
+	if (!json_is_object(v)) {
+		r = qs_fail(QS_ERR_INVALID,
+			    "\"audit\" is required: {\"origin\": \"example.org/qsignd\", "
+			    "\"key\": \"pkcs11:token=...;object=audit-log\"}");
+		goto fail;
+	}
+	if ((r = check_keys(v, "audit", audit_allowed)) != 0 ||
+	    (r = get_str(v, "origin", 1, NULL, &c->audit_origin)) != 0 ||
+	    (r = get_str(v, "key", 1, NULL, &c->audit_key_uri)) != 0 ||
+	    (r = get_str(v, "dir", 0, dir, &c->audit_dir)) != 0) {
+		r = qs_wrap(r, "audit");
+		goto fail;
+	}
+	if (strncmp(c->audit_key_uri, "pkcs11:", 7) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "audit.key: must be a pkcs11: URI");
+		goto fail;
+	}
+	for (const char *o = c->audit_origin; *o; o++)
+		if (*o <= ' ' || *o > '~' || *o == '+') {
+			r = qs_fail(QS_ERR_INVALID,
+				    "audit.origin: printable ASCII without spaces or '+'");
+			goto fail;
+		}
+	if (c->audit_dir == NULL && asprintf(&c->audit_dir, "%s/audit", c->state_dir) < 0) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if (c->log_level != NULL && strcmp(c->log_level, "debug") != 0 &&
 	    strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "warn") != 0 &&
 	    strcmp(c->log_level, "error") != 0) {
@@ -326,5 +355,8 @@ config_free(struct config *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->log_level);
+	free(c->audit_origin);
+	free(c->audit_key_uri);
+	free(c->audit_dir);
 	free(c);
 }

@@ -35,6 +35,12 @@ struct config {
 	char *tls_cert, *tls_key, *tls_client_ca; /* required for tls+tcp:// */
 	unsigned workers;
 	char *log_level;
+	/* The tamper-evident audit log (required): checkpoint origin, the log
+	 * key in a configured token, and its directory (default
+	 * <state_dir>/audit). */
+	char *audit_origin;
+	char *audit_key_uri;
+	char *audit_dir;
 };
 
 /* Load and validate `path`. On error returns QS_ERR_INVALID / QS_ERR_IO with

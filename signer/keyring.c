@@ -126,7 +126,7 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 	if ((r = hsm_key_find(tok, pk->uri, &k->key)) != 0)
 		goto out;
 	k->type = hsm_key_type(k->key);
-	if (k->type != pk->type) {
+	if (pk->type != HSM_KEY_NONE && k->type != pk->type) {
 		r = qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
 			    hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
 			    hsm_keytype_name(pk->type));
@@ -215,4 +215,22 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	default:
 		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
 	}
+}
+
+int
+keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
+		 struct keyring_key **out)
+{
+	struct policy_key pk = {.name = "(config)", .uri = (char *)uri, .type = want};
+
+	return load_key(kr, &pk, out);
+}
+
+hsm_token *
+keyring_token_for(struct keyring *kr, const char *uri)
+{
+	for (size_t i = 0; i < kr->ntoks; i++)
+		if (hsm_token_matches(kr->toks[i], uri))
+			return kr->toks[i];
+	return NULL;
 }

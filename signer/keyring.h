@@ -36,6 +36,15 @@ int keyring_bind(struct keyring *kr, struct policy *p);
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
 		 size_t blob_len, uint8_t *sig, size_t *sig_len);
 
+/* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
+ * key, which the policy does not name. Errors as keyring_bind. */
+int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
+		     struct keyring_key **out);
+
+/* The opened token that `uri`'s token attributes select (for generating
+ * keys in it), or NULL. Owned by the keyring. */
+hsm_token *keyring_token_for(struct keyring *kr, const char *uri);
+
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);
 

@@ -15,12 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "keyring.h"
 #include "log.h"
 #include "policy.h"
 #include "qs_err.h"
 #include "server.h"
+#include "statement.h"
 #include "store.h"
 
 static void
@@ -76,8 +78,8 @@ die(const char *what, int r)
  * approval. A changed file is reported and ignored, never applied.
  */
 static int
-load_policy(const struct config *cfg, struct store *st, struct keyring *kr, int check_only,
-	    struct policy **out)
+load_policy(const struct config *cfg, struct store *st, struct keyring *kr, struct audit *au,
+	    int check_only, struct policy **out)
 {
 	struct policy *file = NULL, *cur = NULL;
 	uint64_t ver = 0;
@@ -97,8 +99,22 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, int 
 		}
 		if ((r = keyring_bind(kr, file)) != 0 || (r = policy_ext_check(file)) != 0)
 			goto out;
-		if (!check_only && (r = store_policy_add(st, 1, file->text)) != 0)
-			goto out;
+		if (!check_only) {
+			/* The audit log records the policy before it takes effect. */
+			uint8_t dg[32];
+			char *hex;
+			qs_sha256((const uint8_t *)file->text, file->text_len, dg);
+			if ((hex = qs_hex(dg, 32)) == NULL) {
+				r = qs_fail(QS_ERR_NOMEM, "out of memory");
+				goto out;
+			}
+			r = audit_append(au, "policy",
+					 json_pack("{s:I,s:s,s:s}", "version", (json_int_t)1, "sha256",
+						   hex, "text", file->text));
+			free(hex);
+			if (r != 0 || (r = store_policy_add(st, 1, file->text)) != 0)
+				goto out;
+		}
 		if (!check_only)
 			log_info("policy.bootstrap", "version=1 file=%s", cfg->policy_file);
 		cur = file;
@@ -141,8 +157,10 @@ main(int argc, char **argv)
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
 	struct policy *pol = NULL;
+	struct audit *au = NULL;
 	const char *cfgpath = NULL;
 	char *dbpath = NULL;
+	struct keyring_key *auk = NULL;
 	struct stat sb;
 	sigset_t sigs;
 	int check = 0, ch, r, sig = 0;
@@ -187,7 +205,9 @@ main(int argc, char **argv)
 		if (stat(dbpath, &sb) == 0 && (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 			die("state", r);
 		free(dbpath);
-		if ((r = load_policy(cfg, st, kr, 1, &pol)) != 0)
+		if ((r = keyring_find_uri(kr, cfg->audit_key_uri, HSM_KEY_NONE, &auk)) != 0)
+			die("audit key", qs_wrap(r, "audit.key %s", cfg->audit_key_uri));
+		if ((r = load_policy(cfg, st, kr, NULL, 1, &pol)) != 0)
 			die("policy", r);
 		printf("qsignd: %s: OK (policy version %llu, %zu keys, %zu roles, %zu "
 		       "principals)\n",
@@ -201,13 +221,16 @@ main(int argc, char **argv)
 	}
 	if ((r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 		die("state", r);
-	if ((r = load_policy(cfg, st, kr, 0, &pol)) != 0)
+	if ((r = audit_open(cfg, kr, &au)) != 0)
+		die("audit", r);
+	if ((r = load_policy(cfg, st, kr, au, 0, &pol)) != 0)
 		die("policy", r);
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	srv.store = st;
 	srv.kr = kr;
+	srv.audit = au;
 	srv.pol = pol;
 	pthread_rwlock_init(&srv.pol_lock, NULL);
 	pthread_mutex_init(&srv.req_mu, NULL);
@@ -232,6 +255,7 @@ main(int argc, char **argv)
 	pthread_mutex_destroy(&srv.req_mu);
 	pthread_mutex_destroy(&srv.hist_mu);
 	policy_unref(srv.pol);
+	audit_close(au);
 	store_close(st);
 	keyring_close(kr);
 	config_free(cfg);

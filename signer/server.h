@@ -16,6 +16,7 @@
 
 #include <nng/nng.h>
 
+#include "audit.h"
 #include "config.h"
 #include "keyring.h"
 #include "policy.h"
@@ -29,6 +30,7 @@ struct server {
 	const struct config *cfg;
 	struct store *store;
 	struct keyring *kr;
+	struct audit *audit; /* every state change goes here first */
 	struct ratelimit *rl;
 	struct pipe_table *pipes;
 

@@ -1,0 +1,53 @@
+/*
+ * audit.h - every state change of qsignd, appended to the tamper-evident
+ * log (signer/tlog.c: RFC 6962 Merkle tree + signed C2SP checkpoints).
+ *
+ * An entry is a JSON object made canonical here (sorted keys, compact,
+ * control characters escaped, integers only): {"seq": N, "time": unix ms,
+ * "event": "...", ...fields}; "seq" is its leaf index. The event names and
+ * fields are documented in proto/audit.proto.
+ *
+ * audit_append() returns only when the entry is durable and covered by a
+ * signed checkpoint: callers append *before* they act on or release
+ * anything (a signature, a vote's effect), and fail closed (UNAVAILABLE)
+ * when the log cannot be written. Concurrent callers are group-committed.
+ */
+#ifndef QS_AUDIT_H
+#define QS_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "config.h"
+#include "keyring.h"
+
+struct audit;
+
+/* Open (creating) the log of cfg->audit_dir, signing checkpoints with the
+ * token key at cfg->audit_key_uri (ECDSA P-256 or Ed25519). Refuses a log
+ * that does not match its checkpoint (QS_ERR_PRECONDITION, detail says
+ * why). */
+int audit_open(const struct config *cfg, struct keyring *kr, struct audit **out);
+void audit_close(struct audit *a);
+
+/*
+ * Append entries for events[i] with fields[i] (JSON objects; references are
+ * stolen, also on error; NULL = no extra fields). seq/time/event are added.
+ * Errors: QS_ERR_UNAVAILABLE (log not writable; nothing was committed),
+ * QS_ERR_INVALID (an entry too large), QS_ERR_NOMEM.
+ */
+int audit_append_many(struct audit *a, const char *const *events, json_t **fields, size_t n);
+int audit_append(struct audit *a, const char *event, json_t *fields);
+
+/* Canonical bytes of a JSON value as entries use them (malloc'd). */
+char *audit_canonical(json_t *v, size_t *len);
+
+/* Accessors for the auditor RPCs. */
+struct tlog *audit_tlog(struct audit *a);
+const char *audit_origin(const struct audit *a);
+const char *audit_public_pem(const struct audit *a);
+
+#endif
