@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.pb-c.h"
 #include "qsign.pb-c.h"
 
 #define QS_M_CHALLENGE "qsign.v1.Auth/Challenge"
@@ -26,6 +27,10 @@
 #define QS_M_REQ_CANCEL "qsign.v1.Requests/Cancel"
 #define QS_M_REQ_FETCH "qsign.v1.Requests/Fetch"
 #define QS_M_POLICY_SHOW "qsign.v1.Policy/Show"
+#define QS_M_AUDIT_CHECKPOINT "qsign.v1.Audit/Checkpoint"
+#define QS_M_AUDIT_ENTRIES "qsign.v1.Audit/Entries"
+#define QS_M_AUDIT_INCLUSION "qsign.v1.Audit/Inclusion"
+#define QS_M_AUDIT_CONSISTENCY "qsign.v1.Audit/Consistency"
 
 /* Unpack buf (at most `max` bytes) as a message of descriptor d.
  * *out must be freed with protobuf_c_message_free_unpacked(*out, NULL).

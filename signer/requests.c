@@ -259,6 +259,9 @@ pack_view(const struct store_request *r, const struct policy *p, int with_payloa
 
 /* ------------------------------------------------------------ helpers */
 
+static const char *state_name(int st);
+static int audit_state(struct server *s, const char *id, int from, int to, const char *msg);
+
 static int
 valid_id(const char *id)
 {
@@ -276,6 +279,10 @@ maybe_expire(struct server *s, struct store_request *r)
 {
 	if (r->state != REQ_PENDING || now_s() <= r->expires)
 		return;
+	if (audit_state(s, r->id, REQ_PENDING, REQ_EXPIRED, "request_ttl passed") != 0) {
+		log_error("request.expire", "id=%s detail=\"%s\"", r->id, qs_errdetail());
+		return;
+	}
 	if (store_req_transition(s->store, r->id, REQ_PENDING, REQ_EXPIRED,
 				 "request_ttl passed before the threshold was met") == 0) {
 		r->state = REQ_EXPIRED;
@@ -323,6 +330,57 @@ state_name(int st)
 	static const char *const n[] = {"unspecified", "pending",   "approved", "signed",
 					"rejected",    "cancelled", "expired",  "failed"};
 	return st >= 0 && st <= REQ_FAILED ? n[st] : "unknown";
+}
+
+/* ------------------------------------------------------------ audit */
+
+static char *
+hex32(const uint8_t *d)
+{
+	return qs_hex(d, 32);
+}
+
+/* Record a state change in the audit log before the store makes it. */
+static int
+audit_state(struct server *s, const char *id, int from, int to, const char *msg)
+{
+	return audit_append(s->audit, "request.state",
+			    json_pack("{s:s,s:s,s:s,s:s}", "id", id, "from", state_name(from),
+				      "to", state_name(to), "message", msg ? msg : ""));
+}
+
+/* The signatures (and result) a request produced, before they are stored
+ * and so before anyone can fetch them. */
+static int
+audit_signed(struct server *s, const struct store_request *r, const struct store_reqsig *sigs,
+	     size_t n, const uint8_t *result, size_t result_len)
+{
+	json_t *arr = json_array(), *o;
+	uint8_t dg[32];
+	char *hx;
+
+	if (arr == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		qs_sha256(sigs[i].sig, sigs[i].sig_len, dg);
+		if ((hx = hex32(dg)) == NULL) {
+			json_decref(arr);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "key", sigs[i].key,
+						     "key_id", sigs[i].key_id, "algorithm",
+						     sigs[i].algorithm, "sha256", hx));
+		free(hx);
+	}
+	o = json_pack("{s:s,s:s,s:s,s:o}", "id", r->id, "role", r->role, "kind", r->kind,
+		      "signatures", arr);
+	if (o != NULL && result != NULL) {
+		qs_sha256(result, result_len, dg);
+		if ((hx = hex32(dg)) != NULL)
+			json_object_set_new(o, "result_sha256", json_string(hx));
+		free(hx);
+	}
+	return audit_append(s->audit, "request.signed", o);
 }
 
 /* ------------------------------------------------------------ finalize */
@@ -400,8 +458,26 @@ finalize(struct server *s, const char *id)
 				     (unsigned long long)np->version, (unsigned long long)want);
 			goto fail;
 		}
-		if ((rc = keyring_bind(s->kr, np)) != 0 || (rc = policy_ext_check(np)) != 0 ||
-		    (rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) != 0)
+		if ((rc = keyring_bind(s->kr, np)) != 0 || (rc = policy_ext_check(np)) != 0)
+			goto fail;
+		{
+			uint8_t dg[32];
+			char *hx;
+			qs_sha256((const uint8_t *)np->text, np->text_len, dg);
+			if ((hx = hex32(dg)) == NULL) {
+				rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+				goto fail;
+			}
+			rc = audit_append(s->audit, "policy",
+					  json_pack("{s:I,s:s,s:s,s:s}", "version",
+						    (json_int_t)np->version, "sha256", hx, "text",
+						    np->text, "request", id));
+			free(hx);
+			if (rc != 0)
+				goto fail;
+		}
+		if ((rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) !=
+		    0)
 			goto fail;
 		pthread_rwlock_wrlock(&s->pol_lock);
 		cur = s->pol;
@@ -420,6 +496,7 @@ finalize(struct server *s, const char *id)
 	}
 	if ((ko = reqkind_find(r->kind)) != NULL) {
 		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) != 0 ||
+		    (rc = audit_signed(s, r, sigs, n, result, result_len)) != 0 ||
 		    (rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
 			goto fail;
 		log_info("request.done", "id=%s role=%s kind=%s signatures=%zu", id, r->role,
@@ -441,7 +518,8 @@ finalize(struct server *s, const char *id)
 		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
 			 hsm_keytype_name(k->type));
 	}
-	if ((rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
+	if ((rc = audit_signed(s, r, sigs, n, NULL, 0)) != 0 ||
+	    (rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
 		goto fail;
 	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
 	goto out;
@@ -450,7 +528,8 @@ fail:
 	{
 		char msg[QS_ERRDETAIL_MAX + 32];
 		snprintf(msg, sizeof(msg), "%s", qs_errdetail());
-		if (store_req_transition(s->store, id, REQ_APPROVED, REQ_FAILED, msg) != 0)
+		if (audit_state(s, id, REQ_APPROVED, REQ_FAILED, msg) != 0 ||
+		    store_req_transition(s->store, id, REQ_APPROVED, REQ_FAILED, msg) != 0)
 			log_error("request.stuck", "id=%s detail=\"%s\"", id, qs_errdetail());
 	}
 out:
@@ -593,6 +672,23 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	rec.created = now_s();
 	rec.expires = rec.created + ru.ttl_s;
 	rec.policy_version = cx->pol->version;
+	{
+		char *hx = hex32(rec.digest);
+		if (hx == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto unlock;
+		}
+		r = audit_append(cx->srv->audit, "request.submitted",
+				 json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id", rec.id,
+					   "role", rec.role, "kind", rec.kind, "submitter",
+					   rec.submitter, "payload_sha256", hx, "size",
+					   (json_int_t)rec.payload_len, "message", req->message,
+					   "policy_version", (json_int_t)rec.policy_version,
+					   "expires", (json_int_t)rec.expires));
+		free(hx);
+		if (r != 0)
+			goto unlock;
+	}
 	if ((r = store_req_insert(cx->srv->store, &rec)) != 0)
 		goto unlock;
 	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu", rec.id,
@@ -798,6 +894,28 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	memcpy(vote.sig, req->signature.data, req->signature.len);
 	vote.sig_len = req->signature.len;
 	vote.reason = req->reason;
+	{
+		/* Everything an auditor needs to re-verify the vote offline. */
+		char *hx = hex32(r->digest), *sx = qs_hex(vote.sig, vote.sig_len);
+		if (hx == NULL || sx == NULL) {
+			free(hx);
+			free(sx);
+			rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		rc = audit_append(cx->srv->audit, "request.vote",
+				  json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
+					    r->id, "approver", cx->principal, "decision",
+					    req->approve ? "approve" : "reject", "time",
+					    (json_int_t)req->time, "role", r->role, "kind", r->kind,
+					    "payload_sha256", hx, "server", cx->srv->cfg->identity,
+					    "signature", sx, "reason", req->reason, "state",
+					    state_name(new_state)));
+		free(hx);
+		free(sx);
+		if (rc != 0)
+			goto out;
+	}
 	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, new_state, msg[0] ? msg : NULL)) !=
 	    0)
 		goto out;
@@ -847,7 +965,9 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			     state_name(r->state));
 		goto out;
 	}
-	if ((rc = store_req_transition(cx->srv->store, r->id, REQ_PENDING, REQ_CANCELLED,
+	if ((rc = audit_state(cx->srv, r->id, REQ_PENDING, REQ_CANCELLED, "cancelled by submitter")) !=
+		    0 ||
+	    (rc = store_req_transition(cx->srv->store, r->id, REQ_PENDING, REQ_CANCELLED,
 				       "cancelled by its submitter")) != 0)
 		goto out;
 	log_info("request.cancelled", "id=%s by=%s", r->id, cx->principal);

@@ -265,6 +265,20 @@ handle(struct server *s, nng_msg *req)
 		}
 	}
 	r = m->fn(&cx, call->body.data, call->body.len, &body, &body_len);
+	if (m->mutates && cx.authed &&
+	    (r == QS_ERR_DENIED || r == QS_ERR_PRECONDITION || r == QS_ERR_UNAUTH)) {
+		/* Refusals of state-changing calls by known principals are part
+		 * of the record (anonymous noise is not: it would let anyone
+		 * fill the log). */
+		char detail[QS_ERRDETAIL_MAX];
+		snprintf(detail, sizeof(detail), "%s", qs_errdetail());
+		if (audit_append(s->audit, "refusal",
+				 json_pack("{s:s,s:s,s:s,s:s}", "principal", cx.principal, "method",
+					   m->name, "status", qs_status_name(qs_err_status(r)),
+					   "message", detail)) != 0)
+			log_error("audit.refusal", "detail=\"%s\"", qs_errdetail());
+		qs_fail(r, "%s", detail);
+	}
 reply:
 	reply.status = (Qsign__V1__Status)qs_err_status(r);
 	if (r != 0) {

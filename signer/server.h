@@ -76,6 +76,9 @@ struct rpc_method {
 	const char *name;
 	handler_fn fn;
 	int needs_auth;
+	/* Changes state: its refusals (PERMISSION_DENIED, FAILED_PRECONDITION,
+	 * UNAUTHENTICATED of an authenticated caller) are audited. */
+	int mutates;
 };
 
 /* The method called `name`, or NULL. */
@@ -113,6 +116,10 @@ int h_req_vote(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *)
 int h_req_cancel(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_req_fetch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_policy_show(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_audit_checkpoint(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_audit_entries(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_audit_inclusion(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_audit_consistency(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 
 /* Finish requests left APPROVED by a crash (sign them now). */
 void requests_resume(struct server *s);

@@ -30,18 +30,49 @@ kind_name(Qsign__V1__PayloadKind k)
 static int
 changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 {
+	const char **events = NULL;
+	json_t **fields = NULL;
 	int r;
 
 	if (n == 0)
 		return 0;
+	events = calloc(n, sizeof(*events));
+	fields = calloc(n, sizeof(*fields));
+	if (events == NULL || fields == NULL) {
+		free(events);
+		free(fields);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *hx = qs_hex(sigs[i].digest, 32);
+		events[i] = "signature";
+		fields[i] = hx ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "principal",
+					   sigs[i].principal, "role", sigs[i].role, "key", sigs[i].key,
+					   "key_id", sigs[i].key_id, "kind", sigs[i].kind, "digest", hx,
+					   "policy_version", (json_int_t)sigs[i].policy_version)
+			       : NULL;
+		free(hx);
+	}
+	/* The audit log first: a signature nobody can later find in the log
+	 * must not leave the daemon. */
+	r = audit_append_many(cx->srv->audit, events, fields, n);
+	free(events);
+	free(fields);
+	if (r != 0) {
+		log_error("sign.unaudited", "principal=%s role=%s count=%zu detail=\"%s\"",
+			  cx->principal, sigs[0].role, n, qs_errdetail());
+		return qs_fail(QS_ERR_UNAVAILABLE,
+			       "the audit log cannot be written: no signature was released (%s)",
+			       qs_errdetail());
+	}
 	if ((r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
 		log_error("sign.unrecorded", "principal=%s role=%s count=%zu detail=\"%s\"",
 			  cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_fail(QS_ERR_UNAVAILABLE,
 			       "signature could not be recorded durably; nothing was released");
 	}
-	log_info("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
-		 sigs[0].key, n);
+	log_debug("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
+		  sigs[0].key, n);
 	return 0;
 }
 

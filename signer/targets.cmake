@@ -16,7 +16,8 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/rpc_table.c
   ${CMAKE_CURRENT_LIST_DIR}/policy_ext.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
-  ${CMAKE_CURRENT_LIST_DIR}/audit.c)
+  ${CMAKE_CURRENT_LIST_DIR}/audit.c
+  ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c)
 target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
                       PkgConfig::CRYPTO nng::nng Threads::Threads)
