@@ -6,6 +6,8 @@
  * sign in the token -> record durably (the one place every state change is
  * reported: changes_signed) -> only then reply with the signature.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +188,55 @@ out:
 	return r;
 }
 
+#define BATCH_THREADS 4     /* token sessions one SignBatch may use at once */
+#define BATCH_MIN_SLICE 64  /* below this, a thread costs more than it saves */
+
+struct batch_slice {
+	const Qsign__V1__SignBatchRequest *req;
+	const struct keyring_key *k;
+	Qsign__V1__SignResult *results;
+	uint8_t *sigs;
+	uint8_t (*dgs)[32];
+	char (*msgs)[128];
+	size_t from, to;
+};
+
+static void *
+batch_slice_main(void *arg)
+{
+	struct batch_slice *b = arg;
+	const Qsign__V1__SignBatchRequest *req = b->req;
+
+	for (size_t i = b->from; i < b->to; i++) {
+		Qsign__V1__SignResult *res = &b->results[i];
+		uint8_t *sig = b->sigs + i * (HSM_SIG_MAX + 16);
+		size_t sig_len = 0;
+		int ri;
+
+		qsign__v1__sign_result__init(res);
+		ri = payload_digest(req->kind, &req->payloads[i], b->dgs[i]);
+		if (ri == 0)
+			ri = keyring_sign(b->k, b->dgs[i],
+					  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
+						  ? req->payloads[i].data
+						  : NULL,
+					  req->payloads[i].len, sig, &sig_len);
+		if (ri != 0) {
+			res->status = (Qsign__V1__Status)qs_err_status(ri);
+			if (res->status == 0)
+				res->status = QSIGN__V1__STATUS__INTERNAL;
+			snprintf(b->msgs[i], sizeof(b->msgs[i]), "%s", qs_errdetail());
+			res->message = b->msgs[i];
+			continue;
+		}
+		res->signature.data = sig;
+		res->signature.len = sig_len;
+		res->digest.data = b->dgs[i];
+		res->digest.len = 32;
+	}
+	return NULL;
+}
+
 int
 h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
@@ -224,31 +275,39 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		Qsign__V1__SignResult *res = &results[i];
-		uint8_t *sig = sigs + i * (HSM_SIG_MAX + 16);
-		size_t sig_len = 0;
-		int ri;
+	{
+		/* Sign the slices of a large batch in parallel: each thread
+		 * borrows its own token session from the pool, so one batch can
+		 * use the token's parallelism (SoftHSM scales to ~2 threads). */
+		struct batch_slice sl[BATCH_THREADS];
+		pthread_t th[BATCH_THREADS];
+		size_t nt = n / BATCH_MIN_SLICE, per;
+		int started[BATCH_THREADS] = {0};
 
-		qsign__v1__sign_result__init(res);
-		rp[i] = res;
-		ri = payload_digest(req->kind, &req->payloads[i], dgs[i]);
-		if (ri == 0)
-			ri = keyring_sign(k, dgs[i],
-					  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
-						  ? req->payloads[i].data
-						  : NULL,
-					  req->payloads[i].len, sig, &sig_len);
-		if (ri != 0) {
-			res->status = (Qsign__V1__Status)qs_err_status(ri);
-			snprintf(msgs[i], sizeof(msgs[i]), "%s", qs_errdetail());
-			res->message = msgs[i];
-			continue;
+		if (nt < 1)
+			nt = 1;
+		if (nt > BATCH_THREADS)
+			nt = BATCH_THREADS;
+		per = (n + nt - 1) / nt;
+		for (size_t t = 0; t < nt; t++) {
+			sl[t] = (struct batch_slice){.req = req, .k = k, .results = results,
+						     .sigs = sigs, .dgs = dgs, .msgs = msgs,
+						     .from = t * per,
+						     .to = (t + 1) * per < n ? (t + 1) * per : n};
+			if (t > 0 && pthread_create(&th[t], NULL, batch_slice_main, &sl[t]) == 0)
+				started[t] = 1;
 		}
-		res->signature.data = sig;
-		res->signature.len = sig_len;
-		res->digest.data = dgs[i];
-		res->digest.len = 32;
+		batch_slice_main(&sl[0]);
+		for (size_t t = 1; t < nt; t++)
+			if (started[t])
+				pthread_join(th[t], NULL);
+			else
+				batch_slice_main(&sl[t]); /* no thread: do it here */
+	}
+	for (size_t i = 0; i < n; i++) {
+		rp[i] = &results[i];
+		if (results[i].status != 0)
+			continue;
 		recs[nrec].time_ms = now_ms();
 		recs[nrec].principal = cx->principal;
 		recs[nrec].role = ro->name;

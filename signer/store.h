@@ -131,8 +131,10 @@ int store_policy_get(struct store *s, uint64_t version, char **text);
  * store), else QS_ERR_PRECONDITION. */
 int store_policy_add(struct store *s, uint64_t version, const char *text);
 
-/* Record n signatures in one durable transaction. Concurrent callers are
- * group-committed: one fsync covers everyone who arrived meanwhile. */
+/* Record n signatures in one transaction. Concurrent callers are
+ * group-committed. Durable against a process crash (kill -9); the record
+ * that also survives power loss is the audit log entry, which callers
+ * append first. */
 int store_record_signatures(struct store *s, const struct store_sig *sigs, size_t n);
 
 int store_count_signatures(struct store *s, uint64_t *n);

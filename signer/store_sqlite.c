@@ -32,12 +32,18 @@ struct gc_item {
 	int done;
 	int rc;
 	char detail[160];
+	pthread_cond_t cv; /* this caller's: wake exactly the callers of a batch */
 	struct gc_item *next;
 };
 
 struct sq_store {
 	struct store base;
 	sqlite3 *db;
+	/* The signature index gets its own connection with synchronous=NORMAL:
+	 * in WAL mode a commit survives a process crash without an fsync, and
+	 * the power-loss-durable record of every signature is the audit log,
+	 * appended (and fsync'ed) before the signature is released. */
+	sqlite3 *sigdb;
 	pthread_mutex_t db_mu; /* one statement sequence at a time on db */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_work, q_done;
@@ -198,33 +204,35 @@ writer_main(void *arg)
 		s->tail = &s->head;
 		pthread_mutex_unlock(&s->q_mu);
 
-		pthread_mutex_lock(&s->db_mu);
+		/* Only this thread uses sigdb. */
 		r = 0;
 		if (st == NULL &&
-		    sqlite3_prepare_v2(s->db,
+		    sqlite3_prepare_v2(s->sigdb,
 				       "INSERT INTO signature (time_ms, principal, role, key,"
 				       " key_id, kind, digest, policy_version)"
 				       " VALUES (?,?,?,?,?,?,?,?)",
 				       -1, &st, NULL) != SQLITE_OK)
-			r = dberr(s->db, "prepare insert signature");
+			r = dberr(s->sigdb, "prepare insert signature");
 		if (r == 0)
-			r = exec(s->db, "BEGIN IMMEDIATE");
+			r = exec(s->sigdb, "BEGIN IMMEDIATE");
 		for (it = batch; r == 0 && it != NULL; it = it->next)
-			r = insert_sigs(s->db, st, it->sigs, it->n);
+			r = insert_sigs(s->sigdb, st, it->sigs, it->n);
 		if (r == 0)
-			r = exec(s->db, "COMMIT");
+			r = exec(s->sigdb, "COMMIT");
 		if (r != 0)
-			exec(s->db, "ROLLBACK");
-		pthread_mutex_unlock(&s->db_mu);
+			exec(s->sigdb, "ROLLBACK");
+
 
 		pthread_mutex_lock(&s->q_mu);
-		for (it = batch; it != NULL; it = it->next) {
+		for (it = batch; it != NULL;) {
+			struct gc_item *next = it->next;
 			it->rc = r;
 			if (r != 0)
 				snprintf(it->detail, sizeof(it->detail), "%s", qs_errdetail());
 			it->done = 1;
+			pthread_cond_signal(&it->cv);
+			it = next;
 		}
-		pthread_cond_broadcast(&s->q_done);
 		pthread_mutex_unlock(&s->q_mu);
 	}
 	sqlite3_finalize(st);
@@ -237,17 +245,20 @@ sq_record_signatures(struct store *base, const struct store_sig *sigs, size_t n)
 	struct sq_store *s = (struct sq_store *)base;
 	struct gc_item item = {.sigs = sigs, .n = n};
 
+	pthread_cond_init(&item.cv, NULL);
 	pthread_mutex_lock(&s->q_mu);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->q_mu);
+		pthread_cond_destroy(&item.cv);
 		return qs_fail(QS_ERR_UNAVAILABLE, "state store is shutting down");
 	}
 	*s->tail = &item;
 	s->tail = &item.next;
 	pthread_cond_signal(&s->q_work);
 	while (!item.done)
-		pthread_cond_wait(&s->q_done, &s->q_mu);
+		pthread_cond_wait(&item.cv, &s->q_mu);
 	pthread_mutex_unlock(&s->q_mu);
+	pthread_cond_destroy(&item.cv);
 	if (item.rc != 0)
 		return qs_fail(item.rc, "%s", item.detail);
 	return 0;
@@ -1021,6 +1032,8 @@ sq_close(struct store *base)
 		pthread_mutex_unlock(&s->q_mu);
 		pthread_join(s->writer, NULL);
 	}
+	if (s->sigdb != NULL)
+		sqlite3_close(s->sigdb);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->db_mu);
@@ -1087,6 +1100,15 @@ store_open_sqlite(const char *state_dir, struct store **out)
 		r = qs_wrap(r, "%s", path);
 		goto out;
 	}
+	if (sqlite3_open_v2(path, &s->sigdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+	    SQLITE_OK) {
+		r = qs_fail(QS_ERR_DB, "open %s: %s", path,
+			    s->sigdb ? sqlite3_errmsg(s->sigdb) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(s->sigdb, 10000);
+	if ((r = exec(s->sigdb, "PRAGMA synchronous = NORMAL")) != 0)
+		goto out;
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
 		r = qs_fail(QS_ERR_INTERNAL, "cannot start store writer thread");
 		goto out;
