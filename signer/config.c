@@ -159,8 +159,31 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 		if ((r = get_str(v, "name", 1, NULL, &t->name)) != 0 ||
 		    (r = get_str(v, "module", 1, NULL, &t->module)) != 0 ||
 		    (r = get_str(v, "uri", 1, NULL, &t->uri)) != 0 ||
-		    (r = get_str(v, "pin_file", 1, dir, &t->pin_file)) != 0)
+		    (r = get_str(v, "pin_file", 1, NULL, &t->pin_file)) != 0)
 			return qs_wrap(r, "%s", what);
+		if (strncmp(t->pin_file, "credential:", 11) == 0) {
+			/* systemd LoadCredential=: the PIN never touches the
+			 * service's own file system. */
+			const char *cd = getenv("CREDENTIALS_DIRECTORY"), *name = t->pin_file + 11;
+			char *p = NULL;
+			if (cd == NULL || *cd != '/')
+				return qs_fail(QS_ERR_INVALID,
+					       "%s: pin_file %s needs $CREDENTIALS_DIRECTORY (systemd "
+					       "LoadCredential=)",
+					       what, t->pin_file);
+			if (!qs_name_valid(name, QS_MAX_NAME))
+				return qs_fail(QS_ERR_INVALID, "%s: bad credential name", what);
+			if (asprintf(&p, "%s/%s", cd, name) < 0)
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+			free(t->pin_file);
+			t->pin_file = p;
+		} else {
+			char *p = resolve(dir, t->pin_file);
+			if (p == NULL)
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+			free(t->pin_file);
+			t->pin_file = p;
+		}
 		if (strncmp(t->uri, "pkcs11:", 7) != 0)
 			return qs_fail(QS_ERR_INVALID, "%s: uri must be a pkcs11: URI", what);
 		for (size_t j = 0; j + 1 < c->ntokens; j++)
@@ -177,7 +200,8 @@ config_load(const char *path, struct config **out)
 	static const char *const allowed[] = {"identity", "listen", "allow_plain_tcp",
 					      "ipc_mode", "state_dir", "policy",
 					      "tokens", "tls", "workers",
-					      "log_level", "audit", NULL};
+					      "log_level", "audit", "user",
+					      "group", "seccomp", NULL};
 	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", NULL};
 	struct config *c = NULL;
@@ -286,6 +310,19 @@ config_load(const char *path, struct config **out)
 	}
 	if ((r = get_str(root, "log_level", 0, NULL, &c->log_level)) != 0)
 		goto fail;
+	if ((r = get_str(root, "user", 0, NULL, &c->user)) != 0 ||
+	    (r = get_str(root, "group", 0, NULL, &c->group)) != 0)
+		goto fail;
+	if (c->group != NULL && c->user == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "\"group\" needs \"user\"");
+		goto fail;
+	}
+	v = json_object_get(root, "seccomp");
+	if (v != NULL && !json_is_boolean(v)) {
+		r = qs_fail(QS_ERR_INVALID, "\"seccomp\" must be true or false");
+		goto fail;
+	}
+	c->seccomp = v == NULL || json_is_true(v);
 	v = json_object_get(root, "audit");
 	if (!json_is_object(v)) {
 		r = qs_fail(QS_ERR_INVALID,
@@ -355,6 +392,8 @@ config_free(struct config *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->log_level);
+	free(c->user);
+	free(c->group);
 	free(c->audit_origin);
 	free(c->audit_key_uri);
 	free(c->audit_dir);

@@ -38,6 +38,8 @@ struct config {
 	/* The tamper-evident audit log (required): checkpoint origin, the log
 	 * key in a configured token, and its directory (default
 	 * <state_dir>/audit). */
+	char *user, *group; /* drop to these after start-up (when root) */
+	int seccomp;        /* syscall allow-list after start-up (default on) */
 	char *audit_origin;
 	char *audit_key_uri;
 	char *audit_dir;

@@ -15,8 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "audit.h"
 #include "config.h"
+#include "harden.h"
 #include "keyring.h"
 #include "log.h"
 #include "policy.h"
@@ -45,23 +48,6 @@ usage(FILE *f)
 		"\n"
 		"example:\n"
 		"  qsignd -c .qsign/qsignd.json --check && qsignd -c .qsign/qsignd.json\n");
-}
-
-/* STYLE.md §7: no core dumps, no ptrace by other users, fds 0-2 always
- * open (so a stray write never lands in a socket or the database). */
-static void
-harden(void)
-{
-	struct rlimit rl = {0, 0};
-	int fd;
-
-	setrlimit(RLIMIT_CORE, &rl);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	umask(077);
-	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
-		;
-	if (fd > 2)
-		close(fd);
 }
 
 static void
@@ -165,7 +151,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	int check = 0, ch, r, sig = 0;
 
-	harden();
+	harden_early();
 	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': cfgpath = optarg; break;
@@ -241,14 +227,32 @@ main(int argc, char **argv)
 		server_stop(&srv);
 		die("start", r);
 	}
+	{
+		const char *dirs[] = {cfg->state_dir, cfg->audit_dir, NULL};
+		if ((r = harden_drop(cfg->user, cfg->group, dirs)) != 0) {
+			server_stop(&srv);
+			die("user", r);
+		}
+	}
+	if (cfg->seccomp) {
+		if ((r = harden_seccomp()) < 0) {
+			server_stop(&srv);
+			die("seccomp", r);
+		}
+		if (r == 1)
+			log_warn("seccomp.skipped", "reason=\"sanitizer build\"");
+	}
 	log_info("start", "version=%s identity=%s policy_version=%llu workers=%u", QS_VERSION,
 		 cfg->identity, (unsigned long long)pol->version, cfg->workers);
-	/* Readiness line for scripts and tests. */
+	/* Readiness: a line for scripts and tests, READY=1 for systemd
+	 * (Type=notify; a no-op outside systemd). */
 	fprintf(stderr, "qsignd: ready\n");
+	sd_notify(0, "READY=1\nSTATUS=serving");
 
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
 		log_info("sighup", "ignored (policy changes go through qsign policy propose)");
 	log_info("stop", "signal=%d", sig);
+	sd_notify(0, "STOPPING=1");
 	server_stop(&srv);
 	requests_cleanup(&srv);
 	pthread_rwlock_destroy(&srv.pol_lock);

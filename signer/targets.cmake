@@ -15,12 +15,13 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/reqkinds.c
   ${CMAKE_CURRENT_LIST_DIR}/rpc_table.c
   ${CMAKE_CURRENT_LIST_DIR}/policy_ext.c
+  ${CMAKE_CURRENT_LIST_DIR}/harden.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c)
 target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
-                      PkgConfig::CRYPTO nng::nng Threads::Threads)
+                      PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)
 
 add_executable(qsignd ${CMAKE_CURRENT_LIST_DIR}/qsignd.c)
-target_link_libraries(qsignd PRIVATE qs_signer)
+target_link_libraries(qsignd PRIVATE qs_signer PkgConfig::SYSTEMD)

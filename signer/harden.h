@@ -1,0 +1,33 @@
+/*
+ * harden.h - process hardening of qsignd (STYLE.md §7).
+ *
+ *   harden_early()      first thing in main: no core dumps, not dumpable
+ *                       (no ptrace by same-uid processes), umask 077, fds
+ *                       0-2 open and every other inherited fd closed.
+ *   harden_drop()       after tokens, state and listeners are open: switch
+ *                       to the configured user/group (when started as root).
+ *   harden_seccomp()    last: a syscall allow-list (libseccomp); anything
+ *                       else kills the process (SIGSYS).
+ */
+#ifndef QS_HARDEN_H
+#define QS_HARDEN_H
+
+void harden_early(void);
+
+/* Become user:group (names or numeric ids; group NULL = the user's primary
+ * group), giving ownership of `dirs` (NULL-terminated, recursively) to it
+ * first so the state stays writable. No-op when user is NULL. Refuses to
+ * run as root without a user only if require_drop. Errors: QS_ERR_INVALID
+ * (unknown user/group), QS_ERR_DENIED (setuid failed / could regain root). */
+int harden_drop(const char *user, const char *group, const char *const *dirs);
+
+/* Install the allow-list filter for this process and all its threads. In
+ * sanitizer builds (whose runtimes need ptrace and more) it is skipped and
+ * the caller is told so (returns 1). Errors: QS_ERR_INTERNAL. */
+int harden_seccomp(void);
+
+/* For tests: install the filter and then make a forbidden call. Does not
+ * return if the filter works. */
+void harden_seccomp_selftest(void);
+
+#endif
