@@ -105,8 +105,11 @@ harden_drop(const char *user, const char *group, const char *const *dirs)
 		return qs_fail(QS_ERR_DENIED, "cannot become %s: %s", user, strerror(errno));
 	if (setuid(0) == 0 || seteuid(0) == 0)
 		return qs_fail(QS_ERR_DENIED, "could regain root after dropping to %s", user);
-	/* setuid re-enables dumping on some kernels: turn it off again. */
+	/* setuid re-enables dumping on some kernels: turn it off again; and
+	 * nothing we could exec may gain privileges (also set by seccomp). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return qs_fail(QS_ERR_DENIED, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	return 0;
 }
 
