@@ -22,6 +22,7 @@ install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
               ${CMAKE_SOURCE_DIR}/proto/qs_limits.h
               ${CMAKE_SOURCE_DIR}/proto/wire.h
               ${CMAKE_BINARY_DIR}/proto/proto/qsign.pb-c.h
+              ${CMAKE_BINARY_DIR}/proto/proto/audit.pb-c.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qsclient)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
