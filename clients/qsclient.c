@@ -17,8 +17,12 @@
 #include <openssl/rand.h>
 
 #include "identity.h"
+#include "merkle.h"
 #include "payload.h"
+#include "pki_payload.h"
+#include "pki_wire.h"
 #include "statement.h"
+#include "tuf_wire.h"
 
 /* Server messages are for humans; longer ones are cut so that a hostile
  * peer cannot flood a terminal or a log. */
@@ -1081,4 +1085,265 @@ qsc_policy_show(qsc_client *c, uint64_t version, Qsign__V1__PolicyShowResponse *
 	}
 	*out = resp;
 	return 0;
+}
+
+/* ------------------------------------------------------------ audit */
+
+static int
+printable_text(const char *s, size_t max, int allow_newline)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if ((ch < 0x20 && !(allow_newline && ch == '\n')) || ch == 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+int
+qsc_audit_checkpoint(qsc_client *c, Qsign__V1__CheckpointResponse **out)
+{
+	Qsign__V1__CheckpointRequest req = QSIGN__V1__CHECKPOINT_REQUEST__INIT;
+	Qsign__V1__CheckpointResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = qsc_call(c, QS_M_AUDIT_CHECKPOINT, &req.base,
+	                  &qsign__v1__checkpoint_response__descriptor, (ProtobufCMessage **)&resp,
+	                  NULL, NULL)) != 0)
+		return r;
+	/* The note may carry UTF-8 (the em dash) and newlines; qs_note_open
+	 * does the strict parse. Here: lengths and no control bytes where
+	 * none belong. */
+	if (strnlen(resp->note, QS_MAX_NOTE + 1) == 0 ||
+	    strnlen(resp->note, QS_MAX_NOTE + 1) > QS_MAX_NOTE ||
+	    !printable_text(resp->origin, QS_MAX_ORIGIN, 0) ||
+	    !printable_text(resp->public_pem, QSC_MAX_LOG_KEY_PEM, 1)) {
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "malformed Audit/Checkpoint reply from %s", c->url);
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_audit_entries(qsc_client *c, uint64_t start, uint32_t count, Qsign__V1__EntriesResponse **out)
+{
+	Qsign__V1__EntriesRequest req = QSIGN__V1__ENTRIES_REQUEST__INIT;
+	Qsign__V1__EntriesResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if (count == 0 || count > QS_MAX_AUDIT_FETCH)
+		return qs_fail(QS_ERR_INVALID, "entries per call must be 1..%d", QS_MAX_AUDIT_FETCH);
+	req.start = start;
+	req.count = count;
+	if ((r = qsc_call(c, QS_M_AUDIT_ENTRIES, &req.base,
+	                  &qsign__v1__entries_response__descriptor, (ProtobufCMessage **)&resp, NULL,
+	                  NULL)) != 0)
+		return r;
+	if (resp->start != start || resp->n_entries > count)
+		goto bad;
+	for (size_t i = 0; i < resp->n_entries; i++)
+		if (resp->entries[i].len == 0 || resp->entries[i].len > QS_MAX_AUDIT_ENTRY)
+			goto bad;
+	*out = resp;
+	return 0;
+bad:
+	qsc_free(resp);
+	return qs_fail(QS_ERR_INVALID, "malformed Audit/Entries reply from %s", c->url);
+}
+
+static int
+check_proof(const qsc_client *c, const Qsign__V1__ProofResponse *p, uint64_t tree_size,
+            const char *what)
+{
+	if ((tree_size != 0 && p->tree_size != tree_size) || p->n_hashes > QS_MAX_MERKLE_PATH)
+		return qs_fail(QS_ERR_INVALID, "malformed %s reply from %s", what, c->url);
+	for (size_t i = 0; i < p->n_hashes; i++)
+		if (p->hashes[i].len != QS_MERKLE_HASH_LEN)
+			return qs_fail(QS_ERR_INVALID, "malformed %s reply from %s: hash %zu is %zu bytes",
+			               what, c->url, i, p->hashes[i].len);
+	return 0;
+}
+
+int
+qsc_audit_inclusion(qsc_client *c, uint64_t index, uint64_t tree_size,
+                    Qsign__V1__ProofResponse **out)
+{
+	Qsign__V1__InclusionRequest req = QSIGN__V1__INCLUSION_REQUEST__INIT;
+	Qsign__V1__ProofResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if (tree_size != 0 && index >= tree_size)
+		return qs_fail(QS_ERR_INVALID, "entry %llu is not in a tree of %llu entries",
+		               (unsigned long long)index, (unsigned long long)tree_size);
+	req.index = index;
+	req.tree_size = tree_size;
+	if ((r = qsc_call(c, QS_M_AUDIT_INCLUSION, &req.base, &qsign__v1__proof_response__descriptor,
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if ((r = check_proof(c, resp, tree_size, "Audit/Inclusion")) != 0 ||
+	    index >= resp->tree_size) {
+		qsc_free(resp);
+		return r != 0 ? r
+		              : qs_fail(QS_ERR_INVALID, "malformed Audit/Inclusion reply from %s",
+		                        c->url);
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2,
+                      Qsign__V1__ProofResponse **out)
+{
+	Qsign__V1__ConsistencyRequest req = QSIGN__V1__CONSISTENCY_REQUEST__INIT;
+	Qsign__V1__ProofResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	if (size2 != 0 && size1 > size2)
+		return qs_fail(QS_ERR_INVALID, "no consistency proof from %llu down to %llu entries",
+		               (unsigned long long)size1, (unsigned long long)size2);
+	req.size1 = size1;
+	req.size2 = size2;
+	if ((r = qsc_call(c, QS_M_AUDIT_CONSISTENCY, &req.base,
+	                  &qsign__v1__proof_response__descriptor, (ProtobufCMessage **)&resp, NULL,
+	                  NULL)) != 0)
+		return r;
+	if ((r = check_proof(c, resp, size2, "Audit/Consistency")) != 0 ||
+	    size1 > resp->tree_size) {
+		qsc_free(resp);
+		return r != 0 ? r
+		              : qs_fail(QS_ERR_INVALID, "malformed Audit/Consistency reply from %s",
+		                        c->url);
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_tuf_push_targets(qsc_client *c, const char *targets_json, char *const *names,
+                     uint8_t *const *data, const size_t *lens, size_t nfiles,
+                     char *const *remove, size_t nremove,
+                     Qsign__V1__TufPushTargetsResponse **out)
+{
+	Qsign__V1__TufPushTargetsRequest req = QSIGN__V1__TUF_PUSH_TARGETS_REQUEST__INIT;
+	Qsign__V1__TufPushTargetsResponse *resp = NULL;
+	Qsign__V1__TufTargetFile *files = NULL, **fp = NULL;
+	int r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (nfiles > 0 && ((files = calloc(nfiles, sizeof(*files))) == NULL ||
+	                   (fp = calloc(nfiles, sizeof(*fp))) == NULL)) {
+		free(files);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nfiles; i++) {
+		qsign__v1__tuf_target_file__init(&files[i]);
+		files[i].name = names[i];
+		files[i].content.data = data[i];
+		files[i].content.len = lens[i];
+		fp[i] = &files[i];
+	}
+	req.targets_json.data = (uint8_t *)targets_json;
+	req.targets_json.len = targets_json != NULL ? strlen(targets_json) : 0;
+	req.files = fp;
+	req.n_files = nfiles;
+	req.remove = (char **)remove;
+	req.n_remove = nremove;
+	r = qsc_call(c, QS_M_TUF_PUSH_TARGETS, &req.base,
+	             &qsign__v1__tuf_push_targets_response__descriptor, (ProtobufCMessage **)&resp,
+	             NULL, NULL);
+	free(files);
+	free(fp);
+	if (r != 0)
+		return r;
+	if (out != NULL)
+		*out = resp;
+	else
+		qsc_free(resp);
+	return 0;
+}
+
+int
+qsc_tuf_get_metadata(qsc_client *c, const char *repo, const char *role, uint64_t version,
+                     Qsign__V1__TufGetMetadataResponse **out)
+{
+	Qsign__V1__TufGetMetadataRequest req = QSIGN__V1__TUF_GET_METADATA_REQUEST__INIT;
+	Qsign__V1__TufGetMetadataResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	req.repo = (char *)repo;
+	req.role = (char *)role;
+	req.version = version;
+	if ((r = qsc_call(c, QS_M_TUF_GET_METADATA, &req.base,
+	                  &qsign__v1__tuf_get_metadata_response__descriptor,
+	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+		return r;
+	if (resp->metadata.len == 0 || resp->metadata.len > 1024 * 1024 ||
+	    (version != 0 && resp->version != version)) {
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "malformed Tuf/GetMetadata reply from %s", c->url);
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_tuf_review(qsc_client *c, Qsign__V1__TufReviewResponse **out)
+{
+	Qsign__V1__TufReviewRequest req = QSIGN__V1__TUF_REVIEW_REQUEST__INIT;
+
+	*out = NULL;
+	return qsc_call(c, QS_M_TUF_REVIEW, &req.base, &qsign__v1__tuf_review_response__descriptor,
+	                (ProtobufCMessage **)out, NULL, NULL);
+}
+
+/* ------------------------------------------------------------ pki */
+
+int
+qsc_pki_show(qsc_client *c, int include_history, Qsign__V1__PkiShowResponse **out)
+{
+	Qsign__V1__PkiShowRequest req = QSIGN__V1__PKI_SHOW_REQUEST__INIT;
+
+	*out = NULL;
+	req.include_history = include_history != 0;
+	return qsc_call(c, QS_M_PKI_SHOW, &req.base, &qsign__v1__pki_show_response__descriptor,
+	                (ProtobufCMessage **)out, NULL, NULL);
+}
+
+int
+qsc_pki_issue_device(qsc_client *c, const uint8_t *csr, size_t len, const char *ca_serial,
+                     Qsign__V1__PkiIssueDeviceResponse **out)
+{
+	Qsign__V1__PkiIssueDeviceRequest req = QSIGN__V1__PKI_ISSUE_DEVICE_REQUEST__INIT;
+
+	*out = NULL;
+	if (len == 0 || len > PKI_MAX_CSR)
+		return qs_fail(QS_ERR_INVALID, "CSR of %zu bytes (1..%u)", len, PKI_MAX_CSR);
+	req.csr.data = (uint8_t *)csr;
+	req.csr.len = len;
+	req.ca_serial = (char *)(ca_serial ? ca_serial : "");
+	return qsc_call(c, QS_M_PKI_ISSUE_DEVICE, &req.base,
+	                &qsign__v1__pki_issue_device_response__descriptor,
+	                (ProtobufCMessage **)out, NULL, NULL);
+}
+
+int
+qsc_pki_crl(qsc_client *c, Qsign__V1__PkiCrlResponse **out)
+{
+	Qsign__V1__PkiCrlRequest req = QSIGN__V1__PKI_CRL_REQUEST__INIT;
+
+	*out = NULL;
+	return qsc_call(c, QS_M_PKI_CRL, &req.base, &qsign__v1__pki_crl_response__descriptor,
+	                (ProtobufCMessage **)out, NULL, NULL);
 }

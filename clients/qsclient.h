@@ -33,6 +33,8 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "qsign.pb-c.h"
+#include "pki.pb-c.h"
+#include "tuf.pb-c.h"
 #include "wire.h"
 
 #ifdef __cplusplus
@@ -188,7 +190,7 @@ int qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__
  */
 
 /* Longest message / reason the library sends (bytes). */
-#define QSC_MAX_REQUEST_TEXT 4096
+#define QSC_MAX_REQUEST_TEXT QS_MAX_REQUEST_TEXT
 
 /*
  * Requests/Submit: ask for a quorum signature by `role` (a quorum role, or
@@ -280,6 +282,61 @@ int qsc_request_fetch(qsc_client *c, const char *id, Qsign__V1__FetchResponse **
  */
 int qsc_policy_show(qsc_client *c, uint64_t version, Qsign__V1__PolicyShowResponse **out);
 
+/* ------------------------------------------------------------ Audit
+ *
+ * The tamper-evident audit log (audit.proto, service Audit), for principals
+ * with the auditor or admin role. These helpers check the shape of each
+ * reply; they do NOT establish trust: verify the checkpoint note with
+ * qs_note_open() against a pinned log key, entries against its root with
+ * proto/merkle.h, and proofs with qs_merkle_*_verify().
+ */
+
+/*
+ * Audit/Checkpoint: the latest signed checkpoint. The reply must carry a
+ * note of 1..QS_MAX_NOTE bytes without NUL, an origin of
+ * 1..QS_MAX_ORIGIN bytes and a public key PEM of at most
+ * QSC_MAX_LOG_KEY_PEM bytes (size is only a hint: the note's own size
+ * counts). *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (malformed reply), the daemon's refusal
+ * (QS_ERR_DENIED without the auditor role), transport errors.
+ */
+#define QSC_MAX_LOG_KEY_PEM 4096
+int qsc_audit_checkpoint(qsc_client *c, Qsign__V1__CheckpointResponse **out);
+
+/*
+ * Audit/Entries: up to count (1..QS_MAX_AUDIT_FETCH) entries from index
+ * start. The reply must echo start, hold at most count entries, each
+ * 1..QS_MAX_AUDIT_ENTRY bytes; fewer than count means the log ends there
+ * (none: start is the log size). *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (bad count, malformed reply), the daemon's
+ * refusal, transport errors.
+ */
+int qsc_audit_entries(qsc_client *c, uint64_t start, uint32_t count,
+                      Qsign__V1__EntriesResponse **out);
+
+/*
+ * Audit/Inclusion: the inclusion proof of entry index in the tree of
+ * tree_size entries (0 = the daemon's latest; pass the size of the
+ * checkpoint you verify against instead). The reply must name that
+ * tree_size (index < it) and hold at most QS_MAX_MERKLE_PATH hashes of 32
+ * bytes. *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (index >= tree_size, malformed reply), the
+ * daemon's refusal, transport errors.
+ */
+int qsc_audit_inclusion(qsc_client *c, uint64_t index, uint64_t tree_size,
+                        Qsign__V1__ProofResponse **out);
+
+/*
+ * Audit/Consistency: the consistency proof from the tree of size1 entries
+ * to the tree of size2 (0 = latest). The reply must name that size2 (and
+ * size1 <= it) and hold at most QS_MAX_MERKLE_PATH hashes of 32 bytes.
+ * *out freed with qsc_free().
+ * Errors: QS_ERR_INVALID (size1 > size2, malformed reply), the daemon's
+ * refusal (QS_ERR_INVALID when a size is past the log), transport errors.
+ */
+int qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2,
+                          Qsign__V1__ProofResponse **out);
+
 /* Lower-case name of a request state ("pending", ...), NULL if unknown. */
 const char *qsc_request_state_name(int state);
 
@@ -296,6 +353,45 @@ Qsign__V1__RequestState qsc_request_state_from_name(const char *name);
  * QS_ERR_IO, QS_ERR_CRYPTO, QS_ERR_NOMEM.
  */
 int qsc_keygen(const char *alg, const char *path, char **public_pem);
+
+/*
+ * Tuf/PushTargets (online, CI repository): add or replace the targets of
+ * the map targets_json (path -> {length, hashes{sha256}, custom}), with
+ * the contents of nfiles of them (names[i], data[i], lens[i]) and remove
+ * the nremove names. *out (optional) gets the versions produced; freed
+ * with qsc_free(). Errors: the daemon's refusal, transport errors.
+ */
+int qsc_tuf_push_targets(qsc_client *c, const char *targets_json, char *const *names,
+                         uint8_t *const *data, const size_t *lens, size_t nfiles,
+                         char *const *remove, size_t nremove,
+                         Qsign__V1__TufPushTargetsResponse **out);
+
+/*
+ * Tuf/GetMetadata: the signed envelope of repo ("ci" | "prod") role
+ * (root, targets, snapshot, timestamp) at version (0 = current). The reply
+ * is checked to be at most 1 MiB and of the version asked for.
+ */
+int qsc_tuf_get_metadata(qsc_client *c, const char *repo, const char *role, uint64_t version,
+                         Qsign__V1__TufGetMetadataResponse **out);
+
+/* Tuf/Review: findings about the current root. */
+int qsc_tuf_review(qsc_client *c, Qsign__V1__TufReviewResponse **out);
+
+/* Pki/Show: root, TLS, EST and device CAs (with history: earlier TLS / EST
+ * certificates too). *out freed with qsc_free(). Errors: the daemon's
+ * refusal (FAILED_PRECONDITION without a pki policy section), transport. */
+int qsc_pki_show(qsc_client *c, int include_history, Qsign__V1__PkiShowResponse **out);
+
+/* Pki/IssueDevice: a device certificate for the PEM CSR csr (at most
+ * PKI_MAX_CSR bytes) from the online device CA ca_serial (NULL/"" = the
+ * newest). Errors: QS_ERR_INVALID (CSR too large), the daemon's refusal
+ * (INVALID_ARGUMENT for a CSR it refuses, FAILED_PRECONDITION for a
+ * disabled or revoked CA, PERMISSION_DENIED), transport. */
+int qsc_pki_issue_device(qsc_client *c, const uint8_t *csr, size_t len, const char *ca_serial,
+                         Qsign__V1__PkiIssueDeviceResponse **out);
+
+/* Pki/Crl: the current CRLs (root and online device CAs). */
+int qsc_pki_crl(qsc_client *c, Qsign__V1__PkiCrlResponse **out);
 
 #ifdef __cplusplus
 }

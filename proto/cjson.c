@@ -70,12 +70,14 @@ encode_object(struct sbuf *b, const json_t *v, unsigned depth)
 	json_object_foreach((json_t *)v, k, x) keys[i++] = k;
 	/* strcmp compares unsigned bytes: UTF-8 byte order is code point
 	 * order, which is how the reference implementation sorts. */
-	qsort(keys, n, sizeof(*keys), cmp_keys);
+	if (n > 1)
+		qsort(keys, n, sizeof(*keys), cmp_keys);
 	if ((r = put(b, "{", 1)) != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if ((i > 0 && (r = put(b, ",", 1)) != 0) ||
-		    (r = put_string(b, keys[i], strlen(keys[i]))) != 0 || (r = put(b, ":", 1)) != 0 ||
+		    (r = put_string(b, keys[i], strlen(keys[i]))) != 0 ||
+		    (r = put(b, ":", 1)) != 0 ||
 		    (r = encode(b, json_object_get(v, keys[i]), depth + 1)) != 0)
 			goto out;
 	}
@@ -94,7 +96,7 @@ encode(struct sbuf *b, const json_t *v, unsigned depth)
 
 	if (depth > QS_CJSON_MAX_DEPTH)
 		return qs_fail(QS_ERR_INVALID, "canonical JSON: nested deeper than %d",
-			       QS_CJSON_MAX_DEPTH);
+		               QS_CJSON_MAX_DEPTH);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return encode_object(b, v, depth);

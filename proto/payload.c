@@ -7,8 +7,10 @@
 #include <jansson.h>
 
 #include "qs_err.h"
+#include "pki_payload.h"
 #include "qs_limits.h"
 #include "statement.h"
+#include "tuf_payload.h"
 
 static int
 digest_validate(const uint8_t *p, size_t len)
@@ -190,6 +192,16 @@ static const struct qs_payload_kind kinds[] = {
 	{"digest", digest_validate, digest_describe},
 	{"blob", blob_validate, blob_describe},
 	{"policy", policy_validate, policy_describe},
+	{PKI_KIND_CA_CREATE, pki_ca_create_validate, pki_ca_create_describe},
+	{PKI_KIND_TLS, pki_tls_validate, pki_tls_describe},
+	{PKI_KIND_DEVICE_CA, pki_device_ca_validate, pki_device_ca_describe},
+	{PKI_KIND_CA_STATE, pki_ca_state_validate, pki_ca_state_describe},
+	{PKI_KIND_DEVICE_REVOKE, pki_device_revoke_validate, pki_device_revoke_describe},
+	{PKI_KIND_DEVICE, pki_device_validate, pki_device_describe},
+	{"tuf-init", tuf_init_validate, tuf_init_describe},
+	{"tuf-root", tuf_root_validate, tuf_root_describe},
+	{"tuf-promote", tuf_promote_validate, tuf_promote_describe},
+	{"tuf-push", tuf_push_validate, tuf_push_describe},
 };
 
 const struct qs_payload_kind *

@@ -59,8 +59,6 @@
  * bigger backlog simply goes into the next batch. */
 #define QS_MAX_AUDIT_BATCH_BYTES (16u * 1024 * 1024)
 
-#endif
-
 /* Audit entries per Entries call: bounds one reply (entries are small;
  * 1000 x a few hundred bytes stays far below QS_MAX_FRAME). */
 #define QS_MAX_AUDIT_FETCH 1000
@@ -68,3 +66,5 @@
 #define QS_MAX_REQUEST_PAYLOAD QS_MAX_BLOB
 /* Request message / vote reason text. */
 #define QS_MAX_REQUEST_TEXT 1024
+
+#endif

@@ -16,8 +16,8 @@
 json_t *
 tuf_key_ecdsa(const char *spki_pem)
 {
-	return json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ecdsa", "scheme",
-			 "ecdsa-sha2-nistp256", "keyval", "public", spki_pem);
+	return json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ecdsa", "scheme", "ecdsa-sha2-nistp256",
+	                 "keyval", "public", spki_pem);
 }
 
 int
@@ -50,7 +50,7 @@ tuf_time_format(int64_t t, char out[TUF_TIME_LEN])
 	if (t < 0 || t > 253402300799LL || gmtime_r(&tt, &tm) == NULL ||
 	    strftime(out, TUF_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) != TUF_TIME_LEN - 1)
 		return qs_fail(QS_ERR_INVALID, "time %lld cannot be written as a TUF expiry",
-			       (long long)t);
+		               (long long)t);
 	return 0;
 }
 
@@ -145,11 +145,12 @@ tuf_envelope_parse(const uint8_t *buf, size_t len, const char *type, json_t **ou
 	sp = json_object_get(j, "signed");
 	if (!json_is_object(j) || json_object_size(j) != 2 || !json_is_array(sigs) ||
 	    !json_is_object(sp)) {
-		r = qs_fail(QS_ERR_INVALID, "metadata must be {\"signatures\": [...], \"signed\": {...}}");
+		r = qs_fail(QS_ERR_INVALID,
+		            "metadata must be {\"signatures\": [...], \"signed\": {...}}");
 		goto out;
 	}
 	if (type != NULL && (!json_is_string(json_object_get(sp, "_type")) ||
-			     strcmp(json_string_value(json_object_get(sp, "_type")), type) != 0)) {
+	                     strcmp(json_string_value(json_object_get(sp, "_type")), type) != 0)) {
 		r = qs_fail(QS_ERR_INVALID, "metadata is not of type %s", type);
 		goto out;
 	}
@@ -159,7 +160,8 @@ tuf_envelope_parse(const uint8_t *buf, size_t len, const char *type, json_t **ou
 		if (!json_is_object(x) || json_object_size(x) != 2 || !json_is_string(k) ||
 		    !json_is_string(s) || !is_hex(json_string_value(k), 64) ||
 		    !is_hex(json_string_value(s), 0)) {
-			r = qs_fail(QS_ERR_INVALID, "signatures[%zu]: must be {keyid, sig} in hex", i);
+			r = qs_fail(QS_ERR_INVALID, "signatures[%zu]: must be {keyid, sig} in hex",
+			            i);
 			goto out;
 		}
 	}
@@ -184,8 +186,7 @@ tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const cha
 	if ((r = qs_unhex(sig_hex, sig, sizeof(sig), &sig_len)) != 0)
 		return r;
 	if ((bio = BIO_new_mem_buf(spki_pem, -1)) == NULL ||
-	    (pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL ||
-	    !EVP_PKEY_is_a(pk, "EC")) {
+	    (pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL || !EVP_PKEY_is_a(pk, "EC")) {
 		r = qs_fail(QS_ERR_INVALID, "not an EC public key in PEM");
 		goto out;
 	}
@@ -195,8 +196,8 @@ tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const cha
 		goto out;
 	}
 	r = EVP_DigestVerify(ctx, sig, sig_len, msg, len) == 1
-		    ? 0
-		    : qs_fail(QS_ERR_BADSIG, "signature does not verify");
+	            ? 0
+	            : qs_fail(QS_ERR_BADSIG, "signature does not verify");
 out:
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
@@ -243,29 +244,32 @@ tuf_targets_check(const json_t *targets)
 		size_t allowed = 2;
 		if (!path_ok(name))
 			return qs_fail(QS_ERR_INVALID, "target path \"%.80s\" is not acceptable",
-				       name);
+			               name);
 		if (!json_is_object(v) || !json_is_integer(len) || json_integer_value(len) < 0)
 			return qs_fail(QS_ERR_INVALID, "targets.%s: needs an integer length >= 0",
-				       name);
+			               name);
 		h = json_object_get(v, "hashes");
 		if (!json_is_object(h) || !json_is_string(json_object_get(h, "sha256")))
 			return qs_fail(QS_ERR_INVALID, "targets.%s: needs hashes.sha256", name);
 		json_object_foreach(h, k, x)
 		{
-			size_t want = strcmp(k, "sha256") == 0 ? 64 : strcmp(k, "sha512") == 0 ? 128 : 1;
+			size_t want = strcmp(k, "sha256") == 0   ? 64
+			              : strcmp(k, "sha512") == 0 ? 128
+			                                         : 1;
 			if (want == 1 || !json_is_string(x) || !is_hex(json_string_value(x), want))
 				return qs_fail(QS_ERR_INVALID, "targets.%s.hashes.%.16s: bad hash",
-					       name, k);
+				               name, k);
 		}
 		if (json_object_get(v, "custom") != NULL) {
 			if (!json_is_object(json_object_get(v, "custom")))
-				return qs_fail(QS_ERR_INVALID, "targets.%s.custom: must be an object",
-					       name);
+				return qs_fail(QS_ERR_INVALID,
+				               "targets.%s.custom: must be an object", name);
 			allowed++;
 		}
 		if (json_object_size(v) != allowed)
 			return qs_fail(QS_ERR_INVALID,
-				       "targets.%s: only length, hashes and custom are allowed", name);
+			               "targets.%s: only length, hashes and custom are allowed",
+			               name);
 	}
 	return 0;
 }

@@ -33,6 +33,7 @@ struct audit {
 	EVP_PKEY *pub;
 	char *origin;
 	char *public_pem;
+	int created;
 
 	pthread_mutex_t mu;
 	pthread_cond_t work;
@@ -109,6 +110,14 @@ write_batch(struct audit *a, struct pending *batch)
 			if (o == NULL || !json_is_object(o)) {
 				json_decref(o);
 				r = qs_fail(QS_ERR_INTERNAL, "audit fields must be an object");
+				goto out;
+			}
+			if (json_object_get(o, "seq") || json_object_get(o, "time") ||
+			    json_object_get(o, "event")) {
+				/* Ours: a caller's field must never shadow them. */
+				json_decref(o);
+				r = qs_fail(QS_ERR_INTERNAL,
+					    "audit fields may not be named seq, time or event");
 				goto out;
 			}
 			json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k)));
@@ -282,6 +291,7 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		goto fail;
 	}
 	a->writer_started = 1;
+	a->created = rep.created;
 	free(der);
 	BIO_free(bio);
 	*out = a;
@@ -330,4 +340,10 @@ const char *
 audit_public_pem(const struct audit *a)
 {
 	return a->public_pem;
+}
+
+int
+audit_created(const struct audit *a)
+{
+	return a->created;
 }

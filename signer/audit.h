@@ -45,6 +45,9 @@ int audit_append(struct audit *a, const char *event, json_t *fields);
 /* Canonical bytes of a JSON value as entries use them (malloc'd). */
 char *audit_canonical(json_t *v, size_t *len);
 
+/* 1 if audit_open created a new, empty log. */
+int audit_created(const struct audit *a);
+
 /* Accessors for the auditor RPCs. */
 struct tlog *audit_tlog(struct audit *a);
 const char *audit_origin(const struct audit *a);

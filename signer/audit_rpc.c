@@ -83,9 +83,24 @@ h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if ((r = tlog_entry(log, req->start + i, &ents[i].data, &ents[i].len)) != 0)
-			goto out;
+	{
+		/* Stop early rather than exceed a frame: clients ask again from
+		 * where the reply ended. */
+		size_t bytes = 0, got = 0;
+		for (size_t i = 0; i < n; i++, got++) {
+			if ((r = tlog_entry(log, req->start + i, &ents[i].data, &ents[i].len)) != 0) {
+				n = got;
+				goto out;
+			}
+			bytes += ents[i].len + 8;
+			if (bytes > QS_MAX_FRAME / 2 && i > 0) {
+				free(ents[i].data);
+				ents[i].data = NULL;
+				break;
+			}
+		}
+		n = got < n ? got : n;
+	}
 	resp.start = req->start;
 	resp.n_entries = n;
 	resp.entries = ents;

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "policy.h"
+#include "pki.h"
 #include "qs_err.h"
+#include "tuf.h"
 
 struct ext_checker {
 	const char *section;
@@ -15,6 +17,8 @@ struct ext_checker {
 };
 
 static const struct ext_checker checkers[] = {
+	{"tuf", tuf_policy_check},
+	{"pki", pki_policy_check},
 	{NULL, NULL},
 };
 

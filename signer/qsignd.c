@@ -27,6 +27,7 @@
 #include "server.h"
 #include "statement.h"
 #include "store.h"
+#include "tuf.h"
 
 static void
 usage(FILE *f)
@@ -209,8 +210,33 @@ main(int argc, char **argv)
 		die("state", r);
 	if ((r = audit_open(cfg, kr, &au)) != 0)
 		die("audit", r);
-	if ((r = load_policy(cfg, st, kr, au, 0, &pol)) != 0)
-		die("policy", r);
+	{
+		uint64_t had = 0;
+		char *t = NULL;
+		if (store_policy_current(st, &had, &t) == 0)
+			free(t);
+		if ((r = load_policy(cfg, st, kr, au, 0, &pol)) != 0)
+			die("policy", r);
+		/* A log started after the state (a new audit directory): record
+		 * every policy version first, so auditors can re-verify votes. */
+		for (uint64_t v = 1; audit_created(au) && v <= had; v++) {
+			uint8_t dg[32];
+			char *hex;
+			if ((r = store_policy_get(st, v, &t)) != 0)
+				die("policy", r);
+			qs_sha256((const uint8_t *)t, strlen(t), dg);
+			if ((hex = qs_hex(dg, 32)) == NULL)
+				die("policy", qs_fail(QS_ERR_NOMEM, "out of memory"));
+			r = audit_append(au, "policy",
+					 json_pack("{s:I,s:s,s:s,s:s}", "version", (json_int_t)v,
+						   "sha256", hex, "text", t, "note",
+						   "recorded when this audit log was created"));
+			free(hex);
+			free(t);
+			if (r != 0)
+				die("audit", r);
+		}
+	}
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
@@ -226,6 +252,12 @@ main(int argc, char **argv)
 	if ((r = server_start(&srv)) != 0) {
 		server_stop(&srv);
 		die("start", r);
+	}
+	/* Snapshot/timestamp refresh before expiry (no-op without a "tuf"
+	 * policy section with "refresh"). */
+	if ((r = tuf_timer_start(&srv)) != 0) {
+		server_stop(&srv);
+		die("tuf", r);
 	}
 	{
 		const char *dirs[] = {cfg->state_dir, cfg->audit_dir, NULL};
@@ -253,6 +285,7 @@ main(int argc, char **argv)
 		log_info("sighup", "ignored (policy changes go through qsign policy propose)");
 	log_info("stop", "signal=%d", sig);
 	sd_notify(0, "STOPPING=1");
+	tuf_timer_stop();
 	server_stop(&srv);
 	requests_cleanup(&srv);
 	pthread_rwlock_destroy(&srv.pol_lock);

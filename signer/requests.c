@@ -31,7 +31,7 @@
 
 #define POLICY_ROLE_NAME "policy" /* the pseudo-role of policy changes */
 #define POLICY_REQUEST_TTL_S (7 * 86400)
-#define MAX_MESSAGE 1024
+#define MAX_MESSAGE QS_MAX_REQUEST_TEXT
 #define VOTE_CLOCK_SKEW_S 300
 
 struct rules {
@@ -906,7 +906,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		rc = audit_append(cx->srv->audit, "request.vote",
 				  json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
 					    r->id, "approver", cx->principal, "decision",
-					    req->approve ? "approve" : "reject", "time",
+					    req->approve ? "approve" : "reject", "vote_time",
 					    (json_int_t)req->time, "role", r->role, "kind", r->kind,
 					    "payload_sha256", hx, "server", cx->srv->cfg->identity,
 					    "signature", sx, "reason", req->reason, "state",

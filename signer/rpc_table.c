@@ -5,7 +5,11 @@
  */
 #include <string.h>
 
+#include "pki.h"
+#include "pki_wire.h"
 #include "server.h"
+#include "tuf.h"
+#include "tuf_wire.h"
 #include "wire.h"
 
 static const struct rpc_method methods[] = {
@@ -26,6 +30,12 @@ static const struct rpc_method methods[] = {
 	{QS_M_AUDIT_ENTRIES, h_audit_entries, 1, 0},
 	{QS_M_AUDIT_INCLUSION, h_audit_inclusion, 1, 0},
 	{QS_M_AUDIT_CONSISTENCY, h_audit_consistency, 1, 0},
+	{QS_M_TUF_PUSH_TARGETS, h_tuf_push_targets, 1, 1},
+	{QS_M_TUF_GET_METADATA, h_tuf_get_metadata, 1, 0},
+	{QS_M_TUF_REVIEW, h_tuf_review, 1, 0},
+	{QS_M_PKI_SHOW, h_pki_show, 1, 0},
+	{QS_M_PKI_ISSUE_DEVICE, h_pki_issue_device, 1, 1},
+	{QS_M_PKI_CRL, h_pki_crl, 1, 0},
 };
 
 const struct rpc_method *

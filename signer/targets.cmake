@@ -18,7 +18,12 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/harden.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
-  ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c)
+  ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_policy.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_repo.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_rpc.c
+  ${CMAKE_CURRENT_LIST_DIR}/pki.c ${CMAKE_CURRENT_LIST_DIR}/pki_policy.c
+  ${CMAKE_CURRENT_LIST_DIR}/pki_sign.c ${CMAKE_CURRENT_LIST_DIR}/pki_x509.c)
 target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
                       PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)

@@ -1,0 +1,175 @@
+/*
+ * qsign_cli.h - internal interface between the qsign CLI's command files.
+ *
+ * qsign.c owns main(), the global options, the top-level command table and
+ * the helpers below; each command family lives in its own file
+ * (qsign_request.c, qsign_audit.c, ...) and exports one struct command for
+ * the table. Not installed: the public API is qsclient.h.
+ *
+ * Conventions every command follows: <cmd>_main(argc, argv, g) returns an
+ * exit code (EXIT_*); argv[0] is the command's name; --json and --help are
+ * accepted after it; text that came from the daemon goes through put_safe()
+ * or json_text(); errors are printed with errmsg() or report().
+ */
+#ifndef QSIGN_CLI_H
+#define QSIGN_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "qsclient.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_TRANSPORT = 3,
+};
+
+/* Global options and environment, resolved by main(). */
+struct globals {
+	const char *home;
+	const char *url;
+	const char *principal;
+	const char *identity;
+	const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
+	int json;
+	int timeout_ms;
+	char *url_buf, *identity_buf, *pin_buf;
+};
+
+/* One command or subcommand. Tables end with an entry whose name is NULL. */
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv, struct globals *g);
+	void (*usage)(FILE *f);
+	const char *summary;
+	/* Subcommands of a group (request, policy, audit), for
+	 * `qsign help GROUP SUB`; NULL for a plain command. */
+	const struct command *sub;
+};
+
+/*
+ * Commands defined in their own files. Each family exports its <cmd>_main,
+ * <cmd>_usage and, for a group, its NULL-terminated subcommand table; the
+ * top-level table of qsign.c holds one line per command.
+ */
+/* qsign_request.c */
+int request_main(int argc, char **argv, struct globals *g);
+void request_usage(FILE *f);
+extern const struct command request_commands[];
+int approve_main(int argc, char **argv, struct globals *g);
+void approve_usage(FILE *f);
+int reject_main(int argc, char **argv, struct globals *g);
+void reject_usage(FILE *f);
+int policy_main(int argc, char **argv, struct globals *g);
+void policy_usage(FILE *f);
+extern const struct command policy_commands[];
+/* qsign_audit.c */
+int audit_main(int argc, char **argv, struct globals *g);
+void audit_usage(FILE *f);
+extern const struct command audit_commands[];
+/* qsign_tuf.c */
+int tuf_main(int argc, char **argv, struct globals *g);
+void tuf_usage(FILE *f);
+extern const struct command tuf_commands[];
+
+/* qsign_ca.c */
+int ca_main(int argc, char **argv, struct globals *g);
+void ca_usage(FILE *f);
+extern const struct command ca_commands[];
+
+extern const char *progname;
+
+/* ------------------------------------------------------------ output */
+
+/* "qsign: <message>\n" on stderr. */
+void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print s with control characters replaced by '?' (newlines kept when
+ * keep_newlines): strings from the daemon reach a terminal. NULL prints
+ * nothing. */
+void put_safe(FILE *f, const char *s, int keep_newlines);
+
+/* "a, b, c" (filtered with put_safe), "-" when n is 0, on stdout. */
+void put_list(char **v, size_t n);
+
+/* qs_hex(b, n), exiting with EXIT_FAILED when out of memory. Caller
+ * free()s. */
+char *hex_or_die(const uint8_t *b, size_t n);
+
+/* Dump j (consumed, may be NULL) on stdout with flags and a newline.
+ * 0 or -1 (after saying why). */
+int json_print(json_t *j, size_t flags);
+
+/* A new JSON array of the n strings v. */
+json_t *json_strings(char **v, size_t n);
+
+/* A JSON string of text from the daemon; bytes jansson refuses (invalid
+ * UTF-8) become '?'. NULL as "". New reference, NULL when out of memory. */
+json_t *json_text(const char *s);
+
+/* Seconds since the epoch as "2026-01-31T12:00:00Z" ("-" for t <= 0). */
+void iso_time(int64_t t, char buf[32]);
+
+/* Signature output formats of sign / request fetch. */
+enum format { FMT_DEFAULT, FMT_DER, FMT_HEX, FMT_BASE64 };
+
+/* --format NAME; FMT_DEFAULT (after saying why) if unknown. */
+enum format parse_format(const char *s);
+
+/* Write sig in fmt to path (NULL: stdout; FMT_DEFAULT: hex on a terminal,
+ * DER otherwise). 0 or -1 (after saying why). */
+int write_sig(const char *path, enum format fmt, const uint8_t *sig, size_t len);
+
+/* ------------------------------------------------------------ daemon */
+
+/* Turn a library error on c (NULL: none yet) into a message on stderr and
+ * an exit code: EXIT_FAILED for a refusal or a local failure,
+ * EXIT_TRANSPORT (with a hint about what to check) when the daemon could
+ * not be reached. */
+int report(const struct globals *g, qsc_client *c, int r);
+
+/* Resolve the environment defaults, load the identity and connect as
+ * g->principal. EXIT_OK with *out owning the client (qsc_close()), else
+ * the exit code after saying why. */
+int connect_client(struct globals *g, qsc_client **out);
+
+/* ------------------------------------------------------------ input */
+
+/* Read a whole file ("-" = stdin) of at most max bytes; 0 or -1 (after
+ * saying why). *out is malloc'd. */
+int read_input(const char *path, size_t max, uint8_t **out, size_t *out_len);
+
+/* 64 hex characters into 32 bytes; 0 or -1. */
+int parse_digest(const char *s, uint8_t out[32]);
+
+/* Whole seconds 1..86400 into *ms; 0 or -1. */
+int parse_timeout(const char *s, int *ms);
+
+/* Options of a command that takes only --json/--help and exactly nargs
+ * operands (argv[optind..]). -1 to go on, else the exit code. */
+int simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs);
+int simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *));
+
+/* ------------------------------------------------------------ time */
+
+uint64_t mono_ms(void);
+void sleep_ms(unsigned ms);
+
+/* ------------------------------------------------------------ groups */
+
+/* The entry called name in a NULL-terminated table, or NULL. */
+const struct command *find_command(const struct command *cmds, const char *name);
+
+/* Usage of a group: its subcommands with their summaries and an example
+ * (printed after "example: qsign "). */
+void group_usage(FILE *f, const char *group, const struct command *cmds, const char *example);
+
+/* Dispatch argv[1] of a group to its subcommand (argv shifted by one). */
+int group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
+               void (*usage_fn)(FILE *));
+
+#endif

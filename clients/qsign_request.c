@@ -1,0 +1,1382 @@
+/*
+ * qsign_request.c - quorum request commands of the qsign CLI: request
+ * submit/list/show/cancel/wait/fetch, approve, reject, policy show/propose.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "payload.h"
+#include "qsclient.h"
+#include "qsign_cli.h"
+#include "statement.h"
+/* ------------------------------------------------------------ requests */
+
+/* `request wait` polls this often, and gives up on a daemon it cannot
+ * reach for this long (a restart of qsignd takes a few seconds). */
+#define WAIT_POLL_MS 500
+#define WAIT_UNREACHABLE_MS 15000
+/* A submission lost in transit is re-sent (same client token, so the
+ * daemon returns the first one) this many times. */
+#define SUBMIT_ATTEMPTS 3
+
+static int
+voted(const Qsign__V1__RequestView *v, const char *who)
+{
+	for (size_t i = 0; i < v->n_votes; i++)
+		if (strcmp(v->votes[i]->approver, who) == 0)
+			return 1;
+	return 0;
+}
+
+static size_t
+count_votes(const Qsign__V1__RequestView *v, int approve)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < v->n_votes; i++)
+		n += (v->votes[i]->approve != 0) == (approve != 0);
+	return n;
+}
+
+/* Names (validated by the library: no escapes needed) of the votes with
+ * the given decision, ", "-separated. */
+static void
+put_voters(FILE *f, const Qsign__V1__RequestView *v, int approve)
+{
+	int first = 1;
+
+	for (size_t i = 0; i < v->n_votes; i++) {
+		if ((v->votes[i]->approve != 0) != (approve != 0))
+			continue;
+		fprintf(f, "%s%s", first ? "" : ", ", v->votes[i]->approver);
+		first = 0;
+	}
+}
+
+/* Who may still approve: eligible approvers without a vote, the submitter
+ * only when the role allows self-approval. */
+static void
+put_still_needed(FILE *f, const Qsign__V1__RequestView *v)
+{
+	size_t approvals = count_votes(v, 1), need, ncand = 0, k = 0;
+
+	need = approvals < v->threshold ? v->threshold - approvals : 0;
+	for (size_t i = 0; i < v->n_approvers; i++)
+		ncand += !voted(v, v->approvers[i]) &&
+		         (v->allow_self_approval || strcmp(v->approvers[i], v->submitter) != 0);
+	if (need == 0) {
+		fputs("nothing", f);
+		return;
+	}
+	if (ncand < need) {
+		fprintf(f, "%zu more approval%s, but only %zu eligible approver%s left", need,
+		        need == 1 ? "" : "s", ncand, ncand == 1 ? "" : "s");
+		return;
+	}
+	if (need > 1 && need < ncand)
+		fprintf(f, "%zu of ", need);
+	for (size_t i = 0; i < v->n_approvers; i++) {
+		const char *a = v->approvers[i];
+		if (voted(v, a) || (!v->allow_self_approval && strcmp(a, v->submitter) == 0))
+			continue;
+		if (k > 0)
+			fputs(k + 1 < ncand   ? ", "
+			      : need == 1     ? " or "
+			      : need == ncand ? " and "
+			                      : ", ",
+			      f);
+		fputs(a, f);
+		k++;
+	}
+}
+
+/* One line on where a request stands:
+ *   "1/2 approvals: admin1 — waiting for admin2 or admin3"
+ *   "approved: signed", "rejected: <why>" ...
+ * malloc'd; control characters in daemon text are replaced. */
+static char *
+progress_line(const Qsign__V1__RequestView *v)
+{
+	size_t approvals = count_votes(v, 1), rejects = count_votes(v, 0), blen = 0;
+	const char *sn = qsc_request_state_name((int)v->state);
+	char *buf = NULL;
+	FILE *f;
+
+	if ((f = open_memstream(&buf, &blen)) == NULL) {
+		errmsg("out of memory");
+		exit(EXIT_FAILED);
+	}
+	switch (v->state) {
+	case QSIGN__V1__REQUEST_STATE__REQ_PENDING:
+		fprintf(f, "%zu/%u approvals", approvals, v->threshold);
+		if (approvals > 0) {
+			fputs(": ", f);
+			put_voters(f, v, 1);
+		}
+		fputs(" \u2014 waiting for ", f);
+		put_still_needed(f, v);
+		if (rejects > 0) {
+			fputs("; rejected by ", f);
+			put_voters(f, v, 0);
+		}
+		break;
+	case QSIGN__V1__REQUEST_STATE__REQ_APPROVED:
+		fprintf(f, "%zu/%u approvals: ", approvals, v->threshold);
+		put_voters(f, v, 1);
+		fputs(" \u2014 approved, signing", f);
+		break;
+	case QSIGN__V1__REQUEST_STATE__REQ_SIGNED:
+		/* A policy change is applied, not signed (qsign.proto). */
+		fputs(strcmp(v->kind, "policy") == 0 ? "approved: applied" : "approved: signed", f);
+		break;
+	default:
+		fputs(sn != NULL ? sn : "unknown state", f);
+		if (v->state == QSIGN__V1__REQUEST_STATE__REQ_REJECTED && rejects > 0) {
+			fputs(" by ", f);
+			put_voters(f, v, 0);
+		}
+		if (v->state_message[0] != '\0') {
+			fputs(": ", f);
+			put_safe(f, v->state_message, 0);
+		}
+		break;
+	}
+	if (fclose(f) != 0 || buf == NULL) {
+		errmsg("out of memory");
+		exit(EXIT_FAILED);
+	}
+	return buf;
+}
+
+static json_t *
+view_json(const Qsign__V1__RequestView *v)
+{
+	json_t *votes = json_array(), *j;
+	char t[32], *h, *p;
+
+	for (size_t i = 0; i < v->n_votes; i++) {
+		const Qsign__V1__Vote *vo = v->votes[i];
+		char *sh = hex_or_die(vo->signature.data, vo->signature.len);
+		iso_time(vo->time, t);
+		json_array_append_new(
+		        votes, json_pack("{s:s, s:s, s:s, s:o, s:s}", "approver", vo->approver,
+		                         "decision", vo->approve ? "approve" : "reject", "time", t,
+		                         "reason", json_text(vo->reason), "signature", sh));
+		free(sh);
+	}
+	h = hex_or_die(v->payload_sha256.data, 32);
+	p = progress_line(v);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:o, s:I}", "id", v->id, "role",
+	              v->role, "kind", v->kind, "submitter", v->submitter, "message",
+	              json_text(v->message), "payload_sha256", h, "payload_size",
+	              (json_int_t)v->payload_size, "state", qsc_request_state_name((int)v->state),
+	              "state_message", json_text(v->state_message), "policy_version",
+	              (json_int_t)v->policy_version);
+	iso_time(v->created, t);
+	json_object_set_new(j, "created", json_string(t));
+	iso_time(v->expires, t);
+	json_object_set_new(j, "expires", json_string(t));
+	json_object_set_new(j, "threshold", json_integer(v->threshold));
+	json_object_set_new(j, "approvers", json_strings(v->approvers, v->n_approvers));
+	json_object_set_new(j, "allow_self_approval", json_boolean(v->allow_self_approval));
+	json_object_set_new(j, "approvals", json_integer((json_int_t)count_votes(v, 1)));
+	json_object_set_new(j, "votes", votes);
+	json_object_set_new(j, "progress", json_text(p));
+	free(h);
+	free(p);
+	return j;
+}
+
+static int
+print_view_json(const Qsign__V1__RequestView *v)
+{
+	return json_print(view_json(v), JSON_INDENT(2)) == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* The argument is a request id: checked here so that a typo is a usage
+ * error, not a round trip. */
+static int
+check_id_arg(const char *id)
+{
+	if (!qs_name_valid(id, QS_MAX_NAME)) {
+		errmsg("invalid request id");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_text_arg(const char *what, const char *s)
+{
+	if (s == NULL)
+		return 0;
+	if (strlen(s) > QSC_MAX_REQUEST_TEXT) {
+		errmsg("%s longer than %d bytes", what, QSC_MAX_REQUEST_TEXT);
+		return -1;
+	}
+	for (const char *p = s; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if ((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) {
+			errmsg("%s contains control characters", what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ request submit */
+
+static void
+submit_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request submit -r ROLE (-f FILE | -d HEX) [-k KIND]\n"
+	        "           [-m MESSAGE] [-t TOKEN] [--json]\n"
+	        "  Ask the approvers of a quorum role for a signature. Prints the request id.\n"
+	        "  -f FILE     the payload (- reads stdin); kind \"blob\" unless -k says "
+	        "otherwise\n"
+	        "  -d HEX      a SHA-256 digest, 64 hex characters; kind \"digest\"\n"
+	        "  -k KIND     payload kind: digest, blob or policy\n"
+	        "  -m MESSAGE  why: shown to the approvers\n"
+	        "  -t TOKEN    idempotency key (default: random); submitting again with the\n"
+	        "              same TOKEN returns the first request instead of a new one\n"
+	        "example: %s -p ci request submit -r release -f app-1.2.3.tar.gz -m \"release "
+	        "1.2.3\"\n",
+	        progname, progname);
+}
+
+/* Submit with a client token, re-sending when the reply was lost: the
+ * token makes the daemon return the request the first attempt created. */
+static int
+submit_with_retry(const struct globals *g, qsc_client *c, const char *role, const char *kind,
+                  const uint8_t *payload, size_t len, const char *message, const char *token,
+                  Qsign__V1__RequestView **out)
+{
+	int r = 0;
+
+	for (int attempt = 1; attempt <= SUBMIT_ATTEMPTS; attempt++) {
+		r = qsc_request_submit(c, role, kind, payload, len, message, token, out);
+		if (r != QS_ERR_UNAVAILABLE && r != QS_ERR_TIMEOUT)
+			break;
+		if (attempt < SUBMIT_ATTEMPTS) {
+			errmsg("%s; submitting again with the same client token", qs_errdetail());
+			sleep(1);
+		}
+	}
+	(void)g;
+	return r;
+}
+
+static int
+submit_common(struct globals *g, const char *role, const char *kind, const uint8_t *payload,
+              size_t len, const char *message, const char *token)
+{
+	Qsign__V1__RequestView *v = NULL;
+	qsc_client *c = NULL;
+	char tokbuf[33], *p;
+	uint8_t rnd[16];
+	int r;
+
+	if (token == NULL) {
+		char *h;
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1 || (h = qs_hex(rnd, sizeof(rnd))) == NULL) {
+			errmsg("cannot make a client token");
+			return EXIT_FAILED;
+		}
+		snprintf(tokbuf, sizeof(tokbuf), "%s", h);
+		free(h);
+		token = tokbuf;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = submit_with_retry(g, c, role, kind, payload, len, message, token, &v)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		r = print_view_json(v);
+		goto out;
+	}
+	printf("%s\n", v->id);
+	p = progress_line(v);
+	fprintf(stderr, "%s: request %s (%s, %s): %s\n", progname, v->id, v->role, v->kind, p);
+	free(p);
+	r = EXIT_OK;
+out:
+	qsc_free(v);
+	qsc_close(c);
+	return r;
+}
+
+static int
+submit_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"role", required_argument, NULL, 'r'},
+	        {"file", required_argument, NULL, 'f'},
+	        {"digest", required_argument, NULL, 'd'},
+	        {"kind", required_argument, NULL, 'k'},
+	        {"message", required_argument, NULL, 'm'},
+	        {"client-token", required_argument, NULL, 't'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *role = NULL, *file = NULL, *hex = NULL, *kind = NULL, *msg = NULL,
+	           *token = NULL;
+	const struct qs_payload_kind *pk;
+	uint8_t digest[32], *buf = NULL;
+	const uint8_t *payload;
+	size_t len;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "r:f:d:k:m:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			role = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'd':
+			hex = optarg;
+			break;
+		case 'k':
+			kind = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			submit_usage(stdout);
+			return EXIT_OK;
+		default:
+			submit_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || role == NULL || (file == NULL) == (hex == NULL)) {
+		submit_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!qs_name_valid(role, QS_MAX_NAME)) {
+		errmsg("invalid role name");
+		return EXIT_USAGE;
+	}
+	if (token != NULL && !qs_name_valid(token, QS_MAX_NAME)) {
+		errmsg("invalid client token: 1..%d of [A-Za-z0-9._@:+-]", QS_MAX_NAME);
+		return EXIT_USAGE;
+	}
+	if (kind == NULL)
+		kind = hex != NULL ? "digest" : "blob";
+	if ((pk = qs_payload_kind(kind)) == NULL) {
+		errmsg("unknown payload kind %s (digest, blob or policy)", kind);
+		return EXIT_USAGE;
+	}
+	if (check_text_arg("message", msg) != 0)
+		return EXIT_USAGE;
+	if (hex != NULL) {
+		if (parse_digest(hex, digest) != 0) {
+			errmsg("-d needs a SHA-256 digest: exactly 64 hex characters");
+			return EXIT_USAGE;
+		}
+		payload = digest;
+		len = sizeof(digest);
+	} else {
+		if (read_input(file,
+		               QS_MAX_BLOB > QS_MAX_POLICY_BYTES ? QS_MAX_BLOB
+		                                                 : QS_MAX_POLICY_BYTES,
+		               &buf, &len) != 0)
+			return EXIT_USAGE;
+		payload = buf;
+	}
+	/* The daemon checks it too; refusing here makes it a usage error. */
+	if (pk->validate(payload, len) != 0) {
+		errmsg("%s payload refused: %s", pk->name, qs_errdetail());
+		free(buf);
+		return EXIT_USAGE;
+	}
+	r = submit_common(g, role, pk->name, payload, len, msg, token);
+	free(buf);
+	return r;
+}
+
+/* ------------------------------------------------------------ request list */
+
+static void
+list_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request list [--state STATE] [--role ROLE]\n"
+	        "           [--limit N] [--json]\n"
+	        "  Requests you may see, one per line:\n"
+	        "    ID STATE ROLE KIND SUBMITTER APPROVALS/THRESHOLD EXPIRES\n"
+	        "  STATE: pending, approved, signed, rejected, cancelled, expired, failed.\n"
+	        "  --limit N   at most N requests (default 100)\n"
+	        "example: %s -p admin1 request list --state pending\n",
+	        progname, progname);
+}
+
+static int
+list_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_STATE = 256, O_ROLE, O_LIMIT };
+	static const struct option opts[] = {
+	        {"state", required_argument, NULL, O_STATE},
+	        {"role", required_argument, NULL, O_ROLE},
+	        {"limit", required_argument, NULL, O_LIMIT},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__RequestState state = QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED;
+	Qsign__V1__ListRequestsResponse *resp = NULL;
+	const char *role = NULL;
+	uint32_t limit = 0;
+	qsc_client *c = NULL;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_STATE:
+			if ((state = qsc_request_state_from_name(optarg)) ==
+			    QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED) {
+				errmsg("unknown state %s (pending, approved, signed, rejected, "
+				       "cancelled, expired, failed)",
+				       optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_ROLE:
+			role = optarg;
+			break;
+		case O_LIMIT: {
+			char *end;
+			unsigned long v;
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 10000 ||
+			    optarg[0] == '-') {
+				errmsg("--limit needs a number, 1..10000");
+				return EXIT_USAGE;
+			}
+			limit = (uint32_t)v;
+			break;
+		}
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			list_usage(stdout);
+			return EXIT_OK;
+		default:
+			list_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		list_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (role != NULL && !qs_name_valid(role, QS_MAX_NAME)) {
+		errmsg("invalid role name");
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_request_list(c, state, role, limit, &resp)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < resp->n_requests; i++)
+			json_array_append_new(a, view_json(resp->requests[i]));
+		r = json_print(json_pack("{s:o}", "requests", a), JSON_INDENT(2)) == 0
+		            ? EXIT_OK
+		            : EXIT_FAILED;
+		goto out;
+	}
+	for (size_t i = 0; i < resp->n_requests; i++) {
+		const Qsign__V1__RequestView *v = resp->requests[i];
+		char t[32];
+		iso_time(v->expires, t);
+		/* Every field here is a name the library validated. */
+		printf("%s %s %s %s %s %zu/%u %s\n", v->id, qsc_request_state_name((int)v->state),
+		       v->role, v->kind, v->submitter, count_votes(v, 1), v->threshold, t);
+	}
+	r = EXIT_OK;
+out:
+	qsc_free(resp);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ request show */
+
+static void
+show_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request show ID [--json]\n"
+	        "  Everything an approver needs: role, kind, submitter, message, the payload's\n"
+	        "  SHA-256 (recomputed here from the payload bytes), votes so far, what is\n"
+	        "  still needed, expiry, and the payload decoded by its kind (a policy change\n"
+	        "  is shown as a diff against the policy in force).\n"
+	        "example: %s -p admin2 request show 3f2a9c0d5e7b41a8\n",
+	        progname, progname);
+}
+
+/* Print the describe() text of a payload; its lines may come from the
+ * submitter, so control characters are replaced. */
+static void
+put_description(const char *d)
+{
+	put_safe(stdout, d, 1);
+	if (d[0] != '\0' && d[strlen(d) - 1] != '\n')
+		fputc('\n', stdout);
+}
+
+static int
+show_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__RequestView *v = NULL;
+	Qsign__V1__PolicyShowResponse *pol = NULL;
+	const struct qs_payload_kind *pk;
+	char *desc = NULL, *hex = NULL, *prog = NULL, *invalid = NULL, t[32];
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = simple_opts_arg(argc, argv, g, show_usage, 1)) >= 0)
+		return r;
+	if (check_id_arg(argv[argc - 1]) != 0)
+		return EXIT_USAGE;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	/* The library refuses a payload whose SHA-256 is not payload_sha256. */
+	if ((r = qsc_request_get(c, argv[argc - 1], 1, &v)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if ((pk = qs_payload_kind(v->kind)) != NULL) {
+		if (pk->validate(v->payload.data, v->payload.len) != 0 &&
+		    (invalid = strdup(qs_errdetail())) == NULL) {
+			errmsg("out of memory");
+			r = EXIT_FAILED;
+			goto out;
+		}
+		/* A policy change is shown against the policy in force. */
+		if (strcmp(pk->name, "policy") == 0 && qsc_policy_show(c, 0, &pol) != 0)
+			errmsg("cannot read the policy in force (%s): showing no diff",
+			       qs_errdetail());
+		if (invalid == NULL &&
+		    pk->describe(v->payload.data, v->payload.len, pol != NULL ? pol->text : NULL,
+		                 &desc) != 0 &&
+		    (invalid = strdup(qs_errdetail())) == NULL) {
+			errmsg("out of memory");
+			r = EXIT_FAILED;
+			goto out;
+		}
+	}
+	hex = hex_or_die(v->payload_sha256.data, 32);
+	prog = progress_line(v);
+	if (g->json) {
+		json_t *j = view_json(v);
+		json_object_set_new(j, "payload_verified", json_true());
+		json_object_set_new(j, "payload_valid",
+		                    json_boolean(pk != NULL && invalid == NULL));
+		if (invalid != NULL)
+			json_object_set_new(j, "payload_error", json_text(invalid));
+		if (desc != NULL)
+			json_object_set_new(j, "description", json_text(desc));
+		r = json_print(j, JSON_INDENT(2)) == 0 ? EXIT_OK : EXIT_FAILED;
+		goto out;
+	}
+	printf("request:        %s\nrole:           %s\nkind:           %s\nsubmitter:      %s\n",
+	       v->id, v->role, v->kind, v->submitter);
+	fputs("message:        ", stdout);
+	put_safe(stdout, v->message[0] != '\0' ? v->message : "-", 0);
+	printf("\npayload sha256: %s (verified locally)\npayload size:   %llu bytes\n", hex,
+	       (unsigned long long)v->payload_size);
+	printf("policy version: %llu\n", (unsigned long long)v->policy_version);
+	iso_time(v->created, t);
+	printf("created:        %s\n", t);
+	iso_time(v->expires, t);
+	printf("expires:        %s\n", t);
+	printf("state:          %s", qsc_request_state_name((int)v->state));
+	if (v->state_message[0] != '\0') {
+		fputs(" (", stdout);
+		put_safe(stdout, v->state_message, 0);
+		fputc(')', stdout);
+	}
+	printf("\nthreshold:      %u of ", v->threshold);
+	put_list(v->approvers, v->n_approvers);
+	printf("%s\nvotes:%s\n", v->allow_self_approval ? " (self-approval allowed)" : "",
+	       v->n_votes == 0 ? "          none" : "");
+	for (size_t i = 0; i < v->n_votes; i++) {
+		const Qsign__V1__Vote *vo = v->votes[i];
+		iso_time(vo->time, t);
+		printf("  %s  %s  %s", vo->approver, t, vo->approve ? "approve" : "reject");
+		if (vo->reason[0] != '\0') {
+			fputs("  ", stdout);
+			put_safe(stdout, vo->reason, 0);
+		}
+		fputc('\n', stdout);
+	}
+	if (v->state == QSIGN__V1__REQUEST_STATE__REQ_PENDING) {
+		fputs("still needed:   ", stdout);
+		put_still_needed(stdout, v);
+		fputc('\n', stdout);
+	}
+	printf("progress:       %s\n", prog);
+	printf("--- payload (%s) ---\n", v->kind);
+	if (pk == NULL)
+		printf("payload kind %s is not known to this client: it cannot be shown or "
+		       "approved here\n",
+		       v->kind);
+	else if (invalid != NULL) {
+		fputs("INVALID payload: ", stdout);
+		put_safe(stdout, invalid, 0);
+		fputc('\n', stdout);
+	} else
+		put_description(desc);
+	fputs("---\n", stdout);
+	if (v->state == QSIGN__V1__REQUEST_STATE__REQ_PENDING && pk != NULL && invalid == NULL)
+		printf("approve exactly this payload with:\n  %s approve %s --sha256 %s\n",
+		       progname, v->id, hex);
+	r = EXIT_OK;
+out:
+	free(desc);
+	free(hex);
+	free(prog);
+	free(invalid);
+	qsc_free(pol);
+	qsc_free(v);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ approve / reject */
+
+void
+approve_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] approve ID [-m REASON] [--sha256 HEX] [--json]\n"
+	        "  Approve a request with your key. The payload is fetched and its SHA-256\n"
+	        "  recomputed here first; nothing is signed if it differs from what the daemon\n"
+	        "  reports, or from --sha256 HEX (the digest 'request show' printed: approve\n"
+	        "  exactly what you reviewed). Prints the progress of the request.\n"
+	        "example: %s -p admin2 approve 3f2a9c0d5e7b41a8 --sha256 "
+	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
+	        progname, progname);
+}
+
+void
+reject_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] reject ID [-m REASON] [--sha256 HEX] [--json]\n"
+	        "  Reject a request (signed with your key, like an approval). Enough rejects\n"
+	        "  to make the threshold unreachable end the request.\n"
+	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8 -m \"not the release we "
+	        "tagged\"\n",
+	        progname, progname);
+}
+
+static int
+vote_main(int argc, char **argv, struct globals *g, int approve)
+{
+	enum { O_SHA = 256 };
+	static const struct option opts[] = {
+	        {"message", required_argument, NULL, 'm'},
+	        {"sha256", required_argument, NULL, O_SHA},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	void (*usage_fn)(FILE *) = approve ? approve_usage : reject_usage;
+	Qsign__V1__RequestView *v = NULL;
+	const char *reason = NULL, *pin = NULL, *id;
+	uint8_t expect[32];
+	qsc_client *c = NULL;
+	char *p;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			reason = optarg;
+			break;
+		case O_SHA:
+			pin = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			usage_fn(stdout);
+			return EXIT_OK;
+		default:
+			usage_fn(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_fn(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if (check_id_arg(id) != 0 || check_text_arg("reason", reason) != 0)
+		return EXIT_USAGE;
+	if (pin != NULL && parse_digest(pin, expect) != 0) {
+		errmsg("--sha256 needs the payload's SHA-256: exactly 64 hex characters");
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_request_vote(c, id, approve, reason, pin != NULL ? expect : NULL, &v)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		r = print_view_json(v);
+		goto out;
+	}
+	p = progress_line(v);
+	printf("%s\n", p);
+	free(p);
+	r = EXIT_OK;
+out:
+	qsc_free(v);
+	qsc_close(c);
+	return r;
+}
+
+int
+approve_main(int argc, char **argv, struct globals *g)
+{
+	return vote_main(argc, argv, g, 1);
+}
+
+int
+reject_main(int argc, char **argv, struct globals *g)
+{
+	return vote_main(argc, argv, g, 0);
+}
+
+/* ------------------------------------------------------------ request cancel */
+
+static void
+cancel_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request cancel ID [--json]\n"
+	        "  Withdraw a pending request you submitted.\n"
+	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8\n",
+	        progname, progname);
+}
+
+static int
+cancel_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__RequestView *v = NULL;
+	qsc_client *c = NULL;
+	char *p;
+	int r;
+
+	if ((r = simple_opts_arg(argc, argv, g, cancel_usage, 1)) >= 0)
+		return r;
+	if (check_id_arg(argv[argc - 1]) != 0)
+		return EXIT_USAGE;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_request_cancel(c, argv[argc - 1], &v)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		r = print_view_json(v);
+		goto out;
+	}
+	p = progress_line(v);
+	printf("%s\n", p);
+	free(p);
+	r = EXIT_OK;
+out:
+	qsc_free(v);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ request wait */
+
+static void
+wait_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request wait ID [--timeout SECONDS] [--json]\n"
+	        "  Follow a request until it ends, printing a line whenever it progresses:\n"
+	        "    1/2 approvals: admin1 \u2014 waiting for admin2 or admin3\n"
+	        "  Exit 0 when it is signed, 1 when it ends otherwise (rejected, cancelled,\n"
+	        "  expired, failed: the state and reason are printed), 3 when SECONDS pass\n"
+	        "  first or qsignd cannot be reached for %d s. With --json the progress goes\n"
+	        "  to stderr and the final request to stdout.\n"
+	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8 --timeout 3600 && %s -p ci "
+	        "request fetch 3f2a9c0d5e7b41a8 -o app.sig\n",
+	        progname, WAIT_UNREACHABLE_MS / 1000, progname, progname);
+}
+
+static int
+wait_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_TMO = 256 };
+	static const struct option opts[] = {
+	        {"timeout", required_argument, NULL, O_TMO},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__RequestView *v = NULL;
+	uint64_t deadline = 0, unreachable_since = 0;
+	char *last = NULL;
+	const char *id;
+	qsc_client *c = NULL;
+	FILE *pf;
+	int ch, r, tmo_ms = 0;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_TMO:
+			if (parse_timeout(optarg, &tmo_ms) != 0) {
+				errmsg("--timeout needs whole seconds, 1..86400");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			wait_usage(stdout);
+			return EXIT_OK;
+		default:
+			wait_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		wait_usage(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if (check_id_arg(id) != 0)
+		return EXIT_USAGE;
+	pf = g->json ? stderr : stdout;
+	if (tmo_ms > 0)
+		deadline = mono_ms() + (uint64_t)tmo_ms;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	for (;;) {
+		char *p;
+
+		r = qsc_request_get(c, id, 0, &v);
+		if (r == QS_ERR_UNAVAILABLE || r == QS_ERR_TIMEOUT) {
+			/* Get is read-only: safe to repeat while qsignd restarts. */
+			uint64_t now = mono_ms();
+			if (unreachable_since == 0) {
+				unreachable_since = now;
+				errmsg("%s; still trying", qs_errdetail());
+			}
+			if (now - unreachable_since >= WAIT_UNREACHABLE_MS ||
+			    (deadline != 0 && now >= deadline)) {
+				r = report(g, c, r);
+				goto out;
+			}
+			sleep_ms(WAIT_POLL_MS);
+			continue;
+		}
+		if (r != 0) {
+			r = report(g, c, r);
+			goto out;
+		}
+		unreachable_since = 0;
+		p = progress_line(v);
+		if (last == NULL || strcmp(p, last) != 0) {
+			fprintf(pf, "%s\n", p);
+			fflush(pf);
+			free(last);
+			last = p;
+		} else {
+			free(p);
+		}
+		if (v->state != QSIGN__V1__REQUEST_STATE__REQ_PENDING &&
+		    v->state != QSIGN__V1__REQUEST_STATE__REQ_APPROVED)
+			break;
+		if (deadline != 0 && mono_ms() >= deadline) {
+			errmsg("request %s is still %s after %d s", id,
+			       qsc_request_state_name((int)v->state), tmo_ms / 1000);
+			r = EXIT_TRANSPORT;
+			goto out;
+		}
+		qsc_free(v);
+		v = NULL;
+		sleep_ms(WAIT_POLL_MS);
+	}
+	if (g->json && print_view_json(v) != EXIT_OK) {
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if (v->state == QSIGN__V1__REQUEST_STATE__REQ_SIGNED) {
+		r = EXIT_OK;
+	} else {
+		errmsg("request %s ended %s%s", id, qsc_request_state_name((int)v->state),
+		       v->state_message[0] != '\0' ? " (see the reason above)" : "");
+		r = EXIT_FAILED;
+	}
+out:
+	free(last);
+	qsc_free(v);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ request fetch */
+
+static void
+fetch_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] request fetch ID [-o OUT] [--format der|hex|base64]\n"
+	        "           [--json]\n"
+	        "  The signature(s) of a signed request, each checked here against the key's\n"
+	        "  public key and the request's payload before it is written.\n"
+	        "  One signature: to OUT, or to stdout (hex on a terminal, der otherwise).\n"
+	        "  Several (a role with several keys): OUT.0, OUT.1, ... in the order listed\n"
+	        "  by --json; without -o one line per signature: KEY SIGNATURE (hex or base64).\n"
+	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8 -o app-1.2.3.sig\n",
+	        progname, progname);
+}
+
+/*
+ * Check each signature against the public key ListKeys gives for its key
+ * and the payload (a digest is signed as is, a blob through its SHA-256 or,
+ * for Ed25519, whole). Returns 0 if all verify, 1 if some could not be
+ * checked (said on stderr), -1 if one does not verify.
+ */
+static int
+verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
+{
+	Qsign__V1__RequestView *v = NULL;
+	Qsign__V1__ListKeysResponse *keys = NULL;
+	int rc = 0;
+
+	if (fr->n_signatures == 0)
+		return 0;
+	if (qsc_request_get(c, fr->request->id, 1, &v) != 0 || qsc_list_keys(c, &keys) != 0) {
+		errmsg("warning: signatures not verified here: %s", qs_errdetail());
+		rc = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < fr->n_signatures; i++) {
+		const Qsign__V1__RequestSignature *s = fr->signatures[i];
+		const Qsign__V1__KeyInfo *k = NULL;
+		EVP_PKEY *pk = NULL;
+		BIO *bio;
+		uint8_t dg[32];
+		const uint8_t *blob = NULL;
+		size_t blen = 0;
+		int vr;
+
+		for (size_t j = 0; j < keys->n_keys; j++)
+			if (strcmp(keys->keys[j]->name, s->key) == 0)
+				k = keys->keys[j];
+		if (k == NULL || (bio = BIO_new_mem_buf(k->public_pem, -1)) == NULL) {
+			errmsg("warning: key %s not listed: signature %zu not verified", s->key, i);
+			rc = rc < 0 ? rc : 1;
+			continue;
+		}
+		pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+		if (strcmp(v->kind, "digest") == 0 && v->payload.len == 32) {
+			memcpy(dg, v->payload.data, 32);
+		} else {
+			qs_sha256(v->payload.data, v->payload.len, dg);
+			blob = v->payload.data;
+			blen = v->payload.len;
+		}
+		vr = pk == NULL ? QS_ERR_INVALID
+		                : qs_rolesig_verify(pk, dg, blob, blen, s->signature.data,
+		                                    s->signature.len);
+		EVP_PKEY_free(pk);
+		if (vr == QS_ERR_BADSIG) {
+			errmsg("signature %zu by key %s does not verify over request %s's payload: "
+			       "refusing it",
+			       i, s->key, v->id);
+			rc = -1;
+		} else if (vr != 0) {
+			errmsg("warning: signature %zu by key %s not verified: %s", i, s->key,
+			       qs_errdetail());
+			rc = rc < 0 ? rc : 1;
+		}
+	}
+out:
+	qsc_free(keys);
+	qsc_free(v);
+	return rc;
+}
+
+static int
+fetch_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"out", required_argument, NULL, 'o'},
+	        {"format", required_argument, NULL, 'F'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__FetchResponse *fr = NULL;
+	enum format fmt = FMT_DEFAULT;
+	const char *out = NULL, *id;
+	qsc_client *c = NULL;
+	int ch, r, vr;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'F':
+			if ((fmt = parse_format(optarg)) == FMT_DEFAULT)
+				return EXIT_USAGE;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			fetch_usage(stdout);
+			return EXIT_OK;
+		default:
+			fetch_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		fetch_usage(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if (check_id_arg(id) != 0)
+		return EXIT_USAGE;
+	if (out != NULL && strlen(out) > PATH_MAX - 16) {
+		errmsg("-o: path too long");
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_request_fetch(c, id, &fr)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (fr->n_signatures == 0) {
+		errmsg("request %s has no signatures (%s)", id,
+		       strcmp(fr->request->kind, "policy") == 0
+		               ? "a policy change is applied, not signed"
+		               : qsc_request_state_name((int)fr->request->state));
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if ((vr = verify_fetched(c, fr)) < 0) {
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if (out != NULL) {
+		for (size_t i = 0; i < fr->n_signatures; i++) {
+			char path[PATH_MAX];
+			const Qsign__V1__RequestSignature *s = fr->signatures[i];
+			if (fr->n_signatures == 1)
+				snprintf(path, sizeof(path), "%s", out);
+			else
+				snprintf(path, sizeof(path), "%s.%zu", out, i);
+			if (write_sig(path, fmt, s->signature.data, s->signature.len) != 0) {
+				r = EXIT_FAILED;
+				goto out;
+			}
+		}
+	} else if (!g->json && fr->n_signatures == 1) {
+		const Qsign__V1__RequestSignature *s = fr->signatures[0];
+		if (write_sig(NULL, fmt, s->signature.data, s->signature.len) != 0) {
+			r = EXIT_FAILED;
+			goto out;
+		}
+	} else if (!g->json) {
+		if (fmt == FMT_DER) {
+			errmsg("%zu signatures: der needs -o OUT (written as OUT.0, OUT.1, ...)",
+			       fr->n_signatures);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		for (size_t i = 0; i < fr->n_signatures; i++) {
+			const Qsign__V1__RequestSignature *s = fr->signatures[i];
+			printf("%s ", s->key);
+			fflush(stdout);
+			if (write_sig(NULL, fmt == FMT_BASE64 ? FMT_BASE64 : FMT_HEX,
+			              s->signature.data, s->signature.len) != 0) {
+				r = EXIT_FAILED;
+				goto out;
+			}
+		}
+	}
+	if (g->json) {
+		json_t *a = json_array();
+		char *h = hex_or_die(fr->request->payload_sha256.data, 32);
+		for (size_t i = 0; i < fr->n_signatures; i++) {
+			const Qsign__V1__RequestSignature *s = fr->signatures[i];
+			char *sh = hex_or_die(s->signature.data, s->signature.len);
+			json_t *e = json_pack("{s:s, s:o, s:o, s:s}", "key", s->key, "key_id",
+			                      json_text(s->key_id), "algorithm",
+			                      json_text(s->algorithm), "signature", sh);
+			if (out != NULL && fr->n_signatures > 1) {
+				char path[PATH_MAX];
+				snprintf(path, sizeof(path), "%s.%zu", out, i);
+				json_object_set_new(e, "file", json_string(path));
+			} else if (out != NULL) {
+				json_object_set_new(e, "file", json_string(out));
+			}
+			json_array_append_new(a, e);
+			free(sh);
+		}
+		r = json_print(json_pack("{s:s, s:s, s:s, s:b, s:o}", "id", fr->request->id, "role",
+		                         fr->request->role, "payload_sha256", h, "verified",
+		                         vr == 0, "signatures", a),
+		               JSON_INDENT(2)) == 0
+		            ? EXIT_OK
+		            : EXIT_FAILED;
+		free(h);
+		goto out;
+	}
+	r = EXIT_OK;
+out:
+	qsc_free(fr);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ policy */
+
+static void
+policy_show_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] policy show [--version N] [--json]\n"
+	        "  Print the policy in force (or version N) as approved; \"version N (current\n"
+	        "  M)\" goes to stderr.\n"
+	        "example: %s -p auditor policy show --version 1 > policy-v1.json\n",
+	        progname, progname);
+}
+
+static int
+policy_show_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_VER = 256 };
+	static const struct option opts[] = {
+	        {"version", required_argument, NULL, O_VER},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__PolicyShowResponse *p = NULL;
+	unsigned long long version = 0;
+	qsc_client *c = NULL;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_VER: {
+			char *end;
+			errno = 0;
+			version = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || version < 1 ||
+			    optarg[0] == '-') {
+				errmsg("--version needs a policy version number (1, 2, ...)");
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			policy_show_usage(stdout);
+			return EXIT_OK;
+		default:
+			policy_show_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		policy_show_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_policy_show(c, version, &p)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json) {
+		r = json_print(json_pack("{s:I, s:I, s:o}", "version", (json_int_t)p->version,
+		                         "current_version", (json_int_t)p->current_version, "text",
+		                         json_text(p->text)),
+		               JSON_INDENT(2)) == 0
+		            ? EXIT_OK
+		            : EXIT_FAILED;
+		goto out;
+	}
+	fprintf(stderr, "version %llu (current %llu)\n", (unsigned long long)p->version,
+	        (unsigned long long)p->current_version);
+	put_safe(stdout, p->text, 1);
+	if (p->text[0] != '\0' && p->text[strlen(p->text) - 1] != '\n')
+		fputc('\n', stdout);
+	r = EXIT_OK;
+out:
+	qsc_free(p);
+	qsc_close(c);
+	return r;
+}
+
+static void
+policy_propose_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] policy propose FILE [-m MESSAGE] [-t TOKEN] [--json]\n"
+	        "  Submit FILE as the next policy version (a request of role and kind\n"
+	        "  \"policy\"): it takes effect once a threshold of the current policy admins\n"
+	        "  approved it. Its \"version\" must be the current one + 1. Prints the id.\n"
+	        "example: %s -p admin1 policy propose policy-v2.json -m \"add release-2 key\"\n",
+	        progname, progname);
+}
+
+static int
+policy_propose_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"message", required_argument, NULL, 'm'},
+	        {"client-token", required_argument, NULL, 't'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const struct qs_payload_kind *pk = qs_payload_kind("policy");
+	const char *msg = NULL, *token = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			msg = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			policy_propose_usage(stdout);
+			return EXIT_OK;
+		default:
+			policy_propose_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc || pk == NULL) {
+		policy_propose_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (check_text_arg("message", msg) != 0)
+		return EXIT_USAGE;
+	if (token != NULL && !qs_name_valid(token, QS_MAX_NAME)) {
+		errmsg("invalid client token: 1..%d of [A-Za-z0-9._@:+-]", QS_MAX_NAME);
+		return EXIT_USAGE;
+	}
+	if (read_input(argv[optind], QS_MAX_POLICY_BYTES, &buf, &len) != 0)
+		return EXIT_USAGE;
+	if (pk->validate(buf, len) != 0) {
+		errmsg("%s: %s", argv[optind], qs_errdetail());
+		free(buf);
+		return EXIT_USAGE;
+	}
+	r = submit_common(g, "policy", "policy", buf, len, msg, token);
+	free(buf);
+	return r;
+}
+
+/* ------------------------------------------------------------ command groups */
+
+const struct command request_commands[] = {
+        {"submit", submit_main, submit_usage, "ask the approvers of a quorum role to sign", NULL},
+        {"list", list_main, list_usage, "requests you may see", NULL},
+        {"show", show_main, show_usage, "a request, its votes and its decoded payload", NULL},
+        {"cancel", cancel_main, cancel_usage, "withdraw a pending request you submitted", NULL},
+        {"wait", wait_main, wait_usage, "follow a request until it is signed or ends", NULL},
+        {"fetch", fetch_main, fetch_usage, "the signature(s) of a signed request", NULL},
+        {NULL, NULL, NULL, NULL, NULL},
+};
+
+const struct command policy_commands[] = {
+        {"show", policy_show_main, policy_show_usage, "the policy in force, or version N", NULL},
+        {"propose", policy_propose_main, policy_propose_usage,
+         "submit the next policy version for approval", NULL},
+        {NULL, NULL, NULL, NULL, NULL},
+};
+
+void
+request_usage(FILE *f)
+{
+	group_usage(f, "request", request_commands,
+	            "-p ci request submit -r release -f app.tar.gz -m \"release 1.2.3\"");
+}
+
+void
+policy_usage(FILE *f)
+{
+	group_usage(f, "policy", policy_commands, "-p auditor policy show");
+}
+
+int
+request_main(int argc, char **argv, struct globals *g)
+{
+	return group_main(argc, argv, g, request_commands, request_usage);
+}
+
+int
+policy_main(int argc, char **argv, struct globals *g)
+{
+	return group_main(argc, argv, g, policy_commands, policy_usage);
+}

@@ -1,0 +1,699 @@
+/*
+ * qsign_tuf.c - `qsign tuf ...`: the daemon's TUF repositories.
+ *
+ * Quorum-gated changes (init, root changes, production promote) become
+ * ordinary requests of kinds tuf-init / tuf-root / tuf-promote to the roles
+ * the policy's "tuf.gates" names; their payloads are built here and
+ * validated with the same proto/tuf_payload.c code the approvers' `qsign
+ * request show` uses to describe them. The CI push and the views are Tuf
+ * RPCs (proto/tuf.proto).
+ */
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "qsclient.h"
+#include "qsign_cli.h"
+#include "statement.h"
+#include "tuf_meta.h"
+#include "tuf_payload.h"
+
+/* Largest file pushed with its content in one call. */
+#define PUSH_MAX_FILE (1024u * 1024)
+
+static json_t *
+parse_env(const Qsign__V1__TufGetMetadataResponse *m)
+{
+	json_t *env = NULL;
+
+	if (tuf_envelope_parse(m->metadata.data, m->metadata.len, NULL, &env) != 0) {
+		errmsg("the daemon sent malformed metadata: %s", qs_errdetail());
+		return NULL;
+	}
+	return env;
+}
+
+/* The signed part of repo/role (current). NULL after saying why. */
+static json_t *
+get_signed(const struct globals *g, qsc_client *c, const char *repo, const char *role)
+{
+	Qsign__V1__TufGetMetadataResponse *m = NULL;
+	json_t *env, *sp;
+	int r;
+
+	if ((r = qsc_tuf_get_metadata(c, repo, role, 0, &m)) != 0) {
+		report(g, c, r);
+		return NULL;
+	}
+	env = parse_env(m);
+	qsc_free(m);
+	if (env == NULL)
+		return NULL;
+	sp = json_incref(json_object_get(env, "signed"));
+	json_decref(env);
+	return sp;
+}
+
+/* The policy role the "tuf.gates" section names for gate, in buf. */
+static int
+gate_role(const struct globals *g, qsc_client *c, const char *gate, char *buf, size_t cap)
+{
+	Qsign__V1__PolicyShowResponse *ps = NULL;
+	json_t *pol;
+	const char *name;
+	int r;
+
+	if ((r = qsc_policy_show(c, 0, &ps)) != 0)
+		return report(g, c, r);
+	pol = json_loads(ps->text, 0, NULL);
+	qsc_free(ps);
+	name = json_string_value(
+	        json_object_get(json_object_get(json_object_get(pol, "tuf"), "gates"), gate));
+	if (name == NULL || !qs_name_valid(name, QS_MAX_NAME)) {
+		json_decref(pol);
+		errmsg("the policy in force has no tuf.gates.%s", gate);
+		return EXIT_FAILED;
+	}
+	snprintf(buf, cap, "%s", name);
+	json_decref(pol);
+	return EXIT_OK;
+}
+
+/* Submit payload pl (consumed) of kind to the gate; print the id. */
+static int
+submit(const struct globals *g, qsc_client *c, const char *gate, const char *kind, json_t *pl,
+       const char *message)
+{
+	Qsign__V1__RequestView *v = NULL;
+	char role[QS_MAX_NAME + 1], *text;
+	int r;
+
+	if ((r = gate_role(g, c, gate, role, sizeof(role))) != EXIT_OK) {
+		json_decref(pl);
+		return r;
+	}
+	text = json_dumps(pl, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(pl);
+	if (text == NULL) {
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
+	r = qsc_request_submit(c, role, kind, (const uint8_t *)text, strlen(text), message, NULL,
+	                       &v);
+	free(text);
+	if (r != 0)
+		return report(g, c, r);
+	if (g->json) {
+		json_print(
+		        json_pack("{s:s, s:s, s:s}", "id", v->id, "role", v->role, "kind", v->kind),
+		        JSON_INDENT(2));
+	} else {
+		put_safe(stdout, v->id, 0);
+		putchar('\n');
+	}
+	qsc_free(v);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ init */
+
+static void
+init_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf init [-m MESSAGE]\n"
+	        "Ask the TUF admins (tuf.gates.admin) to create root v1 of the CI and production\n"
+	        "repositories from the policy's \"tuf\" section. Prints the request id.\n",
+	        progname);
+}
+
+/* -m MESSAGE, --json, --help; -1 to go on. */
+static int
+msg_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char **msg,
+         int nargs)
+{
+	static const struct option opts[] = {
+	        {"message", required_argument, NULL, 'm'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			*msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (nargs >= 0 && argc - optind != nargs) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+static int
+init_main(int argc, char **argv, struct globals *g)
+{
+	const char *msg = NULL;
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = msg_opts(argc, argv, g, init_usage, &msg, 0)) >= 0)
+		return r;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	r = submit(g, c, "admin", "tuf-init", json_pack("{s:s}", "op", "init"), msg);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ show-root */
+
+static void
+show_root_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf show-root [--prod] [--version N] [--role ROLE]\n"
+	        "Print the CI (default) or production root.json (or --role targets | snapshot |\n"
+	        "timestamp) as the daemon published it.\n",
+	        progname);
+}
+
+static int
+show_root_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"prod", no_argument, NULL, 'p'},       {"version", required_argument, NULL, 'v'},
+	        {"role", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__TufGetMetadataResponse *m = NULL;
+	const char *repo = "ci", *role = "root";
+	unsigned long long version = 0;
+	qsc_client *c = NULL;
+	json_t *env;
+	char *end;
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "pv:r:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			repo = "prod";
+			break;
+		case 'v':
+			version = strtoull(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || version == 0) {
+				errmsg("--version: a positive integer");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'r':
+			role = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			show_root_usage(stdout);
+			return EXIT_OK;
+		default:
+			show_root_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		show_root_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_tuf_get_metadata(c, repo, role, version, &m)) != 0) {
+		r = report(g, c, r);
+		qsc_close(c);
+		return r;
+	}
+	qsc_close(c);
+	env = parse_env(m);
+	qsc_free(m);
+	if (env == NULL)
+		return EXIT_FAILED;
+	return json_print(env, JSON_INDENT(2) | JSON_SORT_KEYS) == 0 ? EXIT_OK : EXIT_FAILED;
+}
+
+/* ------------------------------------------------------------ push */
+
+static void
+push_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf push-targets [--custom JSON] [--name NAME] [--remove NAME]...\n"
+	        "                          [--no-upload] FILE...\n"
+	        "Add FILEs (named by their base name, or --name for a single file) to the CI\n"
+	        "targets, signed online; snapshot and timestamp follow. The contents are\n"
+	        "published under targets/ unless --no-upload. --custom sets the targets'\n"
+	        "\"custom\" object.\n",
+	        progname);
+}
+
+static int
+push_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"custom", required_argument, NULL, 'c'},
+	        {"name", required_argument, NULL, 'n'},
+	        {"remove", required_argument, NULL, 'R'},
+	        {"no-upload", no_argument, NULL, 'U'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__TufPushTargetsResponse *resp = NULL;
+	const char *custom = NULL, *name = NULL;
+	char **remove = NULL, **names = NULL, *text = NULL;
+	uint8_t **data = NULL;
+	size_t *lens = NULL, nremove = 0, nfiles;
+	json_t *targets = json_object(), *cj = NULL;
+	qsc_client *c = NULL;
+	int ch, r = EXIT_FAILED, upload = 1;
+
+	optind = 1;
+	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
+		goto out;
+	while ((ch = getopt_long(argc, argv, "c:n:R:Uh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			custom = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'R':
+			remove[nremove++] = optarg;
+			break;
+		case 'U':
+			upload = 0;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			push_usage(stdout);
+			r = EXIT_OK;
+			goto out;
+		default:
+			push_usage(stderr);
+			r = EXIT_USAGE;
+			goto out;
+		}
+	}
+	nfiles = (size_t)(argc - optind);
+	if ((nfiles == 0 && nremove == 0) || (name != NULL && nfiles != 1)) {
+		push_usage(stderr);
+		r = EXIT_USAGE;
+		goto out;
+	}
+	if (custom != NULL && ((cj = json_loads(custom, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	                       !json_is_object(cj))) {
+		errmsg("--custom: a JSON object");
+		r = EXIT_USAGE;
+		goto out;
+	}
+	if ((names = calloc(nfiles + 1, sizeof(*names))) == NULL ||
+	    (data = calloc(nfiles + 1, sizeof(*data))) == NULL ||
+	    (lens = calloc(nfiles + 1, sizeof(*lens))) == NULL)
+		goto out;
+	for (size_t i = 0; i < nfiles; i++) {
+		const char *path = argv[optind + (int)i];
+		uint8_t dg[32];
+		char *hex, *copy;
+		json_t *t;
+		if (read_input(path, PUSH_MAX_FILE, &data[i], &lens[i]) != 0) {
+			r = EXIT_USAGE;
+			goto out;
+		}
+		if ((copy = strdup(path)) == NULL)
+			goto out;
+		names[i] = strdup(name != NULL ? name : basename(copy));
+		free(copy);
+		qs_sha256(data[i], lens[i], dg);
+		if (names[i] == NULL || (hex = qs_hex(dg, 32)) == NULL)
+			goto out;
+		t = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)lens[i], "hashes", "sha256",
+		              hex);
+		free(hex);
+		if (cj != NULL)
+			json_object_set(t, "custom", cj);
+		json_object_set_new(targets, names[i], t);
+	}
+	if (tuf_targets_check(targets) != 0) {
+		errmsg("%s", qs_errdetail());
+		r = EXIT_USAGE;
+		goto out;
+	}
+	if ((text = json_dumps(targets, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		goto out;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		goto out;
+	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, upload ? nfiles : 0, remove,
+	                              nremove, &resp)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (g->json)
+		json_print(json_pack("{s:I, s:I, s:I}", "targets_version",
+		                     (json_int_t)resp->targets_version, "snapshot_version",
+		                     (json_int_t)resp->snapshot_version, "timestamp_version",
+		                     (json_int_t)resp->timestamp_version),
+		           JSON_INDENT(2));
+	else
+		printf("CI targets version %llu, snapshot %llu, timestamp %llu\n",
+		       (unsigned long long)resp->targets_version,
+		       (unsigned long long)resp->snapshot_version,
+		       (unsigned long long)resp->timestamp_version);
+	r = EXIT_OK;
+out:
+	if (r == EXIT_FAILED && c == NULL && names == NULL)
+		errmsg("out of memory");
+	qsc_free(resp);
+	qsc_close(c);
+	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+		free(names[i]);
+	for (size_t i = 0; data != NULL && data[i] != NULL; i++)
+		free(data[i]);
+	free(names);
+	free(data);
+	free(lens);
+	free(remove);
+	free(text);
+	json_decref(targets);
+	json_decref(cj);
+	return r;
+}
+
+/* ------------------------------------------------------------ promote */
+
+static void
+promote_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf promote [--expires DAYS] [--remove NAME]... [-m MSG] NAME...\n"
+	        "Ask the production approvers (tuf.gates.promote) to sign production targets:\n"
+	        "the ones in force plus the CI targets NAME..., without the --remove ones,\n"
+	        "expiring in DAYS (default 90). `qsign request show ID` prints the diff.\n",
+	        progname);
+}
+
+static int
+promote_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"expires", required_argument, NULL, 'e'}, {"remove", required_argument, NULL, 'R'},
+	        {"message", required_argument, NULL, 'm'}, {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	const char *msg = NULL;
+	long days = 90;
+	qsc_client *c = NULL;
+	json_t *ci = NULL, *prod = NULL, *targets = NULL, *pl = NULL, *removed = json_array();
+	char exp[TUF_TIME_LEN], *end;
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "e:R:m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			days = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || days < 1 || days > 3650) {
+				errmsg("--expires: days, 1..3650");
+				json_decref(removed);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'R':
+			json_array_append_new(removed, json_string(optarg));
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			promote_usage(stdout);
+			json_decref(removed);
+			return EXIT_OK;
+		default:
+			promote_usage(stderr);
+			json_decref(removed);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind == argc && json_array_size(removed) == 0) {
+		promote_usage(stderr);
+		json_decref(removed);
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK) {
+		json_decref(removed);
+		return r;
+	}
+	r = EXIT_FAILED;
+	if ((ci = get_signed(g, c, "ci", "targets")) == NULL ||
+	    (prod = get_signed(g, c, "prod", "targets")) == NULL)
+		goto out;
+	targets = json_deep_copy(json_object_get(prod, "targets"));
+	for (int i = optind; i < argc; i++) {
+		json_t *t = json_object_get(json_object_get(ci, "targets"), argv[i]);
+		if (t == NULL) {
+			errmsg("no CI target called %s", argv[i]);
+			goto out;
+		}
+		json_object_set(targets, argv[i], t);
+	}
+	{
+		size_t i;
+		json_t *x;
+		json_array_foreach(removed, i, x)
+		{
+			if (json_object_del(targets, json_string_value(x)) != 0) {
+				errmsg("no production target called %s", json_string_value(x));
+				goto out;
+			}
+		}
+	}
+	tuf_time_format((int64_t)time(NULL) + days * 86400, exp);
+	pl = json_pack("{s:I, s:s, s:O, s:{s:O, s:O, s:O}}", "version",
+	               json_integer_value(json_object_get(prod, "version")) + 1, "expires", exp,
+	               "targets", targets, "base", "version", json_object_get(prod, "version"),
+	               "expires", json_object_get(prod, "expires"), "targets",
+	               json_object_get(prod, "targets"));
+	r = submit(g, c, "promote", "tuf-promote", pl, msg);
+	pl = NULL;
+out:
+	qsc_close(c);
+	json_decref(ci);
+	json_decref(prod);
+	json_decref(targets);
+	json_decref(pl);
+	json_decref(removed);
+	return r;
+}
+
+/* ------------------------------------------------------------ root changes */
+
+static void
+rotate_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf rotate-key [--keyid KEYID] [-m MSG] ROLE\n"
+	        "Ask the TUF admins for root version N+1 in which ROLE (root, targets,\n"
+	        "prod-targets, snapshot, timestamp) has a new key, generated in the token on\n"
+	        "approval, instead of KEYID (default: the role's only key).\n",
+	        progname);
+}
+
+static void
+threshold_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf set-threshold [-m MSG] ROLE N\n"
+	        "Ask the TUF admins for root version N+1 with ROLE's (root | prod-targets)\n"
+	        "threshold set to N.\n",
+	        progname);
+}
+
+static int
+root_change(struct globals *g, json_t *pl, const char *msg)
+{
+	qsc_client *c = NULL;
+	json_t *root;
+	int r;
+
+	if ((r = connect_client(g, &c)) != EXIT_OK) {
+		json_decref(pl);
+		return r;
+	}
+	if ((root = get_signed(g, c, "ci", "root")) == NULL) {
+		json_decref(pl);
+		qsc_close(c);
+		return EXIT_FAILED;
+	}
+	json_object_set(pl, "base_version", json_object_get(root, "version"));
+	json_decref(root);
+	r = submit(g, c, "admin", "tuf-root", pl, msg);
+	qsc_close(c);
+	return r;
+}
+
+static int
+rotate_main(int argc, char **argv, struct globals *g)
+{
+	static const struct option opts[] = {
+	        {"keyid", required_argument, NULL, 'k'},
+	        {"message", required_argument, NULL, 'm'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *msg = NULL, *keyid = NULL;
+	json_t *pl;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "k:m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			keyid = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			rotate_usage(stdout);
+			return EXIT_OK;
+		default:
+			rotate_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		rotate_usage(stderr);
+		return EXIT_USAGE;
+	}
+	pl = json_pack("{s:s, s:s}", "op", "rotate-key", "role", argv[optind]);
+	if (keyid != NULL)
+		json_object_set_new(pl, "keyid", json_string(keyid));
+	return root_change(g, pl, msg);
+}
+
+static int
+threshold_main(int argc, char **argv, struct globals *g)
+{
+	const char *msg = NULL;
+	char *end;
+	long n;
+	int r;
+
+	if ((r = msg_opts(argc, argv, g, threshold_usage, &msg, 2)) >= 0)
+		return r;
+	n = strtol(argv[optind + 1], &end, 10);
+	if (*end != '\0' || n < 1 || n > 64) {
+		errmsg("threshold: 1..64");
+		return EXIT_USAGE;
+	}
+	return root_change(g,
+	                   json_pack("{s:s, s:s, s:I}", "op", "set-threshold", "role", argv[optind],
+	                             "threshold", (json_int_t)n),
+	                   msg);
+}
+
+/* ------------------------------------------------------------ review */
+
+static void
+review_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf review\n"
+	        "Lint the current root: errors and recommendations. Exit 1 if any error.\n",
+	        progname);
+}
+
+static int
+review_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__TufReviewResponse *resp = NULL;
+	qsc_client *c = NULL;
+	int r, errors = 0;
+
+	if ((r = simple_opts(argc, argv, g, review_usage)) >= 0)
+		return r;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_tuf_review(c, &resp)) != 0) {
+		r = report(g, c, r);
+		qsc_close(c);
+		return r;
+	}
+	qsc_close(c);
+	printf("root version %llu: %zu finding(s)\n", (unsigned long long)resp->root_version,
+	       resp->n_findings);
+	for (size_t i = 0; i < resp->n_findings; i++) {
+		errors += strcmp(resp->findings[i]->severity, "error") == 0;
+		printf("  ");
+		put_safe(stdout, resp->findings[i]->severity, 0);
+		printf(": ");
+		put_safe(stdout, resp->findings[i]->text, 0);
+		putchar('\n');
+	}
+	qsc_free(resp);
+	return errors > 0 ? EXIT_FAILED : EXIT_OK;
+}
+
+/* ------------------------------------------------------------ group */
+
+const struct command tuf_commands[] = {
+        {"init", init_main, init_usage, "request root v1 of the CI and production repositories",
+         NULL},
+        {"show-root", show_root_main, show_root_usage, "print root.json (or another role's file)",
+         NULL},
+        {"push-targets", push_main, push_usage, "add CI targets (online)", NULL},
+        {"promote", promote_main, promote_usage, "request production targets (quorum)", NULL},
+        {"rotate-key", rotate_main, rotate_usage, "request a new key for a TUF role", NULL},
+        {"set-threshold", threshold_main, threshold_usage, "request a new threshold", NULL},
+        {"review", review_main, review_usage, "lint the current root", NULL},
+        {NULL, NULL, NULL, NULL, NULL},
+};
+
+void
+tuf_usage(FILE *f)
+{
+	group_usage(f, "tuf", tuf_commands, "tuf push-targets build/app.bin");
+}
+
+int
+tuf_main(int argc, char **argv, struct globals *g)
+{
+	return group_main(argc, argv, g, tuf_commands, tuf_usage);
+}

@@ -1,0 +1,441 @@
+#include "tuf_payload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qs_err.h"
+#include "statement.h"
+#include "tuf_meta.h"
+
+static int
+load(const uint8_t *p, size_t len, json_t **out)
+{
+	json_error_t e;
+
+	*out = NULL;
+	if (len > TUF_MAX_METADATA)
+		return qs_fail(QS_ERR_INVALID, "payload larger than %u bytes", TUF_MAX_METADATA);
+	if ((*out = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &e)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "payload is not JSON: line %d: %s", e.line, e.text);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return qs_fail(QS_ERR_INVALID, "payload must be a JSON object");
+	}
+	return 0;
+}
+
+/* Every member of o is one of `allowed` (NULL-terminated). */
+static int
+only(const json_t *o, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v)
+	{
+		size_t i;
+		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
+			;
+		if (allowed[i] == NULL)
+			return qs_fail(QS_ERR_INVALID, "unknown field \"%.40s\"", k);
+	}
+	return 0;
+}
+
+static const char *
+str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int
+check_init(const json_t *j)
+{
+	static const char *const allowed[] = {"op", NULL};
+
+	if (only(j, allowed) != 0 || str(j, "op") == NULL || strcmp(str(j, "op"), "init") != 0)
+		return qs_fail(QS_ERR_INVALID, "tuf-init payload is {\"op\":\"init\"}");
+	return 0;
+}
+
+static int
+role_name_ok(const char *r)
+{
+	static const char *const roles[] = {"root",     "targets",   "prod-targets",
+	                                    "snapshot", "timestamp", NULL};
+
+	for (size_t i = 0; r != NULL && roles[i] != NULL; i++)
+		if (strcmp(r, roles[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+check_root(const json_t *j)
+{
+	static const char *const rot[] = {"op", "role", "base_version", "keyid", NULL};
+	static const char *const thr[] = {"op", "role", "threshold", "base_version", NULL};
+	const char *op = str(j, "op"), *role = str(j, "role");
+	json_int_t base = json_integer_value(json_object_get(j, "base_version"));
+	int r;
+
+	if (!json_is_integer(json_object_get(j, "base_version")) || base < 1)
+		return qs_fail(QS_ERR_INVALID,
+		               "base_version: the root version this changes (>= 1)");
+	if (op != NULL && strcmp(op, "rotate-key") == 0) {
+		if ((r = only(j, rot)) != 0)
+			return r;
+		if (!role_name_ok(role))
+			return qs_fail(QS_ERR_INVALID,
+			               "role: root, targets, prod-targets, snapshot or timestamp");
+		if (json_object_get(j, "keyid") != NULL &&
+		    (!json_is_string(json_object_get(j, "keyid")) ||
+		     strlen(str(j, "keyid")) != 64 ||
+		     strspn(str(j, "keyid"), "0123456789abcdef") != 64))
+			return qs_fail(QS_ERR_INVALID, "keyid: 64 lower-case hex characters");
+		return 0;
+	}
+	if (op != NULL && strcmp(op, "set-threshold") == 0) {
+		json_int_t t = json_integer_value(json_object_get(j, "threshold"));
+		if ((r = only(j, thr)) != 0)
+			return r;
+		if (role == NULL ||
+		    (strcmp(role, "root") != 0 && strcmp(role, "prod-targets") != 0))
+			return qs_fail(QS_ERR_INVALID, "set-threshold: role root or prod-targets");
+		if (!json_is_integer(json_object_get(j, "threshold")) || t < 1 || t > 64)
+			return qs_fail(QS_ERR_INVALID, "threshold: an integer 1..64");
+		if (strcmp(role, "prod-targets") == 0 && t < 2)
+			return qs_fail(QS_ERR_INVALID,
+			               "production targets never need fewer than 2 signatures");
+		return 0;
+	}
+	return qs_fail(QS_ERR_INVALID, "op: rotate-key or set-threshold");
+}
+
+/* {"version":V,"expires":E,"targets":{...}} */
+static int
+check_targets_state(const json_t *o, const char *what)
+{
+	static const char *const allowed[] = {"version", "expires", "targets", NULL};
+	int64_t t;
+	int r;
+
+	if (!json_is_object(o) || only(o, allowed) != 0)
+		return qs_fail(QS_ERR_INVALID, "%s: must be {version, expires, targets}", what);
+	if (!json_is_integer(json_object_get(o, "version")) ||
+	    json_integer_value(json_object_get(o, "version")) < 1)
+		return qs_fail(QS_ERR_INVALID, "%s.version: an integer >= 1", what);
+	if ((r = tuf_time_parse(str(o, "expires"), &t)) != 0)
+		return qs_wrap(r, "%s.expires", what);
+	if ((r = tuf_targets_check(json_object_get(o, "targets"))) != 0)
+		return qs_wrap(r, "%s", what);
+	return 0;
+}
+
+static int
+check_promote(const json_t *j)
+{
+	static const char *const allowed[] = {"version", "expires", "targets", "base", NULL};
+	json_t *base = json_object_get(j, "base"), *tmp;
+	json_int_t v = json_integer_value(json_object_get(j, "version"));
+	int r;
+
+	if ((r = only(j, allowed)) != 0)
+		return r;
+	if (base == NULL)
+		return qs_fail(QS_ERR_INVALID, "base: the production targets replaced, or null");
+	/* The new state has the shape of a base without the base. */
+	if ((tmp = json_deep_copy(j)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	json_object_del(tmp, "base");
+	r = check_targets_state(tmp, "promote");
+	json_decref(tmp);
+	if (r != 0)
+		return r;
+	if (json_is_null(base))
+		return v == 1 || v == 2 ? 0
+		                        : qs_fail(QS_ERR_INVALID, "version %lld without a base",
+		                                  (long long)v);
+	if ((r = check_targets_state(base, "base")) != 0)
+		return r;
+	if (json_integer_value(json_object_get(base, "version")) + 1 != v)
+		return qs_fail(QS_ERR_INVALID, "version must be base.version + 1");
+	return 0;
+}
+
+int
+tuf_payload_parse(const char *kind, const uint8_t *p, size_t len, json_t **out)
+{
+	json_t *j = NULL;
+	json_error_t e;
+	int r;
+
+	*out = NULL;
+	if (strcmp(kind, "tuf-push") == 0) {
+		if (len > TUF_MAX_METADATA)
+			return qs_fail(QS_ERR_INVALID, "payload larger than %u bytes",
+			               TUF_MAX_METADATA);
+		if ((j = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &e)) == NULL)
+			return qs_fail(QS_ERR_INVALID, "payload is not JSON: %s", e.text);
+		r = tuf_targets_check(j);
+	} else if ((r = load(p, len, &j)) == 0) {
+		r = strcmp(kind, "tuf-init") == 0      ? check_init(j)
+		    : strcmp(kind, "tuf-root") == 0    ? check_root(j)
+		    : strcmp(kind, "tuf-promote") == 0 ? check_promote(j)
+		                                       : qs_fail(QS_ERR_INVALID, "not a TUF kind");
+	}
+	if (r != 0) {
+		json_decref(j);
+		return r;
+	}
+	*out = j;
+	return 0;
+}
+
+static int
+validate(const char *kind, const uint8_t *p, size_t len)
+{
+	json_t *j;
+	int r = tuf_payload_parse(kind, p, len, &j);
+
+	json_decref(j);
+	return r;
+}
+
+int
+tuf_init_validate(const uint8_t *p, size_t len)
+{
+	return validate("tuf-init", p, len);
+}
+
+int
+tuf_root_validate(const uint8_t *p, size_t len)
+{
+	return validate("tuf-root", p, len);
+}
+
+int
+tuf_promote_validate(const uint8_t *p, size_t len)
+{
+	return validate("tuf-promote", p, len);
+}
+
+int
+tuf_push_validate(const uint8_t *p, size_t len)
+{
+	return validate("tuf-push", p, len);
+}
+
+/* Strings of the payload reach a terminal: no control characters. */
+static void
+put_safe(FILE *f, const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}
+
+/* Close the memstream f writing into *bufp (only valid after fclose) and
+ * hand the text over. */
+static int
+finish(FILE *f, char **bufp, char **out)
+{
+	if (fclose(f) != 0 || *bufp == NULL) {
+		free(*bufp);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	*out = *bufp;
+	*bufp = NULL;
+	return 0;
+}
+
+/* The policy's "tuf" section from the context (the policy text), or NULL. */
+static json_t *
+policy_tuf(const char *context)
+{
+	json_t *pol, *t;
+
+	if (context == NULL || (pol = json_loads(context, 0, NULL)) == NULL)
+		return NULL;
+	t = json_incref(json_object_get(pol, "tuf"));
+	json_decref(pol);
+	return t;
+}
+
+int
+tuf_init_describe(const uint8_t *p, size_t len, const char *context, char **out)
+{
+	json_t *j = NULL, *tuf = NULL;
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f;
+	int r;
+
+	*out = NULL;
+	if ((r = tuf_payload_parse("tuf-init", p, len, &j)) != 0)
+		return r;
+	json_decref(j);
+	if ((f = open_memstream(&buf, &blen)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	fprintf(f, "TUF init: root version 1 of the CI and production repositories\n");
+	if ((tuf = policy_tuf(context)) != NULL) {
+		static const char *const roles[] = {"root",     "targets",   "prod-targets",
+		                                    "snapshot", "timestamp", NULL};
+		for (size_t i = 0; roles[i] != NULL; i++) {
+			json_t *ro = json_object_get(json_object_get(tuf, "roles"), roles[i]), *k;
+			size_t n;
+			fprintf(f, "  %-12s threshold %lld, expires after %s, keys:", roles[i],
+			        (long long)json_integer_value(json_object_get(ro, "threshold")),
+			        str(ro, "expires") ? str(ro, "expires") : "?");
+			json_array_foreach(json_object_get(ro, "keys"), n, k)
+			{
+				fputc(' ', f);
+				put_safe(f, json_string_value(k));
+			}
+			fputc('\n', f);
+		}
+		fprintf(f, "  CI targets: threshold 1 (online key); production targets: the "
+		           "online key plus the prod-targets keys\n");
+		json_decref(tuf);
+	}
+	return finish(f, &buf, out);
+}
+
+int
+tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out)
+{
+	json_t *j = NULL;
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f;
+	int r;
+
+	(void)context;
+	*out = NULL;
+	if ((r = tuf_payload_parse("tuf-root", p, len, &j)) != 0)
+		return r;
+	if ((f = open_memstream(&buf, &blen)) == NULL) {
+		json_decref(j);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	{
+		long long base = (long long)json_integer_value(json_object_get(j, "base_version"));
+		fprintf(f, "TUF root change: version %lld -> %lld of both repositories\n", base,
+		        base + 1);
+	}
+	if (strcmp(str(j, "op"), "rotate-key") == 0) {
+		fprintf(f,
+		        "  rotate the %s key %s: a new key is generated in the token on "
+		        "approval\n  and replaces it in the role\n",
+		        str(j, "role"),
+		        str(j, "keyid") ? str(j, "keyid") : "(the role's only key)");
+		if (strcmp(str(j, "role"), "root") == 0)
+			fprintf(f, "  the new root is signed by the current root keys and the new "
+			           "ones\n");
+		if (strcmp(str(j, "role"), "prod-targets") == 0 ||
+		    strcmp(str(j, "role"), "targets") == 0)
+			fprintf(f, "  production targets are re-signed with the new key\n");
+	} else {
+		fprintf(f, "  set the %s threshold to %lld\n", str(j, "role"),
+		        (long long)json_integer_value(json_object_get(j, "threshold")));
+	}
+	json_decref(j);
+	return finish(f, &buf, out);
+}
+
+static void
+print_target(FILE *f, const char *mark, const char *name, const json_t *v)
+{
+	char *custom =
+	        json_object_get(v, "custom") != NULL
+	                ? json_dumps(json_object_get(v, "custom"), JSON_COMPACT | JSON_SORT_KEYS)
+	                : NULL;
+
+	fprintf(f, "  %s ", mark);
+	put_safe(f, name);
+	fprintf(f, "  length %lld sha256 %s",
+	        (long long)json_integer_value(json_object_get(v, "length")),
+	        str(json_object_get(v, "hashes"), "sha256"));
+	if (custom != NULL) {
+		fprintf(f, " custom ");
+		put_safe(f, custom);
+	}
+	fputc('\n', f);
+	free(custom);
+}
+
+int
+tuf_promote_describe(const uint8_t *p, size_t len, const char *context, char **out)
+{
+	json_t *j = NULL, *base, *cur, *next, *v;
+	const char *name;
+	char *buf = NULL;
+	size_t blen = 0, changes = 0;
+	FILE *f;
+	int r;
+
+	(void)context;
+	*out = NULL;
+	if ((r = tuf_payload_parse("tuf-promote", p, len, &j)) != 0)
+		return r;
+	if ((f = open_memstream(&buf, &blen)) == NULL) {
+		json_decref(j);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	base = json_object_get(j, "base");
+	cur = json_object_get(base, "targets"); /* NULL when base is null */
+	next = json_object_get(j, "targets");
+	fprintf(f, "TUF production targets: version %lld -> %lld\n",
+	        (long long)json_integer_value(json_object_get(base, "version")),
+	        (long long)json_integer_value(json_object_get(j, "version")));
+	fprintf(f, "  expires %s -> %s\n", json_is_null(base) ? "(none)" : str(base, "expires"),
+	        str(j, "expires"));
+	json_object_foreach(next, name, v)
+	{
+		json_t *old = json_object_get(cur, name);
+		if (old == NULL) {
+			print_target(f, "+", name, v);
+			changes++;
+		} else if (!json_equal(old, v)) {
+			print_target(f, "- was", name, old);
+			print_target(f, "+ now", name, v);
+			changes++;
+		}
+	}
+	json_object_foreach(cur, name, v)
+	{
+		if (json_object_get(next, name) == NULL) {
+			print_target(f, "-", name, v);
+			changes++;
+		}
+	}
+	fprintf(f, "  %zu target(s) added, removed or changed; %zu in total\n", changes,
+	        json_object_size(next));
+	json_decref(j);
+	return finish(f, &buf, out);
+}
+
+int
+tuf_push_describe(const uint8_t *p, size_t len, const char *context, char **out)
+{
+	json_t *j = NULL, *v;
+	const char *name;
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f;
+	int r;
+
+	(void)context;
+	*out = NULL;
+	if ((r = tuf_payload_parse("tuf-push", p, len, &j)) != 0)
+		return r;
+	if ((f = open_memstream(&buf, &blen)) == NULL) {
+		json_decref(j);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	fprintf(f, "TUF CI targets push: %zu target(s)\n", json_object_size(j));
+	json_object_foreach(j, name, v) print_target(f, "+", name, v);
+	json_decref(j);
+	return finish(f, &buf, out);
+}

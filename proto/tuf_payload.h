@@ -1,0 +1,41 @@
+/*
+ * tuf_payload.h - the TUF payload kinds of quorum requests and online
+ * pushes (validate + describe for proto/payload.c's table).
+ *
+ *   tuf-init     {"op":"init"}: create root v1 of both repositories (CI and
+ *                production) from the policy's "tuf" section.
+ *   tuf-root     {"op":"rotate-key","role":R,"base_version":N} or
+ *                {"op":"set-threshold","role":"root"|"prod-targets",
+ *                 "threshold":T,"base_version":N}: root version N+1 of both
+ *                repositories. R is root, targets, prod-targets, snapshot or
+ *                timestamp.
+ *   tuf-promote  {"version":V,"expires":E,"targets":{...},
+ *                 "base":{"version":V-1,"expires":...,"targets":{...}}|null}:
+ *                the production targets that will be signed, and the ones
+ *                they replace. The approver's diff is computed from these
+ *                exact bytes; the daemon refuses to sign when "base" is not
+ *                the production targets in force.
+ *   tuf-push     a targets map (online CI push).
+ */
+#ifndef QS_TUF_PAYLOAD_H
+#define QS_TUF_PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+int tuf_init_validate(const uint8_t *p, size_t len);
+int tuf_init_describe(const uint8_t *p, size_t len, const char *context, char **out);
+int tuf_root_validate(const uint8_t *p, size_t len);
+int tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out);
+int tuf_promote_validate(const uint8_t *p, size_t len);
+int tuf_promote_describe(const uint8_t *p, size_t len, const char *context, char **out);
+int tuf_push_validate(const uint8_t *p, size_t len);
+int tuf_push_describe(const uint8_t *p, size_t len, const char *context, char **out);
+
+/* Parse a payload of kind `kind` ("tuf-init", "tuf-root", "tuf-promote",
+ * "tuf-push") after validating it; *out has one reference. */
+int tuf_payload_parse(const char *kind, const uint8_t *p, size_t len, json_t **out);
+
+#endif

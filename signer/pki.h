@@ -1,0 +1,99 @@
+/*
+ * pki.h - the factory PKI inside qsignd: root CA, TLS / EST certificates,
+ * online and local device CAs, device certificates, CRLs (issue #7, seed
+ * 002). CA keys are generated in a token and never leave it.
+ *
+ *   pki_policy.c  the policy's "pki" section (strict checker + accessors)
+ *   pki_sign.c    sign a built certificate / CRL with a token key
+ *   pki_x509.c    certificate and CRL profiles
+ *   pki.c         state (store documents), quorum request kinds, RPCs
+ */
+#ifndef QS_PKI_H
+#define QS_PKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "keyring.h"
+#include "pki_payload.h"
+#include "policy.h"
+#include "reqkinds.h"
+
+struct call_ctx;
+
+/* The policy's "pki" section, resolved. Strings point into the policy. */
+struct pki_conf {
+	const char *factory;
+	const char *ca_token; /* pkcs11: URI of the token that holds generated CA keys */
+	const struct policy_role *role_root, *role_tls, *role_device_ca, *role_device;
+	int64_t days_root, days_tls, days_device_ca, days_device;
+	int64_t crl_days;
+	int revoke_reason; /* CRL_REASON_* */
+};
+
+/* Resolve and check p->ext_pki. QS_ERR_PRECONDITION "no pki section" if
+ * absent; QS_ERR_INVALID with the path of the problem otherwise. */
+int pki_conf_get(const struct policy *p, struct pki_conf *c);
+/* The policy_ext.c checker. */
+int pki_policy_check(const struct policy *p, json_t *section);
+
+/*
+ * Sign a fully built certificate / CRL with token key k (ECDSA P-256,
+ * SHA-256), then check the result against k's public key. On success *x
+ * is replaced by the re-parsed, signed object. Errors: QS_ERR_CRYPTO,
+ * QS_ERR_PKCS11 (token), QS_ERR_NOMEM.
+ */
+int pki_sign_cert(X509 **x, const struct keyring_key *k);
+int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k);
+
+/* Certificate profiles (pki_x509.c). */
+enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };
+
+struct pki_tmpl {
+	enum pki_profile profile;
+	const X509_NAME *subject;
+	EVP_PKEY *pub;      /* the subject's public key */
+	const X509 *issuer; /* NULL: self-signed (root) */
+	int64_t days;       /* capped at the issuer's notAfter */
+	char *const *dns;   /* TLS: DNS subjectAltNames */
+	size_t ndns;
+};
+
+/* Build (unsigned) a certificate of profile t with a fresh random 159-bit
+ * positive serial; *serial_hex receives its lower-case hex (41 bytes).
+ * Errors: QS_ERR_PRECONDITION (issuer expired), QS_ERR_CRYPTO,
+ * QS_ERR_NOMEM. */
+int pki_x509_build(const struct pki_tmpl *t, X509 **out, char serial_hex[PKI_MAX_SERIAL_HEX + 1]);
+
+struct pki_crl_entry {
+	const char *serial_hex;
+	int64_t time; /* revocation date, unix seconds */
+	int reason;   /* CRL_REASON_* */
+};
+
+/* Build (unsigned) a v2 CRL of issuer with CRLNumber number. */
+int pki_crl_build(const X509 *issuer, uint64_t number, int64_t days, const struct pki_crl_entry *e,
+                  size_t n, X509_CRL **out);
+
+/* PEM of x / crl (malloc'd, NUL-terminated) and the hex SHA-256 of the DER
+ * (65 bytes). */
+int pki_cert_pem(const X509 *x, char **pem, char sha_hex[65]);
+int pki_crl_pem(const X509_CRL *crl, char **pem, char sha_hex[65]);
+/* Parse a PEM certificate we stored. */
+int pki_cert_parse(const char *pem, X509 **out);
+/* unix seconds of an ASN1_TIME. */
+int64_t pki_time(const ASN1_TIME *t);
+/* RFC 2253 text of a name (malloc'd). */
+char *pki_name_str(const X509_NAME *n);
+
+/* Request kinds (reqkinds.c) and RPC handlers (rpc_table.c). */
+extern const struct reqkind_ops pki_kind_ca_create, pki_kind_tls, pki_kind_device_ca,
+        pki_kind_ca_state, pki_kind_device_revoke;
+int h_pki_show(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_pki_issue_device(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_pki_crl(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * tuf.h - qsignd's TUF repositories (CI and production flavours).
+ *
+ * The daemon owns two repositories that share their root, snapshot and
+ * timestamp keys and differ in the targets role: CI (the online targets
+ * key, threshold 1) and production (online + offline targets keys,
+ * threshold >= 2). Root versions of both move together.
+ *
+ * State lives in the store, namespace "tuf": "keys" (version = root
+ * version: the token URIs and thresholds of every role) and
+ * "<repo>.<role>" (version = metadata version: the signed envelope as
+ * published). Each change is built and signed in memory, audited with the
+ * hashes of every file it produced, stored, and only then published into
+ * the repository directories (each file written atomically; timestamp.json
+ * last). All changes are serialised by one lock.
+ *
+ * The policy's "tuf" section (checked by tuf_policy_check):
+ *   repositories  {"ci": DIR, "prod": DIR}   absolute output directories
+ *   gates         {"admin": ROLE, "promote": ROLE, "online": ROLE}
+ *                 policy roles that gate init and root changes (quorum,
+ *                 kinds tuf-init + tuf-root), production promote (quorum,
+ *                 tuf-promote) and CI pushes (online, tuf-push)
+ *   roles         root | targets | prod-targets | snapshot | timestamp ->
+ *                 {"keys": [policy key names], "threshold": N,
+ *                  "expires": duration}  (the keys of root v1)
+ *   refresh       {"interval": duration, "margin": duration} (optional):
+ *                 re-sign snapshot/timestamp that expire within margin
+ */
+#ifndef QS_TUF_H
+#define QS_TUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "policy.h"
+#include "reqkinds.h"
+
+struct server;
+
+/* Strict check of p->ext_tuf (signer/policy_ext.c). QS_ERR_INVALID with
+ * the path of the problem. */
+int tuf_policy_check(const struct policy *p, json_t *section);
+
+/* The request kinds tuf-init, tuf-root and tuf-promote (reqkinds.c). */
+extern const struct reqkind_ops tuf_init_ops, tuf_root_ops, tuf_promote_ops;
+
+/*
+ * Online CI push: merge `add` (a checked targets map, borrowed) into the CI
+ * targets and remove `remove[]`, then new snapshot and timestamp. files[]
+ * (name, content) are written under targets/ after their hash is checked.
+ * Versions produced in *tv, *sv, *tsv.
+ */
+struct tuf_file {
+	const char *name;
+	const uint8_t *data;
+	size_t len;
+};
+int tuf_push(struct server *s, const struct policy *p, const char *principal, json_t *add,
+             char *const *remove, size_t nremove, const struct tuf_file *files, size_t nfiles,
+             uint64_t *tv, uint64_t *sv, uint64_t *tsv);
+
+/* The stored envelope of repo ("ci"|"prod") role at version (0 = latest).
+ * *data malloc'd. QS_ERR_NOT_FOUND. */
+int tuf_get(struct server *s, const char *repo, const char *role, uint64_t version, uint8_t **data,
+            size_t *len, uint64_t *version_out);
+
+/* Lint the current root: *findings is a JSON array of {severity, text}. */
+int tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t *root_version);
+
+/* Re-sign snapshot and timestamp of both repositories when they expire
+ * within the policy's refresh margin (the timer calls this). */
+int tuf_refresh(struct server *s, const struct policy *p);
+
+/* Start / stop the refresh timer thread (no-op when the policy has no
+ * "tuf" section at a given tick). */
+int tuf_timer_start(struct server *s);
+void tuf_timer_stop(void);
+
+/* RPC handlers (signer/tuf_rpc.c). */
+struct call_ctx;
+int h_tuf_push_targets(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_tuf_get_metadata(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_tuf_review(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+
+#endif

@@ -1,0 +1,200 @@
+/* The policy's "tuf" section: refused unless every name resolves, every
+ * threshold can be met and every gate has the mode its operation needs. */
+#include <string.h>
+
+#include "qs_err.h"
+#include "tuf.h"
+
+static const char *const tuf_roles[] = {"root",     "targets",   "prod-targets",
+                                        "snapshot", "timestamp", NULL};
+
+static int
+only(json_t *o, const char *const *allowed, const char *what)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return qs_fail(QS_ERR_INVALID, "%s: must be an object", what);
+	json_object_foreach(o, k, v)
+	{
+		size_t i;
+		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
+			;
+		if (allowed[i] == NULL)
+			return qs_fail(QS_ERR_INVALID, "%s.%.40s: unknown field", what, k);
+	}
+	return 0;
+}
+
+static ssize_t
+key_index(const struct policy *p, const char *name)
+{
+	for (size_t i = 0; name != NULL && i < p->nkeys; i++)
+		if (strcmp(p->keys[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int
+check_gate(const struct policy *p, json_t *gates, const char *gate, enum policy_mode mode,
+           const char *kind1, const char *kind2)
+{
+	const char *name = json_string_value(json_object_get(gates, gate));
+	const struct policy_role *ro;
+
+	if (name == NULL || (ro = policy_role(p, name)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "tuf.gates.%s: must name a policy role", gate);
+	if (ro->mode != mode)
+		return qs_fail(QS_ERR_INVALID, "tuf.gates.%s: role %s must be %s", gate, name,
+		               mode == POLICY_QUORUM ? "a quorum role" : "an online role");
+	if (!policy_role_allows(ro, kind1) || (kind2 != NULL && !policy_role_allows(ro, kind2)))
+		return qs_fail(QS_ERR_INVALID, "tuf.gates.%s: role %s must list payloads %s%s%s",
+		               gate, name, kind1, kind2 ? " and " : "", kind2 ? kind2 : "");
+	return 0;
+}
+
+/* Only the gate roles may carry TUF kinds: a second role listing them
+ * would be a second, unreviewed way to change the repository. */
+static int
+check_no_stray_kinds(const struct policy *p, json_t *gates)
+{
+	static const char *const kinds[] = {"tuf-init", "tuf-root", "tuf-promote", "tuf-push",
+	                                    NULL};
+	static const char *const gate_of[] = {"admin", "admin", "promote", "online"};
+
+	for (size_t i = 0; i < p->nroles; i++)
+		for (size_t k = 0; kinds[k] != NULL; k++) {
+			const char *g = json_string_value(json_object_get(gates, gate_of[k]));
+			if (policy_role_allows(&p->roles[i], kinds[k]) &&
+			    strcmp(p->roles[i].name, g) != 0)
+				return qs_fail(
+				        QS_ERR_INVALID,
+				        "roles.%s: lists %s, which only tuf.gates.%s (%s) may",
+				        p->roles[i].name, kinds[k], gate_of[k], g);
+		}
+	return 0;
+}
+
+static int
+check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkeys_out)
+{
+	static const char *const allowed[] = {"keys", "threshold", "expires", NULL};
+	json_t *ro = json_object_get(roles, name), *keys, *k;
+	json_int_t th;
+	int64_t secs;
+	size_t i;
+	int r;
+
+	if (ro == NULL)
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s: missing", name);
+	if ((r = only(ro, allowed, "tuf.roles")) != 0)
+		return qs_wrap(r, "tuf.roles.%s", name);
+	keys = json_object_get(ro, "keys");
+	if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > 16)
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys: 1..16 policy key names", name);
+	json_array_foreach(keys, i, k)
+	{
+		ssize_t ki = key_index(p, json_string_value(k));
+		if (ki < 0)
+			return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: unknown key", name,
+			               i);
+		if (p->keys[ki].type != HSM_KEY_EC_P256)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.roles.%s.keys[%zu]: %s must be ecdsa-p256", name, i,
+			               p->keys[ki].name);
+		if (p->bound == NULL || p->bound[ki] == NULL)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.roles.%s.keys[%zu]: %s is not in a token", name, i,
+			               p->keys[ki].name);
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(json_array_get(keys, j), k))
+				return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: duplicate",
+				               name, i);
+	}
+	th = json_integer_value(json_object_get(ro, "threshold"));
+	if (!json_is_integer(json_object_get(ro, "threshold")) || th < 1)
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.threshold: an integer >= 1", name);
+	if (strcmp(name, "prod-targets") != 0 && (size_t)th > json_array_size(keys))
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.threshold: %lld > %zu keys", name,
+		               (long long)th, json_array_size(keys));
+	if (strcmp(name, "targets") == 0 && th != 1)
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.targets.threshold: the CI flavour is 1");
+	if (!json_is_string(json_object_get(ro, "expires")) ||
+	    policy_parse_duration(json_string_value(json_object_get(ro, "expires")), &secs) != 0)
+		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.expires: a duration (\"365d\")", name);
+	*nkeys_out = json_array_size(keys);
+	return 0;
+}
+
+int
+tuf_policy_check(const struct policy *p, json_t *sec)
+{
+	static const char *const allowed[] = {"repositories", "gates", "roles", "refresh", NULL};
+	static const char *const repos_allowed[] = {"ci", "prod", NULL};
+	static const char *const gates_allowed[] = {"admin", "promote", "online", NULL};
+	static const char *const refresh_allowed[] = {"interval", "margin", NULL};
+	json_t *repos, *gates, *roles, *refresh;
+	size_t nkeys[5] = {0}, i;
+	int r;
+
+	if ((r = only(sec, allowed, "tuf")) != 0)
+		return r;
+	repos = json_object_get(sec, "repositories");
+	if ((r = only(repos, repos_allowed, "tuf.repositories")) != 0)
+		return r;
+	for (i = 0; repos_allowed[i] != NULL; i++) {
+		const char *d = json_string_value(json_object_get(repos, repos_allowed[i]));
+		if (d == NULL || d[0] != '/' || strlen(d) > 1024 || strstr(d, "/../") != NULL)
+			return qs_fail(QS_ERR_INVALID, "tuf.repositories.%s: an absolute directory",
+			               repos_allowed[i]);
+	}
+	if (strcmp(json_string_value(json_object_get(repos, "ci")),
+	           json_string_value(json_object_get(repos, "prod"))) == 0)
+		return qs_fail(QS_ERR_INVALID, "tuf.repositories: ci and prod must differ");
+	gates = json_object_get(sec, "gates");
+	if ((r = only(gates, gates_allowed, "tuf.gates")) != 0 ||
+	    (r = check_gate(p, gates, "admin", POLICY_QUORUM, "tuf-init", "tuf-root")) != 0 ||
+	    (r = check_gate(p, gates, "promote", POLICY_QUORUM, "tuf-promote", NULL)) != 0 ||
+	    (r = check_gate(p, gates, "online", POLICY_ONLINE, "tuf-push", NULL)) != 0 ||
+	    (r = check_no_stray_kinds(p, gates)) != 0)
+		return r;
+	roles = json_object_get(sec, "roles");
+	if ((r = only(roles, tuf_roles, "tuf.roles")) != 0)
+		return r;
+	for (i = 0; tuf_roles[i] != NULL; i++)
+		if ((r = check_role(p, roles, tuf_roles[i], &nkeys[i])) != 0)
+			return r;
+	{
+		/* Production targets are signed by the online and the offline
+		 * keys: at least 2 signatures, never more than there are keys. */
+		json_int_t th = json_integer_value(
+		        json_object_get(json_object_get(roles, "prod-targets"), "threshold"));
+		if (th < 2)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.roles.prod-targets.threshold: production needs >= 2");
+		if ((size_t)th > nkeys[1] + nkeys[2])
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.roles.prod-targets.threshold: %lld > %zu targets keys",
+			               (long long)th, nkeys[1] + nkeys[2]);
+	}
+	if ((refresh = json_object_get(sec, "refresh")) != NULL) {
+		int64_t iv, margin, ts;
+		if ((r = only(refresh, refresh_allowed, "tuf.refresh")) != 0)
+			return r;
+		if (policy_parse_duration(json_string_value(json_object_get(refresh, "interval")),
+		                          &iv) != 0 ||
+		    policy_parse_duration(json_string_value(json_object_get(refresh, "margin")),
+		                          &margin) != 0)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.refresh: interval and margin durations");
+		policy_parse_duration(json_string_value(json_object_get(
+		                              json_object_get(roles, "timestamp"), "expires")),
+		                      &ts);
+		if (margin >= ts || iv >= ts - margin / 2)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.refresh: margin must be below the timestamp expiry and "
+			               "the interval short enough to act within it");
+	}
+	return 0;
+}

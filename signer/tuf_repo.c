@@ -1,0 +1,1379 @@
+/*
+ * The TUF repositories: build, sign, audit, store, publish. See tuf.h for
+ * the model. Every change goes through one batch: files are built and
+ * signed in memory, the batch is audited with the hash of every file, the
+ * documents are stored, and the files are published (timestamp.json last,
+ * so a client never sees a timestamp that names a snapshot not yet there).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "cjson.h"
+#include "log.h"
+#include "qs_err.h"
+#include "server.h"
+#include "statement.h"
+#include "tuf.h"
+#include "tuf_meta.h"
+#include "tuf_payload.h"
+
+/* All changes to the repositories, from requests, pushes and the timer. */
+static pthread_mutex_t tuf_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const repos[] = {"ci", "prod"};
+static const char *const all_roles[] = {"root",     "targets",   "prod-targets",
+                                        "snapshot", "timestamp", NULL};
+
+/* ------------------------------------------------------------ batch */
+
+struct out_file {
+	char repo[8];
+	char role[16]; /* root | targets | snapshot | timestamp | keys (state only) */
+	uint64_t version;
+	char *data;
+	size_t len;
+};
+
+struct batch {
+	struct out_file f[32];
+	size_t n;
+	/* target contents to write under <repo>/targets/ */
+	const struct tuf_file *targets;
+	size_t ntargets;
+	json_t *target_hashes; /* name -> sha256 hex, for target file names */
+	json_t *promoted;      /* production targets whose CI contents to copy */
+};
+
+static void
+batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->f[i].data);
+	b->n = 0;
+}
+
+/* Canonical bytes of env into the batch (env stays the caller's). */
+static int
+batch_add(struct batch *b, const char *repo, const char *role, uint64_t version, json_t *env)
+{
+	struct out_file *f;
+
+	if (b->n == sizeof(b->f) / sizeof(b->f[0]))
+		return qs_fail(QS_ERR_INTERNAL, "too many files in one TUF change");
+	f = &b->f[b->n];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->repo, sizeof(f->repo), "%s", repo);
+	snprintf(f->role, sizeof(f->role), "%s", role);
+	f->version = version;
+	/* Published files are plain JSON (strict parsers refuse the raw
+	 * newlines canonical JSON keeps in PEM keys); only "signed" is
+	 * canonicalised, for the signatures. */
+	if ((f->data = json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	f->len = strlen(f->data);
+	b->n++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ policy */
+
+static json_t *
+pol_role(const struct policy *p, const char *role)
+{
+	return json_object_get(json_object_get(p->ext_tuf, "roles"), role);
+}
+
+static int64_t
+pol_expiry(const struct policy *p, const char *role)
+{
+	int64_t s = 0;
+
+	if (policy_parse_duration(json_string_value(json_object_get(pol_role(p, role), "expires")),
+	                          &s) != 0)
+		s = 86400; /* unreachable: the checker refused such a policy */
+	return (int64_t)time(NULL) + s;
+}
+
+static const char *
+pol_repo_dir(const struct policy *p, const char *repo)
+{
+	return json_string_value(
+	        json_object_get(json_object_get(p->ext_tuf, "repositories"), repo));
+}
+
+/* ------------------------------------------------------------ keys */
+
+static int
+key_at(struct server *s, const char *uri, struct keyring_key **k)
+{
+	int r;
+
+	if ((r = keyring_find_uri(s->kr, uri, HSM_KEY_EC_P256, k)) != 0)
+		return qs_wrap(r, "TUF key %s", uri);
+	return 0;
+}
+
+static int
+keyid_of(const struct keyring_key *k, char out[65])
+{
+	json_t *ko = tuf_key_ecdsa(k->spki_pem);
+	int r;
+
+	if (ko == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	r = tuf_keyid(ko, out);
+	json_decref(ko);
+	return r;
+}
+
+static json_t *
+st_uris(json_t *st, const char *role)
+{
+	return json_object_get(json_object_get(json_object_get(st, "roles"), role), "uris");
+}
+
+static json_int_t
+st_threshold(json_t *st, const char *role)
+{
+	return json_integer_value(
+	        json_object_get(json_object_get(json_object_get(st, "roles"), role), "threshold"));
+}
+
+/* Sign `signed_part` with every key of every list in uris[] (a key listed
+ * twice signs once). *env has one reference. */
+static int
+sign_env(struct server *s, json_t *signed_part, json_t *const *uris, size_t nlists, json_t **env)
+{
+	uint8_t dg[32], sig[HSM_SIG_MAX + 16];
+	char *canon = NULL, kid[65];
+	size_t len = 0, sl, i;
+	json_t *e = NULL, *seen = json_object(), *u;
+	int r;
+
+	*env = NULL;
+	if (seen == NULL || (e = tuf_envelope_new(signed_part)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = tuf_signed_digest(signed_part, &canon, &len, dg)) != 0)
+		goto out;
+	for (size_t l = 0; l < nlists; l++)
+		json_array_foreach(uris[l], i, u)
+		{
+			struct keyring_key *k;
+			if ((r = key_at(s, json_string_value(u), &k)) != 0 ||
+			    (r = keyid_of(k, kid)) != 0)
+				goto out;
+			if (json_object_get(seen, kid) != NULL)
+				continue;
+			json_object_set_new(seen, kid, json_true());
+			sl = sizeof(sig);
+			if ((r = keyring_sign(k, dg, (const uint8_t *)canon, len, sig, &sl)) != 0 ||
+			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
+				goto out;
+		}
+	*env = e;
+	e = NULL;
+	r = 0;
+out:
+	free(canon);
+	json_decref(e);
+	json_decref(seen);
+	return r;
+}
+
+/* ------------------------------------------------------------ metadata */
+
+static json_t *
+signed_base(const char *type, uint64_t version, int64_t expires)
+{
+	char exp[TUF_TIME_LEN];
+
+	if (tuf_time_format(expires, exp) != 0)
+		return NULL;
+	return json_pack("{s:s, s:s, s:I, s:s}", "_type", type, "spec_version", TUF_SPEC_VERSION,
+	                 "version", (json_int_t)version, "expires", exp);
+}
+
+/* Add the keys of uris to keys{} and return their keyids as an array. */
+static json_t *
+keyids_of(struct server *s, json_t *uris, json_t *keys, int *rp)
+{
+	json_t *ids = json_array(), *u;
+	char kid[65];
+	size_t i;
+
+	*rp = 0;
+	json_array_foreach(uris, i, u)
+	{
+		struct keyring_key *k;
+		if ((*rp = key_at(s, json_string_value(u), &k)) != 0 ||
+		    (*rp = keyid_of(k, kid)) != 0) {
+			json_decref(ids);
+			return NULL;
+		}
+		json_object_set_new(keys, kid, tuf_key_ecdsa(k->spki_pem));
+		json_array_append_new(ids, json_string(kid));
+	}
+	return ids;
+}
+
+/* The "signed" part of root `version` of flavour repo from state st. */
+static int
+build_root(struct server *s, const struct policy *p, json_t *st, const char *repo, uint64_t version,
+           json_t **out)
+{
+	json_t *sp = signed_base("root", version, pol_expiry(p, "root"));
+	json_t *keys = json_object(), *roles = json_object(), *ids;
+	int r = 0, prod = strcmp(repo, "prod") == 0;
+
+	*out = NULL;
+	if (sp == NULL || keys == NULL || roles == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	json_object_set_new(sp, "consistent_snapshot", json_true());
+	for (size_t i = 0; all_roles[i] != NULL; i++) {
+		const char *role = all_roles[i];
+		json_int_t th = st_threshold(st, role);
+		if (strcmp(role, "prod-targets") == 0)
+			continue;
+		if ((ids = keyids_of(s, st_uris(st, role), keys, &r)) == NULL)
+			goto out;
+		if (strcmp(role, "targets") == 0 && prod) {
+			json_t *more = keyids_of(s, st_uris(st, "prod-targets"), keys, &r);
+			if (more == NULL) {
+				json_decref(ids);
+				goto out;
+			}
+			json_array_extend(ids, more);
+			json_decref(more);
+			th = st_threshold(st, "prod-targets");
+		}
+		json_object_set_new(roles, role,
+		                    json_pack("{s:o, s:I}", "keyids", ids, "threshold", th));
+	}
+	json_object_set(sp, "keys", keys);
+	json_object_set(sp, "roles", roles);
+	*out = sp;
+	sp = NULL;
+out:
+	json_decref(sp);
+	json_decref(keys);
+	json_decref(roles);
+	return r;
+}
+
+/* The keys that sign targets of a flavour. */
+static size_t
+targets_signers(json_t *st, const char *repo, json_t **lists)
+{
+	lists[0] = st_uris(st, "targets");
+	if (strcmp(repo, "prod") != 0)
+		return 1;
+	lists[1] = st_uris(st, "prod-targets");
+	return 2;
+}
+
+static int
+add_targets(struct server *s, struct batch *b, json_t *st, const char *repo, uint64_t version,
+            int64_t expires, json_t *targets)
+{
+	json_t *sp = signed_base("targets", version, expires), *env = NULL, *lists[2];
+	size_t nl = targets_signers(st, repo, lists);
+	int r;
+
+	if (sp == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	json_object_set(sp, "targets", targets);
+	if ((r = sign_env(s, sp, lists, nl, &env)) == 0)
+		r = batch_add(b, repo, "targets", version, env);
+	json_decref(sp);
+	json_decref(env);
+	return r;
+}
+
+static int
+add_snapshot(struct server *s, const struct policy *p, struct batch *b, json_t *st,
+             const char *repo, uint64_t version, uint64_t targets_version)
+{
+	json_t *sp = signed_base("snapshot", version, pol_expiry(p, "snapshot")), *env = NULL;
+	json_t *lists[1] = {st_uris(st, "snapshot")};
+	int r;
+
+	if (sp == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	json_object_set_new(
+	        sp, "meta",
+	        json_pack("{s:{s:I}}", "targets.json", "version", (json_int_t)targets_version));
+	if ((r = sign_env(s, sp, lists, 1, &env)) == 0)
+		r = batch_add(b, repo, "snapshot", version, env);
+	json_decref(sp);
+	json_decref(env);
+	return r;
+}
+
+static int
+add_timestamp(struct server *s, const struct policy *p, struct batch *b, json_t *st,
+              const char *repo, uint64_t version, const char *snap, size_t snap_len,
+              uint64_t snap_version)
+{
+	json_t *sp = signed_base("timestamp", version, pol_expiry(p, "timestamp")), *env = NULL;
+	json_t *lists[1] = {st_uris(st, "timestamp")};
+	uint8_t dg[32];
+	char *hex;
+	int r;
+
+	qs_sha256((const uint8_t *)snap, snap_len, dg);
+	if (sp == NULL || (hex = qs_hex(dg, 32)) == NULL) {
+		json_decref(sp);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	json_object_set_new(sp, "meta",
+	                    json_pack("{s:{s:I, s:I, s:{s:s}}}", "snapshot.json", "version",
+	                              (json_int_t)snap_version, "length", (json_int_t)snap_len,
+	                              "hashes", "sha256", hex));
+	free(hex);
+	if ((r = sign_env(s, sp, lists, 1, &env)) == 0)
+		r = batch_add(b, repo, "timestamp", version, env);
+	json_decref(sp);
+	json_decref(env);
+	return r;
+}
+
+/* ------------------------------------------------------------ state */
+
+static int
+doc_name(char *buf, size_t cap, const char *repo, const char *role)
+{
+	if ((size_t)snprintf(buf, cap, "%s.%s", repo, role) >= cap)
+		return qs_fail(QS_ERR_INTERNAL, "document name too long");
+	return 0;
+}
+
+int
+tuf_get(struct server *s, const char *repo, const char *role, uint64_t version, uint8_t **data,
+        size_t *len, uint64_t *version_out)
+{
+	char name[32];
+	int r;
+
+	*data = NULL;
+	if ((r = doc_name(name, sizeof(name), repo, role)) != 0)
+		return r;
+	return store_doc_get(s->store, "tuf", name, version, data, len, version_out);
+}
+
+/* The latest signed part of repo/role and its version. */
+static int
+current_signed(struct server *s, const char *repo, const char *role, json_t **sp, uint64_t *ver)
+{
+	uint8_t *d = NULL;
+	size_t len = 0;
+	json_t *env = NULL;
+	int r;
+
+	*sp = NULL;
+	if ((r = tuf_get(s, repo, role, 0, &d, &len, ver)) != 0 ||
+	    (r = tuf_envelope_parse(d, len, role, &env)) != 0)
+		goto out;
+	*sp = json_incref(json_object_get(env, "signed"));
+out:
+	free(d);
+	json_decref(env);
+	return r;
+}
+
+static int
+load_state(struct server *s, json_t **st, uint64_t *ver)
+{
+	uint8_t *d = NULL;
+	size_t len = 0;
+	json_error_t e;
+	int r;
+
+	*st = NULL;
+	if ((r = store_doc_get(s->store, "tuf", "keys", 0, &d, &len, ver)) != 0)
+		return r;
+	if ((*st = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, &e)) == NULL)
+		r = qs_fail(QS_ERR_DB, "stored TUF key state is not JSON: %s", e.text);
+	free(d);
+	return r;
+}
+
+/* ------------------------------------------------------------ publish */
+
+static int
+mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return qs_fail(QS_ERR_INVALID, "path too long: %s", path);
+	for (char *q = tmp + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return qs_fail(QS_ERR_IO, "mkdir %s: %s", tmp, strerror(errno));
+		*q = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return qs_fail(QS_ERR_IO, "mkdir %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+/* dir/name <- data: write a temporary file, fsync, rename, fsync dir. The
+ * file is world-readable: it is published for any static HTTP server. */
+static int
+write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = -1, dfd = -1, r;
+	const char *p = data;
+
+	if ((r = mkdir_p(dir)) != 0)
+		return r;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+		return qs_fail(QS_ERR_INVALID, "path too long under %s", dir);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
+		r = qs_fail(QS_ERR_IO, "open %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, 0644) != 0) {
+		r = qs_fail(QS_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = qs_fail(QS_ERR_IO, "write %s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fd = -1;
+		r = qs_fail(QS_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		r = qs_fail(QS_ERR_IO, "rename %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
+		r = qs_fail(QS_ERR_IO, "fsync %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	return r;
+}
+
+static int
+publish_file(const struct policy *p, const struct out_file *f)
+{
+	char dir[PATH_MAX], name[64];
+	int r;
+
+	if (strcmp(f->role, "keys") == 0)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/metadata", pol_repo_dir(p, f->repo));
+	if (strcmp(f->role, "timestamp") == 0)
+		return write_atomic(dir, "timestamp.json", f->data, f->len);
+	snprintf(name, sizeof(name), "%llu.%s.json", (unsigned long long)f->version, f->role);
+	if ((r = write_atomic(dir, name, f->data, f->len)) != 0)
+		return r;
+	if (strcmp(f->role, "root") == 0)
+		return write_atomic(dir, "root.json", f->data, f->len);
+	return 0;
+}
+
+/* A target file at targets/<dir>/<sha256>.<basename> (consistent
+ * snapshot naming). */
+static int
+publish_target(const struct policy *p, const char *repo, const struct tuf_file *t, const char *sha)
+{
+	char dir[PATH_MAX], name[PATH_MAX];
+	const char *slash = strrchr(t->name, '/');
+
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), "%s/targets", pol_repo_dir(p, repo));
+		snprintf(name, sizeof(name), "%s.%s", sha, t->name);
+	} else {
+		snprintf(dir, sizeof(dir), "%s/targets/%.*s", pol_repo_dir(p, repo),
+		         (int)(slash - t->name), t->name);
+		snprintf(name, sizeof(name), "%s.%s", sha, slash + 1);
+	}
+	return write_atomic(dir, name, t->data, t->len);
+}
+
+/* Copy the contents of promoted targets from the CI repository's
+ * targets/ into production's, when CI has them and production does not. */
+static int
+copy_promoted(const struct policy *p, json_t *targets)
+{
+	const char *name;
+	json_t *v;
+	int r;
+
+	json_object_foreach(targets, name, v)
+	{
+		const char *sha =
+		        json_string_value(json_object_get(json_object_get(v, "hashes"), "sha256"));
+		const char *slash = strrchr(name, '/');
+		char src[PATH_MAX], dst[PATH_MAX];
+		struct tuf_file t = {name, NULL, 0};
+		uint8_t dg[32];
+		char *hex;
+		FILE *f;
+		long n;
+		snprintf(src, sizeof(src), "%s/targets/%.*s%s%s.%s", pol_repo_dir(p, "ci"),
+		         slash ? (int)(slash - name) : 0, name, slash ? "/" : "", sha,
+		         slash ? slash + 1 : name);
+		snprintf(dst, sizeof(dst), "%s/targets/%.*s%s%s.%s", pol_repo_dir(p, "prod"),
+		         slash ? (int)(slash - name) : 0, name, slash ? "/" : "", sha,
+		         slash ? slash + 1 : name);
+		if (access(dst, F_OK) == 0 || (f = fopen(src, "rb")) == NULL)
+			continue;
+		if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+		    fseek(f, 0, SEEK_SET) != 0 || (t.data = malloc((size_t)n + 1)) == NULL ||
+		    fread((void *)t.data, 1, (size_t)n, f) != (size_t)n) {
+			fclose(f);
+			free((void *)t.data);
+			return qs_fail(QS_ERR_IO, "reading %s", src);
+		}
+		fclose(f);
+		t.len = (size_t)n;
+		qs_sha256(t.data, t.len, dg);
+		hex = qs_hex(dg, 32);
+		/* Only contents that match the signed hash are published. */
+		r = hex != NULL && strcmp(hex, sha) == 0 ? publish_target(p, "prod", &t, sha) : 0;
+		free(hex);
+		free((void *)t.data);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Audit, store and publish a batch. The audit entry names every file with
+ * its version, SHA-256 and length; it is durable before anything is stored
+ * or published.
+ */
+static int
+commit(struct server *s, const struct policy *p, struct batch *b, const char *event, json_t *fields)
+{
+	json_t *files = json_array();
+	char name[32];
+	int r;
+
+	if (files == NULL || fields == NULL) {
+		json_decref(files);
+		json_decref(fields);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		uint8_t dg[32];
+		char *hex;
+		qs_sha256((const uint8_t *)b->f[i].data, b->f[i].len, dg);
+		if ((hex = qs_hex(dg, 32)) == NULL) {
+			json_decref(files);
+			json_decref(fields);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		json_array_append_new(
+		        files, json_pack("{s:s, s:s, s:I, s:s, s:I}", "repo", b->f[i].repo, "role",
+		                         b->f[i].role, "version", (json_int_t)b->f[i].version,
+		                         "sha256", hex, "length", (json_int_t)b->f[i].len));
+		free(hex);
+	}
+	json_object_set_new(fields, "files", files);
+	if ((r = audit_append(s->audit, event, fields)) != 0)
+		return qs_fail(QS_ERR_UNAVAILABLE, "audit log: %s; nothing was published",
+		               qs_errdetail());
+	for (size_t i = 0; i < b->n; i++) {
+		const struct out_file *f = &b->f[i];
+		if (strcmp(f->role, "keys") == 0)
+			snprintf(name, sizeof(name), "keys");
+		else if ((r = doc_name(name, sizeof(name), f->repo, f->role)) != 0)
+			return r;
+		if ((r = store_doc_put(s->store, "tuf", name, f->version, (const uint8_t *)f->data,
+		                       f->len)) != 0)
+			return qs_wrap(r, "storing %s version %llu", name,
+			               (unsigned long long)f->version);
+	}
+	for (size_t i = 0; i < b->ntargets; i++) {
+		const char *sha =
+		        json_string_value(json_object_get(b->target_hashes, b->targets[i].name));
+		if ((r = publish_target(p, "ci", &b->targets[i], sha)) != 0)
+			return r;
+	}
+	if (b->promoted != NULL && (r = copy_promoted(p, b->promoted)) != 0)
+		return r;
+	/* Roots and targets first, then snapshots, then timestamps. */
+	static const char *const order[] = {"root", "targets", "snapshot", "timestamp", NULL};
+	for (size_t o = 0; order[o] != NULL; o++)
+		for (size_t i = 0; i < b->n; i++)
+			if (strcmp(b->f[i].role, order[o]) == 0 &&
+			    (r = publish_file(p, &b->f[i])) != 0)
+				return r;
+	log_info(event, "files=%zu", b->n);
+	return 0;
+}
+
+/* Republish the latest stored files (an execute re-run after a crash
+ * between storing and publishing). */
+static int
+republish(struct server *s, const struct policy *p)
+{
+	static const char *const roles[] = {"root", "targets", "snapshot", "timestamp", NULL};
+	int r = 0;
+
+	for (size_t i = 0; i < 2 && r == 0; i++)
+		for (size_t j = 0; roles[j] != NULL && r == 0; j++) {
+			struct out_file f;
+			uint8_t *d = NULL;
+			memset(&f, 0, sizeof(f));
+			snprintf(f.repo, sizeof(f.repo), "%s", repos[i]);
+			snprintf(f.role, sizeof(f.role), "%s", roles[j]);
+			if ((r = tuf_get(s, repos[i], roles[j], 0, &d, &f.len, &f.version)) == 0) {
+				f.data = (char *)d;
+				r = publish_file(p, &f);
+			}
+			free(d);
+		}
+	return r;
+}
+
+/* New snapshot + timestamp of repo, naming targets version tv. */
+static int
+add_snap_ts(struct server *s, const struct policy *p, struct batch *b, json_t *st, const char *repo,
+            uint64_t tv)
+{
+	uint64_t sv = 0, tsv = 0;
+	uint8_t *d = NULL;
+	size_t len;
+	int r;
+
+	if (tuf_get(s, repo, "snapshot", 0, &d, &len, &sv) == 0)
+		free(d);
+	if (tuf_get(s, repo, "timestamp", 0, &d, &len, &tsv) == 0)
+		free(d);
+	if ((r = add_snapshot(s, p, b, st, repo, sv + 1, tv)) != 0)
+		return r;
+	return add_timestamp(s, p, b, st, repo, tsv + 1, b->f[b->n - 1].data, b->f[b->n - 1].len,
+	                     sv + 1);
+}
+
+static int
+add_state(struct batch *b, json_t *st, uint64_t version)
+{
+	return batch_add(b, "", "keys", version, st);
+}
+
+/* ------------------------------------------------------------ init */
+
+static int
+state_from_policy(struct server *s, const struct policy *p, json_t **out)
+{
+	json_t *st =
+	        json_pack("{s:I, s:{}, s:[]}", "version", (json_int_t)1, "roles", "initial_root");
+	int r = 0;
+
+	*out = NULL;
+	if (st == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; all_roles[i] != NULL; i++) {
+		json_t *pr = pol_role(p, all_roles[i]), *uris = json_array(), *k;
+		size_t j;
+		json_array_foreach(json_object_get(pr, "keys"), j, k)
+		{
+			for (size_t ki = 0; ki < p->nkeys; ki++)
+				if (strcmp(p->keys[ki].name, json_string_value(k)) == 0)
+					json_array_append_new(uris, json_string(p->keys[ki].uri));
+		}
+		json_object_set_new(json_object_get(st, "roles"), all_roles[i],
+		                    json_pack("{s:o, s:O}", "uris", uris, "threshold",
+		                              json_object_get(pr, "threshold")));
+	}
+	{
+		json_t *tmp = json_object(), *ids = keyids_of(s, st_uris(st, "root"), tmp, &r);
+		json_decref(tmp);
+		if (ids == NULL) {
+			json_decref(st);
+			return r;
+		}
+		json_object_set_new(st, "initial_root", ids);
+	}
+	*out = st;
+	return 0;
+}
+
+static int
+init_submit_check(struct server *s, const struct policy *p, const struct policy_role *ro,
+                  const char *submitter, const uint8_t *payload, size_t len)
+{
+	uint8_t *d = NULL;
+	size_t dl;
+	int r;
+
+	(void)submitter;
+	(void)payload;
+	(void)len;
+	if (p->ext_tuf == NULL)
+		return qs_fail(QS_ERR_PRECONDITION, "the policy has no \"tuf\" section");
+	if (ro == NULL ||
+	    strcmp(ro->name, json_string_value(json_object_get(json_object_get(p->ext_tuf, "gates"),
+	                                                       "admin"))) != 0)
+		return qs_fail(QS_ERR_DENIED, "TUF init goes through role tuf.gates.admin");
+	if ((r = store_doc_get(s->store, "tuf", "keys", 0, &d, &dl, NULL)) == 0) {
+		free(d);
+		return qs_fail(QS_ERR_EXISTS, "the TUF repositories are initialised already");
+	}
+	return r == QS_ERR_NOT_FOUND ? (qs_errclear(), 0) : r;
+}
+
+static int
+result_json(json_t *o, uint8_t **result, size_t *result_len)
+{
+	char *t = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+
+	json_decref(o);
+	if (t == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	*result = (uint8_t *)t;
+	*result_len = strlen(t);
+	return 0;
+}
+
+static int
+init_execute(struct server *s, const struct store_request *rq, const struct policy *p,
+             const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
+             uint8_t **result, size_t *result_len)
+{
+	struct batch b;
+	json_t *st = NULL, *sp = NULL, *env = NULL, *empty = json_object();
+	uint64_t ver;
+	int r;
+
+	(void)ro;
+	*sigs = NULL;
+	*nsigs = 0;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if (load_state(s, &st, &ver) == 0) {
+		/* Re-run after a crash: the state is there, publish it again. */
+		r = republish(s, p);
+		goto done;
+	}
+	if ((r = state_from_policy(s, p, &st)) != 0 || (r = add_state(&b, st, 1)) != 0)
+		goto out;
+	for (size_t i = 0; i < 2; i++) {
+		json_t *lists[1] = {st_uris(st, "root")};
+		if ((r = build_root(s, p, st, repos[i], 1, &sp)) != 0 ||
+		    (r = sign_env(s, sp, lists, 1, &env)) != 0 ||
+		    (r = batch_add(&b, repos[i], "root", 1, env)) != 0 ||
+		    (r = add_targets(s, &b, st, repos[i], 1, pol_expiry(p, "targets"), empty)) !=
+		            0 ||
+		    (r = add_snap_ts(s, p, &b, st, repos[i], 1)) != 0)
+			goto out;
+		json_decref(sp);
+		json_decref(env);
+		sp = env = NULL;
+	}
+	if ((r = commit(s, p, &b, "tuf.init", json_pack("{s:s}", "request", rq->id))) != 0)
+		goto out;
+done:
+	r = result_json(
+	        json_pack("{s:s, s:I}", "tuf", "initialised", "root_version", (json_int_t)1),
+	        result, result_len);
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(st);
+	json_decref(sp);
+	json_decref(env);
+	json_decref(empty);
+	return r;
+}
+
+const struct reqkind_ops tuf_init_ops = {"tuf-init", init_submit_check, init_execute};
+
+/* ------------------------------------------------------------ root changes */
+
+static int
+gate_is(const struct policy *p, const struct policy_role *ro, const char *gate)
+{
+	const char *g =
+	        json_string_value(json_object_get(json_object_get(p->ext_tuf, "gates"), gate));
+
+	return p->ext_tuf != NULL && ro != NULL && g != NULL && strcmp(ro->name, g) == 0;
+}
+
+/* Apply a tuf-root payload to a copy of st (version N -> N+1). */
+static int
+apply_root_change(struct server *s, json_t *st, json_t *pl, json_t **next, json_t **generated)
+{
+	const char *op = json_string_value(json_object_get(pl, "op"));
+	const char *role = json_string_value(json_object_get(pl, "role"));
+	json_t *n = json_deep_copy(st), *ro;
+	int r;
+
+	*next = NULL;
+	*generated = NULL;
+	if (n == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	ro = json_object_get(json_object_get(n, "roles"), role);
+	json_object_set_new(n, "version",
+	                    json_integer(json_integer_value(json_object_get(st, "version")) + 1));
+	if (strcmp(op, "set-threshold") == 0) {
+		json_int_t t = json_integer_value(json_object_get(pl, "threshold"));
+		size_t have = json_array_size(json_object_get(ro, "uris"));
+		if (strcmp(role, "prod-targets") == 0)
+			have += json_array_size(st_uris(n, "targets"));
+		if ((size_t)t > have) {
+			json_decref(n);
+			return qs_fail(QS_ERR_PRECONDITION, "threshold %lld > %zu %s keys",
+			               (long long)t, have, role);
+		}
+		json_object_set_new(ro, "threshold", json_integer(t));
+		*next = n;
+		return 0;
+	}
+	{
+		/* rotate-key: which key goes, then a new one from the same token. */
+		json_t *uris = json_object_get(ro, "uris"), *u;
+		const char *want = json_string_value(json_object_get(pl, "keyid"));
+		size_t i, idx = (size_t)-1;
+		char kid[65], label[64], uri[256];
+		uint8_t rnd[4];
+		hsm_token *tok;
+		hsm_key *hk = NULL;
+		struct keyring_key *k;
+		json_array_foreach(uris, i, u)
+		{
+			if ((r = key_at(s, json_string_value(u), &k)) != 0 ||
+			    (r = keyid_of(k, kid)) != 0)
+				goto fail;
+			if (want == NULL ? json_array_size(uris) == 1 : strcmp(kid, want) == 0)
+				idx = i;
+		}
+		if (idx == (size_t)-1) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            want ? "role %s has no key %s"
+			                 : "role %s has several keys: name one (keyid)",
+			            role, want ? want : "");
+			goto fail;
+		}
+		const char *old = json_string_value(json_array_get(uris, idx));
+		if ((tok = keyring_token_for(s->kr, old)) == NULL) {
+			r = qs_fail(QS_ERR_NOT_FOUND, "no opened token for %s", old);
+			goto fail;
+		}
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			r = qs_fail(QS_ERR_CRYPTO, "no randomness");
+			goto fail;
+		}
+		snprintf(label, sizeof(label), "tuf-%s-v%lld-%02x%02x%02x%02x", role,
+		         (long long)json_integer_value(json_object_get(n, "version")), rnd[0],
+		         rnd[1], rnd[2], rnd[3]);
+		if (strspn(hsm_token_label(tok),
+		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		           "0123456789-_.") != strlen(hsm_token_label(tok))) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "token label needs URI escaping: unsupported");
+			goto fail;
+		}
+		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", hsm_token_label(tok),
+		         label);
+		if ((r = hsm_keygen(tok, HSM_KEY_EC_P256, label, NULL, 0, &hk)) != 0)
+			goto fail;
+		hsm_key_free(hk);
+		if ((r = key_at(s, uri, &k)) != 0 || (r = keyid_of(k, kid)) != 0)
+			goto fail;
+		if ((r = audit_append(s->audit, "key.generated",
+		                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "key_id",
+		                                k->key_id, "keyid", kid, "role", role, "purpose",
+		                                "tuf"))) != 0)
+			goto fail;
+		log_info("key.generated", "uri=%s role=%s keyid=%s", uri, role, kid);
+		json_array_set_new(uris, idx, json_string(uri));
+		*generated = json_pack("{s:s, s:s}", "uri", uri, "keyid", kid);
+	}
+	*next = n;
+	return 0;
+fail:
+	json_decref(n);
+	return r;
+}
+
+static int
+root_submit_check(struct server *s, const struct policy *p, const struct policy_role *ro,
+                  const char *submitter, const uint8_t *payload, size_t len)
+{
+	json_t *pl = NULL, *st = NULL;
+	uint64_t ver;
+	int r;
+
+	(void)submitter;
+	if (!gate_is(p, ro, "admin"))
+		return qs_fail(QS_ERR_DENIED, "TUF root changes go through role tuf.gates.admin");
+	if ((r = tuf_payload_parse("tuf-root", payload, len, &pl)) != 0)
+		return r;
+	if ((r = load_state(s, &st, &ver)) != 0) {
+		r = r == QS_ERR_NOT_FOUND ? qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised")
+		                          : r;
+		goto out;
+	}
+	if ((uint64_t)json_integer_value(json_object_get(pl, "base_version")) != ver)
+		r = qs_fail(QS_ERR_PRECONDITION, "base_version %lld is not the current root (%llu)",
+		            (long long)json_integer_value(json_object_get(pl, "base_version")),
+		            (unsigned long long)ver);
+out:
+	json_decref(pl);
+	json_decref(st);
+	return r;
+}
+
+static int
+root_execute(struct server *s, const struct store_request *rq, const struct policy *p,
+             const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
+             uint8_t **result, size_t *result_len)
+{
+	struct batch b;
+	json_t *pl = NULL, *st = NULL, *next = NULL, *gen = NULL, *sp = NULL, *env = NULL;
+	uint64_t ver;
+	const char *role;
+	int r;
+
+	*sigs = NULL;
+	*nsigs = 0;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if ((r = root_submit_check(s, p, ro, rq->submitter, rq->payload, rq->payload_len)) != 0 ||
+	    (r = tuf_payload_parse("tuf-root", rq->payload, rq->payload_len, &pl)) != 0 ||
+	    (r = load_state(s, &st, &ver)) != 0 ||
+	    (r = apply_root_change(s, st, pl, &next, &gen)) != 0 ||
+	    (r = add_state(&b, next, ver + 1)) != 0)
+		goto out;
+	role = json_string_value(json_object_get(pl, "role"));
+	for (size_t i = 0; i < 2; i++) {
+		/* Version N+1 is signed by the keys of N and of N+1. */
+		json_t *lists[2] = {st_uris(st, "root"), st_uris(next, "root")};
+		json_t *tsp = NULL;
+		uint64_t tv;
+		int retarget = strcmp(role, "targets") == 0 ||
+		               (strcmp(repos[i], "prod") == 0 && strcmp(role, "prod-targets") == 0);
+		if ((r = build_root(s, p, next, repos[i], ver + 1, &sp)) != 0 ||
+		    (r = sign_env(s, sp, lists, 2, &env)) != 0 ||
+		    (r = batch_add(&b, repos[i], "root", ver + 1, env)) != 0 ||
+		    (r = current_signed(s, repos[i], "targets", &tsp, &tv)) != 0)
+			goto out;
+		if (retarget) {
+			/* Re-sign the targets in force with the new key set. */
+			r = add_targets(s, &b, next, repos[i], tv + 1, pol_expiry(p, "targets"),
+			                json_object_get(tsp, "targets"));
+			tv++;
+		}
+		json_decref(tsp);
+		if (r != 0 || (r = add_snap_ts(s, p, &b, next, repos[i], tv)) != 0)
+			goto out;
+		json_decref(sp);
+		json_decref(env);
+		sp = env = NULL;
+	}
+	if ((r = commit(s, p, &b, "tuf.root",
+	                json_pack("{s:s, s:O, s:I, s:O*}", "request", rq->id, "change", pl,
+	                          "root_version", (json_int_t)(ver + 1), "new_key", gen))) != 0)
+		goto out;
+	r = result_json(
+	        json_pack("{s:I, s:O*}", "root_version", (json_int_t)(ver + 1), "new_key", gen),
+	        result, result_len);
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(pl);
+	json_decref(st);
+	json_decref(next);
+	json_decref(gen);
+	json_decref(sp);
+	json_decref(env);
+	return r;
+}
+
+const struct reqkind_ops tuf_root_ops = {"tuf-root", root_submit_check, root_execute};
+
+/* ------------------------------------------------------------ promote */
+
+static int
+promote_check_base(struct server *s, json_t *pl, json_t **cur_out)
+{
+	json_t *cur = NULL, *base = json_object_get(pl, "base");
+	uint64_t ver;
+	int r;
+
+	if (cur_out != NULL)
+		*cur_out = NULL;
+	if ((r = current_signed(s, "prod", "targets", &cur, &ver)) != 0)
+		return r == QS_ERR_NOT_FOUND
+		               ? qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised")
+		               : r;
+	if (json_is_null(base) ||
+	    !json_equal(json_object_get(base, "version"), json_object_get(cur, "version")) ||
+	    !json_equal(json_object_get(base, "expires"), json_object_get(cur, "expires")) ||
+	    !json_equal(json_object_get(base, "targets"), json_object_get(cur, "targets"))) {
+		json_decref(cur);
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "the promote's base is not the production targets in force "
+		               "(version %llu): the diff the approvers saw would be wrong",
+		               (unsigned long long)ver);
+	}
+	if (cur_out != NULL)
+		*cur_out = cur;
+	else
+		json_decref(cur);
+	return 0;
+}
+
+static int
+promote_submit_check(struct server *s, const struct policy *p, const struct policy_role *ro,
+                     const char *submitter, const uint8_t *payload, size_t len)
+{
+	json_t *pl = NULL;
+	int64_t exp;
+	int r;
+
+	(void)submitter;
+	if (!gate_is(p, ro, "promote"))
+		return qs_fail(QS_ERR_DENIED,
+		               "production promotes go through role tuf.gates.promote");
+	if ((r = tuf_payload_parse("tuf-promote", payload, len, &pl)) != 0)
+		return r;
+	if ((r = promote_check_base(s, pl, NULL)) == 0 &&
+	    (r = tuf_time_parse(json_string_value(json_object_get(pl, "expires")), &exp)) == 0 &&
+	    exp <= (int64_t)time(NULL))
+		r = qs_fail(QS_ERR_INVALID, "expires is in the past");
+	json_decref(pl);
+	return r;
+}
+
+static int
+promote_execute(struct server *s, const struct store_request *rq, const struct policy *p,
+                const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
+                uint8_t **result, size_t *result_len)
+{
+	struct batch b;
+	json_t *pl = NULL, *st = NULL;
+	uint64_t ver, tv;
+	int64_t exp;
+	int r;
+
+	*sigs = NULL;
+	*nsigs = 0;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if ((r = promote_submit_check(s, p, ro, rq->submitter, rq->payload, rq->payload_len)) !=
+	            0 ||
+	    (r = tuf_payload_parse("tuf-promote", rq->payload, rq->payload_len, &pl)) != 0 ||
+	    (r = load_state(s, &st, &ver)) != 0 ||
+	    (r = tuf_time_parse(json_string_value(json_object_get(pl, "expires")), &exp)) != 0)
+		goto out;
+	tv = (uint64_t)json_integer_value(json_object_get(pl, "version"));
+	b.promoted = json_object_get(pl, "targets");
+	if ((r = add_targets(s, &b, st, "prod", tv, exp, json_object_get(pl, "targets"))) != 0 ||
+	    (r = add_snap_ts(s, p, &b, st, "prod", tv)) != 0 ||
+	    (r = commit(s, p, &b, "tuf.promote",
+	                json_pack("{s:s, s:s, s:I}", "request", rq->id, "repo", "prod",
+	                          "targets_version", (json_int_t)tv))) != 0)
+		goto out;
+	r = result_json(json_pack("{s:I}", "targets_version", (json_int_t)tv), result, result_len);
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(pl);
+	json_decref(st);
+	return r;
+}
+
+const struct reqkind_ops tuf_promote_ops = {"tuf-promote", promote_submit_check, promote_execute};
+
+/* ------------------------------------------------------------ CI push */
+
+int
+tuf_push(struct server *s, const struct policy *p, const char *principal, json_t *add,
+         char *const *remove, size_t nremove, const struct tuf_file *files, size_t nfiles,
+         uint64_t *tv, uint64_t *sv, uint64_t *tsv)
+{
+	struct batch b;
+	json_t *st = NULL, *cur = NULL, *targets = NULL, *hashes = json_object(), *v;
+	const char *name;
+	uint64_t ver, ctv;
+	int r;
+
+	*tv = *sv = *tsv = 0;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if ((r = load_state(s, &st, &ver)) != 0 ||
+	    (r = current_signed(s, "ci", "targets", &cur, &ctv)) != 0) {
+		if (r == QS_ERR_NOT_FOUND)
+			r = qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised");
+		goto out;
+	}
+	if ((targets = json_deep_copy(json_object_get(cur, "targets"))) == NULL || hashes == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nremove; i++)
+		if (json_object_del(targets, remove[i]) != 0) {
+			r = qs_fail(QS_ERR_NOT_FOUND, "no CI target \"%.80s\" to remove",
+			            remove[i]);
+			goto out;
+		}
+	json_object_update(targets, add);
+	if ((r = tuf_targets_check(targets)) != 0)
+		goto out;
+	for (size_t i = 0; i < nfiles; i++) {
+		uint8_t dg[32];
+		char *hex;
+		json_t *t = json_object_get(add, files[i].name);
+		const char *want =
+		        json_string_value(json_object_get(json_object_get(t, "hashes"), "sha256"));
+		qs_sha256(files[i].data, files[i].len, dg);
+		if ((hex = qs_hex(dg, 32)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		if (t == NULL || strcmp(hex, want) != 0 ||
+		    (json_int_t)files[i].len != json_integer_value(json_object_get(t, "length"))) {
+			free(hex);
+			r = qs_fail(QS_ERR_INVALID, "file %.80s does not match its target entry",
+			            files[i].name);
+			goto out;
+		}
+		json_object_set_new(hashes, files[i].name, json_string(hex));
+		free(hex);
+	}
+	b.targets = files;
+	b.ntargets = nfiles;
+	b.target_hashes = hashes;
+	if ((r = add_targets(s, &b, st, "ci", ctv + 1, pol_expiry(p, "targets"), targets)) != 0 ||
+	    (r = add_snap_ts(s, p, &b, st, "ci", ctv + 1)) != 0)
+		goto out;
+	*tv = b.f[0].version;
+	*sv = b.f[1].version;
+	*tsv = b.f[2].version;
+	{
+		json_t *names = json_array();
+		json_object_foreach(add, name, v) json_array_append_new(names, json_string(name));
+		r = commit(s, p, &b, "tuf.targets",
+		           json_pack("{s:s, s:s, s:o}", "principal", principal, "repo", "ci",
+		                     "added", names));
+	}
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(st);
+	json_decref(cur);
+	json_decref(targets);
+	json_decref(hashes);
+	return r;
+}
+
+/* ------------------------------------------------------------ refresh */
+
+int
+tuf_refresh(struct server *s, const struct policy *p)
+{
+	struct batch b;
+	json_t *st = NULL, *refresh = json_object_get(p->ext_tuf, "refresh");
+	int64_t margin = 0, now = (int64_t)time(NULL);
+	uint64_t ver;
+	int r = 0;
+
+	if (p->ext_tuf == NULL || refresh == NULL ||
+	    policy_parse_duration(json_string_value(json_object_get(refresh, "margin")), &margin) !=
+	            0)
+		return 0;
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if (load_state(s, &st, &ver) != 0) {
+		qs_errclear();
+		goto out;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		json_t *snap = NULL, *ts = NULL;
+		uint64_t sv, tsv;
+		int64_t se = 0, te = 0;
+		if ((r = current_signed(s, repos[i], "snapshot", &snap, &sv)) != 0 ||
+		    (r = current_signed(s, repos[i], "timestamp", &ts, &tsv)) != 0 ||
+		    (r = tuf_time_parse(json_string_value(json_object_get(snap, "expires")),
+		                        &se)) != 0 ||
+		    (r = tuf_time_parse(json_string_value(json_object_get(ts, "expires")), &te)) !=
+		            0) {
+			json_decref(snap);
+			json_decref(ts);
+			goto out;
+		}
+		if (se - now < margin) {
+			json_int_t tv = json_integer_value(json_object_get(
+			        json_object_get(json_object_get(snap, "meta"), "targets.json"),
+			        "version"));
+			r = add_snap_ts(s, p, &b, st, repos[i], (uint64_t)tv);
+		} else if (te - now < margin) {
+			uint8_t *d = NULL;
+			size_t len = 0;
+			if ((r = tuf_get(s, repos[i], "snapshot", sv, &d, &len, NULL)) == 0)
+				r = add_timestamp(s, p, &b, st, repos[i], tsv + 1, (const char *)d,
+				                  len, sv);
+			free(d);
+		}
+		json_decref(snap);
+		json_decref(ts);
+		if (r != 0)
+			goto out;
+	}
+	if (b.n > 0)
+		r = commit(s, p, &b, "tuf.refresh", json_object());
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(st);
+	return r;
+}
+
+/* ------------------------------------------------------------ review */
+
+static void finding(json_t *a, const char *sev, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+finding(json_t *a, const char *sev, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(a, json_pack("{s:s, s:s}", "severity", sev, "text", buf));
+}
+
+int
+tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t *root_version)
+{
+	json_t *st = NULL, *root = NULL, *a = json_array(), *seen = json_object(), *v;
+	uint64_t ver, rv;
+	int64_t now = (int64_t)time(NULL), exp;
+	int r;
+
+	(void)p;
+	*findings = NULL;
+	*root_version = 0;
+	if (a == NULL || seen == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = load_state(s, &st, &ver)) != 0 ||
+	    (r = current_signed(s, "prod", "root", &root, &rv)) != 0) {
+		if (r == QS_ERR_NOT_FOUND)
+			r = qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised");
+		goto out;
+	}
+	if (json_array_size(st_uris(st, "root")) < 3)
+		finding(a, "warning", "root has %zu key(s): keep at least 3, held apart",
+		        json_array_size(st_uris(st, "root")));
+	if (st_threshold(st, "root") < 2)
+		finding(a, "warning",
+		        "root threshold is %lld: one stolen key rewrites trust; use >= 2",
+		        (long long)st_threshold(st, "root"));
+	if (st_threshold(st, "prod-targets") < 2)
+		finding(a, "error", "production targets threshold is below 2");
+	if (json_array_size(st_uris(st, "prod-targets")) < 2)
+		finding(a, "warning",
+		        "a single offline targets key: losing it blocks production "
+		        "releases until a root change");
+	{
+		json_t *init = json_object_get(st, "initial_root"), *id;
+		size_t i;
+		const char *rn;
+		if (rv > 1)
+			json_array_foreach(init, i, id)
+			{
+				json_t *cur = json_object_get(
+				        json_object_get(json_object_get(root, "roles"), "root"),
+				        "keyids");
+				size_t j;
+				json_t *c;
+				json_array_foreach(cur, j, c) if (json_equal(c, id)) finding(
+				        a, "warning",
+				        "the initial root key %.16s... is still trusted after %llu "
+				        "root versions: rotate it out",
+				        json_string_value(id), (unsigned long long)rv);
+			}
+		json_object_foreach(json_object_get(st, "roles"), rn, v)
+		{
+			json_t *u;
+			json_array_foreach(json_object_get(v, "uris"), i, u)
+			{
+				const char *other = json_string_value(
+				        json_object_get(seen, json_string_value(u)));
+				if (other != NULL)
+					finding(a, "error", "key %s is used by roles %s and %s",
+					        json_string_value(u), other, rn);
+				else
+					json_object_set_new(seen, json_string_value(u),
+					                    json_string(rn));
+			}
+		}
+	}
+	for (size_t i = 0; i < 2; i++) {
+		static const char *const kinds[] = {"root", "targets", "snapshot", NULL};
+		for (size_t k = 0; kinds[k] != NULL; k++) {
+			json_t *sp = NULL;
+			uint64_t x;
+			if (current_signed(s, repos[i], kinds[k], &sp, &x) != 0)
+				continue;
+			if (tuf_time_parse(json_string_value(json_object_get(sp, "expires")),
+			                   &exp) == 0 &&
+			    exp - now < 30 * 86400 && strcmp(kinds[k], "snapshot") != 0)
+				finding(a, exp <= now ? "error" : "warning", "%s %s expires %s",
+				        repos[i], kinds[k],
+				        json_string_value(json_object_get(sp, "expires")));
+			json_decref(sp);
+		}
+	}
+	qs_errclear();
+	*findings = a;
+	a = NULL;
+	*root_version = rv;
+	r = 0;
+out:
+	json_decref(a);
+	json_decref(seen);
+	json_decref(st);
+	json_decref(root);
+	return r;
+}

@@ -1,0 +1,223 @@
+/* The Tuf service (proto/tuf.proto): online CI push, metadata views,
+ * review; and the snapshot/timestamp refresh timer. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "qs_err.h"
+#include "server.h"
+#include "statement.h"
+#include "tuf.h"
+#include "tuf.pb-c.h"
+#include "tuf_meta.h"
+#include "tuf_payload.h"
+#include "wire.h"
+
+/* Files in one push: build farms push a handful of artefacts at a time. */
+#define TUF_MAX_PUSH_FILES 64
+
+/* The caller may push CI targets: a requester of the online gate role. */
+static int
+authorise_push(struct call_ctx *cx, const struct policy_role **rop)
+{
+	const struct policy *p = cx->pol;
+	const char *g =
+	        json_string_value(json_object_get(json_object_get(p->ext_tuf, "gates"), "online"));
+	const struct policy_role *ro;
+
+	*rop = NULL;
+	if (p->ext_tuf == NULL || g == NULL || (ro = policy_role(p, g)) == NULL)
+		return qs_fail(QS_ERR_PRECONDITION, "the policy has no \"tuf\" section");
+	if (ro->mode != POLICY_ONLINE || !policy_role_allows(ro, "tuf-push"))
+		return qs_fail(QS_ERR_PRECONDITION, "role %s does not push TUF targets online", g);
+	if (!policy_role_has_requester(ro, (size_t)cx->pidx))
+		return qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
+		               cx->principal, g);
+	*rop = ro;
+	return 0;
+}
+
+int
+h_tuf_push_targets(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
+                   size_t *out_len)
+{
+	Qsign__V1__TufPushTargetsRequest *req = NULL;
+	Qsign__V1__TufPushTargetsResponse resp = QSIGN__V1__TUF_PUSH_TARGETS_RESPONSE__INIT;
+	const struct policy_role *ro;
+	struct tuf_file *files = NULL;
+	json_t *add = NULL;
+	uint64_t tv, sv, tsv;
+	int r;
+
+	if ((r = authorise_push(cx, &ro)) != 0)
+		return r;
+	if ((r = qs_wire_unpack(&qsign__v1__tuf_push_targets_request__descriptor, body, len,
+	                        QS_MAX_FRAME, (ProtobufCMessage **)&req)) != 0)
+		return r;
+	if (req->n_files > TUF_MAX_PUSH_FILES || req->n_remove > TUF_MAX_TARGETS) {
+		r = qs_fail(QS_ERR_INVALID, "too many files or removals in one push");
+		goto out;
+	}
+	if ((r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
+	                        ro->burst, 1)) != 0)
+		goto out;
+	if (req->targets_json.len == 0) {
+		if ((add = json_object()) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	} else if ((r = tuf_payload_parse("tuf-push", req->targets_json.data, req->targets_json.len,
+	                                  &add)) != 0) {
+		goto out;
+	}
+	if (req->n_files > 0 && (files = calloc(req->n_files, sizeof(*files))) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < req->n_files; i++) {
+		files[i].name = req->files[i]->name;
+		files[i].data = req->files[i]->content.data;
+		files[i].len = req->files[i]->content.len;
+	}
+	if ((r = tuf_push(cx->srv, cx->pol, cx->principal, add, req->remove, req->n_remove, files,
+	                  req->n_files, &tv, &sv, &tsv)) != 0)
+		goto out;
+	resp.targets_version = tv;
+	resp.snapshot_version = sv;
+	resp.timestamp_version = tsv;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(files);
+	json_decref(add);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_tuf_get_metadata(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
+                   size_t *out_len)
+{
+	static const char *const roles[] = {"root", "targets", "snapshot", "timestamp", NULL};
+	Qsign__V1__TufGetMetadataRequest *req = NULL;
+	Qsign__V1__TufGetMetadataResponse resp = QSIGN__V1__TUF_GET_METADATA_RESPONSE__INIT;
+	uint8_t *d = NULL;
+	size_t dl = 0, i;
+	uint64_t v = 0;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__tuf_get_metadata_request__descriptor, body, len, 1024,
+	                        (ProtobufCMessage **)&req)) != 0)
+		return r;
+	for (i = 0; roles[i] != NULL && strcmp(roles[i], req->role) != 0; i++)
+		;
+	if ((strcmp(req->repo, "ci") != 0 && strcmp(req->repo, "prod") != 0) || roles[i] == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "repo is ci or prod; role root, targets, snapshot or "
+		                            "timestamp");
+		goto out;
+	}
+	if ((r = tuf_get(cx->srv, req->repo, req->role, req->version, &d, &dl, &v)) != 0)
+		goto out;
+	resp.metadata.data = d;
+	resp.metadata.len = dl;
+	resp.version = v;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(d);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_tuf_review(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__TufReviewRequest *req = NULL;
+	Qsign__V1__TufReviewResponse resp = QSIGN__V1__TUF_REVIEW_RESPONSE__INIT;
+	Qsign__V1__TufReviewFinding *items = NULL, **ptrs = NULL;
+	json_t *f = NULL, *x;
+	size_t i;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__tuf_review_request__descriptor, body, len, 64,
+	                        (ProtobufCMessage **)&req)) != 0)
+		return r;
+	if ((r = tuf_review(cx->srv, cx->pol, &f, &resp.root_version)) != 0)
+		goto out;
+	if ((items = calloc(json_array_size(f) + 1, sizeof(*items))) == NULL ||
+	    (ptrs = calloc(json_array_size(f) + 1, sizeof(*ptrs))) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(f, i, x)
+	{
+		qsign__v1__tuf_review_finding__init(&items[i]);
+		items[i].severity = (char *)json_string_value(json_object_get(x, "severity"));
+		items[i].text = (char *)json_string_value(json_object_get(x, "text"));
+		ptrs[i] = &items[i];
+	}
+	resp.findings = ptrs;
+	resp.n_findings = json_array_size(f);
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(items);
+	free(ptrs);
+	json_decref(f);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+/* ------------------------------------------------------------ timer */
+
+static pthread_t timer_thread;
+static int timer_running;
+static volatile int timer_stop;
+
+static void *
+timer_main(void *arg)
+{
+	struct server *s = arg;
+	int64_t next = 0;
+
+	while (!timer_stop && !s->stopping) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		int64_t now = (int64_t)time(NULL);
+		if (now >= next) {
+			struct policy *p = server_policy(s);
+			json_t *refresh = json_object_get(p->ext_tuf, "refresh");
+			int64_t iv = 60;
+			if (refresh != NULL)
+				policy_parse_duration(
+				        json_string_value(json_object_get(refresh, "interval")),
+				        &iv);
+			if (tuf_refresh(s, p) != 0)
+				log_error("tuf.refresh", "detail=\"%s\"", qs_errdetail());
+			policy_unref(p);
+			next = now + iv;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int
+tuf_timer_start(struct server *s)
+{
+	if (timer_running)
+		return 0;
+	timer_stop = 0;
+	if (pthread_create(&timer_thread, NULL, timer_main, s) != 0)
+		return qs_fail(QS_ERR_INTERNAL, "cannot start the TUF refresh timer");
+	timer_running = 1;
+	return 0;
+}
+
+void
+tuf_timer_stop(void)
+{
+	if (!timer_running)
+		return;
+	timer_stop = 1;
+	pthread_join(timer_thread, NULL);
+	timer_running = 0;
+}
