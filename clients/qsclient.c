@@ -568,6 +568,16 @@ qsc_info(qsc_client *c, Qsign__V1__InfoResponse **out)
 }
 
 int
+qsc_metrics(qsc_client *c, Qsign__V1__MetricsResponse **out)
+{
+	Qsign__V1__MetricsRequest req = QSIGN__V1__METRICS_REQUEST__INIT;
+
+	*out = NULL;
+	return qsc_call(c, QS_M_METRICS, &req.base, &qsign__v1__metrics_response__descriptor,
+	                (ProtobufCMessage **)out, NULL, NULL);
+}
+
+int
 qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out)
 {
 	Qsign__V1__ListKeysRequest req = QSIGN__V1__LIST_KEYS_REQUEST__INIT;

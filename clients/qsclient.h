@@ -148,6 +148,10 @@ const char *const *qsc_principal_roles(const qsc_client *c, size_t *n);
 /* Free a response message returned by this library. NULL is a no-op. */
 void qsc_free(void *msg);
 
+/* Signer/Metrics (admins, auditors): Prometheus text and readiness.
+ * *out freed with qsc_free(). */
+int qsc_metrics(qsc_client *c, Qsign__V1__MetricsResponse **out);
+
 /* Signer/Info. *out: Qsign__V1__InfoResponse, freed with qsc_free(). */
 int qsc_info(qsc_client *c, Qsign__V1__InfoResponse **out);
 

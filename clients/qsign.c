@@ -1141,6 +1141,8 @@ static const struct command commands[] = {
         {"approve", approve_main, approve_usage, "approve a request (signed with your key)", NULL},
         {"reject", reject_main, reject_usage, "reject a request (signed with your key)", NULL},
         {"policy", policy_main, policy_usage, "policy versions: show, propose", policy_commands},
+        {"metrics", metrics_main, metrics_usage,
+         "daemon counters (Prometheus text) and readiness", NULL},
         {"audit", audit_main, audit_usage,
          "audit log: checkpoint, tail, show, proof, export, verify", audit_commands},
         {"tuf", tuf_main, tuf_usage, "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},

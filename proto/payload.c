@@ -212,3 +212,9 @@ qs_payload_kind(const char *name)
 			return &kinds[i];
 	return NULL;
 }
+
+const struct qs_payload_kind *
+qs_payload_kind_at(size_t i)
+{
+	return i < sizeof(kinds) / sizeof(kinds[0]) ? &kinds[i] : NULL;
+}

@@ -25,6 +25,9 @@ struct qs_payload_kind {
 	int (*describe)(const uint8_t *p, size_t len, const char *context, char **out);
 };
 
+/* The i-th registered kind (0..), or NULL past the end (fuzzing, docs). */
+const struct qs_payload_kind *qs_payload_kind_at(size_t i);
+
 /* The kind named `name`, or NULL. */
 const struct qs_payload_kind *qs_payload_kind(const char *name);
 

@@ -20,6 +20,7 @@
 #define QS_M_LIST_KEYS "qsign.v1.Signer/ListKeys"
 #define QS_M_SIGN "qsign.v1.Signer/Sign"
 #define QS_M_SIGN_BATCH "qsign.v1.Signer/SignBatch"
+#define QS_M_METRICS "qsign.v1.Signer/Metrics"
 #define QS_M_REQ_SUBMIT "qsign.v1.Requests/Submit"
 #define QS_M_REQ_LIST "qsign.v1.Requests/List"
 #define QS_M_REQ_GET "qsign.v1.Requests/Get"

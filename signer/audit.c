@@ -34,6 +34,7 @@ struct audit {
 	char *origin;
 	char *public_pem;
 	int created;
+	int failing; /* last batch failed (under mu) */
 
 	pthread_mutex_t mu;
 	pthread_cond_t work;
@@ -179,6 +180,9 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&a->mu);
 
 		r = write_batch(a, batch);
+		pthread_mutex_lock(&a->mu);
+		a->failing = r != 0;
+		pthread_mutex_unlock(&a->mu);
 		if (r != 0)
 			log_error("audit.unwritable", "detail=\"%s\"", qs_errdetail());
 		pthread_mutex_lock(&a->mu);
@@ -346,4 +350,15 @@ int
 audit_created(const struct audit *a)
 {
 	return a->created;
+}
+
+int
+audit_writable(struct audit *a)
+{
+	int ok;
+
+	pthread_mutex_lock(&a->mu);
+	ok = !a->failing;
+	pthread_mutex_unlock(&a->mu);
+	return ok;
 }

@@ -45,6 +45,9 @@ int audit_append(struct audit *a, const char *event, json_t *fields);
 /* Canonical bytes of a JSON value as entries use them (malloc'd). */
 char *audit_canonical(json_t *v, size_t *len);
 
+/* 0 while the last commit failed (disk full, I/O error), else 1. */
+int audit_writable(struct audit *a);
+
 /* 1 if audit_open created a new, empty log. */
 int audit_created(const struct audit *a);
 

@@ -77,15 +77,18 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 			    req->principal);
 		goto refused;
 	}
-	if ((r = audit_append(cx->srv->audit, "auth",
-			      cx->peer_uid >= 0
-				      ? json_pack("{s:s,s:s,s:I,s:I}", "principal", req->principal,
-						  "transport", "ipc", "peer_uid",
-						  (json_int_t)cx->peer_uid, "peer_pid",
-						  (json_int_t)cx->peer_pid)
-				      : json_pack("{s:s,s:s}", "principal", req->principal,
-						  "transport", "net"))) != 0)
-		goto out;
+	/* Authentication changes nothing by itself: while the audit log
+	 * cannot be written it is still allowed (so auditors and health checks
+	 * get in), with a warning; everything that changes state fails closed. */
+	if (audit_append(cx->srv->audit, "auth",
+			 cx->peer_uid >= 0
+				 ? json_pack("{s:s,s:s,s:I,s:I}", "principal", req->principal,
+					     "transport", "ipc", "peer_uid", (json_int_t)cx->peer_uid,
+					     "peer_pid", (json_int_t)cx->peer_pid)
+				 : json_pack("{s:s,s:s}", "principal", req->principal, "transport",
+					     "net")) != 0)
+		log_warn("auth.unaudited", "pipe=%u principal=%s detail=\"%s\"", cx->pipe_id,
+			 req->principal, qs_errdetail());
 	if ((r = pipes_set_principal(cx->srv->pipes, cx->pipe_id, req->principal)) != 0)
 		goto out;
 	if (cx->peer_uid >= 0)

@@ -201,7 +201,7 @@ config_load(const char *path, struct config **out)
 					      "ipc_mode", "state_dir", "policy",
 					      "tokens", "tls", "workers",
 					      "log_level", "audit", "user",
-					      "group", "seccomp", NULL};
+					      "group", "seccomp", "metrics", NULL};
 	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", NULL};
 	struct config *c = NULL;
@@ -310,6 +310,18 @@ config_load(const char *path, struct config **out)
 	}
 	if ((r = get_str(root, "log_level", 0, NULL, &c->log_level)) != 0)
 		goto fail;
+	if ((r = get_str(root, "metrics", 0, NULL, &c->metrics)) != 0)
+		goto fail;
+	if (c->metrics != NULL) {
+		char tcp[300];
+		snprintf(tcp, sizeof(tcp), "tcp://%s",
+			 strncmp(c->metrics, "http://", 7) == 0 ? c->metrics + 7 : "");
+		if (!config_url_is_loopback(tcp)) {
+			r = qs_fail(QS_ERR_INVALID,
+				    "\"metrics\" must be http://127.0.0.1:PORT (loopback only)");
+			goto fail;
+		}
+	}
 	if ((r = get_str(root, "user", 0, NULL, &c->user)) != 0 ||
 	    (r = get_str(root, "group", 0, NULL, &c->group)) != 0)
 		goto fail;
@@ -392,6 +404,7 @@ config_free(struct config *c)
 	free(c->tls_key);
 	free(c->tls_client_ca);
 	free(c->log_level);
+	free(c->metrics);
 	free(c->user);
 	free(c->group);
 	free(c->audit_origin);

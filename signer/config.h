@@ -39,6 +39,7 @@ struct config {
 	 * key in a configured token, and its directory (default
 	 * <state_dir>/audit). */
 	char *user, *group; /* drop to these after start-up (when root) */
+	char *metrics;      /* http://127.0.0.1:PORT for /metrics and /healthz, or NULL */
 	int seccomp;        /* syscall allow-list after start-up (default on) */
 	char *audit_origin;
 	char *audit_key_uri;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "qs_err.h"
+#include "metrics.h"
 #include "statement.h"
 
 struct keyring {
@@ -203,18 +204,24 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	*sig_len = 0;
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
-		if ((r = hsm_sign(k->tok, k->key, digest, 32, raw, &raw_len)) != 0)
-			return r;
-		return hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+		if ((r = hsm_sign(k->tok, k->key, digest, 32, raw, &raw_len)) == 0)
+			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+		break;
 	case HSM_KEY_RSA3072:
-		return hsm_sign(k->tok, k->key, digest, 32, sig, sig_len);
+		r = hsm_sign(k->tok, k->key, digest, 32, sig, sig_len);
+		break;
 	case HSM_KEY_ED25519:
 		if (blob == NULL)
 			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
-		return hsm_sign(k->tok, k->key, blob, blob_len, sig, sig_len);
+		r = hsm_sign(k->tok, k->key, blob, blob_len, sig, sig_len);
+		break;
 	default:
 		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
 	}
+	/* Token health: only failures of the token itself count. */
+	if (r == 0 || r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE || r == QS_ERR_PIN)
+		metrics_token_result(hsm_token_label(k->tok), r == 0);
+	return r;
 }
 
 int
@@ -233,4 +240,25 @@ keyring_token_for(struct keyring *kr, const char *uri)
 		if (hsm_token_matches(kr->toks[i], uri))
 			return kr->toks[i];
 	return NULL;
+}
+
+void
+keyring_write_metrics(struct keyring *kr, FILE *f)
+{
+	fprintf(f, "# HELP qsign_token_sessions Open sessions in the pool, by token.\n"
+		   "# TYPE qsign_token_sessions gauge\n");
+	for (size_t i = 0; i < kr->ntoks; i++) {
+		unsigned sess = 0, rec = 0;
+		hsm_stats(kr->toks[i], &sess, &rec);
+		fprintf(f, "qsign_token_sessions{token=\"%s\"} %u\n", hsm_token_label(kr->toks[i]),
+			sess);
+	}
+	fprintf(f, "# HELP qsign_token_reconnects_total Token recoveries (module re-opened).\n"
+		   "# TYPE qsign_token_reconnects_total counter\n");
+	for (size_t i = 0; i < kr->ntoks; i++) {
+		unsigned sess = 0, rec = 0;
+		hsm_stats(kr->toks[i], &sess, &rec);
+		fprintf(f, "qsign_token_reconnects_total{token=\"%s\"} %u\n",
+			hsm_token_label(kr->toks[i]), rec);
+	}
 }

@@ -5,6 +5,7 @@
 #define QS_KEYRING_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "hsm.h"
@@ -44,6 +45,9 @@ int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 /* The opened token that `uri`'s token attributes select (for generating
  * keys in it), or NULL. Owned by the keyring. */
 hsm_token *keyring_token_for(struct keyring *kr, const char *uri);
+
+/* Prometheus lines for every token: sessions and reconnects. */
+void keyring_write_metrics(struct keyring *kr, FILE *f);
 
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);

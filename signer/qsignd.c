@@ -22,6 +22,7 @@
 #include "harden.h"
 #include "keyring.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "qs_err.h"
 #include "server.h"
@@ -253,6 +254,10 @@ main(int argc, char **argv)
 		server_stop(&srv);
 		die("start", r);
 	}
+	if (cfg->metrics != NULL && (r = metrics_http_start(&srv, cfg->metrics)) != 0) {
+		server_stop(&srv);
+		die("metrics", r);
+	}
 	/* Snapshot/timestamp refresh before expiry (no-op without a "tuf"
 	 * policy section with "refresh"). */
 	if ((r = tuf_timer_start(&srv)) != 0) {
@@ -286,6 +291,7 @@ main(int argc, char **argv)
 	log_info("stop", "signal=%d", sig);
 	sd_notify(0, "STOPPING=1");
 	tuf_timer_stop();
+	metrics_http_stop();
 	server_stop(&srv);
 	requests_cleanup(&srv);
 	pthread_rwlock_destroy(&srv.pol_lock);

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "payload.h"
 #include "qs_err.h"
 #include "reqkinds.h"
@@ -521,6 +522,8 @@ finalize(struct server *s, const char *id)
 	if ((rc = audit_signed(s, r, sigs, n, NULL, 0)) != 0 ||
 	    (rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
 		goto fail;
+	for (size_t i = 0; i < n; i++)
+		metrics_signed(r->role, sigs[i].key, 1);
 	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
 	goto out;
 fail:
@@ -919,6 +922,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, new_state, msg[0] ? msg : NULL)) !=
 	    0)
 		goto out;
+	metrics_vote(req->approve);
 	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s", r->id,
 		 cx->principal, req->approve ? "approve" : "reject", approves, ru.threshold,
 		 state_name(new_state));

@@ -19,6 +19,7 @@ static const struct rpc_method methods[] = {
 	{QS_M_LIST_KEYS, h_list_keys, 1, 0},
 	{QS_M_SIGN, h_sign, 1, 1},
 	{QS_M_SIGN_BATCH, h_sign_batch, 1, 1},
+	{QS_M_METRICS, h_metrics, 1, 0},
 	{QS_M_REQ_SUBMIT, h_req_submit, 1, 1},
 	{QS_M_REQ_LIST, h_req_list, 1, 0},
 	{QS_M_REQ_GET, h_req_get, 1, 0},

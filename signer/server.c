@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "qs_err.h"
 #include "wire.h"
 
@@ -45,6 +46,15 @@ now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ------------------------------------------------------------ pipes */
@@ -233,6 +243,8 @@ handle(struct server *s, nng_msg *req)
 	char pb[80];
 	int r;
 
+	int64_t t0 = mono_us();
+
 	cx.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(req));
 	qs_errclear();
 	if ((r = qs_wire_unpack(&qsign__v1__call__descriptor, nng_msg_body(req), nng_msg_len(req),
@@ -298,6 +310,7 @@ reply:
 		reply.body.data = body;
 		reply.body.len = body_len;
 	}
+	metrics_call(m ? m->name : "(invalid)", (int)reply.status, mono_us() - t0);
 	if (qs_wire_pack(&reply.base, &frame, &frame_len) == 0 && nng_msg_alloc(&out, 0) == 0 &&
 	    nng_msg_append(out, frame, frame_len) != 0) {
 		nng_msg_free(out);

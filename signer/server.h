@@ -109,6 +109,7 @@ int h_info(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_list_keys(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_sign(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_sign_batch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_metrics(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_req_submit(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_req_list(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_req_get(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

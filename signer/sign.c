@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "qs_err.h"
 #include "server.h"
 #include "statement.h"
@@ -73,6 +74,7 @@ changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 		return qs_fail(QS_ERR_UNAVAILABLE,
 			       "signature could not be recorded durably; nothing was released");
 	}
+	metrics_signed(sigs[0].role, sigs[0].key, n);
 	log_debug("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
 		  sigs[0].key, n);
 	return 0;

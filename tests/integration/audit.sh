@@ -241,7 +241,7 @@ mkdir -p "$fs"
 mounted=0
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=256k tmpfs "$fs" 2>/dev/null; then
 	mounted=1
-	trap 'umount "$fs" 2>/dev/null || true; qs_cleanup' EXIT
+	trap '[ -z "$QSIGND_PID" ] || { kill "$QSIGND_PID"; wait "$QSIGND_PID"; QSIGND_PID=""; } 2>/dev/null; umount "$fs" 2>/dev/null || true; qs_cleanup' EXIT
 fi
 python3 - "$QSIGN_HOME/qsignd.json" "$fs/audit" <<'PY'
 import json, sys
