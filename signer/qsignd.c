@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit.h"
+#include "backup.h"
 #include "config.h"
 #include "harden.h"
 #include "keyring.h"
@@ -35,6 +36,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"usage: qsignd -c CONFIG [--check]\n"
+		"       qsignd -c CONFIG backup -o DIR\n"
+		"       qsignd -c CONFIG restore -i DIR [--force]\n"
 		"\n"
 		"The quorum-signer daemon: holds signing keys in PKCS#11 tokens and signs\n"
 		"what its policy allows, for authenticated principals over nng.\n"
@@ -44,6 +47,13 @@ usage(FILE *f)
 		"                     0 if all is well, 1 with the exact problem otherwise\n"
 		"  -h, --help         this text\n"
 		"  -V, --version      print the version\n"
+		"\n"
+		"backup -o DIR       consistent copy of the state and the audit log while\n"
+		"                    qsignd runs (SQLite online backup, then the log up to\n"
+		"                    its signed checkpoint)\n"
+		"restore -i DIR      put a backup in place (qsignd stopped); refuses to\n"
+		"                    replace a newer audit log unless --force: that rolls\n"
+		"                    the log back, which auditors' verify will report\n"
 		"\n"
 		"Runs in the foreground and logs to stderr. SIGTERM or SIGINT finish the\n"
 		"calls in flight and exit cleanly.\n"
@@ -138,6 +148,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+		{"force", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
 	struct server srv;
@@ -151,17 +162,46 @@ main(int argc, char **argv)
 	struct keyring_key *auk = NULL;
 	struct stat sb;
 	sigset_t sigs;
-	int check = 0, ch, r, sig = 0;
+	int check = 0, force = 0, ch, r, sig = 0;
 
 	harden_early();
-	while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': cfgpath = optarg; break;
+		case 'f': force = 1; break;
 		case 'k': check = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("qsignd %s\n", QS_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (cfgpath != NULL && optind < argc &&
+	    (strcmp(argv[optind], "backup") == 0 || strcmp(argv[optind], "restore") == 0)) {
+		const char *verb = argv[optind++], *dir = NULL;
+		while ((ch = getopt_long(argc, argv, "o:i:", longopts, NULL)) != -1) {
+			if (ch == 'o' && strcmp(verb, "backup") == 0)
+				dir = optarg;
+			else if (ch == 'i' && strcmp(verb, "restore") == 0)
+				dir = optarg;
+			else if (ch == 'f' && strcmp(verb, "restore") == 0)
+				force = 1;
+			else {
+				usage(stderr);
+				return 2;
+			}
+		}
+		if (dir == NULL || optind != argc) {
+			usage(stderr);
+			return 2;
+		}
+		if ((r = config_load(cfgpath, &cfg)) != 0)
+			die("config", r);
+		r = strcmp(verb, "backup") == 0 ? backup_create(cfg, dir)
+						: backup_restore(cfg, dir, force);
+		if (r != 0)
+			die(verb, r);
+		config_free(cfg);
+		return 0;
 	}
 	if (cfgpath == NULL || optind != argc) {
 		usage(stderr);

@@ -511,7 +511,14 @@ finalize(struct server *s, const char *id)
 	for (size_t i = 0; i < ro->nkeys; i++, n++) {
 		const struct keyring_key *k = p->bound[ro->keys[i]];
 		int blob = strcmp(r->kind, "blob") == 0;
-		if ((rc = keyring_sign(k, r->digest, blob ? r->payload : NULL, r->payload_len,
+		/* A "digest" payload is the SHA-256 to sign; a blob is hashed
+		 * (r->digest is the SHA-256 of the payload bytes either way). */
+		const uint8_t *dg = blob ? r->digest : r->payload;
+		if (!blob && r->payload_len != 32) {
+			rc = qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", r->payload_len);
+			goto fail;
+		}
+		if ((rc = keyring_sign(k, dg, blob ? r->payload : NULL, r->payload_len,
 				       sigs[i].sig, &sigs[i].sig_len)) != 0)
 			goto fail;
 		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);

@@ -17,6 +17,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/policy_ext.c
   ${CMAKE_CURRENT_LIST_DIR}/harden.c
   ${CMAKE_CURRENT_LIST_DIR}/metrics.c
+  ${CMAKE_CURRENT_LIST_DIR}/backup.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c

@@ -1,0 +1,343 @@
+#include "backup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "merkle.h"
+#include "note.h"
+#include "qs_err.h"
+#include "qs_limits.h"
+#include "statement.h"
+
+#define MAGIC "QSTLOG1\n" /* signer/tlog.h: the entries file header */
+#define MAGIC_LEN 8
+
+static int
+read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	int fd;
+
+	*out = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || (size_t)st.st_size > max) {
+		close(fd);
+		return qs_fail(QS_ERR_IO, "%s: unreadable or too large", path);
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+static int
+write_file(const char *path, const uint8_t *data, size_t len)
+{
+	char tmp[4096];
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return qs_fail(QS_ERR_IO, "%s: %s", tmp, strerror(errno));
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = qs_fail(QS_ERR_IO, "write %s: %s", tmp, strerror(errno));
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) != 0)
+		r = qs_fail(QS_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
+	close(fd);
+	if (r == 0 && rename(tmp, path) != 0)
+		r = qs_fail(QS_ERR_IO, "rename %s: %s", tmp, strerror(errno));
+	if (r != 0)
+		unlink(tmp);
+	return r;
+}
+
+/* Size and root of a checkpoint note (signature not checked here: the
+ * daemon checks it when it opens the restored log). */
+static int
+note_checkpoint(const uint8_t *note, size_t len, struct qs_checkpoint *cp)
+{
+	const char *end = strstr((const char *)note, "\n\n");
+
+	if (end == NULL || len > QS_MAX_NOTE)
+		return qs_fail(QS_ERR_PRECONDITION, "checkpoint is not a signed note");
+	return qs_checkpoint_parse((const char *)note, (size_t)(end - (const char *)note) + 1,
+				   NULL, cp);
+}
+
+/* Recompute the root of the first `size` records of an entries file. */
+static int
+entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t *used)
+{
+	qs_hash *leaves = NULL;
+	size_t off = MAGIC_LEN;
+	int r;
+
+	if (len < MAGIC_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
+		return qs_fail(QS_ERR_PRECONDITION, "entries: not an audit log");
+	if (size > len / 9 + 1)
+		return qs_fail(QS_ERR_PRECONDITION, "entries: shorter than the checkpoint");
+	if ((leaves = calloc(size + 1, sizeof(*leaves))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (uint64_t i = 0; i < size; i++) {
+		uint32_t n;
+		if (off + 4 > len) {
+			free(leaves);
+			return qs_fail(QS_ERR_PRECONDITION, "entries: %llu records, checkpoint says %llu",
+				       (unsigned long long)i, (unsigned long long)size);
+		}
+		n = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 |
+		    (uint32_t)buf[off + 2] << 8 | buf[off + 3];
+		if (n == 0 || off + 8 + (size_t)n > len) {
+			free(leaves);
+			return qs_fail(QS_ERR_PRECONDITION, "entries: record %llu truncated",
+				       (unsigned long long)i);
+		}
+		qs_merkle_leaf_hash(buf + off + 4, n, leaves[i]);
+		off += 8 + (size_t)n;
+	}
+	r = qs_merkle_root_of(leaves, size, root);
+	free(leaves);
+	*used = off;
+	return r;
+}
+
+static char *
+sha256_hex_of(const uint8_t *d, size_t n)
+{
+	uint8_t dg[32];
+
+	qs_sha256(d, n, dg);
+	return qs_hex(dg, 32);
+}
+
+int
+backup_create(const struct config *cfg, const char *dir)
+{
+	char src[4096], dst[4096];
+	sqlite3 *from = NULL, *to = NULL;
+	sqlite3_backup *bk = NULL;
+	uint8_t *note = NULL, *ents = NULL, *db = NULL;
+	size_t note_len = 0, ents_len = 0, db_len = 0, used = 0;
+	struct qs_checkpoint cp;
+	qs_hash root;
+	json_t *man = NULL;
+	char *mtext = NULL, *h1 = NULL, *h2 = NULL, *h3 = NULL, *rh = NULL;
+	int r;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return qs_fail(QS_ERR_IO, "mkdir %s: %s", dir, strerror(errno));
+	snprintf(dst, sizeof(dst), "%s/MANIFEST.json", dir);
+	if (access(dst, F_OK) == 0)
+		return qs_fail(QS_ERR_EXISTS, "%s already holds a backup", dir);
+	snprintf(dst, sizeof(dst), "%s/audit", dir);
+	if (mkdir(dst, 0700) != 0 && errno != EEXIST)
+		return qs_fail(QS_ERR_IO, "mkdir %s: %s", dst, strerror(errno));
+
+	/* 1. The database, consistent, while the daemon writes. */
+	snprintf(src, sizeof(src), "%s/state.db", cfg->state_dir);
+	snprintf(dst, sizeof(dst), "%s/state.db", dir);
+	if (sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+		    SQLITE_OK) {
+		r = qs_fail(QS_ERR_DB, "open %s: %s", src, from ? sqlite3_errmsg(from) : "?");
+		goto out;
+	}
+	sqlite3_busy_timeout(from, 10000);
+	if ((bk = sqlite3_backup_init(to, "main", from, "main")) == NULL) {
+		r = qs_fail(QS_ERR_DB, "backup %s: %s", src, sqlite3_errmsg(to));
+		goto out;
+	}
+	while ((r = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || r == SQLITE_LOCKED)
+		sqlite3_sleep(50);
+	if (r != SQLITE_DONE) {
+		r = qs_fail(QS_ERR_DB, "backup %s: %s", src, sqlite3_errstr(r));
+		goto out;
+	}
+	sqlite3_backup_finish(bk);
+	bk = NULL;
+	sqlite3_close(to);
+	to = NULL;
+	/* 2. The checkpoint, then 3. the log: covers everything in the db. */
+	snprintf(src, sizeof(src), "%s/checkpoint", cfg->audit_dir);
+	if ((r = read_file(src, QS_MAX_NOTE, &note, &note_len)) != 0)
+		goto out;
+	snprintf(src, sizeof(src), "%s/entries", cfg->audit_dir);
+	if ((r = read_file(src, (size_t)1 << 40, &ents, &ents_len)) != 0)
+		goto out;
+	if ((r = note_checkpoint(note, note_len, &cp)) != 0 ||
+	    (r = entries_root(ents, ents_len, cp.size, root, &used)) != 0)
+		goto out;
+	if (memcmp(root, cp.root, sizeof(root)) != 0) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+			    "the copied audit log does not match its checkpoint root");
+		goto out;
+	}
+	snprintf(dst, sizeof(dst), "%s/audit/checkpoint", dir);
+	if ((r = write_file(dst, note, note_len)) != 0)
+		goto out;
+	snprintf(dst, sizeof(dst), "%s/audit/entries", dir);
+	if ((r = write_file(dst, ents, used)) != 0) /* only what the checkpoint covers */
+		goto out;
+	snprintf(dst, sizeof(dst), "%s/state.db", dir);
+	if ((r = read_file(dst, (size_t)1 << 40, &db, &db_len)) != 0)
+		goto out;
+	h1 = sha256_hex_of(db, db_len);
+	h2 = sha256_hex_of(note, note_len);
+	h3 = sha256_hex_of(ents, used);
+	rh = qs_hex(root, sizeof(root));
+	man = json_pack("{s:s,s:s,s:I,s:I,s:s,s:{s:s,s:s,s:s}}", "format", "quorum-signer backup 1",
+			"identity", cfg->identity, "created", (json_int_t)time(NULL), "audit_size",
+			(json_int_t)cp.size, "audit_root", rh ? rh : "", "sha256", "state.db",
+			h1 ? h1 : "", "audit/checkpoint", h2 ? h2 : "", "audit/entries",
+			h3 ? h3 : "");
+	if (man == NULL || (mtext = json_dumps(man, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(dst, sizeof(dst), "%s/MANIFEST.json", dir);
+	r = write_file(dst, (const uint8_t *)mtext, strlen(mtext));
+	if (r == 0)
+		printf("backup: %s: state.db, audit log of %llu entries (root %s)\n", dir,
+		       (unsigned long long)cp.size, rh);
+out:
+	if (bk != NULL)
+		sqlite3_backup_finish(bk);
+	sqlite3_close(from);
+	sqlite3_close(to);
+	free(note);
+	free(ents);
+	free(db);
+	free(h1);
+	free(h2);
+	free(h3);
+	free(rh);
+	free(mtext);
+	json_decref(man);
+	return r;
+}
+
+int
+backup_restore(const struct config *cfg, const char *dir, int force)
+{
+	char path[4096], cur[4096];
+	uint8_t *note = NULL, *ents = NULL, *db = NULL, *curnote = NULL, *mtext = NULL;
+	size_t note_len = 0, ents_len = 0, db_len = 0, curnote_len = 0, used = 0, mlen = 0;
+	struct qs_checkpoint cp, curcp;
+	json_t *man = NULL;
+	qs_hash root;
+	int r, lockfd = -1;
+
+	snprintf(path, sizeof(path), "%s/MANIFEST.json", dir);
+	if ((r = read_file(path, 1 << 20, &mtext, &mlen)) != 0)
+		return qs_wrap(r, "not a backup");
+	if ((man = json_loads((const char *)mtext, 0, NULL)) == NULL ||
+	    json_string_value(json_object_get(man, "format")) == NULL ||
+	    strcmp(json_string_value(json_object_get(man, "format")), "quorum-signer backup 1") !=
+		    0) {
+		r = qs_fail(QS_ERR_INVALID, "%s: not a quorum-signer backup", path);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/audit/checkpoint", dir);
+	if ((r = read_file(path, QS_MAX_NOTE, &note, &note_len)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/audit/entries", dir);
+	if ((r = read_file(path, (size_t)1 << 40, &ents, &ents_len)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/state.db", dir);
+	if ((r = read_file(path, (size_t)1 << 40, &db, &db_len)) != 0)
+		goto out;
+	if ((r = note_checkpoint(note, note_len, &cp)) != 0 ||
+	    (r = entries_root(ents, ents_len, cp.size, root, &used)) != 0)
+		goto out;
+	if (memcmp(root, cp.root, sizeof(root)) != 0) {
+		r = qs_fail(QS_ERR_PRECONDITION, "backup audit log does not match its checkpoint");
+		goto out;
+	}
+	/* The running daemon holds an exclusive lock on its log. */
+	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
+	if ((lockfd = open(cur, O_RDONLY | O_CLOEXEC)) >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		r = qs_fail(QS_ERR_PRECONDITION, "qsignd is running on %s: stop it first",
+			    cfg->state_dir);
+		goto out;
+	}
+	snprintf(cur, sizeof(cur), "%s/checkpoint", cfg->audit_dir);
+	if (read_file(cur, QS_MAX_NOTE, &curnote, &curnote_len) == 0 &&
+	    note_checkpoint(curnote, curnote_len, &curcp) == 0 && curcp.size > cp.size && !force) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+			    "the current audit log has %llu entries, the backup %llu: restoring "
+			    "would roll the log back, and every auditor who verified a newer "
+			    "checkpoint will report it (qsign audit verify: \"log rolled back\"). "
+			    "Use --force only if that is what you mean",
+			    (unsigned long long)curcp.size, (unsigned long long)cp.size);
+		goto out;
+	}
+	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+		r = qs_fail(QS_ERR_IO, "mkdir %s: %s", cfg->state_dir, strerror(errno));
+		goto out;
+	}
+	if (mkdir(cfg->audit_dir, 0700) != 0 && errno != EEXIST) {
+		r = qs_fail(QS_ERR_IO, "mkdir %s: %s", cfg->audit_dir, strerror(errno));
+		goto out;
+	}
+	snprintf(cur, sizeof(cur), "%s/state.db-wal", cfg->state_dir);
+	unlink(cur);
+	snprintf(cur, sizeof(cur), "%s/state.db-shm", cfg->state_dir);
+	unlink(cur);
+	snprintf(cur, sizeof(cur), "%s/state.db", cfg->state_dir);
+	if ((r = write_file(cur, db, db_len)) != 0)
+		goto out;
+	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
+	if ((r = write_file(cur, ents, used)) != 0)
+		goto out;
+	snprintf(cur, sizeof(cur), "%s/checkpoint", cfg->audit_dir);
+	if ((r = write_file(cur, note, note_len)) != 0)
+		goto out;
+	printf("restore: %s into %s: audit log of %llu entries\n", dir, cfg->state_dir,
+	       (unsigned long long)cp.size);
+	r = 0;
+out:
+	if (lockfd >= 0)
+		close(lockfd);
+	free(note);
+	free(ents);
+	free(db);
+	free(curnote);
+	free(mtext);
+	json_decref(man);
+	return r;
+}
