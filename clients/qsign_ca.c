@@ -27,6 +27,16 @@ struct ca_opts {
 	int est, history, pretty;
 };
 
+/* Serials as openssl prints them (upper-case hex) are accepted: the daemon
+ * speaks lower-case. */
+static void
+lower_serial(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'F')
+			*s = (char)(*s - 'A' + 'a');
+}
+
 static int
 ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs,
          struct ca_opts *o)
@@ -432,6 +442,7 @@ state_common(int argc, char **argv, struct globals *g, void (*usage)(FILE *), co
 
 	if ((r = ca_parse(argc, argv, g, usage, 1, &o)) >= 0)
 		return r;
+	lower_serial(argv[optind]);
 	j = json_pack("{s:s, s:s}", "serial", argv[optind], "action", action);
 	if (o.reason != NULL)
 		json_object_set_new(j, "reason", json_string(o.reason));
@@ -477,6 +488,8 @@ revoke_dev_main(int argc, char **argv, struct globals *g)
 
 	if ((r = ca_parse(argc, argv, g, revoke_dev_usage, 2, &o)) >= 0)
 		return r;
+	lower_serial(argv[optind]);
+	lower_serial(argv[optind + 1]);
 	j = json_pack("{s:s, s:s}", "ca_serial", argv[optind], "serial", argv[optind + 1]);
 	if (o.reason != NULL)
 		json_object_set_new(j, "reason", json_string(o.reason));
@@ -633,6 +646,7 @@ get_main(int argc, char **argv, struct globals *g)
 
 	if ((r = ca_parse(argc, argv, g, get_usage, 1, &o)) >= 0)
 		return r;
+	lower_serial(argv[optind]);
 	want = argv[optind];
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
