@@ -67,4 +67,16 @@
 /* Request message / vote reason text. */
 #define QS_MAX_REQUEST_TEXT 1024
 
+/* Signer helper processes (privilege separation): more than one per core
+ * only adds context switches; 64 matches QS_MAX_WORKERS. */
+#define QS_MAX_SIGNERS 64
+/* One message between qsignd and a signer helper: the largest is a Sign of
+ * a QS_MAX_BLOB Ed25519 blob plus its few header bytes. */
+#define QS_MAX_PRIVSEP_MSG (QS_MAX_BLOB + 4096u)
+/* Key handles one helper hands out: every policy key, the audit key and the
+ * TUF/PKI keys, each found once per URI; bounds the helper's table. */
+#define QS_MAX_HELPER_KEYS 4096
+/* URI, label or error text in a helper message. */
+#define QS_MAX_PRIVSEP_STR 1024
+
 #endif

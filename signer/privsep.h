@@ -1,0 +1,126 @@
+/*
+ * privsep.h - privilege separation of qsignd: signer helper processes.
+ *
+ * The process that parses network input (the "front": nng, decoding,
+ * authentication, policy, state, audit) never loads a PKCS#11 module, never
+ * reads a PIN and holds no token session. Those live in N signer helpers
+ * (config "signers", default one per online CPU; 0 keeps the tokens in
+ * process, for debugging). A helper answers only the requests in its
+ * permission table, over a socketpair, one request at a time.
+ *
+ * Process tree (all forked in keyring_open, before any thread exists; nng,
+ * the store writer and the audit writer start later):
+ *
+ *   qsignd (front) --ctl socketpair--> qsignd-launch --fork--> qsignd-signer xN
+ *
+ * The launcher is a tiny single-threaded process that never opens a token.
+ * The front asks it (one byte on ctl) for a helper; it forks one, which
+ * opens the tokens itself (reads the PIN, logs in), drops privileges,
+ * installs its own seccomp filter and reports READY; the launcher passes
+ * the front's end of the helper's socketpair back with SCM_RIGHTS. So a
+ * helper that dies is replaced at any time, even once the front has
+ * threads (forking a threaded nng process is unsafe; the launcher never
+ * has threads). The launcher keeps the start-up credentials because a new
+ * helper must read the PIN file; it reads nothing but one byte at a time
+ * from the front, and dies with it (PR_SET_PDEATHSIG, EOF on ctl).
+ *
+ * Wire format (both directions):
+ *   frame   = u32 length (big-endian, 1..QS_MAX_PRIVSEP_MSG) || body
+ *   request = u8 type || fields
+ *   reply   = u8 (type | 0x80) || u32 status (a QS_ERR_* code, 0 = OK)
+ *             || (status == 0 ? fields : str detail)
+ *   u8/u32 big-endian; str = u32 n || n bytes (no NUL, n <= QS_MAX_PRIVSEP_STR);
+ *   bytes = u32 n || n bytes (n <= QS_MAX_PRIVSEP_MSG).
+ * Decoding is strict: every field present, exact lengths, no trailing bytes.
+ *
+ *   type          request fields              reply fields
+ *   PS_INFO       -                           u32 ntok, ntok x (str label,
+ *                                             u32 sessions, u32 reconnects)
+ *   PS_FIND       str uri                     u32 handle, u8 keytype,
+ *                                             u32 token index, bytes spki_der
+ *   PS_SIGN       u32 handle, bytes input     bytes signature (hsm_sign's)
+ *   PS_KEYGEN     str token_uri, u8 keytype,  -
+ *                 str label
+ *   PS_PUBKEY     u32 handle                  bytes spki_der
+ *   PS_TOKEN_FOR  str uri                     u32 token index or 0xffffffff
+ *   PS_READY      (sent once by a new helper, unasked: a PS_INFO reply, or
+ *                 the error that kept it from opening its tokens)
+ *
+ * Refusals, like sshd's monitor: a request type not in the table gets
+ * QS_ERR_DENIED and a "privsep.refused" log line; so does a key handle
+ * this helper did not hand out. A frame that does not decode (bad length,
+ * missing or trailing bytes) makes the helper log "privsep.garbage" and
+ * exit: it never guesses.
+ *
+ * Failure: a helper that dies (EOF/EPIPE on its socket) is replaced on the
+ * spot by the thread that noticed ("privsep.helper_restarted"), and the
+ * call is retried once on the replacement (find, sign, public key are
+ * idempotent); key generation is not retried and fails UNAVAILABLE.
+ */
+#ifndef QS_PRIVSEP_H
+#define QS_PRIVSEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "hsm.h"
+
+enum ps_type {
+	PS_INFO = 1,
+	PS_FIND = 2,
+	PS_SIGN = 3,
+	PS_KEYGEN = 4,
+	PS_PUBKEY = 5,
+	PS_TOKEN_FOR = 6,
+	PS_READY = 0x7e,
+};
+#define PS_REPLY 0x80
+#define PS_NO_TOKEN 0xffffffffu
+
+struct ps_pool;
+struct ps_keyref;
+
+/* Fork the launcher and `n` helpers (1..QS_MAX_SIGNERS) and wait until all
+ * opened c's tokens. Must run before any thread exists. *labels (ntok
+ * strings) are the tokens' labels, owned by the pool. Errors: those of
+ * opening a token in the helper (QS_ERR_PIN, QS_ERR_NOT_FOUND, ...) with
+ * its detail, QS_ERR_IO / QS_ERR_INTERNAL if a process cannot be started. */
+int ps_pool_start(const struct config *c, unsigned n, struct ps_pool **out);
+/* Close every helper (they exit on EOF), then the launcher; wait for it. */
+void ps_pool_stop(struct ps_pool *p);
+size_t ps_pool_ntokens(const struct ps_pool *p);
+const char *ps_pool_token_label(const struct ps_pool *p, size_t i);
+
+/* Find the key at uri: a reference valid on every helper (each resolves it
+ * on first use), its type, token index and public key (*der malloc'd).
+ * Errors as hsm_key_find, "no configured token matches" as NOT_FOUND. */
+int ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **ref, enum hsm_keytype *type,
+	    size_t *tok_index, uint8_t **der, size_t *der_len);
+void ps_keyref_free(struct ps_keyref *ref);
+/* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
+int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
+	    size_t *sig_len);
+/* SubjectPublicKeyInfo DER of the key (*der malloc'd). */
+int ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len);
+/* hsm_keygen in the token token_uri selects. NOT_FOUND if none does. */
+int ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const char *label);
+/* Index of the token uri selects, or PS_NO_TOKEN. */
+int ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index);
+/* Sessions and reconnects of token i, summed over the helpers. */
+void ps_token_stats(struct ps_pool *p, size_t i, unsigned *sessions, unsigned *reconnects);
+
+/* Test mode (qsignd --privsep-selftest): start one helper and talk to it
+ * as a hostile front would: a valid find (of uri), then an unknown request
+ * type and a forged handle (both must be refused with DENIED while the
+ * helper lives on), then a malformed frame (the helper must exit).
+ * Prints one line per check; 0 if all behaved, 1 otherwise. */
+int ps_selftest(const struct config *c, const char *uri);
+
+/* Implemented by keyring.c for the helper: the in-process keyring, whose
+ * tokens the helper serves. */
+struct keyring;
+int keyring_open_local(const struct config *c, struct keyring **out);
+hsm_token *const *keyring_local_tokens(struct keyring *kr, size_t *n);
+
+#endif
