@@ -186,7 +186,8 @@ trust() {
 mtls() { # 0 if the handshake (and one HTTP exchange) succeeds
 	local port sp rc=0
 	port=$((20000 + RANDOM % 30000))
-	timeout 30 openssl s_server -accept "127.0.0.1:$port" -cert srv2.pem -key srv2.key \
+	# Line-buffered, so that what it says is in the log before it is killed.
+	timeout 30 stdbuf -oL -eL openssl s_server -accept "127.0.0.1:$port" -cert srv2.pem -key srv2.key \
 		-CAfile trust.pem -Verify 1 -verify_return_error -crl_check_all -www \
 		>"$T/s_server.log" 2>&1 &
 	sp=$!
