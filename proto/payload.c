@@ -100,6 +100,15 @@ policy_validate(const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* A member name from the proposed policy as safe text: approvers read it on
+ * a terminal, so control characters never pass through raw. */
+static void
+put_name(FILE *f, const char *k)
+{
+	for (size_t i = 0; k[i] != '\0' && i < 128; i++)
+		fputc((unsigned char)k[i] < 0x20 || k[i] == 0x7f ? '?' : k[i], f);
+}
+
 /* Append "  <what> <name>\n" lines for members of `a` missing in `b`
  * (removed) or of `b` missing in `a` (added), and changed ones. */
 static int
@@ -114,14 +123,17 @@ diff_section(FILE *f, const char *section, json_t *cur, json_t *next)
 		json_t *old = json_object_get(cur, k);
 		if (old == NULL) {
 			char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-			fprintf(f, "  + %s.%s: %s\n", section, k, s ? s : "?");
+			fprintf(f, "  + %s.", section);
+			put_name(f, k);
+			fprintf(f, ": %s\n", s ? s : "?");
 			free(s);
 			changes++;
 		} else if (!json_equal(old, v)) {
 			char *a = json_dumps(old, JSON_COMPACT | JSON_SORT_KEYS);
 			char *b = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-			fprintf(f, "  ~ %s.%s:\n      was %s\n      now %s\n", section, k,
-				a ? a : "?", b ? b : "?");
+			fprintf(f, "  ~ %s.", section);
+			put_name(f, k);
+			fprintf(f, ":\n      was %s\n      now %s\n", a ? a : "?", b ? b : "?");
 			free(a);
 			free(b);
 			changes++;
@@ -130,7 +142,9 @@ diff_section(FILE *f, const char *section, json_t *cur, json_t *next)
 	json_object_foreach(cur, k, v)
 	{
 		if (json_object_get(next, k) == NULL) {
-			fprintf(f, "  - %s.%s\n", section, k);
+			fprintf(f, "  - %s.", section);
+			put_name(f, k);
+			fputc('\n', f);
 			changes++;
 		}
 	}

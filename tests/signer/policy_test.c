@@ -11,6 +11,7 @@
 #include "config.h"
 #include "policy.h"
 #include "qs_err.h"
+#include "payload.h"
 #include "ratelimit.h"
 
 static char *
@@ -136,6 +137,18 @@ main(void)
 	CHECK_EQ(policy_parse("[]", 2, &p), QS_ERR_INVALID);
 	CHECK_EQ(policy_parse("{", 1, &p), QS_ERR_INVALID);
 	free(text);
+
+	/* The policy diff approvers read never passes control characters. */
+	{
+		const char *cur = "{\"version\":1,\"roles\":{}}";
+		const char *next = "{\"version\":2,\"roles\":{\"\\u001b[2Jevil\":{}}}";
+		char *desc = NULL;
+		CHECK_EQ(qs_payload_kind("policy")->describe((const uint8_t *)next, strlen(next), cur,
+							     &desc),
+			 0);
+		CHECK(desc != NULL && strchr(desc, 0x1b) == NULL && strstr(desc, "?[2Jevil") != NULL);
+		free(desc);
+	}
 
 	/* Durations. */
 	CHECK_EQ(policy_parse_duration("90s", &secs), 0);
