@@ -35,8 +35,18 @@
 #define QS_MAX_WORKERS 64
 /* Listen URLs in a config. */
 #define QS_MAX_LISTEN 8
-/* Connected, authenticated pipes tracked at once. */
+/* Connected pipes tracked at once (also capped below the fd limit, see
+ * QS_FD_RESERVE). */
 #define QS_MAX_PIPES 4096
+/* File descriptors kept free for the state store, the audit log and token
+ * modules: connections are refused before they could take these. */
+#define QS_FD_RESERVE 128
+/* A connection must authenticate within this time (seconds), or it is
+ * closed: idle and slow-loris connections cannot pin fds and buffers. */
+#define QS_AUTH_TIMEOUT_S 10
+/* An authenticated connection without a complete call for this long is
+ * closed (clients reconnect transparently). */
+#define QS_IDLE_TIMEOUT_S 600
 
 /* Hashes in one Merkle proof: a tree of up to 2^64 leaves needs at most 64
  * for inclusion and 65 for consistency (RFC 9162 2.1.3, 2.1.4). */

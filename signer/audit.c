@@ -264,7 +264,7 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		r = qs_fail(QS_ERR_INVALID, "audit.key: must be ECDSA P-256 or Ed25519");
 		goto fail;
 	}
-	if ((r = hsm_key_spki_der(a->key->tok, a->key->key, &der, &der_len)) != 0)
+	if ((r = keyring_spki(a->key, &der, &der_len)) != 0)
 		goto fail;
 	p = der;
 	if ((a->pub = d2i_PUBKEY(NULL, &p, (long)der_len)) == NULL) {

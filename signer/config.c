@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -199,9 +200,10 @@ config_load(const char *path, struct config **out)
 {
 	static const char *const allowed[] = {"identity", "listen", "allow_plain_tcp",
 					      "ipc_mode", "state_dir", "policy",
-					      "tokens", "tls", "workers",
+					      "tokens", "tls", "workers", "signers",
 					      "log_level", "audit", "user",
-					      "group", "seccomp", "metrics", NULL};
+					      "group", "seccomp", "metrics",
+					      "maintenance_s", NULL};
 	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", NULL};
 	struct config *c = NULL;
@@ -308,6 +310,20 @@ config_load(const char *path, struct config **out)
 		}
 		c->workers = (unsigned)json_integer_value(v);
 	}
+	{
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		c->signers = cpus < 1 ? 1 : cpus > QS_MAX_SIGNERS ? QS_MAX_SIGNERS : (unsigned)cpus;
+	}
+	if ((v = json_object_get(root, "signers")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > QS_MAX_SIGNERS) {
+			r = qs_fail(QS_ERR_INVALID,
+				    "\"signers\" must be an integer 0..%d (0: tokens in process)",
+				    QS_MAX_SIGNERS);
+			goto fail;
+		}
+		c->signers = (unsigned)json_integer_value(v);
+	}
 	if ((r = get_str(root, "log_level", 0, NULL, &c->log_level)) != 0)
 		goto fail;
 	if ((r = get_str(root, "metrics", 0, NULL, &c->metrics)) != 0)
@@ -335,6 +351,15 @@ config_load(const char *path, struct config **out)
 		goto fail;
 	}
 	c->seccomp = v == NULL || json_is_true(v);
+	c->maintenance_s = 60;
+	if ((v = json_object_get(root, "maintenance_s")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 86400) {
+			r = qs_fail(QS_ERR_INVALID, "\"maintenance_s\" must be 1..86400 seconds");
+			goto fail;
+		}
+		c->maintenance_s = (unsigned)json_integer_value(v);
+	}
 	v = json_object_get(root, "audit");
 	if (!json_is_object(v)) {
 		r = qs_fail(QS_ERR_INVALID,

@@ -34,6 +34,9 @@ struct config {
 	size_t ntokens;
 	char *tls_cert, *tls_key, *tls_client_ca; /* required for tls+tcp:// */
 	unsigned workers;
+	/* Signer helper processes holding the tokens (privsep.h); 0 = tokens
+	 * in process (debugging). Default: online CPUs, at most QS_MAX_SIGNERS. */
+	unsigned signers;
 	char *log_level;
 	/* The tamper-evident audit log (required): checkpoint origin, the log
 	 * key in a configured token, and its directory (default
@@ -41,6 +44,7 @@ struct config {
 	char *user, *group; /* drop to these after start-up (when root) */
 	char *metrics;      /* http://127.0.0.1:PORT for /metrics and /healthz, or NULL */
 	int seccomp;        /* syscall allow-list after start-up (default on) */
+	unsigned maintenance_s; /* period of CRL refresh checks, default 60 */
 	char *audit_origin;
 	char *audit_key_uri;
 	char *audit_dir;

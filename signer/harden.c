@@ -36,6 +36,15 @@ harden_early(void)
 	int fd;
 
 	setrlimit(RLIMIT_CORE, &rl);
+	/* Connections are descriptors: use all the kernel allows us (the
+	 * default soft limit of 1024 is easy to exhaust on purpose). */
+	{
+		struct rlimit nf;
+		if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur < nf.rlim_max) {
+			nf.rlim_cur = nf.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &nf);
+		}
+	}
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	umask(077);
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
@@ -154,10 +163,31 @@ static const int allowed[] = {
 	SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
 	SCMP_SYS(recvmsg), SCMP_SYS(ioctl),
+	/* The front reaps the signer launcher at stop (privsep.h). */
+	SCMP_SYS(wait4),
+};
+
+/*
+ * A signer helper only talks over the socketpair it was born with and to
+ * whatever its token module connects to: it never listens, accepts, makes
+ * new socket pairs, signals or waits for other processes.
+ */
+static const int helper_denied[] = {
+	SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
+	SCMP_SYS(socketpair), SCMP_SYS(kill), SCMP_SYS(wait4),
 };
 
 static int
-build_filter(scmp_filter_ctx *out)
+helper_denies(int sc)
+{
+	for (size_t i = 0; i < sizeof(helper_denied) / sizeof(helper_denied[0]); i++)
+		if (helper_denied[i] == sc)
+			return 1;
+	return 0;
+}
+
+static int
+build_filter(scmp_filter_ctx *out, int helper)
 {
 	scmp_filter_ctx ctx;
 	int rc;
@@ -171,7 +201,8 @@ build_filter(scmp_filter_ctx *out)
 		return qs_fail(QS_ERR_INTERNAL, "seccomp TSYNC: %s", strerror(-rc));
 	}
 	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (allowed[i] >= 0 && (rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0)) != 0) {
+		if (allowed[i] >= 0 && !(helper && helper_denies(allowed[i])) &&
+		    (rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0)) != 0) {
 			seccomp_release(ctx);
 			return qs_fail(QS_ERR_INTERNAL, "seccomp rule %d: %s", allowed[i],
 				       strerror(-rc));
@@ -207,16 +238,17 @@ build_filter(scmp_filter_ctx *out)
 	return 0;
 }
 
-int
-harden_seccomp(void)
+static int
+seccomp_install(int helper)
 {
 	scmp_filter_ctx ctx;
 	int r, rc;
 
 #ifdef QS_SANITIZED
+	(void)helper;
 	return 1;
 #endif
-	if ((r = build_filter(&ctx)) != 0)
+	if ((r = build_filter(&ctx, helper)) != 0)
 		return r;
 	/* NO_NEW_PRIVS is set by libseccomp (SCMP_FLTATR_CTL_NNP defaults on). */
 	rc = seccomp_load(ctx);
@@ -224,6 +256,18 @@ harden_seccomp(void)
 	if (rc != 0)
 		return qs_fail(QS_ERR_INTERNAL, "seccomp_load: %s", strerror(-rc));
 	return 0;
+}
+
+int
+harden_seccomp(void)
+{
+	return seccomp_install(0);
+}
+
+int
+harden_seccomp_helper(void)
+{
+	return seccomp_install(1);
 }
 
 void
@@ -234,7 +278,7 @@ harden_seccomp_selftest(void)
 
 	/* The test installs the real filter even in sanitizer builds: it dies
 	 * before any sanitizer runtime would need a forbidden call. */
-	if (build_filter(&ctx) != 0 || seccomp_load(ctx) != 0) {
+	if (build_filter(&ctx, 0) != 0 || seccomp_load(ctx) != 0) {
 		fprintf(stderr, "seccomp selftest: cannot install the filter\n");
 		exit(2);
 	}

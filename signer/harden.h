@@ -6,7 +6,8 @@
  *                       0-2 open and every other inherited fd closed.
  *   harden_drop()       after tokens, state and listeners are open: switch
  *                       to the configured user/group (when started as root).
- *   harden_seccomp()    last: a syscall allow-list (libseccomp); anything
+ *   harden_seccomp()    last (and harden_seccomp_helper() in each signer
+ *                       helper once its tokens are open): a syscall allow-list (libseccomp); anything
  *                       else kills the process (SIGSYS).
  */
 #ifndef QS_HARDEN_H
@@ -25,6 +26,11 @@ int harden_drop(const char *user, const char *group, const char *const *dirs);
  * sanitizer builds (whose runtimes need ptrace and more) it is skipped and
  * the caller is told so (returns 1). Errors: QS_ERR_INTERNAL. */
 int harden_seccomp(void);
+
+/* The signer helper's filter (privsep.h): the same list without the
+ * calls only a server needs (bind, listen, accept, socketpair, kill).
+ * Returns as harden_seccomp. */
+int harden_seccomp_helper(void);
 
 /* For tests: install the filter and then make a forbidden call. Does not
  * return if the filter works. */

@@ -5,15 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "qs_err.h"
 #include "metrics.h"
+#include "privsep.h"
 #include "statement.h"
 
+/* In process (signers = 0): toks are the opened tokens. With privilege
+ * separation: ps is the pool of signer helpers, toks stays empty and the
+ * keys carry helper references instead of hsm_key handles. */
 struct keyring {
 	hsm_token **toks;
 	char **tok_names;
 	size_t ntoks;
+	struct ps_pool *ps;
 	struct keyring_key **keys;
 	size_t nkeys, cap;
 };
@@ -37,6 +46,32 @@ check_pin_file(const char *path)
 
 int
 keyring_open(const struct config *c, struct keyring **out)
+{
+	struct keyring *kr;
+	int r;
+
+	*out = NULL;
+	if (c->signers == 0)
+		return keyring_open_local(c, out);
+	if ((kr = calloc(1, sizeof(*kr))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if ((r = ps_pool_start(c, c->signers, &kr->ps)) != 0) {
+		free(kr);
+		return r;
+	}
+	*out = kr;
+	return 0;
+}
+
+hsm_token *const *
+keyring_local_tokens(struct keyring *kr, size_t *n)
+{
+	*n = kr->ntoks;
+	return kr->toks;
+}
+
+int
+keyring_open_local(const struct config *c, struct keyring **out)
 {
 	struct keyring *kr;
 	char *src = NULL;
@@ -84,6 +119,7 @@ keyring_close(struct keyring *kr)
 		return;
 	for (size_t i = 0; i < kr->nkeys; i++) {
 		hsm_key_free(kr->keys[i]->key);
+		ps_keyref_free(kr->keys[i]->ps);
 		free(kr->keys[i]->uri);
 		free(kr->keys[i]->spki_pem);
 		free(kr->keys[i]);
@@ -95,7 +131,39 @@ keyring_close(struct keyring *kr)
 	}
 	free(kr->toks);
 	free(kr->tok_names);
+	ps_pool_stop(kr->ps);
 	free(kr);
+}
+
+static int
+der_to_pem(const uint8_t *der, size_t der_len, char **pem)
+{
+	const uint8_t *p = der;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)der_len);
+	BIO *bio = NULL;
+	char *data;
+	long n;
+	int r;
+
+	*pem = NULL;
+	if (pk == NULL || p != der + der_len) {
+		r = qs_fail(QS_ERR_CRYPTO, "the signer helper sent an unreadable public key");
+		goto out;
+	}
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(bio, pk) ||
+	    (n = BIO_get_mem_data(bio, &data)) <= 0) {
+		r = qs_fail(QS_ERR_CRYPTO, "PEM_write_bio_PUBKEY failed");
+		goto out;
+	}
+	if ((*pem = strndup(data, (size_t)n)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	BIO_free(bio);
+	EVP_PKEY_free(pk);
+	return r;
 }
 
 static int
@@ -114,27 +182,40 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 			*out = kr->keys[i];
 			return 0;
 		}
-	for (size_t i = 0; i < kr->ntoks && tok == NULL; i++)
-		if (hsm_token_matches(kr->toks[i], pk->uri))
-			tok = kr->toks[i];
-	if (tok == NULL)
-		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", pk->uri);
+	if (kr->ps == NULL) {
+		for (size_t i = 0; i < kr->ntoks && tok == NULL; i++)
+			if (hsm_token_matches(kr->toks[i], pk->uri))
+				tok = kr->toks[i];
+		if (tok == NULL)
+			return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", pk->uri);
+	}
 	if ((k = calloc(1, sizeof(*k))) == NULL || (k->uri = strdup(pk->uri)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	k->tok = tok;
-	if ((r = hsm_key_find(tok, pk->uri, &k->key)) != 0)
-		goto out;
-	k->type = hsm_key_type(k->key);
+	if (kr->ps != NULL) {
+		size_t ti = 0;
+		if ((r = ps_find(kr->ps, pk->uri, &k->ps, &k->type, &ti, &der, &der_len)) != 0)
+			goto out;
+		k->token = ps_pool_token_label(kr->ps, ti);
+	} else {
+		k->tok = tok;
+		k->token = hsm_token_label(tok);
+		if ((r = hsm_key_find(tok, pk->uri, &k->key)) != 0)
+			goto out;
+		k->type = hsm_key_type(k->key);
+	}
 	if (pk->type != HSM_KEY_NONE && k->type != pk->type) {
 		r = qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
 			    hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
 			    hsm_keytype_name(pk->type));
 		goto out;
 	}
-	if ((r = hsm_key_spki_der(tok, k->key, &der, &der_len)) != 0 ||
-	    (r = hsm_key_spki_pem(tok, k->key, &k->spki_pem)) != 0)
+	if (kr->ps != NULL) {
+		if ((r = der_to_pem(der, der_len, &k->spki_pem)) != 0)
+			goto out;
+	} else if ((r = hsm_key_spki_der(tok, k->key, &der, &der_len)) != 0 ||
+		   (r = hsm_key_spki_pem(tok, k->key, &k->spki_pem)) != 0)
 		goto out;
 	qs_sha256(der, der_len, dg);
 	if ((hex = qs_hex(dg, sizeof(dg))) == NULL) {
@@ -160,6 +241,7 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 out:
 	if (k != NULL) {
 		hsm_key_free(k->key);
+		ps_keyref_free(k->ps);
 		free(k->uri);
 		free(k->spki_pem);
 		free(k);
@@ -190,7 +272,17 @@ keyring_bind(struct keyring *kr, struct policy *p)
 const char *
 keyring_token_label(const struct keyring_key *k)
 {
-	return hsm_token_label(k->tok);
+	return k->token;
+}
+
+/* The token's signature over in: in process, or by a signer helper. */
+static int
+raw_sign(const struct keyring_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
+	 size_t *sig_len)
+{
+	if (k->ps != NULL)
+		return ps_sign(k->ps, in, in_len, sig, sig_len);
+	return hsm_sign(k->tok, k->key, in, in_len, sig, sig_len);
 }
 
 int
@@ -204,23 +296,23 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	*sig_len = 0;
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
-		if ((r = hsm_sign(k->tok, k->key, digest, 32, raw, &raw_len)) == 0)
+		if ((r = raw_sign(k, digest, 32, raw, &raw_len)) == 0)
 			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 		break;
 	case HSM_KEY_RSA3072:
-		r = hsm_sign(k->tok, k->key, digest, 32, sig, sig_len);
+		r = raw_sign(k, digest, 32, sig, sig_len);
 		break;
 	case HSM_KEY_ED25519:
 		if (blob == NULL)
 			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
-		r = hsm_sign(k->tok, k->key, blob, blob_len, sig, sig_len);
+		r = raw_sign(k, blob, blob_len, sig, sig_len);
 		break;
 	default:
 		return qs_fail(QS_ERR_INTERNAL, "unsupported key type");
 	}
 	/* Token health: only failures of the token itself count. */
 	if (r == 0 || r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE || r == QS_ERR_PIN)
-		metrics_token_result(hsm_token_label(k->tok), r == 0);
+		metrics_token_result(k->token, r == 0);
 	return r;
 }
 
@@ -233,13 +325,67 @@ keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 	return load_key(kr, &pk, out);
 }
 
-hsm_token *
-keyring_token_for(struct keyring *kr, const char *uri)
+const char *
+keyring_token_label_for(struct keyring *kr, const char *uri)
 {
-	for (size_t i = 0; i < kr->ntoks; i++)
-		if (hsm_token_matches(kr->toks[i], uri))
-			return kr->toks[i];
+	uint32_t i;
+
+	if (kr->ps != NULL)
+		return ps_token_for(kr->ps, uri, &i) == 0 && i != PS_NO_TOKEN
+			       ? ps_pool_token_label(kr->ps, i)
+			       : NULL;
+	for (size_t t = 0; t < kr->ntoks; t++)
+		if (hsm_token_matches(kr->toks[t], uri))
+			return hsm_token_label(kr->toks[t]);
 	return NULL;
+}
+
+int
+keyring_keygen(struct keyring *kr, const char *token_uri, enum hsm_keytype type,
+	       const char *label)
+{
+	hsm_key *hk = NULL;
+	int r;
+
+	if (kr->ps != NULL)
+		return ps_keygen(kr->ps, token_uri, type, label);
+	for (size_t t = 0; t < kr->ntoks; t++)
+		if (hsm_token_matches(kr->toks[t], token_uri)) {
+			r = hsm_keygen(kr->toks[t], type, label, NULL, 0, &hk);
+			hsm_key_free(hk);
+			return r;
+		}
+	return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", token_uri);
+}
+
+int
+keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len)
+{
+	if (k->ps != NULL)
+		return ps_pubkey(k->ps, der, der_len);
+	return hsm_key_spki_der(k->tok, k->key, der, der_len);
+}
+
+/* Sessions and reconnects of token i, over every helper when separated. */
+static void
+token_stats(struct keyring *kr, size_t i, unsigned *sess, unsigned *rec)
+{
+	if (kr->ps != NULL)
+		ps_token_stats(kr->ps, i, sess, rec);
+	else
+		hsm_stats(kr->toks[i], sess, rec);
+}
+
+static size_t
+ntokens(struct keyring *kr)
+{
+	return kr->ps != NULL ? ps_pool_ntokens(kr->ps) : kr->ntoks;
+}
+
+static const char *
+token_label(struct keyring *kr, size_t i)
+{
+	return kr->ps != NULL ? ps_pool_token_label(kr->ps, i) : hsm_token_label(kr->toks[i]);
 }
 
 void
@@ -247,18 +393,18 @@ keyring_write_metrics(struct keyring *kr, FILE *f)
 {
 	fprintf(f, "# HELP qsign_token_sessions Open sessions in the pool, by token.\n"
 		   "# TYPE qsign_token_sessions gauge\n");
-	for (size_t i = 0; i < kr->ntoks; i++) {
+	for (size_t i = 0; i < ntokens(kr); i++) {
 		unsigned sess = 0, rec = 0;
-		hsm_stats(kr->toks[i], &sess, &rec);
-		fprintf(f, "qsign_token_sessions{token=\"%s\"} %u\n", hsm_token_label(kr->toks[i]),
+		token_stats(kr, i, &sess, &rec);
+		fprintf(f, "qsign_token_sessions{token=\"%s\"} %u\n", token_label(kr, i),
 			sess);
 	}
 	fprintf(f, "# HELP qsign_token_reconnects_total Token recoveries (module re-opened).\n"
 		   "# TYPE qsign_token_reconnects_total counter\n");
-	for (size_t i = 0; i < kr->ntoks; i++) {
+	for (size_t i = 0; i < ntokens(kr); i++) {
 		unsigned sess = 0, rec = 0;
-		hsm_stats(kr->toks[i], &sess, &rec);
+		token_stats(kr, i, &sess, &rec);
 		fprintf(f, "qsign_token_reconnects_total{token=\"%s\"} %u\n",
-			hsm_token_label(kr->toks[i]), rec);
+			token_label(kr, i), rec);
 	}
 }

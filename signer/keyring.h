@@ -1,5 +1,10 @@
 /*
  * keyring.h - the tokens qsignd opened and the policy keys found in them.
+ *
+ * The one door through which the daemon uses tokens. With "signers" > 0
+ * (the default) the tokens live in signer helper processes (privsep.h) and
+ * this process never loads a PKCS#11 module or reads a PIN; with 0 they
+ * are opened in process, for debugging. Callers cannot tell the difference.
  */
 #ifndef QS_KEYRING_H
 #define QS_KEYRING_H
@@ -11,10 +16,14 @@
 #include "hsm.h"
 #include "policy.h"
 
+struct ps_keyref;
+
 struct keyring_key {
 	char *uri;
-	hsm_token *tok;
-	hsm_key *key;
+	hsm_token *tok;        /* in process only, else NULL */
+	hsm_key *key;          /* in process only, else NULL */
+	struct ps_keyref *ps;  /* with signer helpers only, else NULL */
+	const char *token;     /* label of the token holding it (keyring's) */
 	enum hsm_keytype type;
 	char *spki_pem;
 	char key_id[65]; /* hex SHA-256 of the DER SubjectPublicKeyInfo */
@@ -23,7 +32,9 @@ struct keyring_key {
 struct keyring;
 
 /* Open every configured token (PIN from its pin_file, which must be a
- * regular file not readable by group or others). Errors name the token. */
+ * regular file not readable by group or others). Errors name the token.
+ * With c->signers > 0 this forks the signer helpers, which open the
+ * tokens: call it before any thread exists. */
 int keyring_open(const struct config *c, struct keyring **out);
 void keyring_close(struct keyring *kr);
 
@@ -42,9 +53,20 @@ int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const ui
 int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 		     struct keyring_key **out);
 
-/* The opened token that `uri`'s token attributes select (for generating
- * keys in it), or NULL. Owned by the keyring. */
-hsm_token *keyring_token_for(struct keyring *kr, const char *uri);
+/* Label of the opened token that `uri`'s token attributes select, or NULL.
+ * Owned by the keyring. */
+const char *keyring_token_label_for(struct keyring *kr, const char *uri);
+
+/* Generate a key pair labelled `label` in the token token_uri selects (see
+ * hsm_keygen). Find it afterwards with keyring_find_uri. Errors:
+ * QS_ERR_NOT_FOUND (no such token), QS_ERR_EXISTS (label taken), those of
+ * hsm_keygen, QS_ERR_UNAVAILABLE (the signer helper died meanwhile: the
+ * key may or may not exist; not retried). */
+int keyring_keygen(struct keyring *kr, const char *token_uri, enum hsm_keytype type,
+		   const char *label);
+
+/* SubjectPublicKeyInfo of k as DER, read from the token (*der malloc'd). */
+int keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len);
 
 /* Prometheus lines for every token: sessions and reconnects. */
 void keyring_write_metrics(struct keyring *kr, FILE *f);

@@ -16,6 +16,12 @@ log_init(const char *progname, enum log_level min)
 }
 
 void
+log_rename(const char *progname)
+{
+	prog = progname;
+}
+
+void
 log_emit(enum log_level lvl, const char *func, int line, const char *event, const char *fmt, ...)
 {
 	static const char *const names[] = {"debug", "info", "warn", "error"};

@@ -13,6 +13,8 @@
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
 void log_init(const char *progname, enum log_level min);
+/* A forked process (signer helper, launcher) names itself in its lines. */
+void log_rename(const char *progname);
 void log_emit(enum log_level lvl, const char *func, int line, const char *event, const char *fmt,
 	      ...) __attribute__((format(printf, 5, 6)));
 

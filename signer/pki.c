@@ -158,8 +158,7 @@ static int
 gen_key(struct server *s, const struct pki_conf *c, const char *label, const char *purpose,
         const char *reqid, char **urip, struct keyring_key **kp)
 {
-	hsm_token *tok = keyring_token_for(s->kr, c->ca_token);
-	hsm_key *hk = NULL;
+	const char *tok = keyring_token_label_for(s->kr, c->ca_token);
 	char *uri = NULL;
 	int r, fresh;
 
@@ -170,8 +169,7 @@ gen_key(struct server *s, const struct pki_conf *c, const char *label, const cha
 		               c->ca_token);
 	if (asprintf(&uri, "%s;object=%s", c->ca_token, label) < 0)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	r = hsm_keygen(tok, HSM_KEY_EC_P256, label, NULL, 0, &hk);
-	hsm_key_free(hk);
+	r = keyring_keygen(s->kr, c->ca_token, HSM_KEY_EC_P256, label);
 	if (r != 0 && r != QS_ERR_EXISTS)
 		goto out;
 	fresh = r == 0;
@@ -1415,4 +1413,42 @@ out:
 	json_decref(keep);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return r;
+}
+
+int
+pki_crl_refresh(struct server *s)
+{
+	struct policy *p = server_policy(s);
+	struct pki_conf c;
+	json_t *root = NULL, *cas = NULL, *crl = NULL;
+	int r;
+
+	if (p->ext_pki == NULL) {
+		policy_unref(p);
+		return 0;
+	}
+	if ((r = pki_conf_get(p, &c)) != 0) {
+		policy_unref(p);
+		return r;
+	}
+	pthread_mutex_lock(&s->req_mu);
+	pthread_rwlock_wrlock(&pki_lock);
+	/* Only CRLs near their nextUpdate are re-signed (current_crl). */
+	if ((r = root_exists(s, &root)) == 1 && (r = current_crl(s, &c, root, &crl)) == 0 &&
+	    (r = list_cas(s->store, &cas)) == 0)
+		for (size_t i = 0; r == 0 && i < json_array_size(cas); i++) {
+			json_t *e = json_array_get(cas, i);
+			if (strcmp(jstr(e, "kind"), "device-ca-online") != 0)
+				continue;
+			json_decref(crl);
+			crl = NULL;
+			r = current_crl(s, &c, e, &crl);
+		}
+	pthread_rwlock_unlock(&pki_lock);
+	pthread_mutex_unlock(&s->req_mu);
+	json_decref(crl);
+	json_decref(root);
+	json_decref(cas);
+	policy_unref(p);
+	return r < 0 ? r : 0;
 }

@@ -96,4 +96,9 @@ int h_pki_show(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *)
 int h_pki_issue_device(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_pki_crl(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 
+/* Re-sign every CRL the daemon keeps (root, online device CAs) that has
+ * less than half of its validity left, audited ("pki.crl"). Called by the
+ * maintenance timer; a no-op without a "pki" section or root CA. */
+int pki_crl_refresh(struct server *s);
+
 #endif

@@ -23,8 +23,10 @@
 #include "harden.h"
 #include "keyring.h"
 #include "log.h"
+#include "maint.h"
 #include "metrics.h"
 #include "policy.h"
+#include "privsep.h"
 #include "qs_err.h"
 #include "server.h"
 #include "statement.h"
@@ -149,6 +151,9 @@ main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
 		{"force", no_argument, NULL, 'f'},
+		/* For tests, not in --help: speak the helper protocol as a
+		 * hostile front would (privsep.h). */
+		{"privsep-selftest", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	struct server srv;
@@ -162,7 +167,7 @@ main(int argc, char **argv)
 	struct keyring_key *auk = NULL;
 	struct stat sb;
 	sigset_t sigs;
-	int check = 0, force = 0, ch, r, sig = 0;
+	int check = 0, force = 0, selftest = 0, ch, r, sig = 0;
 
 	harden_early();
 	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
@@ -170,6 +175,7 @@ main(int argc, char **argv)
 		case 'c': cfgpath = optarg; break;
 		case 'f': force = 1; break;
 		case 'k': check = 1; break;
+		case 'P': selftest = 1; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("qsignd %s\n", QS_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -224,6 +230,14 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (selftest) {
+		r = ps_selftest(cfg, cfg->audit_key_uri);
+		config_free(cfg);
+		return r;
+	}
+	/* With privilege separation this forks the signer helpers: it must
+	 * come before the store writer, the audit writer and nng start
+	 * threads (nng is not fork-safe). */
 	if ((r = keyring_open(cfg, &kr)) != 0)
 		die("tokens", r);
 	if (check) {
@@ -300,6 +314,10 @@ main(int argc, char **argv)
 	}
 	/* Snapshot/timestamp refresh before expiry (no-op without a "tuf"
 	 * policy section with "refresh"). */
+	if ((r = maint_start(&srv, cfg->maintenance_s)) != 0) {
+		server_stop(&srv);
+		die("maintenance", r);
+	}
 	if ((r = tuf_timer_start(&srv)) != 0) {
 		server_stop(&srv);
 		die("tuf", r);
@@ -331,6 +349,7 @@ main(int argc, char **argv)
 	log_info("stop", "signal=%d", sig);
 	sd_notify(0, "STOPPING=1");
 	tuf_timer_stop();
+	maint_stop();
 	metrics_http_stop();
 	server_stop(&srv);
 	requests_cleanup(&srv);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
@@ -26,6 +27,8 @@ struct challenge {
 
 struct pipe_state {
 	uint32_t id;
+	nng_pipe pipe;
+	int64_t created_ms, active_ms; /* for the reaper */
 	int authed;
 	char principal[QS_MAX_NAME + 1];
 	struct challenge ch[QS_MAX_CHALLENGES_PER_PIPE];
@@ -37,6 +40,9 @@ struct pipe_table {
 	pthread_mutex_t mu;
 	struct pipe_state *tab[PIPE_BUCKETS];
 	size_t count;
+	size_t max; /* QS_MAX_PIPES, or less under a low fd limit */
+	pthread_t reaper;
+	int reaper_started;
 };
 
 int64_t
@@ -83,7 +89,7 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		if (ipc)
 			nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid);
 		pthread_mutex_lock(&pt->mu);
-		if (ps == NULL || pt->count >= QS_MAX_PIPES || s->stopping) {
+		if (ps == NULL || pt->count >= pt->max || s->stopping) {
 			pthread_mutex_unlock(&pt->mu);
 			free(ps);
 			log_warn("conn.refused", "pipe=%u reason=%s", id,
@@ -92,6 +98,8 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 			return;
 		}
 		ps->id = id;
+		ps->pipe = p;
+		ps->created_ms = ps->active_ms = now_ms();
 		ps->uid = ipc ? (int64_t)uid : -1;
 		ps->pid = ipc ? (int64_t)pid : -1;
 		ps->next = pt->tab[id % PIPE_BUCKETS];
@@ -206,6 +214,7 @@ pipes_lookup(struct pipe_table *pt, struct call_ctx *cx)
 	cx->peer_uid = cx->peer_pid = -1;
 	pthread_mutex_lock(&pt->mu);
 	if ((ps = pipe_find(pt, cx->pipe_id)) != NULL) {
+		ps->active_ms = now_ms();
 		cx->authed = ps->authed;
 		memcpy(cx->principal, ps->principal, sizeof(cx->principal));
 		cx->peer_uid = ps->uid;
@@ -468,6 +477,41 @@ start_listener(struct server *s, const char *url, nng_tls_config *tc)
 	return 0;
 }
 
+/*
+ * Close connections that hold resources without using them: not
+ * authenticated within QS_AUTH_TIMEOUT_S (idle sockets, slow-loris partial
+ * frames: each may pin a receive buffer of up to QS_MAX_FRAME), or without a
+ * complete call for QS_IDLE_TIMEOUT_S. nng frees the pipe; the REM_POST
+ * callback drops our state.
+ */
+static void *
+reaper_main(void *arg)
+{
+	struct server *s = arg;
+	struct pipe_table *pt = s->pipes;
+
+	while (!s->stopping) {
+		nng_pipe doomed[256];
+		size_t n = 0;
+		int64_t now = now_ms();
+		struct timespec ts = {0, 250 * 1000 * 1000};
+
+		pthread_mutex_lock(&pt->mu);
+		for (size_t b = 0; b < PIPE_BUCKETS && n < 256; b++)
+			for (struct pipe_state *p = pt->tab[b]; p != NULL && n < 256; p = p->next)
+				if ((!p->authed && now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
+				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000)
+					doomed[n++] = p->pipe;
+		pthread_mutex_unlock(&pt->mu);
+		for (size_t i = 0; i < n; i++) {
+			log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
+			nng_pipe_close(doomed[i]);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 int
 server_start(struct server *s)
 {
@@ -477,6 +521,17 @@ server_start(struct server *s)
 	if ((s->pipes = calloc(1, sizeof(*s->pipes))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	pthread_mutex_init(&s->pipes->mu, NULL);
+	{
+		/* Each connection is a descriptor: stay clear of the limit so
+		 * the audit log and the store can always open their files. */
+		struct rlimit rl;
+		s->pipes->max = QS_MAX_PIPES;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur < QS_MAX_PIPES + QS_FD_RESERVE)
+			s->pipes->max = rl.rlim_cur > 2 * QS_FD_RESERVE ? rl.rlim_cur - QS_FD_RESERVE
+									: QS_FD_RESERVE / 2;
+		log_info("conn.limit", "max_connections=%zu", s->pipes->max);
+	}
 	if ((r = ratelimit_new(&s->rl)) != 0)
 		return r;
 	if ((rv = nng_rep0_open(&s->sock)) != 0)
@@ -495,6 +550,9 @@ server_start(struct server *s)
 		nng_tls_config_free(tc); /* listeners hold their own reference */
 	if (r != 0)
 		return r;
+	if (pthread_create(&s->pipes->reaper, NULL, reaper_main, s) != 0)
+		return qs_fail(QS_ERR_INTERNAL, "cannot start the connection reaper");
+	s->pipes->reaper_started = 1;
 	if ((s->workers = calloc(s->cfg->workers, sizeof(*s->workers))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (unsigned i = 0; i < s->cfg->workers; i++) {
@@ -516,6 +574,10 @@ server_stop(struct server *s)
 	free(s->workers);
 	s->workers = NULL;
 	s->nworkers = 0;
+	if (s->pipes != NULL && s->pipes->reaper_started) {
+		pthread_join(s->pipes->reaper, NULL);
+		s->pipes->reaper_started = 0;
+	}
 	if (s->sock_open)
 		nng_close(s->sock);
 	s->sock_open = 0;

@@ -7,6 +7,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/store.c
   ${CMAKE_CURRENT_LIST_DIR}/store_sqlite.c
   ${CMAKE_CURRENT_LIST_DIR}/keyring.c
+  ${CMAKE_CURRENT_LIST_DIR}/privsep.c
   ${CMAKE_CURRENT_LIST_DIR}/ratelimit.c
   ${CMAKE_CURRENT_LIST_DIR}/server.c
   ${CMAKE_CURRENT_LIST_DIR}/auth.c
@@ -18,6 +19,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/harden.c
   ${CMAKE_CURRENT_LIST_DIR}/metrics.c
   ${CMAKE_CURRENT_LIST_DIR}/backup.c
+  ${CMAKE_CURRENT_LIST_DIR}/maint.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c

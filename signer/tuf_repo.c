@@ -870,8 +870,7 @@ apply_root_change(struct server *s, json_t *st, json_t *pl, json_t **next, json_
 		size_t i, idx = (size_t)-1;
 		char kid[65], label[64], uri[256];
 		uint8_t rnd[4];
-		hsm_token *tok;
-		hsm_key *hk = NULL;
+		const char *tok;
 		struct keyring_key *k;
 		json_array_foreach(uris, i, u)
 		{
@@ -889,7 +888,7 @@ apply_root_change(struct server *s, json_t *st, json_t *pl, json_t **next, json_
 			goto fail;
 		}
 		const char *old = json_string_value(json_array_get(uris, idx));
-		if ((tok = keyring_token_for(s->kr, old)) == NULL) {
+		if ((tok = keyring_token_label_for(s->kr, old)) == NULL) {
 			r = qs_fail(QS_ERR_NOT_FOUND, "no opened token for %s", old);
 			goto fail;
 		}
@@ -900,18 +899,17 @@ apply_root_change(struct server *s, json_t *st, json_t *pl, json_t **next, json_
 		snprintf(label, sizeof(label), "tuf-%s-v%lld-%02x%02x%02x%02x", role,
 		         (long long)json_integer_value(json_object_get(n, "version")), rnd[0],
 		         rnd[1], rnd[2], rnd[3]);
-		if (strspn(hsm_token_label(tok),
+		if (strspn(tok,
 		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		           "0123456789-_.") != strlen(hsm_token_label(tok))) {
+		           "0123456789-_.") != strlen(tok)) {
 			r = qs_fail(QS_ERR_PRECONDITION,
 			            "token label needs URI escaping: unsupported");
 			goto fail;
 		}
-		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", hsm_token_label(tok),
+		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", tok,
 		         label);
-		if ((r = hsm_keygen(tok, HSM_KEY_EC_P256, label, NULL, 0, &hk)) != 0)
+		if ((r = keyring_keygen(s->kr, old, HSM_KEY_EC_P256, label)) != 0)
 			goto fail;
-		hsm_key_free(hk);
 		if ((r = key_at(s, uri, &k)) != 0 || (r = keyid_of(k, kid)) != 0)
 			goto fail;
 		if ((r = audit_append(s->audit, "key.generated",

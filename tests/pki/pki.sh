@@ -185,7 +185,9 @@ trust() {
 }
 mtls() { # 0 if the handshake (and one HTTP exchange) succeeds
 	local port sp rc=0
-	port=$((20000 + RANDOM % 30000))
+	# A port the kernel just handed out and released: free unless another
+	# test grabs it within milliseconds.
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	# Line-buffered, so that what it says is in the log before it is killed.
 	timeout 30 stdbuf -oL -eL openssl s_server -accept "127.0.0.1:$port" -cert srv2.pem -key srv2.key \
 		-CAfile trust.pem -Verify 1 -verify_return_error -crl_check_all -www \

@@ -1,0 +1,54 @@
+#include "maint.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#include "log.h"
+#include "pki.h"
+#include "qs_err.h"
+#include "server.h"
+
+static pthread_t thread;
+static int running;
+static volatile int stop;
+static unsigned interval;
+
+static void *
+maint_main(void *arg)
+{
+	struct server *s = arg;
+	time_t next = 0;
+
+	while (!stop && !s->stopping) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		time_t now = time(NULL);
+		if (now >= next) {
+			if (pki_crl_refresh(s) != 0)
+				log_error("pki.crl.refresh", "detail=\"%s\"", qs_errdetail());
+			next = now + (time_t)interval;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int
+maint_start(struct server *s, unsigned interval_s)
+{
+	interval = interval_s ? interval_s : 60;
+	stop = 0;
+	if (pthread_create(&thread, NULL, maint_main, s) != 0)
+		return qs_fail(QS_ERR_INTERNAL, "cannot start the maintenance thread");
+	running = 1;
+	return 0;
+}
+
+void
+maint_stop(void)
+{
+	if (!running)
+		return;
+	stop = 1;
+	pthread_join(thread, NULL);
+	running = 0;
+}

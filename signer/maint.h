@@ -1,0 +1,15 @@
+/*
+ * maint.h - the daemon's periodic work: TUF snapshot/timestamp before they
+ * expire (tuf_refresh, own timer in tuf_rpc.c) and CRLs before their
+ * nextUpdate (pki_crl_refresh, here). Interval: config "maintenance_s"
+ * (default 60).
+ */
+#ifndef QS_MAINT_H
+#define QS_MAINT_H
+
+struct server;
+
+int maint_start(struct server *s, unsigned interval_s);
+void maint_stop(void);
+
+#endif

@@ -1,0 +1,1424 @@
+/*
+ * privsep.c - signer helpers, their launcher, and the front's pool of them.
+ * Protocol and process model: privsep.h.
+ */
+#include "privsep.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harden.h"
+#include "keyring.h"
+#include "log.h"
+#include "qs_err.h"
+#include "qs_limits.h"
+
+/* Handlers return this for a request that does not decode: the helper
+ * exits rather than guess. */
+#define PS_GARBAGE 1
+/* ps_call's "the helper is gone or broke the protocol": replace it. */
+#define PS_DEAD 2
+
+/* ------------------------------------------------------------ encoding */
+
+struct wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void
+wb_init(struct wbuf *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->len = 4; /* the frame length, filled in by wb_send */
+	if ((b->p = malloc(256)) == NULL)
+		b->err = 1;
+	else
+		b->cap = 256;
+}
+
+static void
+wb_put(struct wbuf *b, const void *d, size_t n)
+{
+	if (b->err)
+		return;
+	if (b->len + n > 4 + (size_t)QS_MAX_PRIVSEP_MSG) {
+		b->err = 1;
+		return;
+	}
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n;
+		uint8_t *np = realloc(b->p, ncap);
+		if (np == NULL) {
+			b->err = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+static void
+wb_u8(struct wbuf *b, uint8_t v)
+{
+	wb_put(b, &v, 1);
+}
+
+static void
+wb_u32(struct wbuf *b, uint32_t v)
+{
+	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	wb_put(b, x, 4);
+}
+
+static void
+wb_bytes(struct wbuf *b, const uint8_t *d, size_t n)
+{
+	if (n > QS_MAX_PRIVSEP_MSG) {
+		b->err = 1;
+		return;
+	}
+	wb_u32(b, (uint32_t)n);
+	wb_put(b, d, n);
+}
+
+/* Strings longer than the cap are cut (error details), never refused. */
+static void
+wb_str(struct wbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+	wb_bytes(b, (const uint8_t *)s, n > QS_MAX_PRIVSEP_STR ? QS_MAX_PRIVSEP_STR : n);
+}
+
+static void
+wb_free(struct wbuf *b)
+{
+	if (b->p != NULL)
+		explicit_bzero(b->p, b->cap);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+struct rd {
+	const uint8_t *p;
+	size_t n;
+	int bad;
+};
+
+static int
+rd_take(struct rd *r, void *d, size_t n)
+{
+	if (r->bad || r->n < n) {
+		r->bad = 1;
+		return -1;
+	}
+	memcpy(d, r->p, n);
+	r->p += n;
+	r->n -= n;
+	return 0;
+}
+
+static uint8_t
+rd_u8(struct rd *r)
+{
+	uint8_t v = 0;
+	rd_take(r, &v, 1);
+	return v;
+}
+
+static uint32_t
+rd_u32(struct rd *r)
+{
+	uint8_t x[4] = {0};
+	if (rd_take(r, x, 4) != 0)
+		return 0;
+	return (uint32_t)x[0] << 24 | (uint32_t)x[1] << 16 | (uint32_t)x[2] << 8 | x[3];
+}
+
+/* Points into the message; n <= max. */
+static const uint8_t *
+rd_bytes(struct rd *r, size_t max, size_t *n)
+{
+	uint32_t len = rd_u32(r);
+	const uint8_t *p = r->p;
+
+	*n = 0;
+	if (r->bad || len > max || len > r->n) {
+		r->bad = 1;
+		return NULL;
+	}
+	r->p += len;
+	r->n -= len;
+	*n = len;
+	return p;
+}
+
+/* Copy a string field into out (QS_MAX_PRIVSEP_STR + 1 bytes): no NUL
+ * inside, at most the cap. */
+static void
+rd_str(struct rd *r, char *out)
+{
+	size_t n;
+	const uint8_t *p = rd_bytes(r, QS_MAX_PRIVSEP_STR, &n);
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	if (memchr(p, '\0', n) != NULL) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* Every field read and nothing left over. */
+static int
+rd_end(const struct rd *r)
+{
+	return !r->bad && r->n == 0;
+}
+
+/* ------------------------------------------------------------ framing */
+
+static int
+send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* 0 = got all n, 1 = EOF before the first byte, -1 = error or EOF inside. */
+static int
+recv_all(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = recv(fd, p + got, n - got, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0 && got == 0)
+			return 1;
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+static int
+wb_send(int fd, struct wbuf *b)
+{
+	uint32_t n = (uint32_t)(b->len - 4);
+
+	if (b->err)
+		return qs_fail(QS_ERR_EXHAUSTED, "signer message over %u bytes", QS_MAX_PRIVSEP_MSG);
+	b->p[0] = (uint8_t)(n >> 24);
+	b->p[1] = (uint8_t)(n >> 16);
+	b->p[2] = (uint8_t)(n >> 8);
+	b->p[3] = (uint8_t)n;
+	return send_all(fd, b->p, b->len) == 0 ? 0 : qs_fail(QS_ERR_IO, "signer socket: %s",
+							      strerror(errno));
+}
+
+/* One frame: 0 with *body (malloc'd, *len >= 1 bytes), 1 on a clean EOF,
+ * QS_ERR_IO on a broken stream, QS_ERR_INVALID on a length out of range. */
+static int
+read_frame(int fd, uint8_t **body, size_t *len)
+{
+	uint8_t h[4];
+	uint32_t n;
+	int r;
+
+	*body = NULL;
+	*len = 0;
+	if ((r = recv_all(fd, h, 4)) != 0)
+		return r == 1 ? 1 : qs_fail(QS_ERR_IO, "signer socket: short frame header");
+	n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+	if (n == 0 || n > QS_MAX_PRIVSEP_MSG)
+		return qs_fail(QS_ERR_INVALID, "frame length %u out of range 1..%u", n,
+			       QS_MAX_PRIVSEP_MSG);
+	if ((*body = malloc(n)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if (recv_all(fd, *body, n) != 0) {
+		free(*body);
+		*body = NULL;
+		return qs_fail(QS_ERR_IO, "signer socket: short frame body");
+	}
+	*len = n;
+	return 0;
+}
+
+static void
+free_body(uint8_t *b, size_t n)
+{
+	if (b != NULL)
+		explicit_bzero(b, n);
+	free(b);
+}
+
+/* Close every descriptor above 2 except keep. */
+static void
+close_fds_except(int keep)
+{
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return;
+	struct dirent *e;
+	int dfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long n = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && n > 2 && n != dfd && n != keep)
+			close((int)n);
+	}
+	closedir(d);
+}
+
+/* ------------------------------------------------------------ helper */
+
+struct helper_key {
+	char *uri;
+	hsm_key *key;
+	size_t tok;
+};
+
+struct helper {
+	struct keyring *kr;
+	hsm_token *const *toks;
+	size_t ntoks;
+	struct helper_key *keys;
+	size_t nkeys;
+};
+
+static void
+put_info(struct helper *h, struct wbuf *out)
+{
+	wb_u32(out, (uint32_t)h->ntoks);
+	for (size_t i = 0; i < h->ntoks; i++) {
+		unsigned s = 0, rc = 0;
+		hsm_stats(h->toks[i], &s, &rc);
+		wb_str(out, hsm_token_label(h->toks[i]));
+		wb_u32(out, s);
+		wb_u32(out, rc);
+	}
+}
+
+static int
+tok_for(struct helper *h, const char *uri)
+{
+	for (size_t i = 0; i < h->ntoks; i++)
+		if (hsm_token_matches(h->toks[i], uri))
+			return (int)i;
+	return -1;
+}
+
+/* The permission check on handles: only those this helper handed out. */
+static int
+key_of(struct helper *h, uint32_t handle, struct helper_key **k)
+{
+	if (handle == 0 || handle > h->nkeys) {
+		log_warn("privsep.refused", "handle=%u reason=\"not handed out by this signer\"",
+			 handle);
+		return qs_fail(QS_ERR_DENIED, "key handle %u was not handed out by this signer",
+			       handle);
+	}
+	*k = &h->keys[handle - 1];
+	return 0;
+}
+
+static int
+h_info(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	put_info(h, out);
+	return 0;
+}
+
+static int
+h_token_for(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	char uri[QS_MAX_PRIVSEP_STR + 1];
+	int i;
+
+	rd_str(in, uri);
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	i = tok_for(h, uri);
+	wb_u32(out, i < 0 ? PS_NO_TOKEN : (uint32_t)i);
+	return 0;
+}
+
+static int
+h_find(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	char uri[QS_MAX_PRIVSEP_STR + 1];
+	struct helper_key *k = NULL;
+	hsm_key *key = NULL;
+	uint8_t *der = NULL;
+	size_t der_len = 0, handle = 0;
+	int t, r;
+
+	rd_str(in, uri);
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	for (size_t i = 0; i < h->nkeys && handle == 0; i++)
+		if (strcmp(h->keys[i].uri, uri) == 0)
+			handle = i + 1;
+	if (handle == 0) {
+		if ((t = tok_for(h, uri)) < 0)
+			return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", uri);
+		if (h->nkeys >= QS_MAX_HELPER_KEYS)
+			return qs_fail(QS_ERR_EXHAUSTED, "more than %d keys in one signer",
+				       QS_MAX_HELPER_KEYS);
+		if ((r = hsm_key_find(h->toks[t], uri, &key)) != 0)
+			return r;
+		struct helper_key *nk = realloc(h->keys, (h->nkeys + 1) * sizeof(*nk));
+		char *u = strdup(uri);
+		if (nk == NULL || u == NULL) {
+			if (nk != NULL)
+				h->keys = nk;
+			free(u);
+			hsm_key_free(key);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		h->keys = nk;
+		h->keys[h->nkeys] = (struct helper_key){.uri = u, .key = key, .tok = (size_t)t};
+		handle = ++h->nkeys;
+	}
+	k = &h->keys[handle - 1];
+	if ((r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
+		return r;
+	wb_u32(out, (uint32_t)handle);
+	wb_u8(out, (uint8_t)hsm_key_type(k->key));
+	wb_u32(out, (uint32_t)k->tok);
+	wb_bytes(out, der, der_len);
+	free(der);
+	return 0;
+}
+
+static int
+h_sign(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX];
+	size_t n = 0, sig_len = 0;
+	uint32_t handle = rd_u32(in);
+	const uint8_t *data = rd_bytes(in, QS_MAX_BLOB, &n);
+	int r;
+
+	if (!rd_end(in) || data == NULL)
+		return PS_GARBAGE;
+	if ((r = key_of(h, handle, &k)) != 0)
+		return r;
+	if ((r = hsm_sign(h->toks[k->tok], k->key, data, n, sig, &sig_len)) != 0)
+		return r;
+	wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
+static int
+h_pubkey(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	uint32_t handle = rd_u32(in);
+	int r;
+
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	if ((r = key_of(h, handle, &k)) != 0 ||
+	    (r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
+		return r;
+	wb_bytes(out, der, der_len);
+	free(der);
+	return 0;
+}
+
+static int
+h_keygen(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	char uri[QS_MAX_PRIVSEP_STR + 1], label[QS_MAX_PRIVSEP_STR + 1];
+	hsm_key *key = NULL;
+	uint8_t type;
+	int t, r;
+
+	(void)out;
+	rd_str(in, uri);
+	type = rd_u8(in);
+	rd_str(in, label);
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	if (type != HSM_KEY_EC_P256 && type != HSM_KEY_ED25519 && type != HSM_KEY_RSA3072)
+		return qs_fail(QS_ERR_INVALID, "key type %u", type);
+	if ((t = tok_for(h, uri)) < 0)
+		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", uri);
+	r = hsm_keygen(h->toks[t], (enum hsm_keytype)type, label, NULL, 0, &key);
+	hsm_key_free(key);
+	if (r == 0)
+		log_info("privsep.keygen", "token=%s label=%s", hsm_token_label(h->toks[t]), label);
+	return r;
+}
+
+/* The monitor's table: what a helper answers. Anything else is refused. */
+static const struct ps_perm {
+	uint8_t type;
+	const char *name;
+	int (*fn)(struct helper *, struct rd *, struct wbuf *);
+} ps_perms[] = {
+	{PS_INFO, "info", h_info},	 {PS_FIND, "find", h_find},
+	{PS_SIGN, "sign", h_sign},	 {PS_KEYGEN, "keygen", h_keygen},
+	{PS_PUBKEY, "pubkey", h_pubkey}, {PS_TOKEN_FOR, "token_for", h_token_for},
+};
+
+static void
+helper_reply_error(struct wbuf *out, uint8_t type, int r)
+{
+	out->len = 4;
+	out->err = 0;
+	wb_u8(out, type);
+	wb_u32(out, (uint32_t)(int32_t)r);
+	wb_str(out, qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
+}
+
+static void __attribute__((noreturn))
+helper_main(const struct config *c, int fd)
+{
+	struct helper h = {0};
+	struct wbuf out;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int r, code = 0;
+
+	close_fds_except(fd);
+	prctl(PR_SET_NAME, "qsignd-signer", 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	log_rename("qsignd-signer");
+	signal(SIGPIPE, SIG_IGN);
+	/* The tokens, the PIN and the login exist only from here on. */
+	wb_init(&out);
+	wb_u8(&out, PS_READY | PS_REPLY);
+	wb_u32(&out, 0);
+	if ((r = keyring_open_local(c, &h.kr)) != 0) {
+		helper_reply_error(&out, PS_READY | PS_REPLY, r);
+		(void)wb_send(fd, &out);
+		_exit(1);
+	}
+	h.toks = keyring_local_tokens(h.kr, &h.ntoks);
+	if ((r = harden_drop(c->user, c->group, NULL)) != 0 ||
+	    (c->seccomp && (r = harden_seccomp_helper()) < 0)) {
+		helper_reply_error(&out, PS_READY | PS_REPLY, r);
+		(void)wb_send(fd, &out);
+		_exit(1);
+	}
+	/* A change of credentials clears the parent-death signal: set again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	put_info(&h, &out);
+	if (wb_send(fd, &out) != 0)
+		_exit(1);
+	for (;;) {
+		const struct ps_perm *perm = NULL;
+		struct rd in;
+		uint8_t type;
+
+		wb_free(&out);
+		free_body(body, len);
+		if ((r = read_frame(fd, &body, &len)) == 1)
+			break; /* the front closed: a normal stop */
+		if (r != 0) {
+			log_error("privsep.garbage", "reason=\"%s\"", qs_errdetail());
+			code = 1;
+			break;
+		}
+		type = body[0];
+		in = (struct rd){.p = body + 1, .n = len - 1};
+		for (size_t i = 0; i < sizeof(ps_perms) / sizeof(ps_perms[0]); i++)
+			if (ps_perms[i].type == type)
+				perm = &ps_perms[i];
+		wb_init(&out);
+		wb_u8(&out, (uint8_t)(type | PS_REPLY));
+		wb_u32(&out, 0);
+		if (perm == NULL) {
+			log_warn("privsep.refused",
+				 "type=%u reason=\"request type not in the permission table\"",
+				 type);
+			r = qs_fail(QS_ERR_DENIED, "request type %u is not permitted", type);
+		} else {
+			qs_fail(QS_OK, "%s", "");
+			r = perm->fn(&h, &in, &out);
+		}
+		if (r == PS_GARBAGE) {
+			log_error("privsep.garbage",
+				  "request=%s len=%zu reason=\"does not decode: exiting\"",
+				  perm->name, len);
+			code = 1;
+			break;
+		}
+		if (r != 0)
+			helper_reply_error(&out, (uint8_t)(type | PS_REPLY), r);
+		if (wb_send(fd, &out) != 0)
+			break;
+	}
+	wb_free(&out);
+	free_body(body, len);
+	for (size_t i = 0; i < h.nkeys; i++) {
+		hsm_key_free(h.keys[i].key);
+		free(h.keys[i].uri);
+	}
+	free(h.keys);
+	keyring_close(h.kr);
+	close(fd);
+	_exit(code);
+}
+
+/* ------------------------------------------------------------ launcher */
+
+static int
+send_fd(int ctl, int fd, pid_t pid)
+{
+	uint32_t v = (uint32_t)pid;
+	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	memset(&u, 0, sizeof(u));
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+		m.msg_control = u.buf;
+		m.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	while (sendmsg(ctl, &m, MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+/* *fd = -1 when the launcher could not start a helper. */
+static int
+recv_fd(int ctl, int *fd, pid_t *pid)
+{
+	uint32_t v = 0;
+	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			   .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*fd = -1;
+	*pid = 0;
+	while ((n = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(v))
+		return qs_fail(QS_ERR_UNAVAILABLE, "signer launcher gone");
+	for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	*pid = (pid_t)v;
+	if (*fd < 0)
+		return qs_fail(QS_ERR_UNAVAILABLE, "signer launcher could not start a helper");
+	return 0;
+}
+
+static void __attribute__((noreturn))
+launcher_main(const struct config *c, int ctl, pid_t front)
+{
+	uint8_t b;
+	ssize_t n;
+
+	close_fds_except(ctl);
+	prctl(PR_SET_NAME, "qsignd-launch", 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != front)
+		_exit(0);
+	log_rename("qsignd-launch");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_IGN); /* helpers are reaped by the kernel */
+	for (;;) {
+		int sp[2];
+		pid_t pid;
+
+		while ((n = read(ctl, &b, 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1 || b != 'H')
+			break;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+			log_error("privsep.launch_failed", "reason=\"socketpair: %s\"",
+				  strerror(errno));
+			if (send_fd(ctl, -1, 0) != 0)
+				break;
+			continue;
+		}
+		if ((pid = fork()) == 0) {
+			close(ctl);
+			close(sp[0]);
+			helper_main(c, sp[1]);
+		}
+		close(sp[1]);
+		if (pid < 0)
+			log_error("privsep.launch_failed", "reason=\"fork: %s\"", strerror(errno));
+		n = send_fd(ctl, pid < 0 ? -1 : sp[0], pid < 0 ? 0 : pid);
+		close(sp[0]);
+		if (n != 0)
+			break;
+	}
+	close(ctl);
+	/* With SIGCHLD ignored, wait returns ECHILD once every helper is gone. */
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* ------------------------------------------------------------ front */
+
+struct ps_helper {
+	int fd;
+	pid_t pid;
+	uint64_t gen; /* changes with every (re)start; key handles carry it */
+	int busy;
+};
+
+struct ps_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_mutex_t ctl_mu;
+	int ctl;
+	pid_t launcher;
+	uint64_t gens;
+	unsigned n, rr;
+	struct ps_helper h[QS_MAX_SIGNERS];
+	char **labels;
+	size_t ntok;
+};
+
+struct ps_keyref {
+	struct ps_pool *pool;
+	char *uri;
+	uint32_t handle[QS_MAX_SIGNERS];
+	uint64_t gen[QS_MAX_SIGNERS];
+};
+
+/* Decode a reply to `type`: the status, then either the detail (returned
+ * as the error) or the fields left in *fields. PS_DEAD if it is not a
+ * well-formed reply to this request. */
+static int
+parse_reply(uint8_t type, const uint8_t *body, size_t len, struct rd *fields)
+{
+	char detail[QS_MAX_PRIVSEP_STR + 1];
+	struct rd r = {.p = body, .n = len};
+	uint8_t t = rd_u8(&r);
+	int32_t st = (int32_t)rd_u32(&r);
+
+	if (r.bad || t != (uint8_t)(type | PS_REPLY) || st > 0 || st < QS_ERR_BADSIG)
+		return PS_DEAD;
+	if (st == 0) {
+		*fields = r;
+		return 0;
+	}
+	rd_str(&r, detail);
+	if (!rd_end(&r))
+		return PS_DEAD;
+	return qs_fail(st, "%s", detail);
+}
+
+/* Tokens of the first helper; later ones must report the same. */
+static int
+take_info(struct ps_pool *p, struct rd *f)
+{
+	char label[QS_MAX_PRIVSEP_STR + 1];
+	uint32_t n = rd_u32(f);
+
+	if (f->bad || n > 4096)
+		return PS_DEAD;
+	if (p->labels != NULL && n != p->ntok)
+		return qs_fail(QS_ERR_INTERNAL, "signer helpers disagree on the tokens");
+	if (p->labels == NULL && (p->labels = calloc(n ? n : 1, sizeof(char *))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		rd_str(f, label);
+		(void)rd_u32(f);
+		(void)rd_u32(f);
+		if (f->bad)
+			return PS_DEAD;
+		if (p->ntok < n && p->labels[i] == NULL) {
+			if ((p->labels[i] = strdup(label)) == NULL)
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+	}
+	p->ntok = n;
+	return rd_end(f) ? 0 : PS_DEAD;
+}
+
+/* Have the launcher start a helper into h and wait for its READY. */
+static int
+spawn(struct ps_pool *p, struct ps_helper *h)
+{
+	uint8_t b = 'H', *body = NULL;
+	size_t len = 0;
+	struct rd f;
+	int fd = -1, r;
+	pid_t pid = 0;
+
+	h->fd = -1;
+	pthread_mutex_lock(&p->ctl_mu);
+	if (send_all(p->ctl, &b, 1) != 0)
+		r = qs_fail(QS_ERR_UNAVAILABLE, "signer launcher gone");
+	else
+		r = recv_fd(p->ctl, &fd, &pid);
+	pthread_mutex_unlock(&p->ctl_mu);
+	if (r != 0)
+		return r;
+	if ((r = read_frame(fd, &body, &len)) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "signer helper %d died while starting", (int)pid);
+		goto out;
+	}
+	if ((r = parse_reply(PS_READY, body, len, &f)) == 0)
+		r = take_info(p, &f);
+	if (r == PS_DEAD)
+		r = qs_fail(QS_ERR_INTERNAL, "signer helper %d: malformed READY", (int)pid);
+	if (r != 0)
+		goto out;
+	h->fd = fd;
+	h->pid = pid;
+	pthread_mutex_lock(&p->mu);
+	h->gen = ++p->gens;
+	pthread_mutex_unlock(&p->mu);
+	fd = -1;
+	log_debug("privsep.helper_started", "pid=%d", (int)pid);
+out:
+	if (fd >= 0) {
+		close(fd);
+		kill(pid, SIGKILL);
+	}
+	free(body);
+	return r;
+}
+
+static void
+bury(struct ps_helper *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->pid > 0)
+		kill(h->pid, SIGKILL); /* alive but broken: make sure */
+	h->fd = -1;
+	h->pid = 0;
+}
+
+/* Replace a dead helper. The caller holds it (busy). */
+static int
+restart(struct ps_pool *p, struct ps_helper *h)
+{
+	pid_t old = h->pid;
+	int r;
+
+	bury(h);
+	if ((r = spawn(p, h)) != 0) {
+		log_error("privsep.helper_restart_failed", "old_pid=%d reason=\"%s\"", (int)old,
+			  qs_errdetail());
+		return qs_fail(QS_ERR_UNAVAILABLE, "signer helper died and could not be restarted");
+	}
+	log_warn("privsep.helper_restarted", "old_pid=%d new_pid=%d", (int)old, (int)h->pid);
+	return 0;
+}
+
+int
+ps_pool_start(const struct config *c, unsigned n, struct ps_pool **out)
+{
+	struct ps_pool *p;
+	int sv[2], r;
+	pid_t front = getpid(), pid;
+
+	*out = NULL;
+	if (n == 0 || n > QS_MAX_SIGNERS)
+		return qs_fail(QS_ERR_INVALID, "signers must be 1..%d", QS_MAX_SIGNERS);
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_mutex_init(&p->ctl_mu, NULL);
+	p->ctl = -1;
+	for (unsigned i = 0; i < QS_MAX_SIGNERS; i++)
+		p->h[i].fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		r = qs_fail(QS_ERR_IO, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		r = qs_fail(QS_ERR_IO, "fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		launcher_main(c, sv[1], front);
+	}
+	close(sv[1]);
+	p->ctl = sv[0];
+	p->launcher = pid;
+	p->n = n;
+	for (unsigned i = 0; i < n; i++)
+		if ((r = spawn(p, &p->h[i])) != 0)
+			goto fail;
+	log_info("privsep.start", "signers=%u launcher=%d", n, (int)pid);
+	*out = p;
+	return 0;
+fail:
+	ps_pool_stop(p);
+	return r;
+}
+
+void
+ps_pool_stop(struct ps_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (unsigned i = 0; i < QS_MAX_SIGNERS; i++)
+		if (p->h[i].fd >= 0)
+			close(p->h[i].fd); /* the helper sees EOF and exits */
+	if (p->ctl >= 0)
+		close(p->ctl);
+	if (p->launcher > 0)
+		while (waitpid(p->launcher, NULL, 0) < 0 && errno == EINTR)
+			;
+	for (size_t i = 0; p->labels != NULL && i < p->ntok; i++)
+		free(p->labels[i]);
+	free(p->labels);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->ctl_mu);
+	free(p);
+}
+
+size_t
+ps_pool_ntokens(const struct ps_pool *p)
+{
+	return p->ntok;
+}
+
+const char *
+ps_pool_token_label(const struct ps_pool *p, size_t i)
+{
+	return i < p->ntok ? p->labels[i] : "?";
+}
+
+/* An idle helper, round robin among the idle ones: with one call at a time
+ * per helper that is also the least busy. */
+static unsigned
+acquire(struct ps_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		for (unsigned i = 0; i < p->n; i++) {
+			unsigned j = (p->rr + i) % p->n;
+			if (!p->h[j].busy) {
+				p->h[j].busy = 1;
+				p->rr = (j + 1) % p->n;
+				pthread_mutex_unlock(&p->mu);
+				return j;
+			}
+		}
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+}
+
+static void
+release(struct ps_pool *p, unsigned i)
+{
+	pthread_mutex_lock(&p->mu);
+	p->h[i].busy = 0;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Send req to helper h (held), read its reply. 0 with *body (caller frees)
+ * and *fields, a QS error from the helper, or PS_DEAD. */
+static int
+call(struct ps_helper *h, uint8_t type, struct wbuf *req, uint8_t **body, size_t *len,
+     struct rd *fields)
+{
+	int r;
+
+	*body = NULL;
+	*len = 0;
+	if (h->fd < 0)
+		return PS_DEAD;
+	if (req->err)
+		return qs_fail(QS_ERR_EXHAUSTED, "signer request over %u bytes",
+			       QS_MAX_PRIVSEP_MSG);
+	if (wb_send(h->fd, req) != 0 || read_frame(h->fd, body, len) != 0)
+		return PS_DEAD;
+	if ((r = parse_reply(type, *body, *len, fields)) != 0) {
+		free_body(*body, *len);
+		*body = NULL;
+	}
+	return r;
+}
+
+/* The handle of ref on helper i, finding the key there on first use. */
+static int
+resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
+{
+	struct ps_helper *h = &p->h[i];
+	struct wbuf req;
+	struct rd f;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int r;
+
+	if (ref->gen[i] == h->gen && h->fd >= 0) {
+		*handle = ref->handle[i];
+		return 0;
+	}
+	wb_init(&req);
+	wb_u8(&req, PS_FIND);
+	wb_str(&req, ref->uri);
+	r = call(h, PS_FIND, &req, &body, &len, &f);
+	wb_free(&req);
+	if (r != 0)
+		return r;
+	*handle = rd_u32(&f);
+	if (f.bad) {
+		free_body(body, len);
+		return PS_DEAD;
+	}
+	ref->handle[i] = *handle;
+	ref->gen[i] = h->gen;
+	free_body(body, len);
+	return 0;
+}
+
+struct ps_req {
+	uint8_t type;
+	struct ps_keyref *ref; /* SIGN, PUBKEY: the handle goes first */
+	const char *s1, *s2;
+	uint8_t u8;
+	const uint8_t *data;
+	size_t data_len;
+};
+
+static void
+build(struct wbuf *b, const struct ps_req *q, uint32_t handle)
+{
+	wb_init(b);
+	wb_u8(b, q->type);
+	switch (q->type) {
+	case PS_FIND:
+	case PS_TOKEN_FOR: wb_str(b, q->s1); break;
+	case PS_SIGN:
+		wb_u32(b, handle);
+		wb_bytes(b, q->data, q->data_len);
+		break;
+	case PS_PUBKEY: wb_u32(b, handle); break;
+	case PS_KEYGEN:
+		wb_str(b, q->s1);
+		wb_u8(b, q->u8);
+		wb_str(b, q->s2);
+		break;
+	default: break;
+	}
+}
+
+/* One request on the next free helper (or on helper `only` if not -1). A
+ * helper found dead is replaced; the request is then retried once if
+ * `retry` (it is idempotent), else fails UNAVAILABLE. */
+static int
+run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **body, size_t *len,
+    struct rd *fields)
+{
+	unsigned i;
+	int r = 0;
+
+	if (only >= 0) {
+		pthread_mutex_lock(&p->mu);
+		while (p->h[only].busy)
+			pthread_cond_wait(&p->cv, &p->mu);
+		p->h[only].busy = 1;
+		pthread_mutex_unlock(&p->mu);
+		i = (unsigned)only;
+	} else {
+		i = acquire(p);
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct wbuf req;
+		uint32_t handle = 0;
+
+		if (p->h[i].fd < 0 && (r = restart(p, &p->h[i])) != 0)
+			break;
+		r = q->ref != NULL ? resolve(p, i, q->ref, &handle) : 0;
+		if (r == 0) {
+			build(&req, q, handle);
+			r = call(&p->h[i], q->type, &req, body, len, fields);
+			wb_free(&req);
+		}
+		if (r != PS_DEAD)
+			break;
+		log_warn("privsep.helper_died", "pid=%d request=%u", (int)p->h[i].pid, q->type);
+		if ((r = restart(p, &p->h[i])) != 0)
+			break;
+		r = qs_fail(QS_ERR_UNAVAILABLE, "signer helper died during the call");
+		if (!retry)
+			break;
+	}
+	release(p, i);
+	return r;
+}
+
+int
+ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_keytype *type,
+	size_t *tok_index, uint8_t **der, size_t *der_len)
+{
+	struct ps_req q = {.type = PS_FIND, .s1 = uri};
+	struct ps_keyref *ref = NULL;
+	uint8_t *body = NULL;
+	const uint8_t *d;
+	size_t len = 0, n = 0;
+	struct rd f;
+	uint32_t tok;
+	int r;
+
+	*refp = NULL;
+	*der = NULL;
+	*der_len = 0;
+	if (strlen(uri) > QS_MAX_PRIVSEP_STR)
+		return qs_fail(QS_ERR_INVALID, "key URI longer than %d bytes", QS_MAX_PRIVSEP_STR);
+	if ((r = run(p, &q, 1, -1, &body, &len, &f)) != 0)
+		return r;
+	(void)rd_u32(&f);
+	*type = (enum hsm_keytype)rd_u8(&f);
+	tok = rd_u32(&f);
+	d = rd_bytes(&f, QS_MAX_PRIVSEP_MSG, &n);
+	if (!rd_end(&f) || d == NULL || tok >= p->ntok) {
+		r = qs_fail(QS_ERR_INTERNAL, "malformed find reply from a signer helper");
+		goto out;
+	}
+	if ((ref = calloc(1, sizeof(*ref))) == NULL || (ref->uri = strdup(uri)) == NULL ||
+	    (*der = malloc(n ? n : 1)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(*der, d, n);
+	*der_len = n;
+	*tok_index = tok;
+	ref->pool = p;
+	*refp = ref;
+	ref = NULL;
+	r = 0;
+out:
+	ps_keyref_free(ref);
+	free(body);
+	return r;
+}
+
+void
+ps_keyref_free(struct ps_keyref *ref)
+{
+	if (ref == NULL)
+		return;
+	free(ref->uri);
+	free(ref);
+}
+
+int
+ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len)
+{
+	struct ps_req q = {.type = PS_SIGN, .ref = ref, .data = in, .data_len = in_len};
+	uint8_t *body = NULL;
+	const uint8_t *s;
+	size_t len = 0, n = 0;
+	struct rd f;
+	int r;
+
+	*sig_len = 0;
+	if (in_len > QS_MAX_BLOB)
+		return qs_fail(QS_ERR_EXHAUSTED, "input of %zu bytes over %u", in_len, QS_MAX_BLOB);
+	if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
+		return r;
+	s = rd_bytes(&f, HSM_SIG_MAX, &n);
+	if (!rd_end(&f) || s == NULL) {
+		free(body);
+		return qs_fail(QS_ERR_INTERNAL, "malformed sign reply from a signer helper");
+	}
+	memcpy(sig, s, n);
+	*sig_len = n;
+	free(body);
+	return 0;
+}
+
+int
+ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len)
+{
+	struct ps_req q = {.type = PS_PUBKEY, .ref = ref};
+	uint8_t *body = NULL;
+	const uint8_t *d;
+	size_t len = 0, n = 0;
+	struct rd f;
+	int r;
+
+	*der = NULL;
+	*der_len = 0;
+	if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
+		return r;
+	d = rd_bytes(&f, QS_MAX_PRIVSEP_MSG, &n);
+	if (!rd_end(&f) || d == NULL)
+		r = qs_fail(QS_ERR_INTERNAL, "malformed pubkey reply from a signer helper");
+	else if ((*der = malloc(n ? n : 1)) == NULL)
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+	else {
+		memcpy(*der, d, n);
+		*der_len = n;
+	}
+	free(body);
+	return r;
+}
+
+int
+ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const char *label)
+{
+	struct ps_req q = {.type = PS_KEYGEN, .s1 = token_uri, .u8 = (uint8_t)type, .s2 = label};
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct rd f;
+	int r;
+
+	if (strlen(token_uri) > QS_MAX_PRIVSEP_STR || strlen(label) > QS_MAX_PRIVSEP_STR)
+		return qs_fail(QS_ERR_INVALID, "token URI or label too long");
+	if ((r = run(p, &q, 0, -1, &body, &len, &f)) != 0)
+		return r;
+	r = rd_end(&f) ? 0 : qs_fail(QS_ERR_INTERNAL, "malformed keygen reply");
+	free(body);
+	return r;
+}
+
+int
+ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index)
+{
+	struct ps_req q = {.type = PS_TOKEN_FOR, .s1 = uri};
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct rd f;
+	int r;
+
+	*index = PS_NO_TOKEN;
+	if (strlen(uri) > QS_MAX_PRIVSEP_STR)
+		return 0;
+	if ((r = run(p, &q, 1, -1, &body, &len, &f)) != 0)
+		return r;
+	*index = rd_u32(&f);
+	if (!rd_end(&f) || (*index != PS_NO_TOKEN && *index >= p->ntok)) {
+		*index = PS_NO_TOKEN;
+		r = qs_fail(QS_ERR_INTERNAL, "malformed token reply");
+	}
+	free(body);
+	return r;
+}
+
+void
+ps_token_stats(struct ps_pool *p, size_t t, unsigned *sessions, unsigned *reconnects)
+{
+	struct ps_req q = {.type = PS_INFO};
+
+	*sessions = 0;
+	*reconnects = 0;
+	for (unsigned i = 0; i < p->n; i++) {
+		char label[QS_MAX_PRIVSEP_STR + 1];
+		uint8_t *body = NULL;
+		size_t len = 0;
+		struct rd f;
+		uint32_t n;
+
+		if (run(p, &q, 1, (int)i, &body, &len, &f) != 0)
+			continue;
+		n = rd_u32(&f);
+		for (uint32_t k = 0; k < n && !f.bad; k++) {
+			rd_str(&f, label);
+			uint32_t s = rd_u32(&f), rc = rd_u32(&f);
+			if (k == t && !f.bad) {
+				*sessions += s;
+				*reconnects += rc;
+			}
+		}
+		free(body);
+	}
+}
+
+/* ------------------------------------------------------------ self test */
+
+static int
+raw_roundtrip(int fd, const uint8_t *frame, size_t n, uint8_t **body, size_t *len)
+{
+	if (send_all(fd, frame, n) != 0)
+		return -1;
+	return read_frame(fd, body, len);
+}
+
+static int
+expect_status(const char *what, int fd, const uint8_t *frame, size_t n, uint8_t type, int want)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct rd f;
+	int r = raw_roundtrip(fd, frame, n, &body, &len), got;
+
+	if (r != 0) {
+		printf("FAIL: %s: no reply (helper gone)\n", what);
+		return 1;
+	}
+	got = parse_reply(type, body, len, &f);
+	free(body);
+	if (got != want) {
+		printf("FAIL: %s: status %d (%s), want %d\n", what, got, qs_strerror(got), want);
+		return 1;
+	}
+	printf("ok: %s: %s (%s)\n", what, qs_strerror(got), got ? qs_errdetail() : "served");
+	return 0;
+}
+
+static int
+expect_exit(const char *what, int fd, const uint8_t *frame, size_t n)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int r = raw_roundtrip(fd, frame, n, &body, &len);
+
+	free(body);
+	if (r == 0) {
+		printf("FAIL: %s: the helper answered instead of exiting\n", what);
+		return 1;
+	}
+	printf("ok: %s: the helper exited\n", what);
+	return 0;
+}
+
+int
+ps_selftest(const struct config *c, const char *uri)
+{
+	struct ps_pool *p = NULL;
+	struct wbuf b;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	struct rd f;
+	uint32_t handle;
+	uint8_t dg[32] = {0};
+	int fails = 0, r;
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((r = ps_pool_start(c, 1, &p)) != 0) {
+		printf("FAIL: start a signer helper: %s: %s\n", qs_strerror(r), qs_errdetail());
+		return 1;
+	}
+	printf("ok: helper pid %d\n", (int)p->h[0].pid);
+	/* A legitimate find: the only way to obtain a handle. */
+	wb_init(&b);
+	wb_u8(&b, PS_FIND);
+	wb_str(&b, uri);
+	r = call(&p->h[0], PS_FIND, &b, &body, &len, &f);
+	wb_free(&b);
+	handle = r == 0 ? rd_u32(&f) : 0;
+	free(body);
+	if (r != 0 || handle == 0) {
+		printf("FAIL: find %s: %d %s\n", uri, r, qs_errdetail());
+		ps_pool_stop(p);
+		return 1;
+	}
+	printf("ok: find: handle %u\n", handle);
+	/* A request type outside the table. */
+	wb_init(&b);
+	wb_u8(&b, 0x55);
+	wb_u32(&b, handle);
+	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_status("unknown request type 0x55", p->h[0].fd, b.p, b.len, 0x55,
+			       QS_ERR_DENIED);
+	wb_free(&b);
+	/* A handle the helper never handed out. */
+	wb_init(&b);
+	wb_u8(&b, PS_SIGN);
+	wb_u32(&b, handle + 1000);
+	wb_bytes(&b, dg, sizeof(dg));
+	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_status("sign with forged handle", p->h[0].fd, b.p, b.len, PS_SIGN,
+			       QS_ERR_DENIED);
+	wb_free(&b);
+	wb_init(&b);
+	wb_u8(&b, PS_PUBKEY);
+	wb_u32(&b, 0);
+	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_status("public key of handle 0", p->h[0].fd, b.p, b.len, PS_PUBKEY,
+			       QS_ERR_DENIED);
+	wb_free(&b);
+	/* Still serving after the refusals. */
+	wb_init(&b);
+	wb_u8(&b, PS_SIGN);
+	wb_u32(&b, handle);
+	wb_bytes(&b, dg, sizeof(dg));
+	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_status("sign with its handle", p->h[0].fd, b.p, b.len, PS_SIGN, 0);
+	wb_free(&b);
+	/* Garbage: a find with a trailing byte. The helper must exit. */
+	wb_init(&b);
+	wb_u8(&b, PS_FIND);
+	wb_str(&b, uri);
+	wb_u8(&b, 0);
+	b.p[0] = (uint8_t)((b.len - 4) >> 24), b.p[1] = (uint8_t)((b.len - 4) >> 16);
+	b.p[2] = (uint8_t)((b.len - 4) >> 8), b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_exit("find with a trailing byte", p->h[0].fd, b.p, b.len);
+	wb_free(&b);
+	/* A replacement from the launcher, then a frame length over the cap. */
+	if ((r = restart(p, &p->h[0])) != 0) {
+		printf("FAIL: restart: %s\n", qs_errdetail());
+		fails++;
+	} else {
+		static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, PS_INFO};
+		static const uint8_t trunc[] = {0, 0, 0, 3, PS_SIGN, 0, 0};
+		printf("ok: replacement helper pid %d\n", (int)p->h[0].pid);
+		fails += expect_exit("frame length 0xffffffff", p->h[0].fd, huge, sizeof(huge));
+		if (restart(p, &p->h[0]) != 0)
+			fails++;
+		else
+			fails += expect_exit("sign with a truncated handle", p->h[0].fd, trunc,
+					     sizeof(trunc));
+	}
+	ps_pool_stop(p);
+	printf("%s\n", fails ? "FAIL" : "PASS");
+	return fails ? 1 : 0;
+}
