@@ -16,6 +16,28 @@ for f in ./usr/bin/qsignd ./usr/bin/qsign ./usr/bin/qsign-token ./usr/lib/system
 done
 dpkg-deb -f "$deb" Depends | grep -q "libnng" || fail "Depends lacks the shared libraries: $(dpkg-deb -f "$deb" Depends)"
 echo "ok: $(basename "$deb") with binaries, unit, examples, header"
+
+# What the package installs runs: unpack it (dpkg -x: no changes to this
+# machine), set up the demo with the packaged binaries, start the packaged
+# qsignd and sign with the packaged qsign.
+dpkg-deb -x "$deb" "$T/root"
+pbin=$T/root/usr/bin
+export QSIGN_HOME=$T/home SOFTHSM2_CONF=$T/home/softhsm2.conf
+QS_BIN=$pbin "$QS_SRC/ops/run" --setup-only --no-build >"$T/setup.log" 2>&1 ||
+	{ cat "$T/setup.log" >&2; fail "demo set-up with the packaged binaries"; }
+"$pbin/qsignd" -c "$QSIGN_HOME/qsignd.json" --check >/dev/null || fail "packaged qsignd --check"
+"$pbin/qsignd" -c "$QSIGN_HOME/qsignd.json" >"$T/qsignd.log" 2>&1 &
+qpid=$!
+trap 'kill $qpid 2>/dev/null; wait $qpid 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 1 100); do grep -q "qsignd: ready" "$T/qsignd.log" && break; sleep 0.1; done
+grep -q "qsignd: ready" "$T/qsignd.log" || { cat "$T/qsignd.log" >&2; fail "packaged qsignd did not start"; }
+echo pkg >"$T/blob"
+"$pbin/qsign" -p ci sign -r ci-sign -f "$T/blob" -o "$T/sig" || fail "packaged qsign sign"
+"$pbin/qsign" -p ci keys --json | python3 -c 'import json,sys; print([k for k in json.load(sys.stdin)["keys"] if k["name"]=="ci-key"][0]["public_pem"], end="")' >"$T/pub.pem"
+openssl dgst -sha256 -verify "$T/pub.pem" -signature "$T/sig" "$T/blob" >/dev/null || fail "signature from the packaged daemon"
+kill "$qpid"
+wait "$qpid" || fail "packaged qsignd did not stop cleanly"
+echo "ok: the packaged qsignd starts and signs; the packaged qsign talks to it"
 if command -v systemd-analyze >/dev/null; then
 	out=$(systemd-analyze security --offline=yes --threshold=20 "$QS_SRC/ops/qsignd.service" 2>&1) ||
 		{ echo "$out" | tail -3 >&2; fail "unit exposure above 2.0"; }
