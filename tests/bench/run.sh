@@ -54,6 +54,7 @@ stop_pid() { # pid
 cleanup() {
 	stop_pid "$P11KIT_PID"
 	stop_pid "$QSIGND_PID"
+	stop_pid "${NOAUDIT_PID:-}"
 	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -194,3 +195,50 @@ for mode in direct p11kit ipc tls batch; do
 	n=$((n + m))
 done
 echo "run.sh: ok: every mode signed; $n sample signatures verify with openssl against ci-key"
+
+# --- the audit log's cost: the same daemon with audit_append a no-op
+# (qsignd-noaudit, built only for this), same key, same run.
+python3 - "$QSIGN_HOME/qsignd.json" "$T/noaudit.json" "$T" <<'PY' || fail "noaudit config"
+import json, sys
+c = json.load(open(sys.argv[1]))
+t = sys.argv[3]
+home = sys.argv[1].rsplit("/", 1)[0]
+c["listen"] = [f"ipc://{t}/noaudit.sock"]
+c.pop("tls", None)
+c["state_dir"] = f"{t}/state-noaudit"
+c["policy"] = f"{home}/" + c["policy"] if not c["policy"].startswith("/") else c["policy"]
+for tok in c["tokens"]:
+    if not tok["pin_file"].startswith("/"):
+        tok["pin_file"] = f"{home}/" + tok["pin_file"]
+c["audit"].pop("dir", None)
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+"$QS_BIN/qsignd-noaudit" -c "$T/noaudit.json" >"$T/noaudit.log" 2>&1 &
+NOAUDIT_PID=$!
+for _ in $(seq 1 200); do
+	grep -q "qsignd: ready" "$T/noaudit.log" 2>/dev/null && break
+	kill -0 "$NOAUDIT_PID" 2>/dev/null || { cat "$T/noaudit.log" >&2; fail "qsignd-noaudit exited"; }
+	sleep 0.05
+done
+for which in on off; do
+	url="ipc://$QSIGN_HOME/qsignd.sock"
+	[ "$which" = off ] && url="ipc://$T/noaudit.sock"
+	"$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc,batch --ipc "$url" --principal ci \
+		--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
+		--module "$module" --uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" \
+		--key ci-key >"$T/audit-$which.out" 2>"$T/audit-$which.err" ||
+		{ cat "$T/audit-$which.err" >&2; fail "qsign-bench (audit $which)"; }
+	tail -1 "$T/audit-$which.out" >"$T/audit-$which.json"
+done
+python3 - "$T/audit-on.json" "$T/audit-off.json" <<'PY' || fail "audit on/off comparison"
+import json, sys
+on = {(r["mode"], r["threads"]): r for r in json.load(open(sys.argv[1]))["results"] if r["ran"]}
+off = {(r["mode"], r["threads"]): r for r in json.load(open(sys.argv[2]))["results"] if r["ran"]}
+print("\naudit log on vs off (same daemon build, audit_append a no-op when off):")
+print(f"{'mode':8}{'thr':>5}{'on sigs/s':>12}{'off sigs/s':>12}{'on/off':>8}")
+for k in sorted(set(on) & set(off)):
+    a, b = on[k]["sigs_per_s"], off[k]["sigs_per_s"]
+    if not (on[k]["signatures"] > 0 and off[k]["signatures"] > 0):
+        sys.exit(f"no signatures in {k}")
+    print(f"{k[0]:8}{k[1]:>5}{a:>12.0f}{b:>12.0f}{a / b:>8.2f}")
+PY
