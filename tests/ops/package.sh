@@ -28,7 +28,7 @@ QS_BIN=$pbin "$QS_SRC/ops/run" --setup-only --no-build >"$T/setup.log" 2>&1 ||
 "$pbin/qsignd" -c "$QSIGN_HOME/qsignd.json" --check >/dev/null || fail "packaged qsignd --check"
 "$pbin/qsignd" -c "$QSIGN_HOME/qsignd.json" >"$T/qsignd.log" 2>&1 &
 qpid=$!
-trap 'kill $qpid 2>/dev/null; wait $qpid 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill $qpid 2>/dev/null || true; wait $qpid 2>/dev/null || true; rm -rf "$T"' EXIT
 for _ in $(seq 1 100); do grep -q "qsignd: ready" "$T/qsignd.log" && break; sleep 0.1; done
 grep -q "qsignd: ready" "$T/qsignd.log" || { cat "$T/qsignd.log" >&2; fail "packaged qsignd did not start"; }
 echo pkg >"$T/blob"
