@@ -544,7 +544,7 @@ sign_usage(FILE *f)
 	        "  -k KEY   which of the role's keys (default: its first)\n"
 	        "  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
 	        "           (default format hex on a terminal, der otherwise)\n"
-	        "example: %s -p ci sign -r ci-targets -f targets.json -o targets.sig\n",
+	        "example: %s -p ci sign -r ci-sign -f targets.json -o targets.sig\n",
 	        progname, progname);
 }
 
@@ -745,7 +745,7 @@ sign_batch_usage(FILE *f)
 	        "  Without FILEs: SHA-256 digests, one per line (64 hex characters), on stdin.\n"
 	        "  With FILEs: each file is one blob. Prints one line per item:\n"
 	        "    <digest hex> <signature hex>   or   <digest hex> ERROR <STATUS> <message>\n"
-	        "example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-targets\n",
+	        "example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-sign\n",
 	        progname, progname);
 }
 
@@ -1171,7 +1171,7 @@ usage(FILE *f)
 	fprintf(f,
 	        "'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
 	        "by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
-	        "example: %s -p ci sign -r ci-targets -d "
+	        "example: %s -p ci sign -r ci-sign -d "
 	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
 	        progname, progname);
 }

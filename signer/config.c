@@ -167,17 +167,17 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 			 * service's own file system. */
 			const char *cd = getenv("CREDENTIALS_DIRECTORY"), *name = t->pin_file + 11;
 			char *p = NULL;
-			if (cd == NULL || *cd != '/')
-				return qs_fail(QS_ERR_INVALID,
-					       "%s: pin_file %s needs $CREDENTIALS_DIRECTORY (systemd "
-					       "LoadCredential=)",
-					       what, t->pin_file);
 			if (!qs_name_valid(name, QS_MAX_NAME))
 				return qs_fail(QS_ERR_INVALID, "%s: bad credential name", what);
-			if (asprintf(&p, "%s/%s", cd, name) < 0)
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
-			free(t->pin_file);
-			t->pin_file = p;
+			/* Outside systemd (backup, restore: no token is opened)
+			 * the reference stays as it is; opening the token then
+			 * says what is missing. */
+			if (cd != NULL && *cd == '/') {
+				if (asprintf(&p, "%s/%s", cd, name) < 0)
+					return qs_fail(QS_ERR_NOMEM, "out of memory");
+				free(t->pin_file);
+				t->pin_file = p;
+			}
 		} else {
 			char *p = resolve(dir, t->pin_file);
 			if (p == NULL)

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "qs_err.h"
+#include "qs_limits.h"
 #include "metrics.h"
 #include "privsep.h"
 #include "statement.h"
@@ -32,6 +33,11 @@ check_pin_file(const char *path)
 {
 	struct stat st;
 
+	if (strncmp(path, "credential:", 11) == 0)
+		return qs_fail(QS_ERR_PIN,
+			       "PIN %s: $CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=, "
+			       "or set it to the directory holding the PIN file)",
+			       path);
 	if (stat(path, &st) != 0)
 		return qs_fail(QS_ERR_PIN, "PIN file %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
@@ -407,4 +413,54 @@ keyring_write_metrics(struct keyring *kr, FILE *f)
 		fprintf(f, "qsign_token_reconnects_total{token=\"%s\"} %u\n",
 			token_label(kr, i), rec);
 	}
+}
+
+int
+keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
+		     uint8_t *sigs, size_t *sig_lens, int *rcs)
+{
+	const uint8_t *in[QS_MAX_BATCH];
+	size_t in_len[QS_MAX_BATCH], raw_len[QS_MAX_BATCH];
+	uint8_t *raw = NULL;
+	int r = 0;
+
+	if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072)
+		return qs_fail(QS_ERR_INVALID, "only ECDSA and RSA keys sign digests");
+	if (n == 0 || n > QS_MAX_BATCH)
+		return qs_fail(QS_ERR_INVALID, "1..%d digests per call", QS_MAX_BATCH);
+	if (k->ps == NULL) {
+		/* In process: the token is right here, no round trip to save. */
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = keyring_sign(k, digests[i], NULL, 0, sigs + i * (HSM_SIG_MAX + 16),
+					      &sig_lens[i]);
+		return 0;
+	}
+	if ((raw = malloc(n * HSM_SIG_MAX)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		in[i] = digests[i];
+		in_len[i] = 32;
+	}
+	if ((r = ps_sign_many(k->ps, in, in_len, n, raw, raw_len, rcs)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *dst = sigs + i * (HSM_SIG_MAX + 16);
+		if (rcs[i] != 0) {
+			sig_lens[i] = 0;
+			continue;
+		}
+		if (k->type == HSM_KEY_EC_P256) {
+			rcs[i] = hsm_ecdsa_raw_to_der(raw + i * HSM_SIG_MAX, raw_len[i], dst,
+						      &sig_lens[i]);
+		} else {
+			memcpy(dst, raw + i * HSM_SIG_MAX, raw_len[i]);
+			sig_lens[i] = raw_len[i];
+		}
+	}
+	metrics_token_result(k->token, 1);
+out:
+	if (r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE)
+		metrics_token_result(k->token, 0);
+	free(raw);
+	return r;
 }

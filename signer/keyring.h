@@ -71,6 +71,13 @@ int keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len);
 /* Prometheus lines for every token: sessions and reconnects. */
 void keyring_write_metrics(struct keyring *kr, FILE *f);
 
+/* n digest signatures with an ECDSA P-256 (DER) or RSA-PSS key: one round
+ * trip to a signer helper for all of them. sigs holds n x (HSM_SIG_MAX + 16)
+ * bytes; rcs[i] is 0 or item i's error. Returns non-zero when nothing could
+ * be signed. Ed25519 keys sign messages: use keyring_sign. */
+int keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
+			 uint8_t *sigs, size_t *sig_lens, int *rcs);
+
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);
 

@@ -443,6 +443,35 @@ h_sign(struct helper *h, struct rd *in, struct wbuf *out)
 }
 
 static int
+h_sign_many(struct helper *h, struct rd *in, struct wbuf *out)
+{
+	struct helper_key *k;
+	uint32_t handle = rd_u32(in), n = rd_u32(in);
+	const uint8_t *data[QS_MAX_BATCH];
+	size_t lens[QS_MAX_BATCH];
+	uint8_t sig[HSM_SIG_MAX];
+	int r;
+
+	if (n == 0 || n > QS_MAX_BATCH)
+		return PS_GARBAGE;
+	for (uint32_t i = 0; i < n; i++)
+		if ((data[i] = rd_bytes(in, 64, &lens[i])) == NULL)
+			return PS_GARBAGE;
+	if (!rd_end(in))
+		return PS_GARBAGE;
+	if ((r = key_of(h, handle, &k)) != 0)
+		return r;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t sig_len = 0;
+		int ri = hsm_sign(h->toks[k->tok], k->key, data[i], lens[i], sig, &sig_len);
+		wb_u32(out, (uint32_t)ri);
+		wb_bytes(out, sig, ri == 0 ? sig_len : 0);
+	}
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
+static int
 h_pubkey(struct helper *h, struct rd *in, struct wbuf *out)
 {
 	struct helper_key *k;
@@ -495,6 +524,7 @@ static const struct ps_perm {
 	{PS_INFO, "info", h_info},	 {PS_FIND, "find", h_find},
 	{PS_SIGN, "sign", h_sign},	 {PS_KEYGEN, "keygen", h_keygen},
 	{PS_PUBKEY, "pubkey", h_pubkey}, {PS_TOKEN_FOR, "token_for", h_token_for},
+	{PS_SIGN_MANY, "sign_many", h_sign_many},
 };
 
 static void
@@ -1035,6 +1065,9 @@ struct ps_req {
 	uint8_t u8;
 	const uint8_t *data;
 	size_t data_len;
+	const uint8_t *const *items; /* SIGN_MANY */
+	const size_t *item_lens;
+	size_t nitems;
 };
 
 static void
@@ -1048,6 +1081,12 @@ build(struct wbuf *b, const struct ps_req *q, uint32_t handle)
 	case PS_SIGN:
 		wb_u32(b, handle);
 		wb_bytes(b, q->data, q->data_len);
+		break;
+	case PS_SIGN_MANY:
+		wb_u32(b, handle);
+		wb_u32(b, (uint32_t)q->nitems);
+		for (size_t i = 0; i < q->nitems; i++)
+			wb_bytes(b, q->items[i], q->item_lens[i]);
 		break;
 	case PS_PUBKEY: wb_u32(b, handle); break;
 	case PS_KEYGEN:
@@ -1181,6 +1220,46 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 	}
 	memcpy(sig, s, n);
 	*sig_len = n;
+	free(body);
+	return 0;
+}
+
+int
+ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
+	     uint8_t *sigs, size_t *sig_lens, int *status)
+{
+	struct ps_req q = {.type = PS_SIGN_MANY, .ref = ref, .items = in, .item_lens = in_len,
+			   .nitems = n};
+	uint8_t *body = NULL;
+	struct rd f;
+	int r;
+
+	if (n == 0 || n > QS_MAX_BATCH)
+		return qs_fail(QS_ERR_INVALID, "1..%d inputs per call", QS_MAX_BATCH);
+	for (size_t i = 0; i < n; i++)
+		if (in_len[i] > 64)
+			return qs_fail(QS_ERR_INVALID, "sign_many takes digests (<= 64 bytes)");
+	{
+		size_t len = 0;
+		if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
+			return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t st = rd_u32(&f);
+		size_t m = 0;
+		const uint8_t *s = rd_bytes(&f, HSM_SIG_MAX, &m);
+		if (s == NULL) {
+			free(body);
+			return qs_fail(QS_ERR_INTERNAL, "malformed sign_many reply from a signer helper");
+		}
+		status[i] = (int)st;
+		sig_lens[i] = m;
+		memcpy(sigs + i * HSM_SIG_MAX, s, m);
+	}
+	if (!rd_end(&f)) {
+		free(body);
+		return qs_fail(QS_ERR_INTERNAL, "trailing bytes in a sign_many reply");
+	}
 	free(body);
 	return 0;
 }
@@ -1394,6 +1473,21 @@ ps_selftest(const struct config *c, const char *uri)
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with its handle", p->h[0].fd, b.p, b.len, PS_SIGN, 0);
 	wb_free(&b);
+	/* A batch: with its handle it signs; with a forged one it is refused. */
+	for (int forged = 0; forged < 2; forged++) {
+		wb_init(&b);
+		wb_u8(&b, PS_SIGN_MANY);
+		wb_u32(&b, forged ? handle + 1000 : handle);
+		wb_u32(&b, 2);
+		wb_bytes(&b, dg, sizeof(dg));
+		wb_bytes(&b, dg, sizeof(dg));
+		b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+		fails += expect_status(forged ? "sign_many with forged handle"
+					      : "sign_many with its handle",
+				       p->h[0].fd, b.p, b.len, PS_SIGN_MANY,
+				       forged ? QS_ERR_DENIED : 0);
+		wb_free(&b);
+	}
 	/* Garbage: a find with a trailing byte. The helper must exit. */
 	wb_init(&b);
 	wb_u8(&b, PS_FIND);

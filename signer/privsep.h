@@ -39,6 +39,10 @@
  *   PS_FIND       str uri                     u32 handle, u8 keytype,
  *                                             u32 token index, bytes spki_der
  *   PS_SIGN       u32 handle, bytes input     bytes signature (hsm_sign's)
+ *   PS_SIGN_MANY  u32 handle, u32 n (1..QS_MAX_BATCH), n x bytes input
+ *                                             n x (u32 status, bytes signature)
+ *                 (one round trip for a SignBatch slice; a failed item has
+ *                 its QS_ERR_* status and an empty signature)
  *   PS_KEYGEN     str token_uri, u8 keytype,  -
  *                 str label
  *   PS_PUBKEY     u32 handle                  bytes spki_der
@@ -73,6 +77,7 @@ enum ps_type {
 	PS_KEYGEN = 4,
 	PS_PUBKEY = 5,
 	PS_TOKEN_FOR = 6,
+	PS_SIGN_MANY = 7,
 	PS_READY = 0x7e,
 };
 #define PS_REPLY 0x80
@@ -101,6 +106,11 @@ void ps_keyref_free(struct ps_keyref *ref);
 /* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
 int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
 	    size_t *sig_len);
+/* n signatures with one key in one round trip (inputs of at most 64 bytes:
+ * digests). sigs holds n x HSM_SIG_MAX bytes; status[i] is 0 or the item's
+ * QS_ERR_*. Returns non-zero only when the whole call failed. */
+int ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
+		 uint8_t *sigs, size_t *sig_lens, int *status);
 /* SubjectPublicKeyInfo DER of the key (*der malloc'd). */
 int ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len);
 /* hsm_keygen in the token token_uri selects. NOT_FOUND if none does. */

@@ -209,6 +209,56 @@ batch_slice_main(void *arg)
 	struct batch_slice *b = arg;
 	const Qsign__V1__SignBatchRequest *req = b->req;
 
+	if (b->k->type != HSM_KEY_ED25519 && b->to > b->from) {
+		/* Digest keys: hash every payload here, then one call for the
+		 * whole slice (one round trip to a signer helper). */
+		size_t n = 0, idx[QS_MAX_BATCH], lens[QS_MAX_BATCH];
+		uint8_t(*dg)[32] = malloc((b->to - b->from) * sizeof(*dg));
+		int rcs[QS_MAX_BATCH];
+		uint8_t *tmp = malloc((b->to - b->from) * (HSM_SIG_MAX + 16));
+		int r = dg == NULL || tmp == NULL ? qs_fail(QS_ERR_NOMEM, "out of memory") : 0;
+
+		for (size_t i = b->from; i < b->to; i++) {
+			Qsign__V1__SignResult *res = &b->results[i];
+			int ri;
+			qsign__v1__sign_result__init(res);
+			ri = r != 0 ? r : payload_digest(req->kind, &req->payloads[i], b->dgs[i]);
+			if (ri != 0) {
+				res->status = (Qsign__V1__Status)qs_err_status(ri);
+				snprintf(b->msgs[i], sizeof(b->msgs[i]), "%s", qs_errdetail());
+				res->message = b->msgs[i];
+				continue;
+			}
+			memcpy(dg[n], b->dgs[i], 32);
+			idx[n++] = i;
+		}
+		if (n > 0 && (r = keyring_sign_digests(b->k, n, (const uint8_t(*)[32])dg, tmp, lens,
+						       rcs)) != 0)
+			for (size_t j = 0; j < n; j++)
+				rcs[j] = r;
+		for (size_t j = 0; j < n; j++) {
+			size_t i = idx[j];
+			Qsign__V1__SignResult *res = &b->results[i];
+			uint8_t *sig = b->sigs + i * (HSM_SIG_MAX + 16);
+			if (rcs[j] != 0) {
+				res->status = (Qsign__V1__Status)qs_err_status(rcs[j]);
+				if (res->status == 0)
+					res->status = QSIGN__V1__STATUS__INTERNAL;
+				snprintf(b->msgs[i], sizeof(b->msgs[i]), "%s",
+					 qs_errdetail()[0] ? qs_errdetail() : qs_strerror(rcs[j]));
+				res->message = b->msgs[i];
+				continue;
+			}
+			memcpy(sig, tmp + j * (HSM_SIG_MAX + 16), lens[j]);
+			res->signature.data = sig;
+			res->signature.len = lens[j];
+			res->digest.data = b->dgs[i];
+			res->digest.len = 32;
+		}
+		free(dg);
+		free(tmp);
+		return NULL;
+	}
 	for (size_t i = b->from; i < b->to; i++) {
 		Qsign__V1__SignResult *res = &b->results[i];
 		uint8_t *sig = b->sigs + i * (HSM_SIG_MAX + 16);

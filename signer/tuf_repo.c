@@ -414,6 +414,19 @@ load_state(struct server *s, json_t **st, uint64_t *ver)
 
 /* ------------------------------------------------------------ publish */
 
+/* 0755 whatever the umask; through a descriptor (fchmod), which the
+ * seccomp allow-list permits, unlike chmod by path. */
+static void
+dir_world_readable(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)fchmod(fd, 0755);
+		close(fd);
+	}
+}
+
 static int
 mkdir_p(const char *path)
 {
@@ -425,12 +438,16 @@ mkdir_p(const char *path)
 		if (*q != '/')
 			continue;
 		*q = '\0';
+		/* Published for any static HTTP server: world-readable, whatever
+		 * the daemon's umask (077). */
 		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
 			return qs_fail(QS_ERR_IO, "mkdir %s: %s", tmp, strerror(errno));
+		dir_world_readable(tmp);
 		*q = '/';
 	}
 	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
 		return qs_fail(QS_ERR_IO, "mkdir %s: %s", tmp, strerror(errno));
+	dir_world_readable(tmp);
 	return 0;
 }
 

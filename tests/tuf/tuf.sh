@@ -58,6 +58,10 @@ assert ci["consistent_snapshot"] is True and ci["spec_version"] == "1.0.31"
 PY
 expect_rc 0 qsign -p admin1 tuf show-root --prod
 grep -q '"threshold": 2' "$T/out" || fail "show-root --prod lacks threshold 2"
+for d in ci/metadata ci/targets prod/metadata prod/targets; do
+	[ ! -d "$tuf/$d" ] || [ "$(stat -c %a "$tuf/$d")" = 755 ] ||
+		fail "$d is $(stat -c %a "$tuf/$d"): a web server must be able to read it"
+done
 echo "ok: init by quorum, CI and production flavours published"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
