@@ -12,7 +12,9 @@ awk '/<!-- walkthrough:begin -->/{f=1;next} /<!-- walkthrough:end -->/{f=0} f' "
 mkdir -p "$T/repo/build"
 ln -s "$QS_BIN" "$T/repo/build/bin"
 ln -s "$QSIGN_HOME" "$T/repo/.qsign"
-(cd "$T/repo" && bash -euo pipefail "$T/walkthrough.sh") >"$T/walk.out" 2>&1 ||
+# Its `mktemp -d` lands in this test's directory, removed with it.
+mkdir -p "$T/tmp"
+(cd "$T/repo" && TMPDIR=$T/tmp bash -euo pipefail "$T/walkthrough.sh") >"$T/walk.out" 2>&1 ||
 	{ tail -30 "$T/walk.out" >&2; fail "the README walkthrough fails"; }
 grep -q "Verified OK" "$T/walk.out" || fail "step 1 did not verify"
 grep -q "fw.bin" "$T/walk.out" || fail "production targets lack fw.bin"
