@@ -95,7 +95,7 @@ ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 - "$QSIGN_HOME" "$pki" "$port" <<'PY' || fail "editing policy/config"
-import json, sys
+import json, os, sys
 home, pki, port = sys.argv[1], sys.argv[2], sys.argv[3]
 pp = f"{home}/policy.json"
 p = json.load(open(pp))
@@ -107,6 +107,8 @@ json.dump(p, open(pp, "w"), indent=2)
 cp = f"{home}/qsignd.json"
 c = json.load(open(cp))
 c["workers"] = 8
+if os.environ.get("QS_BENCH_SIGNERS"):
+    c["signers"] = int(os.environ["QS_BENCH_SIGNERS"])
 c["listen"].append(f"tls+tcp://127.0.0.1:{port}")
 c["tls"] = {"cert": f"{pki}/server.crt", "key": f"{pki}/server.key",
             "client_ca": f"{pki}/ca.crt"}
