@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ void
 log_emit(enum log_level lvl, const char *func, int line, const char *event, const char *fmt, ...)
 {
 	static const char *const names[] = {"debug", "info", "warn", "error"};
+	static const int prio[] = {7, 6, 4, 3}; /* LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR */
+	static int journal = -1;
 	char msg[1024];
 	va_list ap;
 
@@ -34,9 +37,17 @@ log_emit(enum log_level lvl, const char *func, int line, const char *event, cons
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* One fprintf per line: stdio locks the stream, so lines from worker
-	 * threads never interleave. */
-	fprintf(stderr, "%s[%d]: %s %s %s (%s:%d)\n", prog, (int)getpid(), names[lvl], event, msg,
-		func, line);
+	 * threads never interleave. Under systemd (stderr is the journal,
+	 * JOURNAL_STREAM set) a "<N>" prefix carries the syslog priority and the
+	 * journal adds name and pid itself. */
+	if (journal < 0)
+		journal = getenv("JOURNAL_STREAM") != NULL;
+	if (journal)
+		fprintf(stderr, "<%d>%s: %s %s %s (%s:%d)\n", prio[lvl], prog, names[lvl], event, msg,
+			func, line);
+	else
+		fprintf(stderr, "%s[%d]: %s %s %s (%s:%d)\n", prog, (int)getpid(), names[lvl], event,
+			msg, func, line);
 }
 
 const char *

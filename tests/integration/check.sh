@@ -10,6 +10,10 @@ cp "$cfg" "$T/config.good"
 
 expect_rc 0 qsignd -c "$cfg" --check
 grep -q "OK (policy version 1" "$T/out" || fail "--check does not report OK"
+# Under systemd (JOURNAL_STREAM set) log lines carry the syslog priority.
+JOURNAL_STREAM=8:1 expect_rc 0 qsignd -c "$cfg" --check
+grep -q "^<6>qsignd: info " "$T/err" || fail "no journald priority prefix: $(head -2 "$T/err")"
+grep -q "^qsignd\[" "$T/err" && fail "pid prefix under the journal"
 [ ! -e "$QSIGN_HOME/state/state.db" ] || fail "--check must not create state"
 
 # bad_policy NAME EXPECTED-MESSAGE PYTHON-EDIT
