@@ -88,5 +88,9 @@
 #define QS_MAX_HELPER_KEYS 4096
 /* URI, label or error text in a helper message. */
 #define QS_MAX_PRIVSEP_STR 1024
+/* A signer helper that does not answer within this many seconds is killed
+ * and replaced (a hung token must not hold a worker forever); generous
+ * because RSA key generation in a TPM takes seconds. */
+#define QS_PRIVSEP_REPLY_TIMEOUT_S 120
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -846,6 +847,23 @@ spawn(struct ps_pool *p, struct ps_helper *h)
 		r = qs_fail(QS_ERR_INTERNAL, "signer helper %d: malformed READY", (int)pid);
 	if (r != 0)
 		goto out;
+	{
+		/* Reply deadline: a helper stuck in its token is given up on
+		 * (recv fails, the call sees a dead helper, bury() kills it).
+		 * QSIGND_SIGNER_TIMEOUT_MS may shorten it (tests, fast tokens). */
+		long ms = QS_PRIVSEP_REPLY_TIMEOUT_S * 1000L;
+		const char *e = getenv("QSIGND_SIGNER_TIMEOUT_MS");
+		struct timeval tv;
+		if (e != NULL && atol(e) >= 100 && atol(e) < ms)
+			ms = atol(e);
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+			r = qs_fail(QS_ERR_INTERNAL, "signer socket timeout: %s", strerror(errno));
+			goto out;
+		}
+	}
 	h->fd = fd;
 	h->pid = pid;
 	pthread_mutex_lock(&p->mu);

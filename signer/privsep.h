@@ -56,7 +56,9 @@
  * missing or trailing bytes) makes the helper log "privsep.garbage" and
  * exit: it never guesses.
  *
- * Failure: a helper that dies (EOF/EPIPE on its socket) is replaced on the
+ * Failure: a helper that dies (EOF/EPIPE on its socket) or does not answer
+ * within QS_PRIVSEP_REPLY_TIMEOUT_S (environment QSIGND_SIGNER_TIMEOUT_MS
+ * may shorten it) is killed and replaced on the
  * spot by the thread that noticed ("privsep.helper_restarted"), and the
  * call is retried once on the replacement (find, sign, public key are
  * idempotent); key generation is not retried and fails UNAVAILABLE.
