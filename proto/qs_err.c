@@ -36,11 +36,16 @@ qs_strerror(int err)
 int
 qs_fail(int err, const char *fmt, ...)
 {
+	char tmp[QS_ERRDETAIL_MAX];
 	va_list ap;
 
+	/* Through a copy: callers may pass the current detail as an argument
+	 * (qs_fail(r, "...: %s", qs_errdetail())), and vsnprintf into the
+	 * buffer it reads from is undefined. */
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(detail, tmp, sizeof(detail));
 	return err;
 }
 

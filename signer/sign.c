@@ -64,9 +64,7 @@ changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 	if (r != 0) {
 		log_error("sign.unaudited", "principal=%s role=%s count=%zu detail=\"%s\"",
 			  cx->principal, sigs[0].role, n, qs_errdetail());
-		return qs_fail(QS_ERR_UNAVAILABLE,
-			       "the audit log cannot be written: no signature was released (%s)",
-			       qs_errdetail());
+		return qs_wrap(QS_ERR_UNAVAILABLE, "no signature was released");
 	}
 	if ((r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
 		log_error("sign.unrecorded", "principal=%s role=%s count=%zu detail=\"%s\"",

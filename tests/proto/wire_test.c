@@ -110,5 +110,13 @@ main(void)
 	CHECK_STR(qs_status_name(QS_STATUS_PERMISSION_DENIED), "PERMISSION_DENIED");
 	CHECK_STR(qs_status_name(17), "UNKNOWN");
 	CHECK_STR(qs_status_name(-1), "UNKNOWN");
+
+	/* The detail may be passed back into qs_fail / qs_wrap (overlap-safe). */
+	qs_fail(QS_ERR_IO, "disk full");
+	CHECK_EQ(qs_fail(QS_ERR_UNAVAILABLE, "log: %s; nothing done", qs_errdetail()),
+		 QS_ERR_UNAVAILABLE);
+	CHECK_STR(qs_errdetail(), "log: disk full; nothing done");
+	CHECK_EQ(qs_wrap(QS_ERR_UNAVAILABLE, "outer"), QS_ERR_UNAVAILABLE);
+	CHECK_STR(qs_errdetail(), "outer: log: disk full; nothing done");
 	CHECK_DONE();
 }
