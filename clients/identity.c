@@ -290,6 +290,28 @@ qsc_id_sign(qsc_identity *id, const uint8_t *msg, size_t len, uint8_t *sig, size
 	return hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 }
 
+int
+qsc_id_public_pem(qsc_identity *id, char **pem)
+{
+	BIO *b = NULL;
+	char *data;
+	long n;
+	int r;
+
+	*pem = NULL;
+	if (id->tok != NULL)
+		return hsm_key_spki_pem(id->tok, id->key, pem);
+	if ((b = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(b, id->pkey) ||
+	    (n = BIO_get_mem_data(b, &data)) <= 0)
+		r = qs_fail(QS_ERR_CRYPTO, "PEM_write_bio_PUBKEY failed");
+	else if ((*pem = strndup(data, (size_t)n)) == NULL)
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+	else
+		r = 0;
+	BIO_free(b);
+	return r;
+}
+
 const char *
 qsc_id_alg(const qsc_identity *id)
 {

@@ -27,6 +27,9 @@ int qsc_id_load(const struct qsc_options *o, qsc_identity **out);
  * Errors: QS_ERR_CRYPTO, QS_ERR_PKCS11, QS_ERR_UNAVAILABLE. */
 int qsc_id_sign(qsc_identity *id, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
 
+/* The public key as SPKI PEM (PEM_write_bio_PUBKEY), *pem malloc'd. */
+int qsc_id_public_pem(qsc_identity *id, char **pem);
+
 /* "ed25519" or "ecdsa-p256". */
 const char *qsc_id_alg(const qsc_identity *id);
 

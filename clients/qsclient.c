@@ -1318,6 +1318,87 @@ qsc_tuf_review(qsc_client *c, Qsign__V1__TufReviewResponse **out)
 	                (ProtobufCMessage **)out, NULL, NULL);
 }
 
+static int
+check_prepared(qsc_client *c, Qsign__V1__TufPrepareResponse *resp)
+{
+	for (size_t i = 0; i < resp->n_docs; i++) {
+		const Qsign__V1__TufPreparedDoc *d = resp->docs[i];
+		if ((strcmp(d->repo, "ci") != 0 && strcmp(d->repo, "prod") != 0) ||
+		    (strcmp(d->role, "root") != 0 && strcmp(d->role, "targets") != 0) ||
+		    d->canonical.len == 0 || d->canonical.len > 1024 * 1024)
+			return qs_fail(QS_ERR_INVALID, "malformed Tuf/Prepare reply from %s", c->url);
+	}
+	if (resp->n_docs == 0 || resp->n_docs > 16)
+		return qs_fail(QS_ERR_INVALID, "malformed Tuf/Prepare reply from %s", c->url);
+	return 0;
+}
+
+int
+qsc_tuf_prepare(qsc_client *c, const char *id, Qsign__V1__TufPrepareResponse **out)
+{
+	Qsign__V1__TufPrepareRequest req = QSIGN__V1__TUF_PREPARE_REQUEST__INIT;
+	Qsign__V1__TufPrepareResponse *resp = NULL;
+	int r;
+
+	*out = NULL;
+	req.request_id = (char *)id;
+	if ((r = qsc_call(c, QS_M_TUF_PREPARE, &req.base,
+	                  &qsign__v1__tuf_prepare_response__descriptor, (ProtobufCMessage **)&resp,
+	                  NULL, NULL)) != 0)
+		return r;
+	if ((r = check_prepared(c, resp)) != 0) {
+		qsc_free(resp);
+		return r;
+	}
+	*out = resp;
+	return 0;
+}
+
+int
+qsc_tuf_add_signatures(qsc_client *c, const char *id, const uint32_t *docs,
+                       const char *const *keyids, uint8_t *const *sigs, const size_t *sig_lens,
+                       size_t n, Qsign__V1__TufPrepareResponse **out)
+{
+	Qsign__V1__TufAddSignaturesRequest req = QSIGN__V1__TUF_ADD_SIGNATURES_REQUEST__INIT;
+	Qsign__V1__TufPrepareResponse *resp = NULL;
+	Qsign__V1__TufSignature *v = NULL, **p = NULL;
+	int r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (n == 0 || n > 16)
+		return qs_fail(QS_ERR_INVALID, "1..16 signatures per call");
+	if ((v = calloc(n, sizeof(*v))) == NULL || (p = calloc(n, sizeof(*p))) == NULL) {
+		free(v);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		qsign__v1__tuf_signature__init(&v[i]);
+		v[i].doc = docs[i];
+		v[i].keyid = (char *)keyids[i];
+		v[i].sig.data = sigs[i];
+		v[i].sig.len = sig_lens[i];
+		p[i] = &v[i];
+	}
+	req.request_id = (char *)id;
+	req.signatures = p;
+	req.n_signatures = n;
+	r = qsc_call(c, QS_M_TUF_ADD_SIGNATURES, &req.base,
+	             &qsign__v1__tuf_prepare_response__descriptor, (ProtobufCMessage **)&resp, NULL,
+	             NULL);
+	free(v);
+	free(p);
+	if (r == 0 && (r = check_prepared(c, resp)) != 0) {
+		qsc_free(resp);
+		resp = NULL;
+	}
+	if (r == 0 && out != NULL)
+		*out = resp;
+	else
+		qsc_free(resp);
+	return r;
+}
+
 /* ------------------------------------------------------------ pki */
 
 int

@@ -381,6 +381,20 @@ int qsc_tuf_get_metadata(qsc_client *c, const char *repo, const char *role, uint
 /* Tuf/Review: findings about the current root. */
 int qsc_tuf_review(qsc_client *c, Qsign__V1__TufReviewResponse **out);
 
+/*
+ * Tuf/Prepare: the documents TUF request `id` will publish, as canonical
+ * "signed" bytes, with the external keys that may sign each. The reply is
+ * checked: every document has a repo, a role and 1..1 MiB of bytes.
+ */
+int qsc_tuf_prepare(qsc_client *c, const char *id, Qsign__V1__TufPrepareResponse **out);
+
+/* Tuf/AddSignatures: n signatures (doc index, keyid, DER) of one external
+ * key; *out (optional) is the request as prepared afterwards. */
+int qsc_tuf_add_signatures(qsc_client *c, const char *id, const uint32_t *docs,
+                           const char *const *keyids, uint8_t *const *sigs,
+                           const size_t *sig_lens, size_t n,
+                           Qsign__V1__TufPrepareResponse **out);
+
 /* Pki/Show: root, TLS, EST and device CAs (with history: earlier TLS / EST
  * certificates too). *out freed with qsc_free(). Errors: the daemon's
  * refusal (FAILED_PRECONDITION without a pki policy section), transport. */

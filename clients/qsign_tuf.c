@@ -17,6 +17,9 @@
 
 #include <jansson.h>
 
+#include "cjson.h"
+#include "identity.h"
+#include "qs_limits.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
@@ -629,6 +632,474 @@ threshold_main(int argc, char **argv, struct globals *g)
 	                   msg);
 }
 
+static void
+add_key_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf add-key [-m MSG] ROLE\n"
+	        "       %s tuf add-key [-m MSG] --external NAME --holder PRINCIPAL\n"
+	        "                      --public-key FILE ROLE\n"
+	        "Ask the TUF admins for root version N+1 in which ROLE (root | prod-targets)\n"
+	        "has one more key: generated in the daemon's token on approval, or an external\n"
+	        "ECDSA P-256 key that PRINCIPAL (an approver of the role's gate) holds in their\n"
+	        "own token; FILE is its SPKI PEM (`qsign-token pubkey` prints it). The holder\n"
+	        "signs with `qsign tuf sign`.\n",
+	        progname, progname);
+}
+
+static int
+add_key_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_EXT = 256, O_HOLDER, O_PUB };
+	static const struct option opts[] = {
+	        {"external", required_argument, NULL, O_EXT},
+	        {"holder", required_argument, NULL, O_HOLDER},
+	        {"public-key", required_argument, NULL, O_PUB},
+	        {"message", required_argument, NULL, 'm'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *msg = NULL, *name = NULL, *holder = NULL, *pub = NULL;
+	uint8_t *pem = NULL;
+	size_t pem_len = 0;
+	json_t *pl;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_EXT:
+			name = optarg;
+			break;
+		case O_HOLDER:
+			holder = optarg;
+			break;
+		case O_PUB:
+			pub = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			add_key_usage(stdout);
+			return EXIT_OK;
+		default:
+			add_key_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1 || (name == NULL) != (holder == NULL) ||
+	    (name == NULL) != (pub == NULL)) {
+		add_key_usage(stderr);
+		return EXIT_USAGE;
+	}
+	pl = json_pack("{s:s, s:s}", "op", "add-key", "role", argv[optind]);
+	if (name != NULL) {
+		char *norm = NULL;
+		if (read_input(pub, 8192, &pem, &pem_len) != 0) {
+			json_decref(pl);
+			return EXIT_FAILED;
+		}
+		pem = realloc(pem, pem_len + 1);
+		if (pem == NULL) {
+			json_decref(pl);
+			errmsg("out of memory");
+			return EXIT_FAILED;
+		}
+		pem[pem_len] = '\0';
+		if (tuf_pem_normalize((const char *)pem, &norm) != 0) {
+			errmsg("%s: %s", pub, qs_errdetail());
+			free(pem);
+			json_decref(pl);
+			return EXIT_FAILED;
+		}
+		json_object_set_new(pl, "external",
+		                    json_pack("{s:s, s:s, s:s}", "name", name, "holder", holder,
+		                              "public_key", norm));
+		free(norm);
+		free(pem);
+	}
+	return root_change(g, pl, msg);
+}
+
+static void
+remove_key_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf remove-key [-m MSG] ROLE KEYID\n"
+	        "Ask the TUF admins for root version N+1 without ROLE's (root | prod-targets)\n"
+	        "key KEYID. Refused if the role could no longer meet its threshold.\n",
+	        progname);
+}
+
+static int
+remove_key_main(int argc, char **argv, struct globals *g)
+{
+	const char *msg = NULL;
+	int r;
+
+	if ((r = msg_opts(argc, argv, g, remove_key_usage, &msg, 2)) >= 0)
+		return r;
+	return root_change(g,
+	                   json_pack("{s:s, s:s, s:s}", "op", "remove-key", "role", argv[optind],
+	                             "keyid", argv[optind + 1]),
+	                   msg);
+}
+
+static void
+expiry_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf set-expiry [-m MSG] ROLE DURATION\n"
+	        "Ask the TUF admins for root version N+1 after which ROLE's metadata is signed\n"
+	        "to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each signing. Targets\n"
+	        "in force are re-signed with the new expiry (targets: CI, prod-targets:\n"
+	        "production); snapshot and timestamp bounds follow tuf.refresh.\n",
+	        progname);
+}
+
+static int
+expiry_main(int argc, char **argv, struct globals *g)
+{
+	const char *msg = NULL;
+	int r;
+
+	if ((r = msg_opts(argc, argv, g, expiry_usage, &msg, 2)) >= 0)
+		return r;
+	return root_change(g,
+	                   json_pack("{s:s, s:s, s:s}", "op", "set-expiry", "role", argv[optind],
+	                             "expires", argv[optind + 1]),
+	                   msg);
+}
+
+/* ------------------------------------------------------------ external signing */
+
+static void
+print_prepared(const Qsign__V1__TufPrepareResponse *p)
+{
+	printf("request ");
+	put_safe(stdout, p->request_id, 0);
+	printf(": ");
+	put_safe(stdout, p->status, 0);
+	putchar('\n');
+	for (size_t i = 0; i < p->n_docs; i++) {
+		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
+		uint8_t dg[32];
+		char *hx;
+		qs_sha256(d->canonical.data, d->canonical.len, dg);
+		hx = hex_or_die(dg, 32);
+		printf("  [%zu] ", i);
+		put_safe(stdout, d->repo, 0);
+		putchar(' ');
+		put_safe(stdout, d->role, 0);
+		printf(" version %llu  sha256 %s  missing %u\n", (unsigned long long)d->version, hx,
+		       d->missing);
+		free(hx);
+		for (size_t k = 0; k < d->n_wanted; k++) {
+			int done = 0;
+			for (size_t j = 0; j < d->n_signed_by; j++)
+				done |= strcmp(d->signed_by[j], d->wanted[k]->keyid) == 0;
+			printf("      %s %.16s... ", done ? "signed " : "waiting", d->wanted[k]->keyid);
+			put_safe(stdout, d->wanted[k]->name, 0);
+			printf(" (held by ");
+			put_safe(stdout, d->wanted[k]->holder, 0);
+			printf(")\n");
+		}
+	}
+}
+
+static int
+prepared_json(const Qsign__V1__TufPrepareResponse *p)
+{
+	json_t *docs = json_array();
+
+	for (size_t i = 0; i < p->n_docs; i++) {
+		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
+		json_t *w = json_array(), *sb = json_array();
+		uint8_t dg[32];
+		char *hx;
+		for (size_t k = 0; k < d->n_wanted; k++)
+			json_array_append_new(w, json_pack("{s:s, s:s, s:s}", "keyid",
+			                                   d->wanted[k]->keyid, "name",
+			                                   d->wanted[k]->name, "holder",
+			                                   d->wanted[k]->holder));
+		for (size_t j = 0; j < d->n_signed_by; j++)
+			json_array_append_new(sb, json_string(d->signed_by[j]));
+		qs_sha256(d->canonical.data, d->canonical.len, dg);
+		hx = hex_or_die(dg, 32);
+		json_array_append_new(
+		        docs, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I}", "repo", d->repo,
+		                        "role", d->role, "version", (json_int_t)d->version,
+		                        "sha256", hx, "wanted", w, "signed_by", sb, "missing",
+		                        (json_int_t)d->missing));
+		free(hx);
+	}
+	return json_print(json_pack("{s:s, s:s, s:o}", "request", p->request_id, "status",
+	                            p->status, "documents", docs),
+	                  JSON_INDENT(2)) == 0
+	               ? EXIT_OK
+	               : EXIT_FAILED;
+}
+
+static void
+status_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf status REQUEST_ID [--json]\n"
+	        "Show the documents TUF request REQUEST_ID will publish (prepared now if it\n"
+	        "is not yet), which external keys may sign each, which have, and how many\n"
+	        "signatures are still missing.\n",
+	        progname);
+}
+
+static int
+status_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__TufPrepareResponse *p = NULL;
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = simple_opts_arg(argc, argv, g, status_usage, 1)) >= 0)
+		return r;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_tuf_prepare(c, argv[optind], &p)) != 0) {
+		r = report(g, c, r);
+		qsc_close(c);
+		return r;
+	}
+	qsc_close(c);
+	if (g->json)
+		r = prepared_json(p);
+	else {
+		print_prepared(p);
+		r = EXIT_OK;
+	}
+	qsc_free(p);
+	return r;
+}
+
+static void
+sign_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf sign [-i KEY] [--pin-source SRC] [--no-approve] [-m MSG]\n"
+	        "                 REQUEST_ID\n"
+	        "Sign, with your own offline TUF key, the metadata TUF request REQUEST_ID will\n"
+	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"
+	        "the payload's SHA-256 you were shown) unless --no-approve.\n"
+	        "  -i, --key KEY      a pkcs11: URI of your key in your own token (module from\n"
+	        "                     the URI's module-path or QSIGN_PKCS11_MODULE), or a PEM\n"
+	        "                     file; default: your identity\n"
+	        "  --pin-source SRC   file:/path or env:NAME, when the URI has no pin-source\n"
+	        "                     (default: QSIGN_PIN_FILE)\n"
+	        "Only the documents your key counts for are signed; each is checked to be\n"
+	        "canonical TUF metadata of the announced role and version first. The daemon\n"
+	        "verifies every signature and publishes once every threshold is met.\n"
+	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8 -i "
+	        "'pkcs11:token=admin1;object=tuf-root'\n",
+	        progname, progname);
+}
+
+/* The bytes are canonical JSON of TUF metadata of the role and version
+ * the daemon announces: never sign anything else with an offline key. */
+static int
+check_doc(const Qsign__V1__TufPreparedDoc *d)
+{
+	json_t *j = json_loadb((const char *)d->canonical.data, d->canonical.len,
+	                       JSON_REJECT_DUPLICATES, NULL);
+	char *again = NULL;
+	size_t len = 0;
+	int ok;
+
+	ok = j != NULL && json_is_string(json_object_get(j, "_type")) &&
+	     strcmp(json_string_value(json_object_get(j, "_type")), d->role) == 0 &&
+	     json_integer_value(json_object_get(j, "version")) == (json_int_t)d->version &&
+	     qs_cjson_encode(j, &again, &len) == 0 && len == d->canonical.len &&
+	     memcmp(again, d->canonical.data, len) == 0;
+	free(again);
+	json_decref(j);
+	return ok ? 0 : -1;
+}
+
+static int
+sign_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_PIN = 256, O_NOAPPROVE };
+	static const struct option opts[] = {
+	        {"key", required_argument, NULL, 'i'},
+	        {"pin-source", required_argument, NULL, O_PIN},
+	        {"no-approve", no_argument, NULL, O_NOAPPROVE},
+	        {"message", required_argument, NULL, 'm'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *key = NULL, *pin = NULL, *msg = NULL, *id;
+	Qsign__V1__TufPrepareResponse *p = NULL, *after = NULL;
+	Qsign__V1__RequestView *rv = NULL, *vv = NULL;
+	struct qsc_options o;
+	qsc_identity *tk = NULL;
+	qsc_client *c = NULL;
+	char *pem = NULL, kid[65], pinbuf[1100];
+	uint32_t docs[16];
+	const char *kids[16];
+	uint8_t *sigs[16] = {0}, dg[32];
+	size_t lens[16], n = 0;
+	int ch, r, approve = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "i:k:m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+		case 'k':
+			key = optarg;
+			break;
+		case O_PIN:
+			pin = optarg;
+			break;
+		case O_NOAPPROVE:
+			approve = 0;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			sign_usage(stdout);
+			return EXIT_OK;
+		default:
+			sign_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1 || !qs_name_valid(argv[optind], 64)) {
+		sign_usage(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	/* The TUF key: like an identity, but its own. */
+	memset(&o, 0, sizeof(o));
+	o.identity = key != NULL ? key : g->identity;
+	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
+	if (pin == NULL && (pin = getenv("QSIGN_PIN_FILE")) != NULL && pin[0] != '\0' &&
+	    strncmp(pin, "file:", 5) != 0 && strncmp(pin, "env:", 4) != 0) {
+		snprintf(pinbuf, sizeof(pinbuf), "file:%s", pin);
+		pin = pinbuf;
+	}
+	o.pin_source = pin != NULL && pin[0] != '\0' ? pin : NULL;
+	if ((r = qsc_id_load(&o, &tk)) != 0 || (r = qsc_id_public_pem(tk, &pem)) != 0) {
+		errmsg("TUF key %s: %s", o.identity, qs_errdetail());
+		r = EXIT_FAILED;
+		goto out;
+	}
+	{
+		char *norm = NULL;
+		if (strcmp(qsc_id_alg(tk), "ecdsa-p256") != 0 || tuf_pem_normalize(pem, &norm) != 0 ||
+		    tuf_keyid_pem(norm, kid) != 0) {
+			free(norm);
+			errmsg("TUF key %s: TUF keys here are ECDSA P-256", o.identity);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		free(norm);
+	}
+	if ((r = qsc_request_get(c, id, 1, &rv)) != 0 || (r = qsc_tuf_prepare(c, id, &p)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	qs_sha256(rv->payload.data, rv->payload.len, dg);
+	for (size_t i = 0; i < p->n_docs; i++) {
+		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
+		int mine = 0;
+		for (size_t k = 0; k < d->n_wanted; k++)
+			mine |= strcmp(d->wanted[k]->keyid, kid) == 0;
+		if (!mine)
+			continue;
+		if (check_doc(d) != 0) {
+			errmsg("document %zu of request %s is not canonical TUF %s metadata of "
+			       "version %llu: refusing to sign it",
+			       i, id, d->role, (unsigned long long)d->version);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		if ((sigs[n] = malloc(QS_MAX_PRINCIPAL_SIG)) == NULL) {
+			errmsg("out of memory");
+			r = EXIT_FAILED;
+			goto out;
+		}
+		lens[n] = QS_MAX_PRINCIPAL_SIG;
+		if ((r = qsc_id_sign(tk, d->canonical.data, d->canonical.len, sigs[n], &lens[n])) !=
+		    0) {
+			errmsg("signing with %s: %s", o.identity, qs_errdetail());
+			r = EXIT_FAILED;
+			goto out;
+		}
+		docs[n] = (uint32_t)i;
+		kids[n] = kid;
+		n++;
+		if (!g->json) {
+			printf("signed ");
+			put_safe(stdout, d->repo, 0);
+			putchar(' ');
+			put_safe(stdout, d->role, 0);
+			printf(" version %llu with key %.16s...\n", (unsigned long long)d->version,
+			       kid);
+		}
+	}
+	if (n == 0) {
+		errmsg("request %s needs no signature of key %s (keyid %s)", id, o.identity, kid);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	if ((r = qsc_tuf_add_signatures(c, id, docs, kids, sigs, lens, n, &after)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if (approve) {
+		if ((r = qsc_request_vote(c, id, 1, msg, dg, &vv)) != 0) {
+			r = report(g, c, r);
+			goto out;
+		}
+		/* The vote may have carried the request out. */
+		qsc_free(after);
+		after = NULL;
+		if (qsc_tuf_prepare(c, id, &after) != 0)
+			after = NULL;
+	}
+	if (g->json)
+		r = after != NULL ? prepared_json(after) : EXIT_OK;
+	else {
+		if (vv != NULL) {
+			printf("approved request ");
+			put_safe(stdout, id, 0);
+			putchar('\n');
+		}
+		if (after != NULL)
+			print_prepared(after);
+		r = EXIT_OK;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(sigs[i]);
+	free(pem);
+	qsc_free(p);
+	qsc_free(after);
+	qsc_free(rv);
+	qsc_free(vv);
+	qsc_id_free(tk);
+	qsc_close(c);
+	return r;
+}
+
 /* ------------------------------------------------------------ review */
 
 static void
@@ -682,6 +1153,14 @@ const struct command tuf_commands[] = {
         {"promote", promote_main, promote_usage, "request production targets (quorum)", NULL},
         {"rotate-key", rotate_main, rotate_usage, "request a new key for a TUF role", NULL},
         {"set-threshold", threshold_main, threshold_usage, "request a new threshold", NULL},
+        {"add-key", add_key_main, add_key_usage, "request one more root or prod-targets key",
+         NULL},
+        {"remove-key", remove_key_main, remove_key_usage,
+         "request a root or prod-targets key removed", NULL},
+        {"set-expiry", expiry_main, expiry_usage, "request a role's metadata lifetime", NULL},
+        {"status", status_main, status_usage,
+         "show what a TUF request will publish and who still signs", NULL},
+        {"sign", sign_main, sign_usage, "sign a TUF request with your own offline key", NULL},
         {"review", review_main, review_usage, "lint the current root", NULL},
         {NULL, NULL, NULL, NULL, NULL},
 };

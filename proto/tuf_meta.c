@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -202,6 +203,58 @@ out:
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
 	BIO_free(bio);
+	return r;
+}
+
+int
+tuf_pem_normalize(const char *pem, char **out)
+{
+	EVP_PKEY *pk = NULL;
+	BIO *in = NULL, *bo = NULL;
+	char name[64], *data;
+	size_t nlen = 0;
+	long n;
+	int r;
+
+	*out = NULL;
+	if (pem == NULL || strlen(pem) > 4096 || (in = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (pk = PEM_read_bio_PUBKEY(in, NULL, NULL, NULL)) == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
+		goto out;
+	}
+	if (!EVP_PKEY_is_a(pk, "EC") ||
+	    EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name), &nlen) != 1 ||
+	    strcmp(name, "prime256v1") != 0) {
+		r = qs_fail(QS_ERR_INVALID, "not an ECDSA P-256 key");
+		goto out;
+	}
+	if ((bo = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(bo, pk) ||
+	    (n = BIO_get_mem_data(bo, &data)) <= 0) {
+		r = qs_fail(QS_ERR_CRYPTO, "PEM_write_bio_PUBKEY failed");
+		goto out;
+	}
+	if ((*out = strndup(data, (size_t)n)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	EVP_PKEY_free(pk);
+	BIO_free(in);
+	BIO_free(bo);
+	return r;
+}
+
+int
+tuf_keyid_pem(const char *spki_pem, char out[65])
+{
+	json_t *k = tuf_key_ecdsa(spki_pem);
+	int r;
+
+	if (k == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	r = tuf_keyid(k, out);
+	json_decref(k);
 	return r;
 }
 

@@ -31,6 +31,14 @@ json_t *tuf_key_ecdsa(const char *spki_pem);
  * Errors: as qs_cjson_encode. */
 int tuf_keyid(const json_t *key, char out[65]);
 
+/* An ECDSA P-256 public key in PEM (SPKI, at most 4 KiB) re-encoded the
+ * one way the daemon and the CLI write every key (PEM_write_bio_PUBKEY),
+ * so that a key pasted into a policy gets the keyid its token gives it.
+ * *out malloc'd. QS_ERR_INVALID (not PEM, not EC P-256), QS_ERR_NOMEM. */
+int tuf_pem_normalize(const char *pem, char **out);
+/* keyid of the ecdsa key object of a (normalised) PEM. */
+int tuf_keyid_pem(const char *spki_pem, char out[65]);
+
 /* UTC time t as "YYYY-MM-DDTHH:MM:SSZ"; QS_ERR_INVALID if out of range. */
 int tuf_time_format(int64_t t, char out[TUF_TIME_LEN]);
 /* Strict parse of that exact format; QS_ERR_INVALID otherwise. */

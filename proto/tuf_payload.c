@@ -73,12 +73,54 @@ role_name_ok(const char *r)
 }
 
 static int
+keyid_ok(const json_t *j)
+{
+	const char *k = str(j, "keyid");
+
+	return k != NULL && strlen(k) == 64 && strspn(k, "0123456789abcdef") == 64;
+}
+
+/* "<n><unit>", unit s|m|h|d, n 1..999999: the daemon parses it with the
+ * policy's duration rules and bounds it per role. */
+static int
+duration_ok(const char *s)
+{
+	size_t n = s != NULL ? strspn(s, "0123456789") : 0;
+
+	return n >= 1 && n <= 6 && s[0] != '0' && s[n] != '\0' && strchr("smhd", s[n]) != NULL &&
+	       s[n + 1] == '\0';
+}
+
+/* {"name":N,"holder":P,"public_key":PEM}: a key an admin holds outside the
+ * daemon (their own token or file). */
+static int
+check_external(const json_t *e)
+{
+	static const char *const allowed[] = {"name", "holder", "public_key", NULL};
+	char *pem = NULL;
+	int r;
+
+	if (!json_is_object(e) || only(e, allowed) != 0)
+		return qs_fail(QS_ERR_INVALID, "external: {name, holder, public_key}");
+	if (!qs_name_valid(str(e, "name"), 64) || !qs_name_valid(str(e, "holder"), 64))
+		return qs_fail(QS_ERR_INVALID, "external: name and holder must be names");
+	if ((r = tuf_pem_normalize(str(e, "public_key"), &pem)) != 0)
+		return qs_wrap(r, "external.public_key");
+	free(pem);
+	return 0;
+}
+
+static int
 check_root(const json_t *j)
 {
 	static const char *const rot[] = {"op", "role", "base_version", "keyid", NULL};
 	static const char *const thr[] = {"op", "role", "threshold", "base_version", NULL};
+	static const char *const add[] = {"op", "role", "base_version", "external", NULL};
+	static const char *const rem[] = {"op", "role", "base_version", "keyid", NULL};
+	static const char *const exp[] = {"op", "role", "base_version", "expires", NULL};
 	const char *op = str(j, "op"), *role = str(j, "role");
 	json_int_t base = json_integer_value(json_object_get(j, "base_version"));
+	int offline = role != NULL && (strcmp(role, "root") == 0 || strcmp(role, "prod-targets") == 0);
 	int r;
 
 	if (!json_is_integer(json_object_get(j, "base_version")) || base < 1)
@@ -90,10 +132,7 @@ check_root(const json_t *j)
 		if (!role_name_ok(role))
 			return qs_fail(QS_ERR_INVALID,
 			               "role: root, targets, prod-targets, snapshot or timestamp");
-		if (json_object_get(j, "keyid") != NULL &&
-		    (!json_is_string(json_object_get(j, "keyid")) ||
-		     strlen(str(j, "keyid")) != 64 ||
-		     strspn(str(j, "keyid"), "0123456789abcdef") != 64))
+		if (json_object_get(j, "keyid") != NULL && !keyid_ok(j))
 			return qs_fail(QS_ERR_INVALID, "keyid: 64 lower-case hex characters");
 		return 0;
 	}
@@ -101,8 +140,7 @@ check_root(const json_t *j)
 		json_int_t t = json_integer_value(json_object_get(j, "threshold"));
 		if ((r = only(j, thr)) != 0)
 			return r;
-		if (role == NULL ||
-		    (strcmp(role, "root") != 0 && strcmp(role, "prod-targets") != 0))
+		if (!offline)
 			return qs_fail(QS_ERR_INVALID, "set-threshold: role root or prod-targets");
 		if (!json_is_integer(json_object_get(j, "threshold")) || t < 1 || t > 64)
 			return qs_fail(QS_ERR_INVALID, "threshold: an integer 1..64");
@@ -111,7 +149,38 @@ check_root(const json_t *j)
 			               "production targets never need fewer than 2 signatures");
 		return 0;
 	}
-	return qs_fail(QS_ERR_INVALID, "op: rotate-key or set-threshold");
+	if (op != NULL && strcmp(op, "add-key") == 0) {
+		if ((r = only(j, add)) != 0)
+			return r;
+		if (!offline)
+			return qs_fail(QS_ERR_INVALID, "add-key: role root or prod-targets");
+		if (json_object_get(j, "external") != NULL &&
+		    (r = check_external(json_object_get(j, "external"))) != 0)
+			return r;
+		return 0;
+	}
+	if (op != NULL && strcmp(op, "remove-key") == 0) {
+		if ((r = only(j, rem)) != 0)
+			return r;
+		if (!offline)
+			return qs_fail(QS_ERR_INVALID, "remove-key: role root or prod-targets");
+		if (!keyid_ok(j))
+			return qs_fail(QS_ERR_INVALID, "keyid: 64 lower-case hex characters");
+		return 0;
+	}
+	if (op != NULL && strcmp(op, "set-expiry") == 0) {
+		if ((r = only(j, exp)) != 0)
+			return r;
+		if (!role_name_ok(role))
+			return qs_fail(QS_ERR_INVALID,
+			               "role: root, targets, prod-targets, snapshot or timestamp");
+		if (!duration_ok(str(j, "expires")))
+			return qs_fail(QS_ERR_INVALID,
+			               "expires: a duration such as \"365d\", \"12h\" (s, m, h, d)");
+		return 0;
+	}
+	return qs_fail(QS_ERR_INVALID,
+	               "op: rotate-key, set-threshold, add-key, remove-key or set-expiry");
 }
 
 /* {"version":V,"expires":E,"targets":{...}} */
@@ -324,22 +393,56 @@ tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		fprintf(f, "TUF root change: version %lld -> %lld of both repositories\n", base,
 		        base + 1);
 	}
-	if (strcmp(str(j, "op"), "rotate-key") == 0) {
+	const char *op = str(j, "op"), *role = str(j, "role");
+	if (strcmp(op, "rotate-key") == 0) {
 		fprintf(f,
 		        "  rotate the %s key %s: a new key is generated in the token on "
 		        "approval\n  and replaces it in the role\n",
-		        str(j, "role"),
-		        str(j, "keyid") ? str(j, "keyid") : "(the role's only key)");
-		if (strcmp(str(j, "role"), "root") == 0)
-			fprintf(f, "  the new root is signed by the current root keys and the new "
-			           "ones\n");
-		if (strcmp(str(j, "role"), "prod-targets") == 0 ||
-		    strcmp(str(j, "role"), "targets") == 0)
+		        role, str(j, "keyid") ? str(j, "keyid") : "(the role's only key)");
+		if (strcmp(role, "prod-targets") == 0 || strcmp(role, "targets") == 0)
 			fprintf(f, "  production targets are re-signed with the new key\n");
-	} else {
-		fprintf(f, "  set the %s threshold to %lld\n", str(j, "role"),
+	} else if (strcmp(op, "set-threshold") == 0) {
+		fprintf(f, "  set the %s threshold to %lld\n", role,
 		        (long long)json_integer_value(json_object_get(j, "threshold")));
+	} else if (strcmp(op, "add-key") == 0) {
+		json_t *e = json_object_get(j, "external");
+		if (e == NULL) {
+			fprintf(f, "  add a %s key, generated in the daemon's token on approval\n",
+			        role);
+		} else {
+			char *pem = NULL, kid[65] = "?";
+			if (tuf_pem_normalize(str(e, "public_key"), &pem) == 0)
+				tuf_keyid_pem(pem, kid);
+			fprintf(f, "  add the external %s key \"", role);
+			put_safe(f, str(e, "name"));
+			fprintf(f, "\" held by ");
+			put_safe(f, str(e, "holder"));
+			fprintf(f, "\n  keyid %s\n", kid);
+			if (pem != NULL) {
+				fprintf(f, "  ");
+				for (const char *c = pem; *c != '\0'; c++) {
+					fputc(*c, f);
+					if (*c == '\n' && c[1] != '\0')
+						fprintf(f, "  ");
+				}
+			}
+			free(pem);
+		}
+		if (strcmp(role, "prod-targets") == 0)
+			fprintf(f, "  production targets are re-signed with the new key set\n");
+	} else if (strcmp(op, "remove-key") == 0) {
+		fprintf(f, "  remove the %s key %s\n", role, str(j, "keyid"));
+		if (strcmp(role, "prod-targets") == 0)
+			fprintf(f, "  production targets are re-signed with the new key set\n");
+	} else {
+		fprintf(f, "  set the %s expiry to %s after each signing\n", role,
+		        str(j, "expires"));
+		if (strcmp(role, "targets") == 0 || strcmp(role, "prod-targets") == 0)
+			fprintf(f, "  the targets in force are re-signed with the new expiry\n");
 	}
+	if (strcmp(role, "root") == 0 || strcmp(op, "set-expiry") != 0)
+		fprintf(f, "  the new root is signed by a threshold of the current root keys "
+		           "and of the new ones\n");
 	json_decref(j);
 	return finish(f, &buf, out);
 }

@@ -29,11 +29,23 @@ struct reqkind_ops {
 	 * submitted with): sign, publish, issue. May return signatures (*sigs
 	 * malloc'd array of *nsigs) and a result blob (*result malloc'd) that
 	 * Fetch hands out. Called with the request lock held, once per request
-	 * (again after a crash before it was recorded: make it idempotent). */
+	 * (again after a crash before it was recorded: make it idempotent).
+	 * REQKIND_WAIT (with a detail) = not yet: the request stays APPROVED
+	 * and is executed again when the module calls requests_retry(). */
 	int (*execute)(struct server *s, const struct store_request *r, const struct policy *p,
 		       const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
 		       uint8_t **result, size_t *result_len);
 };
+
+#define REQKIND_WAIT 1
+
+/* Execute request id again if it is APPROVED (a module that returned
+ * REQKIND_WAIT calls this when what it waited for arrived). Takes the
+ * request lock: never call it holding a module lock. */
+void requests_retry(struct server *s, const char *id);
+
+/* The policy of version v (a request's), with a reference: policy_unref. */
+int policy_at(struct server *s, uint64_t v, struct policy **out);
 
 /* The registered operations of `kind`, or NULL. */
 const struct reqkind_ops *reqkind_find(const char *kind);

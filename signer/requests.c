@@ -54,7 +54,7 @@ now_s(void)
 
 /* The policy of version v, with a reference. Earlier versions are parsed
  * from the store once and cached; their keys are bound to the keyring. */
-static int
+int
 policy_at(struct server *s, uint64_t v, struct policy **out)
 {
 	struct policy *cur = server_policy(s), *p = NULL;
@@ -496,7 +496,13 @@ finalize(struct server *s, const char *id)
 		goto fail;
 	}
 	if ((ko = reqkind_find(r->kind)) != NULL) {
-		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) != 0 ||
+		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) == REQKIND_WAIT) {
+			/* Stays APPROVED; the module calls requests_retry(). */
+			log_info("request.waiting", "id=%s kind=%s detail=\"%s\"", id, r->kind,
+				 qs_errdetail());
+			goto out;
+		}
+		if (rc != 0 ||
 		    (rc = audit_signed(s, r, sigs, n, result, result_len)) != 0 ||
 		    (rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
 			goto fail;
@@ -548,6 +554,14 @@ out:
 	policy_unref(p);
 	policy_unref(np);
 	store_request_free(r);
+}
+
+void
+requests_retry(struct server *s, const char *id)
+{
+	pthread_mutex_lock(&s->req_mu);
+	finalize(s, id);
+	pthread_mutex_unlock(&s->req_mu);
 }
 
 void

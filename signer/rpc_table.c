@@ -34,6 +34,8 @@ static const struct rpc_method methods[] = {
 	{QS_M_TUF_PUSH_TARGETS, h_tuf_push_targets, 1, 1},
 	{QS_M_TUF_GET_METADATA, h_tuf_get_metadata, 1, 0},
 	{QS_M_TUF_REVIEW, h_tuf_review, 1, 0},
+	{QS_M_TUF_PREPARE, h_tuf_prepare, 1, 1},
+	{QS_M_TUF_ADD_SIGNATURES, h_tuf_add_signatures, 1, 1},
 	{QS_M_PKI_SHOW, h_pki_show, 1, 0},
 	{QS_M_PKI_ISSUE_DEVICE, h_pki_issue_device, 1, 1},
 	{QS_M_PKI_CRL, h_pki_crl, 1, 0},

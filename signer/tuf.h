@@ -25,6 +25,10 @@
  *                  "expires": duration}  (the keys of root v1)
  *   refresh       {"interval": duration, "margin": duration} (optional):
  *                 re-sign snapshot/timestamp that expire within margin
+ *   external      {name: {"holder": principal, "public_key": SPKI PEM}}
+ *                 (optional): ECDSA P-256 keys held by admins outside the
+ *                 daemon; roles root and prod-targets may list them, and
+ *                 the holder must approve in the gate of that role
  */
 #ifndef QS_TUF_H
 #define QS_TUF_H
@@ -66,6 +70,31 @@ int tuf_push(struct server *s, const struct policy *p, const char *principal, js
 int tuf_get(struct server *s, const char *repo, const char *role, uint64_t version, uint8_t **data,
             size_t *len, uint64_t *version_out);
 
+/*
+ * Offline keys held by admins (policy "tuf.external", roles root and
+ * prod-targets). A TUF request is prepared once (tuf_prepare: the exact
+ * documents it will publish, stored as "prep.<id>" in namespace "tuf"),
+ * holders sign the canonical "signed" bytes with their own keys and hand
+ * the signatures in (tuf_add_signatures: verified, audited as
+ * tuf.signature, stored). Execution signs with the daemon's own keys,
+ * merges, and publishes only when every threshold is met; until then the
+ * approved request waits (REQKIND_WAIT).
+ *
+ * *prep_out: {request, kind, base, docs: [{repo, role, version, signed,
+ * need: [{keyids, threshold, uris, external: {keyid: {name, holder,
+ * public_key}}}], sigs: {keyid: hex}}], ...}.
+ */
+int tuf_prepare(struct server *s, const char *principal, const char *id, json_t **prep_out);
+
+struct tuf_ext_sig {
+	uint32_t doc; /* index into docs */
+	const char *keyid;
+	const uint8_t *sig; /* DER */
+	size_t sig_len;
+};
+int tuf_add_signatures(struct server *s, const char *principal, const char *id,
+                       const struct tuf_ext_sig *sigs, size_t n, json_t **prep_out);
+
 /* Lint the current root: *findings is a JSON array of {severity, text}. */
 int tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t *root_version);
 
@@ -83,5 +112,7 @@ struct call_ctx;
 int h_tuf_push_targets(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_tuf_get_metadata(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_tuf_review(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_tuf_prepare(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+int h_tuf_add_signatures(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 
 #endif

@@ -1,9 +1,12 @@
 /* The policy's "tuf" section: refused unless every name resolves, every
  * threshold can be met and every gate has the mode its operation needs. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "qs_err.h"
+#include "statement.h"
 #include "tuf.h"
+#include "tuf_meta.h"
 
 static const char *const tuf_roles[] = {"root",     "targets",   "prod-targets",
                                         "snapshot", "timestamp", NULL};
@@ -96,6 +99,29 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 	json_array_foreach(keys, i, k)
 	{
 		ssize_t ki = key_index(p, json_string_value(k));
+		json_t *ext = json_object_get(json_object_get(p->ext_tuf, "external"),
+		                              json_string_value(k));
+		if (ki < 0 && ext != NULL) {
+			/* Held by an admin: only the offline roles, and the
+			 * holder approves in the gate that changes the role. */
+			const char *gate = strcmp(name, "root") == 0 ? "admin" : "promote";
+			const char *holder = json_string_value(json_object_get(ext, "holder"));
+			const struct policy_role *gr = policy_role(
+			        p, json_string_value(json_object_get(
+			                   json_object_get(p->ext_tuf, "gates"), gate)));
+			ssize_t pi = policy_principal_index(p, holder);
+			if (strcmp(name, "root") != 0 && strcmp(name, "prod-targets") != 0)
+				return qs_fail(QS_ERR_INVALID,
+				               "tuf.roles.%s.keys[%zu]: external key %s: only root "
+				               "and prod-targets keys may be held outside the daemon",
+				               name, i, json_string_value(k));
+			if (gr == NULL || pi < 0 || !policy_role_has_approver(gr, (size_t)pi))
+				return qs_fail(QS_ERR_INVALID,
+				               "tuf.roles.%s.keys[%zu]: holder %s of %s is not an "
+				               "approver of tuf.gates.%s",
+				               name, i, holder, json_string_value(k), gate);
+			goto dup;
+		}
 		if (ki < 0)
 			return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: unknown key", name,
 			               i);
@@ -107,6 +133,7 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 			return qs_fail(QS_ERR_INVALID,
 			               "tuf.roles.%s.keys[%zu]: %s is not in a token", name, i,
 			               p->keys[ki].name);
+	dup:
 		for (size_t j = 0; j < i; j++)
 			if (json_equal(json_array_get(keys, j), k))
 				return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: duplicate",
@@ -127,10 +154,47 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 	return 0;
 }
 
+/* "external": {name: {"holder": principal, "public_key": SPKI PEM}} */
+static int
+check_external(const struct policy *p, json_t *ext)
+{
+	static const char *const allowed[] = {"holder", "public_key", NULL};
+	const char *name;
+	json_t *e;
+	int r;
+
+	if (ext == NULL)
+		return 0;
+	if (!json_is_object(ext) || json_object_size(ext) > 64)
+		return qs_fail(QS_ERR_INVALID, "tuf.external: an object of at most 64 keys");
+	json_object_foreach(ext, name, e)
+	{
+		char *pem = NULL;
+		if (!qs_name_valid(name, 64))
+			return qs_fail(QS_ERR_INVALID, "tuf.external: \"%.40s\" is not a name",
+			               name);
+		if ((r = only(e, allowed, "tuf.external")) != 0)
+			return qs_wrap(r, "tuf.external.%s", name);
+		if (key_index(p, name) >= 0)
+			return qs_fail(QS_ERR_INVALID,
+			               "tuf.external.%s: a policy key has that name already", name);
+		if (policy_principal_index(p, json_string_value(json_object_get(e, "holder"))) <
+		    0)
+			return qs_fail(QS_ERR_INVALID, "tuf.external.%s.holder: not a principal",
+			               name);
+		if ((r = tuf_pem_normalize(json_string_value(json_object_get(e, "public_key")),
+		                           &pem)) != 0)
+			return qs_wrap(r, "tuf.external.%s.public_key", name);
+		free(pem);
+	}
+	return 0;
+}
+
 int
 tuf_policy_check(const struct policy *p, json_t *sec)
 {
-	static const char *const allowed[] = {"repositories", "gates", "roles", "refresh", NULL};
+	static const char *const allowed[] = {"repositories", "gates",    "roles",
+	                                      "refresh",      "external", NULL};
 	static const char *const repos_allowed[] = {"ci", "prod", NULL};
 	static const char *const gates_allowed[] = {"admin", "promote", "online", NULL};
 	static const char *const refresh_allowed[] = {"interval", "margin", NULL};
@@ -158,6 +222,8 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	    (r = check_gate(p, gates, "promote", POLICY_QUORUM, "tuf-promote", NULL)) != 0 ||
 	    (r = check_gate(p, gates, "online", POLICY_ONLINE, "tuf-push", NULL)) != 0 ||
 	    (r = check_no_stray_kinds(p, gates)) != 0)
+		return r;
+	if ((r = check_external(p, json_object_get(sec, "external"))) != 0)
 		return r;
 	roles = json_object_get(sec, "roles");
 	if ((r = only(roles, tuf_roles, "tuf.roles")) != 0)

@@ -94,14 +94,19 @@ pol_role(const struct policy *p, const char *role)
 	return json_object_get(json_object_get(p->ext_tuf, "roles"), role);
 }
 
+/* Now + the role's expiry: the duration a set-expiry change stored in the
+ * state, else the policy's. */
 static int64_t
-pol_expiry(const struct policy *p, const char *role)
+role_expiry(const struct policy *p, json_t *st, const char *role)
 {
+	const char *d = json_string_value(json_object_get(
+	        json_object_get(json_object_get(st, "roles"), role), "expires"));
 	int64_t s = 0;
 
-	if (policy_parse_duration(json_string_value(json_object_get(pol_role(p, role), "expires")),
-	                          &s) != 0)
-		s = 86400; /* unreachable: the checker refused such a policy */
+	if (d == NULL)
+		d = json_string_value(json_object_get(pol_role(p, role), "expires"));
+	if (policy_parse_duration(d, &s) != 0)
+		s = 86400; /* unreachable: the checkers refused such a duration */
 	return (int64_t)time(NULL) + s;
 }
 
@@ -148,6 +153,26 @@ st_threshold(json_t *st, const char *role)
 {
 	return json_integer_value(
 	        json_object_get(json_object_get(json_object_get(st, "roles"), role), "threshold"));
+}
+
+static json_t *
+st_role(json_t *st, const char *role)
+{
+	return json_object_get(json_object_get(st, "roles"), role);
+}
+
+/* External keys of a role: [{name, holder, public_key, keyid}] (absent =
+ * none). Only root and prod-targets have them. */
+static json_t *
+st_ext(json_t *st, const char *role)
+{
+	return json_object_get(st_role(st, role), "external");
+}
+
+static size_t
+st_nkeys(json_t *st, const char *role)
+{
+	return json_array_size(st_uris(st, role)) + json_array_size(st_ext(st, role));
 }
 
 /* Sign `signed_part` with every key of every list in uris[] (a key listed
@@ -206,16 +231,21 @@ signed_base(const char *type, uint64_t version, int64_t expires)
 	                 "version", (json_int_t)version, "expires", exp);
 }
 
-/* Add the keys of uris to keys{} and return their keyids as an array. */
+/* Add the keys of a role (token keys, then external ones) to keys{} (may
+ * be NULL) and return their keyids as an array. */
 static json_t *
-keyids_of(struct server *s, json_t *uris, json_t *keys, int *rp)
+role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *rp)
 {
 	json_t *ids = json_array(), *u;
 	char kid[65];
 	size_t i;
 
 	*rp = 0;
-	json_array_foreach(uris, i, u)
+	if (ids == NULL) {
+		*rp = qs_fail(QS_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	json_array_foreach(st_uris(st, role), i, u)
 	{
 		struct keyring_key *k;
 		if ((*rp = key_at(s, json_string_value(u), &k)) != 0 ||
@@ -223,8 +253,18 @@ keyids_of(struct server *s, json_t *uris, json_t *keys, int *rp)
 			json_decref(ids);
 			return NULL;
 		}
-		json_object_set_new(keys, kid, tuf_key_ecdsa(k->spki_pem));
+		if (keys != NULL)
+			json_object_set_new(keys, kid, tuf_key_ecdsa(k->spki_pem));
 		json_array_append_new(ids, json_string(kid));
+	}
+	json_array_foreach(st_ext(st, role), i, u)
+	{
+		const char *x = json_string_value(json_object_get(u, "keyid"));
+		if (keys != NULL)
+			json_object_set_new(keys, x,
+			                    tuf_key_ecdsa(json_string_value(
+			                            json_object_get(u, "public_key"))));
+		json_array_append_new(ids, json_string(x));
 	}
 	return ids;
 }
@@ -234,7 +274,7 @@ static int
 build_root(struct server *s, const struct policy *p, json_t *st, const char *repo, uint64_t version,
            json_t **out)
 {
-	json_t *sp = signed_base("root", version, pol_expiry(p, "root"));
+	json_t *sp = signed_base("root", version, role_expiry(p, st, "root"));
 	json_t *keys = json_object(), *roles = json_object(), *ids;
 	int r = 0, prod = strcmp(repo, "prod") == 0;
 
@@ -249,10 +289,10 @@ build_root(struct server *s, const struct policy *p, json_t *st, const char *rep
 		json_int_t th = st_threshold(st, role);
 		if (strcmp(role, "prod-targets") == 0)
 			continue;
-		if ((ids = keyids_of(s, st_uris(st, role), keys, &r)) == NULL)
+		if ((ids = role_keyids(s, st, role, keys, &r)) == NULL)
 			goto out;
 		if (strcmp(role, "targets") == 0 && prod) {
-			json_t *more = keyids_of(s, st_uris(st, "prod-targets"), keys, &r);
+			json_t *more = role_keyids(s, st, "prod-targets", keys, &r);
 			if (more == NULL) {
 				json_decref(ids);
 				goto out;
@@ -308,7 +348,7 @@ static int
 add_snapshot(struct server *s, const struct policy *p, struct batch *b, json_t *st,
              const char *repo, uint64_t version, uint64_t targets_version)
 {
-	json_t *sp = signed_base("snapshot", version, pol_expiry(p, "snapshot")), *env = NULL;
+	json_t *sp = signed_base("snapshot", version, role_expiry(p, st, "snapshot")), *env = NULL;
 	json_t *lists[1] = {st_uris(st, "snapshot")};
 	int r;
 
@@ -329,7 +369,7 @@ add_timestamp(struct server *s, const struct policy *p, struct batch *b, json_t 
               const char *repo, uint64_t version, const char *snap, size_t snap_len,
               uint64_t snap_version)
 {
-	json_t *sp = signed_base("timestamp", version, pol_expiry(p, "timestamp")), *env = NULL;
+	json_t *sp = signed_base("timestamp", version, role_expiry(p, st, "timestamp")), *env = NULL;
 	json_t *lists[1] = {st_uris(st, "timestamp")};
 	uint8_t dg[32];
 	char *hex;
@@ -711,6 +751,212 @@ add_state(struct batch *b, json_t *st, uint64_t version)
 	return batch_add(b, "", "keys", version, st);
 }
 
+/* ------------------------------------------------------------ external keys */
+
+/* The policy's external key called name ({holder, public_key}), or NULL. */
+static json_t *
+pol_external(const struct policy *p, const char *name)
+{
+	return json_object_get(json_object_get(p->ext_tuf, "external"), name);
+}
+
+/* The gate whose approvers hold the external keys of role. */
+static const char *
+gate_of_role(const char *role)
+{
+	return strcmp(role, "root") == 0 ? "admin" : "promote";
+}
+
+/* A state entry {name, holder, public_key (normalised), keyid} for an
+ * external key, after checking that its holder approves in the role's
+ * gate under policy p. */
+static int
+external_entry(const struct policy *p, const char *role, const char *name, const char *holder,
+               const char *pem_in, json_t **out)
+{
+	const char *g = json_string_value(
+	        json_object_get(json_object_get(p->ext_tuf, "gates"), gate_of_role(role)));
+	const struct policy_role *ro = g != NULL ? policy_role(p, g) : NULL;
+	ssize_t pi = policy_principal_index(p, holder);
+	char *pem = NULL, kid[65];
+	int r;
+
+	*out = NULL;
+	if (ro == NULL || pi < 0 || !policy_role_has_approver(ro, (size_t)pi))
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "external key %s: holder %s is not an approver of tuf.gates.%s",
+		               name, holder, gate_of_role(role));
+	if ((r = tuf_pem_normalize(pem_in, &pem)) != 0)
+		return qs_wrap(r, "external key %s", name);
+	if ((r = tuf_keyid_pem(pem, kid)) == 0 &&
+	    (*out = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "holder", holder, "public_key",
+	                      pem, "keyid", kid)) == NULL)
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+	free(pem);
+	return r;
+}
+
+/*
+ * The keys whose signatures count for a document: {"keyids": [every key],
+ * "threshold": N, "uris": [the daemon's own keys, which always sign],
+ * "external": {keyid: {name, holder, public_key}}}. For production
+ * targets the set is targets + prod-targets under the prod-targets
+ * threshold, as in the production root.
+ */
+static json_t *
+key_set(struct server *s, json_t *st, const char *repo, const char *role, int *rp)
+{
+	const char *roles[2] = {role, NULL};
+	json_t *set, *ids = json_array(), *uris = json_array(), *ext = json_object(), *v;
+	json_int_t th = st_threshold(st, role);
+	size_t i;
+
+	*rp = 0;
+	if (strcmp(role, "targets") == 0 && strcmp(repo, "prod") == 0) {
+		roles[1] = "prod-targets";
+		th = st_threshold(st, "prod-targets");
+	}
+	if (ids == NULL || uris == NULL || ext == NULL)
+		goto nomem;
+	for (size_t k = 0; k < 2 && roles[k] != NULL; k++) {
+		json_t *more = role_keyids(s, st, roles[k], NULL, rp);
+		if (more == NULL)
+			goto fail;
+		json_array_extend(ids, more);
+		json_decref(more);
+		json_array_extend(uris, st_uris(st, roles[k]));
+		json_array_foreach(st_ext(st, roles[k]), i, v)
+		{
+			json_object_set_new(
+			        ext, json_string_value(json_object_get(v, "keyid")),
+			        json_pack("{s:O, s:O, s:O}", "name", json_object_get(v, "name"),
+			                  "holder", json_object_get(v, "holder"), "public_key",
+			                  json_object_get(v, "public_key")));
+		}
+	}
+	if ((set = json_pack("{s:o, s:I, s:o, s:o}", "keyids", ids, "threshold", th, "uris", uris,
+	                     "external", ext)) == NULL)
+		goto nomem;
+	return set;
+nomem:
+	*rp = qs_fail(QS_ERR_NOMEM, "out of memory");
+fail:
+	json_decref(ids);
+	json_decref(uris);
+	json_decref(ext);
+	return NULL;
+}
+
+/* A document to publish: {repo, role, version, signed, need: [key sets,
+ * all of whose thresholds must be met], sigs: {keyid: hex} (external)}. */
+static int
+doc_add(json_t *docs, const char *repo, const char *role, uint64_t version, json_t *signed_part,
+        json_t *need)
+{
+	json_t *d = json_pack("{s:s, s:s, s:I, s:O, s:O, s:{}}", "repo", repo, "role", role,
+	                      "version", (json_int_t)version, "signed", signed_part, "need", need,
+	                      "sigs");
+
+	if (d == NULL || json_array_append_new(docs, d) != 0)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* The external key `kid` of any key set of doc, or NULL. */
+static json_t *
+doc_external(json_t *doc, const char *kid)
+{
+	json_t *set, *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "need"), i, set)
+	{
+		if ((e = json_object_get(json_object_get(set, "external"), kid)) != NULL)
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * Sign doc with the daemon's keys of its key sets, add the stored external
+ * signatures that still verify, and count. *missing = external signatures
+ * still needed (the largest shortfall of any set); *env only when none is.
+ */
+static int
+sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
+{
+	json_t *sp = json_object_get(doc, "signed"), *have = json_object(), *e = NULL, *set, *v;
+	uint8_t dg[32], sig[HSM_SIG_MAX + 16];
+	char *canon = NULL, kid[65];
+	const char *x;
+	size_t len = 0, sl, i, j;
+	int r;
+
+	*env = NULL;
+	*missing = 0;
+	if (have == NULL || (e = tuf_envelope_new(sp)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = tuf_signed_digest(sp, &canon, &len, dg)) != 0)
+		goto out;
+	json_array_foreach(json_object_get(doc, "need"), i, set)
+	{
+		json_array_foreach(json_object_get(set, "uris"), j, v)
+		{
+			struct keyring_key *k;
+			if ((r = key_at(s, json_string_value(v), &k)) != 0 ||
+			    (r = keyid_of(k, kid)) != 0)
+				goto out;
+			if (json_object_get(have, kid) != NULL)
+				continue;
+			sl = sizeof(sig);
+			if ((r = keyring_sign(k, dg, (const uint8_t *)canon, len, sig, &sl)) != 0 ||
+			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
+				goto out;
+			json_object_set_new(have, kid, json_true());
+		}
+	}
+	json_object_foreach(json_object_get(doc, "sigs"), x, v)
+	{
+		json_t *ek = doc_external(doc, x);
+		size_t n = 0;
+		/* Verified when it was added; again here, so that a state
+		 * store edited behind our back cannot count. */
+		if (json_object_get(have, x) != NULL || ek == NULL ||
+		    tuf_verify_ecdsa(json_string_value(json_object_get(ek, "public_key")),
+		                     (const uint8_t *)canon, len, json_string_value(v)) != 0 ||
+		    qs_unhex(json_string_value(v), sig, sizeof(sig), &n) != 0) {
+			log_warn("tuf.signature_ignored", "keyid=%s", x);
+			qs_errclear();
+			continue;
+		}
+		if ((r = tuf_envelope_add_sig(e, x, sig, n)) != 0)
+			goto out;
+		json_object_set_new(have, x, json_true());
+	}
+	json_array_foreach(json_object_get(doc, "need"), i, set)
+	{
+		size_t got = 0, th = (size_t)json_integer_value(json_object_get(set, "threshold"));
+		json_array_foreach(json_object_get(set, "keyids"), j, v)
+		{
+			got += json_object_get(have, json_string_value(v)) != NULL;
+		}
+		if (got < th && th - got > *missing)
+			*missing = th - got;
+	}
+	if (*missing == 0) {
+		*env = e;
+		e = NULL;
+	}
+	r = 0;
+out:
+	free(canon);
+	json_decref(e);
+	json_decref(have);
+	return r;
+}
+
 /* ------------------------------------------------------------ init */
 
 static int
@@ -724,21 +970,39 @@ state_from_policy(struct server *s, const struct policy *p, json_t **out)
 	if (st == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; all_roles[i] != NULL; i++) {
-		json_t *pr = pol_role(p, all_roles[i]), *uris = json_array(), *k;
+		json_t *pr = pol_role(p, all_roles[i]), *uris = json_array(), *ext = json_array(), *k;
 		size_t j;
 		json_array_foreach(json_object_get(pr, "keys"), j, k)
 		{
+			const char *name = json_string_value(k);
+			json_t *pe = pol_external(p, name), *ent;
+			if (pe != NULL) {
+				if ((r = external_entry(p, all_roles[i], name,
+				                        json_string_value(json_object_get(pe, "holder")),
+				                        json_string_value(
+				                                json_object_get(pe, "public_key")),
+				                        &ent)) != 0) {
+					json_decref(uris);
+					json_decref(ext);
+					json_decref(st);
+					return r;
+				}
+				json_array_append_new(ext, ent);
+				continue;
+			}
 			for (size_t ki = 0; ki < p->nkeys; ki++)
-				if (strcmp(p->keys[ki].name, json_string_value(k)) == 0)
+				if (strcmp(p->keys[ki].name, name) == 0)
 					json_array_append_new(uris, json_string(p->keys[ki].uri));
 		}
 		json_object_set_new(json_object_get(st, "roles"), all_roles[i],
 		                    json_pack("{s:o, s:O}", "uris", uris, "threshold",
 		                              json_object_get(pr, "threshold")));
+		if (json_array_size(ext) > 0)
+			json_object_set(st_role(st, all_roles[i]), "external", ext);
+		json_decref(ext);
 	}
 	{
-		json_t *tmp = json_object(), *ids = keyids_of(s, st_uris(st, "root"), tmp, &r);
-		json_decref(tmp);
+		json_t *ids = role_keyids(s, st, "root", NULL, &r);
 		if (ids == NULL) {
 			json_decref(st);
 			return r;
@@ -786,58 +1050,45 @@ result_json(json_t *o, uint8_t **result, size_t *result_len)
 	return 0;
 }
 
+/* Documents of init: both roots v1 and the production targets v1 (the CI
+ * targets are signed by the online key alone, when published). */
 static int
-init_execute(struct server *s, const struct store_request *rq, const struct policy *p,
-             const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
-             uint8_t **result, size_t *result_len)
+init_prepare(struct server *s, const struct policy *p, json_t *prep)
 {
-	struct batch b;
-	json_t *st = NULL, *sp = NULL, *env = NULL, *empty = json_object();
-	uint64_t ver;
+	json_t *st = NULL, *sp = NULL, *need = NULL, *docs = json_object_get(prep, "docs");
 	int r;
 
-	(void)ro;
-	*sigs = NULL;
-	*nsigs = 0;
-	memset(&b, 0, sizeof(b));
-	pthread_mutex_lock(&tuf_mu);
-	if (load_state(s, &st, &ver) == 0) {
-		/* Re-run after a crash: the state is there, publish it again. */
-		r = republish(s, p);
-		goto done;
-	}
-	if ((r = state_from_policy(s, p, &st)) != 0 || (r = add_state(&b, st, 1)) != 0)
-		goto out;
+	if ((r = state_from_policy(s, p, &st)) != 0)
+		return r;
 	for (size_t i = 0; i < 2; i++) {
-		json_t *lists[1] = {st_uris(st, "root")};
-		if ((r = build_root(s, p, st, repos[i], 1, &sp)) != 0 ||
-		    (r = sign_env(s, sp, lists, 1, &env)) != 0 ||
-		    (r = batch_add(&b, repos[i], "root", 1, env)) != 0 ||
-		    (r = add_targets(s, &b, st, repos[i], 1, pol_expiry(p, "targets"), empty)) !=
-		            0 ||
-		    (r = add_snap_ts(s, p, &b, st, repos[i], 1)) != 0)
+		json_t *set = key_set(s, st, repos[i], "root", &r);
+		if (set == NULL || (r = build_root(s, p, st, repos[i], 1, &sp)) != 0 ||
+		    (r = doc_add(docs, repos[i], "root", 1, sp, need = json_pack("[o]", set))) != 0)
 			goto out;
 		json_decref(sp);
-		json_decref(env);
-		sp = env = NULL;
+		json_decref(need);
+		sp = need = NULL;
 	}
-	if ((r = commit(s, p, &b, "tuf.init", json_pack("{s:s}", "request", rq->id))) != 0)
-		goto out;
-done:
-	r = result_json(
-	        json_pack("{s:s, s:I}", "tuf", "initialised", "root_version", (json_int_t)1),
-	        result, result_len);
+	{
+		json_t *set = key_set(s, st, "prod", "targets", &r);
+		if (set == NULL ||
+		    (sp = signed_base("targets", 1, role_expiry(p, st, "prod-targets"))) == NULL) {
+			json_decref(set);
+			r = r != 0 ? r : qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		json_object_set_new(sp, "targets", json_object());
+		if ((r = doc_add(docs, "prod", "targets", 1, sp, need = json_pack("[o]", set))) != 0)
+			goto out;
+	}
+	json_object_set(prep, "state", st);
+	json_object_set_new(prep, "base", json_integer(0));
 out:
-	pthread_mutex_unlock(&tuf_mu);
-	batch_free(&b);
 	json_decref(st);
 	json_decref(sp);
-	json_decref(env);
-	json_decref(empty);
+	json_decref(need);
 	return r;
 }
-
-const struct reqkind_ops tuf_init_ops = {"tuf-init", init_submit_check, init_execute};
 
 /* ------------------------------------------------------------ root changes */
 
@@ -850,98 +1101,229 @@ gate_is(const struct policy *p, const struct policy_role *ro, const char *gate)
 	return p->ext_tuf != NULL && ro != NULL && g != NULL && strcmp(ro->name, g) == 0;
 }
 
+/* Generate a key for role in the token of `near` (a key URI) and audit it;
+ * *uri_out is its URI, *gen {uri, keyid}. */
+static int
+generate_key(struct server *s, json_t *next, const char *role, const char *near, char *uri,
+             size_t cap, json_t **gen)
+{
+	char label[64], kid[65];
+	uint8_t rnd[4];
+	const char *tok;
+	struct keyring_key *k;
+	int r;
+
+	*gen = NULL;
+	if ((tok = keyring_token_label_for(s->kr, near)) == NULL)
+		return qs_fail(QS_ERR_NOT_FOUND, "no opened token for %s", near);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return qs_fail(QS_ERR_CRYPTO, "no randomness");
+	snprintf(label, sizeof(label), "tuf-%s-v%lld-%02x%02x%02x%02x", role,
+	         (long long)json_integer_value(json_object_get(next, "version")), rnd[0], rnd[1],
+	         rnd[2], rnd[3]);
+	if (strspn(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                "0123456789-_.") != strlen(tok))
+		return qs_fail(QS_ERR_PRECONDITION, "token label needs URI escaping: unsupported");
+	snprintf(uri, cap, "pkcs11:token=%s;object=%s", tok, label);
+	if ((r = keyring_keygen(s->kr, near, HSM_KEY_EC_P256, label)) != 0)
+		return r;
+	if ((r = key_at(s, uri, &k)) != 0 || (r = keyid_of(k, kid)) != 0)
+		return r;
+	if ((r = audit_append(s->audit, "key.generated",
+	                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "key_id",
+	                                k->key_id, "keyid", kid, "role", role, "purpose",
+	                                "tuf"))) != 0)
+		return r;
+	log_info("key.generated", "uri=%s role=%s keyid=%s", uri, role, kid);
+	*gen = json_pack("{s:s, s:s}", "uri", uri, "keyid", kid);
+	return 0;
+}
+
+/* Where role's key keyid sits: *uri_idx into uris or *ext_idx into
+ * external (the other (size_t)-1). QS_ERR_PRECONDITION if it is not there. */
+static int
+find_key(struct server *s, json_t *st, const char *role, const char *keyid, size_t *uri_idx,
+         size_t *ext_idx)
+{
+	json_t *ids;
+	size_t nu = json_array_size(st_uris(st, role)), i;
+	int r;
+
+	*uri_idx = *ext_idx = (size_t)-1;
+	if ((ids = role_keyids(s, st, role, NULL, &r)) == NULL)
+		return r;
+	for (i = 0; i < json_array_size(ids); i++)
+		if (keyid == NULL ? json_array_size(ids) == 1
+		                  : strcmp(json_string_value(json_array_get(ids, i)), keyid) == 0) {
+			if (i < nu)
+				*uri_idx = i;
+			else
+				*ext_idx = i - nu;
+		}
+	json_decref(ids);
+	if (*uri_idx == (size_t)-1 && *ext_idx == (size_t)-1)
+		return qs_fail(QS_ERR_PRECONDITION,
+		               keyid ? "role %s has no key %s"
+		                     : "role %s has several keys: name one (keyid)",
+		               role, keyid ? keyid : "");
+	return 0;
+}
+
+/* Every threshold can still be met by the role's keys. */
+static int
+check_counts(json_t *n, const char *role)
+{
+	size_t have = st_nkeys(n, role);
+	json_int_t th = st_threshold(n, role);
+
+	if (strcmp(role, "prod-targets") == 0)
+		have += st_nkeys(n, "targets");
+	if (have == 0 || (size_t)th > have)
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "role %s would have %zu key(s) for a threshold of %lld", role, have,
+		               (long long)th);
+	return 0;
+}
+
+/* The bounds of a set-expiry duration for role. */
+static int
+check_expiry(const struct policy *p, const char *role, const char *d)
+{
+	json_t *refresh = json_object_get(p->ext_tuf, "refresh");
+	int64_t secs = 0, lo = strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0
+	                               ? 3600
+	                               : 86400;
+	int64_t iv = 0, margin = 0;
+
+	if (policy_parse_duration(d, &secs) != 0 || secs < lo || secs > 3650LL * 86400)
+		return qs_fail(QS_ERR_PRECONDITION, "%s expiry %s: between %s and 3650d", role, d,
+		               lo == 3600 ? "1h" : "1d");
+	if (refresh != NULL &&
+	    (strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0) &&
+	    policy_parse_duration(json_string_value(json_object_get(refresh, "interval")), &iv) ==
+	            0 &&
+	    policy_parse_duration(json_string_value(json_object_get(refresh, "margin")),
+	                          &margin) == 0 &&
+	    (margin >= secs || iv >= secs - margin / 2))
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "%s expiry %s is too short for tuf.refresh (margin %s): the "
+		               "refresh timer could not keep it valid",
+		               role, d,
+		               json_string_value(json_object_get(refresh, "margin")));
+	return 0;
+}
+
 /* Apply a tuf-root payload to a copy of st (version N -> N+1). */
 static int
-apply_root_change(struct server *s, json_t *st, json_t *pl, json_t **next, json_t **generated)
+apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *pl, json_t **next,
+                  json_t **generated)
 {
 	const char *op = json_string_value(json_object_get(pl, "op"));
 	const char *role = json_string_value(json_object_get(pl, "role"));
+	const char *want = json_string_value(json_object_get(pl, "keyid"));
 	json_t *n = json_deep_copy(st), *ro;
+	size_t ui, ei;
+	char uri[256];
 	int r;
 
 	*next = NULL;
 	*generated = NULL;
 	if (n == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	ro = json_object_get(json_object_get(n, "roles"), role);
+	ro = st_role(n, role);
 	json_object_set_new(n, "version",
 	                    json_integer(json_integer_value(json_object_get(st, "version")) + 1));
 	if (strcmp(op, "set-threshold") == 0) {
-		json_int_t t = json_integer_value(json_object_get(pl, "threshold"));
-		size_t have = json_array_size(json_object_get(ro, "uris"));
-		if (strcmp(role, "prod-targets") == 0)
-			have += json_array_size(st_uris(n, "targets"));
-		if ((size_t)t > have) {
-			json_decref(n);
-			return qs_fail(QS_ERR_PRECONDITION, "threshold %lld > %zu %s keys",
-			               (long long)t, have, role);
-		}
-		json_object_set_new(ro, "threshold", json_integer(t));
-		*next = n;
-		return 0;
-	}
-	{
-		/* rotate-key: which key goes, then a new one from the same token. */
-		json_t *uris = json_object_get(ro, "uris"), *u;
-		const char *want = json_string_value(json_object_get(pl, "keyid"));
-		size_t i, idx = (size_t)-1;
-		char kid[65], label[64], uri[256];
-		uint8_t rnd[4];
-		const char *tok;
-		struct keyring_key *k;
-		json_array_foreach(uris, i, u)
-		{
-			if ((r = key_at(s, json_string_value(u), &k)) != 0 ||
-			    (r = keyid_of(k, kid)) != 0)
+		json_object_set_new(ro, "threshold",
+		                    json_integer(json_integer_value(json_object_get(pl, "threshold"))));
+	} else if (strcmp(op, "set-expiry") == 0) {
+		const char *d = json_string_value(json_object_get(pl, "expires"));
+		if ((r = check_expiry(p, role, d)) != 0)
+			goto fail;
+		json_object_set_new(ro, "expires", json_string(d));
+	} else if (strcmp(op, "remove-key") == 0) {
+		if ((r = find_key(s, st, role, want, &ui, &ei)) != 0)
+			goto fail;
+		if (ui != (size_t)-1)
+			json_array_remove(json_object_get(ro, "uris"), ui);
+		else
+			json_array_remove(json_object_get(ro, "external"), ei);
+	} else if (strcmp(op, "add-key") == 0) {
+		json_t *x = json_object_get(pl, "external"), *ent = NULL, *ids, *v;
+		size_t i;
+		if (x != NULL) {
+			const char *name = json_string_value(json_object_get(x, "name"));
+			if ((r = external_entry(p, role, name,
+			                        json_string_value(json_object_get(x, "holder")),
+			                        json_string_value(json_object_get(x, "public_key")),
+			                        &ent)) != 0)
 				goto fail;
-			if (want == NULL ? json_array_size(uris) == 1 : strcmp(kid, want) == 0)
-				idx = i;
+			for (size_t k = 0; all_roles[k] != NULL; k++)
+				json_array_foreach(st_ext(st, all_roles[k]), i, v)
+				{
+					if (json_equal(json_object_get(v, "name"),
+					               json_object_get(ent, "name")))
+						r = qs_fail(QS_ERR_EXISTS,
+						            "an external key is called %s already",
+						            name);
+				}
+			if (r == 0 && (ids = role_keyids(s, st, role, NULL, &r)) != NULL) {
+				json_array_foreach(ids, i, v)
+				{
+					if (json_equal(v, json_object_get(ent, "keyid")))
+						r = qs_fail(QS_ERR_EXISTS,
+						            "key %s is in role %s already",
+						            json_string_value(v), role);
+				}
+				json_decref(ids);
+			}
+			if (r != 0) {
+				json_decref(ent);
+				goto fail;
+			}
+			if (json_object_get(ro, "external") == NULL)
+				json_object_set_new(ro, "external", json_array());
+			json_array_append_new(json_object_get(ro, "external"), ent);
+		} else {
+			/* A new key in the token of the role's first own key, or
+			 * of the online targets key for an all-external role. */
+			json_t *u = json_array_get(st_uris(st, role), 0);
+			if (u == NULL)
+				u = json_array_get(st_uris(st, strcmp(role, "root") == 0 ? "timestamp"
+				                                                         : "targets"),
+				                   0);
+			if ((r = generate_key(s, n, role, json_string_value(u), uri, sizeof(uri),
+			                      generated)) != 0)
+				goto fail;
+			json_array_append_new(json_object_get(ro, "uris"), json_string(uri));
 		}
-		if (idx == (size_t)-1) {
+	} else {
+		/* rotate-key: which key goes, then a new one from the same token. */
+		if ((r = find_key(s, st, role, want, &ui, &ei)) != 0)
+			goto fail;
+		if (ui == (size_t)-1) {
 			r = qs_fail(QS_ERR_PRECONDITION,
-			            want ? "role %s has no key %s"
-			                 : "role %s has several keys: name one (keyid)",
-			            role, want ? want : "");
+			            "that %s key is external (held by %s): replace it with add-key "
+			            "and remove-key",
+			            role,
+			            json_string_value(json_object_get(
+			                    json_array_get(st_ext(st, role), ei), "holder")));
 			goto fail;
 		}
-		const char *old = json_string_value(json_array_get(uris, idx));
-		if ((tok = keyring_token_label_for(s->kr, old)) == NULL) {
-			r = qs_fail(QS_ERR_NOT_FOUND, "no opened token for %s", old);
+		if ((r = generate_key(s, n, role,
+		                      json_string_value(json_array_get(st_uris(st, role), ui)), uri,
+		                      sizeof(uri), generated)) != 0)
 			goto fail;
-		}
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-			r = qs_fail(QS_ERR_CRYPTO, "no randomness");
-			goto fail;
-		}
-		snprintf(label, sizeof(label), "tuf-%s-v%lld-%02x%02x%02x%02x", role,
-		         (long long)json_integer_value(json_object_get(n, "version")), rnd[0],
-		         rnd[1], rnd[2], rnd[3]);
-		if (strspn(tok,
-		           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		           "0123456789-_.") != strlen(tok)) {
-			r = qs_fail(QS_ERR_PRECONDITION,
-			            "token label needs URI escaping: unsupported");
-			goto fail;
-		}
-		snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s", tok,
-		         label);
-		if ((r = keyring_keygen(s->kr, old, HSM_KEY_EC_P256, label)) != 0)
-			goto fail;
-		if ((r = key_at(s, uri, &k)) != 0 || (r = keyid_of(k, kid)) != 0)
-			goto fail;
-		if ((r = audit_append(s->audit, "key.generated",
-		                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "key_id",
-		                                k->key_id, "keyid", kid, "role", role, "purpose",
-		                                "tuf"))) != 0)
-			goto fail;
-		log_info("key.generated", "uri=%s role=%s keyid=%s", uri, role, kid);
-		json_array_set_new(uris, idx, json_string(uri));
-		*generated = json_pack("{s:s, s:s}", "uri", uri, "keyid", kid);
+		json_array_set_new(json_object_get(ro, "uris"), ui, json_string(uri));
 	}
+	if ((r = check_counts(n, role)) != 0)
+		goto fail;
 	*next = n;
 	return 0;
 fail:
 	json_decref(n);
+	json_decref(*generated);
+	*generated = NULL;
 	return r;
 }
 
@@ -973,73 +1355,87 @@ out:
 	return r;
 }
 
-static int
-root_execute(struct server *s, const struct store_request *rq, const struct policy *p,
-             const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
-             uint8_t **result, size_t *result_len)
+/* Which flavours' targets a root change re-signs: 1 = CI, 2 = production. */
+static unsigned
+retargets(json_t *pl)
 {
-	struct batch b;
-	json_t *pl = NULL, *st = NULL, *next = NULL, *gen = NULL, *sp = NULL, *env = NULL;
-	uint64_t ver;
-	const char *role;
+	const char *op = json_string_value(json_object_get(pl, "op"));
+	const char *role = json_string_value(json_object_get(pl, "role"));
+
+	if (strcmp(role, "targets") == 0)
+		return strcmp(op, "set-expiry") == 0 ? 1 : 3;
+	return strcmp(role, "prod-targets") == 0 ? 2 : 0;
+}
+
+/* Documents of a root change: both roots N+1 (signed by a threshold of
+ * root N's keys and of N+1's), and the production targets re-signed when
+ * their key set, threshold or expiry changes. */
+static int
+root_prepare(struct server *s, const struct policy *p, const struct store_request *rq,
+             json_t *prep)
+{
+	json_t *pl = NULL, *st = NULL, *next = NULL, *gen = NULL, *sp = NULL, *need = NULL;
+	json_t *docs = json_object_get(prep, "docs");
+	uint64_t ver, tv;
 	int r;
 
-	*sigs = NULL;
-	*nsigs = 0;
-	memset(&b, 0, sizeof(b));
-	pthread_mutex_lock(&tuf_mu);
-	if ((r = root_submit_check(s, p, ro, rq->submitter, rq->payload, rq->payload_len)) != 0 ||
-	    (r = tuf_payload_parse("tuf-root", rq->payload, rq->payload_len, &pl)) != 0 ||
-	    (r = load_state(s, &st, &ver)) != 0 ||
-	    (r = apply_root_change(s, st, pl, &next, &gen)) != 0 ||
-	    (r = add_state(&b, next, ver + 1)) != 0)
+	if ((r = tuf_payload_parse("tuf-root", rq->payload, rq->payload_len, &pl)) != 0 ||
+	    (r = load_state(s, &st, &ver)) != 0)
 		goto out;
-	role = json_string_value(json_object_get(pl, "role"));
+	if ((uint64_t)json_integer_value(json_object_get(pl, "base_version")) != ver) {
+		r = qs_fail(QS_ERR_PRECONDITION, "base_version %lld is not the current root (%llu)",
+		            (long long)json_integer_value(json_object_get(pl, "base_version")),
+		            (unsigned long long)ver);
+		goto out;
+	}
+	if ((r = apply_root_change(s, p, st, pl, &next, &gen)) != 0)
+		goto out;
 	for (size_t i = 0; i < 2; i++) {
-		/* Version N+1 is signed by the keys of N and of N+1. */
-		json_t *lists[2] = {st_uris(st, "root"), st_uris(next, "root")};
-		json_t *tsp = NULL;
-		uint64_t tv;
-		int retarget = strcmp(role, "targets") == 0 ||
-		               (strcmp(repos[i], "prod") == 0 && strcmp(role, "prod-targets") == 0);
-		if ((r = build_root(s, p, next, repos[i], ver + 1, &sp)) != 0 ||
-		    (r = sign_env(s, sp, lists, 2, &env)) != 0 ||
-		    (r = batch_add(&b, repos[i], "root", ver + 1, env)) != 0 ||
-		    (r = current_signed(s, repos[i], "targets", &tsp, &tv)) != 0)
+		json_t *a = key_set(s, st, repos[i], "root", &r), *b = NULL;
+		if (a == NULL || (b = key_set(s, next, repos[i], "root", &r)) == NULL) {
+			json_decref(a);
 			goto out;
-		if (retarget) {
-			/* Re-sign the targets in force with the new key set. */
-			r = add_targets(s, &b, next, repos[i], tv + 1, pol_expiry(p, "targets"),
-			                json_object_get(tsp, "targets"));
-			tv++;
 		}
-		json_decref(tsp);
-		if (r != 0 || (r = add_snap_ts(s, p, &b, next, repos[i], tv)) != 0)
+		if ((r = build_root(s, p, next, repos[i], ver + 1, &sp)) != 0 ||
+		    (r = doc_add(docs, repos[i], "root", ver + 1, sp,
+		                 need = json_pack("[o, o]", a, b))) != 0)
 			goto out;
 		json_decref(sp);
-		json_decref(env);
-		sp = env = NULL;
+		json_decref(need);
+		sp = need = NULL;
 	}
-	if ((r = commit(s, p, &b, "tuf.root",
-	                json_pack("{s:s, s:O, s:I, s:O*}", "request", rq->id, "change", pl,
-	                          "root_version", (json_int_t)(ver + 1), "new_key", gen))) != 0)
-		goto out;
-	r = result_json(
-	        json_pack("{s:I, s:O*}", "root_version", (json_int_t)(ver + 1), "new_key", gen),
-	        result, result_len);
+	if (retargets(pl) & 2) {
+		json_t *cur = NULL, *set;
+		if ((r = current_signed(s, "prod", "targets", &cur, &tv)) != 0)
+			goto out;
+		if ((set = key_set(s, next, "prod", "targets", &r)) == NULL ||
+		    (sp = signed_base("targets", tv + 1, role_expiry(p, next, "prod-targets"))) ==
+		            NULL) {
+			json_decref(set);
+			json_decref(cur);
+			r = r != 0 ? r : qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		json_object_set(sp, "targets", json_object_get(cur, "targets"));
+		json_decref(cur);
+		if ((r = doc_add(docs, "prod", "targets", tv + 1, sp,
+		                 need = json_pack("[o]", set))) != 0)
+			goto out;
+	}
+	json_object_set(prep, "state", next);
+	json_object_set_new(prep, "base", json_integer((json_int_t)ver));
+	json_object_set(prep, "change", pl);
+	if (gen != NULL)
+		json_object_set(prep, "generated", gen);
 out:
-	pthread_mutex_unlock(&tuf_mu);
-	batch_free(&b);
 	json_decref(pl);
 	json_decref(st);
 	json_decref(next);
 	json_decref(gen);
 	json_decref(sp);
-	json_decref(env);
+	json_decref(need);
 	return r;
 }
-
-const struct reqkind_ops tuf_root_ops = {"tuf-root", root_submit_check, root_execute};
 
 /* ------------------------------------------------------------ promote */
 
@@ -1095,45 +1491,363 @@ promote_submit_check(struct server *s, const struct policy *p, const struct poli
 	return r;
 }
 
+/* The one document of a promote: the production targets it proposes. */
 static int
-promote_execute(struct server *s, const struct store_request *rq, const struct policy *p,
-                const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
-                uint8_t **result, size_t *result_len)
+promote_prepare(struct server *s, const struct store_request *rq, json_t *prep)
+{
+	json_t *pl = NULL, *st = NULL, *sp = NULL, *set = NULL, *need = NULL;
+	uint64_t ver, tv;
+	int r;
+
+	if ((r = tuf_payload_parse("tuf-promote", rq->payload, rq->payload_len, &pl)) != 0 ||
+	    (r = promote_check_base(s, pl, NULL)) != 0 || (r = load_state(s, &st, &ver)) != 0)
+		goto out;
+	tv = (uint64_t)json_integer_value(json_object_get(pl, "version"));
+	if ((set = key_set(s, st, "prod", "targets", &r)) == NULL ||
+	    (sp = json_pack("{s:s, s:s, s:I, s:O, s:O}", "_type", "targets", "spec_version",
+	                    TUF_SPEC_VERSION, "version", (json_int_t)tv, "expires",
+	                    json_object_get(pl, "expires"), "targets",
+	                    json_object_get(pl, "targets"))) == NULL) {
+		r = r != 0 ? r : qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = doc_add(json_object_get(prep, "docs"), "prod", "targets", tv, sp,
+	                 need = json_pack("[O]", set))) != 0)
+		goto out;
+	json_object_set_new(prep, "base", json_integer((json_int_t)ver));
+out:
+	json_decref(pl);
+	json_decref(st);
+	json_decref(sp);
+	json_decref(set);
+	json_decref(need);
+	return r;
+}
+
+/* ------------------------------------------------------------ prepared requests */
+
+static int
+prep_name(char *buf, size_t cap, const char *id)
+{
+	if ((size_t)snprintf(buf, cap, "prep.%s", id) >= cap)
+		return qs_fail(QS_ERR_INTERNAL, "request id too long");
+	return 0;
+}
+
+static int
+prep_load(struct server *s, const char *id, json_t **prep, uint64_t *ver)
+{
+	char name[96];
+	uint8_t *d = NULL;
+	size_t len = 0;
+	json_error_t e;
+	int r;
+
+	*prep = NULL;
+	if ((r = prep_name(name, sizeof(name), id)) != 0 ||
+	    (r = store_doc_get(s->store, "tuf", name, 0, &d, &len, ver)) != 0)
+		return r;
+	if ((*prep = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, &e)) == NULL)
+		r = qs_fail(QS_ERR_DB, "stored TUF preparation is not JSON: %s", e.text);
+	free(d);
+	return r;
+}
+
+static int
+prep_store(struct server *s, const char *id, json_t *prep, uint64_t ver)
+{
+	char name[96], *t;
+	int r;
+
+	if ((r = prep_name(name, sizeof(name), id)) != 0)
+		return r;
+	if ((t = json_dumps(prep, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	r = store_doc_put(s->store, "tuf", name, ver, (const uint8_t *)t, strlen(t));
+	free(t);
+	return r;
+}
+
+/* The stored preparation of request rq, made now if there is none. Caller
+ * holds tuf_mu. */
+static int
+prepare_locked(struct server *s, const struct policy *p, const struct store_request *rq,
+               json_t **prep, uint64_t *ver)
+{
+	json_t *pr;
+	int r;
+
+	if ((r = prep_load(s, rq->id, prep, ver)) != QS_ERR_NOT_FOUND)
+		return r;
+	qs_errclear();
+	if ((pr = json_pack("{s:s, s:s, s:[]}", "request", rq->id, "kind", rq->kind, "docs")) ==
+	    NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if (p->ext_tuf == NULL)
+		r = qs_fail(QS_ERR_PRECONDITION, "the policy has no \"tuf\" section");
+	else if (strcmp(rq->kind, "tuf-init") == 0)
+		r = init_submit_check(s, p, policy_role(p, rq->role), rq->submitter, rq->payload,
+		                      rq->payload_len) != 0
+		            ? QS_ERR_PRECONDITION
+		            : init_prepare(s, p, pr);
+	else if (strcmp(rq->kind, "tuf-root") == 0)
+		r = root_prepare(s, p, rq, pr);
+	else if (strcmp(rq->kind, "tuf-promote") == 0)
+		r = promote_prepare(s, rq, pr);
+	else
+		r = qs_fail(QS_ERR_INVALID, "request %s is not a TUF change", rq->id);
+	if (r == 0 && (r = prep_store(s, rq->id, pr, 1)) == 0) {
+		*prep = pr;
+		*ver = 1;
+		log_info("tuf.prepared", "request=%s documents=%zu", rq->id,
+		         json_array_size(json_object_get(pr, "docs")));
+		return 0;
+	}
+	json_decref(pr);
+	return r;
+}
+
+/* The stored version of repo/role, 0 if none. */
+static uint64_t
+stored_version(struct server *s, const char *repo, const char *role)
+{
+	uint8_t *d = NULL;
+	size_t len;
+	uint64_t v = 0;
+
+	if (tuf_get(s, repo, role, 0, &d, &len, &v) != 0) {
+		qs_errclear();
+		v = 0;
+	}
+	free(d);
+	return v;
+}
+
+/* 1 when the change prep describes is in the store already (a re-run after
+ * a crash), 0 when it can still be applied; QS_ERR_PRECONDITION when the
+ * repository moved on since it was prepared. */
+static int
+prep_applied(struct server *s, json_t *prep)
+{
+	json_t *d0 = json_array_get(json_object_get(prep, "docs"), 0), *d;
+	uint64_t want = (uint64_t)json_integer_value(json_object_get(d0, "version"));
+	uint64_t have = stored_version(s, json_string_value(json_object_get(d0, "repo")),
+	                               json_string_value(json_object_get(d0, "role")));
+	size_t i;
+
+	if (d0 == NULL)
+		return qs_fail(QS_ERR_INTERNAL, "an empty TUF preparation");
+	if (have == want) {
+		/* Ours only if what is stored is what we prepared. */
+		json_t *cur = NULL;
+		uint64_t v;
+		int same = current_signed(s, json_string_value(json_object_get(d0, "repo")),
+		                          json_string_value(json_object_get(d0, "role")), &cur,
+		                          &v) == 0 &&
+		           json_equal(cur, json_object_get(d0, "signed"));
+		json_decref(cur);
+		if (same)
+			return 1;
+	}
+	if (have >= want)
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "the repository moved on since this request was prepared: submit "
+		               "it again");
+	json_array_foreach(json_object_get(prep, "docs"), i, d)
+	{
+		uint64_t v = (uint64_t)json_integer_value(json_object_get(d, "version"));
+		if (stored_version(s, json_string_value(json_object_get(d, "repo")),
+		                   json_string_value(json_object_get(d, "role"))) != v - 1)
+			return qs_fail(QS_ERR_PRECONDITION,
+			               "%s %s is no longer version %llu, which this request was "
+			               "prepared against: submit it again",
+			               json_string_value(json_object_get(d, "repo")),
+			               json_string_value(json_object_get(d, "role")),
+			               (unsigned long long)(v - 1));
+	}
+	return 0;
+}
+
+/*
+ * Carry out a prepared TUF request: sign every document with the daemon's
+ * keys, merge the external signatures, and publish only when every key
+ * set's threshold is met; otherwise REQKIND_WAIT with the shortfall.
+ */
+static int
+prep_execute(struct server *s, const struct store_request *rq, const struct policy *p,
+             uint8_t **result, size_t *result_len)
 {
 	struct batch b;
-	json_t *pl = NULL, *st = NULL;
-	uint64_t ver, tv;
-	int64_t exp;
+	json_t *prep = NULL, *st = NULL, *env = NULL, *d, *res = NULL, *ext = json_array();
+	uint64_t pv, ver = 0, tvs[2] = {0, 0};
+	size_t i, short_by = 0, waiting = 0;
+	const char *kind = rq->kind;
+	int r, init = strcmp(kind, "tuf-init") == 0, root = strcmp(kind, "tuf-root") == 0;
+
+	memset(&b, 0, sizeof(b));
+	pthread_mutex_lock(&tuf_mu);
+	if (ext == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = prepare_locked(s, p, rq, &prep, &pv)) != 0 || (r = prep_applied(s, prep)) < 0)
+		goto out;
+	if (r == 1) {
+		/* Re-run after a crash between storing and publishing. */
+		if ((r = republish(s, p)) != 0)
+			goto out;
+		goto result;
+	}
+	if (!init && (r = load_state(s, &st, &ver)) != 0)
+		goto out;
+	if (!init && (uint64_t)json_integer_value(json_object_get(prep, "base")) != ver) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "the TUF keys changed since this request was prepared (root %llu): "
+		            "submit it again",
+		            (unsigned long long)ver);
+		goto out;
+	}
+	if (init || root) {
+		json_decref(st);
+		st = json_incref(json_object_get(prep, "state"));
+		if ((r = add_state(&b, st, ver + 1)) != 0)
+			goto out;
+	}
+	json_array_foreach(json_object_get(prep, "docs"), i, d)
+	{
+		size_t missing = 0;
+		const char *x;
+		json_t *v;
+		int64_t exp = 0;
+		if (tuf_time_parse(json_string_value(json_object_get(json_object_get(d, "signed"),
+		                                                     "expires")),
+		                   &exp) != 0 ||
+		    exp <= (int64_t)time(NULL)) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "%s %s version %lld expired before it was published: submit "
+			            "the change again",
+			            json_string_value(json_object_get(d, "repo")),
+			            json_string_value(json_object_get(d, "role")),
+			            (long long)json_integer_value(json_object_get(d, "version")));
+			goto out;
+		}
+		if ((r = sign_doc(s, d, &env, &missing)) != 0)
+			goto out;
+		if (missing > 0) {
+			waiting++;
+			if (missing > short_by)
+				short_by = missing;
+			continue;
+		}
+		json_object_foreach(json_object_get(d, "sigs"), x, v)
+		{
+			json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "keyid", x, "repo",
+			                                     json_string_value(json_object_get(d, "repo")),
+			                                     "role",
+			                                     json_string_value(json_object_get(d, "role"))));
+		}
+		r = batch_add(&b, json_string_value(json_object_get(d, "repo")),
+		              json_string_value(json_object_get(d, "role")),
+		              (uint64_t)json_integer_value(json_object_get(d, "version")), env);
+		json_decref(env);
+		env = NULL;
+		if (r != 0)
+			goto out;
+		if (strcmp(json_string_value(json_object_get(d, "role")), "targets") == 0) {
+			tvs[1] = (uint64_t)json_integer_value(json_object_get(d, "version"));
+			/* A promote publishes the contents CI already has. */
+			if (!init && !root)
+				b.promoted = json_object_get(json_object_get(d, "signed"), "targets");
+		}
+	}
+	if (waiting > 0) {
+		qs_fail(QS_ERR_PRECONDITION,
+		        "%zu document(s) wait for up to %zu external signature(s): holders sign "
+		        "with `qsign tuf sign %s`",
+		        waiting, short_by, rq->id);
+		r = REQKIND_WAIT;
+		goto out;
+	}
+	/* The CI targets: the online key alone. */
+	if (init) {
+		json_t *empty = json_object();
+		r = add_targets(s, &b, st, "ci", 1, role_expiry(p, st, "targets"), empty);
+		json_decref(empty);
+		tvs[0] = 1;
+		if (r != 0)
+			goto out;
+	} else if (root && (retargets(json_object_get(prep, "change")) & 1)) {
+		json_t *cur = NULL;
+		uint64_t tv;
+		if ((r = current_signed(s, "ci", "targets", &cur, &tv)) == 0)
+			r = add_targets(s, &b, st, "ci", tv + 1, role_expiry(p, st, "targets"),
+			                json_object_get(cur, "targets"));
+		json_decref(cur);
+		tvs[0] = tv + 1;
+		if (r != 0)
+			goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		if (!init && !root && i == 0)
+			continue; /* a promote touches production only */
+		if (tvs[i] == 0)
+			tvs[i] = stored_version(s, repos[i], "targets");
+		if ((r = add_snap_ts(s, p, &b, st, repos[i], tvs[i])) != 0)
+			goto out;
+	}
+	if ((r = commit(s, p, &b, init ? "tuf.init" : root ? "tuf.root" : "tuf.promote",
+	                json_pack("{s:s, s:O*, s:I, s:O}", "request", rq->id, "change",
+	                          json_object_get(prep, "change"), "root_version",
+	                          (json_int_t)(init ? 1 : root ? ver + 1 : ver),
+	                          "external_signatures", ext))) != 0)
+		goto out;
+result:
+	if (init)
+		res = json_pack("{s:s, s:I}", "tuf", "initialised", "root_version", (json_int_t)1);
+	else if (root)
+		res = json_pack("{s:I, s:O*}", "root_version",
+		                json_integer_value(json_object_get(json_object_get(prep, "state"),
+		                                                   "version")),
+		                "new_key", json_object_get(prep, "generated"));
+	else
+		res = json_pack("{s:I}", "targets_version",
+		                json_integer_value(json_object_get(
+		                        json_array_get(json_object_get(prep, "docs"), 0), "version")));
+	r = result_json(res, result, result_len);
+out:
+	pthread_mutex_unlock(&tuf_mu);
+	batch_free(&b);
+	json_decref(prep);
+	json_decref(st);
+	json_decref(env);
+	json_decref(ext);
+	return r;
+}
+
+static int
+tuf_execute(struct server *s, const struct store_request *rq, const struct policy *p,
+            const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
+            uint8_t **result, size_t *result_len)
+{
 	int r;
 
 	*sigs = NULL;
 	*nsigs = 0;
-	memset(&b, 0, sizeof(b));
-	pthread_mutex_lock(&tuf_mu);
-	if ((r = promote_submit_check(s, p, ro, rq->submitter, rq->payload, rq->payload_len)) !=
-	            0 ||
-	    (r = tuf_payload_parse("tuf-promote", rq->payload, rq->payload_len, &pl)) != 0 ||
-	    (r = load_state(s, &st, &ver)) != 0 ||
-	    (r = tuf_time_parse(json_string_value(json_object_get(pl, "expires")), &exp)) != 0)
-		goto out;
-	tv = (uint64_t)json_integer_value(json_object_get(pl, "version"));
-	b.promoted = json_object_get(pl, "targets");
-	if ((r = add_targets(s, &b, st, "prod", tv, exp, json_object_get(pl, "targets"))) != 0 ||
-	    (r = add_snap_ts(s, p, &b, st, "prod", tv)) != 0 ||
-	    (r = commit(s, p, &b, "tuf.promote",
-	                json_pack("{s:s, s:s, s:I}", "request", rq->id, "repo", "prod",
-	                          "targets_version", (json_int_t)tv))) != 0)
-		goto out;
-	r = result_json(json_pack("{s:I}", "targets_version", (json_int_t)tv), result, result_len);
-out:
-	pthread_mutex_unlock(&tuf_mu);
-	batch_free(&b);
-	json_decref(pl);
-	json_decref(st);
+	if (strcmp(rq->kind, "tuf-root") == 0 &&
+	    !gate_is(p, ro, "admin"))
+		return qs_fail(QS_ERR_DENIED, "TUF root changes go through role tuf.gates.admin");
+	if (strcmp(rq->kind, "tuf-promote") == 0 && !gate_is(p, ro, "promote"))
+		return qs_fail(QS_ERR_DENIED,
+		               "production promotes go through role tuf.gates.promote");
+	if (strcmp(rq->kind, "tuf-init") == 0 && !gate_is(p, ro, "admin"))
+		return qs_fail(QS_ERR_DENIED, "TUF init goes through role tuf.gates.admin");
+	r = prep_execute(s, rq, p, result, result_len);
 	return r;
 }
 
-const struct reqkind_ops tuf_promote_ops = {"tuf-promote", promote_submit_check, promote_execute};
+const struct reqkind_ops tuf_init_ops = {"tuf-init", init_submit_check, tuf_execute};
+const struct reqkind_ops tuf_root_ops = {"tuf-root", root_submit_check, tuf_execute};
+const struct reqkind_ops tuf_promote_ops = {"tuf-promote", promote_submit_check, tuf_execute};
 
 /* ------------------------------------------------------------ CI push */
 
@@ -1194,7 +1908,7 @@ tuf_push(struct server *s, const struct policy *p, const char *principal, json_t
 	b.targets = files;
 	b.ntargets = nfiles;
 	b.target_hashes = hashes;
-	if ((r = add_targets(s, &b, st, "ci", ctv + 1, pol_expiry(p, "targets"), targets)) != 0 ||
+	if ((r = add_targets(s, &b, st, "ci", ctv + 1, role_expiry(p, st, "targets"), targets)) != 0 ||
 	    (r = add_snap_ts(s, p, &b, st, "ci", ctv + 1)) != 0)
 		goto out;
 	*tv = b.f[0].version;
@@ -1390,5 +2104,171 @@ out:
 	json_decref(seen);
 	json_decref(st);
 	json_decref(root);
+	return r;
+}
+
+/* ------------------------------------------------------------ external signing */
+
+/* The request id, if it is a TUF change still open, with its policy. */
+static int
+open_request(struct server *s, const char *id, struct store_request **rqp, struct policy **pp)
+{
+	struct store_request *rq = NULL;
+	int r;
+
+	*rqp = NULL;
+	*pp = NULL;
+	if (!qs_name_valid(id, 64))
+		return qs_fail(QS_ERR_INVALID, "request id: a name");
+	if ((r = store_req_get(s->store, id, 1, &rq)) != 0)
+		return r == QS_ERR_NOT_FOUND ? qs_fail(QS_ERR_NOT_FOUND, "no request %s", id) : r;
+	if (strcmp(rq->kind, "tuf-init") != 0 && strcmp(rq->kind, "tuf-root") != 0 &&
+	    strcmp(rq->kind, "tuf-promote") != 0) {
+		r = qs_fail(QS_ERR_INVALID, "request %s is a %s request, not a TUF change", id,
+		            rq->kind);
+		goto fail;
+	}
+	if (rq->state != REQ_PENDING && rq->state != REQ_APPROVED) {
+		r = qs_fail(QS_ERR_PRECONDITION, "request %s is closed", id);
+		goto fail;
+	}
+	if ((r = policy_at(s, rq->policy_version, pp)) != 0)
+		goto fail;
+	*rqp = rq;
+	return 0;
+fail:
+	store_request_free(rq);
+	return r;
+}
+
+int
+tuf_prepare(struct server *s, const char *principal, const char *id, json_t **prep_out)
+{
+	struct store_request *rq = NULL;
+	struct policy *p = NULL;
+	const struct policy_role *ro;
+	json_t *prep = NULL;
+	ssize_t pi;
+	uint64_t pv;
+	int r;
+
+	*prep_out = NULL;
+	if ((r = open_request(s, id, &rq, &p)) != 0)
+		return r;
+	/* Preparing may generate a key: the request's approvers (who hold
+	 * the external keys) and its submitter only. */
+	ro = policy_role(p, rq->role);
+	pi = policy_principal_index(p, principal);
+	if (strcmp(principal, rq->submitter) != 0 &&
+	    (ro == NULL || pi < 0 || !policy_role_has_approver(ro, (size_t)pi))) {
+		r = qs_fail(QS_ERR_DENIED, "principal %s is not an approver of role %s", principal,
+		            rq->role);
+		goto out;
+	}
+	pthread_mutex_lock(&tuf_mu);
+	r = prepare_locked(s, p, rq, &prep, &pv);
+	pthread_mutex_unlock(&tuf_mu);
+	*prep_out = prep;
+out:
+	store_request_free(rq);
+	policy_unref(p);
+	return r;
+}
+
+int
+tuf_add_signatures(struct server *s, const char *principal, const char *id,
+                   const struct tuf_ext_sig *sigs, size_t n, json_t **prep_out)
+{
+	struct store_request *rq = NULL;
+	struct policy *p = NULL;
+	json_t *prep = NULL, *audit = json_array();
+	uint64_t pv;
+	int r, approved = 0;
+
+	*prep_out = NULL;
+	if (audit == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if (n == 0 || n > 16) {
+		r = qs_fail(QS_ERR_INVALID, "1..16 signatures per call");
+		goto out;
+	}
+	if ((r = open_request(s, id, &rq, &p)) != 0)
+		goto out;
+	approved = rq->state == REQ_APPROVED;
+	pthread_mutex_lock(&tuf_mu);
+	if ((r = prep_load(s, id, &prep, &pv)) != 0) {
+		if (r == QS_ERR_NOT_FOUND)
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "request %s is not prepared: fetch it with Tuf/Prepare first", id);
+		goto unlock;
+	}
+	/* All or nothing: every signature verifies before any is kept. */
+	for (size_t i = 0; i < n; i++) {
+		json_t *d = json_array_get(json_object_get(prep, "docs"), sigs[i].doc), *ek;
+		char *canon = NULL, *hex = NULL, dgh[65];
+		uint8_t dg[32];
+		size_t len = 0;
+		if (d == NULL) {
+			r = qs_fail(QS_ERR_INVALID, "signature %zu: no document %u", i, sigs[i].doc);
+			goto unlock;
+		}
+		if ((ek = doc_external(d, sigs[i].keyid)) == NULL) {
+			r = qs_fail(QS_ERR_INVALID,
+			            "signature %zu: key %.64s is not an external key of %s %s", i,
+			            sigs[i].keyid, json_string_value(json_object_get(d, "repo")),
+			            json_string_value(json_object_get(d, "role")));
+			goto unlock;
+		}
+		if (strcmp(json_string_value(json_object_get(ek, "holder")), principal) != 0) {
+			r = qs_fail(QS_ERR_DENIED, "key %s is held by %s, not by %s", sigs[i].keyid,
+			            json_string_value(json_object_get(ek, "holder")), principal);
+			goto unlock;
+		}
+		if (sigs[i].sig_len == 0 || sigs[i].sig_len > 128 ||
+		    (hex = qs_hex(sigs[i].sig, sigs[i].sig_len)) == NULL ||
+		    (r = tuf_signed_digest(json_object_get(d, "signed"), &canon, &len, dg)) != 0 ||
+		    (r = tuf_verify_ecdsa(json_string_value(json_object_get(ek, "public_key")),
+		                          (const uint8_t *)canon, len, hex)) != 0) {
+			r = r != 0 ? r : qs_fail(QS_ERR_INVALID, "signature %zu: 1..128 bytes", i);
+			r = qs_wrap(r, "signature %zu by %.16s... over %s %s version %lld", i,
+			            sigs[i].keyid, json_string_value(json_object_get(d, "repo")),
+			            json_string_value(json_object_get(d, "role")),
+			            (long long)json_integer_value(json_object_get(d, "version")));
+			free(hex);
+			free(canon);
+			goto unlock;
+		}
+		free(canon);
+		for (size_t k = 0; k < 32; k++)
+			snprintf(dgh + 2 * k, 3, "%02x", dg[k]);
+		json_object_set_new(json_object_get(d, "sigs"), sigs[i].keyid, json_string(hex));
+		json_array_append_new(
+		        audit, json_pack("{s:s, s:s, s:O, s:O, s:O, s:s}", "keyid", sigs[i].keyid,
+		                         "key", json_object_get(ek, "name"), "repo",
+		                         json_object_get(d, "repo"), "role",
+		                         json_object_get(d, "role"), "version",
+		                         json_object_get(d, "version"), "signed_sha256", dgh));
+		free(hex);
+	}
+	if ((r = audit_append(s->audit, "tuf.signature",
+	                      json_pack("{s:s, s:s, s:O}", "request", id, "principal", principal,
+	                                "signatures", audit))) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "audit log: %s; the signatures were not kept",
+		            qs_errdetail());
+		goto unlock;
+	}
+	if ((r = prep_store(s, id, prep, pv + 1)) != 0)
+		goto unlock;
+	log_info("tuf.signature", "request=%s principal=%s signatures=%zu", id, principal, n);
+	*prep_out = json_incref(prep);
+unlock:
+	pthread_mutex_unlock(&tuf_mu);
+	if (r == 0 && approved)
+		requests_retry(s, id); /* may publish now; never under tuf_mu */
+out:
+	store_request_free(rq);
+	policy_unref(p);
+	json_decref(prep);
+	json_decref(audit);
 	return r;
 }

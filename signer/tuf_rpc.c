@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cjson.h"
 #include "log.h"
 #include "qs_err.h"
 #include "server.h"
@@ -220,4 +221,179 @@ tuf_timer_stop(void)
 	timer_stop = 1;
 	pthread_join(timer_thread, NULL);
 	timer_running = 0;
+}
+
+/* ------------------------------------------------------------ external signing */
+
+/* A prepared request as the wire's TufPrepareResponse. */
+static int
+pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__TufPrepareResponse resp = QSIGN__V1__TUF_PREPARE_RESPONSE__INIT;
+	json_t *docs = json_object_get(prep, "docs"), *d;
+	size_t nd = json_array_size(docs), i, waiting = 0, total = 0;
+	Qsign__V1__TufPreparedDoc *dv = calloc(nd + 1, sizeof(*dv)), **dp = calloc(nd + 1, sizeof(*dp));
+	char **canon = calloc(nd + 1, sizeof(*canon)), status[96];
+	Qsign__V1__TufExternalKey **kp = NULL;
+	size_t nk = 0, kcap = 0;
+	int r = 0;
+
+	if (dv == NULL || dp == NULL || canon == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(docs, i, d)
+	{
+		json_t *set, *e, *sigs = json_object_get(d, "sigs");
+		const char *kid;
+		size_t j, len = 0, missing = 0, first = nk;
+		qsign__v1__tuf_prepared_doc__init(&dv[i]);
+		dp[i] = &dv[i];
+		if ((r = qs_cjson_encode(json_object_get(d, "signed"), &canon[i], &len)) != 0)
+			goto out;
+		dv[i].repo = (char *)json_string_value(json_object_get(d, "repo"));
+		dv[i].role = (char *)json_string_value(json_object_get(d, "role"));
+		dv[i].version = (uint64_t)json_integer_value(json_object_get(d, "version"));
+		dv[i].canonical.data = (uint8_t *)canon[i];
+		dv[i].canonical.len = len;
+		json_array_foreach(json_object_get(d, "need"), j, set)
+		{
+			json_t *ext = json_object_get(set, "external");
+			size_t th = (size_t)json_integer_value(json_object_get(set, "threshold"));
+			size_t own = json_array_size(json_object_get(set, "keyids")) -
+			             json_object_size(ext), got = own;
+			json_object_foreach(ext, kid, e)
+			{
+				size_t k;
+				got += json_object_get(sigs, kid) != NULL;
+				for (k = first; k < nk && strcmp(kp[k]->keyid, kid) != 0; k++)
+					;
+				if (k < nk)
+					continue;
+				if (nk == kcap) {
+					void *np = realloc(kp, (kcap = kcap * 2 + 8) * sizeof(*kp));
+					if (np == NULL) {
+						r = qs_fail(QS_ERR_NOMEM, "out of memory");
+						goto out;
+					}
+					kp = np;
+				}
+				if ((kp[nk] = malloc(sizeof(**kp))) == NULL) {
+					r = qs_fail(QS_ERR_NOMEM, "out of memory");
+					goto out;
+				}
+				qsign__v1__tuf_external_key__init(kp[nk]);
+				kp[nk]->keyid = (char *)kid;
+				kp[nk]->name = (char *)json_string_value(json_object_get(e, "name"));
+				kp[nk]->holder = (char *)json_string_value(json_object_get(e, "holder"));
+				nk++;
+			}
+			if (got < th && th - got > missing)
+				missing = th - got;
+		}
+		dv[i].wanted = &kp[first];
+		dv[i].n_wanted = nk - first;
+		dv[i].missing = (uint32_t)missing;
+		total += missing;
+		waiting += missing > 0;
+	}
+	/* Pointers into kp are taken after it stops moving. */
+	{
+		size_t at = 0;
+		json_array_foreach(docs, i, d)
+		{
+			dv[i].wanted = dv[i].n_wanted > 0 ? &kp[at] : NULL;
+			at += dv[i].n_wanted;
+		}
+	}
+	json_array_foreach(docs, i, d)
+	{
+		const char *kid;
+		json_t *v;
+		size_t n = json_object_size(json_object_get(d, "sigs")), j = 0;
+		if (n == 0)
+			continue;
+		if ((dv[i].signed_by = calloc(n, sizeof(char *))) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		json_object_foreach(json_object_get(d, "sigs"), kid, v) dv[i].signed_by[j++] =
+		        (char *)kid;
+		dv[i].n_signed_by = n;
+	}
+	if (waiting > 0)
+		snprintf(status, sizeof(status), "waiting for %zu external signature(s)", total);
+	else
+		snprintf(status, sizeof(status), "ready");
+	resp.request_id = (char *)json_string_value(json_object_get(prep, "request"));
+	resp.docs = dp;
+	resp.n_docs = nd;
+	resp.status = status;
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	for (i = 0; i < nk; i++)
+		free(kp[i]);
+	free(kp);
+	for (i = 0; canon != NULL && i < nd; i++) {
+		free(canon[i]);
+		if (dv != NULL)
+			free(dv[i].signed_by);
+	}
+	free(canon);
+	free(dv);
+	free(dp);
+	return r;
+}
+
+int
+h_tuf_prepare(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
+{
+	Qsign__V1__TufPrepareRequest *req = NULL;
+	json_t *prep = NULL;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__tuf_prepare_request__descriptor, body, len, 1024,
+	                        (ProtobufCMessage **)&req)) != 0)
+		return r;
+	if ((r = tuf_prepare(cx->srv, cx->principal, req->request_id, &prep)) == 0)
+		r = pack_prep(prep, out, out_len);
+	json_decref(prep);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+int
+h_tuf_add_signatures(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
+                     size_t *out_len)
+{
+	Qsign__V1__TufAddSignaturesRequest *req = NULL;
+	struct tuf_ext_sig sigs[16];
+	json_t *prep = NULL;
+	int r;
+
+	if ((r = qs_wire_unpack(&qsign__v1__tuf_add_signatures_request__descriptor, body, len,
+	                        64 * 1024, (ProtobufCMessage **)&req)) != 0)
+		return r;
+	if (req->n_signatures == 0 || req->n_signatures > 16) {
+		r = qs_fail(QS_ERR_INVALID, "1..16 signatures per call");
+		goto out;
+	}
+	for (size_t i = 0; i < req->n_signatures; i++) {
+		const char *k = req->signatures[i]->keyid;
+		if (strlen(k) != 64 || strspn(k, "0123456789abcdef") != 64) {
+			r = qs_fail(QS_ERR_INVALID, "signature %zu: keyid is 64 lower-case hex", i);
+			goto out;
+		}
+		sigs[i].doc = req->signatures[i]->doc;
+		sigs[i].keyid = k;
+		sigs[i].sig = req->signatures[i]->sig.data;
+		sigs[i].sig_len = req->signatures[i]->sig.len;
+	}
+	if ((r = tuf_add_signatures(cx->srv, cx->principal, req->request_id, sigs,
+	                            req->n_signatures, &prep)) == 0)
+		r = pack_prep(prep, out, out_len);
+out:
+	json_decref(prep);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
 }
