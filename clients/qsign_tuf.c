@@ -905,23 +905,25 @@ sign_usage(FILE *f)
 	        progname, progname);
 }
 
-/* The bytes are canonical JSON of TUF metadata of the role and version
- * the daemon announces: never sign anything else with an offline key. */
+/* The bytes to sign are the canonical JSON (which we compute ourselves
+ * from the plain JSON the daemon also sends) of TUF metadata of the role
+ * and version announced: never sign anything else with an offline key. */
 static int
 check_doc(const Qsign__V1__TufPreparedDoc *d)
 {
-	json_t *j = json_loadb((const char *)d->canonical.data, d->canonical.len,
+	json_t *j = json_loadb((const char *)d->signed_json.data, d->signed_json.len,
 	                       JSON_REJECT_DUPLICATES, NULL);
-	char *again = NULL;
+	char *canon = NULL;
 	size_t len = 0;
 	int ok;
 
 	ok = j != NULL && json_is_string(json_object_get(j, "_type")) &&
 	     strcmp(json_string_value(json_object_get(j, "_type")), d->role) == 0 &&
 	     json_integer_value(json_object_get(j, "version")) == (json_int_t)d->version &&
-	     qs_cjson_encode(j, &again, &len) == 0 && len == d->canonical.len &&
-	     memcmp(again, d->canonical.data, len) == 0;
-	free(again);
+	     json_is_string(json_object_get(j, "expires")) &&
+	     qs_cjson_encode(j, &canon, &len) == 0 && len == d->canonical.len &&
+	     memcmp(canon, d->canonical.data, len) == 0;
+	free(canon);
 	json_decref(j);
 	return ok ? 0 : -1;
 }
@@ -1064,6 +1066,14 @@ sign_main(int argc, char **argv, struct globals *g)
 		r = report(g, c, r);
 		goto out;
 	}
+	/* Approve unless that is not ours to do: already voted, the
+	 * submitter (self-approval), or the request no longer pending. */
+	for (size_t i = 0; approve && i < rv->n_votes; i++)
+		if (strcmp(rv->votes[i]->approver, g->principal) == 0)
+			approve = 0;
+	if (rv->state != QSIGN__V1__REQUEST_STATE__REQ_PENDING ||
+	    (strcmp(rv->submitter, g->principal) == 0 && !rv->allow_self_approval))
+		approve = 0;
 	if (approve) {
 		if ((r = qsc_request_vote(c, id, 1, msg, dg, &vv)) != 0) {
 			r = report(g, c, r);

@@ -2031,16 +2031,16 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 			r = qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised");
 		goto out;
 	}
-	if (json_array_size(st_uris(st, "root")) < 3)
+	if (st_nkeys(st, "root") < 3)
 		finding(a, "warning", "root has %zu key(s): keep at least 3, held apart",
-		        json_array_size(st_uris(st, "root")));
+		        st_nkeys(st, "root"));
 	if (st_threshold(st, "root") < 2)
 		finding(a, "warning",
 		        "root threshold is %lld: one stolen key rewrites trust; use >= 2",
 		        (long long)st_threshold(st, "root"));
 	if (st_threshold(st, "prod-targets") < 2)
 		finding(a, "error", "production targets threshold is below 2");
-	if (json_array_size(st_uris(st, "prod-targets")) < 2)
+	if (st_nkeys(st, "prod-targets") < 2)
 		finding(a, "warning",
 		        "a single offline targets key: losing it blocks production "
 		        "releases until a root change");
@@ -2065,16 +2065,41 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 		json_object_foreach(json_object_get(st, "roles"), rn, v)
 		{
 			json_t *u;
+			/* The daemon's keys must be in an opened token now. */
 			json_array_foreach(json_object_get(v, "uris"), i, u)
 			{
-				const char *other = json_string_value(
-				        json_object_get(seen, json_string_value(u)));
-				if (other != NULL)
-					finding(a, "error", "key %s is used by roles %s and %s",
-					        json_string_value(u), other, rn);
-				else
-					json_object_set_new(seen, json_string_value(u),
-					                    json_string(rn));
+				struct keyring_key *k;
+				if (key_at(s, json_string_value(u), &k) != 0) {
+					finding(a, "error", "%s key %s is not in any opened token: %s",
+					        rn, json_string_value(u), qs_errdetail());
+					qs_errclear();
+				}
+			}
+			json_array_foreach(json_object_get(v, "external"), i, u)
+			{
+				finding(a, "warning",
+				        "%s key %s (%.16s...) is held outside the daemon by %s: it "
+				        "must live in the holder's own hardware token, not a file",
+				        rn, json_string_value(json_object_get(u, "name")),
+				        json_string_value(json_object_get(u, "keyid")),
+				        json_string_value(json_object_get(u, "holder")));
+			}
+			{
+				json_t *ids = role_keyids(s, st, rn, NULL, &r);
+				json_array_foreach(ids, i, u)
+				{
+					const char *other = json_string_value(
+					        json_object_get(seen, json_string_value(u)));
+					if (other != NULL)
+						finding(a, "error",
+						        "key %.16s... is used by roles %s and %s",
+						        json_string_value(u), other, rn);
+					else
+						json_object_set_new(seen, json_string_value(u),
+						                    json_string(rn));
+				}
+				json_decref(ids);
+				qs_errclear();
 			}
 		}
 	}

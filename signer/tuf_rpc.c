@@ -233,12 +233,13 @@ pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
 	json_t *docs = json_object_get(prep, "docs"), *d;
 	size_t nd = json_array_size(docs), i, waiting = 0, total = 0;
 	Qsign__V1__TufPreparedDoc *dv = calloc(nd + 1, sizeof(*dv)), **dp = calloc(nd + 1, sizeof(*dp));
-	char **canon = calloc(nd + 1, sizeof(*canon)), status[96];
+	char **canon = calloc(nd + 1, sizeof(*canon)), **plain = calloc(nd + 1, sizeof(*plain));
+	char status[96];
 	Qsign__V1__TufExternalKey **kp = NULL;
 	size_t nk = 0, kcap = 0;
 	int r = 0;
 
-	if (dv == NULL || dp == NULL || canon == NULL) {
+	if (dv == NULL || dp == NULL || canon == NULL || plain == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -256,6 +257,13 @@ pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
 		dv[i].version = (uint64_t)json_integer_value(json_object_get(d, "version"));
 		dv[i].canonical.data = (uint8_t *)canon[i];
 		dv[i].canonical.len = len;
+		if ((plain[i] = json_dumps(json_object_get(d, "signed"),
+		                           JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		dv[i].signed_json.data = (uint8_t *)plain[i];
+		dv[i].signed_json.len = strlen(plain[i]);
 		json_array_foreach(json_object_get(d, "need"), j, set)
 		{
 			json_t *ext = json_object_get(set, "external");
@@ -334,12 +342,14 @@ out:
 	for (i = 0; i < nk; i++)
 		free(kp[i]);
 	free(kp);
-	for (i = 0; canon != NULL && i < nd; i++) {
+	for (i = 0; canon != NULL && plain != NULL && i < nd; i++) {
 		free(canon[i]);
+		free(plain[i]);
 		if (dv != NULL)
 			free(dv[i].signed_by);
 	}
 	free(canon);
+	free(plain);
 	free(dv);
 	free(dp);
 	return r;

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Offline TUF keys held by admins, outside the daemon: a mixed root (one
+# key in the daemon's token, two external keys of admin1 and admin2, each
+# in their own SoftHSM token with its own token directory), threshold 2 of
+# 3, and a production-targets key of admin3 (one key per release engineer).
+# Publication waits until every threshold (the approvals and TUF's) is met;
+# `qsign tuf sign` signs the exact canonical bytes with the admin's token
+# key; tuf-js walks every root version from root v1 and downloads a
+# promoted target. Refused: a key held by someone else, a key the request
+# does not need, a replayed or garbage signature, a bad document index, a
+# policy that puts an external key on an online role.
+. "$QS_SRC/tests/integration/lib.sh"
+here=$QS_SRC/tests/tuf
+command -v node >/dev/null || fail "node is required"
+if [ ! -d "$here/node_modules/tuf-js" ]; then
+	(cd "$here" && npm ci --no-audit --no-fund >/dev/null 2>&1) || fail "npm ci in tests/tuf"
+fi
+HTTP_PID=""
+stop_http() { [ -z "$HTTP_PID" ] || { kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; }; }
+trap 'stop_http; qs_cleanup' EXIT
+
+qs_setup
+tuf=$QSIGN_HOME/tuf
+module=/usr/lib/softhsm/libsofthsm2.so
+
+# --- each admin's own token, in a token directory of their own
+admin_token() { # name
+	local d=$T/$1
+	mkdir -p "$d/tokens"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$d" >"$d/softhsm2.conf"
+	openssl rand -hex 16 >"$d/so.pin"
+	openssl rand -hex 16 >"$d/user.pin"
+	chmod 600 "$d/so.pin" "$d/user.pin"
+	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token init --module "$module" --label "$1" \
+		--so-pin-file "$d/so.pin" --pin-file "$d/user.pin" >/dev/null
+	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token keygen -m "$module" -u "pkcs11:token=$1" \
+		-P "file:$d/user.pin" -t ecdsa-p256 -l tuf-key >/dev/null
+	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token pubkey -m "$module" \
+		-u "pkcs11:token=$1;object=tuf-key" -P "file:$d/user.pin" -o "$d/tuf-key.pem"
+}
+for a in adm1 adm2 adm3 stray; do admin_token "$a"; done
+# as ADMIN with the token of TOKEN: qsign tuf sign ...
+tsign() { # admin token args...
+	local a=$1 t=$2
+	shift 2
+	SOFTHSM2_CONF=$T/$t/softhsm2.conf QSIGN_PIN_FILE=$T/$t/user.pin \
+		qsign -p "$a" tuf sign -i "pkcs11:token=$t;object=tuf-key" "$@"
+}
+keyid() { # pem file -> TUF keyid, computed here from the spec (OLPC
+	# canonical JSON escapes only " and \, so the PEM's newlines stay raw)
+	python3 - "$1" <<'PY'
+import hashlib, sys
+pem = open(sys.argv[1]).read()
+q = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+canon = '{"keytype":"ecdsa","keyval":{"public":' + q(pem) + '},"scheme":"ecdsa-sha2-nistp256"}'
+print(hashlib.sha256(canon.encode()).hexdigest())
+PY
+}
+k1=$(keyid "$T/adm1/tuf-key.pem")
+k2=$(keyid "$T/adm2/tuf-key.pem")
+k3=$(keyid "$T/adm3/tuf-key.pem")
+
+export T_DIR=$T
+qs_policy_edit "
+import os
+T = os.environ['T_DIR']
+pem = lambda a: open(f'{T}/{a}/tuf-key.pem').read()
+p['tuf']['external'] = {
+    'adm1-root': {'holder': 'admin1', 'public_key': pem('adm1')},
+    'adm2-root': {'holder': 'admin2', 'public_key': pem('adm2')},
+    'adm3-release': {'holder': 'admin3', 'public_key': pem('adm3')},
+}
+p['tuf']['roles']['root'] = {'keys': ['tuf-root-1', 'adm1-root', 'adm2-root'], 'threshold': 2, 'expires': '365d'}
+p['tuf']['roles']['prod-targets'] = {'keys': ['tuf-targets-offline', 'adm3-release'], 'threshold': 3, 'expires': '90d'}
+"
+
+# --- a policy that would put an external key on an online role is refused
+cp "$QSIGN_HOME/policy.json" "$T/policy.good"
+qs_policy_edit "p['tuf']['roles']['snapshot']['keys'] = ['adm1-root']"
+rc=0
+timeout 20 qsignd -c "$QSIGN_HOME/qsignd.json" >"$T/bad.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "qsignd started with an external snapshot key"
+grep -q "only root and prod-targets keys may be held outside" "$T/bad.log" || fail "$(cat "$T/bad.log")"
+cp "$T/policy.good" "$QSIGN_HOME/policy.json"
+qs_policy_edit "p['tuf']['external']['adm1-root']['holder'] = 'ci'"
+rc=0
+timeout 20 qsignd -c "$QSIGN_HOME/qsignd.json" >"$T/bad.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "qsignd started with an external key held by a non-approver"
+grep -q "is not an approver of tuf.gates.admin" "$T/bad.log" || fail "$(cat "$T/bad.log")"
+cp "$T/policy.good" "$QSIGN_HOME/policy.json"
+echo "ok: external keys only on offline roles, held by the role's approvers"
+
+qs_start
+approve() { local id=$1; shift; for a in "$@"; do expect_rc 0 qsign -p "$a" approve "$id"; done; }
+state() { expect_rc 0 qsign -p admin1 request show "$1"; grep -m1 -o "state: *[a-z]*" "$T/out" | awk '{print $2}'; }
+
+# --- init: the quorum alone publishes nothing; the signatures complete it
+expect_rc 0 qsign -p admin3 tuf init -m "mixed root"
+id=$(cat "$T/out")
+expect_rc 0 qsign -p admin1 tuf status "$id"
+grep -q "waiting for" "$T/out" || fail "status: $(cat "$T/out")"
+grep -q "adm1-root (held by admin1)" "$T/out" || fail "status lacks adm1-root: $(cat "$T/out")"
+approve "$id" admin1 admin2
+[ "$(state "$id")" = approved ] || fail "init not approved: $(cat "$T/out")"
+[ ! -e "$tuf/ci/metadata/1.root.json" ] || fail "published without the external signatures"
+grep -q "request.waiting" "$T/qsignd.log" || fail "no request.waiting in the log"
+# admin1 cannot sign with admin2's key, nor with a key nobody declared
+expect_rc 1 tsign admin1 adm2 "$id"
+grep -q "held by admin2, not by admin1" "$T/err" || fail "foreign key: $(cat "$T/err")"
+expect_rc 1 tsign admin1 stray "$id"
+grep -q "needs no signature of key" "$T/err" || fail "stray key: $(cat "$T/err")"
+expect_rc 0 tsign admin1 adm1 "$id"
+grep -q "signed ci root version 1" "$T/out" || fail "sign: $(cat "$T/out")"
+[ ! -e "$tuf/prod/metadata/1.root.json" ] || fail "published without admin3's release key"
+grep -q "prod targets version 1 .*missing 1" "$T/out" || fail "status after sign: $(cat "$T/out")"
+expect_rc 0 tsign admin3 adm3 "$id"
+[ "$(state "$id")" = signed ] || fail "init not done: $(cat "$T/out")"
+for r in ci prod; do
+	[ -f "$tuf/$r/metadata/1.root.json" ] || fail "$r root 1 not published"
+	cp "$tuf/$r/metadata/1.root.json" "$T/$r.1.root.json"
+done
+python3 - "$tuf" "$k1" "$k2" "$k3" <<'PY' || fail "root v1 keys"
+import json, sys
+tuf, k1, k2, k3 = sys.argv[1:]
+r = json.load(open(f"{tuf}/prod/metadata/1.root.json"))
+s = r["signed"]
+assert s["roles"]["root"]["threshold"] == 2 and len(s["roles"]["root"]["keyids"]) == 3
+assert k1 in s["roles"]["root"]["keyids"] and k2 in s["roles"]["root"]["keyids"]
+assert k3 in s["roles"]["targets"]["keyids"] and s["roles"]["targets"]["threshold"] == 3
+sigs = {x["keyid"] for x in r["signatures"]}
+assert k1 in sigs and k2 not in sigs and len(sigs) == 2, sigs
+t = json.load(open(f"{tuf}/prod/metadata/1.targets.json"))
+assert k3 in {x["keyid"] for x in t["signatures"]} and len(t["signatures"]) == 3
+PY
+echo "ok: mixed root v1 (2 of 3, two keys in admins' own tokens) waits for and merges their signatures"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$tuf" "$PORT" >"$T/http.log" 2>&1 &
+HTTP_PID=$!
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/ci/metadata/root.json" >/dev/null && break; sleep 0.1; done
+walk() { # repo [args...]
+	local repo=$1
+	shift
+	node "$here/walk.mjs" --url "http://127.0.0.1:$PORT/$repo" --root "$T/$repo.1.root.json" "$@" \
+		>"$T/walk.out" 2>&1 || { cat "$T/walk.out" >&2; fail "tuf-js on $repo: $*"; }
+}
+walk ci --root-version 1
+walk prod --root-version 1
+echo "ok: tuf-js accepts the mixed root"
+
+# --- rotate the daemon's root key: root 2 needs 2 of root 1's keys and 2
+# of root 2's: the daemon's old and new key plus one admin's
+expect_rc 0 qsign -p admin1 tuf rotate-key --keyid "$(python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))["signed"]
+print([k for k in s["roles"]["root"]["keyids"] if k not in sys.argv[2:]][0])' "$tuf/ci/metadata/1.root.json" "$k1" "$k2")" root
+rid=$(cat "$T/out")
+expect_rc 0 tsign admin2 adm2 "$rid"
+grep -q "approved request" "$T/out" || fail "tuf sign did not approve: $(cat "$T/out")"
+[ "$(state "$rid")" = pending ] || fail "one approval is not the quorum"
+[ ! -e "$tuf/ci/metadata/2.root.json" ] || fail "root 2 with one approval"
+approve "$rid" admin3
+[ "$(state "$rid")" = signed ] || fail "rotation not done: $(cat "$T/out")"
+walk ci --root-version 2
+walk prod --root-version 2
+echo "ok: daemon root key rotated with an admin's external signature; tuf-js walks 1 -> 2"
+
+# --- bad signatures change nothing: replayed from published metadata,
+# garbage, a document index out of range
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "longer root" root 400d
+xid=$(cat "$T/out")
+expect_rc 0 qsign -p admin2 tuf status "$xid"
+oldsig=$(python3 -c '
+import json,sys; r=json.load(open(sys.argv[1]))
+print([x["sig"] for x in r["signatures"] if x["keyid"]==sys.argv[2]][0])' "$tuf/ci/metadata/2.root.json" "$k2")
+url=ipc://$QSIGN_HOME/qsignd.sock
+addsig() { tuf_addsig "$url" admin2 "$QSIGN_HOME/demo/admin2.key" "$xid" "$@"; }
+expect_rc 1 addsig 0 "$k2" "$oldsig"
+grep -q "does not verify" "$T/out" || fail "replayed signature: $(cat "$T/out")"
+expect_rc 1 addsig 0 "$k2" 3006020101020101
+grep -q "does not verify" "$T/out" || fail "garbage signature: $(cat "$T/out")"
+expect_rc 1 addsig 7 "$k2" "$oldsig"
+grep -q "no document 7" "$T/out" || fail "bad index: $(cat "$T/out")"
+expect_rc 1 tuf_addsig "$url" admin1 "$QSIGN_HOME/demo/admin1.key" "$xid" 0 "$k2" "$oldsig"
+grep -q "held by admin2, not by admin1" "$T/out" || fail "foreign keyid: $(cat "$T/out")"
+expect_rc 0 qsign -p admin2 tuf status --json "$xid"
+python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))
+assert all(d["signed_by"] == [] for d in s["documents"]), s' "$T/out" || fail "a refused signature was kept"
+approve "$xid" admin2 admin3
+[ ! -e "$tuf/ci/metadata/3.root.json" ] || fail "root 3 published without an external signature"
+expect_rc 0 tsign admin1 adm1 "$xid"
+[ "$(state "$xid")" = signed ] || fail "set-expiry not done: $(cat "$T/out")"
+python3 - "$tuf" <<'PY' || fail "root 3 expiry"
+import json, sys, datetime
+s = json.load(open(f"{sys.argv[1]}/ci/metadata/3.root.json"))["signed"]
+exp = datetime.datetime.strptime(s["expires"], "%Y-%m-%dT%H:%M:%SZ")
+days = (exp - datetime.datetime.utcnow()).days
+assert 398 <= days <= 400, days
+PY
+walk ci --root-version 3
+echo "ok: replayed, garbage and misdirected signatures refused and not kept; set-expiry 400d published"
+
+# --- remove admin1's root key: root 4 must be signed by 2 of root 3's keys
+# and by 2 of root 4's (the daemon's and admin2's)
+expect_rc 0 qsign -p admin3 tuf remove-key -m "admin1 leaves" root "$k1"
+did=$(cat "$T/out")
+approve "$did" admin1 admin2
+expect_rc 0 qsign -p admin1 tuf status "$did"
+grep -q "missing 1" "$T/out" || fail "remove-key status: $(cat "$T/out")"
+# admin1's key still counts for root 3's threshold, not for root 4's
+expect_rc 0 tsign admin1 adm1 "$did"
+[ "$(state "$did")" = approved ] || fail "root 4 without a key of its own set: $(cat "$T/out")"
+[ ! -e "$tuf/ci/metadata/4.root.json" ] || fail "root 4 published without 2 of its own keys"
+expect_rc 0 tsign admin2 adm2 "$did"
+[ "$(state "$did")" = signed ] || fail "remove-key not done: $(cat "$T/out")"
+python3 - "$tuf" "$k1" <<'PY' || fail "root 4 keys"
+import json, sys
+s = json.load(open(f"{sys.argv[1]}/prod/metadata/4.root.json"))["signed"]
+assert sys.argv[2] not in s["roles"]["root"]["keyids"] and len(s["roles"]["root"]["keyids"]) == 2
+PY
+walk prod --root-version 4
+echo "ok: an external root key removed; root 4 signed by the remaining threshold"
+
+# --- production promote needs the release engineer's key (admin3)
+head -c 3000 /dev/urandom >"$T/fw.bin"
+sha=$(sha256sum "$T/fw.bin" | cut -c1-64)
+expect_rc 0 qsign -p ci tuf push-targets "$T/fw.bin"
+expect_rc 0 qsign -p admin1 tuf promote -m "release 1" fw.bin
+pid=$(cat "$T/out")
+approve "$pid" admin2 admin3
+[ "$(state "$pid")" = approved ] || fail "promote: $(cat "$T/out")"
+[ ! -e "$tuf/prod/metadata/2.targets.json" ] || fail "promote published without the release key"
+walk prod --root-version 4
+expect_rc 0 tsign admin3 adm3 "$pid"
+[ "$(state "$pid")" = signed ] || fail "promote not done: $(cat "$T/out")"
+walk prod --root-version 4 --target fw.bin --sha256 "$sha"
+echo "ok: production targets wait for the release engineer's key; tuf-js downloads the target"
+
+# --- review and audit
+expect_rc 0 qsign -p admin1 tuf review
+grep -q "held outside the daemon" "$T/out" || fail "review: $(cat "$T/out")"
+expect_rc 0 qsign -p auditor audit tail -n 300 --json
+grep -q '"tuf.signature"' "$T/out" || fail "audit lacks tuf.signature"
+expect_rc 0 qsign -p auditor audit verify
+echo "ok: review names the external keys; tuf.signature audited; log verifies"
