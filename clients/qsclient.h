@@ -261,7 +261,8 @@ int qsc_request_vote(qsc_client *c, const char *id, int approve, const char *rea
                      const uint8_t *expect_sha256, Qsign__V1__RequestView **out);
 
 /*
- * Requests/Cancel: withdraw a pending request (its submitter only).
+ * Requests/Cancel: withdraw a pending request, or an approved one still
+ * waiting (for external TUF signatures), by its submitter only.
  * *out (the request, now CANCELLED) freed with qsc_free().
  * Errors: QS_ERR_INVALID (bad id, malformed reply), the daemon's refusal
  * (QS_ERR_DENIED, QS_ERR_PRECONDITION), transport errors.

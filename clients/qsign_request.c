@@ -791,7 +791,8 @@ cancel_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] request cancel ID [--json]\n"
-	        "  Withdraw a pending request you submitted.\n"
+	        "  Withdraw a request you submitted: pending, or approved and still waiting\n"
+	        "  for external TUF signatures.\n"
 	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8\n",
 	        progname, progname);
 }

@@ -985,14 +985,17 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	}
 	if (r->state == REQ_CANCELLED) /* retried call */
 		goto view;
-	if (r->state != REQ_PENDING) {
+	/* An APPROVED request seen under req_mu is one whose module waits
+	 * (REQKIND_WAIT: e.g. for external TUF signatures); its submitter may
+	 * withdraw it like a pending one. */
+	if (r->state != REQ_PENDING && r->state != REQ_APPROVED) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s and cannot be cancelled", r->id,
 			     state_name(r->state));
 		goto out;
 	}
-	if ((rc = audit_state(cx->srv, r->id, REQ_PENDING, REQ_CANCELLED, "cancelled by submitter")) !=
+	if ((rc = audit_state(cx->srv, r->id, r->state, REQ_CANCELLED, "cancelled by submitter")) !=
 		    0 ||
-	    (rc = store_req_transition(cx->srv->store, r->id, REQ_PENDING, REQ_CANCELLED,
+	    (rc = store_req_transition(cx->srv->store, r->id, r->state, REQ_CANCELLED,
 				       "cancelled by its submitter")) != 0)
 		goto out;
 	log_info("request.cancelled", "id=%s by=%s", r->id, cx->principal);

@@ -237,6 +237,19 @@ expect_rc 0 tsign admin3 adm3 "$pid"
 walk prod --root-version 4 --target fw.bin --sha256 "$sha"
 echo "ok: production targets wait for the release engineer's key; tuf-js downloads the target"
 
+# --- a change waiting for signatures can be withdrawn by its submitter
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "shorter timestamps" timestamp 2d
+wid=$(cat "$T/out")
+approve "$wid" admin2 admin3
+[ "$(state "$wid")" = approved ] || fail "set-expiry: $(cat "$T/out")"
+expect_rc 1 qsign -p admin2 request cancel "$wid"
+expect_rc 0 qsign -p admin1 request cancel "$wid"
+[ "$(state "$wid")" = cancelled ] || fail "cancel: $(cat "$T/out")"
+expect_rc 1 tsign admin2 adm2 "$wid"
+grep -q "is closed" "$T/err" || fail "signing a cancelled request: $(cat "$T/err")"
+[ ! -e "$tuf/ci/metadata/5.root.json" ] || fail "a cancelled change was published"
+echo "ok: a waiting change is cancelled by its submitter and takes no more signatures"
+
 # --- review and audit
 expect_rc 0 qsign -p admin1 tuf review
 grep -q "held outside the daemon" "$T/out" || fail "review: $(cat "$T/out")"

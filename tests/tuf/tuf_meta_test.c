@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/bio.h>
 #include <openssl/ec.h>
+#include <openssl/objects.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -161,6 +163,85 @@ test_targets(void)
 	CHECK_EQ(targets_ok("[]"), QS_ERR_INVALID);
 }
 
+/* PEM of a fresh EC key on curve nid, malloc'd. */
+static char *
+ec_pem(int nid)
+{
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", OBJ_nid2sn(nid));
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	CHECK(pk != NULL && b != NULL && PEM_write_bio_PUBKEY(b, pk) == 1);
+	n = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)n);
+	BIO_free(b);
+	EVP_PKEY_free(pk);
+	return out;
+}
+
+static void
+test_external_keys(void)
+{
+	char *p256 = ec_pem(NID_X9_62_prime256v1), *p384 = ec_pem(NID_secp384r1), *norm = NULL,
+	     *again = NULL, *crlf, *pl, kid1[65], kid2[65];
+	json_t *k, *j = NULL;
+	size_t n = 0;
+
+	/* Normalising is idempotent and keeps the keyid of the key object. */
+	CHECK_EQ(tuf_pem_normalize(p256, &norm), 0);
+	CHECK_EQ(tuf_pem_normalize(norm, &again), 0);
+	CHECK(strcmp(norm, again) == 0);
+	CHECK_EQ(tuf_keyid_pem(norm, kid1), 0);
+	k = tuf_key_ecdsa(norm);
+	CHECK_EQ(tuf_keyid(k, kid2), 0);
+	CHECK(strcmp(kid1, kid2) == 0);
+	json_decref(k);
+	free(again);
+	/* A pasted PEM with CRLF line ends is the same key, the same keyid. */
+	crlf = calloc(2 * strlen(p256) + 1, 1);
+	for (const char *c = p256; *c != '\0'; c++) {
+		if (*c == '\n')
+			crlf[n++] = '\r';
+		crlf[n++] = *c;
+	}
+	CHECK_EQ(tuf_pem_normalize(crlf, &again), 0);
+	CHECK(again != NULL && strcmp(again, norm) == 0);
+	free(again);
+	free(crlf);
+	/* Only P-256; nothing that is not a key. */
+	again = NULL;
+	CHECK_EQ(tuf_pem_normalize(p384, &again), QS_ERR_INVALID);
+	CHECK(again == NULL);
+	CHECK_EQ(tuf_pem_normalize("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+	                           &again),
+	         QS_ERR_INVALID);
+	CHECK_EQ(tuf_pem_normalize(NULL, &again), QS_ERR_INVALID);
+	/* add-key with an external key: a valid P-256 PEM only. */
+	k = json_pack("{s:s, s:s, s:i, s:{s:s, s:s, s:s}}", "op", "add-key", "role", "root",
+	              "base_version", 2, "external", "name", "alice", "holder", "admin1",
+	              "public_key", p256);
+	pl = json_dumps(k, JSON_COMPACT);
+	CHECK_EQ(tuf_payload_parse("tuf-root", (const uint8_t *)pl, strlen(pl), &j), 0);
+	json_decref(j);
+	free(pl);
+	json_object_set_new(json_object_get(k, "external"), "public_key", json_string(p384));
+	pl = json_dumps(k, JSON_COMPACT);
+	j = NULL;
+	CHECK_EQ(tuf_payload_parse("tuf-root", (const uint8_t *)pl, strlen(pl), &j), QS_ERR_INVALID);
+	CHECK(j == NULL);
+	free(pl);
+	json_object_set_new(json_object_get(k, "external"), "public_key", json_string(p256));
+	json_object_set_new(json_object_get(k, "external"), "holder", json_string("bad name!"));
+	pl = json_dumps(k, JSON_COMPACT);
+	CHECK_EQ(tuf_payload_parse("tuf-root", (const uint8_t *)pl, strlen(pl), &j), QS_ERR_INVALID);
+	free(pl);
+	json_decref(k);
+	free(norm);
+	free(p256);
+	free(p384);
+}
+
 static void
 test_payloads(void)
 {
@@ -196,6 +277,49 @@ test_payloads(void)
 	         QS_ERR_INVALID},
 	        {"tuf-promote",
 	         "{\"version\":2,\"expires\":\"2030-01-01T00:00:00Z\",\"targets\":{}}",
+	         QS_ERR_INVALID},
+	        {"tuf-root", "{\"op\":\"add-key\",\"role\":\"root\",\"base_version\":2}", 0},
+	        {"tuf-root", "{\"op\":\"add-key\",\"role\":\"snapshot\",\"base_version\":2}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"add-key\",\"role\":\"root\",\"base_version\":2,\"external\":"
+	         "{\"name\":\"a\",\"holder\":\"admin1\",\"public_key\":\"not a key\"}}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"add-key\",\"role\":\"root\",\"base_version\":2,\"external\":"
+	         "{\"name\":\"a\",\"holder\":\"admin1\"}}",
+	         QS_ERR_INVALID},
+	        {"tuf-root", "{\"op\":\"remove-key\",\"role\":\"root\",\"base_version\":2}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"remove-key\",\"role\":\"prod-targets\",\"base_version\":2,"
+	         "\"keyid\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+	         0},
+	        {"tuf-root",
+	         "{\"op\":\"remove-key\",\"role\":\"timestamp\",\"base_version\":2,"
+	         "\"keyid\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"set-expiry\",\"role\":\"timestamp\",\"base_version\":2,"
+	         "\"expires\":\"2d\"}",
+	         0},
+	        {"tuf-root",
+	         "{\"op\":\"set-expiry\",\"role\":\"root\",\"base_version\":2,"
+	         "\"expires\":\"0d\"}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"set-expiry\",\"role\":\"root\",\"base_version\":2,"
+	         "\"expires\":\"10y\"}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"set-expiry\",\"role\":\"root\",\"base_version\":2,"
+	         "\"expires\":\"365\"}",
+	         QS_ERR_INVALID},
+	        {"tuf-root",
+	         "{\"op\":\"set-expiry\",\"role\":\"root\",\"base_version\":2,"
+	         "\"expires\":1}",
+	         QS_ERR_INVALID},
+	        {"tuf-root", "{\"op\":\"delete-everything\",\"role\":\"root\",\"base_version\":2}",
 	         QS_ERR_INVALID},
 	        {"tuf-push", "{}", 0},
 	        {"tuf-push", "[1]", QS_ERR_INVALID},
@@ -319,6 +443,7 @@ main(int argc, char **argv)
 	test_time();
 	test_targets();
 	test_payloads();
+	test_external_keys();
 	test_der();
 	test_envelope();
 	if (check_failures == 0)
