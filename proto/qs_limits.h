@@ -88,6 +88,11 @@
 #define QS_MAX_HELPER_KEYS 4096
 /* URI, label or error text in a helper message. */
 #define QS_MAX_PRIVSEP_STR 1024
+/* Tokens a signer helper may report: far above any configuration; bounds
+ * the front's table of token labels. */
+#define QS_MAX_PRIVSEP_TOKENS 4096
+/* One input of a PS_SIGN_MANY call: a digest (SHA-512's is the longest). */
+#define QS_MAX_PRIVSEP_DIGEST 64
 /* A signer helper that does not answer within this many seconds is killed
  * and replaced (a hung token must not hold a worker forever); generous
  * because RSA key generation in a TPM takes seconds. */

@@ -3,6 +3,7 @@
  * Protocol and process model: privsep.h.
  */
 #include "privsep.h"
+#include "privsep_wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,174 +25,8 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 
-/* Handlers return this for a request that does not decode: the helper
- * exits rather than guess. */
-#define PS_GARBAGE 1
 /* ps_call's "the helper is gone or broke the protocol": replace it. */
 #define PS_DEAD 2
-
-/* ------------------------------------------------------------ encoding */
-
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap;
-	int err;
-};
-
-static void
-wb_init(struct wbuf *b)
-{
-	memset(b, 0, sizeof(*b));
-	b->len = 4; /* the frame length, filled in by wb_send */
-	if ((b->p = malloc(256)) == NULL)
-		b->err = 1;
-	else
-		b->cap = 256;
-}
-
-static void
-wb_put(struct wbuf *b, const void *d, size_t n)
-{
-	if (b->err)
-		return;
-	if (b->len + n > 4 + (size_t)QS_MAX_PRIVSEP_MSG) {
-		b->err = 1;
-		return;
-	}
-	if (b->len + n > b->cap) {
-		size_t ncap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n;
-		uint8_t *np = realloc(b->p, ncap);
-		if (np == NULL) {
-			b->err = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-}
-
-static void
-wb_u8(struct wbuf *b, uint8_t v)
-{
-	wb_put(b, &v, 1);
-}
-
-static void
-wb_u32(struct wbuf *b, uint32_t v)
-{
-	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-	wb_put(b, x, 4);
-}
-
-static void
-wb_bytes(struct wbuf *b, const uint8_t *d, size_t n)
-{
-	if (n > QS_MAX_PRIVSEP_MSG) {
-		b->err = 1;
-		return;
-	}
-	wb_u32(b, (uint32_t)n);
-	wb_put(b, d, n);
-}
-
-/* Strings longer than the cap are cut (error details), never refused. */
-static void
-wb_str(struct wbuf *b, const char *s)
-{
-	size_t n = strlen(s);
-	wb_bytes(b, (const uint8_t *)s, n > QS_MAX_PRIVSEP_STR ? QS_MAX_PRIVSEP_STR : n);
-}
-
-static void
-wb_free(struct wbuf *b)
-{
-	if (b->p != NULL)
-		explicit_bzero(b->p, b->cap);
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-struct rd {
-	const uint8_t *p;
-	size_t n;
-	int bad;
-};
-
-static int
-rd_take(struct rd *r, void *d, size_t n)
-{
-	if (r->bad || r->n < n) {
-		r->bad = 1;
-		return -1;
-	}
-	memcpy(d, r->p, n);
-	r->p += n;
-	r->n -= n;
-	return 0;
-}
-
-static uint8_t
-rd_u8(struct rd *r)
-{
-	uint8_t v = 0;
-	rd_take(r, &v, 1);
-	return v;
-}
-
-static uint32_t
-rd_u32(struct rd *r)
-{
-	uint8_t x[4] = {0};
-	if (rd_take(r, x, 4) != 0)
-		return 0;
-	return (uint32_t)x[0] << 24 | (uint32_t)x[1] << 16 | (uint32_t)x[2] << 8 | x[3];
-}
-
-/* Points into the message; n <= max. */
-static const uint8_t *
-rd_bytes(struct rd *r, size_t max, size_t *n)
-{
-	uint32_t len = rd_u32(r);
-	const uint8_t *p = r->p;
-
-	*n = 0;
-	if (r->bad || len > max || len > r->n) {
-		r->bad = 1;
-		return NULL;
-	}
-	r->p += len;
-	r->n -= len;
-	*n = len;
-	return p;
-}
-
-/* Copy a string field into out (QS_MAX_PRIVSEP_STR + 1 bytes): no NUL
- * inside, at most the cap. */
-static void
-rd_str(struct rd *r, char *out)
-{
-	size_t n;
-	const uint8_t *p = rd_bytes(r, QS_MAX_PRIVSEP_STR, &n);
-
-	out[0] = '\0';
-	if (p == NULL)
-		return;
-	if (memchr(p, '\0', n) != NULL) {
-		r->bad = 1;
-		return;
-	}
-	memcpy(out, p, n);
-	out[n] = '\0';
-}
-
-/* Every field read and nothing left over. */
-static int
-rd_end(const struct rd *r)
-{
-	return !r->bad && r->n == 0;
-}
 
 /* ------------------------------------------------------------ framing */
 
@@ -230,16 +65,12 @@ recv_all(int fd, uint8_t *p, size_t n)
 }
 
 static int
-wb_send(int fd, struct wbuf *b)
+wb_send(int fd, struct ps_wbuf *b)
 {
-	uint32_t n = (uint32_t)(b->len - 4);
+	int r;
 
-	if (b->err)
-		return qs_fail(QS_ERR_EXHAUSTED, "signer message over %u bytes", QS_MAX_PRIVSEP_MSG);
-	b->p[0] = (uint8_t)(n >> 24);
-	b->p[1] = (uint8_t)(n >> 16);
-	b->p[2] = (uint8_t)(n >> 8);
-	b->p[3] = (uint8_t)n;
+	if ((r = ps_wb_finish(b)) != 0)
+		return r;
 	return send_all(fd, b->p, b->len) == 0 ? 0 : qs_fail(QS_ERR_IO, "signer socket: %s",
 							      strerror(errno));
 }
@@ -257,10 +88,8 @@ read_frame(int fd, uint8_t **body, size_t *len)
 	*len = 0;
 	if ((r = recv_all(fd, h, 4)) != 0)
 		return r == 1 ? 1 : qs_fail(QS_ERR_IO, "signer socket: short frame header");
-	n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-	if (n == 0 || n > QS_MAX_PRIVSEP_MSG)
-		return qs_fail(QS_ERR_INVALID, "frame length %u out of range 1..%u", n,
-			       QS_MAX_PRIVSEP_MSG);
+	if ((r = ps_frame_len(h, &n)) != 0)
+		return r;
 	if ((*body = malloc(n)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	if (recv_all(fd, *body, n) != 0) {
@@ -316,15 +145,15 @@ struct helper {
 };
 
 static void
-put_info(struct helper *h, struct wbuf *out)
+put_info(struct helper *h, struct ps_wbuf *out)
 {
-	wb_u32(out, (uint32_t)h->ntoks);
+	ps_wb_u32(out, (uint32_t)h->ntoks);
 	for (size_t i = 0; i < h->ntoks; i++) {
 		unsigned s = 0, rc = 0;
 		hsm_stats(h->toks[i], &s, &rc);
-		wb_str(out, hsm_token_label(h->toks[i]));
-		wb_u32(out, s);
-		wb_u32(out, rc);
+		ps_wb_str(out, hsm_token_label(h->toks[i]));
+		ps_wb_u32(out, s);
+		ps_wb_u32(out, rc);
 	}
 }
 
@@ -351,42 +180,35 @@ key_of(struct helper *h, uint32_t handle, struct helper_key **k)
 	return 0;
 }
 
+/* The handlers get a request that decoded (ps_request_decode). */
+
 static int
-h_info(struct helper *h, struct rd *in, struct wbuf *out)
+h_info(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
-	if (!rd_end(in))
-		return PS_GARBAGE;
+	(void)q;
 	put_info(h, out);
 	return 0;
 }
 
 static int
-h_token_for(struct helper *h, struct rd *in, struct wbuf *out)
+h_token_for(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
-	char uri[QS_MAX_PRIVSEP_STR + 1];
-	int i;
+	int i = tok_for(h, q->uri);
 
-	rd_str(in, uri);
-	if (!rd_end(in))
-		return PS_GARBAGE;
-	i = tok_for(h, uri);
-	wb_u32(out, i < 0 ? PS_NO_TOKEN : (uint32_t)i);
+	ps_wb_u32(out, i < 0 ? PS_NO_TOKEN : (uint32_t)i);
 	return 0;
 }
 
 static int
-h_find(struct helper *h, struct rd *in, struct wbuf *out)
+h_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
-	char uri[QS_MAX_PRIVSEP_STR + 1];
+	const char *uri = q->uri;
 	struct helper_key *k = NULL;
 	hsm_key *key = NULL;
 	uint8_t *der = NULL;
 	size_t der_len = 0, handle = 0;
 	int t, r;
 
-	rd_str(in, uri);
-	if (!rd_end(in))
-		return PS_GARBAGE;
 	for (size_t i = 0; i < h->nkeys && handle == 0; i++)
 		if (strcmp(h->keys[i].uri, uri) == 0)
 			handle = i + 1;
@@ -414,105 +236,84 @@ h_find(struct helper *h, struct rd *in, struct wbuf *out)
 	k = &h->keys[handle - 1];
 	if ((r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
 		return r;
-	wb_u32(out, (uint32_t)handle);
-	wb_u8(out, (uint8_t)hsm_key_type(k->key));
-	wb_u32(out, (uint32_t)k->tok);
-	wb_bytes(out, der, der_len);
+	ps_wb_u32(out, (uint32_t)handle);
+	ps_wb_u8(out, (uint8_t)hsm_key_type(k->key));
+	ps_wb_u32(out, (uint32_t)k->tok);
+	ps_wb_bytes(out, der, der_len);
 	free(der);
 	return 0;
 }
 
 static int
-h_sign(struct helper *h, struct rd *in, struct wbuf *out)
+h_sign(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
 	struct helper_key *k;
 	uint8_t sig[HSM_SIG_MAX];
-	size_t n = 0, sig_len = 0;
-	uint32_t handle = rd_u32(in);
-	const uint8_t *data = rd_bytes(in, QS_MAX_BLOB, &n);
+	size_t sig_len = 0;
 	int r;
 
-	if (!rd_end(in) || data == NULL)
-		return PS_GARBAGE;
-	if ((r = key_of(h, handle, &k)) != 0)
+	if ((r = key_of(h, q->handle, &k)) != 0)
 		return r;
-	if ((r = hsm_sign(h->toks[k->tok], k->key, data, n, sig, &sig_len)) != 0)
+	if ((r = hsm_sign(h->toks[k->tok], k->key, q->data, q->data_len, sig, &sig_len)) != 0)
 		return r;
-	wb_bytes(out, sig, sig_len);
+	ps_wb_bytes(out, sig, sig_len);
 	explicit_bzero(sig, sizeof(sig));
 	return 0;
 }
 
 static int
-h_sign_many(struct helper *h, struct rd *in, struct wbuf *out)
+h_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
 	struct helper_key *k;
-	uint32_t handle = rd_u32(in), n = rd_u32(in);
-	const uint8_t *data[QS_MAX_BATCH];
-	size_t lens[QS_MAX_BATCH];
 	uint8_t sig[HSM_SIG_MAX];
 	int r;
 
-	if (n == 0 || n > QS_MAX_BATCH)
-		return PS_GARBAGE;
-	for (uint32_t i = 0; i < n; i++)
-		if ((data[i] = rd_bytes(in, 64, &lens[i])) == NULL)
-			return PS_GARBAGE;
-	if (!rd_end(in))
-		return PS_GARBAGE;
-	if ((r = key_of(h, handle, &k)) != 0)
+	if ((r = key_of(h, q->handle, &k)) != 0)
 		return r;
-	for (uint32_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < q->nitems; i++) {
 		size_t sig_len = 0;
-		int ri = hsm_sign(h->toks[k->tok], k->key, data[i], lens[i], sig, &sig_len);
-		wb_u32(out, (uint32_t)ri);
-		wb_bytes(out, sig, ri == 0 ? sig_len : 0);
+		int ri = hsm_sign(h->toks[k->tok], k->key, q->items[i], q->item_lens[i], sig,
+				  &sig_len);
+		ps_wb_u32(out, (uint32_t)ri);
+		ps_wb_bytes(out, sig, ri == 0 ? sig_len : 0);
 	}
 	explicit_bzero(sig, sizeof(sig));
 	return 0;
 }
 
 static int
-h_pubkey(struct helper *h, struct rd *in, struct wbuf *out)
+h_pubkey(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
 	struct helper_key *k;
 	uint8_t *der = NULL;
 	size_t der_len = 0;
-	uint32_t handle = rd_u32(in);
 	int r;
 
-	if (!rd_end(in))
-		return PS_GARBAGE;
-	if ((r = key_of(h, handle, &k)) != 0 ||
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
 		return r;
-	wb_bytes(out, der, der_len);
+	ps_wb_bytes(out, der, der_len);
 	free(der);
 	return 0;
 }
 
 static int
-h_keygen(struct helper *h, struct rd *in, struct wbuf *out)
+h_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
-	char uri[QS_MAX_PRIVSEP_STR + 1], label[QS_MAX_PRIVSEP_STR + 1];
 	hsm_key *key = NULL;
-	uint8_t type;
+	uint8_t type = q->keytype;
 	int t, r;
 
 	(void)out;
-	rd_str(in, uri);
-	type = rd_u8(in);
-	rd_str(in, label);
-	if (!rd_end(in))
-		return PS_GARBAGE;
 	if (type != HSM_KEY_EC_P256 && type != HSM_KEY_ED25519 && type != HSM_KEY_RSA3072)
 		return qs_fail(QS_ERR_INVALID, "key type %u", type);
-	if ((t = tok_for(h, uri)) < 0)
-		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", uri);
-	r = hsm_keygen(h->toks[t], (enum hsm_keytype)type, label, NULL, 0, &key);
+	if ((t = tok_for(h, q->uri)) < 0)
+		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", q->uri);
+	r = hsm_keygen(h->toks[t], (enum hsm_keytype)type, q->label, NULL, 0, &key);
 	hsm_key_free(key);
 	if (r == 0)
-		log_info("privsep.keygen", "token=%s label=%s", hsm_token_label(h->toks[t]), label);
+		log_info("privsep.keygen", "token=%s label=%s", hsm_token_label(h->toks[t]),
+			 q->label);
 	return r;
 }
 
@@ -520,7 +321,7 @@ h_keygen(struct helper *h, struct rd *in, struct wbuf *out)
 static const struct ps_perm {
 	uint8_t type;
 	const char *name;
-	int (*fn)(struct helper *, struct rd *, struct wbuf *);
+	int (*fn)(struct helper *, const struct ps_request *, struct ps_wbuf *);
 } ps_perms[] = {
 	{PS_INFO, "info", h_info},	 {PS_FIND, "find", h_find},
 	{PS_SIGN, "sign", h_sign},	 {PS_KEYGEN, "keygen", h_keygen},
@@ -529,20 +330,22 @@ static const struct ps_perm {
 };
 
 static void
-helper_reply_error(struct wbuf *out, uint8_t type, int r)
+helper_reply_error(struct ps_wbuf *out, uint8_t type, int r)
 {
 	out->len = 4;
 	out->err = 0;
-	wb_u8(out, type);
-	wb_u32(out, (uint32_t)(int32_t)r);
-	wb_str(out, qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
+	ps_wb_u8(out, type);
+	ps_wb_u32(out, (uint32_t)(int32_t)r);
+	ps_wb_str(out, qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
 }
 
 static void __attribute__((noreturn))
 helper_main(const struct config *c, int fd)
 {
 	struct helper h = {0};
-	struct wbuf out;
+	/* Decoded requests point into it: static, it is large (the batch). */
+	static struct ps_request_in in;
+	struct ps_wbuf out;
 	uint8_t *body = NULL;
 	size_t len = 0;
 	int r, code = 0;
@@ -553,9 +356,9 @@ helper_main(const struct config *c, int fd)
 	log_rename("qsignd-signer");
 	signal(SIGPIPE, SIG_IGN);
 	/* The tokens, the PIN and the login exist only from here on. */
-	wb_init(&out);
-	wb_u8(&out, PS_READY | PS_REPLY);
-	wb_u32(&out, 0);
+	ps_wb_init(&out);
+	ps_wb_u8(&out, PS_READY | PS_REPLY);
+	ps_wb_u32(&out, 0);
 	if ((r = keyring_open_local(c, &h.kr)) != 0) {
 		helper_reply_error(&out, PS_READY | PS_REPLY, r);
 		(void)wb_send(fd, &out);
@@ -575,10 +378,9 @@ helper_main(const struct config *c, int fd)
 		_exit(1);
 	for (;;) {
 		const struct ps_perm *perm = NULL;
-		struct rd in;
 		uint8_t type;
 
-		wb_free(&out);
+		ps_wb_free(&out);
 		free_body(body, len);
 		if ((r = read_frame(fd, &body, &len)) == 1)
 			break; /* the front closed: a normal stop */
@@ -588,21 +390,22 @@ helper_main(const struct config *c, int fd)
 			break;
 		}
 		type = body[0];
-		in = (struct rd){.p = body + 1, .n = len - 1};
 		for (size_t i = 0; i < sizeof(ps_perms) / sizeof(ps_perms[0]); i++)
 			if (ps_perms[i].type == type)
 				perm = &ps_perms[i];
-		wb_init(&out);
-		wb_u8(&out, (uint8_t)(type | PS_REPLY));
-		wb_u32(&out, 0);
+		ps_wb_init(&out);
+		ps_wb_u8(&out, (uint8_t)(type | PS_REPLY));
+		ps_wb_u32(&out, 0);
 		if (perm == NULL) {
 			log_warn("privsep.refused",
 				 "type=%u reason=\"request type not in the permission table\"",
 				 type);
 			r = qs_fail(QS_ERR_DENIED, "request type %u is not permitted", type);
+		} else if (ps_request_decode(body, len, &in) != 0) {
+			r = PS_GARBAGE;
 		} else {
 			qs_fail(QS_OK, "%s", "");
-			r = perm->fn(&h, &in, &out);
+			r = perm->fn(&h, &in.q, &out);
 		}
 		if (r == PS_GARBAGE) {
 			log_error("privsep.garbage",
@@ -616,7 +419,7 @@ helper_main(const struct config *c, int fd)
 		if (wb_send(fd, &out) != 0)
 			break;
 	}
-	wb_free(&out);
+	ps_wb_free(&out);
 	free_body(body, len);
 	for (size_t i = 0; i < h.nkeys; i++) {
 		hsm_key_free(h.keys[i].key);
@@ -767,47 +570,32 @@ struct ps_keyref {
 	uint64_t gen[QS_MAX_SIGNERS];
 };
 
-/* Decode a reply to `type`: the status, then either the detail (returned
- * as the error) or the fields left in *fields. PS_DEAD if it is not a
- * well-formed reply to this request. */
+/* Decode a reply to `type` (ps_reply_decode): the helper's error, or 0
+ * with the fields in *fields; PS_DEAD if it is not a well-formed reply to
+ * this request. */
 static int
-parse_reply(uint8_t type, const uint8_t *body, size_t len, struct rd *fields)
+parse_reply(uint8_t type, const uint8_t *body, size_t len, struct ps_rd *fields)
 {
-	char detail[QS_MAX_PRIVSEP_STR + 1];
-	struct rd r = {.p = body, .n = len};
-	uint8_t t = rd_u8(&r);
-	int32_t st = (int32_t)rd_u32(&r);
+	int r = ps_reply_decode(type, body, len, fields);
 
-	if (r.bad || t != (uint8_t)(type | PS_REPLY) || st > 0 || st < QS_ERR_BADSIG)
-		return PS_DEAD;
-	if (st == 0) {
-		*fields = r;
-		return 0;
-	}
-	rd_str(&r, detail);
-	if (!rd_end(&r))
-		return PS_DEAD;
-	return qs_fail(st, "%s", detail);
+	return r == PS_GARBAGE ? PS_DEAD : r;
 }
 
 /* Tokens of the first helper; later ones must report the same. */
 static int
-take_info(struct ps_pool *p, struct rd *f)
+take_info(struct ps_pool *p, struct ps_rd *f)
 {
 	char label[QS_MAX_PRIVSEP_STR + 1];
-	uint32_t n = rd_u32(f);
+	uint32_t n;
 
-	if (f->bad || n > 4096)
+	if (ps_info_decode_count(f, &n) != 0 || n > QS_MAX_PRIVSEP_TOKENS)
 		return PS_DEAD;
 	if (p->labels != NULL && n != p->ntok)
 		return qs_fail(QS_ERR_INTERNAL, "signer helpers disagree on the tokens");
 	if (p->labels == NULL && (p->labels = calloc(n ? n : 1, sizeof(char *))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (uint32_t i = 0; i < n; i++) {
-		rd_str(f, label);
-		(void)rd_u32(f);
-		(void)rd_u32(f);
-		if (f->bad)
+		if (ps_info_decode_token(f, label, NULL, NULL) != 0)
 			return PS_DEAD;
 		if (p->ntok < n && p->labels[i] == NULL) {
 			if ((p->labels[i] = strdup(label)) == NULL)
@@ -815,7 +603,7 @@ take_info(struct ps_pool *p, struct rd *f)
 		}
 	}
 	p->ntok = n;
-	return rd_end(f) ? 0 : PS_DEAD;
+	return ps_rd_end(f) ? 0 : PS_DEAD;
 }
 
 /* Have the launcher start a helper into h and wait for its READY. */
@@ -824,7 +612,7 @@ spawn(struct ps_pool *p, struct ps_helper *h)
 {
 	uint8_t b = 'H', *body = NULL;
 	size_t len = 0;
-	struct rd f;
+	struct ps_rd f;
 	int fd = -1, r;
 	pid_t pid = 0;
 
@@ -1022,8 +810,8 @@ release(struct ps_pool *p, unsigned i)
 /* Send req to helper h (held), read its reply. 0 with *body (caller frees)
  * and *fields, a QS error from the helper, or PS_DEAD. */
 static int
-call(struct ps_helper *h, uint8_t type, struct wbuf *req, uint8_t **body, size_t *len,
-     struct rd *fields)
+call(struct ps_helper *h, uint8_t type, struct ps_wbuf *req, uint8_t **body, size_t *len,
+     struct ps_rd *fields)
 {
 	int r;
 
@@ -1048,8 +836,9 @@ static int
 resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 {
 	struct ps_helper *h = &p->h[i];
-	struct wbuf req;
-	struct rd f;
+	struct ps_request q = {.type = PS_FIND, .uri = ref->uri};
+	struct ps_wbuf req;
+	struct ps_rd f;
 	uint8_t *body = NULL;
 	size_t len = 0;
 	int r;
@@ -1058,14 +847,12 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 		*handle = ref->handle[i];
 		return 0;
 	}
-	wb_init(&req);
-	wb_u8(&req, PS_FIND);
-	wb_str(&req, ref->uri);
+	ps_request_encode(&req, &q);
 	r = call(h, PS_FIND, &req, &body, &len, &f);
-	wb_free(&req);
+	ps_wb_free(&req);
 	if (r != 0)
 		return r;
-	*handle = rd_u32(&f);
+	*handle = ps_rd_u32(&f);
 	if (f.bad) {
 		free_body(body, len);
 		return PS_DEAD;
@@ -1076,52 +863,19 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 	return 0;
 }
 
+/* A request and, for SIGN, SIGN_MANY and PUBKEY, the key it is about:
+ * its handle on the chosen helper is filled in by run(). */
 struct ps_req {
-	uint8_t type;
-	struct ps_keyref *ref; /* SIGN, PUBKEY: the handle goes first */
-	const char *s1, *s2;
-	uint8_t u8;
-	const uint8_t *data;
-	size_t data_len;
-	const uint8_t *const *items; /* SIGN_MANY */
-	const size_t *item_lens;
-	size_t nitems;
+	struct ps_request wire;
+	struct ps_keyref *ref;
 };
-
-static void
-build(struct wbuf *b, const struct ps_req *q, uint32_t handle)
-{
-	wb_init(b);
-	wb_u8(b, q->type);
-	switch (q->type) {
-	case PS_FIND:
-	case PS_TOKEN_FOR: wb_str(b, q->s1); break;
-	case PS_SIGN:
-		wb_u32(b, handle);
-		wb_bytes(b, q->data, q->data_len);
-		break;
-	case PS_SIGN_MANY:
-		wb_u32(b, handle);
-		wb_u32(b, (uint32_t)q->nitems);
-		for (size_t i = 0; i < q->nitems; i++)
-			wb_bytes(b, q->items[i], q->item_lens[i]);
-		break;
-	case PS_PUBKEY: wb_u32(b, handle); break;
-	case PS_KEYGEN:
-		wb_str(b, q->s1);
-		wb_u8(b, q->u8);
-		wb_str(b, q->s2);
-		break;
-	default: break;
-	}
-}
 
 /* One request on the next free helper (or on helper `only` if not -1). A
  * helper found dead is replaced; the request is then retried once if
  * `retry` (it is idempotent), else fails UNAVAILABLE. */
 static int
 run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **body, size_t *len,
-    struct rd *fields)
+    struct ps_rd *fields)
 {
 	unsigned i;
 	int r = 0;
@@ -1137,20 +891,20 @@ run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **bo
 		i = acquire(p);
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct wbuf req;
-		uint32_t handle = 0;
+		struct ps_request w = q->wire;
+		struct ps_wbuf req;
 
 		if (p->h[i].fd < 0 && (r = restart(p, &p->h[i])) != 0)
 			break;
-		r = q->ref != NULL ? resolve(p, i, q->ref, &handle) : 0;
+		r = q->ref != NULL ? resolve(p, i, q->ref, &w.handle) : 0;
 		if (r == 0) {
-			build(&req, q, handle);
-			r = call(&p->h[i], q->type, &req, body, len, fields);
-			wb_free(&req);
+			ps_request_encode(&req, &w);
+			r = call(&p->h[i], w.type, &req, body, len, fields);
+			ps_wb_free(&req);
 		}
 		if (r != PS_DEAD)
 			break;
-		log_warn("privsep.helper_died", "pid=%d request=%u", (int)p->h[i].pid, q->type);
+		log_warn("privsep.helper_died", "pid=%d request=%u", (int)p->h[i].pid, w.type);
 		if ((r = restart(p, &p->h[i])) != 0)
 			break;
 		r = qs_fail(QS_ERR_UNAVAILABLE, "signer helper died during the call");
@@ -1165,13 +919,12 @@ int
 ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_keytype *type,
 	size_t *tok_index, uint8_t **der, size_t *der_len)
 {
-	struct ps_req q = {.type = PS_FIND, .s1 = uri};
+	struct ps_req q = {.wire = {.type = PS_FIND, .uri = uri}};
 	struct ps_keyref *ref = NULL;
+	struct ps_find_reply fr;
 	uint8_t *body = NULL;
-	const uint8_t *d;
-	size_t len = 0, n = 0;
-	struct rd f;
-	uint32_t tok;
+	size_t len = 0;
+	struct ps_rd f;
 	int r;
 
 	*refp = NULL;
@@ -1181,22 +934,19 @@ ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_ke
 		return qs_fail(QS_ERR_INVALID, "key URI longer than %d bytes", QS_MAX_PRIVSEP_STR);
 	if ((r = run(p, &q, 1, -1, &body, &len, &f)) != 0)
 		return r;
-	(void)rd_u32(&f);
-	*type = (enum hsm_keytype)rd_u8(&f);
-	tok = rd_u32(&f);
-	d = rd_bytes(&f, QS_MAX_PRIVSEP_MSG, &n);
-	if (!rd_end(&f) || d == NULL || tok >= p->ntok) {
+	if (ps_find_reply_decode(&f, &fr) != 0 || fr.tok >= p->ntok) {
 		r = qs_fail(QS_ERR_INTERNAL, "malformed find reply from a signer helper");
 		goto out;
 	}
 	if ((ref = calloc(1, sizeof(*ref))) == NULL || (ref->uri = strdup(uri)) == NULL ||
-	    (*der = malloc(n ? n : 1)) == NULL) {
+	    (*der = malloc(fr.der_len ? fr.der_len : 1)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(*der, d, n);
-	*der_len = n;
-	*tok_index = tok;
+	memcpy(*der, fr.der, fr.der_len);
+	*der_len = fr.der_len;
+	*type = (enum hsm_keytype)fr.keytype;
+	*tok_index = fr.tok;
 	ref->pool = p;
 	*refp = ref;
 	ref = NULL;
@@ -1219,11 +969,11 @@ ps_keyref_free(struct ps_keyref *ref)
 int
 ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len)
 {
-	struct ps_req q = {.type = PS_SIGN, .ref = ref, .data = in, .data_len = in_len};
+	struct ps_req q = {.wire = {.type = PS_SIGN, .data = in, .data_len = in_len}, .ref = ref};
 	uint8_t *body = NULL;
 	const uint8_t *s;
 	size_t len = 0, n = 0;
-	struct rd f;
+	struct ps_rd f;
 	int r;
 
 	*sig_len = 0;
@@ -1231,8 +981,7 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 		return qs_fail(QS_ERR_EXHAUSTED, "input of %zu bytes over %u", in_len, QS_MAX_BLOB);
 	if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
 		return r;
-	s = rd_bytes(&f, HSM_SIG_MAX, &n);
-	if (!rd_end(&f) || s == NULL) {
+	if (ps_sign_reply_decode(&f, &s, &n) != 0) {
 		free(body);
 		return qs_fail(QS_ERR_INTERNAL, "malformed sign reply from a signer helper");
 	}
@@ -1246,35 +995,37 @@ int
 ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
 	     uint8_t *sigs, size_t *sig_lens, int *status)
 {
-	struct ps_req q = {.type = PS_SIGN_MANY, .ref = ref, .items = in, .item_lens = in_len,
-			   .nitems = n};
+	struct ps_req q = {
+		.wire = {.type = PS_SIGN_MANY, .items = in, .item_lens = in_len, .nitems = n},
+		.ref = ref};
 	uint8_t *body = NULL;
-	struct rd f;
+	struct ps_rd f;
 	int r;
 
 	if (n == 0 || n > QS_MAX_BATCH)
 		return qs_fail(QS_ERR_INVALID, "1..%d inputs per call", QS_MAX_BATCH);
 	for (size_t i = 0; i < n; i++)
-		if (in_len[i] > 64)
-			return qs_fail(QS_ERR_INVALID, "sign_many takes digests (<= 64 bytes)");
+		if (in_len[i] > QS_MAX_PRIVSEP_DIGEST)
+			return qs_fail(QS_ERR_INVALID, "sign_many takes digests (<= %d bytes)",
+				       QS_MAX_PRIVSEP_DIGEST);
 	{
 		size_t len = 0;
 		if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
 			return r;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint32_t st = rd_u32(&f);
+		int st;
 		size_t m = 0;
-		const uint8_t *s = rd_bytes(&f, HSM_SIG_MAX, &m);
-		if (s == NULL) {
+		const uint8_t *s;
+		if (ps_sign_many_item_decode(&f, &st, &s, &m) != 0) {
 			free(body);
 			return qs_fail(QS_ERR_INTERNAL, "malformed sign_many reply from a signer helper");
 		}
-		status[i] = (int)st;
+		status[i] = st;
 		sig_lens[i] = m;
 		memcpy(sigs + i * HSM_SIG_MAX, s, m);
 	}
-	if (!rd_end(&f)) {
+	if (!ps_rd_end(&f)) {
 		free(body);
 		return qs_fail(QS_ERR_INTERNAL, "trailing bytes in a sign_many reply");
 	}
@@ -1285,19 +1036,18 @@ ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_l
 int
 ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len)
 {
-	struct ps_req q = {.type = PS_PUBKEY, .ref = ref};
+	struct ps_req q = {.wire = {.type = PS_PUBKEY}, .ref = ref};
 	uint8_t *body = NULL;
 	const uint8_t *d;
 	size_t len = 0, n = 0;
-	struct rd f;
+	struct ps_rd f;
 	int r;
 
 	*der = NULL;
 	*der_len = 0;
 	if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
 		return r;
-	d = rd_bytes(&f, QS_MAX_PRIVSEP_MSG, &n);
-	if (!rd_end(&f) || d == NULL)
+	if (ps_pubkey_reply_decode(&f, &d, &n) != 0)
 		r = qs_fail(QS_ERR_INTERNAL, "malformed pubkey reply from a signer helper");
 	else if ((*der = malloc(n ? n : 1)) == NULL)
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -1312,17 +1062,18 @@ ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len)
 int
 ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const char *label)
 {
-	struct ps_req q = {.type = PS_KEYGEN, .s1 = token_uri, .u8 = (uint8_t)type, .s2 = label};
+	struct ps_req q = {.wire = {.type = PS_KEYGEN, .uri = token_uri, .keytype = (uint8_t)type,
+				    .label = label}};
 	uint8_t *body = NULL;
 	size_t len = 0;
-	struct rd f;
+	struct ps_rd f;
 	int r;
 
 	if (strlen(token_uri) > QS_MAX_PRIVSEP_STR || strlen(label) > QS_MAX_PRIVSEP_STR)
 		return qs_fail(QS_ERR_INVALID, "token URI or label too long");
 	if ((r = run(p, &q, 0, -1, &body, &len, &f)) != 0)
 		return r;
-	r = rd_end(&f) ? 0 : qs_fail(QS_ERR_INTERNAL, "malformed keygen reply");
+	r = ps_rd_end(&f) ? 0 : qs_fail(QS_ERR_INTERNAL, "malformed keygen reply");
 	free(body);
 	return r;
 }
@@ -1330,10 +1081,10 @@ ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const
 int
 ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index)
 {
-	struct ps_req q = {.type = PS_TOKEN_FOR, .s1 = uri};
+	struct ps_req q = {.wire = {.type = PS_TOKEN_FOR, .uri = uri}};
 	uint8_t *body = NULL;
 	size_t len = 0;
-	struct rd f;
+	struct ps_rd f;
 	int r;
 
 	*index = PS_NO_TOKEN;
@@ -1341,8 +1092,8 @@ ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index)
 		return 0;
 	if ((r = run(p, &q, 1, -1, &body, &len, &f)) != 0)
 		return r;
-	*index = rd_u32(&f);
-	if (!rd_end(&f) || (*index != PS_NO_TOKEN && *index >= p->ntok)) {
+	if (ps_token_for_reply_decode(&f, index) != 0 ||
+	    (*index != PS_NO_TOKEN && *index >= p->ntok)) {
 		*index = PS_NO_TOKEN;
 		r = qs_fail(QS_ERR_INTERNAL, "malformed token reply");
 	}
@@ -1353,7 +1104,7 @@ ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index)
 void
 ps_token_stats(struct ps_pool *p, size_t t, unsigned *sessions, unsigned *reconnects)
 {
-	struct ps_req q = {.type = PS_INFO};
+	struct ps_req q = {.wire = {.type = PS_INFO}};
 
 	*sessions = 0;
 	*reconnects = 0;
@@ -1361,16 +1112,17 @@ ps_token_stats(struct ps_pool *p, size_t t, unsigned *sessions, unsigned *reconn
 		char label[QS_MAX_PRIVSEP_STR + 1];
 		uint8_t *body = NULL;
 		size_t len = 0;
-		struct rd f;
-		uint32_t n;
+		struct ps_rd f;
+		uint32_t n = 0;
 
 		if (run(p, &q, 1, (int)i, &body, &len, &f) != 0)
 			continue;
-		n = rd_u32(&f);
-		for (uint32_t k = 0; k < n && !f.bad; k++) {
-			rd_str(&f, label);
-			uint32_t s = rd_u32(&f), rc = rd_u32(&f);
-			if (k == t && !f.bad) {
+		(void)ps_info_decode_count(&f, &n);
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t s, rc;
+			if (ps_info_decode_token(&f, label, &s, &rc) != 0)
+				break;
+			if (k == t) {
 				*sessions += s;
 				*reconnects += rc;
 			}
@@ -1394,7 +1146,7 @@ expect_status(const char *what, int fd, const uint8_t *frame, size_t n, uint8_t 
 {
 	uint8_t *body = NULL;
 	size_t len = 0;
-	struct rd f;
+	struct ps_rd f;
 	int r = raw_roundtrip(fd, frame, n, &body, &len), got;
 
 	if (r != 0) {
@@ -1431,10 +1183,10 @@ int
 ps_selftest(const struct config *c, const char *uri)
 {
 	struct ps_pool *p = NULL;
-	struct wbuf b;
+	struct ps_wbuf b;
 	uint8_t *body = NULL;
 	size_t len = 0;
-	struct rd f;
+	struct ps_rd f;
 	uint32_t handle;
 	uint8_t dg[32] = {0};
 	int fails = 0, r;
@@ -1446,12 +1198,12 @@ ps_selftest(const struct config *c, const char *uri)
 	}
 	printf("ok: helper pid %d\n", (int)p->h[0].pid);
 	/* A legitimate find: the only way to obtain a handle. */
-	wb_init(&b);
-	wb_u8(&b, PS_FIND);
-	wb_str(&b, uri);
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_FIND);
+	ps_wb_str(&b, uri);
 	r = call(&p->h[0], PS_FIND, &b, &body, &len, &f);
-	wb_free(&b);
-	handle = r == 0 ? rd_u32(&f) : 0;
+	ps_wb_free(&b);
+	handle = r == 0 ? ps_rd_u32(&f) : 0;
 	free(body);
 	if (r != 0 || handle == 0) {
 		printf("FAIL: find %s: %d %s\n", uri, r, qs_errdetail());
@@ -1460,61 +1212,61 @@ ps_selftest(const struct config *c, const char *uri)
 	}
 	printf("ok: find: handle %u\n", handle);
 	/* A request type outside the table. */
-	wb_init(&b);
-	wb_u8(&b, 0x55);
-	wb_u32(&b, handle);
+	ps_wb_init(&b);
+	ps_wb_u8(&b, 0x55);
+	ps_wb_u32(&b, handle);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("unknown request type 0x55", p->h[0].fd, b.p, b.len, 0x55,
 			       QS_ERR_DENIED);
-	wb_free(&b);
+	ps_wb_free(&b);
 	/* A handle the helper never handed out. */
-	wb_init(&b);
-	wb_u8(&b, PS_SIGN);
-	wb_u32(&b, handle + 1000);
-	wb_bytes(&b, dg, sizeof(dg));
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_SIGN);
+	ps_wb_u32(&b, handle + 1000);
+	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with forged handle", p->h[0].fd, b.p, b.len, PS_SIGN,
 			       QS_ERR_DENIED);
-	wb_free(&b);
-	wb_init(&b);
-	wb_u8(&b, PS_PUBKEY);
-	wb_u32(&b, 0);
+	ps_wb_free(&b);
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_PUBKEY);
+	ps_wb_u32(&b, 0);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("public key of handle 0", p->h[0].fd, b.p, b.len, PS_PUBKEY,
 			       QS_ERR_DENIED);
-	wb_free(&b);
+	ps_wb_free(&b);
 	/* Still serving after the refusals. */
-	wb_init(&b);
-	wb_u8(&b, PS_SIGN);
-	wb_u32(&b, handle);
-	wb_bytes(&b, dg, sizeof(dg));
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_SIGN);
+	ps_wb_u32(&b, handle);
+	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with its handle", p->h[0].fd, b.p, b.len, PS_SIGN, 0);
-	wb_free(&b);
+	ps_wb_free(&b);
 	/* A batch: with its handle it signs; with a forged one it is refused. */
 	for (int forged = 0; forged < 2; forged++) {
-		wb_init(&b);
-		wb_u8(&b, PS_SIGN_MANY);
-		wb_u32(&b, forged ? handle + 1000 : handle);
-		wb_u32(&b, 2);
-		wb_bytes(&b, dg, sizeof(dg));
-		wb_bytes(&b, dg, sizeof(dg));
+		ps_wb_init(&b);
+		ps_wb_u8(&b, PS_SIGN_MANY);
+		ps_wb_u32(&b, forged ? handle + 1000 : handle);
+		ps_wb_u32(&b, 2);
+		ps_wb_bytes(&b, dg, sizeof(dg));
+		ps_wb_bytes(&b, dg, sizeof(dg));
 		b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 		fails += expect_status(forged ? "sign_many with forged handle"
 					      : "sign_many with its handle",
 				       p->h[0].fd, b.p, b.len, PS_SIGN_MANY,
 				       forged ? QS_ERR_DENIED : 0);
-		wb_free(&b);
+		ps_wb_free(&b);
 	}
 	/* Garbage: a find with a trailing byte. The helper must exit. */
-	wb_init(&b);
-	wb_u8(&b, PS_FIND);
-	wb_str(&b, uri);
-	wb_u8(&b, 0);
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_FIND);
+	ps_wb_str(&b, uri);
+	ps_wb_u8(&b, 0);
 	b.p[0] = (uint8_t)((b.len - 4) >> 24), b.p[1] = (uint8_t)((b.len - 4) >> 16);
 	b.p[2] = (uint8_t)((b.len - 4) >> 8), b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_exit("find with a trailing byte", p->h[0].fd, b.p, b.len);
-	wb_free(&b);
+	ps_wb_free(&b);
 	/* A replacement from the launcher, then a frame length over the cap. */
 	if ((r = restart(p, &p->h[0])) != 0) {
 		printf("FAIL: restart: %s\n", qs_errdetail());

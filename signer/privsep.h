@@ -31,7 +31,9 @@
  *             || (status == 0 ? fields : str detail)
  *   u8/u32 big-endian; str = u32 n || n bytes (no NUL, n <= QS_MAX_PRIVSEP_STR);
  *   bytes = u32 n || n bytes (n <= QS_MAX_PRIVSEP_MSG).
- * Decoding is strict: every field present, exact lengths, no trailing bytes.
+ * Decoding is strict: every field present, exact lengths, no trailing bytes
+ * (privsep_wire.c, the one door for these bytes on both sides; fuzzed by
+ * tests/fuzz/fuzz_privsep.c).
  *
  *   type          request fields              reply fields
  *   PS_INFO       -                           u32 ntok, ntok x (str label,
@@ -71,19 +73,7 @@
 
 #include "config.h"
 #include "hsm.h"
-
-enum ps_type {
-	PS_INFO = 1,
-	PS_FIND = 2,
-	PS_SIGN = 3,
-	PS_KEYGEN = 4,
-	PS_PUBKEY = 5,
-	PS_TOKEN_FOR = 6,
-	PS_SIGN_MANY = 7,
-	PS_READY = 0x7e,
-};
-#define PS_REPLY 0x80
-#define PS_NO_TOKEN 0xffffffffu
+#include "privsep_wire.h" /* the message types, PS_NO_TOKEN */
 
 struct ps_pool;
 struct ps_keyref;

@@ -1,7 +1,7 @@
 /*
  * driver - run a libFuzzer target without libFuzzer (gcc builds, ctest):
  * every file of the seed corpus, then N deterministic pseudo-random
- * mutations of them. Real fuzzing uses tests/fuzz/run-libfuzzer.sh (clang).
+ * mutations of them. Real fuzzing uses ops/fuzz (clang's libFuzzer).
  *
  * usage: fuzz_X CORPUS_DIR [ITERATIONS]
  */
