@@ -247,14 +247,26 @@ role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *r
 	}
 	json_array_foreach(st_uris(st, role), i, u)
 	{
+		/* The public key remembered in the state, so that a key whose
+		 * token is lost can still be named (and removed); else the
+		 * token's. */
+		const char *pem = json_string_value(
+		        json_object_get(json_object_get(st_role(st, role), "public"),
+		                        json_string_value(u)));
 		struct keyring_key *k;
-		if ((*rp = key_at(s, json_string_value(u), &k)) != 0 ||
-		    (*rp = keyid_of(k, kid)) != 0) {
+		if (pem == NULL) {
+			if ((*rp = key_at(s, json_string_value(u), &k)) != 0) {
+				json_decref(ids);
+				return NULL;
+			}
+			pem = k->spki_pem;
+		}
+		if ((*rp = tuf_keyid_pem(pem, kid)) != 0) {
 			json_decref(ids);
 			return NULL;
 		}
 		if (keys != NULL)
-			json_object_set_new(keys, kid, tuf_key_ecdsa(k->spki_pem));
+			json_object_set_new(keys, kid, tuf_key_ecdsa(pem));
 		json_array_append_new(ids, json_string(kid));
 	}
 	json_array_foreach(st_ext(st, role), i, u)
@@ -886,6 +898,7 @@ static int
 sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 {
 	json_t *sp = json_object_get(doc, "signed"), *have = json_object(), *e = NULL, *set, *v;
+	json_t *gone = json_array();
 	uint8_t dg[32], sig[HSM_SIG_MAX + 16];
 	char *canon = NULL, kid[65];
 	const char *x;
@@ -894,7 +907,7 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 
 	*env = NULL;
 	*missing = 0;
-	if (have == NULL || (e = tuf_envelope_new(sp)) == NULL) {
+	if (have == NULL || gone == NULL || (e = tuf_envelope_new(sp)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -905,8 +918,20 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 		json_array_foreach(json_object_get(set, "uris"), j, v)
 		{
 			struct keyring_key *k;
-			if ((r = key_at(s, json_string_value(v), &k)) != 0 ||
-			    (r = keyid_of(k, kid)) != 0)
+			/* A key whose token is lost does not sign; the
+			 * thresholds below decide whether the others do. */
+			if (key_at(s, json_string_value(v), &k) != 0) {
+				log_warn("tuf.key_unavailable", "uri=%s detail=\"%s\"",
+				         json_string_value(v), qs_errdetail());
+				if (json_array_append_new(gone, json_string(json_string_value(v))) !=
+				    0) {
+					r = qs_fail(QS_ERR_NOMEM, "out of memory");
+					goto out;
+				}
+				qs_errclear();
+				continue;
+			}
+			if ((r = keyid_of(k, kid)) != 0)
 				goto out;
 			if (json_object_get(have, kid) != NULL)
 				continue;
@@ -944,6 +969,29 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 		}
 		if (got < th && th - got > *missing)
 			*missing = th - got;
+		if (got < th) {
+			/* Can the external keys still make it up? */
+			size_t open = 0;
+			const char *ox;
+			json_t *e2;
+			json_object_foreach(json_object_get(set, "external"), ox, e2)
+			{
+				open += json_object_get(have, ox) == NULL;
+			}
+			if (open < th - got) {
+				char *list = json_dumps(gone, JSON_COMPACT);
+				r = qs_fail(QS_ERR_UNAVAILABLE,
+				            "%s %s version %lld: only %zu of the %zu signatures "
+				            "needed can be made; keys not found: %s",
+				            json_string_value(json_object_get(doc, "repo")),
+				            json_string_value(json_object_get(doc, "role")),
+				            (long long)json_integer_value(
+				                    json_object_get(doc, "version")),
+				            got + open, th, list ? list : "?");
+				free(list);
+				goto out;
+			}
+		}
 	}
 	if (*missing == 0) {
 		*env = e;
@@ -954,7 +1002,39 @@ out:
 	free(canon);
 	json_decref(e);
 	json_decref(have);
+	json_decref(gone);
 	return r;
+}
+
+/* Remember the public key of every token key of st in roles.<role>.public
+ * {uri: pem} (kept from before for a key whose token is gone). */
+static int
+remember_public(struct server *s, json_t *st)
+{
+	for (size_t i = 0; all_roles[i] != NULL; i++) {
+		json_t *ro = st_role(st, all_roles[i]), *old = json_object_get(ro, "public");
+		json_t *pub = json_object(), *u;
+		size_t j;
+		if (pub == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		json_array_foreach(json_object_get(ro, "uris"), j, u)
+		{
+			const char *uri = json_string_value(u);
+			struct keyring_key *k;
+			json_t *was = json_object_get(old, uri);
+			int r;
+			if (was != NULL) {
+				json_object_set(pub, uri, was);
+			} else if ((r = key_at(s, uri, &k)) == 0) {
+				json_object_set_new(pub, uri, json_string(k->spki_pem));
+			} else {
+				json_decref(pub);
+				return r;
+			}
+		}
+		json_object_set_new(ro, "public", pub);
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ init */
@@ -1008,6 +1088,10 @@ state_from_policy(struct server *s, const struct policy *p, json_t **out)
 			return r;
 		}
 		json_object_set_new(st, "initial_root", ids);
+	}
+	if ((r = remember_public(s, st)) != 0) {
+		json_decref(st);
+		return r;
 	}
 	*out = st;
 	return 0;
@@ -1316,7 +1400,7 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 			goto fail;
 		json_array_set_new(json_object_get(ro, "uris"), ui, json_string(uri));
 	}
-	if ((r = check_counts(n, role)) != 0)
+	if ((r = check_counts(n, role)) != 0 || (r = remember_public(s, n)) != 0)
 		goto fail;
 	*next = n;
 	return 0;

@@ -2,7 +2,8 @@
 # Offline TUF keys held by admins, outside the daemon: a mixed root (one
 # key in the daemon's token, two external keys of admin1 and admin2, each
 # in their own SoftHSM token with its own token directory), threshold 2 of
-# 3, and a production-targets key of admin3 (one key per release engineer).
+# 3, and a production-targets key of admin3 in a PEM file (one key per
+# release engineer).
 # Publication waits until every threshold (the approvals and TUF's) is met;
 # `qsign tuf sign` signs the exact canonical bytes with the admin's token
 # key; tuf-js walks every root version from root v1 and downloads a
@@ -39,11 +40,20 @@ admin_token() { # name
 	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token pubkey -m "$module" \
 		-u "pkcs11:token=$1;object=tuf-key" -P "file:$d/user.pin" -o "$d/tuf-key.pem"
 }
-for a in adm1 adm2 adm3 stray; do admin_token "$a"; done
+for a in adm1 adm2 stray; do admin_token "$a"; done
+# admin3's release key is a plain PEM file (0600): `qsign tuf sign -i FILE`
+mkdir -p "$T/adm3"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/adm3/release.key" 2>/dev/null
+chmod 600 "$T/adm3/release.key"
+openssl pkey -in "$T/adm3/release.key" -pubout -out "$T/adm3/tuf-key.pem"
 # as ADMIN with the token of TOKEN: qsign tuf sign ...
 tsign() { # admin token args...
 	local a=$1 t=$2
 	shift 2
+	if [ "$t" = adm3 ]; then
+		qsign -p "$a" tuf sign -i "$T/adm3/release.key" "$@"
+		return
+	fi
 	SOFTHSM2_CONF=$T/$t/softhsm2.conf QSIGN_PIN_FILE=$T/$t/user.pin \
 		qsign -p "$a" tuf sign -i "pkcs11:token=$t;object=tuf-key" "$@"
 }
@@ -151,6 +161,8 @@ echo "ok: tuf-js accepts the mixed root"
 
 # --- rotate the daemon's root key: root 2 needs 2 of root 1's keys and 2
 # of root 2's: the daemon's old and new key plus one admin's
+objs() { find "$QSIGN_HOME/tokens" -name '*.object' ! -name token.object | sort; }
+objs >"$T/objs.before"
 expect_rc 0 qsign -p admin1 tuf rotate-key --keyid "$(python3 -c '
 import json,sys; s=json.load(open(sys.argv[1]))["signed"]
 print([k for k in s["roles"]["root"]["keyids"] if k not in sys.argv[2:]][0])' "$tuf/ci/metadata/1.root.json" "$k1" "$k2")" root
@@ -161,6 +173,10 @@ grep -q "approved request" "$T/out" || fail "tuf sign did not approve: $(cat "$T
 [ ! -e "$tuf/ci/metadata/2.root.json" ] || fail "root 2 with one approval"
 approve "$rid" admin3
 [ "$(state "$rid")" = signed ] || fail "rotation not done: $(cat "$T/out")"
+objs >"$T/objs.after"
+# the two objects (private and public key) of the daemon's new root key
+comm -13 "$T/objs.before" "$T/objs.after" >"$T/rootkey.objects"
+[ "$(wc -l <"$T/rootkey.objects")" = 2 ] || fail "rotation made $(cat "$T/rootkey.objects")"
 walk ci --root-version 2
 walk prod --root-version 2
 echo "ok: daemon root key rotated with an admin's external signature; tuf-js walks 1 -> 2"
@@ -237,6 +253,37 @@ expect_rc 0 tsign admin3 adm3 "$pid"
 walk prod --root-version 4 --target fw.bin --sha256 "$sha"
 echo "ok: production targets wait for the release engineer's key; tuf-js downloads the target"
 
+# --- a lost daemon root key: with a second daemon key and admin2's, the
+# remaining threshold removes it (root 5 adds a key, root 6 drops the lost)
+expect_rc 0 qsign -p admin1 tuf add-key -m "second daemon root key" root
+aid=$(cat "$T/out")
+approve "$aid" admin2 admin3
+expect_rc 0 tsign admin2 adm2 "$aid"
+[ "$(state "$aid")" = signed ] || fail "add-key not done: $(cat "$T/out")"
+lost=$(python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))["signed"]
+print([k for k in s["roles"]["root"]["keyids"] if k != sys.argv[2]][0])' "$tuf/ci/metadata/4.root.json" "$k2")
+qs_stop
+xargs rm -f <"$T/rootkey.objects"
+qs_start
+expect_rc 1 qsign -p admin1 tuf review
+grep -q "root key .* is not in any opened token" "$T/out" || fail "review of a lost key: $(cat "$T/out")"
+expect_rc 0 qsign -p admin1 tuf remove-key -m "lost with its token" root "$lost"
+lid=$(cat "$T/out")
+approve "$lid" admin2 admin3
+expect_rc 0 tsign admin2 adm2 "$lid"
+[ "$(state "$lid")" = signed ] || fail "removing the lost key: $(cat "$T/out")"
+grep -q "tuf.key_unavailable" "$T/qsignd.log" || fail "no tuf.key_unavailable logged"
+python3 - "$tuf" "$lost" <<'PY' || fail "root 6"
+import json, sys
+r = json.load(open(f"{sys.argv[1]}/prod/metadata/6.root.json"))
+assert sys.argv[2] not in r["signed"]["roles"]["root"]["keyids"]
+assert sys.argv[2] not in {x["keyid"] for x in r["signatures"]} and len(r["signatures"]) == 2
+PY
+walk ci --root-version 6 --target fw.bin --sha256 "$sha"
+walk prod --root-version 6 --target fw.bin --sha256 "$sha"
+echo "ok: a lost daemon root key is removed by the remaining threshold; tuf-js walks to root 6"
+
 # --- a change waiting for signatures can be withdrawn by its submitter
 expect_rc 0 qsign -p admin1 tuf set-expiry -m "shorter timestamps" timestamp 2d
 wid=$(cat "$T/out")
@@ -247,7 +294,7 @@ expect_rc 0 qsign -p admin1 request cancel "$wid"
 [ "$(state "$wid")" = cancelled ] || fail "cancel: $(cat "$T/out")"
 expect_rc 1 tsign admin2 adm2 "$wid"
 grep -q "is closed" "$T/err" || fail "signing a cancelled request: $(cat "$T/err")"
-[ ! -e "$tuf/ci/metadata/5.root.json" ] || fail "a cancelled change was published"
+[ ! -e "$tuf/ci/metadata/7.root.json" ] || fail "a cancelled change was published"
 echo "ok: a waiting change is cancelled by its submitter and takes no more signatures"
 
 # --- review and audit
