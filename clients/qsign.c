@@ -1099,9 +1099,14 @@ find_command(const struct command *cmds, const char *name)
 void
 group_usage(FILE *f, const char *group, const struct command *cmds, const char *example)
 {
+	int w = 0;
+
+	for (size_t i = 0; cmds[i].name != NULL; i++)
+		if ((int)strlen(cmds[i].name) > w)
+			w = (int)strlen(cmds[i].name);
 	fprintf(f, "usage: %s [GLOBAL OPTIONS] %s SUBCOMMAND [ARGS...]\n", progname, group);
 	for (size_t i = 0; cmds[i].name != NULL; i++)
-		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+		fprintf(f, "  %-*s  %s\n", w, cmds[i].name, cmds[i].summary);
 	fprintf(f, "'%s %s SUBCOMMAND --help' describes one.\nexample: %s %s\n", progname, group,
 	        progname, example);
 }

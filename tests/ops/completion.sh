@@ -10,4 +10,12 @@ complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COM
 for c in $("$QS_BIN/qsign" --help 2>&1 | awk '/^commands:/{f=1;next} f && /^  [a-z]/{print $1}'); do
 	case " $(complete_words qsign "") " in *" $c "*) ;; *) echo "FAIL: command $c not completed"; exit 1 ;; esac
 done
+# Every subcommand of every group is completed.
+for grp in request policy audit tuf ca; do
+	subs=$("$QS_BIN/qsign" "$grp" --help 2>&1 | awk '/^  [a-z]/{print $1}')
+	[ -n "$subs" ] || { echo "FAIL: qsign $grp --help lists no subcommands"; exit 1; }
+	for s in $subs; do
+		case " $(complete_words qsign "$grp" "") " in *" $s "*) ;; *) echo "FAIL: $grp $s not completed"; exit 1 ;; esac
+	done
+done
 echo PASS
