@@ -3,7 +3,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pki.pb-c.h"
 #include "qs_limits.h"
+#include "tuf.pb-c.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -21,6 +23,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		&qsign__v1__entries_request__descriptor,
 		&qsign__v1__reply__descriptor,
 		&qsign__v1__request_view__descriptor,
+		&qsign__v1__tuf_push_targets_request__descriptor,
+		&qsign__v1__tuf_get_metadata_request__descriptor,
+		&qsign__v1__tuf_prepare_request__descriptor,
+		&qsign__v1__tuf_add_signatures_request__descriptor,
+		&qsign__v1__tuf_prepare_response__descriptor,
+		&qsign__v1__pki_issue_device_request__descriptor,
 	};
 	ProtobufCMessage *m = NULL;
 
