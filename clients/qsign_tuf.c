@@ -778,6 +778,40 @@ expiry_main(int argc, char **argv, struct globals *g)
 
 /* ------------------------------------------------------------ external signing */
 
+/* What a prepared document says, in a few lines: expiry, and the roles'
+ * thresholds and keyids of a root, or the number of targets. */
+static void
+describe_signed(const Qsign__V1__TufPreparedDoc *d)
+{
+	json_t *j = json_loadb((const char *)d->signed_json.data, d->signed_json.len,
+	                       JSON_REJECT_DUPLICATES, NULL);
+	const char *name;
+	json_t *ro;
+
+	if (j == NULL) {
+		printf("      (unreadable document)\n");
+		return;
+	}
+	printf("      expires ");
+	put_safe(stdout, json_string_value(json_object_get(j, "expires")), 0);
+	if (strcmp(d->role, "targets") == 0)
+		printf(", %zu target(s)", json_object_size(json_object_get(j, "targets")));
+	putchar('\n');
+	json_object_foreach(json_object_get(j, "roles"), name, ro)
+	{
+		json_t *id;
+		size_t i;
+		printf("      %-9s %lld of", name,
+		       (long long)json_integer_value(json_object_get(ro, "threshold")));
+		json_array_foreach(json_object_get(ro, "keyids"), i, id)
+		{
+			printf(" %.12s", json_string_value(id) ? json_string_value(id) : "?");
+		}
+		putchar('\n');
+	}
+	json_decref(j);
+}
+
 static void
 print_prepared(const Qsign__V1__TufPrepareResponse *p)
 {
@@ -799,6 +833,7 @@ print_prepared(const Qsign__V1__TufPrepareResponse *p)
 		printf(" version %llu  sha256 %s  missing %u\n", (unsigned long long)d->version, hx,
 		       d->missing);
 		free(hx);
+		describe_signed(d);
 		for (size_t k = 0; k < d->n_wanted; k++) {
 			int done = 0;
 			for (size_t j = 0; j < d->n_signed_by; j++)

@@ -111,6 +111,7 @@ id=$(cat "$T/out")
 expect_rc 0 qsign -p admin1 tuf status "$id"
 grep -q "waiting for" "$T/out" || fail "status: $(cat "$T/out")"
 grep -q "adm1-root (held by admin1)" "$T/out" || fail "status lacks adm1-root: $(cat "$T/out")"
+grep -q "root *2 of ${k1:0:12}\|root *2 of .* ${k1:0:12}" "$T/out" || fail "status does not describe root v1: $(cat "$T/out")"
 approve "$id" admin1 admin2
 [ "$(state "$id")" = approved ] || fail "init not approved: $(cat "$T/out")"
 [ ! -e "$tuf/ci/metadata/1.root.json" ] || fail "published without the external signatures"
