@@ -581,29 +581,46 @@ parse_reply(uint8_t type, const uint8_t *body, size_t len, struct ps_rd *fields)
 	return r == PS_GARBAGE ? PS_DEAD : r;
 }
 
-/* Tokens of the first helper; later ones must report the same. */
+/* Tokens of the first helper; later ones must report the same. The pool
+ * takes the labels only from a READY that decoded to its end. */
 static int
 take_info(struct ps_pool *p, struct ps_rd *f)
 {
-	char label[QS_MAX_PRIVSEP_STR + 1];
-	uint32_t n;
+	char label[QS_MAX_PRIVSEP_STR + 1], **labels = NULL;
+	uint32_t n = 0;
+	int r;
 
 	if (ps_info_decode_count(f, &n) != 0 || n > QS_MAX_PRIVSEP_TOKENS)
 		return PS_DEAD;
 	if (p->labels != NULL && n != p->ntok)
 		return qs_fail(QS_ERR_INTERNAL, "signer helpers disagree on the tokens");
-	if (p->labels == NULL && (p->labels = calloc(n ? n : 1, sizeof(char *))) == NULL)
+	if (p->labels == NULL && (labels = calloc(n ? n : 1, sizeof(char *))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (uint32_t i = 0; i < n; i++) {
-		if (ps_info_decode_token(f, label, NULL, NULL) != 0)
-			return PS_DEAD;
-		if (p->ntok < n && p->labels[i] == NULL) {
-			if ((p->labels[i] = strdup(label)) == NULL)
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
+		if (ps_info_decode_token(f, label, NULL, NULL) != 0) {
+			r = PS_DEAD;
+			goto out;
+		}
+		if (labels != NULL && (labels[i] = strdup(label)) == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
 		}
 	}
-	p->ntok = n;
-	return ps_rd_end(f) ? 0 : PS_DEAD;
+	if (!ps_rd_end(f)) {
+		r = PS_DEAD;
+		goto out;
+	}
+	if (labels != NULL) {
+		p->labels = labels;
+		p->ntok = n;
+		labels = NULL;
+	}
+	r = 0;
+out:
+	for (uint32_t i = 0; labels != NULL && i < n; i++)
+		free(labels[i]);
+	free(labels);
+	return r;
 }
 
 /* Have the launcher start a helper into h and wait for its READY. */
@@ -837,6 +854,7 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 {
 	struct ps_helper *h = &p->h[i];
 	struct ps_request q = {.type = PS_FIND, .uri = ref->uri};
+	struct ps_find_reply fr;
 	struct ps_wbuf req;
 	struct ps_rd f;
 	uint8_t *body = NULL;
@@ -852,11 +870,11 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 	ps_wb_free(&req);
 	if (r != 0)
 		return r;
-	*handle = ps_rd_u32(&f);
-	if (f.bad) {
+	if (ps_find_reply_decode(&f, &fr) != 0) {
 		free_body(body, len);
 		return PS_DEAD;
 	}
+	*handle = fr.handle;
 	ref->handle[i] = *handle;
 	ref->gen[i] = h->gen;
 	free_body(body, len);
@@ -1115,17 +1133,24 @@ ps_token_stats(struct ps_pool *p, size_t t, unsigned *sessions, unsigned *reconn
 		struct ps_rd f;
 		uint32_t n = 0;
 
+		uint32_t s = 0, rc = 0, st = 0, rct = 0, k;
+
 		if (run(p, &q, 1, (int)i, &body, &len, &f) != 0)
 			continue;
-		(void)ps_info_decode_count(&f, &n);
-		for (uint32_t k = 0; k < n; k++) {
-			uint32_t s, rc;
+		if (ps_info_decode_count(&f, &n) != 0 || n > QS_MAX_PRIVSEP_TOKENS)
+			n = 0;
+		for (k = 0; k < n; k++) {
 			if (ps_info_decode_token(&f, label, &s, &rc) != 0)
 				break;
 			if (k == t) {
-				*sessions += s;
-				*reconnects += rc;
+				st = s;
+				rct = rc;
 			}
+		}
+		/* Only from a reply that decoded to its end. */
+		if (k == n && ps_rd_end(&f)) {
+			*sessions += st;
+			*reconnects += rct;
 		}
 		free(body);
 	}

@@ -328,7 +328,12 @@ ps_find_reply_decode(struct ps_rd *f, struct ps_find_reply *out)
 	out->keytype = ps_rd_u8(f);
 	out->tok = ps_rd_u32(f);
 	out->der = ps_rd_bytes(f, QS_MAX_PRIVSEP_MSG, &out->der_len);
-	return ps_rd_end(f) && out->der != NULL ? 0 : PS_GARBAGE;
+	/* A helper hands out handles from 1, and only for keys it can
+	 * describe (hsm_key_spki_der refuses HSM_KEY_NONE). */
+	if (!ps_rd_end(f) || out->der == NULL || out->handle == 0 ||
+	    hsm_keytype_name((enum hsm_keytype)out->keytype) == NULL)
+		return PS_GARBAGE;
+	return 0;
 }
 
 int
@@ -341,9 +346,15 @@ ps_sign_reply_decode(struct ps_rd *f, const uint8_t **sig, size_t *sig_len)
 int
 ps_sign_many_item_decode(struct ps_rd *f, int *status, const uint8_t **sig, size_t *sig_len)
 {
-	*status = (int)ps_rd_u32(f);
+	int32_t st = (int32_t)ps_rd_u32(f);
+
+	*status = 0;
 	*sig = ps_rd_bytes(f, HSM_SIG_MAX, sig_len);
-	return *sig != NULL ? 0 : PS_GARBAGE;
+	/* A QS_ERR_* code, and no signature with an error. */
+	if (*sig == NULL || st > 0 || st < QS_ERR_BADSIG || (st != 0 && *sig_len != 0))
+		return PS_GARBAGE;
+	*status = st;
+	return 0;
 }
 
 int

@@ -135,8 +135,8 @@ int ps_info_decode_count(struct ps_rd *f, uint32_t *ntok);
 int ps_info_decode_token(struct ps_rd *f, char *label, uint32_t *sessions, uint32_t *reconnects);
 
 struct ps_find_reply {
-	uint32_t handle;
-	uint8_t keytype; /* an enum hsm_keytype */
+	uint32_t handle; /* never 0 */
+	uint8_t keytype; /* an enum hsm_keytype other than HSM_KEY_NONE */
 	uint32_t tok;    /* checked against the token count by the caller */
 	const uint8_t *der;
 	size_t der_len;
@@ -144,9 +144,9 @@ struct ps_find_reply {
 int ps_find_reply_decode(struct ps_rd *f, struct ps_find_reply *out);
 /* PS_SIGN: one signature of at most HSM_SIG_MAX bytes. */
 int ps_sign_reply_decode(struct ps_rd *f, const uint8_t **sig, size_t *sig_len);
-/* One PS_SIGN_MANY item: *status (0 = signed) and the signature (at most
- * HSM_SIG_MAX bytes). The caller checks ps_rd_end after the last item it
- * asked for. */
+/* One PS_SIGN_MANY item: *status, a QS_ERR_* code (0 = signed), and the
+ * signature (at most HSM_SIG_MAX bytes; empty when the item failed). The
+ * caller checks ps_rd_end after the last item it asked for. */
 int ps_sign_many_item_decode(struct ps_rd *f, int *status, const uint8_t **sig, size_t *sig_len);
 /* PS_PUBKEY: SubjectPublicKeyInfo DER. */
 int ps_pubkey_reply_decode(struct ps_rd *f, const uint8_t **der, size_t *der_len);

@@ -106,6 +106,9 @@ reply_fields(uint8_t type, struct ps_rd *f, const uint8_t *data, size_t size)
 	case PS_FIND:
 		if (ps_find_reply_decode(f, &fr) != 0)
 			goto bad;
+		/* Handles count from 1; a key type the front can use. */
+		if (fr.handle == 0 || hsm_keytype_name((enum hsm_keytype)fr.keytype) == NULL)
+			abort();
 		ps_wb_u32(&b, fr.handle);
 		ps_wb_u8(&b, fr.keytype);
 		ps_wb_u32(&b, fr.tok);
@@ -124,7 +127,10 @@ reply_fields(uint8_t type, struct ps_rd *f, const uint8_t *data, size_t size)
 		for (n = 0; f->n > 0 && n < QS_MAX_BATCH; n++) {
 			if (ps_sign_many_item_decode(f, &st, &p, &len) != 0)
 				goto bad;
-			if (len > HSM_SIG_MAX)
+			/* privsep.h: a failed item has its QS_ERR_* status and
+			 * an empty signature. */
+			if (len > HSM_SIG_MAX || st > 0 || st < QS_ERR_BADSIG ||
+			    (st != 0 && len != 0))
 				abort();
 			ps_wb_u32(&b, (uint32_t)st);
 			ps_wb_bytes(&b, p, len);

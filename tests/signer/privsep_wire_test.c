@@ -2,7 +2,9 @@
  * Signer helper protocol (signer/privsep_wire.h): every request and reply
  * type round-trips, and garbage does not decode: each truncation, a
  * trailing byte, a NUL inside a string, counts and lengths over their
- * caps, a reply to another type, a status that is no QS_ERR_* code.
+ * caps, a reply to another type, a status that is no QS_ERR_* code (of
+ * the reply or of a batch item), a find reply's handle 0 or unknown key
+ * type.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -220,6 +222,18 @@ replies(void)
 	CHECK_EQ(ps_reply_decode(PS_FIND, BODY(b), BLEN(b), &f), 0);
 	CHECK_EQ(ps_find_reply_decode(&f, &fr), PS_GARBAGE);
 	ps_wb_free(&b);
+	/* Regression (fuzz_privsep): handle 0, which no helper hands out, and
+	 * key types the front cannot use were accepted. */
+	for (int bad = 0; bad < 3; bad++) {
+		reply_start(&b, PS_FIND, 0);
+		ps_wb_u32(&b, bad == 0 ? 0 : 1);
+		ps_wb_u8(&b, bad == 0 ? HSM_KEY_EC_P256 : bad == 1 ? HSM_KEY_NONE : 4);
+		ps_wb_u32(&b, 0);
+		ps_wb_bytes(&b, der, sizeof(der));
+		CHECK_EQ(ps_reply_decode(PS_FIND, BODY(b), BLEN(b), &f), 0);
+		CHECK_EQ(ps_find_reply_decode(&f, &fr), PS_GARBAGE);
+		ps_wb_free(&b);
+	}
 
 	/* SIGN: at most HSM_SIG_MAX bytes */
 	reply_start(&b, PS_SIGN, 0);
@@ -254,6 +268,23 @@ replies(void)
 	CHECK(ps_rd_end(&f));
 	CHECK_EQ(ps_sign_many_item_decode(&f, &st, &p, &len), PS_GARBAGE);
 	ps_wb_free(&b);
+	/* Regression (fuzz_privsep): an item's status that is no QS_ERR_*
+	 * code (0xb50000 was the finding), and a failed item with a
+	 * signature, were accepted. */
+	{
+		static const struct {
+			int32_t status;
+			size_t sig_len;
+		} bad[] = {{0xb50000, 0}, {1, 0}, {QS_ERR_BADSIG - 1, 0}, {QS_ERR_PKCS11, 64}};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			reply_start(&b, PS_SIGN_MANY, 0);
+			ps_wb_u32(&b, (uint32_t)bad[i].status);
+			ps_wb_bytes(&b, sig, bad[i].sig_len);
+			CHECK_EQ(ps_reply_decode(PS_SIGN_MANY, BODY(b), BLEN(b), &f), 0);
+			CHECK_EQ(ps_sign_many_item_decode(&f, &st, &p, &len), PS_GARBAGE);
+			ps_wb_free(&b);
+		}
+	}
 
 	/* PUBKEY, TOKEN_FOR, KEYGEN */
 	reply_start(&b, PS_PUBKEY, 0);
