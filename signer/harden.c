@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -238,6 +239,85 @@ build_filter(scmp_filter_ctx *out, int helper)
 	return 0;
 }
 
+/*
+ * The signer launcher's filter (privsep.h has the reasoning). Every helper
+ * inherits it and must still start under it: load a PKCS#11 module
+ * (dlopen, executable mappings), start its threads, open SQLite stores,
+ * reach tpm2-abrmd over D-Bus or a TPM over TCP, switch user, then stack
+ * its own allow-list. What a helper needs is open-ended (whatever its
+ * module does), so this is a deny-list of what none of that needs:
+ * running other programs, reaching into other processes, the kernel's
+ * administration interfaces, namespaces, and the interfaces that are
+ * mostly kernel attack surface. Each kills the process.
+ */
+static const int launcher_denied[] = {
+	/* other programs, other processes */
+	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv),
+	SCMP_SYS(process_vm_writev), SCMP_SYS(pidfd_getfd), SCMP_SYS(process_madvise),
+	SCMP_SYS(kcmp), SCMP_SYS(migrate_pages), SCMP_SYS(move_pages),
+	/* file systems, mounts, namespaces */
+	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
+	SCMP_SYS(fsopen), SCMP_SYS(fsconfig), SCMP_SYS(fsmount), SCMP_SYS(fspick),
+	SCMP_SYS(move_mount), SCMP_SYS(open_tree), SCMP_SYS(mount_setattr), SCMP_SYS(setns),
+	SCMP_SYS(unshare), SCMP_SYS(open_by_handle_at), SCMP_SYS(quotactl),
+	SCMP_SYS(quotactl_fd), SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(acct),
+	/* the kernel itself: modules, kexec, reboot, I/O ports, clock, names */
+	SCMP_SYS(init_module), SCMP_SYS(finit_module), SCMP_SYS(delete_module),
+	SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(reboot), SCMP_SYS(iopl),
+	SCMP_SYS(ioperm), SCMP_SYS(modify_ldt), SCMP_SYS(syslog), SCMP_SYS(vhangup),
+	SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(clock_adjtime),
+	SCMP_SYS(adjtimex), SCMP_SYS(sethostname), SCMP_SYS(setdomainname), SCMP_SYS(uselib),
+	SCMP_SYS(_sysctl), SCMP_SYS(lookup_dcookie), SCMP_SYS(nfsservctl),
+	/* kernel attack surface no module needs: eBPF, perf, the kernel
+	 * keyring, userfaultfd, fanotify, personality; io_uring performs its
+	 * operations without passing the filter */
+	SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key),
+	SCMP_SYS(request_key), SCMP_SYS(userfaultfd), SCMP_SYS(fanotify_init),
+	SCMP_SYS(personality), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter),
+	SCMP_SYS(io_uring_register),
+};
+
+static int
+build_launcher_filter(scmp_filter_ctx *out)
+{
+	/* clone creating namespaces (unshare and setns are denied above) */
+	static const unsigned long clone_new[] = {CLONE_NEWNS,	 CLONE_NEWCGROUP, CLONE_NEWUTS,
+						  CLONE_NEWIPC,	 CLONE_NEWUSER,	  CLONE_NEWPID,
+						  CLONE_NEWNET};
+	scmp_filter_ctx ctx;
+	int rc = 0;
+
+	*out = NULL;
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
+		return qs_fail(QS_ERR_INTERNAL, "seccomp_init failed");
+	/* A deny-list names the calls of one ABI: the others (i386 through
+	 * int 0x80, x32) would pass it. They kill the process instead. */
+	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0)
+		goto fail;
+	for (size_t i = 0; i < sizeof(launcher_denied) / sizeof(launcher_denied[0]); i++)
+		if (launcher_denied[i] >= 0 &&
+		    (rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, launcher_denied[i], 0)) != 0)
+			goto fail;
+	for (size_t i = 0; i < sizeof(clone_new) / sizeof(clone_new[0]); i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
+					   SCMP_A0(SCMP_CMP_MASKED_EQ, clone_new[i], clone_new[i]))) !=
+		    0)
+			goto fail;
+	/* clone3's flags are behind a pointer: glibc falls back to clone on
+	 * ENOSYS, where they can be seen. TIOCSTI would type into the
+	 * terminal qsignd was started from (the kernel reads 32 bits of the
+	 * request number, so only those are compared). */
+	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0 ||
+	    (rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(ioctl), 1,
+				   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))) != 0)
+		goto fail;
+	*out = ctx;
+	return 0;
+fail:
+	seccomp_release(ctx);
+	return qs_fail(QS_ERR_INTERNAL, "seccomp launcher filter: %s", strerror(-rc));
+}
+
 static int
 seccomp_install(int helper)
 {
@@ -268,6 +348,38 @@ int
 harden_seccomp_helper(void)
 {
 	return seccomp_install(1);
+}
+
+static int
+load_launcher_filter(void)
+{
+	scmp_filter_ctx ctx;
+	int r, rc;
+
+	if ((r = build_launcher_filter(&ctx)) != 0)
+		return r;
+	/* NO_NEW_PRIVS comes with it (SCMP_FLTATR_CTL_NNP defaults on). */
+	rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc != 0)
+		return qs_fail(QS_ERR_INTERNAL, "seccomp_load: %s", strerror(-rc));
+	return 0;
+}
+
+int
+harden_seccomp_launcher(void)
+{
+#ifdef QS_SANITIZED
+	return 1;
+#else
+	return load_launcher_filter();
+#endif
+}
+
+int
+harden_seccomp_launcher_force(void)
+{
+	return load_launcher_filter();
 }
 
 void

@@ -9,6 +9,9 @@
  *   harden_seccomp()    last (and harden_seccomp_helper() in each signer
  *                       helper once its tokens are open): a syscall allow-list (libseccomp); anything
  *                       else kills the process (SIGSYS).
+ *   harden_seccomp_launcher()  in the signer launcher once it is set up:
+ *                       a deny-list, which the helpers it forks inherit
+ *                       (privsep.h says why it cannot be an allow-list).
  */
 #ifndef QS_HARDEN_H
 #define QS_HARDEN_H
@@ -32,8 +35,22 @@ int harden_seccomp(void);
  * Returns as harden_seccomp. */
 int harden_seccomp_helper(void);
 
+/* The signer launcher's filter (privsep.h): default allow; execve,
+ * ptrace, process_vm_*, mount and the other file system and namespace
+ * calls, module and kexec loading, bpf, perf_event_open, the key
+ * syscalls, userfaultfd, personality, io_uring, reboot, swap, clock and
+ * host name setting, I/O ports, clone with CLONE_NEW*, TIOCSTI, and any
+ * call through another ABI (i386, x32) kill the process; clone3 fails
+ * ENOSYS (glibc then uses clone, whose flags the filter sees). Skipped in
+ * sanitizer builds like the others (returns 1). Errors: QS_ERR_INTERNAL. */
+int harden_seccomp_launcher(void);
+
 /* For tests: install the filter and then make a forbidden call. Does not
  * return if the filter works. */
 void harden_seccomp_selftest(void);
+
+/* For tests: install the launcher's filter even in sanitizer builds and
+ * return (0, or QS_ERR_INTERNAL); the caller then makes its own calls. */
+int harden_seccomp_launcher_force(void);
 
 #endif

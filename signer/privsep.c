@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -492,11 +493,17 @@ recv_fd(int ctl, int *fd, pid_t *pid)
 	return 0;
 }
 
+/* Set by ps_selftest before it starts the pool: that launcher answers 'X'
+ * on ctl with a call its filter forbids. A serving qsignd never sets it,
+ * so its launcher knows no such request. */
+static int launcher_selftest;
+
 static void __attribute__((noreturn))
 launcher_main(const struct config *c, int ctl, pid_t front)
 {
 	uint8_t b;
 	ssize_t n;
+	int r;
 
 	close_fds_except(ctl);
 	prctl(PR_SET_NAME, "qsignd-launch", 0, 0, 0);
@@ -506,12 +513,23 @@ launcher_main(const struct config *c, int ctl, pid_t front)
 	log_rename("qsignd-launch");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_IGN); /* helpers are reaped by the kernel */
+	/* Before the first helper, which inherits it (privsep.h: why a
+	 * deny-list). */
+	if (c->seccomp && (r = harden_seccomp_launcher()) < 0) {
+		log_error("privsep.launch_failed", "reason=\"seccomp: %s\"", qs_errdetail());
+		_exit(1);
+	}
 	for (;;) {
 		int sp[2];
 		pid_t pid;
 
 		while ((n = read(ctl, &b, 1)) < 0 && errno == EINTR)
 			;
+		if (n == 1 && b == 'X' && launcher_selftest) {
+			/* Forbidden, and only a query without the filter. */
+			(void)personality(0xffffffff);
+			continue;
+		}
 		if (n != 1 || b != 'H')
 			break;
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
@@ -1204,6 +1222,49 @@ expect_exit(const char *what, int fd, const uint8_t *frame, size_t n)
 	return 0;
 }
 
+/* The launcher's filter: a call it forbids kills the launcher (SIGSYS).
+ * Without a filter (seccomp off, sanitizer build) it says so and passes:
+ * the caller knows which to expect. */
+static int
+expect_launcher_killed(struct ps_pool *p)
+{
+	char path[64], line[256];
+	int filtered = -1, st = 0;
+	uint8_t b = 'X';
+	FILE *f;
+	pid_t w;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p->launcher);
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "Seccomp: %d", &filtered) == 1)
+				break;
+		fclose(f);
+	}
+	if (filtered != 2) {
+		printf("note: the launcher runs without a seccomp filter (Seccomp: %d)\n", filtered);
+		return 0;
+	}
+	if (send_all(p->ctl, &b, 1) != 0) {
+		printf("FAIL: launcher: cannot send the forbidden-call request\n");
+		return 1;
+	}
+	while ((w = waitpid(p->launcher, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (w != p->launcher) {
+		printf("FAIL: launcher: waitpid: %s\n", strerror(errno));
+		return 1;
+	}
+	p->launcher = 0; /* reaped: ps_pool_stop must not wait for it */
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS) {
+		printf("FAIL: launcher: a forbidden call did not kill it by SIGSYS (status 0x%x)\n",
+		       st);
+		return 1;
+	}
+	printf("ok: forbidden call in the launcher: killed by SIGSYS\n");
+	return 0;
+}
+
 int
 ps_selftest(const struct config *c, const char *uri)
 {
@@ -1217,6 +1278,7 @@ ps_selftest(const struct config *c, const char *uri)
 	int fails = 0, r;
 
 	signal(SIGPIPE, SIG_IGN);
+	launcher_selftest = 1;
 	if ((r = ps_pool_start(c, 1, &p)) != 0) {
 		printf("FAIL: start a signer helper: %s: %s\n", qs_strerror(r), qs_errdetail());
 		return 1;
@@ -1307,6 +1369,7 @@ ps_selftest(const struct config *c, const char *uri)
 			fails += expect_exit("sign with a truncated handle", p->h[0].fd, trunc,
 					     sizeof(trunc));
 	}
+	fails += expect_launcher_killed(p);
 	ps_pool_stop(p);
 	printf("%s\n", fails ? "FAIL" : "PASS");
 	return fails ? 1 : 0;

@@ -24,6 +24,26 @@
  * helper must read the PIN file; it reads nothing but one byte at a time
  * from the front, and dies with it (PR_SET_PDEATHSIG, EOF on ctl).
  *
+ * The launcher's seccomp filter (harden_seccomp_launcher; "seccomp": false
+ * and sanitizer builds go without, as for the other processes) is
+ * installed once it is set up, before it forks a helper. A filter is
+ * inherited by every child and cannot be lifted, so the launcher's must
+ * let a new helper do all it does before it stacks its own allow-list:
+ * load whichever PKCS#11 module the config names (SoftHSM; tpm2-pkcs11,
+ * which starts threads, opens SQLite, dlopens TCTIs and reaches
+ * tpm2-abrmd over D-Bus or a TPM over TCP), read the PIN, switch user.
+ * That set is the module's to choose, so an allow-list would be either
+ * as wide as the helper's start-up or break the next module. It is a
+ * deny-list instead, of what no start-up needs and an attacker in the
+ * launcher (still holding the start-up credentials, perhaps root) would
+ * want: execve/execveat, ptrace, process_vm_*, mount and the other file
+ * system and namespace calls, clone with CLONE_NEW*, module and kexec
+ * loading, bpf, perf_event_open, the kernel keyring, userfaultfd,
+ * personality, io_uring, reboot, swap, clock and host names, I/O ports,
+ * TIOCSTI, and every call through another ABI (i386, x32), which the
+ * x86_64 numbers of a deny-list do not cover. Each kills the process
+ * (SIGSYS). The helpers' own allow-list then narrows what they inherited.
+ *
  * Wire format (both directions):
  *   frame   = u32 length (big-endian, 1..QS_MAX_PRIVSEP_MSG) || body
  *   request = u8 type || fields
@@ -115,7 +135,9 @@ void ps_token_stats(struct ps_pool *p, size_t i, unsigned *sessions, unsigned *r
 /* Test mode (qsignd --privsep-selftest): start one helper and talk to it
  * as a hostile front would: a valid find (of uri), then an unknown request
  * type and a forged handle (both must be refused with DENIED while the
- * helper lives on), then a malformed frame (the helper must exit).
+ * helper lives on), then a malformed frame (the helper must exit). Last,
+ * if the launcher runs under its filter, have it make a forbidden call
+ * (it must die by SIGSYS; only this mode's launcher takes that request).
  * Prints one line per check; 0 if all behaved, 1 otherwise. */
 int ps_selftest(const struct config *c, const char *uri);
 

@@ -7,7 +7,11 @@
 #     back has its audit entry;
 #  3. a helper refuses a request type outside its permission table and a
 #     key handle it did not hand out, and exits on a malformed frame
-#     (qsignd --privsep-selftest speaks the helper protocol directly).
+#     (qsignd --privsep-selftest speaks the helper protocol directly);
+#     the launcher dies by SIGSYS on a call its seccomp filter forbids,
+#     and has no filter with "seccomp": false;
+#  4. (with 1.) the launcher runs under its own filter, the helpers under
+#     it and their own.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || fail "this test needs root to read other processes' maps (CI runs as root)"
 qs_setup
@@ -36,6 +40,16 @@ grep -q "privsep.refused type=85" "$T/err" || fail "no refusal logged for the un
 grep -q "privsep.refused handle=1001" "$T/err" || fail "no refusal logged for the forged handle"
 grep -q "privsep.garbage" "$T/err" || fail "no garbage exit logged"
 echo "ok: helpers refuse unknown requests and forged handles, exit on garbage"
+cp "$T/out" "$T/selftest.out"
+python3 - "$cfg" "$QSIGN_HOME/noseccomp.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["seccomp"] = False
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+expect_rc 0 qsignd -c "$QSIGN_HOME/noseccomp.json" --privsep-selftest
+grep -qF "note: the launcher runs without a seccomp filter (Seccomp: 0)" "$T/out" ||
+	fail "with \"seccomp\": false the launcher has a filter: $(grep launcher "$T/out")"
+echo "ok: \"seccomp\": false: the launcher runs without a filter"
 
 # ------------------------------------------------------------ 1. who holds what
 qs_start
@@ -55,6 +69,35 @@ for p in "$front" "$launcher"; do
 	if ls -l /proc/"$p"/fd | grep -qF "$pin"; then fail "process $p has the PIN file open"; fi
 done
 echo "ok: module only in helpers ($helpers), front $front and launcher $launcher without it; no PIN file open"
+
+# ------------------------------------------------------------ 4. seccomp filters
+# "Seccomp Seccomp_filters" of a process: mode 2 = filtered, and how many.
+filters() {
+	echo "$(sed -n 's/^Seccomp:[[:space:]]*//p' /proc/"$1"/status) $(sed -n 's/^Seccomp_filters:[[:space:]]*//p' /proc/"$1"/status)"
+}
+if [ "${QS_VALGRIND:-0}" = 1 ]; then
+	# qs_start turned "seccomp" off for valgrind: no process has a filter.
+	for p in "$launcher" $helpers; do
+		[ "$(filters "$p")" = "0 0" ] || fail "seccomp off, yet process $p has filters: $(filters "$p")"
+	done
+	grep -qF "ok: forbidden call in the launcher: killed by SIGSYS" "$T/selftest.out" ||
+		fail "the selftest's launcher did not die by SIGSYS"
+	echo "ok: \"seccomp\": false honoured (valgrind run): launcher and helpers without filters"
+elif grep -q 'seccomp.skipped' "$T/qsignd.log"; then
+	# Sanitizer builds install no filter anywhere, and say so.
+	[ "$(filters "$launcher")" = "0 0" ] || fail "sanitizer build, yet the launcher has filters: $(filters "$launcher")"
+	grep -qF "note: the launcher runs without a seccomp filter" "$T/selftest.out" ||
+		fail "sanitizer build: the selftest did not note the launcher's missing filter"
+	echo "note: sanitizer build: no seccomp filters (launcher included)"
+else
+	[ "$(filters "$launcher")" = "2 1" ] || fail "launcher $launcher: Seccomp/filters $(filters "$launcher"), want 2 1"
+	for h in $helpers; do
+		[ "$(filters "$h")" = "2 2" ] || fail "helper $h: Seccomp/filters $(filters "$h"), want 2 2 (the launcher's and its own)"
+	done
+	grep -qF "ok: forbidden call in the launcher: killed by SIGSYS" "$T/selftest.out" ||
+		fail "the selftest's launcher did not die by SIGSYS: $(grep -i launcher "$T/selftest.out")"
+	echo "ok: launcher under its own filter (and killed by SIGSYS on a forbidden call), helpers under two"
+fi
 
 # ------------------------------------------------------------ 2. SIGKILL a helper under load
 : >"$T/signed"

@@ -110,8 +110,10 @@ signers=$(sed -n 's/.*privsep\.start signers=\([0-9]*\).*/\1/p' "$T/qsignd.log" 
 if [ -z "$signers" ] || [ "$signers" -lt 1 ]; then
 	fail "qsignd did not start signer helpers (privsep is the default)"
 fi
-# The recovery must work under the helpers' seccomp filter (a violation
-# kills the helper, which the unchanged-PID check below would catch).
+# The recovery must work under the helpers' seccomp filters, their own on
+# top of the launcher's, which they inherit (a violation kills the helper,
+# which the unchanged-PID check below would catch): every descendant of
+# qsignd runs filtered.
 filtered=0
 for c in $helpers0; do
 	[ "$(sed -n 's/^Seccomp:[[:space:]]*//p' "/proc/$c/status" 2>/dev/null)" = 2 ] && filtered=$((filtered + 1))
@@ -119,8 +121,8 @@ done
 # (sanitizer builds run without the filter and say so in the log)
 if grep -q 'seccomp.skipped' "$T/qsignd.log"; then
 	echo "note: $(grep -o 'seccomp.skipped.*' "$T/qsignd.log" | head -1)"
-elif [ "$filtered" -lt "$signers" ]; then
-	fail "only $filtered of qsignd's child processes run under seccomp, $signers signers"
+elif [ "$filtered" -lt "$signers" ] || [ "$filtered" != "$nhelpers" ]; then
+	fail "only $filtered of qsignd's $nhelpers child processes (launcher, $signers signers) run under seccomp"
 fi
 echo "ok: qsignd $pid ready with the TPM token, $signers signer helper(s) (child processes $helpers0, $filtered under seccomp) ($(since "$t0") s)"
 
