@@ -623,6 +623,15 @@ take_info(struct ps_pool *p, struct ps_rd *f)
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
+		/* Token indices travel in key handles: a later helper with
+		 * the same tokens in another order would sign with the
+		 * wrong one. */
+		if (labels == NULL && strcmp(label, p->labels[i]) != 0) {
+			r = qs_fail(QS_ERR_INTERNAL,
+			            "signer helpers disagree on token %u (%s, now %s)", i,
+			            p->labels[i], label);
+			goto out;
+		}
 	}
 	if (!ps_rd_end(f)) {
 		r = PS_DEAD;

@@ -340,7 +340,9 @@ int
 ps_sign_reply_decode(struct ps_rd *f, const uint8_t **sig, size_t *sig_len)
 {
 	*sig = ps_rd_bytes(f, HSM_SIG_MAX, sig_len);
-	return ps_rd_end(f) && *sig != NULL ? 0 : PS_GARBAGE;
+	/* A success carries a signature: an empty one would reach a client
+	 * as a signature that verifies nothing. */
+	return ps_rd_end(f) && *sig != NULL && *sig_len > 0 ? 0 : PS_GARBAGE;
 }
 
 int
@@ -350,8 +352,9 @@ ps_sign_many_item_decode(struct ps_rd *f, int *status, const uint8_t **sig, size
 
 	*status = 0;
 	*sig = ps_rd_bytes(f, HSM_SIG_MAX, sig_len);
-	/* A QS_ERR_* code, and no signature with an error. */
-	if (*sig == NULL || st > 0 || st < QS_ERR_BADSIG || (st != 0 && *sig_len != 0))
+	/* A QS_ERR_* code, no signature with an error, and one with success. */
+	if (*sig == NULL || st > 0 || st < QS_ERR_BADSIG || (st != 0 && *sig_len != 0) ||
+	    (st == 0 && *sig_len == 0))
 		return PS_GARBAGE;
 	*status = st;
 	return 0;

@@ -61,6 +61,16 @@ struct tlog {
 	size_t ckpt_len;
 	struct tlog_stats stats;
 
+	/* The entries' fdatasync runs on its own thread while the writer
+	 * signs the checkpoint (which needs no durability, only the tree):
+	 * the token's signature, a round trip to a signer helper, is then off
+	 * the commit's critical path. Under smu. */
+	pthread_t syncer;
+	int syncer_started;
+	pthread_mutex_t smu;
+	pthread_cond_t scv;
+	int sync_req, sync_done, sync_errno, sync_stop;
+
 	/* Writer thread only (and open/close). */
 	uint64_t file_len; /* bytes of the committed prefix of entries */
 	int trunc_pending; /* entries may hold bytes past file_len */
@@ -155,6 +165,55 @@ write_checkpoint(struct tlog *log, const char *note, size_t len)
 	return 0;
 }
 
+static void *
+syncer_main(void *arg)
+{
+	struct tlog *log = arg;
+
+	pthread_mutex_lock(&log->smu);
+	for (;;) {
+		int e;
+		while (!log->sync_req && !log->sync_stop)
+			pthread_cond_wait(&log->scv, &log->smu);
+		if (!log->sync_req)
+			break;
+		log->sync_req = 0;
+		pthread_mutex_unlock(&log->smu);
+		e = fdatasync(log->fd) != 0 ? errno : 0;
+		pthread_mutex_lock(&log->smu);
+		log->sync_errno = e;
+		log->sync_done = 1;
+		pthread_cond_broadcast(&log->scv);
+	}
+	pthread_mutex_unlock(&log->smu);
+	return NULL;
+}
+
+/* Start the entries' fdatasync (writer thread). */
+static void
+sync_start(struct tlog *log)
+{
+	pthread_mutex_lock(&log->smu);
+	log->sync_done = 0;
+	log->sync_req = 1;
+	pthread_cond_broadcast(&log->scv);
+	pthread_mutex_unlock(&log->smu);
+}
+
+/* Wait for it: 0 or its errno. */
+static int
+sync_wait(struct tlog *log)
+{
+	int e;
+
+	pthread_mutex_lock(&log->smu);
+	while (!log->sync_done)
+		pthread_cond_wait(&log->scv, &log->smu);
+	e = log->sync_errno;
+	pthread_mutex_unlock(&log->smu);
+	return e;
+}
+
 /* Sign a checkpoint for the first `size` leaves of the tree (mu held by the
  * caller or no other thread running). */
 static int
@@ -226,7 +285,7 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	char *note = NULL;
 	size_t note_len = 0, o = 0, k = 0;
 	uint64_t base, new_size;
-	int r, appended = 0;
+	int r, e, appended = 0, syncing = 0;
 
 	if ((r = repair(log)) != 0)
 		return qs_wrap(r, "audit log still broken");
@@ -257,10 +316,11 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_lock(&log->mu);
 	log->stats.entry_fsyncs++;
 	pthread_mutex_unlock(&log->mu);
-	if (fdatasync(log->fd) != 0) {
-		r = qs_fail(QS_ERR_UNAVAILABLE, "fdatasync audit entries: %s", strerror(errno));
-		goto out;
-	}
+	/* Durable entries come first; the tree and the checkpoint's
+	 * signature are made meanwhile, and nothing is written or published
+	 * until the fdatasync succeeded. */
+	sync_start(log);
+	syncing = 1;
 
 	pthread_mutex_lock(&log->mu);
 	r = offsets_reserve(log, base + nrec);
@@ -283,6 +343,11 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 		qs_wrap(r, "sign audit checkpoint");
 		goto out;
 	}
+	syncing = 0;
+	if ((e = sync_wait(log)) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "fdatasync audit entries: %s", strerror(e));
+		goto out;
+	}
 	log->ckpt_pending = 1; /* the file may change even if the call fails */
 	if ((r = write_checkpoint(log, note, note_len)) != 0)
 		goto out;
@@ -301,6 +366,8 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_unlock(&log->mu);
 	r = 0;
 out:
+	if (syncing)
+		sync_wait(log); /* the file is not touched while it syncs */
 	if (r != 0) {
 		int rr;
 		if (appended) {
@@ -703,6 +770,8 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	pthread_mutex_init(&log->mu, NULL);
 	pthread_cond_init(&log->work_cv, NULL);
 	pthread_cond_init(&log->done_cv, NULL);
+	pthread_mutex_init(&log->smu, NULL);
+	pthread_cond_init(&log->scv, NULL);
 	if ((r = qs_merkle_tree_new(&log->tree)) != 0)
 		goto out;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -718,6 +787,11 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 		qs_wrap(r, "%s", dir);
 		goto out;
 	}
+	if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
+		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit sync thread");
+		goto out;
+	}
+	log->syncer_started = 1;
 	if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
 		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit writer thread");
 		goto out;
@@ -746,6 +820,13 @@ tlog_close(struct tlog *log)
 		pthread_mutex_unlock(&log->mu);
 		pthread_join(log->writer, NULL);
 	}
+	if (log->syncer_started) {
+		pthread_mutex_lock(&log->smu);
+		log->sync_stop = 1;
+		pthread_cond_broadcast(&log->scv);
+		pthread_mutex_unlock(&log->smu);
+		pthread_join(log->syncer, NULL);
+	}
 	if (log->fd >= 0)
 		close(log->fd);
 	if (log->dirfd >= 0)
@@ -756,6 +837,8 @@ tlog_close(struct tlog *log)
 	pthread_cond_destroy(&log->work_cv);
 	pthread_cond_destroy(&log->done_cv);
 	pthread_mutex_destroy(&log->mu);
+	pthread_cond_destroy(&log->scv);
+	pthread_mutex_destroy(&log->smu);
 	free(log);
 }
 

@@ -55,6 +55,7 @@ cleanup() {
 	stop_pid "$P11KIT_PID"
 	stop_pid "$QSIGND_PID"
 	stop_pid "${NOAUDIT_PID:-}"
+	stop_pid "${INPROC_PID:-}"
 	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -243,4 +244,74 @@ for k in sorted(set(on) & set(off)):
     if not (on[k]["signatures"] > 0 and off[k]["signatures"] > 0):
         sys.exit(f"no signatures in {k}")
     print(f"{k[0]:8}{k[1]:>5}{a:>12.0f}{b:>12.0f}{a / b:>8.2f}")
+PY
+
+# --- privilege separation's cost: the same build with the tokens in the
+# front process ("signers": 0) beside the daemon above (its signer helpers:
+# "signers" from QS_BENCH_SIGNERS, else one per CPU). Both run at once and
+# are measured alternately, twice each (split, in-process, split,
+# in-process), and the better of the two rounds of each is compared, so
+# that a noisy neighbour cannot make either side look better.
+python3 - "$QSIGN_HOME/qsignd.json" "$T/inproc.json" "$T" <<'PY' || fail "in-process config"
+import json, sys
+c = json.load(open(sys.argv[1]))
+t = sys.argv[3]
+home = sys.argv[1].rsplit("/", 1)[0]
+c["signers"] = 0
+c["listen"] = [f"ipc://{t}/inproc.sock"]
+c.pop("tls", None)
+c.pop("metrics", None)
+c["state_dir"] = f"{t}/state-inproc"
+c["policy"] = f"{home}/" + c["policy"] if not c["policy"].startswith("/") else c["policy"]
+for tok in c["tokens"]:
+    if not tok["pin_file"].startswith("/"):
+        tok["pin_file"] = f"{home}/" + tok["pin_file"]
+c["audit"].pop("dir", None)
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+"$QS_BIN/qsignd" -c "$T/inproc.json" >"$T/inproc.log" 2>&1 &
+INPROC_PID=$!
+for _ in $(seq 1 200); do
+	grep -q "qsignd: ready" "$T/inproc.log" 2>/dev/null && break
+	kill -0 "$INPROC_PID" 2>/dev/null || { cat "$T/inproc.log" >&2; fail "in-process qsignd exited"; }
+	sleep 0.05
+done
+if grep -q "privsep.start" "$T/inproc.log"; then fail "the in-process daemon started signer helpers"; fi
+grep -q "privsep.start" "$T/qsignd.log" || echo "note: the daemon under test runs without signer helpers (QS_BENCH_SIGNERS=0)"
+for round in 1 2; do
+	for which in split inproc; do
+		url="ipc://$QSIGN_HOME/qsignd.sock"
+		[ "$which" = inproc ] && url="ipc://$T/inproc.sock"
+		"$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc,batch --ipc "$url" --principal ci \
+			--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
+			--module "$module" --uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" \
+			--key ci-key >"$T/ps-$which-$round.out" 2>"$T/ps-$which-$round.err" ||
+			{ cat "$T/ps-$which-$round.err" >&2; fail "qsign-bench (privsep $which)"; }
+		tail -1 "$T/ps-$which-$round.out" >"$T/ps-$which-$round.json"
+	done
+done
+python3 - "$T" <<'PY' || fail "privsep comparison"
+import json, sys
+t = sys.argv[1]
+def best(which):
+    out = {}
+    for rnd in (1, 2):
+        for r in json.load(open(f"{t}/ps-{which}-{rnd}.json"))["results"]:
+            if not r["ran"]:
+                continue
+            if r["signatures"] <= 0 or r["errors"] != 0:
+                sys.exit(f"{which} {r['mode']} x{r['threads']}: no clean signatures")
+            k = (r["mode"], r["threads"])
+            out[k] = max(out.get(k, 0), r["sigs_per_s"])
+    return out
+s, i = best("split"), best("inproc")
+print("\nprivilege separation: signer helpers vs tokens in process (same build, same run,")
+print("best of 2 alternating rounds each; bar: split >= 0.90 x in-process):")
+print(f"{'mode':8}{'thr':>5}{'split':>10}{'in-proc':>10}{'ratio':>8}")
+worst = None
+for k in sorted(set(s) & set(i)):
+    ratio = s[k] / i[k]
+    worst = ratio if worst is None else min(worst, ratio)
+    print(f"{k[0]:8}{k[1]:>5}{s[k]:>10.0f}{i[k]:>10.0f}{ratio:>8.2f}")
+print(f"privsep cost: worst ratio {worst:.2f} ({'within' if worst >= 0.9 else 'OVER'} the 10% bar)")
 PY

@@ -252,6 +252,19 @@ replies(void)
 		free(big);
 	}
 
+	/* A success without a signature is no success. */
+	reply_start(&b, PS_SIGN, 0);
+	ps_wb_bytes(&b, NULL, 0);
+	CHECK_EQ(ps_reply_decode(PS_SIGN, BODY(b), BLEN(b), &f), 0);
+	CHECK_EQ(ps_sign_reply_decode(&f, &p, &len), PS_GARBAGE);
+	ps_wb_free(&b);
+	reply_start(&b, PS_SIGN_MANY, 0);
+	ps_wb_u32(&b, 0);
+	ps_wb_bytes(&b, NULL, 0);
+	CHECK_EQ(ps_reply_decode(PS_SIGN_MANY, BODY(b), BLEN(b), &f), 0);
+	CHECK_EQ(ps_sign_many_item_decode(&f, &st, &p, &len), PS_GARBAGE);
+	ps_wb_free(&b);
+
 	/* SIGN_MANY: a signed item and a failed one */
 	reply_start(&b, PS_SIGN_MANY, 0);
 	ps_wb_u32(&b, 0);
