@@ -133,7 +133,17 @@ progress_line(const Qsign__V1__RequestView *v)
 	case QSIGN__V1__REQUEST_STATE__REQ_APPROVED:
 		fprintf(f, "%zu/%u approvals: ", approvals, v->threshold);
 		put_voters(f, v, 1);
-		fputs(" \u2014 approved, signing", f);
+		if (strncmp(v->kind, "tuf-", 4) == 0) {
+			/* Published once TUF's thresholds are met too: external
+			 * keys may still have to sign. */
+			fputs(" \u2014 approved; publishes when every TUF signature is in "
+			      "(qsign tuf status ",
+			      f);
+			put_safe(f, v->id, 0);
+			fputs(")", f);
+		} else {
+			fputs(" \u2014 approved, signing", f);
+		}
 		break;
 	case QSIGN__V1__REQUEST_STATE__REQ_SIGNED:
 		/* A policy change is applied, not signed (qsign.proto). */

@@ -113,6 +113,7 @@ grep -q "waiting for" "$T/out" || fail "status: $(cat "$T/out")"
 grep -q "adm1-root (held by admin1)" "$T/out" || fail "status lacks adm1-root: $(cat "$T/out")"
 grep -q "root *2 of ${k1:0:12}\|root *2 of .* ${k1:0:12}" "$T/out" || fail "status does not describe root v1: $(cat "$T/out")"
 approve "$id" admin1 admin2
+grep -q "publishes when every TUF signature is in" "$T/out" || fail "progress line: $(cat "$T/out")"
 [ "$(state "$id")" = approved ] || fail "init not approved: $(cat "$T/out")"
 [ ! -e "$tuf/ci/metadata/1.root.json" ] || fail "published without the external signatures"
 grep -q "request.waiting" "$T/qsignd.log" || fail "no request.waiting in the log"
