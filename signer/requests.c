@@ -985,10 +985,12 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	}
 	if (r->state == REQ_CANCELLED) /* retried call */
 		goto view;
-	/* An APPROVED request seen under req_mu is one whose module waits
-	 * (REQKIND_WAIT: e.g. for external TUF signatures); its submitter may
-	 * withdraw it like a pending one. */
-	if (r->state != REQ_PENDING && r->state != REQ_APPROVED) {
+	/* An APPROVED TUF change seen under req_mu is one that waits for
+	 * external signatures (REQKIND_WAIT); its submitter may withdraw it
+	 * like a pending one. Other kinds are never left APPROVED but by a
+	 * failure to record their outcome: not cancellable. */
+	if (r->state != REQ_PENDING &&
+	    !(r->state == REQ_APPROVED && strncmp(r->kind, "tuf-", 4) == 0)) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s and cannot be cancelled", r->id,
 			     state_name(r->state));
 		goto out;

@@ -95,6 +95,13 @@ store_doc_put(struct store *s, const char *ns, const char *name, uint64_t versio
 }
 
 int
+store_doc_put_many(struct store *s, const char *ns, size_t n, const char *const *names,
+		   const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
+{
+	return s->ops->doc_put_many(s, ns, n, names, versions, data, lens);
+}
+
+int
 store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,
 	      uint8_t **data, size_t *len, uint64_t *version_out)
 {

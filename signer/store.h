@@ -107,6 +107,9 @@ struct store_ops {
 			  const char *policy_text);
 	int (*doc_put)(struct store *s, const char *ns, const char *name, uint64_t version,
 		       const uint8_t *data, size_t len);
+	int (*doc_put_many)(struct store *s, const char *ns, size_t n, const char *const *names,
+			    const uint64_t *versions, const uint8_t *const *data,
+			    const size_t *lens);
 	int (*doc_get)(struct store *s, const char *ns, const char *name, uint64_t version,
 		       uint8_t **data, size_t *len, uint64_t *version_out);
 	int (*doc_list)(struct store *s, const char *ns, char ***names, size_t *n);
@@ -173,6 +176,10 @@ int store_req_finish(struct store *s, const char *id, const struct store_reqsig 
 /* QS_ERR_EXISTS if that version exists. version >= 1. */
 int store_doc_put(struct store *s, const char *ns, const char *name, uint64_t version,
 		  const uint8_t *data, size_t len);
+/* n documents in one transaction: all stored or none (QS_ERR_EXISTS if
+ * any name/version exists). */
+int store_doc_put_many(struct store *s, const char *ns, size_t n, const char *const *names,
+		       const uint64_t *versions, const uint8_t *const *data, const size_t *lens);
 /* version 0 = the latest. *data malloc'd (NUL-terminated for convenience,
  * not counted in *len). QS_ERR_NOT_FOUND. version_out may be NULL. */
 int store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,

@@ -882,22 +882,19 @@ out:
 
 /* ------------------------------------------------------------ documents */
 
+/* Insert one document; db_mu held. */
 static int
-sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t version,
+doc_insert(struct sq_store *s, const char *ns, const char *name, uint64_t version,
 	   const uint8_t *data, size_t len)
 {
-	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
 	if (version < 1 || version > INT64_MAX)
 		return qs_fail(QS_ERR_INVALID, "document version must be >= 1");
-	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO doc VALUES (?,?,?,?,?)", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		r = dberr(s->db, "prepare doc insert");
-		goto out;
-	}
+	    SQLITE_OK)
+		return dberr(s->db, "prepare doc insert");
 	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
@@ -911,8 +908,43 @@ sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t versio
 		r = dberr(s->db, "doc insert");
 	else
 		r = 0;
-out:
 	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t version,
+	   const uint8_t *data, size_t len)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	r = doc_insert(s, ns, name, version, data, len);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
+static int
+sq_doc_put_many(struct store *base, const char *ns, size_t n, const char *const *names,
+		const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	if ((r = exec(s->db, "BEGIN IMMEDIATE")) == 0) {
+		for (size_t i = 0; r == 0 && i < n; i++)
+			r = doc_insert(s, ns, names[i], versions[i], data[i], lens[i]);
+		if (r == 0)
+			r = exec(s->db, "COMMIT");
+		if (r != 0) {
+			char why[QS_ERRDETAIL_MAX];
+			snprintf(why, sizeof(why), "%s", qs_errdetail());
+			exec(s->db, "ROLLBACK");
+			r = qs_fail(r, "%s", why);
+		}
+	}
 	pthread_mutex_unlock(&s->db_mu);
 	return r;
 }
@@ -1059,6 +1091,7 @@ static const struct store_ops sq_ops = {
 	.req_transition = sq_req_transition,
 	.req_finish = sq_req_finish,
 	.doc_put = sq_doc_put,
+	.doc_put_many = sq_doc_put_many,
 	.doc_get = sq_doc_get,
 	.doc_list = sq_doc_list,
 };

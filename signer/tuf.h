@@ -86,6 +86,10 @@ int tuf_get(struct server *s, const char *repo, const char *role, uint64_t versi
  */
 int tuf_prepare(struct server *s, const char *principal, const char *id, json_t **prep_out);
 
+/* External signatures a prepared document still needs, counting only the
+ * daemon's keys it can find now (the largest shortfall of its key sets). */
+size_t tuf_doc_missing(struct server *s, json_t *doc);
+
 struct tuf_ext_sig {
 	uint32_t doc; /* index into docs */
 	const char *keyid;

@@ -185,6 +185,30 @@ check_external(const struct policy *p, json_t *ext)
 		if ((r = tuf_pem_normalize(json_string_value(json_object_get(e, "public_key")),
 		                           &pem)) != 0)
 			return qs_wrap(r, "tuf.external.%s.public_key", name);
+		/* One key, one entry: the same key under two names would
+		 * count twice towards a threshold. */
+		{
+			const char *n2;
+			json_t *e2;
+			json_object_foreach(ext, n2, e2)
+			{
+				char *pem2 = NULL;
+				int same;
+				if (strcmp(n2, name) >= 0)
+					continue;
+				same = tuf_pem_normalize(json_string_value(json_object_get(
+				                                 e2, "public_key")),
+				                         &pem2) == 0 &&
+				       strcmp(pem, pem2) == 0;
+				free(pem2);
+				if (same) {
+					free(pem);
+					return qs_fail(QS_ERR_INVALID,
+					               "tuf.external.%s: the same key as %s", name,
+					               n2);
+				}
+			}
+		}
 		free(pem);
 	}
 	return 0;
@@ -231,6 +255,25 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	for (i = 0; tuf_roles[i] != NULL; i++)
 		if ((r = check_role(p, roles, tuf_roles[i], &nkeys[i])) != 0)
 			return r;
+	{
+		/* The production targets role is targets + prod-targets: a key
+		 * in both would count twice. */
+		json_t *t = json_object_get(json_object_get(roles, "targets"), "keys"), *a, *b;
+		size_t x, y;
+		json_array_foreach(t, x, a)
+		{
+			json_array_foreach(json_object_get(json_object_get(roles, "prod-targets"),
+			                                   "keys"),
+			                   y, b)
+			{
+				if (json_equal(a, b))
+					return qs_fail(QS_ERR_INVALID,
+					               "tuf.roles.prod-targets.keys[%zu]: %s is the "
+					               "online targets key already",
+					               y, json_string_value(b));
+			}
+		}
+	}
 	{
 		/* Production targets are signed by the online and the offline
 		 * keys: at least 2 signatures, never more than there are keys. */

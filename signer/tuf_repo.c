@@ -304,12 +304,19 @@ build_root(struct server *s, const struct policy *p, json_t *st, const char *rep
 		if ((ids = role_keyids(s, st, role, keys, &r)) == NULL)
 			goto out;
 		if (strcmp(role, "targets") == 0 && prod) {
-			json_t *more = role_keyids(s, st, "prod-targets", keys, &r);
+			json_t *more = role_keyids(s, st, "prod-targets", keys, &r), *x, *y;
+			size_t a, b2;
 			if (more == NULL) {
 				json_decref(ids);
 				goto out;
 			}
-			json_array_extend(ids, more);
+			json_array_foreach(more, a, x)
+			{
+				int dup = 0;
+				json_array_foreach(ids, b2, y) dup |= json_equal(x, y);
+				if (!dup)
+					json_array_append(ids, x);
+			}
 			json_decref(more);
 			th = st_threshold(st, "prod-targets");
 		}
@@ -656,7 +663,6 @@ static int
 commit(struct server *s, const struct policy *p, struct batch *b, const char *event, json_t *fields)
 {
 	json_t *files = json_array();
-	char name[32];
 	int r;
 
 	if (files == NULL || fields == NULL) {
@@ -683,16 +689,28 @@ commit(struct server *s, const struct policy *p, struct batch *b, const char *ev
 	if ((r = audit_append(s->audit, event, fields)) != 0)
 		return qs_fail(QS_ERR_UNAVAILABLE, "audit log: %s; nothing was published",
 		               qs_errdetail());
-	for (size_t i = 0; i < b->n; i++) {
-		const struct out_file *f = &b->f[i];
-		if (strcmp(f->role, "keys") == 0)
-			snprintf(name, sizeof(name), "keys");
-		else if ((r = doc_name(name, sizeof(name), f->repo, f->role)) != 0)
-			return r;
-		if ((r = store_doc_put(s->store, "tuf", name, f->version, (const uint8_t *)f->data,
-		                       f->len)) != 0)
-			return qs_wrap(r, "storing %s version %llu", name,
-			               (unsigned long long)f->version);
+	{
+		/* All of a change's documents in one transaction: a crash
+		 * leaves all of them or none (an execute re-run relies on it). */
+		char names[sizeof(b->f) / sizeof(b->f[0])][32];
+		const char *np[sizeof(b->f) / sizeof(b->f[0])];
+		uint64_t vers[sizeof(b->f) / sizeof(b->f[0])];
+		const uint8_t *dp[sizeof(b->f) / sizeof(b->f[0])];
+		size_t lens[sizeof(b->f) / sizeof(b->f[0])];
+		for (size_t i = 0; i < b->n; i++) {
+			const struct out_file *f = &b->f[i];
+			if (strcmp(f->role, "keys") == 0)
+				snprintf(names[i], sizeof(names[i]), "keys");
+			else if ((r = doc_name(names[i], sizeof(names[i]), f->repo, f->role)) != 0)
+				return r;
+			np[i] = names[i];
+			vers[i] = f->version;
+			dp[i] = (const uint8_t *)f->data;
+			lens[i] = f->len;
+		}
+		if (b->n > 0 &&
+		    (r = store_doc_put_many(s->store, "tuf", b->n, np, vers, dp, lens)) != 0)
+			return qs_wrap(r, "storing the TUF change");
 	}
 	for (size_t i = 0; i < b->ntargets; i++) {
 		const char *sha =
@@ -831,10 +849,19 @@ key_set(struct server *s, json_t *st, const char *repo, const char *role, int *r
 	if (ids == NULL || uris == NULL || ext == NULL)
 		goto nomem;
 	for (size_t k = 0; k < 2 && roles[k] != NULL; k++) {
-		json_t *more = role_keyids(s, st, roles[k], NULL, rp);
+		json_t *more = role_keyids(s, st, roles[k], NULL, rp), *x, *y;
+		size_t a, b;
 		if (more == NULL)
 			goto fail;
-		json_array_extend(ids, more);
+		/* Distinct keys only: a key listed twice must not count twice
+		 * towards a threshold. */
+		json_array_foreach(more, a, x)
+		{
+			int dup = 0;
+			json_array_foreach(ids, b, y) dup |= json_equal(x, y);
+			if (!dup)
+				json_array_append(ids, x);
+		}
 		json_decref(more);
 		json_array_extend(uris, st_uris(st, roles[k]));
 		json_array_foreach(st_ext(st, roles[k]), i, v)
@@ -1006,6 +1033,43 @@ out:
 	return r;
 }
 
+size_t
+tuf_doc_missing(struct server *s, json_t *doc)
+{
+	json_t *have = json_object(), *set, *v;
+	size_t i, j, missing = 0;
+	char kid[65];
+	const char *x;
+
+	if (have == NULL)
+		return (size_t)-1;
+	json_array_foreach(json_object_get(doc, "need"), i, set)
+	{
+		json_array_foreach(json_object_get(set, "uris"), j, v)
+		{
+			struct keyring_key *k;
+			/* Only the daemon's keys it can find will sign. */
+			if (key_at(s, json_string_value(v), &k) == 0 && keyid_of(k, kid) == 0)
+				json_object_set_new(have, kid, json_true());
+			qs_errclear();
+		}
+	}
+	json_object_foreach(json_object_get(doc, "sigs"), x, v) json_object_set_new(have, x,
+	                                                                            json_true());
+	json_array_foreach(json_object_get(doc, "need"), i, set)
+	{
+		size_t got = 0, th = (size_t)json_integer_value(json_object_get(set, "threshold"));
+		json_array_foreach(json_object_get(set, "keyids"), j, v)
+		{
+			got += json_object_get(have, json_string_value(v)) != NULL;
+		}
+		if (got < th && th - got > missing)
+			missing = th - got;
+	}
+	json_decref(have);
+	return missing;
+}
+
 /* Remember the public key of every token key of st in roles.<role>.public
  * {uri: pem} (kept from before for a key whose token is gone). */
 static int
@@ -1146,8 +1210,13 @@ init_prepare(struct server *s, const struct policy *p, json_t *prep)
 		return r;
 	for (size_t i = 0; i < 2; i++) {
 		json_t *set = key_set(s, st, repos[i], "root", &r);
-		if (set == NULL || (r = build_root(s, p, st, repos[i], 1, &sp)) != 0 ||
-		    (r = doc_add(docs, repos[i], "root", 1, sp, need = json_pack("[o]", set))) != 0)
+		if (set == NULL)
+			goto out;
+		if ((r = build_root(s, p, st, repos[i], 1, &sp)) != 0) {
+			json_decref(set);
+			goto out;
+		}
+		if ((r = doc_add(docs, repos[i], "root", 1, sp, need = json_pack("[o]", set))) != 0)
 			goto out;
 		json_decref(sp);
 		json_decref(need);
@@ -1351,13 +1420,21 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 						            "an external key is called %s already",
 						            name);
 				}
-			if (r == 0 && (ids = role_keyids(s, st, role, NULL, &r)) != NULL) {
+			for (size_t k = 0; r == 0 && all_roles[k] != NULL; k++) {
+				/* No key twice in a role, nor in the production
+				 * targets set (targets + prod-targets). */
+				if (strcmp(all_roles[k], role) != 0 &&
+				    !(strcmp(role, "prod-targets") == 0 &&
+				      strcmp(all_roles[k], "targets") == 0))
+					continue;
+				if ((ids = role_keyids(s, st, all_roles[k], NULL, &r)) == NULL)
+					break;
 				json_array_foreach(ids, i, v)
 				{
 					if (json_equal(v, json_object_get(ent, "keyid")))
 						r = qs_fail(QS_ERR_EXISTS,
 						            "key %s is in role %s already",
-						            json_string_value(v), role);
+						            json_string_value(v), all_roles[k]);
 				}
 				json_decref(ids);
 			}
@@ -1480,8 +1557,12 @@ root_prepare(struct server *s, const struct policy *p, const struct store_reques
 			json_decref(a);
 			goto out;
 		}
-		if ((r = build_root(s, p, next, repos[i], ver + 1, &sp)) != 0 ||
-		    (r = doc_add(docs, repos[i], "root", ver + 1, sp,
+		if ((r = build_root(s, p, next, repos[i], ver + 1, &sp)) != 0) {
+			json_decref(a);
+			json_decref(b);
+			goto out;
+		}
+		if ((r = doc_add(docs, repos[i], "root", ver + 1, sp,
 		                 need = json_pack("[o, o]", a, b))) != 0)
 			goto out;
 		json_decref(sp);
@@ -2250,6 +2331,35 @@ fail:
 	return r;
 }
 
+/* principal holds an external key of the repository (of the state, or
+ * of the policy before init). */
+static int
+is_holder(struct server *s, const struct policy *p, const char *principal)
+{
+	json_t *st = NULL, *e;
+	const char *name;
+	uint64_t ver;
+	size_t i;
+	int yes = 0;
+
+	if (load_state(s, &st, &ver) == 0) {
+		for (size_t k = 0; all_roles[k] != NULL; k++)
+			json_array_foreach(st_ext(st, all_roles[k]), i, e)
+			{
+				yes |= strcmp(json_string_value(json_object_get(e, "holder")),
+				              principal) == 0;
+			}
+		json_decref(st);
+		return yes;
+	}
+	qs_errclear();
+	json_object_foreach(json_object_get(p->ext_tuf, "external"), name, e)
+	{
+		yes |= strcmp(json_string_value(json_object_get(e, "holder")), principal) == 0;
+	}
+	return yes;
+}
+
 int
 tuf_prepare(struct server *s, const char *principal, const char *id, json_t **prep_out)
 {
@@ -2269,7 +2379,8 @@ tuf_prepare(struct server *s, const char *principal, const char *id, json_t **pr
 	ro = policy_role(p, rq->role);
 	pi = policy_principal_index(p, principal);
 	if (strcmp(principal, rq->submitter) != 0 &&
-	    (ro == NULL || pi < 0 || !policy_role_has_approver(ro, (size_t)pi))) {
+	    (ro == NULL || pi < 0 || !policy_role_has_approver(ro, (size_t)pi)) &&
+	    !is_holder(s, p, principal)) {
 		r = qs_fail(QS_ERR_DENIED, "principal %s is not an approver of role %s", principal,
 		            rq->role);
 		goto out;
@@ -2292,7 +2403,7 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 	struct policy *p = NULL;
 	json_t *prep = NULL, *audit = json_array();
 	uint64_t pv;
-	int r, approved = 0;
+	int r;
 
 	*prep_out = NULL;
 	if (audit == NULL)
@@ -2303,7 +2414,6 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 	}
 	if ((r = open_request(s, id, &rq, &p)) != 0)
 		goto out;
-	approved = rq->state == REQ_APPROVED;
 	pthread_mutex_lock(&tuf_mu);
 	if ((r = prep_load(s, id, &prep, &pv)) != 0) {
 		if (r == QS_ERR_NOT_FOUND)
@@ -2372,8 +2482,11 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 	*prep_out = json_incref(prep);
 unlock:
 	pthread_mutex_unlock(&tuf_mu);
-	if (r == 0 && approved)
-		requests_retry(s, id); /* may publish now; never under tuf_mu */
+	/* May publish now. Whatever the state was when we looked: a last
+	 * vote may have made it APPROVED (and waiting) meanwhile; finalize
+	 * re-reads it under the request lock. Never under tuf_mu. */
+	if (r == 0)
+		requests_retry(s, id);
 out:
 	store_request_free(rq);
 	policy_unref(p);

@@ -227,7 +227,7 @@ tuf_timer_stop(void)
 
 /* A prepared request as the wire's TufPrepareResponse. */
 static int
-pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
+pack_prep(struct server *s, json_t *prep, uint8_t **out, size_t *out_len)
 {
 	Qsign__V1__TufPrepareResponse resp = QSIGN__V1__TUF_PREPARE_RESPONSE__INIT;
 	json_t *docs = json_object_get(prep, "docs"), *d;
@@ -245,7 +245,7 @@ pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
 	}
 	json_array_foreach(docs, i, d)
 	{
-		json_t *set, *e, *sigs = json_object_get(d, "sigs");
+		json_t *set, *e;
 		const char *kid;
 		size_t j, len = 0, missing = 0, first = nk;
 		qsign__v1__tuf_prepared_doc__init(&dv[i]);
@@ -267,13 +267,9 @@ pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
 		json_array_foreach(json_object_get(d, "need"), j, set)
 		{
 			json_t *ext = json_object_get(set, "external");
-			size_t th = (size_t)json_integer_value(json_object_get(set, "threshold"));
-			size_t own = json_array_size(json_object_get(set, "keyids")) -
-			             json_object_size(ext), got = own;
 			json_object_foreach(ext, kid, e)
 			{
 				size_t k;
-				got += json_object_get(sigs, kid) != NULL;
 				for (k = first; k < nk && strcmp(kp[k]->keyid, kid) != 0; k++)
 					;
 				if (k < nk)
@@ -296,9 +292,8 @@ pack_prep(json_t *prep, uint8_t **out, size_t *out_len)
 				kp[nk]->holder = (char *)json_string_value(json_object_get(e, "holder"));
 				nk++;
 			}
-			if (got < th && th - got > missing)
-				missing = th - got;
 		}
+		missing = tuf_doc_missing(s, d);
 		dv[i].wanted = &kp[first];
 		dv[i].n_wanted = nk - first;
 		dv[i].missing = (uint32_t)missing;
@@ -366,7 +361,7 @@ h_tuf_prepare(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **ou
 	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = tuf_prepare(cx->srv, cx->principal, req->request_id, &prep)) == 0)
-		r = pack_prep(prep, out, out_len);
+		r = pack_prep(cx->srv, prep, out, out_len);
 	json_decref(prep);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return r;
@@ -401,7 +396,7 @@ h_tuf_add_signatures(struct call_ctx *cx, const uint8_t *body, size_t len, uint8
 	}
 	if ((r = tuf_add_signatures(cx->srv, cx->principal, req->request_id, sigs,
 	                            req->n_signatures, &prep)) == 0)
-		r = pack_prep(prep, out, out_len);
+		r = pack_prep(cx->srv, prep, out, out_len);
 out:
 	json_decref(prep);
 	protobuf_c_message_free_unpacked(&req->base, NULL);

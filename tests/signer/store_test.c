@@ -60,6 +60,30 @@ main(void)
 	CHECK_STR(text, "{\"v\":1}");
 	free(text);
 	CHECK_EQ(store_policy_get(st, 9, &text), QS_ERR_NOT_FOUND);
+	{
+		/* Several documents at once: all or none. */
+		const char *names[] = {"a", "b", "c"};
+		const uint64_t vers[] = {1, 1, 1}, vers2[] = {2, 2, 1};
+		const uint8_t *data[] = {(const uint8_t *)"A1", (const uint8_t *)"B1",
+		                         (const uint8_t *)"C1"};
+		const uint8_t *data2[] = {(const uint8_t *)"A2", (const uint8_t *)"B2",
+		                          (const uint8_t *)"C2"};
+		const size_t lens[] = {2, 2, 2};
+		uint8_t *d = NULL;
+		size_t dl = 0;
+		uint64_t got = 0;
+		CHECK_EQ(store_doc_put_many(st, "t", 3, names, vers, data, lens), 0);
+		/* c version 1 exists: a and b version 2 must not be stored */
+		CHECK_EQ(store_doc_put_many(st, "t", 3, names, vers2, data2, lens), QS_ERR_EXISTS);
+		CHECK_EQ(store_doc_get(st, "t", "a", 0, &d, &dl, &got), 0);
+		CHECK_EQ(got, 1);
+		CHECK(dl == 2 && memcmp(d, "A1", 2) == 0);
+		free(d);
+		CHECK_EQ(store_doc_get(st, "t", "b", 2, &d, &dl, NULL), QS_ERR_NOT_FOUND);
+		CHECK_EQ(store_doc_get(st, "t", "c", 0, &d, &dl, &got), 0);
+		CHECK(got == 1 && dl == 2 && memcmp(d, "C1", 2) == 0);
+		free(d);
+	}
 
 	for (long i = 0; i < THREADS; i++)
 		pthread_create(&th[i], NULL, writer, (void *)i);

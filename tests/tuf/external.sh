@@ -99,7 +99,20 @@ timeout 20 qsignd -c "$QSIGN_HOME/qsignd.json" >"$T/bad.log" 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "qsignd started with an external key held by a non-approver"
 grep -q "is not an approver of tuf.gates.admin" "$T/bad.log" || fail "$(cat "$T/bad.log")"
 cp "$T/policy.good" "$QSIGN_HOME/policy.json"
-echo "ok: external keys only on offline roles, held by the role's approvers"
+# one key under two names, or in both targets roles, would count twice
+qs_policy_edit "p['tuf']['external']['adm2-again'] = dict(p['tuf']['external']['adm2-root'])"
+rc=0
+timeout 20 qsignd -c "$QSIGN_HOME/qsignd.json" >"$T/bad.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "qsignd started with one external key under two names"
+grep -q "the same key as" "$T/bad.log" || fail "$(cat "$T/bad.log")"
+cp "$T/policy.good" "$QSIGN_HOME/policy.json"
+qs_policy_edit "p['tuf']['roles']['prod-targets']['keys'].append('tuf-targets')"
+rc=0
+timeout 20 qsignd -c "$QSIGN_HOME/qsignd.json" >"$T/bad.log" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "qsignd started with the online targets key in prod-targets"
+grep -q "is the online targets key already" "$T/bad.log" || fail "$(cat "$T/bad.log")"
+cp "$T/policy.good" "$QSIGN_HOME/policy.json"
+echo "ok: external keys only on offline roles, held by the role's approvers, each key once"
 
 qs_start
 approve() { local id=$1; shift; for a in "$@"; do expect_rc 0 qsign -p "$a" approve "$id"; done; }
@@ -273,6 +286,9 @@ grep -q "root key .* is not in any opened token" "$T/out" || fail "review of a l
 expect_rc 0 qsign -p admin1 tuf remove-key -m "lost with its token" root "$lost"
 lid=$(cat "$T/out")
 approve "$lid" admin2 admin3
+# the lost key does not count: one external signature is still missing
+expect_rc 0 qsign -p admin1 tuf status "$lid"
+grep -q "waiting for" "$T/out" || fail "status counts the lost key: $(cat "$T/out")"
 expect_rc 0 tsign admin2 adm2 "$lid"
 [ "$(state "$lid")" = signed ] || fail "removing the lost key: $(cat "$T/out")"
 grep -q "tuf.key_unavailable" "$T/qsignd.log" || fail "no tuf.key_unavailable logged"
