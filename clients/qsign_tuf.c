@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -922,8 +923,8 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf sign [-i KEY] [--pin-source SRC] [--no-approve] [-m MSG]\n"
-	        "                 REQUEST_ID\n"
+	        "usage: %s tuf sign [-i KEY] [--pin-source SRC] [--no-approve] [--yes]\n"
+	        "                 [-m MSG] REQUEST_ID\n"
 	        "Sign, with your own offline TUF key, the metadata TUF request REQUEST_ID will\n"
 	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"
 	        "the payload's SHA-256 you were shown) unless --no-approve.\n"
@@ -932,9 +933,15 @@ sign_usage(FILE *f)
 	        "                     file; default: your identity\n"
 	        "  --pin-source SRC   file:/path or env:NAME, when the URI has no pin-source\n"
 	        "                     (default: QSIGN_PIN_FILE)\n"
-	        "Only the documents your key counts for are signed; each is checked to be\n"
-	        "canonical TUF metadata of the announced role and version first. The daemon\n"
-	        "verifies every signature and publishes once every threshold is met.\n"
+	        "  --yes              sign without asking (required when stdin is no terminal)\n"
+	        "Only the documents your key counts for are signed. Each is checked first:\n"
+	        "canonical TUF metadata of the announced role and version, and exactly what\n"
+	        "the request's payload asks for - a new root differs from the root in force\n"
+	        "(itself signed by its own threshold) only as the change says; production\n"
+	        "targets are the promoted ones or those in force; a root v1 matches the\n"
+	        "policy's tuf.roles. Any other difference: nothing is signed (exit 1).\n"
+	        "The daemon verifies every signature and publishes once every threshold is\n"
+	        "met.\n"
 	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8 -i "
 	        "'pkcs11:token=admin1;object=tuf-root'\n",
 	        progname, progname);
@@ -963,12 +970,391 @@ check_doc(const Qsign__V1__TufPreparedDoc *d)
 	return ok ? 0 : -1;
 }
 
+/* ------------------------------------------------------------ what a holder signs */
+
+/*
+ * An offline key must not sign whatever a (possibly compromised) daemon
+ * hands it: `tuf sign` rebuilds what each prepared document must say from
+ * the request's payload (which the approvers saw) and the metadata in
+ * force, and refuses any other difference. Each check returns 0, or -1
+ * after saying what is wrong.
+ */
+
+/* The set of a JSON array of strings as an object {s: true}. */
+static json_t *
+str_set(const json_t *a)
+{
+	json_t *s = json_object(), *v;
+	size_t i;
+
+	json_array_foreach(a, i, v)
+	{
+		if (json_is_string(v))
+			json_object_set_new(s, json_string_value(v), json_true());
+	}
+	return s;
+}
+
+/* Elements of set a not in set b, counted; *one = one of them. */
+static size_t
+set_minus(const json_t *a, const json_t *b, const char **one)
+{
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	json_object_foreach((json_t *)a, k, v)
+	{
+		if (json_object_get(b, k) == NULL) {
+			n++;
+			if (one != NULL)
+				*one = k;
+		}
+	}
+	return n;
+}
+
+/* Root `sp` (an envelope's signed part) signed by a threshold of its own
+ * root keys in env's signatures. */
+static int
+root_self_signed(const json_t *env)
+{
+	const json_t *sp = json_object_get(env, "signed");
+	json_t *ro = json_object_get(json_object_get(sp, "roles"), "root"), *sig, *seen;
+	json_t *ids = str_set(json_object_get(ro, "keyids"));
+	char *canon = NULL;
+	size_t len = 0, i, good = 0;
+	uint8_t dg[32];
+
+	seen = json_object();
+	if (tuf_signed_digest(sp, &canon, &len, dg) == 0)
+		json_array_foreach(json_object_get(env, "signatures"), i, sig)
+		{
+			const char *kid = json_string_value(json_object_get(sig, "keyid"));
+			const char *pem = json_string_value(json_object_get(
+			        json_object_get(json_object_get(json_object_get(sp, "keys"), kid),
+			                        "keyval"),
+			        "public"));
+			if (kid == NULL || pem == NULL || json_object_get(ids, kid) == NULL ||
+			    json_object_get(seen, kid) != NULL)
+				continue;
+			if (tuf_verify_ecdsa(pem, (const uint8_t *)canon, len,
+			                     json_string_value(json_object_get(sig, "sig"))) == 0) {
+				good++;
+				json_object_set_new(seen, kid, json_true());
+			}
+		}
+	free(canon);
+	json_decref(ids);
+	json_decref(seen);
+	return good >= (size_t)json_integer_value(json_object_get(ro, "threshold")) && good > 0
+	               ? 0
+	               : -1;
+}
+
+/* The current envelope of repo/role from the daemon; NULL after saying why. */
+static json_t *
+get_env(const struct globals *g, qsc_client *c, const char *repo, const char *role)
+{
+	Qsign__V1__TufGetMetadataResponse *m = NULL;
+	json_t *env;
+	int r;
+
+	if ((r = qsc_tuf_get_metadata(c, repo, role, 0, &m)) != 0) {
+		report(g, c, r);
+		return NULL;
+	}
+	env = parse_env(m);
+	qsc_free(m);
+	return env;
+}
+
+/* Seconds of a "<n><s|m|h|d>" duration, or -1. */
+static int64_t
+duration_s(const char *d)
+{
+	char *end;
+	long long n = d != NULL ? strtoll(d, &end, 10) : -1;
+
+	if (d == NULL || n <= 0 || end == d || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (end[0]) {
+	case 's':
+		return n;
+	case 'm':
+		return n * 60;
+	case 'h':
+		return n * 3600;
+	case 'd':
+		return n * 86400;
+	default:
+		return -1;
+	}
+}
+
+/* Root N+1 (`nx`) against root N (`cur`) under the root-change payload
+ * `pl`, for flavour repo. */
+static int
+check_root_change(const char *repo, const json_t *cur, const json_t *nx, const json_t *pl)
+{
+	static const char *const roles[] = {"root", "targets", "snapshot", "timestamp", NULL};
+	const char *op = json_string_value(json_object_get(pl, "op"));
+	const char *prole = json_string_value(json_object_get(pl, "role"));
+	/* The role of root.json the change touches ("" for none). */
+	const char *hit = strcmp(prole, "prod-targets") == 0
+	                          ? (strcmp(repo, "prod") == 0 ? "targets" : "")
+	                          : prole;
+	int64_t exp = 0, now = (int64_t)time(NULL);
+	json_t *keys = json_object_get(nx, "keys"), *used = json_object();
+	const char *k;
+	json_t *v;
+
+	if (json_integer_value(json_object_get(nx, "version")) !=
+	            json_integer_value(json_object_get(cur, "version")) + 1 ||
+	    !json_equal(json_object_get(nx, "spec_version"), json_object_get(cur, "spec_version")) ||
+	    !json_is_true(json_object_get(nx, "consistent_snapshot"))) {
+		errmsg("%s root: not version N+1 of the root in force", repo);
+		goto bad;
+	}
+	if (tuf_time_parse(json_string_value(json_object_get(nx, "expires")), &exp) != 0 ||
+	    exp <= now || exp > now + 3651LL * 86400) {
+		errmsg("%s root: expiry %s is not in the next 10 years", repo,
+		       json_string_value(json_object_get(nx, "expires")));
+		goto bad;
+	}
+	if (strcmp(op, "set-expiry") == 0 && strcmp(prole, "root") == 0) {
+		int64_t want = now + duration_s(json_string_value(json_object_get(pl, "expires")));
+		if (exp < want - 2 * 86400 || exp > want + 86400) {
+			errmsg("%s root: expires %s, the change asks for %s from now", repo,
+			       json_string_value(json_object_get(nx, "expires")),
+			       json_string_value(json_object_get(pl, "expires")));
+			goto bad;
+		}
+	}
+	for (size_t i = 0; roles[i] != NULL; i++) {
+		json_t *a = json_object_get(json_object_get(cur, "roles"), roles[i]);
+		json_t *b = json_object_get(json_object_get(nx, "roles"), roles[i]);
+		json_t *sa = str_set(json_object_get(a, "keyids"));
+		json_t *sb = str_set(json_object_get(b, "keyids"));
+		const char *gone = NULL, *added = NULL;
+		size_t ngone = set_minus(sa, sb, &gone), nadd = set_minus(sb, sa, &added);
+		int same_th = json_equal(json_object_get(a, "threshold"),
+		                         json_object_get(b, "threshold"));
+		int ok;
+		json_object_update(used, sb);
+		if (strcmp(roles[i], hit) != 0 || strcmp(op, "set-expiry") == 0) {
+			ok = ngone == 0 && nadd == 0 && same_th;
+		} else if (strcmp(op, "rotate-key") == 0) {
+			const char *want = json_string_value(json_object_get(pl, "keyid"));
+			ok = ngone == 1 && nadd == 1 && same_th &&
+			     (want == NULL || strcmp(want, gone) == 0);
+		} else if (strcmp(op, "set-threshold") == 0) {
+			ok = ngone == 0 && nadd == 0 &&
+			     json_equal(json_object_get(b, "threshold"),
+			                json_object_get(pl, "threshold"));
+		} else if (strcmp(op, "add-key") == 0) {
+			json_t *x = json_object_get(pl, "external");
+			char *pem = NULL, kid[65] = "";
+			if (x != NULL &&
+			    (tuf_pem_normalize(json_string_value(json_object_get(x, "public_key")),
+			                       &pem) != 0 ||
+			     tuf_keyid_pem(pem, kid) != 0))
+				kid[0] = '\0';
+			free(pem);
+			ok = ngone == 0 && nadd == 1 && same_th &&
+			     (x == NULL || (kid[0] != '\0' && strcmp(kid, added) == 0));
+		} else if (strcmp(op, "remove-key") == 0) {
+			ok = ngone == 1 && nadd == 0 && same_th &&
+			     strcmp(gone, json_string_value(json_object_get(pl, "keyid"))) == 0;
+		} else {
+			ok = 0;
+		}
+		json_decref(sa);
+		json_decref(sb);
+		if (!ok) {
+			errmsg("%s root version %lld: role %s does not change as the request says "
+			       "(%s %s)",
+			       repo, (long long)json_integer_value(json_object_get(nx, "version")),
+			       roles[i], op, prole);
+			goto bad;
+		}
+	}
+	/* Exactly the keys the roles use; a key that stays keeps its value. */
+	if (json_object_size(keys) != json_object_size(used)) {
+		errmsg("%s root: keys lists keys no role uses", repo);
+		goto bad;
+	}
+	json_object_foreach(keys, k, v)
+	{
+		json_t *old = json_object_get(json_object_get(cur, "keys"), k);
+		if (json_object_get(used, k) == NULL || (old != NULL && !json_equal(old, v))) {
+			errmsg("%s root: key %.16s... is not what root N says", repo, k);
+			goto bad;
+		}
+	}
+	json_decref(used);
+	return 0;
+bad:
+	json_decref(used);
+	return -1;
+}
+
+/* Root v1 of flavour repo against the policy's tuf section. */
+static int
+check_root_init(const char *repo, const json_t *nx, const json_t *tuf)
+{
+	json_t *roles = json_object_get(tuf, "roles"), *ext = json_object_get(tuf, "external");
+	static const char *const names[] = {"root", "targets", "snapshot", "timestamp", NULL};
+
+	if (json_integer_value(json_object_get(nx, "version")) != 1 ||
+	    !json_is_true(json_object_get(nx, "consistent_snapshot"))) {
+		errmsg("%s root: not a version 1", repo);
+		return -1;
+	}
+	for (size_t i = 0; names[i] != NULL; i++) {
+		json_t *ro = json_object_get(json_object_get(nx, "roles"), names[i]);
+		json_t *pr = json_object_get(roles, names[i]), *ids = str_set(json_object_get(ro, "keyids"));
+		json_t *pk = json_object_get(pr, "keys"), *name;
+		json_int_t th = json_integer_value(json_object_get(pr, "threshold"));
+		size_t nk = json_array_size(pk), j;
+		int ok = 1;
+		if (strcmp(names[i], "targets") == 0 && strcmp(repo, "prod") == 0) {
+			pr = json_object_get(roles, "prod-targets");
+			th = json_integer_value(json_object_get(pr, "threshold"));
+			nk += json_array_size(json_object_get(pr, "keys"));
+			pk = json_object_get(pr, "keys");
+		}
+		ok = json_integer_value(json_object_get(ro, "threshold")) == th &&
+		     json_object_size(ids) == nk;
+		/* Every external key of the policy for this role is in it. */
+		json_array_foreach(pk, j, name)
+		{
+			json_t *e = json_object_get(ext, json_string_value(name));
+			char *pem = NULL, kid[65];
+			if (e == NULL)
+				continue;
+			if (tuf_pem_normalize(json_string_value(json_object_get(e, "public_key")),
+			                      &pem) != 0 ||
+			    tuf_keyid_pem(pem, kid) != 0 || json_object_get(ids, kid) == NULL)
+				ok = 0;
+			free(pem);
+		}
+		json_decref(ids);
+		if (!ok) {
+			errmsg("%s root version 1: role %s is not what the policy's tuf.roles says",
+			       repo, names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Check every document of p that key `kid` is asked to sign against the
+ * request rv (with payload) and the metadata in force. 0 or -1.
+ */
+static int
+check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__RequestView *rv,
+                    const Qsign__V1__TufPrepareResponse *p, const char *kid)
+{
+	json_t *pl = NULL, *tuf = NULL;
+	int r = -1;
+
+	if (tuf_payload_parse(rv->kind, rv->payload.data, rv->payload.len, &pl) != 0) {
+		errmsg("request %s: payload: %s", rv->id, qs_errdetail());
+		return -1;
+	}
+	if (strcmp(rv->kind, "tuf-init") == 0) {
+		Qsign__V1__PolicyShowResponse *ps = NULL;
+		json_t *pol;
+		if (qsc_policy_show(c, rv->policy_version, &ps) != 0) {
+			report(g, c, QS_ERR_UNAVAILABLE);
+			goto out;
+		}
+		pol = json_loads(ps->text, 0, NULL);
+		qsc_free(ps);
+		tuf = json_incref(json_object_get(pol, "tuf"));
+		json_decref(pol);
+	}
+	for (size_t i = 0; i < p->n_docs; i++) {
+		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
+		json_t *sj;
+		int mine = 0, ok = -1;
+		for (size_t k = 0; k < d->n_wanted; k++)
+			mine |= strcmp(d->wanted[k]->keyid, kid) == 0;
+		if (!mine)
+			continue;
+		if (check_doc(d) != 0) {
+			errmsg("document %zu of request %s is not canonical TUF %s metadata of "
+			       "version %llu",
+			       i, rv->id, d->role, (unsigned long long)d->version);
+			goto out;
+		}
+		sj = json_loadb((const char *)d->signed_json.data, d->signed_json.len, 0, NULL);
+		if (strcmp(d->role, "root") == 0 && strcmp(rv->kind, "tuf-init") == 0) {
+			ok = check_root_init(d->repo, sj, tuf);
+		} else if (strcmp(d->role, "root") == 0 && strcmp(rv->kind, "tuf-root") == 0) {
+			json_t *env = get_env(g, c, d->repo, "root");
+			if (env != NULL && root_self_signed(env) != 0)
+				errmsg("%s root in force is not signed by its own threshold",
+				       d->repo);
+			else if (env != NULL)
+				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj, pl);
+			json_decref(env);
+		} else if (strcmp(d->role, "targets") == 0 && strcmp(d->repo, "prod") == 0) {
+			if (strcmp(rv->kind, "tuf-promote") == 0) {
+				ok = json_equal(json_object_get(sj, "targets"),
+				                json_object_get(pl, "targets")) &&
+				                     json_equal(json_object_get(sj, "expires"),
+				                                json_object_get(pl, "expires")) &&
+				                     json_equal(json_object_get(sj, "version"),
+				                                json_object_get(pl, "version"))
+				             ? 0
+				             : -1;
+			} else if (strcmp(rv->kind, "tuf-init") == 0) {
+				ok = json_object_size(json_object_get(sj, "targets")) == 0 &&
+				                     d->version == 1
+				             ? 0
+				             : -1;
+			} else {
+				/* A root change re-signs the targets in force. */
+				json_t *cur = get_signed(g, c, "prod", "targets");
+				ok = cur != NULL &&
+				                     json_equal(json_object_get(sj, "targets"),
+				                                json_object_get(cur, "targets")) &&
+				                     json_integer_value(json_object_get(sj, "version")) ==
+				                             json_integer_value(
+				                                     json_object_get(cur, "version")) +
+				                                     1
+				             ? 0
+				             : -1;
+				json_decref(cur);
+			}
+			if (ok != 0)
+				errmsg("prod targets version %llu is not what request %s says",
+				       (unsigned long long)d->version, rv->id);
+		} else {
+			errmsg("request %s asks to sign %s %s, which a %s never changes", rv->id,
+			       d->repo, d->role, rv->kind);
+		}
+		json_decref(sj);
+		if (ok != 0)
+			goto out;
+	}
+	r = 0;
+out:
+	json_decref(pl);
+	json_decref(tuf);
+	return r;
+}
+
 static int
 sign_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_PIN = 256, O_NOAPPROVE };
+	enum { O_PIN = 256, O_NOAPPROVE, O_YES };
 	static const struct option opts[] = {
 	        {"key", required_argument, NULL, 'i'},
+	        {"yes", no_argument, NULL, O_YES},
 	        {"pin-source", required_argument, NULL, O_PIN},
 	        {"no-approve", no_argument, NULL, O_NOAPPROVE},
 	        {"message", required_argument, NULL, 'm'},
@@ -987,7 +1373,7 @@ sign_main(int argc, char **argv, struct globals *g)
 	const char *kids[16];
 	uint8_t *sigs[16] = {0}, dg[32];
 	size_t lens[16], n = 0;
-	int ch, r, approve = 1;
+	int ch, r, approve = 1, yes = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "i:k:m:h", opts, NULL)) != -1) {
@@ -995,6 +1381,9 @@ sign_main(int argc, char **argv, struct globals *g)
 		case 'i':
 		case 'k':
 			key = optarg;
+			break;
+		case O_YES:
+			yes = 1;
 			break;
 		case O_PIN:
 			pin = optarg;
@@ -1054,6 +1443,41 @@ sign_main(int argc, char **argv, struct globals *g)
 		goto out;
 	}
 	qs_sha256(rv->payload.data, rv->payload.len, dg);
+	if (rv->payload_sha256.len != 32 || memcmp(rv->payload_sha256.data, dg, 32) != 0) {
+		errmsg("request %s: the payload does not hash to what the daemon reports", id);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	/* What this key will sign, checked and shown before anything is. */
+	if (check_prepared_docs(g, c, rv, p, kid) != 0) {
+		errmsg("refusing to sign request %s", id);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid, id, rv->kind);
+	for (size_t i = 0; i < p->n_docs; i++) {
+		int mine = 0;
+		for (size_t k = 0; k < p->docs[i]->n_wanted; k++)
+			mine |= strcmp(p->docs[i]->wanted[k]->keyid, kid) == 0;
+		if (!mine)
+			continue;
+		fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo, p->docs[i]->role,
+		        (unsigned long long)p->docs[i]->version);
+	}
+	if (!yes) {
+		char line[16];
+		if (!isatty(STDIN_FILENO)) {
+			errmsg("not a terminal: say --yes to sign without being asked");
+			r = EXIT_USAGE;
+			goto out;
+		}
+		fprintf(stderr, "sign? [y/N] ");
+		if (fgets(line, sizeof(line), stdin) == NULL || (line[0] != 'y' && line[0] != 'Y')) {
+			errmsg("not signed");
+			r = EXIT_FAILED;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < p->n_docs; i++) {
 		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
 		int mine = 0;

@@ -51,11 +51,11 @@ tsign() { # admin token args...
 	local a=$1 t=$2
 	shift 2
 	if [ "$t" = adm3 ]; then
-		qsign -p "$a" tuf sign -i "$T/adm3/release.key" "$@"
+		qsign -p "$a" tuf sign --yes -i "$T/adm3/release.key" "$@"
 		return
 	fi
 	SOFTHSM2_CONF=$T/$t/softhsm2.conf QSIGN_PIN_FILE=$T/$t/user.pin \
-		qsign -p "$a" tuf sign -i "pkcs11:token=$t;object=tuf-key" "$@"
+		qsign -p "$a" tuf sign --yes -i "pkcs11:token=$t;object=tuf-key" "$@"
 }
 keyid() { # pem file -> TUF keyid, computed here from the spec (OLPC
 	# canonical JSON escapes only " and \, so the PEM's newlines stay raw)
@@ -314,6 +314,37 @@ expect_rc 1 tsign admin2 adm2 "$wid"
 grep -q "is closed" "$T/err" || fail "signing a cancelled request: $(cat "$T/err")"
 [ ! -e "$tuf/ci/metadata/7.root.json" ] || fail "a cancelled change was published"
 echo "ok: a waiting change is cancelled by its submitter and takes no more signatures"
+
+# --- the holder's client checks what it signs: a preparation that no
+# longer follows the root in force is refused before anything is signed
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "stale" root 300d
+sid=$(cat "$T/out")
+expect_rc 0 qsign -p admin1 tuf status "$sid"
+expect_rc 0 qsign -p admin3 tuf set-expiry -m "wins the race" root 200d
+yid=$(cat "$T/out")
+approve "$yid" admin1 admin2
+expect_rc 0 tsign admin2 adm2 "$yid"
+[ "$(state "$yid")" = signed ] || fail "set-expiry 200d: $(cat "$T/out")"
+expect_rc 1 tsign admin2 adm2 "$sid"
+grep -q "not version N+1 of the root in force" "$T/err" || fail "stale preparation: $(cat "$T/err")"
+grep -q "refusing to sign" "$T/err" || fail "stale preparation: $(cat "$T/err")"
+expect_rc 0 qsign -p admin2 tuf status --json "$sid"
+python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))
+assert all(d["signed_by"] == [] for d in s["documents"]), s' "$T/out" || fail "a refused document was signed"
+expect_rc 0 qsign -p admin1 request cancel "$sid"
+# without --yes, and no terminal to ask on, nothing is signed either
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "ask first" root 250d
+nid=$(cat "$T/out")
+SOFTHSM2_CONF=$T/adm2/softhsm2.conf QSIGN_PIN_FILE=$T/adm2/user.pin expect_rc 2 \
+	qsign -p admin2 tuf sign -i "pkcs11:token=adm2;object=tuf-key" "$nid" </dev/null
+grep -q "say --yes" "$T/err" || fail "no terminal: $(cat "$T/err")"
+expect_rc 0 qsign -p admin2 tuf status --json "$nid"
+python3 -c '
+import json,sys; s=json.load(open(sys.argv[1]))
+assert all(d["signed_by"] == [] for d in s["documents"]), s' "$T/out" || fail "signed without --yes"
+expect_rc 0 qsign -p admin1 request cancel "$nid"
+echo "ok: tuf sign refuses a root that does not follow the root in force; asks before signing"
 
 # --- review and audit
 expect_rc 0 qsign -p admin1 tuf review
