@@ -1031,15 +1031,13 @@ root_self_signed(const json_t *env)
 		json_array_foreach(json_object_get(env, "signatures"), i, sig)
 		{
 			const char *kid = json_string_value(json_object_get(sig, "keyid"));
-			const char *pem = json_string_value(json_object_get(
-			        json_object_get(json_object_get(json_object_get(sp, "keys"), kid),
-			                        "keyval"),
-			        "public"));
-			if (kid == NULL || pem == NULL || json_object_get(ids, kid) == NULL ||
+			json_t *key = kid != NULL ? json_object_get(json_object_get(sp, "keys"), kid)
+			                          : NULL;
+			if (kid == NULL || key == NULL || json_object_get(ids, kid) == NULL ||
 			    json_object_get(seen, kid) != NULL)
 				continue;
-			if (tuf_verify_ecdsa(pem, (const uint8_t *)canon, len,
-			                     json_string_value(json_object_get(sig, "sig"))) == 0) {
+			if (tuf_verify_key(key, (const uint8_t *)canon, len,
+			                   json_string_value(json_object_get(sig, "sig"))) == 0) {
 				good++;
 				json_object_set_new(seen, kid, json_true());
 			}
@@ -1429,10 +1427,9 @@ sign_main(int argc, char **argv, struct globals *g)
 	}
 	{
 		char *norm = NULL;
-		if (strcmp(qsc_id_alg(tk), "ecdsa-p256") != 0 || tuf_pem_normalize(pem, &norm) != 0 ||
-		    tuf_keyid_pem(norm, kid) != 0) {
+		if (tuf_pem_normalize(pem, &norm) != 0 || tuf_keyid_pem(norm, kid) != 0) {
 			free(norm);
-			errmsg("TUF key %s: TUF keys here are ECDSA P-256", o.identity);
+			errmsg("TUF key %s: TUF keys here are ECDSA P-256 or Ed25519", o.identity);
 			r = EXIT_FAILED;
 			goto out;
 		}

@@ -174,60 +174,136 @@ out:
 	return r;
 }
 
-int
-tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const char *sig_hex)
+/* EC P-256 or Ed25519 public key of a PEM; QS_ERR_INVALID otherwise. */
+static int
+pem_pkey(const char *pem, EVP_PKEY **out)
+{
+	BIO *in = NULL;
+	EVP_PKEY *pk = NULL;
+	char name[64];
+	size_t nlen = 0;
+
+	*out = NULL;
+	if (pem == NULL || strlen(pem) > 4096 || (in = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (pk = PEM_read_bio_PUBKEY(in, NULL, NULL, NULL)) == NULL) {
+		BIO_free(in);
+		return qs_fail(QS_ERR_INVALID, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
+	}
+	BIO_free(in);
+	if (EVP_PKEY_is_a(pk, "ED25519") ||
+	    (EVP_PKEY_is_a(pk, "EC") &&
+	     EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
+	                                    &nlen) == 1 &&
+	     strcmp(name, "prime256v1") == 0)) {
+		*out = pk;
+		return 0;
+	}
+	EVP_PKEY_free(pk);
+	return qs_fail(QS_ERR_INVALID, "not an ECDSA P-256 or Ed25519 key");
+}
+
+/* Verify sig_hex over msg with pk: ECDSA over SHA-256 (DER), Ed25519 over
+ * the message (64 bytes). */
+static int
+pkey_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const char *sig_hex)
 {
 	uint8_t sig[256];
 	size_t sig_len = 0;
-	EVP_PKEY *pk = NULL;
 	EVP_MD_CTX *ctx = NULL;
-	BIO *bio = NULL;
-	int r;
+	int ed = EVP_PKEY_is_a(pk, "ED25519"), r;
 
 	if ((r = qs_unhex(sig_hex, sig, sizeof(sig), &sig_len)) != 0)
 		return r;
-	if ((bio = BIO_new_mem_buf(spki_pem, -1)) == NULL ||
-	    (pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL || !EVP_PKEY_is_a(pk, "EC")) {
-		r = qs_fail(QS_ERR_INVALID, "not an EC public key in PEM");
-		goto out;
-	}
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) != 1) {
-		r = qs_fail(QS_ERR_CRYPTO, "ECDSA verify set-up failed");
-		goto out;
+	    EVP_DigestVerifyInit(ctx, NULL, ed ? NULL : EVP_sha256(), NULL, pk) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return qs_fail(QS_ERR_CRYPTO, "verify set-up failed");
 	}
 	r = EVP_DigestVerify(ctx, sig, sig_len, msg, len) == 1
 	            ? 0
 	            : qs_fail(QS_ERR_BADSIG, "signature does not verify");
-out:
 	EVP_MD_CTX_free(ctx);
-	EVP_PKEY_free(pk);
-	BIO_free(bio);
 	return r;
+}
+
+int
+tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const char *sig_hex)
+{
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	if ((r = pem_pkey(spki_pem, &pk)) != 0)
+		return r;
+	r = pkey_verify(pk, msg, len, sig_hex);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+json_t *
+tuf_key_from_pem(const char *pem)
+{
+	EVP_PKEY *pk = NULL;
+	uint8_t raw[32];
+	size_t rl = sizeof(raw);
+	char *hex;
+	json_t *k;
+
+	if (pem_pkey(pem, &pk) != 0)
+		return NULL;
+	if (!EVP_PKEY_is_a(pk, "ED25519")) {
+		EVP_PKEY_free(pk);
+		return tuf_key_ecdsa(pem);
+	}
+	if (EVP_PKEY_get_raw_public_key(pk, raw, &rl) != 1 || rl != 32 ||
+	    (hex = qs_hex(raw, 32)) == NULL) {
+		EVP_PKEY_free(pk);
+		return NULL;
+	}
+	EVP_PKEY_free(pk);
+	k = json_pack("{s:s, s:s, s:{s:s}}", "keytype", "ed25519", "scheme", "ed25519", "keyval",
+	              "public", hex);
+	free(hex);
+	return k;
+}
+
+int
+tuf_verify_key(const json_t *key, const uint8_t *msg, size_t len, const char *sig_hex)
+{
+	const char *type = json_string_value(json_object_get(key, "keytype"));
+	const char *scheme = json_string_value(json_object_get(key, "scheme"));
+	const char *pub = json_string_value(json_object_get(json_object_get(key, "keyval"), "public"));
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	if (type == NULL || scheme == NULL || pub == NULL)
+		return qs_fail(QS_ERR_INVALID, "not a TUF key object");
+	if (strcmp(type, "ecdsa") == 0 && strcmp(scheme, "ecdsa-sha2-nistp256") == 0)
+		return tuf_verify_ecdsa(pub, msg, len, sig_hex);
+	if (strcmp(type, "ed25519") == 0 && strcmp(scheme, "ed25519") == 0) {
+		uint8_t raw[32];
+		size_t rl = 0;
+		if (qs_unhex(pub, raw, sizeof(raw), &rl) != 0 || rl != 32 ||
+		    (pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32)) == NULL)
+			return qs_fail(QS_ERR_INVALID, "not an Ed25519 public key");
+		r = pkey_verify(pk, msg, len, sig_hex);
+		EVP_PKEY_free(pk);
+		return r;
+	}
+	return qs_fail(QS_ERR_UNIMPLEMENTED, "key type %.20s/%.30s", type, scheme);
 }
 
 int
 tuf_pem_normalize(const char *pem, char **out)
 {
 	EVP_PKEY *pk = NULL;
-	BIO *in = NULL, *bo = NULL;
-	char name[64], *data;
-	size_t nlen = 0;
+	BIO *bo = NULL;
+	char *data;
 	long n;
 	int r;
 
 	*out = NULL;
-	if (pem == NULL || strlen(pem) > 4096 || (in = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (pk = PEM_read_bio_PUBKEY(in, NULL, NULL, NULL)) == NULL) {
-		r = qs_fail(QS_ERR_INVALID, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
-		goto out;
-	}
-	if (!EVP_PKEY_is_a(pk, "EC") ||
-	    EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name), &nlen) != 1 ||
-	    strcmp(name, "prime256v1") != 0) {
-		r = qs_fail(QS_ERR_INVALID, "not an ECDSA P-256 key");
-		goto out;
-	}
+	if ((r = pem_pkey(pem, &pk)) != 0)
+		return r;
 	if ((bo = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_PUBKEY(bo, pk) ||
 	    (n = BIO_get_mem_data(bo, &data)) <= 0) {
 		r = qs_fail(QS_ERR_CRYPTO, "PEM_write_bio_PUBKEY failed");
@@ -240,7 +316,6 @@ tuf_pem_normalize(const char *pem, char **out)
 	r = 0;
 out:
 	EVP_PKEY_free(pk);
-	BIO_free(in);
 	BIO_free(bo);
 	return r;
 }
@@ -248,11 +323,11 @@ out:
 int
 tuf_keyid_pem(const char *spki_pem, char out[65])
 {
-	json_t *k = tuf_key_ecdsa(spki_pem);
+	json_t *k = tuf_key_from_pem(spki_pem);
 	int r;
 
 	if (k == NULL)
-		return qs_fail(QS_ERR_NOMEM, "out of memory");
+		return qs_fail(QS_ERR_INVALID, "not an ECDSA P-256 or Ed25519 public key");
 	r = tuf_keyid(k, out);
 	json_decref(k);
 	return r;

@@ -3,7 +3,9 @@
  * check: key objects and keyids, signed envelopes, expiry timestamps, the
  * "targets" map. TUF specification 1.0.x, keys "ecdsa" /
  * "ecdsa-sha2-nistp256" with SPKI PEM public keys and hex-encoded DER
- * signatures over the canonical JSON (proto/cjson.h) of "signed".
+ * signatures, and "ed25519" with hex public keys and hex raw signatures,
+ * over the canonical JSON (proto/cjson.h) of "signed". (RSA-PSS keys are
+ * not supported.)
  */
 #ifndef QS_TUF_META_H
 #define QS_TUF_META_H
@@ -31,10 +33,18 @@ json_t *tuf_key_ecdsa(const char *spki_pem);
  * Errors: as qs_cjson_encode. */
 int tuf_keyid(const json_t *key, char out[65]);
 
-/* An ECDSA P-256 public key in PEM (SPKI, at most 4 KiB) re-encoded the
+/* The TUF key object of an SPKI PEM: "ecdsa"/"ecdsa-sha2-nistp256" with
+ * the PEM for EC P-256, "ed25519"/"ed25519" with the hex public key for
+ * Ed25519. NULL for any other key (or no memory). */
+json_t *tuf_key_from_pem(const char *pem);
+/* Verify hex sig_hex over msg with a TUF key object (those two kinds).
+ * 0, QS_ERR_BADSIG, QS_ERR_INVALID, QS_ERR_UNIMPLEMENTED (other kinds). */
+int tuf_verify_key(const json_t *key, const uint8_t *msg, size_t len, const char *sig_hex);
+
+/* An ECDSA P-256 or Ed25519 public key in PEM (SPKI, at most 4 KiB) re-encoded the
  * one way the daemon and the CLI write every key (PEM_write_bio_PUBKEY),
  * so that a key pasted into a policy gets the keyid its token gives it.
- * *out malloc'd. QS_ERR_INVALID (not PEM, not EC P-256), QS_ERR_NOMEM. */
+ * *out malloc'd. QS_ERR_INVALID (not PEM, neither EC P-256 nor Ed25519), QS_ERR_NOMEM. */
 int tuf_pem_normalize(const char *pem, char **out);
 /* keyid of the ecdsa key object of a (normalised) PEM. */
 int tuf_keyid_pem(const char *spki_pem, char out[65]);
@@ -61,8 +71,9 @@ int tuf_envelope_add_sig(json_t *env, const char *keyid, const uint8_t *der, siz
  */
 int tuf_envelope_parse(const uint8_t *buf, size_t len, const char *type, json_t **out);
 
-/* Verify one hex DER ECDSA P-256 signature over SHA-256(msg) with an SPKI
- * PEM key. 0, QS_ERR_BADSIG, or QS_ERR_INVALID (bad PEM / hex). */
+/* Verify one hex signature over msg with an SPKI PEM key: DER ECDSA P-256
+ * over SHA-256(msg), or Ed25519 over msg. 0, QS_ERR_BADSIG, or
+ * QS_ERR_INVALID (bad PEM / hex / key type). */
 int tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const char *sig_hex);
 
 /*

@@ -26,7 +26,7 @@
  *   refresh       {"interval": duration, "margin": duration} (optional):
  *                 re-sign snapshot/timestamp that expire within margin
  *   external      {name: {"holder": principal, "public_key": SPKI PEM}}
- *                 (optional): ECDSA P-256 keys held by admins outside the
+ *                 (optional): ECDSA P-256 or Ed25519 keys held by admins outside the
  *                 daemon; roles root and prod-targets may list them, and
  *                 the holder must approve in the gate of that role
  */

@@ -125,10 +125,10 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 		if (ki < 0)
 			return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: unknown key", name,
 			               i);
-		if (p->keys[ki].type != HSM_KEY_EC_P256)
+		if (p->keys[ki].type != HSM_KEY_EC_P256 && p->keys[ki].type != HSM_KEY_ED25519)
 			return qs_fail(QS_ERR_INVALID,
-			               "tuf.roles.%s.keys[%zu]: %s must be ecdsa-p256", name, i,
-			               p->keys[ki].name);
+			               "tuf.roles.%s.keys[%zu]: %s must be ecdsa-p256 or ed25519",
+			               name, i, p->keys[ki].name);
 		if (p->bound == NULL || p->bound[ki] == NULL)
 			return qs_fail(QS_ERR_INVALID,
 			               "tuf.roles.%s.keys[%zu]: %s is not in a token", name, i,

@@ -124,15 +124,17 @@ key_at(struct server *s, const char *uri, struct keyring_key **k)
 {
 	int r;
 
-	if ((r = keyring_find_uri(s->kr, uri, HSM_KEY_EC_P256, k)) != 0)
+	if ((r = keyring_find_uri(s->kr, uri, HSM_KEY_NONE, k)) != 0)
 		return qs_wrap(r, "TUF key %s", uri);
+	if ((*k)->type != HSM_KEY_EC_P256 && (*k)->type != HSM_KEY_ED25519)
+		return qs_fail(QS_ERR_INVALID, "TUF key %s: ECDSA P-256 or Ed25519 only", uri);
 	return 0;
 }
 
 static int
 keyid_of(const struct keyring_key *k, char out[65])
 {
-	json_t *ko = tuf_key_ecdsa(k->spki_pem);
+	json_t *ko = tuf_key_from_pem(k->spki_pem);
 	int r;
 
 	if (ko == NULL)
@@ -266,7 +268,7 @@ role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *r
 			return NULL;
 		}
 		if (keys != NULL)
-			json_object_set_new(keys, kid, tuf_key_ecdsa(pem));
+			json_object_set_new(keys, kid, tuf_key_from_pem(pem));
 		json_array_append_new(ids, json_string(kid));
 	}
 	json_array_foreach(st_ext(st, role), i, u)
@@ -274,7 +276,7 @@ role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *r
 		const char *x = json_string_value(json_object_get(u, "keyid"));
 		if (keys != NULL)
 			json_object_set_new(keys, x,
-			                    tuf_key_ecdsa(json_string_value(
+			                    tuf_key_from_pem(json_string_value(
 			                            json_object_get(u, "public_key"))));
 		json_array_append_new(ids, json_string(x));
 	}
@@ -1278,8 +1280,14 @@ generate_key(struct server *s, json_t *next, const char *role, const char *near,
 	                "0123456789-_.") != strlen(tok))
 		return qs_fail(QS_ERR_PRECONDITION, "token label needs URI escaping: unsupported");
 	snprintf(uri, cap, "pkcs11:token=%s;object=%s", tok, label);
-	if ((r = keyring_keygen(s->kr, near, HSM_KEY_EC_P256, label)) != 0)
-		return r;
+	{
+		/* The same algorithm as the key it replaces or joins. */
+		struct keyring_key *nk;
+		enum hsm_keytype type = key_at(s, near, &nk) == 0 ? nk->type : HSM_KEY_EC_P256;
+		qs_errclear();
+		if ((r = keyring_keygen(s->kr, near, type, label)) != 0)
+			return r;
+	}
 	if ((r = key_at(s, uri, &k)) != 0 || (r = keyid_of(k, kid)) != 0)
 		return r;
 	if ((r = audit_append(s->audit, "key.generated",

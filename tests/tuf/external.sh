@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Offline TUF keys held by admins, outside the daemon: a mixed root (one
 # key in the daemon's token, two external keys of admin1 and admin2, each
-# in their own SoftHSM token with its own token directory), threshold 2 of
-# 3, and a production-targets key of admin3 in a PEM file (one key per
+# in their own SoftHSM token with its own token directory; admin2's is
+# Ed25519, as is the daemon's timestamp key), threshold 2 of 3, and a production-targets key of admin3 in a PEM file (one key per
 # release engineer).
 # Publication waits until every threshold (the approvals and TUF's) is met;
 # `qsign tuf sign` signs the exact canonical bytes with the admin's token
@@ -36,11 +36,13 @@ admin_token() { # name
 	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token init --module "$module" --label "$1" \
 		--so-pin-file "$d/so.pin" --pin-file "$d/user.pin" >/dev/null
 	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token keygen -m "$module" -u "pkcs11:token=$1" \
-		-P "file:$d/user.pin" -t ecdsa-p256 -l tuf-key >/dev/null
+		-P "file:$d/user.pin" -t "${2:-ecdsa-p256}" -l tuf-key >/dev/null
 	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token pubkey -m "$module" \
 		-u "pkcs11:token=$1;object=tuf-key" -P "file:$d/user.pin" -o "$d/tuf-key.pem"
 }
-for a in adm1 adm2 stray; do admin_token "$a"; done
+admin_token adm1
+admin_token adm2 ed25519 # TUF's other key type: hex public key, raw signatures
+admin_token stray
 # admin3's release key is a plain PEM file (0600): `qsign tuf sign -i FILE`
 mkdir -p "$T/adm3"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/adm3/release.key" 2>/dev/null
@@ -60,10 +62,14 @@ tsign() { # admin token args...
 keyid() { # pem file -> TUF keyid, computed here from the spec (OLPC
 	# canonical JSON escapes only " and \, so the PEM's newlines stay raw)
 	python3 - "$1" <<'PY'
-import hashlib, sys
+import base64, hashlib, sys
 pem = open(sys.argv[1]).read()
+der = base64.b64decode("".join(l for l in pem.splitlines() if not l.startswith("-----")))
 q = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-canon = '{"keytype":"ecdsa","keyval":{"public":' + q(pem) + '},"scheme":"ecdsa-sha2-nistp256"}'
+if len(der) == 44:  # Ed25519 SubjectPublicKeyInfo: the raw key is its last 32 bytes
+    canon = '{"keytype":"ed25519","keyval":{"public":"' + der[-32:].hex() + '"},"scheme":"ed25519"}'
+else:
+    canon = '{"keytype":"ecdsa","keyval":{"public":' + q(pem) + '},"scheme":"ecdsa-sha2-nistp256"}'
 print(hashlib.sha256(canon.encode()).hexdigest())
 PY
 }
@@ -71,7 +77,14 @@ k1=$(keyid "$T/adm1/tuf-key.pem")
 k2=$(keyid "$T/adm2/tuf-key.pem")
 k3=$(keyid "$T/adm3/tuf-key.pem")
 
+SOFTHSM2_CONF=$QSIGN_HOME/softhsm2.conf qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t ed25519 -l tuf-timestamp-ed >/dev/null
 export T_DIR=$T
+qs_policy_edit "
+uri = p['keys']['tuf-timestamp']['uri'].replace('object=tuf-timestamp', 'object=tuf-timestamp-ed')
+p['keys']['tuf-timestamp-ed'] = {'uri': uri, 'algorithm': 'ed25519'}
+p['tuf']['roles']['timestamp']['keys'] = ['tuf-timestamp-ed']
+"
 qs_policy_edit "
 import os
 T = os.environ['T_DIR']
@@ -157,6 +170,9 @@ sigs = {x["keyid"] for x in r["signatures"]}
 assert k1 in sigs and k2 not in sigs and len(sigs) == 2, sigs
 t = json.load(open(f"{tuf}/prod/metadata/1.targets.json"))
 assert k3 in {x["keyid"] for x in t["signatures"]} and len(t["signatures"]) == 3
+assert s["keys"][k2]["keytype"] == "ed25519" and len(s["keys"][k2]["keyval"]["public"]) == 64
+ts = s["roles"]["timestamp"]["keyids"][0]
+assert s["keys"][ts]["keytype"] == "ed25519", s["keys"][ts]
 PY
 echo "ok: mixed root v1 (2 of 3, two keys in admins' own tokens) waits for and merges their signatures"
 

@@ -240,6 +240,47 @@ test_external_keys(void)
 	free(norm);
 	free(p256);
 	free(p384);
+	{
+		/* Ed25519: the hex public key in the key object, raw signatures
+		 * over the message; a flipped bit does not verify. */
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		BIO *b = BIO_new(BIO_s_mem());
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		uint8_t raw[32], sig[64];
+		size_t rl = sizeof(raw), sl = sizeof(sig);
+		const uint8_t msg[] = "{\"_type\":\"root\"}";
+		char *data, *pem, *hex, *rawhex;
+		json_t *ko;
+		long plen;
+		CHECK(pk != NULL && b != NULL && ctx != NULL && PEM_write_bio_PUBKEY(b, pk) == 1);
+		plen = BIO_get_mem_data(b, &data);
+		pem = strndup(data, (size_t)plen);
+		ko = tuf_key_from_pem(pem);
+		CHECK(ko != NULL);
+		CHECK(strcmp(json_string_value(json_object_get(ko, "keytype")), "ed25519") == 0);
+		CHECK_EQ(EVP_PKEY_get_raw_public_key(pk, raw, &rl), 1);
+		rawhex = qs_hex(raw, 32);
+		CHECK(strcmp(json_string_value(json_object_get(json_object_get(ko, "keyval"),
+		                                               "public")),
+		             rawhex) == 0);
+		CHECK_EQ(EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk), 1);
+		CHECK_EQ(EVP_DigestSign(ctx, sig, &sl, msg, sizeof(msg) - 1), 1);
+		hex = qs_hex(sig, sl);
+		CHECK_EQ(tuf_verify_key(ko, msg, sizeof(msg) - 1, hex), 0);
+		CHECK_EQ(tuf_verify_ecdsa(pem, msg, sizeof(msg) - 1, hex), 0);
+		hex[0] = hex[0] == '0' ? '1' : '0';
+		CHECK_EQ(tuf_verify_key(ko, msg, sizeof(msg) - 1, hex), QS_ERR_BADSIG);
+		CHECK_EQ(tuf_keyid_pem(pem, kid1), 0);
+		CHECK_EQ(tuf_keyid(ko, kid2), 0);
+		CHECK(strcmp(kid1, kid2) == 0);
+		free(hex);
+		free(rawhex);
+		free(pem);
+		json_decref(ko);
+		EVP_MD_CTX_free(ctx);
+		BIO_free(b);
+		EVP_PKEY_free(pk);
+	}
 }
 
 static void
