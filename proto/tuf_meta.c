@@ -9,6 +9,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "cjson.h"
 #include "qs_err.h"
@@ -174,9 +175,10 @@ out:
 	return r;
 }
 
-/* EC P-256 or Ed25519 public key of a PEM; QS_ERR_INVALID otherwise. */
+/* EC P-256 or Ed25519 (or, with allow_rsa, RSA of 2048+ bits) public key
+ * of a PEM; QS_ERR_INVALID otherwise. */
 static int
-pem_pkey(const char *pem, EVP_PKEY **out)
+pem_pkey_any(const char *pem, int allow_rsa, EVP_PKEY **out)
 {
 	BIO *in = NULL;
 	EVP_PKEY *pk = NULL;
@@ -190,6 +192,10 @@ pem_pkey(const char *pem, EVP_PKEY **out)
 		return qs_fail(QS_ERR_INVALID, "not a PEM public key (-----BEGIN PUBLIC KEY-----)");
 	}
 	BIO_free(in);
+	if (allow_rsa && EVP_PKEY_is_a(pk, "RSA") && EVP_PKEY_get_bits(pk) >= 2048) {
+		*out = pk;
+		return 0;
+	}
 	if (EVP_PKEY_is_a(pk, "ED25519") ||
 	    (EVP_PKEY_is_a(pk, "EC") &&
 	     EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
@@ -202,20 +208,30 @@ pem_pkey(const char *pem, EVP_PKEY **out)
 	return qs_fail(QS_ERR_INVALID, "not an ECDSA P-256 or Ed25519 key");
 }
 
+static int
+pem_pkey(const char *pem, EVP_PKEY **out)
+{
+	return pem_pkey_any(pem, 0, out);
+}
+
 /* Verify sig_hex over msg with pk: ECDSA over SHA-256 (DER), Ed25519 over
- * the message (64 bytes). */
+ * the message (64 bytes), RSA-PSS with SHA-256 and MGF1-SHA256 (any salt
+ * length, as TUF's rsassa-pss-sha256 verifiers accept). */
 static int
 pkey_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const char *sig_hex)
 {
-	uint8_t sig[256];
+	uint8_t sig[1024];
 	size_t sig_len = 0;
 	EVP_MD_CTX *ctx = NULL;
-	int ed = EVP_PKEY_is_a(pk, "ED25519"), r;
+	EVP_PKEY_CTX *pc = NULL;
+	int ed = EVP_PKEY_is_a(pk, "ED25519"), rsa = EVP_PKEY_is_a(pk, "RSA"), r;
 
 	if ((r = qs_unhex(sig_hex, sig, sizeof(sig), &sig_len)) != 0)
 		return r;
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit(ctx, NULL, ed ? NULL : EVP_sha256(), NULL, pk) != 1) {
+	    EVP_DigestVerifyInit(ctx, &pc, ed ? NULL : EVP_sha256(), NULL, pk) != 1 ||
+	    (rsa && (EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) != 1 ||
+	             EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_AUTO) != 1))) {
 		EVP_MD_CTX_free(ctx);
 		return qs_fail(QS_ERR_CRYPTO, "verify set-up failed");
 	}
@@ -232,7 +248,7 @@ tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const cha
 	EVP_PKEY *pk = NULL;
 	int r;
 
-	if ((r = pem_pkey(spki_pem, &pk)) != 0)
+	if ((r = pem_pkey_any(spki_pem, 1, &pk)) != 0)
 		return r;
 	r = pkey_verify(pk, msg, len, sig_hex);
 	EVP_PKEY_free(pk);
@@ -248,8 +264,13 @@ tuf_key_from_pem(const char *pem)
 	char *hex;
 	json_t *k;
 
-	if (pem_pkey(pem, &pk) != 0)
+	if (pem_pkey_any(pem, 1, &pk) != 0)
 		return NULL;
+	if (EVP_PKEY_is_a(pk, "RSA")) {
+		EVP_PKEY_free(pk);
+		return json_pack("{s:s, s:s, s:{s:s}}", "keytype", "rsa", "scheme",
+		                 "rsassa-pss-sha256", "keyval", "public", pem);
+	}
 	if (!EVP_PKEY_is_a(pk, "ED25519")) {
 		EVP_PKEY_free(pk);
 		return tuf_key_ecdsa(pem);
@@ -277,7 +298,8 @@ tuf_verify_key(const json_t *key, const uint8_t *msg, size_t len, const char *si
 
 	if (type == NULL || scheme == NULL || pub == NULL)
 		return qs_fail(QS_ERR_INVALID, "not a TUF key object");
-	if (strcmp(type, "ecdsa") == 0 && strcmp(scheme, "ecdsa-sha2-nistp256") == 0)
+	if ((strcmp(type, "ecdsa") == 0 && strcmp(scheme, "ecdsa-sha2-nistp256") == 0) ||
+	    (strcmp(type, "rsa") == 0 && strcmp(scheme, "rsassa-pss-sha256") == 0))
 		return tuf_verify_ecdsa(pub, msg, len, sig_hex);
 	if (strcmp(type, "ed25519") == 0 && strcmp(scheme, "ed25519") == 0) {
 		uint8_t raw[32];

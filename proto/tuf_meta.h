@@ -3,9 +3,9 @@
  * check: key objects and keyids, signed envelopes, expiry timestamps, the
  * "targets" map. TUF specification 1.0.x, keys "ecdsa" /
  * "ecdsa-sha2-nistp256" with SPKI PEM public keys and hex-encoded DER
- * signatures, and "ed25519" with hex public keys and hex raw signatures,
- * over the canonical JSON (proto/cjson.h) of "signed". (RSA-PSS keys are
- * not supported.)
+ * signatures, "ed25519" with hex public keys and hex raw signatures, and
+ * "rsa"/"rsassa-pss-sha256" with PEM keys (the daemon's tokens only), over
+ * the canonical JSON (proto/cjson.h) of "signed".
  */
 #ifndef QS_TUF_META_H
 #define QS_TUF_META_H
@@ -35,9 +35,10 @@ int tuf_keyid(const json_t *key, char out[65]);
 
 /* The TUF key object of an SPKI PEM: "ecdsa"/"ecdsa-sha2-nistp256" with
  * the PEM for EC P-256, "ed25519"/"ed25519" with the hex public key for
- * Ed25519. NULL for any other key (or no memory). */
+ * Ed25519, "rsa"/"rsassa-pss-sha256" with the PEM for RSA (2048+ bits).
+ * NULL for any other key (or no memory). */
 json_t *tuf_key_from_pem(const char *pem);
-/* Verify hex sig_hex over msg with a TUF key object (those two kinds).
+/* Verify hex sig_hex over msg with a TUF key object (those three kinds).
  * 0, QS_ERR_BADSIG, QS_ERR_INVALID, QS_ERR_UNIMPLEMENTED (other kinds). */
 int tuf_verify_key(const json_t *key, const uint8_t *msg, size_t len, const char *sig_hex);
 
@@ -72,7 +73,7 @@ int tuf_envelope_add_sig(json_t *env, const char *keyid, const uint8_t *der, siz
 int tuf_envelope_parse(const uint8_t *buf, size_t len, const char *type, json_t **out);
 
 /* Verify one hex signature over msg with an SPKI PEM key: DER ECDSA P-256
- * over SHA-256(msg), or Ed25519 over msg. 0, QS_ERR_BADSIG, or
+ * over SHA-256(msg), Ed25519 over msg, or RSA-PSS-SHA256. 0, QS_ERR_BADSIG, or
  * QS_ERR_INVALID (bad PEM / hex / key type). */
 int tuf_verify_ecdsa(const char *spki_pem, const uint8_t *msg, size_t len, const char *sig_hex);
 

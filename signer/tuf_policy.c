@@ -125,9 +125,11 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 		if (ki < 0)
 			return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.keys[%zu]: unknown key", name,
 			               i);
-		if (p->keys[ki].type != HSM_KEY_EC_P256 && p->keys[ki].type != HSM_KEY_ED25519)
+		if (p->keys[ki].type != HSM_KEY_EC_P256 && p->keys[ki].type != HSM_KEY_ED25519 &&
+		    p->keys[ki].type != HSM_KEY_RSA3072)
 			return qs_fail(QS_ERR_INVALID,
-			               "tuf.roles.%s.keys[%zu]: %s must be ecdsa-p256 or ed25519",
+			               "tuf.roles.%s.keys[%zu]: %s must be ecdsa-p256, ed25519 or "
+			               "rsa3072",
 			               name, i, p->keys[ki].name);
 		if (p->bound == NULL || p->bound[ki] == NULL)
 			return qs_fail(QS_ERR_INVALID,

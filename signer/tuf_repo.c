@@ -126,8 +126,10 @@ key_at(struct server *s, const char *uri, struct keyring_key **k)
 
 	if ((r = keyring_find_uri(s->kr, uri, HSM_KEY_NONE, k)) != 0)
 		return qs_wrap(r, "TUF key %s", uri);
-	if ((*k)->type != HSM_KEY_EC_P256 && (*k)->type != HSM_KEY_ED25519)
-		return qs_fail(QS_ERR_INVALID, "TUF key %s: ECDSA P-256 or Ed25519 only", uri);
+	if ((*k)->type != HSM_KEY_EC_P256 && (*k)->type != HSM_KEY_ED25519 &&
+	    (*k)->type != HSM_KEY_RSA3072)
+		return qs_fail(QS_ERR_INVALID, "TUF key %s: ECDSA P-256, Ed25519 or RSA-3072 only",
+		               uri);
 	return 0;
 }
 

@@ -17,6 +17,14 @@ stop_http() { [ -z "$HTTP_PID" ] || { kill "$HTTP_PID" 2>/dev/null || true; wait
 trap 'stop_http; qs_cleanup' EXIT
 
 qs_setup
+# The snapshot key is RSA-3072 (TUF's rsassa-pss-sha256), the others ECDSA.
+SOFTHSM2_CONF=$QSIGN_HOME/softhsm2.conf qsign-token keygen -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t rsa3072 -l tuf-snapshot-rsa >/dev/null
+qs_policy_edit "
+uri = p['keys']['tuf-snapshot']['uri'].replace('object=tuf-snapshot', 'object=tuf-snapshot-rsa')
+p['keys']['tuf-snapshot-rsa'] = {'uri': uri, 'algorithm': 'rsa3072'}
+p['tuf']['roles']['snapshot']['keys'] = ['tuf-snapshot-rsa']
+"
 qs_start
 tuf=$QSIGN_HOME/tuf
 
@@ -55,6 +63,8 @@ prod = json.load(open(f"{sys.argv[1]}/prod/metadata/1.root.json"))["signed"]
 assert ci["roles"]["targets"]["threshold"] == 1 and len(ci["roles"]["targets"]["keyids"]) == 1
 assert prod["roles"]["targets"]["threshold"] == 2 and len(prod["roles"]["targets"]["keyids"]) == 2
 assert ci["consistent_snapshot"] is True and ci["spec_version"] == "1.0.31"
+snap = ci["roles"]["snapshot"]["keyids"][0]
+assert ci["keys"][snap]["keytype"] == "rsa" and ci["keys"][snap]["scheme"] == "rsassa-pss-sha256"
 PY
 expect_rc 0 qsign -p admin1 tuf show-root --prod
 grep -q '"threshold": 2' "$T/out" || fail "show-root --prod lacks threshold 2"

@@ -281,6 +281,27 @@ test_external_keys(void)
 		BIO_free(b);
 		EVP_PKEY_free(pk);
 	}
+	{
+		/* RSA: a key object of the daemon's tokens, never an external
+		 * key (qsign cannot sign with one). */
+		EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data, *pem, *norm2 = NULL;
+		json_t *ko;
+		long plen;
+		CHECK(pk != NULL && b != NULL && PEM_write_bio_PUBKEY(b, pk) == 1);
+		plen = BIO_get_mem_data(b, &data);
+		pem = strndup(data, (size_t)plen);
+		ko = tuf_key_from_pem(pem);
+		CHECK(ko != NULL);
+		CHECK(strcmp(json_string_value(json_object_get(ko, "scheme")), "rsassa-pss-sha256") ==
+		      0);
+		CHECK_EQ(tuf_pem_normalize(pem, &norm2), QS_ERR_INVALID);
+		json_decref(ko);
+		free(pem);
+		BIO_free(b);
+		EVP_PKEY_free(pk);
+	}
 }
 
 static void
