@@ -285,6 +285,23 @@ role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *r
 	return ids;
 }
 
+/* Append to ids the keyids of more it does not hold yet: a key listed in
+ * two roles of one set must not count twice towards a threshold. */
+static void
+append_distinct(json_t *ids, json_t *more)
+{
+	json_t *x, *y;
+	size_t a, b;
+
+	json_array_foreach(more, a, x)
+	{
+		int dup = 0;
+		json_array_foreach(ids, b, y) dup |= json_equal(x, y);
+		if (!dup)
+			json_array_append(ids, x);
+	}
+}
+
 /* The "signed" part of root `version` of flavour repo from state st. */
 static int
 build_root(struct server *s, const struct policy *p, json_t *st, const char *repo, uint64_t version,
@@ -308,19 +325,12 @@ build_root(struct server *s, const struct policy *p, json_t *st, const char *rep
 		if ((ids = role_keyids(s, st, role, keys, &r)) == NULL)
 			goto out;
 		if (strcmp(role, "targets") == 0 && prod) {
-			json_t *more = role_keyids(s, st, "prod-targets", keys, &r), *x, *y;
-			size_t a, b2;
+			json_t *more = role_keyids(s, st, "prod-targets", keys, &r);
 			if (more == NULL) {
 				json_decref(ids);
 				goto out;
 			}
-			json_array_foreach(more, a, x)
-			{
-				int dup = 0;
-				json_array_foreach(ids, b2, y) dup |= json_equal(x, y);
-				if (!dup)
-					json_array_append(ids, x);
-			}
+			append_distinct(ids, more);
 			json_decref(more);
 			th = st_threshold(st, "prod-targets");
 		}
@@ -853,19 +863,10 @@ key_set(struct server *s, json_t *st, const char *repo, const char *role, int *r
 	if (ids == NULL || uris == NULL || ext == NULL)
 		goto nomem;
 	for (size_t k = 0; k < 2 && roles[k] != NULL; k++) {
-		json_t *more = role_keyids(s, st, roles[k], NULL, rp), *x, *y;
-		size_t a, b;
+		json_t *more = role_keyids(s, st, roles[k], NULL, rp);
 		if (more == NULL)
 			goto fail;
-		/* Distinct keys only: a key listed twice must not count twice
-		 * towards a threshold. */
-		json_array_foreach(more, a, x)
-		{
-			int dup = 0;
-			json_array_foreach(ids, b, y) dup |= json_equal(x, y);
-			if (!dup)
-				json_array_append(ids, x);
-		}
+		append_distinct(ids, more);
 		json_decref(more);
 		json_array_extend(uris, st_uris(st, roles[k]));
 		json_array_foreach(st_ext(st, roles[k]), i, v)
