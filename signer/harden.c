@@ -187,6 +187,25 @@ helper_denies(int sc)
 	return 0;
 }
 
+/* Killing the whole process (SCMP_ACT_KILL_PROCESS) needs libseccomp's API
+ * level 3, which it detects through the seccomp() system call: under a
+ * service manager's filter that blocks that call (systemd's
+ * @system-service does not include it) the level drops and every rule
+ * would fail with a bare EINVAL. Say so instead. */
+static int
+seccomp_usable(void)
+{
+	int api = (int)seccomp_api_get();
+
+	if (api < 3)
+		return qs_fail(QS_ERR_UNAVAILABLE,
+			       "seccomp: libseccomp API level %d (needs 3): the seccomp() system "
+			       "call is unavailable or blocked; under systemd allow it with "
+			       "SystemCallFilter=seccomp (the packaged unit does)",
+			       api);
+	return 0;
+}
+
 static int
 build_filter(scmp_filter_ctx *out, int helper)
 {
@@ -194,6 +213,8 @@ build_filter(scmp_filter_ctx *out, int helper)
 	int rc;
 
 	*out = NULL;
+	if ((rc = seccomp_usable()) != 0)
+		return rc;
 	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
 		return qs_fail(QS_ERR_INTERNAL, "seccomp_init failed");
 	/* Every thread (nng's, the workers, the writers) gets the filter. */
@@ -288,6 +309,8 @@ build_launcher_filter(scmp_filter_ctx *out)
 	int rc = 0;
 
 	*out = NULL;
+	if ((rc = seccomp_usable()) != 0)
+		return rc;
 	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
 		return qs_fail(QS_ERR_INTERNAL, "seccomp_init failed");
 	/* A deny-list names the calls of one ABI: the others (i386 through
