@@ -16,6 +16,7 @@
 #include <p11-kit/uri.h>
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "hsm.h"
 #include "hsm_internal.h"
@@ -353,7 +354,14 @@ struct hsm_key {
 	 * signers sharing one key need no token-wide lock. */
 	pthread_mutex_t lock;
 	unsigned gen;
+	bool stale; /* the module called a cached handle invalid */
 	CK_OBJECT_HANDLE priv, pub;
+
+	/* SHA-256 of the SPKI seen when the key was found or made: a later
+	 * lookup (after a recovery, or of stale handles) must find the same
+	 * public key, not another key put under the same label and id. */
+	uint8_t fp[SHA256_DIGEST_LENGTH];
+	bool have_fp;
 };
 
 /* A borrowed session and the generation it belongs to. */
@@ -1077,17 +1085,54 @@ key_lookup(hsm_token *t, CK_SESSION_HANDLE h, const char *label, const uint8_t *
 	return 0;
 }
 
+static int pkey_from_object(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
+                            enum hsm_keytype type, EVP_PKEY **out, CK_RV *rvp);
+
+/* SHA-256 of a key's SPKI, from its public object or else its private one. */
+static int
+object_fp(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+          enum hsm_keytype type, uint8_t fp[SHA256_DIGEST_LENGTH], CK_RV *rvp)
+{
+	EVP_PKEY *pkey = NULL;
+	uint8_t *der = NULL;
+	size_t n = 0;
+	int r = QS_ERR_NOT_FOUND;
+
+	if (pub != CK_INVALID_HANDLE)
+		r = pkey_from_object(t, h, pub, type, &pkey, rvp);
+	if (r == QS_ERR_NOT_FOUND)
+		r = pkey_from_object(t, h, priv, type, &pkey, rvp);
+	if (r == 0 && (r = hsm_pkey_spki_der(pkey, &der, &n)) == 0)
+		SHA256(der, n, fp);
+	EVP_PKEY_free(pkey);
+	free(der);
+	return r;
+}
+
+/* Remember what a new key's public key is (keys of a type we cannot read
+ * have none, and are never used to sign). */
+static void
+key_remember_fp(hsm_token *t, CK_SESSION_HANDLE h, hsm_key *k, CK_RV *rvp)
+{
+	if (k->type != HSM_KEY_NONE &&
+	    object_fp(t, h, k->priv, k->pub, k->type, k->fp, rvp) == 0)
+		k->have_fp = true;
+	*rvp = CKR_OK; /* best effort: a key without public numbers fails later, clearly */
+}
+
 /* Handles valid for the session's generation, looked up again after a
- * recovery. */
+ * recovery or when the module called them invalid; the key found must have
+ * the public key first seen. */
 static int
 key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *priv,
             CK_OBJECT_HANDLE *pub, CK_RV *rvp)
 {
 	hsm_key *k = (hsm_key *)ck; /* only the handle cache changes */
+	uint8_t fp[SHA256_DIGEST_LENGTH];
 	int r;
 
 	pthread_mutex_lock(&k->lock);
-	if (k->gen == s->gen) {
+	if (k->gen == s->gen && !k->stale) {
 		*priv = k->priv;
 		*pub = k->pub;
 		pthread_mutex_unlock(&k->lock);
@@ -1096,6 +1141,12 @@ key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *p
 	pthread_mutex_unlock(&k->lock);
 	pthread_mutex_lock(&t->setup);
 	r = key_lookup(t, s->h, k->label, k->id, k->id_len, priv, pub, rvp);
+	if (r == 0 && k->have_fp && (r = object_fp(t, s->h, *priv, *pub, k->type, fp, rvp)) == 0 &&
+	    memcmp(fp, k->fp, sizeof(fp)) != 0)
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "key \"%s\": the token now holds another key under this label and id "
+		            "(its public key changed since it was opened); restart to use it",
+		            k->label);
 	pthread_mutex_unlock(&t->setup);
 	if (r != 0)
 		return r;
@@ -1103,8 +1154,22 @@ key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *p
 	k->priv = *priv;
 	k->pub = *pub;
 	k->gen = s->gen;
+	k->stale = false;
 	pthread_mutex_unlock(&k->lock);
 	return 0;
+}
+
+/* The module called the cached handle priv of generation gen invalid (the
+ * object was deleted, or replaced, behind our back): look it up again. */
+static void
+key_mark_stale(const hsm_key *ck, unsigned gen, CK_OBJECT_HANDLE priv)
+{
+	hsm_key *k = (hsm_key *)ck;
+
+	pthread_mutex_lock(&k->lock);
+	if (k->gen == gen && k->priv == priv)
+		k->stale = true;
+	pthread_mutex_unlock(&k->lock);
 }
 
 static int
@@ -1152,6 +1217,7 @@ find_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		goto out;
 	if ((r = key_new(t, &info, s->gen, priv, pub, &a->key)) != 0)
 		goto out;
+	key_remember_fp(t, s->h, a->key, rvp);
 	r = 0;
 out:
 	pthread_mutex_unlock(&t->setup);
@@ -1388,6 +1454,7 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	}
 	if ((r = key_new(t, &info, s->gen, hpriv, hpub, &a->key)) != 0)
 		goto out;
+	key_remember_fp(t, s->h, a->key, rvp);
 	r = 0;
 out:
 	pthread_mutex_unlock(&t->setup);
@@ -1572,8 +1639,6 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	CK_RV rv;
 	int r;
 
-	if ((r = key_handles(t, s, a->k, &priv, &pub, rvp)) != 0)
-		return r;
 	switch (a->k->type) {
 	case HSM_KEY_EC_P256:
 		mech.mechanism = CKM_ECDSA;
@@ -1589,7 +1654,15 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	case HSM_KEY_NONE:
 		return qs_fail(QS_ERR_UNIMPLEMENTED, "unsupported key type");
 	}
-	if ((rv = t->f->C_SignInit(s->h, &mech, priv)) != CKR_OK) {
+	for (int again = 0;; again++) {
+		if ((r = key_handles(t, s, a->k, &priv, &pub, rvp)) != 0)
+			return r;
+		if ((rv = t->f->C_SignInit(s->h, &mech, priv)) == CKR_OK)
+			break;
+		if (again == 0 && (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
+			key_mark_stale(a->k, s->gen, priv);
+			continue;
+		}
 		*rvp = rv;
 		return rv_fail("C_SignInit", rv);
 	}

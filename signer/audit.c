@@ -15,15 +15,17 @@
 #include "statement.h"
 #include "tlog.h"
 
-/* A caller waiting for its entries. */
-struct pending {
+/* A caller's entries, queued until the writer committed them
+ * (audit_append_start .. audit_append_finish). */
+struct audit_ticket {
 	const char *const *events;
 	json_t **fields;
 	size_t n;
+	uint64_t first; /* seq of the first entry, once done */
 	int done, rc;
 	char detail[200];
 	pthread_cond_t cv;
-	struct pending *next;
+	struct audit_ticket *next;
 };
 
 struct audit {
@@ -38,7 +40,7 @@ struct audit {
 
 	pthread_mutex_t mu;
 	pthread_cond_t work;
-	struct pending *head, **tail;
+	struct audit_ticket *head, **tail;
 	int stopping;
 	pthread_t writer;
 	int writer_started;
@@ -87,7 +89,7 @@ now_ms(void)
 /* Write one batch of callers: render entries with consecutive seq numbers
  * and append them in one tlog_append (one fsync, one checkpoint). */
 static int
-write_batch(struct audit *a, struct pending *batch)
+write_batch(struct audit *a, struct audit_ticket *batch)
 {
 	struct tlog_rec *recs = NULL;
 	char **bufs = NULL;
@@ -96,7 +98,7 @@ write_batch(struct audit *a, struct pending *batch)
 	int64_t t = now_ms();
 	int r = 0;
 
-	for (struct pending *p = batch; p != NULL; p = p->next)
+	for (struct audit_ticket *p = batch; p != NULL; p = p->next)
 		total += p->n;
 	recs = calloc(total, sizeof(*recs));
 	bufs = calloc(total, sizeof(*bufs));
@@ -104,7 +106,8 @@ write_batch(struct audit *a, struct pending *batch)
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (struct pending *p = batch; p != NULL; p = p->next)
+	for (struct audit_ticket *p = batch; p != NULL; p = p->next) {
+		p->first = seq + k;
 		for (size_t i = 0; i < p->n; i++, k++) {
 			json_t *o = p->fields[i] ? json_copy(p->fields[i]) : json_object();
 			size_t len = 0;
@@ -133,6 +136,7 @@ write_batch(struct audit *a, struct pending *batch)
 			recs[k].data = (const uint8_t *)bufs[k];
 			recs[k].len = len;
 		}
+	}
 	/* Chunks bounded by tlog's per-call limits; one chunk in practice. */
 	for (size_t off = 0; off < total && r == 0;) {
 		size_t n = 0, bytes = 0;
@@ -164,7 +168,7 @@ writer_main(void *arg)
 	struct audit *a = arg;
 
 	for (;;) {
-		struct pending *batch;
+		struct audit_ticket *batch;
 		int r;
 
 		pthread_mutex_lock(&a->mu);
@@ -186,7 +190,7 @@ writer_main(void *arg)
 		if (r != 0)
 			log_error("audit.unwritable", "detail=\"%s\"", qs_errdetail());
 		pthread_mutex_lock(&a->mu);
-		for (struct pending *p = batch, *next; p != NULL; p = next) {
+		for (struct audit_ticket *p = batch, *next; p != NULL; p = next) {
 			next = p->next;
 			p->rc = r;
 			if (r != 0)
@@ -201,42 +205,84 @@ writer_main(void *arg)
 }
 
 int
-audit_append_many(struct audit *a, const char *const *events, json_t **fields, size_t n)
+audit_append_start(struct audit *a, const char *const *events, json_t **fields, size_t n,
+		   struct audit_ticket **tp)
 {
-	struct pending p = {.events = events, .fields = fields, .n = n};
-	int r;
+	struct audit_ticket *p;
 
+	*tp = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		for (size_t i = 0; i < n; i++)
+			json_decref(fields[i]);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	p->events = events;
+	p->fields = fields;
+	p->n = n;
+	pthread_cond_init(&p->cv, NULL);
+	*tp = p;
 #ifdef QS_BENCH_NO_AUDIT
 	/* Only in the benchmark's qsignd-noaudit (tests/bench), never built into
 	 * anything installed: it measures what the audit log costs. */
 	(void)a;
-	(void)p;
-	for (size_t i = 0; i < n; i++)
-		json_decref(fields[i]);
+	p->done = 1;
 	return 0;
 #endif
-
-	pthread_cond_init(&p.cv, NULL);
 	pthread_mutex_lock(&a->mu);
 	if (a->stopping) {
-		pthread_mutex_unlock(&a->mu);
-		r = qs_fail(QS_ERR_UNAVAILABLE, "audit log is closing");
-		goto out;
+		p->done = 1;
+		p->rc = QS_ERR_UNAVAILABLE;
+		snprintf(p->detail, sizeof(p->detail), "audit log is closing");
+	} else {
+		*a->tail = p;
+		a->tail = &p->next;
+		pthread_cond_signal(&a->work);
 	}
-	*a->tail = &p;
-	a->tail = &p.next;
-	pthread_cond_signal(&a->work);
-	while (!p.done)
-		pthread_cond_wait(&p.cv, &a->mu);
 	pthread_mutex_unlock(&a->mu);
-	r = p.rc == 0 ? 0
-		      : qs_fail(p.rc == QS_ERR_INVALID ? QS_ERR_INVALID : QS_ERR_UNAVAILABLE,
-				"audit log cannot be written (%s): nothing was done", p.detail);
-out:
-	pthread_cond_destroy(&p.cv);
-	for (size_t i = 0; i < n; i++)
-		json_decref(fields[i]);
+	return 0;
+}
+
+int
+audit_append_finish(struct audit *a, struct audit_ticket *p, uint64_t *first)
+{
+	int r;
+
+	if (first != NULL)
+		*first = 0;
+	if (p == NULL)
+		return qs_fail(QS_ERR_INTERNAL, "no audit ticket");
+#ifdef QS_BENCH_NO_AUDIT
+	(void)a; /* started done */
+#else
+	pthread_mutex_lock(&a->mu);
+	while (!p->done)
+		pthread_cond_wait(&p->cv, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+#endif
+	if (p->rc == 0) {
+		r = 0;
+		if (first != NULL)
+			*first = p->first;
+	} else {
+		r = qs_fail(p->rc == QS_ERR_INVALID ? QS_ERR_INVALID : QS_ERR_UNAVAILABLE,
+			    "audit log cannot be written (%s): nothing was done", p->detail);
+	}
+	pthread_cond_destroy(&p->cv);
+	for (size_t i = 0; i < p->n; i++)
+		json_decref(p->fields[i]);
+	free(p);
 	return r;
+}
+
+int
+audit_append_many(struct audit *a, const char *const *events, json_t **fields, size_t n)
+{
+	struct audit_ticket *t;
+	int r;
+
+	if ((r = audit_append_start(a, events, fields, n, &t)) != 0)
+		return r;
+	return audit_append_finish(a, t, NULL);
 }
 
 int

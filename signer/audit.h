@@ -42,6 +42,19 @@ void audit_close(struct audit *a);
 int audit_append_many(struct audit *a, const char *const *events, json_t **fields, size_t n);
 int audit_append(struct audit *a, const char *event, json_t *fields);
 
+/*
+ * The same in two halves, so that a caller can act while its entries are
+ * committed (Sign signs in the token meanwhile): start queues them (events
+ * and fields must stay valid until finish; references are stolen), finish
+ * waits until they are durable and returns what audit_append_many would,
+ * with the seq of the first entry. Every started ticket must be finished
+ * (it is freed there); nothing may be released before finish returns 0.
+ */
+struct audit_ticket;
+int audit_append_start(struct audit *a, const char *const *events, json_t **fields, size_t n,
+		       struct audit_ticket **t);
+int audit_append_finish(struct audit *a, struct audit_ticket *t, uint64_t *first);
+
 /* Canonical bytes of a JSON value as entries use them (malloc'd). */
 char *audit_canonical(json_t *v, size_t *len);
 

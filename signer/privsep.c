@@ -584,6 +584,8 @@ struct ps_pool {
 struct ps_keyref {
 	struct ps_pool *pool;
 	char *uri;
+	uint8_t *der; /* the public key found first: every helper must agree */
+	size_t der_len;
 	uint32_t handle[QS_MAX_SIGNERS];
 	uint64_t gen[QS_MAX_SIGNERS];
 };
@@ -901,6 +903,17 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 		free_body(body, len);
 		return PS_DEAD;
 	}
+	/* A key replaced in the token under the same URI (or a helper that
+	 * finds another one) must not sign under the identity the daemon
+	 * published and logs. */
+	if (fr.der_len != ref->der_len || memcmp(fr.der, ref->der, fr.der_len) != 0) {
+		free_body(body, len);
+		return qs_fail(QS_ERR_PRECONDITION,
+			       "key %s: the token now holds another key under this URI than "
+			       "when qsignd found it (the public key differs); restart qsignd to "
+			       "use the new key",
+			       ref->uri);
+	}
 	*handle = fr.handle;
 	ref->handle[i] = *handle;
 	ref->gen[i] = h->gen;
@@ -984,11 +997,14 @@ ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_ke
 		goto out;
 	}
 	if ((ref = calloc(1, sizeof(*ref))) == NULL || (ref->uri = strdup(uri)) == NULL ||
-	    (*der = malloc(fr.der_len ? fr.der_len : 1)) == NULL) {
+	    (*der = malloc(fr.der_len ? fr.der_len : 1)) == NULL ||
+	    (ref->der = malloc(fr.der_len ? fr.der_len : 1)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	memcpy(*der, fr.der, fr.der_len);
+	memcpy(ref->der, fr.der, fr.der_len);
+	ref->der_len = fr.der_len;
 	*der_len = fr.der_len;
 	*type = (enum hsm_keytype)fr.keytype;
 	*tok_index = fr.tok;
@@ -997,6 +1013,10 @@ ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_ke
 	ref = NULL;
 	r = 0;
 out:
+	if (r != 0) {
+		free(*der);
+		*der = NULL;
+	}
 	ps_keyref_free(ref);
 	free(body);
 	return r;
@@ -1008,6 +1028,7 @@ ps_keyref_free(struct ps_keyref *ref)
 	if (ref == NULL)
 		return;
 	free(ref->uri);
+	free(ref->der);
 	free(ref);
 }
 

@@ -3,8 +3,11 @@
  *
  * Order of a signing call, never changed: authorise (principal is a
  * requester of an online role that allows the payload kind) -> rate limit ->
- * sign in the token -> record durably (the one place every state change is
- * reported: changes_signed) -> only then reply with the signature.
+ * audit entry queued -> sign in the token (Sign: while the entry is being
+ * committed) -> wait until the entry is durable -> record in the state
+ * store (signed_entries, after_audit) -> only then reply with the
+ * signature. An entry whose signing then failed is followed by a
+ * "signature.failed" entry naming its seq.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,23 +27,16 @@ kind_name(Qsign__V1__PayloadKind k)
 	return k == QSIGN__V1__PAYLOAD_KIND__DIGEST ? "digest" : "blob";
 }
 
-/*
- * Report signatures that are about to be released. This is the single place
- * where every produced signature enters durable state; the tamper-evident
- * audit log is appended here as well, so nothing can sign without being
- * recorded. Returns only when the records are durable.
- */
+/* The audit entries of signatures about to be made or released, one
+ * "signature" entry each (fields as proto/audit.proto documents). */
 static int
-changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
+signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, json_t ***fieldsp)
 {
-	const char **events = NULL;
-	json_t **fields = NULL;
-	int r;
+	const char **events = calloc(n, sizeof(*events));
+	json_t **fields = calloc(n, sizeof(*fields));
 
-	if (n == 0)
-		return 0;
-	events = calloc(n, sizeof(*events));
-	fields = calloc(n, sizeof(*fields));
+	*eventsp = NULL;
+	*fieldsp = NULL;
 	if (events == NULL || fields == NULL) {
 		free(events);
 		free(fields);
@@ -56,12 +52,19 @@ changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 			       : NULL;
 		free(hx);
 	}
-	/* The audit log first: a signature nobody can later find in the log
-	 * must not leave the daemon. */
-	r = audit_append_many(cx->srv->audit, events, fields, n);
-	free(events);
-	free(fields);
-	if (r != 0) {
+	*eventsp = events;
+	*fieldsp = fields;
+	return 0;
+}
+
+/* Once the audit entries are durable (audit_rc 0): the state store, then
+ * the metrics. Any failure: nothing may be released. */
+static int
+after_audit(struct call_ctx *cx, const struct store_sig *sigs, size_t n, int audit_rc)
+{
+	int r;
+
+	if (audit_rc != 0) {
 		log_error("sign.unaudited", "principal=%s role=%s count=%zu detail=\"%s\"",
 			  cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_wrap(QS_ERR_UNAVAILABLE, "no signature was released");
@@ -76,6 +79,47 @@ changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 	log_debug("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
 		  sigs[0].key, n);
 	return 0;
+}
+
+/*
+ * Report signatures that are about to be released. This is the single place
+ * where every produced signature enters durable state; the tamper-evident
+ * audit log is appended here as well, so nothing can sign without being
+ * recorded. Returns only when the records are durable.
+ */
+static int
+changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
+{
+	const char **events;
+	json_t **fields;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = signed_entries(sigs, n, &events, &fields)) != 0)
+		return r;
+	/* The audit log first: a signature nobody can later find in the log
+	 * must not leave the daemon. */
+	r = audit_append_many(cx->srv->audit, events, fields, n);
+	free(events);
+	free(fields);
+	return after_audit(cx, sigs, n, r);
+}
+
+/* A "signature" entry at seq whose signing failed: say so in the log. */
+static void
+signing_failed(struct call_ctx *cx, const struct store_sig *sig, uint64_t seq, const char *why)
+{
+	char *hx = qs_hex(sig->digest, 32);
+	json_t *f = hx ? json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "entry", (json_int_t)seq,
+				   "principal", sig->principal, "role", sig->role, "key", sig->key,
+				   "digest", hx, "reason", why)
+		       : NULL;
+
+	free(hx);
+	if (f == NULL || audit_append(cx->srv->audit, "signature.failed", f) != 0)
+		log_error("sign.failure_unaudited", "principal=%s role=%s entry=%llu", sig->principal,
+			  sig->role, (unsigned long long)seq);
 }
 
 /* Check that the caller may sign with `role_name` online, with payloads of
@@ -149,9 +193,14 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	const struct policy_role *ro;
 	const struct keyring_key *k;
 	struct store_sig rec = {0};
+	struct audit_ticket *ticket = NULL;
+	const char **events = NULL;
+	json_t **fields = NULL;
 	uint8_t sig[HSM_SIG_MAX + 16], dg[32];
 	size_t ki = 0, sig_len = 0;
-	int r;
+	uint64_t seq = 0;
+	char why[QS_ERRDETAIL_MAX];
+	int r, rs;
 
 	if ((r = qs_wire_unpack(&qsign__v1__sign_request__descriptor, body, len, QS_MAX_FRAME,
 				(ProtobufCMessage **)&req)) != 0)
@@ -162,9 +211,6 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 				ro->burst, 1)) != 0)
 		goto out;
 	k = cx->pol->bound[ki];
-	if ((r = keyring_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
-			      req->payload.len, sig, &sig_len)) != 0)
-		goto out;
 	rec.time_ms = now_ms();
 	rec.principal = cx->principal;
 	rec.role = ro->name;
@@ -173,7 +219,23 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	rec.kind = kind_name(req->kind);
 	memcpy(rec.digest, dg, 32);
 	rec.policy_version = cx->pol->version;
-	if ((r = changes_signed(cx, &rec, 1)) != 0)
+	/* The entry is committed while the token signs: the signature's
+	 * round trip (a signer helper's, with privilege separation) is off the
+	 * critical path, and still nothing leaves before the entry is durable. */
+	if ((r = signed_entries(&rec, 1, &events, &fields)) != 0 ||
+	    (r = audit_append_start(cx->srv->audit, events, fields, 1, &ticket)) != 0)
+		goto out;
+	rs = keyring_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
+			  req->payload.len, sig, &sig_len);
+	if (rs != 0)
+		snprintf(why, sizeof(why), "%s", qs_errdetail());
+	r = audit_append_finish(cx->srv->audit, ticket, &seq);
+	if (r == 0 && rs != 0) {
+		signing_failed(cx, &rec, seq, why);
+		r = qs_fail(rs, "%s", why);
+		goto out;
+	}
+	if ((r = after_audit(cx, &rec, 1, r)) != 0)
 		goto out;
 	resp.signature.data = sig;
 	resp.signature.len = sig_len;
@@ -184,6 +246,8 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	resp.digest.len = 32;
 	r = qs_wire_pack(&resp.base, out, out_len);
 out:
+	free(events);
+	free(fields);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return r;
 }
