@@ -320,6 +320,7 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		r = qs_fail(QS_ERR_INVALID, "audit.key: must be ECDSA P-256 or Ed25519");
 		goto fail;
 	}
+	keyring_key_reserve(a->key); /* every commit waits for its signature */
 	if ((r = keyring_spki(a->key, &der, &der_len)) != 0)
 		goto fail;
 	p = der;

@@ -322,6 +322,13 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	return r;
 }
 
+void
+keyring_key_reserve(struct keyring_key *k)
+{
+	if (k->ps != NULL)
+		ps_keyref_reserve(k->ps);
+}
+
 int
 keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 		 struct keyring_key **out)

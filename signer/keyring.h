@@ -50,6 +50,9 @@ int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const ui
 
 /* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
  * key, which the policy does not name. Errors as keyring_bind. */
+/* With signer helpers, sign with k on a helper of its own (ps_keyref_reserve);
+ * in process, nothing changes. */
+void keyring_key_reserve(struct keyring_key *k);
 int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 		     struct keyring_key **out);
 

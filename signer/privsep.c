@@ -576,7 +576,11 @@ struct ps_pool {
 	pid_t launcher;
 	uint64_t gens;
 	unsigned n, rr;
-	struct ps_helper h[QS_MAX_SIGNERS];
+	/* Helper h[n], beside the n that serve requests, serves only keys set
+	 * apart with ps_keyref_reserve (the audit log's): a checkpoint, on
+	 * every commit's critical path, never queues behind request
+	 * signatures. */
+	struct ps_helper h[QS_MAX_SIGNERS + 1];
 	char **labels;
 	size_t ntok;
 };
@@ -586,8 +590,9 @@ struct ps_keyref {
 	char *uri;
 	uint8_t *der; /* the public key found first: every helper must agree */
 	size_t der_len;
-	uint32_t handle[QS_MAX_SIGNERS];
-	uint64_t gen[QS_MAX_SIGNERS];
+	int only; /* the helper it always uses, or -1: any free one */
+	uint32_t handle[QS_MAX_SIGNERS + 1];
+	uint64_t gen[QS_MAX_SIGNERS + 1];
 };
 
 /* Decode a reply to `type` (ps_reply_decode): the helper's error, or 0
@@ -758,7 +763,7 @@ ps_pool_start(const struct config *c, unsigned n, struct ps_pool **out)
 	pthread_cond_init(&p->cv, NULL);
 	pthread_mutex_init(&p->ctl_mu, NULL);
 	p->ctl = -1;
-	for (unsigned i = 0; i < QS_MAX_SIGNERS; i++)
+	for (unsigned i = 0; i <= QS_MAX_SIGNERS; i++)
 		p->h[i].fd = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
 		r = qs_fail(QS_ERR_IO, "socketpair: %s", strerror(errno));
@@ -779,10 +784,10 @@ ps_pool_start(const struct config *c, unsigned n, struct ps_pool **out)
 	p->ctl = sv[0];
 	p->launcher = pid;
 	p->n = n;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i <= n; i++) /* h[n]: the reserved one */
 		if ((r = spawn(p, &p->h[i])) != 0)
 			goto fail;
-	log_info("privsep.start", "signers=%u launcher=%d", n, (int)pid);
+	log_info("privsep.start", "signers=%u reserved=1 launcher=%d", n, (int)pid);
 	*out = p;
 	return 0;
 fail:
@@ -795,7 +800,7 @@ ps_pool_stop(struct ps_pool *p)
 {
 	if (p == NULL)
 		return;
-	for (unsigned i = 0; i < QS_MAX_SIGNERS; i++)
+	for (unsigned i = 0; i <= QS_MAX_SIGNERS; i++)
 		if (p->h[i].fd >= 0)
 			close(p->h[i].fd); /* the helper sees EOF and exits */
 	if (p->ctl >= 0)
@@ -1009,6 +1014,7 @@ ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_ke
 	*type = (enum hsm_keytype)fr.keytype;
 	*tok_index = fr.tok;
 	ref->pool = p;
+	ref->only = -1;
 	*refp = ref;
 	ref = NULL;
 	r = 0;
@@ -1020,6 +1026,12 @@ out:
 	ps_keyref_free(ref);
 	free(body);
 	return r;
+}
+
+void
+ps_keyref_reserve(struct ps_keyref *ref)
+{
+	ref->only = (int)ref->pool->n;
 }
 
 void
@@ -1045,7 +1057,7 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 	*sig_len = 0;
 	if (in_len > QS_MAX_BLOB)
 		return qs_fail(QS_ERR_EXHAUSTED, "input of %zu bytes over %u", in_len, QS_MAX_BLOB);
-	if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
+	if ((r = run(ref->pool, &q, 1, ref->only, &body, &len, &f)) != 0)
 		return r;
 	if (ps_sign_reply_decode(&f, &s, &n) != 0) {
 		free(body);

@@ -5,13 +5,15 @@
  * authentication, policy, state, audit) never loads a PKCS#11 module, never
  * reads a PIN and holds no token session. Those live in N signer helpers
  * (config "signers", default one per online CPU; 0 keeps the tokens in
- * process, for debugging). A helper answers only the requests in its
- * permission table, over a socketpair, one request at a time.
+ * process, for debugging) that serve requests, and one more that signs only
+ * the audit log's checkpoints (ps_keyref_reserve). A helper answers only
+ * the requests in its permission table, over a socketpair, one request at
+ * a time.
  *
  * Process tree (all forked in keyring_open, before any thread exists; nng,
  * the store writer and the audit writer start later):
  *
- *   qsignd (front) --ctl socketpair--> qsignd-launch --fork--> qsignd-signer xN
+ *   qsignd (front) --ctl socketpair--> qsignd-launch --fork--> qsignd-signer xN+1
  *
  * The launcher is a tiny single-threaded process that never opens a token.
  * The front asks it (one byte on ctl) for a helper; it forks one, which
@@ -98,7 +100,8 @@
 struct ps_pool;
 struct ps_keyref;
 
-/* Fork the launcher and `n` helpers (1..QS_MAX_SIGNERS) and wait until all
+/* Fork the launcher and `n` helpers (1..QS_MAX_SIGNERS), plus one reserved
+ * for ps_keyref_reserve, and wait until all
  * opened c's tokens. Must run before any thread exists. *labels (ntok
  * strings) are the tokens' labels, owned by the pool. Errors: those of
  * opening a token in the helper (QS_ERR_PIN, QS_ERR_NOT_FOUND, ...) with
@@ -115,6 +118,10 @@ const char *ps_pool_token_label(const struct ps_pool *p, size_t i);
 int ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **ref, enum hsm_keytype *type,
 	    size_t *tok_index, uint8_t **der, size_t *der_len);
 void ps_keyref_free(struct ps_keyref *ref);
+/* Route ref's signatures to the pool's reserved helper (started beside the
+ * `n` others): for the audit log's key, whose checkpoint signature is on
+ * every commit's critical path. */
+void ps_keyref_reserve(struct ps_keyref *ref);
 /* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
 int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
 	    size_t *sig_len);

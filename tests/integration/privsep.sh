@@ -58,7 +58,8 @@ launcher=$(ps -o pid= --ppid "$front" | tr -d ' ')
 [ -n "$launcher" ] && [ "$(cat /proc/"$launcher"/comm)" = qsignd-launch ] ||
 	fail "no launcher child of the front ($launcher)"
 helpers=$(ps -o pid= --ppid "$launcher" | tr -d ' ' | tr '\n' ' ')
-[ "$(echo $helpers | wc -w)" = 2 ] || fail "expected 2 signer helpers, found '$helpers'"
+# "signers": 2 request helpers, and one kept for the audit log's checkpoints.
+[ "$(echo $helpers | wc -w)" = 3 ] || fail "expected 3 signer helpers (2 + the audit log's), found '$helpers'"
 grep -q "$modbase" /proc/"$front"/maps && fail "the front maps the PKCS#11 module $modbase"
 grep -q "$modbase" /proc/"$launcher"/maps && fail "the launcher maps the PKCS#11 module"
 for h in $helpers; do
@@ -133,7 +134,7 @@ done
 touch "$T/stop"
 wait "$load"
 helpers2=$(ps -o pid= --ppid "$launcher" | tr -d ' ' | tr '\n' ' ')
-[ "$(echo $helpers2 | wc -w)" = 2 ] || fail "after the restart: helpers '$helpers2'"
+[ "$(echo $helpers2 | wc -w)" = 3 ] || fail "after the restart: helpers '$helpers2'"
 echo "$helpers2" | grep -qw "$victim" && fail "the killed helper is still listed"
 total=$(wc -l <"$T/signed")
 failed=$(grep -c FAILED "$T/signed" || true)

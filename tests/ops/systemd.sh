@@ -167,7 +167,7 @@ tree() { # pid: its descendants
 	for c in $(cin pgrep -P "$1" || true); do echo "$c"; tree "$c"; done
 }
 children=$(tree "$pid")
-[ "$(echo "$children" | wc -w)" -ge 3 ] || fail "expected the launcher and 2 signer helpers under the main process, got: $children"
+[ "$(echo "$children" | wc -w)" = 4 ] || fail "expected the launcher and 3 signer helpers (2 + the audit log's) under the main process, got: $children"
 for c in $children; do
 	cst=$(cin cat "/proc/$c/status")
 	echo "$cst" | grep -q "^Seccomp:[[:space:]]*2" || fail "helper/launcher $c has no seccomp filter"
