@@ -854,7 +854,9 @@ release(struct ps_pool *p, unsigned i)
 {
 	pthread_mutex_lock(&p->mu);
 	p->h[i].busy = 0;
-	pthread_cond_signal(&p->cv);
+	/* Waiters differ (any request helper, or one given helper): waking
+	 * only one could wake one that cannot use helper i. */
+	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }
 
