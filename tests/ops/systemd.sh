@@ -125,21 +125,30 @@ chmod 0644 "$root/etc/qsignd/qsignd.json" "$root/etc/qsignd/policy.json"
 systemd-nspawn -q -D "$root" --register=no --keep-unit -M qsign-unit-test -b --console=pipe \
 	>"$T/boot.log" 2>&1 </dev/null &
 NSPAWN_PID=$!
+# The container's PID 1 is systemd, a child of systemd-nspawn once booted
+# (an intermediate set-up child comes and goes first): look for it by name,
+# and allow a loaded machine a minute and a half.
 cpid=""
-for _ in $(seq 1 100); do
-	cpid=$(pgrep -P "$NSPAWN_PID" | head -1 || true)
-	[ -n "$cpid" ] && break
-	sleep 0.2
-done
-[ -n "$cpid" ] || { cat "$T/boot.log" >&2; fail "the container did not start"; }
-cin() { nsenter -t "$cpid" -a "$@"; }
 state=""
-for _ in $(seq 1 150); do
-	state=$(cin systemctl is-system-running 2>/dev/null || true)
-	case "$state" in running | degraded) break ;; esac
+cin() { nsenter -t "$cpid" -a "$@"; }
+for _ in $(seq 1 450); do
+	kill -0 "$NSPAWN_PID" 2>/dev/null || break
+	cpid=$(pgrep -P "$NSPAWN_PID" -x systemd | head -1 || true)
+	if [ -n "$cpid" ]; then
+		state=$(cin systemctl is-system-running 2>/dev/null || true)
+		case "$state" in running | degraded) break ;; esac
+	fi
 	sleep 0.2
 done
-case "$state" in running | degraded) ;; *) cat "$T/boot.log" >&2; fail "systemd in the container: '$state'" ;; esac
+case "$state" in
+running | degraded) ;;
+*)
+	cat "$T/boot.log" >&2
+	ps -o pid,ppid,comm -g "$(ps -o sid= -p $$ | tr -d ' ')" >&2 || true
+	[ -z "$cpid" ] || cin systemctl list-jobs --no-pager >&2 || true
+	fail "systemd in the container: '${state:-no answer}' (pid 1: ${cpid:-not found})"
+	;;
+esac
 echo "ok: systemd $(cin systemctl --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p') is PID 1 of the container ($state)"
 
 unit_status() { cin systemctl status --no-pager -l qsignd 2>&1 | tail -25 >&2 || true; cin journalctl -u qsignd --no-pager 2>&1 | tail -40 >&2 || true; }
