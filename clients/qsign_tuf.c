@@ -42,12 +42,12 @@ parse_env(const Qsign__V1__TufGetMetadataResponse *m)
 	return env;
 }
 
-/* The signed part of repo/role (current). NULL after saying why. */
+/* The current envelope of repo/role from the daemon; NULL after saying why. */
 static json_t *
-get_signed(const struct globals *g, qsc_client *c, const char *repo, const char *role)
+get_env(const struct globals *g, qsc_client *c, const char *repo, const char *role)
 {
 	Qsign__V1__TufGetMetadataResponse *m = NULL;
-	json_t *env, *sp;
+	json_t *env;
 	int r;
 
 	if ((r = qsc_tuf_get_metadata(c, repo, role, 0, &m)) != 0) {
@@ -56,6 +56,15 @@ get_signed(const struct globals *g, qsc_client *c, const char *repo, const char 
 	}
 	env = parse_env(m);
 	qsc_free(m);
+	return env;
+}
+
+/* The signed part of repo/role (current). NULL after saying why. */
+static json_t *
+get_signed(const struct globals *g, qsc_client *c, const char *repo, const char *role)
+{
+	json_t *env = get_env(g, c, repo, role), *sp;
+
 	if (env == NULL)
 		return NULL;
 	sp = json_incref(json_object_get(env, "signed"));
@@ -1048,23 +1057,6 @@ root_self_signed(const json_t *env)
 	return good >= (size_t)json_integer_value(json_object_get(ro, "threshold")) && good > 0
 	               ? 0
 	               : -1;
-}
-
-/* The current envelope of repo/role from the daemon; NULL after saying why. */
-static json_t *
-get_env(const struct globals *g, qsc_client *c, const char *repo, const char *role)
-{
-	Qsign__V1__TufGetMetadataResponse *m = NULL;
-	json_t *env;
-	int r;
-
-	if ((r = qsc_tuf_get_metadata(c, repo, role, 0, &m)) != 0) {
-		report(g, c, r);
-		return NULL;
-	}
-	env = parse_env(m);
-	qsc_free(m);
-	return env;
 }
 
 /* Seconds of a "<n><s|m|h|d>" duration, or -1. */

@@ -56,6 +56,7 @@ cleanup() {
 	stop_pid "$QSIGND_PID"
 	stop_pid "${NOAUDIT_PID:-}"
 	stop_pid "${INPROC_PID:-}"
+	stop_pid "${SIDE_PID:-}" # one that failed to get ready
 	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -199,16 +200,21 @@ for mode in direct p11kit ipc tls batch; do
 done
 echo "run.sh: ok: every mode signed; $n sample signatures verify with openssl against ci-key"
 
-# --- the audit log's cost: the same daemon with audit_append a no-op
-# (qsignd-noaudit, built only for this), same key, same run.
-python3 - "$QSIGN_HOME/qsignd.json" "$T/noaudit.json" "$T" <<'PY' || fail "noaudit config"
+# A second daemon beside the first, on the same token and key: config NAME
+# (own socket $T/NAME.sock, own state, no TLS or metrics listener; SIGNERS
+# if given), binary BIN; waits until it is ready and sets SIDE_PID.
+side_daemon() { # NAME BIN [SIGNERS]
+	python3 - "$QSIGN_HOME/qsignd.json" "$T/$1.json" "$T" "$1" "${3:-}" <<'PY' || fail "$1 config"
 import json, sys
 c = json.load(open(sys.argv[1]))
-t = sys.argv[3]
+t, name, signers = sys.argv[3], sys.argv[4], sys.argv[5]
 home = sys.argv[1].rsplit("/", 1)[0]
-c["listen"] = [f"ipc://{t}/noaudit.sock"]
+if signers:
+    c["signers"] = int(signers)
+c["listen"] = [f"ipc://{t}/{name}.sock"]
 c.pop("tls", None)
-c["state_dir"] = f"{t}/state-noaudit"
+c.pop("metrics", None)
+c["state_dir"] = f"{t}/state-{name}"
 c["policy"] = f"{home}/" + c["policy"] if not c["policy"].startswith("/") else c["policy"]
 for tok in c["tokens"]:
     if not tok["pin_file"].startswith("/"):
@@ -216,13 +222,19 @@ for tok in c["tokens"]:
 c["audit"].pop("dir", None)
 json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
-"$QS_BIN/qsignd-noaudit" -c "$T/noaudit.json" >"$T/noaudit.log" 2>&1 &
-NOAUDIT_PID=$!
-for _ in $(seq 1 200); do
-	grep -q "qsignd: ready" "$T/noaudit.log" 2>/dev/null && break
-	kill -0 "$NOAUDIT_PID" 2>/dev/null || { cat "$T/noaudit.log" >&2; fail "qsignd-noaudit exited"; }
-	sleep 0.05
-done
+	"$QS_BIN/$2" -c "$T/$1.json" >"$T/$1.log" 2>&1 &
+	SIDE_PID=$!
+	for _ in $(seq 1 200); do
+		grep -q "qsignd: ready" "$T/$1.log" 2>/dev/null && return 0
+		kill -0 "$SIDE_PID" 2>/dev/null || { cat "$T/$1.log" >&2; fail "$1 daemon ($2) exited"; }
+		sleep 0.05
+	done
+	fail "$1 daemon ($2) not ready after 10 s"
+}
+# --- the audit log's cost: the same daemon with audit_append a no-op
+# (qsignd-noaudit, built only for this), same key, same run.
+side_daemon noaudit qsignd-noaudit
+NOAUDIT_PID=$SIDE_PID
 for which in on off; do
 	url="ipc://$QSIGN_HOME/qsignd.sock"
 	[ "$which" = off ] && url="ipc://$T/noaudit.sock"
@@ -252,30 +264,8 @@ PY
 # are measured alternately, twice each (split, in-process, split,
 # in-process), and the better of the two rounds of each is compared, so
 # that a noisy neighbour cannot make either side look better.
-python3 - "$QSIGN_HOME/qsignd.json" "$T/inproc.json" "$T" <<'PY' || fail "in-process config"
-import json, sys
-c = json.load(open(sys.argv[1]))
-t = sys.argv[3]
-home = sys.argv[1].rsplit("/", 1)[0]
-c["signers"] = 0
-c["listen"] = [f"ipc://{t}/inproc.sock"]
-c.pop("tls", None)
-c.pop("metrics", None)
-c["state_dir"] = f"{t}/state-inproc"
-c["policy"] = f"{home}/" + c["policy"] if not c["policy"].startswith("/") else c["policy"]
-for tok in c["tokens"]:
-    if not tok["pin_file"].startswith("/"):
-        tok["pin_file"] = f"{home}/" + tok["pin_file"]
-c["audit"].pop("dir", None)
-json.dump(c, open(sys.argv[2], "w"), indent=2)
-PY
-"$QS_BIN/qsignd" -c "$T/inproc.json" >"$T/inproc.log" 2>&1 &
-INPROC_PID=$!
-for _ in $(seq 1 200); do
-	grep -q "qsignd: ready" "$T/inproc.log" 2>/dev/null && break
-	kill -0 "$INPROC_PID" 2>/dev/null || { cat "$T/inproc.log" >&2; fail "in-process qsignd exited"; }
-	sleep 0.05
-done
+side_daemon inproc qsignd 0
+INPROC_PID=$SIDE_PID
 if grep -q "privsep.start" "$T/inproc.log"; then fail "the in-process daemon started signer helpers"; fi
 grep -q "privsep.start" "$T/qsignd.log" || echo "note: the daemon under test runs without signer helpers (QS_BENCH_SIGNERS=0)"
 for round in 1 2; do
