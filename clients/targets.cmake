@@ -16,6 +16,10 @@ configure_file(${CMAKE_CURRENT_SOURCE_DIR}/qsclient.pc.in
 # The library is static, so the archives it needs travel with it.
 install(TARGETS qsclient qs_proto qs_err qs_hsm
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# nng as we build it (ops/nng/: Debian's 1.5.2 with our fix), under its own
+# name so that it never shadows the system's libnng.
+install(FILES ${QS_NNG_PREFIX}/lib/libnng.a DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RENAME libqs_nng.a)
 install(TARGETS qsign RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
               ${CMAKE_SOURCE_DIR}/proto/qs_err.h
@@ -23,6 +27,8 @@ install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
               ${CMAKE_SOURCE_DIR}/proto/wire.h
               ${CMAKE_BINARY_DIR}/proto/proto/qsign.pb-c.h
               ${CMAKE_BINARY_DIR}/proto/proto/audit.pb-c.h
+              ${CMAKE_BINARY_DIR}/proto/proto/pki.pb-c.h
+              ${CMAKE_BINARY_DIR}/proto/proto/tuf.pb-c.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qsclient)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -205,7 +205,8 @@ config_load(const char *path, struct config **out)
 					      "group", "seccomp", "metrics",
 					      "maintenance_s", NULL};
 	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
-	static const char *const tls_allowed[] = {"cert", "key", "client_ca", NULL};
+	static const char *const tls_allowed[] = {"cert", "key", "client_ca", "probe_cert",
+						  "probe_key", NULL};
 	struct config *c = NULL;
 	json_error_t jerr;
 	json_t *root = NULL, *v;
@@ -287,8 +288,15 @@ config_load(const char *path, struct config **out)
 		if ((r = check_keys(v, "tls", tls_allowed)) != 0 ||
 		    (r = get_str(v, "cert", 1, dir, &c->tls_cert)) != 0 ||
 		    (r = get_str(v, "key", 1, dir, &c->tls_key)) != 0 ||
-		    (r = get_str(v, "client_ca", 1, dir, &c->tls_client_ca)) != 0) {
+		    (r = get_str(v, "client_ca", 1, dir, &c->tls_client_ca)) != 0 ||
+		    (r = get_str(v, "probe_cert", 0, dir, &c->tls_probe_cert)) != 0 ||
+		    (r = get_str(v, "probe_key", 0, dir, &c->tls_probe_key)) != 0) {
 			r = qs_wrap(r, "tls");
+			goto fail;
+		}
+		if ((c->tls_probe_cert == NULL) != (c->tls_probe_key == NULL)) {
+			r = qs_fail(QS_ERR_INVALID, "tls: \"probe_cert\" and \"probe_key\" go "
+						    "together (or neither: the probe uses cert and key)");
 			goto fail;
 		}
 	}
@@ -428,6 +436,8 @@ config_free(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_client_ca);
+	free(c->tls_probe_cert);
+	free(c->tls_probe_key);
 	free(c->log_level);
 	free(c->metrics);
 	free(c->user);

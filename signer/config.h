@@ -33,6 +33,7 @@ struct config {
 	struct config_token *tokens;
 	size_t ntokens;
 	char *tls_cert, *tls_key, *tls_client_ca; /* required for tls+tcp:// */
+	char *tls_probe_cert, *tls_probe_key;     /* optional: the self-probe's client cert */
 	unsigned workers;
 	/* Signer helper processes holding the tokens (privsep.h); 0 = tokens
 	 * in process (debugging). Default: online CPUs, at most QS_MAX_SIGNERS. */

@@ -10,6 +10,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "probe.h"
 #include "qs_err.h"
 #include "server.h"
 #include "store.h"
@@ -142,6 +143,8 @@ metrics_healthy(struct server *s, char *why, size_t cap)
 			ok = 0;
 		}
 	pthread_mutex_unlock(&mu);
+	if (ok && !probe_healthy(s->probe, why, cap))
+		ok = 0;
 	return ok;
 }
 
@@ -204,6 +207,7 @@ metrics_render(struct server *s, char **out, size_t *len)
 			(unsigned long long)toks[i].errors);
 	pthread_mutex_unlock(&mu);
 	keyring_write_metrics(s->kr, f);
+	probe_write_metrics(s->probe, f);
 	fprintf(f,
 		"# HELP qsign_requests_pending Quorum requests waiting for approvals.\n"
 		"# TYPE qsign_requests_pending gauge\nqsign_requests_pending %zu\n"
@@ -221,7 +225,8 @@ metrics_render(struct server *s, char **out, size_t *len)
 		"full, I/O error).\n"
 		"# TYPE qsign_audit_failed_batches_total counter\n"
 		"qsign_audit_failed_batches_total %llu\n"
-		"# HELP qsign_ready 1 when the audit log is writable and no token is failing.\n"
+		"# HELP qsign_ready 1 when the audit log is writable, no token is failing and "
+		"every listener answers its self-probe.\n"
 		"# TYPE qsign_ready gauge\nqsign_ready %d\n",
 		npending, (unsigned long long)tlog_size(audit_tlog(s->audit)),
 		(unsigned long long)ts.batches, (unsigned long long)ts.entries,

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "probe.h"
 #include "qs_err.h"
 #include "wire.h"
 
@@ -357,8 +358,24 @@ worker_main(void *arg)
 		rv = nng_aio_result(aio);
 		if (rv == NNG_ETIMEDOUT)
 			continue;
-		if (rv == NNG_ECLOSED)
+		if (rv == NNG_ECLOSED && s->stopping)
 			break;
+		if (rv == NNG_ECLOSED) {
+			/* Only our own close ends a worker: a context closed
+			 * under it otherwise is replaced, so the daemon never
+			 * silently loses its workers (nng 1.5.2 has reported a
+			 * peer's hang-up as NNG_ECLOSED elsewhere, ops/nng/). */
+			struct timespec pause = {0, 100 * 1000 * 1000};
+			log_error("worker.ctx_closed", "reopening the nng context");
+			nng_ctx_close(ctx);
+			nanosleep(&pause, NULL);
+			if (nng_ctx_open(&ctx, s->sock) != 0) {
+				log_error("worker.failed", "cannot reopen the nng context");
+				nng_aio_free(aio);
+				return NULL;
+			}
+			continue;
+		}
 		if (rv != 0) {
 			log_warn("worker.recv", "error=%s", nng_strerror(rv));
 			continue;
@@ -386,8 +403,8 @@ worker_main(void *arg)
 
 /* ------------------------------------------------------------ listeners */
 
-static int
-read_file_str(const char *path, char **out)
+int
+server_read_text_file(const char *path, char **out)
 {
 	FILE *f = fopen(path, "re");
 	char *buf = NULL;
@@ -418,8 +435,8 @@ tls_config(const struct config *c, nng_tls_config **out)
 	int rv, r;
 
 	*out = NULL;
-	if ((r = read_file_str(c->tls_cert, &cert)) != 0 ||
-	    (r = read_file_str(c->tls_key, &key)) != 0)
+	if ((r = server_read_text_file(c->tls_cert, &cert)) != 0 ||
+	    (r = server_read_text_file(c->tls_key, &key)) != 0)
 		goto out;
 	if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER)) != 0 ||
 	    (rv = nng_tls_config_own_cert(tc, cert, key, NULL)) != 0) {
@@ -560,12 +577,14 @@ server_start(struct server *s)
 			return qs_fail(QS_ERR_INTERNAL, "cannot start worker thread");
 		s->nworkers++;
 	}
-	return 0;
+	return probe_start(s, &s->probe);
 }
 
 void
 server_stop(struct server *s)
 {
+	probe_stop(s->probe);
+	s->probe = NULL;
 	s->stopping = 1;
 	for (size_t i = 0; i < s->nlisteners; i++)
 		nng_listener_close(s->listeners[i]);

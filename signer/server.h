@@ -52,6 +52,7 @@ struct server {
 	size_t nlisteners;
 	pthread_t *workers;
 	unsigned nworkers;
+	struct probe *probe; /* dials the listeners (probe.h) */
 	volatile int stopping;
 };
 
@@ -128,5 +129,10 @@ void requests_resume(struct server *s);
 void requests_cleanup(struct server *s);
 
 int64_t now_ms(void);
+
+/* Reads a small text file (PEM: at most 64 KiB) into a NUL-terminated
+ * string the caller frees (wipe it first if it holds a key). Errors:
+ * QS_ERR_IO (missing, unreadable, empty or too large), QS_ERR_NOMEM. */
+int server_read_text_file(const char *path, char **out);
 
 #endif

@@ -11,6 +11,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/privsep_wire.c
   ${CMAKE_CURRENT_LIST_DIR}/ratelimit.c
   ${CMAKE_CURRENT_LIST_DIR}/server.c
+  ${CMAKE_CURRENT_LIST_DIR}/probe.c
   ${CMAKE_CURRENT_LIST_DIR}/auth.c
   ${CMAKE_CURRENT_LIST_DIR}/sign.c
   ${CMAKE_CURRENT_LIST_DIR}/requests.c

@@ -50,6 +50,45 @@ json.dump(p, open(path, "w"), indent=2)
 PY
 }
 
+# qs_tls_pki DIR: a test CA (ca.crt, also the daemon's client_ca), a server
+# certificate for localhost/127.0.0.1 (server.crt/key) and a client
+# certificate from that CA (client.crt/key), all P-256.
+qs_tls_pki() {
+	local d=$1
+	mkdir -p "$d"
+	(
+		cd "$d"
+		ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+		ec ca.key
+		openssl req -x509 -new -key ca.key -subj "/CN=test CA" -days 2 -out ca.crt 2>/dev/null
+		ec server.key
+		openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
+		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile server.ext -out server.crt 2>/dev/null
+		ec client.key
+		openssl req -new -key client.key -subj "/CN=build-farm" -out client.csr 2>/dev/null
+		openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+			-out client.crt 2>/dev/null
+	) || fail "qs_tls_pki $d"
+}
+
+# qs_tls_listen PKI_DIR: add a tls+tcp:// listener on a free loopback port
+# to qsignd.json (mutual TLS with the qs_tls_pki files); sets QS_TLS_URL.
+qs_tls_listen() {
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	QS_TLS_URL="tls+tcp://127.0.0.1:$port"
+	python3 - "$QSIGN_HOME/qsignd.json" "$1" "$QS_TLS_URL" <<'PY'
+import json, sys
+path, pki, url = sys.argv[1], sys.argv[2], sys.argv[3]
+c = json.load(open(path))
+c["listen"].append(url)
+c["tls"] = {"cert": f"{pki}/server.crt", "key": f"{pki}/server.key", "client_ca": f"{pki}/ca.crt"}
+json.dump(c, open(path, "w"), indent=2)
+PY
+}
+
 # Start qsignd in the background; wait (bounded) until it says ready.
 qs_start() {
 	local cfg=${1:-$QSIGN_HOME/qsignd.json}

@@ -36,6 +36,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <openssl/pem.h>
 
+#include "hangup_attack.h"
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "qsclient.h"
@@ -66,6 +67,7 @@ enum cat {
 	C_FORBIDDEN,
 	C_UNAUTH,
 	C_FLOOD,
+	C_HANGUP,
 	NCAT
 };
 
@@ -84,6 +86,7 @@ static const struct {
         [C_FORBIDDEN] = {"forbidden roles and requests", 500},
         [C_UNAUTH] = {"unauthenticated calls", 500},
         [C_FLOOD] = {"floods above the rate limit", 1200},
+        [C_HANGUP] = {"hang-ups during negotiation", 300},
 };
 
 static struct {
@@ -857,6 +860,26 @@ h_transport(void)
 	close(fd);
 }
 
+/* ---- below the SP framing: connections that give up while negotiating
+ * (hangup_attack.h). There is nothing to answer; what matters is that
+ * the listener keeps accepting, which every fresh valid connection below
+ * checks. */
+
+static void
+h_hangup(void)
+{
+	struct ha_target t = {.ipc_path = url + 6};
+	enum ha_kind k = (enum ha_kind)rndn(HA_NKINDS);
+	char what[160];
+
+	while (!ha_applies(&t, k))
+		k = (enum ha_kind)rndn(HA_NKINDS);
+	if (ha_run(&t, k, what, sizeof(what)) != 0)
+		outcome(C_HANGUP, -1, what); /* could not even connect */
+	else
+		outcome(C_HANGUP, 1, what);
+}
+
 /* ---- wrong message types */
 
 struct shape {
@@ -1403,6 +1426,9 @@ main(int argc, char **argv)
 		case C_UNAUTH:
 			h_unauth();
 			break;
+		case C_HANGUP:
+			h_hangup();
+			break;
 		case C_FLOOD: {
 			/* a burst: this flood slot and the following ones */
 			long burst = 1;
@@ -1423,7 +1449,7 @@ main(int argc, char **argv)
 		if (done / 500 != before / 500) {
 			char after[64];
 			snprintf(after, sizeof(after), "%ld hostile calls", done);
-			if (done % 2000 < 500) {
+			if (done % 1000 < 500) {
 				/* now and then a fresh connection must get in too */
 				qsc_close(valid);
 				if ((valid = valid_open()) == NULL)

@@ -5,37 +5,18 @@
 . "$(dirname "$0")/lib.sh"
 qs_setup
 pki=$T/pki
-mkdir -p "$pki"
-cd "$pki"
-ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-ec ca.key
-openssl req -x509 -new -key ca.key -subj "/CN=test CA" -days 2 -out ca.crt 2>/dev/null
-ec server.key
-openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
-openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-	-extfile server.ext -out server.crt 2>/dev/null
-ec client.key
-openssl req -new -key client.key -subj "/CN=build-farm" -out client.csr 2>/dev/null
-openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-	-out client.crt 2>/dev/null
+qs_tls_pki "$pki"
 # A client certificate from a CA the daemon does not trust.
-ec rogue-ca.key
-openssl req -x509 -new -key rogue-ca.key -subj "/CN=rogue" -days 2 -out rogue-ca.crt 2>/dev/null
-openssl req -new -key client.key -subj "/CN=rogue-client" -out rogue.csr 2>/dev/null
-openssl x509 -req -in rogue.csr -CA rogue-ca.crt -CAkey rogue-ca.key -CAcreateserial -days 2 \
-	-out rogue.crt 2>/dev/null
-cd - >/dev/null
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 - "$QSIGN_HOME/qsignd.json" "$pki" "$port" <<'PY'
-import json, sys
-path, pki, port = sys.argv[1], sys.argv[2], sys.argv[3]
-c = json.load(open(path))
-c["listen"].append(f"tls+tcp://127.0.0.1:{port}")
-c["tls"] = {"cert": f"{pki}/server.crt", "key": f"{pki}/server.key", "client_ca": f"{pki}/ca.crt"}
-json.dump(c, open(path, "w"), indent=2)
-PY
+(
+	cd "$pki"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rogue-ca.key 2>/dev/null
+	openssl req -x509 -new -key rogue-ca.key -subj "/CN=rogue" -days 2 -out rogue-ca.crt 2>/dev/null
+	openssl req -new -key client.key -subj "/CN=rogue-client" -out rogue.csr 2>/dev/null
+	openssl x509 -req -in rogue.csr -CA rogue-ca.crt -CAkey rogue-ca.key -CAcreateserial -days 2 \
+		-out rogue.crt 2>/dev/null
+)
+qs_tls_listen "$pki"
+port=${QS_TLS_URL##*:}
 qs_start
 url="tls+tcp://127.0.0.1:$port"
 tls="--tls-ca $pki/ca.crt --tls-server-name localhost"

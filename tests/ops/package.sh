@@ -14,7 +14,13 @@ for f in ./usr/bin/qsignd ./usr/bin/qsign ./usr/bin/qsign-token ./usr/lib/system
 	./usr/share/doc/quorum-signer/qsignd.example.json ./usr/include/qsclient/qsclient.h ./usr/include/qsclient/audit.pb-c.h; do
 	grep -q " $f\$" "$T/files" || fail "package lacks $f"
 done
-dpkg-deb -f "$deb" Depends | grep -q "libnng" || fail "Depends lacks the shared libraries: $(dpkg-deb -f "$deb" Depends)"
+# nng is Debian's 1.5.2 with our listener fix, linked in (ops/nng/): the
+# package must not pull the system's unpatched libnng, only the TLS library
+# that nng uses.
+deps=$(dpkg-deb -f "$deb" Depends)
+echo "$deps" | grep -q "libmbedtls" || fail "Depends lacks nng's TLS library: $deps"
+echo "$deps" | grep -q "libnng" && fail "Depends names the system's unpatched libnng: $deps"
+grep -q "/libqs_nng.a$" "$T/files" || fail "package lacks libqs_nng.a"
 echo "ok: $(basename "$deb") with binaries, unit, examples, header"
 
 # What the package installs runs: unpack it (dpkg -x: no changes to this
@@ -38,6 +44,20 @@ openssl dgst -sha256 -verify "$T/pub.pem" -signature "$T/sig" "$T/blob" >/dev/nu
 kill "$qpid"
 wait "$qpid" || fail "packaged qsignd did not stop cleanly"
 echo "ok: the packaged qsignd starts and signs; the packaged qsign talks to it"
+
+# The packaged client library links as its pkg-config file says, against
+# the patched nng it ships (libqs_nng.a), not the system's libnng.
+cat >"$T/consumer.c" <<'C'
+#include <qsclient.h>
+int main(void) { qsc_client *c = NULL; struct qsc_options o = {.url = "ipc:///nonexistent"}; return qsc_new(&o, &c) == 0 ? (qsc_close(c), 0) : 1; }
+C
+pc=$(dirname "$(find "$T/root" -name qsclient.pc)")
+flags=$(PKG_CONFIG_PATH=$pc pkg-config --define-variable=prefix="$T/root/usr" --cflags --libs qsclient) ||
+	fail "pkg-config qsclient"
+cc -o "$T/consumer" "$T/consumer.c" $flags 2>"$T/cc.log" || { cat "$T/cc.log" >&2; fail "a consumer of the packaged qsclient does not link"; }
+ldd "$T/consumer" | grep -q libnng && fail "the consumer links the system's libnng"
+"$T/consumer" || fail "the consumer cannot create a client"
+echo "ok: a program links the packaged qsclient (patched nng inside)"
 if command -v systemd-analyze >/dev/null; then
 	out=$(systemd-analyze security --offline=yes --threshold=20 "$QS_SRC/ops/qsignd.service" 2>&1) ||
 		{ echo "$out" | tail -3 >&2; fail "unit exposure above 2.0"; }
