@@ -8,6 +8,8 @@
  *   pki.dev    <serial>       one issued device certificate
  *   pki.devrev <ca serial>    revoked device certificates of an online CA
  *   pki.crl    <issuer serial> version = CRLNumber
+ *   pki.calist enabled        the signed list of enabled device CAs;
+ *                             version = the list's version
  *
  * Locking: state changes (request execution, CRL re-signing) hold
  * srv->req_mu and then pki_lock for writing; online device issuance holds
@@ -19,8 +21,11 @@
  * Disable vs revoke: a disabled device CA gets no CRL entry. RFC 5280 and
  * OpenSSL treat an entry with reason certificateHold as revoked for as
  * long as it is listed, which would cut off the existing devices that a
- * disable must keep working; "disabled" is enforced here (no issuance) and
- * shown by Show. A revoke adds the CA to the root's CRL.
+ * disable must keep working; "disabled" is enforced here (no online
+ * issuance) and, for whoever registers devices, by the signed list of
+ * enabled device CAs (calist_ensure), which a disabled CA leaves. A revoke
+ * adds the CA to the root's CRL. A TLS / EST rotation puts the replaced
+ * certificate on the root's CRL (superseded_tls).
  */
 #include <pthread.h>
 #include <stdio.h>
