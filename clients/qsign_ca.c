@@ -44,7 +44,17 @@ static int
 ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs,
          struct ca_opts *o)
 {
-	enum { O_EST = 256, O_HIST, O_PRETTY, O_ONLINE, O_LOCAL, O_CHAIN, O_DAYS, O_REASON, O_ROOT };
+	enum {
+		O_EST = 256,
+		O_HIST,
+		O_PRETTY,
+		O_ONLINE,
+		O_LOCAL,
+		O_CHAIN,
+		O_DAYS,
+		O_REASON,
+		O_ROOT
+	};
 	static const struct option opts[] = {
 	        {"csr", required_argument, NULL, 'c'},
 	        {"out", required_argument, NULL, 'o'},
@@ -723,8 +733,7 @@ write_calist(const char *dir, const Qsign__V1__PkiCaList *l, const char *root_pa
 	int r;
 
 	if (l == NULL || l->document == NULL || l->document[0] != '{' ||
-	    strstr(l->document, "\"type\":\"" CALIST_TYPE "\"") == NULL ||
-	    l->signature.len == 0) {
+	    strstr(l->document, "\"type\":\"" CALIST_TYPE "\"") == NULL || l->signature.len == 0) {
 		errmsg("the daemon sent no list of enabled device CAs");
 		return EXIT_FAILED;
 	}

@@ -309,8 +309,9 @@ superseded_tls(struct store *st, json_t *list)
 			}
 			if (json_array_append_new(
 			            list,
-			            json_pack("{s:s, s:s, s:I, s:i}", "serial", jstr(older, "serial"),
-			                      "state", "revoked", "state_time",
+			            json_pack("{s:s, s:s, s:I, s:i}", "serial",
+			                      jstr(older, "serial"), "state", "revoked",
+			                      "state_time",
 			                      json_integer_value(json_object_get(newer, "created")),
 			                      "reason_code", CRL_REASON_SUPERSEDED)) != 0)
 				r = qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -446,12 +447,11 @@ calist_entries(struct store *st, json_t **out)
 		if (strcmp(jstr(e, "state"), "active") != 0)
 			continue;
 		if (json_array_append_new(
-		            a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "serial",
-		                         jstr(e, "serial"), "name", jstr(e, "name"), "kind",
-		                         jstr(e, "kind"), "subject", jstr(e, "subject"), "sha256",
-		                         jstr(e, "sha256"), "not_after",
-		                         json_integer_value(json_object_get(e, "not_after")))) !=
-		    0) {
+		            a,
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "serial", jstr(e, "serial"),
+		                      "name", jstr(e, "name"), "kind", jstr(e, "kind"), "subject",
+		                      jstr(e, "subject"), "sha256", jstr(e, "sha256"), "not_after",
+		                      json_integer_value(json_object_get(e, "not_after")))) != 0) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
