@@ -798,8 +798,11 @@ crl_main(int argc, char **argv, struct globals *g)
 		}
 		r = write_text(path, e->crl_pem) ? EXIT_FAILED : EXIT_OK;
 	}
-	if (r == EXIT_OK && o.out != NULL)
+	/* A daemon from before the list answers without it: the CRLs stand. */
+	if (r == EXIT_OK && o.out != NULL && resp->enabled_device_cas != NULL)
 		r = write_calist(o.out, resp->enabled_device_cas, NULL);
+	else if (r == EXIT_OK && o.out != NULL)
+		errmsg("note: the daemon publishes no list of enabled device CAs");
 out:
 	qsc_free(resp);
 	qsc_close(c);
