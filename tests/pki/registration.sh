@@ -42,17 +42,26 @@ registrar_refuses() { # DIR WHAT
 		fail "$2 verifies"
 	grep -q "^Verification failure" <<<"$out" || fail "$2: openssl says: $out"
 }
-field() { # DIR FIELD
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1/$LIST" "$2"
+# The list's fields, read once per fetch into DIR/fields (one python run).
+parse() { # DIR
+	python3 - "$1/$LIST" >"$1/fields" <<'PY' || fail "$1/$LIST is not the list's JSON"
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+d = json.loads(raw)
+assert raw == json.dumps(d, separators=(",", ":"), sort_keys=True).encode() + b"\n", "not canonical"
+for k in ("type", "factory", "root_serial", "version", "issued_at", "expires"):
+    print(f"{k}={d[k]}")
+print("serials=" + " ".join(sorted(e["serial"] for e in d["device_cas"])))
+PY
 }
-serials() { # DIR: enabled serials, sorted, space-separated
-	python3 -c 'import json,sys; print(" ".join(sorted(e["serial"] for e in json.load(open(sys.argv[1]))["device_cas"])))' "$1/$LIST"
-}
+field() { sed -n "s/^$2=//p" "$1/fields"; } # DIR FIELD
+serials() { field "$1" serials; }            # DIR: enabled serials, sorted
 # fetch DIR: the list as the registrar gets it, checked with openssl
 fetch() {
 	mkdir -p "$1"
 	expect_rc 0 qsign -p registrar ca enabled-cas -o "$1" --root root.pem
 	registrar_verifies "$1" || fail "$1: the list does not verify with the root's key"
+	parse "$1"
 	[ "$(field "$1" type)" = qsign.enabled-device-cas.v1 ] || fail "$1: type"
 	[ "$(field "$1" factory)" = "$factory" ] || fail "$1: factory"
 	[ "$(field "$1" root_serial)" = "$(serial_of root.pem)" ] || fail "$1: root_serial"
