@@ -14,7 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "payload.h"
 #include "pki_payload.h"
@@ -22,7 +25,7 @@
 #include "statement.h"
 
 struct ca_opts {
-	const char *csr, *out, *chain, *ca, *reason, *message, *online, *local, *role;
+	const char *csr, *out, *chain, *ca, *reason, *message, *online, *local, *role, *root;
 	long days;
 	int est, history, pretty;
 };
@@ -41,7 +44,17 @@ static int
 ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs,
          struct ca_opts *o)
 {
-	enum { O_EST = 256, O_HIST, O_PRETTY, O_ONLINE, O_LOCAL, O_CHAIN, O_DAYS, O_REASON };
+	enum {
+		O_EST = 256,
+		O_HIST,
+		O_PRETTY,
+		O_ONLINE,
+		O_LOCAL,
+		O_CHAIN,
+		O_DAYS,
+		O_REASON,
+		O_ROOT
+	};
 	static const struct option opts[] = {
 	        {"csr", required_argument, NULL, 'c'},
 	        {"out", required_argument, NULL, 'o'},
@@ -50,6 +63,7 @@ ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int na
 	        {"message", required_argument, NULL, 'm'},
 	        {"chain", required_argument, NULL, O_CHAIN},
 	        {"reason", required_argument, NULL, O_REASON},
+	        {"root", required_argument, NULL, O_ROOT},
 	        {"online", required_argument, NULL, O_ONLINE},
 	        {"local", required_argument, NULL, O_LOCAL},
 	        {"validity-days", required_argument, NULL, O_DAYS},
@@ -87,6 +101,9 @@ ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int na
 			break;
 		case O_REASON:
 			o->reason = optarg;
+			break;
+		case O_ROOT:
+			o->root = optarg;
 			break;
 		case O_ONLINE:
 			o->online = optarg;
@@ -669,14 +686,81 @@ out:
 	return r;
 }
 
+#define CALIST_FILE "enabled-device-cas.json"
+#define CALIST_TYPE "qsign.enabled-device-cas.v1"
+
+/* The list's signature checks out against the root certificate in
+ * root_path, the way the documented openssl commands check it. */
+static int
+calist_verify(const char *root_path, const Qsign__V1__PkiCaList *l)
+{
+	EVP_MD_CTX *md = NULL;
+	X509 *root = NULL;
+	FILE *f;
+	int ok = 0;
+
+	if ((f = fopen(root_path, "r")) == NULL) {
+		errmsg("%s: cannot read", root_path);
+		return EXIT_USAGE;
+	}
+	root = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (root == NULL) {
+		errmsg("%s: not a PEM certificate", root_path);
+		return EXIT_USAGE;
+	}
+	ok = (md = EVP_MD_CTX_new()) != NULL &&
+	     EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(root)) == 1 &&
+	     EVP_DigestVerify(md, l->signature.data, l->signature.len,
+	                      (const unsigned char *)l->document, strlen(l->document)) == 1;
+	EVP_MD_CTX_free(md);
+	X509_free(root);
+	if (!ok) {
+		errmsg("the list of enabled device CAs does not verify with the root CA in %s: "
+		       "nothing written",
+		       root_path);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* DIR/enabled-device-cas.json and its .sig (DER); checked against root_path
+ * first if given. */
+static int
+write_calist(const char *dir, const Qsign__V1__PkiCaList *l, const char *root_path)
+{
+	char path[4096];
+	int r;
+
+	if (l == NULL || l->document == NULL || l->document[0] != '{' ||
+	    strstr(l->document, "\"type\":\"" CALIST_TYPE "\"") == NULL || l->signature.len == 0) {
+		errmsg("the daemon sent no list of enabled device CAs");
+		return EXIT_FAILED;
+	}
+	if (root_path != NULL && (r = calist_verify(root_path, l)) != EXIT_OK)
+		return r;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CALIST_FILE) >= (int)sizeof(path)) {
+		errmsg("%s: path too long", dir);
+		return EXIT_USAGE;
+	}
+	if (write_text(path, l->document) != 0)
+		return EXIT_FAILED;
+	strcat(path, ".sig");
+	if (write_sig(path, FMT_DER, l->signature.data, l->signature.len) != 0)
+		return EXIT_FAILED;
+	return EXIT_OK;
+}
+
 static void
 crl_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca crl [-o DIR] [--json]\n"
 	        "  The current CRLs in PEM: the root's and one per online device CA.\n"
-	        "  -o DIR writes DIR/<name>.crl.pem each. Local device CAs sign their own\n"
-	        "  CRLs at their site (openssl ca -gencrl with their key).\n"
+	        "  -o DIR writes DIR/<name>.crl.pem each, and beside them the signed list\n"
+	        "  of device CAs enabled for new registrations (see ca enabled-cas).\n"
+	        "  Local device CAs sign their own CRLs at their site (openssl ca\n"
+	        "  -gencrl with their key).\n"
 	        "example: %s -p admin1 ca crl > crls.pem\n",
 	        progname, progname);
 }
@@ -714,6 +798,77 @@ crl_main(int argc, char **argv, struct globals *g)
 		}
 		r = write_text(path, e->crl_pem) ? EXIT_FAILED : EXIT_OK;
 	}
+	/* A daemon from before the list answers without it: the CRLs stand. */
+	if (r == EXIT_OK && o.out != NULL && resp->enabled_device_cas != NULL)
+		r = write_calist(o.out, resp->enabled_device_cas, NULL);
+	else if (r == EXIT_OK && o.out != NULL)
+		errmsg("note: the daemon publishes no list of enabled device CAs");
+out:
+	qsc_free(resp);
+	qsc_close(c);
+	return r;
+}
+
+static void
+enabled_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] ca enabled-cas -o DIR [--root ROOT_PEM] [--json]\n"
+	        "  The signed list of the device CAs enabled for new registrations, for\n"
+	        "  whoever registers devices: a disabled or revoked device CA (local or\n"
+	        "  online) is absent, while its devices' certificates still verify\n"
+	        "  against the CRLs until it is revoked. Writes\n"
+	        "    DIR/" CALIST_FILE "      one line of canonical JSON: type,\n"
+	        "        factory, root_serial, version, issued_at, expires and device_cas\n"
+	        "        [{serial, name, kind, subject, sha256, not_after}]\n"
+	        "    DIR/" CALIST_FILE ".sig  the root CA's ECDSA signature (DER)\n"
+	        "  --root checks the signature against that root certificate before\n"
+	        "  writing. A registrar checks it with openssl alone:\n"
+	        "    openssl x509 -in root.pem -noout -pubkey > root.pub\n"
+	        "    openssl dgst -sha256 -verify root.pub \\\n"
+	        "      -signature " CALIST_FILE ".sig " CALIST_FILE "\n"
+	        "  (\"Verified OK\"), then refuses a list whose version is lower than the\n"
+	        "  last it accepted or whose expires (unix seconds) has passed, and\n"
+	        "  registers a device only if its CA's serial is in device_cas.\n"
+	        "example: %s -p registrar ca enabled-cas -o /srv/pki --root root.pem\n",
+	        progname, progname);
+}
+
+static int
+enabled_main(int argc, char **argv, struct globals *g)
+{
+	Qsign__V1__PkiCrlResponse *resp = NULL;
+	struct ca_opts o;
+	qsc_client *c = NULL;
+	int r;
+
+	if ((r = ca_parse(argc, argv, g, enabled_usage, 0, &o)) >= 0)
+		return r;
+	if (o.out == NULL) {
+		errmsg("-o DIR is required (the list and its signature are two files)");
+		enabled_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_pki_crl(c, &resp)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	if ((r = write_calist(o.out, resp->enabled_device_cas, o.root)) != EXIT_OK)
+		goto out;
+	if (g->json)
+		r = json_print(json_pack("{s:I, s:I, s:s}", "version",
+		                         (json_int_t)resp->enabled_device_cas->version, "expires",
+		                         (json_int_t)resp->enabled_device_cas->expires, "file",
+		                         CALIST_FILE),
+		               JSON_COMPACT)
+		            ? EXIT_FAILED
+		            : EXIT_OK;
+	else
+		fprintf(stderr, "%s: %s/%s version %llu%s\n", progname, o.out, CALIST_FILE,
+		        (unsigned long long)resp->enabled_device_cas->version,
+		        o.root ? " (signature checked)" : "");
 out:
 	qsc_free(resp);
 	qsc_close(c);
@@ -779,6 +934,8 @@ const struct command ca_commands[] = {
         {"revoke-device-ca", revoke_main, revoke_usage, "revoke a device CA (quorum)", NULL},
         {"revoke-device", revoke_dev_main, revoke_dev_usage, "revoke a device certificate", NULL},
         {"crl", crl_main, crl_usage, "current CRLs in PEM", NULL},
+        {"enabled-cas", enabled_main, enabled_usage,
+         "signed list of device CAs enabled for registration", NULL},
         {"fetch", fetch_main, fetch_usage, "result of a signed PKI request", NULL},
         {NULL, NULL, NULL, NULL, NULL},
 };

@@ -8,6 +8,8 @@
  *   pki.dev    <serial>       one issued device certificate
  *   pki.devrev <ca serial>    revoked device certificates of an online CA
  *   pki.crl    <issuer serial> version = CRLNumber
+ *   pki.calist enabled        the signed list of enabled device CAs;
+ *                             version = the list's version
  *
  * Locking: state changes (request execution, CRL re-signing) hold
  * srv->req_mu and then pki_lock for writing; online device issuance holds
@@ -19,8 +21,11 @@
  * Disable vs revoke: a disabled device CA gets no CRL entry. RFC 5280 and
  * OpenSSL treat an entry with reason certificateHold as revoked for as
  * long as it is listed, which would cut off the existing devices that a
- * disable must keep working; "disabled" is enforced here (no issuance) and
- * shown by Show. A revoke adds the CA to the root's CRL.
+ * disable must keep working; "disabled" is enforced here (no online
+ * issuance) and, for whoever registers devices, by the signed list of
+ * enabled device CAs (calist_ensure), which a disabled CA leaves. A revoke
+ * adds the CA to the root's CRL. A TLS / EST rotation puts the replaced
+ * certificate on the root's CRL (superseded_tls).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -44,6 +49,9 @@
 #define NS_DEV "pki.dev"
 #define NS_DEVREV "pki.devrev"
 #define NS_CRL "pki.crl"
+#define NS_CALIST "pki.calist"
+#define CALIST_NAME "enabled"
+#define CALIST_TYPE "qsign.enabled-device-cas.v1"
 #define ROOT_LABEL "qsign-pki-root"
 #define ROOT_CN "Factory-CA"
 /* A device CA's revoked certificates kept in one document: a CA whose
@@ -266,6 +274,60 @@ load_root(struct server *s, json_t **rec, X509 **x)
 /* ------------------------------------------------------------ CRLs */
 
 /*
+ * Append to `list` (as revoked entries, reason superseded) every TLS / EST
+ * certificate a rotation replaced: each stored version but the latest. The
+ * revocation time is the creation of the certificate that replaced it.
+ * Derived from the history rather than recorded at rotation, so that a
+ * crash between the new certificate and the CRL, or certificates rotated
+ * before rotation revoked them, still end up on the next root CRL.
+ */
+static int
+superseded_tls(struct store *st, json_t *list)
+{
+	static const char *const names[] = {"tls", "est"};
+	json_t *older = NULL, *newer = NULL;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < 2; i++) {
+		uint64_t cur = 0;
+		if ((r = doc_get(st, NS_TLS, names[i], &newer, &cur)) == QS_ERR_NOT_FOUND) {
+			r = 0;
+			continue;
+		}
+		for (uint64_t v = cur - 1; r == 0 && v >= 1; v--) {
+			uint8_t *d = NULL;
+			size_t dl = 0;
+			json_error_t e;
+			if ((r = store_doc_get(st, NS_TLS, names[i], v, &d, &dl, NULL)) != 0)
+				break;
+			older = json_loadb((const char *)d, dl, 0, &e);
+			free(d);
+			if (older == NULL) {
+				r = qs_fail(QS_ERR_DB, "%s/%s v%llu: stored document is not JSON",
+				            NS_TLS, names[i], (unsigned long long)v);
+				break;
+			}
+			if (json_array_append_new(
+			            list,
+			            json_pack("{s:s, s:s, s:I, s:i}", "serial",
+			                      jstr(older, "serial"), "state", "revoked",
+			                      "state_time",
+			                      json_integer_value(json_object_get(newer, "created")),
+			                      "reason_code", CRL_REASON_SUPERSEDED)) != 0)
+				r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			json_decref(newer);
+			newer = older;
+			older = NULL;
+		}
+		json_decref(newer);
+		newer = NULL;
+	}
+	json_decref(older);
+	json_decref(newer);
+	return r;
+}
+
+/*
  * Sign and store the next CRL of the CA `ca` (root or online device CA).
  * Caller holds req_mu and pki_lock (write). *pem_out optional.
  */
@@ -293,7 +355,8 @@ publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *
 		goto out;
 	number++;
 	if (is_root) {
-		if ((r = list_cas(s->store, &list)) != 0)
+		if ((r = list_cas(s->store, &list)) != 0 ||
+		    (r = superseded_tls(s->store, list)) != 0)
 			goto out;
 	} else {
 		r = doc_get(s->store, NS_DEVREV, serial, &list, NULL);
@@ -351,6 +414,152 @@ out:
 	json_decref(old);
 	X509_free(issuer);
 	X509_CRL_free(crl);
+	return r;
+}
+
+/* ------------------------------------------------------------ enabled CAs */
+
+/*
+ * Who registers devices decides whether a device CA's certificates are
+ * accepted for new registrations, so "disabled" must reach them: a list of
+ * the device CAs enabled for new registrations (state active, local or
+ * online), signed by the root CA key and published beside the CRLs. A
+ * disabled or revoked CA is absent from it; a disabled CA gets no CRL entry
+ * (its devices keep working). The document is canonical JSON (proto/pki.proto
+ * PkiCaList) with a version that grows at each re-signing, an issue time and
+ * an expiry, so that a registrar can refuse an older or stale list.
+ */
+
+/* The list's entries, from the current state. */
+static int
+calist_entries(struct store *st, json_t **out)
+{
+	json_t *cas = NULL, *a = json_array();
+	int r;
+
+	*out = NULL;
+	if (a == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if ((r = list_cas(st, &cas)) != 0)
+		goto out;
+	for (size_t i = 0; i < json_array_size(cas); i++) {
+		json_t *e = json_array_get(cas, i);
+		if (strcmp(jstr(e, "state"), "active") != 0)
+			continue;
+		if (json_array_append_new(
+		            a,
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "serial", jstr(e, "serial"),
+		                      "name", jstr(e, "name"), "kind", jstr(e, "kind"), "subject",
+		                      jstr(e, "subject"), "sha256", jstr(e, "sha256"), "not_after",
+		                      json_integer_value(json_object_get(e, "not_after")))) != 0) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	*out = a;
+	a = NULL;
+	r = 0;
+out:
+	json_decref(cas);
+	json_decref(a);
+	return r;
+}
+
+/*
+ * Sign and store the next version of the list if there is none, if the set
+ * of enabled CAs (or the root) changed since the latest (audited with
+ * `why`), or if less than half of its validity is left; otherwise nothing.
+ * Audited ("pki.ca_list").
+ * Caller holds req_mu and pki_lock (write); the root CA exists.
+ */
+static int
+calist_ensure(struct server *s, const struct pki_conf *c, const char *why)
+{
+	struct keyring_key *k = NULL;
+	json_t *root = NULL, *ents = NULL, *old = NULL, *doc = NULL, *stored = NULL,
+	       *serials = NULL;
+	X509 *rx = NULL;
+	char *text = NULL, *sig_hex = NULL, *sha_hex = NULL;
+	uint8_t sig[HSM_SIG_MAX + 16], dg[32];
+	size_t sig_len = 0, tlen;
+	uint64_t ver = 0;
+	int64_t now = now_s(), expires = now + c->crl_days * 86400;
+	int r;
+
+	if ((r = load_root(s, &root, &rx)) != 0 || (r = calist_entries(s->store, &ents)) != 0)
+		goto out;
+	r = doc_get(s->store, NS_CALIST, CALIST_NAME, &old, &ver);
+	if (r != 0 && r != QS_ERR_NOT_FOUND)
+		goto out;
+	if (r == QS_ERR_NOT_FOUND) {
+		why = "first list";
+	} else if (json_equal(json_object_get(old, "device_cas"), ents) &&
+	           strcmp(jstr(old, "root_serial"), jstr(root, "serial")) == 0) {
+		if (json_integer_value(json_object_get(old, "expires")) - now >
+		    c->crl_days * 86400 / 2) {
+			r = 0;
+			goto out;
+		}
+		why = "refresh before expiry";
+	}
+	doc = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:O}", "type", CALIST_TYPE, "factory",
+	                c->factory, "root_serial", jstr(root, "serial"), "version",
+	                (json_int_t)(ver + 1), "issued_at", (json_int_t)now, "expires",
+	                (json_int_t)expires, "device_cas", ents);
+	serials = json_array();
+	for (size_t i = 0; serials != NULL && i < json_array_size(ents); i++)
+		json_array_append_new(serials,
+		                      json_string(jstr(json_array_get(ents, i), "serial")));
+	if (doc == NULL || serials == NULL ||
+	    (text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* One line, newline-terminated: the file a registrar reads. */
+	tlen = strlen(text);
+	{
+		char *t2 = realloc(text, tlen + 2);
+		if (t2 == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		text = t2;
+		memcpy(text + tlen, "\n", 2);
+		tlen++;
+	}
+	qs_sha256((const uint8_t *)text, tlen, dg);
+	if ((r = ca_key(s, jstr(root, "key_uri"), &k)) != 0 ||
+	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, sig, &sig_len)) != 0)
+		goto out;
+	if ((sig_hex = qs_hex(sig, sig_len)) == NULL || (sha_hex = qs_hex(dg, 32)) == NULL ||
+	    (stored = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "document", text, "signature",
+	                        sig_hex, "version", (json_int_t)(ver + 1), "expires",
+	                        (json_int_t)expires, "root_serial", jstr(root, "serial"),
+	                        "device_cas", ents)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = audit_append(s->audit, "pki.ca_list",
+	                      json_pack("{s:I, s:s, s:O, s:I, s:s}", "version",
+	                                (json_int_t)(ver + 1), "sha256", sha_hex, "device_cas",
+	                                serials, "expires", (json_int_t)expires, "why", why))) !=
+	            0 ||
+	    (r = doc_put(s->store, NS_CALIST, CALIST_NAME, ver + 1, stored)) != 0)
+		goto out;
+	log_info("pki.ca_list", "version=%llu enabled=%zu why=%s", (unsigned long long)(ver + 1),
+	         json_array_size(ents), why);
+	r = 0;
+out:
+	free(text);
+	free(sig_hex);
+	free(sha_hex);
+	json_decref(root);
+	json_decref(ents);
+	json_decref(old);
+	json_decref(doc);
+	json_decref(stored);
+	json_decref(serials);
+	X509_free(rx);
 	return r;
 }
 
@@ -532,7 +741,8 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	rec = NULL;
 	/* Its first CRL, so that relying parties can check the chain at once. */
 	if ((r = doc_get(s->store, NS_ROOT, "root", &rec, NULL)) != 0 ||
-	    (r = publish_crl(s, &c, rec, "created", NULL)) != 0)
+	    (r = publish_crl(s, &c, rec, "created", NULL)) != 0 ||
+	    (r = calist_ensure(s, &c, "root created")) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -561,6 +771,52 @@ active_root(struct server *s, json_t **rec, X509 **x, struct keyring_key **k)
 	if (strcmp(jstr(*rec, "state"), "active") != 0)
 		return qs_fail(QS_ERR_PRECONDITION, "the root CA is %s", jstr(*rec, "state"));
 	return k != NULL ? ca_key(s, jstr(*rec, "key_uri"), k) : 0;
+}
+
+/* A rotation revokes the certificate it replaced (the version before the
+ * latest of `name`): audited, then on the root CRL, which lists every
+ * superseded TLS / EST certificate (superseded_tls). Caller holds req_mu
+ * and pki_lock (write). */
+static int
+revoke_replaced(struct server *s, const struct pki_conf *c, const char *name, const char *reqid)
+{
+	json_t *root = NULL, *cur = NULL, *old = NULL;
+	X509 *rx = NULL;
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	uint64_t ver = 0;
+	json_error_t e;
+	int r;
+
+	if ((r = doc_get(s->store, NS_TLS, name, &cur, &ver)) != 0)
+		goto out;
+	if (ver < 2) {
+		r = qs_fail(QS_ERR_INTERNAL, "%s: no replaced certificate to revoke", name);
+		goto out;
+	}
+	if ((r = store_doc_get(s->store, NS_TLS, name, ver - 1, &d, &dl, NULL)) != 0)
+		goto out;
+	if ((old = json_loadb((const char *)d, dl, 0, &e)) == NULL) {
+		r = qs_fail(QS_ERR_DB, "%s/%s v%llu: stored document is not JSON", NS_TLS, name,
+		            (unsigned long long)(ver - 1));
+		goto out;
+	}
+	if ((r = audit_append(s->audit, "pki.tls.revoked",
+	                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "serial",
+	                                jstr(old, "serial"), "replaced_by", jstr(cur, "serial"),
+	                                "reason", "superseded", "request", reqid))) != 0 ||
+	    (r = load_root(s, &root, &rx)) != 0 ||
+	    (r = publish_crl(s, c, root, "tls rotated", NULL)) != 0)
+		goto out;
+	log_info("pki.tls.revoked", "name=%s serial=%s replaced_by=%s request=%s", name,
+	         jstr(old, "serial"), jstr(cur, "serial"), reqid);
+out:
+	free(d);
+	json_decref(cur);
+	json_decref(old);
+	json_decref(root);
+	X509_free(rx);
+	return r;
 }
 
 static int
@@ -615,7 +871,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 	X509 *rx = NULL, *x = NULL;
 	char serial[PKI_MAX_SERIAL_HEX + 1], *pem = NULL;
 	uint64_t ver = 0;
-	int r;
+	int r, rotate;
 
 	clear_outputs(sigs, nsigs, result, rlen);
 	if ((r = tls_submit(s, p, ro, rq->submitter, rq->payload, rq->payload_len)) != 0 &&
@@ -624,13 +880,21 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 	if ((r = op_check(p, ro, rq->kind, rq->payload, rq->payload_len, &c, &op)) != 0 ||
 	    (r = pki_csr_parse((const uint8_t *)op->csr_pem, op->csr_len, &csr)) != 0)
 		goto out_unlocked;
+	rotate = strcmp(op->action, "rotate") == 0;
 	pthread_rwlock_wrlock(&pki_lock);
 	r = doc_get(s->store, NS_TLS, op->name, &prev, &ver);
 	if (r != 0 && r != QS_ERR_NOT_FOUND)
 		goto out;
-	if (r == 0 && (r = earlier_result(prev, rq->id, result, rlen)) != 0)
+	if (r == 0 && (r = earlier_result(prev, rq->id, result, rlen)) != 0) {
+		/* Issued before a crash: the revocation of the replaced
+		 * certificate may not have been published. */
+		if (r == 1 && rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0) {
+			free(*result);
+			clear_outputs(sigs, nsigs, result, rlen);
+		}
 		goto out;
-	if ((ver == 0) != (strcmp(op->action, "issue") == 0)) {
+	}
+	if ((ver == 0) != !rotate) {
 		r = qs_fail(QS_ERR_PRECONDITION, "%s: %s", op->name,
 		            ver == 0 ? "nothing to rotate" : "already issued: rotate it");
 		goto out;
@@ -653,7 +917,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 		goto out;
 	}
 	r = record_cert(s, NS_TLS, op->name, ver + 1, x, rec, "request", rq->id, &pem);
-	if (r != 0)
+	if (r != 0 || (rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0))
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -774,9 +1038,16 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 	if (!online && (r = pki_csr_parse((const uint8_t *)op->csr_pem, op->csr_len, &csr)) != 0)
 		goto out_unlocked;
 	pthread_rwlock_wrlock(&pki_lock);
-	if ((r = ca_by_request(s, rq->id, &rec)) != 0 ||
-	    (r = earlier_result(rec, rq->id, result, rlen)) != 0)
+	if ((r = ca_by_request(s, rq->id, &rec)) != 0)
 		goto out;
+	if ((r = earlier_result(rec, rq->id, result, rlen)) != 0) {
+		/* Added before a crash: the list may not show it yet. */
+		if (r == 1 && (r = calist_ensure(s, &c, "device CA added")) != 0) {
+			free(*result);
+			clear_outputs(sigs, nsigs, result, rlen);
+		}
+		goto out;
+	}
 	json_decref(rec);
 	rec = NULL;
 	if ((r = device_ca_state_check(s, &c, op, csr)) != 0 ||
@@ -816,6 +1087,8 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		goto out;
 	if (online && ((r = doc_get(s->store, NS_CA, serial, &rec, NULL)) != 0 ||
 	               (r = publish_crl(s, &c, rec, "created", NULL)) != 0))
+		goto out;
+	if ((r = calist_ensure(s, &c, "device CA added")) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -902,15 +1175,10 @@ ca_state_exec(struct server *s, const struct store_request *rq, const struct pol
 	if ((r = doc_get(s->store, NS_CA, op->serial, &rec, &ver)) != 0)
 		goto out;
 	if (strcmp(jstr(rec, "state_request"), rq->id) == 0) {
-		/* Done before a crash: hand back the current root CRL. */
-		json_t *crl = NULL;
-		if ((r = doc_get(s->store, NS_ROOT, "root", &root, NULL)) == 0 &&
-		    (r = doc_get(s->store, NS_CRL, jstr(root, "serial"), &crl, NULL)) == 0) {
-			if ((pem = strdup(jstr(crl, "pem"))) == NULL)
-				r = qs_fail(QS_ERR_NOMEM, "out of memory");
-			json_decref(crl);
-		}
-		goto done;
+		/* Done before a crash: the CRL and the list may not have been
+		 * published; publishing them again is harmless. */
+		to = jstr(rec, "state");
+		goto publish;
 	}
 	if ((r = next_state(op->serial, jstr(rec, "state"), op->action, &to)) != 0 ||
 	    (from = strdup(jstr(rec, "state"))) == NULL)
@@ -930,21 +1198,21 @@ ca_state_exec(struct server *s, const struct store_request *rq, const struct pol
 		goto out;
 	log_info("pki.ca.state", "serial=%s from=%s to=%s request=%s", op->serial, from, to,
 	         rq->id);
+publish:
 	/* The root CRL changes only on revoke; it is re-signed anyway so that
-	 * the result of every state change is the CRL in force. */
+	 * the result of every state change is the CRL in force. The list of
+	 * enabled CAs changes on every state change. */
 	{
 		X509 *rx = NULL;
 		r = load_root(s, &root, &rx);
 		X509_free(rx);
-		if (r != 0 || (r = publish_crl(s, &c, root, to, &pem)) != 0)
+		if (r != 0 || (r = publish_crl(s, &c, root, to, &pem)) != 0 ||
+		    (r = calist_ensure(s, &c, to)) != 0)
 			goto out;
 	}
-done:
-	if (r == 0 && pem != NULL) {
-		*result = (uint8_t *)pem;
-		*rlen = strlen(pem);
-		pem = NULL;
-	}
+	*result = (uint8_t *)pem;
+	*rlen = strlen(pem);
+	pem = NULL;
 out:
 	pthread_rwlock_unlock(&pki_lock);
 	free(pem);
@@ -1367,9 +1635,12 @@ h_pki_crl(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 {
 	Qsign__V1__PkiCrlRequest *req = NULL;
 	Qsign__V1__PkiCrlResponse resp = QSIGN__V1__PKI_CRL_RESPONSE__INIT;
+	Qsign__V1__PkiCaList list = QSIGN__V1__PKI_CA_LIST__INIT;
 	struct server *s = cx->srv;
 	struct pki_conf c;
-	json_t *keep = json_array(), *root = NULL, *cas = NULL, *crl = NULL;
+	json_t *keep = json_array(), *root = NULL, *cas = NULL, *crl = NULL, *cal = NULL;
+	uint8_t sig[HSM_SIG_MAX + 16];
+	size_t sig_len = 0;
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__pki_crl_request__descriptor, body, len, 64,
@@ -1398,16 +1669,28 @@ h_pki_crl(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 			if ((r = current_crl(s, &c, e, &crl)) == 0)
 				r = push_crl(&resp, keep, e, crl);
 		}
+	if (r == 0 && (r = calist_ensure(s, &c, "device CA state")) == 0 &&
+	    (r = doc_get(s->store, NS_CALIST, CALIST_NAME, &cal, NULL)) == 0 &&
+	    (r = qs_unhex(jstr(cal, "signature"), sig, sizeof(sig), &sig_len)) != 0)
+		r = qs_fail(QS_ERR_DB, "the stored list of enabled device CAs has a bad signature "
+		                       "field");
 	pthread_rwlock_unlock(&pki_lock);
 	pthread_mutex_unlock(&s->req_mu);
 	if (r != 0)
 		goto out;
+	list.document = (char *)jstr(cal, "document");
+	list.signature.data = sig;
+	list.signature.len = sig_len;
+	list.version = (uint64_t)json_integer_value(json_object_get(cal, "version"));
+	list.expires = json_integer_value(json_object_get(cal, "expires"));
+	resp.enabled_device_cas = &list;
 	r = qs_wire_pack(&resp.base, out, out_len);
 out:
 	for (size_t i = 0; i < resp.n_crls; i++)
 		free(resp.crls[i]);
 	free(resp.crls);
 	json_decref(crl);
+	json_decref(cal);
 	json_decref(root);
 	json_decref(cas);
 	json_decref(keep);
@@ -1444,6 +1727,8 @@ pki_crl_refresh(struct server *s)
 			crl = NULL;
 			r = current_crl(s, &c, e, &crl);
 		}
+	if (r == 0 && root != NULL)
+		r = calist_ensure(s, &c, "device CA state");
 	pthread_rwlock_unlock(&pki_lock);
 	pthread_mutex_unlock(&s->req_mu);
 	json_decref(crl);

@@ -48,6 +48,11 @@ int pki_policy_check(const struct policy *p, json_t *section);
  */
 int pki_sign_cert(X509 **x, const struct keyring_key *k);
 int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k);
+/* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by k over
+ * SHA-256 of data, checked against k's public key the way `openssl dgst
+ * -sha256 -verify` checks it. Errors as pki_sign_cert. */
+int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
+                  size_t *sig_len);
 
 /* Certificate profiles (pki_x509.c). */
 enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };
@@ -97,8 +102,9 @@ int h_pki_issue_device(struct call_ctx *, const uint8_t *, size_t, uint8_t **, s
 int h_pki_crl(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 
 /* Re-sign every CRL the daemon keeps (root, online device CAs) that has
- * less than half of its validity left, audited ("pki.crl"). Called by the
- * maintenance timer; a no-op without a "pki" section or root CA. */
+ * less than half of its validity left, audited ("pki.crl"), and the list of
+ * enabled device CAs likewise ("pki.ca_list"). Called by the maintenance
+ * timer; a no-op without a "pki" section or root CA. */
 int pki_crl_refresh(struct server *s);
 
 #endif

@@ -171,3 +171,33 @@ out:
 	EVP_PKEY_free(pub);
 	return r;
 }
+
+int
+pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
+              size_t *sig_len)
+{
+	EVP_PKEY *pub = NULL;
+	EVP_MD_CTX *md = NULL;
+	uint8_t dg[32];
+	int r;
+
+	*sig_len = 0;
+	if ((r = public_key(k, &pub)) != 0)
+		goto out;
+	qs_sha256(data, len, dg);
+	if ((r = keyring_sign(k, dg, NULL, 0, sig, sig_len)) != 0)
+		goto out;
+	/* What `openssl dgst -sha256 -verify` will check, checked here first. */
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1 ||
+	    EVP_DigestVerify(md, sig, *sig_len, data, len) != 1) {
+		*sig_len = 0;
+		r = ossl_fail("the token's signature does not verify with the CA key");
+		goto out;
+	}
+	r = 0;
+out:
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	return r;
+}

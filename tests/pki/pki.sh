@@ -152,11 +152,23 @@ openssl verify -CAfile root.pem srv2.pem >/dev/null || fail "rotated TLS certifi
 expect_rc 0 qsign -p admin1 ca show --history
 grep -q "^tls .* active $(serial_of srv2.pem)" "$T/out" || fail "rotated: $(cat "$T/out")"
 grep -q "^tls .* superseded $(serial_of srv.pem)" "$T/out" || fail "history: $(cat "$T/out")"
+# The rotation revoked the replaced certificate: root CRL entry, reason superseded.
+expect_rc 0 qsign -p admin1 ca crl -o "$T"
+if openssl verify -CAfile root.pem -CRLfile root.crl.pem -crl_check srv.pem >verify-old.txt 2>&1; then
+	fail "the rotated-out TLS certificate still verifies with -crl_check"
+fi
+grep -q "certificate revoked" verify-old.txt || fail "old TLS certificate: $(cat verify-old.txt)"
+openssl crl -in root.crl.pem -noout -text | grep -A5 -i "$(serial_of srv.pem)" | grep -q Superseded ||
+	fail "the old TLS certificate's CRL entry is not reason superseded"
+openssl verify -CAfile root.pem -CRLfile root.crl.pem -crl_check srv2.pem >/dev/null ||
+	fail "the new TLS certificate does not verify with -crl_check"
+expect_rc 0 qsign -p auditor audit tail -n 30
+grep -q "pki.tls.revoked" "$T/out" || fail "the revocation at rotation is not audited"
 csr est.key est.csr "/CN=est.$factory" -addext "subjectAltName=DNS:est.$factory"
 submit ca issue-tls --est --csr est.csr
 quorum "$id" est.pem
 openssl verify -CAfile root.pem est.pem >/dev/null || fail "EST TLS certificate"
-echo "ok: server TLS and EST certificates; rotate-tls keeps the previous one in the history"
+echo "ok: server TLS and EST certificates; rotate-tls keeps the previous one in the history and revokes it (CRL)"
 
 # ---- local device CA from a CSR (key stays at the site)
 csr local.key local.csr "/CN=site-1/OU=$factory" -addext "basicConstraints=critical,CA:TRUE,pathlen:1"
