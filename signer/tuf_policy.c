@@ -245,8 +245,16 @@ key_identity(const struct policy *p, const char *name, char **pem)
 	json_t *ext = json_object_get(json_object_get(p->ext_tuf, "external"), name);
 
 	*pem = NULL;
-	if (ki >= 0 && p->bound != NULL && p->bound[ki] != NULL)
-		return tuf_pem_normalize(p->bound[ki]->spki_pem, pem);
+	if (ki >= 0 && p->bound != NULL && p->bound[ki] != NULL) {
+		/* RSA keys (which no external key is) compare as the token
+		 * gives them. */
+		if (tuf_pem_normalize(p->bound[ki]->spki_pem, pem) == 0)
+			return 0;
+		qs_errclear();
+		if ((*pem = strdup(p->bound[ki]->spki_pem)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		return 0;
+	}
 	if (ext != NULL)
 		return tuf_pem_normalize(json_string_value(json_object_get(ext, "public_key")), pem);
 	return 0;
