@@ -538,9 +538,11 @@ rotate_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s tuf rotate-key [--keyid KEYID] [-m MSG] ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE (root, targets,\n"
-	        "prod-targets, snapshot, timestamp) has a new key, generated in the token on\n"
-	        "approval, instead of KEYID (default: the role's only key).\n",
+	        "Ask the TUF admins for root version N+1 in which ROLE has a new key,\n"
+	        "generated in the token on approval, instead of KEYID (default: the role's\n"
+	        "only key). Each repository has roles of its own: root, targets, snapshot,\n"
+	        "timestamp (CI) and prod-root, prod-targets, prod-snapshot, prod-timestamp\n"
+	        "(production).\n",
 	        progname);
 }
 
@@ -549,8 +551,8 @@ threshold_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s tuf set-threshold [-m MSG] ROLE N\n"
-	        "Ask the TUF admins for root version N+1 with ROLE's (root | prod-targets)\n"
-	        "threshold set to N.\n",
+	        "Ask the TUF admins for root version N+1 with ROLE's (root, prod-root or\n"
+	        "prod-targets) threshold set to N.\n",
 	        progname);
 }
 
@@ -649,11 +651,12 @@ add_key_usage(FILE *f)
 	        "usage: %s tuf add-key [-m MSG] ROLE\n"
 	        "       %s tuf add-key [-m MSG] --external NAME --holder PRINCIPAL\n"
 	        "                      --public-key FILE ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE (root | prod-targets)\n"
-	        "has one more key: generated in the daemon's token on approval, or an external\n"
+	        "Ask the TUF admins for root version N+1 in which ROLE (root, prod-root or\n"
+	        "prod-targets) has one more key: generated in the daemon's token on approval, or an external\n"
 	        "ECDSA P-256 key that PRINCIPAL (an approver of the role's gate) holds in their\n"
 	        "own token; FILE is its SPKI PEM (`qsign-token pubkey` prints it). The holder\n"
-	        "signs with `qsign tuf sign`.\n",
+	        "signs with `qsign tuf sign`. A key of one repository is refused for the\n"
+	        "other: an admin holds one root key per repository.\n",
 	        progname, progname);
 }
 
@@ -741,8 +744,8 @@ remove_key_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s tuf remove-key [-m MSG] ROLE KEYID\n"
-	        "Ask the TUF admins for root version N+1 without ROLE's (root | prod-targets)\n"
-	        "key KEYID. Refused if the role could no longer meet its threshold.\n",
+	        "Ask the TUF admins for root version N+1 without ROLE's (root, prod-root or\n"
+	        "prod-targets) key KEYID. Refused if the role could no longer meet its threshold.\n",
 	        progname);
 }
 
@@ -768,7 +771,9 @@ expiry_usage(FILE *f)
 	        "Ask the TUF admins for root version N+1 after which ROLE's metadata is signed\n"
 	        "to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each signing. Targets\n"
 	        "in force are re-signed with the new expiry (targets: CI, prod-targets:\n"
-	        "production); snapshot and timestamp bounds follow tuf.refresh.\n",
+	        "production); snapshot and timestamp bounds follow tuf.refresh. ROLE is a\n"
+	        "CI role (root, targets, snapshot, timestamp) or a production one (prod-root,\n"
+	        "prod-targets, prod-snapshot, prod-timestamp).\n",
 	        progname);
 }
 
@@ -784,6 +789,118 @@ expiry_main(int argc, char **argv, struct globals *g)
 	                   json_pack("{s:s, s:s, s:s}", "op", "set-expiry", "role", argv[optind],
 	                             "expires", argv[optind + 1]),
 	                   msg);
+}
+
+static void
+separate_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s tuf separate [-m MSG] [--external NAME --holder PRINCIPAL\n"
+	        "                       --public-key FILE]...\n"
+	        "Ask the TUF admins for root version N+1 in which production shares no key\n"
+	        "with CI (repositories initialised before each had keys of its own; `tuf\n"
+	        "review` lists the shared keys): every shared daemon key of a production role\n"
+	        "is replaced by a new key generated in the same token, every shared external\n"
+	        "key leaves prod-root, and each --external key (the holder's production root\n"
+	        "key, SPKI PEM in FILE) joins it. Holders then sign both new roots with\n"
+	        "`qsign tuf sign -i CI_KEY -i PROD_KEY`.\n",
+	        progname);
+}
+
+/* The SPKI PEM in file `path`, normalised; NULL after saying why. */
+static char *
+read_pem(const char *path)
+{
+	uint8_t *pem = NULL;
+	size_t pem_len = 0;
+	char *norm = NULL;
+
+	if (read_input(path, 8192, &pem, &pem_len) != 0)
+		return NULL;
+	if ((pem = realloc(pem, pem_len + 1)) == NULL) {
+		errmsg("out of memory");
+		return NULL;
+	}
+	pem[pem_len] = '\0';
+	if (tuf_pem_normalize((const char *)pem, &norm) != 0)
+		errmsg("%s: %s", path, qs_errdetail());
+	free(pem);
+	return norm;
+}
+
+static int
+separate_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_EXT = 256, O_HOLDER, O_PUB };
+	static const struct option opts[] = {
+	        {"external", required_argument, NULL, O_EXT},
+	        {"holder", required_argument, NULL, O_HOLDER},
+	        {"public-key", required_argument, NULL, O_PUB},
+	        {"message", required_argument, NULL, 'm'},
+	        {"json", no_argument, NULL, 'J'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *msg = NULL, *name[16], *holder[16], *pub[16];
+	size_t nn = 0, nh = 0, np = 0;
+	json_t *pl, *ext = NULL;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case O_EXT:
+		case O_HOLDER:
+		case O_PUB:
+			if (nn == 16 || nh == 16 || np == 16) {
+				errmsg("at most 16 external keys");
+				return EXIT_USAGE;
+			}
+			if (ch == O_EXT)
+				name[nn++] = optarg;
+			else if (ch == O_HOLDER)
+				holder[nh++] = optarg;
+			else
+				pub[np++] = optarg;
+			break;
+		case 'm':
+			msg = optarg;
+			break;
+		case 'J':
+			g->json = 1;
+			break;
+		case 'h':
+			separate_usage(stdout);
+			return EXIT_OK;
+		default:
+			separate_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc != optind || nn != nh || nn != np) {
+		separate_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((pl = json_pack("{s:s}", "op", "separate")) == NULL ||
+	    (nn > 0 && (ext = json_array()) == NULL)) {
+		json_decref(pl);
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
+	for (size_t i = 0; i < nn; i++) {
+		char *norm = read_pem(pub[i]);
+		if (norm == NULL) {
+			json_decref(pl);
+			json_decref(ext);
+			return EXIT_FAILED;
+		}
+		json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "name", name[i], "holder",
+		                                     holder[i], "public_key", norm));
+		free(norm);
+	}
+	if (nn > 0)
+		json_object_set_new(pl, "external", ext);
+	return root_change(g, pl, msg);
 }
 
 /* ------------------------------------------------------------ external signing */
@@ -932,14 +1049,18 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf sign [-i KEY] [--pin-source SRC] [--no-approve] [--yes]\n"
+	        "usage: %s tuf sign [-i KEY]... [--pin-source SRC] [--no-approve] [--yes]\n"
 	        "                 [-m MSG] REQUEST_ID\n"
-	        "Sign, with your own offline TUF key, the metadata TUF request REQUEST_ID will\n"
+	        "Sign, with your own offline TUF keys, the metadata TUF request REQUEST_ID will\n"
 	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"
 	        "the payload's SHA-256 you were shown) unless --no-approve.\n"
 	        "  -i, --key KEY      a pkcs11: URI of your key in your own token (module from\n"
 	        "                     the URI's module-path or QSIGN_PKCS11_MODULE), or a PEM\n"
-	        "                     file; default: your identity\n"
+	        "                     file; default: your identity. Repeat it for each of\n"
+	        "                     your keys (up to 4): the CI and production roots have\n"
+	        "                     keys of their own, so a root holder gives both, and\n"
+	        "                     each signs the documents it counts for (one prompt,\n"
+	        "                     one approval)\n"
 	        "  --pin-source SRC   file:/path or env:NAME, when the URI has no pin-source\n"
 	        "                     (default: QSIGN_PIN_FILE)\n"
 	        "  --yes              sign without asking (required when stdin is no terminal)\n"
@@ -952,7 +1073,7 @@ sign_usage(FILE *f)
 	        "The daemon verifies every signature and publishes once every threshold is\n"
 	        "met.\n"
 	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8 -i "
-	        "'pkcs11:token=admin1;object=tuf-root'\n",
+	        "'pkcs11:token=admin1;object=ci-root' -i 'pkcs11:token=admin1;object=prod-root'\n",
 	        progname, progname);
 }
 
@@ -1083,17 +1204,21 @@ duration_s(const char *d)
 }
 
 /* Root N+1 (`nx`) against root N (`cur`) under the root-change payload
- * `pl`, for flavour repo. */
+ * `pl`, for flavour repo; `other` is the other repository's root in force. */
 static int
-check_root_change(const char *repo, const json_t *cur, const json_t *nx, const json_t *pl)
+check_root_change(const char *repo, const json_t *cur, const json_t *nx, const json_t *pl,
+                  const json_t *other)
 {
 	static const char *const roles[] = {"root", "targets", "snapshot", "timestamp", NULL};
 	const char *op = json_string_value(json_object_get(pl, "op"));
 	const char *prole = json_string_value(json_object_get(pl, "role"));
-	/* The role of root.json the change touches ("" for none). */
-	const char *hit = strcmp(prole, "prod-targets") == 0
-	                          ? (strcmp(repo, "prod") == 0 ? "targets" : "")
-	                          : prole;
+	/* The role of root.json the change touches ("" for none): each
+	 * repository's roles are its own. */
+	const char *hit = prole != NULL && strcmp(tuf_role_repo(prole), repo) == 0
+	                          ? tuf_role_type(prole)
+	                          : "";
+	int separate = strcmp(op, "separate") == 0;
+	json_t *okeys = json_object_get(other, "keys");
 	int64_t exp = 0, now = (int64_t)time(NULL);
 	json_t *keys = json_object_get(nx, "keys"), *used = json_object();
 	const char *k;
@@ -1112,7 +1237,7 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 		       json_string_value(json_object_get(nx, "expires")));
 		goto bad;
 	}
-	if (strcmp(op, "set-expiry") == 0 && strcmp(prole, "root") == 0) {
+	if (strcmp(op, "set-expiry") == 0 && strcmp(hit, "root") == 0) {
 		int64_t want = now + duration_s(json_string_value(json_object_get(pl, "expires")));
 		if (exp < want - 2 * 86400 || exp > want + 86400) {
 			errmsg("%s root: expires %s, the change asks for %s from now", repo,
@@ -1132,7 +1257,15 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 		                         json_object_get(b, "threshold"));
 		int ok;
 		json_object_update(used, sb);
-		if (strcmp(roles[i], hit) != 0 || strcmp(op, "set-expiry") == 0) {
+		if (separate && strcmp(repo, "prod") == 0) {
+			/* Only keys CI has go; none CI has comes or stays. */
+			const char *x;
+			json_t *y;
+			ok = same_th;
+			json_object_foreach(sa, x, y) ok &= json_object_get(sb, x) != NULL ||
+			                                    json_object_get(okeys, x) != NULL;
+			json_object_foreach(sb, x, y) ok &= json_object_get(okeys, x) == NULL;
+		} else if (separate || strcmp(roles[i], hit) != 0 || strcmp(op, "set-expiry") == 0) {
 			ok = ngone == 0 && nadd == 0 && same_th;
 		} else if (strcmp(op, "rotate-key") == 0) {
 			const char *want = json_string_value(json_object_get(pl, "keyid"));
@@ -1165,7 +1298,7 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 			errmsg("%s root version %lld: role %s does not change as the request says "
 			       "(%s %s)",
 			       repo, (long long)json_integer_value(json_object_get(nx, "version")),
-			       roles[i], op, prole);
+			       roles[i], op, prole != NULL ? prole : "");
 			goto bad;
 		}
 	}
@@ -1203,17 +1336,12 @@ check_root_init(const char *repo, const json_t *nx, const json_t *tuf)
 	}
 	for (size_t i = 0; names[i] != NULL; i++) {
 		json_t *ro = json_object_get(json_object_get(nx, "roles"), names[i]);
-		json_t *pr = json_object_get(roles, names[i]), *ids = str_set(json_object_get(ro, "keyids"));
+		json_t *pr = json_object_get(roles, tuf_repo_role(repo, names[i]));
+		json_t *ids = str_set(json_object_get(ro, "keyids"));
 		json_t *pk = json_object_get(pr, "keys"), *name;
 		json_int_t th = json_integer_value(json_object_get(pr, "threshold"));
 		size_t nk = json_array_size(pk), j;
 		int ok = 1;
-		if (strcmp(names[i], "targets") == 0 && strcmp(repo, "prod") == 0) {
-			pr = json_object_get(roles, "prod-targets");
-			th = json_integer_value(json_object_get(pr, "threshold"));
-			nk += json_array_size(json_object_get(pr, "keys"));
-			pk = json_object_get(pr, "keys");
-		}
 		ok = json_integer_value(json_object_get(ro, "threshold")) == th &&
 		     json_object_size(ids) == nk;
 		/* Every external key of the policy for this role is in it. */
@@ -1284,13 +1412,17 @@ check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__Req
 		if (strcmp(d->role, "root") == 0 && strcmp(rv->kind, "tuf-init") == 0) {
 			ok = check_root_init(d->repo, sj, tuf);
 		} else if (strcmp(d->role, "root") == 0 && strcmp(rv->kind, "tuf-root") == 0) {
-			json_t *env = get_env(g, c, d->repo, "root");
+			json_t *env = get_env(g, c, d->repo, "root"), *oth = NULL;
 			if (env != NULL && root_self_signed(env) != 0)
 				errmsg("%s root in force is not signed by its own threshold",
 				       d->repo);
-			else if (env != NULL)
-				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj, pl);
+			else if (env != NULL &&
+			         (oth = get_signed(g, c, strcmp(d->repo, "prod") == 0 ? "ci" : "prod",
+			                           "root")) != NULL)
+				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj, pl,
+				                       oth);
 			json_decref(env);
+			json_decref(oth);
 		} else if (strcmp(d->role, "targets") == 0 && strcmp(d->repo, "prod") == 0) {
 			if (strcmp(rv->kind, "tuf-promote") == 0) {
 				ok = json_equal(json_object_get(sj, "targets"),
@@ -1342,6 +1474,7 @@ static int
 sign_main(int argc, char **argv, struct globals *g)
 {
 	enum { O_PIN = 256, O_NOAPPROVE, O_YES };
+	enum { MAX_KEYS = 4 };
 	static const struct option opts[] = {
 	        {"key", required_argument, NULL, 'i'},
 	        {"yes", no_argument, NULL, O_YES},
@@ -1352,17 +1485,17 @@ sign_main(int argc, char **argv, struct globals *g)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *key = NULL, *pin = NULL, *msg = NULL, *id;
+	const char *keys[MAX_KEYS], *pin = NULL, *msg = NULL, *id;
 	Qsign__V1__TufPrepareResponse *p = NULL, *after = NULL;
 	Qsign__V1__RequestView *rv = NULL, *vv = NULL;
 	struct qsc_options o;
-	qsc_identity *tk = NULL;
+	qsc_identity *tk[MAX_KEYS] = {0};
 	qsc_client *c = NULL;
-	char *pem = NULL, kid[65], pinbuf[1100];
+	char *pem = NULL, kid[MAX_KEYS][65], pinbuf[1100];
 	uint32_t docs[16];
 	const char *kids[16];
 	uint8_t *sigs[16] = {0}, dg[32];
-	size_t lens[16], n = 0;
+	size_t lens[16], n = 0, nkeys = 0, used[MAX_KEYS] = {0};
 	int ch, r, approve = 1, yes = 0;
 
 	optind = 1;
@@ -1370,7 +1503,11 @@ sign_main(int argc, char **argv, struct globals *g)
 		switch (ch) {
 		case 'i':
 		case 'k':
-			key = optarg;
+			if (nkeys == MAX_KEYS) {
+				errmsg("at most %d keys", MAX_KEYS);
+				return EXIT_USAGE;
+			}
+			keys[nkeys++] = optarg;
 			break;
 		case O_YES:
 			yes = 1;
@@ -1400,11 +1537,12 @@ sign_main(int argc, char **argv, struct globals *g)
 		return EXIT_USAGE;
 	}
 	id = argv[optind];
+	if (nkeys == 0)
+		keys[nkeys++] = g->identity;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	/* The TUF key: like an identity, but its own. */
+	/* The TUF keys: like an identity, but their own. */
 	memset(&o, 0, sizeof(o));
-	o.identity = key != NULL ? key : g->identity;
 	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
 	if (pin == NULL && (pin = getenv("QSIGN_PIN_FILE")) != NULL && pin[0] != '\0' &&
 	    strncmp(pin, "file:", 5) != 0 && strncmp(pin, "env:", 4) != 0) {
@@ -1412,20 +1550,29 @@ sign_main(int argc, char **argv, struct globals *g)
 		pin = pinbuf;
 	}
 	o.pin_source = pin != NULL && pin[0] != '\0' ? pin : NULL;
-	if ((r = qsc_id_load(&o, &tk)) != 0 || (r = qsc_id_public_pem(tk, &pem)) != 0) {
-		errmsg("TUF key %s: %s", o.identity, qs_errdetail());
-		r = EXIT_FAILED;
-		goto out;
-	}
-	{
+	for (size_t k = 0; k < nkeys; k++) {
 		char *norm = NULL;
-		if (tuf_pem_normalize(pem, &norm) != 0 || tuf_keyid_pem(norm, kid) != 0) {
+		o.identity = keys[k];
+		if ((r = qsc_id_load(&o, &tk[k])) != 0 || (r = qsc_id_public_pem(tk[k], &pem)) != 0) {
+			errmsg("TUF key %s: %s", o.identity, qs_errdetail());
+			r = EXIT_FAILED;
+			goto out;
+		}
+		if (tuf_pem_normalize(pem, &norm) != 0 || tuf_keyid_pem(norm, kid[k]) != 0) {
 			free(norm);
 			errmsg("TUF key %s: TUF keys here are ECDSA P-256 or Ed25519", o.identity);
 			r = EXIT_FAILED;
 			goto out;
 		}
 		free(norm);
+		free(pem);
+		pem = NULL;
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(kid[j], kid[k]) == 0) {
+				errmsg("TUF keys %s and %s are the same key", keys[j], keys[k]);
+				r = EXIT_USAGE;
+				goto out;
+			}
 	}
 	if ((r = qsc_request_get(c, id, 1, &rv)) != 0 || (r = qsc_tuf_prepare(c, id, &p)) != 0) {
 		r = report(g, c, r);
@@ -1437,21 +1584,51 @@ sign_main(int argc, char **argv, struct globals *g)
 		r = EXIT_FAILED;
 		goto out;
 	}
-	/* What this key will sign, checked and shown before anything is. */
-	if (check_prepared_docs(g, c, rv, p, kid) != 0) {
-		errmsg("refusing to sign request %s", id);
-		r = EXIT_FAILED;
-		goto out;
-	}
-	fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid, id, rv->kind);
-	for (size_t i = 0; i < p->n_docs; i++) {
-		int mine = 0;
-		for (size_t k = 0; k < p->docs[i]->n_wanted; k++)
-			mine |= strcmp(p->docs[i]->wanted[k]->keyid, kid) == 0;
-		if (!mine)
+	/* What each key will sign, checked and shown before anything is. */
+	for (size_t k = 0; k < nkeys; k++) {
+		if (check_prepared_docs(g, c, rv, p, kid[k]) != 0) {
+			errmsg("refusing to sign request %s", id);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		for (size_t i = 0; i < p->n_docs; i++)
+			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
+				used[k] += strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
+		if (used[k] == 0 && nkeys > 1)
+			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
+			        id, keys[k], kid[k]);
+		if (used[k] == 0)
 			continue;
-		fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo, p->docs[i]->role,
-		        (unsigned long long)p->docs[i]->version);
+		fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid[k], id,
+		        rv->kind);
+		for (size_t i = 0; i < p->n_docs; i++) {
+			int mine = 0;
+			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
+				mine |= strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
+			if (mine)
+				fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo,
+				        p->docs[i]->role, (unsigned long long)p->docs[i]->version);
+		}
+	}
+	{
+		size_t total = 0;
+		for (size_t k = 0; k < nkeys; k++)
+			total += used[k];
+		if (total == 0) {
+			if (nkeys == 1)
+				errmsg("request %s needs no signature of key %s (keyid %s)", id,
+				       keys[0], kid[0]);
+			else
+				errmsg("request %s needs no signature of any of these keys", id);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		if (total > 16) {
+			errmsg("request %s wants %zu signatures of these keys: at most 16 at once",
+			       id, total);
+			r = EXIT_FAILED;
+			goto out;
+		}
 	}
 	if (!yes) {
 		char line[16];
@@ -1469,46 +1646,44 @@ sign_main(int argc, char **argv, struct globals *g)
 	}
 	for (size_t i = 0; i < p->n_docs; i++) {
 		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
-		int mine = 0;
-		for (size_t k = 0; k < d->n_wanted; k++)
-			mine |= strcmp(d->wanted[k]->keyid, kid) == 0;
-		if (!mine)
-			continue;
-		if (check_doc(d) != 0) {
-			errmsg("document %zu of request %s is not canonical TUF %s metadata of "
-			       "version %llu: refusing to sign it",
-			       i, id, d->role, (unsigned long long)d->version);
-			r = EXIT_FAILED;
-			goto out;
+		for (size_t k = 0; k < nkeys; k++) {
+			int mine = 0;
+			for (size_t w = 0; w < d->n_wanted; w++)
+				mine |= strcmp(d->wanted[w]->keyid, kid[k]) == 0;
+			if (!mine)
+				continue;
+			if (check_doc(d) != 0) {
+				errmsg("document %zu of request %s is not canonical TUF %s metadata "
+				       "of version %llu: refusing to sign it",
+				       i, id, d->role, (unsigned long long)d->version);
+				r = EXIT_FAILED;
+				goto out;
+			}
+			if ((sigs[n] = malloc(QS_MAX_PRINCIPAL_SIG)) == NULL) {
+				errmsg("out of memory");
+				r = EXIT_FAILED;
+				goto out;
+			}
+			lens[n] = QS_MAX_PRINCIPAL_SIG;
+			if ((r = qsc_id_sign(tk[k], d->canonical.data, d->canonical.len, sigs[n],
+			                     &lens[n])) != 0) {
+				errmsg("signing with %s: %s", keys[k], qs_errdetail());
+				n++;
+				r = EXIT_FAILED;
+				goto out;
+			}
+			docs[n] = (uint32_t)i;
+			kids[n] = kid[k];
+			n++;
+			if (!g->json) {
+				printf("signed ");
+				put_safe(stdout, d->repo, 0);
+				putchar(' ');
+				put_safe(stdout, d->role, 0);
+				printf(" version %llu with key %.16s...\n",
+				       (unsigned long long)d->version, kid[k]);
+			}
 		}
-		if ((sigs[n] = malloc(QS_MAX_PRINCIPAL_SIG)) == NULL) {
-			errmsg("out of memory");
-			r = EXIT_FAILED;
-			goto out;
-		}
-		lens[n] = QS_MAX_PRINCIPAL_SIG;
-		if ((r = qsc_id_sign(tk, d->canonical.data, d->canonical.len, sigs[n], &lens[n])) !=
-		    0) {
-			errmsg("signing with %s: %s", o.identity, qs_errdetail());
-			r = EXIT_FAILED;
-			goto out;
-		}
-		docs[n] = (uint32_t)i;
-		kids[n] = kid;
-		n++;
-		if (!g->json) {
-			printf("signed ");
-			put_safe(stdout, d->repo, 0);
-			putchar(' ');
-			put_safe(stdout, d->role, 0);
-			printf(" version %llu with key %.16s...\n", (unsigned long long)d->version,
-			       kid);
-		}
-	}
-	if (n == 0) {
-		errmsg("request %s needs no signature of key %s (keyid %s)", id, o.identity, kid);
-		r = EXIT_FAILED;
-		goto out;
 	}
 	if ((r = qsc_tuf_add_signatures(c, id, docs, kids, sigs, lens, n, &after)) != 0) {
 		r = report(g, c, r);
@@ -1553,7 +1728,8 @@ out:
 	qsc_free(after);
 	qsc_free(rv);
 	qsc_free(vv);
-	qsc_id_free(tk);
+	for (size_t k = 0; k < nkeys; k++)
+		qsc_id_free(tk[k]);
 	qsc_close(c);
 	return r;
 }
@@ -1616,6 +1792,8 @@ const struct command tuf_commands[] = {
         {"remove-key", remove_key_main, remove_key_usage,
          "request a root or prod-targets key removed", NULL},
         {"set-expiry", expiry_main, expiry_usage, "request a role's metadata lifetime", NULL},
+        {"separate", separate_main, separate_usage,
+         "request production keys of its own where it shares keys with CI", NULL},
         {"status", status_main, status_usage,
          "show what a TUF request will publish and who still signs", NULL},
         {"sign", sign_main, sign_usage, "sign a TUF request with your own offline key", NULL},

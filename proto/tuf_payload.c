@@ -60,17 +60,47 @@ check_init(const json_t *j)
 	return 0;
 }
 
+const char *const tuf_key_roles[] = {"root",      "targets",      "snapshot",
+                                     "timestamp", "prod-root",    "prod-targets",
+                                     "prod-snapshot", "prod-timestamp", NULL};
+
+const char *
+tuf_role_repo(const char *role)
+{
+	return strncmp(role, "prod-", 5) == 0 ? "prod" : "ci";
+}
+
+const char *
+tuf_role_type(const char *role)
+{
+	return strncmp(role, "prod-", 5) == 0 ? role + 5 : role;
+}
+
+const char *
+tuf_repo_role(const char *repo, const char *type)
+{
+	size_t i;
+
+	for (i = 0; tuf_key_roles[i] != NULL; i++)
+		if (strcmp(tuf_role_repo(tuf_key_roles[i]), repo) == 0 &&
+		    strcmp(tuf_role_type(tuf_key_roles[i]), type) == 0)
+			return tuf_key_roles[i];
+	return NULL;
+}
+
 static int
 role_name_ok(const char *r)
 {
-	static const char *const roles[] = {"root",     "targets",   "prod-targets",
-	                                    "snapshot", "timestamp", NULL};
-
-	for (size_t i = 0; r != NULL && roles[i] != NULL; i++)
-		if (strcmp(r, roles[i]) == 0)
+	for (size_t i = 0; r != NULL && tuf_key_roles[i] != NULL; i++)
+		if (strcmp(r, tuf_key_roles[i]) == 0)
 			return 1;
 	return 0;
 }
+
+#define ROLE_NAMES                                                                          \
+	"root, targets, snapshot, timestamp (CI) or prod-root, prod-targets, prod-snapshot, " \
+	"prod-timestamp (production)"
+#define OFFLINE_NAMES "root, prod-root or prod-targets"
 
 static int
 keyid_ok(const json_t *j)
@@ -118,9 +148,13 @@ check_root(const json_t *j)
 	static const char *const add[] = {"op", "role", "base_version", "external", NULL};
 	static const char *const rem[] = {"op", "role", "base_version", "keyid", NULL};
 	static const char *const exp[] = {"op", "role", "base_version", "expires", NULL};
+	static const char *const sep[] = {"op", "base_version", "external", NULL};
 	const char *op = str(j, "op"), *role = str(j, "role");
 	json_int_t base = json_integer_value(json_object_get(j, "base_version"));
-	int offline = role != NULL && (strcmp(role, "root") == 0 || strcmp(role, "prod-targets") == 0);
+	/* The roles whose key sets and thresholds admins manage. */
+	int offline = role != NULL &&
+	              (strcmp(role, "root") == 0 || strcmp(role, "prod-root") == 0 ||
+	               strcmp(role, "prod-targets") == 0);
 	int r;
 
 	if (!json_is_integer(json_object_get(j, "base_version")) || base < 1)
@@ -130,8 +164,7 @@ check_root(const json_t *j)
 		if ((r = only(j, rot)) != 0)
 			return r;
 		if (!role_name_ok(role))
-			return qs_fail(QS_ERR_INVALID,
-			               "role: root, targets, prod-targets, snapshot or timestamp");
+			return qs_fail(QS_ERR_INVALID, "role: " ROLE_NAMES);
 		if (json_object_get(j, "keyid") != NULL && !keyid_ok(j))
 			return qs_fail(QS_ERR_INVALID, "keyid: 64 lower-case hex characters");
 		return 0;
@@ -141,7 +174,7 @@ check_root(const json_t *j)
 		if ((r = only(j, thr)) != 0)
 			return r;
 		if (!offline)
-			return qs_fail(QS_ERR_INVALID, "set-threshold: role root or prod-targets");
+			return qs_fail(QS_ERR_INVALID, "set-threshold: role " OFFLINE_NAMES);
 		if (!json_is_integer(json_object_get(j, "threshold")) || t < 1 || t > 64)
 			return qs_fail(QS_ERR_INVALID, "threshold: an integer 1..64");
 		if (strcmp(role, "prod-targets") == 0 && t < 2)
@@ -153,7 +186,7 @@ check_root(const json_t *j)
 		if ((r = only(j, add)) != 0)
 			return r;
 		if (!offline)
-			return qs_fail(QS_ERR_INVALID, "add-key: role root or prod-targets");
+			return qs_fail(QS_ERR_INVALID, "add-key: role " OFFLINE_NAMES);
 		if (json_object_get(j, "external") != NULL &&
 		    (r = check_external(json_object_get(j, "external"))) != 0)
 			return r;
@@ -163,7 +196,7 @@ check_root(const json_t *j)
 		if ((r = only(j, rem)) != 0)
 			return r;
 		if (!offline)
-			return qs_fail(QS_ERR_INVALID, "remove-key: role root or prod-targets");
+			return qs_fail(QS_ERR_INVALID, "remove-key: role " OFFLINE_NAMES);
 		if (!keyid_ok(j))
 			return qs_fail(QS_ERR_INVALID, "keyid: 64 lower-case hex characters");
 		return 0;
@@ -172,15 +205,31 @@ check_root(const json_t *j)
 		if ((r = only(j, exp)) != 0)
 			return r;
 		if (!role_name_ok(role))
-			return qs_fail(QS_ERR_INVALID,
-			               "role: root, targets, prod-targets, snapshot or timestamp");
+			return qs_fail(QS_ERR_INVALID, "role: " ROLE_NAMES);
 		if (!duration_ok(str(j, "expires")))
 			return qs_fail(QS_ERR_INVALID,
 			               "expires: a duration such as \"365d\", \"12h\" (s, m, h, d)");
 		return 0;
 	}
-	return qs_fail(QS_ERR_INVALID,
-	               "op: rotate-key, set-threshold, add-key, remove-key or set-expiry");
+	if (op != NULL && strcmp(op, "separate") == 0) {
+		/* Production gets keys of its own for every key it shares with
+		 * CI; "external" are the production root keys that replace
+		 * the shared external ones (admins hold one per repository). */
+		json_t *x = json_object_get(j, "external"), *e;
+		size_t i;
+		if ((r = only(j, sep)) != 0)
+			return r;
+		if (x != NULL && (!json_is_array(x) || json_array_size(x) > 16))
+			return qs_fail(QS_ERR_INVALID, "external: an array of at most 16 keys");
+		json_array_foreach(x, i, e)
+		{
+			if ((r = check_external(e)) != 0)
+				return qs_wrap(r, "external[%zu]", i);
+		}
+		return 0;
+	}
+	return qs_fail(QS_ERR_INVALID, "op: rotate-key, set-threshold, add-key, remove-key, "
+	                               "set-expiry or separate");
 }
 
 /* {"version":V,"expires":E,"targets":{...}} */
@@ -349,12 +398,11 @@ tuf_init_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	fprintf(f, "TUF init: root version 1 of the CI and production repositories\n");
 	if ((tuf = policy_tuf(context)) != NULL) {
-		static const char *const roles[] = {"root",     "targets",   "prod-targets",
-		                                    "snapshot", "timestamp", NULL};
-		for (size_t i = 0; roles[i] != NULL; i++) {
-			json_t *ro = json_object_get(json_object_get(tuf, "roles"), roles[i]), *k;
+		for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+			json_t *ro = json_object_get(json_object_get(tuf, "roles"), tuf_key_roles[i]),
+			       *k;
 			size_t n;
-			fprintf(f, "  %-12s threshold %lld, expires after %s, keys:", roles[i],
+			fprintf(f, "  %-14s threshold %lld, expires after %s, keys:", tuf_key_roles[i],
 			        (long long)json_integer_value(json_object_get(ro, "threshold")),
 			        str(ro, "expires") ? str(ro, "expires") : "?");
 			json_array_foreach(json_object_get(ro, "keys"), n, k)
@@ -364,8 +412,8 @@ tuf_init_describe(const uint8_t *p, size_t len, const char *context, char **out)
 			}
 			fputc('\n', f);
 		}
-		fprintf(f, "  CI targets: threshold 1 (online key); production targets: the "
-		           "online key plus the prod-targets keys\n");
+		fprintf(f, "  CI targets: threshold 1 (online key); the repositories share no "
+		           "key\n");
 		json_decref(tuf);
 	}
 	return finish(f, &buf, out);
@@ -394,13 +442,42 @@ tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		        base + 1);
 	}
 	const char *op = str(j, "op"), *role = str(j, "role");
+	if (strcmp(op, "separate") == 0) {
+		json_t *e;
+		size_t i;
+		fprintf(f, "  give production keys of its own wherever it shares one with CI:\n"
+		           "  every shared daemon key of prod-root, prod-targets, prod-snapshot and\n"
+		           "  prod-timestamp is replaced by a new key generated in the same token,\n"
+		           "  every shared external key leaves prod-root");
+		if (json_array_size(json_object_get(j, "external")) > 0)
+			fprintf(f, ", and these join it:");
+		fputc('\n', f);
+		json_array_foreach(json_object_get(j, "external"), i, e)
+		{
+			char *pem = NULL, kid[65] = "?";
+			if (tuf_pem_normalize(str(e, "public_key"), &pem) == 0)
+				tuf_keyid_pem(pem, kid);
+			free(pem);
+			fprintf(f, "    \"");
+			put_safe(f, str(e, "name"));
+			fprintf(f, "\" held by ");
+			put_safe(f, str(e, "holder"));
+			fprintf(f, ", keyid %s\n", kid);
+		}
+		fprintf(f, "  production targets are re-signed with the new key set\n"
+		           "  the new roots are signed by a threshold of each repository's current "
+		           "root keys and of its new ones\n");
+		json_decref(j);
+		return finish(f, &buf, out);
+	}
 	if (strcmp(op, "rotate-key") == 0) {
 		fprintf(f,
 		        "  rotate the %s key %s: a new key is generated in the token on "
 		        "approval\n  and replaces it in the role\n",
 		        role, str(j, "keyid") ? str(j, "keyid") : "(the role's only key)");
 		if (strcmp(role, "prod-targets") == 0 || strcmp(role, "targets") == 0)
-			fprintf(f, "  production targets are re-signed with the new key\n");
+			fprintf(f, "  the %s targets are re-signed with the new key\n",
+			        strcmp(role, "targets") == 0 ? "CI" : "production");
 	} else if (strcmp(op, "set-threshold") == 0) {
 		fprintf(f, "  set the %s threshold to %lld\n", role,
 		        (long long)json_integer_value(json_object_get(j, "threshold")));
@@ -440,9 +517,9 @@ tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		if (strcmp(role, "targets") == 0 || strcmp(role, "prod-targets") == 0)
 			fprintf(f, "  the targets in force are re-signed with the new expiry\n");
 	}
-	if (strcmp(role, "root") == 0 || strcmp(op, "set-expiry") != 0)
-		fprintf(f, "  the new root is signed by a threshold of the current root keys "
-		           "and of the new ones\n");
+	if (strcmp(tuf_role_type(role), "root") == 0 || strcmp(op, "set-expiry") != 0)
+		fprintf(f, "  each new root is signed by a threshold of its repository's current "
+		           "root keys and of the new ones\n");
 	json_decref(j);
 	return finish(f, &buf, out);
 }

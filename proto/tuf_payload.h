@@ -4,11 +4,17 @@
  *
  *   tuf-init     {"op":"init"}: create root v1 of both repositories (CI and
  *                production) from the policy's "tuf" section.
- *   tuf-root     {"op":"rotate-key","role":R,"base_version":N} or
- *                {"op":"set-threshold","role":"root"|"prod-targets",
- *                 "threshold":T,"base_version":N}: root version N+1 of both
- *                repositories. R is root, targets, prod-targets, snapshot or
- *                timestamp.
+ *   tuf-root     {"op":"rotate-key","role":R,"base_version":N},
+ *                {"op":"set-threshold","role":O,"threshold":T,"base_version":N},
+ *                {"op":"add-key","role":O,"base_version":N[,"external":X]},
+ *                {"op":"remove-key","role":O,"keyid":K,"base_version":N},
+ *                {"op":"set-expiry","role":R,"expires":D,"base_version":N} or
+ *                {"op":"separate","base_version":N[,"external":[X...]]}:
+ *                root version N+1 of both repositories. Each repository
+ *                has roles of its own (tuf_key_roles): R is one of them, O
+ *                root, prod-root or prod-targets. "separate" gives
+ *                production its own keys wherever it still shares one with
+ *                CI (repositories initialised before the split).
  *   tuf-promote  {"version":V,"expires":E,"targets":{...},
  *                 "base":{"version":V-1,"expires":...,"targets":{...}}|null}:
  *                the production targets that will be signed, and the ones
@@ -33,6 +39,17 @@ int tuf_promote_validate(const uint8_t *p, size_t len);
 int tuf_promote_describe(const uint8_t *p, size_t len, const char *context, char **out);
 int tuf_push_validate(const uint8_t *p, size_t len);
 int tuf_push_describe(const uint8_t *p, size_t len, const char *context, char **out);
+
+/* The key roles of the two repositories: CI root, targets, snapshot,
+ * timestamp, then production's prod-root, prod-targets, prod-snapshot,
+ * prod-timestamp (NULL-terminated). The repositories share no key. */
+extern const char *const tuf_key_roles[];
+/* "ci" or "prod": the repository of a key role. */
+const char *tuf_role_repo(const char *role);
+/* The metadata role ("root", "targets", ...) of a key role. */
+const char *tuf_role_type(const char *role);
+/* The key role of repo ("ci"|"prod") for metadata role type, or NULL. */
+const char *tuf_repo_role(const char *repo, const char *type);
 
 /* Parse a payload of kind `kind` ("tuf-init", "tuf-root", "tuf-promote",
  * "tuf-push") after validating it; *out has one reference. */

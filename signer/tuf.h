@@ -1,10 +1,20 @@
 /*
  * tuf.h - qsignd's TUF repositories (CI and production flavours).
  *
- * The daemon owns two repositories that share their root, snapshot and
- * timestamp keys and differ in the targets role: CI (the online targets
- * key, threshold 1) and production (online + offline targets keys,
- * threshold >= 2). Root versions of both move together.
+ * The daemon owns two repositories, CI (online targets key, threshold 1)
+ * and production (targets threshold >= 2, offline keys), and they share no
+ * key: each has root, targets, snapshot and timestamp keys of its own (key
+ * roles root, targets, snapshot, timestamp and prod-root, prod-targets,
+ * prod-snapshot, prod-timestamp; see tuf_key_roles). A production client
+ * therefore refuses the CI root chain and the CI timestamp/snapshot, and
+ * the reverse. Root versions of both move together (one key state, one
+ * version; each root is signed by its own repository's keys).
+ *
+ * Repositories initialised before the split (state without prod-root) are
+ * read as production sharing CI's root, snapshot and timestamp keys and
+ * signing targets with targets + prod-targets; `tuf review` reports every
+ * shared key as an error until a root change with op "separate" gives
+ * production keys of its own.
  *
  * State lives in the store, namespace "tuf": "keys" (version = root
  * version: the token URIs and thresholds of every role) and
@@ -20,15 +30,18 @@
  *                 policy roles that gate init and root changes (quorum,
  *                 kinds tuf-init + tuf-root), production promote (quorum,
  *                 tuf-promote) and CI pushes (online, tuf-push)
- *   roles         root | targets | prod-targets | snapshot | timestamp ->
- *                 {"keys": [policy key names], "threshold": N,
- *                  "expires": duration}  (the keys of root v1)
+ *   roles         root | targets | snapshot | timestamp (CI) and
+ *                 prod-root | prod-targets | prod-snapshot | prod-timestamp
+ *                 -> {"keys": [policy key names], "threshold": N,
+ *                  "expires": duration}  (the keys of root v1); no key
+ *                 (compared by public key) is listed for both repositories
  *   refresh       {"interval": duration, "margin": duration} (optional):
  *                 re-sign snapshot/timestamp that expire within margin
  *   external      {name: {"holder": principal, "public_key": SPKI PEM}}
  *                 (optional): ECDSA P-256 or Ed25519 keys held by admins outside the
- *                 daemon; roles root and prod-targets may list them, and
- *                 the holder must approve in the gate of that role
+ *                 daemon; roles root, prod-root and prod-targets may list
+ *                 them, and the holder must approve in the gate of that
+ *                 role (an admin holds one root key per repository)
  */
 #ifndef QS_TUF_H
 #define QS_TUF_H
@@ -46,6 +59,12 @@ struct server;
 /* Strict check of p->ext_tuf (signer/policy_ext.c). QS_ERR_INVALID with
  * the path of the problem. */
 int tuf_policy_check(const struct policy *p, json_t *section);
+
+/* 1 when the "tuf" section has the layout of policies written before the
+ * repositories had keys of their own (no prod-root, prod-snapshot,
+ * prod-timestamp): accepted for a daemon with such repositories, refused
+ * by tuf init. */
+int tuf_policy_legacy(json_t *section);
 
 /* The request kinds tuf-init, tuf-root and tuf-promote (reqkinds.c). */
 extern const struct reqkind_ops tuf_init_ops, tuf_root_ops, tuf_promote_ops;

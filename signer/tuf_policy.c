@@ -3,13 +3,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyring.h"
 #include "qs_err.h"
 #include "statement.h"
 #include "tuf.h"
 #include "tuf_meta.h"
+#include "tuf_payload.h"
 
-static const char *const tuf_roles[] = {"root",     "targets",   "prod-targets",
-                                        "snapshot", "timestamp", NULL};
+/* The layout of policies written before each repository had keys of its
+ * own: production shared root, snapshot and timestamp with CI and signed
+ * its targets with targets + prod-targets. Accepted only so that a daemon
+ * whose repositories were initialised that way starts (and can separate
+ * them, see tuf.h); tuf init refuses it. */
+static const char *const legacy_roles[] = {"root",     "targets",   "prod-targets",
+                                           "snapshot", "timestamp", NULL};
+
+int
+tuf_policy_legacy(json_t *sec)
+{
+	json_t *roles = json_object_get(sec, "roles");
+
+	return json_object_get(roles, "prod-root") == NULL &&
+	       json_object_get(roles, "prod-snapshot") == NULL &&
+	       json_object_get(roles, "prod-timestamp") == NULL;
+}
 
 static int
 only(json_t *o, const char *const *allowed, const char *what)
@@ -80,7 +97,7 @@ check_no_stray_kinds(const struct policy *p, json_t *gates)
 }
 
 static int
-check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkeys_out)
+check_role(const struct policy *p, json_t *roles, const char *name, int legacy, size_t *nkeys_out)
 {
 	static const char *const allowed[] = {"keys", "threshold", "expires", NULL};
 	json_t *ro = json_object_get(roles, name), *keys, *k;
@@ -104,16 +121,19 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 		if (ki < 0 && ext != NULL) {
 			/* Held by an admin: only the offline roles, and the
 			 * holder approves in the gate that changes the role. */
-			const char *gate = strcmp(name, "root") == 0 ? "admin" : "promote";
+			const char *gate =
+			        strcmp(tuf_role_type(name), "root") == 0 ? "admin" : "promote";
 			const char *holder = json_string_value(json_object_get(ext, "holder"));
 			const struct policy_role *gr = policy_role(
 			        p, json_string_value(json_object_get(
 			                   json_object_get(p->ext_tuf, "gates"), gate)));
 			ssize_t pi = policy_principal_index(p, holder);
-			if (strcmp(name, "root") != 0 && strcmp(name, "prod-targets") != 0)
+			if (strcmp(name, "root") != 0 && strcmp(name, "prod-root") != 0 &&
+			    strcmp(name, "prod-targets") != 0)
 				return qs_fail(QS_ERR_INVALID,
-				               "tuf.roles.%s.keys[%zu]: external key %s: only root "
-				               "and prod-targets keys may be held outside the daemon",
+				               "tuf.roles.%s.keys[%zu]: external key %s: only root, "
+				               "prod-root and prod-targets keys may be held outside "
+				               "the daemon",
 				               name, i, json_string_value(k));
 			if (gr == NULL || pi < 0 || !policy_role_has_approver(gr, (size_t)pi))
 				return qs_fail(QS_ERR_INVALID,
@@ -144,7 +164,7 @@ check_role(const struct policy *p, json_t *roles, const char *name, size_t *nkey
 	th = json_integer_value(json_object_get(ro, "threshold"));
 	if (!json_is_integer(json_object_get(ro, "threshold")) || th < 1)
 		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.threshold: an integer >= 1", name);
-	if (strcmp(name, "prod-targets") != 0 && (size_t)th > json_array_size(keys))
+	if ((!legacy || strcmp(name, "prod-targets") != 0) && (size_t)th > json_array_size(keys))
 		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s.threshold: %lld > %zu keys", name,
 		               (long long)th, json_array_size(keys));
 	if (strcmp(name, "targets") == 0 && th != 1)
@@ -216,6 +236,78 @@ check_external(const struct policy *p, json_t *ext)
 	return 0;
 }
 
+/* The public key (normalised SPKI PEM) behind a role's key name: the token
+ * object's, or the external key's. *pem malloc'd; NULL if unknown. */
+static int
+key_identity(const struct policy *p, const char *name, char **pem)
+{
+	ssize_t ki = key_index(p, name);
+	json_t *ext = json_object_get(json_object_get(p->ext_tuf, "external"), name);
+
+	*pem = NULL;
+	if (ki >= 0 && p->bound != NULL && p->bound[ki] != NULL) {
+		/* RSA keys (which no external key is) compare as the token
+		 * gives them. */
+		if (tuf_pem_normalize(p->bound[ki]->spki_pem, pem) == 0)
+			return 0;
+		qs_errclear();
+		if ((*pem = strdup(p->bound[ki]->spki_pem)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		return 0;
+	}
+	if (ext != NULL)
+		return tuf_pem_normalize(json_string_value(json_object_get(ext, "public_key")), pem);
+	return 0;
+}
+
+/* No key serves both repositories: a production client would accept
+ * whatever that key signs for CI (a root chain, a timestamp). Compared by
+ * public key, so neither a second name nor a second URI of the same token
+ * object, nor an external key that is a token key, gets past. */
+static int
+check_separate(const struct policy *p, json_t *roles)
+{
+	json_t *ci = json_object(), *k;
+	int r = 0;
+
+	if (ci == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t pass = 0; pass < 2 && r == 0; pass++)
+		for (size_t i = 0; tuf_key_roles[i] != NULL && r == 0; i++) {
+			const char *role = tuf_key_roles[i];
+			size_t j;
+			if ((strcmp(tuf_role_repo(role), "ci") == 0) != (pass == 0))
+				continue;
+			json_array_foreach(json_object_get(json_object_get(roles, role), "keys"), j,
+			                   k)
+			{
+				char *pem = NULL;
+				json_t *other;
+				if ((r = key_identity(p, json_string_value(k), &pem)) != 0) {
+					r = qs_wrap(r, "tuf.roles.%s.keys[%zu]", role, j);
+					break;
+				}
+				if (pem == NULL)
+					continue;
+				if (pass == 0) {
+					json_object_set_new(ci, pem, json_string(role));
+				} else if ((other = json_object_get(ci, pem)) != NULL) {
+					r = qs_fail(QS_ERR_INVALID,
+					            "tuf.roles.%s.keys[%zu]: %s is listed for the CI "
+					            "repository too (tuf.roles.%s): each repository has "
+					            "keys of its own",
+					            role, j, json_string_value(k),
+					            json_string_value(other));
+				}
+				free(pem);
+				if (r != 0)
+					break;
+			}
+		}
+	json_decref(ci);
+	return r;
+}
+
 int
 tuf_policy_check(const struct policy *p, json_t *sec)
 {
@@ -225,8 +317,9 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	static const char *const gates_allowed[] = {"admin", "promote", "online", NULL};
 	static const char *const refresh_allowed[] = {"interval", "margin", NULL};
 	json_t *repos, *gates, *roles, *refresh;
-	size_t nkeys[5] = {0}, i;
-	int r;
+	const char *const *names = tuf_key_roles;
+	size_t nkeys[8] = {0}, i, nt, npt;
+	int r, legacy;
 
 	if ((r = only(sec, allowed, "tuf")) != 0)
 		return r;
@@ -252,12 +345,18 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	if ((r = check_external(p, json_object_get(sec, "external"))) != 0)
 		return r;
 	roles = json_object_get(sec, "roles");
-	if ((r = only(roles, tuf_roles, "tuf.roles")) != 0)
+	if ((legacy = tuf_policy_legacy(sec)) != 0)
+		names = legacy_roles;
+	if ((r = only(roles, names, "tuf.roles")) != 0)
 		return r;
-	for (i = 0; tuf_roles[i] != NULL; i++)
-		if ((r = check_role(p, roles, tuf_roles[i], &nkeys[i])) != 0)
+	for (i = 0; names[i] != NULL; i++)
+		if ((r = check_role(p, roles, names[i], legacy, &nkeys[i])) != 0)
 			return r;
-	{
+	nt = nkeys[1];
+	npt = nkeys[legacy ? 2 : 5];
+	if (!legacy && (r = check_separate(p, roles)) != 0)
+		return r;
+	if (legacy) {
 		/* The production targets role is targets + prod-targets: a key
 		 * in both would count twice. */
 		json_t *t = json_object_get(json_object_get(roles, "targets"), "keys"), *a, *b;
@@ -284,10 +383,10 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 		if (th < 2)
 			return qs_fail(QS_ERR_INVALID,
 			               "tuf.roles.prod-targets.threshold: production needs >= 2");
-		if ((size_t)th > nkeys[1] + nkeys[2])
+		if ((size_t)th > (legacy ? nt : 0) + npt)
 			return qs_fail(QS_ERR_INVALID,
 			               "tuf.roles.prod-targets.threshold: %lld > %zu targets keys",
-			               (long long)th, nkeys[1] + nkeys[2]);
+			               (long long)th, (legacy ? nt : 0) + npt);
 	}
 	if ((refresh = json_object_get(sec, "refresh")) != NULL) {
 		int64_t iv, margin, ts;

@@ -32,8 +32,6 @@
 static pthread_mutex_t tuf_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const repos[] = {"ci", "prod"};
-static const char *const all_roles[] = {"root",     "targets",   "prod-targets",
-                                        "snapshot", "timestamp", NULL};
 
 /* ------------------------------------------------------------ batch */
 
@@ -105,6 +103,8 @@ role_expiry(const struct policy *p, json_t *st, const char *role)
 
 	if (d == NULL)
 		d = json_string_value(json_object_get(pol_role(p, role), "expires"));
+	if (d == NULL) /* a policy in the layout before the split */
+		d = json_string_value(json_object_get(pol_role(p, tuf_role_type(role)), "expires"));
 	if (policy_parse_duration(d, &s) != 0)
 		s = 86400; /* unreachable: the checkers refused such a duration */
 	return (int64_t)time(NULL) + s;
@@ -307,9 +307,10 @@ static int
 build_root(struct server *s, const struct policy *p, json_t *st, const char *repo, uint64_t version,
            json_t **out)
 {
-	json_t *sp = signed_base("root", version, role_expiry(p, st, "root"));
+	static const char *const types[] = {"root", "targets", "snapshot", "timestamp", NULL};
+	json_t *sp = signed_base("root", version, role_expiry(p, st, tuf_repo_role(repo, "root")));
 	json_t *keys = json_object(), *roles = json_object(), *ids;
-	int r = 0, prod = strcmp(repo, "prod") == 0;
+	int r = 0;
 
 	*out = NULL;
 	if (sp == NULL || keys == NULL || roles == NULL) {
@@ -317,25 +318,14 @@ build_root(struct server *s, const struct policy *p, json_t *st, const char *rep
 		goto out;
 	}
 	json_object_set_new(sp, "consistent_snapshot", json_true());
-	for (size_t i = 0; all_roles[i] != NULL; i++) {
-		const char *role = all_roles[i];
-		json_int_t th = st_threshold(st, role);
-		if (strcmp(role, "prod-targets") == 0)
-			continue;
+	/* Only the repository's own roles: the other's keys never appear. */
+	for (size_t i = 0; types[i] != NULL; i++) {
+		const char *role = tuf_repo_role(repo, types[i]);
 		if ((ids = role_keyids(s, st, role, keys, &r)) == NULL)
 			goto out;
-		if (strcmp(role, "targets") == 0 && prod) {
-			json_t *more = role_keyids(s, st, "prod-targets", keys, &r);
-			if (more == NULL) {
-				json_decref(ids);
-				goto out;
-			}
-			append_distinct(ids, more);
-			json_decref(more);
-			th = st_threshold(st, "prod-targets");
-		}
-		json_object_set_new(roles, role,
-		                    json_pack("{s:o, s:I}", "keyids", ids, "threshold", th));
+		json_object_set_new(roles, types[i],
+		                    json_pack("{s:o, s:I}", "keyids", ids, "threshold",
+		                              st_threshold(st, role)));
 	}
 	json_object_set(sp, "keys", keys);
 	json_object_set(sp, "roles", roles);
@@ -352,11 +342,8 @@ out:
 static size_t
 targets_signers(json_t *st, const char *repo, json_t **lists)
 {
-	lists[0] = st_uris(st, "targets");
-	if (strcmp(repo, "prod") != 0)
-		return 1;
-	lists[1] = st_uris(st, "prod-targets");
-	return 2;
+	lists[0] = st_uris(st, tuf_repo_role(repo, "targets"));
+	return 1;
 }
 
 static int
@@ -381,8 +368,9 @@ static int
 add_snapshot(struct server *s, const struct policy *p, struct batch *b, json_t *st,
              const char *repo, uint64_t version, uint64_t targets_version)
 {
-	json_t *sp = signed_base("snapshot", version, role_expiry(p, st, "snapshot")), *env = NULL;
-	json_t *lists[1] = {st_uris(st, "snapshot")};
+	const char *role = tuf_repo_role(repo, "snapshot");
+	json_t *sp = signed_base("snapshot", version, role_expiry(p, st, role)), *env = NULL;
+	json_t *lists[1] = {st_uris(st, role)};
 	int r;
 
 	if (sp == NULL)
@@ -402,8 +390,9 @@ add_timestamp(struct server *s, const struct policy *p, struct batch *b, json_t 
               const char *repo, uint64_t version, const char *snap, size_t snap_len,
               uint64_t snap_version)
 {
-	json_t *sp = signed_base("timestamp", version, role_expiry(p, st, "timestamp")), *env = NULL;
-	json_t *lists[1] = {st_uris(st, "timestamp")};
+	const char *role = tuf_repo_role(repo, "timestamp");
+	json_t *sp = signed_base("timestamp", version, role_expiry(p, st, role)), *env = NULL;
+	json_t *lists[1] = {st_uris(st, role)};
 	uint8_t dg[32];
 	char *hex;
 	int r;
@@ -468,6 +457,55 @@ out:
 	return r;
 }
 
+/*
+ * A key state written before each repository had keys of its own: roles
+ * root, targets, prod-targets, snapshot, timestamp, production using
+ * root/snapshot/timestamp too and signing targets with targets +
+ * prod-targets. Read it as the same trust with production's roles spelt
+ * out (prod-root = root, ..., prod-targets = targets + prod-targets), which
+ * builds the very roots published before; review then reports every key the
+ * repositories share, and a "separate" root change ends the sharing.
+ */
+static int
+state_upgrade(json_t *st)
+{
+	static const char *const shared[] = {"root", "snapshot", "timestamp", NULL};
+	json_t *roles = json_object_get(st, "roles"), *pt, *t, *u;
+	size_t i;
+
+	if (json_object_get(roles, "prod-root") != NULL)
+		return 0;
+	for (i = 0; shared[i] != NULL; i++) {
+		json_t *c = json_deep_copy(json_object_get(roles, shared[i]));
+		if (c == NULL || json_object_set_new(roles, tuf_repo_role("prod", shared[i]), c) != 0)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	pt = json_object_get(roles, "prod-targets");
+	t = json_object_get(roles, "targets");
+	{
+		json_t *uris = json_deep_copy(json_object_get(t, "uris"));
+		json_t *pub = json_deep_copy(json_object_get(t, "public"));
+		if (uris == NULL || pub == NULL) {
+			json_decref(uris);
+			json_decref(pub);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		json_array_foreach(json_object_get(pt, "uris"), i, u)
+		{
+			int dup = 0;
+			json_t *x;
+			size_t k;
+			json_array_foreach(uris, k, x) dup |= json_equal(x, u);
+			if (!dup)
+				json_array_append(uris, u);
+		}
+		json_object_update(pub, json_object_get(pt, "public"));
+		json_object_set_new(pt, "uris", uris);
+		json_object_set_new(pt, "public", pub);
+	}
+	return 0;
+}
+
 static int
 load_state(struct server *s, json_t **st, uint64_t *ver)
 {
@@ -481,6 +519,10 @@ load_state(struct server *s, json_t **st, uint64_t *ver)
 		return r;
 	if ((*st = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, &e)) == NULL)
 		r = qs_fail(QS_ERR_DB, "stored TUF key state is not JSON: %s", e.text);
+	else if ((r = state_upgrade(*st)) != 0) {
+		json_decref(*st);
+		*st = NULL;
+	}
 	free(d);
 	return r;
 }
@@ -808,7 +850,7 @@ pol_external(const struct policy *p, const char *name)
 static const char *
 gate_of_role(const char *role)
 {
-	return strcmp(role, "root") == 0 ? "admin" : "promote";
+	return strcmp(tuf_role_type(role), "root") == 0 ? "admin" : "promote";
 }
 
 /* A state entry {name, holder, public_key (normalised), keyid} for an
@@ -843,23 +885,18 @@ external_entry(const struct policy *p, const char *role, const char *name, const
 /*
  * The keys whose signatures count for a document: {"keyids": [every key],
  * "threshold": N, "uris": [the daemon's own keys, which always sign],
- * "external": {keyid: {name, holder, public_key}}}. For production
- * targets the set is targets + prod-targets under the prod-targets
- * threshold, as in the production root.
+ * "external": {keyid: {name, holder, public_key}}} of metadata role `type`
+ * of repository repo: that repository's own key role only.
  */
 static json_t *
-key_set(struct server *s, json_t *st, const char *repo, const char *role, int *rp)
+key_set(struct server *s, json_t *st, const char *repo, const char *type, int *rp)
 {
-	const char *roles[2] = {role, NULL};
+	const char *roles[2] = {tuf_repo_role(repo, type), NULL};
 	json_t *set, *ids = json_array(), *uris = json_array(), *ext = json_object(), *v;
-	json_int_t th = st_threshold(st, role);
+	json_int_t th = st_threshold(st, roles[0]);
 	size_t i;
 
 	*rp = 0;
-	if (strcmp(role, "targets") == 0 && strcmp(repo, "prod") == 0) {
-		roles[1] = "prod-targets";
-		th = st_threshold(st, "prod-targets");
-	}
 	if (ids == NULL || uris == NULL || ext == NULL)
 		goto nomem;
 	for (size_t k = 0; k < 2 && roles[k] != NULL; k++) {
@@ -1080,8 +1117,8 @@ tuf_doc_missing(struct server *s, json_t *doc)
 static int
 remember_public(struct server *s, json_t *st)
 {
-	for (size_t i = 0; all_roles[i] != NULL; i++) {
-		json_t *ro = st_role(st, all_roles[i]), *old = json_object_get(ro, "public");
+	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+		json_t *ro = st_role(st, tuf_key_roles[i]), *old = json_object_get(ro, "public");
 		json_t *pub = json_object(), *u;
 		size_t j;
 		if (pub == NULL)
@@ -1118,15 +1155,15 @@ state_from_policy(struct server *s, const struct policy *p, json_t **out)
 	*out = NULL;
 	if (st == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; all_roles[i] != NULL; i++) {
-		json_t *pr = pol_role(p, all_roles[i]), *uris = json_array(), *ext = json_array(), *k;
+	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+		json_t *pr = pol_role(p, tuf_key_roles[i]), *uris = json_array(), *ext = json_array(), *k;
 		size_t j;
 		json_array_foreach(json_object_get(pr, "keys"), j, k)
 		{
 			const char *name = json_string_value(k);
 			json_t *pe = pol_external(p, name), *ent;
 			if (pe != NULL) {
-				if ((r = external_entry(p, all_roles[i], name,
+				if ((r = external_entry(p, tuf_key_roles[i], name,
 				                        json_string_value(json_object_get(pe, "holder")),
 				                        json_string_value(
 				                                json_object_get(pe, "public_key")),
@@ -1143,19 +1180,23 @@ state_from_policy(struct server *s, const struct policy *p, json_t **out)
 				if (strcmp(p->keys[ki].name, name) == 0)
 					json_array_append_new(uris, json_string(p->keys[ki].uri));
 		}
-		json_object_set_new(json_object_get(st, "roles"), all_roles[i],
+		json_object_set_new(json_object_get(st, "roles"), tuf_key_roles[i],
 		                    json_pack("{s:o, s:O}", "uris", uris, "threshold",
 		                              json_object_get(pr, "threshold")));
 		if (json_array_size(ext) > 0)
-			json_object_set(st_role(st, all_roles[i]), "external", ext);
+			json_object_set(st_role(st, tuf_key_roles[i]), "external", ext);
 		json_decref(ext);
 	}
 	{
-		json_t *ids = role_keyids(s, st, "root", NULL, &r);
-		if (ids == NULL) {
+		/* The initial root keys of both repositories. */
+		json_t *ids = role_keyids(s, st, "root", NULL, &r), *more = NULL;
+		if (ids == NULL || (more = role_keyids(s, st, "prod-root", NULL, &r)) == NULL) {
+			json_decref(ids);
 			json_decref(st);
 			return r;
 		}
+		append_distinct(ids, more);
+		json_decref(more);
 		json_object_set_new(st, "initial_root", ids);
 	}
 	if ((r = remember_public(s, st)) != 0) {
@@ -1183,6 +1224,10 @@ init_submit_check(struct server *s, const struct policy *p, const struct policy_
 	    strcmp(ro->name, json_string_value(json_object_get(json_object_get(p->ext_tuf, "gates"),
 	                                                       "admin"))) != 0)
 		return qs_fail(QS_ERR_DENIED, "TUF init goes through role tuf.gates.admin");
+	if (tuf_policy_legacy(p->ext_tuf))
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "tuf.roles has no prod-root, prod-snapshot, prod-timestamp: each "
+		               "repository needs keys of its own (see ops/docs/policy.md)");
 	if ((r = store_doc_get(s->store, "tuf", "keys", 0, &d, &dl, NULL)) == 0) {
 		free(d);
 		return qs_fail(QS_ERR_EXISTS, "the TUF repositories are initialised already");
@@ -1340,8 +1385,6 @@ check_counts(json_t *n, const char *role)
 	size_t have = st_nkeys(n, role);
 	json_int_t th = st_threshold(n, role);
 
-	if (strcmp(role, "prod-targets") == 0)
-		have += st_nkeys(n, "targets");
 	if (have == 0 || (size_t)th > have)
 		return qs_fail(QS_ERR_PRECONDITION,
 		               "role %s would have %zu key(s) for a threshold of %lld", role, have,
@@ -1377,6 +1420,137 @@ check_expiry(const struct policy *p, const char *role, const char *d)
 	return 0;
 }
 
+/* The keyids of every key role of repository repo in st, as {keyid: role}. */
+static json_t *
+repo_keyids(struct server *s, json_t *st, const char *repo, int *rp)
+{
+	json_t *all = json_object(), *ids, *v;
+	size_t i;
+
+	*rp = 0;
+	if (all == NULL) {
+		*rp = qs_fail(QS_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (size_t k = 0; tuf_key_roles[k] != NULL; k++) {
+		if (strcmp(tuf_role_repo(tuf_key_roles[k]), repo) != 0)
+			continue;
+		if ((ids = role_keyids(s, st, tuf_key_roles[k], NULL, rp)) == NULL) {
+			json_decref(all);
+			return NULL;
+		}
+		json_array_foreach(ids, i, v)
+		{
+			json_object_set_new(all, json_string_value(v), json_string(tuf_key_roles[k]));
+		}
+		json_decref(ids);
+	}
+	return all;
+}
+
+/*
+ * The "separate" change on n (a copy of st): every production key that CI
+ * uses too is replaced - a daemon key by a new key in the same token, an
+ * external key by leaving prod-root, where the payload's external keys
+ * (the holders' production keys) join. *generated: [{role, uri, keyid}].
+ */
+static int
+apply_separate(struct server *s, const struct policy *p, json_t *st, json_t *n, json_t *pl,
+               json_t **generated)
+{
+	json_t *ci = NULL, *gen = json_array(), *v, *ids = NULL;
+	size_t changed = 0, i;
+	char uri[256];
+	int r;
+
+	*generated = NULL;
+	if (gen == NULL || (ci = repo_keyids(s, st, "ci", &r)) == NULL) {
+		r = gen == NULL ? qs_fail(QS_ERR_NOMEM, "out of memory") : r;
+		goto out;
+	}
+	for (size_t k = 0; tuf_key_roles[k] != NULL; k++) {
+		const char *role = tuf_key_roles[k];
+		json_t *uris = st_uris(n, role), *ext = st_ext(n, role);
+		if (strcmp(tuf_role_repo(role), "prod") != 0)
+			continue;
+		json_decref(ids);
+		if ((ids = role_keyids(s, st, role, NULL, &r)) == NULL)
+			goto out;
+		/* role_keyids lists token keys first, then external ones. */
+		for (i = json_array_size(uris); i-- > 0;) {
+			json_t *g = NULL;
+			if (json_object_get(ci, json_string_value(json_array_get(ids, i))) == NULL)
+				continue;
+			if ((r = generate_key(s, n, role, json_string_value(json_array_get(uris, i)),
+			                      uri, sizeof(uri), &g)) != 0)
+				goto out;
+			json_object_set_new(g, "role", json_string(role));
+			json_array_append_new(gen, g);
+			json_array_set_new(uris, i, json_string(uri));
+			changed++;
+		}
+		for (i = json_array_size(ext); i-- > 0;) {
+			if (json_object_get(ci, json_string_value(json_object_get(
+			                                json_array_get(ext, i), "keyid"))) == NULL)
+				continue;
+			json_array_remove(ext, i);
+			changed++;
+		}
+	}
+	json_array_foreach(json_object_get(pl, "external"), i, v)
+	{
+		json_t *ent = NULL, *have;
+		if ((r = external_entry(p, "prod-root", json_string_value(json_object_get(v, "name")),
+		                        json_string_value(json_object_get(v, "holder")),
+		                        json_string_value(json_object_get(v, "public_key")),
+		                        &ent)) != 0)
+			goto out;
+		if (json_object_get(ci, json_string_value(json_object_get(ent, "keyid"))) != NULL) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "external key %s is a key of the CI repository: give production "
+			            "a key of its own",
+			            json_string_value(json_object_get(ent, "name")));
+			json_decref(ent);
+			goto out;
+		}
+		if ((have = repo_keyids(s, n, "prod", &r)) == NULL) {
+			json_decref(ent);
+			goto out;
+		}
+		if (json_object_get(have, json_string_value(json_object_get(ent, "keyid"))) != NULL)
+			r = qs_fail(QS_ERR_EXISTS, "external key %s is in production already",
+			            json_string_value(json_object_get(ent, "name")));
+		json_decref(have);
+		if (r != 0) {
+			json_decref(ent);
+			goto out;
+		}
+		if (st_ext(n, "prod-root") == NULL)
+			json_object_set_new(st_role(n, "prod-root"), "external", json_array());
+		json_array_append_new(st_ext(n, "prod-root"), ent);
+	}
+	if (changed == 0) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "the repositories share no key: there is nothing to separate");
+		goto out;
+	}
+	for (size_t k = 0; tuf_key_roles[k] != NULL; k++)
+		if (strcmp(tuf_role_repo(tuf_key_roles[k]), "prod") == 0 &&
+		    (r = check_counts(n, tuf_key_roles[k])) != 0) {
+			r = qs_wrap(r, "after separating (name the holders' production root keys "
+			               "as \"external\")");
+			goto out;
+		}
+	*generated = gen;
+	gen = NULL;
+	r = 0;
+out:
+	json_decref(ci);
+	json_decref(ids);
+	json_decref(gen);
+	return r;
+}
+
 /* Apply a tuf-root payload to a copy of st (version N -> N+1). */
 static int
 apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *pl, json_t **next,
@@ -1394,9 +1568,16 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 	*generated = NULL;
 	if (n == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	ro = st_role(n, role);
 	json_object_set_new(n, "version",
 	                    json_integer(json_integer_value(json_object_get(st, "version")) + 1));
+	if (strcmp(op, "separate") == 0) {
+		if ((r = apply_separate(s, p, st, n, pl, generated)) != 0 ||
+		    (r = remember_public(s, n)) != 0)
+			goto fail;
+		*next = n;
+		return 0;
+	}
+	ro = st_role(n, role);
 	if (strcmp(op, "set-threshold") == 0) {
 		json_object_set_new(ro, "threshold",
 		                    json_integer(json_integer_value(json_object_get(pl, "threshold"))));
@@ -1422,8 +1603,8 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 			                        json_string_value(json_object_get(x, "public_key")),
 			                        &ent)) != 0)
 				goto fail;
-			for (size_t k = 0; all_roles[k] != NULL; k++)
-				json_array_foreach(st_ext(st, all_roles[k]), i, v)
+			for (size_t k = 0; tuf_key_roles[k] != NULL; k++)
+				json_array_foreach(st_ext(st, tuf_key_roles[k]), i, v)
 				{
 					if (json_equal(json_object_get(v, "name"),
 					               json_object_get(ent, "name")))
@@ -1431,21 +1612,24 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 						            "an external key is called %s already",
 						            name);
 				}
-			for (size_t k = 0; r == 0 && all_roles[k] != NULL; k++) {
-				/* No key twice in a role, nor in the production
-				 * targets set (targets + prod-targets). */
-				if (strcmp(all_roles[k], role) != 0 &&
-				    !(strcmp(role, "prod-targets") == 0 &&
-				      strcmp(all_roles[k], "targets") == 0))
+			for (size_t k = 0; r == 0 && tuf_key_roles[k] != NULL; k++) {
+				/* No key twice in a role, nor in any role of the
+				 * other repository. */
+				if (strcmp(tuf_key_roles[k], role) != 0 &&
+				    strcmp(tuf_role_repo(tuf_key_roles[k]), tuf_role_repo(role)) == 0)
 					continue;
-				if ((ids = role_keyids(s, st, all_roles[k], NULL, &r)) == NULL)
+				if ((ids = role_keyids(s, st, tuf_key_roles[k], NULL, &r)) == NULL)
 					break;
 				json_array_foreach(ids, i, v)
 				{
 					if (json_equal(v, json_object_get(ent, "keyid")))
 						r = qs_fail(QS_ERR_EXISTS,
-						            "key %s is in role %s already",
-						            json_string_value(v), all_roles[k]);
+						            "key %s is in role %s already%s",
+						            json_string_value(v), tuf_key_roles[k],
+						            strcmp(tuf_key_roles[k], role) == 0
+						                    ? ""
+						                    : ": each repository has keys of "
+						                      "its own");
 				}
 				json_decref(ids);
 			}
@@ -1458,12 +1642,12 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 			json_array_append_new(json_object_get(ro, "external"), ent);
 		} else {
 			/* A new key in the token of the role's first own key, or
-			 * of the online targets key for an all-external role. */
+			 * of its repository's timestamp key for an all-external
+			 * role. */
 			json_t *u = json_array_get(st_uris(st, role), 0);
 			if (u == NULL)
-				u = json_array_get(st_uris(st, strcmp(role, "root") == 0 ? "timestamp"
-				                                                         : "targets"),
-				                   0);
+				u = json_array_get(
+				        st_uris(st, tuf_repo_role(tuf_role_repo(role), "timestamp")), 0);
 			if ((r = generate_key(s, n, role, json_string_value(u), uri, sizeof(uri),
 			                      generated)) != 0)
 				goto fail;
@@ -1534,8 +1718,10 @@ retargets(json_t *pl)
 	const char *op = json_string_value(json_object_get(pl, "op"));
 	const char *role = json_string_value(json_object_get(pl, "role"));
 
+	if (strcmp(op, "separate") == 0)
+		return 2; /* production targets get their own key set */
 	if (strcmp(role, "targets") == 0)
-		return strcmp(op, "set-expiry") == 0 ? 1 : 3;
+		return 1;
 	return strcmp(role, "prod-targets") == 0 ? 2 : 0;
 }
 
@@ -2207,13 +2393,16 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 			r = qs_fail(QS_ERR_PRECONDITION, "TUF is not initialised");
 		goto out;
 	}
-	if (st_nkeys(st, "root") < 3)
-		finding(a, "warning", "root has %zu key(s): keep at least 3, held apart",
-		        st_nkeys(st, "root"));
-	if (st_threshold(st, "root") < 2)
-		finding(a, "warning",
-		        "root threshold is %lld: one stolen key rewrites trust; use >= 2",
-		        (long long)st_threshold(st, "root"));
+	for (size_t i = 0; i < 2; i++) {
+		const char *rr = tuf_repo_role(repos[i], "root");
+		if (st_nkeys(st, rr) < 3)
+			finding(a, "warning", "%s root has %zu key(s): keep at least 3, held apart",
+			        repos[i], st_nkeys(st, rr));
+		if (st_threshold(st, rr) < 2)
+			finding(a, "warning",
+			        "%s root threshold is %lld: one stolen key rewrites trust; use >= 2",
+			        repos[i], (long long)st_threshold(st, rr));
+	}
 	if (st_threshold(st, "prod-targets") < 2)
 		finding(a, "error", "production targets threshold is below 2");
 	if (st_nkeys(st, "prod-targets") < 2)
@@ -2224,20 +2413,21 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 		json_t *init = json_object_get(st, "initial_root"), *id;
 		size_t i;
 		const char *rn;
-		if (rv > 1)
+		for (size_t ri = 0; rv > 1 && ri < 2; ri++) {
+			json_t *cur = role_keyids(s, st, tuf_repo_role(repos[ri], "root"), NULL, &r);
 			json_array_foreach(init, i, id)
 			{
-				json_t *cur = json_object_get(
-				        json_object_get(json_object_get(root, "roles"), "root"),
-				        "keyids");
 				size_t j;
 				json_t *c;
 				json_array_foreach(cur, j, c) if (json_equal(c, id)) finding(
 				        a, "warning",
-				        "the initial root key %.16s... is still trusted after %llu "
-				        "root versions: rotate it out",
-				        json_string_value(id), (unsigned long long)rv);
+				        "the initial root key %.16s... is still trusted by %s after "
+				        "%llu root versions: rotate it out",
+				        json_string_value(id), repos[ri], (unsigned long long)rv);
 			}
+			json_decref(cur);
+			qs_errclear();
+		}
 		json_object_foreach(json_object_get(st, "roles"), rn, v)
 		{
 			json_t *u;
@@ -2266,7 +2456,16 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 				{
 					const char *other = json_string_value(
 					        json_object_get(seen, json_string_value(u)));
-					if (other != NULL)
+					if (other != NULL &&
+					    strcmp(tuf_role_repo(other), tuf_role_repo(rn)) != 0)
+						finding(a, "error",
+						        "key %.16s... is shared by the CI and production "
+						        "repositories (roles %s and %s): a production "
+						        "client would trust what it signs for CI; give "
+						        "production keys of its own with `qsign tuf "
+						        "separate`",
+						        json_string_value(u), other, rn);
+					else if (other != NULL)
 						finding(a, "error",
 						        "key %.16s... is used by roles %s and %s",
 						        json_string_value(u), other, rn);
@@ -2354,8 +2553,8 @@ is_holder(struct server *s, const struct policy *p, const char *principal)
 	int yes = 0;
 
 	if (load_state(s, &st, &ver) == 0) {
-		for (size_t k = 0; all_roles[k] != NULL; k++)
-			json_array_foreach(st_ext(st, all_roles[k]), i, e)
+		for (size_t k = 0; tuf_key_roles[k] != NULL; k++)
+			json_array_foreach(st_ext(st, tuf_key_roles[k]), i, e)
 			{
 				yes |= strcmp(json_string_value(json_object_get(e, "holder")),
 				              principal) == 0;

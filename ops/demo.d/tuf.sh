@@ -3,19 +3,25 @@
 #
 # Keys of root v1 in the demo token; root and production targets need 2 of
 # admin1..3; CI targets, snapshot and timestamp are online for "ci".
+# Each repository has keys of its own (a production client must never trust
+# a CI key): tuf-root-1, tuf-targets, tuf-snapshot, tuf-timestamp for CI;
+# tuf-prod-root-1, tuf-prod-targets + tuf-targets-offline (2 of 2),
+# tuf-prod-snapshot, tuf-prod-timestamp for production.
 # Repositories are published under $QSIGN_HOME/tuf/{ci,prod}/{metadata,targets}.
-for k in tuf-root-1 tuf-targets tuf-targets-offline tuf-snapshot tuf-timestamp; do
+keys="tuf-root-1 tuf-targets tuf-snapshot tuf-timestamp tuf-prod-root-1 tuf-prod-targets
+      tuf-targets-offline tuf-prod-snapshot tuf-prod-timestamp"
+for k in $keys; do
 	keygen "$k" ecdsa-p256
 done
 mkdir -p "$QSIGN_HOME/tuf/ci" "$QSIGN_HOME/tuf/prod"
 chmod 755 "$QSIGN_HOME/tuf" "$QSIGN_HOME/tuf/ci" "$QSIGN_HOME/tuf/prod"
-python3 - "$QSIGN_HOME" "$uri" <<'PY'
+python3 - "$QSIGN_HOME" "$uri" $keys <<'PY'
 import json, sys
-home, uri = sys.argv[1], sys.argv[2]
+home, uri, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
 path = f"{home}/policy.json"
 p = json.load(open(path))
 admins = ["admin1", "admin2", "admin3"]
-for k in ["tuf-root-1", "tuf-targets", "tuf-targets-offline", "tuf-snapshot", "tuf-timestamp"]:
+for k in keys:
     p["keys"][k] = {"uri": f"{uri};object={k}", "algorithm": "ecdsa-p256"}
 p["roles"]["tuf-admin"] = {
     "keys": ["tuf-root-1"], "payloads": ["tuf-init", "tuf-root"],
@@ -33,9 +39,13 @@ p["tuf"] = {
     "roles": {
         "root": {"keys": ["tuf-root-1"], "threshold": 1, "expires": "365d"},
         "targets": {"keys": ["tuf-targets"], "threshold": 1, "expires": "90d"},
-        "prod-targets": {"keys": ["tuf-targets-offline"], "threshold": 2, "expires": "90d"},
         "snapshot": {"keys": ["tuf-snapshot"], "threshold": 1, "expires": "7d"},
         "timestamp": {"keys": ["tuf-timestamp"], "threshold": 1, "expires": "1d"},
+        "prod-root": {"keys": ["tuf-prod-root-1"], "threshold": 1, "expires": "365d"},
+        "prod-targets": {"keys": ["tuf-prod-targets", "tuf-targets-offline"], "threshold": 2,
+                         "expires": "90d"},
+        "prod-snapshot": {"keys": ["tuf-prod-snapshot"], "threshold": 1, "expires": "7d"},
+        "prod-timestamp": {"keys": ["tuf-prod-timestamp"], "threshold": 1, "expires": "1d"},
     },
     "refresh": {"interval": "5m", "margin": "12h"},
 }

@@ -3,7 +3,9 @@
 # key in the daemon's token, two external keys of admin1 and admin2, each
 # in their own SoftHSM token with its own token directory; admin2's is
 # Ed25519, as is the daemon's timestamp key), threshold 2 of 3, and a production-targets key of admin3 in a PEM file (one key per
-# release engineer).
+# release engineer). The repositories share no key: admin1 and admin2 hold
+# one root key per repository (two objects in their token) and `qsign tuf
+# sign -i CI_KEY -i PROD_KEY` signs with both in one go.
 # Publication waits until every threshold (the approvals and TUF's) is met;
 # `qsign tuf sign` signs the exact canonical bytes with the admin's token
 # key; tuf-js walks every root version from root v1 and downloads a
@@ -39,6 +41,11 @@ admin_token() { # name
 		-P "file:$d/user.pin" -t "${2:-ecdsa-p256}" -l tuf-key >/dev/null
 	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token pubkey -m "$module" \
 		-u "pkcs11:token=$1;object=tuf-key" -P "file:$d/user.pin" -o "$d/tuf-key.pem"
+	# the production root key of the same admin, beside the CI one
+	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token keygen -m "$module" -u "pkcs11:token=$1" \
+		-P "file:$d/user.pin" -t "${2:-ecdsa-p256}" -l tuf-prod-key >/dev/null
+	SOFTHSM2_CONF=$d/softhsm2.conf qsign-token pubkey -m "$module" \
+		-u "pkcs11:token=$1;object=tuf-prod-key" -P "file:$d/user.pin" -o "$d/tuf-prod-key.pem"
 }
 admin_token adm1
 admin_token adm2 ed25519 # TUF's other key type: hex public key, raw signatures
@@ -57,7 +64,8 @@ tsign() { # admin token args...
 		return
 	fi
 	SOFTHSM2_CONF=$T/$t/softhsm2.conf QSIGN_PIN_FILE=$T/$t/user.pin \
-		qsign -p "$a" tuf sign --yes -i "pkcs11:token=$t;object=tuf-key" "$@"
+		qsign -p "$a" tuf sign --yes -i "pkcs11:token=$t;object=tuf-key" \
+		-i "pkcs11:token=$t;object=tuf-prod-key" "$@"
 }
 keyid() { # pem file -> TUF keyid, computed here from the spec (OLPC
 	# canonical JSON escapes only " and \, so the PEM's newlines stay raw)
@@ -76,6 +84,8 @@ PY
 k1=$(keyid "$T/adm1/tuf-key.pem")
 k2=$(keyid "$T/adm2/tuf-key.pem")
 k3=$(keyid "$T/adm3/tuf-key.pem")
+kp1=$(keyid "$T/adm1/tuf-prod-key.pem")
+kp2=$(keyid "$T/adm2/tuf-prod-key.pem")
 
 SOFTHSM2_CONF=$QSIGN_HOME/softhsm2.conf qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" \
 	-P "file:$QSIGN_HOME/user.pin" -t ed25519 -l tuf-timestamp-ed >/dev/null
@@ -93,9 +103,12 @@ p['tuf']['external'] = {
     'adm1-root': {'holder': 'admin1', 'public_key': pem('adm1')},
     'adm2-root': {'holder': 'admin2', 'public_key': pem('adm2')},
     'adm3-release': {'holder': 'admin3', 'public_key': pem('adm3')},
+    'adm1-prod-root': {'holder': 'admin1', 'public_key': open(f'{T}/adm1/tuf-prod-key.pem').read()},
+    'adm2-prod-root': {'holder': 'admin2', 'public_key': open(f'{T}/adm2/tuf-prod-key.pem').read()},
 }
 p['tuf']['roles']['root'] = {'keys': ['tuf-root-1', 'adm1-root', 'adm2-root'], 'threshold': 2, 'expires': '365d'}
-p['tuf']['roles']['prod-targets'] = {'keys': ['tuf-targets-offline', 'adm3-release'], 'threshold': 3, 'expires': '90d'}
+p['tuf']['roles']['prod-root'] = {'keys': ['tuf-prod-root-1', 'adm1-prod-root', 'adm2-prod-root'], 'threshold': 2, 'expires': '365d'}
+p['tuf']['roles']['prod-targets'] = {'keys': ['tuf-prod-targets', 'tuf-targets-offline', 'adm3-release'], 'threshold': 3, 'expires': '90d'}
 "
 
 # --- policies qsignd refuses to start with: EDIT (python on p) WHY PATTERN
@@ -110,14 +123,17 @@ refused_policy() {
 }
 # an external key on an online role, or held by a non-approver
 refused_policy "p['tuf']['roles']['snapshot']['keys'] = ['adm1-root']" \
-	"an external snapshot key" "only root and prod-targets keys may be held outside"
+	"an external snapshot key" "only root, prod-root and prod-targets keys may be held outside"
 refused_policy "p['tuf']['external']['adm1-root']['holder'] = 'ci'" \
 	"an external key held by a non-approver" "is not an approver of tuf.gates.admin"
 # one key under two names, or in both targets roles, would count twice
 refused_policy "p['tuf']['external']['adm2-again'] = dict(p['tuf']['external']['adm2-root'])" \
 	"one external key under two names" "the same key as"
 refused_policy "p['tuf']['roles']['prod-targets']['keys'].append('tuf-targets')" \
-	"the online targets key in prod-targets" "is the online targets key already"
+	"the CI targets key in prod-targets" "is listed for the CI repository too"
+# an admin's CI root key cannot be their production root key as well
+refused_policy "p['tuf']['roles']['prod-root']['keys'][1] = 'adm1-root'" \
+	"an external key in both roots" "is listed for the CI repository too"
 echo "ok: external keys only on offline roles, held by the role's approvers, each key once"
 
 qs_start
@@ -146,7 +162,7 @@ grep -q "request.waiting" "$T/qsignd.log" || fail "no request.waiting in the log
 expect_rc 1 tsign admin1 adm2 "$id"
 grep -q "held by admin2, not by admin1" "$T/err" || fail "foreign key: $(cat "$T/err")"
 expect_rc 1 tsign admin1 stray "$id"
-grep -q "needs no signature of key" "$T/err" || fail "stray key: $(cat "$T/err")"
+grep -q "needs no signature of any of these keys" "$T/err" || fail "stray key: $(cat "$T/err")"
 expect_rc 0 tsign admin1 adm1 "$id"
 grep -q "signed ci root version 1" "$T/out" || fail "sign: $(cat "$T/out")"
 [ ! -e "$tuf/prod/metadata/1.root.json" ] || fail "published without admin3's release key"
@@ -157,21 +173,25 @@ for r in ci prod; do
 	[ -f "$tuf/$r/metadata/1.root.json" ] || fail "$r root 1 not published"
 	cp "$tuf/$r/metadata/1.root.json" "$T/$r.1.root.json"
 done
-python3 - "$tuf" "$k1" "$k2" "$k3" <<'PY' || fail "root v1 keys"
+python3 - "$tuf" "$k1" "$k2" "$k3" "$kp1" "$kp2" <<'PY' || fail "root v1 keys"
 import json, sys
-tuf, k1, k2, k3 = sys.argv[1:]
-r = json.load(open(f"{tuf}/prod/metadata/1.root.json"))
-s = r["signed"]
-assert s["roles"]["root"]["threshold"] == 2 and len(s["roles"]["root"]["keyids"]) == 3
-assert k1 in s["roles"]["root"]["keyids"] and k2 in s["roles"]["root"]["keyids"]
+tuf, k1, k2, k3, kp1, kp2 = sys.argv[1:]
+for repo, a, b in (("ci", k1, k2), ("prod", kp1, kp2)):
+    r = json.load(open(f"{tuf}/{repo}/metadata/1.root.json"))
+    s = r["signed"]
+    assert s["roles"]["root"]["threshold"] == 2 and len(s["roles"]["root"]["keyids"]) == 3
+    assert a in s["roles"]["root"]["keyids"] and b in s["roles"]["root"]["keyids"]
+    sigs = {x["keyid"] for x in r["signatures"]}
+    assert a in sigs and b not in sigs and len(sigs) == 2, sigs
+    assert s["keys"][b]["keytype"] == "ed25519" and len(s["keys"][b]["keyval"]["public"]) == 64
+ci = json.load(open(f"{tuf}/ci/metadata/1.root.json"))["signed"]
+s = json.load(open(f"{tuf}/prod/metadata/1.root.json"))["signed"]
+assert not set(ci["keys"]) & set(s["keys"]), "the roots share keys"
 assert k3 in s["roles"]["targets"]["keyids"] and s["roles"]["targets"]["threshold"] == 3
-sigs = {x["keyid"] for x in r["signatures"]}
-assert k1 in sigs and k2 not in sigs and len(sigs) == 2, sigs
 t = json.load(open(f"{tuf}/prod/metadata/1.targets.json"))
 assert k3 in {x["keyid"] for x in t["signatures"]} and len(t["signatures"]) == 3
-assert s["keys"][k2]["keytype"] == "ed25519" and len(s["keys"][k2]["keyval"]["public"]) == 64
-ts = s["roles"]["timestamp"]["keyids"][0]
-assert s["keys"][ts]["keytype"] == "ed25519", s["keys"][ts]
+ts = ci["roles"]["timestamp"]["keyids"][0]
+assert ci["keys"][ts]["keytype"] == "ed25519", ci["keys"][ts]
 PY
 echo "ok: mixed root v1 (2 of 3, two keys in admins' own tokens) waits for and merges their signatures"
 
@@ -259,9 +279,10 @@ expect_rc 0 tsign admin2 adm2 "$did"
 [ "$(state "$did")" = signed ] || fail "remove-key not done: $(cat "$T/out")"
 python3 - "$tuf" "$k1" <<'PY' || fail "root 4 keys"
 import json, sys
-s = json.load(open(f"{sys.argv[1]}/prod/metadata/4.root.json"))["signed"]
+s = json.load(open(f"{sys.argv[1]}/ci/metadata/4.root.json"))["signed"]
 assert sys.argv[2] not in s["roles"]["root"]["keyids"] and len(s["roles"]["root"]["keyids"]) == 2
 PY
+walk ci --root-version 4
 walk prod --root-version 4
 echo "ok: an external root key removed; root 4 signed by the remaining threshold"
 
@@ -306,7 +327,7 @@ expect_rc 0 tsign admin2 adm2 "$lid"
 grep -q "tuf.key_unavailable" "$T/qsignd.log" || fail "no tuf.key_unavailable logged"
 python3 - "$tuf" "$lost" <<'PY' || fail "root 6"
 import json, sys
-r = json.load(open(f"{sys.argv[1]}/prod/metadata/6.root.json"))
+r = json.load(open(f"{sys.argv[1]}/ci/metadata/6.root.json"))
 assert sys.argv[2] not in r["signed"]["roles"]["root"]["keyids"]
 assert sys.argv[2] not in {x["keyid"] for x in r["signatures"]} and len(r["signatures"]) == 2
 PY

@@ -111,8 +111,8 @@ walk prod --target app.bin --sha256 "$sha"
 echo "ok: production promote by quorum with a diff; tuf-js downloads from production"
 
 # --- root key rotation twice: 1 -> 2 -> 3
-rotate() { # role
-	expect_rc 0 qsign -p admin1 tuf rotate-key -m "rotate $1" "$1"
+rotate() { # role [keyid]
+	expect_rc 0 qsign -p admin1 tuf rotate-key ${2:+--keyid "$2"} -m "rotate $1" "$1"
 	local rid
 	rid=$(cat "$T/out")
 	approve "$rid" admin2 admin3
@@ -127,8 +127,9 @@ walk ci --root-version 3 --target app.bin --sha256 "$sha"
 walk prod --root-version 3 --target app.bin --sha256 "$sha"
 echo "ok: root rotated twice; tuf-js walks 1 -> 2 -> 3"
 
-# --- targets keys rotation: production targets re-signed with the new key
-rotate prod-targets
+# --- targets keys rotation: targets re-signed with the new key (production's
+# offline key, then the CI key)
+rotate prod-targets "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["signed"]["roles"]["targets"]; print(r["keyids"][-1])' "$tuf/prod/metadata/root.json")"
 rotate targets
 walk prod --root-version 5 --target app.bin --sha256 "$sha"
 walk ci --root-version 5 --target app.bin --sha256 "$sha"

@@ -5,9 +5,11 @@
 // matching REGEX.
 //   node walk.mjs --url http://127.0.0.1:P/ci --root FILE [--target NAME
 //        --sha256 HEX] [--root-version N] [--expect-fail REGEX]
-//        [--clock-offset SECONDS]
+//        [--clock-offset SECONDS] [--state DIR]
+// --state DIR keeps the client's trusted metadata in DIR from one run to the
+// next, as a device does (the --root file seeds it only when DIR is new).
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
@@ -25,7 +27,7 @@ if (args['clock-offset']) {
   };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'tufjs-'));
+const dir = args.state || mkdtempSync(join(tmpdir(), 'tufjs-'));
 const metadataDir = join(dir, 'metadata');
 const targetDir = join(dir, 'targets');
 
@@ -33,7 +35,8 @@ async function main() {
   const fs = await import('node:fs');
   fs.mkdirSync(metadataDir, { recursive: true });
   fs.mkdirSync(targetDir, { recursive: true });
-  copyFileSync(args.root, join(metadataDir, 'root.json'));
+  if (!args.state || !existsSync(join(metadataDir, 'root.json')))
+    copyFileSync(args.root, join(metadataDir, 'root.json'));
   const updater = new Updater({
     metadataBaseUrl: `${args.url}/metadata`,
     targetBaseUrl: `${args.url}/targets`,
@@ -55,16 +58,19 @@ async function main() {
   }
 }
 
+function done() { if (!args.state) rmSync(dir, { recursive: true, force: true }); }
+
 main().then(() => {
-  rmSync(dir, { recursive: true, force: true });
+  done();
   if (args['expect-fail']) {
     console.error(`FAIL: expected a rejection matching ${args['expect-fail']}`);
     process.exit(1);
   }
   process.exit(0);
 }, (e) => {
-  rmSync(dir, { recursive: true, force: true });
-  const msg = `${e.name}: ${e.message}`;
+  done();
+  // tuf-js errors keep name "Error": their class says which check refused.
+  const msg = `${e.constructor?.name || e.name}: ${e.message}`;
   if (args['expect-fail'] && new RegExp(args['expect-fail']).test(msg)) {
     console.log(`rejected as expected: ${msg}`);
     process.exit(0);
