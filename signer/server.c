@@ -591,6 +591,7 @@ reaper_main(void *arg)
 
 	while (!s->stopping) {
 		nng_pipe doomed[256];
+		int ended[256];
 		size_t n = 0;
 		int64_t now = now_ms();
 		struct timespec ts = {0, 250 * 1000 * 1000};
@@ -600,11 +601,17 @@ reaper_main(void *arg)
 			for (struct pipe_state *p = pt->tab[b]; p != NULL && n < 256; p = p->next)
 				if ((p->close_at_ms != 0 && now >= p->close_at_ms) ||
 				    (!p->authed && now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
-				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000)
+				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000) {
+					ended[n] = p->close_at_ms != 0;
 					doomed[n++] = p->pipe;
+				}
 		pthread_mutex_unlock(&pt->mu);
 		for (size_t i = 0; i < n; i++) {
-			log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
+			if (ended[i])
+				log_info("conn.closed", "pipe=%u reason=\"session ended\"",
+					 (unsigned)nng_pipe_id(doomed[i]));
+			else
+				log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
 			nng_pipe_close(doomed[i]);
 		}
 		nanosleep(&ts, NULL);
