@@ -1559,14 +1559,16 @@ verify_main(int argc, char **argv, struct globals *g)
 	} else {
 		if ((r = connect_client(g, &c)) != EXIT_OK)
 			goto out;
+		/* A refusal by the daemon (the caller may not read the log) was
+		 * reported as such: it says nothing about the log itself. */
 		if ((r = get_checkpoint(g, c, o.log_key, &cp)) != EXIT_OK) {
-			if (r != EXIT_FAILED)
+			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
 				goto out;
 			vfail(&v, "the checkpoint does not verify");
 			goto summary;
 		}
 		if ((r = fetch_entries(g, c, 0, cp.size, &e)) != EXIT_OK) {
-			if (r != EXIT_FAILED)
+			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
 				goto out;
 			vfail(&v, "cannot fetch the entries the checkpoint covers");
 			goto summary;

@@ -18,7 +18,9 @@ may_audit(const struct call_ctx *cx)
 	unsigned roles = cx->pol->principals[cx->pidx].roles;
 
 	if ((roles & (POLICY_ROLE_AUDITOR | POLICY_ROLE_ADMIN)) == 0)
-		return qs_fail(QS_ERR_DENIED, "%s has neither the auditor nor the admin role",
+		return qs_fail(QS_ERR_DENIED,
+			       "%s may not read the audit log: that needs the auditor or the admin "
+			       "role",
 			       cx->principal);
 	return 0;
 }

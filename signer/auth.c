@@ -15,6 +15,9 @@
 #include "statement.h"
 #include "wire.h"
 
+/* What a client is told when its principal name or its key is wrong. */
+#define QS_AUTH_REFUSED_TEXT "authentication failed: unknown principal or wrong key"
+
 int
 h_challenge(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
@@ -45,6 +48,7 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 	uint8_t *stmt = NULL;
 	size_t stmt_len = 0;
 	char *roles[3], pb[80];
+	const char *why = NULL;
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__authenticate_request__descriptor, body, len, 1024,
@@ -65,16 +69,14 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 				      req->challenge.len)) != 0)
 		goto refused;
 	if ((pr = policy_principal(cx->pol, req->principal)) == NULL) {
-		r = qs_fail(QS_ERR_UNAUTH, "unknown principal \"%s\"", req->principal);
+		why = "unknown principal";
 		goto refused;
 	}
 	if ((r = qs_stmt_auth(cx->srv->cfg->identity, req->principal, req->challenge.data,
 			      req->challenge.len, &stmt, &stmt_len)) != 0)
 		goto out;
 	if (qs_sig_verify(pr->pk, stmt, stmt_len, req->signature.data, req->signature.len) != 0) {
-		r = qs_fail(QS_ERR_UNAUTH,
-			    "signature does not verify with the key of principal \"%s\"",
-			    req->principal);
+		why = "signature does not verify with the principal's key";
 		goto refused;
 	}
 	/* Authentication changes nothing by itself: while the audit log
@@ -89,7 +91,8 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 					     "net")) != 0)
 		log_warn("auth.unaudited", "pipe=%u principal=%s detail=\"%s\"", cx->pipe_id,
 			 req->principal, qs_errdetail());
-	if ((r = pipes_set_principal(cx->srv->pipes, cx->pipe_id, req->principal)) != 0)
+	if ((r = pipes_set_principal(cx->srv->pipes, cx->pipe_id, req->principal, pr->pk,
+				     pr->roles)) != 0)
 		goto out;
 	if (cx->peer_uid >= 0)
 		log_info("auth.ok", "pipe=%u principal=%s transport=ipc peer_uid=%lld peer_pid=%lld",
@@ -110,9 +113,14 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 	r = qs_wire_pack(&resp.base, out, out_len);
 	goto out;
 refused:
+	/* The reason goes to the daemon's log only: the client learns the
+	 * same thing whether the name exists or not, so the socket does not
+	 * tell who the principals are. */
 	log_warn("auth.refused", "pipe=%u principal=%s peer_uid=%lld reason=\"%s\"", cx->pipe_id,
 		 log_peerstr(req->principal, pb, sizeof(pb)), (long long)cx->peer_uid,
-		 qs_errdetail());
+		 why != NULL ? why : qs_errdetail());
+	if (why != NULL)
+		r = qs_fail(QS_ERR_UNAUTH, "%s", QS_AUTH_REFUSED_TEXT);
 out:
 	free(stmt);
 	protobuf_c_message_free_unpacked(&req->base, NULL);

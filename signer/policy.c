@@ -308,6 +308,8 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 			   POLICY_ROLE_ADMIN, &ro->approvers, &ro->napprovers)) != 0)
 		return r;
 	x = json_object_get(v, "threshold");
+	if (x == NULL)
+		return qs_fail(QS_ERR_INVALID, "quorum.threshold: missing (an integer >= 1)");
 	if (!json_is_integer(x) || json_integer_value(x) < 1)
 		return qs_fail(QS_ERR_INVALID, "quorum.threshold: must be an integer >= 1");
 	if ((size_t)json_integer_value(x) > ro->napprovers)
@@ -448,6 +450,8 @@ parse_admins(struct policy *p, json_t *v)
 			   POLICY_ROLE_ADMIN, &p->admins, &p->nadmins)) != 0)
 		return r;
 	x = json_object_get(v, "threshold");
+	if (x == NULL)
+		return qs_fail(QS_ERR_INVALID, "policy_admins.threshold: missing (an integer >= 1)");
 	if (!json_is_integer(x) || json_integer_value(x) < 1)
 		return qs_fail(QS_ERR_INVALID, "policy_admins.threshold: must be an integer >= 1");
 	if ((size_t)json_integer_value(x) > p->nadmins)

@@ -44,6 +44,12 @@ struct reqkind_ops {
  * request lock: never call it holding a module lock. */
 void requests_retry(struct server *s, const char *id);
 
+/* 1 if request r can no longer proceed by the clock: a pending request past
+ * its request_ttl, an approved TUF change waiting for external signatures
+ * past tuf.signature_ttl since its last approval. *why (may be NULL) gets
+ * the reason. Decided by the clock alone, never by the recorded state. */
+int requests_expired(struct server *s, const struct store_request *r, const char **why);
+
 /* The policy of version v (a request's), with a reference: policy_unref. */
 int policy_at(struct server *s, uint64_t v, struct policy **out);
 

@@ -3,7 +3,11 @@
  *
  * Rules a reader should be able to check here:
  *  - a request is judged under the policy version it was submitted with
- *    (approvers, threshold, keys, approvers' public keys);
+ *    AND the version in force, at every vote and again at execution; which
+ *    votes count is decided by signer/approval.c alone (approvers under both
+ *    versions, the higher threshold, signatures that verify with the keys in
+ *    force); a request the policy in force no longer allows fails with the
+ *    rule that changed;
  *  - a vote is a signature by the voter's own key over the approval
  *    statement (proto/statement.h) rebuilt from the stored request, so it
  *    covers exactly the stored payload digest;
@@ -11,8 +15,9 @@
  *    nothing; the submitter counts only if the role allows self-approval;
  *  - each transition is one durable store transaction, and all transitions
  *    run under srv->req_mu, so the threshold triggers exactly one signing;
- *  - expiry is wall-clock (also after restart), applied whenever a request
- *    is read or voted on.
+ *  - expiry is wall-clock (also after restart), decided by the clock at
+ *    every read, vote and execution: a state change that could not be
+ *    recorded never keeps an expired request alive.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 
 #include <openssl/rand.h>
 
+#include "approval.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
@@ -28,21 +34,11 @@
 #include "reqkinds.h"
 #include "server.h"
 #include "statement.h"
+#include "tuf.h"
 #include "wire.h"
 
-#define POLICY_ROLE_NAME "policy" /* the pseudo-role of policy changes */
-#define POLICY_REQUEST_TTL_S (7 * 86400)
 #define MAX_MESSAGE QS_MAX_REQUEST_TEXT
 #define VOTE_CLOCK_SKEW_S 300
-
-struct rules {
-	const struct policy_role *role; /* NULL for policy changes */
-	uint32_t threshold;
-	const size_t *approvers;
-	size_t napprovers;
-	int allow_self;
-	int64_t ttl_s;
-};
 
 static int64_t
 now_s(void)
@@ -108,61 +104,6 @@ requests_cleanup(struct server *s)
 	s->nhist = 0;
 }
 
-static int
-rules_for(const struct policy *p, const char *role, const char *kind, struct rules *ru)
-{
-	const struct policy_role *ro;
-
-	memset(ru, 0, sizeof(*ru));
-	if (strcmp(kind, "policy") == 0 || strcmp(role, POLICY_ROLE_NAME) == 0) {
-		if (strcmp(kind, "policy") != 0 || strcmp(role, POLICY_ROLE_NAME) != 0)
-			return qs_fail(QS_ERR_INVALID,
-				       "policy changes are role \"policy\" with kind \"policy\"");
-		ru->threshold = p->admin_threshold;
-		ru->approvers = p->admins;
-		ru->napprovers = p->nadmins;
-		ru->allow_self = 0;
-		ru->ttl_s = POLICY_REQUEST_TTL_S;
-		return 0;
-	}
-	if ((ro = policy_role(p, role)) == NULL)
-		return qs_fail(QS_ERR_NOT_FOUND, "no role \"%s\" in policy version %llu", role,
-			       (unsigned long long)p->version);
-	if (ro->mode != POLICY_QUORUM)
-		return qs_fail(QS_ERR_PRECONDITION,
-			       "role %s signs online: use qsign sign, not a request", role);
-	if (!policy_role_allows(ro, kind))
-		return qs_fail(QS_ERR_DENIED, "role %s does not sign \"%s\" payloads", role, kind);
-	ru->role = ro;
-	ru->threshold = ro->threshold;
-	ru->approvers = ro->approvers;
-	ru->napprovers = ro->napprovers;
-	ru->allow_self = ro->allow_self_approval;
-	ru->ttl_s = ro->request_ttl_s;
-	return 0;
-}
-
-/* Approvers whose vote can count for a request by `submitter`. */
-static size_t
-eligible_count(const struct policy *p, const struct rules *ru, const char *submitter)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < ru->napprovers; i++)
-		if (ru->allow_self || strcmp(p->principals[ru->approvers[i]].name, submitter) != 0)
-			n++;
-	return n;
-}
-
-static int
-is_approver(const struct policy *p, const struct rules *ru, const char *name)
-{
-	for (size_t i = 0; i < ru->napprovers; i++)
-		if (strcmp(p->principals[ru->approvers[i]].name, name) == 0)
-			return 1;
-	return 0;
-}
-
 /* ------------------------------------------------------------ views */
 
 static char *
@@ -174,11 +115,10 @@ xstrdup(const char *s)
 /* A RequestView whose every field is malloc'd, so that
  * protobuf_c_message_free_unpacked(v, NULL) frees it. */
 static int
-view_new(const struct store_request *r, const struct policy *p, int with_payload,
+view_new(const struct store_request *r, const struct approval_rules *ar, int with_payload,
 	 Qsign__V1__RequestView **out)
 {
 	Qsign__V1__RequestView *v;
-	struct rules ru;
 	int r2 = QS_ERR_NOMEM;
 
 	*out = NULL;
@@ -198,14 +138,16 @@ view_new(const struct store_request *r, const struct policy *p, int with_payload
 	v->created = r->created;
 	v->expires = r->expires;
 	v->policy_version = r->policy_version;
-	if (p != NULL && rules_for(p, r->role, r->kind, &ru) == 0) {
-		v->threshold = ru.threshold;
-		v->allow_self_approval = ru.allow_self;
-		if ((v->approvers = calloc(ru.napprovers + 1, sizeof(char *))) == NULL)
+	if (ar != NULL) {
+		/* What counts now: approvers under both versions, the higher
+		 * threshold (approval.h). */
+		v->threshold = ar->threshold;
+		v->allow_self_approval = ar->allow_self;
+		if ((v->approvers = calloc(ar->cur.napprovers + 1, sizeof(char *))) == NULL)
 			goto fail;
-		for (size_t i = 0; i < ru.napprovers; i++) {
-			const char *n = p->principals[ru.approvers[i]].name;
-			if (!ru.allow_self && strcmp(n, r->submitter) == 0)
+		for (size_t i = 0; i < ar->cur.napprovers; i++) {
+			const char *n = ar->cur.pol->principals[ar->cur.approvers[i]].name;
+			if (approval_may_vote(ar, n, r->submitter) != 0)
 				continue;
 			if ((v->approvers[v->n_approvers++] = strdup(n)) == NULL)
 				goto fail;
@@ -245,17 +187,38 @@ fail:
 }
 
 static int
-pack_view(const struct store_request *r, const struct policy *p, int with_payload, uint8_t **out,
-	  size_t *out_len)
+pack_view(const struct store_request *r, const struct approval_rules *ar, int with_payload,
+	  uint8_t **out, size_t *out_len)
 {
 	Qsign__V1__RequestView *v = NULL;
 	int r2;
 
-	if ((r2 = view_new(r, p, with_payload, &v)) != 0)
+	if ((r2 = view_new(r, ar, with_payload, &v)) != 0)
 		return r2;
 	r2 = qs_wire_pack(&v->base, out, out_len);
 	protobuf_c_message_free_unpacked(&v->base, NULL);
 	return r2;
+}
+
+/*
+ * The rules of stored request r for a view, as the policy `cur` in force
+ * sees them; when `cur` no longer allows r, those of its own version (the
+ * state message says why it cannot proceed). *subp: the request's version
+ * (policy_unref). Returns ar, or NULL when even that version has no rules.
+ */
+static const struct approval_rules *
+view_rules(struct server *s, const struct store_request *r, const struct policy *cur,
+	   struct policy **subp, struct approval_rules *ar)
+{
+	const struct approval_rules *res = NULL;
+
+	*subp = NULL;
+	if (policy_at(s, r->policy_version, subp) == 0 &&
+	    (approval_rules(*subp, cur, r->role, r->kind, ar) == 0 ||
+	     approval_rules(*subp, *subp, r->role, r->kind, ar) == 0))
+		res = ar;
+	qs_errclear();
+	return res;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -274,22 +237,96 @@ valid_id(const char *id)
 	return 1;
 }
 
-/* Move a pending request past its TTL to EXPIRED (wall clock). */
-static void
-maybe_expire(struct server *s, struct store_request *r)
+/* An approved TUF change that waits for external signatures
+ * (REQKIND_WAIT); every other approved request executes at once. */
+static int
+waits_for_signatures(const struct store_request *r)
 {
-	if (r->state != REQ_PENDING || now_s() <= r->expires)
-		return;
-	if (audit_state(s, r->id, REQ_PENDING, REQ_EXPIRED, "request_ttl passed") != 0) {
-		log_error("request.expire", "id=%s detail=\"%s\"", r->id, qs_errdetail());
-		return;
+	return r->state == REQ_APPROVED && strncmp(r->kind, "tuf-", 4) == 0;
+}
+
+/*
+ * The wall-clock second after which r can no longer proceed, and why: its
+ * request_ttl while it collects votes and when it executes; for an approved
+ * TUF change that waits for external signatures, the policy's
+ * tuf.signature_ttl after its last approval.
+ */
+static int64_t
+deadline(struct server *s, const struct store_request *r, const char **why)
+{
+	if (waits_for_signatures(r)) {
+		struct policy *p = server_policy(s);
+		int64_t last = r->created, d;
+		for (size_t i = 0; i < r->nvotes; i++)
+			if (r->votes[i].approve && r->votes[i].time > last)
+				last = r->votes[i].time;
+		d = last + tuf_signature_ttl(p);
+		policy_unref(p);
+		*why = "tuf.signature_ttl passed before the external signatures arrived";
+		return d;
 	}
-	if (store_req_transition(s->store, r->id, REQ_PENDING, REQ_EXPIRED,
-				 "request_ttl passed before the threshold was met") == 0) {
+	*why = r->state == REQ_PENDING ? "request_ttl passed before the threshold was met"
+				       : "request_ttl passed before the request was executed";
+	return r->expires;
+}
+
+int
+requests_expired(struct server *s, const struct store_request *r, const char **why)
+{
+	const char *w;
+
+	if (why == NULL)
+		why = &w;
+	return (r->state == REQ_PENDING || r->state == REQ_APPROVED) &&
+	       now_s() > deadline(s, r, why);
+}
+
+/* Move r, past its deadline, to EXPIRED. The caller holds req_mu when r
+ * may be APPROVED (an execution may be running otherwise). 1 if r is
+ * expired by the clock, whether or not the state change could be made:
+ * callers refuse on the clock, never on the recorded state alone. */
+static int
+expire_now(struct server *s, struct store_request *r)
+{
+	const char *why;
+	int from = r->state;
+
+	if (!requests_expired(s, r, &why))
+		return 0;
+	if (audit_state(s, r->id, from, REQ_EXPIRED, why) != 0) {
+		log_error("request.expire", "id=%s detail=\"%s\"", r->id, qs_errdetail());
+		return 1;
+	}
+	if (store_req_transition(s->store, r->id, from, REQ_EXPIRED, why) == 0) {
 		r->state = REQ_EXPIRED;
 		free(r->state_message);
-		r->state_message = strdup("request_ttl passed before the threshold was met");
-		log_info("request.expired", "id=%s role=%s", r->id, r->role);
+		r->state_message = strdup(why);
+		log_info("request.expired", "id=%s role=%s reason=\"%s\"", r->id, r->role, why);
+	}
+	return 1;
+}
+
+/* On read: a pending request past its TTL, or an approved TUF change past
+ * its signature TTL, becomes EXPIRED. `locked`: the caller holds req_mu. */
+static void
+maybe_expire(struct server *s, struct store_request *r, int locked)
+{
+	if (r->state == REQ_PENDING) {
+		expire_now(s, r);
+	} else if (waits_for_signatures(r) && requests_expired(s, r, NULL)) {
+		struct store_request *fresh = NULL;
+		if (!locked)
+			pthread_mutex_lock(&s->req_mu);
+		/* Re-read under the lock: an execution may have finished it. */
+		if (store_req_get(s->store, r->id, 0, &fresh) == 0 && fresh->state == REQ_APPROVED &&
+		    expire_now(s, fresh) && fresh->state == REQ_EXPIRED) {
+			r->state = REQ_EXPIRED;
+			free(r->state_message);
+			r->state_message = strdup(fresh->state_message ? fresh->state_message : "");
+		}
+		store_request_free(fresh);
+		if (!locked)
+			pthread_mutex_unlock(&s->req_mu);
 	}
 }
 
@@ -305,7 +342,7 @@ may_view(const struct call_ctx *cx, const struct store_request *r)
 }
 
 static int
-load(struct call_ctx *cx, const char *id, int with_payload, struct store_request **out)
+load(struct call_ctx *cx, const char *id, int with_payload, int locked, struct store_request **out)
 {
 	char pb[80];
 	int r;
@@ -321,7 +358,7 @@ load(struct call_ctx *cx, const char *id, int with_payload, struct store_request
 		*out = NULL;
 		return qs_fail(QS_ERR_NOT_FOUND, "no request %s", id);
 	}
-	maybe_expire(cx->srv, *out);
+	maybe_expire(cx->srv, *out, locked);
 	return 0;
 }
 
@@ -386,43 +423,13 @@ audit_signed(struct server *s, const struct store_request *r, const struct store
 
 /* ------------------------------------------------------------ finalize */
 
-/*
- * Count the stored approve votes that still verify: by an eligible
- * approver of policy p, over the statement rebuilt from the stored request.
- * Signing re-checks this so that a state store edited behind the daemon's
- * back (an "approved" flag flipped by hand) cannot make a key sign.
- */
-static size_t
-verified_approvals(struct server *s, const struct store_request *r, const struct policy *p,
-		   const struct rules *ru)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < r->nvotes; i++) {
-		const struct store_vote *v = &r->votes[i];
-		const struct policy_principal *pr = policy_principal(p, v->approver);
-		uint8_t *stmt = NULL;
-		size_t len = 0;
-
-		if (!v->approve || pr == NULL || !is_approver(p, ru, v->approver) ||
-		    (!ru->allow_self && strcmp(v->approver, r->submitter) == 0))
-			continue;
-		if (qs_stmt_approval(s->cfg->identity, r->id, r->role, r->kind, r->digest, 1,
-				     v->time, &stmt, &len) == 0 &&
-		    qs_sig_verify(pr->pk, stmt, len, v->sig, v->sig_len) == 0)
-			n++;
-		free(stmt);
-	}
-	return n;
-}
-
 /* An APPROVED request: sign with the role's keys (or apply the policy) and
  * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu. */
 static void
 finalize(struct server *s, const char *id)
 {
 	struct store_request *r = NULL;
-	struct policy *p = NULL, *np = NULL;
+	struct policy *p = NULL, *np = NULL, *in_force = NULL;
 	struct store_reqsig *sigs = NULL;
 	const struct policy_role *ro;
 	const struct reqkind_ops *ko;
@@ -434,16 +441,29 @@ finalize(struct server *s, const char *id)
 		goto fail;
 	if (r->state != REQ_APPROVED)
 		goto out;
+	if (expire_now(s, r))
+		goto out;
 	{
-		struct rules ru;
+		/* Executed only if the policy in force still allows it, with
+		 * approvals that count under both versions (approval.h); the
+		 * votes are re-verified so that a state store edited behind the
+		 * daemon's back (an "approved" flag flipped by hand) cannot
+		 * make a key sign. */
+		struct approval_rules ar;
 		size_t ok;
-		if ((rc = policy_at(s, r->policy_version, &p)) != 0 ||
-		    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
+		if ((rc = policy_at(s, r->policy_version, &p)) != 0)
 			goto fail;
-		if ((ok = verified_approvals(s, r, p, &ru)) < ru.threshold) {
+		in_force = server_policy(s);
+		if ((rc = approval_rules(p, in_force, r->role, r->kind, &ar)) != 0) {
+			rc = qs_wrap(rc, "not executed");
+			goto fail;
+		}
+		if ((ok = approval_count(&ar, s->cfg->identity, r)) < ar.threshold) {
 			rc = qs_fail(QS_ERR_PRECONDITION,
-				     "only %zu of the %u approvals needed verify: refusing to sign",
-				     ok, ru.threshold);
+				     "not executed: only %zu of the %u approvals needed count under "
+				     "policy versions %llu (the request's) and %llu (in force)",
+				     ok, ar.threshold, (unsigned long long)p->version,
+				     (unsigned long long)in_force->version);
 			goto fail;
 		}
 	}
@@ -553,6 +573,7 @@ out:
 	free(result);
 	policy_unref(p);
 	policy_unref(np);
+	policy_unref(in_force);
 	store_request_free(r);
 }
 
@@ -592,7 +613,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	const struct qs_payload_kind *pk;
 	struct store_request rec, *got = NULL;
 	struct policy *np = NULL;
-	struct rules ru;
+	struct approval_rules ar;
 	uint8_t rnd[16];
 	char *hex = NULL, pb[80];
 	ssize_t pi;
@@ -619,32 +640,32 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			    log_peerstr(req->kind, pb, sizeof(pb)));
 		goto out;
 	}
-	if ((r = rules_for(cx->pol, req->role, req->kind, &ru)) != 0)
+	if ((r = approval_rules(cx->pol, cx->pol, req->role, req->kind, &ar)) != 0)
 		goto out;
 	pi = cx->pidx;
-	if (ru.role != NULL && !policy_role_has_requester(ru.role, (size_t)pi)) {
+	if (ar.sub.role != NULL && !policy_role_has_requester(ar.sub.role, (size_t)pi)) {
 		r = qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
 			    cx->principal, req->role);
 		goto out;
 	}
-	if (ru.role == NULL && !(cx->pol->principals[pi].roles & POLICY_ROLE_ADMIN)) {
+	if (ar.sub.role == NULL && !(cx->pol->principals[pi].roles & POLICY_ROLE_ADMIN)) {
 		r = qs_fail(QS_ERR_DENIED, "only admins propose policy changes");
 		goto out;
 	}
 	if ((r = pk->validate(req->payload.data, req->payload.len)) != 0)
 		goto out;
-	if (eligible_count(cx->pol, &ru, cx->principal) < ru.threshold) {
+	if (approval_eligible(&ar, cx->principal) < ar.threshold) {
 		r = qs_fail(QS_ERR_PRECONDITION,
 			    "a request by %s could never reach the threshold of %u: self-approval "
 			    "is not allowed and too few other approvers exist",
-			    cx->principal, ru.threshold);
+			    cx->principal, ar.threshold);
 		goto out;
 	}
 	pthread_mutex_lock(&cx->srv->req_mu);
 	{
 		const struct reqkind_ops *ko = reqkind_find(req->kind);
 		if (ko != NULL && ko->submit_check != NULL &&
-		    (r = ko->submit_check(cx->srv, cx->pol, ru.role, cx->principal,
+		    (r = ko->submit_check(cx->srv, cx->pol, ar.sub.role, cx->principal,
 					  req->payload.data, req->payload.len)) != 0)
 			goto unlock;
 	}
@@ -675,7 +696,13 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		    0) {
 			/* A retried submission: answer with the original. */
 			if ((r = store_req_get(cx->srv->store, id, 0, &got)) == 0)
-				r = pack_view(got, cx->pol, 0, out, out_len);
+				{
+					struct policy *gp = NULL;
+					struct approval_rules gar;
+					r = pack_view(got, view_rules(cx->srv, got, cx->pol, &gp, &gar), 0,
+						      out, out_len);
+					policy_unref(gp);
+				}
 			goto unlock;
 		}
 	}
@@ -694,7 +721,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	qs_sha256(req->payload.data, req->payload.len, rec.digest);
 	rec.state = REQ_PENDING;
 	rec.created = now_s();
-	rec.expires = rec.created + ru.ttl_s;
+	rec.expires = rec.created + ar.sub.ttl_s;
 	rec.policy_version = cx->pol->version;
 	{
 		char *hx = hex32(rec.digest);
@@ -719,7 +746,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		 rec.role, rec.kind, rec.submitter, rec.payload_len);
 	rec.message = NULL;
 	rec.payload = NULL;
-	r = pack_view(&rec, cx->pol, 0, out, out_len);
+	r = pack_view(&rec, &ar, 0, out, out_len);
 unlock:
 	pthread_mutex_unlock(&cx->srv->req_mu);
 out:
@@ -736,15 +763,16 @@ h_req_get(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 	Qsign__V1__GetRequestRequest *req = NULL;
 	struct store_request *r = NULL;
 	struct policy *p = NULL;
+	struct approval_rules ar;
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__get_request_request__descriptor, body, len, 1024,
 				 (ProtobufCMessage **)&req)) != 0)
 		return rc;
-	if ((rc = load(cx, req->id, req->include_payload, &r)) != 0 ||
-	    (rc = policy_at(cx->srv, r->policy_version, &p)) != 0)
+	if ((rc = load(cx, req->id, req->include_payload, 0, &r)) != 0)
 		goto out;
-	rc = pack_view(r, p, req->include_payload, out, out_len);
+	rc = pack_view(r, view_rules(cx->srv, r, cx->pol, &p, &ar), req->include_payload, out,
+		       out_len);
 out:
 	policy_unref(p);
 	store_request_free(r);
@@ -779,14 +807,14 @@ h_req_list(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct policy *p = NULL;
+		struct approval_rules ar;
 		if (!may_view(cx, v[i]))
 			continue;
-		maybe_expire(cx->srv, v[i]);
+		maybe_expire(cx->srv, v[i], 0);
 		if (req->state != 0 && (int)req->state != v[i]->state)
 			continue; /* just expired */
-		if (policy_at(cx->srv, v[i]->policy_version, &p) != 0)
-			p = NULL;
-		rc = view_new(v[i], p, 0, &resp.requests[resp.n_requests]);
+		rc = view_new(v[i], view_rules(cx->srv, v[i], cx->pol, &p, &ar), 0,
+			      &resp.requests[resp.n_requests]);
 		policy_unref(p);
 		if (rc != 0)
 			goto out;
@@ -808,11 +836,9 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	Qsign__V1__VoteRequest *req = NULL;
 	struct store_request *r = NULL;
 	struct policy *p = NULL;
-	const struct policy_principal *voter;
 	struct store_vote vote;
-	struct rules ru;
-	uint8_t *stmt = NULL;
-	size_t stmt_len = 0, approves = 0, rejects = 0, eligible;
+	struct approval_rules ar;
+	size_t approves = 0, rejects = 0, eligible;
 	int rc, new_state, locked = 0;
 	char msg[160];
 
@@ -831,27 +857,33 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	}
 	pthread_mutex_lock(&cx->srv->req_mu);
 	locked = 1;
-	if ((rc = load(cx, req->id, 0, &r)) != 0)
+	if ((rc = load(cx, req->id, 0, 1, &r)) != 0)
 		goto out;
 	if (r->state != REQ_PENDING) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s: votes are closed", r->id,
 			     state_name(r->state));
 		goto out;
 	}
-	if ((rc = policy_at(cx->srv, r->policy_version, &p)) != 0 ||
-	    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
-		goto out;
-	if (!is_approver(p, &ru, cx->principal)) {
-		rc = qs_fail(QS_ERR_DENIED, "%s is not an approver of %s (policy version %llu)",
-			     cx->principal, r->role, (unsigned long long)p->version);
+	if (requests_expired(cx->srv, r, NULL)) {
+		/* The clock decides, even if recording EXPIRED failed. */
+		rc = qs_fail(QS_ERR_PRECONDITION, "request %s expired: votes are closed", r->id);
 		goto out;
 	}
-	if (!ru.allow_self && strcmp(cx->principal, r->submitter) == 0) {
-		rc = qs_fail(QS_ERR_DENIED,
-			     "%s submitted this request and role %s does not allow self-approval",
-			     cx->principal, r->role);
+	if ((rc = policy_at(cx->srv, r->policy_version, &p)) != 0)
+		goto out;
+	if ((rc = approval_rules(p, cx->pol, r->role, r->kind, &ar)) != 0) {
+		/* The policy in force no longer allows this request: it fails,
+		 * with the rule that changed, and takes no more votes. */
+		char why[QS_ERRDETAIL_MAX + 32];
+		snprintf(why, sizeof(why), "not executed: %s", qs_errdetail());
+		if (audit_state(cx->srv, r->id, REQ_PENDING, REQ_FAILED, why) == 0 &&
+		    store_req_transition(cx->srv->store, r->id, REQ_PENDING, REQ_FAILED, why) == 0)
+			log_info("request.failed", "id=%s detail=\"%s\"", r->id, why);
+		rc = qs_fail(QS_ERR_PRECONDITION, "request %s %s: votes are closed", r->id, why);
 		goto out;
 	}
+	if ((rc = approval_may_vote(&ar, cx->principal, r->submitter)) != 0)
+		goto out;
 	if (req->payload_sha256.len != 32 ||
 	    memcmp(req->payload_sha256.data, r->digest, 32) != 0) {
 		rc = qs_fail(QS_ERR_INVALID,
@@ -865,29 +897,23 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 			     (long long)req->time);
 		goto out;
 	}
-	if ((voter = policy_principal(p, cx->principal)) == NULL) {
-		rc = qs_fail(QS_ERR_DENIED, "%s is not in policy version %llu", cx->principal,
-			     (unsigned long long)p->version);
-		goto out;
-	}
-	if ((rc = qs_stmt_approval(cx->srv->cfg->identity, r->id, r->role, r->kind, r->digest,
-				   req->approve, req->time, &stmt, &stmt_len)) != 0)
-		goto out;
-	if (qs_sig_verify(voter->pk, stmt, stmt_len, req->signature.data, req->signature.len) !=
-	    0) {
-		rc = qs_fail(QS_ERR_UNAUTH,
-			     "vote signature does not verify with %s's key: the statement must "
-			     "cover this request, role, kind, payload digest, decision and time",
-			     cx->principal);
-		log_warn("vote.refused", "id=%s approver=%s reason=bad-signature", r->id,
-			 cx->principal);
+	snprintf(vote.approver, sizeof(vote.approver), "%s", cx->principal);
+	vote.approve = req->approve;
+	vote.time = req->time;
+	memcpy(vote.sig, req->signature.data, req->signature.len);
+	vote.sig_len = req->signature.len;
+	vote.reason = req->reason;
+	if ((rc = approval_vote_counts(&ar, cx->srv->cfg->identity, r, &vote)) != 0) {
+		if (rc == QS_ERR_UNAUTH)
+			log_warn("vote.refused", "id=%s approver=%s reason=bad-signature", r->id,
+				 cx->principal);
 		goto out;
 	}
 	for (size_t i = 0; i < r->nvotes; i++) {
 		if (strcmp(r->votes[i].approver, cx->principal) == 0) {
 			if (!r->votes[i].approve == !req->approve) {
 				/* The same vote again: idempotent, not counted twice. */
-				rc = pack_view(r, p, 0, out, out_len);
+				rc = pack_view(r, &ar, 0, out, out_len);
 				goto out;
 			}
 			rc = qs_fail(QS_ERR_EXISTS, "%s already voted %s on request %s",
@@ -895,29 +921,25 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 				     r->id);
 			goto out;
 		}
-		if (!ru.allow_self && strcmp(r->votes[i].approver, r->submitter) == 0)
-			continue;
-		if (is_approver(p, &ru, r->votes[i].approver))
-			r->votes[i].approve ? approves++ : rejects++;
 	}
+	/* Earlier votes count only while their voter is an approver with the
+	 * same key under the policy in force. */
+	for (size_t i = 0; i < r->nvotes; i++)
+		if (approval_vote_counts(&ar, cx->srv->cfg->identity, r, &r->votes[i]) == 0)
+			r->votes[i].approve ? approves++ : rejects++;
+	qs_errclear();
 	req->approve ? approves++ : rejects++;
-	eligible = eligible_count(p, &ru, r->submitter);
+	eligible = approval_eligible(&ar, r->submitter);
 	msg[0] = '\0';
-	if (approves >= ru.threshold) {
+	if (approves >= ar.threshold) {
 		new_state = REQ_APPROVED;
-	} else if (eligible < ru.threshold || rejects > eligible - ru.threshold) {
+	} else if (eligible < ar.threshold || rejects > eligible - ar.threshold) {
 		new_state = REQ_REJECTED;
 		snprintf(msg, sizeof(msg), "%zu reject vote(s): the threshold of %u can no longer "
-					   "be met", rejects, ru.threshold);
+					   "be met", rejects, ar.threshold);
 	} else {
 		new_state = REQ_PENDING;
 	}
-	snprintf(vote.approver, sizeof(vote.approver), "%s", cx->principal);
-	vote.approve = req->approve;
-	vote.time = req->time;
-	memcpy(vote.sig, req->signature.data, req->signature.len);
-	vote.sig_len = req->signature.len;
-	vote.reason = req->reason;
 	{
 		/* Everything an auditor needs to re-verify the vote offline. */
 		char *hx = hex32(r->digest), *sx = qs_hex(vote.sig, vote.sig_len);
@@ -945,7 +967,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		goto out;
 	metrics_vote(req->approve);
 	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s", r->id,
-		 cx->principal, req->approve ? "approve" : "reject", approves, ru.threshold,
+		 cx->principal, req->approve ? "approve" : "reject", approves, ar.threshold,
 		 state_name(new_state));
 	if (new_state == REQ_APPROVED)
 		finalize(cx->srv, r->id);
@@ -953,11 +975,10 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	r = NULL;
 	if ((rc = store_req_get(cx->srv->store, req->id, 0, &r)) != 0)
 		goto out;
-	rc = pack_view(r, p, 0, out, out_len);
+	rc = pack_view(r, &ar, 0, out, out_len);
 out:
 	if (locked)
 		pthread_mutex_unlock(&cx->srv->req_mu);
-	free(stmt);
 	policy_unref(p);
 	store_request_free(r);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -970,13 +991,14 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	Qsign__V1__CancelRequest *req = NULL;
 	struct store_request *r = NULL;
 	struct policy *p = NULL;
+	struct approval_rules ar;
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__cancel_request__descriptor, body, len, 1024,
 				 (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	pthread_mutex_lock(&cx->srv->req_mu);
-	if ((rc = load(cx, req->id, 0, &r)) != 0)
+	if ((rc = load(cx, req->id, 0, 1, &r)) != 0)
 		goto out;
 	if (strcmp(r->submitter, cx->principal) != 0) {
 		rc = qs_fail(QS_ERR_DENIED, "only its submitter (%s) can cancel request %s",
@@ -1007,8 +1029,7 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		goto out;
 	}
 view:
-	if ((rc = policy_at(cx->srv, r->policy_version, &p)) == 0)
-		rc = pack_view(r, p, 0, out, out_len);
+	rc = pack_view(r, view_rules(cx->srv, r, cx->pol, &p, &ar), 0, out, out_len);
 out:
 	pthread_mutex_unlock(&cx->srv->req_mu);
 	policy_unref(p);
@@ -1025,17 +1046,17 @@ h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 	Qsign__V1__RequestSignature *sv = NULL, **svp = NULL;
 	struct store_request *r = NULL;
 	struct policy *p = NULL;
-	struct rules ru;
+	struct approval_side sd;
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__fetch_request__descriptor, body, len, 1024,
 				 (ProtobufCMessage **)&req)) != 0)
 		return rc;
-	if ((rc = load(cx, req->id, 0, &r)) != 0 ||
+	if ((rc = load(cx, req->id, 0, 0, &r)) != 0 ||
 	    (rc = policy_at(cx->srv, r->policy_version, &p)) != 0 ||
-	    (rc = rules_for(p, r->role, r->kind, &ru)) != 0)
+	    (rc = approval_side(p, r->role, r->kind, &sd)) != 0)
 		goto out;
-	if (strcmp(r->submitter, cx->principal) != 0 && !is_approver(p, &ru, cx->principal)) {
+	if (strcmp(r->submitter, cx->principal) != 0 && !approval_listed(&sd, cx->principal)) {
 		rc = qs_fail(QS_ERR_DENIED, "only the submitter or an approver fetches request %s",
 			     r->id);
 		goto out;
@@ -1046,7 +1067,13 @@ h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 			     r->state_message ? r->state_message : "");
 		goto out;
 	}
-	if ((rc = view_new(r, p, 0, &resp.request)) != 0)
+	{
+		struct policy *vp = NULL;
+		struct approval_rules ar;
+		rc = view_new(r, view_rules(cx->srv, r, cx->pol, &vp, &ar), 0, &resp.request);
+		policy_unref(vp);
+	}
+	if (rc != 0)
 		goto out;
 	sv = calloc(r->nsigs + 1, sizeof(*sv));
 	svp = calloc(r->nsigs + 1, sizeof(*svp));

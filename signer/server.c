@@ -19,6 +19,10 @@
 #include "wire.h"
 
 #define PIPE_BUCKETS 1024
+/* A connection whose session ended is closed this long after its refusal,
+ * so that the refusal itself reaches the client first (nng completes a
+ * send before the transport has written it). */
+#define SESSION_CLOSE_DELAY_MS 200
 
 struct challenge {
 	uint8_t bytes[QS_CHALLENGE_LEN];
@@ -32,6 +36,12 @@ struct pipe_state {
 	int64_t created_ms, active_ms; /* for the reaper */
 	int authed;
 	char principal[QS_MAX_NAME + 1];
+	/* The session: the key the principal authenticated with (a reference)
+	 * and its roles then. Every call checks them against the policy in
+	 * force (pipes_check_session). */
+	EVP_PKEY *pk;
+	unsigned roles;
+	int64_t close_at_ms; /* != 0: the session ended; the reaper closes it */
 	struct challenge ch[QS_MAX_CHALLENGES_PER_PIPE];
 	int64_t uid, pid;
 	struct pipe_state *next;
@@ -119,6 +129,7 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 			if ((*pp)->id == id) {
 				struct pipe_state *dead = *pp;
 				*pp = dead->next;
+				EVP_PKEY_free(dead->pk);
 				OPENSSL_cleanse(dead, sizeof(*dead));
 				free(dead);
 				pt->count--;
@@ -189,20 +200,89 @@ pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *cha
 }
 
 int
-pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal)
+pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal, EVP_PKEY *pk,
+		    unsigned roles)
 {
 	struct pipe_state *ps;
 	int r = 0;
 
 	pthread_mutex_lock(&pt->mu);
-	if ((ps = pipe_find(pt, pipe_id)) == NULL) {
+	if ((ps = pipe_find(pt, pipe_id)) == NULL || ps->close_at_ms != 0) {
 		r = qs_fail(QS_ERR_UNAVAILABLE, "connection is closing");
+	} else if (EVP_PKEY_up_ref(pk) != 1) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 	} else {
+		EVP_PKEY_free(ps->pk);
+		ps->pk = pk;
+		ps->roles = roles;
 		snprintf(ps->principal, sizeof(ps->principal), "%s", principal);
 		ps->authed = 1;
 	}
 	pthread_mutex_unlock(&pt->mu);
 	return r;
+}
+
+/* End the session of ps (caller holds pt->mu): unauthenticated at once,
+ * closed by the reaper shortly after. */
+static void
+session_end(struct pipe_state *ps)
+{
+	ps->authed = 0;
+	EVP_PKEY_free(ps->pk);
+	ps->pk = NULL;
+	ps->close_at_ms = now_ms() + SESSION_CLOSE_DELAY_MS;
+}
+
+/*
+ * The session of cx's connection still stands under the policy in force:
+ * the principal still has the key it authenticated with. Otherwise the
+ * session ends (QS_ERR_UNAUTH, the connection is closed).
+ */
+static int
+pipes_check_session(struct pipe_table *pt, const struct call_ctx *cx,
+		    const struct policy_principal *pr)
+{
+	struct pipe_state *ps;
+	int ok = 0;
+
+	pthread_mutex_lock(&pt->mu);
+	if ((ps = pipe_find(pt, cx->pipe_id)) != NULL && ps->authed && ps->pk != NULL &&
+	    pr != NULL && EVP_PKEY_eq(ps->pk, pr->pk) == 1)
+		ok = 1;
+	else if (ps != NULL)
+		session_end(ps);
+	pthread_mutex_unlock(&pt->mu);
+	if (ok)
+		return 0;
+	log_warn("auth.session_ended", "pipe=%u principal=%s policy_version=%llu reason=\"%s\"",
+		 cx->pipe_id, cx->principal, (unsigned long long)cx->pol->version,
+		 pr == NULL ? "no longer in the policy" : "key replaced");
+	return qs_fail(QS_ERR_UNAUTH,
+		       "the session of %s ended: %s in policy version %llu; this connection is "
+		       "closed",
+		       cx->principal,
+		       pr == NULL ? "the principal is no longer" : "its key was replaced",
+		       (unsigned long long)cx->pol->version);
+}
+
+/* A call of cx was refused for want of permission: if the principal lost a
+ * role since it authenticated, its session ends. 1 if it did. */
+static int
+pipes_roles_lost(struct pipe_table *pt, const struct call_ctx *cx, unsigned now_roles,
+		 unsigned *lost)
+{
+	struct pipe_state *ps;
+	int ended = 0;
+
+	*lost = 0;
+	pthread_mutex_lock(&pt->mu);
+	if ((ps = pipe_find(pt, cx->pipe_id)) != NULL && ps->authed &&
+	    (*lost = ps->roles & ~now_roles) != 0) {
+		session_end(ps);
+		ended = 1;
+	}
+	pthread_mutex_unlock(&pt->mu);
+	return ended;
 }
 
 /* Copy what the handler needs to know about the pipe into cx. */
@@ -280,13 +360,32 @@ handle(struct server *s, nng_msg *req)
 				    QS_M_CHALLENGE);
 			goto reply;
 		}
-		if ((cx.pidx = policy_principal_index(cx.pol, cx.principal)) < 0) {
-			r = qs_fail(QS_ERR_UNAUTH, "principal %s is no longer in the policy",
-				    cx.principal);
+		/* The session is bound to the key it authenticated with: a
+		 * principal removed or re-keyed by a later policy version is
+		 * out at its next call, whatever the connection. */
+		cx.pidx = policy_principal_index(cx.pol, cx.principal);
+		if ((r = pipes_check_session(s->pipes, &cx,
+					     cx.pidx < 0 ? NULL : &cx.pol->principals[cx.pidx])) !=
+		    0) {
+			cx.authed = 0;
 			goto reply;
 		}
 	}
 	r = m->fn(&cx, call->body.data, call->body.len, &body, &body_len);
+	if (r == QS_ERR_DENIED && m->needs_auth && cx.authed) {
+		unsigned lost;
+		char rb[32], detail[QS_ERRDETAIL_MAX];
+		if (pipes_roles_lost(s->pipes, &cx, cx.pol->principals[cx.pidx].roles, &lost)) {
+			snprintf(detail, sizeof(detail), "%s", qs_errdetail());
+			log_warn("auth.session_ended",
+				 "pipe=%u principal=%s policy_version=%llu reason=\"lost role(s) %s\"",
+				 cx.pipe_id, cx.principal, (unsigned long long)cx.pol->version,
+				 policy_roles_str(lost, rb, sizeof(rb)));
+			qs_fail(r, "%s (%s lost role(s) %s in policy version %llu: this connection "
+				   "is closed)",
+				detail, cx.principal, rb, (unsigned long long)cx.pol->version);
+		}
+	}
 	if (m->mutates && cx.authed &&
 	    (r == QS_ERR_DENIED || r == QS_ERR_PRECONDITION || r == QS_ERR_UNAUTH)) {
 		/* Refusals of state-changing calls by known principals are part
@@ -509,6 +608,7 @@ reaper_main(void *arg)
 
 	while (!s->stopping) {
 		nng_pipe doomed[256];
+		int ended[256];
 		size_t n = 0;
 		int64_t now = now_ms();
 		struct timespec ts = {0, 250 * 1000 * 1000};
@@ -516,12 +616,19 @@ reaper_main(void *arg)
 		pthread_mutex_lock(&pt->mu);
 		for (size_t b = 0; b < PIPE_BUCKETS && n < 256; b++)
 			for (struct pipe_state *p = pt->tab[b]; p != NULL && n < 256; p = p->next)
-				if ((!p->authed && now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
-				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000)
+				if ((p->close_at_ms != 0 && now >= p->close_at_ms) ||
+				    (!p->authed && now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
+				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000) {
+					ended[n] = p->close_at_ms != 0;
 					doomed[n++] = p->pipe;
+				}
 		pthread_mutex_unlock(&pt->mu);
 		for (size_t i = 0; i < n; i++) {
-			log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
+			if (ended[i])
+				log_info("conn.closed", "pipe=%u reason=\"session ended\"",
+					 (unsigned)nng_pipe_id(doomed[i]));
+			else
+				log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
 			nng_pipe_close(doomed[i]);
 		}
 		nanosleep(&ts, NULL);
@@ -604,6 +711,7 @@ server_stop(struct server *s)
 		for (size_t i = 0; i < PIPE_BUCKETS; i++)
 			for (struct pipe_state *p = s->pipes->tab[i], *n; p != NULL; p = n) {
 				n = p->next;
+				EVP_PKEY_free(p->pk);
 				free(p);
 			}
 		pthread_mutex_destroy(&s->pipes->mu);

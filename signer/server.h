@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <nng/nng.h>
+#include <openssl/evp.h>
 
 #include "audit.h"
 #include "config.h"
@@ -101,7 +102,11 @@ int pipes_new_challenge(struct pipe_table *pt, uint32_t pipe_id, uint8_t *challe
  * fresh; QS_ERR_UNAUTH otherwise. Consumed either way. */
 int pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *challenge,
 			 size_t len);
-int pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal);
+/* Bind the connection to principal, the key it authenticated with (a
+ * reference is taken) and its roles: every later call re-checks them
+ * against the policy in force. */
+int pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal,
+			EVP_PKEY *pk, unsigned roles);
 
 /* Handlers (signer/auth.c, signer/sign.c). */
 int h_challenge(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

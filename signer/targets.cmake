@@ -15,6 +15,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/auth.c
   ${CMAKE_CURRENT_LIST_DIR}/sign.c
   ${CMAKE_CURRENT_LIST_DIR}/requests.c
+  ${CMAKE_CURRENT_LIST_DIR}/approval.c
   ${CMAKE_CURRENT_LIST_DIR}/reqkinds.c
   ${CMAKE_CURRENT_LIST_DIR}/rpc_table.c
   ${CMAKE_CURRENT_LIST_DIR}/policy_ext.c

@@ -774,19 +774,18 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	pthread_cond_init(&log->scv, NULL);
 	if ((r = qs_merkle_tree_new(&log->tree)) != 0)
 		goto out;
+	/* Errors do not name dir: the caller does, once. */
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		r = qs_fail(QS_ERR_IO, "mkdir %s: %s", dir, strerror(errno));
+		r = qs_fail(QS_ERR_IO, "mkdir: %s", strerror(errno));
 		goto out;
 	}
 	if ((log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = qs_fail(QS_ERR_IO, "open %s: %s", dir, strerror(errno));
+		r = qs_fail(QS_ERR_IO, "open: %s", strerror(errno));
 		goto out;
 	}
 	unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
-	if ((r = open_state(log, rep)) != 0) {
-		qs_wrap(r, "%s", dir);
+	if ((r = open_state(log, rep)) != 0)
 		goto out;
-	}
 	if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
 		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit sync thread");
 		goto out;

@@ -37,6 +37,9 @@
  *                 (compared by public key) is listed for both repositories
  *   refresh       {"interval": duration, "margin": duration} (optional):
  *                 re-sign snapshot/timestamp that expire within margin
+ *   signature_ttl duration (optional, default 7d): how long an approved
+ *                 change waits for external signatures after its last
+ *                 approval before it expires
  *   external      {name: {"holder": principal, "public_key": SPKI PEM}}
  *                 (optional): ECDSA P-256 or Ed25519 keys held by admins outside the
  *                 daemon; roles root, prod-root and prod-targets may list
@@ -65,6 +68,9 @@ int tuf_policy_check(const struct policy *p, json_t *section);
  * prod-timestamp): accepted for a daemon with such repositories, refused
  * by tuf init. */
 int tuf_policy_legacy(json_t *section);
+/* tuf.signature_ttl of policy p in seconds (the default without one). */
+#define TUF_SIGNATURE_TTL_DEFAULT_S (7 * 86400)
+int64_t tuf_signature_ttl(const struct policy *p);
 
 /* The request kinds tuf-init, tuf-root and tuf-promote (reqkinds.c). */
 extern const struct reqkind_ops tuf_init_ops, tuf_root_ops, tuf_promote_ops;

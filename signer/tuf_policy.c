@@ -311,8 +311,9 @@ check_separate(const struct policy *p, json_t *roles)
 int
 tuf_policy_check(const struct policy *p, json_t *sec)
 {
-	static const char *const allowed[] = {"repositories", "gates",    "roles",
-	                                      "refresh",      "external", NULL};
+	static const char *const allowed[] = {"repositories", "gates",         "roles",
+	                                      "refresh",      "external",      "signature_ttl",
+	                                      NULL};
 	static const char *const repos_allowed[] = {"ci", "prod", NULL};
 	static const char *const gates_allowed[] = {"admin", "promote", "online", NULL};
 	static const char *const refresh_allowed[] = {"interval", "margin", NULL};
@@ -344,6 +345,12 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 		return r;
 	if ((r = check_external(p, json_object_get(sec, "external"))) != 0)
 		return r;
+	if (json_object_get(sec, "signature_ttl") != NULL) {
+		int64_t ttl;
+		if (policy_parse_duration(json_string_value(json_object_get(sec, "signature_ttl")),
+		                          &ttl) != 0)
+			return qs_fail(QS_ERR_INVALID, "tuf.signature_ttl: a duration (\"7d\")");
+	}
 	roles = json_object_get(sec, "roles");
 	if ((legacy = tuf_policy_legacy(sec)) != 0)
 		names = legacy_roles;
@@ -407,4 +414,17 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 			               "the interval short enough to act within it");
 	}
 	return 0;
+}
+
+int64_t
+tuf_signature_ttl(const struct policy *p)
+{
+	const char *v = p->ext_tuf ? json_string_value(json_object_get(p->ext_tuf, "signature_ttl"))
+	                           : NULL;
+	int64_t ttl;
+
+	/* Checked at load (tuf_policy_check): a bad value never gets here. */
+	if (v == NULL || policy_parse_duration(v, &ttl) != 0)
+		return TUF_SIGNATURE_TTL_DEFAULT_S;
+	return ttl;
 }

@@ -2532,6 +2532,10 @@ open_request(struct server *s, const char *id, struct store_request **rqp, struc
 		r = qs_fail(QS_ERR_PRECONDITION, "request %s is closed", id);
 		goto fail;
 	}
+	if (requests_expired(s, rq, NULL)) {
+		r = qs_fail(QS_ERR_PRECONDITION, "request %s has expired", id);
+		goto fail;
+	}
 	if ((r = policy_at(s, rq->policy_version, pp)) != 0)
 		goto fail;
 	*rqp = rq;

@@ -38,6 +38,10 @@ bad_policy "algorithm differs from the token" "the policy says ed25519" \
 	'p["keys"]["ci-key"]["algorithm"] = "ed25519"; p["roles"]["ci-sign"]["payloads"] = ["blob"]'
 bad_policy "quorum threshold 0" "quorum.threshold: must be an integer >= 1" \
 	'p["roles"]["release"]["quorum"]["threshold"] = 0'
+bad_policy "quorum threshold missing" "quorum.threshold: missing" \
+	'del p["roles"]["release"]["quorum"]["threshold"]'
+bad_policy "policy admins threshold missing" "policy_admins.threshold: missing" \
+	'del p["policy_admins"]["threshold"]'
 bad_policy "threshold above approvers" "exceeds the 3 approvers" \
 	'p["roles"]["release"]["quorum"]["threshold"] = 4'
 bad_policy "approver without admin role" 'principal "ci" lacks the admin role' \

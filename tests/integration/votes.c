@@ -245,6 +245,89 @@ submit_policy(qsc_client *c, const char *text, char **id)
 	return st;
 }
 
+/* Apply the next policy version: the current one edited by `edit`, proposed
+ * by `by` and approved by the two other admins. */
+static void
+next_policy(qsc_client *by, qsc_client *ap1, EVP_PKEY *k1, qsc_client *ap2, EVP_PKEY *k2,
+	    void (*edit)(json_t *))
+{
+	Qsign__V1__PolicyShowRequest req = QSIGN__V1__POLICY_SHOW_REQUEST__INIT;
+	Qsign__V1__PolicyShowResponse *resp = NULL;
+	json_error_t e;
+	json_t *j;
+	int status = -1;
+	char *msg = NULL, *text, *pid = NULL;
+	uint64_t v;
+
+	qsc_call(by, QS_M_POLICY_SHOW, &req.base, &qsign__v1__policy_show_response__descriptor,
+		 (ProtobufCMessage **)&resp, &status, &msg);
+	free(msg);
+	if (status != 0 || resp == NULL || (j = json_loads(resp->text, 0, &e)) == NULL)
+		exit(2);
+	v = resp->current_version;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	json_object_set_new(j, "version", json_integer((json_int_t)v + 1));
+	edit(j);
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(j);
+	if (submit_policy(by, text, &pid) != 0 || pid == NULL || vote(ap1, pid, k1, 1) != 0 ||
+	    vote(ap2, pid, k2, 1) != 0 || current_policy_version(by) != v + 1) {
+		fprintf(stderr, "policy version %llu not applied\n", (unsigned long long)v + 1);
+		exit(2);
+	}
+	free(text);
+	free(pid);
+}
+
+static json_t *
+release_quorum(json_t *pol)
+{
+	return json_object_get(json_object_get(json_object_get(pol, "roles"), "release"), "quorum");
+}
+
+static void
+edit_threshold_3(json_t *pol)
+{
+	json_object_set_new(release_quorum(pol), "threshold", json_integer(3));
+}
+
+static void
+edit_threshold_2(json_t *pol)
+{
+	json_object_set_new(release_quorum(pol), "threshold", json_integer(2));
+}
+
+static void
+edit_drop_admin3(json_t *pol)
+{
+	json_object_set_new(release_quorum(pol), "approvers", json_pack("[s,s]", "admin1", "admin2"));
+}
+
+static void
+edit_drop_release(json_t *pol)
+{
+	json_object_del(json_object_get(pol, "roles"), "release");
+	json_object_del(json_object_get(pol, "roles"), "short");
+}
+
+static int
+nsigs_of(qsc_client *c, const char *id)
+{
+	Qsign__V1__FetchRequest fr = QSIGN__V1__FETCH_REQUEST__INIT;
+	Qsign__V1__FetchResponse *resp = NULL;
+	int status = -1, n;
+	char *msg = NULL;
+
+	fr.id = (char *)id;
+	qsc_call(c, QS_M_REQ_FETCH, &fr.base, &qsign__v1__fetch_response__descriptor,
+		 (ProtobufCMessage **)&resp, &status, &msg);
+	free(msg);
+	n = status == 0 && resp ? (int)resp->n_signatures : 0;
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return n;
+}
+
 struct racer {
 	const char *name, *id;
 	int status;
@@ -488,6 +571,55 @@ main(int argc, char **argv)
 		free(v2b);
 		free(pid);
 		free(pid2);
+	}
+
+	puts("the policy in force decides: a raised threshold, a removed approver, a removed "
+	     "role; the old quorum no longer signs");
+	{
+		Qsign__V1__RequestView *v = NULL;
+		id = submit(ci, "release", "pending across a threshold change");
+		CHECK(vote(a1, id, k1, 1) == 0, "admin1 approves before the change");
+		next_policy(a1, a2, k2, a3, k3, edit_threshold_3);
+		CHECK(vote(a2, id, k2, 1) == 0, "admin2 approves after the change");
+		CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 2,
+		      "2 approvals signed after the threshold was raised to 3");
+		CHECK(nsigs_of(ci, id) == 0, "a signature exists with 2 of 3");
+		v = get(ci, id);
+		CHECK(v->threshold == 3, "request show: threshold %u, want the higher 3", v->threshold);
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		CHECK(vote(a3, id, k3, 1) == 0, "admin3 approves");
+		CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED,
+		      "3 of 3 did not sign");
+		free(id);
+
+		next_policy(a1, a2, k2, a3, k3, edit_threshold_2);
+		id = submit(ci, "release", "pending across an approver removal");
+		CHECK(vote(a3, id, k3, 1) == 0, "admin3 approves before its removal");
+		next_policy(a1, a2, k2, a3, k3, edit_drop_admin3);
+		CHECK(vote(a1, id, k1, 1) == 0, "admin1 approves after the removal");
+		CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 2,
+		      "a removed approver's vote still counted");
+		CHECK(nsigs_of(ci, id) == 0, "signed with a removed approver's vote");
+		CHECK(vote(a3, id, k3, 0) == QS_STATUS_PERMISSION_DENIED,
+		      "a removed approver may still vote");
+		CHECK(vote(a2, id, k2, 1) == 0, "admin2 approves");
+		CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED,
+		      "two current approvers did not sign");
+		free(id);
+
+		id = submit(ci, "release", "pending across a role removal");
+		CHECK(vote(a1, id, k1, 1) == 0, "admin1 approves before the role goes");
+		next_policy(a1, a2, k2, a3, k3, edit_drop_release);
+		CHECK(vote(a2, id, k2, 1) == QS_STATUS_FAILED_PRECONDITION,
+		      "vote on a request whose role was removed accepted");
+		v = get(ci, id);
+		CHECK(v->state == QSIGN__V1__REQUEST_STATE__REQ_FAILED &&
+			      strstr(v->state_message, "role release was removed") != NULL,
+		      "request of a removed role: state %d, message \"%s\"", v->state,
+		      v->state_message);
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		CHECK(nsigs_of(ci, id) == 0, "signed for a removed role");
+		free(id);
 	}
 
 	qsc_close(ci);
