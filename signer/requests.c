@@ -459,7 +459,7 @@ finalize(struct server *s, const char *id)
 				     (unsigned long long)np->version, (unsigned long long)want);
 			goto fail;
 		}
-		if ((rc = keyring_bind(s->kr, np)) != 0 || (rc = policy_ext_check(np)) != 0)
+		if ((rc = keyring_policy_check(s->kr, np, s->store)) != 0)
 			goto fail;
 		{
 			uint8_t dg[32];
@@ -664,7 +664,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 				    (unsigned long long)cx->pol->version + 1);
 			goto unlock;
 		}
-		if ((r = keyring_bind(cx->srv->kr, np)) != 0 || (r = policy_ext_check(np)) != 0) {
+		if ((r = keyring_policy_check(cx->srv->kr, np, cx->srv->store)) != 0) {
 			r = qs_wrap(r, "proposed policy");
 			goto unlock;
 		}
