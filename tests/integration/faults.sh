@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Exactly one signature per approved request, across crashes. qsignd-fault
+# Crash and failure promises, through qsignd-fault (qsignd with the fault
+# points of signer/fault.h armed by $QS_FAULT).
+#
+# 1. Exactly one signature per approved request, across crashes. qsignd-fault
 # (qsignd with its fault points armed by $QS_FAULT, built by the test
 # tree) dies by SIGKILL between a quorum signature's request.signed entry
 # and the state update. After the restart the request is SIGNED with the
@@ -7,6 +10,8 @@
 # `qsign audit verify` passes. Then the old behaviour (a resumed request
 # signed again without looking at the log, re-enacted by a fault point)
 # is reported by `audit verify` as two signatures for one approval.
+# 2. An audit entry whose fields cannot be built (out of memory) is not
+# written, and the signature is not released (Sign and SignBatch).
 . "$(dirname "$0")/lib.sh"
 FAULTD=$QS_BIN/qsignd-fault
 [ -x "$FAULTD" ] || fail "$FAULTD is missing (built by tests/integration/CMakeLists.txt)"
@@ -86,6 +91,32 @@ expect_rc 0 qsign -p admin2 approve "$id2"
 expect_rc 0 qsign -p ci request fetch "$id2" -o "$T/sig2"
 qs_stop
 
+# ---- 2. fail closed when an audit entry cannot be built
+QSIGND=$FAULTD QS_FAULT=audit.fields_nomem qs_start
+expect_rc 0 "${A[@]}" --json audit tail -n 100000
+before=$(python3 -c 'import sys; print(open(sys.argv[1]).read().count("\"signature\""))' "$T/out")
+dgst=$(printf 'x' | sha256sum | cut -d' ' -f1)
+expect_rc 1 qsign -p ci sign -r ci-sign -d "$dgst" -o "$T/nosig"
+grep -q "could not be built (out of memory): nothing was written or released" "$T/err" ||
+	fail "no clear error: $(cat "$T/err")"
+[ ! -s "$T/nosig" ] || fail "a signature was released without its audit entry"
+rc=0
+printf '%s\n%s\n' "$dgst" "$dgst" | qsign -p ci sign-batch -r ci-sign >"$T/out" 2>"$T/err" || rc=$?
+grep -qE '^[0-9a-f]{64} [0-9a-f]{16}' "$T/out" && fail "sign-batch released a signature: $(cat "$T/out")"
+[ "$rc" != 0 ] || grep -q ERROR "$T/out" || fail "sign-batch succeeded without audit entries"
+grep -q "could not be built" "$T/qsignd.log" || fail "the daemon did not log why: $(tail -5 "$T/qsignd.log")"
+qs_stop
+qs_start
+expect_rc 0 "${A[@]}" --json audit tail -n 100000
+after=$(python3 -c 'import sys; print(open(sys.argv[1]).read().count("\"signature\""))' "$T/out")
+[ "$before" = "$after" ] || fail "signature entries went from $before to $after"
+expect_rc 0 "${A[@]}" audit verify --state "$T/auditor.state"
+expect_rc 0 qsign -p ci sign -r ci-sign -d "$dgst" -o "$T/sig3"
+[ -s "$T/sig3" ] || fail "signing does not work again without the fault"
+echo "ok: an audit entry that cannot be built stops the signature (Sign, SignBatch)"
+qs_stop
+
+# ---- 1b. (last: it leaves a log that does not verify)
 # The old behaviour, re-enacted: crash at the same point, then a restart
 # whose resume ignores the log signs a second time. audit verify says so.
 QSIGND=$FAULTD QS_FAULT=request.after_audit_signed qs_start
