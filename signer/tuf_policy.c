@@ -320,7 +320,8 @@ tuf_policy_key_uses(const struct policy *p, policy_key_use_fn use, void *arg)
 
 	for (size_t ri = 0; tuf_roles[ri] != NULL; ri++) {
 		snprintf(what, sizeof(what), "tuf.roles.%s", tuf_roles[ri]);
-		json_array_foreach(json_object_get(json_object_get(roles, tuf_roles[ri]), "keys"), i, k)
+		json_array_foreach(json_object_get(json_object_get(roles, tuf_roles[ri]), "keys"),
+		                   i, k)
 		{
 			ssize_t ki = key_index(p, json_string_value(k));
 			if (ki >= 0 && (r = use(arg, (size_t)ki, what)) != 0)
