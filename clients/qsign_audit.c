@@ -1191,6 +1191,7 @@ static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const ch
 struct approvals {
 	json_t *policies; /* "version" -> principals object of that policy */
 	json_t *requests; /* id -> {policy_version, role, kind, payload_sha256} */
+	json_t *signed_;  /* id -> seq of its request.signed entry in force */
 	uint64_t approved, rejected;
 };
 
@@ -1326,8 +1327,46 @@ check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
 	free(stmt);
 }
 
+/*
+ * Exactly one signature per approved request: a second request.signed entry
+ * for one id is a problem unless a request.superseded entry between them
+ * names the first (the daemon stopped after logging it and before storing
+ * it, so it was never released, and says so).
+ */
+static void
+check_signed(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
+{
+	const char *id = str_field(o, "id");
+	json_t *prev = json_object_get(a->signed_, id);
+
+	if (prev != NULL)
+		vfail(v,
+		      "request %s has two request.signed entries (%lld and %llu) and no "
+		      "request.superseded entry for the first: one approval, two signatures",
+		      id, (long long)json_integer_value(prev), (unsigned long long)i);
+	json_object_set_new(a->signed_, id, json_integer((json_int_t)i));
+}
+
+static void
+note_superseded(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
+{
+	const char *id = str_field(o, "id");
+	json_t *prev = json_object_get(a->signed_, id), *old = json_object_get(o, "superseded_seq");
+
+	if (prev == NULL || !json_is_integer(old) ||
+	    json_integer_value(old) != json_integer_value(prev)) {
+		vfail(v,
+		      "entry %llu: request.superseded for request %s names entry %lld, which is "
+		      "not its request.signed entry",
+		      (unsigned long long)i, id,
+		      json_is_integer(old) ? (long long)json_integer_value(old) : -1LL);
+		return;
+	}
+	json_object_del(a->signed_, id);
+}
+
 /* Walk the entries: JSON objects, seq = index, times non-decreasing,
- * approvals re-verified. */
+ * approvals re-verified, one request.signed per request. */
 static void
 check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
 {
@@ -1370,6 +1409,10 @@ check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
 			note_request(v, a, i, o);
 		else if (strcmp(ev, "request.vote") == 0)
 			check_vote(v, a, i, o);
+		else if (strcmp(ev, "request.signed") == 0)
+			check_signed(v, a, i, o);
+		else if (strcmp(ev, "request.superseded") == 0)
+			note_superseded(v, a, i, o);
 		json_decref(o);
 	}
 }
@@ -1536,7 +1579,7 @@ verify_main(int argc, char **argv, struct globals *g)
 		state_path = state_buf;
 	}
 	if ((v.errors = json_array()) == NULL || (a.policies = json_object()) == NULL ||
-	    (a.requests = json_object()) == NULL) {
+	    (a.requests = json_object()) == NULL || (a.signed_ = json_object()) == NULL) {
 		errmsg("out of memory");
 		r = EXIT_FAILED;
 		goto out;
@@ -1715,6 +1758,7 @@ out:
 	json_decref(v.errors);
 	json_decref(a.policies);
 	json_decref(a.requests);
+	json_decref(a.signed_);
 	entries_free(&e);
 	checkpoint_free(&cp);
 	qsc_close(c);

@@ -109,9 +109,13 @@ write_batch(struct audit *a, struct audit_ticket *batch)
 	for (struct audit_ticket *p = batch; p != NULL; p = p->next) {
 		p->first = seq + k;
 		for (size_t i = 0; i < p->n; i++, k++) {
-			json_t *o = p->fields[i] ? json_copy(p->fields[i]) : json_object();
+			json_t *o = json_copy(p->fields[i]);
 			size_t len = 0;
-			if (o == NULL || !json_is_object(o)) {
+			if (o == NULL) {
+				r = qs_fail(QS_ERR_NOMEM, "out of memory");
+				goto out;
+			}
+			if (!json_is_object(o)) {
 				json_decref(o);
 				r = qs_fail(QS_ERR_INTERNAL, "audit fields must be an object");
 				goto out;
@@ -124,9 +128,13 @@ write_batch(struct audit *a, struct audit_ticket *batch)
 					    "audit fields may not be named seq, time or event");
 				goto out;
 			}
-			json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k)));
-			json_object_set_new(o, "time", json_integer(t));
-			json_object_set_new(o, "event", json_string(p->events[i]));
+			if (json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k))) != 0 ||
+			    json_object_set_new(o, "time", json_integer(t)) != 0 ||
+			    json_object_set_new(o, "event", json_string(p->events[i])) != 0) {
+				json_decref(o);
+				r = qs_fail(QS_ERR_NOMEM, "out of memory");
+				goto out;
+			}
 			bufs[k] = audit_canonical(o, &len);
 			json_decref(o);
 			if (bufs[k] == NULL) {
@@ -211,6 +219,18 @@ audit_append_start(struct audit *a, const char *const *events, json_t **fields, 
 	struct audit_ticket *p;
 
 	*tp = NULL;
+	/* A NULL is a json_pack() that failed (out of memory): an entry
+	 * without its fields would record a signature without saying which,
+	 * so nothing is written and the caller releases nothing. */
+	for (size_t i = 0; i < n; i++)
+		if (fields[i] == NULL) {
+			for (size_t j = 0; j < n; j++)
+				json_decref(fields[j]);
+			return qs_fail(QS_ERR_NOMEM,
+				       "the fields of audit entry \"%s\" could not be built (out of "
+				       "memory): nothing was written or released",
+				       events[i]);
+		}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		for (size_t i = 0; i < n; i++)
 			json_decref(fields[i]);

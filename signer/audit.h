@@ -35,7 +35,10 @@ void audit_close(struct audit *a);
 
 /*
  * Append entries for events[i] with fields[i] (JSON objects; references are
- * stolen, also on error; NULL = no extra fields). seq/time/event are added.
+ * stolen, also on error). seq/time/event are added. A NULL fields[i] (what
+ * a json_pack() that ran out of memory returns) is refused: nothing is
+ * written (QS_ERR_NOMEM), and the caller releases nothing; an entry without
+ * fields passes json_object().
  * Errors: QS_ERR_UNAVAILABLE (log not writable; nothing was committed),
  * QS_ERR_INVALID (an entry too large), QS_ERR_NOMEM.
  */

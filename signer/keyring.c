@@ -26,6 +26,7 @@ struct keyring {
 	struct ps_pool *ps;
 	struct keyring_key **keys;
 	size_t nkeys, cap;
+	char *audit_uri; /* the audit log's key (config audit.key), or NULL */
 };
 
 static int
@@ -65,6 +66,10 @@ keyring_open(const struct config *c, struct keyring **out)
 		free(kr);
 		return r;
 	}
+	if (c->audit_key_uri != NULL && (kr->audit_uri = strdup(c->audit_key_uri)) == NULL) {
+		keyring_close(kr);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
 	*out = kr;
 	return 0;
 }
@@ -86,7 +91,8 @@ keyring_open_local(const struct config *c, struct keyring **out)
 	*out = NULL;
 	if ((kr = calloc(1, sizeof(*kr))) == NULL ||
 	    (kr->toks = calloc(c->ntokens, sizeof(*kr->toks))) == NULL ||
-	    (kr->tok_names = calloc(c->ntokens, sizeof(*kr->tok_names))) == NULL) {
+	    (kr->tok_names = calloc(c->ntokens, sizeof(*kr->tok_names))) == NULL ||
+	    (c->audit_key_uri != NULL && (kr->audit_uri = strdup(c->audit_key_uri)) == NULL)) {
 		keyring_close(kr);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
@@ -137,6 +143,7 @@ keyring_close(struct keyring *kr)
 	}
 	free(kr->toks);
 	free(kr->tok_names);
+	free(kr->audit_uri);
 	ps_pool_stop(kr->ps);
 	free(kr);
 }
@@ -272,6 +279,172 @@ keyring_bind(struct keyring *kr, struct policy *p)
 		}
 	free(p->bound);
 	p->bound = bound;
+	return 0;
+}
+
+/*
+ * One key, one purpose. A token object signs for one thing only: one
+ * signing role (a role that signs digests or blobs), one TUF role, one CA,
+ * or the audit log. Otherwise whoever may use it for one purpose signs for
+ * the other (an online role on the audit key forges checkpoints). Keys are
+ * compared by their public key, since two URIs can name one object.
+ */
+struct key_use {
+	const struct keyring_key *k;
+	const char *key;  /* policy key name, or NULL */
+	char purpose[96]; /* "roles.NAME", "tuf.roles.ROLE", "the audit log", ... */
+	char uri[96];     /* for the message: where a state key was found */
+};
+
+struct key_uses {
+	struct key_use *v;
+	size_t n, cap;
+};
+
+static int
+use_add(struct key_uses *u, const struct keyring_key *k, const char *key, const char *purpose,
+	const char *uri)
+{
+	if (u->n == u->cap) {
+		size_t ncap = u->cap ? u->cap * 2 : 16;
+		struct key_use *nv = realloc(u->v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		u->v = nv;
+		u->cap = ncap;
+	}
+	u->v[u->n].k = k;
+	u->v[u->n].key = key;
+	snprintf(u->v[u->n].purpose, sizeof(u->v[u->n].purpose), "%s", purpose);
+	snprintf(u->v[u->n].uri, sizeof(u->v[u->n].uri), "%s", uri ? uri : "");
+	u->n++;
+	return 0;
+}
+
+struct ext_use_arg {
+	struct keyring *kr;
+	const struct policy *p;
+	struct key_uses *u;
+};
+
+static int
+ext_use(void *arg, size_t key_index, const char *purpose)
+{
+	struct ext_use_arg *a = arg;
+
+	if (key_index >= a->p->nkeys || a->p->bound == NULL || a->p->bound[key_index] == NULL)
+		return qs_fail(QS_ERR_INTERNAL, "%s: key not bound", purpose);
+	return use_add(a->u, a->p->bound[key_index], a->p->keys[key_index].name, purpose, NULL);
+}
+
+/* A key of a module's state: only one found in a token can sign. */
+static int
+state_use(void *arg, const char *uri, const char *purpose)
+{
+	struct ext_use_arg *a = arg;
+	struct keyring_key *k = NULL;
+
+	if (keyring_find_uri(a->kr, uri, HSM_KEY_NONE, &k) != 0) {
+		qs_errclear();
+		return 0;
+	}
+	return use_add(a->u, k, NULL, purpose, uri);
+}
+
+static int
+use_cmp(const void *a, const void *b)
+{
+	const struct key_use *x = a, *y = b;
+	int c;
+
+	/* By object, then a stable order for the message. */
+	if ((c = strcmp(x->k->key_id, y->k->key_id)) != 0 ||
+	    (c = strcmp(x->purpose, y->purpose)) != 0)
+		return c;
+	return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+static void
+use_name(const struct key_use *u, char *buf, size_t cap)
+{
+	if (u->key != NULL)
+		snprintf(buf, cap, "%s (keys.%s)", u->purpose, u->key);
+	else if (u->uri[0] != '\0')
+		snprintf(buf, cap, "%s (%s)", u->purpose, u->uri);
+	else
+		snprintf(buf, cap, "%s", u->purpose);
+}
+
+static int
+check_purposes(struct keyring *kr, const struct policy *p, struct store *st)
+{
+	struct key_uses u = {0};
+	struct ext_use_arg ea = {kr, p, &u};
+	struct keyring_key *auk = NULL;
+	char what[96];
+	int r;
+
+	if (kr->audit_uri != NULL) {
+		if ((r = keyring_find_uri(kr, kr->audit_uri, HSM_KEY_NONE, &auk)) != 0) {
+			r = qs_wrap(r, "audit.key %s", kr->audit_uri);
+			goto out;
+		}
+		if ((r = use_add(&u, auk, NULL, "the audit log", "audit.key")) != 0)
+			goto out;
+	}
+	/* Roles sign with their keys only digest and blob payloads; TUF and
+	 * PKI roles (which may list no such kind) sign with the keys of
+	 * their modules, counted below. */
+	for (size_t i = 0; i < p->nroles; i++) {
+		const struct policy_role *ro = &p->roles[i];
+		if (!(ro->payloads & (POLICY_PAYLOAD_DIGEST | POLICY_PAYLOAD_BLOB)))
+			continue;
+		snprintf(what, sizeof(what), "roles.%s", ro->name);
+		for (size_t k = 0; k < ro->nkeys; k++)
+			if ((r = ext_use(&ea, ro->keys[k], what)) != 0)
+				goto out;
+	}
+	if ((r = policy_ext_key_uses(p, ext_use, &ea)) != 0 ||
+	    (r = policy_ext_state_key_uses(st, state_use, &ea)) != 0)
+		goto out;
+	qsort(u.v, u.n, sizeof(*u.v), use_cmp);
+	for (size_t g = 0, e; g < u.n; g = e) {
+		for (e = g + 1; e < u.n && strcmp(u.v[g].k->key_id, u.v[e].k->key_id) == 0; e++)
+			;
+		for (size_t i = g; i < e; i++)
+			for (size_t j = i + 1; j < e; j++) {
+				const struct key_use *x = &u.v[i], *y = &u.v[j];
+				char a[200], b[200];
+				/* The same use seen twice (a TUF key in the policy
+				 * and in the repository state) is one use; two
+				 * policy keys naming one object in one role would
+				 * count twice towards a threshold. */
+				if (strcmp(x->purpose, y->purpose) == 0 &&
+				    (x->key == NULL || y->key == NULL || strcmp(x->key, y->key) == 0))
+					continue;
+				use_name(x, a, sizeof(a));
+				use_name(y, b, sizeof(b));
+				r = qs_fail(QS_ERR_INVALID,
+					    "%s and %s use one token object (public key SHA-256 "
+					    "%.16s...): one key, one purpose",
+					    a, b, x->k->key_id);
+				goto out;
+			}
+	}
+	r = 0;
+out:
+	free(u.v);
+	return r;
+}
+
+int
+keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st)
+{
+	int r;
+
+	if ((r = keyring_bind(kr, p)) != 0 || (r = policy_ext_check(p)) != 0 ||
+	    (r = check_purposes(kr, p, st)) != 0)
+		return r;
 	return 0;
 }
 

@@ -43,6 +43,17 @@ void keyring_close(struct keyring *kr);
  * the policy key: unknown token, missing object, algorithm mismatch. */
 int keyring_bind(struct keyring *kr, struct policy *p);
 
+/* Everything a policy must pass before it takes effect (bootstrap, every
+ * start, a proposal at submission and again when applied): bind its keys
+ * (keyring_bind), check its module sections (policy_ext_check), and refuse
+ * a token object used for two purposes ("one key, one purpose": a signing
+ * role, a TUF role, a CA, the audit log key of the config), compared by
+ * public key, not by URI. The TUF and CA keys of the state store st (NULL:
+ * none yet) count too. Errors: those of the steps, QS_ERR_INVALID naming
+ * both uses. */
+struct store;
+int keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st);
+
 /* Sign with k: ECDSA P-256 -> DER over digest, RSA-PSS -> over digest,
  * Ed25519 -> over blob (which must be given). sig holds HSM_SIG_MAX + 16. */
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,

@@ -1737,3 +1737,33 @@ pki_crl_refresh(struct server *s)
 	policy_unref(p);
 	return r < 0 ? r : 0;
 }
+
+int
+pki_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg)
+{
+	json_t *root = NULL, *cas = NULL, *ca;
+	char what[96];
+	size_t i;
+	int r;
+
+	if ((r = doc_get(st, NS_ROOT, "root", &root, NULL)) == 0 && jstr(root, "key_uri")[0] &&
+	    (r = use(arg, jstr(root, "key_uri"), "the root CA")) != 0)
+		goto out;
+	if (r != 0 && r != QS_ERR_NOT_FOUND)
+		goto out;
+	if ((r = list_cas(st, &cas)) != 0)
+		goto out;
+	json_array_foreach(cas, i, ca)
+	{
+		if (!jstr(ca, "key_uri")[0])
+			continue; /* a local CA: its key stays at the factory */
+		snprintf(what, sizeof(what), "device CA %.64s", jstr(ca, "serial"));
+		if ((r = use(arg, jstr(ca, "key_uri"), what)) != 0)
+			goto out;
+	}
+	r = 0;
+out:
+	json_decref(root);
+	json_decref(cas);
+	return r;
+}

@@ -39,6 +39,10 @@ struct pki_conf {
 int pki_conf_get(const struct policy *p, struct pki_conf *c);
 /* The policy_ext.c checker. */
 int pki_policy_check(const struct policy *p, json_t *section);
+/* The CA keys in the PKI state (root CA, online device CAs): use(arg, URI,
+ * "the root CA" | "device CA SERIAL") for each. Errors: the store's. */
+struct store;
+int pki_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
 
 /*
  * Sign a fully built certificate / CRL with token key k (ECDSA P-256,

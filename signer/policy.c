@@ -334,6 +334,33 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 	return 0;
 }
 
+/* The family of a payload kind: what a role listing it signs with. */
+static const char *
+kind_family(const char *kind)
+{
+	if (strncmp(kind, "tuf-", 4) == 0)
+		return "TUF";
+	if (strncmp(kind, "pki.", 4) == 0)
+		return "PKI";
+	return "its own keys";
+}
+
+/* TUF and PKI roles accept only their own payload kinds: a role that signs
+ * TUF metadata or certificates through its module never also signs raw
+ * digests or blobs, nor the other module's payloads. */
+static int
+check_kind_family(const struct policy_role *ro)
+{
+	for (size_t k = 1; k < ro->nkinds; k++)
+		if (strcmp(kind_family(ro->kinds[0]), kind_family(ro->kinds[k])) != 0)
+			return qs_fail(QS_ERR_INVALID,
+				       "roles.%s.payloads: \"%s\" and \"%s\" in one role: a TUF "
+				       "role lists only tuf-* kinds, a PKI role only pki.* kinds, and "
+				       "digest/blob belong to roles of their own",
+				       ro->name, ro->kinds[0], ro->kinds[k]);
+	return 0;
+}
+
 static int
 parse_roles(struct policy *p, json_t *obj)
 {
@@ -411,6 +438,8 @@ parse_roles(struct policy *p, json_t *obj)
 			if ((ro->kinds[ro->nkinds++] = strdup(s)) == NULL)
 				return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
+		if ((r = check_kind_family(ro)) != 0)
+			return r;
 		on = json_object_get(v, "online");
 		qu = json_object_get(v, "quorum");
 		if ((on == NULL) == (qu == NULL))

@@ -21,8 +21,9 @@
  * refuses, with the exact path of the problem, anything that could make the
  * policy fail open: unknown names, duplicates, a role without keys, a quorum
  * threshold < 1 or > approvers, an approver without the admin role, unknown
- * fields. A parsed policy is immutable and reference-counted, so a new
- * version can replace it while calls still hold the old one.
+ * fields, a role mixing TUF, PKI and digest/blob payload kinds. A parsed
+ * policy is immutable and reference-counted, so a new version can replace
+ * it while calls still hold the old one.
  */
 #ifndef QS_POLICY_H
 #define QS_POLICY_H
@@ -119,10 +120,27 @@ void policy_unref(struct policy *p);
 /*
  * Module checks of a parsed policy whose keys are bound (keyring_bind):
  * every module validates its own section (signer/policy_ext.c lists them).
- * Called wherever a policy is about to take effect: bootstrap, load,
- * proposal. Errors: QS_ERR_INVALID with the path of the problem.
+ * Called wherever a policy is about to take effect (bootstrap, load,
+ * proposal, apply), through keyring_policy_check(). Errors:
+ * QS_ERR_INVALID with the path of the problem.
  */
 int policy_ext_check(const struct policy *p);
+
+/*
+ * Every use a module section makes of a policy key (p->keys index), with a
+ * purpose such as "tuf.roles.timestamp": use() is called once per use and
+ * its error stops the walk. For the one-key-one-purpose check
+ * (keyring_policy_check). Call only on a policy that passed
+ * policy_ext_check.
+ */
+typedef int (*policy_key_use_fn)(void *arg, size_t key_index, const char *purpose);
+int policy_ext_key_uses(const struct policy *p, policy_key_use_fn use, void *arg);
+
+/* The same for the keys the modules' state holds (TUF keys after a
+ * rotation, CA keys), by URI. st may be NULL (no state yet). */
+typedef int (*policy_uri_use_fn)(void *arg, const char *uri, const char *purpose);
+struct store;
+int policy_ext_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
 
 /* Lookups by name; NULL / -1 if absent. */
 const struct policy_principal *policy_principal(const struct policy *p, const char *name);

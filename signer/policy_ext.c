@@ -43,3 +43,22 @@ policy_ext_check(const struct policy *p)
 		return r;
 	return 0;
 }
+
+int
+policy_ext_key_uses(const struct policy *p, policy_key_use_fn use, void *arg)
+{
+	return p->ext_tuf != NULL ? tuf_policy_key_uses(p, use, arg) : 0;
+}
+
+int
+policy_ext_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg)
+{
+	int r;
+
+	if (st == NULL)
+		return 0;
+	if ((r = tuf_state_key_uses(st, use, arg)) != 0 ||
+	    (r = pki_state_key_uses(st, use, arg)) != 0)
+		return r;
+	return 0;
+}

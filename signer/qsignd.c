@@ -97,7 +97,7 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, stru
 				    cfg->policy_file, (unsigned long long)file->version);
 			goto out;
 		}
-		if ((r = keyring_bind(kr, file)) != 0 || (r = policy_ext_check(file)) != 0)
+		if ((r = keyring_policy_check(kr, file, st)) != 0)
 			goto out;
 		if (!check_only) {
 			/* The audit log records the policy before it takes effect. */
@@ -126,7 +126,7 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, stru
 			r = qs_wrap(r, "stored policy version %llu", (unsigned long long)ver);
 			goto out;
 		}
-		if ((r = keyring_bind(kr, cur)) != 0 || (r = policy_ext_check(cur)) != 0)
+		if ((r = keyring_policy_check(kr, cur, st)) != 0)
 			goto out;
 		if (strcmp(file->text, cur->text) != 0)
 			log_warn("policy.file_ignored",

@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "approval.h"
+#include "fault.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
@@ -34,6 +35,7 @@
 #include "reqkinds.h"
 #include "server.h"
 #include "statement.h"
+#include "tlog.h"
 #include "tuf.h"
 #include "wire.h"
 
@@ -388,45 +390,220 @@ audit_state(struct server *s, const char *id, int from, int to, const char *msg)
 }
 
 /* The signatures (and result) a request produced, before they are stored
- * and so before anyone can fetch them. */
+ * and so before anyone can fetch them. The signatures themselves are in
+ * the entry: a daemon that stops before storing them releases these after
+ * a restart instead of signing again (resume_logged). Fails closed: an
+ * entry that cannot be built completely is not written (QS_ERR_NOMEM). */
 static int
 audit_signed(struct server *s, const struct store_request *r, const struct store_reqsig *sigs,
 	     size_t n, const uint8_t *result, size_t result_len)
 {
-	json_t *arr = json_array(), *o;
+	json_t *arr = json_array(), *o = NULL;
 	uint8_t dg[32];
-	char *hx;
+	char *hx = NULL, *sx = NULL;
+	int rc;
 
 	if (arr == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		qs_sha256(sigs[i].sig, sigs[i].sig_len, dg);
-		if ((hx = hex32(dg)) == NULL) {
-			json_decref(arr);
-			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		if ((hx = hex32(dg)) == NULL || (sx = qs_hex(sigs[i].sig, sigs[i].sig_len)) == NULL ||
+		    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", sigs[i].key,
+							 "key_id", sigs[i].key_id, "algorithm",
+							 sigs[i].algorithm, "sha256", hx, "sig",
+							 sx)) != 0) {
+			rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
 		}
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "key", sigs[i].key,
-						     "key_id", sigs[i].key_id, "algorithm",
-						     sigs[i].algorithm, "sha256", hx));
 		free(hx);
+		free(sx);
+		hx = sx = NULL;
 	}
-	o = json_pack("{s:s,s:s,s:s,s:o}", "id", r->id, "role", r->role, "kind", r->kind,
+	o = json_pack("{s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
 		      "signatures", arr);
 	if (o != NULL && result != NULL) {
 		qs_sha256(result, result_len, dg);
-		if ((hx = hex32(dg)) != NULL)
-			json_object_set_new(o, "result_sha256", json_string(hx));
-		free(hx);
+		if ((hx = hex32(dg)) == NULL ||
+		    json_object_set_new(o, "result_sha256", json_string(hx)) != 0) {
+			rc = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
 	}
-	return audit_append(s->audit, "request.signed", o);
+	rc = audit_append(s->audit, "request.signed", o);
+	o = NULL; /* stolen, also on error */
+out:
+	json_decref(arr);
+	json_decref(o);
+	free(hx);
+	free(sx);
+	return rc;
+}
+
+/* ------------------------------------------------------------ resume */
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v != NULL ? v : "";
+}
+
+/* The log is searched back to this long before the request was created
+ * (entries carry the wall clock, which may have been stepped back). */
+#define RESUME_CLOCK_SLACK_MS (86400LL * 1000)
+
+/*
+ * The request.signed entry of request r that a crash left without its
+ * state update, if any (*entry with a reference, *seq its index): the log
+ * from its end back to the request's creation. QS_ERR_NOT_FOUND if none.
+ */
+static int
+logged_signed(struct server *s, const struct store_request *r, json_t **entry, uint64_t *seq)
+{
+	struct tlog *tl = audit_tlog(s->audit);
+	char needle[STORE_ID_LEN + 16];
+	int64_t stop = r->created * 1000 - RESUME_CLOCK_SLACK_MS;
+
+	*entry = NULL;
+	snprintf(needle, sizeof(needle), "\"%s\"", r->id);
+	for (uint64_t i = tlog_size(tl); i-- > 0;) {
+		uint8_t *b = NULL;
+		size_t len = 0;
+		json_t *o = NULL;
+		int rc;
+
+		if ((rc = tlog_entry(tl, i, &b, &len)) != 0)
+			return rc;
+		/* Cheap filters first: most entries are other events. */
+		if (memmem(b, len, "\"request.signed\"", 16) != NULL &&
+		    memmem(b, len, needle, strlen(needle)) != NULL)
+			o = json_loadb((const char *)b, len, 0, NULL);
+		else if ((o = json_loadb((const char *)b, len, 0, NULL)) != NULL &&
+			 json_integer_value(json_object_get(o, "time")) < stop) {
+			json_decref(o);
+			free(b);
+			break;
+		}
+		free(b);
+		if (o != NULL && strcmp(jstr(o, "event"), "request.signed") == 0 &&
+		    strcmp(jstr(o, "id"), r->id) == 0) {
+			*entry = o;
+			*seq = i;
+			return 0;
+		}
+		json_decref(o);
+	}
+	return QS_ERR_NOT_FOUND;
+}
+
+/* The signatures of a logged request.signed entry, if it holds every one
+ * of them for the keys of role ro (as the policy p binds them).
+ * QS_ERR_NOT_FOUND when it cannot stand in for a new signing. */
+static int
+logged_sigs(json_t *entry, const struct policy *p, const struct policy_role *ro,
+	    struct store_reqsig **out, size_t *nout)
+{
+	json_t *arr = json_object_get(entry, "signatures");
+	struct store_reqsig *sigs;
+	uint8_t dg[32];
+
+	*out = NULL;
+	*nout = 0;
+	if (json_array_size(arr) != ro->nkeys)
+		return QS_ERR_NOT_FOUND;
+	if ((sigs = calloc(ro->nkeys, sizeof(*sigs))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < ro->nkeys; i++) {
+		json_t *g = json_array_get(arr, i);
+		const struct keyring_key *k = p->bound[ro->keys[i]];
+		const char *sx = json_string_value(json_object_get(g, "sig"));
+		const char *sh = json_string_value(json_object_get(g, "sha256"));
+		char *hx;
+		int same;
+
+		if (sx == NULL || sh == NULL ||
+		    strcmp(jstr(g, "key"), p->keys[ro->keys[i]].name) != 0 ||
+		    strcmp(jstr(g, "key_id"), k->key_id) != 0 ||
+		    qs_unhex(sx, sigs[i].sig, sizeof(sigs[i].sig), &sigs[i].sig_len) != 0 ||
+		    sigs[i].sig_len == 0) {
+			free(sigs);
+			return QS_ERR_NOT_FOUND;
+		}
+		qs_sha256(sigs[i].sig, sigs[i].sig_len, dg);
+		if ((hx = hex32(dg)) == NULL) {
+			free(sigs);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		same = strcmp(hx, sh) == 0;
+		free(hx);
+		if (!same) {
+			free(sigs);
+			return QS_ERR_NOT_FOUND;
+		}
+		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);
+		snprintf(sigs[i].key_id, sizeof(sigs[i].key_id), "%s", k->key_id);
+		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
+			 hsm_keytype_name(k->type));
+	}
+	*out = sigs;
+	*nout = ro->nkeys;
+	return 0;
+}
+
+/* 1 if a logged request.signed entry records exactly these signatures and
+ * result (a module that re-executed a request by its id gave the same). */
+static int
+same_as_logged(json_t *entry, const struct store_reqsig *sigs, size_t n, const uint8_t *result,
+	       size_t result_len)
+{
+	json_t *arr = json_object_get(entry, "signatures");
+	const char *rs = json_string_value(json_object_get(entry, "result_sha256"));
+	uint8_t dg[32];
+	char *hx;
+	int same;
+
+	if (json_array_size(arr) != n || (result == NULL) != (rs == NULL))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		qs_sha256(sigs[i].sig, sigs[i].sig_len, dg);
+		if ((hx = hex32(dg)) == NULL)
+			return 0;
+		same = strcmp(hx, jstr(json_array_get(arr, i), "sha256")) == 0;
+		free(hx);
+		if (!same)
+			return 0;
+	}
+	if (result != NULL) {
+		qs_sha256(result, result_len, dg);
+		if ((hx = hex32(dg)) == NULL)
+			return 0;
+		same = strcmp(hx, rs) == 0;
+		free(hx);
+		return same;
+	}
+	return 1;
+}
+
+/* Say in the log why a logged signature is replaced by a new one. */
+static int
+audit_superseded(struct server *s, const char *id, uint64_t seq)
+{
+	return audit_append(
+		s->audit, "request.superseded",
+		json_pack("{s:s,s:I,s:s}", "id", id, "superseded_seq", (json_int_t)seq, "reason",
+			  "the daemon stopped after logging these signatures and before storing "
+			  "them, so they were never released; the entry cannot stand in for them, "
+			  "and the request is signed again"));
 }
 
 /* ------------------------------------------------------------ finalize */
 
 /* An APPROVED request: sign with the role's keys (or apply the policy) and
- * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu. */
+ * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu.
+ * `resumed`: at start, for a request a crash left APPROVED, whose
+ * signatures may already be in the log (resume_logged). */
 static void
-finalize(struct server *s, const char *id)
+finalize(struct server *s, const char *id, int resumed)
 {
 	struct store_request *r = NULL;
 	struct policy *p = NULL, *np = NULL, *in_force = NULL;
@@ -435,13 +612,22 @@ finalize(struct server *s, const char *id)
 	const struct reqkind_ops *ko;
 	uint8_t *result = NULL;
 	size_t n = 0, result_len = 0;
+	json_t *logged = NULL;
+	uint64_t logged_seq = 0;
 	int rc;
 
 	if ((rc = store_req_get(s->store, id, 1, &r)) != 0)
 		goto fail;
 	if (r->state != REQ_APPROVED)
 		goto out;
-	if (expire_now(s, r))
+	/* Exactly one signature per approved request, across crashes: a
+	 * signature logged before the crash is the one released (the log
+	 * already says it was made, so a TTL that ran out since changes
+	 * nothing). */
+	if (resumed && strcmp(r->kind, "policy") != 0 && !qs_fault("request.resume_ignores_log") &&
+	    (rc = logged_signed(s, r, &logged, &logged_seq)) != 0 && rc != QS_ERR_NOT_FOUND)
+		goto fail;
+	if (logged == NULL && expire_now(s, r))
 		goto out;
 	{
 		/* Executed only if the policy in force still allows it, with
@@ -479,7 +665,7 @@ finalize(struct server *s, const char *id)
 				     (unsigned long long)np->version, (unsigned long long)want);
 			goto fail;
 		}
-		if ((rc = keyring_bind(s->kr, np)) != 0 || (rc = policy_ext_check(np)) != 0)
+		if ((rc = keyring_policy_check(s->kr, np, s->store)) != 0)
 			goto fail;
 		{
 			uint8_t dg[32];
@@ -522,13 +708,41 @@ finalize(struct server *s, const char *id)
 				 qs_errdetail());
 			goto out;
 		}
-		if (rc != 0 ||
-		    (rc = audit_signed(s, r, sigs, n, result, result_len)) != 0 ||
-		    (rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
+		if (rc != 0)
+			goto fail;
+		/* Modules re-execute a request by its id to the same result;
+		 * if they did not, the log says which entry this replaces. */
+		if (logged == NULL || !same_as_logged(logged, sigs, n, result, result_len)) {
+			if ((logged != NULL && (rc = audit_superseded(s, id, logged_seq)) != 0) ||
+			    (rc = audit_signed(s, r, sigs, n, result, result_len)) != 0)
+				goto fail;
+			qs_fault_crash("request.after_audit_signed");
+		} else {
+			log_info("request.released_logged", "id=%s entry=%llu", id,
+				 (unsigned long long)logged_seq);
+		}
+		if ((rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
 			goto fail;
 		log_info("request.done", "id=%s role=%s kind=%s signatures=%zu", id, r->role,
 			 r->kind, n);
 		goto out;
+	}
+	if (logged != NULL) {
+		if ((rc = logged_sigs(logged, p, ro, &sigs, &n)) == 0) {
+			/* Logged, never stored nor released: release these. */
+			log_info("request.released_logged", "id=%s entry=%llu", id,
+				 (unsigned long long)logged_seq);
+			if ((rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
+				goto fail;
+			goto signed_;
+		}
+		if (rc != QS_ERR_NOT_FOUND)
+			goto fail;
+		/* An entry that cannot stand in for the signatures (written
+		 * before entries carried them): say so, then sign again. */
+		if ((rc = audit_superseded(s, id, logged_seq)) != 0)
+			goto fail;
+		n = 0;
 	}
 	if ((sigs = calloc(ro->nkeys, sizeof(*sigs))) == NULL) {
 		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -552,9 +766,13 @@ finalize(struct server *s, const char *id)
 		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
 			 hsm_keytype_name(k->type));
 	}
-	if ((rc = audit_signed(s, r, sigs, n, NULL, 0)) != 0 ||
-	    (rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
+	if ((rc = audit_signed(s, r, sigs, n, NULL, 0)) != 0)
 		goto fail;
+	/* The crash test's point: logged, not yet stored. */
+	qs_fault_crash("request.after_audit_signed");
+	if ((rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
+		goto fail;
+signed_:
 	for (size_t i = 0; i < n; i++)
 		metrics_signed(r->role, sigs[i].key, 1);
 	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
@@ -569,6 +787,7 @@ fail:
 			log_error("request.stuck", "id=%s detail=\"%s\"", id, qs_errdetail());
 	}
 out:
+	json_decref(logged);
 	free(sigs);
 	free(result);
 	policy_unref(p);
@@ -581,7 +800,7 @@ void
 requests_retry(struct server *s, const char *id)
 {
 	pthread_mutex_lock(&s->req_mu);
-	finalize(s, id);
+	finalize(s, id, 0);
 	pthread_mutex_unlock(&s->req_mu);
 }
 
@@ -598,7 +817,7 @@ requests_resume(struct server *s)
 	pthread_mutex_lock(&s->req_mu);
 	for (size_t i = 0; i < n; i++) {
 		log_info("request.resume", "id=%s", v[i]->id);
-		finalize(s, v[i]->id);
+		finalize(s, v[i]->id, 1);
 	}
 	pthread_mutex_unlock(&s->req_mu);
 	store_request_list_free(v, n);
@@ -685,7 +904,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 				    (unsigned long long)cx->pol->version + 1);
 			goto unlock;
 		}
-		if ((r = keyring_bind(cx->srv->kr, np)) != 0 || (r = policy_ext_check(np)) != 0) {
+		if ((r = keyring_policy_check(cx->srv->kr, np, cx->srv->store)) != 0) {
 			r = qs_wrap(r, "proposed policy");
 			goto unlock;
 		}
@@ -970,7 +1189,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		 cx->principal, req->approve ? "approve" : "reject", approves, ar.threshold,
 		 state_name(new_state));
 	if (new_state == REQ_APPROVED)
-		finalize(cx->srv, r->id);
+		finalize(cx->srv, r->id, 0);
 	store_request_free(r);
 	r = NULL;
 	if ((rc = store_req_get(cx->srv->store, req->id, 0, &r)) != 0)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "log.h"
 #include "metrics.h"
 #include "qs_err.h"
@@ -45,7 +46,8 @@ signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, js
 	for (size_t i = 0; i < n; i++) {
 		char *hx = qs_hex(sigs[i].digest, 32);
 		events[i] = "signature";
-		fields[i] = hx ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "principal",
+		/* Fault point: the fields cannot be built (out of memory). */
+		fields[i] = hx && !qs_fault("audit.fields_nomem") ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "principal",
 					   sigs[i].principal, "role", sigs[i].role, "key", sigs[i].key,
 					   "key_id", sigs[i].key_id, "kind", sigs[i].kind, "digest", hx,
 					   "policy_version", (json_int_t)sigs[i].policy_version)

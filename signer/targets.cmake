@@ -2,6 +2,7 @@
 # main().
 add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/log.c
+  ${CMAKE_CURRENT_LIST_DIR}/fault.c
   ${CMAKE_CURRENT_LIST_DIR}/config.c
   ${CMAKE_CURRENT_LIST_DIR}/policy.c
   ${CMAKE_CURRENT_LIST_DIR}/store.c
@@ -32,6 +33,12 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/pki.c ${CMAKE_CURRENT_LIST_DIR}/pki_policy.c
   ${CMAKE_CURRENT_LIST_DIR}/pki_sign.c ${CMAKE_CURRENT_LIST_DIR}/pki_x509.c)
 target_include_directories(qs_signer PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+if(QS_FAULT_INJECTION)
+  # Arms the fault points (signer/fault.h) in qsignd itself: never for a
+  # build that is deployed. Tests use qsignd-fault and need no option.
+  set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/fault.c PROPERTIES
+                              COMPILE_DEFINITIONS QS_FAULT_INJECTION)
+endif()
 target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
                       PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)
 

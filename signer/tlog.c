@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "qs_err.h"
 #include "qs_limits.h"
@@ -232,22 +233,31 @@ sign_checkpoint(struct tlog *log, uint64_t size, const qs_hash root, char **note
 	return r;
 }
 
-/* Undo what a failed batch may have left on disk. Writer thread only. */
+/*
+ * Undo what a failed batch may have left on disk. Writer thread only.
+ * The checkpoint goes back first, the entries after it: every state in
+ * between opens (tlog_open cuts records past the checkpoint), whereas a
+ * checkpoint covering entries already cut off would refuse to open.
+ */
 static int
 repair(struct tlog *log)
 {
 	int r;
 
+	if (log->ckpt_pending)
+		qs_fault_crash("tlog.repair_start");
+	if (log->ckpt_pending) {
+		if ((r = write_checkpoint(log, log->ckpt, log->ckpt_len)) != 0)
+			return qs_wrap(r, "restore checkpoint");
+		log->ckpt_pending = 0;
+		qs_fault_crash("tlog.repair_between");
+	}
 	if (log->trunc_pending) {
 		if (ftruncate(log->fd, (off_t)log->file_len) != 0 || fdatasync(log->fd) != 0)
 			return qs_fail(QS_ERR_IO, "truncate entries back to %llu bytes: %s",
 			               (unsigned long long)log->file_len, strerror(errno));
 		log->trunc_pending = 0;
-	}
-	if (log->ckpt_pending) {
-		if ((r = write_checkpoint(log, log->ckpt, log->ckpt_len)) != 0)
-			return qs_wrap(r, "restore checkpoint");
-		log->ckpt_pending = 0;
+		qs_fault_crash("tlog.repair_done");
 	}
 	return 0;
 }
@@ -351,6 +361,12 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	log->ckpt_pending = 1; /* the file may change even if the call fails */
 	if ((r = write_checkpoint(log, note, note_len)) != 0)
 		goto out;
+	/* Fault point: the new checkpoint is in place, but its durability is
+	 * unknown (the directory's fsync failed): the batch is undone. */
+	if (qs_fault("tlog.checkpoint_unsure")) {
+		r = qs_fail(QS_ERR_IO, "fsync audit directory: injected failure");
+		goto out;
+	}
 	log->ckpt_pending = 0;
 	log->trunc_pending = 0;
 

@@ -62,6 +62,13 @@ struct server;
 /* Strict check of p->ext_tuf (signer/policy_ext.c). QS_ERR_INVALID with
  * the path of the problem. */
 int tuf_policy_check(const struct policy *p, json_t *section);
+/* The policy keys the section's roles sign with: use(arg, key index,
+ * "tuf.roles.ROLE") for each (external keys are not token objects). */
+int tuf_policy_key_uses(const struct policy *p, policy_key_use_fn use, void *arg);
+/* The daemon's keys in the TUF state (after rotations, which generate new
+ * objects): use(arg, URI, "tuf.roles.ROLE") for each. Errors: the store's. */
+struct store;
+int tuf_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
 
 /* 1 when the "tuf" section has the layout of policies written before the
  * repositories had keys of their own (no prod-root, prod-snapshot,

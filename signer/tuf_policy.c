@@ -428,3 +428,24 @@ tuf_signature_ttl(const struct policy *p)
 		return TUF_SIGNATURE_TTL_DEFAULT_S;
 	return ttl;
 }
+
+int
+tuf_policy_key_uses(const struct policy *p, policy_key_use_fn use, void *arg)
+{
+	json_t *roles = json_object_get(p->ext_tuf, "roles"), *k;
+	char what[64];
+	size_t i;
+	int r;
+
+	for (size_t ri = 0; tuf_key_roles[ri] != NULL; ri++) {
+		snprintf(what, sizeof(what), "tuf.roles.%s", tuf_key_roles[ri]);
+		json_array_foreach(json_object_get(json_object_get(roles, tuf_key_roles[ri]), "keys"),
+		                   i, k)
+		{
+			ssize_t ki = key_index(p, json_string_value(k));
+			if (ki >= 0 && (r = use(arg, (size_t)ki, what)) != 0)
+				return r;
+		}
+	}
+	return 0;
+}

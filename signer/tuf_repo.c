@@ -2708,3 +2708,35 @@ out:
 	json_decref(audit);
 	return r;
 }
+
+int
+tuf_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg)
+{
+	uint8_t *d = NULL;
+	size_t len = 0, i;
+	json_t *j = NULL, *ro, *u;
+	const char *name;
+	char what[96];
+	int r;
+
+	if ((r = store_doc_get(st, "tuf", "keys", 0, &d, &len, NULL)) != 0)
+		return r == QS_ERR_NOT_FOUND ? 0 : r;
+	if ((j = json_loadb((const char *)d, len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		r = qs_fail(QS_ERR_DB, "stored TUF key state is not JSON");
+		goto out;
+	}
+	json_object_foreach(json_object_get(j, "roles"), name, ro)
+	{
+		snprintf(what, sizeof(what), "tuf.roles.%.64s", name);
+		json_array_foreach(json_object_get(ro, "uris"), i, u)
+		{
+			if (json_is_string(u) && (r = use(arg, json_string_value(u), what)) != 0)
+				goto out;
+		}
+	}
+	r = 0;
+out:
+	json_decref(j);
+	free(d);
+	return r;
+}

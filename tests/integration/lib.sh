@@ -107,7 +107,8 @@ c = json.load(open(sys.argv[1])); c["seccomp"] = False
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
 	fi
-	"${vg[@]}" "$QS_BIN/qsignd" -c "$cfg" >>"$T/qsignd.log" 2>&1 &
+	# QSIGND: another daemon binary (qsignd-fault for crash tests).
+	"${vg[@]}" "${QSIGND:-$QS_BIN/qsignd}" -c "$cfg" >>"$T/qsignd.log" 2>&1 &
 	QSIGND_PID=$!
 	for _ in $(seq 1 "$tries"); do
 		if grep -q "qsignd: ready" "$T/qsignd.log" 2>/dev/null; then

@@ -12,11 +12,19 @@ t0=$(date +%s)
 : "${QS_STORM_CALLS:=10000}"
 export QS_STORM_CALLS
 qs_setup
+# One key, one purpose: each added role signs with a key of its own.
+qsign-token keygen -m /usr/lib/softhsm/libsofthsm2.so -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 -l flood-key >/dev/null
+qsign-token keygen -m /usr/lib/softhsm/libsofthsm2.so -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 -l short-key >/dev/null
 qs_policy_edit '
 import copy
-p["roles"]["flood"] = {"keys": ["ci-key"], "payloads": ["digest"],
+p["keys"]["short-key"] = {"uri": "pkcs11:token=qsign-demo;object=short-key", "algorithm": "ecdsa-p256"}
+p["keys"]["flood-key"] = {"uri": "pkcs11:token=qsign-demo;object=flood-key", "algorithm": "ecdsa-p256"}
+p["roles"]["flood"] = {"keys": ["flood-key"], "payloads": ["digest"],
                        "online": {"requesters": ["registrar"], "rate_per_second": 2, "burst": 2}}
 p["roles"]["short"] = copy.deepcopy(p["roles"]["release"])
+p["roles"]["short"]["keys"] = ["short-key"]
 p["roles"]["short"]["quorum"]["request_ttl"] = "2s"'
 qs_start
 A=(qsign -p auditor)

@@ -1,7 +1,8 @@
 /*
  * votes - the quorum rules of qsignd, exercised on the wire against a real
  * daemon (role "release": 2 of admin1..3, requesters admins + ci; role
- * "short": like release with request_ttl 2s).
+ * "short": like release with request_ttl 2s and its own key; "extra-key"
+ * in the token and the policy for the role a policy change adds).
  *
  * usage: votes URL HOME
  *
@@ -199,7 +200,7 @@ policy_variant(qsc_client *c, long long version, const char *extra_role)
 	json_object_set_new(j, "version", json_integer(version));
 	if (extra_role != NULL)
 		json_object_set_new(json_object_get(j, "roles"), extra_role,
-				    json_pack("{s:[s], s:[s], s:{s:[s]}}", "keys", "ci-key",
+				    json_pack("{s:[s], s:[s], s:{s:[s]}}", "keys", "extra-key",
 					      "payloads", "digest", "online", "requesters", "ci"));
 	out = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(j);

@@ -2,9 +2,18 @@
 # Quorum rules on the wire (see votes.c), against a real qsignd.
 . "$(dirname "$0")/lib.sh"
 qs_setup
+# One key, one purpose: each added role signs with a key of its own.
+qsign-token keygen -m /usr/lib/softhsm/libsofthsm2.so -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 -l short-key >/dev/null
+# extra-key: for the role "ci-extra" that votes.c adds by a policy change.
+qsign-token keygen -m /usr/lib/softhsm/libsofthsm2.so -u "pkcs11:token=qsign-demo" \
+	-P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 -l extra-key >/dev/null
 qs_policy_edit '
 import copy
+p["keys"]["short-key"] = {"uri": "pkcs11:token=qsign-demo;object=short-key", "algorithm": "ecdsa-p256"}
+p["keys"]["extra-key"] = {"uri": "pkcs11:token=qsign-demo;object=extra-key", "algorithm": "ecdsa-p256"}
 p["roles"]["short"] = copy.deepcopy(p["roles"]["release"])
+p["roles"]["short"]["keys"] = ["short-key"]
 p["roles"]["short"]["quorum"]["request_ttl"] = "2s"'
 qs_start
 "$QS_BIN/qs_votes" "ipc://$QSIGN_HOME/qsignd.sock" "$QSIGN_HOME" || fail "vote checks"

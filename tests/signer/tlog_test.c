@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -523,6 +524,62 @@ test_signer_down(const char *base)
 	tlog_close(l);
 }
 
+/*
+ * A failed batch whose new checkpoint reached the disk (its durability
+ * unknown) is undone by a repair in two steps: the checkpoint back, the
+ * entries cut back. A crash at each point of it (fault points, armed in a
+ * child process that the fault kills) leaves a log that opens, holding
+ * the entries acknowledged before; the batch itself may be kept only
+ * before the repair started, when checkpoint and entries still agree.
+ */
+static void
+test_repair_crash(const char *base)
+{
+	static const char *const points[] = {"tlog.repair_start", "tlog.repair_between",
+	                                     "tlog.repair_done"};
+	static const uint64_t want_size[] = {4, 3, 3};
+
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		char dir[512], faults[128];
+		struct qs_note_signer s = signer_for(key);
+		struct tlog *l = NULL;
+		uint64_t idx = 0;
+		int status = 0;
+		pid_t pid;
+
+		snprintf(dir, sizeof(dir), "%s/repair-crash-%zu", base, i);
+		CHECK_EQ(tlog_open(dir, ORIGIN, &s, &l, NULL), 0);
+		for (int k = 0; k < 3; k++)
+			CHECK_EQ(append_str(l, "{\"acked\":1}", &idx), 0);
+		tlog_close(l);
+		fflush(NULL);
+		if ((pid = fork()) == 0) {
+			snprintf(faults, sizeof(faults), "tlog.checkpoint_unsure,%s", points[i]);
+			setenv("QS_FAULT", faults, 1);
+			if (tlog_open(dir, ORIGIN, &s, &l, NULL) != 0)
+				_exit(3);
+			(void)append_str(l, "{\"failed\":1}", &idx);
+			_exit(4); /* the fault point did not fire */
+		}
+		CHECK(pid > 0);
+		CHECK_EQ(waitpid(pid, &status, 0), pid);
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		l = NULL;
+		if (tlog_open(dir, ORIGIN, &s, &l, NULL) != 0)
+			fprintf(stderr, "crash at %s: log does not open: %s\n", points[i],
+			        qs_errdetail());
+		CHECK(l != NULL);
+		CHECK_EQ(tlog_size(l), want_size[i]);
+		CHECK(entry_is(l, 2, "{\"acked\":1}"));
+		verify_log(l, key);
+		CHECK_EQ(append_str(l, "{\"after\":1}", &idx), 0);
+		CHECK_EQ(idx, want_size[i]);
+		tlog_close(l);
+		printf("ok: crash at %s: the log opens with %llu entries\n", points[i],
+		       (unsigned long long)want_size[i]);
+	}
+}
+
 /* 20 entries of 300 bytes: more than the free part of a tmpfs page. */
 static int
 append_big(struct tlog *l, int tag, uint64_t *idx)
@@ -769,6 +826,7 @@ main(int argc, char **argv)
 		test_torn_tail(base);
 		test_tamper(base);
 		test_signer_down(base);
+		test_repair_crash(base);
 		test_disk_full(base);
 		test_fsize_limit(base);
 	}
