@@ -73,8 +73,8 @@ bad_policy "TUF snapshot and timestamp share a key" \
 	"p['keys']['ts2'] = {'uri': '$(alias_uri tuf-timestamp)', 'algorithm': 'ecdsa-p256'}
 p['tuf']['roles']['snapshot']['keys'] = ['ts2']"
 bad_policy "TUF root and production targets share a key" \
-	"tuf.roles.prod-targets (keys.tuf-targets-offline) and tuf.roles.root (keys.tuf-root-1)" \
-	"p['keys']['tuf-targets-offline']['uri'] = '$(alias_uri tuf-root-1)'"
+	"tuf.roles.prod-root (keys.tuf-prod-root-1) and tuf.roles.prod-targets (keys.tuf-targets-offline)" \
+	"p['keys']['tuf-targets-offline']['uri'] = '$(alias_uri tuf-prod-root-1)'"
 bad_policy "TUF timestamp on the audit log key" \
 	"the audit log (audit.key) and tuf.roles.timestamp (keys.tuf-timestamp)" \
 	"p['keys']['tuf-timestamp']['uri'] = '$(alias_uri audit-log)'"
