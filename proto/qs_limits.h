@@ -72,6 +72,12 @@
  * the summary of over-rate logins and refusals must be bounded itself;
  * rows beyond this are added up in its "other" count. */
 #define QS_MAX_AUDIT_SUMMARY_ROWS 64
+/* Approved requests kept in memory for a retry after a passing failure (a
+ * full disk): each needed a quorum, so far more than will ever wait; the
+ * rest are resumed by a restart. */
+#define QS_MAX_STUCK_REQUESTS 256
+/* Seconds between retries of such requests. */
+#define QS_REQUEST_RETRY_S 5
 
 /* Audit entries per Entries call: bounds one reply (entries are small;
  * 1000 x a few hundred bytes stays far below QS_MAX_FRAME). */

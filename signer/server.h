@@ -124,6 +124,10 @@ int h_audit_consistency(struct call_ctx *, const uint8_t *, size_t, uint8_t **, 
 
 /* Finish requests left APPROVED by a crash (sign them now). */
 void requests_resume(struct server *s);
+/* Execute again the APPROVED requests whose execution failed for a reason
+ * that passes (audit log or store not writable: a full disk); expire those
+ * past their TTL. The maintenance thread calls it every few seconds. */
+void requests_retry_stuck(struct server *s);
 /* Free the policy history cache. */
 void requests_cleanup(struct server *s);
 
