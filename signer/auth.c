@@ -154,6 +154,9 @@ auth_identity_key_open(struct server *s)
 			 QS_IDENTITY_KEY_LABEL, k->key_id);
 	log_info("identity", "server=%s key=%s fingerprint=%s", c->identity,
 		 c->identity_key_uri ? c->identity_key_uri : uri, s->identity_fp);
+	/* Challenge answers sign on the helper kept beside the audit log's:
+	 * logins never queue behind (or reorder) request signatures. */
+	keyring_key_reserve(k);
 	s->identity_key = k;
 	r = 0;
 out:
