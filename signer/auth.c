@@ -123,6 +123,10 @@ auth_identity_key_open(struct server *s)
 		r = qs_fail(QS_ERR_INVALID, "identity_key: must be ECDSA P-256 or Ed25519");
 		goto out;
 	}
+	/* Challenge answers (and this key's other calls) go to the helper
+	 * kept beside the audit log's: logins never queue behind, or take the
+	 * turn of, request signatures. */
+	keyring_key_reserve(k);
 	/* One key, one purpose: a key that signs checkpoints or payloads must
 	 * not also answer challenges. */
 	if ((r = keyring_find_uri(s->kr, c->audit_key_uri, HSM_KEY_NONE, &audit_key)) != 0)
@@ -154,9 +158,6 @@ auth_identity_key_open(struct server *s)
 			 QS_IDENTITY_KEY_LABEL, k->key_id);
 	log_info("identity", "server=%s key=%s fingerprint=%s", c->identity,
 		 c->identity_key_uri ? c->identity_key_uri : uri, s->identity_fp);
-	/* Challenge answers sign on the helper kept beside the audit log's:
-	 * logins never queue behind (or reorder) request signatures. */
-	keyring_key_reserve(k);
 	s->identity_key = k;
 	r = 0;
 out:

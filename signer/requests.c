@@ -430,17 +430,11 @@ static char stuck[QS_MAX_STUCK_REQUESTS][STORE_ID_LEN + 1];
 static size_t nstuck;
 
 static void
-stuck_set(const char *id, int on)
+stuck_add(const char *id)
 {
 	for (size_t i = 0; i < nstuck; i++)
-		if (strcmp(stuck[i], id) == 0) {
-			if (!on)
-				memmove(stuck[i], stuck[i + 1], (nstuck - i - 1) * sizeof(stuck[0]));
-			nstuck -= !on;
+		if (strcmp(stuck[i], id) == 0)
 			return;
-		}
-	if (!on)
-		return;
 	if (nstuck == QS_MAX_STUCK_REQUESTS) {
 		log_error("request.stuck", "id=%s detail=\"too many requests to retry: restart "
 					   "qsignd to resume it\"",
@@ -466,7 +460,7 @@ retry_later(struct server *s, const struct store_request *r, int rc)
 	if (store_req_transition(s->store, r->id, REQ_APPROVED, REQ_APPROVED, msg) != 0)
 		log_warn("request.retry", "id=%s state message not stored: %s", r->id,
 			 qs_errdetail());
-	stuck_set(r->id, 1);
+	stuck_add(r->id);
 	return 1;
 }
 
@@ -635,7 +629,7 @@ requests_retry_stuck(struct server *s)
 		struct store_request *r = NULL;
 
 		if (store_req_get(s->store, ids[i], 0, &r) != 0) {
-			stuck_set(ids[i], 1); /* the store may be what fails */
+			stuck_add(ids[i]); /* the store may be what fails */
 			continue;
 		}
 		if (r->state == REQ_APPROVED && now_s() > r->expires) {
@@ -644,7 +638,7 @@ requests_retry_stuck(struct server *s)
 				 r->state_message ? r->state_message : "");
 			if (audit_state(s, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0 ||
 			    store_req_transition(s->store, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0)
-				stuck_set(r->id, 1);
+				stuck_add(r->id);
 			else
 				log_info("request.expired", "id=%s role=%s", r->id, r->role);
 		} else if (r->state == REQ_APPROVED) {
