@@ -1342,6 +1342,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (g.server_key != NULL && strncmp(g.server_key, "SHA256:", 7) == 0 &&
+	    strlen(g.server_key) != 50) {
+		errmsg("--server-key: a fingerprint is SHA256: and 43 base64 characters (as `%s "
+		       "info` shows it)",
+		       progname);
+		return EXIT_USAGE;
+	}
+
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 >= argc) {
 			usage(stdout);
@@ -1374,13 +1382,6 @@ main(int argc, char **argv)
 			return EXIT_FAILED;
 		}
 		g.url = g.url_buf;
-	}
-	if (g.server_key != NULL && strncmp(g.server_key, "SHA256:", 7) == 0 &&
-	    strlen(g.server_key) != 50) {
-		errmsg("--server-key: a fingerprint is SHA256: and 43 base64 characters (as `%s "
-		       "info` shows it)",
-		       progname);
-		return EXIT_USAGE;
 	}
 	r = cmd->main(argc - optind, argv + optind, &g);
 	if (fflush(stdout) != 0 && r == EXIT_OK) {
