@@ -5,16 +5,22 @@
 #include "qsclient.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "identity.h"
 #include "merkle.h"
@@ -31,6 +37,11 @@
 #define QSC_MAX_TLS_FILE (1u * 1024 * 1024)
 /* Largest signature in a reply: RSA-3072 is 384 bytes, hsm's HSM_SIG_MAX. */
 #define QSC_MAX_SIG 512
+/* A server key (DER SubjectPublicKeyInfo of P-256: 91 bytes, Ed25519: 44). */
+#define QSC_MAX_SERVER_KEY 512
+/* known_servers: lines and the whole file (a user's list of daemons). */
+#define QSC_MAX_KNOWN_LINE 4096
+#define QSC_MAX_KNOWN_FILE (4u * 1024 * 1024)
 
 struct qsc_client {
 	nng_socket sock;
@@ -47,6 +58,15 @@ struct qsc_client {
 	uint64_t next_call_id;
 	int last_status;
 	char last_message[QSC_MAX_SERVER_MESSAGE + 1];
+	/* Server pinning (qsc_options): the configured fingerprint, the file,
+	 * and the key this client verified first (later ones must equal it). */
+	char want_key[QS_FINGERPRINT_MAX];
+	char *known_servers;
+	int trust_new;
+	int (*confirm_new)(void *, const char *, const char *, const char *);
+	void *confirm_arg;
+	char server_key[QS_FINGERPRINT_MAX];
+	int server_key_how;
 };
 
 static char *
@@ -187,7 +207,252 @@ free_roles(qsc_client *c)
 	c->nroles = 0;
 }
 
-/* Challenge, sign the auth statement, Authenticate. */
+/* ------------------------------------------------------------ server pinning */
+
+/* $XDG_CONFIG_HOME/qsign/known_servers, else ~/.config/qsign/known_servers;
+ * NULL (no error) when neither can be named. */
+static int
+default_known_servers(char **out)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *h = getenv("HOME");
+	int n;
+
+	*out = NULL;
+	if (x != NULL && x[0] == '/')
+		n = asprintf(out, "%s/qsign/known_servers", x);
+	else if (h != NULL && h[0] == '/')
+		n = asprintf(out, "%s/.config/qsign/known_servers", h);
+	else
+		return 0;
+	if (n < 0) {
+		*out = NULL;
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* options.server_key: a fingerprint, or a PEM public key file to take one
+ * from. */
+static int
+configured_key(const char *v, char fp[QS_FINGERPRINT_MAX])
+{
+	EVP_PKEY *pk = NULL;
+	unsigned char *der = NULL;
+	FILE *f;
+	int n, r;
+
+	if (strncmp(v, "SHA256:", 7) == 0) {
+		size_t len = strlen(v);
+		if (len != 50 || strspn(v + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                               "0123456789+/") != 43)
+			return qs_fail(QS_ERR_INVALID, "server key %s: a fingerprint is SHA256: and 43 "
+			                               "base64 characters",
+			               v);
+		memcpy(fp, v, len + 1);
+		return 0;
+	}
+	if ((f = fopen(v, "re")) == NULL)
+		return qs_fail(QS_ERR_INVALID, "server key %s: neither SHA256:<base64> nor a "
+		                               "readable PEM public key file (%s)",
+		               v, strerror(errno));
+	pk = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (pk == NULL || qs_pubkey_alg(pk) == NULL || (n = i2d_PUBKEY(pk, &der)) <= 0) {
+		r = qs_fail(QS_ERR_INVALID, "server key %s: not a PEM ECDSA P-256 or Ed25519 "
+		                            "public key",
+		            v);
+		goto out;
+	}
+	r = qs_key_fingerprint(der, (size_t)n, fp, QS_FINGERPRINT_MAX);
+out:
+	OPENSSL_free(der);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+/* The fingerprint known_servers lists for url (first match) into fp ("" if
+ * none) and its line number. A missing file lists nothing. */
+static int
+known_lookup(const char *path, const char *url, char fp[QS_FINGERPRINT_MAX], unsigned *lineno)
+{
+	char line[QSC_MAX_KNOWN_LINE];
+	unsigned no = 0;
+	FILE *f;
+
+	fp[0] = '\0';
+	*lineno = 0;
+	if ((f = fopen(path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return qs_fail(QS_ERR_IO, "known servers %s: %s", path, strerror(errno));
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *u, *k, *save = NULL;
+		no++;
+		if ((u = strtok_r(line, " \t\r\n", &save)) == NULL || u[0] == '#')
+			continue;
+		if (strcmp(u, url) != 0 || (k = strtok_r(NULL, " \t\r\n", &save)) == NULL)
+			continue;
+		snprintf(fp, QS_FINGERPRINT_MAX, "%s", k);
+		*lineno = no;
+		break;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* Append "url fp identity" to path (creating its directory, 0700, and the
+ * file, 0600). */
+static int
+known_append(const char *path, const char *url, const char *fp, const char *identity)
+{
+	char dir[4096], line[QSC_MAX_KNOWN_LINE];
+	char *slash;
+	int fd, n, r = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		/* ~/.config may not exist yet either. */
+		char *up = strrchr(dir, '/');
+		if (up != NULL && up != dir) {
+			*up = '\0';
+			mkdir(dir, 0700);
+			*up = '/';
+		}
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			return qs_fail(QS_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+	}
+	n = snprintf(line, sizeof(line), "%s %s %s\n", url, fp, identity);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return qs_fail(QS_ERR_INVALID, "server URL too long to remember");
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return qs_fail(QS_ERR_IO, "cannot remember the server key in %s: %s", path,
+		               strerror(errno));
+	if (write(fd, line, (size_t)n) != n)
+		r = qs_fail(QS_ERR_IO, "cannot remember the server key in %s: %s", path,
+		            strerror(errno));
+	if (close(fd) != 0 && r == 0)
+		r = qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
+	return r;
+}
+
+/* Is fp (proved by the server of identity `ident`) the key pinned for
+ * c->url? Records it on first use (trust_new). */
+static int
+pin_check(qsc_client *c, const char *ident, const char *fp)
+{
+	char known[QS_FINGERPRINT_MAX];
+	unsigned lineno = 0;
+	int how, r;
+
+	if (c->server_key[0] != '\0') {
+		if (strcmp(c->server_key, fp) != 0)
+			return qs_fail(QS_ERR_BADSIG,
+			               "the server at %s now proves key %s, not %s as when this "
+			               "connection was opened: refusing to continue; another server "
+			               "answers at that address",
+			               c->url, fp, c->server_key);
+		return 0;
+	}
+	if (c->want_key[0] != '\0') {
+		if (strcmp(c->want_key, fp) != 0)
+			return qs_fail(QS_ERR_BADSIG,
+			               "the server at %s (identity %s) proves key %s, not the configured "
+			               "server key %s: nothing was sent. Check with qsignd's operator "
+			               "which key it has (qsignd logs it at start: \"identity ... "
+			               "fingerprint=\"); do not approve anything until they agree",
+			               c->url, ident, fp, c->want_key);
+		how = QSC_SERVER_KEY_CONFIGURED;
+	} else if (c->known_servers == NULL) {
+		how = QSC_SERVER_KEY_UNSAVED;
+	} else {
+		if ((r = known_lookup(c->known_servers, c->url, known, &lineno)) != 0)
+			return r;
+		if (known[0] != '\0' && strcmp(known, fp) != 0)
+			return qs_fail(QS_ERR_BADSIG,
+			               "SERVER KEY CHANGED: the server at %s (identity %s) proves key "
+			               "%s, but %s line %u remembers %s for it. Nothing was sent. "
+			               "Another server may be answering at that address to collect "
+			               "approvals. Check with qsignd's operator which key it has "
+			               "(qsignd logs it at start: \"identity ... fingerprint=\"); only if "
+			               "the key was replaced on purpose, delete that line",
+			               c->url, ident, fp, c->known_servers, lineno, known);
+		if (known[0] != '\0') {
+			how = QSC_SERVER_KEY_KNOWN;
+		} else {
+			if (strpbrk(c->url, " \t\r\n") != NULL)
+				return qs_fail(QS_ERR_INVALID,
+				               "cannot remember a server URL with white space: pin "
+				               "its key (server_key / --server-key %s)",
+				               fp);
+			if (c->trust_new == QSC_TRUST_NEW_REFUSE ||
+			    (c->trust_new == QSC_TRUST_NEW_ASK &&
+			     (c->confirm_new == NULL ||
+			      c->confirm_new(c->confirm_arg, c->url, ident, fp) != 1)))
+				return qs_fail(QS_ERR_BADSIG,
+				               "the server at %s (identity %s, key %s) is not in %s and "
+				               "was not accepted: nothing was sent",
+				               c->url, ident, fp, c->known_servers);
+			if ((r = known_append(c->known_servers, c->url, fp, ident)) != 0)
+				return r;
+			how = QSC_SERVER_KEY_NEW;
+		}
+	}
+	snprintf(c->server_key, sizeof(c->server_key), "%s", fp);
+	c->server_key_how = how;
+	return 0;
+}
+
+/* The Challenge answer must prove possession of the server key; then that
+ * key must be the one pinned for c->url. */
+static int
+check_server(qsc_client *c, const Qsign__V1__ChallengeResponse *chal, const uint8_t *nonce)
+{
+	const unsigned char *p = chal->server_key.data;
+	EVP_PKEY *pk = NULL;
+	uint8_t *stmt = NULL;
+	size_t stmt_len = 0;
+	char fp[QS_FINGERPRINT_MAX];
+	int r;
+
+	if (chal->server_key.len == 0 || chal->server_proof.len == 0) {
+		r = qs_fail(QS_ERR_BADSIG,
+		            "the server at %s did not prove possession of a server key (a qsignd "
+		            "too old to be pinned, or not qsignd): nothing was sent",
+		            c->url);
+		goto out;
+	}
+	if (chal->server_key.len > QSC_MAX_SERVER_KEY ||
+	    chal->server_proof.len > QS_MAX_PRINCIPAL_SIG ||
+	    (pk = d2i_PUBKEY(NULL, &p, (long)chal->server_key.len)) == NULL ||
+	    p != chal->server_key.data + chal->server_key.len || qs_pubkey_alg(pk) == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "malformed server key from %s", c->url);
+		goto out;
+	}
+	if ((r = qs_stmt_server(chal->server_identity, chal->challenge.data, chal->challenge.len,
+	                        nonce, QS_CHALLENGE_LEN, &stmt, &stmt_len)) != 0)
+		goto out;
+	if (qs_sig_verify(pk, stmt, stmt_len, chal->server_proof.data, chal->server_proof.len) !=
+	    0) {
+		r = qs_fail(QS_ERR_BADSIG,
+		            "the server at %s did not prove possession of the key it states: "
+		            "nothing was sent",
+		            c->url);
+		goto out;
+	}
+	if ((r = qs_key_fingerprint(chal->server_key.data, chal->server_key.len, fp,
+	                            sizeof(fp))) != 0 ||
+	    (r = pin_check(c, chal->server_identity, fp)) != 0)
+		goto out;
+	r = 0;
+out:
+	free(stmt);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+/* Challenge, check the server's key, sign the auth statement, Authenticate. */
 static int
 authenticate(qsc_client *c)
 {
@@ -195,12 +460,18 @@ authenticate(qsc_client *c)
 	Qsign__V1__ChallengeResponse *chal = NULL;
 	Qsign__V1__AuthenticateRequest areq = QSIGN__V1__AUTHENTICATE_REQUEST__INIT;
 	Qsign__V1__AuthenticateResponse *ares = NULL;
-	uint8_t *stmt = NULL, sig[QS_MAX_PRINCIPAL_SIG];
+	uint8_t *stmt = NULL, sig[QS_MAX_PRINCIPAL_SIG], nonce[QS_CHALLENGE_LEN];
 	size_t stmt_len = 0, sig_len = 0;
 	char **roles = NULL;
 	char *ident = NULL;
 	int r;
 
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		r = qs_fail(QS_ERR_CRYPTO, "no randomness for a client nonce");
+		goto out;
+	}
+	creq.client_nonce.data = nonce;
+	creq.client_nonce.len = sizeof(nonce);
 	if ((r = roundtrip(c, QS_M_CHALLENGE, &creq.base,
 	                   &qsign__v1__challenge_response__descriptor,
 	                   (ProtobufCMessage **)&chal)) != 0)
@@ -210,6 +481,9 @@ authenticate(qsc_client *c)
 		r = qs_fail(QS_ERR_INVALID, "malformed challenge from %s", c->url);
 		goto out;
 	}
+	/* Before anything is signed for this server. */
+	if ((r = check_server(c, chal, nonce)) != 0)
+		goto out;
 	if ((r = qs_stmt_auth(chal->server_identity, c->principal, chal->challenge.data,
 	                      chal->challenge.len, &stmt, &stmt_len)) != 0)
 		goto out;
@@ -378,6 +652,25 @@ qsc_new(const struct qsc_options *o, qsc_client **out)
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	c->trust_new = o->trust_new;
+	c->confirm_new = o->confirm_new;
+	c->confirm_arg = o->confirm_arg;
+	if (o->trust_new != QSC_TRUST_NEW_ACCEPT && o->trust_new != QSC_TRUST_NEW_ASK &&
+	    o->trust_new != QSC_TRUST_NEW_REFUSE) {
+		r = qs_fail(QS_ERR_INVALID, "trust_new: unknown value %d", o->trust_new);
+		goto out;
+	}
+	if (o->server_key != NULL && o->server_key[0] != '\0') {
+		if ((r = configured_key(o->server_key, c->want_key)) != 0)
+			goto out;
+	} else if (o->known_servers == NULL) {
+		if ((r = default_known_servers(&c->known_servers)) != 0)
+			goto out;
+	} else if (o->known_servers[0] != '\0' &&
+	           (c->known_servers = strdup(o->known_servers)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	if (RAND_bytes((unsigned char *)&c->next_call_id, sizeof(c->next_call_id)) != 1)
 		c->next_call_id = now_ms();
 	/* The key first: a bad identity is reported without touching the
@@ -469,6 +762,7 @@ qsc_close(qsc_client *c)
 	free(c->server_identity);
 	free(c->principal);
 	free(c->url);
+	free(c->known_servers);
 	free(c);
 }
 
@@ -535,6 +829,16 @@ const char *
 qsc_principal(const qsc_client *c)
 {
 	return c->principal;
+}
+
+const char *
+qsc_server_key(const qsc_client *c, int *how, const char **known_servers)
+{
+	if (how != NULL)
+		*how = c->server_key_how;
+	if (known_servers != NULL)
+		*known_servers = c->known_servers;
+	return c->server_key[0] != '\0' ? c->server_key : NULL;
 }
 
 const char *

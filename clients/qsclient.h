@@ -77,7 +77,36 @@ struct qsc_options {
 	/* Per-call timeout in ms; <= 0 means QSC_DEFAULT_TIMEOUT_MS. Also the
 	 * deadline sent to the daemon. */
 	int timeout_ms;
+	/*
+	 * Server pinning. Before it authenticates, the client has the daemon
+	 * prove possession of its identity key (a key in its token: Challenge
+	 * with a client nonce, qs_stmt_server) and checks that key:
+	 *  - server_key set ("SHA256:<base64>" fingerprint, as `qsign info`
+	 *    prints it, or a PEM public key file): it must be that key;
+	 *    known_servers is neither read nor written;
+	 *  - else against known_servers, a file of "URL SHA256:<base64>
+	 *    IDENTITY" lines (NULL: $XDG_CONFIG_HOME/qsign/known_servers, or
+	 *    ~/.config/qsign/known_servers; "" = no file, the key is only held
+	 *    for this client's lifetime). A URL listed with another key is
+	 *    refused (QS_ERR_BADSIG, nothing sent but the Challenge). A URL
+	 *    not listed is handled by trust_new: QSC_TRUST_NEW_ACCEPT (0, the
+	 *    default: trust on first use, the line is appended),
+	 *    QSC_TRUST_NEW_ASK (confirm_new decides: 1 = accept and append),
+	 *    QSC_TRUST_NEW_REFUSE.
+	 * Once a client has authenticated, re-authentication (after a
+	 * re-dial) must meet the same key.
+	 */
+	const char *server_key;
+	const char *known_servers;
+	int trust_new;
+	int (*confirm_new)(void *arg, const char *url, const char *server_identity,
+	                   const char *fingerprint);
+	void *confirm_arg;
 };
+
+#define QSC_TRUST_NEW_ACCEPT 0
+#define QSC_TRUST_NEW_ASK 1
+#define QSC_TRUST_NEW_REFUSE 2
 
 /*
  * Create a client without touching the network: check the options, load
@@ -87,7 +116,8 @@ struct qsc_options {
  * qsc_connect().
  * Errors: QS_ERR_INVALID (bad URL or options, TLS files missing for
  * tls+tcp://, identity of another algorithm, identity file accessible by
- * group/other: detail says "chmod 600 FILE"), QS_ERR_IO (unreadable file),
+ * group/other: detail says "chmod 600 FILE"; server_key neither a
+ * fingerprint nor a readable public key), QS_ERR_IO (unreadable file),
  * QS_ERR_PIN / QS_ERR_PKCS11 / QS_ERR_NOT_FOUND (pkcs11: identity),
  * QS_ERR_NOMEM.
  */
@@ -102,7 +132,9 @@ int qsc_new(const struct qsc_options *o, qsc_client **out);
  * Errors: QS_ERR_UNAVAILABLE (cannot connect, TLS handshake failed),
  * QS_ERR_TIMEOUT, the daemon's refusal of Authenticate (typically
  * QS_ERR_UNAUTH), QS_ERR_INVALID (malformed challenge), identity signing
- * errors (QS_ERR_CRYPTO, QS_ERR_PKCS11).
+ * errors (QS_ERR_CRYPTO, QS_ERR_PKCS11), QS_ERR_BADSIG (the server did not
+ * prove the key pinned for it: see qsc_options.server_key; the detail says
+ * what to check), QS_ERR_IO (known_servers unreadable or not writable).
  */
 int qsc_connect(qsc_client *c);
 
@@ -144,6 +176,15 @@ const char *qsc_url(const qsc_client *c);
 const char *qsc_principal(const qsc_client *c);
 const char *qsc_server_identity(const qsc_client *c);
 const char *const *qsc_principal_roles(const qsc_client *c, size_t *n);
+
+/* The server key c verified at authentication ("SHA256:<base64>"; NULL
+ * before), how it was trusted, and the known_servers file used (NULL when
+ * none). Owned by c. */
+#define QSC_SERVER_KEY_CONFIGURED 1 /* equal to options.server_key */
+#define QSC_SERVER_KEY_KNOWN 2      /* listed for this URL in known_servers */
+#define QSC_SERVER_KEY_NEW 3        /* first use: just appended to known_servers */
+#define QSC_SERVER_KEY_UNSAVED 4    /* no known_servers file: held in memory only */
+const char *qsc_server_key(const qsc_client *c, int *how, const char **known_servers);
 
 /* Free a response message returned by this library. NULL is a no-op. */
 void qsc_free(void *msg);

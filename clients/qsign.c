@@ -140,6 +140,25 @@ report(const struct globals *g, qsc_client *c, int r)
 	return EXIT_FAILED;
 }
 
+/* qsc_options.confirm_new on a terminal: show the key, ask. */
+static int
+confirm_new_server(void *arg, const char *url, const char *identity, const char *fp)
+{
+	char line[16];
+
+	(void)arg;
+	fprintf(stderr, "%s: the server at %s (identity ", progname, url);
+	put_safe(stderr, identity, 0);
+	fprintf(stderr,
+	        ") is not known yet.\nIts key fingerprint is %s.\nCompare it with the one "
+	        "qsignd's operator sees (qsignd logs it at start: \"identity ... fingerprint=\").\n"
+	        "Trust this server and remember its key? [y/N] ",
+	        fp);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	return strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0;
+}
+
 /* Resolve the environment defaults, load the identity and connect. */
 int
 connect_client(struct globals *g, qsc_client **out)
@@ -184,6 +203,13 @@ connect_client(struct globals *g, qsc_client **out)
 	o.tls_ca = g->tls_ca;
 	o.tls_server_name = g->tls_server_name;
 	o.timeout_ms = g->timeout_ms;
+	o.server_key = g->server_key;
+	/* A new server: asked about on a terminal (unless --accept-new), else
+	 * trusted on first use and remembered, as scripts need. */
+	o.trust_new = !g->accept_new && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)
+	                      ? QSC_TRUST_NEW_ASK
+	                      : QSC_TRUST_NEW_ACCEPT;
+	o.confirm_new = confirm_new_server;
 	if ((r = qsc_new(&o, &c)) != 0) {
 		errmsg("%s", qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
 		return EXIT_FAILED;
@@ -192,6 +218,15 @@ connect_client(struct globals *g, qsc_client **out)
 		r = report(g, c, r);
 		qsc_close(c);
 		return r;
+	}
+	{
+		const char *fp, *file = NULL;
+		int how = 0;
+		if ((fp = qsc_server_key(c, &how, &file)) != NULL && how == QSC_SERVER_KEY_NEW) {
+			fprintf(stderr, "%s: first connection to %s (", progname, g->url);
+			put_safe(stderr, qsc_server_identity(c), 0);
+			fprintf(stderr, "): remembered its key %s in %s\n", fp, file);
+		}
 	}
 	*out = c;
 	return EXIT_OK;
@@ -403,6 +438,7 @@ static int
 info_main(int argc, char **argv, struct globals *g)
 {
 	Qsign__V1__InfoResponse *info = NULL;
+	const char *skey;
 	qsc_client *c = NULL;
 	int r;
 
@@ -414,6 +450,7 @@ info_main(int argc, char **argv, struct globals *g)
 		r = report(g, c, r);
 		goto out;
 	}
+	skey = qsc_server_key(c, NULL, NULL);
 	if (g->json) {
 		json_t *roles = json_array();
 		for (size_t i = 0; i < info->n_roles; i++) {
@@ -425,8 +462,9 @@ info_main(int argc, char **argv, struct globals *g)
 			                  "payloads", json_strings(ri->payloads, ri->n_payloads)));
 		}
 		r = json_print(
-		        json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "server_identity",
-		                  info->server_identity, "version", info->version, "policy_version",
+		        json_pack("{s:s, s:s?, s:s, s:I, s:s, s:o, s:o}", "server_identity",
+		                  info->server_identity, "server_key", skey, "version",
+		                  info->version, "policy_version",
 		                  (json_int_t)info->policy_version, "principal", info->principal,
 		                  "principal_roles",
 		                  json_strings(info->principal_roles, info->n_principal_roles),
@@ -437,6 +475,7 @@ info_main(int argc, char **argv, struct globals *g)
 	}
 	fputs("server identity: ", stdout);
 	put_safe(stdout, info->server_identity, 0);
+	printf("\nserver key:      %s", skey ? skey : "-");
 	fputs("\nversion:         ", stdout);
 	put_safe(stdout, info->version, 0);
 	printf("\npolicy version:  %llu\nprincipal:       ",
@@ -1161,7 +1200,7 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
 	        "             [--tls-cert F --tls-key F --tls-ca F [--tls-server-name N]]\n"
-	        "             COMMAND [ARGS...]\n"
+	        "             [--server-key SHA256:...|FILE] [--accept-new] COMMAND [ARGS...]\n"
 	        "  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT\n"
 	        "                (QSIGN_SERVER, default ipc://$QSIGN_HOME/qsignd.sock)\n"
 	        "  -p PRINCIPAL  who you are (QSIGN_PRINCIPAL)\n"
@@ -1169,6 +1208,12 @@ usage(FILE *f)
 	        "                (QSIGN_IDENTITY, default $QSIGN_HOME/demo/PRINCIPAL.key)\n"
 	        "  --json        print one JSON document instead of text\n"
 	        "  --timeout S   seconds to wait for each reply (default 30)\n"
+	        "  --server-key K  the daemon's key: SHA256:<base64> or a PEM public key file\n"
+	        "                (QSIGN_SERVER_KEY); else the key remembered for the URL in\n"
+	        "                $XDG_CONFIG_HOME/qsign/known_servers (~/.config/qsign/...),\n"
+	        "                learned on first use; a changed key is refused\n"
+	        "  --accept-new  trust a server not yet known without asking (on a terminal\n"
+	        "                qsign asks; otherwise it trusts and remembers it)\n"
 	        "commands:\n",
 	        progname);
 	for (size_t i = 0; commands[i].name != NULL; i++)
@@ -1211,7 +1256,7 @@ env_or(const char *name, const char *dflt)
 int
 main(int argc, char **argv)
 {
-	enum { O_JSON = 256, O_TIMEOUT, O_CERT, O_KEY, O_CA, O_SNI, O_VERSION };
+	enum { O_JSON = 256, O_TIMEOUT, O_CERT, O_KEY, O_CA, O_SNI, O_VERSION, O_SKEY, O_NEW };
 	static const struct option opts[] = {
 	        {"server", required_argument, NULL, 's'},
 	        {"principal", required_argument, NULL, 'p'},
@@ -1222,6 +1267,8 @@ main(int argc, char **argv)
 	        {"tls-key", required_argument, NULL, O_KEY},
 	        {"tls-ca", required_argument, NULL, O_CA},
 	        {"tls-server-name", required_argument, NULL, O_SNI},
+	        {"server-key", required_argument, NULL, O_SKEY},
+	        {"accept-new", no_argument, NULL, O_NEW},
 	        {"version", no_argument, NULL, O_VERSION},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -1239,6 +1286,7 @@ main(int argc, char **argv)
 	g.tls_key = env_or("QSIGN_TLS_KEY", NULL);
 	g.tls_ca = env_or("QSIGN_TLS_CA", NULL);
 	g.timeout_ms = QSC_DEFAULT_TIMEOUT_MS;
+	g.server_key = env_or("QSIGN_SERVER_KEY", NULL);
 
 	/* '+': stop at the command name; what follows is the command's. */
 	while ((ch = getopt_long(argc, argv, "+s:p:i:h", opts, NULL)) != -1) {
@@ -1273,6 +1321,12 @@ main(int argc, char **argv)
 		case O_SNI:
 			g.tls_server_name = optarg;
 			break;
+		case O_SKEY:
+			g.server_key = optarg;
+			break;
+		case O_NEW:
+			g.accept_new = 1;
+			break;
 		case O_VERSION:
 			printf("qsign %s\n", QS_VERSION);
 			return EXIT_OK;
@@ -1288,6 +1342,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (g.server_key != NULL && strncmp(g.server_key, "SHA256:", 7) == 0 &&
+	    strlen(g.server_key) != 50) {
+		errmsg("--server-key: a fingerprint is SHA256: and 43 base64 characters (as `%s "
+		       "info` shows it)",
+		       progname);
+		return EXIT_USAGE;
+	}
+
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 >= argc) {
 			usage(stdout);

@@ -484,7 +484,21 @@ put_entry_line(uint64_t i, json_t *o)
 	else if (strcmp(ev, "refusal") == 0)
 		snprintf(buf, sizeof(buf), "%s %s %s", str_field(o, "principal"),
 		         str_field(o, "method"), str_field(o, "status"));
-	else if (json_object_get(o, "principal") != NULL)
+	else if (strcmp(ev, "audit.summary") == 0) {
+		/* "12 not logged: ci refusal qsign.v1.Signer/Sign PERMISSION_DENIED x10, ..." */
+		json_t *rows = json_object_get(o, "counts");
+		size_t n = 0, k;
+		n = (size_t)snprintf(buf, sizeof(buf), "%lld not logged one by one:",
+		                     (long long)json_integer_value(json_object_get(o, "total")));
+		for (k = 0; k < json_array_size(rows) && n < sizeof(buf); k++) {
+			json_t *r = json_array_get(rows, k);
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %s %s %s %s x%lld",
+			                      k ? "," : "", str_field(r, "principal"),
+			                      str_field(r, "event"), str_field(r, "method"),
+			                      str_field(r, "status"),
+			                      (long long)json_integer_value(json_object_get(r, "count")));
+		}
+	} else if (json_object_get(o, "principal") != NULL)
 		snprintf(buf, sizeof(buf), "%s", str_field(o, "principal"));
 	else
 		snprintf(buf, sizeof(buf), "%s", str_field(o, "id"));

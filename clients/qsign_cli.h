@@ -37,6 +37,8 @@ struct globals {
 	const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
 	int json;
 	int timeout_ms;
+	const char *server_key; /* --server-key / QSIGN_SERVER_KEY */
+	int accept_new;         /* --accept-new: trust a new server without asking */
 	char *url_buf, *identity_buf, *pin_buf;
 };
 

@@ -141,6 +141,14 @@ progress_line(const Qsign__V1__RequestView *v)
 			      f);
 			put_safe(f, v->id, 0);
 			fputs(")", f);
+		} else if (v->state_message != NULL && v->state_message[0] != '\0') {
+			/* Execution failed for a passing reason (a full disk):
+			 * qsignd retries until it succeeds or the request expires. */
+			fputs(strcmp(v->kind, "policy") == 0 ? " \u2014 approved, NOT applied yet: "
+			                                       : " \u2014 approved, NOT signed yet: ",
+			      f);
+			put_safe(f, v->state_message, 0);
+			fputs(" (qsignd retries until it succeeds or the request expires)", f);
 		} else {
 			fputs(" \u2014 approved, signing", f);
 		}
@@ -712,6 +720,15 @@ reject_usage(FILE *f)
 	        progname, progname);
 }
 
+/* A vote that completed the quorum returns once the request is executed
+ * (TUF changes may wait for external signatures): still APPROVED means
+ * its execution failed for now. */
+static int
+not_executed(const Qsign__V1__RequestView *v)
+{
+	return v->state == QSIGN__V1__REQUEST_STATE__REQ_APPROVED && strncmp(v->kind, "tuf-", 4) != 0;
+}
+
 static int
 vote_main(int argc, char **argv, struct globals *g, int approve)
 {
@@ -776,6 +793,13 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	printf("%s\n", p);
 	free(p);
 	r = EXIT_OK;
+	if (not_executed(v)) {
+		errmsg("the vote is recorded, but request %s is not %s: qsignd retries; follow it "
+		       "with `%s request wait %s`",
+		       v->id, strcmp(v->kind, "policy") == 0 ? "applied" : "signed", progname,
+		       v->id);
+		r = EXIT_FAILED;
+	}
 out:
 	qsc_free(v);
 	qsc_close(c);

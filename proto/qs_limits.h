@@ -68,6 +68,16 @@
 /* Record bytes written in one group commit: bounds the writer's buffer; a
  * bigger backlog simply goes into the next batch. */
 #define QS_MAX_AUDIT_BATCH_BYTES (16u * 1024 * 1024)
+/* Rows (principal, event, method, status) in one "audit.summary" entry:
+ * the summary of over-rate logins and refusals must be bounded itself;
+ * rows beyond this are added up in its "other" count. */
+#define QS_MAX_AUDIT_SUMMARY_ROWS 64
+/* Approved requests kept in memory for a retry after a passing failure (a
+ * full disk): each needed a quorum, so far more than will ever wait; the
+ * rest are resumed by a restart. */
+#define QS_MAX_STUCK_REQUESTS 256
+/* Seconds between retries of such requests. */
+#define QS_REQUEST_RETRY_S 5
 
 /* Audit entries per Entries call: bounds one reply (entries are small;
  * 1000 x a few hundred bytes stays far below QS_MAX_FRAME). */

@@ -129,6 +129,66 @@ out:
 }
 
 int
+qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t challenge_len,
+	       const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
+{
+	char *ch = NULL, *nn = NULL, *buf = NULL;
+	size_t cap;
+	int n, r = QS_ERR_INTERNAL;
+
+	*out = NULL;
+	*out_len = 0;
+	if (!qs_name_valid(server_identity, QS_MAX_IDENTITY))
+		return qs_fail(QS_ERR_INVALID, "invalid server identity");
+	if (challenge_len != QS_CHALLENGE_LEN || nonce_len != QS_CHALLENGE_LEN)
+		return qs_fail(QS_ERR_INVALID, "challenge and client nonce must be %d bytes",
+			       QS_CHALLENGE_LEN);
+	if ((ch = qs_hex(challenge, challenge_len)) == NULL ||
+	    (nn = qs_hex(client_nonce, nonce_len)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	cap = sizeof(QS_STMT_SERVER_CONTEXT) + strlen(server_identity) + strlen(ch) + strlen(nn) +
+	      64;
+	if ((buf = malloc(cap)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	n = snprintf(buf, cap, "%s\nserver %s\nchallenge %s\nclient-nonce %s\n",
+		     QS_STMT_SERVER_CONTEXT, server_identity, ch, nn);
+	if (n < 0 || (size_t)n >= cap) {
+		r = qs_fail(QS_ERR_INTERNAL, "statement overflow");
+		goto out;
+	}
+	*out = (uint8_t *)buf;
+	*out_len = (size_t)n;
+	buf = NULL;
+	r = 0;
+out:
+	free(ch);
+	free(nn);
+	free(buf);
+	return r;
+}
+
+int
+qs_key_fingerprint(const uint8_t *spki_der, size_t len, char *out, size_t cap)
+{
+	uint8_t dg[32];
+	unsigned char b64[64];
+	int n;
+
+	if (cap < QS_FINGERPRINT_MAX)
+		return qs_fail(QS_ERR_INTERNAL, "fingerprint buffer too small");
+	qs_sha256(spki_der, len, dg);
+	n = EVP_EncodeBlock(b64, dg, 32);
+	while (n > 0 && b64[n - 1] == '=') /* unpadded, as OpenSSH prints it */
+		n--;
+	snprintf(out, cap, "SHA256:%.*s", n, (const char *)b64);
+	return 0;
+}
+
+int
 qs_pubkey_from_pem(const char *pem, size_t len, EVP_PKEY **out)
 {
 	BIO *bio = NULL;

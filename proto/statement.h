@@ -32,6 +32,27 @@
 int qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
 		 size_t challenge_len, uint8_t **out, size_t *out_len);
 
+#define QS_STMT_SERVER_CONTEXT "quorum-signer/v1 server"
+
+/*
+ * Build the statement qsignd signs with its identity key (a key in its
+ * token) when it answers a Challenge that carries a client nonce, proving
+ * that it holds the key clients pinned for its address:
+ *   "quorum-signer/v1 server\n"
+ *   "server " <server identity> "\n"
+ *   "challenge " <lower-case hex of the challenge> "\n"
+ *   "client-nonce " <lower-case hex of the client's nonce> "\n"
+ * Challenge and nonce are QS_CHALLENGE_LEN bytes. Signatures as for
+ * principals (ECDSA P-256 DER over SHA-256, or Ed25519). *out malloc'd.
+ */
+int qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t challenge_len,
+		   const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len);
+
+/* "SHA256:" + unpadded base64 of SHA-256(DER SubjectPublicKeyInfo): how a
+ * server key is shown and pinned. out holds QS_FINGERPRINT_MAX bytes. */
+#define QS_FINGERPRINT_MAX 56
+int qs_key_fingerprint(const uint8_t *spki_der, size_t len, char *out, size_t cap);
+
 #define QS_STMT_APPROVAL_CONTEXT "quorum-signer/v1 approval"
 
 /*

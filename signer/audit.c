@@ -12,6 +12,7 @@
 #include "note.h"
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "ratelimit.h"
 #include "statement.h"
 #include "tlog.h"
 
@@ -26,6 +27,15 @@ struct audit_ticket {
 	char detail[200];
 	pthread_cond_t cv;
 	struct audit_ticket *next;
+};
+
+/* One row of the next "audit.summary" entry. */
+struct summary_row {
+	char principal[QS_MAX_NAME + 1];
+	char event[16];
+	char method[QS_MAX_METHOD + 1];
+	char status[32];
+	uint64_t count;
 };
 
 struct audit {
@@ -44,6 +54,16 @@ struct audit {
 	int stopping;
 	pthread_t writer;
 	int writer_started;
+
+	/* Entries beyond a principal's rate (audit_append_bounded), counted
+	 * until the next summary; under sum_mu. */
+	struct ratelimit *rl;
+	unsigned rate_per_minute, burst;
+	pthread_mutex_t sum_mu;
+	struct summary_row rows[QS_MAX_AUDIT_SUMMARY_ROWS];
+	size_t nrows;
+	uint64_t other;   /* counted entries that found no free row */
+	int64_t sum_from; /* time of the first counted entry, 0 if none */
 };
 
 char *
@@ -311,6 +331,113 @@ audit_append(struct audit *a, const char *event, json_t *fields)
 	return audit_append_many(a, &event, &fields, 1);
 }
 
+/* Add n to the row of (principal, event, method, status). Caller holds
+ * sum_mu. */
+static void
+summary_add(struct audit *a, const char *principal, const char *event, const char *method,
+	    const char *status, uint64_t n, int64_t from)
+{
+	struct summary_row *row = NULL;
+
+	if (a->sum_from == 0 || (from != 0 && from < a->sum_from))
+		a->sum_from = from;
+	for (size_t i = 0; i < a->nrows && row == NULL; i++)
+		if (strcmp(a->rows[i].principal, principal) == 0 &&
+		    strcmp(a->rows[i].event, event) == 0 && strcmp(a->rows[i].method, method) == 0 &&
+		    strcmp(a->rows[i].status, status) == 0)
+			row = &a->rows[i];
+	if (row == NULL && a->nrows < QS_MAX_AUDIT_SUMMARY_ROWS) {
+		row = &a->rows[a->nrows++];
+		snprintf(row->principal, sizeof(row->principal), "%s", principal);
+		snprintf(row->event, sizeof(row->event), "%s", event);
+		snprintf(row->method, sizeof(row->method), "%s", method);
+		snprintf(row->status, sizeof(row->status), "%s", status);
+		row->count = 0;
+	}
+	if (row != NULL)
+		row->count += n;
+	else
+		a->other += n;
+}
+
+int
+audit_append_bounded(struct audit *a, const char *principal, const char *event,
+		     const char *method, const char *status, json_t *fields)
+{
+	if (ratelimit_take_per_minute(a->rl, event, principal, a->rate_per_minute, a->burst, 1) ==
+	    0)
+		return audit_append(a, event, fields);
+	qs_errclear();
+	json_decref(fields);
+	pthread_mutex_lock(&a->sum_mu);
+	summary_add(a, principal, event, method, status, 1, now_ms());
+	pthread_mutex_unlock(&a->sum_mu);
+	return 0;
+}
+
+int
+audit_flush_summary(struct audit *a)
+{
+	struct summary_row rows[QS_MAX_AUDIT_SUMMARY_ROWS];
+	size_t nrows;
+	uint64_t other, total = 0;
+	int64_t from;
+	json_t *arr = NULL, *o = NULL;
+	int r;
+
+	pthread_mutex_lock(&a->sum_mu);
+	nrows = a->nrows;
+	other = a->other;
+	from = a->sum_from;
+	memcpy(rows, a->rows, nrows * sizeof(rows[0]));
+	a->nrows = 0;
+	a->other = 0;
+	a->sum_from = 0;
+	pthread_mutex_unlock(&a->sum_mu);
+	if (nrows == 0 && other == 0)
+		return 0;
+	if ((arr = json_array()) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		total += rows[i].count;
+		if (json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I}", "principal",
+							 rows[i].principal, "event", rows[i].event,
+							 "method", rows[i].method, "status",
+							 rows[i].status, "count",
+							 (json_int_t)rows[i].count)) != 0) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	total += other;
+	o = json_pack("{s:I,s:I,s:O,s:I,s:I}", "from", (json_int_t)from, "to",
+		      (json_int_t)now_ms(), "counts", arr, "other", (json_int_t)other, "total",
+		      (json_int_t)total);
+	if (o == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = audit_append(a, "audit.summary", o)) != 0)
+		goto fail;
+	json_decref(arr);
+	log_info("audit.summary", "rows=%zu total=%llu", nrows, (unsigned long long)total);
+	return 0;
+fail:
+	/* Nothing is lost: the counts wait for the next summary. */
+	json_decref(arr);
+	pthread_mutex_lock(&a->sum_mu);
+	for (size_t i = 0; i < nrows; i++)
+		summary_add(a, rows[i].principal, rows[i].event, rows[i].method, rows[i].status,
+			    rows[i].count, from);
+	a->other += other;
+	if (a->sum_from == 0 || (from != 0 && from < a->sum_from))
+		a->sum_from = from;
+	pthread_mutex_unlock(&a->sum_mu);
+	return r;
+}
+
 int
 audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 {
@@ -327,7 +454,12 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->work, NULL);
+	pthread_mutex_init(&a->sum_mu, NULL);
 	a->tail = &a->head;
+	a->rate_per_minute = cfg->audit_rate_per_minute ? cfg->audit_rate_per_minute : 60;
+	a->burst = cfg->audit_burst ? cfg->audit_burst : 120;
+	if ((r = ratelimit_new(&a->rl)) != 0)
+		goto fail;
 	if ((a->origin = strdup(cfg->audit_origin)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -390,6 +522,9 @@ audit_close(struct audit *a)
 	if (a == NULL)
 		return;
 	if (a->writer_started) {
+		/* The counts since the last summary are part of the record. */
+		if (audit_flush_summary(a) != 0)
+			log_error("audit.summary", "detail=\"%s\"", qs_errdetail());
 		pthread_mutex_lock(&a->mu);
 		a->stopping = 1;
 		pthread_cond_signal(&a->work);
@@ -400,8 +535,10 @@ audit_close(struct audit *a)
 	EVP_PKEY_free(a->pub);
 	free(a->origin);
 	free(a->public_pem);
+	ratelimit_free(a->rl);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->work);
+	pthread_mutex_destroy(&a->sum_mu);
 	free(a);
 }
 

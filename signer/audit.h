@@ -58,6 +58,27 @@ int audit_append_start(struct audit *a, const char *const *events, json_t **fiel
 		       struct audit_ticket **t);
 int audit_append_finish(struct audit *a, struct audit_ticket *t, uint64_t *first);
 
+/*
+ * An entry any authenticated principal can cause at will (a login, a refused
+ * call). While `principal` is within its rate (config
+ * audit.principal_rate_per_minute, audit.principal_burst; per event) this
+ * is audit_append(event, fields). Beyond it the entry is not written but
+ * counted in the row (principal, event, method, status) of the next
+ * "audit.summary" entry, so that nobody can fill the disk with refusals.
+ * fields is stolen. Returns audit_append's result, or 0 when counted.
+ */
+int audit_append_bounded(struct audit *a, const char *principal, const char *event,
+			 const char *method, const char *status, json_t *fields);
+
+/*
+ * Write the counts since the last summary as one "audit.summary" entry
+ * ({from, to, counts: [{principal, event, method, status, count}] (at most
+ * QS_MAX_AUDIT_SUMMARY_ROWS rows), other, total}); nothing when there are
+ * none. On failure the counts are kept for the next try. The maintenance
+ * thread calls it every audit.summary_s; audit_close calls it last.
+ */
+int audit_flush_summary(struct audit *a);
+
 /* Canonical bytes of a JSON value as entries use them (malloc'd). */
 char *audit_canonical(json_t *v, size_t *len);
 

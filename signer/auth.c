@@ -6,8 +6,11 @@
  * ECDSA sign (ENVIRONMENT.md), so per-call verification would halve the
  * build farm's throughput.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "qs_err.h"
@@ -26,16 +29,143 @@ h_challenge(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 	uint8_t ch[QS_CHALLENGE_LEN];
 	int r;
 
+	uint8_t *stmt = NULL, dg[32], sig[HSM_SIG_MAX + 16];
+	size_t stmt_len = 0, sig_len = 0;
+
 	if ((r = qs_wire_unpack(&qsign__v1__challenge_request__descriptor, body, len, 64,
 				(ProtobufCMessage **)&req)) != 0)
 		return r;
-	protobuf_c_message_free_unpacked(&req->base, NULL);
+	if (req->client_nonce.len != 0 && req->client_nonce.len != QS_CHALLENGE_LEN) {
+		r = qs_fail(QS_ERR_INVALID, "client_nonce must be empty or %d bytes",
+			    QS_CHALLENGE_LEN);
+		goto out;
+	}
 	if ((r = pipes_new_challenge(cx->srv->pipes, cx->pipe_id, ch)) != 0)
-		return r;
+		goto out;
 	resp.challenge.data = ch;
 	resp.challenge.len = sizeof(ch);
 	resp.server_identity = cx->srv->cfg->identity;
-	return qs_wire_pack(&resp.base, out, out_len);
+	if (req->client_nonce.len != 0) {
+		/* Prove that we hold the identity key the client pinned. */
+		if ((r = qs_stmt_server(cx->srv->cfg->identity, ch, sizeof(ch),
+					req->client_nonce.data, req->client_nonce.len, &stmt,
+					&stmt_len)) != 0)
+			goto out;
+		qs_sha256(stmt, stmt_len, dg);
+		if ((r = keyring_sign(cx->srv->identity_key, dg, stmt, stmt_len, sig, &sig_len)) !=
+		    0)
+			goto out;
+		resp.server_key.data = cx->srv->identity_spki;
+		resp.server_key.len = cx->srv->identity_spki_len;
+		resp.server_proof.data = sig;
+		resp.server_proof.len = sig_len;
+	}
+	r = qs_wire_pack(&resp.base, out, out_len);
+out:
+	free(stmt);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return r;
+}
+
+/* Percent-encode a token label for a pkcs11: URI (RFC 7512 pchar). */
+static int
+uri_escape(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+		int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+		if (n + 4 > cap)
+			return qs_fail(QS_ERR_INVALID, "token label too long");
+		n += (size_t)snprintf(out + n, cap - n, plain ? "%c" : "%%%02X", c);
+	}
+	return 0;
+}
+
+int
+auth_identity_key_open(struct server *s)
+{
+	const struct config *c = s->cfg;
+	struct keyring_key *k = NULL, *audit_key = NULL;
+	char *uri = NULL, tok_uri[512], esc[400];
+	const char *label;
+	int r, fresh = 0;
+
+	if (c->identity_key_uri != NULL) {
+		if ((r = keyring_find_uri(s->kr, c->identity_key_uri, HSM_KEY_NONE, &k)) != 0) {
+			r = qs_wrap(r, "identity_key %s", c->identity_key_uri);
+			goto out;
+		}
+	} else {
+		if ((label = keyring_token_label_for(s->kr, c->audit_key_uri)) == NULL) {
+			r = qs_fail(QS_ERR_NOT_FOUND, "no configured token holds audit.key %s",
+				    c->audit_key_uri);
+			goto out;
+		}
+		if ((r = uri_escape(label, esc, sizeof(esc))) != 0)
+			goto out;
+		snprintf(tok_uri, sizeof(tok_uri), "pkcs11:token=%s", esc);
+		if (asprintf(&uri, "%s;object=" QS_IDENTITY_KEY_LABEL, tok_uri) < 0) {
+			uri = NULL;
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		if ((r = keyring_find_uri(s->kr, uri, HSM_KEY_NONE, &k)) == QS_ERR_NOT_FOUND) {
+			if ((r = keyring_keygen(s->kr, tok_uri, HSM_KEY_EC_P256,
+						QS_IDENTITY_KEY_LABEL)) != 0 ||
+			    (r = keyring_find_uri(s->kr, uri, HSM_KEY_NONE, &k)) != 0)
+				goto out;
+			fresh = 1;
+		} else if (r != 0) {
+			goto out;
+		}
+	}
+	if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_ED25519) {
+		r = qs_fail(QS_ERR_INVALID, "identity_key: must be ECDSA P-256 or Ed25519");
+		goto out;
+	}
+	/* Challenge answers (and this key's other calls) go to the helper
+	 * kept beside the audit log's: logins never queue behind, or take the
+	 * turn of, request signatures. */
+	keyring_key_reserve(k);
+	/* One key, one purpose: a key that signs checkpoints or payloads must
+	 * not also answer challenges. */
+	if ((r = keyring_find_uri(s->kr, c->audit_key_uri, HSM_KEY_NONE, &audit_key)) != 0)
+		goto out;
+	if (strcmp(audit_key->key_id, k->key_id) == 0) {
+		r = qs_fail(QS_ERR_INVALID, "identity_key: is the audit log key; give qsignd a key "
+					    "of its own");
+		goto out;
+	}
+	for (size_t i = 0; s->pol != NULL && i < s->pol->nkeys; i++)
+		if (s->pol->bound[i] != NULL && strcmp(s->pol->bound[i]->key_id, k->key_id) == 0) {
+			r = qs_fail(QS_ERR_INVALID, "identity_key: is policy key %s; give qsignd a "
+						    "key of its own",
+				    s->pol->keys[i].name);
+			goto out;
+		}
+	if ((r = keyring_spki(k, &s->identity_spki, &s->identity_spki_len)) != 0 ||
+	    (r = qs_key_fingerprint(s->identity_spki, s->identity_spki_len, s->identity_fp,
+				    sizeof(s->identity_fp))) != 0)
+		goto out;
+	if (fresh && (r = audit_append(s->audit, "key.generated",
+				       json_pack("{s:s,s:s,s:s,s:s,s:s}", "label",
+						 QS_IDENTITY_KEY_LABEL, "uri", uri, "key_id",
+						 k->key_id, "algorithm", "ecdsa-p256", "purpose",
+						 "server identity"))) != 0)
+		goto out;
+	if (fresh)
+		log_info("key.generated", "label=%s key_id=%s purpose=identity",
+			 QS_IDENTITY_KEY_LABEL, k->key_id);
+	log_info("identity", "server=%s key=%s fingerprint=%s", c->identity,
+		 c->identity_key_uri ? c->identity_key_uri : uri, s->identity_fp);
+	s->identity_key = k;
+	r = 0;
+out:
+	free(uri);
+	return r;
 }
 
 int
@@ -81,8 +211,10 @@ h_authenticate(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **o
 	}
 	/* Authentication changes nothing by itself: while the audit log
 	 * cannot be written it is still allowed (so auditors and health checks
-	 * get in), with a warning; everything that changes state fails closed. */
-	if (audit_append(cx->srv->audit, "auth",
+	 * get in), with a warning; everything that changes state fails closed.
+	 * Logins beyond the principal's rate are counted into the periodic
+	 * summary entry instead (audit.h). */
+	if (audit_append_bounded(cx->srv->audit, req->principal, "auth", QS_M_AUTHENTICATE, "OK",
 			 cx->peer_uid >= 0
 				 ? json_pack("{s:s,s:s,s:I,s:I}", "principal", req->principal,
 					     "transport", "ipc", "peer_uid", (json_int_t)cx->peer_uid,

@@ -43,6 +43,23 @@ get_str(json_t *o, const char *key, int required, const char *dir, char **out)
 	return 0;
 }
 
+/* Optional integer o[key] in lo..hi (default def); errors name it as `what`. */
+static int
+get_uint(json_t *o, const char *what, const char *key, long long lo, long long hi, unsigned def,
+	 unsigned *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	*out = def;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return qs_fail(QS_ERR_INVALID, "\"%s\" must be an integer %lld..%lld", what, lo,
+			       hi);
+	*out = (unsigned)json_integer_value(v);
+	return 0;
+}
+
 static int
 check_keys(json_t *o, const char *what, const char *const *allowed)
 {
@@ -203,8 +220,14 @@ config_load(const char *path, struct config **out)
 					      "tokens", "tls", "workers", "signers",
 					      "log_level", "audit", "user",
 					      "group", "seccomp", "metrics",
-					      "maintenance_s", NULL};
-	static const char *const audit_allowed[] = {"origin", "key", "dir", NULL};
+					      "maintenance_s", "identity_key", NULL};
+	static const char *const audit_allowed[] = {"origin",
+						    "key",
+						    "dir",
+						    "principal_rate_per_minute",
+						    "principal_burst",
+						    "summary_s",
+						    NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", "probe_cert",
 						  "probe_key", NULL};
 	struct config *c = NULL;
@@ -386,6 +409,19 @@ config_load(const char *path, struct config **out)
 		r = qs_fail(QS_ERR_INVALID, "audit.key: must be a pkcs11: URI");
 		goto fail;
 	}
+	if ((r = get_uint(v, "audit.principal_rate_per_minute", "principal_rate_per_minute", 1,
+			  1000000, 60, &c->audit_rate_per_minute)) != 0 ||
+	    (r = get_uint(v, "audit.principal_burst", "principal_burst", 1, 1000000, 120,
+			  &c->audit_burst)) != 0 ||
+	    (r = get_uint(v, "audit.summary_s", "summary_s", 1, 86400, 60,
+			  &c->audit_summary_s)) != 0)
+		goto fail;
+	if ((r = get_str(root, "identity_key", 0, NULL, &c->identity_key_uri)) != 0)
+		goto fail;
+	if (c->identity_key_uri != NULL && strncmp(c->identity_key_uri, "pkcs11:", 7) != 0) {
+		r = qs_fail(QS_ERR_INVALID, "identity_key: must be a pkcs11: URI");
+		goto fail;
+	}
 	for (const char *o = c->audit_origin; *o; o++)
 		if (*o <= ' ' || *o > '~' || *o == '+') {
 			r = qs_fail(QS_ERR_INVALID,
@@ -445,5 +481,6 @@ config_free(struct config *c)
 	free(c->audit_origin);
 	free(c->audit_key_uri);
 	free(c->audit_dir);
+	free(c->identity_key_uri);
 	free(c);
 }

@@ -49,6 +49,14 @@ struct config {
 	char *audit_origin;
 	char *audit_key_uri;
 	char *audit_dir;
+	/* Logins and refusals a principal may cause as entries of their own:
+	 * a token bucket (per minute, burst); beyond it they are counted into
+	 * an "audit.summary" entry written every audit_summary_s. */
+	unsigned audit_rate_per_minute, audit_burst, audit_summary_s;
+	/* Key whose possession qsignd proves in every Challenge answer
+	 * (clients pin it). NULL: "qsignd-identity" in the audit key's token,
+	 * generated there on first start. */
+	char *identity_key_uri;
 };
 
 /* Load and validate `path`. On error returns QS_ERR_INVALID / QS_ERR_IO with

@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "audit.h"
 #include "log.h"
 #include "pki.h"
 #include "qs_err.h"
+#include "qs_limits.h"
 #include "server.h"
 
 static pthread_t thread;
@@ -17,7 +19,7 @@ static void *
 maint_main(void *arg)
 {
 	struct server *s = arg;
-	time_t next = 0;
+	time_t next = 0, next_retry = 0, next_summary = time(NULL) + (time_t)s->cfg->audit_summary_s;
 
 	while (!stop && !s->stopping) {
 		struct timespec ts = {0, 200 * 1000 * 1000};
@@ -26,6 +28,15 @@ maint_main(void *arg)
 			if (pki_crl_refresh(s) != 0)
 				log_error("pki.crl.refresh", "detail=\"%s\"", qs_errdetail());
 			next = now + (time_t)interval;
+		}
+		if (now >= next_retry) {
+			requests_retry_stuck(s);
+			next_retry = now + QS_REQUEST_RETRY_S;
+		}
+		if (now >= next_summary) {
+			if (audit_flush_summary(s->audit) != 0)
+				log_error("audit.summary", "detail=\"%s\"", qs_errdetail());
+			next_summary = now + (time_t)s->cfg->audit_summary_s;
 		}
 		nanosleep(&ts, NULL);
 	}

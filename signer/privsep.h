@@ -6,7 +6,8 @@
  * reads a PIN and holds no token session. Those live in N signer helpers
  * (config "signers", default one per online CPU; 0 keeps the tokens in
  * process, for debugging) that serve requests, and one more that signs only
- * the audit log's checkpoints (ps_keyref_reserve). A helper answers only
+ * the audit log's checkpoints and qsignd's challenge answers
+ * (ps_keyref_reserve). A helper answers only
  * the requests in its permission table, over a socketpair, one request at
  * a time.
  *

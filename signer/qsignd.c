@@ -302,6 +302,8 @@ main(int argc, char **argv)
 	pthread_rwlock_init(&srv.pol_lock, NULL);
 	pthread_mutex_init(&srv.req_mu, NULL);
 	pthread_mutex_init(&srv.hist_mu, NULL);
+	if ((r = auth_identity_key_open(&srv)) != 0)
+		die("identity key", r);
 	/* Requests a crash left between "approved" and "signed". */
 	requests_resume(&srv);
 	if ((r = server_start(&srv)) != 0) {
@@ -357,6 +359,7 @@ main(int argc, char **argv)
 	pthread_mutex_destroy(&srv.req_mu);
 	pthread_mutex_destroy(&srv.hist_mu);
 	policy_unref(srv.pol);
+	free(srv.identity_spki);
 	audit_close(au);
 	store_close(st);
 	keyring_close(kr);

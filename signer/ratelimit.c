@@ -61,9 +61,9 @@ hash(const char *s)
 	return h;
 }
 
-int
-ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, uint32_t rate,
-	       uint32_t burst, uint32_t n)
+static int
+take(struct ratelimit *rl, const char *role, const char *principal, double per_s, uint32_t rate,
+     const char *unit, uint32_t burst, uint32_t n)
 {
 	struct timespec ts;
 	struct bucket *b;
@@ -72,8 +72,6 @@ ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, ui
 	uint32_t h;
 	int r = 0;
 
-	if (rate == 0)
-		return 0;
 	snprintf(key, sizeof(key), "%s/%s", role, principal);
 	h = hash(key) % RL_BUCKETS;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -93,18 +91,34 @@ ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, ui
 		b->next = rl->tab[h];
 		rl->tab[h] = b;
 	}
-	b->tokens += (double)(now - b->last_ns) * rate / 1e9;
+	b->tokens += (double)(now - b->last_ns) * per_s / 1e9;
 	if (b->tokens > burst)
 		b->tokens = burst;
 	b->last_ns = now;
 	if (b->tokens < n) {
 		r = qs_fail(QS_ERR_EXHAUSTED,
-			    "rate limit of role %s for %s exceeded (%u/s, burst %u): retry later",
-			    role, principal, rate, burst);
+			    "rate limit of role %s for %s exceeded (%u/%s, burst %u): retry later",
+			    role, principal, rate, unit, burst);
 		goto out;
 	}
 	b->tokens -= n;
 out:
 	pthread_mutex_unlock(&rl->mu);
 	return r;
+}
+
+int
+ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, uint32_t rate,
+	       uint32_t burst, uint32_t n)
+{
+	if (rate == 0)
+		return 0;
+	return take(rl, role, principal, rate, rate, "s", burst, n);
+}
+
+int
+ratelimit_take_per_minute(struct ratelimit *rl, const char *role, const char *principal,
+			  uint32_t rate_per_minute, uint32_t burst, uint32_t n)
+{
+	return take(rl, role, principal, rate_per_minute / 60.0, rate_per_minute, "min", burst, n);
 }

@@ -17,4 +17,8 @@ void ratelimit_free(struct ratelimit *rl);
 int ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, uint32_t rate,
 		   uint32_t burst, uint32_t n);
 
+/* The same with the refill given per minute (rate_per_minute >= 1). */
+int ratelimit_take_per_minute(struct ratelimit *rl, const char *role, const char *principal,
+			      uint32_t rate_per_minute, uint32_t burst, uint32_t n);
+
 #endif

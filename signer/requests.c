@@ -598,8 +598,57 @@ audit_superseded(struct server *s, const char *id, uint64_t seq)
 
 /* ------------------------------------------------------------ finalize */
 
+/* ------------------------------------------------------------ retries */
+
+/*
+ * APPROVED requests whose execution failed for a reason that passes: the
+ * audit log or the state store could not be written (a full disk), or a
+ * signer helper was being replaced. They stay APPROVED and the maintenance
+ * thread executes them again (requests_retry_stuck) until they are signed
+ * or expire, without a restart (a restart resumes every APPROVED request
+ * anyway, so the list needs no persistence). Under req_mu.
+ */
+static char stuck[QS_MAX_STUCK_REQUESTS][STORE_ID_LEN + 1];
+static size_t nstuck;
+
+static void
+stuck_add(const char *id)
+{
+	for (size_t i = 0; i < nstuck; i++)
+		if (strcmp(stuck[i], id) == 0)
+			return;
+	if (nstuck == QS_MAX_STUCK_REQUESTS) {
+		log_error("request.stuck", "id=%s detail=\"too many requests to retry: restart "
+					   "qsignd to resume it\"",
+			  id);
+		return;
+	}
+	snprintf(stuck[nstuck++], sizeof(stuck[0]), "%s", id);
+}
+
+/* finalize() failed with rc: if that may pass, keep r APPROVED for a retry,
+ * with the reason as its state message (best effort: the store may be the
+ * full disk), and return 1. */
+static int
+retry_later(struct server *s, const struct store_request *r, int rc)
+{
+	char msg[QS_ERRDETAIL_MAX + 96];
+
+	if (r == NULL || r->state != REQ_APPROVED ||
+	    (rc != QS_ERR_UNAVAILABLE && rc != QS_ERR_DB && rc != QS_ERR_IO))
+		return 0;
+	snprintf(msg, sizeof(msg), "%s", qs_errdetail());
+	log_warn("request.retry", "id=%s detail=\"%s\"", r->id, qs_errdetail());
+	if (store_req_transition(s->store, r->id, REQ_APPROVED, REQ_APPROVED, msg) != 0)
+		log_warn("request.retry", "id=%s state message not stored: %s", r->id,
+			 qs_errdetail());
+	stuck_add(r->id);
+	return 1;
+}
+
 /* An APPROVED request: sign with the role's keys (or apply the policy) and
- * move it to SIGNED, or to FAILED with the reason. Caller holds req_mu.
+ * move it to SIGNED, or to FAILED with the reason, or keep it for a retry
+ * (retry_later). Caller holds req_mu.
  * `resumed`: at start, for a request a crash left APPROVED, whose
  * signatures may already be in the log (resume_logged). */
 static void
@@ -778,6 +827,8 @@ signed_:
 	log_info("request.signed", "id=%s role=%s keys=%zu", id, r->role, n);
 	goto out;
 fail:
+	if (retry_later(s, r, rc))
+		goto out;
 	log_error("request.failed", "id=%s detail=\"%s\"", id, qs_errdetail());
 	{
 		char msg[QS_ERRDETAIL_MAX + 32];
@@ -801,6 +852,54 @@ requests_retry(struct server *s, const char *id)
 {
 	pthread_mutex_lock(&s->req_mu);
 	finalize(s, id, 0);
+	pthread_mutex_unlock(&s->req_mu);
+}
+
+void
+requests_retry_stuck(struct server *s)
+{
+	char ids[QS_MAX_STUCK_REQUESTS][STORE_ID_LEN + 1];
+	size_t n;
+
+	pthread_mutex_lock(&s->req_mu);
+	n = nstuck;
+	memcpy(ids, stuck, n * sizeof(ids[0]));
+	nstuck = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct store_request *r = NULL;
+
+		if (store_req_get(s->store, ids[i], 0, &r) != 0) {
+			stuck_add(ids[i]); /* the store may be what fails */
+			continue;
+		}
+		if (r->state == REQ_APPROVED && now_s() > r->expires) {
+			char msg[QS_MAX_REQUEST_TEXT];
+			snprintf(msg, sizeof(msg), "request_ttl passed before it could be executed (%s)",
+				 r->state_message ? r->state_message : "");
+			if (audit_state(s, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0 ||
+			    store_req_transition(s->store, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0)
+				stuck_add(r->id);
+			else
+				log_info("request.expired", "id=%s role=%s", r->id, r->role);
+		} else if (r->state == REQ_APPROVED) {
+			struct store_request *done = NULL;
+			log_info("request.retry", "id=%s", r->id);
+			/* back on the list if it fails again; like a resumed request it
+			 * releases signatures already logged before the failure */
+			finalize(s, r->id, 1);
+			/* Replace "not executed yet" by what happened. */
+			if (store_req_get(s->store, r->id, 0, &done) == 0 &&
+			    done->state == REQ_SIGNED && r->state_message != NULL) {
+				char msg[QS_MAX_REQUEST_TEXT];
+				snprintf(msg, sizeof(msg), "executed on a retry; the first attempt "
+							   "had failed: %s",
+					 r->state_message);
+				store_req_transition(s->store, r->id, REQ_SIGNED, REQ_SIGNED, msg);
+			}
+			store_request_free(done);
+		}
+		store_request_free(r);
+	}
 	pthread_mutex_unlock(&s->req_mu);
 }
 

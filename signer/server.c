@@ -390,13 +390,14 @@ handle(struct server *s, nng_msg *req)
 	    (r == QS_ERR_DENIED || r == QS_ERR_PRECONDITION || r == QS_ERR_UNAUTH)) {
 		/* Refusals of state-changing calls by known principals are part
 		 * of the record (anonymous noise is not: it would let anyone
-		 * fill the log). */
+		 * fill the log); beyond the principal's rate they are counted
+		 * into the periodic summary, for the same reason. */
 		char detail[QS_ERRDETAIL_MAX];
+		const char *st = qs_status_name(qs_err_status(r));
 		snprintf(detail, sizeof(detail), "%s", qs_errdetail());
-		if (audit_append(s->audit, "refusal",
+		if (audit_append_bounded(s->audit, cx.principal, "refusal", m->name, st,
 				 json_pack("{s:s,s:s,s:s,s:s}", "principal", cx.principal, "method",
-					   m->name, "status", qs_status_name(qs_err_status(r)),
-					   "message", detail)) != 0)
+					   m->name, "status", st, "message", detail)) != 0)
 			log_error("audit.refusal", "detail=\"%s\"", qs_errdetail());
 		qs_fail(r, "%s", detail);
 	}

@@ -23,9 +23,13 @@
 #include "policy.h"
 #include "qs_limits.h"
 #include "ratelimit.h"
+#include "statement.h"
 #include "store.h"
 
 struct pipe_table;
+
+/* Label of the default identity key in the audit key's token. */
+#define QS_IDENTITY_KEY_LABEL "qsignd-identity"
 
 struct server {
 	const struct config *cfg;
@@ -34,6 +38,12 @@ struct server {
 	struct audit *audit; /* every state change goes here first */
 	struct ratelimit *rl;
 	struct pipe_table *pipes;
+	/* The key qsignd proves possession of in Challenge answers (clients
+	 * pin it per address): auth_identity_key_open(). */
+	struct keyring_key *identity_key;
+	uint8_t *identity_spki; /* DER SubjectPublicKeyInfo */
+	size_t identity_spki_len;
+	char identity_fp[QS_FINGERPRINT_MAX];
 
 	pthread_rwlock_t pol_lock;
 	struct policy *pol; /* current policy; take a reference to use it */
@@ -130,6 +140,16 @@ int h_audit_consistency(struct call_ctx *, const uint8_t *, size_t, uint8_t **, 
 
 /* Finish requests left APPROVED by a crash (sign them now). */
 void requests_resume(struct server *s);
+/* Find the identity key (config "identity_key", else "qsignd-identity" in
+ * the audit key's token, generated there (ECDSA P-256, audited as
+ * key.generated) on first start) and fill s->identity_*. Refuses a key
+ * that is also the audit key or a policy key (one key, one purpose).
+ * Errors: those of keyring_find_uri / keyring_keygen, QS_ERR_INVALID. */
+int auth_identity_key_open(struct server *s);
+/* Execute again the APPROVED requests whose execution failed for a reason
+ * that passes (audit log or store not writable: a full disk); expire those
+ * past their TTL. The maintenance thread calls it every few seconds. */
+void requests_retry_stuck(struct server *s);
 /* Free the policy history cache. */
 void requests_cleanup(struct server *s);
 

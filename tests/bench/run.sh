@@ -41,6 +41,7 @@ command -v p11-kit >/dev/null || { echo "run.sh: p11-kit missing (package p11-ki
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/qsign-bench.XXXXXX")
 export QSIGN_HOME="$T/home"
+export XDG_CONFIG_HOME="$T/config" # qsign's known_servers
 export SOFTHSM2_CONF="$QSIGN_HOME/softhsm2.conf"
 QSIGND_PID=""
 P11KIT_PID=""

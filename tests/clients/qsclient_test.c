@@ -19,7 +19,9 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "../proto/check.h"
 #include "identity.h"
@@ -40,6 +42,9 @@ enum mode {
 	M_BAD_PAYLOAD, /* Get returns a payload whose SHA-256 is not payload_sha256 */
 	M_BAD_VIEW,    /* a RequestView with a 31-byte payload_sha256 */
 	M_SUBMIT_LIE,  /* Submit reports another payload digest than the one sent */
+	M_OTHER_KEY,   /* another server (same identity) proves another key */
+	M_NO_PROOF,    /* a Challenge answer without server key and proof */
+	M_BAD_PROOF,   /* a proof over another client nonce */
 };
 
 static char dir[] = "/tmp/qsclient-test.XXXXXX";
@@ -54,6 +59,9 @@ static atomic_int votes_received, votes_verified, last_vote_approve;
 #define REQ_ID "3f2a9c0d5e7b41a8"
 static const char req_payload[] = "release 1.2.3\n";
 static uint8_t last_challenge[32];
+/* The responder's server identity keys (the second one: an impostor's). */
+static EVP_PKEY *server_priv, *other_priv;
+static char known_file[4200];
 
 static int
 reply(nng_socket s, uint64_t call_id, int status, const char *message, const ProtobufCMessage *body)
@@ -213,7 +221,34 @@ handle(nng_socket s, const Qsign__V1__Call *call, int *authed)
 		cr.challenge.data = last_challenge;
 		cr.challenge.len = sizeof(last_challenge);
 		cr.server_identity = "test-server";
-		reply(s, id, 0, NULL, &cr.base);
+		{
+			Qsign__V1__ChallengeRequest *q = NULL;
+			EVP_PKEY *k = m == M_OTHER_KEY ? other_priv : server_priv;
+			unsigned char *der = NULL;
+			uint8_t *stmt = NULL, sig[QS_MAX_PRINCIPAL_SIG], nonce[32];
+			size_t sl = 0, sig_len = 0;
+			int dl = i2d_PUBKEY(k, &der);
+			if (qs_wire_unpack(&qsign__v1__challenge_request__descriptor, call->body.data,
+			                   call->body.len, 64, (ProtobufCMessage **)&q) == 0 &&
+			    q->client_nonce.len == 32 && m != M_NO_PROOF && dl > 0) {
+				memcpy(nonce, q->client_nonce.data, 32);
+				if (m == M_BAD_PROOF)
+					nonce[0] ^= 1;
+				if (qs_stmt_server("test-server", last_challenge, 32, nonce, 32, &stmt,
+				                   &sl) == 0 &&
+				    qs_sig_sign(k, stmt, sl, sig, &sig_len) == 0) {
+					cr.server_key.data = der;
+					cr.server_key.len = (size_t)dl;
+					cr.server_proof.data = sig;
+					cr.server_proof.len = sig_len;
+				}
+			}
+			reply(s, id, 0, NULL, &cr.base);
+			free(stmt);
+			OPENSSL_free(der);
+			if (q != NULL)
+				protobuf_c_message_free_unpacked(&q->base, NULL);
+		}
 		return;
 	}
 	if (strcmp(call->method, QS_M_AUTHENTICATE) == 0) {
@@ -382,6 +417,117 @@ open_client(qsc_client **c, const char *key, int timeout_ms)
 	struct qsc_options o = {
 	        .url = url, .principal = "ci", .identity = key, .timeout_ms = timeout_ms};
 	return qsc_open(&o, c);
+}
+
+/* The server key: remembered on first use, refused when another server
+ * (same identity, another key) answers, configured keys, refusals of new
+ * servers, and proofs that do not verify. Nothing is sent to a refused
+ * server after its Challenge answer. */
+static void
+test_pinning(void)
+{
+	struct qsc_options o = {.url = url, .principal = "ci", .identity = keyfile,
+	                        .timeout_ms = 2000, .known_servers = known_file};
+	qsc_client *c = NULL;
+	const char *fp0, *file = NULL;
+	char fp[QS_FINGERPRINT_MAX], line[4400], pem[4300];
+	int how = 0, before;
+	FILE *f;
+
+	/* First use: accepted without a question, remembered. */
+	CHECK_EQ(qsc_open(&o, &c), 0);
+	fp0 = c ? qsc_server_key(c, &how, &file) : NULL;
+	CHECK(fp0 != NULL && strncmp(fp0, "SHA256:", 7) == 0 && strlen(fp0) == 50);
+	CHECK_EQ(how, QSC_SERVER_KEY_NEW);
+	CHECK_STR(file, known_file);
+	snprintf(fp, sizeof(fp), "%s", fp0 ? fp0 : "");
+	qsc_close(c);
+	c = NULL;
+	f = fopen(known_file, "r");
+	CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
+	if (f != NULL)
+		fclose(f);
+	{
+		char want[4400];
+		snprintf(want, sizeof(want), "%s %s test-server\n", url, fp);
+		CHECK_STR(line, want);
+	}
+	/* Second use: known. */
+	CHECK_EQ(qsc_open(&o, &c), 0);
+	CHECK(c != NULL && qsc_server_key(c, &how, NULL) != NULL && how == QSC_SERVER_KEY_KNOWN);
+	qsc_close(c);
+	c = NULL;
+
+	/* Another server with the same identity but another key: refused
+	 * before Authenticate, with what to check. */
+	atomic_store(&mode, M_OTHER_KEY);
+	before = atomic_load(&auth_count);
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(strstr(qs_errdetail(), "SERVER KEY CHANGED") != NULL &&
+	      strstr(qs_errdetail(), known_file) != NULL && strstr(qs_errdetail(), fp) != NULL);
+	CHECK_EQ(atomic_load(&auth_count), before);
+	/* ... also for a client that had authenticated with the right key. */
+	atomic_store(&mode, M_NORMAL);
+	CHECK_EQ(qsc_open(&o, &c), 0);
+	atomic_store(&mode, M_OTHER_KEY);
+	atomic_store(&forget, 1);
+	if (c != NULL) {
+		Qsign__V1__InfoResponse *info = NULL;
+		CHECK_EQ(qsc_info(c, &info), QS_ERR_BADSIG);
+		CHECK(strstr(qs_errdetail(), "now proves key") != NULL);
+		qsc_free(info);
+	}
+	qsc_close(c);
+	c = NULL;
+	CHECK_EQ(atomic_load(&auth_count), before + 1);
+
+	/* No proof, or a proof over another nonce: refused. */
+	atomic_store(&mode, M_NO_PROOF);
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(strstr(qs_errdetail(), "did not prove possession") != NULL);
+	atomic_store(&mode, M_BAD_PROOF);
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(strstr(qs_errdetail(), "did not prove possession") != NULL);
+	atomic_store(&mode, M_NORMAL);
+	CHECK_EQ(atomic_load(&auth_count), before + 1);
+
+	/* A configured key: the known file is not consulted. */
+	o.server_key = fp;
+	o.known_servers = "";
+	CHECK_EQ(qsc_open(&o, &c), 0);
+	CHECK(c != NULL && qsc_server_key(c, &how, NULL) != NULL && how == QSC_SERVER_KEY_CONFIGURED);
+	qsc_close(c);
+	c = NULL;
+	atomic_store(&mode, M_OTHER_KEY);
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(strstr(qs_errdetail(), "not the configured server key") != NULL);
+	atomic_store(&mode, M_NORMAL);
+	/* ... as a PEM public key file. */
+	snprintf(pem, sizeof(pem), "%s/server.pub", dir);
+	f = fopen(pem, "w");
+	CHECK(f != NULL && PEM_write_PUBKEY(f, server_priv) == 1);
+	if (f != NULL)
+		fclose(f);
+	o.server_key = pem;
+	CHECK_EQ(qsc_open(&o, &c), 0);
+	qsc_close(c);
+	c = NULL;
+	o.server_key = "SHA256:short";
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_INVALID);
+	o.server_key = NULL;
+
+	/* A new server when new ones are refused, or the question says no. */
+	snprintf(line, sizeof(line), "%s.empty", known_file);
+	o.known_servers = line;
+	o.trust_new = QSC_TRUST_NEW_REFUSE;
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(access(line, F_OK) != 0);
+	o.trust_new = QSC_TRUST_NEW_ASK;
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_BADSIG);
+	CHECK(access(line, F_OK) != 0);
+	o.trust_new = 7;
+	CHECK_EQ(qsc_open(&o, &c), QS_ERR_INVALID);
+	atomic_store(&auth_count, 0); /* test_library counts from zero */
 }
 
 static void
@@ -818,6 +964,17 @@ main(void)
 
 	if (mkdtemp(dir) == NULL)
 		return 1;
+	server_priv = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	other_priv = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (server_priv == NULL || other_priv == NULL)
+		return 1;
+	snprintf(known_file, sizeof(known_file), "%s/config/qsign/known_servers", dir);
+	{
+		/* The library's and the CLI's default file: in the test directory. */
+		char xdg[4200];
+		snprintf(xdg, sizeof(xdg), "%s/config", dir);
+		setenv("XDG_CONFIG_HOME", xdg, 1);
+	}
 	snprintf(url, sizeof(url), "ipc://%s/qsignd.sock", dir);
 	snprintf(keyfile, sizeof(keyfile), "%s/ci.key", dir);
 	snprintf(otherkey, sizeof(otherkey), "%s/other.key", dir);
@@ -838,6 +995,7 @@ main(void)
 	pthread_create(&th, NULL, responder, &rep);
 
 	test_uri_query();
+	test_pinning();
 	test_library();
 	test_requests();
 	test_cli();
@@ -846,6 +1004,8 @@ main(void)
 	pthread_join(th, NULL);
 	nng_close(rep);
 	EVP_PKEY_free(principal_pub);
+	EVP_PKEY_free(server_priv);
+	EVP_PKEY_free(other_priv);
 	if (check_failures == 0) {
 		char cmd[4300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

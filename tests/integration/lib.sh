@@ -12,6 +12,9 @@ export PATH="$QS_BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/qsign-test.XXXXXX")
 export QSIGN_HOME="$T/home"
 export SOFTHSM2_CONF="$QSIGN_HOME/softhsm2.conf"
+# qsign remembers server keys (known_servers) in the user's config
+# directory: this test's own.
+export XDG_CONFIG_HOME="$T/config"
 QSIGND_PID=""
 
 qs_cleanup() {

@@ -101,6 +101,9 @@ else
 fi
 
 # ------------------------------------------------------------ 2. SIGKILL a helper under load
+# First use of the daemon's key (its notice on stderr) before the load,
+# whose stderr must hold nothing but UNAVAILABLE.
+expect_rc 0 qsign -p ci info
 : >"$T/signed"
 (
 	for i in $(seq 1 400); do

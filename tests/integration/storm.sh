@@ -3,7 +3,8 @@
 # each must be answered with an error (or a dropped connection below the SP
 # framing), a valid client signs throughout, and afterwards the state and
 # the audit log hold nothing new but the valid client's work and the
-# audited refusals the storm caused.
+# audited refusals the storm caused (one entry each, or counted in an
+# "audit.summary" entry once a principal is past its audit rate).
 #
 # QS_STORM_CALLS overrides the count (default 10000, in sanitizer builds
 # too: ~1 minute there), QS_STORM_SEED replays one order of calls.
@@ -26,6 +27,12 @@ p["roles"]["flood"] = {"keys": ["flood-key"], "payloads": ["digest"],
 p["roles"]["short"] = copy.deepcopy(p["roles"]["release"])
 p["roles"]["short"]["keys"] = ["short-key"]
 p["roles"]["short"]["quorum"]["request_ttl"] = "2s"'
+# Summaries every second, so that the last one is written before the count.
+python3 - "$QSIGN_HOME/qsignd.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["audit"]["summary_s"] = 1
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 qs_start
 A=(qsign -p auditor)
 db=$QSIGN_HOME/state/state.db
@@ -87,6 +94,7 @@ kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd died during the storm"
 grep -q "^survivors: 0$" "$T/storm.out" || fail "storm did not finish"
 
 # ------------------------------------------------------------ after
+sleep 2.5 # the storm's last counts reach an audit.summary entry
 snapshot after
 expect_rc 0 "${A[@]}" audit verify --state "$T/verify.state"
 grep -q "checkpoint OK" "$T/out" || fail "verify: $(cat "$T/out")"
@@ -105,20 +113,31 @@ after = open(T + "/after.audit/entries.jsonl", "rb").read()
 assert after.startswith(before), "the audit log's old entries changed"
 new = [json.loads(l) for l in after[len(before):].splitlines()]
 ev = collections.Counter(e["event"] for e in new)
+# Entries past a principal's rate are counted in audit.summary entries.
+summaries = [e for e in new if e["event"] == "audit.summary"]
+del ev["audit.summary"]
+for e in summaries:
+    assert e["total"] == sum(c["count"] for c in e["counts"]) + e["other"], e
+    assert len(e["counts"]) <= 64, e
+    for c in e["counts"]:
+        ev[c["event"]] += c["count"]
 # The second export's own authentication is the one entry the storm did not make.
 auditor = sum(1 for e in new if e["event"] == "auth" and e.get("principal") == "auditor")
+auditor += sum(c["count"] for e in summaries for c in e["counts"]
+               if c["event"] == "auth" and c["principal"] == "auditor")
 assert auditor == 1, "auditor auth entries: %d" % auditor
 ev["auth"] -= 1
 want = collections.Counter({"auth": exp["auth"], "signature": exp["signature"], "refusal": exp["refusal"]})
-assert +ev == +want, "new audit entries %s, expected %s" % (dict(ev), dict(want))
+assert +ev == +want, "new audit entries (summaries counted in) %s, expected %s" % (dict(ev), dict(want))
 statuses = collections.Counter(e.get("status") for e in new if e["event"] == "refusal")
 logged = {e["digest"] for e in new if e["event"] == "signature"}
 valid = {l.strip() for l in open(T + "/valid.txt")}
 assert valid <= logged, "valid signatures without an entry: %s" % sorted(valid - logged)[:3]
 print("ok: state.db: +%d signatures, requests and votes unchanged" % exp["signature"])
-print("ok: audit log: old entries unchanged; new: %d auth, %d signature, %d refusal (%s)" %
+print("ok: audit log: old entries unchanged; new: %d auth, %d signature, %d refusal (%s; %d in %d summaries)" %
       (exp["auth"], exp["signature"], exp["refusal"],
-       ", ".join("%s %d" % kv for kv in sorted(statuses.items()))))
+       ", ".join("%s %d" % kv for kv in sorted(statuses.items())),
+       sum(e["total"] for e in summaries), len(summaries)))
 PY
 expect_rc 0 qsign -p ci sign -r ci-sign -d "$(printf after | sha256sum | cut -c1-64)" --format hex
 qs_stop || fail "qsignd did not exit cleanly after the storm"

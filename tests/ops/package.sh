@@ -28,7 +28,7 @@ echo "ok: $(basename "$deb") with binaries, unit, examples, header"
 # qsignd and sign with the packaged qsign.
 dpkg-deb -x "$deb" "$T/root"
 pbin=$T/root/usr/bin
-export QSIGN_HOME=$T/home SOFTHSM2_CONF=$T/home/softhsm2.conf
+export QSIGN_HOME=$T/home SOFTHSM2_CONF=$T/home/softhsm2.conf XDG_CONFIG_HOME=$T/config
 QS_BIN=$pbin "$QS_SRC/ops/run" --setup-only --no-build >"$T/setup.log" 2>&1 ||
 	{ cat "$T/setup.log" >&2; fail "demo set-up with the packaged binaries"; }
 "$pbin/qsignd" -c "$QSIGN_HOME/qsignd.json" --check >/dev/null || fail "packaged qsignd --check"

@@ -52,6 +52,32 @@ main(void)
 	longname[QS_MAX_NAME + 1] = '\0';
 	CHECK_EQ(qs_stmt_auth("server", longname, ch, sizeof(ch), &out, &len), QS_ERR_INVALID);
 
+	/* The server statement, byte for byte; its fingerprint as OpenSSH
+	 * prints one (unpadded base64 of SHA-256). */
+	{
+		static const char want[] =
+		        "quorum-signer/v1 server\n"
+		        "server qsignd.example:prod-1\n"
+		        "challenge 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+		        "client-nonce "
+		        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n";
+		uint8_t nonce[QS_CHALLENGE_LEN];
+		char fp[QS_FINGERPRINT_MAX];
+		memset(nonce, 0xff, sizeof(nonce));
+		CHECK_EQ(qs_stmt_server("qsignd.example:prod-1", ch, sizeof(ch), nonce, sizeof(nonce),
+		                        &out, &len),
+		         0);
+		CHECK(out != NULL && len == strlen(want) && memcmp(out, want, len) == 0);
+		free(out);
+		CHECK_EQ(qs_stmt_server("qsignd.example:prod-1", ch, sizeof(ch), nonce, 0, &out, &len),
+		         QS_ERR_INVALID);
+		CHECK_EQ(qs_stmt_server("bad name", ch, sizeof(ch), nonce, 32, &out, &len),
+		         QS_ERR_INVALID);
+		/* SHA-256("abc") = ba7816bf..., unpadded base64 */
+		CHECK_EQ(qs_key_fingerprint((const uint8_t *)"abc", 3, fp, sizeof(fp)), 0);
+		CHECK_STR(fp, "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0");
+	}
+
 	/* The challenge is exactly QS_CHALLENGE_LEN bytes. */
 	CHECK_EQ(qs_stmt_auth("server", "alice", ch, sizeof(ch) - 1, &out, &len), QS_ERR_INVALID);
 	CHECK_EQ(qs_stmt_auth("server", "alice", ch, 0, &out, &len), QS_ERR_INVALID);
