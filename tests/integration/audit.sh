@@ -40,7 +40,7 @@ grep -q "2 approvals and 1 rejections re-verified" "$T/out" ||
 	fail "approvals not re-verified: $(cat "$T/out")"
 grep -q "key not pinned" "$T/out" || fail "unpinned key not said"
 grep -q "first verification" "$T/out" || fail "state file not recorded"
-[ -f "$QSIGN_HOME/audit-state.json" ] || fail "no state file"
+[ -f "$XDG_STATE_HOME/qsign/audit-state.json" ] || fail "no state file in the XDG state directory"
 echo "ok: audit verify online: $(cat "$T/out")"
 
 # Pinned: the key from an export, a second run is consistent with the first.

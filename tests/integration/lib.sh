@@ -12,6 +12,9 @@ export PATH="$QS_BIN:$PATH"
 T=$(mktemp -d "${TMPDIR:-/tmp}/qsign-test.XXXXXX")
 export QSIGN_HOME="$T/home"
 export SOFTHSM2_CONF="$QSIGN_HOME/softhsm2.conf"
+# qsign keeps per-user state (the audit verify state) here, never in the
+# real home of whoever runs the tests.
+export XDG_STATE_HOME="$T/xdg-state"
 QSIGND_PID=""
 
 qs_cleanup() {
