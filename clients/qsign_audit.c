@@ -872,7 +872,7 @@ static void
 show_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit show INDEX [--log-key FILE] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] audit show INDEX [--log-key FILE|SHA256:HEX] [--json]\n"
 	        "  One entry, exactly as logged (its JSON is the Merkle leaf), and its\n"
 	        "  inclusion proof verified against the current signed checkpoint.\n"
 	        "example: %s -p auditor audit show 17\n",
@@ -883,7 +883,7 @@ static void
 proof_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE] "
+	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE|SHA256:HEX] "
 	        "[--json]\n"
 	        "  The RFC 9162 inclusion proof of entry INDEX in the tree of N entries\n"
 	        "  (default: the current checkpoint's size), its hashes in hex, and whether\n"
@@ -1483,10 +1483,15 @@ show_main(int argc, char **argv, struct globals *g)
 		put_safe(stdout, s, 0);
 		free(s);
 	}
-	printf("\nentry %llu included in the checkpoint of %llu entries (root %s): verified "
-	       "(%zu proof hashes)%s\n",
-	       (unsigned long long)index, (unsigned long long)cp.size, root, p->n_hashes,
-	       pin_note(&cp));
+	{
+		json_t *t = json_object_get(j, "time");
+		char when[32];
+		iso_time(json_is_integer(t) ? json_integer_value(t) / 1000 : 0, when);
+		printf("\nentry %llu (%s) included in the checkpoint of %llu entries (root %s): "
+		       "verified (%zu proof hashes)%s\n",
+		       (unsigned long long)index, when, (unsigned long long)cp.size, root,
+		       p->n_hashes, pin_note(&cp));
+	}
 	r = EXIT_OK;
 out:
 	json_decref(j);

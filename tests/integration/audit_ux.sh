@@ -148,6 +148,8 @@ cp -a "$T/old" "$T/bad"
 sed -i '2s/"seq":1/"seq":1 /' "$T/bad/entries.jsonl"
 expect_rc 1 "${A[@]}" audit search --offline "$T/bad"
 grep -q "do not match the signed checkpoint" "$T/err" || fail "tampered search: $(cat "$T/err")"
+expect_rc 0 "${A[@]}" audit show 1
+grep -Eq "^entry 1 \($iso\) included in the checkpoint" "$T/out" || fail "show: no ISO time: $(cat "$T/out")"
 echo "ok: search by event, principal (joined), role, request, time range, -n, --json, --offline"
 
 # ------------------------------------------------------------ tail: logins hidden
