@@ -11,7 +11,9 @@
  * the last verified checkpoint in a state file so that a log rolled back
  * or rewritten later is caught.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -39,12 +41,30 @@
 #define VERIFY_MAX_LISTED 20
 /* Digest hex shown in one-line summaries. */
 #define SUMMARY_HEX 16
+/* --event / --exclude given at most this often (a command line, not a
+ * query language). */
+#define MAX_FILTER_EVENTS 16
+/* A log key fingerprint: SHA-256 of its DER SubjectPublicKeyInfo, as
+ * `audit checkpoint` and qsignd's audit.open line print it. */
+#define FP_PREFIX "SHA256:"
 
 /* Files of an export directory (README.md, "audit export"). */
 #define EXPORT_ENTRIES "entries.jsonl"
 #define EXPORT_CHECKPOINT "checkpoint"
 #define EXPORT_KEY "log-key.pem"
 #define EXPORT_ORIGIN "origin"
+
+/* Which entries `audit search` and `audit tail` show. */
+struct filter {
+	const char *events[MAX_FILTER_EVENTS];
+	size_t n_events;
+	const char *exclude[MAX_FILTER_EVENTS];
+	size_t n_exclude;
+	const char *principal, *role, *key, *request;
+	int64_t since_ms, until_ms; /* [since, until), unix ms */
+	int has_since, has_until;
+	int all; /* tail: logins too */
+};
 
 /* A checkpoint whose signature verified. */
 struct checkpoint {
@@ -146,6 +166,95 @@ parse_u64(const char *what, const char *s, uint64_t *out)
 	return 0;
 }
 
+/* FP_PREFIX and exactly 64 hex digits. */
+static int
+is_fingerprint(const char *s)
+{
+	size_t n = strlen(FP_PREFIX);
+
+	if (strncmp(s, FP_PREFIX, n) != 0 || strlen(s + n) != 64)
+		return 0;
+	for (const char *p = s + n; *p; p++)
+		if (!isxdigit((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+/* Midnight UTC of the day holding t. */
+static int64_t
+day_start(int64_t t)
+{
+	return t - ((t % 86400) + 86400) % 86400;
+}
+
+/*
+ * A time in human form, as seconds since the epoch (UTC throughout):
+ * "now", "today", "yesterday" (midnight UTC), "N[smhdw]" or "N[smhdw] ago"
+ * (that long before now), "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS][Z]" (a space
+ * may replace the T) or "@UNIX". day_only: a day is needed (--on).
+ * 0 or -1 after saying why.
+ */
+static int
+parse_when(const char *what, const char *s, int64_t now, int day_only, int64_t *out)
+{
+	struct tm tm;
+	char unit = 0, tail[8] = "";
+	long long n;
+	int used = 0;
+	const char *rest;
+
+	if (strcmp(s, "today") == 0) {
+		*out = day_start(now);
+		return 0;
+	}
+	if (strcmp(s, "yesterday") == 0) {
+		*out = day_start(now) - 86400;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((rest = strptime(s, "%Y-%m-%d", &tm)) != NULL && *rest == '\0') {
+		*out = (int64_t)timegm(&tm);
+		return 0;
+	}
+	if (day_only)
+		goto bad;
+	if (strcmp(s, "now") == 0) {
+		*out = now;
+		return 0;
+	}
+	if (s[0] == '@' && s[1] >= '0' && s[1] <= '9' && sscanf(s + 1, "%lld%n", &n, &used) == 1 &&
+	    s[1 + used] == '\0') {
+		*out = n;
+		return 0;
+	}
+	if (s[0] >= '0' && s[0] <= '9' && sscanf(s, "%lld%c%n", &n, &unit, &used) == 2 &&
+	    (s[used] == '\0' || (sscanf(s + used, " %7s", tail) == 1 && strcmp(tail, "ago") == 0))) {
+		static const char units[] = "smhdw";
+		static const int64_t secs[] = {1, 60, 3600, 86400, 7 * 86400};
+		const char *u = strchr(units, unit);
+		if (u != NULL && unit != '\0' && n <= 100LL * 366 * 86400) {
+			*out = now - (int64_t)n * secs[u - units];
+			return 0;
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
+		                                   "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"};
+		memset(&tm, 0, sizeof(tm));
+		if ((rest = strptime(s, fmts[i], &tm)) != NULL &&
+		    (*rest == '\0' || strcmp(rest, "Z") == 0)) {
+			*out = (int64_t)timegm(&tm);
+			return 0;
+		}
+	}
+bad:
+	errmsg("%s %s: give %s", what, s,
+	       day_only ? "a day: today, yesterday or YYYY-MM-DD (UTC)"
+	                : "a time: now, today, yesterday, 2h, 3d ago, YYYY-MM-DD, "
+	                  "YYYY-MM-DDTHH:MM[:SS]Z or @UNIX (UTC)");
+	return -1;
+}
+
 /* ------------------------------------------------------------ checkpoint */
 
 /* Load a log public key (PEM SPKI, Ed25519 or P-256) and fingerprint it. */
@@ -217,31 +326,75 @@ out:
 	return r;
 }
 
-/* The daemon's latest checkpoint, verified with the key in key_file (NULL:
- * the key the daemon states). Returns an exit code. */
+/*
+ * The key to verify a checkpoint with: log_key is NULL (the key its source
+ * states, not pinned), FP_PREFIX + hex (the stated key, pinned if it has
+ * that fingerprint) or a PEM file (pinned). *pem is malloc'd. Returns an
+ * exit code after saying why.
+ */
 static int
-get_checkpoint(const struct globals *g, qsc_client *c, const char *key_file, struct checkpoint *cp)
+pin_key(const char *log_key, const char *stated, size_t stated_len, char **pem, size_t *pem_len,
+        int *pinned)
+{
+	uint8_t *b = NULL;
+
+	*pem = NULL;
+	*pinned = log_key != NULL;
+	if (log_key != NULL && !is_fingerprint(log_key)) {
+		if (read_input(log_key, QSC_MAX_LOG_KEY_PEM, &b, pem_len) != 0)
+			return EXIT_USAGE;
+		*pem = (char *)b;
+		return EXIT_OK;
+	}
+	if (log_key != NULL) {
+		EVP_PKEY *k = NULL;
+		char fp[65];
+		if (load_log_key(stated, stated_len, &k, fp) != 0)
+			return EXIT_FAILED;
+		EVP_PKEY_free(k);
+		if (strcasecmp(fp, log_key + strlen(FP_PREFIX)) != 0) {
+			errmsg("the log key is " FP_PREFIX "%s, not the pinned %s: this is not the "
+			       "log you pinned (or its key was replaced)",
+			       fp, log_key);
+			return EXIT_FAILED;
+		}
+	}
+	if ((*pem = strndup(stated, stated_len)) == NULL) {
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
+	*pem_len = stated_len;
+	return EXIT_OK;
+}
+
+/* The daemon's latest checkpoint, verified with the key --log-key names
+ * (NULL: the key the daemon states). Returns an exit code. */
+static int
+get_checkpoint(const struct globals *g, qsc_client *c, const char *log_key, struct checkpoint *cp)
 {
 	Qsign__V1__CheckpointResponse *resp = NULL;
-	uint8_t *pin = NULL;
-	size_t pin_len = 0;
-	int r;
+	char *pem = NULL;
+	size_t pem_len = 0;
+	int r, pinned;
 
 	memset(cp, 0, sizeof(*cp));
-	if (key_file != NULL && read_input(key_file, QSC_MAX_LOG_KEY_PEM, &pin, &pin_len) != 0)
-		return EXIT_USAGE;
+	/* A key file is read before anything is asked of the daemon. */
+	if (log_key != NULL && !is_fingerprint(log_key) &&
+	    (r = pin_key(log_key, NULL, 0, &pem, &pem_len, &pinned)) != EXIT_OK)
+		return r;
 	if ((r = qsc_audit_checkpoint(c, &resp)) != 0) {
-		free(pin);
+		free(pem);
 		return report(g, c, r);
 	}
-	if (pin != NULL)
-		r = open_checkpoint(resp->note, strlen(resp->note), resp->origin, (char *)pin,
-		                    pin_len, 1, cp);
-	else
-		r = open_checkpoint(resp->note, strlen(resp->note), resp->origin, resp->public_pem,
-		                    strlen(resp->public_pem), 0, cp);
+	if (pem == NULL && (r = pin_key(log_key, resp->public_pem, strlen(resp->public_pem), &pem,
+	                                &pem_len, &pinned)) != EXIT_OK) {
+		qsc_free(resp);
+		return r;
+	}
+	r = open_checkpoint(resp->note, strlen(resp->note), resp->origin, pem, pem_len,
+	                    log_key != NULL, cp);
 	qsc_free(resp);
-	free(pin);
+	free(pem);
 	return r == 0 ? EXIT_OK : EXIT_FAILED;
 }
 
@@ -384,8 +537,9 @@ out:
 	return r;
 }
 
-/* The checkpoint of an export directory, verified with key_file (NULL:
- * DIR/log-key.pem, not pinned). */
+/* The checkpoint of an export directory, verified with key_file (a PEM
+ * file or a fingerprint of DIR/log-key.pem; NULL: DIR/log-key.pem, not
+ * pinned). */
 static int
 read_export_checkpoint(const char *dir, const char *key_file, struct checkpoint *cp)
 {
@@ -397,13 +551,25 @@ read_export_checkpoint(const char *dir, const char *key_file, struct checkpoint 
 	if (read_export_file(dir, EXPORT_CHECKPOINT, QS_MAX_NOTE, &note, &note_len) != 0 ||
 	    read_export_file(dir, EXPORT_ORIGIN, QS_MAX_ORIGIN + 1, &origin, &origin_len) != 0)
 		goto out;
-	if (key_file != NULL) {
+	if (key_file == NULL || is_fingerprint(key_file)) {
+		char *stated = NULL;
+		size_t stated_len = 0;
+		int pinned;
+		if (read_export_file(dir, EXPORT_KEY, QSC_MAX_LOG_KEY_PEM, &stated, &stated_len) !=
+		    0)
+			goto out;
+		r = pin_key(key_file, stated, stated_len, &pem, &pem_len, &pinned);
+		free(stated);
+		if (r != EXIT_OK) {
+			r = -1;
+			goto out;
+		}
+		r = -1;
+	} else {
 		uint8_t *b = NULL;
 		if (read_input(key_file, QSC_MAX_LOG_KEY_PEM, &b, &pem_len) != 0)
 			goto out;
 		pem = (char *)b;
-	} else if (read_export_file(dir, EXPORT_KEY, QSC_MAX_LOG_KEY_PEM, &pem, &pem_len) != 0) {
-		goto out;
 	}
 	if (origin_len > 0 && origin[origin_len - 1] == '\n')
 		origin[--origin_len] = '\0';
@@ -448,9 +614,11 @@ str_field(json_t *o, const char *k)
 	return s != NULL ? s : "";
 }
 
-/* A one-line summary of an entry: SEQ TIME EVENT DETAILS (filtered). */
+/* A one-line summary of an entry: SEQ TIME EVENT DETAILS (filtered);
+ * join (NULL or what requests_join gathered for its request) names the
+ * submitter and approvers of a quorum signature. */
 static void
-put_entry_line(uint64_t i, json_t *o)
+put_entry_line(uint64_t i, json_t *o, json_t *join)
 {
 	const char *ev = str_field(o, "event");
 	json_t *t = json_object_get(o, "time");
@@ -474,7 +642,21 @@ put_entry_line(uint64_t i, json_t *o)
 	else if (strcmp(ev, "request.state") == 0)
 		snprintf(buf, sizeof(buf), "%s %s -> %s", str_field(o, "id"), str_field(o, "from"),
 		         str_field(o, "to"));
-	else if (strcmp(ev, "request.signed") == 0)
+	else if (strcmp(ev, "request.signed") == 0 && join != NULL) {
+		char who[256] = "";
+		json_t *ap = json_object_get(join, "approvers");
+		size_t k;
+		json_t *x;
+		json_array_foreach(ap, k, x)
+		{
+			size_t used = strlen(who);
+			snprintf(who + used, sizeof(who) - used, "%s%s", k ? "," : "",
+			         json_string_value(x) ? json_string_value(x) : "?");
+		}
+		snprintf(buf, sizeof(buf), "%s role=%s kind=%s submitter=%s approvers=%s",
+		         str_field(o, "id"), str_field(o, "role"), str_field(o, "kind"),
+		         str_field(join, "submitter"), who[0] ? who : "-");
+	} else if (strcmp(ev, "request.signed") == 0)
 		snprintf(buf, sizeof(buf), "%s role=%s", str_field(o, "id"), str_field(o, "role"));
 	else if (strcmp(ev, "policy") == 0)
 		snprintf(buf, sizeof(buf), "version %lld%s%s",
@@ -510,36 +692,201 @@ put_entry_line(uint64_t i, json_t *o)
 	fputc('\n', stdout);
 }
 
+/* ------------------------------------------------------------ filters */
+
+/* pat matches ev: a shell pattern ("request.*"), or a family ("tuf" for
+ * "tuf.init"). */
+static int
+event_match(const char *pat, const char *ev)
+{
+	size_t n = strlen(pat);
+
+	return fnmatch(pat, ev, 0) == 0 || (strncmp(ev, pat, n) == 0 && ev[n] == '.');
+}
+
+static int
+str_in(json_t *arr, const char *s)
+{
+	size_t k;
+	json_t *x;
+
+	json_array_foreach(arr, k, x)
+	{
+		if (json_is_string(x) && strcmp(json_string_value(x), s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Does entry o (join: its request's, or NULL) pass f? */
+static int
+filter_match(const struct filter *f, json_t *o, json_t *join)
+{
+	const char *ev = str_field(o, "event");
+	json_t *t = json_object_get(o, "time");
+	int ok;
+
+	if (f->n_events > 0) {
+		ok = 0;
+		for (size_t k = 0; k < f->n_events && !ok; k++)
+			ok = event_match(f->events[k], ev);
+		if (!ok)
+			return 0;
+	}
+	for (size_t k = 0; k < f->n_exclude; k++)
+		if (event_match(f->exclude[k], ev))
+			return 0;
+	if ((f->has_since || f->has_until) &&
+	    (!json_is_integer(t) || (f->has_since && json_integer_value(t) < f->since_ms) ||
+	     (f->has_until && json_integer_value(t) >= f->until_ms)))
+		return 0;
+	if (f->principal != NULL && strcmp(str_field(o, "principal"), f->principal) != 0 &&
+	    strcmp(str_field(o, "submitter"), f->principal) != 0 &&
+	    strcmp(str_field(o, "approver"), f->principal) != 0 &&
+	    (join == NULL || (strcmp(str_field(join, "submitter"), f->principal) != 0 &&
+	                      !str_in(json_object_get(join, "approvers"), f->principal) &&
+	                      !str_in(json_object_get(join, "rejecters"), f->principal))))
+		return 0;
+	if (f->role != NULL && strcmp(str_field(o, "role"), f->role) != 0)
+		return 0;
+	if (f->key != NULL && strcmp(str_field(o, "key"), f->key) != 0) {
+		json_t *sigs = json_object_get(o, "signatures"), *x;
+		size_t k;
+		ok = 0;
+		json_array_foreach(sigs, k, x)
+		{
+			if (strcmp(str_field(x, "key"), f->key) == 0)
+				ok = 1;
+		}
+		if (!ok)
+			return 0;
+	}
+	if (f->request != NULL && strcmp(str_field(o, "id"), f->request) != 0 &&
+	    strcmp(str_field(o, "request"), f->request) != 0)
+		return 0;
+	return 1;
+}
+
+/* The request an entry belongs to ("id" of request.*, "request" of the
+ * entries a request's execution wrote), or NULL. */
+static const char *
+entry_request(json_t *o)
+{
+	const char *ev = str_field(o, "event");
+
+	if (strncmp(ev, "request.", 8) == 0)
+		return json_string_value(json_object_get(o, "id"));
+	return json_string_value(json_object_get(o, "request"));
+}
+
+/*
+ * Who submitted and who voted on each request, from the request.submitted
+ * and request.vote entries of parsed[0..n) (NULLs skipped): id ->
+ * {submitter, message, role, kind, approvers [..], rejecters [..]}.
+ */
+static json_t *
+requests_join(json_t **parsed, uint64_t n)
+{
+	json_t *m = json_object();
+
+	for (uint64_t i = 0; m != NULL && i < n; i++) {
+		json_t *o = parsed[i], *r;
+		const char *ev, *id;
+		if (o == NULL || (id = json_string_value(json_object_get(o, "id"))) == NULL)
+			continue;
+		ev = str_field(o, "event");
+		if (strcmp(ev, "request.submitted") == 0) {
+			json_object_set_new(
+			        m, id,
+			        json_pack("{s:O, s:O, s:O, s:O, s:[], s:[]}", "submitter",
+			                  json_object_get(o, "submitter") ?: json_null(), "message",
+			                  json_object_get(o, "message") ?: json_null(), "role",
+			                  json_object_get(o, "role") ?: json_null(), "kind",
+			                  json_object_get(o, "kind") ?: json_null(), "approvers",
+			                  "rejecters"));
+		} else if (strcmp(ev, "request.vote") == 0 && (r = json_object_get(m, id)) != NULL) {
+			int approve = strcmp(str_field(o, "decision"), "approve") == 0;
+			json_t *who = json_object_get(o, "approver");
+			if (json_is_string(who))
+				json_array_append(
+				        json_object_get(r, approve ? "approvers" : "rejecters"), who);
+		}
+	}
+	return m;
+}
+
 /* ------------------------------------------------------------ usage */
 
 static void
 checkpoint_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit checkpoint [--log-key FILE] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] audit checkpoint [--log-key FILE|SHA256:HEX] [--json]\n"
 	        "  Print the log's latest signed checkpoint (C2SP signed note: origin, size,\n"
-	        "  root) after verifying its signature with the log key pinned by --log-key,\n"
-	        "  or else with the key the daemon states (then it says \"key not pinned\").\n"
+	        "  root) after verifying its signature with the log key pinned by --log-key\n"
+	        "  (its PEM file, or its fingerprint SHA256:HEX as printed here and in\n"
+	        "  qsignd's audit.open log line), or else with the key the daemon states\n"
+	        "  (then it says \"key not pinned\").\n"
 	        "example: %s -p auditor audit checkpoint --log-key log-key.pem\n",
 	        progname, progname);
 }
+
+/* Filter options, as audit_opts letters. */
+#define SEARCH_FILTERS "EPRYIsudX"
+#define TAIL_FILTERS SEARCH_FILTERS "A"
+#define FILTERS_HELP                                                                          \
+	"  --event EV       only events EV (repeatable; a family such as \"request\" or a\n"      \
+	"                   pattern such as \"pki.*\" works too)\n"                              \
+	"  --exclude EV     not events EV (repeatable)\n"                                         \
+	"  --principal P    entries by or about P (signer, submitter, approver)\n"               \
+	"  --role R         entries of role R\n"                                                  \
+	"  --key K          signatures with key K\n"                                              \
+	"  --request ID     entries of request ID\n"                                              \
+	"  --since T, --until T   from T (inclusive) to T (exclusive), UTC: now, today,\n"       \
+	"                   yesterday, 2h, 3d ago, 2026-01-31, 2026-01-31T12:00Z, @UNIX\n"        \
+	"  --on DAY         the whole day DAY (today, yesterday, 2026-01-31), UTC\n"
 
 static void
 tail_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit tail [-n N] [--log-key FILE] [--json]\n"
-	        "  The last N (default %d) entries of the verified checkpoint, one line each:\n"
-	        "  index, time (UTC), event, who or what. `audit verify` checks them.\n"
-	        "example: %s -p auditor audit tail -n 20\n",
+	        "usage: %s [GLOBAL OPTIONS] audit tail [-n N] [FILTERS] [--all] [--log-key "
+	        "FILE|SHA256:HEX]\n"
+	        "           [--json]\n"
+	        "  The last N (default %d) entries that pass FILTERS, one line each: index,\n"
+	        "  time (ISO 8601, UTC), event, who or what. Logins (\"auth\") are hidden\n"
+	        "  unless --all or --event asks for them. `audit verify` checks the entries.\n"
+	        FILTERS_HELP
+	        "example: %s -p auditor audit tail -n 20 --exclude refusal\n",
 	        progname, TAIL_DEFAULT, progname);
+}
+
+static void
+search_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [GLOBAL OPTIONS] audit search [FILTERS] [-n N] [--offline DIR]\n"
+	        "           [--log-key FILE|SHA256:HEX] [--json]\n"
+	        "  The entries that pass every filter given, oldest first (-n N: the last N\n"
+	        "  of them), after checking that all entries hash to the signed checkpoint.\n"
+	        "  Text: one line each with its time in ISO 8601 UTC; a quorum signature\n"
+	        "  (request.signed) names its submitter and approvers. --json: the entries\n"
+	        "  as logged and, under \"requests\", who submitted, approved and rejected\n"
+	        "  each request they belong to. --offline DIR searches an export.\n"
+	        FILTERS_HELP
+	        "example: %s -p auditor audit search --event signature --principal ci --on "
+	        "yesterday\n"
+	        "         %s -p auditor audit search --request 8f3a2c1e9b7d4f60a1b2c3d4e5f60718\n"
+	        "         %s -p auditor audit search --event request.signed --role release "
+	        "--json\n",
+	        progname, progname, progname, progname);
 }
 
 static void
 show_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit show INDEX [--log-key FILE] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] audit show INDEX [--log-key FILE|SHA256:HEX] [--json]\n"
 	        "  One entry, exactly as logged (its JSON is the Merkle leaf), and its\n"
 	        "  inclusion proof verified against the current signed checkpoint.\n"
 	        "example: %s -p auditor audit show 17\n",
@@ -550,7 +897,7 @@ static void
 proof_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE] "
+	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE|SHA256:HEX] "
 	        "[--json]\n"
 	        "  The RFC 9162 inclusion proof of entry INDEX in the tree of N entries\n"
 	        "  (default: the current checkpoint's size), its hashes in hex, and whether\n"
@@ -563,9 +910,8 @@ static void
 export_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit export [--from N] [-o FILE|DIR] [--log-key "
-	        "FILE]\n"
-	        "           [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] audit export [--from N] [-o FILE|DIR]\n"
+	        "           [--log-key FILE|SHA256:HEX] [--state FILE | --no-state] [--json]\n"
 	        "  The entries of the verified checkpoint as JSON lines: each line is exactly\n"
 	        "  one entry's leaf bytes, so anyone can recompute the tree. Without -o the\n"
 	        "  lines go to stdout; -o FILE.jsonl writes them to that file; -o DIR (any\n"
@@ -573,31 +919,47 @@ export_usage(FILE *f)
 	        ", DIR/" EXPORT_CHECKPOINT ",\n"
 	        "  DIR/" EXPORT_KEY " and DIR/" EXPORT_ORIGIN
 	        ", which `audit verify --offline DIR` checks\n"
-	        "  without the daemon. --from N starts at entry N (appending to an earlier\n"
-	        "  export); the whole log is fetched and verified all the same.\n"
-	        "example: %s -p auditor audit export -o audit-2026-01-31\n",
-	        progname, progname);
+	        "  without the daemon.\n"
+	        "  Incremental: if DIR holds an earlier export of the log, only the newer\n"
+	        "  entries are fetched and DIR is brought up to date (the old and new\n"
+	        "  entries together must make the signed root). --from N writes entries N\n"
+	        "  onwards; the entries before N are then not fetched when the last `audit\n"
+	        "  verify` (its state, see `audit verify --help`) remembers them, and the\n"
+	        "  whole log is fetched and checked otherwise.\n"
+	        "example: %s -p auditor audit export -o audit-archive\n"
+	        "         %s -p auditor audit export --from 18342 -o new.jsonl\n",
+	        progname, progname, progname);
 }
 
 static void
 verify_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit verify [--log-key FILE] [--state FILE]\n"
-	        "           [--offline DIR] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] audit verify [--log-key FILE|SHA256:HEX]\n"
+	        "           [--state FILE | --no-state] [--offline DIR] [--json]\n"
 	        "  Fetch every entry and the checkpoint (or read an export with --offline),\n"
 	        "  and check: the checkpoint signature (pinned key, or the stated one: \"key\n"
 	        "  not pinned\"); the Merkle root of the entries against it; that entry i is\n"
-	        "  JSON with \"seq\": i and times never go back; consistency with the last\n"
-	        "  checkpoint verified before (state FILE, default $QSIGN_HOME/audit-state.json,\n"
-	        "  updated on success); and every approval statement against the approver's\n"
-	        "  key in the policy version the request ran under (policies come from the\n"
-	        "  log). Exit 0 only if everything verifies; 1 names each failure.\n"
-	        "example: %s -p auditor audit verify --log-key log-key.pem\n",
-	        progname, progname);
+	        "  JSON with \"seq\": i and times never go back; every approval statement\n"
+	        "  against the approver's key in the policy version the request ran under\n"
+	        "  (policies come from the log); and consistency with the last checkpoint\n"
+	        "  verified before for the same log (origin).\n"
+	        "  State: the last verified checkpoint of each log (and its entries' leaf\n"
+	        "  hashes) is kept in FILE, by default $XDG_STATE_HOME/qsign/audit-state.json\n"
+	        "  (~/.local/state/qsign/ without XDG_STATE_HOME), created as needed and\n"
+	        "  updated after each successful verification. A newer log must extend it\n"
+	        "  (consistency proof); an export older than it must be a prefix of the log\n"
+	        "  seen then, and leaves the state as it is. Only a log that contradicts\n"
+	        "  what was seen (or a live log smaller than it) is reported as rolled back\n"
+	        "  or rewritten. --no-state compares with nothing and records nothing.\n"
+	        "  --log-key takes the key's PEM file or its fingerprint SHA256:HEX (as\n"
+	        "  `audit checkpoint` and qsignd's audit.open log line print it).\n"
+	        "  Exit 0 only if everything verifies; 1 names each failure.\n"
+	        "example: %s -p auditor audit verify --log-key "
+	        "SHA256:3f0c5e2a9b8d7c6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f\n"
+	        "         %s audit verify --offline audit-2026-01-31 --log-key log-key.pem\n",
+	        progname, progname, progname);
 }
-
-/* ------------------------------------------------------------ options */
 
 struct audit_opts {
 	const char *log_key;
@@ -605,7 +967,8 @@ struct audit_opts {
 	const char *offline;
 	const char *out;
 	uint64_t n, from, size;
-	int has_n, has_size;
+	int has_n, has_size, has_from, no_state;
+	struct filter f;
 };
 
 /* Options common to the audit subcommands; `allowed` lists the letters a
@@ -614,26 +977,55 @@ static int
 audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char *allowed,
            int nargs, struct audit_opts *o)
 {
-	enum { O_KEY = 256, O_STATE, O_OFFLINE, O_FROM, O_SIZE };
+	enum {
+		O_KEY = 256,
+		O_STATE,
+		O_OFFLINE,
+		O_FROM,
+		O_SIZE,
+		O_NOSTATE,
+		O_EVENT,
+		O_PRINCIPAL,
+		O_ROLE,
+		O_KEYNAME,
+		O_REQUEST,
+		O_SINCE,
+		O_UNTIL,
+		O_ON,
+		O_EXCLUDE,
+		O_ALL,
+	};
 	static const struct option opts[] = {
 	        {"log-key", required_argument, NULL, O_KEY},
 	        {"state", required_argument, NULL, O_STATE},
 	        {"offline", required_argument, NULL, O_OFFLINE},
 	        {"from", required_argument, NULL, O_FROM},
 	        {"size", required_argument, NULL, O_SIZE},
+	        {"no-state", no_argument, NULL, O_NOSTATE},
+	        {"event", required_argument, NULL, O_EVENT},
+	        {"principal", required_argument, NULL, O_PRINCIPAL},
+	        {"role", required_argument, NULL, O_ROLE},
+	        {"key", required_argument, NULL, O_KEYNAME},
+	        {"request", required_argument, NULL, O_REQUEST},
+	        {"since", required_argument, NULL, O_SINCE},
+	        {"until", required_argument, NULL, O_UNTIL},
+	        {"on", required_argument, NULL, O_ON},
+	        {"exclude", required_argument, NULL, O_EXCLUDE},
+	        {"all", no_argument, NULL, O_ALL},
 	        {"out", required_argument, NULL, 'o'},
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	/* Letters standing for the long options, to check `allowed`. */
-	static const char letters[] = "KSOFZ";
+	static const char letters[] = "KSOFZNEPRYIsudXA";
+	int64_t now = (int64_t)time(NULL);
 	int ch;
 
 	memset(o, 0, sizeof(*o));
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "n:o:h", opts, NULL)) != -1) {
-		char letter = ch >= O_KEY && ch <= O_SIZE ? letters[ch - O_KEY] : (char)ch;
+		char letter = ch >= O_KEY && ch <= O_ALL ? letters[ch - O_KEY] : (char)ch;
 		if (ch != 'h' && ch != 'J' && ch != '?' && strchr(allowed, letter) == NULL) {
 			errmsg("audit %s does not take that option", argv[0]);
 			usage(stderr);
@@ -641,10 +1033,21 @@ audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), cons
 		}
 		switch (ch) {
 		case O_KEY:
+			if (strncmp(optarg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
+			    !is_fingerprint(optarg)) {
+				errmsg("--log-key %s: a fingerprint is " FP_PREFIX
+				       " and 64 hex digits, as `audit checkpoint` and qsignd's "
+				       "audit.open line print it",
+				       optarg);
+				return EXIT_USAGE;
+			}
 			o->log_key = optarg;
 			break;
 		case O_STATE:
 			o->state = optarg;
+			break;
+		case O_NOSTATE:
+			o->no_state = 1;
 			break;
 		case O_OFFLINE:
 			o->offline = optarg;
@@ -652,6 +1055,7 @@ audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), cons
 		case O_FROM:
 			if (parse_u64("--from", optarg, &o->from) != 0)
 				return EXIT_USAGE;
+			o->has_from = 1;
 			break;
 		case O_SIZE:
 			if (parse_u64("--size", optarg, &o->size) != 0 || o->size == 0) {
@@ -660,6 +1064,57 @@ audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), cons
 				return EXIT_USAGE;
 			}
 			o->has_size = 1;
+			break;
+		case O_EVENT:
+		case O_EXCLUDE: {
+			const char **v = ch == O_EVENT ? o->f.events : o->f.exclude;
+			size_t *n = ch == O_EVENT ? &o->f.n_events : &o->f.n_exclude;
+			if (*n == MAX_FILTER_EVENTS || optarg[0] == '\0') {
+				errmsg("%s: at most %d non-empty event names",
+				       ch == O_EVENT ? "--event" : "--exclude", MAX_FILTER_EVENTS);
+				return EXIT_USAGE;
+			}
+			v[(*n)++] = optarg;
+			break;
+		}
+		case O_PRINCIPAL:
+			o->f.principal = optarg;
+			break;
+		case O_ROLE:
+			o->f.role = optarg;
+			break;
+		case O_KEYNAME:
+			o->f.key = optarg;
+			break;
+		case O_REQUEST:
+			o->f.request = optarg;
+			break;
+		case O_SINCE:
+		case O_UNTIL: {
+			int64_t t;
+			if (parse_when(ch == O_SINCE ? "--since" : "--until", optarg, now, 0, &t) !=
+			    0)
+				return EXIT_USAGE;
+			if (ch == O_SINCE) {
+				o->f.since_ms = t * 1000;
+				o->f.has_since = 1;
+			} else {
+				o->f.until_ms = t * 1000;
+				o->f.has_until = 1;
+			}
+			break;
+		}
+		case O_ON: {
+			int64_t t;
+			if (parse_when("--on", optarg, now, 1, &t) != 0)
+				return EXIT_USAGE;
+			o->f.since_ms = t * 1000;
+			o->f.until_ms = (t + 86400) * 1000;
+			o->f.has_since = o->f.has_until = 1;
+			break;
+		}
+		case O_ALL:
+			o->f.all = 1;
 			break;
 		case 'n':
 			if (parse_u64("-n", optarg, &o->n) != 0)
@@ -681,7 +1136,17 @@ audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), cons
 		}
 	}
 	if (argc - optind != nargs) {
+		if (argc - optind > nargs)
+			errmsg("unexpected argument %s", argv[optind + nargs]);
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o->no_state && o->state != NULL) {
+		errmsg("--state and --no-state exclude each other");
+		return EXIT_USAGE;
+	}
+	if (o->f.has_since && o->f.has_until && o->f.until_ms <= o->f.since_ms) {
+		errmsg("the time range is empty: --until is not after --since");
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -732,38 +1197,66 @@ tail_main(int argc, char **argv, struct globals *g)
 	struct checkpoint cp = {0};
 	struct entries e = {0};
 	qsc_client *c = NULL;
-	json_t *arr = NULL;
+	json_t *arr = NULL, **hits = NULL;
+	uint64_t *hit_seq = NULL, nhits = 0, scanned = 0, hidden = 0, at;
 	int r;
 
-	if ((r = audit_opts(argc, argv, g, tail_usage, "Kn", 0, &o)) >= 0)
+	if ((r = audit_opts(argc, argv, g, tail_usage, "Kn" TAIL_FILTERS, 0, &o)) >= 0)
 		return r;
 	if (!o.has_n)
 		o.n = TAIL_DEFAULT;
+	if (o.n > QS_MAX_AUDIT_FETCH * 100ULL) {
+		errmsg("-n %llu: at most %llu (use `audit search` or `audit export`)",
+		       (unsigned long long)o.n, (unsigned long long)QS_MAX_AUDIT_FETCH * 100ULL);
+		return EXIT_USAGE;
+	}
+	/* Logins are most of a busy log: hidden unless asked for. */
+	if (!o.f.all && o.f.n_events == 0 && o.f.n_exclude < MAX_FILTER_EVENTS)
+		o.f.exclude[o.f.n_exclude++] = "auth";
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
 	if ((r = get_checkpoint(g, c, o.log_key, &cp)) != EXIT_OK)
 		goto out;
-	if ((r = fetch_entries(g, c, cp.size > o.n ? cp.size - o.n : 0, cp.size, &e)) != EXIT_OK)
+	if ((hits = calloc(o.n + 1, sizeof(*hits))) == NULL ||
+	    (hit_seq = calloc(o.n + 1, sizeof(*hit_seq))) == NULL) {
+		errmsg("out of memory");
+		r = EXIT_FAILED;
 		goto out;
+	}
+	/* Backwards, a chunk at a time, until N entries pass the filters. */
+	for (at = cp.size; at > 0 && nhits < o.n;) {
+		uint64_t start = at > QS_MAX_AUDIT_FETCH ? at - QS_MAX_AUDIT_FETCH : 0;
+		if ((r = fetch_entries(g, c, start, at, &e)) != EXIT_OK)
+			goto out;
+		for (uint64_t i = at; i > start && nhits < o.n; i--) {
+			json_t *j = parse_entry(&e, i - 1);
+			scanned++;
+			if (j == NULL) {
+				r = EXIT_FAILED;
+				goto out;
+			}
+			if (filter_match(&o.f, j, NULL)) {
+				hits[nhits] = j;
+				hit_seq[nhits++] = i - 1;
+			} else {
+				if (strcmp(str_field(j, "event"), "auth") == 0)
+					hidden++;
+				json_decref(j);
+			}
+		}
+		entries_free(&e);
+		at = start;
+	}
 	if (g->json && (arr = json_array()) == NULL) {
 		errmsg("out of memory");
 		r = EXIT_FAILED;
 		goto out;
 	}
-	for (uint64_t i = e.first; i < e.first + e.n; i++) {
-		json_t *j = parse_entry(&e, i);
-		if (j == NULL) {
-			r = EXIT_FAILED;
-			if (g->json)
-				continue;
-			printf("%6llu  (not JSON)\n", (unsigned long long)i);
-			continue;
-		}
-		if (g->json)
-			json_array_append_new(arr, j);
-		else {
-			put_entry_line(i, j);
-			json_decref(j);
+	for (uint64_t k = nhits; k > 0; k--) {
+		if (g->json) {
+			json_array_append(arr, hits[k - 1]);
+		} else {
+			put_entry_line(hit_seq[k - 1], hits[k - 1], NULL);
 		}
 	}
 	if (g->json) {
@@ -773,11 +1266,132 @@ tail_main(int argc, char **argv, struct globals *g)
 		if (json_print(j, JSON_INDENT(2)) != 0)
 			r = EXIT_FAILED;
 	} else {
-		fprintf(stderr, "%llu of %llu entries (checkpoint verified%s)\n",
-		        (unsigned long long)e.n, (unsigned long long)cp.size, pin_note(&cp));
+		char note[96] = "";
+		if (hidden > 0 && !o.f.all && o.f.n_events == 0)
+			snprintf(note, sizeof(note), "; %llu login%s (auth) hidden: --all shows them",
+			         (unsigned long long)hidden, hidden == 1 ? "" : "s");
+		fprintf(stderr, "%llu matching of the last %llu of %llu entries (checkpoint verified%s)%s\n",
+		        (unsigned long long)nhits, (unsigned long long)scanned,
+		        (unsigned long long)cp.size, pin_note(&cp), note);
 	}
 out:
+	for (uint64_t k = 0; hits != NULL && k < nhits; k++)
+		json_decref(hits[k]);
+	free(hits);
+	free(hit_seq);
 	json_decref(arr);
+	entries_free(&e);
+	checkpoint_free(&cp);
+	qsc_close(c);
+	return r;
+}
+
+/* ------------------------------------------------------------ search */
+
+/* The checkpoint and all its entries, whose root is checked against it:
+ * from the daemon, or from an export directory (offline). Exit code. */
+static int
+load_verified_log(struct globals *g, const struct audit_opts *o, qsc_client **c,
+                  struct checkpoint *cp, struct entries *e)
+{
+	qs_hash root;
+	int r;
+
+	if (o->offline != NULL) {
+		if (read_export_checkpoint(o->offline, o->log_key, cp) != 0 ||
+		    read_export_entries(o->offline, e) != 0)
+			return EXIT_FAILED;
+	} else {
+		if ((r = connect_client(g, c)) != EXIT_OK ||
+		    (r = get_checkpoint(g, *c, o->log_key, cp)) != EXIT_OK ||
+		    (r = fetch_entries(g, *c, 0, cp->size, e)) != EXIT_OK)
+			return r;
+	}
+	if (qs_merkle_root_of(e->leaf, e->n, root) != 0) {
+		errmsg("%s", qs_errdetail());
+		return EXIT_FAILED;
+	}
+	if (e->n != cp->size || memcmp(root, cp->root, sizeof(root)) != 0) {
+		errmsg("the entries do not match the signed checkpoint: nothing shown (run `%s "
+		       "audit verify`%s%s)",
+		       progname, o->offline ? " --offline " : "", o->offline ? o->offline : "");
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+static int
+search_main(int argc, char **argv, struct globals *g)
+{
+	struct audit_opts o;
+	struct checkpoint cp = {0};
+	struct entries e = {0};
+	qsc_client *c = NULL;
+	json_t **parsed = NULL, *joins = NULL, *arr = NULL, *reqs = NULL;
+	uint64_t *hit = NULL, nhit = 0, first = 0;
+	int r;
+
+	if ((r = audit_opts(argc, argv, g, search_usage, "KOn" SEARCH_FILTERS, 0, &o)) >= 0)
+		return r;
+	if ((r = load_verified_log(g, &o, &c, &cp, &e)) != EXIT_OK)
+		goto out;
+	r = EXIT_FAILED;
+	if ((parsed = calloc(e.n + 1, sizeof(*parsed))) == NULL ||
+	    (hit = calloc(e.n + 1, sizeof(*hit))) == NULL) {
+		errmsg("out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < e.n; i++)
+		if ((parsed[i] = parse_entry(&e, i)) == NULL)
+			goto out;
+	if ((joins = requests_join(parsed, e.n)) == NULL || (arr = json_array()) == NULL ||
+	    (reqs = json_object()) == NULL) {
+		errmsg("out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < e.n; i++) {
+		const char *id = entry_request(parsed[i]);
+		if (filter_match(&o.f, parsed[i], id ? json_object_get(joins, id) : NULL))
+			hit[nhit++] = i;
+	}
+	if (o.has_n && nhit > o.n)
+		first = nhit - o.n;
+	for (uint64_t k = first; k < nhit; k++) {
+		json_t *x = parsed[hit[k]];
+		const char *id = entry_request(x);
+		json_t *join = id ? json_object_get(joins, id) : NULL;
+		if (g->json) {
+			json_array_append(arr, x);
+			if (join != NULL)
+				json_object_set(reqs, id, join);
+		} else {
+			put_entry_line(hit[k], x,
+			               strcmp(str_field(x, "event"), "request.signed") == 0 ? join
+			                                                                   : NULL);
+		}
+	}
+	if (g->json) {
+		json_t *j = checkpoint_json(&cp);
+		json_object_set_new(j, "matched", json_integer((json_int_t)(nhit - first)));
+		json_object_set_new(j, "entries", arr);
+		json_object_set_new(j, "requests", reqs);
+		arr = reqs = NULL;
+		if (json_print(j, JSON_INDENT(2)) != 0)
+			goto out;
+	} else {
+		fprintf(stderr, "%llu of %llu entries match (root and checkpoint verified%s)\n",
+		        (unsigned long long)(nhit - first), (unsigned long long)cp.size,
+		        pin_note(&cp));
+	}
+	r = EXIT_OK;
+out:
+	for (uint64_t i = 0; parsed != NULL && i < e.n; i++)
+		json_decref(parsed[i]);
+	free(parsed);
+	free(hit);
+	json_decref(joins);
+	json_decref(arr);
+	json_decref(reqs);
 	entries_free(&e);
 	checkpoint_free(&cp);
 	qsc_close(c);
@@ -883,10 +1497,15 @@ show_main(int argc, char **argv, struct globals *g)
 		put_safe(stdout, s, 0);
 		free(s);
 	}
-	printf("\nentry %llu included in the checkpoint of %llu entries (root %s): verified "
-	       "(%zu proof hashes)%s\n",
-	       (unsigned long long)index, (unsigned long long)cp.size, root, p->n_hashes,
-	       pin_note(&cp));
+	{
+		json_t *t = json_object_get(j, "time");
+		char when[32];
+		iso_time(json_is_integer(t) ? json_integer_value(t) / 1000 : 0, when);
+		printf("\nentry %llu (%s) included in the checkpoint of %llu entries (root %s): "
+		       "verified (%zu proof hashes)%s\n",
+		       (unsigned long long)index, when, (unsigned long long)cp.size, root,
+		       p->n_hashes, pin_note(&cp));
+	}
 	r = EXIT_OK;
 out:
 	json_decref(j);
@@ -1005,6 +1624,265 @@ out:
 	return r;
 }
 
+/* ------------------------------------------------------------ verify state */
+
+/*
+ * The state of `audit verify`: per log (origin), the last checkpoint
+ * verified and, beside it, the leaf hashes of that log, so that an older
+ * export can later be checked to be a prefix of what was seen.
+ *
+ * STATE is a JSON file {"logs": {ORIGIN: {size, root, log_key_sha256,
+ * verified_at}}} (a file of the older, one-log form is read as well); the
+ * leaf hashes of ORIGIN are STATE.<16 hex of SHA-256(ORIGIN)>.leaves, 32
+ * bytes each, checked against the remembered root before they are used.
+ */
+struct vstate {
+	int present;
+	uint64_t size;
+	qs_hash root;
+	char key_sha256[65];
+	char verified_at[32];
+	qs_hash *leaves; /* size hashes, or NULL when not remembered */
+};
+
+/* The default state file: $XDG_STATE_HOME/qsign/audit-state.json, else
+ * ~/.local/state/qsign/audit-state.json. NULL after saying why. */
+static char *
+default_state_path(void)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
+	char *p = NULL;
+
+	/* The XDG rule: a relative XDG_STATE_HOME is ignored. */
+	if (x != NULL && x[0] == '/') {
+		if (asprintf(&p, "%s/qsign/audit-state.json", x) < 0)
+			p = NULL;
+	} else if (h != NULL && h[0] == '/') {
+		if (asprintf(&p, "%s/.local/state/qsign/audit-state.json", h) < 0)
+			p = NULL;
+	} else {
+		errmsg("no state directory: set XDG_STATE_HOME or HOME, or give --state FILE "
+		       "(or --no-state)");
+		return NULL;
+	}
+	if (p == NULL)
+		errmsg("out of memory");
+	return p;
+}
+
+/* mkdir -p of the directory holding path (mode 0700 for what we create). */
+static int
+make_parent_dirs(const char *path)
+{
+	char *d = strdup(path);
+	int r = -1;
+
+	if (d == NULL) {
+		errmsg("out of memory");
+		return -1;
+	}
+	for (char *p = d + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(d, 0700) != 0 && errno != EEXIST) {
+			errmsg("state directory %s: %s", d, strerror(errno));
+			goto out;
+		}
+		*p = '/';
+	}
+	r = 0;
+out:
+	free(d);
+	return r;
+}
+
+/* The state document of path ({"logs": {}} when there is none yet). */
+static int
+load_state_doc(const char *path, json_t **out)
+{
+	json_error_t err;
+	json_t *j, *logs;
+	const char *origin;
+
+	*out = NULL;
+	if (access(path, F_OK) != 0 && errno == ENOENT) {
+		*out = json_pack("{s:{}}", "logs");
+		return *out != NULL ? 0 : -1;
+	}
+	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL || !json_is_object(j)) {
+		errmsg("state file %s: %s (move it away to start over)", path,
+		       j == NULL ? err.text : "not a JSON object");
+		json_decref(j);
+		return -1;
+	}
+	/* The one-log form of earlier versions: {origin, size, root, ...}. */
+	if ((origin = json_string_value(json_object_get(j, "origin"))) != NULL) {
+		json_t *doc = json_pack("{s:{s:O}}", "logs", origin, j);
+		json_decref(j);
+		j = doc;
+	}
+	if (j == NULL || !json_is_object(logs = json_object_get(j, "logs"))) {
+		errmsg("state file %s is malformed (move it away to start over)", path);
+		json_decref(j);
+		return -1;
+	}
+	*out = j;
+	return 0;
+}
+
+static char *
+leaves_path(const char *state, const char *origin)
+{
+	uint8_t dg[32];
+	char hx[65], *p = NULL;
+
+	qs_sha256((const uint8_t *)origin, strlen(origin), dg);
+	hex_into(dg, 32, hx);
+	if (asprintf(&p, "%s.%.16s.leaves", state, hx) < 0) {
+		errmsg("out of memory");
+		return NULL;
+	}
+	return p;
+}
+
+/* Read the leaf hashes remembered for s (NULL if absent or not the log
+ * of s's root: they only ever help, never decide alone). */
+static void
+load_leaves(const char *path, struct vstate *s)
+{
+	struct stat sb;
+	qs_hash root, *l = NULL;
+	FILE *f = NULL;
+
+	if (path == NULL || stat(path, &sb) != 0)
+		return;
+	if ((uint64_t)sb.st_size != s->size * sizeof(qs_hash) || s->size == 0 ||
+	    (l = malloc(s->size * sizeof(qs_hash))) == NULL || (f = fopen(path, "rbe")) == NULL ||
+	    fread(l, sizeof(qs_hash), s->size, f) != s->size ||
+	    qs_merkle_root_of((const qs_hash *)l, s->size, root) != 0 ||
+	    memcmp(root, s->root, sizeof(root)) != 0) {
+		errmsg("warning: %s does not hold the entries of the remembered checkpoint; "
+		       "ignored",
+		       path);
+		free(l);
+		l = NULL;
+	}
+	if (f != NULL)
+		fclose(f);
+	s->leaves = l;
+}
+
+/* The remembered checkpoint of origin in doc (s->present 0 if none). */
+static int
+state_get(json_t *doc, const char *state_path, const char *origin, struct vstate *s)
+{
+	json_t *j = json_object_get(json_object_get(doc, "logs"), origin), *size;
+	const char *root, *key, *at;
+	size_t n = 0;
+	char *lp;
+
+	memset(s, 0, sizeof(*s));
+	if (j == NULL)
+		return 0;
+	root = json_string_value(json_object_get(j, "root"));
+	key = json_string_value(json_object_get(j, "log_key_sha256"));
+	at = json_string_value(json_object_get(j, "verified_at"));
+	size = json_object_get(j, "size");
+	if (root == NULL || strlen(root) != 64 || qs_unhex(root, s->root, 32, &n) != 0 || n != 32 ||
+	    key == NULL || strlen(key) != 64 || !json_is_integer(size) ||
+	    json_integer_value(size) < 0) {
+		errmsg("state file %s is malformed for the log %s (move it away to start over)",
+		       state_path, origin);
+		return -1;
+	}
+	snprintf(s->key_sha256, sizeof(s->key_sha256), "%s", key);
+	snprintf(s->verified_at, sizeof(s->verified_at), "%s", at != NULL ? at : "-");
+	s->size = (uint64_t)json_integer_value(size);
+	s->present = 1;
+	if ((lp = leaves_path(state_path, origin)) != NULL)
+		load_leaves(lp, s);
+	free(lp);
+	return 0;
+}
+
+/* Write len bytes to path atomically (write, fsync, rename). */
+static int
+write_atomic(const char *path, const void *data, size_t len)
+{
+	char *tmp = NULL;
+	int fd = -1, r = -1;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0) {
+		errmsg("out of memory");
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		errmsg("%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, (const char *)data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			errmsg("%s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		fd = -1;
+		errmsg("%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		errmsg("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r != 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+/* Remember cp (and the leaf hashes of its entries) as the log's latest
+ * verified checkpoint in doc and on disk. */
+static int
+save_state(const char *path, json_t *doc, const struct checkpoint *cp, const struct entries *e,
+           const char *now)
+{
+	char root[65], *text = NULL, *lp = NULL;
+	int r = -1;
+
+	hex_into(cp->root, 32, root);
+	if (json_object_set_new(json_object_get(doc, "logs"), cp->origin,
+	                        json_pack("{s:I, s:s, s:s, s:s}", "size", (json_int_t)cp->size,
+	                                  "root", root, "log_key_sha256", cp->key_sha256,
+	                                  "verified_at", now)) != 0 ||
+	    (text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL ||
+	    (lp = leaves_path(path, cp->origin)) == NULL) {
+		errmsg("out of memory");
+		goto out;
+	}
+	if (make_parent_dirs(path) != 0)
+		goto out;
+	/* Leaves first: a crash in between leaves leaves that do not match the
+	 * remembered root, which load_leaves ignores. */
+	if (write_atomic(lp, e->leaf, e->n * sizeof(qs_hash)) != 0)
+		goto out;
+	if (write_atomic(path, text, strlen(text)) != 0)
+		goto out;
+	r = 0;
+out:
+	free(text);
+	free(lp);
+	return r;
+}
+
 /* ------------------------------------------------------------ export */
 
 static int
@@ -1040,21 +1918,56 @@ ends_with(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Entries from `from` as JSON lines to f. Each line is exactly the leaf
- * bytes, which canonical entries guarantee hold no newline. */
+/* Entries of e with index >= from as JSON lines to f. Each line is
+ * exactly the leaf bytes, which canonical entries guarantee hold no
+ * newline. */
 static int
 write_lines(FILE *f, const struct entries *e, uint64_t from)
 {
-	for (uint64_t i = from; i < e->n; i++) {
-		if (memchr(e->data[i], '\n', e->len[i]) != NULL) {
+	for (uint64_t i = from > e->first ? from : e->first; i < e->first + e->n; i++) {
+		const uint8_t *d = e->data[i - e->first];
+		size_t len = e->len[i - e->first];
+		if (memchr(d, '\n', len) != NULL) {
 			errmsg("entry %llu contains a newline: it cannot be one JSON line",
 			       (unsigned long long)i);
 			return -1;
 		}
-		if (fwrite(e->data[i], 1, e->len[i], f) != e->len[i] || fputc('\n', f) == EOF)
+		if (fwrite(d, 1, len, f) != len || fputc('\n', f) == EOF)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * The leaf hashes of entries [0, want) known without asking the daemon:
+ * those `audit verify` remembered for this log (same key, at least want
+ * entries). NULL if there are none (then everything is fetched).
+ */
+static qs_hash *
+remembered_leaves(const struct audit_opts *o, const struct checkpoint *cp, uint64_t want,
+                  char *from_what, size_t cap)
+{
+	char *path_buf = NULL;
+	const char *path = o->state;
+	json_t *doc = NULL;
+	struct vstate st = {0};
+	qs_hash *l = NULL;
+
+	if (o->no_state || want == 0)
+		return NULL;
+	if (path == NULL && (path = path_buf = default_state_path()) == NULL)
+		return NULL;
+	if (load_state_doc(path, &doc) == 0 && state_get(doc, path, cp->origin, &st) == 0 &&
+	    st.present && st.leaves != NULL && strcmp(st.key_sha256, cp->key_sha256) == 0 &&
+	    st.size >= want && st.size <= cp->size) {
+		l = st.leaves;
+		st.leaves = NULL;
+		snprintf(from_what, cap, "the log verified on %s (%s)", st.verified_at, path);
+	}
+	free(st.leaves);
+	json_decref(doc);
+	free(path_buf);
+	return l;
 }
 
 static int
@@ -1062,15 +1975,16 @@ export_main(int argc, char **argv, struct globals *g)
 {
 	struct audit_opts o;
 	struct checkpoint cp = {0};
-	struct entries e = {0};
+	struct entries e = {0}, prev = {0};
 	qsc_client *c = NULL;
 	FILE *f = NULL;
-	char *path = NULL, *origin_line = NULL;
+	char *path = NULL, *tmp = NULL, *origin_line = NULL, known_from[320] = "";
 	int dir_mode = 0, r;
-	qs_hash root;
+	qs_hash root, *known = NULL, *all = NULL, *remembered = NULL;
+	uint64_t have = 0; /* entries [0, have) are known here; the rest is fetched */
 	struct stat st;
 
-	if ((r = audit_opts(argc, argv, g, export_usage, "KFo", 0, &o)) >= 0)
+	if ((r = audit_opts(argc, argv, g, export_usage, "KFoSN", 0, &o)) >= 0)
 		return r;
 	if (o.out != NULL && o.out[0] == '\0') {
 		errmsg("-o needs a file or directory name");
@@ -1079,29 +1993,82 @@ export_main(int argc, char **argv, struct globals *g)
 	if (o.out != NULL && strcmp(o.out, "-") != 0 &&
 	    ((stat(o.out, &st) == 0 && S_ISDIR(st.st_mode)) || !ends_with(o.out, ".jsonl")))
 		dir_mode = 1;
+	if (dir_mode && (asprintf(&path, "%s/%s", o.out, EXPORT_ENTRIES) < 0 ||
+	                 asprintf(&tmp, "%s/%s.tmp", o.out, EXPORT_ENTRIES) < 0)) {
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
+		goto out;
 	if ((r = get_checkpoint(g, c, o.log_key, &cp)) != EXIT_OK)
 		goto out;
+	r = EXIT_FAILED;
 	if (o.from > cp.size) {
 		errmsg("--from %llu is past the log: the checkpoint covers %llu entries",
 		       (unsigned long long)o.from, (unsigned long long)cp.size);
-		r = EXIT_FAILED;
 		goto out;
 	}
-	/* The whole log, so that what is written is what the signed root
-	 * covers, not merely what the daemon sent. */
-	if ((r = fetch_entries(g, c, 0, cp.size, &e)) != EXIT_OK)
+	/* What is known already, so that only the new entries are fetched:
+	 * an earlier export in DIR, or the log `audit verify` remembered. */
+	if (dir_mode && !o.has_from && access(path, F_OK) == 0) {
+		char *origin = NULL;
+		size_t origin_len = 0;
+		if (read_export_entries(o.out, &prev) != 0)
+			goto out;
+		if (read_export_file(o.out, EXPORT_ORIGIN, QS_MAX_ORIGIN + 1, &origin,
+		                     &origin_len) == 0 &&
+		    (origin_len == 0 || strncmp(origin, cp.origin, strlen(cp.origin)) != 0 ||
+		     strcspn(origin + strlen(cp.origin), "\n") != 0)) {
+			errmsg("%s is an export of another log (origin %.*s): not updated", o.out,
+			       (int)strcspn(origin, "\n"), origin);
+			free(origin);
+			goto out;
+		}
+		free(origin);
+		if (prev.n > cp.size) {
+			errmsg("%s holds %llu entries, more than the log's %llu: not updated (run "
+			       "`%s audit verify --offline %s`, then `%s audit verify`)",
+			       o.out, (unsigned long long)prev.n, (unsigned long long)cp.size,
+			       progname, o.out, progname);
+			goto out;
+		}
+		have = prev.n;
+		known = prev.leaf;
+		snprintf(known_from, sizeof(known_from), "the earlier export in %s", o.out);
+	} else if (!dir_mode && o.from > 0 &&
+	           (remembered = remembered_leaves(&o, &cp, o.from, known_from,
+	                                           sizeof(known_from))) != NULL) {
+		have = o.from;
+		known = remembered;
+	}
+	if ((r = fetch_entries(g, c, have, cp.size, &e)) != EXIT_OK)
 		goto out;
 	r = EXIT_FAILED;
-	if (qs_merkle_root_of(e.leaf, e.n, root) != 0) {
+	/* The known leaves and the fetched ones must make the signed root:
+	 * what is written is what the checkpoint covers, not merely what the
+	 * daemon sent or what a file held. */
+	if ((all = malloc((cp.size + 1) * sizeof(qs_hash))) == NULL) {
+		errmsg("out of memory");
+		goto out;
+	}
+	if (have > 0)
+		memcpy(all, known, have * sizeof(qs_hash));
+	if (e.n > 0)
+		memcpy(all + have, e.leaf, e.n * sizeof(qs_hash));
+	if (qs_merkle_root_of((const qs_hash *)all, have + e.n, root) != 0) {
 		errmsg("%s", qs_errdetail());
 		goto out;
 	}
-	if (memcmp(root, cp.root, sizeof(root)) != 0) {
-		errmsg("the entries the daemon sent do not match its signed checkpoint: not "
-		       "exported (run `%s audit verify`)",
-		       progname);
+	if (have + e.n != cp.size || memcmp(root, cp.root, sizeof(root)) != 0) {
+		if (have > 0)
+			errmsg("%s and the %llu newer entries the daemon sent do not make its signed "
+			       "checkpoint: not exported (run `%s audit verify`%s%s)",
+			       known_from, (unsigned long long)e.n, progname,
+			       prev.n > 0 ? " --offline " : "", prev.n > 0 ? o.out : "");
+		else
+			errmsg("the entries the daemon sent do not match its signed checkpoint: "
+			       "not exported (run `%s audit verify`)",
+			       progname);
 		goto out;
 	}
 	if (dir_mode) {
@@ -1109,26 +2076,26 @@ export_main(int argc, char **argv, struct globals *g)
 			errmsg("%s: %s", o.out, strerror(errno));
 			goto out;
 		}
-		if (asprintf(&path, "%s/%s", o.out, EXPORT_ENTRIES) < 0 ||
-		    asprintf(&origin_line, "%s\n", cp.origin) < 0) {
+		if (asprintf(&origin_line, "%s\n", cp.origin) < 0) {
 			errmsg("out of memory");
 			goto out;
 		}
 	}
 	if (o.out == NULL || strcmp(o.out, "-") == 0) {
 		f = stdout;
-	} else if ((f = fopen(dir_mode ? path : o.out, "we")) == NULL) {
-		errmsg("%s: %s", dir_mode ? path : o.out, strerror(errno));
+	} else if ((f = fopen(dir_mode ? tmp : o.out, "we")) == NULL) {
+		errmsg("%s: %s", dir_mode ? tmp : o.out, strerror(errno));
 		goto out;
 	}
-	if (write_lines(f, &e, o.from) != 0 || fflush(f) != 0) {
-		errmsg("%s: %s", f == stdout ? "stdout" : dir_mode ? path : o.out, strerror(errno));
+	if ((prev.n > 0 && write_lines(f, &prev, 0) != 0) || write_lines(f, &e, o.from) != 0 ||
+	    fflush(f) != 0) {
+		errmsg("%s: %s", f == stdout ? "stdout" : dir_mode ? tmp : o.out, strerror(errno));
 		goto out;
 	}
 	if (f != stdout) {
 		int cr = fclose(f);
 		f = NULL;
-		if (cr != 0) {
+		if (cr != 0 || (dir_mode && rename(tmp, path) != 0)) {
 			errmsg("%s: %s", dir_mode ? path : o.out, strerror(errno));
 			goto out;
 		}
@@ -1141,6 +2108,8 @@ export_main(int argc, char **argv, struct globals *g)
 		json_t *j = checkpoint_json(&cp);
 		json_object_set_new(j, "from", json_integer((json_int_t)o.from));
 		json_object_set_new(j, "exported", json_integer((json_int_t)(cp.size - o.from)));
+		json_object_set_new(j, "fetched", json_integer((json_int_t)e.n));
+		json_object_set_new(j, "known", json_integer((json_int_t)have));
 		if (o.out != NULL)
 			json_object_set_new(j, "out", json_string(o.out));
 		json_object_set_new(j, "files",
@@ -1157,17 +2126,29 @@ export_main(int argc, char **argv, struct globals *g)
 			goto out;
 		}
 	} else {
-		fprintf(stderr, "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s\n",
+		char how[400];
+		if (have > 0)
+			snprintf(how, sizeof(how), "; fetched the %llu new, %llu known from %s",
+			         (unsigned long long)e.n, (unsigned long long)have, known_from);
+		else
+			snprintf(how, sizeof(how), "; fetched all %llu", (unsigned long long)e.n);
+		fprintf(stderr, "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s%s\n",
 		        (unsigned long long)o.from, (unsigned long long)cp.size - 1,
 		        (unsigned long long)cp.size, pin_note(&cp), dir_mode ? " to " : "",
-		        dir_mode ? o.out : "");
+		        dir_mode ? o.out : "", how);
 	}
 	r = EXIT_OK;
 out:
 	if (f != NULL && f != stdout)
 		fclose(f);
+	if (tmp != NULL && r != EXIT_OK)
+		unlink(tmp);
 	free(path);
+	free(tmp);
 	free(origin_line);
+	free(all);
+	free(remembered);
+	entries_free(&prev);
 	entries_free(&e);
 	checkpoint_free(&cp);
 	qsc_close(c);
@@ -1431,105 +2412,6 @@ check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
 	}
 }
 
-/* The last checkpoint verified, from the state file. */
-struct vstate {
-	int present;
-	char origin[QS_MAX_ORIGIN + 1];
-	uint64_t size;
-	qs_hash root;
-	char key_sha256[65];
-	char verified_at[32];
-};
-
-static int
-load_state(const char *path, struct vstate *s)
-{
-	json_error_t err;
-	json_t *j, *size;
-	const char *origin, *root, *key, *at;
-	size_t n = 0;
-	int r = -1;
-
-	memset(s, 0, sizeof(*s));
-	if (access(path, F_OK) != 0 && errno == ENOENT)
-		return 0;
-	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL) {
-		errmsg("state file %s: %s (move it away to start over)", path, err.text);
-		return -1;
-	}
-	origin = json_string_value(json_object_get(j, "origin"));
-	root = json_string_value(json_object_get(j, "root"));
-	key = json_string_value(json_object_get(j, "log_key_sha256"));
-	at = json_string_value(json_object_get(j, "verified_at"));
-	size = json_object_get(j, "size");
-	if (origin == NULL || strlen(origin) > QS_MAX_ORIGIN || root == NULL ||
-	    strlen(root) != 64 || qs_unhex(root, s->root, 32, &n) != 0 || n != 32 || key == NULL ||
-	    strlen(key) != 64 || !json_is_integer(size) || json_integer_value(size) < 0) {
-		errmsg("state file %s is malformed (move it away to start over)", path);
-		goto out;
-	}
-	snprintf(s->origin, sizeof(s->origin), "%s", origin);
-	snprintf(s->key_sha256, sizeof(s->key_sha256), "%s", key);
-	snprintf(s->verified_at, sizeof(s->verified_at), "%s", at != NULL ? at : "-");
-	s->size = (uint64_t)json_integer_value(size);
-	s->present = 1;
-	r = 0;
-out:
-	json_decref(j);
-	return r;
-}
-
-/* Replace the state file atomically (write, fsync, rename). */
-static int
-save_state(const char *path, const struct checkpoint *cp, const char *now)
-{
-	char root[65], *tmp = NULL;
-	json_t *j;
-	int fd = -1, r = -1;
-	FILE *f = NULL;
-
-	hex_into(cp->root, 32, root);
-	j = json_pack("{s:s, s:I, s:s, s:s, s:s}", "origin", cp->origin, "size",
-	              (json_int_t)cp->size, "root", root, "log_key_sha256", cp->key_sha256,
-	              "verified_at", now);
-	if (j == NULL || asprintf(&tmp, "%s.tmp", path) < 0) {
-		errmsg("out of memory");
-		goto out;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0 ||
-	    (f = fdopen(fd, "w")) == NULL) {
-		errmsg("state file %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF ||
-	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		errmsg("state file %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fclose(f) != 0) {
-		f = NULL;
-		errmsg("state file %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, path) != 0) {
-		errmsg("state file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	r = 0;
-out:
-	if (f != NULL)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	if (r != 0 && tmp != NULL)
-		unlink(tmp);
-	free(tmp);
-	json_decref(j);
-	return r;
-}
-
 /*
  * Which entry breaks the root? With the daemon at hand: the shortest
  * prefix of our entries that is not a prefix of the signed tree, found by
@@ -1579,17 +2461,16 @@ verify_main(int argc, char **argv, struct globals *g)
 	struct vctx v = {0};
 	qsc_client *c = NULL;
 	char *state_buf = NULL, root_hex[65], now[32], prev_line[256] = "";
-	const char *state_path;
+	const char *state_path = NULL;
+	json_t *doc = NULL;
 	qs_hash root;
-	int r, root_ok = 0, cp_ok = 0, state_ok = 0;
+	int r, root_ok = 0, cp_ok = 0, state_ok = 0, older = 0;
 
-	if ((r = audit_opts(argc, argv, g, verify_usage, "KSO", 0, &o)) >= 0)
+	if ((r = audit_opts(argc, argv, g, verify_usage, "KSON", 0, &o)) >= 0)
 		return r;
-	if ((state_path = o.state) == NULL) {
-		if (asprintf(&state_buf, "%s/audit-state.json", g->home) < 0) {
-			errmsg("out of memory");
-			return EXIT_FAILED;
-		}
+	if (!o.no_state && (state_path = o.state) == NULL) {
+		if ((state_buf = default_state_path()) == NULL)
+			return EXIT_USAGE;
 		state_path = state_buf;
 	}
 	if ((v.errors = json_array()) == NULL || (a.policies = json_object()) == NULL ||
@@ -1598,7 +2479,7 @@ verify_main(int argc, char **argv, struct globals *g)
 		r = EXIT_FAILED;
 		goto out;
 	}
-	if (load_state(state_path, &st) != 0) {
+	if (state_path != NULL && load_state_doc(state_path, &doc) != 0) {
 		r = EXIT_FAILED;
 		goto out;
 	}
@@ -1632,14 +2513,15 @@ verify_main(int argc, char **argv, struct globals *g)
 		}
 	}
 	cp_ok = 1;
+	if (doc != NULL && state_get(doc, state_path, cp.origin, &st) != 0) {
+		r = EXIT_FAILED;
+		goto out;
+	}
 	if (st.present && strcmp(st.key_sha256, cp.key_sha256) != 0)
 		vfail(&v,
 		      "the log key changed: SHA256:%s now, SHA256:%s when last verified on %s "
 		      "(if the key was rotated on purpose, pin the new one and move %s away)",
 		      cp.key_sha256, st.key_sha256, st.verified_at, state_path);
-	if (st.present && strcmp(st.origin, cp.origin) != 0)
-		vfail(&v, "the log origin is %s, but %s remembers %s", cp.origin, state_path,
-		      st.origin);
 
 	/* 2. The entries hash to the signed root. */
 	if (e.n != cp.size)
@@ -1666,8 +2548,37 @@ verify_main(int argc, char **argv, struct globals *g)
 	check_entries(&v, &e, &a);
 
 	/* 4. Consistency with what we saw before. */
-	if (st.present && strcmp(st.origin, cp.origin) == 0) {
-		if (cp.size < st.size) {
+	if (st.present) {
+		if (cp.size < st.size && c == NULL) {
+			/* An export made before the last verification: fine if it
+			 * is a prefix of the log seen then, a rewrite if not. */
+			older = 1;
+			if (!root_ok) {
+				/* Failures above say why; nothing to compare. */
+			} else if (st.leaves == NULL) {
+				snprintf(prev_line, sizeof(prev_line),
+				         "an older export than the log of size %llu seen on %s (not "
+				         "compared: its entries were not remembered)",
+				         (unsigned long long)st.size, st.verified_at);
+			} else {
+				uint64_t i = 0;
+				while (i < cp.size && memcmp(e.leaf[i], st.leaves[i], 32) == 0)
+					i++;
+				if (i == cp.size) {
+					state_ok = 1;
+					snprintf(prev_line, sizeof(prev_line),
+					         "an older export: a prefix of the log of size %llu "
+					         "seen on %s",
+					         (unsigned long long)st.size, st.verified_at);
+				} else {
+					vfail(&v,
+					      "log rewritten: entry %llu of this export is not the "
+					      "entry %llu of the log of size %llu seen on %s",
+					      (unsigned long long)i, (unsigned long long)i,
+					      (unsigned long long)st.size, st.verified_at);
+				}
+			}
+		} else if (cp.size < st.size) {
 			vfail(&v,
 			      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
 			      "%s)",
@@ -1720,20 +2631,26 @@ verify_main(int argc, char **argv, struct globals *g)
 				      (unsigned long long)st.size, (unsigned long long)st.size,
 				      st.verified_at);
 		}
-		if (state_ok)
+		if (state_ok && !older)
 			snprintf(prev_line, sizeof(prev_line),
 			         "consistent with size %llu seen on %s",
 			         (unsigned long long)st.size, st.verified_at);
 	}
 
-	/* 5. Remember this checkpoint for next time. */
+	/* 5. Remember this checkpoint for next time (never an older one: the
+	 * state only moves forward). Failing to write it is said, but the log
+	 * verified all the same. */
 	iso_time((int64_t)time(NULL), now);
-	if (v.failures == 0) {
+	if (state_path == NULL)
+		snprintf(prev_line, sizeof(prev_line), "no previous checkpoint compared (--no-state)");
+	else if (v.failures == 0 && root_ok && !older) {
 		if (!st.present)
 			snprintf(prev_line, sizeof(prev_line), "first verification: recorded in %s",
 			         state_path);
-		if (save_state(state_path, &cp, now) != 0)
-			vfail(&v, "cannot record the verified checkpoint in %s", state_path);
+		if (save_state(state_path, doc, &cp, &e, now) != 0)
+			errmsg("warning: the verified checkpoint could not be recorded in %s: the "
+			       "next verification cannot compare with this one",
+			       state_path);
 	}
 
 summary:
@@ -1741,18 +2658,21 @@ summary:
 	r = v.failures == 0 ? EXIT_OK : EXIT_FAILED;
 	if (g->json) {
 		json_t *j = json_pack(
-		        "{s:b, s:s, s:I, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:s, s:o}", "ok",
+		        "{s:b, s:s, s:I, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:s?, s:o}", "ok",
 		        v.failures == 0, "origin", cp.origin, "size", (json_int_t)cp.size, "root",
 		        root_hex, "log_key_sha256", cp.key_sha256, "key_pinned", cp.pinned,
 		        "checkpoint_verified", cp_ok, "root_verified", root_ok,
 		        "approvals_verified", (json_int_t)a.approved, "rejections_verified",
-		        (json_int_t)a.rejected, "state_file", state_path, "errors", v.errors);
+		        (json_int_t)a.rejected, "state_file", state_path,
+		        "errors", v.errors);
 		v.errors = NULL;
 		if (j != NULL && st.present)
 			json_object_set_new(j, "previous",
-			                    json_pack("{s:I, s:s, s:b}", "size",
+			                    json_pack("{s:I, s:s, s:b, s:b, s:b}", "size",
 			                              (json_int_t)st.size, "verified_at",
-			                              st.verified_at, "consistent", state_ok));
+			                              st.verified_at, "consistent", state_ok,
+			                              "older_export", older, "entries_compared",
+			                              older && st.leaves != NULL));
 		if (json_print(j, JSON_INDENT(2)) != 0)
 			r = EXIT_FAILED;
 	} else if (v.failures == 0) {
@@ -1770,6 +2690,8 @@ summary:
 	}
 out:
 	json_decref(v.errors);
+	json_decref(doc);
+	free(st.leaves);
 	json_decref(a.policies);
 	json_decref(a.requests);
 	json_decref(a.signed_);
@@ -1785,7 +2707,9 @@ out:
 const struct command audit_commands[] = {
         {"checkpoint", checkpoint_main, checkpoint_usage, "the latest signed checkpoint, verified",
          NULL},
-        {"tail", tail_main, tail_usage, "the last entries, one line each", NULL},
+        {"tail", tail_main, tail_usage, "the last entries, one line each (logins hidden)", NULL},
+        {"search", search_main, search_usage,
+         "entries by event, principal, role, key, request, time", NULL},
         {"show", show_main, show_usage, "one entry and its verified inclusion proof", NULL},
         {"proof", proof_main, proof_usage, "the inclusion proof of an entry", NULL},
         {"export", export_main, export_usage, "entries as JSON lines (+ checkpoint and key)", NULL},

@@ -497,8 +497,17 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 			 "a checkpoint: never acknowledged\"",
 			 cfg->audit_dir, (unsigned long long)rep.dropped_records,
 			 (unsigned long long)rep.truncated_bytes);
-	log_info("audit.open", "dir=%s size=%llu origin=%s", cfg->audit_dir,
-		 (unsigned long long)rep.size, a->origin);
+	{
+		/* The fingerprint auditors pin (qsign audit ... --log-key SHA256:HEX). */
+		uint8_t fp[32];
+		char *fp_hex;
+		qs_sha256(der, der_len, fp);
+		fp_hex = qs_hex(fp, sizeof(fp));
+		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s",
+			 cfg->audit_dir, (unsigned long long)rep.size, a->origin,
+			 fp_hex != NULL ? fp_hex : "?");
+		free(fp_hex);
+	}
 	if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
 		r = qs_fail(QS_ERR_INTERNAL, "cannot start the audit writer");
 		goto fail;

@@ -15,6 +15,9 @@ export SOFTHSM2_CONF="$QSIGN_HOME/softhsm2.conf"
 # qsign remembers server keys (known_servers) in the user's config
 # directory: this test's own.
 export XDG_CONFIG_HOME="$T/config"
+# qsign keeps per-user state (the audit verify state) here, never in the
+# real home of whoever runs the tests.
+export XDG_STATE_HOME="$T/xdg-state"
 QSIGND_PID=""
 
 qs_cleanup() {
