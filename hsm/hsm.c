@@ -1147,6 +1147,13 @@ key_handles(hsm_token *t, struct sess *s, const hsm_key *ck, CK_OBJECT_HANDLE *p
 		            "key \"%s\": the token now holds another key under this label and id "
 		            "(its public key changed since it was opened); restart to use it",
 		            k->label);
+	/* SoftHSM (file store) can still list an object that another process
+	 * just deleted; reading it then says the handle is invalid. That is
+	 * the same answer as not finding it. */
+	if (r != 0 && rvp != NULL &&
+	    (*rvp == CKR_OBJECT_HANDLE_INVALID || *rvp == CKR_KEY_HANDLE_INVALID))
+		r = qs_fail(QS_ERR_NOT_FOUND, "no private key with that label/id (removed from "
+		                              "the token)");
 	pthread_mutex_unlock(&t->setup);
 	if (r != 0)
 		return r;
@@ -1555,15 +1562,27 @@ pkey_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	CK_OBJECT_HANDLE priv, pub;
 	int r;
 
-	if ((r = key_handles(t, s, a->k, &priv, &pub, rvp)) != 0)
-		return r;
-	r = QS_ERR_NOT_FOUND;
-	if (pub != CK_INVALID_HANDLE)
-		r = pkey_from_object(t, s->h, pub, a->k->type, &a->pkey, rvp);
-	/* No public object (or one without the numbers): the private object
-	 * carries them on most tokens (RSA always, EC on tpm2-pkcs11). */
-	if (r == QS_ERR_NOT_FOUND)
-		r = pkey_from_object(t, s->h, priv, a->k->type, &a->pkey, rvp);
+	for (int again = 0;; again++) {
+		if ((r = key_handles(t, s, a->k, &priv, &pub, rvp)) != 0)
+			return r;
+		r = QS_ERR_NOT_FOUND;
+		if (pub != CK_INVALID_HANDLE)
+			r = pkey_from_object(t, s->h, pub, a->k->type, &a->pkey, rvp);
+		/* No public object (or one without the numbers): the private
+		 * object carries them on most tokens (RSA always, EC on
+		 * tpm2-pkcs11). */
+		if (r == QS_ERR_NOT_FOUND)
+			r = pkey_from_object(t, s->h, priv, a->k->type, &a->pkey, rvp);
+		/* A cached handle the module now calls invalid (the object was
+		 * deleted or replaced behind our back): look it up again, as
+		 * signing does. */
+		if (r != 0 && r != QS_ERR_NOT_FOUND && again == 0 &&
+		    (*rvp == CKR_OBJECT_HANDLE_INVALID || *rvp == CKR_KEY_HANDLE_INVALID)) {
+			key_mark_stale(a->k, s->gen, priv);
+			continue;
+		}
+		break;
+	}
 	if (r == QS_ERR_NOT_FOUND)
 		r = qs_fail(QS_ERR_NOT_FOUND, "key \"%s\": no public key attributes on the token",
 		            a->k->label);
