@@ -941,9 +941,10 @@ verify_usage(FILE *f)
 	        "  and check: the checkpoint signature (pinned key, or the stated one: \"key\n"
 	        "  not pinned\"); the Merkle root of the entries against it; that entry i is\n"
 	        "  JSON with \"seq\": i and times never go back; every approval statement\n"
-	        "  against the approver's key in the policy version the request ran under\n"
-	        "  (policies come from the log); and consistency with the last checkpoint\n"
-	        "  verified before for the same log (origin).\n"
+	        "  against the approver's key in the policy version the request ran under or\n"
+	        "  a later one in force by the vote (a replaced key is replaced for votes\n"
+	        "  too; policies come from the log); and consistency with the last\n"
+	        "  checkpoint verified before for the same log (origin).\n"
 	        "  State: the last verified checkpoint of each log (and its entries' leaf\n"
 	        "  hashes) is kept in FILE, by default $XDG_STATE_HOME/qsign/audit-state.json\n"
 	        "  (~/.local/state/qsign/ without XDG_STATE_HOME), created as needed and\n"
@@ -2185,6 +2186,7 @@ static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const ch
 /* What the approval checks remember while walking the log. */
 struct approvals {
 	json_t *policies; /* "version" -> principals object of that policy */
+	json_int_t in_force; /* the highest policy version logged so far */
 	json_t *requests; /* id -> {policy_version, role, kind, payload_sha256} */
 	json_t *signed_;  /* id -> seq of its request.signed entry in force */
 	uint64_t approved, rejected;
@@ -2212,6 +2214,8 @@ note_policy(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
 	}
 	snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(ver));
 	json_object_set(a->policies, key, pr);
+	if (json_integer_value(ver) > a->in_force)
+		a->in_force = json_integer_value(ver);
 	json_decref(pol);
 }
 
@@ -2251,7 +2255,8 @@ check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
 	EVP_PKEY *pk = NULL;
 	const char *pem;
 	char ver[32];
-	int approve = strcmp(decision, "approve") == 0;
+	json_int_t first;
+	int approve = strcmp(decision, "approve") == 0, ok = 0, listed = 0;
 
 	if (req == NULL) {
 		vfail(v,
@@ -2282,23 +2287,6 @@ check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
 		      approve ? "approval" : "rejection", who, id, (unsigned long long)i);
 		return;
 	}
-	snprintf(ver, sizeof(ver), "%lld",
-	         (long long)json_integer_value(json_object_get(req, "policy_version")));
-	if ((principals = json_object_get(a->policies, ver)) == NULL) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): policy version %s, under which "
-		      "the request ran, is not in the log",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, ver);
-		return;
-	}
-	pk_json = json_object_get(json_object_get(principals, who), "public_key");
-	if ((pem = json_string_value(pk_json)) == NULL) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): %s is not a principal of "
-		      "policy version %s",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
-		return;
-	}
 	if (strlen(dg_hex) != 64 || qs_unhex(dg_hex, dg, sizeof(dg), &dg_len) != 0 ||
 	    dg_len != 32 || strlen(sig_hex) > 2 * sizeof(sig) ||
 	    qs_unhex(sig_hex, sig, sizeof(sig), &sig_len) != 0 || sig_len == 0) {
@@ -2306,14 +2294,57 @@ check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
 		      (unsigned long long)i, who, id);
 		return;
 	}
-	if (qs_pubkey_from_pem(pem, strlen(pem), &pk) != 0 ||
-	    qs_stmt_approval(server, id, role, kind, dg, approve, json_integer_value(vt), &stmt,
-	                     &stmt_len) != 0 ||
-	    qs_sig_verify(pk, stmt, stmt_len, sig, sig_len) != 0)
+	if (qs_stmt_approval(server, id, role, kind, dg, approve, json_integer_value(vt), &stmt,
+	                     &stmt_len) != 0) {
+		vfail(v, "entry %llu: vote by %s on request %s: %s", (unsigned long long)i, who, id,
+		      qs_errdetail());
+		return;
+	}
+	/* The daemon counts a vote signed with the voter's key in the policy
+	 * in force when it votes (a key replaced while the request was pending
+	 * is replaced for its votes too): any version from the request's own
+	 * up to the one in force at this entry. */
+	first = json_integer_value(json_object_get(req, "policy_version"));
+	snprintf(ver, sizeof(ver), "%lld", (long long)first);
+	if (json_object_get(a->policies, ver) == NULL) {
+		vfail(v,
+		      "%s by %s on request %s (entry %llu): policy version %s, under which "
+		      "the request ran, is not in the log",
+		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, ver);
+		free(stmt);
+		return;
+	}
+	for (json_int_t pv = first; pv <= a->in_force && !ok; pv++) {
+		char pvs[32];
+		snprintf(pvs, sizeof(pvs), "%lld", (long long)pv);
+		principals = json_object_get(a->policies, pvs);
+		pk_json = json_object_get(json_object_get(principals, who), "public_key");
+		if ((pem = json_string_value(pk_json)) == NULL)
+			continue;
+		listed = 1;
+		if (qs_pubkey_from_pem(pem, strlen(pem), &pk) == 0 &&
+		    qs_sig_verify(pk, stmt, stmt_len, sig, sig_len) == 0)
+			ok = 1;
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	qs_errclear();
+	if (!listed)
+		vfail(v,
+		      "%s by %s on request %s (entry %llu): %s is not a principal of "
+		      "policy version %s",
+		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
+	else if (!ok && first == a->in_force)
 		vfail(v,
 		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
 		      "version %s",
 		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
+	else if (!ok)
+		vfail(v,
+		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
+		      "versions %s to %lld",
+		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver,
+		      (long long)a->in_force);
 	else if (approve)
 		a->approved++;
 	else

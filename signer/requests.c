@@ -1157,7 +1157,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	struct store_vote vote;
 	struct approval_rules ar;
 	size_t approves = 0, rejects = 0, eligible;
-	int rc, new_state, locked = 0;
+	int rc, new_state, locked = 0, replace = 0;
 	char msg[160];
 
 	memset(&vote, 0, sizeof(vote));
@@ -1229,6 +1229,15 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	}
 	for (size_t i = 0; i < r->nvotes; i++) {
 		if (strcmp(r->votes[i].approver, cx->principal) == 0) {
+			if (approval_vote_counts(&ar, cx->srv->cfg->identity, r, &r->votes[i]) !=
+			    0) {
+				/* Signed with a key the policy in force replaced:
+				 * it counts no more, and this vote (checked above
+				 * with the key in force) takes its place. */
+				qs_errclear();
+				replace = 1;
+				break;
+			}
 			if (!r->votes[i].approve == !req->approve) {
 				/* The same vote again: idempotent, not counted twice. */
 				rc = pack_view(r, &ar, 0, out, out_len);
@@ -1280,13 +1289,13 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		if (rc != 0)
 			goto out;
 	}
-	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, new_state, msg[0] ? msg : NULL)) !=
-	    0)
+	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, replace, new_state,
+				 msg[0] ? msg : NULL)) != 0)
 		goto out;
 	metrics_vote(req->approve);
-	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s", r->id,
+	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s%s", r->id,
 		 cx->principal, req->approve ? "approve" : "reject", approves, ar.threshold,
-		 state_name(new_state));
+		 state_name(new_state), replace ? " replaces=stale-key-vote" : "");
 	if (new_state == REQ_APPROVED)
 		finalize(cx->srv, r->id, 0);
 	store_request_free(r);

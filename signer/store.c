@@ -66,10 +66,10 @@ store_req_list(struct store *s, int state, const char *role, size_t limit,
 }
 
 int
-store_req_vote(struct store *s, const char *id, const struct store_vote *v, int new_state,
-	       const char *msg)
+store_req_vote(struct store *s, const char *id, const struct store_vote *v, int replace,
+	       int new_state, const char *msg)
 {
-	return s->ops->req_vote(s, id, v, new_state, msg);
+	return s->ops->req_vote(s, id, v, replace, new_state, msg);
 }
 
 int

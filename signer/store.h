@@ -99,8 +99,8 @@ struct store_ops {
 		       struct store_request **out);
 	int (*req_list)(struct store *s, int state, const char *role, size_t limit,
 			struct store_request ***out, size_t *n);
-	int (*req_vote)(struct store *s, const char *id, const struct store_vote *v, int new_state,
-			const char *msg);
+	int (*req_vote)(struct store *s, const char *id, const struct store_vote *v, int replace,
+			int new_state, const char *msg);
 	int (*req_transition)(struct store *s, const char *id, int from, int to, const char *msg);
 	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
 			  const uint8_t *result, size_t result_len, uint64_t policy_version,
@@ -156,9 +156,10 @@ int store_req_list(struct store *s, int state, const char *role, size_t limit,
 		   struct store_request ***out, size_t *n);
 /* Record a vote and move the request to new_state, atomically, only if it
  * is still PENDING (else QS_ERR_PRECONDITION) and the approver has not voted
- * (else QS_ERR_EXISTS). */
-int store_req_vote(struct store *s, const char *id, const struct store_vote *v, int new_state,
-		   const char *msg);
+ * (else QS_ERR_EXISTS). replace: the approver's earlier vote is replaced
+ * instead (QS_ERR_NOT_FOUND if there is none); it keeps its place. */
+int store_req_vote(struct store *s, const char *id, const struct store_vote *v, int replace,
+		   int new_state, const char *msg);
 /* Compare-and-set the state: QS_ERR_PRECONDITION if it is not `from`. */
 int store_req_transition(struct store *s, const char *id, int from, int to, const char *msg);
 /* APPROVED -> SIGNED with its signatures, an optional kind-specific result,

@@ -724,8 +724,8 @@ cas_state(sqlite3 *db, const char *id, int from, int to, const char *msg)
 }
 
 static int
-sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int new_state,
-	    const char *msg)
+sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int replace,
+	    int new_state, const char *msg)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
@@ -737,9 +737,11 @@ sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	if ((r = cas_state(s->db, id, REQ_PENDING, new_state, msg)) != 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO vote (request, approver, approve, time, signature,"
-			       " reason, seq) VALUES (?,?,?,?,?,?,"
-			       " (SELECT count(*) FROM vote WHERE request = ?1))",
+			       replace ? "UPDATE vote SET approve = ?3, time = ?4, signature = ?5,"
+					 " reason = ?6 WHERE request = ?1 AND approver = ?2"
+				       : "INSERT INTO vote (request, approver, approve, time,"
+					 " signature, reason, seq) VALUES (?,?,?,?,?,?,"
+					 " (SELECT count(*) FROM vote WHERE request = ?1))",
 			       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare vote insert");
 		goto rollback;
@@ -760,6 +762,11 @@ sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	}
 	if (rc != SQLITE_DONE) {
 		r = dberr(s->db, "vote insert");
+		goto rollback;
+	}
+	if (replace && sqlite3_changes(s->db) != 1) {
+		r = qs_fail(QS_ERR_NOT_FOUND, "%s has no vote on request %s to replace",
+			    v->approver, id);
 		goto rollback;
 	}
 	if ((r = exec(s->db, "COMMIT")) != 0)

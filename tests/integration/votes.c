@@ -10,6 +10,7 @@
  * send what an honest client never would: a vote over other bytes, a forged
  * signature, a signature over another decision.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,14 +39,15 @@ static const char *url, *home;
 		}                                                                                  \
 	} while (0)
 
+/* A connection as `name` with the private key in demo/<keyfile>.key. */
 static qsc_client *
-client(const char *name)
+client_as(const char *name, const char *keyfile)
 {
 	char id[512];
 	struct qsc_options o = {0};
 	qsc_client *c = NULL;
 
-	snprintf(id, sizeof(id), "%s/demo/%s.key", home, name);
+	snprintf(id, sizeof(id), "%s/demo/%s.key", home, keyfile);
 	o.url = url;
 	o.principal = name;
 	o.identity = id;
@@ -54,6 +56,12 @@ client(const char *name)
 		exit(2);
 	}
 	return c;
+}
+
+static qsc_client *
+client(const char *name)
+{
+	return client_as(name, name);
 }
 
 static EVP_PKEY *
@@ -311,6 +319,44 @@ edit_drop_release(json_t *pol)
 	json_object_del(json_object_get(pol, "roles"), "short");
 }
 
+/* admin1's replacement key: demo/admin1-new.key (written by main), its
+ * public PEM in new_admin1_pem. */
+static char *new_admin1_pem;
+
+static void
+edit_replace_admin1_key(json_t *pol)
+{
+	json_object_set_new(json_object_get(json_object_get(pol, "principals"), "admin1"),
+			    "public_key", json_string(new_admin1_pem));
+}
+
+/* A new Ed25519 key for admin1 in demo/admin1-new.key; its public PEM in
+ * new_admin1_pem. */
+static EVP_PKEY *
+new_admin1_key(void)
+{
+	char path[512];
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	BIO *b = BIO_new(BIO_s_mem());
+	FILE *f = NULL;
+	char *d;
+	long n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/demo/admin1-new.key", home);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0)
+		f = fdopen(fd, "w");
+	if (k == NULL || b == NULL || f == NULL ||
+	    PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) != 1 || fclose(f) != 0 ||
+	    PEM_write_bio_PUBKEY(b, k) != 1 || (n = BIO_get_mem_data(b, &d)) <= 0 ||
+	    (new_admin1_pem = strndup(d, (size_t)n)) == NULL) {
+		fprintf(stderr, "a new key for admin1 in %s failed\n", path);
+		exit(2);
+	}
+	BIO_free(b);
+	return k;
+}
+
 static int
 nsigs_of(qsc_client *c, const char *id)
 {
@@ -351,7 +397,7 @@ int
 main(int argc, char **argv)
 {
 	qsc_client *ci, *a1, *a2, *a3;
-	EVP_PKEY *kci, *k1, *k2, *k3;
+	EVP_PKEY *kci, *k1, *k2, *k3, *k1old = NULL, *k1new = NULL;
 	uint8_t other[32];
 	size_t nv = 0;
 	char *id;
@@ -608,6 +654,35 @@ main(int argc, char **argv)
 		      "two current approvers did not sign");
 		free(id);
 
+		/* release: 2 of admin1, admin2. */
+		id = submit(ci, "release", "pending across a key replacement");
+		CHECK(vote(a1, id, k1, 1) == 0, "admin1 approves before its key is replaced");
+		k1new = new_admin1_key();
+		next_policy(a2, a1, k1, a3, k3, edit_replace_admin1_key);
+		CHECK(vote(a2, id, k2, 1) == 0, "admin2 approves after the replacement");
+		CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 2,
+		      "a vote signed with a replaced key still counted");
+		CHECK(nsigs_of(ci, id) == 0, "signed with a vote under a replaced key");
+		v = get(ci, id);
+		CHECK(v->state == QSIGN__V1__REQUEST_STATE__REQ_PENDING,
+		      "request with a stale vote: state %d (%s)", v->state, v->state_message);
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		/* admin1's old connection ended with its key; it comes back with
+		 * the new key and approves again: that vote counts. */
+		qsc_close(a1);
+		a1 = client_as("admin1", "admin1-new");
+		CHECK(vote(a1, id, k1, 1) == QS_STATUS_UNAUTHENTICATED,
+		      "a vote signed with the replaced key accepted");
+		CHECK(state_of(ci, id, NULL) == QSIGN__V1__REQUEST_STATE__REQ_PENDING,
+		      "a refused vote changed the request");
+		CHECK(vote(a1, id, k1new, 1) == 0, "admin1 approves again with its new key");
+		CHECK(state_of(ci, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED && nv == 2,
+		      "admin1's vote with its new key did not count (votes=%zu)", nv);
+		CHECK(nsigs_of(ci, id) == 1, "no signature after the renewed quorum");
+		free(id);
+		k1old = k1;
+		k1 = k1new;
+
 		id = submit(ci, "release", "pending across a role removal");
 		CHECK(vote(a1, id, k1, 1) == 0, "admin1 approves before the role goes");
 		next_policy(a1, a2, k2, a3, k3, edit_drop_release);
@@ -629,6 +704,8 @@ main(int argc, char **argv)
 	qsc_close(a3);
 	EVP_PKEY_free(kci);
 	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k1old);
+	free(new_admin1_pem);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(k3);
 	if (failures) {
