@@ -125,6 +125,24 @@ void ps_keyref_reserve(struct ps_keyref *ref);
 /* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
 int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
 	    size_t *sig_len);
+/* A quorum key's signature of request ev's payload: the helper recomputes
+ * the payload digest, counts ev's votes under its own verified policy chain
+ * (privsep_guard.h) and signs only at the threshold. sig holds HSM_SIG_MAX
+ * (hsm_sign's raw form). Errors: QS_ERR_DENIED with the helper's reason,
+ * those of ps_sign. */
+int ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
+		   size_t len, uint8_t *sig, size_t *sig_len);
+/* The audit key's signature of a checkpoint note text: the helper signs
+ * only checkpoints of the configured origin that do not shrink. */
+int ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
+		       size_t *sig_len);
+/* Hand every helper (now, and every one started later) policy version
+ * `text` with the approvals that made it (ev: the policy change request).
+ * A helper verifies it against its chain before it takes it; one that
+ * refuses logs privsep.refused and keeps its older version (the front
+ * logs privsep.policy_refused). Errors: QS_ERR_EXHAUSTED, QS_ERR_NOMEM. */
+int ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *text,
+		  size_t len);
 /* n signatures with one key in one round trip (inputs of at most 64 bytes:
  * digests). sigs holds n x HSM_SIG_MAX bytes; status[i] is 0 or the item's
  * QS_ERR_*. Returns non-zero only when the whole call failed. */

@@ -302,6 +302,9 @@ main(int argc, char **argv)
 	pthread_rwlock_init(&srv.pol_lock, NULL);
 	pthread_mutex_init(&srv.req_mu, NULL);
 	pthread_mutex_init(&srv.hist_mu, NULL);
+	/* The signer helpers verify the policy chain up to the version in
+	 * force before they sign on approvals. */
+	requests_policy_chain(&srv);
 	/* Requests a crash left between "approved" and "signed". */
 	requests_resume(&srv);
 	if ((r = server_start(&srv)) != 0) {

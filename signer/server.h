@@ -130,6 +130,12 @@ int h_audit_consistency(struct call_ctx *, const uint8_t *, size_t, uint8_t **, 
 
 /* Finish requests left APPROVED by a crash (sign them now). */
 void requests_resume(struct server *s);
+/* Hand the signer helpers every stored policy version after the first,
+ * each with the approved policy change request that made it, so that they
+ * verify the chain up to the version in force (privsep_guard.h). A version
+ * without such a request is logged (privsep.policy_unproven) and ends the
+ * chain handed over: the helpers then refuse what needs it. */
+void requests_policy_chain(struct server *s);
 /* Free the policy history cache. */
 void requests_cleanup(struct server *s);
 
