@@ -1062,8 +1062,8 @@ sync_chain(struct ps_pool *p, struct ps_helper *h)
 		if (r == PS_DEAD)
 			return PS_DEAD;
 		if (r != 0)
-			log_error("privsep.policy_refused", "pid=%d version=%zu reason=\"%s\"",
-				  (int)h->pid, h->chain_sent + 2, qs_errdetail());
+			log_error("privsep.policy_refused", "pid=%d entry=%zu reason=\"%s\"",
+				  (int)h->pid, h->chain_sent + 1, qs_errdetail());
 		h->chain_sent++;
 	}
 }
