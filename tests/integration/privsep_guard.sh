@@ -45,4 +45,28 @@ grep "privsep.refused request=policy" "$T/err" | grep -qF "only 1 of the 2 appro
 	fail "version 2 with one approval: no refusal logged"
 grep -q "privsep.policy_refused" "$T/err" || fail "the front did not log the refused version"
 grep -q "privsep.policy version=2" "$T/err" || fail "version 2 with two approvals not accepted"
+echo "ok: every refusal logged as privsep.refused with its reason"
+
+# The daemon's own path: version 2 approved by two admins reaches the
+# helpers, and after a restart they verify the chain from the state store
+# again; a release request under version 2 then signs with one approval.
+qs_start
+expect_rc 0 qsign -p admin1 policy propose "$T/policy-v2.json" -m "release: one approval"
+pid=$(cat "$T/out")
+expect_rc 0 qsign -p admin2 approve "$pid"
+expect_rc 0 qsign -p admin3 approve "$pid"
+grep -q "policy.applied version=2" "$T/qsignd.log" || fail "policy v2 not applied"
+qs_stop || fail "qsignd did not stop cleanly"
+: >"$T/qsignd.log"
+qs_start
+head -c 2000 /dev/urandom >"$T/payload"
+expect_rc 0 qsign -p ci request submit -r release -f "$T/payload" -m "under v2"
+id=$(cat "$T/out")
+expect_rc 0 qsign -p admin1 approve "$id"
+expect_rc 0 qsign -p ci request fetch "$id" -o "$T/sig"
+grep -q "privsep.policy version=2" "$T/qsignd.log" || fail "helpers did not verify version 2 after the restart"
+grep -q "privsep.sign_quorum request=$id" "$T/qsignd.log" || fail "the helper did not sign request $id on its approvals"
+if grep -q "privsep.refused" "$T/qsignd.log"; then fail "the daemon's own requests were refused: $(grep privsep.refused "$T/qsignd.log")"; fi
+qs_stop || fail "qsignd did not stop cleanly"
+echo "ok: version 2 replayed to the helpers at start; a request under it signs with its one approval"
 echo PASS
