@@ -90,9 +90,16 @@
 /* Signer helper processes (privilege separation): more than one per core
  * only adds context switches; 64 matches QS_MAX_WORKERS. */
 #define QS_MAX_SIGNERS 64
-/* One message between qsignd and a signer helper: the largest is a Sign of
- * a QS_MAX_BLOB Ed25519 blob plus its few header bytes. */
-#define QS_MAX_PRIVSEP_MSG (QS_MAX_BLOB + 4096u)
+/* One message between qsignd and a signer helper: the largest is a quorum
+ * Sign of a QS_MAX_BLOB payload (or a policy version of
+ * QS_MAX_POLICY_BYTES) with its approval statements' fields and
+ * QS_MAX_PRIVSEP_VOTES votes. */
+#define QS_MAX_PRIVSEP_MSG (QS_MAX_BLOB + 64u * 1024)
+/* Votes handed to a signer helper with one request: a quorum's approvals
+ * and rejections; far above any threshold an administrator can gather. */
+#define QS_MAX_PRIVSEP_VOTES 64
+/* One vote's signature (store_vote.sig: Ed25519 or DER ECDSA P-256). */
+#define QS_MAX_PRIVSEP_VOTE_SIG 128
 /* Key handles one helper hands out: every policy key, the audit key and the
  * TUF/PKI keys, each found once per URI; bounds the helper's table. */
 #define QS_MAX_HELPER_KEYS 4096

@@ -84,12 +84,11 @@ static int
 token_note_sign(void *arg, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len)
 {
 	struct keyring_key *k = arg;
-	uint8_t dg[32], buf[HSM_SIG_MAX + 16];
+	uint8_t buf[HSM_SIG_MAX + 16];
 	size_t n = 0;
 	int r;
 
-	qs_sha256(msg, len, dg);
-	if ((r = keyring_sign(k, dg, msg, len, buf, &n)) != 0)
+	if ((r = keyring_sign_checkpoint(k, msg, len, buf, &n)) != 0)
 		return r;
 	if (n > *sig_len)
 		return qs_fail(QS_ERR_INTERNAL, "note signature too long");

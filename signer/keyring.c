@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "privsep.h"
 #include "statement.h"
+#include "store.h"
 
 /* In process (signers = 0): toks are the opened tokens. With privilege
  * separation: ps is the pool of signer helpers, toks stays empty and the
@@ -493,6 +494,101 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	if (r == 0 || r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE || r == QS_ERR_PIN)
 		metrics_token_result(k->token, r == 0);
 	return r;
+}
+
+/* A raw token signature (hsm_sign's form) in the keyring's form: DER for
+ * ECDSA, as is otherwise; token health counted as keyring_sign does. */
+static int
+finish_raw(const struct keyring_key *k, int r, const uint8_t *raw, size_t raw_len, uint8_t *sig,
+	   size_t *sig_len)
+{
+	if (r == 0 && k->type == HSM_KEY_EC_P256) {
+		r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+	} else if (r == 0) {
+		memcpy(sig, raw, raw_len);
+		*sig_len = raw_len;
+	}
+	if (r == 0 || r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE || r == QS_ERR_PIN)
+		metrics_token_result(k->token, r == 0);
+	return r;
+}
+
+/* The evidence of request r for a signer helper: its approving votes. */
+static void
+evidence_of(const struct store_request *r, struct ps_vote *votes, struct ps_evidence *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = r->id;
+	ev->role = r->role;
+	ev->kind = r->kind;
+	ev->submitter = r->submitter;
+	ev->policy_version = r->policy_version;
+	ev->votes = votes;
+	for (size_t i = 0; i < r->nvotes && ev->nvotes < QS_MAX_PRIVSEP_VOTES; i++) {
+		if (!r->votes[i].approve)
+			continue;
+		votes[ev->nvotes++] = (struct ps_vote){.approver = r->votes[i].approver,
+						       .approve = 1,
+						       .time = r->votes[i].time,
+						       .sig = r->votes[i].sig,
+						       .sig_len = r->votes[i].sig_len};
+	}
+}
+
+int
+keyring_sign_request(const struct keyring_key *k, const struct store_request *r, uint8_t *sig,
+		     size_t *sig_len)
+{
+	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
+	struct ps_evidence ev;
+	uint8_t raw[HSM_SIG_MAX];
+	size_t raw_len = 0;
+	int blob = strcmp(r->kind, "blob") == 0, rc;
+
+	*sig_len = 0;
+	if (!blob && strcmp(r->kind, "digest") != 0)
+		return qs_fail(QS_ERR_INTERNAL, "payload kind %s is not signed as it is", r->kind);
+	/* A "digest" payload is the SHA-256 to sign; a blob is hashed
+	 * (r->digest is the SHA-256 of the payload bytes either way). */
+	if (!blob && r->payload_len != 32)
+		return qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", r->payload_len);
+	if (k->ps == NULL)
+		return keyring_sign(k, blob ? r->digest : r->payload, blob ? r->payload : NULL,
+				    r->payload_len, sig, sig_len);
+	if (k->type == HSM_KEY_ED25519 && !blob)
+		return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+	evidence_of(r, votes, &ev);
+	rc = ps_sign_quorum(k->ps, &ev, r->payload, r->payload_len, raw, &raw_len);
+	return finish_raw(k, rc, raw, raw_len, sig, sig_len);
+}
+
+int
+keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t len,
+			uint8_t *sig, size_t *sig_len)
+{
+	uint8_t raw[HSM_SIG_MAX], dg[32];
+	size_t raw_len = 0;
+	int r;
+
+	*sig_len = 0;
+	if (k->ps == NULL) {
+		qs_sha256(text, len, dg);
+		return keyring_sign(k, dg, text, len, sig, sig_len);
+	}
+	r = ps_sign_checkpoint(k->ps, text, len, raw, &raw_len);
+	return finish_raw(k, r, raw, raw_len, sig, sig_len);
+}
+
+int
+keyring_policy_add(struct keyring *kr, const char *text, const struct store_request *r)
+{
+	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
+	struct ps_evidence ev;
+
+	if (kr->ps == NULL)
+		return 0;
+	evidence_of(r, votes, &ev);
+	return ps_policy_add(kr->ps, &ev, (const uint8_t *)text, strlen(text));
 }
 
 void

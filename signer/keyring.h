@@ -59,6 +59,29 @@ int keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st)
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
 		 size_t blob_len, uint8_t *sig, size_t *sig_len);
 
+struct store_request;
+
+/*
+ * Sign the payload of approved quorum request r ("digest" or "blob" kind,
+ * payload loaded) with k, as keyring_sign would. With signer helpers the
+ * helper is handed the request and its approving votes and signs only if
+ * they count under the policy chain it verified itself (privsep_guard.h).
+ * Errors: those of keyring_sign; QS_ERR_DENIED (the helper's reason).
+ */
+int keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
+			 uint8_t *sig, size_t *sig_len);
+
+/* Sign a checkpoint note text with the audit log key k (note.h's form:
+ * ECDSA over its SHA-256, Ed25519 over the text). A signer helper signs
+ * only checkpoints of the configured origin that do not shrink. */
+int keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t len,
+			    uint8_t *sig, size_t *sig_len);
+
+/* Hand the signer helpers policy version `text` and r, the policy change
+ * request (with votes) that made it. No-op in process. Errors: QS_ERR_NOMEM,
+ * QS_ERR_EXHAUSTED. */
+int keyring_policy_add(struct keyring *kr, const char *text, const struct store_request *r);
+
 /* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
  * key, which the policy does not name. Errors as keyring_bind. */
 /* With signer helpers, sign with k on a helper of its own (ps_keyref_reserve);

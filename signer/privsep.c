@@ -22,6 +22,8 @@
 
 #include "harden.h"
 #include "keyring.h"
+#include "policy.h"
+#include "privsep_guard.h"
 #include "log.h"
 #include "qs_err.h"
 #include "qs_limits.h"
@@ -135,6 +137,8 @@ struct helper_key {
 	char *uri;
 	hsm_key *key;
 	size_t tok;
+	uint8_t *der; /* its public key: what the guard judges it by */
+	size_t der_len;
 };
 
 struct helper {
@@ -143,7 +147,11 @@ struct helper {
 	size_t ntoks;
 	struct helper_key *keys;
 	size_t nkeys;
+	struct ps_guard *guard;
 };
+
+/* Read by the launcher before it forks any helper (privsep_guard.h). */
+static struct ps_guard_boot guard_boot;
 
 static void
 put_info(struct helper *h, struct ps_wbuf *out)
@@ -206,8 +214,7 @@ h_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	const char *uri = q->uri;
 	struct helper_key *k = NULL;
 	hsm_key *key = NULL;
-	uint8_t *der = NULL;
-	size_t der_len = 0, handle = 0;
+	size_t handle = 0;
 	int t, r;
 
 	for (size_t i = 0; i < h->nkeys && handle == 0; i++)
@@ -232,16 +239,19 @@ h_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 		}
 		h->keys = nk;
 		h->keys[h->nkeys] = (struct helper_key){.uri = u, .key = key, .tok = (size_t)t};
+		k = &h->keys[h->nkeys];
+		if ((r = hsm_key_spki_der(h->toks[k->tok], k->key, &k->der, &k->der_len)) != 0) {
+			hsm_key_free(key);
+			free(u);
+			return r;
+		}
 		handle = ++h->nkeys;
 	}
 	k = &h->keys[handle - 1];
-	if ((r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
-		return r;
 	ps_wb_u32(out, (uint32_t)handle);
 	ps_wb_u8(out, (uint8_t)hsm_key_type(k->key));
 	ps_wb_u32(out, (uint32_t)k->tok);
-	ps_wb_bytes(out, der, der_len);
-	free(der);
+	ps_wb_bytes(out, k->der, k->der_len);
 	return 0;
 }
 
@@ -253,7 +263,8 @@ h_sign(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	size_t sig_len = 0;
 	int r;
 
-	if ((r = key_of(h, q->handle, &k)) != 0)
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len)) != 0)
 		return r;
 	if ((r = hsm_sign(h->toks[k->tok], k->key, q->data, q->data_len, sig, &sig_len)) != 0)
 		return r;
@@ -269,7 +280,8 @@ h_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	uint8_t sig[HSM_SIG_MAX];
 	int r;
 
-	if ((r = key_of(h, q->handle, &k)) != 0)
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len)) != 0)
 		return r;
 	for (size_t i = 0; i < q->nitems; i++) {
 		size_t sig_len = 0;
@@ -318,6 +330,73 @@ h_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	return r;
 }
 
+static int
+h_policy(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	(void)out;
+	return ps_guard_policy(h->guard, &q->ev, q->data, q->data_len);
+}
+
+static int
+h_sign_quorum(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX], dg[32];
+	const uint8_t *in = NULL;
+	size_t sig_len = 0, in_len = 0;
+	int r;
+
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_quorum(h->guard, k->der, k->der_len, hsm_key_type(k->key), &q->ev,
+				 q->data, q->data_len, dg, &in, &in_len)) != 0 ||
+	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
+		return r;
+	log_info("privsep.sign_quorum", "request=%.40s role=%.64s", q->ev.id, q->ev.role);
+	ps_wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
+static int
+h_sign_checkpoint(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX], dg[32];
+	const uint8_t *in = NULL;
+	size_t sig_len = 0, in_len = 0;
+	uint64_t size = 0;
+	int r;
+
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_checkpoint(h->guard, k->der, k->der_len, hsm_key_type(k->key), q->data,
+				     q->data_len, dg, &in, &in_len, &size)) != 0 ||
+	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
+		return r;
+	ps_guard_checkpoint_signed(h->guard, size);
+	ps_wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
+/* The guard's way to the public key of a policy key (or the audit key). */
+static int
+helper_spki(void *arg, const char *uri, uint8_t **der, size_t *der_len)
+{
+	struct helper *h = arg;
+	hsm_key *key = NULL;
+	int t, r;
+
+	*der = NULL;
+	*der_len = 0;
+	if ((t = tok_for(h, uri)) < 0)
+		return QS_ERR_NOT_FOUND;
+	if ((r = hsm_key_find(h->toks[t], uri, &key)) != 0)
+		return r;
+	r = hsm_key_spki_der(h->toks[t], key, der, der_len);
+	hsm_key_free(key);
+	return r;
+}
+
 /* The monitor's table: what a helper answers. Anything else is refused. */
 static const struct ps_perm {
 	uint8_t type;
@@ -328,6 +407,9 @@ static const struct ps_perm {
 	{PS_SIGN, "sign", h_sign},	 {PS_KEYGEN, "keygen", h_keygen},
 	{PS_PUBKEY, "pubkey", h_pubkey}, {PS_TOKEN_FOR, "token_for", h_token_for},
 	{PS_SIGN_MANY, "sign_many", h_sign_many},
+	{PS_POLICY, "policy", h_policy},
+	{PS_SIGN_QUORUM, "sign_quorum", h_sign_quorum},
+	{PS_SIGN_CHECKPOINT, "sign_checkpoint", h_sign_checkpoint},
 };
 
 static void
@@ -366,6 +448,12 @@ helper_main(const struct config *c, int fd)
 		_exit(1);
 	}
 	h.toks = keyring_local_tokens(h.kr, &h.ntoks);
+	/* Before dropping privileges: it reads the checkpoint on disk. */
+	if ((r = ps_guard_new(c, &guard_boot, helper_spki, &h, &h.guard)) != 0) {
+		helper_reply_error(&out, PS_READY | PS_REPLY, r);
+		(void)wb_send(fd, &out);
+		_exit(1);
+	}
 	if ((r = harden_drop(c->user, c->group, NULL)) != 0 ||
 	    (c->seccomp && (r = harden_seccomp_helper()) < 0)) {
 		helper_reply_error(&out, PS_READY | PS_REPLY, r);
@@ -425,7 +513,9 @@ helper_main(const struct config *c, int fd)
 	for (size_t i = 0; i < h.nkeys; i++) {
 		hsm_key_free(h.keys[i].key);
 		free(h.keys[i].uri);
+		free(h.keys[i].der);
 	}
+	ps_guard_free(h.guard);
 	free(h.keys);
 	keyring_close(h.kr);
 	close(fd);
@@ -513,6 +603,9 @@ launcher_main(const struct config *c, int ctl, pid_t front)
 	log_rename("qsignd-launch");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_IGN); /* helpers are reaped by the kernel */
+	/* What every helper trusts: read here, before the front takes any
+	 * input, and inherited by each helper forked later. */
+	ps_guard_boot_read(c, &guard_boot);
 	/* Before the first helper, which inherits it (privsep.h: why a
 	 * deny-list). */
 	if (c->seccomp && (r = harden_seccomp_launcher()) < 0) {
@@ -566,6 +659,14 @@ struct ps_helper {
 	pid_t pid;
 	uint64_t gen; /* changes with every (re)start; key handles carry it */
 	int busy;
+	size_t chain_sent; /* policy versions it was handed (sync_chain) */
+};
+
+/* A policy version past the first, with its approvals: a PS_POLICY frame
+ * ready to send to every helper, once each (a new helper gets them all). */
+struct ps_chain_entry {
+	uint8_t *frame;
+	size_t len;
 };
 
 struct ps_pool {
@@ -583,6 +684,8 @@ struct ps_pool {
 	struct ps_helper h[QS_MAX_SIGNERS + 1];
 	char **labels;
 	size_t ntok;
+	struct ps_chain_entry *chain; /* under mu; frames never change */
+	size_t nchain;
 };
 
 struct ps_keyref {
@@ -705,6 +808,7 @@ spawn(struct ps_pool *p, struct ps_helper *h)
 	}
 	h->fd = fd;
 	h->pid = pid;
+	h->chain_sent = 0;
 	pthread_mutex_lock(&p->mu);
 	h->gen = ++p->gens;
 	pthread_mutex_unlock(&p->mu);
@@ -811,6 +915,9 @@ ps_pool_stop(struct ps_pool *p)
 	for (size_t i = 0; p->labels != NULL && i < p->ntok; i++)
 		free(p->labels[i]);
 	free(p->labels);
+	for (size_t i = 0; i < p->nchain; i++)
+		free(p->chain[i].frame);
+	free(p->chain);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->ctl_mu);
@@ -928,6 +1035,39 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 	return 0;
 }
 
+/* Hand helper h (held) the policy versions it has not seen yet. A version
+ * it refuses stays refused (logged); the helper keeps its verified chain
+ * and refuses what needs the newer version. PS_DEAD if it broke. */
+static int
+sync_chain(struct ps_pool *p, struct ps_helper *h)
+{
+	for (;;) {
+		struct ps_chain_entry e;
+		uint8_t *body = NULL;
+		size_t len = 0;
+		struct ps_rd f;
+		int r;
+
+		pthread_mutex_lock(&p->mu);
+		if (h->chain_sent >= p->nchain) {
+			pthread_mutex_unlock(&p->mu);
+			return 0;
+		}
+		e = p->chain[h->chain_sent];
+		pthread_mutex_unlock(&p->mu);
+		if (send_all(h->fd, e.frame, e.len) != 0 || read_frame(h->fd, &body, &len) != 0)
+			return PS_DEAD;
+		r = parse_reply(PS_POLICY, body, len, &f);
+		free_body(body, len);
+		if (r == PS_DEAD)
+			return PS_DEAD;
+		if (r != 0)
+			log_error("privsep.policy_refused", "pid=%d entry=%zu reason=\"%s\"",
+				  (int)h->pid, h->chain_sent + 1, qs_errdetail());
+		h->chain_sent++;
+	}
+}
+
 /* A request and, for SIGN, SIGN_MANY and PUBKEY, the key it is about:
  * its handle on the chosen helper is filled in by run(). */
 struct ps_req {
@@ -961,7 +1101,9 @@ run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **bo
 
 		if (p->h[i].fd < 0 && (r = restart(p, &p->h[i])) != 0)
 			break;
-		r = q->ref != NULL ? resolve(p, i, q->ref, &w.handle) : 0;
+		r = sync_chain(p, &p->h[i]);
+		if (r == 0 && q->ref != NULL)
+			r = resolve(p, i, q->ref, &w.handle);
 		if (r == 0) {
 			ps_request_encode(&req, &w);
 			r = call(&p->h[i], w.type, &req, body, len, fields);
@@ -1046,10 +1188,11 @@ ps_keyref_free(struct ps_keyref *ref)
 	free(ref);
 }
 
-int
-ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len)
+/* One signature request about ref (w.handle filled in by run). */
+static int
+sign_call(struct ps_keyref *ref, const struct ps_request *w, uint8_t *sig, size_t *sig_len)
 {
-	struct ps_req q = {.wire = {.type = PS_SIGN, .data = in, .data_len = in_len}, .ref = ref};
+	struct ps_req q = {.wire = *w, .ref = ref};
 	uint8_t *body = NULL;
 	const uint8_t *s;
 	size_t len = 0, n = 0;
@@ -1057,8 +1200,6 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 	int r;
 
 	*sig_len = 0;
-	if (in_len > QS_MAX_BLOB)
-		return qs_fail(QS_ERR_EXHAUSTED, "input of %zu bytes over %u", in_len, QS_MAX_BLOB);
 	if ((r = run(ref->pool, &q, 1, ref->only, &body, &len, &f)) != 0)
 		return r;
 	if (ps_sign_reply_decode(&f, &s, &n) != 0) {
@@ -1068,6 +1209,70 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 	memcpy(sig, s, n);
 	*sig_len = n;
 	free(body);
+	return 0;
+}
+
+int
+ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN, .data = in, .data_len = in_len};
+
+	*sig_len = 0;
+	if (in_len > QS_MAX_BLOB)
+		return qs_fail(QS_ERR_EXHAUSTED, "input of %zu bytes over %u", in_len, QS_MAX_BLOB);
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
+	       size_t len, uint8_t *sig, size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN_QUORUM, .ev = *ev, .data = payload, .data_len = len};
+
+	*sig_len = 0;
+	if (len > QS_MAX_REQUEST_PAYLOAD || ev->nvotes > QS_MAX_PRIVSEP_VOTES)
+		return qs_fail(QS_ERR_EXHAUSTED, "request over the signer protocol's limits");
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
+		   size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN_CHECKPOINT, .data = text, .data_len = len};
+
+	*sig_len = 0;
+	if (len > QS_MAX_NOTE)
+		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len, QS_MAX_NOTE);
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *text, size_t len)
+{
+	struct ps_request q = {.type = PS_POLICY, .ev = *ev, .data = text, .data_len = len};
+	struct ps_chain_entry *nc;
+	struct ps_wbuf b;
+	int r;
+
+	if (len > QS_MAX_POLICY_BYTES || ev->nvotes > QS_MAX_PRIVSEP_VOTES)
+		return qs_fail(QS_ERR_EXHAUSTED, "policy change over the signer protocol's limits");
+	ps_request_encode(&b, &q);
+	if ((r = ps_wb_finish(&b)) != 0) {
+		ps_wb_free(&b);
+		return r;
+	}
+	pthread_mutex_lock(&p->mu);
+	if ((nc = realloc(p->chain, (p->nchain + 1) * sizeof(*nc))) == NULL) {
+		pthread_mutex_unlock(&p->mu);
+		ps_wb_free(&b);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	p->chain = nc;
+	p->chain[p->nchain].frame = b.p; /* the pool's now */
+	p->chain[p->nchain].len = b.len;
+	p->nchain++;
+	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
 
@@ -1309,15 +1514,35 @@ expect_launcher_killed(struct ps_pool *p)
 	return 0;
 }
 
-int
-ps_selftest(const struct config *c, const char *uri)
+/* The handle of uri on the selftest's helper, 0 (said) if none. */
+static uint32_t
+selftest_find(struct ps_pool *p, const char *uri)
 {
-	struct ps_pool *p = NULL;
 	struct ps_wbuf b;
 	uint8_t *body = NULL;
 	size_t len = 0;
 	struct ps_rd f;
 	uint32_t handle;
+	int r;
+
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_FIND);
+	ps_wb_str(&b, uri);
+	r = call(&p->h[0], PS_FIND, &b, &body, &len, &f);
+	ps_wb_free(&b);
+	handle = r == 0 ? ps_rd_u32(&f) : 0;
+	free(body);
+	if (handle == 0)
+		printf("FAIL: find %s: %d %s\n", uri, r, qs_errdetail());
+	return handle;
+}
+
+int
+ps_selftest(const struct config *c, const char *uri)
+{
+	struct ps_pool *p = NULL;
+	struct ps_wbuf b;
+	uint32_t handle, audit_handle;
 	uint8_t dg[32] = {0};
 	int fails = 0, r;
 
@@ -1328,20 +1553,38 @@ ps_selftest(const struct config *c, const char *uri)
 		return 1;
 	}
 	printf("ok: helper pid %d\n", (int)p->h[0].pid);
-	/* A legitimate find: the only way to obtain a handle. */
-	ps_wb_init(&b);
-	ps_wb_u8(&b, PS_FIND);
-	ps_wb_str(&b, uri);
-	r = call(&p->h[0], PS_FIND, &b, &body, &len, &f);
-	ps_wb_free(&b);
-	handle = r == 0 ? ps_rd_u32(&f) : 0;
-	free(body);
-	if (r != 0 || handle == 0) {
-		printf("FAIL: find %s: %d %s\n", uri, r, qs_errdetail());
+	/* A legitimate find: the only way to obtain a handle. The key of an
+	 * online role signs what it is asked; the audit key only checkpoints. */
+	{
+		struct policy *pol = NULL;
+		const char *online = NULL;
+		if (policy_load_file(c->policy_file, &pol) == 0)
+			for (size_t i = 0; i < pol->nroles && online == NULL; i++)
+				if (pol->roles[i].mode == POLICY_ONLINE)
+					online = pol->keys[pol->roles[i].keys[0]].uri;
+		if (online == NULL) {
+			printf("FAIL: the bootstrap policy has no online role\n");
+			policy_unref(pol);
+			ps_pool_stop(p);
+			return 1;
+		}
+		handle = selftest_find(p, online);
+		audit_handle = selftest_find(p, uri);
+		policy_unref(pol);
+	}
+	if (handle == 0 || audit_handle == 0) {
 		ps_pool_stop(p);
 		return 1;
 	}
-	printf("ok: find: handle %u\n", handle);
+	printf("ok: find: handle %u (online role key), %u (audit key)\n", handle, audit_handle);
+	ps_wb_init(&b);
+	ps_wb_u8(&b, PS_SIGN);
+	ps_wb_u32(&b, audit_handle);
+	ps_wb_bytes(&b, dg, sizeof(dg));
+	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
+	fails += expect_status("sign with the audit key", p->h[0].fd, b.p, b.len, PS_SIGN,
+			       QS_ERR_DENIED);
+	ps_wb_free(&b);
 	/* A request type outside the table. */
 	ps_wb_init(&b);
 	ps_wb_u8(&b, 0x55);

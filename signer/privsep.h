@@ -68,12 +68,29 @@
  *                                             n x (u32 status, bytes signature)
  *                 (one round trip for a SignBatch slice; a failed item has
  *                 its QS_ERR_* status and an empty signature)
+ *   PS_POLICY     evidence, bytes text        -
+ *                 (a policy version after the first, with the approvals of
+ *                 the policy change that made it; privsep_guard.h)
+ *   PS_SIGN_QUORUM u32 handle, evidence,      bytes signature
+ *                 bytes payload               (the helper derives the input)
+ *   PS_SIGN_CHECKPOINT u32 handle, bytes text bytes signature
  *   PS_KEYGEN     str token_uri, u8 keytype,  -
  *                 str label
  *   PS_PUBKEY     u32 handle                  bytes spki_der
  *   PS_TOKEN_FOR  str uri                     u32 token index or 0xffffffff
  *   PS_READY      (sent once by a new helper, unasked: a PS_INFO reply, or
  *                 the error that kept it from opening its tokens)
+ *
+ *   evidence = str id, str role, str kind, str submitter, u64 policy_version,
+ *              u32 n (<= QS_MAX_PRIVSEP_VOTES), n x (str approver,
+ *              u8 approve (0|1), u64 time, bytes sig)   (u64: two u32, high first)
+ *
+ * What a helper signs is judged by the key's purpose (privsep_guard.h): the
+ * audit key only checkpoints (PS_SIGN_CHECKPOINT) that do not shrink; a
+ * quorum key only PS_SIGN_QUORUM with a threshold of valid approvals under
+ * the policy chain the helper verified (PS_POLICY); other keys PS_SIGN and
+ * PS_SIGN_MANY. Each refusal: QS_ERR_DENIED and "privsep.refused request=..
+ * reason=..".
  *
  * Refusals, like sshd's monitor: a request type not in the table gets
  * QS_ERR_DENIED and a "privsep.refused" log line; so does a key handle
@@ -126,6 +143,24 @@ void ps_keyref_reserve(struct ps_keyref *ref);
 /* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
 int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
 	    size_t *sig_len);
+/* A quorum key's signature of request ev's payload: the helper recomputes
+ * the payload digest, counts ev's votes under its own verified policy chain
+ * (privsep_guard.h) and signs only at the threshold. sig holds HSM_SIG_MAX
+ * (hsm_sign's raw form). Errors: QS_ERR_DENIED with the helper's reason,
+ * those of ps_sign. */
+int ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
+		   size_t len, uint8_t *sig, size_t *sig_len);
+/* The audit key's signature of a checkpoint note text: the helper signs
+ * only checkpoints of the configured origin that do not shrink. */
+int ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
+		       size_t *sig_len);
+/* Hand every helper (now, and every one started later) policy version
+ * `text` with the approvals that made it (ev: the policy change request).
+ * A helper verifies it against its chain before it takes it; one that
+ * refuses logs privsep.refused and keeps its older version (the front
+ * logs privsep.policy_refused). Errors: QS_ERR_EXHAUSTED, QS_ERR_NOMEM. */
+int ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *text,
+		  size_t len);
 /* n signatures with one key in one round trip (inputs of at most 64 bytes:
  * digests). sigs holds n x HSM_SIG_MAX bytes; status[i] is 0 or the item's
  * QS_ERR_*. Returns non-zero only when the whole call failed. */
@@ -141,9 +176,11 @@ int ps_token_for(struct ps_pool *p, const char *uri, uint32_t *index);
 void ps_token_stats(struct ps_pool *p, size_t i, unsigned *sessions, unsigned *reconnects);
 
 /* Test mode (qsignd --privsep-selftest): start one helper and talk to it
- * as a hostile front would: a valid find (of uri), then an unknown request
- * type and a forged handle (both must be refused with DENIED while the
- * helper lives on), then a malformed frame (the helper must exit). Last,
+ * as a hostile front would: a valid find (of an online role's key in the
+ * bootstrap policy, and of uri, the audit key), then an unknown request
+ * type, a forged handle and a plain sign with the audit key (all must be
+ * refused with DENIED while the helper lives on), then a malformed frame
+ * (the helper must exit). Last,
  * if the launcher runs under its filter, have it make a forbidden call
  * (it must die by SIGSYS; only this mode's launcher takes that request).
  * Prints one line per check; 0 if all behaved, 1 otherwise. */

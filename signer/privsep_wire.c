@@ -186,6 +186,72 @@ ps_frame_len(const uint8_t h[4], uint32_t *n)
 
 /* ------------------------------------------------------------ requests */
 
+static void
+wb_u64(struct ps_wbuf *b, uint64_t v)
+{
+	ps_wb_u32(b, (uint32_t)(v >> 32));
+	ps_wb_u32(b, (uint32_t)v);
+}
+
+static uint64_t
+rd_u64(struct ps_rd *r)
+{
+	uint64_t hi = ps_rd_u32(r);
+
+	return hi << 32 | ps_rd_u32(r);
+}
+
+static void
+evidence_encode(struct ps_wbuf *b, const struct ps_evidence *ev)
+{
+	ps_wb_str(b, ev->id);
+	ps_wb_str(b, ev->role);
+	ps_wb_str(b, ev->kind);
+	ps_wb_str(b, ev->submitter);
+	wb_u64(b, ev->policy_version);
+	ps_wb_u32(b, (uint32_t)ev->nvotes);
+	for (size_t i = 0; i < ev->nvotes; i++) {
+		ps_wb_str(b, ev->votes[i].approver);
+		ps_wb_u8(b, ev->votes[i].approve);
+		wb_u64(b, (uint64_t)ev->votes[i].time);
+		ps_wb_bytes(b, ev->votes[i].sig, ev->votes[i].sig_len);
+	}
+}
+
+static int
+evidence_decode(struct ps_rd *r, struct ps_request_in *in)
+{
+	struct ps_evidence *ev = &in->q.ev;
+	uint32_t n;
+
+	ps_rd_str(r, in->ev_id);
+	ps_rd_str(r, in->ev_role);
+	ps_rd_str(r, in->ev_kind);
+	ps_rd_str(r, in->ev_submitter);
+	ev->id = in->ev_id;
+	ev->role = in->ev_role;
+	ev->kind = in->ev_kind;
+	ev->submitter = in->ev_submitter;
+	ev->policy_version = rd_u64(r);
+	n = ps_rd_u32(r);
+	if (r->bad || n > QS_MAX_PRIVSEP_VOTES)
+		return PS_GARBAGE;
+	for (uint32_t i = 0; i < n; i++) {
+		struct ps_vote *v = &in->votes[i];
+		ps_rd_str(r, in->approvers[i]);
+		v->approver = in->approvers[i];
+		v->approve = ps_rd_u8(r);
+		v->time = (int64_t)rd_u64(r);
+		/* One encoding per message: a decision is 0 or 1. */
+		if ((v->sig = ps_rd_bytes(r, QS_MAX_PRIVSEP_VOTE_SIG, &v->sig_len)) == NULL ||
+		    v->approve > 1)
+			return PS_GARBAGE;
+	}
+	ev->votes = in->votes;
+	ev->nvotes = n;
+	return 0;
+}
+
 void
 ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 {
@@ -213,6 +279,19 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		ps_wb_str(b, q->uri);
 		ps_wb_u8(b, q->keytype);
 		ps_wb_str(b, q->label);
+		break;
+	case PS_POLICY:
+		evidence_encode(b, &q->ev);
+		ps_wb_bytes(b, q->data, q->data_len);
+		break;
+	case PS_SIGN_QUORUM:
+		ps_wb_u32(b, q->handle);
+		evidence_encode(b, &q->ev);
+		ps_wb_bytes(b, q->data, q->data_len);
+		break;
+	case PS_SIGN_CHECKPOINT:
+		ps_wb_u32(b, q->handle);
+		ps_wb_bytes(b, q->data, q->data_len);
 		break;
 	default:
 		break;
@@ -267,6 +346,22 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 		ps_rd_str(&r, in->label);
 		q->uri = in->uri;
 		q->label = in->label;
+		break;
+	case PS_POLICY:
+		if (evidence_decode(&r, in) != 0 ||
+		    (q->data = ps_rd_bytes(&r, QS_MAX_POLICY_BYTES, &q->data_len)) == NULL)
+			return PS_GARBAGE;
+		break;
+	case PS_SIGN_QUORUM:
+		q->handle = ps_rd_u32(&r);
+		if (evidence_decode(&r, in) != 0 ||
+		    (q->data = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->data_len)) == NULL)
+			return PS_GARBAGE;
+		break;
+	case PS_SIGN_CHECKPOINT:
+		q->handle = ps_rd_u32(&r);
+		if ((q->data = ps_rd_bytes(&r, QS_MAX_NOTE, &q->data_len)) == NULL)
+			return PS_GARBAGE;
 		break;
 	default:
 		return PS_UNKNOWN;

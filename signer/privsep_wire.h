@@ -26,6 +26,9 @@ enum ps_type {
 	PS_PUBKEY = 5,
 	PS_TOKEN_FOR = 6,
 	PS_SIGN_MANY = 7,
+	PS_POLICY = 8,
+	PS_SIGN_QUORUM = 9,
+	PS_SIGN_CHECKPOINT = 10,
 	PS_READY = 0x7e,
 };
 #define PS_REPLY 0x80
@@ -85,16 +88,39 @@ int ps_frame_len(const uint8_t h[4], uint32_t *n);
 
 /* ------------------------------------------------------------ requests */
 
+/* One vote on a quorum request, as its approver signed it: the fields of
+ * the approval statement (proto/statement.h) the request does not carry. */
+struct ps_vote {
+	const char *approver;
+	uint8_t approve; /* 0 or 1 */
+	int64_t time;
+	const uint8_t *sig; /* at most QS_MAX_PRIVSEP_VOTE_SIG bytes */
+	size_t sig_len;
+};
+
+/* The evidence of a quorum request (PS_POLICY, PS_SIGN_QUORUM): what its
+ * approvers signed besides the payload, and their votes. The helper judges
+ * it (approval.h); the decoder only bounds it. */
+struct ps_evidence {
+	const char *id, *role, *kind, *submitter;
+	uint64_t policy_version; /* the version it was submitted under */
+	const struct ps_vote *votes;
+	size_t nvotes; /* 0..QS_MAX_PRIVSEP_VOTES */
+};
+
 /* A request as the front sends it. Which fields count depends on type
  * (privsep.h's table); pointers are borrowed. */
 struct ps_request {
 	uint8_t type;
-	uint32_t handle;     /* SIGN, SIGN_MANY, PUBKEY */
+	uint32_t handle;     /* SIGN, SIGN_MANY, PUBKEY, SIGN_QUORUM, SIGN_CHECKPOINT */
 	const char *uri;     /* FIND, TOKEN_FOR; KEYGEN's token URI */
 	const char *label;   /* KEYGEN */
 	uint8_t keytype;     /* KEYGEN: not checked here (the helper refuses) */
-	const uint8_t *data; /* SIGN */
+	/* SIGN: the input; POLICY: the policy text; SIGN_QUORUM: the
+	 * request's payload; SIGN_CHECKPOINT: the checkpoint note text. */
+	const uint8_t *data;
 	size_t data_len;
+	struct ps_evidence ev; /* POLICY, SIGN_QUORUM */
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;
@@ -112,6 +138,10 @@ struct ps_request_in {
 	char label[QS_MAX_PRIVSEP_STR + 1];
 	const uint8_t *items[QS_MAX_BATCH];
 	size_t item_lens[QS_MAX_BATCH];
+	char ev_id[QS_MAX_PRIVSEP_STR + 1], ev_role[QS_MAX_PRIVSEP_STR + 1];
+	char ev_kind[QS_MAX_PRIVSEP_STR + 1], ev_submitter[QS_MAX_PRIVSEP_STR + 1];
+	char approvers[QS_MAX_PRIVSEP_VOTES][QS_MAX_PRIVSEP_STR + 1];
+	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
 };
 
 /* The helper's decoder of one frame body (len >= 1). 0 with in->q filled,

@@ -304,6 +304,9 @@ main(int argc, char **argv)
 	pthread_mutex_init(&srv.hist_mu, NULL);
 	if ((r = auth_identity_key_open(&srv)) != 0)
 		die("identity key", r);
+	/* The signer helpers verify the policy chain up to the version in
+	 * force before they sign on approvals. */
+	requests_policy_chain(&srv);
 	/* Requests a crash left between "approved" and "signed". */
 	requests_resume(&srv);
 	if ((r = server_start(&srv)) != 0) {

@@ -735,6 +735,10 @@ finalize(struct server *s, const char *id, int resumed)
 		if ((rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) !=
 		    0)
 			goto fail;
+		/* The signer helpers take the new version only with its approvals. */
+		if (keyring_policy_add(s->kr, np->text, r) != 0)
+			log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
+				  (unsigned long long)np->version, qs_errdetail());
 		pthread_rwlock_wrlock(&s->pol_lock);
 		cur = s->pol;
 		s->pol = np;
@@ -799,16 +803,9 @@ finalize(struct server *s, const char *id, int resumed)
 	}
 	for (size_t i = 0; i < ro->nkeys; i++, n++) {
 		const struct keyring_key *k = p->bound[ro->keys[i]];
-		int blob = strcmp(r->kind, "blob") == 0;
-		/* A "digest" payload is the SHA-256 to sign; a blob is hashed
-		 * (r->digest is the SHA-256 of the payload bytes either way). */
-		const uint8_t *dg = blob ? r->digest : r->payload;
-		if (!blob && r->payload_len != 32) {
-			rc = qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", r->payload_len);
-			goto fail;
-		}
-		if ((rc = keyring_sign(k, dg, blob ? r->payload : NULL, r->payload_len,
-				       sigs[i].sig, &sigs[i].sig_len)) != 0)
+		/* With signer helpers, the helper counts the votes again under
+		 * the policy chain it verified itself before its token signs. */
+		if ((rc = keyring_sign_request(k, r, sigs[i].sig, &sigs[i].sig_len)) != 0)
 			goto fail;
 		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);
 		snprintf(sigs[i].key_id, sizeof(sigs[i].key_id), "%s", k->key_id);
@@ -920,6 +917,52 @@ requests_resume(struct server *s)
 	}
 	pthread_mutex_unlock(&s->req_mu);
 	store_request_list_free(v, n);
+}
+
+void
+requests_policy_chain(struct server *s)
+{
+	struct store_request **v = NULL, *r = NULL;
+	struct policy *cur = server_policy(s);
+	size_t n = 0;
+
+	if (cur->version > 1 && store_req_list(s->store, REQ_SIGNED, APPROVAL_POLICY_ROLE, 0, &v,
+					       &n) != 0) {
+		log_error("privsep.policy_unproven", "detail=\"%s\"", qs_errdetail());
+		goto out;
+	}
+	for (uint64_t ver = 2; ver <= cur->version; ver++) {
+		uint8_t dg[32];
+		char *text = NULL;
+		size_t i;
+		if (store_policy_get(s->store, ver, &text) != 0) {
+			log_error("privsep.policy_unproven", "version=%llu detail=\"%s\"",
+				  (unsigned long long)ver, qs_errdetail());
+			goto out;
+		}
+		qs_sha256((const uint8_t *)text, strlen(text), dg);
+		for (i = 0; i < n; i++)
+			if (strcmp(v[i]->kind, APPROVAL_POLICY_ROLE) == 0 &&
+			    memcmp(v[i]->digest, dg, 32) == 0)
+				break;
+		if (i == n || store_req_get(s->store, v[i]->id, 0, &r) != 0) {
+			log_error("privsep.policy_unproven",
+				  "version=%llu reason=\"no approved policy change request made "
+				  "it\"",
+				  (unsigned long long)ver);
+			free(text);
+			goto out;
+		}
+		if (keyring_policy_add(s->kr, text, r) != 0)
+			log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
+				  (unsigned long long)ver, qs_errdetail());
+		store_request_free(r);
+		r = NULL;
+		free(text);
+	}
+out:
+	store_request_list_free(v, n);
+	policy_unref(cur);
 }
 
 /* ------------------------------------------------------------ handlers */

@@ -150,6 +150,12 @@ int auth_identity_key_open(struct server *s);
  * that passes (audit log or store not writable: a full disk); expire those
  * past their TTL. The maintenance thread calls it every few seconds. */
 void requests_retry_stuck(struct server *s);
+/* Hand the signer helpers every stored policy version after the first,
+ * each with the approved policy change request that made it, so that they
+ * verify the chain up to the version in force (privsep_guard.h). A version
+ * without such a request is logged (privsep.policy_unproven) and ends the
+ * chain handed over: the helpers then refuse what needs it. */
+void requests_policy_chain(struct server *s);
 /* Free the policy history cache. */
 void requests_cleanup(struct server *s);
 

@@ -10,6 +10,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/keyring.c
   ${CMAKE_CURRENT_LIST_DIR}/privsep.c
   ${CMAKE_CURRENT_LIST_DIR}/privsep_wire.c
+  ${CMAKE_CURRENT_LIST_DIR}/privsep_guard.c
   ${CMAKE_CURRENT_LIST_DIR}/ratelimit.c
   ${CMAKE_CURRENT_LIST_DIR}/server.c
   ${CMAKE_CURRENT_LIST_DIR}/probe.c

@@ -31,6 +31,23 @@ str_ok(const char *s)
 		abort();
 }
 
+/* A quorum request's evidence: bounded, every string and vote in range. */
+static void
+evidence_ok(const struct ps_evidence *ev)
+{
+	str_ok(ev->id);
+	str_ok(ev->role);
+	str_ok(ev->kind);
+	str_ok(ev->submitter);
+	if (ev->nvotes > QS_MAX_PRIVSEP_VOTES)
+		abort();
+	for (size_t i = 0; i < ev->nvotes; i++) {
+		str_ok(ev->votes[i].approver);
+		if (ev->votes[i].approve > 1 || ev->votes[i].sig_len > QS_MAX_PRIVSEP_VOTE_SIG)
+			abort();
+	}
+}
+
 static void
 request(const uint8_t *data, size_t size)
 {
@@ -54,6 +71,17 @@ request(const uint8_t *data, size_t size)
 	case PS_SIGN:
 		if (in.q.data_len > QS_MAX_BLOB || in.q.data < data ||
 		    in.q.data + in.q.data_len > data + size)
+			abort();
+		break;
+	case PS_POLICY:
+	case PS_SIGN_QUORUM:
+		evidence_ok(&in.q.ev);
+		/* fall through */
+	case PS_SIGN_CHECKPOINT:
+		if (in.q.data_len > (in.q.type == PS_POLICY	    ? QS_MAX_POLICY_BYTES
+				     : in.q.type == PS_SIGN_QUORUM ? QS_MAX_REQUEST_PAYLOAD
+								   : QS_MAX_NOTE) ||
+		    in.q.data < data || in.q.data + in.q.data_len > data + size)
 			abort();
 		break;
 	case PS_SIGN_MANY:
@@ -115,6 +143,8 @@ reply_fields(uint8_t type, struct ps_rd *f, const uint8_t *data, size_t size)
 		ps_wb_bytes(&b, fr.der, fr.der_len);
 		break;
 	case PS_SIGN:
+	case PS_SIGN_QUORUM:
+	case PS_SIGN_CHECKPOINT:
 		if (ps_sign_reply_decode(f, &p, &len) != 0)
 			goto bad;
 		if (len > HSM_SIG_MAX)

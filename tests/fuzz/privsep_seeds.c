@@ -156,6 +156,39 @@ main(int argc, char **argv)
 	                                           .keytype = HSM_KEY_EC_P256,
 	                                           .label = "new-key"});
 
+	{
+		static const char policy[] = "{\"version\": 2}";
+		static const char note[] = "example.org/log\n12\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+		const struct ps_vote votes[2] = {
+			{.approver = "admin1", .approve = 1, .time = 1700000000, .sig = sig,
+			 .sig_len = sizeof(sig)},
+			{.approver = "admin2", .approve = 1, .time = 1700000042, .sig = sig,
+			 .sig_len = sizeof(sig)}};
+		struct ps_evidence ev = {.id = "00112233445566778899aabbccddeeff",
+		                         .role = "release",
+		                         .kind = "blob",
+		                         .submitter = "ci",
+		                         .policy_version = 1,
+		                         .votes = votes,
+		                         .nvotes = 2};
+		request("req-sign-quorum", &(struct ps_request){.type = PS_SIGN_QUORUM,
+		                                                .handle = 3,
+		                                                .ev = ev,
+		                                                .data = rsa,
+		                                                .data_len = 100});
+		ev.role = ev.kind = "policy";
+		ev.submitter = "admin3";
+		request("req-policy", &(struct ps_request){.type = PS_POLICY,
+		                                           .ev = ev,
+		                                           .data = (const uint8_t *)policy,
+		                                           .data_len = sizeof(policy) - 1});
+		request("req-sign-checkpoint",
+		        &(struct ps_request){.type = PS_SIGN_CHECKPOINT,
+		                             .handle = 4,
+		                             .data = (const uint8_t *)note,
+		                             .data_len = sizeof(note) - 1});
+	}
+
 	/* The helper's replies, as the front receives them. */
 	reply_info("rep-ready", PS_READY, two, 2);
 	reply_error("rep-ready-error", PS_READY, QS_ERR_PIN,
@@ -196,6 +229,16 @@ main(int argc, char **argv)
 	emit("rep-token-for-none", &b, 0);
 	reply_start(&b, PS_KEYGEN, 0);
 	emit("rep-keygen", &b, 0);
+	reply_start(&b, PS_SIGN_QUORUM, 0);
+	ps_wb_bytes(&b, sig, sizeof(sig));
+	emit("rep-sign-quorum", &b, 0);
+	reply_error("rep-sign-quorum-denied", PS_SIGN_QUORUM, QS_ERR_DENIED,
+	            "request 00112233445566778899aabbccddeeff comes without approvals (2 needed)");
+	reply_start(&b, PS_SIGN_CHECKPOINT, 0);
+	ps_wb_bytes(&b, sig, sizeof(sig));
+	emit("rep-sign-checkpoint", &b, 0);
+	reply_start(&b, PS_POLICY, 0);
+	emit("rep-policy", &b, 0);
 	/* What the helper says to a type outside its table. */
 	reply_error("rep-refused", 0x55, QS_ERR_DENIED, "request type 85 is not permitted");
 

@@ -130,6 +130,52 @@ requests(void)
 	request_strict("keygen", &b);
 	ps_wb_free(&b);
 
+	/* A quorum request's evidence: every field back, a decision other than
+	 * 0/1 and more than QS_MAX_PRIVSEP_VOTES votes are garbage. */
+	{
+		const uint8_t vsig[3] = {1, 2, 3};
+		const struct ps_vote votes[1] = {
+			{.approver = "admin1", .approve = 1, .time = -5, .sig = vsig, .sig_len = 3}};
+		struct ps_evidence ev = {.id = "r1", .role = "release", .kind = "blob",
+					 .submitter = "ci", .policy_version = 0x100000002ull,
+					 .votes = votes, .nvotes = 1};
+		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_QUORUM, .handle = 5,
+							   .ev = ev, .data = blob,
+							   .data_len = sizeof(blob)});
+		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
+		CHECK_EQ(in.q.handle, 5);
+		CHECK_STR(in.q.ev.submitter, "ci");
+		CHECK(in.q.ev.policy_version == 0x100000002ull);
+		CHECK_EQ(in.q.ev.nvotes, 1);
+		CHECK_STR(in.q.ev.votes[0].approver, "admin1");
+		CHECK(in.q.ev.votes[0].time == -5);
+		CHECK_EQ(in.q.ev.votes[0].sig_len, 3);
+		CHECK_EQ(in.q.data_len, sizeof(blob));
+		request_strict("sign_quorum", &b);
+		/* the decision byte: after handle, 4 strings, version, count
+		 * and the approver string */
+		BODY(b)[1 + 4 + (4 + 2) + (4 + 7) + (4 + 4) + (4 + 2) + 8 + 4 + (4 + 6)] = 2;
+		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), PS_GARBAGE);
+		ps_wb_free(&b);
+		ev.nvotes = QS_MAX_PRIVSEP_VOTES + 1;
+		{
+			struct ps_vote many[QS_MAX_PRIVSEP_VOTES + 1];
+			for (size_t i = 0; i < QS_MAX_PRIVSEP_VOTES + 1; i++)
+				many[i] = votes[0];
+			ev.votes = many;
+			ps_request_encode(&b, &(struct ps_request){.type = PS_POLICY, .ev = ev,
+								   .data = blob, .data_len = 4});
+			CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), PS_GARBAGE);
+			ps_wb_free(&b);
+		}
+		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_CHECKPOINT, .handle = 6,
+							   .data = blob, .data_len = 10});
+		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
+		CHECK_EQ(in.q.data_len, 10);
+		request_strict("sign_checkpoint", &b);
+		ps_wb_free(&b);
+	}
+
 	/* Not in the protocol: refused by the helper, not garbage. A known
 	 * type without its fields is garbage, but for INFO, which has none. */
 	for (unsigned t = 0; t < 256; t++) {
@@ -137,7 +183,7 @@ requests(void)
 		int r = ps_request_decode(&x, 1, &in);
 		if (t == PS_INFO)
 			CHECK_EQ(r, 0);
-		else if (t > PS_INFO && t <= PS_SIGN_MANY)
+		else if (t > PS_INFO && t <= PS_SIGN_CHECKPOINT)
 			CHECK_EQ(r, PS_GARBAGE);
 		else
 			CHECK_EQ(r, PS_UNKNOWN);

@@ -1,0 +1,571 @@
+/* What a signer helper checks before its token signs: privsep_guard.h. */
+#include "privsep_guard.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "approval.h"
+#include "log.h"
+#include "note.h"
+#include "qs_err.h"
+#include "statement.h"
+#include "store.h"
+
+struct ps_guard {
+	const struct config *c;
+	ps_guard_spki_fn spki;
+	void *arg;
+	struct policy **chain; /* chain[i] is version i + 1 */
+	size_t nchain;
+	char v1_error[256];
+	/* The newest version's keys: SPKI (NULL if not in our tokens) and
+	 * whether it is a quorum key. */
+	uint8_t **kder;
+	size_t *klen;
+	unsigned char *gated;
+	size_t nk;
+	uint8_t *audit_der;
+	size_t audit_len;
+	char cp_error[256]; /* the checkpoint on disk does not verify */
+	uint64_t hwm;
+};
+
+/* A refusal: logged with its reason, DENIED with the same reason. */
+static int __attribute__((format(printf, 2, 3)))
+refuse(const char *request, const char *fmt, ...)
+{
+	char why[QS_ERRDETAIL_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("privsep.refused", "request=%s reason=\"%s\"", request, why);
+	return qs_fail(QS_ERR_DENIED, "%s", why);
+}
+
+/* ------------------------------------------------------------ boot */
+
+static int
+read_small(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f;
+	char *b;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if ((f = fopen(path, "rb")) == NULL)
+		return errno == ENOENT ? QS_ERR_NOT_FOUND
+				       : qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
+	if ((b = malloc(max + 1)) == NULL) {
+		fclose(f);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	n = fread(b, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(b);
+		return qs_fail(QS_ERR_INVALID, "%s: over %zu bytes", path, max);
+	}
+	b[n] = '\0';
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+static char *
+checkpoint_path(const struct config *c)
+{
+	char *p = NULL;
+
+	if (c->audit_dir == NULL || asprintf(&p, "%s/checkpoint", c->audit_dir) < 0)
+		return NULL;
+	return p;
+}
+
+void
+ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
+{
+	struct qs_checkpoint cp;
+	char *path, *note = NULL, *end;
+	size_t len = 0;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	if ((r = policy_load_file(c->policy_file, &b->v1)) != 0) {
+		snprintf(b->v1_error, sizeof(b->v1_error), "bootstrap policy %s: %s",
+			 c->policy_file, qs_errdetail());
+	} else if (b->v1->version != 1) {
+		snprintf(b->v1_error, sizeof(b->v1_error),
+			 "bootstrap policy %s is version %llu, not 1", c->policy_file,
+			 (unsigned long long)b->v1->version);
+		policy_unref(b->v1);
+		b->v1 = NULL;
+	}
+	/* The tree size only: the launcher has no token to verify it with, and
+	 * the front has taken no input yet (it verifies this very file when it
+	 * opens the log). */
+	if ((path = checkpoint_path(c)) != NULL &&
+	    read_small(path, QS_MAX_NOTE, &note, &len) == 0 &&
+	    (end = strstr(note, "\n\n")) != NULL &&
+	    qs_checkpoint_parse(note, (size_t)(end - note) + 1, c->audit_origin, &cp) == 0)
+		b->hwm = cp.size;
+	qs_errclear();
+	free(note);
+	free(path);
+}
+
+/* ------------------------------------------------------------ keys */
+
+/* 1 if name is a string (or member name) anywhere in v. */
+static int
+json_names(json_t *v, const char *name)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	if (json_is_string(v))
+		return strcmp(json_string_value(v), name) == 0;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e) if (json_names(e, name)) return 1;
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, e) if (strcmp(k, name) == 0 || json_names(e, name)) return 1;
+	}
+	return 0;
+}
+
+/* A quorum key: listed only by quorum roles that sign only "digest" and
+ * "blob" payloads (whose signing input the helper derives from the payload
+ * itself), and named by no module section (whose keys sign what the
+ * module builds). */
+static int
+key_gated(const struct policy *p, size_t ki)
+{
+	int listed = 0;
+
+	for (size_t i = 0; i < p->nroles; i++) {
+		const struct policy_role *ro = &p->roles[i];
+		for (size_t j = 0; j < ro->nkeys; j++) {
+			if (ro->keys[j] != ki)
+				continue;
+			listed = 1;
+			if (ro->mode != POLICY_QUORUM)
+				return 0;
+			for (size_t k = 0; k < ro->nkinds; k++)
+				if (strcmp(ro->kinds[k], "digest") != 0 &&
+				    strcmp(ro->kinds[k], "blob") != 0)
+					return 0;
+		}
+	}
+	return listed && !json_names(p->ext_tuf, p->keys[ki].name) &&
+	       !json_names(p->ext_pki, p->keys[ki].name);
+}
+
+static void
+keys_clear(struct ps_guard *g)
+{
+	for (size_t i = 0; i < g->nk; i++)
+		free(g->kder[i]);
+	free(g->kder);
+	free(g->klen);
+	free(g->gated);
+	g->kder = NULL;
+	g->klen = NULL;
+	g->gated = NULL;
+	g->nk = 0;
+}
+
+/* The public keys of the newest version's keys, from our own tokens. */
+static int
+keys_load(struct ps_guard *g)
+{
+	const struct policy *p = g->chain[g->nchain - 1];
+	size_t n = p->nkeys;
+
+	keys_clear(g);
+	g->kder = calloc(n ? n : 1, sizeof(*g->kder));
+	g->klen = calloc(n ? n : 1, sizeof(*g->klen));
+	g->gated = calloc(n ? n : 1, 1);
+	if (g->kder == NULL || g->klen == NULL || g->gated == NULL) {
+		keys_clear(g);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	g->nk = n;
+	for (size_t i = 0; i < n; i++) {
+		if (g->spki(g->arg, p->keys[i].uri, &g->kder[i], &g->klen[i]) != 0) {
+			g->kder[i] = NULL; /* not in our tokens: it signs nothing here */
+			g->klen[i] = 0;
+		}
+		g->gated[i] = (unsigned char)key_gated(p, i);
+	}
+	qs_errclear();
+	return 0;
+}
+
+static int
+same_der(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return a != NULL && b != NULL && alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static int
+is_audit(const struct ps_guard *g, const uint8_t *der, size_t len)
+{
+	return same_der(g->audit_der, g->audit_len, der, len);
+}
+
+/* Index of the newest version's quorum key with this public key, or -1. */
+static ssize_t
+gated_key(const struct ps_guard *g, const uint8_t *der, size_t len)
+{
+	for (size_t i = 0; i < g->nk; i++)
+		if (g->gated[i] && same_der(g->kder[i], g->klen[i], der, len))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* ------------------------------------------------------------ life */
+
+static void
+read_checkpoint(struct ps_guard *g)
+{
+	struct qs_checkpoint cp;
+	const unsigned char *p = g->audit_der;
+	EVP_PKEY *pub = NULL;
+	char *path = checkpoint_path(g->c), *note = NULL, *text = NULL;
+	size_t len = 0, tlen = 0;
+	int r;
+
+	if (path == NULL || g->audit_der == NULL)
+		goto out;
+	if ((r = read_small(path, QS_MAX_NOTE, &note, &len)) == QS_ERR_NOT_FOUND)
+		goto out; /* a new log: its first checkpoint is size 0 */
+	if (r == 0 && (pub = d2i_PUBKEY(NULL, &p, (long)g->audit_len)) == NULL)
+		r = qs_fail(QS_ERR_CRYPTO, "cannot decode the audit key");
+	if (r == 0)
+		r = qs_note_open(note, len, g->c->audit_origin, pub, &text, &tlen);
+	if (r == 0)
+		r = qs_checkpoint_parse(text, tlen, g->c->audit_origin, &cp);
+	if (r != 0)
+		snprintf(g->cp_error, sizeof(g->cp_error),
+			 "the checkpoint on disk (%s) does not verify with the audit key: %s", path,
+			 qs_errdetail());
+	else if (cp.size > g->hwm)
+		g->hwm = cp.size;
+out:
+	qs_errclear();
+	EVP_PKEY_free(pub);
+	free(text);
+	free(note);
+	free(path);
+}
+
+int
+ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_spki_fn spki,
+	     void *arg, struct ps_guard **out)
+{
+	struct ps_guard *g;
+	int r;
+
+	*out = NULL;
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	g->c = c;
+	g->spki = spki;
+	g->arg = arg;
+	g->hwm = boot->hwm;
+	snprintf(g->v1_error, sizeof(g->v1_error), "%s", boot->v1_error);
+	if (boot->v1 != NULL) {
+		if ((g->chain = malloc(sizeof(*g->chain))) == NULL) {
+			ps_guard_free(g);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		}
+		g->chain[0] = policy_ref(boot->v1);
+		g->nchain = 1;
+		if ((r = keys_load(g)) != 0) {
+			ps_guard_free(g);
+			return r;
+		}
+	}
+	if (c->audit_key_uri != NULL && spki(arg, c->audit_key_uri, &g->audit_der, &g->audit_len) != 0)
+		g->audit_der = NULL;
+	qs_errclear();
+	read_checkpoint(g);
+	*out = g;
+	return 0;
+}
+
+void
+ps_guard_free(struct ps_guard *g)
+{
+	if (g == NULL)
+		return;
+	keys_clear(g);
+	for (size_t i = 0; i < g->nchain; i++)
+		policy_unref(g->chain[i]);
+	free(g->chain);
+	free(g->audit_der);
+	free(g);
+}
+
+uint64_t
+ps_guard_version(const struct ps_guard *g)
+{
+	return g->nchain;
+}
+
+/* ------------------------------------------------------------ approvals */
+
+/*
+ * Do the votes of request ev over payload reach the threshold of the rules
+ * of (sub, cur)? Each vote is judged by approval_vote_counts (the daemon's
+ * rule); an approver counts once however often the evidence names him.
+ */
+static int
+approvals(struct ps_guard *g, const char *request, const struct policy *sub,
+	  const struct policy *cur, const struct ps_evidence *ev, const uint8_t *payload,
+	  size_t len, struct approval_rules *ar)
+{
+	struct store_request rq;
+	struct store_vote v;
+	const char *counted[QS_MAX_PRIVSEP_VOTES];
+	size_t ok = 0, badsig = 0, ineligible = 0, approving = 0;
+	int r;
+
+	if ((r = approval_rules(sub, cur, ev->role, ev->kind, ar)) != 0)
+		return refuse(request, "%s", qs_errdetail());
+	memset(&rq, 0, sizeof(rq));
+	if (strlen(ev->id) >= sizeof(rq.id) || strlen(ev->role) >= sizeof(rq.role) ||
+	    strlen(ev->kind) >= sizeof(rq.kind) || strlen(ev->submitter) >= sizeof(rq.submitter))
+		return refuse(request, "request fields longer than the daemon's");
+	snprintf(rq.id, sizeof(rq.id), "%s", ev->id);
+	snprintf(rq.role, sizeof(rq.role), "%s", ev->role);
+	snprintf(rq.kind, sizeof(rq.kind), "%s", ev->kind);
+	snprintf(rq.submitter, sizeof(rq.submitter), "%s", ev->submitter);
+	rq.policy_version = ev->policy_version;
+	/* The digest the approvers signed is recomputed here, never taken. */
+	qs_sha256(payload, len, rq.digest);
+	for (size_t i = 0; i < ev->nvotes; i++) {
+		const struct ps_vote *pv = &ev->votes[i];
+		int dup = 0;
+		if (!pv->approve)
+			continue;
+		approving++;
+		if (strlen(pv->approver) >= sizeof(v.approver) || pv->sig_len > sizeof(v.sig)) {
+			ineligible++;
+			continue;
+		}
+		memset(&v, 0, sizeof(v));
+		snprintf(v.approver, sizeof(v.approver), "%s", pv->approver);
+		v.approve = 1;
+		v.time = pv->time;
+		memcpy(v.sig, pv->sig, pv->sig_len);
+		v.sig_len = pv->sig_len;
+		for (size_t j = 0; j < ok && !dup; j++)
+			dup = strcmp(counted[j], pv->approver) == 0;
+		if (dup)
+			continue;
+		r = approval_vote_counts(ar, g->c->identity, &rq, &v);
+		if (r == 0)
+			counted[ok++] = pv->approver;
+		else if (r == QS_ERR_UNAUTH)
+			badsig++;
+		else
+			ineligible++;
+	}
+	qs_errclear();
+	if (approving == 0)
+		return refuse(request, "request %.40s comes without approvals (%u needed)", ev->id,
+			      ar->threshold);
+	if (ok < ar->threshold)
+		return refuse(request,
+			      "request %.40s: only %zu of the %u approvals needed count under "
+			      "policy versions %llu and %llu (%zu signatures do not verify over "
+			      "this request and payload, %zu voters are not eligible)",
+			      ev->id, ok, ar->threshold, (unsigned long long)sub->version,
+			      (unsigned long long)cur->version, badsig, ineligible);
+	return 0;
+}
+
+static int
+chain_at(struct ps_guard *g, const char *request, uint64_t v, const struct policy **out)
+{
+	if (g->nchain == 0)
+		return refuse(request, "no verified policy chain: %s", g->v1_error);
+	if (v == 0 || v > g->nchain)
+		return refuse(request,
+			      "submitted under policy version %llu, which this signer never "
+			      "verified (its chain ends at version %zu)",
+			      (unsigned long long)v, g->nchain);
+	*out = g->chain[v - 1];
+	return 0;
+}
+
+int
+ps_guard_policy(struct ps_guard *g, const struct ps_evidence *ev, const uint8_t *text, size_t len)
+{
+	struct approval_rules ar;
+	const struct policy *sub = NULL, *cur;
+	struct policy *np = NULL, **nc;
+	int r;
+
+	if (g->nchain == 0)
+		return refuse("policy", "no verified policy chain: %s", g->v1_error);
+	cur = g->chain[g->nchain - 1];
+	if (strcmp(ev->role, APPROVAL_POLICY_ROLE) != 0 || strcmp(ev->kind, APPROVAL_POLICY_ROLE) != 0)
+		return refuse("policy", "evidence of a %.64s/%.64s request, not of a policy change",
+			      ev->role, ev->kind);
+	if (policy_parse((const char *)text, len, &np) != 0)
+		return refuse("policy", "the policy does not parse: %s", qs_errdetail());
+	if (np->version >= 1 && np->version <= g->nchain) {
+		const struct policy *have = g->chain[np->version - 1];
+		r = have->text_len == np->text_len && memcmp(have->text, np->text, np->text_len) == 0
+			    ? 0
+			    : refuse("policy",
+				     "version %llu differs from the version %llu this signer verified",
+				     (unsigned long long)np->version,
+				     (unsigned long long)np->version);
+		goto out;
+	}
+	if (np->version != g->nchain + 1) {
+		r = refuse("policy", "version %llu does not follow version %zu, the newest verified",
+			   (unsigned long long)np->version, g->nchain);
+		goto out;
+	}
+	if ((r = chain_at(g, "policy", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "policy", sub, cur, ev, text, len, &ar)) != 0)
+		goto out;
+	if ((nc = realloc(g->chain, (g->nchain + 1) * sizeof(*nc))) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	g->chain = nc;
+	g->chain[g->nchain++] = np;
+	np = NULL;
+	if ((r = keys_load(g)) != 0)
+		goto out;
+	log_info("privsep.policy", "version=%zu request=%.40s", g->nchain, ev->id);
+	r = 0;
+out:
+	policy_unref(np);
+	return r;
+}
+
+int
+ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len)
+{
+	ssize_t ki;
+
+	if (is_audit(g, der, der_len))
+		return refuse(request, "the audit log key signs only checkpoints of its log");
+	if ((ki = gated_key(g, der, der_len)) >= 0)
+		return refuse(request,
+			      "key %s is a quorum key in policy version %zu: it signs only a "
+			      "request with enough approvals",
+			      g->chain[g->nchain - 1]->keys[ki].name, g->nchain);
+	return 0;
+}
+
+int
+ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
+		const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t dg[32],
+		const uint8_t **in, size_t *in_len)
+{
+	struct approval_rules ar;
+	const struct policy *sub = NULL, *cur;
+	int blob, r;
+
+	*in = NULL;
+	*in_len = 0;
+	if (is_audit(g, der, der_len))
+		return refuse("sign_quorum", "the audit log key signs only checkpoints of its log");
+	blob = strcmp(ev->kind, "blob") == 0;
+	if (!blob && strcmp(ev->kind, "digest") != 0)
+		return refuse("sign_quorum",
+			      "payload kind %.64s: a signer signs on approvals only \"digest\" and "
+			      "\"blob\" payloads",
+			      ev->kind);
+	if ((r = chain_at(g, "sign_quorum", ev->policy_version, &sub)) != 0)
+		return r;
+	cur = g->chain[g->nchain - 1];
+	if ((r = approvals(g, "sign_quorum", sub, cur, ev, payload, len, &ar)) != 0)
+		return r;
+	{
+		int mine = 0;
+		for (size_t i = 0; i < ar.cur.role->nkeys && !mine; i++) {
+			size_t ki = ar.cur.role->keys[i];
+			mine = ki < g->nk && same_der(g->kder[ki], g->klen[ki], der, der_len);
+		}
+		if (!mine)
+			return refuse("sign_quorum",
+				      "this key is not a key of role %.64s in policy version %llu",
+				      ev->role, (unsigned long long)cur->version);
+	}
+	if (type == HSM_KEY_ED25519) {
+		if (!blob)
+			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+		*in = payload;
+		*in_len = len;
+	} else if (blob) {
+		qs_sha256(payload, len, dg);
+		*in = dg;
+		*in_len = 32;
+	} else {
+		if (len != 32)
+			return qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", len);
+		*in = payload;
+		*in_len = 32;
+	}
+	return 0;
+}
+
+int
+ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
+		    const uint8_t *text, size_t len, uint8_t dg[32], const uint8_t **in,
+		    size_t *in_len, uint64_t *size)
+{
+	struct qs_checkpoint cp;
+
+	*in = NULL;
+	*in_len = 0;
+	*size = 0;
+	if (!is_audit(g, der, der_len))
+		return refuse("sign_checkpoint", "this key is not the audit log key");
+	if (g->cp_error[0] != '\0')
+		return refuse("sign_checkpoint", "%s", g->cp_error);
+	if (memchr(text, '\0', len) != NULL ||
+	    qs_checkpoint_parse((const char *)text, len, NULL, &cp) != 0)
+		return refuse("sign_checkpoint", "not a checkpoint note: %s", qs_errdetail());
+	if (strcmp(cp.origin, g->c->audit_origin) != 0)
+		return refuse("sign_checkpoint", "checkpoint of origin %.64s, not this log's (%.64s)",
+			      cp.origin, g->c->audit_origin);
+	if (cp.size < g->hwm)
+		return refuse("sign_checkpoint",
+			      "tree size %llu is smaller than %llu, the largest this signer signed "
+			      "or found on disk",
+			      (unsigned long long)cp.size, (unsigned long long)g->hwm);
+	if (type == HSM_KEY_ED25519) {
+		*in = text;
+		*in_len = len;
+	} else {
+		qs_sha256(text, len, dg);
+		*in = dg;
+		*in_len = 32;
+	}
+	*size = cp.size;
+	return 0;
+}
+
+void
+ps_guard_checkpoint_signed(struct ps_guard *g, uint64_t size)
+{
+	if (size > g->hwm)
+		g->hwm = size;
+}

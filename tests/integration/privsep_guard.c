@@ -1,0 +1,339 @@
+/*
+ * qs_privsep_guard - a compromised front, asking signer helpers for what
+ * they must refuse (signer/privsep_guard.h).
+ *
+ * usage: qs_privsep_guard CONFIG HOME POLICY_V2
+ *
+ * Starts a pool of one helper from qsignd's own code (ps_pool_start, with
+ * the demo set-up's config and tokens) and, holding the front's end of the
+ * helper protocol, asks: the audit key over arbitrary bytes, a note that is
+ * no checkpoint, a checkpoint of another origin or smaller than the one on
+ * disk; a quorum key with plain sign, without approvals, with too few,
+ * with one approver twice, with approvals of another payload, under a
+ * policy version never approved; a policy version 2 with too few
+ * approvals. Each must be refused with its reason, while what is allowed
+ * still signs: a checkpoint that does not shrink, an online key, a quorum
+ * request with enough approvals (its signature verified), and version 2
+ * with enough approvals, whose rules then apply.
+ * HOME holds demo/admin{1,2}.key (the approvers' private keys).
+ * One line per check; exit 0 if all behaved.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "hsm.h"
+#include "log.h"
+#include "note.h"
+#include "policy.h"
+#include "privsep.h"
+#include "qs_err.h"
+#include "statement.h"
+
+static int fails;
+static const struct config *cfg;
+
+static void
+expect(const char *what, int r, int want, const char *reason)
+{
+	const char *d = qs_errdetail();
+
+	if (r != want || (reason != NULL && strstr(d, reason) == NULL)) {
+		printf("FAIL: %s: %s (%s), want %s%s%s\n", what, qs_strerror(r), d,
+		       qs_strerror(want), reason ? " with " : "", reason ? reason : "");
+		fails++;
+		return;
+	}
+	printf("ok: %s: %s%s%s\n", what, qs_strerror(r), r ? ": " : "", r ? d : "");
+}
+
+static EVP_PKEY *
+load_key(const char *home, const char *name)
+{
+	char path[4096];
+	EVP_PKEY *k = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/demo/%s.key", home, name);
+	if ((f = fopen(path, "r")) != NULL) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (k == NULL) {
+		fprintf(stderr, "cannot load %s\n", path);
+		exit(2);
+	}
+	return k;
+}
+
+/* A vote as approver `who` (key k) would sign it. */
+static void
+vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct ps_evidence *ev,
+     const uint8_t *payload, size_t len)
+{
+	uint8_t dg[32], *stmt = NULL;
+	size_t slen = 0, sig_len = QS_MAX_PRIVSEP_VOTE_SIG;
+	int64_t t = (int64_t)time(NULL);
+
+	qs_sha256(payload, len, dg);
+	if (qs_stmt_approval(cfg->identity, ev->id, ev->role, ev->kind, dg, 1, t, &stmt, &slen) !=
+		    0 ||
+	    qs_sig_sign(k, stmt, slen, sig, &sig_len) != 0) {
+		fprintf(stderr, "cannot sign a vote: %s\n", qs_errdetail());
+		exit(2);
+	}
+	free(stmt);
+	*v = (struct ps_vote){.approver = who, .approve = 1, .time = t, .sig = sig,
+			      .sig_len = sig_len};
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = malloc(QS_MAX_POLICY_BYTES + 1);
+
+	if (f == NULL || b == NULL) {
+		fprintf(stderr, "cannot read %s\n", path);
+		exit(2);
+	}
+	*len = fread(b, 1, QS_MAX_POLICY_BYTES, f);
+	b[*len] = '\0';
+	fclose(f);
+	return b;
+}
+
+/* The tree size of the checkpoint on disk. */
+static uint64_t
+disk_size(void)
+{
+	char path[4096], *note, *nl;
+	size_t len;
+	uint64_t n;
+
+	snprintf(path, sizeof(path), "%s/checkpoint", cfg->audit_dir);
+	note = slurp(path, &len);
+	nl = strchr(note, '\n');
+	n = nl ? strtoull(nl + 1, NULL, 10) : 0;
+	free(note);
+	return n;
+}
+
+static int
+checkpoint(struct ps_keyref *ref, const char *origin, uint64_t size)
+{
+	qs_hash root;
+	char *text = NULL;
+	size_t len = 0, sig_len = 0;
+	uint8_t sig[HSM_SIG_MAX];
+	int r;
+
+	memset(root, 0x5a, sizeof(root));
+	if ((r = qs_checkpoint_text(origin, size, root, &text, &len)) != 0)
+		return r;
+	r = ps_sign_checkpoint(ref, (const uint8_t *)text, len, sig, &sig_len);
+	free(text);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config *c = NULL;
+	struct policy *pol = NULL;
+	struct ps_pool *p = NULL;
+	struct ps_keyref *qref = NULL, *oref = NULL, *aref = NULL;
+	const char *quri = NULL, *ouri = NULL, *qrole = NULL;
+	enum hsm_keytype qtype;
+	uint8_t *qder = NULL, *der = NULL, sig[HSM_SIG_MAX], vs[4][QS_MAX_PRIVSEP_VOTE_SIG];
+	size_t tok, qder_len = 0, der_len = 0, sig_len = 0;
+	EVP_PKEY *a1, *a2;
+	struct ps_vote v[4];
+	static const uint8_t payload[] = "release 1.2.3", other[] = "release 6.6.6";
+	uint8_t dg[32] = {0};
+	char *v2;
+	size_t v2_len;
+	uint64_t size;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: qs_privsep_guard CONFIG HOME POLICY_V2\n");
+		return 2;
+	}
+	log_init("qs_privsep_guard", LOG_LVL_INFO);
+	if (config_load(argv[1], &c) != 0 || policy_load_file(c->policy_file, &pol) != 0) {
+		fprintf(stderr, "config: %s\n", qs_errdetail());
+		return 2;
+	}
+	cfg = c;
+	for (size_t i = 0; i < pol->nroles; i++) {
+		const struct policy_role *ro = &pol->roles[i];
+		if (ro->mode == POLICY_QUORUM && quri == NULL && policy_role_allows(ro, "blob")) {
+			quri = pol->keys[ro->keys[0]].uri;
+			qrole = ro->name;
+		} else if (ro->mode == POLICY_ONLINE && ouri == NULL) {
+			ouri = pol->keys[ro->keys[0]].uri;
+		}
+	}
+	a1 = load_key(argv[2], "admin1");
+	a2 = load_key(argv[2], "admin2");
+	v2 = slurp(argv[3], &v2_len);
+	if (quri == NULL || ouri == NULL || ps_pool_start(c, 1, &p) != 0 ||
+	    ps_find(p, quri, &qref, &qtype, &tok, &qder, &qder_len) != 0 ||
+	    ps_find(p, ouri, &oref, &qtype, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "set-up: %s\n", qs_errdetail());
+		return 2;
+	}
+	free(der);
+	if (ps_find(p, c->audit_key_uri, &aref, &qtype, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "audit key: %s\n", qs_errdetail());
+		return 2;
+	}
+	free(der);
+
+	/* ---------------------------------------------------- audit log key */
+	expect("audit key over arbitrary bytes", ps_sign(aref, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only checkpoints");
+	{
+		static const uint8_t note[] = "I, the log, owe you nothing\n";
+		expect("audit key over a note that is no checkpoint",
+		       ps_sign_checkpoint(aref, note, sizeof(note) - 1, sig, &sig_len),
+		       QS_ERR_DENIED, "not a checkpoint note");
+	}
+	size = disk_size();
+	expect("audit key over a checkpoint of another origin",
+	       checkpoint(aref, "evil.example/log", size + 1), QS_ERR_DENIED, "not this log's");
+	if (size == 0) {
+		printf("FAIL: the checkpoint on disk has tree size 0: sign something first\n");
+		fails++;
+	} else {
+		expect("audit key over a smaller tree size", checkpoint(aref, c->audit_origin,
+									 size - 1),
+		       QS_ERR_DENIED, "is smaller than");
+	}
+	expect("audit key over the same tree size", checkpoint(aref, c->audit_origin, size), 0,
+	       NULL);
+	expect("audit key over a larger tree size", checkpoint(aref, c->audit_origin, size + 5), 0,
+	       NULL);
+	expect("audit key back below its own last signature",
+	       checkpoint(aref, c->audit_origin, size + 4), QS_ERR_DENIED, "is smaller than");
+	expect("quorum key over a checkpoint", checkpoint(qref, c->audit_origin, size + 5),
+	       QS_ERR_DENIED, "not the audit log key");
+
+	/* ---------------------------------------------------- online key */
+	expect("online key over a digest", ps_sign(oref, dg, 32, sig, &sig_len), 0, NULL);
+
+	/* ---------------------------------------------------- quorum key */
+	expect("quorum key with plain sign", ps_sign(qref, dg, 32, sig, &sig_len), QS_ERR_DENIED,
+	       "is a quorum key");
+	{
+		const uint8_t *in[1] = {dg};
+		size_t in_len[1] = {32}, lens[1];
+		uint8_t sigs[HSM_SIG_MAX];
+		int st[1];
+		expect("quorum key with sign_many",
+		       ps_sign_many(qref, in, in_len, 1, sigs, lens, st), QS_ERR_DENIED,
+		       "is a quorum key");
+	}
+	struct ps_evidence ev = {.id = "00112233445566778899aabbccddeeff",
+				 .role = qrole,
+				 .kind = "blob",
+				 .submitter = "ci",
+				 .policy_version = 1,
+				 .votes = v};
+	expect("quorum key without approvals",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "without approvals");
+	vote(&v[0], vs[0], "admin1", a1, &ev, payload, sizeof(payload));
+	ev.nvotes = 1;
+	expect("quorum key with too few approvals",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	v[1] = v[0];
+	ev.nvotes = 2;
+	expect("quorum key with one approver twice",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	vote(&v[1], vs[1], "admin2", a2, &ev, payload, sizeof(payload));
+	expect("quorum key with approvals of another payload",
+	       ps_sign_quorum(qref, &ev, other, sizeof(other), sig, &sig_len), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	ev.policy_version = 2;
+	expect("quorum key under a policy version never approved",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "never verified");
+	ev.policy_version = 1;
+	ev.kind = "digest";
+	expect("quorum key with blob approvals claimed as a digest request",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "signatures do not verify");
+	ev.kind = "blob";
+	{
+		int r = ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len);
+		uint8_t der_sig[HSM_SIG_MAX + 16];
+		size_t der_sig_len = 0;
+		const unsigned char *pp = qder;
+		EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)qder_len);
+		expect("quorum key with enough approvals", r, 0, NULL);
+		qs_sha256(payload, sizeof(payload), dg);
+		if (r == 0 && (pk == NULL ||
+			       hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
+			       qs_rolesig_verify(pk, dg, payload, sizeof(payload), der_sig,
+						 der_sig_len) != 0)) {
+			printf("FAIL: the quorum signature does not verify\n");
+			fails++;
+		} else if (r == 0) {
+			printf("ok: the quorum signature verifies over the payload\n");
+		}
+		EVP_PKEY_free(pk);
+	}
+
+	/* ---------------------------------------------------- policy chain */
+	{
+		struct ps_evidence pe = {.id = "ffeeddccbbaa99887766554433221100",
+					 .role = "policy",
+					 .kind = "policy",
+					 .submitter = "admin3",
+					 .policy_version = 1,
+					 .votes = v + 2};
+		const uint8_t *t = (const uint8_t *)v2;
+		vote(&v[2], vs[2], "admin1", a1, &pe, t, v2_len);
+		vote(&v[3], vs[3], "admin2", a2, &pe, t, v2_len);
+		/* Version 2 lowers the quorum role's threshold to 1. */
+		pe.nvotes = 1;
+		expect("hand over version 2 with one approval", ps_policy_add(p, &pe, t, v2_len), 0,
+		       NULL);
+		ev.nvotes = 1;
+		ev.policy_version = 2;
+		expect("quorum key under version 2 after too few approvals of it",
+		       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len),
+		       QS_ERR_DENIED, "never verified");
+		pe.nvotes = 2;
+		expect("hand over version 2 with two approvals", ps_policy_add(p, &pe, t, v2_len),
+		       0, NULL);
+		expect("quorum key under version 2 with the one approval it asks for",
+		       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), 0,
+		       NULL);
+		ev.policy_version = 1;
+		expect("quorum key under version 1 with one approval (the higher threshold)",
+		       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len),
+		       QS_ERR_DENIED, "only 1 of the 2 approvals");
+	}
+
+	ps_keyref_free(qref);
+	ps_keyref_free(oref);
+	ps_keyref_free(aref);
+	free(qder);
+	free(v2);
+	ps_pool_stop(p);
+	EVP_PKEY_free(a1);
+	EVP_PKEY_free(a2);
+	policy_unref(pol);
+	config_free(c);
+	printf("%s\n", fails ? "FAIL" : "PASS");
+	return fails ? 1 : 0;
+}

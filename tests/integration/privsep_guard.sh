@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Signer helpers trust nothing the front says (signer/privsep_guard.h):
+# qs_privsep_guard holds the front's end of the helper protocol, as code
+# execution in the front would, and asks for what a helper must refuse --
+# the audit key over arbitrary bytes, over a note that is no checkpoint, of
+# another origin, of a smaller tree size than the checkpoint on disk; a
+# quorum key by plain sign, without approvals, with too few, with one
+# approver twice, with approvals of another payload, under a policy version
+# never approved (and after a version 2 handed over with too few
+# approvals). Each must be refused with its reason and logged as
+# privsep.refused; what is allowed still signs.
+. "$(dirname "$0")/lib.sh"
+qs_setup
+cfg=$QSIGN_HOME/qsignd.json
+
+# A log with a checkpoint of some size: the helper's high-water mark.
+qs_start
+dg=$(printf 'guard' | sha256sum | cut -c1-64)
+for _ in 1 2 3; do
+	qsign -p ci sign -r ci-sign -d "$dg" >/dev/null || fail "online sign"
+done
+qs_stop || fail "qsignd did not stop cleanly"
+
+# Version 2 of the policy: the quorum role needs one approval.
+python3 - "$QSIGN_HOME/policy.json" "$T/policy-v2.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["version"] = 2
+p["roles"]["release"]["quorum"]["threshold"] = 1
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+PY
+
+rc=0
+timeout 60 "$QS_BIN/qs_privsep_guard" "$cfg" "$QSIGN_HOME" "$T/policy-v2.json" >"$T/out" 2>"$T/err" || rc=$?
+cat "$T/out"
+[ "$rc" = 0 ] || { tail -20 "$T/err" >&2; fail "qs_privsep_guard exited $rc"; }
+# Every refusal the harness saw is in the helper's log, with its reason.
+for want in "signs only checkpoints of its log" "not a checkpoint note" "not this log's" \
+	"is smaller than" "not the audit log key" "is a quorum key" "without approvals" \
+	"only 1 of the 2 approvals" "signatures do not verify over this request and payload" \
+	"never verified"; do
+	grep "privsep.refused" "$T/err" | grep -qF "$want" || fail "no privsep.refused logged with '$want'"
+done
+grep "privsep.refused request=policy" "$T/err" | grep -qF "only 1 of the 2 approvals" ||
+	fail "version 2 with one approval: no refusal logged"
+grep -q "privsep.policy_refused" "$T/err" || fail "the front did not log the refused version"
+grep -q "privsep.policy version=2" "$T/err" || fail "version 2 with two approvals not accepted"
+echo "ok: every refusal logged as privsep.refused with its reason"
+
+# The daemon's own path: version 2 approved by two admins reaches the
+# helpers, and after a restart they verify the chain from the state store
+# again; a release request under version 2 then signs with one approval.
+qs_start
+expect_rc 0 qsign -p admin1 policy propose "$T/policy-v2.json" -m "release: one approval"
+pid=$(cat "$T/out")
+expect_rc 0 qsign -p admin2 approve "$pid"
+expect_rc 0 qsign -p admin3 approve "$pid"
+grep -q "policy.applied version=2" "$T/qsignd.log" || fail "policy v2 not applied"
+qs_stop || fail "qsignd did not stop cleanly"
+: >"$T/qsignd.log"
+qs_start
+head -c 2000 /dev/urandom >"$T/payload"
+expect_rc 0 qsign -p ci request submit -r release -f "$T/payload" -m "under v2"
+id=$(cat "$T/out")
+expect_rc 0 qsign -p admin1 approve "$id"
+expect_rc 0 qsign -p ci request fetch "$id" -o "$T/sig"
+grep -q "privsep.policy version=2" "$T/qsignd.log" || fail "helpers did not verify version 2 after the restart"
+grep -q "privsep.sign_quorum request=$id" "$T/qsignd.log" || fail "the helper did not sign request $id on its approvals"
+if grep -q "privsep.refused" "$T/qsignd.log"; then fail "the daemon's own requests were refused: $(grep privsep.refused "$T/qsignd.log")"; fi
+qs_stop || fail "qsignd did not stop cleanly"
+echo "ok: version 2 replayed to the helpers at start; a request under it signs with its one approval"
+echo PASS
