@@ -273,6 +273,11 @@ main(int argc, char **argv)
 	if (cfg->store_pg != NULL ? (r = store_open_pg(cfg->store_pg, 1, &st)) != 0
 				  : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 		die("state", cfg->store_pg != NULL ? qs_wrap(r, "store.postgresql") : r);
+	/* With PostgreSQL the state directory still holds this replica's
+	 * audit log (by default) and published files. */
+	if (cfg->store_pg != NULL && mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
+		die("state", qs_fail(QS_ERR_IO, "create state directory %s: %s", cfg->state_dir,
+				     strerror(errno)));
 	if ((r = audit_open(cfg, kr, &au)) != 0)
 		die("audit", r);
 	{
