@@ -287,8 +287,9 @@ config_load(const char *path, struct config **out)
 						    "{\"postgresql\": \"<libpq conninfo>\"}");
 			goto fail;
 		}
-		if ((r = check_keys(v, "store", store_allowed)) != 0 ||
-		    (r = get_str(v, "postgresql", 1, NULL, &c->store_pg)) != 0) {
+		if ((r = check_keys(v, "store", store_allowed)) != 0)
+			goto fail;
+		if ((r = get_str(v, "postgresql", 1, NULL, &c->store_pg)) != 0) {
 			r = qs_wrap(r, "store");
 			goto fail;
 		}

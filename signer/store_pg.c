@@ -150,14 +150,19 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* libpq's messages end in a newline (sometimes several lines): one line. */
+/* libpq's messages end in a newline (sometimes several lines, indented
+ * with tabs): one line, single spaces. */
 static void
 flat(char *dst, size_t cap, const char *msg)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; msg != NULL && msg[i] != '\0' && j + 1 < cap; i++)
-		dst[j++] = (msg[i] == '\n' || msg[i] == '\r') ? ' ' : msg[i];
+	for (size_t i = 0; msg != NULL && msg[i] != '\0' && j + 1 < cap; i++) {
+		char ch = (msg[i] == '\n' || msg[i] == '\r' || msg[i] == '\t') ? ' ' : msg[i];
+		if (ch == ' ' && (j == 0 || dst[j - 1] == ' '))
+			continue;
+		dst[j++] = ch;
+	}
 	while (j > 0 && dst[j - 1] == ' ')
 		j--;
 	dst[j] = '\0';
