@@ -114,5 +114,9 @@
  * and replaced (a hung token must not hold a worker forever); generous
  * because RSA key generation in a TPM takes seconds. */
 #define QS_PRIVSEP_REPLY_TIMEOUT_S 120
+/* Connections one qsignd keeps to PostgreSQL for its workers (plus one for
+ * signature records): transactions are short, and every replica's count
+ * adds up against the server's max_connections. */
+#define QS_PG_CONNS 4
 
 #endif

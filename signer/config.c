@@ -220,7 +220,7 @@ config_load(const char *path, struct config **out)
 					      "tokens", "tls", "workers", "signers",
 					      "log_level", "audit", "user",
 					      "group", "seccomp", "metrics",
-					      "maintenance_s", "identity_key", NULL};
+					      "maintenance_s", "identity_key", "store", NULL};
 	static const char *const audit_allowed[] = {"origin",
 						    "key",
 						    "dir",
@@ -228,6 +228,7 @@ config_load(const char *path, struct config **out)
 						    "principal_burst",
 						    "summary_s",
 						    NULL};
+	static const char *const store_allowed[] = {"postgresql", NULL};
 	static const char *const tls_allowed[] = {"cert", "key", "client_ca", "probe_cert",
 						  "probe_key", NULL};
 	struct config *c = NULL;
@@ -301,6 +302,21 @@ config_load(const char *path, struct config **out)
 	if ((r = get_str(root, "state_dir", 1, dir, &c->state_dir)) != 0 ||
 	    (r = get_str(root, "policy", 1, dir, &c->policy_file)) != 0)
 		goto fail;
+	if ((v = json_object_get(root, "store")) != NULL) {
+		/* Absent: SQLite in state_dir. {"postgresql": conninfo}: the
+		 * shared database of a replicated deployment. */
+		if (!json_is_object(v)) {
+			r = qs_fail(QS_ERR_INVALID, "\"store\" must be an object: "
+						    "{\"postgresql\": \"<libpq conninfo>\"}");
+			goto fail;
+		}
+		if ((r = check_keys(v, "store", store_allowed)) != 0)
+			goto fail;
+		if ((r = get_str(v, "postgresql", 1, NULL, &c->store_pg)) != 0) {
+			r = qs_wrap(r, "store");
+			goto fail;
+		}
+	}
 	if ((r = parse_tokens(c, json_object_get(root, "tokens"), dir)) != 0)
 		goto fail;
 	if ((v = json_object_get(root, "tls")) != NULL) {
@@ -461,6 +477,10 @@ config_free(struct config *c)
 	for (size_t i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
 	free(c->state_dir);
+	if (c->store_pg != NULL) {
+		explicit_bzero(c->store_pg, strlen(c->store_pg)); /* may hold a password */
+		free(c->store_pg);
+	}
 	free(c->policy_file);
 	for (size_t i = 0; i < c->ntokens; i++) {
 		free(c->tokens[i].name);

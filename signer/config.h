@@ -29,6 +29,9 @@ struct config {
 	int allow_plain_tcp; /* plain tcp:// on loopback only, and only if set */
 	unsigned ipc_mode;   /* permissions of ipc:// sockets, default 0600 */
 	char *state_dir;
+	/* "store": {"postgresql": conninfo}: the shared state of replicas;
+	 * NULL = SQLite in state_dir (the default). */
+	char *store_pg;
 	char *policy_file;
 	struct config_token *tokens;
 	size_t ntokens;

@@ -202,6 +202,10 @@ main(int argc, char **argv)
 		}
 		if ((r = config_load(cfgpath, &cfg)) != 0)
 			die("config", r);
+		if (cfg->store_pg != NULL)
+			die(verb, qs_fail(QS_ERR_PRECONDITION,
+					  "the state is in PostgreSQL (\"store\"): back it up with "
+					  "pg_dump or pg_basebackup (ops/docs/replicated.md)"));
 		r = strcmp(verb, "backup") == 0 ? backup_create(cfg, dir)
 						: backup_restore(cfg, dir, force);
 		if (r != 0)
@@ -244,8 +248,13 @@ main(int argc, char **argv)
 		/* Look at existing state without creating any. */
 		if (asprintf(&dbpath, "%s/state.db", cfg->state_dir) < 0)
 			die("check", QS_ERR_NOMEM);
-		if (stat(dbpath, &sb) == 0 && (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
+		if (cfg->store_pg != NULL) {
+			if ((r = store_open_pg(cfg->store_pg, 0, &st)) != 0 && r != QS_ERR_NOT_FOUND)
+				die("state", qs_wrap(r, "store.postgresql"));
+		} else if (stat(dbpath, &sb) == 0 &&
+			   (r = store_open_sqlite(cfg->state_dir, &st)) != 0) {
 			die("state", r);
+		}
 		free(dbpath);
 		if ((r = keyring_find_uri(kr, cfg->audit_key_uri, HSM_KEY_NONE, &auk)) != 0)
 			die("audit key", qs_wrap(r, "audit.key %s", cfg->audit_key_uri));
@@ -261,8 +270,14 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	if ((r = store_open_sqlite(cfg->state_dir, &st)) != 0)
-		die("state", r);
+	if (cfg->store_pg != NULL ? (r = store_open_pg(cfg->store_pg, 1, &st)) != 0
+				  : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
+		die("state", cfg->store_pg != NULL ? qs_wrap(r, "store.postgresql") : r);
+	/* With PostgreSQL the state directory still holds this replica's
+	 * audit log (by default) and published files. */
+	if (cfg->store_pg != NULL && mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
+		die("state", qs_fail(QS_ERR_IO, "create state directory %s: %s", cfg->state_dir,
+				     strerror(errno)));
 	if ((r = audit_open(cfg, kr, &au)) != 0)
 		die("audit", r);
 	{

@@ -1191,6 +1191,38 @@ out:
 	return rc;
 }
 
+/* Votes that reach the threshold together through two replicas: each
+ * read the request before the other's vote was committed, so each counted
+ * one approval short and recorded PENDING. After our vote is committed the
+ * request is read again; the replica whose read comes last sees every vote
+ * and moves the request on, by compare-and-set, so at most one executes it.
+ * (With one daemon req_mu serialises votes and this finds nothing to do.)
+ * Caller holds req_mu. */
+static void
+settle_votes(struct server *s, const char *id, const struct policy *cur)
+{
+	static const char why[] = "approved: the threshold was reached by votes recorded "
+				  "concurrently";
+	struct store_request *r = NULL;
+	struct policy *p = NULL;
+	struct approval_rules ar;
+
+	if (store_req_get(s->store, id, 0, &r) != 0 || r->state != REQ_PENDING ||
+	    policy_at(s, r->policy_version, &p) != 0 ||
+	    approval_rules(p, cur, r->role, r->kind, &ar) != 0 ||
+	    approval_count(&ar, s->cfg->identity, r) < ar.threshold)
+		goto out;
+	if (audit_state(s, id, REQ_PENDING, REQ_APPROVED, why) == 0 &&
+	    store_req_transition(s->store, id, REQ_PENDING, REQ_APPROVED, why) == 0) {
+		log_info("request.vote", "id=%s state=APPROVED detail=\"%s\"", id, why);
+		finalize(s, id, 0);
+	}
+out:
+	qs_errclear();
+	policy_unref(p);
+	store_request_free(r);
+}
+
 int
 h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
@@ -1341,6 +1373,8 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		 state_name(new_state), replace ? " replaces=stale-key-vote" : "");
 	if (new_state == REQ_APPROVED)
 		finalize(cx->srv, r->id, 0);
+	else if (new_state == REQ_PENDING)
+		settle_votes(cx->srv, r->id, cx->pol);
 	store_request_free(r);
 	r = NULL;
 	if ((rc = store_req_get(cx->srv->store, req->id, 0, &r)) != 0)

@@ -1,8 +1,8 @@
 /*
  * store.h - the daemon's state, behind a small interface.
  *
- * Callers use only the store_* functions below; a backend (SQLite today,
- * PostgreSQL planned for replicated deployments) provides a struct
+ * Callers use only the store_* functions below; a backend (SQLite,
+ * store_sqlite.c; PostgreSQL for replicated deployments, store_pg.c) provides a struct
  * store_ops. Every function that writes returns only once the change is
  * durable (survives kill -9 and power loss), so a caller may acknowledge it.
  *
@@ -123,6 +123,14 @@ struct store {
  * Refuses a database whose schema version is newer than ours or that was
  * not created by quorum-signer (QS_ERR_PRECONDITION). */
 int store_open_sqlite(const char *state_dir, struct store **out);
+
+/* Open the state in a PostgreSQL database (libpq conninfo, multi-host
+ * allowed; a standby is refused: QS_ERR_UNAVAILABLE). Creates the schema
+ * "qsign" on first use if `create` (else QS_ERR_NOT_FOUND when absent);
+ * refuses a foreign or newer schema (QS_ERR_PRECONDITION), a malformed
+ * conninfo (QS_ERR_INVALID). Later calls fail with QS_ERR_UNAVAILABLE while
+ * no writable primary answers, and recover by themselves when one does. */
+int store_open_pg(const char *conninfo, int create, struct store **out);
 
 void store_close(struct store *s);
 

@@ -7,6 +7,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/policy.c
   ${CMAKE_CURRENT_LIST_DIR}/store.c
   ${CMAKE_CURRENT_LIST_DIR}/store_sqlite.c
+  ${CMAKE_CURRENT_LIST_DIR}/store_pg.c
   ${CMAKE_CURRENT_LIST_DIR}/keyring.c
   ${CMAKE_CURRENT_LIST_DIR}/privsep.c
   ${CMAKE_CURRENT_LIST_DIR}/privsep_wire.c
@@ -40,7 +41,7 @@ if(QS_FAULT_INJECTION)
   set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/fault.c PROPERTIES
                               COMPILE_DEFINITIONS QS_FAULT_INJECTION)
 endif()
-target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE
+target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::LIBPQ
                       PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)
 
 add_executable(qsignd ${CMAKE_CURRENT_LIST_DIR}/qsignd.c)

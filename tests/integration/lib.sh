@@ -25,6 +25,7 @@ qs_cleanup() {
 		kill "$QSIGND_PID" 2>/dev/null || true
 		wait "$QSIGND_PID" 2>/dev/null || true
 	fi
+	if declare -F pg_stop_all >/dev/null; then pg_stop_all; fi
 	if [ "${QS_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 trap qs_cleanup EXIT
@@ -38,10 +39,30 @@ fail() {
 	exit 1
 }
 
-# The demo set-up, exactly as ops/run creates it.
+# The demo set-up, exactly as ops/run creates it. With QS_STORE=postgresql
+# the state goes to a throwaway PostgreSQL (pg.sh, server "DB") instead of
+# SQLite: the same test then runs on the replicated deployment's store.
 qs_setup() {
 	QS_BIN="$QS_BIN" "$QS_SRC/ops/run" --setup-only --no-build >"$T/setup.log" 2>&1 ||
 		{ cat "$T/setup.log" >&2; fail "ops/run --setup-only"; }
+	case "${QS_STORE:-sqlite}" in
+	sqlite) ;;
+	postgresql)
+		. "$QS_SRC/tests/integration/pg.sh"
+		pg_start DB || fail "cannot start PostgreSQL"
+		qs_use_pg "$QSIGN_HOME/qsignd.json" "$PG_DB_CONNINFO"
+		;;
+	*) fail "QS_STORE must be sqlite or postgresql" ;;
+	esac
+}
+
+# qs_use_pg CONFIG CONNINFO: keep the daemon's state in PostgreSQL.
+qs_use_pg() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["store"] = {"postgresql": sys.argv[2]}
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
 }
 
 # Edit the bootstrap policy with a python expression on `p` (before the

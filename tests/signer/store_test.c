@@ -1,7 +1,15 @@
 /*
- * State store (SQLite backend): schema creation and refusal, policy version
- * chain, and group-committed signature records from many threads with
- * nothing lost or duplicated.
+ * State store, on both backends: schema creation and refusal, policy version
+ * chain, documents, and group-committed signature records from many threads
+ * with nothing lost or duplicated.
+ *
+ *   store_test                 SQLite in a temporary directory
+ *   store_test --pg CONNINFO   PostgreSQL (an empty database; tests/signer/
+ *                              store_pg_test.sh starts one), plus what only
+ *                              a shared database has: two handles (two
+ *                              replicas) racing the same state transitions
+ *                              and policy versions, exactly one winning;
+ *                              refusal of a foreign or newer schema.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -9,14 +17,26 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "../proto/check.h"
 #include "qs_err.h"
 #include "store.h"
 
 #define THREADS 8
 #define PER_THREAD 200
+#define RACERS 8  /* threads racing one transition, half on each handle */
+#define ROUNDS 20 /* requests raced */
 
 static struct store *st;
+static const char *pg; /* conninfo, or NULL for SQLite */
+static char dir[] = "/tmp/qs-store-test.XXXXXX";
+
+static int
+open_store(struct store **out)
+{
+	return pg ? store_open_pg(pg, 1, out) : store_open_sqlite(dir, out);
+}
 
 static void *
 writer(void *arg)
@@ -33,19 +53,188 @@ writer(void *arg)
 	return NULL;
 }
 
-int
-main(void)
+/* ------------------------------------------------ two replicas racing */
+
+enum race_op { RACE_FINISH, RACE_VOTE, RACE_POLICY };
+
+struct racer {
+	struct store *s;
+	enum race_op op;
+	const char *id;
+	uint64_t policy_version;
+	int idx;
+	pthread_barrier_t *go;
+	int rc;
+};
+
+static void *
+race_main(void *arg)
 {
-	char dir[] = "/tmp/qs-store-test.XXXXXX";
+	struct racer *x = arg;
+	struct store_reqsig sig = {.key = "k", .key_id = "00", .algorithm = "ecdsa-p256",
+				   .sig = {1, 2, 3}, .sig_len = 3};
+	struct store_vote v = {.approve = 1, .time = 1, .sig = {9}, .sig_len = 1};
+
+	snprintf(v.approver, sizeof(v.approver), "approver-%d", x->idx);
+	pthread_barrier_wait(x->go);
+	switch (x->op) {
+	case RACE_FINISH:
+		x->rc = store_req_finish(x->s, x->id, &sig, 1, NULL, 0, 0, NULL);
+		break;
+	case RACE_VOTE:
+		x->rc = store_req_vote(x->s, x->id, &v, REQ_APPROVED, NULL);
+		break;
+	case RACE_POLICY:
+		x->rc = store_policy_add(x->s, x->policy_version, "{\"raced\":true}");
+		break;
+	}
+	return NULL;
+}
+
+/* RACERS threads, alternating between handles a and b, do `op` at once:
+ * returns how many succeeded; every loser must see QS_ERR_PRECONDITION. */
+static int
+race(struct store *a, struct store *b, enum race_op op, const char *id, uint64_t pv)
+{
+	pthread_t th[RACERS];
+	struct racer x[RACERS];
+	pthread_barrier_t go;
+	int wins = 0;
+
+	pthread_barrier_init(&go, NULL, RACERS);
+	for (int i = 0; i < RACERS; i++) {
+		x[i] = (struct racer){.s = i % 2 ? b : a, .op = op, .id = id, .policy_version = pv,
+				      .idx = i, .go = &go};
+		pthread_create(&th[i], NULL, race_main, &x[i]);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(th[i], NULL);
+		if (x[i].rc == 0)
+			wins++;
+		else
+			CHECK_EQ(x[i].rc, QS_ERR_PRECONDITION);
+	}
+	pthread_barrier_destroy(&go);
+	return wins;
+}
+
+static void
+new_request(struct store *s, const char *id, int approved)
+{
+	struct store_request r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.role, sizeof(r.role), "release");
+	snprintf(r.kind, sizeof(r.kind), "sign");
+	snprintf(r.submitter, sizeof(r.submitter), "dev");
+	r.message = "raced";
+	r.payload = (uint8_t *)"payload";
+	r.payload_len = 7;
+	r.created = 1;
+	r.expires = 4000000000;
+	r.policy_version = 1;
+	CHECK_EQ(store_req_insert(s, &r), 0);
+	if (approved)
+		CHECK_EQ(store_req_transition(s, id, REQ_PENDING, REQ_APPROVED, NULL), 0);
+}
+
+static void
+pg_races(void)
+{
+	struct store *a = NULL, *b = NULL;
+	struct store_request *r = NULL;
+	char id[STORE_ID_LEN + 1];
+	uint64_t cur = 0;
+	char *text = NULL;
+
+	CHECK_EQ(store_open_pg(pg, 1, &a), 0);
+	CHECK_EQ(store_open_pg(pg, 1, &b), 0);
+	if (a == NULL || b == NULL)
+		goto out;
+	for (int i = 0; i < ROUNDS; i++) {
+		/* Execution claimed once: APPROVED -> SIGNED by one replica. */
+		snprintf(id, sizeof(id), "%032x", 0x1000 + i);
+		new_request(a, id, 1);
+		CHECK_EQ(race(a, b, RACE_FINISH, id, 0), 1);
+		CHECK_EQ(store_req_get(b, id, 0, &r), 0);
+		if (r != NULL) {
+			CHECK_EQ(r->state, REQ_SIGNED);
+			CHECK_EQ(r->nsigs, 1);
+		}
+		store_request_free(r);
+		r = NULL;
+		/* The vote that reaches the threshold is recorded once. */
+		snprintf(id, sizeof(id), "%032x", 0x2000 + i);
+		new_request(b, id, 0);
+		CHECK_EQ(race(a, b, RACE_VOTE, id, 0), 1);
+		CHECK_EQ(store_req_get(a, id, 0, &r), 0);
+		if (r != NULL) {
+			CHECK_EQ(r->state, REQ_APPROVED);
+			CHECK_EQ(r->nvotes, 1);
+		}
+		store_request_free(r);
+		r = NULL;
+		/* Policy versions are unique. */
+		CHECK_EQ(store_policy_current(a, &cur, &text), 0);
+		free(text);
+		text = NULL;
+		CHECK_EQ(race(a, b, RACE_POLICY, NULL, cur + 1), 1);
+	}
+	CHECK_EQ(store_policy_current(b, &cur, &text), 0);
+	free(text);
+out:
+	store_close(a);
+	store_close(b);
+}
+
+/* A database whose "qsign" schema is not ours, or newer than ours. */
+static void
+pg_refusals(void)
+{
+	PGconn *c = PQconnectdb(pg);
+	char *other = NULL;
+	struct store *s = NULL;
+
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	PQclear(PQexec(c, "DROP DATABASE IF EXISTS qs_other"));
+	PQclear(PQexec(c, "CREATE DATABASE qs_other"));
+	PQfinish(c);
+	if (asprintf(&other, "%s dbname=qs_other", pg) < 0)
+		return;
+	CHECK_EQ(store_open_pg(other, 0, &s), QS_ERR_NOT_FOUND); /* --check: create nothing */
+	c = PQconnectdb(other);
+	PQclear(PQexec(c, "CREATE SCHEMA qsign; CREATE TABLE qsign.t (x int)"));
+	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
+	PQclear(PQexec(c, "DROP SCHEMA qsign CASCADE"));
+	CHECK_EQ(store_open_pg(other, 1, &s), 0); /* creates ours */
+	store_close(s);
+	s = NULL;
+	PQclear(PQexec(c, "UPDATE qsign.meta SET v = '99' WHERE k = 'schema_version'"));
+	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
+	CHECK(strstr(qs_errdetail(), "upgrade qsignd") != NULL);
+	PQfinish(c);
+	CHECK_EQ(store_open_pg("host=/nonexistent-qsign-test connect_timeout=2", 1, &s), QS_ERR_UNAVAILABLE);
+	CHECK_EQ(store_open_pg("not a conninfo", 1, &s), QS_ERR_INVALID);
+	free(other);
+}
+
+int
+main(int argc, char **argv)
+{
 	pthread_t th[THREADS];
 	uint64_t v = 0, n = 0;
 	char *text = NULL, cmd[256];
 	void *ret;
 	int bad = 0;
 
-	if (mkdtemp(dir) == NULL)
+	if (argc == 3 && strcmp(argv[1], "--pg") == 0)
+		pg = argv[2];
+	else if (argc != 1)
 		return 2;
-	CHECK_EQ(store_open_sqlite(dir, &st), 0);
+	if (pg == NULL && mkdtemp(dir) == NULL)
+		return 2;
+	CHECK_EQ(open_store(&st), 0);
 	CHECK_EQ(store_policy_current(st, &v, &text), QS_ERR_NOT_FOUND);
 	CHECK_EQ(store_policy_add(st, 2, "{}"), QS_ERR_PRECONDITION); /* must start at 1 */
 	CHECK_EQ(store_policy_add(st, 1, "{\"v\":1}"), 0);
@@ -97,13 +286,18 @@ main(void)
 	store_close(st);
 
 	/* Reopen: everything is still there. */
-	CHECK_EQ(store_open_sqlite(dir, &st), 0);
+	CHECK_EQ(open_store(&st), 0);
 	CHECK_EQ(store_count_signatures(st, &n), 0);
 	CHECK_EQ(n, THREADS * PER_THREAD);
 	store_close(st);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		return 2;
+	if (pg != NULL) {
+		pg_races();
+		pg_refusals();
+	} else {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			return 2;
+	}
 	CHECK_DONE();
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Two qsignd replicas on one PostgreSQL database, each with its own copy of
+# the SoftHSM token directory (the same keys, as an HSM cluster would have):
+#  - a signature through either replica is recorded in the shared store;
+#  - approvals racing through both replicas execute a request exactly once
+#    (one signature, one request.signed), and never leave it stuck PENDING;
+#  - kill -9 of one replica under load: the other keeps serving, and every
+#    signature a client was given is in the store;
+#  - the database killed: writes fail closed (UNAVAILABLE, nothing
+#    released); restarted: the replicas reconnect by themselves.
+. "$(dirname "$0")/lib.sh"
+. "$QS_SRC/tests/integration/pg.sh"
+pg_start DB || fail "cannot start PostgreSQL"
+qs_setup
+qs_use_pg "$QSIGN_HOME/qsignd.json" "$PG_DB_CONNINFO"
+
+HA=$QSIGN_HOME
+HB=$T/homeB
+cp -a "$HA" "$HB"
+sed -i "s|$HA|$HB|g" "$HB/softhsm2.conf" "$HB/qsignd.json"
+grep -q "$HB/" "$HB/softhsm2.conf" || fail "replica B's token directory is not its own"
+SA=ipc://$HA/qsignd.sock
+SB=ipc://$HB/qsignd.sock
+declare -A PID
+
+start_replica() { # NAME HOME
+	local n=$1 h=$2
+	SOFTHSM2_CONF=$h/softhsm2.conf "$QS_BIN/qsignd" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
+	PID[$n]=$!
+	for _ in $(seq 1 200); do
+		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
+		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }
+		sleep 0.05
+	done
+	fail "replica $n not ready after 10 s"
+}
+kill9_replica() {
+	kill -9 "${PID[$1]}"
+	wait "${PID[$1]}" 2>/dev/null || true
+	mv "$T/$1.log" "$T/$1.log.$(date +%s%N)"
+	PID[$1]=""
+}
+stop_replicas() {
+	for n in "${!PID[@]}"; do
+		[ -n "${PID[$n]}" ] || continue
+		kill "${PID[$n]}" 2>/dev/null || true
+		wait "${PID[$n]}" 2>/dev/null || true
+	done
+}
+trap 'stop_replicas; qs_cleanup' EXIT
+
+start_replica A "$HA"
+start_replica B "$HB"
+psql_q() { pg_psql DB "$1"; }
+
+# --- a signature through each replica lands in the one store
+for s in "$SA" "$SB"; do
+	dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+	expect_rc 0 qsign -s "$s" -p ci sign -r ci-sign -d "$dg" --format hex
+	[ "$(psql_q "SELECT count(*) FROM qsign.signature WHERE digest = '\\x$dg'")" = 1 ] ||
+		fail "signature through $s not in the shared store"
+done
+echo "ok: both replicas record signatures in the shared store"
+
+# --- approvals racing through both replicas: executed once
+for round in 1 2 3 4 5; do
+	head -c 500 /dev/urandom >"$T/payload$round"
+	expect_rc 0 qsign -s "$SA" -p ci request submit -r release -f "$T/payload$round" -m "race $round"
+	id=$(cat "$T/out")
+	# admin1 through A, admin2 through B, at the same moment
+	qsign -s "$SA" -p admin1 approve "$id" >"$T/v1" 2>&1 &
+	p1=$!
+	qsign -s "$SB" -p admin2 approve "$id" >"$T/v2" 2>&1 &
+	p2=$!
+	wait "$p1" || fail "admin1's approval through A failed: $(cat "$T/v1")"
+	wait "$p2" || fail "admin2's approval through B failed: $(cat "$T/v2")"
+	st=$(psql_q "SELECT state FROM qsign.request WHERE id = '$id'")
+	[ "$st" = 3 ] || fail "round $round: request $id is in state $st, not SIGNED (3)"
+	[ "$(psql_q "SELECT count(*) FROM qsign.request_sig WHERE request = '$id'")" = 1 ] ||
+		fail "round $round: not exactly one signature"
+	n=$(cat "$T"/A.log* "$T"/B.log* | grep "request.signed" | grep -c "id=$id" || true)
+	[ "$n" = 1 ] || fail "round $round: $n request.signed events for $id"
+	expect_rc 0 qsign -s "$SB" -p ci request fetch "$id" -o "$T/sig$round"
+done
+echo "ok: 5 rounds of approvals racing through two replicas: each request signed once"
+
+# --- kill -9 a replica under load: the other serves; nothing acknowledged lost
+load() { # SERVER OUTFILE: sign until told to stop; record acknowledged digests
+	local s=$1 out=$2 dg
+	: >"$out"
+	while [ ! -f "$T/stop-load" ]; do
+		dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+		if qsign -s "$s" -p ci sign -r ci-sign -d "$dg" --format hex >/dev/null 2>&1; then
+			echo "$dg" >>"$out"
+		fi
+	done
+}
+load "$SA" "$T/ackA" &
+la=$!
+load "$SB" "$T/ackB" &
+lb=$!
+sleep 2
+kill9_replica A
+sleep 2
+touch "$T/stop-load"
+wait "$la" "$lb"
+[ -s "$T/ackA" ] || fail "no signature through A before the kill"
+[ -s "$T/ackB" ] || fail "no signature through B"
+dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+expect_rc 0 qsign -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex
+psql_q "SELECT encode(digest, 'hex') FROM qsign.signature" | sort >"$T/stored"
+sort -u "$T/ackA" "$T/ackB" | comm -23 - "$T/stored" >"$T/lost"
+[ ! -s "$T/lost" ] || fail "acknowledged signatures missing from the store: $(wc -l <"$T/lost")"
+echo "ok: kill -9 of A under load: B kept serving; all $(cat "$T/ackA" "$T/ackB" | wc -l) acknowledged signatures stored"
+start_replica A "$HA"
+expect_rc 0 qsign -s "$SA" -p ci sign -r ci-sign -d "$dg" --format hex
+
+# --- the database dies: fail closed; it comes back: replicas reconnect
+before=$(psql_q "SELECT count(*) FROM qsign.signature")
+pg_kill9 DB
+dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+expect_rc 1 qsign -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex
+grep -qi "unavailable" "$T/err" || fail "no UNAVAILABLE while the database is down: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "a signature was released while the database was down"
+pg_restart DB || fail "PostgreSQL did not restart"
+ok=0
+for _ in $(seq 1 50); do
+	if qsign -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex >"$T/out" 2>"$T/err"; then ok=1; break; fi
+	sleep 0.2
+done
+[ "$ok" = 1 ] || fail "B did not recover after the database restarted: $(cat "$T/err")"
+expect_rc 0 qsign -s "$SA" -p ci sign -r ci-sign -d "$dg" --format hex
+after=$(psql_q "SELECT count(*) FROM qsign.signature")
+[ "$after" -ge $((before + 2)) ] || fail "signatures after recovery not stored ($before -> $after)"
+echo "ok: database down: UNAVAILABLE and nothing released; back: both replicas sign again, no restart"
+
+for n in A B; do kill -0 "${PID[$n]}" || fail "replica $n died"; done
+echo PASS
