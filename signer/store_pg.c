@@ -1025,11 +1025,12 @@ cas_state(struct pg_conn *pc, const char *id, int from, int to, const char *msg)
 }
 
 static int
-pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int new_state,
-	    const char *msg)
+pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int replace,
+	    int new_state, const char *msg)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
+	PGresult *res = NULL;
 	struct pgp p = {0};
 	int r;
 
@@ -1042,12 +1043,20 @@ pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	pp_int(&p, v->time);
 	pp_bytes(&p, v->sig, v->sig_len);
 	pp_text(&p, v->reason);
+	/* replace: the approver's earlier vote no longer counts (its key was
+	 * replaced); the new one takes its place (store.h). */
 	r = pq(pc,
-	       "INSERT INTO vote (request, approver, approve, time, signature, reason, seq)"
-	       " VALUES ($1,$2,$3,$4,$5,$6, (SELECT count(*) FROM vote WHERE request = $1))",
-	       &p, NULL, "vote insert");
+	       replace ? "UPDATE vote SET approve = $3, time = $4, signature = $5, reason = $6"
+			 " WHERE request = $1 AND approver = $2"
+		       : "INSERT INTO vote (request, approver, approve, time, signature, reason, seq)"
+			 " VALUES ($1,$2,$3,$4,$5,$6, (SELECT count(*) FROM vote WHERE request = $1))",
+	       &p, &res, "vote insert");
 	if (r == QS_ERR_EXISTS)
 		r = qs_fail(QS_ERR_EXISTS, "%s already voted on request %s", v->approver, id);
+	if (r == 0 && replace && strcmp(PQcmdTuples(res), "1") != 0)
+		r = qs_fail(QS_ERR_NOT_FOUND, "%s has no vote on request %s to replace",
+			    v->approver, id);
+	PQclear(res);
 	if (r == 0)
 		r = pg_commit(pc);
 	return finish(s, pc, r);

@@ -82,7 +82,7 @@ race_main(void *arg)
 		x->rc = store_req_finish(x->s, x->id, &sig, 1, NULL, 0, 0, NULL);
 		break;
 	case RACE_VOTE:
-		x->rc = store_req_vote(x->s, x->id, &v, REQ_APPROVED, NULL);
+		x->rc = store_req_vote(x->s, x->id, &v, 0, REQ_APPROVED, NULL);
 		break;
 	case RACE_POLICY:
 		x->rc = store_policy_add(x->s, x->policy_version, "{\"raced\":true}");
