@@ -721,12 +721,16 @@ reject_usage(FILE *f)
 }
 
 /* A vote that completed the quorum returns once the request is executed
- * (TUF changes may wait for external signatures): still APPROVED means
- * its execution failed for now. */
+ * (TUF changes may wait for external signatures): still APPROVED with a
+ * reason means its execution failed for now (qsignd retries). */
 static int
 not_executed(const Qsign__V1__RequestView *v)
 {
-	return v->state == QSIGN__V1__REQUEST_STATE__REQ_APPROVED && strncmp(v->kind, "tuf-", 4) != 0;
+	/* APPROVED without a reason is being executed right now (by another
+	 * replica on the same database, which won the race to execute it):
+	 * "approved, signing" is then the truth, not a failure. */
+	return v->state == QSIGN__V1__REQUEST_STATE__REQ_APPROVED && strncmp(v->kind, "tuf-", 4) != 0 &&
+	       v->state_message != NULL && v->state_message[0] != '\0';
 }
 
 static int
