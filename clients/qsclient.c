@@ -789,8 +789,19 @@ qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
 	if (r == QS_ERR_UNAUTH && body == NULL && c->last_status == QS_STATUS_UNAUTHENTICATED &&
 	    c->principal != NULL && strcmp(method, QS_M_CHALLENGE) != 0 &&
 	    strcmp(method, QS_M_AUTHENTICATE) != 0) {
-		if ((r = authenticate(c)) == 0)
+		char refused[sizeof(c->last_message)];
+		memcpy(refused, c->last_message, sizeof(refused));
+		if ((r = authenticate(c)) == 0) {
 			r = roundtrip(c, method, req, resp_desc, &body);
+		} else if (c->last_status == -1) {
+			/* The daemon ended the session with that refusal (a
+			 * replaced key, a lost role) and closed the connection
+			 * before authenticating again could run: its answer is
+			 * the refusal, not the closed connection. */
+			c->last_status = QS_STATUS_UNAUTHENTICATED;
+			memcpy(c->last_message, refused, sizeof(refused));
+			r = qs_fail(QS_ERR_UNAUTH, "%s", refused);
+		}
 	}
 	if (status != NULL)
 		*status = c->last_status;
