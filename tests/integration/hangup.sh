@@ -6,12 +6,12 @@
 # Afterwards the daemon's own health and listener probe say it still
 # accepts on both listeners, and the qsign CLI gets in.
 #
-# QS_HANGUP_EACH overrides the count per kind (default 1000; 300 in
+# QS_HANGUP_EACH overrides the count per kind (default 1000; 100 in
 # sanitizer builds, whose second pass looks for memory errors, not counts:
 # the TLS handshakes alone take minutes there).
 . "$(dirname "$0")/lib.sh"
 if grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null; then
-	: "${QS_HANGUP_EACH:=300}"
+	: "${QS_HANGUP_EACH:=100}"
 fi
 export QS_HANGUP_EACH=${QS_HANGUP_EACH:-1000}
 qs_setup
