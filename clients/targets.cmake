@@ -10,6 +10,12 @@ target_link_libraries(qsign PRIVATE qsclient PkgConfig::JANSSON PkgConfig::CRYPT
 
 # pkg-config file for C programs of the build farm that link the library.
 include(GNUInstallDirs)
+# A sanitizer build's archives are instrumented: whoever links them needs
+# the sanitizer runtimes too, so the .pc says so (empty in a normal build).
+set(QS_PC_SANITIZE "")
+if(QS_SANITIZE)
+  set(QS_PC_SANITIZE "-fsanitize=address,undefined")
+endif()
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/qsclient.pc.in
                ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc @ONLY)
 
