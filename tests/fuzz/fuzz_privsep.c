@@ -1,4 +1,4 @@
-/* Fuzz target: the signer helper protocol (signer/privsep_wire.h), both
+/* Fuzz target: the signer helper protocol (signer/keys/privsep_wire.h), both
  * directions. An input is one frame body, as read_frame hands it over:
  * the helper decodes it as a request, the front as a reply to the type in
  * its first byte (PS_INFO, PS_READY, PS_FIND, PS_SIGN, PS_SIGN_MANY, ...).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash and failure promises, through qsignd-fault (qsignd with the fault
-# points of signer/fault.h armed by $QS_FAULT).
+# points of signer/daemon/fault.h armed by $QS_FAULT).
 #
 # 1. Exactly one signature per approved request, across crashes. qsignd-fault
 # (qsignd with its fault points armed by $QS_FAULT, built by the test

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Privilege separation (signer/privsep.h) against a real qsignd:
+# Privilege separation (signer/keys/privsep.h) against a real qsignd:
 #  1. the front process has no PKCS#11 module mapped and no PIN file open;
 #     the signer helpers have the module; the launcher has neither;
 #  2. SIGKILL of a helper under a load of `qsign sign`: the front restarts

@@ -1,6 +1,6 @@
 /*
  * qs_privsep_guard - a compromised front, asking signer helpers for what
- * they must refuse (signer/privsep_guard.h).
+ * they must refuse (signer/keys/privsep_guard.h).
  *
  * usage: qs_privsep_guard CONFIG HOME POLICY_V2
  *

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Signer helpers trust nothing the front says (signer/privsep_guard.h):
+# Signer helpers trust nothing the front says (signer/keys/privsep_guard.h):
 # qs_privsep_guard holds the front's end of the helper protocol, as code
 # execution in the front would, and asks for what a helper must refuse --
 # the audit key over arbitrary bytes, over a note that is no checkpoint, of

@@ -83,7 +83,7 @@ typedef int (*handler_fn)(struct call_ctx *cx, const uint8_t *body, size_t len, 
 			  size_t *out_len);
 
 /* One RPC: its wire name, handler, and whether it needs an authenticated
- * principal. The table is signer/rpc_table.c: one line per method. */
+ * principal. The table is signer/rpc/rpc_table.c: one line per method. */
 struct rpc_method {
 	const char *name;
 	handler_fn fn;
@@ -118,7 +118,7 @@ int pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t 
 int pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal,
 			EVP_PKEY *pk, unsigned roles);
 
-/* Handlers (signer/auth.c, signer/sign.c). */
+/* Handlers (signer/rpc/auth.c, signer/rpc/sign_rpc.c). */
 int h_challenge(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_authenticate(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_info(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

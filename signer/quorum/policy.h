@@ -119,7 +119,7 @@ void policy_unref(struct policy *p);
 
 /*
  * Module checks of a parsed policy whose keys are bound (keyring_bind):
- * every module validates its own section (signer/policy_ext.c lists them).
+ * every module validates its own section (signer/quorum/policy_ext.c lists them).
  * Called wherever a policy is about to take effect (bootstrap, load,
  * proposal, apply), through keyring_policy_check(). Errors:
  * QS_ERR_INVALID with the path of the problem.

@@ -4,7 +4,7 @@
  * Rules a reader should be able to check here:
  *  - a request is judged under the policy version it was submitted with
  *    AND the version in force, at every vote and again at execution; which
- *    votes count is decided by signer/approval.c alone (approvers under both
+ *    votes count is decided by signer/quorum/approval.c alone (approvers under both
  *    versions, the higher threshold, signatures that verify with the keys in
  *    force); a request the policy in force no longer allows fails with the
  *    rule that changed;

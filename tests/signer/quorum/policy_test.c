@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../proto/check.h"
+#include "../../proto/check.h"
 #include "config.h"
 #include "policy.h"
 #include "qs_err.h"

@@ -59,7 +59,7 @@
 
 struct server;
 
-/* Strict check of p->ext_tuf (signer/policy_ext.c). QS_ERR_INVALID with
+/* Strict check of p->ext_tuf (signer/quorum/policy_ext.c). QS_ERR_INVALID with
  * the path of the problem. */
 int tuf_policy_check(const struct policy *p, json_t *section);
 /* The policy keys the section's roles sign with: use(arg, key index,
@@ -143,7 +143,7 @@ int tuf_refresh(struct server *s, const struct policy *p);
 int tuf_timer_start(struct server *s);
 void tuf_timer_stop(void);
 
-/* RPC handlers (signer/tuf_rpc.c). */
+/* RPC handlers (signer/tuf/tuf_rpc.c). */
 struct call_ctx;
 int h_tuf_push_targets(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_tuf_get_metadata(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

@@ -22,7 +22,7 @@
 
 #include <openssl/evp.h>
 
-#include "../proto/check.h"
+#include "../../proto/check.h"
 #include "merkle.h"
 #include "note.h"
 #include "qs_err.h"

@@ -19,7 +19,7 @@
 #include "qs_limits.h"
 #include "statement.h"
 
-#define MAGIC "QSTLOG1\n" /* signer/tlog.h: the entries file header */
+#define MAGIC "QSTLOG1\n" /* signer/audit/tlog.h: the entries file header */
 #define MAGIC_LEN 8
 
 static int

@@ -4,7 +4,7 @@
  * with nothing lost or duplicated.
  *
  *   store_test                 SQLite in a temporary directory
- *   store_test --pg CONNINFO   PostgreSQL (an empty database; tests/signer/
+ *   store_test --pg CONNINFO   PostgreSQL (an empty database; tests/signer/store/
  *                              store_pg_test.sh starts one), plus what only
  *                              a shared database has: two handles (two
  *                              replicas) racing the same state transitions
@@ -19,7 +19,7 @@
 
 #include <libpq-fe.h>
 
-#include "../proto/check.h"
+#include "../../proto/check.h"
 #include "qs_err.h"
 #include "store.h"
 

@@ -1,5 +1,5 @@
 /*
- * Signer helper protocol (signer/privsep_wire.h): every request and reply
+ * Signer helper protocol (signer/keys/privsep_wire.h): every request and reply
  * type round-trips, and garbage does not decode: each truncation, a
  * trailing byte, a NUL inside a string, counts and lengths over their
  * caps, a reply to another type, a status that is no QS_ERR_* code (of
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/check.h"
+#include "../../proto/check.h"
 #include "hsm.h"
 #include "privsep_wire.h"
 #include "qs_err.h"

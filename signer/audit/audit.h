@@ -1,6 +1,6 @@
 /*
  * audit.h - every state change of qsignd, appended to the tamper-evident
- * log (signer/tlog.c: RFC 6962 Merkle tree + signed C2SP checkpoints).
+ * log (signer/audit/tlog.c: RFC 6962 Merkle tree + signed C2SP checkpoints).
  *
  * An entry is a JSON object made canonical here (sorted keys, compact,
  * control characters escaped, integers only): {"seq": N, "time": unix ms,
