@@ -919,10 +919,41 @@ requests_resume(struct server *s)
 	store_request_list_free(v, n);
 }
 
+/*
+ * Hand policy version `ver` (its text) to the signer helpers with the
+ * approvals of the request that made it (v, n: the SIGNED policy requests).
+ * Non-zero if no approved request made it: the chain is unproven from
+ * here, and the helpers keep refusing quorum keys under it.
+ */
+static int
+policy_prove(struct server *s, uint64_t ver, const char *text, struct store_request **v, size_t n)
+{
+	struct store_request *r = NULL;
+	uint8_t dg[32];
+	size_t i;
+
+	qs_sha256((const uint8_t *)text, strlen(text), dg);
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i]->kind, APPROVAL_POLICY_ROLE) == 0 &&
+		    memcmp(v[i]->digest, dg, 32) == 0)
+			break;
+	if (i == n || store_req_get(s->store, v[i]->id, 0, &r) != 0) {
+		log_error("privsep.policy_unproven",
+			  "version=%llu reason=\"no approved policy change request made it\"",
+			  (unsigned long long)ver);
+		return -1;
+	}
+	if (keyring_policy_add(s->kr, text, r) != 0)
+		log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
+			  (unsigned long long)ver, qs_errdetail());
+	store_request_free(r);
+	return 0;
+}
+
 void
 requests_policy_chain(struct server *s)
 {
-	struct store_request **v = NULL, *r = NULL;
+	struct store_request **v = NULL;
 	struct policy *cur = server_policy(s);
 	size_t n = 0;
 
@@ -932,37 +963,86 @@ requests_policy_chain(struct server *s)
 		goto out;
 	}
 	for (uint64_t ver = 2; ver <= cur->version; ver++) {
-		uint8_t dg[32];
 		char *text = NULL;
-		size_t i;
+		int unproven;
 		if (store_policy_get(s->store, ver, &text) != 0) {
 			log_error("privsep.policy_unproven", "version=%llu detail=\"%s\"",
 				  (unsigned long long)ver, qs_errdetail());
 			goto out;
 		}
-		qs_sha256((const uint8_t *)text, strlen(text), dg);
-		for (i = 0; i < n; i++)
-			if (strcmp(v[i]->kind, APPROVAL_POLICY_ROLE) == 0 &&
-			    memcmp(v[i]->digest, dg, 32) == 0)
-				break;
-		if (i == n || store_req_get(s->store, v[i]->id, 0, &r) != 0) {
-			log_error("privsep.policy_unproven",
-				  "version=%llu reason=\"no approved policy change request made "
-				  "it\"",
-				  (unsigned long long)ver);
-			free(text);
-			goto out;
-		}
-		if (keyring_policy_add(s->kr, text, r) != 0)
-			log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
-				  (unsigned long long)ver, qs_errdetail());
-		store_request_free(r);
-		r = NULL;
+		unproven = policy_prove(s, ver, text, v, n);
 		free(text);
+		if (unproven)
+			goto out;
 	}
 out:
 	store_request_list_free(v, n);
 	policy_unref(cur);
+}
+
+/* Version `ver` of the shared store in force here: parsed and checked
+ * against the keyring as at start, proven to the signer helpers, swapped
+ * in. Caller holds req_mu. */
+static int
+policy_take(struct server *s, uint64_t ver, struct store_request **v, size_t n)
+{
+	struct policy *np = NULL, *old;
+	char *text = NULL;
+	int r;
+
+	if ((r = store_policy_get(s->store, ver, &text)) != 0 ||
+	    (r = policy_parse(text, strlen(text), &np)) != 0 ||
+	    (r = keyring_policy_check(s->kr, np, s->store)) != 0) {
+		r = qs_wrap(r, "policy version %llu of the shared store", (unsigned long long)ver);
+		goto out;
+	}
+	policy_prove(s, ver, text, v, n);
+	pthread_rwlock_wrlock(&s->pol_lock);
+	old = s->pol;
+	s->pol = np;
+	pthread_rwlock_unlock(&s->pol_lock);
+	np = NULL;
+	policy_unref(old);
+	log_info("policy.applied", "version=%llu source=store", (unsigned long long)ver);
+out:
+	if (np != NULL)
+		policy_unref(np);
+	free(text);
+	return r;
+}
+
+int
+requests_policy_sync(struct server *s)
+{
+	struct store_request **v = NULL;
+	struct policy *cur;
+	uint64_t newest = 0, have;
+	size_t n = 0;
+	int r;
+
+	if (!store_shared(s->store))
+		return 0;
+	if ((r = store_policy_version(s->store, &newest)) != 0)
+		return r;
+	cur = server_policy(s);
+	have = cur->version;
+	policy_unref(cur);
+	if (newest <= have)
+		return 0;
+	pthread_mutex_lock(&s->req_mu);
+	if ((r = store_req_list(s->store, REQ_SIGNED, APPROVAL_POLICY_ROLE, 0, &v, &n)) != 0)
+		goto out;
+	for (;;) {
+		cur = server_policy(s);
+		have = cur->version;
+		policy_unref(cur);
+		if (have >= newest || (r = policy_take(s, have + 1, v, n)) != 0)
+			break;
+	}
+out:
+	pthread_mutex_unlock(&s->req_mu);
+	store_request_list_free(v, n);
+	return r;
 }
 
 /* ------------------------------------------------------------ handlers */

@@ -353,6 +353,16 @@ handle(struct server *s, nng_msg *req)
 	}
 	cx.deadline_ms = (int64_t)call->deadline_ms;
 	pipes_lookup(s->pipes, &cx);
+	/* Replicas: a policy version applied through another replica is in
+	 * force here before this call is served. Calls that act for a
+	 * principal fail closed when that cannot be known (the store is
+	 * unreachable: they could not be recorded either); the
+	 * unauthenticated ones (challenge, probe) go on. */
+	if ((r = requests_policy_sync(s)) != 0) {
+		if (m->needs_auth)
+			goto reply;
+		qs_errclear();
+	}
 	cx.pol = server_policy(s);
 	if (m->needs_auth) {
 		if (!cx.authed) {

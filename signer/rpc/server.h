@@ -156,6 +156,10 @@ void requests_retry_stuck(struct server *s);
  * without such a request is logged (privsep.policy_unproven) and ends the
  * chain handed over: the helpers then refuse what needs it. */
 void requests_policy_chain(struct server *s);
+/* Replicas on a shared store: put in force every policy version another
+ * replica applied since this one last looked (one cheap query when there
+ * is none). 0 on a store no other process writes. */
+int requests_policy_sync(struct server *s);
 /* Free the policy history cache. */
 void requests_cleanup(struct server *s);
 

@@ -23,6 +23,18 @@ store_policy_get(struct store *s, uint64_t version, char **text)
 }
 
 int
+store_policy_version(struct store *s, uint64_t *version)
+{
+	return s->ops->policy_version(s, version);
+}
+
+int
+store_shared(const struct store *s)
+{
+	return s->ops->shared;
+}
+
+int
 store_policy_add(struct store *s, uint64_t version, const char *text)
 {
 	return s->ops->policy_add(s, version, text);

@@ -87,9 +87,11 @@ struct store;
 
 struct store_ops {
 	const char *name;
+	int shared; /* other processes (replicas) write it too */
 	void (*close)(struct store *s);
 	int (*policy_current)(struct store *s, uint64_t *version, char **text);
 	int (*policy_get)(struct store *s, uint64_t version, char **text);
+	int (*policy_version)(struct store *s, uint64_t *version);
 	int (*policy_add)(struct store *s, uint64_t version, const char *text);
 	int (*record_signatures)(struct store *s, const struct store_sig *sigs, size_t n);
 	int (*count_signatures)(struct store *s, uint64_t *n);
@@ -138,6 +140,12 @@ void store_close(struct store *s);
  * the store has no policy yet (first start). */
 int store_policy_current(struct store *s, uint64_t *version, char **text);
 int store_policy_get(struct store *s, uint64_t version, char **text);
+/* The newest policy version (0 if none), without its text: a cheap query,
+ * asked before every call where the store is shared. */
+int store_policy_version(struct store *s, uint64_t *version);
+/* 1 if other qsignd processes (replicas) write this store too, so that what
+ * this process holds in memory (the policy in force) may lag behind it. */
+int store_shared(const struct store *s);
 /* Add a policy version; it must be exactly current+1 (or 1 on an empty
  * store), else QS_ERR_PRECONDITION. */
 int store_policy_add(struct store *s, uint64_t version, const char *text);

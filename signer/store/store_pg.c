@@ -591,20 +591,26 @@ pg_record_signatures(struct store *base, const struct store_sig *sigs, size_t n)
 	return 0;
 }
 
+/* One integer that `sql` selects (a count, a maximum), read-only. */
 static int
-pg_count_signatures(struct store *base, uint64_t *n)
+pg_int_query(struct pg_store *s, const char *sql, const char *what, uint64_t *out)
 {
-	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
 	PGresult *res = NULL;
 	int r;
 
-	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0 ||
-	    (r = pq(pc, "SELECT count(*) FROM signature", NULL, &res, "count signatures")) != 0)
+	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0 || (r = pq(pc, sql, NULL, &res, what)) != 0)
 		return finish(s, pc, r);
-	*n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	*out = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return finish(s, pc, pg_commit(pc));
+}
+
+static int
+pg_count_signatures(struct store *base, uint64_t *n)
+{
+	return pg_int_query((struct pg_store *)base, "SELECT count(*) FROM signature",
+			    "count signatures", n);
 }
 
 /* ------------------------------------------------------------ policy */
@@ -658,6 +664,13 @@ pg_policy_get(struct store *base, uint64_t version, char **text)
 	pp_int(&p, (int64_t)version);
 	return policy_text((struct pg_store *)base,
 			   "SELECT version, text FROM policy WHERE version = $1", &p, NULL, text);
+}
+
+static int
+pg_policy_version(struct store *base, uint64_t *version)
+{
+	return pg_int_query((struct pg_store *)base, "SELECT coalesce(max(version), 0) FROM policy",
+			    "policy version", version);
 }
 
 /* Insert policy `version`, which must be current+1; inside a transaction.
@@ -1274,9 +1287,11 @@ pg_close(struct store *base)
 
 static const struct store_ops pg_ops = {
 	.name = "postgresql",
+	.shared = 1,
 	.close = pg_close,
 	.policy_current = pg_policy_current,
 	.policy_get = pg_policy_get,
+	.policy_version = pg_policy_version,
 	.policy_add = pg_policy_add,
 	.record_signatures = pg_record_signatures,
 	.count_signatures = pg_count_signatures,

@@ -264,6 +264,24 @@ sq_record_signatures(struct store *base, const struct store_sig *sigs, size_t n)
 	return 0;
 }
 
+/* One integer that `sql` selects (a count, a maximum). */
+static int
+sq_int_query(struct sq_store *s, const char *sql, const char *what, uint64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&s->db_mu);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		r = dberr(s->db, what);
+	else
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
 static int
 sq_policy_text(struct sq_store *s, const char *sql, int64_t arg, uint64_t *version, char **text)
 {
@@ -316,6 +334,13 @@ sq_policy_get(struct store *base, uint64_t version, char **text)
 	return sq_policy_text((struct sq_store *)base,
 			      "SELECT version, text FROM policy WHERE version = ?",
 			      (int64_t)version, NULL, text);
+}
+
+static int
+sq_policy_version(struct store *base, uint64_t *version)
+{
+	return sq_int_query((struct sq_store *)base, "SELECT coalesce(max(version), 0) FROM policy",
+			    "policy version", version);
 }
 
 static int
@@ -373,20 +398,8 @@ out:
 static int
 sq_count_signatures(struct store *base, uint64_t *n)
 {
-	struct sq_store *s = (struct sq_store *)base;
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-
-	pthread_mutex_lock(&s->db_mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM signature", -1, &st, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW)
-		r = dberr(s->db, "count signatures");
-	else
-		*n = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->db_mu);
-	return r;
+	return sq_int_query((struct sq_store *)base, "SELECT count(*) FROM signature",
+			    "count signatures", n);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -1087,6 +1100,7 @@ static const struct store_ops sq_ops = {
 	.close = sq_close,
 	.policy_current = sq_policy_current,
 	.policy_get = sq_policy_get,
+	.policy_version = sq_policy_version,
 	.policy_add = sq_policy_add,
 	.record_signatures = sq_record_signatures,
 	.count_signatures = sq_count_signatures,

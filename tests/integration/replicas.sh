@@ -7,7 +7,9 @@
 #  - kill -9 of one replica under load: the other keeps serving, and every
 #    signature a client was given is in the store;
 #  - the database killed: writes fail closed (UNAVAILABLE, nothing
-#    released); restarted: the replicas reconnect by themselves.
+#    released); restarted: the replicas reconnect by themselves;
+#  - a policy change applied through A is in force on B at B's next call,
+#    without a restart (B's signer helpers take it with its approvals).
 . "$(dirname "$0")/lib.sh"
 . "$QS_SRC/tests/integration/pg.sh"
 pg_start DB || fail "cannot start PostgreSQL"
@@ -133,6 +135,31 @@ expect_rc 0 qsign -s "$SA" -p ci sign -r ci-sign -d "$dg" --format hex
 after=$(psql_q "SELECT count(*) FROM qsign.signature")
 [ "$after" -ge $((before + 2)) ] || fail "signatures after recovery not stored ($before -> $after)"
 echo "ok: database down: UNAVAILABLE and nothing released; back: both replicas sign again, no restart"
+
+# --- a policy change through A is in force on B at its next call
+expect_rc 0 qsign -s "$SA" -p admin1 policy show
+python3 - "$T/out" "$T/v2.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["version"] = 2
+p["roles"]["ci-sign"]["online"]["requesters"] = ["registrar"]
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+PY
+dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+expect_rc 0 qsign -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex
+expect_rc 1 qsign -s "$SB" -p registrar sign -r ci-sign -d "$dg" --format hex
+expect_rc 0 qsign -s "$SA" -p admin1 policy propose "$T/v2.json" -m "ci-sign moves to registrar"
+pid=$(cat "$T/out")
+expect_rc 0 qsign -s "$SA" -p admin2 approve "$pid"
+expect_rc 0 qsign -s "$SA" -p admin3 approve "$pid"
+grep -q "policy.applied version=2 request=" "$T/A.log" || fail "A did not apply version 2"
+grep -q "policy.applied version=2" "$T/B.log" && fail "B applied version 2 before any call"
+expect_rc 1 qsign -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex
+grep -qi "denied\|not a requester\|may not" "$T/err" || fail "B's refusal of ci under version 2: $(cat "$T/err")"
+grep -q "policy.applied version=2 source=store" "$T/B.log" || fail "B did not log version 2 from the store"
+expect_rc 0 qsign -s "$SB" -p registrar sign -r ci-sign -d "$dg" --format hex
+grep -q "privsep.policy_refused\|privsep.policy_unproven" "$T/B.log" &&
+	fail "B's signer helpers did not take version 2: $(grep privsep.policy "$T/B.log")"
+echo "ok: version 2 applied through A is in force on B at its next call (no restart)"
 
 for n in A B; do kill -0 "${PID[$n]}" || fail "replica $n died"; done
 echo PASS
