@@ -78,6 +78,9 @@
 #define QS_MAX_STUCK_REQUESTS 256
 /* Seconds between retries of such requests. */
 #define QS_REQUEST_RETRY_S 5
+/* Replicas: how often each looks for APPROVED requests that nobody
+ * executes (their replica died mid-execution) -- signer/quorum/requests.c. */
+#define QS_REQUEST_SWEEP_S 10
 
 /* Audit entries per Entries call: bounds one reply (entries are small;
  * 1000 x a few hundred bytes stays far below QS_MAX_FRAME). */

@@ -19,7 +19,7 @@ static void *
 maint_main(void *arg)
 {
 	struct server *s = arg;
-	time_t next = 0, next_retry = 0, next_summary = time(NULL) + (time_t)s->cfg->audit_summary_s;
+	time_t next = 0, next_retry = 0, next_sweep = time(NULL) + QS_REQUEST_SWEEP_S, next_summary = time(NULL) + (time_t)s->cfg->audit_summary_s;
 
 	while (!stop && !s->stopping) {
 		struct timespec ts = {0, 200 * 1000 * 1000};
@@ -28,6 +28,10 @@ maint_main(void *arg)
 			if (pki_crl_refresh(s) != 0)
 				log_error("pki.crl.refresh", "detail=\"%s\"", qs_errdetail());
 			next = now + (time_t)interval;
+		}
+		if (now >= next_sweep) {
+			requests_sweep_orphans(s);
+			next_sweep = now + QS_REQUEST_SWEEP_S;
 		}
 		if (now >= next_retry) {
 			requests_retry_stuck(s);

@@ -652,7 +652,7 @@ retry_later(struct server *s, const struct store_request *r, int rc)
  * `resumed`: at start, for a request a crash left APPROVED, whose
  * signatures may already be in the log (resume_logged). */
 static void
-finalize(struct server *s, const char *id, int resumed)
+finalize_claimed(struct server *s, const char *id, int resumed)
 {
 	struct store_request *r = NULL;
 	struct policy *p = NULL, *np = NULL, *in_force = NULL;
@@ -844,12 +844,59 @@ out:
 	store_request_free(r);
 }
 
+/*
+ * finalize_claimed() under the request's execution claim: replicas on one
+ * store never execute the same request at once (one whose vote made it
+ * APPROVED, one resuming it at start). The claim dies with its holder, and
+ * the state is read again under it, so the second to claim finds SIGNED.
+ * Caller holds req_mu.
+ */
+static void
+finalize(struct server *s, const char *id, int resumed)
+{
+	int rc = store_req_claim(s->store, id);
+
+	if (rc != 0) {
+		/* Looked at again by the maintenance thread: by then the other
+		 * replica has signed it (nothing to do) or died (its claim went
+		 * with it, and this one resumes the request). */
+		if (rc == QS_ERR_PRECONDITION)
+			log_info("request.executing_elsewhere", "id=%s detail=\"%s\"", id,
+				 qs_errdetail());
+		else
+			log_warn("request.retry", "id=%s detail=\"%s\"", id, qs_errdetail());
+		stuck_add(id);
+		return;
+	}
+	finalize_claimed(s, id, resumed);
+	store_req_unclaim(s->store, id);
+}
+
 void
 requests_retry(struct server *s, const char *id)
 {
 	pthread_mutex_lock(&s->req_mu);
 	finalize(s, id, 0);
 	pthread_mutex_unlock(&s->req_mu);
+}
+
+void
+requests_sweep_orphans(struct server *s)
+{
+	struct store_request **v = NULL;
+	size_t n = 0;
+
+	if (!store_shared(s->store))
+		return;
+	if (store_req_list(s->store, REQ_APPROVED, NULL, 0, &v, &n) != 0) {
+		log_warn("request.sweep", "detail=\"%s\"", qs_errdetail());
+		return;
+	}
+	pthread_mutex_lock(&s->req_mu);
+	for (size_t i = 0; i < n; i++)
+		stuck_add(v[i]->id);
+	pthread_mutex_unlock(&s->req_mu);
+	store_request_list_free(v, n);
 }
 
 void

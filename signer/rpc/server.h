@@ -150,6 +150,12 @@ int auth_identity_key_open(struct server *s);
  * that passes (audit log or store not writable: a full disk); expire those
  * past their TTL. The maintenance thread calls it every few seconds. */
 void requests_retry_stuck(struct server *s);
+/* Replicas on a shared store: put every APPROVED request on that list, so
+ * that one whose executing replica died (its claim went with it) is
+ * resumed by another without waiting for a restart; one that another
+ * replica is executing is skipped again (request.executing_elsewhere).
+ * The maintenance thread calls it every QS_REQUEST_SWEEP_S. */
+void requests_sweep_orphans(struct server *s);
 /* Hand the signer helpers every stored policy version after the first,
  * each with the approved policy change request that made it, so that they
  * verify the chain up to the version in force (privsep_guard.h). A version

@@ -35,6 +35,19 @@ store_shared(const struct store *s)
 }
 
 int
+store_req_claim(struct store *s, const char *id)
+{
+	return s->ops->req_claim ? s->ops->req_claim(s, id) : 0;
+}
+
+void
+store_req_unclaim(struct store *s, const char *id)
+{
+	if (s->ops->req_unclaim)
+		s->ops->req_unclaim(s, id);
+}
+
+int
 store_policy_add(struct store *s, uint64_t version, const char *text)
 {
 	return s->ops->policy_add(s, version, text);

@@ -103,6 +103,8 @@ struct store_ops {
 			struct store_request ***out, size_t *n);
 	int (*req_vote)(struct store *s, const char *id, const struct store_vote *v, int replace,
 			int new_state, const char *msg);
+	int (*req_claim)(struct store *s, const char *id);
+	void (*req_unclaim)(struct store *s, const char *id);
 	int (*req_transition)(struct store *s, const char *id, int from, int to, const char *msg);
 	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
 			  const uint8_t *result, size_t result_len, uint64_t policy_version,
@@ -176,6 +178,14 @@ int store_req_list(struct store *s, int state, const char *role, size_t limit,
  * instead (QS_ERR_NOT_FOUND if there is none); it keeps its place. */
 int store_req_vote(struct store *s, const char *id, const struct store_vote *v, int replace,
 		   int new_state, const char *msg);
+/* Claim the execution of request id against every other process on the
+ * store (replicas): QS_ERR_PRECONDITION while another holds it,
+ * QS_ERR_UNAVAILABLE if that cannot be known. A claim ends with
+ * store_req_unclaim, or with its holder (it never outlives the process).
+ * One claim at a time per store handle. SQLite: one process owns the
+ * store, so a claim is always granted. */
+int store_req_claim(struct store *s, const char *id);
+void store_req_unclaim(struct store *s, const char *id);
 /* Compare-and-set the state: QS_ERR_PRECONDITION if it is not `from`. */
 int store_req_transition(struct store *s, const char *id, int from, int to, const char *msg);
 /* APPROVED -> SIGNED with its signatures, an optional kind-specific result,

@@ -39,6 +39,7 @@
 
 #define PG_SCHEMA_VERSION 1
 #define PG_LOCK_KEY 1903388465 /* 0x71736731, "qsg1": serialises schema creation */
+#define PG_EXEC_KEY 1903388466 /* "qsg2": class of the execution claims */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PGP_MAX 16		  /* parameters of one statement (batches build their own) */
@@ -68,6 +69,8 @@ struct pg_store {
 	pthread_cond_t pool_cv;
 	struct pg_conn conns[QS_PG_CONNS];
 	struct pg_conn sigconn; /* the writer thread's own */
+	struct pg_conn execconn; /* holds execution claims (pg_req_claim) */
+	pthread_mutex_t exec_mu; /* held from a claim to its release */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_work;
 	struct gc_item *head, **tail;
@@ -1075,6 +1078,59 @@ pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	return finish(s, pc, r);
 }
 
+/*
+ * Execution claims are session-level advisory locks (class PG_EXEC_KEY,
+ * the request id's hash) on a connection of their own: PostgreSQL drops
+ * them when that session ends, so a replica killed mid-execution leaves no
+ * stale claim behind and no lease needs to expire. Two ids with the same
+ * hash only make one wait for the other's execution.
+ */
+static int
+pg_req_claim(struct store *base, const char *id)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->execconn;
+	PGresult *res = NULL;
+	struct pgp p = {0};
+	int r;
+
+	pthread_mutex_lock(&s->exec_mu);
+	if ((pc->c == NULL || pc->broken || PQstatus(pc->c) != CONNECTION_OK) &&
+	    (r = pg_connect(s, pc)) != 0)
+		goto out;
+	pp_text(&p, id);
+	if ((r = pq(pc, "SELECT pg_try_advisory_lock(" STR(PG_EXEC_KEY) ", hashtext($1))", &p,
+		    &res, "claim execution")) != 0)
+		goto out;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		r = qs_fail(QS_ERR_PRECONDITION, "request %s is being executed by another replica",
+			    id);
+out:
+	PQclear(res);
+	if (r != 0)
+		pthread_mutex_unlock(&s->exec_mu);
+	return r;
+}
+
+static void
+pg_req_unclaim(struct store *base, const char *id)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->execconn;
+	struct pgp p = {0};
+
+	pp_text(&p, id);
+	if (pc->c != NULL && !pc->broken &&
+	    pq(pc, "SELECT pg_advisory_unlock(" STR(PG_EXEC_KEY) ", hashtext($1))", &p, NULL,
+	       "release execution") != 0) {
+		/* Ending the session releases the claim for certain. */
+		PQfinish(pc->c);
+		pc->c = NULL;
+		qs_errclear();
+	}
+	pthread_mutex_unlock(&s->exec_mu);
+}
+
 static int
 pg_req_transition(struct store *base, const char *id, int from, int to, const char *msg)
 {
@@ -1273,6 +1329,8 @@ pg_close(struct store *base)
 			PQfinish(s->conns[i].c);
 	if (s->sigconn.c != NULL)
 		PQfinish(s->sigconn.c);
+	if (s->execconn.c != NULL)
+		PQfinish(s->execconn.c);
 	if (s->conninfo != NULL) {
 		/* it may hold a password */
 		explicit_bzero(s->conninfo, strlen(s->conninfo));
@@ -1282,6 +1340,7 @@ pg_close(struct store *base)
 	pthread_cond_destroy(&s->pool_cv);
 	pthread_mutex_destroy(&s->q_mu);
 	pthread_cond_destroy(&s->q_work);
+	pthread_mutex_destroy(&s->exec_mu);
 	free(s);
 }
 
@@ -1300,6 +1359,8 @@ static const struct store_ops pg_ops = {
 	.req_get = pg_req_get,
 	.req_list = pg_req_list,
 	.req_vote = pg_req_vote,
+	.req_claim = pg_req_claim,
+	.req_unclaim = pg_req_unclaim,
 	.req_transition = pg_req_transition,
 	.req_finish = pg_req_finish,
 	.doc_put = pg_doc_put,
@@ -1336,6 +1397,7 @@ store_open_pg(const char *conninfo, int create, struct store **out)
 	pthread_cond_init(&s->pool_cv, NULL);
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_cond_init(&s->q_work, NULL);
+	pthread_mutex_init(&s->exec_mu, NULL);
 	s->tail = &s->head;
 	if ((s->conninfo = strdup(conninfo)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");

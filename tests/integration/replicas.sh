@@ -8,6 +8,11 @@
 #    signature a client was given is in the store;
 #  - the database killed: writes fail closed (UNAVAILABLE, nothing
 #    released); restarted: the replicas reconnect by themselves;
+#  - a request another process is executing (its execution claim held)
+#    is not executed a second time; when the claim goes with its holder,
+#    a replica resumes the request and signs it once;
+#  - a replica killed while it executes a request (after logging its
+#    signature): another replica finds the orphan by itself and signs it;
 #  - a policy change applied through A is in force on B at B's next call,
 #    without a restart (B's signer helpers take it with its approvals).
 . "$(dirname "$0")/lib.sh"
@@ -25,9 +30,9 @@ SA=ipc://$HA/qsignd.sock
 SB=ipc://$HB/qsignd.sock
 declare -A PID
 
-start_replica() { # NAME HOME
-	local n=$1 h=$2
-	SOFTHSM2_CONF=$h/softhsm2.conf "$QS_BIN/qsignd" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
+start_replica() { # NAME HOME [BINARY]
+	local n=$1 h=$2 bin=${3:-$QS_BIN/qsignd}
+	SOFTHSM2_CONF=$h/softhsm2.conf "$bin" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
 	for _ in $(seq 1 200); do
 		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
@@ -86,6 +91,38 @@ for round in 1 2 3 4 5; do
 done
 echo "ok: 5 rounds of approvals racing through two replicas: each request signed once"
 
+# --- an execution claim held elsewhere: not executed twice; resumed when it goes
+head -c 300 /dev/urandom >"$T/claimed"
+expect_rc 0 qsign -s "$SA" -p ci request submit -r release -f "$T/claimed" -m "claimed elsewhere"
+id=$(cat "$T/out")
+# What a replica does while it executes a request: hold its claim (an
+# advisory lock in a session of its own), here for at most 20 s.
+pg_psql DB "SELECT pg_advisory_lock(1903388466, hashtext('$id')), pg_sleep(20)" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 100); do
+	[ "$(psql_q "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1903388466 AND granted")" = 1 ] && break
+	sleep 0.1
+done
+expect_rc 0 qsign -s "$SA" -p admin1 approve "$id"
+expect_rc 0 qsign -s "$SB" -p admin2 approve "$id"
+grep -q "request.executing_elsewhere id=$id" "$T/B.log" || fail "B executed a request whose claim another holds"
+[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$id'")" = 2 ] || fail "claimed request left APPROVED"
+[ "$(psql_q "SELECT count(*) FROM qsign.request_sig WHERE request = '$id'")" = 0 ] ||
+	fail "a signature was made for a request another process was executing"
+# The holder dies: its session ends, and the claim with it.
+psql_q "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1903388466" >/dev/null
+wait "$holder" 2>/dev/null || true
+for _ in $(seq 1 150); do
+	[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$id'")" = 3 ] && break
+	sleep 0.1
+done
+[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$id'")" = 3 ] ||
+	fail "the request was not resumed after the claim's holder died"
+[ "$(psql_q "SELECT count(*) FROM qsign.request_sig WHERE request = '$id'")" = 1 ] || fail "not exactly one signature"
+n=$(cat "$T"/A.log* "$T"/B.log* | grep "request.signed" | grep -c "id=$id" || true)
+[ "$n" = 1 ] || fail "$n request.signed events for the resumed request"
+echo "ok: a request whose execution claim is held elsewhere is not executed twice; resumed once when the holder died"
+
 # --- kill -9 a replica under load: the other serves; nothing acknowledged lost
 load() { # SERVER OUTFILE: sign until told to stop; record acknowledged digests
 	local s=$1 out=$2 dg
@@ -136,6 +173,32 @@ after=$(psql_q "SELECT count(*) FROM qsign.signature")
 [ "$after" -ge $((before + 2)) ] || fail "signatures after recovery not stored ($before -> $after)"
 echo "ok: database down: UNAVAILABLE and nothing released; back: both replicas sign again, no restart"
 
+# --- A dies while executing a request: B finds the orphan by itself
+kill "${PID[A]}"; wait "${PID[A]}" 2>/dev/null || true
+mv "$T/A.log" "$T/A.log.stopped"
+QS_FAULT=request.after_audit_signed start_replica A "$HA" "$QS_BIN/qsignd-fault"
+head -c 300 /dev/urandom >"$T/orphan"
+expect_rc 0 qsign -s "$SA" -p ci request submit -r release -f "$T/orphan" -m "orphaned"
+orphan=$(cat "$T/out")
+expect_rc 0 qsign -s "$SA" -p admin1 approve "$orphan"
+qsign -s "$SA" -p admin2 approve "$orphan" >/dev/null 2>&1 || true
+for _ in $(seq 1 50); do kill -0 "${PID[A]}" 2>/dev/null || break; sleep 0.1; done
+kill -0 "${PID[A]}" 2>/dev/null && fail "A did not die at the fault point"
+wait "${PID[A]}" 2>/dev/null || true
+PID[A]=""
+mv "$T/A.log" "$T/A.log.fault"
+[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$orphan'")" = 2 ] || fail "orphan not left APPROVED"
+# B never tried to execute it: its sweep (every 10 s) finds it.
+for _ in $(seq 1 400); do
+	[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$orphan'")" = 3 ] && break
+	sleep 0.1
+done
+[ "$(psql_q "SELECT state FROM qsign.request WHERE id = '$orphan'")" = 3 ] || fail "orphaned request never signed"
+[ "$(psql_q "SELECT count(*) FROM qsign.request_sig WHERE request = '$orphan'")" = 1 ] || fail "orphan: not exactly one signature stored"
+echo "ok: a request orphaned by a replica's death is signed by the replicas that remain"
+grep -q "request.signed id=$orphan" "$T/B.log" || fail "the orphan was not signed by B"
+start_replica A "$HA"
+
 # --- a policy change through A is in force on B at its next call
 expect_rc 0 qsign -s "$SA" -p admin1 policy show
 python3 - "$T/out" "$T/v2.json" <<'PY'
@@ -160,6 +223,7 @@ expect_rc 0 qsign -s "$SB" -p registrar sign -r ci-sign -d "$dg" --format hex
 grep -q "privsep.policy_refused\|privsep.policy_unproven" "$T/B.log" &&
 	fail "B's signer helpers did not take version 2: $(grep privsep.policy "$T/B.log")"
 echo "ok: version 2 applied through A is in force on B at its next call (no restart)"
+
 
 for n in A B; do kill -0 "${PID[$n]}" || fail "replica $n died"; done
 echo PASS
