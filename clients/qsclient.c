@@ -43,12 +43,23 @@
 #define QSC_MAX_KNOWN_LINE 4096
 #define QSC_MAX_KNOWN_FILE (4u * 1024 * 1024)
 
-struct qsc_client {
+/* One daemon of the client's list (replicas): a socket and dialer of its
+ * own, so that moving to the next one never touches the previous one's
+ * connection, which nng keeps re-dialling. */
+struct qsc_server {
 	nng_socket sock;
 	int sock_open;
 	nng_dialer dialer;
 	int dialed;
 	char *url;
+	int pipes; /* live connections; pipe notifications, atomic */
+	int down;  /* its last connection dropped and none replaced it */
+};
+
+struct qsc_client {
+	struct qsc_server srv[QSC_MAX_SERVERS];
+	size_t nsrv, cur;
+	const char *url; /* srv[cur].url */
 	char *principal;
 	char *server_identity;
 	char **roles;
@@ -149,12 +160,12 @@ roundtrip(qsc_client *c, const char *method, const ProtobufCMessage *req,
 		r = nng_fail(c, rv, "message");
 		goto out;
 	}
-	if ((rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
+	if ((rv = nng_sendmsg(c->srv[c->cur].sock, msg, 0)) != 0) {
 		r = nng_fail(c, rv, "send to");
 		goto out;
 	}
 	msg = NULL; /* nng owns it now */
-	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0) {
+	if ((rv = nng_recvmsg(c->srv[c->cur].sock, &msg, 0)) != 0) {
 		if (rv == NNG_ECONNRESET || rv == NNG_ECLOSED || rv == NNG_ECONNSHUT)
 			r = qs_fail(QS_ERR_UNAVAILABLE,
 			            "%s: connection to %s lost while the call was outstanding "
@@ -563,7 +574,7 @@ read_text_file(const char *what, const char *path, char **out)
 
 /* Mutual TLS: our certificate and key, the CA for the server, its name. */
 static int
-setup_tls(qsc_client *c, const struct qsc_options *o)
+setup_tls(struct qsc_server *sv, const struct qsc_options *o)
 {
 	nng_tls_config *cfg = NULL;
 	nng_url *u = NULL;
@@ -576,9 +587,9 @@ setup_tls(qsc_client *c, const struct qsc_options *o)
 		               "%s needs a client certificate, its key and the CA "
 		               "(--tls-cert/--tls-key/--tls-ca or QSIGN_TLS_CERT/QSIGN_TLS_KEY/"
 		               "QSIGN_TLS_CA)",
-		               c->url);
-	if ((rv = nng_url_parse(&u, c->url)) != 0)
-		return qs_fail(QS_ERR_INVALID, "bad URL %s: %s", c->url, nng_strerror(rv));
+		               sv->url);
+	if ((rv = nng_url_parse(&u, sv->url)) != 0)
+		return qs_fail(QS_ERR_INVALID, "bad URL %s: %s", sv->url, nng_strerror(rv));
 	name = o->tls_server_name != NULL ? o->tls_server_name : u->u_hostname;
 	if ((r = read_text_file("TLS certificate", o->tls_cert, &cert)) != 0 ||
 	    (r = read_text_file("TLS key", o->tls_key, &key)) != 0)
@@ -602,7 +613,7 @@ setup_tls(qsc_client *c, const struct qsc_options *o)
 		            o->tls_key, nng_strerror(rv));
 		goto out;
 	}
-	if ((rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
+	if ((rv = nng_dialer_set_ptr(sv->dialer, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
 		r = qs_fail(QS_ERR_INTERNAL, "TLS: %s", nng_strerror(rv));
 		goto out;
 	}
@@ -627,28 +638,103 @@ url_scheme_ok(const char *url)
 	       strncmp(url, "tcp6://", 7) == 0 || strncmp(url, "inproc://", 9) == 0;
 }
 
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct qsc_server *sv = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		__atomic_add_fetch(&sv->pipes, 1, __ATOMIC_ACQ_REL);
+		__atomic_store_n(&sv->down, 0, __ATOMIC_RELEASE);
+	} else if (ev == NNG_PIPE_EV_REM_POST &&
+	           __atomic_sub_fetch(&sv->pipes, 1, __ATOMIC_ACQ_REL) == 0) {
+		__atomic_store_n(&sv->down, 1, __ATOMIC_RELEASE);
+	}
+}
+
+/* The socket and dialer of one server of the list (not dialled yet). */
+static int
+server_open(qsc_client *c, struct qsc_server *sv, const struct qsc_options *o)
+{
+	int rv;
+
+	if ((rv = nng_req0_open(&sv->sock)) != 0)
+		return nng_fail(c, rv, "socket for");
+	sv->sock_open = 1;
+	/* A signing request must never be sent twice by the transport: no
+	 * timed resend, and (with resend off) a request whose pipe drops is
+	 * failed instead of being re-sent on the next pipe. */
+	if ((rv = nng_socket_set_ms(sv->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
+	    (rv = nng_socket_set_ms(sv->sock, NNG_OPT_RECVTIMEO, c->timeout_ms)) ||
+	    (rv = nng_socket_set_ms(sv->sock, NNG_OPT_SENDTIMEO, c->timeout_ms)) ||
+	    (rv = nng_socket_set_size(sv->sock, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) ||
+	    (rv = nng_socket_set_ms(sv->sock, NNG_OPT_RECONNMINT, 100)) ||
+	    (rv = nng_socket_set_ms(sv->sock, NNG_OPT_RECONNMAXT, 2000)) ||
+	    (rv = nng_pipe_notify(sv->sock, NNG_PIPE_EV_ADD_POST, pipe_event, sv)) ||
+	    (rv = nng_pipe_notify(sv->sock, NNG_PIPE_EV_REM_POST, pipe_event, sv)))
+		return nng_fail(c, rv, "socket options for");
+	if ((rv = nng_dialer_create(&sv->dialer, sv->sock, sv->url)) != 0)
+		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+		               ? qs_fail(QS_ERR_INVALID, "bad server URL %s: %s", sv->url,
+		                         nng_strerror(rv))
+		               : nng_fail(c, rv, "dial");
+	if ((rv = nng_dialer_set_size(sv->dialer, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) != 0)
+		return nng_fail(c, rv, "dialer options for");
+	if (strncmp(sv->url, "tls+", 4) == 0)
+		return setup_tls(sv, o);
+	return 0;
+}
+
+/* Split "URL[,URL...]" into c->srv[].url, each checked. */
+static int
+parse_urls(qsc_client *c, const char *list)
+{
+	const char *p = list;
+
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		struct qsc_server *sv;
+
+		if (len == 0)
+			return qs_fail(QS_ERR_INVALID, "empty server URL in \"%s\"", list);
+		if (c->nsrv == QSC_MAX_SERVERS)
+			return qs_fail(QS_ERR_INVALID, "more than %d server URLs", QSC_MAX_SERVERS);
+		sv = &c->srv[c->nsrv];
+		if ((sv->url = strndup(p, len)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		c->nsrv++;
+		if (!url_scheme_ok(sv->url))
+			return qs_fail(QS_ERR_INVALID,
+			               "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
+			               "tcp://HOST:PORT)",
+			               sv->url);
+		if (end == NULL)
+			return 0;
+		p = end + 1;
+	}
+}
+
 int
 qsc_new(const struct qsc_options *o, qsc_client **out)
 {
 	qsc_client *c = NULL;
-	int rv, r;
+	int r;
 
 	*out = NULL;
 	if (o == NULL || o->url == NULL || o->url[0] == '\0')
 		return qs_fail(QS_ERR_INVALID, "no server URL");
-	if (!url_scheme_ok(o->url))
-		return qs_fail(QS_ERR_INVALID,
-		               "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
-		               "tcp://HOST:PORT)",
-		               o->url);
 	if (o->principal != NULL && !qs_name_valid(o->principal, QS_MAX_NAME))
 		return qs_fail(QS_ERR_INVALID, "invalid principal name");
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	c->last_status = -1;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : QSC_DEFAULT_TIMEOUT_MS;
-	if ((c->url = dupstr(o->url)) == NULL ||
-	    (o->principal != NULL && (c->principal = dupstr(o->principal)) == NULL)) {
+	if ((r = parse_urls(c, o->url)) != 0)
+		goto out;
+	c->url = c->srv[0].url;
+	if (o->principal != NULL && (c->principal = dupstr(o->principal)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -677,36 +763,9 @@ qsc_new(const struct qsc_options *o, qsc_client **out)
 	 * network, and before any daemon sees us. */
 	if (c->principal != NULL && (r = qsc_id_load(o, &c->id)) != 0)
 		goto out;
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		r = nng_fail(c, rv, "socket for");
-		goto out;
-	}
-	c->sock_open = 1;
-	/* A signing request must never be sent twice by the transport: no
-	 * timed resend, and (with resend off) a request whose pipe drops is
-	 * failed instead of being re-sent on the next pipe. */
-	if ((rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, c->timeout_ms)) ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, c->timeout_ms)) ||
-	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100)) ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000))) {
-		r = nng_fail(c, rv, "socket options for");
-		goto out;
-	}
-	if ((rv = nng_dialer_create(&c->dialer, c->sock, c->url)) != 0) {
-		r = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-		            ? qs_fail(QS_ERR_INVALID, "bad server URL %s: %s", c->url,
-		                      nng_strerror(rv))
-		            : nng_fail(c, rv, "dial");
-		goto out;
-	}
-	if ((rv = nng_dialer_set_size(c->dialer, NNG_OPT_RECVMAXSZ, QS_MAX_FRAME)) != 0) {
-		r = nng_fail(c, rv, "dialer options for");
-		goto out;
-	}
-	if (strncmp(c->url, "tls+", 4) == 0 && (r = setup_tls(c, o)) != 0)
-		goto out;
+	for (size_t i = 0; i < c->nsrv; i++)
+		if ((r = server_open(c, &c->srv[i], o)) != 0)
+			goto out;
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -715,18 +774,38 @@ out:
 	return r;
 }
 
+/* Move to the next server of the list: a new connection, so the next
+ * call authenticates again (against the key the first server proved:
+ * replicas share their identity). */
+static void
+fail_over(qsc_client *c)
+{
+	c->cur = (c->cur + 1) % c->nsrv;
+	c->url = c->srv[c->cur].url;
+	free(c->server_identity);
+	c->server_identity = NULL;
+}
+
 int
 qsc_connect(qsc_client *c)
 {
 	int rv, r;
 
-	if (!c->dialed) {
+	for (size_t tried = 0; !c->srv[c->cur].dialed; tried++) {
 		/* Synchronous first dial: "nobody listens" is reported now, not
-		 * as a timeout later. nng re-dials on its own after that. */
+		 * as a timeout later. nng re-dials on its own after that. With
+		 * several servers, the next one is tried. */
 		c->last_status = -1;
-		if ((rv = nng_dialer_start(c->dialer, 0)) != 0)
-			return nng_fail(c, rv, "connect to");
-		c->dialed = 1;
+		if ((rv = nng_dialer_start(c->srv[c->cur].dialer, 0)) == 0) {
+			c->srv[c->cur].dialed = 1;
+			break;
+		}
+		r = nng_fail(c, rv, "connect to");
+		if (tried + 1 >= c->nsrv)
+			return c->nsrv > 1 ? qs_fail(r, "none of the %zu servers answers; last: %s",
+			                             c->nsrv, qs_errdetail())
+			                   : r;
+		fail_over(c);
 	}
 	if (c->principal != NULL && c->server_identity == NULL && (r = authenticate(c)) != 0)
 		return r;
@@ -755,15 +834,77 @@ qsc_close(qsc_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->sock_open)
-		nng_close(c->sock);
+	for (size_t i = 0; i < c->nsrv; i++) {
+		if (c->srv[i].sock_open)
+			nng_close(c->srv[i].sock);
+		free(c->srv[i].url);
+	}
 	qsc_id_free(c->id);
 	free_roles(c);
 	free(c->server_identity);
 	free(c->principal);
-	free(c->url);
 	free(c->known_servers);
 	free(c);
+}
+
+/* Calls that change nothing: the only ones repeated on another server
+ * after the first may have received them. */
+static int
+read_only(const char *method)
+{
+	static const char *const ro[] = {
+	        QS_M_INFO,	    QS_M_LIST_KEYS,	QS_M_METRICS,		QS_M_REQ_LIST,
+	        QS_M_REQ_GET,	    QS_M_REQ_FETCH,	QS_M_POLICY_SHOW,	QS_M_AUDIT_CHECKPOINT,
+	        QS_M_AUDIT_ENTRIES, QS_M_AUDIT_INCLUSION, QS_M_AUDIT_CONSISTENCY,
+	};
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
+		if (strcmp(method, ro[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * connect + roundtrip over the list of servers. A server whose connection
+ * dropped (and nng has not replaced) is left before anything is sent to
+ * it. A call that got no answer because its server went away is repeated
+ * on the next server only if it changes nothing; otherwise the error says
+ * it may have been executed, and the next call goes to the next server.
+ */
+static int
+call_failover(qsc_client *c, const char *method, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **body)
+{
+	int r;
+
+	for (size_t tried = 0;; tried++) {
+		int last = tried + 1 >= c->nsrv;
+		if (!last && c->srv[c->cur].dialed &&
+		    __atomic_load_n(&c->srv[c->cur].down, __ATOMIC_ACQUIRE)) {
+			fail_over(c);
+			continue;
+		}
+		if ((r = qsc_connect(c)) == 0)
+			r = roundtrip(c, method, req, resp_desc, body);
+		if (r == 0 || c->nsrv == 1 || c->last_status != -1 ||
+		    (r != QS_ERR_UNAVAILABLE && r != QS_ERR_TIMEOUT))
+			return r;
+		if (strcmp(method, QS_M_CHALLENGE) == 0 || strcmp(method, QS_M_AUTHENTICATE) == 0 ||
+		    read_only(method)) {
+			if (last)
+				return r;
+			fail_over(c);
+			continue;
+		}
+		{
+			char detail[QS_ERRDETAIL_MAX];
+			const char *from = c->url;
+			snprintf(detail, sizeof(detail), "%s", qs_errdetail());
+			fail_over(c);
+			return qs_fail(r, "%s; not repeated on %s, since %s may have executed it "
+			               "(the next call goes there)",
+			               detail, c->url, from);
+		}
+	}
 }
 
 int
@@ -782,8 +923,7 @@ qsc_call(qsc_client *c, const char *method, const ProtobufCMessage *req,
 		*message = NULL;
 	if (method == NULL || strnlen(method, QS_MAX_METHOD + 1) > QS_MAX_METHOD)
 		return qs_fail(QS_ERR_INVALID, "bad method name");
-	if ((r = qsc_connect(c)) == 0)
-		r = roundtrip(c, method, req, resp_desc, &body);
+	r = call_failover(c, method, req, resp_desc, &body);
 	/* The daemon forgot us: nng re-dialled and this is a fresh pipe. The
 	 * call was refused before it ran, so repeating it once is safe. */
 	if (r == QS_ERR_UNAUTH && body == NULL && c->last_status == QS_STATUS_UNAUTHENTICATED &&

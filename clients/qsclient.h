@@ -45,11 +45,20 @@ typedef struct qsc_client qsc_client;
 
 /* Default per-call timeout. */
 #define QSC_DEFAULT_TIMEOUT_MS 30000
+/* Server URLs one client may list (replicas). */
+#define QSC_MAX_SERVERS 8
 /* Default PKCS#11 module for pkcs11: identities. */
 #define QSC_DEFAULT_PKCS11_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
 struct qsc_options {
-	/* ipc:///path, tls+tcp://host:port or tcp://127.0.0.1:port. Required. */
+	/* ipc:///path, tls+tcp://host:port or tcp://127.0.0.1:port. Required.
+	 * Replicas: several URLs separated by commas (up to QSC_MAX_SERVERS).
+	 * The client uses one at a time, starting with the first, and moves
+	 * to the next when its server cannot be reached (nothing sent) or
+	 * goes away during a call: a call that changes nothing is then
+	 * repeated there; any other call fails (it may have been executed)
+	 * and the next call goes to the next server. All the servers must
+	 * prove the same server key (replicas share their identity). */
 	const char *url;
 	/* Principal name as in the policy. NULL: do not authenticate (only
 	 * useful to probe a daemon; every Signer call will be refused). */

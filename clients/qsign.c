@@ -111,6 +111,10 @@ transport_hint(const struct globals *g, int r)
 	if (r == QS_ERR_TIMEOUT)
 		errmsg("no reply in time: is qsignd overloaded or stuck? (--timeout S to wait "
 		       "longer)");
+	else if (strchr(g->url, ',') != NULL)
+		errmsg("is qsignd running on any of %s? (-s URL, repeated, or QSIGN_SERVER as a "
+		       "comma-separated list)",
+		       g->url);
 	else if (strncmp(g->url, "ipc://", 6) == 0)
 		errmsg("is qsignd running? check the socket %s (-s URL or QSIGN_SERVER; "
 		       "QSIGN_HOME=%s) and that you may open it",
@@ -1201,7 +1205,8 @@ usage(FILE *f)
 	        "usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
 	        "             [--tls-cert F --tls-key F --tls-ca F [--tls-server-name N]]\n"
 	        "             [--server-key SHA256:...|FILE] [--accept-new] COMMAND [ARGS...]\n"
-	        "  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT\n"
+	        "  -s URL        daemon: ipc://PATH or tls+tcp://HOST:PORT; repeat it (or list\n"
+	        "                URLs with commas) for replicas, tried in order\n"
 	        "                (QSIGN_SERVER, default ipc://$QSIGN_HOME/qsignd.sock)\n"
 	        "  -p PRINCIPAL  who you are (QSIGN_PRINCIPAL)\n"
 	        "  -i IDENTITY   your private key: PEM file or pkcs11: URI\n"
@@ -1275,7 +1280,7 @@ main(int argc, char **argv)
 	};
 	struct globals g = {0};
 	const struct command *cmd = NULL;
-	int ch, r;
+	int ch, r, s_seen = 0;
 
 	harden();
 	g.home = env_or("QSIGN_HOME", "./.qsign");
@@ -1292,7 +1297,18 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+s:p:i:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			g.url = optarg;
+			/* Repeated: replicas, tried in order (qsc_options.url). */
+			if (s_seen++ > 0) {
+				char *list = NULL;
+				if (asprintf(&list, "%s,%s", g.url, optarg) < 0) {
+					errmsg("out of memory");
+					return EXIT_FAILED;
+				}
+				free(g.url_buf);
+				g.url = g.url_buf = list;
+			} else {
+				g.url = optarg;
+			}
 			break;
 		case 'p':
 			g.principal = optarg;

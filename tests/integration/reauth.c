@@ -2,7 +2,7 @@
  * reauth - one long-lived client connection, across an event the test
  * drives from outside (a daemon restart, a policy change).
  *
- * usage: reauth URL HOME [PRINCIPAL ACTION EXPECT]
+ * usage: reauth URL[,URL...] HOME [PRINCIPAL ACTION EXPECT]
  *   PRINCIPAL  default ci (key HOME/demo/PRINCIPAL.key)
  *   ACTION     sign (ci-sign, a digest; default) | checkpoint (audit log)
  *   EXPECT     ok (default) | a gRPC status name the second call must get
@@ -93,6 +93,7 @@ main(int argc, char **argv)
 	}
 	printf("ok\n");
 	fflush(stdout);
+	fprintf(stderr, "%s after: through %s\n", action, qsc_url(c));
 	/* Keep the connection until told: the daemon is the one to close it. */
 	if (strcmp(expect, "ok") != 0 && fgets(line, sizeof(line), stdin) == NULL)
 		goto out;

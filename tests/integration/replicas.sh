@@ -11,6 +11,10 @@
 #  - a request another process is executing (its execution claim held)
 #    is not executed a second time; when the claim goes with its holder,
 #    a replica resumes the request and signs it once;
+#  - clients that list both replicas go on through B when A dies: at
+#    connect time (qsign -s A -s B, QSIGN_SERVER=A,B) and on a connection
+#    opened to A before (the library leaves a server whose connection
+#    dropped before it sends anything);
 #  - a replica killed while it executes a request (after logging its
 #    signature): another replica finds the orphan by itself and signs it;
 #  - a policy change applied through A is in force on B at B's next call,
@@ -172,6 +176,26 @@ expect_rc 0 qsign -s "$SA" -p ci sign -r ci-sign -d "$dg" --format hex
 after=$(psql_q "SELECT count(*) FROM qsign.signature")
 [ "$after" -ge $((before + 2)) ] || fail "signatures after recovery not stored ($before -> $after)"
 echo "ok: database down: UNAVAILABLE and nothing released; back: both replicas sign again, no restart"
+
+# --- clients listing both replicas fail over to B when A dies
+coproc RA { "$QS_BIN/qs_reauth" "$SA,$SB" "$HA" ci sign ok 2>"$T/reauth.err"; }
+read -r -t 30 line <&"${RA[0]}" || true
+[ "$line" = ready ] || fail "long-lived client through A did not sign: $(cat "$T/reauth.err")"
+kill9_replica A
+echo go >&"${RA[1]}"
+read -r -t 30 line <&"${RA[0]}" || true
+[ "$line" = ok ] || fail "long-lived client did not fail over to B: $(cat "$T/reauth.err")"
+wait "$RA_PID" 2>/dev/null || true
+grep -q "through $SB" "$T/reauth.err" || fail "the call after A's death did not go through B: $(cat "$T/reauth.err")"
+dg=$(head -c 32 /dev/urandom | sha256sum | cut -c1-64)
+expect_rc 0 qsign -s "$SA" -s "$SB" -p ci sign -r ci-sign -d "$dg" --format hex
+[ "$(psql_q "SELECT count(*) FROM qsign.signature WHERE digest = '\\x$dg'")" = 1 ] || fail "failed-over signature not stored"
+expect_rc 0 env QSIGN_SERVER="$SA,$SB" qsign -p ci info
+expect_rc 3 qsign -s "$SA" -p ci info
+expect_rc 1 qsign -s "$SA,,$SB" -p ci info
+grep -q "empty server URL" "$T/err" || fail "an empty URL in the list: $(cat "$T/err")"
+start_replica A "$HA"
+echo "ok: clients listing both replicas go on through B when A dies (connect time and mid-session)"
 
 # --- A dies while executing a request: B finds the orphan by itself
 kill "${PID[A]}"; wait "${PID[A]}" 2>/dev/null || true
