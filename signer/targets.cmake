@@ -30,7 +30,9 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf_policy.c
-  ${CMAKE_CURRENT_LIST_DIR}/tuf_repo.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_repo.c ${CMAKE_CURRENT_LIST_DIR}/tuf_build.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_publish.c ${CMAKE_CURRENT_LIST_DIR}/tuf_external.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf_root.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/pki.c ${CMAKE_CURRENT_LIST_DIR}/pki_policy.c
   ${CMAKE_CURRENT_LIST_DIR}/pki_sign.c ${CMAKE_CURRENT_LIST_DIR}/pki_x509.c)
