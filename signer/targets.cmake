@@ -43,7 +43,7 @@ if(QS_FAULT_INJECTION)
   set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/fault.c PROPERTIES
                               COMPILE_DEFINITIONS QS_FAULT_INJECTION)
 endif()
-target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::LIBPQ
+target_link_libraries(qs_signer PUBLIC qs_proto qs_fileio qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::LIBPQ
                       PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)
 
 add_executable(qsignd ${CMAKE_CURRENT_LIST_DIR}/qsignd.c)

@@ -17,6 +17,7 @@
 
 #include <openssl/rand.h>
 
+#include "atomic_file.h"
 #include "cjson.h"
 #include "log.h"
 #include "qs_err.h"
@@ -66,61 +67,19 @@ mkdir_p(const char *path)
 	return 0;
 }
 
-/* dir/name <- data: write a temporary file, fsync, rename, fsync dir. The
- * file is world-readable: it is published for any static HTTP server. */
+/* dir/name <- data, atomically (qs_write_atomic), dir made first. The file
+ * is world-readable: it is published for any static HTTP server. */
 static int
 write_atomic(const char *dir, const char *name, const void *data, size_t len)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd = -1, dfd = -1, r;
-	const char *p = data;
+	char path[PATH_MAX];
+	int r;
 
 	if ((r = mkdir_p(dir)) != 0)
 		return r;
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return qs_fail(QS_ERR_INVALID, "path too long under %s", dir);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
-		r = qs_fail(QS_ERR_IO, "open %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fchmod(fd, 0644) != 0) {
-		r = qs_fail(QS_ERR_IO, "chmod %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, p + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = qs_fail(QS_ERR_IO, "write %s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		r = qs_fail(QS_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		r = qs_fail(QS_ERR_IO, "rename %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
-		r = qs_fail(QS_ERR_IO, "fsync %s: %s", dir, strerror(errno));
-		goto out;
-	}
-	r = 0;
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
-	if (dfd >= 0)
-		close(dfd);
-	return r;
+	return qs_write_atomic(path, data, len, 0644);
 }
 
 static int
