@@ -522,6 +522,23 @@ out:
 	return r;
 }
 
+/* Room for one more of n elements of `size` bytes in arr, grown to double
+ * its capacity *cap (first when empty) when full. Returns the array to use
+ * (arr when there is room); NULL when out of memory (arr unchanged and
+ * still the caller's to free). */
+static void *
+grow(void *arr, size_t n, size_t *cap, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *na;
+
+	if (n < *cap)
+		return arr;
+	if ((na = reallocarray(arr, ncap, size)) != NULL)
+		*cap = ncap;
+	return na;
+}
+
 /* Votes and signatures of r (caller holds db_mu). */
 static int
 load_children(sqlite3 *db, struct store_request *r)
@@ -537,17 +554,12 @@ load_children(sqlite3 *db, struct store_request *r)
 		return dberr(db, "prepare votes");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_vote *v;
-		if (r->nvotes == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			void *nv = realloc(r->votes, ncap * sizeof(*r->votes));
-			if (nv == NULL) {
-				sqlite3_finalize(st);
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
-			}
-			r->votes = nv;
-			cap = ncap;
+		struct store_vote *v, *nv;
+		if ((nv = grow(r->votes, r->nvotes, &cap, sizeof(*r->votes), 4)) == NULL) {
+			sqlite3_finalize(st);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
+		r->votes = nv;
 		v = &r->votes[r->nvotes++];
 		memset(v, 0, sizeof(*v));
 		copy_text(v->approver, sizeof(v->approver), st, 0);
@@ -570,17 +582,12 @@ load_children(sqlite3 *db, struct store_request *r)
 		return dberr(db, "prepare request signatures");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_reqsig *g;
-		if (r->nsigs == cap) {
-			size_t ncap = cap ? cap * 2 : 2;
-			void *ng = realloc(r->sigs, ncap * sizeof(*r->sigs));
-			if (ng == NULL) {
-				sqlite3_finalize(st);
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
-			}
-			r->sigs = ng;
-			cap = ncap;
+		struct store_reqsig *g, *ng;
+		if ((ng = grow(r->sigs, r->nsigs, &cap, sizeof(*r->sigs), 2)) == NULL) {
+			sqlite3_finalize(st);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
+		r->sigs = ng;
 		g = &r->sigs[r->nsigs++];
 		memset(g, 0, sizeof(*g));
 		copy_text(g->key, sizeof(g->key), st, 0);
@@ -1027,16 +1034,12 @@ sq_doc_list(struct store *base, const char *ns, char ***names, size_t *n)
 	}
 	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			char **nv = realloc(v, ncap * sizeof(*v));
-			if (nv == NULL) {
-				r = qs_fail(QS_ERR_NOMEM, "out of memory");
-				goto out;
-			}
-			v = nv;
-			cap = ncap;
+		char **nv = grow(v, cnt, &cap, sizeof(*v), 16);
+		if (nv == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
 		}
+		v = nv;
 		if ((v[cnt] = dup_text(st, 0)) == NULL) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;

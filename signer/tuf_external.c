@@ -499,8 +499,7 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 			goto unlock;
 		}
 		free(canon);
-		for (size_t k = 0; k < 32; k++)
-			snprintf(dgh + 2 * k, 3, "%02x", dg[k]);
+		qs_hex_into(dg, 32, dgh);
 		json_object_set_new(json_object_get(d, "sigs"), sigs[i].keyid, json_string(hex));
 		json_array_append_new(
 		        audit, json_pack("{s:s, s:s, s:O, s:O, s:O, s:s}", "keyid", sigs[i].keyid,
