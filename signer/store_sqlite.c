@@ -1,12 +1,22 @@
 /*
  * SQLite backend of the state store.
  *
- * WAL mode with synchronous=FULL: a COMMIT returns after the WAL is
- * fsync'ed, so anything we acknowledge survives power loss. Signature
- * records are group-committed by one writer thread: callers enqueue and
- * wait; the writer takes everything queued, writes it in one transaction
- * and wakes them all. One fsync then covers many signatures
- * (ENVIRONMENT.md: 32 records per fdatasync is ~18x the rate of one).
+ * WAL mode, two connections on one file with different durability, by
+ * design:
+ *   - requests, votes, policies and documents (db) use synchronous=FULL: a
+ *     COMMIT returns after the WAL is fsync'ed, so anything we acknowledge
+ *     survives power loss;
+ *   - the signature index (sigdb) uses synchronous=NORMAL: a commit survives
+ *     a crash of the process but not necessarily a power loss. The
+ *     power-loss-durable record of every signature is the audit log, which
+ *     is appended and fsync'ed before a signature is released (sign.c,
+ *     changes_signed); the index is for lookups and can lose its last
+ *     entries without losing evidence.
+ * Signature records are group-committed by one writer thread: callers
+ * enqueue and wait; the writer takes everything queued, writes it in one
+ * transaction and wakes them all, so one commit covers many signatures
+ * (tests/bench/README.md, "Measured costs": 32 records per fdatasync give
+ * 14-18x the rate of one).
  */
 #include "store.h"
 
