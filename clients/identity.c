@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <p11-kit/uri.h>
 
 #include "hsm.h"
 #include "qs_err.h"
@@ -329,58 +330,37 @@ qsc_id_free(qsc_identity *id)
 	free(id);
 }
 
-static int
-unhex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *
 qsc_p11uri_query(const char *uri, const char *name, int *err)
 {
-	const char *q = strchr(uri, '?'), *p, *end;
-	size_t nlen = strlen(name);
-	char *val;
-	size_t j = 0;
+	P11KitUri *u;
+	const char *v;
+	char *val = NULL;
+	int ur;
 
 	*err = 0;
-	if (q == NULL)
+	/* p11-kit decodes %00 into a NUL that would silently cut the value
+	 * short; no module path or PIN source holds one. */
+	if (strstr(uri, "%00") != NULL) {
+		*err = qs_fail(QS_ERR_INVALID, "pkcs11 URI: %%00 (a NUL byte) is not allowed");
 		return NULL;
-	for (p = q + 1; *p != '\0'; p = *end == '&' ? end + 1 : end) {
-		end = p + strcspn(p, "&");
-		if ((size_t)(end - p) <= nlen || strncmp(p, name, nlen) != 0 || p[nlen] != '=')
-			continue;
-		p += nlen + 1;
-		if ((val = malloc((size_t)(end - p) + 1)) == NULL) {
-			*err = qs_fail(QS_ERR_NOMEM, "out of memory");
-			return NULL;
-		}
-		for (; p < end; p++) {
-			int hi, lo;
-			if (*p != '%') {
-				val[j++] = *p;
-				continue;
-			}
-			if (end - p < 3 || (hi = unhex_nibble(p[1])) < 0 ||
-			    (lo = unhex_nibble(p[2])) < 0 || (hi == 0 && lo == 0)) {
-				free(val);
-				*err = qs_fail(QS_ERR_INVALID, "pkcs11 URI: bad %%-escape in %s",
-				               name);
-				return NULL;
-			}
-			val[j++] = (char)(hi << 4 | lo);
-			p += 2;
-		}
-		val[j] = '\0';
-		return val;
 	}
-	return NULL;
+	if ((u = p11_kit_uri_new()) == NULL) {
+		*err = qs_fail(QS_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if ((ur = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, u)) != P11_KIT_URI_OK) {
+		*err = qs_fail(QS_ERR_INVALID, "pkcs11 URI: %s", p11_kit_uri_message(ur));
+		goto out;
+	}
+	v = strcmp(name, "module-path") == 0  ? p11_kit_uri_get_module_path(u)
+	    : strcmp(name, "pin-source") == 0 ? p11_kit_uri_get_pin_source(u)
+	                                      : p11_kit_uri_get_vendor_query(u, name);
+	if (v != NULL && (val = strdup(v)) == NULL)
+		*err = qs_fail(QS_ERR_NOMEM, "out of memory");
+out:
+	p11_kit_uri_free(u);
+	return val;
 }
 
 int

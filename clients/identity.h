@@ -38,8 +38,9 @@ const char *qsc_id_alg(const qsc_identity *id);
 void qsc_id_free(qsc_identity *id);
 
 /* Return the value of query attribute `name` (module-path, pin-source) of a
- * pkcs11: URI, percent-decoded, malloc'd; NULL if absent. *err is set to a
- * QS_ERR_* code on malformed encoding or allocation failure, else 0. */
+ * pkcs11: URI, percent-decoded by p11-kit's parser, malloc'd; NULL if
+ * absent. *err is set to a QS_ERR_* code on a URI p11-kit refuses, a %00
+ * escape, or allocation failure, else 0. */
 char *qsc_p11uri_query(const char *uri, const char *name, int *err);
 
 #endif

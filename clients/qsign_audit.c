@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "atomic_file.h"
 #include "merkle.h"
 #include "note.h"
 #include "qsclient.h"
@@ -1805,51 +1806,6 @@ state_get(json_t *doc, const char *state_path, const char *origin, struct vstate
 	return 0;
 }
 
-/* Write len bytes to path atomically (write, fsync, rename). */
-static int
-write_atomic(const char *path, const void *data, size_t len)
-{
-	char *tmp = NULL;
-	int fd = -1, r = -1;
-
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		errmsg("out of memory");
-		return -1;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		errmsg("%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			errmsg("%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		errmsg("%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		errmsg("%s: %s", path, strerror(errno));
-		goto out;
-	}
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r != 0)
-		unlink(tmp);
-	free(tmp);
-	return r;
-}
-
 /* Remember cp (and the leaf hashes of its entries) as the log's latest
  * verified checkpoint in doc and on disk. */
 static int
@@ -1873,10 +1829,11 @@ save_state(const char *path, json_t *doc, const struct checkpoint *cp, const str
 		goto out;
 	/* Leaves first: a crash in between leaves leaves that do not match the
 	 * remembered root, which load_leaves ignores. */
-	if (write_atomic(lp, e->leaf, e->n * sizeof(qs_hash)) != 0)
+	if (qs_write_atomic(lp, e->leaf, e->n * sizeof(qs_hash), 0600) != 0 ||
+	    qs_write_atomic(path, text, strlen(text), 0600) != 0) {
+		errmsg("%s", qs_errdetail());
 		goto out;
-	if (write_atomic(path, text, strlen(text)) != 0)
-		goto out;
+	}
 	r = 0;
 out:
 	free(text);

@@ -69,9 +69,10 @@ void reject_usage(FILE *f);
 int policy_main(int argc, char **argv, struct globals *g);
 void policy_usage(FILE *f);
 extern const struct command policy_commands[];
-/* qsign_audit.c */
+/* qsign_ops.c */
 int metrics_main(int argc, char **argv, struct globals *g);
 void metrics_usage(FILE *f);
+/* qsign_audit.c */
 int audit_main(int argc, char **argv, struct globals *g);
 void audit_usage(FILE *f);
 extern const struct command audit_commands[];

@@ -1,12 +1,15 @@
 # clients/: the client library (qsclient) and the qsign CLI built on it.
 # Depends on proto/ (qs_proto, qs_err) and hsm/ (qs_hsm) only, never on
-# signer/.
+# signer/; p11-kit for its PKCS#11 URI parser (identity.c).
 add_library(qsclient STATIC qsclient.c identity.c)
-target_include_directories(qsclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO)
+# The library's API is qsclient.h and identity.h (principal keys); qsign's
+# own header (qsign_cli.h) stays inside clients/.
+qs_export_headers(qsclient qsclient.h identity.h)
+target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT)
 
 add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c)
-target_link_libraries(qsign PRIVATE qsclient PkgConfig::JANSSON PkgConfig::CRYPTO)
+target_include_directories(qsign PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(qsign PRIVATE qsclient qs_fileio PkgConfig::JANSSON PkgConfig::CRYPTO)
 
 # pkg-config file for C programs of the build farm that link the library.
 include(GNUInstallDirs)

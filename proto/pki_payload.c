@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "json_strict.h"
 #include "qs_err.h"
 
 #define PEM_CSR_BEGIN "-----BEGIN CERTIFICATE REQUEST-----"
@@ -404,23 +405,6 @@ get_csr(json_t *o, struct pki_op *op)
 }
 
 static int
-only_members(json_t *o, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v)
-	{
-		size_t i;
-		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
-			;
-		if (allowed[i] == NULL)
-			return qs_fail(QS_ERR_INVALID, "unknown member \"%.40s\"", k);
-	}
-	return 0;
-}
-
-static int
 parse_members(const char *kind, json_t *o, struct pki_op *op)
 {
 	static const char *const create_m[] = {"factory", "validity_days", NULL};
@@ -436,7 +420,7 @@ parse_members(const char *kind, json_t *o, struct pki_op *op)
 
 	if (strcmp(kind, PKI_KIND_CA_CREATE) == 0) {
 		op->kind = PKI_KIND_CA_CREATE;
-		if ((r = only_members(o, create_m)) != 0 ||
+		if ((r = qs_json_only(o, kind, create_m)) != 0 ||
 		    (r = get_str(o, "factory", 1, S_NAME, NULL, op->factory,
 		                 sizeof(op->factory))) != 0)
 			return r;
@@ -444,7 +428,7 @@ parse_members(const char *kind, json_t *o, struct pki_op *op)
 	}
 	if (strcmp(kind, PKI_KIND_TLS) == 0) {
 		op->kind = PKI_KIND_TLS;
-		if ((r = only_members(o, tls_m)) != 0 ||
+		if ((r = qs_json_only(o, kind, tls_m)) != 0 ||
 		    (r = get_str(o, "name", 1, S_CHOICE, tls_names, op->name, sizeof(op->name))) !=
 		            0 ||
 		    (r = get_str(o, "action", 1, S_CHOICE, tls_actions, op->action,
@@ -455,7 +439,7 @@ parse_members(const char *kind, json_t *o, struct pki_op *op)
 	}
 	if (strcmp(kind, PKI_KIND_DEVICE_CA) == 0) {
 		op->kind = PKI_KIND_DEVICE_CA;
-		if ((r = only_members(o, dca_m)) != 0 ||
+		if ((r = qs_json_only(o, kind, dca_m)) != 0 ||
 		    (r = get_str(o, "mode", 1, S_CHOICE, modes, op->mode, sizeof(op->mode))) != 0 ||
 		    (r = get_str(o, "name", 1, S_NAME, NULL, op->name, sizeof(op->name))) != 0 ||
 		    (r = get_days(o, op)) != 0)
@@ -470,7 +454,7 @@ parse_members(const char *kind, json_t *o, struct pki_op *op)
 	}
 	if (strcmp(kind, PKI_KIND_CA_STATE) == 0) {
 		op->kind = PKI_KIND_CA_STATE;
-		if ((r = only_members(o, state_m)) != 0 ||
+		if ((r = qs_json_only(o, kind, state_m)) != 0 ||
 		    (r = get_str(o, "serial", 1, S_HEX, NULL, op->serial, sizeof(op->serial))) !=
 		            0 ||
 		    (r = get_str(o, "action", 1, S_CHOICE, state_actions, op->action,
@@ -485,7 +469,7 @@ parse_members(const char *kind, json_t *o, struct pki_op *op)
 	}
 	if (strcmp(kind, PKI_KIND_DEVICE_REVOKE) == 0) {
 		op->kind = PKI_KIND_DEVICE_REVOKE;
-		if ((r = only_members(o, drev_m)) != 0 ||
+		if ((r = qs_json_only(o, kind, drev_m)) != 0 ||
 		    (r = get_str(o, "ca_serial", 1, S_HEX, NULL, op->ca_serial,
 		                 sizeof(op->ca_serial))) != 0 ||
 		    (r = get_str(o, "serial", 1, S_HEX, NULL, op->serial, sizeof(op->serial))) != 0)

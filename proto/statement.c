@@ -33,19 +33,25 @@ qs_name_valid(const char *s, size_t max)
 	return 1;
 }
 
+void
+qs_hex_into(const uint8_t *buf, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[buf[i] >> 4];
+		out[2 * i + 1] = digits[buf[i] & 15];
+	}
+	out[len * 2] = '\0';
+}
+
 char *
 qs_hex(const uint8_t *buf, size_t len)
 {
-	static const char digits[] = "0123456789abcdef";
 	char *s = malloc(len * 2 + 1);
 
-	if (s == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		s[2 * i] = digits[buf[i] >> 4];
-		s[2 * i + 1] = digits[buf[i] & 15];
-	}
-	s[len * 2] = '\0';
+	if (s != NULL)
+		qs_hex_into(buf, len, s);
 	return s;
 }
 

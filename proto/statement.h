@@ -97,6 +97,8 @@ int qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob
 
 /* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
 char *qs_hex(const uint8_t *buf, size_t len);
+/* Lower-case hex of buf into out, which holds 2 * len + 1 bytes (NUL-terminated). */
+void qs_hex_into(const uint8_t *buf, size_t len, char *out);
 /* Strict hex decode of the whole NUL-terminated string: even length,
  * [0-9a-fA-F] only, at most cap bytes out. QS_ERR_INVALID otherwise. */
 int qs_unhex(const char *s, uint8_t *out, size_t cap, size_t *out_len);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_strict.h"
 #include "qs_err.h"
 #include "statement.h"
 #include "tuf_meta.h"
@@ -26,24 +27,6 @@ load(const uint8_t *p, size_t len, json_t **out)
 	return 0;
 }
 
-/* Every member of o is one of `allowed` (NULL-terminated). */
-static int
-only(const json_t *o, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)o, k, v)
-	{
-		size_t i;
-		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
-			;
-		if (allowed[i] == NULL)
-			return qs_fail(QS_ERR_INVALID, "unknown field \"%.40s\"", k);
-	}
-	return 0;
-}
-
 static const char *
 str(const json_t *o, const char *k)
 {
@@ -55,7 +38,8 @@ check_init(const json_t *j)
 {
 	static const char *const allowed[] = {"op", NULL};
 
-	if (only(j, allowed) != 0 || str(j, "op") == NULL || strcmp(str(j, "op"), "init") != 0)
+	if (qs_json_only(j, "tuf-init", allowed) != 0 || str(j, "op") == NULL ||
+	    strcmp(str(j, "op"), "init") != 0)
 		return qs_fail(QS_ERR_INVALID, "tuf-init payload is {\"op\":\"init\"}");
 	return 0;
 }
@@ -130,7 +114,7 @@ check_external(const json_t *e)
 	char *pem = NULL;
 	int r;
 
-	if (!json_is_object(e) || only(e, allowed) != 0)
+	if (qs_json_only(e, "external", allowed) != 0)
 		return qs_fail(QS_ERR_INVALID, "external: {name, holder, public_key}");
 	if (!qs_name_valid(str(e, "name"), 64) || !qs_name_valid(str(e, "holder"), 64))
 		return qs_fail(QS_ERR_INVALID, "external: name and holder must be names");
@@ -161,7 +145,7 @@ check_root(const json_t *j)
 		return qs_fail(QS_ERR_INVALID,
 		               "base_version: the root version this changes (>= 1)");
 	if (op != NULL && strcmp(op, "rotate-key") == 0) {
-		if ((r = only(j, rot)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", rot)) != 0)
 			return r;
 		if (!role_name_ok(role))
 			return qs_fail(QS_ERR_INVALID, "role: " ROLE_NAMES);
@@ -171,7 +155,7 @@ check_root(const json_t *j)
 	}
 	if (op != NULL && strcmp(op, "set-threshold") == 0) {
 		json_int_t t = json_integer_value(json_object_get(j, "threshold"));
-		if ((r = only(j, thr)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", thr)) != 0)
 			return r;
 		if (!offline)
 			return qs_fail(QS_ERR_INVALID, "set-threshold: role " OFFLINE_NAMES);
@@ -183,7 +167,7 @@ check_root(const json_t *j)
 		return 0;
 	}
 	if (op != NULL && strcmp(op, "add-key") == 0) {
-		if ((r = only(j, add)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", add)) != 0)
 			return r;
 		if (!offline)
 			return qs_fail(QS_ERR_INVALID, "add-key: role " OFFLINE_NAMES);
@@ -193,7 +177,7 @@ check_root(const json_t *j)
 		return 0;
 	}
 	if (op != NULL && strcmp(op, "remove-key") == 0) {
-		if ((r = only(j, rem)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", rem)) != 0)
 			return r;
 		if (!offline)
 			return qs_fail(QS_ERR_INVALID, "remove-key: role " OFFLINE_NAMES);
@@ -202,7 +186,7 @@ check_root(const json_t *j)
 		return 0;
 	}
 	if (op != NULL && strcmp(op, "set-expiry") == 0) {
-		if ((r = only(j, exp)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", exp)) != 0)
 			return r;
 		if (!role_name_ok(role))
 			return qs_fail(QS_ERR_INVALID, "role: " ROLE_NAMES);
@@ -217,7 +201,7 @@ check_root(const json_t *j)
 		 * the shared external ones (admins hold one per repository). */
 		json_t *x = json_object_get(j, "external"), *e;
 		size_t i;
-		if ((r = only(j, sep)) != 0)
+		if ((r = qs_json_only(j, "tuf-root", sep)) != 0)
 			return r;
 		if (x != NULL && (!json_is_array(x) || json_array_size(x) > 16))
 			return qs_fail(QS_ERR_INVALID, "external: an array of at most 16 keys");
@@ -240,7 +224,7 @@ check_targets_state(const json_t *o, const char *what)
 	int64_t t;
 	int r;
 
-	if (!json_is_object(o) || only(o, allowed) != 0)
+	if (qs_json_only(o, what, allowed) != 0)
 		return qs_fail(QS_ERR_INVALID, "%s: must be {version, expires, targets}", what);
 	if (!json_is_integer(json_object_get(o, "version")) ||
 	    json_integer_value(json_object_get(o, "version")) < 1)
@@ -260,7 +244,7 @@ check_promote(const json_t *j)
 	json_int_t v = json_integer_value(json_object_get(j, "version"));
 	int r;
 
-	if ((r = only(j, allowed)) != 0)
+	if ((r = qs_json_only(j, "tuf-promote", allowed)) != 0)
 		return r;
 	if (base == NULL)
 		return qs_fail(QS_ERR_INVALID, "base: the production targets replaced, or null");

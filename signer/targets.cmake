@@ -30,7 +30,9 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/audit/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit/audit_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_policy.c
-  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_repo.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_repo.c ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_build.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_publish.c ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_external.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_root.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/pki/pki.c ${CMAKE_CURRENT_LIST_DIR}/pki/pki_policy.c
   ${CMAKE_CURRENT_LIST_DIR}/pki/pki_sign.c ${CMAKE_CURRENT_LIST_DIR}/pki/pki_x509.c)
@@ -41,7 +43,7 @@ if(QS_FAULT_INJECTION)
   set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/daemon/fault.c PROPERTIES
                               COMPILE_DEFINITIONS QS_FAULT_INJECTION)
 endif()
-target_link_libraries(qs_signer PUBLIC qs_proto qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::LIBPQ
+target_link_libraries(qs_signer PUBLIC qs_proto qs_fileio qs_hsm PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::LIBPQ
                       PkgConfig::CRYPTO PkgConfig::SECCOMP nng::nng Threads::Threads)
 
 add_executable(qsignd ${CMAKE_CURRENT_LIST_DIR}/daemon/qsignd.c)

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "atomic_file.h"
 #include "merkle.h"
 #include "note.h"
 #include "qs_err.h"
@@ -55,35 +56,6 @@ read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 	*out = buf;
 	*len = got;
 	return 0;
-}
-
-static int
-write_file(const char *path, const uint8_t *data, size_t len)
-{
-	char tmp[4096];
-	int fd, r = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return qs_fail(QS_ERR_IO, "%s: %s", tmp, strerror(errno));
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = qs_fail(QS_ERR_IO, "write %s: %s", tmp, strerror(errno));
-			break;
-		}
-		off += (size_t)n;
-	}
-	if (r == 0 && fsync(fd) != 0)
-		r = qs_fail(QS_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
-	close(fd);
-	if (r == 0 && rename(tmp, path) != 0)
-		r = qs_fail(QS_ERR_IO, "rename %s: %s", tmp, strerror(errno));
-	if (r != 0)
-		unlink(tmp);
-	return r;
 }
 
 /* Size and root of a checkpoint note (signature not checked here: the
@@ -208,10 +180,10 @@ backup_create(const struct config *cfg, const char *dir)
 		goto out;
 	}
 	snprintf(dst, sizeof(dst), "%s/audit/checkpoint", dir);
-	if ((r = write_file(dst, note, note_len)) != 0)
+	if ((r = qs_write_atomic(dst, note, note_len, 0600)) != 0)
 		goto out;
 	snprintf(dst, sizeof(dst), "%s/audit/entries", dir);
-	if ((r = write_file(dst, ents, used)) != 0) /* only what the checkpoint covers */
+	if ((r = qs_write_atomic(dst, ents, used, 0600)) != 0) /* only what the checkpoint covers */
 		goto out;
 	snprintf(dst, sizeof(dst), "%s/state.db", dir);
 	if ((r = read_file(dst, (size_t)1 << 40, &db, &db_len)) != 0)
@@ -230,7 +202,7 @@ backup_create(const struct config *cfg, const char *dir)
 		goto out;
 	}
 	snprintf(dst, sizeof(dst), "%s/MANIFEST.json", dir);
-	r = write_file(dst, (const uint8_t *)mtext, strlen(mtext));
+	r = qs_write_atomic(dst, (const uint8_t *)mtext, strlen(mtext), 0600);
 	if (r == 0)
 		printf("backup: %s: state.db, audit log of %llu entries (root %s)\n", dir,
 		       (unsigned long long)cp.size, rh);
@@ -319,13 +291,13 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	snprintf(cur, sizeof(cur), "%s/state.db-shm", cfg->state_dir);
 	unlink(cur);
 	snprintf(cur, sizeof(cur), "%s/state.db", cfg->state_dir);
-	if ((r = write_file(cur, db, db_len)) != 0)
+	if ((r = qs_write_atomic(cur, db, db_len, 0600)) != 0)
 		goto out;
 	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
-	if ((r = write_file(cur, ents, used)) != 0)
+	if ((r = qs_write_atomic(cur, ents, used, 0600)) != 0)
 		goto out;
 	snprintf(cur, sizeof(cur), "%s/checkpoint", cfg->audit_dir);
-	if ((r = write_file(cur, note, note_len)) != 0)
+	if ((r = qs_write_atomic(cur, note, note_len, 0600)) != 0)
 		goto out;
 	printf("restore: %s into %s: audit log of %llu entries\n", dir, cfg->state_dir,
 	       (unsigned long long)cp.size);

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "json_strict.h"
 #include "qs_err.h"
 #include "statement.h"
 
@@ -57,23 +58,6 @@ get_uint(json_t *o, const char *what, const char *key, long long lo, long long h
 		return qs_fail(QS_ERR_INVALID, "\"%s\" must be an integer %lld..%lld", what, lo,
 			       hi);
 	*out = (unsigned)json_integer_value(v);
-	return 0;
-}
-
-static int
-check_keys(json_t *o, const char *what, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v)
-	{
-		int ok = 0;
-		for (size_t i = 0; allowed[i] != NULL; i++)
-			ok |= strcmp(k, allowed[i]) == 0;
-		if (!ok)
-			return qs_fail(QS_ERR_INVALID, "%s: unknown key \"%s\"", what, k);
-	}
 	return 0;
 }
 
@@ -172,7 +156,7 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 		snprintf(what, sizeof(what), "tokens[%zu]", i);
 		if (!json_is_object(v))
 			return qs_fail(QS_ERR_INVALID, "%s: must be an object", what);
-		if ((r = check_keys(v, what, allowed)) != 0)
+		if ((r = qs_json_only(v, what, allowed)) != 0)
 			return r;
 		if ((r = get_str(v, "name", 1, NULL, &t->name)) != 0 ||
 		    (r = get_str(v, "module", 1, NULL, &t->module)) != 0 ||
@@ -258,7 +242,7 @@ config_load(const char *path, struct config **out)
 		r = qs_fail(QS_ERR_INVALID, "%s: top level must be an object", path);
 		goto out;
 	}
-	if ((r = check_keys(root, path, allowed)) != 0)
+	if ((r = qs_json_only(root, path, allowed)) != 0)
 		goto out;
 	if ((r = get_str(root, "identity", 0, NULL, &c->identity)) != 0)
 		goto fail;
@@ -310,7 +294,7 @@ config_load(const char *path, struct config **out)
 						    "{\"postgresql\": \"<libpq conninfo>\"}");
 			goto fail;
 		}
-		if ((r = check_keys(v, "store", store_allowed)) != 0)
+		if ((r = qs_json_only(v, "store", store_allowed)) != 0)
 			goto fail;
 		if ((r = get_str(v, "postgresql", 1, NULL, &c->store_pg)) != 0) {
 			r = qs_wrap(r, "store");
@@ -324,7 +308,7 @@ config_load(const char *path, struct config **out)
 			r = qs_fail(QS_ERR_INVALID, "\"tls\" must be an object");
 			goto fail;
 		}
-		if ((r = check_keys(v, "tls", tls_allowed)) != 0 ||
+		if ((r = qs_json_only(v, "tls", tls_allowed)) != 0 ||
 		    (r = get_str(v, "cert", 1, dir, &c->tls_cert)) != 0 ||
 		    (r = get_str(v, "key", 1, dir, &c->tls_key)) != 0 ||
 		    (r = get_str(v, "client_ca", 1, dir, &c->tls_client_ca)) != 0 ||
@@ -414,7 +398,7 @@ config_load(const char *path, struct config **out)
 			    "\"key\": \"pkcs11:token=...;object=audit-log\"}");
 		goto fail;
 	}
-	if ((r = check_keys(v, "audit", audit_allowed)) != 0 ||
+	if ((r = qs_json_only(v, "audit", audit_allowed)) != 0 ||
 	    (r = get_str(v, "origin", 1, NULL, &c->audit_origin)) != 0 ||
 	    (r = get_str(v, "key", 1, NULL, &c->audit_key_uri)) != 0 ||
 	    (r = get_str(v, "dir", 0, dir, &c->audit_dir)) != 0) {

@@ -82,11 +82,12 @@ int keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, si
  * QS_ERR_EXHAUSTED. */
 int keyring_policy_add(struct keyring *kr, const char *text, const struct store_request *r);
 
-/* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
- * key, which the policy does not name. Errors as keyring_bind. */
 /* With signer helpers, sign with k on a helper of its own (ps_keyref_reserve);
  * in process, nothing changes. */
 void keyring_key_reserve(struct keyring_key *k);
+
+/* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
+ * key, which the policy does not name. Errors as keyring_bind. */
 int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
 		     struct keyring_key **out);
 

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki.h"
+#include "json_strict.h"
 #include "qs_err.h"
 #include "statement.h"
 
@@ -31,25 +32,6 @@
 #define DEFAULT_CRL_DAYS 30
 #define MAX_CRL_DAYS 366
 #define MAX_TOKEN_URI 512
-
-static int
-only(json_t *o, const char *where, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(o))
-		return qs_fail(QS_ERR_INVALID, "%s: must be an object", where);
-	json_object_foreach(o, k, v)
-	{
-		size_t i;
-		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
-			;
-		if (allowed[i] == NULL)
-			return qs_fail(QS_ERR_INVALID, "%s: unknown member \"%.40s\"", where, k);
-	}
-	return 0;
-}
 
 static int
 days(json_t *o, const char *key, int64_t def, int64_t max, int64_t *out)
@@ -156,7 +138,7 @@ pki_conf_get(const struct policy *p, struct pki_conf *c)
 	memset(c, 0, sizeof(*c));
 	if (s == NULL)
 		return qs_fail(QS_ERR_PRECONDITION, "the policy has no \"pki\" section");
-	if ((r = only(s, "pki", top)) != 0)
+	if ((r = qs_json_only(s, "pki", top)) != 0)
 		return r;
 	v = json_object_get(s, "factory");
 	if (!json_is_string(v) || !qs_name_valid(json_string_value(v), PKI_MAX_ATTR) ||
@@ -172,14 +154,14 @@ pki_conf_get(const struct policy *p, struct pki_conf *c)
 		               "object, id, type or PIN attributes)");
 	c->ca_token = json_string_value(v);
 	roles = json_object_get(s, "roles");
-	if ((r = only(roles, "pki.roles", role_keys)) != 0 ||
+	if ((r = qs_json_only(roles, "pki.roles", role_keys)) != 0 ||
 	    (r = role(p, roles, "root", POLICY_QUORUM, k_root, &c->role_root)) != 0 ||
 	    (r = role(p, roles, "tls", POLICY_QUORUM, k_tls, &c->role_tls)) != 0 ||
 	    (r = role(p, roles, "device_ca", POLICY_QUORUM, k_dca, &c->role_device_ca)) != 0 ||
 	    (r = role(p, roles, "device", POLICY_ONLINE, k_dev, &c->role_device)) != 0)
 		return qs_wrap(r, "pki");
 	vd = json_object_get(s, "validity_days");
-	if (vd != NULL && (r = only(vd, "pki.validity_days", day_keys)) != 0)
+	if (vd != NULL && (r = qs_json_only(vd, "pki.validity_days", day_keys)) != 0)
 		return r;
 	if ((r = days(vd, "root", DEFAULT_DAYS_ROOT, PKI_MAX_VALIDITY_DAYS, &c->days_root)) != 0 ||
 	    (r = days(vd, "tls", DEFAULT_DAYS_TLS, PKI_MAX_VALIDITY_DAYS, &c->days_tls)) != 0 ||

@@ -10,27 +10,11 @@
 
 #include <jansson.h>
 
+#include "json_strict.h"
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "payload.h"
 #include "statement.h"
-
-static int
-check_keys(json_t *o, const char *what, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v)
-	{
-		int ok = 0;
-		for (size_t i = 0; allowed[i] != NULL; i++)
-			ok |= strcmp(k, allowed[i]) == 0;
-		if (!ok)
-			return qs_fail(QS_ERR_INVALID, "%s: unknown field \"%s\"", what, k);
-	}
-	return 0;
-}
 
 int
 policy_parse_duration(const char *s, int64_t *seconds)
@@ -155,7 +139,7 @@ parse_principals(struct policy *p, json_t *obj)
 				       name, QS_MAX_NAME);
 		if (!json_is_object(v))
 			return qs_fail(QS_ERR_INVALID, "principals.%s: must be an object", name);
-		if ((r = check_keys(v, "principal", allowed)) != 0)
+		if ((r = qs_json_only(v, "principal", allowed)) != 0)
 			return qs_wrap(r, "principals.%s", name);
 		pk = json_object_get(v, "public_key");
 		if (!json_is_string(pk))
@@ -229,7 +213,7 @@ parse_keys(struct policy *p, json_t *obj)
 			return qs_fail(QS_ERR_INVALID, "keys.%.64s: invalid name", name);
 		if (!json_is_object(v))
 			return qs_fail(QS_ERR_INVALID, "keys.%s: must be an object", name);
-		if ((r = check_keys(v, "key", allowed)) != 0)
+		if ((r = qs_json_only(v, "key", allowed)) != 0)
 			return qs_wrap(r, "keys.%s", name);
 		uri = json_string_value(json_object_get(v, "uri"));
 		alg = json_string_value(json_object_get(v, "algorithm"));
@@ -263,7 +247,7 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 
 	if (!json_is_object(v))
 		return qs_fail(QS_ERR_INVALID, "online: must be an object");
-	if ((r = check_keys(v, "online", allowed)) != 0)
+	if ((r = qs_json_only(v, "online", allowed)) != 0)
 		return r;
 	ro->mode = POLICY_ONLINE;
 	if ((r = name_list(p, json_object_get(v, "requesters"), "online.requesters",
@@ -301,7 +285,7 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 
 	if (!json_is_object(v))
 		return qs_fail(QS_ERR_INVALID, "quorum: must be an object");
-	if ((r = check_keys(v, "quorum", allowed)) != 0)
+	if ((r = qs_json_only(v, "quorum", allowed)) != 0)
 		return r;
 	ro->mode = POLICY_QUORUM;
 	if ((r = name_list(p, json_object_get(v, "approvers"), "quorum.approvers",
@@ -387,7 +371,7 @@ parse_roles(struct policy *p, json_t *obj)
 			return qs_fail(QS_ERR_INVALID, "roles.%.64s: invalid name", name);
 		if (!json_is_object(v))
 			return qs_fail(QS_ERR_INVALID, "roles.%s: must be an object", name);
-		if ((r = check_keys(v, "role", allowed)) != 0)
+		if ((r = qs_json_only(v, "role", allowed)) != 0)
 			return qs_wrap(r, "roles.%s", name);
 		keys = json_object_get(v, "keys");
 		if (!json_is_array(keys) || json_array_size(keys) == 0)
@@ -473,7 +457,7 @@ parse_admins(struct policy *p, json_t *v)
 	if (!json_is_object(v))
 		return qs_fail(QS_ERR_INVALID,
 			       "policy_admins: required: {\"threshold\": M, \"admins\": [...]}");
-	if ((r = check_keys(v, "policy_admins", allowed)) != 0)
+	if ((r = qs_json_only(v, "policy_admins", allowed)) != 0)
 		return r;
 	if ((r = name_list(p, json_object_get(v, "admins"), "policy_admins.admins",
 			   POLICY_ROLE_ADMIN, &p->admins, &p->nadmins)) != 0)
@@ -525,7 +509,7 @@ policy_parse(const char *text, size_t len, struct policy **out)
 		r = qs_fail(QS_ERR_INVALID, "top level must be an object");
 		goto out;
 	}
-	if ((r = check_keys(root, "policy", allowed)) != 0)
+	if ((r = qs_json_only(root, "policy", allowed)) != 0)
 		goto out;
 	v = json_object_get(root, "version");
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {

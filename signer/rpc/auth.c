@@ -2,9 +2,10 @@
  * Connection authentication: a fresh challenge per connection, answered by
  * a signature of the principal's key over the auth statement
  * (proto/statement.h). Verifying once per connection instead of per call is
- * deliberate: an Ed25519/ECDSA verify costs more than the token's own
- * ECDSA sign (ENVIRONMENT.md), so per-call verification would halve the
- * build farm's throughput.
+ * deliberate: an ECDSA verify costs as much as the token's own ECDSA sign
+ * and an Ed25519 verify twice as much (tests/bench/README.md, "Measured
+ * costs"), so per-call verification would halve the build farm's
+ * throughput.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -84,10 +84,18 @@ after_audit(struct call_ctx *cx, const struct store_sig *sigs, size_t n, int aud
 }
 
 /*
- * Report signatures that are about to be released. This is the single place
- * where every produced signature enters durable state; the tamper-evident
- * audit log is appended here as well, so nothing can sign without being
- * recorded. Returns only when the records are durable.
+ * Report online signatures (Sign, SignBatch) that are about to be released:
+ * the tamper-evident audit log first, then the signature index; returns
+ * only when the records are durable. It is one of the places where a
+ * signature leaves the daemon, and each audits first for the same reason (a
+ * signature nobody can later find in the log must not exist):
+ *   - here, online signatures of digests and blobs;
+ *   - requests.c audit_signed ("request.signed"): the signatures of an
+ *     approved quorum request, before its result is stored and returned;
+ *   - tuf_publish.c commit: TUF metadata, the batch with the hash of every
+ *     file audited before it is stored or published;
+ *   - pki.c ("pki.issued", "pki.crl"): certificates and CRLs, before they
+ *     are stored and handed out.
  */
 static int
 changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)

@@ -1,12 +1,22 @@
 /*
  * SQLite backend of the state store.
  *
- * WAL mode with synchronous=FULL: a COMMIT returns after the WAL is
- * fsync'ed, so anything we acknowledge survives power loss. Signature
- * records are group-committed by one writer thread: callers enqueue and
- * wait; the writer takes everything queued, writes it in one transaction
- * and wakes them all. One fsync then covers many signatures
- * (ENVIRONMENT.md: 32 records per fdatasync is ~18x the rate of one).
+ * WAL mode, two connections on one file with different durability, by
+ * design:
+ *   - requests, votes, policies and documents (db) use synchronous=FULL: a
+ *     COMMIT returns after the WAL is fsync'ed, so anything we acknowledge
+ *     survives power loss;
+ *   - the signature index (sigdb) uses synchronous=NORMAL: a commit survives
+ *     a crash of the process but not necessarily a power loss. The
+ *     power-loss-durable record of every signature is the audit log, which
+ *     is appended and fsync'ed before a signature is released (sign.c,
+ *     changes_signed); the index is for lookups and can lose its last
+ *     entries without losing evidence.
+ * Signature records are group-committed by one writer thread: callers
+ * enqueue and wait; the writer takes everything queued, writes it in one
+ * transaction and wakes them all, so one commit covers many signatures
+ * (tests/bench/README.md, "Measured costs": 32 records per fdatasync give
+ * 14-18x the rate of one).
  */
 #include "store.h"
 
@@ -535,6 +545,23 @@ out:
 	return r;
 }
 
+/* Room for one more of n elements of `size` bytes in arr, grown to double
+ * its capacity *cap (first when empty) when full. Returns the array to use
+ * (arr when there is room); NULL when out of memory (arr unchanged and
+ * still the caller's to free). */
+static void *
+grow(void *arr, size_t n, size_t *cap, size_t size, size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *na;
+
+	if (n < *cap)
+		return arr;
+	if ((na = reallocarray(arr, ncap, size)) != NULL)
+		*cap = ncap;
+	return na;
+}
+
 /* Votes and signatures of r (caller holds db_mu). */
 static int
 load_children(sqlite3 *db, struct store_request *r)
@@ -550,17 +577,12 @@ load_children(sqlite3 *db, struct store_request *r)
 		return dberr(db, "prepare votes");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_vote *v;
-		if (r->nvotes == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			void *nv = realloc(r->votes, ncap * sizeof(*r->votes));
-			if (nv == NULL) {
-				sqlite3_finalize(st);
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
-			}
-			r->votes = nv;
-			cap = ncap;
+		struct store_vote *v, *nv;
+		if ((nv = grow(r->votes, r->nvotes, &cap, sizeof(*r->votes), 4)) == NULL) {
+			sqlite3_finalize(st);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
+		r->votes = nv;
 		v = &r->votes[r->nvotes++];
 		memset(v, 0, sizeof(*v));
 		copy_text(v->approver, sizeof(v->approver), st, 0);
@@ -583,17 +605,12 @@ load_children(sqlite3 *db, struct store_request *r)
 		return dberr(db, "prepare request signatures");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_reqsig *g;
-		if (r->nsigs == cap) {
-			size_t ncap = cap ? cap * 2 : 2;
-			void *ng = realloc(r->sigs, ncap * sizeof(*r->sigs));
-			if (ng == NULL) {
-				sqlite3_finalize(st);
-				return qs_fail(QS_ERR_NOMEM, "out of memory");
-			}
-			r->sigs = ng;
-			cap = ncap;
+		struct store_reqsig *g, *ng;
+		if ((ng = grow(r->sigs, r->nsigs, &cap, sizeof(*r->sigs), 2)) == NULL) {
+			sqlite3_finalize(st);
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		}
+		r->sigs = ng;
 		g = &r->sigs[r->nsigs++];
 		memset(g, 0, sizeof(*g));
 		copy_text(g->key, sizeof(g->key), st, 0);
@@ -1040,16 +1057,12 @@ sq_doc_list(struct store *base, const char *ns, char ***names, size_t *n)
 	}
 	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			char **nv = realloc(v, ncap * sizeof(*v));
-			if (nv == NULL) {
-				r = qs_fail(QS_ERR_NOMEM, "out of memory");
-				goto out;
-			}
-			v = nv;
-			cap = ncap;
+		char **nv = grow(v, cnt, &cap, sizeof(*v), 16);
+		if (nv == NULL) {
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
 		}
+		v = nv;
 		if ((v[cnt] = dup_text(st, 0)) == NULL) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;

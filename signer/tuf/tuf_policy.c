@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_strict.h"
 #include "keyring.h"
 #include "qs_err.h"
 #include "statement.h"
@@ -26,25 +27,6 @@ tuf_policy_legacy(json_t *sec)
 	return json_object_get(roles, "prod-root") == NULL &&
 	       json_object_get(roles, "prod-snapshot") == NULL &&
 	       json_object_get(roles, "prod-timestamp") == NULL;
-}
-
-static int
-only(json_t *o, const char *const *allowed, const char *what)
-{
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(o))
-		return qs_fail(QS_ERR_INVALID, "%s: must be an object", what);
-	json_object_foreach(o, k, v)
-	{
-		size_t i;
-		for (i = 0; allowed[i] != NULL && strcmp(allowed[i], k) != 0; i++)
-			;
-		if (allowed[i] == NULL)
-			return qs_fail(QS_ERR_INVALID, "%s.%.40s: unknown field", what, k);
-	}
-	return 0;
 }
 
 static ssize_t
@@ -108,7 +90,7 @@ check_role(const struct policy *p, json_t *roles, const char *name, int legacy, 
 
 	if (ro == NULL)
 		return qs_fail(QS_ERR_INVALID, "tuf.roles.%s: missing", name);
-	if ((r = only(ro, allowed, "tuf.roles")) != 0)
+	if ((r = qs_json_only(ro, "tuf.roles", allowed)) != 0)
 		return qs_wrap(r, "tuf.roles.%s", name);
 	keys = json_object_get(ro, "keys");
 	if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > 16)
@@ -195,7 +177,7 @@ check_external(const struct policy *p, json_t *ext)
 		if (!qs_name_valid(name, 64))
 			return qs_fail(QS_ERR_INVALID, "tuf.external: \"%.40s\" is not a name",
 			               name);
-		if ((r = only(e, allowed, "tuf.external")) != 0)
+		if ((r = qs_json_only(e, "tuf.external", allowed)) != 0)
 			return qs_wrap(r, "tuf.external.%s", name);
 		if (key_index(p, name) >= 0)
 			return qs_fail(QS_ERR_INVALID,
@@ -322,10 +304,10 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	size_t nkeys[8] = {0}, i, nt, npt;
 	int r, legacy;
 
-	if ((r = only(sec, allowed, "tuf")) != 0)
+	if ((r = qs_json_only(sec, "tuf", allowed)) != 0)
 		return r;
 	repos = json_object_get(sec, "repositories");
-	if ((r = only(repos, repos_allowed, "tuf.repositories")) != 0)
+	if ((r = qs_json_only(repos, "tuf.repositories", repos_allowed)) != 0)
 		return r;
 	for (i = 0; repos_allowed[i] != NULL; i++) {
 		const char *d = json_string_value(json_object_get(repos, repos_allowed[i]));
@@ -337,7 +319,7 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	           json_string_value(json_object_get(repos, "prod"))) == 0)
 		return qs_fail(QS_ERR_INVALID, "tuf.repositories: ci and prod must differ");
 	gates = json_object_get(sec, "gates");
-	if ((r = only(gates, gates_allowed, "tuf.gates")) != 0 ||
+	if ((r = qs_json_only(gates, "tuf.gates", gates_allowed)) != 0 ||
 	    (r = check_gate(p, gates, "admin", POLICY_QUORUM, "tuf-init", "tuf-root")) != 0 ||
 	    (r = check_gate(p, gates, "promote", POLICY_QUORUM, "tuf-promote", NULL)) != 0 ||
 	    (r = check_gate(p, gates, "online", POLICY_ONLINE, "tuf-push", NULL)) != 0 ||
@@ -354,7 +336,7 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	roles = json_object_get(sec, "roles");
 	if ((legacy = tuf_policy_legacy(sec)) != 0)
 		names = legacy_roles;
-	if ((r = only(roles, names, "tuf.roles")) != 0)
+	if ((r = qs_json_only(roles, "tuf.roles", names)) != 0)
 		return r;
 	for (i = 0; names[i] != NULL; i++)
 		if ((r = check_role(p, roles, names[i], legacy, &nkeys[i])) != 0)
@@ -397,7 +379,7 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 	}
 	if ((refresh = json_object_get(sec, "refresh")) != NULL) {
 		int64_t iv, margin, ts;
-		if ((r = only(refresh, refresh_allowed, "tuf.refresh")) != 0)
+		if ((r = qs_json_only(refresh, "tuf.refresh", refresh_allowed)) != 0)
 			return r;
 		if (policy_parse_duration(json_string_value(json_object_get(refresh, "interval")),
 		                          &iv) != 0 ||

@@ -1,7 +1,8 @@
 /*
  * qsign-bench - signing throughput and latency of one ECDSA P-256 key,
  * reached five ways in one run, so that the ratios come from one machine
- * state (ENVIRONMENT.md: runs are +-20% apart, ratios within a run hold):
+ * state (tests/bench/README.md, "Measured costs": runs are +-20% apart,
+ * ratios within a run hold):
  *
  *   direct   hsm_sign() in this process, T threads on one hsm_token
  *   p11kit   the same hsm layer on p11-kit-client.so, talking to a

@@ -775,6 +775,12 @@ test_uri_query(void)
 	CHECK_EQ(err, QS_ERR_INVALID);
 	CHECK(qsc_p11uri_query("pkcs11:token=a?module-path=a%2", "module-path", &err) == NULL);
 	CHECK_EQ(err, QS_ERR_INVALID);
+	/* The whole URI goes through p11-kit's parser, not only the query: a
+	 * bad escape in the path or another scheme is refused too. */
+	CHECK(qsc_p11uri_query("pkcs11:token=%zz?module-path=/m", "module-path", &err) == NULL);
+	CHECK_EQ(err, QS_ERR_INVALID);
+	CHECK(qsc_p11uri_query("file:/x?module-path=/m", "module-path", &err) == NULL);
+	CHECK_EQ(err, QS_ERR_INVALID);
 }
 
 /* Run qsign against the responder; stdout/stderr into files in dir. */

@@ -14,14 +14,7 @@
 #include "hsm.h"
 #include "qs_err.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
-			        __LINE__, #cond, qs_errdetail());                                  \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* Convert, decode with d2i_ECDSA_SIG, compare r and s with the input, and
  * check that the encoding is exactly what i2d produces (minimal DER). */
@@ -36,17 +29,17 @@ roundtrip(const uint8_t *raw, size_t raw_len)
 	size_t der_len, half = raw_len / 2;
 	int re_len;
 
-	CHECK(hsm_ecdsa_raw_to_der(raw, raw_len, der, &der_len) == 0);
-	CHECK(der_len <= raw_len + 9);
-	CHECK((sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len)) != NULL);
-	CHECK(p == der + der_len); /* no trailing bytes */
+	REQUIRE(hsm_ecdsa_raw_to_der(raw, raw_len, der, &der_len) == 0);
+	REQUIRE(der_len <= raw_len + 9);
+	REQUIRE((sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len)) != NULL);
+	REQUIRE(p == der + der_len); /* no trailing bytes */
 	ECDSA_SIG_get0(sig, &r, &s);
-	CHECK(BN_bn2binpad(r, back, (int)half) == (int)half);
-	CHECK(memcmp(back, raw, half) == 0);
-	CHECK(BN_bn2binpad(s, back, (int)half) == (int)half);
-	CHECK(memcmp(back, raw + half, half) == 0);
-	CHECK((re_len = i2d_ECDSA_SIG(sig, &re)) > 0);
-	CHECK((size_t)re_len == der_len && memcmp(re, der, der_len) == 0);
+	REQUIRE(BN_bn2binpad(r, back, (int)half) == (int)half);
+	REQUIRE(memcmp(back, raw, half) == 0);
+	REQUIRE(BN_bn2binpad(s, back, (int)half) == (int)half);
+	REQUIRE(memcmp(back, raw + half, half) == 0);
+	REQUIRE((re_len = i2d_ECDSA_SIG(sig, &re)) > 0);
+	REQUIRE((size_t)re_len == der_len && memcmp(re, der, der_len) == 0);
 	OPENSSL_free(re);
 	ECDSA_SIG_free(sig);
 	return der_len;
@@ -60,40 +53,40 @@ main(void)
 
 	/* high bit set in both halves: each INTEGER gets a 0x00 pad */
 	memset(raw, 0xff, 64);
-	CHECK(roundtrip(raw, 64) == 2 + 2 * (2 + 33));
+	REQUIRE(roundtrip(raw, 64) == 2 + 2 * (2 + 33));
 	{
 		uint8_t d[72];
 		size_t n;
 
-		CHECK(hsm_ecdsa_raw_to_der(raw, 64, d, &n) == 0);
-		CHECK(d[0] == 0x30 && d[1] == 70 && d[2] == 0x02 && d[3] == 33 && d[4] == 0x00 &&
+		REQUIRE(hsm_ecdsa_raw_to_der(raw, 64, d, &n) == 0);
+		REQUIRE(d[0] == 0x30 && d[1] == 70 && d[2] == 0x02 && d[3] == 33 && d[4] == 0x00 &&
 		      d[5] == 0xff);
 	}
 	/* leading zeros: stripped down to the minimal encoding */
 	memset(raw, 0, 64);
 	raw[31] = 0x01;
 	raw[32 + 5] = 0x7f;
-	CHECK(roundtrip(raw, 64) == 2 + (2 + 1) + (2 + 27));
+	REQUIRE(roundtrip(raw, 64) == 2 + (2 + 1) + (2 + 27));
 	/* a zero byte followed by a high-bit byte: strip, then pad again */
 	memset(raw, 0, 64);
 	raw[1] = 0x80;
 	raw[33] = 0x80;
-	CHECK(roundtrip(raw, 64) == 2 + 2 * (2 + 32));
+	REQUIRE(roundtrip(raw, 64) == 2 + 2 * (2 + 32));
 	/* both halves zero: INTEGER 0 is 02 01 00 */
 	memset(raw, 0, 64);
-	CHECK(roundtrip(raw, 64) == 2 + 2 * 3);
+	REQUIRE(roundtrip(raw, 64) == 2 + 2 * 3);
 	/* low half small, high half full: mixed */
 	memset(raw, 0, 64);
 	raw[31] = 0x80;
 	memset(raw + 32, 0x12, 32);
-	CHECK(roundtrip(raw, 64) == 2 + (2 + 2) + (2 + 32));
+	REQUIRE(roundtrip(raw, 64) == 2 + (2 + 2) + (2 + 32));
 	/* P-384 and P-521 sizes; P-521 needs a long-form SEQUENCE length */
 	memset(raw, 0xff, 132);
-	CHECK(roundtrip(raw, 96) == 2 + 2 * (2 + 49));
-	CHECK(roundtrip(raw, 132) == 3 + 2 * (2 + 67));
+	REQUIRE(roundtrip(raw, 96) == 2 + 2 * (2 + 49));
+	REQUIRE(roundtrip(raw, 132) == 3 + 2 * (2 + 67));
 	/* random values */
 	for (int i = 0; i < 2000; i++) {
-		CHECK(RAND_bytes(raw, 64) == 1);
+		REQUIRE(RAND_bytes(raw, 64) == 1);
 		if (i % 3 == 0)
 			raw[0] = 0;
 		if (i % 5 == 0)
@@ -101,10 +94,10 @@ main(void)
 		roundtrip(raw, 64);
 	}
 	/* refused: odd, empty, too long */
-	CHECK(hsm_ecdsa_raw_to_der(raw, 63, der, &der_len) == QS_ERR_INVALID);
-	CHECK(hsm_ecdsa_raw_to_der(raw, 0, der, &der_len) == QS_ERR_INVALID);
-	CHECK(hsm_ecdsa_raw_to_der(raw, 134, der, &der_len) == QS_ERR_INVALID);
-	CHECK(hsm_ecdsa_raw_to_der(NULL, 64, der, &der_len) == QS_ERR_INVALID);
+	REQUIRE(hsm_ecdsa_raw_to_der(raw, 63, der, &der_len) == QS_ERR_INVALID);
+	REQUIRE(hsm_ecdsa_raw_to_der(raw, 0, der, &der_len) == QS_ERR_INVALID);
+	REQUIRE(hsm_ecdsa_raw_to_der(raw, 134, der, &der_len) == QS_ERR_INVALID);
+	REQUIRE(hsm_ecdsa_raw_to_der(NULL, 64, der, &der_len) == QS_ERR_INVALID);
 	printf("ecdsa_der_test: all checks passed\n");
 	return 0;
 }

@@ -35,14 +35,7 @@
 #include "hsm.h"
 #include "qs_err.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,    \
-			        __LINE__, #cond, qs_errdetail());                                  \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "check.h"
 
 /* r must be 0; print the error otherwise */
 #define OK(expr)                                                                                   \
@@ -103,19 +96,19 @@ key_uri(const char *label, const uint8_t *id, size_t id_len)
 	CK_ATTRIBUTE a;
 	char *s = NULL;
 
-	CHECK(uri != NULL);
-	CHECK(p11_kit_uri_parse(token_uri, P11_KIT_URI_FOR_ANY, uri) == P11_KIT_URI_OK);
+	REQUIRE(uri != NULL);
+	REQUIRE(p11_kit_uri_parse(token_uri, P11_KIT_URI_FOR_ANY, uri) == P11_KIT_URI_OK);
 	/* the token URI may carry a pin-source: not wanted for key URIs */
 	p11_kit_uri_set_pin_source(uri, NULL);
 	if (label != NULL) {
 		a = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
-		CHECK(p11_kit_uri_set_attribute(uri, &a) == P11_KIT_URI_OK);
+		REQUIRE(p11_kit_uri_set_attribute(uri, &a) == P11_KIT_URI_OK);
 	}
 	if (id != NULL) {
 		a = (CK_ATTRIBUTE){CKA_ID, (void *)id, id_len};
-		CHECK(p11_kit_uri_set_attribute(uri, &a) == P11_KIT_URI_OK);
+		REQUIRE(p11_kit_uri_set_attribute(uri, &a) == P11_KIT_URI_OK);
 	}
-	CHECK(p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &s) == P11_KIT_URI_OK);
+	REQUIRE(p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &s) == P11_KIT_URI_OK);
 	p11_kit_uri_free(uri);
 	return s;
 }
@@ -131,7 +124,7 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 	size_t der_len;
 	int ok = 0;
 
-	CHECK(ctx != NULL);
+	REQUIRE(ctx != NULL);
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
 		if (sig_len != 64 || hsm_ecdsa_raw_to_der(sig, sig_len, der, &der_len) != 0)
@@ -180,13 +173,13 @@ sign_and_verify(hsm_token *t, const struct tkey *k)
 	const uint8_t *in;
 	size_t in_len, sig_len;
 
-	CHECK(RAND_bytes(msg, sizeof(msg)) == 1);
+	REQUIRE(RAND_bytes(msg, sizeof(msg)) == 1);
 	sign_input(k, msg, sizeof(msg), md, &in, &in_len);
 	OK(hsm_sign(t, k->key, in, in_len, sig, &sig_len));
-	CHECK(verify(k, msg, sizeof(msg), sig, sig_len));
+	REQUIRE(verify(k, msg, sizeof(msg), sig, sig_len));
 	/* a signature over other bytes must not verify */
 	msg[0] ^= 1;
-	CHECK(!verify(k, msg, sizeof(msg), sig, sig_len));
+	REQUIRE(!verify(k, msg, sizeof(msg), sig, sig_len));
 }
 
 /* ---- error cases ------------------------------------------------------ */
@@ -200,7 +193,7 @@ test_open_errors(void)
 	printf("open errors\n");
 	setenv("HSM_TEST_WRONG_PIN", "not-the-pin-0000", 1);
 	FAILS(hsm_open(module, token_uri, "env:HSM_TEST_WRONG_PIN", &t), QS_ERR_PIN);
-	CHECK(t == NULL);
+	REQUIRE(t == NULL);
 	FAILS(hsm_open(module, token_uri, "file:/nonexistent/pin", &t), QS_ERR_PIN);
 	FAILS(hsm_open(module, token_uri, "env:HSM_TEST_UNSET_VARIABLE", &t), QS_ERR_PIN);
 	FAILS(hsm_open(module, token_uri, "1234", &t), QS_ERR_INVALID);
@@ -211,22 +204,22 @@ test_open_errors(void)
 	snprintf(uri, sizeof(uri), "%s?pin-value=1234", token_uri);
 	FAILS(hsm_open(module, uri, pin_src, &t), QS_ERR_INVALID);
 	FAILS(hsm_open("/nonexistent/module.so", token_uri, pin_src, &t), QS_ERR_NOT_FOUND);
-	CHECK(t == NULL);
+	REQUIRE(t == NULL);
 }
 
 static void
 test_names(void)
 {
-	CHECK(hsm_keytype_parse("ecdsa-p256") == HSM_KEY_EC_P256);
-	CHECK(hsm_keytype_parse("ec") == HSM_KEY_EC_P256);
-	CHECK(hsm_keytype_parse("p256") == HSM_KEY_EC_P256);
-	CHECK(hsm_keytype_parse("ed25519") == HSM_KEY_ED25519);
-	CHECK(hsm_keytype_parse("rsa") == HSM_KEY_RSA3072);
-	CHECK(hsm_keytype_parse("rsa3072") == HSM_KEY_RSA3072);
-	CHECK(hsm_keytype_parse("dsa") == HSM_KEY_NONE);
-	CHECK(hsm_keytype_parse(NULL) == HSM_KEY_NONE);
-	CHECK(hsm_keytype_name(HSM_KEY_NONE) == NULL);
-	CHECK(strcmp(hsm_keytype_name(HSM_KEY_ED25519), "ed25519") == 0);
+	REQUIRE(hsm_keytype_parse("ecdsa-p256") == HSM_KEY_EC_P256);
+	REQUIRE(hsm_keytype_parse("ec") == HSM_KEY_EC_P256);
+	REQUIRE(hsm_keytype_parse("p256") == HSM_KEY_EC_P256);
+	REQUIRE(hsm_keytype_parse("ed25519") == HSM_KEY_ED25519);
+	REQUIRE(hsm_keytype_parse("rsa") == HSM_KEY_RSA3072);
+	REQUIRE(hsm_keytype_parse("rsa3072") == HSM_KEY_RSA3072);
+	REQUIRE(hsm_keytype_parse("dsa") == HSM_KEY_NONE);
+	REQUIRE(hsm_keytype_parse(NULL) == HSM_KEY_NONE);
+	REQUIRE(hsm_keytype_name(HSM_KEY_NONE) == NULL);
+	REQUIRE(strcmp(hsm_keytype_name(HSM_KEY_ED25519), "ed25519") == 0);
 }
 
 /* ---- one key type: generate, find, export, sign ------------------------ */
@@ -244,16 +237,16 @@ test_key(hsm_token *t, struct tkey *k)
 	BIO *bio;
 
 	printf("key %s (%s)\n", k->label, hsm_keytype_name(k->type));
-	CHECK(RAND_bytes(id, sizeof(id)) == 1);
+	REQUIRE(RAND_bytes(id, sizeof(id)) == 1);
 	OK(hsm_keygen(t, k->type, k->label, id, sizeof(id), &k->key));
-	CHECK(hsm_key_type(k->key) == k->type);
+	REQUIRE(hsm_key_type(k->key) == k->type);
 	hsm_key_info(k->key, &info);
-	CHECK(strcmp(info.label, k->label) == 0);
-	CHECK(info.id_len == sizeof(id) && memcmp(info.id, id, sizeof(id)) == 0);
+	REQUIRE(strcmp(info.label, k->label) == 0);
+	REQUIRE(info.id_len == sizeof(id) && memcmp(info.id, id, sizeof(id)) == 0);
 
 	/* never overwrite */
 	FAILS(hsm_keygen(t, k->type, k->label, NULL, 0, &dup), QS_ERR_EXISTS);
-	CHECK(dup == NULL);
+	REQUIRE(dup == NULL);
 
 	/* found by label, by id, and by bare label: the same key */
 	uri = key_uri(k->label, NULL, 0);
@@ -264,37 +257,37 @@ test_key(hsm_token *t, struct tkey *k)
 	free(uri);
 	OK(hsm_key_find(t, k->label, &bare));
 	hsm_key_info(bylabel, &info2);
-	CHECK(memcmp(&info, &info2, sizeof(info)) == 0);
+	REQUIRE(memcmp(&info, &info2, sizeof(info)) == 0);
 	hsm_key_info(byid, &info2);
-	CHECK(memcmp(&info, &info2, sizeof(info)) == 0);
+	REQUIRE(memcmp(&info, &info2, sizeof(info)) == 0);
 	hsm_key_info(bare, &info2);
-	CHECK(memcmp(&info, &info2, sizeof(info)) == 0);
+	REQUIRE(memcmp(&info, &info2, sizeof(info)) == 0);
 
 	/* SPKI: DER and PEM decode to the same key */
 	OK(hsm_key_spki_der(t, k->key, &der, &der_len));
 	p = der;
 	k->pub = d2i_PUBKEY(NULL, &p, (long)der_len);
-	CHECK(k->pub != NULL && p == der + der_len);
+	REQUIRE(k->pub != NULL && p == der + der_len);
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
-		CHECK(EVP_PKEY_is_a(k->pub, "EC"));
+		REQUIRE(EVP_PKEY_is_a(k->pub, "EC"));
 		break;
 	case HSM_KEY_ED25519:
-		CHECK(EVP_PKEY_is_a(k->pub, "ED25519"));
+		REQUIRE(EVP_PKEY_is_a(k->pub, "ED25519"));
 		break;
 	case HSM_KEY_RSA3072:
-		CHECK(EVP_PKEY_get_bits(k->pub) == 3072);
+		REQUIRE(EVP_PKEY_get_bits(k->pub) == 3072);
 		break;
 	case HSM_KEY_NONE:
-		CHECK(0);
+		REQUIRE(0);
 	}
 	OK(hsm_key_spki_pem(t, byid, &pem));
-	CHECK(strncmp(pem, "-----BEGIN PUBLIC KEY-----\n", 27) == 0);
-	CHECK((bio = BIO_new_mem_buf(pem, -1)) != NULL);
-	CHECK((from_pem = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) != NULL);
+	REQUIRE(strncmp(pem, "-----BEGIN PUBLIC KEY-----\n", 27) == 0);
+	REQUIRE((bio = BIO_new_mem_buf(pem, -1)) != NULL);
+	REQUIRE((from_pem = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) != NULL);
 	der2 = NULL;
-	CHECK((int)(der2_len = (size_t)i2d_PUBKEY(from_pem, &der2)) > 0);
-	CHECK(der2_len == der_len && memcmp(der, der2, der_len) == 0);
+	REQUIRE((int)(der2_len = (size_t)i2d_PUBKEY(from_pem, &der2)) > 0);
+	REQUIRE(der2_len == der_len && memcmp(der, der2, der_len) == 0);
 
 	/* sign with every handle, verify against the exported key */
 	sign_and_verify(t, k);
@@ -314,7 +307,7 @@ test_key(hsm_token *t, struct tkey *k)
 	} else {
 		/* pure Ed25519 over an empty message is well defined */
 		OK(hsm_sign(t, k->key, (const uint8_t *)"", 0, sig, &sig_len));
-		CHECK(verify(k, (const uint8_t *)"", 0, sig, sig_len));
+		REQUIRE(verify(k, (const uint8_t *)"", 0, sig, sig_len));
 	}
 
 	BIO_free(bio);
@@ -346,7 +339,7 @@ test_find_errors(hsm_token *t)
 	FAILS(hsm_key_find(t, "pkcs11:token=other-token;object=x", &k), QS_ERR_NOT_FOUND);
 	FAILS(hsm_key_find(t, "pkcs11:", &k), QS_ERR_INVALID);
 	FAILS(hsm_key_find(t, "", &k), QS_ERR_INVALID);
-	CHECK(k == NULL);
+	REQUIRE(k == NULL);
 }
 
 static void
@@ -366,10 +359,10 @@ test_list(hsm_token *t, const struct tkey *keys, size_t nkeys)
 
 		for (size_t i = 0; i < n; i++)
 			if (strcmp(list[i].label, keys[j].label) == 0) {
-				CHECK(list[i].type == keys[j].type);
+				REQUIRE(list[i].type == keys[j].type);
 				seen = true;
 			}
-		CHECK(seen);
+		REQUIRE(seen);
 	}
 	free(list);
 }
@@ -433,27 +426,27 @@ test_parallel(hsm_token *t, const struct tkey *k, int nthreads, double seconds)
 	unsigned sessions;
 	double t0, dt;
 
-	CHECK(w != NULL);
-	CHECK(RAND_bytes(&msgs[0][0], sizeof(msgs)) == 1);
+	REQUIRE(w != NULL);
+	REQUIRE(RAND_bytes(&msgs[0][0], sizeof(msgs)) == 1);
 	t0 = now_s();
 	for (int i = 0; i < nthreads; i++) {
 		w[i].t = t;
 		w[i].k = k;
 		w[i].msgs = (const uint8_t(*)[64])msgs;
 		w[i].until = t0 + seconds;
-		CHECK(pthread_create(&w[i].th, NULL, worker_main, &w[i]) == 0);
+		REQUIRE(pthread_create(&w[i].th, NULL, worker_main, &w[i]) == 0);
 	}
 	for (int i = 0; i < nthreads; i++)
-		CHECK(pthread_join(w[i].th, NULL) == 0);
+		REQUIRE(pthread_join(w[i].th, NULL) == 0);
 	dt = now_s() - t0;
 	hsm_stats(t, &sessions, NULL);
-	CHECK(sessions >= (unsigned)nthreads && sessions <= HSM_POOL_MAX);
+	REQUIRE(sessions >= (unsigned)nthreads && sessions <= HSM_POOL_MAX);
 	/* every signature must verify, not a sample */
 	for (int i = 0; i < nthreads; i++) {
-		CHECK(w[i].err == 0);
-		CHECK(w[i].count > 0);
+		REQUIRE(w[i].err == 0);
+		REQUIRE(w[i].count > 0);
 		for (size_t j = 0; j < w[i].count; j++)
-			CHECK(verify(k, msgs[j % DIGESTS], 64, w[i].sigs + j * HSM_SIG_MAX,
+			REQUIRE(verify(k, msgs[j % DIGESTS], 64, w[i].sigs + j * HSM_SIG_MAX,
 			             w[i].lens[j]));
 		total += w[i].count;
 		free(w[i].sigs);
@@ -476,21 +469,21 @@ test_recovery(hsm_token *t, struct tkey *keys, size_t nkeys, const char *how)
 
 	printf("recovery (%s)\n", how);
 	hsm_stats(t, &sessions, &before);
-	CHECK(sessions > 0);
+	REQUIRE(sessions > 0);
 	if (strcmp(how, "finalize") == 0) {
 		hsm_debug_finalize(t);
 	} else {
 		const char *cmd = getenv("HSM_TEST_BREAK_CMD");
 
-		CHECK(cmd != NULL);
+		REQUIRE(cmd != NULL);
 		rc = system(cmd);
-		CHECK(rc == 0);
+		REQUIRE(rc == 0);
 	}
 	/* first call after the break: must recover and succeed */
 	sign_and_verify(t, &keys[0]);
 	hsm_stats(t, &sessions, &after);
 	printf("  reconnects %u -> %u, %u session(s)\n", before, after, sessions);
-	CHECK(after >= before + 1);
+	REQUIRE(after >= before + 1);
 	/* every key works again, with handles found anew */
 	for (size_t i = 0; i < nkeys; i++)
 		sign_and_verify(t, &keys[i]);
@@ -528,7 +521,7 @@ main(void)
 	brk = env_or("HSM_TEST_BREAK", "none");
 	threads = env_or("HSM_TEST_THREADS", "1,2,4");
 	seconds = atof(env_or("HSM_TEST_SECONDS", "2"));
-	CHECK(seconds > 0);
+	REQUIRE(seconds > 0);
 	/* labels unique per run: a persistent token (TPM) keeps earlier keys */
 	snprintf(run_tag, sizeof(run_tag), "%ld-%d", (long)time(NULL), (int)getpid());
 
@@ -537,22 +530,22 @@ main(void)
 
 	OK(hsm_open(module, token_uri, pin_src, &t));
 	printf("opened token \"%s\"\n", hsm_token_label(t));
-	CHECK(hsm_token_matches(t, token_uri) == 1);
-	CHECK(hsm_token_matches(t, "pkcs11:") == 1);
-	CHECK(hsm_token_matches(t, "pkcs11:token=surely-not-this-one") == 0);
-	CHECK(hsm_token_matches(t, "not a uri") == 0);
+	REQUIRE(hsm_token_matches(t, token_uri) == 1);
+	REQUIRE(hsm_token_matches(t, "pkcs11:") == 1);
+	REQUIRE(hsm_token_matches(t, "pkcs11:token=surely-not-this-one") == 0);
+	REQUIRE(hsm_token_matches(t, "not a uri") == 0);
 
-	CHECK((list = strdup(types)) != NULL);
+	REQUIRE((list = strdup(types)) != NULL);
 	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		CHECK(nkeys < 3);
+		REQUIRE(nkeys < 3);
 		keys[nkeys].type = hsm_keytype_parse(tok);
-		CHECK(keys[nkeys].type != HSM_KEY_NONE);
+		REQUIRE(keys[nkeys].type != HSM_KEY_NONE);
 		snprintf(keys[nkeys].label, sizeof(keys[nkeys].label), "t-%s-%s", tok, run_tag);
 		test_key(t, &keys[nkeys]);
 		nkeys++;
 	}
 	free(list);
-	CHECK(nkeys > 0);
+	REQUIRE(nkeys > 0);
 	/* a token holding all the kinds at once serves every one of them */
 	for (size_t i = 0; i < nkeys; i++)
 		sign_and_verify(t, &keys[i]);
@@ -578,7 +571,7 @@ main(void)
 	hsm_close(t2);
 	sign_and_verify(t, &keys[0]);
 
-	CHECK((list = strdup(threads)) != NULL);
+	REQUIRE((list = strdup(threads)) != NULL);
 	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
 		test_parallel(t, &keys[0], atoi(tok), seconds);
 	free(list);

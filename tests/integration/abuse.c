@@ -25,23 +25,13 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <openssl/pem.h>
 
+#include "check.h"
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "statement.h"
 #include "wire.h"
 
-static int failures;
 static const char *url, *home;
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static nng_socket
 dial(void)
@@ -212,8 +202,8 @@ still_serving(const char *after)
 	nng_socket s = dial();
 
 	usleep(250 * 1000);
-	CHECK(auth(s, "ci", k, ch, sig, &sl) == QS_STATUS_OK, "auth after %s", after);
-	CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) == QS_STATUS_OK,
+	CHECK_MSG(auth(s, "ci", k, ch, sig, &sl) == QS_STATUS_OK, "auth after %s", after);
+	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) == QS_STATUS_OK,
 	      "daemon no longer signs after %s", after);
 	nng_close(s);
 	EVP_PKEY_free(k);
@@ -247,7 +237,7 @@ main(int argc, char **argv)
 
 	puts("garbage bytes as a frame -> INVALID_ARGUMENT");
 	s = dial();
-	CHECK(status_of(raw_call(s, "\xff\xff\xff\xff garbage", 12)) == QS_STATUS_INVALID_ARGUMENT,
+	CHECK_MSG(status_of(raw_call(s, "\xff\xff\xff\xff garbage", 12)) == QS_STATUS_INVALID_ARGUMENT,
 	      "garbage frame");
 	still_serving("garbage frame");
 
@@ -260,79 +250,79 @@ main(int argc, char **argv)
 		c.body.data = (uint8_t *)"0123456789abcdef";
 		c.body.len = 16;
 		qs_wire_pack(&c.base, &f, &fl);
-		CHECK(status_of(raw_call(s, f, fl - 5)) == QS_STATUS_INVALID_ARGUMENT,
+		CHECK_MSG(status_of(raw_call(s, f, fl - 5)) == QS_STATUS_INVALID_ARGUMENT,
 		      "truncated frame");
 		free(f);
 	}
 	still_serving("truncated frame");
 
 	puts("unknown method -> UNIMPLEMENTED");
-	CHECK(status_of(call(s, "qsign.v1.Signer/Explode", NULL, 0)) == QS_STATUS_UNIMPLEMENTED,
+	CHECK_MSG(status_of(call(s, "qsign.v1.Signer/Explode", NULL, 0)) == QS_STATUS_UNIMPLEMENTED,
 	      "unknown method");
 
 	puts("sign before authenticating -> UNAUTHENTICATED");
-	CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_UNAUTHENTICATED,
 	      "unauthenticated sign");
 
 	puts("authenticate as ci with admin1's key -> UNAUTHENTICATED");
-	CHECK(auth(s, "ci", admin1, ch, sig, &sl) == QS_STATUS_UNAUTHENTICATED, "wrong key");
-	CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(auth(s, "ci", admin1, ch, sig, &sl) == QS_STATUS_UNAUTHENTICATED, "wrong key");
+	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_UNAUTHENTICATED,
 	      "wrong-key auth must not authenticate");
 
 	puts("unknown principal -> UNAUTHENTICATED");
-	CHECK(auth(s, "mallory", ci, ch, sig, &sl) == QS_STATUS_UNAUTHENTICATED,
+	CHECK_MSG(auth(s, "mallory", ci, ch, sig, &sl) == QS_STATUS_UNAUTHENTICATED,
 	      "unknown principal");
 
 	puts("malformed principal name -> INVALID_ARGUMENT");
-	CHECK(auth(s, "ci", ci, ch, sig, &sl) == QS_STATUS_OK, "auth ok");
-	CHECK(replay_auth(s, "bad name\n", ch, sig, sl) == QS_STATUS_INVALID_ARGUMENT,
+	CHECK_MSG(auth(s, "ci", ci, ch, sig, &sl) == QS_STATUS_OK, "auth ok");
+	CHECK_MSG(replay_auth(s, "bad name\n", ch, sig, sl) == QS_STATUS_INVALID_ARGUMENT,
 	      "bad principal name");
 
 	puts("replayed challenge on the same connection -> UNAUTHENTICATED");
-	CHECK(replay_auth(s, "ci", ch, sig, sl) == QS_STATUS_UNAUTHENTICATED,
+	CHECK_MSG(replay_auth(s, "ci", ch, sig, sl) == QS_STATUS_UNAUTHENTICATED,
 	      "replay on same connection");
 	puts("replayed challenge on another connection -> UNAUTHENTICATED");
 	s2 = dial();
-	CHECK(replay_auth(s2, "ci", ch, sig, sl) == QS_STATUS_UNAUTHENTICATED,
+	CHECK_MSG(replay_auth(s2, "ci", ch, sig, sl) == QS_STATUS_UNAUTHENTICATED,
 	      "replay on another connection");
-	CHECK(sign(s2, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(sign(s2, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_UNAUTHENTICATED,
 	      "replayed auth must not authenticate");
 	nng_close(s2);
 
 	puts("role not allowed -> PERMISSION_DENIED");
 	s2 = dial();
-	CHECK(auth(s2, "admin1", admin1, ch, sig, &sl) == QS_STATUS_OK, "admin1 auth");
-	CHECK(sign(s2, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(auth(s2, "admin1", admin1, ch, sig, &sl) == QS_STATUS_OK, "admin1 auth");
+	CHECK_MSG(sign(s2, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_PERMISSION_DENIED,
 	      "admin1 is not a requester of ci-sign");
 	puts("quorum role through online Sign -> FAILED_PRECONDITION");
-	CHECK(sign(s2, "release", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(sign(s2, "release", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_FAILED_PRECONDITION,
 	      "quorum role must not sign online");
 	nng_close(s2);
 
 	puts("unknown role -> NOT_FOUND");
-	CHECK(sign(s, "no-such-role", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
+	CHECK_MSG(sign(s, "no-such-role", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, 0) ==
 		      QS_STATUS_NOT_FOUND,
 	      "unknown role");
 	puts("digest of wrong length -> INVALID_ARGUMENT");
-	CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 31, 0) ==
+	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 31, 0) ==
 		      QS_STATUS_INVALID_ARGUMENT,
 	      "31-byte digest");
 	puts("unspecified payload kind -> INVALID_ARGUMENT");
-	CHECK(sign(s, "ci-sign", 0, dg, 32, 0) == QS_STATUS_INVALID_ARGUMENT, "kind 0");
+	CHECK_MSG(sign(s, "ci-sign", 0, dg, 32, 0) == QS_STATUS_INVALID_ARGUMENT, "kind 0");
 	puts("deadline already passed -> DEADLINE_EXCEEDED");
-	CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, now_ms() - 1000) ==
+	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 32, now_ms() - 1000) ==
 		      QS_STATUS_DEADLINE_EXCEEDED,
 	      "past deadline");
 	puts("blob over the blob limit -> RESOURCE_EXHAUSTED");
 	{
 		size_t n = QS_MAX_BLOB + 1;
 		uint8_t *big = calloc(1, n);
-		CHECK(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, big, n, 0) ==
+		CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, big, n, 0) ==
 			      QS_STATUS_RESOURCE_EXHAUSTED,
 		      "oversized blob");
 		free(big);
@@ -349,7 +339,7 @@ main(int argc, char **argv)
 			limited += st == QS_STATUS_RESOURCE_EXHAUSTED;
 		}
 		printf("  %d signed, %d limited\n", ok, limited);
-		CHECK(limited > 0 && ok >= 5 && ok <= 7, "rate limit: ok=%d limited=%d", ok, limited);
+		CHECK_MSG(limited > 0 && ok >= 5 && ok <= 7, "rate limit: ok=%d limited=%d", ok, limited);
 	}
 	nng_close(s);
 	usleep(1200 * 1000);
@@ -361,7 +351,7 @@ main(int argc, char **argv)
 		memset(big, 0x0a, n);
 		s = dial();
 		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000);
-		CHECK(raw_call(s, big, n) == NULL, "oversized frame must get no reply");
+		CHECK_MSG(raw_call(s, big, n) == NULL, "oversized frame must get no reply");
 		nng_close(s);
 		free(big);
 	}
@@ -372,9 +362,9 @@ main(int argc, char **argv)
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", url + 6);
-		CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		CHECK_MSG(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
 		      "raw connect");
-		CHECK(write(fd, "GET / HTTP/1.0\r\n\r\n\x00\x01\x02", 21) == 21, "raw write");
+		CHECK_MSG(write(fd, "GET / HTTP/1.0\r\n\r\n\x00\x01\x02", 21) == 21, "raw write");
 		usleep(100 * 1000);
 		close(fd);
 	}
@@ -383,8 +373,8 @@ main(int argc, char **argv)
 	EVP_PKEY_free(ci);
 	EVP_PKEY_free(admin1);
 	nng_fini();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (check_failures) {
+		fprintf(stderr, "%d check(s) failed\n", check_failures);
 		return 1;
 	}
 	puts("all abuse checks passed");

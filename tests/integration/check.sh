@@ -101,7 +101,7 @@ bad_config "plain tcp without opt-in" 'needs "allow_plain_tcp": true' \
 	'c["listen"].append("tcp://127.0.0.1:7000")'
 bad_config "tls listener without tls block" "needs a \"tls\" block" \
 	'c["listen"].append("tls+tcp://127.0.0.1:7001")'
-bad_config "unknown config key" 'unknown key "worker"' 'c["worker"] = 3'
+bad_config "unknown config key" 'unknown field "worker"' 'c["worker"] = 3'
 bad_config "world-accessible ipc socket" "never world access" 'c["ipc_mode"] = "0666"'
 (umask 077; echo 0000 >"$QSIGN_HOME/bad.pin")
 bad_config "wrong PIN" "PIN" 'c["tokens"][0]["pin_file"] = "bad.pin"'

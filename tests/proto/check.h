@@ -1,7 +1,10 @@
 /*
- * check.h - the few assertion macros the plain-C unit tests share.
+ * check.h - the few assertion macros the plain-C tests share.
  * A failed CHECK prints where and why and makes the test exit 1 at the end
- * (it keeps going, so one run shows every failure).
+ * (it keeps going, so one run shows every failure); CHECK_MSG adds a
+ * printf-style explanation. REQUIRE is for a condition the rest of the test
+ * cannot run without: it stops the test at once (with the last qs_err
+ * detail when qs_err.h is included first).
  */
 #ifndef QS_TEST_CHECK_H
 #define QS_TEST_CHECK_H
@@ -10,13 +13,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int check_failures;
+static int check_failures __attribute__((unused));
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
 			check_failures++;                                                          \
+		}                                                                                  \
+	} while (0)
+
+#define CHECK_MSG(cond, ...)                                                                       \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			check_failures++;                                                          \
+		}                                                                                  \
+	} while (0)
+
+#ifdef QS_ERR_H
+#define CHECK_LAST_ERROR() qs_errdetail()
+#else
+#define CHECK_LAST_ERROR() "(not known)"
+#endif
+
+#define REQUIRE(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s (last error: %s)\n", __FILE__,  \
+			        __LINE__, #cond, CHECK_LAST_ERROR());                              \
+			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
 

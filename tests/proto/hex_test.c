@@ -54,6 +54,14 @@ main(void)
 		CHECK_EQ(qs_unhex(h, back, sizeof(back), &n), 0);
 		CHECK(n == 256 && memcmp(back, all, 256) == 0);
 	}
+	{
+		/* into a caller's buffer: the same text, NUL-terminated, nothing past it */
+		char into[2 * 256 + 2];
+		memset(into, 'x', sizeof(into));
+		qs_hex_into(all, sizeof(all), into);
+		CHECK(h != NULL && strcmp(into, h) == 0);
+		CHECK(into[sizeof(into) - 1] == 'x');
+	}
 	free(h);
 	h = qs_hex(all, 0);
 	CHECK_STR(h, "");
