@@ -227,7 +227,7 @@ connect_client(struct globals *g, qsc_client **out)
 		const char *fp, *file = NULL;
 		int how = 0;
 		if ((fp = qsc_server_key(c, &how, &file)) != NULL && how == QSC_SERVER_KEY_NEW) {
-			fprintf(stderr, "%s: first connection to %s (", progname, g->url);
+			fprintf(stderr, "%s: first connection to %s (", progname, qsc_url(c));
 			put_safe(stderr, qsc_server_identity(c), 0);
 			fprintf(stderr, "): remembered its key %s in %s\n", fp, file);
 		}

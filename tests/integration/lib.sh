@@ -48,7 +48,7 @@ qs_setup() {
 	case "${QS_STORE:-sqlite}" in
 	sqlite) ;;
 	postgresql)
-		. "$QS_SRC/tests/integration/pg.sh"
+		. "$QS_SRC/ops/pg.sh"
 		pg_start DB || fail "cannot start PostgreSQL"
 		qs_use_pg "$QSIGN_HOME/qsignd.json" "$PG_DB_CONNINFO"
 		;;

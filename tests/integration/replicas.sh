@@ -20,7 +20,7 @@
 #  - a policy change applied through A is in force on B at B's next call,
 #    without a restart (B's signer helpers take it with its approvals).
 . "$(dirname "$0")/lib.sh"
-. "$QS_SRC/tests/integration/pg.sh"
+. "$QS_SRC/ops/pg.sh"
 pg_start DB || fail "cannot start PostgreSQL"
 qs_setup
 qs_use_pg "$QSIGN_HOME/qsignd.json" "$PG_DB_CONNINFO"

@@ -21,11 +21,19 @@ import os, re, sys
 root = sys.argv[1]
 dirs = ["proto", "hsm", "clients", "signer"]
 rule_re = re.compile(r"^[ \t*-]*Include rule \(ctest ops_layering\):(.*)$", re.M)
-owner = {}
+# Every source directory, subdirectories included (signer/ has one per
+# concern): its files and the rule of its nearest README that has one.
+srcdirs = []
 for d in dirs:
-    for f in os.listdir(os.path.join(root, d)):
+    for dirpath, subdirs, files in os.walk(os.path.join(root, d)):
+        subdirs.sort()
+        srcdirs.append((os.path.relpath(dirpath, root), sorted(files)))
+owner, home = {}, {}
+for rel, files in srcdirs:
+    for f in files:
         if f.endswith(".h"):
-            owner.setdefault(f, d)
+            owner.setdefault(f, rel.split(os.sep)[0])
+            home.setdefault(f, rel)
 rules, bad = {}, []
 for d in dirs:
     text = open(os.path.join(root, d, "README.md"), encoding="utf-8").read()
@@ -34,12 +42,15 @@ for d in dirs:
         bad.append(f"{d}/README.md: no 'Include rule (ctest ops_layering):' line")
         continue
     rules[d] = re.findall(r"`([^`]+)`", m.group(1))
-for d in rules:
+for rel, files in srcdirs:
+    d = rel.split(os.sep)[0]
+    if d not in rules:
+        continue
     allowed = rules[d]
-    for f in sorted(os.listdir(os.path.join(root, d))):
+    for f in files:
         if not f.endswith((".c", ".h")):
             continue
-        path = os.path.join(root, d, f)
+        path = os.path.join(root, rel, f)
         for n, line in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
             m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
             if m is None:
@@ -47,14 +58,14 @@ for d in rules:
             h = os.path.basename(m.group(1))
             o = "proto" if h.endswith(".pb-c.h") else owner.get(h)
             if o is None:
-                bad.append(f"{d}/{f}:{n}: includes \"{h}\", a header of no source directory")
+                bad.append(f"{rel}/{f}:{n}: includes \"{h}\", a header of no source directory")
                 continue
-            if h.endswith("_internal.h") and o != d:
-                bad.append(f"{d}/{f}:{n}: includes {o}/{h}, private to {o}/")
+            if h.endswith("_internal.h") and home[h] != rel:
+                bad.append(f"{rel}/{f}:{n}: includes {home[h]}/{h}, private to {home[h]}/")
                 continue
             if f"{o}/" in allowed or f"{o}/{h}" in allowed:
                 continue
-            bad.append(f"{d}/{f}:{n}: includes {o}/{h}; {d}/README.md allows only "
+            bad.append(f"{rel}/{f}:{n}: includes {o}/{h}; {d}/README.md allows only "
                        + ", ".join(allowed))
 for b in bad:
     print("FAIL:", b)
@@ -70,8 +81,7 @@ if [ "${1:-}" = --self-test ]; then
 		rm -rf "$t/src"
 		mkdir -p "$t/src"
 		for d in proto hsm clients signer; do
-			mkdir "$t/src/$d"
-			cp "$QS_SRC/$d"/*.[ch] "$QS_SRC/$d/README.md" "$t/src/$d/"
+			cp -r "$QS_SRC/$d" "$t/src/$d"
 		done
 		check "$t/src" >/dev/null || { echo "FAIL: the unchanged copy does not pass"; exit 1; }
 		printf '%s\n' "$3" >>"$t/src/$1/$2"
@@ -86,8 +96,9 @@ if [ "${1:-}" = --self-test ]; then
 	plant hsm hsm.c '#include "qs_limits.h"'
 	plant proto wire.c '#include "hsm.h"'
 	plant clients identity.c '#include "keyring.h"'
-	plant signer log.c '#include "qsclient.h"'
-	plant signer tuf_rpc.c '#include "hsm_internal.h"'
+	plant signer daemon/log.c '#include "qsclient.h"'
+	plant signer tuf/tuf_rpc.c '#include "hsm_internal.h"'
+	plant signer pki/pki.c '#include "tuf_internal.h"'
 	plant clients qsclient.c '#include "tuf_internal.h"'
 	exit 0
 fi

@@ -1,4 +1,5 @@
-# pg.sh - a throwaway PostgreSQL for tests (sourced, bash; after lib.sh or
+# pg.sh - a throwaway PostgreSQL for tests and the replica demo (ops/run
+# --replicas), sourced by bash; after tests/integration/lib.sh or
 # on its own).
 #
 #   pg_start NAME      initdb + start a server in its own temporary directory,
@@ -17,7 +18,7 @@ PG_NAMES=""
 
 pg_as() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
