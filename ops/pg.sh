@@ -9,6 +9,12 @@
 #   pg_stop NAME       fast shutdown by PID (SIGINT), bounded; SIGKILL after.
 #   pg_kill9 NAME      SIGKILL the postmaster (a crash of the database host).
 #   pg_psql NAME SQL   run SQL in the qsign database, unaligned output.
+#   pg_start_standby NAME PRIMARY
+#                      a streaming standby of PRIMARY (pg_basebackup), made
+#                      PRIMARY's synchronous standby: a COMMIT on PRIMARY
+#                      returns once NAME has flushed it. Sets the same
+#                      variables as pg_start.
+#   pg_promote NAME    promote a standby to primary (waits until it is).
 #
 # PostgreSQL refuses to run as root: as root the server runs as the
 # `postgres` user (Debian's postgresql-15 creates it), otherwise as the
@@ -51,6 +57,44 @@ EOF
 	PG_NAMES="$PG_NAMES $name"
 	pg_as "$PG_BIN/createdb" -h "$d/sock" -p "$port" -U postgres qsign ||
 		{ cat "$d/server.log" >&2; return 1; }
+}
+
+pg_start_standby() {
+	local name=$1 primary=$2 d port=5432 psock
+	psock=PG_${primary}_SOCK
+	d=$(mktemp -d "${TMPDIR:-/tmp}/qsign-pg.XXXXXX")
+	chmod 0755 "$d"
+	mkdir -p "$d/sock"
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$d"
+	pg_as "$PG_BIN/pg_basebackup" -h "${!psock}" -p "$port" -U postgres -D "$d/data" -R -c fast \
+		-X stream >"$d/basebackup.log" 2>&1 || { cat "$d/basebackup.log" >&2; return 1; }
+	# The copied postgresql.conf names the primary's socket; later lines win.
+	cat >>"$d/data/postgresql.conf" <<EOF
+unix_socket_directories = '$d/sock'
+cluster_name = '$name'
+EOF
+	pg_as "$PG_BIN/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 30 start >/dev/null ||
+		{ cat "$d/server.log" >&2; return 1; }
+	printf -v "PG_${name}_DIR" '%s' "$d"
+	printf -v "PG_${name}_SOCK" '%s' "$d/sock"
+	printf -v "PG_${name}_PID" '%s' "$(head -1 "$d/data/postmaster.pid")"
+	printf -v "PG_${name}_CONNINFO" '%s' "host=$d/sock port=$port user=postgres dbname=qsign"
+	PG_NAMES="$PG_NAMES $name"
+	pg_psql "$primary" "ALTER SYSTEM SET synchronous_standby_names = '$name'" >/dev/null &&
+		pg_psql "$primary" "SELECT pg_reload_conf()" >/dev/null || return 1
+	for _ in $(seq 1 150); do
+		[ "$(pg_psql "$primary" "SELECT sync_state FROM pg_stat_replication WHERE application_name = '$name'")" = sync ] &&
+			return 0
+		sleep 0.1
+	done
+	echo "pg.sh: $name did not become $primary's synchronous standby" >&2
+	return 1
+}
+
+pg_promote() {
+	local name=$1 dirv
+	dirv=PG_${name}_DIR
+	pg_as "$PG_BIN/pg_ctl" -D "${!dirv}/data" -w -t 30 promote >/dev/null
 }
 
 pg_psql() {
