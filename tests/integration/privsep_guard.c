@@ -15,6 +15,14 @@
  * still signs: a checkpoint that does not shrink, an online key, a quorum
  * request with enough approvals (its signature verified), and version 2
  * with enough approvals, whose rules then apply.
+ * TUF keys: a timestamp key by plain sign, over a targets document, for
+ * the other repository, over JSON that is not canonical, over a version
+ * not above the one published (the shell publishes timestamp.json version
+ * 3) or the one it signed, expiring beyond the policy's bound -- refused;
+ * a timestamp above them signs, and the same document again. A key
+ * generated under a TUF label is a TUF key. An online key beyond its role's
+ * rate (the shell sets ci-sign to 1/s, burst 3); key generation outside the
+ * daemon's label namespace and over a taken label.
  * HOME holds demo/admin{1,2}.key (the approvers' private keys).
  * One line per check; exit 0 if all behaved.
  */
@@ -34,6 +42,8 @@
 #include "privsep.h"
 #include "qs_err.h"
 #include "statement.h"
+#include "cjson.h"
+#include "tuf_meta.h"
 
 static int fails;
 static const struct config *cfg;
@@ -141,6 +151,153 @@ checkpoint(struct ps_keyref *ref, const char *origin, uint64_t size)
 	return r;
 }
 
+/* The canonical "signed" text of a TUF document of `type` (*text malloc'd);
+ * spaced: the same with a space after the first brace. */
+static char *
+tuf_doc(const char *type, long long version, int64_t expires_in, int spaced, size_t *len)
+{
+	char exp[TUF_TIME_LEN], *canon = NULL, *t;
+	json_t *sp;
+
+	if (tuf_time_format((int64_t)time(NULL) + expires_in, exp) != 0 ||
+	    (sp = json_pack("{s:s, s:s, s:I, s:s, s:{s:{s:I}}}", "_type", type, "spec_version",
+			    TUF_SPEC_VERSION, "version", (json_int_t)version, "expires", exp,
+			    "meta", "snapshot.json", "version", (json_int_t)1)) == NULL ||
+	    qs_cjson_encode(sp, &canon, len) != 0) {
+		fprintf(stderr, "cannot build a TUF document\n");
+		exit(2);
+	}
+	json_decref(sp);
+	if (!spaced)
+		return canon;
+	if ((t = malloc(*len + 2)) == NULL)
+		exit(2);
+	t[0] = '{';
+	t[1] = ' ';
+	memcpy(t + 2, canon + 1, *len);
+	free(canon);
+	(*len)++;
+	return t;
+}
+
+static int
+tuf_sign(struct ps_keyref *ref, const char *repo, const char *type, long long version,
+	 int64_t expires_in, int spaced)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t len = 0, sig_len = 0;
+	char *t = tuf_doc(type, version, expires_in, spaced, &len);
+	int r = ps_sign_tuf(ref, repo, (const uint8_t *)t, len, sig, &sig_len);
+
+	free(t);
+	return r;
+}
+
+/* The policy key named name: its URI. */
+static const char *
+key_uri(const struct policy *pol, const char *name)
+{
+	for (size_t i = 0; i < pol->nkeys; i++)
+		if (strcmp(pol->keys[i].name, name) == 0)
+			return pol->keys[i].uri;
+	fprintf(stderr, "no policy key %s\n", name);
+	exit(2);
+}
+
+static void
+tuf_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
+{
+	struct ps_keyref *ts = NULL, *gen = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL, sig[HSM_SIG_MAX], dg[32] = {0};
+	size_t tok, der_len = 0, sig_len = 0, len = 0;
+	char label[64], uri[512];
+
+	if (ps_find(p, key_uri(pol, "tuf-timestamp"), &ts, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "TUF timestamp key: %s\n", qs_errdetail());
+		exit(2);
+	}
+	expect("TUF timestamp key with plain sign", ps_sign(ts, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only TUF metadata");
+	expect("TUF timestamp key over a targets document",
+	       tuf_sign(ts, "ci", "targets", 10, 3600, 0), QS_ERR_DENIED,
+	       "signs only timestamp metadata");
+	expect("TUF timestamp key for the other repository",
+	       tuf_sign(ts, "prod", "timestamp", 10, 3600, 0), QS_ERR_DENIED,
+	       "signs only the ci repository");
+	expect("TUF timestamp key over JSON not in canonical form",
+	       tuf_sign(ts, "ci", "timestamp", 10, 3600, 1), QS_ERR_DENIED, "not canonical");
+	expect("TUF timestamp key over the published version",
+	       tuf_sign(ts, "ci", "timestamp", 3, 3600, 0), QS_ERR_DENIED, "is not above 3");
+	expect("TUF timestamp key expiring beyond the policy's bound",
+	       tuf_sign(ts, "ci", "timestamp", 10, 2 * 86400, 0), QS_ERR_DENIED,
+	       "beyond the 86400 s");
+	{
+		char *t = tuf_doc("timestamp", 10, 3600, 0, &len);
+		int r = ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len);
+		uint8_t der_sig[HSM_SIG_MAX + 16];
+		size_t der_sig_len = 0;
+		const unsigned char *pp = der;
+		EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
+		expect("TUF timestamp key over a timestamp above the published one", r, 0, NULL);
+		qs_sha256((const uint8_t *)t, len, dg);
+		if (r == 0 && (pk == NULL ||
+			       hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
+			       qs_rolesig_verify(pk, dg, NULL, 0, der_sig, der_sig_len) != 0)) {
+			printf("FAIL: the timestamp signature does not verify\n");
+			fails++;
+		} else if (r == 0) {
+			printf("ok: the timestamp signature verifies over its canonical bytes\n");
+		}
+		EVP_PKEY_free(pk);
+		expect("TUF timestamp key over the same document again",
+		       ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len), 0, NULL);
+		free(t);
+		memset(dg, 0, sizeof(dg));
+	}
+	expect("TUF timestamp key over another document of the version it signed",
+	       tuf_sign(ts, "ci", "timestamp", 10, 1800, 0), QS_ERR_DENIED, "is not above 10");
+	expect("TUF timestamp key over a lower version", tuf_sign(ts, "ci", "timestamp", 9, 3600, 0),
+	       QS_ERR_DENIED, "is not above 10");
+	expect("TUF timestamp key over the next version",
+	       tuf_sign(ts, "ci", "timestamp", 11, 3600, 0), 0, NULL);
+
+	/* ------------------------------------------------ key generation */
+	expect("keygen outside the daemon's label namespace",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "build-key"), QS_ERR_DENIED,
+	       "outside the daemon's namespace");
+	expect("keygen over a policy key's label",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "tuf-timestamp"), QS_ERR_DENIED,
+	       "outside the daemon's namespace");
+	snprintf(label, sizeof(label), "tuf-timestamp-v9-%08x", (unsigned)time(NULL));
+	expect("keygen of a TUF key label", ps_keygen(p, token_uri, HSM_KEY_EC_P256, label), 0,
+	       NULL);
+	expect("keygen over the label just generated",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, label), QS_ERR_EXISTS,
+	       "never generated over");
+	expect("keygen over the daemon's identity key",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "qsignd-identity"), QS_ERR_EXISTS,
+	       "never generated over");
+	snprintf(uri, sizeof(uri), "%.*s;object=%s", (int)strcspn(token_uri, ";"), token_uri,
+		 label);
+	free(der);
+	der = NULL;
+	if (ps_find(p, uri, &gen, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "generated key %s: %s\n", uri, qs_errdetail());
+		exit(2);
+	}
+	expect("generated TUF timestamp key with plain sign", ps_sign(gen, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only TUF metadata");
+	expect("generated TUF timestamp key over a snapshot",
+	       tuf_sign(gen, "ci", "snapshot", 20, 3600, 0), QS_ERR_DENIED,
+	       "signs only timestamp metadata");
+	expect("generated TUF timestamp key over a timestamp",
+	       tuf_sign(gen, "ci", "timestamp", 20, 3600, 0), 0, NULL);
+	ps_keyref_free(ts);
+	ps_keyref_free(gen);
+	free(der);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -226,6 +383,20 @@ main(int argc, char **argv)
 
 	/* ---------------------------------------------------- online key */
 	expect("online key over a digest", ps_sign(oref, dg, 32, sig, &sig_len), 0, NULL);
+	{
+		/* ci-sign: 1/s, burst 3, one requester (set by the shell). */
+		const uint8_t *in[3] = {dg, dg, dg};
+		size_t in_len[3] = {32, 32, 32}, lens[3];
+		uint8_t sigs[3 * HSM_SIG_MAX];
+		int st[3];
+		expect("online key: a batch of 2 within its rate",
+		       ps_sign_many(oref, in, in_len, 2, sigs, lens, st), 0, NULL);
+		expect("online key: a batch of 3 beyond its rate",
+		       ps_sign_many(oref, in, in_len, 3, sigs, lens, st), QS_ERR_DENIED,
+		       "over its rate");
+		expect("online key: one more beyond its rate", ps_sign(oref, dg, 32, sig, &sig_len),
+		       QS_ERR_DENIED, "over its rate");
+	}
 
 	/* ---------------------------------------------------- quorum key */
 	expect("quorum key with plain sign", ps_sign(qref, dg, 32, sig, &sig_len), QS_ERR_DENIED,
@@ -323,6 +494,8 @@ main(int argc, char **argv)
 		       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len),
 		       QS_ERR_DENIED, "only 1 of the 2 approvals");
 	}
+
+	tuf_checks(p, pol, ouri);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);
