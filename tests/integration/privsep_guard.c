@@ -102,6 +102,27 @@ vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct
 			      .sig_len = sig_len};
 }
 
+/* Does the token's raw signature (sig) verify with the key (SPKI der) over
+ * dg (or blob, for Ed25519)? */
+static void
+verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *sig, size_t sig_len,
+	 const uint8_t dg[32], const uint8_t *blob, size_t blob_len)
+{
+	uint8_t der_sig[HSM_SIG_MAX + 16];
+	size_t der_sig_len = 0;
+	const unsigned char *pp = der;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
+
+	if (pk == NULL || hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
+	    qs_rolesig_verify(pk, dg, blob, blob_len, der_sig, der_sig_len) != 0) {
+		printf("FAIL: %s does not verify\n", what);
+		fails++;
+	} else {
+		printf("ok: %s verifies\n", what);
+	}
+	EVP_PKEY_free(pk);
+}
+
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -235,21 +256,11 @@ tuf_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	{
 		char *t = tuf_doc("timestamp", 10, 3600, 0, &len);
 		int r = ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len);
-		uint8_t der_sig[HSM_SIG_MAX + 16];
-		size_t der_sig_len = 0;
-		const unsigned char *pp = der;
-		EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
 		expect("TUF timestamp key over a timestamp above the published one", r, 0, NULL);
 		qs_sha256((const uint8_t *)t, len, dg);
-		if (r == 0 && (pk == NULL ||
-			       hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
-			       qs_rolesig_verify(pk, dg, NULL, 0, der_sig, der_sig_len) != 0)) {
-			printf("FAIL: the timestamp signature does not verify\n");
-			fails++;
-		} else if (r == 0) {
-			printf("ok: the timestamp signature verifies over its canonical bytes\n");
-		}
-		EVP_PKEY_free(pk);
+		if (r == 0)
+			verifies("the timestamp signature over its canonical bytes", der, der_len, sig,
+				 sig_len, dg, NULL, 0);
 		expect("TUF timestamp key over the same document again",
 		       ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len), 0, NULL);
 		free(t);
@@ -445,22 +456,11 @@ main(int argc, char **argv)
 	ev.kind = "blob";
 	{
 		int r = ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len);
-		uint8_t der_sig[HSM_SIG_MAX + 16];
-		size_t der_sig_len = 0;
-		const unsigned char *pp = qder;
-		EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)qder_len);
 		expect("quorum key with enough approvals", r, 0, NULL);
 		qs_sha256(payload, sizeof(payload), dg);
-		if (r == 0 && (pk == NULL ||
-			       hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
-			       qs_rolesig_verify(pk, dg, payload, sizeof(payload), der_sig,
-						 der_sig_len) != 0)) {
-			printf("FAIL: the quorum signature does not verify\n");
-			fails++;
-		} else if (r == 0) {
-			printf("ok: the quorum signature verifies over the payload\n");
-		}
-		EVP_PKEY_free(pk);
+		if (r == 0)
+			verifies("the quorum signature over the payload", qder, qder_len, sig, sig_len,
+				 dg, payload, sizeof(payload));
 	}
 
 	/* ---------------------------------------------------- policy chain */
