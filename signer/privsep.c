@@ -428,6 +428,23 @@ h_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	return 0;
 }
 
+static int
+h_sign_x509(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX], dg[32];
+	size_t sig_len = 0;
+	int r;
+
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_x509(h->guard, k->label, q->x509_kind, q->data, q->data_len, dg)) != 0 ||
+	    (r = hsm_sign(h->toks[k->tok], k->key, dg, 32, sig, &sig_len)) != 0)
+		return r;
+	ps_wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
 /* The guard's way to the public key of a policy key (or the audit key). */
 static int
 helper_spki(void *arg, const char *uri, uint8_t **der, size_t *der_len)
@@ -461,6 +478,7 @@ static const struct ps_perm {
 	{PS_SIGN_QUORUM, "sign_quorum", h_sign_quorum},
 	{PS_SIGN_CHECKPOINT, "sign_checkpoint", h_sign_checkpoint},
 	{PS_SIGN_TUF, "sign_tuf", h_sign_tuf},
+	{PS_SIGN_X509, "sign_x509", h_sign_x509},
 };
 
 static void
@@ -1308,6 +1326,21 @@ ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t
 	if (len > TUF_MAX_METADATA || strlen(repo) > QS_MAX_PRIVSEP_STR)
 		return qs_fail(QS_ERR_EXHAUSTED, "TUF metadata of %zu bytes over %u", len,
 			       TUF_MAX_METADATA);
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
+	     uint8_t *sig, size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN_X509,
+			       .x509_kind = (uint8_t)kind,
+			       .data = data,
+			       .data_len = len};
+
+	*sig_len = 0;
+	if (len > PS_MAX_X509)
+		return qs_fail(QS_ERR_EXHAUSTED, "%zu bytes over %u", len, PS_MAX_X509);
 	return sign_call(ref, &w, sig, sig_len);
 }
 

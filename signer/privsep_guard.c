@@ -8,12 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "approval.h"
 #include "cjson.h"
 #include "log.h"
 #include "note.h"
+#include "pki.h"
 #include "qs_err.h"
 #include "ratelimit.h"
 #include "server.h"
@@ -606,6 +608,22 @@ tuf_role_of(const struct ps_guard *g, const uint8_t *der, size_t len, const char
 	return NULL;
 }
 
+enum ca_kind { CA_NONE, CA_ROOT, CA_DEVICE };
+
+/* The CA keys are those pki.c generates, by their token labels (only this
+ * daemon generates such labels, ps_guard_keygen). */
+static enum ca_kind
+ca_kind(const char *label)
+{
+	if (label == NULL)
+		return CA_NONE;
+	if (strcmp(label, PKI_ROOT_LABEL) == 0)
+		return CA_ROOT;
+	if (strncmp(label, PKI_DCA_LABEL_PREFIX, sizeof(PKI_DCA_LABEL_PREFIX) - 1) == 0)
+		return CA_DEVICE;
+	return CA_NONE;
+}
+
 /* The online role (with a rate) of the newest version that lists the key. */
 static const struct policy_role *
 online_role_of(const struct ps_guard *g, const uint8_t *der, size_t len)
@@ -648,6 +666,8 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 			      g->chain[g->nchain - 1]->keys[ki].name, g->nchain);
 	if ((tr = tuf_role_of(g, der, der_len, label)) != NULL)
 		return refuse(request, "the TUF %s key signs only TUF metadata of its role", tr);
+	if (ca_kind(label) != CA_NONE)
+		return refuse(request, "the CA key %.64s signs only certificates and CRLs", label);
 	/* The front limits each requester to the role's rate; the sum of its
 	 * buckets is the most a front that lies about requesters can get. */
 	if ((ro = online_role_of(g, der, der_len)) != NULL &&
@@ -917,6 +937,124 @@ ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
 	return 0;
 }
 
+/* ------------------------------------------------------------ CA keys */
+
+/* A certificate of a profile key `ca` issues, within policy c: *dg the
+ * SHA-256 of its TBSCertificate as the helper encodes it. */
+static int
+x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t len,
+	  uint8_t dg[32])
+{
+	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
+	const unsigned char *p = data;
+	unsigned char *tbs = NULL;
+	enum pki_profile pr;
+	X509 *x;
+	int r, n;
+
+	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || p != data + len) {
+		X509_free(x);
+		ERR_clear_error();
+		return refuse("sign_x509", "not a DER certificate");
+	}
+	if (pki_x509_profile_of(x, &pr) != 0) {
+		r = refuse("sign_x509", "a certificate of no profile: %s", qs_errdetail());
+		goto out;
+	}
+	if (ca == CA_DEVICE ? pr != PKI_P_DEVICE : pr == PKI_P_DEVICE) {
+		r = refuse("sign_x509", "a %s key does not issue %s certificates",
+			   ca == CA_DEVICE ? "device CA" : "root CA", names[pr]);
+		goto out;
+	}
+	if (pki_x509_within(x, pr, c) != 0) {
+		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+		goto out;
+	}
+	if ((n = i2d_re_X509_tbs(x, &tbs)) <= 0) {
+		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertificate");
+		goto out;
+	}
+	qs_sha256(tbs, (size_t)n, dg);
+	r = 0;
+out:
+	OPENSSL_free(tbs);
+	X509_free(x);
+	ERR_clear_error();
+	return r;
+}
+
+static int
+x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+{
+	const unsigned char *p = data;
+	unsigned char *tbs = NULL;
+	X509_CRL *crl;
+	int r, n;
+
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL || p != data + len) {
+		X509_CRL_free(crl);
+		ERR_clear_error();
+		return refuse("sign_x509", "not a DER CRL");
+	}
+	if (pki_crl_within(crl, c) != 0)
+		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+	else if ((n = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0)
+		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertList");
+	else {
+		qs_sha256(tbs, (size_t)n, dg);
+		r = 0;
+	}
+	OPENSSL_free(tbs);
+	X509_CRL_free(crl);
+	ERR_clear_error();
+	return r;
+}
+
+/* The list of enabled device CAs of this factory (pki.c's calist). */
+static int
+x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+{
+	json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+	int ok = json_is_object(doc) &&
+		 json_is_string(json_object_get(doc, "type")) &&
+		 strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
+		 json_is_string(json_object_get(doc, "factory")) &&
+		 strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
+
+	json_decref(doc);
+	if (!ok)
+		return refuse("sign_x509", "not this factory's list of device CAs");
+	qs_sha256(data, len, dg);
+	return 0;
+}
+
+int
+ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
+	      size_t len, uint8_t dg[32])
+{
+	enum ca_kind ca = ca_kind(label);
+	struct pki_conf c;
+
+	if (ca == CA_NONE)
+		return refuse("sign_x509", "this key is no CA key of the daemon");
+	if (g->nchain == 0)
+		return refuse("sign_x509", "no verified policy chain: %s", g->v1_error);
+	if (pki_conf_get(g->chain[g->nchain - 1], &c) != 0) {
+		qs_errclear();
+		return refuse("sign_x509", "policy version %zu has no pki section", g->nchain);
+	}
+	switch (kind) {
+	case PS_X509_CERT:
+		return x509_cert(ca, &c, data, len, dg);
+	case PS_X509_CRL:
+		return x509_crl(&c, data, len, dg);
+	default:
+		if (ca != CA_ROOT)
+			return refuse("sign_x509", "only the root CA key signs the device CA list");
+		return x509_calist(&c, data, len, dg);
+	}
+}
+
 /* ------------------------------------------------------------ keygen */
 
 static int
@@ -947,7 +1085,7 @@ tuf_label(const char *label)
 int
 ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *label), void *arg)
 {
-	static const char pki[] = "qsign-pki-";
+	static const char pki[] = "qsign-pki-"; /* PKI_ROOT_LABEL, PKI_DCA_LABEL_PREFIX */
 
 	if (!tuf_label(label) && strcmp(label, QS_IDENTITY_KEY_LABEL) != 0 &&
 	    !(strncmp(label, pki, sizeof(pki) - 1) == 0 &&

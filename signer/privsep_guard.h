@@ -36,7 +36,10 @@
  *    aggregate rate (rate and burst times the role's requesters: the sum
  *    of the front's per-principal buckets), in this helper
  *    (ps_guard_plain);
- *  - any other key signs what it is asked (module keys).
+ *  - a CA key (token label PKI_ROOT_LABEL or PKI_DCA_LABEL_PREFIX...)
+ *    signs only through PS_SIGN_X509, certificates of its profiles within
+ *    the pki section's constraints and CRLs (ps_guard_x509);
+ *  - any other key signs what it is asked.
  * Key generation: only labels in the daemon's namespace, never over an
  * existing key (ps_guard_keygen).
  *
@@ -124,6 +127,20 @@ int ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const c
 		 uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark);
 int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
 			const struct ps_guard_tuf_mark *mark);
+
+/*
+ * PS_SIGN_X509 (kind: enum ps_x509_kind): 0 if the key labelled `label` is
+ * a CA key of the daemon that may sign data within the newest policy
+ * version's pki section: a device CA's key only device certificates
+ * (subject CN=<UUID>, OU=<factory>, the device profile's key usages,
+ * validity within pki.validity_days.device) and CRLs; the root CA's key
+ * root, device CA and TLS certificates within their profiles' bounds, CRLs
+ * (nextUpdate within crl_days) and the list of enabled device CAs of the
+ * factory. dg is then the SHA-256 of the TBS structure as the helper
+ * encodes it (or of the list), the token's input.
+ */
+int ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
+		  size_t len, uint8_t dg[32]);
 
 /* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX
  * of tuf_repo.c, qsign-pki-* of pki.c, qsignd-identity of auth.c) and

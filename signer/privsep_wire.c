@@ -299,6 +299,11 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		ps_wb_str(b, q->repo);
 		ps_wb_bytes(b, q->data, q->data_len);
 		break;
+	case PS_SIGN_X509:
+		ps_wb_u32(b, q->handle);
+		ps_wb_u8(b, q->x509_kind);
+		ps_wb_bytes(b, q->data, q->data_len);
+		break;
 	default:
 		break;
 	}
@@ -375,6 +380,13 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 		ps_rd_str(&r, in->repo);
 		q->repo = in->repo;
 		if ((q->data = ps_rd_bytes(&r, TUF_MAX_METADATA, &q->data_len)) == NULL)
+			return PS_GARBAGE;
+		break;
+	case PS_SIGN_X509:
+		q->handle = ps_rd_u32(&r);
+		q->x509_kind = ps_rd_u8(&r);
+		if ((q->data = ps_rd_bytes(&r, PS_MAX_X509, &q->data_len)) == NULL ||
+		    q->x509_kind < PS_X509_CERT || q->x509_kind > PS_X509_CALIST)
 			return PS_GARBAGE;
 		break;
 	default:

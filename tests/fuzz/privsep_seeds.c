@@ -190,6 +190,11 @@ main(int argc, char **argv)
 		static const char tuf[] =
 		        "{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":"
 		        "{\"snapshot.json\":{\"version\":2}},\"spec_version\":\"1.0.31\",\"version\":3}";
+		request("req-sign-x509", &(struct ps_request){.type = PS_SIGN_X509,
+		                                              .handle = 6,
+		                                              .x509_kind = PS_X509_CERT,
+		                                              .data = spki,
+		                                              .data_len = sizeof(spki)});
 		request("req-sign-tuf", &(struct ps_request){.type = PS_SIGN_TUF,
 		                                             .handle = 5,
 		                                             .repo = "ci",
@@ -247,6 +252,9 @@ main(int argc, char **argv)
 	emit("rep-sign-checkpoint", &b, 0);
 	reply_start(&b, PS_POLICY, 0);
 	emit("rep-policy", &b, 0);
+	reply_start(&b, PS_SIGN_X509, 0);
+	ps_wb_bytes(&b, sig, sizeof(sig));
+	emit("rep-sign-x509", &b, 0);
 	reply_start(&b, PS_SIGN_TUF, 0);
 	ps_wb_bytes(&b, sig, sizeof(sig));
 	emit("rep-sign-tuf", &b, 0);

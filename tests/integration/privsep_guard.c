@@ -22,7 +22,13 @@
  * a timestamp above them signs, and the same document again. A key
  * generated under a TUF label is a TUF key. An online key beyond its role's
  * rate (the shell sets ci-sign to 1/s, burst 3); key generation outside the
- * daemon's label namespace and over a taken label.
+ * daemon's label namespace and over a taken label. CA keys: a device CA
+ * key (generated under its label) by plain sign, over arbitrary bytes, over
+ * a device certificate whose subject is not CN=<UUID>, OU=<factory>, valid
+ * beyond the policy's days, with an extension the profile does not have,
+ * over a CA certificate, over the CA list -- refused; a device certificate
+ * within the constraints and a CRL sign (the signature verifies over the
+ * TBSCertificate).
  * HOME holds demo/admin{1,2}.key (the approvers' private keys).
  * One line per check; exit 0 if all behaved.
  */
@@ -33,11 +39,13 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "hsm.h"
 #include "log.h"
 #include "note.h"
+#include "pki.h"
 #include "policy.h"
 #include "privsep.h"
 #include "qs_err.h"
@@ -309,6 +317,154 @@ tuf_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	free(der);
 }
 
+/* A certificate of profile pr for subject (cn, ou), issued by issuer
+ * (NULL: self-signed), as the front sends it: DER, signed by a throwaway
+ * key. extra: one more extension (a SAN). *der malloc'd. */
+static X509 *
+cert(enum pki_profile pr, const char *cn, const char *ou, int64_t days, const X509 *issuer,
+     EVP_PKEY *pub, int extra)
+{
+	char serial[PKI_MAX_SERIAL_HEX + 1];
+	X509_NAME *n = X509_NAME_new();
+	X509 *x = NULL;
+	EVP_PKEY *tmp = EVP_EC_gen("P-256");
+	struct pki_tmpl t = {.profile = pr, .pub = pub, .issuer = issuer, .days = days};
+
+	X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1,
+				   -1, 0);
+	X509_NAME_add_entry_by_NID(n, NID_organizationalUnitName, MBSTRING_UTF8,
+				   (const unsigned char *)ou, -1, -1, 0);
+	t.subject = n;
+	if (tmp == NULL || pki_x509_build(&t, &x, serial) != 0) {
+		fprintf(stderr, "cannot build a certificate: %s\n", qs_errdetail());
+		exit(2);
+	}
+	if (extra) {
+		X509_EXTENSION *e =
+			X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:evil.example");
+		if (e == NULL || !X509_add_ext(x, e, -1))
+			exit(2);
+		X509_EXTENSION_free(e);
+	}
+	if (X509_sign(x, tmp, EVP_sha256()) <= 0) {
+		fprintf(stderr, "cannot build a certificate: %s\n", qs_errdetail());
+		exit(2);
+	}
+	X509_NAME_free(n);
+	EVP_PKEY_free(tmp);
+	return x;
+}
+
+static int
+sign_cert(struct ps_keyref *ref, X509 *x, uint8_t *sig, size_t *sig_len)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der), r;
+
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, sig, sig_len);
+	OPENSSL_free(der);
+	return r;
+}
+
+static void
+ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
+{
+	static const char uuid[] = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b";
+	struct pki_conf c;
+	struct ps_keyref *dca = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL, sig[HSM_SIG_MAX], dg[32] = {0};
+	size_t tok, der_len = 0, sig_len = 0;
+	char label[64], uri[512];
+	EVP_PKEY *dev = EVP_EC_gen("P-256"), *rootk = EVP_EC_gen("P-256");
+	X509 *root, *x;
+
+	if (pki_conf_get(pol, &c) != 0) {
+		fprintf(stderr, "no pki section: %s\n", qs_errdetail());
+		exit(2);
+	}
+	snprintf(label, sizeof(label), PKI_DCA_LABEL_PREFIX "guard-%08x", (unsigned)time(NULL));
+	snprintf(uri, sizeof(uri), "%.*s;object=%s", (int)strcspn(token_uri, ";"), token_uri,
+		 label);
+	if (ps_keygen(p, token_uri, HSM_KEY_EC_P256, label) != 0 ||
+	    ps_find(p, uri, &dca, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "device CA key %s: %s\n", uri, qs_errdetail());
+		exit(2);
+	}
+	/* The issuer: any CA certificate (the helper judges what it signs). */
+	root = cert(PKI_P_ROOT, "Root", c.factory, 30, NULL, rootk, 0);
+
+	expect("device CA key with plain sign", ps_sign(dca, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only certificates and CRLs");
+	expect("device CA key over arbitrary bytes",
+	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, sig, &sig_len), QS_ERR_DENIED,
+	       "not a DER certificate");
+	x = cert(PKI_P_DEVICE, uuid, "another-factory", 30, root, dev, 0);
+	expect("device CA key over a device certificate of another factory",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "subject is not CN=<UUID>");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE, "not-a-uuid", c.factory, 30, root, dev, 0);
+	expect("device CA key over a device certificate whose CN is no UUID",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "subject is not CN=<UUID>");
+	X509_free(x);
+	X509_free(root);
+	root = cert(PKI_P_ROOT, "Root", c.factory, c.days_device + 400, NULL, rootk, 0);
+	x = cert(PKI_P_DEVICE, uuid, c.factory, c.days_device + 30, root, dev, 0);
+	expect("device CA key over a device certificate valid beyond the policy's days",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "valid beyond the policy's");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 1);
+	expect("device CA key over a device certificate with a subjectAltName",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED,
+	       "an extension (subjectAltName) the profile does not have");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE_CA, "Sub CA", c.factory, 30, root, dev, 0);
+	expect("device CA key over a CA certificate", sign_cert(dca, x, sig, &sig_len),
+	       QS_ERR_DENIED, "does not issue device CA certificates");
+	X509_free(x);
+	{
+		static const char calist[] = "{\"type\":\"" PKI_CALIST_TYPE "\"}";
+		expect("device CA key over the CA list",
+		       ps_sign_x509(dca, PS_X509_CALIST, (const uint8_t *)calist,
+				    sizeof(calist) - 1, sig, &sig_len),
+		       QS_ERR_DENIED, "only the root CA key signs");
+	}
+	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 0);
+	{
+		unsigned char *tbs = NULL;
+		int n, r = sign_cert(dca, x, sig, &sig_len);
+		expect("device CA key over a device certificate within its constraints", r, 0, NULL);
+		if (r == 0 && (n = i2d_re_X509_tbs(x, &tbs)) > 0) {
+			qs_sha256(tbs, (size_t)n, dg);
+			verifies("the device certificate's signature over its TBSCertificate", der,
+				 der_len, sig, sig_len, dg, NULL, 0);
+		}
+		OPENSSL_free(tbs);
+	}
+	X509_free(x);
+	{
+		X509_CRL *crl = NULL;
+		unsigned char *cd = NULL;
+		EVP_PKEY *tmp = EVP_EC_gen("P-256");
+		int n;
+		if (pki_crl_build(root, 1, c.crl_days, NULL, 0, &crl) != 0 ||
+		    X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0 || (n = i2d_X509_CRL(crl, &cd)) <= 0) {
+			fprintf(stderr, "cannot build a CRL\n");
+			exit(2);
+		}
+		expect("device CA key over a CRL",
+		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, sig, &sig_len), 0, NULL);
+		OPENSSL_free(cd);
+		X509_CRL_free(crl);
+		EVP_PKEY_free(tmp);
+	}
+	X509_free(root);
+	EVP_PKEY_free(dev);
+	EVP_PKEY_free(rootk);
+	ps_keyref_free(dca);
+	free(der);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -496,6 +652,7 @@ main(int argc, char **argv)
 	}
 
 	tuf_checks(p, pol, ouri);
+	ca_checks(p, pol, ouri);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);

@@ -13,7 +13,8 @@
 # canonical form, a version not above the published or last signed one,
 # an expiry beyond the policy's bound), an online key beyond its role's
 # rate, key generation outside the daemon's label namespace or over a taken
-# label.
+# label; a device CA key over arbitrary bytes and over certificates outside
+# its constraints (subject form, validity, extensions, a CA certificate).
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
@@ -53,7 +54,9 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"never verified" "signs only TUF metadata" "signs only timestamp metadata" \
 	"signs only the ci repository" "not canonical" "is not above 3" "is not above 10" \
 	"beyond the 86400 s" "over its rate" "outside the daemon's namespace" \
-	"is taken"; do
+	"is taken" "signs only certificates and CRLs" "not a DER certificate" \
+	"subject is not CN=<UUID>" "valid beyond the policy's" "the profile does not have" \
+	"does not issue device CA certificates" "only the root CA key signs"; do
 	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
 grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||
