@@ -143,3 +143,54 @@ qs_cjson_encode(const json_t *v, char **out, size_t *len)
 	*len = b.len;
 	return 0;
 }
+
+/*
+ * Canonical JSON writes control characters inside strings raw, which a
+ * JSON parser (jansson included) refuses: escape them as \u00XX, parse,
+ * and keep the value only if it encodes back to exactly the input. No
+ * Debian library parses OLPC canonical JSON, hence this one pass.
+ */
+int
+qs_cjson_decode(const char *s, size_t len, json_t **out)
+{
+	struct sbuf b = {NULL, 0, 0};
+	char *canon = NULL, esc[8];
+	size_t clen = 0;
+	int in_str = 0, r = 0;
+	json_t *v;
+
+	*out = NULL;
+	if (memchr(s, '\0', len) != NULL)
+		return qs_fail(QS_ERR_INVALID, "canonical JSON: a NUL byte");
+	for (size_t i = 0; i < len && r == 0; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (in_str && c == '\\' && i + 1 < len) {
+			r = put(&b, s + i, 2);
+			i++;
+		} else if (in_str && c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			r = put(&b, esc, 6);
+		} else {
+			if (c == '"')
+				in_str = !in_str;
+			r = put(&b, s + i, 1);
+		}
+	}
+	if (r != 0) {
+		free(b.p);
+		return r;
+	}
+	v = json_loadb(b.p ? b.p : "", b.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+	free(b.p);
+	if (v == NULL)
+		return qs_fail(QS_ERR_INVALID, "canonical JSON: does not parse");
+	if ((r = qs_cjson_encode(v, &canon, &clen)) != 0 || clen != len ||
+	    memcmp(canon, s, len) != 0) {
+		free(canon);
+		json_decref(v);
+		return r ? r : qs_fail(QS_ERR_INVALID, "not in canonical JSON form");
+	}
+	free(canon);
+	*out = v;
+	return 0;
+}

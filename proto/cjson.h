@@ -24,4 +24,11 @@
  */
 int qs_cjson_encode(const json_t *v, char **out, size_t *len);
 
+/*
+ * Parse canonical JSON: *out (one reference) only if encoding it gives
+ * back exactly s, len. Errors: QS_ERR_INVALID (does not parse, a NUL byte,
+ * not the canonical form), QS_ERR_NOMEM.
+ */
+int qs_cjson_decode(const char *s, size_t len, json_t **out);
+
 #endif

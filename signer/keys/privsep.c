@@ -27,6 +27,7 @@
 #include "log.h"
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "tuf_meta.h"
 
 /* ps_call's "the helper is gone or broke the protocol": replace it. */
 #define PS_DEAD 2
@@ -139,6 +140,7 @@ struct helper_key {
 	size_t tok;
 	uint8_t *der; /* its public key: what the guard judges it by */
 	size_t der_len;
+	char label[HSM_LABEL_MAX + 1]; /* its CKA_LABEL in the token */
 };
 
 struct helper {
@@ -245,6 +247,11 @@ h_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 			free(u);
 			return r;
 		}
+		{
+			struct hsm_keyinfo ki;
+			hsm_key_info(key, &ki);
+			memcpy(k->label, ki.label, sizeof(k->label));
+		}
 		handle = ++h->nkeys;
 	}
 	k = &h->keys[handle - 1];
@@ -264,7 +271,7 @@ h_sign(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	int r;
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len)) != 0)
+	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len, k->label, 1)) != 0)
 		return r;
 	if ((r = hsm_sign(h->toks[k->tok], k->key, q->data, q->data_len, sig, &sig_len)) != 0)
 		return r;
@@ -281,7 +288,8 @@ h_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	int r;
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len)) != 0)
+	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len, k->label,
+				(uint32_t)q->nitems)) != 0)
 		return r;
 	for (size_t i = 0; i < q->nitems; i++) {
 		size_t sig_len = 0;
@@ -310,6 +318,25 @@ h_pubkey(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	return 0;
 }
 
+/* 1 if a private key of token arg has this label (or they cannot be
+ * listed: then nothing is generated). */
+static int
+label_taken(void *arg, const char *label)
+{
+	struct hsm_keyinfo *ks = NULL;
+	size_t n = 0;
+	int taken = 0;
+
+	if (hsm_key_list(arg, &ks, &n) != 0) {
+		qs_errclear();
+		return 1;
+	}
+	for (size_t i = 0; i < n && !taken; i++)
+		taken = strcmp(ks[i].label, label) == 0;
+	free(ks);
+	return taken;
+}
+
 static int
 h_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
@@ -322,6 +349,8 @@ h_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 		return qs_fail(QS_ERR_INVALID, "key type %u", type);
 	if ((t = tok_for(h, q->uri)) < 0)
 		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", q->uri);
+	if ((r = ps_guard_keygen(q->label, label_taken, h->toks[t])) != 0)
+		return r;
 	r = hsm_keygen(h->toks[t], (enum hsm_keytype)type, q->label, NULL, 0, &key);
 	hsm_key_free(key);
 	if (r == 0)
@@ -378,6 +407,44 @@ h_sign_checkpoint(struct helper *h, const struct ps_request *q, struct ps_wbuf *
 	return 0;
 }
 
+static int
+h_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	struct ps_guard_tuf_mark mark;
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX], dg[32];
+	const uint8_t *in = NULL;
+	size_t sig_len = 0, in_len = 0;
+	int r;
+
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_tuf(h->guard, k->der, k->der_len, k->label, hsm_key_type(k->key), q->repo,
+			      q->data, q->data_len, dg, &in, &in_len, &mark)) != 0 ||
+	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0 ||
+	    (r = ps_guard_tuf_signed(h->guard, k->der, k->der_len, &mark)) != 0)
+		return r;
+	ps_wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
+static int
+h_sign_x509(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
+{
+	struct helper_key *k;
+	uint8_t sig[HSM_SIG_MAX], dg[32];
+	size_t sig_len = 0;
+	int r;
+
+	if ((r = key_of(h, q->handle, &k)) != 0 ||
+	    (r = ps_guard_x509(h->guard, k->label, q->x509_kind, q->data, q->data_len, dg)) != 0 ||
+	    (r = hsm_sign(h->toks[k->tok], k->key, dg, 32, sig, &sig_len)) != 0)
+		return r;
+	ps_wb_bytes(out, sig, sig_len);
+	explicit_bzero(sig, sizeof(sig));
+	return 0;
+}
+
 /* The guard's way to the public key of a policy key (or the audit key). */
 static int
 helper_spki(void *arg, const char *uri, uint8_t **der, size_t *der_len)
@@ -410,6 +477,8 @@ static const struct ps_perm {
 	{PS_POLICY, "policy", h_policy},
 	{PS_SIGN_QUORUM, "sign_quorum", h_sign_quorum},
 	{PS_SIGN_CHECKPOINT, "sign_checkpoint", h_sign_checkpoint},
+	{PS_SIGN_TUF, "sign_tuf", h_sign_tuf},
+	{PS_SIGN_X509, "sign_x509", h_sign_x509},
 };
 
 static void
@@ -1244,6 +1313,34 @@ ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8
 	*sig_len = 0;
 	if (len > QS_MAX_NOTE)
 		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len, QS_MAX_NOTE);
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len, uint8_t *sig,
+	    size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN_TUF, .repo = repo, .data = text, .data_len = len};
+
+	*sig_len = 0;
+	if (len > TUF_MAX_METADATA || strlen(repo) > QS_MAX_PRIVSEP_STR)
+		return qs_fail(QS_ERR_EXHAUSTED, "TUF metadata of %zu bytes over %u", len,
+			       TUF_MAX_METADATA);
+	return sign_call(ref, &w, sig, sig_len);
+}
+
+int
+ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
+	     uint8_t *sig, size_t *sig_len)
+{
+	struct ps_request w = {.type = PS_SIGN_X509,
+			       .x509_kind = (uint8_t)kind,
+			       .data = data,
+			       .data_len = len};
+
+	*sig_len = 0;
+	if (len > PS_MAX_X509)
+		return qs_fail(QS_ERR_EXHAUSTED, "%zu bytes over %u", len, PS_MAX_X509);
 	return sign_call(ref, &w, sig, sig_len);
 }
 

@@ -74,6 +74,15 @@
  *   PS_SIGN_QUORUM u32 handle, evidence,      bytes signature
  *                 bytes payload               (the helper derives the input)
  *   PS_SIGN_CHECKPOINT u32 handle, bytes text bytes signature
+ *   PS_SIGN_TUF   u32 handle, str repo,       bytes signature
+ *                 bytes signed                (signed: the canonical JSON of a
+ *                                             TUF document's "signed" part,
+ *                                             at most TUF_MAX_METADATA)
+ *   PS_SIGN_X509  u32 handle, u8 kind,        bytes signature
+ *                 bytes data                  (kind: 1 a DER certificate, 2
+ *                                             a DER CRL -- any signature; the
+ *                                             helper signs its TBS -- 3 the
+ *                                             CA list; at most PS_MAX_X509)
  *   PS_KEYGEN     str token_uri, u8 keytype,  -
  *                 str label
  *   PS_PUBKEY     u32 handle                  bytes spki_der
@@ -88,8 +97,13 @@
  * What a helper signs is judged by the key's purpose (privsep_guard.h): the
  * audit key only checkpoints (PS_SIGN_CHECKPOINT) that do not shrink; a
  * quorum key only PS_SIGN_QUORUM with a threshold of valid approvals under
- * the policy chain the helper verified (PS_POLICY); other keys PS_SIGN and
- * PS_SIGN_MANY. Each refusal: QS_ERR_DENIED and "privsep.refused request=..
+ * the policy chain the helper verified (PS_POLICY); a TUF key only
+ * PS_SIGN_TUF documents of its role and repository with a rising version
+ * (online roles: expiry within the policy's bound); other keys PS_SIGN and
+ * PS_SIGN_MANY (an online role's key within the role's rate); a CA key
+ * only PS_SIGN_X509 certificates of its profiles within the policy's pki
+ * constraints, CRLs and the CA list; PS_KEYGEN
+ * only labels of the daemon's namespace, never a taken one. Each refusal: QS_ERR_DENIED and "privsep.refused request=..
  * reason=..".
  *
  * Refusals, like sshd's monitor: a request type not in the table gets
@@ -154,6 +168,18 @@ int ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const ui
  * only checkpoints of the configured origin that do not shrink. */
 int ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
 		       size_t *sig_len);
+/* A TUF key's signature of the canonical "signed" JSON text of a document
+ * of repository repo ("ci"|"prod"): the helper signs only documents of the
+ * key's role, a version above the last it signed, an online role's expiry
+ * within the policy's bound (privsep_guard.h). sig holds HSM_SIG_MAX. */
+int ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len,
+		uint8_t *sig, size_t *sig_len);
+/* A CA key's signature (hsm_sign's raw form) of the TBS structure of the
+ * DER certificate or CRL data (kind PS_X509_CERT, PS_X509_CRL: its
+ * signature is not looked at), or of the CA list text (PS_X509_CALIST):
+ * the helper signs only what the key's CA may issue (privsep_guard.h). */
+int ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
+		 uint8_t *sig, size_t *sig_len);
 /* Hand every helper (now, and every one started later) policy version
  * `text` with the approvals that made it (ev: the policy change request).
  * A helper verifies it against its chain before it takes it; one that

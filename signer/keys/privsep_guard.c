@@ -6,15 +6,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "approval.h"
+#include "cjson.h"
 #include "log.h"
 #include "note.h"
+#include "pki.h"
 #include "qs_err.h"
+#include "ratelimit.h"
+#include "server.h"
 #include "statement.h"
 #include "store.h"
+#include "tuf.h"
+#include "tuf_meta.h"
+#include "tuf_payload.h"
+
+/* The last TUF document a key signed for a repository. */
+struct tuf_mark {
+	uint8_t *der;
+	size_t len;
+	int repo; /* 0 ci, 1 prod */
+	uint64_t version;
+	uint8_t dg[32];
+};
 
 struct ps_guard {
 	const struct config *c;
@@ -28,7 +46,13 @@ struct ps_guard {
 	uint8_t **kder;
 	size_t *klen;
 	unsigned char *gated;
+	const char **ktuf; /* its TUF key role in tuf.roles, or NULL */
+	const struct policy_role **konline; /* its online role with a rate, or NULL */
 	size_t nk;
+	struct ratelimit *rl;
+	struct tuf_mark *marks;
+	size_t nmarks;
+	uint64_t tuf_seed[2][4];
 	uint8_t *audit_der;
 	size_t audit_len;
 	char cp_error[256]; /* the checkpoint on disk does not verify */
@@ -89,6 +113,61 @@ checkpoint_path(const struct config *c)
 	return p;
 }
 
+/* signed.version of a published metadata file, 0 if it is not there;
+ * *meta (may be NULL) gets signed.meta's version of file `want`. */
+static uint64_t
+published_version(const char *dir, const char *name, const char *want, uint64_t *meta)
+{
+	char path[4096], *buf = NULL;
+	size_t len = 0;
+	json_t *doc, *sp;
+	uint64_t v = 0;
+
+	if (meta != NULL)
+		*meta = 0;
+	if (dir == NULL || snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >=
+				   (int)sizeof(path) ||
+	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
+		return 0;
+	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+		sp = json_object_get(doc, "signed");
+		if (json_integer_value(json_object_get(sp, "version")) > 0)
+			v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
+		if (meta != NULL && want != NULL &&
+		    json_integer_value(json_object_get(
+			    json_object_get(json_object_get(sp, "meta"), want), "version")) > 0)
+			*meta = (uint64_t)json_integer_value(json_object_get(
+				json_object_get(json_object_get(sp, "meta"), want), "version"));
+		json_decref(doc);
+	}
+	free(buf);
+	return v;
+}
+
+/* The versions published in p's TUF repositories: root.json and
+ * timestamp.json by name, the snapshot timestamp.json names, the targets
+ * that snapshot names (consistent-snapshot file names, tuf.h). Read as the
+ * checkpoint's tree size is: before the front takes input, unverified (a
+ * floor for the high-water marks, never a permission). */
+static void
+tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
+{
+	static const char *const repos[] = {"ci", "prod"};
+	char name[64];
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *dir = json_string_value(json_object_get(
+			json_object_get(p->ext_tuf, "repositories"), repos[i]));
+		uint64_t sv = 0, tv = 0;
+		seed[i][0] = published_version(dir, "root.json", NULL, NULL);
+		seed[i][3] = published_version(dir, "timestamp.json", "snapshot.json", &sv);
+		snprintf(name, sizeof(name), "%llu.snapshot.json", (unsigned long long)sv);
+		seed[i][2] = sv ? published_version(dir, name, "targets.json", &tv) : 0;
+		seed[i][1] = tv;
+	}
+	qs_errclear();
+}
+
 void
 ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 {
@@ -119,6 +198,8 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 	qs_errclear();
 	free(note);
 	free(path);
+	if (b->v1 != NULL)
+		tuf_seed_read(b->v1, b->tuf_seed);
 }
 
 /* ------------------------------------------------------------ keys */
@@ -168,6 +249,37 @@ key_gated(const struct policy *p, size_t ki)
 	       !json_names(p->ext_pki, p->keys[ki].name);
 }
 
+/* The TUF key role whose tuf.roles entry lists policy key ki, or NULL. */
+static const char *
+key_tuf_role(const struct policy *p, size_t ki)
+{
+	json_t *roles = json_object_get(p->ext_tuf, "roles");
+
+	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+		json_t *keys = json_object_get(json_object_get(roles, tuf_key_roles[i]), "keys"), *k;
+		size_t j;
+		json_array_foreach(keys, j, k) if (json_is_string(k) &&
+						   strcmp(json_string_value(k), p->keys[ki].name) ==
+							   0) return tuf_key_roles[i];
+	}
+	return NULL;
+}
+
+/* The online role with a rate that lists policy key ki, or NULL. */
+static const struct policy_role *
+key_online_role(const struct policy *p, size_t ki)
+{
+	for (size_t i = 0; i < p->nroles; i++) {
+		const struct policy_role *ro = &p->roles[i];
+		if (ro->mode != POLICY_ONLINE || ro->rate_per_second == 0)
+			continue;
+		for (size_t j = 0; j < ro->nkeys; j++)
+			if (ro->keys[j] == ki)
+				return ro;
+	}
+	return NULL;
+}
+
 static void
 keys_clear(struct ps_guard *g)
 {
@@ -176,9 +288,13 @@ keys_clear(struct ps_guard *g)
 	free(g->kder);
 	free(g->klen);
 	free(g->gated);
+	free(g->ktuf);
+	free(g->konline);
 	g->kder = NULL;
 	g->klen = NULL;
 	g->gated = NULL;
+	g->ktuf = NULL;
+	g->konline = NULL;
 	g->nk = 0;
 }
 
@@ -193,7 +309,10 @@ keys_load(struct ps_guard *g)
 	g->kder = calloc(n ? n : 1, sizeof(*g->kder));
 	g->klen = calloc(n ? n : 1, sizeof(*g->klen));
 	g->gated = calloc(n ? n : 1, 1);
-	if (g->kder == NULL || g->klen == NULL || g->gated == NULL) {
+	g->ktuf = calloc(n ? n : 1, sizeof(*g->ktuf));
+	g->konline = calloc(n ? n : 1, sizeof(*g->konline));
+	if (g->kder == NULL || g->klen == NULL || g->gated == NULL || g->ktuf == NULL ||
+	    g->konline == NULL) {
 		keys_clear(g);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
@@ -204,6 +323,8 @@ keys_load(struct ps_guard *g)
 			g->klen[i] = 0;
 		}
 		g->gated[i] = (unsigned char)key_gated(p, i);
+		g->ktuf[i] = key_tuf_role(p, i);
+		g->konline[i] = key_online_role(p, i);
 	}
 	qs_errclear();
 	return 0;
@@ -281,6 +402,11 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 	g->spki = spki;
 	g->arg = arg;
 	g->hwm = boot->hwm;
+	memcpy(g->tuf_seed, boot->tuf_seed, sizeof(g->tuf_seed));
+	if ((r = ratelimit_new(&g->rl)) != 0) {
+		free(g);
+		return r;
+	}
 	snprintf(g->v1_error, sizeof(g->v1_error), "%s", boot->v1_error);
 	if (boot->v1 != NULL) {
 		if ((g->chain = malloc(sizeof(*g->chain))) == NULL) {
@@ -312,6 +438,10 @@ ps_guard_free(struct ps_guard *g)
 		policy_unref(g->chain[i]);
 	free(g->chain);
 	free(g->audit_der);
+	for (size_t i = 0; i < g->nmarks; i++)
+		free(g->marks[i].der);
+	free(g->marks);
+	ratelimit_free(g->rl);
 	free(g);
 }
 
@@ -458,9 +588,73 @@ out:
 	return r;
 }
 
-int
-ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len)
+/* The TUF key role of a key: the one tuf.roles of the newest version lists
+ * it under, else the one its token label names ("tuf-ROLE-v...", the labels
+ * generate_key of tuf_repo.c gives; only this daemon generates such labels,
+ * ps_guard_keygen). NULL for a key that is no TUF key. */
+static const char *
+tuf_role_of(const struct ps_guard *g, const uint8_t *der, size_t len, const char *label)
 {
+	char want[64];
+
+	for (size_t i = 0; i < g->nk; i++)
+		if (same_der(g->kder[i], g->klen[i], der, len))
+			return g->ktuf[i];
+	for (size_t i = 0; label != NULL && tuf_key_roles[i] != NULL; i++) {
+		snprintf(want, sizeof(want), "tuf-%s-v", tuf_key_roles[i]);
+		if (strncmp(label, want, strlen(want)) == 0)
+			return tuf_key_roles[i];
+	}
+	return NULL;
+}
+
+enum ca_kind { CA_NONE, CA_ROOT, CA_DEVICE };
+
+/* The CA keys are those pki.c generates, by their token labels (only this
+ * daemon generates such labels, ps_guard_keygen). */
+static enum ca_kind
+ca_kind(const char *label)
+{
+	if (label == NULL)
+		return CA_NONE;
+	if (strcmp(label, PKI_ROOT_LABEL) == 0)
+		return CA_ROOT;
+	if (strncmp(label, PKI_DCA_LABEL_PREFIX, sizeof(PKI_DCA_LABEL_PREFIX) - 1) == 0)
+		return CA_DEVICE;
+	return CA_NONE;
+}
+
+/* The online role (with a rate) of the newest version that lists the key. */
+static const struct policy_role *
+online_role_of(const struct ps_guard *g, const uint8_t *der, size_t len)
+{
+	for (size_t i = 0; i < g->nk; i++)
+		if (g->konline[i] != NULL && same_der(g->kder[i], g->klen[i], der, len))
+			return g->konline[i];
+	return NULL;
+}
+
+/* a * b, saturated at UINT32_MAX. */
+static uint32_t
+mul_sat(uint32_t a, size_t b)
+{
+	uint64_t m = (uint64_t)a * (b ? b : 1);
+
+	return m > UINT32_MAX ? UINT32_MAX : (uint32_t)m;
+}
+
+int
+ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
+	       const char *label, uint32_t n)
+{
+#ifdef QS_BENCH_NO_GUARD
+	/* Only in the benchmark's qsignd-noguard (tests/bench), never built
+	 * into anything installed: it measures what these checks cost. */
+	(void)g, (void)request, (void)der, (void)der_len, (void)label, (void)n;
+	return 0;
+#endif
+	const struct policy_role *ro;
+	const char *tr;
 	ssize_t ki;
 
 	if (is_audit(g, der, der_len))
@@ -470,7 +664,146 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 			      "key %s is a quorum key in policy version %zu: it signs only a "
 			      "request with enough approvals",
 			      g->chain[g->nchain - 1]->keys[ki].name, g->nchain);
+	if ((tr = tuf_role_of(g, der, der_len, label)) != NULL)
+		return refuse(request, "the TUF %s key signs only TUF metadata of its role", tr);
+	if (ca_kind(label) != CA_NONE)
+		return refuse(request, "the CA key %.64s signs only certificates and CRLs", label);
+	/* The front limits each requester to the role's rate; the sum of its
+	 * buckets is the most a front that lies about requesters can get. */
+	if ((ro = online_role_of(g, der, der_len)) != NULL &&
+	    ratelimit_take(g->rl, ro->name, "", mul_sat(ro->rate_per_second, ro->nrequesters),
+			   mul_sat(ro->burst, ro->nrequesters), n) != 0) {
+		qs_errclear();
+		return refuse(request,
+			      "role %s: over its rate (%u/s, burst %u, for each of its %zu "
+			      "requesters)",
+			      ro->name, ro->rate_per_second, ro->burst, ro->nrequesters);
+	}
 	return 0;
+}
+
+/* ------------------------------------------------------------ TUF */
+
+static struct tuf_mark *
+tuf_mark_of(const struct ps_guard *g, const uint8_t *der, size_t len, int repo)
+{
+	for (size_t i = 0; i < g->nmarks; i++)
+		if (g->marks[i].repo == repo && same_der(g->marks[i].der, g->marks[i].len, der, len))
+			return &g->marks[i];
+	return NULL;
+}
+
+/* Check the canonical "signed" text of a TUF document: *type, *version,
+ * *expires from it. */
+static int
+tuf_parse_signed(const uint8_t *text, size_t len, const char **type, json_t **doc,
+		 uint64_t *version, int64_t *expires, uint8_t dg[32])
+{
+	json_int_t v;
+
+	*doc = NULL;
+	if (qs_cjson_decode((const char *)text, len, doc) != 0)
+		return refuse("sign_tuf", "not canonical JSON: %s", qs_errdetail());
+	if (!json_is_object(*doc))
+		return refuse("sign_tuf", "not a JSON object");
+	qs_sha256(text, len, dg);
+	*type = json_string_value(json_object_get(*doc, "_type"));
+	v = json_integer_value(json_object_get(*doc, "version"));
+	if (*type == NULL || !json_is_integer(json_object_get(*doc, "version")) || v < 1 ||
+	    tuf_time_parse(json_string_value(json_object_get(*doc, "expires")), expires) != 0) {
+		qs_errclear();
+		return refuse("sign_tuf", "not TUF metadata (_type, version >= 1, expires)");
+	}
+	*version = (uint64_t)v;
+	return 0;
+}
+
+int
+ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+	     enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
+	     uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
+{
+	static const char *const types[] = PS_GUARD_TUF_TYPES;
+	const char *role, *dtype = NULL;
+	const struct policy *cur;
+	const struct tuf_mark *m;
+	json_t *doc = NULL;
+	uint64_t version = 0, floor;
+	int64_t expires = 0, bound;
+	int ri, ti = -1, r;
+
+	*in = NULL;
+	*in_len = 0;
+	memset(mark, 0, sizeof(*mark));
+	mark->slot = -1;
+	if (g->nchain == 0)
+		return refuse("sign_tuf", "no verified policy chain: %s", g->v1_error);
+	cur = g->chain[g->nchain - 1];
+	if ((role = tuf_role_of(g, der, der_len, label)) == NULL)
+		return refuse("sign_tuf", "this key is no TUF key of policy version %zu",
+			      g->nchain);
+	ri = strcmp(repo, "prod") == 0 ? 1 : strcmp(repo, "ci") == 0 ? 0 : -1;
+	/* A repository initialised before the split signs production with the
+	 * CI keys as long as the policy has that layout (tuf.h). */
+	if (ri < 0 || (strcmp(tuf_role_repo(role), repo) != 0 &&
+		       !(ri == 1 && tuf_policy_legacy(cur->ext_tuf))))
+		return refuse("sign_tuf", "the TUF %s key signs only the %s repository, not %.64s",
+			      role, tuf_role_repo(role), repo);
+	if ((r = tuf_parse_signed(text, len, &dtype, &doc, &version, &expires, dg)) != 0)
+		goto out;
+	if (strcmp(dtype, tuf_role_type(role)) != 0) {
+		r = refuse("sign_tuf", "the TUF %s key signs only %s metadata, not %.64s", role,
+			   tuf_role_type(role), dtype);
+		goto out;
+	}
+	for (int i = 0; i < 4; i++)
+		if (strcmp(types[i], dtype) == 0)
+			ti = i;
+	m = tuf_mark_of(g, der, der_len, ri);
+	floor = g->tuf_seed[ri][ti];
+	if (m != NULL && m->version > floor)
+		floor = m->version;
+	/* The very document it signed last may be signed again (an execution
+	 * re-run); any other needs a higher version. A root or production
+	 * targets version (quorum roles) that waited for external signatures
+	 * may be prepared again by another change, so these sign a version
+	 * again, never one below and never the published one. */
+	if (version <= floor &&
+	    !(m != NULL && m->version == version &&
+	      (memcmp(m->dg, dg, 32) == 0 || !tuf_role_online(role)) &&
+	      version > g->tuf_seed[ri][ti])) {
+		r = refuse("sign_tuf",
+			   "%s %s version %llu is not above %llu, the highest this signer signed "
+			   "or found published",
+			   repo, dtype, (unsigned long long)version, (unsigned long long)floor);
+		goto out;
+	}
+	if (tuf_role_online(role)) {
+		bound = tuf_policy_role_expires(cur, role);
+		if (expires > (int64_t)time(NULL) + bound) {
+			r = refuse("sign_tuf",
+				   "%s %s expires %lld s from now, beyond the %lld s policy "
+				   "version %zu allows",
+				   repo, dtype, (long long)(expires - (int64_t)time(NULL)),
+				   (long long)bound, g->nchain);
+			goto out;
+		}
+	}
+	mark->slot = m != NULL ? m - g->marks : (ssize_t)g->nmarks;
+	mark->repo = ri;
+	mark->version = version;
+	memcpy(mark->dg, dg, 32);
+	if (type == HSM_KEY_ED25519) {
+		*in = text;
+		*in_len = len;
+	} else {
+		*in = dg;
+		*in_len = 32;
+	}
+	r = 0;
+out:
+	json_decref(doc);
+	return r;
 }
 
 int
@@ -536,6 +869,10 @@ ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum
 	*in = NULL;
 	*in_len = 0;
 	*size = 0;
+#ifdef QS_BENCH_NO_GUARD
+	(void)cp;
+	goto input; /* qsignd-noguard: see ps_guard_plain */
+#endif
 	if (!is_audit(g, der, der_len))
 		return refuse("sign_checkpoint", "this key is not the audit log key");
 	if (g->cp_error[0] != '\0')
@@ -551,6 +888,10 @@ ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum
 			      "tree size %llu is smaller than %llu, the largest this signer signed "
 			      "or found on disk",
 			      (unsigned long long)cp.size, (unsigned long long)g->hwm);
+	*size = cp.size;
+#ifdef QS_BENCH_NO_GUARD
+input:
+#endif
 	if (type == HSM_KEY_ED25519) {
 		*in = text;
 		*in_len = len;
@@ -559,7 +900,6 @@ ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum
 		*in = dg;
 		*in_len = 32;
 	}
-	*size = cp.size;
 	return 0;
 }
 
@@ -568,4 +908,198 @@ ps_guard_checkpoint_signed(struct ps_guard *g, uint64_t size)
 {
 	if (size > g->hwm)
 		g->hwm = size;
+}
+
+/* The high-water mark moves once the token signed (QS_ERR_NOMEM only). */
+int
+ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
+		    const struct ps_guard_tuf_mark *mark)
+{
+	struct tuf_mark *m;
+
+	if (mark->slot < 0)
+		return 0;
+	if ((size_t)mark->slot == g->nmarks) {
+		if ((m = realloc(g->marks, (g->nmarks + 1) * sizeof(*m))) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		g->marks = m;
+		m = &g->marks[g->nmarks];
+		if ((m->der = malloc(der_len)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		memcpy(m->der, der, der_len);
+		m->len = der_len;
+		m->repo = mark->repo;
+		g->nmarks++;
+	}
+	m = &g->marks[mark->slot];
+	m->version = mark->version;
+	memcpy(m->dg, mark->dg, 32);
+	return 0;
+}
+
+/* ------------------------------------------------------------ CA keys */
+
+/* A certificate of a profile key `ca` issues, within policy c: *dg the
+ * SHA-256 of its TBSCertificate as the helper encodes it. */
+static int
+x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t len,
+	  uint8_t dg[32])
+{
+	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
+	const unsigned char *p = data;
+	unsigned char *tbs = NULL;
+	enum pki_profile pr;
+	X509 *x;
+	int r, n;
+
+	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || p != data + len) {
+		X509_free(x);
+		ERR_clear_error();
+		return refuse("sign_x509", "not a DER certificate");
+	}
+	if (pki_x509_profile_of(x, &pr) != 0) {
+		r = refuse("sign_x509", "a certificate of no profile: %s", qs_errdetail());
+		goto out;
+	}
+	if (ca == CA_DEVICE ? pr != PKI_P_DEVICE : pr == PKI_P_DEVICE) {
+		r = refuse("sign_x509", "a %s key does not issue %s certificates",
+			   ca == CA_DEVICE ? "device CA" : "root CA", names[pr]);
+		goto out;
+	}
+	if (pki_x509_within(x, pr, c) != 0) {
+		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+		goto out;
+	}
+	if ((n = i2d_re_X509_tbs(x, &tbs)) <= 0) {
+		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertificate");
+		goto out;
+	}
+	qs_sha256(tbs, (size_t)n, dg);
+	r = 0;
+out:
+	OPENSSL_free(tbs);
+	X509_free(x);
+	ERR_clear_error();
+	return r;
+}
+
+static int
+x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+{
+	const unsigned char *p = data;
+	unsigned char *tbs = NULL;
+	X509_CRL *crl;
+	int r, n;
+
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL || p != data + len) {
+		X509_CRL_free(crl);
+		ERR_clear_error();
+		return refuse("sign_x509", "not a DER CRL");
+	}
+	if (pki_crl_within(crl, c) != 0)
+		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+	else if ((n = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0)
+		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertList");
+	else {
+		qs_sha256(tbs, (size_t)n, dg);
+		r = 0;
+	}
+	OPENSSL_free(tbs);
+	X509_CRL_free(crl);
+	ERR_clear_error();
+	return r;
+}
+
+/* The list of enabled device CAs of this factory (pki.c's calist). */
+static int
+x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+{
+	json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+	int ok = json_is_object(doc) &&
+		 json_is_string(json_object_get(doc, "type")) &&
+		 strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
+		 json_is_string(json_object_get(doc, "factory")) &&
+		 strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
+
+	json_decref(doc);
+	if (!ok)
+		return refuse("sign_x509", "not this factory's list of device CAs");
+	qs_sha256(data, len, dg);
+	return 0;
+}
+
+int
+ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
+	      size_t len, uint8_t dg[32])
+{
+	enum ca_kind ca = ca_kind(label);
+	struct pki_conf c;
+
+	if (ca == CA_NONE)
+		return refuse("sign_x509", "this key is no CA key of the daemon");
+	if (g->nchain == 0)
+		return refuse("sign_x509", "no verified policy chain: %s", g->v1_error);
+	if (pki_conf_get(g->chain[g->nchain - 1], &c) != 0) {
+		qs_errclear();
+		return refuse("sign_x509", "policy version %zu has no pki section", g->nchain);
+	}
+	switch (kind) {
+	case PS_X509_CERT:
+		return x509_cert(ca, &c, data, len, dg);
+	case PS_X509_CRL:
+		return x509_crl(&c, data, len, dg);
+	default:
+		if (ca != CA_ROOT)
+			return refuse("sign_x509", "only the root CA key signs the device CA list");
+		return x509_calist(&c, data, len, dg);
+	}
+}
+
+/* ------------------------------------------------------------ keygen */
+
+static int
+all_of(const char *s, const char *set)
+{
+	return *s != '\0' && strspn(s, set) == strlen(s);
+}
+
+/* tuf-ROLE-vN-XXXXXXXX (generate_key of tuf_repo.c). */
+static int
+tuf_label(const char *label)
+{
+	char want[64];
+	const char *p;
+
+	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+		snprintf(want, sizeof(want), "tuf-%s-v", tuf_key_roles[i]);
+		if (strncmp(label, want, strlen(want)) != 0)
+			continue;
+		p = label + strlen(want);
+		size_t nd = strspn(p, "0123456789");
+		return nd > 0 && p[nd] == '-' && strlen(p + nd + 1) == 8 &&
+		       all_of(p + nd + 1, "0123456789abcdef");
+	}
+	return 0;
+}
+
+int
+ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *label), void *arg)
+{
+	static const char pki[] = "qsign-pki-"; /* PKI_ROOT_LABEL, PKI_DCA_LABEL_PREFIX */
+
+	if (!tuf_label(label) && strcmp(label, QS_IDENTITY_KEY_LABEL) != 0 &&
+	    !(strncmp(label, pki, sizeof(pki) - 1) == 0 &&
+	      all_of(label + sizeof(pki) - 1, "abcdefghijklmnopqrstuvwxyz"
+					      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")))
+		return refuse("keygen",
+			      "label %.64s is outside the daemon's namespace (tuf-ROLE-vN-XXXXXXXX, "
+			      "qsign-pki-*, " QS_IDENTITY_KEY_LABEL ")",
+			      label);
+	if (exists(arg, label)) {
+		log_warn("privsep.refused", "request=keygen reason=\"label %.64s is taken\"",
+			 label);
+		return qs_fail(QS_ERR_EXISTS, "a key labelled %.64s exists: never generated over",
+			       label);
+	}
+	return 0;
 }

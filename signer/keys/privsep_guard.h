@@ -20,7 +20,28 @@
  *  - a "quorum key" -- a key that only quorum roles with payload kinds
  *    "digest" / "blob" list, and that no module section (tuf, pki) names --
  *    signs only a request whose approvals count (ps_guard_quorum);
- *  - any other key signs what it is asked (online roles, module keys).
+ *  - a TUF key -- one that tuf.roles of the newest version names, or whose
+ *    token label is "tuf-ROLE-v..." (the keys root changes generate) --
+ *    signs only through PS_SIGN_TUF, and only the canonical "signed" JSON
+ *    of a document of its own role type for its own repository, version
+ *    above the published one (read by the launcher, like the checkpoint)
+ *    and above the last one it signed there, or that very document again
+ *    (ps_guard_tuf); an online TUF role's (CI targets, snapshot,
+ *    timestamp) also expiring no later than now plus tuf.roles' bound. A
+ *    root or production targets key may sign another document of the
+ *    version it signed last (a change that waited for external signatures
+ *    and was replaced); these quorum roles' approvals are not yet
+ *    evidence the helper checks;
+ *  - the key of an online role with a rate signs at most its role's
+ *    aggregate rate (rate and burst times the role's requesters: the sum
+ *    of the front's per-principal buckets), in this helper
+ *    (ps_guard_plain);
+ *  - a CA key (token label PKI_ROOT_LABEL or PKI_DCA_LABEL_PREFIX...)
+ *    signs only through PS_SIGN_X509, certificates of its profiles within
+ *    the pki section's constraints and CRLs (ps_guard_x509);
+ *  - any other key signs what it is asked.
+ * Key generation: only labels in the daemon's namespace, never over an
+ * existing key (ps_guard_keygen).
  *
  * Every refusal returns QS_ERR_DENIED with the reason and logs it as
  * "privsep.refused request=... reason=...".
@@ -30,6 +51,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "hsm.h"
@@ -48,7 +70,13 @@ struct ps_guard_boot {
 	struct policy *v1;  /* NULL if the file is not a valid version 1 */
 	char v1_error[256]; /* why, when v1 is NULL */
 	uint64_t hwm;       /* 0 without a checkpoint */
+	/* The versions published in the bootstrap policy's TUF repositories
+	 * ([0] ci, [1] prod; by PS_GUARD_TUF_TYPES), 0 where none is. */
+	uint64_t tuf_seed[2][4];
 };
+
+/* The metadata role types, in the order of tuf_seed. */
+#define PS_GUARD_TUF_TYPES {"root", "targets", "snapshot", "timestamp"}
 
 /* Parse the bootstrap policy file and read the checkpoint's tree size
  * into *b (never fails: what is missing is recorded for the refusals). */
@@ -75,8 +103,50 @@ int ps_guard_policy(struct ps_guard *g, const struct ps_evidence *ev, const uint
 		    size_t len);
 
 /* PS_SIGN, PS_SIGN_MANY (request names it): 0 if the key whose SPKI is der
- * may sign inputs the helper cannot interpret. */
-int ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len);
+ * and token label `label` may sign n inputs the helper cannot interpret
+ * (taken from its role's rate when it has one). */
+int ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
+		   const char *label, uint32_t n);
+
+/*
+ * PS_SIGN_TUF: 0 if the key (der, label, type) is a TUF key whose role may
+ * sign `text` for repository repo: the canonical JSON of a "signed" part of
+ * its role's type, a version above the high-water mark (or the very
+ * document it signed last), an online role's expiry within the bound.
+ * *in, *in_len is the token's input (dg or the text); pass *mark to
+ * ps_guard_tuf_signed once signed.
+ */
+struct ps_guard_tuf_mark {
+	ssize_t slot;
+	int repo;
+	uint64_t version;
+	uint8_t dg[32];
+};
+int ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+		 enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
+		 uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark);
+int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
+			const struct ps_guard_tuf_mark *mark);
+
+/*
+ * PS_SIGN_X509 (kind: enum ps_x509_kind): 0 if the key labelled `label` is
+ * a CA key of the daemon that may sign data within the newest policy
+ * version's pki section: a device CA's key only device certificates
+ * (subject CN=<UUID>, OU=<factory>, the device profile's key usages,
+ * validity within pki.validity_days.device) and CRLs; the root CA's key
+ * root, device CA and TLS certificates within their profiles' bounds, CRLs
+ * (nextUpdate within crl_days) and the list of enabled device CAs of the
+ * factory. dg is then the SHA-256 of the TBS structure as the helper
+ * encodes it (or of the list), the token's input.
+ */
+int ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
+		  size_t len, uint8_t dg[32]);
+
+/* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX
+ * of tuf_repo.c, qsign-pki-* of pki.c, qsignd-identity of auth.c) and
+ * exists(arg, label) says no key has it. QS_ERR_EXISTS for a taken label
+ * (pki.c finds its key after a crash that way), else QS_ERR_DENIED. */
+int ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *label), void *arg);
 
 /*
  * PS_SIGN_QUORUM with the key (der, type): 0 if the approvals of request ev

@@ -9,6 +9,7 @@
 
 #include "hsm.h"
 #include "qs_err.h"
+#include "tuf_meta.h"
 
 /* ------------------------------------------------------------ building */
 
@@ -293,6 +294,16 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		ps_wb_u32(b, q->handle);
 		ps_wb_bytes(b, q->data, q->data_len);
 		break;
+	case PS_SIGN_TUF:
+		ps_wb_u32(b, q->handle);
+		ps_wb_str(b, q->repo);
+		ps_wb_bytes(b, q->data, q->data_len);
+		break;
+	case PS_SIGN_X509:
+		ps_wb_u32(b, q->handle);
+		ps_wb_u8(b, q->x509_kind);
+		ps_wb_bytes(b, q->data, q->data_len);
+		break;
 	default:
 		break;
 	}
@@ -308,6 +319,7 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 	memset(q, 0, sizeof(*q));
 	in->uri[0] = '\0';
 	in->label[0] = '\0';
+	in->repo[0] = '\0';
 	q->type = ps_rd_u8(&r);
 	if (r.bad)
 		return PS_GARBAGE;
@@ -361,6 +373,20 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 	case PS_SIGN_CHECKPOINT:
 		q->handle = ps_rd_u32(&r);
 		if ((q->data = ps_rd_bytes(&r, QS_MAX_NOTE, &q->data_len)) == NULL)
+			return PS_GARBAGE;
+		break;
+	case PS_SIGN_TUF:
+		q->handle = ps_rd_u32(&r);
+		ps_rd_str(&r, in->repo);
+		q->repo = in->repo;
+		if ((q->data = ps_rd_bytes(&r, TUF_MAX_METADATA, &q->data_len)) == NULL)
+			return PS_GARBAGE;
+		break;
+	case PS_SIGN_X509:
+		q->handle = ps_rd_u32(&r);
+		q->x509_kind = ps_rd_u8(&r);
+		if ((q->data = ps_rd_bytes(&r, PS_MAX_X509, &q->data_len)) == NULL ||
+		    q->x509_kind < PS_X509_CERT || q->x509_kind > PS_X509_CALIST)
 			return PS_GARBAGE;
 		break;
 	default:

@@ -29,10 +29,16 @@ enum ps_type {
 	PS_POLICY = 8,
 	PS_SIGN_QUORUM = 9,
 	PS_SIGN_CHECKPOINT = 10,
+	PS_SIGN_TUF = 11,
+	PS_SIGN_X509 = 12,
 	PS_READY = 0x7e,
 };
 #define PS_REPLY 0x80
 #define PS_NO_TOKEN 0xffffffffu
+
+/* PS_SIGN_X509's kinds of object, and the largest one. */
+enum ps_x509_kind { PS_X509_CERT = 1, PS_X509_CRL = 2, PS_X509_CALIST = 3 };
+#define PS_MAX_X509 (256u * 1024)
 
 /* A message that does not decode. Positive: never a QS_ERR_* code. */
 #define PS_GARBAGE 1
@@ -112,12 +118,18 @@ struct ps_evidence {
  * (privsep.h's table); pointers are borrowed. */
 struct ps_request {
 	uint8_t type;
-	uint32_t handle;     /* SIGN, SIGN_MANY, PUBKEY, SIGN_QUORUM, SIGN_CHECKPOINT */
+	uint32_t handle;     /* SIGN, SIGN_MANY, PUBKEY, SIGN_QUORUM, SIGN_CHECKPOINT,
+			      * SIGN_TUF */
 	const char *uri;     /* FIND, TOKEN_FOR; KEYGEN's token URI */
 	const char *label;   /* KEYGEN */
+	const char *repo;    /* SIGN_TUF: "ci" or "prod" (the helper judges it) */
 	uint8_t keytype;     /* KEYGEN: not checked here (the helper refuses) */
+	uint8_t x509_kind;   /* SIGN_X509: an enum ps_x509_kind */
 	/* SIGN: the input; POLICY: the policy text; SIGN_QUORUM: the
-	 * request's payload; SIGN_CHECKPOINT: the checkpoint note text. */
+	 * request's payload; SIGN_CHECKPOINT: the checkpoint note text;
+	 * SIGN_TUF: the canonical JSON of a TUF document's "signed";
+	 * SIGN_X509: the DER certificate or CRL (any signature), or the CA
+	 * list text. */
 	const uint8_t *data;
 	size_t data_len;
 	struct ps_evidence ev; /* POLICY, SIGN_QUORUM */
@@ -136,6 +148,7 @@ struct ps_request_in {
 	struct ps_request q;
 	char uri[QS_MAX_PRIVSEP_STR + 1];
 	char label[QS_MAX_PRIVSEP_STR + 1];
+	char repo[QS_MAX_PRIVSEP_STR + 1];
 	const uint8_t *items[QS_MAX_BATCH];
 	size_t item_lens[QS_MAX_BATCH];
 	char ev_id[QS_MAX_PRIVSEP_STR + 1], ev_role[QS_MAX_PRIVSEP_STR + 1];

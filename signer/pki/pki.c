@@ -51,8 +51,8 @@
 #define NS_CRL "pki.crl"
 #define NS_CALIST "pki.calist"
 #define CALIST_NAME "enabled"
-#define CALIST_TYPE "qsign.enabled-device-cas.v1"
-#define ROOT_LABEL "qsign-pki-root"
+#define CALIST_TYPE PKI_CALIST_TYPE
+#define ROOT_LABEL PKI_ROOT_LABEL
 #define ROOT_CN "Factory-CA"
 /* A device CA's revoked certificates kept in one document: a CA whose
  * devices need more revocations than this should be revoked itself. */
@@ -1054,7 +1054,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 	    (r = active_root(s, &root, &rx, &rk)) != 0)
 		goto out;
 	if (online) {
-		if (asprintf(&label, "qsign-pki-dca-%s", op->name) < 0) {
+		if (asprintf(&label, PKI_DCA_LABEL_PREFIX "%s", op->name) < 0) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}

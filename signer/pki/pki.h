@@ -52,14 +52,38 @@ int pki_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
  */
 int pki_sign_cert(X509 **x, const struct keyring_key *k);
 int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k);
-/* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by k over
- * SHA-256 of data, checked against k's public key the way `openssl dgst
+/* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by the root
+ * CA key k over SHA-256 of data, the list of enabled device CAs (a signer
+ * helper signs nothing else this way), checked against k's public key the way `openssl dgst
  * -sha256 -verify` checks it. Errors as pki_sign_cert. */
 int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
                   size_t *sig_len);
 
 /* Certificate profiles (pki_x509.c). */
 enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };
+
+/* Token labels of the CA keys pki.c generates (in pki.ca_token): the root
+ * CA's, and each online device CA's (prefix + its name). The signer
+ * helpers know a CA key, and what it may sign, by them (privsep_guard.h). */
+#define PKI_ROOT_LABEL "qsign-pki-root"
+#define PKI_DCA_LABEL_PREFIX "qsign-pki-dca-"
+/* The "type" of the list of enabled device CAs the root CA key signs. */
+#define PKI_CALIST_TYPE "qsign.enabled-device-cas.v1"
+
+/*
+ * The profile whose extensions x carries, as pki_x509_build writes them:
+ * basicConstraints (CA, path length), keyUsage, extendedKeyUsage exactly,
+ * no extension beyond the profile's (subject/authority key identifiers,
+ * subjectAltName for TLS). QS_ERR_INVALID with the reason if none.
+ */
+int pki_x509_profile_of(X509 *x, enum pki_profile *out);
+/* x, of profile pr, within policy c's constraints: valid from no earlier
+ * than now minus the builder's skew, until no later than now plus the
+ * profile's validity_days; a device certificate's subject exactly
+ * CN=<UUID>, OU=<factory>. QS_ERR_INVALID with the reason. */
+int pki_x509_within(const X509 *x, enum pki_profile pr, const struct pki_conf *c);
+/* A CRL within c: its nextUpdate no later than now plus crl_days. */
+int pki_crl_within(const X509_CRL *crl, const struct pki_conf *c);
 
 struct pki_tmpl {
 	enum pki_profile profile;

@@ -203,6 +203,120 @@ out:
 	return r;
 }
 
+/* ------------------------------------------------------------ checks */
+
+/* The extensions profile pr may carry (extensions() writes them). */
+static int
+ext_allowed(enum pki_profile pr, int nid)
+{
+	return nid == NID_basic_constraints || nid == NID_key_usage ||
+	       nid == NID_subject_key_identifier || nid == NID_authority_key_identifier ||
+	       (nid == NID_ext_key_usage && (pr == PKI_P_TLS || pr == PKI_P_DEVICE)) ||
+	       (nid == NID_subject_alt_name && pr == PKI_P_TLS);
+}
+
+int
+pki_x509_profile_of(X509 *x, enum pki_profile *out)
+{
+	uint32_t fl = X509_get_extension_flags(x), ku = X509_get_key_usage(x);
+	uint32_t xku = X509_get_extended_key_usage(x);
+	long pl = X509_get_pathlen(x);
+	enum pki_profile pr;
+
+	if ((fl & EXFLAG_INVALID) || !(fl & EXFLAG_BCONS) || !(fl & EXFLAG_KUSAGE))
+		return qs_fail(QS_ERR_INVALID, "no basicConstraints and keyUsage of a profile");
+	if (fl & EXFLAG_CA) {
+		if (ku != (KU_KEY_CERT_SIGN | KU_CRL_SIGN) || (fl & EXFLAG_XKUSAGE))
+			return qs_fail(QS_ERR_INVALID, "a CA certificate with other key usages");
+		if (pl == 0)
+			pr = PKI_P_DEVICE_CA;
+		else if (pl == -1 && (fl & EXFLAG_SS))
+			pr = PKI_P_ROOT;
+		else
+			return qs_fail(QS_ERR_INVALID, "a CA certificate of no profile (path length %ld)",
+			               pl);
+	} else {
+		if (ku != KU_DIGITAL_SIGNATURE || !(fl & EXFLAG_XKUSAGE))
+			return qs_fail(QS_ERR_INVALID, "an end-entity certificate with other key usages");
+		if (xku == XKU_SSL_SERVER)
+			pr = PKI_P_TLS;
+		else if (xku == XKU_SSL_CLIENT)
+			pr = PKI_P_DEVICE;
+		else
+			return qs_fail(QS_ERR_INVALID, "an extended key usage of no profile");
+	}
+	for (int i = 0; i < X509_get_ext_count(x); i++) {
+		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(X509_get_ext(x, i)));
+		if (!ext_allowed(pr, nid))
+			return qs_fail(QS_ERR_INVALID, "an extension (%s) the profile does not have",
+			               nid == NID_undef ? "unknown" : OBJ_nid2sn(nid));
+	}
+	*out = pr;
+	return 0;
+}
+
+/* The single value of attribute nid in n (UTF-8 into out), or "" . */
+static int
+name_attr(const X509_NAME *n, int nid, char *out, size_t cap)
+{
+	int i = X509_NAME_get_index_by_NID(n, nid, -1);
+	unsigned char *u = NULL;
+	int len;
+
+	out[0] = '\0';
+	if (i < 0 || X509_NAME_get_index_by_NID(n, nid, i) >= 0)
+		return -1;
+	if ((len = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i)))) <
+	            0 ||
+	    (size_t)len >= cap || memchr(u, '\0', (size_t)len) != NULL) {
+		OPENSSL_free(u);
+		return -1;
+	}
+	memcpy(out, u, (size_t)len);
+	out[len] = '\0';
+	OPENSSL_free(u);
+	return 0;
+}
+
+int
+pki_x509_within(const X509 *x, enum pki_profile pr, const struct pki_conf *c)
+{
+	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
+	int64_t days = pr == PKI_P_ROOT        ? c->days_root
+	               : pr == PKI_P_DEVICE_CA ? c->days_device_ca
+	               : pr == PKI_P_TLS       ? c->days_tls
+	                                       : c->days_device;
+	int64_t now = (int64_t)time(NULL);
+	/* A minute of slack: the front built it a moment ago. */
+	int64_t nb = pki_time(X509_get0_notBefore(x)), na = pki_time(X509_get0_notAfter(x));
+	char cn[PKI_MAX_ATTR + 1], ou[PKI_MAX_ATTR + 1];
+	const X509_NAME *subj = X509_get_subject_name(x);
+
+	if (nb < now - NOT_BEFORE_SKEW_S - 60 || na > now + days * 86400 + 60 || na <= nb)
+		return qs_fail(QS_ERR_INVALID,
+		               "a %s certificate valid beyond the policy's %lld days from now",
+		               names[pr], (long long)days);
+	if (pr != PKI_P_DEVICE)
+		return 0;
+	if (X509_NAME_entry_count(subj) != 2 || name_attr(subj, NID_commonName, cn, sizeof(cn)) ||
+	    name_attr(subj, NID_organizationalUnitName, ou, sizeof(ou)) || !pki_uuid_valid(cn) ||
+	    strcmp(ou, c->factory) != 0)
+		return qs_fail(QS_ERR_INVALID,
+		               "a device certificate whose subject is not CN=<UUID>, OU=%s", c->factory);
+	return 0;
+}
+
+int
+pki_crl_within(const X509_CRL *crl, const struct pki_conf *c)
+{
+	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
+
+	if (nu == NULL || pki_time(nu) > (int64_t)time(NULL) + c->crl_days * 86400 + 60)
+		return qs_fail(QS_ERR_INVALID, "a CRL whose next update is beyond the policy's %lld days",
+		               (long long)c->crl_days);
+	return 0;
+}
+
 static int
 serial_from_hex(const char *hex, ASN1_INTEGER **out)
 {

@@ -75,6 +75,16 @@ int tuf_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
  * prod-timestamp): accepted for a daemon with such repositories, refused
  * by tuf init. */
 int tuf_policy_legacy(json_t *section);
+/* The duration (seconds) tuf.roles gives key role `role` ("prod-timestamp",
+ * ...; the metadata role's entry in the legacy layout), 0 without one. A
+ * set-expiry change may shorten it for an online role, never lengthen it:
+ * the signer helpers sign online metadata expiring no later than now plus
+ * this (privsep_guard.h). */
+int64_t tuf_policy_role_expires(const struct policy *p, const char *role);
+/* 1 for the key roles that sign without a quorum: CI targets and the
+ * snapshot and timestamp roles of both repositories. */
+int tuf_role_online(const char *role);
+
 /* tuf.signature_ttl of policy p in seconds (the default without one). */
 #define TUF_SIGNATURE_TTL_DEFAULT_S (7 * 86400)
 int64_t tuf_signature_ttl(const struct policy *p);

@@ -80,11 +80,9 @@ role_expiry(const struct policy *p, json_t *st, const char *role)
 	        json_object_get(json_object_get(st, "roles"), role), "expires"));
 	int64_t s = 0;
 
-	if (d == NULL)
-		d = json_string_value(json_object_get(pol_role(p, role), "expires"));
-	if (d == NULL) /* a policy in the layout before the split */
-		d = json_string_value(json_object_get(pol_role(p, tuf_role_type(role)), "expires"));
-	if (policy_parse_duration(d, &s) != 0)
+	if (d == NULL || policy_parse_duration(d, &s) != 0)
+		s = tuf_policy_role_expires(p, role);
+	if (s <= 0)
 		s = 86400; /* unreachable: the checkers refused such a duration */
 	return (int64_t)time(NULL) + s;
 }
@@ -161,7 +159,8 @@ st_nkeys(json_t *st, const char *role)
 /* Sign `signed_part` with every key of every list in uris[] (a key listed
  * twice signs once). *env has one reference. */
 static int
-sign_env(struct server *s, json_t *signed_part, json_t *const *uris, size_t nlists, json_t **env)
+sign_env(struct server *s, const char *repo, json_t *signed_part, json_t *const *uris,
+         size_t nlists, json_t **env)
 {
 	uint8_t dg[32], sig[HSM_SIG_MAX + 16];
 	char *canon = NULL, kid[65];
@@ -187,7 +186,7 @@ sign_env(struct server *s, json_t *signed_part, json_t *const *uris, size_t nlis
 				continue;
 			json_object_set_new(seen, kid, json_true());
 			sl = sizeof(sig);
-			if ((r = keyring_sign(k, dg, (const uint8_t *)canon, len, sig, &sl)) != 0 ||
+			if ((r = keyring_sign_tuf(k, repo, canon, len, dg, sig, &sl)) != 0 ||
 			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
 				goto out;
 		}
@@ -336,7 +335,7 @@ add_targets(struct server *s, struct batch *b, json_t *st, const char *repo, uin
 	if (sp == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	json_object_set(sp, "targets", targets);
-	if ((r = sign_env(s, sp, lists, nl, &env)) == 0)
+	if ((r = sign_env(s, repo, sp, lists, nl, &env)) == 0)
 		r = batch_add(b, repo, "targets", version, env);
 	json_decref(sp);
 	json_decref(env);
@@ -357,7 +356,7 @@ add_snapshot(struct server *s, const struct policy *p, struct batch *b, json_t *
 	json_object_set_new(
 	        sp, "meta",
 	        json_pack("{s:{s:I}}", "targets.json", "version", (json_int_t)targets_version));
-	if ((r = sign_env(s, sp, lists, 1, &env)) == 0)
+	if ((r = sign_env(s, repo, sp, lists, 1, &env)) == 0)
 		r = batch_add(b, repo, "snapshot", version, env);
 	json_decref(sp);
 	json_decref(env);
@@ -386,7 +385,7 @@ add_timestamp(struct server *s, const struct policy *p, struct batch *b, json_t 
 	                              (json_int_t)snap_version, "length", (json_int_t)snap_len,
 	                              "hashes", "sha256", hex));
 	free(hex);
-	if ((r = sign_env(s, sp, lists, 1, &env)) == 0)
+	if ((r = sign_env(s, repo, sp, lists, 1, &env)) == 0)
 		r = batch_add(b, repo, "timestamp", version, env);
 	json_decref(sp);
 	json_decref(env);

@@ -196,7 +196,8 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 			if (json_object_get(have, kid) != NULL)
 				continue;
 			sl = sizeof(sig);
-			if ((r = keyring_sign(k, dg, (const uint8_t *)canon, len, sig, &sl)) != 0 ||
+			if ((r = keyring_sign_tuf(k, json_string_value(json_object_get(doc, "repo")),
+			                          canon, len, dg, sig, &sl)) != 0 ||
 			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
 				goto out;
 			json_object_set_new(have, kid, json_true());

@@ -29,6 +29,31 @@ tuf_policy_legacy(json_t *sec)
 	       json_object_get(roles, "prod-timestamp") == NULL;
 }
 
+int64_t
+tuf_policy_role_expires(const struct policy *p, const char *role)
+{
+	json_t *roles = json_object_get(p->ext_tuf, "roles"), *ro = json_object_get(roles, role);
+	int64_t s = 0;
+
+	if (ro == NULL) /* a policy in the layout before the split */
+		ro = json_object_get(roles, tuf_role_type(role));
+	if (policy_parse_duration(json_string_value(json_object_get(ro, "expires")), &s) != 0)
+		return 0;
+	return s;
+}
+
+int
+tuf_role_online(const char *role)
+{
+	static const char *const online[] = {"targets",       "snapshot",       "timestamp",
+					     "prod-snapshot", "prod-timestamp", NULL};
+
+	for (size_t i = 0; online[i] != NULL; i++)
+		if (strcmp(role, online[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static ssize_t
 key_index(const struct policy *p, const char *name)
 {

@@ -289,6 +289,12 @@ check_expiry(const struct policy *p, const char *role, const char *d)
 	if (policy_parse_duration(d, &secs) != 0 || secs < lo || secs > 3650LL * 86400)
 		return qs_fail(QS_ERR_PRECONDITION, "%s expiry %s: between %s and 3650d", role, d,
 		               lo == 3600 ? "1h" : "1d");
+	/* The bound the signer helpers hold online metadata to (tuf.h). */
+	if (tuf_role_online(role) && secs > tuf_policy_role_expires(p, role))
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "%s expiry %s is longer than the policy's tuf.roles bound for it: "
+		               "lengthen it with a policy change",
+		               role, d);
 	if (refresh != NULL &&
 	    (strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0) &&
 	    policy_parse_duration(json_string_value(json_object_get(refresh, "interval")), &iv) ==

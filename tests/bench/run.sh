@@ -57,6 +57,7 @@ cleanup() {
 	stop_pid "$QSIGND_PID"
 	stop_pid "${NOAUDIT_PID:-}"
 	stop_pid "${INPROC_PID:-}"
+	stop_pid "${NOGUARD_PID:-}"
 	stop_pid "${SIDE_PID:-}" # one that failed to get ready
 	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
 }
@@ -259,50 +260,69 @@ for k in sorted(set(on) & set(off)):
     print(f"{k[0]:8}{k[1]:>5}{a:>12.0f}{b:>12.0f}{a / b:>8.2f}")
 PY
 
+# Two daemons measured alternately, twice each (A, B, A, B), the better of
+# the two rounds of each compared, so that a noisy neighbour cannot make
+# either side look better. alternate PREFIX URL_A URL_B writes
+# $T/PREFIX-{a,b}-{1,2}.json; compare PREFIX TITLE LABEL_A LABEL_B BAR prints
+# the table and the worst ratio A/B against BAR.
+alternate() { # PREFIX URL_A URL_B
+	for round in 1 2; do
+		for which in a b; do
+			url=$2
+			[ "$which" = b ] && url=$3
+			"$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc,batch --ipc "$url" --principal ci \
+				--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
+				--module "$module" --uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" \
+				--key ci-key >"$T/$1-$which-$round.out" 2>"$T/$1-$which-$round.err" ||
+				{ cat "$T/$1-$which-$round.err" >&2; fail "qsign-bench ($1 $which)"; }
+			tail -1 "$T/$1-$which-$round.out" >"$T/$1-$which-$round.json"
+		done
+	done
+}
+compare() { # PREFIX TITLE LABEL_A LABEL_B BAR
+	python3 - "$T" "$@" <<'PY' || fail "$1 comparison"
+import json, sys
+t, prefix, title, la, lb, bar = sys.argv[1:7]
+bar = float(bar)
+def best(which):
+    out = {}
+    for rnd in (1, 2):
+        for r in json.load(open(f"{t}/{prefix}-{which}-{rnd}.json"))["results"]:
+            if not r["ran"]:
+                continue
+            if r["signatures"] <= 0 or r["errors"] != 0:
+                sys.exit(f"{prefix} {which} {r['mode']} x{r['threads']}: no clean signatures")
+            k = (r["mode"], r["threads"])
+            out[k] = max(out.get(k, 0), r["sigs_per_s"])
+    return out
+a, b = best("a"), best("b")
+print(f"\n{title} (same run, best of 2 alternating rounds each; bar: {la} >= {bar:.2f} x {lb}):")
+print(f"{'mode':8}{'thr':>5}{la:>10}{lb:>10}{'ratio':>8}")
+worst = None
+for k in sorted(set(a) & set(b)):
+    ratio = a[k] / b[k]
+    worst = ratio if worst is None else min(worst, ratio)
+    print(f"{k[0]:8}{k[1]:>5}{a[k]:>10.0f}{b[k]:>10.0f}{ratio:>8.2f}")
+print(f"{prefix}: worst ratio {worst:.2f} ({'within' if worst >= bar else 'OVER'} the bar)")
+PY
+}
+
+# --- the signer helpers' checks of online signatures (signer/keys/privsep_guard.h:
+# key purpose, the role's rate in the helper, the checkpoint's origin and
+# size): the same daemon with them skipped (qsignd-noguard, built only for
+# this). Target: at most 5% on online signing.
+side_daemon noguard qsignd-noguard
+NOGUARD_PID=$SIDE_PID
+alternate guard "ipc://$QSIGN_HOME/qsignd.sock" "ipc://$T/noguard.sock"
+compare guard "signer helper checks on vs off (qsignd-noguard skips them)" on off 0.95
+stop_pid "$NOGUARD_PID"
+
 # --- privilege separation's cost: the same build with the tokens in the
 # front process ("signers": 0) beside the daemon above (its signer helpers:
-# "signers" from QS_BENCH_SIGNERS, else one per CPU). Both run at once and
-# are measured alternately, twice each (split, in-process, split,
-# in-process), and the better of the two rounds of each is compared, so
-# that a noisy neighbour cannot make either side look better.
+# "signers" from QS_BENCH_SIGNERS, else one per CPU).
 side_daemon inproc qsignd 0
 INPROC_PID=$SIDE_PID
 if grep -q "privsep.start" "$T/inproc.log"; then fail "the in-process daemon started signer helpers"; fi
 grep -q "privsep.start" "$T/qsignd.log" || echo "note: the daemon under test runs without signer helpers (QS_BENCH_SIGNERS=0)"
-for round in 1 2; do
-	for which in split inproc; do
-		url="ipc://$QSIGN_HOME/qsignd.sock"
-		[ "$which" = inproc ] && url="ipc://$T/inproc.sock"
-		"$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc,batch --ipc "$url" --principal ci \
-			--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
-			--module "$module" --uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" \
-			--key ci-key >"$T/ps-$which-$round.out" 2>"$T/ps-$which-$round.err" ||
-			{ cat "$T/ps-$which-$round.err" >&2; fail "qsign-bench (privsep $which)"; }
-		tail -1 "$T/ps-$which-$round.out" >"$T/ps-$which-$round.json"
-	done
-done
-python3 - "$T" <<'PY' || fail "privsep comparison"
-import json, sys
-t = sys.argv[1]
-def best(which):
-    out = {}
-    for rnd in (1, 2):
-        for r in json.load(open(f"{t}/ps-{which}-{rnd}.json"))["results"]:
-            if not r["ran"]:
-                continue
-            if r["signatures"] <= 0 or r["errors"] != 0:
-                sys.exit(f"{which} {r['mode']} x{r['threads']}: no clean signatures")
-            k = (r["mode"], r["threads"])
-            out[k] = max(out.get(k, 0), r["sigs_per_s"])
-    return out
-s, i = best("split"), best("inproc")
-print("\nprivilege separation: signer helpers vs tokens in process (same build, same run,")
-print("best of 2 alternating rounds each; bar: split >= 0.90 x in-process):")
-print(f"{'mode':8}{'thr':>5}{'split':>10}{'in-proc':>10}{'ratio':>8}")
-worst = None
-for k in sorted(set(s) & set(i)):
-    ratio = s[k] / i[k]
-    worst = ratio if worst is None else min(worst, ratio)
-    print(f"{k[0]:8}{k[1]:>5}{s[k]:>10.0f}{i[k]:>10.0f}{ratio:>8.2f}")
-print(f"privsep cost: worst ratio {worst:.2f} ({'within' if worst >= 0.9 else 'OVER'} the 10% bar)")
-PY
+alternate ps "ipc://$QSIGN_HOME/qsignd.sock" "ipc://$T/inproc.sock"
+compare ps "privilege separation: signer helpers vs tokens in process" split in-proc 0.90

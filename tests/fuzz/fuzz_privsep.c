@@ -12,6 +12,7 @@
 #include "privsep_wire.h"
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "tuf_meta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -78,7 +79,16 @@ request(const uint8_t *data, size_t size)
 		evidence_ok(&in.q.ev);
 		/* fall through */
 	case PS_SIGN_CHECKPOINT:
+	case PS_SIGN_TUF:
+	case PS_SIGN_X509:
+		if (in.q.type == PS_SIGN_TUF)
+			str_ok(in.q.repo);
+		if (in.q.type == PS_SIGN_X509 &&
+		    (in.q.x509_kind < PS_X509_CERT || in.q.x509_kind > PS_X509_CALIST))
+			abort();
 		if (in.q.data_len > (in.q.type == PS_POLICY	    ? QS_MAX_POLICY_BYTES
+				     : in.q.type == PS_SIGN_TUF    ? TUF_MAX_METADATA
+				     : in.q.type == PS_SIGN_X509   ? PS_MAX_X509
 				     : in.q.type == PS_SIGN_QUORUM ? QS_MAX_REQUEST_PAYLOAD
 								   : QS_MAX_NOTE) ||
 		    in.q.data < data || in.q.data + in.q.data_len > data + size)
@@ -145,6 +155,8 @@ reply_fields(uint8_t type, struct ps_rd *f, const uint8_t *data, size_t size)
 	case PS_SIGN:
 	case PS_SIGN_QUORUM:
 	case PS_SIGN_CHECKPOINT:
+	case PS_SIGN_TUF:
+	case PS_SIGN_X509:
 		if (ps_sign_reply_decode(f, &p, &len) != 0)
 			goto bad;
 		if (len > HSM_SIG_MAX)

@@ -3,7 +3,10 @@
  * expected type; the rest is the document. What a reader does with one that
  * parses is done too: the canonical bytes of "signed", the key ids of its
  * keys (root), each signature checked against the key it names, key PEMs
- * normalised, "expires" parsed and a targets map checked. */
+ * normalised, "expires" parsed and a targets map checked. The same bytes
+ * (after the type byte) go to qs_cjson_decode, the signer helpers' reader of
+ * the "signed" part they are asked to sign (privsep_guard.c): whatever it
+ * accepts must encode back to exactly those bytes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "cjson.h"
 #include "tuf_meta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +57,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
+	if (qs_cjson_decode((const char *)data + 1, size - 1, &env) == 0) {
+		if (qs_cjson_encode(env, &canon, &clen) != 0 || clen != size - 1 ||
+		    memcmp(canon, data + 1, clen) != 0)
+			abort();
+		free(canon);
+		canon = NULL;
+		json_decref(env);
+		env = NULL;
+	}
 	if (tuf_envelope_parse(data + 1, size - 1, types[data[0] % 5], &env) != 0)
 		return 0;
 	sp = json_object_get(env, "signed");

@@ -187,6 +187,19 @@ main(int argc, char **argv)
 		                             .handle = 4,
 		                             .data = (const uint8_t *)note,
 		                             .data_len = sizeof(note) - 1});
+		static const char tuf[] =
+		        "{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":"
+		        "{\"snapshot.json\":{\"version\":2}},\"spec_version\":\"1.0.31\",\"version\":3}";
+		request("req-sign-x509", &(struct ps_request){.type = PS_SIGN_X509,
+		                                              .handle = 6,
+		                                              .x509_kind = PS_X509_CERT,
+		                                              .data = spki,
+		                                              .data_len = sizeof(spki)});
+		request("req-sign-tuf", &(struct ps_request){.type = PS_SIGN_TUF,
+		                                             .handle = 5,
+		                                             .repo = "ci",
+		                                             .data = (const uint8_t *)tuf,
+		                                             .data_len = sizeof(tuf) - 1});
 	}
 
 	/* The helper's replies, as the front receives them. */
@@ -239,6 +252,14 @@ main(int argc, char **argv)
 	emit("rep-sign-checkpoint", &b, 0);
 	reply_start(&b, PS_POLICY, 0);
 	emit("rep-policy", &b, 0);
+	reply_start(&b, PS_SIGN_X509, 0);
+	ps_wb_bytes(&b, sig, sizeof(sig));
+	emit("rep-sign-x509", &b, 0);
+	reply_start(&b, PS_SIGN_TUF, 0);
+	ps_wb_bytes(&b, sig, sizeof(sig));
+	emit("rep-sign-tuf", &b, 0);
+	reply_error("rep-sign-tuf-denied", PS_SIGN_TUF, QS_ERR_DENIED,
+	            "the TUF timestamp key signs only timestamp metadata, not targets");
 	/* What the helper says to a type outside its table. */
 	reply_error("rep-refused", 0x55, QS_ERR_DENIED, "request type 85 is not permitted");
 

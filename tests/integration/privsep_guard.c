@@ -15,6 +15,20 @@
  * still signs: a checkpoint that does not shrink, an online key, a quorum
  * request with enough approvals (its signature verified), and version 2
  * with enough approvals, whose rules then apply.
+ * TUF keys: a timestamp key by plain sign, over a targets document, for
+ * the other repository, over JSON that is not canonical, over a version
+ * not above the one published (the shell publishes timestamp.json version
+ * 3) or the one it signed, expiring beyond the policy's bound -- refused;
+ * a timestamp above them signs, and the same document again. A key
+ * generated under a TUF label is a TUF key. An online key beyond its role's
+ * rate (the shell sets ci-sign to 1/s, burst 3); key generation outside the
+ * daemon's label namespace and over a taken label. CA keys: a device CA
+ * key (generated under its label) by plain sign, over arbitrary bytes, over
+ * a device certificate whose subject is not CN=<UUID>, OU=<factory>, valid
+ * beyond the policy's days, with an extension the profile does not have,
+ * over a CA certificate, over the CA list -- refused; a device certificate
+ * within the constraints and a CRL sign (the signature verifies over the
+ * TBSCertificate).
  * HOME holds demo/admin{1,2}.key (the approvers' private keys).
  * One line per check; exit 0 if all behaved.
  */
@@ -25,15 +39,19 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "hsm.h"
 #include "log.h"
 #include "note.h"
+#include "pki.h"
 #include "policy.h"
 #include "privsep.h"
 #include "qs_err.h"
 #include "statement.h"
+#include "cjson.h"
+#include "tuf_meta.h"
 
 static int fails;
 static const struct config *cfg;
@@ -92,6 +110,27 @@ vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct
 			      .sig_len = sig_len};
 }
 
+/* Does the token's raw signature (sig) verify with the key (SPKI der) over
+ * dg (or blob, for Ed25519)? */
+static void
+verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *sig, size_t sig_len,
+	 const uint8_t dg[32], const uint8_t *blob, size_t blob_len)
+{
+	uint8_t der_sig[HSM_SIG_MAX + 16];
+	size_t der_sig_len = 0;
+	const unsigned char *pp = der;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
+
+	if (pk == NULL || hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
+	    qs_rolesig_verify(pk, dg, blob, blob_len, der_sig, der_sig_len) != 0) {
+		printf("FAIL: %s does not verify\n", what);
+		fails++;
+	} else {
+		printf("ok: %s verifies\n", what);
+	}
+	EVP_PKEY_free(pk);
+}
+
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -139,6 +178,291 @@ checkpoint(struct ps_keyref *ref, const char *origin, uint64_t size)
 	r = ps_sign_checkpoint(ref, (const uint8_t *)text, len, sig, &sig_len);
 	free(text);
 	return r;
+}
+
+/* The canonical "signed" text of a TUF document of `type` (*text malloc'd);
+ * spaced: the same with a space after the first brace. */
+static char *
+tuf_doc(const char *type, long long version, int64_t expires_in, int spaced, size_t *len)
+{
+	char exp[TUF_TIME_LEN], *canon = NULL, *t;
+	json_t *sp;
+
+	if (tuf_time_format((int64_t)time(NULL) + expires_in, exp) != 0 ||
+	    (sp = json_pack("{s:s, s:s, s:I, s:s, s:{s:{s:I}}}", "_type", type, "spec_version",
+			    TUF_SPEC_VERSION, "version", (json_int_t)version, "expires", exp,
+			    "meta", "snapshot.json", "version", (json_int_t)1)) == NULL ||
+	    qs_cjson_encode(sp, &canon, len) != 0) {
+		fprintf(stderr, "cannot build a TUF document\n");
+		exit(2);
+	}
+	json_decref(sp);
+	if (!spaced)
+		return canon;
+	if ((t = malloc(*len + 2)) == NULL)
+		exit(2);
+	t[0] = '{';
+	t[1] = ' ';
+	memcpy(t + 2, canon + 1, *len);
+	free(canon);
+	(*len)++;
+	return t;
+}
+
+static int
+tuf_sign(struct ps_keyref *ref, const char *repo, const char *type, long long version,
+	 int64_t expires_in, int spaced)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t len = 0, sig_len = 0;
+	char *t = tuf_doc(type, version, expires_in, spaced, &len);
+	int r = ps_sign_tuf(ref, repo, (const uint8_t *)t, len, sig, &sig_len);
+
+	free(t);
+	return r;
+}
+
+/* The policy key named name: its URI. */
+static const char *
+key_uri(const struct policy *pol, const char *name)
+{
+	for (size_t i = 0; i < pol->nkeys; i++)
+		if (strcmp(pol->keys[i].name, name) == 0)
+			return pol->keys[i].uri;
+	fprintf(stderr, "no policy key %s\n", name);
+	exit(2);
+}
+
+static void
+tuf_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
+{
+	struct ps_keyref *ts = NULL, *gen = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL, sig[HSM_SIG_MAX], dg[32] = {0};
+	size_t tok, der_len = 0, sig_len = 0, len = 0;
+	char label[64], uri[512];
+
+	if (ps_find(p, key_uri(pol, "tuf-timestamp"), &ts, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "TUF timestamp key: %s\n", qs_errdetail());
+		exit(2);
+	}
+	expect("TUF timestamp key with plain sign", ps_sign(ts, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only TUF metadata");
+	expect("TUF timestamp key over a targets document",
+	       tuf_sign(ts, "ci", "targets", 10, 3600, 0), QS_ERR_DENIED,
+	       "signs only timestamp metadata");
+	expect("TUF timestamp key for the other repository",
+	       tuf_sign(ts, "prod", "timestamp", 10, 3600, 0), QS_ERR_DENIED,
+	       "signs only the ci repository");
+	expect("TUF timestamp key over JSON not in canonical form",
+	       tuf_sign(ts, "ci", "timestamp", 10, 3600, 1), QS_ERR_DENIED, "not canonical");
+	expect("TUF timestamp key over the published version",
+	       tuf_sign(ts, "ci", "timestamp", 3, 3600, 0), QS_ERR_DENIED, "is not above 3");
+	expect("TUF timestamp key expiring beyond the policy's bound",
+	       tuf_sign(ts, "ci", "timestamp", 10, 2 * 86400, 0), QS_ERR_DENIED,
+	       "beyond the 86400 s");
+	{
+		char *t = tuf_doc("timestamp", 10, 3600, 0, &len);
+		int r = ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len);
+		expect("TUF timestamp key over a timestamp above the published one", r, 0, NULL);
+		qs_sha256((const uint8_t *)t, len, dg);
+		if (r == 0)
+			verifies("the timestamp signature over its canonical bytes", der, der_len, sig,
+				 sig_len, dg, NULL, 0);
+		expect("TUF timestamp key over the same document again",
+		       ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len), 0, NULL);
+		free(t);
+		memset(dg, 0, sizeof(dg));
+	}
+	expect("TUF timestamp key over another document of the version it signed",
+	       tuf_sign(ts, "ci", "timestamp", 10, 1800, 0), QS_ERR_DENIED, "is not above 10");
+	expect("TUF timestamp key over a lower version", tuf_sign(ts, "ci", "timestamp", 9, 3600, 0),
+	       QS_ERR_DENIED, "is not above 10");
+	expect("TUF timestamp key over the next version",
+	       tuf_sign(ts, "ci", "timestamp", 11, 3600, 0), 0, NULL);
+
+	/* ------------------------------------------------ key generation */
+	expect("keygen outside the daemon's label namespace",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "build-key"), QS_ERR_DENIED,
+	       "outside the daemon's namespace");
+	expect("keygen over a policy key's label",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "tuf-timestamp"), QS_ERR_DENIED,
+	       "outside the daemon's namespace");
+	snprintf(label, sizeof(label), "tuf-timestamp-v9-%08x", (unsigned)time(NULL));
+	expect("keygen of a TUF key label", ps_keygen(p, token_uri, HSM_KEY_EC_P256, label), 0,
+	       NULL);
+	expect("keygen over the label just generated",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, label), QS_ERR_EXISTS,
+	       "never generated over");
+	expect("keygen over the daemon's identity key",
+	       ps_keygen(p, token_uri, HSM_KEY_EC_P256, "qsignd-identity"), QS_ERR_EXISTS,
+	       "never generated over");
+	snprintf(uri, sizeof(uri), "%.*s;object=%s", (int)strcspn(token_uri, ";"), token_uri,
+		 label);
+	free(der);
+	der = NULL;
+	if (ps_find(p, uri, &gen, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "generated key %s: %s\n", uri, qs_errdetail());
+		exit(2);
+	}
+	expect("generated TUF timestamp key with plain sign", ps_sign(gen, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only TUF metadata");
+	expect("generated TUF timestamp key over a snapshot",
+	       tuf_sign(gen, "ci", "snapshot", 20, 3600, 0), QS_ERR_DENIED,
+	       "signs only timestamp metadata");
+	expect("generated TUF timestamp key over a timestamp",
+	       tuf_sign(gen, "ci", "timestamp", 20, 3600, 0), 0, NULL);
+	ps_keyref_free(ts);
+	ps_keyref_free(gen);
+	free(der);
+}
+
+/* A certificate of profile pr for subject (cn, ou), issued by issuer
+ * (NULL: self-signed), as the front sends it: DER, signed by a throwaway
+ * key. extra: one more extension (a SAN). *der malloc'd. */
+static X509 *
+cert(enum pki_profile pr, const char *cn, const char *ou, int64_t days, const X509 *issuer,
+     EVP_PKEY *pub, int extra)
+{
+	char serial[PKI_MAX_SERIAL_HEX + 1];
+	X509_NAME *n = X509_NAME_new();
+	X509 *x = NULL;
+	EVP_PKEY *tmp = EVP_EC_gen("P-256");
+	struct pki_tmpl t = {.profile = pr, .pub = pub, .issuer = issuer, .days = days};
+
+	X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn, -1,
+				   -1, 0);
+	X509_NAME_add_entry_by_NID(n, NID_organizationalUnitName, MBSTRING_UTF8,
+				   (const unsigned char *)ou, -1, -1, 0);
+	t.subject = n;
+	if (tmp == NULL || pki_x509_build(&t, &x, serial) != 0) {
+		fprintf(stderr, "cannot build a certificate: %s\n", qs_errdetail());
+		exit(2);
+	}
+	if (extra) {
+		X509_EXTENSION *e =
+			X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:evil.example");
+		if (e == NULL || !X509_add_ext(x, e, -1))
+			exit(2);
+		X509_EXTENSION_free(e);
+	}
+	if (X509_sign(x, tmp, EVP_sha256()) <= 0) {
+		fprintf(stderr, "cannot build a certificate: %s\n", qs_errdetail());
+		exit(2);
+	}
+	X509_NAME_free(n);
+	EVP_PKEY_free(tmp);
+	return x;
+}
+
+static int
+sign_cert(struct ps_keyref *ref, X509 *x, uint8_t *sig, size_t *sig_len)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der), r;
+
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, sig, sig_len);
+	OPENSSL_free(der);
+	return r;
+}
+
+static void
+ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
+{
+	static const char uuid[] = "3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b";
+	struct pki_conf c;
+	struct ps_keyref *dca = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL, sig[HSM_SIG_MAX], dg[32] = {0};
+	size_t tok, der_len = 0, sig_len = 0;
+	char label[64], uri[512];
+	EVP_PKEY *dev = EVP_EC_gen("P-256"), *rootk = EVP_EC_gen("P-256");
+	X509 *root, *x;
+
+	if (pki_conf_get(pol, &c) != 0) {
+		fprintf(stderr, "no pki section: %s\n", qs_errdetail());
+		exit(2);
+	}
+	snprintf(label, sizeof(label), PKI_DCA_LABEL_PREFIX "guard-%08x", (unsigned)time(NULL));
+	snprintf(uri, sizeof(uri), "%.*s;object=%s", (int)strcspn(token_uri, ";"), token_uri,
+		 label);
+	if (ps_keygen(p, token_uri, HSM_KEY_EC_P256, label) != 0 ||
+	    ps_find(p, uri, &dca, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "device CA key %s: %s\n", uri, qs_errdetail());
+		exit(2);
+	}
+	/* The issuer: any CA certificate (the helper judges what it signs). */
+	root = cert(PKI_P_ROOT, "Root", c.factory, 30, NULL, rootk, 0);
+
+	expect("device CA key with plain sign", ps_sign(dca, dg, 32, sig, &sig_len),
+	       QS_ERR_DENIED, "signs only certificates and CRLs");
+	expect("device CA key over arbitrary bytes",
+	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, sig, &sig_len), QS_ERR_DENIED,
+	       "not a DER certificate");
+	x = cert(PKI_P_DEVICE, uuid, "another-factory", 30, root, dev, 0);
+	expect("device CA key over a device certificate of another factory",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "subject is not CN=<UUID>");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE, "not-a-uuid", c.factory, 30, root, dev, 0);
+	expect("device CA key over a device certificate whose CN is no UUID",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "subject is not CN=<UUID>");
+	X509_free(x);
+	X509_free(root);
+	root = cert(PKI_P_ROOT, "Root", c.factory, c.days_device + 400, NULL, rootk, 0);
+	x = cert(PKI_P_DEVICE, uuid, c.factory, c.days_device + 30, root, dev, 0);
+	expect("device CA key over a device certificate valid beyond the policy's days",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED, "valid beyond the policy's");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 1);
+	expect("device CA key over a device certificate with a subjectAltName",
+	       sign_cert(dca, x, sig, &sig_len), QS_ERR_DENIED,
+	       "an extension (subjectAltName) the profile does not have");
+	X509_free(x);
+	x = cert(PKI_P_DEVICE_CA, "Sub CA", c.factory, 30, root, dev, 0);
+	expect("device CA key over a CA certificate", sign_cert(dca, x, sig, &sig_len),
+	       QS_ERR_DENIED, "does not issue device CA certificates");
+	X509_free(x);
+	{
+		static const char calist[] = "{\"type\":\"" PKI_CALIST_TYPE "\"}";
+		expect("device CA key over the CA list",
+		       ps_sign_x509(dca, PS_X509_CALIST, (const uint8_t *)calist,
+				    sizeof(calist) - 1, sig, &sig_len),
+		       QS_ERR_DENIED, "only the root CA key signs");
+	}
+	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 0);
+	{
+		unsigned char *tbs = NULL;
+		int n, r = sign_cert(dca, x, sig, &sig_len);
+		expect("device CA key over a device certificate within its constraints", r, 0, NULL);
+		if (r == 0 && (n = i2d_re_X509_tbs(x, &tbs)) > 0) {
+			qs_sha256(tbs, (size_t)n, dg);
+			verifies("the device certificate's signature over its TBSCertificate", der,
+				 der_len, sig, sig_len, dg, NULL, 0);
+		}
+		OPENSSL_free(tbs);
+	}
+	X509_free(x);
+	{
+		X509_CRL *crl = NULL;
+		unsigned char *cd = NULL;
+		EVP_PKEY *tmp = EVP_EC_gen("P-256");
+		int n;
+		if (pki_crl_build(root, 1, c.crl_days, NULL, 0, &crl) != 0 ||
+		    X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0 || (n = i2d_X509_CRL(crl, &cd)) <= 0) {
+			fprintf(stderr, "cannot build a CRL\n");
+			exit(2);
+		}
+		expect("device CA key over a CRL",
+		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, sig, &sig_len), 0, NULL);
+		OPENSSL_free(cd);
+		X509_CRL_free(crl);
+		EVP_PKEY_free(tmp);
+	}
+	X509_free(root);
+	EVP_PKEY_free(dev);
+	EVP_PKEY_free(rootk);
+	ps_keyref_free(dca);
+	free(der);
 }
 
 int
@@ -226,6 +550,20 @@ main(int argc, char **argv)
 
 	/* ---------------------------------------------------- online key */
 	expect("online key over a digest", ps_sign(oref, dg, 32, sig, &sig_len), 0, NULL);
+	{
+		/* ci-sign: 1/s, burst 3, one requester (set by the shell). */
+		const uint8_t *in[3] = {dg, dg, dg};
+		size_t in_len[3] = {32, 32, 32}, lens[3];
+		uint8_t sigs[3 * HSM_SIG_MAX];
+		int st[3];
+		expect("online key: a batch of 2 within its rate",
+		       ps_sign_many(oref, in, in_len, 2, sigs, lens, st), 0, NULL);
+		expect("online key: a batch of 3 beyond its rate",
+		       ps_sign_many(oref, in, in_len, 3, sigs, lens, st), QS_ERR_DENIED,
+		       "over its rate");
+		expect("online key: one more beyond its rate", ps_sign(oref, dg, 32, sig, &sig_len),
+		       QS_ERR_DENIED, "over its rate");
+	}
 
 	/* ---------------------------------------------------- quorum key */
 	expect("quorum key with plain sign", ps_sign(qref, dg, 32, sig, &sig_len), QS_ERR_DENIED,
@@ -274,22 +612,11 @@ main(int argc, char **argv)
 	ev.kind = "blob";
 	{
 		int r = ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len);
-		uint8_t der_sig[HSM_SIG_MAX + 16];
-		size_t der_sig_len = 0;
-		const unsigned char *pp = qder;
-		EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)qder_len);
 		expect("quorum key with enough approvals", r, 0, NULL);
 		qs_sha256(payload, sizeof(payload), dg);
-		if (r == 0 && (pk == NULL ||
-			       hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
-			       qs_rolesig_verify(pk, dg, payload, sizeof(payload), der_sig,
-						 der_sig_len) != 0)) {
-			printf("FAIL: the quorum signature does not verify\n");
-			fails++;
-		} else if (r == 0) {
-			printf("ok: the quorum signature verifies over the payload\n");
-		}
-		EVP_PKEY_free(pk);
+		if (r == 0)
+			verifies("the quorum signature over the payload", qder, qder_len, sig, sig_len,
+				 dg, payload, sizeof(payload));
 	}
 
 	/* ---------------------------------------------------- policy chain */
@@ -323,6 +650,9 @@ main(int argc, char **argv)
 		       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len),
 		       QS_ERR_DENIED, "only 1 of the 2 approvals");
 	}
+
+	tuf_checks(p, pol, ouri);
+	ca_checks(p, pol, ouri);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);

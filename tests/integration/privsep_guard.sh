@@ -8,10 +8,18 @@
 # approver twice, with approvals of another payload, under a policy version
 # never approved (and after a version 2 handed over with too few
 # approvals). Each must be refused with its reason and logged as
-# privsep.refused; what is allowed still signs.
+# privsep.refused; what is allowed still signs. Then TUF keys (a timestamp
+# key over another role's document, the other repository, JSON not in
+# canonical form, a version not above the published or last signed one,
+# an expiry beyond the policy's bound), an online key beyond its role's
+# rate, key generation outside the daemon's label namespace or over a taken
+# label; a device CA key over arbitrary bytes and over certificates outside
+# its constraints (subject form, validity, extensions, a CA certificate).
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
+# ci-sign at 1/s, burst 3: the harness exceeds it through the helper.
+qs_policy_edit 'p["roles"]["ci-sign"]["online"].update({"rate_per_second": 1, "burst": 3})'
 
 # A log with a checkpoint of some size: the helper's high-water mark.
 qs_start
@@ -30,6 +38,11 @@ p["roles"]["release"]["quorum"]["threshold"] = 1
 json.dump(p, open(sys.argv[2], "w"), indent=2)
 PY
 
+# A published CI timestamp, version 3: the floor of the helper's mark.
+mkdir -p "$QSIGN_HOME/tuf/ci/metadata"
+printf '{"signatures":[],"signed":{"_type":"timestamp","expires":"2030-01-01T00:00:00Z","meta":{"snapshot.json":{"version":2}},"spec_version":"1.0.31","version":3}}' \
+	>"$QSIGN_HOME/tuf/ci/metadata/timestamp.json"
+
 rc=0
 timeout 60 "$QS_BIN/qs_privsep_guard" "$cfg" "$QSIGN_HOME" "$T/policy-v2.json" >"$T/out" 2>"$T/err" || rc=$?
 cat "$T/out"
@@ -38,10 +51,15 @@ cat "$T/out"
 for want in "signs only checkpoints of its log" "not a checkpoint note" "not this log's" \
 	"is smaller than" "not the audit log key" "is a quorum key" "without approvals" \
 	"only 1 of the 2 approvals" "signatures do not verify over this request and payload" \
-	"never verified"; do
-	grep "privsep.refused" "$T/err" | grep -qF "$want" || fail "no privsep.refused logged with '$want'"
+	"never verified" "signs only TUF metadata" "signs only timestamp metadata" \
+	"signs only the ci repository" "not canonical" "is not above 3" "is not above 10" \
+	"beyond the 86400 s" "over its rate" "outside the daemon's namespace" \
+	"is taken" "signs only certificates and CRLs" "not a DER certificate" \
+	"subject is not CN=<UUID>" "valid beyond the policy's" "the profile does not have" \
+	"does not issue device CA certificates" "only the root CA key signs"; do
+	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
-grep "privsep.refused request=policy" "$T/err" | grep -qF "only 1 of the 2 approvals" ||
+grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||
 	fail "version 2 with one approval: no refusal logged"
 grep -q "privsep.policy_refused" "$T/err" || fail "the front did not log the refused version"
 grep -q "privsep.policy version=2" "$T/err" || fail "version 2 with two approvals not accepted"

@@ -335,8 +335,17 @@ walk ci --root-version 6 --target fw.bin --sha256 "$sha"
 walk prod --root-version 6 --target fw.bin --sha256 "$sha"
 echo "ok: a lost daemon root key is removed by the remaining threshold; tuf-js walks to root 6"
 
+# --- an online role's expiry only shortens: the signer helpers sign no
+# timestamp expiring later than the policy's tuf.roles bound (1d here)
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "longer timestamps" timestamp 2d
+lid=$(cat "$T/out")
+approve "$lid" admin2 admin3
+[ "$(state "$lid")" = failed ] || fail "set-expiry beyond the policy's bound: $(cat "$T/out")"
+grep -q "longer than the policy's tuf.roles bound" "$T/out" || fail "no reason: $(cat "$T/out")"
+echo "ok: set-expiry beyond the policy's bound for an online role fails with the reason"
+
 # --- a change waiting for signatures can be withdrawn by its submitter
-expect_rc 0 qsign -p admin1 tuf set-expiry -m "shorter timestamps" timestamp 2d
+expect_rc 0 qsign -p admin1 tuf set-expiry -m "shorter timestamps" timestamp 20h
 wid=$(cat "$T/out")
 approve "$wid" admin2 admin3
 [ "$(state "$wid")" = approved ] || fail "set-expiry: $(cat "$T/out")"

@@ -110,6 +110,34 @@ test_canonical(void)
 	free(s);
 }
 
+/* qs_cjson_decode: canonical bytes only (the signer helpers' reader). */
+static void
+test_canonical_decode(void)
+{
+	static const char pem[] = "{\"a\":\"-----BEGIN\nX\n\",\"b\":\"q\\\"\\\\\",\"c\":[1,true,null]}";
+	static const char *const bad[] = {
+		"{\"b\":1,\"a\":2}",         /* keys out of order */
+		"{ \"a\":1}",                 /* whitespace */
+		"{\"a\":1,\"a\":1}",         /* a duplicate key */
+		"{\"a\":\"x\\ny\"}",       /* a newline escaped: canonical writes it raw */
+		"{\"a\":1.5}",                /* a real */
+		"{\"a\":1",                   /* cut */
+		"{\"a\":\"\\u0041\"}",     /* an escape canonical JSON does not write */
+	};
+	json_t *v = NULL;
+
+	CHECK_EQ(qs_cjson_decode(pem, strlen(pem), &v), 0);
+	CHECK_STR(json_string_value(json_object_get(v, "a")), "-----BEGIN\nX\n");
+	CHECK_STR(json_string_value(json_object_get(v, "b")), "q\"\\");
+	json_decref(v);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = NULL;
+		CHECK_EQ(qs_cjson_decode(bad[i], strlen(bad[i]), &v), QS_ERR_INVALID);
+		CHECK(v == NULL);
+	}
+	CHECK_EQ(qs_cjson_decode("{\"a\":\"\0\"}", 8, &v), QS_ERR_INVALID);
+}
+
 static void
 test_time(void)
 {
@@ -502,6 +530,7 @@ main(int argc, char **argv)
 	}
 	test_vectors(argv[1]);
 	test_canonical();
+	test_canonical_decode();
 	test_time();
 	test_targets();
 	test_payloads();

@@ -183,7 +183,7 @@ requests(void)
 		int r = ps_request_decode(&x, 1, &in);
 		if (t == PS_INFO)
 			CHECK_EQ(r, 0);
-		else if (t > PS_INFO && t <= PS_SIGN_CHECKPOINT)
+		else if (t > PS_INFO && t <= PS_SIGN_X509)
 			CHECK_EQ(r, PS_GARBAGE);
 		else
 			CHECK_EQ(r, PS_UNKNOWN);
