@@ -38,3 +38,30 @@ install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qsclient)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# libqsign-pkcs11.so: a PKCS#11 module whose every signature is a qsignd
+# Sign (p11.h). Built to build/lib, installed where Debian's multiarch
+# PKCS#11 modules live, with a p11-kit module file (off for p11-kit-proxy).
+# Linked into a shared object: the libraries it takes in are built as PIC
+# (for the executables the cost is nil on x86-64).
+set_target_properties(qsclient qs_proto qs_err qs_hsm PROPERTIES POSITION_INDEPENDENT_CODE ON)
+add_library(qsign-pkcs11 MODULE p11_module.c p11_objects.c p11_mech.c p11_config.c)
+set_target_properties(qsign-pkcs11 PROPERTIES
+  PREFIX "lib"
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib
+  C_VISIBILITY_PRESET hidden)
+target_link_libraries(qsign-pkcs11 PRIVATE qsclient PkgConfig::P11KIT PkgConfig::JANSSON
+                      PkgConfig::CRYPTO Threads::Threads)
+# Only C_GetFunctionList leaves the module: the static nng, protobuf and
+# qsclient symbols must not clash with the application's own.
+target_link_options(qsign-pkcs11 PRIVATE
+  -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/p11_module.map -Wl,-z,defs
+  # nng keeps threads of its own (timers, resolver) after the last socket
+  # closes: the code they run must stay mapped when an application
+  # dlclose()s the module after C_Finalize.
+  -Wl,-z,nodelete)
+set_property(TARGET qsign-pkcs11 APPEND PROPERTY LINK_DEPENDS
+             ${CMAKE_CURRENT_SOURCE_DIR}/p11_module.map)
+install(TARGETS qsign-pkcs11 LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkcs11)
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsign-pkcs11.module
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/p11-kit/modules)

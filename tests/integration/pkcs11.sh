@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# libqsign-pkcs11.so against a real qsignd (ipc) with the tools that load
+# PKCS#11 modules: OpenSC's pkcs11-tool (slots, objects, each mechanism),
+# libp11's OpenSSL engine (pkeyutl, req -x509), and a C program that
+# dlopens the module (attributes, templates, CKR_* codes, 8 threads on one
+# instance, fork, a signature refused by the rate limit). Every signature
+# is verified by openssl; every one is in the audit log under the module's
+# principal, and `qsign audit verify` passes. A role the principal may not
+# use is not visible; a quorum role only with a wait time, and then C_Sign
+# waits for the approvals.
+. "$QS_SRC/tests/integration/lib.sh"
+. "$QS_SRC/tests/integration/p11lib.sh"
+
+qs_setup
+p11_demo_keys
+qs_start
+
+export QSIGN_PRINCIPAL=ci
+PT=("${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE")
+
+# --- slots and objects: one token per usable role, none for the others
+expect_rc 0 "${PT[@]}" -L
+for role in ci-sign p11-rsa p11-ed p11-slow; do
+	grep -q "token label *: $role\$" "$T/out" || fail "no token for role $role"
+done
+grep -q "token label *: p11-hidden" "$T/out" && fail "a role of another principal is visible"
+grep -q "token label *: release" "$T/out" && fail "a quorum role is visible without a wait time"
+expect_rc 0 "${PT[@]}" -O --token-label p11-rsa
+grep -q "Private Key Object; RSA" "$T/out" || fail "no RSA private key object"
+grep -q "never extractable" "$T/out" || fail "private key extractable?"
+grep -q "Allowed mechanisms: RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS" "$T/out" ||
+	fail "PSS key not restricted to PSS: $(cat "$T/out")"
+echo "ok: slots and objects"
+
+# pubkey TOKEN KEY OUT: the public key from the token, as PEM.
+pubkey() {
+	"${PT[@]}" --token-label "$1" -r --type pubkey --label "$2" -o "$T/pub.der" >/dev/null 2>&1 ||
+		fail "read public key $2"
+	openssl pkey -pubin -inform DER -in "$T/pub.der" -out "$3" || fail "public key $2 not DER"
+}
+# keypem KEY OUT: the public key as qsignd lists it.
+keypem() {
+	qsign -p ci keys --json | python3 -c 'import json,sys; print([k for k in json.load(sys.stdin)["keys"] if k["name"]==sys.argv[1]][0]["public_pem"], end="")' "$1" >"$2" ||
+		fail "qsign keys: $1"
+}
+head -c 5000 /dev/urandom >"$T/msg"
+openssl dgst -sha256 -binary "$T/msg" >"$T/msg.sha256"
+
+# --- each mechanism through pkcs11-tool, verified by openssl
+pubkey ci-sign ci-key "$T/ec.pem"
+for mech in ECDSA-SHA256 ECDSA; do
+	in=$T/msg
+	[ "$mech" = ECDSA ] && in=$T/msg.sha256
+	expect_rc 0 "${PT[@]}" --token-label ci-sign --sign -m "$mech" --label ci-key \
+		--signature-format openssl -i "$in" -o "$T/sig"
+	openssl dgst -sha256 -verify "$T/ec.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+		fail "$mech signature does not verify"
+done
+pubkey p11-rsa pss-key "$T/pss.pem"
+for mech in SHA256-RSA-PKCS-PSS RSA-PKCS-PSS; do
+	in=$T/msg opts=()
+	[ "$mech" = RSA-PKCS-PSS ] && in=$T/msg.sha256 opts=(--hash-algorithm SHA256)
+	expect_rc 0 "${PT[@]}" --token-label p11-rsa --sign -m "$mech" "${opts[@]}" \
+		--mgf MGF1-SHA256 --salt-len 32 --label pss-key -i "$in" -o "$T/sig"
+	openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 \
+		-verify "$T/pss.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+		fail "$mech signature does not verify"
+done
+# PSS with another salt length: not the scheme of the key, refused.
+expect_rc 1 "${PT[@]}" --token-label p11-rsa --sign -m RSA-PKCS-PSS --hash-algorithm SHA256 \
+	--mgf MGF1-SHA256 --salt-len 20 --label pss-key -i "$T/msg.sha256" -o "$T/sig"
+grep -q "CKR_MECHANISM_PARAM_INVALID" "$T/err" || fail "PSS salt 20: $(cat "$T/err")"
+# (pkcs11-tool writes Ed25519 public keys in a form openssl does not read)
+keypem ed-key "$T/ed.pem"
+expect_rc 0 "${PT[@]}" --token-label p11-ed --sign -m EDDSA --label ed-key -i "$T/msg" -o "$T/sig"
+openssl pkeyutl -verify -pubin -inkey "$T/ed.pem" -rawin -in "$T/msg" -sigfile "$T/sig" \
+	>/dev/null || fail "EdDSA signature does not verify"
+echo "ok: pkcs11-tool: ECDSA, ECDSA-SHA256, RSA-PKCS-PSS, SHA256-RSA-PKCS-PSS, EDDSA"
+
+# --- libp11's OpenSSL engine
+expect_rc 0 p11_engine pkeyutl -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=ci-sign;object=ci-key" -in "$T/msg.sha256" -out "$T/sig"
+openssl pkeyutl -verify -pubin -inkey "$T/ec.pem" -in "$T/msg.sha256" -sigfile "$T/sig" \
+	>/dev/null || fail "engine pkeyutl signature does not verify"
+expect_rc 0 p11_engine req -new -x509 -engine pkcs11 -keyform engine \
+	-key "pkcs11:token=ci-sign;object=ci-key" -subj "/CN=ci via qsignd" -days 1 -sha256 \
+	-out "$T/ci.crt"
+openssl verify -CAfile "$T/ci.crt" "$T/ci.crt" >/dev/null || fail "self-signed certificate does not verify"
+openssl x509 -in "$T/ci.crt" -noout -pubkey | cmp -s - "$T/ec.pem" || fail "certificate of another key"
+echo "ok: libp11 engine: pkeyutl -sign, req -new -x509"
+
+# --- the module's API as applications use it
+expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" api ci-sign ci-key
+expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" threads ci-sign ci-key 8 25
+cat "$T/out"
+expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" fork ci-sign ci-key
+echo "ok: api, 8 threads, fork"
+
+# --- a refused signature: CKR_FUNCTION_REJECTED, the reason on stderr once,
+# and nothing signed (one signature entry for the role, not two)
+expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" refused p11-slow slow-key
+grep -q "refused to sign with role p11-slow" "$T/err" || fail "no reason on stderr: $(cat "$T/err")"
+[ "$(grep -c 'refused' "$T/err")" = 1 ] || fail "reason not printed once: $(cat "$T/err")"
+echo "ok: refused by the rate limit"
+
+# --- the daemon unreachable: CKR_DEVICE_ERROR at C_Initialize, said once
+expect_rc 1 env QSIGN_SERVER="ipc://$T/nobody.sock" "${PT[@]}" -L
+grep -q "cannot reach qsignd" "$T/err" || fail "unreachable: $(cat "$T/err")"
+# a bad configuration file: C_Initialize fails with one clear line
+echo '{"principal": "ci", "colour": "blue"}' >"$T/bad.conf"
+expect_rc 1 env QSIGN_PKCS11_CONF="$T/bad.conf" "${PT[@]}" -L
+grep -q "bad configuration: .*unknown field \"colour\"" "$T/err" || fail "bad conf: $(cat "$T/err")"
+# a configuration file alone (no QSIGN_* variables) works
+printf '{"server": "ipc://%s/qsignd.sock", "principal": "ci", "identity": "%s/demo/ci.key"}\n' \
+	"$QSIGN_HOME" "$QSIGN_HOME" >"$T/good.conf"
+expect_rc 0 env -u QSIGN_PRINCIPAL -u QSIGN_HOME QSIGN_PKCS11_CONF="$T/good.conf" "${PT[@]}" -L
+grep -q "token label *: ci-sign" "$T/out" || fail "config file: $(cat "$T/out")"
+echo "ok: unreachable daemon, bad and good configuration files"
+
+# --- a quorum role: visible with a wait time; C_Sign waits for 2 approvals
+(
+	export QSIGN_PKCS11_QUORUM_WAIT=60
+	"${PT[@]}" --token-label release --sign -m ECDSA --label release-key \
+		--signature-format openssl -i "$T/msg.sha256" -o "$T/qsig" >"$T/q.out" 2>"$T/q.err"
+	echo $? >"$T/q.rc"
+) &
+qpid=$!
+id=""
+for _ in $(seq 1 100); do
+	id=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q.err" 2>/dev/null)
+	[ -n "$id" ] && break
+	sleep 0.1
+done
+[ -n "$id" ] || fail "no request id on stderr: $(cat "$T/q.err")"
+expect_rc 0 qsign -p admin1 approve "$id"
+expect_rc 0 qsign -p admin2 approve "$id"
+wait "$qpid"
+[ "$(cat "$T/q.rc")" = 0 ] || fail "quorum C_Sign: $(cat "$T/q.err")"
+keypem release-key "$T/rel.pem"
+openssl dgst -sha256 -verify "$T/rel.pem" -signature "$T/qsig" "$T/msg" >/dev/null ||
+	fail "quorum signature does not verify"
+echo "ok: quorum role: C_Sign waited for 2 approvals"
+
+# --- the audit log: every signature under the module's principal
+expect_rc 0 qsign -p auditor audit search --event signature --principal ci
+n=$(grep -c " signature " "$T/out" || true)
+# 2 ECDSA + 2 PSS + 1 EdDSA + 2 engine + api 2 + threads 200 + fork 3 + refused 1
+[ "$n" -ge 211 ] || fail "only $n signature entries: $(tail -5 "$T/out")"
+expect_rc 0 qsign -p auditor audit search --event signature --role p11-slow
+[ "$(grep -c " signature " "$T/out")" = 1 ] || fail "refused signature in the log: $(cat "$T/out")"
+expect_rc 0 qsign -p auditor audit verify
+echo "ok: $n signatures in the audit log under ci; audit verify passes"
