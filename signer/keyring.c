@@ -480,6 +480,9 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 		break;
 	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
 		r = raw_sign(k, digest, 32, sig, sig_len);
 		break;
 	case HSM_KEY_ED25519:
@@ -700,7 +703,7 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 	uint8_t *raw = NULL;
 	int r = 0;
 
-	if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072)
+	if (!hsm_keytype_signs_digest(k->type))
 		return qs_fail(QS_ERR_INVALID, "only ECDSA and RSA keys sign digests");
 	if (n == 0 || n > QS_MAX_BATCH)
 		return qs_fail(QS_ERR_INVALID, "1..%d digests per call", QS_MAX_BATCH);

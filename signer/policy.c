@@ -241,7 +241,8 @@ parse_keys(struct policy *p, json_t *obj)
 		if (alg == NULL || (k->type = hsm_keytype_parse(alg)) == HSM_KEY_NONE ||
 		    strcmp(alg, hsm_keytype_name(k->type)) != 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "keys.%s.algorithm: must be ecdsa-p256, ed25519 or rsa3072",
+				       "keys.%s.algorithm: must be ecdsa-p256, ed25519, rsa3072, "
+				       "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1",
 				       name);
 		if ((k->uri = strdup(uri)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
