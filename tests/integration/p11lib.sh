@@ -45,6 +45,8 @@ p11_demo_keys() {
 	"${tok[@]}" -t ed25519 -l ed-key >/dev/null || fail "keygen ed-key"
 	"${tok[@]}" -t ecdsa-p256 -l slow-key >/dev/null || fail "keygen slow-key"
 	"${tok[@]}" -t ecdsa-p256 -l hidden-key >/dev/null || fail "keygen hidden-key"
+	"${tok[@]}" -t rsa2048-pkcs1 -l db-key >/dev/null || fail "keygen db-key"
+	"${tok[@]}" -t rsa3072-pkcs1 -l fit-key >/dev/null || fail "keygen fit-key"
 	qs_policy_edit "
 def key(n, a): p['keys'][n] = {'uri': 'pkcs11:token=qsign-demo;object=' + n, 'algorithm': a}
 def role(n, keys, who, payloads=('digest', 'blob'), **online):
@@ -54,9 +56,12 @@ key('pss-key', 'rsa3072')
 key('ed-key', 'ed25519')
 key('slow-key', 'ecdsa-p256')
 key('hidden-key', 'ecdsa-p256')
+key('db-key', 'rsa2048-pkcs1')
+key('fit-key', 'rsa3072-pkcs1')
 role('p11-rsa', ['pss-key'], ['ci'])
 role('p11-ed', ['ed-key'], ['ci'], payloads=['blob'])
 role('p11-slow', ['slow-key'], ['ci'], rate_per_second=1, burst=1)
 role('p11-hidden', ['hidden-key'], ['registrar'])
+role('boot', ['db-key', 'fit-key'], ['ci'])
 "
 }

@@ -20,7 +20,7 @@ PT=("${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE")
 
 # --- slots and objects: one token per usable role, none for the others
 expect_rc 0 "${PT[@]}" -L
-for role in ci-sign p11-rsa p11-ed p11-slow; do
+for role in ci-sign p11-rsa p11-ed p11-slow boot; do
 	grep -q "token label *: $role\$" "$T/out" || fail "no token for role $role"
 done
 grep -q "token label *: p11-hidden" "$T/out" && fail "a role of another principal is visible"
@@ -66,6 +66,20 @@ for mech in SHA256-RSA-PKCS-PSS RSA-PKCS-PSS; do
 		-verify "$T/pss.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
 		fail "$mech signature does not verify"
 done
+pubkey boot db-key "$T/db.pem"
+# CKM_RSA_PKCS takes a DigestInfo (as libp11's engine sends it)
+{ printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'; cat "$T/msg.sha256"; } >"$T/msg.di"
+for mech in SHA256-RSA-PKCS RSA-PKCS; do
+	in=$T/msg
+	[ "$mech" = RSA-PKCS ] && in=$T/msg.di
+	expect_rc 0 "${PT[@]}" --token-label boot --sign -m "$mech" --label db-key -i "$in" -o "$T/sig"
+	openssl dgst -sha256 -verify "$T/db.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+		fail "$mech signature does not verify"
+done
+# A DigestInfo of another hash: refused before anything is sent.
+head -c 51 /dev/zero >"$T/bad.di"
+expect_rc 1 "${PT[@]}" --token-label boot --sign -m RSA-PKCS --label db-key -i "$T/bad.di" -o "$T/sig"
+grep -q "CKR_DATA_INVALID" "$T/err" || fail "bad DigestInfo: $(cat "$T/err")"
 # PSS with another salt length: not the scheme of the key, refused.
 expect_rc 1 "${PT[@]}" --token-label p11-rsa --sign -m RSA-PKCS-PSS --hash-algorithm SHA256 \
 	--mgf MGF1-SHA256 --salt-len 20 --label pss-key -i "$T/msg.sha256" -o "$T/sig"
@@ -75,7 +89,7 @@ keypem ed-key "$T/ed.pem"
 expect_rc 0 "${PT[@]}" --token-label p11-ed --sign -m EDDSA --label ed-key -i "$T/msg" -o "$T/sig"
 openssl pkeyutl -verify -pubin -inkey "$T/ed.pem" -rawin -in "$T/msg" -sigfile "$T/sig" \
 	>/dev/null || fail "EdDSA signature does not verify"
-echo "ok: pkcs11-tool: ECDSA, ECDSA-SHA256, RSA-PKCS-PSS, SHA256-RSA-PKCS-PSS, EDDSA"
+echo "ok: pkcs11-tool: ECDSA, ECDSA-SHA256, RSA-PKCS-PSS, SHA256-RSA-PKCS-PSS, RSA-PKCS, SHA256-RSA-PKCS, EDDSA"
 
 # --- libp11's OpenSSL engine
 expect_rc 0 p11_engine pkeyutl -sign -engine pkcs11 -keyform engine \
@@ -144,8 +158,9 @@ echo "ok: quorum role: C_Sign waited for 2 approvals"
 # --- the audit log: every signature under the module's principal
 expect_rc 0 qsign -p auditor audit search --event signature --principal ci
 n=$(grep -c " signature " "$T/out" || true)
-# 2 ECDSA + 2 PSS + 1 EdDSA + 2 engine + api 2 + threads 200 + fork 3 + refused 1
-[ "$n" -ge 211 ] || fail "only $n signature entries: $(tail -5 "$T/out")"
+# 2 ECDSA + 2 PSS + 2 PKCS#1 + 1 EdDSA + 2 engine + api 2 + threads 200 + fork 3
+# + refused 1 + quorum 0 (a request.signed entry)
+[ "$n" -ge 215 ] || fail "only $n signature entries: $(tail -5 "$T/out")"
 expect_rc 0 qsign -p auditor audit search --event signature --role p11-slow
 [ "$(grep -c " signature " "$T/out")" = 1 ] || fail "refused signature in the log: $(cat "$T/out")"
 expect_rc 0 qsign -p auditor audit verify
