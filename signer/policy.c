@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "qs_err.h"
 #include "qs_limits.h"
@@ -204,10 +206,40 @@ parse_principals(struct policy *p, json_t *obj)
 	return 0;
 }
 
+/* keys.NAME.certificate: one PEM X.509 certificate, nothing else. */
+static int
+parse_certificate(struct policy_key *k, json_t *v)
+{
+	const char *pem = json_string_value(v);
+	BIO *b = NULL;
+	X509 *x = NULL;
+	int r;
+
+	if (pem == NULL || json_string_length(v) > QS_MAX_CERT_PEM ||
+	    strlen(pem) != json_string_length(v))
+		return qs_fail(QS_ERR_INVALID, "keys.%s.certificate: must be a PEM string of at most %d bytes",
+			       k->name, QS_MAX_CERT_PEM);
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "keys.%s.certificate: not a PEM X.509 certificate",
+			    k->name);
+		goto out;
+	}
+	if ((k->certificate = strdup(pem)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	X509_free(x);
+	BIO_free(b);
+	return r;
+}
+
 static int
 parse_keys(struct policy *p, json_t *obj)
 {
-	static const char *const allowed[] = {"uri", "algorithm", NULL};
+	static const char *const allowed[] = {"uri", "algorithm", "certificate", NULL};
 	const char *name;
 	json_t *v;
 	int r;
@@ -246,6 +278,9 @@ parse_keys(struct policy *p, json_t *obj)
 				       name);
 		if ((k->uri = strdup(uri)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		if (json_object_get(v, "certificate") != NULL &&
+		    (r = parse_certificate(k, json_object_get(v, "certificate"))) != 0)
+			return r;
 		for (size_t j = 0; j + 1 < p->nkeys; j++)
 			if (strcmp(p->keys[j].uri, k->uri) == 0)
 				return qs_fail(QS_ERR_INVALID,
@@ -626,6 +661,7 @@ policy_unref(struct policy *p)
 	for (size_t i = 0; i < p->nkeys; i++) {
 		free(p->keys[i].name);
 		free(p->keys[i].uri);
+		free(p->keys[i].certificate);
 	}
 	free(p->keys);
 	for (size_t i = 0; i < p->nroles; i++) {

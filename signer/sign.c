@@ -551,6 +551,7 @@ h_list_keys(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 		ki[i].key_id = (char *)k->key_id;
 		ki[i].public_pem = k->spki_pem;
 		ki[i].token = (char *)keyring_token_label(k);
+		ki[i].certificate_pem = p->keys[i].certificate;
 		kip[i] = &ki[i];
 	}
 	resp.n_keys = p->nkeys;

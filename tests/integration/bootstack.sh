@@ -24,6 +24,33 @@ expect_rc 0 p11_engine req -new -x509 -engine pkcs11 -keyform engine \
 openssl req -new -x509 -newkey rsa:2048 -nodes -keyout other.key -subj "/CN=Someone else" \
 	-days 1 -out other.crt 2>/dev/null || fail "other certificate"
 
+# --- the certificate goes into the policy (a quorum change), so tools that
+# read it from the token find it; a certificate of another key is refused
+# at submission
+expect_rc 0 qsign -p admin1 policy show
+python3 - "$T/out" "$T/v2.json" "$T/bad.json" db.crt other.crt <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["version"] = 2
+bad = json.loads(json.dumps(p))
+p["keys"]["db-key"]["certificate"] = open(sys.argv[4]).read()
+bad["keys"]["db-key"]["certificate"] = open(sys.argv[5]).read()
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+json.dump(bad, open(sys.argv[3], "w"), indent=2)
+PY
+expect_rc 1 qsign -p admin1 policy propose "$T/bad.json" -m "db certificate of another key"
+grep -q "certifies another public key" "$T/err" || fail "bad certificate: $(cat "$T/err")"
+expect_rc 0 qsign -p admin1 policy propose "$T/v2.json" -m "db certificate"
+pid=$(cat "$T/out")
+expect_rc 0 qsign -p admin2 approve "$pid"
+expect_rc 0 qsign -p admin3 approve "$pid"
+expect_rc 0 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot -O
+grep -q "Certificate Object" "$T/out" || fail "no certificate object: $(cat "$T/out")"
+expect_rc 0 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot -r \
+	--type cert --label db-key -o db-from-token.der
+openssl x509 -inform DER -in db-from-token.der -out db-from-token.crt || fail "token certificate"
+cmp -s db-from-token.crt db.crt || fail "the token's certificate is not the policy's"
+echo "ok: the policy's certificate is a token object; one of another key is refused"
+
 # --- UEFI Secure Boot: sbsign through the engine, sbverify
 expect_rc 0 "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" sbsign --engine pkcs11 \
 	--key "pkcs11:token=boot;object=db-key" --cert db.crt --output systemd-boot.signed.efi "$EFI"
