@@ -45,13 +45,18 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qsclient.pc
 # Linked into a shared object: the libraries it takes in are built as PIC
 # (for the executables the cost is nil on x86-64).
 set_target_properties(qsclient qs_proto qs_err qs_hsm PROPERTIES POSITION_INDEPENDENT_CODE ON)
-add_library(qsign-pkcs11 MODULE p11_module.c p11_objects.c p11_mech.c p11_config.c)
+# The parts that read what applications, qsignd and the configuration hand
+# the module: a library of their own, so that tests/fuzz reaches them.
+add_library(qs_p11 STATIC p11_objects.c p11_mech.c p11_config.c)
+set_target_properties(qs_p11 PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_link_libraries(qs_p11 PUBLIC qsclient PkgConfig::P11KIT PkgConfig::JANSSON
+                      PkgConfig::CRYPTO)
+add_library(qsign-pkcs11 MODULE p11_module.c)
 set_target_properties(qsign-pkcs11 PROPERTIES
   PREFIX "lib"
   LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib
   C_VISIBILITY_PRESET hidden)
-target_link_libraries(qsign-pkcs11 PRIVATE qsclient PkgConfig::P11KIT PkgConfig::JANSSON
-                      PkgConfig::CRYPTO Threads::Threads)
+target_link_libraries(qsign-pkcs11 PRIVATE qs_p11 Threads::Threads ${CMAKE_DL_LIBS})
 # Only C_GetFunctionList leaves the module: the static nng, protobuf and
 # qsclient symbols must not clash with the application's own.
 target_link_options(qsign-pkcs11 PRIVATE
