@@ -17,6 +17,18 @@ qs_start
 export QSIGN_PRINCIPAL=ci
 cd "$T"
 
+# --- installed as the README says (into a scratch prefix): the module in
+# lib/.../pkcs11/, the p11-kit module file beside p11-kit's others
+cmake --install "$QS_BUILD" --prefix "$T/inst" >"$T/install.log" 2>&1 || fail "cmake --install"
+P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -1)
+[ -n "$P11_MODULE" ] || fail "module not installed into .../pkcs11/: $(cat "$T/install.log")"
+sed -i "s|^MODULE_PATH = .*|MODULE_PATH = $P11_MODULE|" "$T/openssl-p11.cnf"
+modfile=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
+grep -q "^disable-in: p11-kit-proxy" "$modfile" || fail "no p11-kit module file"
+# (p11-kit reads module files from its system directory only, for root:
+# `p11-kit list-modules` is not run here, it would need /usr/share.)
+echo "ok: installed into lib/.../pkcs11/ with its p11-kit module file"
+
 # --- the db certificate: made through the module (the key never leaves qsignd)
 expect_rc 0 p11_engine req -new -x509 -engine pkcs11 -keyform engine \
 	-key "pkcs11:token=boot;object=db-key" -subj "/CN=Build farm UEFI db" -days 3650 \
