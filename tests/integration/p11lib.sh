@@ -39,6 +39,7 @@ p11_engine() { "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" openssl "$@
 #   p11-ed    Ed25519, blobs          (ci, online)
 #   p11-slow  ECDSA, 1 signature/s     (ci, online): the refused signature
 #   p11-hidden ECDSA                  (registrar only): invisible to ci
+#   boot      RSA-2048 PKCS#1 v1.5 "db-key" (ci, online): UEFI db, CMS
 p11_demo_keys() {
 	local tok=(qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin")
 	"${tok[@]}" -t rsa3072 -l pss-key >/dev/null || fail "keygen pss-key"
@@ -46,7 +47,6 @@ p11_demo_keys() {
 	"${tok[@]}" -t ecdsa-p256 -l slow-key >/dev/null || fail "keygen slow-key"
 	"${tok[@]}" -t ecdsa-p256 -l hidden-key >/dev/null || fail "keygen hidden-key"
 	"${tok[@]}" -t rsa2048-pkcs1 -l db-key >/dev/null || fail "keygen db-key"
-	"${tok[@]}" -t rsa3072-pkcs1 -l fit-key >/dev/null || fail "keygen fit-key"
 	qs_policy_edit "
 def key(n, a): p['keys'][n] = {'uri': 'pkcs11:token=qsign-demo;object=' + n, 'algorithm': a}
 def role(n, keys, who, payloads=('digest', 'blob'), **online):
@@ -57,11 +57,10 @@ key('ed-key', 'ed25519')
 key('slow-key', 'ecdsa-p256')
 key('hidden-key', 'ecdsa-p256')
 key('db-key', 'rsa2048-pkcs1')
-key('fit-key', 'rsa3072-pkcs1')
 role('p11-rsa', ['pss-key'], ['ci'])
 role('p11-ed', ['ed-key'], ['ci'], payloads=['blob'])
 role('p11-slow', ['slow-key'], ['ci'], rate_per_second=1, burst=1)
 role('p11-hidden', ['hidden-key'], ['registrar'])
-role('boot', ['db-key', 'fit-key'], ['ci'])
+role('boot', ['db-key'], ['ci'])
 "
 }
