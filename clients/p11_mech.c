@@ -224,6 +224,18 @@ raw_digest(const struct p11_op *op, const uint8_t *in, size_t len, uint8_t diges
 	}
 }
 
+/* The message itself, for qsignd to hash (or, Ed25519, sign whole). */
+static CK_RV
+blob_payload(const uint8_t *in, size_t in_len, struct p11_payload *pl)
+{
+	if (in_len > QS_MAX_BLOB)
+		return CKR_DATA_LEN_RANGE;
+	pl->kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
+	pl->data = in;
+	pl->len = in_len;
+	return CKR_OK;
+}
+
 CK_RV
 p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_digest,
                int allow_blob, struct p11_payload *pl)
@@ -239,12 +251,7 @@ p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_di
 	if (op->fam == P11_FAM_ED25519) {
 		if (!allow_blob)
 			return CKR_FUNCTION_REJECTED;
-		if (in_len > QS_MAX_BLOB)
-			return CKR_DATA_LEN_RANGE;
-		pl->kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
-		pl->data = in;
-		pl->len = in_len;
-		return CKR_OK;
+		return blob_payload(in, in_len, pl);
 	}
 	if (!op->hashing) {
 		if ((rv = raw_digest(op, in, in_len, pl->digest)) != CKR_OK)
@@ -253,12 +260,7 @@ p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_di
 			return CKR_FUNCTION_REJECTED;
 	} else if (!op->updated && !allow_digest && allow_blob) {
 		/* A role that takes blobs only: qsignd hashes the message. */
-		if (in_len > QS_MAX_BLOB)
-			return CKR_DATA_LEN_RANGE;
-		pl->kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
-		pl->data = in;
-		pl->len = in_len;
-		return CKR_OK;
+		return blob_payload(in, in_len, pl);
 	} else {
 		if (!allow_digest)
 			return CKR_FUNCTION_REJECTED;

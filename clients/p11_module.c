@@ -211,6 +211,16 @@ leave(CK_RV rv)
 	return rv;
 }
 
+/* ENTER() and a valid slot id / session handle (s set), or the CKR. */
+#define ENTER_SLOT(id)                                                                             \
+	ENTER();                                                                                   \
+	if ((id) >= M.nslots)                                                                      \
+	return leave(CKR_SLOT_ID_INVALID)
+#define ENTER_SESSION(h, s)                                                                        \
+	ENTER();                                                                                   \
+	if (((s) = session_get(h)) == NULL)                                                        \
+	return leave(CKR_SESSION_HANDLE_INVALID)
+
 static struct session *
 session_get(CK_SESSION_HANDLE h)
 {
@@ -556,9 +566,7 @@ qp_GetSlotInfo(CK_SLOT_ID id, CK_SLOT_INFO_PTR p)
 
 	if (p == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	memset(p, 0, sizeof(*p));
 	snprintf(desc, sizeof(desc), "qsignd role %s", M.slots[id].role);
 	pad(p->slotDescription, sizeof(p->slotDescription), desc);
@@ -575,9 +583,7 @@ qp_GetTokenInfo(CK_SLOT_ID id, CK_TOKEN_INFO_PTR p)
 
 	if (p == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	memset(p, 0, sizeof(*p));
 	pad(p->label, sizeof(p->label), M.slots[id].role);
 	pad(p->manufacturerID, sizeof(p->manufacturerID), "quorum-signer");
@@ -628,9 +634,7 @@ qp_GetMechanismList(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR coun
 
 	if (count == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	n = slot_mechs(&M.slots[id], m, 16);
 	if (list != NULL && *count < n)
 		rv = CKR_BUFFER_TOO_SMALL;
@@ -649,9 +653,7 @@ qp_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR
 
 	if (p == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	n = slot_mechs(&M.slots[id], m, 16);
 	for (i = 0; i < n && m[i] != type; i++)
 		;
@@ -674,9 +676,7 @@ qp_OpenSession(CK_SLOT_ID id, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
 	(void)notify;
 	if (out == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	if (!(flags & CKF_SERIAL_SESSION))
 		return leave(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
 	for (i = 0; i < P11_MAX_SESSIONS && M.sess[i] != NULL; i++)
@@ -718,9 +718,7 @@ qp_CloseSession(CK_SESSION_HANDLE h)
 	FORWARD(C_CloseSession, (h));
 	struct session *s;
 
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	sessions_close(s->slot, h, 0);
 	return leave(CKR_OK);
 }
@@ -729,9 +727,7 @@ static CK_RV
 qp_CloseAllSessions(CK_SLOT_ID id)
 {
 	FORWARD(C_CloseAllSessions, (id));
-	ENTER();
-	if (id >= M.nslots)
-		return leave(CKR_SLOT_ID_INVALID);
+	ENTER_SLOT(id);
 	sessions_close(id, 0, 1);
 	return leave(CKR_OK);
 }
@@ -745,9 +741,7 @@ qp_GetSessionInfo(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR p)
 
 	if (p == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	rw = (s->flags & CKF_RW_SESSION) != 0;
 	user = M.slots[s->slot].logged_in;
 	memset(p, 0, sizeof(*p));
@@ -768,9 +762,7 @@ qp_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG l
 
 	(void)pin;
 	(void)len;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (user != CKU_USER && user != CKU_SO && user != CKU_CONTEXT_SPECIFIC)
 		return leave(CKR_USER_TYPE_INVALID);
 	if (user == CKU_CONTEXT_SPECIFIC)
@@ -787,9 +779,7 @@ qp_Logout(CK_SESSION_HANDLE h)
 	FORWARD(C_Logout, (h));
 	struct session *s;
 
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!M.slots[s->slot].logged_in)
 		return leave(CKR_USER_NOT_LOGGED_IN);
 	M.slots[s->slot].logged_in = 0;
@@ -808,9 +798,7 @@ qp_GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t
 
 	if (tmpl == NULL && n > 0)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!obj_decode(o, s->slot, &key, &kind))
 		return leave(CKR_OBJECT_HANDLE_INVALID);
 	return leave(p11_obj_get(&M.slots[s->slot].keys[key], kind, tmpl, n));
@@ -826,9 +814,7 @@ qp_GetObjectSize(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, CK_ULONG_PTR size)
 
 	if (size == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!obj_decode(o, s->slot, &key, &kind))
 		return leave(CKR_OBJECT_HANDLE_INVALID);
 	*size = CK_UNAVAILABLE_INFORMATION;
@@ -844,9 +830,7 @@ qp_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
 
 	if (tmpl == NULL && n > 0)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (s->finding)
 		return leave(CKR_OPERATION_ACTIVE);
 	sl = &M.slots[s->slot];
@@ -872,9 +856,7 @@ qp_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR out, CK_ULONG max, CK_U
 
 	if ((out == NULL && max > 0) || count == NULL)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!s->finding)
 		return leave(CKR_OPERATION_NOT_INITIALIZED);
 	while (n < max && s->pos < s->nfound)
@@ -889,9 +871,7 @@ qp_FindObjectsFinal(CK_SESSION_HANDLE h)
 	FORWARD(C_FindObjectsFinal, (h));
 	struct session *s;
 
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!s->finding)
 		return leave(CKR_OPERATION_NOT_INITIALIZED);
 	s->finding = 0;
@@ -913,9 +893,7 @@ qp_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE o)
 	int kind;
 	CK_RV rv;
 
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (s->signing)
 		return leave(CKR_OPERATION_ACTIVE);
 	if (!obj_decode(o, s->slot, &key, &kind))
@@ -1115,9 +1093,7 @@ sign_common(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG data_len, int final,
 
 	if (sig_len == NULL || (!final && data == NULL && data_len > 0))
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!s->signing)
 		return leave(CKR_OPERATION_NOT_INITIALIZED);
 	if (!final && s->op.updated) {
@@ -1154,9 +1130,7 @@ qp_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
 
 	if (part == NULL && len > 0)
 		return CKR_ARGUMENTS_BAD;
-	ENTER();
-	if ((s = session_get(h)) == NULL)
-		return leave(CKR_SESSION_HANDLE_INVALID);
+	ENTER_SESSION(h, s);
 	if (!s->signing)
 		return leave(CKR_OPERATION_NOT_INITIALIZED);
 	if ((rv = p11_op_update(&s->op, part, len)) != CKR_OK) {

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "p11.h"
+#include "pki_payload.h"
 
 /* OIDs of the curves, DER, as CKA_EC_PARAMS carries them. */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -70,42 +71,6 @@ bn_param(EVP_PKEY *pk, const char *name, uint8_t **dst, size_t *dst_len)
 	r = 0;
 out:
 	BN_free(bn);
-	return r;
-}
-
-static int
-load_cert(struct p11_key *k, const char *pem)
-{
-	BIO *b = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *xk = NULL;
-	unsigned char *der = NULL;
-	int len, r;
-
-	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		r = qs_fail(QS_ERR_INVALID, "key %s: certificate is not PEM X.509", k->name);
-		goto out;
-	}
-	/* A certificate of another key would make tools sign with this key
-	 * and embed a certificate nobody can verify it with. */
-	if ((xk = X509_get_pubkey(x)) == NULL || (len = i2d_PUBKEY(xk, &der)) < 0 ||
-	    (size_t)len != k->spki_len || memcmp(der, k->spki, k->spki_len) != 0) {
-		r = qs_fail(QS_ERR_INVALID, "key %s: the certificate is for another key", k->name);
-		goto out;
-	}
-	OPENSSL_free(der);
-	der = NULL;
-	if ((len = i2d_X509(x, &der)) <= 0) {
-		r = qs_fail(QS_ERR_CRYPTO, "key %s: certificate does not encode", k->name);
-		goto out;
-	}
-	r = dup_bytes(&k->cert, &k->cert_len, der, (size_t)len);
-out:
-	OPENSSL_free(der);
-	EVP_PKEY_free(xk);
-	X509_free(x);
-	BIO_free(b);
 	return r;
 }
 
@@ -193,9 +158,21 @@ p11_key_from_info(struct p11_key *k, const Qsign__V1__KeyInfo *ki)
 	case P11_FAM_NONE:
 		break;
 	}
-	if (ki->certificate_pem != NULL && ki->certificate_pem[0] != '\0' &&
-	    (r = load_cert(k, ki->certificate_pem)) != 0)
-		goto out;
+	if (ki->certificate_pem != NULL && ki->certificate_pem[0] != '\0') {
+		/* The daemon checked it at policy load; checked again, since a
+		 * wrong one would make tools embed a useless certificate. */
+		uint8_t *cder = NULL;
+		size_t clen = 0;
+		if ((r = pki_key_cert_check(ki->certificate_pem, ki->public_pem, &cder, &clen)) !=
+		    0) {
+			r = qs_wrap(r, "key %s", ki->name);
+			goto out;
+		}
+		r = dup_bytes(&k->cert, &k->cert_len, cder, clen);
+		OPENSSL_free(cder);
+		if (r != 0)
+			goto out;
+	}
 	r = 0;
 out:
 	OPENSSL_free(der);

@@ -13,6 +13,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "metrics.h"
+#include "pki_payload.h"
 #include "privsep.h"
 #include "statement.h"
 #include "store.h"
@@ -265,40 +266,6 @@ out:
 	return r;
 }
 
-/* The policy's certificate of key k must certify k's public key: a
- * certificate of another key makes tools embed one nobody can verify the
- * signature with. */
-static int
-check_certificate(const struct policy_key *pk, const struct keyring_key *k)
-{
-	BIO *b = NULL, *kb = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *xk = NULL, *kk = NULL;
-	int r;
-
-	if (pk->certificate == NULL)
-		return 0;
-	if ((b = BIO_new_mem_buf(pk->certificate, -1)) == NULL ||
-	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL || (xk = X509_get_pubkey(x)) == NULL ||
-	    (kb = BIO_new_mem_buf(k->spki_pem, -1)) == NULL ||
-	    (kk = PEM_read_bio_PUBKEY(kb, NULL, NULL, NULL)) == NULL) {
-		r = qs_fail(QS_ERR_INVALID, "certificate: not readable");
-		goto out;
-	}
-	if (EVP_PKEY_eq(xk, kk) != 1) {
-		r = qs_fail(QS_ERR_INVALID, "certificate: it certifies another public key");
-		goto out;
-	}
-	r = 0;
-out:
-	EVP_PKEY_free(kk);
-	EVP_PKEY_free(xk);
-	X509_free(x);
-	BIO_free(kb);
-	BIO_free(b);
-	return r;
-}
-
 int
 keyring_bind(struct keyring *kr, struct policy *p)
 {
@@ -309,7 +276,9 @@ keyring_bind(struct keyring *kr, struct policy *p)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < p->nkeys; i++)
 		if ((r = load_key(kr, &p->keys[i], &bound[i])) != 0 ||
-		    (r = check_certificate(&p->keys[i], bound[i])) != 0) {
+		    (p->keys[i].certificate != NULL &&
+		     (r = pki_key_cert_check(p->keys[i].certificate, bound[i]->spki_pem, NULL,
+					     NULL)) != 0)) {
 			free(bound);
 			return qs_wrap(r, "policy keys.%s", p->keys[i].name);
 		}

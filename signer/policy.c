@@ -9,12 +9,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "payload.h"
+#include "pki_payload.h"
 #include "statement.h"
 
 static int
@@ -206,34 +205,24 @@ parse_principals(struct policy *p, json_t *obj)
 	return 0;
 }
 
-/* keys.NAME.certificate: one PEM X.509 certificate, nothing else. */
+/* keys.NAME.certificate: one PEM X.509 certificate (which key it certifies
+ * is checked once the keys are bound: keyring_bind). */
 static int
 parse_certificate(struct policy_key *k, json_t *v)
 {
 	const char *pem = json_string_value(v);
-	BIO *b = NULL;
-	X509 *x = NULL;
 	int r;
 
 	if (pem == NULL || json_string_length(v) > QS_MAX_CERT_PEM ||
 	    strlen(pem) != json_string_length(v))
-		return qs_fail(QS_ERR_INVALID, "keys.%s.certificate: must be a PEM string of at most %d bytes",
+		return qs_fail(QS_ERR_INVALID,
+			       "keys.%s.certificate: must be a PEM string of at most %d bytes",
 			       k->name, QS_MAX_CERT_PEM);
-	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
-	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		r = qs_fail(QS_ERR_INVALID, "keys.%s.certificate: not a PEM X.509 certificate",
-			    k->name);
-		goto out;
-	}
-	if ((k->certificate = strdup(pem)) == NULL) {
-		r = qs_fail(QS_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	r = 0;
-out:
-	X509_free(x);
-	BIO_free(b);
-	return r;
+	if ((r = pki_key_cert_check(pem, NULL, NULL, NULL)) != 0)
+		return qs_wrap(r, "keys.%s", k->name);
+	if ((k->certificate = strdup(pem)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	return 0;
 }
 
 static int
