@@ -131,29 +131,57 @@ expect_rc 0 env -u QSIGN_PRINCIPAL -u QSIGN_HOME QSIGN_PKCS11_CONF="$T/good.conf
 grep -q "token label *: ci-sign" "$T/out" || fail "config file: $(cat "$T/out")"
 echo "ok: unreachable daemon, bad and good configuration files"
 
-# --- a quorum role: visible with a wait time; C_Sign waits for 2 approvals
-(
-	export QSIGN_PKCS11_QUORUM_WAIT=60
-	"${PT[@]}" --token-label release --sign -m ECDSA --label release-key \
-		--signature-format openssl -i "$T/msg.sha256" -o "$T/qsig" >"$T/q.out" 2>"$T/q.err"
-	echo $? >"$T/q.rc"
-) &
-qpid=$!
-id=""
-for _ in $(seq 1 100); do
-	id=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q.err" 2>/dev/null)
-	[ -n "$id" ] && break
-	sleep 0.1
-done
-[ -n "$id" ] || fail "no request id on stderr: $(cat "$T/q.err")"
-expect_rc 0 qsign -p admin1 approve "$id"
-expect_rc 0 qsign -p admin2 approve "$id"
-wait "$qpid"
-[ "$(cat "$T/q.rc")" = 0 ] || fail "quorum C_Sign: $(cat "$T/q.err")"
+# --- a quorum role: visible with a wait time; C_Sign waits for the votes
+# quorum_sign N: pkcs11-tool signs with release-key in the background
+# (files $T/qN.*); sets QID to the request id it printed on stderr.
+quorum_sign() {
+	(
+		export QSIGN_PKCS11_QUORUM_WAIT=60
+		rc=0
+		"${PT[@]}" --token-label release --sign -m ECDSA --label release-key \
+			--signature-format openssl -i "$T/msg.sha256" -o "$T/q$1.sig" \
+			>"$T/q$1.out" 2>"$T/q$1.err" || rc=$?
+		echo "$rc" >"$T/q$1.rc"
+	) &
+	QPID=$!
+	QID=""
+	for _ in $(seq 1 300); do
+		QID=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q$1.err" 2>/dev/null)
+		[ -n "$QID" ] && return 0
+		sleep 0.1
+	done
+	fail "no request id on stderr: $(cat "$T/q$1.err")"
+}
+quorum_sign 1
+expect_rc 0 qsign -p admin1 approve "$QID"
+expect_rc 0 qsign -p admin2 approve "$QID"
+wait "$QPID"
+[ "$(cat "$T/q1.rc")" = 0 ] || fail "quorum C_Sign: $(cat "$T/q1.err")"
 keypem release-key "$T/rel.pem"
-openssl dgst -sha256 -verify "$T/rel.pem" -signature "$T/qsig" "$T/msg" >/dev/null ||
+openssl dgst -sha256 -verify "$T/rel.pem" -signature "$T/q1.sig" "$T/msg" >/dev/null ||
 	fail "quorum signature does not verify"
-echo "ok: quorum role: C_Sign waited for 2 approvals"
+# rejected by two admins: CKR_FUNCTION_REJECTED, no signature. (pkcs11-tool
+# tries again multi-part after a failed C_Sign: that second request is
+# rejected too; it prints CKR_FUNCTION_REJECTED as 0x200.)
+quorum_sign 2
+for attempt in 1 2; do
+	expect_rc 0 qsign -p admin1 reject "$QID" -m "not this image"
+	expect_rc 0 qsign -p admin3 reject "$QID" -m "not this image"
+	[ "$attempt" = 2 ] && break
+	for _ in $(seq 1 300); do
+		next=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q2.err" | tail -1)
+		[ "$next" != "$QID" ] && break
+		kill -0 "$QPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ "$next" != "$QID" ] || break
+	QID=$next
+done
+wait "$QPID"
+[ "$(cat "$T/q2.rc")" != 0 ] || fail "a rejected request signed"
+cat "$T/q2.out" "$T/q2.err" | grep -q "CKR_FUNCTION_REJECTED\|(0x200)" || fail "rejected: $(cat "$T/q2.err")"
+grep -q "ended unsigned" "$T/q2.err" || fail "rejected: no reason: $(cat "$T/q2.err")"
+echo "ok: quorum role: C_Sign waited for 2 approvals; a rejected request is CKR_FUNCTION_REJECTED"
 
 # --- the audit log: every signature under the module's principal
 expect_rc 0 qsign -p auditor audit search --event signature --principal ci
