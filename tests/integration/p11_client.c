@@ -203,6 +203,17 @@ mode_api(void)
 	priv = find(s, CKO_PRIVATE_KEY);
 	pubh = find(s, CKO_PUBLIC_KEY);
 	load_pub(s);
+	/* CKA_EC_POINT (DER OCTET STRING) is the point of CKA_PUBLIC_KEY_INFO. */
+	{
+		unsigned char pt[80], spki_pt[80];
+		size_t spki_len = 0;
+		a[0] = (CK_ATTRIBUTE){CKA_EC_POINT, pt, sizeof(pt)};
+		CK(F->C_GetAttributeValue(s, pubh, a, 1), CKR_OK);
+		CHECK(EVP_PKEY_get_octet_string_param(pub, "encoded-pub-key", spki_pt,
+		                                      sizeof(spki_pt), &spki_len) == 1);
+		CHECK(a[0].ulValueLen == spki_len + 2 && pt[0] == 0x04 && pt[1] == spki_len &&
+		      memcmp(pt + 2, spki_pt, spki_len) == 0);
+	}
 	/* Attributes of the private key: sensitive, not extractable. */
 	a[0] = (CK_ATTRIBUTE){CKA_SENSITIVE, &b, sizeof(b)};
 	CK(F->C_GetAttributeValue(s, priv, a, 1), CKR_OK);

@@ -3,6 +3,9 @@
 # the foreign tools (pkcs11-tool, openssl with libp11's engine, sbsign,
 # osslsigncode) run so that they can load it.
 
+# The daemon binds a dozen keys: under the sanitizers on a busy machine
+# its start takes longer than lib.sh waits by default.
+export QS_START_TRIES=${QS_START_TRIES:-600}
 P11_MODULE=${QS_BUILD:-$QS_BIN/..}/lib/libqsign-pkcs11.so
 [ -f "$P11_MODULE" ] || fail "no module at $P11_MODULE"
 P11_ENGINE=$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | head -1)
