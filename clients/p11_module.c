@@ -398,7 +398,9 @@ fork_copy(void)
 	ssize_t n;
 	CK_RV rv = CKR_GENERAL_ERROR;
 
-	if (dladdr((void *)C_GetFunctionList, &di) == 0 || di.dli_fname == NULL) {
+	/* A hidden symbol: C_GetFunctionList's address would be the first one
+	 * in the process (libp11-kit's, when the application links it). */
+	if (dladdr((void *)&M, &di) == 0 || di.dli_fname == NULL) {
 		report("forked child: cannot find the module's file");
 		return rv;
 	}
