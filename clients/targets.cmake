@@ -67,6 +67,18 @@ target_link_options(qsign-pkcs11 PRIVATE
   -Wl,-z,nodelete)
 set_property(TARGET qsign-pkcs11 APPEND PROPERTY LINK_DEPENDS
              ${CMAKE_CURRENT_SOURCE_DIR}/p11_module.map)
-install(TARGETS qsign-pkcs11 LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkcs11)
-install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsign-pkcs11.module
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/p11-kit/modules)
+# Where p11-kit looks for modules and their files (Debian: the multiarch
+# lib/<triplet>/pkcs11 and share/p11-kit/modules), relative to the prefix so
+# that a scratch or package install follows it.
+pkg_get_variable(QS_P11_MODULE_PATH p11-kit-1 p11_module_path)
+pkg_get_variable(QS_P11_MODULE_CONFIGS p11-kit-1 p11_module_configs)
+string(REGEX REPLACE "^/usr/" "" QS_P11_MODULE_DIR "${QS_P11_MODULE_PATH}")
+string(REGEX REPLACE "^/usr/" "" QS_P11_CONFIG_DIR "${QS_P11_MODULE_CONFIGS}")
+if(QS_P11_MODULE_DIR STREQUAL "" OR IS_ABSOLUTE "${QS_P11_MODULE_DIR}")
+  set(QS_P11_MODULE_DIR ${CMAKE_INSTALL_LIBDIR}/pkcs11)
+endif()
+if(QS_P11_CONFIG_DIR STREQUAL "" OR IS_ABSOLUTE "${QS_P11_CONFIG_DIR}")
+  set(QS_P11_CONFIG_DIR ${CMAKE_INSTALL_DATADIR}/p11-kit/modules)
+endif()
+install(TARGETS qsign-pkcs11 LIBRARY DESTINATION ${QS_P11_MODULE_DIR})
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsign-pkcs11.module DESTINATION ${QS_P11_CONFIG_DIR})
