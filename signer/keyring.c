@@ -181,6 +181,17 @@ out:
 	return r;
 }
 
+/* The key found in the token is of the algorithm the policy states. */
+static int
+type_check(const struct keyring_key *k, const struct policy_key *pk)
+{
+	if (pk->type != HSM_KEY_NONE && k->type != pk->type)
+		return qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
+			       hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
+			       hsm_keytype_name(pk->type));
+	return 0;
+}
+
 static int
 load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **out)
 {
@@ -194,6 +205,10 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 	*out = NULL;
 	for (size_t i = 0; i < kr->nkeys; i++)
 		if (strcmp(kr->keys[i]->uri, pk->uri) == 0) {
+			/* Found before: the algorithm the policy states is still
+			 * checked (a proposal must not rename a PKCS#1 key PSS). */
+			if ((r = type_check(kr->keys[i], pk)) != 0)
+				return r;
 			*out = kr->keys[i];
 			return 0;
 		}
@@ -220,12 +235,8 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 			goto out;
 		k->type = hsm_key_type(k->key);
 	}
-	if (pk->type != HSM_KEY_NONE && k->type != pk->type) {
-		r = qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
-			    hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
-			    hsm_keytype_name(pk->type));
+	if ((r = type_check(k, pk)) != 0)
 		goto out;
-	}
 	if (kr->ps != NULL) {
 		if ((r = der_to_pem(der, der_len, &k->spki_pem)) != 0)
 			goto out;

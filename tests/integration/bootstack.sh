@@ -48,9 +48,16 @@ p["keys"]["db-key"]["certificate"] = open(sys.argv[4]).read()
 bad["keys"]["db-key"]["certificate"] = open(sys.argv[5]).read()
 json.dump(p, open(sys.argv[2], "w"), indent=2)
 json.dump(bad, open(sys.argv[3], "w"), indent=2)
+pss = json.loads(json.dumps(p))
+pss["keys"]["db-key"]["algorithm"] = "rsa3072"
+json.dump(pss, open(sys.argv[3] + ".pss", "w"), indent=2)
 PY
 expect_rc 1 qsign -p admin1 policy propose "$T/bad.json" -m "db certificate of another key"
 grep -q "certifies another public key" "$T/err" || fail "bad certificate: $(cat "$T/err")"
+# the PKCS#1 key declared as a PSS key: not that token object (one key, one
+# scheme), refused at submission
+expect_rc 1 qsign -p admin1 policy propose "$T/bad.json.pss" -m "db-key as PSS"
+grep -q "keys.db-key" "$T/err" || fail "db-key as PSS: $(cat "$T/err")"
 expect_rc 0 qsign -p admin1 policy propose "$T/v2.json" -m "db certificate"
 pid=$(cat "$T/out")
 expect_rc 0 qsign -p admin2 approve "$pid"
