@@ -468,9 +468,8 @@ info_main(int argc, char **argv, struct globals *g)
 		r = json_print(
 		        json_pack("{s:s, s:s?, s:s, s:I, s:s, s:o, s:o}", "server_identity",
 		                  info->server_identity, "server_key", skey, "version",
-		                  info->version, "policy_version",
-		                  (json_int_t)info->policy_version, "principal", info->principal,
-		                  "principal_roles",
+		                  info->version, "policy_version", (json_int_t)info->policy_version,
+		                  "principal", info->principal, "principal_roles",
 		                  json_strings(info->principal_roles, info->n_principal_roles),
 		                  "roles", roles),
 		        JSON_INDENT(2));
@@ -517,7 +516,8 @@ keys_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
-	        "  List the keys named in the policy: name, algorithm, key id, token and\n"
+	        "  List the keys named in the policy: name, algorithm, key id, token,\n"
+	        "  whether the policy attaches a certificate (--json: certificate_pem) and\n"
 	        "  public key.\n"
 	        "example: %s -p ci keys --json\n",
 	        progname, progname);
@@ -542,10 +542,13 @@ keys_main(int argc, char **argv, struct globals *g)
 		json_t *a = json_array();
 		for (size_t i = 0; i < keys->n_keys; i++) {
 			const Qsign__V1__KeyInfo *k = keys->keys[i];
-			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-			                                   k->name, "algorithm", k->algorithm,
-			                                   "key_id", k->key_id, "token", k->token,
-			                                   "public_pem", k->public_pem));
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", k->name,
+			                      "algorithm", k->algorithm, "key_id", k->key_id,
+			                      "token", k->token, "public_pem", k->public_pem);
+			if (o != NULL && k->certificate_pem[0] != '\0')
+				json_object_set_new(o, "certificate_pem",
+				                    json_string(k->certificate_pem));
+			json_array_append_new(a, o);
 		}
 		r = json_print(json_pack("{s:o}", "keys", a), JSON_INDENT(2));
 		r = r == 0 ? EXIT_OK : EXIT_FAILED;
@@ -566,6 +569,8 @@ keys_main(int argc, char **argv, struct globals *g)
 		put_safe(stdout, k->public_pem, 1);
 		if (k->public_pem[0] != '\0' && k->public_pem[strlen(k->public_pem) - 1] != '\n')
 			fputc('\n', stdout);
+		if (k->certificate_pem[0] != '\0')
+			fputs("  certificate: yes (--json shows it)\n", stdout);
 	}
 	r = EXIT_OK;
 out:
@@ -1189,12 +1194,14 @@ static const struct command commands[] = {
         {"approve", approve_main, approve_usage, "approve a request (signed with your key)", NULL},
         {"reject", reject_main, reject_usage, "reject a request (signed with your key)", NULL},
         {"policy", policy_main, policy_usage, "policy versions: show, propose", policy_commands},
-        {"metrics", metrics_main, metrics_usage,
-         "daemon counters (Prometheus text) and readiness", NULL},
+        {"metrics", metrics_main, metrics_usage, "daemon counters (Prometheus text) and readiness",
+         NULL},
         {"audit", audit_main, audit_usage,
          "audit log: checkpoint, tail, show, proof, export, verify", audit_commands},
-        {"tuf", tuf_main, tuf_usage, "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
-        {"ca", ca_main, ca_usage, "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
+        {"tuf", tuf_main, tuf_usage,
+         "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
+        {"ca", ca_main, ca_usage,
+         "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -31,7 +31,15 @@
 #define P256_SIG_LEN 64
 #define ED25519_SIG_LEN 64
 #define RSA3072_SIG_LEN 384
+#define RSA2048_SIG_LEN 256
+#define RSA4096_SIG_LEN 512
 #define DIGEST_LEN 32
+
+/* DER DigestInfo of a SHA-256 digest up to the digest (RFC 8017 9.2):
+ * CKM_RSA_PKCS signs it with the digest appended. */
+static const uint8_t sha256_digestinfo[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                            0x01, 0x05, 0x00, 0x04, 0x20};
 
 /* DER of the named curves we create and recognise. */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -856,10 +864,46 @@ hsm_keytype_name(enum hsm_keytype type)
 		return "ed25519";
 	case HSM_KEY_RSA3072:
 		return "rsa3072";
+	case HSM_KEY_RSA2048_PKCS1:
+		return "rsa2048-pkcs1";
+	case HSM_KEY_RSA3072_PKCS1:
+		return "rsa3072-pkcs1";
+	case HSM_KEY_RSA4096_PKCS1:
+		return "rsa4096-pkcs1";
 	case HSM_KEY_NONE:
 		break;
 	}
 	return NULL;
+}
+
+int
+hsm_keytype_is_rsa(enum hsm_keytype t)
+{
+	return t == HSM_KEY_RSA3072 || t == HSM_KEY_RSA2048_PKCS1 || t == HSM_KEY_RSA3072_PKCS1 ||
+	       t == HSM_KEY_RSA4096_PKCS1;
+}
+
+int
+hsm_keytype_signs_digest(enum hsm_keytype t)
+{
+	return t == HSM_KEY_EC_P256 || hsm_keytype_is_rsa(t);
+}
+
+/* Modulus bytes of an RSA type (0 for the others). */
+static size_t
+rsa_len(enum hsm_keytype t)
+{
+	switch (t) {
+	case HSM_KEY_RSA2048_PKCS1:
+		return RSA2048_SIG_LEN;
+	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA3072_PKCS1:
+		return RSA3072_SIG_LEN;
+	case HSM_KEY_RSA4096_PKCS1:
+		return RSA4096_SIG_LEN;
+	default:
+		return 0;
+	}
 }
 
 enum hsm_keytype
@@ -873,6 +917,9 @@ hsm_keytype_parse(const char *s)
 		return HSM_KEY_ED25519;
 	if (!strcmp(s, "rsa3072") || !strcmp(s, "rsa"))
 		return HSM_KEY_RSA3072;
+	for (int t = HSM_KEY_RSA2048_PKCS1; t <= HSM_KEY_RSA4096_PKCS1; t++)
+		if (!strcmp(s, hsm_keytype_name((enum hsm_keytype)t)))
+			return (enum hsm_keytype)t;
 	return HSM_KEY_NONE;
 }
 
@@ -984,6 +1031,40 @@ bytes_eq(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 	return a_len == b_len && memcmp(a, b, a_len) == 0;
 }
 
+/* The type of an RSA key of n modulus bytes: its scheme is the one its
+ * CKA_ALLOWED_MECHANISMS names (CKM_RSA_PKCS: PKCS#1 v1.5, CKM_RSA_PKCS_PSS:
+ * PSS); a key that allows both, or neither with a list, is unsupported (one
+ * key, one scheme); no list at all is a PSS key of our earlier keygen. */
+static int
+rsa_type(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, size_t n, enum hsm_keytype *type,
+         CK_RV *rvp)
+{
+	uint8_t *v = NULL;
+	size_t len = 0;
+	int pkcs1 = 0, pss = 0, r;
+
+	*type = HSM_KEY_NONE;
+	if ((r = attr_get(t, h, o, CKA_ALLOWED_MECHANISMS, &v, &len, rvp)) != 0 &&
+	    r != QS_ERR_NOT_FOUND)
+		return r;
+	for (size_t i = 0; i + sizeof(CK_MECHANISM_TYPE) <= len; i += sizeof(CK_MECHANISM_TYPE)) {
+		CK_MECHANISM_TYPE m;
+		memcpy(&m, v + i, sizeof(m));
+		pkcs1 |= m == CKM_RSA_PKCS;
+		pss |= m == CKM_RSA_PKCS_PSS;
+	}
+	free(v);
+	if (len == 0 || (pss && !pkcs1)) {
+		if (n == RSA3072_SIG_LEN)
+			*type = HSM_KEY_RSA3072;
+	} else if (pkcs1 && !pss) {
+		for (int k = HSM_KEY_RSA2048_PKCS1; k <= HSM_KEY_RSA4096_PKCS1; k++)
+			if (rsa_len((enum hsm_keytype)k) == n)
+				*type = (enum hsm_keytype)k;
+	}
+	return 0;
+}
+
 /* Fill `info` from a private key object: label, id and our key type. */
 static int
 key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_keyinfo *info,
@@ -1045,8 +1126,10 @@ key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_k
 			goto out;
 		while (r == 0 && n > 0 && v[0] == 0) /* some tokens pad */
 			memmove(v, v + 1, --n);
-		if (r == 0 && n == RSA3072_SIG_LEN)
-			info->type = HSM_KEY_RSA3072;
+		if (r == 0)
+			r = rsa_type(t, h, o, n, &info->type, rvp);
+		if (r != 0)
+			goto out;
 	}
 	r = 0;
 out:
@@ -1114,8 +1197,7 @@ object_fp(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv, CK_OBJECT_HA
 static void
 key_remember_fp(hsm_token *t, CK_SESSION_HANDLE h, hsm_key *k, CK_RV *rvp)
 {
-	if (k->type != HSM_KEY_NONE &&
-	    object_fp(t, h, k->priv, k->pub, k->type, k->fp, rvp) == 0)
+	if (k->type != HSM_KEY_NONE && object_fp(t, h, k->priv, k->pub, k->type, k->fp, rvp) == 0)
 		k->have_fp = true;
 	*rvp = CKR_OK; /* best effort: a key without public numbers fails later, clearly */
 }
@@ -1381,10 +1463,11 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 {
 	struct keygen_arg *a = varg;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ULONG bits = RSA3072_SIG_LEN * 8;
+	CK_ULONG bits = rsa_len(a->type) * 8;
+	CK_MECHANISM_TYPE allowed = a->type == HSM_KEY_RSA3072 ? CKM_RSA_PKCS_PSS : CKM_RSA_PKCS;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 	CK_MECHANISM mech = {0, NULL, 0};
-	CK_ATTRIBUTE pub[8], priv[8], tmpl[3];
+	CK_ATTRIBUTE pub[8], priv[9], tmpl[3];
 	CK_ULONG npub = 0, npriv = 0, tn;
 	CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE, obj;
 	struct hsm_keyinfo info;
@@ -1431,9 +1514,14 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		        (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_ed25519, sizeof(oid_ed25519)};
 		break;
 	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
 		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
 		pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
 		pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)};
+		/* One key, one scheme: the token refuses the other padding. */
+		priv[npriv++] = (CK_ATTRIBUTE){CKA_ALLOWED_MECHANISMS, &allowed, sizeof(allowed)};
 		break;
 	case HSM_KEY_NONE:
 		r = qs_fail(QS_ERR_INVALID, "no key type");
@@ -1539,7 +1627,7 @@ pkey_from_object(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, enum hsm
 	size_t a_len = 0, b_len = 0;
 	int r;
 
-	if (type == HSM_KEY_RSA3072) {
+	if (hsm_keytype_is_rsa(type)) {
 		if ((r = attr_get(t, h, o, CKA_MODULUS, &a, &a_len, rvp)) != 0 ||
 		    (r = attr_get(t, h, o, CKA_PUBLIC_EXPONENT, &b, &b_len, rvp)) != 0)
 			goto out;
@@ -1670,6 +1758,11 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		mech.pParameter = &pss;
 		mech.ulParameterLen = sizeof(pss);
 		break;
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
+		mech.mechanism = CKM_RSA_PKCS;
+		break;
 	case HSM_KEY_NONE:
 		return qs_fail(QS_ERR_UNIMPLEMENTED, "unsupported key type");
 	}
@@ -1678,7 +1771,8 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 			return r;
 		if ((rv = t->f->C_SignInit(s->h, &mech, priv)) == CKR_OK)
 			break;
-		if (again == 0 && (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
+		if (again == 0 &&
+		    (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
 			key_mark_stale(a->k, s->gen, priv);
 			continue;
 		}
@@ -1706,6 +1800,7 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
          size_t *sig_len)
 {
 	struct sign_arg a = {.k = k, .in = in, .in_len = in_len, .sig = sig};
+	uint8_t di[sizeof(sha256_digestinfo) + DIGEST_LEN];
 	int r;
 
 	*sig_len = 0;
@@ -1716,10 +1811,20 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
 	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
 		if (in_len != DIGEST_LEN)
 			return qs_fail(QS_ERR_INVALID, "%s signs a %d-byte digest, got %zu bytes",
 			               hsm_keytype_name(k->type), DIGEST_LEN, in_len);
-		a.want_len = k->type == HSM_KEY_EC_P256 ? P256_SIG_LEN : RSA3072_SIG_LEN;
+		a.want_len = k->type == HSM_KEY_EC_P256 ? P256_SIG_LEN : rsa_len(k->type);
+		if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072) {
+			/* PKCS#1 v1.5 signs the DigestInfo, not the bare digest. */
+			memcpy(di, sha256_digestinfo, sizeof(sha256_digestinfo));
+			memcpy(di + sizeof(sha256_digestinfo), in, DIGEST_LEN);
+			a.in = di;
+			a.in_len = sizeof(di);
+		}
 		break;
 	case HSM_KEY_ED25519:
 		if ((CK_ULONG)in_len != in_len)

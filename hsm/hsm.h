@@ -39,12 +39,19 @@ enum hsm_keytype {
 	HSM_KEY_EC_P256 = 1, /* CKM_ECDSA over a SHA-256 digest */
 	HSM_KEY_ED25519 = 2, /* CKM_EDDSA (pure Ed25519) over the message */
 	HSM_KEY_RSA3072 = 3, /* CKM_RSA_PKCS_PSS, SHA-256, MGF1-SHA256, salt 32 */
+	/* CKM_RSA_PKCS (PKCS#1 v1.5) over a SHA-256 DigestInfo: what UEFI
+	 * Authenticode, U-Boot FIT and i.MX HAB verify. The token object is
+	 * restricted to CKM_RSA_PKCS by CKA_ALLOWED_MECHANISMS (and a PSS key
+	 * we generate to CKM_RSA_PKCS_PSS): one key, one scheme. */
+	HSM_KEY_RSA2048_PKCS1 = 4,
+	HSM_KEY_RSA3072_PKCS1 = 5,
+	HSM_KEY_RSA4096_PKCS1 = 6,
 };
 
-#define HSM_LABEL_MAX 64   /* CKA_LABEL we accept / create, bytes */
-#define HSM_ID_MAX 32      /* CKA_ID we accept / create, bytes */
-#define HSM_SIG_MAX 512    /* largest signature we produce (RSA-3072 = 384) */
-#define HSM_POOL_MAX 64    /* sessions kept per token */
+#define HSM_LABEL_MAX 64 /* CKA_LABEL we accept / create, bytes */
+#define HSM_ID_MAX 32    /* CKA_ID we accept / create, bytes */
+#define HSM_SIG_MAX 512  /* largest signature we produce (RSA-3072 = 384) */
+#define HSM_POOL_MAX 64  /* sessions kept per token */
 
 /* Public description of a key, filled by hsm_key_info(). */
 struct hsm_keyinfo {
@@ -54,8 +61,14 @@ struct hsm_keyinfo {
 	size_t id_len;
 };
 
-/* "ecdsa-p256", "ed25519", "rsa3072"; NULL for HSM_KEY_NONE. */
+/* "ecdsa-p256", "ed25519", "rsa3072", "rsa2048-pkcs1", "rsa3072-pkcs1",
+ * "rsa4096-pkcs1"; NULL for HSM_KEY_NONE. */
 const char *hsm_keytype_name(enum hsm_keytype t);
+/* 1 for the types that sign a SHA-256 digest (ECDSA and every RSA type),
+ * 0 for Ed25519 (the message itself) and HSM_KEY_NONE. */
+int hsm_keytype_signs_digest(enum hsm_keytype t);
+/* 1 for the RSA types. */
+int hsm_keytype_is_rsa(enum hsm_keytype t);
 /* Parse the names above (also accepts "ec", "p256", "rsa"). HSM_KEY_NONE on
  * anything else. */
 enum hsm_keytype hsm_keytype_parse(const char *s);
@@ -111,7 +124,7 @@ int hsm_key_find(hsm_token *t, const char *uri, hsm_key **out);
  * QS_ERR_EXISTS (nothing is overwritten).
  */
 int hsm_keygen(hsm_token *t, enum hsm_keytype type, const char *label, const uint8_t *id,
-	       size_t id_len, hsm_key **out);
+               size_t id_len, hsm_key **out);
 
 /* List the private keys of the token. *out is a calloc'd array of *n
  * entries, free()d by the caller. Keys of unsupported types are listed with
@@ -133,12 +146,14 @@ int hsm_key_spki_pem(hsm_token *t, const hsm_key *k, char **pem);
  *   HSM_KEY_EC_P256: a 32-byte SHA-256 digest → sig = raw r||s, 64 bytes
  *   HSM_KEY_ED25519: the message itself       → sig = 64 bytes
  *   HSM_KEY_RSA3072: a 32-byte SHA-256 digest → sig = 384 bytes (PSS)
+ *   HSM_KEY_RSA*_PKCS1: a 32-byte SHA-256 digest → sig = modulus bytes
+ *                    (PKCS#1 v1.5 over its DigestInfo)
  * sig must hold HSM_SIG_MAX bytes; *sig_len receives the length.
  * Errors: QS_ERR_INVALID (wrong input length), QS_ERR_PKCS11, QS_ERR_UNAVAILABLE
  * (token gone and recovery failed).
  */
 int hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
-	     size_t *sig_len);
+             size_t *sig_len);
 
 /* Convert a raw r||s ECDSA signature (2*n bytes) to DER ECDSA-Sig-Value.
  * der must hold at least raw_len + 9 bytes. Pure function, no token needed. */
@@ -158,7 +173,7 @@ void hsm_stats(const hsm_token *t, unsigned *sessions, unsigned *reconnects);
  * QS_ERR_PIN, QS_ERR_PKCS11.
  */
 int hsm_init_token(const char *module_path, const char *so_pin_source, const char *pin_source,
-		   const char *label);
+                   const char *label);
 
 /* For tests: C_Finalize the module behind the pool's back, to simulate a
  * token restart. The next operation must recover. Not for production use;

@@ -107,7 +107,8 @@ pkey_ed25519(const uint8_t *a, size_t a_len, EVP_PKEY **out)
 }
 
 static int
-pkey_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, EVP_PKEY **out)
+pkey_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, size_t want_bits,
+         EVP_PKEY **out)
 {
 	OSSL_PARAM_BLD *bld = NULL;
 	OSSL_PARAM *params = NULL;
@@ -125,9 +126,9 @@ pkey_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, EVP_PKE
 		r = hsm_ossl_fail("RSA public key numbers");
 		goto out;
 	}
-	if (BN_num_bits(bn_n) != RSA3072_LEN * 8) {
-		r = qs_fail(QS_ERR_INVALID, "RSA modulus has %d bits, want %d", BN_num_bits(bn_n),
-		            RSA3072_LEN * 8);
+	if ((size_t)BN_num_bits(bn_n) != want_bits) {
+		r = qs_fail(QS_ERR_INVALID, "RSA modulus has %d bits, want %zu", BN_num_bits(bn_n),
+		            want_bits);
 		goto out;
 	}
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
@@ -164,7 +165,12 @@ hsm_pkey_from_attrs(enum hsm_keytype type, const uint8_t *a, size_t a_len, const
 	case HSM_KEY_ED25519:
 		return pkey_ed25519(a, a_len, out);
 	case HSM_KEY_RSA3072:
-		return pkey_rsa(a, a_len, b, b_len, out);
+	case HSM_KEY_RSA3072_PKCS1:
+		return pkey_rsa(a, a_len, b, b_len, RSA3072_LEN * 8, out);
+	case HSM_KEY_RSA2048_PKCS1:
+		return pkey_rsa(a, a_len, b, b_len, 2048, out);
+	case HSM_KEY_RSA4096_PKCS1:
+		return pkey_rsa(a, a_len, b, b_len, 4096, out);
 	case HSM_KEY_NONE:
 		break;
 	}

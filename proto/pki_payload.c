@@ -740,3 +740,54 @@ pki_device_describe(const uint8_t *p, size_t len, const char *context, char **ou
 	*out = buf;
 	return 0;
 }
+
+int
+pki_key_cert_check(const char *pem, const char *spki_pem, uint8_t **der, size_t *der_len)
+{
+	BIO *b = NULL, *kb = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *xk = NULL, *kk = NULL;
+	unsigned char *d = NULL;
+	int len, r;
+
+	if (der != NULL) {
+		*der = NULL;
+		*der_len = 0;
+	}
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		r = qs_fail(QS_ERR_INVALID, "certificate: not a PEM X.509 certificate");
+		goto out;
+	}
+	if (spki_pem != NULL) {
+		if ((xk = X509_get_pubkey(x)) == NULL ||
+		    (kb = BIO_new_mem_buf(spki_pem, -1)) == NULL ||
+		    (kk = PEM_read_bio_PUBKEY(kb, NULL, NULL, NULL)) == NULL) {
+			r = qs_fail(QS_ERR_INVALID, "certificate: public key not readable");
+			goto out;
+		}
+		if (EVP_PKEY_eq(xk, kk) != 1) {
+			r = qs_fail(QS_ERR_INVALID, "certificate: it certifies another public key");
+			goto out;
+		}
+	}
+	if (der != NULL) {
+		if ((len = i2d_X509(x, &d)) <= 0) {
+			r = qs_fail(QS_ERR_NOMEM, "certificate: cannot encode");
+			goto out;
+		}
+		*der = d;
+		*der_len = (size_t)len;
+		d = NULL;
+	}
+	r = 0;
+out:
+	OPENSSL_free(d);
+	EVP_PKEY_free(kk);
+	EVP_PKEY_free(xk);
+	X509_free(x);
+	BIO_free(kb);
+	BIO_free(b);
+	ERR_clear_error();
+	return r;
+}

@@ -77,6 +77,16 @@ struct pki_csr {
 int pki_csr_parse(const uint8_t *pem, size_t len, struct pki_csr **out);
 void pki_csr_free(struct pki_csr *c);
 
+/*
+ * A key's certificate (the policy's keys.NAME.certificate): pem must be one
+ * PEM X.509 certificate; with spki_pem (a PEM public key) not NULL, it must
+ * certify exactly that key (a certificate of another key makes signing
+ * tools embed one nobody can verify the signature with). With der not
+ * NULL, *der (OPENSSL_free) / *der_len receive the certificate as DER.
+ * Errors: QS_ERR_INVALID with the reason, QS_ERR_NOMEM.
+ */
+int pki_key_cert_check(const char *pem, const char *spki_pem, uint8_t **der, size_t *der_len);
+
 /* 1 if s is an RFC 4122 UUID in its textual form (36 characters,
  * lower- or upper-case hex). */
 int pki_uuid_valid(const char *s);

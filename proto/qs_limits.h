@@ -113,6 +113,9 @@
 #define QS_MAX_PRIVSEP_TOKENS 4096
 /* One input of a PS_SIGN_MANY call: a digest (SHA-512's is the longest). */
 #define QS_MAX_PRIVSEP_DIGEST 64
+/* A key's certificate in the policy (PEM): a code-signing certificate is
+ * 1-3 KiB; the policy itself is capped at QS_MAX_POLICY_BYTES. */
+#define QS_MAX_CERT_PEM 16384
 /* A signer helper that does not answer within this many seconds is killed
  * and replaced (a hung token must not hold a worker forever); generous
  * because RSA key generation in a TPM takes seconds. */

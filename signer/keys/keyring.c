@@ -13,6 +13,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "metrics.h"
+#include "pki_payload.h"
 #include "privsep.h"
 #include "statement.h"
 #include "store.h"
@@ -180,6 +181,17 @@ out:
 	return r;
 }
 
+/* The key found in the token is of the algorithm the policy states. */
+static int
+type_check(const struct keyring_key *k, const struct policy_key *pk)
+{
+	if (pk->type != HSM_KEY_NONE && k->type != pk->type)
+		return qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
+			       hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
+			       hsm_keytype_name(pk->type));
+	return 0;
+}
+
 static int
 load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **out)
 {
@@ -193,6 +205,10 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 	*out = NULL;
 	for (size_t i = 0; i < kr->nkeys; i++)
 		if (strcmp(kr->keys[i]->uri, pk->uri) == 0) {
+			/* Found before: the algorithm the policy states is still
+			 * checked (a proposal must not rename a PKCS#1 key PSS). */
+			if ((r = type_check(kr->keys[i], pk)) != 0)
+				return r;
 			*out = kr->keys[i];
 			return 0;
 		}
@@ -219,12 +235,8 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 			goto out;
 		k->type = hsm_key_type(k->key);
 	}
-	if (pk->type != HSM_KEY_NONE && k->type != pk->type) {
-		r = qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
-			    hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
-			    hsm_keytype_name(pk->type));
+	if ((r = type_check(k, pk)) != 0)
 		goto out;
-	}
 	if (kr->ps != NULL) {
 		if ((r = der_to_pem(der, der_len, &k->spki_pem)) != 0)
 			goto out;
@@ -274,7 +286,10 @@ keyring_bind(struct keyring *kr, struct policy *p)
 	if ((bound = calloc(p->nkeys, sizeof(*bound))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < p->nkeys; i++)
-		if ((r = load_key(kr, &p->keys[i], &bound[i])) != 0) {
+		if ((r = load_key(kr, &p->keys[i], &bound[i])) != 0 ||
+		    (p->keys[i].certificate != NULL &&
+		     (r = pki_key_cert_check(p->keys[i].certificate, bound[i]->spki_pem, NULL,
+					     NULL)) != 0)) {
 			free(bound);
 			return qs_wrap(r, "policy keys.%s", p->keys[i].name);
 		}
@@ -480,6 +495,9 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 		break;
 	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
 		r = raw_sign(k, digest, 32, sig, sig_len);
 		break;
 	case HSM_KEY_ED25519:
@@ -730,7 +748,7 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 	uint8_t *raw = NULL;
 	int r = 0;
 
-	if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072)
+	if (!hsm_keytype_signs_digest(k->type))
 		return qs_fail(QS_ERR_INVALID, "only ECDSA and RSA keys sign digests");
 	if (n == 0 || n > QS_MAX_BATCH)
 		return qs_fail(QS_ERR_INVALID, "1..%d digests per call", QS_MAX_BATCH);

@@ -14,6 +14,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "payload.h"
+#include "pki_payload.h"
 #include "statement.h"
 
 int
@@ -188,10 +189,30 @@ parse_principals(struct policy *p, json_t *obj)
 	return 0;
 }
 
+/* keys.NAME.certificate: one PEM X.509 certificate (which key it certifies
+ * is checked once the keys are bound: keyring_bind). */
+static int
+parse_certificate(struct policy_key *k, json_t *v)
+{
+	const char *pem = json_string_value(v);
+	int r;
+
+	if (pem == NULL || json_string_length(v) > QS_MAX_CERT_PEM ||
+	    strlen(pem) != json_string_length(v))
+		return qs_fail(QS_ERR_INVALID,
+			       "keys.%s.certificate: must be a PEM string of at most %d bytes",
+			       k->name, QS_MAX_CERT_PEM);
+	if ((r = pki_key_cert_check(pem, NULL, NULL, NULL)) != 0)
+		return qs_wrap(r, "keys.%s", k->name);
+	if ((k->certificate = strdup(pem)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
 static int
 parse_keys(struct policy *p, json_t *obj)
 {
-	static const char *const allowed[] = {"uri", "algorithm", NULL};
+	static const char *const allowed[] = {"uri", "algorithm", "certificate", NULL};
 	const char *name;
 	json_t *v;
 	int r;
@@ -225,10 +246,14 @@ parse_keys(struct policy *p, json_t *obj)
 		if (alg == NULL || (k->type = hsm_keytype_parse(alg)) == HSM_KEY_NONE ||
 		    strcmp(alg, hsm_keytype_name(k->type)) != 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "keys.%s.algorithm: must be ecdsa-p256, ed25519 or rsa3072",
+				       "keys.%s.algorithm: must be ecdsa-p256, ed25519, rsa3072, "
+				       "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1",
 				       name);
 		if ((k->uri = strdup(uri)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		if (json_object_get(v, "certificate") != NULL &&
+		    (r = parse_certificate(k, json_object_get(v, "certificate"))) != 0)
+			return r;
 		for (size_t j = 0; j + 1 < p->nkeys; j++)
 			if (strcmp(p->keys[j].uri, k->uri) == 0)
 				return qs_fail(QS_ERR_INVALID,
@@ -609,6 +634,7 @@ policy_unref(struct policy *p)
 	for (size_t i = 0; i < p->nkeys; i++) {
 		free(p->keys[i].name);
 		free(p->keys[i].uri);
+		free(p->keys[i].certificate);
 	}
 	free(p->keys);
 	for (size_t i = 0; i < p->nroles; i++) {

@@ -58,6 +58,10 @@ struct policy_key {
 	char *name;
 	char *uri;
 	enum hsm_keytype type;
+	/* PEM X.509 certificate of the key, or NULL: listed with the keys so
+	 * that tools reading it from a PKCS#11 token find it (keyring_bind
+	 * checks that it certifies this key). */
+	char *certificate;
 };
 
 struct policy_role {

@@ -47,9 +47,10 @@ signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, js
 		char *hx = qs_hex(sigs[i].digest, 32);
 		events[i] = "signature";
 		/* Fault point: the fields cannot be built (out of memory). */
-		fields[i] = hx && !qs_fault("audit.fields_nomem") ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "principal",
+		fields[i] = hx && !qs_fault("audit.fields_nomem") ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I}", "principal",
 					   sigs[i].principal, "role", sigs[i].role, "key", sigs[i].key,
-					   "key_id", sigs[i].key_id, "kind", sigs[i].kind, "digest", hx,
+					   "key_id", sigs[i].key_id, "kind", sigs[i].kind,
+					   "algorithm", sigs[i].algorithm, "digest", hx,
 					   "policy_version", (json_int_t)sigs[i].policy_version)
 			       : NULL;
 		free(hx);
@@ -227,6 +228,7 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	rec.key = cx->pol->keys[ki].name;
 	rec.key_id = k->key_id;
 	rec.kind = kind_name(req->kind);
+	rec.algorithm = hsm_keytype_name(k->type);
 	memcpy(rec.digest, dg, 32);
 	rec.policy_version = cx->pol->version;
 	/* The entry is committed while the token signs: the signature's
@@ -438,6 +440,7 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		recs[nrec].key = cx->pol->keys[ki].name;
 		recs[nrec].key_id = k->key_id;
 		recs[nrec].kind = kind_name(req->kind);
+		recs[nrec].algorithm = hsm_keytype_name(k->type);
 		memcpy(recs[nrec].digest, dgs[i], 32);
 		recs[nrec].policy_version = cx->pol->version;
 		nrec++;
@@ -556,6 +559,7 @@ h_list_keys(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 		ki[i].key_id = (char *)k->key_id;
 		ki[i].public_pem = k->spki_pem;
 		ki[i].token = (char *)keyring_token_label(k);
+		ki[i].certificate_pem = p->keys[i].certificate;
 		kip[i] = &ki[i];
 	}
 	resp.n_keys = p->nkeys;

@@ -24,6 +24,7 @@ struct store_sig {
 	const char *key;    /* policy key name */
 	const char *key_id; /* hex SHA-256 of SPKI */
 	const char *kind;   /* "digest" | "blob" */
+	const char *algorithm; /* the key's scheme (hsm_keytype_name): audit only */
 	uint8_t digest[32];
 	uint64_t policy_version;
 };

@@ -202,6 +202,38 @@ for mode in direct p11kit ipc tls batch; do
 done
 echo "run.sh: ok: every mode signed; $n sample signatures verify with openssl against ci-key"
 
+# --- the PKCS#11 module (libqsign-pkcs11.so): C_Sign through the module vs
+# Sign over ipc (the ipc rows above), same daemon, same key, same run, 1
+# and 8 client threads. Each C_Sign is one Sign RPC on a pooled connection.
+p11mod=${QS_BUILD:-$QS_BIN/..}/lib/libqsign-pkcs11.so
+if [ -f "$p11mod" ] && [ -x "$QS_BIN/p11_client" ]; then
+	: >"$T/pkcs11.rows"
+	for thr in 1 8; do
+		QSIGN_SERVER="ipc://$QSIGN_HOME/qsignd.sock" QSIGN_PRINCIPAL=ci \
+			QSIGN_IDENTITY="$QSIGN_HOME/demo/ci.key" \
+			"$QS_BIN/p11_client" "$p11mod" bench ci-sign ci-key "$thr" "$secs" \
+			>>"$T/pkcs11.rows" 2>"$T/pkcs11.err" ||
+			{ cat "$T/pkcs11.err" >&2; fail "p11_client bench ($thr threads)"; }
+	done
+	python3 - "$T/bench.json" "$T/pkcs11.rows" <<'PY' || fail "pkcs11 rows"
+import json, sys
+ipc = {r["threads"]: r["sigs_per_s"] for r in json.load(open(sys.argv[1]))["results"]
+       if r["mode"] == "ipc" and r["ran"]}
+print("\nPKCS#11 module (C_Sign through libqsign-pkcs11.so) vs Sign over ipc, same run:")
+print(f"{'mode':8}{'thr':>5}{'sigs/s':>10}{'ipc':>10}{'ratio':>8}")
+worst = None
+for line in open(sys.argv[2]):
+    mode, thr, sigs, secs, rate = line.split()
+    thr, rate = int(thr), float(rate)
+    if int(sigs) <= 0:
+        sys.exit(f"pkcs11 x{thr}: no signatures")
+    ratio = rate / ipc[thr]
+    worst = ratio if worst is None else min(worst, ratio)
+    print(f"{mode:8}{thr:>5}{rate:>10.0f}{ipc[thr]:>10.0f}{ratio:>8.2f}")
+print(f"pkcs11: worst ratio {worst:.2f} ({'meets' if worst >= 0.9 else 'BELOW'} the 0.9 target)")
+PY
+fi
+
 # A second daemon beside the first, on the same token and key: config NAME
 # (own socket $T/NAME.sock, own state, no TLS or metrics listener; SIGNERS
 # if given), binary BIN; waits until it is ready and sets SIDE_PID.

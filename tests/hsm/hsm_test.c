@@ -144,6 +144,14 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 		     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
 		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
 		break;
+	case HSM_KEY_RSA2048_PKCS1:
+	case HSM_KEY_RSA3072_PKCS1:
+	case HSM_KEY_RSA4096_PKCS1:
+		ok = sig_len == (size_t)EVP_PKEY_get_size(k->pub) &&
+		     EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, k->pub) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
+		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
+		break;
 	case HSM_KEY_NONE:
 		break;
 	}
@@ -216,6 +224,12 @@ test_names(void)
 	REQUIRE(hsm_keytype_parse("ed25519") == HSM_KEY_ED25519);
 	REQUIRE(hsm_keytype_parse("rsa") == HSM_KEY_RSA3072);
 	REQUIRE(hsm_keytype_parse("rsa3072") == HSM_KEY_RSA3072);
+	REQUIRE(hsm_keytype_parse("rsa2048-pkcs1") == HSM_KEY_RSA2048_PKCS1);
+	REQUIRE(hsm_keytype_parse("rsa4096-pkcs1") == HSM_KEY_RSA4096_PKCS1);
+	REQUIRE(strcmp(hsm_keytype_name(HSM_KEY_RSA3072_PKCS1), "rsa3072-pkcs1") == 0);
+	REQUIRE(hsm_keytype_signs_digest(HSM_KEY_RSA2048_PKCS1) &&
+	      !hsm_keytype_signs_digest(HSM_KEY_ED25519));
+	REQUIRE(hsm_keytype_parse("rsa2048") == HSM_KEY_NONE);
 	REQUIRE(hsm_keytype_parse("dsa") == HSM_KEY_NONE);
 	REQUIRE(hsm_keytype_parse(NULL) == HSM_KEY_NONE);
 	REQUIRE(hsm_keytype_name(HSM_KEY_NONE) == NULL);
@@ -276,7 +290,14 @@ test_key(hsm_token *t, struct tkey *k)
 		REQUIRE(EVP_PKEY_is_a(k->pub, "ED25519"));
 		break;
 	case HSM_KEY_RSA3072:
+	case HSM_KEY_RSA3072_PKCS1:
 		REQUIRE(EVP_PKEY_get_bits(k->pub) == 3072);
+		break;
+	case HSM_KEY_RSA2048_PKCS1:
+		REQUIRE(EVP_PKEY_get_bits(k->pub) == 2048);
+		break;
+	case HSM_KEY_RSA4096_PKCS1:
+		REQUIRE(EVP_PKEY_get_bits(k->pub) == 4096);
 		break;
 	case HSM_KEY_NONE:
 		REQUIRE(0);
@@ -501,7 +522,7 @@ test_recovery(hsm_token *t, struct tkey *keys, size_t nkeys, const char *how)
 int
 main(void)
 {
-	struct tkey keys[3];
+	struct tkey keys[8];
 	size_t nkeys = 0;
 	hsm_token *t = NULL, *t2 = NULL;
 	hsm_key *k2 = NULL;
@@ -517,7 +538,7 @@ main(void)
 		fprintf(stderr, "hsm_test: set HSM_TEST_MODULE, HSM_TEST_URI, HSM_TEST_PIN\n");
 		return 2;
 	}
-	types = env_or("HSM_TEST_KEYTYPES", "ecdsa-p256,ed25519,rsa3072");
+	types = env_or("HSM_TEST_KEYTYPES", "ecdsa-p256,ed25519,rsa3072,rsa2048-pkcs1");
 	brk = env_or("HSM_TEST_BREAK", "none");
 	threads = env_or("HSM_TEST_THREADS", "1,2,4");
 	seconds = atof(env_or("HSM_TEST_SECONDS", "2"));
@@ -537,7 +558,7 @@ main(void)
 
 	REQUIRE((list = strdup(types)) != NULL);
 	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		REQUIRE(nkeys < 3);
+		REQUIRE(nkeys < sizeof(keys) / sizeof(keys[0]));
 		keys[nkeys].type = hsm_keytype_parse(tok);
 		REQUIRE(keys[nkeys].type != HSM_KEY_NONE);
 		snprintf(keys[nkeys].label, sizeof(keys[nkeys].label), "t-%s-%s", tok, run_tag);

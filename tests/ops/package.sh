@@ -21,7 +21,11 @@ deps=$(dpkg-deb -f "$deb" Depends)
 echo "$deps" | grep -q "libmbedtls" || fail "Depends lacks nng's TLS library: $deps"
 echo "$deps" | grep -q "libnng" && fail "Depends names the system's unpatched libnng: $deps"
 grep -q "/libqs_nng.a$" "$T/files" || fail "package lacks libqs_nng.a"
-echo "ok: $(basename "$deb") with binaries, unit, examples, header"
+# The PKCS#11 module in Debian's multiarch PKCS#11 directory, and its p11-kit
+# module file.
+grep -q "/usr/lib/[^/]*/pkcs11/libqsign-pkcs11.so$" "$T/files" || fail "package lacks the PKCS#11 module"
+grep -q " ./usr/share/p11-kit/modules/qsign-pkcs11.module$" "$T/files" || fail "package lacks qsign-pkcs11.module"
+echo "ok: $(basename "$deb") with binaries, unit, examples, header, PKCS#11 module"
 
 # What the package installs runs: unpack it (dpkg -x: no changes to this
 # machine), set up the demo with the packaged binaries, start the packaged

@@ -273,7 +273,7 @@ replies(void)
 	for (int bad = 0; bad < 3; bad++) {
 		reply_start(&b, PS_FIND, 0);
 		ps_wb_u32(&b, bad == 0 ? 0 : 1);
-		ps_wb_u8(&b, bad == 0 ? HSM_KEY_EC_P256 : bad == 1 ? HSM_KEY_NONE : 4);
+		ps_wb_u8(&b, bad == 0 ? HSM_KEY_EC_P256 : bad == 1 ? HSM_KEY_NONE : 0xff);
 		ps_wb_u32(&b, 0);
 		ps_wb_bytes(&b, der, sizeof(der));
 		CHECK_EQ(ps_reply_decode(PS_FIND, BODY(b), BLEN(b), &f), 0);

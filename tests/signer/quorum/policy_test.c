@@ -124,6 +124,16 @@ main(void)
 	CHECK_EQ(parse_edited(text, "\"version\": 1", "\"version\": 1.5"), QS_ERR_INVALID);
 	CHECK_EQ(parse_edited(text, "\"algorithm\": \"ecdsa-p256\"", "\"algorithm\": \"ec\""),
 		 QS_ERR_INVALID);
+	/* A key's certificate: a PEM X.509 certificate or nothing. */
+	CHECK_EQ(parse_edited(text, "\"algorithm\": \"ecdsa-p256\"",
+			      "\"algorithm\": \"ecdsa-p256\", \"certificate\": \"not PEM\""),
+		 QS_ERR_INVALID);
+	CHECK_EQ(parse_edited(text, "\"algorithm\": \"ecdsa-p256\"",
+			      "\"algorithm\": \"ecdsa-p256\", \"certificate\": 5"),
+		 QS_ERR_INVALID);
+	CHECK_EQ(parse_edited(text, "\"algorithm\": \"ecdsa-p256\"",
+			      "\"algorithm\": \"rsa2048-pkcs1\""),
+		 0);
 	CHECK_EQ(parse_edited(text, "pkcs11:token=qsign-online;object=ci-targets",
 			      "pkcs11:token=qsign-online;object=ci-targets;pin-value=1234"),
 		 QS_ERR_INVALID);

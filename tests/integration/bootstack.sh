@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Boot-stack signing through libqsign-pkcs11.so and a real qsignd, with the
+# build farm's own tools, each result checked by a verifier that is not
+# ours: sbsign/sbverify on a real EFI binary (systemd-boot), osslsigncode
+# sign/verify (Authenticode), openssl cms -sign/-verify (firmware
+# manifests). The commands are those of the README's "Boot-stack signing
+# from the build farm". Every signature is in the audit log under the
+# module's principal, with the scheme (rsa2048-pkcs1).
+. "$QS_SRC/tests/integration/lib.sh"
+. "$QS_SRC/tests/integration/p11lib.sh"
+
+EFI=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+[ -f "$EFI" ] || fail "no $EFI (package systemd-boot-efi, ops/install-deps)"
+qs_setup
+p11_demo_keys
+qs_start
+export QSIGN_PRINCIPAL=ci
+cd "$T"
+
+# --- installed as the README says (into a scratch prefix): the module in
+# lib/.../pkcs11/, the p11-kit module file beside p11-kit's others
+cmake --install "$QS_BUILD" --prefix "$T/inst" >"$T/install.log" 2>&1 || fail "cmake --install"
+P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -1)
+[ -n "$P11_MODULE" ] || fail "module not installed into .../pkcs11/: $(cat "$T/install.log")"
+sed -i "s|^MODULE_PATH = .*|MODULE_PATH = $P11_MODULE|" "$T/openssl-p11.cnf"
+modfile=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
+grep -q "^disable-in: p11-kit-proxy" "$modfile" || fail "no p11-kit module file"
+# (p11-kit reads module files from its system directory only, for root:
+# `p11-kit list-modules` is not run here, it would need /usr/share.)
+echo "ok: installed into lib/.../pkcs11/ with its p11-kit module file"
+
+# --- the db certificate: made through the module (the key never leaves qsignd)
+expect_rc 0 p11_engine req -new -x509 -engine pkcs11 -keyform engine \
+	-key "pkcs11:token=boot;object=db-key" -subj "/CN=Build farm UEFI db" -days 3650 \
+	-sha256 -outform PEM -out db.crt
+openssl req -new -x509 -newkey rsa:2048 -nodes -keyout other.key -subj "/CN=Someone else" \
+	-days 1 -out other.crt 2>/dev/null || fail "other certificate"
+
+# --- the certificate goes into the policy (a quorum change), so tools that
+# read it from the token find it; a certificate of another key is refused
+# at submission
+expect_rc 0 qsign -p admin1 policy show
+python3 - "$T/out" "$T/v2.json" "$T/bad.json" db.crt other.crt <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["version"] = 2
+bad = json.loads(json.dumps(p))
+p["keys"]["db-key"]["certificate"] = open(sys.argv[4]).read()
+bad["keys"]["db-key"]["certificate"] = open(sys.argv[5]).read()
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+json.dump(bad, open(sys.argv[3], "w"), indent=2)
+pss = json.loads(json.dumps(p))
+pss["keys"]["db-key"]["algorithm"] = "rsa3072"
+json.dump(pss, open(sys.argv[3] + ".pss", "w"), indent=2)
+PY
+expect_rc 1 qsign -p admin1 policy propose "$T/bad.json" -m "db certificate of another key"
+grep -q "certifies another public key" "$T/err" || fail "bad certificate: $(cat "$T/err")"
+# the PKCS#1 key declared as a PSS key: not that token object (one key, one
+# scheme), refused at submission
+expect_rc 1 qsign -p admin1 policy propose "$T/bad.json.pss" -m "db-key as PSS"
+grep -q "keys.db-key" "$T/err" || fail "db-key as PSS: $(cat "$T/err")"
+expect_rc 0 qsign -p admin1 policy propose "$T/v2.json" -m "db certificate"
+pid=$(cat "$T/out")
+expect_rc 0 qsign -p admin2 approve "$pid"
+expect_rc 0 qsign -p admin3 approve "$pid"
+expect_rc 0 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot -O
+grep -q "Certificate Object" "$T/out" || fail "no certificate object: $(cat "$T/out")"
+expect_rc 0 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot -r \
+	--type cert --label db-key -o db-from-token.der
+openssl x509 -inform DER -in db-from-token.der -out db-from-token.crt || fail "token certificate"
+cmp -s db-from-token.crt db.crt || fail "the token's certificate is not the policy's"
+echo "ok: the policy's certificate is a token object; one of another key is refused"
+
+# --- UEFI Secure Boot: sbsign through the engine, sbverify
+expect_rc 0 "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" sbsign --engine pkcs11 \
+	--key "pkcs11:token=boot;object=db-key" --cert db.crt --output systemd-boot.signed.efi "$EFI"
+expect_rc 0 sbverify --cert db.crt systemd-boot.signed.efi
+expect_rc 1 sbverify --cert other.crt systemd-boot.signed.efi
+expect_rc 1 sbverify --cert db.crt "$EFI"
+echo "ok: sbsign --engine pkcs11; sbverify passes with db.crt, fails with another certificate"
+
+# --- Authenticode with osslsigncode
+expect_rc 0 "${P11_ENV[@]}" osslsigncode sign -pkcs11engine "$P11_ENGINE" \
+	-pkcs11module "$P11_MODULE" -key "pkcs11:token=boot;object=db-key" -certs db.crt \
+	-h sha256 -in "$EFI" -out systemd-boot.osslsigncode.efi
+expect_rc 0 osslsigncode verify -CAfile db.crt -in systemd-boot.osslsigncode.efi
+expect_rc 1 osslsigncode verify -CAfile other.crt -in systemd-boot.osslsigncode.efi
+echo "ok: osslsigncode sign -pkcs11module; osslsigncode verify"
+
+# --- CMS (a firmware manifest, detached, DER)
+head -c 100000 /dev/urandom >firmware.bin
+expect_rc 0 p11_engine cms -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=boot;object=db-key" -signer db.crt -binary -outform DER \
+	-in firmware.bin -out firmware.p7s
+expect_rc 0 openssl cms -verify -binary -inform DER -in firmware.p7s -content firmware.bin \
+	-CAfile db.crt -purpose any -out /dev/null
+echo tampered >>firmware.bin
+expect_rc 4 openssl cms -verify -binary -inform DER -in firmware.p7s -content firmware.bin \
+	-CAfile db.crt -purpose any -out /dev/null
+echo "ok: openssl cms -sign -engine pkcs11; cms -verify passes, fails on a changed file"
+
+# --- one key, one scheme: the module refuses PSS with the PKCS#1 key (the
+# daemon would sign PKCS#1 v1.5 whatever is asked: the type decides)
+expect_rc 1 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot --sign \
+	-m RSA-PKCS-PSS --hash-algorithm SHA256 --mgf MGF1-SHA256 --salt-len 32 --label db-key \
+	-i <(openssl dgst -sha256 -binary firmware.bin) -o /dev/null
+cat "$T/out" "$T/err" | grep -q "CKR_MECHANISM_INVALID" ||
+	fail "PSS with the PKCS#1 key: $(cat "$T/out" "$T/err")"
+# and the module offers only PKCS#1 v1.5 for it
+expect_rc 0 "${P11_ENV[@]}" pkcs11-tool --module "$P11_MODULE" --token-label boot -M
+grep -q "RSA-PKCS-PSS" "$T/out" && fail "module offers PSS for PKCS#1 keys: $(cat "$T/out")"
+grep -q "SHA256-RSA-PKCS" "$T/out" || fail "no SHA256-RSA-PKCS: $(cat "$T/out")"
+echo "ok: PKCS#1 keys sign nothing else"
+
+# --- the audit log: every signature under ci, scheme rsa2048-pkcs1
+expect_rc 0 qsign -p auditor --json audit search --event signature --role boot
+python3 - "$T/out" <<'PY' || fail "audit entries: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+es = d["entries"] if isinstance(d, dict) else d
+es = [e.get("fields", e) for e in es]
+assert len(es) >= 4, len(es)  # req -x509, sbsign, osslsigncode, cms
+for e in es:
+    assert e["principal"] == "ci", e
+    assert e["algorithm"] == "rsa2048-pkcs1", e
+print(len(es), "signature entries")
+PY
+expect_rc 0 qsign -p auditor audit verify
+echo "ok: audit log: $(cat "$T/out" | head -1)"
