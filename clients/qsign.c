@@ -285,6 +285,20 @@ parse_digest(const char *s, uint8_t out[32])
 }
 
 int
+need_one(const char *cmd, const char *an, const char *a, const char *bn, const char *b)
+{
+	if (a == NULL && b == NULL) {
+		errmsg("%s needs %s or %s", cmd, an, bn);
+		return -1;
+	}
+	if (a != NULL && b != NULL) {
+		errmsg("%s takes %s or %s, not both", cmd, an, bn);
+		return -1;
+	}
+	return 0;
+}
+
+int
 parse_timeout(const char *s, int *ms)
 {
 	char *end;
@@ -506,70 +520,6 @@ out:
 	return r;
 }
 
-/* ------------------------------------------------------------ keys */
-
-static void
-keys_usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
-	        "  List the keys named in the policy: name, algorithm, key id, token and\n"
-	        "  public key.\n"
-	        "example: %s -p ci keys --json\n",
-	        progname, progname);
-}
-
-static int
-keys_main(int argc, char **argv, struct globals *g)
-{
-	Qsign__V1__ListKeysResponse *keys = NULL;
-	qsc_client *c = NULL;
-	int r;
-
-	if ((r = simple_opts(argc, argv, g, keys_usage)) >= 0)
-		return r;
-	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
-	if ((r = qsc_list_keys(c, &keys)) != 0) {
-		r = report(g, c, r);
-		goto out;
-	}
-	if (g->json) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < keys->n_keys; i++) {
-			const Qsign__V1__KeyInfo *k = keys->keys[i];
-			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-			                                   k->name, "algorithm", k->algorithm,
-			                                   "key_id", k->key_id, "token", k->token,
-			                                   "public_pem", k->public_pem));
-		}
-		r = json_print(json_pack("{s:o}", "keys", a), JSON_INDENT(2));
-		r = r == 0 ? EXIT_OK : EXIT_FAILED;
-		goto out;
-	}
-	for (size_t i = 0; i < keys->n_keys; i++) {
-		const Qsign__V1__KeyInfo *k = keys->keys[i];
-		if (i > 0)
-			fputc('\n', stdout);
-		put_safe(stdout, k->name, 0);
-		fputs("\n  algorithm: ", stdout);
-		put_safe(stdout, k->algorithm, 0);
-		fputs("\n  key id:    ", stdout);
-		put_safe(stdout, k->key_id, 0);
-		fputs("\n  token:     ", stdout);
-		put_safe(stdout, k->token, 0);
-		fputc('\n', stdout);
-		put_safe(stdout, k->public_pem, 1);
-		if (k->public_pem[0] != '\0' && k->public_pem[strlen(k->public_pem) - 1] != '\n')
-			fputc('\n', stdout);
-	}
-	r = EXIT_OK;
-out:
-	qsc_free(keys);
-	qsc_close(c);
-	return r;
-}
-
 /* ------------------------------------------------------------ sign */
 
 static void
@@ -709,10 +659,16 @@ sign_main(int argc, char **argv, struct globals *g)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || role == NULL || (hex == NULL) == (file == NULL)) {
+	if (optind != argc) {
 		sign_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (role == NULL) {
+		errmsg("sign needs -r ROLE");
+		return EXIT_USAGE;
+	}
+	if (need_one("sign", "-f FILE", file, "-d HEX", hex) != 0)
+		return EXIT_USAGE;
 	if (!qs_name_valid(role, QS_MAX_NAME) ||
 	    (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
 		errmsg("invalid role or key name");
@@ -1177,7 +1133,9 @@ group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
 static const struct command commands[] = {
         {"keygen", keygen_main, keygen_usage, "create a principal key file (local)", NULL},
         {"info", info_main, info_usage, "daemon identity, policy version, your roles", NULL},
-        {"keys", keys_main, keys_usage, "keys named in the policy", NULL},
+        {"keys", keys_main, keys_usage, "keys named in the policy; one with NAME [--pem]", NULL},
+        {"verify", sigverify_main, sigverify_usage,
+         "check a signature here against the key the daemon publishes", NULL},
         {"sign", sign_main, sign_usage, "sign one digest or blob with an online role", NULL},
         {"sign-batch", sign_batch_main, sign_batch_usage, "sign many digests or blobs", NULL},
         {"request", request_main, request_usage,

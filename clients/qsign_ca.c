@@ -70,6 +70,7 @@ ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int na
 	        {"est", no_argument, NULL, O_EST},
 	        {"history", no_argument, NULL, O_HIST},
 	        {"pretty", no_argument, NULL, O_PRETTY},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -127,6 +128,10 @@ ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int na
 				errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
 				return EXIT_USAGE;
 			}
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0)
+				return EXIT_USAGE;
 			break;
 		case 'J':
 			g->json = 1;
@@ -235,21 +240,7 @@ ca_submit(struct globals *g, const struct ca_opts *o, const char *which, const c
 		r = report(g, c, r);
 		goto out;
 	}
-	if (g->json)
-		r = json_print(json_pack("{s:s, s:s, s:s}", "id", v->id, "role", v->role, "kind",
-		                         v->kind),
-		               JSON_COMPACT)
-		            ? EXIT_FAILED
-		            : EXIT_OK;
-	else
-		printf("%s\n", v->id);
-	if (!g->json) {
-		fprintf(stderr,
-		        "%s: request %s submitted to role %s (%u approvals needed); "
-		        "after approval: %s ca fetch %s\n",
-		        progname, v->id, v->role, v->threshold, progname, v->id);
-		r = EXIT_OK;
-	}
+	r = submitted(g, c, v);
 out:
 	json_decref(j);
 	free(payload);

@@ -39,6 +39,9 @@ struct globals {
 	int timeout_ms;
 	const char *server_key; /* --server-key / QSIGN_SERVER_KEY */
 	int accept_new;         /* --accept-new: trust a new server without asking */
+	/* --wait[=SECONDS] of a command that submits a quorum request: follow
+	 * it to its end (wait_ms 0: no limit). Set by the command's options. */
+	int wait, wait_ms;
 	char *url_buf, *identity_buf, *pin_buf;
 };
 
@@ -75,6 +78,11 @@ void metrics_usage(FILE *f);
 int audit_main(int argc, char **argv, struct globals *g);
 void audit_usage(FILE *f);
 extern const struct command audit_commands[];
+/* qsign_keys.c */
+int keys_main(int argc, char **argv, struct globals *g);
+void keys_usage(FILE *f);
+int sigverify_main(int argc, char **argv, struct globals *g);
+void sigverify_usage(FILE *f);
 /* qsign_tuf.c */
 int tuf_main(int argc, char **argv, struct globals *g);
 void tuf_usage(FILE *f);
@@ -150,6 +158,11 @@ int read_input(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* 64 hex characters into 32 bytes; 0 or -1. */
 int parse_digest(const char *s, uint8_t out[32]);
 
+/* Exactly one of the alternative options an (value a) and bn (value b)
+ * of command cmd: 0, or -1 after saying "cmd needs -f FILE or -d HEX" (or
+ * "not both"). */
+int need_one(const char *cmd, const char *an, const char *a, const char *bn, const char *b);
+
 /* Whole seconds 1..86400 into *ms; 0 or -1. */
 int parse_timeout(const char *s, int *ms);
 
@@ -157,6 +170,23 @@ int parse_timeout(const char *s, int *ms);
  * operands (argv[optind..]). -1 to go on, else the exit code. */
 int simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs);
 int simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *));
+
+/* ------------------------------------------------------------ quorum requests */
+
+/* The --wait[=SECONDS] option of every command that submits a quorum
+ * request: {"wait", optional_argument, NULL, 'W'} in its table, and
+ * parse_wait(g, optarg) for 'W'. 0 or -1 (after saying why). */
+#define WAIT_OPTION {"wait", optional_argument, NULL, 'W'}
+int parse_wait(struct globals *g, const char *arg);
+
+/* The one ending of every command that submits a quorum request (request
+ * submit, policy propose, tuf init/promote/rotate-key/..., ca ...): the id
+ * on stdout (--json: the REQUEST with "next"), its progress and the next
+ * step on stderr, in the same words for all; with g->wait it follows the
+ * request as `request wait` does (progress on stderr) and, once signed,
+ * says what was signed, applied or published and where (--json: REQUEST
+ * with "result"). Returns the exit code (as `request wait` with --wait). */
+int submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v);
 
 /* ------------------------------------------------------------ time */
 

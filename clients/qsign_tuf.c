@@ -99,7 +99,7 @@ gate_role(const struct globals *g, qsc_client *c, const char *gate, char *buf, s
 
 /* Submit payload pl (consumed) of kind to the gate; print the id. */
 static int
-submit(const struct globals *g, qsc_client *c, const char *gate, const char *kind, json_t *pl,
+submit(struct globals *g, qsc_client *c, const char *gate, const char *kind, json_t *pl,
        const char *message)
 {
 	Qsign__V1__RequestView *v = NULL;
@@ -121,16 +121,9 @@ submit(const struct globals *g, qsc_client *c, const char *gate, const char *kin
 	free(text);
 	if (r != 0)
 		return report(g, c, r);
-	if (g->json) {
-		json_print(
-		        json_pack("{s:s, s:s, s:s}", "id", v->id, "role", v->role, "kind", v->kind),
-		        JSON_INDENT(2));
-	} else {
-		put_safe(stdout, v->id, 0);
-		putchar('\n');
-	}
+	r = submitted(g, c, v);
 	qsc_free(v);
-	return EXIT_OK;
+	return r;
 }
 
 /* ------------------------------------------------------------ init */
@@ -152,17 +145,22 @@ msg_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const 
 {
 	static const struct option opts[] = {
 	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	int ch;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'm':
 			*msg = optarg;
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0)
+				return EXIT_USAGE;
 			break;
 		case 'J':
 			g->json = 1;
@@ -226,7 +224,7 @@ show_root_main(int argc, char **argv, struct globals *g)
 	char *end;
 	int ch, r;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "pv:r:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -308,7 +306,7 @@ push_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int ch, r = EXIT_FAILED, upload = 1;
 
-	optind = 1;
+	optind = 0;
 	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
 		goto out;
 	while ((ch = getopt_long(argc, argv, "c:n:R:Uh", opts, NULL)) != -1) {
@@ -440,7 +438,8 @@ promote_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
 	        {"expires", required_argument, NULL, 'e'}, {"remove", required_argument, NULL, 'R'},
-	        {"message", required_argument, NULL, 'm'}, {"json", no_argument, NULL, 'J'},
+	        {"message", required_argument, NULL, 'm'}, WAIT_OPTION,
+	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL;
@@ -450,7 +449,7 @@ promote_main(int argc, char **argv, struct globals *g)
 	char exp[TUF_TIME_LEN], *end;
 	int ch, r;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "e:R:m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'e':
@@ -466,6 +465,12 @@ promote_main(int argc, char **argv, struct globals *g)
 			break;
 		case 'm':
 			msg = optarg;
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0) {
+				json_decref(removed);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'J':
 			g->json = 1;
@@ -585,6 +590,7 @@ rotate_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"keyid", required_argument, NULL, 'k'},
 	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -593,7 +599,7 @@ rotate_main(int argc, char **argv, struct globals *g)
 	json_t *pl;
 	int ch;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "k:m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'k':
@@ -601,6 +607,10 @@ rotate_main(int argc, char **argv, struct globals *g)
 			break;
 		case 'm':
 			msg = optarg;
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0)
+				return EXIT_USAGE;
 			break;
 		case 'J':
 			g->json = 1;
@@ -669,6 +679,7 @@ add_key_main(int argc, char **argv, struct globals *g)
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -679,7 +690,7 @@ add_key_main(int argc, char **argv, struct globals *g)
 	json_t *pl;
 	int ch;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_EXT:
@@ -693,6 +704,10 @@ add_key_main(int argc, char **argv, struct globals *g)
 			break;
 		case 'm':
 			msg = optarg;
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0)
+				return EXIT_USAGE;
 			break;
 		case 'J':
 			g->json = 1;
@@ -837,6 +852,7 @@ separate_main(int argc, char **argv, struct globals *g)
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -846,7 +862,7 @@ separate_main(int argc, char **argv, struct globals *g)
 	json_t *pl, *ext = NULL;
 	int ch;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case O_EXT:
@@ -865,6 +881,10 @@ separate_main(int argc, char **argv, struct globals *g)
 			break;
 		case 'm':
 			msg = optarg;
+			break;
+		case 'W':
+			if (parse_wait(g, optarg) != 0)
+				return EXIT_USAGE;
 			break;
 		case 'J':
 			g->json = 1;
@@ -1498,7 +1518,7 @@ sign_main(int argc, char **argv, struct globals *g)
 	size_t lens[16], n = 0, nkeys = 0, used[MAX_KEYS] = {0};
 	int ch, r, approve = 1, yes = 0;
 
-	optind = 1;
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "i:k:m:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'i':
