@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +125,27 @@ transport_hint(const struct globals *g, int r)
 	return EXIT_TRANSPORT;
 }
 
+/* After a NOT_FOUND: what there is instead. An unknown role lists the
+ * roles the caller may use (one more call on the same session); an
+ * unknown request points to the list. */
+static void
+not_found_hint(qsc_client *c, const char *msg)
+{
+	Qsign__V1__InfoResponse *info = NULL;
+
+	if (strncmp(msg, "no request ", 11) == 0) {
+		errmsg("`%s request list` shows the requests you may see", progname);
+	} else if (strncmp(msg, "no role ", 8) == 0 && qsc_info(c, &info) == 0) {
+		fprintf(stderr, "%s: your roles: ", progname);
+		for (size_t i = 0; i < info->n_roles; i++) {
+			fputs(i > 0 ? ", " : "", stderr);
+			put_safe(stderr, info->roles[i]->name, 0);
+		}
+		fputs(info->n_roles == 0 ? "none\n" : "\n", stderr);
+		qsc_free(info);
+	}
+}
+
 /* Turn a library error into a message and an exit code. */
 int
 report(const struct globals *g, qsc_client *c, int r)
@@ -132,6 +154,8 @@ report(const struct globals *g, qsc_client *c, int r)
 
 	if (status > 0) {
 		errmsg("%s: %s", qs_status_name(status), qsc_last_message(c));
+		if (status == QSIGN__V1__STATUS__NOT_FOUND)
+			not_found_hint(c, qsc_last_message(c));
 		return EXIT_FAILED;
 	}
 	if (r == QS_ERR_UNAVAILABLE || r == QS_ERR_TIMEOUT)
@@ -159,6 +183,37 @@ confirm_new_server(void *arg, const char *url, const char *identity, const char 
 	return strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0;
 }
 
+/* The principal has no key at the default place: say which principals
+ * have one there ($QSIGN_HOME/demo/NAME.key). */
+static void
+unknown_principal(const struct globals *g)
+{
+	char dir[PATH_MAX];
+	struct dirent **v = NULL;
+	int n, shown = 0;
+
+	errmsg("unknown principal %s: no key %s (-i KEYFILE or QSIGN_IDENTITY names another)",
+	       g->principal, g->identity);
+	snprintf(dir, sizeof(dir), "%s/demo", g->home);
+	if ((n = scandir(dir, &v, NULL, alphasort)) < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(v[i]->d_name);
+		if (l > 4 && strcmp(v[i]->d_name + l - 4, ".key") == 0) {
+			if (shown++ == 0)
+				fprintf(stderr, "%s: principals with a key in %s: ", progname, dir);
+			else
+				fputs(", ", stderr);
+			v[i]->d_name[l - 4] = '\0';
+			put_safe(stderr, v[i]->d_name, 0);
+		}
+		free(v[i]);
+	}
+	free(v);
+	if (shown > 0)
+		fputc('\n', stderr);
+}
+
 /* Resolve the environment defaults, load the identity and connect. */
 int
 connect_client(struct globals *g, qsc_client **out)
@@ -183,6 +238,12 @@ connect_client(struct globals *g, qsc_client **out)
 			return EXIT_FAILED;
 		}
 		g->identity = g->identity_buf;
+		/* No key of that name where the default looks: a name that is
+		 * not a principal here, told before anything is sent. */
+		if (access(g->identity, F_OK) != 0 && errno == ENOENT) {
+			unknown_principal(g);
+			return EXIT_USAGE;
+		}
 	}
 	if (pin != NULL && pin[0] != '\0') {
 		if (strncmp(pin, "file:", 5) == 0 || strncmp(pin, "env:", 4) == 0)
@@ -1091,6 +1152,66 @@ find_command(const struct command *cmds, const char *name)
 	return NULL;
 }
 
+/* Levenshtein distance of two short words (at most 63 bytes each; longer
+ * ones count as far apart). Written here: none of the project's libraries
+ * offers it, and it is a dozen lines. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= sizeof(row) || lb >= sizeof(row))
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+const struct command *
+closest_command(const struct command *cmds, const char *name)
+{
+	const struct command *best = NULL;
+	size_t bd = SIZE_MAX, braw = SIZE_MAX, n = strlen(name);
+
+	for (size_t i = 0; cmds[i].name != NULL; i++) {
+		size_t raw = edit_distance(name, cmds[i].name), d = raw;
+		/* "revoke-dev" for "revoke-device": a prefix is as good as one
+		 * typo; among several, the nearest whole name. */
+		if (n >= 2 && strncmp(cmds[i].name, name, n) == 0)
+			d = 1;
+		if (d < bd || (d == bd && raw < braw)) {
+			bd = d;
+			braw = raw;
+			best = &cmds[i];
+		}
+	}
+	return bd <= 2 && bd < n ? best : NULL;
+}
+
+void
+unknown_command(const char *what, const char *name, const struct command *cmds, const char *help)
+{
+	const struct command *near = closest_command(cmds, name);
+
+	if (near != NULL)
+		errmsg("unknown %s %s: did you mean %s? (see %s)", what, name, near->name, help);
+	else
+		errmsg("unknown %s %s (see %s)", what, name, help);
+}
+
 void
 group_usage(FILE *f, const char *group, const struct command *cmds, const char *example)
 {
@@ -1121,8 +1242,10 @@ group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
 		return EXIT_OK;
 	}
 	if ((sub = find_command(cmds, argv[1])) == NULL) {
-		errmsg("unknown %s subcommand %s (see %s %s --help)", argv[0], argv[1], progname,
-		       argv[0]);
+		char what[64], help[96];
+		snprintf(what, sizeof(what), "%s subcommand", argv[0]);
+		snprintf(help, sizeof(help), "%s %s --help", progname, argv[0]);
+		unknown_command(what, argv[1], cmds, help);
 		return EXIT_USAGE;
 	}
 	return sub->main(argc - 1, argv + 1, g);
@@ -1174,11 +1297,23 @@ usage(FILE *f)
 	        "                qsign asks; otherwise it trusts and remembers it)\n"
 	        "commands:\n",
 	        progname);
-	for (size_t i = 0; commands[i].name != NULL; i++)
-		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	/* Every command and subcommand, from the table (so none is missing). */
+	for (size_t i = 0; commands[i].name != NULL; i++) {
+		const struct command *sub = commands[i].sub;
+		if (sub == NULL) {
+			fprintf(f, "  %-26s %s\n", commands[i].name, commands[i].summary);
+			continue;
+		}
+		for (size_t j = 0; sub[j].name != NULL; j++) {
+			char both[64];
+			snprintf(both, sizeof(both), "%s %s", commands[i].name, sub[j].name);
+			fprintf(f, "  %-26s %s\n", both, sub[j].summary);
+		}
+	}
 	fprintf(f,
-	        "'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
-	        "by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
+	        "'%s help COMMAND [SUBCOMMAND]' describes one, with an example. Exit codes:\n"
+	        "0 ok, 1 failed or refused by the daemon, 2 usage error, 3 cannot reach the\n"
+	        "daemon. Completion: `qsign completion bash|zsh`.\n"
 	        "example: %s -p ci sign -r ci-sign -d "
 	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
 	        progname, progname);
@@ -1315,13 +1450,16 @@ main(int argc, char **argv)
 		}
 		cmd = find_command(commands, argv[optind + 1]);
 		if (cmd == NULL) {
-			errmsg("unknown command %s", argv[optind + 1]);
+			unknown_command("command", argv[optind + 1], commands, "qsign --help");
 			return EXIT_USAGE;
 		}
 		if (optind + 2 < argc && cmd->sub != NULL) {
 			const struct command *sub = find_command(cmd->sub, argv[optind + 2]);
 			if (sub == NULL) {
-				errmsg("unknown %s subcommand %s", cmd->name, argv[optind + 2]);
+				char what[64], help[96];
+				snprintf(what, sizeof(what), "%s subcommand", cmd->name);
+				snprintf(help, sizeof(help), "%s help %s", progname, cmd->name);
+				unknown_command(what, argv[optind + 2], cmd->sub, help);
 				return EXIT_USAGE;
 			}
 			cmd = sub;
@@ -1331,7 +1469,7 @@ main(int argc, char **argv)
 	}
 	cmd = find_command(commands, argv[optind]);
 	if (cmd == NULL) {
-		errmsg("unknown command %s (see %s --help)", argv[optind], progname);
+		unknown_command("command", argv[optind], commands, "qsign --help");
 		return EXIT_USAGE;
 	}
 	if (g.url == NULL) {

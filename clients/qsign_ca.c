@@ -296,7 +296,8 @@ static void
 create_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca create [--validity-days N] [-m MSG] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca create [--validity-days N] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit the creation of the factory root CA (P-256 key generated in the\n"
 	        "  token, CN=Factory-CA, OU=<factory>). Done once: a second create is\n"
 	        "  refused. Prints the request id.\n"
@@ -320,7 +321,7 @@ tls_usage_common(FILE *f, const char *cmd)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca %s --csr FILE [--est] [--validity-days N]\n"
-	        "           [-m MSG] [--json]\n"
+	        "           [-m MSG] [--wait[=SECONDS]] [--json]\n"
 	        "  Submit a server TLS certificate (--est: the EST server's) for the PEM CSR:\n"
 	        "  its subject and DNS names, serverAuth, signed by the root CA.\n"
 	        "example: %s -p admin1 ca %s --csr gateway.csr\n",
@@ -375,7 +376,8 @@ add_dca_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca add-device-ca (--online NAME |\n"
-	        "           --local NAME --csr FILE) [--validity-days N] [-m MSG] [--json]\n"
+	        "           --local NAME --csr FILE) [--validity-days N] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit a device CA signed by the root (CA:TRUE, pathlen:0). --online: its\n"
 	        "  key is generated in the token and it issues device certificates online;\n"
 	        "  --local: the key stays at the factory site (CSR with OU=<factory>).\n"
@@ -412,9 +414,10 @@ static void
 state_usage(FILE *f, const char *cmd, const char *what)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca %s SERIAL%s [-m MSG] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca %s SERIAL%s [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  %s\n"
-	        "example: %s -p admin1 ca %s 4f1c...e2\n",
+	        "example: %s -p admin1 ca %s 4f1c2a9d7e3b5c6a8d0e1f2a3b4c5de2\n",
 	        progname, cmd, strcmp(cmd, "revoke-device-ca") == 0 ? " [--reason REASON]" : "",
 	        what, progname, cmd);
 }
@@ -479,10 +482,11 @@ static void
 revoke_dev_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit the revocation of one device certificate of an online device CA\n"
 	        "  (listed in that CA's CRL).\n"
-	        "example: %s -p admin1 ca revoke-device 5a0e...01 7b3d...9c --reason "
+	        "example: %s -p admin1 ca revoke-device 5a0e3c7d9b1f2e4a6c8d0b2f4e6a8c01 7b3d5f7a9c1e3b5d7f9a1c3e5b7d9f9c --reason "
 	        "keyCompromise\n",
 	        progname, progname);
 }
@@ -872,7 +876,7 @@ fetch_usage(FILE *f)
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca fetch ID [-o FILE]\n"
 	        "  The certificate (or CRL) a signed PKI request produced, in PEM.\n"
-	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8... -o factory_ca.pem\n",
+	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o factory_ca.pem\n",
 	        progname, progname);
 }
 
@@ -923,7 +927,8 @@ const struct command ca_commands[] = {
         {"disable-device-ca", disable_main, disable_usage, "stop new issuance (quorum)", NULL},
         {"enable-device-ca", enable_main, enable_usage, "undo a disable (quorum)", NULL},
         {"revoke-device-ca", revoke_main, revoke_usage, "revoke a device CA (quorum)", NULL},
-        {"revoke-device", revoke_dev_main, revoke_dev_usage, "revoke a device certificate", NULL},
+        {"revoke-device", revoke_dev_main, revoke_dev_usage, "revoke a device certificate (quorum)",
+         NULL},
         {"crl", crl_main, crl_usage, "current CRLs in PEM", NULL},
         {"enabled-cas", enabled_main, enabled_usage,
          "signed list of device CAs enabled for registration", NULL},

@@ -198,6 +198,14 @@ void sleep_ms(unsigned ms);
 /* The entry called name in a NULL-terminated table, or NULL. */
 const struct command *find_command(const struct command *cmds, const char *name);
 
+/* The entry of cmds closest to a mistyped name (a unique-enough prefix or
+ * at most two edits away), or NULL. */
+const struct command *closest_command(const struct command *cmds, const char *name);
+
+/* "unknown WHAT NAME: did you mean X? (see HELP)" on stderr. */
+void unknown_command(const char *what, const char *name, const struct command *cmds,
+                     const char *help);
+
 /* Usage of a group: its subcommands with their summaries and an example
  * (printed after "example: qsign "). */
 void group_usage(FILE *f, const char *group, const struct command *cmds, const char *example);

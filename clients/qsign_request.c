@@ -447,18 +447,80 @@ submit_main(int argc, char **argv, struct globals *g)
 
 /* ------------------------------------------------------------ request list */
 
+/* The longest message shown in a list, in bytes (the rest: "..."). */
+#define LIST_MESSAGE_MAX 48
+
 static void
 list_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] request list [--state STATE] [--role ROLE]\n"
 	        "           [--limit N] [--json]\n"
-	        "  Requests you may see, one per line:\n"
-	        "    ID STATE ROLE KIND SUBMITTER APPROVALS/THRESHOLD EXPIRES\n"
+	        "  Requests you may see, as a table under a header line:\n"
+	        "    ID STATE ROLE KIND SUBMITTER APPROVALS EXPIRES MESSAGE\n"
+	        "  (APPROVALS: approvals/threshold; MESSAGE: the submitter's, cut at %d\n"
+	        "  bytes); \"no requests\" when there are none.\n"
 	        "  STATE: pending, approved, signed, rejected, cancelled, expired, failed.\n"
 	        "  --limit N   at most N requests (default 100)\n"
+	        "  --json      {\"requests\": [REQUEST, ...]} (README: JSON shapes)\n"
 	        "example: %s -p admin1 request list --state pending\n",
-	        progname, progname);
+	        progname, LIST_MESSAGE_MAX, progname);
+}
+
+/* The requests as a table with a header; "no requests" when empty. Every
+ * column but the message is a name the library validated. */
+static void
+put_request_table(const Qsign__V1__ListRequestsResponse *resp)
+{
+	static const char *const head[] = {"ID",        "STATE",     "ROLE",    "KIND",
+	                                   "SUBMITTER", "APPROVALS", "EXPIRES", "MESSAGE"};
+	int w[7];
+	char cell[7][64];
+
+	if (resp->n_requests == 0) {
+		printf("no requests\n");
+		return;
+	}
+	for (int k = 0; k < 7; k++)
+		w[k] = (int)strlen(head[k]);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1],
+			       head[1], w[2], head[2], w[3], head[3], w[4], head[4], w[5], head[5],
+			       w[6], head[6], head[7]);
+		for (size_t i = 0; i < resp->n_requests; i++) {
+			const Qsign__V1__RequestView *v = resp->requests[i];
+			snprintf(cell[0], sizeof(cell[0]), "%s", v->id);
+			snprintf(cell[1], sizeof(cell[1]), "%s",
+			         qsc_request_state_name((int)v->state));
+			snprintf(cell[2], sizeof(cell[2]), "%s", v->role);
+			snprintf(cell[3], sizeof(cell[3]), "%s", v->kind);
+			snprintf(cell[4], sizeof(cell[4]), "%s", v->submitter);
+			snprintf(cell[5], sizeof(cell[5]), "%zu/%u", count_votes(v, 1), v->threshold);
+			iso_time(v->expires, cell[6]);
+			if (pass == 0) {
+				for (int k = 0; k < 7; k++)
+					if ((int)strlen(cell[k]) > w[k])
+						w[k] = (int)strlen(cell[k]);
+				continue;
+			}
+			for (int k = 0; k < 7; k++)
+				printf("%-*s  ", w[k], cell[k]);
+			if (v->message[0] == '\0') {
+				fputs("-", stdout);
+			} else {
+				char msg[LIST_MESSAGE_MAX + 1];
+				snprintf(msg, sizeof(msg), "%s", v->message);
+				for (char *m = msg; *m != '\0'; m++)
+					if (*m == '\n' || *m == '\t')
+						*m = ' ';
+				put_safe(stdout, msg, 0);
+				if (strlen(v->message) > LIST_MESSAGE_MAX)
+					fputs("...", stdout);
+			}
+			fputc('\n', stdout);
+		}
+	}
 }
 
 static int
@@ -542,14 +604,7 @@ list_main(int argc, char **argv, struct globals *g)
 		            : EXIT_FAILED;
 		goto out;
 	}
-	for (size_t i = 0; i < resp->n_requests; i++) {
-		const Qsign__V1__RequestView *v = resp->requests[i];
-		char t[32];
-		iso_time(v->expires, t);
-		/* Every field here is a name the library validated. */
-		printf("%s %s %s %s %s %zu/%u %s\n", v->id, qsc_request_state_name((int)v->state),
-		       v->role, v->kind, v->submitter, count_votes(v, 1), v->threshold, t);
-	}
+	put_request_table(resp);
 	r = EXIT_OK;
 out:
 	qsc_free(resp);
@@ -568,7 +623,7 @@ show_usage(FILE *f)
 	        "  SHA-256 (recomputed here from the payload bytes), votes so far, what is\n"
 	        "  still needed, expiry, and the payload decoded by its kind (a policy change\n"
 	        "  is shown as a diff against the policy in force).\n"
-	        "example: %s -p admin2 request show 3f2a9c0d5e7b41a8\n",
+	        "example: %s -p admin2 request show 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5\n",
 	        progname, progname);
 }
 
@@ -712,7 +767,7 @@ approve_usage(FILE *f)
 	        "  recomputed here first; nothing is signed if it differs from what the daemon\n"
 	        "  reports, or from --sha256 HEX (the digest 'request show' printed: approve\n"
 	        "  exactly what you reviewed). Prints the progress of the request.\n"
-	        "example: %s -p admin2 approve 3f2a9c0d5e7b41a8 --sha256 "
+	        "example: %s -p admin2 approve 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --sha256 "
 	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
 	        progname, progname);
 }
@@ -724,7 +779,7 @@ reject_usage(FILE *f)
 	        "usage: %s [GLOBAL OPTIONS] reject ID [-m REASON] [--sha256 HEX] [--json]\n"
 	        "  Reject a request (signed with your key, like an approval). Enough rejects\n"
 	        "  to make the threshold unreachable end the request.\n"
-	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8 -m \"not the release we "
+	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -m \"not the release we "
 	        "tagged\"\n",
 	        progname, progname);
 }
@@ -840,7 +895,7 @@ cancel_usage(FILE *f)
 	        "usage: %s [GLOBAL OPTIONS] request cancel ID [--json]\n"
 	        "  Withdraw a request you submitted: pending, or approved and still waiting\n"
 	        "  for external TUF signatures.\n"
-	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8\n",
+	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5\n",
 	        progname, progname);
 }
 
@@ -889,8 +944,8 @@ wait_usage(FILE *f)
 	        "  expired, failed: the state and reason are printed), 3 when SECONDS pass\n"
 	        "  first or qsignd cannot be reached for %d s. With --json the progress goes\n"
 	        "  to stderr and the final request to stdout.\n"
-	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8 --timeout 3600 && %s -p ci "
-	        "request fetch 3f2a9c0d5e7b41a8 -o app.sig\n",
+	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --timeout 3600 && %s -p ci "
+	        "request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o app.sig\n",
 	        progname, WAIT_UNREACHABLE_MS / 1000, progname, progname);
 }
 
@@ -1271,7 +1326,7 @@ fetch_usage(FILE *f)
 	        "  One signature: to OUT, or to stdout (hex on a terminal, der otherwise).\n"
 	        "  Several (a role with several keys): OUT.0, OUT.1, ... in the order listed\n"
 	        "  by --json; without -o one line per signature: KEY SIGNATURE (hex or base64).\n"
-	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8 -o app-1.2.3.sig\n",
+	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o app-1.2.3.sig\n",
 	        progname, progname);
 }
 

@@ -132,10 +132,13 @@ static void
 init_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf init [-m MESSAGE]\n"
-	        "Ask the TUF admins (tuf.gates.admin) to create root v1 of the CI and production\n"
-	        "repositories from the policy's \"tuf\" section. Prints the request id.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf init [-m MESSAGE] [--wait[=SECONDS]] [--json]\n"
+	        "  Ask the TUF admins (tuf.gates.admin) to create root v1 of the CI and\n"
+	        "  production repositories from the policy's \"tuf\" section.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf init -m \"first root\" --wait\n",
+	        progname, progname);
 }
 
 /* -m MESSAGE, --json, --help; -1 to go on. */
@@ -202,10 +205,11 @@ static void
 show_root_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf show-root [--prod] [--version N] [--role ROLE]\n"
-	        "Print the CI (default) or production root.json (or --role targets | snapshot |\n"
-	        "timestamp) as the daemon published it.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf show-root [--prod] [--version N] [--role ROLE]\n"
+	        "  Print the CI (default) or production root.json (or --role targets |\n"
+	        "  snapshot | timestamp) as the daemon published it (it is JSON already).\n"
+	        "example: %s -p auditor tuf show-root --prod --version 2 > 2.root.json\n",
+	        progname, progname);
 }
 
 static int
@@ -276,13 +280,14 @@ static void
 push_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf push-targets [--custom JSON] [--name NAME] [--remove NAME]...\n"
-	        "                          [--no-upload] FILE...\n"
-	        "Add FILEs (named by their base name, or --name for a single file) to the CI\n"
-	        "targets, signed online; snapshot and timestamp follow. The contents are\n"
-	        "published under targets/ unless --no-upload. --custom sets the targets'\n"
-	        "\"custom\" object.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf push-targets [--custom JSON] [--name NAME]\n"
+	        "           [--remove NAME]... [--no-upload] [--json] FILE...\n"
+	        "  Add FILEs (named by their base name, or --name for a single file) to the CI\n"
+	        "  targets, signed online; snapshot and timestamp follow. The contents are\n"
+	        "  published under targets/ unless --no-upload. --custom sets the targets'\n"
+	        "  \"custom\" object. --json: the new versions.\n"
+	        "example: %s -p ci tuf push-targets fw-1.2.3.bin --custom '{\"hw\": \"rev-b\"}'\n",
+	        progname, progname);
 }
 
 static int
@@ -426,11 +431,16 @@ static void
 promote_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf promote [--expires DAYS] [--remove NAME]... [-m MSG] NAME...\n"
-	        "Ask the production approvers (tuf.gates.promote) to sign production targets:\n"
-	        "the ones in force plus the CI targets NAME..., without the --remove ones,\n"
-	        "expiring in DAYS (default 90). `qsign request show ID` prints the diff.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf promote [--expires DAYS] [--remove NAME]...\n"
+	        "           [-m MSG] [--wait[=SECONDS]] [--json] NAME...\n"
+	        "  Ask the production approvers (tuf.gates.promote) to sign production\n"
+	        "  targets: the ones in force plus the CI targets NAME..., without the\n"
+	        "  --remove ones, expiring in DAYS (default 90). `qsign request show ID`\n"
+	        "  prints the diff.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p ci tuf promote -m \"release 1.2.3\" fw-1.2.3.bin\n",
+	        progname, progname);
 }
 
 static int
@@ -542,23 +552,31 @@ static void
 rotate_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf rotate-key [--keyid KEYID] [-m MSG] ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE has a new key,\n"
-	        "generated in the token on approval, instead of KEYID (default: the role's\n"
-	        "only key). Each repository has roles of its own: root, targets, snapshot,\n"
-	        "timestamp (CI) and prod-root, prod-targets, prod-snapshot, prod-timestamp\n"
-	        "(production).\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf rotate-key [--keyid KEYID] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json] ROLE\n"
+	        "  Ask the TUF admins for root version N+1 in which ROLE has a new key,\n"
+	        "  generated in the token on approval, instead of KEYID (default: the role's\n"
+	        "  only key). Each repository has roles of its own: root, targets, snapshot,\n"
+	        "  timestamp (CI) and prod-root, prod-targets, prod-snapshot, prod-timestamp\n"
+	        "  (production).\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf rotate-key -m \"yearly\" timestamp\n",
+	        progname, progname);
 }
 
 static void
 threshold_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf set-threshold [-m MSG] ROLE N\n"
-	        "Ask the TUF admins for root version N+1 with ROLE's (root, prod-root or\n"
-	        "prod-targets) threshold set to N.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf set-threshold [-m MSG] [--wait[=SECONDS]]\n"
+	        "           [--json] ROLE N\n"
+	        "  Ask the TUF admins for root version N+1 with ROLE's (root, prod-root or\n"
+	        "  prod-targets) threshold set to N.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf set-threshold -m \"three admins\" prod-root 3\n",
+	        progname, progname);
 }
 
 static int
@@ -658,16 +676,21 @@ static void
 add_key_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf add-key [-m MSG] ROLE\n"
-	        "       %s tuf add-key [-m MSG] --external NAME --holder PRINCIPAL\n"
-	        "                      --public-key FILE ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE (root, prod-root or\n"
-	        "prod-targets) has one more key: generated in the daemon's token on approval, or an external\n"
-	        "ECDSA P-256 key that PRINCIPAL (an approver of the role's gate) holds in their\n"
-	        "own token; FILE is its SPKI PEM (`qsign-token pubkey` prints it). The holder\n"
-	        "signs with `qsign tuf sign`. A key of one repository is refused for the\n"
-	        "other: an admin holds one root key per repository.\n",
-	        progname, progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf add-key [-m MSG] [--wait[=SECONDS]] [--json] ROLE\n"
+	        "       %s [GLOBAL OPTIONS] tuf add-key [-m MSG] --external NAME\n"
+	        "           --holder PRINCIPAL --public-key FILE ROLE\n"
+	        "  Ask the TUF admins for root version N+1 in which ROLE (root, prod-root or\n"
+	        "  prod-targets) has one more key: generated in the daemon's token on\n"
+	        "  approval, or an external ECDSA P-256 key that PRINCIPAL (an approver of\n"
+	        "  the role's gate) holds in their own token; FILE is its SPKI PEM\n"
+	        "  (`qsign-token pubkey` prints it). The holder signs with `qsign tuf sign`.\n"
+	        "  A key of one repository is refused for the other: an admin holds one\n"
+	        "  root key per repository.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf add-key --external alice-prod --holder admin1 "
+	        "--public-key alice-prod.pem prod-root\n",
+	        progname, progname, progname);
 }
 
 static int
@@ -758,10 +781,16 @@ static void
 remove_key_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf remove-key [-m MSG] ROLE KEYID\n"
-	        "Ask the TUF admins for root version N+1 without ROLE's (root, prod-root or\n"
-	        "prod-targets) key KEYID. Refused if the role could no longer meet its threshold.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf remove-key [-m MSG] [--wait[=SECONDS]] [--json]\n"
+	        "           ROLE KEYID\n"
+	        "  Ask the TUF admins for root version N+1 without ROLE's (root, prod-root or\n"
+	        "  prod-targets) key KEYID. Refused if the role could no longer meet its\n"
+	        "  threshold.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf remove-key root "
+	        "8c1d0e6f2b7a4c3d9e5f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d\n",
+	        progname, progname);
 }
 
 static int
@@ -782,14 +811,18 @@ static void
 expiry_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf set-expiry [-m MSG] ROLE DURATION\n"
-	        "Ask the TUF admins for root version N+1 after which ROLE's metadata is signed\n"
-	        "to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each signing. Targets\n"
-	        "in force are re-signed with the new expiry (targets: CI, prod-targets:\n"
-	        "production); snapshot and timestamp bounds follow tuf.refresh. ROLE is a\n"
-	        "CI role (root, targets, snapshot, timestamp) or a production one (prod-root,\n"
-	        "prod-targets, prod-snapshot, prod-timestamp).\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf set-expiry [-m MSG] [--wait[=SECONDS]] [--json]\n"
+	        "           ROLE DURATION\n"
+	        "  Ask the TUF admins for root version N+1 after which ROLE's metadata is\n"
+	        "  signed to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each\n"
+	        "  signing. Targets in force are re-signed with the new expiry (targets: CI,\n"
+	        "  prod-targets: production); snapshot and timestamp bounds follow\n"
+	        "  tuf.refresh. ROLE is a CI role (root, targets, snapshot, timestamp) or a\n"
+	        "  production one (prod-root, prod-targets, prod-snapshot, prod-timestamp).\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf set-expiry prod-targets 180d\n",
+	        progname, progname);
 }
 
 static int
@@ -810,16 +843,20 @@ static void
 separate_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf separate [-m MSG] [--external NAME --holder PRINCIPAL\n"
-	        "                       --public-key FILE]...\n"
-	        "Ask the TUF admins for root version N+1 in which production shares no key\n"
-	        "with CI (repositories initialised before each had keys of its own; `tuf\n"
-	        "review` lists the shared keys): every shared daemon key of a production role\n"
-	        "is replaced by a new key generated in the same token, every shared external\n"
-	        "key leaves prod-root, and each --external key (the holder's production root\n"
-	        "key, SPKI PEM in FILE) joins it. Holders then sign both new roots with\n"
-	        "`qsign tuf sign -i CI_KEY -i PROD_KEY`.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf separate [-m MSG] [--external NAME\n"
+	        "           --holder PRINCIPAL --public-key FILE]... [--wait[=SECONDS]] [--json]\n"
+	        "  Ask the TUF admins for root version N+1 in which production shares no key\n"
+	        "  with CI (repositories initialised before each had keys of its own; `tuf\n"
+	        "  review` lists the shared keys): every shared daemon key of a production\n"
+	        "  role is replaced by a new key generated in the same token, every shared\n"
+	        "  external key leaves prod-root, and each --external key (the holder's\n"
+	        "  production root key, SPKI PEM in FILE) joins it. Holders then sign both\n"
+	        "  new roots with `qsign tuf sign -i CI_KEY -i PROD_KEY`.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf separate --external alice-prod --holder admin1 "
+	        "--public-key alice-prod.pem\n",
+	        progname, progname);
 }
 
 /* The SPKI PEM in file `path`, normalised; NULL after saying why. */
@@ -1031,11 +1068,12 @@ static void
 status_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf status REQUEST_ID [--json]\n"
-	        "Show the documents TUF request REQUEST_ID will publish (prepared now if it\n"
-	        "is not yet), which external keys may sign each, which have, and how many\n"
-	        "signatures are still missing.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf status REQUEST_ID [--json]\n"
+	        "  Show the documents TUF request REQUEST_ID will publish (prepared now if it\n"
+	        "  is not yet), which external keys may sign each, which have, and how many\n"
+	        "  signatures are still missing.\n"
+	        "example: %s -p admin1 tuf status %s\n",
+	        progname, progname, "3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5");
 }
 
 static int
@@ -1069,8 +1107,8 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf sign [-i KEY]... [--pin-source SRC] [--no-approve] [--yes]\n"
-	        "                 [-m MSG] REQUEST_ID\n"
+	        "usage: %s [GLOBAL OPTIONS] tuf sign [-i KEY]... [--pin-source SRC] [--no-approve]\n"
+	        "           [--yes] [-m MSG] [--json] REQUEST_ID\n"
 	        "Sign, with your own offline TUF keys, the metadata TUF request REQUEST_ID will\n"
 	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"
 	        "the payload's SHA-256 you were shown) unless --no-approve.\n"
@@ -1092,7 +1130,7 @@ sign_usage(FILE *f)
 	        "policy's tuf.roles. Any other difference: nothing is signed (exit 1).\n"
 	        "The daemon verifies every signature and publishes once every threshold is\n"
 	        "met.\n"
-	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8 -i "
+	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -i "
 	        "'pkcs11:token=admin1;object=ci-root' -i 'pkcs11:token=admin1;object=prod-root'\n",
 	        progname, progname);
 }
@@ -1760,9 +1798,10 @@ static void
 review_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf review\n"
-	        "Lint the current root: errors and recommendations. Exit 1 if any error.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf review\n"
+	        "  Lint the current root: errors and recommendations. Exit 1 if any error.\n"
+	        "example: %s -p admin1 tuf review\n",
+	        progname, progname);
 }
 
 static int

@@ -194,3 +194,69 @@ expect_rc 2 qsign -p ci verify -r ci-sign -f "$T/fw.bin" -s "$T/none.sig"
 expect_rc 2 qsign -p ci verify -r ci-sign -f "$T/fw.bin"
 grep -q "verify needs -s SIG" "$T/err" || fail "verify without -s: $(cat "$T/err")"
 echo "ok: verify refuses another file, a modified signature and the wrong key (exit 1)"
+
+# --- mistakes get suggestions
+expect_rc 2 qsign -p ci sing -r ci-sign -f "$T/fw.bin"
+grep -q "unknown command sing: did you mean sign?" "$T/err" || fail "unknown command: $(cat "$T/err")"
+expect_rc 2 qsign -p ci request lst
+grep -q "unknown request subcommand lst: did you mean list?" "$T/err" || fail "unknown subcommand: $(cat "$T/err")"
+expect_rc 2 qsign ca revoke-dev
+grep -q "did you mean revoke-device?" "$T/err" || fail "prefix: $(cat "$T/err")"
+expect_rc 2 qsign help tuf promot
+grep -q "did you mean promote?" "$T/err" || fail "help suggestion: $(cat "$T/err")"
+expect_rc 2 qsign zzzzzz
+grep -q "unknown command zzzzzz (see qsign --help)" "$T/err" && ! grep -q "did you mean" "$T/err" ||
+	fail "no suggestion for nonsense: $(cat "$T/err")"
+for cmd in "sign -r ci-sign" "request submit -r release" "verify -r ci-sign -s $T/fw.sig"; do
+	# shellcheck disable=SC2086
+	expect_rc 2 qsign -p ci $cmd
+	grep -q "needs -f FILE or -d HEX" "$T/err" || fail "$cmd without -f: $(cat "$T/err")"
+done
+expect_rc 2 qsign -p ci sign -r ci-sign -f "$T/fw.bin" -d "$dg"
+grep -q "sign takes -f FILE or -d HEX, not both" "$T/err" || fail "both -f and -d: $(cat "$T/err")"
+expect_rc 1 qsign -p ci sign -r ci-sgn -f "$T/fw.bin"
+grep -q 'no role "ci-sgn"' "$T/err" && grep -q "^qsign: your roles: .*ci-sign" "$T/err" ||
+	fail "unknown role: $(cat "$T/err")"
+expect_rc 1 qsign -p ci request show 0123456789abcdef0123456789abcdef
+grep -q "\`qsign request list\` shows the requests you may see" "$T/err" || fail "unknown request: $(cat "$T/err")"
+expect_rc 1 qsign -p ci request wait 0123456789abcdef0123456789abcdef
+grep -q "qsign request list" "$T/err" || fail "unknown request (wait): $(cat "$T/err")"
+expect_rc 2 qsign -p bob info
+grep -q "unknown principal bob: no key .*/demo/bob.key" "$T/err" &&
+	grep -q "principals with a key in .*/demo: .*admin1.*ci" "$T/err" || fail "unknown principal: $(cat "$T/err")"
+grep -q "auth.*principal=bob" "$T/qsignd.log" && fail "unknown principal: something was sent"
+echo "ok: suggestions: closest command and subcommand, missing -f, your roles, request list, unknown principal (2)"
+
+# --- request list: header, message column, "no requests"
+expect_rc 0 qsign -p admin1 request list --state cancelled
+[ "$(cat "$T/out")" = "no requests" ] || fail "empty list: $(cat "$T/out")"
+expect_rc 0 qsign -p ci request submit -r release -d "$dg" -m "$(printf 'a long message about release 7.0, with enough words to be cut short')"
+lid=$(cat "$T/out")
+expect_rc 0 qsign -p admin1 request list --state pending
+head -1 "$T/out" | grep -q "^ID  *STATE  *ROLE  *KIND  *SUBMITTER  *APPROVALS  *EXPIRES  *MESSAGE$" ||
+	fail "list header: $(head -1 "$T/out")"
+grep -q "^$lid  *pending  *release  *digest  *ci  *0/2  *20[0-9-]*T[0-9:]*Z  *a long message about release 7.0, with enough wo\.\.\.$" "$T/out" ||
+	fail "list row: $(cat "$T/out")"
+echo "ok: request list: header, message column (cut), no requests"
+
+# --- metrics --json: structured
+expect_rc 0 qsign -p auditor metrics
+cp "$T/out" "$T/metrics.txt"
+expect_rc 0 qsign -p auditor --json metrics
+python3 - "$T/out" "$T/metrics.txt" <<'PY' || fail "metrics --json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ready"] is True and "text" not in d, d.keys()
+m = d["metrics"]
+fam = m["qsign_signatures_total"]
+assert fam["type"] == "counter" and fam["help"], fam
+s = [x for x in fam["samples"] if x["labels"].get("role") == "ci-sign"]
+assert s and s[0]["value"] >= 3, fam
+# every sample of the earlier text is in the JSON (later calls add some)
+names = {x["name"] for f in m.values() for x in f["samples"]}
+lost = [l for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")
+        and l.split("{")[0].split(" ")[0] not in names]
+assert not lost, lost
+assert any(x["labels"] for f in m.values() for x in f["samples"]), "no labels"
+PY
+echo "ok: metrics --json: families with type, help and labelled samples"
