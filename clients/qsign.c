@@ -1253,7 +1253,7 @@ group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
 
 /* ------------------------------------------------------------ main */
 
-static const struct command commands[] = {
+const struct command qsign_commands[] = {
         {"keygen", keygen_main, keygen_usage, "create a principal key file (local)", NULL},
         {"info", info_main, info_usage, "daemon identity, policy version, your roles", NULL},
         {"keys", keys_main, keys_usage, "keys named in the policy; one with NAME [--pem]", NULL},
@@ -1272,11 +1272,13 @@ static const struct command commands[] = {
          "audit log: checkpoint, tail, show, proof, export, verify", audit_commands},
         {"tuf", tuf_main, tuf_usage, "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
         {"ca", ca_main, ca_usage, "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
+        {"completion", completion_main, completion_usage,
+         "print the bash or zsh completion script (from this table)", NULL},
         {NULL, NULL, NULL, NULL, NULL},
 };
 
-static void
-usage(FILE *f)
+void
+qsign_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
@@ -1298,15 +1300,15 @@ usage(FILE *f)
 	        "commands:\n",
 	        progname);
 	/* Every command and subcommand, from the table (so none is missing). */
-	for (size_t i = 0; commands[i].name != NULL; i++) {
-		const struct command *sub = commands[i].sub;
+	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
+		const struct command *sub = qsign_commands[i].sub;
 		if (sub == NULL) {
-			fprintf(f, "  %-26s %s\n", commands[i].name, commands[i].summary);
+			fprintf(f, "  %-26s %s\n", qsign_commands[i].name, qsign_commands[i].summary);
 			continue;
 		}
 		for (size_t j = 0; sub[j].name != NULL; j++) {
 			char both[64];
-			snprintf(both, sizeof(both), "%s %s", commands[i].name, sub[j].name);
+			snprintf(both, sizeof(both), "%s %s", qsign_commands[i].name, sub[j].name);
 			fprintf(f, "  %-26s %s\n", both, sub[j].summary);
 		}
 	}
@@ -1424,15 +1426,15 @@ main(int argc, char **argv)
 			printf("qsign %s\n", QS_VERSION);
 			return EXIT_OK;
 		case 'h':
-			usage(stdout);
+			qsign_usage(stdout);
 			return EXIT_OK;
 		default:
-			usage(stderr);
+			qsign_usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		qsign_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (g.server_key != NULL && strncmp(g.server_key, "SHA256:", 7) == 0 &&
@@ -1445,12 +1447,12 @@ main(int argc, char **argv)
 
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 >= argc) {
-			usage(stdout);
+			qsign_usage(stdout);
 			return EXIT_OK;
 		}
-		cmd = find_command(commands, argv[optind + 1]);
+		cmd = find_command(qsign_commands, argv[optind + 1]);
 		if (cmd == NULL) {
-			unknown_command("command", argv[optind + 1], commands, "qsign --help");
+			unknown_command("command", argv[optind + 1], qsign_commands, "qsign --help");
 			return EXIT_USAGE;
 		}
 		if (optind + 2 < argc && cmd->sub != NULL) {
@@ -1467,9 +1469,9 @@ main(int argc, char **argv)
 		cmd->usage(stdout);
 		return EXIT_OK;
 	}
-	cmd = find_command(commands, argv[optind]);
+	cmd = find_command(qsign_commands, argv[optind]);
 	if (cmd == NULL) {
-		unknown_command("command", argv[optind], commands, "qsign --help");
+		unknown_command("command", argv[optind], qsign_commands, "qsign --help");
 		return EXIT_USAGE;
 	}
 	if (g.url == NULL) {

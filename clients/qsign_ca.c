@@ -754,8 +754,8 @@ crl_usage(FILE *f)
 	        "  The current CRLs in PEM: the root's and one per online device CA.\n"
 	        "  -o DIR writes DIR/<name>.crl.pem each, and beside them the signed list\n"
 	        "  of device CAs enabled for new registrations (see ca enabled-cas).\n"
-	        "  Local device CAs sign their own CRLs at their site (openssl ca\n"
-	        "  -gencrl with their key).\n"
+	        "  Local device CAs sign their own CRLs at their site with their key\n"
+	        "  (openssl ca -gencrl).\n"
 	        "example: %s -p admin1 ca crl > crls.pem\n",
 	        progname, progname);
 }

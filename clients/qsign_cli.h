@@ -93,6 +93,14 @@ int ca_main(int argc, char **argv, struct globals *g);
 void ca_usage(FILE *f);
 extern const struct command ca_commands[];
 
+/* qsign_complete.c */
+int completion_main(int argc, char **argv, struct globals *g);
+void completion_usage(FILE *f);
+
+/* qsign.c: the top-level table and usage (global options first). */
+extern const struct command qsign_commands[];
+void qsign_usage(FILE *f);
+
 extern const char *progname;
 
 /* ------------------------------------------------------------ output */

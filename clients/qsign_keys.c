@@ -200,7 +200,7 @@ sigverify_usage(FILE *f)
 	        "  \"Verification FAILURE\", exit 1.\n"
 	        "  -f FILE  what was signed (a blob; - reads stdin)\n"
 	        "  -d HEX   the SHA-256 digest that was signed (64 hex characters)\n"
-	        "  -s SIG   the signature: DER, hex or base64 (as sign --format writes it)\n"
+	        "  -s SIG   the signature file: DER, hex or base64 (any format sign writes)\n"
 	        "  --json   {\"verified\": b, \"key\": s, \"algorithm\": s, \"key_id\": hex,\n"
 	        "            \"digest\": hex}\n"
 	        "example: %s -p ci verify -r ci-sign -f fw.bin -s fw.sig\n",
