@@ -1266,12 +1266,14 @@ const struct command qsign_commands[] = {
         {"approve", approve_main, approve_usage, "approve a request (signed with your key)", NULL},
         {"reject", reject_main, reject_usage, "reject a request (signed with your key)", NULL},
         {"policy", policy_main, policy_usage, "policy versions: show, propose", policy_commands},
-        {"metrics", metrics_main, metrics_usage,
-         "daemon counters (Prometheus text) and readiness", NULL},
+        {"metrics", metrics_main, metrics_usage, "daemon counters (Prometheus text) and readiness",
+         NULL},
         {"audit", audit_main, audit_usage,
          "audit log: checkpoint, tail, show, proof, export, verify", audit_commands},
-        {"tuf", tuf_main, tuf_usage, "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
-        {"ca", ca_main, ca_usage, "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
+        {"tuf", tuf_main, tuf_usage,
+         "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
+        {"ca", ca_main, ca_usage,
+         "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
         {"completion", completion_main, completion_usage,
          "print the bash or zsh completion script (from this table)", NULL},
         {NULL, NULL, NULL, NULL, NULL},
@@ -1303,7 +1305,8 @@ qsign_usage(FILE *f)
 	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
 		const struct command *sub = qsign_commands[i].sub;
 		if (sub == NULL) {
-			fprintf(f, "  %-26s %s\n", qsign_commands[i].name, qsign_commands[i].summary);
+			fprintf(f, "  %-26s %s\n", qsign_commands[i].name,
+			        qsign_commands[i].summary);
 			continue;
 		}
 		for (size_t j = 0; sub[j].name != NULL; j++) {
@@ -1452,7 +1455,8 @@ main(int argc, char **argv)
 		}
 		cmd = find_command(qsign_commands, argv[optind + 1]);
 		if (cmd == NULL) {
-			unknown_command("command", argv[optind + 1], qsign_commands, "qsign --help");
+			unknown_command("command", argv[optind + 1], qsign_commands,
+			                "qsign --help");
 			return EXIT_USAGE;
 		}
 		if (optind + 2 < argc && cmd->sub != NULL) {

@@ -482,11 +482,13 @@ static void
 revoke_dev_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R] [-m MSG]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R] [-m "
+	        "MSG]\n"
 	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit the revocation of one device certificate of an online device CA\n"
 	        "  (listed in that CA's CRL).\n"
-	        "example: %s -p admin1 ca revoke-device 5a0e3c7d9b1f2e4a6c8d0b2f4e6a8c01 7b3d5f7a9c1e3b5d7f9a1c3e5b7d9f9c --reason "
+	        "example: %s -p admin1 ca revoke-device 5a0e3c7d9b1f2e4a6c8d0b2f4e6a8c01 "
+	        "7b3d5f7a9c1e3b5d7f9a1c3e5b7d9f9c --reason "
 	        "keyCompromise\n",
 	        progname, progname);
 }
@@ -876,7 +878,8 @@ fetch_usage(FILE *f)
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca fetch ID [-o FILE]\n"
 	        "  The certificate (or CRL) a signed PKI request produced, in PEM.\n"
-	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o factory_ca.pem\n",
+	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o "
+	        "factory_ca.pem\n",
 	        progname, progname);
 }
 

@@ -184,7 +184,9 @@ int simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *))
 /* The --wait[=SECONDS] option of every command that submits a quorum
  * request: {"wait", optional_argument, NULL, 'W'} in its table, and
  * parse_wait(g, optarg) for 'W'. 0 or -1 (after saying why). */
+/* clang-format off */
 #define WAIT_OPTION {"wait", optional_argument, NULL, 'W'}
+/* clang-format on */
 int parse_wait(struct globals *g, const char *arg);
 
 /* The one ending of every command that submits a quorum request (request

@@ -133,6 +133,43 @@ put_cases(FILE *f, const struct command *cmds, const char *indent, const char *a
 	return 0;
 }
 
+/* The body of the completion function's `case $cmd`, after its first
+ * pattern's opening quote: the top-level words (globals: the global
+ * options), one pattern per command and, for a group, a nested case on
+ * the subcommand; ends inside `help`'s words. bash and zsh differ only in
+ * quoting. Frees globals. */
+static int
+put_table(FILE *f, char *globals, int zsh)
+{
+	const char *sub = zsh ? "$sub" : "\"$sub\"", *empty = zsh ? "''" : "\"\"",
+	           *test = zsh ? "[[ -z $sub ]]" : "[ -z \"$sub\" ]";
+
+	put_names(f, qsign_commands);
+	fprintf(f, " help %s\" ;;\n", globals + 1);
+	free(globals);
+	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
+		const struct command *c = &qsign_commands[i];
+		if (c->sub == NULL) {
+			char *o = options_of(c->usage);
+			if (o == NULL)
+				return -1;
+			fprintf(f, "\t%s) w=\"%s%s\" ;;\n", c->name,
+			        c->main == completion_main ? "bash zsh " : "", o + 1);
+			free(o);
+			continue;
+		}
+		fprintf(f, "\t%s)\n\t\tcase %s in\n\t\t%s) w=\"", c->name, sub, empty);
+		put_names(f, c->sub);
+		fputs("\" ;;\n", f);
+		if (put_cases(f, c->sub, "\t\t", "w=", "") != 0)
+			return -1;
+		fputs("\t\tesac ;;\n", f);
+	}
+	fprintf(f, "\thelp) %s && w=\"", test);
+	put_names(f, qsign_commands);
+	return 0;
+}
+
 static int
 bash_script(FILE *f)
 {
@@ -173,29 +210,8 @@ bash_script(FILE *f)
 	        "\tcase \"$cmd\" in\n"
 	        "\t\"\") w=\"",
 	        principal_opts, file_opts, global_value_opts);
-	put_names(f, qsign_commands);
-	fprintf(f, " help %s\" ;;\n", globals + 1);
-	free(globals);
-	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
-		const struct command *c = &qsign_commands[i];
-		if (c->sub == NULL) {
-			char *o = options_of(c->usage);
-			if (o == NULL)
-				return -1;
-			fprintf(f, "\t%s) w=\"%s%s\" ;;\n", c->name,
-			        c->main == completion_main ? "bash zsh " : "", o + 1);
-			free(o);
-			continue;
-		}
-		fprintf(f, "\t%s)\n\t\tcase \"$sub\" in\n\t\t\"\") w=\"", c->name);
-		put_names(f, c->sub);
-		fputs("\" ;;\n", f);
-		if (put_cases(f, c->sub, "\t\t", "w=", "") != 0)
-			return -1;
-		fputs("\t\tesac ;;\n", f);
-	}
-	fputs("\thelp) [ -z \"$sub\" ] && w=\"", f);
-	put_names(f, qsign_commands);
+	if (put_table(f, globals, 0) != 0)
+		return -1;
 	fputs("\" ;;\n"
 	      "\tesac\n"
 	      "\tCOMPREPLY=($(compgen -W \"$w\" -- \"$cur\"))\n"
@@ -259,29 +275,8 @@ zsh_script(FILE *f)
 	        "\tcase $cmd in\n"
 	        "\t'') w=\"",
 	        principal_opts, file_opts, global_value_opts);
-	put_names(f, qsign_commands);
-	fprintf(f, " help %s\" ;;\n", globals + 1);
-	free(globals);
-	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
-		const struct command *c = &qsign_commands[i];
-		if (c->sub == NULL) {
-			char *o = options_of(c->usage);
-			if (o == NULL)
-				return -1;
-			fprintf(f, "\t%s) w=\"%s%s\" ;;\n", c->name,
-			        c->main == completion_main ? "bash zsh " : "", o + 1);
-			free(o);
-			continue;
-		}
-		fprintf(f, "\t%s)\n\t\tcase $sub in\n\t\t'') w=\"", c->name);
-		put_names(f, c->sub);
-		fputs("\" ;;\n", f);
-		if (put_cases(f, c->sub, "\t\t", "w=", "") != 0)
-			return -1;
-		fputs("\t\tesac ;;\n", f);
-	}
-	fputs("\thelp) [[ -z $sub ]] && w=\"", f);
-	put_names(f, qsign_commands);
+	if (put_table(f, globals, 1) != 0)
+		return -1;
 	fputs("\" ;;\n"
 	      "\tesac\n"
 	      "\tif [[ -n $w ]]; then\n"

@@ -104,6 +104,20 @@ need_key(const Qsign__V1__ListKeysResponse *keys, const char *name)
 	return k;
 }
 
+/* Connect and list the policy's keys: EXIT_OK, or the exit code after
+ * saying why (*c may then be set: the caller closes it). */
+static int
+connect_and_list(struct globals *g, qsc_client **c, Qsign__V1__ListKeysResponse **keys)
+{
+	int r;
+
+	if ((r = connect_client(g, c)) != EXIT_OK)
+		return r;
+	if ((r = qsc_list_keys(*c, keys)) != 0)
+		return report(g, *c, r);
+	return EXIT_OK;
+}
+
 int
 keys_main(int argc, char **argv, struct globals *g)
 {
@@ -150,12 +164,8 @@ keys_main(int argc, char **argv, struct globals *g)
 			return EXIT_USAGE;
 		}
 	}
-	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
-	if ((r = qsc_list_keys(c, &keys)) != 0) {
-		r = report(g, c, r);
+	if ((r = connect_and_list(g, &c, &keys)) != EXIT_OK)
 		goto out;
-	}
 	if (name != NULL && (k = need_key(keys, name)) == NULL) {
 		r = EXIT_FAILED;
 		goto out;
@@ -414,12 +424,8 @@ sigverify_main(int argc, char **argv, struct globals *g)
 		r = EXIT_USAGE;
 		goto out;
 	}
-	if ((r = connect_client(g, &c)) != EXIT_OK)
+	if ((r = connect_and_list(g, &c, &keys)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_list_keys(c, &keys)) != 0) {
-		r = report(g, c, r);
-		goto out;
-	}
 	r = EXIT_FAILED;
 	if (key != NULL) {
 		const Qsign__V1__KeyInfo *k = need_key(keys, key);

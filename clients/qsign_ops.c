@@ -9,18 +9,18 @@
 void
 metrics_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: qsign [GLOBAL OPTIONS] metrics [--json]\n"
-	        "  The daemon's counters and gauges in Prometheus text (signatures by\n"
-	        "  role and key, call latency, pending requests, audit log commits,\n"
-	        "  token errors and reconnects), for admins and auditors. Exits 1 when\n"
-	        "  the daemon reports it is not ready (audit log not writable, token\n"
-	        "  failing). The same text is served on the \"metrics\" HTTP listener.\n"
-	        "  --json  {\"ready\": b, \"not_ready_reason\": s, \"metrics\": {FAMILY:\n"
-	        "          {\"type\": s, \"help\": s, \"samples\": [{\"name\": s,\n"
-	        "          \"labels\": {NAME: s}, \"value\": n}]}}}\n"
-	        "example: qsign -p auditor metrics | grep qsign_signatures_total\n"
-	        "         qsign -p auditor --json metrics | jq '.metrics.qsign_requests_pending'\n");
+	fprintf(f, "usage: qsign [GLOBAL OPTIONS] metrics [--json]\n"
+	           "  The daemon's counters and gauges in Prometheus text (signatures by\n"
+	           "  role and key, call latency, pending requests, audit log commits,\n"
+	           "  token errors and reconnects), for admins and auditors. Exits 1 when\n"
+	           "  the daemon reports it is not ready (audit log not writable, token\n"
+	           "  failing). The same text is served on the \"metrics\" HTTP listener.\n"
+	           "  --json  {\"ready\": b, \"not_ready_reason\": s, \"metrics\": {FAMILY:\n"
+	           "          {\"type\": s, \"help\": s, \"samples\": [{\"name\": s,\n"
+	           "          \"labels\": {NAME: s}, \"value\": n}]}}}\n"
+	           "example: qsign -p auditor metrics | grep qsign_signatures_total\n"
+	           "         qsign -p auditor --json metrics | jq "
+	           "'.metrics.qsign_requests_pending'\n");
 }
 
 /* The family called name, created untyped if new. */

@@ -485,9 +485,9 @@ put_request_table(const Qsign__V1__ListRequestsResponse *resp)
 		w[k] = (int)strlen(head[k]);
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1)
-			printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1],
-			       head[1], w[2], head[2], w[3], head[3], w[4], head[4], w[5], head[5],
-			       w[6], head[6], head[7]);
+			printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0],
+			       w[1], head[1], w[2], head[2], w[3], head[3], w[4], head[4], w[5],
+			       head[5], w[6], head[6], head[7]);
 		for (size_t i = 0; i < resp->n_requests; i++) {
 			const Qsign__V1__RequestView *v = resp->requests[i];
 			snprintf(cell[0], sizeof(cell[0]), "%s", v->id);
@@ -496,7 +496,8 @@ put_request_table(const Qsign__V1__ListRequestsResponse *resp)
 			snprintf(cell[2], sizeof(cell[2]), "%s", v->role);
 			snprintf(cell[3], sizeof(cell[3]), "%s", v->kind);
 			snprintf(cell[4], sizeof(cell[4]), "%s", v->submitter);
-			snprintf(cell[5], sizeof(cell[5]), "%zu/%u", count_votes(v, 1), v->threshold);
+			snprintf(cell[5], sizeof(cell[5]), "%zu/%u", count_votes(v, 1),
+			         v->threshold);
 			iso_time(v->expires, cell[6]);
 			if (pass == 0) {
 				for (int k = 0; k < 7; k++)
@@ -779,7 +780,8 @@ reject_usage(FILE *f)
 	        "usage: %s [GLOBAL OPTIONS] reject ID [-m REASON] [--sha256 HEX] [--json]\n"
 	        "  Reject a request (signed with your key, like an approval). Enough rejects\n"
 	        "  to make the threshold unreachable end the request.\n"
-	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -m \"not the release we "
+	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -m \"not the "
+	        "release we "
 	        "tagged\"\n",
 	        progname, progname);
 }
@@ -944,7 +946,8 @@ wait_usage(FILE *f)
 	        "  expired, failed: the state and reason are printed), 3 when SECONDS pass\n"
 	        "  first or qsignd cannot be reached for %d s. With --json the progress goes\n"
 	        "  to stderr and the final request to stdout.\n"
-	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --timeout 3600 && %s -p ci "
+	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --timeout 3600 && "
+	        "%s -p ci "
 	        "request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o app.sig\n",
 	        progname, WAIT_UNREACHABLE_MS / 1000, progname, progname);
 }
@@ -1083,7 +1086,8 @@ tuf_version(qsc_client *c, const char *repo, const char *role)
 
 	if (qsc_tuf_get_metadata(c, repo, role, 0, &m) == 0 &&
 	    tuf_envelope_parse(m->metadata.data, m->metadata.len, NULL, &env) == 0)
-		ver = json_integer_value(json_object_get(json_object_get(env, "signed"), "version"));
+		ver = json_integer_value(
+		        json_object_get(json_object_get(env, "signed"), "version"));
 	json_decref(env);
 	qsc_free(m);
 	return ver;
@@ -1101,7 +1105,8 @@ tuf_repo_dir(qsc_client *c, const char *repo)
 
 	if (qsc_policy_show(c, 0, &ps) == 0 && (pol = json_loads(ps->text, 0, NULL)) != NULL &&
 	    (d = json_string_value(json_object_get(
-	             json_object_get(json_object_get(pol, "tuf"), "repositories"), repo))) != NULL &&
+	             json_object_get(json_object_get(pol, "tuf"), "repositories"), repo))) !=
+	            NULL &&
 	    asprintf(&s, "%s/metadata", d) < 0)
 		s = NULL;
 	json_decref(pol);
@@ -1186,7 +1191,8 @@ outcome(qsc_client *c, const Qsign__V1__RequestView *v, char **what, char **wher
 			/* A digest request signs the digest itself: name that. */
 			int dig = strcmp(v->kind, "digest") == 0 &&
 			          qsc_request_get(c, v->id, 1, &pv) == 0 && pv->payload.len == 32;
-			h = dig ? hex_or_die(pv->payload.data, 32) : hex_or_die(v->payload_sha256.data, 32);
+			h = dig ? hex_or_die(pv->payload.data, 32)
+			        : hex_or_die(v->payload_sha256.data, 32);
 			qsc_free(pv);
 			FILE *f = open_memstream(&keys, &klen);
 			for (size_t i = 0; f != NULL && i < fr->n_signatures; i++)
@@ -1194,8 +1200,8 @@ outcome(qsc_client *c, const Qsign__V1__RequestView *v, char **what, char **wher
 				        fr->signatures[i]->algorithm);
 			if (f != NULL)
 				fclose(f);
-			n1 = asprintf(&a, "%s %s signed by %s", dig ? "digest" : "payload sha256", h,
-			              keys ? keys : "?");
+			n1 = asprintf(&a, "%s %s signed by %s", dig ? "digest" : "payload sha256",
+			              h, keys ? keys : "?");
 			n2 = asprintf(&b, "`%s request fetch %s -o FILE` writes the signature%s",
 			              progname, v->id, fr->n_signatures > 1 ? "s" : "");
 			free(keys);
@@ -1231,8 +1237,8 @@ submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v)
 		fprintf(stderr,
 		        "%s: next: approvers review it with `%s request show %s` and vote with "
 		        "`%s approve %s`; %s%s%s%s%s%s\n",
-		        progname, progname, v->id, progname, v->id,
-		        g->wait ? "" : "`", g->wait ? "" : progname, g->wait ? "" : " request wait ",
+		        progname, progname, v->id, progname, v->id, g->wait ? "" : "`",
+		        g->wait ? "" : progname, g->wait ? "" : " request wait ",
 		        g->wait ? "" : v->id, g->wait ? "" : "` follows it; ", next);
 	}
 	if (g->wait) {
@@ -1248,8 +1254,8 @@ submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v)
 		json_object_set_new(j, "next", json_text(next));
 		if (what != NULL)
 			json_object_set_new(j, "result",
-			                    json_pack("{s:o, s:o}", "what", json_text(what), "where",
-			                              json_text(where)));
+			                    json_pack("{s:o, s:o}", "what", json_text(what),
+			                              "where", json_text(where)));
 		if (json_print(j, JSON_INDENT(2)) != 0)
 			r = EXIT_FAILED;
 	}
@@ -1326,7 +1332,8 @@ fetch_usage(FILE *f)
 	        "  One signature: to OUT, or to stdout (hex on a terminal, der otherwise).\n"
 	        "  Several (a role with several keys): OUT.0, OUT.1, ... in the order listed\n"
 	        "  by --json; without -o one line per signature: KEY SIGNATURE (hex or base64).\n"
-	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o app-1.2.3.sig\n",
+	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o "
+	        "app-1.2.3.sig\n",
 	        progname, progname);
 }
 

@@ -447,10 +447,13 @@ static int
 promote_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"expires", required_argument, NULL, 'e'}, {"remove", required_argument, NULL, 'R'},
-	        {"message", required_argument, NULL, 'm'}, WAIT_OPTION,
+	        {"expires", required_argument, NULL, 'e'},
+	        {"remove", required_argument, NULL, 'R'},
+	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
 	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL;
 	long days = 90;
@@ -1107,7 +1110,8 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] tuf sign [-i KEY]... [--pin-source SRC] [--no-approve]\n"
+	        "usage: %s [GLOBAL OPTIONS] tuf sign [-i KEY]... [--pin-source SRC] "
+	        "[--no-approve]\n"
 	        "           [--yes] [-m MSG] [--json] REQUEST_ID\n"
 	        "Sign, with your own offline TUF keys, the metadata TUF request REQUEST_ID will\n"
 	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"

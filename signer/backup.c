@@ -295,7 +295,8 @@ keep_replaced(const struct config *cfg, char *kept, size_t cap)
 		if (i == 1)
 			snprintf(kept, cap, "%.*s.replaced-%s", (int)l, cfg->state_dir, stamp);
 		else
-			snprintf(kept, cap, "%.*s.replaced-%s.%d", (int)l, cfg->state_dir, stamp, i);
+			snprintf(kept, cap, "%.*s.replaced-%s.%d", (int)l, cfg->state_dir, stamp,
+			         i);
 	}
 	snprintf(src, sizeof(src), "%s/state.db", cfg->state_dir);
 	snprintf(dst, sizeof(dst), "%s/checkpoint", cfg->audit_dir);
@@ -305,8 +306,10 @@ keep_replaced(const struct config *cfg, char *kept, size_t cap)
 	}
 	snprintf(dst, sizeof(dst), "%s/audit", kept);
 	if (mkdir(kept, 0700) != 0 || mkdir(dst, 0700) != 0) {
-		r = qs_fail(QS_ERR_IO, "mkdir %s: %s: the state to replace cannot be kept, nothing "
-			    "restored", kept, strerror(errno));
+		r = qs_fail(QS_ERR_IO,
+		            "mkdir %s: %s: the state to replace cannot be kept, nothing "
+		            "restored",
+		            kept, strerror(errno));
 		kept[0] = '\0';
 		return r;
 	}
@@ -321,7 +324,8 @@ keep_replaced(const struct config *cfg, char *kept, size_t cap)
 		r = keep_file(src, dst, &copied);
 	}
 	if (r != 0)
-		return qs_wrap(r, "keeping the state to replace in %s failed: nothing restored", kept);
+		return qs_wrap(r, "keeping the state to replace in %s failed: nothing restored",
+		               kept);
 	return 0;
 }
 

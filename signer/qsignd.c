@@ -83,17 +83,18 @@ softhsm_hint(const struct config *cfg, int r)
 
 	for (size_t i = 0; i < cfg->ntokens; i++)
 		softhsm |= cfg->tokens[i].module != NULL &&
-			   strstr(cfg->tokens[i].module, "softhsm") != NULL;
+		           strstr(cfg->tokens[i].module, "softhsm") != NULL;
 	if (!softhsm || !((r == QS_ERR_NOT_FOUND && strstr(qs_errdetail(), "token") != NULL) ||
-			  strstr(qs_errdetail(), "C_Initialize") != NULL))
+	                  strstr(qs_errdetail(), "C_Initialize") != NULL))
 		return;
 	fprintf(stderr,
-		"qsignd: hint: SoftHSM reads its tokens from the directories.tokendir of %s%s; "
-		"set SOFTHSM2_CONF to the softhsm2.conf the token was created with (the "
-		"shipped unit sets Environment=SOFTHSM2_CONF=/var/lib/qsignd/softhsm2.conf); "
-		"`SOFTHSM2_CONF=... softhsm2-util --show-slots` lists the tokens it sees\n",
-		conf != NULL && conf[0] != '\0' ? conf : "/etc/softhsm/softhsm2.conf",
-		conf != NULL && conf[0] != '\0' ? " (SOFTHSM2_CONF)" : " (SOFTHSM2_CONF is not set)");
+	        "qsignd: hint: SoftHSM reads its tokens from the directories.tokendir of %s%s; "
+	        "set SOFTHSM2_CONF to the softhsm2.conf the token was created with (the "
+	        "shipped unit sets Environment=SOFTHSM2_CONF=/var/lib/qsignd/softhsm2.conf); "
+	        "`SOFTHSM2_CONF=... softhsm2-util --show-slots` lists the tokens it sees\n",
+	        conf != NULL && conf[0] != '\0' ? conf : "/etc/softhsm/softhsm2.conf",
+	        conf != NULL && conf[0] != '\0' ? " (SOFTHSM2_CONF)"
+	                                        : " (SOFTHSM2_CONF is not set)");
 }
 
 /*
@@ -268,7 +269,7 @@ main(int argc, char **argv)
 	 * threads (nng is not fork-safe). */
 	if ((r = keyring_open(cfg, &kr)) != 0) {
 		fprintf(stderr, "qsignd: tokens: %s%s%s\n", qs_strerror(r),
-			qs_errdetail()[0] ? ": " : "", qs_errdetail());
+		        qs_errdetail()[0] ? ": " : "", qs_errdetail());
 		softhsm_hint(cfg, r);
 		exit(1);
 	}
