@@ -393,33 +393,17 @@ keygen_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"type", required_argument, NULL, 't'},
 	        {"out", required_argument, NULL, 'o'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *type = "ecdsa-p256", *out = NULL;
 	char *pem = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't':
-			type = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			keygen_usage(stdout);
-			return EXIT_OK;
-		default:
-			keygen_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'t', &type, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"t:o:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, keygen_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc || out == NULL) {
 		keygen_usage(stderr);
@@ -457,46 +441,6 @@ info_usage(FILE *f)
 	        progname, progname);
 }
 
-/* Parse the options of a command that only takes --json/--help and exactly
- * nargs operands (the last nargs of argv after parsing). Returns -1 to go
- * on, else the exit code. */
-int
-simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs)
-{
-	static const struct option opts[] = {
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	int ch;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
-}
-
-int
-simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *))
-{
-	return simple_opts_arg(argc, argv, g, usage, 0);
-}
-
 void
 put_list(char **v, size_t n)
 {
@@ -517,7 +461,7 @@ info_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts(argc, argv, g, info_usage)) >= 0)
+	if ((r = parse_opts(argc, argv, g, info_usage, PLAIN_OPTS(0))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
@@ -612,6 +556,13 @@ parse_format(const char *s)
 	return FMT_DEFAULT;
 }
 
+int
+format_opt(void *ctx, int ch, char *arg)
+{
+	(void)ch;
+	return (*(enum format *)ctx = parse_format(arg)) == FMT_DEFAULT ? EXIT_USAGE : 0;
+}
+
 /* Write the signature in the chosen format to path (NULL: stdout). */
 int
 write_sig(const char *path, enum format fmt, const uint8_t *sig, size_t len)
@@ -673,8 +624,6 @@ sign_main(int argc, char **argv, struct globals *g)
 	        {"key", required_argument, NULL, 'k'},
 	        {"out", required_argument, NULL, 'o'},
 	        {"format", required_argument, NULL, 'F'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
@@ -685,40 +634,13 @@ sign_main(int argc, char **argv, struct globals *g)
 	const uint8_t *payload;
 	size_t len;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:d:f:k:o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'd':
-			hex = optarg;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'F':
-			if ((fmt = parse_format(optarg)) == FMT_DEFAULT)
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			sign_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL}, {'f', &file, NULL}, {'k', &key, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:d:f:k:o:", opts, keep, format_opt, &fmt, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		sign_usage(stderr);
@@ -943,8 +865,6 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"role", required_argument, NULL, 'r'},
 	        {"key", required_argument, NULL, 'k'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *key = NULL;
@@ -954,27 +874,13 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	Qsign__V1__PayloadKind kind;
 	size_t n = 0, done = 0, failed = 0;
 	qsc_client *c = NULL;
-	int ch, r, first = 1;
+	int r, first = 1;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:k:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			sign_batch_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_batch_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:k:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_batch_usage, &o)) >= 0)
+			return r;
 	}
 	if (role == NULL) {
 		sign_batch_usage(stderr);

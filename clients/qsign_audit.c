@@ -972,176 +972,182 @@ struct audit_opts {
 	struct filter f;
 };
 
+enum {
+	O_KEY = 256,
+	O_STATE,
+	O_OFFLINE,
+	O_FROM,
+	O_SIZE,
+	O_NOSTATE,
+	O_EVENT,
+	O_PRINCIPAL,
+	O_ROLE,
+	O_KEYNAME,
+	O_REQUEST,
+	O_SINCE,
+	O_UNTIL,
+	O_ON,
+	O_EXCLUDE,
+	O_ALL,
+};
+
+static const struct option audit_options[] = {
+        {"log-key", required_argument, NULL, O_KEY},
+        {"state", required_argument, NULL, O_STATE},
+        {"offline", required_argument, NULL, O_OFFLINE},
+        {"from", required_argument, NULL, O_FROM},
+        {"size", required_argument, NULL, O_SIZE},
+        {"no-state", no_argument, NULL, O_NOSTATE},
+        {"event", required_argument, NULL, O_EVENT},
+        {"principal", required_argument, NULL, O_PRINCIPAL},
+        {"role", required_argument, NULL, O_ROLE},
+        {"key", required_argument, NULL, O_KEYNAME},
+        {"request", required_argument, NULL, O_REQUEST},
+        {"since", required_argument, NULL, O_SINCE},
+        {"until", required_argument, NULL, O_UNTIL},
+        {"on", required_argument, NULL, O_ON},
+        {"exclude", required_argument, NULL, O_EXCLUDE},
+        {"all", no_argument, NULL, O_ALL},
+        {"out", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+};
+
+/* What audit_opt() needs besides the options it fills. */
+struct audit_opt_ctx {
+	struct audit_opts *o;
+	const char *allowed, *cmd;
+	void (*usage)(FILE *);
+	int64_t now;
+};
+
+/* One option of an audit subcommand; `allowed` lists the letters that
+ * subcommand takes. */
+static int
+audit_opt(void *ctx, int ch, char *arg)
+{
+	/* Letters standing for the long options, to check `allowed`. */
+	static const char letters[] = "KSOFZNEPRYIsudXA";
+	struct audit_opt_ctx *x = ctx;
+	struct audit_opts *o = x->o;
+	int64_t now = x->now;
+	char letter = ch >= O_KEY && ch <= O_ALL ? letters[ch - O_KEY] : (char)ch;
+
+	if (strchr(x->allowed, letter) == NULL) {
+		errmsg("audit %s does not take that option", x->cmd);
+		x->usage(stderr);
+		return EXIT_USAGE;
+	}
+	switch (ch) {
+	case O_KEY:
+		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
+		    !is_fingerprint(arg)) {
+			errmsg("--log-key %s: a fingerprint is " FP_PREFIX
+			       " and 64 hex digits, as `audit checkpoint` and qsignd's "
+			       "audit.open line print it",
+			       arg);
+			return EXIT_USAGE;
+		}
+		o->log_key = arg;
+		break;
+	case O_STATE:
+		o->state = arg;
+		break;
+	case O_NOSTATE:
+		o->no_state = 1;
+		break;
+	case O_OFFLINE:
+		o->offline = arg;
+		break;
+	case O_FROM:
+		if (parse_u64("--from", arg, &o->from) != 0)
+			return EXIT_USAGE;
+		o->has_from = 1;
+		break;
+	case O_SIZE:
+		if (parse_u64("--size", arg, &o->size) != 0 || o->size == 0) {
+			if (o->size == 0)
+				errmsg("--size must be at least 1");
+			return EXIT_USAGE;
+		}
+		o->has_size = 1;
+		break;
+	case O_EVENT:
+	case O_EXCLUDE: {
+		const char **v = ch == O_EVENT ? o->f.events : o->f.exclude;
+		size_t *n = ch == O_EVENT ? &o->f.n_events : &o->f.n_exclude;
+		if (*n == MAX_FILTER_EVENTS || arg[0] == '\0') {
+			errmsg("%s: at most %d non-empty event names",
+			       ch == O_EVENT ? "--event" : "--exclude", MAX_FILTER_EVENTS);
+			return EXIT_USAGE;
+		}
+		v[(*n)++] = arg;
+		break;
+	}
+	case O_PRINCIPAL:
+		o->f.principal = arg;
+		break;
+	case O_ROLE:
+		o->f.role = arg;
+		break;
+	case O_KEYNAME:
+		o->f.key = arg;
+		break;
+	case O_REQUEST:
+		o->f.request = arg;
+		break;
+	case O_SINCE:
+	case O_UNTIL: {
+		int64_t t;
+		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) !=
+		    0)
+			return EXIT_USAGE;
+		if (ch == O_SINCE) {
+			o->f.since_ms = t * 1000;
+			o->f.has_since = 1;
+		} else {
+			o->f.until_ms = t * 1000;
+			o->f.has_until = 1;
+		}
+		break;
+	}
+	case O_ON: {
+		int64_t t;
+		if (parse_when("--on", arg, now, 1, &t) != 0)
+			return EXIT_USAGE;
+		o->f.since_ms = t * 1000;
+		o->f.until_ms = (t + 86400) * 1000;
+		o->f.has_since = o->f.has_until = 1;
+		break;
+	}
+	case O_ALL:
+		o->f.all = 1;
+		break;
+	case 'n':
+		if (parse_u64("-n", arg, &o->n) != 0)
+			return EXIT_USAGE;
+		o->has_n = 1;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	}
+	return 0;
+}
+
 /* Options common to the audit subcommands; `allowed` lists the letters a
  * subcommand takes. Returns -1 to go on, else the exit code. */
 static int
 audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char *allowed,
            int nargs, struct audit_opts *o)
 {
-	enum {
-		O_KEY = 256,
-		O_STATE,
-		O_OFFLINE,
-		O_FROM,
-		O_SIZE,
-		O_NOSTATE,
-		O_EVENT,
-		O_PRINCIPAL,
-		O_ROLE,
-		O_KEYNAME,
-		O_REQUEST,
-		O_SINCE,
-		O_UNTIL,
-		O_ON,
-		O_EXCLUDE,
-		O_ALL,
-	};
-	static const struct option opts[] = {
-	        {"log-key", required_argument, NULL, O_KEY},
-	        {"state", required_argument, NULL, O_STATE},
-	        {"offline", required_argument, NULL, O_OFFLINE},
-	        {"from", required_argument, NULL, O_FROM},
-	        {"size", required_argument, NULL, O_SIZE},
-	        {"no-state", no_argument, NULL, O_NOSTATE},
-	        {"event", required_argument, NULL, O_EVENT},
-	        {"principal", required_argument, NULL, O_PRINCIPAL},
-	        {"role", required_argument, NULL, O_ROLE},
-	        {"key", required_argument, NULL, O_KEYNAME},
-	        {"request", required_argument, NULL, O_REQUEST},
-	        {"since", required_argument, NULL, O_SINCE},
-	        {"until", required_argument, NULL, O_UNTIL},
-	        {"on", required_argument, NULL, O_ON},
-	        {"exclude", required_argument, NULL, O_EXCLUDE},
-	        {"all", no_argument, NULL, O_ALL},
-	        {"out", required_argument, NULL, 'o'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	/* Letters standing for the long options, to check `allowed`. */
-	static const char letters[] = "KSOFZNEPRYIsudXA";
-	int64_t now = (int64_t)time(NULL);
-	int ch;
+	struct audit_opt_ctx x = {o, allowed, argv[0], usage, (int64_t)time(NULL)};
+	int r;
 
 	memset(o, 0, sizeof(*o));
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "n:o:h", opts, NULL)) != -1) {
-		char letter = ch >= O_KEY && ch <= O_ALL ? letters[ch - O_KEY] : (char)ch;
-		if (ch != 'h' && ch != 'J' && ch != '?' && strchr(allowed, letter) == NULL) {
-			errmsg("audit %s does not take that option", argv[0]);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-		switch (ch) {
-		case O_KEY:
-			if (strncmp(optarg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
-			    !is_fingerprint(optarg)) {
-				errmsg("--log-key %s: a fingerprint is " FP_PREFIX
-				       " and 64 hex digits, as `audit checkpoint` and qsignd's "
-				       "audit.open line print it",
-				       optarg);
-				return EXIT_USAGE;
-			}
-			o->log_key = optarg;
-			break;
-		case O_STATE:
-			o->state = optarg;
-			break;
-		case O_NOSTATE:
-			o->no_state = 1;
-			break;
-		case O_OFFLINE:
-			o->offline = optarg;
-			break;
-		case O_FROM:
-			if (parse_u64("--from", optarg, &o->from) != 0)
-				return EXIT_USAGE;
-			o->has_from = 1;
-			break;
-		case O_SIZE:
-			if (parse_u64("--size", optarg, &o->size) != 0 || o->size == 0) {
-				if (o->size == 0)
-					errmsg("--size must be at least 1");
-				return EXIT_USAGE;
-			}
-			o->has_size = 1;
-			break;
-		case O_EVENT:
-		case O_EXCLUDE: {
-			const char **v = ch == O_EVENT ? o->f.events : o->f.exclude;
-			size_t *n = ch == O_EVENT ? &o->f.n_events : &o->f.n_exclude;
-			if (*n == MAX_FILTER_EVENTS || optarg[0] == '\0') {
-				errmsg("%s: at most %d non-empty event names",
-				       ch == O_EVENT ? "--event" : "--exclude", MAX_FILTER_EVENTS);
-				return EXIT_USAGE;
-			}
-			v[(*n)++] = optarg;
-			break;
-		}
-		case O_PRINCIPAL:
-			o->f.principal = optarg;
-			break;
-		case O_ROLE:
-			o->f.role = optarg;
-			break;
-		case O_KEYNAME:
-			o->f.key = optarg;
-			break;
-		case O_REQUEST:
-			o->f.request = optarg;
-			break;
-		case O_SINCE:
-		case O_UNTIL: {
-			int64_t t;
-			if (parse_when(ch == O_SINCE ? "--since" : "--until", optarg, now, 0, &t) !=
-			    0)
-				return EXIT_USAGE;
-			if (ch == O_SINCE) {
-				o->f.since_ms = t * 1000;
-				o->f.has_since = 1;
-			} else {
-				o->f.until_ms = t * 1000;
-				o->f.has_until = 1;
-			}
-			break;
-		}
-		case O_ON: {
-			int64_t t;
-			if (parse_when("--on", optarg, now, 1, &t) != 0)
-				return EXIT_USAGE;
-			o->f.since_ms = t * 1000;
-			o->f.until_ms = (t + 86400) * 1000;
-			o->f.has_since = o->f.has_until = 1;
-			break;
-		}
-		case O_ALL:
-			o->f.all = 1;
-			break;
-		case 'n':
-			if (parse_u64("-n", optarg, &o->n) != 0)
-				return EXIT_USAGE;
-			o->has_n = 1;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		if (argc - optind > nargs)
-			errmsg("unexpected argument %s", argv[optind + nargs]);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if ((r = parse_opts(argc, argv, g, usage,
+	                    &(const struct opts){"n:o:", audit_options, NULL, audit_opt, &x, nargs,
+	                                         nargs})) >= 0)
+		return r;
 	if (o->no_state && o->state != NULL) {
 		errmsg("--state and --no-state exclude each other");
 		return EXIT_USAGE;

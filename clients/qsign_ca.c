@@ -40,115 +40,103 @@ lower_serial(char *s)
 			*s = (char)(*s - 'A' + 'a');
 }
 
+enum {
+	O_EST = 256,
+	O_HIST,
+	O_PRETTY,
+	O_ONLINE,
+	O_LOCAL,
+	O_CHAIN,
+	O_DAYS,
+	O_REASON,
+	O_ROOT
+};
+
+static const struct option ca_options[] = {
+        {"csr", required_argument, NULL, 'c'},
+        {"out", required_argument, NULL, 'o'},
+        {"ca", required_argument, NULL, 'a'},
+        {"role", required_argument, NULL, 'r'},
+        {"message", required_argument, NULL, 'm'},
+        {"chain", required_argument, NULL, O_CHAIN},
+        {"reason", required_argument, NULL, O_REASON},
+        {"root", required_argument, NULL, O_ROOT},
+        {"online", required_argument, NULL, O_ONLINE},
+        {"local", required_argument, NULL, O_LOCAL},
+        {"validity-days", required_argument, NULL, O_DAYS},
+        {"est", no_argument, NULL, O_EST},
+        {"history", no_argument, NULL, O_HIST},
+        {"pretty", no_argument, NULL, O_PRETTY},
+        WAIT_OPTION,
+        {NULL, 0, NULL, 0},
+};
+
+/* One option of the ca subcommands into struct ca_opts. */
+static int
+ca_opt(void *ctx, int ch, char *arg)
+{
+	struct ca_opts *o = ctx;
+	char *end;
+
+	switch (ch) {
+	case 'c':
+		o->csr = arg;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	case 'a':
+		o->ca = arg;
+		break;
+	case 'r':
+		o->role = arg;
+		break;
+	case 'm':
+		o->message = arg;
+		break;
+	case O_CHAIN:
+		o->chain = arg;
+		break;
+	case O_REASON:
+		o->reason = arg;
+		break;
+	case O_ROOT:
+		o->root = arg;
+		break;
+	case O_ONLINE:
+		o->online = arg;
+		break;
+	case O_LOCAL:
+		o->local = arg;
+		break;
+	case O_EST:
+		o->est = 1;
+		break;
+	case O_HIST:
+		o->history = 1;
+		break;
+	case O_PRETTY:
+		o->pretty = 1;
+		break;
+	case O_DAYS:
+		o->days = strtol(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || o->days < 1 || o->days > PKI_MAX_VALIDITY_DAYS) {
+			errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
+			return EXIT_USAGE;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* The options of a ca subcommand with nargs operands; -1 to go on. */
 static int
 ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs,
          struct ca_opts *o)
 {
-	enum {
-		O_EST = 256,
-		O_HIST,
-		O_PRETTY,
-		O_ONLINE,
-		O_LOCAL,
-		O_CHAIN,
-		O_DAYS,
-		O_REASON,
-		O_ROOT
-	};
-	static const struct option opts[] = {
-	        {"csr", required_argument, NULL, 'c'},
-	        {"out", required_argument, NULL, 'o'},
-	        {"ca", required_argument, NULL, 'a'},
-	        {"role", required_argument, NULL, 'r'},
-	        {"message", required_argument, NULL, 'm'},
-	        {"chain", required_argument, NULL, O_CHAIN},
-	        {"reason", required_argument, NULL, O_REASON},
-	        {"root", required_argument, NULL, O_ROOT},
-	        {"online", required_argument, NULL, O_ONLINE},
-	        {"local", required_argument, NULL, O_LOCAL},
-	        {"validity-days", required_argument, NULL, O_DAYS},
-	        {"est", no_argument, NULL, O_EST},
-	        {"history", no_argument, NULL, O_HIST},
-	        {"pretty", no_argument, NULL, O_PRETTY},
-	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	char *end;
-	int ch;
-
 	memset(o, 0, sizeof(*o));
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:o:a:r:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o->csr = optarg;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'a':
-			o->ca = optarg;
-			break;
-		case 'r':
-			o->role = optarg;
-			break;
-		case 'm':
-			o->message = optarg;
-			break;
-		case O_CHAIN:
-			o->chain = optarg;
-			break;
-		case O_REASON:
-			o->reason = optarg;
-			break;
-		case O_ROOT:
-			o->root = optarg;
-			break;
-		case O_ONLINE:
-			o->online = optarg;
-			break;
-		case O_LOCAL:
-			o->local = optarg;
-			break;
-		case O_EST:
-			o->est = 1;
-			break;
-		case O_HIST:
-			o->history = 1;
-			break;
-		case O_PRETTY:
-			o->pretty = 1;
-			break;
-		case O_DAYS:
-			o->days = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || o->days < 1 ||
-			    o->days > PKI_MAX_VALIDITY_DAYS) {
-				errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return parse_opts(argc, argv, g, usage,
+	                  &(const struct opts){"c:o:a:r:m:", ca_options, NULL, ca_opt, o, nargs, nargs});
 }
 
 /* The policy's pki section: role for `which` ("root", "tls", "device_ca")

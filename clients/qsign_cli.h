@@ -14,6 +14,7 @@
 #ifndef QSIGN_CLI_H
 #define QSIGN_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -140,6 +141,9 @@ enum format { FMT_DEFAULT, FMT_DER, FMT_HEX, FMT_BASE64 };
 /* --format NAME; FMT_DEFAULT (after saying why) if unknown. */
 enum format parse_format(const char *s);
 
+/* opt_fn for --format NAME into *(enum format *)ctx. */
+int format_opt(void *ctx, int ch, char *arg);
+
 /* Write sig in fmt to path (NULL: stdout; FMT_DEFAULT: hex on a terminal,
  * DER otherwise). 0 or -1 (after saying why). */
 int write_sig(const char *path, enum format fmt, const uint8_t *sig, size_t len);
@@ -174,10 +178,47 @@ int need_one(const char *cmd, const char *an, const char *a, const char *bn, con
 /* Whole seconds 1..86400 into *ms; 0 or -1. */
 int parse_timeout(const char *s, int *ms);
 
-/* Options of a command that takes only --json/--help and exactly nargs
- * operands (argv[optind..]). -1 to go on, else the exit code. */
-int simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs);
-int simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *));
+/* ------------------------------------------------------------ options */
+
+/* Takes one option of a command into ctx (ch as getopt_long returns it,
+ * arg its argument or NULL): 0 to go on, else an exit code after saying
+ * why. */
+typedef int opt_fn(void *ctx, int ch, char *arg);
+
+/* An option that only keeps its argument (*str = arg) or only sets a flag
+ * (*flag = 1). Tables end with ch 0. */
+struct opt_keep {
+	int ch;
+	const char **str;
+	int *flag;
+};
+
+/* A command's options: short ones ("r:k:", NULL: none), the long table
+ * (NULL: none; without --json and --help, which every command takes;
+ * WAIT_OPTION for --wait[=S]), the options that only keep their argument,
+ * fn(ctx, ...) for the others, and how many operands (max -1: any). */
+struct opts {
+	const char *shorts;
+	const struct option *longs;
+	const struct opt_keep *keep;
+	opt_fn *fn;
+	void *ctx;
+	int min_args, max_args;
+};
+
+/*
+ * The one option loop of the CLI (qsign_opts.c): getopt_long over argv from
+ * a fresh state (options may follow operands); --json sets g->json, --help
+ * prints usage on stdout, --wait[=S] sets g->wait; the command's own
+ * options as o says. An unknown option, or an operand count outside
+ * o->min_args..max_args, prints usage on stderr. -1 to go on with the
+ * operands argv[optind..argc-1], else the exit code.
+ */
+int parse_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *),
+               const struct opts *o);
+
+/* Only --json and --help, and exactly nargs operands. */
+#define PLAIN_OPTS(nargs) (&(const struct opts){NULL, NULL, NULL, NULL, NULL, (nargs), (nargs)})
 
 /* ------------------------------------------------------------ quorum requests */
 

@@ -124,32 +124,19 @@ keys_main(int argc, char **argv, struct globals *g)
 	enum { O_PEM = 256 };
 	static const struct option opts[] = {
 	        {"pem", no_argument, NULL, O_PEM},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__ListKeysResponse *keys = NULL;
 	const Qsign__V1__KeyInfo *k = NULL;
 	const char *name = NULL;
 	qsc_client *c = NULL;
-	int ch, r, pem = 0;
+	int r, pem = 0;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_PEM:
-			pem = 1;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			keys_usage(stdout);
-			return EXIT_OK;
-		default:
-			keys_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{O_PEM, NULL, &pem}, {0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, keys_usage, &o)) >= 0)
+			return r;
 	}
 	if (argc - optind > 1 || (pem && argc - optind != 1)) {
 		if (pem && argc == optind)
@@ -353,8 +340,6 @@ sigverify_main(int argc, char **argv, struct globals *g)
 	        {"file", required_argument, NULL, 'f'},
 	        {"digest", required_argument, NULL, 'd'},
 	        {"signature", required_argument, NULL, 's'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *key = NULL, *file = NULL, *hex = NULL, *sigf = NULL;
@@ -364,36 +349,13 @@ sigverify_main(int argc, char **argv, struct globals *g)
 	size_t blen = 0, slen = 0;
 	char **names = NULL, *dh = NULL;
 	qsc_client *c = NULL;
-	int ch, r, bad = 0;
+	int r, bad = 0;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:k:f:d:s:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'd':
-			hex = optarg;
-			break;
-		case 's':
-			sigf = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			sigverify_usage(stdout);
-			return EXIT_OK;
-		default:
-			sigverify_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL}, {'f', &file, NULL}, {'d', &hex, NULL}, {'s', &sigf, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:k:f:d:s:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sigverify_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		sigverify_usage(stderr);

@@ -164,7 +164,7 @@ metrics_main(int argc, char **argv, struct globals *g)
 	json_t *fams;
 	int r;
 
-	if ((r = simple_opts(argc, argv, g, metrics_usage)) >= 0)
+	if ((r = parse_opts(argc, argv, g, metrics_usage, PLAIN_OPTS(0))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;

@@ -345,8 +345,6 @@ submit_main(int argc, char **argv, struct globals *g)
 	        {"message", required_argument, NULL, 'm'},
 	        {"client-token", required_argument, NULL, 't'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *file = NULL, *hex = NULL, *kind = NULL, *msg = NULL,
@@ -355,43 +353,13 @@ submit_main(int argc, char **argv, struct globals *g)
 	uint8_t digest[32], *buf = NULL;
 	const uint8_t *payload;
 	size_t len;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:f:d:k:m:t:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'd':
-			hex = optarg;
-			break;
-		case 'k':
-			kind = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 't':
-			token = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			submit_usage(stdout);
-			return EXIT_OK;
-		default:
-			submit_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL}, {'d', &hex, NULL}, {'k', &kind, NULL}, {'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:f:d:k:m:t:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, submit_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		submit_usage(stderr);
@@ -524,75 +492,80 @@ put_request_table(const Qsign__V1__ListRequestsResponse *resp)
 	}
 }
 
+/* The filters of request list. */
+struct list_filter {
+	Qsign__V1__RequestState state;
+	const char *role;
+	uint32_t limit;
+};
+
+enum { O_STATE = 256, O_ROLE, O_LIMIT };
+
+static int
+list_opt(void *ctx, int ch, char *arg)
+{
+	struct list_filter *lf = ctx;
+
+	switch (ch) {
+	case O_STATE:
+		if ((lf->state = qsc_request_state_from_name(arg)) ==
+		    QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED) {
+			errmsg("unknown state %s (pending, approved, signed, rejected, cancelled, "
+			       "expired, failed)",
+			       arg);
+			return EXIT_USAGE;
+		}
+		break;
+	case O_ROLE:
+		lf->role = arg;
+		break;
+	case O_LIMIT: {
+		char *end;
+		unsigned long v;
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 10000 || arg[0] == '-') {
+			errmsg("--limit needs a number, 1..10000");
+			return EXIT_USAGE;
+		}
+		lf->limit = (uint32_t)v;
+		break;
+	}
+	}
+	return 0;
+}
+
 static int
 list_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_STATE = 256, O_ROLE, O_LIMIT };
 	static const struct option opts[] = {
 	        {"state", required_argument, NULL, O_STATE},
 	        {"role", required_argument, NULL, O_ROLE},
 	        {"limit", required_argument, NULL, O_LIMIT},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	Qsign__V1__RequestState state = QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED;
+	struct list_filter lf = {QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED, NULL, 0};
 	Qsign__V1__ListRequestsResponse *resp = NULL;
-	const char *role = NULL;
-	uint32_t limit = 0;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_STATE:
-			if ((state = qsc_request_state_from_name(optarg)) ==
-			    QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED) {
-				errmsg("unknown state %s (pending, approved, signed, rejected, "
-				       "cancelled, expired, failed)",
-				       optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_ROLE:
-			role = optarg;
-			break;
-		case O_LIMIT: {
-			char *end;
-			unsigned long v;
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 10000 ||
-			    optarg[0] == '-') {
-				errmsg("--limit needs a number, 1..10000");
-				return EXIT_USAGE;
-			}
-			limit = (uint32_t)v;
-			break;
-		}
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			list_usage(stdout);
-			return EXIT_OK;
-		default:
-			list_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, list_opt, &lf, 0, -1};
+		if ((r = parse_opts(argc, argv, g, list_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		list_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (role != NULL && !qs_name_valid(role, QS_MAX_NAME)) {
+	if (lf.role != NULL && !qs_name_valid(lf.role, QS_MAX_NAME)) {
 		errmsg("invalid role name");
 		return EXIT_USAGE;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	if ((r = qsc_request_list(c, state, role, limit, &resp)) != 0) {
+	if ((r = qsc_request_list(c, lf.state, lf.role, lf.limit, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
@@ -648,7 +621,7 @@ show_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, show_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, show_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if (check_id_arg(argv[argc - 1]) != 0)
 		return EXIT_USAGE;
@@ -806,8 +779,6 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	static const struct option opts[] = {
 	        {"message", required_argument, NULL, 'm'},
 	        {"sha256", required_argument, NULL, O_SHA},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	void (*usage_fn)(FILE *) = approve ? approve_usage : reject_usage;
@@ -816,27 +787,13 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	uint8_t expect[32];
 	qsc_client *c = NULL;
 	char *p;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			reason = optarg;
-			break;
-		case O_SHA:
-			pin = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage_fn(stdout);
-			return EXIT_OK;
-		default:
-			usage_fn(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &reason, NULL}, {O_SHA, &pin, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, usage_fn, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc) {
 		usage_fn(stderr);
@@ -909,7 +866,7 @@ cancel_main(int argc, char **argv, struct globals *g)
 	char *p;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, cancel_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, cancel_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if (check_id_arg(argv[argc - 1]) != 0)
 		return EXIT_USAGE;
@@ -1267,40 +1224,36 @@ submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v)
 	return r;
 }
 
+/* --timeout SECONDS into *(int *)ctx (milliseconds). */
+static int
+timeout_opt(void *ctx, int ch, char *arg)
+{
+	(void)ch;
+	if (parse_timeout(arg, ctx) != 0) {
+		errmsg("--timeout needs whole seconds, 1..86400");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 wait_main(int argc, char **argv, struct globals *g)
 {
 	enum { O_TMO = 256 };
 	static const struct option opts[] = {
 	        {"timeout", required_argument, NULL, O_TMO},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__RequestView *v = NULL;
 	const char *id;
 	qsc_client *c = NULL;
-	int ch, r, tmo_ms = 0;
+	int r, tmo_ms = 0;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_TMO:
-			if (parse_timeout(optarg, &tmo_ms) != 0) {
-				errmsg("--timeout needs whole seconds, 1..86400");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			wait_usage(stdout);
-			return EXIT_OK;
-		default:
-			wait_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, timeout_opt, &tmo_ms, 0, -1};
+		if ((r = parse_opts(argc, argv, g, wait_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc) {
 		wait_usage(stderr);
@@ -1411,36 +1364,19 @@ fetch_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"out", required_argument, NULL, 'o'},
 	        {"format", required_argument, NULL, 'F'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__FetchResponse *fr = NULL;
 	enum format fmt = FMT_DEFAULT;
 	const char *out = NULL, *id;
 	qsc_client *c = NULL;
-	int ch, r, vr;
+	int r, vr;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'F':
-			if ((fmt = parse_format(optarg)) == FMT_DEFAULT)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			fetch_usage(stdout);
-			return EXIT_OK;
-		default:
-			fetch_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"o:", opts, keep, format_opt, &fmt, 0, -1};
+		if ((r = parse_opts(argc, argv, g, fetch_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc) {
 		fetch_usage(stderr);
@@ -1556,45 +1492,41 @@ policy_show_usage(FILE *f)
 	        progname, progname);
 }
 
+/* --version N into *(unsigned long long *)ctx. */
+static int
+version_opt(void *ctx, int ch, char *arg)
+{
+	unsigned long long *version = ctx;
+	char *end;
+
+	(void)ch;
+	errno = 0;
+	*version = strtoull(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || *version < 1 || arg[0] == '-') {
+		errmsg("--version needs a policy version number (1, 2, ...)");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 policy_show_main(int argc, char **argv, struct globals *g)
 {
 	enum { O_VER = 256 };
 	static const struct option opts[] = {
 	        {"version", required_argument, NULL, O_VER},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__PolicyShowResponse *p = NULL;
 	unsigned long long version = 0;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_VER: {
-			char *end;
-			errno = 0;
-			version = strtoull(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || version < 1 ||
-			    optarg[0] == '-') {
-				errmsg("--version needs a policy version number (1, 2, ...)");
-				return EXIT_USAGE;
-			}
-			break;
-		}
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			policy_show_usage(stdout);
-			return EXIT_OK;
-		default:
-			policy_show_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, version_opt, &version, 0, -1};
+		if ((r = parse_opts(argc, argv, g, policy_show_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		policy_show_usage(stderr);
@@ -1648,39 +1580,19 @@ policy_propose_main(int argc, char **argv, struct globals *g)
 	        {"message", required_argument, NULL, 'm'},
 	        {"client-token", required_argument, NULL, 't'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const struct qs_payload_kind *pk = qs_payload_kind("policy");
 	const char *msg = NULL, *token = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			msg = optarg;
-			break;
-		case 't':
-			token = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			policy_propose_usage(stdout);
-			return EXIT_OK;
-		default:
-			policy_propose_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:t:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, policy_propose_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc || pk == NULL) {
 		policy_propose_usage(stderr);

@@ -141,46 +141,22 @@ init_usage(FILE *f)
 	        progname, progname);
 }
 
-/* -m MESSAGE, --json, --help; -1 to go on. */
+/* The options of a root change or init: -m MESSAGE and --wait. */
+static const struct option msg_options[] = {
+        {"message", required_argument, NULL, 'm'},
+        WAIT_OPTION,
+        {NULL, 0, NULL, 0},
+};
+
+/* -m MESSAGE into *msg, --wait, and nargs operands; -1 to go on. */
 static int
 msg_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char **msg,
          int nargs)
 {
-	static const struct option opts[] = {
-	        {"message", required_argument, NULL, 'm'},
-	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	int ch;
+	const struct opt_keep keep[] = {{'m', msg, NULL}, {0, NULL, NULL}};
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			*msg = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (nargs >= 0 && argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return parse_opts(argc, argv, g, usage,
+	                  &(const struct opts){"m:", msg_options, keep, NULL, NULL, nargs, nargs});
 }
 
 static int
@@ -212,48 +188,51 @@ show_root_usage(FILE *f)
 	        progname, progname);
 }
 
+/* --prod and --version N of show-root. */
+struct show_root_opts {
+	const char *repo;
+	unsigned long long version;
+};
+
+static int
+show_root_opt(void *ctx, int ch, char *arg)
+{
+	struct show_root_opts *o = ctx;
+	char *end;
+
+	if (ch == 'p') {
+		o->repo = "prod";
+		return 0;
+	}
+	o->version = strtoull(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || o->version == 0) {
+		errmsg("--version: a positive integer");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 show_root_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"prod", no_argument, NULL, 'p'},       {"version", required_argument, NULL, 'v'},
-	        {"role", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	        {"prod", no_argument, NULL, 'p'},
+	        {"version", required_argument, NULL, 'v'},
+	        {"role", required_argument, NULL, 'r'},
+	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufGetMetadataResponse *m = NULL;
-	const char *repo = "ci", *role = "root";
-	unsigned long long version = 0;
+	struct show_root_opts so = {"ci", 0};
+	const char *role = "root";
 	qsc_client *c = NULL;
 	json_t *env;
-	char *end;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "pv:r:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'p':
-			repo = "prod";
-			break;
-		case 'v':
-			version = strtoull(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || version == 0) {
-				errmsg("--version: a positive integer");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'r':
-			role = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			show_root_usage(stdout);
-			return EXIT_OK;
-		default:
-			show_root_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"pv:r:", opts, keep, show_root_opt, &so, 0, -1};
+		if ((r = parse_opts(argc, argv, g, show_root_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		show_root_usage(stderr);
@@ -261,7 +240,7 @@ show_root_main(int argc, char **argv, struct globals *g)
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	if ((r = qsc_tuf_get_metadata(c, repo, role, version, &m)) != 0) {
+	if ((r = qsc_tuf_get_metadata(c, so.repo, role, so.version, &m)) != 0) {
 		r = report(g, c, r);
 		qsc_close(c);
 		return r;
@@ -290,6 +269,22 @@ push_usage(FILE *f)
 	        progname, progname);
 }
 
+/* The --remove NAMEs of push-targets (argc + 1 slots). */
+struct push_removes {
+	char **names;
+	size_t n;
+};
+
+static int
+push_remove_opt(void *ctx, int ch, char *arg)
+{
+	struct push_removes *o = ctx;
+
+	(void)ch;
+	o->names[o->n++] = arg;
+	return 0;
+}
+
 static int
 push_main(int argc, char **argv, struct globals *g)
 {
@@ -298,8 +293,6 @@ push_main(int argc, char **argv, struct globals *g)
 	        {"name", required_argument, NULL, 'n'},
 	        {"remove", required_argument, NULL, 'R'},
 	        {"no-upload", no_argument, NULL, 'U'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufPushTargetsResponse *resp = NULL;
@@ -309,37 +302,19 @@ push_main(int argc, char **argv, struct globals *g)
 	size_t *lens = NULL, nremove = 0, nfiles;
 	json_t *targets = json_object(), *cj = NULL;
 	qsc_client *c = NULL;
-	int ch, r = EXIT_FAILED, upload = 1;
+	int r = EXIT_FAILED, no_upload = 0;
 
-	optind = 0;
 	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
 		goto out;
-	while ((ch = getopt_long(argc, argv, "c:n:R:Uh", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			custom = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'R':
-			remove[nremove++] = optarg;
-			break;
-		case 'U':
-			upload = 0;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			push_usage(stdout);
-			r = EXIT_OK;
+	{
+		const struct opt_keep keep[] = {{'c', &custom, NULL}, {'n', &name, NULL},
+		                                {'U', NULL, &no_upload}, {0, NULL, NULL}};
+		struct push_removes rm = {remove, 0};
+		const struct opts o = {"c:n:R:U", opts, keep, push_remove_opt, &rm, 0, -1};
+		if ((r = parse_opts(argc, argv, g, push_usage, &o)) >= 0)
 			goto out;
-		default:
-			push_usage(stderr);
-			r = EXIT_USAGE;
-			goto out;
-		}
+		nremove = rm.n;
+		r = EXIT_FAILED;
 	}
 	nfiles = (size_t)(argc - optind);
 	if ((nfiles == 0 && nremove == 0) || (name != NULL && nfiles != 1)) {
@@ -389,7 +364,7 @@ push_main(int argc, char **argv, struct globals *g)
 		goto out;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, upload ? nfiles : 0, remove,
+	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, no_upload ? 0 : nfiles, remove,
 	                              nremove, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
@@ -443,6 +418,30 @@ promote_usage(FILE *f)
 	        progname, progname);
 }
 
+/* --expires DAYS and the --remove NAMEs of promote. */
+struct promote_opts {
+	long days;
+	json_t *removed;
+};
+
+static int
+promote_opt(void *ctx, int ch, char *arg)
+{
+	struct promote_opts *o = ctx;
+	char *end;
+
+	if (ch == 'R') {
+		json_array_append_new(o->removed, json_string(arg));
+		return 0;
+	}
+	o->days = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || o->days < 1 || o->days > 3650) {
+		errmsg("--expires: days, 1..3650");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 promote_main(int argc, char **argv, struct globals *g)
 {
@@ -451,60 +450,30 @@ promote_main(int argc, char **argv, struct globals *g)
 	        {"remove", required_argument, NULL, 'R'},
 	        {"message", required_argument, NULL, 'm'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL;
-	long days = 90;
 	qsc_client *c = NULL;
-	json_t *ci = NULL, *prod = NULL, *targets = NULL, *pl = NULL, *removed = json_array();
-	char exp[TUF_TIME_LEN], *end;
-	int ch, r;
+	json_t *ci = NULL, *prod = NULL, *targets = NULL, *pl = NULL;
+	struct promote_opts po = {90, json_array()};
+	char exp[TUF_TIME_LEN];
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "e:R:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'e':
-			days = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || days < 1 || days > 3650) {
-				errmsg("--expires: days, 1..3650");
-				json_decref(removed);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'R':
-			json_array_append_new(removed, json_string(optarg));
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0) {
-				json_decref(removed);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			promote_usage(stdout);
-			json_decref(removed);
-			return EXIT_OK;
-		default:
-			promote_usage(stderr);
-			json_decref(removed);
-			return EXIT_USAGE;
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"e:R:m:", opts, keep, promote_opt, &po, 0, -1};
+		if ((r = parse_opts(argc, argv, g, promote_usage, &o)) >= 0) {
+			json_decref(po.removed);
+			return r;
 		}
 	}
-	if (optind == argc && json_array_size(removed) == 0) {
+	if (optind == argc && json_array_size(po.removed) == 0) {
 		promote_usage(stderr);
-		json_decref(removed);
+		json_decref(po.removed);
 		return EXIT_USAGE;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK) {
-		json_decref(removed);
+		json_decref(po.removed);
 		return r;
 	}
 	r = EXIT_FAILED;
@@ -523,7 +492,7 @@ promote_main(int argc, char **argv, struct globals *g)
 	{
 		size_t i;
 		json_t *x;
-		json_array_foreach(removed, i, x)
+		json_array_foreach(po.removed, i, x)
 		{
 			if (json_object_del(targets, json_string_value(x)) != 0) {
 				errmsg("no production target called %s", json_string_value(x));
@@ -531,7 +500,7 @@ promote_main(int argc, char **argv, struct globals *g)
 			}
 		}
 	}
-	tuf_time_format((int64_t)time(NULL) + days * 86400, exp);
+	tuf_time_format((int64_t)time(NULL) + po.days * 86400, exp);
 	pl = json_pack("{s:I, s:s, s:O, s:{s:O, s:O, s:O}}", "version",
 	               json_integer_value(json_object_get(prod, "version")) + 1, "expires", exp,
 	               "targets", targets, "base", "version", json_object_get(prod, "version"),
@@ -545,7 +514,7 @@ out:
 	json_decref(prod);
 	json_decref(targets);
 	json_decref(pl);
-	json_decref(removed);
+	json_decref(po.removed);
 	return r;
 }
 
@@ -612,37 +581,17 @@ rotate_main(int argc, char **argv, struct globals *g)
 	        {"keyid", required_argument, NULL, 'k'},
 	        {"message", required_argument, NULL, 'm'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL, *keyid = NULL;
 	json_t *pl;
-	int ch;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "k:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'k':
-			keyid = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			rotate_usage(stdout);
-			return EXIT_OK;
-		default:
-			rotate_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"k:m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, rotate_usage, &o)) >= 0)
+			return r;
 	}
 	if (argc - optind != 1) {
 		rotate_usage(stderr);
@@ -696,55 +645,31 @@ add_key_usage(FILE *f)
 	        progname, progname, progname);
 }
 
+/* The long-only options of add-key and separate. */
+enum { O_EXT = 256, O_HOLDER, O_PUB };
+
 static int
 add_key_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_EXT = 256, O_HOLDER, O_PUB };
 	static const struct option opts[] = {
 	        {"external", required_argument, NULL, O_EXT},
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL, *name = NULL, *holder = NULL, *pub = NULL;
 	uint8_t *pem = NULL;
 	size_t pem_len = 0;
 	json_t *pl;
-	int ch;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_EXT:
-			name = optarg;
-			break;
-		case O_HOLDER:
-			holder = optarg;
-			break;
-		case O_PUB:
-			pub = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			add_key_usage(stdout);
-			return EXIT_OK;
-		default:
-			add_key_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{O_EXT, &name, NULL}, {O_HOLDER, &holder, NULL}, {O_PUB, &pub, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, add_key_usage, &o)) >= 0)
+			return r;
 	}
 	if (argc - optind != 1 || (name == NULL) != (holder == NULL) ||
 	    (name == NULL) != (pub == NULL)) {
@@ -883,82 +808,74 @@ read_pem(const char *path)
 	return norm;
 }
 
+/* The --external/--holder/--public-key triples of separate. */
+struct externals {
+	const char *name[16], *holder[16], *pub[16];
+	size_t nn, nh, np;
+};
+
+static int
+external_opt(void *ctx, int ch, char *arg)
+{
+	struct externals *x = ctx;
+
+	if (x->nn == 16 || x->nh == 16 || x->np == 16) {
+		errmsg("at most 16 external keys");
+		return EXIT_USAGE;
+	}
+	if (ch == O_EXT)
+		x->name[x->nn++] = arg;
+	else if (ch == O_HOLDER)
+		x->holder[x->nh++] = arg;
+	else
+		x->pub[x->np++] = arg;
+	return 0;
+}
+
 static int
 separate_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_EXT = 256, O_HOLDER, O_PUB };
 	static const struct option opts[] = {
 	        {"external", required_argument, NULL, O_EXT},
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
 	        WAIT_OPTION,
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *msg = NULL, *name[16], *holder[16], *pub[16];
-	size_t nn = 0, nh = 0, np = 0;
+	const char *msg = NULL;
+	struct externals x = {0};
 	json_t *pl, *ext = NULL;
-	int ch;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_EXT:
-		case O_HOLDER:
-		case O_PUB:
-			if (nn == 16 || nh == 16 || np == 16) {
-				errmsg("at most 16 external keys");
-				return EXIT_USAGE;
-			}
-			if (ch == O_EXT)
-				name[nn++] = optarg;
-			else if (ch == O_HOLDER)
-				holder[nh++] = optarg;
-			else
-				pub[np++] = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'W':
-			if (parse_wait(g, optarg) != 0)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			separate_usage(stdout);
-			return EXIT_OK;
-		default:
-			separate_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, external_opt, &x, 0, -1};
+		if ((r = parse_opts(argc, argv, g, separate_usage, &o)) >= 0)
+			return r;
 	}
-	if (argc != optind || nn != nh || nn != np) {
+	if (argc != optind || x.nn != x.nh || x.nn != x.np) {
 		separate_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if ((pl = json_pack("{s:s}", "op", "separate")) == NULL ||
-	    (nn > 0 && (ext = json_array()) == NULL)) {
+	    (x.nn > 0 && (ext = json_array()) == NULL)) {
 		json_decref(pl);
 		errmsg("out of memory");
 		return EXIT_FAILED;
 	}
-	for (size_t i = 0; i < nn; i++) {
-		char *norm = read_pem(pub[i]);
+	for (size_t i = 0; i < x.nn; i++) {
+		char *norm = read_pem(x.pub[i]);
 		if (norm == NULL) {
 			json_decref(pl);
 			json_decref(ext);
 			return EXIT_FAILED;
 		}
-		json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "name", name[i], "holder",
-		                                     holder[i], "public_key", norm));
+		json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "name", x.name[i], "holder",
+		                                     x.holder[i], "public_key", norm));
 		free(norm);
 	}
-	if (nn > 0)
+	if (x.nn > 0)
 		json_object_set_new(pl, "external", ext);
 	return root_change(g, pl, msg);
 }
@@ -1086,7 +1003,7 @@ status_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, status_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, status_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
@@ -1532,6 +1449,26 @@ out:
 	return r;
 }
 
+/* The repeatable -i KEY of tuf sign (at most max). */
+struct sign_keys {
+	const char **v;
+	size_t n, max;
+};
+
+static int
+sign_key_opt(void *ctx, int ch, char *arg)
+{
+	struct sign_keys *k = ctx;
+
+	(void)ch;
+	if (k->n == k->max) {
+		errmsg("at most %zu keys", k->max);
+		return EXIT_USAGE;
+	}
+	k->v[k->n++] = arg;
+	return 0;
+}
+
 static int
 sign_main(int argc, char **argv, struct globals *g)
 {
@@ -1543,8 +1480,6 @@ sign_main(int argc, char **argv, struct globals *g)
 	        {"pin-source", required_argument, NULL, O_PIN},
 	        {"no-approve", no_argument, NULL, O_NOAPPROVE},
 	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *keys[MAX_KEYS], *pin = NULL, *msg = NULL, *id;
@@ -1558,42 +1493,17 @@ sign_main(int argc, char **argv, struct globals *g)
 	const char *kids[16];
 	uint8_t *sigs[16] = {0}, dg[32];
 	size_t lens[16], n = 0, nkeys = 0, used[MAX_KEYS] = {0};
-	int ch, r, approve = 1, yes = 0;
+	int r, approve, yes = 0, no_approve = 0;
+	struct sign_keys sk = {keys, 0, MAX_KEYS};
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "i:k:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'i':
-		case 'k':
-			if (nkeys == MAX_KEYS) {
-				errmsg("at most %d keys", MAX_KEYS);
-				return EXIT_USAGE;
-			}
-			keys[nkeys++] = optarg;
-			break;
-		case O_YES:
-			yes = 1;
-			break;
-		case O_PIN:
-			pin = optarg;
-			break;
-		case O_NOAPPROVE:
-			approve = 0;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			sign_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{O_YES, NULL, &yes}, {O_PIN, &pin, NULL}, {O_NOAPPROVE, NULL, &no_approve}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts so = {"i:k:m:", opts, keep, sign_key_opt, &sk, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_usage, &so)) >= 0)
+			return r;
 	}
+	nkeys = sk.n;
+	approve = !no_approve;
 	if (argc - optind != 1 || !qs_name_valid(argv[optind], 64)) {
 		sign_usage(stderr);
 		return EXIT_USAGE;
@@ -1815,7 +1725,7 @@ review_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r, errors = 0;
 
-	if ((r = simple_opts(argc, argv, g, review_usage)) >= 0)
+	if ((r = parse_opts(argc, argv, g, review_usage, PLAIN_OPTS(0))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;

@@ -6,7 +6,7 @@ target_include_directories(qsclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO)
 
 add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c
-                     qsign_keys.c qsign_complete.c)
+                     qsign_keys.c qsign_complete.c qsign_opts.c)
 target_link_libraries(qsign PRIVATE qsclient PkgConfig::JANSSON PkgConfig::CRYPTO)
 
 # pkg-config file for C programs of the build farm that link the library.
