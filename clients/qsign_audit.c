@@ -2487,6 +2487,143 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
 	return 0;
 }
 
+/* Step 4 of verify: the checkpoint against the one remembered in the state
+ * (st present): the same root at the same size, a consistency proof (online)
+ * or the remembered prefix (offline) for a larger log, a prefix of the
+ * remembered log for an older export; a smaller live log is a rollback.
+ * Failures go to v; *state_ok, *older and prev_line (cap bytes) say how it
+ * compared. 0, or EXIT_TRANSPORT when the daemon went away. */
+static int
+compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
+                   const struct checkpoint *cp, const struct entries *e, const struct vstate *st,
+                   int root_ok, int *state_ok, int *older, char *prev_line, size_t cap)
+{
+	if (cp->size < st->size && c == NULL) {
+		/* An export made before the last verification: fine if it
+		 * is a prefix of the log seen then, a rewrite if not. */
+		*older = 1;
+		if (!root_ok) {
+			/* Failures above say why; nothing to compare. */
+		} else if (st->leaves == NULL) {
+			snprintf(prev_line, cap,
+			         "an older export than the log of size %llu seen on %s (not "
+			         "compared: its entries were not remembered)",
+			         (unsigned long long)st->size, st->verified_at);
+		} else {
+			uint64_t i = 0;
+			while (i < cp->size && memcmp(e->leaf[i], st->leaves[i], 32) == 0)
+				i++;
+			if (i == cp->size) {
+				*state_ok = 1;
+				snprintf(prev_line, cap,
+				         "an older export: a prefix of the log of size %llu "
+				         "seen on %s",
+				         (unsigned long long)st->size, st->verified_at);
+			} else {
+				vfail(v,
+				      "log rewritten: entry %llu of this export is not the "
+				      "entry %llu of the log of size %llu seen on %s",
+				      (unsigned long long)i, (unsigned long long)i,
+				      (unsigned long long)st->size, st->verified_at);
+			}
+		}
+	} else if (cp->size < st->size) {
+		vfail(v,
+		      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
+		      "%s)",
+		      (unsigned long long)cp->size, (unsigned long long)st->size,
+		      st->verified_at);
+	} else if (cp->size == st->size) {
+		if (memcmp(cp->root, st->root, sizeof(qs_hash)) != 0)
+			vfail(v,
+			      "log rewritten: the root at size %llu is not the one seen on "
+			      "%s",
+			      (unsigned long long)cp->size, st->verified_at);
+		else
+			*state_ok = 1;
+	} else if (c != NULL) {
+		Qsign__V1__ProofResponse *p = NULL;
+		qs_hash path[QS_MAX_MERKLE_PATH];
+		int pr = qsc_audit_consistency(c, st->size, cp->size, &p);
+		if (pr != 0) {
+			if (report(g, c, pr) == EXIT_TRANSPORT)
+				return EXIT_TRANSPORT;
+			vfail(v, "no consistency proof from size %llu to %llu",
+			      (unsigned long long)st->size, (unsigned long long)cp->size);
+		} else {
+			for (size_t i = 0; i < p->n_hashes; i++)
+				memcpy(path[i], p->hashes[i].data, sizeof(qs_hash));
+			if (qs_merkle_consistency_verify(st->size, cp->size, st->root, cp->root,
+			                                 path, p->n_hashes) != 0)
+				vfail(v,
+				      "log rolled back or rewritten: the checkpoint of "
+				      "size "
+				      "%llu is not consistent with size %llu seen on %s",
+				      (unsigned long long)cp->size,
+				      (unsigned long long)st->size, st->verified_at);
+			else
+				*state_ok = 1;
+			qsc_free(p);
+		}
+	} else {
+		/* Offline the old tree is the first st->size entries. */
+		qs_hash old;
+		if (root_ok && qs_merkle_root_of(e->leaf, st->size, old) == 0 &&
+		    memcmp(old, st->root, sizeof(old)) == 0)
+			*state_ok = 1;
+		else
+			vfail(v,
+			      "log rolled back or rewritten: its first %llu entries are "
+			      "not "
+			      "the log of size %llu seen on %s",
+			      (unsigned long long)st->size, (unsigned long long)st->size,
+			      st->verified_at);
+	}
+	if (*state_ok && !*older)
+		snprintf(prev_line, cap,
+		         "consistent with size %llu seen on %s",
+		         (unsigned long long)st->size, st->verified_at);
+	return 0;
+}
+
+/* Step 1 of verify: the checkpoint and the entries it covers, from the
+ * export o->offline or the daemon (*c, connected here). 0; -1 after a
+ * failure of the log itself (in v: the summary follows); else the exit code
+ * (the daemon refused or could not be reached: nothing about the log). */
+static int
+load_log(struct globals *g, const struct audit_opts *o, struct vctx *v, qsc_client **c,
+         struct checkpoint *cp, struct entries *e)
+{
+	int r;
+
+	if (o->offline != NULL) {
+		if (read_export_checkpoint(o->offline, o->log_key, cp) != 0 ||
+		    read_export_entries(o->offline, e) != 0) {
+			vfail(v, "the export in %s cannot be read or its checkpoint does not verify",
+			      o->offline);
+			return -1;
+		}
+		return 0;
+	}
+	if ((r = connect_client(g, c)) != EXIT_OK)
+		return r;
+	/* A refusal by the daemon (the caller may not read the log) was
+	 * reported as such: it says nothing about the log itself. */
+	if ((r = get_checkpoint(g, *c, o->log_key, cp)) != EXIT_OK) {
+		if (r != EXIT_FAILED || qsc_last_status(*c) > 0)
+			return r;
+		vfail(v, "the checkpoint does not verify");
+		return -1;
+	}
+	if ((r = fetch_entries(g, *c, 0, cp->size, e)) != EXIT_OK) {
+		if (r != EXIT_FAILED || qsc_last_status(*c) > 0)
+			return r;
+		vfail(v, "cannot fetch the entries the checkpoint covers");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 verify_main(int argc, char **argv, struct globals *g)
 {
@@ -2522,33 +2659,10 @@ verify_main(int argc, char **argv, struct globals *g)
 	}
 
 	/* 1. The checkpoint and the entries it covers. */
-	if (o.offline != NULL) {
-		if (read_export_checkpoint(o.offline, o.log_key, &cp) != 0 ||
-		    read_export_entries(o.offline, &e) != 0) {
-			vfail(&v,
-			      "the export in %s cannot be read or its checkpoint does not verify",
-			      o.offline);
-			r = EXIT_FAILED;
-			goto summary;
-		}
-	} else {
-		if ((r = connect_client(g, &c)) != EXIT_OK)
-			goto out;
-		/* A refusal by the daemon (the caller may not read the log) was
-		 * reported as such: it says nothing about the log itself. */
-		if ((r = get_checkpoint(g, c, o.log_key, &cp)) != EXIT_OK) {
-			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
-				goto out;
-			vfail(&v, "the checkpoint does not verify");
-			goto summary;
-		}
-		if ((r = fetch_entries(g, c, 0, cp.size, &e)) != EXIT_OK) {
-			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
-				goto out;
-			vfail(&v, "cannot fetch the entries the checkpoint covers");
-			goto summary;
-		}
-	}
+	if ((r = load_log(g, &o, &v, &c, &cp, &e)) > 0)
+		goto out;
+	if (r < 0)
+		goto summary;
 	cp_ok = 1;
 	if (doc != NULL && state_get(doc, state_path, cp.origin, &st) != 0) {
 		r = EXIT_FAILED;
@@ -2585,94 +2699,9 @@ verify_main(int argc, char **argv, struct globals *g)
 	check_entries(&v, &e, &a);
 
 	/* 4. Consistency with what we saw before. */
-	if (st.present) {
-		if (cp.size < st.size && c == NULL) {
-			/* An export made before the last verification: fine if it
-			 * is a prefix of the log seen then, a rewrite if not. */
-			older = 1;
-			if (!root_ok) {
-				/* Failures above say why; nothing to compare. */
-			} else if (st.leaves == NULL) {
-				snprintf(prev_line, sizeof(prev_line),
-				         "an older export than the log of size %llu seen on %s (not "
-				         "compared: its entries were not remembered)",
-				         (unsigned long long)st.size, st.verified_at);
-			} else {
-				uint64_t i = 0;
-				while (i < cp.size && memcmp(e.leaf[i], st.leaves[i], 32) == 0)
-					i++;
-				if (i == cp.size) {
-					state_ok = 1;
-					snprintf(prev_line, sizeof(prev_line),
-					         "an older export: a prefix of the log of size %llu "
-					         "seen on %s",
-					         (unsigned long long)st.size, st.verified_at);
-				} else {
-					vfail(&v,
-					      "log rewritten: entry %llu of this export is not the "
-					      "entry %llu of the log of size %llu seen on %s",
-					      (unsigned long long)i, (unsigned long long)i,
-					      (unsigned long long)st.size, st.verified_at);
-				}
-			}
-		} else if (cp.size < st.size) {
-			vfail(&v,
-			      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
-			      "%s)",
-			      (unsigned long long)cp.size, (unsigned long long)st.size,
-			      st.verified_at);
-		} else if (cp.size == st.size) {
-			if (memcmp(cp.root, st.root, sizeof(qs_hash)) != 0)
-				vfail(&v,
-				      "log rewritten: the root at size %llu is not the one seen on "
-				      "%s",
-				      (unsigned long long)cp.size, st.verified_at);
-			else
-				state_ok = 1;
-		} else if (c != NULL) {
-			Qsign__V1__ProofResponse *p = NULL;
-			qs_hash path[QS_MAX_MERKLE_PATH];
-			int pr = qsc_audit_consistency(c, st.size, cp.size, &p);
-			if (pr != 0) {
-				r = report(g, c, pr);
-				if (r == EXIT_TRANSPORT)
-					goto out;
-				vfail(&v, "no consistency proof from size %llu to %llu",
-				      (unsigned long long)st.size, (unsigned long long)cp.size);
-			} else {
-				for (size_t i = 0; i < p->n_hashes; i++)
-					memcpy(path[i], p->hashes[i].data, sizeof(qs_hash));
-				if (qs_merkle_consistency_verify(st.size, cp.size, st.root, cp.root,
-				                                 path, p->n_hashes) != 0)
-					vfail(&v,
-					      "log rolled back or rewritten: the checkpoint of "
-					      "size "
-					      "%llu is not consistent with size %llu seen on %s",
-					      (unsigned long long)cp.size,
-					      (unsigned long long)st.size, st.verified_at);
-				else
-					state_ok = 1;
-				qsc_free(p);
-			}
-		} else {
-			/* Offline the old tree is the first st.size entries. */
-			qs_hash old;
-			if (root_ok && qs_merkle_root_of(e.leaf, st.size, old) == 0 &&
-			    memcmp(old, st.root, sizeof(old)) == 0)
-				state_ok = 1;
-			else
-				vfail(&v,
-				      "log rolled back or rewritten: its first %llu entries are "
-				      "not "
-				      "the log of size %llu seen on %s",
-				      (unsigned long long)st.size, (unsigned long long)st.size,
-				      st.verified_at);
-		}
-		if (state_ok && !older)
-			snprintf(prev_line, sizeof(prev_line),
-			         "consistent with size %llu seen on %s",
-			         (unsigned long long)st.size, st.verified_at);
-	}
+	if (st.present && (r = compare_with_state(g, c, &v, &cp, &e, &st, root_ok, &state_ok, &older,
+	                                          prev_line, sizeof(prev_line))) != 0)
+		goto out;
 
 	/* 5. Remember this checkpoint for next time (never an older one: the
 	 * state only moves forward). Failing to write it is said, but the log

@@ -1469,6 +1469,133 @@ sign_key_opt(void *ctx, int ch, char *arg)
 	return 0;
 }
 
+/* Does document d want a signature of key kid? */
+static int
+wants_key(const Qsign__V1__TufPreparedDoc *d, const char *kid)
+{
+	for (size_t w = 0; w < d->n_wanted; w++)
+		if (strcmp(d->wanted[w]->keyid, kid) == 0)
+			return 1;
+	return 0;
+}
+
+/* Load the n TUF keys (pkcs11: URIs or PEM files, the PIN from pin or
+ * QSIGN_PIN_FILE) into tk[] and their TUF key ids into kid[]: ECDSA P-256
+ * or Ed25519, no key twice. EXIT_OK or the exit code after saying why. */
+static int
+load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk,
+              char kid[][65])
+{
+	struct qsc_options o;
+	char *pem = NULL, pinbuf[1100];
+	int r = EXIT_OK;
+
+	/* The TUF keys: like an identity, but their own. */
+	memset(&o, 0, sizeof(o));
+	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
+	if (pin == NULL && (pin = getenv("QSIGN_PIN_FILE")) != NULL && pin[0] != '\0' &&
+	    strncmp(pin, "file:", 5) != 0 && strncmp(pin, "env:", 4) != 0) {
+		snprintf(pinbuf, sizeof(pinbuf), "file:%s", pin);
+		pin = pinbuf;
+	}
+	o.pin_source = pin != NULL && pin[0] != '\0' ? pin : NULL;
+	for (size_t k = 0; k < n; k++) {
+		char *norm = NULL;
+		o.identity = keys[k];
+		if (qsc_id_load(&o, &tk[k]) != 0 || qsc_id_public_pem(tk[k], &pem) != 0) {
+			errmsg("TUF key %s: %s", o.identity, qs_errdetail());
+			r = EXIT_FAILED;
+			goto out;
+		}
+		if (tuf_pem_normalize(pem, &norm) != 0 || tuf_keyid_pem(norm, kid[k]) != 0) {
+			free(norm);
+			errmsg("TUF key %s: TUF keys here are ECDSA P-256 or Ed25519", o.identity);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		free(norm);
+		free(pem);
+		pem = NULL;
+		for (size_t j = 0; j < k; j++)
+			if (strcmp(kid[j], kid[k]) == 0) {
+				errmsg("TUF keys %s and %s are the same key", keys[j], keys[k]);
+				r = EXIT_USAGE;
+				goto out;
+			}
+	}
+out:
+	free(pem);
+	return r;
+}
+
+/* Ask on the terminal before signing: EXIT_OK for yes. */
+static int
+confirm_signing(void)
+{
+	char line[16];
+
+	if (!isatty(STDIN_FILENO)) {
+		errmsg("not a terminal: say --yes to sign without being asked");
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "sign? [y/N] ");
+	if (fgets(line, sizeof(line), stdin) == NULL || (line[0] != 'y' && line[0] != 'Y')) {
+		errmsg("not signed");
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* Check what each key would sign for request id (rv, its prepared
+ * documents p) and show it; used[k]: how many documents key k signs. At
+ * least one and at most 16 signatures in all. EXIT_OK or EXIT_FAILED after
+ * saying why. */
+static int
+plan_signatures(const struct globals *g, qsc_client *c, const Qsign__V1__RequestView *rv,
+                const Qsign__V1__TufPrepareResponse *p, const char *id, const char *const *keys,
+                char kid[][65], size_t nkeys, size_t *used)
+{
+	for (size_t k = 0; k < nkeys; k++) {
+		if (check_prepared_docs(g, c, rv, p, kid[k]) != 0) {
+			errmsg("refusing to sign request %s", id);
+			return EXIT_FAILED;
+		}
+		for (size_t i = 0; i < p->n_docs; i++)
+			used[k] += wants_key(p->docs[i], kid[k]);
+		if (used[k] == 0 && nkeys > 1)
+			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
+			        id, keys[k], kid[k]);
+		if (used[k] == 0)
+			continue;
+		fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid[k], id,
+		        rv->kind);
+		for (size_t i = 0; i < p->n_docs; i++) {
+			if (wants_key(p->docs[i], kid[k]))
+				fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo,
+				        p->docs[i]->role, (unsigned long long)p->docs[i]->version);
+		}
+	}
+	{
+		size_t total = 0;
+		for (size_t k = 0; k < nkeys; k++)
+			total += used[k];
+		if (total == 0) {
+			if (nkeys == 1)
+				errmsg("request %s needs no signature of key %s (keyid %s)", id,
+				       keys[0], kid[0]);
+			else
+				errmsg("request %s needs no signature of any of these keys", id);
+			return EXIT_FAILED;
+		}
+		if (total > 16) {
+			errmsg("request %s wants %zu signatures of these keys: at most 16 at once",
+			       id, total);
+			return EXIT_FAILED;
+		}
+	}
+	return EXIT_OK;
+}
+
 static int
 sign_main(int argc, char **argv, struct globals *g)
 {
@@ -1485,10 +1612,9 @@ sign_main(int argc, char **argv, struct globals *g)
 	const char *keys[MAX_KEYS], *pin = NULL, *msg = NULL, *id;
 	Qsign__V1__TufPrepareResponse *p = NULL, *after = NULL;
 	Qsign__V1__RequestView *rv = NULL, *vv = NULL;
-	struct qsc_options o;
 	qsc_identity *tk[MAX_KEYS] = {0};
 	qsc_client *c = NULL;
-	char *pem = NULL, kid[MAX_KEYS][65], pinbuf[1100];
+	char kid[MAX_KEYS][65];
 	uint32_t docs[16];
 	const char *kids[16];
 	uint8_t *sigs[16] = {0}, dg[32];
@@ -1513,39 +1639,8 @@ sign_main(int argc, char **argv, struct globals *g)
 		keys[nkeys++] = g->identity;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	/* The TUF keys: like an identity, but their own. */
-	memset(&o, 0, sizeof(o));
-	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
-	if (pin == NULL && (pin = getenv("QSIGN_PIN_FILE")) != NULL && pin[0] != '\0' &&
-	    strncmp(pin, "file:", 5) != 0 && strncmp(pin, "env:", 4) != 0) {
-		snprintf(pinbuf, sizeof(pinbuf), "file:%s", pin);
-		pin = pinbuf;
-	}
-	o.pin_source = pin != NULL && pin[0] != '\0' ? pin : NULL;
-	for (size_t k = 0; k < nkeys; k++) {
-		char *norm = NULL;
-		o.identity = keys[k];
-		if ((r = qsc_id_load(&o, &tk[k])) != 0 || (r = qsc_id_public_pem(tk[k], &pem)) != 0) {
-			errmsg("TUF key %s: %s", o.identity, qs_errdetail());
-			r = EXIT_FAILED;
-			goto out;
-		}
-		if (tuf_pem_normalize(pem, &norm) != 0 || tuf_keyid_pem(norm, kid[k]) != 0) {
-			free(norm);
-			errmsg("TUF key %s: TUF keys here are ECDSA P-256 or Ed25519", o.identity);
-			r = EXIT_FAILED;
-			goto out;
-		}
-		free(norm);
-		free(pem);
-		pem = NULL;
-		for (size_t j = 0; j < k; j++)
-			if (strcmp(kid[j], kid[k]) == 0) {
-				errmsg("TUF keys %s and %s are the same key", keys[j], keys[k]);
-				r = EXIT_USAGE;
-				goto out;
-			}
-	}
+	if ((r = load_tuf_keys(keys, nkeys, pin, tk, kid)) != EXIT_OK)
+		goto out;
 	if ((r = qsc_request_get(c, id, 1, &rv)) != 0 || (r = qsc_tuf_prepare(c, id, &p)) != 0) {
 		r = report(g, c, r);
 		goto out;
@@ -1557,72 +1652,14 @@ sign_main(int argc, char **argv, struct globals *g)
 		goto out;
 	}
 	/* What each key will sign, checked and shown before anything is. */
-	for (size_t k = 0; k < nkeys; k++) {
-		if (check_prepared_docs(g, c, rv, p, kid[k]) != 0) {
-			errmsg("refusing to sign request %s", id);
-			r = EXIT_FAILED;
-			goto out;
-		}
-		for (size_t i = 0; i < p->n_docs; i++)
-			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
-				used[k] += strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
-		if (used[k] == 0 && nkeys > 1)
-			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
-			        id, keys[k], kid[k]);
-		if (used[k] == 0)
-			continue;
-		fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid[k], id,
-		        rv->kind);
-		for (size_t i = 0; i < p->n_docs; i++) {
-			int mine = 0;
-			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
-				mine |= strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
-			if (mine)
-				fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo,
-				        p->docs[i]->role, (unsigned long long)p->docs[i]->version);
-		}
-	}
-	{
-		size_t total = 0;
-		for (size_t k = 0; k < nkeys; k++)
-			total += used[k];
-		if (total == 0) {
-			if (nkeys == 1)
-				errmsg("request %s needs no signature of key %s (keyid %s)", id,
-				       keys[0], kid[0]);
-			else
-				errmsg("request %s needs no signature of any of these keys", id);
-			r = EXIT_FAILED;
-			goto out;
-		}
-		if (total > 16) {
-			errmsg("request %s wants %zu signatures of these keys: at most 16 at once",
-			       id, total);
-			r = EXIT_FAILED;
-			goto out;
-		}
-	}
-	if (!yes) {
-		char line[16];
-		if (!isatty(STDIN_FILENO)) {
-			errmsg("not a terminal: say --yes to sign without being asked");
-			r = EXIT_USAGE;
-			goto out;
-		}
-		fprintf(stderr, "sign? [y/N] ");
-		if (fgets(line, sizeof(line), stdin) == NULL || (line[0] != 'y' && line[0] != 'Y')) {
-			errmsg("not signed");
-			r = EXIT_FAILED;
-			goto out;
-		}
-	}
+	if ((r = plan_signatures(g, c, rv, p, id, keys, kid, nkeys, used)) != EXIT_OK)
+		goto out;
+	if (!yes && (r = confirm_signing()) != EXIT_OK)
+		goto out;
 	for (size_t i = 0; i < p->n_docs; i++) {
 		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
 		for (size_t k = 0; k < nkeys; k++) {
-			int mine = 0;
-			for (size_t w = 0; w < d->n_wanted; w++)
-				mine |= strcmp(d->wanted[w]->keyid, kid[k]) == 0;
-			if (!mine)
+			if (!wants_key(d, kid[k]))
 				continue;
 			if (check_doc(d) != 0) {
 				errmsg("document %zu of request %s is not canonical TUF %s metadata "
@@ -1695,7 +1732,6 @@ sign_main(int argc, char **argv, struct globals *g)
 out:
 	for (size_t i = 0; i < n; i++)
 		free(sigs[i]);
-	free(pem);
 	qsc_free(p);
 	qsc_free(after);
 	qsc_free(rv);
