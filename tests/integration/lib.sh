@@ -119,7 +119,9 @@ PY
 # Start qsignd in the background; wait (bounded) until it says ready.
 qs_start() {
 	local cfg=${1:-$QSIGN_HOME/qsignd.json}
-	local vg=() tries=200
+	# QS_START_TRIES: how many 50 ms waits for "ready" (a sanitizer build on
+	# a busy machine may need more than the default 10 s).
+	local vg=() tries=${QS_START_TRIES:-200}
 	if [ "${QS_VALGRIND:-0}" = 1 ]; then
 		# Memcheck: any error or definite leak makes qsignd exit 99, which
 		# qs_stop reports as an unclean stop.
