@@ -10,9 +10,10 @@ qs_start
 approve2() {
 	qsign -p admin2 approve "$1" >/dev/null && qsign -p admin3 approve "$1" >/dev/null
 }
-# wait_for_id FILE: the id a background `... --wait` printed first.
+# wait_for_id FILE: the id a background `... --wait` printed first (up to
+# 60 s: a sanitizer build on a busy machine connects slowly).
 wait_for_id() {
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 1200); do
 		[ -s "$1" ] && { head -1 "$1"; return 0; }
 		sleep 0.05
 	done
@@ -48,7 +49,7 @@ echo "ok: request submit --wait follows it and says what was signed"
 # --json --wait: one document, the ended request with its result.
 qsign -p ci --json request submit -r release -d "$dg" --wait=60 >"$T/w.out" 2>"$T/w.err" &
 wpid=$!
-for _ in $(seq 1 100); do grep -q "submitted\|approvals" "$T/w.err" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 1 1200); do grep -q "submitted\|approvals" "$T/w.err" 2>/dev/null && break; sleep 0.05; done
 expect_rc 0 qsign -p admin1 --json request list --state pending
 id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"][0]["id"])' "$T/out")
 approve2 "$id"
