@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +129,27 @@ transport_hint(const struct globals *g, int r)
 	return EXIT_TRANSPORT;
 }
 
+/* After a NOT_FOUND: what there is instead. An unknown role lists the
+ * roles the caller may use (one more call on the same session); an
+ * unknown request points to the list. */
+static void
+not_found_hint(qsc_client *c, const char *msg)
+{
+	Qsign__V1__InfoResponse *info = NULL;
+
+	if (strncmp(msg, "no request ", 11) == 0) {
+		errmsg("`%s request list` shows the requests you may see", progname);
+	} else if (strncmp(msg, "no role ", 8) == 0 && qsc_info(c, &info) == 0) {
+		fprintf(stderr, "%s: your roles: ", progname);
+		for (size_t i = 0; i < info->n_roles; i++) {
+			fputs(i > 0 ? ", " : "", stderr);
+			put_safe(stderr, info->roles[i]->name, 0);
+		}
+		fputs(info->n_roles == 0 ? "none\n" : "\n", stderr);
+		qsc_free(info);
+	}
+}
+
 /* Turn a library error into a message and an exit code. */
 int
 report(const struct globals *g, qsc_client *c, int r)
@@ -136,6 +158,8 @@ report(const struct globals *g, qsc_client *c, int r)
 
 	if (status > 0) {
 		errmsg("%s: %s", qs_status_name(status), qsc_last_message(c));
+		if (status == QSIGN__V1__STATUS__NOT_FOUND)
+			not_found_hint(c, qsc_last_message(c));
 		return EXIT_FAILED;
 	}
 	if (r == QS_ERR_UNAVAILABLE || r == QS_ERR_TIMEOUT)
@@ -163,6 +187,37 @@ confirm_new_server(void *arg, const char *url, const char *identity, const char 
 	return strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0;
 }
 
+/* The principal has no key at the default place: say which principals
+ * have one there ($QSIGN_HOME/demo/NAME.key). */
+static void
+unknown_principal(const struct globals *g)
+{
+	char dir[PATH_MAX];
+	struct dirent **v = NULL;
+	int n, shown = 0;
+
+	errmsg("unknown principal %s: no key %s (-i KEYFILE or QSIGN_IDENTITY names another)",
+	       g->principal, g->identity);
+	snprintf(dir, sizeof(dir), "%s/demo", g->home);
+	if ((n = scandir(dir, &v, NULL, alphasort)) < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(v[i]->d_name);
+		if (l > 4 && strcmp(v[i]->d_name + l - 4, ".key") == 0) {
+			if (shown++ == 0)
+				fprintf(stderr, "%s: principals with a key in %s: ", progname, dir);
+			else
+				fputs(", ", stderr);
+			v[i]->d_name[l - 4] = '\0';
+			put_safe(stderr, v[i]->d_name, 0);
+		}
+		free(v[i]);
+	}
+	free(v);
+	if (shown > 0)
+		fputc('\n', stderr);
+}
+
 /* Resolve the environment defaults, load the identity and connect. */
 int
 connect_client(struct globals *g, qsc_client **out)
@@ -187,6 +242,12 @@ connect_client(struct globals *g, qsc_client **out)
 			return EXIT_FAILED;
 		}
 		g->identity = g->identity_buf;
+		/* No key of that name where the default looks: a name that is
+		 * not a principal here, told before anything is sent. */
+		if (access(g->identity, F_OK) != 0 && errno == ENOENT) {
+			unknown_principal(g);
+			return EXIT_USAGE;
+		}
 	}
 	if (pin != NULL && pin[0] != '\0') {
 		if (strncmp(pin, "file:", 5) == 0 || strncmp(pin, "env:", 4) == 0)
@@ -289,6 +350,20 @@ parse_digest(const char *s, uint8_t out[32])
 }
 
 int
+need_one(const char *cmd, const char *an, const char *a, const char *bn, const char *b)
+{
+	if (a == NULL && b == NULL) {
+		errmsg("%s needs %s or %s", cmd, an, bn);
+		return -1;
+	}
+	if (a != NULL && b != NULL) {
+		errmsg("%s takes %s or %s, not both", cmd, an, bn);
+		return -1;
+	}
+	return 0;
+}
+
+int
 parse_timeout(const char *s, int *ms)
 {
 	char *end;
@@ -322,33 +397,17 @@ keygen_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"type", required_argument, NULL, 't'},
 	        {"out", required_argument, NULL, 'o'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *type = "ecdsa-p256", *out = NULL;
 	char *pem = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "t:o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't':
-			type = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			keygen_usage(stdout);
-			return EXIT_OK;
-		default:
-			keygen_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'t', &type, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"t:o:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, keygen_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc || out == NULL) {
 		keygen_usage(stderr);
@@ -386,46 +445,6 @@ info_usage(FILE *f)
 	        progname, progname);
 }
 
-/* Parse the options of a command that only takes --json/--help and exactly
- * nargs operands (the last nargs of argv after parsing). Returns -1 to go
- * on, else the exit code. */
-int
-simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs)
-{
-	static const struct option opts[] = {
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	int ch;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
-}
-
-int
-simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *))
-{
-	return simple_opts_arg(argc, argv, g, usage, 0);
-}
-
 void
 put_list(char **v, size_t n)
 {
@@ -446,7 +465,7 @@ info_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts(argc, argv, g, info_usage)) >= 0)
+	if ((r = parse_opts(argc, argv, g, info_usage, PLAIN_OPTS(0))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
@@ -509,76 +528,6 @@ out:
 	return r;
 }
 
-/* ------------------------------------------------------------ keys */
-
-static void
-keys_usage(FILE *f)
-{
-	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] keys [--json]\n"
-	        "  List the keys named in the policy: name, algorithm, key id, token,\n"
-	        "  whether the policy attaches a certificate (--json: certificate_pem) and\n"
-	        "  public key.\n"
-	        "example: %s -p ci keys --json\n",
-	        progname, progname);
-}
-
-static int
-keys_main(int argc, char **argv, struct globals *g)
-{
-	Qsign__V1__ListKeysResponse *keys = NULL;
-	qsc_client *c = NULL;
-	int r;
-
-	if ((r = simple_opts(argc, argv, g, keys_usage)) >= 0)
-		return r;
-	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
-	if ((r = qsc_list_keys(c, &keys)) != 0) {
-		r = report(g, c, r);
-		goto out;
-	}
-	if (g->json) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < keys->n_keys; i++) {
-			const Qsign__V1__KeyInfo *k = keys->keys[i];
-			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", k->name,
-			                      "algorithm", k->algorithm, "key_id", k->key_id,
-			                      "token", k->token, "public_pem", k->public_pem);
-			if (o != NULL && k->certificate_pem[0] != '\0')
-				json_object_set_new(o, "certificate_pem",
-				                    json_string(k->certificate_pem));
-			json_array_append_new(a, o);
-		}
-		r = json_print(json_pack("{s:o}", "keys", a), JSON_INDENT(2));
-		r = r == 0 ? EXIT_OK : EXIT_FAILED;
-		goto out;
-	}
-	for (size_t i = 0; i < keys->n_keys; i++) {
-		const Qsign__V1__KeyInfo *k = keys->keys[i];
-		if (i > 0)
-			fputc('\n', stdout);
-		put_safe(stdout, k->name, 0);
-		fputs("\n  algorithm: ", stdout);
-		put_safe(stdout, k->algorithm, 0);
-		fputs("\n  key id:    ", stdout);
-		put_safe(stdout, k->key_id, 0);
-		fputs("\n  token:     ", stdout);
-		put_safe(stdout, k->token, 0);
-		fputc('\n', stdout);
-		put_safe(stdout, k->public_pem, 1);
-		if (k->public_pem[0] != '\0' && k->public_pem[strlen(k->public_pem) - 1] != '\n')
-			fputc('\n', stdout);
-		if (k->certificate_pem[0] != '\0')
-			fputs("  certificate: yes (--json shows it)\n", stdout);
-	}
-	r = EXIT_OK;
-out:
-	qsc_free(keys);
-	qsc_close(c);
-	return r;
-}
-
 /* ------------------------------------------------------------ sign */
 
 static void
@@ -608,6 +557,13 @@ parse_format(const char *s)
 		return FMT_BASE64;
 	errmsg("unknown --format %s (der, hex or base64)", s);
 	return FMT_DEFAULT;
+}
+
+int
+format_opt(void *ctx, int ch, char *arg)
+{
+	(void)ch;
+	return (*(enum format *)ctx = parse_format(arg)) == FMT_DEFAULT ? EXIT_USAGE : 0;
 }
 
 /* Write the signature in the chosen format to path (NULL: stdout). */
@@ -671,8 +627,6 @@ sign_main(int argc, char **argv, struct globals *g)
 	        {"key", required_argument, NULL, 'k'},
 	        {"out", required_argument, NULL, 'o'},
 	        {"format", required_argument, NULL, 'F'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
@@ -683,45 +637,24 @@ sign_main(int argc, char **argv, struct globals *g)
 	const uint8_t *payload;
 	size_t len;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:d:f:k:o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'd':
-			hex = optarg;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'F':
-			if ((fmt = parse_format(optarg)) == FMT_DEFAULT)
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			sign_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL}, {'f', &file, NULL}, {'k', &key, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:d:f:k:o:", opts, keep, format_opt, &fmt, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_usage, &o)) >= 0)
+			return r;
 	}
-	if (optind != argc || role == NULL || (hex == NULL) == (file == NULL)) {
+	if (optind != argc) {
 		sign_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (role == NULL) {
+		errmsg("sign needs -r ROLE");
+		return EXIT_USAGE;
+	}
+	if (need_one("sign", "-f FILE", file, "-d HEX", hex) != 0)
+		return EXIT_USAGE;
 	if (!qs_name_valid(role, QS_MAX_NAME) ||
 	    (key != NULL && !qs_name_valid(key, QS_MAX_NAME))) {
 		errmsg("invalid role or key name");
@@ -935,8 +868,6 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"role", required_argument, NULL, 'r'},
 	        {"key", required_argument, NULL, 'k'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *key = NULL;
@@ -946,27 +877,13 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	Qsign__V1__PayloadKind kind;
 	size_t n = 0, done = 0, failed = 0;
 	qsc_client *c = NULL;
-	int ch, r, first = 1;
+	int r, first = 1;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:k:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			sign_batch_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_batch_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:k:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_batch_usage, &o)) >= 0)
+			return r;
 	}
 	if (role == NULL) {
 		sign_batch_usage(stderr);
@@ -1144,6 +1061,66 @@ find_command(const struct command *cmds, const char *name)
 	return NULL;
 }
 
+/* Levenshtein distance of two short words (at most 63 bytes each; longer
+ * ones count as far apart). Written here: none of the project's libraries
+ * offers it, and it is a dozen lines. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= sizeof(row) || lb >= sizeof(row))
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+const struct command *
+closest_command(const struct command *cmds, const char *name)
+{
+	const struct command *best = NULL;
+	size_t bd = SIZE_MAX, braw = SIZE_MAX, n = strlen(name);
+
+	for (size_t i = 0; cmds[i].name != NULL; i++) {
+		size_t raw = edit_distance(name, cmds[i].name), d = raw;
+		/* "revoke-dev" for "revoke-device": a prefix is as good as one
+		 * typo; among several, the nearest whole name. */
+		if (n >= 2 && strncmp(cmds[i].name, name, n) == 0)
+			d = 1;
+		if (d < bd || (d == bd && raw < braw)) {
+			bd = d;
+			braw = raw;
+			best = &cmds[i];
+		}
+	}
+	return bd <= 2 && bd < n ? best : NULL;
+}
+
+void
+unknown_command(const char *what, const char *name, const struct command *cmds, const char *help)
+{
+	const struct command *near = closest_command(cmds, name);
+
+	if (near != NULL)
+		errmsg("unknown %s %s: did you mean %s? (see %s)", what, name, near->name, help);
+	else
+		errmsg("unknown %s %s (see %s)", what, name, help);
+}
+
 void
 group_usage(FILE *f, const char *group, const struct command *cmds, const char *example)
 {
@@ -1174,8 +1151,10 @@ group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
 		return EXIT_OK;
 	}
 	if ((sub = find_command(cmds, argv[1])) == NULL) {
-		errmsg("unknown %s subcommand %s (see %s %s --help)", argv[0], argv[1], progname,
-		       argv[0]);
+		char what[64], help[96];
+		snprintf(what, sizeof(what), "%s subcommand", argv[0]);
+		snprintf(help, sizeof(help), "%s %s --help", progname, argv[0]);
+		unknown_command(what, argv[1], cmds, help);
 		return EXIT_USAGE;
 	}
 	return sub->main(argc - 1, argv + 1, g);
@@ -1183,10 +1162,12 @@ group_main(int argc, char **argv, struct globals *g, const struct command *cmds,
 
 /* ------------------------------------------------------------ main */
 
-static const struct command commands[] = {
+const struct command qsign_commands[] = {
         {"keygen", keygen_main, keygen_usage, "create a principal key file (local)", NULL},
         {"info", info_main, info_usage, "daemon identity, policy version, your roles", NULL},
-        {"keys", keys_main, keys_usage, "keys named in the policy", NULL},
+        {"keys", keys_main, keys_usage, "keys named in the policy; one with NAME [--pem]", NULL},
+        {"verify", sigverify_main, sigverify_usage,
+         "check a signature here against the key the daemon publishes", NULL},
         {"sign", sign_main, sign_usage, "sign one digest or blob with an online role", NULL},
         {"sign-batch", sign_batch_main, sign_batch_usage, "sign many digests or blobs", NULL},
         {"request", request_main, request_usage,
@@ -1202,11 +1183,13 @@ static const struct command commands[] = {
          "TUF repositories: init, push-targets, promote, rotate-key, review", tuf_commands},
         {"ca", ca_main, ca_usage,
          "factory PKI: create, show, issue-tls, add-device-ca, issue-device, crl", ca_commands},
+        {"completion", completion_main, completion_usage,
+         "print the bash or zsh completion script (from this table)", NULL},
         {NULL, NULL, NULL, NULL, NULL},
 };
 
-static void
-usage(FILE *f)
+void
+qsign_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [-s URL] [-p PRINCIPAL] [-i KEYFILE|pkcs11:URI] [--json] [--timeout S]\n"
@@ -1228,11 +1211,24 @@ usage(FILE *f)
 	        "                qsign asks; otherwise it trusts and remembers it)\n"
 	        "commands:\n",
 	        progname);
-	for (size_t i = 0; commands[i].name != NULL; i++)
-		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	/* Every command and subcommand, from the table (so none is missing). */
+	for (size_t i = 0; qsign_commands[i].name != NULL; i++) {
+		const struct command *sub = qsign_commands[i].sub;
+		if (sub == NULL) {
+			fprintf(f, "  %-26s %s\n", qsign_commands[i].name,
+			        qsign_commands[i].summary);
+			continue;
+		}
+		for (size_t j = 0; sub[j].name != NULL; j++) {
+			char both[64];
+			snprintf(both, sizeof(both), "%s %s", qsign_commands[i].name, sub[j].name);
+			fprintf(f, "  %-26s %s\n", both, sub[j].summary);
+		}
+	}
 	fprintf(f,
-	        "'%s COMMAND --help' describes a command. Exit codes: 0 ok, 1 failed or refused\n"
-	        "by the daemon, 2 usage error, 3 cannot reach the daemon.\n"
+	        "'%s help COMMAND [SUBCOMMAND]' describes one, with an example. Exit codes:\n"
+	        "0 ok, 1 failed or refused by the daemon, 2 usage error, 3 cannot reach the\n"
+	        "daemon. Completion: `qsign completion bash|zsh`.\n"
 	        "example: %s -p ci sign -r ci-sign -d "
 	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
 	        progname, progname);
@@ -1354,15 +1350,15 @@ main(int argc, char **argv)
 			printf("qsign %s\n", QS_VERSION);
 			return EXIT_OK;
 		case 'h':
-			usage(stdout);
+			qsign_usage(stdout);
 			return EXIT_OK;
 		default:
-			usage(stderr);
+			qsign_usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		qsign_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (g.server_key != NULL && strncmp(g.server_key, "SHA256:", 7) == 0 &&
@@ -1375,18 +1371,22 @@ main(int argc, char **argv)
 
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 >= argc) {
-			usage(stdout);
+			qsign_usage(stdout);
 			return EXIT_OK;
 		}
-		cmd = find_command(commands, argv[optind + 1]);
+		cmd = find_command(qsign_commands, argv[optind + 1]);
 		if (cmd == NULL) {
-			errmsg("unknown command %s", argv[optind + 1]);
+			unknown_command("command", argv[optind + 1], qsign_commands,
+			                "qsign --help");
 			return EXIT_USAGE;
 		}
 		if (optind + 2 < argc && cmd->sub != NULL) {
 			const struct command *sub = find_command(cmd->sub, argv[optind + 2]);
 			if (sub == NULL) {
-				errmsg("unknown %s subcommand %s", cmd->name, argv[optind + 2]);
+				char what[64], help[96];
+				snprintf(what, sizeof(what), "%s subcommand", cmd->name);
+				snprintf(help, sizeof(help), "%s help %s", progname, cmd->name);
+				unknown_command(what, argv[optind + 2], cmd->sub, help);
 				return EXIT_USAGE;
 			}
 			cmd = sub;
@@ -1394,9 +1394,9 @@ main(int argc, char **argv)
 		cmd->usage(stdout);
 		return EXIT_OK;
 	}
-	cmd = find_command(commands, argv[optind]);
+	cmd = find_command(qsign_commands, argv[optind]);
 	if (cmd == NULL) {
-		errmsg("unknown command %s (see %s --help)", argv[optind], progname);
+		unknown_command("command", argv[optind], qsign_commands, "qsign --help");
 		return EXIT_USAGE;
 	}
 	if (g.url == NULL) {

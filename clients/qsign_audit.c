@@ -973,176 +973,182 @@ struct audit_opts {
 	struct filter f;
 };
 
+enum {
+	O_KEY = 256,
+	O_STATE,
+	O_OFFLINE,
+	O_FROM,
+	O_SIZE,
+	O_NOSTATE,
+	O_EVENT,
+	O_PRINCIPAL,
+	O_ROLE,
+	O_KEYNAME,
+	O_REQUEST,
+	O_SINCE,
+	O_UNTIL,
+	O_ON,
+	O_EXCLUDE,
+	O_ALL,
+};
+
+static const struct option audit_options[] = {
+        {"log-key", required_argument, NULL, O_KEY},
+        {"state", required_argument, NULL, O_STATE},
+        {"offline", required_argument, NULL, O_OFFLINE},
+        {"from", required_argument, NULL, O_FROM},
+        {"size", required_argument, NULL, O_SIZE},
+        {"no-state", no_argument, NULL, O_NOSTATE},
+        {"event", required_argument, NULL, O_EVENT},
+        {"principal", required_argument, NULL, O_PRINCIPAL},
+        {"role", required_argument, NULL, O_ROLE},
+        {"key", required_argument, NULL, O_KEYNAME},
+        {"request", required_argument, NULL, O_REQUEST},
+        {"since", required_argument, NULL, O_SINCE},
+        {"until", required_argument, NULL, O_UNTIL},
+        {"on", required_argument, NULL, O_ON},
+        {"exclude", required_argument, NULL, O_EXCLUDE},
+        {"all", no_argument, NULL, O_ALL},
+        {"out", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0},
+};
+
+/* What audit_opt() needs besides the options it fills. */
+struct audit_opt_ctx {
+	struct audit_opts *o;
+	const char *allowed, *cmd;
+	void (*usage)(FILE *);
+	int64_t now;
+};
+
+/* One option of an audit subcommand; `allowed` lists the letters that
+ * subcommand takes. */
+static int
+audit_opt(void *ctx, int ch, char *arg)
+{
+	/* Letters standing for the long options, to check `allowed`. */
+	static const char letters[] = "KSOFZNEPRYIsudXA";
+	struct audit_opt_ctx *x = ctx;
+	struct audit_opts *o = x->o;
+	int64_t now = x->now;
+	char letter = ch >= O_KEY && ch <= O_ALL ? letters[ch - O_KEY] : (char)ch;
+
+	if (strchr(x->allowed, letter) == NULL) {
+		errmsg("audit %s does not take that option", x->cmd);
+		x->usage(stderr);
+		return EXIT_USAGE;
+	}
+	switch (ch) {
+	case O_KEY:
+		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
+		    !is_fingerprint(arg)) {
+			errmsg("--log-key %s: a fingerprint is " FP_PREFIX
+			       " and 64 hex digits, as `audit checkpoint` and qsignd's "
+			       "audit.open line print it",
+			       arg);
+			return EXIT_USAGE;
+		}
+		o->log_key = arg;
+		break;
+	case O_STATE:
+		o->state = arg;
+		break;
+	case O_NOSTATE:
+		o->no_state = 1;
+		break;
+	case O_OFFLINE:
+		o->offline = arg;
+		break;
+	case O_FROM:
+		if (parse_u64("--from", arg, &o->from) != 0)
+			return EXIT_USAGE;
+		o->has_from = 1;
+		break;
+	case O_SIZE:
+		if (parse_u64("--size", arg, &o->size) != 0 || o->size == 0) {
+			if (o->size == 0)
+				errmsg("--size must be at least 1");
+			return EXIT_USAGE;
+		}
+		o->has_size = 1;
+		break;
+	case O_EVENT:
+	case O_EXCLUDE: {
+		const char **v = ch == O_EVENT ? o->f.events : o->f.exclude;
+		size_t *n = ch == O_EVENT ? &o->f.n_events : &o->f.n_exclude;
+		if (*n == MAX_FILTER_EVENTS || arg[0] == '\0') {
+			errmsg("%s: at most %d non-empty event names",
+			       ch == O_EVENT ? "--event" : "--exclude", MAX_FILTER_EVENTS);
+			return EXIT_USAGE;
+		}
+		v[(*n)++] = arg;
+		break;
+	}
+	case O_PRINCIPAL:
+		o->f.principal = arg;
+		break;
+	case O_ROLE:
+		o->f.role = arg;
+		break;
+	case O_KEYNAME:
+		o->f.key = arg;
+		break;
+	case O_REQUEST:
+		o->f.request = arg;
+		break;
+	case O_SINCE:
+	case O_UNTIL: {
+		int64_t t;
+		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) !=
+		    0)
+			return EXIT_USAGE;
+		if (ch == O_SINCE) {
+			o->f.since_ms = t * 1000;
+			o->f.has_since = 1;
+		} else {
+			o->f.until_ms = t * 1000;
+			o->f.has_until = 1;
+		}
+		break;
+	}
+	case O_ON: {
+		int64_t t;
+		if (parse_when("--on", arg, now, 1, &t) != 0)
+			return EXIT_USAGE;
+		o->f.since_ms = t * 1000;
+		o->f.until_ms = (t + 86400) * 1000;
+		o->f.has_since = o->f.has_until = 1;
+		break;
+	}
+	case O_ALL:
+		o->f.all = 1;
+		break;
+	case 'n':
+		if (parse_u64("-n", arg, &o->n) != 0)
+			return EXIT_USAGE;
+		o->has_n = 1;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	}
+	return 0;
+}
+
 /* Options common to the audit subcommands; `allowed` lists the letters a
  * subcommand takes. Returns -1 to go on, else the exit code. */
 static int
 audit_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char *allowed,
            int nargs, struct audit_opts *o)
 {
-	enum {
-		O_KEY = 256,
-		O_STATE,
-		O_OFFLINE,
-		O_FROM,
-		O_SIZE,
-		O_NOSTATE,
-		O_EVENT,
-		O_PRINCIPAL,
-		O_ROLE,
-		O_KEYNAME,
-		O_REQUEST,
-		O_SINCE,
-		O_UNTIL,
-		O_ON,
-		O_EXCLUDE,
-		O_ALL,
-	};
-	static const struct option opts[] = {
-	        {"log-key", required_argument, NULL, O_KEY},
-	        {"state", required_argument, NULL, O_STATE},
-	        {"offline", required_argument, NULL, O_OFFLINE},
-	        {"from", required_argument, NULL, O_FROM},
-	        {"size", required_argument, NULL, O_SIZE},
-	        {"no-state", no_argument, NULL, O_NOSTATE},
-	        {"event", required_argument, NULL, O_EVENT},
-	        {"principal", required_argument, NULL, O_PRINCIPAL},
-	        {"role", required_argument, NULL, O_ROLE},
-	        {"key", required_argument, NULL, O_KEYNAME},
-	        {"request", required_argument, NULL, O_REQUEST},
-	        {"since", required_argument, NULL, O_SINCE},
-	        {"until", required_argument, NULL, O_UNTIL},
-	        {"on", required_argument, NULL, O_ON},
-	        {"exclude", required_argument, NULL, O_EXCLUDE},
-	        {"all", no_argument, NULL, O_ALL},
-	        {"out", required_argument, NULL, 'o'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	/* Letters standing for the long options, to check `allowed`. */
-	static const char letters[] = "KSOFZNEPRYIsudXA";
-	int64_t now = (int64_t)time(NULL);
-	int ch;
+	struct audit_opt_ctx x = {o, allowed, argv[0], usage, (int64_t)time(NULL)};
+	int r;
 
 	memset(o, 0, sizeof(*o));
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "n:o:h", opts, NULL)) != -1) {
-		char letter = ch >= O_KEY && ch <= O_ALL ? letters[ch - O_KEY] : (char)ch;
-		if (ch != 'h' && ch != 'J' && ch != '?' && strchr(allowed, letter) == NULL) {
-			errmsg("audit %s does not take that option", argv[0]);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-		switch (ch) {
-		case O_KEY:
-			if (strncmp(optarg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
-			    !is_fingerprint(optarg)) {
-				errmsg("--log-key %s: a fingerprint is " FP_PREFIX
-				       " and 64 hex digits, as `audit checkpoint` and qsignd's "
-				       "audit.open line print it",
-				       optarg);
-				return EXIT_USAGE;
-			}
-			o->log_key = optarg;
-			break;
-		case O_STATE:
-			o->state = optarg;
-			break;
-		case O_NOSTATE:
-			o->no_state = 1;
-			break;
-		case O_OFFLINE:
-			o->offline = optarg;
-			break;
-		case O_FROM:
-			if (parse_u64("--from", optarg, &o->from) != 0)
-				return EXIT_USAGE;
-			o->has_from = 1;
-			break;
-		case O_SIZE:
-			if (parse_u64("--size", optarg, &o->size) != 0 || o->size == 0) {
-				if (o->size == 0)
-					errmsg("--size must be at least 1");
-				return EXIT_USAGE;
-			}
-			o->has_size = 1;
-			break;
-		case O_EVENT:
-		case O_EXCLUDE: {
-			const char **v = ch == O_EVENT ? o->f.events : o->f.exclude;
-			size_t *n = ch == O_EVENT ? &o->f.n_events : &o->f.n_exclude;
-			if (*n == MAX_FILTER_EVENTS || optarg[0] == '\0') {
-				errmsg("%s: at most %d non-empty event names",
-				       ch == O_EVENT ? "--event" : "--exclude", MAX_FILTER_EVENTS);
-				return EXIT_USAGE;
-			}
-			v[(*n)++] = optarg;
-			break;
-		}
-		case O_PRINCIPAL:
-			o->f.principal = optarg;
-			break;
-		case O_ROLE:
-			o->f.role = optarg;
-			break;
-		case O_KEYNAME:
-			o->f.key = optarg;
-			break;
-		case O_REQUEST:
-			o->f.request = optarg;
-			break;
-		case O_SINCE:
-		case O_UNTIL: {
-			int64_t t;
-			if (parse_when(ch == O_SINCE ? "--since" : "--until", optarg, now, 0, &t) !=
-			    0)
-				return EXIT_USAGE;
-			if (ch == O_SINCE) {
-				o->f.since_ms = t * 1000;
-				o->f.has_since = 1;
-			} else {
-				o->f.until_ms = t * 1000;
-				o->f.has_until = 1;
-			}
-			break;
-		}
-		case O_ON: {
-			int64_t t;
-			if (parse_when("--on", optarg, now, 1, &t) != 0)
-				return EXIT_USAGE;
-			o->f.since_ms = t * 1000;
-			o->f.until_ms = (t + 86400) * 1000;
-			o->f.has_since = o->f.has_until = 1;
-			break;
-		}
-		case O_ALL:
-			o->f.all = 1;
-			break;
-		case 'n':
-			if (parse_u64("-n", optarg, &o->n) != 0)
-				return EXIT_USAGE;
-			o->has_n = 1;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		if (argc - optind > nargs)
-			errmsg("unexpected argument %s", argv[optind + nargs]);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if ((r = parse_opts(argc, argv, g, usage,
+	                    &(const struct opts){"n:o:", audit_options, NULL, audit_opt, &x, nargs,
+	                                         nargs})) >= 0)
+		return r;
 	if (o->no_state && o->state != NULL) {
 		errmsg("--state and --no-state exclude each other");
 		return EXIT_USAGE;
@@ -2438,6 +2444,143 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
 	return 0;
 }
 
+/* Step 4 of verify: the checkpoint against the one remembered in the state
+ * (st present): the same root at the same size, a consistency proof (online)
+ * or the remembered prefix (offline) for a larger log, a prefix of the
+ * remembered log for an older export; a smaller live log is a rollback.
+ * Failures go to v; *state_ok, *older and prev_line (cap bytes) say how it
+ * compared. 0, or EXIT_TRANSPORT when the daemon went away. */
+static int
+compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
+                   const struct checkpoint *cp, const struct entries *e, const struct vstate *st,
+                   int root_ok, int *state_ok, int *older, char *prev_line, size_t cap)
+{
+	if (cp->size < st->size && c == NULL) {
+		/* An export made before the last verification: fine if it
+		 * is a prefix of the log seen then, a rewrite if not. */
+		*older = 1;
+		if (!root_ok) {
+			/* Failures above say why; nothing to compare. */
+		} else if (st->leaves == NULL) {
+			snprintf(prev_line, cap,
+			         "an older export than the log of size %llu seen on %s (not "
+			         "compared: its entries were not remembered)",
+			         (unsigned long long)st->size, st->verified_at);
+		} else {
+			uint64_t i = 0;
+			while (i < cp->size && memcmp(e->leaf[i], st->leaves[i], 32) == 0)
+				i++;
+			if (i == cp->size) {
+				*state_ok = 1;
+				snprintf(prev_line, cap,
+				         "an older export: a prefix of the log of size %llu "
+				         "seen on %s",
+				         (unsigned long long)st->size, st->verified_at);
+			} else {
+				vfail(v,
+				      "log rewritten: entry %llu of this export is not the "
+				      "entry %llu of the log of size %llu seen on %s",
+				      (unsigned long long)i, (unsigned long long)i,
+				      (unsigned long long)st->size, st->verified_at);
+			}
+		}
+	} else if (cp->size < st->size) {
+		vfail(v,
+		      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
+		      "%s)",
+		      (unsigned long long)cp->size, (unsigned long long)st->size,
+		      st->verified_at);
+	} else if (cp->size == st->size) {
+		if (memcmp(cp->root, st->root, sizeof(qs_hash)) != 0)
+			vfail(v,
+			      "log rewritten: the root at size %llu is not the one seen on "
+			      "%s",
+			      (unsigned long long)cp->size, st->verified_at);
+		else
+			*state_ok = 1;
+	} else if (c != NULL) {
+		Qsign__V1__ProofResponse *p = NULL;
+		qs_hash path[QS_MAX_MERKLE_PATH];
+		int pr = qsc_audit_consistency(c, st->size, cp->size, &p);
+		if (pr != 0) {
+			if (report(g, c, pr) == EXIT_TRANSPORT)
+				return EXIT_TRANSPORT;
+			vfail(v, "no consistency proof from size %llu to %llu",
+			      (unsigned long long)st->size, (unsigned long long)cp->size);
+		} else {
+			for (size_t i = 0; i < p->n_hashes; i++)
+				memcpy(path[i], p->hashes[i].data, sizeof(qs_hash));
+			if (qs_merkle_consistency_verify(st->size, cp->size, st->root, cp->root,
+			                                 path, p->n_hashes) != 0)
+				vfail(v,
+				      "log rolled back or rewritten: the checkpoint of "
+				      "size "
+				      "%llu is not consistent with size %llu seen on %s",
+				      (unsigned long long)cp->size,
+				      (unsigned long long)st->size, st->verified_at);
+			else
+				*state_ok = 1;
+			qsc_free(p);
+		}
+	} else {
+		/* Offline the old tree is the first st->size entries. */
+		qs_hash old;
+		if (root_ok && qs_merkle_root_of(e->leaf, st->size, old) == 0 &&
+		    memcmp(old, st->root, sizeof(old)) == 0)
+			*state_ok = 1;
+		else
+			vfail(v,
+			      "log rolled back or rewritten: its first %llu entries are "
+			      "not "
+			      "the log of size %llu seen on %s",
+			      (unsigned long long)st->size, (unsigned long long)st->size,
+			      st->verified_at);
+	}
+	if (*state_ok && !*older)
+		snprintf(prev_line, cap,
+		         "consistent with size %llu seen on %s",
+		         (unsigned long long)st->size, st->verified_at);
+	return 0;
+}
+
+/* Step 1 of verify: the checkpoint and the entries it covers, from the
+ * export o->offline or the daemon (*c, connected here). 0; -1 after a
+ * failure of the log itself (in v: the summary follows); else the exit code
+ * (the daemon refused or could not be reached: nothing about the log). */
+static int
+load_log(struct globals *g, const struct audit_opts *o, struct vctx *v, qsc_client **c,
+         struct checkpoint *cp, struct entries *e)
+{
+	int r;
+
+	if (o->offline != NULL) {
+		if (read_export_checkpoint(o->offline, o->log_key, cp) != 0 ||
+		    read_export_entries(o->offline, e) != 0) {
+			vfail(v, "the export in %s cannot be read or its checkpoint does not verify",
+			      o->offline);
+			return -1;
+		}
+		return 0;
+	}
+	if ((r = connect_client(g, c)) != EXIT_OK)
+		return r;
+	/* A refusal by the daemon (the caller may not read the log) was
+	 * reported as such: it says nothing about the log itself. */
+	if ((r = get_checkpoint(g, *c, o->log_key, cp)) != EXIT_OK) {
+		if (r != EXIT_FAILED || qsc_last_status(*c) > 0)
+			return r;
+		vfail(v, "the checkpoint does not verify");
+		return -1;
+	}
+	if ((r = fetch_entries(g, *c, 0, cp->size, e)) != EXIT_OK) {
+		if (r != EXIT_FAILED || qsc_last_status(*c) > 0)
+			return r;
+		vfail(v, "cannot fetch the entries the checkpoint covers");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 verify_main(int argc, char **argv, struct globals *g)
 {
@@ -2473,33 +2616,10 @@ verify_main(int argc, char **argv, struct globals *g)
 	}
 
 	/* 1. The checkpoint and the entries it covers. */
-	if (o.offline != NULL) {
-		if (read_export_checkpoint(o.offline, o.log_key, &cp) != 0 ||
-		    read_export_entries(o.offline, &e) != 0) {
-			vfail(&v,
-			      "the export in %s cannot be read or its checkpoint does not verify",
-			      o.offline);
-			r = EXIT_FAILED;
-			goto summary;
-		}
-	} else {
-		if ((r = connect_client(g, &c)) != EXIT_OK)
-			goto out;
-		/* A refusal by the daemon (the caller may not read the log) was
-		 * reported as such: it says nothing about the log itself. */
-		if ((r = get_checkpoint(g, c, o.log_key, &cp)) != EXIT_OK) {
-			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
-				goto out;
-			vfail(&v, "the checkpoint does not verify");
-			goto summary;
-		}
-		if ((r = fetch_entries(g, c, 0, cp.size, &e)) != EXIT_OK) {
-			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
-				goto out;
-			vfail(&v, "cannot fetch the entries the checkpoint covers");
-			goto summary;
-		}
-	}
+	if ((r = load_log(g, &o, &v, &c, &cp, &e)) > 0)
+		goto out;
+	if (r < 0)
+		goto summary;
 	cp_ok = 1;
 	if (doc != NULL && state_get(doc, state_path, cp.origin, &st) != 0) {
 		r = EXIT_FAILED;
@@ -2536,94 +2656,9 @@ verify_main(int argc, char **argv, struct globals *g)
 	check_entries(&v, &e, &a);
 
 	/* 4. Consistency with what we saw before. */
-	if (st.present) {
-		if (cp.size < st.size && c == NULL) {
-			/* An export made before the last verification: fine if it
-			 * is a prefix of the log seen then, a rewrite if not. */
-			older = 1;
-			if (!root_ok) {
-				/* Failures above say why; nothing to compare. */
-			} else if (st.leaves == NULL) {
-				snprintf(prev_line, sizeof(prev_line),
-				         "an older export than the log of size %llu seen on %s (not "
-				         "compared: its entries were not remembered)",
-				         (unsigned long long)st.size, st.verified_at);
-			} else {
-				uint64_t i = 0;
-				while (i < cp.size && memcmp(e.leaf[i], st.leaves[i], 32) == 0)
-					i++;
-				if (i == cp.size) {
-					state_ok = 1;
-					snprintf(prev_line, sizeof(prev_line),
-					         "an older export: a prefix of the log of size %llu "
-					         "seen on %s",
-					         (unsigned long long)st.size, st.verified_at);
-				} else {
-					vfail(&v,
-					      "log rewritten: entry %llu of this export is not the "
-					      "entry %llu of the log of size %llu seen on %s",
-					      (unsigned long long)i, (unsigned long long)i,
-					      (unsigned long long)st.size, st.verified_at);
-				}
-			}
-		} else if (cp.size < st.size) {
-			vfail(&v,
-			      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
-			      "%s)",
-			      (unsigned long long)cp.size, (unsigned long long)st.size,
-			      st.verified_at);
-		} else if (cp.size == st.size) {
-			if (memcmp(cp.root, st.root, sizeof(qs_hash)) != 0)
-				vfail(&v,
-				      "log rewritten: the root at size %llu is not the one seen on "
-				      "%s",
-				      (unsigned long long)cp.size, st.verified_at);
-			else
-				state_ok = 1;
-		} else if (c != NULL) {
-			Qsign__V1__ProofResponse *p = NULL;
-			qs_hash path[QS_MAX_MERKLE_PATH];
-			int pr = qsc_audit_consistency(c, st.size, cp.size, &p);
-			if (pr != 0) {
-				r = report(g, c, pr);
-				if (r == EXIT_TRANSPORT)
-					goto out;
-				vfail(&v, "no consistency proof from size %llu to %llu",
-				      (unsigned long long)st.size, (unsigned long long)cp.size);
-			} else {
-				for (size_t i = 0; i < p->n_hashes; i++)
-					memcpy(path[i], p->hashes[i].data, sizeof(qs_hash));
-				if (qs_merkle_consistency_verify(st.size, cp.size, st.root, cp.root,
-				                                 path, p->n_hashes) != 0)
-					vfail(&v,
-					      "log rolled back or rewritten: the checkpoint of "
-					      "size "
-					      "%llu is not consistent with size %llu seen on %s",
-					      (unsigned long long)cp.size,
-					      (unsigned long long)st.size, st.verified_at);
-				else
-					state_ok = 1;
-				qsc_free(p);
-			}
-		} else {
-			/* Offline the old tree is the first st.size entries. */
-			qs_hash old;
-			if (root_ok && qs_merkle_root_of(e.leaf, st.size, old) == 0 &&
-			    memcmp(old, st.root, sizeof(old)) == 0)
-				state_ok = 1;
-			else
-				vfail(&v,
-				      "log rolled back or rewritten: its first %llu entries are "
-				      "not "
-				      "the log of size %llu seen on %s",
-				      (unsigned long long)st.size, (unsigned long long)st.size,
-				      st.verified_at);
-		}
-		if (state_ok && !older)
-			snprintf(prev_line, sizeof(prev_line),
-			         "consistent with size %llu seen on %s",
-			         (unsigned long long)st.size, st.verified_at);
-	}
+	if (st.present && (r = compare_with_state(g, c, &v, &cp, &e, &st, root_ok, &state_ok, &older,
+	                                          prev_line, sizeof(prev_line))) != 0)
+		goto out;
 
 	/* 5. Remember this checkpoint for next time (never an older one: the
 	 * state only moves forward). Failing to write it is said, but the log

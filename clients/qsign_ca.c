@@ -40,110 +40,103 @@ lower_serial(char *s)
 			*s = (char)(*s - 'A' + 'a');
 }
 
+enum {
+	O_EST = 256,
+	O_HIST,
+	O_PRETTY,
+	O_ONLINE,
+	O_LOCAL,
+	O_CHAIN,
+	O_DAYS,
+	O_REASON,
+	O_ROOT
+};
+
+static const struct option ca_options[] = {
+        {"csr", required_argument, NULL, 'c'},
+        {"out", required_argument, NULL, 'o'},
+        {"ca", required_argument, NULL, 'a'},
+        {"role", required_argument, NULL, 'r'},
+        {"message", required_argument, NULL, 'm'},
+        {"chain", required_argument, NULL, O_CHAIN},
+        {"reason", required_argument, NULL, O_REASON},
+        {"root", required_argument, NULL, O_ROOT},
+        {"online", required_argument, NULL, O_ONLINE},
+        {"local", required_argument, NULL, O_LOCAL},
+        {"validity-days", required_argument, NULL, O_DAYS},
+        {"est", no_argument, NULL, O_EST},
+        {"history", no_argument, NULL, O_HIST},
+        {"pretty", no_argument, NULL, O_PRETTY},
+        WAIT_OPTION,
+        {NULL, 0, NULL, 0},
+};
+
+/* One option of the ca subcommands into struct ca_opts. */
+static int
+ca_opt(void *ctx, int ch, char *arg)
+{
+	struct ca_opts *o = ctx;
+	char *end;
+
+	switch (ch) {
+	case 'c':
+		o->csr = arg;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	case 'a':
+		o->ca = arg;
+		break;
+	case 'r':
+		o->role = arg;
+		break;
+	case 'm':
+		o->message = arg;
+		break;
+	case O_CHAIN:
+		o->chain = arg;
+		break;
+	case O_REASON:
+		o->reason = arg;
+		break;
+	case O_ROOT:
+		o->root = arg;
+		break;
+	case O_ONLINE:
+		o->online = arg;
+		break;
+	case O_LOCAL:
+		o->local = arg;
+		break;
+	case O_EST:
+		o->est = 1;
+		break;
+	case O_HIST:
+		o->history = 1;
+		break;
+	case O_PRETTY:
+		o->pretty = 1;
+		break;
+	case O_DAYS:
+		o->days = strtol(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || o->days < 1 || o->days > PKI_MAX_VALIDITY_DAYS) {
+			errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
+			return EXIT_USAGE;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* The options of a ca subcommand with nargs operands; -1 to go on. */
 static int
 ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs,
          struct ca_opts *o)
 {
-	enum {
-		O_EST = 256,
-		O_HIST,
-		O_PRETTY,
-		O_ONLINE,
-		O_LOCAL,
-		O_CHAIN,
-		O_DAYS,
-		O_REASON,
-		O_ROOT
-	};
-	static const struct option opts[] = {
-	        {"csr", required_argument, NULL, 'c'},
-	        {"out", required_argument, NULL, 'o'},
-	        {"ca", required_argument, NULL, 'a'},
-	        {"role", required_argument, NULL, 'r'},
-	        {"message", required_argument, NULL, 'm'},
-	        {"chain", required_argument, NULL, O_CHAIN},
-	        {"reason", required_argument, NULL, O_REASON},
-	        {"root", required_argument, NULL, O_ROOT},
-	        {"online", required_argument, NULL, O_ONLINE},
-	        {"local", required_argument, NULL, O_LOCAL},
-	        {"validity-days", required_argument, NULL, O_DAYS},
-	        {"est", no_argument, NULL, O_EST},
-	        {"history", no_argument, NULL, O_HIST},
-	        {"pretty", no_argument, NULL, O_PRETTY},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	char *end;
-	int ch;
-
 	memset(o, 0, sizeof(*o));
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:o:a:r:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o->csr = optarg;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'a':
-			o->ca = optarg;
-			break;
-		case 'r':
-			o->role = optarg;
-			break;
-		case 'm':
-			o->message = optarg;
-			break;
-		case O_CHAIN:
-			o->chain = optarg;
-			break;
-		case O_REASON:
-			o->reason = optarg;
-			break;
-		case O_ROOT:
-			o->root = optarg;
-			break;
-		case O_ONLINE:
-			o->online = optarg;
-			break;
-		case O_LOCAL:
-			o->local = optarg;
-			break;
-		case O_EST:
-			o->est = 1;
-			break;
-		case O_HIST:
-			o->history = 1;
-			break;
-		case O_PRETTY:
-			o->pretty = 1;
-			break;
-		case O_DAYS:
-			o->days = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || o->days < 1 ||
-			    o->days > PKI_MAX_VALIDITY_DAYS) {
-				errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return parse_opts(argc, argv, g, usage,
+	                  &(const struct opts){"c:o:a:r:m:", ca_options, NULL, ca_opt, o, nargs, nargs});
 }
 
 /* The policy's pki section: role for `which` ("root", "tls", "device_ca")
@@ -235,21 +228,7 @@ ca_submit(struct globals *g, const struct ca_opts *o, const char *which, const c
 		r = report(g, c, r);
 		goto out;
 	}
-	if (g->json)
-		r = json_print(json_pack("{s:s, s:s, s:s}", "id", v->id, "role", v->role, "kind",
-		                         v->kind),
-		               JSON_COMPACT)
-		            ? EXIT_FAILED
-		            : EXIT_OK;
-	else
-		printf("%s\n", v->id);
-	if (!g->json) {
-		fprintf(stderr,
-		        "%s: request %s submitted to role %s (%u approvals needed); "
-		        "after approval: %s ca fetch %s\n",
-		        progname, v->id, v->role, v->threshold, progname, v->id);
-		r = EXIT_OK;
-	}
+	r = submitted(g, c, v);
 out:
 	json_decref(j);
 	free(payload);
@@ -305,7 +284,8 @@ static void
 create_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca create [--validity-days N] [-m MSG] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca create [--validity-days N] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit the creation of the factory root CA (P-256 key generated in the\n"
 	        "  token, CN=Factory-CA, OU=<factory>). Done once: a second create is\n"
 	        "  refused. Prints the request id.\n"
@@ -329,7 +309,7 @@ tls_usage_common(FILE *f, const char *cmd)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca %s --csr FILE [--est] [--validity-days N]\n"
-	        "           [-m MSG] [--json]\n"
+	        "           [-m MSG] [--wait[=SECONDS]] [--json]\n"
 	        "  Submit a server TLS certificate (--est: the EST server's) for the PEM CSR:\n"
 	        "  its subject and DNS names, serverAuth, signed by the root CA.\n"
 	        "example: %s -p admin1 ca %s --csr gateway.csr\n",
@@ -384,7 +364,8 @@ add_dca_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca add-device-ca (--online NAME |\n"
-	        "           --local NAME --csr FILE) [--validity-days N] [-m MSG] [--json]\n"
+	        "           --local NAME --csr FILE) [--validity-days N] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit a device CA signed by the root (CA:TRUE, pathlen:0). --online: its\n"
 	        "  key is generated in the token and it issues device certificates online;\n"
 	        "  --local: the key stays at the factory site (CSR with OU=<factory>).\n"
@@ -421,9 +402,10 @@ static void
 state_usage(FILE *f, const char *cmd, const char *what)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca %s SERIAL%s [-m MSG] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca %s SERIAL%s [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  %s\n"
-	        "example: %s -p admin1 ca %s 4f1c...e2\n",
+	        "example: %s -p admin1 ca %s 4f1c2a9d7e3b5c6a8d0e1f2a3b4c5de2\n",
 	        progname, cmd, strcmp(cmd, "revoke-device-ca") == 0 ? " [--reason REASON]" : "",
 	        what, progname, cmd);
 }
@@ -488,10 +470,13 @@ static void
 revoke_dev_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R]\n"
+	        "usage: %s [GLOBAL OPTIONS] ca revoke-device CA_SERIAL SERIAL [--reason R] [-m "
+	        "MSG]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit the revocation of one device certificate of an online device CA\n"
 	        "  (listed in that CA's CRL).\n"
-	        "example: %s -p admin1 ca revoke-device 5a0e...01 7b3d...9c --reason "
+	        "example: %s -p admin1 ca revoke-device 5a0e3c7d9b1f2e4a6c8d0b2f4e6a8c01 "
+	        "7b3d5f7a9c1e3b5d7f9a1c3e5b7d9f9c --reason "
 	        "keyCompromise\n",
 	        progname, progname);
 }
@@ -759,8 +744,8 @@ crl_usage(FILE *f)
 	        "  The current CRLs in PEM: the root's and one per online device CA.\n"
 	        "  -o DIR writes DIR/<name>.crl.pem each, and beside them the signed list\n"
 	        "  of device CAs enabled for new registrations (see ca enabled-cas).\n"
-	        "  Local device CAs sign their own CRLs at their site (openssl ca\n"
-	        "  -gencrl with their key).\n"
+	        "  Local device CAs sign their own CRLs at their site with their key\n"
+	        "  (openssl ca -gencrl).\n"
 	        "example: %s -p admin1 ca crl > crls.pem\n",
 	        progname, progname);
 }
@@ -881,7 +866,8 @@ fetch_usage(FILE *f)
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] ca fetch ID [-o FILE]\n"
 	        "  The certificate (or CRL) a signed PKI request produced, in PEM.\n"
-	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8... -o factory_ca.pem\n",
+	        "example: %s -p admin1 ca fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o "
+	        "factory_ca.pem\n",
 	        progname, progname);
 }
 
@@ -932,7 +918,8 @@ const struct command ca_commands[] = {
         {"disable-device-ca", disable_main, disable_usage, "stop new issuance (quorum)", NULL},
         {"enable-device-ca", enable_main, enable_usage, "undo a disable (quorum)", NULL},
         {"revoke-device-ca", revoke_main, revoke_usage, "revoke a device CA (quorum)", NULL},
-        {"revoke-device", revoke_dev_main, revoke_dev_usage, "revoke a device certificate", NULL},
+        {"revoke-device", revoke_dev_main, revoke_dev_usage, "revoke a device certificate (quorum)",
+         NULL},
         {"crl", crl_main, crl_usage, "current CRLs in PEM", NULL},
         {"enabled-cas", enabled_main, enabled_usage,
          "signed list of device CAs enabled for registration", NULL},

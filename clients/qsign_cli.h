@@ -14,6 +14,7 @@
 #ifndef QSIGN_CLI_H
 #define QSIGN_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,6 +40,9 @@ struct globals {
 	int timeout_ms;
 	const char *server_key; /* --server-key / QSIGN_SERVER_KEY */
 	int accept_new;         /* --accept-new: trust a new server without asking */
+	/* --wait[=SECONDS] of a command that submits a quorum request: follow
+	 * it to its end (wait_ms 0: no limit). Set by the command's options. */
+	int wait, wait_ms;
 	char *url_buf, *identity_buf, *pin_buf;
 };
 
@@ -76,6 +80,11 @@ void metrics_usage(FILE *f);
 int audit_main(int argc, char **argv, struct globals *g);
 void audit_usage(FILE *f);
 extern const struct command audit_commands[];
+/* qsign_keys.c */
+int keys_main(int argc, char **argv, struct globals *g);
+void keys_usage(FILE *f);
+int sigverify_main(int argc, char **argv, struct globals *g);
+void sigverify_usage(FILE *f);
 /* qsign_tuf.c */
 int tuf_main(int argc, char **argv, struct globals *g);
 void tuf_usage(FILE *f);
@@ -85,6 +94,14 @@ extern const struct command tuf_commands[];
 int ca_main(int argc, char **argv, struct globals *g);
 void ca_usage(FILE *f);
 extern const struct command ca_commands[];
+
+/* qsign_complete.c */
+int completion_main(int argc, char **argv, struct globals *g);
+void completion_usage(FILE *f);
+
+/* qsign.c: the top-level table and usage (global options first). */
+extern const struct command qsign_commands[];
+void qsign_usage(FILE *f);
 
 extern const char *progname;
 
@@ -125,6 +142,9 @@ enum format { FMT_DEFAULT, FMT_DER, FMT_HEX, FMT_BASE64 };
 /* --format NAME; FMT_DEFAULT (after saying why) if unknown. */
 enum format parse_format(const char *s);
 
+/* opt_fn for --format NAME into *(enum format *)ctx. */
+int format_opt(void *ctx, int ch, char *arg);
+
 /* Write sig in fmt to path (NULL: stdout; FMT_DEFAULT: hex on a terminal,
  * DER otherwise). 0 or -1 (after saying why). */
 int write_sig(const char *path, enum format fmt, const uint8_t *sig, size_t len);
@@ -151,13 +171,74 @@ int read_input(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* 64 hex characters into 32 bytes; 0 or -1. */
 int parse_digest(const char *s, uint8_t out[32]);
 
+/* Exactly one of the alternative options an (value a) and bn (value b)
+ * of command cmd: 0, or -1 after saying "cmd needs -f FILE or -d HEX" (or
+ * "not both"). */
+int need_one(const char *cmd, const char *an, const char *a, const char *bn, const char *b);
+
 /* Whole seconds 1..86400 into *ms; 0 or -1. */
 int parse_timeout(const char *s, int *ms);
 
-/* Options of a command that takes only --json/--help and exactly nargs
- * operands (argv[optind..]). -1 to go on, else the exit code. */
-int simple_opts_arg(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int nargs);
-int simple_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *));
+/* ------------------------------------------------------------ options */
+
+/* Takes one option of a command into ctx (ch as getopt_long returns it,
+ * arg its argument or NULL): 0 to go on, else an exit code after saying
+ * why. */
+typedef int opt_fn(void *ctx, int ch, char *arg);
+
+/* An option that only keeps its argument (*str = arg) or only sets a flag
+ * (*flag = 1). Tables end with ch 0. */
+struct opt_keep {
+	int ch;
+	const char **str;
+	int *flag;
+};
+
+/* A command's options: short ones ("r:k:", NULL: none), the long table
+ * (NULL: none; without --json and --help, which every command takes;
+ * WAIT_OPTION for --wait[=S]), the options that only keep their argument,
+ * fn(ctx, ...) for the others, and how many operands (max -1: any). */
+struct opts {
+	const char *shorts;
+	const struct option *longs;
+	const struct opt_keep *keep;
+	opt_fn *fn;
+	void *ctx;
+	int min_args, max_args;
+};
+
+/*
+ * The one option loop of the CLI (qsign_opts.c): getopt_long over argv from
+ * a fresh state (options may follow operands); --json sets g->json, --help
+ * prints usage on stdout, --wait[=S] sets g->wait; the command's own
+ * options as o says. An unknown option, or an operand count outside
+ * o->min_args..max_args, prints usage on stderr. -1 to go on with the
+ * operands argv[optind..argc-1], else the exit code.
+ */
+int parse_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *),
+               const struct opts *o);
+
+/* Only --json and --help, and exactly nargs operands. */
+#define PLAIN_OPTS(nargs) (&(const struct opts){NULL, NULL, NULL, NULL, NULL, (nargs), (nargs)})
+
+/* ------------------------------------------------------------ quorum requests */
+
+/* The --wait[=SECONDS] option of every command that submits a quorum
+ * request: {"wait", optional_argument, NULL, 'W'} in its table, and
+ * parse_wait(g, optarg) for 'W'. 0 or -1 (after saying why). */
+/* clang-format off */
+#define WAIT_OPTION {"wait", optional_argument, NULL, 'W'}
+/* clang-format on */
+int parse_wait(struct globals *g, const char *arg);
+
+/* The one ending of every command that submits a quorum request (request
+ * submit, policy propose, tuf init/promote/rotate-key/..., ca ...): the id
+ * on stdout (--json: the REQUEST with "next"), its progress and the next
+ * step on stderr, in the same words for all; with g->wait it follows the
+ * request as `request wait` does (progress on stderr) and, once signed,
+ * says what was signed, applied or published and where (--json: REQUEST
+ * with "result"). Returns the exit code (as `request wait` with --wait). */
+int submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v);
 
 /* ------------------------------------------------------------ time */
 
@@ -168,6 +249,14 @@ void sleep_ms(unsigned ms);
 
 /* The entry called name in a NULL-terminated table, or NULL. */
 const struct command *find_command(const struct command *cmds, const char *name);
+
+/* The entry of cmds closest to a mistyped name (a unique-enough prefix or
+ * at most two edits away), or NULL. */
+const struct command *closest_command(const struct command *cmds, const char *name);
+
+/* "unknown WHAT NAME: did you mean X? (see HELP)" on stderr. */
+void unknown_command(const char *what, const char *name, const struct command *cmds,
+                     const char *help);
 
 /* Usage of a group: its subcommands with their summaries and an example
  * (printed after "example: qsign "). */

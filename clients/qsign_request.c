@@ -14,11 +14,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "payload.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
+#include "tuf_meta.h"
 /* ------------------------------------------------------------ requests */
 
 /* `request wait` polls this often, and gives up on a daemon it cannot
@@ -259,8 +261,9 @@ submit_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] request submit -r ROLE (-f FILE | -d HEX) [-k KIND]\n"
-	        "           [-m MESSAGE] [-t TOKEN] [--json]\n"
-	        "  Ask the approvers of a quorum role for a signature. Prints the request id.\n"
+	        "           [-m MESSAGE] [-t TOKEN] [--wait[=SECONDS]] [--json]\n"
+	        "  Ask the approvers of a quorum role for a signature. Prints the request id\n"
+	        "  (stdout) and, on stderr, its progress and the next step.\n"
 	        "  -f FILE     the payload (- reads stdin); kind \"blob\" unless -k says "
 	        "otherwise\n"
 	        "  -d HEX      a SHA-256 digest, 64 hex characters; kind \"digest\"\n"
@@ -268,8 +271,11 @@ submit_usage(FILE *f)
 	        "  -m MESSAGE  why: shown to the approvers\n"
 	        "  -t TOKEN    idempotency key (default: random); submitting again with the\n"
 	        "              same TOKEN returns the first request instead of a new one\n"
+	        "  --wait[=SECONDS]  follow it as `request wait` does (progress on stderr)\n"
+	        "              and say what was signed once it is; exit codes as `request wait`\n"
+	        "  --json      the request as JSON (with --wait: once it ended, with \"result\")\n"
 	        "example: %s -p ci request submit -r release -f app-1.2.3.tar.gz -m \"release "
-	        "1.2.3\"\n",
+	        "1.2.3\" --wait\n",
 	        progname, progname);
 }
 
@@ -301,7 +307,7 @@ submit_common(struct globals *g, const char *role, const char *kind, const uint8
 {
 	Qsign__V1__RequestView *v = NULL;
 	qsc_client *c = NULL;
-	char tokbuf[33], *p;
+	char tokbuf[33];
 	uint8_t rnd[16];
 	int r;
 
@@ -321,15 +327,7 @@ submit_common(struct globals *g, const char *role, const char *kind, const uint8
 		r = report(g, c, r);
 		goto out;
 	}
-	if (g->json) {
-		r = print_view_json(v);
-		goto out;
-	}
-	printf("%s\n", v->id);
-	p = progress_line(v);
-	fprintf(stderr, "%s: request %s (%s, %s): %s\n", progname, v->id, v->role, v->kind, p);
-	free(p);
-	r = EXIT_OK;
+	r = submitted(g, c, v);
 out:
 	qsc_free(v);
 	qsc_close(c);
@@ -346,8 +344,7 @@ submit_main(int argc, char **argv, struct globals *g)
 	        {"kind", required_argument, NULL, 'k'},
 	        {"message", required_argument, NULL, 'm'},
 	        {"client-token", required_argument, NULL, 't'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
+	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *file = NULL, *hex = NULL, *kind = NULL, *msg = NULL,
@@ -356,44 +353,24 @@ submit_main(int argc, char **argv, struct globals *g)
 	uint8_t digest[32], *buf = NULL;
 	const uint8_t *payload;
 	size_t len;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "r:f:d:k:m:t:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'r':
-			role = optarg;
-			break;
-		case 'f':
-			file = optarg;
-			break;
-		case 'd':
-			hex = optarg;
-			break;
-		case 'k':
-			kind = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 't':
-			token = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			submit_usage(stdout);
-			return EXIT_OK;
-		default:
-			submit_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL}, {'d', &hex, NULL}, {'k', &kind, NULL}, {'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"r:f:d:k:m:t:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, submit_usage, &o)) >= 0)
+			return r;
 	}
-	if (optind != argc || role == NULL || (file == NULL) == (hex == NULL)) {
+	if (optind != argc) {
 		submit_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (role == NULL) {
+		errmsg("request submit needs -r ROLE");
+		return EXIT_USAGE;
+	}
+	if (need_one("request submit", "-f FILE", file, "-d HEX", hex) != 0)
+		return EXIT_USAGE;
 	if (!qs_name_valid(role, QS_MAX_NAME)) {
 		errmsg("invalid role name");
 		return EXIT_USAGE;
@@ -438,89 +415,157 @@ submit_main(int argc, char **argv, struct globals *g)
 
 /* ------------------------------------------------------------ request list */
 
+/* The longest message shown in a list, in bytes (the rest: "..."). */
+#define LIST_MESSAGE_MAX 48
+
 static void
 list_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] request list [--state STATE] [--role ROLE]\n"
 	        "           [--limit N] [--json]\n"
-	        "  Requests you may see, one per line:\n"
-	        "    ID STATE ROLE KIND SUBMITTER APPROVALS/THRESHOLD EXPIRES\n"
+	        "  Requests you may see, as a table under a header line:\n"
+	        "    ID STATE ROLE KIND SUBMITTER APPROVALS EXPIRES MESSAGE\n"
+	        "  (APPROVALS: approvals/threshold; MESSAGE: the submitter's, cut at %d\n"
+	        "  bytes); \"no requests\" when there are none.\n"
 	        "  STATE: pending, approved, signed, rejected, cancelled, expired, failed.\n"
 	        "  --limit N   at most N requests (default 100)\n"
+	        "  --json      {\"requests\": [REQUEST, ...]} (README: JSON shapes)\n"
 	        "example: %s -p admin1 request list --state pending\n",
-	        progname, progname);
+	        progname, LIST_MESSAGE_MAX, progname);
+}
+
+/* The requests as a table with a header; "no requests" when empty. Every
+ * column but the message is a name the library validated. */
+static void
+put_request_table(const Qsign__V1__ListRequestsResponse *resp)
+{
+	static const char *const head[] = {"ID",        "STATE",     "ROLE",    "KIND",
+	                                   "SUBMITTER", "APPROVALS", "EXPIRES", "MESSAGE"};
+	int w[7];
+	char cell[7][64];
+
+	if (resp->n_requests == 0) {
+		printf("no requests\n");
+		return;
+	}
+	for (int k = 0; k < 7; k++)
+		w[k] = (int)strlen(head[k]);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0],
+			       w[1], head[1], w[2], head[2], w[3], head[3], w[4], head[4], w[5],
+			       head[5], w[6], head[6], head[7]);
+		for (size_t i = 0; i < resp->n_requests; i++) {
+			const Qsign__V1__RequestView *v = resp->requests[i];
+			snprintf(cell[0], sizeof(cell[0]), "%s", v->id);
+			snprintf(cell[1], sizeof(cell[1]), "%s",
+			         qsc_request_state_name((int)v->state));
+			snprintf(cell[2], sizeof(cell[2]), "%s", v->role);
+			snprintf(cell[3], sizeof(cell[3]), "%s", v->kind);
+			snprintf(cell[4], sizeof(cell[4]), "%s", v->submitter);
+			snprintf(cell[5], sizeof(cell[5]), "%zu/%u", count_votes(v, 1),
+			         v->threshold);
+			iso_time(v->expires, cell[6]);
+			if (pass == 0) {
+				for (int k = 0; k < 7; k++)
+					if ((int)strlen(cell[k]) > w[k])
+						w[k] = (int)strlen(cell[k]);
+				continue;
+			}
+			for (int k = 0; k < 7; k++)
+				printf("%-*s  ", w[k], cell[k]);
+			if (v->message[0] == '\0') {
+				fputs("-", stdout);
+			} else {
+				char msg[LIST_MESSAGE_MAX + 1];
+				snprintf(msg, sizeof(msg), "%s", v->message);
+				for (char *m = msg; *m != '\0'; m++)
+					if (*m == '\n' || *m == '\t')
+						*m = ' ';
+				put_safe(stdout, msg, 0);
+				if (strlen(v->message) > LIST_MESSAGE_MAX)
+					fputs("...", stdout);
+			}
+			fputc('\n', stdout);
+		}
+	}
+}
+
+/* The filters of request list. */
+struct list_filter {
+	Qsign__V1__RequestState state;
+	const char *role;
+	uint32_t limit;
+};
+
+enum { O_STATE = 256, O_ROLE, O_LIMIT };
+
+static int
+list_opt(void *ctx, int ch, char *arg)
+{
+	struct list_filter *lf = ctx;
+
+	switch (ch) {
+	case O_STATE:
+		if ((lf->state = qsc_request_state_from_name(arg)) ==
+		    QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED) {
+			errmsg("unknown state %s (pending, approved, signed, rejected, cancelled, "
+			       "expired, failed)",
+			       arg);
+			return EXIT_USAGE;
+		}
+		break;
+	case O_ROLE:
+		lf->role = arg;
+		break;
+	case O_LIMIT: {
+		char *end;
+		unsigned long v;
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 10000 || arg[0] == '-') {
+			errmsg("--limit needs a number, 1..10000");
+			return EXIT_USAGE;
+		}
+		lf->limit = (uint32_t)v;
+		break;
+	}
+	}
+	return 0;
 }
 
 static int
 list_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_STATE = 256, O_ROLE, O_LIMIT };
 	static const struct option opts[] = {
 	        {"state", required_argument, NULL, O_STATE},
 	        {"role", required_argument, NULL, O_ROLE},
 	        {"limit", required_argument, NULL, O_LIMIT},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	Qsign__V1__RequestState state = QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED;
+	struct list_filter lf = {QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED, NULL, 0};
 	Qsign__V1__ListRequestsResponse *resp = NULL;
-	const char *role = NULL;
-	uint32_t limit = 0;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_STATE:
-			if ((state = qsc_request_state_from_name(optarg)) ==
-			    QSIGN__V1__REQUEST_STATE__REQ_STATE_UNSPECIFIED) {
-				errmsg("unknown state %s (pending, approved, signed, rejected, "
-				       "cancelled, expired, failed)",
-				       optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_ROLE:
-			role = optarg;
-			break;
-		case O_LIMIT: {
-			char *end;
-			unsigned long v;
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || v < 1 || v > 10000 ||
-			    optarg[0] == '-') {
-				errmsg("--limit needs a number, 1..10000");
-				return EXIT_USAGE;
-			}
-			limit = (uint32_t)v;
-			break;
-		}
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			list_usage(stdout);
-			return EXIT_OK;
-		default:
-			list_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, list_opt, &lf, 0, -1};
+		if ((r = parse_opts(argc, argv, g, list_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		list_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (role != NULL && !qs_name_valid(role, QS_MAX_NAME)) {
+	if (lf.role != NULL && !qs_name_valid(lf.role, QS_MAX_NAME)) {
 		errmsg("invalid role name");
 		return EXIT_USAGE;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	if ((r = qsc_request_list(c, state, role, limit, &resp)) != 0) {
+	if ((r = qsc_request_list(c, lf.state, lf.role, lf.limit, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
@@ -533,14 +578,7 @@ list_main(int argc, char **argv, struct globals *g)
 		            : EXIT_FAILED;
 		goto out;
 	}
-	for (size_t i = 0; i < resp->n_requests; i++) {
-		const Qsign__V1__RequestView *v = resp->requests[i];
-		char t[32];
-		iso_time(v->expires, t);
-		/* Every field here is a name the library validated. */
-		printf("%s %s %s %s %s %zu/%u %s\n", v->id, qsc_request_state_name((int)v->state),
-		       v->role, v->kind, v->submitter, count_votes(v, 1), v->threshold, t);
-	}
+	put_request_table(resp);
 	r = EXIT_OK;
 out:
 	qsc_free(resp);
@@ -559,7 +597,7 @@ show_usage(FILE *f)
 	        "  SHA-256 (recomputed here from the payload bytes), votes so far, what is\n"
 	        "  still needed, expiry, and the payload decoded by its kind (a policy change\n"
 	        "  is shown as a diff against the policy in force).\n"
-	        "example: %s -p admin2 request show 3f2a9c0d5e7b41a8\n",
+	        "example: %s -p admin2 request show 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5\n",
 	        progname, progname);
 }
 
@@ -583,7 +621,7 @@ show_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, show_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, show_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if (check_id_arg(argv[argc - 1]) != 0)
 		return EXIT_USAGE;
@@ -703,7 +741,7 @@ approve_usage(FILE *f)
 	        "  recomputed here first; nothing is signed if it differs from what the daemon\n"
 	        "  reports, or from --sha256 HEX (the digest 'request show' printed: approve\n"
 	        "  exactly what you reviewed). Prints the progress of the request.\n"
-	        "example: %s -p admin2 approve 3f2a9c0d5e7b41a8 --sha256 "
+	        "example: %s -p admin2 approve 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --sha256 "
 	        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
 	        progname, progname);
 }
@@ -715,7 +753,8 @@ reject_usage(FILE *f)
 	        "usage: %s [GLOBAL OPTIONS] reject ID [-m REASON] [--sha256 HEX] [--json]\n"
 	        "  Reject a request (signed with your key, like an approval). Enough rejects\n"
 	        "  to make the threshold unreachable end the request.\n"
-	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8 -m \"not the release we "
+	        "example: %s -p admin3 reject 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -m \"not the "
+	        "release we "
 	        "tagged\"\n",
 	        progname, progname);
 }
@@ -740,8 +779,6 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	static const struct option opts[] = {
 	        {"message", required_argument, NULL, 'm'},
 	        {"sha256", required_argument, NULL, O_SHA},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	void (*usage_fn)(FILE *) = approve ? approve_usage : reject_usage;
@@ -750,27 +787,13 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	uint8_t expect[32];
 	qsc_client *c = NULL;
 	char *p;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			reason = optarg;
-			break;
-		case O_SHA:
-			pin = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage_fn(stdout);
-			return EXIT_OK;
-		default:
-			usage_fn(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &reason, NULL}, {O_SHA, &pin, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, usage_fn, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc) {
 		usage_fn(stderr);
@@ -831,7 +854,7 @@ cancel_usage(FILE *f)
 	        "usage: %s [GLOBAL OPTIONS] request cancel ID [--json]\n"
 	        "  Withdraw a request you submitted: pending, or approved and still waiting\n"
 	        "  for external TUF signatures.\n"
-	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8\n",
+	        "example: %s -p ci request cancel 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5\n",
 	        progname, progname);
 }
 
@@ -843,7 +866,7 @@ cancel_main(int argc, char **argv, struct globals *g)
 	char *p;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, cancel_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, cancel_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if (check_id_arg(argv[argc - 1]) != 0)
 		return EXIT_USAGE;
@@ -880,61 +903,30 @@ wait_usage(FILE *f)
 	        "  expired, failed: the state and reason are printed), 3 when SECONDS pass\n"
 	        "  first or qsignd cannot be reached for %d s. With --json the progress goes\n"
 	        "  to stderr and the final request to stdout.\n"
-	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8 --timeout 3600 && %s -p ci "
-	        "request fetch 3f2a9c0d5e7b41a8 -o app.sig\n",
+	        "example: %s -p ci request wait 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 --timeout 3600 && "
+	        "%s -p ci "
+	        "request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o app.sig\n",
 	        progname, WAIT_UNREACHABLE_MS / 1000, progname, progname);
 }
 
+/* Follow request id on c until it ends, a line on pf whenever it
+ * progresses (the same lines as `request wait`), giving up after tmo_ms
+ * (0: never) or when qsignd stays unreachable; a line equal to shown (may
+ * be NULL) was printed already. EXIT_OK with *out the final
+ * view (signed), EXIT_FAILED when it ended otherwise (said why, *out set),
+ * EXIT_TRANSPORT when time ran out. */
 static int
-wait_main(int argc, char **argv, struct globals *g)
+follow_request(const struct globals *g, qsc_client *c, const char *id, int tmo_ms, FILE *pf,
+               const char *shown, Qsign__V1__RequestView **out)
 {
-	enum { O_TMO = 256 };
-	static const struct option opts[] = {
-	        {"timeout", required_argument, NULL, O_TMO},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	Qsign__V1__RequestView *v = NULL;
 	uint64_t deadline = 0, unreachable_since = 0;
-	char *last = NULL;
-	const char *id;
-	qsc_client *c = NULL;
-	FILE *pf;
-	int ch, r, tmo_ms = 0;
+	char *last = shown != NULL ? strdup(shown) : NULL;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_TMO:
-			if (parse_timeout(optarg, &tmo_ms) != 0) {
-				errmsg("--timeout needs whole seconds, 1..86400");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			wait_usage(stdout);
-			return EXIT_OK;
-		default:
-			wait_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind + 1 != argc) {
-		wait_usage(stderr);
-		return EXIT_USAGE;
-	}
-	id = argv[optind];
-	if (check_id_arg(id) != 0)
-		return EXIT_USAGE;
-	pf = g->json ? stderr : stdout;
+	*out = NULL;
 	if (tmo_ms > 0)
 		deadline = mono_ms() + (uint64_t)tmo_ms;
-	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
 	for (;;) {
 		char *p;
 
@@ -981,10 +973,6 @@ wait_main(int argc, char **argv, struct globals *g)
 		v = NULL;
 		sleep_ms(WAIT_POLL_MS);
 	}
-	if (g->json && print_view_json(v) != EXIT_OK) {
-		r = EXIT_FAILED;
-		goto out;
-	}
 	if (v->state == QSIGN__V1__REQUEST_STATE__REQ_SIGNED) {
 		r = EXIT_OK;
 	} else {
@@ -992,8 +980,293 @@ wait_main(int argc, char **argv, struct globals *g)
 		       v->state_message[0] != '\0' ? " (see the reason above)" : "");
 		r = EXIT_FAILED;
 	}
+	*out = v;
+	v = NULL;
 out:
 	free(last);
+	qsc_free(v);
+	return r;
+}
+
+int
+parse_wait(struct globals *g, const char *arg)
+{
+	g->wait = 1;
+	g->wait_ms = 0;
+	if (arg != NULL && parse_timeout(arg, &g->wait_ms) != 0) {
+		errmsg("--wait=SECONDS needs whole seconds, 1..86400");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+kind_is(const Qsign__V1__RequestView *v, const char *prefix)
+{
+	return strncmp(v->kind, prefix, strlen(prefix)) == 0;
+}
+
+/* What comes after the approvals, for request v: how its result is had. */
+static char *
+next_step(const Qsign__V1__RequestView *v)
+{
+	char *s = NULL;
+	int n;
+
+	if (strcmp(v->kind, "policy") == 0)
+		n = asprintf(&s, "it takes effect once approved (`%s policy show`)", progname);
+	else if (kind_is(v, "tuf-"))
+		n = asprintf(&s,
+		             "once approved it publishes when every TUF signature is in "
+		             "(`%s tuf status %s`)",
+		             progname, v->id);
+	else if (kind_is(v, "pki."))
+		n = asprintf(&s, "then `%s ca fetch %s -o FILE` writes the result", progname,
+		             v->id);
+	else
+		n = asprintf(&s, "then `%s request fetch %s -o FILE` writes the signature",
+		             progname, v->id);
+	if (n < 0) {
+		errmsg("out of memory");
+		exit(EXIT_FAILED);
+	}
+	return s;
+}
+
+/* "version N" of the current metadata repo/role, or "-" (after a warning). */
+static json_int_t
+tuf_version(qsc_client *c, const char *repo, const char *role)
+{
+	Qsign__V1__TufGetMetadataResponse *m = NULL;
+	json_t *env = NULL;
+	json_int_t ver = 0;
+
+	if (qsc_tuf_get_metadata(c, repo, role, 0, &m) == 0 &&
+	    tuf_envelope_parse(m->metadata.data, m->metadata.len, NULL, &env) == 0)
+		ver = json_integer_value(
+		        json_object_get(json_object_get(env, "signed"), "version"));
+	json_decref(env);
+	qsc_free(m);
+	return ver;
+}
+
+/* The directory the policy in force publishes TUF repository repo to (on
+ * the server), or NULL. malloc'd. */
+static char *
+tuf_repo_dir(qsc_client *c, const char *repo)
+{
+	Qsign__V1__PolicyShowResponse *ps = NULL;
+	json_t *pol = NULL;
+	const char *d;
+	char *s = NULL;
+
+	if (qsc_policy_show(c, 0, &ps) == 0 && (pol = json_loads(ps->text, 0, NULL)) != NULL &&
+	    (d = json_string_value(json_object_get(
+	             json_object_get(json_object_get(pol, "tuf"), "repositories"), repo))) !=
+	            NULL &&
+	    asprintf(&s, "%s/metadata", d) < 0)
+		s = NULL;
+	json_decref(pol);
+	qsc_free(ps);
+	return s;
+}
+
+/* A PKI result (certificate or CRL, PEM) in one line: subject and serial,
+ * or issuer and the number of revoked entries. */
+static char *
+pki_summary(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = NULL;
+	X509_CRL *crl = NULL;
+	char name[256] = "?", *serial = NULL, *s = NULL;
+	int n = -1;
+
+	if (b == NULL)
+		return NULL;
+	if ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		X509_NAME_oneline(X509_get_subject_name(x), name, sizeof(name));
+		serial = bn != NULL ? BN_bn2hex(bn) : NULL;
+		BN_free(bn);
+		n = asprintf(&s, "certificate %s, serial %s", name, serial ? serial : "?");
+	} else if (BIO_reset(b) == 1 &&
+	           (crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) != NULL) {
+		STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+		X509_NAME_oneline(X509_CRL_get_issuer(crl), name, sizeof(name));
+		n = asprintf(&s, "CRL of %s, %d revoked", name,
+		             rev != NULL ? sk_X509_REVOKED_num(rev) : 0);
+	}
+	if (n < 0)
+		s = NULL;
+	OPENSSL_free(serial);
+	X509_free(x);
+	X509_CRL_free(crl);
+	BIO_free(b);
+	return s;
+}
+
+/* Once request v is signed: what was signed, applied or published (*what)
+ * and where to find it (*where). Both malloc'd; "-" parts when the daemon
+ * would not say. */
+static void
+outcome(qsc_client *c, const Qsign__V1__RequestView *v, char **what, char **where)
+{
+	Qsign__V1__FetchResponse *fr = NULL;
+	Qsign__V1__PolicyShowResponse *ps = NULL;
+	char *a = NULL, *b = NULL, *d1 = NULL, *d2 = NULL, *pem = NULL;
+	int n1 = 0, n2 = 0;
+
+	if (strcmp(v->kind, "policy") == 0) {
+		if (qsc_policy_show(c, 0, &ps) == 0)
+			n1 = asprintf(&a, "policy version %llu is in force",
+			              (unsigned long long)ps->current_version);
+		n2 = asprintf(&b, "`%s policy show` prints it", progname);
+	} else if (strcmp(v->kind, "tuf-promote") == 0) {
+		d1 = tuf_repo_dir(c, "prod");
+		n1 = asprintf(&a, "production targets version %lld published",
+		              (long long)tuf_version(c, "prod", "targets"));
+		n2 = asprintf(&b, "on the server in %s", d1 ? d1 : "the production repository");
+	} else if (kind_is(v, "tuf-")) {
+		d1 = tuf_repo_dir(c, "ci");
+		d2 = tuf_repo_dir(c, "prod");
+		n1 = asprintf(&a, "root version %lld (CI) and %lld (production) published",
+		              (long long)tuf_version(c, "ci", "root"),
+		              (long long)tuf_version(c, "prod", "root"));
+		n2 = asprintf(&b, "on the server in %s and %s", d1 ? d1 : "the CI repository",
+		              d2 ? d2 : "the production repository");
+	} else if (qsc_request_fetch(c, v->id, &fr) == 0) {
+		if (kind_is(v, "pki.")) {
+			if (fr->result.len > 0 &&
+			    (pem = strndup((const char *)fr->result.data, fr->result.len)) != NULL)
+				a = pki_summary(pem);
+			n2 = asprintf(&b, "`%s ca fetch %s -o FILE` writes it", progname, v->id);
+		} else {
+			Qsign__V1__RequestView *pv = NULL;
+			char *h = NULL, *keys = NULL;
+			size_t klen = 0;
+			/* A digest request signs the digest itself: name that. */
+			int dig = strcmp(v->kind, "digest") == 0 &&
+			          qsc_request_get(c, v->id, 1, &pv) == 0 && pv->payload.len == 32;
+			h = dig ? hex_or_die(pv->payload.data, 32)
+			        : hex_or_die(v->payload_sha256.data, 32);
+			qsc_free(pv);
+			FILE *f = open_memstream(&keys, &klen);
+			for (size_t i = 0; f != NULL && i < fr->n_signatures; i++)
+				fprintf(f, "%s%s (%s)", i ? ", " : "", fr->signatures[i]->key,
+				        fr->signatures[i]->algorithm);
+			if (f != NULL)
+				fclose(f);
+			n1 = asprintf(&a, "%s %s signed by %s", dig ? "digest" : "payload sha256",
+			              h, keys ? keys : "?");
+			n2 = asprintf(&b, "`%s request fetch %s -o FILE` writes the signature%s",
+			              progname, v->id, fr->n_signatures > 1 ? "s" : "");
+			free(keys);
+			free(h);
+		}
+	}
+	if (n1 < 0)
+		a = NULL;
+	if (n2 < 0)
+		b = NULL;
+	*what = a != NULL ? a : strdup("-");
+	*where = b != NULL ? b : strdup("-");
+	free(pem);
+	free(d1);
+	free(d2);
+	qsc_free(fr);
+	qsc_free(ps);
+}
+
+int
+submitted(struct globals *g, qsc_client *c, const Qsign__V1__RequestView *v)
+{
+	Qsign__V1__RequestView *fin = NULL;
+	char *p = progress_line(v), *next = next_step(v), *what = NULL, *where = NULL;
+	json_t *j;
+	int r = EXIT_OK;
+
+	if (!g->json) {
+		printf("%s\n", v->id);
+		fflush(stdout);
+		fprintf(stderr, "%s: request %s submitted (role %s, kind %s): %s\n", progname,
+		        v->id, v->role, v->kind, p);
+		fprintf(stderr,
+		        "%s: next: approvers review it with `%s request show %s` and vote with "
+		        "`%s approve %s`; %s%s%s%s%s%s\n",
+		        progname, progname, v->id, progname, v->id, g->wait ? "" : "`",
+		        g->wait ? "" : progname, g->wait ? "" : " request wait ",
+		        g->wait ? "" : v->id, g->wait ? "" : "` follows it; ", next);
+	}
+	if (g->wait) {
+		r = follow_request(g, c, v->id, g->wait_ms, stderr, g->json ? NULL : p, &fin);
+		if (r == EXIT_OK) {
+			outcome(c, fin, &what, &where);
+			if (!g->json)
+				fprintf(stderr, "%s: done: %s; %s\n", progname, what, where);
+		}
+	}
+	if (g->json) {
+		j = view_json(fin != NULL ? fin : v);
+		json_object_set_new(j, "next", json_text(next));
+		if (what != NULL)
+			json_object_set_new(j, "result",
+			                    json_pack("{s:o, s:o}", "what", json_text(what),
+			                              "where", json_text(where)));
+		if (json_print(j, JSON_INDENT(2)) != 0)
+			r = EXIT_FAILED;
+	}
+	free(p);
+	free(next);
+	free(what);
+	free(where);
+	qsc_free(fin);
+	return r;
+}
+
+/* --timeout SECONDS into *(int *)ctx (milliseconds). */
+static int
+timeout_opt(void *ctx, int ch, char *arg)
+{
+	(void)ch;
+	if (parse_timeout(arg, ctx) != 0) {
+		errmsg("--timeout needs whole seconds, 1..86400");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+wait_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_TMO = 256 };
+	static const struct option opts[] = {
+	        {"timeout", required_argument, NULL, O_TMO},
+	        {NULL, 0, NULL, 0},
+	};
+	Qsign__V1__RequestView *v = NULL;
+	const char *id;
+	qsc_client *c = NULL;
+	int r, tmo_ms = 0;
+
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, timeout_opt, &tmo_ms, 0, -1};
+		if ((r = parse_opts(argc, argv, g, wait_usage, &o)) >= 0)
+			return r;
+	}
+	if (optind + 1 != argc) {
+		wait_usage(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if (check_id_arg(id) != 0)
+		return EXIT_USAGE;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	r = follow_request(g, c, id, tmo_ms, g->json ? stderr : stdout, NULL, &v);
+	if (v != NULL && g->json && print_view_json(v) != EXIT_OK)
+		r = EXIT_FAILED;
 	qsc_free(v);
 	qsc_close(c);
 	return r;
@@ -1012,7 +1285,8 @@ fetch_usage(FILE *f)
 	        "  One signature: to OUT, or to stdout (hex on a terminal, der otherwise).\n"
 	        "  Several (a role with several keys): OUT.0, OUT.1, ... in the order listed\n"
 	        "  by --json; without -o one line per signature: KEY SIGNATURE (hex or base64).\n"
-	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8 -o app-1.2.3.sig\n",
+	        "example: %s -p ci request fetch 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -o "
+	        "app-1.2.3.sig\n",
 	        progname, progname);
 }
 
@@ -1090,36 +1364,19 @@ fetch_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"out", required_argument, NULL, 'o'},
 	        {"format", required_argument, NULL, 'F'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__FetchResponse *fr = NULL;
 	enum format fmt = FMT_DEFAULT;
 	const char *out = NULL, *id;
 	qsc_client *c = NULL;
-	int ch, r, vr;
+	int r, vr;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'o':
-			out = optarg;
-			break;
-		case 'F':
-			if ((fmt = parse_format(optarg)) == FMT_DEFAULT)
-				return EXIT_USAGE;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			fetch_usage(stdout);
-			return EXIT_OK;
-		default:
-			fetch_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"o:", opts, keep, format_opt, &fmt, 0, -1};
+		if ((r = parse_opts(argc, argv, g, fetch_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc) {
 		fetch_usage(stderr);
@@ -1235,45 +1492,41 @@ policy_show_usage(FILE *f)
 	        progname, progname);
 }
 
+/* --version N into *(unsigned long long *)ctx. */
+static int
+version_opt(void *ctx, int ch, char *arg)
+{
+	unsigned long long *version = ctx;
+	char *end;
+
+	(void)ch;
+	errno = 0;
+	*version = strtoull(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || *version < 1 || arg[0] == '-') {
+		errmsg("--version needs a policy version number (1, 2, ...)");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int
 policy_show_main(int argc, char **argv, struct globals *g)
 {
 	enum { O_VER = 256 };
 	static const struct option opts[] = {
 	        {"version", required_argument, NULL, O_VER},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__PolicyShowResponse *p = NULL;
 	unsigned long long version = 0;
 	qsc_client *c = NULL;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_VER: {
-			char *end;
-			errno = 0;
-			version = strtoull(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || version < 1 ||
-			    optarg[0] == '-') {
-				errmsg("--version needs a policy version number (1, 2, ...)");
-				return EXIT_USAGE;
-			}
-			break;
-		}
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			policy_show_usage(stdout);
-			return EXIT_OK;
-		default:
-			policy_show_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{0, NULL, NULL}};
+		const struct opts o = {"", opts, keep, version_opt, &version, 0, -1};
+		if ((r = parse_opts(argc, argv, g, policy_show_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		policy_show_usage(stderr);
@@ -1310,10 +1563,12 @@ static void
 policy_propose_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] policy propose FILE [-m MESSAGE] [-t TOKEN] [--json]\n"
+	        "usage: %s [GLOBAL OPTIONS] policy propose FILE [-m MESSAGE] [-t TOKEN]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Submit FILE as the next policy version (a request of role and kind\n"
 	        "  \"policy\"): it takes effect once a threshold of the current policy admins\n"
-	        "  approved it. Its \"version\" must be the current one + 1. Prints the id.\n"
+	        "  approved it. Its \"version\" must be the current one + 1. Prints the id;\n"
+	        "  --wait follows it until applied (as `request wait`).\n"
 	        "example: %s -p admin1 policy propose policy-v2.json -m \"add release-2 key\"\n",
 	        progname, progname);
 }
@@ -1324,35 +1579,20 @@ policy_propose_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"message", required_argument, NULL, 'm'},
 	        {"client-token", required_argument, NULL, 't'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
+	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
 	const struct qs_payload_kind *pk = qs_payload_kind("policy");
 	const char *msg = NULL, *token = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int ch, r;
+	int r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "m:t:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			msg = optarg;
-			break;
-		case 't':
-			token = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			policy_propose_usage(stdout);
-			return EXIT_OK;
-		default:
-			policy_propose_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:t:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, policy_propose_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind + 1 != argc || pk == NULL) {
 		policy_propose_usage(stderr);

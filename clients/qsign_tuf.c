@@ -99,7 +99,7 @@ gate_role(const struct globals *g, qsc_client *c, const char *gate, char *buf, s
 
 /* Submit payload pl (consumed) of kind to the gate; print the id. */
 static int
-submit(const struct globals *g, qsc_client *c, const char *gate, const char *kind, json_t *pl,
+submit(struct globals *g, qsc_client *c, const char *gate, const char *kind, json_t *pl,
        const char *message)
 {
 	Qsign__V1__RequestView *v = NULL;
@@ -121,16 +121,9 @@ submit(const struct globals *g, qsc_client *c, const char *gate, const char *kin
 	free(text);
 	if (r != 0)
 		return report(g, c, r);
-	if (g->json) {
-		json_print(
-		        json_pack("{s:s, s:s, s:s}", "id", v->id, "role", v->role, "kind", v->kind),
-		        JSON_INDENT(2));
-	} else {
-		put_safe(stdout, v->id, 0);
-		putchar('\n');
-	}
+	r = submitted(g, c, v);
 	qsc_free(v);
-	return EXIT_OK;
+	return r;
 }
 
 /* ------------------------------------------------------------ init */
@@ -139,47 +132,31 @@ static void
 init_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf init [-m MESSAGE]\n"
-	        "Ask the TUF admins (tuf.gates.admin) to create root v1 of the CI and production\n"
-	        "repositories from the policy's \"tuf\" section. Prints the request id.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf init [-m MESSAGE] [--wait[=SECONDS]] [--json]\n"
+	        "  Ask the TUF admins (tuf.gates.admin) to create root v1 of the CI and\n"
+	        "  production repositories from the policy's \"tuf\" section.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf init -m \"first root\" --wait\n",
+	        progname, progname);
 }
 
-/* -m MESSAGE, --json, --help; -1 to go on. */
+/* The options of a root change or init: -m MESSAGE and --wait. */
+static const struct option msg_options[] = {
+        {"message", required_argument, NULL, 'm'},
+        WAIT_OPTION,
+        {NULL, 0, NULL, 0},
+};
+
+/* -m MESSAGE into *msg, --wait, and nargs operands; -1 to go on. */
 static int
 msg_opts(int argc, char **argv, struct globals *g, void (*usage)(FILE *), const char **msg,
          int nargs)
 {
-	static const struct option opts[] = {
-	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	int ch;
+	const struct opt_keep keep[] = {{'m', msg, NULL}, {0, NULL, NULL}};
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'm':
-			*msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (nargs >= 0 && argc - optind != nargs) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return parse_opts(argc, argv, g, usage,
+	                  &(const struct opts){"m:", msg_options, keep, NULL, NULL, nargs, nargs});
 }
 
 static int
@@ -204,54 +181,58 @@ static void
 show_root_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf show-root [--prod] [--version N] [--role ROLE]\n"
-	        "Print the CI (default) or production root.json (or --role targets | snapshot |\n"
-	        "timestamp) as the daemon published it.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf show-root [--prod] [--version N] [--role ROLE]\n"
+	        "  Print the CI (default) or production root.json (or --role targets |\n"
+	        "  snapshot | timestamp) as the daemon published it (it is JSON already).\n"
+	        "example: %s -p auditor tuf show-root --prod --version 2 > 2.root.json\n",
+	        progname, progname);
+}
+
+/* --prod and --version N of show-root. */
+struct show_root_opts {
+	const char *repo;
+	unsigned long long version;
+};
+
+static int
+show_root_opt(void *ctx, int ch, char *arg)
+{
+	struct show_root_opts *o = ctx;
+	char *end;
+
+	if (ch == 'p') {
+		o->repo = "prod";
+		return 0;
+	}
+	o->version = strtoull(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || o->version == 0) {
+		errmsg("--version: a positive integer");
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int
 show_root_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"prod", no_argument, NULL, 'p'},       {"version", required_argument, NULL, 'v'},
-	        {"role", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	        {"prod", no_argument, NULL, 'p'},
+	        {"version", required_argument, NULL, 'v'},
+	        {"role", required_argument, NULL, 'r'},
+	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufGetMetadataResponse *m = NULL;
-	const char *repo = "ci", *role = "root";
-	unsigned long long version = 0;
+	struct show_root_opts so = {"ci", 0};
+	const char *role = "root";
 	qsc_client *c = NULL;
 	json_t *env;
-	char *end;
-	int ch, r;
+	int r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "pv:r:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'p':
-			repo = "prod";
-			break;
-		case 'v':
-			version = strtoull(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || version == 0) {
-				errmsg("--version: a positive integer");
-				return EXIT_USAGE;
-			}
-			break;
-		case 'r':
-			role = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			show_root_usage(stdout);
-			return EXIT_OK;
-		default:
-			show_root_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"pv:r:", opts, keep, show_root_opt, &so, 0, -1};
+		if ((r = parse_opts(argc, argv, g, show_root_usage, &o)) >= 0)
+			return r;
 	}
 	if (optind != argc) {
 		show_root_usage(stderr);
@@ -259,7 +240,7 @@ show_root_main(int argc, char **argv, struct globals *g)
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	if ((r = qsc_tuf_get_metadata(c, repo, role, version, &m)) != 0) {
+	if ((r = qsc_tuf_get_metadata(c, so.repo, role, so.version, &m)) != 0) {
 		r = report(g, c, r);
 		qsc_close(c);
 		return r;
@@ -278,13 +259,30 @@ static void
 push_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf push-targets [--custom JSON] [--name NAME] [--remove NAME]...\n"
-	        "                          [--no-upload] FILE...\n"
-	        "Add FILEs (named by their base name, or --name for a single file) to the CI\n"
-	        "targets, signed online; snapshot and timestamp follow. The contents are\n"
-	        "published under targets/ unless --no-upload. --custom sets the targets'\n"
-	        "\"custom\" object.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf push-targets [--custom JSON] [--name NAME]\n"
+	        "           [--remove NAME]... [--no-upload] [--json] FILE...\n"
+	        "  Add FILEs (named by their base name, or --name for a single file) to the CI\n"
+	        "  targets, signed online; snapshot and timestamp follow. The contents are\n"
+	        "  published under targets/ unless --no-upload. --custom sets the targets'\n"
+	        "  \"custom\" object. --json: the new versions.\n"
+	        "example: %s -p ci tuf push-targets fw-1.2.3.bin --custom '{\"hw\": \"rev-b\"}'\n",
+	        progname, progname);
+}
+
+/* The --remove NAMEs of push-targets (argc + 1 slots). */
+struct push_removes {
+	char **names;
+	size_t n;
+};
+
+static int
+push_remove_opt(void *ctx, int ch, char *arg)
+{
+	struct push_removes *o = ctx;
+
+	(void)ch;
+	o->names[o->n++] = arg;
+	return 0;
 }
 
 static int
@@ -295,8 +293,6 @@ push_main(int argc, char **argv, struct globals *g)
 	        {"name", required_argument, NULL, 'n'},
 	        {"remove", required_argument, NULL, 'R'},
 	        {"no-upload", no_argument, NULL, 'U'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufPushTargetsResponse *resp = NULL;
@@ -306,37 +302,19 @@ push_main(int argc, char **argv, struct globals *g)
 	size_t *lens = NULL, nremove = 0, nfiles;
 	json_t *targets = json_object(), *cj = NULL;
 	qsc_client *c = NULL;
-	int ch, r = EXIT_FAILED, upload = 1;
+	int r = EXIT_FAILED, no_upload = 0;
 
-	optind = 1;
 	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
 		goto out;
-	while ((ch = getopt_long(argc, argv, "c:n:R:Uh", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			custom = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'R':
-			remove[nremove++] = optarg;
-			break;
-		case 'U':
-			upload = 0;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			push_usage(stdout);
-			r = EXIT_OK;
+	{
+		const struct opt_keep keep[] = {{'c', &custom, NULL}, {'n', &name, NULL},
+		                                {'U', NULL, &no_upload}, {0, NULL, NULL}};
+		struct push_removes rm = {remove, 0};
+		const struct opts o = {"c:n:R:U", opts, keep, push_remove_opt, &rm, 0, -1};
+		if ((r = parse_opts(argc, argv, g, push_usage, &o)) >= 0)
 			goto out;
-		default:
-			push_usage(stderr);
-			r = EXIT_USAGE;
-			goto out;
-		}
+		nremove = rm.n;
+		r = EXIT_FAILED;
 	}
 	nfiles = (size_t)(argc - optind);
 	if ((nfiles == 0 && nremove == 0) || (name != NULL && nfiles != 1)) {
@@ -386,7 +364,7 @@ push_main(int argc, char **argv, struct globals *g)
 		goto out;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, upload ? nfiles : 0, remove,
+	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, no_upload ? 0 : nfiles, remove,
 	                              nremove, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
@@ -428,65 +406,74 @@ static void
 promote_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf promote [--expires DAYS] [--remove NAME]... [-m MSG] NAME...\n"
-	        "Ask the production approvers (tuf.gates.promote) to sign production targets:\n"
-	        "the ones in force plus the CI targets NAME..., without the --remove ones,\n"
-	        "expiring in DAYS (default 90). `qsign request show ID` prints the diff.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf promote [--expires DAYS] [--remove NAME]...\n"
+	        "           [-m MSG] [--wait[=SECONDS]] [--json] NAME...\n"
+	        "  Ask the production approvers (tuf.gates.promote) to sign production\n"
+	        "  targets: the ones in force plus the CI targets NAME..., without the\n"
+	        "  --remove ones, expiring in DAYS (default 90). `qsign request show ID`\n"
+	        "  prints the diff.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p ci tuf promote -m \"release 1.2.3\" fw-1.2.3.bin\n",
+	        progname, progname);
+}
+
+/* --expires DAYS and the --remove NAMEs of promote. */
+struct promote_opts {
+	long days;
+	json_t *removed;
+};
+
+static int
+promote_opt(void *ctx, int ch, char *arg)
+{
+	struct promote_opts *o = ctx;
+	char *end;
+
+	if (ch == 'R') {
+		json_array_append_new(o->removed, json_string(arg));
+		return 0;
+	}
+	o->days = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || o->days < 1 || o->days > 3650) {
+		errmsg("--expires: days, 1..3650");
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int
 promote_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"expires", required_argument, NULL, 'e'}, {"remove", required_argument, NULL, 'R'},
-	        {"message", required_argument, NULL, 'm'}, {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	        {"expires", required_argument, NULL, 'e'},
+	        {"remove", required_argument, NULL, 'R'},
+	        {"message", required_argument, NULL, 'm'},
+	        WAIT_OPTION,
+	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL;
-	long days = 90;
 	qsc_client *c = NULL;
-	json_t *ci = NULL, *prod = NULL, *targets = NULL, *pl = NULL, *removed = json_array();
-	char exp[TUF_TIME_LEN], *end;
-	int ch, r;
+	json_t *ci = NULL, *prod = NULL, *targets = NULL, *pl = NULL;
+	struct promote_opts po = {90, json_array()};
+	char exp[TUF_TIME_LEN];
+	int r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "e:R:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'e':
-			days = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || days < 1 || days > 3650) {
-				errmsg("--expires: days, 1..3650");
-				json_decref(removed);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'R':
-			json_array_append_new(removed, json_string(optarg));
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			promote_usage(stdout);
-			json_decref(removed);
-			return EXIT_OK;
-		default:
-			promote_usage(stderr);
-			json_decref(removed);
-			return EXIT_USAGE;
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"e:R:m:", opts, keep, promote_opt, &po, 0, -1};
+		if ((r = parse_opts(argc, argv, g, promote_usage, &o)) >= 0) {
+			json_decref(po.removed);
+			return r;
 		}
 	}
-	if (optind == argc && json_array_size(removed) == 0) {
+	if (optind == argc && json_array_size(po.removed) == 0) {
 		promote_usage(stderr);
-		json_decref(removed);
+		json_decref(po.removed);
 		return EXIT_USAGE;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK) {
-		json_decref(removed);
+		json_decref(po.removed);
 		return r;
 	}
 	r = EXIT_FAILED;
@@ -505,7 +492,7 @@ promote_main(int argc, char **argv, struct globals *g)
 	{
 		size_t i;
 		json_t *x;
-		json_array_foreach(removed, i, x)
+		json_array_foreach(po.removed, i, x)
 		{
 			if (json_object_del(targets, json_string_value(x)) != 0) {
 				errmsg("no production target called %s", json_string_value(x));
@@ -513,7 +500,7 @@ promote_main(int argc, char **argv, struct globals *g)
 			}
 		}
 	}
-	tuf_time_format((int64_t)time(NULL) + days * 86400, exp);
+	tuf_time_format((int64_t)time(NULL) + po.days * 86400, exp);
 	pl = json_pack("{s:I, s:s, s:O, s:{s:O, s:O, s:O}}", "version",
 	               json_integer_value(json_object_get(prod, "version")) + 1, "expires", exp,
 	               "targets", targets, "base", "version", json_object_get(prod, "version"),
@@ -527,7 +514,7 @@ out:
 	json_decref(prod);
 	json_decref(targets);
 	json_decref(pl);
-	json_decref(removed);
+	json_decref(po.removed);
 	return r;
 }
 
@@ -537,23 +524,31 @@ static void
 rotate_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf rotate-key [--keyid KEYID] [-m MSG] ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE has a new key,\n"
-	        "generated in the token on approval, instead of KEYID (default: the role's\n"
-	        "only key). Each repository has roles of its own: root, targets, snapshot,\n"
-	        "timestamp (CI) and prod-root, prod-targets, prod-snapshot, prod-timestamp\n"
-	        "(production).\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf rotate-key [--keyid KEYID] [-m MSG]\n"
+	        "           [--wait[=SECONDS]] [--json] ROLE\n"
+	        "  Ask the TUF admins for root version N+1 in which ROLE has a new key,\n"
+	        "  generated in the token on approval, instead of KEYID (default: the role's\n"
+	        "  only key). Each repository has roles of its own: root, targets, snapshot,\n"
+	        "  timestamp (CI) and prod-root, prod-targets, prod-snapshot, prod-timestamp\n"
+	        "  (production).\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf rotate-key -m \"yearly\" timestamp\n",
+	        progname, progname);
 }
 
 static void
 threshold_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf set-threshold [-m MSG] ROLE N\n"
-	        "Ask the TUF admins for root version N+1 with ROLE's (root, prod-root or\n"
-	        "prod-targets) threshold set to N.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf set-threshold [-m MSG] [--wait[=SECONDS]]\n"
+	        "           [--json] ROLE N\n"
+	        "  Ask the TUF admins for root version N+1 with ROLE's (root, prod-root or\n"
+	        "  prod-targets) threshold set to N.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf set-threshold -m \"three admins\" prod-root 3\n",
+	        progname, progname);
 }
 
 static int
@@ -585,33 +580,18 @@ rotate_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"keyid", required_argument, NULL, 'k'},
 	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
+	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL, *keyid = NULL;
 	json_t *pl;
-	int ch;
+	int r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "k:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'k':
-			keyid = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			rotate_usage(stdout);
-			return EXIT_OK;
-		default:
-			rotate_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"k:m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, rotate_usage, &o)) >= 0)
+			return r;
 	}
 	if (argc - optind != 1) {
 		rotate_usage(stderr);
@@ -648,62 +628,48 @@ static void
 add_key_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf add-key [-m MSG] ROLE\n"
-	        "       %s tuf add-key [-m MSG] --external NAME --holder PRINCIPAL\n"
-	        "                      --public-key FILE ROLE\n"
-	        "Ask the TUF admins for root version N+1 in which ROLE (root, prod-root or\n"
-	        "prod-targets) has one more key: generated in the daemon's token on approval, or an external\n"
-	        "ECDSA P-256 key that PRINCIPAL (an approver of the role's gate) holds in their\n"
-	        "own token; FILE is its SPKI PEM (`qsign-token pubkey` prints it). The holder\n"
-	        "signs with `qsign tuf sign`. A key of one repository is refused for the\n"
-	        "other: an admin holds one root key per repository.\n",
-	        progname, progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf add-key [-m MSG] [--wait[=SECONDS]] [--json] ROLE\n"
+	        "       %s [GLOBAL OPTIONS] tuf add-key [-m MSG] --external NAME\n"
+	        "           --holder PRINCIPAL --public-key FILE ROLE\n"
+	        "  Ask the TUF admins for root version N+1 in which ROLE (root, prod-root or\n"
+	        "  prod-targets) has one more key: generated in the daemon's token on\n"
+	        "  approval, or an external ECDSA P-256 key that PRINCIPAL (an approver of\n"
+	        "  the role's gate) holds in their own token; FILE is its SPKI PEM\n"
+	        "  (`qsign-token pubkey` prints it). The holder signs with `qsign tuf sign`.\n"
+	        "  A key of one repository is refused for the other: an admin holds one\n"
+	        "  root key per repository.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf add-key --external alice-prod --holder admin1 "
+	        "--public-key alice-prod.pem prod-root\n",
+	        progname, progname, progname);
 }
+
+/* The long-only options of add-key and separate. */
+enum { O_EXT = 256, O_HOLDER, O_PUB };
 
 static int
 add_key_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_EXT = 256, O_HOLDER, O_PUB };
 	static const struct option opts[] = {
 	        {"external", required_argument, NULL, O_EXT},
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
+	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
 	const char *msg = NULL, *name = NULL, *holder = NULL, *pub = NULL;
 	uint8_t *pem = NULL;
 	size_t pem_len = 0;
 	json_t *pl;
-	int ch;
+	int r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_EXT:
-			name = optarg;
-			break;
-		case O_HOLDER:
-			holder = optarg;
-			break;
-		case O_PUB:
-			pub = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			add_key_usage(stdout);
-			return EXIT_OK;
-		default:
-			add_key_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{O_EXT, &name, NULL}, {O_HOLDER, &holder, NULL}, {O_PUB, &pub, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
+		if ((r = parse_opts(argc, argv, g, add_key_usage, &o)) >= 0)
+			return r;
 	}
 	if (argc - optind != 1 || (name == NULL) != (holder == NULL) ||
 	    (name == NULL) != (pub == NULL)) {
@@ -743,10 +709,16 @@ static void
 remove_key_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf remove-key [-m MSG] ROLE KEYID\n"
-	        "Ask the TUF admins for root version N+1 without ROLE's (root, prod-root or\n"
-	        "prod-targets) key KEYID. Refused if the role could no longer meet its threshold.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf remove-key [-m MSG] [--wait[=SECONDS]] [--json]\n"
+	        "           ROLE KEYID\n"
+	        "  Ask the TUF admins for root version N+1 without ROLE's (root, prod-root or\n"
+	        "  prod-targets) key KEYID. Refused if the role could no longer meet its\n"
+	        "  threshold.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf remove-key root "
+	        "8c1d0e6f2b7a4c3d9e5f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d\n",
+	        progname, progname);
 }
 
 static int
@@ -767,14 +739,18 @@ static void
 expiry_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf set-expiry [-m MSG] ROLE DURATION\n"
-	        "Ask the TUF admins for root version N+1 after which ROLE's metadata is signed\n"
-	        "to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each signing. Targets\n"
-	        "in force are re-signed with the new expiry (targets: CI, prod-targets:\n"
-	        "production); snapshot and timestamp bounds follow tuf.refresh. ROLE is a\n"
-	        "CI role (root, targets, snapshot, timestamp) or a production one (prod-root,\n"
-	        "prod-targets, prod-snapshot, prod-timestamp).\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf set-expiry [-m MSG] [--wait[=SECONDS]] [--json]\n"
+	        "           ROLE DURATION\n"
+	        "  Ask the TUF admins for root version N+1 after which ROLE's metadata is\n"
+	        "  signed to expire DURATION (\"365d\", \"12h\"; s, m, h, d) after each\n"
+	        "  signing. Targets in force are re-signed with the new expiry (targets: CI,\n"
+	        "  prod-targets: production); snapshot and timestamp bounds follow\n"
+	        "  tuf.refresh. ROLE is a CI role (root, targets, snapshot, timestamp) or a\n"
+	        "  production one (prod-root, prod-targets, prod-snapshot, prod-timestamp).\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf set-expiry prod-targets 180d\n",
+	        progname, progname);
 }
 
 static int
@@ -795,16 +771,20 @@ static void
 separate_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf separate [-m MSG] [--external NAME --holder PRINCIPAL\n"
-	        "                       --public-key FILE]...\n"
-	        "Ask the TUF admins for root version N+1 in which production shares no key\n"
-	        "with CI (repositories initialised before each had keys of its own; `tuf\n"
-	        "review` lists the shared keys): every shared daemon key of a production role\n"
-	        "is replaced by a new key generated in the same token, every shared external\n"
-	        "key leaves prod-root, and each --external key (the holder's production root\n"
-	        "key, SPKI PEM in FILE) joins it. Holders then sign both new roots with\n"
-	        "`qsign tuf sign -i CI_KEY -i PROD_KEY`.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf separate [-m MSG] [--external NAME\n"
+	        "           --holder PRINCIPAL --public-key FILE]... [--wait[=SECONDS]] [--json]\n"
+	        "  Ask the TUF admins for root version N+1 in which production shares no key\n"
+	        "  with CI (repositories initialised before each had keys of its own; `tuf\n"
+	        "  review` lists the shared keys): every shared daemon key of a production\n"
+	        "  role is replaced by a new key generated in the same token, every shared\n"
+	        "  external key leaves prod-root, and each --external key (the holder's\n"
+	        "  production root key, SPKI PEM in FILE) joins it. Holders then sign both\n"
+	        "  new roots with `qsign tuf sign -i CI_KEY -i PROD_KEY`.\n"
+	        "  Prints the request id and the next step; --wait[=SECONDS] follows it to\n"
+	        "  the end and says what was published where; --json prints the request.\n"
+	        "example: %s -p admin1 tuf separate --external alice-prod --holder admin1 "
+	        "--public-key alice-prod.pem\n",
+	        progname, progname);
 }
 
 /* The SPKI PEM in file `path`, normalised; NULL after saying why. */
@@ -828,77 +808,74 @@ read_pem(const char *path)
 	return norm;
 }
 
+/* The --external/--holder/--public-key triples of separate. */
+struct externals {
+	const char *name[16], *holder[16], *pub[16];
+	size_t nn, nh, np;
+};
+
+static int
+external_opt(void *ctx, int ch, char *arg)
+{
+	struct externals *x = ctx;
+
+	if (x->nn == 16 || x->nh == 16 || x->np == 16) {
+		errmsg("at most 16 external keys");
+		return EXIT_USAGE;
+	}
+	if (ch == O_EXT)
+		x->name[x->nn++] = arg;
+	else if (ch == O_HOLDER)
+		x->holder[x->nh++] = arg;
+	else
+		x->pub[x->np++] = arg;
+	return 0;
+}
+
 static int
 separate_main(int argc, char **argv, struct globals *g)
 {
-	enum { O_EXT = 256, O_HOLDER, O_PUB };
 	static const struct option opts[] = {
 	        {"external", required_argument, NULL, O_EXT},
 	        {"holder", required_argument, NULL, O_HOLDER},
 	        {"public-key", required_argument, NULL, O_PUB},
 	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
+	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
-	const char *msg = NULL, *name[16], *holder[16], *pub[16];
-	size_t nn = 0, nh = 0, np = 0;
+	const char *msg = NULL;
+	struct externals x = {0};
 	json_t *pl, *ext = NULL;
-	int ch;
+	int r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case O_EXT:
-		case O_HOLDER:
-		case O_PUB:
-			if (nn == 16 || nh == 16 || np == 16) {
-				errmsg("at most 16 external keys");
-				return EXIT_USAGE;
-			}
-			if (ch == O_EXT)
-				name[nn++] = optarg;
-			else if (ch == O_HOLDER)
-				holder[nh++] = optarg;
-			else
-				pub[np++] = optarg;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			separate_usage(stdout);
-			return EXIT_OK;
-		default:
-			separate_usage(stderr);
-			return EXIT_USAGE;
-		}
+	{
+		const struct opt_keep keep[] = {{'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts o = {"m:", opts, keep, external_opt, &x, 0, -1};
+		if ((r = parse_opts(argc, argv, g, separate_usage, &o)) >= 0)
+			return r;
 	}
-	if (argc != optind || nn != nh || nn != np) {
+	if (argc != optind || x.nn != x.nh || x.nn != x.np) {
 		separate_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if ((pl = json_pack("{s:s}", "op", "separate")) == NULL ||
-	    (nn > 0 && (ext = json_array()) == NULL)) {
+	    (x.nn > 0 && (ext = json_array()) == NULL)) {
 		json_decref(pl);
 		errmsg("out of memory");
 		return EXIT_FAILED;
 	}
-	for (size_t i = 0; i < nn; i++) {
-		char *norm = read_pem(pub[i]);
+	for (size_t i = 0; i < x.nn; i++) {
+		char *norm = read_pem(x.pub[i]);
 		if (norm == NULL) {
 			json_decref(pl);
 			json_decref(ext);
 			return EXIT_FAILED;
 		}
-		json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "name", name[i], "holder",
-		                                     holder[i], "public_key", norm));
+		json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "name", x.name[i], "holder",
+		                                     x.holder[i], "public_key", norm));
 		free(norm);
 	}
-	if (nn > 0)
+	if (x.nn > 0)
 		json_object_set_new(pl, "external", ext);
 	return root_change(g, pl, msg);
 }
@@ -1011,11 +988,12 @@ static void
 status_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf status REQUEST_ID [--json]\n"
-	        "Show the documents TUF request REQUEST_ID will publish (prepared now if it\n"
-	        "is not yet), which external keys may sign each, which have, and how many\n"
-	        "signatures are still missing.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf status REQUEST_ID [--json]\n"
+	        "  Show the documents TUF request REQUEST_ID will publish (prepared now if it\n"
+	        "  is not yet), which external keys may sign each, which have, and how many\n"
+	        "  signatures are still missing.\n"
+	        "example: %s -p admin1 tuf status %s\n",
+	        progname, progname, "3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5");
 }
 
 static int
@@ -1025,7 +1003,7 @@ status_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r;
 
-	if ((r = simple_opts_arg(argc, argv, g, status_usage, 1)) >= 0)
+	if ((r = parse_opts(argc, argv, g, status_usage, PLAIN_OPTS(1))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
@@ -1049,8 +1027,9 @@ static void
 sign_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf sign [-i KEY]... [--pin-source SRC] [--no-approve] [--yes]\n"
-	        "                 [-m MSG] REQUEST_ID\n"
+	        "usage: %s [GLOBAL OPTIONS] tuf sign [-i KEY]... [--pin-source SRC] "
+	        "[--no-approve]\n"
+	        "           [--yes] [-m MSG] [--json] REQUEST_ID\n"
 	        "Sign, with your own offline TUF keys, the metadata TUF request REQUEST_ID will\n"
 	        "publish, hand the signatures to the daemon, and approve the request (bound to\n"
 	        "the payload's SHA-256 you were shown) unless --no-approve.\n"
@@ -1072,7 +1051,7 @@ sign_usage(FILE *f)
 	        "policy's tuf.roles. Any other difference: nothing is signed (exit 1).\n"
 	        "The daemon verifies every signature and publishes once every threshold is\n"
 	        "met.\n"
-	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8 -i "
+	        "example: %s -p admin1 tuf sign 3f2a9c0d5e7b41a8c4d9e0f1a2b3c4d5 -i "
 	        "'pkcs11:token=admin1;object=ci-root' -i 'pkcs11:token=admin1;object=prod-root'\n",
 	        progname, progname);
 }
@@ -1470,77 +1449,47 @@ out:
 	return r;
 }
 
-static int
-sign_main(int argc, char **argv, struct globals *g)
-{
-	enum { O_PIN = 256, O_NOAPPROVE, O_YES };
-	enum { MAX_KEYS = 4 };
-	static const struct option opts[] = {
-	        {"key", required_argument, NULL, 'i'},
-	        {"yes", no_argument, NULL, O_YES},
-	        {"pin-source", required_argument, NULL, O_PIN},
-	        {"no-approve", no_argument, NULL, O_NOAPPROVE},
-	        {"message", required_argument, NULL, 'm'},
-	        {"json", no_argument, NULL, 'J'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	const char *keys[MAX_KEYS], *pin = NULL, *msg = NULL, *id;
-	Qsign__V1__TufPrepareResponse *p = NULL, *after = NULL;
-	Qsign__V1__RequestView *rv = NULL, *vv = NULL;
-	struct qsc_options o;
-	qsc_identity *tk[MAX_KEYS] = {0};
-	qsc_client *c = NULL;
-	char *pem = NULL, kid[MAX_KEYS][65], pinbuf[1100];
-	uint32_t docs[16];
-	const char *kids[16];
-	uint8_t *sigs[16] = {0}, dg[32];
-	size_t lens[16], n = 0, nkeys = 0, used[MAX_KEYS] = {0};
-	int ch, r, approve = 1, yes = 0;
+/* The repeatable -i KEY of tuf sign (at most max). */
+struct sign_keys {
+	const char **v;
+	size_t n, max;
+};
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "i:k:m:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'i':
-		case 'k':
-			if (nkeys == MAX_KEYS) {
-				errmsg("at most %d keys", MAX_KEYS);
-				return EXIT_USAGE;
-			}
-			keys[nkeys++] = optarg;
-			break;
-		case O_YES:
-			yes = 1;
-			break;
-		case O_PIN:
-			pin = optarg;
-			break;
-		case O_NOAPPROVE:
-			approve = 0;
-			break;
-		case 'm':
-			msg = optarg;
-			break;
-		case 'J':
-			g->json = 1;
-			break;
-		case 'h':
-			sign_usage(stdout);
-			return EXIT_OK;
-		default:
-			sign_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 1 || !qs_name_valid(argv[optind], 64)) {
-		sign_usage(stderr);
+static int
+sign_key_opt(void *ctx, int ch, char *arg)
+{
+	struct sign_keys *k = ctx;
+
+	(void)ch;
+	if (k->n == k->max) {
+		errmsg("at most %zu keys", k->max);
 		return EXIT_USAGE;
 	}
-	id = argv[optind];
-	if (nkeys == 0)
-		keys[nkeys++] = g->identity;
-	if ((r = connect_client(g, &c)) != EXIT_OK)
-		return r;
+	k->v[k->n++] = arg;
+	return 0;
+}
+
+/* Does document d want a signature of key kid? */
+static int
+wants_key(const Qsign__V1__TufPreparedDoc *d, const char *kid)
+{
+	for (size_t w = 0; w < d->n_wanted; w++)
+		if (strcmp(d->wanted[w]->keyid, kid) == 0)
+			return 1;
+	return 0;
+}
+
+/* Load the n TUF keys (pkcs11: URIs or PEM files, the PIN from pin or
+ * QSIGN_PIN_FILE) into tk[] and their TUF key ids into kid[]: ECDSA P-256
+ * or Ed25519, no key twice. EXIT_OK or the exit code after saying why. */
+static int
+load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk,
+              char kid[][65])
+{
+	struct qsc_options o;
+	char *pem = NULL, pinbuf[1100];
+	int r = EXIT_OK;
+
 	/* The TUF keys: like an identity, but their own. */
 	memset(&o, 0, sizeof(o));
 	o.pkcs11_module = getenv("QSIGN_PKCS11_MODULE");
@@ -1550,10 +1499,10 @@ sign_main(int argc, char **argv, struct globals *g)
 		pin = pinbuf;
 	}
 	o.pin_source = pin != NULL && pin[0] != '\0' ? pin : NULL;
-	for (size_t k = 0; k < nkeys; k++) {
+	for (size_t k = 0; k < n; k++) {
 		char *norm = NULL;
 		o.identity = keys[k];
-		if ((r = qsc_id_load(&o, &tk[k])) != 0 || (r = qsc_id_public_pem(tk[k], &pem)) != 0) {
+		if (qsc_id_load(&o, &tk[k]) != 0 || qsc_id_public_pem(tk[k], &pem) != 0) {
 			errmsg("TUF key %s: %s", o.identity, qs_errdetail());
 			r = EXIT_FAILED;
 			goto out;
@@ -1574,26 +1523,45 @@ sign_main(int argc, char **argv, struct globals *g)
 				goto out;
 			}
 	}
-	if ((r = qsc_request_get(c, id, 1, &rv)) != 0 || (r = qsc_tuf_prepare(c, id, &p)) != 0) {
-		r = report(g, c, r);
-		goto out;
+out:
+	free(pem);
+	return r;
+}
+
+/* Ask on the terminal before signing: EXIT_OK for yes. */
+static int
+confirm_signing(void)
+{
+	char line[16];
+
+	if (!isatty(STDIN_FILENO)) {
+		errmsg("not a terminal: say --yes to sign without being asked");
+		return EXIT_USAGE;
 	}
-	qs_sha256(rv->payload.data, rv->payload.len, dg);
-	if (rv->payload_sha256.len != 32 || memcmp(rv->payload_sha256.data, dg, 32) != 0) {
-		errmsg("request %s: the payload does not hash to what the daemon reports", id);
-		r = EXIT_FAILED;
-		goto out;
+	fprintf(stderr, "sign? [y/N] ");
+	if (fgets(line, sizeof(line), stdin) == NULL || (line[0] != 'y' && line[0] != 'Y')) {
+		errmsg("not signed");
+		return EXIT_FAILED;
 	}
-	/* What each key will sign, checked and shown before anything is. */
+	return EXIT_OK;
+}
+
+/* Check what each key would sign for request id (rv, its prepared
+ * documents p) and show it; used[k]: how many documents key k signs. At
+ * least one and at most 16 signatures in all. EXIT_OK or EXIT_FAILED after
+ * saying why. */
+static int
+plan_signatures(const struct globals *g, qsc_client *c, const Qsign__V1__RequestView *rv,
+                const Qsign__V1__TufPrepareResponse *p, const char *id, const char *const *keys,
+                char kid[][65], size_t nkeys, size_t *used)
+{
 	for (size_t k = 0; k < nkeys; k++) {
 		if (check_prepared_docs(g, c, rv, p, kid[k]) != 0) {
 			errmsg("refusing to sign request %s", id);
-			r = EXIT_FAILED;
-			goto out;
+			return EXIT_FAILED;
 		}
 		for (size_t i = 0; i < p->n_docs; i++)
-			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
-				used[k] += strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
+			used[k] += wants_key(p->docs[i], kid[k]);
 		if (used[k] == 0 && nkeys > 1)
 			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
 			        id, keys[k], kid[k]);
@@ -1602,10 +1570,7 @@ sign_main(int argc, char **argv, struct globals *g)
 		fprintf(stderr, "qsign: key %.16s... will sign for request %s (%s):\n", kid[k], id,
 		        rv->kind);
 		for (size_t i = 0; i < p->n_docs; i++) {
-			int mine = 0;
-			for (size_t w = 0; w < p->docs[i]->n_wanted; w++)
-				mine |= strcmp(p->docs[i]->wanted[w]->keyid, kid[k]) == 0;
-			if (mine)
+			if (wants_key(p->docs[i], kid[k]))
 				fprintf(stderr, "  %s %s version %llu\n", p->docs[i]->repo,
 				        p->docs[i]->role, (unsigned long long)p->docs[i]->version);
 		}
@@ -1620,37 +1585,81 @@ sign_main(int argc, char **argv, struct globals *g)
 				       keys[0], kid[0]);
 			else
 				errmsg("request %s needs no signature of any of these keys", id);
-			r = EXIT_FAILED;
-			goto out;
+			return EXIT_FAILED;
 		}
 		if (total > 16) {
 			errmsg("request %s wants %zu signatures of these keys: at most 16 at once",
 			       id, total);
-			r = EXIT_FAILED;
-			goto out;
+			return EXIT_FAILED;
 		}
 	}
-	if (!yes) {
-		char line[16];
-		if (!isatty(STDIN_FILENO)) {
-			errmsg("not a terminal: say --yes to sign without being asked");
-			r = EXIT_USAGE;
-			goto out;
-		}
-		fprintf(stderr, "sign? [y/N] ");
-		if (fgets(line, sizeof(line), stdin) == NULL || (line[0] != 'y' && line[0] != 'Y')) {
-			errmsg("not signed");
-			r = EXIT_FAILED;
-			goto out;
-		}
+	return EXIT_OK;
+}
+
+static int
+sign_main(int argc, char **argv, struct globals *g)
+{
+	enum { O_PIN = 256, O_NOAPPROVE, O_YES };
+	enum { MAX_KEYS = 4 };
+	static const struct option opts[] = {
+	        {"key", required_argument, NULL, 'i'},
+	        {"yes", no_argument, NULL, O_YES},
+	        {"pin-source", required_argument, NULL, O_PIN},
+	        {"no-approve", no_argument, NULL, O_NOAPPROVE},
+	        {"message", required_argument, NULL, 'm'},
+	        {NULL, 0, NULL, 0},
+	};
+	const char *keys[MAX_KEYS], *pin = NULL, *msg = NULL, *id;
+	Qsign__V1__TufPrepareResponse *p = NULL, *after = NULL;
+	Qsign__V1__RequestView *rv = NULL, *vv = NULL;
+	qsc_identity *tk[MAX_KEYS] = {0};
+	qsc_client *c = NULL;
+	char kid[MAX_KEYS][65];
+	uint32_t docs[16];
+	const char *kids[16];
+	uint8_t *sigs[16] = {0}, dg[32];
+	size_t lens[16], n = 0, nkeys = 0, used[MAX_KEYS] = {0};
+	int r, approve, yes = 0, no_approve = 0;
+	struct sign_keys sk = {keys, 0, MAX_KEYS};
+
+	{
+		const struct opt_keep keep[] = {{O_YES, NULL, &yes}, {O_PIN, &pin, NULL}, {O_NOAPPROVE, NULL, &no_approve}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opts so = {"i:k:m:", opts, keep, sign_key_opt, &sk, 0, -1};
+		if ((r = parse_opts(argc, argv, g, sign_usage, &so)) >= 0)
+			return r;
 	}
+	nkeys = sk.n;
+	approve = !no_approve;
+	if (argc - optind != 1 || !qs_name_valid(argv[optind], 64)) {
+		sign_usage(stderr);
+		return EXIT_USAGE;
+	}
+	id = argv[optind];
+	if (nkeys == 0)
+		keys[nkeys++] = g->identity;
+	if ((r = connect_client(g, &c)) != EXIT_OK)
+		return r;
+	if ((r = load_tuf_keys(keys, nkeys, pin, tk, kid)) != EXIT_OK)
+		goto out;
+	if ((r = qsc_request_get(c, id, 1, &rv)) != 0 || (r = qsc_tuf_prepare(c, id, &p)) != 0) {
+		r = report(g, c, r);
+		goto out;
+	}
+	qs_sha256(rv->payload.data, rv->payload.len, dg);
+	if (rv->payload_sha256.len != 32 || memcmp(rv->payload_sha256.data, dg, 32) != 0) {
+		errmsg("request %s: the payload does not hash to what the daemon reports", id);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	/* What each key will sign, checked and shown before anything is. */
+	if ((r = plan_signatures(g, c, rv, p, id, keys, kid, nkeys, used)) != EXIT_OK)
+		goto out;
+	if (!yes && (r = confirm_signing()) != EXIT_OK)
+		goto out;
 	for (size_t i = 0; i < p->n_docs; i++) {
 		const Qsign__V1__TufPreparedDoc *d = p->docs[i];
 		for (size_t k = 0; k < nkeys; k++) {
-			int mine = 0;
-			for (size_t w = 0; w < d->n_wanted; w++)
-				mine |= strcmp(d->wanted[w]->keyid, kid[k]) == 0;
-			if (!mine)
+			if (!wants_key(d, kid[k]))
 				continue;
 			if (check_doc(d) != 0) {
 				errmsg("document %zu of request %s is not canonical TUF %s metadata "
@@ -1723,7 +1732,6 @@ sign_main(int argc, char **argv, struct globals *g)
 out:
 	for (size_t i = 0; i < n; i++)
 		free(sigs[i]);
-	free(pem);
 	qsc_free(p);
 	qsc_free(after);
 	qsc_free(rv);
@@ -1740,9 +1748,10 @@ static void
 review_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s tuf review\n"
-	        "Lint the current root: errors and recommendations. Exit 1 if any error.\n",
-	        progname);
+	        "usage: %s [GLOBAL OPTIONS] tuf review\n"
+	        "  Lint the current root: errors and recommendations. Exit 1 if any error.\n"
+	        "example: %s -p admin1 tuf review\n",
+	        progname, progname);
 }
 
 static int
@@ -1752,7 +1761,7 @@ review_main(int argc, char **argv, struct globals *g)
 	qsc_client *c = NULL;
 	int r, errors = 0;
 
-	if ((r = simple_opts(argc, argv, g, review_usage)) >= 0)
+	if ((r = parse_opts(argc, argv, g, review_usage, PLAIN_OPTS(0))) >= 0)
 		return r;
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;

@@ -7,7 +7,8 @@ add_library(qsclient STATIC qsclient.c identity.c)
 qs_export_headers(qsclient qsclient.h identity.h)
 target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT)
 
-add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c)
+add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c
+                     qsign_keys.c qsign_complete.c qsign_opts.c)
 target_include_directories(qsign PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(qsign PRIVATE qsclient qs_fileio PkgConfig::JANSSON PkgConfig::CRYPTO)
 

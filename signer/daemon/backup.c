@@ -223,10 +223,88 @@ out:
 	return r;
 }
 
+/* Copy src to dst (0600) when src exists; *copied counts the copies. */
+static int
+keep_file(const char *src, const char *dst, int *copied)
+{
+	uint8_t *b = NULL;
+	size_t n = 0;
+	int r;
+
+	if (access(src, F_OK) != 0)
+		return 0;
+	if ((r = read_file(src, (size_t)1 << 40, &b, &n)) == 0 && (r = qs_write_atomic(dst, b, n, 0600)) == 0)
+		(*copied)++;
+	free(b);
+	return r;
+}
+
+/*
+ * Before a restore replaces state: copy what is there (state.db with its
+ * WAL, the audit log) into STATE_DIR.replaced-<UTC time> beside the state
+ * directory, so that a restore (a forced rollback above all) can be undone.
+ * *kept is that directory when something was copied, else "". Copies, not
+ * renames: audit.dir may be on another file system.
+ */
+static int
+keep_replaced(const struct config *cfg, char *kept, size_t cap)
+{
+	static const char *const dbf[] = {"state.db", "state.db-wal", "state.db-shm"};
+	static const char *const auf[] = {"entries", "checkpoint"};
+	char src[4096], dst[4096], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int r = 0, copied = 0;
+	size_t l = strlen(cfg->state_dir);
+
+	kept[0] = '\0';
+	while (l > 1 && cfg->state_dir[l - 1] == '/')
+		l--;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	/* Two restores in one second: the second gets a copy of its own. */
+	for (int i = 1; i == 1 || (i < 100 && access(kept, F_OK) == 0); i++) {
+		if (i == 1)
+			snprintf(kept, cap, "%.*s.replaced-%s", (int)l, cfg->state_dir, stamp);
+		else
+			snprintf(kept, cap, "%.*s.replaced-%s.%d", (int)l, cfg->state_dir, stamp,
+			         i);
+	}
+	snprintf(src, sizeof(src), "%s/state.db", cfg->state_dir);
+	snprintf(dst, sizeof(dst), "%s/checkpoint", cfg->audit_dir);
+	if (access(src, F_OK) != 0 && access(dst, F_OK) != 0) {
+		kept[0] = '\0'; /* a fresh state directory: nothing replaced */
+		return 0;
+	}
+	snprintf(dst, sizeof(dst), "%s/audit", kept);
+	if (mkdir(kept, 0700) != 0 || mkdir(dst, 0700) != 0) {
+		r = qs_fail(QS_ERR_IO,
+		            "mkdir %s: %s: the state to replace cannot be kept, nothing "
+		            "restored",
+		            kept, strerror(errno));
+		kept[0] = '\0';
+		return r;
+	}
+	for (size_t i = 0; r == 0 && i < sizeof(dbf) / sizeof(dbf[0]); i++) {
+		snprintf(src, sizeof(src), "%s/%s", cfg->state_dir, dbf[i]);
+		snprintf(dst, sizeof(dst), "%s/%s", kept, dbf[i]);
+		r = keep_file(src, dst, &copied);
+	}
+	for (size_t i = 0; r == 0 && i < sizeof(auf) / sizeof(auf[0]); i++) {
+		snprintf(src, sizeof(src), "%s/%s", cfg->audit_dir, auf[i]);
+		snprintf(dst, sizeof(dst), "%s/audit/%s", kept, auf[i]);
+		r = keep_file(src, dst, &copied);
+	}
+	if (r != 0)
+		return qs_wrap(r, "keeping the state to replace in %s failed: nothing restored",
+		               kept);
+	return 0;
+}
+
 int
 backup_restore(const struct config *cfg, const char *dir, int force)
 {
-	char path[4096], cur[4096];
+	char path[4096], cur[4096], kept[4096];
 	uint8_t *note = NULL, *ents = NULL, *db = NULL, *curnote = NULL, *mtext = NULL;
 	size_t note_len = 0, ents_len = 0, db_len = 0, curnote_len = 0, used = 0, mlen = 0;
 	struct qs_checkpoint cp, curcp;
@@ -286,6 +364,12 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 		r = qs_fail(QS_ERR_IO, "mkdir %s: %s", cfg->audit_dir, strerror(errno));
 		goto out;
 	}
+	if ((r = keep_replaced(cfg, kept, sizeof(kept))) != 0)
+		goto out;
+	if (kept[0] != '\0')
+		printf("restore: the state it replaces is kept in %s (state.db, audit/): to undo, "
+		       "stop qsignd and copy them back\n",
+		       kept);
 	snprintf(cur, sizeof(cur), "%s/state.db-wal", cfg->state_dir);
 	unlink(cur);
 	snprintf(cur, sizeof(cur), "%s/state.db-shm", cfg->state_dir);

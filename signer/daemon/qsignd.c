@@ -72,6 +72,31 @@ die(const char *what, int r)
 	exit(1);
 }
 
+/* A SoftHSM token that is not found is, nearly always, SoftHSM reading
+ * another softhsm2.conf (another token directory) than the one the token
+ * was made with: say which one it reads and how to point it elsewhere. */
+static void
+softhsm_hint(const struct config *cfg, int r)
+{
+	const char *conf = getenv("SOFTHSM2_CONF");
+	int softhsm = 0;
+
+	for (size_t i = 0; i < cfg->ntokens; i++)
+		softhsm |= cfg->tokens[i].module != NULL &&
+		           strstr(cfg->tokens[i].module, "softhsm") != NULL;
+	if (!softhsm || !((r == QS_ERR_NOT_FOUND && strstr(qs_errdetail(), "token") != NULL) ||
+	                  strstr(qs_errdetail(), "C_Initialize") != NULL))
+		return;
+	fprintf(stderr,
+	        "qsignd: hint: SoftHSM reads its tokens from the directories.tokendir of %s%s; "
+	        "set SOFTHSM2_CONF to the softhsm2.conf the token was created with (the "
+	        "shipped unit sets Environment=SOFTHSM2_CONF=/var/lib/qsignd/softhsm2.conf); "
+	        "`SOFTHSM2_CONF=... softhsm2-util --show-slots` lists the tokens it sees\n",
+	        conf != NULL && conf[0] != '\0' ? conf : "/etc/softhsm/softhsm2.conf",
+	        conf != NULL && conf[0] != '\0' ? " (SOFTHSM2_CONF)"
+	                                        : " (SOFTHSM2_CONF is not set)");
+}
+
 /*
  * The state store, not the file, decides the policy after the first start:
  * the file bootstraps version 1; later versions come only through quorum
@@ -242,8 +267,12 @@ main(int argc, char **argv)
 	/* With privilege separation this forks the signer helpers: it must
 	 * come before the store writer, the audit writer and nng start
 	 * threads (nng is not fork-safe). */
-	if ((r = keyring_open(cfg, &kr)) != 0)
-		die("tokens", r);
+	if ((r = keyring_open(cfg, &kr)) != 0) {
+		fprintf(stderr, "qsignd: tokens: %s%s%s\n", qs_strerror(r),
+		        qs_errdetail()[0] ? ": " : "", qs_errdetail());
+		softhsm_hint(cfg, r);
+		exit(1);
+	}
 	if (check) {
 		/* Look at existing state without creating any. */
 		if (asprintf(&dbpath, "%s/state.db", cfg->state_dir) < 0)

@@ -350,8 +350,10 @@ test_connect(void)
 	mkdir(keypath, 0700);
 	{
 		const char *env[] = {home, "QSIGN_PRINCIPAL=ci", NULL};
-		CHECK_EQ(RUN(NULL, env, "info"), 1);
-		CHECK(HAS(err, "home/demo/ci.key"));
+		/* No key where the default looks: an unknown principal, a
+		 * usage error told before anything is sent. */
+		CHECK_EQ(RUN(NULL, env, "info"), 2);
+		CHECK(HAS(err, "unknown principal ci") && HAS(err, "home/demo/ci.key"));
 		CHECK_EQ(RUN(NULL, NULL, "keygen", "-o", "home/demo/ci.key"), 0);
 		CHECK_EQ(RUN(NULL, env, "info"), 3);
 		CHECK(HAS(err, "home/qsignd.sock"));

@@ -2,7 +2,8 @@
 # Online backup while qsignd signs; restore into a fresh state directory:
 # requests, policy history and the audit log intact and verifiable; an older
 # backup over newer state is refused unless forced, and forcing it is a
-# rollback that `qsign audit verify` reports.
+# rollback that `qsign audit verify` reports; the state a restore replaces
+# is kept beside it (timestamped), and copying it back undoes the restore.
 . "$(dirname "$0")/lib.sh"
 qs_setup
 qs_start
@@ -47,6 +48,8 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
 qs_stop
 expect_rc 0 qsignd -c "$T/restored.json" restore -i "$T/bk"
+grep -q "kept in" "$T/out" && fail "a restore into a fresh directory claims to keep something"
+ls -d "$T"/fresh.replaced-* 2>/dev/null && fail "a restore into a fresh directory made a copy"
 qs_start "$T/restored.json"
 expect_rc 0 qsign -p admin1 --json request list
 python3 -c '
@@ -69,13 +72,29 @@ qs_stop
 expect_rc 1 qsignd -c "$T/restored.json" restore -i "$T/bk"
 grep -q "roll the log back" "$T/err" || fail "older backup not refused: $(cat "$T/err")"
 echo "ok: restoring an older backup over newer state is refused"
+newer=$(wc -l <"$T/fresh/audit/entries")
 expect_rc 0 qsignd -c "$T/restored.json" restore -i "$T/bk" --force
+kept=$(sed -n 's/^restore: the state it replaces is kept in \(.*\) (state.db, audit\/): to undo.*/\1/p' "$T/out")
+[ -n "$kept" ] || fail "a forced restore does not say where the replaced state is: $(cat "$T/out")"
+case "$kept" in "$T"/fresh.replaced-20[0-9][0-9][01][0-9][0-3][0-9]T[0-9]*Z) ;; *) fail "kept in $kept: not a timestamped copy beside the state directory" ;; esac
+[ -f "$kept/state.db" ] && [ -f "$kept/audit/checkpoint" ] || fail "the kept copy lacks state.db or the audit log"
+[ "$(wc -l <"$kept/audit/entries")" = "$newer" ] || fail "the kept audit log is not the replaced one"
+[ "$(stat -c %a "$kept")" = 700 ] || fail "the kept copy is not private"
 qs_start "$T/restored.json"
 expect_rc 1 "${A[@]}" audit verify --state "$T/fresh-auditor.state"
 grep -q "rolled back" "$T/err" || fail "auditor did not notice the rollback: $(cat "$T/err")"
-echo "ok: a forced restore is a rollback the auditor's verify reports"
+echo "ok: a forced restore is a rollback the auditor's verify reports; the replaced state is kept in $(basename "$kept")"
 # Restore refuses while the daemon runs.
 expect_rc 1 qsignd -c "$T/restored.json" restore -i "$T/bk" --force
 grep -q "running" "$T/err" || fail "restore while running"
+ls -d "$T"/fresh.replaced-* | grep -qv "^$kept\$" && fail "a refused restore made a copy"
+qs_stop
+# Undo the rollback as the message says: the kept copy is the whole state.
+rm -f "$T/fresh/state.db-wal" "$T/fresh/state.db-shm"
+cp "$kept"/state.db* "$T/fresh/"
+cp "$kept/audit/entries" "$kept/audit/checkpoint" "$T/fresh/audit/"
+qs_start "$T/restored.json"
+expect_rc 0 "${A[@]}" audit verify --state "$T/fresh-auditor.state"
+echo "ok: copying the kept state back undoes the forced restore (the auditor's log verifies again)"
 qs_stop
 echo PASS

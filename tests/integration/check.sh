@@ -15,6 +15,20 @@ JOURNAL_STREAM=8:1 expect_rc 0 qsignd -c "$cfg" --check
 grep -q "^<6>qsignd: info " "$T/err" || fail "no journald priority prefix: $(head -2 "$T/err")"
 grep -q "^qsignd\[" "$T/err" && fail "pid prefix under the journal"
 [ ! -e "$QSIGN_HOME/state/state.db" ] || fail "--check must not create state"
+grep -q "hint: SoftHSM" "$T/err" && fail "a SoftHSM hint when the token is found"
+
+# A SoftHSM token not found: SoftHSM reads another softhsm2.conf. The hint
+# names the one it reads and SOFTHSM2_CONF.
+mkdir -p "$T/empty-tokens"
+echo "directories.tokendir = $T/empty-tokens" >"$T/other-softhsm2.conf"
+SOFTHSM2_CONF=$T/other-softhsm2.conf expect_rc 1 qsignd -c "$cfg" --check
+grep -q "no initialised token matches the URI" "$T/err" || fail "token not found: $(cat "$T/err")"
+grep -q "hint: SoftHSM reads its tokens from the directories.tokendir of $T/other-softhsm2.conf (SOFTHSM2_CONF); set SOFTHSM2_CONF to the softhsm2.conf the token was created with" "$T/err" ||
+	fail "no SOFTHSM2_CONF hint: $(cat "$T/err")"
+SOFTHSM2_CONF=$T/no-such.conf expect_rc 1 qsignd -c "$cfg" --check
+grep -q "hint: SoftHSM reads its tokens from the directories.tokendir of $T/no-such.conf" "$T/err" ||
+	fail "no SOFTHSM2_CONF hint for an unreadable conf: $(cat "$T/err")"
+echo "ok: a SoftHSM token not found: --check points at SOFTHSM2_CONF"
 
 # bad_policy NAME EXPECTED-MESSAGE PYTHON-EDIT
 bad_policy() {

@@ -119,8 +119,8 @@ PY
 # Start qsignd in the background; wait (bounded) until it says ready.
 qs_start() {
 	local cfg=${1:-$QSIGN_HOME/qsignd.json}
-	# QS_START_TRIES: suites whose daemon binds many keys (slow under the
-	# sanitizers on a busy machine) wait longer.
+	# QS_START_TRIES: how many 50 ms waits for "ready" (a sanitizer build on
+	# a busy machine may need more than the default 10 s).
 	local vg=() tries=${QS_START_TRIES:-200}
 	if [ "${QS_VALGRIND:-0}" = 1 ]; then
 		# Memcheck: any error or definite leak makes qsignd exit 99, which

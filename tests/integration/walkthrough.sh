@@ -16,7 +16,8 @@ ln -s "$QSIGN_HOME" "$T/repo/.qsign"
 mkdir -p "$T/tmp"
 (cd "$T/repo" && TMPDIR=$T/tmp bash -euo pipefail "$T/walkthrough.sh") >"$T/walk.out" 2>&1 ||
 	{ tail -30 "$T/walk.out" >&2; fail "the README walkthrough fails"; }
-grep -q "Verified OK" "$T/walk.out" || fail "step 1 did not verify"
+grep -q "^Verified OK (key ci-key, ecdsa-p256" "$T/walk.out" || fail "step 1: qsign verify did not verify"
+grep -qx "Verified OK" "$T/walk.out" || fail "step 1: openssl did not verify with keys --pem"
 grep -q "fw.bin" "$T/walk.out" || fail "production targets lack fw.bin"
 grep -q "dev.pem: OK" "$T/walk.out" || fail "device certificate did not verify before revoke"
 grep -q "dev.pem: revoked, as expected" "$T/walk.out" || fail "revocation not visible"

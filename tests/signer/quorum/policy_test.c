@@ -175,7 +175,7 @@ main(void)
 	CHECK_EQ(config_load(path, &c), 0);
 	if (c != NULL) {
 		CHECK_EQ(c->nlisten, 2);
-		CHECK_EQ(c->ntokens, 2);
+		CHECK_EQ(c->ntokens, 1);
 		CHECK_EQ(c->ipc_mode, 0660);
 		CHECK_EQ(c->workers, 4);
 	}
