@@ -31,6 +31,7 @@
 
 #include "merkle.h"
 #include "note.h"
+#include "qsc_audit.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
@@ -417,16 +418,15 @@ checkpoint_json(const struct checkpoint *cp)
 
 /* ------------------------------------------------------------ fetching */
 
-/* Entries [start, end) from the daemon, in chunks; each must be there. */
+/* Entries [start, end) from the daemon, in chunks, each to each() (0, or
+ * -1 after saying why); each must be there. */
 static int
-fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
-              struct entries *e)
+fetch_each(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
+           int (*each)(void *arg, const uint8_t *data, size_t len), void *arg)
 {
 	Qsign__V1__EntriesResponse *resp = NULL;
 	int r;
 
-	memset(e, 0, sizeof(*e));
-	e->first = start;
 	for (uint64_t at = start; at < end;) {
 		uint64_t want = end - at < QS_MAX_AUDIT_FETCH ? end - at : QS_MAX_AUDIT_FETCH;
 		if ((r = qsc_audit_entries(c, at, (uint32_t)want, &resp)) != 0)
@@ -438,15 +438,7 @@ fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t e
 			return EXIT_FAILED;
 		}
 		for (size_t i = 0; i < resp->n_entries; i++) {
-			uint8_t *d = malloc(resp->entries[i].len);
-			if (d == NULL) {
-				errmsg("out of memory");
-				qsc_free(resp);
-				return EXIT_FAILED;
-			}
-			memcpy(d, resp->entries[i].data, resp->entries[i].len);
-			if (entries_push(e, d, resp->entries[i].len) != 0) {
-				free(d);
+			if (each(arg, resp->entries[i].data, resp->entries[i].len) != 0) {
 				qsc_free(resp);
 				return EXIT_FAILED;
 			}
@@ -456,6 +448,33 @@ fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t e
 		resp = NULL;
 	}
 	return EXIT_OK;
+}
+
+static int
+push_copy(void *arg, const uint8_t *data, size_t len)
+{
+	uint8_t *d = malloc(len);
+
+	if (d == NULL) {
+		errmsg("out of memory");
+		return -1;
+	}
+	memcpy(d, data, len);
+	if (entries_push(arg, d, len) != 0) {
+		free(d);
+		return -1;
+	}
+	return 0;
+}
+
+/* Entries [start, end) from the daemon into e. */
+static int
+fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
+              struct entries *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->first = start;
+	return fetch_each(g, c, start, end, push_copy, e);
 }
 
 /* A file of an export directory, at most max bytes. */
@@ -1772,14 +1791,26 @@ load_leaves(const char *path, struct vstate *s)
 	s->leaves = l;
 }
 
-/* The remembered checkpoint of origin in doc (s->present 0 if none). */
+/* The leaf hashes remembered for the log origin, into s (see load_leaves). */
+static void
+state_load_leaves(const char *state_path, const char *origin, struct vstate *s)
+{
+	char *lp;
+
+	if ((lp = leaves_path(state_path, origin)) != NULL)
+		load_leaves(lp, s);
+	free(lp);
+}
+
+/* The remembered checkpoint of origin in doc (s->present 0 if none), with
+ * its leaf hashes if want_leaves. */
 static int
-state_get(json_t *doc, const char *state_path, const char *origin, struct vstate *s)
+state_get(json_t *doc, const char *state_path, const char *origin, struct vstate *s,
+          int want_leaves)
 {
 	json_t *j = json_object_get(json_object_get(doc, "logs"), origin), *size;
 	const char *root, *key, *at;
 	size_t n = 0;
-	char *lp;
 
 	memset(s, 0, sizeof(*s));
 	if (j == NULL)
@@ -1799,9 +1830,8 @@ state_get(json_t *doc, const char *state_path, const char *origin, struct vstate
 	snprintf(s->verified_at, sizeof(s->verified_at), "%s", at != NULL ? at : "-");
 	s->size = (uint64_t)json_integer_value(size);
 	s->present = 1;
-	if ((lp = leaves_path(state_path, origin)) != NULL)
-		load_leaves(lp, s);
-	free(lp);
+	if (want_leaves)
+		state_load_leaves(state_path, origin, s);
 	return 0;
 }
 
@@ -1850,10 +1880,11 @@ out:
 	return r;
 }
 
-/* Remember cp (and the leaf hashes of its entries) as the log's latest
- * verified checkpoint in doc and on disk. */
+/* Remember cp as the log's latest verified checkpoint in doc and on disk,
+ * with the leaf hashes of its entries, which the caller has written to
+ * leaves_tmp (durably) and which take their place here. */
 static int
-save_state(const char *path, json_t *doc, const struct checkpoint *cp, const struct entries *e,
+save_state(const char *path, json_t *doc, const struct checkpoint *cp, const char *leaves_tmp,
            const char *now)
 {
 	char root[65], *text = NULL, *lp = NULL;
@@ -1873,8 +1904,10 @@ save_state(const char *path, json_t *doc, const struct checkpoint *cp, const str
 		goto out;
 	/* Leaves first: a crash in between leaves leaves that do not match the
 	 * remembered root, which load_leaves ignores. */
-	if (write_atomic(lp, e->leaf, e->n * sizeof(qs_hash)) != 0)
+	if (rename(leaves_tmp, lp) != 0) {
+		errmsg("%s: %s", lp, strerror(errno));
 		goto out;
+	}
 	if (write_atomic(path, text, strlen(text)) != 0)
 		goto out;
 	r = 0;
@@ -1958,7 +1991,7 @@ remembered_leaves(const struct audit_opts *o, const struct checkpoint *cp, uint6
 		return NULL;
 	if (path == NULL && (path = path_buf = default_state_path()) == NULL)
 		return NULL;
-	if (load_state_doc(path, &doc) == 0 && state_get(doc, path, cp->origin, &st) == 0 &&
+	if (load_state_doc(path, &doc) == 0 && state_get(doc, path, cp->origin, &st, 1) == 0 &&
 	    st.present && st.leaves != NULL && strcmp(st.key_sha256, cp->key_sha256) == 0 &&
 	    st.size >= want && st.size <= cp->size) {
 		l = st.leaves;
@@ -2158,10 +2191,28 @@ out:
 
 /* ------------------------------------------------------------ verify */
 
+/* The checks themselves are the library's (qsc_audit.h); this is the
+ * command around them: checkpoint, state file, output. */
+
 struct vctx {
 	unsigned failures;
 	json_t *errors; /* messages, for --json */
 };
+
+static void
+vfail_text(struct vctx *v, const char *text)
+{
+	if (v->failures < VERIFY_MAX_LISTED) {
+		fprintf(stderr, "%s: audit verify: ", progname);
+		put_safe(stderr, text, 0);
+		fputc('\n', stderr);
+		json_array_append_new(v->errors, json_text(text));
+	} else if (v->failures == VERIFY_MAX_LISTED) {
+		errmsg("audit verify: more failures follow; only the first %d are listed",
+		       VERIFY_MAX_LISTED);
+	}
+	v->failures++;
+}
 
 static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const char *fmt, ...)
 {
@@ -2171,276 +2222,112 @@ static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const ch
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (v->failures < VERIFY_MAX_LISTED) {
-		fprintf(stderr, "%s: audit verify: ", progname);
-		put_safe(stderr, buf, 0);
-		fputc('\n', stderr);
-		json_array_append_new(v->errors, json_text(buf));
-	} else if (v->failures == VERIFY_MAX_LISTED) {
-		errmsg("audit verify: more failures follow; only the first %d are listed",
-		       VERIFY_MAX_LISTED);
-	}
-	v->failures++;
-}
-
-/* What the approval checks remember while walking the log. */
-struct approvals {
-	json_t *policies; /* "version" -> principals object of that policy */
-	json_int_t in_force; /* the highest policy version logged so far */
-	json_t *requests; /* id -> {policy_version, role, kind, payload_sha256} */
-	json_t *signed_;  /* id -> seq of its request.signed entry in force */
-	uint64_t approved, rejected;
-};
-
-static void
-note_policy(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	json_t *ver = json_object_get(o, "version"), *pol = NULL, *pr;
-	const char *text = json_string_value(json_object_get(o, "text"));
-	json_error_t err;
-	char key[32];
-
-	if (!json_is_integer(ver) || json_integer_value(ver) <= 0 || text == NULL) {
-		vfail(v, "entry %llu: policy entry without a version and text",
-		      (unsigned long long)i);
-		return;
-	}
-	pol = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-	if (pol == NULL || !json_is_object(pr = json_object_get(pol, "principals"))) {
-		vfail(v, "entry %llu: policy version %lld is not a policy document",
-		      (unsigned long long)i, (long long)json_integer_value(ver));
-		json_decref(pol);
-		return;
-	}
-	snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(ver));
-	json_object_set(a->policies, key, pr);
-	if (json_integer_value(ver) > a->in_force)
-		a->in_force = json_integer_value(ver);
-	json_decref(pol);
-}
-
-static void
-note_request(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = json_string_value(json_object_get(o, "id"));
-	json_t *rec;
-
-	if (id == NULL || !json_is_integer(json_object_get(o, "policy_version"))) {
-		vfail(v, "entry %llu: request.submitted without id or policy_version",
-		      (unsigned long long)i);
-		return;
-	}
-	rec = json_pack(
-	        "{s:O, s:O, s:O, s:O}", "policy_version", json_object_get(o, "policy_version"),
-	        "role", json_object_get(o, "role") ? json_object_get(o, "role") : json_null(),
-	        "kind", json_object_get(o, "kind") ? json_object_get(o, "kind") : json_null(),
-	        "payload_sha256",
-	        json_object_get(o, "payload_sha256") ? json_object_get(o, "payload_sha256")
-	                                             : json_null());
-	json_object_set_new(a->requests, id, rec);
-}
-
-/* Re-verify the approval statement of a request.vote entry. */
-static void
-check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = str_field(o, "id"), *who = str_field(o, "approver");
-	const char *decision = str_field(o, "decision"), *server = str_field(o, "server");
-	const char *role = str_field(o, "role"), *kind = str_field(o, "kind");
-	const char *dg_hex = str_field(o, "payload_sha256"), *sig_hex = str_field(o, "signature");
-	json_t *req = json_object_get(a->requests, id), *vt = json_object_get(o, "vote_time");
-	json_t *principals, *pk_json;
-	uint8_t dg[32], sig[QS_MAX_PRINCIPAL_SIG], *stmt = NULL;
-	size_t dg_len = 0, sig_len = 0, stmt_len = 0;
-	EVP_PKEY *pk = NULL;
-	const char *pem;
-	char ver[32];
-	json_int_t first;
-	int approve = strcmp(decision, "approve") == 0, ok = 0, listed = 0;
-
-	if (req == NULL) {
-		vfail(v,
-		      "entry %llu: vote by %s on request %s, which no request.submitted entry "
-		      "precedes",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (strcmp(role, str_field(req, "role")) != 0 ||
-	    strcmp(kind, str_field(req, "kind")) != 0 ||
-	    strcmp(dg_hex, str_field(req, "payload_sha256")) != 0) {
-		vfail(v,
-		      "entry %llu: vote by %s on request %s names another role, kind or payload "
-		      "than the request",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (!approve && strcmp(decision, "reject") != 0) {
-		vfail(v, "entry %llu: vote by %s on request %s has decision \"%s\"",
-		      (unsigned long long)i, who, id, decision);
-		return;
-	}
-	/* The statement's own time; "time" is the entry's (unix ms). */
-	if (!json_is_integer(vt)) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) cannot be re-verified: the "
-		      "entry has no \"vote_time\" (the time in the signed statement)",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i);
-		return;
-	}
-	if (strlen(dg_hex) != 64 || qs_unhex(dg_hex, dg, sizeof(dg), &dg_len) != 0 ||
-	    dg_len != 32 || strlen(sig_hex) > 2 * sizeof(sig) ||
-	    qs_unhex(sig_hex, sig, sizeof(sig), &sig_len) != 0 || sig_len == 0) {
-		vfail(v, "entry %llu: vote by %s on request %s has a malformed digest or signature",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (qs_stmt_approval(server, id, role, kind, dg, approve, json_integer_value(vt), &stmt,
-	                     &stmt_len) != 0) {
-		vfail(v, "entry %llu: vote by %s on request %s: %s", (unsigned long long)i, who, id,
-		      qs_errdetail());
-		return;
-	}
-	/* The daemon counts a vote signed with the voter's key in the policy
-	 * in force when it votes (a key replaced while the request was pending
-	 * is replaced for its votes too): any version from the request's own
-	 * up to the one in force at this entry. */
-	first = json_integer_value(json_object_get(req, "policy_version"));
-	snprintf(ver, sizeof(ver), "%lld", (long long)first);
-	if (json_object_get(a->policies, ver) == NULL) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): policy version %s, under which "
-		      "the request ran, is not in the log",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, ver);
-		free(stmt);
-		return;
-	}
-	for (json_int_t pv = first; pv <= a->in_force && !ok; pv++) {
-		char pvs[32];
-		snprintf(pvs, sizeof(pvs), "%lld", (long long)pv);
-		principals = json_object_get(a->policies, pvs);
-		pk_json = json_object_get(json_object_get(principals, who), "public_key");
-		if ((pem = json_string_value(pk_json)) == NULL)
-			continue;
-		listed = 1;
-		if (qs_pubkey_from_pem(pem, strlen(pem), &pk) == 0 &&
-		    qs_sig_verify(pk, stmt, stmt_len, sig, sig_len) == 0)
-			ok = 1;
-		EVP_PKEY_free(pk);
-		pk = NULL;
-	}
-	qs_errclear();
-	if (!listed)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): %s is not a principal of "
-		      "policy version %s",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
-	else if (!ok && first == a->in_force)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "version %s",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
-	else if (!ok)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "versions %s to %lld",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver,
-		      (long long)a->in_force);
-	else if (approve)
-		a->approved++;
-	else
-		a->rejected++;
-	EVP_PKEY_free(pk);
-	free(stmt);
+	vfail_text(v, buf);
 }
 
 /*
- * Exactly one signature per approved request: a second request.signed entry
- * for one id is a problem unless a request.superseded entry between them
- * names the first (the daemon stopped after logging it and before storing
- * it, so it was never released, and says so).
+ * What verify_main gathers while the library walks the entries. The
+ * entries' problems are held back (the first VERIFY_MAX_LISTED, the rest
+ * only counted: at most that many are ever listed) and reported after the
+ * root's verdict, in the order the report has always had.
  */
-static void
-check_signed(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = str_field(o, "id");
-	json_t *prev = json_object_get(a->signed_, id);
+struct vwalk {
+	char *held[VERIFY_MAX_LISTED];
+	size_t n_held;
+	uint64_t more; /* problems past the held ones */
+	qsc_audit_verifier *ver;
+	qs_hash *leaves; /* online only: for locate_bad_entry */
+	uint64_t n_leaves, cap_leaves;
+	int leaves_nomem;
+	FILE *leaves_out; /* the state's leaves, streamed to a temporary file */
+	int leaves_bad;   /* writing them failed */
+	uint64_t root_at; /* offline: the root of the first root_at entries */
+	qs_hash root_at_hash;
+	int have_root_at;
+	const qs_hash *cmp; /* offline, an older export: the remembered leaves */
+	uint64_t cmp_n, first_diff; /* first_diff: first index unlike cmp */
+};
 
-	if (prev != NULL)
-		vfail(v,
-		      "request %s has two request.signed entries (%lld and %llu) and no "
-		      "request.superseded entry for the first: one approval, two signatures",
-		      id, (long long)json_integer_value(prev), (unsigned long long)i);
-	json_object_set_new(a->signed_, id, json_integer((json_int_t)i));
+static void
+walk_problem(void *arg, const char *msg)
+{
+	struct vwalk *w = arg;
+	char *c;
+
+	if (w->n_held < VERIFY_MAX_LISTED && (c = strdup(msg)) != NULL)
+		w->held[w->n_held++] = c;
+	else
+		w->more++;
 }
 
 static void
-note_superseded(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
+walk_leaf(void *arg, uint64_t index, const uint8_t hash[QSC_AUDIT_HASH_LEN])
 {
-	const char *id = str_field(o, "id");
-	json_t *prev = json_object_get(a->signed_, id), *old = json_object_get(o, "superseded_seq");
+	struct vwalk *w = arg;
 
-	if (prev == NULL || !json_is_integer(old) ||
-	    json_integer_value(old) != json_integer_value(prev)) {
-		vfail(v,
-		      "entry %llu: request.superseded for request %s names entry %lld, which is "
-		      "not its request.signed entry",
-		      (unsigned long long)i, id,
-		      json_is_integer(old) ? (long long)json_integer_value(old) : -1LL);
+	if (w->leaves_out != NULL && fwrite(hash, QSC_AUDIT_HASH_LEN, 1, w->leaves_out) != 1)
+		w->leaves_bad = 1;
+	if (w->cmp != NULL && index < w->cmp_n && index < w->first_diff &&
+	    memcmp(hash, w->cmp[index], sizeof(qs_hash)) != 0)
+		w->first_diff = index;
+	if (w->root_at != 0 && index + 1 == w->root_at &&
+	    qsc_audit_verifier_root(w->ver, w->root_at_hash) == 0)
+		w->have_root_at = 1;
+	if (w->cap_leaves == 0 && w->leaves == NULL)
 		return;
+	if (w->n_leaves == w->cap_leaves) {
+		uint64_t nc = w->cap_leaves * 2;
+		qs_hash *p = realloc(w->leaves, nc * sizeof(qs_hash));
+		if (p == NULL) {
+			w->leaves_nomem = 1;
+			return;
+		}
+		w->leaves = p;
+		w->cap_leaves = nc;
 	}
-	json_object_del(a->signed_, id);
+	memcpy(w->leaves[w->n_leaves++], hash, sizeof(qs_hash));
 }
 
-/* Walk the entries: JSON objects, seq = index, times non-decreasing,
- * approvals re-verified, one request.signed per request. */
+/* Report the held problems (after the root's verdict). */
 static void
-check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
+walk_report(struct vctx *v, struct vwalk *w)
 {
-	json_int_t last_time = 0;
+	for (size_t i = 0; i < w->n_held; i++)
+		vfail_text(v, w->held[i]);
+	for (uint64_t i = 0; i < w->more; i++)
+		vfail_text(v, "");
+}
 
-	for (uint64_t i = 0; i < e->n; i++) {
-		json_error_t err;
-		json_t *o = json_loadb((const char *)e->data[i], e->len[i], JSON_REJECT_DUPLICATES,
-		                       &err);
-		json_t *seq, *t;
-		const char *ev;
+static void
+walk_free(struct vwalk *w)
+{
+	for (size_t i = 0; i < w->n_held; i++)
+		free(w->held[i]);
+	w->n_held = 0;
+	w->more = 0;
+	free(w->leaves);
+	w->leaves = NULL;
+	if (w->leaves_out != NULL)
+		fclose(w->leaves_out);
+	w->leaves_out = NULL;
+	qsc_audit_verifier_free(w->ver);
+	w->ver = NULL;
+}
 
-		if (o == NULL || !json_is_object(o)) {
-			vfail(v, "entry %llu is not a JSON object%s%s", (unsigned long long)i,
-			      o == NULL ? ": " : "", o == NULL ? err.text : "");
-			json_decref(o);
-			continue;
-		}
-		seq = json_object_get(o, "seq");
-		t = json_object_get(o, "time");
-		ev = json_string_value(json_object_get(o, "event"));
-		if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != i)
-			vfail(v,
-			      "entry %llu has \"seq\": %lld (removed, inserted or reordered "
-			      "entries)",
-			      (unsigned long long)i,
-			      json_is_integer(seq) ? (long long)json_integer_value(seq) : -1LL);
-		if (!json_is_integer(t) || json_integer_value(t) < last_time)
-			vfail(v, "entry %llu: time %lld is before the previous entry's %lld",
-			      (unsigned long long)i,
-			      json_is_integer(t) ? (long long)json_integer_value(t) : -1LL,
-			      (long long)last_time);
-		else
-			last_time = json_integer_value(t);
-		if (ev == NULL)
-			vfail(v, "entry %llu has no event", (unsigned long long)i);
-		else if (strcmp(ev, "policy") == 0)
-			note_policy(v, a, i, o);
-		else if (strcmp(ev, "request.submitted") == 0)
-			note_request(v, a, i, o);
-		else if (strcmp(ev, "request.vote") == 0)
-			check_vote(v, a, i, o);
-		else if (strcmp(ev, "request.signed") == 0)
-			check_signed(v, a, i, o);
-		else if (strcmp(ev, "request.superseded") == 0)
-			note_superseded(v, a, i, o);
-		json_decref(o);
+static int
+walk_add(void *arg, const uint8_t *data, size_t len)
+{
+	struct vwalk *w = arg;
+
+	if (qsc_audit_verifier_add(w->ver, data, len) != 0) {
+		errmsg("%s", qs_errdetail());
+		return -1;
 	}
+	if (w->leaves_nomem) {
+		errmsg("out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -2450,13 +2337,14 @@ check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
  * does not depend on trusting the daemon). 0 if found (*bad set).
  */
 static int
-locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint *cp, uint64_t *bad)
+locate_bad_entry(qsc_client *c, const qs_hash *leaves, uint64_t n, const struct checkpoint *cp,
+                 uint64_t *bad)
 {
 	/* lo: longest prefix known to be consistent; hi: shortest known not
 	 * to be (the whole log, whose root did not match). */
 	uint64_t lo = 0, hi = cp->size;
 
-	if (e->n != cp->size || hi == 0)
+	if (leaves == NULL || n != cp->size || hi == 0)
 		return -1;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2;
@@ -2464,7 +2352,7 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
 		qs_hash path[QS_MAX_MERKLE_PATH], root;
 		int ok;
 
-		if (qs_merkle_root_of(e->leaf, mid, root) != 0 ||
+		if (qs_merkle_root_of(leaves, mid, root) != 0 ||
 		    qsc_audit_consistency(c, mid, cp->size, &p) != 0)
 			return -1;
 		for (size_t i = 0; i < p->n_hashes; i++)
@@ -2481,21 +2369,52 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
 	return 0;
 }
 
+/* The temporary file the leaves of this verification are streamed to
+ * (save_state renames it into place); NULL without a state file. */
+static char *
+leaves_tmp_path(const char *state_path, const char *origin)
+{
+	char *lp, *tmp = NULL;
+
+	if (state_path == NULL || (lp = leaves_path(state_path, origin)) == NULL)
+		return NULL;
+	if (asprintf(&tmp, "%s.tmp", lp) < 0)
+		tmp = NULL;
+	free(lp);
+	return tmp;
+}
+
+static FILE *
+open_leaves_tmp(const char *state_path, const char *tmp)
+{
+	int fd;
+	FILE *f;
+
+	if (tmp == NULL || make_parent_dirs(state_path) != 0)
+		return NULL;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return NULL;
+	if ((f = fdopen(fd, "wb")) == NULL)
+		close(fd);
+	return f;
+}
+
 static int
 verify_main(int argc, char **argv, struct globals *g)
 {
 	struct audit_opts o;
 	struct checkpoint cp = {0};
-	struct entries e = {0};
 	struct vstate st = {0};
-	struct approvals a = {0};
+	struct vwalk w = {0};
+	struct qsc_audit_totals tot = {0};
+	struct qsc_audit_callbacks cb = {walk_problem, walk_leaf, &w};
 	struct vctx v = {0};
 	qsc_client *c = NULL;
-	char *state_buf = NULL, root_hex[65], now[32], prev_line[256] = "";
+	char *state_buf = NULL, *leaves_tmp = NULL, root_hex[65], now[32], prev_line[256] = "";
 	const char *state_path = NULL;
 	json_t *doc = NULL;
 	qs_hash root;
-	int r, root_ok = 0, cp_ok = 0, state_ok = 0, older = 0;
+	int r, root_ok = 0, cp_ok = 0, state_ok = 0, older = 0, walked = 0;
 
 	if ((r = audit_opts(argc, argv, g, verify_usage, "KSON", 0, &o)) >= 0)
 		return r;
@@ -2504,8 +2423,7 @@ verify_main(int argc, char **argv, struct globals *g)
 			return EXIT_USAGE;
 		state_path = state_buf;
 	}
-	if ((v.errors = json_array()) == NULL || (a.policies = json_object()) == NULL ||
-	    (a.requests = json_object()) == NULL || (a.signed_ = json_object()) == NULL) {
+	if ((v.errors = json_array()) == NULL || qsc_audit_verifier_new(&cb, &w.ver) != 0) {
 		errmsg("out of memory");
 		r = EXIT_FAILED;
 		goto out;
@@ -2515,10 +2433,9 @@ verify_main(int argc, char **argv, struct globals *g)
 		goto out;
 	}
 
-	/* 1. The checkpoint and the entries it covers. */
+	/* 1. The checkpoint, what we saw before, and the entries it covers. */
 	if (o.offline != NULL) {
-		if (read_export_checkpoint(o.offline, o.log_key, &cp) != 0 ||
-		    read_export_entries(o.offline, &e) != 0) {
+		if (read_export_checkpoint(o.offline, o.log_key, &cp) != 0) {
 			vfail(&v,
 			      "the export in %s cannot be read or its checkpoint does not verify",
 			      o.offline);
@@ -2536,18 +2453,53 @@ verify_main(int argc, char **argv, struct globals *g)
 			vfail(&v, "the checkpoint does not verify");
 			goto summary;
 		}
-		if ((r = fetch_entries(g, c, 0, cp.size, &e)) != EXIT_OK) {
-			if (r != EXIT_FAILED || qsc_last_status(c) > 0)
-				goto out;
-			vfail(&v, "cannot fetch the entries the checkpoint covers");
-			goto summary;
-		}
 	}
-	cp_ok = 1;
-	if (doc != NULL && state_get(doc, state_path, cp.origin, &st) != 0) {
+	if (doc != NULL && state_get(doc, state_path, cp.origin, &st, 0) != 0) {
 		r = EXIT_FAILED;
 		goto out;
 	}
+	if ((leaves_tmp = leaves_tmp_path(state_path, cp.origin)) != NULL)
+		w.leaves_out = open_leaves_tmp(state_path, leaves_tmp);
+	if (st.present && c == NULL && st.size < cp.size)
+		w.root_at = st.size;
+	if (st.present && c == NULL && cp.size < st.size) {
+		state_load_leaves(state_path, cp.origin, &st);
+		w.cmp = (const qs_hash *)st.leaves;
+		w.cmp_n = st.size;
+		w.first_diff = UINT64_MAX;
+	}
+	if (c != NULL && cp.size > 0) {
+		/* Online, a root that does not match is located by bisection
+		 * over the leaf hashes (32 bytes an entry). */
+		w.cap_leaves = cp.size < 1024 ? cp.size : 1024;
+		if ((w.leaves = malloc(w.cap_leaves * sizeof(qs_hash))) == NULL) {
+			errmsg("out of memory");
+			r = EXIT_FAILED;
+			goto out;
+		}
+	}
+	if (o.offline != NULL) {
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", o.offline, EXPORT_ENTRIES) < 0 ||
+		    qsc_audit_verify_jsonl(w.ver, path, NULL) != 0) {
+			errmsg("%s", path != NULL ? qs_errdetail() : "out of memory");
+			free(path);
+			vfail(&v,
+			      "the export in %s cannot be read or its checkpoint does not verify",
+			      o.offline);
+			r = EXIT_FAILED;
+			goto summary;
+		}
+		free(path);
+	} else if ((r = fetch_each(g, c, 0, cp.size, walk_add, &w)) != EXIT_OK) {
+		if (r != EXIT_FAILED || qsc_last_status(c) > 0)
+			goto out;
+		vfail(&v, "cannot fetch the entries the checkpoint covers");
+		goto summary;
+	}
+	walked = 1;
+	qsc_audit_verifier_totals(w.ver, &tot);
+	cp_ok = 1;
 	if (st.present && strcmp(st.key_sha256, cp.key_sha256) != 0)
 		vfail(&v,
 		      "the log key changed: SHA256:%s now, SHA256:%s when last verified on %s "
@@ -2555,17 +2507,17 @@ verify_main(int argc, char **argv, struct globals *g)
 		      cp.key_sha256, st.key_sha256, st.verified_at, state_path);
 
 	/* 2. The entries hash to the signed root. */
-	if (e.n != cp.size)
+	if (tot.entries != cp.size)
 		vfail(&v, "%llu entries, but the checkpoint covers %llu: entries were %s",
-		      (unsigned long long)e.n, (unsigned long long)cp.size,
-		      e.n < cp.size ? "removed" : "added");
-	if (qs_merkle_root_of(e.leaf, e.n, root) != 0) {
+		      (unsigned long long)tot.entries, (unsigned long long)cp.size,
+		      tot.entries < cp.size ? "removed" : "added");
+	if (qsc_audit_verifier_root(w.ver, root) != 0) {
 		vfail(&v, "%s", qs_errdetail());
-	} else if (e.n == cp.size && memcmp(root, cp.root, sizeof(root)) == 0) {
+	} else if (tot.entries == cp.size && memcmp(root, cp.root, sizeof(root)) == 0) {
 		root_ok = 1;
-	} else if (e.n == cp.size) {
+	} else if (tot.entries == cp.size) {
 		uint64_t bad;
-		if (c != NULL && locate_bad_entry(c, &e, &cp, &bad) == 0)
+		if (c != NULL && locate_bad_entry(c, w.leaves, w.n_leaves, &cp, &bad) == 0)
 			vfail(&v, "entry %llu does not match the checkpoint root",
 			      (unsigned long long)bad);
 		else
@@ -2575,8 +2527,9 @@ verify_main(int argc, char **argv, struct globals *g)
 			      (unsigned long long)cp.size);
 	}
 
-	/* 3. Every entry: JSON, seq, time; approvals re-verified. */
-	check_entries(&v, &e, &a);
+	/* 3. Every entry: JSON, seq, time; approvals re-verified (found
+	 * while walking, reported here). */
+	walk_report(&v, &w);
 
 	/* 4. Consistency with what we saw before. */
 	if (st.present) {
@@ -2592,9 +2545,7 @@ verify_main(int argc, char **argv, struct globals *g)
 				         "compared: its entries were not remembered)",
 				         (unsigned long long)st.size, st.verified_at);
 			} else {
-				uint64_t i = 0;
-				while (i < cp.size && memcmp(e.leaf[i], st.leaves[i], 32) == 0)
-					i++;
+				uint64_t i = w.first_diff < cp.size ? w.first_diff : cp.size;
 				if (i == cp.size) {
 					state_ok = 1;
 					snprintf(prev_line, sizeof(prev_line),
@@ -2650,9 +2601,8 @@ verify_main(int argc, char **argv, struct globals *g)
 			}
 		} else {
 			/* Offline the old tree is the first st.size entries. */
-			qs_hash old;
-			if (root_ok && qs_merkle_root_of(e.leaf, st.size, old) == 0 &&
-			    memcmp(old, st.root, sizeof(old)) == 0)
+			if (root_ok && w.have_root_at &&
+			    memcmp(w.root_at_hash, st.root, sizeof(qs_hash)) == 0)
 				state_ok = 1;
 			else
 				vfail(&v,
@@ -2675,16 +2625,24 @@ verify_main(int argc, char **argv, struct globals *g)
 	if (state_path == NULL)
 		snprintf(prev_line, sizeof(prev_line), "no previous checkpoint compared (--no-state)");
 	else if (v.failures == 0 && root_ok && !older) {
+		FILE *lf = w.leaves_out;
+		w.leaves_out = NULL;
+		if (lf == NULL || w.leaves_bad || fflush(lf) != 0 || fsync(fileno(lf)) != 0)
+			w.leaves_bad = 1;
+		if (lf != NULL && fclose(lf) != 0)
+			w.leaves_bad = 1;
 		if (!st.present)
 			snprintf(prev_line, sizeof(prev_line), "first verification: recorded in %s",
 			         state_path);
-		if (save_state(state_path, doc, &cp, &e, now) != 0)
+		if (w.leaves_bad || save_state(state_path, doc, &cp, leaves_tmp, now) != 0)
 			errmsg("warning: the verified checkpoint could not be recorded in %s: the "
 			       "next verification cannot compare with this one",
 			       state_path);
 	}
 
 summary:
+	if (!walked)
+		memset(&tot, 0, sizeof(tot));
 	hex_into(cp.root, 32, root_hex);
 	r = v.failures == 0 ? EXIT_OK : EXIT_FAILED;
 	if (g->json) {
@@ -2693,8 +2651,8 @@ summary:
 		        v.failures == 0, "origin", cp.origin, "size", (json_int_t)cp.size, "root",
 		        root_hex, "log_key_sha256", cp.key_sha256, "key_pinned", cp.pinned,
 		        "checkpoint_verified", cp_ok, "root_verified", root_ok,
-		        "approvals_verified", (json_int_t)a.approved, "rejections_verified",
-		        (json_int_t)a.rejected, "state_file", state_path,
+		        "approvals_verified", (json_int_t)tot.approvals, "rejections_verified",
+		        (json_int_t)tot.rejections, "state_file", state_path,
 		        "errors", v.errors);
 		v.errors = NULL;
 		if (j != NULL && st.present)
@@ -2708,28 +2666,28 @@ summary:
 			r = EXIT_FAILED;
 	} else if (v.failures == 0) {
 		char rej[64] = "";
-		if (a.rejected)
+		if (tot.rejections)
 			snprintf(rej, sizeof(rej), " and %llu rejections",
-			         (unsigned long long)a.rejected);
+			         (unsigned long long)tot.rejections);
 		printf("%llu entries, root %s, checkpoint OK (log key SHA256:%.16s...%s), %s, "
 		       "%llu approvals%s re-verified\n",
 		       (unsigned long long)cp.size, root_hex, cp.key_sha256, pin_note(&cp),
-		       prev_line, (unsigned long long)a.approved, rej);
+		       prev_line, (unsigned long long)tot.approvals, rej);
 	} else {
 		fprintf(stderr, "%s: audit verify FAILED: %u problem%s (listed above)\n", progname,
 		        v.failures, v.failures == 1 ? "" : "s");
 	}
 out:
+	walk_free(&w);
+	if (leaves_tmp != NULL)
+		unlink(leaves_tmp); /* not recorded (else renamed): nothing to keep */
 	json_decref(v.errors);
 	json_decref(doc);
 	free(st.leaves);
-	json_decref(a.policies);
-	json_decref(a.requests);
-	json_decref(a.signed_);
-	entries_free(&e);
 	checkpoint_free(&cp);
 	qsc_close(c);
 	free(state_buf);
+	free(leaves_tmp);
 	return r;
 }
 

@@ -1,9 +1,9 @@
 # clients/: the client library (qsclient) and the qsign CLI built on it.
 # Depends on proto/ (qs_proto, qs_err) and hsm/ (qs_hsm) only, never on
 # signer/.
-add_library(qsclient STATIC qsclient.c identity.c)
+add_library(qsclient STATIC qsclient.c identity.c qsc_audit.c)
 target_include_directories(qsclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO)
+target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::JANSSON)
 
 add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c)
 target_link_libraries(qsign PRIVATE qsclient PkgConfig::JANSSON PkgConfig::CRYPTO)
@@ -28,6 +28,7 @@ install(FILES ${QS_NNG_PREFIX}/lib/libnng.a DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RENAME libqs_nng.a)
 install(TARGETS qsign RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
+              ${CMAKE_CURRENT_SOURCE_DIR}/qsc_audit.h
               ${CMAKE_SOURCE_DIR}/proto/qs_err.h
               ${CMAKE_SOURCE_DIR}/proto/qs_limits.h
               ${CMAKE_SOURCE_DIR}/proto/wire.h
