@@ -27,6 +27,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/backup.c
   ${CMAKE_CURRENT_LIST_DIR}/maint.c
   ${CMAKE_CURRENT_LIST_DIR}/tlog.c
+  ${CMAKE_CURRENT_LIST_DIR}/sigindex.c
   ${CMAKE_CURRENT_LIST_DIR}/audit.c
   ${CMAKE_CURRENT_LIST_DIR}/audit_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf_policy.c

@@ -128,6 +128,12 @@ for _ in $(seq 1 200); do
 done
 grep -q "qsignd: ready" "$T/qsignd.log" || fail "qsignd not ready after 10 s"
 
+# --- idle RSS of qsignd before any load: the front process and its helper
+# processes (its children: signer helpers, the launcher)
+sleep 1
+idle_front=$(awk '/^VmRSS/ {print $2}' "/proc/$QSIGND_PID/status")
+read -r idle_helpers idle_nhelpers < <(ps -o rss= --ppid "$QSIGND_PID" | awk '{s += $1; n++} END {print s + 0, n + 0}')
+
 # --- p11-kit server exporting the same token
 sock=$T/p11kit.sock
 p11-kit server -f -n "$sock" --provider "$module" "pkcs11:token=qsign-demo" \
@@ -161,6 +167,9 @@ P11_KIT_SERVER_ADDRESS="unix:path=$sock" "$QS_BIN/qsign-bench" -t "$secs" --json
 	--tls-key "$pki/client.key" --tls-ca "$pki/ca.crt" --tls-server-name localhost \
 	>"$T/bench.out" 2>"$T/bench.err" || rc=$?
 cat "$T/bench.out"
+awk -v f="$idle_front" -v h="$idle_helpers" -v n="$idle_nhelpers" 'BEGIN {
+	printf "\nidle RSS of qsignd: front %.1f MB, %d helper processes %.1f MB, together %.1f MB (target: front <= 20 MB)\n",
+		f / 1024, n, h / 1024, (f + h) / 1024 }'
 [ "$rc" = 0 ] || { cat "$T/bench.err" >&2; fail "qsign-bench exited $rc"; }
 kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd died during the benchmark"
 kill -0 "$P11KIT_PID" 2>/dev/null || fail "p11-kit server died during the benchmark"
