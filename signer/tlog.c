@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -192,6 +193,15 @@ offsets_reserve(struct tlog *log, uint64_t want)
 	return 0;
 }
 
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /*
  * One group commit: extend the tree, sign the checkpoint of the new tree,
  * then write the batch's records and the checkpoint record after them in
@@ -206,9 +216,10 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	qs_hash *lh = NULL, root, ch;
 	char *note = NULL;
 	size_t note_len = 0, o = 0, k = 0, total;
-	uint64_t base, new_size;
+	uint64_t base, new_size, t[5];
 	int r, appended = 0;
 
+	t[0] = now_us();
 	if ((r = repair(log)) != 0)
 		return qs_wrap(r, "audit log still broken");
 	if ((buf = malloc(bytes + REC_OVERHEAD + QS_MAX_NOTE)) == NULL ||
@@ -245,6 +256,7 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_unlock(&log->mu);
 	if (r != 0)
 		goto out;
+	t[1] = now_us();
 	if ((r = sign_checkpoint(log, new_size, root, &note, &note_len)) != 0) {
 		qs_wrap(r, "sign audit checkpoint");
 		goto out;
@@ -257,6 +269,7 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 		goto out;
 	total = bytes + put_record(buf + bytes, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
 
+	t[2] = now_us();
 	log->trunc_pending = 1; /* from here on, bytes past file_len may exist */
 	if (pwrite_all(log->fd, buf, total, log->file_len) != 0) {
 		r = qs_fail(QS_ERR_UNAVAILABLE, "write audit entries: %s", strerror(errno));
@@ -266,6 +279,7 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_lock(&log->mu);
 	log->stats.entry_fsyncs++;
 	pthread_mutex_unlock(&log->mu);
+	t[3] = now_us();
 	if (fdatasync(log->fd) != 0) {
 		r = qs_fail(QS_ERR_UNAVAILABLE, "fdatasync audit entries: %s", strerror(errno));
 		goto out;
@@ -278,6 +292,7 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	}
 	qs_fault_crash("tlog.after_sync");
 	log->trunc_pending = 0;
+	t[4] = now_us();
 
 	pthread_mutex_lock(&log->mu);
 	free(log->ckpt);
@@ -288,6 +303,10 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	log->file_len += total;
 	log->stats.batches++;
 	log->stats.entries += nrec;
+	log->stats.us_prepare += t[1] - t[0];
+	log->stats.us_sign += t[2] - t[1];
+	log->stats.us_write += t[3] - t[2];
+	log->stats.us_sync += t[4] - t[3];
 	pthread_mutex_unlock(&log->mu);
 	r = 0;
 out:
@@ -1044,11 +1063,21 @@ tlog_close(struct tlog *log)
 	if (log == NULL)
 		return;
 	if (log->writer_started) {
+		struct tlog_stats *st = &log->stats;
 		pthread_mutex_lock(&log->mu);
 		log->stopping = 1;
 		pthread_cond_signal(&log->work_cv);
 		pthread_mutex_unlock(&log->mu);
 		pthread_join(log->writer, NULL);
+		if (st->batches > 0)
+			log_info("audit_commit_stages",
+			         "batches=%llu entries=%llu avg_us: prepare=%llu sign=%llu "
+			         "write=%llu fdatasync=%llu",
+			         (unsigned long long)st->batches, (unsigned long long)st->entries,
+			         (unsigned long long)(st->us_prepare / st->batches),
+			         (unsigned long long)(st->us_sign / st->batches),
+			         (unsigned long long)(st->us_write / st->batches),
+			         (unsigned long long)(st->us_sync / st->batches));
 	}
 	if (log->fd >= 0)
 		close(log->fd);
