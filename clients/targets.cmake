@@ -1,11 +1,13 @@
 # clients/: the client library (qsclient) and the qsign CLI built on it.
 # Depends on proto/ (qs_proto, qs_err) and hsm/ (qs_hsm) only, never on
 # signer/; p11-kit for its PKCS#11 URI parser (identity.c).
-add_library(qsclient STATIC qsclient.c identity.c)
-# The library's API is qsclient.h and identity.h (principal keys); qsign's
-# own header (qsign_cli.h) stays inside clients/.
-qs_export_headers(qsclient qsclient.h identity.h)
-target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT)
+add_library(qsclient STATIC qsclient.c identity.c qsc_audit.c)
+# The library's API is qsclient.h, identity.h (principal keys) and
+# qsc_audit.h (the audit log verifier); qsign's own header (qsign_cli.h)
+# stays inside clients/.
+qs_export_headers(qsclient qsclient.h identity.h qsc_audit.h)
+target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT
+                      PkgConfig::JANSSON)
 
 add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c
                      qsign_keys.c qsign_complete.c qsign_opts.c)
@@ -32,6 +34,7 @@ install(FILES ${QS_NNG_PREFIX}/lib/libnng.a DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RENAME libqs_nng.a)
 install(TARGETS qsign RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/qsclient.h
+              ${CMAKE_CURRENT_SOURCE_DIR}/qsc_audit.h
               ${CMAKE_SOURCE_DIR}/proto/qs_err.h
               ${CMAKE_SOURCE_DIR}/proto/qs_limits.h
               ${CMAKE_SOURCE_DIR}/proto/wire.h

@@ -8,6 +8,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/store/store.c
   ${CMAKE_CURRENT_LIST_DIR}/store/store_sqlite.c
   ${CMAKE_CURRENT_LIST_DIR}/store/store_pg.c
+  ${CMAKE_CURRENT_LIST_DIR}/store/sigindex.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/keyring.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/privsep.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_wire.c

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -17,12 +18,14 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 
-#define MAGIC "QSTLOG1\n"
+#define MAGIC_V1 "QSTLOG1\n" /* before checkpoint records: checkpoint in its own file */
+#define MAGIC "QSTLOG2\n"
 #define MAGIC_LEN 8
 #define REC_OVERHEAD 8 /* u32 length + u32 checksum */
+#define CKPT_FLAG 0x80000000u /* in a record's length: a checkpoint record */
 #define ENTRIES "entries"
-#define CHECKPOINT "checkpoint"
-#define CHECKPOINT_TMP "checkpoint.tmp"
+#define CHECKPOINT "checkpoint"         /* version 1 only; removed by the migration */
+#define CHECKPOINT_TMP "checkpoint.tmp" /* a version 1 crash's leftover */
 
 /* One tlog_append call waiting for the writer. Lives on the caller's stack. */
 struct req {
@@ -62,20 +65,9 @@ struct tlog {
 	size_t ckpt_len;
 	struct tlog_stats stats;
 
-	/* The entries' fdatasync runs on its own thread while the writer
-	 * signs the checkpoint (which needs no durability, only the tree):
-	 * the token's signature, a round trip to a signer helper, is then off
-	 * the commit's critical path. Under smu. */
-	pthread_t syncer;
-	int syncer_started;
-	pthread_mutex_t smu;
-	pthread_cond_t scv;
-	int sync_req, sync_done, sync_errno, sync_stop;
-
 	/* Writer thread only (and open/close). */
 	uint64_t file_len; /* bytes of the committed prefix of entries */
 	int trunc_pending; /* entries may hold bytes past file_len */
-	int ckpt_pending;  /* the checkpoint file may not be `ckpt` */
 };
 
 static void
@@ -133,88 +125,6 @@ pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Replace the checkpoint file atomically and durably. */
-static int
-write_checkpoint(struct tlog *log, const char *note, size_t len)
-{
-	int fd, r;
-
-	fd = openat(log->dirfd, CHECKPOINT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return qs_fail(QS_ERR_IO, "create %s: %s", CHECKPOINT_TMP, strerror(errno));
-	if (pwrite_all(fd, (const uint8_t *)note, len, 0) != 0 || fsync(fd) != 0) {
-		r = qs_fail(QS_ERR_IO, "write %s: %s", CHECKPOINT_TMP, strerror(errno));
-		close(fd);
-		unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
-		return r;
-	}
-	if (close(fd) != 0) {
-		r = qs_fail(QS_ERR_IO, "close %s: %s", CHECKPOINT_TMP, strerror(errno));
-		unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
-		return r;
-	}
-	if (renameat(log->dirfd, CHECKPOINT_TMP, log->dirfd, CHECKPOINT) != 0) {
-		r = qs_fail(QS_ERR_IO, "rename %s: %s", CHECKPOINT_TMP, strerror(errno));
-		unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
-		return r;
-	}
-	if (fsync(log->dirfd) != 0) {
-		/* The rename may or may not be durable: the caller must treat
-		 * the checkpoint file as unknown. */
-		return qs_fail(QS_ERR_IO, "fsync audit directory: %s", strerror(errno));
-	}
-	return 0;
-}
-
-static void *
-syncer_main(void *arg)
-{
-	struct tlog *log = arg;
-
-	pthread_mutex_lock(&log->smu);
-	for (;;) {
-		int e;
-		while (!log->sync_req && !log->sync_stop)
-			pthread_cond_wait(&log->scv, &log->smu);
-		if (!log->sync_req)
-			break;
-		log->sync_req = 0;
-		pthread_mutex_unlock(&log->smu);
-		e = fdatasync(log->fd) != 0 ? errno : 0;
-		pthread_mutex_lock(&log->smu);
-		log->sync_errno = e;
-		log->sync_done = 1;
-		pthread_cond_broadcast(&log->scv);
-	}
-	pthread_mutex_unlock(&log->smu);
-	return NULL;
-}
-
-/* Start the entries' fdatasync (writer thread). */
-static void
-sync_start(struct tlog *log)
-{
-	pthread_mutex_lock(&log->smu);
-	log->sync_done = 0;
-	log->sync_req = 1;
-	pthread_cond_broadcast(&log->scv);
-	pthread_mutex_unlock(&log->smu);
-}
-
-/* Wait for it: 0 or its errno. */
-static int
-sync_wait(struct tlog *log)
-{
-	int e;
-
-	pthread_mutex_lock(&log->smu);
-	while (!log->sync_done)
-		pthread_cond_wait(&log->scv, &log->smu);
-	e = log->sync_errno;
-	pthread_mutex_unlock(&log->smu);
-	return e;
-}
-
 /* Sign a checkpoint for the first `size` leaves of the tree (mu held by the
  * caller or no other thread running). */
 static int
@@ -234,32 +144,33 @@ sign_checkpoint(struct tlog *log, uint64_t size, const qs_hash root, char **note
 }
 
 /*
- * Undo what a failed batch may have left on disk. Writer thread only.
- * The checkpoint goes back first, the entries after it: every state in
- * between opens (tlog_open cuts records past the checkpoint), whereas a
- * checkpoint covering entries already cut off would refuse to open.
+ * Undo what a failed batch may have left on disk: cut the entries file
+ * back to the committed prefix (which ends with the checkpoint record of
+ * the last commit). Writer thread only.
  */
 static int
 repair(struct tlog *log)
 {
-	int r;
-
-	if (log->ckpt_pending)
-		qs_fault_crash("tlog.repair_start");
-	if (log->ckpt_pending) {
-		if ((r = write_checkpoint(log, log->ckpt, log->ckpt_len)) != 0)
-			return qs_wrap(r, "restore checkpoint");
-		log->ckpt_pending = 0;
-		qs_fault_crash("tlog.repair_between");
-	}
-	if (log->trunc_pending) {
-		if (ftruncate(log->fd, (off_t)log->file_len) != 0 || fdatasync(log->fd) != 0)
-			return qs_fail(QS_ERR_IO, "truncate entries back to %llu bytes: %s",
-			               (unsigned long long)log->file_len, strerror(errno));
-		log->trunc_pending = 0;
-		qs_fault_crash("tlog.repair_done");
-	}
+	if (!log->trunc_pending)
+		return 0;
+	qs_fault_crash("tlog.repair_start");
+	if (ftruncate(log->fd, (off_t)log->file_len) != 0 || fdatasync(log->fd) != 0)
+		return qs_fail(QS_ERR_IO, "truncate entries back to %llu bytes: %s",
+		               (unsigned long long)log->file_len, strerror(errno));
+	log->trunc_pending = 0;
+	qs_fault_crash("tlog.repair_done");
 	return 0;
+}
+
+/* A record of n bytes of data at out: length (with flags), data, the first
+ * 4 bytes of SHA-256(0x00 || data) (for entries, their leaf hash lh). */
+static size_t
+put_record(uint8_t *out, uint32_t flags, const uint8_t *data, size_t n, const qs_hash lh)
+{
+	put32(out, (uint32_t)n | flags);
+	memcpy(out + 4, data, n);
+	memcpy(out + 4 + n, lh, 4);
+	return n + REC_OVERHEAD;
 }
 
 static int
@@ -282,24 +193,37 @@ offsets_reserve(struct tlog *log, uint64_t want)
 	return 0;
 }
 
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /*
- * One group commit: write every record of the batch, one fdatasync, extend
- * the tree, sign and store the checkpoint. On failure undo it all. Runs on
- * the writer thread without mu except where noted.
+ * One group commit: extend the tree, sign the checkpoint of the new tree,
+ * then write the batch's records and the checkpoint record after them in
+ * one write and make them durable with one fdatasync: the checkpoint record
+ * is the commit point. On failure undo it all. Runs on the writer thread
+ * without mu except where noted.
  */
 static int
 commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t bytes)
 {
 	uint8_t *buf = NULL;
-	qs_hash *lh = NULL, root;
+	qs_hash *lh = NULL, root, ch;
 	char *note = NULL;
-	size_t note_len = 0, o = 0, k = 0;
-	uint64_t base, new_size;
-	int r, e, appended = 0, syncing = 0;
+	size_t note_len = 0, o = 0, k = 0, total;
+	uint64_t base, new_size, t[5];
+	int r, appended = 0;
 
+	t[0] = now_us();
 	if ((r = repair(log)) != 0)
 		return qs_wrap(r, "audit log still broken");
-	if ((buf = malloc(bytes)) == NULL || (lh = malloc(nrec * sizeof(qs_hash))) == NULL) {
+	if ((buf = malloc(bytes + REC_OVERHEAD + QS_MAX_NOTE)) == NULL ||
+	    (lh = malloc(nrec * sizeof(qs_hash))) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -312,25 +236,9 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 		for (size_t i = 0; i < q->n; i++, k++) {
 			if ((r = qs_merkle_leaf_hash(q->recs[i].data, q->recs[i].len, lh[k])) != 0)
 				goto out;
-			put32(buf + o, (uint32_t)q->recs[i].len);
-			memcpy(buf + o + 4, q->recs[i].data, q->recs[i].len);
-			memcpy(buf + o + 4 + q->recs[i].len, lh[k], 4);
-			o += q->recs[i].len + REC_OVERHEAD;
+			o += put_record(buf + o, 0, q->recs[i].data, q->recs[i].len, lh[k]);
 		}
 	}
-	log->trunc_pending = 1; /* from here on, bytes past file_len may exist */
-	if (pwrite_all(log->fd, buf, bytes, log->file_len) != 0) {
-		r = qs_fail(QS_ERR_UNAVAILABLE, "write audit entries: %s", strerror(errno));
-		goto out;
-	}
-	pthread_mutex_lock(&log->mu);
-	log->stats.entry_fsyncs++;
-	pthread_mutex_unlock(&log->mu);
-	/* Durable entries come first; the tree and the checkpoint's
-	 * signature are made meanwhile, and nothing is written or published
-	 * until the fdatasync succeeded. */
-	sync_start(log);
-	syncing = 1;
 
 	pthread_mutex_lock(&log->mu);
 	r = offsets_reserve(log, base + nrec);
@@ -348,27 +256,43 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_unlock(&log->mu);
 	if (r != 0)
 		goto out;
-
+	t[1] = now_us();
 	if ((r = sign_checkpoint(log, new_size, root, &note, &note_len)) != 0) {
 		qs_wrap(r, "sign audit checkpoint");
 		goto out;
 	}
-	syncing = 0;
-	if ((e = sync_wait(log)) != 0) {
-		r = qs_fail(QS_ERR_UNAVAILABLE, "fdatasync audit entries: %s", strerror(e));
+	if (note_len == 0 || note_len > QS_MAX_NOTE) {
+		r = qs_fail(QS_ERR_INVALID, "audit checkpoint of %zu bytes", note_len);
 		goto out;
 	}
-	log->ckpt_pending = 1; /* the file may change even if the call fails */
-	if ((r = write_checkpoint(log, note, note_len)) != 0)
+	if ((r = qs_merkle_leaf_hash((const uint8_t *)note, note_len, ch)) != 0)
 		goto out;
-	/* Fault point: the new checkpoint is in place, but its durability is
-	 * unknown (the directory's fsync failed): the batch is undone. */
+	total = bytes + put_record(buf + bytes, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
+
+	t[2] = now_us();
+	log->trunc_pending = 1; /* from here on, bytes past file_len may exist */
+	if (pwrite_all(log->fd, buf, total, log->file_len) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "write audit entries: %s", strerror(errno));
+		goto out;
+	}
+	qs_fault_crash("tlog.after_write");
+	pthread_mutex_lock(&log->mu);
+	log->stats.entry_fsyncs++;
+	pthread_mutex_unlock(&log->mu);
+	t[3] = now_us();
+	if (fdatasync(log->fd) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "fdatasync audit entries: %s", strerror(errno));
+		goto out;
+	}
+	/* Fault point: the batch is written but its durability is unknown
+	 * (the fdatasync failed): the batch is undone. */
 	if (qs_fault("tlog.checkpoint_unsure")) {
-		r = qs_fail(QS_ERR_IO, "fsync audit directory: injected failure");
+		r = qs_fail(QS_ERR_IO, "fdatasync audit entries: injected failure");
 		goto out;
 	}
-	log->ckpt_pending = 0;
+	qs_fault_crash("tlog.after_sync");
 	log->trunc_pending = 0;
+	t[4] = now_us();
 
 	pthread_mutex_lock(&log->mu);
 	free(log->ckpt);
@@ -376,14 +300,16 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	log->ckpt_len = note_len;
 	note = NULL;
 	log->committed = new_size;
-	log->file_len += bytes;
+	log->file_len += total;
 	log->stats.batches++;
 	log->stats.entries += nrec;
+	log->stats.us_prepare += t[1] - t[0];
+	log->stats.us_sign += t[2] - t[1];
+	log->stats.us_write += t[3] - t[2];
+	log->stats.us_sync += t[4] - t[3];
 	pthread_mutex_unlock(&log->mu);
 	r = 0;
 out:
-	if (syncing)
-		sync_wait(log); /* the file is not touched while it syncs */
 	if (r != 0) {
 		int rr;
 		if (appended) {
@@ -557,62 +483,39 @@ out:
 	return r;
 }
 
-/* Create an empty entries file durably. */
+/* The whole entries file, read-only (at least MAGIC_LEN bytes: the caller
+ * read them). Unmap with munmap(*map, *flen). */
 static int
-create_entries(struct tlog *log)
+map_entries(struct tlog *log, uint8_t **map, uint64_t *flen)
 {
-	int fd;
+	struct stat st;
 
-	fd = openat(log->dirfd, ENTRIES, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return qs_fail(QS_ERR_IO, "create entries: %s", strerror(errno));
-	log->fd = fd;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-		return qs_fail(QS_ERR_PRECONDITION, "audit log is in use by another process");
-	if (pwrite_all(fd, (const uint8_t *)MAGIC, MAGIC_LEN, 0) != 0 || fdatasync(fd) != 0 ||
-	    fsync(log->dirfd) != 0)
-		return qs_fail(QS_ERR_IO, "write entries: %s", strerror(errno));
-	log->file_len = MAGIC_LEN;
+	if (fstat(log->fd, &st) != 0)
+		return qs_fail(QS_ERR_IO, "stat entries: %s", strerror(errno));
+	*flen = (uint64_t)st.st_size;
+	*map = mmap(NULL, (size_t)*flen, PROT_READ, MAP_PRIVATE, log->fd, 0);
+	if (*map == MAP_FAILED)
+		return qs_fail(QS_ERR_IO, "mmap entries: %s", strerror(errno));
 	return 0;
 }
 
 /*
- * Read every record of the entries file into the tree, check the prefix the
- * checkpoint covers, and cut off what follows it.
+ * Version 1 (an entries file of entry records only, the checkpoint in its
+ * own file): read every record into the tree, check the prefix the
+ * checkpoint covers, and cut off what follows it. The migration then
+ * turns the file into version 2.
  */
 static int
-load_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
-             struct tlog_open_report *rep)
+load_v1_entries(struct tlog *log, const struct qs_checkpoint *cp, int have_ckpt,
+                struct tlog_open_report *rep)
 {
-	struct stat st;
 	uint8_t *map = NULL;
 	uint64_t flen, off = MAGIC_LEN, count = 0, keep = 0;
 	qs_hash lh, root;
 	int r;
 
-	if (fstat(log->fd, &st) != 0)
-		return qs_fail(QS_ERR_IO, "stat entries: %s", strerror(errno));
-	flen = (uint64_t)st.st_size;
-	if (flen < MAGIC_LEN) {
-		/* A crash while creating the file leaves a prefix of the magic. */
-		if (cp->size == 0) {
-			if (ftruncate(log->fd, 0) != 0 ||
-			    pwrite_all(log->fd, (const uint8_t *)MAGIC, MAGIC_LEN, 0) != 0 ||
-			    fdatasync(log->fd) != 0)
-				return qs_fail(QS_ERR_IO, "rewrite entries header: %s",
-				               strerror(errno));
-			log->file_len = MAGIC_LEN;
-			return 0;
-		}
-		return qs_fail(QS_ERR_PRECONDITION, "entries file is not an audit log (too short)");
-	}
-	map = mmap(NULL, (size_t)flen, PROT_READ, MAP_PRIVATE, log->fd, 0);
-	if (map == MAP_FAILED)
-		return qs_fail(QS_ERR_IO, "mmap entries: %s", strerror(errno));
-	if (memcmp(map, MAGIC, MAGIC_LEN) != 0) {
-		r = qs_fail(QS_ERR_PRECONDITION, "entries file is not an audit log (bad header)");
-		goto out;
-	}
+	if ((r = map_entries(log, &map, &flen)) != 0)
+		return r;
 	while (off < flen) {
 		uint64_t left = flen - off, n;
 		const char *bad = NULL;
@@ -698,68 +601,406 @@ out:
 	return r;
 }
 
+/* Check a signed checkpoint note against the log's key and origin. */
 static int
-open_state(struct tlog *log, struct tlog_open_report *rep)
+open_note(struct tlog *log, const char *note, size_t len, struct qs_checkpoint *cp)
+{
+	char *text = NULL;
+	size_t text_len = 0;
+	int r;
+
+	if ((r = qs_note_open(note, len, log->signer.name, log->signer.pub, &text, &text_len)) ==
+	    0)
+		r = qs_checkpoint_parse(text, text_len, log->origin, cp);
+	free(text);
+	if (r != 0)
+		return qs_fail(QS_ERR_PRECONDITION, "audit checkpoint refused: %s", qs_errdetail());
+	return 0;
+}
+
+/* A version 1 checkpoint file, opened and checked (missing: *note NULL). */
+static int
+read_v1_checkpoint(struct tlog *log, char **note, size_t *len, struct qs_checkpoint *cp)
+{
+	int r;
+
+	memset(cp, 0, sizeof(*cp));
+	if ((r = read_checkpoint(log, note, len)) != 0 || *note == NULL)
+		return r;
+	if ((r = open_note(log, *note, *len, cp)) != 0) {
+		free(*note);
+		*note = NULL;
+	}
+	return r;
+}
+
+/*
+ * A new, empty log: the header and the checkpoint record of the empty tree
+ * in one write, made durable with the directory entry. A crash in between
+ * leaves a file without a checkpoint record, which the next open creates
+ * again. log->fd is open and locked.
+ */
+static int
+create_log(struct tlog *log, struct tlog_open_report *rep)
+{
+	uint8_t buf[MAGIC_LEN + REC_OVERHEAD + QS_MAX_NOTE];
+	char *note = NULL;
+	size_t note_len = 0, len;
+	qs_hash root, ch;
+	int r;
+
+	if ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
+	    (r = sign_checkpoint(log, 0, root, &note, &note_len)) != 0)
+		goto out;
+	if (note_len == 0 || note_len > QS_MAX_NOTE) {
+		r = qs_fail(QS_ERR_INVALID, "audit checkpoint of %zu bytes", note_len);
+		goto out;
+	}
+	if ((r = qs_merkle_leaf_hash((const uint8_t *)note, note_len, ch)) != 0)
+		goto out;
+	memcpy(buf, MAGIC, MAGIC_LEN);
+	len = MAGIC_LEN + put_record(buf + MAGIC_LEN, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
+	if (ftruncate(log->fd, 0) != 0 || pwrite_all(log->fd, buf, len, 0) != 0 ||
+	    fdatasync(log->fd) != 0) {
+		r = qs_fail(QS_ERR_IO, "write entries: %s", strerror(errno));
+		goto out;
+	}
+	unlinkat(log->dirfd, CHECKPOINT, 0); /* a version 1 leftover of an empty log */
+	if (fsync(log->dirfd) != 0) {
+		r = qs_fail(QS_ERR_IO, "fsync audit directory: %s", strerror(errno));
+		goto out;
+	}
+	log->file_len = len;
+	log->committed = 0;
+	log->ckpt = note;
+	log->ckpt_len = note_len;
+	note = NULL;
+	rep->created = 1;
+	r = 0;
+out:
+	free(note);
+	return r;
+}
+
+/* One record at off of a version 2 file: NULL if it is whole (*n its data
+ * length, *is_ckpt whether a checkpoint record, lh the hash of its data:
+ * an entry's leaf hash), else why not. */
+static const char *
+check_record(const uint8_t *map, uint64_t flen, uint64_t off, uint32_t *n, int *is_ckpt,
+             qs_hash lh)
+{
+	uint64_t left = flen - off;
+	uint32_t h;
+
+	if (left < REC_OVERHEAD)
+		return "torn record header";
+	h = get32(map + off);
+	*is_ckpt = (h & CKPT_FLAG) != 0;
+	*n = h & ~CKPT_FLAG;
+	if (*n == 0 || *n > (*is_ckpt ? QS_MAX_NOTE : QS_MAX_AUDIT_ENTRY))
+		return "bad record length";
+	if ((uint64_t)*n + REC_OVERHEAD > left)
+		return "record runs past the end of the file";
+	if (qs_merkle_leaf_hash(map + off + 4, *n, lh) != 0)
+		return "cannot hash the record";
+	if (memcmp(lh, map + off + 4 + *n, 4) != 0)
+		return "record checksum mismatch";
+	if (!*is_ckpt && memchr(map + off + 4, '\n', *n) != NULL)
+		return "record contains a newline";
+	return NULL;
+}
+
+/*
+ * After a damaged record at `from`: is there a whole checkpoint record
+ * further on that verifies? Then the damage is inside acknowledged entries,
+ * not a torn tail. Found by the log's origin, which every checkpoint note
+ * starts with; *at and *size say where and how many entries it covers.
+ */
+static int
+later_checkpoint(struct tlog *log, const uint8_t *map, uint64_t flen, uint64_t from, uint64_t *at,
+                 uint64_t *size)
+{
+	size_t olen = strlen(log->origin);
+	const uint8_t *p = map + from;
+
+	while ((p = memmem(p, (size_t)(map + flen - p), log->origin, olen)) != NULL) {
+		uint64_t off = (uint64_t)(p - map);
+		struct qs_checkpoint cp;
+		qs_hash lh;
+		uint32_t n;
+		int is_ckpt;
+
+		p++;
+		if (off < from + 4 || check_record(map, flen, off - 4, &n, &is_ckpt, lh) != NULL ||
+		    !is_ckpt || open_note(log, (const char *)map + off, n, &cp) != 0)
+			continue;
+		*at = off - 4;
+		*size = cp.size;
+		qs_errclear();
+		return 1;
+	}
+	qs_errclear();
+	return 0;
+}
+
+/*
+ * Version 2: entry records and checkpoint records. Read every whole record
+ * into the tree up to the first damaged one (or the end); the last
+ * checkpoint record before it is the commit point and must verify and
+ * match the tree; what follows it was never acknowledged and is cut off,
+ * unless a verifying checkpoint lies beyond the damage (then the damage is
+ * inside acknowledged entries: refused).
+ */
+static int
+load_v2(struct tlog *log, struct tlog_open_report *rep)
 {
 	struct qs_checkpoint cp;
-	char *note = NULL, *text = NULL;
-	size_t note_len = 0, text_len = 0;
-	qs_hash root;
-	int r, have_entries;
+	uint8_t *map = NULL;
+	uint64_t flen, off = MAGIC_LEN, count = 0, ck_end = 0, ck_count = 0, ck_off = 0;
+	uint64_t later_at = 0, later_size = 0;
+	uint32_t ck_len = 0, n = 0;
+	const char *bad = NULL;
+	qs_hash lh, root;
+	int r, have_ck = 0, is_ckpt = 0;
 
-	memset(&cp, 0, sizeof(cp));
-	if ((r = read_checkpoint(log, &note, &note_len)) != 0)
-		goto out;
-	log->fd = openat(log->dirfd, ENTRIES, O_RDWR | O_CLOEXEC);
-	if (log->fd < 0 && errno != ENOENT) {
-		r = qs_fail(QS_ERR_IO, "open entries: %s", strerror(errno));
+	if ((r = map_entries(log, &map, &flen)) != 0)
+		return r;
+	while (off < flen && (bad = check_record(map, flen, off, &n, &is_ckpt, lh)) == NULL) {
+		if (is_ckpt) {
+			have_ck = 1;
+			ck_off = off;
+			ck_len = n;
+			ck_count = count;
+			ck_end = off + n + REC_OVERHEAD;
+		} else {
+			if ((r = offsets_reserve(log, count + 1)) != 0 ||
+			    (r = qs_merkle_tree_append(log->tree, lh)) != 0)
+				goto out;
+			log->offsets[count++] = off;
+		}
+		off += n + REC_OVERHEAD;
+	}
+	if (bad != NULL && later_checkpoint(log, map, flen, off, &later_at, &later_size)) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "audit log corrupt: entry %llu at offset %llu: %s; the signed "
+		            "checkpoint at offset %llu covers %llu entries",
+		            (unsigned long long)count, (unsigned long long)off, bad,
+		            (unsigned long long)later_at, (unsigned long long)later_size);
 		goto out;
 	}
-	have_entries = log->fd >= 0;
-	if (have_entries && flock(log->fd, LOCK_EX | LOCK_NB) != 0) {
-		r = qs_fail(QS_ERR_PRECONDITION, "audit log is in use by another process");
+	if (!have_ck) {
+		munmap(map, (size_t)flen);
+		if (count > 0)
+			/* Keep the evidence: only a log being created lacks a
+			 * checkpoint record. */
+			return qs_fail(QS_ERR_PRECONDITION,
+			               "audit log holds %llu entries but no checkpoint record",
+			               (unsigned long long)count);
+		return create_log(log, rep);
+	}
+	if ((r = open_note(log, (const char *)map + ck_off + 4, ck_len, &cp)) != 0)
+		goto out;
+	if (cp.size != ck_count) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "audit log has %llu entries but its signed checkpoint covers %llu: "
+		            "entries were %s",
+		            (unsigned long long)ck_count, (unsigned long long)cp.size,
+		            ck_count < cp.size ? "deleted or the log was rolled back" : "inserted");
 		goto out;
 	}
-	if (note != NULL) {
-		if ((r = qs_note_open(note, note_len, log->signer.name, log->signer.pub, &text,
-		                      &text_len)) != 0 ||
-		    (r = qs_checkpoint_parse(text, text_len, log->origin, &cp)) != 0) {
-			r = qs_fail(QS_ERR_PRECONDITION, "audit checkpoint refused: %s",
-			            qs_errdetail());
+	if ((r = qs_merkle_tree_truncate(log->tree, cp.size)) != 0 ||
+	    (r = qs_merkle_tree_root(log->tree, cp.size, root)) != 0)
+		goto out;
+	if (memcmp(root, cp.root, QS_MERKLE_HASH_LEN) != 0) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "audit log does not match its signed checkpoint (size %llu): entries "
+		            "were modified, deleted or reordered",
+		            (unsigned long long)cp.size);
+		goto out;
+	}
+	if ((log->ckpt = malloc(ck_len + 1)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(log->ckpt, map + ck_off + 4, ck_len);
+	log->ckpt[ck_len] = '\0';
+	log->ckpt_len = ck_len;
+	log->committed = cp.size;
+	rep->size = cp.size;
+	rep->dropped_records = count - ck_count;
+	if (ck_end < flen) {
+		if (ftruncate(log->fd, (off_t)ck_end) != 0 || fdatasync(log->fd) != 0) {
+			r = qs_fail(QS_ERR_IO, "truncate uncommitted audit tail: %s",
+			            strerror(errno));
 			goto out;
 		}
+		rep->truncated_bytes = flen - ck_end;
+		log_warn("audit_tail_truncated",
+		         "cut %llu bytes (%llu complete records) past the checkpoint at %llu "
+		         "entries",
+		         (unsigned long long)(flen - ck_end),
+		         (unsigned long long)rep->dropped_records, (unsigned long long)cp.size);
 	}
-	if (!have_entries) {
-		if (note != NULL && cp.size != 0) {
-			r = qs_fail(QS_ERR_PRECONDITION,
-			            "audit entries file is missing but the checkpoint covers %llu "
-			            "entries",
-			            (unsigned long long)cp.size);
-			goto out;
-		}
-		if ((r = create_entries(log)) != 0)
-			goto out;
-		rep->created = 1;
-	} else if ((r = load_entries(log, &cp, note != NULL, rep)) != 0) {
+	log->file_len = ck_end;
+	/* A version 1 checkpoint file left by a migration cut short. */
+	if (unlinkat(log->dirfd, CHECKPOINT, 0) == 0)
+		(void)fsync(log->dirfd);
+	r = 0;
+out:
+	munmap(map, (size_t)flen);
+	return r;
+}
+
+/*
+ * Version 1 to version 2, once the version 1 log has loaded: its
+ * checkpoint becomes a checkpoint record at the end of the entries file
+ * (synced), then the header says version 2 (synced), then the checkpoint
+ * file goes. A crash after the first step leaves a version 1 file whose
+ * last record is not an entry, cut off as a torn tail at the next open,
+ * which migrates again; after the second, a version 2 file that opens.
+ */
+static int
+migrate_v1(struct tlog *log)
+{
+	uint8_t *rec;
+	size_t len;
+	qs_hash ch;
+	int r;
+
+	if ((rec = malloc(REC_OVERHEAD + log->ckpt_len)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if ((r = qs_merkle_leaf_hash((const uint8_t *)log->ckpt, log->ckpt_len, ch)) != 0)
+		goto out;
+	len = put_record(rec, CKPT_FLAG, (const uint8_t *)log->ckpt, log->ckpt_len, ch);
+	if (pwrite_all(log->fd, rec, len, log->file_len) != 0 || fdatasync(log->fd) != 0) {
+		r = qs_fail(QS_ERR_IO, "migrate the audit log: append the checkpoint: %s",
+		            strerror(errno));
 		goto out;
 	}
-	if (note == NULL) {
-		if ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
-		    (r = sign_checkpoint(log, 0, root, &note, &note_len)) != 0 ||
-		    (r = write_checkpoint(log, note, note_len)) != 0)
-			goto out;
-		rep->created = 1;
+	qs_fault_crash("tlog.migrate_between");
+	if (pwrite_all(log->fd, (const uint8_t *)MAGIC, MAGIC_LEN, 0) != 0 ||
+	    fdatasync(log->fd) != 0) {
+		r = qs_fail(QS_ERR_IO, "migrate the audit log: header: %s", strerror(errno));
+		goto out;
 	}
+	log->file_len += len;
+	qs_fault_crash("tlog.migrate_header");
+	if (unlinkat(log->dirfd, CHECKPOINT, 0) != 0 || fsync(log->dirfd) != 0) {
+		r = qs_fail(QS_ERR_IO, "migrate the audit log: remove %s: %s", CHECKPOINT,
+		            strerror(errno));
+		goto out;
+	}
+	log_info("audit_migrated", "entries=%llu: the checkpoint is now a record of the entries "
+	         "file (format 2)", (unsigned long long)log->committed);
+	r = 0;
+out:
+	free(rec);
+	return r;
+}
+
+/* Version 1: the checkpoint file and the entries it covers, then the
+ * migration to version 2. */
+static int
+open_v1(struct tlog *log, struct tlog_open_report *rep)
+{
+	struct qs_checkpoint cp;
+	char *note = NULL;
+	size_t note_len = 0;
+	qs_hash root;
+	int r;
+
+	if ((r = read_v1_checkpoint(log, &note, &note_len, &cp)) != 0 ||
+	    (r = load_v1_entries(log, &cp, note != NULL, rep)) != 0)
+		goto out;
+	if (note == NULL &&
+	    ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
+	     (r = sign_checkpoint(log, 0, root, &note, &note_len)) != 0))
+		goto out;
 	log->committed = cp.size;
 	log->ckpt = note;
 	log->ckpt_len = note_len;
 	note = NULL;
 	rep->size = cp.size;
-	r = 0;
+	r = migrate_v1(log);
 out:
 	free(note);
-	free(text);
 	return r;
+}
+
+int
+tlog_file_checkpoint(const uint8_t *buf, size_t len, const char **note, size_t *note_len,
+                     size_t *end)
+{
+	uint64_t off = MAGIC_LEN;
+	uint32_t n = 0;
+	int is_ckpt = 0;
+	qs_hash lh;
+
+	*note = NULL;
+	*note_len = 0;
+	*end = 0;
+	if (len < MAGIC_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
+		return qs_fail(QS_ERR_PRECONDITION, "entries: not an audit log of format 2");
+	while (off < len && check_record(buf, len, off, &n, &is_ckpt, lh) == NULL) {
+		if (is_ckpt) {
+			*note = (const char *)buf + off + 4;
+			*note_len = n;
+			*end = off + n + REC_OVERHEAD;
+		}
+		off += n + REC_OVERHEAD;
+	}
+	if (*note == NULL)
+		return qs_fail(QS_ERR_PRECONDITION, "entries: no checkpoint record");
+	return 0;
+}
+
+int
+tlog_file_version(const uint8_t *buf, size_t len)
+{
+	if (len >= MAGIC_LEN && memcmp(buf, MAGIC, MAGIC_LEN) == 0)
+		return 2;
+	if (len >= MAGIC_LEN && memcmp(buf, MAGIC_V1, MAGIC_LEN) == 0)
+		return 1;
+	return 0;
+}
+
+static int
+open_state(struct tlog *log, struct tlog_open_report *rep)
+{
+	uint8_t head[MAGIC_LEN];
+	struct qs_checkpoint cp;
+	struct stat st;
+	char *note = NULL;
+	size_t note_len = 0;
+	int r;
+
+	log->fd = openat(log->dirfd, ENTRIES, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (log->fd < 0)
+		return qs_fail(QS_ERR_IO, "open entries: %s", strerror(errno));
+	if (flock(log->fd, LOCK_EX | LOCK_NB) != 0)
+		return qs_fail(QS_ERR_PRECONDITION, "audit log is in use by another process");
+	if (fstat(log->fd, &st) != 0)
+		return qs_fail(QS_ERR_IO, "stat entries: %s", strerror(errno));
+	if (st.st_size < MAGIC_LEN) {
+		/* No log yet, or a crash while creating one; but a version 1
+		 * checkpoint of entries says they are missing. */
+		if ((r = read_v1_checkpoint(log, &note, &note_len, &cp)) != 0)
+			return r;
+		free(note);
+		if (note != NULL && cp.size != 0)
+			return qs_fail(QS_ERR_PRECONDITION,
+			               "audit entries file is missing but the checkpoint covers "
+			               "%llu entries",
+			               (unsigned long long)cp.size);
+		return create_log(log, rep);
+	}
+	if (pread_all(log->fd, head, MAGIC_LEN, 0) != 0)
+		return qs_fail(QS_ERR_IO, "read entries: %s", strerror(errno));
+	if (memcmp(head, MAGIC, MAGIC_LEN) == 0)
+		return load_v2(log, rep);
+	if (memcmp(head, MAGIC_V1, MAGIC_LEN) == 0)
+		return open_v1(log, rep);
+	return qs_fail(QS_ERR_PRECONDITION, "entries file is not an audit log (bad header)");
 }
 
 int
@@ -786,8 +1027,6 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	pthread_mutex_init(&log->mu, NULL);
 	pthread_cond_init(&log->work_cv, NULL);
 	pthread_cond_init(&log->done_cv, NULL);
-	pthread_mutex_init(&log->smu, NULL);
-	pthread_cond_init(&log->scv, NULL);
 	if ((r = qs_merkle_tree_new(&log->tree)) != 0)
 		goto out;
 	/* Errors do not name dir: the caller does, once. */
@@ -802,11 +1041,6 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
 	if ((r = open_state(log, rep)) != 0)
 		goto out;
-	if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
-		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit sync thread");
-		goto out;
-	}
-	log->syncer_started = 1;
 	if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
 		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit writer thread");
 		goto out;
@@ -829,18 +1063,21 @@ tlog_close(struct tlog *log)
 	if (log == NULL)
 		return;
 	if (log->writer_started) {
+		struct tlog_stats *st = &log->stats;
 		pthread_mutex_lock(&log->mu);
 		log->stopping = 1;
 		pthread_cond_signal(&log->work_cv);
 		pthread_mutex_unlock(&log->mu);
 		pthread_join(log->writer, NULL);
-	}
-	if (log->syncer_started) {
-		pthread_mutex_lock(&log->smu);
-		log->sync_stop = 1;
-		pthread_cond_broadcast(&log->scv);
-		pthread_mutex_unlock(&log->smu);
-		pthread_join(log->syncer, NULL);
+		if (st->batches > 0)
+			log_info("audit_commit_stages",
+			         "batches=%llu entries=%llu avg_us: prepare=%llu sign=%llu "
+			         "write=%llu fdatasync=%llu",
+			         (unsigned long long)st->batches, (unsigned long long)st->entries,
+			         (unsigned long long)(st->us_prepare / st->batches),
+			         (unsigned long long)(st->us_sign / st->batches),
+			         (unsigned long long)(st->us_write / st->batches),
+			         (unsigned long long)(st->us_sync / st->batches));
 	}
 	if (log->fd >= 0)
 		close(log->fd);
@@ -852,8 +1089,6 @@ tlog_close(struct tlog *log)
 	pthread_cond_destroy(&log->work_cv);
 	pthread_cond_destroy(&log->done_cv);
 	pthread_mutex_destroy(&log->mu);
-	pthread_cond_destroy(&log->scv);
-	pthread_mutex_destroy(&log->smu);
 	free(log);
 }
 

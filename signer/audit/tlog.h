@@ -1,30 +1,45 @@
 /*
  * tlog.h - the audit log on disk: an append-only file of entries, an RFC
- * 6962 Merkle tree over them (proto/merkle.h) and the latest signed C2SP
- * checkpoint (proto/note.h), with group commit.
+ * 6962 Merkle tree over them (proto/merkle.h) and signed C2SP checkpoints
+ * (proto/note.h), with group commit.
  *
  * Directory layout (one log per directory, owned by one process: tlog_open
- * takes an exclusive flock on the entries file):
+ * takes an exclusive flock on the entries file): one file, `entries`,
  *
- *   entries     "QSTLOG1\n" (8 bytes), then one record per entry:
- *                 u32 big-endian  n, the entry length, 1..QS_MAX_AUDIT_ENTRY
- *                 n bytes         the entry (the Merkle leaf data; no '\n')
- *                 u32 big-endian  the first 4 bytes of the entry's leaf hash
- *                                 SHA-256(0x00 || entry), a checksum that
- *                                 costs nothing: the tree needs the hash
- *   checkpoint  the latest signed note; replaced atomically (write
- *               checkpoint.tmp, fsync, rename, fsync the directory)
+ *   "QSTLOG2\n" (8 bytes), then records:
+ *     u32 big-endian  n, the data length; with the top bit set (0x80000000)
+ *                     a checkpoint record (n 1..QS_MAX_NOTE), else an entry
+ *                     record (n 1..QS_MAX_AUDIT_ENTRY)
+ *     n bytes         an entry (the Merkle leaf data; no '\n'), or the
+ *                     signed checkpoint note of the tree of every entry
+ *                     record before it
+ *     u32 big-endian  the first 4 bytes of SHA-256(0x00 || data) (for an
+ *                     entry its leaf hash: a checksum that costs nothing)
  *
- * The checkpoint is the commit point. An entry is committed when a
- * checkpoint covering it is durable, and tlog_append returns only then.
- * Records past the checkpoint were never acknowledged to anybody: tlog_open
- * cuts them off (a torn record after a crash, garbage, a batch whose
- * checkpoint did not make it), reports it, and keeps everything before.
- * Anything wrong *inside* the checkpointed prefix (a bad checksum, an entry
- * modified, deleted or reordered, fewer entries than the checkpoint covers,
- * a checkpoint that does not verify) refuses to open: QS_ERR_PRECONDITION.
+ * A group commit is one write of its entry records followed by the
+ * checkpoint record of the new tree, and one fdatasync: no file is created,
+ * renamed or synced besides. The checkpoint record is the commit point: an
+ * entry is committed when a checkpoint record after it is durable, and
+ * tlog_append returns only then. tlog_open reads records up to the first
+ * damaged one (or the end); the last checkpoint record before it must
+ * verify and cover exactly the entry records before it; what follows it was
+ * never acknowledged to anybody (a torn write after a crash, a batch whose
+ * fdatasync did not finish) and is cut off and reported. Anything wrong
+ * inside the committed part refuses to open (QS_ERR_PRECONDITION): an entry
+ * modified, deleted, inserted or reordered (the root or the count differs),
+ * a checkpoint that does not verify, and a damaged record followed by a
+ * checkpoint record that verifies (the damage is inside acknowledged
+ * entries, not a torn tail). A damaged last checkpoint record itself is
+ * indistinguishable from one whose write never finished.
  *
- * Detecting a rollback of *both* files to an older consistent pair needs
+ * Format 1 (the entries file "QSTLOG1\n" of entry records only, the
+ * checkpoint in a file `checkpoint` replaced by rename) is checked as it
+ * always was and migrated at open: its checkpoint is appended as a
+ * checkpoint record (synced), then the header becomes "QSTLOG2\n" (synced),
+ * then the checkpoint file is removed. A crash between the steps leaves a
+ * log that opens and migrates again.
+ *
+ * Detecting a rollback of the file to an older consistent state needs
  * state kept elsewhere: auditors remember the last checkpoint they saw and
  * demand a consistency proof from it.
  *
@@ -64,6 +79,10 @@ struct tlog_stats {
 	uint64_t entry_fsyncs; /* fdatasync calls on the entries file */
 	uint64_t failed_batches;
 	uint64_t repairs; /* successful roll-backs after a failed batch */
+	/* Time the successful batches spent in each stage of a commit (us,
+	 * summed): hashing and extending the tree, signing the checkpoint,
+	 * writing the records, the fdatasync. tlog_close logs the averages. */
+	uint64_t us_prepare, us_sign, us_write, us_sync;
 };
 
 /*
@@ -130,5 +149,18 @@ int tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_
 
 /* Counters since open. */
 void tlog_get_stats(struct tlog *log, struct tlog_stats *st);
+
+/* Format of the bytes of an entries file: 2, 1 (to be migrated), or 0. */
+int tlog_file_version(const uint8_t *buf, size_t len);
+
+/*
+ * In the bytes of a format 2 entries file (a copy, for backups): the last
+ * checkpoint record before the first damaged record or the end. *note
+ * points into buf (not NUL-terminated; signature not checked), *end is the
+ * length of the prefix that ends with that record.
+ * Errors: QS_ERR_PRECONDITION (not format 2, or no checkpoint record).
+ */
+int tlog_file_checkpoint(const uint8_t *buf, size_t len, const char **note, size_t *note_len,
+                         size_t *end);
 
 #endif

@@ -19,9 +19,10 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "statement.h"
+#include "tlog.h"
 
-#define MAGIC "QSTLOG1\n" /* signer/audit/tlog.h: the entries file header */
-#define MAGIC_LEN 8
+#define MAGIC_LEN 8 /* signer/audit/tlog.h: the entries file header */
+#define CKPT_FLAG 0x80000000u /* signer/audit/tlog.h: a checkpoint record */
 
 static int
 read_file(const char *path, size_t max, uint8_t **out, size_t *len)
@@ -71,7 +72,8 @@ note_checkpoint(const uint8_t *note, size_t len, struct qs_checkpoint *cp)
 				   NULL, cp);
 }
 
-/* Recompute the root of the first `size` records of an entries file. */
+/* Recompute the root of the first `size` entry records of an entries file
+ * (format 1 or 2: checkpoint records are skipped). */
 static int
 entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t *used)
 {
@@ -79,33 +81,62 @@ entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t
 	size_t off = MAGIC_LEN;
 	int r;
 
-	if (len < MAGIC_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
+	if (tlog_file_version(buf, len) == 0)
 		return qs_fail(QS_ERR_PRECONDITION, "entries: not an audit log");
 	if (size > len / 9 + 1)
 		return qs_fail(QS_ERR_PRECONDITION, "entries: shorter than the checkpoint");
 	if ((leaves = calloc(size + 1, sizeof(*leaves))) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	for (uint64_t i = 0; i < size; i++) {
+	for (uint64_t i = 0; i < size;) {
 		uint32_t n;
-		if (off + 4 > len) {
+		if (off + 8 > len) {
 			free(leaves);
 			return qs_fail(QS_ERR_PRECONDITION, "entries: %llu records, checkpoint says %llu",
 				       (unsigned long long)i, (unsigned long long)size);
 		}
 		n = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 |
 		    (uint32_t)buf[off + 2] << 8 | buf[off + 3];
-		if (n == 0 || off + 8 + (size_t)n > len) {
+		if ((n & CKPT_FLAG) != 0 && (n & ~CKPT_FLAG) != 0 &&
+		    off + 8 + (size_t)(n & ~CKPT_FLAG) <= len) {
+			off += 8 + (size_t)(n & ~CKPT_FLAG); /* a checkpoint record */
+			continue;
+		}
+		if (n == 0 || n > QS_MAX_AUDIT_ENTRY || off + 8 + (size_t)n > len) {
 			free(leaves);
 			return qs_fail(QS_ERR_PRECONDITION, "entries: record %llu truncated",
 				       (unsigned long long)i);
 		}
-		qs_merkle_leaf_hash(buf + off + 4, n, leaves[i]);
+		qs_merkle_leaf_hash(buf + off + 4, n, leaves[i++]);
 		off += 8 + (size_t)n;
 	}
 	r = qs_merkle_root_of(leaves, size, root);
 	free(leaves);
 	*used = off;
 	return r;
+}
+
+/*
+ * The checkpoint of a log whose entries file's bytes are ents: in format 2
+ * its last checkpoint record (*end: the bytes up to it), in format 1 the
+ * file ckpt_path (*end 0: the caller counts). *note is malloc'd and
+ * NUL-terminated.
+ */
+static int
+log_checkpoint(const uint8_t *ents, size_t ents_len, const char *ckpt_path, uint8_t **note,
+	       size_t *note_len, size_t *end)
+{
+	const char *n;
+
+	*end = 0;
+	if (tlog_file_version(ents, ents_len) != 2)
+		return read_file(ckpt_path, QS_MAX_NOTE, note, note_len);
+	if (tlog_file_checkpoint(ents, ents_len, &n, note_len, end) != 0)
+		return QS_ERR_PRECONDITION;
+	if ((*note = malloc(*note_len + 1)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	memcpy(*note, n, *note_len);
+	(*note)[*note_len] = '\0';
+	return 0;
 }
 
 static char *
@@ -124,7 +155,7 @@ backup_create(const struct config *cfg, const char *dir)
 	sqlite3 *from = NULL, *to = NULL;
 	sqlite3_backup *bk = NULL;
 	uint8_t *note = NULL, *ents = NULL, *db = NULL;
-	size_t note_len = 0, ents_len = 0, db_len = 0, used = 0;
+	size_t note_len = 0, ents_len = 0, db_len = 0, used = 0, end = 0;
 	struct qs_checkpoint cp;
 	qs_hash root;
 	json_t *man = NULL;
@@ -164,16 +195,19 @@ backup_create(const struct config *cfg, const char *dir)
 	bk = NULL;
 	sqlite3_close(to);
 	to = NULL;
-	/* 2. The checkpoint, then 3. the log: covers everything in the db. */
-	snprintf(src, sizeof(src), "%s/checkpoint", cfg->audit_dir);
-	if ((r = read_file(src, QS_MAX_NOTE, &note, &note_len)) != 0)
-		goto out;
+	/* 2. The log, after the database: its last checkpoint covers
+	 * everything in the db (format 2: the last checkpoint record of the
+	 * entries file; format 1, a log no daemon opened since: its file). */
 	snprintf(src, sizeof(src), "%s/entries", cfg->audit_dir);
 	if ((r = read_file(src, (size_t)1 << 40, &ents, &ents_len)) != 0)
 		goto out;
-	if ((r = note_checkpoint(note, note_len, &cp)) != 0 ||
-	    (r = entries_root(ents, ents_len, cp.size, root, &used)) != 0)
+	snprintf(src, sizeof(src), "%s/checkpoint", cfg->audit_dir);
+	if ((r = log_checkpoint(ents, ents_len, src, &note, &note_len, &end)) != 0 ||
+	    (r = note_checkpoint(note, note_len, &cp)) != 0 ||
+	    (r = entries_root(ents, end ? end : ents_len, cp.size, root, &used)) != 0)
 		goto out;
+	if (end != 0)
+		used = end; /* through the checkpoint record */
 	if (memcmp(root, cp.root, sizeof(root)) != 0) {
 		r = qs_fail(QS_ERR_PRECONDITION,
 			    "the copied audit log does not match its checkpoint root");
@@ -307,6 +341,9 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	char path[4096], cur[4096], kept[4096];
 	uint8_t *note = NULL, *ents = NULL, *db = NULL, *curnote = NULL, *mtext = NULL;
 	size_t note_len = 0, ents_len = 0, db_len = 0, curnote_len = 0, used = 0, mlen = 0;
+	size_t end = 0, curend = 0, curents_len = 0, last_len = 0;
+	uint8_t *curents = NULL;
+	const char *last = NULL;
 	struct qs_checkpoint cp, curcp;
 	json_t *man = NULL;
 	qs_hash root;
@@ -331,13 +368,23 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	snprintf(path, sizeof(path), "%s/state.db", dir);
 	if ((r = read_file(path, (size_t)1 << 40, &db, &db_len)) != 0)
 		goto out;
+	if (tlog_file_version(ents, ents_len) == 2 &&
+	    (r = tlog_file_checkpoint(ents, ents_len, &last, &last_len, &end)) != 0)
+		goto out;
+	if (end != 0 && (last_len != note_len || memcmp(last, note, note_len) != 0)) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+			    "backup audit/checkpoint is not the last checkpoint of audit/entries");
+		goto out;
+	}
 	if ((r = note_checkpoint(note, note_len, &cp)) != 0 ||
-	    (r = entries_root(ents, ents_len, cp.size, root, &used)) != 0)
+	    (r = entries_root(ents, end ? end : ents_len, cp.size, root, &used)) != 0)
 		goto out;
 	if (memcmp(root, cp.root, sizeof(root)) != 0) {
 		r = qs_fail(QS_ERR_PRECONDITION, "backup audit log does not match its checkpoint");
 		goto out;
 	}
+	if (end != 0)
+		used = end; /* through the checkpoint record */
 	/* The running daemon holds an exclusive lock on its log. */
 	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
 	if ((lockfd = open(cur, O_RDONLY | O_CLOEXEC)) >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
@@ -345,8 +392,11 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 			    cfg->state_dir);
 		goto out;
 	}
+	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
+	if (read_file(cur, (size_t)1 << 40, &curents, &curents_len) != 0)
+		curents_len = 0;
 	snprintf(cur, sizeof(cur), "%s/checkpoint", cfg->audit_dir);
-	if (read_file(cur, QS_MAX_NOTE, &curnote, &curnote_len) == 0 &&
+	if (log_checkpoint(curents, curents_len, cur, &curnote, &curnote_len, &curend) == 0 &&
 	    note_checkpoint(curnote, curnote_len, &curcp) == 0 && curcp.size > cp.size && !force) {
 		r = qs_fail(QS_ERR_PRECONDITION,
 			    "the current audit log has %llu entries, the backup %llu: restoring "
@@ -380,9 +430,15 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
 	if ((r = qs_write_atomic(cur, ents, used, 0600)) != 0)
 		goto out;
+	/* Format 1 keeps its checkpoint in a file (the daemon migrates it at
+	 * start); format 2 has it inside the entries: no file to trust. */
 	snprintf(cur, sizeof(cur), "%s/checkpoint", cfg->audit_dir);
-	if ((r = qs_write_atomic(cur, note, note_len, 0600)) != 0)
+	if (end == 0 && (r = qs_write_atomic(cur, note, note_len, 0600)) != 0)
 		goto out;
+	if (end != 0 && unlink(cur) != 0 && errno != ENOENT) {
+		r = qs_fail(QS_ERR_IO, "unlink %s: %s", cur, strerror(errno));
+		goto out;
+	}
 	printf("restore: %s into %s: audit log of %llu entries\n", dir, cfg->state_dir,
 	       (unsigned long long)cp.size);
 	r = 0;
@@ -393,6 +449,7 @@ out:
 	free(ents);
 	free(db);
 	free(curnote);
+	free(curents);
 	free(mtext);
 	json_decref(man);
 	return r;

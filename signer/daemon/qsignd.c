@@ -29,6 +29,7 @@
 #include "privsep.h"
 #include "qs_err.h"
 #include "server.h"
+#include "sigindex.h"
 #include "statement.h"
 #include "store.h"
 #include "tuf.h"
@@ -187,6 +188,7 @@ main(int argc, char **argv)
 	struct keyring *kr = NULL;
 	struct policy *pol = NULL;
 	struct audit *au = NULL;
+	struct sigindex *si = NULL;
 	const char *cfgpath = NULL;
 	char *dbpath = NULL;
 	struct keyring_key *auk = NULL;
@@ -309,6 +311,9 @@ main(int argc, char **argv)
 				     strerror(errno)));
 	if ((r = audit_open(cfg, kr, &au)) != 0)
 		die("audit", r);
+	/* The signature index follows the log (rebuilt first if behind). */
+	if ((r = sigindex_start(st, audit_tlog(au), &si)) != 0)
+		die("state", r);
 	{
 		uint64_t had = 0;
 		char *t = NULL;
@@ -407,6 +412,7 @@ main(int argc, char **argv)
 	pthread_mutex_destroy(&srv.hist_mu);
 	policy_unref(srv.pol);
 	free(srv.identity_spki);
+	sigindex_stop(si);
 	audit_close(au);
 	store_close(st);
 	keyring_close(kr);

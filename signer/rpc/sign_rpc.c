@@ -4,10 +4,12 @@
  * Order of a signing call, never changed: authorise (principal is a
  * requester of an online role that allows the payload kind) -> rate limit ->
  * audit entry queued -> sign in the token (Sign: while the entry is being
- * committed) -> wait until the entry is durable -> record in the state
- * store (signed_entries, after_audit) -> only then reply with the
+ * committed) -> wait until the entry is durable -> only then reply with the
  * signature. An entry whose signing then failed is followed by a
- * "signature.failed" entry naming its seq.
+ * "signature.failed" entry naming its seq. The state store's signature
+ * index is derived from those entries off this path (signer/store/sigindex.c);
+ * a backend that keeps no derived index (PostgreSQL) records the
+ * signatures here, after the audit entry and before the reply.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -60,8 +62,9 @@ signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, js
 	return 0;
 }
 
-/* Once the audit entries are durable (audit_rc 0): the state store, then
- * the metrics. Any failure: nothing may be released. */
+/* Once the audit entries are durable (audit_rc 0): the state store (unless
+ * its index is derived from the log), then the metrics. Any failure:
+ * nothing may be released. */
 static int
 after_audit(struct call_ctx *cx, const struct store_sig *sigs, size_t n, int audit_rc)
 {
@@ -72,7 +75,8 @@ after_audit(struct call_ctx *cx, const struct store_sig *sigs, size_t n, int aud
 			  cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_wrap(QS_ERR_UNAVAILABLE, "no signature was released");
 	}
-	if ((r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
+	if (!store_index_derived(cx->srv->store) &&
+	    (r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
 		log_error("sign.unrecorded", "principal=%s role=%s count=%zu detail=\"%s\"",
 			  cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_fail(QS_ERR_UNAVAILABLE,

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "qs_err.h"
+
 void
 store_close(struct store *s)
 {
@@ -63,6 +65,32 @@ int
 store_count_signatures(struct store *s, uint64_t *n)
 {
 	return s->ops->count_signatures(s, n);
+}
+
+int
+store_index_derived(const struct store *s)
+{
+	return s->ops->index_next != NULL && s->ops->index_apply != NULL;
+}
+
+int
+store_index_next(struct store *s, uint64_t *next)
+{
+	*next = 0;
+	if (!store_index_derived(s))
+		return qs_fail(QS_ERR_UNIMPLEMENTED, "%s keeps no derived signature index",
+		               s->ops->name);
+	return s->ops->index_next(s, next);
+}
+
+int
+store_index_apply(struct store *s, const struct store_sig *sigs, size_t n, const uint64_t *failed,
+                  size_t nfailed, uint64_t next, int detach)
+{
+	if (!store_index_derived(s))
+		return qs_fail(QS_ERR_UNIMPLEMENTED, "%s keeps no derived signature index",
+		               s->ops->name);
+	return s->ops->index_apply(s, sigs, n, failed, nfailed, next, detach);
 }
 
 int

@@ -27,6 +27,7 @@ struct store_sig {
 	const char *algorithm; /* the key's scheme (hsm_keytype_name): audit only */
 	uint8_t digest[32];
 	uint64_t policy_version;
+	uint64_t seq; /* its audit entry (the index derived from the log); 0 otherwise */
 };
 
 /* Request states (numbers as in qsign.proto RequestState). */
@@ -96,6 +97,12 @@ struct store_ops {
 	int (*policy_add)(struct store *s, uint64_t version, const char *text);
 	int (*record_signatures)(struct store *s, const struct store_sig *sigs, size_t n);
 	int (*count_signatures)(struct store *s, uint64_t *n);
+	/* Optional (NULL: signatures are recorded with record_signatures on
+	 * the signing path): the signature index as state derived from the
+	 * audit log (signer/store/sigindex.c). */
+	int (*index_next)(struct store *s, uint64_t *next);
+	int (*index_apply)(struct store *s, const struct store_sig *sigs, size_t n,
+	                   const uint64_t *failed, size_t nfailed, uint64_t next, int detach);
 	int (*req_insert)(struct store *s, const struct store_request *r);
 	int (*req_find_token)(struct store *s, const char *submitter, const char *token, char *id);
 	int (*req_get)(struct store *s, const char *id, int with_payload,
@@ -160,6 +167,28 @@ int store_policy_add(struct store *s, uint64_t version, const char *text);
 int store_record_signatures(struct store *s, const struct store_sig *sigs, size_t n);
 
 int store_count_signatures(struct store *s, uint64_t *n);
+
+/*
+ * The signature index derived from the audit log (signer/store/sigindex.c), for
+ * backends that keep it so (store_index_derived 1; SQLite). index_next: the
+ * seq of the first audit entry not yet indexed (0 on a new store;
+ * STORE_INDEX_AT_LOG_END for a store whose signatures were recorded on the
+ * signing path before, which already holds what the log says so far: the
+ * index starts at the log's end).
+ * index_apply, in one transaction: add sigs (each with its audit seq; a
+ * seq already indexed is skipped), remove the signatures of the audit
+ * entries `failed` (their signing failed: "signature.failed"), and set the
+ * next seq to `next`; first, with detach, every signature already indexed
+ * loses its seq (kept as history, tied to no entry: the log was replaced). After a crash the index is exactly what the last
+ * applied transaction left: rows and position together.
+ * Errors: QS_ERR_UNIMPLEMENTED (backend records signatures on the signing
+ * path: store_record_signatures), QS_ERR_DB.
+ */
+#define STORE_INDEX_AT_LOG_END UINT64_MAX
+int store_index_derived(const struct store *s);
+int store_index_next(struct store *s, uint64_t *next);
+int store_index_apply(struct store *s, const struct store_sig *sigs, size_t n,
+                      const uint64_t *failed, size_t nfailed, uint64_t next, int detach);
 
 /* Requests. Each call is one durable transaction. */
 

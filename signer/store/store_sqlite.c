@@ -54,6 +54,7 @@ struct sq_store {
 	 * the power-loss-durable record of every signature is the audit log,
 	 * appended (and fsync'ed) before the signature is released. */
 	sqlite3 *sigdb;
+	pthread_mutex_t sig_mu; /* one transaction at a time on sigdb */
 	pthread_mutex_t db_mu; /* one statement sequence at a time on db */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_work, q_done;
@@ -70,8 +71,9 @@ static const char *const schema[] = {
 	"CREATE TABLE signature (id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" time_ms INTEGER NOT NULL, principal TEXT NOT NULL, role TEXT NOT NULL,"
 	" key TEXT NOT NULL, key_id TEXT NOT NULL, kind TEXT NOT NULL,"
-	" digest BLOB NOT NULL, policy_version INTEGER NOT NULL)",
+	" digest BLOB NOT NULL, policy_version INTEGER NOT NULL, seq INTEGER)",
 	"CREATE INDEX signature_time ON signature(time_ms)",
+	"CREATE UNIQUE INDEX signature_seq ON signature(seq)",
 	"CREATE TABLE request (id TEXT PRIMARY KEY, role TEXT NOT NULL, kind TEXT NOT NULL,"
 	" submitter TEXT NOT NULL, client_token TEXT, message TEXT NOT NULL,"
 	" payload BLOB NOT NULL, digest BLOB NOT NULL, state INTEGER NOT NULL,"
@@ -186,6 +188,10 @@ insert_sigs(sqlite3 *db, sqlite3_stmt *st, const struct store_sig *s, size_t n)
 		sqlite3_bind_text(st, 6, s[i].kind, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 7, s[i].digest, 32, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)s[i].policy_version);
+		if (s[i].seq != 0)
+			sqlite3_bind_int64(st, 9, (sqlite3_int64)s[i].seq);
+		else
+			sqlite3_bind_null(st, 9);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return dberr(db, "insert signature");
 	}
@@ -219,10 +225,11 @@ writer_main(void *arg)
 		if (st == NULL &&
 		    sqlite3_prepare_v2(s->sigdb,
 				       "INSERT INTO signature (time_ms, principal, role, key,"
-				       " key_id, kind, digest, policy_version)"
-				       " VALUES (?,?,?,?,?,?,?,?)",
+				       " key_id, kind, digest, policy_version, seq)"
+				       " VALUES (?,?,?,?,?,?,?,?,?)",
 				       -1, &st, NULL) != SQLITE_OK)
 			r = dberr(s->sigdb, "prepare insert signature");
+		pthread_mutex_lock(&s->sig_mu);
 		if (r == 0)
 			r = exec(s->sigdb, "BEGIN IMMEDIATE");
 		for (it = batch; r == 0 && it != NULL; it = it->next)
@@ -231,6 +238,7 @@ writer_main(void *arg)
 			r = exec(s->sigdb, "COMMIT");
 		if (r != 0)
 			exec(s->sigdb, "ROLLBACK");
+		pthread_mutex_unlock(&s->sig_mu);
 
 
 		pthread_mutex_lock(&s->q_mu);
@@ -290,6 +298,118 @@ sq_int_query(struct sq_store *s, const char *sql, const char *what, uint64_t *ou
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->db_mu);
 	return r;
+}
+
+#define INDEX_NEXT_KEY "signature_index_next"
+
+/* The derived signature index (store.h: store_index_*), on sigdb:
+ * synchronous=NORMAL is enough, the log it is derived from is durable and
+ * the rows and the position commit together. */
+static int
+sq_index_next(struct store *base, uint64_t *next)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+
+	*next = 0;
+	pthread_mutex_lock(&s->sig_mu);
+	if (sqlite3_prepare_v2(s->sigdb, "SELECT v FROM meta WHERE k = '" INDEX_NEXT_KEY "'", -1,
+	                       &st, NULL) != SQLITE_OK) {
+		r = dberr(s->sigdb, "prepare index position");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "end") == 0)
+		*next = STORE_INDEX_AT_LOG_END;
+	else if (rc == SQLITE_ROW)
+		*next = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
+	else if (rc != SQLITE_DONE)
+		r = dberr(s->sigdb, "index position");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->sig_mu);
+	return r;
+}
+
+static int
+sq_index_apply(struct store *base, const struct store_sig *sigs, size_t n, const uint64_t *failed,
+               size_t nfailed, uint64_t next, int detach)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	sqlite3_stmt *ins = NULL, *del = NULL, *pos = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->sig_mu);
+	if (sqlite3_prepare_v2(s->sigdb,
+	                       "INSERT OR IGNORE INTO signature (time_ms, principal, role, key,"
+	                       " key_id, kind, digest, policy_version, seq)"
+	                       " VALUES (?,?,?,?,?,?,?,?,?)",
+	                       -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->sigdb, "DELETE FROM signature WHERE seq = ?", -1, &del, NULL) !=
+	            SQLITE_OK ||
+	    sqlite3_prepare_v2(s->sigdb,
+	                       "INSERT OR REPLACE INTO meta (k, v) VALUES ('" INDEX_NEXT_KEY "', ?)",
+	                       -1, &pos, NULL) != SQLITE_OK) {
+		r = dberr(s->sigdb, "prepare index update");
+		goto out;
+	}
+	if ((r = exec(s->sigdb, "BEGIN IMMEDIATE")) != 0)
+		goto out;
+	if (detach)
+		r = exec(s->sigdb, "UPDATE signature SET seq = NULL");
+	if (r == 0)
+		r = insert_sigs(s->sigdb, ins, sigs, n);
+	for (size_t i = 0; r == 0 && i < nfailed; i++) {
+		sqlite3_reset(del);
+		sqlite3_bind_int64(del, 1, (sqlite3_int64)failed[i]);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			r = dberr(s->sigdb, "drop a failed signature");
+	}
+	if (r == 0) {
+		char v[24];
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)next);
+		sqlite3_bind_text(pos, 1, v, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(pos) != SQLITE_DONE)
+			r = dberr(s->sigdb, "index position");
+	}
+	if (r == 0)
+		r = exec(s->sigdb, "COMMIT");
+	if (r != 0)
+		exec(s->sigdb, "ROLLBACK");
+out:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(del);
+	sqlite3_finalize(pos);
+	pthread_mutex_unlock(&s->sig_mu);
+	return r;
+}
+
+/* A state.db from before the derived index: its signature rows get a seq
+ * column (NULL for them) and the index of seqs; they were recorded on the
+ * signing path up to now, so the index starts at the log's end ("end"). */
+static int
+add_seq_column(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(db, "SELECT seq FROM signature LIMIT 0", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	if ((r = exec(db, "BEGIN IMMEDIATE")) != 0)
+		return r;
+	if ((r = exec(db, "ALTER TABLE signature ADD COLUMN seq INTEGER")) != 0 ||
+	    (r = exec(db, "CREATE UNIQUE INDEX signature_seq ON signature(seq)")) != 0 ||
+	    (r = exec(db, "INSERT OR REPLACE INTO meta VALUES ('" INDEX_NEXT_KEY "', 'end')")) !=
+	            0 ||
+	    (r = exec(db, "COMMIT")) != 0) {
+		exec(db, "ROLLBACK");
+		return r;
+	}
+	return 0;
 }
 
 static int
@@ -1102,6 +1222,7 @@ sq_close(struct store *base)
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->db_mu);
+	pthread_mutex_destroy(&s->sig_mu);
 	pthread_mutex_destroy(&s->q_mu);
 	pthread_cond_destroy(&s->q_work);
 	pthread_cond_destroy(&s->q_done);
@@ -1117,6 +1238,8 @@ static const struct store_ops sq_ops = {
 	.policy_add = sq_policy_add,
 	.record_signatures = sq_record_signatures,
 	.count_signatures = sq_count_signatures,
+	.index_next = sq_index_next,
+	.index_apply = sq_index_apply,
 	.req_insert = sq_req_insert,
 	.req_find_token = sq_req_find_token,
 	.req_get = sq_req_get,
@@ -1149,6 +1272,7 @@ store_open_sqlite(const char *state_dir, struct store **out)
 	}
 	s->base.ops = &sq_ops;
 	pthread_mutex_init(&s->db_mu, NULL);
+	pthread_mutex_init(&s->sig_mu, NULL);
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_cond_init(&s->q_work, NULL);
 	pthread_cond_init(&s->q_done, NULL);
@@ -1163,7 +1287,8 @@ store_open_sqlite(const char *state_dir, struct store **out)
 	sqlite3_busy_timeout(s->db, 5000);
 	if ((r = exec(s->db, "PRAGMA journal_mode = WAL")) != 0 ||
 	    (r = exec(s->db, "PRAGMA synchronous = FULL")) != 0 ||
-	    (r = exec(s->db, "PRAGMA foreign_keys = ON")) != 0 || (r = migrate(s->db)) != 0) {
+	    (r = exec(s->db, "PRAGMA foreign_keys = ON")) != 0 || (r = migrate(s->db)) != 0 ||
+	    (r = add_seq_column(s->db)) != 0) {
 		r = qs_wrap(r, "%s", path);
 		goto out;
 	}

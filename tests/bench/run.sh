@@ -129,6 +129,25 @@ for _ in $(seq 1 200); do
 done
 grep -q "qsignd: ready" "$T/qsignd.log" || fail "qsignd not ready after 10 s"
 
+# --- idle RSS of qsignd before any load: the front process and its helper
+# processes (its children: signer helpers, the launcher)
+sleep 1
+idle_front=$(awk '/^VmRSS/ {print $2}' "/proc/$QSIGND_PID/status")
+descendants() { # pid: its child processes, theirs, ...
+	local c
+	for c in $(ps -o pid= --ppid "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+idle_helpers=0
+idle_nhelpers=0
+for p in $(descendants "$QSIGND_PID"); do
+	r=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+	idle_helpers=$((idle_helpers + ${r:-0}))
+	idle_nhelpers=$((idle_nhelpers + 1))
+done
+
 # --- p11-kit server exporting the same token
 sock=$T/p11kit.sock
 p11-kit server -f -n "$sock" --provider "$module" "pkcs11:token=qsign-demo" \
@@ -162,6 +181,9 @@ P11_KIT_SERVER_ADDRESS="unix:path=$sock" "$QS_BIN/qsign-bench" -t "$secs" --json
 	--tls-key "$pki/client.key" --tls-ca "$pki/ca.crt" --tls-server-name localhost \
 	>"$T/bench.out" 2>"$T/bench.err" || rc=$?
 cat "$T/bench.out"
+awk -v f="$idle_front" -v h="$idle_helpers" -v n="$idle_nhelpers" 'BEGIN {
+	printf "\nidle RSS of qsignd: front %.1f MB, %d helper processes %.1f MB, together %.1f MB (target: front <= 20 MB)\n",
+		f / 1024, n, h / 1024, (f + h) / 1024 }'
 [ "$rc" = 0 ] || { cat "$T/bench.err" >&2; fail "qsign-bench exited $rc"; }
 kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd died during the benchmark"
 kill -0 "$P11KIT_PID" 2>/dev/null || fail "p11-kit server died during the benchmark"
@@ -358,3 +380,9 @@ if grep -q "privsep.start" "$T/inproc.log"; then fail "the in-process daemon sta
 grep -q "privsep.start" "$T/qsignd.log" || echo "note: the daemon under test runs without signer helpers (QS_BENCH_SIGNERS=0)"
 alternate ps "ipc://$QSIGN_HOME/qsignd.sock" "ipc://$T/inproc.sock"
 compare ps "privilege separation: signer helpers vs tokens in process" split in-proc 0.90
+
+# --- where a commit of the audit log spends its time (the daemon under
+# test, over the whole run): qsignd logs the averages when it stops
+stop_pid "$QSIGND_PID"
+grep -o "audit_commit_stages .*(" "$T/qsignd.log" | sed 's/ *($//; s/^/\naudit log commits (whole run): /' ||
+	echo "note: no audit_commit_stages line in qsignd.log"

@@ -258,17 +258,27 @@ expect_rc 0 qsign -p ci sign -r ci-sign -d "$(digest before-full)" --format hex
 if [ "$mounted" = 1 ]; then
 	dd if=/dev/zero of="$fs/ballast" bs=4k status=none 2>/dev/null || true
 	how="tmpfs full"
+	# A commit writes into the entries file only (no file is created): the
+	# page its last records share may still have room for a few. Sign
+	# until the first refusal (what was signed meanwhile was committed
+	# first, as always); from then on the log is full.
+	for i in $(seq 1 40); do
+		qsign -p ci sign -r ci-sign -d "$(digest "slack $i")" --format hex >/dev/null 2>&1 || break
+	done
+	[ "$i" -lt 40 ] || fail "the log took 40 entries on a full tmpfs"
 else
-	chmod 0500 "$fs/audit"
-	how="log directory read-only (no tmpfs: not root)"
+	# Without root there is no way to fill the log's file system: a
+	# read-only directory does not stop writes into the open entries file.
+	echo "SKIP: fail-closed on a full log needs root (tmpfs)"
+	i=skip
 fi
-for i in 1 2; do
+[ "$i" = skip ] || for i in 1 2; do
 	expect_rc 1 qsign -p ci sign -r ci-sign -d "$(digest "while full $i")" --format hex
 	grep -q UNAVAILABLE "$T/err" || fail "sign while the log is full: $(cat "$T/err")"
 	[ ! -s "$T/out" ] || fail "a signature was printed while the log is full: $(cat "$T/out")"
 done
-echo "ok: $how: sign fails with UNAVAILABLE, no signature: $(head -1 "$T/err")"
-if [ "$mounted" = 1 ]; then rm -f "$fs/ballast"; else chmod 0700 "$fs/audit"; fi
+[ "$mounted" = 1 ] && echo "ok: $how: sign fails with UNAVAILABLE, no signature: $(head -1 "$T/err")"
+if [ "$mounted" = 1 ]; then rm -f "$fs/ballast"; fi
 expect_rc 0 qsign -p ci sign -r ci-sign -d "$(digest after-full)" --format hex
 [ -s "$T/out" ] || fail "no signature after the log recovered"
 [ "$QSIGND_PID" = "$pid" ] && kill -0 "$pid" || fail "qsignd restarted"

@@ -97,4 +97,40 @@ qs_start "$T/restored.json"
 expect_rc 0 "${A[@]}" audit verify --state "$T/fresh-auditor.state"
 echo "ok: copying the kept state back undoes the forced restore (the auditor's log verifies again)"
 qs_stop
+
+# A backup of the earlier format (the audit log's checkpoint in its own
+# file, entries without checkpoint records), made from the one above:
+# restored, the daemon migrates the log at start, and it verifies against
+# what the auditor saw before the backup.
+python3 - "$T/bk" "$T/bk1" <<'PY'
+import os, shutil, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst + "/audit")
+for f in ("MANIFEST.json", "state.db", "audit/checkpoint"):
+    shutil.copy(src + "/" + f, dst + "/" + f)
+data = open(src + "/audit/entries", "rb").read()
+assert data[:8] == b"QSTLOG2\n", data[:8]
+out, o = [b"QSTLOG1\n"], 8
+while o < len(data):
+    n = struct.unpack(">I", data[o:o + 4])[0]
+    if not n & 0x80000000:
+        out.append(data[o:o + 8 + n])
+    o += 8 + (n & 0x7fffffff)
+open(dst + "/audit/entries", "wb").write(b"".join(out))
+PY
+sed "s|$T/fresh|$T/fresh1|" "$T/restored.json" >"$T/restored1.json"
+expect_rc 0 qsignd -c "$T/restored1.json" restore -i "$T/bk1"
+[ -f "$T/fresh1/audit/checkpoint" ] || fail "a format 1 restore has no checkpoint file"
+qs_start "$T/restored1.json"
+grep -q "audit_migrated" "$T/qsignd.log" || fail "the restored format 1 log was not migrated: $(grep audit "$T/qsignd.log")"
+[ "$(head -c 8 "$T/fresh1/audit/entries")" = "QSTLOG2" ] || fail "entries not in format 2 after the migration"
+[ ! -e "$T/fresh1/audit/checkpoint" ] || fail "the checkpoint file is still there after the migration"
+cp "$T/auditor.state" "$T/auditor1.state"
+for f in "$T"/auditor.state.*.leaves; do cp "$f" "${f/auditor.state/auditor1.state}"; done
+expect_rc 0 "${A[@]}" audit verify --state "$T/auditor1.state"
+grep -q "consistent with size" "$T/out" || fail "the migrated log is not consistent with the one seen before: $(cat "$T/out")"
+expect_rc 0 qsign -p ci sign -r ci-sign -d "$(dg after-migration)"
+expect_rc 0 "${A[@]}" audit verify --state "$T/auditor1.state"
+qs_stop
+echo "ok: a backup of the earlier log format restores, migrates at start and verifies"
 echo PASS

@@ -11,7 +11,7 @@ trap 'rm -rf "$T"' EXIT
 deb=$(ls "$T"/quorum-signer_*.deb)
 dpkg-deb -c "$deb" >"$T/files"
 for f in ./usr/bin/qsignd ./usr/bin/qsign ./usr/bin/qsign-token ./usr/lib/systemd/system/qsignd.service \
-	./usr/share/doc/quorum-signer/qsignd.example.json ./usr/include/qsclient/qsclient.h ./usr/include/qsclient/audit.pb-c.h; do
+	./usr/share/doc/quorum-signer/qsignd.example.json ./usr/include/qsclient/qsclient.h ./usr/include/qsclient/qsc_audit.h ./usr/include/qsclient/audit.pb-c.h; do
 	grep -q " $f\$" "$T/files" || fail "package lacks $f"
 done
 # nng is Debian's 1.5.2 with our listener fix, linked in (ops/nng/): the
@@ -53,7 +53,27 @@ echo "ok: the packaged qsignd starts and signs; the packaged qsign talks to it"
 # the patched nng it ships (libqs_nng.a), not the system's libnng.
 cat >"$T/consumer.c" <<'C'
 #include <qsclient.h>
-int main(void) { qsc_client *c = NULL; struct qsc_options o = {.url = "ipc:///nonexistent"}; return qsc_new(&o, &c) == 0 ? (qsc_close(c), 0) : 1; }
+#include <qsc_audit.h>
+#include <string.h>
+static void problem(void *arg, const char *msg) { (void)arg; (void)msg; }
+int main(void)
+{
+	qsc_client *c = NULL;
+	struct qsc_options o = {.url = "ipc:///nonexistent"};
+	struct qsc_audit_callbacks cb = {problem, NULL, NULL};
+	qsc_audit_verifier *v = NULL;
+	const char *e = "{\"event\":\"x\",\"seq\":0,\"time\":1}";
+	struct qsc_audit_totals t;
+	if (qsc_new(&o, &c) != 0)
+		return 1;
+	qsc_close(c);
+	/* The offline audit verifier is part of the library. */
+	if (qsc_audit_verifier_new(&cb, &v) != 0 || qsc_audit_verifier_add(v, (const unsigned char *)e, strlen(e)) != 0)
+		return 1;
+	qsc_audit_verifier_totals(v, &t);
+	qsc_audit_verifier_free(v);
+	return t.entries == 1 && t.problems == 0 ? 0 : 1;
+}
 C
 pc=$(dirname "$(find "$T/root" -name qsclient.pc)")
 flags=$(PKG_CONFIG_PATH=$pc pkg-config --define-variable=prefix="$T/root/usr" --cflags --libs qsclient) ||
