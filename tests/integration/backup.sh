@@ -77,7 +77,7 @@ expect_rc 0 qsignd -c "$T/restored.json" restore -i "$T/bk" --force
 kept=$(sed -n 's/^restore: the state it replaces is kept in \(.*\) (state.db, audit\/): to undo.*/\1/p' "$T/out")
 [ -n "$kept" ] || fail "a forced restore does not say where the replaced state is: $(cat "$T/out")"
 case "$kept" in "$T"/fresh.replaced-20[0-9][0-9][01][0-9][0-3][0-9]T[0-9]*Z) ;; *) fail "kept in $kept: not a timestamped copy beside the state directory" ;; esac
-[ -f "$kept/state.db" ] && [ -f "$kept/audit/checkpoint" ] || fail "the kept copy lacks state.db or the audit log"
+[ -f "$kept/state.db" ] && [ -s "$kept/audit/entries" ] || fail "the kept copy lacks state.db or the audit log"
 [ "$(wc -l <"$kept/audit/entries")" = "$newer" ] || fail "the kept audit log is not the replaced one"
 [ "$(stat -c %a "$kept")" = 700 ] || fail "the kept copy is not private"
 qs_start "$T/restored.json"
@@ -92,7 +92,7 @@ qs_stop
 # Undo the rollback as the message says: the kept copy is the whole state.
 rm -f "$T/fresh/state.db-wal" "$T/fresh/state.db-shm"
 cp "$kept"/state.db* "$T/fresh/"
-cp "$kept/audit/entries" "$kept/audit/checkpoint" "$T/fresh/audit/"
+cp "$kept"/audit/* "$T/fresh/audit/"
 qs_start "$T/restored.json"
 expect_rc 0 "${A[@]}" audit verify --state "$T/fresh-auditor.state"
 echo "ok: copying the kept state back undoes the forced restore (the auditor's log verifies again)"
