@@ -592,20 +592,27 @@ out:
  * it under, else the one its token label names ("tuf-ROLE-v...", the labels
  * generate_key of tuf_repo.c gives; only this daemon generates such labels,
  * ps_guard_keygen). NULL for a key that is no TUF key. */
+/* The TUF key role in a label "tuf-ROLE-v...", or NULL. */
 static const char *
-tuf_role_of(const struct ps_guard *g, const uint8_t *der, size_t len, const char *label)
+label_tuf_role(const char *label)
 {
-	char want[64];
-
-	for (size_t i = 0; i < g->nk; i++)
-		if (same_der(g->kder[i], g->klen[i], der, len))
-			return g->ktuf[i];
-	for (size_t i = 0; label != NULL && tuf_key_roles[i] != NULL; i++) {
-		snprintf(want, sizeof(want), "tuf-%s-v", tuf_key_roles[i]);
-		if (strncmp(label, want, strlen(want)) == 0)
+	if (label == NULL || strncmp(label, "tuf-", 4) != 0)
+		return NULL;
+	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
+		size_t n = strlen(tuf_key_roles[i]);
+		if (strncmp(label + 4, tuf_key_roles[i], n) == 0 && strncmp(label + 4 + n, "-v", 2) == 0)
 			return tuf_key_roles[i];
 	}
 	return NULL;
+}
+
+static const char *
+tuf_role_of(const struct ps_guard *g, const uint8_t *der, size_t len, const char *label)
+{
+	for (size_t i = 0; i < g->nk; i++)
+		if (same_der(g->kder[i], g->klen[i], der, len))
+			return g->ktuf[i];
+	return label_tuf_role(label);
 }
 
 enum ca_kind { CA_NONE, CA_ROOT, CA_DEVICE };
@@ -1067,19 +1074,15 @@ all_of(const char *s, const char *set)
 static int
 tuf_label(const char *label)
 {
-	char want[64];
-	const char *p;
+	const char *role = label_tuf_role(label), *p;
+	size_t nd;
 
-	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
-		snprintf(want, sizeof(want), "tuf-%s-v", tuf_key_roles[i]);
-		if (strncmp(label, want, strlen(want)) != 0)
-			continue;
-		p = label + strlen(want);
-		size_t nd = strspn(p, "0123456789");
-		return nd > 0 && p[nd] == '-' && strlen(p + nd + 1) == 8 &&
-		       all_of(p + nd + 1, "0123456789abcdef");
-	}
-	return 0;
+	if (role == NULL)
+		return 0;
+	p = label + 4 + strlen(role) + 2;
+	nd = strspn(p, "0123456789");
+	return nd > 0 && p[nd] == '-' && strlen(p + nd + 1) == 8 &&
+	       all_of(p + nd + 1, "0123456789abcdef");
 }
 
 int

@@ -370,6 +370,9 @@ NOGUARD_PID=$SIDE_PID
 alternate guard "ipc://$QSIGN_HOME/qsignd.sock" "ipc://$T/noguard.sock"
 compare guard "signer helper checks on vs off (qsignd-noguard skips them)" on off 0.95
 stop_pid "$NOGUARD_PID"
+# The same checks alone, per call (no daemon, no token): what the ratio
+# above cannot resolve on a busy machine.
+"$QS_BIN/guard_bench" "$QSIGN_HOME/qsignd.json" 200000 || fail "guard_bench"
 
 # --- privilege separation's cost: the same build with the tokens in the
 # front process ("signers": 0) beside the daemon above (its signer helpers:
