@@ -17,8 +17,8 @@ digest_validate(const uint8_t *p, size_t len)
 {
 	(void)p;
 	if (len != 32)
-		return qs_fail(QS_ERR_INVALID, "a digest payload is a 32-byte SHA-256, got %zu bytes",
-			       len);
+		return qs_fail(QS_ERR_INVALID,
+		               "a digest payload is a 32-byte SHA-256, got %zu bytes", len);
 	return 0;
 }
 
@@ -74,12 +74,13 @@ blob_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		head[j] = '\0';
 		hex = qs_hex(dg, 32);
 		r = hex && asprintf(out, "blob: %zu bytes, SHA-256 %s\nstarts (text): %s%s\n", len,
-				    hex, head, len > n ? "..." : "") >= 0;
+		                    hex, head, len > n ? "..." : "") >= 0;
 	} else {
 		char *h = qs_hex(p, n < 48 ? n : 48);
 		hex = qs_hex(dg, 32);
-		r = h && hex && asprintf(out, "blob: %zu bytes, SHA-256 %s\nstarts (hex): %s%s\n",
-					 len, hex, h, len > 48 ? "..." : "") >= 0;
+		r = h && hex &&
+		    asprintf(out, "blob: %zu bytes, SHA-256 %s\nstarts (hex): %s%s\n", len, hex, h,
+		             len > 48 ? "..." : "") >= 0;
 		free(h);
 	}
 	free(hex);
@@ -171,19 +172,19 @@ policy_describe(const uint8_t *p, size_t len, const char *context, char **out)
 		json_decref(cur);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
-	fprintf(f, "policy version %lld", (long long)json_integer_value(json_object_get(next,
-										      "version")));
+	fprintf(f, "policy version %lld",
+	        (long long)json_integer_value(json_object_get(next, "version")));
 	if (cur != NULL) {
 		fprintf(f, " (replacing version %lld)\n",
-			(long long)json_integer_value(json_object_get(cur, "version")));
+		        (long long)json_integer_value(json_object_get(cur, "version")));
 		static const char *const sections[] = {"principals", "keys", "roles", NULL};
 		for (size_t i = 0; sections[i] != NULL; i++)
 			changes += diff_section(f, sections[i], json_object_get(cur, sections[i]),
-						json_object_get(next, sections[i]));
+			                        json_object_get(next, sections[i]));
 		if (!json_equal(json_object_get(cur, "policy_admins"),
-				json_object_get(next, "policy_admins"))) {
+		                json_object_get(next, "policy_admins"))) {
 			char *b = json_dumps(json_object_get(next, "policy_admins"),
-					     JSON_COMPACT | JSON_SORT_KEYS);
+			                     JSON_COMPACT | JSON_SORT_KEYS);
 			fprintf(f, "  ~ policy_admins now %s\n", b ? b : "?");
 			free(b);
 			changes++;
@@ -203,19 +204,19 @@ policy_describe(const uint8_t *p, size_t len, const char *context, char **out)
 }
 
 static const struct qs_payload_kind kinds[] = {
-	{"digest", digest_validate, digest_describe},
-	{"blob", blob_validate, blob_describe},
-	{"policy", policy_validate, policy_describe},
-	{PKI_KIND_CA_CREATE, pki_ca_create_validate, pki_ca_create_describe},
-	{PKI_KIND_TLS, pki_tls_validate, pki_tls_describe},
-	{PKI_KIND_DEVICE_CA, pki_device_ca_validate, pki_device_ca_describe},
-	{PKI_KIND_CA_STATE, pki_ca_state_validate, pki_ca_state_describe},
-	{PKI_KIND_DEVICE_REVOKE, pki_device_revoke_validate, pki_device_revoke_describe},
-	{PKI_KIND_DEVICE, pki_device_validate, pki_device_describe},
-	{"tuf-init", tuf_init_validate, tuf_init_describe},
-	{"tuf-root", tuf_root_validate, tuf_root_describe},
-	{"tuf-promote", tuf_promote_validate, tuf_promote_describe},
-	{"tuf-push", tuf_push_validate, tuf_push_describe},
+        {"digest", digest_validate, digest_describe},
+        {"blob", blob_validate, blob_describe},
+        {"policy", policy_validate, policy_describe},
+        {PKI_KIND_CA_CREATE, pki_ca_create_validate, pki_ca_create_describe},
+        {PKI_KIND_TLS, pki_tls_validate, pki_tls_describe},
+        {PKI_KIND_DEVICE_CA, pki_device_ca_validate, pki_device_ca_describe},
+        {PKI_KIND_CA_STATE, pki_ca_state_validate, pki_ca_state_describe},
+        {PKI_KIND_DEVICE_REVOKE, pki_device_revoke_validate, pki_device_revoke_describe},
+        {PKI_KIND_DEVICE, pki_device_validate, pki_device_describe},
+        {"tuf-init", tuf_init_validate, tuf_init_describe},
+        {"tuf-root", tuf_root_validate, tuf_root_describe},
+        {"tuf-promote", tuf_promote_validate, tuf_promote_describe},
+        {"tuf-push", tuf_push_validate, tuf_push_describe},
 };
 
 const struct qs_payload_kind *

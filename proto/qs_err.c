@@ -10,25 +10,44 @@ const char *
 qs_strerror(int err)
 {
 	switch (err) {
-	case QS_OK: return "success";
-	case QS_ERR_INTERNAL: return "internal error";
-	case QS_ERR_NOMEM: return "out of memory";
-	case QS_ERR_INVALID: return "invalid argument";
-	case QS_ERR_NOT_FOUND: return "not found";
-	case QS_ERR_EXISTS: return "already exists";
-	case QS_ERR_DENIED: return "permission denied";
-	case QS_ERR_UNAUTH: return "not authenticated";
-	case QS_ERR_PRECONDITION: return "failed precondition";
-	case QS_ERR_UNAVAILABLE: return "unavailable";
-	case QS_ERR_TIMEOUT: return "deadline exceeded";
-	case QS_ERR_EXHAUSTED: return "resource exhausted";
-	case QS_ERR_PKCS11: return "PKCS#11 error";
-	case QS_ERR_PIN: return "PIN error";
-	case QS_ERR_CRYPTO: return "cryptographic error";
-	case QS_ERR_IO: return "I/O error";
-	case QS_ERR_DB: return "state store error";
-	case QS_ERR_UNIMPLEMENTED: return "not implemented";
-	case QS_ERR_BADSIG: return "signature verification failed";
+	case QS_OK:
+		return "success";
+	case QS_ERR_INTERNAL:
+		return "internal error";
+	case QS_ERR_NOMEM:
+		return "out of memory";
+	case QS_ERR_INVALID:
+		return "invalid argument";
+	case QS_ERR_NOT_FOUND:
+		return "not found";
+	case QS_ERR_EXISTS:
+		return "already exists";
+	case QS_ERR_DENIED:
+		return "permission denied";
+	case QS_ERR_UNAUTH:
+		return "not authenticated";
+	case QS_ERR_PRECONDITION:
+		return "failed precondition";
+	case QS_ERR_UNAVAILABLE:
+		return "unavailable";
+	case QS_ERR_TIMEOUT:
+		return "deadline exceeded";
+	case QS_ERR_EXHAUSTED:
+		return "resource exhausted";
+	case QS_ERR_PKCS11:
+		return "PKCS#11 error";
+	case QS_ERR_PIN:
+		return "PIN error";
+	case QS_ERR_CRYPTO:
+		return "cryptographic error";
+	case QS_ERR_IO:
+		return "I/O error";
+	case QS_ERR_DB:
+		return "state store error";
+	case QS_ERR_UNIMPLEMENTED:
+		return "not implemented";
+	case QS_ERR_BADSIG:
+		return "signature verification failed";
 	}
 	return "unknown error";
 }
@@ -81,20 +100,34 @@ enum qs_status
 qs_err_status(int err)
 {
 	switch (err) {
-	case QS_OK: return QS_STATUS_OK;
-	case QS_ERR_INVALID: return QS_STATUS_INVALID_ARGUMENT;
-	case QS_ERR_BADSIG: return QS_STATUS_INVALID_ARGUMENT;
-	case QS_ERR_NOT_FOUND: return QS_STATUS_NOT_FOUND;
-	case QS_ERR_EXISTS: return QS_STATUS_ALREADY_EXISTS;
-	case QS_ERR_DENIED: return QS_STATUS_PERMISSION_DENIED;
-	case QS_ERR_UNAUTH: return QS_STATUS_UNAUTHENTICATED;
-	case QS_ERR_PRECONDITION: return QS_STATUS_FAILED_PRECONDITION;
-	case QS_ERR_UNAVAILABLE: return QS_STATUS_UNAVAILABLE;
-	case QS_ERR_PKCS11: return QS_STATUS_UNAVAILABLE;
-	case QS_ERR_TIMEOUT: return QS_STATUS_DEADLINE_EXCEEDED;
-	case QS_ERR_EXHAUSTED: return QS_STATUS_RESOURCE_EXHAUSTED;
-	case QS_ERR_UNIMPLEMENTED: return QS_STATUS_UNIMPLEMENTED;
-	default: return QS_STATUS_INTERNAL;
+	case QS_OK:
+		return QS_STATUS_OK;
+	case QS_ERR_INVALID:
+		return QS_STATUS_INVALID_ARGUMENT;
+	case QS_ERR_BADSIG:
+		return QS_STATUS_INVALID_ARGUMENT;
+	case QS_ERR_NOT_FOUND:
+		return QS_STATUS_NOT_FOUND;
+	case QS_ERR_EXISTS:
+		return QS_STATUS_ALREADY_EXISTS;
+	case QS_ERR_DENIED:
+		return QS_STATUS_PERMISSION_DENIED;
+	case QS_ERR_UNAUTH:
+		return QS_STATUS_UNAUTHENTICATED;
+	case QS_ERR_PRECONDITION:
+		return QS_STATUS_FAILED_PRECONDITION;
+	case QS_ERR_UNAVAILABLE:
+		return QS_STATUS_UNAVAILABLE;
+	case QS_ERR_PKCS11:
+		return QS_STATUS_UNAVAILABLE;
+	case QS_ERR_TIMEOUT:
+		return QS_STATUS_DEADLINE_EXCEEDED;
+	case QS_ERR_EXHAUSTED:
+		return QS_STATUS_RESOURCE_EXHAUSTED;
+	case QS_ERR_UNIMPLEMENTED:
+		return QS_STATUS_UNIMPLEMENTED;
+	default:
+		return QS_STATUS_INTERNAL;
 	}
 }
 
@@ -102,18 +135,30 @@ int
 qs_status_err(int status)
 {
 	switch (status) {
-	case QS_STATUS_OK: return QS_OK;
-	case QS_STATUS_INVALID_ARGUMENT: return QS_ERR_INVALID;
-	case QS_STATUS_NOT_FOUND: return QS_ERR_NOT_FOUND;
-	case QS_STATUS_ALREADY_EXISTS: return QS_ERR_EXISTS;
-	case QS_STATUS_PERMISSION_DENIED: return QS_ERR_DENIED;
-	case QS_STATUS_UNAUTHENTICATED: return QS_ERR_UNAUTH;
-	case QS_STATUS_FAILED_PRECONDITION: return QS_ERR_PRECONDITION;
-	case QS_STATUS_UNAVAILABLE: return QS_ERR_UNAVAILABLE;
-	case QS_STATUS_DEADLINE_EXCEEDED: return QS_ERR_TIMEOUT;
-	case QS_STATUS_RESOURCE_EXHAUSTED: return QS_ERR_EXHAUSTED;
-	case QS_STATUS_UNIMPLEMENTED: return QS_ERR_UNIMPLEMENTED;
-	default: return QS_ERR_INTERNAL;
+	case QS_STATUS_OK:
+		return QS_OK;
+	case QS_STATUS_INVALID_ARGUMENT:
+		return QS_ERR_INVALID;
+	case QS_STATUS_NOT_FOUND:
+		return QS_ERR_NOT_FOUND;
+	case QS_STATUS_ALREADY_EXISTS:
+		return QS_ERR_EXISTS;
+	case QS_STATUS_PERMISSION_DENIED:
+		return QS_ERR_DENIED;
+	case QS_STATUS_UNAUTHENTICATED:
+		return QS_ERR_UNAUTH;
+	case QS_STATUS_FAILED_PRECONDITION:
+		return QS_ERR_PRECONDITION;
+	case QS_STATUS_UNAVAILABLE:
+		return QS_ERR_UNAVAILABLE;
+	case QS_STATUS_DEADLINE_EXCEEDED:
+		return QS_ERR_TIMEOUT;
+	case QS_STATUS_RESOURCE_EXHAUSTED:
+		return QS_ERR_EXHAUSTED;
+	case QS_STATUS_UNIMPLEMENTED:
+		return QS_ERR_UNIMPLEMENTED;
+	default:
+		return QS_ERR_INTERNAL;
 	}
 }
 
@@ -121,10 +166,23 @@ const char *
 qs_status_name(int status)
 {
 	static const char *const names[] = {
-		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-		"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+	        "OK",
+	        "CANCELLED",
+	        "UNKNOWN",
+	        "INVALID_ARGUMENT",
+	        "DEADLINE_EXCEEDED",
+	        "NOT_FOUND",
+	        "ALREADY_EXISTS",
+	        "PERMISSION_DENIED",
+	        "RESOURCE_EXHAUSTED",
+	        "FAILED_PRECONDITION",
+	        "ABORTED",
+	        "OUT_OF_RANGE",
+	        "UNIMPLEMENTED",
+	        "INTERNAL",
+	        "UNAVAILABLE",
+	        "DATA_LOSS",
+	        "UNAUTHENTICATED",
 	};
 
 	if (status < 0 || (size_t)status >= sizeof(names) / sizeof(names[0]))

@@ -77,7 +77,7 @@ qs_unhex(const char *s, uint8_t *out, size_t cap, size_t *out_len)
 		return qs_fail(QS_ERR_INVALID, "hex string has odd length %zu", n);
 	if (n / 2 > cap)
 		return qs_fail(QS_ERR_INVALID, "hex string too long (%zu bytes, max %zu)", n / 2,
-			       cap);
+		               cap);
 	for (size_t i = 0; i < n; i += 2) {
 		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
 		if (hi < 0 || lo < 0)
@@ -96,7 +96,7 @@ qs_sha256(const uint8_t *in, size_t len, uint8_t out[32])
 
 int
 qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
-	     size_t challenge_len, uint8_t **out, size_t *out_len)
+             size_t challenge_len, uint8_t **out, size_t *out_len)
 {
 	char *hex = NULL, *buf = NULL;
 	size_t cap;
@@ -118,8 +118,8 @@ qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	n = snprintf(buf, cap, "%s\nserver %s\nprincipal %s\nchallenge %s\n",
-		     QS_STMT_AUTH_CONTEXT, server_identity, principal, hex);
+	n = snprintf(buf, cap, "%s\nserver %s\nprincipal %s\nchallenge %s\n", QS_STMT_AUTH_CONTEXT,
+	             server_identity, principal, hex);
 	if (n < 0 || (size_t)n >= cap) {
 		r = qs_fail(QS_ERR_INTERNAL, "statement overflow");
 		goto out;
@@ -136,7 +136,7 @@ out:
 
 int
 qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t challenge_len,
-	       const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
+               const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len)
 {
 	char *ch = NULL, *nn = NULL, *buf = NULL;
 	size_t cap;
@@ -148,7 +148,7 @@ qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t cha
 		return qs_fail(QS_ERR_INVALID, "invalid server identity");
 	if (challenge_len != QS_CHALLENGE_LEN || nonce_len != QS_CHALLENGE_LEN)
 		return qs_fail(QS_ERR_INVALID, "challenge and client nonce must be %d bytes",
-			       QS_CHALLENGE_LEN);
+		               QS_CHALLENGE_LEN);
 	if ((ch = qs_hex(challenge, challenge_len)) == NULL ||
 	    (nn = qs_hex(client_nonce, nonce_len)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -161,7 +161,7 @@ qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t cha
 		goto out;
 	}
 	n = snprintf(buf, cap, "%s\nserver %s\nchallenge %s\nclient-nonce %s\n",
-		     QS_STMT_SERVER_CONTEXT, server_identity, ch, nn);
+	             QS_STMT_SERVER_CONTEXT, server_identity, ch, nn);
 	if (n < 0 || (size_t)n >= cap) {
 		r = qs_fail(QS_ERR_INTERNAL, "statement overflow");
 		goto out;
@@ -277,8 +277,8 @@ qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t
 		return qs_fail(QS_ERR_INVALID, "principal keys must be Ed25519 or ECDSA P-256");
 	if ((ctx = EVP_MD_CTX_new()) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	ok = EVP_DigestSignInit(ctx, NULL, strcmp(alg, "ed25519") == 0 ? NULL : EVP_sha256(),
-				NULL, priv) == 1 &&
+	ok = EVP_DigestSignInit(ctx, NULL, strcmp(alg, "ed25519") == 0 ? NULL : EVP_sha256(), NULL,
+	                        priv) == 1 &&
 	     EVP_DigestSign(ctx, sig, &n, msg, len) == 1;
 	EVP_MD_CTX_free(ctx);
 	if (!ok) {
@@ -292,7 +292,7 @@ qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t
 
 int
 qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, size_t blob_len,
-		  const uint8_t *sig, size_t sig_len)
+                  const uint8_t *sig, size_t sig_len)
 {
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *mctx = NULL;
@@ -324,8 +324,8 @@ qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, si
 
 int
 qs_stmt_approval(const char *server_identity, const char *request_id, const char *role,
-		 const char *kind, const uint8_t digest[32], int approve, int64_t time,
-		 uint8_t **out, size_t *out_len)
+                 const char *kind, const uint8_t digest[32], int approve, int64_t time,
+                 uint8_t **out, size_t *out_len)
 {
 	char *hex = NULL, *buf = NULL;
 	int n;
@@ -341,10 +341,10 @@ qs_stmt_approval(const char *server_identity, const char *request_id, const char
 	if ((hex = qs_hex(digest, 32)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	n = asprintf(&buf,
-		     "%s\nserver %s\nrequest %s\nrole %s\nkind %s\npayload-sha256 %s\n"
-		     "decision %s\ntime %lld\n",
-		     QS_STMT_APPROVAL_CONTEXT, server_identity, request_id, role, kind, hex,
-		     approve ? "approve" : "reject", (long long)time);
+	             "%s\nserver %s\nrequest %s\nrole %s\nkind %s\npayload-sha256 %s\n"
+	             "decision %s\ntime %lld\n",
+	             QS_STMT_APPROVAL_CONTEXT, server_identity, request_id, role, kind, hex,
+	             approve ? "approve" : "reject", (long long)time);
 	free(hex);
 	if (n < 0)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");

@@ -30,7 +30,7 @@
  * Errors: QS_ERR_INVALID, QS_ERR_NOMEM.
  */
 int qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
-		 size_t challenge_len, uint8_t **out, size_t *out_len);
+                 size_t challenge_len, uint8_t **out, size_t *out_len);
 
 #define QS_STMT_SERVER_CONTEXT "quorum-signer/v1 server"
 
@@ -46,7 +46,7 @@ int qs_stmt_auth(const char *server_identity, const char *principal, const uint8
  * principals (ECDSA P-256 DER over SHA-256, or Ed25519). *out malloc'd.
  */
 int qs_stmt_server(const char *server_identity, const uint8_t *challenge, size_t challenge_len,
-		   const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len);
+                   const uint8_t *client_nonce, size_t nonce_len, uint8_t **out, size_t *out_len);
 
 /* "SHA256:" + unpadded base64 of SHA-256(DER SubjectPublicKeyInfo): how a
  * server key is shown and pinned. out holds QS_FINGERPRINT_MAX bytes. */
@@ -68,8 +68,8 @@ int qs_key_fingerprint(const uint8_t *spki_der, size_t len, char *out, size_t ca
  * Everything an auditor needs to re-verify the vote is in the audit log.
  */
 int qs_stmt_approval(const char *server_identity, const char *request_id, const char *role,
-		     const char *kind, const uint8_t digest[32], int approve, int64_t time,
-		     uint8_t **out, size_t *out_len);
+                     const char *kind, const uint8_t digest[32], int approve, int64_t time,
+                     uint8_t **out, size_t *out_len);
 
 /* 1 if s is a valid name: 1..max bytes of [A-Za-z0-9._@:+-]. */
 int qs_name_valid(const char *s, size_t max);
@@ -82,8 +82,7 @@ int qs_pubkey_from_pem(const char *pem, size_t len, EVP_PKEY **out);
 const char *qs_pubkey_alg(EVP_PKEY *pk);
 
 /* Verify a principal signature over msg. 0 if valid, QS_ERR_BADSIG if not. */
-int qs_sig_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *sig,
-		  size_t sig_len);
+int qs_sig_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len);
 
 /* Sign msg with a private principal key held in memory (PEM file keys).
  * sig must hold QS_MAX_PRINCIPAL_SIG bytes. */
@@ -93,7 +92,7 @@ int qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, si
  * payload digest (ECDSA DER / RSA-PSS) or the blob (Ed25519). Used by tests,
  * clients and auditors. */
 int qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, size_t blob_len,
-		      const uint8_t *sig, size_t sig_len);
+                      const uint8_t *sig, size_t sig_len);
 
 /* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
 char *qs_hex(const uint8_t *buf, size_t len);

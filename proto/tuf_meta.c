@@ -292,7 +292,8 @@ tuf_verify_key(const json_t *key, const uint8_t *msg, size_t len, const char *si
 {
 	const char *type = json_string_value(json_object_get(key, "keytype"));
 	const char *scheme = json_string_value(json_object_get(key, "scheme"));
-	const char *pub = json_string_value(json_object_get(json_object_get(key, "keyval"), "public"));
+	const char *pub =
+	        json_string_value(json_object_get(json_object_get(key, "keyval"), "public"));
 	EVP_PKEY *pk = NULL;
 	int r;
 

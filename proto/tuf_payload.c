@@ -44,8 +44,8 @@ check_init(const json_t *j)
 	return 0;
 }
 
-const char *const tuf_key_roles[] = {"root",      "targets",      "snapshot",
-                                     "timestamp", "prod-root",    "prod-targets",
+const char *const tuf_key_roles[] = {"root",          "targets",        "snapshot",
+                                     "timestamp",     "prod-root",      "prod-targets",
                                      "prod-snapshot", "prod-timestamp", NULL};
 
 const char *
@@ -81,8 +81,8 @@ role_name_ok(const char *r)
 	return 0;
 }
 
-#define ROLE_NAMES                                                                          \
-	"root, targets, snapshot, timestamp (CI) or prod-root, prod-targets, prod-snapshot, " \
+#define ROLE_NAMES                                                                                 \
+	"root, targets, snapshot, timestamp (CI) or prod-root, prod-targets, prod-snapshot, "      \
 	"prod-timestamp (production)"
 #define OFFLINE_NAMES "root, prod-root or prod-targets"
 
@@ -136,9 +136,9 @@ check_root(const json_t *j)
 	const char *op = str(j, "op"), *role = str(j, "role");
 	json_int_t base = json_integer_value(json_object_get(j, "base_version"));
 	/* The roles whose key sets and thresholds admins manage. */
-	int offline = role != NULL &&
-	              (strcmp(role, "root") == 0 || strcmp(role, "prod-root") == 0 ||
-	               strcmp(role, "prod-targets") == 0);
+	int offline =
+	        role != NULL && (strcmp(role, "root") == 0 || strcmp(role, "prod-root") == 0 ||
+	                         strcmp(role, "prod-targets") == 0);
 	int r;
 
 	if (!json_is_integer(json_object_get(j, "base_version")) || base < 1)
@@ -191,8 +191,9 @@ check_root(const json_t *j)
 		if (!role_name_ok(role))
 			return qs_fail(QS_ERR_INVALID, "role: " ROLE_NAMES);
 		if (!duration_ok(str(j, "expires")))
-			return qs_fail(QS_ERR_INVALID,
-			               "expires: a duration such as \"365d\", \"12h\" (s, m, h, d)");
+			return qs_fail(
+			        QS_ERR_INVALID,
+			        "expires: a duration such as \"365d\", \"12h\" (s, m, h, d)");
 		return 0;
 	}
 	if (op != NULL && strcmp(op, "separate") == 0) {
@@ -383,10 +384,12 @@ tuf_init_describe(const uint8_t *p, size_t len, const char *context, char **out)
 	fprintf(f, "TUF init: root version 1 of the CI and production repositories\n");
 	if ((tuf = policy_tuf(context)) != NULL) {
 		for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
-			json_t *ro = json_object_get(json_object_get(tuf, "roles"), tuf_key_roles[i]),
+			json_t *ro = json_object_get(json_object_get(tuf, "roles"),
+			                             tuf_key_roles[i]),
 			       *k;
 			size_t n;
-			fprintf(f, "  %-14s threshold %lld, expires after %s, keys:", tuf_key_roles[i],
+			fprintf(f,
+			        "  %-14s threshold %lld, expires after %s, keys:", tuf_key_roles[i],
 			        (long long)json_integer_value(json_object_get(ro, "threshold")),
 			        str(ro, "expires") ? str(ro, "expires") : "?");
 			json_array_foreach(json_object_get(ro, "keys"), n, k)
@@ -429,10 +432,11 @@ tuf_root_describe(const uint8_t *p, size_t len, const char *context, char **out)
 	if (strcmp(op, "separate") == 0) {
 		json_t *e;
 		size_t i;
-		fprintf(f, "  give production keys of its own wherever it shares one with CI:\n"
-		           "  every shared daemon key of prod-root, prod-targets, prod-snapshot and\n"
-		           "  prod-timestamp is replaced by a new key generated in the same token,\n"
-		           "  every shared external key leaves prod-root");
+		fprintf(f,
+		        "  give production keys of its own wherever it shares one with CI:\n"
+		        "  every shared daemon key of prod-root, prod-targets, prod-snapshot and\n"
+		        "  prod-timestamp is replaced by a new key generated in the same token,\n"
+		        "  every shared external key leaves prod-root");
 		if (json_array_size(json_object_get(j, "external")) > 0)
 			fprintf(f, ", and these join it:");
 		fputc('\n', f);

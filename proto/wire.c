@@ -6,14 +6,14 @@
 
 int
 qs_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, size_t max,
-	       ProtobufCMessage **out)
+               ProtobufCMessage **out)
 {
 	ProtobufCMessage *m;
 
 	*out = NULL;
 	if (len > max)
 		return qs_fail(QS_ERR_INVALID, "%s: message of %zu bytes exceeds limit %zu",
-			       d->short_name, len, max);
+		               d->short_name, len, max);
 	if (len > 0 && buf == NULL)
 		return qs_fail(QS_ERR_INVALID, "%s: no data", d->short_name);
 	m = protobuf_c_message_unpack(d, NULL, len, buf);

@@ -37,7 +37,7 @@
  * *out must be freed with protobuf_c_message_free_unpacked(*out, NULL).
  * Errors: QS_ERR_INVALID (too large, malformed), QS_ERR_NOMEM. */
 int qs_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, size_t max,
-		   ProtobufCMessage **out);
+                   ProtobufCMessage **out);
 
 /* Serialize m into a malloc'd buffer. */
 int qs_wire_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);

@@ -144,10 +144,11 @@ write_batch(struct audit *a, struct audit_ticket *batch)
 				/* Ours: a caller's field must never shadow them. */
 				json_decref(o);
 				r = qs_fail(QS_ERR_INTERNAL,
-					    "audit fields may not be named seq, time or event");
+				            "audit fields may not be named seq, time or event");
 				goto out;
 			}
-			if (json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k))) != 0 ||
+			if (json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k))) !=
+			            0 ||
 			    json_object_set_new(o, "time", json_integer(t)) != 0 ||
 			    json_object_set_new(o, "event", json_string(p->events[i])) != 0) {
 				json_decref(o);
@@ -233,7 +234,7 @@ writer_main(void *arg)
 
 int
 audit_append_start(struct audit *a, const char *const *events, json_t **fields, size_t n,
-		   struct audit_ticket **tp)
+                   struct audit_ticket **tp)
 {
 	struct audit_ticket *p;
 
@@ -245,10 +246,11 @@ audit_append_start(struct audit *a, const char *const *events, json_t **fields, 
 		if (fields[i] == NULL) {
 			for (size_t j = 0; j < n; j++)
 				json_decref(fields[j]);
-			return qs_fail(QS_ERR_NOMEM,
-				       "the fields of audit entry \"%s\" could not be built (out of "
-				       "memory): nothing was written or released",
-				       events[i]);
+			return qs_fail(
+			        QS_ERR_NOMEM,
+			        "the fields of audit entry \"%s\" could not be built (out of "
+			        "memory): nothing was written or released",
+			        events[i]);
 		}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		for (size_t i = 0; i < n; i++)
@@ -304,7 +306,7 @@ audit_append_finish(struct audit *a, struct audit_ticket *p, uint64_t *first)
 			*first = p->first;
 	} else {
 		r = qs_fail(p->rc == QS_ERR_INVALID ? QS_ERR_INVALID : QS_ERR_UNAVAILABLE,
-			    "audit log cannot be written (%s): nothing was done", p->detail);
+		            "audit log cannot be written (%s): nothing was done", p->detail);
 	}
 	pthread_cond_destroy(&p->cv);
 	for (size_t i = 0; i < p->n; i++)
@@ -334,7 +336,7 @@ audit_append(struct audit *a, const char *event, json_t *fields)
  * sum_mu. */
 static void
 summary_add(struct audit *a, const char *principal, const char *event, const char *method,
-	    const char *status, uint64_t n, int64_t from)
+            const char *status, uint64_t n, int64_t from)
 {
 	struct summary_row *row = NULL;
 
@@ -342,7 +344,8 @@ summary_add(struct audit *a, const char *principal, const char *event, const cha
 		a->sum_from = from;
 	for (size_t i = 0; i < a->nrows && row == NULL; i++)
 		if (strcmp(a->rows[i].principal, principal) == 0 &&
-		    strcmp(a->rows[i].event, event) == 0 && strcmp(a->rows[i].method, method) == 0 &&
+		    strcmp(a->rows[i].event, event) == 0 &&
+		    strcmp(a->rows[i].method, method) == 0 &&
 		    strcmp(a->rows[i].status, status) == 0)
 			row = &a->rows[i];
 	if (row == NULL && a->nrows < QS_MAX_AUDIT_SUMMARY_ROWS) {
@@ -360,8 +363,8 @@ summary_add(struct audit *a, const char *principal, const char *event, const cha
 }
 
 int
-audit_append_bounded(struct audit *a, const char *principal, const char *event,
-		     const char *method, const char *status, json_t *fields)
+audit_append_bounded(struct audit *a, const char *principal, const char *event, const char *method,
+                     const char *status, json_t *fields)
 {
 	if (ratelimit_take_per_minute(a->rl, event, principal, a->rate_per_minute, a->burst, 1) ==
 	    0)
@@ -402,18 +405,17 @@ audit_flush_summary(struct audit *a)
 	for (size_t i = 0; i < nrows; i++) {
 		total += rows[i].count;
 		if (json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I}", "principal",
-							 rows[i].principal, "event", rows[i].event,
-							 "method", rows[i].method, "status",
-							 rows[i].status, "count",
-							 (json_int_t)rows[i].count)) != 0) {
+		                                         rows[i].principal, "event", rows[i].event,
+		                                         "method", rows[i].method, "status",
+		                                         rows[i].status, "count",
+		                                         (json_int_t)rows[i].count)) != 0) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto fail;
 		}
 	}
 	total += other;
-	o = json_pack("{s:I,s:I,s:O,s:I,s:I}", "from", (json_int_t)from, "to",
-		      (json_int_t)now_ms(), "counts", arr, "other", (json_int_t)other, "total",
-		      (json_int_t)total);
+	o = json_pack("{s:I,s:I,s:O,s:I,s:I}", "from", (json_int_t)from, "to", (json_int_t)now_ms(),
+	              "counts", arr, "other", (json_int_t)other, "total", (json_int_t)total);
 	if (o == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -429,7 +431,7 @@ fail:
 	pthread_mutex_lock(&a->sum_mu);
 	for (size_t i = 0; i < nrows; i++)
 		summary_add(a, rows[i].principal, rows[i].event, rows[i].method, rows[i].status,
-			    rows[i].count, from);
+		            rows[i].count, from);
 	a->other += other;
 	if (a->sum_from == 0 || (from != 0 && from < a->sum_from))
 		a->sum_from = from;
@@ -483,8 +485,7 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if ((r = qs_note_signer_init(&a->signer, a->origin, a->pub, token_note_sign, a->key)) !=
-	    0)
+	if ((r = qs_note_signer_init(&a->signer, a->origin, a->pub, token_note_sign, a->key)) != 0)
 		goto fail;
 	if ((r = tlog_open(cfg->audit_dir, a->origin, &a->signer, &a->log, &rep)) != 0) {
 		r = qs_wrap(r, "audit log %s", cfg->audit_dir);
@@ -492,10 +493,10 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 	}
 	if (rep.truncated_bytes > 0)
 		log_warn("audit.repaired",
-			 "dir=%s dropped_records=%llu truncated_bytes=%llu reason=\"not covered by "
-			 "a checkpoint: never acknowledged\"",
-			 cfg->audit_dir, (unsigned long long)rep.dropped_records,
-			 (unsigned long long)rep.truncated_bytes);
+		         "dir=%s dropped_records=%llu truncated_bytes=%llu reason=\"not covered by "
+		         "a checkpoint: never acknowledged\"",
+		         cfg->audit_dir, (unsigned long long)rep.dropped_records,
+		         (unsigned long long)rep.truncated_bytes);
 	{
 		/* The fingerprint auditors pin (qsign audit ... --log-key SHA256:HEX). */
 		uint8_t fp[32];
@@ -503,8 +504,8 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		qs_sha256(der, der_len, fp);
 		fp_hex = qs_hex(fp, sizeof(fp));
 		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s",
-			 cfg->audit_dir, (unsigned long long)rep.size, a->origin,
-			 fp_hex != NULL ? fp_hex : "?");
+		         cfg->audit_dir, (unsigned long long)rep.size, a->origin,
+		         fp_hex != NULL ? fp_hex : "?");
 		free(fp_hex);
 	}
 	if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {

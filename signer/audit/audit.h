@@ -55,7 +55,7 @@ int audit_append(struct audit *a, const char *event, json_t *fields);
  */
 struct audit_ticket;
 int audit_append_start(struct audit *a, const char *const *events, json_t **fields, size_t n,
-		       struct audit_ticket **t);
+                       struct audit_ticket **t);
 int audit_append_finish(struct audit *a, struct audit_ticket *t, uint64_t *first);
 
 /*
@@ -68,7 +68,7 @@ int audit_append_finish(struct audit *a, struct audit_ticket *t, uint64_t *first
  * fields is stolen. Returns audit_append's result, or 0 when counted.
  */
 int audit_append_bounded(struct audit *a, const char *principal, const char *event,
-			 const char *method, const char *status, json_t *fields);
+                         const char *method, const char *status, json_t *fields);
 
 /*
  * Write the counts since the last summary as one "audit.summary" entry

@@ -19,15 +19,15 @@ may_audit(const struct call_ctx *cx)
 
 	if ((roles & (POLICY_ROLE_AUDITOR | POLICY_ROLE_ADMIN)) == 0)
 		return qs_fail(QS_ERR_DENIED,
-			       "%s may not read the audit log: that needs the auditor or the admin "
-			       "role",
-			       cx->principal);
+		               "%s may not read the audit log: that needs the auditor or the admin "
+		               "role",
+		               cx->principal);
 	return 0;
 }
 
 int
 h_audit_checkpoint(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-		   size_t *out_len)
+                   size_t *out_len)
 {
 	Qsign__V1__CheckpointRequest *req = NULL;
 	Qsign__V1__CheckpointResponse resp = QSIGN__V1__CHECKPOINT_RESPONSE__INIT;
@@ -37,7 +37,7 @@ h_audit_checkpoint(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__checkpoint_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	if ((r = may_audit(cx)) != 0 || (r = tlog_checkpoint(log, &note, &note_len)) != 0)
@@ -56,7 +56,7 @@ out:
 
 int
 h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-		size_t *out_len)
+                size_t *out_len)
 {
 	Qsign__V1__EntriesRequest *req = NULL;
 	Qsign__V1__EntriesResponse resp = QSIGN__V1__ENTRIES_RESPONSE__INIT;
@@ -67,7 +67,7 @@ h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__entries_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = may_audit(cx)) != 0)
 		goto out;
@@ -77,7 +77,7 @@ h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **
 	}
 	if (req->start > size) {
 		r = qs_fail(QS_ERR_INVALID, "start %llu is past the log size %llu",
-			    (unsigned long long)req->start, (unsigned long long)size);
+		            (unsigned long long)req->start, (unsigned long long)size);
 		goto out;
 	}
 	n = size - req->start < req->count ? (size_t)(size - req->start) : req->count;
@@ -90,7 +90,8 @@ h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **
 		 * where the reply ended. */
 		size_t bytes = 0, got = 0;
 		for (size_t i = 0; i < n; i++, got++) {
-			if ((r = tlog_entry(log, req->start + i, &ents[i].data, &ents[i].len)) != 0) {
+			if ((r = tlog_entry(log, req->start + i, &ents[i].data, &ents[i].len)) !=
+			    0) {
 				n = got;
 				goto out;
 			}
@@ -133,7 +134,7 @@ pack_proof(uint64_t tree_size, const qs_hash *path, size_t n, uint8_t **out, siz
 
 int
 h_audit_inclusion(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-		  size_t *out_len)
+                  size_t *out_len)
 {
 	Qsign__V1__InclusionRequest *req = NULL;
 	struct tlog *log = audit_tlog(cx->srv->audit);
@@ -143,7 +144,7 @@ h_audit_inclusion(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t 
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__inclusion_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	size = req->tree_size ? req->tree_size : tlog_size(log);
 	if ((r = may_audit(cx)) == 0 &&
@@ -155,7 +156,7 @@ h_audit_inclusion(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t 
 
 int
 h_audit_consistency(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-		    size_t *out_len)
+                    size_t *out_len)
 {
 	Qsign__V1__ConsistencyRequest *req = NULL;
 	struct tlog *log = audit_tlog(cx->srv->audit);
@@ -165,12 +166,11 @@ h_audit_consistency(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__consistency_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	size2 = req->size2 ? req->size2 : tlog_size(log);
 	if ((r = may_audit(cx)) == 0 &&
-	    (r = tlog_consistency_proof(log, req->size1, size2, path, QS_MAX_MERKLE_PATH, &n)) ==
-		    0)
+	    (r = tlog_consistency_proof(log, req->size1, size2, path, QS_MAX_MERKLE_PATH, &n)) == 0)
 		r = pack_proof(size2, path, n, out, out_len);
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	return r;

@@ -21,7 +21,7 @@
 #define MAGIC_V1 "QSTLOG1\n" /* before checkpoint records: checkpoint in its own file */
 #define MAGIC "QSTLOG2\n"
 #define MAGIC_LEN 8
-#define REC_OVERHEAD 8 /* u32 length + u32 checksum */
+#define REC_OVERHEAD 8        /* u32 length + u32 checksum */
 #define CKPT_FLAG 0x80000000u /* in a record's length: a checkpoint record */
 #define ENTRIES "entries"
 #define CHECKPOINT "checkpoint"         /* version 1 only; removed by the migration */
@@ -609,8 +609,7 @@ open_note(struct tlog *log, const char *note, size_t len, struct qs_checkpoint *
 	size_t text_len = 0;
 	int r;
 
-	if ((r = qs_note_open(note, len, log->signer.name, log->signer.pub, &text, &text_len)) ==
-	    0)
+	if ((r = qs_note_open(note, len, log->signer.name, log->signer.pub, &text, &text_len)) == 0)
 		r = qs_checkpoint_parse(text, text_len, log->origin, cp);
 	free(text);
 	if (r != 0)
@@ -659,7 +658,8 @@ create_log(struct tlog *log, struct tlog_open_report *rep)
 	if ((r = qs_merkle_leaf_hash((const uint8_t *)note, note_len, ch)) != 0)
 		goto out;
 	memcpy(buf, MAGIC, MAGIC_LEN);
-	len = MAGIC_LEN + put_record(buf + MAGIC_LEN, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
+	len = MAGIC_LEN +
+	      put_record(buf + MAGIC_LEN, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
 	if (ftruncate(log->fd, 0) != 0 || pwrite_all(log->fd, buf, len, 0) != 0 ||
 	    fdatasync(log->fd) != 0) {
 		r = qs_fail(QS_ERR_IO, "write entries: %s", strerror(errno));
@@ -686,8 +686,7 @@ out:
  * length, *is_ckpt whether a checkpoint record, lh the hash of its data:
  * an entry's leaf hash), else why not. */
 static const char *
-check_record(const uint8_t *map, uint64_t flen, uint64_t off, uint32_t *n, int *is_ckpt,
-             qs_hash lh)
+check_record(const uint8_t *map, uint64_t flen, uint64_t off, uint32_t *n, int *is_ckpt, qs_hash lh)
 {
 	uint64_t left = flen - off;
 	uint32_t h;
@@ -890,8 +889,10 @@ migrate_v1(struct tlog *log)
 		            strerror(errno));
 		goto out;
 	}
-	log_info("audit_migrated", "entries=%llu: the checkpoint is now a record of the entries "
-	         "file (format 2)", (unsigned long long)log->committed);
+	log_info("audit_migrated",
+	         "entries=%llu: the checkpoint is now a record of the entries "
+	         "file (format 2)",
+	         (unsigned long long)log->committed);
 	r = 0;
 out:
 	free(rec);
@@ -912,9 +913,8 @@ open_v1(struct tlog *log, struct tlog_open_report *rep)
 	if ((r = read_v1_checkpoint(log, &note, &note_len, &cp)) != 0 ||
 	    (r = load_v1_entries(log, &cp, note != NULL, rep)) != 0)
 		goto out;
-	if (note == NULL &&
-	    ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
-	     (r = sign_checkpoint(log, 0, root, &note, &note_len)) != 0))
+	if (note == NULL && ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
+	                     (r = sign_checkpoint(log, 0, root, &note, &note_len)) != 0))
 		goto out;
 	log->committed = cp.size;
 	log->ckpt = note;

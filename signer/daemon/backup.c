@@ -21,7 +21,7 @@
 #include "statement.h"
 #include "tlog.h"
 
-#define MAGIC_LEN 8 /* signer/audit/tlog.h: the entries file header */
+#define MAGIC_LEN 8           /* signer/audit/tlog.h: the entries file header */
 #define CKPT_FLAG 0x80000000u /* signer/audit/tlog.h: a checkpoint record */
 
 static int
@@ -68,8 +68,8 @@ note_checkpoint(const uint8_t *note, size_t len, struct qs_checkpoint *cp)
 
 	if (end == NULL || len > QS_MAX_NOTE)
 		return qs_fail(QS_ERR_PRECONDITION, "checkpoint is not a signed note");
-	return qs_checkpoint_parse((const char *)note, (size_t)(end - (const char *)note) + 1,
-				   NULL, cp);
+	return qs_checkpoint_parse((const char *)note, (size_t)(end - (const char *)note) + 1, NULL,
+	                           cp);
 }
 
 /* Recompute the root of the first `size` entry records of an entries file
@@ -91,8 +91,9 @@ entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t
 		uint32_t n;
 		if (off + 8 > len) {
 			free(leaves);
-			return qs_fail(QS_ERR_PRECONDITION, "entries: %llu records, checkpoint says %llu",
-				       (unsigned long long)i, (unsigned long long)size);
+			return qs_fail(QS_ERR_PRECONDITION,
+			               "entries: %llu records, checkpoint says %llu",
+			               (unsigned long long)i, (unsigned long long)size);
 		}
 		n = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 |
 		    (uint32_t)buf[off + 2] << 8 | buf[off + 3];
@@ -104,7 +105,7 @@ entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t
 		if (n == 0 || n > QS_MAX_AUDIT_ENTRY || off + 8 + (size_t)n > len) {
 			free(leaves);
 			return qs_fail(QS_ERR_PRECONDITION, "entries: record %llu truncated",
-				       (unsigned long long)i);
+			               (unsigned long long)i);
 		}
 		qs_merkle_leaf_hash(buf + off + 4, n, leaves[i++]);
 		off += 8 + (size_t)n;
@@ -123,7 +124,7 @@ entries_root(const uint8_t *buf, size_t len, uint64_t size, qs_hash root, size_t
  */
 static int
 log_checkpoint(const uint8_t *ents, size_t ents_len, const char *ckpt_path, uint8_t **note,
-	       size_t *note_len, size_t *end)
+               size_t *note_len, size_t *end)
 {
 	const char *n;
 
@@ -176,7 +177,7 @@ backup_create(const struct config *cfg, const char *dir)
 	snprintf(dst, sizeof(dst), "%s/state.db", dir);
 	if (sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    sqlite3_open_v2(dst, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-		    SQLITE_OK) {
+	            SQLITE_OK) {
 		r = qs_fail(QS_ERR_DB, "open %s: %s", src, from ? sqlite3_errmsg(from) : "?");
 		goto out;
 	}
@@ -210,7 +211,7 @@ backup_create(const struct config *cfg, const char *dir)
 		used = end; /* through the checkpoint record */
 	if (memcmp(root, cp.root, sizeof(root)) != 0) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "the copied audit log does not match its checkpoint root");
+		            "the copied audit log does not match its checkpoint root");
 		goto out;
 	}
 	snprintf(dst, sizeof(dst), "%s/audit/checkpoint", dir);
@@ -227,10 +228,10 @@ backup_create(const struct config *cfg, const char *dir)
 	h3 = sha256_hex_of(ents, used);
 	rh = qs_hex(root, sizeof(root));
 	man = json_pack("{s:s,s:s,s:I,s:I,s:s,s:{s:s,s:s,s:s}}", "format", "quorum-signer backup 1",
-			"identity", cfg->identity, "created", (json_int_t)time(NULL), "audit_size",
-			(json_int_t)cp.size, "audit_root", rh ? rh : "", "sha256", "state.db",
-			h1 ? h1 : "", "audit/checkpoint", h2 ? h2 : "", "audit/entries",
-			h3 ? h3 : "");
+	                "identity", cfg->identity, "created", (json_int_t)time(NULL), "audit_size",
+	                (json_int_t)cp.size, "audit_root", rh ? rh : "", "sha256", "state.db",
+	                h1 ? h1 : "", "audit/checkpoint", h2 ? h2 : "", "audit/entries",
+	                h3 ? h3 : "");
 	if (man == NULL || (mtext = json_dumps(man, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
@@ -267,7 +268,8 @@ keep_file(const char *src, const char *dst, int *copied)
 
 	if (access(src, F_OK) != 0)
 		return 0;
-	if ((r = read_file(src, (size_t)1 << 40, &b, &n)) == 0 && (r = qs_write_atomic(dst, b, n, 0600)) == 0)
+	if ((r = read_file(src, (size_t)1 << 40, &b, &n)) == 0 &&
+	    (r = qs_write_atomic(dst, b, n, 0600)) == 0)
 		(*copied)++;
 	free(b);
 	return r;
@@ -355,7 +357,7 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	if ((man = json_loads((const char *)mtext, 0, NULL)) == NULL ||
 	    json_string_value(json_object_get(man, "format")) == NULL ||
 	    strcmp(json_string_value(json_object_get(man, "format")), "quorum-signer backup 1") !=
-		    0) {
+	            0) {
 		r = qs_fail(QS_ERR_INVALID, "%s: not a quorum-signer backup", path);
 		goto out;
 	}
@@ -373,7 +375,7 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 		goto out;
 	if (end != 0 && (last_len != note_len || memcmp(last, note, note_len) != 0)) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "backup audit/checkpoint is not the last checkpoint of audit/entries");
+		            "backup audit/checkpoint is not the last checkpoint of audit/entries");
 		goto out;
 	}
 	if ((r = note_checkpoint(note, note_len, &cp)) != 0 ||
@@ -387,9 +389,10 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 		used = end; /* through the checkpoint record */
 	/* The running daemon holds an exclusive lock on its log. */
 	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
-	if ((lockfd = open(cur, O_RDONLY | O_CLOEXEC)) >= 0 && flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+	if ((lockfd = open(cur, O_RDONLY | O_CLOEXEC)) >= 0 &&
+	    flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
 		r = qs_fail(QS_ERR_PRECONDITION, "qsignd is running on %s: stop it first",
-			    cfg->state_dir);
+		            cfg->state_dir);
 		goto out;
 	}
 	snprintf(cur, sizeof(cur), "%s/entries", cfg->audit_dir);
@@ -399,11 +402,11 @@ backup_restore(const struct config *cfg, const char *dir, int force)
 	if (log_checkpoint(curents, curents_len, cur, &curnote, &curnote_len, &curend) == 0 &&
 	    note_checkpoint(curnote, curnote_len, &curcp) == 0 && curcp.size > cp.size && !force) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "the current audit log has %llu entries, the backup %llu: restoring "
-			    "would roll the log back, and every auditor who verified a newer "
-			    "checkpoint will report it (qsign audit verify: \"log rolled back\"). "
-			    "Use --force only if that is what you mean",
-			    (unsigned long long)curcp.size, (unsigned long long)cp.size);
+		            "the current audit log has %llu entries, the backup %llu: restoring "
+		            "would roll the log back, and every auditor who verified a newer "
+		            "checkpoint will report it (qsign audit verify: \"log rolled back\"). "
+		            "Use --force only if that is what you mean",
+		            (unsigned long long)curcp.size, (unsigned long long)cp.size);
 		goto out;
 	}
 	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {

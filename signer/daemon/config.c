@@ -47,7 +47,7 @@ get_str(json_t *o, const char *key, int required, const char *dir, char **out)
 /* Optional integer o[key] in lo..hi (default def); errors name it as `what`. */
 static int
 get_uint(json_t *o, const char *what, const char *key, long long lo, long long hi, unsigned def,
-	 unsigned *out)
+         unsigned *out)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -56,7 +56,7 @@ get_uint(json_t *o, const char *what, const char *key, long long lo, long long h
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
 		return qs_fail(QS_ERR_INVALID, "\"%s\" must be an integer %lld..%lld", what, lo,
-			       hi);
+		               hi);
 	*out = (unsigned)json_integer_value(v);
 	return 0;
 }
@@ -119,14 +119,14 @@ parse_listen(struct config *c, json_t *arr)
 		} else if (strncmp(u, "tcp://", 6) == 0) {
 			if (!config_url_is_loopback(u))
 				return qs_fail(QS_ERR_INVALID,
-					       "listen[%zu]: plain tcp:// is only allowed on a "
-					       "loopback address (use tls+tcp:// with mutual TLS)",
-					       i);
+				               "listen[%zu]: plain tcp:// is only allowed on a "
+				               "loopback address (use tls+tcp:// with mutual TLS)",
+				               i);
 		} else {
 			return qs_fail(QS_ERR_INVALID,
-				       "listen[%zu]: \"%s\": scheme must be ipc://, tls+tcp:// "
-				       "or (loopback only) tcp://",
-				       i, u);
+			               "listen[%zu]: \"%s\": scheme must be ipc://, tls+tcp:// "
+			               "or (loopback only) tcp://",
+			               i, u);
 		}
 		if ((c->listen[c->nlisten++] = strdup(u)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -191,7 +191,7 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 		for (size_t j = 0; j + 1 < c->ntokens; j++)
 			if (strcmp(c->tokens[j].name, t->name) == 0)
 				return qs_fail(QS_ERR_INVALID, "%s: duplicate token name \"%s\"",
-					       what, t->name);
+				               what, t->name);
 	}
 	return 0;
 }
@@ -199,22 +199,18 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 int
 config_load(const char *path, struct config **out)
 {
-	static const char *const allowed[] = {"identity", "listen", "allow_plain_tcp",
-					      "ipc_mode", "state_dir", "policy",
-					      "tokens", "tls", "workers", "signers",
-					      "log_level", "audit", "user",
-					      "group", "seccomp", "metrics",
-					      "maintenance_s", "identity_key", "store", NULL};
-	static const char *const audit_allowed[] = {"origin",
-						    "key",
-						    "dir",
-						    "principal_rate_per_minute",
-						    "principal_burst",
-						    "summary_s",
-						    NULL};
+	static const char *const allowed[] = {
+	        "identity",      "listen",       "allow_plain_tcp", "ipc_mode",
+	        "state_dir",     "policy",       "tokens",          "tls",
+	        "workers",       "signers",      "log_level",       "audit",
+	        "user",          "group",        "seccomp",         "metrics",
+	        "maintenance_s", "identity_key", "store",           NULL};
+	static const char *const audit_allowed[] = {
+	        "origin",          "key",       "dir", "principal_rate_per_minute",
+	        "principal_burst", "summary_s", NULL};
 	static const char *const store_allowed[] = {"postgresql", NULL};
-	static const char *const tls_allowed[] = {"cert", "key", "client_ca", "probe_cert",
-						  "probe_key", NULL};
+	static const char *const tls_allowed[] = {"cert",       "key",       "client_ca",
+	                                          "probe_cert", "probe_key", NULL};
 	struct config *c = NULL;
 	json_error_t jerr;
 	json_t *root = NULL, *v;
@@ -235,7 +231,7 @@ config_load(const char *path, struct config **out)
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		r = qs_fail(jerr.line < 1 ? QS_ERR_IO : QS_ERR_INVALID, "%s:%d: %s", path,
-			    jerr.line, jerr.text);
+		            jerr.line, jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
@@ -252,7 +248,7 @@ config_load(const char *path, struct config **out)
 	}
 	if (!qs_name_valid(c->identity, QS_MAX_IDENTITY)) {
 		r = qs_fail(QS_ERR_INVALID, "identity: 1..%d characters of [A-Za-z0-9._@:+-]",
-			    QS_MAX_IDENTITY);
+		            QS_MAX_IDENTITY);
 		goto fail;
 	}
 	if ((r = parse_listen(c, json_object_get(root, "listen"))) != 0)
@@ -266,7 +262,7 @@ config_load(const char *path, struct config **out)
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (strncmp(c->listen[i], "tcp://", 6) == 0 && !c->allow_plain_tcp) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "listen[%zu]: plain tcp:// needs \"allow_plain_tcp\": true", i);
+			            "listen[%zu]: plain tcp:// needs \"allow_plain_tcp\": true", i);
 			goto fail;
 		}
 	c->ipc_mode = 0600;
@@ -277,8 +273,8 @@ config_load(const char *path, struct config **out)
 		if (s == NULL || *s == '\0' || *end != '\0' || m > 0777 || (m & 0007) != 0 ||
 		    (m & 0600) != 0600) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "\"ipc_mode\" must be an octal string like \"0660\": owner "
-				    "rw, never world access");
+			            "\"ipc_mode\" must be an octal string like \"0660\": owner "
+			            "rw, never world access");
 			goto fail;
 		}
 		c->ipc_mode = (unsigned)m;
@@ -291,7 +287,7 @@ config_load(const char *path, struct config **out)
 		 * shared database of a replicated deployment. */
 		if (!json_is_object(v)) {
 			r = qs_fail(QS_ERR_INVALID, "\"store\" must be an object: "
-						    "{\"postgresql\": \"<libpq conninfo>\"}");
+			                            "{\"postgresql\": \"<libpq conninfo>\"}");
 			goto fail;
 		}
 		if ((r = qs_json_only(v, "store", store_allowed)) != 0)
@@ -318,17 +314,18 @@ config_load(const char *path, struct config **out)
 			goto fail;
 		}
 		if ((c->tls_probe_cert == NULL) != (c->tls_probe_key == NULL)) {
-			r = qs_fail(QS_ERR_INVALID, "tls: \"probe_cert\" and \"probe_key\" go "
-						    "together (or neither: the probe uses cert and key)");
+			r = qs_fail(QS_ERR_INVALID,
+			            "tls: \"probe_cert\" and \"probe_key\" go "
+			            "together (or neither: the probe uses cert and key)");
 			goto fail;
 		}
 	}
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (strncmp(c->listen[i], "tls+tcp://", 10) == 0 && c->tls_cert == NULL) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "listen[%zu]: tls+tcp:// needs a \"tls\" block with cert, key "
-				    "and client_ca (mutual TLS)",
-				    i);
+			            "listen[%zu]: tls+tcp:// needs a \"tls\" block with cert, key "
+			            "and client_ca (mutual TLS)",
+			            i);
 			goto fail;
 		}
 	c->workers = 4;
@@ -336,7 +333,7 @@ config_load(const char *path, struct config **out)
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > QS_MAX_WORKERS) {
 			r = qs_fail(QS_ERR_INVALID, "\"workers\" must be an integer 1..%d",
-				    QS_MAX_WORKERS);
+			            QS_MAX_WORKERS);
 			goto fail;
 		}
 		c->workers = (unsigned)json_integer_value(v);
@@ -349,8 +346,8 @@ config_load(const char *path, struct config **out)
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > QS_MAX_SIGNERS) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "\"signers\" must be an integer 0..%d (0: tokens in process)",
-				    QS_MAX_SIGNERS);
+			            "\"signers\" must be an integer 0..%d (0: tokens in process)",
+			            QS_MAX_SIGNERS);
 			goto fail;
 		}
 		c->signers = (unsigned)json_integer_value(v);
@@ -362,10 +359,10 @@ config_load(const char *path, struct config **out)
 	if (c->metrics != NULL) {
 		char tcp[300];
 		snprintf(tcp, sizeof(tcp), "tcp://%s",
-			 strncmp(c->metrics, "http://", 7) == 0 ? c->metrics + 7 : "");
+		         strncmp(c->metrics, "http://", 7) == 0 ? c->metrics + 7 : "");
 		if (!config_url_is_loopback(tcp)) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "\"metrics\" must be http://127.0.0.1:PORT (loopback only)");
+			            "\"metrics\" must be http://127.0.0.1:PORT (loopback only)");
 			goto fail;
 		}
 	}
@@ -394,8 +391,8 @@ config_load(const char *path, struct config **out)
 	v = json_object_get(root, "audit");
 	if (!json_is_object(v)) {
 		r = qs_fail(QS_ERR_INVALID,
-			    "\"audit\" is required: {\"origin\": \"example.org/qsignd\", "
-			    "\"key\": \"pkcs11:token=...;object=audit-log\"}");
+		            "\"audit\" is required: {\"origin\": \"example.org/qsignd\", "
+		            "\"key\": \"pkcs11:token=...;object=audit-log\"}");
 		goto fail;
 	}
 	if ((r = qs_json_only(v, "audit", audit_allowed)) != 0 ||
@@ -410,11 +407,11 @@ config_load(const char *path, struct config **out)
 		goto fail;
 	}
 	if ((r = get_uint(v, "audit.principal_rate_per_minute", "principal_rate_per_minute", 1,
-			  1000000, 60, &c->audit_rate_per_minute)) != 0 ||
+	                  1000000, 60, &c->audit_rate_per_minute)) != 0 ||
 	    (r = get_uint(v, "audit.principal_burst", "principal_burst", 1, 1000000, 120,
-			  &c->audit_burst)) != 0 ||
-	    (r = get_uint(v, "audit.summary_s", "summary_s", 1, 86400, 60,
-			  &c->audit_summary_s)) != 0)
+	                  &c->audit_burst)) != 0 ||
+	    (r = get_uint(v, "audit.summary_s", "summary_s", 1, 86400, 60, &c->audit_summary_s)) !=
+	            0)
 		goto fail;
 	if ((r = get_str(root, "identity_key", 0, NULL, &c->identity_key_uri)) != 0)
 		goto fail;
@@ -425,7 +422,7 @@ config_load(const char *path, struct config **out)
 	for (const char *o = c->audit_origin; *o; o++)
 		if (*o <= ' ' || *o > '~' || *o == '+') {
 			r = qs_fail(QS_ERR_INVALID,
-				    "audit.origin: printable ASCII without spaces or '+'");
+			            "audit.origin: printable ASCII without spaces or '+'");
 			goto fail;
 		}
 	if (c->audit_dir == NULL && asprintf(&c->audit_dir, "%s/audit", c->state_dir) < 0) {

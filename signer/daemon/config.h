@@ -45,9 +45,9 @@ struct config {
 	/* The tamper-evident audit log (required): checkpoint origin, the log
 	 * key in a configured token, and its directory (default
 	 * <state_dir>/audit). */
-	char *user, *group; /* drop to these after start-up (when root) */
-	char *metrics;      /* http://127.0.0.1:PORT for /metrics and /healthz, or NULL */
-	int seccomp;        /* syscall allow-list after start-up (default on) */
+	char *user, *group;     /* drop to these after start-up (when root) */
+	char *metrics;          /* http://127.0.0.1:PORT for /metrics and /healthz, or NULL */
+	int seccomp;            /* syscall allow-list after start-up (default on) */
 	unsigned maintenance_s; /* period of CRL refresh checks, default 60 */
 	char *audit_origin;
 	char *audit_key_uri;

@@ -91,7 +91,7 @@ harden_drop(const char *user, const char *group, const char *const *dirs)
 		return 0;
 	if (geteuid() != 0)
 		return qs_fail(QS_ERR_DENIED, "\"user\": %s is set but qsignd does not run as root",
-			       user);
+		               user);
 	if ((pw = getpwnam(user)) == NULL)
 		return qs_fail(QS_ERR_INVALID, "\"user\": no such user %s", user);
 	uid = pw->pw_uid;
@@ -103,13 +103,13 @@ harden_drop(const char *user, const char *group, const char *const *dirs)
 	}
 	if (uid == 0)
 		return qs_fail(QS_ERR_INVALID, "\"user\": %s is root; pick an unprivileged user",
-			       user);
+		               user);
 	chown_uid = uid;
 	chown_gid = gid;
 	for (size_t i = 0; dirs != NULL && dirs[i] != NULL; i++)
 		if (nftw(dirs[i], chown_one, 16, FTW_PHYS) != 0)
 			return qs_fail(QS_ERR_IO, "chown %s to %s: %s", dirs[i], user,
-				       strerror(errno));
+			               strerror(errno));
 	if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 ||
 	    setresuid(uid, uid, uid) != 0)
 		return qs_fail(QS_ERR_DENIED, "cannot become %s: %s", user, strerror(errno));
@@ -133,39 +133,124 @@ harden_drop(const char *user, const char *group, const char *const *dirs)
  * personality, process_vm_*, setuid and friends.
  */
 static const int allowed[] = {
-	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
-	SCMP_SYS(pwrite64), SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(close), SCMP_SYS(stat),
-	SCMP_SYS(fstat), SCMP_SYS(lstat), SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(lseek),
-	SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(getdents64),
-	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
-	SCMP_SYS(ftruncate), SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
-	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir),
-	SCMP_SYS(flock), SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
-	SCMP_SYS(fchmod), SCMP_SYS(fchown), SCMP_SYS(umask), SCMP_SYS(getcwd),
-	SCMP_SYS(fallocate), SCMP_SYS(utimensat),
-	SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
-	SCMP_SYS(mlock), SCMP_SYS(munlock), SCMP_SYS(membarrier),
-	SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
-	SCMP_SYS(rseq), SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
-	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(clock_gettime),
-	SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
-	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getppid), SCMP_SYS(getuid),
-	SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(getresuid),
-	SCMP_SYS(getresgid), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(getrusage),
-	SCMP_SYS(uname), SCMP_SYS(sysinfo), SCMP_SYS(getrandom), SCMP_SYS(prctl),
-	SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
-	SCMP_SYS(rt_sigtimedwait), SCMP_SYS(sigaltstack), SCMP_SYS(tgkill), SCMP_SYS(kill),
-	SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
-	SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait),
-	SCMP_SYS(epoll_pwait), SCMP_SYS(eventfd2), SCMP_SYS(pipe), SCMP_SYS(pipe2),
-	SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect), SCMP_SYS(accept),
-	SCMP_SYS(accept4), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(shutdown),
-	SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(getsockopt),
-	SCMP_SYS(setsockopt), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
-	SCMP_SYS(recvmsg), SCMP_SYS(ioctl),
-	/* The front reaps the signer launcher at stop (privsep.h). */
-	SCMP_SYS(wait4),
+        SCMP_SYS(read),
+        SCMP_SYS(write),
+        SCMP_SYS(readv),
+        SCMP_SYS(writev),
+        SCMP_SYS(pread64),
+        SCMP_SYS(pwrite64),
+        SCMP_SYS(openat),
+        SCMP_SYS(open),
+        SCMP_SYS(close),
+        SCMP_SYS(stat),
+        SCMP_SYS(fstat),
+        SCMP_SYS(lstat),
+        SCMP_SYS(newfstatat),
+        SCMP_SYS(statx),
+        SCMP_SYS(lseek),
+        SCMP_SYS(access),
+        SCMP_SYS(faccessat),
+        SCMP_SYS(faccessat2),
+        SCMP_SYS(getdents64),
+        SCMP_SYS(readlink),
+        SCMP_SYS(readlinkat),
+        SCMP_SYS(fsync),
+        SCMP_SYS(fdatasync),
+        SCMP_SYS(ftruncate),
+        SCMP_SYS(rename),
+        SCMP_SYS(renameat),
+        SCMP_SYS(renameat2),
+        SCMP_SYS(unlink),
+        SCMP_SYS(unlinkat),
+        SCMP_SYS(mkdir),
+        SCMP_SYS(mkdirat),
+        SCMP_SYS(rmdir),
+        SCMP_SYS(flock),
+        SCMP_SYS(fcntl),
+        SCMP_SYS(dup),
+        SCMP_SYS(dup2),
+        SCMP_SYS(dup3),
+        SCMP_SYS(fchmod),
+        SCMP_SYS(fchown),
+        SCMP_SYS(umask),
+        SCMP_SYS(getcwd),
+        SCMP_SYS(fallocate),
+        SCMP_SYS(utimensat),
+        SCMP_SYS(munmap),
+        SCMP_SYS(mremap),
+        SCMP_SYS(brk),
+        SCMP_SYS(madvise),
+        SCMP_SYS(mlock),
+        SCMP_SYS(munlock),
+        SCMP_SYS(membarrier),
+        SCMP_SYS(futex),
+        SCMP_SYS(set_robust_list),
+        SCMP_SYS(get_robust_list),
+        SCMP_SYS(rseq),
+        SCMP_SYS(sched_yield),
+        SCMP_SYS(sched_getaffinity),
+        SCMP_SYS(nanosleep),
+        SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(clock_gettime),
+        SCMP_SYS(clock_getres),
+        SCMP_SYS(gettimeofday),
+        SCMP_SYS(time),
+        SCMP_SYS(getpid),
+        SCMP_SYS(gettid),
+        SCMP_SYS(getppid),
+        SCMP_SYS(getuid),
+        SCMP_SYS(geteuid),
+        SCMP_SYS(getgid),
+        SCMP_SYS(getegid),
+        SCMP_SYS(getresuid),
+        SCMP_SYS(getresgid),
+        SCMP_SYS(getrlimit),
+        SCMP_SYS(prlimit64),
+        SCMP_SYS(getrusage),
+        SCMP_SYS(uname),
+        SCMP_SYS(sysinfo),
+        SCMP_SYS(getrandom),
+        SCMP_SYS(prctl),
+        SCMP_SYS(rt_sigaction),
+        SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigtimedwait),
+        SCMP_SYS(sigaltstack),
+        SCMP_SYS(tgkill),
+        SCMP_SYS(kill),
+        SCMP_SYS(restart_syscall),
+        SCMP_SYS(exit),
+        SCMP_SYS(exit_group),
+        SCMP_SYS(poll),
+        SCMP_SYS(ppoll),
+        SCMP_SYS(select),
+        SCMP_SYS(pselect6),
+        SCMP_SYS(epoll_create1),
+        SCMP_SYS(epoll_ctl),
+        SCMP_SYS(epoll_wait),
+        SCMP_SYS(epoll_pwait),
+        SCMP_SYS(eventfd2),
+        SCMP_SYS(pipe),
+        SCMP_SYS(pipe2),
+        SCMP_SYS(socket),
+        SCMP_SYS(socketpair),
+        SCMP_SYS(connect),
+        SCMP_SYS(accept),
+        SCMP_SYS(accept4),
+        SCMP_SYS(bind),
+        SCMP_SYS(listen),
+        SCMP_SYS(shutdown),
+        SCMP_SYS(getsockname),
+        SCMP_SYS(getpeername),
+        SCMP_SYS(getsockopt),
+        SCMP_SYS(setsockopt),
+        SCMP_SYS(sendto),
+        SCMP_SYS(recvfrom),
+        SCMP_SYS(sendmsg),
+        SCMP_SYS(recvmsg),
+        SCMP_SYS(ioctl),
+        /* The front reaps the signer launcher at stop (privsep.h). */
+        SCMP_SYS(wait4),
 };
 
 /*
@@ -174,8 +259,8 @@ static const int allowed[] = {
  * new socket pairs, signals or waits for other processes.
  */
 static const int helper_denied[] = {
-	SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
-	SCMP_SYS(socketpair), SCMP_SYS(kill), SCMP_SYS(wait4),
+        SCMP_SYS(bind),       SCMP_SYS(listen), SCMP_SYS(accept), SCMP_SYS(accept4),
+        SCMP_SYS(socketpair), SCMP_SYS(kill),   SCMP_SYS(wait4),
 };
 
 static int
@@ -199,10 +284,10 @@ seccomp_usable(void)
 
 	if (api < 3)
 		return qs_fail(QS_ERR_UNAVAILABLE,
-			       "seccomp: libseccomp API level %d (needs 3): the seccomp() system "
-			       "call is unavailable or blocked; under systemd allow it with "
-			       "SystemCallFilter=seccomp (the packaged unit does)",
-			       api);
+		               "seccomp: libseccomp API level %d (needs 3): the seccomp() system "
+		               "call is unavailable or blocked; under systemd allow it with "
+		               "SystemCallFilter=seccomp (the packaged unit does)",
+		               api);
 	return 0;
 }
 
@@ -227,7 +312,7 @@ build_filter(scmp_filter_ctx *out, int helper)
 		    (rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0)) != 0) {
 			seccomp_release(ctx);
 			return qs_fail(QS_ERR_INTERNAL, "seccomp rule %d: %s", allowed[i],
-				       strerror(-rc));
+			               strerror(-rc));
 		}
 	/* mmap/mprotect: never writable and executable at once (W^X); a
 	 * module may still map code it loads when a token is re-initialised. */
@@ -237,19 +322,19 @@ build_filter(scmp_filter_ctx *out, int helper)
 			if (w && x)
 				continue;
 			if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-						   SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC,
-							   want))) != 0 ||
+			                           SCMP_A2(SCMP_CMP_MASKED_EQ,
+			                                   PROT_WRITE | PROT_EXEC, want))) != 0 ||
 			    (rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-						   SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE | PROT_EXEC,
-							   want))) != 0) {
+			                           SCMP_A2(SCMP_CMP_MASKED_EQ,
+			                                   PROT_WRITE | PROT_EXEC, want))) != 0) {
 				seccomp_release(ctx);
 				return qs_fail(QS_ERR_INTERNAL, "seccomp mmap rule: %s",
-					       strerror(-rc));
+				               strerror(-rc));
 			}
 		}
 	/* clone only for threads: a new process could exec what it likes. */
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				   SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) != 0 ||
+	                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) != 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0) {
 		/* glibc falls back from clone3 to clone on ENOSYS, where the
 		 * flags can be inspected. */
@@ -272,39 +357,82 @@ build_filter(scmp_filter_ctx *out, int helper)
  * mostly kernel attack surface. Each kills the process.
  */
 static const int launcher_denied[] = {
-	/* other programs, other processes */
-	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv),
-	SCMP_SYS(process_vm_writev), SCMP_SYS(pidfd_getfd), SCMP_SYS(process_madvise),
-	SCMP_SYS(kcmp), SCMP_SYS(migrate_pages), SCMP_SYS(move_pages),
-	/* file systems, mounts, namespaces */
-	SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root), SCMP_SYS(chroot),
-	SCMP_SYS(fsopen), SCMP_SYS(fsconfig), SCMP_SYS(fsmount), SCMP_SYS(fspick),
-	SCMP_SYS(move_mount), SCMP_SYS(open_tree), SCMP_SYS(mount_setattr), SCMP_SYS(setns),
-	SCMP_SYS(unshare), SCMP_SYS(open_by_handle_at), SCMP_SYS(quotactl),
-	SCMP_SYS(quotactl_fd), SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(acct),
-	/* the kernel itself: modules, kexec, reboot, I/O ports, clock, names */
-	SCMP_SYS(init_module), SCMP_SYS(finit_module), SCMP_SYS(delete_module),
-	SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load), SCMP_SYS(reboot), SCMP_SYS(iopl),
-	SCMP_SYS(ioperm), SCMP_SYS(modify_ldt), SCMP_SYS(syslog), SCMP_SYS(vhangup),
-	SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(clock_adjtime),
-	SCMP_SYS(adjtimex), SCMP_SYS(sethostname), SCMP_SYS(setdomainname), SCMP_SYS(uselib),
-	SCMP_SYS(_sysctl), SCMP_SYS(lookup_dcookie), SCMP_SYS(nfsservctl),
-	/* kernel attack surface no module needs: eBPF, perf, the kernel
-	 * keyring, userfaultfd, fanotify, personality; io_uring performs its
-	 * operations without passing the filter */
-	SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(keyctl), SCMP_SYS(add_key),
-	SCMP_SYS(request_key), SCMP_SYS(userfaultfd), SCMP_SYS(fanotify_init),
-	SCMP_SYS(personality), SCMP_SYS(io_uring_setup), SCMP_SYS(io_uring_enter),
-	SCMP_SYS(io_uring_register),
+        /* other programs, other processes */
+        SCMP_SYS(execve),
+        SCMP_SYS(execveat),
+        SCMP_SYS(ptrace),
+        SCMP_SYS(process_vm_readv),
+        SCMP_SYS(process_vm_writev),
+        SCMP_SYS(pidfd_getfd),
+        SCMP_SYS(process_madvise),
+        SCMP_SYS(kcmp),
+        SCMP_SYS(migrate_pages),
+        SCMP_SYS(move_pages),
+        /* file systems, mounts, namespaces */
+        SCMP_SYS(mount),
+        SCMP_SYS(umount2),
+        SCMP_SYS(pivot_root),
+        SCMP_SYS(chroot),
+        SCMP_SYS(fsopen),
+        SCMP_SYS(fsconfig),
+        SCMP_SYS(fsmount),
+        SCMP_SYS(fspick),
+        SCMP_SYS(move_mount),
+        SCMP_SYS(open_tree),
+        SCMP_SYS(mount_setattr),
+        SCMP_SYS(setns),
+        SCMP_SYS(unshare),
+        SCMP_SYS(open_by_handle_at),
+        SCMP_SYS(quotactl),
+        SCMP_SYS(quotactl_fd),
+        SCMP_SYS(swapon),
+        SCMP_SYS(swapoff),
+        SCMP_SYS(acct),
+        /* the kernel itself: modules, kexec, reboot, I/O ports, clock, names */
+        SCMP_SYS(init_module),
+        SCMP_SYS(finit_module),
+        SCMP_SYS(delete_module),
+        SCMP_SYS(kexec_load),
+        SCMP_SYS(kexec_file_load),
+        SCMP_SYS(reboot),
+        SCMP_SYS(iopl),
+        SCMP_SYS(ioperm),
+        SCMP_SYS(modify_ldt),
+        SCMP_SYS(syslog),
+        SCMP_SYS(vhangup),
+        SCMP_SYS(settimeofday),
+        SCMP_SYS(clock_settime),
+        SCMP_SYS(clock_adjtime),
+        SCMP_SYS(adjtimex),
+        SCMP_SYS(sethostname),
+        SCMP_SYS(setdomainname),
+        SCMP_SYS(uselib),
+        SCMP_SYS(_sysctl),
+        SCMP_SYS(lookup_dcookie),
+        SCMP_SYS(nfsservctl),
+        /* kernel attack surface no module needs: eBPF, perf, the kernel
+         * keyring, userfaultfd, fanotify, personality; io_uring performs its
+         * operations without passing the filter */
+        SCMP_SYS(bpf),
+        SCMP_SYS(perf_event_open),
+        SCMP_SYS(keyctl),
+        SCMP_SYS(add_key),
+        SCMP_SYS(request_key),
+        SCMP_SYS(userfaultfd),
+        SCMP_SYS(fanotify_init),
+        SCMP_SYS(personality),
+        SCMP_SYS(io_uring_setup),
+        SCMP_SYS(io_uring_enter),
+        SCMP_SYS(io_uring_register),
 };
 
 static int
 build_launcher_filter(scmp_filter_ctx *out)
 {
 	/* clone creating namespaces (unshare and setns are denied above) */
-	static const unsigned long clone_new[] = {CLONE_NEWNS,	 CLONE_NEWCGROUP, CLONE_NEWUTS,
-						  CLONE_NEWIPC,	 CLONE_NEWUSER,	  CLONE_NEWPID,
-						  CLONE_NEWNET};
+	static const unsigned long clone_new[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS,
+	                                          CLONE_NEWIPC, CLONE_NEWUSER,   CLONE_NEWPID,
+	                                          CLONE_NEWNET};
 	scmp_filter_ctx ctx;
 	int rc = 0;
 
@@ -322,9 +450,9 @@ build_launcher_filter(scmp_filter_ctx *out)
 		    (rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, launcher_denied[i], 0)) != 0)
 			goto fail;
 	for (size_t i = 0; i < sizeof(clone_new) / sizeof(clone_new[0]); i++)
-		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
-					   SCMP_A0(SCMP_CMP_MASKED_EQ, clone_new[i], clone_new[i]))) !=
-		    0)
+		if ((rc = seccomp_rule_add(
+		             ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
+		             SCMP_A0(SCMP_CMP_MASKED_EQ, clone_new[i], clone_new[i]))) != 0)
 			goto fail;
 	/* clone3's flags are behind a pointer: glibc falls back to clone on
 	 * ENOSYS, where they can be seen. TIOCSTI would type into the
@@ -332,7 +460,7 @@ build_launcher_filter(scmp_filter_ctx *out)
 	 * request number, so only those are compared). */
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0 ||
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(ioctl), 1,
-				   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))) != 0)
+	                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))) != 0)
 		goto fail;
 	*out = ctx;
 	return 0;

@@ -7,11 +7,10 @@
  *   harden_drop()       after tokens, state and listeners are open: switch
  *                       to the configured user/group (when started as root).
  *   harden_seccomp()    last (and harden_seccomp_helper() in each signer
- *                       helper once its tokens are open): a syscall allow-list (libseccomp); anything
- *                       else kills the process (SIGSYS).
- *   harden_seccomp_launcher()  in the signer launcher once it is set up:
- *                       a deny-list, which the helpers it forks inherit
- *                       (privsep.h says why it cannot be an allow-list).
+ *                       helper once its tokens are open): a syscall allow-list (libseccomp);
+ * anything else kills the process (SIGSYS). harden_seccomp_launcher()  in the signer launcher once
+ * it is set up: a deny-list, which the helpers it forks inherit (privsep.h says why it cannot be an
+ * allow-list).
  */
 #ifndef QS_HARDEN_H
 #define QS_HARDEN_H

@@ -43,11 +43,11 @@ log_emit(enum log_level lvl, const char *func, int line, const char *event, cons
 	if (journal < 0)
 		journal = getenv("JOURNAL_STREAM") != NULL;
 	if (journal)
-		fprintf(stderr, "<%d>%s: %s %s %s (%s:%d)\n", prio[lvl], prog, names[lvl], event, msg,
-			func, line);
+		fprintf(stderr, "<%d>%s: %s %s %s (%s:%d)\n", prio[lvl], prog, names[lvl], event,
+		        msg, func, line);
 	else
-		fprintf(stderr, "%s[%d]: %s %s %s (%s:%d)\n", prog, (int)getpid(), names[lvl], event,
-			msg, func, line);
+		fprintf(stderr, "%s[%d]: %s %s %s (%s:%d)\n", prog, (int)getpid(), names[lvl],
+		        event, msg, func, line);
 }
 
 const char *

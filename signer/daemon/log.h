@@ -16,7 +16,7 @@ void log_init(const char *progname, enum log_level min);
 /* A forked process (signer helper, launcher) names itself in its lines. */
 void log_rename(const char *progname);
 void log_emit(enum log_level lvl, const char *func, int line, const char *event, const char *fmt,
-	      ...) __attribute__((format(printf, 5, 6)));
+              ...) __attribute__((format(printf, 5, 6)));
 
 /* Copy a peer-supplied string into buf (cap bytes), replacing anything but
  * printable ASCII with '?' and truncating to 64 characters. Returns buf. */

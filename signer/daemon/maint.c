@@ -19,7 +19,8 @@ static void *
 maint_main(void *arg)
 {
 	struct server *s = arg;
-	time_t next = 0, next_retry = 0, next_sweep = time(NULL) + QS_REQUEST_SWEEP_S, next_summary = time(NULL) + (time_t)s->cfg->audit_summary_s;
+	time_t next = 0, next_retry = 0, next_sweep = time(NULL) + QS_REQUEST_SWEEP_S,
+	       next_summary = time(NULL) + (time_t)s->cfg->audit_summary_s;
 
 	while (!stop && !s->stopping) {
 		struct timespec ts = {0, 200 * 1000 * 1000};

@@ -22,7 +22,7 @@
 
 /* Latency buckets in seconds, Prometheus style (cumulative at render). */
 static const double bucket_s[NBUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
-					  0.05,   0.1,   0.25,  0.5,   1.0,  5.0};
+                                          0.05,   0.1,   0.25,  0.5,   1.0,  5.0};
 
 struct call_series {
 	char method[64];
@@ -167,71 +167,72 @@ metrics_render(struct server *s, char **out, size_t *len)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	pthread_mutex_lock(&mu);
 	fprintf(f, "# HELP qsign_calls_total RPCs served, by method and gRPC status.\n"
-		   "# TYPE qsign_calls_total counter\n");
+	           "# TYPE qsign_calls_total counter\n");
 	for (size_t i = 0; i < ncalls; i++)
 		for (int st = 0; st <= 16; st++)
 			if (calls[i].by_status[st])
 				fprintf(f, "qsign_calls_total{method=\"%s\",status=\"%s\"} %llu\n",
-					calls[i].method, qs_status_name(st),
-					(unsigned long long)calls[i].by_status[st]);
+				        calls[i].method, qs_status_name(st),
+				        (unsigned long long)calls[i].by_status[st]);
 	fprintf(f, "# HELP qsign_call_seconds RPC latency, by method.\n"
-		   "# TYPE qsign_call_seconds histogram\n");
+	           "# TYPE qsign_call_seconds histogram\n");
 	for (size_t i = 0; i < ncalls; i++) {
 		uint64_t cum = 0;
 		for (int b = 0; b < NBUCKETS; b++) {
 			cum += calls[i].buckets[b];
 			fprintf(f, "qsign_call_seconds_bucket{method=\"%s\",le=\"%g\"} %llu\n",
-				calls[i].method, bucket_s[b], (unsigned long long)cum);
+			        calls[i].method, bucket_s[b], (unsigned long long)cum);
 		}
 		fprintf(f, "qsign_call_seconds_bucket{method=\"%s\",le=\"+Inf\"} %llu\n",
-			calls[i].method, (unsigned long long)calls[i].count);
+		        calls[i].method, (unsigned long long)calls[i].count);
 		fprintf(f, "qsign_call_seconds_sum{method=\"%s\"} %.6f\n", calls[i].method,
-			calls[i].sum_s);
+		        calls[i].sum_s);
 		fprintf(f, "qsign_call_seconds_count{method=\"%s\"} %llu\n", calls[i].method,
-			(unsigned long long)calls[i].count);
+		        (unsigned long long)calls[i].count);
 	}
 	fprintf(f, "# HELP qsign_signatures_total Signatures produced, by role and key.\n"
-		   "# TYPE qsign_signatures_total counter\n");
+	           "# TYPE qsign_signatures_total counter\n");
 	for (size_t i = 0; i < nsigs; i++)
 		fprintf(f, "qsign_signatures_total{role=\"%s\",key=\"%s\"} %llu\n", sigs[i].role,
-			sigs[i].key, (unsigned long long)sigs[i].n);
-	fprintf(f, "# HELP qsign_votes_total Approval votes recorded.\n"
-		   "# TYPE qsign_votes_total counter\n"
-		   "qsign_votes_total{decision=\"approve\"} %llu\n"
-		   "qsign_votes_total{decision=\"reject\"} %llu\n",
-		(unsigned long long)votes_approve, (unsigned long long)votes_reject);
+		        sigs[i].key, (unsigned long long)sigs[i].n);
+	fprintf(f,
+	        "# HELP qsign_votes_total Approval votes recorded.\n"
+	        "# TYPE qsign_votes_total counter\n"
+	        "qsign_votes_total{decision=\"approve\"} %llu\n"
+	        "qsign_votes_total{decision=\"reject\"} %llu\n",
+	        (unsigned long long)votes_approve, (unsigned long long)votes_reject);
 	fprintf(f, "# HELP qsign_token_errors_total Failed token operations.\n"
-		   "# TYPE qsign_token_errors_total counter\n");
+	           "# TYPE qsign_token_errors_total counter\n");
 	for (size_t i = 0; i < ntoks; i++)
 		fprintf(f, "qsign_token_errors_total{token=\"%s\"} %llu\n", toks[i].token,
-			(unsigned long long)toks[i].errors);
+		        (unsigned long long)toks[i].errors);
 	pthread_mutex_unlock(&mu);
 	keyring_write_metrics(s->kr, f);
 	probe_write_metrics(s->probe, f);
 	fprintf(f,
-		"# HELP qsign_requests_pending Quorum requests waiting for approvals.\n"
-		"# TYPE qsign_requests_pending gauge\nqsign_requests_pending %zu\n"
-		"# HELP qsign_audit_entries Entries in the audit log.\n"
-		"# TYPE qsign_audit_entries gauge\nqsign_audit_entries %llu\n"
-		"# HELP qsign_audit_batches_total Audit group commits since start.\n"
-		"# TYPE qsign_audit_batches_total counter\nqsign_audit_batches_total %llu\n"
-		"# HELP qsign_audit_batch_entries_total Entries written by those commits "
-		"(divide by batches for the mean batch size).\n"
-		"# TYPE qsign_audit_batch_entries_total counter\n"
-		"qsign_audit_batch_entries_total %llu\n"
-		"# HELP qsign_audit_fsyncs_total fdatasync calls on the audit entries.\n"
-		"# TYPE qsign_audit_fsyncs_total counter\nqsign_audit_fsyncs_total %llu\n"
-		"# HELP qsign_audit_failed_batches_total Audit commits refused (disk "
-		"full, I/O error).\n"
-		"# TYPE qsign_audit_failed_batches_total counter\n"
-		"qsign_audit_failed_batches_total %llu\n"
-		"# HELP qsign_ready 1 when the audit log is writable, no token is failing and "
-		"every listener answers its self-probe.\n"
-		"# TYPE qsign_ready gauge\nqsign_ready %d\n",
-		npending, (unsigned long long)tlog_size(audit_tlog(s->audit)),
-		(unsigned long long)ts.batches, (unsigned long long)ts.entries,
-		(unsigned long long)ts.entry_fsyncs, (unsigned long long)ts.failed_batches,
-		metrics_healthy(s, why, sizeof(why)));
+	        "# HELP qsign_requests_pending Quorum requests waiting for approvals.\n"
+	        "# TYPE qsign_requests_pending gauge\nqsign_requests_pending %zu\n"
+	        "# HELP qsign_audit_entries Entries in the audit log.\n"
+	        "# TYPE qsign_audit_entries gauge\nqsign_audit_entries %llu\n"
+	        "# HELP qsign_audit_batches_total Audit group commits since start.\n"
+	        "# TYPE qsign_audit_batches_total counter\nqsign_audit_batches_total %llu\n"
+	        "# HELP qsign_audit_batch_entries_total Entries written by those commits "
+	        "(divide by batches for the mean batch size).\n"
+	        "# TYPE qsign_audit_batch_entries_total counter\n"
+	        "qsign_audit_batch_entries_total %llu\n"
+	        "# HELP qsign_audit_fsyncs_total fdatasync calls on the audit entries.\n"
+	        "# TYPE qsign_audit_fsyncs_total counter\nqsign_audit_fsyncs_total %llu\n"
+	        "# HELP qsign_audit_failed_batches_total Audit commits refused (disk "
+	        "full, I/O error).\n"
+	        "# TYPE qsign_audit_failed_batches_total counter\n"
+	        "qsign_audit_failed_batches_total %llu\n"
+	        "# HELP qsign_ready 1 when the audit log is writable, no token is failing and "
+	        "every listener answers its self-probe.\n"
+	        "# TYPE qsign_ready gauge\nqsign_ready %d\n",
+	        npending, (unsigned long long)tlog_size(audit_tlog(s->audit)),
+	        (unsigned long long)ts.batches, (unsigned long long)ts.entries,
+	        (unsigned long long)ts.entry_fsyncs, (unsigned long long)ts.failed_batches,
+	        metrics_healthy(s, why, sizeof(why)));
 	fclose(f);
 	if (buf == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -303,8 +304,8 @@ metrics_http_start(struct server *s, const char *url)
 		snprintf(tcp, sizeof(tcp), "tcp://%s", url + 7);
 		if (!config_url_is_loopback(tcp))
 			return qs_fail(QS_ERR_INVALID,
-				       "metrics: %s is not a loopback address: metrics stay local",
-				       url);
+			               "metrics: %s is not a loopback address: metrics stay local",
+			               url);
 	}
 	http_srv = s;
 	if ((rv = nng_url_parse(&u, url)) != 0 || (rv = nng_http_server_hold(&http, u)) != 0 ||
@@ -342,7 +343,7 @@ h_metrics(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__metrics_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	if ((cx->pol->principals[cx->pidx].roles & (POLICY_ROLE_ADMIN | POLICY_ROLE_AUDITOR)) == 0)

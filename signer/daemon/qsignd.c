@@ -37,39 +37,38 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: qsignd -c CONFIG [--check]\n"
-		"       qsignd -c CONFIG backup -o DIR\n"
-		"       qsignd -c CONFIG restore -i DIR [--force]\n"
-		"\n"
-		"The quorum-signer daemon: holds signing keys in PKCS#11 tokens and signs\n"
-		"what its policy allows, for authenticated principals over nng.\n"
-		"\n"
-		"  -c, --config FILE  JSON configuration (see ops/qsignd.example.json)\n"
-		"      --check        validate config, policy, state and tokens, then exit:\n"
-		"                     0 if all is well, 1 with the exact problem otherwise\n"
-		"  -h, --help         this text\n"
-		"  -V, --version      print the version\n"
-		"\n"
-		"backup -o DIR       consistent copy of the state and the audit log while\n"
-		"                    qsignd runs (SQLite online backup, then the log up to\n"
-		"                    its signed checkpoint)\n"
-		"restore -i DIR      put a backup in place (qsignd stopped); refuses to\n"
-		"                    replace a newer audit log unless --force: that rolls\n"
-		"                    the log back, which auditors' verify will report\n"
-		"\n"
-		"Runs in the foreground and logs to stderr. SIGTERM or SIGINT finish the\n"
-		"calls in flight and exit cleanly.\n"
-		"\n"
-		"example:\n"
-		"  qsignd -c .qsign/qsignd.json --check && qsignd -c .qsign/qsignd.json\n");
+	fprintf(f, "usage: qsignd -c CONFIG [--check]\n"
+	           "       qsignd -c CONFIG backup -o DIR\n"
+	           "       qsignd -c CONFIG restore -i DIR [--force]\n"
+	           "\n"
+	           "The quorum-signer daemon: holds signing keys in PKCS#11 tokens and signs\n"
+	           "what its policy allows, for authenticated principals over nng.\n"
+	           "\n"
+	           "  -c, --config FILE  JSON configuration (see ops/qsignd.example.json)\n"
+	           "      --check        validate config, policy, state and tokens, then exit:\n"
+	           "                     0 if all is well, 1 with the exact problem otherwise\n"
+	           "  -h, --help         this text\n"
+	           "  -V, --version      print the version\n"
+	           "\n"
+	           "backup -o DIR       consistent copy of the state and the audit log while\n"
+	           "                    qsignd runs (SQLite online backup, then the log up to\n"
+	           "                    its signed checkpoint)\n"
+	           "restore -i DIR      put a backup in place (qsignd stopped); refuses to\n"
+	           "                    replace a newer audit log unless --force: that rolls\n"
+	           "                    the log back, which auditors' verify will report\n"
+	           "\n"
+	           "Runs in the foreground and logs to stderr. SIGTERM or SIGINT finish the\n"
+	           "calls in flight and exit cleanly.\n"
+	           "\n"
+	           "example:\n"
+	           "  qsignd -c .qsign/qsignd.json --check && qsignd -c .qsign/qsignd.json\n");
 }
 
 static void
 die(const char *what, int r)
 {
 	fprintf(stderr, "qsignd: %s: %s%s%s\n", what, qs_strerror(r), qs_errdetail()[0] ? ": " : "",
-		qs_errdetail());
+	        qs_errdetail());
 	exit(1);
 }
 
@@ -105,7 +104,7 @@ softhsm_hint(const struct config *cfg, int r)
  */
 static int
 load_policy(const struct config *cfg, struct store *st, struct keyring *kr, struct audit *au,
-	    int check_only, struct policy **out)
+            int check_only, struct policy **out)
 {
 	struct policy *file = NULL, *cur = NULL;
 	uint64_t ver = 0;
@@ -119,8 +118,8 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, stru
 	if (r == QS_ERR_NOT_FOUND) {
 		if (file->version != 1) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "%s: the bootstrap policy must be version 1 (it says %llu)",
-				    cfg->policy_file, (unsigned long long)file->version);
+			            "%s: the bootstrap policy must be version 1 (it says %llu)",
+			            cfg->policy_file, (unsigned long long)file->version);
 			goto out;
 		}
 		if ((r = keyring_policy_check(kr, file, st)) != 0)
@@ -135,8 +134,8 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, stru
 				goto out;
 			}
 			r = audit_append(au, "policy",
-					 json_pack("{s:I,s:s,s:s}", "version", (json_int_t)1, "sha256",
-						   hex, "text", file->text));
+			                 json_pack("{s:I,s:s,s:s}", "version", (json_int_t)1,
+			                           "sha256", hex, "text", file->text));
 			free(hex);
 			if (r != 0 || (r = store_policy_add(st, 1, file->text)) != 0)
 				goto out;
@@ -155,10 +154,11 @@ load_policy(const struct config *cfg, struct store *st, struct keyring *kr, stru
 		if ((r = keyring_policy_check(kr, cur, st)) != 0)
 			goto out;
 		if (strcmp(file->text, cur->text) != 0)
-			log_warn("policy.file_ignored",
-				 "file=%s current_version=%llu reason=\"the policy in force comes "
-				 "from the state store; propose changes with qsign policy propose\"",
-				 cfg->policy_file, (unsigned long long)ver);
+			log_warn(
+			        "policy.file_ignored",
+			        "file=%s current_version=%llu reason=\"the policy in force comes "
+			        "from the state store; propose changes with qsign policy propose\"",
+			        cfg->policy_file, (unsigned long long)ver);
 	}
 	*out = cur;
 	cur = NULL;
@@ -174,13 +174,15 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-		{"force", no_argument, NULL, 'f'},
-		/* For tests, not in --help: speak the helper protocol as a
-		 * hostile front would (privsep.h). */
-		{"privsep-selftest", no_argument, NULL, 'P'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check", no_argument, NULL, 'k'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"force", no_argument, NULL, 'f'},
+	        /* For tests, not in --help: speak the helper protocol as a
+	         * hostile front would (privsep.h). */
+	        {"privsep-selftest", no_argument, NULL, 'P'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct server srv;
 	struct config *cfg = NULL;
@@ -199,13 +201,27 @@ main(int argc, char **argv)
 	harden_early();
 	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': cfgpath = optarg; break;
-		case 'f': force = 1; break;
-		case 'k': check = 1; break;
-		case 'P': selftest = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("qsignd %s\n", QS_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'f':
+			force = 1;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'P':
+			selftest = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("qsignd %s\n", QS_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (cfgpath != NULL && optind < argc &&
@@ -231,10 +247,10 @@ main(int argc, char **argv)
 			die("config", r);
 		if (cfg->store_pg != NULL)
 			die(verb, qs_fail(QS_ERR_PRECONDITION,
-					  "the state is in PostgreSQL (\"store\"): back it up with "
-					  "pg_dump or pg_basebackup (ops/docs/replicated.md)"));
+			                  "the state is in PostgreSQL (\"store\"): back it up with "
+			                  "pg_dump or pg_basebackup (ops/docs/replicated.md)"));
 		r = strcmp(verb, "backup") == 0 ? backup_create(cfg, dir)
-						: backup_restore(cfg, dir, force);
+		                                : backup_restore(cfg, dir, force);
 		if (r != 0)
 			die(verb, r);
 		config_free(cfg);
@@ -246,11 +262,11 @@ main(int argc, char **argv)
 	}
 	if ((r = config_load(cfgpath, &cfg)) != 0)
 		die("config", r);
-	log_init("qsignd", cfg->log_level == NULL			 ? LOG_LVL_INFO
-			   : strcmp(cfg->log_level, "debug") == 0 ? LOG_LVL_DEBUG
-			   : strcmp(cfg->log_level, "warn") == 0  ? LOG_LVL_WARN
-			   : strcmp(cfg->log_level, "error") == 0 ? LOG_LVL_ERROR
-								  : LOG_LVL_INFO);
+	log_init("qsignd", cfg->log_level == NULL                 ? LOG_LVL_INFO
+	                   : strcmp(cfg->log_level, "debug") == 0 ? LOG_LVL_DEBUG
+	                   : strcmp(cfg->log_level, "warn") == 0  ? LOG_LVL_WARN
+	                   : strcmp(cfg->log_level, "error") == 0 ? LOG_LVL_ERROR
+	                                                          : LOG_LVL_INFO);
 
 	/* Signals are taken synchronously by main; block them before any
 	 * thread (store writer, nng, workers) exists so none inherits them. */
@@ -280,10 +296,11 @@ main(int argc, char **argv)
 		if (asprintf(&dbpath, "%s/state.db", cfg->state_dir) < 0)
 			die("check", QS_ERR_NOMEM);
 		if (cfg->store_pg != NULL) {
-			if ((r = store_open_pg(cfg->store_pg, 0, &st)) != 0 && r != QS_ERR_NOT_FOUND)
+			if ((r = store_open_pg(cfg->store_pg, 0, &st)) != 0 &&
+			    r != QS_ERR_NOT_FOUND)
 				die("state", qs_wrap(r, "store.postgresql"));
 		} else if (stat(dbpath, &sb) == 0 &&
-			   (r = store_open_sqlite(cfg->state_dir, &st)) != 0) {
+		           (r = store_open_sqlite(cfg->state_dir, &st)) != 0) {
 			die("state", r);
 		}
 		free(dbpath);
@@ -302,13 +319,13 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (cfg->store_pg != NULL ? (r = store_open_pg(cfg->store_pg, 1, &st)) != 0
-				  : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
+	                          : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 		die("state", cfg->store_pg != NULL ? qs_wrap(r, "store.postgresql") : r);
 	/* With PostgreSQL the state directory still holds this replica's
 	 * audit log (by default) and published files. */
 	if (cfg->store_pg != NULL && mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
 		die("state", qs_fail(QS_ERR_IO, "create state directory %s: %s", cfg->state_dir,
-				     strerror(errno)));
+		                     strerror(errno)));
 	if ((r = audit_open(cfg, kr, &au)) != 0)
 		die("audit", r);
 	/* The signature index follows the log (rebuilt first if behind). */
@@ -332,9 +349,9 @@ main(int argc, char **argv)
 			if ((hex = qs_hex(dg, 32)) == NULL)
 				die("policy", qs_fail(QS_ERR_NOMEM, "out of memory"));
 			r = audit_append(au, "policy",
-					 json_pack("{s:I,s:s,s:s,s:s}", "version", (json_int_t)v,
-						   "sha256", hex, "text", t, "note",
-						   "recorded when this audit log was created"));
+			                 json_pack("{s:I,s:s,s:s,s:s}", "version", (json_int_t)v,
+			                           "sha256", hex, "text", t, "note",
+			                           "recorded when this audit log was created"));
 			free(hex);
 			free(t);
 			if (r != 0)
@@ -392,7 +409,7 @@ main(int argc, char **argv)
 			log_warn("seccomp.skipped", "reason=\"sanitizer build\"");
 	}
 	log_info("start", "version=%s identity=%s policy_version=%llu workers=%u", QS_VERSION,
-		 cfg->identity, (unsigned long long)pol->version, cfg->workers);
+	         cfg->identity, (unsigned long long)pol->version, cfg->workers);
 	/* Readiness: a line for scripts and tests, READY=1 for systemd
 	 * (Type=notify; a no-op outside systemd). */
 	fprintf(stderr, "qsignd: ready\n");

@@ -37,19 +37,20 @@ check_pin_file(const char *path)
 	struct stat st;
 
 	if (strncmp(path, "credential:", 11) == 0)
-		return qs_fail(QS_ERR_PIN,
-			       "PIN %s: $CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=, "
-			       "or set it to the directory holding the PIN file)",
-			       path);
+		return qs_fail(
+		        QS_ERR_PIN,
+		        "PIN %s: $CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=, "
+		        "or set it to the directory holding the PIN file)",
+		        path);
 	if (stat(path, &st) != 0)
 		return qs_fail(QS_ERR_PIN, "PIN file %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return qs_fail(QS_ERR_PIN, "PIN file %s: not a regular file", path);
 	if ((st.st_mode & 077) != 0)
 		return qs_fail(QS_ERR_PIN,
-			       "PIN file %s: readable by group or others (mode %03o): chmod 600 "
-			       "it",
-			       path, (unsigned)(st.st_mode & 0777));
+		               "PIN file %s: readable by group or others (mode %03o): chmod 600 "
+		               "it",
+		               path, (unsigned)(st.st_mode & 0777));
 	return 0;
 }
 
@@ -187,8 +188,9 @@ type_check(const struct keyring_key *k, const struct policy_key *pk)
 {
 	if (pk->type != HSM_KEY_NONE && k->type != pk->type)
 		return qs_fail(QS_ERR_INVALID, "the token holds a %s key, the policy says %s",
-			       hsm_keytype_name(k->type) ? hsm_keytype_name(k->type) : "unsupported",
-			       hsm_keytype_name(pk->type));
+		               hsm_keytype_name(k->type) ? hsm_keytype_name(k->type)
+		                                         : "unsupported",
+		               hsm_keytype_name(pk->type));
 	return 0;
 }
 
@@ -241,7 +243,7 @@ load_key(struct keyring *kr, const struct policy_key *pk, struct keyring_key **o
 		if ((r = der_to_pem(der, der_len, &k->spki_pem)) != 0)
 			goto out;
 	} else if ((r = hsm_key_spki_der(tok, k->key, &der, &der_len)) != 0 ||
-		   (r = hsm_key_spki_pem(tok, k->key, &k->spki_pem)) != 0)
+	           (r = hsm_key_spki_pem(tok, k->key, &k->spki_pem)) != 0)
 		goto out;
 	qs_sha256(der, der_len, dg);
 	if ((hex = qs_hex(dg, sizeof(dg))) == NULL) {
@@ -289,7 +291,7 @@ keyring_bind(struct keyring *kr, struct policy *p)
 		if ((r = load_key(kr, &p->keys[i], &bound[i])) != 0 ||
 		    (p->keys[i].certificate != NULL &&
 		     (r = pki_key_cert_check(p->keys[i].certificate, bound[i]->spki_pem, NULL,
-					     NULL)) != 0)) {
+		                             NULL)) != 0)) {
 			free(bound);
 			return qs_wrap(r, "policy keys.%s", p->keys[i].name);
 		}
@@ -319,7 +321,7 @@ struct key_uses {
 
 static int
 use_add(struct key_uses *u, const struct keyring_key *k, const char *key, const char *purpose,
-	const char *uri)
+        const char *uri)
 {
 	if (u->n == u->cap) {
 		size_t ncap = u->cap ? u->cap * 2 : 16;
@@ -436,14 +438,15 @@ check_purposes(struct keyring *kr, const struct policy *p, struct store *st)
 				 * policy keys naming one object in one role would
 				 * count twice towards a threshold. */
 				if (strcmp(x->purpose, y->purpose) == 0 &&
-				    (x->key == NULL || y->key == NULL || strcmp(x->key, y->key) == 0))
+				    (x->key == NULL || y->key == NULL ||
+				     strcmp(x->key, y->key) == 0))
 					continue;
 				use_name(x, a, sizeof(a));
 				use_name(y, b, sizeof(b));
 				r = qs_fail(QS_ERR_INVALID,
-					    "%s and %s use one token object (public key SHA-256 "
-					    "%.16s...): one key, one purpose",
-					    a, b, x->k->key_id);
+				            "%s and %s use one token object (public key SHA-256 "
+				            "%.16s...): one key, one purpose",
+				            a, b, x->k->key_id);
 				goto out;
 			}
 	}
@@ -473,7 +476,7 @@ keyring_token_label(const struct keyring_key *k)
 /* The token's signature over in: in process, or by a signer helper. */
 static int
 raw_sign(const struct keyring_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
-	 size_t *sig_len)
+         size_t *sig_len)
 {
 	if (k->ps != NULL)
 		return ps_sign(k->ps, in, in_len, sig, sig_len);
@@ -482,7 +485,7 @@ raw_sign(const struct keyring_key *k, const uint8_t *in, size_t in_len, uint8_t 
 
 int
 keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
-	     size_t blob_len, uint8_t *sig, size_t *sig_len)
+             size_t blob_len, uint8_t *sig, size_t *sig_len)
 {
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
@@ -518,7 +521,7 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
  * ECDSA, as is otherwise; token health counted as keyring_sign does. */
 static int
 finish_raw(const struct keyring_key *k, int r, const uint8_t *raw, size_t raw_len, uint8_t *sig,
-	   size_t *sig_len)
+           size_t *sig_len)
 {
 	if (r == 0 && k->type == HSM_KEY_EC_P256) {
 		r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
@@ -546,16 +549,16 @@ evidence_of(const struct store_request *r, struct ps_vote *votes, struct ps_evid
 		if (!r->votes[i].approve)
 			continue;
 		votes[ev->nvotes++] = (struct ps_vote){.approver = r->votes[i].approver,
-						       .approve = 1,
-						       .time = r->votes[i].time,
-						       .sig = r->votes[i].sig,
-						       .sig_len = r->votes[i].sig_len};
+		                                       .approve = 1,
+		                                       .time = r->votes[i].time,
+		                                       .sig = r->votes[i].sig,
+		                                       .sig_len = r->votes[i].sig_len};
 	}
 }
 
 int
 keyring_sign_request(const struct keyring_key *k, const struct store_request *r, uint8_t *sig,
-		     size_t *sig_len)
+                     size_t *sig_len)
 {
 	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
 	struct ps_evidence ev;
@@ -572,7 +575,7 @@ keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
 		return qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", r->payload_len);
 	if (k->ps == NULL)
 		return keyring_sign(k, blob ? r->digest : r->payload, blob ? r->payload : NULL,
-				    r->payload_len, sig, sig_len);
+		                    r->payload_len, sig, sig_len);
 	if (k->type == HSM_KEY_ED25519 && !blob)
 		return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
 	evidence_of(r, votes, &ev);
@@ -581,8 +584,8 @@ keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
 }
 
 int
-keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t len,
-			uint8_t *sig, size_t *sig_len)
+keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t len, uint8_t *sig,
+                        size_t *sig_len)
 {
 	uint8_t raw[HSM_SIG_MAX], dg[32];
 	size_t raw_len = 0;
@@ -599,7 +602,7 @@ keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t
 
 int
 keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *canon, size_t len,
-		 const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
+                 const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
 {
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
@@ -614,7 +617,7 @@ keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *cano
 
 int
 keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
-		  const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
+                  const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
 {
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
@@ -648,7 +651,7 @@ keyring_key_reserve(struct keyring_key *k)
 
 int
 keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
-		 struct keyring_key **out)
+                 struct keyring_key **out)
 {
 	struct policy_key pk = {.name = "(config)", .uri = (char *)uri, .type = want};
 
@@ -662,8 +665,8 @@ keyring_token_label_for(struct keyring *kr, const char *uri)
 
 	if (kr->ps != NULL)
 		return ps_token_for(kr->ps, uri, &i) == 0 && i != PS_NO_TOKEN
-			       ? ps_pool_token_label(kr->ps, i)
-			       : NULL;
+		               ? ps_pool_token_label(kr->ps, i)
+		               : NULL;
 	for (size_t t = 0; t < kr->ntoks; t++)
 		if (hsm_token_matches(kr->toks[t], uri))
 			return hsm_token_label(kr->toks[t]);
@@ -671,8 +674,7 @@ keyring_token_label_for(struct keyring *kr, const char *uri)
 }
 
 int
-keyring_keygen(struct keyring *kr, const char *token_uri, enum hsm_keytype type,
-	       const char *label)
+keyring_keygen(struct keyring *kr, const char *token_uri, enum hsm_keytype type, const char *label)
 {
 	hsm_key *hk = NULL;
 	int r;
@@ -722,26 +724,25 @@ void
 keyring_write_metrics(struct keyring *kr, FILE *f)
 {
 	fprintf(f, "# HELP qsign_token_sessions Open sessions in the pool, by token.\n"
-		   "# TYPE qsign_token_sessions gauge\n");
+	           "# TYPE qsign_token_sessions gauge\n");
 	for (size_t i = 0; i < ntokens(kr); i++) {
 		unsigned sess = 0, rec = 0;
 		token_stats(kr, i, &sess, &rec);
-		fprintf(f, "qsign_token_sessions{token=\"%s\"} %u\n", token_label(kr, i),
-			sess);
+		fprintf(f, "qsign_token_sessions{token=\"%s\"} %u\n", token_label(kr, i), sess);
 	}
 	fprintf(f, "# HELP qsign_token_reconnects_total Token recoveries (module re-opened).\n"
-		   "# TYPE qsign_token_reconnects_total counter\n");
+	           "# TYPE qsign_token_reconnects_total counter\n");
 	for (size_t i = 0; i < ntokens(kr); i++) {
 		unsigned sess = 0, rec = 0;
 		token_stats(kr, i, &sess, &rec);
-		fprintf(f, "qsign_token_reconnects_total{token=\"%s\"} %u\n",
-			token_label(kr, i), rec);
+		fprintf(f, "qsign_token_reconnects_total{token=\"%s\"} %u\n", token_label(kr, i),
+		        rec);
 	}
 }
 
 int
 keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
-		     uint8_t *sigs, size_t *sig_lens, int *rcs)
+                     uint8_t *sigs, size_t *sig_lens, int *rcs)
 {
 	const uint8_t *in[QS_MAX_BATCH];
 	size_t in_len[QS_MAX_BATCH], raw_len[QS_MAX_BATCH];
@@ -756,7 +757,7 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 		/* In process: the token is right here, no round trip to save. */
 		for (size_t i = 0; i < n; i++)
 			rcs[i] = keyring_sign(k, digests[i], NULL, 0, sigs + i * (HSM_SIG_MAX + 16),
-					      &sig_lens[i]);
+			                      &sig_lens[i]);
 		return 0;
 	}
 	if ((raw = malloc(n * HSM_SIG_MAX)) == NULL)
@@ -775,7 +776,7 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 		}
 		if (k->type == HSM_KEY_EC_P256) {
 			rcs[i] = hsm_ecdsa_raw_to_der(raw + i * HSM_SIG_MAX, raw_len[i], dst,
-						      &sig_lens[i]);
+			                              &sig_lens[i]);
 		} else {
 			memcpy(dst, raw + i * HSM_SIG_MAX, raw_len[i]);
 			sig_lens[i] = raw_len[i];

@@ -20,10 +20,10 @@ struct ps_keyref;
 
 struct keyring_key {
 	char *uri;
-	hsm_token *tok;        /* in process only, else NULL */
-	hsm_key *key;          /* in process only, else NULL */
-	struct ps_keyref *ps;  /* with signer helpers only, else NULL */
-	const char *token;     /* label of the token holding it (keyring's) */
+	hsm_token *tok;       /* in process only, else NULL */
+	hsm_key *key;         /* in process only, else NULL */
+	struct ps_keyref *ps; /* with signer helpers only, else NULL */
+	const char *token;    /* label of the token holding it (keyring's) */
 	enum hsm_keytype type;
 	char *spki_pem;
 	char key_id[65]; /* hex SHA-256 of the DER SubjectPublicKeyInfo */
@@ -57,7 +57,7 @@ int keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st)
 /* Sign with k: ECDSA P-256 -> DER over digest, RSA-PSS -> over digest,
  * Ed25519 -> over blob (which must be given). sig holds HSM_SIG_MAX + 16. */
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
-		 size_t blob_len, uint8_t *sig, size_t *sig_len);
+                 size_t blob_len, uint8_t *sig, size_t *sig_len);
 
 struct store_request;
 
@@ -68,14 +68,14 @@ struct store_request;
  * they count under the policy chain it verified itself (privsep_guard.h).
  * Errors: those of keyring_sign; QS_ERR_DENIED (the helper's reason).
  */
-int keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
-			 uint8_t *sig, size_t *sig_len);
+int keyring_sign_request(const struct keyring_key *k, const struct store_request *r, uint8_t *sig,
+                         size_t *sig_len);
 
 /* Sign a checkpoint note text with the audit log key k (note.h's form:
  * ECDSA over its SHA-256, Ed25519 over the text). A signer helper signs
  * only checkpoints of the configured origin that do not shrink. */
 int keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t len,
-			    uint8_t *sig, size_t *sig_len);
+                            uint8_t *sig, size_t *sig_len);
 
 /* Sign the canonical "signed" JSON (canon, len; dg its SHA-256) of a TUF
  * document of repository repo ("ci"|"prod") with TUF key k, as
@@ -83,8 +83,8 @@ int keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, si
  * role and repository, version rising, an online role's expiry within the
  * policy's bound (privsep_guard.h). Errors: those of keyring_sign;
  * QS_ERR_DENIED (the helper's reason). */
-int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *canon,
-		     size_t len, const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
+int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *canon, size_t len,
+                     const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
 
 /* Sign with CA key k (ECDSA P-256, DER) the digest dg of a certificate's or
  * CRL's TBS structure, data being the whole DER object (any signature), or
@@ -93,7 +93,7 @@ int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *
  * pki section, computing the digest itself (privsep_guard.h). Errors:
  * those of keyring_sign; QS_ERR_DENIED (the helper's reason). */
 int keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
-		      const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
+                      const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
 
 /* Hand the signer helpers policy version `text` and r, the policy change
  * request (with votes) that made it. No-op in process. Errors: QS_ERR_NOMEM,
@@ -107,7 +107,7 @@ void keyring_key_reserve(struct keyring_key *k);
 /* Find (and keep) the key at uri in the opened tokens, e.g. the audit log
  * key, which the policy does not name. Errors as keyring_bind. */
 int keyring_find_uri(struct keyring *kr, const char *uri, enum hsm_keytype want,
-		     struct keyring_key **out);
+                     struct keyring_key **out);
 
 /* Label of the opened token that `uri`'s token attributes select, or NULL.
  * Owned by the keyring. */
@@ -119,7 +119,7 @@ const char *keyring_token_label_for(struct keyring *kr, const char *uri);
  * hsm_keygen, QS_ERR_UNAVAILABLE (the signer helper died meanwhile: the
  * key may or may not exist; not retried). */
 int keyring_keygen(struct keyring *kr, const char *token_uri, enum hsm_keytype type,
-		   const char *label);
+                   const char *label);
 
 /* SubjectPublicKeyInfo of k as DER, read from the token (*der malloc'd). */
 int keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len);
@@ -132,7 +132,7 @@ void keyring_write_metrics(struct keyring *kr, FILE *f);
  * bytes; rcs[i] is 0 or item i's error. Returns non-zero when nothing could
  * be signed. Ed25519 keys sign messages: use keyring_sign. */
 int keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
-			 uint8_t *sigs, size_t *sig_lens, int *rcs);
+                         uint8_t *sigs, size_t *sig_lens, int *rcs);
 
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);

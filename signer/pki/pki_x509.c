@@ -233,11 +233,12 @@ pki_x509_profile_of(X509 *x, enum pki_profile *out)
 		else if (pl == -1 && (fl & EXFLAG_SS))
 			pr = PKI_P_ROOT;
 		else
-			return qs_fail(QS_ERR_INVALID, "a CA certificate of no profile (path length %ld)",
-			               pl);
+			return qs_fail(QS_ERR_INVALID,
+			               "a CA certificate of no profile (path length %ld)", pl);
 	} else {
 		if (ku != KU_DIGITAL_SIGNATURE || !(fl & EXFLAG_XKUSAGE))
-			return qs_fail(QS_ERR_INVALID, "an end-entity certificate with other key usages");
+			return qs_fail(QS_ERR_INVALID,
+			               "an end-entity certificate with other key usages");
 		if (xku == XKU_SSL_SERVER)
 			pr = PKI_P_TLS;
 		else if (xku == XKU_SSL_CLIENT)
@@ -248,7 +249,8 @@ pki_x509_profile_of(X509 *x, enum pki_profile *out)
 	for (int i = 0; i < X509_get_ext_count(x); i++) {
 		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(X509_get_ext(x, i)));
 		if (!ext_allowed(pr, nid))
-			return qs_fail(QS_ERR_INVALID, "an extension (%s) the profile does not have",
+			return qs_fail(QS_ERR_INVALID,
+			               "an extension (%s) the profile does not have",
 			               nid == NID_undef ? "unknown" : OBJ_nid2sn(nid));
 	}
 	*out = pr;
@@ -302,7 +304,8 @@ pki_x509_within(const X509 *x, enum pki_profile pr, const struct pki_conf *c)
 	    name_attr(subj, NID_organizationalUnitName, ou, sizeof(ou)) || !pki_uuid_valid(cn) ||
 	    strcmp(ou, c->factory) != 0)
 		return qs_fail(QS_ERR_INVALID,
-		               "a device certificate whose subject is not CN=<UUID>, OU=%s", c->factory);
+		               "a device certificate whose subject is not CN=<UUID>, OU=%s",
+		               c->factory);
 	return 0;
 }
 
@@ -312,7 +315,8 @@ pki_crl_within(const X509_CRL *crl, const struct pki_conf *c)
 	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
 
 	if (nu == NULL || pki_time(nu) > (int64_t)time(NULL) + c->crl_days * 86400 + 60)
-		return qs_fail(QS_ERR_INVALID, "a CRL whose next update is beyond the policy's %lld days",
+		return qs_fail(QS_ERR_INVALID,
+		               "a CRL whose next update is beyond the policy's %lld days",
 		               (long long)c->crl_days);
 	return 0;
 }

@@ -18,7 +18,7 @@ approval_side(const struct policy *p, const char *role, const char *kind, struct
 		if (strcmp(kind, APPROVAL_POLICY_ROLE) != 0 ||
 		    strcmp(role, APPROVAL_POLICY_ROLE) != 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "policy changes are role \"policy\" with kind \"policy\"");
+			               "policy changes are role \"policy\" with kind \"policy\"");
 		out->threshold = p->admin_threshold;
 		out->approvers = p->admins;
 		out->napprovers = p->nadmins;
@@ -28,10 +28,10 @@ approval_side(const struct policy *p, const char *role, const char *kind, struct
 	}
 	if ((ro = policy_role(p, role)) == NULL)
 		return qs_fail(QS_ERR_NOT_FOUND, "no role \"%s\" in policy version %llu", role,
-			       (unsigned long long)p->version);
+		               (unsigned long long)p->version);
 	if (ro->mode != POLICY_QUORUM)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "role %s signs online: use qsign sign, not a request", role);
+		               "role %s signs online: use qsign sign, not a request", role);
 	if (!policy_role_allows(ro, kind))
 		return qs_fail(QS_ERR_DENIED, "role %s does not sign \"%s\" payloads", role, kind);
 	out->role = ro;
@@ -58,26 +58,27 @@ same_keys(const struct approval_side *sub, const struct approval_side *cur)
 			if (strcmp(cur->pol->keys[b->keys[j]].name, ka->name) == 0)
 				kb = &cur->pol->keys[b->keys[j]];
 		if (kb == NULL)
-			return qs_fail(QS_ERR_PRECONDITION,
-				       "key %s is no longer a key of role %s in policy version %llu "
-				       "(in force)",
-				       ka->name, a->name, v);
+			return qs_fail(
+			        QS_ERR_PRECONDITION,
+			        "key %s is no longer a key of role %s in policy version %llu "
+			        "(in force)",
+			        ka->name, a->name, v);
 		if (strcmp(ka->uri, kb->uri) != 0 || ka->type != kb->type)
 			return qs_fail(QS_ERR_PRECONDITION,
-				       "key %s of role %s names another token object in policy "
-				       "version %llu (in force)",
-				       ka->name, a->name, v);
+			               "key %s of role %s names another token object in policy "
+			               "version %llu (in force)",
+			               ka->name, a->name, v);
 	}
 	if (b->nkeys != a->nkeys)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "role %s has other keys in policy version %llu (in force)", a->name,
-			       v);
+		               "role %s has other keys in policy version %llu (in force)", a->name,
+		               v);
 	return 0;
 }
 
 int
 approval_rules(const struct policy *sub, const struct policy *cur, const char *role,
-	       const char *kind, struct approval_rules *out)
+               const char *kind, struct approval_rules *out)
 {
 	unsigned long long v = (unsigned long long)cur->version;
 	int r;
@@ -91,24 +92,24 @@ approval_rules(const struct policy *sub, const struct policy *cur, const char *r
 		/* Say which rule changed, in the terms of the policy in force. */
 		if (r == QS_ERR_NOT_FOUND)
 			return qs_fail(QS_ERR_PRECONDITION,
-				       "role %s was removed in policy version %llu (in force)", role,
-				       v);
+			               "role %s was removed in policy version %llu (in force)",
+			               role, v);
 		if (r == QS_ERR_PRECONDITION)
 			return qs_fail(QS_ERR_PRECONDITION,
-				       "role %s is no longer a quorum role in policy version %llu "
-				       "(in force)",
-				       role, v);
+			               "role %s is no longer a quorum role in policy version %llu "
+			               "(in force)",
+			               role, v);
 		if (r == QS_ERR_DENIED)
 			return qs_fail(QS_ERR_PRECONDITION,
-				       "role %s no longer signs \"%s\" payloads in policy version "
-				       "%llu (in force)",
-				       role, kind, v);
+			               "role %s no longer signs \"%s\" payloads in policy version "
+			               "%llu (in force)",
+			               role, kind, v);
 		return r;
 	} else if (out->sub.role != NULL && (r = same_keys(&out->sub, &out->cur)) != 0) {
 		return r;
 	}
-	out->threshold = out->sub.threshold > out->cur.threshold ? out->sub.threshold
-								  : out->cur.threshold;
+	out->threshold =
+	        out->sub.threshold > out->cur.threshold ? out->sub.threshold : out->cur.threshold;
 	out->allow_self = out->sub.allow_self && out->cur.allow_self;
 	return 0;
 }
@@ -129,25 +130,25 @@ approval_may_vote(const struct approval_rules *ar, const char *name, const char 
 
 	if (!approval_listed(&ar->sub, name))
 		return qs_fail(QS_ERR_DENIED,
-			       "%s is not an approver of %s under policy version %llu (the "
-			       "request's)",
-			       name, role, (unsigned long long)ar->sub.pol->version);
+		               "%s is not an approver of %s under policy version %llu (the "
+		               "request's)",
+		               name, role, (unsigned long long)ar->sub.pol->version);
 	if (!approval_listed(&ar->cur, name))
 		return qs_fail(QS_ERR_DENIED,
-			       "%s is no longer an approver of %s under policy version %llu (in "
-			       "force)",
-			       name, role, (unsigned long long)ar->cur.pol->version);
+		               "%s is no longer an approver of %s under policy version %llu (in "
+		               "force)",
+		               name, role, (unsigned long long)ar->cur.pol->version);
 	if (!ar->allow_self && strcmp(name, submitter) == 0)
 		return qs_fail(QS_ERR_DENIED,
-			       "%s submitted this request and role %s does not allow "
-			       "self-approval",
-			       name, role);
+		               "%s submitted this request and role %s does not allow "
+		               "self-approval",
+		               name, role);
 	return 0;
 }
 
 int
 approval_vote_counts(const struct approval_rules *ar, const char *identity,
-		     const struct store_request *r, const struct store_vote *v)
+                     const struct store_request *r, const struct store_vote *v)
 {
 	const struct policy_principal *pr;
 	uint8_t *stmt = NULL;
@@ -158,23 +159,22 @@ approval_vote_counts(const struct approval_rules *ar, const char *identity,
 		return rc;
 	if ((pr = policy_principal(ar->cur.pol, v->approver)) == NULL)
 		return qs_fail(QS_ERR_DENIED, "%s is not in policy version %llu (in force)",
-			       v->approver, (unsigned long long)ar->cur.pol->version);
+		               v->approver, (unsigned long long)ar->cur.pol->version);
 	if ((rc = qs_stmt_approval(identity, r->id, r->role, r->kind, r->digest, v->approve,
-				   v->time, &stmt, &len)) != 0)
+	                           v->time, &stmt, &len)) != 0)
 		return rc;
 	if (qs_sig_verify(pr->pk, stmt, len, v->sig, v->sig_len) != 0)
 		rc = qs_fail(QS_ERR_UNAUTH,
-			     "vote signature does not verify with %s's key in policy version %llu "
-			     "(in force): the statement must cover this request, role, kind, "
-			     "payload digest, decision and time",
-			     v->approver, (unsigned long long)ar->cur.pol->version);
+		             "vote signature does not verify with %s's key in policy version %llu "
+		             "(in force): the statement must cover this request, role, kind, "
+		             "payload digest, decision and time",
+		             v->approver, (unsigned long long)ar->cur.pol->version);
 	free(stmt);
 	return rc;
 }
 
 size_t
-approval_count(const struct approval_rules *ar, const char *identity,
-	       const struct store_request *r)
+approval_count(const struct approval_rules *ar, const char *identity, const struct store_request *r)
 {
 	size_t n = 0;
 
@@ -192,7 +192,7 @@ approval_eligible(const struct approval_rules *ar, const char *submitter)
 
 	for (size_t i = 0; i < ar->cur.napprovers; i++)
 		if (approval_may_vote(ar, ar->cur.pol->principals[ar->cur.approvers[i]].name,
-				      submitter) == 0)
+		                      submitter) == 0)
 			n++;
 	qs_errclear();
 	return n;

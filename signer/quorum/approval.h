@@ -55,7 +55,7 @@ struct approval_rules {
  * not sign this kind); the detail names the version.
  */
 int approval_side(const struct policy *p, const char *role, const char *kind,
-		  struct approval_side *out);
+                  struct approval_side *out);
 
 /*
  * The rules of a request submitted under `sub` as the policy `cur` in force
@@ -65,7 +65,7 @@ int approval_side(const struct policy *p, const char *role, const char *kind,
  * Errors of `sub` are those of approval_side().
  */
 int approval_rules(const struct policy *sub, const struct policy *cur, const char *role,
-		   const char *kind, struct approval_rules *out);
+                   const char *kind, struct approval_rules *out);
 
 /* 1 if principal `name` is an approver under that one version. */
 int approval_listed(const struct approval_side *sd, const char *name);
@@ -86,11 +86,11 @@ int approval_may_vote(const struct approval_rules *ar, const char *name, const c
  * a detail; QS_ERR_NOMEM.
  */
 int approval_vote_counts(const struct approval_rules *ar, const char *identity,
-			 const struct store_request *r, const struct store_vote *v);
+                         const struct store_request *r, const struct store_vote *v);
 
 /* Stored approve votes of r that count. */
 size_t approval_count(const struct approval_rules *ar, const char *identity,
-		      const struct store_request *r);
+                      const struct store_request *r);
 
 /* How many principals may vote on a request of `submitter`. */
 size_t approval_eligible(const struct approval_rules *ar, const char *submitter);

@@ -32,11 +32,20 @@ policy_parse_duration(const char *s, int64_t *seconds)
 	if (errno != 0 || end == s || end[0] == '\0' || end[1] != '\0')
 		return qs_fail(QS_ERR_INVALID, "duration must look like 90s, 30m, 24h or 7d");
 	switch (*end) {
-	case 's': mul = 1; break;
-	case 'm': mul = 60; break;
-	case 'h': mul = 3600; break;
-	case 'd': mul = 86400; break;
-	default: return qs_fail(QS_ERR_INVALID, "duration unit must be s, m, h or d");
+	case 's':
+		mul = 1;
+		break;
+	case 'm':
+		mul = 60;
+		break;
+	case 'h':
+		mul = 3600;
+		break;
+	case 'd':
+		mul = 86400;
+		break;
+	default:
+		return qs_fail(QS_ERR_INVALID, "duration unit must be s, m, h or d");
 	}
 	if (n <= 0 || n > 3650LL * 86400 / mul)
 		return qs_fail(QS_ERR_INVALID, "duration must be positive and at most 10 years");
@@ -66,7 +75,7 @@ find_key(const struct policy *p, const char *name)
  * and (if need != 0) hold all the roles in `need`. */
 static int
 name_list(const struct policy *p, json_t *arr, const char *what, unsigned need, size_t **out,
-	  size_t *n)
+          size_t *n)
 {
 	size_t i, *idx = NULL;
 	json_t *v;
@@ -90,20 +99,20 @@ name_list(const struct policy *p, json_t *arr, const char *what, unsigned need, 
 		if ((pi = find_principal(p, s)) < 0) {
 			free(idx);
 			return qs_fail(QS_ERR_INVALID, "%s[%zu]: unknown principal \"%s\"", what, i,
-				       s);
+			               s);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (idx[j] == (size_t)pi) {
 				free(idx);
-				return qs_fail(QS_ERR_INVALID, "%s[%zu]: duplicate principal \"%s\"",
-					       what, i, s);
+				return qs_fail(QS_ERR_INVALID,
+				               "%s[%zu]: duplicate principal \"%s\"", what, i, s);
 			}
 		if ((p->principals[pi].roles & need) != need) {
 			char rb[40];
 			free(idx);
 			return qs_fail(QS_ERR_INVALID,
-				       "%s[%zu]: principal \"%s\" lacks the %s role", what, i, s,
-				       policy_roles_str(need, rb, sizeof(rb)));
+			               "%s[%zu]: principal \"%s\" lacks the %s role", what, i, s,
+			               policy_roles_str(need, rb, sizeof(rb)));
 		}
 		idx[i] = (size_t)pi;
 	}
@@ -136,8 +145,8 @@ parse_principals(struct policy *p, json_t *obj)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		if (!qs_name_valid(name, QS_MAX_NAME))
 			return qs_fail(QS_ERR_INVALID,
-				       "principals.%.64s: name must be 1..%d of [A-Za-z0-9._@:+-]",
-				       name, QS_MAX_NAME);
+			               "principals.%.64s: name must be 1..%d of [A-Za-z0-9._@:+-]",
+			               name, QS_MAX_NAME);
 		if (!json_is_object(v))
 			return qs_fail(QS_ERR_INVALID, "principals.%s: must be an object", name);
 		if ((r = qs_json_only(v, "principal", allowed)) != 0)
@@ -145,9 +154,9 @@ parse_principals(struct policy *p, json_t *obj)
 		pk = json_object_get(v, "public_key");
 		if (!json_is_string(pk))
 			return qs_fail(QS_ERR_INVALID, "principals.%s.public_key: missing PEM",
-				       name);
+			               name);
 		if ((r = qs_pubkey_from_pem(json_string_value(pk), json_string_length(pk),
-					    &pr->pk)) != 0)
+		                            &pr->pk)) != 0)
 			return qs_wrap(r, "principals.%s.public_key", name);
 		pr->alg = qs_pubkey_alg(pr->pk);
 		if ((pr->public_pem = strdup(json_string_value(pk))) == NULL)
@@ -155,7 +164,7 @@ parse_principals(struct policy *p, json_t *obj)
 		roles = json_object_get(v, "roles");
 		if (!json_is_array(roles) || json_array_size(roles) == 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "principals.%s.roles: must be a non-empty array", name);
+			               "principals.%s.roles: must be a non-empty array", name);
 		json_array_foreach(roles, i, rv)
 		{
 			const char *s = json_string_value(rv);
@@ -168,12 +177,12 @@ parse_principals(struct policy *p, json_t *obj)
 				bit = POLICY_ROLE_AUDITOR;
 			else
 				return qs_fail(QS_ERR_INVALID,
-					       "principals.%s.roles[%zu]: must be admin, requester "
-					       "or auditor",
-					       name, i);
+				               "principals.%s.roles[%zu]: must be admin, requester "
+				               "or auditor",
+				               name, i);
 			if (pr->roles & bit)
 				return qs_fail(QS_ERR_INVALID,
-					       "principals.%s.roles[%zu]: duplicate role", name, i);
+				               "principals.%s.roles[%zu]: duplicate role", name, i);
 			pr->roles |= bit;
 		}
 	}
@@ -183,9 +192,9 @@ parse_principals(struct policy *p, json_t *obj)
 		for (size_t j = i + 1; j < p->nprincipals; j++)
 			if (EVP_PKEY_eq(p->principals[i].pk, p->principals[j].pk) == 1)
 				return qs_fail(QS_ERR_INVALID,
-					       "principals.%s and principals.%s share one public "
-					       "key",
-					       p->principals[i].name, p->principals[j].name);
+				               "principals.%s and principals.%s share one public "
+				               "key",
+				               p->principals[i].name, p->principals[j].name);
 	return 0;
 }
 
@@ -200,8 +209,8 @@ parse_certificate(struct policy_key *k, json_t *v)
 	if (pem == NULL || json_string_length(v) > QS_MAX_CERT_PEM ||
 	    strlen(pem) != json_string_length(v))
 		return qs_fail(QS_ERR_INVALID,
-			       "keys.%s.certificate: must be a PEM string of at most %d bytes",
-			       k->name, QS_MAX_CERT_PEM);
+		               "keys.%s.certificate: must be a PEM string of at most %d bytes",
+		               k->name, QS_MAX_CERT_PEM);
 	if ((r = pki_key_cert_check(pem, NULL, NULL, NULL)) != 0)
 		return qs_wrap(r, "keys.%s", k->name);
 	if ((k->certificate = strdup(pem)) == NULL)
@@ -242,13 +251,13 @@ parse_keys(struct policy *p, json_t *obj)
 			return qs_fail(QS_ERR_INVALID, "keys.%s.uri: must be a pkcs11: URI", name);
 		if (strstr(uri, "pin-value") != NULL)
 			return qs_fail(QS_ERR_INVALID,
-				       "keys.%s.uri: must not carry a PIN (pin-value)", name);
+			               "keys.%s.uri: must not carry a PIN (pin-value)", name);
 		if (alg == NULL || (k->type = hsm_keytype_parse(alg)) == HSM_KEY_NONE ||
 		    strcmp(alg, hsm_keytype_name(k->type)) != 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "keys.%s.algorithm: must be ecdsa-p256, ed25519, rsa3072, "
-				       "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1",
-				       name);
+			               "keys.%s.algorithm: must be ecdsa-p256, ed25519, rsa3072, "
+			               "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1",
+			               name);
 		if ((k->uri = strdup(uri)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		if (json_object_get(v, "certificate") != NULL &&
@@ -256,9 +265,8 @@ parse_keys(struct policy *p, json_t *obj)
 			return r;
 		for (size_t j = 0; j + 1 < p->nkeys; j++)
 			if (strcmp(p->keys[j].uri, k->uri) == 0)
-				return qs_fail(QS_ERR_INVALID,
-					       "keys.%s: same uri as keys.%s", name,
-					       p->keys[j].name);
+				return qs_fail(QS_ERR_INVALID, "keys.%s: same uri as keys.%s", name,
+				               p->keys[j].name);
 	}
 	return 0;
 }
@@ -276,7 +284,7 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 		return r;
 	ro->mode = POLICY_ONLINE;
 	if ((r = name_list(p, json_object_get(v, "requesters"), "online.requesters",
-			   POLICY_ROLE_REQUESTER, &ro->requesters, &ro->nrequesters)) != 0)
+	                   POLICY_ROLE_REQUESTER, &ro->requesters, &ro->nrequesters)) != 0)
 		return r;
 	if (ro->nrequesters == 0)
 		return qs_fail(QS_ERR_INVALID, "online.requesters: must name at least one");
@@ -284,8 +292,8 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 		if (!json_is_integer(x) || json_integer_value(x) < 1 ||
 		    json_integer_value(x) > 1000000)
 			return qs_fail(QS_ERR_INVALID,
-				       "online.rate_per_second: integer 1..1000000 (omit for no "
-				       "limit)");
+			               "online.rate_per_second: integer 1..1000000 (omit for no "
+			               "limit)");
 		ro->rate_per_second = (uint32_t)json_integer_value(x);
 		ro->burst = ro->rate_per_second;
 	}
@@ -303,8 +311,8 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 static int
 parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 {
-	static const char *const allowed[] = {"threshold", "approvers", "requesters",
-					      "request_ttl", "allow_self_approval", NULL};
+	static const char *const allowed[] = {"threshold",   "approvers",           "requesters",
+	                                      "request_ttl", "allow_self_approval", NULL};
 	json_t *x;
 	int r;
 
@@ -314,7 +322,7 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 		return r;
 	ro->mode = POLICY_QUORUM;
 	if ((r = name_list(p, json_object_get(v, "approvers"), "quorum.approvers",
-			   POLICY_ROLE_ADMIN, &ro->approvers, &ro->napprovers)) != 0)
+	                   POLICY_ROLE_ADMIN, &ro->approvers, &ro->napprovers)) != 0)
 		return r;
 	x = json_object_get(v, "threshold");
 	if (x == NULL)
@@ -323,12 +331,12 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 		return qs_fail(QS_ERR_INVALID, "quorum.threshold: must be an integer >= 1");
 	if ((size_t)json_integer_value(x) > ro->napprovers)
 		return qs_fail(QS_ERR_INVALID,
-			       "quorum.threshold: %lld exceeds the %zu approvers (could never "
-			       "be met)",
-			       (long long)json_integer_value(x), ro->napprovers);
+		               "quorum.threshold: %lld exceeds the %zu approvers (could never "
+		               "be met)",
+		               (long long)json_integer_value(x), ro->napprovers);
 	ro->threshold = (uint32_t)json_integer_value(x);
 	if ((r = name_list(p, json_object_get(v, "requesters"), "quorum.requesters", 0,
-			   &ro->requesters, &ro->nrequesters)) != 0)
+	                   &ro->requesters, &ro->nrequesters)) != 0)
 		return r;
 	if (ro->nrequesters == 0)
 		return qs_fail(QS_ERR_INVALID, "quorum.requesters: must name at least one");
@@ -362,11 +370,12 @@ check_kind_family(const struct policy_role *ro)
 {
 	for (size_t k = 1; k < ro->nkinds; k++)
 		if (strcmp(kind_family(ro->kinds[0]), kind_family(ro->kinds[k])) != 0)
-			return qs_fail(QS_ERR_INVALID,
-				       "roles.%s.payloads: \"%s\" and \"%s\" in one role: a TUF "
-				       "role lists only tuf-* kinds, a PKI role only pki.* kinds, and "
-				       "digest/blob belong to roles of their own",
-				       ro->name, ro->kinds[0], ro->kinds[k]);
+			return qs_fail(
+			        QS_ERR_INVALID,
+			        "roles.%s.payloads: \"%s\" and \"%s\" in one role: a TUF "
+			        "role lists only tuf-* kinds, a PKI role only pki.* kinds, and "
+			        "digest/blob belong to roles of their own",
+			        ro->name, ro->kinds[0], ro->kinds[k]);
 	return 0;
 }
 
@@ -401,7 +410,7 @@ parse_roles(struct policy *p, json_t *obj)
 		keys = json_object_get(v, "keys");
 		if (!json_is_array(keys) || json_array_size(keys) == 0)
 			return qs_fail(QS_ERR_INVALID,
-				       "roles.%s.keys: a role needs at least one key", name);
+			               "roles.%s.keys: a role needs at least one key", name);
 		if (json_array_size(keys) > QS_MAX_POLICY_ENTRIES)
 			return qs_fail(QS_ERR_INVALID, "roles.%s.keys: too many", name);
 		if ((ro->keys = calloc(json_array_size(keys), sizeof(*ro->keys))) == NULL)
@@ -411,21 +420,23 @@ parse_roles(struct policy *p, json_t *obj)
 			const char *s = json_string_value(x);
 			ssize_t ki = s ? find_key(p, s) : -1;
 			if (ki < 0)
-				return qs_fail(QS_ERR_INVALID, "roles.%s.keys[%zu]: unknown key %s%s%s",
-					       name, i, s ? "\"" : "", s ? s : "(not a string)",
-					       s ? "\"" : "");
+				return qs_fail(QS_ERR_INVALID,
+				               "roles.%s.keys[%zu]: unknown key %s%s%s", name, i,
+				               s ? "\"" : "", s ? s : "(not a string)",
+				               s ? "\"" : "");
 			for (size_t j = 0; j < i; j++)
 				if (ro->keys[j] == (size_t)ki)
 					return qs_fail(QS_ERR_INVALID,
-						       "roles.%s.keys[%zu]: duplicate key", name, i);
+					               "roles.%s.keys[%zu]: duplicate key", name,
+					               i);
 			ro->keys[ro->nkeys++] = (size_t)ki;
 		}
 		pl = json_object_get(v, "payloads");
 		if (!json_is_array(pl) || json_array_size(pl) == 0 || json_array_size(pl) > 32)
 			return qs_fail(QS_ERR_INVALID,
-				       "roles.%s.payloads: must list the payload kinds the role "
-				       "signs (\"digest\", \"blob\", ...)",
-				       name);
+			               "roles.%s.payloads: must list the payload kinds the role "
+			               "signs (\"digest\", \"blob\", ...)",
+			               name);
 		if ((ro->kinds = calloc(json_array_size(pl), sizeof(*ro->kinds))) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		json_array_foreach(pl, i, x)
@@ -434,11 +445,11 @@ parse_roles(struct policy *p, json_t *obj)
 			unsigned bit = 0;
 			if (s == NULL || qs_payload_kind(s) == NULL || strcmp(s, "policy") == 0)
 				return qs_fail(QS_ERR_INVALID,
-					       "roles.%s.payloads[%zu]: unknown payload kind%s%s%s",
-					       name, i, s ? " \"" : "", s ? s : "", s ? "\"" : "");
+				               "roles.%s.payloads[%zu]: unknown payload kind%s%s%s",
+				               name, i, s ? " \"" : "", s ? s : "", s ? "\"" : "");
 			if (policy_role_allows(ro, s))
-				return qs_fail(QS_ERR_INVALID,
-					       "roles.%s.payloads[%zu]: duplicate", name, i);
+				return qs_fail(QS_ERR_INVALID, "roles.%s.payloads[%zu]: duplicate",
+				               name, i);
 			if (strcmp(s, "digest") == 0)
 				bit = POLICY_PAYLOAD_DIGEST;
 			else if (strcmp(s, "blob") == 0)
@@ -453,8 +464,8 @@ parse_roles(struct policy *p, json_t *obj)
 		qu = json_object_get(v, "quorum");
 		if ((on == NULL) == (qu == NULL))
 			return qs_fail(QS_ERR_INVALID,
-				       "roles.%s: needs exactly one of \"online\" or \"quorum\"",
-				       name);
+			               "roles.%s: needs exactly one of \"online\" or \"quorum\"",
+			               name);
 		if (on != NULL && (r = parse_online(p, ro, on)) != 0)
 			return qs_wrap(r, "roles.%s", name);
 		if (qu != NULL && (r = parse_quorum(p, ro, qu)) != 0)
@@ -465,9 +476,9 @@ parse_roles(struct policy *p, json_t *obj)
 			if (p->keys[ro->keys[k]].type == HSM_KEY_ED25519 &&
 			    (ro->payloads & POLICY_PAYLOAD_DIGEST))
 				return qs_fail(QS_ERR_INVALID,
-					       "roles.%s: key \"%s\" is Ed25519, which signs "
-					       "messages, not digests: allow only \"blob\"",
-					       name, p->keys[ro->keys[k]].name);
+				               "roles.%s: key \"%s\" is Ed25519, which signs "
+				               "messages, not digests: allow only \"blob\"",
+				               name, p->keys[ro->keys[k]].name);
 	}
 	return 0;
 }
@@ -481,21 +492,22 @@ parse_admins(struct policy *p, json_t *v)
 
 	if (!json_is_object(v))
 		return qs_fail(QS_ERR_INVALID,
-			       "policy_admins: required: {\"threshold\": M, \"admins\": [...]}");
+		               "policy_admins: required: {\"threshold\": M, \"admins\": [...]}");
 	if ((r = qs_json_only(v, "policy_admins", allowed)) != 0)
 		return r;
 	if ((r = name_list(p, json_object_get(v, "admins"), "policy_admins.admins",
-			   POLICY_ROLE_ADMIN, &p->admins, &p->nadmins)) != 0)
+	                   POLICY_ROLE_ADMIN, &p->admins, &p->nadmins)) != 0)
 		return r;
 	x = json_object_get(v, "threshold");
 	if (x == NULL)
-		return qs_fail(QS_ERR_INVALID, "policy_admins.threshold: missing (an integer >= 1)");
+		return qs_fail(QS_ERR_INVALID,
+		               "policy_admins.threshold: missing (an integer >= 1)");
 	if (!json_is_integer(x) || json_integer_value(x) < 1)
 		return qs_fail(QS_ERR_INVALID, "policy_admins.threshold: must be an integer >= 1");
 	if ((size_t)json_integer_value(x) > p->nadmins)
 		return qs_fail(QS_ERR_INVALID,
-			       "policy_admins.threshold: %lld exceeds the %zu admins",
-			       (long long)json_integer_value(x), p->nadmins);
+		               "policy_admins.threshold: %lld exceeds the %zu admins",
+		               (long long)json_integer_value(x), p->nadmins);
 	p->admin_threshold = (uint32_t)json_integer_value(x);
 	return 0;
 }
@@ -503,8 +515,9 @@ parse_admins(struct policy *p, json_t *v)
 int
 policy_parse(const char *text, size_t len, struct policy **out)
 {
-	static const char *const allowed[] = {"version", "principals", "keys", "roles",
-					      "policy_admins", "comment", "tuf", "pki", NULL};
+	static const char *const allowed[] = {"version", "principals",    "keys",
+	                                      "roles",   "policy_admins", "comment",
+	                                      "tuf",     "pki",           NULL};
 	struct policy *p = NULL;
 	json_error_t jerr;
 	json_t *root = NULL, *v;
@@ -708,9 +721,9 @@ const char *
 policy_roles_str(unsigned roles, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s%s%s%s%s", (roles & POLICY_ROLE_ADMIN) ? "admin" : "",
-		 (roles & POLICY_ROLE_ADMIN) && (roles & ~POLICY_ROLE_ADMIN) ? "," : "",
-		 (roles & POLICY_ROLE_REQUESTER) ? "requester" : "",
-		 (roles & POLICY_ROLE_REQUESTER) && (roles & POLICY_ROLE_AUDITOR) ? "," : "",
-		 (roles & POLICY_ROLE_AUDITOR) ? "auditor" : "");
+	         (roles & POLICY_ROLE_ADMIN) && (roles & ~POLICY_ROLE_ADMIN) ? "," : "",
+	         (roles & POLICY_ROLE_REQUESTER) ? "requester" : "",
+	         (roles & POLICY_ROLE_REQUESTER) && (roles & POLICY_ROLE_AUDITOR) ? "," : "",
+	         (roles & POLICY_ROLE_AUDITOR) ? "auditor" : "");
 	return buf;
 }

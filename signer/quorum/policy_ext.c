@@ -17,9 +17,9 @@ struct ext_checker {
 };
 
 static const struct ext_checker checkers[] = {
-	{"tuf", tuf_policy_check},
-	{"pki", pki_policy_check},
-	{NULL, NULL},
+        {"tuf", tuf_policy_check},
+        {"pki", pki_policy_check},
+        {NULL, NULL},
 };
 
 static int

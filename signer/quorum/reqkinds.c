@@ -7,15 +7,9 @@
 #include "tuf.h"
 
 static const struct reqkind_ops *const kinds[] = {
-	&tuf_init_ops,
-	&tuf_root_ops,
-	&tuf_promote_ops,
-	&pki_kind_ca_create,
-	&pki_kind_tls,
-	&pki_kind_device_ca,
-	&pki_kind_ca_state,
-	&pki_kind_device_revoke,
-	NULL,
+        &tuf_init_ops,       &tuf_root_ops,           &tuf_promote_ops,
+        &pki_kind_ca_create, &pki_kind_tls,           &pki_kind_device_ca,
+        &pki_kind_ca_state,  &pki_kind_device_revoke, NULL,
 };
 
 const struct reqkind_ops *

@@ -24,7 +24,7 @@ struct reqkind_ops {
 	/* Checks that need daemon state, at submission (e.g. "the root CA
 	 * already exists"). NULL = none. 0 or a QS_ERR_* with detail. */
 	int (*submit_check)(struct server *s, const struct policy *p, const struct policy_role *ro,
-			    const char *submitter, const uint8_t *payload, size_t len);
+	                    const char *submitter, const uint8_t *payload, size_t len);
 	/* Carry out an approved request under policy p (the version it was
 	 * submitted with): sign, publish, issue. May return signatures (*sigs
 	 * malloc'd array of *nsigs) and a result blob (*result malloc'd) that
@@ -33,8 +33,8 @@ struct reqkind_ops {
 	 * REQKIND_WAIT (with a detail) = not yet: the request stays APPROVED
 	 * and is executed again when the module calls requests_retry(). */
 	int (*execute)(struct server *s, const struct store_request *r, const struct policy *p,
-		       const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
-		       uint8_t **result, size_t *result_len);
+	               const struct policy_role *ro, struct store_reqsig **sigs, size_t *nsigs,
+	               uint8_t **result, size_t *result_len);
 };
 
 #define REQKIND_WAIT 1

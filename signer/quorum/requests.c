@@ -118,7 +118,7 @@ xstrdup(const char *s)
  * protobuf_c_message_free_unpacked(v, NULL) frees it. */
 static int
 view_new(const struct store_request *r, const struct approval_rules *ar, int with_payload,
-	 Qsign__V1__RequestView **out)
+         Qsign__V1__RequestView **out)
 {
 	Qsign__V1__RequestView *v;
 	int r2 = QS_ERR_NOMEM;
@@ -128,7 +128,8 @@ view_new(const struct store_request *r, const struct approval_rules *ar, int wit
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	qsign__v1__request_view__init(v);
 	if ((v->id = xstrdup(r->id)) == NULL || (v->role = xstrdup(r->role)) == NULL ||
-	    (v->kind = xstrdup(r->kind)) == NULL || (v->submitter = xstrdup(r->submitter)) == NULL ||
+	    (v->kind = xstrdup(r->kind)) == NULL ||
+	    (v->submitter = xstrdup(r->submitter)) == NULL ||
 	    (v->message = xstrdup(r->message)) == NULL ||
 	    (v->state_message = xstrdup(r->state_message)) == NULL ||
 	    (v->payload_sha256.data = malloc(32)) == NULL)
@@ -190,7 +191,7 @@ fail:
 
 static int
 pack_view(const struct store_request *r, const struct approval_rules *ar, int with_payload,
-	  uint8_t **out, size_t *out_len)
+          uint8_t **out, size_t *out_len)
 {
 	Qsign__V1__RequestView *v = NULL;
 	int r2;
@@ -210,7 +211,7 @@ pack_view(const struct store_request *r, const struct approval_rules *ar, int wi
  */
 static const struct approval_rules *
 view_rules(struct server *s, const struct store_request *r, const struct policy *cur,
-	   struct policy **subp, struct approval_rules *ar)
+           struct policy **subp, struct approval_rules *ar)
 {
 	const struct approval_rules *res = NULL;
 
@@ -268,7 +269,7 @@ deadline(struct server *s, const struct store_request *r, const char **why)
 		return d;
 	}
 	*why = r->state == REQ_PENDING ? "request_ttl passed before the threshold was met"
-				       : "request_ttl passed before the request was executed";
+	                               : "request_ttl passed before the request was executed";
 	return r->expires;
 }
 
@@ -320,8 +321,9 @@ maybe_expire(struct server *s, struct store_request *r, int locked)
 		if (!locked)
 			pthread_mutex_lock(&s->req_mu);
 		/* Re-read under the lock: an execution may have finished it. */
-		if (store_req_get(s->store, r->id, 0, &fresh) == 0 && fresh->state == REQ_APPROVED &&
-		    expire_now(s, fresh) && fresh->state == REQ_EXPIRED) {
+		if (store_req_get(s->store, r->id, 0, &fresh) == 0 &&
+		    fresh->state == REQ_APPROVED && expire_now(s, fresh) &&
+		    fresh->state == REQ_EXPIRED) {
 			r->state = REQ_EXPIRED;
 			free(r->state_message);
 			r->state_message = strdup(fresh->state_message ? fresh->state_message : "");
@@ -352,7 +354,7 @@ load(struct call_ctx *cx, const char *id, int with_payload, int locked, struct s
 	*out = NULL;
 	if (!valid_id(id))
 		return qs_fail(QS_ERR_INVALID, "\"%s\" is not a request id (32 hex characters)",
-			       log_peerstr(id, pb, sizeof(pb)));
+		               log_peerstr(id, pb, sizeof(pb)));
 	if ((r = store_req_get(cx->srv->store, id, with_payload, out)) != 0)
 		return r;
 	if (!may_view(cx, *out)) {
@@ -368,7 +370,7 @@ static const char *
 state_name(int st)
 {
 	static const char *const n[] = {"unspecified", "pending",   "approved", "signed",
-					"rejected",    "cancelled", "expired",  "failed"};
+	                                "rejected",    "cancelled", "expired",  "failed"};
 	return st >= 0 && st <= REQ_FAILED ? n[st] : "unknown";
 }
 
@@ -385,8 +387,8 @@ static int
 audit_state(struct server *s, const char *id, int from, int to, const char *msg)
 {
 	return audit_append(s->audit, "request.state",
-			    json_pack("{s:s,s:s,s:s,s:s}", "id", id, "from", state_name(from),
-				      "to", state_name(to), "message", msg ? msg : ""));
+	                    json_pack("{s:s,s:s,s:s,s:s}", "id", id, "from", state_name(from), "to",
+	                              state_name(to), "message", msg ? msg : ""));
 }
 
 /* The signatures (and result) a request produced, before they are stored
@@ -396,7 +398,7 @@ audit_state(struct server *s, const char *id, int from, int to, const char *msg)
  * entry that cannot be built completely is not written (QS_ERR_NOMEM). */
 static int
 audit_signed(struct server *s, const struct store_request *r, const struct store_reqsig *sigs,
-	     size_t n, const uint8_t *result, size_t result_len)
+             size_t n, const uint8_t *result, size_t result_len)
 {
 	json_t *arr = json_array(), *o = NULL;
 	uint8_t dg[32];
@@ -407,11 +409,12 @@ audit_signed(struct server *s, const struct store_request *r, const struct store
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		qs_sha256(sigs[i].sig, sigs[i].sig_len, dg);
-		if ((hx = hex32(dg)) == NULL || (sx = qs_hex(sigs[i].sig, sigs[i].sig_len)) == NULL ||
-		    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", sigs[i].key,
-							 "key_id", sigs[i].key_id, "algorithm",
-							 sigs[i].algorithm, "sha256", hx, "sig",
-							 sx)) != 0) {
+		if ((hx = hex32(dg)) == NULL ||
+		    (sx = qs_hex(sigs[i].sig, sigs[i].sig_len)) == NULL ||
+		    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "key",
+		                                         sigs[i].key, "key_id", sigs[i].key_id,
+		                                         "algorithm", sigs[i].algorithm, "sha256",
+		                                         hx, "sig", sx)) != 0) {
 			rc = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -420,7 +423,7 @@ audit_signed(struct server *s, const struct store_request *r, const struct store
 		hx = sx = NULL;
 	}
 	o = json_pack("{s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
-		      "signatures", arr);
+	              "signatures", arr);
 	if (o != NULL && result != NULL) {
 		qs_sha256(result, result_len, dg);
 		if ((hx = hex32(dg)) == NULL ||
@@ -479,7 +482,7 @@ logged_signed(struct server *s, const struct store_request *r, json_t **entry, u
 		    memmem(b, len, needle, strlen(needle)) != NULL)
 			o = json_loadb((const char *)b, len, 0, NULL);
 		else if ((o = json_loadb((const char *)b, len, 0, NULL)) != NULL &&
-			 json_integer_value(json_object_get(o, "time")) < stop) {
+		         json_integer_value(json_object_get(o, "time")) < stop) {
 			json_decref(o);
 			free(b);
 			break;
@@ -501,7 +504,7 @@ logged_signed(struct server *s, const struct store_request *r, json_t **entry, u
  * QS_ERR_NOT_FOUND when it cannot stand in for a new signing. */
 static int
 logged_sigs(json_t *entry, const struct policy *p, const struct policy_role *ro,
-	    struct store_reqsig **out, size_t *nout)
+            struct store_reqsig **out, size_t *nout)
 {
 	json_t *arr = json_object_get(entry, "signatures");
 	struct store_reqsig *sigs;
@@ -543,7 +546,7 @@ logged_sigs(json_t *entry, const struct policy *p, const struct policy_role *ro,
 		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);
 		snprintf(sigs[i].key_id, sizeof(sigs[i].key_id), "%s", k->key_id);
 		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
-			 hsm_keytype_name(k->type));
+		         hsm_keytype_name(k->type));
 	}
 	*out = sigs;
 	*nout = ro->nkeys;
@@ -554,7 +557,7 @@ logged_sigs(json_t *entry, const struct policy *p, const struct policy_role *ro,
  * result (a module that re-executed a request by its id gave the same). */
 static int
 same_as_logged(json_t *entry, const struct store_reqsig *sigs, size_t n, const uint8_t *result,
-	       size_t result_len)
+               size_t result_len)
 {
 	json_t *arr = json_object_get(entry, "signatures");
 	const char *rs = json_string_value(json_object_get(entry, "result_sha256"));
@@ -589,11 +592,11 @@ static int
 audit_superseded(struct server *s, const char *id, uint64_t seq)
 {
 	return audit_append(
-		s->audit, "request.superseded",
-		json_pack("{s:s,s:I,s:s}", "id", id, "superseded_seq", (json_int_t)seq, "reason",
-			  "the daemon stopped after logging these signatures and before storing "
-			  "them, so they were never released; the entry cannot stand in for them, "
-			  "and the request is signed again"));
+	        s->audit, "request.superseded",
+	        json_pack("{s:s,s:I,s:s}", "id", id, "superseded_seq", (json_int_t)seq, "reason",
+	                  "the daemon stopped after logging these signatures and before storing "
+	                  "them, so they were never released; the entry cannot stand in for them, "
+	                  "and the request is signed again"));
 }
 
 /* ------------------------------------------------------------ finalize */
@@ -618,9 +621,10 @@ stuck_add(const char *id)
 		if (strcmp(stuck[i], id) == 0)
 			return;
 	if (nstuck == QS_MAX_STUCK_REQUESTS) {
-		log_error("request.stuck", "id=%s detail=\"too many requests to retry: restart "
-					   "qsignd to resume it\"",
-			  id);
+		log_error("request.stuck",
+		          "id=%s detail=\"too many requests to retry: restart "
+		          "qsignd to resume it\"",
+		          id);
 		return;
 	}
 	snprintf(stuck[nstuck++], sizeof(stuck[0]), "%s", id);
@@ -641,7 +645,7 @@ retry_later(struct server *s, const struct store_request *r, int rc)
 	log_warn("request.retry", "id=%s detail=\"%s\"", r->id, qs_errdetail());
 	if (store_req_transition(s->store, r->id, REQ_APPROVED, REQ_APPROVED, msg) != 0)
 		log_warn("request.retry", "id=%s state message not stored: %s", r->id,
-			 qs_errdetail());
+		         qs_errdetail());
 	stuck_add(r->id);
 	return 1;
 }
@@ -694,11 +698,12 @@ finalize_claimed(struct server *s, const char *id, int resumed)
 			goto fail;
 		}
 		if ((ok = approval_count(&ar, s->cfg->identity, r)) < ar.threshold) {
-			rc = qs_fail(QS_ERR_PRECONDITION,
-				     "not executed: only %zu of the %u approvals needed count under "
-				     "policy versions %llu (the request's) and %llu (in force)",
-				     ok, ar.threshold, (unsigned long long)p->version,
-				     (unsigned long long)in_force->version);
+			rc = qs_fail(
+			        QS_ERR_PRECONDITION,
+			        "not executed: only %zu of the %u approvals needed count under "
+			        "policy versions %llu (the request's) and %llu (in force)",
+			        ok, ar.threshold, (unsigned long long)p->version,
+			        (unsigned long long)in_force->version);
 			goto fail;
 		}
 	}
@@ -710,8 +715,8 @@ finalize_claimed(struct server *s, const char *id, int resumed)
 			goto fail;
 		if (np->version != want) {
 			rc = qs_fail(QS_ERR_PRECONDITION,
-				     "proposed version %llu is not the next one (%llu)",
-				     (unsigned long long)np->version, (unsigned long long)want);
+			             "proposed version %llu is not the next one (%llu)",
+			             (unsigned long long)np->version, (unsigned long long)want);
 			goto fail;
 		}
 		if ((rc = keyring_policy_check(s->kr, np, s->store)) != 0)
@@ -725,40 +730,41 @@ finalize_claimed(struct server *s, const char *id, int resumed)
 				goto fail;
 			}
 			rc = audit_append(s->audit, "policy",
-					  json_pack("{s:I,s:s,s:s,s:s}", "version",
-						    (json_int_t)np->version, "sha256", hx, "text",
-						    np->text, "request", id));
+			                  json_pack("{s:I,s:s,s:s,s:s}", "version",
+			                            (json_int_t)np->version, "sha256", hx, "text",
+			                            np->text, "request", id));
 			free(hx);
 			if (rc != 0)
 				goto fail;
 		}
-		if ((rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version, np->text)) !=
-		    0)
+		if ((rc = store_req_finish(s->store, id, NULL, 0, NULL, 0, np->version,
+		                           np->text)) != 0)
 			goto fail;
 		/* The signer helpers take the new version only with its approvals. */
 		if (keyring_policy_add(s->kr, np->text, r) != 0)
 			log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
-				  (unsigned long long)np->version, qs_errdetail());
+			          (unsigned long long)np->version, qs_errdetail());
 		pthread_rwlock_wrlock(&s->pol_lock);
 		cur = s->pol;
 		s->pol = np;
 		pthread_rwlock_unlock(&s->pol_lock);
-		log_info("policy.applied", "version=%llu request=%s", (unsigned long long)np->version,
-			 id);
+		log_info("policy.applied", "version=%llu request=%s",
+		         (unsigned long long)np->version, id);
 		np = NULL;
 		policy_unref(cur);
 		goto out;
 	}
 	if ((ro = policy_role(p, r->role)) == NULL) {
 		rc = qs_fail(QS_ERR_INTERNAL, "role %s vanished from policy version %llu", r->role,
-			     (unsigned long long)p->version);
+		             (unsigned long long)p->version);
 		goto fail;
 	}
 	if ((ko = reqkind_find(r->kind)) != NULL) {
-		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) == REQKIND_WAIT) {
+		if ((rc = ko->execute(s, r, p, ro, &sigs, &n, &result, &result_len)) ==
+		    REQKIND_WAIT) {
 			/* Stays APPROVED; the module calls requests_retry(). */
 			log_info("request.waiting", "id=%s kind=%s detail=\"%s\"", id, r->kind,
-				 qs_errdetail());
+			         qs_errdetail());
 			goto out;
 		}
 		if (rc != 0)
@@ -772,19 +778,20 @@ finalize_claimed(struct server *s, const char *id, int resumed)
 			qs_fault_crash("request.after_audit_signed");
 		} else {
 			log_info("request.released_logged", "id=%s entry=%llu", id,
-				 (unsigned long long)logged_seq);
+			         (unsigned long long)logged_seq);
 		}
-		if ((rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) != 0)
+		if ((rc = store_req_finish(s->store, id, sigs, n, result, result_len, 0, NULL)) !=
+		    0)
 			goto fail;
 		log_info("request.done", "id=%s role=%s kind=%s signatures=%zu", id, r->role,
-			 r->kind, n);
+		         r->kind, n);
 		goto out;
 	}
 	if (logged != NULL) {
 		if ((rc = logged_sigs(logged, p, ro, &sigs, &n)) == 0) {
 			/* Logged, never stored nor released: release these. */
 			log_info("request.released_logged", "id=%s entry=%llu", id,
-				 (unsigned long long)logged_seq);
+			         (unsigned long long)logged_seq);
 			if ((rc = store_req_finish(s->store, id, sigs, n, NULL, 0, 0, NULL)) != 0)
 				goto fail;
 			goto signed_;
@@ -810,7 +817,7 @@ finalize_claimed(struct server *s, const char *id, int resumed)
 		snprintf(sigs[i].key, sizeof(sigs[i].key), "%s", p->keys[ro->keys[i]].name);
 		snprintf(sigs[i].key_id, sizeof(sigs[i].key_id), "%s", k->key_id);
 		snprintf(sigs[i].algorithm, sizeof(sigs[i].algorithm), "%s",
-			 hsm_keytype_name(k->type));
+		         hsm_keytype_name(k->type));
 	}
 	if ((rc = audit_signed(s, r, sigs, n, NULL, 0)) != 0)
 		goto fail;
@@ -862,7 +869,7 @@ finalize(struct server *s, const char *id, int resumed)
 		 * with it, and this one resumes the request). */
 		if (rc == QS_ERR_PRECONDITION)
 			log_info("request.executing_elsewhere", "id=%s detail=\"%s\"", id,
-				 qs_errdetail());
+			         qs_errdetail());
 		else
 			log_warn("request.retry", "id=%s detail=\"%s\"", id, qs_errdetail());
 		stuck_add(id);
@@ -918,10 +925,12 @@ requests_retry_stuck(struct server *s)
 		}
 		if (r->state == REQ_APPROVED && now_s() > r->expires) {
 			char msg[QS_MAX_REQUEST_TEXT];
-			snprintf(msg, sizeof(msg), "request_ttl passed before it could be executed (%s)",
-				 r->state_message ? r->state_message : "");
+			snprintf(msg, sizeof(msg),
+			         "request_ttl passed before it could be executed (%s)",
+			         r->state_message ? r->state_message : "");
 			if (audit_state(s, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0 ||
-			    store_req_transition(s->store, r->id, REQ_APPROVED, REQ_EXPIRED, msg) != 0)
+			    store_req_transition(s->store, r->id, REQ_APPROVED, REQ_EXPIRED, msg) !=
+			            0)
 				stuck_add(r->id);
 			else
 				log_info("request.expired", "id=%s role=%s", r->id, r->role);
@@ -935,9 +944,10 @@ requests_retry_stuck(struct server *s)
 			if (store_req_get(s->store, r->id, 0, &done) == 0 &&
 			    done->state == REQ_SIGNED && r->state_message != NULL) {
 				char msg[QS_MAX_REQUEST_TEXT];
-				snprintf(msg, sizeof(msg), "executed on a retry; the first attempt "
-							   "had failed: %s",
-					 r->state_message);
+				snprintf(msg, sizeof(msg),
+				         "executed on a retry; the first attempt "
+				         "had failed: %s",
+				         r->state_message);
 				store_req_transition(s->store, r->id, REQ_SIGNED, REQ_SIGNED, msg);
 			}
 			store_request_free(done);
@@ -986,13 +996,13 @@ policy_prove(struct server *s, uint64_t ver, const char *text, struct store_requ
 			break;
 	if (i == n || store_req_get(s->store, v[i]->id, 0, &r) != 0) {
 		log_error("privsep.policy_unproven",
-			  "version=%llu reason=\"no approved policy change request made it\"",
-			  (unsigned long long)ver);
+		          "version=%llu reason=\"no approved policy change request made it\"",
+		          (unsigned long long)ver);
 		return -1;
 	}
 	if (keyring_policy_add(s->kr, text, r) != 0)
 		log_error("privsep.policy_refused", "version=%llu detail=\"%s\"",
-			  (unsigned long long)ver, qs_errdetail());
+		          (unsigned long long)ver, qs_errdetail());
 	store_request_free(r);
 	return 0;
 }
@@ -1004,8 +1014,8 @@ requests_policy_chain(struct server *s)
 	struct policy *cur = server_policy(s);
 	size_t n = 0;
 
-	if (cur->version > 1 && store_req_list(s->store, REQ_SIGNED, APPROVAL_POLICY_ROLE, 0, &v,
-					       &n) != 0) {
+	if (cur->version > 1 &&
+	    store_req_list(s->store, REQ_SIGNED, APPROVAL_POLICY_ROLE, 0, &v, &n) != 0) {
 		log_error("privsep.policy_unproven", "detail=\"%s\"", qs_errdetail());
 		goto out;
 	}
@@ -1014,7 +1024,7 @@ requests_policy_chain(struct server *s)
 		int unproven;
 		if (store_policy_get(s->store, ver, &text) != 0) {
 			log_error("privsep.policy_unproven", "version=%llu detail=\"%s\"",
-				  (unsigned long long)ver, qs_errdetail());
+			          (unsigned long long)ver, qs_errdetail());
 			goto out;
 		}
 		unproven = policy_prove(s, ver, text, v, n);
@@ -1109,7 +1119,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 
 	memset(&rec, 0, sizeof(rec));
 	if ((r = qs_wire_unpack(&qsign__v1__submit_request__descriptor, body, len, QS_MAX_FRAME,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if (!qs_name_valid(req->role, QS_MAX_NAME) || !qs_name_valid(req->kind, QS_MAX_NAME)) {
 		r = qs_fail(QS_ERR_INVALID, "role and kind must be names");
@@ -1125,7 +1135,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	}
 	if ((pk = qs_payload_kind(req->kind)) == NULL) {
 		r = qs_fail(QS_ERR_INVALID, "unknown payload kind \"%s\"",
-			    log_peerstr(req->kind, pb, sizeof(pb)));
+		            log_peerstr(req->kind, pb, sizeof(pb)));
 		goto out;
 	}
 	if ((r = approval_rules(cx->pol, cx->pol, req->role, req->kind, &ar)) != 0)
@@ -1133,7 +1143,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	pi = cx->pidx;
 	if (ar.sub.role != NULL && !policy_role_has_requester(ar.sub.role, (size_t)pi)) {
 		r = qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
-			    cx->principal, req->role);
+		            cx->principal, req->role);
 		goto out;
 	}
 	if (ar.sub.role == NULL && !(cx->pol->principals[pi].roles & POLICY_ROLE_ADMIN)) {
@@ -1144,9 +1154,9 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		goto out;
 	if (approval_eligible(&ar, cx->principal) < ar.threshold) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "a request by %s could never reach the threshold of %u: self-approval "
-			    "is not allowed and too few other approvers exist",
-			    cx->principal, ar.threshold);
+		            "a request by %s could never reach the threshold of %u: self-approval "
+		            "is not allowed and too few other approvers exist",
+		            cx->principal, ar.threshold);
 		goto out;
 	}
 	pthread_mutex_lock(&cx->srv->req_mu);
@@ -1154,7 +1164,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		const struct reqkind_ops *ko = reqkind_find(req->kind);
 		if (ko != NULL && ko->submit_check != NULL &&
 		    (r = ko->submit_check(cx->srv, cx->pol, ar.sub.role, cx->principal,
-					  req->payload.data, req->payload.len)) != 0)
+		                          req->payload.data, req->payload.len)) != 0)
 			goto unlock;
 	}
 	if (strcmp(req->kind, "policy") == 0) {
@@ -1168,9 +1178,9 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		}
 		if (np->version != cx->pol->version + 1) {
 			r = qs_fail(QS_ERR_INVALID,
-				    "proposed policy has version %llu; the next version is %llu",
-				    (unsigned long long)np->version,
-				    (unsigned long long)cx->pol->version + 1);
+			            "proposed policy has version %llu; the next version is %llu",
+			            (unsigned long long)np->version,
+			            (unsigned long long)cx->pol->version + 1);
 			goto unlock;
 		}
 		if ((r = keyring_policy_check(cx->srv->kr, np, cx->srv->store)) != 0) {
@@ -1183,14 +1193,13 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		if (store_req_find_token(cx->srv->store, cx->principal, req->client_token, id) ==
 		    0) {
 			/* A retried submission: answer with the original. */
-			if ((r = store_req_get(cx->srv->store, id, 0, &got)) == 0)
-				{
-					struct policy *gp = NULL;
-					struct approval_rules gar;
-					r = pack_view(got, view_rules(cx->srv, got, cx->pol, &gp, &gar), 0,
-						      out, out_len);
-					policy_unref(gp);
-				}
+			if ((r = store_req_get(cx->srv->store, id, 0, &got)) == 0) {
+				struct policy *gp = NULL;
+				struct approval_rules gar;
+				r = pack_view(got, view_rules(cx->srv, got, cx->pol, &gp, &gar), 0,
+				              out, out_len);
+				policy_unref(gp);
+			}
 			goto unlock;
 		}
 	}
@@ -1218,12 +1227,12 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			goto unlock;
 		}
 		r = audit_append(cx->srv->audit, "request.submitted",
-				 json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id", rec.id,
-					   "role", rec.role, "kind", rec.kind, "submitter",
-					   rec.submitter, "payload_sha256", hx, "size",
-					   (json_int_t)rec.payload_len, "message", req->message,
-					   "policy_version", (json_int_t)rec.policy_version,
-					   "expires", (json_int_t)rec.expires));
+		                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id", rec.id,
+		                           "role", rec.role, "kind", rec.kind, "submitter",
+		                           rec.submitter, "payload_sha256", hx, "size",
+		                           (json_int_t)rec.payload_len, "message", req->message,
+		                           "policy_version", (json_int_t)rec.policy_version,
+		                           "expires", (json_int_t)rec.expires));
 		free(hx);
 		if (r != 0)
 			goto unlock;
@@ -1231,7 +1240,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	if ((r = store_req_insert(cx->srv->store, &rec)) != 0)
 		goto unlock;
 	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu", rec.id,
-		 rec.role, rec.kind, rec.submitter, rec.payload_len);
+	         rec.role, rec.kind, rec.submitter, rec.payload_len);
 	rec.message = NULL;
 	rec.payload = NULL;
 	r = pack_view(&rec, &ar, 0, out, out_len);
@@ -1255,12 +1264,12 @@ h_req_get(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__get_request_request__descriptor, body, len, 1024,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	if ((rc = load(cx, req->id, req->include_payload, 0, &r)) != 0)
 		goto out;
 	rc = pack_view(r, view_rules(cx->srv, r, cx->pol, &p, &ar), req->include_payload, out,
-		       out_len);
+	               out_len);
 out:
 	policy_unref(p);
 	store_request_free(r);
@@ -1278,7 +1287,7 @@ h_req_list(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__list_requests_request__descriptor, body, len, 1024,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	if (req->state > QSIGN__V1__REQUEST_STATE__REQ_FAILED ||
 	    (req->role[0] != '\0' && !qs_name_valid(req->role, QS_MAX_NAME))) {
@@ -1286,8 +1295,8 @@ h_req_list(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		goto out;
 	}
 	limit = req->limit == 0 ? 100 : req->limit > 1000 ? 1000 : req->limit;
-	if ((rc = store_req_list(cx->srv->store, (int)req->state,
-				 req->role[0] ? req->role : NULL, limit, &v, &n)) != 0)
+	if ((rc = store_req_list(cx->srv->store, (int)req->state, req->role[0] ? req->role : NULL,
+	                         limit, &v, &n)) != 0)
 		goto out;
 	if ((resp.requests = calloc(n + 1, sizeof(*resp.requests))) == NULL) {
 		rc = qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -1302,7 +1311,7 @@ h_req_list(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		if (req->state != 0 && (int)req->state != v[i]->state)
 			continue; /* just expired */
 		rc = view_new(v[i], view_rules(cx->srv, v[i], cx->pol, &p, &ar), 0,
-			      &resp.requests[resp.n_requests]);
+		              &resp.requests[resp.n_requests]);
 		policy_unref(p);
 		if (rc != 0)
 			goto out;
@@ -1329,7 +1338,7 @@ static void
 settle_votes(struct server *s, const char *id, const struct policy *cur)
 {
 	static const char why[] = "approved: the threshold was reached by votes recorded "
-				  "concurrently";
+	                          "concurrently";
 	struct store_request *r = NULL;
 	struct policy *p = NULL;
 	struct approval_rules ar;
@@ -1364,7 +1373,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 
 	memset(&vote, 0, sizeof(vote));
 	if ((rc = qs_wire_unpack(&qsign__v1__vote_request__descriptor, body, len, 4096,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	if (strlen(req->reason) > MAX_MESSAGE) {
 		rc = qs_fail(QS_ERR_INVALID, "reason longer than %d bytes", MAX_MESSAGE);
@@ -1372,7 +1381,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	}
 	if (req->signature.len == 0 || req->signature.len > sizeof(vote.sig)) {
 		rc = qs_fail(QS_ERR_INVALID, "vote signature must be 1..%zu bytes",
-			     sizeof(vote.sig));
+		             sizeof(vote.sig));
 		goto out;
 	}
 	pthread_mutex_lock(&cx->srv->req_mu);
@@ -1381,7 +1390,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		goto out;
 	if (r->state != REQ_PENDING) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s: votes are closed", r->id,
-			     state_name(r->state));
+		             state_name(r->state));
 		goto out;
 	}
 	if (requests_expired(cx->srv, r, NULL)) {
@@ -1404,17 +1413,16 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	}
 	if ((rc = approval_may_vote(&ar, cx->principal, r->submitter)) != 0)
 		goto out;
-	if (req->payload_sha256.len != 32 ||
-	    memcmp(req->payload_sha256.data, r->digest, 32) != 0) {
+	if (req->payload_sha256.len != 32 || memcmp(req->payload_sha256.data, r->digest, 32) != 0) {
 		rc = qs_fail(QS_ERR_INVALID,
-			     "the vote is over a different payload than request %s holds: fetch "
-			     "it again and re-check",
-			     r->id);
+		             "the vote is over a different payload than request %s holds: fetch "
+		             "it again and re-check",
+		             r->id);
 		goto out;
 	}
 	if (req->time < r->created - VOTE_CLOCK_SKEW_S || req->time > now_s() + VOTE_CLOCK_SKEW_S) {
 		rc = qs_fail(QS_ERR_INVALID, "vote time %lld is outside the request's lifetime",
-			     (long long)req->time);
+		             (long long)req->time);
 		goto out;
 	}
 	snprintf(vote.approver, sizeof(vote.approver), "%s", cx->principal);
@@ -1426,7 +1434,7 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 	if ((rc = approval_vote_counts(&ar, cx->srv->cfg->identity, r, &vote)) != 0) {
 		if (rc == QS_ERR_UNAUTH)
 			log_warn("vote.refused", "id=%s approver=%s reason=bad-signature", r->id,
-				 cx->principal);
+			         cx->principal);
 		goto out;
 	}
 	for (size_t i = 0; i < r->nvotes; i++) {
@@ -1446,8 +1454,8 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 				goto out;
 			}
 			rc = qs_fail(QS_ERR_EXISTS, "%s already voted %s on request %s",
-				     cx->principal, r->votes[i].approve ? "approve" : "reject",
-				     r->id);
+			             cx->principal, r->votes[i].approve ? "approve" : "reject",
+			             r->id);
 			goto out;
 		}
 	}
@@ -1464,8 +1472,10 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 		new_state = REQ_APPROVED;
 	} else if (eligible < ar.threshold || rejects > eligible - ar.threshold) {
 		new_state = REQ_REJECTED;
-		snprintf(msg, sizeof(msg), "%zu reject vote(s): the threshold of %u can no longer "
-					   "be met", rejects, ar.threshold);
+		snprintf(msg, sizeof(msg),
+		         "%zu reject vote(s): the threshold of %u can no longer "
+		         "be met",
+		         rejects, ar.threshold);
 	} else {
 		new_state = REQ_PENDING;
 	}
@@ -1479,25 +1489,25 @@ h_req_vote(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, 
 			goto out;
 		}
 		rc = audit_append(cx->srv->audit, "request.vote",
-				  json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
-					    r->id, "approver", cx->principal, "decision",
-					    req->approve ? "approve" : "reject", "vote_time",
-					    (json_int_t)req->time, "role", r->role, "kind", r->kind,
-					    "payload_sha256", hx, "server", cx->srv->cfg->identity,
-					    "signature", sx, "reason", req->reason, "state",
-					    state_name(new_state)));
+		                  json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
+		                            r->id, "approver", cx->principal, "decision",
+		                            req->approve ? "approve" : "reject", "vote_time",
+		                            (json_int_t)req->time, "role", r->role, "kind", r->kind,
+		                            "payload_sha256", hx, "server", cx->srv->cfg->identity,
+		                            "signature", sx, "reason", req->reason, "state",
+		                            state_name(new_state)));
 		free(hx);
 		free(sx);
 		if (rc != 0)
 			goto out;
 	}
 	if ((rc = store_req_vote(cx->srv->store, r->id, &vote, replace, new_state,
-				 msg[0] ? msg : NULL)) != 0)
+	                         msg[0] ? msg : NULL)) != 0)
 		goto out;
 	metrics_vote(req->approve);
 	log_info("request.vote", "id=%s approver=%s decision=%s approvals=%zu/%u state=%s%s", r->id,
-		 cx->principal, req->approve ? "approve" : "reject", approves, ar.threshold,
-		 state_name(new_state), replace ? " replaces=stale-key-vote" : "");
+	         cx->principal, req->approve ? "approve" : "reject", approves, ar.threshold,
+	         state_name(new_state), replace ? " replaces=stale-key-vote" : "");
 	if (new_state == REQ_APPROVED)
 		finalize(cx->srv, r->id, 0);
 	else if (new_state == REQ_PENDING)
@@ -1526,14 +1536,14 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__cancel_request__descriptor, body, len, 1024,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	pthread_mutex_lock(&cx->srv->req_mu);
 	if ((rc = load(cx, req->id, 0, 1, &r)) != 0)
 		goto out;
 	if (strcmp(r->submitter, cx->principal) != 0) {
 		rc = qs_fail(QS_ERR_DENIED, "only its submitter (%s) can cancel request %s",
-			     r->submitter, r->id);
+		             r->submitter, r->id);
 		goto out;
 	}
 	if (r->state == REQ_CANCELLED) /* retried call */
@@ -1545,13 +1555,13 @@ h_req_cancel(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	if (r->state != REQ_PENDING &&
 	    !(r->state == REQ_APPROVED && strncmp(r->kind, "tuf-", 4) == 0)) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s and cannot be cancelled", r->id,
-			     state_name(r->state));
+		             state_name(r->state));
 		goto out;
 	}
 	if ((rc = audit_state(cx->srv, r->id, r->state, REQ_CANCELLED, "cancelled by submitter")) !=
-		    0 ||
+	            0 ||
 	    (rc = store_req_transition(cx->srv->store, r->id, r->state, REQ_CANCELLED,
-				       "cancelled by its submitter")) != 0)
+	                               "cancelled by its submitter")) != 0)
 		goto out;
 	log_info("request.cancelled", "id=%s by=%s", r->id, cx->principal);
 	store_request_free(r);
@@ -1581,7 +1591,7 @@ h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__fetch_request__descriptor, body, len, 1024,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	if ((rc = load(cx, req->id, 0, 0, &r)) != 0 ||
 	    (rc = policy_at(cx->srv, r->policy_version, &p)) != 0 ||
@@ -1589,13 +1599,14 @@ h_req_fetch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 		goto out;
 	if (strcmp(r->submitter, cx->principal) != 0 && !approval_listed(&sd, cx->principal)) {
 		rc = qs_fail(QS_ERR_DENIED, "only the submitter or an approver fetches request %s",
-			     r->id);
+		             r->id);
 		goto out;
 	}
 	if (r->state != REQ_SIGNED) {
 		rc = qs_fail(QS_ERR_PRECONDITION, "request %s is %s, not signed%s%s", r->id,
-			     state_name(r->state), r->state_message && *r->state_message ? ": " : "",
-			     r->state_message ? r->state_message : "");
+		             state_name(r->state),
+		             r->state_message && *r->state_message ? ": " : "",
+		             r->state_message ? r->state_message : "");
 		goto out;
 	}
 	{
@@ -1638,8 +1649,7 @@ out:
 }
 
 int
-h_policy_show(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-	      size_t *out_len)
+h_policy_show(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
 	Qsign__V1__PolicyShowRequest *req = NULL;
 	Qsign__V1__PolicyShowResponse resp = QSIGN__V1__POLICY_SHOW_RESPONSE__INIT;
@@ -1647,7 +1657,7 @@ h_policy_show(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **ou
 	int rc;
 
 	if ((rc = qs_wire_unpack(&qsign__v1__policy_show_request__descriptor, body, len, 64,
-				 (ProtobufCMessage **)&req)) != 0)
+	                         (ProtobufCMessage **)&req)) != 0)
 		return rc;
 	resp.current_version = cx->pol->version;
 	if (req->version == 0 || req->version == cx->pol->version) {

@@ -97,8 +97,8 @@ take(struct ratelimit *rl, const char *role, const char *principal, double per_s
 	b->last_ns = now;
 	if (b->tokens < n) {
 		r = qs_fail(QS_ERR_EXHAUSTED,
-			    "rate limit of role %s for %s exceeded (%u/%s, burst %u): retry later",
-			    role, principal, rate, unit, burst);
+		            "rate limit of role %s for %s exceeded (%u/%s, burst %u): retry later",
+		            role, principal, rate, unit, burst);
 		goto out;
 	}
 	b->tokens -= n;
@@ -109,7 +109,7 @@ out:
 
 int
 ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, uint32_t rate,
-	       uint32_t burst, uint32_t n)
+               uint32_t burst, uint32_t n)
 {
 	if (rate == 0)
 		return 0;
@@ -118,7 +118,7 @@ ratelimit_take(struct ratelimit *rl, const char *role, const char *principal, ui
 
 int
 ratelimit_take_per_minute(struct ratelimit *rl, const char *role, const char *principal,
-			  uint32_t rate_per_minute, uint32_t burst, uint32_t n)
+                          uint32_t rate_per_minute, uint32_t burst, uint32_t n)
 {
 	return take(rl, role, principal, rate_per_minute / 60.0, rate_per_minute, "min", burst, n);
 }

@@ -104,7 +104,7 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 			pthread_mutex_unlock(&pt->mu);
 			free(ps);
 			log_warn("conn.refused", "pipe=%u reason=%s", id,
-				 ps ? "too many connections" : "out of memory");
+			         ps ? "too many connections" : "out of memory");
 			nng_pipe_close(p);
 			return;
 		}
@@ -119,7 +119,7 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		pthread_mutex_unlock(&pt->mu);
 		if (ipc)
 			log_debug("conn.open", "pipe=%u peer_uid=%llu peer_pid=%llu", id,
-				  (unsigned long long)uid, (unsigned long long)pid);
+			          (unsigned long long)uid, (unsigned long long)pid);
 		else
 			log_debug("conn.open", "pipe=%u", id);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
@@ -176,8 +176,8 @@ pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *cha
 	struct pipe_state *ps;
 	int64_t now = now_ms();
 	int r = qs_fail(QS_ERR_UNAUTH,
-			"challenge unknown on this connection, already used or expired: ask for a "
-			"new one");
+	                "challenge unknown on this connection, already used or expired: ask for a "
+	                "new one");
 
 	if (len != QS_CHALLENGE_LEN)
 		return qs_fail(QS_ERR_UNAUTH, "challenge must be %d bytes", QS_CHALLENGE_LEN);
@@ -201,7 +201,7 @@ pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *cha
 
 int
 pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal, EVP_PKEY *pk,
-		    unsigned roles)
+                    unsigned roles)
 {
 	struct pipe_state *ps;
 	int r = 0;
@@ -240,7 +240,7 @@ session_end(struct pipe_state *ps)
  */
 static int
 pipes_check_session(struct pipe_table *pt, const struct call_ctx *cx,
-		    const struct policy_principal *pr)
+                    const struct policy_principal *pr)
 {
 	struct pipe_state *ps;
 	int ok = 0;
@@ -255,21 +255,21 @@ pipes_check_session(struct pipe_table *pt, const struct call_ctx *cx,
 	if (ok)
 		return 0;
 	log_warn("auth.session_ended", "pipe=%u principal=%s policy_version=%llu reason=\"%s\"",
-		 cx->pipe_id, cx->principal, (unsigned long long)cx->pol->version,
-		 pr == NULL ? "no longer in the policy" : "key replaced");
+	         cx->pipe_id, cx->principal, (unsigned long long)cx->pol->version,
+	         pr == NULL ? "no longer in the policy" : "key replaced");
 	return qs_fail(QS_ERR_UNAUTH,
-		       "the session of %s ended: %s in policy version %llu; this connection is "
-		       "closed",
-		       cx->principal,
-		       pr == NULL ? "the principal is no longer" : "its key was replaced",
-		       (unsigned long long)cx->pol->version);
+	               "the session of %s ended: %s in policy version %llu; this connection is "
+	               "closed",
+	               cx->principal,
+	               pr == NULL ? "the principal is no longer" : "its key was replaced",
+	               (unsigned long long)cx->pol->version);
 }
 
 /* A call of cx was refused for want of permission: if the principal lost a
  * role since it authenticated, its session ends. 1 if it did. */
 static int
 pipes_roles_lost(struct pipe_table *pt, const struct call_ctx *cx, unsigned now_roles,
-		 unsigned *lost)
+                 unsigned *lost)
 {
 	struct pipe_state *ps;
 	int ended = 0;
@@ -306,8 +306,6 @@ pipes_lookup(struct pipe_table *pt, struct call_ctx *cx)
 
 /* ------------------------------------------------------------ dispatch */
 
-
-
 struct policy *
 server_policy(struct server *s)
 {
@@ -338,13 +336,13 @@ handle(struct server *s, nng_msg *req)
 	cx.pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(req));
 	qs_errclear();
 	if ((r = qs_wire_unpack(&qsign__v1__call__descriptor, nng_msg_body(req), nng_msg_len(req),
-				QS_MAX_FRAME, (ProtobufCMessage **)&call)) != 0)
+	                        QS_MAX_FRAME, (ProtobufCMessage **)&call)) != 0)
 		goto reply;
 	reply.call_id = call->call_id;
 	m = rpc_method_find(call->method);
 	if (m == NULL) {
 		r = qs_fail(QS_ERR_UNIMPLEMENTED, "unknown method \"%s\"",
-			    log_peerstr(call->method, pb, sizeof(pb)));
+		            log_peerstr(call->method, pb, sizeof(pb)));
 		goto reply;
 	}
 	if (call->deadline_ms != 0 && (int64_t)call->deadline_ms < now_ms()) {
@@ -367,7 +365,7 @@ handle(struct server *s, nng_msg *req)
 	if (m->needs_auth) {
 		if (!cx.authed) {
 			r = qs_fail(QS_ERR_UNAUTH, "not authenticated: call %s first",
-				    QS_M_CHALLENGE);
+			            QS_M_CHALLENGE);
 			goto reply;
 		}
 		/* The session is bound to the key it authenticated with: a
@@ -375,7 +373,7 @@ handle(struct server *s, nng_msg *req)
 		 * out at its next call, whatever the connection. */
 		cx.pidx = policy_principal_index(cx.pol, cx.principal);
 		if ((r = pipes_check_session(s->pipes, &cx,
-					     cx.pidx < 0 ? NULL : &cx.pol->principals[cx.pidx])) !=
+		                             cx.pidx < 0 ? NULL : &cx.pol->principals[cx.pidx])) !=
 		    0) {
 			cx.authed = 0;
 			goto reply;
@@ -388,12 +386,14 @@ handle(struct server *s, nng_msg *req)
 		if (pipes_roles_lost(s->pipes, &cx, cx.pol->principals[cx.pidx].roles, &lost)) {
 			snprintf(detail, sizeof(detail), "%s", qs_errdetail());
 			log_warn("auth.session_ended",
-				 "pipe=%u principal=%s policy_version=%llu reason=\"lost role(s) %s\"",
-				 cx.pipe_id, cx.principal, (unsigned long long)cx.pol->version,
-				 policy_roles_str(lost, rb, sizeof(rb)));
-			qs_fail(r, "%s (%s lost role(s) %s in policy version %llu: this connection "
-				   "is closed)",
-				detail, cx.principal, rb, (unsigned long long)cx.pol->version);
+			         "pipe=%u principal=%s policy_version=%llu reason=\"lost role(s) "
+			         "%s\"",
+			         cx.pipe_id, cx.principal, (unsigned long long)cx.pol->version,
+			         policy_roles_str(lost, rb, sizeof(rb)));
+			qs_fail(r,
+			        "%s (%s lost role(s) %s in policy version %llu: this connection "
+			        "is closed)",
+			        detail, cx.principal, rb, (unsigned long long)cx.pol->version);
 		}
 	}
 	if (m->mutates && cx.authed &&
@@ -406,8 +406,9 @@ handle(struct server *s, nng_msg *req)
 		const char *st = qs_status_name(qs_err_status(r));
 		snprintf(detail, sizeof(detail), "%s", qs_errdetail());
 		if (audit_append_bounded(s->audit, cx.principal, "refusal", m->name, st,
-				 json_pack("{s:s,s:s,s:s,s:s}", "principal", cx.principal, "method",
-					   m->name, "status", st, "message", detail)) != 0)
+		                         json_pack("{s:s,s:s,s:s,s:s}", "principal", cx.principal,
+		                                   "method", m->name, "status", st, "message",
+		                                   detail)) != 0)
 			log_error("audit.refusal", "detail=\"%s\"", qs_errdetail());
 		qs_fail(r, "%s", detail);
 	}
@@ -419,13 +420,13 @@ reply:
 			reply.message = (char *)qs_strerror(r);
 		if ((int)reply.status == QS_STATUS_INTERNAL)
 			log_error("call.error", "pipe=%u method=%s principal=%s detail=\"%s\"",
-				  cx.pipe_id, m ? m->name : "-", cx.authed ? cx.principal : "-",
-				  reply.message);
+			          cx.pipe_id, m ? m->name : "-", cx.authed ? cx.principal : "-",
+			          reply.message);
 		else
 			log_info("call.refused",
-				 "pipe=%u method=%s principal=%s status=%s detail=\"%s\"",
-				 cx.pipe_id, m ? m->name : "-", cx.authed ? cx.principal : "-",
-				 qs_status_name(reply.status), reply.message);
+			         "pipe=%u method=%s principal=%s status=%s detail=\"%s\"",
+			         cx.pipe_id, m ? m->name : "-", cx.authed ? cx.principal : "-",
+			         qs_status_name(reply.status), reply.message);
 	} else {
 		reply.body.data = body;
 		reply.body.len = body_len;
@@ -551,12 +552,12 @@ tls_config(const struct config *c, nng_tls_config **out)
 	if ((rv = nng_tls_config_alloc(&tc, NNG_TLS_MODE_SERVER)) != 0 ||
 	    (rv = nng_tls_config_own_cert(tc, cert, key, NULL)) != 0) {
 		r = qs_fail(QS_ERR_INVALID, "TLS certificate/key (%s, %s): %s", c->tls_cert,
-			    c->tls_key, nng_strerror(rv));
+		            c->tls_key, nng_strerror(rv));
 		goto out;
 	}
 	if ((rv = nng_tls_config_ca_file(tc, c->tls_client_ca)) != 0) {
 		r = qs_fail(QS_ERR_INVALID, "TLS client CA %s: %s", c->tls_client_ca,
-			    nng_strerror(rv));
+		            nng_strerror(rv));
 		goto out;
 	}
 	/* Mutual TLS: a client without a certificate from client_ca is
@@ -628,7 +629,8 @@ reaper_main(void *arg)
 		for (size_t b = 0; b < PIPE_BUCKETS && n < 256; b++)
 			for (struct pipe_state *p = pt->tab[b]; p != NULL && n < 256; p = p->next)
 				if ((p->close_at_ms != 0 && now >= p->close_at_ms) ||
-				    (!p->authed && now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
+				    (!p->authed &&
+				     now - p->created_ms > QS_AUTH_TIMEOUT_S * 1000) ||
 				    now - p->active_ms > QS_IDLE_TIMEOUT_S * 1000) {
 					ended[n] = p->close_at_ms != 0;
 					doomed[n++] = p->pipe;
@@ -637,9 +639,10 @@ reaper_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			if (ended[i])
 				log_info("conn.closed", "pipe=%u reason=\"session ended\"",
-					 (unsigned)nng_pipe_id(doomed[i]));
+				         (unsigned)nng_pipe_id(doomed[i]));
 			else
-				log_debug("conn.reaped", "pipe=%u", (unsigned)nng_pipe_id(doomed[i]));
+				log_debug("conn.reaped", "pipe=%u",
+				          (unsigned)nng_pipe_id(doomed[i]));
 			nng_pipe_close(doomed[i]);
 		}
 		nanosleep(&ts, NULL);
@@ -663,8 +666,9 @@ server_start(struct server *s)
 		s->pipes->max = QS_MAX_PIPES;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 		    rl.rlim_cur < QS_MAX_PIPES + QS_FD_RESERVE)
-			s->pipes->max = rl.rlim_cur > 2 * QS_FD_RESERVE ? rl.rlim_cur - QS_FD_RESERVE
-									: QS_FD_RESERVE / 2;
+			s->pipes->max = rl.rlim_cur > 2 * QS_FD_RESERVE
+			                        ? rl.rlim_cur - QS_FD_RESERVE
+			                        : QS_FD_RESERVE / 2;
 		log_info("conn.limit", "max_connections=%zu", s->pipes->max);
 	}
 	if ((r = ratelimit_new(&s->rl)) != 0)

@@ -80,7 +80,7 @@ struct call_ctx {
 };
 
 typedef int (*handler_fn)(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
-			  size_t *out_len);
+                          size_t *out_len);
 
 /* One RPC: its wire name, handler, and whether it needs an authenticated
  * principal. The table is signer/rpc/rpc_table.c: one line per method. */
@@ -111,12 +111,12 @@ int pipes_new_challenge(struct pipe_table *pt, uint32_t pipe_id, uint8_t *challe
 /* Consume a challenge of this pipe: 0 if it was issued here, unused and
  * fresh; QS_ERR_UNAUTH otherwise. Consumed either way. */
 int pipes_take_challenge(struct pipe_table *pt, uint32_t pipe_id, const uint8_t *challenge,
-			 size_t len);
+                         size_t len);
 /* Bind the connection to principal, the key it authenticated with (a
  * reference is taken) and its roles: every later call re-checks them
  * against the policy in force. */
 int pipes_set_principal(struct pipe_table *pt, uint32_t pipe_id, const char *principal,
-			EVP_PKEY *pk, unsigned roles);
+                        EVP_PKEY *pk, unsigned roles);
 
 /* Handlers (signer/rpc/auth.c, signer/rpc/sign_rpc.c). */
 int h_challenge(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

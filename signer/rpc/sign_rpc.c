@@ -49,12 +49,14 @@ signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, js
 		char *hx = qs_hex(sigs[i].digest, 32);
 		events[i] = "signature";
 		/* Fault point: the fields cannot be built (out of memory). */
-		fields[i] = hx && !qs_fault("audit.fields_nomem") ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I}", "principal",
-					   sigs[i].principal, "role", sigs[i].role, "key", sigs[i].key,
-					   "key_id", sigs[i].key_id, "kind", sigs[i].kind,
-					   "algorithm", sigs[i].algorithm, "digest", hx,
-					   "policy_version", (json_int_t)sigs[i].policy_version)
-			       : NULL;
+		fields[i] = hx && !qs_fault("audit.fields_nomem")
+		                    ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I}", "principal",
+		                                sigs[i].principal, "role", sigs[i].role, "key",
+		                                sigs[i].key, "key_id", sigs[i].key_id, "kind",
+		                                sigs[i].kind, "algorithm", sigs[i].algorithm,
+		                                "digest", hx, "policy_version",
+		                                (json_int_t)sigs[i].policy_version)
+		                    : NULL;
 		free(hx);
 	}
 	*eventsp = events;
@@ -72,19 +74,19 @@ after_audit(struct call_ctx *cx, const struct store_sig *sigs, size_t n, int aud
 
 	if (audit_rc != 0) {
 		log_error("sign.unaudited", "principal=%s role=%s count=%zu detail=\"%s\"",
-			  cx->principal, sigs[0].role, n, qs_errdetail());
+		          cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_wrap(QS_ERR_UNAVAILABLE, "no signature was released");
 	}
 	if (!store_index_derived(cx->srv->store) &&
 	    (r = store_record_signatures(cx->srv->store, sigs, n)) != 0) {
 		log_error("sign.unrecorded", "principal=%s role=%s count=%zu detail=\"%s\"",
-			  cx->principal, sigs[0].role, n, qs_errdetail());
+		          cx->principal, sigs[0].role, n, qs_errdetail());
 		return qs_fail(QS_ERR_UNAVAILABLE,
-			       "signature could not be recorded durably; nothing was released");
+		               "signature could not be recorded durably; nothing was released");
 	}
 	metrics_signed(sigs[0].role, sigs[0].key, n);
 	log_debug("sign.ok", "principal=%s role=%s key=%s count=%zu", cx->principal, sigs[0].role,
-		  sigs[0].key, n);
+	          sigs[0].key, n);
 	return 0;
 }
 
@@ -127,21 +129,21 @@ signing_failed(struct call_ctx *cx, const struct store_sig *sig, uint64_t seq, c
 {
 	char *hx = qs_hex(sig->digest, 32);
 	json_t *f = hx ? json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "entry", (json_int_t)seq,
-				   "principal", sig->principal, "role", sig->role, "key", sig->key,
-				   "digest", hx, "reason", why)
-		       : NULL;
+	                           "principal", sig->principal, "role", sig->role, "key", sig->key,
+	                           "digest", hx, "reason", why)
+	               : NULL;
 
 	free(hx);
 	if (f == NULL || audit_append(cx->srv->audit, "signature.failed", f) != 0)
-		log_error("sign.failure_unaudited", "principal=%s role=%s entry=%llu", sig->principal,
-			  sig->role, (unsigned long long)seq);
+		log_error("sign.failure_unaudited", "principal=%s role=%s entry=%llu",
+		          sig->principal, sig->role, (unsigned long long)seq);
 }
 
 /* Check that the caller may sign with `role_name` online, with payloads of
  * `kind`, and pick the key. */
 static int
 authorise(struct call_ctx *cx, const char *role_name, Qsign__V1__PayloadKind kind,
-	  const char *key_name, const struct policy_role **rolep, size_t *keyp)
+          const char *key_name, const struct policy_role **rolep, size_t *keyp)
 {
 	const struct policy *p = cx->pol;
 	const struct policy_role *ro;
@@ -150,21 +152,21 @@ authorise(struct call_ctx *cx, const char *role_name, Qsign__V1__PayloadKind kin
 	*rolep = NULL;
 	if (!qs_name_valid(role_name, QS_MAX_NAME) || (ro = policy_role(p, role_name)) == NULL)
 		return qs_fail(QS_ERR_NOT_FOUND, "no role \"%s\" in policy version %llu",
-			       log_peerstr(role_name, pb, sizeof(pb)),
-			       (unsigned long long)p->version);
+		               log_peerstr(role_name, pb, sizeof(pb)),
+		               (unsigned long long)p->version);
 	if (ro->mode != POLICY_ONLINE)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "role %s needs a quorum: submit a request (qsign request submit)",
-			       ro->name);
+		               "role %s needs a quorum: submit a request (qsign request submit)",
+		               ro->name);
 	if (!policy_role_has_requester(ro, (size_t)cx->pidx))
 		return qs_fail(QS_ERR_DENIED, "principal %s is not a requester of role %s",
-			       cx->principal, ro->name);
+		               cx->principal, ro->name);
 	if (kind != QSIGN__V1__PAYLOAD_KIND__DIGEST && kind != QSIGN__V1__PAYLOAD_KIND__BLOB)
 		return qs_fail(QS_ERR_INVALID, "payload kind must be DIGEST or BLOB");
 	if (!(ro->payloads & (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST ? POLICY_PAYLOAD_DIGEST
-								      : POLICY_PAYLOAD_BLOB)))
+	                                                              : POLICY_PAYLOAD_BLOB)))
 		return qs_fail(QS_ERR_DENIED, "role %s does not sign %s payloads", ro->name,
-			       kind_name(kind));
+		               kind_name(kind));
 	*keyp = ro->keys[0];
 	if (key_name != NULL && key_name[0] != '\0') {
 		size_t i;
@@ -173,7 +175,7 @@ authorise(struct call_ctx *cx, const char *role_name, Qsign__V1__PayloadKind kin
 				break;
 		if (i == ro->nkeys)
 			return qs_fail(QS_ERR_NOT_FOUND, "role %s has no key \"%s\"", ro->name,
-				       log_peerstr(key_name, pb, sizeof(pb)));
+			               log_peerstr(key_name, pb, sizeof(pb)));
 		*keyp = ro->keys[i];
 	}
 	*rolep = ro;
@@ -187,15 +189,15 @@ payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8
 	if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST) {
 		if (pl->len != 32)
 			return qs_fail(QS_ERR_INVALID,
-				       "a digest payload is a 32-byte SHA-256, got %zu bytes",
-				       pl->len);
+			               "a digest payload is a 32-byte SHA-256, got %zu bytes",
+			               pl->len);
 		memcpy(dg, pl->data, 32);
 		return 0;
 	}
 	if (pl->len > QS_MAX_BLOB)
 		return qs_fail(QS_ERR_EXHAUSTED,
-			       "blob of %zu bytes exceeds %u: send its SHA-256 as a digest", pl->len,
-			       QS_MAX_BLOB);
+		               "blob of %zu bytes exceeds %u: send its SHA-256 as a digest",
+		               pl->len, QS_MAX_BLOB);
 	qs_sha256(pl->data, pl->len, dg);
 	return 0;
 }
@@ -218,12 +220,12 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	int r, rs;
 
 	if ((r = qs_wire_unpack(&qsign__v1__sign_request__descriptor, body, len, QS_MAX_FRAME,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
 	    (r = payload_digest(req->kind, &req->payload, dg)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
-				ro->burst, 1)) != 0)
+	                        ro->burst, 1)) != 0)
 		goto out;
 	k = cx->pol->bound[ki];
 	rec.time_ms = now_ms();
@@ -241,8 +243,9 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	if ((r = signed_entries(&rec, 1, &events, &fields)) != 0 ||
 	    (r = audit_append_start(cx->srv->audit, events, fields, 1, &ticket)) != 0)
 		goto out;
-	rs = keyring_sign(k, dg, req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
-			  req->payload.len, sig, &sig_len);
+	rs = keyring_sign(k, dg,
+	                  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
+	                  req->payload.len, sig, &sig_len);
 	if (rs != 0)
 		snprintf(why, sizeof(why), "%s", qs_errdetail());
 	r = audit_append_finish(cx->srv->audit, ticket, &seq);
@@ -268,8 +271,8 @@ out:
 	return r;
 }
 
-#define BATCH_THREADS 4     /* token sessions one SignBatch may use at once */
-#define BATCH_MIN_SLICE 64  /* below this, a thread costs more than it saves */
+#define BATCH_THREADS 4    /* token sessions one SignBatch may use at once */
+#define BATCH_MIN_SLICE 64 /* below this, a thread costs more than it saves */
 
 struct batch_slice {
 	const Qsign__V1__SignBatchRequest *req;
@@ -311,7 +314,7 @@ batch_slice_main(void *arg)
 			idx[n++] = i;
 		}
 		if (n > 0 && (r = keyring_sign_digests(b->k, n, (const uint8_t(*)[32])dg, tmp, lens,
-						       rcs)) != 0)
+		                                       rcs)) != 0)
 			for (size_t j = 0; j < n; j++)
 				rcs[j] = r;
 		for (size_t j = 0; j < n; j++) {
@@ -323,7 +326,7 @@ batch_slice_main(void *arg)
 				if (res->status == 0)
 					res->status = QSIGN__V1__STATUS__INTERNAL;
 				snprintf(b->msgs[i], sizeof(b->msgs[i]), "%s",
-					 qs_errdetail()[0] ? qs_errdetail() : qs_strerror(rcs[j]));
+				         qs_errdetail()[0] ? qs_errdetail() : qs_strerror(rcs[j]));
 				res->message = b->msgs[i];
 				continue;
 			}
@@ -347,10 +350,10 @@ batch_slice_main(void *arg)
 		ri = payload_digest(req->kind, &req->payloads[i], b->dgs[i]);
 		if (ri == 0)
 			ri = keyring_sign(b->k, b->dgs[i],
-					  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
-						  ? req->payloads[i].data
-						  : NULL,
-					  req->payloads[i].len, sig, &sig_len);
+			                  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
+			                          ? req->payloads[i].data
+			                          : NULL,
+			                  req->payloads[i].len, sig, &sig_len);
 		if (ri != 0) {
 			res->status = (Qsign__V1__Status)qs_err_status(ri);
 			if (res->status == 0)
@@ -377,21 +380,22 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	const struct keyring_key *k;
 	struct store_sig *recs = NULL;
 	uint8_t *sigs = NULL, (*dgs)[32] = NULL;
-	char (*msgs)[128] = NULL;
+	char(*msgs)[128] = NULL;
 	size_t ki = 0, n, nrec = 0;
 	int r;
 
-	if ((r = qs_wire_unpack(&qsign__v1__sign_batch_request__descriptor, body, len,
-				QS_MAX_FRAME, (ProtobufCMessage **)&req)) != 0)
+	if ((r = qs_wire_unpack(&qsign__v1__sign_batch_request__descriptor, body, len, QS_MAX_FRAME,
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	n = req->n_payloads;
 	if (n == 0 || n > QS_MAX_BATCH) {
-		r = qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, got %zu", QS_MAX_BATCH, n);
+		r = qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, got %zu", QS_MAX_BATCH,
+		            n);
 		goto out;
 	}
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
-				ro->burst, (uint32_t)n)) != 0)
+	                        ro->burst, (uint32_t)n)) != 0)
 		goto out;
 	k = cx->pol->bound[ki];
 	results = calloc(n, sizeof(*results));
@@ -420,10 +424,14 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			nt = BATCH_THREADS;
 		per = (n + nt - 1) / nt;
 		for (size_t t = 0; t < nt; t++) {
-			sl[t] = (struct batch_slice){.req = req, .k = k, .results = results,
-						     .sigs = sigs, .dgs = dgs, .msgs = msgs,
-						     .from = t * per,
-						     .to = (t + 1) * per < n ? (t + 1) * per : n};
+			sl[t] = (struct batch_slice){.req = req,
+			                             .k = k,
+			                             .results = results,
+			                             .sigs = sigs,
+			                             .dgs = dgs,
+			                             .msgs = msgs,
+			                             .from = t * per,
+			                             .to = (t + 1) * per < n ? (t + 1) * per : n};
 			if (t > 0 && pthread_create(&th[t], NULL, batch_slice_main, &sl[t]) == 0)
 				started[t] = 1;
 		}
@@ -481,7 +489,7 @@ h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__info_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	for (size_t i = 0; i < p->nroles; i++)
@@ -546,7 +554,7 @@ h_list_keys(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__list_keys_request__descriptor, body, len, 64,
-				(ProtobufCMessage **)&req)) != 0)
+	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	protobuf_c_message_free_unpacked(&req->base, NULL);
 	ki = calloc(p->nkeys, sizeof(*ki));

@@ -66,9 +66,11 @@ parse_one(struct round *rd, uint64_t seq, const uint8_t *b, size_t len)
 	size_t dl = 0;
 
 	if (o == NULL)
-		return qs_fail(QS_ERR_INVALID, "audit entry %llu is not JSON", (unsigned long long)seq);
+		return qs_fail(QS_ERR_INVALID, "audit entry %llu is not JSON",
+		               (unsigned long long)seq);
 	if (strcmp(ev, "signature.failed") == 0) {
-		rd->failed[rd->nfailed++] = (uint64_t)json_integer_value(json_object_get(o, "entry"));
+		rd->failed[rd->nfailed++] =
+		        (uint64_t)json_integer_value(json_object_get(o, "entry"));
 		json_decref(o);
 		return 0;
 	}
@@ -180,8 +182,10 @@ index_main(void *arg)
 		/* The last round after stop: what was committed is indexed. */
 		r = sigindex_catch_up(si->st, si->log);
 		if (r != 0 && !si->warned) {
-			log_warn("sigindex.behind", "the signature index lags the audit log: %s "
-			         "(retried; rebuilt from the log at start)", qs_errdetail());
+			log_warn("sigindex.behind",
+			         "the signature index lags the audit log: %s "
+			         "(retried; rebuilt from the log at start)",
+			         qs_errdetail());
 			si->warned = 1;
 		} else if (r == 0 && si->warned) {
 			log_info("sigindex.caught_up", "the signature index follows the log again");

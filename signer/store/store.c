@@ -113,14 +113,14 @@ store_req_get(struct store *s, const char *id, int with_payload, struct store_re
 
 int
 store_req_list(struct store *s, int state, const char *role, size_t limit,
-	       struct store_request ***out, size_t *n)
+               struct store_request ***out, size_t *n)
 {
 	return s->ops->req_list(s, state, role, limit, out, n);
 }
 
 int
 store_req_vote(struct store *s, const char *id, const struct store_vote *v, int replace,
-	       int new_state, const char *msg)
+               int new_state, const char *msg)
 {
 	return s->ops->req_vote(s, id, v, replace, new_state, msg);
 }
@@ -133,30 +133,29 @@ store_req_transition(struct store *s, const char *id, int from, int to, const ch
 
 int
 store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-		 const uint8_t *result, size_t result_len, uint64_t policy_version,
-		 const char *policy_text)
+                 const uint8_t *result, size_t result_len, uint64_t policy_version,
+                 const char *policy_text)
 {
-	return s->ops->req_finish(s, id, sigs, n, result, result_len, policy_version,
-				  policy_text);
+	return s->ops->req_finish(s, id, sigs, n, result, result_len, policy_version, policy_text);
 }
 
 int
 store_doc_put(struct store *s, const char *ns, const char *name, uint64_t version,
-	      const uint8_t *data, size_t len)
+              const uint8_t *data, size_t len)
 {
 	return s->ops->doc_put(s, ns, name, version, data, len);
 }
 
 int
 store_doc_put_many(struct store *s, const char *ns, size_t n, const char *const *names,
-		   const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
+                   const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
 {
 	return s->ops->doc_put_many(s, ns, n, names, versions, data, lens);
 }
 
 int
-store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,
-	      uint8_t **data, size_t *len, uint64_t *version_out)
+store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version, uint8_t **data,
+              size_t *len, uint64_t *version_out)
 {
 	return s->ops->doc_get(s, ns, name, version, data, len, version_out);
 }

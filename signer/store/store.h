@@ -21,9 +21,9 @@ struct store_sig {
 	int64_t time_ms;
 	const char *principal; /* who asked */
 	const char *role;
-	const char *key;    /* policy key name */
-	const char *key_id; /* hex SHA-256 of SPKI */
-	const char *kind;   /* "digest" | "blob" */
+	const char *key;       /* policy key name */
+	const char *key_id;    /* hex SHA-256 of SPKI */
+	const char *kind;      /* "digest" | "blob" */
 	const char *algorithm; /* the key's scheme (hsm_keytype_name): audit only */
 	uint8_t digest[32];
 	uint64_t policy_version;
@@ -106,24 +106,24 @@ struct store_ops {
 	int (*req_insert)(struct store *s, const struct store_request *r);
 	int (*req_find_token)(struct store *s, const char *submitter, const char *token, char *id);
 	int (*req_get)(struct store *s, const char *id, int with_payload,
-		       struct store_request **out);
+	               struct store_request **out);
 	int (*req_list)(struct store *s, int state, const char *role, size_t limit,
-			struct store_request ***out, size_t *n);
+	                struct store_request ***out, size_t *n);
 	int (*req_vote)(struct store *s, const char *id, const struct store_vote *v, int replace,
-			int new_state, const char *msg);
+	                int new_state, const char *msg);
 	int (*req_claim)(struct store *s, const char *id);
 	void (*req_unclaim)(struct store *s, const char *id);
 	int (*req_transition)(struct store *s, const char *id, int from, int to, const char *msg);
-	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-			  const uint8_t *result, size_t result_len, uint64_t policy_version,
-			  const char *policy_text);
+	int (*req_finish)(struct store *s, const char *id, const struct store_reqsig *sigs,
+	                  size_t n, const uint8_t *result, size_t result_len,
+	                  uint64_t policy_version, const char *policy_text);
 	int (*doc_put)(struct store *s, const char *ns, const char *name, uint64_t version,
-		       const uint8_t *data, size_t len);
+	               const uint8_t *data, size_t len);
 	int (*doc_put_many)(struct store *s, const char *ns, size_t n, const char *const *names,
-			    const uint64_t *versions, const uint8_t *const *data,
-			    const size_t *lens);
+	                    const uint64_t *versions, const uint8_t *const *data,
+	                    const size_t *lens);
 	int (*doc_get)(struct store *s, const char *ns, const char *name, uint64_t version,
-		       uint8_t **data, size_t *len, uint64_t *version_out);
+	               uint8_t **data, size_t *len, uint64_t *version_out);
 	int (*doc_list)(struct store *s, const char *ns, char ***names, size_t *n);
 };
 
@@ -179,10 +179,10 @@ int store_count_signatures(struct store *s, uint64_t *n);
  * seq already indexed is skipped), remove the signatures of the audit
  * entries `failed` (their signing failed: "signature.failed"), and set the
  * next seq to `next`; first, with detach, every signature already indexed
- * loses its seq (kept as history, tied to no entry: the log was replaced). After a crash the index is exactly what the last
- * applied transaction left: rows and position together.
- * Errors: QS_ERR_UNIMPLEMENTED (backend records signatures on the signing
- * path: store_record_signatures), QS_ERR_DB.
+ * loses its seq (kept as history, tied to no entry: the log was replaced). After a crash the index
+ * is exactly what the last applied transaction left: rows and position together. Errors:
+ * QS_ERR_UNIMPLEMENTED (backend records signatures on the signing path: store_record_signatures),
+ * QS_ERR_DB.
  */
 #define STORE_INDEX_AT_LOG_END UINT64_MAX
 int store_index_derived(const struct store *s);
@@ -201,13 +201,13 @@ int store_req_find_token(struct store *s, const char *submitter, const char *tok
 int store_req_get(struct store *s, const char *id, int with_payload, struct store_request **out);
 /* Newest first; state 0 / role NULL = any. Without payloads. */
 int store_req_list(struct store *s, int state, const char *role, size_t limit,
-		   struct store_request ***out, size_t *n);
+                   struct store_request ***out, size_t *n);
 /* Record a vote and move the request to new_state, atomically, only if it
  * is still PENDING (else QS_ERR_PRECONDITION) and the approver has not voted
  * (else QS_ERR_EXISTS). replace: the approver's earlier vote is replaced
  * instead (QS_ERR_NOT_FOUND if there is none); it keeps its place. */
 int store_req_vote(struct store *s, const char *id, const struct store_vote *v, int replace,
-		   int new_state, const char *msg);
+                   int new_state, const char *msg);
 /* Claim the execution of request id against every other process on the
  * store (replicas): QS_ERR_PRECONDITION while another holds it,
  * QS_ERR_UNAVAILABLE if that cannot be known. A claim ends with
@@ -222,8 +222,8 @@ int store_req_transition(struct store *s, const char *id, int from, int to, cons
  * and (policy requests) the new policy version, in one transaction.
  * policy_text NULL for non-policy requests. */
 int store_req_finish(struct store *s, const char *id, const struct store_reqsig *sigs, size_t n,
-		     const uint8_t *result, size_t result_len, uint64_t policy_version,
-		     const char *policy_text);
+                     const uint8_t *result, size_t result_len, uint64_t policy_version,
+                     const char *policy_text);
 
 /*
  * Versioned documents, for modules that keep their own state (TUF
@@ -232,15 +232,15 @@ int store_req_finish(struct store *s, const char *id, const struct store_reqsig 
  */
 /* QS_ERR_EXISTS if that version exists. version >= 1. */
 int store_doc_put(struct store *s, const char *ns, const char *name, uint64_t version,
-		  const uint8_t *data, size_t len);
+                  const uint8_t *data, size_t len);
 /* n documents in one transaction: all stored or none (QS_ERR_EXISTS if
  * any name/version exists). */
 int store_doc_put_many(struct store *s, const char *ns, size_t n, const char *const *names,
-		       const uint64_t *versions, const uint8_t *const *data, const size_t *lens);
+                       const uint64_t *versions, const uint8_t *const *data, const size_t *lens);
 /* version 0 = the latest. *data malloc'd (NUL-terminated for convenience,
  * not counted in *len). QS_ERR_NOT_FOUND. version_out may be NULL. */
 int store_doc_get(struct store *s, const char *ns, const char *name, uint64_t version,
-		  uint8_t **data, size_t *len, uint64_t *version_out);
+                  uint8_t **data, size_t *len, uint64_t *version_out);
 /* Distinct names in a namespace, sorted; *names is a malloc'd array of
  * malloc'd strings. */
 int store_doc_list(struct store *s, const char *ns, char ***names, size_t *n);

@@ -42,7 +42,7 @@
 #define PG_EXEC_KEY 1903388466 /* "qsg2": class of the execution claims */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define PGP_MAX 16		  /* parameters of one statement (batches build their own) */
+#define PGP_MAX 16 /* parameters of one statement (batches build their own) */
 #define SIG_COLS 8
 #define SIG_ROWS_PER_STMT 1000 /* 8000 parameters, far under libpq's 65535 */
 
@@ -68,7 +68,7 @@ struct pg_store {
 	pthread_mutex_t pool_mu;
 	pthread_cond_t pool_cv;
 	struct pg_conn conns[QS_PG_CONNS];
-	struct pg_conn sigconn; /* the writer thread's own */
+	struct pg_conn sigconn;  /* the writer thread's own */
 	struct pg_conn execconn; /* holds execution claims (pg_req_claim) */
 	pthread_mutex_t exec_mu; /* held from a claim to its release */
 	pthread_mutex_t q_mu;
@@ -114,34 +114,34 @@ pp_bytes(struct pgp *p, const void *b, size_t n)
 }
 
 static const char *const schema[] = {
-	"CREATE SCHEMA qsign",
-	"CREATE TABLE qsign.meta (k text PRIMARY KEY, v text NOT NULL)",
-	"CREATE TABLE qsign.policy (version bigint PRIMARY KEY, text text NOT NULL,"
-	" created_ms bigint NOT NULL)",
-	"CREATE TABLE qsign.signature (id bigserial PRIMARY KEY,"
-	" time_ms bigint NOT NULL, principal text NOT NULL, role text NOT NULL,"
-	" key text NOT NULL, key_id text NOT NULL, kind text NOT NULL,"
-	" digest bytea NOT NULL, policy_version bigint NOT NULL)",
-	"CREATE INDEX signature_time ON qsign.signature(time_ms)",
-	"CREATE TABLE qsign.request (id text PRIMARY KEY, role text NOT NULL, kind text NOT NULL,"
-	" submitter text NOT NULL, client_token text, message text NOT NULL,"
-	" payload bytea NOT NULL, digest bytea NOT NULL, state integer NOT NULL,"
-	" created bigint NOT NULL, expires bigint NOT NULL,"
-	" policy_version bigint NOT NULL, state_message text, result bytea,"
-	" seq bigserial NOT NULL)",
-	"CREATE UNIQUE INDEX request_token ON qsign.request(submitter, client_token)"
-	" WHERE client_token IS NOT NULL",
-	"CREATE INDEX request_state ON qsign.request(state)",
-	"CREATE TABLE qsign.vote (request text NOT NULL REFERENCES qsign.request(id),"
-	" approver text NOT NULL, approve integer NOT NULL, time bigint NOT NULL,"
-	" signature bytea NOT NULL, reason text, seq integer NOT NULL,"
-	" PRIMARY KEY (request, approver))",
-	"CREATE TABLE qsign.request_sig (request text NOT NULL REFERENCES qsign.request(id),"
-	" idx integer NOT NULL, key text NOT NULL, key_id text NOT NULL,"
-	" algorithm text NOT NULL, signature bytea NOT NULL, PRIMARY KEY (request, idx))",
-	"CREATE TABLE qsign.doc (ns text NOT NULL, name text NOT NULL, version bigint NOT NULL,"
-	" data bytea NOT NULL, created_ms bigint NOT NULL, PRIMARY KEY (ns, name, version))",
-	NULL,
+        "CREATE SCHEMA qsign",
+        "CREATE TABLE qsign.meta (k text PRIMARY KEY, v text NOT NULL)",
+        "CREATE TABLE qsign.policy (version bigint PRIMARY KEY, text text NOT NULL,"
+        " created_ms bigint NOT NULL)",
+        "CREATE TABLE qsign.signature (id bigserial PRIMARY KEY,"
+        " time_ms bigint NOT NULL, principal text NOT NULL, role text NOT NULL,"
+        " key text NOT NULL, key_id text NOT NULL, kind text NOT NULL,"
+        " digest bytea NOT NULL, policy_version bigint NOT NULL)",
+        "CREATE INDEX signature_time ON qsign.signature(time_ms)",
+        "CREATE TABLE qsign.request (id text PRIMARY KEY, role text NOT NULL, kind text NOT NULL,"
+        " submitter text NOT NULL, client_token text, message text NOT NULL,"
+        " payload bytea NOT NULL, digest bytea NOT NULL, state integer NOT NULL,"
+        " created bigint NOT NULL, expires bigint NOT NULL,"
+        " policy_version bigint NOT NULL, state_message text, result bytea,"
+        " seq bigserial NOT NULL)",
+        "CREATE UNIQUE INDEX request_token ON qsign.request(submitter, client_token)"
+        " WHERE client_token IS NOT NULL",
+        "CREATE INDEX request_state ON qsign.request(state)",
+        "CREATE TABLE qsign.vote (request text NOT NULL REFERENCES qsign.request(id),"
+        " approver text NOT NULL, approve integer NOT NULL, time bigint NOT NULL,"
+        " signature bytea NOT NULL, reason text, seq integer NOT NULL,"
+        " PRIMARY KEY (request, approver))",
+        "CREATE TABLE qsign.request_sig (request text NOT NULL REFERENCES qsign.request(id),"
+        " idx integer NOT NULL, key text NOT NULL, key_id text NOT NULL,"
+        " algorithm text NOT NULL, signature bytea NOT NULL, PRIMARY KEY (request, idx))",
+        "CREATE TABLE qsign.doc (ns text NOT NULL, name text NOT NULL, version bigint NOT NULL,"
+        " data bytea NOT NULL, created_ms bigint NOT NULL, PRIMARY KEY (ns, name, version))",
+        NULL,
 };
 
 static int64_t
@@ -183,11 +183,11 @@ pgerr(struct pg_conn *pc, PGresult *res, const char *what)
 	if (msg[0] == '\0')
 		flat(msg, sizeof(msg), PQerrorMessage(pc->c));
 	if (PQstatus(pc->c) != CONNECTION_OK || state == NULL ||
-	    strncmp(state, "08", 2) == 0 ||	  /* connection exception */
-	    strncmp(state, "57P", 3) == 0 ||	  /* admin shutdown, crash shutdown */
-	    strcmp(state, "25006") == 0 ||	  /* read-only transaction: a standby now */
-	    strcmp(state, "40001") == 0 ||	  /* serialization failure */
-	    strcmp(state, "40P01") == 0) {	  /* deadlock detected */
+	    strncmp(state, "08", 2) == 0 ||  /* connection exception */
+	    strncmp(state, "57P", 3) == 0 || /* admin shutdown, crash shutdown */
+	    strcmp(state, "25006") == 0 ||   /* read-only transaction: a standby now */
+	    strcmp(state, "40001") == 0 ||   /* serialization failure */
+	    strcmp(state, "40P01") == 0) {   /* deadlock detected */
 		if (strncmp(state ? state : "08", "40", 2) != 0)
 			pc->broken = 1;
 		return qs_fail(QS_ERR_UNAVAILABLE, "postgresql unavailable: %s: %s", what, msg);
@@ -210,7 +210,7 @@ pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, con
 	if (out != NULL)
 		*out = NULL;
 	res = PQexecParams(pc->c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
-			   p ? p->fmt : NULL, 0);
+	                   p ? p->fmt : NULL, 0);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		r = pgerr(pc, res, what);
@@ -238,7 +238,7 @@ pg_connect(struct pg_store *s, struct pg_conn *pc)
 	/* Our defaults first: the conninfo (expanded from "dbname") overrides
 	 * them, except that a standby is always refused below. */
 	static const char *const keys[] = {"connect_timeout", "target_session_attrs",
-					   "application_name", "dbname", NULL};
+	                                   "application_name", "dbname", NULL};
 	const char *vals[] = {"5", "read-write", "qsignd", s->conninfo, NULL};
 	PGresult *res = NULL;
 	char msg[QS_ERRDETAIL_MAX / 2];
@@ -257,15 +257,14 @@ pg_connect(struct pg_store *s, struct pg_conn *pc)
 	}
 	PQsetNoticeProcessor(pc->c, ignore_notice, NULL);
 	if ((r = pq(pc, "SET search_path = qsign", NULL, NULL, "set search_path")) != 0 ||
-	    (r = pq(pc,
-		    "SELECT current_setting('synchronous_commit'), pg_is_in_recovery()::text",
-		    NULL, &res, "session settings")) != 0)
+	    (r = pq(pc, "SELECT current_setting('synchronous_commit'), pg_is_in_recovery()::text",
+	            NULL, &res, "session settings")) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 1), "false") != 0) {
 		pc->broken = 1;
 		r = qs_fail(QS_ERR_UNAVAILABLE,
-			    "postgresql unavailable: connected to a standby (in recovery); set "
-			    "target_session_attrs=read-write in the conninfo");
+		            "postgresql unavailable: connected to a standby (in recovery); set "
+		            "target_session_attrs=read-write in the conninfo");
 		goto out;
 	}
 	{
@@ -274,7 +273,7 @@ pg_connect(struct pg_store *s, struct pg_conn *pc)
 		const char *sc = PQgetvalue(res, 0, 0);
 		if (strcmp(sc, "on") != 0 && strcmp(sc, "remote_apply") != 0 &&
 		    (r = pq(pc, "SET synchronous_commit = on", NULL, NULL,
-			    "set synchronous_commit")) != 0)
+		            "set synchronous_commit")) != 0)
 			goto out;
 	}
 	r = 0;
@@ -384,11 +383,11 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 	if ((r = pg_begin(s, pc, BEGIN_RW)) != 0)
 		return r;
 	if ((r = pq(pc, "SELECT pg_advisory_xact_lock(" STR(PG_LOCK_KEY) ")", NULL, NULL,
-		    "schema lock")) != 0 ||
+	            "schema lock")) != 0 ||
 	    (r = pq(pc,
-		    "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'qsign')::int,"
-		    " (to_regclass('qsign.meta') IS NOT NULL)::int",
-		    NULL, &res, "schema lookup")) != 0)
+	            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'qsign')::int,"
+	            " (to_regclass('qsign.meta') IS NOT NULL)::int",
+	            NULL, &res, "schema lookup")) != 0)
 		goto out;
 	have_schema = atoi(PQgetvalue(res, 0, 0));
 	have_meta = atoi(PQgetvalue(res, 0, 1));
@@ -403,35 +402,37 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 			if ((r = pq(pc, schema[i], NULL, NULL, "create schema")) != 0)
 				goto out;
 		if ((r = pq(pc,
-			    "INSERT INTO qsign.meta VALUES ('created_by', 'quorum-signer'),"
-			    " ('schema_version', '" STR(PG_SCHEMA_VERSION) "')",
-			    NULL, NULL, "schema version")) != 0)
+		            "INSERT INTO qsign.meta VALUES ('created_by', 'quorum-signer'),"
+		            " ('schema_version', '" STR(PG_SCHEMA_VERSION) "')",
+		            NULL, NULL, "schema version")) != 0)
 			goto out;
 		r = pg_commit(pc);
 		goto out;
 	}
 	if (!have_meta) {
 		r = qs_fail(QS_ERR_PRECONDITION, "the database has a schema \"qsign\" that was not "
-						 "created by quorum-signer: refusing to use it");
+		                                 "created by quorum-signer: refusing to use it");
 		goto out;
 	}
 	if ((r = pq(pc,
-		    "SELECT coalesce((SELECT v FROM qsign.meta WHERE k = 'created_by'), ''),"
-		    " coalesce((SELECT v FROM qsign.meta WHERE k = 'schema_version'), '0')",
-		    NULL, &res, "schema version")) != 0)
+	            "SELECT coalesce((SELECT v FROM qsign.meta WHERE k = 'created_by'), ''),"
+	            " coalesce((SELECT v FROM qsign.meta WHERE k = 'schema_version'), '0')",
+	            NULL, &res, "schema version")) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), "quorum-signer") != 0) {
-		r = qs_fail(QS_ERR_PRECONDITION, "schema \"qsign\" was not created by quorum-signer: "
-						 "refusing to use it");
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "schema \"qsign\" was not created by quorum-signer: "
+		            "refusing to use it");
 		goto out;
 	}
 	{
 		long ver = strtol(PQgetvalue(res, 0, 1), NULL, 10);
 		if (ver > PG_SCHEMA_VERSION) {
-			r = qs_fail(QS_ERR_PRECONDITION,
-				    "the database has schema version %ld but this qsignd understands "
-				    "up to %d: upgrade qsignd",
-				    ver, PG_SCHEMA_VERSION);
+			r = qs_fail(
+			        QS_ERR_PRECONDITION,
+			        "the database has schema version %ld but this qsignd understands "
+			        "up to %d: upgrade qsignd",
+			        ver, PG_SCHEMA_VERSION);
 			goto out;
 		}
 		if (ver < 1) {
@@ -454,7 +455,7 @@ insert_sig_rows(struct pg_conn *pc, const struct store_sig *const *rows, size_t 
 {
 	const char **v = NULL;
 	int *len = NULL, *fmt = NULL;
-	char (*num)[24] = NULL;
+	char(*num)[24] = NULL;
 	char *sql = NULL;
 	size_t cap, np = n * SIG_COLS, off;
 	PGresult *res = NULL;
@@ -469,8 +470,8 @@ insert_sig_rows(struct pg_conn *pc, const struct store_sig *const *rows, size_t 
 		goto out;
 	}
 	off = (size_t)snprintf(sql, cap,
-			       "INSERT INTO signature (time_ms, principal, role, key, key_id, kind,"
-			       " digest, policy_version) VALUES ");
+	                       "INSERT INTO signature (time_ms, principal, role, key, key_id, kind,"
+	                       " digest, policy_version) VALUES ");
 	for (size_t i = 0; i < n; i++) {
 		const struct store_sig *g = rows[i];
 		size_t b = i * SIG_COLS;
@@ -487,8 +488,8 @@ insert_sig_rows(struct pg_conn *pc, const struct store_sig *const *rows, size_t 
 		fmt[b + 6] = 1;
 		v[b + 7] = num[2 * i + 1];
 		off += (size_t)snprintf(sql + off, cap - off,
-					"%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", i ? "," : "",
-					b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8);
+		                        "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", i ? "," : "",
+		                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8);
 	}
 	res = PQexecParams(pc->c, sql, (int)np, NULL, v, len, fmt, 0);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -613,14 +614,14 @@ static int
 pg_count_signatures(struct store *base, uint64_t *n)
 {
 	return pg_int_query((struct pg_store *)base, "SELECT count(*) FROM signature",
-			    "count signatures", n);
+	                    "count signatures", n);
 }
 
 /* ------------------------------------------------------------ policy */
 
 static int
 policy_text(struct pg_store *s, const char *sql, const struct pgp *p, uint64_t *version,
-	    char **text)
+            char **text)
 {
 	struct pg_conn *pc = pool_get(s);
 	PGresult *res = NULL;
@@ -653,8 +654,8 @@ static int
 pg_policy_current(struct store *base, uint64_t *version, char **text)
 {
 	return policy_text((struct pg_store *)base,
-			   "SELECT version, text FROM policy ORDER BY version DESC LIMIT 1", NULL,
-			   version, text);
+	                   "SELECT version, text FROM policy ORDER BY version DESC LIMIT 1", NULL,
+	                   version, text);
 }
 
 static int
@@ -666,14 +667,14 @@ pg_policy_get(struct store *base, uint64_t version, char **text)
 		return qs_fail(QS_ERR_NOT_FOUND, "no such policy version");
 	pp_int(&p, (int64_t)version);
 	return policy_text((struct pg_store *)base,
-			   "SELECT version, text FROM policy WHERE version = $1", &p, NULL, text);
+	                   "SELECT version, text FROM policy WHERE version = $1", &p, NULL, text);
 }
 
 static int
 pg_policy_version(struct store *base, uint64_t *version)
 {
 	return pg_int_query((struct pg_store *)base, "SELECT coalesce(max(version), 0) FROM policy",
-			    "policy version", version);
+	                    "policy version", version);
 }
 
 /* Insert policy `version`, which must be current+1; inside a transaction.
@@ -687,22 +688,22 @@ policy_insert(struct pg_conn *pc, uint64_t version, const char *text)
 	int r;
 
 	if ((r = pq(pc, "SELECT coalesce(max(version), 0) FROM policy", NULL, &res,
-		    "policy version")) != 0)
+	            "policy version")) != 0)
 		return r;
 	cur = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	if (version != (uint64_t)cur + 1)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "policy version %llu is not the next one (current is %lld)",
-			       (unsigned long long)version, (long long)cur);
+		               "policy version %llu is not the next one (current is %lld)",
+		               (unsigned long long)version, (long long)cur);
 	pp_int(&p, (int64_t)version);
 	pp_text(&p, text);
 	pp_int(&p, now_ms());
 	r = pq(pc, "INSERT INTO policy VALUES ($1, $2, $3)", &p, NULL, "policy insert");
 	if (r == QS_ERR_EXISTS)
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "policy version %llu is not the next one (added concurrently)",
-			    (unsigned long long)version);
+		            "policy version %llu is not the next one (added concurrently)",
+		            (unsigned long long)version);
 	return r;
 }
 
@@ -769,7 +770,7 @@ get_fixed(const PGresult *res, int row, int col, uint8_t *dst, size_t cap, size_
 }
 
 #define REQ_COLS                                                                                   \
-	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"      \
+	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"       \
 	" policy_version, state_message, octet_length(payload), result"
 
 static int
@@ -818,9 +819,9 @@ load_children(struct pg_conn *pc, struct store_request *r)
 
 	pp_text(&p, r->id);
 	if ((rc = pq(pc,
-		     "SELECT approver, approve, time, signature, reason FROM vote"
-		     " WHERE request = $1 ORDER BY seq",
-		     &p, &res, "votes")) != 0)
+	             "SELECT approver, approve, time, signature, reason FROM vote"
+	             " WHERE request = $1 ORDER BY seq",
+	             &p, &res, "votes")) != 0)
 		return rc;
 	n = PQntuples(res);
 	if (n > 0 && (r->votes = calloc((size_t)n, sizeof(*r->votes))) == NULL) {
@@ -834,7 +835,8 @@ load_children(struct pg_conn *pc, struct store_request *r)
 		v->time = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		if ((rc = get_fixed(res, i, 3, v->sig, sizeof(v->sig), &v->sig_len)) != 0)
 			goto out;
-		if (!PQgetisnull(res, i, 4) && (v->reason = strdup(PQgetvalue(res, i, 4))) == NULL) {
+		if (!PQgetisnull(res, i, 4) &&
+		    (v->reason = strdup(PQgetvalue(res, i, 4))) == NULL) {
 			rc = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -842,9 +844,9 @@ load_children(struct pg_conn *pc, struct store_request *r)
 	PQclear(res);
 	res = NULL;
 	if ((rc = pq(pc,
-		     "SELECT key, key_id, algorithm, signature FROM request_sig"
-		     " WHERE request = $1 ORDER BY idx",
-		     &p, &res, "request signatures")) != 0)
+	             "SELECT key, key_id, algorithm, signature FROM request_sig"
+	             " WHERE request = $1 ORDER BY idx",
+	             &p, &res, "request signatures")) != 0)
 		return rc;
 	n = PQntuples(res);
 	if (n > 0 && (r->sigs = calloc((size_t)n, sizeof(*r->sigs))) == NULL) {
@@ -888,10 +890,10 @@ pg_req_insert(struct store *base, const struct store_request *r)
 	if ((rc = pg_begin(s, pc, BEGIN_RW)) != 0)
 		return finish(s, pc, rc);
 	rc = pq(pc,
-		"INSERT INTO request (id, role, kind, submitter, client_token, message, payload,"
-		" digest, state, created, expires, policy_version)"
-		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-		&p, NULL, "request insert");
+	        "INSERT INTO request (id, role, kind, submitter, client_token, message, payload,"
+	        " digest, state, created, expires, policy_version)"
+	        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+	        &p, NULL, "request insert");
 	if (rc == QS_ERR_EXISTS)
 		rc = qs_fail(QS_ERR_EXISTS, "request already exists");
 	if (rc == 0)
@@ -912,7 +914,7 @@ pg_req_find_token(struct store *base, const char *submitter, const char *token, 
 	pp_text(&p, token);
 	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0 ||
 	    (r = pq(pc, "SELECT id FROM request WHERE submitter = $1 AND client_token = $2", &p,
-		    &res, "token lookup")) != 0)
+	            &res, "token lookup")) != 0)
 		return finish(s, pc, r);
 	if (PQntuples(res) == 0)
 		r = qs_fail(QS_ERR_NOT_FOUND, "no such request");
@@ -938,9 +940,9 @@ pg_req_get(struct store *base, const char *id, int with_payload, struct store_re
 	pp_text(&p, id);
 	if ((rc = pg_begin(s, pc, BEGIN_RO)) != 0 ||
 	    (rc = pq(pc,
-		     with_payload ? "SELECT " REQ_COLS ", payload FROM request WHERE id = $1"
-				  : "SELECT " REQ_COLS " FROM request WHERE id = $1",
-		     &p, &res, "request get")) != 0)
+	             with_payload ? "SELECT " REQ_COLS ", payload FROM request WHERE id = $1"
+	                          : "SELECT " REQ_COLS " FROM request WHERE id = $1",
+	             &p, &res, "request get")) != 0)
 		goto out;
 	if (PQntuples(res) == 0) {
 		rc = qs_fail(QS_ERR_NOT_FOUND, "no request %s", id);
@@ -964,7 +966,7 @@ out:
 
 static int
 pg_req_list(struct store *base, int state, const char *role, size_t limit,
-	    struct store_request ***out, size_t *n)
+            struct store_request ***out, size_t *n)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
@@ -983,10 +985,10 @@ pg_req_list(struct store *base, int state, const char *role, size_t limit,
 	pp_int(&p, (int64_t)limit);
 	if ((rc = pg_begin(s, pc, BEGIN_RO)) != 0 ||
 	    (rc = pq(pc,
-		     "SELECT " REQ_COLS " FROM request WHERE ($1::integer = 0 OR state = $1)"
-		     " AND ($2::text IS NULL OR role = $2) ORDER BY created DESC, seq DESC"
-		     " LIMIT $3",
-		     &p, &res, "request list")) != 0)
+	             "SELECT " REQ_COLS " FROM request WHERE ($1::integer = 0 OR state = $1)"
+	             " AND ($2::text IS NULL OR role = $2) ORDER BY created DESC, seq DESC"
+	             " LIMIT $3",
+	             &p, &res, "request list")) != 0)
 		goto out;
 	rows = PQntuples(res);
 	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
@@ -1030,9 +1032,9 @@ cas_state(struct pg_conn *pc, const char *id, int from, int to, const char *msg)
 	pp_text(&p, id);
 	pp_int(&p, from);
 	if ((r = pq(pc,
-		    "UPDATE request SET state = $1, state_message = coalesce($2, state_message)"
-		    " WHERE id = $3 AND state = $4",
-		    &p, &res, "state update")) != 0)
+	            "UPDATE request SET state = $1, state_message = coalesce($2, state_message)"
+	            " WHERE id = $3 AND state = $4",
+	            &p, &res, "state update")) != 0)
 		return r;
 	if (strcmp(PQcmdTuples(res), "1") != 0)
 		r = qs_fail(QS_ERR_PRECONDITION, "request %s is not in the expected state", id);
@@ -1042,7 +1044,7 @@ cas_state(struct pg_conn *pc, const char *id, int from, int to, const char *msg)
 
 static int
 pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int replace,
-	    int new_state, const char *msg)
+            int new_state, const char *msg)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
@@ -1063,15 +1065,17 @@ pg_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	 * replaced); the new one takes its place (store.h). */
 	r = pq(pc,
 	       replace ? "UPDATE vote SET approve = $3, time = $4, signature = $5, reason = $6"
-			 " WHERE request = $1 AND approver = $2"
-		       : "INSERT INTO vote (request, approver, approve, time, signature, reason, seq)"
-			 " VALUES ($1,$2,$3,$4,$5,$6, (SELECT count(*) FROM vote WHERE request = $1))",
+	                 " WHERE request = $1 AND approver = $2"
+	               : "INSERT INTO vote (request, approver, approve, time, signature, reason, "
+	                 "seq)"
+	                 " VALUES ($1,$2,$3,$4,$5,$6, (SELECT count(*) FROM vote WHERE request = "
+	                 "$1))",
 	       &p, &res, "vote insert");
 	if (r == QS_ERR_EXISTS)
 		r = qs_fail(QS_ERR_EXISTS, "%s already voted on request %s", v->approver, id);
 	if (r == 0 && replace && strcmp(PQcmdTuples(res), "1") != 0)
 		r = qs_fail(QS_ERR_NOT_FOUND, "%s has no vote on request %s to replace",
-			    v->approver, id);
+		            v->approver, id);
 	PQclear(res);
 	if (r == 0)
 		r = pg_commit(pc);
@@ -1099,12 +1103,12 @@ pg_req_claim(struct store *base, const char *id)
 	    (r = pg_connect(s, pc)) != 0)
 		goto out;
 	pp_text(&p, id);
-	if ((r = pq(pc, "SELECT pg_try_advisory_lock(" STR(PG_EXEC_KEY) ", hashtext($1))", &p,
-		    &res, "claim execution")) != 0)
+	if ((r = pq(pc, "SELECT pg_try_advisory_lock(" STR(PG_EXEC_KEY) ", hashtext($1))", &p, &res,
+	            "claim execution")) != 0)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		r = qs_fail(QS_ERR_PRECONDITION, "request %s is being executed by another replica",
-			    id);
+		            id);
 out:
 	PQclear(res);
 	if (r != 0)
@@ -1145,8 +1149,8 @@ pg_req_transition(struct store *base, const char *id, int from, int to, const ch
 
 static int
 pg_req_finish(struct store *base, const char *id, const struct store_reqsig *sigs, size_t n,
-	      const uint8_t *result, size_t result_len, uint64_t policy_version,
-	      const char *policy_text)
+              const uint8_t *result, size_t result_len, uint64_t policy_version,
+              const char *policy_text)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
@@ -1160,7 +1164,7 @@ pg_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		pp_bytes(&p, result, result_len);
 		pp_text(&p, id);
 		if ((r = pq(pc, "UPDATE request SET result = $1 WHERE id = $2", &p, NULL,
-			    "store result")) != 0)
+		            "store result")) != 0)
 			return finish(s, pc, r);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1172,7 +1176,7 @@ pg_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		pp_text(&p, sigs[i].algorithm);
 		pp_bytes(&p, sigs[i].sig, sigs[i].sig_len);
 		if ((r = pq(pc, "INSERT INTO request_sig VALUES ($1,$2,$3,$4,$5,$6)", &p, NULL,
-			    "request_sig insert")) != 0)
+		            "request_sig insert")) != 0)
 			return finish(s, pc, r);
 	}
 	if (policy_text != NULL && (r = policy_insert(pc, policy_version, policy_text)) != 0)
@@ -1184,7 +1188,7 @@ pg_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 
 static int
 doc_insert(struct pg_conn *pc, const char *ns, const char *name, uint64_t version,
-	   const uint8_t *data, size_t len)
+           const uint8_t *data, size_t len)
 {
 	struct pgp p = {0};
 	int r;
@@ -1199,13 +1203,13 @@ doc_insert(struct pg_conn *pc, const char *ns, const char *name, uint64_t versio
 	r = pq(pc, "INSERT INTO doc VALUES ($1,$2,$3,$4,$5)", &p, NULL, "doc insert");
 	if (r == QS_ERR_EXISTS)
 		r = qs_fail(QS_ERR_EXISTS, "%s/%s version %llu exists", ns, name,
-			    (unsigned long long)version);
+		            (unsigned long long)version);
 	return r;
 }
 
 static int
 pg_doc_put_many(struct store *base, const char *ns, size_t n, const char *const *names,
-		const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
+                const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
@@ -1222,14 +1226,14 @@ pg_doc_put_many(struct store *base, const char *ns, size_t n, const char *const 
 
 static int
 pg_doc_put(struct store *base, const char *ns, const char *name, uint64_t version,
-	   const uint8_t *data, size_t len)
+           const uint8_t *data, size_t len)
 {
 	return pg_doc_put_many(base, ns, 1, &name, &version, &data, &len);
 }
 
 static int
-pg_doc_get(struct store *base, const char *ns, const char *name, uint64_t version,
-	   uint8_t **data, size_t *len, uint64_t *version_out)
+pg_doc_get(struct store *base, const char *ns, const char *name, uint64_t version, uint8_t **data,
+           size_t *len, uint64_t *version_out)
 {
 	struct pg_store *s = (struct pg_store *)base;
 	struct pg_conn *pc = pool_get(s);
@@ -1245,11 +1249,11 @@ pg_doc_get(struct store *base, const char *ns, const char *name, uint64_t versio
 		pp_int(&p, version > INT64_MAX ? -1 : (int64_t)version);
 	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0 ||
 	    (r = pq(pc,
-		    version == 0 ? "SELECT version, data FROM doc WHERE ns = $1 AND name = $2"
-				   " ORDER BY version DESC LIMIT 1"
-				 : "SELECT version, data FROM doc WHERE ns = $1 AND name = $2"
-				   " AND version = $3",
-		    &p, &res, "doc get")) != 0)
+	            version == 0 ? "SELECT version, data FROM doc WHERE ns = $1 AND name = $2"
+	                           " ORDER BY version DESC LIMIT 1"
+	                         : "SELECT version, data FROM doc WHERE ns = $1 AND name = $2"
+	                           " AND version = $3",
+	            &p, &res, "doc get")) != 0)
 		goto out;
 	if (PQntuples(res) == 0) {
 		r = qs_fail(QS_ERR_NOT_FOUND, "no document %s/%s", ns, name);
@@ -1286,7 +1290,7 @@ pg_doc_list(struct store *base, const char *ns, char ***names, size_t *n)
 	pp_text(&p, ns);
 	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0 ||
 	    (r = pq(pc, "SELECT DISTINCT name FROM doc WHERE ns = $1 ORDER BY name", &p, &res,
-		    "doc list")) != 0)
+	            "doc list")) != 0)
 		goto out;
 	rows = PQntuples(res);
 	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
@@ -1345,28 +1349,28 @@ pg_close(struct store *base)
 }
 
 static const struct store_ops pg_ops = {
-	.name = "postgresql",
-	.shared = 1,
-	.close = pg_close,
-	.policy_current = pg_policy_current,
-	.policy_get = pg_policy_get,
-	.policy_version = pg_policy_version,
-	.policy_add = pg_policy_add,
-	.record_signatures = pg_record_signatures,
-	.count_signatures = pg_count_signatures,
-	.req_insert = pg_req_insert,
-	.req_find_token = pg_req_find_token,
-	.req_get = pg_req_get,
-	.req_list = pg_req_list,
-	.req_vote = pg_req_vote,
-	.req_claim = pg_req_claim,
-	.req_unclaim = pg_req_unclaim,
-	.req_transition = pg_req_transition,
-	.req_finish = pg_req_finish,
-	.doc_put = pg_doc_put,
-	.doc_put_many = pg_doc_put_many,
-	.doc_get = pg_doc_get,
-	.doc_list = pg_doc_list,
+        .name = "postgresql",
+        .shared = 1,
+        .close = pg_close,
+        .policy_current = pg_policy_current,
+        .policy_get = pg_policy_get,
+        .policy_version = pg_policy_version,
+        .policy_add = pg_policy_add,
+        .record_signatures = pg_record_signatures,
+        .count_signatures = pg_count_signatures,
+        .req_insert = pg_req_insert,
+        .req_find_token = pg_req_find_token,
+        .req_get = pg_req_get,
+        .req_list = pg_req_list,
+        .req_vote = pg_req_vote,
+        .req_claim = pg_req_claim,
+        .req_unclaim = pg_req_unclaim,
+        .req_transition = pg_req_transition,
+        .req_finish = pg_req_finish,
+        .doc_put = pg_doc_put,
+        .doc_put_many = pg_doc_put_many,
+        .doc_get = pg_doc_get,
+        .doc_list = pg_doc_list,
 };
 
 int

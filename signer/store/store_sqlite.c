@@ -55,7 +55,7 @@ struct sq_store {
 	 * appended (and fsync'ed) before the signature is released. */
 	sqlite3 *sigdb;
 	pthread_mutex_t sig_mu; /* one transaction at a time on sigdb */
-	pthread_mutex_t db_mu; /* one statement sequence at a time on db */
+	pthread_mutex_t db_mu;  /* one statement sequence at a time on db */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_work, q_done;
 	struct gc_item *head, **tail;
@@ -65,33 +65,33 @@ struct sq_store {
 };
 
 static const char *const schema[] = {
-	"CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
-	"CREATE TABLE policy (version INTEGER PRIMARY KEY, text TEXT NOT NULL,"
-	" created_ms INTEGER NOT NULL)",
-	"CREATE TABLE signature (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" time_ms INTEGER NOT NULL, principal TEXT NOT NULL, role TEXT NOT NULL,"
-	" key TEXT NOT NULL, key_id TEXT NOT NULL, kind TEXT NOT NULL,"
-	" digest BLOB NOT NULL, policy_version INTEGER NOT NULL, seq INTEGER)",
-	"CREATE INDEX signature_time ON signature(time_ms)",
-	"CREATE UNIQUE INDEX signature_seq ON signature(seq)",
-	"CREATE TABLE request (id TEXT PRIMARY KEY, role TEXT NOT NULL, kind TEXT NOT NULL,"
-	" submitter TEXT NOT NULL, client_token TEXT, message TEXT NOT NULL,"
-	" payload BLOB NOT NULL, digest BLOB NOT NULL, state INTEGER NOT NULL,"
-	" created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-	" policy_version INTEGER NOT NULL, state_message TEXT, result BLOB)",
-	"CREATE UNIQUE INDEX request_token ON request(submitter, client_token)"
-	" WHERE client_token IS NOT NULL",
-	"CREATE INDEX request_state ON request(state)",
-	"CREATE TABLE vote (request TEXT NOT NULL REFERENCES request(id),"
-	" approver TEXT NOT NULL, approve INTEGER NOT NULL, time INTEGER NOT NULL,"
-	" signature BLOB NOT NULL, reason TEXT, seq INTEGER NOT NULL,"
-	" PRIMARY KEY (request, approver))",
-	"CREATE TABLE request_sig (request TEXT NOT NULL REFERENCES request(id),"
-	" idx INTEGER NOT NULL, key TEXT NOT NULL, key_id TEXT NOT NULL,"
-	" algorithm TEXT NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (request, idx))",
-	"CREATE TABLE doc (ns TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
-	" data BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (ns, name, version))",
-	NULL,
+        "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+        "CREATE TABLE policy (version INTEGER PRIMARY KEY, text TEXT NOT NULL,"
+        " created_ms INTEGER NOT NULL)",
+        "CREATE TABLE signature (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " time_ms INTEGER NOT NULL, principal TEXT NOT NULL, role TEXT NOT NULL,"
+        " key TEXT NOT NULL, key_id TEXT NOT NULL, kind TEXT NOT NULL,"
+        " digest BLOB NOT NULL, policy_version INTEGER NOT NULL, seq INTEGER)",
+        "CREATE INDEX signature_time ON signature(time_ms)",
+        "CREATE UNIQUE INDEX signature_seq ON signature(seq)",
+        "CREATE TABLE request (id TEXT PRIMARY KEY, role TEXT NOT NULL, kind TEXT NOT NULL,"
+        " submitter TEXT NOT NULL, client_token TEXT, message TEXT NOT NULL,"
+        " payload BLOB NOT NULL, digest BLOB NOT NULL, state INTEGER NOT NULL,"
+        " created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+        " policy_version INTEGER NOT NULL, state_message TEXT, result BLOB)",
+        "CREATE UNIQUE INDEX request_token ON request(submitter, client_token)"
+        " WHERE client_token IS NOT NULL",
+        "CREATE INDEX request_state ON request(state)",
+        "CREATE TABLE vote (request TEXT NOT NULL REFERENCES request(id),"
+        " approver TEXT NOT NULL, approve INTEGER NOT NULL, time INTEGER NOT NULL,"
+        " signature BLOB NOT NULL, reason TEXT, seq INTEGER NOT NULL,"
+        " PRIMARY KEY (request, approver))",
+        "CREATE TABLE request_sig (request TEXT NOT NULL REFERENCES request(id),"
+        " idx INTEGER NOT NULL, key TEXT NOT NULL, key_id TEXT NOT NULL,"
+        " algorithm TEXT NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (request, idx))",
+        "CREATE TABLE doc (ns TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
+        " data BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (ns, name, version))",
+        NULL,
 };
 
 static int
@@ -150,8 +150,7 @@ migrate(sqlite3 *db)
 			}
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APP_ID);
-		if ((r = exec(db, sql)) != 0 ||
-		    (r = exec(db, "PRAGMA user_version = 1")) != 0 ||
+		if ((r = exec(db, sql)) != 0 || (r = exec(db, "PRAGMA user_version = 1")) != 0 ||
 		    (r = exec(db, "INSERT INTO meta VALUES ('created_by','quorum-signer')")) != 0 ||
 		    (r = exec(db, "COMMIT")) != 0) {
 			exec(db, "ROLLBACK");
@@ -161,14 +160,14 @@ migrate(sqlite3 *db)
 	}
 	if (appid != APP_ID)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "state.db was not created by quorum-signer (application_id "
-			       "0x%08x): refusing to use it",
-			       (unsigned)appid);
+		               "state.db was not created by quorum-signer (application_id "
+		               "0x%08x): refusing to use it",
+		               (unsigned)appid);
 	if (ver > SCHEMA_VERSION)
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "state.db has schema version %d but this qsignd understands up "
-			       "to %d: upgrade qsignd",
-			       ver, SCHEMA_VERSION);
+		               "state.db has schema version %d but this qsignd understands up "
+		               "to %d: upgrade qsignd",
+		               ver, SCHEMA_VERSION);
 	if (ver < 1)
 		return qs_fail(QS_ERR_PRECONDITION, "state.db has no schema version");
 	return 0;
@@ -224,10 +223,10 @@ writer_main(void *arg)
 		r = 0;
 		if (st == NULL &&
 		    sqlite3_prepare_v2(s->sigdb,
-				       "INSERT INTO signature (time_ms, principal, role, key,"
-				       " key_id, kind, digest, policy_version, seq)"
-				       " VALUES (?,?,?,?,?,?,?,?,?)",
-				       -1, &st, NULL) != SQLITE_OK)
+		                       "INSERT INTO signature (time_ms, principal, role, key,"
+		                       " key_id, kind, digest, policy_version, seq)"
+		                       " VALUES (?,?,?,?,?,?,?,?,?)",
+		                       -1, &st, NULL) != SQLITE_OK)
 			r = dberr(s->sigdb, "prepare insert signature");
 		pthread_mutex_lock(&s->sig_mu);
 		if (r == 0)
@@ -239,7 +238,6 @@ writer_main(void *arg)
 		if (r != 0)
 			exec(s->sigdb, "ROLLBACK");
 		pthread_mutex_unlock(&s->sig_mu);
-
 
 		pthread_mutex_lock(&s->q_mu);
 		for (it = batch; it != NULL;) {
@@ -348,9 +346,9 @@ sq_index_apply(struct store *base, const struct store_sig *sigs, size_t n, const
 	                       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->sigdb, "DELETE FROM signature WHERE seq = ?", -1, &del, NULL) !=
 	            SQLITE_OK ||
-	    sqlite3_prepare_v2(s->sigdb,
-	                       "INSERT OR REPLACE INTO meta (k, v) VALUES ('" INDEX_NEXT_KEY "', ?)",
-	                       -1, &pos, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(
+	            s->sigdb, "INSERT OR REPLACE INTO meta (k, v) VALUES ('" INDEX_NEXT_KEY "', ?)",
+	            -1, &pos, NULL) != SQLITE_OK) {
 		r = dberr(s->sigdb, "prepare index update");
 		goto out;
 	}
@@ -452,8 +450,8 @@ static int
 sq_policy_current(struct store *base, uint64_t *version, char **text)
 {
 	return sq_policy_text((struct sq_store *)base,
-			      "SELECT version, text FROM policy ORDER BY version DESC LIMIT 1", -1,
-			      version, text);
+	                      "SELECT version, text FROM policy ORDER BY version DESC LIMIT 1", -1,
+	                      version, text);
 }
 
 static int
@@ -462,15 +460,15 @@ sq_policy_get(struct store *base, uint64_t version, char **text)
 	if (version > INT64_MAX)
 		return qs_fail(QS_ERR_NOT_FOUND, "no such policy version");
 	return sq_policy_text((struct sq_store *)base,
-			      "SELECT version, text FROM policy WHERE version = ?",
-			      (int64_t)version, NULL, text);
+	                      "SELECT version, text FROM policy WHERE version = ?",
+	                      (int64_t)version, NULL, text);
 }
 
 static int
 sq_policy_version(struct store *base, uint64_t *version)
 {
 	return sq_int_query((struct sq_store *)base, "SELECT coalesce(max(version), 0) FROM policy",
-			    "policy version", version);
+	                    "policy version", version);
 }
 
 static int
@@ -487,7 +485,7 @@ sq_policy_add(struct store *base, uint64_t version, const char *text)
 	if ((r = exec(s->db, "BEGIN IMMEDIATE")) != 0)
 		goto out;
 	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM policy", -1, &st,
-			       NULL) != SQLITE_OK ||
+	                       NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		r = dberr(s->db, "policy version");
 		goto rollback;
@@ -497,8 +495,8 @@ sq_policy_add(struct store *base, uint64_t version, const char *text)
 	st = NULL;
 	if (version != (uint64_t)cur + 1) {
 		r = qs_fail(QS_ERR_PRECONDITION,
-			    "policy version %llu is not the next one (current is %lld)",
-			    (unsigned long long)version, (long long)cur);
+		            "policy version %llu is not the next one (current is %lld)",
+		            (unsigned long long)version, (long long)cur);
 		goto rollback;
 	}
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO policy VALUES (?,?,?)", -1, &st, NULL) !=
@@ -529,7 +527,7 @@ static int
 sq_count_signatures(struct store *base, uint64_t *n)
 {
 	return sq_int_query((struct sq_store *)base, "SELECT count(*) FROM signature",
-			    "count signatures", n);
+	                    "count signatures", n);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -549,7 +547,7 @@ dup_text(sqlite3_stmt *st, int col)
 }
 
 #define REQ_COLS                                                                                   \
-	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"      \
+	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"       \
 	" policy_version, state_message, length(payload), result"
 
 /* Fill r from a row selected with REQ_COLS (+ payload as column 14 if
@@ -601,10 +599,10 @@ sq_req_insert(struct store *base, const struct store_request *r)
 
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO request (id, role, kind, submitter, client_token,"
-			       " message, payload, digest, state, created, expires,"
-			       " policy_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       "INSERT INTO request (id, role, kind, submitter, client_token,"
+	                       " message, payload, digest, state, created, expires,"
+	                       " policy_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r2 = dberr(s->db, "prepare request insert");
 		goto out;
 	}
@@ -618,7 +616,7 @@ sq_req_insert(struct store *base, const struct store_request *r)
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_text(st, 6, r->message ? r->message : "", -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 7, r->payload ? (const void *)r->payload : "", (int)r->payload_len,
-			  SQLITE_STATIC);
+	                  SQLITE_STATIC);
 	sqlite3_bind_blob(st, 8, r->digest, 32, SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, REQ_PENDING);
 	sqlite3_bind_int64(st, 10, r->created);
@@ -646,8 +644,8 @@ sq_req_find_token(struct store *base, const char *submitter, const char *token, 
 
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id FROM request WHERE submitter = ? AND client_token = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       "SELECT id FROM request WHERE submitter = ? AND client_token = ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare token lookup");
 		goto out;
 	}
@@ -691,9 +689,9 @@ load_children(sqlite3 *db, struct store_request *r)
 	int rc;
 
 	if (sqlite3_prepare_v2(db,
-			       "SELECT approver, approve, time, signature, reason FROM vote"
-			       " WHERE request = ? ORDER BY seq",
-			       -1, &st, NULL) != SQLITE_OK)
+	                       "SELECT approver, approve, time, signature, reason FROM vote"
+	                       " WHERE request = ? ORDER BY seq",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return dberr(db, "prepare votes");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -719,9 +717,9 @@ load_children(sqlite3 *db, struct store_request *r)
 		return dberr(db, "votes");
 	cap = 0;
 	if (sqlite3_prepare_v2(db,
-			       "SELECT key, key_id, algorithm, signature FROM request_sig"
-			       " WHERE request = ? ORDER BY idx",
-			       -1, &st, NULL) != SQLITE_OK)
+	                       "SELECT key, key_id, algorithm, signature FROM request_sig"
+	                       " WHERE request = ? ORDER BY idx",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return dberr(db, "prepare request signatures");
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -758,9 +756,10 @@ sq_req_get(struct store *base, const char *id, int with_payload, struct store_re
 	*out = NULL;
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db,
-			       with_payload ? "SELECT " REQ_COLS ", payload FROM request WHERE id = ?"
-					    : "SELECT " REQ_COLS " FROM request WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       with_payload ? "SELECT " REQ_COLS
+	                                      ", payload FROM request WHERE id = ?"
+	                                    : "SELECT " REQ_COLS " FROM request WHERE id = ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r2 = dberr(s->db, "prepare request get");
 		goto out;
 	}
@@ -792,7 +791,7 @@ out:
 
 static int
 sq_req_list(struct store *base, int state, const char *role, size_t limit,
-	    struct store_request ***out, size_t *n)
+            struct store_request ***out, size_t *n)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	struct store_request **v = NULL;
@@ -808,10 +807,10 @@ sq_req_list(struct store *base, int state, const char *role, size_t limit,
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT " REQ_COLS " FROM request WHERE (?1 = 0 OR state = ?1)"
-			       " AND (?2 IS NULL OR role = ?2) ORDER BY created DESC, rowid DESC"
-			       " LIMIT ?3",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       "SELECT " REQ_COLS " FROM request WHERE (?1 = 0 OR state = ?1)"
+	                       " AND (?2 IS NULL OR role = ?2) ORDER BY created DESC, rowid DESC"
+	                       " LIMIT ?3",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare request list");
 		goto out;
 	}
@@ -826,7 +825,8 @@ sq_req_list(struct store *base, int state, const char *role, size_t limit,
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
-		if ((r = row_to_req(st, 0, v[cnt])) != 0 || (r = load_children(s->db, v[cnt])) != 0) {
+		if ((r = row_to_req(st, 0, v[cnt])) != 0 ||
+		    (r = load_children(s->db, v[cnt])) != 0) {
 			cnt++;
 			goto out;
 		}
@@ -853,10 +853,11 @@ cas_state(sqlite3 *db, const char *id, int from, int to, const char *msg)
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (sqlite3_prepare_v2(db,
-			       "UPDATE request SET state = ?, state_message = coalesce(?, state_message)"
-			       " WHERE id = ? AND state = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	            db,
+	            "UPDATE request SET state = ?, state_message = coalesce(?, state_message)"
+	            " WHERE id = ? AND state = ?",
+	            -1, &st, NULL) != SQLITE_OK)
 		return dberr(db, "prepare state update");
 	sqlite3_bind_int(st, 1, to);
 	if (msg != NULL)
@@ -875,7 +876,7 @@ cas_state(sqlite3 *db, const char *id, int from, int to, const char *msg)
 
 static int
 sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int replace,
-	    int new_state, const char *msg)
+            int new_state, const char *msg)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
@@ -887,12 +888,12 @@ sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	if ((r = cas_state(s->db, id, REQ_PENDING, new_state, msg)) != 0)
 		goto rollback;
 	if (sqlite3_prepare_v2(s->db,
-			       replace ? "UPDATE vote SET approve = ?3, time = ?4, signature = ?5,"
-					 " reason = ?6 WHERE request = ?1 AND approver = ?2"
-				       : "INSERT INTO vote (request, approver, approve, time,"
-					 " signature, reason, seq) VALUES (?,?,?,?,?,?,"
-					 " (SELECT count(*) FROM vote WHERE request = ?1))",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       replace ? "UPDATE vote SET approve = ?3, time = ?4, signature = ?5,"
+	                                 " reason = ?6 WHERE request = ?1 AND approver = ?2"
+	                               : "INSERT INTO vote (request, approver, approve, time,"
+	                                 " signature, reason, seq) VALUES (?,?,?,?,?,?,"
+	                                 " (SELECT count(*) FROM vote WHERE request = ?1))",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare vote insert");
 		goto rollback;
 	}
@@ -916,7 +917,7 @@ sq_req_vote(struct store *base, const char *id, const struct store_vote *v, int 
 	}
 	if (replace && sqlite3_changes(s->db) != 1) {
 		r = qs_fail(QS_ERR_NOT_FOUND, "%s has no vote on request %s to replace",
-			    v->approver, id);
+		            v->approver, id);
 		goto rollback;
 	}
 	if ((r = exec(s->db, "COMMIT")) != 0)
@@ -949,8 +950,8 @@ sq_req_transition(struct store *base, const char *id, int from, int to, const ch
 
 static int
 sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sigs, size_t n,
-	      const uint8_t *result, size_t result_len, uint64_t policy_version,
-	      const char *policy_text)
+              const uint8_t *result, size_t result_len, uint64_t policy_version,
+              const char *policy_text)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
@@ -963,7 +964,7 @@ sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		goto rollback;
 	if (result != NULL) {
 		if (sqlite3_prepare_v2(s->db, "UPDATE request SET result = ? WHERE id = ?", -1, &st,
-				       NULL) != SQLITE_OK) {
+		                       NULL) != SQLITE_OK) {
 			r = dberr(s->db, "prepare result");
 			goto rollback;
 		}
@@ -977,7 +978,7 @@ sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		st = NULL;
 	}
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO request_sig VALUES (?,?,?,?,?,?)", -1, &st,
-			       NULL) != SQLITE_OK) {
+	                       NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare request_sig insert");
 		goto rollback;
 	}
@@ -999,7 +1000,7 @@ sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 	if (policy_text != NULL) {
 		int64_t cur = 0;
 		if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version),0) FROM policy", -1,
-				       &st, NULL) != SQLITE_OK ||
+		                       &st, NULL) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_ROW) {
 			r = dberr(s->db, "policy version");
 			goto rollback;
@@ -1009,12 +1010,12 @@ sq_req_finish(struct store *base, const char *id, const struct store_reqsig *sig
 		st = NULL;
 		if (policy_version != (uint64_t)cur + 1) {
 			r = qs_fail(QS_ERR_PRECONDITION,
-				    "policy version %llu is not the next one (current is %lld)",
-				    (unsigned long long)policy_version, (long long)cur);
+			            "policy version %llu is not the next one (current is %lld)",
+			            (unsigned long long)policy_version, (long long)cur);
 			goto rollback;
 		}
-		if (sqlite3_prepare_v2(s->db, "INSERT INTO policy VALUES (?,?,?)", -1, &st,
-				       NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(s->db, "INSERT INTO policy VALUES (?,?,?)", -1, &st, NULL) !=
+		    SQLITE_OK) {
 			r = dberr(s->db, "prepare policy insert");
 			goto rollback;
 		}
@@ -1042,7 +1043,7 @@ out:
 /* Insert one document; db_mu held. */
 static int
 doc_insert(struct sq_store *s, const char *ns, const char *name, uint64_t version,
-	   const uint8_t *data, size_t len)
+           const uint8_t *data, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
@@ -1060,7 +1061,7 @@ doc_insert(struct sq_store *s, const char *ns, const char *name, uint64_t versio
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT)
 		r = qs_fail(QS_ERR_EXISTS, "%s/%s version %llu exists", ns, name,
-			    (unsigned long long)version);
+		            (unsigned long long)version);
 	else if (rc != SQLITE_DONE)
 		r = dberr(s->db, "doc insert");
 	else
@@ -1071,7 +1072,7 @@ doc_insert(struct sq_store *s, const char *ns, const char *name, uint64_t versio
 
 static int
 sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t version,
-	   const uint8_t *data, size_t len)
+           const uint8_t *data, size_t len)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	int r;
@@ -1084,7 +1085,7 @@ sq_doc_put(struct store *base, const char *ns, const char *name, uint64_t versio
 
 static int
 sq_doc_put_many(struct store *base, const char *ns, size_t n, const char *const *names,
-		const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
+                const uint64_t *versions, const uint8_t *const *data, const size_t *lens)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	int r;
@@ -1107,8 +1108,8 @@ sq_doc_put_many(struct store *base, const char *ns, size_t n, const char *const 
 }
 
 static int
-sq_doc_get(struct store *base, const char *ns, const char *name, uint64_t version,
-	   uint8_t **data, size_t *len, uint64_t *version_out)
+sq_doc_get(struct store *base, const char *ns, const char *name, uint64_t version, uint8_t **data,
+           size_t *len, uint64_t *version_out)
 {
 	struct sq_store *s = (struct sq_store *)base;
 	sqlite3_stmt *st = NULL;
@@ -1118,11 +1119,12 @@ sq_doc_get(struct store *base, const char *ns, const char *name, uint64_t versio
 	*len = 0;
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db,
-			       version == 0 ? "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
-					      " ORDER BY version DESC LIMIT 1"
-					    : "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
-					      " AND version = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       version == 0
+	                               ? "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
+	                                 " ORDER BY version DESC LIMIT 1"
+	                               : "SELECT version, data FROM doc WHERE ns = ? AND name = ?"
+	                                 " AND version = ?",
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare doc get");
 		goto out;
 	}
@@ -1171,7 +1173,7 @@ sq_doc_list(struct store *base, const char *ns, char ***names, size_t *n)
 	*n = 0;
 	pthread_mutex_lock(&s->db_mu);
 	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT name FROM doc WHERE ns = ? ORDER BY name",
-			       -1, &st, NULL) != SQLITE_OK) {
+	                       -1, &st, NULL) != SQLITE_OK) {
 		r = dberr(s->db, "prepare doc list");
 		goto out;
 	}
@@ -1230,27 +1232,27 @@ sq_close(struct store *base)
 }
 
 static const struct store_ops sq_ops = {
-	.name = "sqlite",
-	.close = sq_close,
-	.policy_current = sq_policy_current,
-	.policy_get = sq_policy_get,
-	.policy_version = sq_policy_version,
-	.policy_add = sq_policy_add,
-	.record_signatures = sq_record_signatures,
-	.count_signatures = sq_count_signatures,
-	.index_next = sq_index_next,
-	.index_apply = sq_index_apply,
-	.req_insert = sq_req_insert,
-	.req_find_token = sq_req_find_token,
-	.req_get = sq_req_get,
-	.req_list = sq_req_list,
-	.req_vote = sq_req_vote,
-	.req_transition = sq_req_transition,
-	.req_finish = sq_req_finish,
-	.doc_put = sq_doc_put,
-	.doc_put_many = sq_doc_put_many,
-	.doc_get = sq_doc_get,
-	.doc_list = sq_doc_list,
+        .name = "sqlite",
+        .close = sq_close,
+        .policy_current = sq_policy_current,
+        .policy_get = sq_policy_get,
+        .policy_version = sq_policy_version,
+        .policy_add = sq_policy_add,
+        .record_signatures = sq_record_signatures,
+        .count_signatures = sq_count_signatures,
+        .index_next = sq_index_next,
+        .index_apply = sq_index_apply,
+        .req_insert = sq_req_insert,
+        .req_find_token = sq_req_find_token,
+        .req_get = sq_req_get,
+        .req_list = sq_req_list,
+        .req_vote = sq_req_vote,
+        .req_transition = sq_req_transition,
+        .req_finish = sq_req_finish,
+        .doc_put = sq_doc_put,
+        .doc_put_many = sq_doc_put_many,
+        .doc_get = sq_doc_get,
+        .doc_list = sq_doc_list,
 };
 
 int
@@ -1263,7 +1265,7 @@ store_open_sqlite(const char *state_dir, struct store **out)
 	*out = NULL;
 	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
 		return qs_fail(QS_ERR_IO, "create state directory %s: %s", state_dir,
-			       strerror(errno));
+		               strerror(errno));
 	if (asprintf(&path, "%s/state.db", state_dir) < 0)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -1278,10 +1280,10 @@ store_open_sqlite(const char *state_dir, struct store **out)
 	pthread_cond_init(&s->q_done, NULL);
 	s->tail = &s->head;
 	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-			    NULL) != SQLITE_OK) {
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	                    NULL) != SQLITE_OK) {
 		r = qs_fail(QS_ERR_DB, "open %s: %s", path,
-			    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		            s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
@@ -1295,7 +1297,7 @@ store_open_sqlite(const char *state_dir, struct store **out)
 	if (sqlite3_open_v2(path, &s->sigdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
 	    SQLITE_OK) {
 		r = qs_fail(QS_ERR_DB, "open %s: %s", path,
-			    s->sigdb ? sqlite3_errmsg(s->sigdb) : "out of memory");
+		            s->sigdb ? sqlite3_errmsg(s->sigdb) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(s->sigdb, 10000);

@@ -76,8 +76,8 @@ pol_role(const struct policy *p, const char *role)
 int64_t
 role_expiry(const struct policy *p, json_t *st, const char *role)
 {
-	const char *d = json_string_value(json_object_get(
-	        json_object_get(json_object_get(st, "roles"), role), "expires"));
+	const char *d = json_string_value(
+	        json_object_get(json_object_get(json_object_get(st, "roles"), role), "expires"));
 	int64_t s = 0;
 
 	if (d == NULL || policy_parse_duration(d, &s) != 0)
@@ -232,9 +232,8 @@ role_keyids(struct server *s, json_t *st, const char *role, json_t *keys, int *r
 		/* The public key remembered in the state, so that a key whose
 		 * token is lost can still be named (and removed); else the
 		 * token's. */
-		const char *pem = json_string_value(
-		        json_object_get(json_object_get(st_role(st, role), "public"),
-		                        json_string_value(u)));
+		const char *pem = json_string_value(json_object_get(
+		        json_object_get(st_role(st, role), "public"), json_string_value(u)));
 		struct keyring_key *k;
 		if (pem == NULL) {
 			if ((*rp = key_at(s, json_string_value(u), &k)) != 0) {
@@ -455,7 +454,8 @@ state_upgrade(json_t *st)
 		return 0;
 	for (i = 0; shared[i] != NULL; i++) {
 		json_t *c = json_deep_copy(json_object_get(roles, shared[i]));
-		if (c == NULL || json_object_set_new(roles, tuf_repo_role("prod", shared[i]), c) != 0)
+		if (c == NULL ||
+		    json_object_set_new(roles, tuf_repo_role("prod", shared[i]), c) != 0)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
 	pt = json_object_get(roles, "prod-targets");

@@ -99,11 +99,11 @@ key_set(struct server *s, json_t *st, const char *repo, const char *type, int *r
 		json_array_extend(uris, st_uris(st, roles[k]));
 		json_array_foreach(st_ext(st, roles[k]), i, v)
 		{
-			json_object_set_new(
-			        ext, json_string_value(json_object_get(v, "keyid")),
-			        json_pack("{s:O, s:O, s:O}", "name", json_object_get(v, "name"),
-			                  "holder", json_object_get(v, "holder"), "public_key",
-			                  json_object_get(v, "public_key")));
+			json_object_set_new(ext, json_string_value(json_object_get(v, "keyid")),
+			                    json_pack("{s:O, s:O, s:O}", "name",
+			                              json_object_get(v, "name"), "holder",
+			                              json_object_get(v, "holder"), "public_key",
+			                              json_object_get(v, "public_key")));
 		}
 	}
 	if ((set = json_pack("{s:o, s:I, s:o, s:o}", "keyids", ids, "threshold", th, "uris", uris,
@@ -125,9 +125,9 @@ int
 doc_add(json_t *docs, const char *repo, const char *role, uint64_t version, json_t *signed_part,
         json_t *need)
 {
-	json_t *d = json_pack("{s:s, s:s, s:I, s:O, s:O, s:{}}", "repo", repo, "role", role,
-	                      "version", (json_int_t)version, "signed", signed_part, "need", need,
-	                      "sigs");
+	json_t *d =
+	        json_pack("{s:s, s:s, s:I, s:O, s:O, s:{}}", "repo", repo, "role", role, "version",
+	                  (json_int_t)version, "signed", signed_part, "need", need, "sigs");
 
 	if (d == NULL || json_array_append_new(docs, d) != 0)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -183,8 +183,8 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 			if (key_at(s, json_string_value(v), &k) != 0) {
 				log_warn("tuf.key_unavailable", "uri=%s detail=\"%s\"",
 				         json_string_value(v), qs_errdetail());
-				if (json_array_append_new(gone, json_string(json_string_value(v))) !=
-				    0) {
+				if (json_array_append_new(gone,
+				                          json_string(json_string_value(v))) != 0) {
 					r = qs_fail(QS_ERR_NOMEM, "out of memory");
 					goto out;
 				}
@@ -196,7 +196,8 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 			if (json_object_get(have, kid) != NULL)
 				continue;
 			sl = sizeof(sig);
-			if ((r = keyring_sign_tuf(k, json_string_value(json_object_get(doc, "repo")),
+			if ((r = keyring_sign_tuf(k,
+			                          json_string_value(json_object_get(doc, "repo")),
 			                          canon, len, dg, sig, &sl)) != 0 ||
 			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
 				goto out;
@@ -288,8 +289,8 @@ tuf_doc_missing(struct server *s, json_t *doc)
 			qs_errclear();
 		}
 	}
-	json_object_foreach(json_object_get(doc, "sigs"), x, v) json_object_set_new(have, x,
-	                                                                            json_true());
+	json_object_foreach(json_object_get(doc, "sigs"), x, v)
+	        json_object_set_new(have, x, json_true());
 	json_array_foreach(json_object_get(doc, "need"), i, set)
 	{
 		size_t got = 0, th = (size_t)json_integer_value(json_object_get(set, "threshold"));
@@ -460,7 +461,8 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 	if ((r = prep_load(s, id, &prep, &pv)) != 0) {
 		if (r == QS_ERR_NOT_FOUND)
 			r = qs_fail(QS_ERR_PRECONDITION,
-			            "request %s is not prepared: fetch it with Tuf/Prepare first", id);
+			            "request %s is not prepared: fetch it with Tuf/Prepare first",
+			            id);
 		goto unlock;
 	}
 	/* All or nothing: every signature verifies before any is kept. */
@@ -470,7 +472,8 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 		uint8_t dg[32];
 		size_t len = 0;
 		if (d == NULL) {
-			r = qs_fail(QS_ERR_INVALID, "signature %zu: no document %u", i, sigs[i].doc);
+			r = qs_fail(QS_ERR_INVALID, "signature %zu: no document %u", i,
+			            sigs[i].doc);
 			goto unlock;
 		}
 		if ((ek = doc_external(d, sigs[i].keyid)) == NULL) {
@@ -503,11 +506,11 @@ tuf_add_signatures(struct server *s, const char *principal, const char *id,
 		qs_hex_into(dg, 32, dgh);
 		json_object_set_new(json_object_get(d, "sigs"), sigs[i].keyid, json_string(hex));
 		json_array_append_new(
-		        audit, json_pack("{s:s, s:s, s:O, s:O, s:O, s:s}", "keyid", sigs[i].keyid,
-		                         "key", json_object_get(ek, "name"), "repo",
-		                         json_object_get(d, "repo"), "role",
-		                         json_object_get(d, "role"), "version",
-		                         json_object_get(d, "version"), "signed_sha256", dgh));
+		        audit,
+		        json_pack("{s:s, s:s, s:O, s:O, s:O, s:s}", "keyid", sigs[i].keyid, "key",
+		                  json_object_get(ek, "name"), "repo", json_object_get(d, "repo"),
+		                  "role", json_object_get(d, "role"), "version",
+		                  json_object_get(d, "version"), "signed_sha256", dgh));
 		free(hex);
 	}
 	if ((r = audit_append(s->audit, "tuf.signature",

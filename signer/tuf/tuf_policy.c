@@ -46,7 +46,7 @@ int
 tuf_role_online(const char *role)
 {
 	static const char *const online[] = {"targets",       "snapshot",       "timestamp",
-					     "prod-snapshot", "prod-timestamp", NULL};
+	                                     "prod-snapshot", "prod-timestamp", NULL};
 
 	for (size_t i = 0; online[i] != NULL; i++)
 		if (strcmp(role, online[i]) == 0)
@@ -137,11 +137,12 @@ check_role(const struct policy *p, json_t *roles, const char *name, int legacy, 
 			ssize_t pi = policy_principal_index(p, holder);
 			if (strcmp(name, "root") != 0 && strcmp(name, "prod-root") != 0 &&
 			    strcmp(name, "prod-targets") != 0)
-				return qs_fail(QS_ERR_INVALID,
-				               "tuf.roles.%s.keys[%zu]: external key %s: only root, "
-				               "prod-root and prod-targets keys may be held outside "
-				               "the daemon",
-				               name, i, json_string_value(k));
+				return qs_fail(
+				        QS_ERR_INVALID,
+				        "tuf.roles.%s.keys[%zu]: external key %s: only root, "
+				        "prod-root and prod-targets keys may be held outside "
+				        "the daemon",
+				        name, i, json_string_value(k));
 			if (gr == NULL || pi < 0 || !policy_role_has_approver(gr, (size_t)pi))
 				return qs_fail(QS_ERR_INVALID,
 				               "tuf.roles.%s.keys[%zu]: holder %s of %s is not an "
@@ -207,8 +208,7 @@ check_external(const struct policy *p, json_t *ext)
 		if (key_index(p, name) >= 0)
 			return qs_fail(QS_ERR_INVALID,
 			               "tuf.external.%s: a policy key has that name already", name);
-		if (policy_principal_index(p, json_string_value(json_object_get(e, "holder"))) <
-		    0)
+		if (policy_principal_index(p, json_string_value(json_object_get(e, "holder"))) < 0)
 			return qs_fail(QS_ERR_INVALID, "tuf.external.%s.holder: not a principal",
 			               name);
 		if ((r = tuf_pem_normalize(json_string_value(json_object_get(e, "public_key")),
@@ -225,9 +225,9 @@ check_external(const struct policy *p, json_t *ext)
 				int same;
 				if (strcmp(n2, name) >= 0)
 					continue;
-				same = tuf_pem_normalize(json_string_value(json_object_get(
-				                                 e2, "public_key")),
-				                         &pem2) == 0 &&
+				same = tuf_pem_normalize(
+				               json_string_value(json_object_get(e2, "public_key")),
+				               &pem2) == 0 &&
 				       strcmp(pem, pem2) == 0;
 				free(pem2);
 				if (same) {
@@ -263,7 +263,8 @@ key_identity(const struct policy *p, const char *name, char **pem)
 		return 0;
 	}
 	if (ext != NULL)
-		return tuf_pem_normalize(json_string_value(json_object_get(ext, "public_key")), pem);
+		return tuf_pem_normalize(json_string_value(json_object_get(ext, "public_key")),
+		                         pem);
 	return 0;
 }
 
@@ -299,12 +300,14 @@ check_separate(const struct policy *p, json_t *roles)
 				if (pass == 0) {
 					json_object_set_new(ci, pem, json_string(role));
 				} else if ((other = json_object_get(ci, pem)) != NULL) {
-					r = qs_fail(QS_ERR_INVALID,
-					            "tuf.roles.%s.keys[%zu]: %s is listed for the CI "
-					            "repository too (tuf.roles.%s): each repository has "
-					            "keys of its own",
-					            role, j, json_string_value(k),
-					            json_string_value(other));
+					r = qs_fail(
+					        QS_ERR_INVALID,
+					        "tuf.roles.%s.keys[%zu]: %s is listed for the CI "
+					        "repository too (tuf.roles.%s): each repository "
+					        "has "
+					        "keys of its own",
+					        role, j, json_string_value(k),
+					        json_string_value(other));
 				}
 				free(pem);
 				if (r != 0)
@@ -318,9 +321,8 @@ check_separate(const struct policy *p, json_t *roles)
 int
 tuf_policy_check(const struct policy *p, json_t *sec)
 {
-	static const char *const allowed[] = {"repositories", "gates",         "roles",
-	                                      "refresh",      "external",      "signature_ttl",
-	                                      NULL};
+	static const char *const allowed[] = {"repositories", "gates",         "roles", "refresh",
+	                                      "external",     "signature_ttl", NULL};
 	static const char *const repos_allowed[] = {"ci", "prod", NULL};
 	static const char *const gates_allowed[] = {"admin", "promote", "online", NULL};
 	static const char *const refresh_allowed[] = {"interval", "margin", NULL};
@@ -377,15 +379,16 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 		size_t x, y;
 		json_array_foreach(t, x, a)
 		{
-			json_array_foreach(json_object_get(json_object_get(roles, "prod-targets"),
-			                                   "keys"),
-			                   y, b)
+			json_array_foreach(
+			        json_object_get(json_object_get(roles, "prod-targets"), "keys"), y,
+			        b)
 			{
 				if (json_equal(a, b))
-					return qs_fail(QS_ERR_INVALID,
-					               "tuf.roles.prod-targets.keys[%zu]: %s is the "
-					               "online targets key already",
-					               y, json_string_value(b));
+					return qs_fail(
+					        QS_ERR_INVALID,
+					        "tuf.roles.prod-targets.keys[%zu]: %s is the "
+					        "online targets key already",
+					        y, json_string_value(b));
 			}
 		}
 	}
@@ -426,8 +429,8 @@ tuf_policy_check(const struct policy *p, json_t *sec)
 int64_t
 tuf_signature_ttl(const struct policy *p)
 {
-	const char *v = p->ext_tuf ? json_string_value(json_object_get(p->ext_tuf, "signature_ttl"))
-	                           : NULL;
+	const char *v =
+	        p->ext_tuf ? json_string_value(json_object_get(p->ext_tuf, "signature_ttl")) : NULL;
 	int64_t ttl;
 
 	/* Checked at load (tuf_policy_check): a bad value never gets here. */
@@ -446,8 +449,8 @@ tuf_policy_key_uses(const struct policy *p, policy_key_use_fn use, void *arg)
 
 	for (size_t ri = 0; tuf_key_roles[ri] != NULL; ri++) {
 		snprintf(what, sizeof(what), "tuf.roles.%s", tuf_key_roles[ri]);
-		json_array_foreach(json_object_get(json_object_get(roles, tuf_key_roles[ri]), "keys"),
-		                   i, k)
+		json_array_foreach(
+		        json_object_get(json_object_get(roles, tuf_key_roles[ri]), "keys"), i, k)
 		{
 			ssize_t ki = key_index(p, json_string_value(k));
 			if (ki >= 0 && (r = use(arg, (size_t)ki, what)) != 0)

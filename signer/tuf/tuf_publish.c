@@ -261,7 +261,8 @@ republish(struct server *s, const struct policy *p)
 			memset(&f, 0, sizeof(f));
 			snprintf(f.repo, sizeof(f.repo), "%s", tuf_repos[i]);
 			snprintf(f.role, sizeof(f.role), "%s", roles[j]);
-			if ((r = tuf_get(s, tuf_repos[i], roles[j], 0, &d, &f.len, &f.version)) == 0) {
+			if ((r = tuf_get(s, tuf_repos[i], roles[j], 0, &d, &f.len, &f.version)) ==
+			    0) {
 				f.data = (char *)d;
 				r = publish_file(p, &f);
 			}

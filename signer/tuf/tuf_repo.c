@@ -341,10 +341,11 @@ prep_execute(struct server *s, const struct store_request *rq, const struct poli
 		}
 		json_object_foreach(json_object_get(d, "sigs"), x, v)
 		{
-			json_array_append_new(ext, json_pack("{s:s, s:s, s:s}", "keyid", x, "repo",
-			                                     json_string_value(json_object_get(d, "repo")),
-			                                     "role",
-			                                     json_string_value(json_object_get(d, "role"))));
+			json_array_append_new(
+			        ext,
+			        json_pack("{s:s, s:s, s:s}", "keyid", x, "repo",
+			                  json_string_value(json_object_get(d, "repo")), "role",
+			                  json_string_value(json_object_get(d, "role"))));
 		}
 		r = batch_add(&b, json_string_value(json_object_get(d, "repo")),
 		              json_string_value(json_object_get(d, "role")),
@@ -357,7 +358,8 @@ prep_execute(struct server *s, const struct store_request *rq, const struct poli
 			tvs[1] = (uint64_t)json_integer_value(json_object_get(d, "version"));
 			/* A promote publishes the contents CI already has. */
 			if (!init && !root)
-				b.promoted = json_object_get(json_object_get(d, "signed"), "targets");
+				b.promoted =
+				        json_object_get(json_object_get(d, "signed"), "targets");
 		}
 	}
 	if (waiting > 0) {
@@ -395,10 +397,15 @@ prep_execute(struct server *s, const struct store_request *rq, const struct poli
 		if ((r = add_snap_ts(s, p, &b, st, tuf_repos[i], tvs[i])) != 0)
 			goto out;
 	}
-	if ((r = commit(s, p, &b, init ? "tuf.init" : root ? "tuf.root" : "tuf.promote",
+	if ((r = commit(s, p, &b,
+	                init   ? "tuf.init"
+	                : root ? "tuf.root"
+	                       : "tuf.promote",
 	                json_pack("{s:s, s:O*, s:I, s:O}", "request", rq->id, "change",
 	                          json_object_get(prep, "change"), "root_version",
-	                          (json_int_t)(init ? 1 : root ? ver + 1 : ver),
+	                          (json_int_t)(init   ? 1
+	                                       : root ? ver + 1
+	                                              : ver),
 	                          "external_signatures", ext))) != 0)
 		goto out;
 result:
@@ -406,13 +413,14 @@ result:
 		res = json_pack("{s:s, s:I}", "tuf", "initialised", "root_version", (json_int_t)1);
 	else if (root)
 		res = json_pack("{s:I, s:O*}", "root_version",
-		                json_integer_value(json_object_get(json_object_get(prep, "state"),
-		                                                   "version")),
+		                json_integer_value(
+		                        json_object_get(json_object_get(prep, "state"), "version")),
 		                "new_key", json_object_get(prep, "generated"));
 	else
-		res = json_pack("{s:I}", "targets_version",
-		                json_integer_value(json_object_get(
-		                        json_array_get(json_object_get(prep, "docs"), 0), "version")));
+		res = json_pack(
+		        "{s:I}", "targets_version",
+		        json_integer_value(json_object_get(
+		                json_array_get(json_object_get(prep, "docs"), 0), "version")));
 	r = result_json(res, result, result_len);
 out:
 	pthread_mutex_unlock(&tuf_mu);
@@ -433,8 +441,7 @@ tuf_execute(struct server *s, const struct store_request *rq, const struct polic
 
 	*sigs = NULL;
 	*nsigs = 0;
-	if (strcmp(rq->kind, "tuf-root") == 0 &&
-	    !gate_is(p, ro, "admin"))
+	if (strcmp(rq->kind, "tuf-root") == 0 && !gate_is(p, ro, "admin"))
 		return qs_fail(QS_ERR_DENIED, "TUF root changes go through role tuf.gates.admin");
 	if (strcmp(rq->kind, "tuf-promote") == 0 && !gate_is(p, ro, "promote"))
 		return qs_fail(QS_ERR_DENIED,
@@ -508,7 +515,8 @@ tuf_push(struct server *s, const struct policy *p, const char *principal, json_t
 	b.targets = files;
 	b.ntargets = nfiles;
 	b.target_hashes = hashes;
-	if ((r = add_targets(s, &b, st, "ci", ctv + 1, role_expiry(p, st, "targets"), targets)) != 0 ||
+	if ((r = add_targets(s, &b, st, "ci", ctv + 1, role_expiry(p, st, "targets"), targets)) !=
+	            0 ||
 	    (r = add_snap_ts(s, p, &b, st, "ci", ctv + 1)) != 0)
 		goto out;
 	*tv = b.f[0].version;
@@ -575,8 +583,8 @@ tuf_refresh(struct server *s, const struct policy *p)
 			uint8_t *d = NULL;
 			size_t len = 0;
 			if ((r = tuf_get(s, tuf_repos[i], "snapshot", sv, &d, &len, NULL)) == 0)
-				r = add_timestamp(s, p, &b, st, tuf_repos[i], tsv + 1, (const char *)d,
-				                  len, sv);
+				r = add_timestamp(s, p, &b, st, tuf_repos[i], tsv + 1,
+				                  (const char *)d, len, sv);
 			free(d);
 		}
 		json_decref(snap);
@@ -638,7 +646,8 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 			        tuf_repos[i], st_nkeys(st, rr));
 		if (st_threshold(st, rr) < 2)
 			finding(a, "warning",
-			        "%s root threshold is %lld: one stolen key rewrites trust; use >= 2",
+			        "%s root threshold is %lld: one stolen key rewrites trust; use >= "
+			        "2",
 			        tuf_repos[i], (long long)st_threshold(st, rr));
 	}
 	if (st_threshold(st, "prod-targets") < 2)
@@ -652,16 +661,19 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 		size_t i;
 		const char *rn;
 		for (size_t ri = 0; rv > 1 && ri < 2; ri++) {
-			json_t *cur = role_keyids(s, st, tuf_repo_role(tuf_repos[ri], "root"), NULL, &r);
+			json_t *cur =
+			        role_keyids(s, st, tuf_repo_role(tuf_repos[ri], "root"), NULL, &r);
 			json_array_foreach(init, i, id)
 			{
 				size_t j;
 				json_t *c;
-				json_array_foreach(cur, j, c) if (json_equal(c, id)) finding(
-				        a, "warning",
-				        "the initial root key %.16s... is still trusted by %s after "
-				        "%llu root versions: rotate it out",
-				        json_string_value(id), tuf_repos[ri], (unsigned long long)rv);
+				json_array_foreach(cur, j, c) if (json_equal(c, id))
+				        finding(a, "warning",
+				                "the initial root key %.16s... is still trusted by "
+				                "%s after "
+				                "%llu root versions: rotate it out",
+				                json_string_value(id), tuf_repos[ri],
+				                (unsigned long long)rv);
 			}
 			json_decref(cur);
 			qs_errclear();
@@ -674,8 +686,9 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 			{
 				struct keyring_key *k;
 				if (key_at(s, json_string_value(u), &k) != 0) {
-					finding(a, "error", "%s key %s is not in any opened token: %s",
-					        rn, json_string_value(u), qs_errdetail());
+					finding(a, "error",
+					        "%s key %s is not in any opened token: %s", rn,
+					        json_string_value(u), qs_errdetail());
 					qs_errclear();
 				}
 			}
@@ -697,10 +710,14 @@ tuf_review(struct server *s, const struct policy *p, json_t **findings, uint64_t
 					if (other != NULL &&
 					    strcmp(tuf_role_repo(other), tuf_role_repo(rn)) != 0)
 						finding(a, "error",
-						        "key %.16s... is shared by the CI and production "
-						        "repositories (roles %s and %s): a production "
-						        "client would trust what it signs for CI; give "
-						        "production keys of its own with `qsign tuf "
+						        "key %.16s... is shared by the CI and "
+						        "production "
+						        "repositories (roles %s and %s): a "
+						        "production "
+						        "client would trust what it signs for CI; "
+						        "give "
+						        "production keys of its own with `qsign "
+						        "tuf "
 						        "separate`",
 						        json_string_value(u), other, rn);
 					else if (other != NULL)

@@ -40,18 +40,19 @@ state_from_policy(struct server *s, const struct policy *p, json_t **out)
 	if (st == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
-		json_t *pr = pol_role(p, tuf_key_roles[i]), *uris = json_array(), *ext = json_array(), *k;
+		json_t *pr = pol_role(p, tuf_key_roles[i]), *uris = json_array(),
+		       *ext = json_array(), *k;
 		size_t j;
 		json_array_foreach(json_object_get(pr, "keys"), j, k)
 		{
 			const char *name = json_string_value(k);
 			json_t *pe = pol_external(p, name), *ent;
 			if (pe != NULL) {
-				if ((r = external_entry(p, tuf_key_roles[i], name,
-				                        json_string_value(json_object_get(pe, "holder")),
-				                        json_string_value(
-				                                json_object_get(pe, "public_key")),
-				                        &ent)) != 0) {
+				if ((r = external_entry(
+				             p, tuf_key_roles[i], name,
+				             json_string_value(json_object_get(pe, "holder")),
+				             json_string_value(json_object_get(pe, "public_key")),
+				             &ent)) != 0) {
 					json_decref(uris);
 					json_decref(ext);
 					json_decref(st);
@@ -150,7 +151,8 @@ init_prepare(struct server *s, const struct policy *p, json_t *prep)
 			json_decref(set);
 			goto out;
 		}
-		if ((r = doc_add(docs, tuf_repos[i], "root", 1, sp, need = json_pack("[o]", set))) != 0)
+		if ((r = doc_add(docs, tuf_repos[i], "root", 1, sp,
+		                 need = json_pack("[o]", set))) != 0)
 			goto out;
 		json_decref(sp);
 		json_decref(need);
@@ -165,7 +167,8 @@ init_prepare(struct server *s, const struct policy *p, json_t *prep)
 			goto out;
 		}
 		json_object_set_new(sp, "targets", json_object());
-		if ((r = doc_add(docs, "prod", "targets", 1, sp, need = json_pack("[o]", set))) != 0)
+		if ((r = doc_add(docs, "prod", "targets", 1, sp, need = json_pack("[o]", set))) !=
+		    0)
 			goto out;
 	}
 	json_object_set(prep, "state", st);
@@ -281,9 +284,8 @@ static int
 check_expiry(const struct policy *p, const char *role, const char *d)
 {
 	json_t *refresh = json_object_get(p->ext_tuf, "refresh");
-	int64_t secs = 0, lo = strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0
-	                               ? 3600
-	                               : 86400;
+	int64_t secs = 0,
+	        lo = strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0 ? 3600 : 86400;
 	int64_t iv = 0, margin = 0;
 
 	if (policy_parse_duration(d, &secs) != 0 || secs < lo || secs > 3650LL * 86400)
@@ -295,18 +297,16 @@ check_expiry(const struct policy *p, const char *role, const char *d)
 		               "%s expiry %s is longer than the policy's tuf.roles bound for it: "
 		               "lengthen it with a policy change",
 		               role, d);
-	if (refresh != NULL &&
-	    (strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0) &&
+	if (refresh != NULL && (strcmp(role, "timestamp") == 0 || strcmp(role, "snapshot") == 0) &&
 	    policy_parse_duration(json_string_value(json_object_get(refresh, "interval")), &iv) ==
 	            0 &&
-	    policy_parse_duration(json_string_value(json_object_get(refresh, "margin")),
-	                          &margin) == 0 &&
+	    policy_parse_duration(json_string_value(json_object_get(refresh, "margin")), &margin) ==
+	            0 &&
 	    (margin >= secs || iv >= secs - margin / 2))
 		return qs_fail(QS_ERR_PRECONDITION,
 		               "%s expiry %s is too short for tuf.refresh (margin %s): the "
 		               "refresh timer could not keep it valid",
-		               role, d,
-		               json_string_value(json_object_get(refresh, "margin")));
+		               role, d, json_string_value(json_object_get(refresh, "margin")));
 	return 0;
 }
 
@@ -331,7 +331,8 @@ repo_keyids(struct server *s, json_t *st, const char *repo, int *rp)
 		}
 		json_array_foreach(ids, i, v)
 		{
-			json_object_set_new(all, json_string_value(v), json_string(tuf_key_roles[k]));
+			json_object_set_new(all, json_string_value(v),
+			                    json_string(tuf_key_roles[k]));
 		}
 		json_decref(ids);
 	}
@@ -371,8 +372,9 @@ apply_separate(struct server *s, const struct policy *p, json_t *st, json_t *n, 
 			json_t *g = NULL;
 			if (json_object_get(ci, json_string_value(json_array_get(ids, i))) == NULL)
 				continue;
-			if ((r = generate_key(s, n, role, json_string_value(json_array_get(uris, i)),
-			                      uri, sizeof(uri), &g)) != 0)
+			if ((r = generate_key(s, n, role,
+			                      json_string_value(json_array_get(uris, i)), uri,
+			                      sizeof(uri), &g)) != 0)
 				goto out;
 			json_object_set_new(g, "role", json_string(role));
 			json_array_append_new(gen, g);
@@ -390,16 +392,17 @@ apply_separate(struct server *s, const struct policy *p, json_t *st, json_t *n, 
 	json_array_foreach(json_object_get(pl, "external"), i, v)
 	{
 		json_t *ent = NULL, *have;
-		if ((r = external_entry(p, "prod-root", json_string_value(json_object_get(v, "name")),
-		                        json_string_value(json_object_get(v, "holder")),
-		                        json_string_value(json_object_get(v, "public_key")),
-		                        &ent)) != 0)
+		if ((r = external_entry(
+		             p, "prod-root", json_string_value(json_object_get(v, "name")),
+		             json_string_value(json_object_get(v, "holder")),
+		             json_string_value(json_object_get(v, "public_key")), &ent)) != 0)
 			goto out;
 		if (json_object_get(ci, json_string_value(json_object_get(ent, "keyid"))) != NULL) {
-			r = qs_fail(QS_ERR_PRECONDITION,
-			            "external key %s is a key of the CI repository: give production "
-			            "a key of its own",
-			            json_string_value(json_object_get(ent, "name")));
+			r = qs_fail(
+			        QS_ERR_PRECONDITION,
+			        "external key %s is a key of the CI repository: give production "
+			        "a key of its own",
+			        json_string_value(json_object_get(ent, "name")));
 			json_decref(ent);
 			goto out;
 		}
@@ -469,8 +472,9 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 	}
 	ro = st_role(n, role);
 	if (strcmp(op, "set-threshold") == 0) {
-		json_object_set_new(ro, "threshold",
-		                    json_integer(json_integer_value(json_object_get(pl, "threshold"))));
+		json_object_set_new(
+		        ro, "threshold",
+		        json_integer(json_integer_value(json_object_get(pl, "threshold"))));
 	} else if (strcmp(op, "set-expiry") == 0) {
 		const char *d = json_string_value(json_object_get(pl, "expires"));
 		if ((r = check_expiry(p, role, d)) != 0)
@@ -506,20 +510,22 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 				/* No key twice in a role, nor in any role of the
 				 * other repository. */
 				if (strcmp(tuf_key_roles[k], role) != 0 &&
-				    strcmp(tuf_role_repo(tuf_key_roles[k]), tuf_role_repo(role)) == 0)
+				    strcmp(tuf_role_repo(tuf_key_roles[k]), tuf_role_repo(role)) ==
+				            0)
 					continue;
 				if ((ids = role_keyids(s, st, tuf_key_roles[k], NULL, &r)) == NULL)
 					break;
 				json_array_foreach(ids, i, v)
 				{
 					if (json_equal(v, json_object_get(ent, "keyid")))
-						r = qs_fail(QS_ERR_EXISTS,
-						            "key %s is in role %s already%s",
-						            json_string_value(v), tuf_key_roles[k],
-						            strcmp(tuf_key_roles[k], role) == 0
-						                    ? ""
-						                    : ": each repository has keys of "
-						                      "its own");
+						r = qs_fail(
+						        QS_ERR_EXISTS,
+						        "key %s is in role %s already%s",
+						        json_string_value(v), tuf_key_roles[k],
+						        strcmp(tuf_key_roles[k], role) == 0
+						                ? ""
+						                : ": each repository has keys of "
+						                  "its own");
 				}
 				json_decref(ids);
 			}
@@ -536,8 +542,9 @@ apply_root_change(struct server *s, const struct policy *p, json_t *st, json_t *
 			 * role. */
 			json_t *u = json_array_get(st_uris(st, role), 0);
 			if (u == NULL)
-				u = json_array_get(
-				        st_uris(st, tuf_repo_role(tuf_role_repo(role), "timestamp")), 0);
+				u = json_array_get(st_uris(st, tuf_repo_role(tuf_role_repo(role),
+				                                             "timestamp")),
+				                   0);
 			if ((r = generate_key(s, n, role, json_string_value(u), uri, sizeof(uri),
 			                      generated)) != 0)
 				goto fail;
@@ -619,8 +626,7 @@ retargets(json_t *pl)
  * root N's keys and of N+1's), and the production targets re-signed when
  * their key set, threshold or expiry changes. */
 int
-root_prepare(struct server *s, const struct policy *p, const struct store_request *rq,
-             json_t *prep)
+root_prepare(struct server *s, const struct policy *p, const struct store_request *rq, json_t *prep)
 {
 	json_t *pl = NULL, *st = NULL, *next = NULL, *gen = NULL, *sp = NULL, *need = NULL;
 	json_t *docs = json_object_get(prep, "docs");

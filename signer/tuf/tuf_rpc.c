@@ -232,7 +232,8 @@ pack_prep(struct server *s, json_t *prep, uint8_t **out, size_t *out_len)
 	Qsign__V1__TufPrepareResponse resp = QSIGN__V1__TUF_PREPARE_RESPONSE__INIT;
 	json_t *docs = json_object_get(prep, "docs"), *d;
 	size_t nd = json_array_size(docs), i, waiting = 0, total = 0;
-	Qsign__V1__TufPreparedDoc *dv = calloc(nd + 1, sizeof(*dv)), **dp = calloc(nd + 1, sizeof(*dp));
+	Qsign__V1__TufPreparedDoc *dv = calloc(nd + 1, sizeof(*dv)),
+	                          **dp = calloc(nd + 1, sizeof(*dp));
 	char **canon = calloc(nd + 1, sizeof(*canon)), **plain = calloc(nd + 1, sizeof(*plain));
 	char status[96];
 	Qsign__V1__TufExternalKey **kp = NULL;
@@ -288,8 +289,10 @@ pack_prep(struct server *s, json_t *prep, uint8_t **out, size_t *out_len)
 				}
 				qsign__v1__tuf_external_key__init(kp[nk]);
 				kp[nk]->keyid = (char *)kid;
-				kp[nk]->name = (char *)json_string_value(json_object_get(e, "name"));
-				kp[nk]->holder = (char *)json_string_value(json_object_get(e, "holder"));
+				kp[nk]->name =
+				        (char *)json_string_value(json_object_get(e, "name"));
+				kp[nk]->holder =
+				        (char *)json_string_value(json_object_get(e, "holder"));
 				nk++;
 			}
 		}
