@@ -955,6 +955,76 @@ tlog_file_checkpoint(const uint8_t *buf, size_t len, const char **note, size_t *
 }
 
 int
+tlog_dir_checkpoint(const char *dir, char **note, size_t *len)
+{
+	char path[4096];
+	const char *n = NULL;
+	uint8_t *map = MAP_FAILED;
+	size_t nlen = 0, end = 0;
+	struct stat st;
+	int fd = -1, r;
+
+	*note = NULL;
+	*len = 0;
+	if (snprintf(path, sizeof(path), "%s/" ENTRIES, dir) >= (int)sizeof(path))
+		return qs_fail(QS_ERR_INVALID, "audit directory name too long");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(fd, &st) == 0 &&
+	    st.st_size >= MAGIC_LEN &&
+	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) != MAP_FAILED &&
+	    tlog_file_version(map, (size_t)st.st_size) == 2) {
+		r = tlog_file_checkpoint(map, (size_t)st.st_size, &n, &nlen, &end);
+		if (r == 0 && nlen > QS_MAX_NOTE)
+			r = qs_fail(QS_ERR_INVALID, "%s: checkpoint record over %u bytes", path,
+			            QS_MAX_NOTE);
+		if (r == 0 && (*note = malloc(nlen + 1)) == NULL)
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		if (r == 0) {
+			memcpy(*note, n, nlen);
+			(*note)[nlen] = '\0';
+			*len = nlen;
+		}
+		goto out;
+	}
+	/* Format 1 (or no entries yet): the checkpoint file. */
+	if (snprintf(path, sizeof(path), "%s/" CHECKPOINT, dir) >= (int)sizeof(path))
+		return qs_fail(QS_ERR_INVALID, "audit directory name too long");
+	{
+		FILE *f = fopen(path, "re");
+		size_t got;
+		if (f == NULL) {
+			r = errno == ENOENT ? qs_fail(QS_ERR_NOT_FOUND, "no checkpoint in %s", dir)
+			                    : qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if ((*note = malloc(QS_MAX_NOTE + 1)) == NULL) {
+			fclose(f);
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		got = fread(*note, 1, QS_MAX_NOTE + 1, f);
+		fclose(f);
+		if (got > QS_MAX_NOTE) {
+			r = qs_fail(QS_ERR_INVALID, "%s: over %u bytes", path, QS_MAX_NOTE);
+			goto out;
+		}
+		(*note)[got] = '\0';
+		*len = got;
+		r = 0;
+	}
+out:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	if (fd >= 0)
+		close(fd);
+	if (r != 0) {
+		free(*note);
+		*note = NULL;
+		*len = 0;
+	}
+	return r;
+}
+
+int
 tlog_file_version(const uint8_t *buf, size_t len)
 {
 	if (len >= MAGIC_LEN && memcmp(buf, MAGIC, MAGIC_LEN) == 0)

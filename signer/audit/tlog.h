@@ -163,4 +163,13 @@ int tlog_file_version(const uint8_t *buf, size_t len);
 int tlog_file_checkpoint(const uint8_t *buf, size_t len, const char **note, size_t *note_len,
                          size_t *end);
 
+/*
+ * The newest checkpoint note of the log in `dir` as its files say, for a
+ * process that does not own the log (a signer helper at start): the last
+ * checkpoint record of a format 2 entries file, else the checkpoint file
+ * of format 1. Read only, no lock, signature not checked. *note malloc'd
+ * (NUL-terminated). QS_ERR_NOT_FOUND for a log not created yet.
+ */
+int tlog_dir_checkpoint(const char *dir, char **note, size_t *len);
+
 #endif

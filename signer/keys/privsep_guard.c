@@ -21,6 +21,7 @@
 #include "server.h"
 #include "statement.h"
 #include "store.h"
+#include "tlog.h"
 #include "tuf.h"
 #include "tuf_meta.h"
 #include "tuf_payload.h"
@@ -103,16 +104,6 @@ read_small(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-static char *
-checkpoint_path(const struct config *c)
-{
-	char *p = NULL;
-
-	if (c->audit_dir == NULL || asprintf(&p, "%s/checkpoint", c->audit_dir) < 0)
-		return NULL;
-	return p;
-}
-
 /* signed.version of a published metadata file, 0 if it is not there;
  * *meta (may be NULL) gets signed.meta's version of file `want`. */
 static uint64_t
@@ -172,7 +163,7 @@ void
 ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 {
 	struct qs_checkpoint cp;
-	char *path, *note = NULL, *end;
+	char *note = NULL, *end;
 	size_t len = 0;
 	int r;
 
@@ -188,16 +179,14 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 		b->v1 = NULL;
 	}
 	/* The tree size only: the launcher has no token to verify it with, and
-	 * the front has taken no input yet (it verifies this very file when it
-	 * opens the log). */
-	if ((path = checkpoint_path(c)) != NULL &&
-	    read_small(path, QS_MAX_NOTE, &note, &len) == 0 &&
+	 * the front has taken no input yet (it verifies this very checkpoint
+	 * when it opens the log). */
+	if (c->audit_dir != NULL && tlog_dir_checkpoint(c->audit_dir, &note, &len) == 0 &&
 	    (end = strstr(note, "\n\n")) != NULL &&
 	    qs_checkpoint_parse(note, (size_t)(end - note) + 1, c->audit_origin, &cp) == 0)
 		b->hwm = cp.size;
 	qs_errclear();
 	free(note);
-	free(path);
 	if (b->v1 != NULL)
 		tuf_seed_read(b->v1, b->tuf_seed);
 }
@@ -360,13 +349,13 @@ read_checkpoint(struct ps_guard *g)
 	struct qs_checkpoint cp;
 	const unsigned char *p = g->audit_der;
 	EVP_PKEY *pub = NULL;
-	char *path = checkpoint_path(g->c), *note = NULL, *text = NULL;
+	char *note = NULL, *text = NULL;
 	size_t len = 0, tlen = 0;
 	int r;
 
-	if (path == NULL || g->audit_der == NULL)
+	if (g->c->audit_dir == NULL || g->audit_der == NULL)
 		goto out;
-	if ((r = read_small(path, QS_MAX_NOTE, &note, &len)) == QS_ERR_NOT_FOUND)
+	if ((r = tlog_dir_checkpoint(g->c->audit_dir, &note, &len)) == QS_ERR_NOT_FOUND)
 		goto out; /* a new log: its first checkpoint is size 0 */
 	if (r == 0 && (pub = d2i_PUBKEY(NULL, &p, (long)g->audit_len)) == NULL)
 		r = qs_fail(QS_ERR_CRYPTO, "cannot decode the audit key");
@@ -376,8 +365,8 @@ read_checkpoint(struct ps_guard *g)
 		r = qs_checkpoint_parse(text, tlen, g->c->audit_origin, &cp);
 	if (r != 0)
 		snprintf(g->cp_error, sizeof(g->cp_error),
-			 "the checkpoint on disk (%s) does not verify with the audit key: %s", path,
-			 qs_errdetail());
+			 "the checkpoint on disk (%s) does not verify with the audit key: %s",
+			 g->c->audit_dir, qs_errdetail());
 	else if (cp.size > g->hwm)
 		g->hwm = cp.size;
 out:
@@ -385,7 +374,6 @@ out:
 	EVP_PKEY_free(pub);
 	free(text);
 	free(note);
-	free(path);
 }
 
 int

@@ -42,7 +42,13 @@ echo "ok: qsign metrics for auditors, refused to requesters"
 
 # Audit log full: signing refused, health 503, metrics say not ready.
 dd if=/dev/zero of="$fs/ballast" bs=4k status=none 2>/dev/null || true
-expect_rc 1 qsign -p ci sign -r ci-sign -d "$(echo full | sha256sum | cut -c1-64)"
+# The entries file's last page may still hold a few entries (a commit
+# writes into it without growing the file): sign until the first refusal.
+for i in $(seq 1 40); do
+	qsign -p ci sign -r ci-sign -d "$(echo "full $i" | sha256sum | cut -c1-64)" >"$T/out" 2>"$T/err" || break
+done
+[ "$i" -lt 40 ] || fail "the log took 40 entries on a full file system"
+grep -qi "unavailable\|audit" "$T/err" || fail "the refusal on a full log: $(cat "$T/err")"
 code=$(curl -s -o "$T/health" -w '%{http_code}' "$m/healthz")
 [ "$code" = 503 ] || fail "healthz $code while the audit log is full"
 grep -q "audit log" "$T/health" || fail "healthz reason: $(cat "$T/health")"

@@ -50,6 +50,7 @@
 #include "privsep.h"
 #include "qs_err.h"
 #include "statement.h"
+#include "tlog.h"
 #include "cjson.h"
 #include "tuf_meta.h"
 
@@ -151,12 +152,14 @@ slurp(const char *path, size_t *len)
 static uint64_t
 disk_size(void)
 {
-	char path[4096], *note, *nl;
+	char *note = NULL, *nl;
 	size_t len;
 	uint64_t n;
 
-	snprintf(path, sizeof(path), "%s/checkpoint", cfg->audit_dir);
-	note = slurp(path, &len);
+	if (tlog_dir_checkpoint(cfg->audit_dir, &note, &len) != 0) {
+		fprintf(stderr, "no checkpoint in %s: %s\n", cfg->audit_dir, qs_errdetail());
+		exit(2);
+	}
 	nl = strchr(note, '\n');
 	n = nl ? strtoull(nl + 1, NULL, 10) : 0;
 	free(note);
