@@ -122,6 +122,12 @@ qs_start() {
 	# QS_START_TRIES: how many 50 ms waits for "ready" (a sanitizer build on
 	# a busy machine may need more than the default 10 s).
 	local vg=() tries=${QS_START_TRIES:-200}
+	# Sanitizer builds start several times slower (every token and helper
+	# start is instrumented): 30 s unless QS_START_TRIES says otherwise.
+	if [ -z "${QS_START_TRIES:-}" ] &&
+		grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null; then
+		tries=600
+	fi
 	if [ "${QS_VALGRIND:-0}" = 1 ]; then
 		# Memcheck: any error or definite leak makes qsignd exit 99, which
 		# qs_stop reports as an unclean stop.
