@@ -38,12 +38,15 @@ start_replica() { # NAME HOME [BINARY]
 	local n=$1 h=$2 bin=${3:-$QS_BIN/qsignd}
 	SOFTHSM2_CONF=$h/softhsm2.conf "$bin" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
-	for _ in $(seq 1 200); do
+	local tries=200
+	# Sanitizer builds start several times slower (as lib.sh's qs_start).
+	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && tries=600
+	for _ in $(seq 1 "$tries"); do
 		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
 		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }
 		sleep 0.05
 	done
-	fail "replica $n not ready after 10 s"
+	fail "replica $n not ready after $((tries / 20)) s"
 }
 kill9_replica() {
 	kill -9 "${PID[$1]}"
