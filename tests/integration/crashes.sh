@@ -16,7 +16,7 @@
 t0=$(date +%s)
 if [ "${QS_VALGRIND:-0}" = 1 ]; then
 	: "${QS_CRASH_CYCLES:=6}"
-elif grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null; then
+elif qs_sanitized; then
 	: "${QS_CRASH_CYCLES:=20}"
 else
 	: "${QS_CRASH_CYCLES:=50}"

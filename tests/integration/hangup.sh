@@ -10,7 +10,7 @@
 # sanitizer builds, whose second pass looks for memory errors, not counts:
 # the TLS handshakes alone take minutes there).
 . "$(dirname "$0")/lib.sh"
-if grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null; then
+if qs_sanitized; then
 	: "${QS_HANGUP_EACH:=100}"
 fi
 export QS_HANGUP_EACH=${QS_HANGUP_EACH:-1000}

@@ -116,6 +116,13 @@ json.dump(c, open(path, "w"), indent=2)
 PY
 }
 
+# qs_sanitized: true when the build under test is a sanitizer build (its
+# second pass looks for memory errors, not counts; suites may do fewer
+# repetitions there, never fewer kinds of case).
+qs_sanitized() {
+	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null
+}
+
 # Start qsignd in the background; wait (bounded) until it says ready.
 qs_start() {
 	local cfg=${1:-$QSIGN_HOME/qsignd.json}
@@ -124,8 +131,7 @@ qs_start() {
 	local vg=() tries=${QS_START_TRIES:-200}
 	# Sanitizer builds start several times slower (every token and helper
 	# start is instrumented): 30 s unless QS_START_TRIES says otherwise.
-	if [ -z "${QS_START_TRIES:-}" ] &&
-		grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null; then
+	if [ -z "${QS_START_TRIES:-}" ] && qs_sanitized; then
 		tries=600
 	fi
 	if [ "${QS_VALGRIND:-0}" = 1 ]; then

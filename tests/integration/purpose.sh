@@ -18,18 +18,25 @@ FORGE="p['roles']['forge'] = {'keys': ['forge-key'], 'payloads': ['digest'],
   'online': {'requesters': ['ci']}}"
 
 # bad_policy NAME EXPECTED-MESSAGE PYTHON-EDIT: --check and a first start
-# refuse the bootstrap file, naming the problem.
+# refuse the bootstrap file, naming the problem. Start runs the same check
+# as --check; a sanitizer build (each start there takes seconds) tries the
+# start for the first QS_PURPOSE_STARTS cases (default 3, all otherwise).
+starts_left=${QS_PURPOSE_STARTS:-1000}
+qs_sanitized && starts_left=${QS_PURPOSE_STARTS:-3}
 bad_policy() {
 	cp "$T/policy.good" "$pol"
 	qs_policy_edit "$3"
 	expect_rc 1 qsignd -c "$cfg" --check
 	grep -qF -- "$2" "$T/err" || { cat "$T/err" >&2; fail "$1: --check message lacks '$2'"; }
 	rm -rf "$QSIGN_HOME/state"
-	# A daemon that started anyway would be stopped by timeout (exit 124).
-	expect_rc 1 timeout 30 qsignd -c "$cfg"
-	grep -qF -- "$2" "$T/err" || { cat "$T/err" >&2; fail "$1: start message lacks '$2'"; }
-	grep -q "qsignd: ready" "$T/err" && fail "$1: qsignd became ready"
-	rm -rf "$QSIGN_HOME/state"
+	if [ "$starts_left" -gt 0 ]; then
+		starts_left=$((starts_left - 1))
+		# A daemon that started anyway would be stopped by timeout (exit 124).
+		expect_rc 1 timeout 30 qsignd -c "$cfg"
+		grep -qF -- "$2" "$T/err" || { cat "$T/err" >&2; fail "$1: start message lacks '$2'"; }
+		grep -q "qsignd: ready" "$T/err" && fail "$1: qsignd became ready"
+		rm -rf "$QSIGN_HOME/state"
+	fi
 	echo "ok: $1"
 }
 

@@ -40,7 +40,7 @@ start_replica() { # NAME HOME [BINARY]
 	PID[$n]=$!
 	local tries=200
 	# Sanitizer builds start several times slower (as lib.sh's qs_start).
-	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && tries=600
+	qs_sanitized && tries=600
 	for _ in $(seq 1 "$tries"); do
 		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
 		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }
