@@ -27,8 +27,7 @@ P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -
 sed -i "s|^MODULE_PATH = .*|MODULE_PATH = $P11_MODULE|" "$T/openssl-p11.cnf"
 modfile=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
 grep -q "^disable-in: p11-kit-proxy" "$modfile" || fail "no p11-kit module file"
-# (p11-kit reads module files from its system directory only, for root:
-# `p11-kit list-modules` is not run here, it would need /usr/share.)
+# (`p11-kit list-modules` with that file: integration_p11kit.)
 echo "ok: installed into lib/.../pkcs11/ with its p11-kit module file"
 
 # --- the db certificate: made through the module (the key never leaves qsignd)
