@@ -98,6 +98,16 @@ echo tampered >>firmware.bin
 expect_rc 4 openssl cms -verify -binary -inform DER -in firmware.p7s -content firmware.bin \
 	-CAfile db.crt -purpose any -out /dev/null
 echo "ok: openssl cms -sign -engine pkcs11; cms -verify passes, fails on a changed file"
+# the same with SHA-384 (libp11 sends a SHA-384 DigestInfo: qsignd signs
+# that digest, and the audit entry says sha384)
+expect_rc 0 p11_engine cms -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=boot;object=db-key" -signer db.crt -binary -outform DER -md sha384 \
+	-in firmware.bin -out firmware384.p7s
+expect_rc 0 openssl cms -verify -binary -inform DER -in firmware384.p7s -content firmware.bin \
+	-CAfile db.crt -purpose any -out /dev/null
+openssl cms -cmsout -inform DER -in firmware384.p7s -print | grep -q "algorithm: sha384" ||
+	fail "the CMS signature is not SHA-384"
+echo "ok: openssl cms -sign -md sha384 through the engine; cms -verify passes"
 
 # --- U-Boot FIT: mkimage signs the configuration through the engine
 # (-N pkcs11 -k 'token=ROLE': the key is pkcs11:token=boot;object=<key-name-hint>)
@@ -185,10 +195,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 es = d["entries"] if isinstance(d, dict) else d
 es = [e.get("fields", e) for e in es]
-assert len(es) >= 5, len(es)  # req -x509, sbsign, osslsigncode, cms, mkimage
+assert len(es) >= 6, len(es)  # req -x509, sbsign, osslsigncode, cms (2), mkimage
 for e in es:
     assert e["principal"] == "ci", e
     assert e["algorithm"] == "rsa2048-pkcs1", e
+assert [e["hash"] for e in es].count("sha384") == 1, [e["hash"] for e in es]
 print(len(es), "signature entries")
 PY
 expect_rc 0 qsign -p auditor audit verify
