@@ -64,7 +64,7 @@ struct hsm_keyinfo {
 /* "ecdsa-p256", "ed25519", "rsa3072", "rsa2048-pkcs1", "rsa3072-pkcs1",
  * "rsa4096-pkcs1"; NULL for HSM_KEY_NONE. */
 const char *hsm_keytype_name(enum hsm_keytype t);
-/* 1 for the types that sign a SHA-256 digest (ECDSA and every RSA type),
+/* 1 for the types that sign a digest (ECDSA and every RSA type; SHA-256/384/512),
  * 0 for Ed25519 (the message itself) and HSM_KEY_NONE. */
 int hsm_keytype_signs_digest(enum hsm_keytype t);
 /* 1 for the RSA types. */
