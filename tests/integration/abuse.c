@@ -338,6 +338,13 @@ main(int argc, char **argv)
 		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha512", dg64,
 		                    48, 0) == QS_STATUS_INVALID_ARGUMENT,
 		          "sha512 with a 48-byte digest");
+		puts("Ed25519 with sha384 -> INVALID_ARGUMENT; with sha256 -> OK");
+		CHECK_MSG(sign_hash(s, "ed-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, "sha384",
+		                    (const uint8_t *)"msg", 3, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "Ed25519 with sha384");
+		CHECK_MSG(sign_hash(s, "ed-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, "sha256",
+		                    (const uint8_t *)"msg", 3, 0) == QS_STATUS_OK,
+		          "Ed25519 with sha256");
 		puts("sha384 with a 48-byte digest -> OK");
 		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha384", dg64,
 		                    48, 0) == QS_STATUS_OK,
