@@ -81,9 +81,10 @@ int p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info);
 struct p11_op {
 	CK_MECHANISM_TYPE mech;
 	enum p11_keyfam fam;
-	int hashing;    /* the mechanism hashes: Update feeds md */
-	EVP_MD_CTX *md; /* when hashing */
-	uint8_t *buf;   /* EdDSA multi-part: the message so far */
+	int hashing;     /* the mechanism hashes: Update feeds md */
+	size_t hash_len; /* hashing, raw PSS: the digest's length (its hash) */
+	EVP_MD_CTX *md;  /* when hashing */
+	uint8_t *buf;    /* EdDSA multi-part: the message so far */
 	size_t buf_len;
 	size_t sig_len; /* length of the signature it produces */
 	int updated;    /* C_SignUpdate called: C_Sign no longer allowed */
@@ -105,17 +106,19 @@ void p11_op_free(struct p11_op *op);
  * digest). */
 struct p11_payload {
 	Qsign__V1__PayloadKind kind;
+	const char *hash; /* SignRequest.hash: "sha256", "sha384", "sha512" */
 	const uint8_t *data;
 	size_t len;
-	uint8_t digest[32];
+	uint8_t digest[64];
 };
 
 /*
  * The payload for the data of a single-part C_Sign (in, in_len) or, with
  * in == NULL, for the data fed to op so far (C_SignFinal). allow_digest /
  * allow_blob: what the role accepts. Raw mechanisms check their input:
- * CKM_ECDSA / CKM_RSA_PKCS_PSS a 32-byte SHA-256 digest, CKM_RSA_PKCS a
- * SHA-256 DigestInfo; anything else CKR_DATA_LEN_RANGE / CKR_DATA_INVALID.
+ * CKM_ECDSA a SHA-256/384/512 digest (told by its length), CKM_RSA_PKCS_PSS
+ * a digest of the parameters' hash, CKM_RSA_PKCS a DigestInfo of one of
+ * those; anything else CKR_DATA_LEN_RANGE / CKR_DATA_INVALID.
  * A role that accepts neither form: CKR_FUNCTION_REJECTED.
  */
 CK_RV p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_digest,

@@ -1,13 +1,15 @@
 /*
  * p11_mech.c - the mechanisms of libqsign-pkcs11.so.
  *
- * Every mechanism ends in one qsignd Sign of a SHA-256 digest (kind DIGEST)
- * or, for Ed25519 (and for hashing mechanisms of roles that take blobs
- * only), of the message itself (kind BLOB). qsignd signs with the one
- * scheme the key is for (ecdsa-p256: ECDSA; rsa3072: PSS with SHA-256,
- * MGF1-SHA-256, 32-byte salt; rsa*-pkcs1: PKCS#1 v1.5 over a SHA-256
- * DigestInfo; ed25519: pure Ed25519), so a mechanism is offered only for
- * keys of that scheme and its parameters must name exactly that scheme.
+ * Every mechanism ends in one qsignd Sign of a SHA-256, SHA-384 or SHA-512
+ * digest (kind DIGEST, SignRequest.hash naming the hash) or, for Ed25519
+ * (and for hashing mechanisms of roles that take blobs only), of the
+ * message itself (kind BLOB; the daemon hashes it with that hash). qsignd
+ * signs with the one scheme the key is for (ecdsa-p256: ECDSA; rsa3072:
+ * PSS with MGF1 of the digest's hash and a salt of its length; rsa*-pkcs1:
+ * PKCS#1 v1.5 over the digest's DigestInfo; ed25519: pure Ed25519), so a
+ * mechanism is offered only for keys of that scheme and its parameters must
+ * name exactly that scheme.
  * Multi-part operations (C_SignUpdate/C_SignFinal) hash locally with
  * OpenSSL's EVP; only the digest travels.
  */
@@ -17,18 +19,68 @@
 #include <openssl/ecdsa.h>
 #include <openssl/bn.h>
 
+#include "hsm.h"
 #include "p11.h"
+#include "statement.h"
 
-static const CK_MECHANISM_TYPE mech_ec[] = {CKM_ECDSA, CKM_ECDSA_SHA256};
+static const CK_MECHANISM_TYPE mech_ec[] = {CKM_ECDSA, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384,
+                                            CKM_ECDSA_SHA512};
 static const CK_MECHANISM_TYPE mech_ed[] = {CKM_EDDSA};
-static const CK_MECHANISM_TYPE mech_pss[] = {CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS};
-static const CK_MECHANISM_TYPE mech_pkcs1[] = {CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS};
+static const CK_MECHANISM_TYPE mech_pss[] = {CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS,
+                                             CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS};
+static const CK_MECHANISM_TYPE mech_pkcs1[] = {CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS,
+                                               CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS};
 
-/* DER DigestInfo of a SHA-256 digest up to the digest itself (RFC 8017
- * 9.2 note 1): the form OpenSSL, libp11 and every PKCS#11 caller send. */
-static const uint8_t sha256_digestinfo[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                            0x01, 0x05, 0x00, 0x04, 0x20};
+/* The hashes qsignd signs (qs_hash_lookup's names) with their PKCS#11
+ * names: the hash mechanism (PSS hashAlg) and MGF1. */
+static const struct p11_hash {
+	const char *name;
+	size_t len;
+	CK_MECHANISM_TYPE ck;
+	CK_RSA_PKCS_MGF_TYPE mgf;
+} hashes[] = {{"sha256", 32, CKM_SHA256, CKG_MGF1_SHA256},
+              {"sha384", 48, CKM_SHA384, CKG_MGF1_SHA384},
+              {"sha512", 64, CKM_SHA512, CKG_MGF1_SHA512}};
+
+static const struct p11_hash *
+hash_by_len(size_t len)
+{
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++)
+		if (hashes[i].len == len)
+			return &hashes[i];
+	return NULL;
+}
+
+static const struct p11_hash *
+hash_by_ck(CK_MECHANISM_TYPE ck)
+{
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++)
+		if (hashes[i].ck == ck)
+			return &hashes[i];
+	return NULL;
+}
+
+/* The hash a hashing mechanism applies; NULL for the raw ones. */
+static const struct p11_hash *
+mech_hash(CK_MECHANISM_TYPE mech)
+{
+	switch (mech) {
+	case CKM_ECDSA_SHA256:
+	case CKM_SHA256_RSA_PKCS_PSS:
+	case CKM_SHA256_RSA_PKCS:
+		return &hashes[0];
+	case CKM_ECDSA_SHA384:
+	case CKM_SHA384_RSA_PKCS_PSS:
+	case CKM_SHA384_RSA_PKCS:
+		return &hashes[1];
+	case CKM_ECDSA_SHA512:
+	case CKM_SHA512_RSA_PKCS_PSS:
+	case CKM_SHA512_RSA_PKCS:
+		return &hashes[2];
+	default:
+		return NULL;
+	}
+}
 
 enum p11_keyfam
 p11_keyfam_of(const char *a)
@@ -84,13 +136,6 @@ mech_family(CK_MECHANISM_TYPE mech)
 	return P11_FAM_NONE;
 }
 
-static int
-mech_hashes(CK_MECHANISM_TYPE mech)
-{
-	return mech == CKM_ECDSA_SHA256 || mech == CKM_SHA256_RSA_PKCS_PSS ||
-	       mech == CKM_SHA256_RSA_PKCS;
-}
-
 int
 p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info)
 {
@@ -119,23 +164,28 @@ p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info)
 	return 1;
 }
 
-/* The one PSS scheme qsignd signs with. */
+/* The PSS schemes qsignd signs with: MGF1 of the hash, a salt of its
+ * length; a hashing mechanism's own hash. *hp: the hash. */
 static CK_RV
-check_pss_params(const CK_MECHANISM *m)
+check_pss_params(const CK_MECHANISM *m, const struct p11_hash **hp)
 {
+	const struct p11_hash *h, *mh = mech_hash(m->mechanism);
 	CK_RSA_PKCS_PSS_PARAMS p;
 
 	if (m->pParameter == NULL || m->ulParameterLen != sizeof(p))
 		return CKR_MECHANISM_PARAM_INVALID;
 	memcpy(&p, m->pParameter, sizeof(p));
-	if (p.hashAlg != CKM_SHA256 || p.mgf != CKG_MGF1_SHA256 || p.sLen != 32)
+	if ((h = hash_by_ck(p.hashAlg)) == NULL || p.mgf != h->mgf || p.sLen != h->len ||
+	    (mh != NULL && mh != h))
 		return CKR_MECHANISM_PARAM_INVALID;
+	*hp = h;
 	return CKR_OK;
 }
 
 CK_RV
 p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_t sig_len)
 {
+	const struct p11_hash *pss = NULL;
 	CK_RV rv;
 
 	memset(op, 0, sizeof(*op));
@@ -146,7 +196,9 @@ p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_
 	switch (m->mechanism) {
 	case CKM_RSA_PKCS_PSS:
 	case CKM_SHA256_RSA_PKCS_PSS:
-		if ((rv = check_pss_params(m)) != CKR_OK)
+	case CKM_SHA384_RSA_PKCS_PSS:
+	case CKM_SHA512_RSA_PKCS_PSS:
+		if ((rv = check_pss_params(m, &pss)) != CKR_OK)
 			return rv;
 		break;
 	default:
@@ -159,11 +211,16 @@ p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_
 	op->mech = m->mechanism;
 	op->fam = fam;
 	op->sig_len = sig_len;
-	op->hashing = mech_hashes(m->mechanism);
+	op->hashing = mech_hash(m->mechanism) != NULL;
+	/* Raw PSS: the parameters name the digest's hash */
+	op->hash_len = op->hashing ? mech_hash(m->mechanism)->len : pss != NULL ? pss->len : 0;
 	if (op->hashing) {
+		const EVP_MD *md = NULL;
+		if (qs_hash_lookup(mech_hash(m->mechanism)->name, NULL, &md) == NULL || md == NULL)
+			return CKR_FUNCTION_FAILED;
 		if ((op->md = EVP_MD_CTX_new()) == NULL)
 			return CKR_HOST_MEMORY;
-		if (EVP_DigestInit_ex(op->md, EVP_sha256(), NULL) != 1) {
+		if (EVP_DigestInit_ex(op->md, md, NULL) != 1) {
 			p11_op_free(op);
 			return CKR_FUNCTION_FAILED;
 		}
@@ -200,28 +257,46 @@ p11_op_free(struct p11_op *op)
 	memset(op, 0, sizeof(*op));
 }
 
-/* Raw mechanisms: the SHA-256 digest inside their input. */
+/* Raw mechanisms: the digest inside their input (SHA-256, SHA-384 or
+ * SHA-512: qsignd signs nothing else), its length in pl->len. */
 static CK_RV
-raw_digest(const struct p11_op *op, const uint8_t *in, size_t len, uint8_t digest[32])
+raw_digest(const struct p11_op *op, const uint8_t *in, size_t len, struct p11_payload *pl)
 {
+	const uint8_t *prefix;
+	size_t plen = 0;
+
 	switch (op->mech) {
 	case CKM_ECDSA:
+		/* The digest's length tells its hash */
+		if (hash_by_len(len) == NULL)
+			return CKR_DATA_LEN_RANGE;
+		break;
 	case CKM_RSA_PKCS_PSS:
-		/* Only SHA-256 digests: qsignd signs nothing else. */
-		if (len != 32)
+		/* The parameters named the hash */
+		if (len != op->hash_len)
 			return CKR_DATA_LEN_RANGE;
-		memcpy(digest, in, 32);
-		return CKR_OK;
+		break;
 	case CKM_RSA_PKCS:
-		if (len != sizeof(sha256_digestinfo) + 32)
-			return CKR_DATA_LEN_RANGE;
-		if (memcmp(in, sha256_digestinfo, sizeof(sha256_digestinfo)) != 0)
-			return CKR_DATA_INVALID;
-		memcpy(digest, in + sizeof(sha256_digestinfo), 32);
-		return CKR_OK;
+		/* A DigestInfo: its length tells the hash, its prefix must be
+		 * that hash's */
+		for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+			prefix = hsm_digestinfo_prefix(hashes[i].len, &plen);
+			if (prefix != NULL && len == plen + hashes[i].len) {
+				if (memcmp(in, prefix, plen) != 0)
+					return CKR_DATA_INVALID;
+				in += plen;
+				len = hashes[i].len;
+				goto found;
+			}
+		}
+		return CKR_DATA_LEN_RANGE;
 	default:
 		return CKR_MECHANISM_INVALID;
 	}
+found:
+	memcpy(pl->digest, in, len);
+	pl->len = len;
+	return CKR_OK;
 }
 
 /* The message itself, for qsignd to hash (or, Ed25519, sign whole). */
@@ -236,6 +311,15 @@ blob_payload(const uint8_t *in, size_t in_len, struct p11_payload *pl)
 	return CKR_OK;
 }
 
+/* The hash name of a digest payload of pl->len bytes. */
+static void
+payload_hash(struct p11_payload *pl)
+{
+	const struct p11_hash *h = hash_by_len(pl->len);
+
+	pl->hash = h != NULL ? h->name : "sha256";
+}
+
 CK_RV
 p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_digest,
                int allow_blob, struct p11_payload *pl)
@@ -244,6 +328,7 @@ p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_di
 	CK_RV rv;
 
 	memset(pl, 0, sizeof(*pl));
+	pl->hash = "sha256";
 	if (in == NULL) { /* C_SignFinal: what Update collected */
 		in = op->buf;
 		in_len = op->buf_len;
@@ -254,24 +339,28 @@ p11_op_payload(struct p11_op *op, const uint8_t *in, size_t in_len, int allow_di
 		return blob_payload(in, in_len, pl);
 	}
 	if (!op->hashing) {
-		if ((rv = raw_digest(op, in, in_len, pl->digest)) != CKR_OK)
+		if ((rv = raw_digest(op, in, in_len, pl)) != CKR_OK)
 			return rv;
 		if (!allow_digest)
 			return CKR_FUNCTION_REJECTED;
 	} else if (!op->updated && !allow_digest && allow_blob) {
-		/* A role that takes blobs only: qsignd hashes the message. */
-		return blob_payload(in, in_len, pl);
+		/* A role that takes blobs only: qsignd hashes the message with
+		 * the mechanism's hash. */
+		rv = blob_payload(in, in_len, pl);
+		pl->hash = mech_hash(op->mech)->name;
+		return rv;
 	} else {
 		if (!allow_digest)
 			return CKR_FUNCTION_REJECTED;
 		if (!op->updated && in_len > 0 && EVP_DigestUpdate(op->md, in, in_len) != 1)
 			return CKR_FUNCTION_FAILED;
-		if (EVP_DigestFinal_ex(op->md, pl->digest, &dlen) != 1 || dlen != 32)
+		if (EVP_DigestFinal_ex(op->md, pl->digest, &dlen) != 1 || dlen != op->hash_len)
 			return CKR_FUNCTION_FAILED;
+		pl->len = dlen;
 	}
+	payload_hash(pl);
 	pl->kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
 	pl->data = pl->digest;
-	pl->len = 32;
 	return CKR_OK;
 }
 

@@ -975,6 +975,15 @@ sign_quorum(qsc_client *c, const struct sign_job *j, const struct p11_payload *p
 	CK_RV rv = CKR_FUNCTION_REJECTED;
 	int r, state;
 
+	if (strcmp(pl->hash, "sha256") != 0) {
+		/* A quorum request's payload is a SHA-256 digest or a blob that
+		 * qsignd hashes with SHA-256. */
+		pthread_mutex_lock(&M.lock);
+		report("role %s: quorum requests are signed over SHA-256 only, not %s", j->role,
+		       pl->hash);
+		pthread_mutex_unlock(&M.lock);
+		return CKR_MECHANISM_INVALID;
+	}
 	if ((r = qsc_request_submit(c, j->role, kind, pl->data, pl->len, "PKCS#11 qp_Sign", NULL,
 	                            &v)) != 0)
 		return refusal(c, r, j);
@@ -1047,7 +1056,8 @@ sign_job_run(struct sign_job *j, const uint8_t *in, size_t in_len, CK_BYTE_PTR o
 		return rv;
 	if (j->quorum) {
 		rv = sign_quorum(c, j, &pl, sig, &sig_len);
-	} else if ((r = qsc_sign(c, j->role, j->key, pl.kind, pl.data, pl.len, &resp)) != 0) {
+	} else if ((r = qsc_sign_hash(c, j->role, j->key, pl.kind, pl.hash, pl.data, pl.len,
+	                              &resp)) != 0) {
 		rv = refusal(c, r, j);
 	} else if (strcmp(resp->key, j->key) != 0 || resp->signature.len > sizeof(sig)) {
 		rv = CKR_DEVICE_ERROR;

@@ -218,6 +218,13 @@ int qsc_list_keys(qsc_client *c, Qsign__V1__ListKeysResponse **out);
  */
 int qsc_sign(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
              const uint8_t *payload, size_t len, Qsign__V1__SignResponse **out);
+/* qsc_sign with the signature's hash (qsign.proto SignRequest.hash):
+ * "sha256" (also NULL), "sha384", "sha512". A DIGEST payload is a digest of
+ * that length; the reply's digest and hash must be of that hash. ECDSA and
+ * RSA keys only for sha384/sha512 (the daemon refuses Ed25519). */
+int qsc_sign_hash(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+                  const char *hash, const uint8_t *payload, size_t len,
+                  Qsign__V1__SignResponse **out);
 
 /*
  * Signer/SignBatch: n (1..QS_MAX_BATCH) payloads of one kind in one call.
@@ -442,9 +449,8 @@ int qsc_tuf_prepare(qsc_client *c, const char *id, Qsign__V1__TufPrepareResponse
 /* Tuf/AddSignatures: n signatures (doc index, keyid, DER) of one external
  * key; *out (optional) is the request as prepared afterwards. */
 int qsc_tuf_add_signatures(qsc_client *c, const char *id, const uint32_t *docs,
-                           const char *const *keyids, uint8_t *const *sigs,
-                           const size_t *sig_lens, size_t n,
-                           Qsign__V1__TufPrepareResponse **out);
+                           const char *const *keyids, uint8_t *const *sigs, const size_t *sig_lens,
+                           size_t n, Qsign__V1__TufPrepareResponse **out);
 
 /* Pki/Show: root, TLS, EST and device CAs (with history: earlier TLS / EST
  * certificates too). *out freed with qsc_free(). Errors: the daemon's

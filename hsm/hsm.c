@@ -33,13 +33,55 @@
 #define RSA3072_SIG_LEN 384
 #define RSA2048_SIG_LEN 256
 #define RSA4096_SIG_LEN 512
-#define DIGEST_LEN 32
+#define DIGEST_MAX 64
+#define DIGESTINFO_PREFIX_LEN 19
 
-/* DER DigestInfo of a SHA-256 digest up to the digest (RFC 8017 9.2):
- * CKM_RSA_PKCS signs it with the digest appended. */
-static const uint8_t sha256_digestinfo[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                            0x01, 0x05, 0x00, 0x04, 0x20};
+/* The digests a digest-signing key signs, told apart by their length: the
+ * DER DigestInfo up to the digest (RFC 8017 9.2 note 1; CKM_RSA_PKCS signs
+ * it with the digest appended) and the PSS parameters (MGF1 with the same
+ * hash, salt as long as the digest). The prefixes are RFC 8017's constants:
+ * OpenSSL exposes them only inside its RSA code. */
+static const struct hsm_digest {
+	size_t len;
+	uint8_t prefix[DIGESTINFO_PREFIX_LEN];
+	CK_MECHANISM_TYPE hash;
+	CK_RSA_PKCS_MGF_TYPE mgf;
+} digests[] = {
+        {32,
+         {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+          0x05, 0x00, 0x04, 0x20},
+         CKM_SHA256,
+         CKG_MGF1_SHA256},
+        {48,
+         {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+          0x05, 0x00, 0x04, 0x30},
+         CKM_SHA384,
+         CKG_MGF1_SHA384},
+        {64,
+         {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+          0x05, 0x00, 0x04, 0x40},
+         CKM_SHA512,
+         CKG_MGF1_SHA512},
+};
+
+/* The digest of that length, or NULL. */
+static const struct hsm_digest *
+digest_of_len(size_t len)
+{
+	for (size_t i = 0; i < sizeof(digests) / sizeof(digests[0]); i++)
+		if (digests[i].len == len)
+			return &digests[i];
+	return NULL;
+}
+
+const uint8_t *
+hsm_digestinfo_prefix(size_t digest_len, size_t *prefix_len)
+{
+	const struct hsm_digest *d = digest_of_len(digest_len);
+
+	*prefix_len = d != NULL ? DIGESTINFO_PREFIX_LEN : 0;
+	return d != NULL ? d->prefix : NULL;
+}
 
 /* DER of the named curves we create and recognise. */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -1727,6 +1769,7 @@ hsm_key_spki_pem(hsm_token *t, const hsm_key *k, char **pem)
 
 struct sign_arg {
 	const hsm_key *k;
+	const struct hsm_digest *dg; /* digest-signing keys: which digest */
 	const uint8_t *in;
 	size_t in_len;
 	uint8_t *sig;
@@ -1738,7 +1781,7 @@ static int
 sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 {
 	struct sign_arg *a = varg;
-	CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, DIGEST_LEN};
+	CK_RSA_PKCS_PSS_PARAMS pss = {0, 0, 0};
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_OBJECT_HANDLE priv, pub;
 	CK_ULONG n = HSM_SIG_MAX;
@@ -1754,6 +1797,9 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		mech.mechanism = CKM_EDDSA;
 		break;
 	case HSM_KEY_RSA3072:
+		pss.hashAlg = a->dg->hash;
+		pss.mgf = a->dg->mgf;
+		pss.sLen = a->dg->len;
 		mech.mechanism = CKM_RSA_PKCS_PSS;
 		mech.pParameter = &pss;
 		mech.ulParameterLen = sizeof(pss);
@@ -1800,7 +1846,7 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
          size_t *sig_len)
 {
 	struct sign_arg a = {.k = k, .in = in, .in_len = in_len, .sig = sig};
-	uint8_t di[sizeof(sha256_digestinfo) + DIGEST_LEN];
+	uint8_t di[DIGESTINFO_PREFIX_LEN + DIGEST_MAX];
 	int r;
 
 	*sig_len = 0;
@@ -1814,16 +1860,18 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 	case HSM_KEY_RSA2048_PKCS1:
 	case HSM_KEY_RSA3072_PKCS1:
 	case HSM_KEY_RSA4096_PKCS1:
-		if (in_len != DIGEST_LEN)
-			return qs_fail(QS_ERR_INVALID, "%s signs a %d-byte digest, got %zu bytes",
-			               hsm_keytype_name(k->type), DIGEST_LEN, in_len);
+		if ((a.dg = digest_of_len(in_len)) == NULL)
+			return qs_fail(QS_ERR_INVALID,
+			               "%s signs a SHA-256, SHA-384 or SHA-512 digest (32, 48 or "
+			               "64 bytes), got %zu bytes",
+			               hsm_keytype_name(k->type), in_len);
 		a.want_len = k->type == HSM_KEY_EC_P256 ? P256_SIG_LEN : rsa_len(k->type);
 		if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072) {
 			/* PKCS#1 v1.5 signs the DigestInfo, not the bare digest. */
-			memcpy(di, sha256_digestinfo, sizeof(sha256_digestinfo));
-			memcpy(di + sizeof(sha256_digestinfo), in, DIGEST_LEN);
+			memcpy(di, a.dg->prefix, DIGESTINFO_PREFIX_LEN);
+			memcpy(di + DIGESTINFO_PREFIX_LEN, in, in_len);
 			a.in = di;
-			a.in_len = sizeof(di);
+			a.in_len = DIGESTINFO_PREFIX_LEN + in_len;
 		}
 		break;
 	case HSM_KEY_ED25519:

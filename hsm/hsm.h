@@ -64,7 +64,7 @@ struct hsm_keyinfo {
 /* "ecdsa-p256", "ed25519", "rsa3072", "rsa2048-pkcs1", "rsa3072-pkcs1",
  * "rsa4096-pkcs1"; NULL for HSM_KEY_NONE. */
 const char *hsm_keytype_name(enum hsm_keytype t);
-/* 1 for the types that sign a SHA-256 digest (ECDSA and every RSA type),
+/* 1 for the types that sign a digest (ECDSA and every RSA type; SHA-256/384/512),
  * 0 for Ed25519 (the message itself) and HSM_KEY_NONE. */
 int hsm_keytype_signs_digest(enum hsm_keytype t);
 /* 1 for the RSA types. */
@@ -143,17 +143,26 @@ int hsm_key_spki_pem(hsm_token *t, const hsm_key *k, char **pem);
 
 /*
  * Sign with the key. `in` is:
- *   HSM_KEY_EC_P256: a 32-byte SHA-256 digest → sig = raw r||s, 64 bytes
+ *   HSM_KEY_EC_P256: a digest                 → sig = raw r||s, 64 bytes
  *   HSM_KEY_ED25519: the message itself       → sig = 64 bytes
- *   HSM_KEY_RSA3072: a 32-byte SHA-256 digest → sig = 384 bytes (PSS)
- *   HSM_KEY_RSA*_PKCS1: a 32-byte SHA-256 digest → sig = modulus bytes
+ *   HSM_KEY_RSA3072: a digest                 → sig = 384 bytes (PSS, MGF1
+ *                    of the same hash, salt of the digest's length)
+ *   HSM_KEY_RSA*_PKCS1: a digest              → sig = modulus bytes
  *                    (PKCS#1 v1.5 over its DigestInfo)
+ * where a digest is a SHA-256, SHA-384 or SHA-512 one, told apart by its
+ * length (32, 48, 64 bytes).
  * sig must hold HSM_SIG_MAX bytes; *sig_len receives the length.
  * Errors: QS_ERR_INVALID (wrong input length), QS_ERR_PKCS11, QS_ERR_UNAVAILABLE
  * (token gone and recovery failed).
  */
 int hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8_t *sig,
              size_t *sig_len);
+
+/* The DER DigestInfo of a SHA-256, SHA-384 or SHA-512 digest of
+ * digest_len (32, 48, 64) bytes up to the digest itself (RFC 8017 9.2 note
+ * 1: PKCS#1 v1.5 signs it with the digest appended); *prefix_len set. NULL
+ * for any other length. */
+const uint8_t *hsm_digestinfo_prefix(size_t digest_len, size_t *prefix_len);
 
 /* Convert a raw r||s ECDSA signature (2*n bytes) to DER ECDSA-Sig-Value.
  * der must hold at least raw_len + 9 bytes. Pure function, no token needed. */

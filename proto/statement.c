@@ -94,6 +94,28 @@ qs_sha256(const uint8_t *in, size_t len, uint8_t out[32])
 	SHA256(in, len, out);
 }
 
+const char *
+qs_hash_lookup(const char *name, size_t *len, const EVP_MD **md)
+{
+	static const struct {
+		const char *name;
+		size_t len;
+	} hashes[] = {{"sha256", 32}, {"sha384", 48}, {"sha512", 64}};
+
+	if (name == NULL || name[0] == '\0')
+		name = "sha256";
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+		if (strcmp(name, hashes[i].name) != 0)
+			continue;
+		if (len != NULL)
+			*len = hashes[i].len;
+		if (md != NULL)
+			*md = EVP_get_digestbyname(hashes[i].name);
+		return hashes[i].name;
+	}
+	return NULL;
+}
+
 int
 qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
              size_t challenge_len, uint8_t **out, size_t *out_len)

@@ -105,4 +105,13 @@ int qs_unhex(const char *s, uint8_t *out, size_t cap, size_t *out_len);
 /* SHA-256 (OpenSSL one-shot). */
 void qs_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
 
+/* Largest digest a Sign carries (SHA-512). */
+#define QS_DIGEST_MAX 64
+
+/* The hashes a Sign may name (qsign.proto SignRequest.hash): "sha256" (also
+ * NULL or ""), "sha384", "sha512". Returns the canonical name and sets
+ * *len to its digest length and *md to OpenSSL's EVP_MD (either may be
+ * NULL); NULL for any other name. */
+const char *qs_hash_lookup(const char *name, size_t *len, const EVP_MD **md);
+
 #endif

@@ -484,25 +484,42 @@ raw_sign(const struct keyring_key *k, const uint8_t *in, size_t in_len, uint8_t 
 }
 
 int
-keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
-             size_t blob_len, uint8_t *sig, size_t *sig_len)
+keyring_sign_hashed(const struct keyring_key *k, const uint8_t *digest, size_t digest_len,
+                    uint8_t *sig, size_t *sig_len)
 {
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
 	int r;
 
 	*sig_len = 0;
+	if (!hsm_keytype_signs_digest(k->type))
+		return qs_fail(QS_ERR_INVALID, "only ECDSA and RSA keys sign digests");
+	if (k->type == HSM_KEY_EC_P256) {
+		if ((r = raw_sign(k, digest, digest_len, raw, &raw_len)) == 0)
+			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
+	} else {
+		r = raw_sign(k, digest, digest_len, sig, sig_len);
+	}
+	/* Token health: only failures of the token itself count. */
+	if (r == 0 || r == QS_ERR_PKCS11 || r == QS_ERR_UNAVAILABLE || r == QS_ERR_PIN)
+		metrics_token_result(k->token, r == 0);
+	return r;
+}
+
+int
+keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
+             size_t blob_len, uint8_t *sig, size_t *sig_len)
+{
+	int r;
+
+	*sig_len = 0;
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
-		if ((r = raw_sign(k, digest, 32, raw, &raw_len)) == 0)
-			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
-		break;
 	case HSM_KEY_RSA3072:
 	case HSM_KEY_RSA2048_PKCS1:
 	case HSM_KEY_RSA3072_PKCS1:
 	case HSM_KEY_RSA4096_PKCS1:
-		r = raw_sign(k, digest, 32, sig, sig_len);
-		break;
+		return keyring_sign_hashed(k, digest, 32, sig, sig_len);
 	case HSM_KEY_ED25519:
 		if (blob == NULL)
 			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");

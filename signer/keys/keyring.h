@@ -58,6 +58,12 @@ int keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st)
  * Ed25519 -> over blob (which must be given). sig holds HSM_SIG_MAX + 16. */
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
                  size_t blob_len, uint8_t *sig, size_t *sig_len);
+/* Sign a SHA-256, SHA-384 or SHA-512 digest (told apart by digest_len: 32,
+ * 48, 64) with ECDSA or RSA key k (hsm_sign's schemes for that hash), the
+ * signature in keyring_sign's form. QS_ERR_INVALID for an Ed25519 key or
+ * another length; otherwise keyring_sign's errors. */
+int keyring_sign_hashed(const struct keyring_key *k, const uint8_t *digest, size_t digest_len,
+                        uint8_t *sig, size_t *sig_len);
 
 struct store_request;
 

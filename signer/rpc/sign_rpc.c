@@ -46,17 +46,18 @@ signed_entries(const struct store_sig *sigs, size_t n, const char ***eventsp, js
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *hx = qs_hex(sigs[i].digest, 32);
+		char *hx = qs_hex(sigs[i].digest, sigs[i].digest_len);
 		events[i] = "signature";
 		/* Fault point: the fields cannot be built (out of memory). */
-		fields[i] = hx && !qs_fault("audit.fields_nomem")
-		                    ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:I}", "principal",
-		                                sigs[i].principal, "role", sigs[i].role, "key",
-		                                sigs[i].key, "key_id", sigs[i].key_id, "kind",
-		                                sigs[i].kind, "algorithm", sigs[i].algorithm,
-		                                "digest", hx, "policy_version",
-		                                (json_int_t)sigs[i].policy_version)
-		                    : NULL;
+		fields[i] =
+		        hx && !qs_fault("audit.fields_nomem")
+		                ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:s,s:s,s:I}", "principal",
+		                            sigs[i].principal, "role", sigs[i].role, "key",
+		                            sigs[i].key, "key_id", sigs[i].key_id, "kind",
+		                            sigs[i].kind, "algorithm", sigs[i].algorithm, "hash",
+		                            sigs[i].hash, "digest", hx, "policy_version",
+		                            (json_int_t)sigs[i].policy_version)
+		                : NULL;
 		free(hx);
 	}
 	*eventsp = events;
@@ -127,7 +128,7 @@ changes_signed(struct call_ctx *cx, const struct store_sig *sigs, size_t n)
 static void
 signing_failed(struct call_ctx *cx, const struct store_sig *sig, uint64_t seq, const char *why)
 {
-	char *hx = qs_hex(sig->digest, 32);
+	char *hx = qs_hex(sig->digest, sig->digest_len);
 	json_t *f = hx ? json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "entry", (json_int_t)seq,
 	                           "principal", sig->principal, "role", sig->role, "key", sig->key,
 	                           "digest", hx, "reason", why)
@@ -182,23 +183,58 @@ authorise(struct call_ctx *cx, const char *role_name, Qsign__V1__PayloadKind kin
 	return 0;
 }
 
-/* Validate one payload and compute its SHA-256. */
+/* Validate one payload and compute its digest with hash (qs_hash_lookup's
+ * name; its length dg_len, dg holding that many bytes). */
 static int
-payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8_t dg[32])
+payload_digest_with(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, const char *hash,
+                    uint8_t *dg, size_t *dg_len)
 {
+	const EVP_MD *md = NULL;
+	unsigned int n = 0;
+	size_t len = 0;
+
+	if (qs_hash_lookup(hash, &len, &md) == NULL || md == NULL)
+		return qs_fail(QS_ERR_INTERNAL, "unknown hash");
+	*dg_len = len;
 	if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST) {
-		if (pl->len != 32)
+		if (pl->len != len)
 			return qs_fail(QS_ERR_INVALID,
-			               "a digest payload is a 32-byte SHA-256, got %zu bytes",
-			               pl->len);
-		memcpy(dg, pl->data, 32);
+			               "a digest payload is a %zu-byte %s digest, got %zu bytes",
+			               len, hash, pl->len);
+		memcpy(dg, pl->data, len);
 		return 0;
 	}
 	if (pl->len > QS_MAX_BLOB)
 		return qs_fail(QS_ERR_EXHAUSTED,
-		               "blob of %zu bytes exceeds %u: send its SHA-256 as a digest",
-		               pl->len, QS_MAX_BLOB);
-	qs_sha256(pl->data, pl->len, dg);
+		               "blob of %zu bytes exceeds %u: send its %s digest as a digest",
+		               pl->len, QS_MAX_BLOB, hash);
+	if (EVP_Digest(pl->data, pl->len, dg, &n, md, NULL) != 1 || n != len)
+		return qs_fail(QS_ERR_CRYPTO, "%s of the blob", hash);
+	return 0;
+}
+
+/* Validate one payload and compute its SHA-256 (SignBatch). */
+static int
+payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8_t dg[32])
+{
+	size_t n;
+
+	return payload_digest_with(kind, pl, "sha256", dg, &n);
+}
+
+/* The hash a Sign names: its canonical name in *hash. Ed25519 signs the
+ * message itself (the digest recorded is its SHA-256): no other hash. */
+static int
+sign_hash(const Qsign__V1__SignRequest *req, const struct keyring_key *k, const char **hash)
+{
+	char pb[80];
+
+	if ((*hash = qs_hash_lookup(req->hash, NULL, NULL)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown hash \"%s\": sha256, sha384 or sha512",
+		               log_peerstr(req->hash, pb, sizeof(pb)));
+	if (!hsm_keytype_signs_digest(k->type) && strcmp(*hash, "sha256") != 0)
+		return qs_fail(QS_ERR_INVALID, "%s signs the message itself: no hash %s",
+		               hsm_keytype_name(k->type), *hash);
 	return 0;
 }
 
@@ -213,8 +249,9 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	struct audit_ticket *ticket = NULL;
 	const char **events = NULL;
 	json_t **fields = NULL;
-	uint8_t sig[HSM_SIG_MAX + 16], dg[32];
-	size_t ki = 0, sig_len = 0;
+	uint8_t sig[HSM_SIG_MAX + 16], dg[QS_DIGEST_MAX];
+	size_t ki = 0, sig_len = 0, dg_len = 0;
+	const char *hash = NULL;
 	uint64_t seq = 0;
 	char why[QS_ERRDETAIL_MAX];
 	int r, rs;
@@ -223,7 +260,8 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
-	    (r = payload_digest(req->kind, &req->payload, dg)) != 0 ||
+	    (r = sign_hash(req, cx->pol->bound[ki], &hash)) != 0 ||
+	    (r = payload_digest_with(req->kind, &req->payload, hash, dg, &dg_len)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
 	                        ro->burst, 1)) != 0)
 		goto out;
@@ -235,7 +273,9 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	rec.key_id = k->key_id;
 	rec.kind = kind_name(req->kind);
 	rec.algorithm = hsm_keytype_name(k->type);
-	memcpy(rec.digest, dg, 32);
+	rec.hash = hash;
+	memcpy(rec.digest, dg, dg_len);
+	rec.digest_len = dg_len;
 	rec.policy_version = cx->pol->version;
 	/* The entry is committed while the token signs: the signature's
 	 * round trip (a signer helper's, with privilege separation) is off the
@@ -243,9 +283,13 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	if ((r = signed_entries(&rec, 1, &events, &fields)) != 0 ||
 	    (r = audit_append_start(cx->srv->audit, events, fields, 1, &ticket)) != 0)
 		goto out;
-	rs = keyring_sign(k, dg,
-	                  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data : NULL,
-	                  req->payload.len, sig, &sig_len);
+	if (hsm_keytype_signs_digest(k->type))
+		rs = keyring_sign_hashed(k, dg, dg_len, sig, &sig_len);
+	else
+		rs = keyring_sign(k, dg,
+		                  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB ? req->payload.data
+		                                                             : NULL,
+		                  req->payload.len, sig, &sig_len);
 	if (rs != 0)
 		snprintf(why, sizeof(why), "%s", qs_errdetail());
 	r = audit_append_finish(cx->srv->audit, ticket, &seq);
@@ -262,7 +306,8 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	resp.key_id = (char *)k->key_id;
 	resp.algorithm = (char *)hsm_keytype_name(k->type);
 	resp.digest.data = dg;
-	resp.digest.len = 32;
+	resp.digest.len = dg_len;
+	resp.hash = (char *)hash;
 	r = qs_wire_pack(&resp.base, out, out_len);
 out:
 	free(events);
@@ -453,7 +498,9 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		recs[nrec].key_id = k->key_id;
 		recs[nrec].kind = kind_name(req->kind);
 		recs[nrec].algorithm = hsm_keytype_name(k->type);
+		recs[nrec].hash = "sha256";
 		memcpy(recs[nrec].digest, dgs[i], 32);
+		recs[nrec].digest_len = 32;
 		recs[nrec].policy_version = cx->pol->version;
 		nrec++;
 	}

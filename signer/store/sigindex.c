@@ -88,11 +88,13 @@ parse_one(struct round *rd, uint64_t seq, const uint8_t *b, size_t len)
 	g->key_id = str(o, "key_id");
 	g->kind = str(o, "kind");
 	g->policy_version = (uint64_t)json_integer_value(json_object_get(o, "policy_version"));
-	if (qs_unhex(str(o, "digest"), g->digest, sizeof(g->digest), &dl) != 0 || dl != 32) {
+	if (qs_unhex(str(o, "digest"), g->digest, sizeof(g->digest), &dl) != 0 ||
+	    (dl != 32 && dl != 48 && dl != 64)) {
 		json_decref(o);
 		return qs_fail(QS_ERR_INVALID, "audit entry %llu: signature without a digest",
 		               (unsigned long long)seq);
 	}
+	g->digest_len = dl;
 	rd->docs[rd->n++] = o;
 	return 0;
 }

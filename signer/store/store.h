@@ -25,7 +25,9 @@ struct store_sig {
 	const char *key_id;    /* hex SHA-256 of SPKI */
 	const char *kind;      /* "digest" | "blob" */
 	const char *algorithm; /* the key's scheme (hsm_keytype_name): audit only */
-	uint8_t digest[32];
+	const char *hash;      /* "sha256", "sha384", "sha512" (qs_hash_lookup): audit only */
+	uint8_t digest[64];    /* the digest signed (Ed25519: SHA-256 of the message) */
+	size_t digest_len;     /* 32, 48 or 64 */
 	uint64_t policy_version;
 	uint64_t seq; /* its audit entry (the index derived from the log); 0 otherwise */
 };

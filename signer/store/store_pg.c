@@ -484,7 +484,7 @@ insert_sig_rows(struct pg_conn *pc, const struct store_sig *const *rows, size_t 
 		v[b + 4] = g->key_id;
 		v[b + 5] = g->kind;
 		v[b + 6] = (const char *)g->digest;
-		len[b + 6] = 32;
+		len[b + 6] = (int)g->digest_len;
 		fmt[b + 6] = 1;
 		v[b + 7] = num[2 * i + 1];
 		off += (size_t)snprintf(sql + off, cap - off,

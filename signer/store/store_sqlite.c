@@ -185,7 +185,7 @@ insert_sigs(sqlite3 *db, sqlite3_stmt *st, const struct store_sig *s, size_t n)
 		sqlite3_bind_text(st, 4, s[i].key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, s[i].key_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 6, s[i].kind, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 7, s[i].digest, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 7, s[i].digest, (int)s[i].digest_len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)s[i].policy_version);
 		if (s[i].seq != 0)
 			sqlite3_bind_int64(st, 9, (sqlite3_int64)s[i].seq);

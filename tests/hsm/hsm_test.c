@@ -116,7 +116,8 @@ key_uri(const char *label, const uint8_t *id, size_t id_len)
 /* Verify a signature made by hsm_sign over msg. For ECDSA both the
  * raw→DER conversion and OpenSSL's DER verification are exercised. */
 static bool
-verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
+verify_md(const struct tkey *k, const EVP_MD *md, const uint8_t *msg, size_t msg_len,
+          const uint8_t *sig, size_t sig_len)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -129,7 +130,7 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 	case HSM_KEY_EC_P256:
 		if (sig_len != 64 || hsm_ecdsa_raw_to_der(sig, sig_len, der, &der_len) != 0)
 			break;
-		ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, k->pub) == 1 &&
+		ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pub) == 1 &&
 		     EVP_DigestVerify(ctx, der, der_len, msg, msg_len) == 1;
 		break;
 	case HSM_KEY_ED25519:
@@ -137,18 +138,17 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
 		break;
 	case HSM_KEY_RSA3072:
-		ok = sig_len == 384 &&
-		     EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, k->pub) == 1 &&
+		ok = sig_len == 384 && EVP_DigestVerifyInit(ctx, &pctx, md, NULL, k->pub) == 1 &&
 		     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
-		     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, EVP_MD_get_size(md)) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1 &&
 		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
 		break;
 	case HSM_KEY_RSA2048_PKCS1:
 	case HSM_KEY_RSA3072_PKCS1:
 	case HSM_KEY_RSA4096_PKCS1:
 		ok = sig_len == (size_t)EVP_PKEY_get_size(k->pub) &&
-		     EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, k->pub) == 1 &&
+		     EVP_DigestVerifyInit(ctx, &pctx, md, NULL, k->pub) == 1 &&
 		     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
 		     EVP_DigestVerify(ctx, sig, sig_len, msg, msg_len) == 1;
 		break;
@@ -157,6 +157,12 @@ verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *
 	}
 	EVP_MD_CTX_free(ctx);
 	return ok;
+}
+
+static bool
+verify(const struct tkey *k, const uint8_t *msg, size_t msg_len, const uint8_t *sig, size_t sig_len)
+{
+	return verify_md(k, EVP_sha256(), msg, msg_len, sig, sig_len);
 }
 
 /* What hsm_sign takes for this key type: a digest, or the message. */
@@ -188,6 +194,25 @@ sign_and_verify(hsm_token *t, const struct tkey *k)
 	/* a signature over other bytes must not verify */
 	msg[0] ^= 1;
 	REQUIRE(!verify(k, msg, sizeof(msg), sig, sig_len));
+	if (k->type == HSM_KEY_ED25519)
+		return;
+	/* SHA-384 and SHA-512 digests (told apart by their length): ECDSA over
+	 * them, PKCS#1 v1.5 over their DigestInfo, PSS with MGF1 of the same
+	 * hash and a salt of its length; verified with that hash */
+	{
+		const EVP_MD *mds[] = {EVP_sha384(), EVP_sha512()};
+		for (size_t i = 0; i < 2; i++) {
+			uint8_t big[64];
+			unsigned int big_len = 0;
+			REQUIRE(EVP_Digest(msg, sizeof(msg), big, &big_len, mds[i], NULL) == 1);
+			OK(hsm_sign(t, k->key, big, big_len, sig, &sig_len));
+			REQUIRE(verify_md(k, mds[i], msg, sizeof(msg), sig, sig_len));
+			REQUIRE(!verify(k, msg, sizeof(msg), sig, sig_len));
+			msg[1] ^= 1;
+			REQUIRE(!verify_md(k, mds[i], msg, sizeof(msg), sig, sig_len));
+			msg[1] ^= 1;
+		}
+	}
 }
 
 /* ---- error cases ------------------------------------------------------ */
@@ -228,7 +253,7 @@ test_names(void)
 	REQUIRE(hsm_keytype_parse("rsa4096-pkcs1") == HSM_KEY_RSA4096_PKCS1);
 	REQUIRE(strcmp(hsm_keytype_name(HSM_KEY_RSA3072_PKCS1), "rsa3072-pkcs1") == 0);
 	REQUIRE(hsm_keytype_signs_digest(HSM_KEY_RSA2048_PKCS1) &&
-	      !hsm_keytype_signs_digest(HSM_KEY_ED25519));
+	        !hsm_keytype_signs_digest(HSM_KEY_ED25519));
 	REQUIRE(hsm_keytype_parse("rsa2048") == HSM_KEY_NONE);
 	REQUIRE(hsm_keytype_parse("dsa") == HSM_KEY_NONE);
 	REQUIRE(hsm_keytype_parse(NULL) == HSM_KEY_NONE);
@@ -242,7 +267,7 @@ static void
 test_key(hsm_token *t, struct tkey *k)
 {
 	struct hsm_keyinfo info, info2;
-	uint8_t *der = NULL, *der2 = NULL, md[32], sig[HSM_SIG_MAX], id[8];
+	uint8_t *der = NULL, *der2 = NULL, md[65], sig[HSM_SIG_MAX], id[8];
 	const unsigned char *p;
 	size_t der_len, der2_len, sig_len;
 	hsm_key *dup = NULL, *byid = NULL, *bylabel = NULL, *bare = NULL;
@@ -324,6 +349,8 @@ test_key(hsm_token *t, struct tkey *k)
 		memset(md, 0x5a, sizeof(md));
 		FAILS(hsm_sign(t, k->key, md, 31, sig, &sig_len), QS_ERR_INVALID);
 		FAILS(hsm_sign(t, k->key, md, 33, sig, &sig_len), QS_ERR_INVALID);
+		FAILS(hsm_sign(t, k->key, md, 47, sig, &sig_len), QS_ERR_INVALID);
+		FAILS(hsm_sign(t, k->key, md, 65, sig, &sig_len), QS_ERR_INVALID);
 		FAILS(hsm_sign(t, k->key, md, 0, sig, &sig_len), QS_ERR_INVALID);
 	} else {
 		/* pure Ed25519 over an empty message is well defined */
@@ -468,7 +495,7 @@ test_parallel(hsm_token *t, const struct tkey *k, int nthreads, double seconds)
 		REQUIRE(w[i].count > 0);
 		for (size_t j = 0; j < w[i].count; j++)
 			REQUIRE(verify(k, msgs[j % DIGESTS], 64, w[i].sigs + j * HSM_SIG_MAX,
-			             w[i].lens[j]));
+			               w[i].lens[j]));
 		total += w[i].count;
 		free(w[i].sigs);
 		free(w[i].lens);

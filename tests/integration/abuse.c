@@ -180,15 +180,23 @@ replay_auth(nng_socket s, const char *as, const uint8_t ch[32], const uint8_t *s
 }
 
 static int
-sign(nng_socket s, const char *role, int kind, const uint8_t *pl, size_t len, uint64_t deadline)
+sign_hash(nng_socket s, const char *role, int kind, const char *hash, const uint8_t *pl,
+          size_t len, uint64_t deadline)
 {
 	Qsign__V1__SignRequest req = QSIGN__V1__SIGN_REQUEST__INIT;
 
 	req.role = (char *)role;
 	req.kind = kind;
+	req.hash = (char *)(hash != NULL ? hash : "");
 	req.payload.data = (uint8_t *)pl;
 	req.payload.len = len;
 	return status_of(call(s, QS_M_SIGN, &req.base, deadline));
+}
+
+static int
+sign(nng_socket s, const char *role, int kind, const uint8_t *pl, size_t len, uint64_t deadline)
+{
+	return sign_hash(s, role, kind, NULL, pl, len, deadline);
 }
 
 /* A fresh, correctly authenticated connection signs once: the daemon is
@@ -312,6 +320,36 @@ main(int argc, char **argv)
 	CHECK_MSG(sign(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, dg, 31, 0) ==
 		      QS_STATUS_INVALID_ARGUMENT,
 	      "31-byte digest");
+	puts("hash: unknown, or a digest of another hash's length -> INVALID_ARGUMENT");
+	{
+		uint8_t dg64[64] = {4, 5, 6};
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "md5", dg64, 16,
+		                    0) == QS_STATUS_INVALID_ARGUMENT,
+		          "hash md5");
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "SHA384", dg64,
+		                    48, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "hash SHA384 (not a name)");
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha384", dg64,
+		                    32, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "sha384 with a 32-byte digest");
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha256", dg64,
+		                    48, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "sha256 with a 48-byte digest");
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha512", dg64,
+		                    48, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "sha512 with a 48-byte digest");
+		puts("Ed25519 with sha384 -> INVALID_ARGUMENT; with sha256 -> OK");
+		CHECK_MSG(sign_hash(s, "ed-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, "sha384",
+		                    (const uint8_t *)"msg", 3, 0) == QS_STATUS_INVALID_ARGUMENT,
+		          "Ed25519 with sha384");
+		CHECK_MSG(sign_hash(s, "ed-sign", QSIGN__V1__PAYLOAD_KIND__BLOB, "sha256",
+		                    (const uint8_t *)"msg", 3, 0) == QS_STATUS_OK,
+		          "Ed25519 with sha256");
+		puts("sha384 with a 48-byte digest -> OK");
+		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha384", dg64,
+		                    48, 0) == QS_STATUS_OK,
+		          "sha384 digest");
+	}
 	puts("unspecified payload kind -> INVALID_ARGUMENT");
 	CHECK_MSG(sign(s, "ci-sign", 0, dg, 32, 0) == QS_STATUS_INVALID_ARGUMENT, "kind 0");
 	puts("deadline already passed -> DEADLINE_EXCEEDED");

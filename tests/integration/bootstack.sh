@@ -3,8 +3,10 @@
 # build farm's own tools, each result checked by a verifier that is not
 # ours: sbsign/sbverify on a real EFI binary (systemd-boot), osslsigncode
 # sign/verify (Authenticode), openssl cms -sign/-verify (firmware
-# manifests). The commands are those of the README's "Boot-stack signing
-# from the build farm". Every signature is in the audit log under the
+# manifests), mkimage -N pkcs11 (a signed U-Boot FIT, checked by
+# fit_verify.py: python3-libfdt and openssl over the regions U-Boot
+# hashes). The commands are those of the README's "Boot-stack signing from
+# the build farm". Every signature is in the audit log under the
 # module's principal, with the scheme (rsa2048-pkcs1).
 . "$QS_SRC/tests/integration/lib.sh"
 . "$QS_SRC/tests/integration/p11lib.sh"
@@ -25,8 +27,7 @@ P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -
 sed -i "s|^MODULE_PATH = .*|MODULE_PATH = $P11_MODULE|" "$T/openssl-p11.cnf"
 modfile=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
 grep -q "^disable-in: p11-kit-proxy" "$modfile" || fail "no p11-kit module file"
-# (p11-kit reads module files from its system directory only, for root:
-# `p11-kit list-modules` is not run here, it would need /usr/share.)
+# (`p11-kit list-modules` with that file: integration_p11kit.)
 echo "ok: installed into lib/.../pkcs11/ with its p11-kit module file"
 
 # --- the db certificate: made through the module (the key never leaves qsignd)
@@ -97,6 +98,82 @@ echo tampered >>firmware.bin
 expect_rc 4 openssl cms -verify -binary -inform DER -in firmware.p7s -content firmware.bin \
 	-CAfile db.crt -purpose any -out /dev/null
 echo "ok: openssl cms -sign -engine pkcs11; cms -verify passes, fails on a changed file"
+# the same with SHA-384 (libp11 sends a SHA-384 DigestInfo: qsignd signs
+# that digest, and the audit entry says sha384)
+expect_rc 0 p11_engine cms -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=boot;object=db-key" -signer db.crt -binary -outform DER -md sha384 \
+	-in firmware.bin -out firmware384.p7s
+expect_rc 0 openssl cms -verify -binary -inform DER -in firmware384.p7s -content firmware.bin \
+	-CAfile db.crt -purpose any -out /dev/null
+openssl cms -cmsout -inform DER -in firmware384.p7s -print | grep -q "algorithm: sha384" ||
+	fail "the CMS signature is not SHA-384"
+echo "ok: openssl cms -sign -md sha384 through the engine; cms -verify passes"
+
+# --- U-Boot FIT: mkimage signs the configuration through the engine
+# (-N pkcs11 -k 'token=ROLE': the key is pkcs11:token=boot;object=<key-name-hint>)
+# and writes the public key into the U-Boot device tree (-K); the
+# configuration signature is checked by fit_verify.py (python3-libfdt and
+# openssl over the regions U-Boot hashes: Debian has no fit_check_sign)
+head -c 65536 /dev/urandom >kernel.bin
+cat >image.its <<'ITS'
+/dts-v1/;
+/ {
+	description = "Build farm FIT";
+	#address-cells = <1>;
+	images {
+		kernel-1 {
+			description = "kernel";
+			data = /incbin/("kernel.bin");
+			type = "kernel";
+			arch = "arm64";
+			os = "linux";
+			compression = "none";
+			load = <0x80080000>;
+			entry = <0x80080000>;
+			hash-1 { algo = "sha256"; };
+		};
+	};
+	configurations {
+		default = "conf-1";
+		conf-1 {
+			kernel = "kernel-1";
+			signature-1 {
+				algo = "sha256,rsa2048";
+				key-name-hint = "db-key";
+				sign-images = "kernel";
+			};
+		};
+	};
+};
+ITS
+echo '/dts-v1/; / { };' | dtc -I dts -O dtb -o pubkey.dtb - || fail "dtc"
+expect_rc 0 "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" mkimage -N pkcs11 \
+	-k 'token=boot' -K pubkey.dtb -r -f image.its image.fit
+FITV=(/usr/bin/python3 "$QS_SRC/tests/integration/fit_verify.py")
+expect_rc 0 "${FITV[@]}" image.fit pubkey.dtb
+grep -q "FIT verified: configuration conf-1, key db-key" "$T/out" || fail "FIT: $(cat "$T/out")"
+# a changed load address (in the signed configuration regions), a changed
+# byte of the kernel (its signed hash no longer matches), a FIT signed by
+# another key: each fails
+/usr/bin/python3 - <<'PY' || fail "tampered FITs"
+import libfdt
+b = bytearray(open("image.fit", "rb").read())
+f = libfdt.Fdt(bytes(b))
+n = f.path_offset("/images/kernel-1")
+f.setprop_u32(n, "load", 0x90000000)
+open("load.fit", "wb").write(f.as_bytearray())
+b[bytes(b).find(open("kernel.bin", "rb").read()) + 100] ^= 1
+open("data.fit", "wb").write(b)
+PY
+expect_rc 1 "${FITV[@]}" load.fit pubkey.dtb
+grep -q "signature does not verify" "$T/out" || fail "FIT load: $(cat "$T/out")"
+expect_rc 1 "${FITV[@]}" data.fit pubkey.dtb
+grep -q "digest does not match" "$T/out" || fail "FIT data: $(cat "$T/out")"
+mkdir -p other-keys && cp other.key other-keys/db-key.key && cp other.crt other-keys/db-key.crt
+expect_rc 0 mkimage -k other-keys -r -f image.its other.fit
+expect_rc 1 "${FITV[@]}" other.fit pubkey.dtb
+grep -q "signature does not verify" "$T/out" || fail "FIT other key: $(cat "$T/out")"
+echo "ok: mkimage -N pkcs11 signs a FIT; its configuration signature verifies, and fails when changed or signed by another key"
 
 # --- one key, one scheme: the module refuses PSS with the PKCS#1 key (the
 # daemon would sign PKCS#1 v1.5 whatever is asked: the type decides)
@@ -118,10 +195,11 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 es = d["entries"] if isinstance(d, dict) else d
 es = [e.get("fields", e) for e in es]
-assert len(es) >= 4, len(es)  # req -x509, sbsign, osslsigncode, cms
+assert len(es) >= 6, len(es)  # req -x509, sbsign, osslsigncode, cms (2), mkimage
 for e in es:
     assert e["principal"] == "ci", e
     assert e["algorithm"] == "rsa2048-pkcs1", e
+assert [e["hash"] for e in es].count("sha384") == 1, [e["hash"] for e in es]
 print(len(es), "signature entries")
 PY
 expect_rc 0 qsign -p auditor audit verify

@@ -99,6 +99,84 @@ openssl verify -CAfile "$T/ci.crt" "$T/ci.crt" >/dev/null || fail "self-signed c
 openssl x509 -in "$T/ci.crt" -noout -pubkey | cmp -s - "$T/ec.pem" || fail "certificate of another key"
 echo "ok: libp11 engine: pkeyutl -sign, req -new -x509"
 
+# --- SHA-384 and SHA-512: each mechanism, the digest's hash named in the
+# Sign (SignRequest.hash), verified by openssl with that hash
+for h in 384 512; do
+	openssl dgst -sha$h -binary "$T/msg" >"$T/msg.sha$h"
+	hl=$((h / 8))
+	for mech in ECDSA-SHA$h ECDSA; do
+		in=$T/msg
+		[ "$mech" = ECDSA ] && in=$T/msg.sha$h
+		expect_rc 0 "${PT[@]}" --token-label ci-sign --sign -m "$mech" --label ci-key \
+			--signature-format openssl -i "$in" -o "$T/sig"
+		openssl dgst -sha$h -verify "$T/ec.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+			fail "$mech (SHA-$h) signature does not verify"
+		openssl dgst -sha256 -verify "$T/ec.pem" -signature "$T/sig" "$T/msg" >/dev/null 2>&1 &&
+			fail "$mech (SHA-$h) signed a SHA-256 digest"
+	done
+	for mech in SHA$h-RSA-PKCS-PSS RSA-PKCS-PSS; do
+		in=$T/msg opts=()
+		[ "$mech" = RSA-PKCS-PSS ] && in=$T/msg.sha$h opts=(--hash-algorithm SHA$h)
+		expect_rc 0 "${PT[@]}" --token-label p11-rsa --sign -m "$mech" "${opts[@]}" \
+			--mgf MGF1-SHA$h --salt-len $hl --label pss-key -i "$in" -o "$T/sig"
+		openssl dgst -sha$h -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:$hl \
+			-verify "$T/pss.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+			fail "$mech (SHA-$h) signature does not verify"
+	done
+	case $h in
+	384) printf '\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02\x05\x00\x04\x30' ;;
+	512) printf '\x30\x51\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x03\x05\x00\x04\x40' ;;
+	esac >"$T/msg.di$h"
+	cat "$T/msg.sha$h" >>"$T/msg.di$h"
+	for mech in SHA$h-RSA-PKCS RSA-PKCS; do
+		in=$T/msg
+		[ "$mech" = RSA-PKCS ] && in=$T/msg.di$h
+		expect_rc 0 "${PT[@]}" --token-label boot --sign -m "$mech" --label db-key -i "$in" -o "$T/sig"
+		openssl dgst -sha$h -verify "$T/db.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+			fail "$mech (SHA-$h) signature does not verify"
+	done
+done
+# A SHA-384 PSS mechanism with MGF1-SHA-256 or a 32-byte salt, a raw ECDSA
+# input of no SHA-2 length, a SHA-384 mechanism's multi-part operation on an
+# Ed25519 key: refused before anything is sent
+expect_rc 1 "${PT[@]}" --token-label p11-rsa --sign -m SHA384-RSA-PKCS-PSS --mgf MGF1-SHA256 \
+	--salt-len 48 --label pss-key -i "$T/msg" -o "$T/sig"
+grep -q "CKR_MECHANISM_PARAM_INVALID" "$T/err" || fail "PSS SHA-384/MGF1-SHA256: $(cat "$T/err")"
+expect_rc 1 "${PT[@]}" --token-label p11-rsa --sign -m SHA384-RSA-PKCS-PSS --mgf MGF1-SHA384 \
+	--salt-len 32 --label pss-key -i "$T/msg" -o "$T/sig"
+grep -q "CKR_MECHANISM_PARAM_INVALID" "$T/err" || fail "PSS SHA-384 salt 32: $(cat "$T/err")"
+head -c 40 /dev/urandom >"$T/msg.40"
+expect_rc 1 "${PT[@]}" --token-label ci-sign --sign -m ECDSA --label ci-key -i "$T/msg.40" -o "$T/sig"
+grep -q "CKR_DATA_LEN_RANGE" "$T/err" || fail "ECDSA 40 bytes: $(cat "$T/err")"
+expect_rc 1 "${PT[@]}" --token-label p11-ed --sign -m ECDSA-SHA384 --label ed-key -i "$T/msg" -o "$T/sig"
+grep -q "CKR_MECHANISM_INVALID" "$T/err" || fail "ECDSA-SHA384 with Ed25519: $(cat "$T/err")"
+# libp11's engine with a SHA-384 digest: OpenSSL cuts it to the curve's
+# size before CKM_ECDSA (the same ECDSA signature), so the module sees 32
+# bytes and names them sha256 (below)
+expect_rc 0 p11_engine pkeyutl -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=ci-sign;object=ci-key" -in "$T/msg.sha384" -out "$T/sig"
+openssl dgst -sha384 -verify "$T/ec.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+	fail "engine pkeyutl SHA-384 signature does not verify"
+# The audit log names each signature's hash, with the digest of that hash
+expect_rc 0 qsign -p auditor --json audit search --event signature
+python3 - "$T/out" "$(xxd -p -c 100 "$T/msg.sha384")" "$(xxd -p -c 100 "$T/msg.sha512")" <<'PY' || fail "audit hashes: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+es = d["entries"] if isinstance(d, dict) else d
+es = [e.get("fields", e) for e in es]
+by = {}
+for e in es:
+    by.setdefault(e["hash"], []).append(e)
+    assert len(e["digest"]) == {"sha256": 64, "sha384": 96, "sha512": 128}[e["hash"]], e
+# ECDSA-SHA384/512, ECDSA, 2 PSS, 2 PKCS#1 of each
+assert len(by["sha384"]) == 6 and len(by["sha512"]) == 6, {h: len(v) for h, v in by.items()}
+assert by["sha256"][-1]["digest"] == sys.argv[2][:64], by["sha256"][-1]  # the engine's
+assert {e["digest"] for e in by["sha384"]} == {sys.argv[2]}, by["sha384"]
+assert {e["digest"] for e in by["sha512"]} == {sys.argv[3]}, by["sha512"]
+assert {e["algorithm"] for e in by["sha384"]} == {"ecdsa-p256", "rsa3072", "rsa2048-pkcs1"}
+PY
+echo "ok: SHA-384/512: ECDSA-SHA384/512, ECDSA, SHA384/512-RSA-PKCS-PSS, RSA-PKCS-PSS, SHA384/512-RSA-PKCS, RSA-PKCS, engine; audit entries name the hash"
+
 # --- the module's API as applications use it
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" api ci-sign ci-key
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" threads ci-sign ci-key 8 25

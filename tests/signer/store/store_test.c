@@ -44,7 +44,7 @@ writer(void *arg)
 	long id = (long)arg;
 	for (int i = 0; i < PER_THREAD; i++) {
 		struct store_sig s = {.time_ms = 1, .principal = "ci", .role = "r", .key = "k",
-				      .key_id = "00", .kind = "digest", .policy_version = 1};
+				      .key_id = "00", .kind = "digest", .digest_len = 32, .policy_version = 1};
 		s.digest[0] = (uint8_t)id;
 		s.digest[1] = (uint8_t)i;
 		if (store_record_signatures(st, &s, 1) != 0)
