@@ -8,7 +8,7 @@
  * Decoders return 0 or PS_GARBAGE ("does not decode": a missing, oversized
  * or trailing field, a NUL inside a string, a value outside its range).
  * What a decoded message means (is the handle ours, does the token index
- * exist) is for privsep.c to judge.
+ * exist) is for privsep_helper.c and privsep.c to judge.
  */
 #ifndef QS_PRIVSEP_WIRE_H
 #define QS_PRIVSEP_WIRE_H
