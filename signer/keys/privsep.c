@@ -221,7 +221,7 @@ restart(struct ps_pool *p, struct ps_helper *h)
 	bury(h);
 	if ((r = spawn(p, h)) != 0) {
 		log_error("privsep.helper_restart_failed", "old_pid=%d reason=\"%s\"", (int)old,
-			  qs_errdetail());
+		          qs_errdetail());
 		return qs_fail(QS_ERR_UNAVAILABLE, "signer helper died and could not be restarted");
 	}
 	log_warn("privsep.helper_restarted", "old_pid=%d new_pid=%d", (int)old, (int)h->pid);
@@ -358,7 +358,7 @@ call(struct ps_helper *h, uint8_t type, struct ps_wbuf *req, uint8_t **body, siz
 		return PS_DEAD;
 	if (req->err)
 		return qs_fail(QS_ERR_EXHAUSTED, "signer request over %u bytes",
-			       QS_MAX_PRIVSEP_MSG);
+		               QS_MAX_PRIVSEP_MSG);
 	if (pf_send(h->fd, req) != 0 || pf_read_frame(h->fd, body, len) != 0)
 		return PS_DEAD;
 	if ((r = parse_reply(type, *body, *len, fields)) != 0) {
@@ -400,10 +400,10 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 	if (fr.der_len != ref->der_len || memcmp(fr.der, ref->der, fr.der_len) != 0) {
 		pf_free_body(body, len);
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "key %s: the token now holds another key under this URI than "
-			       "when qsignd found it (the public key differs); restart qsignd to "
-			       "use the new key",
-			       ref->uri);
+		               "key %s: the token now holds another key under this URI than "
+		               "when qsignd found it (the public key differs); restart qsignd to "
+		               "use the new key",
+		               ref->uri);
 	}
 	*handle = fr.handle;
 	ref->handle[i] = *handle;
@@ -432,7 +432,8 @@ sync_chain(struct ps_pool *p, struct ps_helper *h)
 		}
 		e = p->chain[h->chain_sent];
 		pthread_mutex_unlock(&p->mu);
-		if (pf_send_all(h->fd, e.frame, e.len) != 0 || pf_read_frame(h->fd, &body, &len) != 0)
+		if (pf_send_all(h->fd, e.frame, e.len) != 0 ||
+		    pf_read_frame(h->fd, &body, &len) != 0)
 			return PS_DEAD;
 		r = parse_reply(PS_POLICY, body, len, &f);
 		pf_free_body(body, len);
@@ -440,7 +441,7 @@ sync_chain(struct ps_pool *p, struct ps_helper *h)
 			return PS_DEAD;
 		if (r != 0)
 			log_error("privsep.policy_refused", "pid=%d entry=%zu reason=\"%s\"",
-				  (int)h->pid, h->chain_sent + 1, qs_errdetail());
+			          (int)h->pid, h->chain_sent + 1, qs_errdetail());
 		h->chain_sent++;
 	}
 }
@@ -501,7 +502,7 @@ run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **bo
 
 int
 ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_keytype *type,
-	size_t *tok_index, uint8_t **der, size_t *der_len)
+        size_t *tok_index, uint8_t **der, size_t *der_len)
 {
 	struct ps_req q = {.wire = {.type = PS_FIND, .uri = uri}};
 	struct ps_keyref *ref = NULL;
@@ -602,7 +603,7 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 
 int
 ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
-	       size_t len, uint8_t *sig, size_t *sig_len)
+               size_t len, uint8_t *sig, size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_QUORUM, .ev = *ev, .data = payload, .data_len = len};
 
@@ -614,37 +615,36 @@ ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_
 
 int
 ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
-		   size_t *sig_len)
+                   size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_CHECKPOINT, .data = text, .data_len = len};
 
 	*sig_len = 0;
 	if (len > QS_MAX_NOTE)
-		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len, QS_MAX_NOTE);
+		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len,
+		               QS_MAX_NOTE);
 	return sign_call(ref, &w, sig, sig_len);
 }
 
 int
 ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len, uint8_t *sig,
-	    size_t *sig_len)
+            size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_TUF, .repo = repo, .data = text, .data_len = len};
 
 	*sig_len = 0;
 	if (len > TUF_MAX_METADATA || strlen(repo) > QS_MAX_PRIVSEP_STR)
 		return qs_fail(QS_ERR_EXHAUSTED, "TUF metadata of %zu bytes over %u", len,
-			       TUF_MAX_METADATA);
+		               TUF_MAX_METADATA);
 	return sign_call(ref, &w, sig, sig_len);
 }
 
 int
 ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
-	     uint8_t *sig, size_t *sig_len)
+             uint8_t *sig, size_t *sig_len)
 {
-	struct ps_request w = {.type = PS_SIGN_X509,
-			       .x509_kind = (uint8_t)kind,
-			       .data = data,
-			       .data_len = len};
+	struct ps_request w = {
+	        .type = PS_SIGN_X509, .x509_kind = (uint8_t)kind, .data = data, .data_len = len};
 
 	*sig_len = 0;
 	if (len > PS_MAX_X509)
@@ -683,11 +683,11 @@ ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *te
 
 int
 ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
-	     uint8_t *sigs, size_t *sig_lens, int *status)
+             uint8_t *sigs, size_t *sig_lens, int *status)
 {
 	struct ps_req q = {
-		.wire = {.type = PS_SIGN_MANY, .items = in, .item_lens = in_len, .nitems = n},
-		.ref = ref};
+	        .wire = {.type = PS_SIGN_MANY, .items = in, .item_lens = in_len, .nitems = n},
+	        .ref = ref};
 	uint8_t *body = NULL;
 	struct ps_rd f;
 	int r;
@@ -697,7 +697,7 @@ ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_l
 	for (size_t i = 0; i < n; i++)
 		if (in_len[i] > QS_MAX_PRIVSEP_DIGEST)
 			return qs_fail(QS_ERR_INVALID, "sign_many takes digests (<= %d bytes)",
-				       QS_MAX_PRIVSEP_DIGEST);
+			               QS_MAX_PRIVSEP_DIGEST);
 	{
 		size_t len = 0;
 		if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
@@ -709,7 +709,8 @@ ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_l
 		const uint8_t *s;
 		if (ps_sign_many_item_decode(&f, &st, &s, &m) != 0) {
 			free(body);
-			return qs_fail(QS_ERR_INTERNAL, "malformed sign_many reply from a signer helper");
+			return qs_fail(QS_ERR_INTERNAL,
+			               "malformed sign_many reply from a signer helper");
 		}
 		status[i] = st;
 		sig_lens[i] = m;
@@ -752,8 +753,10 @@ ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len)
 int
 ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const char *label)
 {
-	struct ps_req q = {.wire = {.type = PS_KEYGEN, .uri = token_uri, .keytype = (uint8_t)type,
-				    .label = label}};
+	struct ps_req q = {.wire = {.type = PS_KEYGEN,
+	                            .uri = token_uri,
+	                            .keytype = (uint8_t)type,
+	                            .label = label}};
 	uint8_t *body = NULL;
 	size_t len = 0;
 	struct ps_rd f;
@@ -896,7 +899,8 @@ expect_launcher_killed(struct ps_pool *p)
 		fclose(f);
 	}
 	if (filtered != 2) {
-		printf("note: the launcher runs without a seccomp filter (Seccomp: %d)\n", filtered);
+		printf("note: the launcher runs without a seccomp filter (Seccomp: %d)\n",
+		       filtered);
 		return 0;
 	}
 	if (pf_send_all(p->ctl, &b, 1) != 0) {
@@ -988,7 +992,7 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with the audit key", p->h[0].fd, b.p, b.len, PS_SIGN,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* A request type outside the table. */
 	ps_wb_init(&b);
@@ -996,7 +1000,7 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_u32(&b, handle);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("unknown request type 0x55", p->h[0].fd, b.p, b.len, 0x55,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* A handle the helper never handed out. */
 	ps_wb_init(&b);
@@ -1005,14 +1009,14 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with forged handle", p->h[0].fd, b.p, b.len, PS_SIGN,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	ps_wb_init(&b);
 	ps_wb_u8(&b, PS_PUBKEY);
 	ps_wb_u32(&b, 0);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("public key of handle 0", p->h[0].fd, b.p, b.len, PS_PUBKEY,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* Still serving after the refusals. */
 	ps_wb_init(&b);
@@ -1031,10 +1035,9 @@ ps_selftest(const struct config *c, const char *uri)
 		ps_wb_bytes(&b, dg, sizeof(dg));
 		ps_wb_bytes(&b, dg, sizeof(dg));
 		b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
-		fails += expect_status(forged ? "sign_many with forged handle"
-					      : "sign_many with its handle",
-				       p->h[0].fd, b.p, b.len, PS_SIGN_MANY,
-				       forged ? QS_ERR_DENIED : 0);
+		fails += expect_status(
+		        forged ? "sign_many with forged handle" : "sign_many with its handle",
+		        p->h[0].fd, b.p, b.len, PS_SIGN_MANY, forged ? QS_ERR_DENIED : 0);
 		ps_wb_free(&b);
 	}
 	/* Garbage: a find with a trailing byte. The helper must exit. */
@@ -1059,7 +1062,7 @@ ps_selftest(const struct config *c, const char *uri)
 			fails++;
 		else
 			fails += expect_exit("sign with a truncated handle", p->h[0].fd, trunc,
-					     sizeof(trunc));
+			                     sizeof(trunc));
 	}
 	fails += expect_launcher_killed(p);
 	ps_pool_stop(p);

@@ -56,8 +56,9 @@ pf_send(int fd, struct ps_wbuf *b)
 
 	if ((r = ps_wb_finish(b)) != 0)
 		return r;
-	return pf_send_all(fd, b->p, b->len) == 0 ? 0 : qs_fail(QS_ERR_IO, "signer socket: %s",
-							      strerror(errno));
+	return pf_send_all(fd, b->p, b->len) == 0
+	               ? 0
+	               : qs_fail(QS_ERR_IO, "signer socket: %s", strerror(errno));
 }
 
 /* One frame: 0 with *body (malloc'd, *len >= 1 bytes), 1 on a clean EOF,
@@ -112,4 +113,3 @@ pf_close_fds_except(int keep)
 	}
 	closedir(d);
 }
-

@@ -69,9 +69,9 @@ key_of(struct helper *h, uint32_t handle, struct helper_key **k)
 {
 	if (handle == 0 || handle > h->nkeys) {
 		log_warn("privsep.refused", "handle=%u reason=\"not handed out by this signer\"",
-			 handle);
+		         handle);
 		return qs_fail(QS_ERR_DENIED, "key handle %u was not handed out by this signer",
-			       handle);
+		               handle);
 	}
 	*k = &h->keys[handle - 1];
 	return 0;
@@ -113,7 +113,7 @@ ph_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 			return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", uri);
 		if (h->nkeys >= QS_MAX_HELPER_KEYS)
 			return qs_fail(QS_ERR_EXHAUSTED, "more than %d keys in one signer",
-				       QS_MAX_HELPER_KEYS);
+			               QS_MAX_HELPER_KEYS);
 		if ((r = hsm_key_find(h->toks[t], uri, &key)) != 0)
 			return r;
 		struct helper_key *nk = realloc(h->keys, (h->nkeys + 1) * sizeof(*nk));
@@ -175,12 +175,12 @@ ph_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len, k->label,
-				(uint32_t)q->nitems)) != 0)
+	                        (uint32_t)q->nitems)) != 0)
 		return r;
 	for (size_t i = 0; i < q->nitems; i++) {
 		size_t sig_len = 0;
 		int ri = hsm_sign(h->toks[k->tok], k->key, q->items[i], q->item_lens[i], sig,
-				  &sig_len);
+		                  &sig_len);
 		ps_wb_u32(out, (uint32_t)ri);
 		ps_wb_bytes(out, sig, ri == 0 ? sig_len : 0);
 	}
@@ -241,7 +241,7 @@ ph_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	hsm_key_free(key);
 	if (r == 0)
 		log_info("privsep.keygen", "token=%s label=%s", hsm_token_label(h->toks[t]),
-			 q->label);
+		         q->label);
 	return r;
 }
 
@@ -263,7 +263,7 @@ ph_sign_quorum(struct helper *h, const struct ps_request *q, struct ps_wbuf *out
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_quorum(h->guard, k->der, k->der_len, hsm_key_type(k->key), &q->ev,
-				 q->data, q->data_len, dg, &in, &in_len)) != 0 ||
+	                         q->data, q->data_len, dg, &in, &in_len)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
 		return r;
 	log_info("privsep.sign_quorum", "request=%.40s role=%.64s", q->ev.id, q->ev.role);
@@ -284,7 +284,7 @@ ph_sign_checkpoint(struct helper *h, const struct ps_request *q, struct ps_wbuf 
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_checkpoint(h->guard, k->der, k->der_len, hsm_key_type(k->key), q->data,
-				     q->data_len, dg, &in, &in_len, &size)) != 0 ||
+	                             q->data_len, dg, &in, &in_len, &size)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
 		return r;
 	ps_guard_checkpoint_signed(h->guard, size);
@@ -305,7 +305,7 @@ ph_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_tuf(h->guard, k->der, k->der_len, k->label, hsm_key_type(k->key), q->repo,
-			      q->data, q->data_len, dg, &in, &in_len, &mark)) != 0 ||
+	                      q->data, q->data_len, dg, &in, &in_len, &mark)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0 ||
 	    (r = ps_guard_tuf_signed(h->guard, k->der, k->der_len, &mark)) != 0)
 		return r;
@@ -356,15 +356,18 @@ static const struct ps_perm {
 	const char *name;
 	int (*fn)(struct helper *, const struct ps_request *, struct ps_wbuf *);
 } ps_perms[] = {
-	{PS_INFO, "info", ph_info},	 {PS_FIND, "find", ph_find},
-	{PS_SIGN, "sign", ph_sign},	 {PS_KEYGEN, "keygen", ph_keygen},
-	{PS_PUBKEY, "pubkey", ph_pubkey}, {PS_TOKEN_FOR, "token_for", ph_token_for},
-	{PS_SIGN_MANY, "sign_many", ph_sign_many},
-	{PS_POLICY, "policy", ph_policy},
-	{PS_SIGN_QUORUM, "sign_quorum", ph_sign_quorum},
-	{PS_SIGN_CHECKPOINT, "sign_checkpoint", ph_sign_checkpoint},
-	{PS_SIGN_TUF, "sign_tuf", ph_sign_tuf},
-	{PS_SIGN_X509, "sign_x509", ph_sign_x509},
+        {PS_INFO, "info", ph_info},
+        {PS_FIND, "find", ph_find},
+        {PS_SIGN, "sign", ph_sign},
+        {PS_KEYGEN, "keygen", ph_keygen},
+        {PS_PUBKEY, "pubkey", ph_pubkey},
+        {PS_TOKEN_FOR, "token_for", ph_token_for},
+        {PS_SIGN_MANY, "sign_many", ph_sign_many},
+        {PS_POLICY, "policy", ph_policy},
+        {PS_SIGN_QUORUM, "sign_quorum", ph_sign_quorum},
+        {PS_SIGN_CHECKPOINT, "sign_checkpoint", ph_sign_checkpoint},
+        {PS_SIGN_TUF, "sign_tuf", ph_sign_tuf},
+        {PS_SIGN_X509, "sign_x509", ph_sign_x509},
 };
 
 static void
@@ -442,8 +445,8 @@ ph_main(const struct config *c, int fd)
 		ps_wb_u32(&out, 0);
 		if (perm == NULL) {
 			log_warn("privsep.refused",
-				 "type=%u reason=\"request type not in the permission table\"",
-				 type);
+			         "type=%u reason=\"request type not in the permission table\"",
+			         type);
 			r = qs_fail(QS_ERR_DENIED, "request type %u is not permitted", type);
 		} else if (ps_request_decode(body, len, &in) != 0) {
 			r = PS_GARBAGE;
@@ -453,8 +456,8 @@ ph_main(const struct config *c, int fd)
 		}
 		if (r == PS_GARBAGE) {
 			log_error("privsep.garbage",
-				  "request=%s len=%zu reason=\"does not decode: exiting\"",
-				  perm->name, len);
+			          "request=%s len=%zu reason=\"does not decode: exiting\"",
+			          perm->name, len);
 			code = 1;
 			break;
 		}
@@ -476,4 +479,3 @@ ph_main(const struct config *c, int fd)
 	close(fd);
 	_exit(code);
 }
-

@@ -58,8 +58,10 @@ pl_recv_fd(int ctl, int *fd, pid_t *pid)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
+	struct msghdr m = {.msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = u.buf,
+	                   .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *cm;
 	ssize_t n;
 
@@ -123,7 +125,7 @@ pl_main(const struct config *c, int ctl, pid_t front)
 			break;
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
 			log_error("privsep.launch_failed", "reason=\"socketpair: %s\"",
-				  strerror(errno));
+			          strerror(errno));
 			if (pl_send_fd(ctl, -1, 0) != 0)
 				break;
 			continue;
@@ -147,4 +149,3 @@ pl_main(const struct config *c, int ctl, pid_t front)
 		;
 	_exit(0);
 }
-
