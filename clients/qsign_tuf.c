@@ -285,6 +285,104 @@ push_remove_opt(void *ctx, int ch, char *arg)
 	return 0;
 }
 
+/* What push-targets sends: the files' targets entries and their contents. */
+struct push_files {
+	json_t *targets; /* name -> {length, hashes, custom} */
+	char **names;    /* n names, NULL-terminated */
+	uint8_t **data;  /* n contents, NULL-terminated */
+	size_t *lens;
+};
+
+static void
+push_files_free(struct push_files *f)
+{
+	for (size_t i = 0; f->names != NULL && f->names[i] != NULL; i++)
+		free(f->names[i]);
+	for (size_t i = 0; f->data != NULL && f->data[i] != NULL; i++)
+		free(f->data[i]);
+	free(f->names);
+	free(f->data);
+	free(f->lens);
+	json_decref(f->targets);
+	memset(f, 0, sizeof(*f));
+}
+
+/* One FILE read and hashed into its targets entry (named name, or by its
+ * base name), with custom if given. EXIT_OK, EXIT_USAGE (it cannot be
+ * read), EXIT_FAILED (out of memory, not said). */
+static int
+push_read_file(struct push_files *f, size_t i, const char *path, const char *name, json_t *custom)
+{
+	uint8_t dg[32];
+	char *hex, *copy;
+	json_t *t;
+
+	if (read_input(path, PUSH_MAX_FILE, &f->data[i], &f->lens[i]) != 0)
+		return EXIT_USAGE;
+	if ((copy = strdup(path)) == NULL)
+		return EXIT_FAILED;
+	f->names[i] = strdup(name != NULL ? name : basename(copy));
+	free(copy);
+	qs_sha256(f->data[i], f->lens[i], dg);
+	if (f->names[i] == NULL || (hex = qs_hex(dg, 32)) == NULL)
+		return EXIT_FAILED;
+	t = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)f->lens[i], "hashes", "sha256", hex);
+	free(hex);
+	if (custom != NULL)
+		json_object_set(t, "custom", custom);
+	json_object_set_new(f->targets, f->names[i], t);
+	return EXIT_OK;
+}
+
+/* Step 1 of push-targets: the n FILEs at paths into f, and the targets
+ * document they make (*text, canonical) checked as the daemon will.
+ * EXIT_OK, EXIT_USAGE, EXIT_FAILED (said). */
+static int
+push_load(char **paths, size_t n, const char *name, json_t *custom, struct push_files *f,
+          char **text)
+{
+	int r;
+
+	if ((f->targets = json_object()) == NULL ||
+	    (f->names = calloc(n + 1, sizeof(*f->names))) == NULL ||
+	    (f->data = calloc(n + 1, sizeof(*f->data))) == NULL ||
+	    (f->lens = calloc(n + 1, sizeof(*f->lens))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		if ((r = push_read_file(f, i, paths[i], name, custom)) != EXIT_OK) {
+			if (r == EXIT_FAILED)
+				goto nomem;
+			return r;
+		}
+	if (tuf_targets_check(f->targets) != 0) {
+		errmsg("%s", qs_errdetail());
+		return EXIT_USAGE;
+	}
+	if ((*text = json_dumps(f->targets, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		goto nomem;
+	return EXIT_OK;
+nomem:
+	errmsg("out of memory");
+	return EXIT_FAILED;
+}
+
+/* Step 3 of push-targets: the new versions. */
+static void
+push_print(const struct globals *g, const Qsign__V1__TufPushTargetsResponse *resp)
+{
+	if (g->json)
+		json_print(json_pack("{s:I, s:I, s:I}", "targets_version",
+		                     (json_int_t)resp->targets_version, "snapshot_version",
+		                     (json_int_t)resp->snapshot_version, "timestamp_version",
+		                     (json_int_t)resp->timestamp_version),
+		           JSON_INDENT(2));
+	else
+		printf("CI targets version %llu, snapshot %llu, timestamp %llu\n",
+		       (unsigned long long)resp->targets_version,
+		       (unsigned long long)resp->snapshot_version,
+		       (unsigned long long)resp->timestamp_version);
+}
+
 static int
 push_main(int argc, char **argv, struct globals *g)
 {
@@ -296,16 +394,18 @@ push_main(int argc, char **argv, struct globals *g)
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufPushTargetsResponse *resp = NULL;
+	struct push_files f = {0};
 	const char *custom = NULL, *name = NULL;
-	char **remove = NULL, **names = NULL, *text = NULL;
-	uint8_t **data = NULL;
-	size_t *lens = NULL, nremove = 0, nfiles;
-	json_t *targets = json_object(), *cj = NULL;
+	char **remove = NULL, *text = NULL;
+	size_t nremove = 0, nfiles;
+	json_t *cj = NULL;
 	qsc_client *c = NULL;
-	int r = EXIT_FAILED, no_upload = 0;
+	int r, no_upload = 0;
 
-	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
-		goto out;
+	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL) {
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
 	{
 		const struct opt_keep keep[] = {{'c', &custom, NULL}, {'n', &name, NULL},
 		                                {'U', NULL, &no_upload}, {0, NULL, NULL}};
@@ -314,7 +414,6 @@ push_main(int argc, char **argv, struct globals *g)
 		if ((r = parse_opts(argc, argv, g, push_usage, &o)) >= 0)
 			goto out;
 		nremove = rm.n;
-		r = EXIT_FAILED;
 	}
 	nfiles = (size_t)(argc - optind);
 	if ((nfiles == 0 && nremove == 0) || (name != NULL && nfiles != 1)) {
@@ -328,74 +427,26 @@ push_main(int argc, char **argv, struct globals *g)
 		r = EXIT_USAGE;
 		goto out;
 	}
-	if ((names = calloc(nfiles + 1, sizeof(*names))) == NULL ||
-	    (data = calloc(nfiles + 1, sizeof(*data))) == NULL ||
-	    (lens = calloc(nfiles + 1, sizeof(*lens))) == NULL)
+	/* 1. The files and the targets document they make. */
+	if ((r = push_load(argv + optind, nfiles, name, cj, &f, &text)) != EXIT_OK)
 		goto out;
-	for (size_t i = 0; i < nfiles; i++) {
-		const char *path = argv[optind + (int)i];
-		uint8_t dg[32];
-		char *hex, *copy;
-		json_t *t;
-		if (read_input(path, PUSH_MAX_FILE, &data[i], &lens[i]) != 0) {
-			r = EXIT_USAGE;
-			goto out;
-		}
-		if ((copy = strdup(path)) == NULL)
-			goto out;
-		names[i] = strdup(name != NULL ? name : basename(copy));
-		free(copy);
-		qs_sha256(data[i], lens[i], dg);
-		if (names[i] == NULL || (hex = qs_hex(dg, 32)) == NULL)
-			goto out;
-		t = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)lens[i], "hashes", "sha256",
-		              hex);
-		free(hex);
-		if (cj != NULL)
-			json_object_set(t, "custom", cj);
-		json_object_set_new(targets, names[i], t);
-	}
-	if (tuf_targets_check(targets) != 0) {
-		errmsg("%s", qs_errdetail());
-		r = EXIT_USAGE;
-		goto out;
-	}
-	if ((text = json_dumps(targets, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
-		goto out;
+	/* 2. The daemon signs and publishes them. */
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, no_upload ? 0 : nfiles, remove,
-	                              nremove, &resp)) != 0) {
+	if ((r = qsc_tuf_push_targets(c, text, f.names, f.data, f.lens, no_upload ? 0 : nfiles,
+	                              remove, nremove, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
-	if (g->json)
-		json_print(json_pack("{s:I, s:I, s:I}", "targets_version",
-		                     (json_int_t)resp->targets_version, "snapshot_version",
-		                     (json_int_t)resp->snapshot_version, "timestamp_version",
-		                     (json_int_t)resp->timestamp_version),
-		           JSON_INDENT(2));
-	else
-		printf("CI targets version %llu, snapshot %llu, timestamp %llu\n",
-		       (unsigned long long)resp->targets_version,
-		       (unsigned long long)resp->snapshot_version,
-		       (unsigned long long)resp->timestamp_version);
+	/* 3. What was published. */
+	push_print(g, resp);
 	r = EXIT_OK;
 out:
-	if (r == EXIT_FAILED && c == NULL && names == NULL)
-		errmsg("out of memory");
 	qsc_free(resp);
 	qsc_close(c);
-	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
-		free(names[i]);
-	for (size_t i = 0; data != NULL && data[i] != NULL; i++)
-		free(data[i]);
-	free(names);
-	free(data);
-	free(lens);
+	push_files_free(&f);
 	free(remove);
 	free(text);
-	json_decref(targets);
 	json_decref(cj);
 	return r;
 }
