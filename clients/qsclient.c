@@ -254,23 +254,27 @@ configured_key(const char *v, char fp[QS_FINGERPRINT_MAX])
 
 	if (strncmp(v, "SHA256:", 7) == 0) {
 		size_t len = strlen(v);
-		if (len != 50 || strspn(v + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		                               "0123456789+/") != 43)
-			return qs_fail(QS_ERR_INVALID, "server key %s: a fingerprint is SHA256: and 43 "
-			                               "base64 characters",
+		if (len != 50 ||
+		    strspn(v + 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                  "0123456789+/") != 43)
+			return qs_fail(QS_ERR_INVALID,
+			               "server key %s: a fingerprint is SHA256: and 43 "
+			               "base64 characters",
 			               v);
 		memcpy(fp, v, len + 1);
 		return 0;
 	}
 	if ((f = fopen(v, "re")) == NULL)
-		return qs_fail(QS_ERR_INVALID, "server key %s: neither SHA256:<base64> nor a "
-		                               "readable PEM public key file (%s)",
+		return qs_fail(QS_ERR_INVALID,
+		               "server key %s: neither SHA256:<base64> nor a "
+		               "readable PEM public key file (%s)",
 		               v, strerror(errno));
 	pk = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
 	if (pk == NULL || qs_pubkey_alg(pk) == NULL || (n = i2d_PUBKEY(pk, &der)) <= 0) {
-		r = qs_fail(QS_ERR_INVALID, "server key %s: not a PEM ECDSA P-256 or Ed25519 "
-		                            "public key",
+		r = qs_fail(QS_ERR_INVALID,
+		            "server key %s: not a PEM ECDSA P-256 or Ed25519 "
+		            "public key",
 		            v);
 		goto out;
 	}
@@ -359,21 +363,23 @@ pin_check(qsc_client *c, const char *ident, const char *fp)
 
 	if (c->server_key[0] != '\0') {
 		if (strcmp(c->server_key, fp) != 0)
-			return qs_fail(QS_ERR_BADSIG,
-			               "the server at %s now proves key %s, not %s as when this "
-			               "connection was opened: refusing to continue; another server "
-			               "answers at that address",
-			               c->url, fp, c->server_key);
+			return qs_fail(
+			        QS_ERR_BADSIG,
+			        "the server at %s now proves key %s, not %s as when this "
+			        "connection was opened: refusing to continue; another server "
+			        "answers at that address",
+			        c->url, fp, c->server_key);
 		return 0;
 	}
 	if (c->want_key[0] != '\0') {
 		if (strcmp(c->want_key, fp) != 0)
-			return qs_fail(QS_ERR_BADSIG,
-			               "the server at %s (identity %s) proves key %s, not the configured "
-			               "server key %s: nothing was sent. Check with qsignd's operator "
-			               "which key it has (qsignd logs it at start: \"identity ... "
-			               "fingerprint=\"); do not approve anything until they agree",
-			               c->url, ident, fp, c->want_key);
+			return qs_fail(
+			        QS_ERR_BADSIG,
+			        "the server at %s (identity %s) proves key %s, not the configured "
+			        "server key %s: nothing was sent. Check with qsignd's operator "
+			        "which key it has (qsignd logs it at start: \"identity ... "
+			        "fingerprint=\"); do not approve anything until they agree",
+			        c->url, ident, fp, c->want_key);
 		how = QSC_SERVER_KEY_CONFIGURED;
 	} else if (c->known_servers == NULL) {
 		how = QSC_SERVER_KEY_UNSAVED;
@@ -381,14 +387,15 @@ pin_check(qsc_client *c, const char *ident, const char *fp)
 		if ((r = known_lookup(c->known_servers, c->url, known, &lineno)) != 0)
 			return r;
 		if (known[0] != '\0' && strcmp(known, fp) != 0)
-			return qs_fail(QS_ERR_BADSIG,
-			               "SERVER KEY CHANGED: the server at %s (identity %s) proves key "
-			               "%s, but %s line %u remembers %s for it. Nothing was sent. "
-			               "Another server may be answering at that address to collect "
-			               "approvals. Check with qsignd's operator which key it has "
-			               "(qsignd logs it at start: \"identity ... fingerprint=\"); only if "
-			               "the key was replaced on purpose, delete that line",
-			               c->url, ident, fp, c->known_servers, lineno, known);
+			return qs_fail(
+			        QS_ERR_BADSIG,
+			        "SERVER KEY CHANGED: the server at %s (identity %s) proves key "
+			        "%s, but %s line %u remembers %s for it. Nothing was sent. "
+			        "Another server may be answering at that address to collect "
+			        "approvals. Check with qsignd's operator which key it has "
+			        "(qsignd logs it at start: \"identity ... fingerprint=\"); only if "
+			        "the key was replaced on purpose, delete that line",
+			        c->url, ident, fp, c->known_servers, lineno, known);
 		if (known[0] != '\0') {
 			how = QSC_SERVER_KEY_KNOWN;
 		} else {
@@ -401,10 +408,11 @@ pin_check(qsc_client *c, const char *ident, const char *fp)
 			    (c->trust_new == QSC_TRUST_NEW_ASK &&
 			     (c->confirm_new == NULL ||
 			      c->confirm_new(c->confirm_arg, c->url, ident, fp) != 1)))
-				return qs_fail(QS_ERR_BADSIG,
-				               "the server at %s (identity %s, key %s) is not in %s and "
-				               "was not accepted: nothing was sent",
-				               c->url, ident, fp, c->known_servers);
+				return qs_fail(
+				        QS_ERR_BADSIG,
+				        "the server at %s (identity %s, key %s) is not in %s and "
+				        "was not accepted: nothing was sent",
+				        c->url, ident, fp, c->known_servers);
 			if ((r = known_append(c->known_servers, c->url, fp, ident)) != 0)
 				return r;
 			how = QSC_SERVER_KEY_NEW;
@@ -452,8 +460,8 @@ check_server(qsc_client *c, const Qsign__V1__ChallengeResponse *chal, const uint
 		            c->url);
 		goto out;
 	}
-	if ((r = qs_key_fingerprint(chal->server_key.data, chal->server_key.len, fp,
-	                            sizeof(fp))) != 0 ||
+	if ((r = qs_key_fingerprint(chal->server_key.data, chal->server_key.len, fp, sizeof(fp))) !=
+	            0 ||
 	    (r = pin_check(c, chal->server_identity, fp)) != 0)
 		goto out;
 	r = 0;
@@ -706,10 +714,11 @@ parse_urls(qsc_client *c, const char *list)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		c->nsrv++;
 		if (!url_scheme_ok(sv->url))
-			return qs_fail(QS_ERR_INVALID,
-			               "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
-			               "tcp://HOST:PORT)",
-			               sv->url);
+			return qs_fail(
+			        QS_ERR_INVALID,
+			        "unsupported server URL %s (ipc://PATH, tls+tcp://HOST:PORT, "
+			        "tcp://HOST:PORT)",
+			        sv->url);
 		if (end == NULL)
 			return 0;
 		p = end + 1;
@@ -853,9 +862,17 @@ static int
 read_only(const char *method)
 {
 	static const char *const ro[] = {
-	        QS_M_INFO,	    QS_M_LIST_KEYS,	QS_M_METRICS,		QS_M_REQ_LIST,
-	        QS_M_REQ_GET,	    QS_M_REQ_FETCH,	QS_M_POLICY_SHOW,	QS_M_AUDIT_CHECKPOINT,
-	        QS_M_AUDIT_ENTRIES, QS_M_AUDIT_INCLUSION, QS_M_AUDIT_CONSISTENCY,
+	        QS_M_INFO,
+	        QS_M_LIST_KEYS,
+	        QS_M_METRICS,
+	        QS_M_REQ_LIST,
+	        QS_M_REQ_GET,
+	        QS_M_REQ_FETCH,
+	        QS_M_POLICY_SHOW,
+	        QS_M_AUDIT_CHECKPOINT,
+	        QS_M_AUDIT_ENTRIES,
+	        QS_M_AUDIT_INCLUSION,
+	        QS_M_AUDIT_CONSISTENCY,
 	};
 	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
 		if (strcmp(method, ro[i]) == 0)
@@ -900,7 +917,8 @@ call_failover(qsc_client *c, const char *method, const ProtobufCMessage *req,
 			const char *from = c->url;
 			snprintf(detail, sizeof(detail), "%s", qs_errdetail());
 			fail_over(c);
-			return qs_fail(r, "%s; not repeated on %s, since %s may have executed it "
+			return qs_fail(r,
+			               "%s; not repeated on %s, since %s may have executed it "
 			               "(the next call goes there)",
 			               detail, c->url, from);
 		}
@@ -1604,12 +1622,13 @@ qsc_audit_entries(qsc_client *c, uint64_t start, uint32_t count, Qsign__V1__Entr
 
 	*out = NULL;
 	if (count == 0 || count > QS_MAX_AUDIT_FETCH)
-		return qs_fail(QS_ERR_INVALID, "entries per call must be 1..%d", QS_MAX_AUDIT_FETCH);
+		return qs_fail(QS_ERR_INVALID, "entries per call must be 1..%d",
+		               QS_MAX_AUDIT_FETCH);
 	req.start = start;
 	req.count = count;
 	if ((r = qsc_call(c, QS_M_AUDIT_ENTRIES, &req.base,
-	                  &qsign__v1__entries_response__descriptor, (ProtobufCMessage **)&resp, NULL,
-	                  NULL)) != 0)
+	                  &qsign__v1__entries_response__descriptor, (ProtobufCMessage **)&resp,
+	                  NULL, NULL)) != 0)
 		return r;
 	if (resp->start != start || resp->n_entries > count)
 		goto bad;
@@ -1631,8 +1650,9 @@ check_proof(const qsc_client *c, const Qsign__V1__ProofResponse *p, uint64_t tre
 		return qs_fail(QS_ERR_INVALID, "malformed %s reply from %s", what, c->url);
 	for (size_t i = 0; i < p->n_hashes; i++)
 		if (p->hashes[i].len != QS_MERKLE_HASH_LEN)
-			return qs_fail(QS_ERR_INVALID, "malformed %s reply from %s: hash %zu is %zu bytes",
-			               what, c->url, i, p->hashes[i].len);
+			return qs_fail(QS_ERR_INVALID,
+			               "malformed %s reply from %s: hash %zu is %zu bytes", what,
+			               c->url, i, p->hashes[i].len);
 	return 0;
 }
 
@@ -1650,8 +1670,9 @@ qsc_audit_inclusion(qsc_client *c, uint64_t index, uint64_t tree_size,
 		               (unsigned long long)index, (unsigned long long)tree_size);
 	req.index = index;
 	req.tree_size = tree_size;
-	if ((r = qsc_call(c, QS_M_AUDIT_INCLUSION, &req.base, &qsign__v1__proof_response__descriptor,
-	                  (ProtobufCMessage **)&resp, NULL, NULL)) != 0)
+	if ((r = qsc_call(c, QS_M_AUDIT_INCLUSION, &req.base,
+	                  &qsign__v1__proof_response__descriptor, (ProtobufCMessage **)&resp, NULL,
+	                  NULL)) != 0)
 		return r;
 	if ((r = check_proof(c, resp, tree_size, "Audit/Inclusion")) != 0 ||
 	    index >= resp->tree_size) {
@@ -1665,8 +1686,7 @@ qsc_audit_inclusion(qsc_client *c, uint64_t index, uint64_t tree_size,
 }
 
 int
-qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2,
-                      Qsign__V1__ProofResponse **out)
+qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2, Qsign__V1__ProofResponse **out)
 {
 	Qsign__V1__ConsistencyRequest req = QSIGN__V1__CONSISTENCY_REQUEST__INIT;
 	Qsign__V1__ProofResponse *resp = NULL;
@@ -1674,7 +1694,8 @@ qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2,
 
 	*out = NULL;
 	if (size2 != 0 && size1 > size2)
-		return qs_fail(QS_ERR_INVALID, "no consistency proof from %llu down to %llu entries",
+		return qs_fail(QS_ERR_INVALID,
+		               "no consistency proof from %llu down to %llu entries",
 		               (unsigned long long)size1, (unsigned long long)size2);
 	req.size1 = size1;
 	req.size2 = size2;
@@ -1695,9 +1716,8 @@ qsc_audit_consistency(qsc_client *c, uint64_t size1, uint64_t size2,
 
 int
 qsc_tuf_push_targets(qsc_client *c, const char *targets_json, char *const *names,
-                     uint8_t *const *data, const size_t *lens, size_t nfiles,
-                     char *const *remove, size_t nremove,
-                     Qsign__V1__TufPushTargetsResponse **out)
+                     uint8_t *const *data, const size_t *lens, size_t nfiles, char *const *remove,
+                     size_t nremove, Qsign__V1__TufPushTargetsResponse **out)
 {
 	Qsign__V1__TufPushTargetsRequest req = QSIGN__V1__TUF_PUSH_TARGETS_REQUEST__INIT;
 	Qsign__V1__TufPushTargetsResponse *resp = NULL;
@@ -1781,7 +1801,8 @@ check_prepared(qsc_client *c, Qsign__V1__TufPrepareResponse *resp)
 		if ((strcmp(d->repo, "ci") != 0 && strcmp(d->repo, "prod") != 0) ||
 		    (strcmp(d->role, "root") != 0 && strcmp(d->role, "targets") != 0) ||
 		    d->canonical.len == 0 || d->canonical.len > 1024 * 1024)
-			return qs_fail(QS_ERR_INVALID, "malformed Tuf/Prepare reply from %s", c->url);
+			return qs_fail(QS_ERR_INVALID, "malformed Tuf/Prepare reply from %s",
+			               c->url);
 	}
 	if (resp->n_docs == 0 || resp->n_docs > 16)
 		return qs_fail(QS_ERR_INVALID, "malformed Tuf/Prepare reply from %s", c->url);
@@ -1880,8 +1901,8 @@ qsc_pki_issue_device(qsc_client *c, const uint8_t *csr, size_t len, const char *
 	req.csr.len = len;
 	req.ca_serial = (char *)(ca_serial ? ca_serial : "");
 	return qsc_call(c, QS_M_PKI_ISSUE_DEVICE, &req.base,
-	                &qsign__v1__pki_issue_device_response__descriptor,
-	                (ProtobufCMessage **)out, NULL, NULL);
+	                &qsign__v1__pki_issue_device_response__descriptor, (ProtobufCMessage **)out,
+	                NULL, NULL);
 }
 
 int

@@ -442,9 +442,8 @@ int qsc_tuf_prepare(qsc_client *c, const char *id, Qsign__V1__TufPrepareResponse
 /* Tuf/AddSignatures: n signatures (doc index, keyid, DER) of one external
  * key; *out (optional) is the request as prepared afterwards. */
 int qsc_tuf_add_signatures(qsc_client *c, const char *id, const uint32_t *docs,
-                           const char *const *keyids, uint8_t *const *sigs,
-                           const size_t *sig_lens, size_t n,
-                           Qsign__V1__TufPrepareResponse **out);
+                           const char *const *keyids, uint8_t *const *sigs, const size_t *sig_lens,
+                           size_t n, Qsign__V1__TufPrepareResponse **out);
 
 /* Pki/Show: root, TLS, EST and device CAs (with history: earlier TLS / EST
  * certificates too). *out freed with qsc_free(). Errors: the daemon's

@@ -230,7 +230,8 @@ parse_when(const char *what, const char *s, int64_t now, int day_only, int64_t *
 		return 0;
 	}
 	if (s[0] >= '0' && s[0] <= '9' && sscanf(s, "%lld%c%n", &n, &unit, &used) == 2 &&
-	    (s[used] == '\0' || (sscanf(s + used, " %7s", tail) == 1 && strcmp(tail, "ago") == 0))) {
+	    (s[used] == '\0' ||
+	     (sscanf(s + used, " %7s", tail) == 1 && strcmp(tail, "ago") == 0))) {
 		static const char units[] = "smhdw";
 		static const int64_t secs[] = {1, 60, 3600, 86400, 7 * 86400};
 		const char *u = strchr(units, unit);
@@ -695,11 +696,11 @@ put_entry_line(uint64_t i, json_t *o, json_t *join)
 		                     (long long)json_integer_value(json_object_get(o, "total")));
 		for (k = 0; k < json_array_size(rows) && n < sizeof(buf); k++) {
 			json_t *r = json_array_get(rows, k);
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %s %s %s %s x%lld",
-			                      k ? "," : "", str_field(r, "principal"),
-			                      str_field(r, "event"), str_field(r, "method"),
-			                      str_field(r, "status"),
-			                      (long long)json_integer_value(json_object_get(r, "count")));
+			n += (size_t)snprintf(
+			        buf + n, sizeof(buf) - n, "%s %s %s %s %s x%lld", k ? "," : "",
+			        str_field(r, "principal"), str_field(r, "event"),
+			        str_field(r, "method"), str_field(r, "status"),
+			        (long long)json_integer_value(json_object_get(r, "count")));
 		}
 	} else if (json_object_get(o, "principal") != NULL)
 		snprintf(buf, sizeof(buf), "%s", str_field(o, "principal"));
@@ -825,12 +826,14 @@ requests_join(json_t **parsed, uint64_t n)
 			                  json_object_get(o, "role") ?: json_null(), "kind",
 			                  json_object_get(o, "kind") ?: json_null(), "approvers",
 			                  "rejecters"));
-		} else if (strcmp(ev, "request.vote") == 0 && (r = json_object_get(m, id)) != NULL) {
+		} else if (strcmp(ev, "request.vote") == 0 &&
+		           (r = json_object_get(m, id)) != NULL) {
 			int approve = strcmp(str_field(o, "decision"), "approve") == 0;
 			json_t *who = json_object_get(o, "approver");
 			if (json_is_string(who))
 				json_array_append(
-				        json_object_get(r, approve ? "approvers" : "rejecters"), who);
+				        json_object_get(r, approve ? "approvers" : "rejecters"),
+				        who);
 		}
 	}
 	return m;
@@ -855,16 +858,16 @@ checkpoint_usage(FILE *f)
 /* Filter options, as audit_opts letters. */
 #define SEARCH_FILTERS "EPRYIsudX"
 #define TAIL_FILTERS SEARCH_FILTERS "A"
-#define FILTERS_HELP                                                                          \
-	"  --event EV       only events EV (repeatable; a family such as \"request\" or a\n"      \
-	"                   pattern such as \"pki.*\" works too)\n"                              \
-	"  --exclude EV     not events EV (repeatable)\n"                                         \
-	"  --principal P    entries by or about P (signer, submitter, approver)\n"               \
-	"  --role R         entries of role R\n"                                                  \
-	"  --key K          signatures with key K\n"                                              \
-	"  --request ID     entries of request ID\n"                                              \
-	"  --since T, --until T   from T (inclusive) to T (exclusive), UTC: now, today,\n"       \
-	"                   yesterday, 2h, 3d ago, 2026-01-31, 2026-01-31T12:00Z, @UNIX\n"        \
+#define FILTERS_HELP                                                                               \
+	"  --event EV       only events EV (repeatable; a family such as \"request\" or a\n"       \
+	"                   pattern such as \"pki.*\" works too)\n"                                \
+	"  --exclude EV     not events EV (repeatable)\n"                                          \
+	"  --principal P    entries by or about P (signer, submitter, approver)\n"                 \
+	"  --role R         entries of role R\n"                                                   \
+	"  --key K          signatures with key K\n"                                               \
+	"  --request ID     entries of request ID\n"                                               \
+	"  --since T, --until T   from T (inclusive) to T (exclusive), UTC: now, today,\n"         \
+	"                   yesterday, 2h, 3d ago, 2026-01-31, 2026-01-31T12:00Z, @UNIX\n"         \
 	"  --on DAY         the whole day DAY (today, yesterday, 2026-01-31), UTC\n"
 
 static void
@@ -876,8 +879,8 @@ tail_usage(FILE *f)
 	        "           [--json]\n"
 	        "  The last N (default %d) entries that pass FILTERS, one line each: index,\n"
 	        "  time (ISO 8601, UTC), event, who or what. Logins (\"auth\") are hidden\n"
-	        "  unless --all or --event asks for them. `audit verify` checks the entries.\n"
-	        FILTERS_HELP
+	        "  unless --all or --event asks for them. `audit verify` checks the "
+	        "entries.\n" FILTERS_HELP
 	        "example: %s -p auditor audit tail -n 20 --exclude refusal\n",
 	        progname, TAIL_DEFAULT, progname);
 }
@@ -893,8 +896,7 @@ search_usage(FILE *f)
 	        "  Text: one line each with its time in ISO 8601 UTC; a quorum signature\n"
 	        "  (request.signed) names its submitter and approvers. --json: the entries\n"
 	        "  as logged and, under \"requests\", who submitted, approved and rejected\n"
-	        "  each request they belong to. --offline DIR searches an export.\n"
-	        FILTERS_HELP
+	        "  each request they belong to. --offline DIR searches an export.\n" FILTERS_HELP
 	        "example: %s -p auditor audit search --event signature --principal ci --on "
 	        "yesterday\n"
 	        "         %s -p auditor audit search --request 8f3a2c1e9b7d4f60a1b2c3d4e5f60718\n"
@@ -918,7 +920,8 @@ static void
 proof_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE|SHA256:HEX] "
+	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key "
+	        "FILE|SHA256:HEX] "
 	        "[--json]\n"
 	        "  The RFC 9162 inclusion proof of entry INDEX in the tree of N entries\n"
 	        "  (default: the current checkpoint's size), its hashes in hex, and whether\n"
@@ -1060,8 +1063,7 @@ audit_opt(void *ctx, int ch, char *arg)
 	}
 	switch (ch) {
 	case O_KEY:
-		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
-		    !is_fingerprint(arg)) {
+		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 && !is_fingerprint(arg)) {
 			errmsg("--log-key %s: a fingerprint is " FP_PREFIX
 			       " and 64 hex digits, as `audit checkpoint` and qsignd's "
 			       "audit.open line print it",
@@ -1119,8 +1121,7 @@ audit_opt(void *ctx, int ch, char *arg)
 	case O_SINCE:
 	case O_UNTIL: {
 		int64_t t;
-		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) !=
-		    0)
+		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) != 0)
 			return EXIT_USAGE;
 		if (ch == O_SINCE) {
 			o->f.since_ms = t * 1000;
@@ -1296,9 +1297,12 @@ tail_main(int argc, char **argv, struct globals *g)
 	} else {
 		char note[96] = "";
 		if (hidden > 0 && !o.f.all && o.f.n_events == 0)
-			snprintf(note, sizeof(note), "; %llu login%s (auth) hidden: --all shows them",
+			snprintf(note, sizeof(note),
+			         "; %llu login%s (auth) hidden: --all shows them",
 			         (unsigned long long)hidden, hidden == 1 ? "" : "s");
-		fprintf(stderr, "%llu matching of the last %llu of %llu entries (checkpoint verified%s)%s\n",
+		fprintf(stderr,
+		        "%llu matching of the last %llu of %llu entries (checkpoint "
+		        "verified%s)%s\n",
 		        (unsigned long long)nhits, (unsigned long long)scanned,
 		        (unsigned long long)cp.size, pin_note(&cp), note);
 	}
@@ -1395,7 +1399,7 @@ search_main(int argc, char **argv, struct globals *g)
 		} else {
 			put_entry_line(hit[k], x,
 			               strcmp(str_field(x, "event"), "request.signed") == 0 ? join
-			                                                                   : NULL);
+			                                                                    : NULL);
 		}
 	}
 	if (g->json) {
@@ -1736,7 +1740,8 @@ load_state_doc(const char *path, json_t **out)
 		*out = json_pack("{s:{}}", "logs");
 		return *out != NULL ? 0 : -1;
 	}
-	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL || !json_is_object(j)) {
+	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL ||
+	    !json_is_object(j)) {
 		errmsg("state file %s: %s (move it away to start over)", path,
 		       j == NULL ? err.text : "not a JSON object");
 		json_decref(j);
@@ -2045,7 +2050,8 @@ export_main(int argc, char **argv, struct globals *g)
 	}
 	if (have + e.n != cp.size || memcmp(root, cp.root, sizeof(root)) != 0) {
 		if (have > 0)
-			errmsg("%s and the %llu newer entries the daemon sent do not make its signed "
+			errmsg("%s and the %llu newer entries the daemon sent do not make its "
+			       "signed "
 			       "checkpoint: not exported (run `%s audit verify`%s%s)",
 			       known_from, (unsigned long long)e.n, progname,
 			       prev.n > 0 ? " --offline " : "", prev.n > 0 ? o.out : "");
@@ -2116,7 +2122,8 @@ export_main(int argc, char **argv, struct globals *g)
 			         (unsigned long long)e.n, (unsigned long long)have, known_from);
 		else
 			snprintf(how, sizeof(how), "; fetched all %llu", (unsigned long long)e.n);
-		fprintf(stderr, "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s%s\n",
+		fprintf(stderr,
+		        "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s%s\n",
 		        (unsigned long long)o.from, (unsigned long long)cp.size - 1,
 		        (unsigned long long)cp.size, pin_note(&cp), dir_mode ? " to " : "",
 		        dir_mode ? o.out : "", how);
@@ -2346,8 +2353,7 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 		vfail(v,
 		      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
 		      "%s)",
-		      (unsigned long long)cp->size, (unsigned long long)st->size,
-		      st->verified_at);
+		      (unsigned long long)cp->size, (unsigned long long)st->size, st->verified_at);
 	} else if (cp->size == st->size) {
 		if (memcmp(cp->root, st->root, sizeof(qs_hash)) != 0)
 			vfail(v,
@@ -2374,8 +2380,8 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 				      "log rolled back or rewritten: the checkpoint of "
 				      "size "
 				      "%llu is not consistent with size %llu seen on %s",
-				      (unsigned long long)cp->size,
-				      (unsigned long long)st->size, st->verified_at);
+				      (unsigned long long)cp->size, (unsigned long long)st->size,
+				      st->verified_at);
 			else
 				*state_ok = 1;
 			qsc_free(p);
@@ -2395,8 +2401,7 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 			      st->verified_at);
 	}
 	if (*state_ok && !*older)
-		snprintf(prev_line, cap,
-		         "consistent with size %llu seen on %s",
+		snprintf(prev_line, cap, "consistent with size %llu seen on %s",
 		         (unsigned long long)st->size, st->verified_at);
 	return 0;
 }
@@ -2426,7 +2431,8 @@ load_log(struct globals *g, const struct audit_opts *o, struct vctx *v, qsc_clie
 		}
 		free(path);
 		if (r != 0) {
-			vfail(v, "the export in %s cannot be read or its checkpoint does not verify",
+			vfail(v,
+			      "the export in %s cannot be read or its checkpoint does not verify",
 			      o->offline);
 			return -1;
 		}
@@ -2528,8 +2534,8 @@ verify_main(int argc, char **argv, struct globals *g)
 	walk_report(&v, &w);
 
 	/* 4. Consistency with what we saw before. */
-	if (st.present && (r = compare_with_state(g, c, &v, &cp, w.leaves, &st, root_ok, &state_ok, &older,
-	                                          prev_line, sizeof(prev_line))) != 0)
+	if (st.present && (r = compare_with_state(g, c, &v, &cp, w.leaves, &st, root_ok, &state_ok,
+	                                          &older, prev_line, sizeof(prev_line))) != 0)
 		goto out;
 
 	/* 5. Remember this checkpoint for next time (never an older one: the
@@ -2537,7 +2543,8 @@ verify_main(int argc, char **argv, struct globals *g)
 	 * verified all the same. */
 	iso_time((int64_t)time(NULL), now);
 	if (state_path == NULL)
-		snprintf(prev_line, sizeof(prev_line), "no previous checkpoint compared (--no-state)");
+		snprintf(prev_line, sizeof(prev_line),
+		         "no previous checkpoint compared (--no-state)");
 	else if (v.failures == 0 && root_ok && !older) {
 		if (!st.present)
 			snprintf(prev_line, sizeof(prev_line), "first verification: recorded in %s",
@@ -2558,8 +2565,7 @@ summary:
 		        root_hex, "log_key_sha256", cp.key_sha256, "key_pinned", cp.pinned,
 		        "checkpoint_verified", cp_ok, "root_verified", root_ok,
 		        "approvals_verified", (json_int_t)tot.approvals, "rejections_verified",
-		        (json_int_t)tot.rejections, "state_file", state_path,
-		        "errors", v.errors);
+		        (json_int_t)tot.rejections, "state_file", state_path, "errors", v.errors);
 		v.errors = NULL;
 		if (j != NULL && st.present)
 			json_object_set_new(j, "previous",

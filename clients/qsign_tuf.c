@@ -407,8 +407,10 @@ push_main(int argc, char **argv, struct globals *g)
 		return EXIT_FAILED;
 	}
 	{
-		const struct opt_keep keep[] = {{'c', &custom, NULL}, {'n', &name, NULL},
-		                                {'U', NULL, &no_upload}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'c', &custom, NULL},
+		                                {'n', &name, NULL},
+		                                {'U', NULL, &no_upload},
+		                                {0, NULL, NULL}};
 		struct push_removes rm = {remove, 0};
 		const struct opts o = {"c:n:R:U", opts, keep, push_remove_opt, &rm, 0, -1};
 		if ((r = parse_opts(argc, argv, g, push_usage, &o)) >= 0)
@@ -639,7 +641,8 @@ rotate_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"k:m:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, rotate_usage, &o)) >= 0)
 			return r;
@@ -717,7 +720,11 @@ add_key_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{O_EXT, &name, NULL}, {O_HOLDER, &holder, NULL}, {O_PUB, &pub, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{O_EXT, &name, NULL},
+		                                {O_HOLDER, &holder, NULL},
+		                                {O_PUB, &pub, NULL},
+		                                {'m', &msg, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, add_key_usage, &o)) >= 0)
 			return r;
@@ -993,7 +1000,8 @@ print_prepared(const Qsign__V1__TufPrepareResponse *p)
 			int done = 0;
 			for (size_t j = 0; j < d->n_signed_by; j++)
 				done |= strcmp(d->signed_by[j], d->wanted[k]->keyid) == 0;
-			printf("      %s %.16s... ", done ? "signed " : "waiting", d->wanted[k]->keyid);
+			printf("      %s %.16s... ", done ? "signed " : "waiting",
+			       d->wanted[k]->keyid);
 			put_safe(stdout, d->wanted[k]->name, 0);
 			printf(" (held by ");
 			put_safe(stdout, d->wanted[k]->holder, 0);
@@ -1021,11 +1029,11 @@ prepared_json(const Qsign__V1__TufPrepareResponse *p)
 			json_array_append_new(sb, json_string(d->signed_by[j]));
 		qs_sha256(d->canonical.data, d->canonical.len, dg);
 		hx = hex_or_die(dg, 32);
-		json_array_append_new(
-		        docs, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I}", "repo", d->repo,
-		                        "role", d->role, "version", (json_int_t)d->version,
-		                        "sha256", hx, "wanted", w, "signed_by", sb, "missing",
-		                        (json_int_t)d->missing));
+		json_array_append_new(docs, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I}", "repo",
+		                                      d->repo, "role", d->role, "version",
+		                                      (json_int_t)d->version, "sha256", hx,
+		                                      "wanted", w, "signed_by", sb, "missing",
+		                                      (json_int_t)d->missing));
 		free(hx);
 	}
 	return json_print(json_pack("{s:s, s:s, s:o}", "request", p->request_id, "status",
@@ -1191,8 +1199,9 @@ root_self_signed(const json_t *env)
 		json_array_foreach(json_object_get(env, "signatures"), i, sig)
 		{
 			const char *kid = json_string_value(json_object_get(sig, "keyid"));
-			json_t *key = kid != NULL ? json_object_get(json_object_get(sp, "keys"), kid)
-			                          : NULL;
+			json_t *key = kid != NULL
+			                      ? json_object_get(json_object_get(sp, "keys"), kid)
+			                      : NULL;
 			if (kid == NULL || key == NULL || json_object_get(ids, kid) == NULL ||
 			    json_object_get(seen, kid) != NULL)
 				continue;
@@ -1256,7 +1265,8 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 
 	if (json_integer_value(json_object_get(nx, "version")) !=
 	            json_integer_value(json_object_get(cur, "version")) + 1 ||
-	    !json_equal(json_object_get(nx, "spec_version"), json_object_get(cur, "spec_version")) ||
+	    !json_equal(json_object_get(nx, "spec_version"),
+	                json_object_get(cur, "spec_version")) ||
 	    !json_is_true(json_object_get(nx, "consistent_snapshot"))) {
 		errmsg("%s root: not version N+1 of the root in force", repo);
 		goto bad;
@@ -1292,10 +1302,11 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 			const char *x;
 			json_t *y;
 			ok = same_th;
-			json_object_foreach(sa, x, y) ok &= json_object_get(sb, x) != NULL ||
-			                                    json_object_get(okeys, x) != NULL;
+			json_object_foreach(sa, x, y) ok &=
+			        json_object_get(sb, x) != NULL || json_object_get(okeys, x) != NULL;
 			json_object_foreach(sb, x, y) ok &= json_object_get(okeys, x) == NULL;
-		} else if (separate || strcmp(roles[i], hit) != 0 || strcmp(op, "set-expiry") == 0) {
+		} else if (separate || strcmp(roles[i], hit) != 0 ||
+		           strcmp(op, "set-expiry") == 0) {
 			ok = ngone == 0 && nadd == 0 && same_th;
 		} else if (strcmp(op, "rotate-key") == 0) {
 			const char *want = json_string_value(json_object_get(pl, "keyid"));
@@ -1447,10 +1458,11 @@ check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__Req
 				errmsg("%s root in force is not signed by its own threshold",
 				       d->repo);
 			else if (env != NULL &&
-			         (oth = get_signed(g, c, strcmp(d->repo, "prod") == 0 ? "ci" : "prod",
+			         (oth = get_signed(g, c,
+			                           strcmp(d->repo, "prod") == 0 ? "ci" : "prod",
 			                           "root")) != NULL)
-				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj, pl,
-				                       oth);
+				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj,
+				                       pl, oth);
 			json_decref(env);
 			json_decref(oth);
 		} else if (strcmp(d->role, "targets") == 0 && strcmp(d->repo, "prod") == 0) {
@@ -1474,9 +1486,10 @@ check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__Req
 				ok = cur != NULL &&
 				                     json_equal(json_object_get(sj, "targets"),
 				                                json_object_get(cur, "targets")) &&
-				                     json_integer_value(json_object_get(sj, "version")) ==
-				                             json_integer_value(
-				                                     json_object_get(cur, "version")) +
+				                     json_integer_value(
+				                             json_object_get(sj, "version")) ==
+				                             json_integer_value(json_object_get(
+				                                     cur, "version")) +
 				                                     1
 				             ? 0
 				             : -1;
@@ -1534,8 +1547,7 @@ wants_key(const Qsign__V1__TufPreparedDoc *d, const char *kid)
  * QSIGN_PIN_FILE) into tk[] and their TUF key ids into kid[]: ECDSA P-256
  * or Ed25519, no key twice. EXIT_OK or the exit code after saying why. */
 static int
-load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk,
-              char kid[][65])
+load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk, char kid[][65])
 {
 	struct qsc_options o;
 	char *pem = NULL, pinbuf[1100];
@@ -1614,7 +1626,8 @@ plan_signatures(const struct globals *g, qsc_client *c, const Qsign__V1__Request
 		for (size_t i = 0; i < p->n_docs; i++)
 			used[k] += wants_key(p->docs[i], kid[k]);
 		if (used[k] == 0 && nkeys > 1)
-			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
+			fprintf(stderr,
+			        "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
 			        id, keys[k], kid[k]);
 		if (used[k] == 0)
 			continue;
@@ -1674,7 +1687,11 @@ sign_main(int argc, char **argv, struct globals *g)
 	struct sign_keys sk = {keys, 0, MAX_KEYS};
 
 	{
-		const struct opt_keep keep[] = {{O_YES, NULL, &yes}, {O_PIN, &pin, NULL}, {O_NOAPPROVE, NULL, &no_approve}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{O_YES, NULL, &yes},
+		                                {O_PIN, &pin, NULL},
+		                                {O_NOAPPROVE, NULL, &no_approve},
+		                                {'m', &msg, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts so = {"i:k:m:", opts, keep, sign_key_opt, &sk, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_usage, &so)) >= 0)
 			return r;
@@ -1713,7 +1730,8 @@ sign_main(int argc, char **argv, struct globals *g)
 			if (!wants_key(d, kid[k]))
 				continue;
 			if (check_doc(d) != 0) {
-				errmsg("document %zu of request %s is not canonical TUF %s metadata "
+				errmsg("document %zu of request %s is not canonical TUF %s "
+				       "metadata "
 				       "of version %llu: refusing to sign it",
 				       i, id, d->role, (unsigned long long)d->version);
 				r = EXIT_FAILED;
@@ -1847,8 +1865,7 @@ const struct command tuf_commands[] = {
         {"promote", promote_main, promote_usage, "request production targets (quorum)", NULL},
         {"rotate-key", rotate_main, rotate_usage, "request a new key for a TUF role", NULL},
         {"set-threshold", threshold_main, threshold_usage, "request a new threshold", NULL},
-        {"add-key", add_key_main, add_key_usage, "request one more root or prod-targets key",
-         NULL},
+        {"add-key", add_key_main, add_key_usage, "request one more root or prod-targets key", NULL},
         {"remove-key", remove_key_main, remove_key_usage,
          "request a root or prod-targets key removed", NULL},
         {"set-expiry", expiry_main, expiry_usage, "request a role's metadata lifetime", NULL},
