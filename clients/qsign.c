@@ -404,7 +404,8 @@ keygen_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'t', &type, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'t', &type, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"t:o:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, keygen_usage, &o)) >= 0)
 			return r;
@@ -640,7 +641,9 @@ sign_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL}, {'f', &file, NULL}, {'k', &key, NULL}, {'o', &out, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL},
+		                                {'f', &file, NULL}, {'k', &key, NULL},
+		                                {'o', &out, NULL},  {0, NULL, NULL}};
 		const struct opts o = {"r:d:f:k:o:", opts, keep, format_opt, &fmt, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_usage, &o)) >= 0)
 			return r;
@@ -880,7 +883,8 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	int r, first = 1;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'r', &role, NULL}, {'k', &key, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"r:k:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_batch_usage, &o)) >= 0)
 			return r;

@@ -32,6 +32,7 @@
 #include "atomic_file.h"
 #include "merkle.h"
 #include "note.h"
+#include "qsc_audit.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
@@ -229,7 +230,8 @@ parse_when(const char *what, const char *s, int64_t now, int day_only, int64_t *
 		return 0;
 	}
 	if (s[0] >= '0' && s[0] <= '9' && sscanf(s, "%lld%c%n", &n, &unit, &used) == 2 &&
-	    (s[used] == '\0' || (sscanf(s + used, " %7s", tail) == 1 && strcmp(tail, "ago") == 0))) {
+	    (s[used] == '\0' ||
+	     (sscanf(s + used, " %7s", tail) == 1 && strcmp(tail, "ago") == 0))) {
 		static const char units[] = "smhdw";
 		static const int64_t secs[] = {1, 60, 3600, 86400, 7 * 86400};
 		const char *u = strchr(units, unit);
@@ -418,16 +420,15 @@ checkpoint_json(const struct checkpoint *cp)
 
 /* ------------------------------------------------------------ fetching */
 
-/* Entries [start, end) from the daemon, in chunks; each must be there. */
+/* Entries [start, end) from the daemon, in chunks, each to each() (0, or
+ * -1 after saying why); each must be there. */
 static int
-fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
-              struct entries *e)
+fetch_each(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
+           int (*each)(void *arg, const uint8_t *data, size_t len), void *arg)
 {
 	Qsign__V1__EntriesResponse *resp = NULL;
 	int r;
 
-	memset(e, 0, sizeof(*e));
-	e->first = start;
 	for (uint64_t at = start; at < end;) {
 		uint64_t want = end - at < QS_MAX_AUDIT_FETCH ? end - at : QS_MAX_AUDIT_FETCH;
 		if ((r = qsc_audit_entries(c, at, (uint32_t)want, &resp)) != 0)
@@ -439,15 +440,7 @@ fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t e
 			return EXIT_FAILED;
 		}
 		for (size_t i = 0; i < resp->n_entries; i++) {
-			uint8_t *d = malloc(resp->entries[i].len);
-			if (d == NULL) {
-				errmsg("out of memory");
-				qsc_free(resp);
-				return EXIT_FAILED;
-			}
-			memcpy(d, resp->entries[i].data, resp->entries[i].len);
-			if (entries_push(e, d, resp->entries[i].len) != 0) {
-				free(d);
+			if (each(arg, resp->entries[i].data, resp->entries[i].len) != 0) {
 				qsc_free(resp);
 				return EXIT_FAILED;
 			}
@@ -457,6 +450,34 @@ fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t e
 		resp = NULL;
 	}
 	return EXIT_OK;
+}
+
+/* A copy of one entry into the struct entries arg (fetch_each). */
+static int
+push_copy(void *arg, const uint8_t *data, size_t len)
+{
+	uint8_t *d = malloc(len);
+
+	if (d == NULL) {
+		errmsg("out of memory");
+		return -1;
+	}
+	memcpy(d, data, len);
+	if (entries_push(arg, d, len) != 0) {
+		free(d);
+		return -1;
+	}
+	return 0;
+}
+
+/* Entries [start, end) from the daemon into e. */
+static int
+fetch_entries(const struct globals *g, qsc_client *c, uint64_t start, uint64_t end,
+              struct entries *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->first = start;
+	return fetch_each(g, c, start, end, push_copy, e);
 }
 
 /* A file of an export directory, at most max bytes. */
@@ -675,11 +696,11 @@ put_entry_line(uint64_t i, json_t *o, json_t *join)
 		                     (long long)json_integer_value(json_object_get(o, "total")));
 		for (k = 0; k < json_array_size(rows) && n < sizeof(buf); k++) {
 			json_t *r = json_array_get(rows, k);
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %s %s %s %s x%lld",
-			                      k ? "," : "", str_field(r, "principal"),
-			                      str_field(r, "event"), str_field(r, "method"),
-			                      str_field(r, "status"),
-			                      (long long)json_integer_value(json_object_get(r, "count")));
+			n += (size_t)snprintf(
+			        buf + n, sizeof(buf) - n, "%s %s %s %s %s x%lld", k ? "," : "",
+			        str_field(r, "principal"), str_field(r, "event"),
+			        str_field(r, "method"), str_field(r, "status"),
+			        (long long)json_integer_value(json_object_get(r, "count")));
 		}
 	} else if (json_object_get(o, "principal") != NULL)
 		snprintf(buf, sizeof(buf), "%s", str_field(o, "principal"));
@@ -805,12 +826,14 @@ requests_join(json_t **parsed, uint64_t n)
 			                  json_object_get(o, "role") ?: json_null(), "kind",
 			                  json_object_get(o, "kind") ?: json_null(), "approvers",
 			                  "rejecters"));
-		} else if (strcmp(ev, "request.vote") == 0 && (r = json_object_get(m, id)) != NULL) {
+		} else if (strcmp(ev, "request.vote") == 0 &&
+		           (r = json_object_get(m, id)) != NULL) {
 			int approve = strcmp(str_field(o, "decision"), "approve") == 0;
 			json_t *who = json_object_get(o, "approver");
 			if (json_is_string(who))
 				json_array_append(
-				        json_object_get(r, approve ? "approvers" : "rejecters"), who);
+				        json_object_get(r, approve ? "approvers" : "rejecters"),
+				        who);
 		}
 	}
 	return m;
@@ -835,16 +858,16 @@ checkpoint_usage(FILE *f)
 /* Filter options, as audit_opts letters. */
 #define SEARCH_FILTERS "EPRYIsudX"
 #define TAIL_FILTERS SEARCH_FILTERS "A"
-#define FILTERS_HELP                                                                          \
-	"  --event EV       only events EV (repeatable; a family such as \"request\" or a\n"      \
-	"                   pattern such as \"pki.*\" works too)\n"                              \
-	"  --exclude EV     not events EV (repeatable)\n"                                         \
-	"  --principal P    entries by or about P (signer, submitter, approver)\n"               \
-	"  --role R         entries of role R\n"                                                  \
-	"  --key K          signatures with key K\n"                                              \
-	"  --request ID     entries of request ID\n"                                              \
-	"  --since T, --until T   from T (inclusive) to T (exclusive), UTC: now, today,\n"       \
-	"                   yesterday, 2h, 3d ago, 2026-01-31, 2026-01-31T12:00Z, @UNIX\n"        \
+#define FILTERS_HELP                                                                               \
+	"  --event EV       only events EV (repeatable; a family such as \"request\" or a\n"       \
+	"                   pattern such as \"pki.*\" works too)\n"                                \
+	"  --exclude EV     not events EV (repeatable)\n"                                          \
+	"  --principal P    entries by or about P (signer, submitter, approver)\n"                 \
+	"  --role R         entries of role R\n"                                                   \
+	"  --key K          signatures with key K\n"                                               \
+	"  --request ID     entries of request ID\n"                                               \
+	"  --since T, --until T   from T (inclusive) to T (exclusive), UTC: now, today,\n"         \
+	"                   yesterday, 2h, 3d ago, 2026-01-31, 2026-01-31T12:00Z, @UNIX\n"         \
 	"  --on DAY         the whole day DAY (today, yesterday, 2026-01-31), UTC\n"
 
 static void
@@ -856,8 +879,8 @@ tail_usage(FILE *f)
 	        "           [--json]\n"
 	        "  The last N (default %d) entries that pass FILTERS, one line each: index,\n"
 	        "  time (ISO 8601, UTC), event, who or what. Logins (\"auth\") are hidden\n"
-	        "  unless --all or --event asks for them. `audit verify` checks the entries.\n"
-	        FILTERS_HELP
+	        "  unless --all or --event asks for them. `audit verify` checks the "
+	        "entries.\n" FILTERS_HELP
 	        "example: %s -p auditor audit tail -n 20 --exclude refusal\n",
 	        progname, TAIL_DEFAULT, progname);
 }
@@ -873,8 +896,7 @@ search_usage(FILE *f)
 	        "  Text: one line each with its time in ISO 8601 UTC; a quorum signature\n"
 	        "  (request.signed) names its submitter and approvers. --json: the entries\n"
 	        "  as logged and, under \"requests\", who submitted, approved and rejected\n"
-	        "  each request they belong to. --offline DIR searches an export.\n"
-	        FILTERS_HELP
+	        "  each request they belong to. --offline DIR searches an export.\n" FILTERS_HELP
 	        "example: %s -p auditor audit search --event signature --principal ci --on "
 	        "yesterday\n"
 	        "         %s -p auditor audit search --request 8f3a2c1e9b7d4f60a1b2c3d4e5f60718\n"
@@ -898,7 +920,8 @@ static void
 proof_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key FILE|SHA256:HEX] "
+	        "usage: %s [GLOBAL OPTIONS] audit proof INDEX [--size N] [--log-key "
+	        "FILE|SHA256:HEX] "
 	        "[--json]\n"
 	        "  The RFC 9162 inclusion proof of entry INDEX in the tree of N entries\n"
 	        "  (default: the current checkpoint's size), its hashes in hex, and whether\n"
@@ -1040,8 +1063,7 @@ audit_opt(void *ctx, int ch, char *arg)
 	}
 	switch (ch) {
 	case O_KEY:
-		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 &&
-		    !is_fingerprint(arg)) {
+		if (strncmp(arg, FP_PREFIX, strlen(FP_PREFIX)) == 0 && !is_fingerprint(arg)) {
 			errmsg("--log-key %s: a fingerprint is " FP_PREFIX
 			       " and 64 hex digits, as `audit checkpoint` and qsignd's "
 			       "audit.open line print it",
@@ -1099,8 +1121,7 @@ audit_opt(void *ctx, int ch, char *arg)
 	case O_SINCE:
 	case O_UNTIL: {
 		int64_t t;
-		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) !=
-		    0)
+		if (parse_when(ch == O_SINCE ? "--since" : "--until", arg, now, 0, &t) != 0)
 			return EXIT_USAGE;
 		if (ch == O_SINCE) {
 			o->f.since_ms = t * 1000;
@@ -1276,9 +1297,12 @@ tail_main(int argc, char **argv, struct globals *g)
 	} else {
 		char note[96] = "";
 		if (hidden > 0 && !o.f.all && o.f.n_events == 0)
-			snprintf(note, sizeof(note), "; %llu login%s (auth) hidden: --all shows them",
+			snprintf(note, sizeof(note),
+			         "; %llu login%s (auth) hidden: --all shows them",
 			         (unsigned long long)hidden, hidden == 1 ? "" : "s");
-		fprintf(stderr, "%llu matching of the last %llu of %llu entries (checkpoint verified%s)%s\n",
+		fprintf(stderr,
+		        "%llu matching of the last %llu of %llu entries (checkpoint "
+		        "verified%s)%s\n",
 		        (unsigned long long)nhits, (unsigned long long)scanned,
 		        (unsigned long long)cp.size, pin_note(&cp), note);
 	}
@@ -1375,7 +1399,7 @@ search_main(int argc, char **argv, struct globals *g)
 		} else {
 			put_entry_line(hit[k], x,
 			               strcmp(str_field(x, "event"), "request.signed") == 0 ? join
-			                                                                   : NULL);
+			                                                                    : NULL);
 		}
 	}
 	if (g->json) {
@@ -1716,7 +1740,8 @@ load_state_doc(const char *path, json_t **out)
 		*out = json_pack("{s:{}}", "logs");
 		return *out != NULL ? 0 : -1;
 	}
-	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL || !json_is_object(j)) {
+	if ((j = json_load_file(path, JSON_REJECT_DUPLICATES, &err)) == NULL ||
+	    !json_is_object(j)) {
 		errmsg("state file %s: %s (move it away to start over)", path,
 		       j == NULL ? err.text : "not a JSON object");
 		json_decref(j);
@@ -1812,11 +1837,11 @@ state_get(json_t *doc, const char *state_path, const char *origin, struct vstate
 	return 0;
 }
 
-/* Remember cp (and the leaf hashes of its entries) as the log's latest
+/* Remember cp (and the n leaf hashes of its entries) as the log's latest
  * verified checkpoint in doc and on disk. */
 static int
-save_state(const char *path, json_t *doc, const struct checkpoint *cp, const struct entries *e,
-           const char *now)
+save_state(const char *path, json_t *doc, const struct checkpoint *cp, const qs_hash *leaves,
+           uint64_t n, const char *now)
 {
 	char root[65], *text = NULL, *lp = NULL;
 	int r = -1;
@@ -1835,7 +1860,7 @@ save_state(const char *path, json_t *doc, const struct checkpoint *cp, const str
 		goto out;
 	/* Leaves first: a crash in between leaves leaves that do not match the
 	 * remembered root, which load_leaves ignores. */
-	if (qs_write_atomic(lp, e->leaf, e->n * sizeof(qs_hash), 0600) != 0 ||
+	if (qs_write_atomic(lp, leaves, n * sizeof(qs_hash), 0600) != 0 ||
 	    qs_write_atomic(path, text, strlen(text), 0600) != 0) {
 		errmsg("%s", qs_errdetail());
 		goto out;
@@ -2025,7 +2050,8 @@ export_main(int argc, char **argv, struct globals *g)
 	}
 	if (have + e.n != cp.size || memcmp(root, cp.root, sizeof(root)) != 0) {
 		if (have > 0)
-			errmsg("%s and the %llu newer entries the daemon sent do not make its signed "
+			errmsg("%s and the %llu newer entries the daemon sent do not make its "
+			       "signed "
 			       "checkpoint: not exported (run `%s audit verify`%s%s)",
 			       known_from, (unsigned long long)e.n, progname,
 			       prev.n > 0 ? " --offline " : "", prev.n > 0 ? o.out : "");
@@ -2096,7 +2122,8 @@ export_main(int argc, char **argv, struct globals *g)
 			         (unsigned long long)e.n, (unsigned long long)have, known_from);
 		else
 			snprintf(how, sizeof(how), "; fetched all %llu", (unsigned long long)e.n);
-		fprintf(stderr, "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s%s\n",
+		fprintf(stderr,
+		        "exported entries %llu..%llu of %llu (checkpoint verified%s)%s%s%s\n",
 		        (unsigned long long)o.from, (unsigned long long)cp.size - 1,
 		        (unsigned long long)cp.size, pin_note(&cp), dir_mode ? " to " : "",
 		        dir_mode ? o.out : "", how);
@@ -2121,10 +2148,28 @@ out:
 
 /* ------------------------------------------------------------ verify */
 
+/* The checks of the entries are the library's (qsc_audit.h); this is the
+ * command around them: checkpoint, state file, output. */
+
 struct vctx {
 	unsigned failures;
 	json_t *errors; /* messages, for --json */
 };
+
+static void
+vfail_text(struct vctx *v, const char *text)
+{
+	if (v->failures < VERIFY_MAX_LISTED) {
+		fprintf(stderr, "%s: audit verify: ", progname);
+		put_safe(stderr, text, 0);
+		fputc('\n', stderr);
+		json_array_append_new(v->errors, json_text(text));
+	} else if (v->failures == VERIFY_MAX_LISTED) {
+		errmsg("audit verify: more failures follow; only the first %d are listed",
+		       VERIFY_MAX_LISTED);
+	}
+	v->failures++;
+}
 
 static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const char *fmt, ...)
 {
@@ -2134,276 +2179,95 @@ static void __attribute__((format(printf, 2, 3))) vfail(struct vctx *v, const ch
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (v->failures < VERIFY_MAX_LISTED) {
-		fprintf(stderr, "%s: audit verify: ", progname);
-		put_safe(stderr, buf, 0);
-		fputc('\n', stderr);
-		json_array_append_new(v->errors, json_text(buf));
-	} else if (v->failures == VERIFY_MAX_LISTED) {
-		errmsg("audit verify: more failures follow; only the first %d are listed",
-		       VERIFY_MAX_LISTED);
-	}
-	v->failures++;
-}
-
-/* What the approval checks remember while walking the log. */
-struct approvals {
-	json_t *policies; /* "version" -> principals object of that policy */
-	json_int_t in_force; /* the highest policy version logged so far */
-	json_t *requests; /* id -> {policy_version, role, kind, payload_sha256} */
-	json_t *signed_;  /* id -> seq of its request.signed entry in force */
-	uint64_t approved, rejected;
-};
-
-static void
-note_policy(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	json_t *ver = json_object_get(o, "version"), *pol = NULL, *pr;
-	const char *text = json_string_value(json_object_get(o, "text"));
-	json_error_t err;
-	char key[32];
-
-	if (!json_is_integer(ver) || json_integer_value(ver) <= 0 || text == NULL) {
-		vfail(v, "entry %llu: policy entry without a version and text",
-		      (unsigned long long)i);
-		return;
-	}
-	pol = json_loads(text, JSON_REJECT_DUPLICATES, &err);
-	if (pol == NULL || !json_is_object(pr = json_object_get(pol, "principals"))) {
-		vfail(v, "entry %llu: policy version %lld is not a policy document",
-		      (unsigned long long)i, (long long)json_integer_value(ver));
-		json_decref(pol);
-		return;
-	}
-	snprintf(key, sizeof(key), "%lld", (long long)json_integer_value(ver));
-	json_object_set(a->policies, key, pr);
-	if (json_integer_value(ver) > a->in_force)
-		a->in_force = json_integer_value(ver);
-	json_decref(pol);
-}
-
-static void
-note_request(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = json_string_value(json_object_get(o, "id"));
-	json_t *rec;
-
-	if (id == NULL || !json_is_integer(json_object_get(o, "policy_version"))) {
-		vfail(v, "entry %llu: request.submitted without id or policy_version",
-		      (unsigned long long)i);
-		return;
-	}
-	rec = json_pack(
-	        "{s:O, s:O, s:O, s:O}", "policy_version", json_object_get(o, "policy_version"),
-	        "role", json_object_get(o, "role") ? json_object_get(o, "role") : json_null(),
-	        "kind", json_object_get(o, "kind") ? json_object_get(o, "kind") : json_null(),
-	        "payload_sha256",
-	        json_object_get(o, "payload_sha256") ? json_object_get(o, "payload_sha256")
-	                                             : json_null());
-	json_object_set_new(a->requests, id, rec);
-}
-
-/* Re-verify the approval statement of a request.vote entry. */
-static void
-check_vote(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = str_field(o, "id"), *who = str_field(o, "approver");
-	const char *decision = str_field(o, "decision"), *server = str_field(o, "server");
-	const char *role = str_field(o, "role"), *kind = str_field(o, "kind");
-	const char *dg_hex = str_field(o, "payload_sha256"), *sig_hex = str_field(o, "signature");
-	json_t *req = json_object_get(a->requests, id), *vt = json_object_get(o, "vote_time");
-	json_t *principals, *pk_json;
-	uint8_t dg[32], sig[QS_MAX_PRINCIPAL_SIG], *stmt = NULL;
-	size_t dg_len = 0, sig_len = 0, stmt_len = 0;
-	EVP_PKEY *pk = NULL;
-	const char *pem;
-	char ver[32];
-	json_int_t first;
-	int approve = strcmp(decision, "approve") == 0, ok = 0, listed = 0;
-
-	if (req == NULL) {
-		vfail(v,
-		      "entry %llu: vote by %s on request %s, which no request.submitted entry "
-		      "precedes",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (strcmp(role, str_field(req, "role")) != 0 ||
-	    strcmp(kind, str_field(req, "kind")) != 0 ||
-	    strcmp(dg_hex, str_field(req, "payload_sha256")) != 0) {
-		vfail(v,
-		      "entry %llu: vote by %s on request %s names another role, kind or payload "
-		      "than the request",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (!approve && strcmp(decision, "reject") != 0) {
-		vfail(v, "entry %llu: vote by %s on request %s has decision \"%s\"",
-		      (unsigned long long)i, who, id, decision);
-		return;
-	}
-	/* The statement's own time; "time" is the entry's (unix ms). */
-	if (!json_is_integer(vt)) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) cannot be re-verified: the "
-		      "entry has no \"vote_time\" (the time in the signed statement)",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i);
-		return;
-	}
-	if (strlen(dg_hex) != 64 || qs_unhex(dg_hex, dg, sizeof(dg), &dg_len) != 0 ||
-	    dg_len != 32 || strlen(sig_hex) > 2 * sizeof(sig) ||
-	    qs_unhex(sig_hex, sig, sizeof(sig), &sig_len) != 0 || sig_len == 0) {
-		vfail(v, "entry %llu: vote by %s on request %s has a malformed digest or signature",
-		      (unsigned long long)i, who, id);
-		return;
-	}
-	if (qs_stmt_approval(server, id, role, kind, dg, approve, json_integer_value(vt), &stmt,
-	                     &stmt_len) != 0) {
-		vfail(v, "entry %llu: vote by %s on request %s: %s", (unsigned long long)i, who, id,
-		      qs_errdetail());
-		return;
-	}
-	/* The daemon counts a vote signed with the voter's key in the policy
-	 * in force when it votes (a key replaced while the request was pending
-	 * is replaced for its votes too): any version from the request's own
-	 * up to the one in force at this entry. */
-	first = json_integer_value(json_object_get(req, "policy_version"));
-	snprintf(ver, sizeof(ver), "%lld", (long long)first);
-	if (json_object_get(a->policies, ver) == NULL) {
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): policy version %s, under which "
-		      "the request ran, is not in the log",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, ver);
-		free(stmt);
-		return;
-	}
-	for (json_int_t pv = first; pv <= a->in_force && !ok; pv++) {
-		char pvs[32];
-		snprintf(pvs, sizeof(pvs), "%lld", (long long)pv);
-		principals = json_object_get(a->policies, pvs);
-		pk_json = json_object_get(json_object_get(principals, who), "public_key");
-		if ((pem = json_string_value(pk_json)) == NULL)
-			continue;
-		listed = 1;
-		if (qs_pubkey_from_pem(pem, strlen(pem), &pk) == 0 &&
-		    qs_sig_verify(pk, stmt, stmt_len, sig, sig_len) == 0)
-			ok = 1;
-		EVP_PKEY_free(pk);
-		pk = NULL;
-	}
-	qs_errclear();
-	if (!listed)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu): %s is not a principal of "
-		      "policy version %s",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
-	else if (!ok && first == a->in_force)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "version %s",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver);
-	else if (!ok)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "versions %s to %lld",
-		      approve ? "approval" : "rejection", who, id, (unsigned long long)i, who, ver,
-		      (long long)a->in_force);
-	else if (approve)
-		a->approved++;
-	else
-		a->rejected++;
-	EVP_PKEY_free(pk);
-	free(stmt);
+	vfail_text(v, buf);
 }
 
 /*
- * Exactly one signature per approved request: a second request.signed entry
- * for one id is a problem unless a request.superseded entry between them
- * names the first (the daemon stopped after logging it and before storing
- * it, so it was never released, and says so).
+ * What verify_main gathers while the library walks the entries: their
+ * leaf hashes (32 bytes an entry: the state remembers them, a root that
+ * does not match is located with them, and an older export or log is
+ * compared with them) and the entries' problems. These are held back (the
+ * first VERIFY_MAX_LISTED, the rest only counted: no more are ever listed)
+ * and reported after the root's verdict, in the order the report has
+ * always had.
  */
-static void
-check_signed(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
-{
-	const char *id = str_field(o, "id");
-	json_t *prev = json_object_get(a->signed_, id);
+struct vwalk {
+	qsc_audit_verifier *ver;
+	char *held[VERIFY_MAX_LISTED];
+	size_t n_held;
+	uint64_t more; /* problems past the held ones */
+	qs_hash *leaves;
+	uint64_t n_leaves, cap_leaves;
+	int nomem;
+};
 
-	if (prev != NULL)
-		vfail(v,
-		      "request %s has two request.signed entries (%lld and %llu) and no "
-		      "request.superseded entry for the first: one approval, two signatures",
-		      id, (long long)json_integer_value(prev), (unsigned long long)i);
-	json_object_set_new(a->signed_, id, json_integer((json_int_t)i));
+static void
+walk_problem(void *arg, const char *msg)
+{
+	struct vwalk *w = arg;
+	char *c;
+
+	if (w->n_held < VERIFY_MAX_LISTED && (c = strdup(msg)) != NULL)
+		w->held[w->n_held++] = c;
+	else
+		w->more++;
 }
 
 static void
-note_superseded(struct vctx *v, struct approvals *a, uint64_t i, json_t *o)
+walk_leaf(void *arg, uint64_t index, const uint8_t hash[QSC_AUDIT_HASH_LEN])
 {
-	const char *id = str_field(o, "id");
-	json_t *prev = json_object_get(a->signed_, id), *old = json_object_get(o, "superseded_seq");
+	struct vwalk *w = arg;
 
-	if (prev == NULL || !json_is_integer(old) ||
-	    json_integer_value(old) != json_integer_value(prev)) {
-		vfail(v,
-		      "entry %llu: request.superseded for request %s names entry %lld, which is "
-		      "not its request.signed entry",
-		      (unsigned long long)i, id,
-		      json_is_integer(old) ? (long long)json_integer_value(old) : -1LL);
-		return;
-	}
-	json_object_del(a->signed_, id);
-}
-
-/* Walk the entries: JSON objects, seq = index, times non-decreasing,
- * approvals re-verified, one request.signed per request. */
-static void
-check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
-{
-	json_int_t last_time = 0;
-
-	for (uint64_t i = 0; i < e->n; i++) {
-		json_error_t err;
-		json_t *o = json_loadb((const char *)e->data[i], e->len[i], JSON_REJECT_DUPLICATES,
-		                       &err);
-		json_t *seq, *t;
-		const char *ev;
-
-		if (o == NULL || !json_is_object(o)) {
-			vfail(v, "entry %llu is not a JSON object%s%s", (unsigned long long)i,
-			      o == NULL ? ": " : "", o == NULL ? err.text : "");
-			json_decref(o);
-			continue;
+	(void)index; /* entries arrive in order: index == n_leaves */
+	if (w->n_leaves == w->cap_leaves) {
+		uint64_t nc = w->cap_leaves == 0 ? 1024 : w->cap_leaves * 2;
+		qs_hash *p = realloc(w->leaves, nc * sizeof(qs_hash));
+		if (p == NULL) {
+			w->nomem = 1;
+			return;
 		}
-		seq = json_object_get(o, "seq");
-		t = json_object_get(o, "time");
-		ev = json_string_value(json_object_get(o, "event"));
-		if (!json_is_integer(seq) || (uint64_t)json_integer_value(seq) != i)
-			vfail(v,
-			      "entry %llu has \"seq\": %lld (removed, inserted or reordered "
-			      "entries)",
-			      (unsigned long long)i,
-			      json_is_integer(seq) ? (long long)json_integer_value(seq) : -1LL);
-		if (!json_is_integer(t) || json_integer_value(t) < last_time)
-			vfail(v, "entry %llu: time %lld is before the previous entry's %lld",
-			      (unsigned long long)i,
-			      json_is_integer(t) ? (long long)json_integer_value(t) : -1LL,
-			      (long long)last_time);
-		else
-			last_time = json_integer_value(t);
-		if (ev == NULL)
-			vfail(v, "entry %llu has no event", (unsigned long long)i);
-		else if (strcmp(ev, "policy") == 0)
-			note_policy(v, a, i, o);
-		else if (strcmp(ev, "request.submitted") == 0)
-			note_request(v, a, i, o);
-		else if (strcmp(ev, "request.vote") == 0)
-			check_vote(v, a, i, o);
-		else if (strcmp(ev, "request.signed") == 0)
-			check_signed(v, a, i, o);
-		else if (strcmp(ev, "request.superseded") == 0)
-			note_superseded(v, a, i, o);
-		json_decref(o);
+		w->leaves = p;
+		w->cap_leaves = nc;
 	}
+	memcpy(w->leaves[w->n_leaves++], hash, sizeof(qs_hash));
+}
+
+/* One entry from the daemon to the verifier (fetch_each). */
+static int
+walk_add(void *arg, const uint8_t *data, size_t len)
+{
+	struct vwalk *w = arg;
+
+	if (qsc_audit_verifier_add(w->ver, data, len) != 0) {
+		errmsg("%s", qs_errdetail());
+		return -1;
+	}
+	if (w->nomem) {
+		errmsg("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Report the held problems (after the root's verdict). */
+static void
+walk_report(struct vctx *v, const struct vwalk *w)
+{
+	for (size_t i = 0; i < w->n_held; i++)
+		vfail_text(v, w->held[i]);
+	/* Past VERIFY_MAX_LISTED they are only counted. */
+	for (uint64_t i = 0; i < w->more; i++)
+		vfail_text(v, "");
+}
+
+static void
+walk_free(struct vwalk *w)
+{
+	for (size_t i = 0; i < w->n_held; i++)
+		free(w->held[i]);
+	free(w->leaves);
+	qsc_audit_verifier_free(w->ver);
+	memset(w, 0, sizeof(*w));
 }
 
 /*
@@ -2413,13 +2277,14 @@ check_entries(struct vctx *v, const struct entries *e, struct approvals *a)
  * does not depend on trusting the daemon). 0 if found (*bad set).
  */
 static int
-locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint *cp, uint64_t *bad)
+locate_bad_entry(qsc_client *c, const qs_hash *leaves, uint64_t n, const struct checkpoint *cp,
+                 uint64_t *bad)
 {
 	/* lo: longest prefix known to be consistent; hi: shortest known not
 	 * to be (the whole log, whose root did not match). */
 	uint64_t lo = 0, hi = cp->size;
 
-	if (e->n != cp->size || hi == 0)
+	if (n != cp->size || hi == 0)
 		return -1;
 	while (hi - lo > 1) {
 		uint64_t mid = lo + (hi - lo) / 2;
@@ -2427,7 +2292,7 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
 		qs_hash path[QS_MAX_MERKLE_PATH], root;
 		int ok;
 
-		if (qs_merkle_root_of(e->leaf, mid, root) != 0 ||
+		if (qs_merkle_root_of(leaves, mid, root) != 0 ||
 		    qsc_audit_consistency(c, mid, cp->size, &p) != 0)
 			return -1;
 		for (size_t i = 0; i < p->n_hashes; i++)
@@ -2452,7 +2317,7 @@ locate_bad_entry(qsc_client *c, const struct entries *e, const struct checkpoint
  * compared. 0, or EXIT_TRANSPORT when the daemon went away. */
 static int
 compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
-                   const struct checkpoint *cp, const struct entries *e, const struct vstate *st,
+                   const struct checkpoint *cp, const qs_hash *leaves, const struct vstate *st,
                    int root_ok, int *state_ok, int *older, char *prev_line, size_t cap)
 {
 	if (cp->size < st->size && c == NULL) {
@@ -2468,7 +2333,7 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 			         (unsigned long long)st->size, st->verified_at);
 		} else {
 			uint64_t i = 0;
-			while (i < cp->size && memcmp(e->leaf[i], st->leaves[i], 32) == 0)
+			while (i < cp->size && memcmp(leaves[i], st->leaves[i], 32) == 0)
 				i++;
 			if (i == cp->size) {
 				*state_ok = 1;
@@ -2488,8 +2353,7 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 		vfail(v,
 		      "log rolled back: checkpoint size %llu < remembered %llu (seen on "
 		      "%s)",
-		      (unsigned long long)cp->size, (unsigned long long)st->size,
-		      st->verified_at);
+		      (unsigned long long)cp->size, (unsigned long long)st->size, st->verified_at);
 	} else if (cp->size == st->size) {
 		if (memcmp(cp->root, st->root, sizeof(qs_hash)) != 0)
 			vfail(v,
@@ -2516,8 +2380,8 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 				      "log rolled back or rewritten: the checkpoint of "
 				      "size "
 				      "%llu is not consistent with size %llu seen on %s",
-				      (unsigned long long)cp->size,
-				      (unsigned long long)st->size, st->verified_at);
+				      (unsigned long long)cp->size, (unsigned long long)st->size,
+				      st->verified_at);
 			else
 				*state_ok = 1;
 			qsc_free(p);
@@ -2525,7 +2389,7 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 	} else {
 		/* Offline the old tree is the first st->size entries. */
 		qs_hash old;
-		if (root_ok && qs_merkle_root_of(e->leaf, st->size, old) == 0 &&
+		if (root_ok && qs_merkle_root_of(leaves, st->size, old) == 0 &&
 		    memcmp(old, st->root, sizeof(old)) == 0)
 			*state_ok = 1;
 		else
@@ -2537,26 +2401,38 @@ compare_with_state(const struct globals *g, qsc_client *c, struct vctx *v,
 			      st->verified_at);
 	}
 	if (*state_ok && !*older)
-		snprintf(prev_line, cap,
-		         "consistent with size %llu seen on %s",
+		snprintf(prev_line, cap, "consistent with size %llu seen on %s",
 		         (unsigned long long)st->size, st->verified_at);
 	return 0;
 }
 
-/* Step 1 of verify: the checkpoint and the entries it covers, from the
- * export o->offline or the daemon (*c, connected here). 0; -1 after a
- * failure of the log itself (in v: the summary follows); else the exit code
- * (the daemon refused or could not be reached: nothing about the log). */
+/* Step 1 of verify: the checkpoint, and the entries it covers through the
+ * verifier w->ver, from the export o->offline (read sequentially, never
+ * held) or the daemon (*c, connected here). 0; -1 after a failure of the
+ * log itself (in v: the summary follows); else the exit code (the daemon
+ * refused or could not be reached: nothing about the log). */
 static int
 load_log(struct globals *g, const struct audit_opts *o, struct vctx *v, qsc_client **c,
-         struct checkpoint *cp, struct entries *e)
+         struct checkpoint *cp, struct vwalk *w)
 {
+	char *path = NULL;
 	int r;
 
 	if (o->offline != NULL) {
-		if (read_export_checkpoint(o->offline, o->log_key, cp) != 0 ||
-		    read_export_entries(o->offline, e) != 0) {
-			vfail(v, "the export in %s cannot be read or its checkpoint does not verify",
+		r = read_export_checkpoint(o->offline, o->log_key, cp);
+		if (r == 0 && asprintf(&path, "%s/%s", o->offline, EXPORT_ENTRIES) < 0) {
+			errmsg("out of memory");
+			path = NULL;
+			r = -1;
+		}
+		if (r == 0 && (qsc_audit_verify_jsonl(w->ver, path, NULL) != 0 || w->nomem)) {
+			errmsg("%s", w->nomem ? "out of memory" : qs_errdetail());
+			r = -1;
+		}
+		free(path);
+		if (r != 0) {
+			vfail(v,
+			      "the export in %s cannot be read or its checkpoint does not verify",
 			      o->offline);
 			return -1;
 		}
@@ -2572,7 +2448,7 @@ load_log(struct globals *g, const struct audit_opts *o, struct vctx *v, qsc_clie
 		vfail(v, "the checkpoint does not verify");
 		return -1;
 	}
-	if ((r = fetch_entries(g, *c, 0, cp->size, e)) != EXIT_OK) {
+	if ((r = fetch_each(g, *c, 0, cp->size, walk_add, w)) != EXIT_OK) {
 		if (r != EXIT_FAILED || qsc_last_status(*c) > 0)
 			return r;
 		vfail(v, "cannot fetch the entries the checkpoint covers");
@@ -2586,9 +2462,10 @@ verify_main(int argc, char **argv, struct globals *g)
 {
 	struct audit_opts o;
 	struct checkpoint cp = {0};
-	struct entries e = {0};
 	struct vstate st = {0};
-	struct approvals a = {0};
+	struct vwalk w = {0};
+	struct qsc_audit_callbacks cb = {walk_problem, walk_leaf, &w};
+	struct qsc_audit_totals tot = {0};
 	struct vctx v = {0};
 	qsc_client *c = NULL;
 	char *state_buf = NULL, root_hex[65], now[32], prev_line[256] = "";
@@ -2604,8 +2481,7 @@ verify_main(int argc, char **argv, struct globals *g)
 			return EXIT_USAGE;
 		state_path = state_buf;
 	}
-	if ((v.errors = json_array()) == NULL || (a.policies = json_object()) == NULL ||
-	    (a.requests = json_object()) == NULL || (a.signed_ = json_object()) == NULL) {
+	if ((v.errors = json_array()) == NULL || qsc_audit_verifier_new(&cb, &w.ver) != 0) {
 		errmsg("out of memory");
 		r = EXIT_FAILED;
 		goto out;
@@ -2616,11 +2492,12 @@ verify_main(int argc, char **argv, struct globals *g)
 	}
 
 	/* 1. The checkpoint and the entries it covers. */
-	if ((r = load_log(g, &o, &v, &c, &cp, &e)) > 0)
+	if ((r = load_log(g, &o, &v, &c, &cp, &w)) > 0)
 		goto out;
 	if (r < 0)
 		goto summary;
 	cp_ok = 1;
+	qsc_audit_verifier_totals(w.ver, &tot);
 	if (doc != NULL && state_get(doc, state_path, cp.origin, &st) != 0) {
 		r = EXIT_FAILED;
 		goto out;
@@ -2632,17 +2509,17 @@ verify_main(int argc, char **argv, struct globals *g)
 		      cp.key_sha256, st.key_sha256, st.verified_at, state_path);
 
 	/* 2. The entries hash to the signed root. */
-	if (e.n != cp.size)
+	if (tot.entries != cp.size)
 		vfail(&v, "%llu entries, but the checkpoint covers %llu: entries were %s",
-		      (unsigned long long)e.n, (unsigned long long)cp.size,
-		      e.n < cp.size ? "removed" : "added");
-	if (qs_merkle_root_of(e.leaf, e.n, root) != 0) {
+		      (unsigned long long)tot.entries, (unsigned long long)cp.size,
+		      tot.entries < cp.size ? "removed" : "added");
+	if (qsc_audit_verifier_root(w.ver, root) != 0) {
 		vfail(&v, "%s", qs_errdetail());
-	} else if (e.n == cp.size && memcmp(root, cp.root, sizeof(root)) == 0) {
+	} else if (tot.entries == cp.size && memcmp(root, cp.root, sizeof(root)) == 0) {
 		root_ok = 1;
-	} else if (e.n == cp.size) {
+	} else if (tot.entries == cp.size) {
 		uint64_t bad;
-		if (c != NULL && locate_bad_entry(c, &e, &cp, &bad) == 0)
+		if (c != NULL && locate_bad_entry(c, w.leaves, w.n_leaves, &cp, &bad) == 0)
 			vfail(&v, "entry %llu does not match the checkpoint root",
 			      (unsigned long long)bad);
 		else
@@ -2652,12 +2529,13 @@ verify_main(int argc, char **argv, struct globals *g)
 			      (unsigned long long)cp.size);
 	}
 
-	/* 3. Every entry: JSON, seq, time; approvals re-verified. */
-	check_entries(&v, &e, &a);
+	/* 3. Every entry: JSON, seq, time; approvals re-verified (found by
+	 * the library while the entries were read, reported here). */
+	walk_report(&v, &w);
 
 	/* 4. Consistency with what we saw before. */
-	if (st.present && (r = compare_with_state(g, c, &v, &cp, &e, &st, root_ok, &state_ok, &older,
-	                                          prev_line, sizeof(prev_line))) != 0)
+	if (st.present && (r = compare_with_state(g, c, &v, &cp, w.leaves, &st, root_ok, &state_ok,
+	                                          &older, prev_line, sizeof(prev_line))) != 0)
 		goto out;
 
 	/* 5. Remember this checkpoint for next time (never an older one: the
@@ -2665,12 +2543,13 @@ verify_main(int argc, char **argv, struct globals *g)
 	 * verified all the same. */
 	iso_time((int64_t)time(NULL), now);
 	if (state_path == NULL)
-		snprintf(prev_line, sizeof(prev_line), "no previous checkpoint compared (--no-state)");
+		snprintf(prev_line, sizeof(prev_line),
+		         "no previous checkpoint compared (--no-state)");
 	else if (v.failures == 0 && root_ok && !older) {
 		if (!st.present)
 			snprintf(prev_line, sizeof(prev_line), "first verification: recorded in %s",
 			         state_path);
-		if (save_state(state_path, doc, &cp, &e, now) != 0)
+		if (save_state(state_path, doc, &cp, w.leaves, w.n_leaves, now) != 0)
 			errmsg("warning: the verified checkpoint could not be recorded in %s: the "
 			       "next verification cannot compare with this one",
 			       state_path);
@@ -2685,9 +2564,8 @@ summary:
 		        v.failures == 0, "origin", cp.origin, "size", (json_int_t)cp.size, "root",
 		        root_hex, "log_key_sha256", cp.key_sha256, "key_pinned", cp.pinned,
 		        "checkpoint_verified", cp_ok, "root_verified", root_ok,
-		        "approvals_verified", (json_int_t)a.approved, "rejections_verified",
-		        (json_int_t)a.rejected, "state_file", state_path,
-		        "errors", v.errors);
+		        "approvals_verified", (json_int_t)tot.approvals, "rejections_verified",
+		        (json_int_t)tot.rejections, "state_file", state_path, "errors", v.errors);
 		v.errors = NULL;
 		if (j != NULL && st.present)
 			json_object_set_new(j, "previous",
@@ -2700,13 +2578,13 @@ summary:
 			r = EXIT_FAILED;
 	} else if (v.failures == 0) {
 		char rej[64] = "";
-		if (a.rejected)
+		if (tot.rejections)
 			snprintf(rej, sizeof(rej), " and %llu rejections",
-			         (unsigned long long)a.rejected);
+			         (unsigned long long)tot.rejections);
 		printf("%llu entries, root %s, checkpoint OK (log key SHA256:%.16s...%s), %s, "
 		       "%llu approvals%s re-verified\n",
 		       (unsigned long long)cp.size, root_hex, cp.key_sha256, pin_note(&cp),
-		       prev_line, (unsigned long long)a.approved, rej);
+		       prev_line, (unsigned long long)tot.approvals, rej);
 	} else {
 		fprintf(stderr, "%s: audit verify FAILED: %u problem%s (listed above)\n", progname,
 		        v.failures, v.failures == 1 ? "" : "s");
@@ -2715,10 +2593,7 @@ out:
 	json_decref(v.errors);
 	json_decref(doc);
 	free(st.leaves);
-	json_decref(a.policies);
-	json_decref(a.requests);
-	json_decref(a.signed_);
-	entries_free(&e);
+	walk_free(&w);
 	checkpoint_free(&cp);
 	qsc_close(c);
 	free(state_buf);

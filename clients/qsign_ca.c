@@ -40,17 +40,7 @@ lower_serial(char *s)
 			*s = (char)(*s - 'A' + 'a');
 }
 
-enum {
-	O_EST = 256,
-	O_HIST,
-	O_PRETTY,
-	O_ONLINE,
-	O_LOCAL,
-	O_CHAIN,
-	O_DAYS,
-	O_REASON,
-	O_ROOT
-};
+enum { O_EST = 256, O_HIST, O_PRETTY, O_ONLINE, O_LOCAL, O_CHAIN, O_DAYS, O_REASON, O_ROOT };
 
 static const struct option ca_options[] = {
         {"csr", required_argument, NULL, 'c'},
@@ -120,7 +110,8 @@ ca_opt(void *ctx, int ch, char *arg)
 		break;
 	case O_DAYS:
 		o->days = strtol(arg, &end, 10);
-		if (*arg == '\0' || *end != '\0' || o->days < 1 || o->days > PKI_MAX_VALIDITY_DAYS) {
+		if (*arg == '\0' || *end != '\0' || o->days < 1 ||
+		    o->days > PKI_MAX_VALIDITY_DAYS) {
 			errmsg("--validity-days: 1..%d", PKI_MAX_VALIDITY_DAYS);
 			return EXIT_USAGE;
 		}
@@ -135,8 +126,9 @@ ca_parse(int argc, char **argv, struct globals *g, void (*usage)(FILE *), int na
          struct ca_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	return parse_opts(argc, argv, g, usage,
-	                  &(const struct opts){"c:o:a:r:m:", ca_options, NULL, ca_opt, o, nargs, nargs});
+	return parse_opts(
+	        argc, argv, g, usage,
+	        &(const struct opts){"c:o:a:r:m:", ca_options, NULL, ca_opt, o, nargs, nargs});
 }
 
 /* The policy's pki section: role for `which` ("root", "tls", "device_ca")

@@ -44,9 +44,9 @@ keys_usage(FILE *f)
 static json_t *
 key_json(const Qsign__V1__KeyInfo *k)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", k->name, "algorithm",
-	                      k->algorithm, "key_id", k->key_id, "token", k->token, "public_pem",
-	                      k->public_pem);
+	json_t *o =
+	        json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", k->name, "algorithm", k->algorithm,
+	                  "key_id", k->key_id, "token", k->token, "public_pem", k->public_pem);
 	if (o != NULL && k->certificate_pem[0] != '\0')
 		json_object_set_new(o, "certificate_pem", json_string(k->certificate_pem));
 	return o;
@@ -360,7 +360,9 @@ sigverify_main(int argc, char **argv, struct globals *g)
 	int r, bad = 0;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL}, {'f', &file, NULL}, {'d', &hex, NULL}, {'s', &sigf, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'k', &key, NULL},
+		                                {'f', &file, NULL}, {'d', &hex, NULL},
+		                                {'s', &sigf, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"r:k:f:d:s:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sigverify_usage, &o)) >= 0)
 			return r;

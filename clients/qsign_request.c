@@ -147,7 +147,7 @@ progress_line(const Qsign__V1__RequestView *v)
 			/* Execution failed for a passing reason (a full disk):
 			 * qsignd retries until it succeeds or the request expires. */
 			fputs(strcmp(v->kind, "policy") == 0 ? " \u2014 approved, NOT applied yet: "
-			                                       : " \u2014 approved, NOT signed yet: ",
+			                                     : " \u2014 approved, NOT signed yet: ",
 			      f);
 			put_safe(f, v->state_message, 0);
 			fputs(" (qsignd retries until it succeeds or the request expires)", f);
@@ -356,7 +356,10 @@ submit_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL}, {'d', &hex, NULL}, {'k', &kind, NULL}, {'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL},
+		                                {'d', &hex, NULL},  {'k', &kind, NULL},
+		                                {'m', &msg, NULL},  {'t', &token, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"r:f:d:k:m:t:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, submit_usage, &o)) >= 0)
 			return r;
@@ -524,7 +527,8 @@ list_opt(void *ctx, int ch, char *arg)
 		unsigned long v;
 		errno = 0;
 		v = strtoul(arg, &end, 10);
-		if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 10000 || arg[0] == '-') {
+		if (errno != 0 || end == arg || *end != '\0' || v < 1 || v > 10000 ||
+		    arg[0] == '-') {
 			errmsg("--limit needs a number, 1..10000");
 			return EXIT_USAGE;
 		}
@@ -768,8 +772,9 @@ not_executed(const Qsign__V1__RequestView *v)
 	/* APPROVED without a reason is being executed right now (by another
 	 * replica on the same database, which won the race to execute it):
 	 * "approved, signing" is then the truth, not a failure. */
-	return v->state == QSIGN__V1__REQUEST_STATE__REQ_APPROVED && strncmp(v->kind, "tuf-", 4) != 0 &&
-	       v->state_message != NULL && v->state_message[0] != '\0';
+	return v->state == QSIGN__V1__REQUEST_STATE__REQ_APPROVED &&
+	       strncmp(v->kind, "tuf-", 4) != 0 && v->state_message != NULL &&
+	       v->state_message[0] != '\0';
 }
 
 static int
@@ -790,7 +795,8 @@ vote_main(int argc, char **argv, struct globals *g, int approve)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'m', &reason, NULL}, {O_SHA, &pin, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'m', &reason, NULL}, {O_SHA, &pin, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, usage_fn, &o)) >= 0)
 			return r;
@@ -1589,7 +1595,8 @@ policy_propose_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'m', &msg, NULL}, {'t', &token, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"m:t:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, policy_propose_usage, &o)) >= 0)
 			return r;

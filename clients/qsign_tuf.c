@@ -285,6 +285,104 @@ push_remove_opt(void *ctx, int ch, char *arg)
 	return 0;
 }
 
+/* What push-targets sends: the files' targets entries and their contents. */
+struct push_files {
+	json_t *targets; /* name -> {length, hashes, custom} */
+	char **names;    /* n names, NULL-terminated */
+	uint8_t **data;  /* n contents, NULL-terminated */
+	size_t *lens;
+};
+
+static void
+push_files_free(struct push_files *f)
+{
+	for (size_t i = 0; f->names != NULL && f->names[i] != NULL; i++)
+		free(f->names[i]);
+	for (size_t i = 0; f->data != NULL && f->data[i] != NULL; i++)
+		free(f->data[i]);
+	free(f->names);
+	free(f->data);
+	free(f->lens);
+	json_decref(f->targets);
+	memset(f, 0, sizeof(*f));
+}
+
+/* One FILE read and hashed into its targets entry (named name, or by its
+ * base name), with custom if given. EXIT_OK, EXIT_USAGE (it cannot be
+ * read), EXIT_FAILED (out of memory, not said). */
+static int
+push_read_file(struct push_files *f, size_t i, const char *path, const char *name, json_t *custom)
+{
+	uint8_t dg[32];
+	char *hex, *copy;
+	json_t *t;
+
+	if (read_input(path, PUSH_MAX_FILE, &f->data[i], &f->lens[i]) != 0)
+		return EXIT_USAGE;
+	if ((copy = strdup(path)) == NULL)
+		return EXIT_FAILED;
+	f->names[i] = strdup(name != NULL ? name : basename(copy));
+	free(copy);
+	qs_sha256(f->data[i], f->lens[i], dg);
+	if (f->names[i] == NULL || (hex = qs_hex(dg, 32)) == NULL)
+		return EXIT_FAILED;
+	t = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)f->lens[i], "hashes", "sha256", hex);
+	free(hex);
+	if (custom != NULL)
+		json_object_set(t, "custom", custom);
+	json_object_set_new(f->targets, f->names[i], t);
+	return EXIT_OK;
+}
+
+/* Step 1 of push-targets: the n FILEs at paths into f, and the targets
+ * document they make (*text, canonical) checked as the daemon will.
+ * EXIT_OK, EXIT_USAGE, EXIT_FAILED (said). */
+static int
+push_load(char **paths, size_t n, const char *name, json_t *custom, struct push_files *f,
+          char **text)
+{
+	int r;
+
+	if ((f->targets = json_object()) == NULL ||
+	    (f->names = calloc(n + 1, sizeof(*f->names))) == NULL ||
+	    (f->data = calloc(n + 1, sizeof(*f->data))) == NULL ||
+	    (f->lens = calloc(n + 1, sizeof(*f->lens))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++)
+		if ((r = push_read_file(f, i, paths[i], name, custom)) != EXIT_OK) {
+			if (r == EXIT_FAILED)
+				goto nomem;
+			return r;
+		}
+	if (tuf_targets_check(f->targets) != 0) {
+		errmsg("%s", qs_errdetail());
+		return EXIT_USAGE;
+	}
+	if ((*text = json_dumps(f->targets, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		goto nomem;
+	return EXIT_OK;
+nomem:
+	errmsg("out of memory");
+	return EXIT_FAILED;
+}
+
+/* Step 3 of push-targets: the new versions. */
+static void
+push_print(const struct globals *g, const Qsign__V1__TufPushTargetsResponse *resp)
+{
+	if (g->json)
+		json_print(json_pack("{s:I, s:I, s:I}", "targets_version",
+		                     (json_int_t)resp->targets_version, "snapshot_version",
+		                     (json_int_t)resp->snapshot_version, "timestamp_version",
+		                     (json_int_t)resp->timestamp_version),
+		           JSON_INDENT(2));
+	else
+		printf("CI targets version %llu, snapshot %llu, timestamp %llu\n",
+		       (unsigned long long)resp->targets_version,
+		       (unsigned long long)resp->snapshot_version,
+		       (unsigned long long)resp->timestamp_version);
+}
+
 static int
 push_main(int argc, char **argv, struct globals *g)
 {
@@ -296,25 +394,28 @@ push_main(int argc, char **argv, struct globals *g)
 	        {NULL, 0, NULL, 0},
 	};
 	Qsign__V1__TufPushTargetsResponse *resp = NULL;
+	struct push_files f = {0};
 	const char *custom = NULL, *name = NULL;
-	char **remove = NULL, **names = NULL, *text = NULL;
-	uint8_t **data = NULL;
-	size_t *lens = NULL, nremove = 0, nfiles;
-	json_t *targets = json_object(), *cj = NULL;
+	char **remove = NULL, *text = NULL;
+	size_t nremove = 0, nfiles;
+	json_t *cj = NULL;
 	qsc_client *c = NULL;
-	int r = EXIT_FAILED, no_upload = 0;
+	int r, no_upload = 0;
 
-	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL || targets == NULL)
-		goto out;
+	if ((remove = calloc((size_t)argc + 1, sizeof(*remove))) == NULL) {
+		errmsg("out of memory");
+		return EXIT_FAILED;
+	}
 	{
-		const struct opt_keep keep[] = {{'c', &custom, NULL}, {'n', &name, NULL},
-		                                {'U', NULL, &no_upload}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'c', &custom, NULL},
+		                                {'n', &name, NULL},
+		                                {'U', NULL, &no_upload},
+		                                {0, NULL, NULL}};
 		struct push_removes rm = {remove, 0};
 		const struct opts o = {"c:n:R:U", opts, keep, push_remove_opt, &rm, 0, -1};
 		if ((r = parse_opts(argc, argv, g, push_usage, &o)) >= 0)
 			goto out;
 		nremove = rm.n;
-		r = EXIT_FAILED;
 	}
 	nfiles = (size_t)(argc - optind);
 	if ((nfiles == 0 && nremove == 0) || (name != NULL && nfiles != 1)) {
@@ -328,74 +429,26 @@ push_main(int argc, char **argv, struct globals *g)
 		r = EXIT_USAGE;
 		goto out;
 	}
-	if ((names = calloc(nfiles + 1, sizeof(*names))) == NULL ||
-	    (data = calloc(nfiles + 1, sizeof(*data))) == NULL ||
-	    (lens = calloc(nfiles + 1, sizeof(*lens))) == NULL)
+	/* 1. The files and the targets document they make. */
+	if ((r = push_load(argv + optind, nfiles, name, cj, &f, &text)) != EXIT_OK)
 		goto out;
-	for (size_t i = 0; i < nfiles; i++) {
-		const char *path = argv[optind + (int)i];
-		uint8_t dg[32];
-		char *hex, *copy;
-		json_t *t;
-		if (read_input(path, PUSH_MAX_FILE, &data[i], &lens[i]) != 0) {
-			r = EXIT_USAGE;
-			goto out;
-		}
-		if ((copy = strdup(path)) == NULL)
-			goto out;
-		names[i] = strdup(name != NULL ? name : basename(copy));
-		free(copy);
-		qs_sha256(data[i], lens[i], dg);
-		if (names[i] == NULL || (hex = qs_hex(dg, 32)) == NULL)
-			goto out;
-		t = json_pack("{s:I, s:{s:s}}", "length", (json_int_t)lens[i], "hashes", "sha256",
-		              hex);
-		free(hex);
-		if (cj != NULL)
-			json_object_set(t, "custom", cj);
-		json_object_set_new(targets, names[i], t);
-	}
-	if (tuf_targets_check(targets) != 0) {
-		errmsg("%s", qs_errdetail());
-		r = EXIT_USAGE;
-		goto out;
-	}
-	if ((text = json_dumps(targets, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
-		goto out;
+	/* 2. The daemon signs and publishes them. */
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_tuf_push_targets(c, text, names, data, lens, no_upload ? 0 : nfiles, remove,
-	                              nremove, &resp)) != 0) {
+	if ((r = qsc_tuf_push_targets(c, text, f.names, f.data, f.lens, no_upload ? 0 : nfiles,
+	                              remove, nremove, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
-	if (g->json)
-		json_print(json_pack("{s:I, s:I, s:I}", "targets_version",
-		                     (json_int_t)resp->targets_version, "snapshot_version",
-		                     (json_int_t)resp->snapshot_version, "timestamp_version",
-		                     (json_int_t)resp->timestamp_version),
-		           JSON_INDENT(2));
-	else
-		printf("CI targets version %llu, snapshot %llu, timestamp %llu\n",
-		       (unsigned long long)resp->targets_version,
-		       (unsigned long long)resp->snapshot_version,
-		       (unsigned long long)resp->timestamp_version);
+	/* 3. What was published. */
+	push_print(g, resp);
 	r = EXIT_OK;
 out:
-	if (r == EXIT_FAILED && c == NULL && names == NULL)
-		errmsg("out of memory");
 	qsc_free(resp);
 	qsc_close(c);
-	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
-		free(names[i]);
-	for (size_t i = 0; data != NULL && data[i] != NULL; i++)
-		free(data[i]);
-	free(names);
-	free(data);
-	free(lens);
+	push_files_free(&f);
 	free(remove);
 	free(text);
-	json_decref(targets);
 	json_decref(cj);
 	return r;
 }
@@ -588,7 +641,8 @@ rotate_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {
+		        {'k', &keyid, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"k:m:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, rotate_usage, &o)) >= 0)
 			return r;
@@ -666,7 +720,11 @@ add_key_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{O_EXT, &name, NULL}, {O_HOLDER, &holder, NULL}, {O_PUB, &pub, NULL}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{O_EXT, &name, NULL},
+		                                {O_HOLDER, &holder, NULL},
+		                                {O_PUB, &pub, NULL},
+		                                {'m', &msg, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"m:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, add_key_usage, &o)) >= 0)
 			return r;
@@ -942,7 +1000,8 @@ print_prepared(const Qsign__V1__TufPrepareResponse *p)
 			int done = 0;
 			for (size_t j = 0; j < d->n_signed_by; j++)
 				done |= strcmp(d->signed_by[j], d->wanted[k]->keyid) == 0;
-			printf("      %s %.16s... ", done ? "signed " : "waiting", d->wanted[k]->keyid);
+			printf("      %s %.16s... ", done ? "signed " : "waiting",
+			       d->wanted[k]->keyid);
 			put_safe(stdout, d->wanted[k]->name, 0);
 			printf(" (held by ");
 			put_safe(stdout, d->wanted[k]->holder, 0);
@@ -970,11 +1029,11 @@ prepared_json(const Qsign__V1__TufPrepareResponse *p)
 			json_array_append_new(sb, json_string(d->signed_by[j]));
 		qs_sha256(d->canonical.data, d->canonical.len, dg);
 		hx = hex_or_die(dg, 32);
-		json_array_append_new(
-		        docs, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I}", "repo", d->repo,
-		                        "role", d->role, "version", (json_int_t)d->version,
-		                        "sha256", hx, "wanted", w, "signed_by", sb, "missing",
-		                        (json_int_t)d->missing));
+		json_array_append_new(docs, json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I}", "repo",
+		                                      d->repo, "role", d->role, "version",
+		                                      (json_int_t)d->version, "sha256", hx,
+		                                      "wanted", w, "signed_by", sb, "missing",
+		                                      (json_int_t)d->missing));
 		free(hx);
 	}
 	return json_print(json_pack("{s:s, s:s, s:o}", "request", p->request_id, "status",
@@ -1140,8 +1199,9 @@ root_self_signed(const json_t *env)
 		json_array_foreach(json_object_get(env, "signatures"), i, sig)
 		{
 			const char *kid = json_string_value(json_object_get(sig, "keyid"));
-			json_t *key = kid != NULL ? json_object_get(json_object_get(sp, "keys"), kid)
-			                          : NULL;
+			json_t *key = kid != NULL
+			                      ? json_object_get(json_object_get(sp, "keys"), kid)
+			                      : NULL;
 			if (kid == NULL || key == NULL || json_object_get(ids, kid) == NULL ||
 			    json_object_get(seen, kid) != NULL)
 				continue;
@@ -1205,7 +1265,8 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 
 	if (json_integer_value(json_object_get(nx, "version")) !=
 	            json_integer_value(json_object_get(cur, "version")) + 1 ||
-	    !json_equal(json_object_get(nx, "spec_version"), json_object_get(cur, "spec_version")) ||
+	    !json_equal(json_object_get(nx, "spec_version"),
+	                json_object_get(cur, "spec_version")) ||
 	    !json_is_true(json_object_get(nx, "consistent_snapshot"))) {
 		errmsg("%s root: not version N+1 of the root in force", repo);
 		goto bad;
@@ -1241,10 +1302,11 @@ check_root_change(const char *repo, const json_t *cur, const json_t *nx, const j
 			const char *x;
 			json_t *y;
 			ok = same_th;
-			json_object_foreach(sa, x, y) ok &= json_object_get(sb, x) != NULL ||
-			                                    json_object_get(okeys, x) != NULL;
+			json_object_foreach(sa, x, y) ok &=
+			        json_object_get(sb, x) != NULL || json_object_get(okeys, x) != NULL;
 			json_object_foreach(sb, x, y) ok &= json_object_get(okeys, x) == NULL;
-		} else if (separate || strcmp(roles[i], hit) != 0 || strcmp(op, "set-expiry") == 0) {
+		} else if (separate || strcmp(roles[i], hit) != 0 ||
+		           strcmp(op, "set-expiry") == 0) {
 			ok = ngone == 0 && nadd == 0 && same_th;
 		} else if (strcmp(op, "rotate-key") == 0) {
 			const char *want = json_string_value(json_object_get(pl, "keyid"));
@@ -1396,10 +1458,11 @@ check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__Req
 				errmsg("%s root in force is not signed by its own threshold",
 				       d->repo);
 			else if (env != NULL &&
-			         (oth = get_signed(g, c, strcmp(d->repo, "prod") == 0 ? "ci" : "prod",
+			         (oth = get_signed(g, c,
+			                           strcmp(d->repo, "prod") == 0 ? "ci" : "prod",
 			                           "root")) != NULL)
-				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj, pl,
-				                       oth);
+				ok = check_root_change(d->repo, json_object_get(env, "signed"), sj,
+				                       pl, oth);
 			json_decref(env);
 			json_decref(oth);
 		} else if (strcmp(d->role, "targets") == 0 && strcmp(d->repo, "prod") == 0) {
@@ -1423,9 +1486,10 @@ check_prepared_docs(const struct globals *g, qsc_client *c, const Qsign__V1__Req
 				ok = cur != NULL &&
 				                     json_equal(json_object_get(sj, "targets"),
 				                                json_object_get(cur, "targets")) &&
-				                     json_integer_value(json_object_get(sj, "version")) ==
-				                             json_integer_value(
-				                                     json_object_get(cur, "version")) +
+				                     json_integer_value(
+				                             json_object_get(sj, "version")) ==
+				                             json_integer_value(json_object_get(
+				                                     cur, "version")) +
 				                                     1
 				             ? 0
 				             : -1;
@@ -1483,8 +1547,7 @@ wants_key(const Qsign__V1__TufPreparedDoc *d, const char *kid)
  * QSIGN_PIN_FILE) into tk[] and their TUF key ids into kid[]: ECDSA P-256
  * or Ed25519, no key twice. EXIT_OK or the exit code after saying why. */
 static int
-load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk,
-              char kid[][65])
+load_tuf_keys(const char *const *keys, size_t n, const char *pin, qsc_identity **tk, char kid[][65])
 {
 	struct qsc_options o;
 	char *pem = NULL, pinbuf[1100];
@@ -1563,7 +1626,8 @@ plan_signatures(const struct globals *g, qsc_client *c, const Qsign__V1__Request
 		for (size_t i = 0; i < p->n_docs; i++)
 			used[k] += wants_key(p->docs[i], kid[k]);
 		if (used[k] == 0 && nkeys > 1)
-			fprintf(stderr, "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
+			fprintf(stderr,
+			        "qsign: request %s needs no signature of key %s (keyid %.16s...)\n",
 			        id, keys[k], kid[k]);
 		if (used[k] == 0)
 			continue;
@@ -1623,7 +1687,11 @@ sign_main(int argc, char **argv, struct globals *g)
 	struct sign_keys sk = {keys, 0, MAX_KEYS};
 
 	{
-		const struct opt_keep keep[] = {{O_YES, NULL, &yes}, {O_PIN, &pin, NULL}, {O_NOAPPROVE, NULL, &no_approve}, {'m', &msg, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{O_YES, NULL, &yes},
+		                                {O_PIN, &pin, NULL},
+		                                {O_NOAPPROVE, NULL, &no_approve},
+		                                {'m', &msg, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts so = {"i:k:m:", opts, keep, sign_key_opt, &sk, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_usage, &so)) >= 0)
 			return r;
@@ -1662,7 +1730,8 @@ sign_main(int argc, char **argv, struct globals *g)
 			if (!wants_key(d, kid[k]))
 				continue;
 			if (check_doc(d) != 0) {
-				errmsg("document %zu of request %s is not canonical TUF %s metadata "
+				errmsg("document %zu of request %s is not canonical TUF %s "
+				       "metadata "
 				       "of version %llu: refusing to sign it",
 				       i, id, d->role, (unsigned long long)d->version);
 				r = EXIT_FAILED;
@@ -1796,8 +1865,7 @@ const struct command tuf_commands[] = {
         {"promote", promote_main, promote_usage, "request production targets (quorum)", NULL},
         {"rotate-key", rotate_main, rotate_usage, "request a new key for a TUF role", NULL},
         {"set-threshold", threshold_main, threshold_usage, "request a new threshold", NULL},
-        {"add-key", add_key_main, add_key_usage, "request one more root or prod-targets key",
-         NULL},
+        {"add-key", add_key_main, add_key_usage, "request one more root or prod-targets key", NULL},
         {"remove-key", remove_key_main, remove_key_usage,
          "request a root or prod-targets key removed", NULL},
         {"set-expiry", expiry_main, expiry_usage, "request a role's metadata lifetime", NULL},

@@ -11,6 +11,9 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/store/sigindex.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/keyring.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/privsep.c
+  ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_frame.c
+  ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_launcher.c
+  ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_helper.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_wire.c
   ${CMAKE_CURRENT_LIST_DIR}/keys/privsep_guard.c
   ${CMAKE_CURRENT_LIST_DIR}/rpc/ratelimit.c

@@ -1,29 +1,26 @@
 /*
- * privsep.c - signer helpers, their launcher, and the front's pool of them.
- * Protocol and process model: privsep.h.
+ * privsep.c - the front's side of the signer helpers: the pool of them, the
+ * calls the rest of qsignd makes (ps_*, privsep.h) and the self test. The
+ * helper is privsep_helper.c, the launcher privsep_launcher.c, the frames
+ * privsep_frame.c. Protocol and process model: privsep.h.
  */
 #include "privsep.h"
+#include "privsep_proc.h"
 #include "privsep_wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/personality.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harden.h"
-#include "keyring.h"
 #include "policy.h"
-#include "privsep_guard.h"
 #include "log.h"
 #include "qs_err.h"
 #include "qs_limits.h"
@@ -31,695 +28,6 @@
 
 /* ps_call's "the helper is gone or broke the protocol": replace it. */
 #define PS_DEAD 2
-
-/* ------------------------------------------------------------ framing */
-
-static int
-send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* 0 = got all n, 1 = EOF before the first byte, -1 = error or EOF inside. */
-static int
-recv_all(int fd, uint8_t *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t k = recv(fd, p + got, n - got, 0);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k == 0 && got == 0)
-			return 1;
-		if (k <= 0)
-			return -1;
-		got += (size_t)k;
-	}
-	return 0;
-}
-
-static int
-wb_send(int fd, struct ps_wbuf *b)
-{
-	int r;
-
-	if ((r = ps_wb_finish(b)) != 0)
-		return r;
-	return send_all(fd, b->p, b->len) == 0 ? 0 : qs_fail(QS_ERR_IO, "signer socket: %s",
-							      strerror(errno));
-}
-
-/* One frame: 0 with *body (malloc'd, *len >= 1 bytes), 1 on a clean EOF,
- * QS_ERR_IO on a broken stream, QS_ERR_INVALID on a length out of range. */
-static int
-read_frame(int fd, uint8_t **body, size_t *len)
-{
-	uint8_t h[4];
-	uint32_t n;
-	int r;
-
-	*body = NULL;
-	*len = 0;
-	if ((r = recv_all(fd, h, 4)) != 0)
-		return r == 1 ? 1 : qs_fail(QS_ERR_IO, "signer socket: short frame header");
-	if ((r = ps_frame_len(h, &n)) != 0)
-		return r;
-	if ((*body = malloc(n)) == NULL)
-		return qs_fail(QS_ERR_NOMEM, "out of memory");
-	if (recv_all(fd, *body, n) != 0) {
-		free(*body);
-		*body = NULL;
-		return qs_fail(QS_ERR_IO, "signer socket: short frame body");
-	}
-	*len = n;
-	return 0;
-}
-
-static void
-free_body(uint8_t *b, size_t n)
-{
-	if (b != NULL)
-		explicit_bzero(b, n);
-	free(b);
-}
-
-/* Close every descriptor above 2 except keep. */
-static void
-close_fds_except(int keep)
-{
-	DIR *d;
-
-	if ((d = opendir("/proc/self/fd")) == NULL)
-		return;
-	struct dirent *e;
-	int dfd = dirfd(d);
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		long n = strtol(e->d_name, &end, 10);
-		if (*end == '\0' && n > 2 && n != dfd && n != keep)
-			close((int)n);
-	}
-	closedir(d);
-}
-
-/* ------------------------------------------------------------ helper */
-
-struct helper_key {
-	char *uri;
-	hsm_key *key;
-	size_t tok;
-	uint8_t *der; /* its public key: what the guard judges it by */
-	size_t der_len;
-	char label[HSM_LABEL_MAX + 1]; /* its CKA_LABEL in the token */
-};
-
-struct helper {
-	struct keyring *kr;
-	hsm_token *const *toks;
-	size_t ntoks;
-	struct helper_key *keys;
-	size_t nkeys;
-	struct ps_guard *guard;
-};
-
-/* Read by the launcher before it forks any helper (privsep_guard.h). */
-static struct ps_guard_boot guard_boot;
-
-static void
-put_info(struct helper *h, struct ps_wbuf *out)
-{
-	ps_wb_u32(out, (uint32_t)h->ntoks);
-	for (size_t i = 0; i < h->ntoks; i++) {
-		unsigned s = 0, rc = 0;
-		hsm_stats(h->toks[i], &s, &rc);
-		ps_wb_str(out, hsm_token_label(h->toks[i]));
-		ps_wb_u32(out, s);
-		ps_wb_u32(out, rc);
-	}
-}
-
-static int
-tok_for(struct helper *h, const char *uri)
-{
-	for (size_t i = 0; i < h->ntoks; i++)
-		if (hsm_token_matches(h->toks[i], uri))
-			return (int)i;
-	return -1;
-}
-
-/* The permission check on handles: only those this helper handed out. */
-static int
-key_of(struct helper *h, uint32_t handle, struct helper_key **k)
-{
-	if (handle == 0 || handle > h->nkeys) {
-		log_warn("privsep.refused", "handle=%u reason=\"not handed out by this signer\"",
-			 handle);
-		return qs_fail(QS_ERR_DENIED, "key handle %u was not handed out by this signer",
-			       handle);
-	}
-	*k = &h->keys[handle - 1];
-	return 0;
-}
-
-/* The handlers get a request that decoded (ps_request_decode). */
-
-static int
-h_info(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	(void)q;
-	put_info(h, out);
-	return 0;
-}
-
-static int
-h_token_for(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	int i = tok_for(h, q->uri);
-
-	ps_wb_u32(out, i < 0 ? PS_NO_TOKEN : (uint32_t)i);
-	return 0;
-}
-
-static int
-h_find(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	const char *uri = q->uri;
-	struct helper_key *k = NULL;
-	hsm_key *key = NULL;
-	size_t handle = 0;
-	int t, r;
-
-	for (size_t i = 0; i < h->nkeys && handle == 0; i++)
-		if (strcmp(h->keys[i].uri, uri) == 0)
-			handle = i + 1;
-	if (handle == 0) {
-		if ((t = tok_for(h, uri)) < 0)
-			return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", uri);
-		if (h->nkeys >= QS_MAX_HELPER_KEYS)
-			return qs_fail(QS_ERR_EXHAUSTED, "more than %d keys in one signer",
-				       QS_MAX_HELPER_KEYS);
-		if ((r = hsm_key_find(h->toks[t], uri, &key)) != 0)
-			return r;
-		struct helper_key *nk = realloc(h->keys, (h->nkeys + 1) * sizeof(*nk));
-		char *u = strdup(uri);
-		if (nk == NULL || u == NULL) {
-			if (nk != NULL)
-				h->keys = nk;
-			free(u);
-			hsm_key_free(key);
-			return qs_fail(QS_ERR_NOMEM, "out of memory");
-		}
-		h->keys = nk;
-		h->keys[h->nkeys] = (struct helper_key){.uri = u, .key = key, .tok = (size_t)t};
-		k = &h->keys[h->nkeys];
-		if ((r = hsm_key_spki_der(h->toks[k->tok], k->key, &k->der, &k->der_len)) != 0) {
-			hsm_key_free(key);
-			free(u);
-			return r;
-		}
-		{
-			struct hsm_keyinfo ki;
-			hsm_key_info(key, &ki);
-			memcpy(k->label, ki.label, sizeof(k->label));
-		}
-		handle = ++h->nkeys;
-	}
-	k = &h->keys[handle - 1];
-	ps_wb_u32(out, (uint32_t)handle);
-	ps_wb_u8(out, (uint8_t)hsm_key_type(k->key));
-	ps_wb_u32(out, (uint32_t)k->tok);
-	ps_wb_bytes(out, k->der, k->der_len);
-	return 0;
-}
-
-static int
-h_sign(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX];
-	size_t sig_len = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len, k->label, 1)) != 0)
-		return r;
-	if ((r = hsm_sign(h->toks[k->tok], k->key, q->data, q->data_len, sig, &sig_len)) != 0)
-		return r;
-	ps_wb_bytes(out, sig, sig_len);
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-static int
-h_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX];
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len, k->label,
-				(uint32_t)q->nitems)) != 0)
-		return r;
-	for (size_t i = 0; i < q->nitems; i++) {
-		size_t sig_len = 0;
-		int ri = hsm_sign(h->toks[k->tok], k->key, q->items[i], q->item_lens[i], sig,
-				  &sig_len);
-		ps_wb_u32(out, (uint32_t)ri);
-		ps_wb_bytes(out, sig, ri == 0 ? sig_len : 0);
-	}
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-static int
-h_pubkey(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t *der = NULL;
-	size_t der_len = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = hsm_key_spki_der(h->toks[k->tok], k->key, &der, &der_len)) != 0)
-		return r;
-	ps_wb_bytes(out, der, der_len);
-	free(der);
-	return 0;
-}
-
-/* 1 if a private key of token arg has this label (or they cannot be
- * listed: then nothing is generated). */
-static int
-label_taken(void *arg, const char *label)
-{
-	struct hsm_keyinfo *ks = NULL;
-	size_t n = 0;
-	int taken = 0;
-
-	if (hsm_key_list(arg, &ks, &n) != 0) {
-		qs_errclear();
-		return 1;
-	}
-	for (size_t i = 0; i < n && !taken; i++)
-		taken = strcmp(ks[i].label, label) == 0;
-	free(ks);
-	return taken;
-}
-
-static int
-h_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	hsm_key *key = NULL;
-	uint8_t type = q->keytype;
-	int t, r;
-
-	(void)out;
-	if (type != HSM_KEY_EC_P256 && type != HSM_KEY_ED25519 && type != HSM_KEY_RSA3072)
-		return qs_fail(QS_ERR_INVALID, "key type %u", type);
-	if ((t = tok_for(h, q->uri)) < 0)
-		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", q->uri);
-	if ((r = ps_guard_keygen(q->label, label_taken, h->toks[t])) != 0)
-		return r;
-	r = hsm_keygen(h->toks[t], (enum hsm_keytype)type, q->label, NULL, 0, &key);
-	hsm_key_free(key);
-	if (r == 0)
-		log_info("privsep.keygen", "token=%s label=%s", hsm_token_label(h->toks[t]),
-			 q->label);
-	return r;
-}
-
-static int
-h_policy(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	(void)out;
-	return ps_guard_policy(h->guard, &q->ev, q->data, q->data_len);
-}
-
-static int
-h_sign_quorum(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX], dg[32];
-	const uint8_t *in = NULL;
-	size_t sig_len = 0, in_len = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_quorum(h->guard, k->der, k->der_len, hsm_key_type(k->key), &q->ev,
-				 q->data, q->data_len, dg, &in, &in_len)) != 0 ||
-	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
-		return r;
-	log_info("privsep.sign_quorum", "request=%.40s role=%.64s", q->ev.id, q->ev.role);
-	ps_wb_bytes(out, sig, sig_len);
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-static int
-h_sign_checkpoint(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX], dg[32];
-	const uint8_t *in = NULL;
-	size_t sig_len = 0, in_len = 0;
-	uint64_t size = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_checkpoint(h->guard, k->der, k->der_len, hsm_key_type(k->key), q->data,
-				     q->data_len, dg, &in, &in_len, &size)) != 0 ||
-	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0)
-		return r;
-	ps_guard_checkpoint_signed(h->guard, size);
-	ps_wb_bytes(out, sig, sig_len);
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-static int
-h_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct ps_guard_tuf_mark mark;
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX], dg[32];
-	const uint8_t *in = NULL;
-	size_t sig_len = 0, in_len = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_tuf(h->guard, k->der, k->der_len, k->label, hsm_key_type(k->key), q->repo,
-			      q->data, q->data_len, dg, &in, &in_len, &mark)) != 0 ||
-	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0 ||
-	    (r = ps_guard_tuf_signed(h->guard, k->der, k->der_len, &mark)) != 0)
-		return r;
-	ps_wb_bytes(out, sig, sig_len);
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-static int
-h_sign_x509(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
-{
-	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX], dg[32];
-	size_t sig_len = 0;
-	int r;
-
-	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_x509(h->guard, k->label, q->x509_kind, q->data, q->data_len, dg)) != 0 ||
-	    (r = hsm_sign(h->toks[k->tok], k->key, dg, 32, sig, &sig_len)) != 0)
-		return r;
-	ps_wb_bytes(out, sig, sig_len);
-	explicit_bzero(sig, sizeof(sig));
-	return 0;
-}
-
-/* The guard's way to the public key of a policy key (or the audit key). */
-static int
-helper_spki(void *arg, const char *uri, uint8_t **der, size_t *der_len)
-{
-	struct helper *h = arg;
-	hsm_key *key = NULL;
-	int t, r;
-
-	*der = NULL;
-	*der_len = 0;
-	if ((t = tok_for(h, uri)) < 0)
-		return QS_ERR_NOT_FOUND;
-	if ((r = hsm_key_find(h->toks[t], uri, &key)) != 0)
-		return r;
-	r = hsm_key_spki_der(h->toks[t], key, der, der_len);
-	hsm_key_free(key);
-	return r;
-}
-
-/* The monitor's table: what a helper answers. Anything else is refused. */
-static const struct ps_perm {
-	uint8_t type;
-	const char *name;
-	int (*fn)(struct helper *, const struct ps_request *, struct ps_wbuf *);
-} ps_perms[] = {
-	{PS_INFO, "info", h_info},	 {PS_FIND, "find", h_find},
-	{PS_SIGN, "sign", h_sign},	 {PS_KEYGEN, "keygen", h_keygen},
-	{PS_PUBKEY, "pubkey", h_pubkey}, {PS_TOKEN_FOR, "token_for", h_token_for},
-	{PS_SIGN_MANY, "sign_many", h_sign_many},
-	{PS_POLICY, "policy", h_policy},
-	{PS_SIGN_QUORUM, "sign_quorum", h_sign_quorum},
-	{PS_SIGN_CHECKPOINT, "sign_checkpoint", h_sign_checkpoint},
-	{PS_SIGN_TUF, "sign_tuf", h_sign_tuf},
-	{PS_SIGN_X509, "sign_x509", h_sign_x509},
-};
-
-static void
-helper_reply_error(struct ps_wbuf *out, uint8_t type, int r)
-{
-	out->len = 4;
-	out->err = 0;
-	ps_wb_u8(out, type);
-	ps_wb_u32(out, (uint32_t)(int32_t)r);
-	ps_wb_str(out, qs_errdetail()[0] ? qs_errdetail() : qs_strerror(r));
-}
-
-static void __attribute__((noreturn))
-helper_main(const struct config *c, int fd)
-{
-	struct helper h = {0};
-	/* Decoded requests point into it: static, it is large (the batch). */
-	static struct ps_request_in in;
-	struct ps_wbuf out;
-	uint8_t *body = NULL;
-	size_t len = 0;
-	int r, code = 0;
-
-	close_fds_except(fd);
-	prctl(PR_SET_NAME, "qsignd-signer", 0, 0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	log_rename("qsignd-signer");
-	signal(SIGPIPE, SIG_IGN);
-	/* The tokens, the PIN and the login exist only from here on. */
-	ps_wb_init(&out);
-	ps_wb_u8(&out, PS_READY | PS_REPLY);
-	ps_wb_u32(&out, 0);
-	if ((r = keyring_open_local(c, &h.kr)) != 0) {
-		helper_reply_error(&out, PS_READY | PS_REPLY, r);
-		(void)wb_send(fd, &out);
-		_exit(1);
-	}
-	h.toks = keyring_local_tokens(h.kr, &h.ntoks);
-	/* Before dropping privileges: it reads the checkpoint on disk. */
-	if ((r = ps_guard_new(c, &guard_boot, helper_spki, &h, &h.guard)) != 0) {
-		helper_reply_error(&out, PS_READY | PS_REPLY, r);
-		(void)wb_send(fd, &out);
-		_exit(1);
-	}
-	if ((r = harden_drop(c->user, c->group, NULL)) != 0 ||
-	    (c->seccomp && (r = harden_seccomp_helper()) < 0)) {
-		helper_reply_error(&out, PS_READY | PS_REPLY, r);
-		(void)wb_send(fd, &out);
-		_exit(1);
-	}
-	/* A change of credentials clears the parent-death signal: set again. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	put_info(&h, &out);
-	if (wb_send(fd, &out) != 0)
-		_exit(1);
-	for (;;) {
-		const struct ps_perm *perm = NULL;
-		uint8_t type;
-
-		ps_wb_free(&out);
-		free_body(body, len);
-		if ((r = read_frame(fd, &body, &len)) == 1)
-			break; /* the front closed: a normal stop */
-		if (r != 0) {
-			log_error("privsep.garbage", "reason=\"%s\"", qs_errdetail());
-			code = 1;
-			break;
-		}
-		type = body[0];
-		for (size_t i = 0; i < sizeof(ps_perms) / sizeof(ps_perms[0]); i++)
-			if (ps_perms[i].type == type)
-				perm = &ps_perms[i];
-		ps_wb_init(&out);
-		ps_wb_u8(&out, (uint8_t)(type | PS_REPLY));
-		ps_wb_u32(&out, 0);
-		if (perm == NULL) {
-			log_warn("privsep.refused",
-				 "type=%u reason=\"request type not in the permission table\"",
-				 type);
-			r = qs_fail(QS_ERR_DENIED, "request type %u is not permitted", type);
-		} else if (ps_request_decode(body, len, &in) != 0) {
-			r = PS_GARBAGE;
-		} else {
-			qs_fail(QS_OK, "%s", "");
-			r = perm->fn(&h, &in.q, &out);
-		}
-		if (r == PS_GARBAGE) {
-			log_error("privsep.garbage",
-				  "request=%s len=%zu reason=\"does not decode: exiting\"",
-				  perm->name, len);
-			code = 1;
-			break;
-		}
-		if (r != 0)
-			helper_reply_error(&out, (uint8_t)(type | PS_REPLY), r);
-		if (wb_send(fd, &out) != 0)
-			break;
-	}
-	ps_wb_free(&out);
-	free_body(body, len);
-	for (size_t i = 0; i < h.nkeys; i++) {
-		hsm_key_free(h.keys[i].key);
-		free(h.keys[i].uri);
-		free(h.keys[i].der);
-	}
-	ps_guard_free(h.guard);
-	free(h.keys);
-	keyring_close(h.kr);
-	close(fd);
-	_exit(code);
-}
-
-/* ------------------------------------------------------------ launcher */
-
-static int
-send_fd(int ctl, int fd, pid_t pid)
-{
-	uint32_t v = (uint32_t)pid;
-	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-
-	memset(&u, 0, sizeof(u));
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-		m.msg_control = u.buf;
-		m.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	while (sendmsg(ctl, &m, MSG_NOSIGNAL) < 0)
-		if (errno != EINTR)
-			return -1;
-	return 0;
-}
-
-/* *fd = -1 when the launcher could not start a helper. */
-static int
-recv_fd(int ctl, int *fd, pid_t *pid)
-{
-	uint32_t v = 0;
-	struct iovec iov = {.iov_base = &v, .iov_len = sizeof(v)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			   .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *cm;
-	ssize_t n;
-
-	*fd = -1;
-	*pid = 0;
-	while ((n = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(v))
-		return qs_fail(QS_ERR_UNAVAILABLE, "signer launcher gone");
-	for (cm = CMSG_FIRSTHDR(&m); cm != NULL; cm = CMSG_NXTHDR(&m, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(fd, CMSG_DATA(cm), sizeof(int));
-	*pid = (pid_t)v;
-	if (*fd < 0)
-		return qs_fail(QS_ERR_UNAVAILABLE, "signer launcher could not start a helper");
-	return 0;
-}
-
-/* Set by ps_selftest before it starts the pool: that launcher answers 'X'
- * on ctl with a call its filter forbids. A serving qsignd never sets it,
- * so its launcher knows no such request. */
-static int launcher_selftest;
-
-static void __attribute__((noreturn))
-launcher_main(const struct config *c, int ctl, pid_t front)
-{
-	uint8_t b;
-	ssize_t n;
-	int r;
-
-	close_fds_except(ctl);
-	prctl(PR_SET_NAME, "qsignd-launch", 0, 0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (getppid() != front)
-		_exit(0);
-	log_rename("qsignd-launch");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGCHLD, SIG_IGN); /* helpers are reaped by the kernel */
-	/* What every helper trusts: read here, before the front takes any
-	 * input, and inherited by each helper forked later. */
-	ps_guard_boot_read(c, &guard_boot);
-	/* Before the first helper, which inherits it (privsep.h: why a
-	 * deny-list). */
-	if (c->seccomp && (r = harden_seccomp_launcher()) < 0) {
-		log_error("privsep.launch_failed", "reason=\"seccomp: %s\"", qs_errdetail());
-		_exit(1);
-	}
-	for (;;) {
-		int sp[2];
-		pid_t pid;
-
-		while ((n = read(ctl, &b, 1)) < 0 && errno == EINTR)
-			;
-		if (n == 1 && b == 'X' && launcher_selftest) {
-			/* Forbidden, and only a query without the filter. */
-			(void)personality(0xffffffff);
-			continue;
-		}
-		if (n != 1 || b != 'H')
-			break;
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-			log_error("privsep.launch_failed", "reason=\"socketpair: %s\"",
-				  strerror(errno));
-			if (send_fd(ctl, -1, 0) != 0)
-				break;
-			continue;
-		}
-		if ((pid = fork()) == 0) {
-			close(ctl);
-			close(sp[0]);
-			helper_main(c, sp[1]);
-		}
-		close(sp[1]);
-		if (pid < 0)
-			log_error("privsep.launch_failed", "reason=\"fork: %s\"", strerror(errno));
-		n = send_fd(ctl, pid < 0 ? -1 : sp[0], pid < 0 ? 0 : pid);
-		close(sp[0]);
-		if (n != 0)
-			break;
-	}
-	close(ctl);
-	/* With SIGCHLD ignored, wait returns ECHILD once every helper is gone. */
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-	_exit(0);
-}
 
 /* ------------------------------------------------------------ front */
 
@@ -841,14 +149,14 @@ spawn(struct ps_pool *p, struct ps_helper *h)
 
 	h->fd = -1;
 	pthread_mutex_lock(&p->ctl_mu);
-	if (send_all(p->ctl, &b, 1) != 0)
+	if (pf_send_all(p->ctl, &b, 1) != 0)
 		r = qs_fail(QS_ERR_UNAVAILABLE, "signer launcher gone");
 	else
-		r = recv_fd(p->ctl, &fd, &pid);
+		r = pl_recv_fd(p->ctl, &fd, &pid);
 	pthread_mutex_unlock(&p->ctl_mu);
 	if (r != 0)
 		return r;
-	if ((r = read_frame(fd, &body, &len)) != 0) {
+	if ((r = pf_read_frame(fd, &body, &len)) != 0) {
 		r = qs_fail(QS_ERR_UNAVAILABLE, "signer helper %d died while starting", (int)pid);
 		goto out;
 	}
@@ -913,7 +221,7 @@ restart(struct ps_pool *p, struct ps_helper *h)
 	bury(h);
 	if ((r = spawn(p, h)) != 0) {
 		log_error("privsep.helper_restart_failed", "old_pid=%d reason=\"%s\"", (int)old,
-			  qs_errdetail());
+		          qs_errdetail());
 		return qs_fail(QS_ERR_UNAVAILABLE, "signer helper died and could not be restarted");
 	}
 	log_warn("privsep.helper_restarted", "old_pid=%d new_pid=%d", (int)old, (int)h->pid);
@@ -951,7 +259,7 @@ ps_pool_start(const struct config *c, unsigned n, struct ps_pool **out)
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		launcher_main(c, sv[1], front);
+		pl_main(c, sv[1], front);
 	}
 	close(sv[1]);
 	p->ctl = sv[0];
@@ -1050,11 +358,11 @@ call(struct ps_helper *h, uint8_t type, struct ps_wbuf *req, uint8_t **body, siz
 		return PS_DEAD;
 	if (req->err)
 		return qs_fail(QS_ERR_EXHAUSTED, "signer request over %u bytes",
-			       QS_MAX_PRIVSEP_MSG);
-	if (wb_send(h->fd, req) != 0 || read_frame(h->fd, body, len) != 0)
+		               QS_MAX_PRIVSEP_MSG);
+	if (pf_send(h->fd, req) != 0 || pf_read_frame(h->fd, body, len) != 0)
 		return PS_DEAD;
 	if ((r = parse_reply(type, *body, *len, fields)) != 0) {
-		free_body(*body, *len);
+		pf_free_body(*body, *len);
 		*body = NULL;
 	}
 	return r;
@@ -1083,24 +391,24 @@ resolve(struct ps_pool *p, unsigned i, struct ps_keyref *ref, uint32_t *handle)
 	if (r != 0)
 		return r;
 	if (ps_find_reply_decode(&f, &fr) != 0) {
-		free_body(body, len);
+		pf_free_body(body, len);
 		return PS_DEAD;
 	}
 	/* A key replaced in the token under the same URI (or a helper that
 	 * finds another one) must not sign under the identity the daemon
 	 * published and logs. */
 	if (fr.der_len != ref->der_len || memcmp(fr.der, ref->der, fr.der_len) != 0) {
-		free_body(body, len);
+		pf_free_body(body, len);
 		return qs_fail(QS_ERR_PRECONDITION,
-			       "key %s: the token now holds another key under this URI than "
-			       "when qsignd found it (the public key differs); restart qsignd to "
-			       "use the new key",
-			       ref->uri);
+		               "key %s: the token now holds another key under this URI than "
+		               "when qsignd found it (the public key differs); restart qsignd to "
+		               "use the new key",
+		               ref->uri);
 	}
 	*handle = fr.handle;
 	ref->handle[i] = *handle;
 	ref->gen[i] = h->gen;
-	free_body(body, len);
+	pf_free_body(body, len);
 	return 0;
 }
 
@@ -1124,15 +432,16 @@ sync_chain(struct ps_pool *p, struct ps_helper *h)
 		}
 		e = p->chain[h->chain_sent];
 		pthread_mutex_unlock(&p->mu);
-		if (send_all(h->fd, e.frame, e.len) != 0 || read_frame(h->fd, &body, &len) != 0)
+		if (pf_send_all(h->fd, e.frame, e.len) != 0 ||
+		    pf_read_frame(h->fd, &body, &len) != 0)
 			return PS_DEAD;
 		r = parse_reply(PS_POLICY, body, len, &f);
-		free_body(body, len);
+		pf_free_body(body, len);
 		if (r == PS_DEAD)
 			return PS_DEAD;
 		if (r != 0)
 			log_error("privsep.policy_refused", "pid=%d entry=%zu reason=\"%s\"",
-				  (int)h->pid, h->chain_sent + 1, qs_errdetail());
+			          (int)h->pid, h->chain_sent + 1, qs_errdetail());
 		h->chain_sent++;
 	}
 }
@@ -1193,7 +502,7 @@ run(struct ps_pool *p, const struct ps_req *q, int retry, int only, uint8_t **bo
 
 int
 ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **refp, enum hsm_keytype *type,
-	size_t *tok_index, uint8_t **der, size_t *der_len)
+        size_t *tok_index, uint8_t **der, size_t *der_len)
 {
 	struct ps_req q = {.wire = {.type = PS_FIND, .uri = uri}};
 	struct ps_keyref *ref = NULL;
@@ -1294,7 +603,7 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 
 int
 ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
-	       size_t len, uint8_t *sig, size_t *sig_len)
+               size_t len, uint8_t *sig, size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_QUORUM, .ev = *ev, .data = payload, .data_len = len};
 
@@ -1306,37 +615,36 @@ ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_
 
 int
 ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
-		   size_t *sig_len)
+                   size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_CHECKPOINT, .data = text, .data_len = len};
 
 	*sig_len = 0;
 	if (len > QS_MAX_NOTE)
-		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len, QS_MAX_NOTE);
+		return qs_fail(QS_ERR_EXHAUSTED, "checkpoint of %zu bytes over %u", len,
+		               QS_MAX_NOTE);
 	return sign_call(ref, &w, sig, sig_len);
 }
 
 int
 ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len, uint8_t *sig,
-	    size_t *sig_len)
+            size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_TUF, .repo = repo, .data = text, .data_len = len};
 
 	*sig_len = 0;
 	if (len > TUF_MAX_METADATA || strlen(repo) > QS_MAX_PRIVSEP_STR)
 		return qs_fail(QS_ERR_EXHAUSTED, "TUF metadata of %zu bytes over %u", len,
-			       TUF_MAX_METADATA);
+		               TUF_MAX_METADATA);
 	return sign_call(ref, &w, sig, sig_len);
 }
 
 int
 ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
-	     uint8_t *sig, size_t *sig_len)
+             uint8_t *sig, size_t *sig_len)
 {
-	struct ps_request w = {.type = PS_SIGN_X509,
-			       .x509_kind = (uint8_t)kind,
-			       .data = data,
-			       .data_len = len};
+	struct ps_request w = {
+	        .type = PS_SIGN_X509, .x509_kind = (uint8_t)kind, .data = data, .data_len = len};
 
 	*sig_len = 0;
 	if (len > PS_MAX_X509)
@@ -1375,11 +683,11 @@ ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *te
 
 int
 ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
-	     uint8_t *sigs, size_t *sig_lens, int *status)
+             uint8_t *sigs, size_t *sig_lens, int *status)
 {
 	struct ps_req q = {
-		.wire = {.type = PS_SIGN_MANY, .items = in, .item_lens = in_len, .nitems = n},
-		.ref = ref};
+	        .wire = {.type = PS_SIGN_MANY, .items = in, .item_lens = in_len, .nitems = n},
+	        .ref = ref};
 	uint8_t *body = NULL;
 	struct ps_rd f;
 	int r;
@@ -1389,7 +697,7 @@ ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_l
 	for (size_t i = 0; i < n; i++)
 		if (in_len[i] > QS_MAX_PRIVSEP_DIGEST)
 			return qs_fail(QS_ERR_INVALID, "sign_many takes digests (<= %d bytes)",
-				       QS_MAX_PRIVSEP_DIGEST);
+			               QS_MAX_PRIVSEP_DIGEST);
 	{
 		size_t len = 0;
 		if ((r = run(ref->pool, &q, 1, -1, &body, &len, &f)) != 0)
@@ -1401,7 +709,8 @@ ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_l
 		const uint8_t *s;
 		if (ps_sign_many_item_decode(&f, &st, &s, &m) != 0) {
 			free(body);
-			return qs_fail(QS_ERR_INTERNAL, "malformed sign_many reply from a signer helper");
+			return qs_fail(QS_ERR_INTERNAL,
+			               "malformed sign_many reply from a signer helper");
 		}
 		status[i] = st;
 		sig_lens[i] = m;
@@ -1444,8 +753,10 @@ ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len)
 int
 ps_keygen(struct ps_pool *p, const char *token_uri, enum hsm_keytype type, const char *label)
 {
-	struct ps_req q = {.wire = {.type = PS_KEYGEN, .uri = token_uri, .keytype = (uint8_t)type,
-				    .label = label}};
+	struct ps_req q = {.wire = {.type = PS_KEYGEN,
+	                            .uri = token_uri,
+	                            .keytype = (uint8_t)type,
+	                            .label = label}};
 	uint8_t *body = NULL;
 	size_t len = 0;
 	struct ps_rd f;
@@ -1525,9 +836,9 @@ ps_token_stats(struct ps_pool *p, size_t t, unsigned *sessions, unsigned *reconn
 static int
 raw_roundtrip(int fd, const uint8_t *frame, size_t n, uint8_t **body, size_t *len)
 {
-	if (send_all(fd, frame, n) != 0)
+	if (pf_send_all(fd, frame, n) != 0)
 		return -1;
-	return read_frame(fd, body, len);
+	return pf_read_frame(fd, body, len);
 }
 
 static int
@@ -1588,10 +899,11 @@ expect_launcher_killed(struct ps_pool *p)
 		fclose(f);
 	}
 	if (filtered != 2) {
-		printf("note: the launcher runs without a seccomp filter (Seccomp: %d)\n", filtered);
+		printf("note: the launcher runs without a seccomp filter (Seccomp: %d)\n",
+		       filtered);
 		return 0;
 	}
-	if (send_all(p->ctl, &b, 1) != 0) {
+	if (pf_send_all(p->ctl, &b, 1) != 0) {
 		printf("FAIL: launcher: cannot send the forbidden-call request\n");
 		return 1;
 	}
@@ -1644,7 +956,7 @@ ps_selftest(const struct config *c, const char *uri)
 	int fails = 0, r;
 
 	signal(SIGPIPE, SIG_IGN);
-	launcher_selftest = 1;
+	pl_selftest = 1;
 	if ((r = ps_pool_start(c, 1, &p)) != 0) {
 		printf("FAIL: start a signer helper: %s: %s\n", qs_strerror(r), qs_errdetail());
 		return 1;
@@ -1680,7 +992,7 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with the audit key", p->h[0].fd, b.p, b.len, PS_SIGN,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* A request type outside the table. */
 	ps_wb_init(&b);
@@ -1688,7 +1000,7 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_u32(&b, handle);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("unknown request type 0x55", p->h[0].fd, b.p, b.len, 0x55,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* A handle the helper never handed out. */
 	ps_wb_init(&b);
@@ -1697,14 +1009,14 @@ ps_selftest(const struct config *c, const char *uri)
 	ps_wb_bytes(&b, dg, sizeof(dg));
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("sign with forged handle", p->h[0].fd, b.p, b.len, PS_SIGN,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	ps_wb_init(&b);
 	ps_wb_u8(&b, PS_PUBKEY);
 	ps_wb_u32(&b, 0);
 	b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
 	fails += expect_status("public key of handle 0", p->h[0].fd, b.p, b.len, PS_PUBKEY,
-			       QS_ERR_DENIED);
+	                       QS_ERR_DENIED);
 	ps_wb_free(&b);
 	/* Still serving after the refusals. */
 	ps_wb_init(&b);
@@ -1723,10 +1035,9 @@ ps_selftest(const struct config *c, const char *uri)
 		ps_wb_bytes(&b, dg, sizeof(dg));
 		ps_wb_bytes(&b, dg, sizeof(dg));
 		b.p[0] = 0, b.p[1] = 0, b.p[2] = 0, b.p[3] = (uint8_t)(b.len - 4);
-		fails += expect_status(forged ? "sign_many with forged handle"
-					      : "sign_many with its handle",
-				       p->h[0].fd, b.p, b.len, PS_SIGN_MANY,
-				       forged ? QS_ERR_DENIED : 0);
+		fails += expect_status(
+		        forged ? "sign_many with forged handle" : "sign_many with its handle",
+		        p->h[0].fd, b.p, b.len, PS_SIGN_MANY, forged ? QS_ERR_DENIED : 0);
 		ps_wb_free(&b);
 	}
 	/* Garbage: a find with a trailing byte. The helper must exit. */
@@ -1751,7 +1062,7 @@ ps_selftest(const struct config *c, const char *uri)
 			fails++;
 		else
 			fails += expect_exit("sign with a truncated handle", p->h[0].fd, trunc,
-					     sizeof(trunc));
+			                     sizeof(trunc));
 	}
 	fails += expect_launcher_killed(p);
 	ps_pool_stop(p);

@@ -103,8 +103,8 @@
  * PS_SIGN_MANY (an online role's key within the role's rate); a CA key
  * only PS_SIGN_X509 certificates of its profiles within the policy's pki
  * constraints, CRLs and the CA list; PS_KEYGEN
- * only labels of the daemon's namespace, never a taken one. Each refusal: QS_ERR_DENIED and "privsep.refused request=..
- * reason=..".
+ * only labels of the daemon's namespace, never a taken one. Each refusal: QS_ERR_DENIED and
+ * "privsep.refused request=.. reason=..".
  *
  * Refusals, like sshd's monitor: a request type not in the table gets
  * QS_ERR_DENIED and a "privsep.refused" log line; so does a key handle
@@ -148,50 +148,48 @@ const char *ps_pool_token_label(const struct ps_pool *p, size_t i);
  * on first use), its type, token index and public key (*der malloc'd).
  * Errors as hsm_key_find, "no configured token matches" as NOT_FOUND. */
 int ps_find(struct ps_pool *p, const char *uri, struct ps_keyref **ref, enum hsm_keytype *type,
-	    size_t *tok_index, uint8_t **der, size_t *der_len);
+            size_t *tok_index, uint8_t **der, size_t *der_len);
 void ps_keyref_free(struct ps_keyref *ref);
 /* Route ref's signatures to the pool's reserved helper (started beside the
  * `n` others): for the audit log's key, whose checkpoint signature is on
  * every commit's critical path. */
 void ps_keyref_reserve(struct ps_keyref *ref);
 /* hsm_sign through a helper (least busy first). sig holds HSM_SIG_MAX. */
-int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig,
-	    size_t *sig_len);
+int ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, size_t *sig_len);
 /* A quorum key's signature of request ev's payload: the helper recomputes
  * the payload digest, counts ev's votes under its own verified policy chain
  * (privsep_guard.h) and signs only at the threshold. sig holds HSM_SIG_MAX
  * (hsm_sign's raw form). Errors: QS_ERR_DENIED with the helper's reason,
  * those of ps_sign. */
 int ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
-		   size_t len, uint8_t *sig, size_t *sig_len);
+                   size_t len, uint8_t *sig, size_t *sig_len);
 /* The audit key's signature of a checkpoint note text: the helper signs
  * only checkpoints of the configured origin that do not shrink. */
 int ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8_t *sig,
-		       size_t *sig_len);
+                       size_t *sig_len);
 /* A TUF key's signature of the canonical "signed" JSON text of a document
  * of repository repo ("ci"|"prod"): the helper signs only documents of the
  * key's role, a version above the last it signed, an online role's expiry
  * within the policy's bound (privsep_guard.h). sig holds HSM_SIG_MAX. */
 int ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len,
-		uint8_t *sig, size_t *sig_len);
+                uint8_t *sig, size_t *sig_len);
 /* A CA key's signature (hsm_sign's raw form) of the TBS structure of the
  * DER certificate or CRL data (kind PS_X509_CERT, PS_X509_CRL: its
  * signature is not looked at), or of the CA list text (PS_X509_CALIST):
  * the helper signs only what the key's CA may issue (privsep_guard.h). */
 int ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
-		 uint8_t *sig, size_t *sig_len);
+                 uint8_t *sig, size_t *sig_len);
 /* Hand every helper (now, and every one started later) policy version
  * `text` with the approvals that made it (ev: the policy change request).
  * A helper verifies it against its chain before it takes it; one that
  * refuses logs privsep.refused and keeps its older version (the front
  * logs privsep.policy_refused). Errors: QS_ERR_EXHAUSTED, QS_ERR_NOMEM. */
-int ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *text,
-		  size_t len);
+int ps_policy_add(struct ps_pool *p, const struct ps_evidence *ev, const uint8_t *text, size_t len);
 /* n signatures with one key in one round trip (inputs of at most 64 bytes:
  * digests). sigs holds n x HSM_SIG_MAX bytes; status[i] is 0 or the item's
  * QS_ERR_*. Returns non-zero only when the whole call failed. */
 int ps_sign_many(struct ps_keyref *ref, const uint8_t *const *in, const size_t *in_len, size_t n,
-		 uint8_t *sigs, size_t *sig_lens, int *status);
+                 uint8_t *sigs, size_t *sig_lens, int *status);
 /* SubjectPublicKeyInfo DER of the key (*der malloc'd). */
 int ps_pubkey(struct ps_keyref *ref, uint8_t **der, size_t *der_len);
 /* hsm_keygen in the token token_uri selects. NOT_FOUND if none does. */

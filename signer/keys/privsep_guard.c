@@ -47,7 +47,7 @@ struct ps_guard {
 	uint8_t **kder;
 	size_t *klen;
 	unsigned char *gated;
-	const char **ktuf; /* its TUF key role in tuf.roles, or NULL */
+	const char **ktuf;                  /* its TUF key role in tuf.roles, or NULL */
 	const struct policy_role **konline; /* its online role with a rate, or NULL */
 	size_t nk;
 	struct ratelimit *rl;
@@ -61,8 +61,7 @@ struct ps_guard {
 };
 
 /* A refusal: logged with its reason, DENIED with the same reason. */
-static int __attribute__((format(printf, 2, 3)))
-refuse(const char *request, const char *fmt, ...)
+static int __attribute__((format(printf, 2, 3))) refuse(const char *request, const char *fmt, ...)
 {
 	char why[QS_ERRDETAIL_MAX];
 	va_list ap;
@@ -87,7 +86,7 @@ read_small(const char *path, size_t max, char **out, size_t *len)
 	*len = 0;
 	if ((f = fopen(path, "rb")) == NULL)
 		return errno == ENOENT ? QS_ERR_NOT_FOUND
-				       : qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
+		                       : qs_fail(QS_ERR_IO, "%s: %s", path, strerror(errno));
 	if ((b = malloc(max + 1)) == NULL) {
 		fclose(f);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -116,8 +115,8 @@ published_version(const char *dir, const char *name, const char *want, uint64_t 
 
 	if (meta != NULL)
 		*meta = 0;
-	if (dir == NULL || snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >=
-				   (int)sizeof(path) ||
+	if (dir == NULL ||
+	    snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >= (int)sizeof(path) ||
 	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
 		return 0;
 	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
@@ -126,9 +125,9 @@ published_version(const char *dir, const char *name, const char *want, uint64_t 
 			v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
 		if (meta != NULL && want != NULL &&
 		    json_integer_value(json_object_get(
-			    json_object_get(json_object_get(sp, "meta"), want), "version")) > 0)
+		            json_object_get(json_object_get(sp, "meta"), want), "version")) > 0)
 			*meta = (uint64_t)json_integer_value(json_object_get(
-				json_object_get(json_object_get(sp, "meta"), want), "version"));
+			        json_object_get(json_object_get(sp, "meta"), want), "version"));
 		json_decref(doc);
 	}
 	free(buf);
@@ -147,8 +146,8 @@ tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
 	char name[64];
 
 	for (size_t i = 0; i < 2; i++) {
-		const char *dir = json_string_value(json_object_get(
-			json_object_get(p->ext_tuf, "repositories"), repos[i]));
+		const char *dir = json_string_value(
+		        json_object_get(json_object_get(p->ext_tuf, "repositories"), repos[i]));
 		uint64_t sv = 0, tv = 0;
 		seed[i][0] = published_version(dir, "root.json", NULL, NULL);
 		seed[i][3] = published_version(dir, "timestamp.json", "snapshot.json", &sv);
@@ -170,11 +169,11 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 	memset(b, 0, sizeof(*b));
 	if ((r = policy_load_file(c->policy_file, &b->v1)) != 0) {
 		snprintf(b->v1_error, sizeof(b->v1_error), "bootstrap policy %s: %s",
-			 c->policy_file, qs_errdetail());
+		         c->policy_file, qs_errdetail());
 	} else if (b->v1->version != 1) {
 		snprintf(b->v1_error, sizeof(b->v1_error),
-			 "bootstrap policy %s is version %llu, not 1", c->policy_file,
-			 (unsigned long long)b->v1->version);
+		         "bootstrap policy %s is version %llu, not 1", c->policy_file,
+		         (unsigned long long)b->v1->version);
 		policy_unref(b->v1);
 		b->v1 = NULL;
 	}
@@ -206,7 +205,8 @@ json_names(json_t *v, const char *name)
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, e) if (json_names(e, name)) return 1;
 	} else if (json_is_object(v)) {
-		json_object_foreach(v, k, e) if (strcmp(k, name) == 0 || json_names(e, name)) return 1;
+		json_object_foreach(v, k,
+		                    e) if (strcmp(k, name) == 0 || json_names(e, name)) return 1;
 	}
 	return 0;
 }
@@ -245,11 +245,12 @@ key_tuf_role(const struct policy *p, size_t ki)
 	json_t *roles = json_object_get(p->ext_tuf, "roles");
 
 	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
-		json_t *keys = json_object_get(json_object_get(roles, tuf_key_roles[i]), "keys"), *k;
+		json_t *keys = json_object_get(json_object_get(roles, tuf_key_roles[i]), "keys"),
+		       *k;
 		size_t j;
 		json_array_foreach(keys, j, k) if (json_is_string(k) &&
-						   strcmp(json_string_value(k), p->keys[ki].name) ==
-							   0) return tuf_key_roles[i];
+		                                   strcmp(json_string_value(k), p->keys[ki].name) ==
+		                                           0) return tuf_key_roles[i];
 	}
 	return NULL;
 }
@@ -365,8 +366,8 @@ read_checkpoint(struct ps_guard *g)
 		r = qs_checkpoint_parse(text, tlen, g->c->audit_origin, &cp);
 	if (r != 0)
 		snprintf(g->cp_error, sizeof(g->cp_error),
-			 "the checkpoint on disk (%s) does not verify with the audit key: %s",
-			 g->c->audit_dir, qs_errdetail());
+		         "the checkpoint on disk (%s) does not verify with the audit key: %s",
+		         g->c->audit_dir, qs_errdetail());
 	else if (cp.size > g->hwm)
 		g->hwm = cp.size;
 out:
@@ -378,7 +379,7 @@ out:
 
 int
 ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_spki_fn spki,
-	     void *arg, struct ps_guard **out)
+             void *arg, struct ps_guard **out)
 {
 	struct ps_guard *g;
 	int r;
@@ -408,7 +409,8 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 			return r;
 		}
 	}
-	if (c->audit_key_uri != NULL && spki(arg, c->audit_key_uri, &g->audit_der, &g->audit_len) != 0)
+	if (c->audit_key_uri != NULL &&
+	    spki(arg, c->audit_key_uri, &g->audit_der, &g->audit_len) != 0)
 		g->audit_der = NULL;
 	qs_errclear();
 	read_checkpoint(g);
@@ -448,8 +450,8 @@ ps_guard_version(const struct ps_guard *g)
  */
 static int
 approvals(struct ps_guard *g, const char *request, const struct policy *sub,
-	  const struct policy *cur, const struct ps_evidence *ev, const uint8_t *payload,
-	  size_t len, struct approval_rules *ar)
+          const struct policy *cur, const struct ps_evidence *ev, const uint8_t *payload,
+          size_t len, struct approval_rules *ar)
 {
 	struct store_request rq;
 	struct store_vote v;
@@ -501,14 +503,14 @@ approvals(struct ps_guard *g, const char *request, const struct policy *sub,
 	qs_errclear();
 	if (approving == 0)
 		return refuse(request, "request %.40s comes without approvals (%u needed)", ev->id,
-			      ar->threshold);
+		              ar->threshold);
 	if (ok < ar->threshold)
 		return refuse(request,
-			      "request %.40s: only %zu of the %u approvals needed count under "
-			      "policy versions %llu and %llu (%zu signatures do not verify over "
-			      "this request and payload, %zu voters are not eligible)",
-			      ev->id, ok, ar->threshold, (unsigned long long)sub->version,
-			      (unsigned long long)cur->version, badsig, ineligible);
+		              "request %.40s: only %zu of the %u approvals needed count under "
+		              "policy versions %llu and %llu (%zu signatures do not verify over "
+		              "this request and payload, %zu voters are not eligible)",
+		              ev->id, ok, ar->threshold, (unsigned long long)sub->version,
+		              (unsigned long long)cur->version, badsig, ineligible);
 	return 0;
 }
 
@@ -519,9 +521,9 @@ chain_at(struct ps_guard *g, const char *request, uint64_t v, const struct polic
 		return refuse(request, "no verified policy chain: %s", g->v1_error);
 	if (v == 0 || v > g->nchain)
 		return refuse(request,
-			      "submitted under policy version %llu, which this signer never "
-			      "verified (its chain ends at version %zu)",
-			      (unsigned long long)v, g->nchain);
+		              "submitted under policy version %llu, which this signer never "
+		              "verified (its chain ends at version %zu)",
+		              (unsigned long long)v, g->nchain);
 	*out = g->chain[v - 1];
 	return 0;
 }
@@ -537,24 +539,28 @@ ps_guard_policy(struct ps_guard *g, const struct ps_evidence *ev, const uint8_t 
 	if (g->nchain == 0)
 		return refuse("policy", "no verified policy chain: %s", g->v1_error);
 	cur = g->chain[g->nchain - 1];
-	if (strcmp(ev->role, APPROVAL_POLICY_ROLE) != 0 || strcmp(ev->kind, APPROVAL_POLICY_ROLE) != 0)
+	if (strcmp(ev->role, APPROVAL_POLICY_ROLE) != 0 ||
+	    strcmp(ev->kind, APPROVAL_POLICY_ROLE) != 0)
 		return refuse("policy", "evidence of a %.64s/%.64s request, not of a policy change",
-			      ev->role, ev->kind);
+		              ev->role, ev->kind);
 	if (policy_parse((const char *)text, len, &np) != 0)
 		return refuse("policy", "the policy does not parse: %s", qs_errdetail());
 	if (np->version >= 1 && np->version <= g->nchain) {
 		const struct policy *have = g->chain[np->version - 1];
-		r = have->text_len == np->text_len && memcmp(have->text, np->text, np->text_len) == 0
-			    ? 0
-			    : refuse("policy",
-				     "version %llu differs from the version %llu this signer verified",
-				     (unsigned long long)np->version,
-				     (unsigned long long)np->version);
+		r = have->text_len == np->text_len &&
+		                    memcmp(have->text, np->text, np->text_len) == 0
+		            ? 0
+		            : refuse("policy",
+		                     "version %llu differs from the version %llu this signer "
+		                     "verified",
+		                     (unsigned long long)np->version,
+		                     (unsigned long long)np->version);
 		goto out;
 	}
 	if (np->version != g->nchain + 1) {
-		r = refuse("policy", "version %llu does not follow version %zu, the newest verified",
-			   (unsigned long long)np->version, g->nchain);
+		r = refuse("policy",
+		           "version %llu does not follow version %zu, the newest verified",
+		           (unsigned long long)np->version, g->nchain);
 		goto out;
 	}
 	if ((r = chain_at(g, "policy", ev->policy_version, &sub)) != 0 ||
@@ -588,7 +594,8 @@ label_tuf_role(const char *label)
 		return NULL;
 	for (size_t i = 0; tuf_key_roles[i] != NULL; i++) {
 		size_t n = strlen(tuf_key_roles[i]);
-		if (strncmp(label + 4, tuf_key_roles[i], n) == 0 && strncmp(label + 4 + n, "-v", 2) == 0)
+		if (strncmp(label + 4, tuf_key_roles[i], n) == 0 &&
+		    strncmp(label + 4 + n, "-v", 2) == 0)
 			return tuf_key_roles[i];
 	}
 	return NULL;
@@ -640,7 +647,7 @@ mul_sat(uint32_t a, size_t b)
 
 int
 ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
-	       const char *label, uint32_t n)
+               const char *label, uint32_t n)
 {
 #ifdef QS_BENCH_NO_GUARD
 	/* Only in the benchmark's qsignd-noguard (tests/bench), never built
@@ -656,9 +663,9 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 		return refuse(request, "the audit log key signs only checkpoints of its log");
 	if ((ki = gated_key(g, der, der_len)) >= 0)
 		return refuse(request,
-			      "key %s is a quorum key in policy version %zu: it signs only a "
-			      "request with enough approvals",
-			      g->chain[g->nchain - 1]->keys[ki].name, g->nchain);
+		              "key %s is a quorum key in policy version %zu: it signs only a "
+		              "request with enough approvals",
+		              g->chain[g->nchain - 1]->keys[ki].name, g->nchain);
 	if ((tr = tuf_role_of(g, der, der_len, label)) != NULL)
 		return refuse(request, "the TUF %s key signs only TUF metadata of its role", tr);
 	if (ca_kind(label) != CA_NONE)
@@ -667,12 +674,12 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 	 * buckets is the most a front that lies about requesters can get. */
 	if ((ro = online_role_of(g, der, der_len)) != NULL &&
 	    ratelimit_take(g->rl, ro->name, "", mul_sat(ro->rate_per_second, ro->nrequesters),
-			   mul_sat(ro->burst, ro->nrequesters), n) != 0) {
+	                   mul_sat(ro->burst, ro->nrequesters), n) != 0) {
 		qs_errclear();
 		return refuse(request,
-			      "role %s: over its rate (%u/s, burst %u, for each of its %zu "
-			      "requesters)",
-			      ro->name, ro->rate_per_second, ro->burst, ro->nrequesters);
+		              "role %s: over its rate (%u/s, burst %u, for each of its %zu "
+		              "requesters)",
+		              ro->name, ro->rate_per_second, ro->burst, ro->nrequesters);
 	}
 	return 0;
 }
@@ -683,7 +690,8 @@ static struct tuf_mark *
 tuf_mark_of(const struct ps_guard *g, const uint8_t *der, size_t len, int repo)
 {
 	for (size_t i = 0; i < g->nmarks; i++)
-		if (g->marks[i].repo == repo && same_der(g->marks[i].der, g->marks[i].len, der, len))
+		if (g->marks[i].repo == repo &&
+		    same_der(g->marks[i].der, g->marks[i].len, der, len))
 			return &g->marks[i];
 	return NULL;
 }
@@ -692,7 +700,7 @@ tuf_mark_of(const struct ps_guard *g, const uint8_t *der, size_t len, int repo)
  * *expires from it. */
 static int
 tuf_parse_signed(const uint8_t *text, size_t len, const char **type, json_t **doc,
-		 uint64_t *version, int64_t *expires, uint8_t dg[32])
+                 uint64_t *version, int64_t *expires, uint8_t dg[32])
 {
 	json_int_t v;
 
@@ -715,8 +723,8 @@ tuf_parse_signed(const uint8_t *text, size_t len, const char **type, json_t **do
 
 int
 ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
-	     enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
-	     uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
+             enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
+             uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
 {
 	static const char *const types[] = PS_GUARD_TUF_TYPES;
 	const char *role, *dtype = NULL;
@@ -736,19 +744,19 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 	cur = g->chain[g->nchain - 1];
 	if ((role = tuf_role_of(g, der, der_len, label)) == NULL)
 		return refuse("sign_tuf", "this key is no TUF key of policy version %zu",
-			      g->nchain);
+		              g->nchain);
 	ri = strcmp(repo, "prod") == 0 ? 1 : strcmp(repo, "ci") == 0 ? 0 : -1;
 	/* A repository initialised before the split signs production with the
 	 * CI keys as long as the policy has that layout (tuf.h). */
 	if (ri < 0 || (strcmp(tuf_role_repo(role), repo) != 0 &&
-		       !(ri == 1 && tuf_policy_legacy(cur->ext_tuf))))
+	               !(ri == 1 && tuf_policy_legacy(cur->ext_tuf))))
 		return refuse("sign_tuf", "the TUF %s key signs only the %s repository, not %.64s",
-			      role, tuf_role_repo(role), repo);
+		              role, tuf_role_repo(role), repo);
 	if ((r = tuf_parse_signed(text, len, &dtype, &doc, &version, &expires, dg)) != 0)
 		goto out;
 	if (strcmp(dtype, tuf_role_type(role)) != 0) {
 		r = refuse("sign_tuf", "the TUF %s key signs only %s metadata, not %.64s", role,
-			   tuf_role_type(role), dtype);
+		           tuf_role_type(role), dtype);
 		goto out;
 	}
 	for (int i = 0; i < 4; i++)
@@ -763,24 +771,23 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 	 * targets version (quorum roles) that waited for external signatures
 	 * may be prepared again by another change, so these sign a version
 	 * again, never one below and never the published one. */
-	if (version <= floor &&
-	    !(m != NULL && m->version == version &&
-	      (memcmp(m->dg, dg, 32) == 0 || !tuf_role_online(role)) &&
-	      version > g->tuf_seed[ri][ti])) {
+	if (version <= floor && !(m != NULL && m->version == version &&
+	                          (memcmp(m->dg, dg, 32) == 0 || !tuf_role_online(role)) &&
+	                          version > g->tuf_seed[ri][ti])) {
 		r = refuse("sign_tuf",
-			   "%s %s version %llu is not above %llu, the highest this signer signed "
-			   "or found published",
-			   repo, dtype, (unsigned long long)version, (unsigned long long)floor);
+		           "%s %s version %llu is not above %llu, the highest this signer signed "
+		           "or found published",
+		           repo, dtype, (unsigned long long)version, (unsigned long long)floor);
 		goto out;
 	}
 	if (tuf_role_online(role)) {
 		bound = tuf_policy_role_expires(cur, role);
 		if (expires > (int64_t)time(NULL) + bound) {
 			r = refuse("sign_tuf",
-				   "%s %s expires %lld s from now, beyond the %lld s policy "
-				   "version %zu allows",
-				   repo, dtype, (long long)(expires - (int64_t)time(NULL)),
-				   (long long)bound, g->nchain);
+			           "%s %s expires %lld s from now, beyond the %lld s policy "
+			           "version %zu allows",
+			           repo, dtype, (long long)(expires - (int64_t)time(NULL)),
+			           (long long)bound, g->nchain);
 			goto out;
 		}
 	}
@@ -803,8 +810,8 @@ out:
 
 int
 ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-		const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t dg[32],
-		const uint8_t **in, size_t *in_len)
+                const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t dg[32],
+                const uint8_t **in, size_t *in_len)
 {
 	struct approval_rules ar;
 	const struct policy *sub = NULL, *cur;
@@ -817,9 +824,9 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 	blob = strcmp(ev->kind, "blob") == 0;
 	if (!blob && strcmp(ev->kind, "digest") != 0)
 		return refuse("sign_quorum",
-			      "payload kind %.64s: a signer signs on approvals only \"digest\" and "
-			      "\"blob\" payloads",
-			      ev->kind);
+		              "payload kind %.64s: a signer signs on approvals only \"digest\" and "
+		              "\"blob\" payloads",
+		              ev->kind);
 	if ((r = chain_at(g, "sign_quorum", ev->policy_version, &sub)) != 0)
 		return r;
 	cur = g->chain[g->nchain - 1];
@@ -833,8 +840,8 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 		}
 		if (!mine)
 			return refuse("sign_quorum",
-				      "this key is not a key of role %.64s in policy version %llu",
-				      ev->role, (unsigned long long)cur->version);
+			              "this key is not a key of role %.64s in policy version %llu",
+			              ev->role, (unsigned long long)cur->version);
 	}
 	if (type == HSM_KEY_ED25519) {
 		if (!blob)
@@ -856,8 +863,8 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 
 int
 ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-		    const uint8_t *text, size_t len, uint8_t dg[32], const uint8_t **in,
-		    size_t *in_len, uint64_t *size)
+                    const uint8_t *text, size_t len, uint8_t dg[32], const uint8_t **in,
+                    size_t *in_len, uint64_t *size)
 {
 	struct qs_checkpoint cp;
 
@@ -876,13 +883,14 @@ ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len, enum
 	    qs_checkpoint_parse((const char *)text, len, NULL, &cp) != 0)
 		return refuse("sign_checkpoint", "not a checkpoint note: %s", qs_errdetail());
 	if (strcmp(cp.origin, g->c->audit_origin) != 0)
-		return refuse("sign_checkpoint", "checkpoint of origin %.64s, not this log's (%.64s)",
-			      cp.origin, g->c->audit_origin);
+		return refuse("sign_checkpoint",
+		              "checkpoint of origin %.64s, not this log's (%.64s)", cp.origin,
+		              g->c->audit_origin);
 	if (cp.size < g->hwm)
 		return refuse("sign_checkpoint",
-			      "tree size %llu is smaller than %llu, the largest this signer signed "
-			      "or found on disk",
-			      (unsigned long long)cp.size, (unsigned long long)g->hwm);
+		              "tree size %llu is smaller than %llu, the largest this signer signed "
+		              "or found on disk",
+		              (unsigned long long)cp.size, (unsigned long long)g->hwm);
 	*size = cp.size;
 #ifdef QS_BENCH_NO_GUARD
 input:
@@ -908,7 +916,7 @@ ps_guard_checkpoint_signed(struct ps_guard *g, uint64_t size)
 /* The high-water mark moves once the token signed (QS_ERR_NOMEM only). */
 int
 ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
-		    const struct ps_guard_tuf_mark *mark)
+                    const struct ps_guard_tuf_mark *mark)
 {
 	struct tuf_mark *m;
 
@@ -938,7 +946,7 @@ ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
  * SHA-256 of its TBSCertificate as the helper encodes it. */
 static int
 x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t len,
-	  uint8_t dg[32])
+          uint8_t dg[32])
 {
 	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
 	const unsigned char *p = data;
@@ -958,7 +966,7 @@ x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t
 	}
 	if (ca == CA_DEVICE ? pr != PKI_P_DEVICE : pr == PKI_P_DEVICE) {
 		r = refuse("sign_x509", "a %s key does not issue %s certificates",
-			   ca == CA_DEVICE ? "device CA" : "root CA", names[pr]);
+		           ca == CA_DEVICE ? "device CA" : "root CA", names[pr]);
 		goto out;
 	}
 	if (pki_x509_within(x, pr, c) != 0) {
@@ -1010,11 +1018,10 @@ static int
 x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
 {
 	json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
-	int ok = json_is_object(doc) &&
-		 json_is_string(json_object_get(doc, "type")) &&
-		 strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
-		 json_is_string(json_object_get(doc, "factory")) &&
-		 strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
+	int ok = json_is_object(doc) && json_is_string(json_object_get(doc, "type")) &&
+	         strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
+	         json_is_string(json_object_get(doc, "factory")) &&
+	         strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
 
 	json_decref(doc);
 	if (!ok)
@@ -1024,8 +1031,8 @@ x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t d
 }
 
 int
-ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-	      size_t len, uint8_t dg[32])
+ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data, size_t len,
+              uint8_t dg[32])
 {
 	enum ca_kind ca = ca_kind(label);
 	struct pki_conf c;
@@ -1081,16 +1088,17 @@ ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *label), 
 	if (!tuf_label(label) && strcmp(label, QS_IDENTITY_KEY_LABEL) != 0 &&
 	    !(strncmp(label, pki, sizeof(pki) - 1) == 0 &&
 	      all_of(label + sizeof(pki) - 1, "abcdefghijklmnopqrstuvwxyz"
-					      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")))
-		return refuse("keygen",
-			      "label %.64s is outside the daemon's namespace (tuf-ROLE-vN-XXXXXXXX, "
-			      "qsign-pki-*, " QS_IDENTITY_KEY_LABEL ")",
-			      label);
+	                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")))
+		return refuse(
+		        "keygen",
+		        "label %.64s is outside the daemon's namespace (tuf-ROLE-vN-XXXXXXXX, "
+		        "qsign-pki-*, " QS_IDENTITY_KEY_LABEL ")",
+		        label);
 	if (exists(arg, label)) {
 		log_warn("privsep.refused", "request=keygen reason=\"label %.64s is taken\"",
-			 label);
+		         label);
 		return qs_fail(QS_ERR_EXISTS, "a key labelled %.64s exists: never generated over",
-			       label);
+		               label);
 	}
 	return 0;
 }

@@ -76,7 +76,10 @@ struct ps_guard_boot {
 };
 
 /* The metadata role types, in the order of tuf_seed. */
-#define PS_GUARD_TUF_TYPES {"root", "targets", "snapshot", "timestamp"}
+#define PS_GUARD_TUF_TYPES                                                                         \
+	{                                                                                          \
+		"root", "targets", "snapshot", "timestamp"                                         \
+	}
 
 /* Parse the bootstrap policy file and read the checkpoint's tree size
  * into *b (never fails: what is missing is recorded for the refusals). */
@@ -90,7 +93,7 @@ void ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b);
  * refused.
  */
 int ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_spki_fn spki,
-		 void *arg, struct ps_guard **out);
+                 void *arg, struct ps_guard **out);
 void ps_guard_free(struct ps_guard *g);
 
 /* The newest version of the verified chain, 0 if there is none. */
@@ -100,13 +103,13 @@ uint64_t ps_guard_version(const struct ps_guard *g);
  * of valid approvals of exactly this text under the chain's rules. A
  * version already in the chain with the same text is accepted again. */
 int ps_guard_policy(struct ps_guard *g, const struct ps_evidence *ev, const uint8_t *text,
-		    size_t len);
+                    size_t len);
 
 /* PS_SIGN, PS_SIGN_MANY (request names it): 0 if the key whose SPKI is der
  * and token label `label` may sign n inputs the helper cannot interpret
  * (taken from its role's rate when it has one). */
 int ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
-		   const char *label, uint32_t n);
+                   const char *label, uint32_t n);
 
 /*
  * PS_SIGN_TUF: 0 if the key (der, label, type) is a TUF key whose role may
@@ -123,10 +126,11 @@ struct ps_guard_tuf_mark {
 	uint8_t dg[32];
 };
 int ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
-		 enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
-		 uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark);
+                 enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
+                 uint8_t dg[32], const uint8_t **in, size_t *in_len,
+                 struct ps_guard_tuf_mark *mark);
 int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
-			const struct ps_guard_tuf_mark *mark);
+                        const struct ps_guard_tuf_mark *mark);
 
 /*
  * PS_SIGN_X509 (kind: enum ps_x509_kind): 0 if the key labelled `label` is
@@ -140,7 +144,7 @@ int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
  * encodes it (or of the list), the token's input.
  */
 int ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-		  size_t len, uint8_t dg[32]);
+                  size_t len, uint8_t dg[32]);
 
 /* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX
  * of tuf_repo.c, qsign-pki-* of pki.c, qsignd-identity of auth.c) and
@@ -155,8 +159,8 @@ int ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *labe
  * dg (filled, 32 bytes) or the payload itself.
  */
 int ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-		    const struct ps_evidence *ev, const uint8_t *payload, size_t len,
-		    uint8_t dg[32], const uint8_t **in, size_t *in_len);
+                    const struct ps_evidence *ev, const uint8_t *payload, size_t len,
+                    uint8_t dg[32], const uint8_t **in, size_t *in_len);
 
 /*
  * PS_SIGN_CHECKPOINT: 0 if der is the audit key and text a checkpoint of
@@ -165,8 +169,8 @@ int ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum
  * *in_len the token's input (dg or the text).
  */
 int ps_guard_checkpoint(struct ps_guard *g, const uint8_t *der, size_t der_len,
-			enum hsm_keytype type, const uint8_t *text, size_t len, uint8_t dg[32],
-			const uint8_t **in, size_t *in_len, uint64_t *size);
+                        enum hsm_keytype type, const uint8_t *text, size_t len, uint8_t dg[32],
+                        const uint8_t **in, size_t *in_len, uint64_t *size);
 void ps_guard_checkpoint_signed(struct ps_guard *g, uint64_t size);
 
 #endif

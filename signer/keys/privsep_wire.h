@@ -8,7 +8,7 @@
  * Decoders return 0 or PS_GARBAGE ("does not decode": a missing, oversized
  * or trailing field, a NUL inside a string, a value outside its range).
  * What a decoded message means (is the handle ours, does the token index
- * exist) is for privsep.c to judge.
+ * exist) is for privsep_helper.c and privsep.c to judge.
  */
 #ifndef QS_PRIVSEP_WIRE_H
 #define QS_PRIVSEP_WIRE_H
@@ -118,13 +118,13 @@ struct ps_evidence {
  * (privsep.h's table); pointers are borrowed. */
 struct ps_request {
 	uint8_t type;
-	uint32_t handle;     /* SIGN, SIGN_MANY, PUBKEY, SIGN_QUORUM, SIGN_CHECKPOINT,
-			      * SIGN_TUF */
-	const char *uri;     /* FIND, TOKEN_FOR; KEYGEN's token URI */
-	const char *label;   /* KEYGEN */
-	const char *repo;    /* SIGN_TUF: "ci" or "prod" (the helper judges it) */
-	uint8_t keytype;     /* KEYGEN: not checked here (the helper refuses) */
-	uint8_t x509_kind;   /* SIGN_X509: an enum ps_x509_kind */
+	uint32_t handle;   /* SIGN, SIGN_MANY, PUBKEY, SIGN_QUORUM, SIGN_CHECKPOINT,
+	                    * SIGN_TUF */
+	const char *uri;   /* FIND, TOKEN_FOR; KEYGEN's token URI */
+	const char *label; /* KEYGEN */
+	const char *repo;  /* SIGN_TUF: "ci" or "prod" (the helper judges it) */
+	uint8_t keytype;   /* KEYGEN: not checked here (the helper refuses) */
+	uint8_t x509_kind; /* SIGN_X509: an enum ps_x509_kind */
 	/* SIGN: the input; POLICY: the policy text; SIGN_QUORUM: the
 	 * request's payload; SIGN_CHECKPOINT: the checkpoint note text;
 	 * SIGN_TUF: the canonical JSON of a TUF document's "signed";
@@ -132,7 +132,7 @@ struct ps_request {
 	 * list text. */
 	const uint8_t *data;
 	size_t data_len;
-	struct ps_evidence ev; /* POLICY, SIGN_QUORUM */
+	struct ps_evidence ev;       /* POLICY, SIGN_QUORUM */
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;

@@ -92,6 +92,18 @@ grep -q "CI targets version 2" "$T/out" || fail "push: $(cat "$T/out")"
 walk ci --target app.bin --sha256 "$sha"
 echo "ok: CI push signed online; tuf-js downloads the target"
 
+# --- CI push refusals: said, exit 2, nothing signed or published
+expect_rc 2 qsign -p ci tuf push-targets "$T/no-such-file"
+grep -q "no-such-file" "$T/err" || fail "push of a missing file: $(cat "$T/err")"
+expect_rc 2 qsign -p ci tuf push-targets --custom '[1]' "$T/app.bin"
+grep -q -- "--custom: a JSON object" "$T/err" || fail "push --custom [1]: $(cat "$T/err")"
+expect_rc 2 qsign -p ci tuf push-targets --name one "$T/app.bin" "$T/app.bin"
+grep -q "usage:" "$T/err" || fail "push --name with two files: $(cat "$T/err")"
+expect_rc 2 qsign -p ci tuf push-targets --name ../evil.bin "$T/app.bin"
+grep -q "is not acceptable" "$T/err" || fail "push --name ../evil.bin: $(cat "$T/err")"
+[ ! -f "$tuf/ci/metadata/3.targets.json" ] || fail "a refused push published targets"
+echo "ok: CI push refuses a missing file, a --custom that is no object, --name with two files, a bad target path"
+
 # --- production promote: too few approvals publish nothing, then quorum
 expect_rc 0 qsign -p admin1 tuf promote -m "release 1" app.bin
 pid=$(cat "$T/out")
