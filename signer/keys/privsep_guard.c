@@ -26,6 +26,10 @@
 #include "tuf_meta.h"
 #include "tuf_payload.h"
 
+/* Production targets maps remembered (struct ps_guard's known): more than
+ * the promotes a root change may overlap. */
+#define PS_GUARD_KNOWN_TARGETS 16
+
 /* The last TUF document a key signed for a repository. */
 struct tuf_mark {
 	uint8_t *der;
@@ -54,6 +58,11 @@ struct ps_guard {
 	struct tuf_mark *marks;
 	size_t nmarks;
 	uint64_t tuf_seed[2][4];
+	/* Production targets maps a root change may re-sign: the one
+	 * published at start and those of the promotes signed since (the
+	 * newest PS_GUARD_KNOWN_TARGETS). */
+	uint8_t known[PS_GUARD_KNOWN_TARGETS][32];
+	size_t nknown, knext;
 	uint8_t *audit_der;
 	size_t audit_len;
 	char cp_error[256]; /* the checkpoint on disk does not verify */
@@ -104,45 +113,72 @@ read_small(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+/* The "signed" part of a published metadata file (one reference), or NULL
+ * if it is not there. */
+static json_t *
+published_signed(const char *dir, const char *name)
+{
+	char path[4096], *buf = NULL;
+	size_t len = 0;
+	json_t *doc, *sp = NULL;
+
+	if (dir == NULL || snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >=
+				   (int)sizeof(path) ||
+	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
+		return NULL;
+	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+		sp = json_incref(json_object_get(doc, "signed"));
+		json_decref(doc);
+	}
+	free(buf);
+	return sp;
+}
+
 /* signed.version of a published metadata file, 0 if it is not there;
  * *meta (may be NULL) gets signed.meta's version of file `want`. */
 static uint64_t
 published_version(const char *dir, const char *name, const char *want, uint64_t *meta)
 {
-	char path[4096], *buf = NULL;
-	size_t len = 0;
-	json_t *doc, *sp;
+	json_t *sp = published_signed(dir, name);
 	uint64_t v = 0;
 
 	if (meta != NULL)
 		*meta = 0;
-	if (dir == NULL || snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >=
-				   (int)sizeof(path) ||
-	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
-		return 0;
-	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
-		sp = json_object_get(doc, "signed");
-		if (json_integer_value(json_object_get(sp, "version")) > 0)
-			v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
-		if (meta != NULL && want != NULL &&
-		    json_integer_value(json_object_get(
-			    json_object_get(json_object_get(sp, "meta"), want), "version")) > 0)
-			*meta = (uint64_t)json_integer_value(json_object_get(
-				json_object_get(json_object_get(sp, "meta"), want), "version"));
-		json_decref(doc);
-	}
-	free(buf);
+	if (json_integer_value(json_object_get(sp, "version")) > 0)
+		v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
+	if (meta != NULL && want != NULL &&
+	    json_integer_value(json_object_get(json_object_get(json_object_get(sp, "meta"), want),
+					       "version")) > 0)
+		*meta = (uint64_t)json_integer_value(
+			json_object_get(json_object_get(json_object_get(sp, "meta"), want), "version"));
+	json_decref(sp);
 	return v;
+}
+
+/* The SHA-256 of the canonical JSON of a targets map. */
+static int
+targets_digest(const json_t *targets, uint8_t dg[32])
+{
+	char *c = NULL;
+	size_t n = 0;
+
+	if (!json_is_object(targets) || qs_cjson_encode(targets, &c, &n) != 0)
+		return -1;
+	qs_sha256((const uint8_t *)c, n, dg);
+	free(c);
+	return 0;
 }
 
 /* The versions published in p's TUF repositories: root.json and
  * timestamp.json by name, the snapshot timestamp.json names, the targets
- * that snapshot names (consistent-snapshot file names, tuf.h). Read as the
+ * that snapshot names (consistent-snapshot file names, tuf.h), and the
+ * digest of production's targets map. Read as the
  * checkpoint's tree size is: before the front takes input, unverified (a
  * floor for the high-water marks, never a permission). */
 static void
-tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
+tuf_seed_read(const struct policy *p, struct ps_guard_boot *b)
 {
+	uint64_t(*seed)[4] = b->tuf_seed;
 	static const char *const repos[] = {"ci", "prod"};
 	char name[64];
 
@@ -155,6 +191,14 @@ tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
 		snprintf(name, sizeof(name), "%llu.snapshot.json", (unsigned long long)sv);
 		seed[i][2] = sv ? published_version(dir, name, "targets.json", &tv) : 0;
 		seed[i][1] = tv;
+		if (i == 1 && tv > 0) {
+			json_t *sp;
+			snprintf(name, sizeof(name), "%llu.targets.json", (unsigned long long)tv);
+			sp = published_signed(dir, name);
+			b->have_targets = targets_digest(json_object_get(sp, "targets"),
+							 b->prod_targets) == 0;
+			json_decref(sp);
+		}
 	}
 	qs_errclear();
 }
@@ -188,7 +232,7 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 	qs_errclear();
 	free(note);
 	if (b->v1 != NULL)
-		tuf_seed_read(b->v1, b->tuf_seed);
+		tuf_seed_read(b->v1, b);
 }
 
 /* ------------------------------------------------------------ keys */
@@ -344,6 +388,24 @@ gated_key(const struct ps_guard *g, const uint8_t *der, size_t len)
 /* ------------------------------------------------------------ life */
 
 static void
+known_add(struct ps_guard *g, const uint8_t dg[32])
+{
+	memcpy(g->known[g->knext], dg, 32);
+	g->knext = (g->knext + 1) % PS_GUARD_KNOWN_TARGETS;
+	if (g->nknown < PS_GUARD_KNOWN_TARGETS)
+		g->nknown++;
+}
+
+static int
+known_has(const struct ps_guard *g, const uint8_t dg[32])
+{
+	for (size_t i = 0; i < g->nknown; i++)
+		if (memcmp(g->known[i], dg, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static void
 read_checkpoint(struct ps_guard *g)
 {
 	struct qs_checkpoint cp;
@@ -391,6 +453,8 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 	g->arg = arg;
 	g->hwm = boot->hwm;
 	memcpy(g->tuf_seed, boot->tuf_seed, sizeof(g->tuf_seed));
+	if (boot->have_targets)
+		known_add(g, boot->prod_targets);
 	if ((r = ratelimit_new(&g->rl)) != 0) {
 		free(g);
 		return r;
@@ -713,10 +777,155 @@ tuf_parse_signed(const uint8_t *text, size_t len, const char **type, json_t **do
 	return 0;
 }
 
+/* A document only a quorum may make: every root, and production's targets
+ * (whichever key signs them: production shares CI's keys in a repository
+ * initialised before the split). */
+static int
+tuf_quorum_doc(int ri, const char *dtype)
+{
+	return strcmp(dtype, "root") == 0 || (ri == 1 && strcmp(dtype, "targets") == 0);
+}
+
+/* 1 if keyid is among roles[rtype].keyids of root document doc. */
+static int
+root_lists(json_t *doc, const char *rtype, const char *keyid)
+{
+	json_t *ids = json_object_get(json_object_get(json_object_get(doc, "roles"), rtype),
+				      "keyids"),
+	       *v;
+	size_t i;
+
+	json_array_foreach(ids, i, v) if (json_is_string(v) &&
+					  strcmp(json_string_value(v), keyid) == 0) return 1;
+	return 0;
+}
+
+/* What a tuf-root payload pl fixes in root document doc of repository
+ * repo: its own role's threshold (set-threshold), the key it removes or
+ * rotates out no longer listed (remove-key, rotate-key). */
+static int
+tuf_root_matches(json_t *pl, const char *repo, json_t *doc)
+{
+	const char *op = json_string_value(json_object_get(pl, "op"));
+	const char *role = json_string_value(json_object_get(pl, "role"));
+	const char *keyid = json_string_value(json_object_get(pl, "keyid"));
+	json_t *ro;
+
+	if (role == NULL || strcmp(tuf_role_repo(role), repo) != 0)
+		return 0; /* "separate", or a role of the other repository */
+	ro = json_object_get(json_object_get(doc, "roles"), tuf_role_type(role));
+	if (strcmp(op, "set-threshold") == 0 &&
+	    !json_equal(json_object_get(ro, "threshold"), json_object_get(pl, "threshold")))
+		return refuse("sign_tuf", "%s root gives role %s threshold %lld, not the approved %lld",
+			      repo, role, (long long)json_integer_value(json_object_get(ro, "threshold")),
+			      (long long)json_integer_value(json_object_get(pl, "threshold")));
+	if ((strcmp(op, "remove-key") == 0 || strcmp(op, "rotate-key") == 0) && keyid != NULL &&
+	    root_lists(doc, tuf_role_type(role), keyid))
+		return refuse("sign_tuf", "%s root still lists key %.64s, which the approved %s takes "
+			      "out of role %s", repo, keyid, op, role);
+	return 0;
+}
+
+/*
+ * A root (either repository) or production targets: signed only on the
+ * evidence of the quorum request that makes it, ev with payload. Its
+ * approvals must count under the chain (approvals(), the daemon's rule:
+ * threshold, approvers, signatures over this very payload), and the
+ * document must be the one the payload names, as tightly as the payload
+ * allows:
+ *  - tuf-promote: the payload is the production targets document itself
+ *    ({"version", "expires", "targets"}): only production targets with
+ *    exactly that version, expiry and targets map, and nothing else (no
+ *    root);
+ *  - tuf-init: root version 1 of either repository, production targets
+ *    version 1 with an empty targets map;
+ *  - tuf-root ({"op", "base_version", ...}): root version base_version + 1
+ *    (so one approval makes one root version per repository, never a
+ *    later one), with the role's threshold a set-threshold names and
+ *    without the key a remove-key or rotate-key takes out (tuf_root_matches);
+ *    the rest of the root (the new key a rotation generates, the other
+ *    roles) the payload does not name: the daemon derives it from the
+ *    previous root. Production targets only when the change re-signs them
+ *    (retargets(): "separate" or a prod-targets key change), and only with
+ *    a targets map this helper knows is production's: the one published
+ *    when it started or one of a promote it signed since, so a root change
+ *    cannot smuggle in targets no promote approved.
+ * The version must still rise above what the helper signed or found
+ * published (ps_guard_tuf), so one approved request is not a licence to
+ * sign the same version twice with other contents... except a root or
+ * targets version it signed last (a preparation that waited for external
+ * signatures and was replaced), which a new approval may sign again.
+ */
+static int
+tuf_bound(struct ps_guard *g, const char *repo, const char *dtype, json_t *doc,
+	  uint64_t version, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+	  struct ps_guard_tuf_mark *mark)
+{
+	const struct policy *sub = NULL, *cur = g->chain[g->nchain - 1];
+	struct approval_rules ar;
+	json_t *pl = NULL;
+	int root = strcmp(dtype, "root") == 0, r;
+	uint8_t tdg[32];
+
+	if (ev->id[0] == '\0' && ev->nvotes == 0)
+		return refuse("sign_tuf",
+			      "%s %s version %llu comes without the approved request (tuf-init, "
+			      "tuf-root or tuf-promote) that makes it",
+			      repo, dtype, (unsigned long long)version);
+	if (strcmp(ev->kind, "tuf-init") != 0 && strcmp(ev->kind, "tuf-root") != 0 &&
+	    strcmp(ev->kind, "tuf-promote") != 0)
+		return refuse("sign_tuf", "a %.64s request makes no %s %s", ev->kind, repo, dtype);
+	if ((r = chain_at(g, "sign_tuf", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_tuf", sub, cur, ev, payload, plen, &ar)) != 0)
+		return r;
+	if (tuf_payload_parse(ev->kind, payload, plen, &pl) != 0)
+		return refuse("sign_tuf", "the payload of request %.40s: %s", ev->id, qs_errdetail());
+	r = 0;
+	if (strcmp(ev->kind, "tuf-init") == 0) {
+		if (version != 1 || (!root && json_object_size(json_object_get(doc, "targets")) != 0))
+			r = refuse("sign_tuf",
+				   "tuf-init makes %s %s version 1 (targets empty), not this version "
+				   "%llu",
+				   repo, dtype, (unsigned long long)version);
+	} else if (strcmp(ev->kind, "tuf-promote") == 0) {
+		if (root || json_object_size(doc) != 5 ||
+		    !json_equal(json_object_get(doc, "version"), json_object_get(pl, "version")) ||
+		    !json_equal(json_object_get(doc, "expires"), json_object_get(pl, "expires")) ||
+		    !json_equal(json_object_get(doc, "targets"), json_object_get(pl, "targets")) ||
+		    !json_is_string(json_object_get(doc, "spec_version")))
+			r = refuse("sign_tuf",
+				   "%s %s version %llu is not the production targets request %.40s "
+				   "approved (its version, expires and targets exactly)",
+				   repo, dtype, (unsigned long long)version, ev->id);
+		else if (targets_digest(json_object_get(doc, "targets"), mark->targets) == 0)
+			mark->promoted = 1;
+	} else if (root) {
+		json_int_t base = json_integer_value(json_object_get(pl, "base_version"));
+		if (base < 0 || version != (uint64_t)base + 1)
+			r = refuse("sign_tuf",
+				   "request %.40s approved root version %lld, not %llu", ev->id,
+				   (long long)base + 1, (unsigned long long)version);
+		else
+			r = tuf_root_matches(pl, repo, doc);
+	} else if (!(retargets(pl) & 2)) {
+		r = refuse("sign_tuf",
+			   "request %.40s (%.32s) re-signs no production targets", ev->id,
+			   json_string_value(json_object_get(pl, "op")));
+	} else if (targets_digest(json_object_get(doc, "targets"), tdg) != 0 ||
+		   !known_has(g, tdg)) {
+		r = refuse("sign_tuf",
+			   "a root change re-signs production's targets as they are: this "
+			   "targets map is neither the one published nor one a promote approved");
+	}
+	json_decref(pl);
+	return r;
+}
+
 int
 ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
 	     enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
-	     uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
+	     const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t dg[32],
+	     const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
 {
 	static const char *const types[] = PS_GUARD_TUF_TYPES;
 	const char *role, *dtype = NULL;
@@ -773,6 +982,9 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 			   repo, dtype, (unsigned long long)version, (unsigned long long)floor);
 		goto out;
 	}
+	if (tuf_quorum_doc(ri, dtype) &&
+	    (r = tuf_bound(g, repo, dtype, doc, version, ev, payload, plen, mark)) != 0)
+		goto out;
 	if (tuf_role_online(role)) {
 		bound = tuf_policy_role_expires(cur, role);
 		if (expires > (int64_t)time(NULL) + bound) {
@@ -929,15 +1141,85 @@ ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
 	m = &g->marks[mark->slot];
 	m->version = mark->version;
 	memcpy(m->dg, mark->dg, 32);
+	if (mark->promoted)
+		known_add(g, mark->targets);
 	return 0;
 }
 
 /* ------------------------------------------------------------ CA keys */
 
+/*
+ * A root CA or device CA certificate: signed only on the evidence of the
+ * approved pki.ca-create / pki.device-ca request that makes it (approvals()
+ * under the chain, over this very payload), and only the certificate its
+ * payload names: the root's subject CN=PKI_ROOT_CN, OU=<factory of the
+ * payload, which is the policy's>; an online device CA's CN=<name>,
+ * OU=<factory>; a local device CA's the subject and public key of the CSR
+ * in the payload; any of them expiring no later than the payload's
+ * validity_days from now. (The key of an online CA is generated in the
+ * token when the request executes, so the payload cannot name it.)
+ */
+static int
+x509_ca_bound(struct ps_guard *g, enum pki_profile pr, X509 *x, const struct pki_conf *c,
+	      const struct ps_evidence *ev, const uint8_t *payload, size_t plen)
+{
+	const char *want = pr == PKI_P_ROOT ? PKI_KIND_CA_CREATE : PKI_KIND_DEVICE_CA;
+	const char *what = pr == PKI_P_ROOT ? "root CA" : "device CA";
+	const struct policy *sub = NULL, *cur = g->chain[g->nchain - 1];
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	struct pki_csr *csr = NULL;
+	X509_NAME *name = NULL;
+	const X509_NAME *expect;
+	int64_t na;
+	int r;
+
+	if (ev->id[0] == '\0' && ev->nvotes == 0)
+		return refuse("sign_x509", "a %s certificate comes without the approved %s request", what,
+			      want);
+	if (strcmp(ev->kind, want) != 0)
+		return refuse("sign_x509", "a %.64s request makes no %s certificate (%s does)",
+			      ev->kind, what, want);
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, cur, ev, payload, plen, &ar)) != 0)
+		return r;
+	if (pki_op_parse(want, payload, plen, &op) != 0)
+		return refuse("sign_x509", "the payload of request %.40s: %s", ev->id, qs_errdetail());
+	if (pr == PKI_P_ROOT)
+		name = strcmp(op->factory, c->factory) == 0 ? pki_cn_ou(PKI_ROOT_CN, op->factory)
+							    : NULL;
+	else if (strcmp(op->mode, "online") == 0)
+		name = pki_cn_ou(op->name, c->factory);
+	else if ((r = pki_csr_parse((const uint8_t *)op->csr_pem, op->csr_len, &csr)) != 0) {
+		r = refuse("sign_x509", "the CSR of request %.40s: %s", ev->id, qs_errdetail());
+		goto out;
+	}
+	expect = csr != NULL ? X509_REQ_get_subject_name(csr->req) : name;
+	na = pki_time(X509_get0_notAfter(x));
+	if (expect == NULL || X509_NAME_cmp(X509_get_subject_name(x), expect) != 0)
+		r = refuse("sign_x509", "a %s certificate for another subject than request %.40s names",
+			   what, ev->id);
+	else if (csr != NULL && EVP_PKEY_eq(X509_get0_pubkey(x), X509_REQ_get0_pubkey(csr->req)) != 1)
+		r = refuse("sign_x509", "a %s certificate for another key than the CSR of request %.40s",
+			   what, ev->id);
+	else if (na > (int64_t)time(NULL) + op->validity_days * 86400 + 60)
+		r = refuse("sign_x509", "a %s certificate valid beyond the %lld days request %.40s approved",
+			   what, (long long)op->validity_days, ev->id);
+	else
+		r = 0;
+out:
+	ERR_clear_error();
+	X509_NAME_free(name);
+	pki_csr_free(csr);
+	pki_op_free(op);
+	return r;
+}
+
 /* A certificate of a profile key `ca` issues, within policy c: *dg the
  * SHA-256 of its TBSCertificate as the helper encodes it. */
 static int
-x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t len,
+x509_cert(struct ps_guard *g, enum ca_kind ca, const struct pki_conf *c, const uint8_t *data,
+	  size_t len, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
 	  uint8_t dg[32])
 {
 	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
@@ -965,6 +1247,9 @@ x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t
 		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
 		goto out;
 	}
+	if ((pr == PKI_P_ROOT || pr == PKI_P_DEVICE_CA) &&
+	    (r = x509_ca_bound(g, pr, x, c, ev, payload, plen)) != 0)
+		goto out;
 	if ((n = i2d_re_X509_tbs(x, &tbs)) <= 0) {
 		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertificate");
 		goto out;
@@ -1025,7 +1310,8 @@ x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t d
 
 int
 ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-	      size_t len, uint8_t dg[32])
+	      size_t len, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+	      uint8_t dg[32])
 {
 	enum ca_kind ca = ca_kind(label);
 	struct pki_conf c;
@@ -1040,7 +1326,7 @@ ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t
 	}
 	switch (kind) {
 	case PS_X509_CERT:
-		return x509_cert(ca, &c, data, len, dg);
+		return x509_cert(g, ca, &c, data, len, ev, payload, plen, dg);
 	case PS_X509_CRL:
 		return x509_crl(&c, data, len, dg);
 	default:

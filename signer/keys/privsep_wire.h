@@ -104,9 +104,11 @@ struct ps_vote {
 	size_t sig_len;
 };
 
-/* The evidence of a quorum request (PS_POLICY, PS_SIGN_QUORUM): what its
- * approvers signed besides the payload, and their votes. The helper judges
- * it (approval.h); the decoder only bounds it. */
+/* The evidence of a quorum request (PS_POLICY, PS_SIGN_QUORUM, and
+ * PS_SIGN_TUF / PS_SIGN_X509 of a quorum operation): what its approvers
+ * signed besides the payload, and their votes. The helper judges it
+ * (approval.h); the decoder only bounds it. An empty id and no votes: no
+ * request (an online TUF document, a device certificate). */
 struct ps_evidence {
 	const char *id, *role, *kind, *submitter;
 	uint64_t policy_version; /* the version it was submitted under */
@@ -132,7 +134,11 @@ struct ps_request {
 	 * list text. */
 	const uint8_t *data;
 	size_t data_len;
-	struct ps_evidence ev; /* POLICY, SIGN_QUORUM */
+	struct ps_evidence ev; /* POLICY, SIGN_QUORUM, SIGN_TUF, SIGN_X509 */
+	/* SIGN_TUF, SIGN_X509: the payload of the request ev (empty without
+	 * one), at most QS_MAX_REQUEST_PAYLOAD. */
+	const uint8_t *payload;
+	size_t payload_len;
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;

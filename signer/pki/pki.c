@@ -53,7 +53,6 @@
 #define CALIST_NAME "enabled"
 #define CALIST_TYPE PKI_CALIST_TYPE
 #define ROOT_LABEL PKI_ROOT_LABEL
-#define ROOT_CN "Factory-CA"
 /* A device CA's revoked certificates kept in one document: a CA whose
  * devices need more revocations than this should be revoked itself. */
 #define MAX_DEVICE_REVOCATIONS 100000
@@ -661,22 +660,6 @@ ca_create_submit(struct server *s, const struct policy *p, const struct policy_r
 	return r;
 }
 
-static X509_NAME *
-cn_ou(const char *cn, const char *ou)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL ||
-	    !X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
-	                                -1, -1, 0) ||
-	    !X509_NAME_add_entry_by_NID(n, NID_organizationalUnitName, MBSTRING_UTF8,
-	                                (const unsigned char *)ou, -1, -1, 0)) {
-		X509_NAME_free(n);
-		return NULL;
-	}
-	return n;
-}
-
 static void
 clear_outputs(struct store_reqsig **sigs, size_t *nsigs, uint8_t **result, size_t *rlen)
 {
@@ -717,7 +700,7 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	if ((r = gen_key(s, &c, ROOT_LABEL, "pki root CA", rq->id, &uri, &k)) != 0 ||
 	    (r = pubkey_of(k, &pub)) != 0)
 		goto out;
-	if ((name = cn_ou(ROOT_CN, c.factory)) == NULL) {
+	if ((name = pki_cn_ou(PKI_ROOT_CN, c.factory)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -726,7 +709,8 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 		                     .subject = name,
 		                     .pub = pub,
 		                     .days = op->validity_days};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, rq)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec("root", "root", serial, "", uri)) == NULL) {
@@ -909,7 +893,8 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 		                     .days = op->validity_days,
 		                     .dns = csr->dns,
 		                     .ndns = csr->ndns};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, NULL)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec(op->name, op->name, serial, jstr(root, "serial"), NULL)) == NULL) {
@@ -1061,7 +1046,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		if ((r = gen_key(s, &c, label, "pki online device CA", rq->id, &uri, &dk)) != 0 ||
 		    (r = pubkey_of(dk, &pub)) != 0)
 			goto out;
-		if ((name = cn_ou(op->name, c.factory)) == NULL) {
+		if ((name = pki_cn_ou(op->name, c.factory)) == NULL) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -1072,7 +1057,8 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		                     .pub = online ? pub : X509_REQ_get0_pubkey(csr->req),
 		                     .issuer = rx,
 		                     .days = op->validity_days};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, rk)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, rk, rq)) != 0)
 			goto out;
 	}
 	rec = new_rec(online ? "device-ca-online" : "device-ca-local", op->name, serial,
@@ -1550,7 +1536,7 @@ h_pki_issue_device(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t
 	pthread_mutex_unlock(&s->req_mu);
 	if ((r = pki_cert_parse(jstr(ca, "pem"), &cax)) != 0)
 		goto out;
-	if ((name = cn_ou(csr->cn, c.factory)) == NULL) {
+	if ((name = pki_cn_ou(csr->cn, c.factory)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1560,7 +1546,8 @@ h_pki_issue_device(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t
 		                     .pub = X509_REQ_get0_pubkey(csr->req),
 		                     .issuer = cax,
 		                     .days = c.days_device};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, NULL)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec("device", csr->cn, serial, jstr(ca, "serial"), NULL)) == NULL) {

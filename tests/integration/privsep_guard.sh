@@ -15,6 +15,10 @@
 # rate, key generation outside the daemon's label namespace or over a taken
 # label; a device CA key over arbitrary bytes and over certificates outside
 # its constraints (subject form, validity, extensions, a CA certificate).
+# Roots and production targets without an approved request, with too few
+# approvals, with approvals of another payload, of a version, threshold,
+# expiry or targets the request did not approve; the root CA key over a
+# root CA or device CA certificate likewise.
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
@@ -56,7 +60,13 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"beyond the 86400 s" "over its rate" "outside the daemon's namespace" \
 	"is taken" "signs only certificates and CRLs" "not a DER certificate" \
 	"subject is not CN=<UUID>" "valid beyond the policy's" "the profile does not have" \
-	"does not issue device CA certificates" "only the root CA key signs"; do
+	"does not issue device CA certificates" "only the root CA key signs" \
+	"without the approved request" "approved root version 5, not 7" "not the approved 1" \
+	"is not the production targets request" "re-signs no production targets" \
+	"neither the one published nor one a promote approved" \
+	"without the approved pki.ca-create request" "without the approved pki.device-ca request" \
+	"makes no root CA certificate" "for another subject than request" \
+	"valid beyond the 3650 days request"; do
 	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
 grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||
