@@ -106,10 +106,13 @@
  * quorum key only PS_SIGN_QUORUM with a threshold of valid approvals under
  * the policy chain the helper verified (PS_POLICY); a TUF key only
  * PS_SIGN_TUF documents of its role and repository with a rising version
- * (online roles: expiry within the policy's bound); other keys PS_SIGN and
+ * (online roles: expiry within the policy's bound; a root or production
+ * targets only with the approved request that makes it, bound to its
+ * payload); other keys PS_SIGN and
  * PS_SIGN_MANY (an online role's key within the role's rate); a CA key
  * only PS_SIGN_X509 certificates of its profiles within the policy's pki
- * constraints, CRLs and the CA list; PS_KEYGEN
+ * constraints (a root or device CA only with its approved request), CRLs
+ * and the CA list; PS_KEYGEN
  * only labels of the daemon's namespace, never a taken one. Each refusal: QS_ERR_DENIED and "privsep.refused request=..
  * reason=..".
  *
