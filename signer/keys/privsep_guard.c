@@ -1263,8 +1263,144 @@ out:
 	return r;
 }
 
+/* 1 if a CRL entry of serial x is in crl. */
 static int
-x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+crl_lists(X509_CRL *crl, const ASN1_INTEGER *x)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)), x) ==
+		    0)
+			return 1;
+	return 0;
+}
+
+/* The CRL number of crl, -1 without one. */
+static long
+crl_number(X509_CRL *crl)
+{
+	ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	long v = n != NULL ? ASN1_INTEGER_get(n) : -1;
+
+	ASN1_INTEGER_free(n);
+	return v;
+}
+
+/* 1 if request op (of kind) names serial x as the one it revokes. */
+static int
+op_revokes(const char *kind, const struct pki_op *op, const ASN1_INTEGER *x)
+{
+	BIGNUM *a = NULL, *b = ASN1_INTEGER_to_BN(x, NULL);
+	int yes = 0;
+
+	if (strcmp(kind, PKI_KIND_TLS) == 0)
+		yes = strcmp(op->action, "rotate") == 0; /* the certificate it replaces */
+	else if (((strcmp(kind, PKI_KIND_CA_STATE) == 0 && strcmp(op->action, "revoke") == 0) ||
+		  strcmp(kind, PKI_KIND_DEVICE_REVOKE) == 0) &&
+		 BN_hex2bn(&a, op->serial) > 0)
+		yes = b != NULL && BN_cmp(a, b) == 0;
+	BN_free(a);
+	BN_free(b);
+	return yes;
+}
+
+/*
+ * What a CRL revokes that the one before it did not: prev is the CRL the
+ * key signed before (the front hands it over; the helper checks it is this
+ * key's, of the same issuer, with a lower CRL number). The new CRL keeps
+ * every entry of prev (a revocation is never undone) and adds at most one,
+ * only on the evidence of the approved request that revokes it
+ * (pki.ca-state revoke or pki.device-revoke naming its serial; a pki.tls
+ * rotate, for the certificate it replaces). Without prev (a CA's first
+ * CRL) it lists nothing. A front that hands over an older CRL of the key
+ * than the newest still cannot add an entry without approvals; it can
+ * re-sign an older view, as it can serve one.
+ */
+static int
+crl_bound(struct ps_guard *g, const uint8_t *der, size_t der_len, X509_CRL *crl,
+	  const struct ps_evidence *ev, const uint8_t *payload, size_t plen, const uint8_t *prev,
+	  size_t prev_len)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+	const unsigned char *p = prev, *kp = der;
+	const ASN1_INTEGER *added = NULL;
+	const struct policy *sub = NULL;
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	X509_CRL *pc = NULL;
+	EVP_PKEY *pub = NULL;
+	int r = 0, nadded = 0;
+
+	if (prev_len == 0) {
+		if (sk_X509_REVOKED_num(rs) > 0)
+			return refuse("sign_x509", "a first CRL (none before it) that revokes %d "
+				      "certificates", sk_X509_REVOKED_num(rs));
+		return 0;
+	}
+	if ((pc = d2i_X509_CRL(NULL, &p, (long)prev_len)) == NULL || p != prev + prev_len ||
+	    (pub = d2i_PUBKEY(NULL, &kp, (long)der_len)) == NULL || X509_CRL_verify(pc, pub) != 1) {
+		r = refuse("sign_x509", "the CRL before this one is not a CRL this key signed");
+		goto out;
+	}
+	if (X509_NAME_cmp(X509_CRL_get_issuer(pc), X509_CRL_get_issuer(crl)) != 0 ||
+	    crl_number(crl) <= crl_number(pc)) {
+		r = refuse("sign_x509", "the CRL does not follow the one before it (issuer, CRL number "
+			   "%ld after %ld)", crl_number(crl), crl_number(pc));
+		goto out;
+	}
+	rs = X509_CRL_get_REVOKED(pc);
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (!crl_lists(crl, X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)))) {
+			r = refuse("sign_x509", "the CRL drops a revoked certificate of the one before it");
+			goto out;
+		}
+	rs = X509_CRL_get_REVOKED(crl);
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (!crl_lists(pc, X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)))) {
+			added = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i));
+			nadded++;
+		}
+	if (nadded == 0)
+		goto out;
+	if (nadded > 1) {
+		r = refuse("sign_x509", "the CRL revokes %d certificates at once (one per request)",
+			   nadded);
+		goto out;
+	}
+	if (ev->id[0] == '\0' && ev->nvotes == 0) {
+		r = refuse("sign_x509", "the CRL revokes a certificate without the approved request "
+			   "that revokes it");
+		goto out;
+	}
+	if (strcmp(ev->kind, PKI_KIND_CA_STATE) != 0 && strcmp(ev->kind, PKI_KIND_DEVICE_REVOKE) != 0 &&
+	    strcmp(ev->kind, PKI_KIND_TLS) != 0) {
+		r = refuse("sign_x509", "a %.64s request revokes nothing", ev->kind);
+		goto out;
+	}
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, g->chain[g->nchain - 1], ev, payload, plen, &ar)) !=
+		    0)
+		goto out;
+	if (pki_op_parse(ev->kind, payload, plen, &op) != 0) {
+		r = refuse("sign_x509", "the payload of request %.40s: %s", ev->id, qs_errdetail());
+		goto out;
+	}
+	if (!op_revokes(ev->kind, op, added))
+		r = refuse("sign_x509", "the CRL revokes a certificate request %.40s does not name",
+			   ev->id);
+out:
+	ERR_clear_error();
+	pki_op_free(op);
+	EVP_PKEY_free(pub);
+	X509_CRL_free(pc);
+	return r;
+}
+
+static int
+x509_crl(struct ps_guard *g, const struct pki_conf *c, const uint8_t *der, size_t der_len,
+	 const uint8_t *data, size_t len, const struct ps_evidence *ev, const uint8_t *payload,
+	 size_t plen, const uint8_t *prev, size_t prev_len, uint8_t dg[32])
 {
 	const unsigned char *p = data;
 	unsigned char *tbs = NULL;
@@ -1278,6 +1414,8 @@ x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[3
 	}
 	if (pki_crl_within(crl, c) != 0)
 		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+	else if ((r = crl_bound(g, der, der_len, crl, ev, payload, plen, prev, prev_len)) != 0)
+		;
 	else if ((n = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0)
 		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertList");
 	else {
@@ -1309,8 +1447,9 @@ x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t d
 }
 
 int
-ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-	      size_t len, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+	      uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
+	      const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
 	      uint8_t dg[32])
 {
 	enum ca_kind ca = ca_kind(label);
@@ -1328,7 +1467,7 @@ ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t
 	case PS_X509_CERT:
 		return x509_cert(g, ca, &c, data, len, ev, payload, plen, dg);
 	case PS_X509_CRL:
-		return x509_crl(&c, data, len, dg);
+		return x509_crl(g, &c, der, der_len, data, len, ev, payload, plen, prev, prev_len, dg);
 	default:
 		if (ca != CA_ROOT)
 			return refuse("sign_x509", "only the root CA key signs the device CA list");

@@ -42,9 +42,9 @@
  *  - a CA key (token label PKI_ROOT_LABEL or PKI_DCA_LABEL_PREFIX...)
  *    signs only through PS_SIGN_X509, certificates of its profiles within
  *    the pki section's constraints and CRLs (ps_guard_x509); a root CA or
- *    device CA certificate, a CRL that revokes more than the last one the
- *    key signed, and the device CA list only on the evidence of the
- *    approved pki request that names that operation (x509_bound);
+ *    device CA certificate (x509_ca_bound) and a CRL that revokes what the
+ *    CRL the key signed before it does not (crl_bound) only on the
+ *    evidence of the approved pki request that names that operation;
  *  - any other key signs what it is asked.
  * Key generation: only labels in the daemon's namespace, never over an
  * existing key (ps_guard_keygen).
@@ -151,10 +151,14 @@ int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
  * root, device CA and TLS certificates within their profiles' bounds, CRLs
  * (nextUpdate within crl_days) and the list of enabled device CAs of the
  * factory. dg is then the SHA-256 of the TBS structure as the helper
- * encodes it (or of the list), the token's input.
+ * encodes it (or of the list), the token's input. A root or device CA
+ * certificate needs ev/payload, its approved request; a CRL is judged
+ * against prev (prev_len), the CRL the key (SPKI der) signed before it,
+ * and what it adds needs ev/payload, the approved revocation.
  */
-int ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-		  size_t len, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+int ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+		  uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
+		  const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
 		  uint8_t dg[32]);
 
 /* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX

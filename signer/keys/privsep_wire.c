@@ -307,6 +307,7 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		ps_wb_bytes(b, q->data, q->data_len);
 		evidence_encode(b, &q->ev);
 		ps_wb_bytes(b, q->payload, q->payload_len);
+		ps_wb_bytes(b, q->prev, q->prev_len);
 		break;
 	default:
 		break;
@@ -394,7 +395,9 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 		if ((q->data = ps_rd_bytes(&r, PS_MAX_X509, &q->data_len)) == NULL ||
 		    q->x509_kind < PS_X509_CERT || q->x509_kind > PS_X509_CALIST ||
 		    evidence_decode(&r, in) != 0 ||
-		    (q->payload = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->payload_len)) == NULL)
+		    (q->payload = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->payload_len)) ==
+		            NULL ||
+		    (q->prev = ps_rd_bytes(&r, PS_MAX_X509, &q->prev_len)) == NULL)
 			return PS_GARBAGE;
 		break;
 	default:

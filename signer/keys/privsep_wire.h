@@ -139,6 +139,11 @@ struct ps_request {
 	 * one), at most QS_MAX_REQUEST_PAYLOAD. */
 	const uint8_t *payload;
 	size_t payload_len;
+	/* SIGN_X509 of a CRL: the CRL this key signed before it (DER, the
+	 * one the new one follows), empty for a CA's first; at most
+	 * PS_MAX_X509. */
+	const uint8_t *prev;
+	size_t prev_len;
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -330,9 +331,43 @@ superseded_tls(struct store *st, json_t *list)
  * Sign and store the next CRL of the CA `ca` (root or online device CA).
  * Caller holds req_mu and pki_lock (write). *pem_out optional.
  */
+/* The DER of the CRL in store document crl ({"pem": ...}), NULL if there
+ * is none (*der OPENSSL_malloc'd). */
 static int
-publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *why, char **pem_out)
+crl_der(json_t *crl, unsigned char **der, size_t *len)
 {
+	const char *pem = jstr(crl, "pem");
+	BIO *b;
+	X509_CRL *x;
+	int n;
+
+	*der = NULL;
+	*len = 0;
+	if (crl == NULL)
+		return 0;
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	x = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL || (n = i2d_X509_CRL(x, der)) <= 0) {
+		X509_CRL_free(x);
+		ERR_clear_error();
+		return qs_fail(QS_ERR_DB, "the stored CRL is not PEM");
+	}
+	X509_CRL_free(x);
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Sign and store the next CRL of CA ca. rq: the approved request that
+ * revokes what the previous CRL does not list (NULL for a re-signing): a
+ * signer helper signs a new entry only on it. */
+static int
+publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *why,
+            const struct store_request *rq, char **pem_out)
+{
+	unsigned char *prev = NULL;
+	size_t prev_len = 0;
 	const char *serial = jstr(ca, "serial");
 	struct pki_crl_entry *ents = NULL;
 	struct keyring_key *k = NULL;
@@ -377,8 +412,10 @@ publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *
 		ents[n].reason = (int)json_integer_value(json_object_get(e, "reason_code"));
 		n++;
 	}
-	if ((r = pki_crl_build(issuer, number, c->crl_days, ents, n, &crl)) != 0 ||
-	    (r = pki_sign_crl(&crl, k)) != 0 || (r = pki_crl_pem(crl, &pem, sha)) != 0)
+	if ((r = crl_der(old, &prev, &prev_len)) != 0 ||
+	    (r = pki_crl_build(issuer, number, c->crl_days, ents, n, &crl)) != 0 ||
+	    (r = pki_sign_crl(&crl, k, rq, prev, prev_len)) != 0 ||
+	    (r = pki_crl_pem(crl, &pem, sha)) != 0)
 		goto out;
 	{
 		int64_t nu = pki_time(X509_CRL_get0_nextUpdate(crl));
@@ -407,6 +444,7 @@ publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *
 	}
 	r = 0;
 out:
+	OPENSSL_free(prev);
 	free(ents);
 	free(pem);
 	json_decref(list);
@@ -725,7 +763,7 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	rec = NULL;
 	/* Its first CRL, so that relying parties can check the chain at once. */
 	if ((r = doc_get(s->store, NS_ROOT, "root", &rec, NULL)) != 0 ||
-	    (r = publish_crl(s, &c, rec, "created", NULL)) != 0 ||
+	    (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0 ||
 	    (r = calist_ensure(s, &c, "root created")) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
@@ -762,8 +800,10 @@ active_root(struct server *s, json_t **rec, X509 **x, struct keyring_key **k)
  * superseded TLS / EST certificate (superseded_tls). Caller holds req_mu
  * and pki_lock (write). */
 static int
-revoke_replaced(struct server *s, const struct pki_conf *c, const char *name, const char *reqid)
+revoke_replaced(struct server *s, const struct pki_conf *c, const char *name,
+                const struct store_request *rq)
 {
+	const char *reqid = rq->id;
 	json_t *root = NULL, *cur = NULL, *old = NULL;
 	X509 *rx = NULL;
 	uint8_t *d = NULL;
@@ -790,7 +830,7 @@ revoke_replaced(struct server *s, const struct pki_conf *c, const char *name, co
 	                                jstr(old, "serial"), "replaced_by", jstr(cur, "serial"),
 	                                "reason", "superseded", "request", reqid))) != 0 ||
 	    (r = load_root(s, &root, &rx)) != 0 ||
-	    (r = publish_crl(s, c, root, "tls rotated", NULL)) != 0)
+	    (r = publish_crl(s, c, root, "tls rotated", rq, NULL)) != 0)
 		goto out;
 	log_info("pki.tls.revoked", "name=%s serial=%s replaced_by=%s request=%s", name,
 	         jstr(old, "serial"), jstr(cur, "serial"), reqid);
@@ -872,7 +912,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 	if (r == 0 && (r = earlier_result(prev, rq->id, result, rlen)) != 0) {
 		/* Issued before a crash: the revocation of the replaced
 		 * certificate may not have been published. */
-		if (r == 1 && rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0) {
+		if (r == 1 && rotate && (r = revoke_replaced(s, &c, op->name, rq)) != 0) {
 			free(*result);
 			clear_outputs(sigs, nsigs, result, rlen);
 		}
@@ -902,7 +942,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 		goto out;
 	}
 	r = record_cert(s, NS_TLS, op->name, ver + 1, x, rec, "request", rq->id, &pem);
-	if (r != 0 || (rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0))
+	if (r != 0 || (rotate && (r = revoke_replaced(s, &c, op->name, rq)) != 0))
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1072,7 +1112,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 	if (r != 0)
 		goto out;
 	if (online && ((r = doc_get(s->store, NS_CA, serial, &rec, NULL)) != 0 ||
-	               (r = publish_crl(s, &c, rec, "created", NULL)) != 0))
+	               (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0))
 		goto out;
 	if ((r = calist_ensure(s, &c, "device CA added")) != 0)
 		goto out;
@@ -1192,7 +1232,7 @@ publish:
 		X509 *rx = NULL;
 		r = load_root(s, &root, &rx);
 		X509_free(rx);
-		if (r != 0 || (r = publish_crl(s, &c, root, to, &pem)) != 0 ||
+		if (r != 0 || (r = publish_crl(s, &c, root, to, rq, &pem)) != 0 ||
 		    (r = calist_ensure(s, &c, to)) != 0)
 			goto out;
 	}
@@ -1294,7 +1334,7 @@ device_revoke_exec(struct server *s, const struct store_request *rq, const struc
 	                                op->ca_serial, "reason_code", reason, "request",
 	                                rq->id))) != 0 ||
 	    (r = doc_put(s->store, NS_DEVREV, op->ca_serial, ver + 1, list)) != 0 ||
-	    (r = publish_crl(s, &c, ca, "device revoked", &pem)) != 0)
+	    (r = publish_crl(s, &c, ca, "device revoked", rq, &pem)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1589,7 +1629,7 @@ current_crl(struct server *s, const struct pki_conf *c, json_t *ca, json_t **out
 		return 0;
 	json_decref(*out);
 	*out = NULL;
-	if ((r = publish_crl(s, c, ca, "refresh before nextUpdate", NULL)) != 0)
+	if ((r = publish_crl(s, c, ca, "refresh before nextUpdate", NULL, NULL)) != 0)
 		return r;
 	return doc_get(s->store, NS_CRL, jstr(ca, "serial"), out, NULL);
 }

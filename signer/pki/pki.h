@@ -55,7 +55,11 @@ int pki_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
  * the others.
  */
 int pki_sign_cert(X509 **x, const struct keyring_key *k, const struct store_request *rq);
-int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k);
+/* A CRL: prev (DER, prev_len; NULL/0 for the CA's first) is the CRL k
+ * signed before it; a signer helper signs entries prev does not have only
+ * on rq, the approved revocation that names them (privsep_guard.h). */
+int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k, const struct store_request *rq,
+                 const uint8_t *prev, size_t prev_len);
 /* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by the root
  * CA key k over SHA-256 of data, the list of enabled device CAs (a signer
  * helper signs nothing else this way), checked against k's public key the way `openssl dgst

@@ -565,7 +565,7 @@ sign_cert(struct ps_keyref *ref, X509 *x, uint8_t *sig, size_t *sig_len)
 	unsigned char *der = NULL;
 	int n = i2d_X509(x, &der), r;
 
-	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, NULL, NULL, 0, sig, sig_len);
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, NULL, NULL, 0, NULL, 0, sig, sig_len);
 	OPENSSL_free(der);
 	return r;
 }
@@ -580,10 +580,143 @@ sign_cert_on(struct ps_keyref *ref, X509 *x, struct quorum *q)
 	int n = i2d_X509(x, &der), r;
 
 	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, q ? &q->ev : NULL,
-			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, sig,
-			 &sig_len);
+			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, NULL, 0,
+			 sig, &sig_len);
 	OPENSSL_free(der);
 	return r;
+}
+
+/* CRL number `number` of issuer with the entries serials[n] (throwaway
+ * signature: the helper signs its TBSCertList). */
+static X509_CRL *
+crl_of(const X509 *issuer, uint64_t number, int64_t days, const char *const *serials, size_t n)
+{
+	struct pki_crl_entry e[4];
+	X509_CRL *crl = NULL;
+	EVP_PKEY *tmp = EVP_EC_gen("P-256");
+
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct pki_crl_entry){.serial_hex = serials[i],
+					      .time = (int64_t)time(NULL) - 60,
+					      .reason = 1};
+	if (tmp == NULL || pki_crl_build(issuer, number, days, e, n, &crl) != 0 ||
+	    X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0) {
+		fprintf(stderr, "cannot build a CRL: %s\n", qs_errdetail());
+		exit(2);
+	}
+	EVP_PKEY_free(tmp);
+	return crl;
+}
+
+/* Sign crl with ref after prev (DER, NULL: none) on q (NULL: none); on
+ * success *out (if not NULL) gets the signed CRL's DER (OPENSSL_malloc'd). */
+static int
+sign_crl(struct ps_keyref *ref, X509_CRL *crl, const unsigned char *prev, int prev_len,
+	 struct quorum *q, unsigned char **out, int *out_len)
+{
+	const ASN1_BIT_STRING *psig;
+	const X509_ALGOR *palg;
+	unsigned char *der = NULL;
+	uint8_t sig[HSM_SIG_MAX], dsig[HSM_SIG_MAX + 16];
+	size_t sig_len = 0, dlen = 0;
+	int n = i2d_X509_CRL(crl, &der), r;
+
+	r = ps_sign_x509(ref, PS_X509_CRL, der, (size_t)n, q ? &q->ev : NULL,
+			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, prev,
+			 prev != NULL ? (size_t)prev_len : 0, sig, &sig_len);
+	OPENSSL_free(der);
+	if (r != 0 || out == NULL)
+		return r;
+	X509_CRL_get0_signature(crl, &psig, &palg);
+	if (hsm_ecdsa_raw_to_der(sig, sig_len, dsig, &dlen) != 0 ||
+	    !ASN1_BIT_STRING_set((ASN1_BIT_STRING *)psig, dsig, (int)dlen)) {
+		fprintf(stderr, "cannot assemble a CRL\n");
+		exit(2);
+	}
+	((ASN1_BIT_STRING *)psig)->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	((ASN1_BIT_STRING *)psig)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	*out = NULL;
+	*out_len = i2d_X509_CRL(crl, out);
+	return 0;
+}
+
+/* A CRL that revokes: only on the approved request that names what it adds
+ * to the CRL the key signed before (privsep_guard.c, crl_bound). */
+static void
+crl_checks(struct ps_keyref *dca, const X509 *issuer, const struct pki_conf *c)
+{
+	static const char rid[] = "aaaabbbbccccddddeeeeffff00001111";
+	static const char *const one[] = {"0a1b2c3d4e5f60718293a4b5c6d7e8f9"};
+	static const char *const two[] = {"0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+					  "1a1b2c3d4e5f60718293a4b5c6d7e8f9"};
+	char rev[256], rev_other[256];
+	unsigned char *first = NULL, *second = NULL, *forged = NULL;
+	int first_len = 0, second_len = 0, forged_len;
+	struct quorum q;
+	X509_CRL *crl;
+
+	snprintf(rev, sizeof(rev),
+		 "{\"ca_serial\":\"%s\",\"serial\":\"%s\",\"reason\":\"keyCompromise\"}",
+		 "5a1b2c3d4e5f60718293a4b5c6d7e8f9", one[0]);
+	snprintf(rev_other, sizeof(rev_other),
+		 "{\"ca_serial\":\"%s\",\"serial\":\"%s\",\"reason\":\"keyCompromise\"}",
+		 "5a1b2c3d4e5f60718293a4b5c6d7e8f9", two[1]);
+	crl = crl_of(issuer, 1, c->crl_days, one, 1);
+	expect("device CA key over a first CRL that revokes", sign_crl(dca, crl, NULL, 0, NULL, NULL, NULL),
+	       QS_ERR_DENIED, "a first CRL (none before it) that revokes");
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 1, c->crl_days, NULL, 0);
+	expect("device CA key over a first, empty CRL",
+	       sign_crl(dca, crl, NULL, 0, NULL, &first, &first_len), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 2, c->crl_days, one, 1);
+	{
+		/* The same CRL under a throwaway key: not one the CA key signed. */
+		X509_CRL *f = crl_of(issuer, 1, c->crl_days, NULL, 0);
+		forged = NULL;
+		forged_len = i2d_X509_CRL(f, &forged);
+		X509_CRL_free(f);
+		approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, NULL);
+		expect("device CA key revoking after a CRL it did not sign",
+		       sign_crl(dca, crl, forged, forged_len, &q, NULL, NULL), QS_ERR_DENIED,
+		       "not a CRL this key signed");
+		OPENSSL_free(forged);
+	}
+	expect("device CA key revoking without approvals",
+	       sign_crl(dca, crl, first, first_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "without the approved request that revokes it");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 1, NULL);
+	expect("device CA key revoking with too few approvals",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, rev_other);
+	expect("device CA key revoking with approvals of another payload",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev_other, 2, NULL);
+	expect("device CA key revoking another certificate than approved",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "does not name");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, NULL);
+	expect("device CA key revoking what the approved request names",
+	       sign_crl(dca, crl, first, first_len, &q, &second, &second_len), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, NULL, 0);
+	expect("device CA key over a CRL that drops a revocation",
+	       sign_crl(dca, crl, second, second_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "drops a revoked certificate");
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, one, 1);
+	expect("device CA key re-signing the revocations of the CRL before",
+	       sign_crl(dca, crl, second, second_len, NULL, NULL, NULL), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, two, 2);
+	expect("device CA key revoking two at once on one request",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "revokes 2 certificates at once");
+	X509_CRL_free(crl);
+	OPENSSL_free(first);
+	OPENSSL_free(second);
 }
 
 static void
@@ -617,7 +750,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	expect("device CA key with plain sign", ps_sign(dca, dg, 32, sig, &sig_len),
 	       QS_ERR_DENIED, "signs only certificates and CRLs");
 	expect("device CA key over arbitrary bytes",
-	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, NULL, NULL, 0, sig, &sig_len), QS_ERR_DENIED,
+	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, NULL, NULL, 0, NULL, 0, sig, &sig_len), QS_ERR_DENIED,
 	       "not a DER certificate");
 	x = cert(PKI_P_DEVICE, uuid, "another-factory", 30, root, dev, 0);
 	expect("device CA key over a device certificate of another factory",
@@ -646,7 +779,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 		static const char calist[] = "{\"type\":\"" PKI_CALIST_TYPE "\"}";
 		expect("device CA key over the CA list",
 		       ps_sign_x509(dca, PS_X509_CALIST, (const uint8_t *)calist,
-				    sizeof(calist) - 1, NULL, NULL, 0, sig, &sig_len),
+				    sizeof(calist) - 1, NULL, NULL, 0, NULL, 0, sig, &sig_len),
 		       QS_ERR_DENIED, "only the root CA key signs");
 	}
 	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 0);
@@ -673,11 +806,12 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 			exit(2);
 		}
 		expect("device CA key over a CRL",
-		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, NULL, NULL, 0, sig, &sig_len), 0, NULL);
+		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, NULL, NULL, 0, NULL, 0, sig, &sig_len), 0, NULL);
 		OPENSSL_free(cd);
 		X509_CRL_free(crl);
 		EVP_PKEY_free(tmp);
 	}
+	crl_checks(dca, root, &c);
 	X509_free(root);
 	EVP_PKEY_free(dev);
 	EVP_PKEY_free(rootk);

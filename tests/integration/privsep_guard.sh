@@ -18,7 +18,10 @@
 # Roots and production targets without an approved request, with too few
 # approvals, with approvals of another payload, of a version, threshold,
 # expiry or targets the request did not approve; the root CA key over a
-# root CA or device CA certificate likewise.
+# root CA or device CA certificate likewise; a device CA key over a CRL
+# that revokes without approvals (against the CRL it signed before), with
+# too few, of another payload, naming another certificate, two at once, or
+# that drops a revocation.
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
@@ -66,7 +69,9 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"neither the one published nor one a promote approved" \
 	"without the approved pki.ca-create request" "without the approved pki.device-ca request" \
 	"makes no root CA certificate" "for another subject than request" \
-	"valid beyond the 3650 days request"; do
+	"valid beyond the 3650 days request" "a first CRL (none before it) that revokes" \
+	"not a CRL this key signed" "without the approved request that revokes it" \
+	"does not name" "drops a revoked certificate" "revokes 2 certificates at once"; do
 	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
 grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||
