@@ -625,7 +625,8 @@ keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *cano
 int
 keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
                   const uint8_t dg[32], const struct store_request *rq, const uint8_t *prev,
-                  size_t prev_len, uint8_t *sig, size_t *sig_len)
+                  size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+                  size_t *sig_len)
 {
 	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
 	struct ps_evidence ev;
@@ -640,7 +641,7 @@ keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data
 		evidence_of(rq, votes, &ev);
 	r = ps_sign_x509(k->ps, (enum ps_x509_kind)kind, data, len, rq != NULL ? &ev : NULL,
 	                 rq != NULL ? rq->payload : NULL, rq != NULL ? rq->payload_len : 0, prev,
-	                 prev_len, raw, &raw_len);
+	                 prev_len, prev_sig, prev_sig_len, raw, &raw_len);
 	return finish_raw(k, r, raw, raw_len, sig, sig_len);
 }
 

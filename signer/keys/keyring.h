@@ -97,12 +97,14 @@ int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *
  * pki section, computing the digest itself (privsep_guard.h); a new CA,
  * device CA, revocation or disabling only with rq, the approved quorum
  * request that makes it (NULL for routine certificates and CRLs); a CRL
- * with prev (DER, prev_len; NULL/0 for a CA's first), the CRL k signed
- * before it: what the new one adds needs rq's approvals. Errors:
+ * or the CA list with prev (prev_len; NULL/0 for the first), the one k
+ * signed before it (prev_sig: the list's signature): what the new one
+ * revokes or disables needs rq's approvals. Errors:
  * those of keyring_sign; QS_ERR_DENIED (the helper's reason). */
 int keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
                       const uint8_t dg[32], const struct store_request *rq, const uint8_t *prev,
-                      size_t prev_len, uint8_t *sig, size_t *sig_len);
+                      size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len,
+                      uint8_t *sig, size_t *sig_len);
 
 /* Hand the signer helpers policy version `text` and r, the policy change
  * request (with votes) that made it. No-op in process. Errors: QS_ERR_NOMEM,

@@ -440,7 +440,7 @@ h_sign_x509(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_x509(h->guard, k->der, k->der_len, k->label, q->x509_kind, q->data,
 			       q->data_len, &q->ev, q->payload, q->payload_len, q->prev,
-			       q->prev_len, dg)) != 0 ||
+			       q->prev_len, q->prev_sig, q->prev_sig_len, dg)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, dg, 32, sig, &sig_len)) != 0)
 		return r;
 	ps_wb_bytes(out, sig, sig_len);
@@ -1355,7 +1355,8 @@ ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t
 int
 ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
 	     const struct ps_evidence *ev, const uint8_t *payload, size_t plen, const uint8_t *prev,
-	     size_t prev_len, uint8_t *sig, size_t *sig_len)
+	     size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+	     size_t *sig_len)
 {
 	struct ps_request w = {.type = PS_SIGN_X509,
 			       .x509_kind = (uint8_t)kind,
@@ -1365,10 +1366,12 @@ ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data,
 			       .payload = payload,
 			       .payload_len = plen,
 			       .prev = prev,
-			       .prev_len = prev_len};
+			       .prev_len = prev_len,
+			       .prev_sig = prev_sig,
+			       .prev_sig_len = prev_sig_len};
 
 	*sig_len = 0;
-	if (len > PS_MAX_X509 || prev_len > PS_MAX_X509)
+	if (len > PS_MAX_X509 || prev_len > PS_MAX_X509 || prev_sig_len > PS_MAX_PREV_SIG)
 		return qs_fail(QS_ERR_EXHAUSTED, "%zu bytes over %u", len, PS_MAX_X509);
 	if (plen > QS_MAX_REQUEST_PAYLOAD || w.ev.nvotes > QS_MAX_PRIVSEP_VOTES)
 		return qs_fail(QS_ERR_EXHAUSTED, "request over the signer protocol's limits");

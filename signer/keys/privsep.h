@@ -84,10 +84,12 @@
  *                                             empty)
  *   PS_SIGN_X509  u32 handle, u8 kind,        bytes signature
  *                 bytes data, evidence,       (evidence and payload: the
- *                 bytes payload, bytes prev   quorum request of a CA
- *                                             operation, else empty; prev:
- *                                             a CRL's predecessor, signed
- *                                             by the key, or empty;
+ *                 bytes payload, bytes prev,  quorum request of a CA
+ *                 bytes prev_sig              operation, else empty; prev:
+ *                                             a CRL's or the CA list's
+ *                                             predecessor, signed by the
+ *                                             key (prev_sig: the list's
+ *                                             signature), or empty;
  *                                             kind: 1 a DER certificate, 2
  *                                             a DER CRL -- any signature; the
  *                                             helper signs its TBS -- 3 the
@@ -195,11 +197,13 @@ int ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, si
  * the helper signs only what the key's CA may issue (privsep_guard.h); a
  * CA, device CA, revocation or disabling only on ev (NULL: none), the
  * quorum request whose payload is payload, len plen, with its approvals; a
- * CRL with prev (prev_len; NULL/0: none), the CRL the key signed before
- * it, against which the helper finds what the new one revokes. */
+ * CRL or the CA list with prev (prev_len; NULL/0: none), the one the key
+ * signed before it (prev_sig: the CA list's signature), against which the
+ * helper finds what the new one revokes or disables. */
 int ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
 		 const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
-		 const uint8_t *prev, size_t prev_len, uint8_t *sig, size_t *sig_len);
+		 const uint8_t *prev, size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len,
+		 uint8_t *sig, size_t *sig_len);
 /* Hand every helper (now, and every one started later) policy version
  * `text` with the approvals that made it (ev: the policy change request).
  * A helper verifies it against its chain before it takes it; one that

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -1428,29 +1429,151 @@ x509_crl(struct ps_guard *g, const struct pki_conf *c, const uint8_t *der, size_
 	return r;
 }
 
-/* The list of enabled device CAs of this factory (pki.c's calist). */
+/* The entry of serial `serial` in a CA list's device_cas, or NULL. */
+static json_t *
+calist_entry(json_t *doc, const char *serial)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "device_cas"), i, e) if (
+		json_is_string(json_object_get(e, "serial")) &&
+		strcasecmp(json_string_value(json_object_get(e, "serial")), serial) == 0) return e;
+	return NULL;
+}
+
+/* The one device CA by which two lists differ: *gone from a (dropped) or
+ * *came in b (added); -1 if they differ by more than one. */
 static int
-x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+calist_diff(json_t *a, json_t *b, json_t **gone, json_t **came)
+{
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	*gone = *came = NULL;
+	json_array_foreach(json_object_get(a, "device_cas"), i, e) if (
+		calist_entry(b, json_string_value(json_object_get(e, "serial"))) == NULL)
+	{
+		*gone = e;
+		n++;
+	}
+	json_array_foreach(json_object_get(b, "device_cas"), i, e) if (
+		calist_entry(a, json_string_value(json_object_get(e, "serial"))) == NULL)
+	{
+		*came = e;
+		n++;
+	}
+	return n > 1 ? -1 : n;
+}
+
+/* Does the approved op of kind drop (enable = 0) or add the device CA e? */
+static int
+op_changes(const char *kind, const struct pki_op *op, json_t *e, int enable)
+{
+	const char *serial = json_string_value(json_object_get(e, "serial"));
+	const char *name = json_string_value(json_object_get(e, "name"));
+
+	if (strcmp(kind, PKI_KIND_DEVICE_CA) == 0)
+		return enable && name != NULL && strcmp(op->name, name) == 0;
+	if (strcmp(kind, PKI_KIND_CA_STATE) != 0 || serial == NULL ||
+	    strcasecmp(op->serial, serial) != 0)
+		return 0;
+	return enable ? strcmp(op->action, "enable") == 0 : strcmp(op->action, "enable") != 0;
+}
+
+/*
+ * The list of enabled device CAs of this factory (pki.c's calist). It
+ * follows prev, the list the key signed before it (signature prev_sig,
+ * verified with the key, SPKI der), with a higher version and the same
+ * root, and differs from it by at most one device CA: one dropped only on
+ * the evidence of the approved pki.ca-state disable or revoke naming its
+ * serial, one added only on a pki.ca-state enable naming it or the
+ * pki.device-ca that created it (by name). The first list is empty. An
+ * older list of the key than the newest lets a front re-sign an older view
+ * (as it can serve one until the newest expires), not disable or enable.
+ */
+static int
+x509_calist(struct ps_guard *g, const struct pki_conf *c, const uint8_t *der, size_t der_len,
+	    const uint8_t *data, size_t len, const struct ps_evidence *ev, const uint8_t *payload,
+	    size_t plen, const uint8_t *prev, size_t prev_len, const uint8_t *prev_sig,
+	    size_t prev_sig_len, uint8_t dg[32])
 {
 	json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
-	int ok = json_is_object(doc) &&
-		 json_is_string(json_object_get(doc, "type")) &&
+	json_t *pd = NULL, *gone = NULL, *came = NULL;
+	const unsigned char *kp = der;
+	const struct policy *sub = NULL;
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	EVP_PKEY *pub = NULL;
+	EVP_MD_CTX *md = NULL;
+	int ok = json_is_object(doc) && json_is_string(json_object_get(doc, "type")) &&
 		 strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
 		 json_is_string(json_object_get(doc, "factory")) &&
 		 strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
+	int r = 0, n;
 
-	json_decref(doc);
-	if (!ok)
-		return refuse("sign_x509", "not this factory's list of device CAs");
+	if (!ok) {
+		r = refuse("sign_x509", "not this factory's list of device CAs");
+		goto out;
+	}
 	qs_sha256(data, len, dg);
-	return 0;
+	if (prev_len == 0) {
+		if (json_array_size(json_object_get(doc, "device_cas")) > 0)
+			r = refuse("sign_x509", "a first list of device CAs (none before it) that "
+				   "enables %zu", json_array_size(json_object_get(doc, "device_cas")));
+		goto out;
+	}
+	if ((pub = d2i_PUBKEY(NULL, &kp, (long)der_len)) == NULL || (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1 ||
+	    EVP_DigestVerify(md, prev_sig, prev_sig_len, prev, prev_len) != 1 ||
+	    (pd = json_loadb((const char *)prev, prev_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		r = refuse("sign_x509", "the list before this one is not a list this key signed");
+		goto out;
+	}
+	if (json_integer_value(json_object_get(doc, "version")) <=
+		    json_integer_value(json_object_get(pd, "version")) ||
+	    !json_equal(json_object_get(doc, "root_serial"), json_object_get(pd, "root_serial"))) {
+		r = refuse("sign_x509", "the list does not follow the one before it (root, version)");
+		goto out;
+	}
+	if ((n = calist_diff(pd, doc, &gone, &came)) == 0)
+		goto out;
+	if (n < 0) {
+		r = refuse("sign_x509", "the list enables or disables more than one device CA");
+		goto out;
+	}
+	if (ev->id[0] == '\0' && ev->nvotes == 0) {
+		r = refuse("sign_x509", "the list %s device CA %.64s without the approved request "
+			   "that does it", gone ? "disables" : "enables",
+			   json_string_value(json_object_get(gone ? gone : came, "serial")));
+		goto out;
+	}
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, g->chain[g->nchain - 1], ev, payload, plen, &ar)) !=
+		    0)
+		goto out;
+	if ((strcmp(ev->kind, PKI_KIND_CA_STATE) != 0 && strcmp(ev->kind, PKI_KIND_DEVICE_CA) != 0) ||
+	    pki_op_parse(ev->kind, payload, plen, &op) != 0 ||
+	    !op_changes(ev->kind, op, gone ? gone : came, gone == NULL))
+		r = refuse("sign_x509", "the list %s device CA %.64s, which request %.40s does not",
+			   gone ? "disables" : "enables",
+			   json_string_value(json_object_get(gone ? gone : came, "serial")), ev->id);
+out:
+	ERR_clear_error();
+	pki_op_free(op);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	json_decref(pd);
+	json_decref(doc);
+	return r;
 }
 
 int
 ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
 	      uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
 	      const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
-	      uint8_t dg[32])
+	      const uint8_t *prev_sig, size_t prev_sig_len, uint8_t dg[32])
 {
 	enum ca_kind ca = ca_kind(label);
 	struct pki_conf c;
@@ -1471,7 +1594,8 @@ ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char
 	default:
 		if (ca != CA_ROOT)
 			return refuse("sign_x509", "only the root CA key signs the device CA list");
-		return x509_calist(&c, data, len, dg);
+		return x509_calist(g, &c, der, der_len, data, len, ev, payload, plen, prev, prev_len,
+				   prev_sig, prev_sig_len, dg);
 	}
 }
 

@@ -44,7 +44,8 @@
  *    the pki section's constraints and CRLs (ps_guard_x509); a root CA or
  *    device CA certificate (x509_ca_bound) and a CRL that revokes what the
  *    CRL the key signed before it does not (crl_bound) only on the
- *    evidence of the approved pki request that names that operation;
+ *    evidence of the approved pki request that names that operation; so is
+ *    a device CA list that drops (disables) or adds a CA (x509_calist);
  *  - any other key signs what it is asked.
  * Key generation: only labels in the daemon's namespace, never over an
  * existing key (ps_guard_keygen).
@@ -154,12 +155,14 @@ int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
  * encodes it (or of the list), the token's input. A root or device CA
  * certificate needs ev/payload, its approved request; a CRL is judged
  * against prev (prev_len), the CRL the key (SPKI der) signed before it,
- * and what it adds needs ev/payload, the approved revocation.
+ * and what it adds needs ev/payload, the approved revocation; the CA list
+ * likewise against prev with its signature prev_sig: what it drops or adds
+ * needs the approved request that disables or enables (x509_calist).
  */
 int ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
 		  uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
 		  const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
-		  uint8_t dg[32]);
+		  const uint8_t *prev_sig, size_t prev_sig_len, uint8_t dg[32]);
 
 /* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX
  * of tuf_repo.c, qsign-pki-* of pki.c, qsignd-identity of auth.c) and

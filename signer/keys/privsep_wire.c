@@ -308,6 +308,7 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		evidence_encode(b, &q->ev);
 		ps_wb_bytes(b, q->payload, q->payload_len);
 		ps_wb_bytes(b, q->prev, q->prev_len);
+		ps_wb_bytes(b, q->prev_sig, q->prev_sig_len);
 		break;
 	default:
 		break;
@@ -397,7 +398,8 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 		    evidence_decode(&r, in) != 0 ||
 		    (q->payload = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->payload_len)) ==
 		            NULL ||
-		    (q->prev = ps_rd_bytes(&r, PS_MAX_X509, &q->prev_len)) == NULL)
+		    (q->prev = ps_rd_bytes(&r, PS_MAX_X509, &q->prev_len)) == NULL ||
+		    (q->prev_sig = ps_rd_bytes(&r, PS_MAX_PREV_SIG, &q->prev_sig_len)) == NULL)
 			return PS_GARBAGE;
 		break;
 	default:

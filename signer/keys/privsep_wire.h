@@ -39,6 +39,8 @@ enum ps_type {
 /* PS_SIGN_X509's kinds of object, and the largest one. */
 enum ps_x509_kind { PS_X509_CERT = 1, PS_X509_CRL = 2, PS_X509_CALIST = 3 };
 #define PS_MAX_X509 (256u * 1024)
+/* The signature of the CA list before the one signed (DER ECDSA). */
+#define PS_MAX_PREV_SIG 512u
 
 /* A message that does not decode. Positive: never a QS_ERR_* code. */
 #define PS_GARBAGE 1
@@ -140,10 +142,13 @@ struct ps_request {
 	const uint8_t *payload;
 	size_t payload_len;
 	/* SIGN_X509 of a CRL: the CRL this key signed before it (DER, the
-	 * one the new one follows), empty for a CA's first; at most
-	 * PS_MAX_X509. */
+	 * one the new one follows); of the CA list: the list before it, and
+	 * prev_sig its signature (DER ECDSA, at most PS_MAX_PREV_SIG). Empty
+	 * for the first; at most PS_MAX_X509. */
 	const uint8_t *prev;
 	size_t prev_len;
+	const uint8_t *prev_sig;
+	size_t prev_sig_len;
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;

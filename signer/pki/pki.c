@@ -510,8 +510,11 @@ out:
  * Caller holds req_mu and pki_lock (write); the root CA exists.
  */
 static int
-calist_ensure(struct server *s, const struct pki_conf *c, const char *why)
+calist_ensure(struct server *s, const struct pki_conf *c, const char *why,
+              const struct store_request *rq)
 {
+	uint8_t prev_sig[HSM_SIG_MAX + 16];
+	size_t prev_sig_len = 0;
 	struct keyring_key *k = NULL;
 	json_t *root = NULL, *ents = NULL, *old = NULL, *doc = NULL, *stored = NULL,
 	       *serials = NULL;
@@ -566,8 +569,15 @@ calist_ensure(struct server *s, const struct pki_conf *c, const char *why)
 	}
 	qs_sha256((const uint8_t *)text, tlen, dg);
 	if ((r = ca_key(s, jstr(root, "key_uri"), &k)) != 0 ||
-	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, sig, &sig_len)) != 0)
+	    (old != NULL && qs_unhex(jstr(old, "signature"), prev_sig, sizeof(prev_sig),
+	                             &prev_sig_len) != 0) ||
+	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, rq,
+	                       old != NULL ? (const uint8_t *)jstr(old, "document") : NULL,
+	                       old != NULL ? strlen(jstr(old, "document")) : 0, prev_sig,
+	                       prev_sig_len, sig, &sig_len)) != 0) {
+		r = r != 0 ? r : qs_fail(QS_ERR_DB, "the stored CA list's signature is not hex");
 		goto out;
+	}
 	if ((sig_hex = qs_hex(sig, sig_len)) == NULL || (sha_hex = qs_hex(dg, 32)) == NULL ||
 	    (stored = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "document", text, "signature",
 	                        sig_hex, "version", (json_int_t)(ver + 1), "expires",
@@ -764,7 +774,7 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	/* Its first CRL, so that relying parties can check the chain at once. */
 	if ((r = doc_get(s->store, NS_ROOT, "root", &rec, NULL)) != 0 ||
 	    (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0 ||
-	    (r = calist_ensure(s, &c, "root created")) != 0)
+	    (r = calist_ensure(s, &c, "root created", NULL)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1067,7 +1077,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		goto out;
 	if ((r = earlier_result(rec, rq->id, result, rlen)) != 0) {
 		/* Added before a crash: the list may not show it yet. */
-		if (r == 1 && (r = calist_ensure(s, &c, "device CA added")) != 0) {
+		if (r == 1 && (r = calist_ensure(s, &c, "device CA added", rq)) != 0) {
 			free(*result);
 			clear_outputs(sigs, nsigs, result, rlen);
 		}
@@ -1114,7 +1124,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 	if (online && ((r = doc_get(s->store, NS_CA, serial, &rec, NULL)) != 0 ||
 	               (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0))
 		goto out;
-	if ((r = calist_ensure(s, &c, "device CA added")) != 0)
+	if ((r = calist_ensure(s, &c, "device CA added", rq)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1233,7 +1243,7 @@ publish:
 		r = load_root(s, &root, &rx);
 		X509_free(rx);
 		if (r != 0 || (r = publish_crl(s, &c, root, to, rq, &pem)) != 0 ||
-		    (r = calist_ensure(s, &c, to)) != 0)
+		    (r = calist_ensure(s, &c, to, rq)) != 0)
 			goto out;
 	}
 	*result = (uint8_t *)pem;
@@ -1696,7 +1706,7 @@ h_pki_crl(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 			if ((r = current_crl(s, &c, e, &crl)) == 0)
 				r = push_crl(&resp, keep, e, crl);
 		}
-	if (r == 0 && (r = calist_ensure(s, &c, "device CA state")) == 0 &&
+	if (r == 0 && (r = calist_ensure(s, &c, "device CA state", NULL)) == 0 &&
 	    (r = doc_get(s->store, NS_CALIST, CALIST_NAME, &cal, NULL)) == 0 &&
 	    (r = qs_unhex(jstr(cal, "signature"), sig, sizeof(sig), &sig_len)) != 0)
 		r = qs_fail(QS_ERR_DB, "the stored list of enabled device CAs has a bad signature "
@@ -1755,7 +1765,7 @@ pki_crl_refresh(struct server *s)
 			r = current_crl(s, &c, e, &crl);
 		}
 	if (r == 0 && root != NULL)
-		r = calist_ensure(s, &c, "device CA state");
+		r = calist_ensure(s, &c, "device CA state", NULL);
 	pthread_rwlock_unlock(&pki_lock);
 	pthread_mutex_unlock(&s->req_mu);
 	json_decref(crl);

@@ -63,9 +63,13 @@ int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k, const struct store
 /* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by the root
  * CA key k over SHA-256 of data, the list of enabled device CAs (a signer
  * helper signs nothing else this way), checked against k's public key the way `openssl dgst
- * -sha256 -verify` checks it. Errors as pki_sign_cert. */
-int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
-                  size_t *sig_len);
+ * -sha256 -verify` checks it. prev, prev_sig: the list k signed before it
+ * and its signature (NULL/0 for the first); a signer helper signs a list
+ * that drops or adds a CA only on rq, the approved request that does it.
+ * Errors as pki_sign_cert. */
+int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len,
+                  const struct store_request *rq, const uint8_t *prev, size_t prev_len,
+                  const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig, size_t *sig_len);
 
 /* Certificate profiles (pki_x509.c). */
 enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };

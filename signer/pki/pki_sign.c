@@ -67,8 +67,8 @@ token_sign_into(const struct keyring_key *k, const struct store_request *rq, uin
 	if (der_len <= 0)
 		return ossl_fail("encode the object to sign");
 	qs_sha256(tbs, tbs_len, dg);
-	if ((r = keyring_sign_x509(k, kind, der, (size_t)der_len, dg, rq, prev, prev_len, sig,
-	                           &sig_len)) != 0)
+	if ((r = keyring_sign_x509(k, kind, der, (size_t)der_len, dg, rq, prev, prev_len, NULL, 0,
+	                           sig, &sig_len)) != 0)
 		return r;
 	if (!ASN1_BIT_STRING_set(bs, sig, (int)sig_len))
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -189,8 +189,9 @@ out:
 }
 
 int
-pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
-              size_t *sig_len)
+pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len,
+              const struct store_request *rq, const uint8_t *prev, size_t prev_len,
+              const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig, size_t *sig_len)
 {
 	EVP_PKEY *pub = NULL;
 	EVP_MD_CTX *md = NULL;
@@ -201,7 +202,8 @@ pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint
 	if ((r = public_key(k, &pub)) != 0)
 		goto out;
 	qs_sha256(data, len, dg);
-	if ((r = keyring_sign_x509(k, PS_X509_CALIST, data, len, dg, NULL, NULL, 0, sig, sig_len)) != 0)
+	if ((r = keyring_sign_x509(k, PS_X509_CALIST, data, len, dg, rq, prev, prev_len, prev_sig,
+	                           prev_sig_len, sig, sig_len)) != 0)
 		goto out;
 	/* What `openssl dgst -sha256 -verify` will check, checked here first. */
 	if ((md = EVP_MD_CTX_new()) == NULL ||

@@ -565,7 +565,7 @@ sign_cert(struct ps_keyref *ref, X509 *x, uint8_t *sig, size_t *sig_len)
 	unsigned char *der = NULL;
 	int n = i2d_X509(x, &der), r;
 
-	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, NULL, NULL, 0, NULL, 0, sig, sig_len);
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, NULL, NULL, 0, NULL, 0, NULL, 0, sig, sig_len);
 	OPENSSL_free(der);
 	return r;
 }
@@ -581,7 +581,7 @@ sign_cert_on(struct ps_keyref *ref, X509 *x, struct quorum *q)
 
 	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, q ? &q->ev : NULL,
 			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, NULL, 0,
-			 sig, &sig_len);
+			 NULL, 0, sig, &sig_len);
 	OPENSSL_free(der);
 	return r;
 }
@@ -623,7 +623,7 @@ sign_crl(struct ps_keyref *ref, X509_CRL *crl, const unsigned char *prev, int pr
 
 	r = ps_sign_x509(ref, PS_X509_CRL, der, (size_t)n, q ? &q->ev : NULL,
 			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, prev,
-			 prev != NULL ? (size_t)prev_len : 0, sig, &sig_len);
+			 prev != NULL ? (size_t)prev_len : 0, NULL, 0, sig, &sig_len);
 	OPENSSL_free(der);
 	if (r != 0 || out == NULL)
 		return r;
@@ -750,7 +750,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	expect("device CA key with plain sign", ps_sign(dca, dg, 32, sig, &sig_len),
 	       QS_ERR_DENIED, "signs only certificates and CRLs");
 	expect("device CA key over arbitrary bytes",
-	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, NULL, NULL, 0, NULL, 0, sig, &sig_len), QS_ERR_DENIED,
+	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len), QS_ERR_DENIED,
 	       "not a DER certificate");
 	x = cert(PKI_P_DEVICE, uuid, "another-factory", 30, root, dev, 0);
 	expect("device CA key over a device certificate of another factory",
@@ -779,7 +779,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 		static const char calist[] = "{\"type\":\"" PKI_CALIST_TYPE "\"}";
 		expect("device CA key over the CA list",
 		       ps_sign_x509(dca, PS_X509_CALIST, (const uint8_t *)calist,
-				    sizeof(calist) - 1, NULL, NULL, 0, NULL, 0, sig, &sig_len),
+				    sizeof(calist) - 1, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len),
 		       QS_ERR_DENIED, "only the root CA key signs");
 	}
 	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 0);
@@ -806,7 +806,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 			exit(2);
 		}
 		expect("device CA key over a CRL",
-		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, NULL, NULL, 0, NULL, 0, sig, &sig_len), 0, NULL);
+		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len), 0, NULL);
 		OPENSSL_free(cd);
 		X509_CRL_free(crl);
 		EVP_PKEY_free(tmp);
@@ -817,6 +817,103 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	EVP_PKEY_free(rootk);
 	ps_keyref_free(dca);
 	free(der);
+}
+
+/* Version v of the CA list with device CA (serial, name) or none (NULL);
+ * *text malloc'd, as pki.c's calist_ensure writes it. */
+static char *
+calist_text(const char *factory, long long v, const char *serial, const char *name)
+{
+	json_t *cas = serial ? json_pack("[{s:s, s:s}]", "serial", serial, "name", name)
+			     : json_array();
+	json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "type", PKI_CALIST_TYPE,
+			      "factory", factory, "root_serial", "01", "version", (json_int_t)v,
+			      "issued_at", (json_int_t)time(NULL), "expires",
+			      (json_int_t)time(NULL) + 86400, "device_cas", cas);
+	char *t = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS), *t2;
+
+	json_decref(d);
+	if (t == NULL || (t2 = realloc(t, strlen(t) + 2)) == NULL)
+		exit(2);
+	strcat(t2, "\n");
+	return t2;
+}
+
+/* Sign list text after prev (its signature psig; NULL: none) on q; *out,
+ * *out_len (if out) the DER signature. */
+static int
+sign_list(struct ps_keyref *ref, const char *text, const char *prev, const uint8_t *psig,
+	  size_t psig_len, struct quorum *q, uint8_t *out, size_t *out_len)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sig_len = 0;
+	int r = ps_sign_x509(ref, PS_X509_CALIST, (const uint8_t *)text, strlen(text),
+			     q ? &q->ev : NULL, q ? (const uint8_t *)q->payload : NULL,
+			     q ? strlen(q->payload) : 0, (const uint8_t *)prev,
+			     prev ? strlen(prev) : 0, psig, psig_len, sig, &sig_len);
+
+	if (r == 0 && out != NULL && hsm_ecdsa_raw_to_der(sig, sig_len, out, out_len) != 0)
+		exit(2);
+	return r;
+}
+
+/* Disabling (and enabling) a device CA: a CA list that drops (adds) one
+ * only on the approved request that does it (privsep_guard.c,
+ * x509_calist). */
+static void
+calist_checks(struct ps_keyref *rk, const struct pki_conf *c)
+{
+	static const char rid[] = "99998888777766665555444433332222";
+	static const char serial[] = "3c1b2c3d4e5f60718293a4b5c6d7e8f9";
+	char disable[256], other[256], *v1, *v2, *v3;
+	uint8_t s1[HSM_SIG_MAX + 16], s2[HSM_SIG_MAX + 16], bad[8] = {0x30, 0x06};
+	size_t s1_len = 0, s2_len = 0;
+	struct quorum q;
+
+	snprintf(disable, sizeof(disable), "{\"serial\":\"%s\",\"action\":\"disable\"}", serial);
+	snprintf(other, sizeof(other), "{\"serial\":\"%s\",\"action\":\"disable\"}",
+		 "4c1b2c3d4e5f60718293a4b5c6d7e8f9");
+	v1 = calist_text(c->factory, 1, serial, "line-1");
+	expect("root CA key over a first CA list that enables a CA",
+	       sign_list(rk, v1, NULL, NULL, 0, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "a first list of device CAs");
+	free(v1);
+	v1 = calist_text(c->factory, 1, NULL, NULL);
+	expect("root CA key over a first, empty CA list",
+	       sign_list(rk, v1, NULL, NULL, 0, NULL, s1, &s1_len), 0, NULL);
+	v2 = calist_text(c->factory, 2, serial, "line-1");
+	expect("root CA key over a CA list that enables a CA without a request",
+	       sign_list(rk, v2, v1, s1, s1_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "enables device CA");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_CA,
+		 "{\"mode\":\"online\",\"name\":\"line-1\",\"validity_days\":365}", 2, NULL);
+	expect("root CA key over a CA list adding the device CA an approved request created",
+	       sign_list(rk, v2, v1, s1, s1_len, &q, s2, &s2_len), 0, NULL);
+	v3 = calist_text(c->factory, 3, NULL, NULL);
+	expect("root CA key over a CA list that disables a CA without a request",
+	       sign_list(rk, v3, v2, s2, s2_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "disables device CA");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 1, NULL);
+	expect("root CA key disabling a CA with too few approvals",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 2, other);
+	expect("root CA key disabling a CA with approvals of another payload",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, other, 2, NULL);
+	expect("root CA key disabling another CA than approved",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "which request");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 2, NULL);
+	expect("root CA key disabling after a list it did not sign",
+	       sign_list(rk, v3, v2, bad, sizeof(bad), &q, NULL, NULL), QS_ERR_DENIED,
+	       "not a list this key signed");
+	expect("root CA key disabling the CA the approved request names",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), 0, NULL);
+	free(v1);
+	free(v2);
+	free(v3);
 }
 
 /* A root CA or device CA certificate: only on an approved pki.ca-create /
@@ -893,6 +990,7 @@ ca_quorum_checks(struct ps_pool *p, const struct policy *pol, const char *token_
 	}
 	expect("root CA key over the device CA certificate the request approved",
 	       sign_cert_on(rk, x, &q), 0, NULL);
+	calist_checks(rk, &c);
 	(void)sig;
 	(void)sig_len;
 	X509_free(x);

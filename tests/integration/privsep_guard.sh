@@ -21,7 +21,9 @@
 # root CA or device CA certificate likewise; a device CA key over a CRL
 # that revokes without approvals (against the CRL it signed before), with
 # too few, of another payload, naming another certificate, two at once, or
-# that drops a revocation.
+# that drops a revocation; the root CA key over a CA list that enables or
+# disables a device CA without the approved request, with too few approvals,
+# of another payload, for another CA, or after a list it did not sign.
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
@@ -71,7 +73,9 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"makes no root CA certificate" "for another subject than request" \
 	"valid beyond the 3650 days request" "a first CRL (none before it) that revokes" \
 	"not a CRL this key signed" "without the approved request that revokes it" \
-	"does not name" "drops a revoked certificate" "revokes 2 certificates at once"; do
+	"does not name" "drops a revoked certificate" "revokes 2 certificates at once" \
+	"a first list of device CAs" "enables device CA" "disables device CA" "which request" \
+	"not a list this key signed"; do
 	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
 grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||
