@@ -103,8 +103,8 @@ int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *
  * those of keyring_sign; QS_ERR_DENIED (the helper's reason). */
 int keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
                       const uint8_t dg[32], const struct store_request *rq, const uint8_t *prev,
-                      size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len,
-                      uint8_t *sig, size_t *sig_len);
+                      size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+                      size_t *sig_len);
 
 /* Hand the signer helpers policy version `text` and r, the policy change
  * request (with votes) that made it. No-op in process. Errors: QS_ERR_NOMEM,

@@ -569,8 +569,8 @@ calist_ensure(struct server *s, const struct pki_conf *c, const char *why,
 	}
 	qs_sha256((const uint8_t *)text, tlen, dg);
 	if ((r = ca_key(s, jstr(root, "key_uri"), &k)) != 0 ||
-	    (old != NULL && qs_unhex(jstr(old, "signature"), prev_sig, sizeof(prev_sig),
-	                             &prev_sig_len) != 0) ||
+	    (old != NULL &&
+	     qs_unhex(jstr(old, "signature"), prev_sig, sizeof(prev_sig), &prev_sig_len) != 0) ||
 	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, rq,
 	                       old != NULL ? (const uint8_t *)jstr(old, "document") : NULL,
 	                       old != NULL ? strlen(jstr(old, "document")) : 0, prev_sig,

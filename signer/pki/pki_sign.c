@@ -157,8 +157,8 @@ pki_sign_crl(X509_CRL **cp, const struct keyring_key *k, const struct store_requ
 	}
 	X509_CRL_get0_signature(*cp, &psig, &palg);
 	der_len = i2d_X509_CRL(*cp, &der);
-	if ((r = token_sign_into(k, rq, PS_X509_CRL, der, der_len, prev, prev_len, tbs, (size_t)tbs_len,
-	                         (ASN1_BIT_STRING *)psig)) != 0)
+	if ((r = token_sign_into(k, rq, PS_X509_CRL, der, der_len, prev, prev_len, tbs,
+	                         (size_t)tbs_len, (ASN1_BIT_STRING *)psig)) != 0)
 		goto out;
 	OPENSSL_free(der);
 	der = NULL;
