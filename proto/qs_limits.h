@@ -93,11 +93,11 @@
 /* Signer helper processes (privilege separation): more than one per core
  * only adds context switches; 64 matches QS_MAX_WORKERS. */
 #define QS_MAX_SIGNERS 64
-/* One message between qsignd and a signer helper: the largest is a quorum
- * Sign of a QS_MAX_BLOB payload (or a policy version of
- * QS_MAX_POLICY_BYTES) with its approval statements' fields and
- * QS_MAX_PRIVSEP_VOTES votes. */
-#define QS_MAX_PRIVSEP_MSG (QS_MAX_BLOB + 64u * 1024)
+/* One message between qsignd and a signer helper: the largest is a TUF
+ * document (TUF_MAX_METADATA, 1 MiB) signed on the evidence of a quorum
+ * request: the document, the request's payload (QS_MAX_REQUEST_PAYLOAD),
+ * its approval statements' fields and QS_MAX_PRIVSEP_VOTES votes. */
+#define QS_MAX_PRIVSEP_MSG (2u * QS_MAX_BLOB + 64u * 1024)
 /* Votes handed to a signer helper with one request: a quorum's approvals
  * and rejections; far above any threshold an administrator can gather. */
 #define QS_MAX_PRIVSEP_VOTES 64

@@ -619,8 +619,11 @@ keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, size_t
 
 int
 keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *canon, size_t len,
-                 const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
+                 const uint8_t dg[32], const struct store_request *rq, uint8_t *sig,
+                 size_t *sig_len)
 {
+	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
+	struct ps_evidence ev;
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
 	int r;
@@ -628,14 +631,22 @@ keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *cano
 	*sig_len = 0;
 	if (k->ps == NULL)
 		return keyring_sign(k, dg, (const uint8_t *)canon, len, sig, sig_len);
-	r = ps_sign_tuf(k->ps, repo, (const uint8_t *)canon, len, raw, &raw_len);
+	if (rq != NULL)
+		evidence_of(rq, votes, &ev);
+	r = ps_sign_tuf(k->ps, repo, (const uint8_t *)canon, len, rq != NULL ? &ev : NULL,
+	                rq != NULL ? rq->payload : NULL, rq != NULL ? rq->payload_len : 0, raw,
+	                &raw_len);
 	return finish_raw(k, r, raw, raw_len, sig, sig_len);
 }
 
 int
 keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
-                  const uint8_t dg[32], uint8_t *sig, size_t *sig_len)
+                  const uint8_t dg[32], const struct store_request *rq, const uint8_t *prev,
+                  size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+                  size_t *sig_len)
 {
+	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
+	struct ps_evidence ev;
 	uint8_t raw[HSM_SIG_MAX];
 	size_t raw_len = 0;
 	int r;
@@ -643,7 +654,11 @@ keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data
 	*sig_len = 0;
 	if (k->ps == NULL)
 		return keyring_sign(k, dg, NULL, 0, sig, sig_len);
-	r = ps_sign_x509(k->ps, (enum ps_x509_kind)kind, data, len, raw, &raw_len);
+	if (rq != NULL)
+		evidence_of(rq, votes, &ev);
+	r = ps_sign_x509(k->ps, (enum ps_x509_kind)kind, data, len, rq != NULL ? &ev : NULL,
+	                 rq != NULL ? rq->payload : NULL, rq != NULL ? rq->payload_len : 0, prev,
+	                 prev_len, prev_sig, prev_sig_len, raw, &raw_len);
 	return finish_raw(k, r, raw, raw_len, sig, sig_len);
 }
 

@@ -87,19 +87,30 @@ int keyring_sign_checkpoint(const struct keyring_key *k, const uint8_t *text, si
  * document of repository repo ("ci"|"prod") with TUF key k, as
  * keyring_sign would. A signer helper signs only documents of the key's
  * role and repository, version rising, an online role's expiry within the
- * policy's bound (privsep_guard.h). Errors: those of keyring_sign;
- * QS_ERR_DENIED (the helper's reason). */
+ * policy's bound (privsep_guard.h); a root or production targets only
+ * with rq, the approved quorum request (tuf-init, tuf-root, tuf-promote)
+ * that makes it, whose payload and approvals the helper checks (NULL for
+ * an online document). Errors: those of keyring_sign; QS_ERR_DENIED (the
+ * helper's reason). */
 int keyring_sign_tuf(const struct keyring_key *k, const char *repo, const char *canon, size_t len,
-                     const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
+                     const uint8_t dg[32], const struct store_request *rq, uint8_t *sig,
+                     size_t *sig_len);
 
 /* Sign with CA key k (ECDSA P-256, DER) the digest dg of a certificate's or
  * CRL's TBS structure, data being the whole DER object (any signature), or
  * of the CA list text data (kind: enum ps_x509_kind, privsep_wire.h). A
  * signer helper signs only what the key's CA may issue under the policy's
- * pki section, computing the digest itself (privsep_guard.h). Errors:
+ * pki section, computing the digest itself (privsep_guard.h); a new CA,
+ * device CA, revocation or disabling only with rq, the approved quorum
+ * request that makes it (NULL for routine certificates and CRLs); a CRL
+ * or the CA list with prev (prev_len; NULL/0 for the first), the one k
+ * signed before it (prev_sig: the list's signature): what the new one
+ * revokes or disables needs rq's approvals. Errors:
  * those of keyring_sign; QS_ERR_DENIED (the helper's reason). */
 int keyring_sign_x509(const struct keyring_key *k, uint8_t kind, const uint8_t *data, size_t len,
-                      const uint8_t dg[32], uint8_t *sig, size_t *sig_len);
+                      const uint8_t dg[32], const struct store_request *rq, const uint8_t *prev,
+                      size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+                      size_t *sig_len);
 
 /* Hand the signer helpers policy version `text` and r, the policy change
  * request (with votes) that made it. No-op in process. Errors: QS_ERR_NOMEM,

@@ -601,6 +601,9 @@ ps_sign(struct ps_keyref *ref, const uint8_t *in, size_t in_len, uint8_t *sig, s
 	return sign_call(ref, &w, sig, sig_len);
 }
 
+/* No request: an online TUF document, a routine certificate or CRL. */
+static const struct ps_evidence no_evidence = {.id = "", .role = "", .kind = "", .submitter = ""};
+
 int
 ps_sign_quorum(struct ps_keyref *ref, const struct ps_evidence *ev, const uint8_t *payload,
                size_t len, uint8_t *sig, size_t *sig_len)
@@ -627,28 +630,50 @@ ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, uint8
 }
 
 int
-ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len, uint8_t *sig,
+ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len,
+            const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t *sig,
             size_t *sig_len)
 {
-	struct ps_request w = {.type = PS_SIGN_TUF, .repo = repo, .data = text, .data_len = len};
+	struct ps_request w = {.type = PS_SIGN_TUF,
+	                       .repo = repo,
+	                       .data = text,
+	                       .data_len = len,
+	                       .ev = ev != NULL ? *ev : no_evidence,
+	                       .payload = payload,
+	                       .payload_len = plen};
 
 	*sig_len = 0;
 	if (len > TUF_MAX_METADATA || strlen(repo) > QS_MAX_PRIVSEP_STR)
 		return qs_fail(QS_ERR_EXHAUSTED, "TUF metadata of %zu bytes over %u", len,
 		               TUF_MAX_METADATA);
+	if (plen > QS_MAX_REQUEST_PAYLOAD || w.ev.nvotes > QS_MAX_PRIVSEP_VOTES)
+		return qs_fail(QS_ERR_EXHAUSTED, "request over the signer protocol's limits");
 	return sign_call(ref, &w, sig, sig_len);
 }
 
 int
 ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
-             uint8_t *sig, size_t *sig_len)
+             const struct ps_evidence *ev, const uint8_t *payload, size_t plen, const uint8_t *prev,
+             size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig,
+             size_t *sig_len)
 {
-	struct ps_request w = {
-	        .type = PS_SIGN_X509, .x509_kind = (uint8_t)kind, .data = data, .data_len = len};
+	struct ps_request w = {.type = PS_SIGN_X509,
+	                       .x509_kind = (uint8_t)kind,
+	                       .data = data,
+	                       .data_len = len,
+	                       .ev = ev != NULL ? *ev : no_evidence,
+	                       .payload = payload,
+	                       .payload_len = plen,
+	                       .prev = prev,
+	                       .prev_len = prev_len,
+	                       .prev_sig = prev_sig,
+	                       .prev_sig_len = prev_sig_len};
 
 	*sig_len = 0;
-	if (len > PS_MAX_X509)
+	if (len > PS_MAX_X509 || prev_len > PS_MAX_X509 || prev_sig_len > PS_MAX_PREV_SIG)
 		return qs_fail(QS_ERR_EXHAUSTED, "%zu bytes over %u", len, PS_MAX_X509);
+	if (plen > QS_MAX_REQUEST_PAYLOAD || w.ev.nvotes > QS_MAX_PRIVSEP_VOTES)
+		return qs_fail(QS_ERR_EXHAUSTED, "request over the signer protocol's limits");
 	return sign_call(ref, &w, sig, sig_len);
 }
 

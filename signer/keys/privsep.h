@@ -75,11 +75,22 @@
  *                 bytes payload               (the helper derives the input)
  *   PS_SIGN_CHECKPOINT u32 handle, bytes text bytes signature
  *   PS_SIGN_TUF   u32 handle, str repo,       bytes signature
- *                 bytes signed                (signed: the canonical JSON of a
- *                                             TUF document's "signed" part,
- *                                             at most TUF_MAX_METADATA)
+ *                 bytes signed, evidence,     (signed: the canonical JSON of a
+ *                 bytes payload               TUF document's "signed" part,
+ *                                             at most TUF_MAX_METADATA;
+ *                                             evidence and payload: the
+ *                                             quorum request of a root or
+ *                                             production targets, else
+ *                                             empty)
  *   PS_SIGN_X509  u32 handle, u8 kind,        bytes signature
- *                 bytes data                  (kind: 1 a DER certificate, 2
+ *                 bytes data, evidence,       (evidence and payload: the
+ *                 bytes payload, bytes prev,  quorum request of a CA
+ *                 bytes prev_sig              operation, else empty; prev:
+ *                                             a CRL's or the CA list's
+ *                                             predecessor, signed by the
+ *                                             key (prev_sig: the list's
+ *                                             signature), or empty;
+ *                                             kind: 1 a DER certificate, 2
  *                                             a DER CRL -- any signature; the
  *                                             helper signs its TBS -- 3 the
  *                                             CA list; at most PS_MAX_X509)
@@ -99,10 +110,13 @@
  * quorum key only PS_SIGN_QUORUM with a threshold of valid approvals under
  * the policy chain the helper verified (PS_POLICY); a TUF key only
  * PS_SIGN_TUF documents of its role and repository with a rising version
- * (online roles: expiry within the policy's bound); other keys PS_SIGN and
+ * (online roles: expiry within the policy's bound; a root or production
+ * targets only with the approved request that makes it, bound to its
+ * payload); other keys PS_SIGN and
  * PS_SIGN_MANY (an online role's key within the role's rate); a CA key
  * only PS_SIGN_X509 certificates of its profiles within the policy's pki
- * constraints, CRLs and the CA list; PS_KEYGEN
+ * constraints (a root or device CA only with its approved request), CRLs
+ * and the CA list; PS_KEYGEN
  * only labels of the daemon's namespace, never a taken one. Each refusal: QS_ERR_DENIED and
  * "privsep.refused request=.. reason=..".
  *
@@ -170,14 +184,24 @@ int ps_sign_checkpoint(struct ps_keyref *ref, const uint8_t *text, size_t len, u
 /* A TUF key's signature of the canonical "signed" JSON text of a document
  * of repository repo ("ci"|"prod"): the helper signs only documents of the
  * key's role, a version above the last it signed, an online role's expiry
- * within the policy's bound (privsep_guard.h). sig holds HSM_SIG_MAX. */
+ * within the policy's bound (privsep_guard.h); a root or production targets
+ * only on ev (NULL: none), the quorum request whose payload is payload,
+ * len plen, with its approvals. sig holds HSM_SIG_MAX. */
 int ps_sign_tuf(struct ps_keyref *ref, const char *repo, const uint8_t *text, size_t len,
-                uint8_t *sig, size_t *sig_len);
+                const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t *sig,
+                size_t *sig_len);
 /* A CA key's signature (hsm_sign's raw form) of the TBS structure of the
  * DER certificate or CRL data (kind PS_X509_CERT, PS_X509_CRL: its
  * signature is not looked at), or of the CA list text (PS_X509_CALIST):
- * the helper signs only what the key's CA may issue (privsep_guard.h). */
+ * the helper signs only what the key's CA may issue (privsep_guard.h); a
+ * CA, device CA, revocation or disabling only on ev (NULL: none), the
+ * quorum request whose payload is payload, len plen, with its approvals; a
+ * CRL or the CA list with prev (prev_len; NULL/0: none), the one the key
+ * signed before it (prev_sig: the CA list's signature), against which the
+ * helper finds what the new one revokes or disables. */
 int ps_sign_x509(struct ps_keyref *ref, enum ps_x509_kind kind, const uint8_t *data, size_t len,
+                 const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+                 const uint8_t *prev, size_t prev_len, const uint8_t *prev_sig, size_t prev_sig_len,
                  uint8_t *sig, size_t *sig_len);
 /* Hand every helper (now, and every one started later) policy version
  * `text` with the approvals that made it (ev: the policy change request).

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -25,6 +26,10 @@
 #include "tuf.h"
 #include "tuf_meta.h"
 #include "tuf_payload.h"
+
+/* Production targets maps remembered (struct ps_guard's known): more than
+ * the promotes a root change may overlap. */
+#define PS_GUARD_KNOWN_TARGETS 16
 
 /* The last TUF document a key signed for a repository. */
 struct tuf_mark {
@@ -54,6 +59,11 @@ struct ps_guard {
 	struct tuf_mark *marks;
 	size_t nmarks;
 	uint64_t tuf_seed[2][4];
+	/* Production targets maps a root change may re-sign: the one
+	 * published at start and those of the promotes signed since (the
+	 * newest PS_GUARD_KNOWN_TARGETS). */
+	uint8_t known[PS_GUARD_KNOWN_TARGETS][32];
+	size_t nknown, knext;
 	uint8_t *audit_der;
 	size_t audit_len;
 	char cp_error[256]; /* the checkpoint on disk does not verify */
@@ -103,45 +113,72 @@ read_small(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+/* The "signed" part of a published metadata file (one reference), or NULL
+ * if it is not there. */
+static json_t *
+published_signed(const char *dir, const char *name)
+{
+	char path[4096], *buf = NULL;
+	size_t len = 0;
+	json_t *doc, *sp = NULL;
+
+	if (dir == NULL ||
+	    snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >= (int)sizeof(path) ||
+	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
+		return NULL;
+	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
+		sp = json_incref(json_object_get(doc, "signed"));
+		json_decref(doc);
+	}
+	free(buf);
+	return sp;
+}
+
 /* signed.version of a published metadata file, 0 if it is not there;
  * *meta (may be NULL) gets signed.meta's version of file `want`. */
 static uint64_t
 published_version(const char *dir, const char *name, const char *want, uint64_t *meta)
 {
-	char path[4096], *buf = NULL;
-	size_t len = 0;
-	json_t *doc, *sp;
+	json_t *sp = published_signed(dir, name);
 	uint64_t v = 0;
 
 	if (meta != NULL)
 		*meta = 0;
-	if (dir == NULL ||
-	    snprintf(path, sizeof(path), "%s/metadata/%s", dir, name) >= (int)sizeof(path) ||
-	    read_small(path, TUF_MAX_METADATA, &buf, &len) != 0)
-		return 0;
-	if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) != NULL) {
-		sp = json_object_get(doc, "signed");
-		if (json_integer_value(json_object_get(sp, "version")) > 0)
-			v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
-		if (meta != NULL && want != NULL &&
-		    json_integer_value(json_object_get(
-		            json_object_get(json_object_get(sp, "meta"), want), "version")) > 0)
-			*meta = (uint64_t)json_integer_value(json_object_get(
-			        json_object_get(json_object_get(sp, "meta"), want), "version"));
-		json_decref(doc);
-	}
-	free(buf);
+	if (json_integer_value(json_object_get(sp, "version")) > 0)
+		v = (uint64_t)json_integer_value(json_object_get(sp, "version"));
+	if (meta != NULL && want != NULL &&
+	    json_integer_value(json_object_get(json_object_get(json_object_get(sp, "meta"), want),
+	                                       "version")) > 0)
+		*meta = (uint64_t)json_integer_value(json_object_get(
+		        json_object_get(json_object_get(sp, "meta"), want), "version"));
+	json_decref(sp);
 	return v;
+}
+
+/* The SHA-256 of the canonical JSON of a targets map. */
+static int
+targets_digest(const json_t *targets, uint8_t dg[32])
+{
+	char *c = NULL;
+	size_t n = 0;
+
+	if (!json_is_object(targets) || qs_cjson_encode(targets, &c, &n) != 0)
+		return -1;
+	qs_sha256((const uint8_t *)c, n, dg);
+	free(c);
+	return 0;
 }
 
 /* The versions published in p's TUF repositories: root.json and
  * timestamp.json by name, the snapshot timestamp.json names, the targets
- * that snapshot names (consistent-snapshot file names, tuf.h). Read as the
+ * that snapshot names (consistent-snapshot file names, tuf.h), and the
+ * digest of production's targets map. Read as the
  * checkpoint's tree size is: before the front takes input, unverified (a
  * floor for the high-water marks, never a permission). */
 static void
-tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
+tuf_seed_read(const struct policy *p, struct ps_guard_boot *b)
 {
+	uint64_t(*seed)[4] = b->tuf_seed;
 	static const char *const repos[] = {"ci", "prod"};
 	char name[64];
 
@@ -154,6 +191,14 @@ tuf_seed_read(const struct policy *p, uint64_t seed[2][4])
 		snprintf(name, sizeof(name), "%llu.snapshot.json", (unsigned long long)sv);
 		seed[i][2] = sv ? published_version(dir, name, "targets.json", &tv) : 0;
 		seed[i][1] = tv;
+		if (i == 1 && tv > 0) {
+			json_t *sp;
+			snprintf(name, sizeof(name), "%llu.targets.json", (unsigned long long)tv);
+			sp = published_signed(dir, name);
+			b->have_targets = targets_digest(json_object_get(sp, "targets"),
+			                                 b->prod_targets) == 0;
+			json_decref(sp);
+		}
 	}
 	qs_errclear();
 }
@@ -187,7 +232,7 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 	qs_errclear();
 	free(note);
 	if (b->v1 != NULL)
-		tuf_seed_read(b->v1, b->tuf_seed);
+		tuf_seed_read(b->v1, b);
 }
 
 /* ------------------------------------------------------------ keys */
@@ -345,6 +390,24 @@ gated_key(const struct ps_guard *g, const uint8_t *der, size_t len)
 /* ------------------------------------------------------------ life */
 
 static void
+known_add(struct ps_guard *g, const uint8_t dg[32])
+{
+	memcpy(g->known[g->knext], dg, 32);
+	g->knext = (g->knext + 1) % PS_GUARD_KNOWN_TARGETS;
+	if (g->nknown < PS_GUARD_KNOWN_TARGETS)
+		g->nknown++;
+}
+
+static int
+known_has(const struct ps_guard *g, const uint8_t dg[32])
+{
+	for (size_t i = 0; i < g->nknown; i++)
+		if (memcmp(g->known[i], dg, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static void
 read_checkpoint(struct ps_guard *g)
 {
 	struct qs_checkpoint cp;
@@ -392,6 +455,8 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 	g->arg = arg;
 	g->hwm = boot->hwm;
 	memcpy(g->tuf_seed, boot->tuf_seed, sizeof(g->tuf_seed));
+	if (boot->have_targets)
+		known_add(g, boot->prod_targets);
 	if ((r = ratelimit_new(&g->rl)) != 0) {
 		free(g);
 		return r;
@@ -721,10 +786,159 @@ tuf_parse_signed(const uint8_t *text, size_t len, const char **type, json_t **do
 	return 0;
 }
 
+/* A document only a quorum may make: every root, and production's targets
+ * (whichever key signs them: production shares CI's keys in a repository
+ * initialised before the split). */
+static int
+tuf_quorum_doc(int ri, const char *dtype)
+{
+	return strcmp(dtype, "root") == 0 || (ri == 1 && strcmp(dtype, "targets") == 0);
+}
+
+/* 1 if keyid is among roles[rtype].keyids of root document doc. */
+static int
+root_lists(json_t *doc, const char *rtype, const char *keyid)
+{
+	json_t *ids = json_object_get(json_object_get(json_object_get(doc, "roles"), rtype),
+	                              "keyids"),
+	       *v;
+	size_t i;
+
+	json_array_foreach(ids, i, v) if (json_is_string(v) &&
+	                                  strcmp(json_string_value(v), keyid) == 0) return 1;
+	return 0;
+}
+
+/* What a tuf-root payload pl fixes in root document doc of repository
+ * repo: its own role's threshold (set-threshold), the key it removes or
+ * rotates out no longer listed (remove-key, rotate-key). */
+static int
+tuf_root_matches(json_t *pl, const char *repo, json_t *doc)
+{
+	const char *op = json_string_value(json_object_get(pl, "op"));
+	const char *role = json_string_value(json_object_get(pl, "role"));
+	const char *keyid = json_string_value(json_object_get(pl, "keyid"));
+	json_t *ro;
+
+	if (role == NULL || strcmp(tuf_role_repo(role), repo) != 0)
+		return 0; /* "separate", or a role of the other repository */
+	ro = json_object_get(json_object_get(doc, "roles"), tuf_role_type(role));
+	if (strcmp(op, "set-threshold") == 0 &&
+	    !json_equal(json_object_get(ro, "threshold"), json_object_get(pl, "threshold")))
+		return refuse("sign_tuf",
+		              "%s root gives role %s threshold %lld, not the approved %lld", repo,
+		              role, (long long)json_integer_value(json_object_get(ro, "threshold")),
+		              (long long)json_integer_value(json_object_get(pl, "threshold")));
+	if ((strcmp(op, "remove-key") == 0 || strcmp(op, "rotate-key") == 0) && keyid != NULL &&
+	    root_lists(doc, tuf_role_type(role), keyid))
+		return refuse("sign_tuf",
+		              "%s root still lists key %.64s, which the approved %s takes "
+		              "out of role %s",
+		              repo, keyid, op, role);
+	return 0;
+}
+
+/*
+ * A root (either repository) or production targets: signed only on the
+ * evidence of the quorum request that makes it, ev with payload. Its
+ * approvals must count under the chain (approvals(), the daemon's rule:
+ * threshold, approvers, signatures over this very payload), and the
+ * document must be the one the payload names, as tightly as the payload
+ * allows:
+ *  - tuf-promote: the payload is the production targets document itself
+ *    ({"version", "expires", "targets"}): only production targets with
+ *    exactly that version, expiry and targets map, and nothing else (no
+ *    root);
+ *  - tuf-init: root version 1 of either repository, production targets
+ *    version 1 with an empty targets map;
+ *  - tuf-root ({"op", "base_version", ...}): root version base_version + 1
+ *    (so one approval makes one root version per repository, never a
+ *    later one), with the role's threshold a set-threshold names and
+ *    without the key a remove-key or rotate-key takes out (tuf_root_matches);
+ *    the rest of the root (the new key a rotation generates, the other
+ *    roles) the payload does not name: the daemon derives it from the
+ *    previous root. Production targets only when the change re-signs them
+ *    (retargets(): "separate" or a prod-targets key change), and only with
+ *    a targets map this helper knows is production's: the one published
+ *    when it started or one of a promote it signed since, so a root change
+ *    cannot smuggle in targets no promote approved.
+ * The version must still rise above what the helper signed or found
+ * published (ps_guard_tuf), so one approved request is not a licence to
+ * sign the same version twice with other contents... except a root or
+ * targets version it signed last (a preparation that waited for external
+ * signatures and was replaced), which a new approval may sign again.
+ */
+static int
+tuf_bound(struct ps_guard *g, const char *repo, const char *dtype, json_t *doc, uint64_t version,
+          const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
+          struct ps_guard_tuf_mark *mark)
+{
+	const struct policy *sub = NULL, *cur = g->chain[g->nchain - 1];
+	struct approval_rules ar;
+	json_t *pl = NULL;
+	int root = strcmp(dtype, "root") == 0, r;
+	uint8_t tdg[32];
+
+	if (ev->id[0] == '\0' && ev->nvotes == 0)
+		return refuse("sign_tuf",
+		              "%s %s version %llu comes without the approved request (tuf-init, "
+		              "tuf-root or tuf-promote) that makes it",
+		              repo, dtype, (unsigned long long)version);
+	if (strcmp(ev->kind, "tuf-init") != 0 && strcmp(ev->kind, "tuf-root") != 0 &&
+	    strcmp(ev->kind, "tuf-promote") != 0)
+		return refuse("sign_tuf", "a %.64s request makes no %s %s", ev->kind, repo, dtype);
+	if ((r = chain_at(g, "sign_tuf", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_tuf", sub, cur, ev, payload, plen, &ar)) != 0)
+		return r;
+	if (tuf_payload_parse(ev->kind, payload, plen, &pl) != 0)
+		return refuse("sign_tuf", "the payload of request %.40s: %s", ev->id,
+		              qs_errdetail());
+	r = 0;
+	if (strcmp(ev->kind, "tuf-init") == 0) {
+		if (version != 1 ||
+		    (!root && json_object_size(json_object_get(doc, "targets")) != 0))
+			r = refuse(
+			        "sign_tuf",
+			        "tuf-init makes %s %s version 1 (targets empty), not this version "
+			        "%llu",
+			        repo, dtype, (unsigned long long)version);
+	} else if (strcmp(ev->kind, "tuf-promote") == 0) {
+		if (root || json_object_size(doc) != 5 ||
+		    !json_equal(json_object_get(doc, "version"), json_object_get(pl, "version")) ||
+		    !json_equal(json_object_get(doc, "expires"), json_object_get(pl, "expires")) ||
+		    !json_equal(json_object_get(doc, "targets"), json_object_get(pl, "targets")) ||
+		    !json_is_string(json_object_get(doc, "spec_version")))
+			r = refuse("sign_tuf",
+			           "%s %s version %llu is not the production targets request %.40s "
+			           "approved (its version, expires and targets exactly)",
+			           repo, dtype, (unsigned long long)version, ev->id);
+		else if (targets_digest(json_object_get(doc, "targets"), mark->targets) == 0)
+			mark->promoted = 1;
+	} else if (root) {
+		json_int_t base = json_integer_value(json_object_get(pl, "base_version"));
+		if (base < 0 || version != (uint64_t)base + 1)
+			r = refuse("sign_tuf", "request %.40s approved root version %lld, not %llu",
+			           ev->id, (long long)base + 1, (unsigned long long)version);
+		else
+			r = tuf_root_matches(pl, repo, doc);
+	} else if (!(retargets(pl) & 2)) {
+		r = refuse("sign_tuf", "request %.40s (%.32s) re-signs no production targets",
+		           ev->id, json_string_value(json_object_get(pl, "op")));
+	} else if (targets_digest(json_object_get(doc, "targets"), tdg) != 0 ||
+	           !known_has(g, tdg)) {
+		r = refuse("sign_tuf",
+		           "a root change re-signs production's targets as they are: this "
+		           "targets map is neither the one published nor one a promote approved");
+	}
+	json_decref(pl);
+	return r;
+}
+
 int
 ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
              enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
-             uint8_t dg[32], const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
+             const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t dg[32],
+             const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark)
 {
 	static const char *const types[] = PS_GUARD_TUF_TYPES;
 	const char *role, *dtype = NULL;
@@ -780,6 +994,9 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 		           repo, dtype, (unsigned long long)version, (unsigned long long)floor);
 		goto out;
 	}
+	if (tuf_quorum_doc(ri, dtype) &&
+	    (r = tuf_bound(g, repo, dtype, doc, version, ev, payload, plen, mark)) != 0)
+		goto out;
 	if (tuf_role_online(role)) {
 		bound = tuf_policy_role_expires(cur, role);
 		if (expires > (int64_t)time(NULL) + bound) {
@@ -937,15 +1154,90 @@ ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
 	m = &g->marks[mark->slot];
 	m->version = mark->version;
 	memcpy(m->dg, mark->dg, 32);
+	if (mark->promoted)
+		known_add(g, mark->targets);
 	return 0;
 }
 
 /* ------------------------------------------------------------ CA keys */
 
+/*
+ * A root CA or device CA certificate: signed only on the evidence of the
+ * approved pki.ca-create / pki.device-ca request that makes it (approvals()
+ * under the chain, over this very payload), and only the certificate its
+ * payload names: the root's subject CN=PKI_ROOT_CN, OU=<factory of the
+ * payload, which is the policy's>; an online device CA's CN=<name>,
+ * OU=<factory>; a local device CA's the subject and public key of the CSR
+ * in the payload; any of them expiring no later than the payload's
+ * validity_days from now. (The key of an online CA is generated in the
+ * token when the request executes, so the payload cannot name it.)
+ */
+static int
+x509_ca_bound(struct ps_guard *g, enum pki_profile pr, X509 *x, const struct pki_conf *c,
+              const struct ps_evidence *ev, const uint8_t *payload, size_t plen)
+{
+	const char *want = pr == PKI_P_ROOT ? PKI_KIND_CA_CREATE : PKI_KIND_DEVICE_CA;
+	const char *what = pr == PKI_P_ROOT ? "root CA" : "device CA";
+	const struct policy *sub = NULL, *cur = g->chain[g->nchain - 1];
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	struct pki_csr *csr = NULL;
+	X509_NAME *name = NULL;
+	const X509_NAME *expect;
+	int64_t na;
+	int r;
+
+	if (ev->id[0] == '\0' && ev->nvotes == 0)
+		return refuse("sign_x509", "a %s certificate comes without the approved %s request",
+		              what, want);
+	if (strcmp(ev->kind, want) != 0)
+		return refuse("sign_x509", "a %.64s request makes no %s certificate (%s does)",
+		              ev->kind, what, want);
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, cur, ev, payload, plen, &ar)) != 0)
+		return r;
+	if (pki_op_parse(want, payload, plen, &op) != 0)
+		return refuse("sign_x509", "the payload of request %.40s: %s", ev->id,
+		              qs_errdetail());
+	if (pr == PKI_P_ROOT)
+		name = strcmp(op->factory, c->factory) == 0 ? pki_cn_ou(PKI_ROOT_CN, op->factory)
+		                                            : NULL;
+	else if (strcmp(op->mode, "online") == 0)
+		name = pki_cn_ou(op->name, c->factory);
+	else if ((r = pki_csr_parse((const uint8_t *)op->csr_pem, op->csr_len, &csr)) != 0) {
+		r = refuse("sign_x509", "the CSR of request %.40s: %s", ev->id, qs_errdetail());
+		goto out;
+	}
+	expect = csr != NULL ? X509_REQ_get_subject_name(csr->req) : name;
+	na = pki_time(X509_get0_notAfter(x));
+	if (expect == NULL || X509_NAME_cmp(X509_get_subject_name(x), expect) != 0)
+		r = refuse("sign_x509",
+		           "a %s certificate for another subject than request %.40s names", what,
+		           ev->id);
+	else if (csr != NULL &&
+	         EVP_PKEY_eq(X509_get0_pubkey(x), X509_REQ_get0_pubkey(csr->req)) != 1)
+		r = refuse("sign_x509",
+		           "a %s certificate for another key than the CSR of request %.40s", what,
+		           ev->id);
+	else if (na > (int64_t)time(NULL) + op->validity_days * 86400 + 60)
+		r = refuse("sign_x509",
+		           "a %s certificate valid beyond the %lld days request %.40s approved",
+		           what, (long long)op->validity_days, ev->id);
+	else
+		r = 0;
+out:
+	ERR_clear_error();
+	X509_NAME_free(name);
+	pki_csr_free(csr);
+	pki_op_free(op);
+	return r;
+}
+
 /* A certificate of a profile key `ca` issues, within policy c: *dg the
  * SHA-256 of its TBSCertificate as the helper encodes it. */
 static int
-x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t len,
+x509_cert(struct ps_guard *g, enum ca_kind ca, const struct pki_conf *c, const uint8_t *data,
+          size_t len, const struct ps_evidence *ev, const uint8_t *payload, size_t plen,
           uint8_t dg[32])
 {
 	static const char *const names[] = {"root CA", "device CA", "TLS", "device"};
@@ -973,6 +1265,9 @@ x509_cert(enum ca_kind ca, const struct pki_conf *c, const uint8_t *data, size_t
 		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
 		goto out;
 	}
+	if ((pr == PKI_P_ROOT || pr == PKI_P_DEVICE_CA) &&
+	    (r = x509_ca_bound(g, pr, x, c, ev, payload, plen)) != 0)
+		goto out;
 	if ((n = i2d_re_X509_tbs(x, &tbs)) <= 0) {
 		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertificate");
 		goto out;
@@ -986,8 +1281,150 @@ out:
 	return r;
 }
 
+/* 1 if a CRL entry of serial x is in crl. */
 static int
-x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+crl_lists(X509_CRL *crl, const ASN1_INTEGER *x)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)),
+		                     x) == 0)
+			return 1;
+	return 0;
+}
+
+/* The CRL number of crl, -1 without one. */
+static long
+crl_number(X509_CRL *crl)
+{
+	ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	long v = n != NULL ? ASN1_INTEGER_get(n) : -1;
+
+	ASN1_INTEGER_free(n);
+	return v;
+}
+
+/* 1 if request op (of kind) names serial x as the one it revokes. */
+static int
+op_revokes(const char *kind, const struct pki_op *op, const ASN1_INTEGER *x)
+{
+	BIGNUM *a = NULL, *b = ASN1_INTEGER_to_BN(x, NULL);
+	int yes = 0;
+
+	if (strcmp(kind, PKI_KIND_TLS) == 0)
+		yes = strcmp(op->action, "rotate") == 0; /* the certificate it replaces */
+	else if (((strcmp(kind, PKI_KIND_CA_STATE) == 0 && strcmp(op->action, "revoke") == 0) ||
+	          strcmp(kind, PKI_KIND_DEVICE_REVOKE) == 0) &&
+	         BN_hex2bn(&a, op->serial) > 0)
+		yes = b != NULL && BN_cmp(a, b) == 0;
+	BN_free(a);
+	BN_free(b);
+	return yes;
+}
+
+/*
+ * What a CRL revokes that the one before it did not: prev is the CRL the
+ * key signed before (the front hands it over; the helper checks it is this
+ * key's, of the same issuer, with a lower CRL number). The new CRL keeps
+ * every entry of prev (a revocation is never undone) and adds at most one,
+ * only on the evidence of the approved request that revokes it
+ * (pki.ca-state revoke or pki.device-revoke naming its serial; a pki.tls
+ * rotate, for the certificate it replaces). Without prev (a CA's first
+ * CRL) it lists nothing. A front that hands over an older CRL of the key
+ * than the newest still cannot add an entry without approvals; it can
+ * re-sign an older view, as it can serve one.
+ */
+static int
+crl_bound(struct ps_guard *g, const uint8_t *der, size_t der_len, X509_CRL *crl,
+          const struct ps_evidence *ev, const uint8_t *payload, size_t plen, const uint8_t *prev,
+          size_t prev_len)
+{
+	STACK_OF(X509_REVOKED) *rs = X509_CRL_get_REVOKED(crl);
+	const unsigned char *p = prev, *kp = der;
+	const ASN1_INTEGER *added = NULL;
+	const struct policy *sub = NULL;
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	X509_CRL *pc = NULL;
+	EVP_PKEY *pub = NULL;
+	int r = 0, nadded = 0;
+
+	if (prev_len == 0) {
+		if (sk_X509_REVOKED_num(rs) > 0)
+			return refuse("sign_x509",
+			              "a first CRL (none before it) that revokes %d "
+			              "certificates",
+			              sk_X509_REVOKED_num(rs));
+		return 0;
+	}
+	if ((pc = d2i_X509_CRL(NULL, &p, (long)prev_len)) == NULL || p != prev + prev_len ||
+	    (pub = d2i_PUBKEY(NULL, &kp, (long)der_len)) == NULL || X509_CRL_verify(pc, pub) != 1) {
+		r = refuse("sign_x509", "the CRL before this one is not a CRL this key signed");
+		goto out;
+	}
+	if (X509_NAME_cmp(X509_CRL_get_issuer(pc), X509_CRL_get_issuer(crl)) != 0 ||
+	    crl_number(crl) <= crl_number(pc)) {
+		r = refuse("sign_x509",
+		           "the CRL does not follow the one before it (issuer, CRL number "
+		           "%ld after %ld)",
+		           crl_number(crl), crl_number(pc));
+		goto out;
+	}
+	rs = X509_CRL_get_REVOKED(pc);
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (!crl_lists(crl, X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)))) {
+			r = refuse("sign_x509",
+			           "the CRL drops a revoked certificate of the one before it");
+			goto out;
+		}
+	rs = X509_CRL_get_REVOKED(crl);
+	for (int i = 0; i < sk_X509_REVOKED_num(rs); i++)
+		if (!crl_lists(pc, X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i)))) {
+			added = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rs, i));
+			nadded++;
+		}
+	if (nadded == 0)
+		goto out;
+	if (nadded > 1) {
+		r = refuse("sign_x509", "the CRL revokes %d certificates at once (one per request)",
+		           nadded);
+		goto out;
+	}
+	if (ev->id[0] == '\0' && ev->nvotes == 0) {
+		r = refuse("sign_x509",
+		           "the CRL revokes a certificate without the approved request "
+		           "that revokes it");
+		goto out;
+	}
+	if (strcmp(ev->kind, PKI_KIND_CA_STATE) != 0 &&
+	    strcmp(ev->kind, PKI_KIND_DEVICE_REVOKE) != 0 && strcmp(ev->kind, PKI_KIND_TLS) != 0) {
+		r = refuse("sign_x509", "a %.64s request revokes nothing", ev->kind);
+		goto out;
+	}
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, g->chain[g->nchain - 1], ev, payload, plen, &ar)) !=
+	            0)
+		goto out;
+	if (pki_op_parse(ev->kind, payload, plen, &op) != 0) {
+		r = refuse("sign_x509", "the payload of request %.40s: %s", ev->id, qs_errdetail());
+		goto out;
+	}
+	if (!op_revokes(ev->kind, op, added))
+		r = refuse("sign_x509", "the CRL revokes a certificate request %.40s does not name",
+		           ev->id);
+out:
+	ERR_clear_error();
+	pki_op_free(op);
+	EVP_PKEY_free(pub);
+	X509_CRL_free(pc);
+	return r;
+}
+
+static int
+x509_crl(struct ps_guard *g, const struct pki_conf *c, const uint8_t *der, size_t der_len,
+         const uint8_t *data, size_t len, const struct ps_evidence *ev, const uint8_t *payload,
+         size_t plen, const uint8_t *prev, size_t prev_len, uint8_t dg[32])
 {
 	const unsigned char *p = data;
 	unsigned char *tbs = NULL;
@@ -1001,6 +1438,8 @@ x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[3
 	}
 	if (pki_crl_within(crl, c) != 0)
 		r = refuse("sign_x509", "outside the CA's constraints: %s", qs_errdetail());
+	else if ((r = crl_bound(g, der, der_len, crl, ev, payload, plen, prev, prev_len)) != 0)
+		;
 	else if ((n = i2d_re_X509_CRL_tbs(crl, &tbs)) <= 0)
 		r = qs_fail(QS_ERR_CRYPTO, "cannot encode the TBSCertList");
 	else {
@@ -1013,26 +1452,162 @@ x509_crl(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[3
 	return r;
 }
 
-/* The list of enabled device CAs of this factory (pki.c's calist). */
+/* The entry of serial `serial` in a CA list's device_cas, or NULL. */
+static json_t *
+calist_entry(json_t *doc, const char *serial)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "device_cas"), i,
+	                   e) if (json_is_string(json_object_get(e, "serial")) &&
+	                          strcasecmp(json_string_value(json_object_get(e, "serial")),
+	                                     serial) == 0) return e;
+	return NULL;
+}
+
+/* The one device CA by which two lists differ: *gone from a (dropped) or
+ * *came in b (added); -1 if they differ by more than one. */
 static int
-x509_calist(const struct pki_conf *c, const uint8_t *data, size_t len, uint8_t dg[32])
+calist_diff(json_t *a, json_t *b, json_t **gone, json_t **came)
+{
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	*gone = *came = NULL;
+	json_array_foreach(
+	        json_object_get(a, "device_cas"), i,
+	        e) if (calist_entry(b, json_string_value(json_object_get(e, "serial"))) == NULL)
+	{
+		*gone = e;
+		n++;
+	}
+	json_array_foreach(
+	        json_object_get(b, "device_cas"), i,
+	        e) if (calist_entry(a, json_string_value(json_object_get(e, "serial"))) == NULL)
+	{
+		*came = e;
+		n++;
+	}
+	return n > 1 ? -1 : n;
+}
+
+/* Does the approved op of kind drop (enable = 0) or add the device CA e? */
+static int
+op_changes(const char *kind, const struct pki_op *op, json_t *e, int enable)
+{
+	const char *serial = json_string_value(json_object_get(e, "serial"));
+	const char *name = json_string_value(json_object_get(e, "name"));
+
+	if (strcmp(kind, PKI_KIND_DEVICE_CA) == 0)
+		return enable && name != NULL && strcmp(op->name, name) == 0;
+	if (strcmp(kind, PKI_KIND_CA_STATE) != 0 || serial == NULL ||
+	    strcasecmp(op->serial, serial) != 0)
+		return 0;
+	return enable ? strcmp(op->action, "enable") == 0 : strcmp(op->action, "enable") != 0;
+}
+
+/*
+ * The list of enabled device CAs of this factory (pki.c's calist). It
+ * follows prev, the list the key signed before it (signature prev_sig,
+ * verified with the key, SPKI der), with a higher version and the same
+ * root, and differs from it by at most one device CA: one dropped only on
+ * the evidence of the approved pki.ca-state disable or revoke naming its
+ * serial, one added only on a pki.ca-state enable naming it or the
+ * pki.device-ca that created it (by name). The first list is empty. An
+ * older list of the key than the newest lets a front re-sign an older view
+ * (as it can serve one until the newest expires), not disable or enable.
+ */
+static int
+x509_calist(struct ps_guard *g, const struct pki_conf *c, const uint8_t *der, size_t der_len,
+            const uint8_t *data, size_t len, const struct ps_evidence *ev, const uint8_t *payload,
+            size_t plen, const uint8_t *prev, size_t prev_len, const uint8_t *prev_sig,
+            size_t prev_sig_len, uint8_t dg[32])
 {
 	json_t *doc = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *pd = NULL, *gone = NULL, *came = NULL;
+	const unsigned char *kp = der;
+	const struct policy *sub = NULL;
+	struct approval_rules ar;
+	struct pki_op *op = NULL;
+	EVP_PKEY *pub = NULL;
+	EVP_MD_CTX *md = NULL;
 	int ok = json_is_object(doc) && json_is_string(json_object_get(doc, "type")) &&
 	         strcmp(json_string_value(json_object_get(doc, "type")), PKI_CALIST_TYPE) == 0 &&
 	         json_is_string(json_object_get(doc, "factory")) &&
 	         strcmp(json_string_value(json_object_get(doc, "factory")), c->factory) == 0;
+	int r = 0, n;
 
-	json_decref(doc);
-	if (!ok)
-		return refuse("sign_x509", "not this factory's list of device CAs");
+	if (!ok) {
+		r = refuse("sign_x509", "not this factory's list of device CAs");
+		goto out;
+	}
 	qs_sha256(data, len, dg);
-	return 0;
+	if (prev_len == 0) {
+		if (json_array_size(json_object_get(doc, "device_cas")) > 0)
+			r = refuse("sign_x509",
+			           "a first list of device CAs (none before it) that "
+			           "enables %zu",
+			           json_array_size(json_object_get(doc, "device_cas")));
+		goto out;
+	}
+	if ((pub = d2i_PUBKEY(NULL, &kp, (long)der_len)) == NULL ||
+	    (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) != 1 ||
+	    EVP_DigestVerify(md, prev_sig, prev_sig_len, prev, prev_len) != 1 ||
+	    (pd = json_loadb((const char *)prev, prev_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		r = refuse("sign_x509", "the list before this one is not a list this key signed");
+		goto out;
+	}
+	if (json_integer_value(json_object_get(doc, "version")) <=
+	            json_integer_value(json_object_get(pd, "version")) ||
+	    !json_equal(json_object_get(doc, "root_serial"), json_object_get(pd, "root_serial"))) {
+		r = refuse("sign_x509",
+		           "the list does not follow the one before it (root, version)");
+		goto out;
+	}
+	if ((n = calist_diff(pd, doc, &gone, &came)) == 0)
+		goto out;
+	if (n < 0) {
+		r = refuse("sign_x509", "the list enables or disables more than one device CA");
+		goto out;
+	}
+	if (ev->id[0] == '\0' && ev->nvotes == 0) {
+		r = refuse("sign_x509",
+		           "the list %s device CA %.64s without the approved request "
+		           "that does it",
+		           gone ? "disables" : "enables",
+		           json_string_value(json_object_get(gone ? gone : came, "serial")));
+		goto out;
+	}
+	if ((r = chain_at(g, "sign_x509", ev->policy_version, &sub)) != 0 ||
+	    (r = approvals(g, "sign_x509", sub, g->chain[g->nchain - 1], ev, payload, plen, &ar)) !=
+	            0)
+		goto out;
+	if ((strcmp(ev->kind, PKI_KIND_CA_STATE) != 0 &&
+	     strcmp(ev->kind, PKI_KIND_DEVICE_CA) != 0) ||
+	    pki_op_parse(ev->kind, payload, plen, &op) != 0 ||
+	    !op_changes(ev->kind, op, gone ? gone : came, gone == NULL))
+		r = refuse("sign_x509", "the list %s device CA %.64s, which request %.40s does not",
+		           gone ? "disables" : "enables",
+		           json_string_value(json_object_get(gone ? gone : came, "serial")),
+		           ev->id);
+out:
+	ERR_clear_error();
+	pki_op_free(op);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	json_decref(pd);
+	json_decref(doc);
+	return r;
 }
 
 int
-ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data, size_t len,
-              uint8_t dg[32])
+ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+              uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
+              const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
+              const uint8_t *prev_sig, size_t prev_sig_len, uint8_t dg[32])
 {
 	enum ca_kind ca = ca_kind(label);
 	struct pki_conf c;
@@ -1047,13 +1622,15 @@ ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t
 	}
 	switch (kind) {
 	case PS_X509_CERT:
-		return x509_cert(ca, &c, data, len, dg);
+		return x509_cert(g, ca, &c, data, len, ev, payload, plen, dg);
 	case PS_X509_CRL:
-		return x509_crl(&c, data, len, dg);
+		return x509_crl(g, &c, der, der_len, data, len, ev, payload, plen, prev, prev_len,
+		                dg);
 	default:
 		if (ca != CA_ROOT)
 			return refuse("sign_x509", "only the root CA key signs the device CA list");
-		return x509_calist(&c, data, len, dg);
+		return x509_calist(g, &c, der, der_len, data, len, ev, payload, plen, prev,
+		                   prev_len, prev_sig, prev_sig_len, dg);
 	}
 }
 

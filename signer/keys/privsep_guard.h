@@ -28,17 +28,24 @@
  *    and above the last one it signed there, or that very document again
  *    (ps_guard_tuf); an online TUF role's (CI targets, snapshot,
  *    timestamp) also expiring no later than now plus tuf.roles' bound. A
- *    root or production targets key may sign another document of the
- *    version it signed last (a change that waited for external signatures
- *    and was replaced); these quorum roles' approvals are not yet
- *    evidence the helper checks;
+ *    root (of either repository) or production targets is signed only on
+ *    the evidence of the approved tuf-init / tuf-root / tuf-promote
+ *    request that makes it: a threshold of its approvals count under the
+ *    chain, and the document is the one its payload names (the binding is
+ *    described at tuf_bound in privsep_guard.c). Such a key may sign
+ *    another document of the version it signed last (a change that waited
+ *    for external signatures and was replaced) -- with its own approvals;
  *  - the key of an online role with a rate signs at most its role's
  *    aggregate rate (rate and burst times the role's requesters: the sum
  *    of the front's per-principal buckets), in this helper
  *    (ps_guard_plain);
  *  - a CA key (token label PKI_ROOT_LABEL or PKI_DCA_LABEL_PREFIX...)
  *    signs only through PS_SIGN_X509, certificates of its profiles within
- *    the pki section's constraints and CRLs (ps_guard_x509);
+ *    the pki section's constraints and CRLs (ps_guard_x509); a root CA or
+ *    device CA certificate (x509_ca_bound) and a CRL that revokes what the
+ *    CRL the key signed before it does not (crl_bound) only on the
+ *    evidence of the approved pki request that names that operation; so is
+ *    a device CA list that drops (disables) or adds a CA (x509_calist);
  *  - any other key signs what it is asked.
  * Key generation: only labels in the daemon's namespace, never over an
  * existing key (ps_guard_keygen).
@@ -73,6 +80,11 @@ struct ps_guard_boot {
 	/* The versions published in the bootstrap policy's TUF repositories
 	 * ([0] ci, [1] prod; by PS_GUARD_TUF_TYPES), 0 where none is. */
 	uint64_t tuf_seed[2][4];
+	/* The SHA-256 of the canonical JSON of the production targets map
+	 * published then (when have_targets): the contents a root change may
+	 * re-sign (ps_guard_tuf). */
+	uint8_t prod_targets[32];
+	int have_targets;
 };
 
 /* The metadata role types, in the order of tuf_seed. */
@@ -124,11 +136,13 @@ struct ps_guard_tuf_mark {
 	int repo;
 	uint64_t version;
 	uint8_t dg[32];
+	int promoted;        /* a promote's production targets, whose map's */
+	uint8_t targets[32]; /* digest a later root change may re-sign */
 };
 int ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
                  enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
-                 uint8_t dg[32], const uint8_t **in, size_t *in_len,
-                 struct ps_guard_tuf_mark *mark);
+                 const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t dg[32],
+                 const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark);
 int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
                         const struct ps_guard_tuf_mark *mark);
 
@@ -141,10 +155,17 @@ int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
  * root, device CA and TLS certificates within their profiles' bounds, CRLs
  * (nextUpdate within crl_days) and the list of enabled device CAs of the
  * factory. dg is then the SHA-256 of the TBS structure as the helper
- * encodes it (or of the list), the token's input.
+ * encodes it (or of the list), the token's input. A root or device CA
+ * certificate needs ev/payload, its approved request; a CRL is judged
+ * against prev (prev_len), the CRL the key (SPKI der) signed before it,
+ * and what it adds needs ev/payload, the approved revocation; the CA list
+ * likewise against prev with its signature prev_sig: what it drops or adds
+ * needs the approved request that disables or enables (x509_calist).
  */
-int ps_guard_x509(struct ps_guard *g, const char *label, uint8_t kind, const uint8_t *data,
-                  size_t len, uint8_t dg[32]);
+int ps_guard_x509(struct ps_guard *g, const uint8_t *der, size_t der_len, const char *label,
+                  uint8_t kind, const uint8_t *data, size_t len, const struct ps_evidence *ev,
+                  const uint8_t *payload, size_t plen, const uint8_t *prev, size_t prev_len,
+                  const uint8_t *prev_sig, size_t prev_sig_len, uint8_t dg[32]);
 
 /* PS_KEYGEN: 0 if label is in the daemon's namespace (tuf-ROLE-vN-XXXXXXXX
  * of tuf_repo.c, qsign-pki-* of pki.c, qsignd-identity of auth.c) and

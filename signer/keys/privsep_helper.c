@@ -305,7 +305,8 @@ ph_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_tuf(h->guard, k->der, k->der_len, k->label, hsm_key_type(k->key), q->repo,
-	                      q->data, q->data_len, dg, &in, &in_len, &mark)) != 0 ||
+	                      q->data, q->data_len, &q->ev, q->payload, q->payload_len, dg, &in,
+	                      &in_len, &mark)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0 ||
 	    (r = ps_guard_tuf_signed(h->guard, k->der, k->der_len, &mark)) != 0)
 		return r;
@@ -323,7 +324,9 @@ ph_sign_x509(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	int r;
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_x509(h->guard, k->label, q->x509_kind, q->data, q->data_len, dg)) != 0 ||
+	    (r = ps_guard_x509(h->guard, k->der, k->der_len, k->label, q->x509_kind, q->data,
+	                       q->data_len, &q->ev, q->payload, q->payload_len, q->prev,
+	                       q->prev_len, q->prev_sig, q->prev_sig_len, dg)) != 0 ||
 	    (r = hsm_sign(h->toks[k->tok], k->key, dg, 32, sig, &sig_len)) != 0)
 		return r;
 	ps_wb_bytes(out, sig, sig_len);

@@ -89,6 +89,7 @@ int pl_selftest;
 void
 pl_main(const struct config *c, int ctl, pid_t front)
 {
+	unsigned started = 0;
 	uint8_t b;
 	ssize_t n;
 	int r;
@@ -138,6 +139,13 @@ pl_main(const struct config *c, int ctl, pid_t front)
 		close(sp[1]);
 		if (pid < 0)
 			log_error("privsep.launch_failed", "reason=\"fork: %s\"", strerror(errno));
+		else
+			/* Each helper starts from guard_boot: a fresh rate bucket
+			 * and the TUF floors read at start (threat-model.md). The
+			 * front cannot suppress this line: more starts than
+			 * signers + 1 mean it replaced helpers. */
+			log_info("privsep.helper_started", "pid=%d started=%u", (int)pid,
+			         ++started);
 		n = pl_send_fd(ctl, pid < 0 ? -1 : sp[0], pid < 0 ? 0 : pid);
 		close(sp[0]);
 		if (n != 0)

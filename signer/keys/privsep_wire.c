@@ -298,11 +298,17 @@ ps_request_encode(struct ps_wbuf *b, const struct ps_request *q)
 		ps_wb_u32(b, q->handle);
 		ps_wb_str(b, q->repo);
 		ps_wb_bytes(b, q->data, q->data_len);
+		evidence_encode(b, &q->ev);
+		ps_wb_bytes(b, q->payload, q->payload_len);
 		break;
 	case PS_SIGN_X509:
 		ps_wb_u32(b, q->handle);
 		ps_wb_u8(b, q->x509_kind);
 		ps_wb_bytes(b, q->data, q->data_len);
+		evidence_encode(b, &q->ev);
+		ps_wb_bytes(b, q->payload, q->payload_len);
+		ps_wb_bytes(b, q->prev, q->prev_len);
+		ps_wb_bytes(b, q->prev_sig, q->prev_sig_len);
 		break;
 	default:
 		break;
@@ -379,14 +385,21 @@ ps_request_decode(const uint8_t *body, size_t len, struct ps_request_in *in)
 		q->handle = ps_rd_u32(&r);
 		ps_rd_str(&r, in->repo);
 		q->repo = in->repo;
-		if ((q->data = ps_rd_bytes(&r, TUF_MAX_METADATA, &q->data_len)) == NULL)
+		if ((q->data = ps_rd_bytes(&r, TUF_MAX_METADATA, &q->data_len)) == NULL ||
+		    evidence_decode(&r, in) != 0 ||
+		    (q->payload = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->payload_len)) == NULL)
 			return PS_GARBAGE;
 		break;
 	case PS_SIGN_X509:
 		q->handle = ps_rd_u32(&r);
 		q->x509_kind = ps_rd_u8(&r);
 		if ((q->data = ps_rd_bytes(&r, PS_MAX_X509, &q->data_len)) == NULL ||
-		    q->x509_kind < PS_X509_CERT || q->x509_kind > PS_X509_CALIST)
+		    q->x509_kind < PS_X509_CERT || q->x509_kind > PS_X509_CALIST ||
+		    evidence_decode(&r, in) != 0 ||
+		    (q->payload = ps_rd_bytes(&r, QS_MAX_REQUEST_PAYLOAD, &q->payload_len)) ==
+		            NULL ||
+		    (q->prev = ps_rd_bytes(&r, PS_MAX_X509, &q->prev_len)) == NULL ||
+		    (q->prev_sig = ps_rd_bytes(&r, PS_MAX_PREV_SIG, &q->prev_sig_len)) == NULL)
 			return PS_GARBAGE;
 		break;
 	default:

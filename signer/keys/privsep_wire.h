@@ -39,6 +39,8 @@ enum ps_type {
 /* PS_SIGN_X509's kinds of object, and the largest one. */
 enum ps_x509_kind { PS_X509_CERT = 1, PS_X509_CRL = 2, PS_X509_CALIST = 3 };
 #define PS_MAX_X509 (256u * 1024)
+/* The signature of the CA list before the one signed (DER ECDSA). */
+#define PS_MAX_PREV_SIG 512u
 
 /* A message that does not decode. Positive: never a QS_ERR_* code. */
 #define PS_GARBAGE 1
@@ -104,9 +106,11 @@ struct ps_vote {
 	size_t sig_len;
 };
 
-/* The evidence of a quorum request (PS_POLICY, PS_SIGN_QUORUM): what its
- * approvers signed besides the payload, and their votes. The helper judges
- * it (approval.h); the decoder only bounds it. */
+/* The evidence of a quorum request (PS_POLICY, PS_SIGN_QUORUM, and
+ * PS_SIGN_TUF / PS_SIGN_X509 of a quorum operation): what its approvers
+ * signed besides the payload, and their votes. The helper judges it
+ * (approval.h); the decoder only bounds it. An empty id and no votes: no
+ * request (an online TUF document, a device certificate). */
 struct ps_evidence {
 	const char *id, *role, *kind, *submitter;
 	uint64_t policy_version; /* the version it was submitted under */
@@ -132,7 +136,19 @@ struct ps_request {
 	 * list text. */
 	const uint8_t *data;
 	size_t data_len;
-	struct ps_evidence ev;       /* POLICY, SIGN_QUORUM */
+	struct ps_evidence ev; /* POLICY, SIGN_QUORUM, SIGN_TUF, SIGN_X509 */
+	/* SIGN_TUF, SIGN_X509: the payload of the request ev (empty without
+	 * one), at most QS_MAX_REQUEST_PAYLOAD. */
+	const uint8_t *payload;
+	size_t payload_len;
+	/* SIGN_X509 of a CRL: the CRL this key signed before it (DER, the
+	 * one the new one follows); of the CA list: the list before it, and
+	 * prev_sig its signature (DER ECDSA, at most PS_MAX_PREV_SIG). Empty
+	 * for the first; at most PS_MAX_X509. */
+	const uint8_t *prev;
+	size_t prev_len;
+	const uint8_t *prev_sig;
+	size_t prev_sig_len;
 	const uint8_t *const *items; /* SIGN_MANY: nitems digests */
 	const size_t *item_lens;
 	size_t nitems;

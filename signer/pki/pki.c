@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -53,7 +54,6 @@
 #define CALIST_NAME "enabled"
 #define CALIST_TYPE PKI_CALIST_TYPE
 #define ROOT_LABEL PKI_ROOT_LABEL
-#define ROOT_CN "Factory-CA"
 /* A device CA's revoked certificates kept in one document: a CA whose
  * devices need more revocations than this should be revoked itself. */
 #define MAX_DEVICE_REVOCATIONS 100000
@@ -331,9 +331,43 @@ superseded_tls(struct store *st, json_t *list)
  * Sign and store the next CRL of the CA `ca` (root or online device CA).
  * Caller holds req_mu and pki_lock (write). *pem_out optional.
  */
+/* The DER of the CRL in store document crl ({"pem": ...}), NULL if there
+ * is none (*der OPENSSL_malloc'd). */
 static int
-publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *why, char **pem_out)
+crl_der(json_t *crl, unsigned char **der, size_t *len)
 {
+	const char *pem = jstr(crl, "pem");
+	BIO *b;
+	X509_CRL *x;
+	int n;
+
+	*der = NULL;
+	*len = 0;
+	if (crl == NULL)
+		return 0;
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	x = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL || (n = i2d_X509_CRL(x, der)) <= 0) {
+		X509_CRL_free(x);
+		ERR_clear_error();
+		return qs_fail(QS_ERR_DB, "the stored CRL is not PEM");
+	}
+	X509_CRL_free(x);
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Sign and store the next CRL of CA ca. rq: the approved request that
+ * revokes what the previous CRL does not list (NULL for a re-signing): a
+ * signer helper signs a new entry only on it. */
+static int
+publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *why,
+            const struct store_request *rq, char **pem_out)
+{
+	unsigned char *prev = NULL;
+	size_t prev_len = 0;
 	const char *serial = jstr(ca, "serial");
 	struct pki_crl_entry *ents = NULL;
 	struct keyring_key *k = NULL;
@@ -378,8 +412,10 @@ publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *
 		ents[n].reason = (int)json_integer_value(json_object_get(e, "reason_code"));
 		n++;
 	}
-	if ((r = pki_crl_build(issuer, number, c->crl_days, ents, n, &crl)) != 0 ||
-	    (r = pki_sign_crl(&crl, k)) != 0 || (r = pki_crl_pem(crl, &pem, sha)) != 0)
+	if ((r = crl_der(old, &prev, &prev_len)) != 0 ||
+	    (r = pki_crl_build(issuer, number, c->crl_days, ents, n, &crl)) != 0 ||
+	    (r = pki_sign_crl(&crl, k, rq, prev, prev_len)) != 0 ||
+	    (r = pki_crl_pem(crl, &pem, sha)) != 0)
 		goto out;
 	{
 		int64_t nu = pki_time(X509_CRL_get0_nextUpdate(crl));
@@ -408,6 +444,7 @@ publish_crl(struct server *s, const struct pki_conf *c, json_t *ca, const char *
 	}
 	r = 0;
 out:
+	OPENSSL_free(prev);
 	free(ents);
 	free(pem);
 	json_decref(list);
@@ -473,8 +510,11 @@ out:
  * Caller holds req_mu and pki_lock (write); the root CA exists.
  */
 static int
-calist_ensure(struct server *s, const struct pki_conf *c, const char *why)
+calist_ensure(struct server *s, const struct pki_conf *c, const char *why,
+              const struct store_request *rq)
 {
+	uint8_t prev_sig[HSM_SIG_MAX + 16];
+	size_t prev_sig_len = 0;
 	struct keyring_key *k = NULL;
 	json_t *root = NULL, *ents = NULL, *old = NULL, *doc = NULL, *stored = NULL,
 	       *serials = NULL;
@@ -529,8 +569,15 @@ calist_ensure(struct server *s, const struct pki_conf *c, const char *why)
 	}
 	qs_sha256((const uint8_t *)text, tlen, dg);
 	if ((r = ca_key(s, jstr(root, "key_uri"), &k)) != 0 ||
-	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, sig, &sig_len)) != 0)
+	    (old != NULL &&
+	     qs_unhex(jstr(old, "signature"), prev_sig, sizeof(prev_sig), &prev_sig_len) != 0) ||
+	    (r = pki_sign_blob(k, (const uint8_t *)text, tlen, rq,
+	                       old != NULL ? (const uint8_t *)jstr(old, "document") : NULL,
+	                       old != NULL ? strlen(jstr(old, "document")) : 0, prev_sig,
+	                       prev_sig_len, sig, &sig_len)) != 0) {
+		r = r != 0 ? r : qs_fail(QS_ERR_DB, "the stored CA list's signature is not hex");
 		goto out;
+	}
 	if ((sig_hex = qs_hex(sig, sig_len)) == NULL || (sha_hex = qs_hex(dg, 32)) == NULL ||
 	    (stored = json_pack("{s:s, s:s, s:I, s:I, s:s, s:O}", "document", text, "signature",
 	                        sig_hex, "version", (json_int_t)(ver + 1), "expires",
@@ -661,22 +708,6 @@ ca_create_submit(struct server *s, const struct policy *p, const struct policy_r
 	return r;
 }
 
-static X509_NAME *
-cn_ou(const char *cn, const char *ou)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL ||
-	    !X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
-	                                -1, -1, 0) ||
-	    !X509_NAME_add_entry_by_NID(n, NID_organizationalUnitName, MBSTRING_UTF8,
-	                                (const unsigned char *)ou, -1, -1, 0)) {
-		X509_NAME_free(n);
-		return NULL;
-	}
-	return n;
-}
-
 static void
 clear_outputs(struct store_reqsig **sigs, size_t *nsigs, uint8_t **result, size_t *rlen)
 {
@@ -717,7 +748,7 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	if ((r = gen_key(s, &c, ROOT_LABEL, "pki root CA", rq->id, &uri, &k)) != 0 ||
 	    (r = pubkey_of(k, &pub)) != 0)
 		goto out;
-	if ((name = cn_ou(ROOT_CN, c.factory)) == NULL) {
+	if ((name = pki_cn_ou(PKI_ROOT_CN, c.factory)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -726,7 +757,8 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 		                     .subject = name,
 		                     .pub = pub,
 		                     .days = op->validity_days};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, rq)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec("root", "root", serial, "", uri)) == NULL) {
@@ -741,8 +773,8 @@ ca_create_exec(struct server *s, const struct store_request *rq, const struct po
 	rec = NULL;
 	/* Its first CRL, so that relying parties can check the chain at once. */
 	if ((r = doc_get(s->store, NS_ROOT, "root", &rec, NULL)) != 0 ||
-	    (r = publish_crl(s, &c, rec, "created", NULL)) != 0 ||
-	    (r = calist_ensure(s, &c, "root created")) != 0)
+	    (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0 ||
+	    (r = calist_ensure(s, &c, "root created", NULL)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -778,8 +810,10 @@ active_root(struct server *s, json_t **rec, X509 **x, struct keyring_key **k)
  * superseded TLS / EST certificate (superseded_tls). Caller holds req_mu
  * and pki_lock (write). */
 static int
-revoke_replaced(struct server *s, const struct pki_conf *c, const char *name, const char *reqid)
+revoke_replaced(struct server *s, const struct pki_conf *c, const char *name,
+                const struct store_request *rq)
 {
+	const char *reqid = rq->id;
 	json_t *root = NULL, *cur = NULL, *old = NULL;
 	X509 *rx = NULL;
 	uint8_t *d = NULL;
@@ -806,7 +840,7 @@ revoke_replaced(struct server *s, const struct pki_conf *c, const char *name, co
 	                                jstr(old, "serial"), "replaced_by", jstr(cur, "serial"),
 	                                "reason", "superseded", "request", reqid))) != 0 ||
 	    (r = load_root(s, &root, &rx)) != 0 ||
-	    (r = publish_crl(s, c, root, "tls rotated", NULL)) != 0)
+	    (r = publish_crl(s, c, root, "tls rotated", rq, NULL)) != 0)
 		goto out;
 	log_info("pki.tls.revoked", "name=%s serial=%s replaced_by=%s request=%s", name,
 	         jstr(old, "serial"), jstr(cur, "serial"), reqid);
@@ -888,7 +922,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 	if (r == 0 && (r = earlier_result(prev, rq->id, result, rlen)) != 0) {
 		/* Issued before a crash: the revocation of the replaced
 		 * certificate may not have been published. */
-		if (r == 1 && rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0) {
+		if (r == 1 && rotate && (r = revoke_replaced(s, &c, op->name, rq)) != 0) {
 			free(*result);
 			clear_outputs(sigs, nsigs, result, rlen);
 		}
@@ -909,7 +943,8 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 		                     .days = op->validity_days,
 		                     .dns = csr->dns,
 		                     .ndns = csr->ndns};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, NULL)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec(op->name, op->name, serial, jstr(root, "serial"), NULL)) == NULL) {
@@ -917,7 +952,7 @@ tls_exec(struct server *s, const struct store_request *rq, const struct policy *
 		goto out;
 	}
 	r = record_cert(s, NS_TLS, op->name, ver + 1, x, rec, "request", rq->id, &pem);
-	if (r != 0 || (rotate && (r = revoke_replaced(s, &c, op->name, rq->id)) != 0))
+	if (r != 0 || (rotate && (r = revoke_replaced(s, &c, op->name, rq)) != 0))
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1042,7 +1077,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		goto out;
 	if ((r = earlier_result(rec, rq->id, result, rlen)) != 0) {
 		/* Added before a crash: the list may not show it yet. */
-		if (r == 1 && (r = calist_ensure(s, &c, "device CA added")) != 0) {
+		if (r == 1 && (r = calist_ensure(s, &c, "device CA added", rq)) != 0) {
 			free(*result);
 			clear_outputs(sigs, nsigs, result, rlen);
 		}
@@ -1061,7 +1096,7 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		if ((r = gen_key(s, &c, label, "pki online device CA", rq->id, &uri, &dk)) != 0 ||
 		    (r = pubkey_of(dk, &pub)) != 0)
 			goto out;
-		if ((name = cn_ou(op->name, c.factory)) == NULL) {
+		if ((name = pki_cn_ou(op->name, c.factory)) == NULL) {
 			r = qs_fail(QS_ERR_NOMEM, "out of memory");
 			goto out;
 		}
@@ -1072,7 +1107,8 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 		                     .pub = online ? pub : X509_REQ_get0_pubkey(csr->req),
 		                     .issuer = rx,
 		                     .days = op->validity_days};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, rk)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, rk, rq)) != 0)
 			goto out;
 	}
 	rec = new_rec(online ? "device-ca-online" : "device-ca-local", op->name, serial,
@@ -1086,9 +1122,9 @@ device_ca_exec(struct server *s, const struct store_request *rq, const struct po
 	if (r != 0)
 		goto out;
 	if (online && ((r = doc_get(s->store, NS_CA, serial, &rec, NULL)) != 0 ||
-	               (r = publish_crl(s, &c, rec, "created", NULL)) != 0))
+	               (r = publish_crl(s, &c, rec, "created", NULL, NULL)) != 0))
 		goto out;
-	if ((r = calist_ensure(s, &c, "device CA added")) != 0)
+	if ((r = calist_ensure(s, &c, "device CA added", rq)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1206,8 +1242,8 @@ publish:
 		X509 *rx = NULL;
 		r = load_root(s, &root, &rx);
 		X509_free(rx);
-		if (r != 0 || (r = publish_crl(s, &c, root, to, &pem)) != 0 ||
-		    (r = calist_ensure(s, &c, to)) != 0)
+		if (r != 0 || (r = publish_crl(s, &c, root, to, rq, &pem)) != 0 ||
+		    (r = calist_ensure(s, &c, to, rq)) != 0)
 			goto out;
 	}
 	*result = (uint8_t *)pem;
@@ -1308,7 +1344,7 @@ device_revoke_exec(struct server *s, const struct store_request *rq, const struc
 	                                op->ca_serial, "reason_code", reason, "request",
 	                                rq->id))) != 0 ||
 	    (r = doc_put(s->store, NS_DEVREV, op->ca_serial, ver + 1, list)) != 0 ||
-	    (r = publish_crl(s, &c, ca, "device revoked", &pem)) != 0)
+	    (r = publish_crl(s, &c, ca, "device revoked", rq, &pem)) != 0)
 		goto out;
 	*result = (uint8_t *)pem;
 	*rlen = strlen(pem);
@@ -1550,7 +1586,7 @@ h_pki_issue_device(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t
 	pthread_mutex_unlock(&s->req_mu);
 	if ((r = pki_cert_parse(jstr(ca, "pem"), &cax)) != 0)
 		goto out;
-	if ((name = cn_ou(csr->cn, c.factory)) == NULL) {
+	if ((name = pki_cn_ou(csr->cn, c.factory)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1560,7 +1596,8 @@ h_pki_issue_device(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t
 		                     .pub = X509_REQ_get0_pubkey(csr->req),
 		                     .issuer = cax,
 		                     .days = c.days_device};
-		if ((r = pki_x509_build(&t, &x, serial)) != 0 || (r = pki_sign_cert(&x, k)) != 0)
+		if ((r = pki_x509_build(&t, &x, serial)) != 0 ||
+		    (r = pki_sign_cert(&x, k, NULL)) != 0)
 			goto out;
 	}
 	if ((rec = new_rec("device", csr->cn, serial, jstr(ca, "serial"), NULL)) == NULL) {
@@ -1602,7 +1639,7 @@ current_crl(struct server *s, const struct pki_conf *c, json_t *ca, json_t **out
 		return 0;
 	json_decref(*out);
 	*out = NULL;
-	if ((r = publish_crl(s, c, ca, "refresh before nextUpdate", NULL)) != 0)
+	if ((r = publish_crl(s, c, ca, "refresh before nextUpdate", NULL, NULL)) != 0)
 		return r;
 	return doc_get(s->store, NS_CRL, jstr(ca, "serial"), out, NULL);
 }
@@ -1669,7 +1706,7 @@ h_pki_crl(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, s
 			if ((r = current_crl(s, &c, e, &crl)) == 0)
 				r = push_crl(&resp, keep, e, crl);
 		}
-	if (r == 0 && (r = calist_ensure(s, &c, "device CA state")) == 0 &&
+	if (r == 0 && (r = calist_ensure(s, &c, "device CA state", NULL)) == 0 &&
 	    (r = doc_get(s->store, NS_CALIST, CALIST_NAME, &cal, NULL)) == 0 &&
 	    (r = qs_unhex(jstr(cal, "signature"), sig, sizeof(sig), &sig_len)) != 0)
 		r = qs_fail(QS_ERR_DB, "the stored list of enabled device CAs has a bad signature "
@@ -1728,7 +1765,7 @@ pki_crl_refresh(struct server *s)
 			r = current_crl(s, &c, e, &crl);
 		}
 	if (r == 0 && root != NULL)
-		r = calist_ensure(s, &c, "device CA state");
+		r = calist_ensure(s, &c, "device CA state", NULL);
 	pthread_rwlock_unlock(&pki_lock);
 	pthread_mutex_unlock(&s->req_mu);
 	json_decref(crl);

@@ -48,16 +48,28 @@ int pki_state_key_uses(struct store *st, policy_uri_use_fn use, void *arg);
  * Sign a fully built certificate / CRL with token key k (ECDSA P-256,
  * SHA-256), then check the result against k's public key. On success *x
  * is replaced by the re-parsed, signed object. Errors: QS_ERR_CRYPTO,
- * QS_ERR_PKCS11 (token), QS_ERR_NOMEM.
+ * QS_ERR_PKCS11 (token), QS_ERR_NOMEM. A root CA or device CA certificate
+ * needs rq, the approved request that makes it (pki.ca-create,
+ * pki.device-ca): a signer helper checks its approvals and that the
+ * certificate is the one its payload names (privsep_guard.h); NULL for
+ * the others.
  */
-int pki_sign_cert(X509 **x, const struct keyring_key *k);
-int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k);
+int pki_sign_cert(X509 **x, const struct keyring_key *k, const struct store_request *rq);
+/* A CRL: prev (DER, prev_len; NULL/0 for the CA's first) is the CRL k
+ * signed before it; a signer helper signs entries prev does not have only
+ * on rq, the approved revocation that names them (privsep_guard.h). */
+int pki_sign_crl(X509_CRL **crl, const struct keyring_key *k, const struct store_request *rq,
+                 const uint8_t *prev, size_t prev_len);
 /* ECDSA signature (DER, into sig of HSM_SIG_MAX + 16 bytes) by the root
  * CA key k over SHA-256 of data, the list of enabled device CAs (a signer
  * helper signs nothing else this way), checked against k's public key the way `openssl dgst
- * -sha256 -verify` checks it. Errors as pki_sign_cert. */
-int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
-                  size_t *sig_len);
+ * -sha256 -verify` checks it. prev, prev_sig: the list k signed before it
+ * and its signature (NULL/0 for the first); a signer helper signs a list
+ * that drops or adds a CA only on rq, the approved request that does it.
+ * Errors as pki_sign_cert. */
+int pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len,
+                  const struct store_request *rq, const uint8_t *prev, size_t prev_len,
+                  const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig, size_t *sig_len);
 
 /* Certificate profiles (pki_x509.c). */
 enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };
@@ -67,6 +79,11 @@ enum pki_profile { PKI_P_ROOT, PKI_P_DEVICE_CA, PKI_P_TLS, PKI_P_DEVICE };
  * helpers know a CA key, and what it may sign, by them (privsep_guard.h). */
 #define PKI_ROOT_LABEL "qsign-pki-root"
 #define PKI_DCA_LABEL_PREFIX "qsign-pki-dca-"
+/* The root CA's subject: CN=PKI_ROOT_CN, OU=<factory>. */
+#define PKI_ROOT_CN "Factory-CA"
+/* The name CN=cn, OU=ou of the root and online device CAs (NULL: out of
+ * memory). */
+X509_NAME *pki_cn_ou(const char *cn, const char *ou);
 /* The "type" of the list of enabled device CAs the root CA key signs. */
 #define PKI_CALIST_TYPE "qsign.enabled-device-cas.v1"
 

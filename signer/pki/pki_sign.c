@@ -56,7 +56,8 @@ public_key(const struct keyring_key *k, EVP_PKEY **out)
  * der (der_len) is the whole object of that kind (PS_X509_CERT or
  * PS_X509_CRL), from which a signer helper derives the TBS itself. */
 static int
-token_sign_into(const struct keyring_key *k, uint8_t kind, const uint8_t *der, int der_len,
+token_sign_into(const struct keyring_key *k, const struct store_request *rq, uint8_t kind,
+                const uint8_t *der, int der_len, const uint8_t *prev, size_t prev_len,
                 const uint8_t *tbs, size_t tbs_len, ASN1_BIT_STRING *bs)
 {
 	uint8_t dg[32], sig[HSM_SIG_MAX + 16];
@@ -66,7 +67,8 @@ token_sign_into(const struct keyring_key *k, uint8_t kind, const uint8_t *der, i
 	if (der_len <= 0)
 		return ossl_fail("encode the object to sign");
 	qs_sha256(tbs, tbs_len, dg);
-	if ((r = keyring_sign_x509(k, kind, der, (size_t)der_len, dg, sig, &sig_len)) != 0)
+	if ((r = keyring_sign_x509(k, kind, der, (size_t)der_len, dg, rq, prev, prev_len, NULL, 0,
+	                           sig, &sig_len)) != 0)
 		return r;
 	if (!ASN1_BIT_STRING_set(bs, sig, (int)sig_len))
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
@@ -77,7 +79,7 @@ token_sign_into(const struct keyring_key *k, uint8_t kind, const uint8_t *der, i
 }
 
 int
-pki_sign_cert(X509 **xp, const struct keyring_key *k)
+pki_sign_cert(X509 **xp, const struct keyring_key *k, const struct store_request *rq)
 {
 	EVP_PKEY *tmp = NULL, *pub = NULL;
 	const ASN1_BIT_STRING *psig;
@@ -99,7 +101,7 @@ pki_sign_cert(X509 **xp, const struct keyring_key *k)
 	}
 	X509_get0_signature(&psig, &palg, *xp);
 	der_len = i2d_X509(*xp, &der);
-	if ((r = token_sign_into(k, PS_X509_CERT, der, der_len, tbs, (size_t)tbs_len,
+	if ((r = token_sign_into(k, rq, PS_X509_CERT, der, der_len, NULL, 0, tbs, (size_t)tbs_len,
 	                         (ASN1_BIT_STRING *)psig)) != 0)
 		goto out;
 	OPENSSL_free(der);
@@ -131,7 +133,8 @@ out:
 }
 
 int
-pki_sign_crl(X509_CRL **cp, const struct keyring_key *k)
+pki_sign_crl(X509_CRL **cp, const struct keyring_key *k, const struct store_request *rq,
+             const uint8_t *prev, size_t prev_len)
 {
 	EVP_PKEY *tmp = NULL, *pub = NULL;
 	const ASN1_BIT_STRING *psig;
@@ -154,8 +157,8 @@ pki_sign_crl(X509_CRL **cp, const struct keyring_key *k)
 	}
 	X509_CRL_get0_signature(*cp, &psig, &palg);
 	der_len = i2d_X509_CRL(*cp, &der);
-	if ((r = token_sign_into(k, PS_X509_CRL, der, der_len, tbs, (size_t)tbs_len,
-	                         (ASN1_BIT_STRING *)psig)) != 0)
+	if ((r = token_sign_into(k, rq, PS_X509_CRL, der, der_len, prev, prev_len, tbs,
+	                         (size_t)tbs_len, (ASN1_BIT_STRING *)psig)) != 0)
 		goto out;
 	OPENSSL_free(der);
 	der = NULL;
@@ -186,8 +189,9 @@ out:
 }
 
 int
-pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint8_t *sig,
-              size_t *sig_len)
+pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len,
+              const struct store_request *rq, const uint8_t *prev, size_t prev_len,
+              const uint8_t *prev_sig, size_t prev_sig_len, uint8_t *sig, size_t *sig_len)
 {
 	EVP_PKEY *pub = NULL;
 	EVP_MD_CTX *md = NULL;
@@ -198,7 +202,8 @@ pki_sign_blob(const struct keyring_key *k, const uint8_t *data, size_t len, uint
 	if ((r = public_key(k, &pub)) != 0)
 		goto out;
 	qs_sha256(data, len, dg);
-	if ((r = keyring_sign_x509(k, PS_X509_CALIST, data, len, dg, sig, sig_len)) != 0)
+	if ((r = keyring_sign_x509(k, PS_X509_CALIST, data, len, dg, rq, prev, prev_len, prev_sig,
+	                           prev_sig_len, sig, sig_len)) != 0)
 		goto out;
 	/* What `openssl dgst -sha256 -verify` will check, checked here first. */
 	if ((md = EVP_MD_CTX_new()) == NULL ||

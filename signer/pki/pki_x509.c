@@ -479,3 +479,19 @@ pki_cert_parse(const char *pem, X509 **out)
 		return ossl_fail("stored certificate");
 	return 0;
 }
+
+X509_NAME *
+pki_cn_ou(const char *cn, const char *ou)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	if (n == NULL ||
+	    !X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8, (const unsigned char *)cn,
+	                                -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_NID(n, NID_organizationalUnitName, MBSTRING_UTF8,
+	                                (const unsigned char *)ou, -1, -1, 0)) {
+		X509_NAME_free(n);
+		return NULL;
+	}
+	return n;
+}

@@ -84,6 +84,11 @@ int64_t tuf_policy_role_expires(const struct policy *p, const char *role);
 /* 1 for the key roles that sign without a quorum: CI targets and the
  * snapshot and timestamp roles of both repositories. */
 int tuf_role_online(const char *role);
+/* Which repositories' targets a tuf-root change (parsed payload pl)
+ * re-signs: 1 = CI, 2 = production (a bit set each). The daemon prepares
+ * them by it; a signer helper lets a production targets key sign under a
+ * root change only when it says so (privsep_guard.c). */
+unsigned retargets(json_t *pl);
 
 /* tuf.signature_ttl of policy p in seconds (the default without one). */
 #define TUF_SIGNATURE_TTL_DEFAULT_S (7 * 86400)

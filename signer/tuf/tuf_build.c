@@ -186,7 +186,7 @@ sign_env(struct server *s, const char *repo, json_t *signed_part, json_t *const 
 				continue;
 			json_object_set_new(seen, kid, json_true());
 			sl = sizeof(sig);
-			if ((r = keyring_sign_tuf(k, repo, canon, len, dg, sig, &sl)) != 0 ||
+			if ((r = keyring_sign_tuf(k, repo, canon, len, dg, NULL, sig, &sl)) != 0 ||
 			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
 				goto out;
 		}

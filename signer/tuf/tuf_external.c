@@ -150,12 +150,15 @@ doc_external(json_t *doc, const char *kid)
 }
 
 /*
- * Sign doc with the daemon's keys of its key sets, add the stored external
- * signatures that still verify, and count. *missing = external signatures
+ * Sign doc with the daemon's keys of its key sets, on the evidence of rq
+ * (the approved request that makes it: a signer helper signs a root or
+ * production targets only with it), add the stored external signatures
+ * that still verify, and count. *missing = external signatures
  * still needed (the largest shortfall of any set); *env only when none is.
  */
 int
-sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
+sign_doc(struct server *s, const struct store_request *rq, json_t *doc, json_t **env,
+         size_t *missing)
 {
 	json_t *sp = json_object_get(doc, "signed"), *have = json_object(), *e = NULL, *set, *v;
 	json_t *gone = json_array();
@@ -198,7 +201,7 @@ sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing)
 			sl = sizeof(sig);
 			if ((r = keyring_sign_tuf(k,
 			                          json_string_value(json_object_get(doc, "repo")),
-			                          canon, len, dg, sig, &sl)) != 0 ||
+			                          canon, len, dg, rq, sig, &sl)) != 0 ||
 			    (r = tuf_envelope_add_sig(e, kid, sig, sl)) != 0)
 				goto out;
 			json_object_set_new(have, kid, json_true());

@@ -89,7 +89,8 @@ int external_entry(const struct policy *p, const char *role, const char *name, c
 json_t *key_set(struct server *s, json_t *st, const char *repo, const char *type, int *rp);
 int doc_add(json_t *docs, const char *repo, const char *role, uint64_t version, json_t *signed_part,
             json_t *need);
-int sign_doc(struct server *s, json_t *doc, json_t **env, size_t *missing);
+int sign_doc(struct server *s, const struct store_request *rq, json_t *doc, json_t **env,
+             size_t *missing);
 int remember_public(struct server *s, json_t *st);
 
 /* tuf_root.c: init and root changes (comments at the definitions). */
@@ -100,7 +101,6 @@ int init_prepare(struct server *s, const struct policy *p, json_t *prep);
 int gate_is(const struct policy *p, const struct policy_role *ro, const char *gate);
 int root_submit_check(struct server *s, const struct policy *p, const struct policy_role *ro,
                       const char *submitter, const uint8_t *payload, size_t len);
-unsigned retargets(json_t *pl);
 int root_prepare(struct server *s, const struct policy *p, const struct store_request *rq,
                  json_t *prep);
 

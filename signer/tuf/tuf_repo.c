@@ -331,7 +331,7 @@ prep_execute(struct server *s, const struct store_request *rq, const struct poli
 			            (long long)json_integer_value(json_object_get(d, "version")));
 			goto out;
 		}
-		if ((r = sign_doc(s, d, &env, &missing)) != 0)
+		if ((r = sign_doc(s, rq, d, &env, &missing)) != 0)
 			goto out;
 		if (missing > 0) {
 			waiting++;

@@ -190,16 +190,44 @@ main(int argc, char **argv)
 		static const char tuf[] =
 		        "{\"_type\":\"timestamp\",\"expires\":\"2030-01-01T00:00:00Z\",\"meta\":"
 		        "{\"snapshot.json\":{\"version\":2}},\"spec_version\":\"1.0.31\",\"version\":3}";
+		static const char promote[] =
+		        "{\"version\":2,\"expires\":\"2030-01-01T00:00:00Z\",\"targets\":{},"
+		        "\"base\":null}";
+		static const char ca_create[] = "{\"factory\":\"f1\",\"validity_days\":3650}";
+		const struct ps_evidence none = {.id = "", .role = "", .kind = "", .submitter = ""};
 		request("req-sign-x509", &(struct ps_request){.type = PS_SIGN_X509,
 		                                              .handle = 6,
 		                                              .x509_kind = PS_X509_CERT,
 		                                              .data = spki,
-		                                              .data_len = sizeof(spki)});
+		                                              .data_len = sizeof(spki),
+		                                              .ev = none});
+		ev.role = "pki";
+		ev.kind = "pki.ca-create";
+		request("req-sign-x509-quorum",
+		        &(struct ps_request){.type = PS_SIGN_X509,
+		                             .handle = 6,
+		                             .x509_kind = PS_X509_CERT,
+		                             .data = spki,
+		                             .data_len = sizeof(spki),
+		                             .ev = ev,
+		                             .payload = (const uint8_t *)ca_create,
+		                             .payload_len = sizeof(ca_create) - 1});
 		request("req-sign-tuf", &(struct ps_request){.type = PS_SIGN_TUF,
 		                                             .handle = 5,
 		                                             .repo = "ci",
 		                                             .data = (const uint8_t *)tuf,
-		                                             .data_len = sizeof(tuf) - 1});
+		                                             .data_len = sizeof(tuf) - 1,
+		                                             .ev = none});
+		ev.role = ev.kind = "tuf-promote";
+		request("req-sign-tuf-quorum",
+		        &(struct ps_request){.type = PS_SIGN_TUF,
+		                             .handle = 5,
+		                             .repo = "prod",
+		                             .data = (const uint8_t *)tuf,
+		                             .data_len = sizeof(tuf) - 1,
+		                             .ev = ev,
+		                             .payload = (const uint8_t *)promote,
+		                             .payload_len = sizeof(promote) - 1});
 	}
 
 	/* The helper's replies, as the front receives them. */

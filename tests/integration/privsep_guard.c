@@ -56,6 +56,7 @@
 
 static int fails;
 static const struct config *cfg;
+static EVP_PKEY *admins[2]; /* admin1, admin2: the approvers */
 
 static void
 expect(const char *what, int r, int want, const char *reason)
@@ -219,7 +220,7 @@ tuf_sign(struct ps_keyref *ref, const char *repo, const char *type, long long ve
 	uint8_t sig[HSM_SIG_MAX];
 	size_t len = 0, sig_len = 0;
 	char *t = tuf_doc(type, version, expires_in, spaced, &len);
-	int r = ps_sign_tuf(ref, repo, (const uint8_t *)t, len, sig, &sig_len);
+	int r = ps_sign_tuf(ref, repo, (const uint8_t *)t, len, NULL, NULL, 0, sig, &sig_len);
 
 	free(t);
 	return r;
@@ -234,6 +235,204 @@ key_uri(const struct policy *pol, const char *name)
 			return pol->keys[i].uri;
 	fprintf(stderr, "no policy key %s\n", name);
 	exit(2);
+}
+
+/* A quorum request's evidence: request id of (role, kind) with n approvals
+ * (admin1, then admin2) over `signed_over` (NULL: over payload). */
+struct quorum {
+	struct ps_evidence ev;
+	struct ps_vote v[2];
+	uint8_t vs[2][QS_MAX_PRIVSEP_VOTE_SIG];
+	const char *payload;
+};
+
+static struct ps_evidence *
+approved(struct quorum *q, const char *id, const char *role, const char *kind, const char *payload,
+	 size_t n, const char *signed_over)
+{
+	static const char *const who[] = {"admin1", "admin2"};
+	const char *over = signed_over != NULL ? signed_over : payload;
+
+	q->ev = (struct ps_evidence){.id = id,
+				     .role = role,
+				     .kind = kind,
+				     .submitter = "admin3",
+				     .policy_version = 1,
+				     .votes = q->v,
+				     .nvotes = n};
+	q->payload = payload;
+	for (size_t i = 0; i < n; i++)
+		vote(&q->v[i], q->vs[i], who[i], admins[i], &q->ev, (const uint8_t *)over,
+		     strlen(over));
+	return &q->ev;
+}
+
+/* A TUF document (canonical text of json j, stolen) signed on q. */
+static int
+tuf_sign_on(struct ps_keyref *ref, const char *repo, json_t *j, struct quorum *q)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t len = 0, sig_len = 0;
+	char *t = NULL;
+	int r;
+
+	if (j == NULL || qs_cjson_encode(j, &t, &len) != 0) {
+		fprintf(stderr, "cannot build a TUF document\n");
+		exit(2);
+	}
+	json_decref(j);
+	r = ps_sign_tuf(ref, repo, (const uint8_t *)t, len, q ? &q->ev : NULL,
+			q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, sig,
+			&sig_len);
+	free(t);
+	return r;
+}
+
+/* Root version v whose root role has threshold th; targets version v with
+ * expiry exp and targets map t (a reference taken). */
+static json_t *
+root_doc(long long v, long long th)
+{
+	char exp[TUF_TIME_LEN];
+
+	tuf_time_format((int64_t)time(NULL) + 86400, exp);
+	return json_pack("{s:s, s:s, s:I, s:s, s:b, s:{}, s:{s:{s:[], s:I}}}", "_type", "root",
+			 "spec_version", TUF_SPEC_VERSION, "version", (json_int_t)v, "expires", exp,
+			 "consistent_snapshot", 1, "keys", "roles", "root", "keyids", "threshold",
+			 (json_int_t)th);
+}
+
+static json_t *
+targets_doc(long long v, const char *exp, json_t *t)
+{
+	return json_pack("{s:s, s:s, s:I, s:s, s:o}", "_type", "targets", "spec_version",
+			 TUF_SPEC_VERSION, "version", (json_int_t)v, "expires", exp, "targets", t);
+}
+
+static struct ps_keyref *
+find_key(struct ps_pool *p, const char *uri)
+{
+	struct ps_keyref *ref = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL;
+	size_t tok, der_len = 0;
+
+	if (ps_find(p, uri, &ref, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "key %s: %s\n", uri, qs_errdetail());
+		exit(2);
+	}
+	free(der);
+	return ref;
+}
+
+/* Roots and production targets: only on an approved request, and only the
+ * document its payload names (privsep_guard.c, tuf_bound). */
+static void
+tuf_quorum_checks(struct ps_pool *p, const struct policy *pol)
+{
+	static const char thr[] =
+		"{\"op\":\"set-threshold\",\"role\":\"root\",\"threshold\":1,\"base_version\":4}";
+	static const char thr2[] =
+		"{\"op\":\"set-threshold\",\"role\":\"root\",\"threshold\":1,\"base_version\":8}";
+	static const char retarget[] = "{\"op\":\"set-threshold\",\"role\":\"prod-targets\","
+				       "\"threshold\":2,\"base_version\":5}";
+	static const char rid[] = "0123456789abcdef0123456789abcdef";
+	struct ps_keyref *root = find_key(p, key_uri(pol, "tuf-root-1"));
+	struct ps_keyref *proot = find_key(p, key_uri(pol, "tuf-prod-root-1"));
+	struct ps_keyref *ptg = find_key(p, key_uri(pol, "tuf-prod-targets"));
+	struct quorum q;
+	char exp[TUF_TIME_LEN], promote[512], other[512];
+
+	/* ------------------------------------------------ root keys */
+	expect("TUF root key over a root without a request", tuf_sign_on(root, "ci", root_doc(5, 1), NULL),
+	       QS_ERR_DENIED, "without the approved request");
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 1, NULL);
+	expect("TUF root key over a root with too few approvals",
+	       tuf_sign_on(root, "ci", root_doc(5, 1), &q), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 2, thr2);
+	expect("TUF root key over a root with approvals of another payload",
+	       tuf_sign_on(root, "ci", root_doc(5, 1), &q), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "tuf-admin", "tuf-init", thr, 2, NULL);
+	expect("TUF root key over a root with approvals claimed for another kind",
+	       tuf_sign_on(root, "ci", root_doc(5, 1), &q), QS_ERR_DENIED, NULL);
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 2, NULL);
+	expect("TUF root key over a root version the change does not make",
+	       tuf_sign_on(root, "ci", root_doc(7, 1), &q), QS_ERR_DENIED,
+	       "approved root version 5, not 7");
+	expect("TUF root key over a root with another threshold than approved",
+	       tuf_sign_on(root, "ci", root_doc(5, 3), &q), QS_ERR_DENIED,
+	       "not the approved 1");
+	expect("TUF root key over the root the approved change makes",
+	       tuf_sign_on(root, "ci", root_doc(5, 1), &q), 0, NULL);
+	expect("TUF root key over a root of the version it signed, without a request",
+	       tuf_sign_on(root, "ci", root_doc(5, 1), NULL), QS_ERR_DENIED,
+	       "without the approved request");
+	expect("TUF root key over production targets", tuf_sign_on(root, "ci",
+	       targets_doc(5, "2030-01-01T00:00:00Z", json_object()), &q), QS_ERR_DENIED,
+	       "signs only root metadata");
+	expect("production root key over a root without a request",
+	       tuf_sign_on(proot, "prod", root_doc(5, 1), NULL), QS_ERR_DENIED,
+	       "without the approved request");
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 1, NULL);
+	expect("production root key over a root with too few approvals",
+	       tuf_sign_on(proot, "prod", root_doc(5, 1), &q), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 2, NULL);
+	expect("production root key over the root the approved change makes",
+	       tuf_sign_on(proot, "prod", root_doc(5, 1), &q), 0, NULL);
+
+	/* ------------------------------------------------ production targets */
+	tuf_time_format((int64_t)time(NULL) + 30 * 86400, exp);
+	snprintf(promote, sizeof(promote),
+		 "{\"version\":2,\"expires\":\"%s\",\"targets\":{},\"base\":null}", exp);
+	snprintf(other, sizeof(other),
+		 "{\"version\":2,\"expires\":\"%s\",\"targets\":{},\"base\":null}",
+		 "2031-01-01T00:00:00Z");
+	expect("production targets key without a request",
+	       tuf_sign_on(ptg, "prod", targets_doc(2, exp, json_object()), NULL), QS_ERR_DENIED,
+	       "without the approved request");
+	approved(&q, rid, "tuf-promote", "tuf-promote", promote, 1, NULL);
+	expect("production targets key with too few approvals",
+	       tuf_sign_on(ptg, "prod", targets_doc(2, exp, json_object()), &q), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "tuf-promote", "tuf-promote", promote, 2, other);
+	expect("production targets key with approvals of another payload",
+	       tuf_sign_on(ptg, "prod", targets_doc(2, exp, json_object()), &q), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "tuf-promote", "tuf-promote", promote, 2, NULL);
+	expect("production targets key over other targets than the promote approved",
+	       tuf_sign_on(ptg, "prod",
+			   targets_doc(2, exp,
+				       json_pack("{s:{s:I, s:{s:s}}}", "evil", "length", 1,
+						 "hashes", "sha256", "00")),
+			   &q),
+	       QS_ERR_DENIED, "is not the production targets request");
+	expect("production targets key over another expiry than the promote approved",
+	       tuf_sign_on(ptg, "prod", targets_doc(2, "2031-01-01T00:00:00Z", json_object()), &q),
+	       QS_ERR_DENIED, "is not the production targets request");
+	expect("TUF root key over a root on the approvals of a promote",
+	       tuf_sign_on(root, "ci", root_doc(6, 1), &q), QS_ERR_DENIED, NULL);
+	expect("production targets key over the targets the promote approved",
+	       tuf_sign_on(ptg, "prod", targets_doc(2, exp, json_object()), &q), 0, NULL);
+	approved(&q, rid, "tuf-admin", "tuf-root", thr, 2, NULL);
+	expect("production targets key on a root change that re-signs no targets",
+	       tuf_sign_on(ptg, "prod", targets_doc(3, exp, json_object()), &q), QS_ERR_DENIED,
+	       "re-signs no production targets");
+	approved(&q, rid, "tuf-admin", "tuf-root", retarget, 2, NULL);
+	expect("production targets key re-signing targets no promote approved",
+	       tuf_sign_on(ptg, "prod",
+			   targets_doc(3, exp,
+				       json_pack("{s:{s:I, s:{s:s}}}", "evil", "length", 1,
+						 "hashes", "sha256", "00")),
+			   &q),
+	       QS_ERR_DENIED, "neither the one published nor one a promote approved");
+	expect("production targets key re-signing the promoted targets on a root change",
+	       tuf_sign_on(ptg, "prod", targets_doc(3, exp, json_object()), &q), 0, NULL);
+	ps_keyref_free(root);
+	ps_keyref_free(proot);
+	ps_keyref_free(ptg);
 }
 
 static void
@@ -266,14 +465,16 @@ tuf_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	       "beyond the 86400 s");
 	{
 		char *t = tuf_doc("timestamp", 10, 3600, 0, &len);
-		int r = ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len);
+		int r = ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, NULL, NULL, 0, sig,
+				    &sig_len);
 		expect("TUF timestamp key over a timestamp above the published one", r, 0, NULL);
 		qs_sha256((const uint8_t *)t, len, dg);
 		if (r == 0)
 			verifies("the timestamp signature over its canonical bytes", der, der_len, sig,
 				 sig_len, dg, NULL, 0);
 		expect("TUF timestamp key over the same document again",
-		       ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, sig, &sig_len), 0, NULL);
+		       ps_sign_tuf(ts, "ci", (const uint8_t *)t, len, NULL, NULL, 0, sig, &sig_len),
+		       0, NULL);
 		free(t);
 		memset(dg, 0, sizeof(dg));
 	}
@@ -364,9 +565,158 @@ sign_cert(struct ps_keyref *ref, X509 *x, uint8_t *sig, size_t *sig_len)
 	unsigned char *der = NULL;
 	int n = i2d_X509(x, &der), r;
 
-	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, sig, sig_len);
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, NULL, NULL, 0, NULL, 0, NULL, 0, sig, sig_len);
 	OPENSSL_free(der);
 	return r;
+}
+
+/* sign_cert on the evidence of q (NULL: none). */
+static int
+sign_cert_on(struct ps_keyref *ref, X509 *x, struct quorum *q)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sig_len = 0;
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der), r;
+
+	r = ps_sign_x509(ref, PS_X509_CERT, der, (size_t)n, q ? &q->ev : NULL,
+			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, NULL, 0,
+			 NULL, 0, sig, &sig_len);
+	OPENSSL_free(der);
+	return r;
+}
+
+/* CRL number `number` of issuer with the entries serials[n] (throwaway
+ * signature: the helper signs its TBSCertList). */
+static X509_CRL *
+crl_of(const X509 *issuer, uint64_t number, int64_t days, const char *const *serials, size_t n)
+{
+	struct pki_crl_entry e[4];
+	X509_CRL *crl = NULL;
+	EVP_PKEY *tmp = EVP_EC_gen("P-256");
+
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct pki_crl_entry){.serial_hex = serials[i],
+					      .time = (int64_t)time(NULL) - 60,
+					      .reason = 1};
+	if (tmp == NULL || pki_crl_build(issuer, number, days, e, n, &crl) != 0 ||
+	    X509_CRL_sign(crl, tmp, EVP_sha256()) <= 0) {
+		fprintf(stderr, "cannot build a CRL: %s\n", qs_errdetail());
+		exit(2);
+	}
+	EVP_PKEY_free(tmp);
+	return crl;
+}
+
+/* Sign crl with ref after prev (DER, NULL: none) on q (NULL: none); on
+ * success *out (if not NULL) gets the signed CRL's DER (OPENSSL_malloc'd). */
+static int
+sign_crl(struct ps_keyref *ref, X509_CRL *crl, const unsigned char *prev, int prev_len,
+	 struct quorum *q, unsigned char **out, int *out_len)
+{
+	const ASN1_BIT_STRING *psig;
+	const X509_ALGOR *palg;
+	unsigned char *der = NULL;
+	uint8_t sig[HSM_SIG_MAX], dsig[HSM_SIG_MAX + 16];
+	size_t sig_len = 0, dlen = 0;
+	int n = i2d_X509_CRL(crl, &der), r;
+
+	r = ps_sign_x509(ref, PS_X509_CRL, der, (size_t)n, q ? &q->ev : NULL,
+			 q ? (const uint8_t *)q->payload : NULL, q ? strlen(q->payload) : 0, prev,
+			 prev != NULL ? (size_t)prev_len : 0, NULL, 0, sig, &sig_len);
+	OPENSSL_free(der);
+	if (r != 0 || out == NULL)
+		return r;
+	X509_CRL_get0_signature(crl, &psig, &palg);
+	if (hsm_ecdsa_raw_to_der(sig, sig_len, dsig, &dlen) != 0 ||
+	    !ASN1_BIT_STRING_set((ASN1_BIT_STRING *)psig, dsig, (int)dlen)) {
+		fprintf(stderr, "cannot assemble a CRL\n");
+		exit(2);
+	}
+	((ASN1_BIT_STRING *)psig)->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	((ASN1_BIT_STRING *)psig)->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+	*out = NULL;
+	*out_len = i2d_X509_CRL(crl, out);
+	return 0;
+}
+
+/* A CRL that revokes: only on the approved request that names what it adds
+ * to the CRL the key signed before (privsep_guard.c, crl_bound). */
+static void
+crl_checks(struct ps_keyref *dca, const X509 *issuer, const struct pki_conf *c)
+{
+	static const char rid[] = "aaaabbbbccccddddeeeeffff00001111";
+	static const char *const one[] = {"0a1b2c3d4e5f60718293a4b5c6d7e8f9"};
+	static const char *const two[] = {"0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+					  "1a1b2c3d4e5f60718293a4b5c6d7e8f9"};
+	char rev[256], rev_other[256];
+	unsigned char *first = NULL, *second = NULL, *forged = NULL;
+	int first_len = 0, second_len = 0, forged_len;
+	struct quorum q;
+	X509_CRL *crl;
+
+	snprintf(rev, sizeof(rev),
+		 "{\"ca_serial\":\"%s\",\"serial\":\"%s\",\"reason\":\"keyCompromise\"}",
+		 "5a1b2c3d4e5f60718293a4b5c6d7e8f9", one[0]);
+	snprintf(rev_other, sizeof(rev_other),
+		 "{\"ca_serial\":\"%s\",\"serial\":\"%s\",\"reason\":\"keyCompromise\"}",
+		 "5a1b2c3d4e5f60718293a4b5c6d7e8f9", two[1]);
+	crl = crl_of(issuer, 1, c->crl_days, one, 1);
+	expect("device CA key over a first CRL that revokes", sign_crl(dca, crl, NULL, 0, NULL, NULL, NULL),
+	       QS_ERR_DENIED, "a first CRL (none before it) that revokes");
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 1, c->crl_days, NULL, 0);
+	expect("device CA key over a first, empty CRL",
+	       sign_crl(dca, crl, NULL, 0, NULL, &first, &first_len), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 2, c->crl_days, one, 1);
+	{
+		/* The same CRL under a throwaway key: not one the CA key signed. */
+		X509_CRL *f = crl_of(issuer, 1, c->crl_days, NULL, 0);
+		forged = NULL;
+		forged_len = i2d_X509_CRL(f, &forged);
+		X509_CRL_free(f);
+		approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, NULL);
+		expect("device CA key revoking after a CRL it did not sign",
+		       sign_crl(dca, crl, forged, forged_len, &q, NULL, NULL), QS_ERR_DENIED,
+		       "not a CRL this key signed");
+		OPENSSL_free(forged);
+	}
+	expect("device CA key revoking without approvals",
+	       sign_crl(dca, crl, first, first_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "without the approved request that revokes it");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 1, NULL);
+	expect("device CA key revoking with too few approvals",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, rev_other);
+	expect("device CA key revoking with approvals of another payload",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev_other, 2, NULL);
+	expect("device CA key revoking another certificate than approved",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "does not name");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, rev, 2, NULL);
+	expect("device CA key revoking what the approved request names",
+	       sign_crl(dca, crl, first, first_len, &q, &second, &second_len), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, NULL, 0);
+	expect("device CA key over a CRL that drops a revocation",
+	       sign_crl(dca, crl, second, second_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "drops a revoked certificate");
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, one, 1);
+	expect("device CA key re-signing the revocations of the CRL before",
+	       sign_crl(dca, crl, second, second_len, NULL, NULL, NULL), 0, NULL);
+	X509_CRL_free(crl);
+	crl = crl_of(issuer, 3, c->crl_days, two, 2);
+	expect("device CA key revoking two at once on one request",
+	       sign_crl(dca, crl, first, first_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "revokes 2 certificates at once");
+	X509_CRL_free(crl);
+	OPENSSL_free(first);
+	OPENSSL_free(second);
 }
 
 static void
@@ -400,7 +750,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 	expect("device CA key with plain sign", ps_sign(dca, dg, 32, sig, &sig_len),
 	       QS_ERR_DENIED, "signs only certificates and CRLs");
 	expect("device CA key over arbitrary bytes",
-	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, sig, &sig_len), QS_ERR_DENIED,
+	       ps_sign_x509(dca, PS_X509_CERT, dg, 32, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len), QS_ERR_DENIED,
 	       "not a DER certificate");
 	x = cert(PKI_P_DEVICE, uuid, "another-factory", 30, root, dev, 0);
 	expect("device CA key over a device certificate of another factory",
@@ -429,7 +779,7 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 		static const char calist[] = "{\"type\":\"" PKI_CALIST_TYPE "\"}";
 		expect("device CA key over the CA list",
 		       ps_sign_x509(dca, PS_X509_CALIST, (const uint8_t *)calist,
-				    sizeof(calist) - 1, sig, &sig_len),
+				    sizeof(calist) - 1, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len),
 		       QS_ERR_DENIED, "only the root CA key signs");
 	}
 	x = cert(PKI_P_DEVICE, uuid, c.factory, 30, root, dev, 0);
@@ -456,16 +806,198 @@ ca_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
 			exit(2);
 		}
 		expect("device CA key over a CRL",
-		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, sig, &sig_len), 0, NULL);
+		       ps_sign_x509(dca, PS_X509_CRL, cd, (size_t)n, NULL, NULL, 0, NULL, 0, NULL, 0, sig, &sig_len), 0, NULL);
 		OPENSSL_free(cd);
 		X509_CRL_free(crl);
 		EVP_PKEY_free(tmp);
 	}
+	crl_checks(dca, root, &c);
 	X509_free(root);
 	EVP_PKEY_free(dev);
 	EVP_PKEY_free(rootk);
 	ps_keyref_free(dca);
 	free(der);
+}
+
+/* Version v of the CA list with device CA (serial, name) or none (NULL);
+ * *text malloc'd, as pki.c's calist_ensure writes it. */
+static char *
+calist_text(const char *factory, long long v, const char *serial, const char *name)
+{
+	json_t *cas = serial ? json_pack("[{s:s, s:s}]", "serial", serial, "name", name)
+			     : json_array();
+	json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:o}", "type", PKI_CALIST_TYPE,
+			      "factory", factory, "root_serial", "01", "version", (json_int_t)v,
+			      "issued_at", (json_int_t)time(NULL), "expires",
+			      (json_int_t)time(NULL) + 86400, "device_cas", cas);
+	char *t = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS), *t2;
+
+	json_decref(d);
+	if (t == NULL || (t2 = realloc(t, strlen(t) + 2)) == NULL)
+		exit(2);
+	strcat(t2, "\n");
+	return t2;
+}
+
+/* Sign list text after prev (its signature psig; NULL: none) on q; *out,
+ * *out_len (if out) the DER signature. */
+static int
+sign_list(struct ps_keyref *ref, const char *text, const char *prev, const uint8_t *psig,
+	  size_t psig_len, struct quorum *q, uint8_t *out, size_t *out_len)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sig_len = 0;
+	int r = ps_sign_x509(ref, PS_X509_CALIST, (const uint8_t *)text, strlen(text),
+			     q ? &q->ev : NULL, q ? (const uint8_t *)q->payload : NULL,
+			     q ? strlen(q->payload) : 0, (const uint8_t *)prev,
+			     prev ? strlen(prev) : 0, psig, psig_len, sig, &sig_len);
+
+	if (r == 0 && out != NULL && hsm_ecdsa_raw_to_der(sig, sig_len, out, out_len) != 0)
+		exit(2);
+	return r;
+}
+
+/* Disabling (and enabling) a device CA: a CA list that drops (adds) one
+ * only on the approved request that does it (privsep_guard.c,
+ * x509_calist). */
+static void
+calist_checks(struct ps_keyref *rk, const struct pki_conf *c)
+{
+	static const char rid[] = "99998888777766665555444433332222";
+	static const char serial[] = "3c1b2c3d4e5f60718293a4b5c6d7e8f9";
+	char disable[256], other[256], *v1, *v2, *v3;
+	uint8_t s1[HSM_SIG_MAX + 16], s2[HSM_SIG_MAX + 16], bad[8] = {0x30, 0x06};
+	size_t s1_len = 0, s2_len = 0;
+	struct quorum q;
+
+	snprintf(disable, sizeof(disable), "{\"serial\":\"%s\",\"action\":\"disable\"}", serial);
+	snprintf(other, sizeof(other), "{\"serial\":\"%s\",\"action\":\"disable\"}",
+		 "4c1b2c3d4e5f60718293a4b5c6d7e8f9");
+	v1 = calist_text(c->factory, 1, serial, "line-1");
+	expect("root CA key over a first CA list that enables a CA",
+	       sign_list(rk, v1, NULL, NULL, 0, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "a first list of device CAs");
+	free(v1);
+	v1 = calist_text(c->factory, 1, NULL, NULL);
+	expect("root CA key over a first, empty CA list",
+	       sign_list(rk, v1, NULL, NULL, 0, NULL, s1, &s1_len), 0, NULL);
+	v2 = calist_text(c->factory, 2, serial, "line-1");
+	expect("root CA key over a CA list that enables a CA without a request",
+	       sign_list(rk, v2, v1, s1, s1_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "enables device CA");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_CA,
+		 "{\"mode\":\"online\",\"name\":\"line-1\",\"validity_days\":365}", 2, NULL);
+	expect("root CA key over a CA list adding the device CA an approved request created",
+	       sign_list(rk, v2, v1, s1, s1_len, &q, s2, &s2_len), 0, NULL);
+	v3 = calist_text(c->factory, 3, NULL, NULL);
+	expect("root CA key over a CA list that disables a CA without a request",
+	       sign_list(rk, v3, v2, s2, s2_len, NULL, NULL, NULL), QS_ERR_DENIED,
+	       "disables device CA");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 1, NULL);
+	expect("root CA key disabling a CA with too few approvals",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 2, other);
+	expect("root CA key disabling a CA with approvals of another payload",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, other, 2, NULL);
+	expect("root CA key disabling another CA than approved",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), QS_ERR_DENIED,
+	       "which request");
+	approved(&q, rid, "pki", PKI_KIND_CA_STATE, disable, 2, NULL);
+	expect("root CA key disabling after a list it did not sign",
+	       sign_list(rk, v3, v2, bad, sizeof(bad), &q, NULL, NULL), QS_ERR_DENIED,
+	       "not a list this key signed");
+	expect("root CA key disabling the CA the approved request names",
+	       sign_list(rk, v3, v2, s2, s2_len, &q, NULL, NULL), 0, NULL);
+	free(v1);
+	free(v2);
+	free(v3);
+}
+
+/* A root CA or device CA certificate: only on an approved pki.ca-create /
+ * pki.device-ca request, and only the certificate its payload names
+ * (privsep_guard.c, x509_ca_bound). */
+static void
+ca_quorum_checks(struct ps_pool *p, const struct policy *pol, const char *token_uri)
+{
+	static const char rid[] = "fedcba9876543210fedcba9876543210";
+	struct pki_conf c;
+	struct ps_keyref *rk;
+	struct quorum q;
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sig_len = 0;
+	char uri[512], create[256], other[256], dca[256];
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *dk = EVP_EC_gen("P-256");
+	X509 *x, *root;
+
+	if (pki_conf_get(pol, &c) != 0) {
+		fprintf(stderr, "no pki section: %s\n", qs_errdetail());
+		exit(2);
+	}
+	snprintf(uri, sizeof(uri), "%.*s;object=%s", (int)strcspn(token_uri, ";"), token_uri,
+		 PKI_ROOT_LABEL);
+	if (ps_keygen(p, token_uri, HSM_KEY_EC_P256, PKI_ROOT_LABEL) != 0) {
+		fprintf(stderr, "root CA key: %s\n", qs_errdetail());
+		exit(2);
+	}
+	rk = find_key(p, uri);
+	snprintf(create, sizeof(create), "{\"factory\":\"%s\",\"validity_days\":3650}", c.factory);
+	snprintf(other, sizeof(other), "{\"factory\":\"%s\",\"validity_days\":3000}", c.factory);
+	root = cert(PKI_P_ROOT, PKI_ROOT_CN, c.factory, 3650, NULL, k, 0);
+	expect("root CA key over a root CA certificate without a request",
+	       sign_cert_on(rk, root, NULL), QS_ERR_DENIED,
+	       "without the approved pki.ca-create request");
+	approved(&q, rid, "pki", PKI_KIND_CA_CREATE, create, 1, NULL);
+	expect("root CA key over a root CA certificate with too few approvals",
+	       sign_cert_on(rk, root, &q), QS_ERR_DENIED, "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_CA_CREATE, create, 2, other);
+	expect("root CA key over a root CA certificate with approvals of another payload",
+	       sign_cert_on(rk, root, &q), QS_ERR_DENIED, "2 signatures do not verify");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_REVOKE, create, 2, NULL);
+	expect("root CA key over a root CA certificate on a request of another kind",
+	       sign_cert_on(rk, root, &q), QS_ERR_DENIED, "makes no root CA certificate");
+	approved(&q, rid, "pki", PKI_KIND_CA_CREATE, create, 2, NULL);
+	x = cert(PKI_P_ROOT, "Another CA", c.factory, 3650, NULL, k, 0);
+	expect("root CA key over a root CA certificate for another subject",
+	       sign_cert_on(rk, x, &q), QS_ERR_DENIED, "for another subject");
+	X509_free(x);
+	x = cert(PKI_P_ROOT, PKI_ROOT_CN, c.factory, 4000, NULL, k, 0);
+	expect("root CA key over a root CA certificate valid longer than approved",
+	       sign_cert_on(rk, x, &q), QS_ERR_DENIED, "valid beyond the 3650 days");
+	X509_free(x);
+	expect("root CA key over the root CA certificate the request approved",
+	       sign_cert_on(rk, root, &q), 0, NULL);
+
+	snprintf(dca, sizeof(dca), "{\"mode\":\"online\",\"name\":\"line-1\",\"validity_days\":365}");
+	x = cert(PKI_P_DEVICE_CA, "line-1", c.factory, 365, root, dk, 0);
+	expect("root CA key over a device CA certificate without a request",
+	       sign_cert_on(rk, x, NULL), QS_ERR_DENIED,
+	       "without the approved pki.device-ca request");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_CA, dca, 1, NULL);
+	expect("root CA key over a device CA certificate with too few approvals",
+	       sign_cert_on(rk, x, &q), QS_ERR_DENIED, "only 1 of the 2 approvals");
+	approved(&q, rid, "pki", PKI_KIND_CA_CREATE, create, 2, NULL);
+	expect("root CA key over a device CA certificate on the root's creation",
+	       sign_cert_on(rk, x, &q), QS_ERR_DENIED, "makes no device CA certificate");
+	approved(&q, rid, "pki", PKI_KIND_DEVICE_CA, dca, 2, NULL);
+	{
+		X509 *y = cert(PKI_P_DEVICE_CA, "line-2", c.factory, 365, root, dk, 0);
+		expect("root CA key over a device CA certificate of another name than approved",
+		       sign_cert_on(rk, y, &q), QS_ERR_DENIED, "for another subject");
+		X509_free(y);
+	}
+	expect("root CA key over the device CA certificate the request approved",
+	       sign_cert_on(rk, x, &q), 0, NULL);
+	calist_checks(rk, &c);
+	(void)sig;
+	(void)sig_len;
+	X509_free(x);
+	X509_free(root);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(dk);
+	ps_keyref_free(rk);
 }
 
 int
@@ -508,6 +1040,8 @@ main(int argc, char **argv)
 	}
 	a1 = load_key(argv[2], "admin1");
 	a2 = load_key(argv[2], "admin2");
+	admins[0] = a1;
+	admins[1] = a2;
 	v2 = slurp(argv[3], &v2_len);
 	if (quri == NULL || ouri == NULL || ps_pool_start(c, 1, &p) != 0 ||
 	    ps_find(p, quri, &qref, &qtype, &tok, &qder, &qder_len) != 0 ||
@@ -655,7 +1189,9 @@ main(int argc, char **argv)
 	}
 
 	tuf_checks(p, pol, ouri);
+	tuf_quorum_checks(p, pol);
 	ca_checks(p, pol, ouri);
+	ca_quorum_checks(p, pol, ouri);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);

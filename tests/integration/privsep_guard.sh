@@ -15,6 +15,15 @@
 # rate, key generation outside the daemon's label namespace or over a taken
 # label; a device CA key over arbitrary bytes and over certificates outside
 # its constraints (subject form, validity, extensions, a CA certificate).
+# Roots and production targets without an approved request, with too few
+# approvals, with approvals of another payload, of a version, threshold,
+# expiry or targets the request did not approve; the root CA key over a
+# root CA or device CA certificate likewise; a device CA key over a CRL
+# that revokes without approvals (against the CRL it signed before), with
+# too few, of another payload, naming another certificate, two at once, or
+# that drops a revocation; the root CA key over a CA list that enables or
+# disables a device CA without the approved request, with too few approvals,
+# of another payload, for another CA, or after a list it did not sign.
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
@@ -44,7 +53,11 @@ printf '{"signatures":[],"signed":{"_type":"timestamp","expires":"2030-01-01T00:
 	>"$QSIGN_HOME/tuf/ci/metadata/timestamp.json"
 
 rc=0
-timeout 60 "$QS_BIN/qs_privsep_guard" "$cfg" "$QSIGN_HOME" "$T/policy-v2.json" >"$T/out" 2>"$T/err" || rc=$?
+# Each check is a round trip and a token signature: 60 s, 450 in a sanitizer
+# build (instrumented OpenSSL, token and helper run several times slower).
+limit=60
+grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && limit=450
+timeout "$limit" "$QS_BIN/qs_privsep_guard" "$cfg" "$QSIGN_HOME" "$T/policy-v2.json" >"$T/out" 2>"$T/err" || rc=$?
 cat "$T/out"
 [ "$rc" = 0 ] || { tail -20 "$T/err" >&2; fail "qs_privsep_guard exited $rc"; }
 # Every refusal the harness saw is in the helper's log, with its reason.
@@ -56,7 +69,17 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"beyond the 86400 s" "over its rate" "outside the daemon's namespace" \
 	"is taken" "signs only certificates and CRLs" "not a DER certificate" \
 	"subject is not CN=<UUID>" "valid beyond the policy's" "the profile does not have" \
-	"does not issue device CA certificates" "only the root CA key signs"; do
+	"does not issue device CA certificates" "only the root CA key signs" \
+	"without the approved request" "approved root version 5, not 7" "not the approved 1" \
+	"is not the production targets request" "re-signs no production targets" \
+	"neither the one published nor one a promote approved" \
+	"without the approved pki.ca-create request" "without the approved pki.device-ca request" \
+	"makes no root CA certificate" "for another subject than request" \
+	"valid beyond the 3650 days request" "a first CRL (none before it) that revokes" \
+	"not a CRL this key signed" "without the approved request that revokes it" \
+	"does not name" "drops a revoked certificate" "revokes 2 certificates at once" \
+	"a first list of device CAs" "enables device CA" "disables device CA" "which request" \
+	"not a list this key signed"; do
 	grep "privsep.refused" "$T/err" | grep -F "$want" >/dev/null || fail "no privsep.refused logged with '$want'"
 done
 grep "privsep.refused request=policy" "$T/err" | grep -F "only 1 of the 2 approvals" >/dev/null ||

@@ -168,6 +168,36 @@ requests(void)
 			CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), PS_GARBAGE);
 			ps_wb_free(&b);
 		}
+		/* A TUF document and a certificate carry the evidence of the
+		 * quorum request that makes them, and its payload. */
+		ev.votes = votes;
+		ev.nvotes = 1;
+		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_TUF, .handle = 7,
+							   .repo = "prod", .data = blob,
+							   .data_len = 8, .ev = ev,
+							   .payload = (const uint8_t *)"hello",
+							   .payload_len = 5});
+		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
+		CHECK_STR(in.q.repo, "prod");
+		CHECK_EQ(in.q.data_len, 8);
+		CHECK_STR(in.q.ev.id, "r1");
+		CHECK_EQ(in.q.ev.nvotes, 1);
+		CHECK_EQ(in.q.payload_len, 5);
+		CHECK(memcmp(in.q.payload, "hello", 5) == 0);
+		CHECK(in.q.payload + 5 == BODY(b) + BLEN(b));
+		request_strict("sign_tuf", &b);
+		ps_wb_free(&b);
+		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_X509, .handle = 8,
+							   .x509_kind = PS_X509_CRL,
+							   .data = blob, .data_len = 3,
+							   .ev = ev, .payload = blob,
+							   .payload_len = 2});
+		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
+		CHECK_EQ(in.q.x509_kind, PS_X509_CRL);
+		CHECK_STR(in.q.ev.kind, "blob");
+		CHECK_EQ(in.q.payload_len, 2);
+		request_strict("sign_x509", &b);
+		ps_wb_free(&b);
 		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_CHECKPOINT, .handle = 6,
 							   .data = blob, .data_len = 10});
 		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
