@@ -307,8 +307,9 @@ config_load(const char *path, struct config **out)
 			                            "{\"ci\": \"<dir>\", \"prod\": \"<dir>\"}");
 			goto fail;
 		}
-		if ((r = qs_json_only(v, "tuf_publish", publish_allowed)) != 0 ||
-		    (r = get_str(v, "ci", 0, dir, &c->tuf_publish[0])) != 0 ||
+		if ((r = qs_json_only(v, "tuf_publish", publish_allowed)) != 0)
+			goto fail;
+		if ((r = get_str(v, "ci", 0, dir, &c->tuf_publish[0])) != 0 ||
 		    (r = get_str(v, "prod", 0, dir, &c->tuf_publish[1])) != 0) {
 			r = qs_wrap(r, "tuf_publish");
 			goto fail;
