@@ -39,6 +39,8 @@
 /* 1 once the daemon asked for the start-up pass (after dropping
  * privileges): the timer does not write files before. */
 static volatile int materialise_on;
+/* Per repository: the last pass failed (under tuf_mu). */
+static int failing[2];
 
 /* 1 if the file at path holds exactly data[0..len). */
 static int
@@ -137,6 +139,14 @@ put_contents(struct server *s, const struct policy *p, const struct out_file *tm
 
 	if ((r = tuf_envelope_parse((const uint8_t *)tm->data, tm->len, "targets", &env)) != 0)
 		return r;
+	/* Names become paths and hashes file names: the rules a push is held
+	 * to, whoever wrote the database. */
+	if ((r = tuf_targets_check(json_object_get(json_object_get(env, "signed"), "targets"))) !=
+	    0) {
+		json_decref(env);
+		return qs_wrap(r, "stored %s targets version %llu", tm->repo,
+		               (unsigned long long)tm->version);
+	}
 	json_object_foreach(json_object_get(json_object_get(env, "signed"), "targets"), name, v)
 	{
 		const char *sha =
@@ -240,14 +250,20 @@ tuf_materialise(struct server *s, int start)
 	p = server_policy(s);
 	if (p->ext_tuf != NULL) {
 		pthread_mutex_lock(&tuf_mu);
-		/* One repository's failure leaves it as it was, and not the other. */
+		/* One repository's failure leaves it as it was, and not the other.
+		 * Logged at start and when it starts failing, not every second
+		 * of a database outage. */
 		for (size_t i = 0; i < 2; i++) {
 			int rr;
 			if (repo_dir(s, p, tuf_repos[i]) == NULL ||
-			    (rr = materialise_repo(s, p, tuf_repos[i])) == 0)
+			    (rr = materialise_repo(s, p, tuf_repos[i])) == 0) {
+				failing[i] = 0;
 				continue;
-			log_error("tuf.materialise", "repo=%s detail=\"%s\"", tuf_repos[i],
-			          qs_errdetail());
+			}
+			if (start || !failing[i])
+				log_error("tuf.materialise", "repo=%s detail=\"%s\"", tuf_repos[i],
+				          qs_errdetail());
+			failing[i] = 1;
 			if (r == 0)
 				r = rr;
 		}

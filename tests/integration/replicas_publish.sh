@@ -11,7 +11,10 @@
 #    says ready (from trusted root 1: every root version is there);
 #  - from the attacker's side: target contents altered in the database are
 #    not published (their hash is not the signed one) and the replica keeps
-#    its repository as it was; once the contents are right again it catches up;
+#    its repository as it was; once the contents are right again it catches
+#    up; a stored target name that leads out of targets/ is refused (the
+#    rules a push is held to), nothing of that repository is written, the
+#    other repository is published regardless;
 #  - a bad "tuf_publish" is refused with a clear error.
 . "$(dirname "$0")/lib.sh"
 . "$QS_SRC/ops/pg.sh"
@@ -204,6 +207,26 @@ pg_psql DB "UPDATE qsign.doc SET data = decode('$good', 'hex') WHERE ns = 'tuf.t
 wait_same "$pubA/ci/metadata/timestamp.json" "$HC/pub/ci/metadata/timestamp.json" "restored contents (C)"
 cmp -s "$T/app.bin" "$HC/pub/ci/targets/$sha.app.bin" || fail "C did not publish the restored contents"
 echo "ok: contents altered in the database are refused (hash), nothing of that change published; restored, C catches up"
+
+# --- attacker: stored targets metadata naming a path outside targets/
+stop_replica C
+rm -rf "$HC/pub"
+q="WHERE ns = 'tuf' AND name = 'ci.targets'"
+tv=$(pg_psql DB "SELECT max(version) FROM qsign.doc $q")
+orig=$(pg_psql DB "SELECT encode(data, 'hex') FROM qsign.doc $q AND version = $tv")
+evil=$(python3 -c 'import sys; print(bytes.fromhex(sys.argv[1]).replace(b"\"app.bin\"", b"\"../../escaped.bin\"").hex())' "$orig")
+[ "$evil" != "$orig" ] || fail "no target name to forge in the stored targets metadata"
+pg_psql DB "UPDATE qsign.doc SET data = decode('$evil', 'hex') $q AND version = $tv" >/dev/null
+start_replica C "$HC"
+grep -q "tuf.materialise repo=ci .*stored ci targets version $tv" "$T/C.log" ||
+	fail "C did not refuse the forged target name: $(grep tuf "$T/C.log")"
+[ -z "$(find "$T" -name '*escaped.bin')" ] || fail "a file was written outside targets/: $(find "$T" -name '*escaped.bin')"
+[ ! -e "$HC/pub/ci/metadata/timestamp.json" ] || fail "C published the change naming the forged path"
+cmp -s "$pubA/prod/metadata/timestamp.json" "$HC/pub/prod/metadata/timestamp.json" ||
+	fail "production was not published beside the refused CI repository"
+pg_psql DB "UPDATE qsign.doc SET data = decode('$orig', 'hex') $q AND version = $tv" >/dev/null
+wait_same "$pubA/ci/metadata/timestamp.json" "$HC/pub/ci/metadata/timestamp.json" "restored metadata (C)"
+echo "ok: a stored target name leading out of targets/ is refused, nothing written; production published regardless"
 
 for n in A B C; do kill -0 "${PID[$n]}" || fail "replica $n died"; done
 echo PASS
