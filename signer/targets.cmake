@@ -35,7 +35,8 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/audit/audit_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_policy.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_repo.c ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_build.c
-  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_publish.c ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_external.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_publish.c ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_materialise.c
+  ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_external.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_root.c
   ${CMAKE_CURRENT_LIST_DIR}/tuf/tuf_rpc.c
   ${CMAKE_CURRENT_LIST_DIR}/pki/pki.c ${CMAKE_CURRENT_LIST_DIR}/pki/pki_policy.c

@@ -199,16 +199,18 @@ parse_tokens(struct config *c, json_t *arr, const char *dir)
 int
 config_load(const char *path, struct config **out)
 {
-	static const char *const allowed[] = {
-	        "identity",      "listen",       "allow_plain_tcp", "ipc_mode",
-	        "state_dir",     "policy",       "tokens",          "tls",
-	        "workers",       "signers",      "log_level",       "audit",
-	        "user",          "group",        "seccomp",         "metrics",
-	        "maintenance_s", "identity_key", "store",           NULL};
+	static const char *const allowed[] = {"identity", "listen",        "allow_plain_tcp",
+	                                      "ipc_mode", "state_dir",     "policy",
+	                                      "tokens",   "tls",           "workers",
+	                                      "signers",  "log_level",     "audit",
+	                                      "user",     "group",         "seccomp",
+	                                      "metrics",  "maintenance_s", "identity_key",
+	                                      "store",    "tuf_publish",   NULL};
 	static const char *const audit_allowed[] = {
 	        "origin",          "key",       "dir", "principal_rate_per_minute",
 	        "principal_burst", "summary_s", NULL};
 	static const char *const store_allowed[] = {"postgresql", NULL};
+	static const char *const publish_allowed[] = {"ci", "prod", NULL};
 	static const char *const tls_allowed[] = {"cert",       "key",       "client_ca",
 	                                          "probe_cert", "probe_key", NULL};
 	struct config *c = NULL;
@@ -294,6 +296,22 @@ config_load(const char *path, struct config **out)
 			goto fail;
 		if ((r = get_str(v, "postgresql", 1, NULL, &c->store_pg)) != 0) {
 			r = qs_wrap(r, "store");
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(root, "tuf_publish")) != NULL) {
+		/* This daemon's published TUF directories, instead of the
+		 * policy's (which every replica shares). */
+		if (!json_is_object(v) || json_object_size(v) == 0) {
+			r = qs_fail(QS_ERR_INVALID, "\"tuf_publish\" must be an object: "
+			                            "{\"ci\": \"<dir>\", \"prod\": \"<dir>\"}");
+			goto fail;
+		}
+		if ((r = qs_json_only(v, "tuf_publish", publish_allowed)) != 0)
+			goto fail;
+		if ((r = get_str(v, "ci", 0, dir, &c->tuf_publish[0])) != 0 ||
+		    (r = get_str(v, "prod", 0, dir, &c->tuf_publish[1])) != 0) {
+			r = qs_wrap(r, "tuf_publish");
 			goto fail;
 		}
 	}
@@ -463,6 +481,8 @@ config_free(struct config *c)
 		free(c->store_pg);
 	}
 	free(c->policy_file);
+	free(c->tuf_publish[0]);
+	free(c->tuf_publish[1]);
 	for (size_t i = 0; i < c->ntokens; i++) {
 		free(c->tokens[i].name);
 		free(c->tokens[i].module);

@@ -60,6 +60,10 @@ struct config {
 	 * (clients pin it). NULL: "qsignd-identity" in the audit key's token,
 	 * generated there on first start. */
 	char *identity_key_uri;
+	/* "tuf_publish": {"ci": dir, "prod": dir}: where this daemon publishes
+	 * the TUF repositories; NULL = the policy's tuf.repositories. [0] ci,
+	 * [1] prod. */
+	char *tuf_publish[2];
 };
 
 /* Load and validate `path`. On error returns QS_ERR_INVALID / QS_ERR_IO with

@@ -408,6 +408,11 @@ main(int argc, char **argv)
 		if (r == 1)
 			log_warn("seccomp.skipped", "reason=\"sanitizer build\"");
 	}
+	/* The published TUF repositories as the store has them: changes made
+	 * through other replicas, or while this daemon was down. Not fatal:
+	 * on a shared store the TUF timer tries again every second; on SQLite
+	 * this repairs what a crash between storing and publishing left. */
+	(void)tuf_materialise(&srv, 1); /* logs what failed */
 	log_info("start", "version=%s identity=%s policy_version=%llu workers=%u", QS_VERSION,
 	         cfg->identity, (unsigned long long)pol->version, cfg->workers);
 	/* Readiness: a line for scripts and tests, READY=1 for systemd

@@ -153,6 +153,17 @@ int tuf_review(struct server *s, const struct policy *p, json_t **findings, uint
  * within the policy's refresh margin (the timer calls this). */
 int tuf_refresh(struct server *s, const struct policy *p);
 
+/*
+ * Bring the published repositories up to the store (tuf_materialise.c):
+ * a change another replica made, or one made while this daemon was down.
+ * start = 1: the start-up pass, once privileges are dropped; the timer
+ * repeats it (start = 0) every TUF_MATERIALISE_MS when the store is
+ * shared, and does nothing before the start-up pass. Logs a repository
+ * it could not bring up ("tuf.materialise"); that one stays as it was.
+ */
+#define TUF_MATERIALISE_MS 1000
+int tuf_materialise(struct server *s, int start);
+
 /* Start / stop the refresh timer thread (no-op when the policy has no
  * "tuf" section at a given tick). */
 int tuf_timer_start(struct server *s);

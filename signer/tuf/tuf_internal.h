@@ -78,6 +78,15 @@ int load_state(struct server *s, json_t **st, uint64_t *ver);
 int commit(struct server *s, const struct policy *p, struct batch *b, const char *event,
            json_t *fields);
 int republish(struct server *s, const struct policy *p);
+const char *repo_dir(const struct server *s, const struct policy *p, const char *repo);
+int publish_file(const struct server *s, const struct policy *p, const struct out_file *f);
+int target_path(const struct server *s, const struct policy *p, const char *repo, const char *tname,
+                const char *sha, char *dir, size_t dcap, char *name, size_t ncap);
+int publish_target(const struct server *s, const struct policy *p, const char *repo,
+                   const struct tuf_file *t, const char *sha);
+
+/* Store namespace of pushed target contents, named by SHA-256 (hex). */
+#define TUF_TARGET_NS "tuf.target"
 int add_snap_ts(struct server *s, const struct policy *p, struct batch *b, json_t *st,
                 const char *repo, uint64_t tv);
 int add_state(struct batch *b, json_t *st, uint64_t version);

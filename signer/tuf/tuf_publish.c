@@ -82,15 +82,26 @@ write_atomic(const char *dir, const char *name, const void *data, size_t len)
 	return qs_write_atomic(path, data, len, 0644);
 }
 
-static int
-publish_file(const struct policy *p, const struct out_file *f)
+/* Where this daemon publishes repo: its configuration's "tuf_publish"
+ * (replicas on one host, or hosts laid out differently), else the
+ * policy's tuf.repositories. */
+const char *
+repo_dir(const struct server *s, const struct policy *p, const char *repo)
+{
+	const char *d = s->cfg->tuf_publish[strcmp(repo, "prod") == 0];
+
+	return d != NULL ? d : pol_repo_dir(p, repo);
+}
+
+int
+publish_file(const struct server *s, const struct policy *p, const struct out_file *f)
 {
 	char dir[PATH_MAX], name[64];
 	int r;
 
 	if (strcmp(f->role, "keys") == 0)
 		return 0;
-	snprintf(dir, sizeof(dir), "%s/metadata", pol_repo_dir(p, f->repo));
+	snprintf(dir, sizeof(dir), "%s/metadata", repo_dir(s, p, f->repo));
 	if (strcmp(f->role, "timestamp") == 0)
 		return write_atomic(dir, "timestamp.json", f->data, f->len);
 	snprintf(name, sizeof(name), "%llu.%s.json", (unsigned long long)f->version, f->role);
@@ -101,29 +112,45 @@ publish_file(const struct policy *p, const struct out_file *f)
 	return 0;
 }
 
-/* A target file at targets/<dir>/<sha256>.<basename> (consistent
- * snapshot naming). */
-static int
-publish_target(const struct policy *p, const char *repo, const struct tuf_file *t, const char *sha)
+/* A target file's directory and name under repo: targets/<dir>/ and
+ * <sha256>.<basename> (consistent snapshot naming). */
+int
+target_path(const struct server *s, const struct policy *p, const char *repo, const char *tname,
+            const char *sha, char *dir, size_t dcap, char *name, size_t ncap)
 {
-	char dir[PATH_MAX], name[PATH_MAX];
-	const char *slash = strrchr(t->name, '/');
+	const char *slash = strrchr(tname, '/');
+	int n, m;
 
 	if (slash == NULL) {
-		snprintf(dir, sizeof(dir), "%s/targets", pol_repo_dir(p, repo));
-		snprintf(name, sizeof(name), "%s.%s", sha, t->name);
+		n = snprintf(dir, dcap, "%s/targets", repo_dir(s, p, repo));
+		m = snprintf(name, ncap, "%s.%s", sha, tname);
 	} else {
-		snprintf(dir, sizeof(dir), "%s/targets/%.*s", pol_repo_dir(p, repo),
-		         (int)(slash - t->name), t->name);
-		snprintf(name, sizeof(name), "%s.%s", sha, slash + 1);
+		n = snprintf(dir, dcap, "%s/targets/%.*s", repo_dir(s, p, repo),
+		             (int)(slash - tname), tname);
+		m = snprintf(name, ncap, "%s.%s", sha, slash + 1);
 	}
-	return write_atomic(dir, name, t->data, t->len);
+	if (n < 0 || (size_t)n >= dcap || m < 0 || (size_t)m >= ncap)
+		return qs_fail(QS_ERR_INVALID, "target path too long: %.80s", tname);
+	return 0;
 }
 
+int
+publish_target(const struct server *s, const struct policy *p, const char *repo,
+               const struct tuf_file *t, const char *sha)
+{
+	char dir[PATH_MAX], name[PATH_MAX];
+	int r;
+
+	if ((r = target_path(s, p, repo, t->name, sha, dir, sizeof(dir), name, sizeof(name))) != 0)
+		return r;
+	return write_atomic(dir, name, t->data, t->len);
+}
 /* Copy the contents of promoted targets from the CI repository's
- * targets/ into production's, when CI has them and production does not. */
+ * targets/ into production's, when CI has them and production does not
+ * (a replica that has not materialised CI's yet leaves them to
+ * tuf_materialise, which takes them from the store). */
 static int
-copy_promoted(const struct policy *p, json_t *targets)
+copy_promoted(const struct server *s, const struct policy *p, json_t *targets)
 {
 	const char *name;
 	json_t *v;
@@ -133,19 +160,23 @@ copy_promoted(const struct policy *p, json_t *targets)
 	{
 		const char *sha =
 		        json_string_value(json_object_get(json_object_get(v, "hashes"), "sha256"));
-		const char *slash = strrchr(name, '/');
-		char src[PATH_MAX], dst[PATH_MAX];
+		char sdir[PATH_MAX], ddir[PATH_MAX], base[PATH_MAX], src[PATH_MAX * 2],
+		        dst[PATH_MAX * 2];
 		struct tuf_file t = {name, NULL, 0};
 		uint8_t dg[32];
 		char *hex;
 		FILE *f;
 		long n;
-		snprintf(src, sizeof(src), "%s/targets/%.*s%s%s.%s", pol_repo_dir(p, "ci"),
-		         slash ? (int)(slash - name) : 0, name, slash ? "/" : "", sha,
-		         slash ? slash + 1 : name);
-		snprintf(dst, sizeof(dst), "%s/targets/%.*s%s%s.%s", pol_repo_dir(p, "prod"),
-		         slash ? (int)(slash - name) : 0, name, slash ? "/" : "", sha,
-		         slash ? slash + 1 : name);
+		if (sha == NULL ||
+		    (r = target_path(s, p, "ci", name, sha, sdir, sizeof(sdir), base,
+		                     sizeof(base))) != 0 ||
+		    (r = target_path(s, p, "prod", name, sha, ddir, sizeof(ddir), base,
+		                     sizeof(base))) != 0) {
+			qs_errclear();
+			continue;
+		}
+		snprintf(src, sizeof(src), "%s/%s", sdir, base);
+		snprintf(dst, sizeof(dst), "%s/%s", ddir, base);
 		if (access(dst, F_OK) == 0 || (f = fopen(src, "rb")) == NULL)
 			continue;
 		if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
@@ -160,11 +191,34 @@ copy_promoted(const struct policy *p, json_t *targets)
 		qs_sha256(t.data, t.len, dg);
 		hex = qs_hex(dg, 32);
 		/* Only contents that match the signed hash are published. */
-		r = hex != NULL && strcmp(hex, sha) == 0 ? publish_target(p, "prod", &t, sha) : 0;
+		r = hex != NULL && strcmp(hex, sha) == 0 ? publish_target(s, p, "prod", &t, sha)
+		                                         : 0;
 		free(hex);
 		free((void *)t.data);
 		if (r != 0)
 			return r;
+	}
+	return 0;
+}
+
+/*
+ * A push's target contents, in the store (namespace "tuf.target", named by
+ * their SHA-256, version 1) before the metadata naming them: every replica
+ * materialises its targets/ from there (tuf_materialise.c). Content
+ * addressed, so storing the same contents again is no change.
+ */
+static int
+store_contents(struct server *s, const struct batch *b)
+{
+	for (size_t i = 0; i < b->ntargets; i++) {
+		const char *sha =
+		        json_string_value(json_object_get(b->target_hashes, b->targets[i].name));
+		int r = store_doc_put(s->store, TUF_TARGET_NS, sha, 1, b->targets[i].data,
+		                      b->targets[i].len);
+		if (r == QS_ERR_EXISTS)
+			qs_errclear();
+		else if (r != 0)
+			return qs_wrap(r, "storing the contents of %.80s", b->targets[i].name);
 	}
 	return 0;
 }
@@ -204,6 +258,8 @@ commit(struct server *s, const struct policy *p, struct batch *b, const char *ev
 	if ((r = audit_append(s->audit, event, fields)) != 0)
 		return qs_fail(QS_ERR_UNAVAILABLE, "audit log: %s; nothing was published",
 		               qs_errdetail());
+	if ((r = store_contents(s, b)) != 0)
+		return r;
 	{
 		/* All of a change's documents in one transaction: a crash
 		 * leaves all of them or none (an execute re-run relies on it). */
@@ -230,17 +286,17 @@ commit(struct server *s, const struct policy *p, struct batch *b, const char *ev
 	for (size_t i = 0; i < b->ntargets; i++) {
 		const char *sha =
 		        json_string_value(json_object_get(b->target_hashes, b->targets[i].name));
-		if ((r = publish_target(p, "ci", &b->targets[i], sha)) != 0)
+		if ((r = publish_target(s, p, "ci", &b->targets[i], sha)) != 0)
 			return r;
 	}
-	if (b->promoted != NULL && (r = copy_promoted(p, b->promoted)) != 0)
+	if (b->promoted != NULL && (r = copy_promoted(s, p, b->promoted)) != 0)
 		return r;
 	/* Roots and targets first, then snapshots, then timestamps. */
 	static const char *const order[] = {"root", "targets", "snapshot", "timestamp", NULL};
 	for (size_t o = 0; order[o] != NULL; o++)
 		for (size_t i = 0; i < b->n; i++)
 			if (strcmp(b->f[i].role, order[o]) == 0 &&
-			    (r = publish_file(p, &b->f[i])) != 0)
+			    (r = publish_file(s, p, &b->f[i])) != 0)
 				return r;
 	log_info(event, "files=%zu", b->n);
 	return 0;
@@ -264,7 +320,7 @@ republish(struct server *s, const struct policy *p)
 			if ((r = tuf_get(s, tuf_repos[i], roles[j], 0, &d, &f.len, &f.version)) ==
 			    0) {
 				f.data = (char *)d;
-				r = publish_file(p, &f);
+				r = publish_file(s, p, &f);
 			}
 			free(d);
 		}

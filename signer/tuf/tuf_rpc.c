@@ -178,11 +178,19 @@ static void *
 timer_main(void *arg)
 {
 	struct server *s = arg;
-	int64_t next = 0;
+	int64_t next = 0, next_mat = 0;
 
 	while (!timer_stop && !s->stopping) {
-		struct timespec ts = {0, 200 * 1000 * 1000};
-		int64_t now = (int64_t)time(NULL);
+		struct timespec ts = {0, 200 * 1000 * 1000}, mono;
+		int64_t now = (int64_t)time(NULL), ms;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		ms = (int64_t)mono.tv_sec * 1000 + mono.tv_nsec / 1000000;
+		/* Changes made through other replicas (one indexed read per
+		 * repository and role when nothing changed). */
+		if (store_shared(s->store) && ms >= next_mat) {
+			(void)tuf_materialise(s, 0); /* logs what failed */
+			next_mat = ms + TUF_MATERIALISE_MS;
+		}
 		if (now >= next) {
 			struct policy *p = server_policy(s);
 			json_t *refresh = json_object_get(p->ext_tuf, "refresh");

@@ -268,6 +268,24 @@ one_call(struct worker *w, int keep, uint64_t *nsig)
 
 static void sleep_s(double s);
 
+/* --ipc A,B,C (replicas): client i uses the (i mod n)-th URL alone, so
+ * that the clients are spread over the replicas (a comma list given to
+ * the client library would be a fail-over list: every client on A). */
+static const char *
+spread_url(const char *list, unsigned idx, char *buf, size_t cap)
+{
+	size_t n = 1, k;
+	const char *p = list, *e;
+
+	for (const char *q = list; *q; q++)
+		n += *q == ',';
+	for (k = idx % n; k > 0; k--)
+		p = strchr(p, ',') + 1;
+	e = strchr(p, ',');
+	snprintf(buf, cap, "%.*s", (int)(e ? (size_t)(e - p) : strlen(p)), p);
+	return buf;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -280,8 +298,10 @@ worker_main(void *arg)
 	/* Set-up (connect + authenticate, or a warm session in the pool) is
 	 * outside the measured window. */
 	if (rn->mode == M_IPC || rn->mode == M_HALF || rn->mode == M_TLS || rn->mode == M_BATCH) {
+		char url[1024];
 		struct qsc_options co = {
-		        .url = rn->mode == M_TLS ? o->tls_url : o->ipc_url,
+		        .url = rn->mode == M_TLS ? o->tls_url
+		                                 : spread_url(o->ipc_url, w->idx, url, sizeof(url)),
 		        .principal = o->principal,
 		        .identity = o->identity,
 		        .timeout_ms = 30000,
@@ -707,7 +727,8 @@ usage(FILE *f)
 	fprintf(f,
 	        "usage: qsign-bench [-t SECONDS] [--json] [--samples DIR] [--modes M,M...]\n"
 	        "  PKCS#11: --module SO --p11kit-module SO --uri URI --pin file:PATH --key LABEL\n"
-	        "  qsignd:  --ipc URL --principal NAME --identity KEYFILE --role ROLE\n"
+	        "  qsignd:  --ipc URL[,URL...] --principal NAME --identity KEYFILE --role ROLE\n"
+	        "           (several ipc URLs: client i uses the (i mod n)-th, e.g. replicas)\n"
 	        "           --tls URL --tls-cert F --tls-key F --tls-ca F [--tls-server-name N]\n"
 	        "A backend whose options are missing is skipped (and reported as such).\n"
 	        "p11kit: set P11_KIT_SERVER_ADDRESS for the client module. Use "

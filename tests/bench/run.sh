@@ -10,6 +10,9 @@
 #   - the sample signatures of every mode verify with `openssl pkeyutl`
 #     against the public key that qsignd publishes (ListKeys), which also
 #     proves that all modes used the same key.
+# With PostgreSQL installed (postgresql-15), it also compares Sign ipc on
+# SQLite with 1, 2 and 3 replicas on a throwaway PostgreSQL, and times a
+# client's fail-over when its replica is killed (QS_BENCH_PG=0 skips that).
 # Everything started here is stopped by PID; the directory is removed
 # (-k keeps it). -t: seconds per measurement (default 3).
 #
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	-t) [ $# -ge 2 ] || { echo "run.sh: -t needs seconds" >&2; exit 2; }; secs=$2; shift 2 ;;
 	-k) keep=1; shift ;;
-	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -59,6 +62,8 @@ cleanup() {
 	stop_pid "${INPROC_PID:-}"
 	stop_pid "${NOGUARD_PID:-}"
 	stop_pid "${SIDE_PID:-}" # one that failed to get ready
+	for p in ${REPLICA_PIDS:-}; do stop_pid "$p"; done
+	if declare -F pg_stop_all >/dev/null; then pg_stop_all; fi
 	if [ "$keep" = 1 ]; then echo "run.sh: kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -383,6 +388,112 @@ if grep -q "privsep.start" "$T/inproc.log"; then fail "the in-process daemon sta
 grep -q "privsep.start" "$T/qsignd.log" || echo "note: the daemon under test runs without signer helpers (QS_BENCH_SIGNERS=0)"
 alternate ps "ipc://$QSIGN_HOME/qsignd.sock" "ipc://$T/inproc.sock"
 compare ps "privilege separation: signer helpers vs tokens in process" split in-proc 0.90
+
+# --- replicas on PostgreSQL (ops/docs/replicated.md): Sign ipc x8 on the
+# SQLite daemon above vs 1, 2 and 3 replicas on one throwaway PostgreSQL
+# (ops/pg.sh), the 8 clients spread over the replicas, same run; then the
+# time a client listing every replica loses when the one it talks to is
+# killed. Skipped without PostgreSQL (QS_BENCH_PG=0 skips it too).
+stop_pid "$INPROC_PID"
+pg_initdb=${PG_BIN:-/usr/lib/postgresql/15/bin}/initdb
+if [ "${QS_BENCH_PG:-1}" = 0 ] || [ ! -x "$pg_initdb" ]; then
+	echo
+	echo "replicas: skipped (no $pg_initdb, or QS_BENCH_PG=0)"
+else
+	. "$QS_SRC/ops/pg.sh"
+	pg_start BENCH >"$T/pg.log" 2>&1 || { cat "$T/pg.log" >&2; fail "PostgreSQL for the replicas"; }
+	REPLICA_PIDS=""
+	# replica N: the daemon's config on the same token, its own socket and
+	# state, the state in PostgreSQL.
+	replica() {
+		python3 - "$QSIGN_HOME/qsignd.json" "$T/r$1.json" "$T" "$1" "$PG_BENCH_CONNINFO" <<'PY' || fail "replica $1 config"
+import json, sys
+c = json.load(open(sys.argv[1]))
+t, n, conninfo = sys.argv[3], sys.argv[4], sys.argv[5]
+home = sys.argv[1].rsplit("/", 1)[0]
+c["listen"] = [f"ipc://{t}/r{n}.sock"]
+c.pop("tls", None)
+c.pop("metrics", None)
+c["state_dir"] = f"{t}/state-r{n}"
+c["store"] = {"postgresql": conninfo}
+c["policy"] = c["policy"] if c["policy"].startswith("/") else f"{home}/" + c["policy"]
+for tok in c["tokens"]:
+    if not tok["pin_file"].startswith("/"):
+        tok["pin_file"] = f"{home}/" + tok["pin_file"]
+c["audit"].pop("dir", None)
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+		"$QS_BIN/qsignd" -c "$T/r$1.json" >"$T/r$1.log" 2>&1 &
+		SIDE_PID=$!
+		for _ in $(seq 1 200); do
+			grep -q "qsignd: ready" "$T/r$1.log" 2>/dev/null && break
+			kill -0 "$SIDE_PID" 2>/dev/null || { cat "$T/r$1.log" >&2; fail "replica $1 exited"; }
+			sleep 0.05
+		done
+		grep -q "qsignd: ready" "$T/r$1.log" || fail "replica $1 not ready after 10 s"
+		REPLICA_PIDS="${REPLICA_PIDS:+$REPLICA_PIDS }$SIDE_PID"
+		SIDE_PID=""
+	}
+	ipc_bench() { # NAME URL[,URL...]
+		"$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc --ipc "$2" --principal ci \
+			--identity "$QSIGN_HOME/demo/ci.key" --role ci-sign \
+			--module "$module" --uri "pkcs11:token=qsign-demo" --pin "file:$QSIGN_HOME/user.pin" \
+			--key ci-key >"$T/repl-$1.out" 2>"$T/repl-$1.err" ||
+			{ cat "$T/repl-$1.err" >&2; fail "qsign-bench ($1)"; }
+		tail -1 "$T/repl-$1.out" >"$T/repl-$1.json"
+	}
+	urls=""
+	ipc_bench sqlite "ipc://$QSIGN_HOME/qsignd.sock"
+	for n in 1 2 3; do
+		replica "$n"
+		urls="${urls:+$urls,}ipc://$T/r$n.sock"
+		ipc_bench "pg$n" "$urls"
+	done
+	"$QS_BIN/failover_bench" "$urls" ci "$QSIGN_HOME/demo/ci.key" ci-sign 3 \
+		>"$T/failover.out" 2>"$T/failover.err" &
+	fo=$!
+	sleep 1
+	r1=${REPLICA_PIDS%% *} # the first listed: the one the client talks to
+	kill -9 "$r1"
+	wait "$fo" || { cat "$T/failover.out" "$T/failover.err" >&2; fail "failover_bench"; }
+	{ wait "$r1"; } 2>/dev/null || true # killed: no job notice
+	for p in $REPLICA_PIDS; do stop_pid "$p"; done
+	REPLICA_PIDS=""
+	pg_stop_all
+	python3 - "$T" "$(cat "$T/failover.out")" <<'PY' || fail "replica rows"
+import json, sys
+t, fo = sys.argv[1], sys.argv[2]
+rows = {}
+for name in ("sqlite", "pg1", "pg2", "pg3"):
+    for r in json.load(open(f"{t}/repl-{name}.json"))["results"]:
+        if not r["ran"]:
+            continue
+        if r["signatures"] <= 0 or r["errors"] != 0 or r["verified"] != r["samples"]:
+            sys.exit(f"replicas {name} x{r['threads']}: no clean signatures: {r}")
+        rows[(name, r["threads"])] = r
+base = rows[("sqlite", 8)]["sigs_per_s"]
+print("\nreplicas: Sign ipc on SQLite (one daemon) vs PostgreSQL with 1-3 replicas, clients spread over them, same run:")
+print(f"{'store':24}{'thr':>5}{'sigs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x sqlite':>10}")
+for name, label in (("sqlite", "SQLite, 1 daemon"), ("pg1", "PostgreSQL, 1 replica"),
+                    ("pg2", "PostgreSQL, 2 replicas"), ("pg3", "PostgreSQL, 3 replicas")):
+    for thr in (1, 8):
+        r = rows.get((name, thr))
+        if r is None:
+            continue
+        ref = rows[("sqlite", thr)]["sigs_per_s"]
+        print(f"{label:24}{thr:>5}{r['sigs_per_s']:>10.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+              f"{r['sigs_per_s'] / ref:>10.2f}")
+one = rows[("pg1", 8)]["sigs_per_s"] / base
+print(f"replicas: PostgreSQL 1 replica / SQLite, ipc x8: {one:.2f} "
+      f"({'meets' if one >= 0.7 else 'BELOW'} the 0.7 target)")
+kv = dict(x.split("=", 1) for x in fo.split()[1:])
+g = float(kv["gap_ms"])
+print(f"replicas: kill -9 of the replica a client talks to (client lists all 3): "
+      f"{kv['failed']} failed call(s), signing again after {float(kv['fail_to_ok_ms']):.1f} ms "
+      f"(first failure to first success); {g:.1f} ms between the last signature before and the "
+      f"first after ({'meets' if g < 1000 else 'OVER'} the 1 s target); {kv['first']} -> {kv['then']}")
+PY
+fi
 
 # --- where a commit of the audit log spends its time (the daemon under
 # test, over the whole run): qsignd logs the averages when it stops

@@ -32,22 +32,7 @@ sed -i "s|$HA|$HB|g" "$HB/softhsm2.conf" "$HB/qsignd.json"
 grep -q "$HB/" "$HB/softhsm2.conf" || fail "replica B's token directory is not its own"
 SA=ipc://$HA/qsignd.sock
 SB=ipc://$HB/qsignd.sock
-declare -A PID
-
-start_replica() { # NAME HOME [BINARY]
-	local n=$1 h=$2 bin=${3:-$QS_BIN/qsignd}
-	SOFTHSM2_CONF=$h/softhsm2.conf "$bin" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
-	PID[$n]=$!
-	local tries=200
-	# Sanitizer builds start several times slower (as lib.sh's qs_start).
-	qs_sanitized && tries=600
-	for _ in $(seq 1 "$tries"); do
-		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
-		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }
-		sleep 0.05
-	done
-	fail "replica $n not ready after $((tries / 20)) s"
-}
+. "$(dirname "$0")/replicas_lib.sh"
 kill9_replica() {
 	kill -9 "${PID[$1]}"
 	wait "${PID[$1]}" 2>/dev/null || true
