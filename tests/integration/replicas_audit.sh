@@ -17,7 +17,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$QS_SRC/ops/pg.sh"
 pg_start DB || fail "cannot start PostgreSQL"
-qs_setup
+qs_setup; echo "($SECONDS s) set up"
 qs_use_pg "$QSIGN_HOME/qsignd.json" "$PG_DB_CONNINFO"
 
 declare -A HOME_ PID SRV
@@ -83,7 +83,7 @@ PY
 
 start_replica A
 start_replica B
-start_replica C
+start_replica C; echo "($SECONDS s) 3 replicas up"
 : >"$T/acked"
 
 # --- signatures and votes through different replicas: one log
@@ -99,7 +99,7 @@ expect_rc 0 qsign -s "${SRV[B]}" -p admin1 approve "$id"
 expect_rc 0 qsign -s "${SRV[C]}" -p admin3 approve "$id"
 expect_rc 0 qsign -s "${SRV[A]}" -p ci request fetch "$id" -o "$T/release.sig"
 expect_rc 0 qsign -s "${SRV[A]}" -p auditor audit export -o "$T/exp0" --no-state
-verify_at A
+echo "($SECONDS s) signed"; verify_at A; echo "($SECONDS s) verified A"
 sa=$(psql_q "SELECT size FROM qsign.audit_head")
 verify_at B
 verify_at C
@@ -193,7 +193,7 @@ SOFTHSM2_CONF=${HOME_[C]}/softhsm2.conf timeout 60 "$QS_BIN/qsignd" -c "${HOME_[
 echo "($SECONDS s) C refused to start"
 grep -q "does not match its signed checkpoint" "$T/C.tamper" || fail "the refusal does not say why: $(tail -3 "$T/C.tamper")"
 psql_q "UPDATE qsign.audit_entry SET data = decode('$e1', 'hex') WHERE seq = 1" >/dev/null
-start_replica C
+start_replica C; echo "($SECONDS s) 3 replicas up"
 verify_at C
 # A head set back to an older checkpoint (a rollback of the table).
 psql_q "CREATE TABLE public.saved_head AS SELECT * FROM qsign.audit_head" >/dev/null
