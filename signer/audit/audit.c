@@ -576,8 +576,8 @@ audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struc
 		char *fp_hex;
 		qs_sha256(der, der_len, fp);
 		fp_hex = qs_hex(fp, sizeof(fp));
-		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s", where, (unsigned long long)rep.size, a->origin,
-		         fp_hex != NULL ? fp_hex : "?");
+		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s", where,
+		         (unsigned long long)rep.size, a->origin, fp_hex != NULL ? fp_hex : "?");
 		free(fp_hex);
 	}
 	if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {

@@ -32,7 +32,7 @@
 struct req {
 	const struct tlog_rec *recs;
 	size_t n;
-	size_t bytes; /* record bytes on disk (with render: at most) */
+	size_t bytes;          /* record bytes on disk (with render: at most) */
 	tlog_render_fn render; /* NULL: recs are given */
 	void *render_arg;
 	struct tlog_rec *own; /* what render filled (the writer's) */
@@ -315,8 +315,9 @@ catch_up(struct tlog *log, int locked, uint64_t size, const char *note, size_t n
 	if (note_len == 0) {
 		if (size == 0)
 			return 0; /* a head nobody has signed yet */
-		return qs_fail(QS_ERR_PRECONDITION, "the audit log in the database has %llu "
-		                                    "entries and no checkpoint",
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "the audit log in the database has %llu "
+		               "entries and no checkpoint",
 		               (unsigned long long)size);
 	}
 	if (size == have && log->ckpt != NULL && log->ckpt_len == note_len &&
@@ -685,7 +686,6 @@ tlog_append_render(struct tlog *log, size_t n, size_t max_bytes, tlog_render_fn 
 	q.render_arg = arg;
 	return enqueue(log, &q, first_index);
 }
-
 
 /* Read the whole checkpoint file (missing: *note NULL, returns 0). */
 static int
@@ -1403,34 +1403,6 @@ out:
 }
 
 int
-tlog_open_store(struct store *st, const char *origin, const struct qs_note_signer *signer,
-                struct tlog **out, struct tlog_open_report *rep)
-{
-	struct tlog_open_report dummy;
-	struct tlog *log = NULL;
-	int r;
-
-	*out = NULL;
-	if (rep == NULL)
-		rep = &dummy;
-	memset(rep, 0, sizeof(*rep));
-	if (!store_log_shared(st))
-		return qs_fail(QS_ERR_INVALID, "this store keeps no audit log");
-	if ((r = tlog_new(origin, signer, &log)) != 0)
-		return r;
-	log->st = st;
-	if ((r = open_store_state(log, rep)) != 0 || (r = start_writer(log)) != 0)
-		goto out;
-	log_info("audit_open", "store entries=%llu%s", (unsigned long long)rep->size,
-	         rep->created ? " created" : "");
-	*out = log;
-	log = NULL;
-out:
-	tlog_close(log);
-	return r;
-}
-
-int
 tlog_refresh(struct tlog *log)
 {
 	uint64_t size = 0;
@@ -1448,9 +1420,10 @@ tlog_refresh(struct tlog *log)
 	return r;
 }
 
-int
-tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
-          struct tlog **out, struct tlog_open_report *rep)
+/* The files in dir (st NULL) or the log kept in the store st. */
+static int
+open_log(const char *dir, struct store *st, const char *origin, const struct qs_note_signer *signer,
+         struct tlog **out, struct tlog_open_report *rep)
 {
 	struct tlog_open_report dummy;
 	struct tlog *log = NULL;
@@ -1462,17 +1435,26 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	memset(rep, 0, sizeof(*rep));
 	if ((r = tlog_new(origin, signer, &log)) != 0)
 		return r;
-	/* Errors do not name dir: the caller does, once. */
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		r = qs_fail(QS_ERR_IO, "mkdir: %s", strerror(errno));
-		goto out;
+	if (st != NULL) {
+		log->st = st;
+		if ((r = open_store_state(log, rep)) != 0)
+			goto out;
+		dir = "(store)";
+	} else {
+		/* Errors do not name dir: the caller does, once. */
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			r = qs_fail(QS_ERR_IO, "mkdir: %s", strerror(errno));
+			goto out;
+		}
+		if ((log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			r = qs_fail(QS_ERR_IO, "open: %s", strerror(errno));
+			goto out;
+		}
+		unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
+		if ((r = open_state(log, rep)) != 0)
+			goto out;
 	}
-	if ((log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = qs_fail(QS_ERR_IO, "open: %s", strerror(errno));
-		goto out;
-	}
-	unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
-	if ((r = open_state(log, rep)) != 0 || (r = start_writer(log)) != 0)
+	if ((r = start_writer(log)) != 0)
 		goto out;
 	log_info("audit_open", "dir=%s entries=%llu dropped=%llu truncated_bytes=%llu%s", dir,
 	         (unsigned long long)rep->size, (unsigned long long)rep->dropped_records,
@@ -1483,6 +1465,23 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 out:
 	tlog_close(log);
 	return r;
+}
+
+int
+tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
+          struct tlog **out, struct tlog_open_report *rep)
+{
+	return open_log(dir, NULL, origin, signer, out, rep);
+}
+
+int
+tlog_open_store(struct store *st, const char *origin, const struct qs_note_signer *signer,
+                struct tlog **out, struct tlog_open_report *rep)
+{
+	*out = NULL;
+	if (!store_log_shared(st))
+		return qs_fail(QS_ERR_INVALID, "this store keeps no audit log");
+	return open_log(NULL, st, origin, signer, out, rep);
 }
 
 void
@@ -1612,6 +1611,16 @@ tlog_root(struct tlog *log, uint64_t size, qs_hash out)
 	return r;
 }
 
+/* Store mode: a tree size another replica committed (an auditor holding
+ * its checkpoint) is answered after catching up with it. */
+static int
+refresh_for(struct tlog *log, uint64_t size)
+{
+	if (log->st == NULL || size <= tlog_size(log))
+		return 0;
+	return tlog_refresh(log);
+}
+
 int
 tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_hash *path,
                      size_t cap, size_t *path_len)
@@ -1619,6 +1628,8 @@ tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_ha
 	int r;
 
 	*path_len = 0;
+	if ((r = refresh_for(log, tree_size)) != 0)
+		return r;
 	pthread_mutex_lock(&log->mu);
 	if (tree_size > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",
@@ -1637,6 +1648,8 @@ tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash
 	int r;
 
 	*path_len = 0;
+	if ((r = refresh_for(log, size2)) != 0)
+		return r;
 	pthread_mutex_lock(&log->mu);
 	if (size2 > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",

@@ -56,8 +56,9 @@
  * failed fdatasync (QS_ERR_UNAVAILABLE; if its answer was lost it may have
  * committed after all: the next lock reads it back, and nobody was told).
  * Proofs come from the tree in memory, caught up with the database by
- * every commit and by tlog_checkpoint (tlog_refresh): an auditor gets the
- * same log from every replica and cannot tell which backend keeps it.
+ * every commit, by tlog_checkpoint (tlog_refresh) and by a proof for a tree
+ * size beyond this process's: an auditor gets the same log from every
+ * replica and cannot tell which backend keeps it.
  *
  * Thread safety: every function may be called from any thread while the log
  * is open; tlog_close must not race with anything.

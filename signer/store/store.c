@@ -196,10 +196,10 @@ store_log_shared(const struct store *s)
 	return s != NULL && s->ops->log_lock != NULL;
 }
 
-#define LOG_OP(op, ...)                                                                  \
-	(store_log_shared(s) ? s->ops->op(s, __VA_ARGS__)                                \
-	                     : qs_fail(QS_ERR_UNIMPLEMENTED, "%s keeps no audit log",        \
-	                               s->ops->name))
+#define LOG_OP(op, ...)                                                                            \
+	(store_log_shared(s)                                                                       \
+	         ? s->ops->op(s, __VA_ARGS__)                                                      \
+	         : qs_fail(QS_ERR_UNIMPLEMENTED, "%s keeps no audit log", s->ops->name))
 
 int
 store_log_lock(struct store *s, uint64_t *size, char **note, size_t *len)
@@ -208,8 +208,7 @@ store_log_lock(struct store *s, uint64_t *size, char **note, size_t *len)
 }
 
 int
-store_log_read(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn,
-               void *arg)
+store_log_read(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn, void *arg)
 {
 	return LOG_OP(log_read, locked, from, to, fn, arg);
 }

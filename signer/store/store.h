@@ -136,8 +136,8 @@ struct store_ops {
 	/* Optional (NULL: the audit log stays in files, signer/audit/tlog.c):
 	 * the audit log kept in the store, shared by every replica. */
 	int (*log_lock)(struct store *s, uint64_t *size, char **note, size_t *len);
-	int (*log_read)(struct store *s, int locked, uint64_t from, uint64_t to,
-	                store_log_fn fn, void *arg);
+	int (*log_read)(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn,
+	                void *arg);
 	int (*log_commit)(struct store *s, uint64_t first, const struct store_log_rec *recs,
 	                  size_t n, const char *note, size_t note_len);
 	void (*log_abort)(struct store *s);

@@ -37,7 +37,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 
-#define PG_SCHEMA_VERSION 2 /* 2: the audit log (audit_head, audit_entry) */
+#define PG_SCHEMA_VERSION 2    /* 2: the audit log (audit_head, audit_entry) */
 #define PG_LOCK_KEY 1903388465 /* 0x71736731, "qsg1": serialises schema creation */
 #define PG_EXEC_KEY 1903388466 /* "qsg2": class of the execution claims */
 #define STR_(x) #x
@@ -464,8 +464,7 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 			for (size_t i = 0; schema_v2[i] != NULL; i++)
 				if ((r = pq(pc, schema_v2[i], NULL, NULL, "upgrade schema")) != 0)
 					goto out;
-			if ((r = pq(pc,
-			            "UPDATE qsign.meta SET v = '2' WHERE k = 'schema_version'",
+			if ((r = pq(pc, "UPDATE qsign.meta SET v = '2' WHERE k = 'schema_version'",
 			            NULL, NULL, "schema version")) != 0)
 				goto out;
 		}
@@ -1382,10 +1381,11 @@ pg_log_lock(struct store *base, uint64_t *size, char **note, size_t *len)
 		/* A new log: its head row, which the first commit fills. */
 		PQclear(res);
 		res = NULL;
-		if ((r = pq(pc, "INSERT INTO audit_head VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+		if ((r = pq(pc,
+		            "INSERT INTO audit_head VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
 		            NULL, NULL, "create the audit log head")) != 0 ||
-		    (r = pq(pc, HEAD_SELECT " FOR UPDATE", NULL, &res, "lock the audit log head")) !=
-		            0)
+		    (r = pq(pc, HEAD_SELECT " FOR UPDATE", NULL, &res,
+		            "lock the audit log head")) != 0)
 			goto out;
 		if (PQntuples(res) != 1) {
 			r = qs_fail(QS_ERR_DB, "audit log head row missing");
@@ -1424,9 +1424,10 @@ insert_log_rows(struct pg_conn *pc, uint64_t first, const struct store_log_rec *
 	ExecStatusType st;
 	int r;
 
-	if ((v = calloc(2 * n, sizeof(*v))) == NULL || (len = calloc(2 * n, sizeof(*len))) == NULL ||
-	    (fmt = calloc(2 * n, sizeof(*fmt))) == NULL || (num = calloc(n, sizeof(*num))) == NULL ||
-	    (sql = malloc(cap)) == NULL) {
+	if ((v = calloc(2 * n, sizeof(*v))) == NULL ||
+	    (len = calloc(2 * n, sizeof(*len))) == NULL ||
+	    (fmt = calloc(2 * n, sizeof(*fmt))) == NULL ||
+	    (num = calloc(n, sizeof(*num))) == NULL || (sql = malloc(cap)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1476,7 +1477,8 @@ pg_log_commit(struct store *base, uint64_t first, const struct store_log_rec *re
 	pp_int(&p, (int64_t)(first + n));
 	pp_text(&p, text);
 	pp_int(&p, (int64_t)first);
-	if ((r = pq(pc, "UPDATE audit_head SET size = $1, checkpoint = $2 WHERE id = 1 AND size = $3",
+	if ((r = pq(pc,
+	            "UPDATE audit_head SET size = $1, checkpoint = $2 WHERE id = 1 AND size = $3",
 	            &p, &res, "update the audit log head")) != 0)
 		goto out;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
@@ -1517,8 +1519,9 @@ pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_lo
 
 		pp_int(&p, (int64_t)cur);
 		pp_int(&p, (int64_t)hi);
-		if ((r = pq(pc, "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
-		                " ORDER BY seq",
+		if ((r = pq(pc,
+		            "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
+		            " ORDER BY seq",
 		            &p, &res, "read audit entries")) != 0)
 			break;
 		rows = PQntuples(res);
@@ -1526,8 +1529,8 @@ pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_lo
 			uint8_t *b = NULL;
 			size_t n = 0;
 			if (strtoull(PQgetvalue(res, i, 0), NULL, 10) != cur) {
-				r = qs_fail(QS_ERR_PRECONDITION, "audit entry %" PRIu64
-				                                 " is missing from the database",
+				r = qs_fail(QS_ERR_PRECONDITION,
+				            "audit entry %" PRIu64 " is missing from the database",
 				            cur);
 				break;
 			}
