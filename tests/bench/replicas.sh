@@ -60,6 +60,8 @@ for i in $(seq 1 "$n"); do
 	h=$T/r$i
 	SOFTHSM2_CONF=$h/softhsm2.conf "$QS_BIN/qsign-bench" -t "$secs" --json --modes ipc \
 		--ipc "ipc://$h/qsignd.sock" --principal ci --identity "$h/demo/ci.key" --role ci-sign \
+		--module /usr/lib/softhsm/libsofthsm2.so --uri pkcs11:token=qsign-demo \
+		--pin "file:$h/user.pin" --key ci-key \
 		>"$T/b$i.out" 2>"$T/b$i.err" &
 	PID[b$i]=$!
 done
