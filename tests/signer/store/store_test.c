@@ -328,6 +328,27 @@ pg_refusals(void)
 	CHECK_EQ(store_open_pg(other, 1, &s), 0); /* creates ours */
 	store_close(s);
 	s = NULL;
+	{
+		/* Version 1 (before the audit log moved in) is upgraded. */
+		PGresult *res;
+		uint64_t size = 1;
+		char *note = NULL;
+		size_t len = 0;
+		PQclear(PQexec(c, "DROP TABLE qsign.audit_entry, qsign.audit_head; UPDATE "
+		                  "qsign.meta SET v = '1' WHERE k = 'schema_version'"));
+		CHECK_EQ(store_open_pg(other, 0, &s), 0); /* --check: changes nothing */
+		store_close(s);
+		s = NULL;
+		CHECK_EQ(store_open_pg(other, 1, &s), 0);
+		CHECK_EQ(store_log_head(s, &size, &note, &len), 0);
+		CHECK_EQ(size, 0);
+		free(note);
+		store_close(s);
+		s = NULL;
+		res = PQexec(c, "SELECT v FROM qsign.meta WHERE k = 'schema_version'");
+		CHECK(PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "2") == 0);
+		PQclear(res);
+	}
 	PQclear(PQexec(c, "UPDATE qsign.meta SET v = '99' WHERE k = 'schema_version'"));
 	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
 	CHECK(strstr(qs_errdetail(), "upgrade qsignd") != NULL);
