@@ -479,8 +479,6 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 		 * transaction; nothing is released before its COMMIT returned. */
 		locked = 0; /* ended by store_log_commit, whatever it returns */
 		r = store_log_commit(log->st, base, flat, nrec, note, note_len);
-		if (r == 0 && qs_fault("tlog.db_commit_unsure"))
-			r = qs_fail(QS_ERR_UNAVAILABLE, "commit: injected failure");
 		if (r != 0)
 			goto out;
 		t[3] = t[4] = now_us();
