@@ -34,7 +34,10 @@ start_replica() { # NAME
 	SOFTHSM2_CONF=${HOME_[$n]}/softhsm2.conf "$QS_BIN/qsignd" -c "${HOME_[$n]}/qsignd.json" \
 		>>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
-	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && tries=600
+	# Sanitizer builds start several times slower, more so on a busy
+	# machine (QS_START_TRIES overrides, in 50 ms steps).
+	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && tries=2400
+	tries=${QS_START_TRIES:-$tries}
 	for _ in $(seq 1 "$tries"); do
 		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
 		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }
