@@ -14,6 +14,7 @@
 #include "qs_limits.h"
 #include "ratelimit.h"
 #include "statement.h"
+#include "store.h"
 #include "tlog.h"
 
 /* A caller's entries, queued until the writer committed them
@@ -105,88 +106,152 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Write one batch of callers: render entries with consecutive seq numbers
- * and append them in one tlog_append (one fsync, one checkpoint). */
+/* The entries of one tlog_append_render call: objs[off..off+n) get their
+ * seq once the log knows it. */
+struct render_ctx {
+	json_t **objs;
+	char **bufs;
+	size_t off;
+};
+
+/* Entries get their seq and time here, under the log's head: with
+ * replicas the previous entry may come from another one, whose clock may
+ * be ahead of ours; times never go back in the log (auditors check). */
+static int
+render_entries(void *arg, uint64_t first, const uint8_t *prev, size_t prev_len,
+               struct tlog_rec *recs, size_t n)
+{
+	struct render_ctx *c = arg;
+	int64_t t = now_ms(), pt = 0;
+
+	if (prev != NULL) {
+		json_t *o = json_loadb((const char *)prev, prev_len, 0, NULL);
+		pt = json_integer_value(json_object_get(o, "time"));
+		json_decref(o);
+	}
+	if (pt > t)
+		t = pt;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = c->off + i, len = 0;
+		if (json_object_set_new(c->objs[k], "seq", json_integer((json_int_t)(first + i))) !=
+		            0 ||
+		    json_object_set_new(c->objs[k], "time", json_integer(t)) != 0 ||
+		    (c->bufs[k] = audit_canonical(c->objs[k], &len)) == NULL)
+			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		recs[i].data = (const uint8_t *)c->bufs[k];
+		recs[i].len = len;
+	}
+	return 0;
+}
+
+/* Decimal digits a seq (and a later time) may add to an entry measured
+ * with seq 0 and the time now. */
+#define SEQ_SLACK 40
+
+/* One entry's object without its seq (added when the log assigns it). */
+static int
+entry_object(const char *event, json_t *fields, int64_t t, json_t **out)
+{
+	json_t *o = json_copy(fields);
+
+	*out = NULL;
+	if (o == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return qs_fail(QS_ERR_INTERNAL, "audit fields must be an object");
+	}
+	if (json_object_get(o, "seq") || json_object_get(o, "time") ||
+	    json_object_get(o, "event")) {
+		/* Ours: a caller's field must never shadow them. */
+		json_decref(o);
+		return qs_fail(QS_ERR_INTERNAL, "audit fields may not be named seq, time or event");
+	}
+	if (json_object_set_new(o, "time", json_integer(t)) != 0 ||
+	    json_object_set_new(o, "event", json_string(event)) != 0) {
+		json_decref(o);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	*out = o;
+	return 0;
+}
+
+/* Write one batch of callers: entries with consecutive seq numbers, each
+ * caller's together, appended with one tlog_append_render (one commit,
+ * one checkpoint; the log numbers them: with replicas only it knows the
+ * next seq). */
 static int
 write_batch(struct audit *a, struct audit_ticket *batch)
 {
-	struct tlog_rec *recs = NULL;
+	json_t **objs = NULL;
 	char **bufs = NULL;
-	size_t total = 0, k = 0;
-	uint64_t seq = tlog_size(a->log), first = 0;
+	size_t *bound = NULL, total = 0, k = 0;
 	int64_t t = now_ms();
 	int r = 0;
 
 	for (struct audit_ticket *p = batch; p != NULL; p = p->next)
 		total += p->n;
-	recs = calloc(total, sizeof(*recs));
+	objs = calloc(total, sizeof(*objs));
 	bufs = calloc(total, sizeof(*bufs));
-	if (recs == NULL || bufs == NULL) {
+	bound = calloc(total, sizeof(*bound));
+	if (objs == NULL || bufs == NULL || bound == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (struct audit_ticket *p = batch; p != NULL; p = p->next) {
-		p->first = seq + k;
+	for (struct audit_ticket *p = batch; p != NULL; p = p->next)
 		for (size_t i = 0; i < p->n; i++, k++) {
-			json_t *o = json_copy(p->fields[i]);
+			char *c;
 			size_t len = 0;
-			if (o == NULL) {
+			if ((r = entry_object(p->events[i], p->fields[i], t, &objs[k])) != 0)
+				goto out;
+			/* Its size with seq 0, to bound the batch before the
+			 * seq is known. */
+			if (json_object_set_new(objs[k], "seq", json_integer(0)) != 0 ||
+			    (c = audit_canonical(objs[k], &len)) == NULL) {
 				r = qs_fail(QS_ERR_NOMEM, "out of memory");
 				goto out;
 			}
-			if (!json_is_object(o)) {
-				json_decref(o);
-				r = qs_fail(QS_ERR_INTERNAL, "audit fields must be an object");
-				goto out;
-			}
-			if (json_object_get(o, "seq") || json_object_get(o, "time") ||
-			    json_object_get(o, "event")) {
-				/* Ours: a caller's field must never shadow them. */
-				json_decref(o);
-				r = qs_fail(QS_ERR_INTERNAL,
-				            "audit fields may not be named seq, time or event");
-				goto out;
-			}
-			if (json_object_set_new(o, "seq", json_integer((json_int_t)(seq + k))) !=
-			            0 ||
-			    json_object_set_new(o, "time", json_integer(t)) != 0 ||
-			    json_object_set_new(o, "event", json_string(p->events[i])) != 0) {
-				json_decref(o);
-				r = qs_fail(QS_ERR_NOMEM, "out of memory");
-				goto out;
-			}
-			bufs[k] = audit_canonical(o, &len);
-			json_decref(o);
-			if (bufs[k] == NULL) {
-				r = qs_fail(QS_ERR_NOMEM, "out of memory");
-				goto out;
-			}
-			recs[k].data = (const uint8_t *)bufs[k];
-			recs[k].len = len;
+			free(c);
+			bound[k] = len + SEQ_SLACK + 8;
 		}
-	}
-	/* Chunks bounded by tlog's per-call limits; one chunk in practice. */
-	for (size_t off = 0; off < total && r == 0;) {
+	/* Calls bounded by tlog's per-call limits, cut between callers so that
+	 * each caller's entries stay consecutive; one call in practice. */
+	k = 0;
+	for (struct audit_ticket *p = batch; p != NULL && r == 0;) {
+		struct audit_ticket *q = p;
+		struct render_ctx ctx = {objs, bufs, k};
 		size_t n = 0, bytes = 0;
-		while (off + n < total && n < QS_MAX_AUDIT_APPEND &&
-		       bytes + recs[off + n].len + 8 <= QS_MAX_AUDIT_BATCH_BYTES)
-			bytes += recs[off + n++].len + 8;
-		if (n == 0) {
+		uint64_t first = 0;
+		for (; q != NULL; q = q->next) {
+			size_t b = 0;
+			for (size_t i = 0; i < q->n; i++)
+				b += bound[k + n + i];
+			if (n > 0 && (n + q->n > QS_MAX_AUDIT_APPEND ||
+			              bytes + b > QS_MAX_AUDIT_BATCH_BYTES))
+				break;
+			n += q->n;
+			bytes += b;
+		}
+		if (n > QS_MAX_AUDIT_APPEND || bytes > QS_MAX_AUDIT_BATCH_BYTES) {
 			r = qs_fail(QS_ERR_INVALID, "audit entry too large");
 			break;
 		}
-		r = tlog_append(a->log, recs + off, n, &first);
-		if (r == 0 && first != seq + off) {
-			/* Only this thread appends; a gap would be our bug. */
-			r = qs_fail(QS_ERR_INTERNAL, "audit sequence gap");
+		if ((r = tlog_append_render(a->log, n, bytes, render_entries, &ctx, &first)) != 0)
+			break;
+		for (uint64_t seq = first; p != q; p = p->next) {
+			p->first = seq;
+			seq += p->n;
 		}
-		off += n;
+		k += n;
 	}
 out:
-	for (size_t i = 0; bufs != NULL && i < total; i++)
-		free(bufs[i]);
+	for (size_t i = 0; i < total; i++) {
+		free(bufs != NULL ? bufs[i] : NULL);
+		json_decref(objs != NULL ? objs[i] : NULL);
+	}
 	free(bufs);
-	free(recs);
+	free(objs);
+	free(bound);
 	return r;
 }
 
@@ -440,7 +505,7 @@ fail:
 }
 
 int
-audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
+audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struct audit **out)
 {
 	struct audit *a;
 	struct tlog_open_report rep;
@@ -448,6 +513,7 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 	uint8_t *der = NULL;
 	size_t der_len = 0;
 	BIO *bio = NULL;
+	const char *where = cfg->audit_dir;
 	int r;
 
 	*out = NULL;
@@ -487,7 +553,14 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 	}
 	if ((r = qs_note_signer_init(&a->signer, a->origin, a->pub, token_note_sign, a->key)) != 0)
 		goto fail;
-	if ((r = tlog_open(cfg->audit_dir, a->origin, &a->signer, &a->log, &rep)) != 0) {
+	if (store_log_shared(st)) {
+		/* One log for every replica on the store. */
+		where = "store";
+		if ((r = tlog_open_store(st, a->origin, &a->signer, &a->log, &rep)) != 0) {
+			r = qs_wrap(r, "audit log in the %s store", st->ops->name);
+			goto fail;
+		}
+	} else if ((r = tlog_open(cfg->audit_dir, a->origin, &a->signer, &a->log, &rep)) != 0) {
 		r = qs_wrap(r, "audit log %s", cfg->audit_dir);
 		goto fail;
 	}
@@ -503,9 +576,8 @@ audit_open(const struct config *cfg, struct keyring *kr, struct audit **out)
 		char *fp_hex;
 		qs_sha256(der, der_len, fp);
 		fp_hex = qs_hex(fp, sizeof(fp));
-		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s",
-		         cfg->audit_dir, (unsigned long long)rep.size, a->origin,
-		         fp_hex != NULL ? fp_hex : "?");
+		log_info("audit.open", "dir=%s size=%llu origin=%s log_key=SHA256:%s", where,
+		         (unsigned long long)rep.size, a->origin, fp_hex != NULL ? fp_hex : "?");
 		free(fp_hex);
 	}
 	if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {

@@ -26,11 +26,14 @@
 
 struct audit;
 
-/* Open (creating) the log of cfg->audit_dir, signing checkpoints with the
- * token key at cfg->audit_key_uri (ECDSA P-256 or Ed25519). Refuses a log
- * that does not match its checkpoint (QS_ERR_PRECONDITION, detail says
- * why). */
-int audit_open(const struct config *cfg, struct keyring *kr, struct audit **out);
+struct store;
+
+/* Open (creating) the log, signing checkpoints with the token key at
+ * cfg->audit_key_uri (ECDSA P-256 or Ed25519): the log kept in the store
+ * when st keeps one (PostgreSQL: one log for every replica), else the
+ * files of cfg->audit_dir. Refuses a log that does not match its
+ * checkpoint (QS_ERR_PRECONDITION, detail says why). */
+int audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struct audit **out);
 void audit_close(struct audit *a);
 
 /*

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "store.h"
 
 #define MAGIC_V1 "QSTLOG1\n" /* before checkpoint records: checkpoint in its own file */
 #define MAGIC "QSTLOG2\n"
@@ -31,7 +32,10 @@
 struct req {
 	const struct tlog_rec *recs;
 	size_t n;
-	size_t bytes; /* record bytes on disk */
+	size_t bytes;          /* record bytes on disk (with render: at most) */
+	tlog_render_fn render; /* NULL: recs are given */
+	void *render_arg;
+	struct tlog_rec *own; /* what render filled (the writer's) */
 	uint64_t first;
 	int result;
 	int done;
@@ -40,6 +44,11 @@ struct req {
 };
 
 struct tlog {
+	/* The log kept in the store, shared by replicas (tlog_open_store), or
+	 * NULL: the entries file of this process. db_mu: store mode, one
+	 * catch-up or commit at a time (it takes mu for what readers see). */
+	struct store *st;
+	pthread_mutex_t db_mu;
 	int dirfd;
 	int fd; /* entries, flock'ed */
 	char origin[QS_MAX_ORIGIN + 1];
@@ -62,6 +71,10 @@ struct tlog {
 	uint64_t offsets_cap;
 	uint64_t committed;
 	char *ckpt; /* latest durable signed checkpoint */
+	/* The newest committed entry seen (for render: entries carry a
+	 * time that must not go back); writer, or db_mu in store mode. */
+	uint8_t *last;
+	size_t last_len;
 	size_t ckpt_len;
 	struct tlog_stats stats;
 
@@ -202,6 +215,177 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Entries as tlog_append takes them: each 1..QS_MAX_AUDIT_ENTRY bytes
+ * without '\n'; *bytes their record bytes. */
+static int
+check_entries(const struct tlog_rec *entries, size_t n, size_t *bytes)
+{
+	*bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (entries[i].len == 0 || entries[i].len > QS_MAX_AUDIT_ENTRY)
+			return qs_fail(QS_ERR_INVALID, "append: entry %zu has %zu bytes", i,
+			               entries[i].len);
+		if (memchr(entries[i].data, '\n', entries[i].len) != NULL)
+			return qs_fail(QS_ERR_INVALID, "append: entry %zu contains a newline", i);
+		*bytes += entries[i].len + REC_OVERHEAD;
+	}
+	return 0;
+}
+
+/* A tlog_append_render request's entries, now that q->first is known. */
+static int
+render_req(struct req *q, const struct tlog_rec *prev)
+{
+	size_t bytes = 0;
+	int r;
+
+	if ((q->own = calloc(q->n, sizeof(*q->own))) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	if ((r = q->render(q->render_arg, q->first, prev->data, prev->len, q->own, q->n)) != 0 ||
+	    (r = check_entries(q->own, q->n, &bytes)) != 0)
+		return r;
+	if (bytes > q->bytes)
+		return qs_fail(QS_ERR_INTERNAL, "rendered audit entries exceed their bound");
+	q->recs = q->own;
+	return 0;
+}
+
+static int open_note(struct tlog *log, const char *note, size_t len, struct qs_checkpoint *cp);
+
+/* Keep a copy of the newest entry. */
+static int
+set_last(struct tlog *log, const uint8_t *data, size_t len)
+{
+	uint8_t *p;
+
+	if ((p = realloc(log->last, len)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	memcpy(p, data, len);
+	log->last = p;
+	log->last_len = len;
+	return 0;
+}
+
+/* Store mode: one entry read back from the database, into the tree. */
+static int
+catch_up_entry(void *arg, uint64_t seq, const uint8_t *data, size_t len)
+{
+	struct tlog *log = arg;
+	struct tlog_rec rec = {data, len};
+	size_t bytes;
+	qs_hash lh;
+	int r;
+
+	if ((r = check_entries(&rec, 1, &bytes)) != 0)
+		return qs_fail(QS_ERR_PRECONDITION, "audit entry %llu in the database: %s",
+		               (unsigned long long)seq, qs_errdetail());
+	if ((r = qs_merkle_leaf_hash(data, len, lh)) != 0 || (r = set_last(log, data, len)) != 0)
+		return r;
+	pthread_mutex_lock(&log->mu);
+	r = qs_merkle_tree_append(log->tree, lh);
+	pthread_mutex_unlock(&log->mu);
+	return r;
+}
+
+/*
+ * Store mode (db_mu held): take in what the database holds up to `size`,
+ * the committed head whose signed checkpoint is note: the entries past
+ * ours (read in the locked transaction if `locked`), checked against the
+ * checkpoint as the file log's are at open. A head behind ours, an entry
+ * missing or changed, a checkpoint that does not verify or does not match
+ * the entries: QS_ERR_PRECONDITION, and nothing is taken.
+ */
+static int
+catch_up(struct tlog *log, int locked, uint64_t size, const char *note, size_t note_len)
+{
+	struct qs_checkpoint cp;
+	qs_hash root;
+	uint64_t have;
+	char *c;
+	int r;
+
+	pthread_mutex_lock(&log->mu);
+	have = log->committed;
+	pthread_mutex_unlock(&log->mu);
+	if (size < have)
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "the audit log in the database has %llu entries, fewer than the "
+		               "%llu this process saw: it was rolled back",
+		               (unsigned long long)size, (unsigned long long)have);
+	if (note_len == 0) {
+		if (size == 0)
+			return 0; /* a head nobody has signed yet */
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "the audit log in the database has %llu "
+		               "entries and no checkpoint",
+		               (unsigned long long)size);
+	}
+	if (size == have && log->ckpt != NULL && log->ckpt_len == note_len &&
+	    memcmp(log->ckpt, note, note_len) == 0)
+		return 0;
+	if ((r = open_note(log, note, note_len, &cp)) != 0)
+		return r;
+	if (cp.size != size) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "the audit log head in the database says %llu entries, its signed "
+		            "checkpoint %llu",
+		            (unsigned long long)size, (unsigned long long)cp.size);
+		goto fail;
+	}
+	if ((r = store_log_read(log->st, locked, have, size, catch_up_entry, log)) != 0)
+		goto fail;
+	pthread_mutex_lock(&log->mu);
+	r = qs_merkle_tree_root(log->tree, size, root);
+	pthread_mutex_unlock(&log->mu);
+	if (r != 0)
+		goto fail;
+	if (memcmp(root, cp.root, QS_MERKLE_HASH_LEN) != 0) {
+		r = qs_fail(QS_ERR_PRECONDITION,
+		            "the audit log in the database does not match its signed checkpoint "
+		            "(size %llu): entries were modified, deleted or reordered",
+		            (unsigned long long)size);
+		goto fail;
+	}
+	if ((c = malloc(note_len + 1)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	memcpy(c, note, note_len);
+	c[note_len] = '\0';
+	pthread_mutex_lock(&log->mu);
+	free(log->ckpt);
+	log->ckpt = c;
+	log->ckpt_len = note_len;
+	log->committed = size;
+	pthread_mutex_unlock(&log->mu);
+	return 0;
+fail:
+	pthread_mutex_lock(&log->mu);
+	qs_merkle_tree_truncate(log->tree, log->committed);
+	pthread_mutex_unlock(&log->mu);
+	return r;
+}
+
+/* Store mode: take db_mu (the caller releases it), lock the head row and
+ * catch up with it. 0: the transaction is open (store_log_commit or
+ * store_log_abort ends it); else it is not. */
+static int
+store_lock_head(struct tlog *log)
+{
+	uint64_t size = 0;
+	char *note = NULL;
+	size_t len = 0;
+	int r;
+
+	pthread_mutex_lock(&log->db_mu);
+	if ((r = store_log_lock(log->st, &size, &note, &len)) != 0)
+		return r;
+	if ((r = catch_up(log, 1, size, note, len)) != 0)
+		store_log_abort(log->st);
+	free(note);
+	return r;
+}
+
 /*
  * One group commit: extend the tree, sign the checkpoint of the new tree,
  * then write the batch's records and the checkpoint record after them in
@@ -214,16 +398,26 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 {
 	uint8_t *buf = NULL;
 	qs_hash *lh = NULL, root, ch;
+	struct store_log_rec *flat = NULL;
+	struct tlog_rec prev;
 	char *note = NULL;
-	size_t note_len = 0, o = 0, k = 0, total;
+	size_t note_len = 0, o = 0, k = 0, total, ebytes, nreq0 = nreq;
 	uint64_t base, new_size, t[5];
-	int r, appended = 0;
+	int r, appended = 0, locked = 0;
 
 	t[0] = now_us();
-	if ((r = repair(log)) != 0)
+	if (log->st != NULL) {
+		/* The head row's lock makes this replica the only appender until
+		 * the COMMIT; first the entries other replicas committed. */
+		if ((r = store_lock_head(log)) != 0)
+			goto out;
+		locked = 1;
+	} else if ((r = repair(log)) != 0) {
 		return qs_wrap(r, "audit log still broken");
+	}
 	if ((buf = malloc(bytes + REC_OVERHEAD + QS_MAX_NOTE)) == NULL ||
-	    (lh = malloc(nrec * sizeof(qs_hash))) == NULL) {
+	    (lh = malloc(nrec * sizeof(qs_hash))) == NULL ||
+	    (flat = calloc(nrec, sizeof(*flat))) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -231,21 +425,31 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	base = log->committed;
 	pthread_mutex_unlock(&log->mu);
 	/* Records in queue order; each request's entries stay contiguous. */
+	prev.data = log->last;
+	prev.len = log->last_len;
 	for (struct req *q = batch; nreq-- > 0; q = q->next) {
 		q->first = base + k;
+		if (q->render != NULL && (r = render_req(q, &prev)) != 0)
+			goto out;
+		prev = q->recs[q->n - 1];
 		for (size_t i = 0; i < q->n; i++, k++) {
+			flat[k].data = q->recs[i].data;
+			flat[k].len = q->recs[i].len;
 			if ((r = qs_merkle_leaf_hash(q->recs[i].data, q->recs[i].len, lh[k])) != 0)
 				goto out;
 			o += put_record(buf + o, 0, q->recs[i].data, q->recs[i].len, lh[k]);
 		}
 	}
 
+	ebytes = o;
 	pthread_mutex_lock(&log->mu);
-	r = offsets_reserve(log, base + nrec);
+	r = log->st == NULL ? offsets_reserve(log, base + nrec) : 0;
 	o = log->file_len;
 	for (size_t i = 0; r == 0 && i < nrec; i++) {
 		if ((r = qs_merkle_tree_append(log->tree, lh[i])) != 0)
 			break;
+		if (log->st != NULL)
+			continue;
 		log->offsets[base + i] = o;
 		o += get32(buf + (o - log->file_len)) + REC_OVERHEAD;
 	}
@@ -267,9 +471,19 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	}
 	if ((r = qs_merkle_leaf_hash((const uint8_t *)note, note_len, ch)) != 0)
 		goto out;
-	total = bytes + put_record(buf + bytes, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
+	total = ebytes + put_record(buf + ebytes, CKPT_FLAG, (const uint8_t *)note, note_len, ch);
 
 	t[2] = now_us();
+	if (log->st != NULL) {
+		/* The entries, the new head and its checkpoint in one
+		 * transaction; nothing is released before its COMMIT returned. */
+		locked = 0; /* ended by store_log_commit, whatever it returns */
+		r = store_log_commit(log->st, base, flat, nrec, note, note_len);
+		if (r != 0)
+			goto out;
+		t[3] = t[4] = now_us();
+		goto publish;
+	}
 	log->trunc_pending = 1; /* from here on, bytes past file_len may exist */
 	if (pwrite_all(log->fd, buf, total, log->file_len) != 0) {
 		r = qs_fail(QS_ERR_UNAVAILABLE, "write audit entries: %s", strerror(errno));
@@ -294,13 +508,17 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	log->trunc_pending = 0;
 	t[4] = now_us();
 
+publish:
+	if (nrec > 0 && set_last(log, flat[nrec - 1].data, flat[nrec - 1].len) != 0)
+		qs_errclear(); /* a hint for the next batch's time only */
 	pthread_mutex_lock(&log->mu);
 	free(log->ckpt);
 	log->ckpt = note;
 	log->ckpt_len = note_len;
 	note = NULL;
 	log->committed = new_size;
-	log->file_len += total;
+	if (log->st == NULL)
+		log->file_len += total;
 	log->stats.batches++;
 	log->stats.entries += nrec;
 	log->stats.us_prepare += t[1] - t[0];
@@ -310,6 +528,10 @@ commit(struct tlog *log, struct req *batch, size_t nreq, size_t nrec, size_t byt
 	pthread_mutex_unlock(&log->mu);
 	r = 0;
 out:
+	if (locked)
+		store_log_abort(log->st);
+	if (log->st != NULL)
+		pthread_mutex_unlock(&log->db_mu);
 	if (r != 0) {
 		int rr;
 		if (appended) {
@@ -334,7 +556,14 @@ out:
 	}
 	free(buf);
 	free(lh);
+	free(flat);
 	free(note);
+	for (struct req *q = batch; nreq0-- > 0; q = q->next)
+		if (q->render != NULL) {
+			free(q->own);
+			q->own = NULL;
+			q->recs = NULL;
+		}
 	return r;
 }
 
@@ -390,50 +619,70 @@ writer_main(void *arg)
 	return NULL;
 }
 
-int
-tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n, uint64_t *first_index)
+/* Queue q (on the caller's stack) for the writer and wait for its batch. */
+static int
+enqueue(struct tlog *log, struct req *qp, uint64_t *first_index)
 {
-	struct req q;
-	size_t bytes = 0;
-
-	*first_index = 0;
-	if (n == 0 || n > QS_MAX_AUDIT_APPEND)
-		return qs_fail(QS_ERR_INVALID, "append: %zu entries (1..%d)", n,
-		               QS_MAX_AUDIT_APPEND);
-	for (size_t i = 0; i < n; i++) {
-		if (entries[i].len == 0 || entries[i].len > QS_MAX_AUDIT_ENTRY)
-			return qs_fail(QS_ERR_INVALID, "append: entry %zu has %zu bytes", i,
-			               entries[i].len);
-		if (memchr(entries[i].data, '\n', entries[i].len) != NULL)
-			return qs_fail(QS_ERR_INVALID, "append: entry %zu contains a newline", i);
-		bytes += entries[i].len + REC_OVERHEAD;
-	}
-	if (bytes > QS_MAX_AUDIT_BATCH_BYTES)
-		return qs_fail(QS_ERR_INVALID, "append: %zu bytes in one call (max %u)", bytes,
+	if (qp->bytes > QS_MAX_AUDIT_BATCH_BYTES)
+		return qs_fail(QS_ERR_INVALID, "append: %zu bytes in one call (max %u)", qp->bytes,
 		               QS_MAX_AUDIT_BATCH_BYTES);
-	memset(&q, 0, sizeof(q));
-	q.recs = entries;
-	q.n = n;
-	q.bytes = bytes;
-
 	pthread_mutex_lock(&log->mu);
 	if (log->stopping) {
 		pthread_mutex_unlock(&log->mu);
 		return qs_fail(QS_ERR_UNAVAILABLE, "audit log is closing");
 	}
 	if (log->tail)
-		log->tail->next = &q;
+		log->tail->next = qp;
 	else
-		log->head = &q;
-	log->tail = &q;
+		log->head = qp;
+	log->tail = qp;
 	pthread_cond_signal(&log->work_cv);
-	while (!q.done)
+	while (!qp->done)
 		pthread_cond_wait(&log->done_cv, &log->mu);
 	pthread_mutex_unlock(&log->mu);
-	if (q.result != 0)
-		return qs_fail(q.result, "%s", q.detail);
-	*first_index = q.first;
+	if (qp->result != 0)
+		return qs_fail(qp->result, "%s", qp->detail);
+	*first_index = qp->first;
 	return 0;
+}
+
+int
+tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n, uint64_t *first_index)
+{
+	struct req q;
+	size_t bytes = 0;
+
+	int r;
+
+	*first_index = 0;
+	if (n == 0 || n > QS_MAX_AUDIT_APPEND)
+		return qs_fail(QS_ERR_INVALID, "append: %zu entries (1..%d)", n,
+		               QS_MAX_AUDIT_APPEND);
+	if ((r = check_entries(entries, n, &bytes)) != 0)
+		return r;
+	memset(&q, 0, sizeof(q));
+	q.recs = entries;
+	q.n = n;
+	q.bytes = bytes;
+	return enqueue(log, &q, first_index);
+}
+
+int
+tlog_append_render(struct tlog *log, size_t n, size_t max_bytes, tlog_render_fn render, void *arg,
+                   uint64_t *first_index)
+{
+	struct req q;
+
+	*first_index = 0;
+	if (n == 0 || n > QS_MAX_AUDIT_APPEND)
+		return qs_fail(QS_ERR_INVALID, "append: %zu entries (1..%d)", n,
+		               QS_MAX_AUDIT_APPEND);
+	memset(&q, 0, sizeof(q));
+	q.n = n;
+	q.bytes = max_bytes;
+	q.render = render;
+	q.render_arg = arg;
+	return enqueue(log, &q, first_index);
 }
 
 /* Read the whole checkpoint file (missing: *note NULL, returns 0). */
@@ -1073,18 +1322,14 @@ open_state(struct tlog *log, struct tlog_open_report *rep)
 	return qs_fail(QS_ERR_PRECONDITION, "entries file is not an audit log (bad header)");
 }
 
-int
-tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
-          struct tlog **out, struct tlog_open_report *rep)
+/* A log with nothing loaded yet, either backend. */
+static int
+tlog_new(const char *origin, const struct qs_note_signer *signer, struct tlog **out)
 {
-	struct tlog_open_report dummy;
-	struct tlog *log = NULL;
+	struct tlog *log;
 	int r;
 
 	*out = NULL;
-	if (rep == NULL)
-		rep = &dummy;
-	memset(rep, 0, sizeof(*rep));
 	if (origin == NULL || strlen(origin) == 0 || strlen(origin) > QS_MAX_ORIGIN)
 		return qs_fail(QS_ERR_INVALID, "bad audit log origin");
 	if (signer == NULL || signer->sign == NULL || signer->pub == NULL)
@@ -1095,27 +1340,120 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 	snprintf(log->origin, sizeof(log->origin), "%s", origin);
 	log->signer = *signer;
 	pthread_mutex_init(&log->mu, NULL);
+	pthread_mutex_init(&log->db_mu, NULL);
 	pthread_cond_init(&log->work_cv, NULL);
 	pthread_cond_init(&log->done_cv, NULL);
-	if ((r = qs_merkle_tree_new(&log->tree)) != 0)
-		goto out;
-	/* Errors do not name dir: the caller does, once. */
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		r = qs_fail(QS_ERR_IO, "mkdir: %s", strerror(errno));
-		goto out;
+	if ((r = qs_merkle_tree_new(&log->tree)) != 0) {
+		tlog_close(log);
+		return r;
 	}
-	if ((log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = qs_fail(QS_ERR_IO, "open: %s", strerror(errno));
-		goto out;
-	}
-	unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
-	if ((r = open_state(log, rep)) != 0)
-		goto out;
-	if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
-		r = qs_fail(QS_ERR_NOMEM, "cannot start the audit writer thread");
-		goto out;
-	}
+	*out = log;
+	return 0;
+}
+
+static int
+start_writer(struct tlog *log)
+{
+	if (pthread_create(&log->writer, NULL, writer_main, log) != 0)
+		return qs_fail(QS_ERR_NOMEM, "cannot start the audit writer thread");
 	log->writer_started = 1;
+	return 0;
+}
+
+/* Store mode: a new log's first checkpoint (the empty tree's) in the head
+ * row, or the existing log read and checked. */
+static int
+open_store_state(struct tlog *log, struct tlog_open_report *rep)
+{
+	uint64_t size = 0;
+	char *note = NULL, *mine = NULL;
+	size_t len = 0, mine_len = 0;
+	qs_hash root;
+	int r;
+
+	pthread_mutex_lock(&log->db_mu);
+	if ((r = store_log_lock(log->st, &size, &note, &len)) != 0)
+		goto out;
+	if (size == 0 && len == 0) {
+		if ((r = qs_merkle_tree_root(log->tree, 0, root)) != 0 ||
+		    (r = sign_checkpoint(log, 0, root, &mine, &mine_len)) != 0) {
+			store_log_abort(log->st);
+			goto out;
+		}
+		if ((r = store_log_commit(log->st, 0, NULL, 0, mine, mine_len)) != 0)
+			goto out;
+		log->ckpt = mine;
+		log->ckpt_len = mine_len;
+		mine = NULL;
+		rep->created = 1;
+		goto out;
+	}
+	/* Read unlocked: what is below the committed head never changes, and
+	 * the other replicas go on appending meanwhile. */
+	store_log_abort(log->st);
+	r = catch_up(log, 0, size, note, len);
+out:
+	pthread_mutex_unlock(&log->db_mu);
+	rep->size = log->committed;
+	free(note);
+	free(mine);
+	return r;
+}
+
+int
+tlog_refresh(struct tlog *log)
+{
+	uint64_t size = 0;
+	char *note = NULL;
+	size_t len = 0;
+	int r;
+
+	if (log->st == NULL)
+		return 0;
+	pthread_mutex_lock(&log->db_mu);
+	if ((r = store_log_head(log->st, &size, &note, &len)) == 0)
+		r = catch_up(log, 0, size, note, len);
+	pthread_mutex_unlock(&log->db_mu);
+	free(note);
+	return r;
+}
+
+/* The files in dir (st NULL) or the log kept in the store st. */
+static int
+open_log(const char *dir, struct store *st, const char *origin, const struct qs_note_signer *signer,
+         struct tlog **out, struct tlog_open_report *rep)
+{
+	struct tlog_open_report dummy;
+	struct tlog *log = NULL;
+	int r;
+
+	*out = NULL;
+	if (rep == NULL)
+		rep = &dummy;
+	memset(rep, 0, sizeof(*rep));
+	if ((r = tlog_new(origin, signer, &log)) != 0)
+		return r;
+	if (st != NULL) {
+		log->st = st;
+		if ((r = open_store_state(log, rep)) != 0)
+			goto out;
+		dir = "(store)";
+	} else {
+		/* Errors do not name dir: the caller does, once. */
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			r = qs_fail(QS_ERR_IO, "mkdir: %s", strerror(errno));
+			goto out;
+		}
+		if ((log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			r = qs_fail(QS_ERR_IO, "open: %s", strerror(errno));
+			goto out;
+		}
+		unlinkat(log->dirfd, CHECKPOINT_TMP, 0); /* a crash's leftover */
+		if ((r = open_state(log, rep)) != 0)
+			goto out;
+	}
+	if ((r = start_writer(log)) != 0)
+		goto out;
 	log_info("audit_open", "dir=%s entries=%llu dropped=%llu truncated_bytes=%llu%s", dir,
 	         (unsigned long long)rep->size, (unsigned long long)rep->dropped_records,
 	         (unsigned long long)rep->truncated_bytes, rep->created ? " created" : "");
@@ -1125,6 +1463,23 @@ tlog_open(const char *dir, const char *origin, const struct qs_note_signer *sign
 out:
 	tlog_close(log);
 	return r;
+}
+
+int
+tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
+          struct tlog **out, struct tlog_open_report *rep)
+{
+	return open_log(dir, NULL, origin, signer, out, rep);
+}
+
+int
+tlog_open_store(struct store *st, const char *origin, const struct qs_note_signer *signer,
+                struct tlog **out, struct tlog_open_report *rep)
+{
+	*out = NULL;
+	if (!store_log_shared(st))
+		return qs_fail(QS_ERR_INVALID, "this store keeps no audit log");
+	return open_log(NULL, st, origin, signer, out, rep);
 }
 
 void
@@ -1156,9 +1511,11 @@ tlog_close(struct tlog *log)
 	qs_merkle_tree_free(log->tree);
 	free(log->offsets);
 	free(log->ckpt);
+	free(log->last);
 	pthread_cond_destroy(&log->work_cv);
 	pthread_cond_destroy(&log->done_cv);
 	pthread_mutex_destroy(&log->mu);
+	pthread_mutex_destroy(&log->db_mu);
 	free(log);
 }
 
@@ -1177,9 +1534,13 @@ int
 tlog_checkpoint(struct tlog *log, char **note, size_t *len)
 {
 	char *c;
+	int r;
 
 	*note = NULL;
 	*len = 0;
+	/* Store mode: what the other replicas committed too. */
+	if ((r = tlog_refresh(log)) != 0)
+		return r;
 	pthread_mutex_lock(&log->mu);
 	if ((c = malloc(log->ckpt_len + 1)) != NULL) {
 		memcpy(c, log->ckpt, log->ckpt_len);
@@ -1207,6 +1568,10 @@ tlog_entry(struct tlog *log, uint64_t index, uint8_t **bytes, size_t *len)
 	if (index >= log->committed) {
 		pthread_mutex_unlock(&log->mu);
 		return qs_fail(QS_ERR_NOT_FOUND, "no audit entry %llu", (unsigned long long)index);
+	}
+	if (log->st != NULL) {
+		pthread_mutex_unlock(&log->mu);
+		return store_log_entry(log->st, index, bytes, len);
 	}
 	off = log->offsets[index];
 	pthread_mutex_unlock(&log->mu);
@@ -1244,6 +1609,16 @@ tlog_root(struct tlog *log, uint64_t size, qs_hash out)
 	return r;
 }
 
+/* Store mode: a tree size another replica committed (an auditor holding
+ * its checkpoint) is answered after catching up with it. */
+static int
+refresh_for(struct tlog *log, uint64_t size)
+{
+	if (log->st == NULL || size <= tlog_size(log))
+		return 0;
+	return tlog_refresh(log);
+}
+
 int
 tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_hash *path,
                      size_t cap, size_t *path_len)
@@ -1251,6 +1626,8 @@ tlog_inclusion_proof(struct tlog *log, uint64_t index, uint64_t tree_size, qs_ha
 	int r;
 
 	*path_len = 0;
+	if ((r = refresh_for(log, tree_size)) != 0)
+		return r;
 	pthread_mutex_lock(&log->mu);
 	if (tree_size > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",
@@ -1269,6 +1646,8 @@ tlog_consistency_proof(struct tlog *log, uint64_t size1, uint64_t size2, qs_hash
 	int r;
 
 	*path_len = 0;
+	if ((r = refresh_for(log, size2)) != 0)
+		return r;
 	pthread_mutex_lock(&log->mu);
 	if (size2 > log->committed)
 		r = qs_fail(QS_ERR_INVALID, "tree size %llu above the log's %llu",

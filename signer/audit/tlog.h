@@ -43,6 +43,23 @@
  * state kept elsewhere: auditors remember the last checkpoint they saw and
  * demand a consistency proof from it.
  *
+ * The log kept in the store (tlog_open_store; PostgreSQL, shared by
+ * replicas): the same tree, entries and checkpoints, kept in the store's
+ * tables (store_log_* in signer/store/store.h) instead of the entries file.
+ * A group commit is one transaction that locks the log's head row, takes in
+ * the entries other replicas committed since (checked against their signed
+ * checkpoint, as at open), extends the tree, signs the new checkpoint,
+ * inserts the entries and the new head, and commits: the COMMIT is the
+ * commit point, and tlog_append returns only once it returned. Leaf indexes
+ * are assigned under the lock, so entries that carry their own index are
+ * made by tlog_append_render. A failed COMMIT fails the batch like a
+ * failed fdatasync (QS_ERR_UNAVAILABLE; if its answer was lost it may have
+ * committed after all: the next lock reads it back, and nobody was told).
+ * Proofs come from the tree in memory, caught up with the database by
+ * every commit, by tlog_checkpoint (tlog_refresh) and by a proof for a tree
+ * size beyond this process's: an auditor gets the same log from every
+ * replica and cannot tell which backend keeps it.
+ *
  * Thread safety: every function may be called from any thread while the log
  * is open; tlog_close must not race with anything.
  */
@@ -56,6 +73,7 @@
 #include "note.h"
 
 struct tlog;
+struct store;
 
 /* One entry to append: caller-owned bytes, borrowed for the call. */
 struct tlog_rec {
@@ -101,6 +119,21 @@ struct tlog_stats {
 int tlog_open(const char *dir, const char *origin, const struct qs_note_signer *signer,
               struct tlog **out, struct tlog_open_report *rep);
 
+/*
+ * Open the log kept in the store st (store_log_shared(st)), shared by every
+ * replica on it; created (the empty tree's checkpoint) if it has none. The
+ * entries are read and checked against the signed checkpoint as tlog_open
+ * does (QS_ERR_PRECONDITION when they do not match). st must outlive the
+ * log. Errors as tlog_open, and QS_ERR_UNAVAILABLE (database unreachable).
+ */
+int tlog_open_store(struct store *st, const char *origin, const struct qs_note_signer *signer,
+                    struct tlog **out, struct tlog_open_report *rep);
+
+/* Store mode: take in what other replicas committed (tlog_checkpoint does);
+ * 0 at once for the file log. Errors: QS_ERR_UNAVAILABLE, QS_ERR_PRECONDITION
+ * (the database's log does not match its checkpoint or went back). */
+int tlog_refresh(struct tlog *log);
+
 /* Stop the writer (after it has finished what is queued) and free the log.
  * NULL is fine. */
 void tlog_close(struct tlog *log);
@@ -120,11 +153,27 @@ void tlog_close(struct tlog *log);
  */
 int tlog_append(struct tlog *log, const struct tlog_rec *entries, size_t n, uint64_t *first_index);
 
+/*
+ * As tlog_append, for entries that carry their own leaf index: the writer
+ * calls render(arg, first, prev, prev_len, recs, n) once the index of the
+ * first is known (in store mode, under the head's lock) to fill recs[0..n)
+ * with entries for leaves first..first+n-1 (bytes owned by the caller,
+ * valid until this returns; together at most max_bytes of records, each
+ * entry's length + 8). prev is the entry before first when this process
+ * has seen it (else NULL): entries may depend on it (their time never
+ * goes back across replicas). A render error fails the batch it is in.
+ */
+typedef int (*tlog_render_fn)(void *arg, uint64_t first, const uint8_t *prev, size_t prev_len,
+                              struct tlog_rec *recs, size_t n);
+int tlog_append_render(struct tlog *log, size_t n, size_t max_bytes, tlog_render_fn render,
+                       void *arg, uint64_t *first_index);
+
 /* Committed entries (the latest checkpoint's tree size). */
 uint64_t tlog_size(struct tlog *log);
 
 /* The latest signed checkpoint, malloc'd and NUL-terminated (len excludes
- * the NUL). Errors: QS_ERR_NOMEM. */
+ * the NUL); in store mode after tlog_refresh. Errors: QS_ERR_NOMEM, and
+ * tlog_refresh's. */
 int tlog_checkpoint(struct tlog *log, char **note, size_t *len);
 
 /* A copy of committed entry index (malloc'd). Errors: QS_ERR_NOT_FOUND

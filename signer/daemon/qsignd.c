@@ -326,7 +326,7 @@ main(int argc, char **argv)
 	if (cfg->store_pg != NULL && mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
 		die("state", qs_fail(QS_ERR_IO, "create state directory %s: %s", cfg->state_dir,
 		                     strerror(errno)));
-	if ((r = audit_open(cfg, kr, &au)) != 0)
+	if ((r = audit_open(cfg, kr, st, &au)) != 0)
 		die("audit", r);
 	/* The signature index follows the log (rebuilt first if behind). */
 	if ((r = sigindex_start(st, audit_tlog(au), &si)) != 0)

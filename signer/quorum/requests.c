@@ -466,14 +466,18 @@ logged_signed(struct server *s, const struct store_request *r, json_t **entry, u
 	struct tlog *tl = audit_tlog(s->audit);
 	char needle[STORE_ID_LEN + 16];
 	int64_t stop = r->created * 1000 - RESUME_CLOCK_SLACK_MS;
+	int rc;
 
 	*entry = NULL;
+	/* A log shared by replicas: up to what the others committed (the
+	 * entry may be another replica's, which died before storing it). */
+	if ((rc = tlog_refresh(tl)) != 0)
+		return rc;
 	snprintf(needle, sizeof(needle), "\"%s\"", r->id);
 	for (uint64_t i = tlog_size(tl); i-- > 0;) {
 		uint8_t *b = NULL;
 		size_t len = 0;
 		json_t *o = NULL;
-		int rc;
 
 		if ((rc = tlog_entry(tl, i, &b, &len)) != 0)
 			return rc;

@@ -189,3 +189,52 @@ store_request_list_free(struct store_request **v, size_t n)
 		store_request_free(v[i]);
 	free(v);
 }
+
+int
+store_log_shared(const struct store *s)
+{
+	return s != NULL && s->ops->log_lock != NULL;
+}
+
+#define LOG_OP(op, ...)                                                                            \
+	(store_log_shared(s)                                                                       \
+	         ? s->ops->op(s, __VA_ARGS__)                                                      \
+	         : qs_fail(QS_ERR_UNIMPLEMENTED, "%s keeps no audit log", s->ops->name))
+
+int
+store_log_lock(struct store *s, uint64_t *size, char **note, size_t *len)
+{
+	return LOG_OP(log_lock, size, note, len);
+}
+
+int
+store_log_read(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn, void *arg)
+{
+	return LOG_OP(log_read, locked, from, to, fn, arg);
+}
+
+int
+store_log_commit(struct store *s, uint64_t first, const struct store_log_rec *recs, size_t n,
+                 const char *note, size_t note_len)
+{
+	return LOG_OP(log_commit, first, recs, n, note, note_len);
+}
+
+void
+store_log_abort(struct store *s)
+{
+	if (store_log_shared(s))
+		s->ops->log_abort(s);
+}
+
+int
+store_log_head(struct store *s, uint64_t *size, char **note, size_t *len)
+{
+	return LOG_OP(log_head, size, note, len);
+}
+
+int
+store_log_entry(struct store *s, uint64_t seq, uint8_t **data, size_t *len)
+{
+	return LOG_OP(log_entry, seq, data, len);
+}

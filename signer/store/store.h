@@ -89,6 +89,14 @@ void store_request_list_free(struct store_request **v, size_t n);
 
 struct store;
 
+/* One audit entry of the log kept in the store (borrowed bytes). */
+struct store_log_rec {
+	const uint8_t *data;
+	size_t len;
+};
+/* Called for each entry store_log_read finds, in order; non-zero stops. */
+typedef int (*store_log_fn)(void *arg, uint64_t seq, const uint8_t *data, size_t len);
+
 struct store_ops {
 	const char *name;
 	int shared; /* other processes (replicas) write it too */
@@ -127,6 +135,16 @@ struct store_ops {
 	int (*doc_get)(struct store *s, const char *ns, const char *name, uint64_t version,
 	               uint8_t **data, size_t *len, uint64_t *version_out);
 	int (*doc_list)(struct store *s, const char *ns, char ***names, size_t *n);
+	/* Optional (NULL: the audit log stays in files, signer/audit/tlog.c):
+	 * the audit log kept in the store, shared by every replica. */
+	int (*log_lock)(struct store *s, uint64_t *size, char **note, size_t *len);
+	int (*log_read)(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn,
+	                void *arg);
+	int (*log_commit)(struct store *s, uint64_t first, const struct store_log_rec *recs,
+	                  size_t n, const char *note, size_t note_len);
+	void (*log_abort)(struct store *s);
+	int (*log_head)(struct store *s, uint64_t *size, char **note, size_t *len);
+	int (*log_entry)(struct store *s, uint64_t seq, uint8_t **data, size_t *len);
 };
 
 struct store {
@@ -191,6 +209,39 @@ int store_index_derived(const struct store *s);
 int store_index_next(struct store *s, uint64_t *next);
 int store_index_apply(struct store *s, const struct store_sig *sigs, size_t n,
                       const uint64_t *failed, size_t nfailed, uint64_t next, int detach);
+
+/*
+ * The audit log kept in the store (PostgreSQL): one linear sequence of
+ * entries and the signed checkpoint of their tree, appended to by every
+ * replica (signer/audit/tlog.c keeps the tree and signs; the store keeps
+ * bytes). store_log_shared: 1 if the backend keeps it (else the log lives
+ * in files of the audit directory, one per process).
+ *
+ * store_log_lock begins the log's transaction and locks its head (SELECT
+ * ... FOR UPDATE: replicas append one at a time); *size, *note (malloc'd,
+ * NUL-terminated; "" with size 0 for a log nobody has signed yet) are the
+ * committed head. Until store_log_commit or store_log_abort ends it, the
+ * caller is the only appender of every replica; one caller at a time per
+ * process. store_log_commit inserts n entries as seq first.. (first must
+ * be the locked size), sets the head to (first + n, note) and COMMITs:
+ * 0 only once the COMMIT returned; on any error the transaction is gone
+ * and the entries were not acknowledged (QS_ERR_UNAVAILABLE when the
+ * database could not be reached or did not commit; a COMMIT whose answer
+ * was lost may still have committed, which a later lock shows).
+ * store_log_read passes entries from..to-1 to fn in order, inside the
+ * locked transaction if `locked`, else in a snapshot of its own; an entry
+ * missing in the range is QS_ERR_PRECONDITION. store_log_head and
+ * store_log_entry read what is committed without any lock.
+ */
+int store_log_shared(const struct store *s);
+int store_log_lock(struct store *s, uint64_t *size, char **note, size_t *len);
+int store_log_read(struct store *s, int locked, uint64_t from, uint64_t to, store_log_fn fn,
+                   void *arg);
+int store_log_commit(struct store *s, uint64_t first, const struct store_log_rec *recs, size_t n,
+                     const char *note, size_t note_len);
+void store_log_abort(struct store *s);
+int store_log_head(struct store *s, uint64_t *size, char **note, size_t *len);
+int store_log_entry(struct store *s, uint64_t seq, uint8_t **data, size_t *len);
 
 /* Requests. Each call is one durable transaction. */
 

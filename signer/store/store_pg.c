@@ -37,7 +37,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2    /* 2: the audit log (audit_head, audit_entry) */
 #define PG_LOCK_KEY 1903388465 /* 0x71736731, "qsg1": serialises schema creation */
 #define PG_EXEC_KEY 1903388466 /* "qsg2": class of the execution claims */
 #define STR_(x) #x
@@ -45,6 +45,8 @@
 #define PGP_MAX 16 /* parameters of one statement (batches build their own) */
 #define SIG_COLS 8
 #define SIG_ROWS_PER_STMT 1000 /* 8000 parameters, far under libpq's 65535 */
+#define LOG_ROWS_PER_STMT 1000 /* audit entries: 2000 parameters */
+#define LOG_ROWS_PER_READ 4096
 
 struct pg_conn {
 	PGconn *c;
@@ -70,6 +72,8 @@ struct pg_store {
 	struct pg_conn conns[QS_PG_CONNS];
 	struct pg_conn sigconn;  /* the writer thread's own */
 	struct pg_conn execconn; /* holds execution claims (pg_req_claim) */
+	struct pg_conn logconn;  /* the audit log's transaction (pg_log_lock) */
+	pthread_mutex_t log_mu;  /* held from pg_log_lock to its commit or abort */
 	pthread_mutex_t exec_mu; /* held from a claim to its release */
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_work;
@@ -141,6 +145,19 @@ static const char *const schema[] = {
         " algorithm text NOT NULL, signature bytea NOT NULL, PRIMARY KEY (request, idx))",
         "CREATE TABLE qsign.doc (ns text NOT NULL, name text NOT NULL, version bigint NOT NULL,"
         " data bytea NOT NULL, created_ms bigint NOT NULL, PRIMARY KEY (ns, name, version))",
+        NULL,
+};
+
+/* Version 2: the audit log shared by the replicas (signer/audit/tlog.c).
+ * One head row (the committed size and its signed checkpoint), locked by
+ * each append; the entries by leaf index. The tree's hashes are not
+ * stored: every replica recomputes them from the entries and checks them
+ * against the signed checkpoint, so nothing in the database is trusted. */
+static const char *const schema_v2[] = {
+        "CREATE TABLE qsign.audit_head (id integer PRIMARY KEY CHECK (id = 1),"
+        " size bigint NOT NULL CHECK (size >= 0), checkpoint text NOT NULL)",
+        "CREATE TABLE qsign.audit_entry (seq bigint PRIMARY KEY CHECK (seq >= 0),"
+        " data bytea NOT NULL)",
         NULL,
 };
 
@@ -401,6 +418,9 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 		for (size_t i = 0; schema[i] != NULL; i++)
 			if ((r = pq(pc, schema[i], NULL, NULL, "create schema")) != 0)
 				goto out;
+		for (size_t i = 0; schema_v2[i] != NULL; i++)
+			if ((r = pq(pc, schema_v2[i], NULL, NULL, "create schema")) != 0)
+				goto out;
 		if ((r = pq(pc,
 		            "INSERT INTO qsign.meta VALUES ('created_by', 'quorum-signer'),"
 		            " ('schema_version', '" STR(PG_SCHEMA_VERSION) "')",
@@ -438,6 +458,15 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 		if (ver < 1) {
 			r = qs_fail(QS_ERR_PRECONDITION, "the database has no schema version");
 			goto out;
+		}
+		if (ver < 2 && create) {
+			/* 1 -> 2: the audit log moves into the database. */
+			for (size_t i = 0; schema_v2[i] != NULL; i++)
+				if ((r = pq(pc, schema_v2[i], NULL, NULL, "upgrade schema")) != 0)
+					goto out;
+			if ((r = pq(pc, "UPDATE qsign.meta SET v = '2' WHERE k = 'schema_version'",
+			            NULL, NULL, "schema version")) != 0)
+				goto out;
 		}
 	}
 	r = pg_commit(pc);
@@ -1316,6 +1345,282 @@ out:
 	return finish(s, pc, r);
 }
 
+/* ------------------------------------------------------------ audit log */
+
+static int
+head_row(PGresult *res, uint64_t *size, char **note, size_t *len)
+{
+	const char *c = PQgetvalue(res, 0, 1);
+
+	*size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	*len = strlen(c);
+	if ((*note = strdup(c)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+#define HEAD_SELECT "SELECT size, checkpoint FROM audit_head WHERE id = 1"
+
+static int
+pg_log_lock(struct store *base, uint64_t *size, char **note, size_t *len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	PGresult *res = NULL;
+	int r;
+
+	*size = 0;
+	*note = NULL;
+	*len = 0;
+	pthread_mutex_lock(&s->log_mu);
+	if ((r = pg_begin(s, pc, BEGIN_RW)) != 0)
+		goto fail;
+	if ((r = pq(pc, HEAD_SELECT " FOR UPDATE", NULL, &res, "lock the audit log head")) != 0)
+		goto out;
+	if (PQntuples(res) == 0) {
+		/* A new log: its head row, which the first commit fills. */
+		PQclear(res);
+		res = NULL;
+		if ((r = pq(pc,
+		            "INSERT INTO audit_head VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+		            NULL, NULL, "create the audit log head")) != 0 ||
+		    (r = pq(pc, HEAD_SELECT " FOR UPDATE", NULL, &res,
+		            "lock the audit log head")) != 0)
+			goto out;
+		if (PQntuples(res) != 1) {
+			r = qs_fail(QS_ERR_DB, "audit log head row missing");
+			goto out;
+		}
+	}
+	r = head_row(res, size, note, len);
+out:
+	PQclear(res);
+	if (r == 0)
+		return 0; /* log_mu stays held until the commit or abort */
+	pg_rollback(pc);
+fail:
+	pthread_mutex_unlock(&s->log_mu);
+	return r;
+}
+
+static void
+pg_log_abort(struct store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+
+	pg_rollback(&s->logconn);
+	pthread_mutex_unlock(&s->log_mu);
+}
+
+static int
+insert_log_rows(struct pg_conn *pc, uint64_t first, const struct store_log_rec *recs, size_t n)
+{
+	const char **v = NULL;
+	int *len = NULL, *fmt = NULL;
+	char(*num)[24] = NULL;
+	char *sql = NULL;
+	size_t cap = 64 + n * 24, off;
+	PGresult *res = NULL;
+	ExecStatusType st;
+	int r;
+
+	if ((v = calloc(2 * n, sizeof(*v))) == NULL ||
+	    (len = calloc(2 * n, sizeof(*len))) == NULL ||
+	    (fmt = calloc(2 * n, sizeof(*fmt))) == NULL ||
+	    (num = calloc(n, sizeof(*num))) == NULL || (sql = malloc(cap)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	off = (size_t)snprintf(sql, cap, "INSERT INTO audit_entry (seq, data) VALUES ");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num[i], sizeof(num[0]), "%" PRIu64, first + i);
+		v[2 * i] = num[i];
+		v[2 * i + 1] = (const char *)recs[i].data;
+		len[2 * i + 1] = (int)recs[i].len;
+		fmt[2 * i + 1] = 1;
+		off += (size_t)snprintf(sql + off, cap - off, "%s($%zu,$%zu)", i ? "," : "",
+		                        2 * i + 1, 2 * i + 2);
+	}
+	res = PQexecParams(pc->c, sql, (int)(2 * n), NULL, v, len, fmt, 0);
+	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	r = st == PGRES_COMMAND_OK ? 0 : pgerr(pc, res, "insert audit entries");
+out:
+	PQclear(res);
+	free(v);
+	free(len);
+	free(fmt);
+	free(num);
+	free(sql);
+	return r;
+}
+
+static int
+pg_log_commit(struct store *base, uint64_t first, const struct store_log_rec *recs, size_t n,
+              const char *note, size_t note_len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	struct pgp p = {0};
+	PGresult *res = NULL;
+	char *text = strndup(note, note_len); /* a text parameter ends in NUL */
+	int r = 0;
+
+	if (text == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t off = 0; off < n && r == 0; off += LOG_ROWS_PER_STMT)
+		r = insert_log_rows(pc, first + off, recs + off,
+		                    n - off < LOG_ROWS_PER_STMT ? n - off : LOG_ROWS_PER_STMT);
+	if (r != 0)
+		goto out;
+	pp_int(&p, (int64_t)(first + n));
+	pp_text(&p, text);
+	pp_int(&p, (int64_t)first);
+	if ((r = pq(pc,
+	            "UPDATE audit_head SET size = $1, checkpoint = $2 WHERE id = 1 AND size = $3",
+	            &p, &res, "update the audit log head")) != 0)
+		goto out;
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		r = qs_fail(QS_ERR_DB, "audit log head moved while locked");
+		goto out;
+	}
+	if ((r = pg_commit(pc)) != 0) {
+		/* Not acknowledged, whatever PostgreSQL did with it. */
+		r = qs_fail(QS_ERR_UNAVAILABLE, "postgresql did not commit the audit entries: %s",
+		            qs_errdetail());
+		pc->broken = 1; /* the session's state is unknown: start afresh */
+	}
+out:
+	PQclear(res);
+	free(text);
+	if (r != 0)
+		pg_rollback(pc);
+	pthread_mutex_unlock(&s->log_mu);
+	return r;
+}
+
+static int
+pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_log_fn fn, void *arg)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = locked ? &s->logconn : pool_get(s);
+	PGresult *res = NULL;
+	int r = 0;
+
+	if (!locked && (r = pg_begin(s, pc, BEGIN_RO)) != 0) {
+		pool_put(s, pc);
+		return r;
+	}
+	for (uint64_t cur = from; cur < to && r == 0;) {
+		uint64_t hi = to - cur < LOG_ROWS_PER_READ ? to : cur + LOG_ROWS_PER_READ;
+		struct pgp p = {0};
+		int rows;
+
+		pp_int(&p, (int64_t)cur);
+		pp_int(&p, (int64_t)hi);
+		if ((r = pq(pc,
+		            "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
+		            " ORDER BY seq",
+		            &p, &res, "read audit entries")) != 0)
+			break;
+		rows = PQntuples(res);
+		for (int i = 0; i < rows && r == 0; i++, cur++) {
+			uint8_t *b = NULL;
+			size_t n = 0;
+			if (strtoull(PQgetvalue(res, i, 0), NULL, 10) != cur) {
+				r = qs_fail(QS_ERR_PRECONDITION,
+				            "audit entry %" PRIu64 " is missing from the database",
+				            cur);
+				break;
+			}
+			if ((r = get_bytes(res, i, 1, &b, &n)) == 0)
+				r = fn(arg, cur, b, n);
+			free(b);
+		}
+		PQclear(res);
+		res = NULL;
+		if (r == 0 && cur < hi)
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "audit entry %" PRIu64 " is missing from the database", cur);
+	}
+	if (locked)
+		return r;
+	if (r == 0)
+		r = pg_commit(pc);
+	return finish(s, pc, r);
+}
+
+static int
+pg_log_head(struct store *base, uint64_t *size, char **note, size_t *len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = pool_get(s);
+	PGresult *res = NULL;
+	int r;
+
+	*size = 0;
+	*note = NULL;
+	*len = 0;
+	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0) {
+		pool_put(s, pc);
+		return r;
+	}
+	if ((r = pq(pc, HEAD_SELECT, NULL, &res, "read the audit log head")) != 0)
+		goto out;
+	if (PQntuples(res) == 1 && (r = head_row(res, size, note, len)) != 0)
+		goto out;
+	if (*note == NULL && (*note = strdup("")) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	r = pg_commit(pc);
+out:
+	PQclear(res);
+	if (r != 0) {
+		free(*note);
+		*note = NULL;
+		*len = 0;
+	}
+	return finish(s, pc, r);
+}
+
+static int
+pg_log_entry(struct store *base, uint64_t seq, uint8_t **data, size_t *len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = pool_get(s);
+	struct pgp p = {0};
+	PGresult *res = NULL;
+	int r;
+
+	*data = NULL;
+	*len = 0;
+	if ((r = pg_begin(s, pc, BEGIN_RO)) != 0) {
+		pool_put(s, pc);
+		return r;
+	}
+	pp_int(&p, (int64_t)seq);
+	if ((r = pq(pc, "SELECT data FROM audit_entry WHERE seq = $1", &p, &res,
+	            "read an audit entry")) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		r = qs_fail(QS_ERR_NOT_FOUND, "no audit entry %" PRIu64, seq);
+		goto out;
+	}
+	if ((r = get_bytes(res, 0, 0, data, len)) != 0)
+		goto out;
+	r = pg_commit(pc);
+out:
+	PQclear(res);
+	if (r != 0) {
+		free(*data);
+		*data = NULL;
+		*len = 0;
+	}
+	return finish(s, pc, r);
+}
+
 static void
 pg_close(struct store *base)
 {
@@ -1335,6 +1640,8 @@ pg_close(struct store *base)
 		PQfinish(s->sigconn.c);
 	if (s->execconn.c != NULL)
 		PQfinish(s->execconn.c);
+	if (s->logconn.c != NULL)
+		PQfinish(s->logconn.c);
 	if (s->conninfo != NULL) {
 		/* it may hold a password */
 		explicit_bzero(s->conninfo, strlen(s->conninfo));
@@ -1345,6 +1652,7 @@ pg_close(struct store *base)
 	pthread_mutex_destroy(&s->q_mu);
 	pthread_cond_destroy(&s->q_work);
 	pthread_mutex_destroy(&s->exec_mu);
+	pthread_mutex_destroy(&s->log_mu);
 	free(s);
 }
 
@@ -1371,6 +1679,12 @@ static const struct store_ops pg_ops = {
         .doc_put_many = pg_doc_put_many,
         .doc_get = pg_doc_get,
         .doc_list = pg_doc_list,
+        .log_lock = pg_log_lock,
+        .log_read = pg_log_read,
+        .log_commit = pg_log_commit,
+        .log_abort = pg_log_abort,
+        .log_head = pg_log_head,
+        .log_entry = pg_log_entry,
 };
 
 int
@@ -1402,6 +1716,7 @@ store_open_pg(const char *conninfo, int create, struct store **out)
 	pthread_mutex_init(&s->q_mu, NULL);
 	pthread_cond_init(&s->q_work, NULL);
 	pthread_mutex_init(&s->exec_mu, NULL);
+	pthread_mutex_init(&s->log_mu, NULL);
 	s->tail = &s->head;
 	if ((s->conninfo = strdup(conninfo)) == NULL) {
 		r = qs_fail(QS_ERR_NOMEM, "out of memory");

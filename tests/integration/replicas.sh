@@ -16,7 +16,8 @@
 #    opened to A before (the library leaves a server whose connection
 #    dropped before it sends anything);
 #  - a replica killed while it executes a request (after logging its
-#    signature): another replica finds the orphan by itself and signs it;
+#    signature): another replica finds the orphan by itself and releases
+#    the signature the dead one logged in the shared audit log;
 #  - a policy change applied through A is in force on B at B's next call,
 #    without a restart (B's signer helpers take it with its approvals).
 . "$(dirname "$0")/lib.sh"
@@ -209,6 +210,9 @@ done
 [ "$(psql_q "SELECT count(*) FROM qsign.request_sig WHERE request = '$orphan'")" = 1 ] || fail "orphan: not exactly one signature stored"
 echo "ok: a request orphaned by a replica's death is signed by the replicas that remain"
 grep -q "request.signed id=$orphan" "$T/B.log" || fail "the orphan was not signed by B"
+# The one log in the database holds A's logged signature: B releases it
+# instead of signing again.
+grep -q "request.released_logged id=$orphan" "$T/B.log" || fail "B signed the orphan again instead of releasing the signature A logged"
 start_replica A "$HA"
 
 # --- a policy change through A is in force on B at its next call

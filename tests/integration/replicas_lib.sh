@@ -9,8 +9,10 @@ start_replica() {
 	SOFTHSM2_CONF=$h/softhsm2.conf "$bin" -c "$h/qsignd.json" >>"$T/$n.log" 2>&1 &
 	PID[$n]=$!
 	local tries=200
-	# Sanitizer builds start several times slower (as lib.sh's qs_start).
-	qs_sanitized && tries=600
+	# Sanitizer builds start several times slower, more so on a busy
+	# machine (QS_START_TRIES overrides, in 50 ms steps).
+	qs_sanitized && tries=2400
+	tries=${QS_START_TRIES:-$tries}
 	for _ in $(seq 1 "$tries"); do
 		grep -q "qsignd: ready" "$T/$n.log" 2>/dev/null && return 0
 		kill -0 "${PID[$n]}" 2>/dev/null || { tail -20 "$T/$n.log" >&2; fail "replica $n exited during start"; }

@@ -9,7 +9,10 @@
  *                              a shared database has: two handles (two
  *                              replicas) racing the same state transitions
  *                              and policy versions, exactly one winning;
- *                              refusal of a foreign or newer schema.
+ *                              refusal of a foreign or newer schema; the
+ *                              audit log kept in the store: appends from two
+ *                              handles serialised by the head's lock, a
+ *                              COMMIT PostgreSQL refuses leaves nothing.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -188,6 +191,121 @@ out:
 	store_close(b);
 }
 
+/* What store_log_read passes, joined with '|'. */
+static int
+collect(void *arg, uint64_t seq, const uint8_t *data, size_t len)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	(void)seq;
+	snprintf(buf + n, 256 - n, "%s%.*s", n ? "|" : "", (int)len, (const char *)data);
+	return 0;
+}
+
+struct locker {
+	struct store *s;
+	uint64_t size;
+	int rc;
+};
+
+static void *
+lock_main(void *arg)
+{
+	struct locker *l = arg;
+	char *note = NULL;
+	size_t len = 0;
+	const struct store_log_rec rec = {(const uint8_t *)"third", 5};
+
+	l->rc = store_log_lock(l->s, &l->size, &note, &len);
+	free(note);
+	if (l->rc == 0)
+		l->rc = store_log_commit(l->s, l->size, &rec, 1, "cp3\n", 4);
+	return NULL;
+}
+
+/* The audit log kept in the store, from two handles (two replicas). */
+static void
+pg_log(void)
+{
+	struct store *a = NULL, *b = NULL;
+	const struct store_log_rec two[] = {{(const uint8_t *)"first", 5},
+	                                    {(const uint8_t *)"second", 6}};
+	struct locker l = {0};
+	pthread_t th;
+	char got[256] = "", *note = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint64_t size = 0;
+	PGconn *c = PQconnectdb(pg);
+
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	CHECK_EQ(store_open_pg(pg, 1, &a), 0);
+	CHECK_EQ(store_open_pg(pg, 1, &b), 0);
+	if (a == NULL || b == NULL)
+		goto out;
+	CHECK(store_log_shared(a));
+	CHECK_EQ(store_log_lock(a, &size, &note, &len), 0); /* a new log: no head yet */
+	CHECK_EQ(size, 0);
+	CHECK_STR(note, "");
+	free(note);
+	CHECK_EQ(store_log_commit(a, 0, two, 2, "cp2\n", 4), 0);
+	/* While a holds the head, b's append waits for it. */
+	CHECK_EQ(store_log_lock(a, &size, &note, &len), 0);
+	free(note);
+	l.s = b;
+	pthread_create(&th, NULL, lock_main, &l);
+	usleep(300 * 1000);
+	CHECK_EQ(store_log_read(a, 1, 0, 2, collect, got), 0);
+	CHECK_STR(got, "first|second");
+	store_log_abort(a);
+	pthread_join(th, NULL);
+	CHECK_EQ(l.rc, 0);
+	CHECK_EQ(l.size, 2);
+	CHECK_EQ(store_log_head(a, &size, &note, &len), 0);
+	CHECK_EQ(size, 3);
+	CHECK_STR(note, "cp3\n");
+	free(note);
+	CHECK_EQ(store_log_entry(a, 2, &data, &len), 0);
+	CHECK(len == 5 && memcmp(data, "third", 5) == 0);
+	free(data);
+	CHECK_EQ(store_log_entry(a, 3, &data, &len), QS_ERR_NOT_FOUND);
+	got[0] = '\0';
+	CHECK_EQ(store_log_read(b, 0, 1, 3, collect, got), 0);
+	CHECK_STR(got, "second|third");
+	/* A stale first index (another replica appended meanwhile) is refused. */
+	CHECK_EQ(store_log_lock(a, &size, &note, &len), 0);
+	free(note);
+	CHECK(store_log_commit(a, 2, two, 1, "cpX\n", 4) != 0);
+	/* A COMMIT that PostgreSQL refuses (a deferred check fails): nothing of
+	 * it stays, and the caller is told UNAVAILABLE. */
+	PQclear(PQexec(c, "CREATE FUNCTION qsign.no() RETURNS trigger LANGUAGE plpgsql AS "
+	                  "$$BEGIN RAISE EXCEPTION 'refused'; END$$"));
+	PQclear(PQexec(c, "CREATE CONSTRAINT TRIGGER no AFTER UPDATE ON qsign.audit_head "
+	                  "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION qsign.no()"));
+	CHECK_EQ(store_log_lock(a, &size, &note, &len), 0);
+	free(note);
+	CHECK_EQ(size, 3);
+	CHECK_EQ(store_log_commit(a, 3, two, 2, "cp5\n", 4), QS_ERR_UNAVAILABLE);
+	CHECK(strstr(qs_errdetail(), "did not commit") != NULL);
+	CHECK_EQ(store_log_head(b, &size, &note, &len), 0);
+	CHECK_EQ(size, 3);
+	CHECK_STR(note, "cp3\n");
+	free(note);
+	CHECK_EQ(store_log_entry(b, 3, &data, &len), QS_ERR_NOT_FOUND);
+	PQclear(PQexec(c, "DROP TRIGGER no ON qsign.audit_head"));
+	CHECK_EQ(store_log_lock(a, &size, &note, &len), 0); /* the session recovered */
+	free(note);
+	CHECK_EQ(store_log_commit(a, 3, two, 2, "cp5\n", 4), 0);
+	CHECK_EQ(store_log_head(b, &size, &note, &len), 0);
+	CHECK_EQ(size, 5);
+	free(note);
+out:
+	PQfinish(c);
+	store_close(a);
+	store_close(b);
+}
+
 /* A database whose "qsign" schema is not ours, or newer than ours. */
 static void
 pg_refusals(void)
@@ -210,6 +328,27 @@ pg_refusals(void)
 	CHECK_EQ(store_open_pg(other, 1, &s), 0); /* creates ours */
 	store_close(s);
 	s = NULL;
+	{
+		/* Version 1 (before the audit log moved in) is upgraded. */
+		PGresult *res;
+		uint64_t size = 1;
+		char *note = NULL;
+		size_t len = 0;
+		PQclear(PQexec(c, "DROP TABLE qsign.audit_entry, qsign.audit_head; UPDATE "
+		                  "qsign.meta SET v = '1' WHERE k = 'schema_version'"));
+		CHECK_EQ(store_open_pg(other, 0, &s), 0); /* --check: changes nothing */
+		store_close(s);
+		s = NULL;
+		CHECK_EQ(store_open_pg(other, 1, &s), 0);
+		CHECK_EQ(store_log_head(s, &size, &note, &len), 0);
+		CHECK_EQ(size, 0);
+		free(note);
+		store_close(s);
+		s = NULL;
+		res = PQexec(c, "SELECT v FROM qsign.meta WHERE k = 'schema_version'");
+		CHECK(PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "2") == 0);
+		PQclear(res);
+	}
 	PQclear(PQexec(c, "UPDATE qsign.meta SET v = '99' WHERE k = 'schema_version'"));
 	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
 	CHECK(strstr(qs_errdetail(), "upgrade qsignd") != NULL);
@@ -293,6 +432,7 @@ main(int argc, char **argv)
 
 	if (pg != NULL) {
 		pg_races();
+		pg_log();
 		pg_refusals();
 	} else {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
