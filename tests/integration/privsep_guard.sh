@@ -56,7 +56,7 @@ rc=0
 # Each check is a round trip and a token signature: 60 s, 450 in a sanitizer
 # build (instrumented OpenSSL, token and helper run several times slower).
 limit=60
-grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && limit=450
+qs_sanitized && limit=450
 timeout "$limit" "$QS_BIN/qs_privsep_guard" "$cfg" "$QSIGN_HOME" "$T/policy-v2.json" >"$T/out" 2>"$T/err" || rc=$?
 cat "$T/out"
 [ "$rc" = 0 ] || { tail -20 "$T/err" >&2; fail "qs_privsep_guard exited $rc"; }

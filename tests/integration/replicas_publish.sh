@@ -82,7 +82,7 @@ trap cleanup EXIT
 wait_same() {
 	local t0 t1 tries=50
 	t0=$(date +%s%N)
-	grep -q '^QS_SANITIZE:BOOL=ON' "${QS_BUILD:-/nonexistent}/CMakeCache.txt" 2>/dev/null && tries=150
+	qs_sanitized && tries=150
 	for _ in $(seq 1 "$tries"); do
 		if [ -f "$2" ] && cmp -s "$1" "$2"; then
 			t1=$(date +%s%N)
