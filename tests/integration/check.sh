@@ -50,6 +50,11 @@ bad_policy "key in a token that is not configured" "no configured token matches"
 	'p["keys"]["ci-key"]["uri"] = "pkcs11:token=elsewhere;object=ci-key"'
 bad_policy "algorithm differs from the token" "the policy says ed25519" \
 	'p["keys"]["ci-key"]["algorithm"] = "ed25519"; p["roles"]["ci-sign"]["payloads"] = ["blob"]'
+bad_policy "ecdsa-p384 named for a P-256 key" \
+	"keys.ci-key: the token holds a ecdsa-p256 key, the policy says ecdsa-p384" \
+	'p["keys"]["ci-key"]["algorithm"] = "ecdsa-p384"'
+bad_policy "unknown key algorithm" "keys.ci-key.algorithm: must be ecdsa-p256, ecdsa-p384, ed25519" \
+	'p["keys"]["ci-key"]["algorithm"] = "ecdsa-p521"'
 bad_policy "quorum threshold 0" "quorum.threshold: must be an integer >= 1" \
 	'p["roles"]["release"]["quorum"]["threshold"] = 0'
 bad_policy "quorum threshold missing" "quorum.threshold: missing" \
