@@ -125,6 +125,12 @@ bad_config "world-accessible ipc socket" "never world access" 'c["ipc_mode"] = "
 (umask 077; echo 0000 >"$QSIGN_HOME/bad.pin")
 bad_config "wrong PIN" "PIN" 'c["tokens"][0]["pin_file"] = "bad.pin"'
 bad_config "missing token" "token" 'c["tokens"][0]["uri"] = "pkcs11:token=nope"'
+# The log's key signs checkpoints that witnesses verify as P-256 or Ed25519:
+# a P-384 key is refused by name
+qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -t ecdsa-p384 \
+	-l audit-p384 >/dev/null || fail "keygen audit-p384"
+bad_config "ecdsa-p384 audit key" "audit.key: must be ECDSA P-256 or Ed25519" \
+	'c["audit"]["key"] = "pkcs11:token=qsign-demo;object=audit-p384"'
 cp "$T/config.good" "$cfg"
 
 chmod 644 "$QSIGN_HOME/user.pin"
