@@ -132,6 +132,11 @@ qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -
 bad_config "ecdsa-p384 audit key" "audit.key: must be ECDSA P-256 or Ed25519" \
 	'c["audit"]["key"] = "pkcs11:token=qsign-demo;object=audit-p384"'
 cp "$T/config.good" "$cfg"
+# TUF signs with ecdsa-sha2-nistp256, ed25519 or rsassa-pss-sha256: a P-384
+# key in a TUF role is refused by name
+bad_policy "ecdsa-p384 TUF key" "tuf.roles.timestamp.keys[0]: tuf384 must be ecdsa-p256, ed25519 or rsa3072" \
+	'p["keys"]["tuf384"] = {"uri": "pkcs11:token=qsign-demo;object=audit-p384", "algorithm": "ecdsa-p384"}; p["tuf"]["roles"]["timestamp"]["keys"] = ["tuf384"]'
+cp "$T/policy.good" "$pol"
 
 chmod 644 "$QSIGN_HOME/user.pin"
 expect_rc 1 qsignd -c "$cfg" --check
