@@ -63,7 +63,7 @@ void p11_config_free(struct p11_config *c);
 /* The family of a key, from KeyInfo.algorithm. */
 enum p11_keyfam {
 	P11_FAM_NONE = 0,
-	P11_FAM_EC,        /* ecdsa-p256 */
+	P11_FAM_EC,        /* ecdsa-p256, ecdsa-p384 */
 	P11_FAM_ED25519,   /* ed25519 */
 	P11_FAM_RSA_PSS,   /* rsa3072 */
 	P11_FAM_RSA_PKCS1, /* rsa2048-pkcs1, rsa3072-pkcs1, rsa4096-pkcs1 */

@@ -5,7 +5,7 @@
  * digest (kind DIGEST, SignRequest.hash naming the hash) or, for Ed25519
  * (and for hashing mechanisms of roles that take blobs only), of the
  * message itself (kind BLOB; the daemon hashes it with that hash). qsignd
- * signs with the one scheme the key is for (ecdsa-p256: ECDSA; rsa3072:
+ * signs with the one scheme the key is for (ecdsa-p256/p384: ECDSA; rsa3072:
  * PSS with MGF1 of the digest's hash and a salt of its length; rsa*-pkcs1:
  * PKCS#1 v1.5 over the digest's DigestInfo; ed25519: pure Ed25519), so a
  * mechanism is offered only for keys of that scheme and its parameters must
@@ -87,7 +87,7 @@ p11_keyfam_of(const char *a)
 {
 	if (a == NULL)
 		return P11_FAM_NONE;
-	if (strcmp(a, "ecdsa-p256") == 0)
+	if (strcmp(a, "ecdsa-p256") == 0 || strcmp(a, "ecdsa-p384") == 0)
 		return P11_FAM_EC;
 	if (strcmp(a, "ed25519") == 0)
 		return P11_FAM_ED25519;
@@ -145,7 +145,8 @@ p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info)
 	info->flags = CKF_SIGN;
 	switch (fam) {
 	case P11_FAM_EC:
-		info->ulMinKeySize = info->ulMaxKeySize = 256;
+		info->ulMinKeySize = 256;
+		info->ulMaxKeySize = 384;
 		info->flags |= CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 		break;
 	case P11_FAM_ED25519:

@@ -13,6 +13,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -21,6 +22,30 @@
 
 /* OIDs of the curves, DER, as CKA_EC_PARAMS carries them. */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}; /* secp384r1 */
+
+/* The NIST curves of the ECDSA key types: the uncompressed point's length
+ * and CKA_EC_PARAMS. */
+static const struct ec_curve {
+	const char *algorithm;
+	const char *desc;
+	int nid; /* OpenSSL's */
+	size_t point_len;
+	const uint8_t *oid;
+	size_t oid_len;
+} ec_curves[] = {
+        {"ecdsa-p256", "P-256", NID_X9_62_prime256v1, 65, oid_p256, sizeof(oid_p256)},
+        {"ecdsa-p384", "P-384", NID_secp384r1, 97, oid_p384, sizeof(oid_p384)},
+};
+
+static const struct ec_curve *
+ec_curve_of(const char *algorithm)
+{
+	for (size_t i = 0; i < sizeof(ec_curves) / sizeof(ec_curves[0]); i++)
+		if (strcmp(ec_curves[i].algorithm, algorithm) == 0)
+			return &ec_curves[i];
+	return NULL;
+}
 static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 
 static const CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -52,6 +77,21 @@ octet_string(uint8_t **dst, size_t *dst_len, const uint8_t *pt, size_t len)
 	memcpy(*dst + 2, pt, len);
 	*dst_len = len + 2;
 	return 0;
+}
+
+/* pk is on curve c (OpenSSL's group name). */
+static int
+ec_group_is(EVP_PKEY *pk, const struct ec_curve *c)
+{
+	char group[64];
+	size_t n = 0;
+	int nid;
+
+	if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+	                                   &n) != 1)
+		return 0;
+	nid = OBJ_sn2nid(group);
+	return nid != NID_undef && nid == c->nid;
 }
 
 static int
@@ -123,19 +163,27 @@ p11_key_from_info(struct p11_key *k, const Qsign__V1__KeyInfo *ki)
 	if ((r = dup_bytes(&k->spki, &k->spki_len, der, (size_t)len)) != 0)
 		goto out;
 	switch (k->fam) {
-	case P11_FAM_EC:
-		if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
-		                                    sizeof(pt), &ptlen) != 1 ||
-		    ptlen != 65) {
-			r = qs_fail(QS_ERR_INVALID, "key %s: not a P-256 point", ki->name);
+	case P11_FAM_EC: {
+		const struct ec_curve *c = ec_curve_of(ki->algorithm);
+		if (c == NULL) {
+			r = qs_fail(QS_ERR_UNIMPLEMENTED, "key %s: algorithm %s not offered",
+			            ki->name, ki->algorithm);
 			goto out;
 		}
-		if ((r = dup_bytes(&k->ec_params, &k->ec_params_len, oid_p256, sizeof(oid_p256))) !=
-		            0 ||
+		/* The group is checked too: a P-384 point is not a P-256 one
+		 * of another length only. */
+		if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
+		                                    sizeof(pt), &ptlen) != 1 ||
+		    ptlen != c->point_len || !ec_group_is(pk, c)) {
+			r = qs_fail(QS_ERR_INVALID, "key %s: not a %s point", ki->name, c->desc);
+			goto out;
+		}
+		if ((r = dup_bytes(&k->ec_params, &k->ec_params_len, c->oid, c->oid_len)) != 0 ||
 		    (r = octet_string(&k->ec_point, &k->ec_point_len, pt, ptlen)) != 0)
 			goto out;
-		k->sig_len = 64;
+		k->sig_len = c->point_len - 1; /* r || s: two coordinates' length */
 		break;
+	}
 	case P11_FAM_ED25519:
 		ptlen = 32;
 		if (EVP_PKEY_get_raw_public_key(pk, pt, &ptlen) != 1 || ptlen != 32) {

@@ -29,6 +29,7 @@
 #define FIND_BATCH 32
 #define KEY_ID_RANDOM_LEN 16
 #define P256_SIG_LEN 64
+#define P384_SIG_LEN 96
 #define ED25519_SIG_LEN 64
 #define RSA3072_SIG_LEN 384
 #define RSA2048_SIG_LEN 256
@@ -85,6 +86,7 @@ hsm_digestinfo_prefix(size_t digest_len, size_t *prefix_len)
 
 /* DER of the named curves we create and recognise. */
 static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}; /* secp384r1 */
 static const uint8_t oid_ed25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 /* PrintableString "edwards25519", the form PKCS#11 3.0 also allows. */
 static const uint8_t str_ed25519[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
@@ -902,6 +904,8 @@ hsm_keytype_name(enum hsm_keytype type)
 	switch (type) {
 	case HSM_KEY_EC_P256:
 		return "ecdsa-p256";
+	case HSM_KEY_EC_P384:
+		return "ecdsa-p384";
 	case HSM_KEY_ED25519:
 		return "ed25519";
 	case HSM_KEY_RSA3072:
@@ -925,10 +929,30 @@ hsm_keytype_is_rsa(enum hsm_keytype t)
 	       t == HSM_KEY_RSA4096_PKCS1;
 }
 
+const char *
+hsm_keytype_names(void)
+{
+	return "ecdsa-p256, ecdsa-p384, ed25519, rsa3072, rsa2048-pkcs1, rsa3072-pkcs1 or "
+	       "rsa4096-pkcs1";
+}
+
+int
+hsm_keytype_is_ecdsa(enum hsm_keytype t)
+{
+	return t == HSM_KEY_EC_P256 || t == HSM_KEY_EC_P384;
+}
+
 int
 hsm_keytype_signs_digest(enum hsm_keytype t)
 {
-	return t == HSM_KEY_EC_P256 || hsm_keytype_is_rsa(t);
+	return hsm_keytype_is_ecdsa(t) || hsm_keytype_is_rsa(t);
+}
+
+/* Raw r||s bytes of an ECDSA type (0 for the others). */
+static size_t
+ecdsa_len(enum hsm_keytype t)
+{
+	return t == HSM_KEY_EC_P256 ? P256_SIG_LEN : t == HSM_KEY_EC_P384 ? P384_SIG_LEN : 0;
 }
 
 /* Modulus bytes of an RSA type (0 for the others). */
@@ -959,6 +983,8 @@ hsm_keytype_parse(const char *s)
 		return HSM_KEY_ED25519;
 	if (!strcmp(s, "rsa3072") || !strcmp(s, "rsa"))
 		return HSM_KEY_RSA3072;
+	if (!strcmp(s, "ecdsa-p384") || !strcmp(s, "p384"))
+		return HSM_KEY_EC_P384;
 	for (int t = HSM_KEY_RSA2048_PKCS1; t <= HSM_KEY_RSA4096_PKCS1; t++)
 		if (!strcmp(s, hsm_keytype_name((enum hsm_keytype)t)))
 			return (enum hsm_keytype)t;
@@ -1158,6 +1184,8 @@ key_describe(hsm_token *t, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o, struct hsm_k
 			goto out;
 		if (r == 0 && kt == CKK_EC && bytes_eq(v, n, oid_p256, sizeof(oid_p256)))
 			info->type = HSM_KEY_EC_P256;
+		if (r == 0 && kt == CKK_EC && bytes_eq(v, n, oid_p384, sizeof(oid_p384)))
+			info->type = HSM_KEY_EC_P384;
 		if (r == 0 && kt == CKK_EC_EDWARDS &&
 		    (bytes_eq(v, n, oid_ed25519, sizeof(oid_ed25519)) ||
 		     bytes_eq(v, n, str_ed25519, sizeof(str_ed25519))))
@@ -1550,6 +1578,10 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
 		pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p256, sizeof(oid_p256)};
 		break;
+	case HSM_KEY_EC_P384:
+		mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+		pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)oid_p384, sizeof(oid_p384)};
+		break;
 	case HSM_KEY_ED25519:
 		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
 		pub[npub++] =
@@ -1791,6 +1823,7 @@ sign_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 
 	switch (a->k->type) {
 	case HSM_KEY_EC_P256:
+	case HSM_KEY_EC_P384:
 		mech.mechanism = CKM_ECDSA;
 		break;
 	case HSM_KEY_ED25519:
@@ -1856,6 +1889,7 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 		return qs_fail(QS_ERR_INVALID, "no input");
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
+	case HSM_KEY_EC_P384:
 	case HSM_KEY_RSA3072:
 	case HSM_KEY_RSA2048_PKCS1:
 	case HSM_KEY_RSA3072_PKCS1:
@@ -1865,8 +1899,8 @@ hsm_sign(hsm_token *t, const hsm_key *k, const uint8_t *in, size_t in_len, uint8
 			               "%s signs a SHA-256, SHA-384 or SHA-512 digest (32, 48 or "
 			               "64 bytes), got %zu bytes",
 			               hsm_keytype_name(k->type), in_len);
-		a.want_len = k->type == HSM_KEY_EC_P256 ? P256_SIG_LEN : rsa_len(k->type);
-		if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_RSA3072) {
+		a.want_len = hsm_keytype_is_ecdsa(k->type) ? ecdsa_len(k->type) : rsa_len(k->type);
+		if (hsm_keytype_is_rsa(k->type) && k->type != HSM_KEY_RSA3072) {
 			/* PKCS#1 v1.5 signs the DigestInfo, not the bare digest. */
 			memcpy(di, a.dg->prefix, DIGESTINFO_PREFIX_LEN);
 			memcpy(di + DIGESTINFO_PREFIX_LEN, in, in_len);

@@ -46,6 +46,7 @@ enum hsm_keytype {
 	HSM_KEY_RSA2048_PKCS1 = 4,
 	HSM_KEY_RSA3072_PKCS1 = 5,
 	HSM_KEY_RSA4096_PKCS1 = 6,
+	HSM_KEY_EC_P384 = 7, /* CKM_ECDSA over a SHA-256/384/512 digest, secp384r1 */
 };
 
 #define HSM_LABEL_MAX 64 /* CKA_LABEL we accept / create, bytes */
@@ -61,9 +62,15 @@ struct hsm_keyinfo {
 	size_t id_len;
 };
 
-/* "ecdsa-p256", "ed25519", "rsa3072", "rsa2048-pkcs1", "rsa3072-pkcs1",
- * "rsa4096-pkcs1"; NULL for HSM_KEY_NONE. */
+/* "ecdsa-p256", "ecdsa-p384", "ed25519", "rsa3072", "rsa2048-pkcs1",
+ * "rsa3072-pkcs1", "rsa4096-pkcs1"; NULL for HSM_KEY_NONE. */
 const char *hsm_keytype_name(enum hsm_keytype t);
+/* Those names as one list for error messages: "ecdsa-p256, ecdsa-p384, ...
+ * or rsa4096-pkcs1". */
+const char *hsm_keytype_names(void);
+/* 1 for the ECDSA types (P-256, P-384): raw r||s from the token, DER on the
+ * wire. */
+int hsm_keytype_is_ecdsa(enum hsm_keytype t);
 /* 1 for the types that sign a digest (ECDSA and every RSA type; SHA-256/384/512),
  * 0 for Ed25519 (the message itself) and HSM_KEY_NONE. */
 int hsm_keytype_signs_digest(enum hsm_keytype t);
@@ -144,6 +151,7 @@ int hsm_key_spki_pem(hsm_token *t, const hsm_key *k, char **pem);
 /*
  * Sign with the key. `in` is:
  *   HSM_KEY_EC_P256: a digest                 → sig = raw r||s, 64 bytes
+ *   HSM_KEY_EC_P384: a digest                 → sig = raw r||s, 96 bytes
  *   HSM_KEY_ED25519: the message itself       → sig = 64 bytes
  *   HSM_KEY_RSA3072: a digest                 → sig = 384 bytes (PSS, MGF1
  *                    of the same hash, salt of the digest's length)

@@ -19,6 +19,7 @@
 #include "qs_err.h"
 
 #define P256_POINT_LEN 65 /* 0x04 || X || Y */
+#define P384_POINT_LEN 97
 #define ED25519_KEY_LEN 32
 #define RSA3072_LEN 384
 
@@ -57,8 +58,10 @@ unwrap_point(const uint8_t *a, size_t a_len, size_t want, uint8_t first, const u
 	return qs_fail(QS_ERR_INVALID, "CKA_EC_POINT: unexpected encoding (%zu bytes)", a_len);
 }
 
+/* A NIST curve public key: group is OpenSSL's name, point_len the
+ * uncompressed point's length. */
 static int
-pkey_ec_p256(const uint8_t *a, size_t a_len, EVP_PKEY **out)
+pkey_ec(const uint8_t *a, size_t a_len, const char *group, size_t point_len, EVP_PKEY **out)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	EVP_PKEY *pkey = NULL;
@@ -66,12 +69,11 @@ pkey_ec_p256(const uint8_t *a, size_t a_len, EVP_PKEY **out)
 	OSSL_PARAM params[3];
 	int r;
 
-	if ((r = unwrap_point(a, a_len, P256_POINT_LEN, 0x04, &pt)) != 0)
+	if ((r = unwrap_point(a, a_len, point_len, 0x04, &pt)) != 0)
 		goto out;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-	                                             (char *)"prime256v1", 0);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt,
-	                                              P256_POINT_LEN);
+	                                              point_len);
 	params[2] = OSSL_PARAM_construct_end();
 	/* fromdata decodes the point with EC_POINT_oct2point, which rejects a
 	 * point that is not on the curve. */
@@ -161,7 +163,9 @@ hsm_pkey_from_attrs(enum hsm_keytype type, const uint8_t *a, size_t a_len, const
 	*out = NULL;
 	switch (type) {
 	case HSM_KEY_EC_P256:
-		return pkey_ec_p256(a, a_len, out);
+		return pkey_ec(a, a_len, "prime256v1", P256_POINT_LEN, out);
+	case HSM_KEY_EC_P384:
+		return pkey_ec(a, a_len, "secp384r1", P384_POINT_LEN, out);
 	case HSM_KEY_ED25519:
 		return pkey_ed25519(a, a_len, out);
 	case HSM_KEY_RSA3072:

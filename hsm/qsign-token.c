@@ -308,7 +308,7 @@ static const char keygen_help[] =
         "\n"
         "Generate a key pair inside the token (private part sensitive and not\n"
         "extractable). Prints the key id (SHA-256 of the public key's DER) and the\n"
-        "public key as PEM. TYPE is ecdsa-p256, ed25519, rsa3072 (PSS), or\n"
+        "public key as PEM. TYPE is ecdsa-p256, ecdsa-p384, ed25519, rsa3072 (PSS), or\n"
         "rsa2048-pkcs1, rsa3072-pkcs1, rsa4096-pkcs1 (PKCS#1 v1.5, for UEFI, FIT, HAB).\n"
         "An RSA key is restricted to its one padding (CKA_ALLOWED_MECHANISMS).\n"
         "\n" TOKEN_HELP "  -t, --type TYPE\n"
@@ -364,9 +364,11 @@ keygen_main(int argc, char **argv)
 		return usage_error("keygen", "unexpected argument");
 	if (o.uri == NULL || type_s == NULL || label == NULL)
 		return usage_error("keygen", "-u, -t and -l are required");
-	if ((type = hsm_keytype_parse(type_s)) == HSM_KEY_NONE)
-		return usage_error("keygen", "type must be ecdsa-p256, ed25519, rsa3072, "
-		                             "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1");
+	if ((type = hsm_keytype_parse(type_s)) == HSM_KEY_NONE) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "type must be %s", hsm_keytype_names());
+		return usage_error("keygen", msg);
+	}
 	if (id_hex != NULL && hex_decode(id_hex, id, sizeof(id), &id_len) != 0)
 		return usage_error("keygen", "--id must be 1..32 bytes of hex");
 	if ((ret = open_token(&o, &t)) != EXIT_OK)
@@ -569,7 +571,7 @@ static const char sign_help[] =
         "Usage: " PROG " sign -u URI (-d HEX | -f FILE) [--format FMT] [-o FILE]\n"
         "                        [-m MODULE] [-P SRC]\n"
         "\n"
-        "Sign with the key that the URI names. ecdsa-p256 and RSA keys sign the\n"
+        "Sign with the key that the URI names. ECDSA and RSA keys sign the\n"
         "SHA-256 of FILE, or the 32-byte digest given with -d; ed25519 keys sign the\n"
         "bytes of FILE (pure Ed25519; -d is refused). FILE \"-\" is stdin.\n"
         "rsa3072 uses PSS with SHA-256, MGF1-SHA256 and a 32-byte salt; rsa*-pkcs1\n"
@@ -577,8 +579,8 @@ static const char sign_help[] =
         "\n" TOKEN_HELP "  -d, --digest HEX         SHA-256 digest to sign (64 hex digits)\n"
         "  -f, --file FILE          data to sign\n"
         "      --format FMT         der (default; binary: DER ECDSA-Sig-Value for\n"
-        "                           ecdsa-p256, the plain signature otherwise),\n"
-        "                           raw-hex (r||s for ecdsa-p256), hex (of der), base64\n"
+        "                           ECDSA keys, the plain signature otherwise),\n"
+        "                           raw-hex (r||s for ECDSA keys), hex (of der), base64\n"
         "                           (of der)\n"
         "  -o, --out FILE           write to FILE instead of stdout\n"
         "\n"
@@ -732,7 +734,7 @@ sign_main(int argc, char **argv)
 	}
 	body = sig;
 	body_len = sig_len;
-	if (hsm_key_type(k) == HSM_KEY_EC_P256 && fmt != FMT_RAW_HEX) {
+	if (hsm_keytype_is_ecdsa(hsm_key_type(k)) && fmt != FMT_RAW_HEX) {
 		if ((r = hsm_ecdsa_raw_to_der(sig, sig_len, der, &body_len)) != 0) {
 			ret = fail("DER signature", r);
 			goto out;

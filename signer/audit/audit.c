@@ -505,6 +505,18 @@ fail:
 }
 
 int
+audit_key_check(const struct keyring_key *k)
+{
+	/* Checkpoints are signed notes: witnesses verify Ed25519 and ECDSA
+	 * P-256 only (note.h). */
+	if (k->type != HSM_KEY_EC_P256 && k->type != HSM_KEY_ED25519)
+		return qs_fail(QS_ERR_INVALID, "audit.key: must be ECDSA P-256 or Ed25519, not %s",
+		               hsm_keytype_name(k->type) != NULL ? hsm_keytype_name(k->type)
+		                                                 : "an unsupported key");
+	return 0;
+}
+
+int
 audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struct audit **out)
 {
 	struct audit *a;
@@ -535,10 +547,8 @@ audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struc
 		r = qs_wrap(r, "audit.key %s", cfg->audit_key_uri);
 		goto fail;
 	}
-	if (a->key->type != HSM_KEY_EC_P256 && a->key->type != HSM_KEY_ED25519) {
-		r = qs_fail(QS_ERR_INVALID, "audit.key: must be ECDSA P-256 or Ed25519");
+	if ((r = audit_key_check(a->key)) != 0)
 		goto fail;
-	}
 	keyring_key_reserve(a->key); /* every commit waits for its signature */
 	if ((r = keyring_spki(a->key, &der, &der_len)) != 0)
 		goto fail;

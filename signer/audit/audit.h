@@ -34,6 +34,10 @@ struct store;
  * files of cfg->audit_dir. Refuses a log that does not match its
  * checkpoint (QS_ERR_PRECONDITION, detail says why). */
 int audit_open(const struct config *cfg, struct keyring *kr, struct store *st, struct audit **out);
+/* The log's key is one audit_open accepts (ECDSA P-256 or Ed25519: a
+ * checkpoint is a signed note); QS_ERR_INVALID naming audit.key if not.
+ * qsignd --check asks it too. */
+int audit_key_check(const struct keyring_key *k);
 void audit_close(struct audit *a);
 
 /*

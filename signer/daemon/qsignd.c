@@ -306,6 +306,8 @@ main(int argc, char **argv)
 		free(dbpath);
 		if ((r = keyring_find_uri(kr, cfg->audit_key_uri, HSM_KEY_NONE, &auk)) != 0)
 			die("audit key", qs_wrap(r, "audit.key %s", cfg->audit_key_uri));
+		if ((r = audit_key_check(auk)) != 0)
+			die("audit key", r);
 		if ((r = load_policy(cfg, st, kr, NULL, 1, &pol)) != 0)
 			die("policy", r);
 		printf("qsignd: %s: OK (policy version %llu, %zu keys, %zu roles, %zu "

@@ -494,7 +494,7 @@ keyring_sign_hashed(const struct keyring_key *k, const uint8_t *digest, size_t d
 	*sig_len = 0;
 	if (!hsm_keytype_signs_digest(k->type))
 		return qs_fail(QS_ERR_INVALID, "only ECDSA and RSA keys sign digests");
-	if (k->type == HSM_KEY_EC_P256) {
+	if (hsm_keytype_is_ecdsa(k->type)) {
 		if ((r = raw_sign(k, digest, digest_len, raw, &raw_len)) == 0)
 			r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 	} else {
@@ -515,6 +515,7 @@ keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_
 	*sig_len = 0;
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
+	case HSM_KEY_EC_P384:
 	case HSM_KEY_RSA3072:
 	case HSM_KEY_RSA2048_PKCS1:
 	case HSM_KEY_RSA3072_PKCS1:
@@ -540,7 +541,7 @@ static int
 finish_raw(const struct keyring_key *k, int r, const uint8_t *raw, size_t raw_len, uint8_t *sig,
            size_t *sig_len)
 {
-	if (r == 0 && k->type == HSM_KEY_EC_P256) {
+	if (r == 0 && hsm_keytype_is_ecdsa(k->type)) {
 		r = hsm_ecdsa_raw_to_der(raw, raw_len, sig, sig_len);
 	} else if (r == 0) {
 		memcpy(sig, raw, raw_len);
@@ -806,7 +807,7 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 			sig_lens[i] = 0;
 			continue;
 		}
-		if (k->type == HSM_KEY_EC_P256) {
+		if (hsm_keytype_is_ecdsa(k->type)) {
 			rcs[i] = hsm_ecdsa_raw_to_der(raw + i * HSM_SIG_MAX, raw_len[i], dst,
 			                              &sig_lens[i]);
 		} else {

@@ -54,7 +54,7 @@ int keyring_bind(struct keyring *kr, struct policy *p);
 struct store;
 int keyring_policy_check(struct keyring *kr, struct policy *p, struct store *st);
 
-/* Sign with k: ECDSA P-256 -> DER over digest, RSA-PSS -> over digest,
+/* Sign with k: ECDSA (P-256, P-384) -> DER over digest, RSA -> over digest,
  * Ed25519 -> over blob (which must be given). sig holds HSM_SIG_MAX + 16. */
 int keyring_sign(const struct keyring_key *k, const uint8_t digest[32], const uint8_t *blob,
                  size_t blob_len, uint8_t *sig, size_t *sig_len);
@@ -144,7 +144,7 @@ int keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len);
 /* Prometheus lines for every token: sessions and reconnects. */
 void keyring_write_metrics(struct keyring *kr, FILE *f);
 
-/* n digest signatures with an ECDSA P-256 (DER) or RSA-PSS key: one round
+/* n digest signatures with an ECDSA (DER) or RSA key: one round
  * trip to a signer helper for all of them. sigs holds n x (HSM_SIG_MAX + 16)
  * bytes; rcs[i] is 0 or item i's error. Returns non-zero when nothing could
  * be signed. Ed25519 keys sign messages: use keyring_sign. */

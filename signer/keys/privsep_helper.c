@@ -231,7 +231,8 @@ ph_keygen(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	int t, r;
 
 	(void)out;
-	if (type != HSM_KEY_EC_P256 && type != HSM_KEY_ED25519 && type != HSM_KEY_RSA3072)
+	if (type != HSM_KEY_EC_P256 && type != HSM_KEY_EC_P384 && type != HSM_KEY_ED25519 &&
+	    type != HSM_KEY_RSA3072)
 		return qs_fail(QS_ERR_INVALID, "key type %u", type);
 	if ((t = tok_for(h, q->uri)) < 0)
 		return qs_fail(QS_ERR_NOT_FOUND, "no configured token matches %s", q->uri);

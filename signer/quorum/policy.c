@@ -254,10 +254,8 @@ parse_keys(struct policy *p, json_t *obj)
 			               "keys.%s.uri: must not carry a PIN (pin-value)", name);
 		if (alg == NULL || (k->type = hsm_keytype_parse(alg)) == HSM_KEY_NONE ||
 		    strcmp(alg, hsm_keytype_name(k->type)) != 0)
-			return qs_fail(QS_ERR_INVALID,
-			               "keys.%s.algorithm: must be ecdsa-p256, ed25519, rsa3072, "
-			               "rsa2048-pkcs1, rsa3072-pkcs1 or rsa4096-pkcs1",
-			               name);
+			return qs_fail(QS_ERR_INVALID, "keys.%s.algorithm: must be %s", name,
+			               hsm_keytype_names());
 		if ((k->uri = strdup(uri)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		if (json_object_get(v, "certificate") != NULL &&

@@ -92,6 +92,11 @@ main(void)
 		if (i % 5 == 0)
 			raw[32] = 0x80;
 		roundtrip(raw, 64);
+		/* P-384: 48-byte coordinates */
+		REQUIRE(RAND_bytes(raw, 96) == 1);
+		if (i % 7 == 0)
+			raw[48] = 0;
+		roundtrip(raw, 96);
 	}
 	/* refused: odd, empty, too long */
 	REQUIRE(hsm_ecdsa_raw_to_der(raw, 63, der, &der_len) == QS_ERR_INVALID);

@@ -6,7 +6,8 @@
  *   HSM_TEST_MODULE    module path (required)
  *   HSM_TEST_URI       token URI (required), e.g. pkcs11:token=hsmtest
  *   HSM_TEST_PIN       PIN source, file:PATH or env:NAME (required)
- *   HSM_TEST_KEYTYPES  comma list of ecdsa-p256,ed25519,rsa3072 (default all)
+ *   HSM_TEST_KEYTYPES  comma list of key types (default ecdsa-p256,ecdsa-p384,ed25519,
+ *                      rsa3072,rsa2048-pkcs1)
  *   HSM_TEST_BREAK     how to break the token under a live pool:
  *                      "finalize" (hsm_debug_finalize), "cmd" (system() of
  *                      HSM_TEST_BREAK_CMD), "none" (skip the recovery test)
@@ -128,7 +129,10 @@ verify_md(const struct tkey *k, const EVP_MD *md, const uint8_t *msg, size_t msg
 	REQUIRE(ctx != NULL);
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
-		if (sig_len != 64 || hsm_ecdsa_raw_to_der(sig, sig_len, der, &der_len) != 0)
+	case HSM_KEY_EC_P384:
+		/* r || s of the curve's coordinate length */
+		if (sig_len != (k->type == HSM_KEY_EC_P256 ? 64u : 96u) ||
+		    hsm_ecdsa_raw_to_der(sig, sig_len, der, &der_len) != 0)
 			break;
 		ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, k->pub) == 1 &&
 		     EVP_DigestVerify(ctx, der, der_len, msg, msg_len) == 1;
@@ -246,6 +250,10 @@ test_names(void)
 	REQUIRE(hsm_keytype_parse("ecdsa-p256") == HSM_KEY_EC_P256);
 	REQUIRE(hsm_keytype_parse("ec") == HSM_KEY_EC_P256);
 	REQUIRE(hsm_keytype_parse("p256") == HSM_KEY_EC_P256);
+	REQUIRE(hsm_keytype_parse("ecdsa-p384") == HSM_KEY_EC_P384);
+	REQUIRE(strcmp(hsm_keytype_name(HSM_KEY_EC_P384), "ecdsa-p384") == 0);
+	REQUIRE(hsm_keytype_signs_digest(HSM_KEY_EC_P384) && hsm_keytype_is_ecdsa(HSM_KEY_EC_P384) &&
+	        !hsm_keytype_is_rsa(HSM_KEY_EC_P384));
 	REQUIRE(hsm_keytype_parse("ed25519") == HSM_KEY_ED25519);
 	REQUIRE(hsm_keytype_parse("rsa") == HSM_KEY_RSA3072);
 	REQUIRE(hsm_keytype_parse("rsa3072") == HSM_KEY_RSA3072);
@@ -309,8 +317,14 @@ test_key(hsm_token *t, struct tkey *k)
 	REQUIRE(k->pub != NULL && p == der + der_len);
 	switch (k->type) {
 	case HSM_KEY_EC_P256:
+	case HSM_KEY_EC_P384: {
+		char group[32];
 		REQUIRE(EVP_PKEY_is_a(k->pub, "EC"));
+		REQUIRE(EVP_PKEY_get_group_name(k->pub, group, sizeof(group), NULL) == 1);
+		REQUIRE(strcmp(group, k->type == HSM_KEY_EC_P256 ? "prime256v1" : "secp384r1") ==
+		        0);
 		break;
+	}
 	case HSM_KEY_ED25519:
 		REQUIRE(EVP_PKEY_is_a(k->pub, "ED25519"));
 		break;
@@ -565,7 +579,7 @@ main(void)
 		fprintf(stderr, "hsm_test: set HSM_TEST_MODULE, HSM_TEST_URI, HSM_TEST_PIN\n");
 		return 2;
 	}
-	types = env_or("HSM_TEST_KEYTYPES", "ecdsa-p256,ed25519,rsa3072,rsa2048-pkcs1");
+	types = env_or("HSM_TEST_KEYTYPES", "ecdsa-p256,ecdsa-p384,ed25519,rsa3072,rsa2048-pkcs1");
 	brk = env_or("HSM_TEST_BREAK", "none");
 	threads = env_or("HSM_TEST_THREADS", "1,2,4");
 	seconds = atof(env_or("HSM_TEST_SECONDS", "2"));

@@ -85,7 +85,7 @@ grep -q "pin-value" "$dir/err" || fail "pin-value: $(cat "$dir/err")"
 
 # --- keygen, list, pubkey, sign ---------------------------------------------
 head -c 4096 /dev/urandom >"$dir/msg"
-for t in ecdsa-p256 ed25519 rsa3072; do
+for t in ecdsa-p256 ecdsa-p384 ed25519 rsa3072; do
 	expect 0 "$tool" keygen -u "$uri" -P "$pin" -t $t -l "k-$t"
 	keyid=$(head -n 1 "$dir/out")
 	echo "$keyid" | grep -Eq '^[0-9a-f]{64}$' || fail "keygen $t: key id '$keyid'"
@@ -106,7 +106,7 @@ grep -q 'qsign-token: keygen: already exists: .*k-ed25519' "$dir/err" ||
 # PIN from QSIGN_PIN_FILE and from the URI's pin-source
 QSIGN_PIN_FILE="$dir/user.pin" expect 0 "$tool" list -u "$uri"
 expect 0 "$tool" list -u "$uri?pin-source=file:$dir/user.pin"
-for t in ecdsa-p256 ed25519 rsa3072; do
+for t in ecdsa-p256 ecdsa-p384 ed25519 rsa3072; do
 	grep -q "^$t k-$t [0-9a-f]\{32\} [0-9a-f]\{64\}\$" "$dir/out" || {
 		cat "$dir/out" >&2
 		fail "list misses $t"
@@ -125,6 +125,17 @@ openssl dgst -sha256 -verify "$dir/ecdsa-p256.pem" -signature "$dir/ec2.sig" "$d
 	fail "ECDSA (-d, hex) signature does not verify"
 expect 0 "$tool" sign -u "$uri;object=k-ecdsa-p256" -P "$pin" -d "$dgst" --format raw-hex
 grep -Eq '^[0-9a-f]{128}$' "$dir/out" || fail "raw-hex is not 64 bytes"
+
+# ECDSA P-384: a secp384r1 key, DER signature; raw r||s of 2 x 48 bytes
+openssl pkey -pubin -in "$dir/ecdsa-p384.pem" -noout -text | grep -q 'NIST CURVE: P-384' ||
+	fail "ecdsa-p384 key is not on P-384"
+expect 0 "$tool" sign -u "$uri;object=k-ecdsa-p384" -P "$pin" -f "$dir/msg" -o "$dir/ec384.sig"
+openssl dgst -sha256 -verify "$dir/ecdsa-p384.pem" -signature "$dir/ec384.sig" "$dir/msg" \
+	>/dev/null || fail "ECDSA P-384 signature does not verify"
+openssl dgst -sha256 -verify "$dir/ecdsa-p256.pem" -signature "$dir/ec384.sig" "$dir/msg" \
+	>/dev/null 2>&1 && fail "ECDSA P-384 signature verifies with the P-256 key"
+expect 0 "$tool" sign -u "$uri;object=k-ecdsa-p384" -P "$pin" -d "$dgst" --format raw-hex
+grep -Eq '^[0-9a-f]{192}$' "$dir/out" || fail "P-384 raw-hex is not 96 bytes"
 
 # Ed25519: pure, over the file bytes; -d is refused
 expect 0 "$tool" sign -u "$uri;object=k-ed25519" -P "$pin" -f "$dir/msg" -o "$dir/ed.sig"

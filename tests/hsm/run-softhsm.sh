@@ -30,6 +30,6 @@ softhsm2-util --init-token --free --label "$label" --so-pin 87654321 --pin 12345
 HSM_TEST_MODULE=$module \
 HSM_TEST_URI="pkcs11:token=$label" \
 HSM_TEST_PIN="file:$dir/user.pin" \
-HSM_TEST_KEYTYPES=${HSM_TEST_KEYTYPES:-ecdsa-p256,ed25519,rsa3072,rsa2048-pkcs1} \
+HSM_TEST_KEYTYPES=${HSM_TEST_KEYTYPES:-ecdsa-p256,ecdsa-p384,ed25519,rsa3072,rsa2048-pkcs1} \
 HSM_TEST_BREAK=finalize \
 	"$bin"

@@ -50,6 +50,11 @@ bad_policy "key in a token that is not configured" "no configured token matches"
 	'p["keys"]["ci-key"]["uri"] = "pkcs11:token=elsewhere;object=ci-key"'
 bad_policy "algorithm differs from the token" "the policy says ed25519" \
 	'p["keys"]["ci-key"]["algorithm"] = "ed25519"; p["roles"]["ci-sign"]["payloads"] = ["blob"]'
+bad_policy "ecdsa-p384 named for a P-256 key" \
+	"keys.ci-key: the token holds a ecdsa-p256 key, the policy says ecdsa-p384" \
+	'p["keys"]["ci-key"]["algorithm"] = "ecdsa-p384"'
+bad_policy "unknown key algorithm" "keys.ci-key.algorithm: must be ecdsa-p256, ecdsa-p384, ed25519" \
+	'p["keys"]["ci-key"]["algorithm"] = "ecdsa-p521"'
 bad_policy "quorum threshold 0" "quorum.threshold: must be an integer >= 1" \
 	'p["roles"]["release"]["quorum"]["threshold"] = 0'
 bad_policy "quorum threshold missing" "quorum.threshold: missing" \
@@ -120,7 +125,18 @@ bad_config "world-accessible ipc socket" "never world access" 'c["ipc_mode"] = "
 (umask 077; echo 0000 >"$QSIGN_HOME/bad.pin")
 bad_config "wrong PIN" "PIN" 'c["tokens"][0]["pin_file"] = "bad.pin"'
 bad_config "missing token" "token" 'c["tokens"][0]["uri"] = "pkcs11:token=nope"'
+# The log's key signs checkpoints that witnesses verify as P-256 or Ed25519:
+# a P-384 key is refused by name
+qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -t ecdsa-p384 \
+	-l audit-p384 >/dev/null || fail "keygen audit-p384"
+bad_config "ecdsa-p384 audit key" "audit.key: must be ECDSA P-256 or Ed25519" \
+	'c["audit"]["key"] = "pkcs11:token=qsign-demo;object=audit-p384"'
 cp "$T/config.good" "$cfg"
+# TUF signs with ecdsa-sha2-nistp256, ed25519 or rsassa-pss-sha256: a P-384
+# key in a TUF role is refused by name
+bad_policy "ecdsa-p384 TUF key" "tuf.roles.timestamp.keys[0]: tuf384 must be ecdsa-p256, ed25519 or rsa3072" \
+	'p["keys"]["tuf384"] = {"uri": "pkcs11:token=qsign-demo;object=audit-p384", "algorithm": "ecdsa-p384"}; p["tuf"]["roles"]["timestamp"]["keys"] = ["tuf384"]'
+cp "$T/policy.good" "$pol"
 
 chmod 644 "$QSIGN_HOME/user.pin"
 expect_rc 1 qsignd -c "$cfg" --check

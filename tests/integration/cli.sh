@@ -8,9 +8,13 @@ qs_setup
 module=/usr/lib/softhsm/libsofthsm2.so
 qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" \
 	-t ed25519 -l ed-key >/dev/null
+qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" \
+	-t ecdsa-p384 -l p384-key >/dev/null
 qs_policy_edit '
 p["keys"]["ed-key"] = {"uri": "pkcs11:token=qsign-demo;object=ed-key", "algorithm": "ed25519"}
-p["roles"]["ed-sign"] = {"keys": ["ed-key"], "payloads": ["blob"], "online": {"requesters": ["ci"]}}'
+p["roles"]["ed-sign"] = {"keys": ["ed-key"], "payloads": ["blob"], "online": {"requesters": ["ci"]}}
+p["keys"]["p384-key"] = {"uri": "pkcs11:token=qsign-demo;object=p384-key", "algorithm": "ecdsa-p384"}
+p["roles"]["p384-sign"] = {"keys": ["p384-key"], "payloads": ["blob", "digest"], "online": {"requesters": ["ci"]}}'
 qs_start
 unhex() { python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))'; }
 
@@ -66,6 +70,17 @@ openssl pkeyutl -verify -pubin -inkey "$T/ed-key.pem" -rawin -in "$T/blob" -sigf
 	fail "Ed25519 signature does not verify"
 echo "ok: Ed25519 blob signature verifies (token holds EC and Ed25519 keys)"
 
+# ECDSA P-384: DER over SHA-256 of the blob; openssl and qsign verify it
+expect_rc 0 qsign -p ci sign -r p384-sign -f "$T/blob" -o "$T/p384.sig"
+openssl dgst -sha256 -verify "$T/p384-key.pem" -signature "$T/p384.sig" "$T/blob" >/dev/null ||
+	fail "ECDSA P-384 signature does not verify"
+openssl pkey -pubin -in "$T/p384-key.pem" -noout -text | grep -q 'NIST CURVE: P-384' ||
+	fail "p384-key is not a P-384 key"
+expect_rc 0 qsign -p ci verify -r p384-sign -f "$T/blob" -s "$T/p384.sig"
+grep -q "p384-key, ecdsa-p384" "$T/out" || fail "qsign verify: $(cat "$T/out")"
+expect_rc 1 qsign -p ci verify -r p384-sign -f "$T/blob" -s "$T/blob.sig"
+echo "ok: ECDSA P-384 signature verifies (openssl, qsign verify); a P-256 one does not"
+
 # Batch of digests on stdin, one of them malformed for the daemon? No: the
 # CLI checks hex locally; the daemon answers each item on its own.
 for i in 1 2 3 4 5; do echo "item $i" >"$T/f$i"; sha256sum "$T/f$i" | cut -c1-64; done >"$T/digests"
@@ -106,9 +121,9 @@ expect_rc 2 qsign -p ci frobnicate
 expect_rc 3 qsign -s "ipc://$T/nothing.sock" -p ci info
 echo "ok: exit codes 1 (refused), 2 (usage), 3 (unreachable)"
 
-# Every signature is in the state store: 1 blob + 2 digest + 1 ed + 5 + 2.
+# Every signature is in the state store: 1 blob + 2 digest + 1 ed + 1 P-384 + 5 + 2.
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 11 ] || fail "state store holds $n signatures, expected 11"
+[ "$n" = 12 ] || fail "state store holds $n signatures, expected 12"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature WHERE principal='ci' AND role='ed-sign' AND kind='blob'")
 [ "$n" = 3 ] || fail "Ed25519 records: $n"
 echo "ok: 11 signatures recorded"
@@ -122,7 +137,7 @@ grep -q "policy.file_ignored" "$T/qsignd.log" || fail "changed policy file not r
 expect_rc 0 qsign -p ci sign -r ci-sign -d "$dg"
 expect_rc 1 qsign -p registrar sign -r ci-sign -d "$dg"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 12 ] || fail "after restart the store holds $n signatures, expected 12"
+[ "$n" = 13 ] || fail "after restart the store holds $n signatures, expected 13"
 echo "ok: restart keeps state; edited policy file ignored"
 
 # kill -9 right after an acknowledged signature: it is in the audit log
@@ -133,7 +148,7 @@ qs_kill9
 qs_start
 expect_rc 0 qsign -p ci info
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 13 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 13"
+[ "$n" = 14 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 14"
 echo "ok: kill -9 loses no acknowledged signature"
 qs_stop
 echo PASS

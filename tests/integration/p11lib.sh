@@ -43,6 +43,7 @@ p11_engine() { "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" openssl "$@
 #   p11-slow  ECDSA, 1 signature/s     (ci, online): the refused signature
 #   p11-hidden ECDSA                  (registrar only): invisible to ci
 #   boot      RSA-2048 PKCS#1 v1.5 "db-key" (ci, online): UEFI db, CMS
+#   p11-p384  ECDSA P-384 "p384-key" (ci, online)
 p11_demo_keys() {
 	local tok=(qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin")
 	"${tok[@]}" -t rsa3072 -l pss-key >/dev/null || fail "keygen pss-key"
@@ -50,6 +51,7 @@ p11_demo_keys() {
 	"${tok[@]}" -t ecdsa-p256 -l slow-key >/dev/null || fail "keygen slow-key"
 	"${tok[@]}" -t ecdsa-p256 -l hidden-key >/dev/null || fail "keygen hidden-key"
 	"${tok[@]}" -t rsa2048-pkcs1 -l db-key >/dev/null || fail "keygen db-key"
+	"${tok[@]}" -t ecdsa-p384 -l p384-key >/dev/null || fail "keygen p384-key"
 	qs_policy_edit "
 def key(n, a): p['keys'][n] = {'uri': 'pkcs11:token=qsign-demo;object=' + n, 'algorithm': a}
 def role(n, keys, who, payloads=('digest', 'blob'), **online):
@@ -60,10 +62,12 @@ key('ed-key', 'ed25519')
 key('slow-key', 'ecdsa-p256')
 key('hidden-key', 'ecdsa-p256')
 key('db-key', 'rsa2048-pkcs1')
+key('p384-key', 'ecdsa-p384')
 role('p11-rsa', ['pss-key'], ['ci'])
 role('p11-ed', ['ed-key'], ['ci'], payloads=['blob'])
 role('p11-slow', ['slow-key'], ['ci'], rate_per_second=1, burst=1)
 role('p11-hidden', ['hidden-key'], ['registrar'])
 role('boot', ['db-key'], ['ci'])
+role('p11-p384', ['p384-key'], ['ci'])
 "
 }

@@ -177,6 +177,44 @@ assert {e["algorithm"] for e in by["sha384"]} == {"ecdsa-p256", "rsa3072", "rsa2
 PY
 echo "ok: SHA-384/512: ECDSA-SHA384/512, ECDSA, SHA384/512-RSA-PKCS-PSS, RSA-PKCS-PSS, SHA384/512-RSA-PKCS, RSA-PKCS, engine; audit entries name the hash"
 
+# --- ECDSA P-384 (ecdsa-p384): the objects carry secp384r1's CKA_EC_PARAMS
+# and a 97-byte point; ECDSA-SHA384 through pkcs11-tool and a SHA-384
+# digest through libp11's engine, verified by openssl with the key's PEM
+keypem p384-key "$T/p384.pem"
+openssl pkey -pubin -in "$T/p384.pem" -noout -text | grep -q 'NIST CURVE: P-384' ||
+	fail "p384-key is not a P-384 key"
+expect_rc 0 "${PT[@]}" -O --token-label p11-p384
+grep -q "Private Key Object; EC" "$T/out" || fail "no EC private key object: $(cat "$T/out")"
+grep -qi "EC_POINT: *04610[0-9a-f]*\|EC_POINT 384 bits" "$T/out" ||
+	fail "no 384-bit EC point: $(cat "$T/out")"
+grep -qi "EC_PARAMS: *06052b81040022\|secp384r1\|prime384\|1.3.132.0.34" "$T/out" ||
+	fail "no secp384r1 EC_PARAMS: $(cat "$T/out")"
+expect_rc 0 "${PT[@]}" --token-label p11-p384 --sign -m ECDSA-SHA384 --label p384-key \
+	--signature-format openssl -i "$T/msg" -o "$T/sig"
+openssl dgst -sha384 -verify "$T/p384.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+	fail "ECDSA-SHA384 with the P-384 key does not verify"
+openssl dgst -sha384 -verify "$T/ec.pem" -signature "$T/sig" "$T/msg" >/dev/null 2>&1 &&
+	fail "a P-384 signature verifies with the P-256 key"
+expect_rc 0 "${PT[@]}" --token-label p11-p384 --sign -m ECDSA-SHA384 --label p384-key \
+	-i "$T/msg" -o "$T/sig.raw"
+[ "$(stat -c %s "$T/sig.raw")" = 96 ] || fail "P-384 r||s is not 96 bytes"
+expect_rc 0 p11_engine pkeyutl -sign -engine pkcs11 -keyform engine \
+	-inkey "pkcs11:token=p11-p384;object=p384-key" -in "$T/msg.sha384" -out "$T/sig"
+openssl pkeyutl -verify -pubin -inkey "$T/p384.pem" -in "$T/msg.sha384" -sigfile "$T/sig" \
+	>/dev/null || fail "engine pkeyutl P-384 signature does not verify"
+openssl dgst -sha384 -verify "$T/p384.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+	fail "engine pkeyutl P-384 signature is not over SHA-384 of the message"
+expect_rc 0 qsign -p auditor --json audit search --event signature --role p11-p384
+python3 - "$T/out" "$(xxd -p -c 100 "$T/msg.sha384")" <<'PY' || fail "P-384 audit: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+es = d["entries"] if isinstance(d, dict) else d
+es = [e.get("fields", e) for e in es]
+assert len(es) == 3, es
+assert {(e["algorithm"], e["hash"], e["digest"]) for e in es} == {("ecdsa-p384", "sha384", sys.argv[2])}, es
+PY
+echo "ok: ECDSA P-384: secp384r1 objects, ECDSA-SHA384 (pkcs11-tool), engine pkeyutl over SHA-384; audit says ecdsa-p384"
+
 # --- the module's API as applications use it
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" api ci-sign ci-key
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" threads ci-sign ci-key 8 25
