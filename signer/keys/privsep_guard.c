@@ -55,7 +55,7 @@ struct ps_guard {
 	const char **ktuf;                  /* its TUF key role in tuf.roles, or NULL */
 	const struct policy_role **konline; /* its online role with a rate, or NULL */
 	size_t nk;
-	struct ratelimit *rl;
+	struct ratelimit_shared *rl; /* the launcher's, shared by all helpers */
 	struct tuf_mark *marks;
 	size_t nmarks;
 	uint64_t tuf_seed[2][4];
@@ -457,9 +457,9 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 	memcpy(g->tuf_seed, boot->tuf_seed, sizeof(g->tuf_seed));
 	if (boot->have_targets)
 		known_add(g, boot->prod_targets);
-	if ((r = ratelimit_new(&g->rl)) != 0) {
+	if ((g->rl = boot->rates) == NULL) {
 		free(g);
-		return r;
+		return qs_fail(QS_ERR_INTERNAL, "no shared rate table from the launcher");
 	}
 	snprintf(g->v1_error, sizeof(g->v1_error), "%s", boot->v1_error);
 	if (boot->v1 != NULL) {
@@ -496,7 +496,6 @@ ps_guard_free(struct ps_guard *g)
 	for (size_t i = 0; i < g->nmarks; i++)
 		free(g->marks[i].der);
 	free(g->marks);
-	ratelimit_free(g->rl);
 	free(g);
 }
 
@@ -723,6 +722,7 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 	const struct policy_role *ro;
 	const char *tr;
 	ssize_t ki;
+	int r;
 
 	if (is_audit(g, der, der_len))
 		return refuse(request, "the audit log key signs only checkpoints of its log");
@@ -736,15 +736,25 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 	if (ca_kind(label) != CA_NONE)
 		return refuse(request, "the CA key %.64s signs only certificates and CRLs", label);
 	/* The front limits each requester to the role's rate; the sum of its
-	 * buckets is the most a front that lies about requesters can get. */
-	if ((ro = online_role_of(g, der, der_len)) != NULL &&
-	    ratelimit_take(g->rl, ro->name, "", mul_sat(ro->rate_per_second, ro->nrequesters),
-	                   mul_sat(ro->burst, ro->nrequesters), n) != 0) {
+	 * buckets is the most a front that lies about requesters can get. The
+	 * bucket is the launcher's, one for all helpers and their restarts. */
+	if ((ro = online_role_of(g, der, der_len)) == NULL)
+		return 0;
+	r = ratelimit_shared_take(g->rl, ro->name, mul_sat(ro->rate_per_second, ro->nrequesters),
+	                          mul_sat(ro->burst, ro->nrequesters), n);
+	if (r == QS_ERR_EXHAUSTED) {
 		qs_errclear();
 		return refuse(request,
 		              "role %s: over its rate (%u/s, burst %u, for each of its %zu "
 		              "requesters)",
 		              ro->name, ro->rate_per_second, ro->burst, ro->nrequesters);
+	}
+	if (r != 0) {
+		char why[QS_ERRDETAIL_MAX];
+
+		snprintf(why, sizeof(why), "%s", qs_errdetail());
+		qs_errclear();
+		return refuse(request, "role %s: %s", ro->name, why);
 	}
 	return 0;
 }

@@ -65,6 +65,8 @@
 #include "policy.h"
 #include "privsep_wire.h"
 
+struct ratelimit_shared;
+
 struct ps_guard;
 
 /* Find the key at uri in the helper's tokens: its SPKI DER (*der
@@ -85,6 +87,11 @@ struct ps_guard_boot {
 	 * re-sign (ps_guard_tuf). */
 	uint8_t prod_targets[32];
 	int have_targets;
+	/* The online roles' rate buckets (ratelimit_shared_new): made by the
+	 * launcher after the front forked it, so every helper and every
+	 * restarted helper takes from them and the front cannot touch them.
+	 * Not read from any file: ps_guard_boot_read clears it. */
+	struct ratelimit_shared *rates;
 };
 
 /* The metadata role types, in the order of tuf_seed. */

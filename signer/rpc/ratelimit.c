@@ -1,9 +1,11 @@
 #include "ratelimit.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "qs_err.h"
@@ -61,11 +63,34 @@ hash(const char *s)
 	return h;
 }
 
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The arithmetic of every bucket: refill by the time since last_ns at per_s
+ * up to burst, then take n tokens if there are (0) or none (-1). */
+static int
+refill_take(double *tokens, int64_t *last_ns, int64_t now, double per_s, uint32_t burst, uint32_t n)
+{
+	*tokens += (double)(now - *last_ns) * per_s / 1e9;
+	if (*tokens > burst)
+		*tokens = burst;
+	*last_ns = now;
+	if (*tokens < n)
+		return -1;
+	*tokens -= n;
+	return 0;
+}
+
 static int
 take(struct ratelimit *rl, const char *role, const char *principal, double per_s, uint32_t rate,
      const char *unit, uint32_t burst, uint32_t n)
 {
-	struct timespec ts;
 	struct bucket *b;
 	char key[sizeof(b->key)];
 	int64_t now;
@@ -74,8 +99,7 @@ take(struct ratelimit *rl, const char *role, const char *principal, double per_s
 
 	snprintf(key, sizeof(key), "%s/%s", role, principal);
 	h = hash(key) % RL_BUCKETS;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	now = now_ns();
 	pthread_mutex_lock(&rl->mu);
 	for (b = rl->tab[h]; b != NULL; b = b->next)
 		if (strcmp(b->key, key) == 0)
@@ -91,17 +115,10 @@ take(struct ratelimit *rl, const char *role, const char *principal, double per_s
 		b->next = rl->tab[h];
 		rl->tab[h] = b;
 	}
-	b->tokens += (double)(now - b->last_ns) * per_s / 1e9;
-	if (b->tokens > burst)
-		b->tokens = burst;
-	b->last_ns = now;
-	if (b->tokens < n) {
+	if (refill_take(&b->tokens, &b->last_ns, now, per_s, burst, n) != 0)
 		r = qs_fail(QS_ERR_EXHAUSTED,
 		            "rate limit of role %s for %s exceeded (%u/%s, burst %u): retry later",
 		            role, principal, rate, unit, burst);
-		goto out;
-	}
-	b->tokens -= n;
 out:
 	pthread_mutex_unlock(&rl->mu);
 	return r;
@@ -121,4 +138,110 @@ ratelimit_take_per_minute(struct ratelimit *rl, const char *role, const char *pr
                           uint32_t rate_per_minute, uint32_t burst, uint32_t n)
 {
 	return take(rl, role, principal, rate_per_minute / 60.0, rate_per_minute, "min", burst, n);
+}
+
+/* ------------------------------------------------ shared between processes */
+
+struct shared_slot {
+	char key[QS_MAX_NAME + 1]; /* "" = free */
+	double tokens;
+	int64_t last_ns;
+};
+
+struct ratelimit_shared {
+	pthread_mutex_t mu; /* process-shared and robust */
+	size_t size;        /* of the mapping */
+	size_t nslots, used;
+	struct shared_slot slot[];
+};
+
+int
+ratelimit_shared_new(size_t nslots, struct ratelimit_shared **out)
+{
+	size_t size = sizeof(struct ratelimit_shared) + nslots * sizeof(struct shared_slot);
+	struct ratelimit_shared *rs;
+	pthread_mutexattr_t a;
+	int e;
+
+	*out = NULL;
+	/* Anonymous and shared: the processes forked after this call (and
+	 * only they) see one table. */
+	rs = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rs == MAP_FAILED)
+		return qs_fail(QS_ERR_NOMEM, "mmap of the shared rate table: %s", strerror(errno));
+	rs->size = size;
+	rs->nslots = nslots;
+	if ((e = pthread_mutexattr_init(&a)) == 0) {
+		if ((e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) == 0 &&
+		    (e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) == 0)
+			e = pthread_mutex_init(&rs->mu, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	if (e != 0) {
+		munmap(rs, size);
+		return qs_fail(QS_ERR_INTERNAL, "shared rate table mutex: %s", strerror(e));
+	}
+	*out = rs;
+	return 0;
+}
+
+void
+ratelimit_shared_free(struct ratelimit_shared *rs)
+{
+	if (rs != NULL)
+		munmap(rs, rs->size);
+}
+
+/* A process killed while holding the lock leaves it to the next (robust):
+ * at worst that bucket lost its last update, which only ever lowers it
+ * or moves last_ns on, never hands out more than one burst. */
+static int
+shared_lock(struct ratelimit_shared *rs)
+{
+	int e = pthread_mutex_lock(&rs->mu);
+
+	if (e == EOWNERDEAD)
+		e = pthread_mutex_consistent(&rs->mu);
+	if (e != 0)
+		return qs_fail(QS_ERR_INTERNAL, "shared rate table lock: %s", strerror(e));
+	return 0;
+}
+
+int
+ratelimit_shared_take(struct ratelimit_shared *rs, const char *key, uint32_t rate, uint32_t burst,
+                      uint32_t n)
+{
+	struct shared_slot *s = NULL;
+	int64_t now;
+	int r;
+
+	if (rate == 0)
+		return 0;
+	if (strlen(key) > QS_MAX_NAME)
+		return qs_fail(QS_ERR_INVALID, "rate bucket name longer than %d bytes",
+		               QS_MAX_NAME);
+	now = now_ns();
+	if ((r = shared_lock(rs)) != 0)
+		return r;
+	for (size_t i = 0; i < rs->used && s == NULL; i++)
+		if (strcmp(rs->slot[i].key, key) == 0)
+			s = &rs->slot[i];
+	if (s == NULL) {
+		if (rs->used == rs->nslots) {
+			r = qs_fail(QS_ERR_PRECONDITION,
+			            "the shared rate table is full (%zu buckets)", rs->nslots);
+			goto out;
+		}
+		s = &rs->slot[rs->used];
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->tokens = burst;
+		s->last_ns = now;
+		rs->used++;
+	}
+	if (refill_take(&s->tokens, &s->last_ns, now, rate, burst, n) != 0)
+		r = qs_fail(QS_ERR_EXHAUSTED, "rate limit of %s exceeded (%u/s, burst %u)", key,
+		            rate, burst);
+out:
+	pthread_mutex_unlock(&rs->mu);
+	return r;
 }

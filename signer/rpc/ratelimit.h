@@ -4,6 +4,7 @@
 #ifndef QS_RATELIMIT_H
 #define QS_RATELIMIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct ratelimit;
@@ -20,5 +21,21 @@ int ratelimit_take(struct ratelimit *rl, const char *role, const char *principal
 /* The same with the refill given per minute (rate_per_minute >= 1). */
 int ratelimit_take_per_minute(struct ratelimit *rl, const char *role, const char *principal,
                               uint32_t rate_per_minute, uint32_t burst, uint32_t n);
+
+/* A table of at most `nslots` buckets, keyed by a name of up to
+ * QS_MAX_NAME bytes, in an anonymous MAP_SHARED mapping: every process
+ * forked after ratelimit_shared_new takes from the same buckets (a
+ * process-shared, robust mutex guards them). The signer launcher makes
+ * one for all its helpers (signer/keys/README.md). */
+struct ratelimit_shared;
+
+int ratelimit_shared_new(size_t nslots, struct ratelimit_shared **out);
+void ratelimit_shared_free(struct ratelimit_shared *rs);
+
+/* ratelimit_take for the bucket `key` of the shared table;
+ * QS_ERR_PRECONDITION, nothing taken, when the key is new and the table is
+ * full. */
+int ratelimit_shared_take(struct ratelimit_shared *rs, const char *key, uint32_t rate,
+                          uint32_t burst, uint32_t n);
 
 #endif

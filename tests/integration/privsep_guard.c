@@ -28,14 +28,21 @@
  * beyond the policy's days, with an extension the profile does not have,
  * over a CA certificate, over the CA list -- refused; a device certificate
  * within the constraints and a CRL sign (the signature verifies over the
- * TBSCertificate).
+ * TBSCertificate). Last, the online key again while every helper is
+ * killed (SIGKILL) before each of 4 rounds and the pool has new ones
+ * started: from a full bucket, the signatures over the window are at least
+ * the burst and within the role's rate x window + burst, as the buckets
+ * are shared by all helpers (the launcher's).
  * HOME holds demo/admin{1,2}.key (the approvers' private keys).
  * One line per check; exit 0 if all behaved.
  */
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -1000,6 +1007,114 @@ ca_quorum_checks(struct ps_pool *p, const struct policy *pol, const char *token_
 	ps_keyref_free(rk);
 }
 
+/* The parent of process pid from /proc/pid/stat ("pid (comm) state ppid"),
+ * and its comm; 0 when it is gone. */
+static pid_t
+parent_of(pid_t pid, char *comm, size_t comm_len)
+{
+	char path[64], buf[512], *o, *c;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL && (o = strchr(buf, '(')) != NULL &&
+	    (c = strrchr(buf, ')')) != NULL && c > o) {
+		snprintf(comm, comm_len, "%.*s", (int)(c - o - 1), o + 1);
+		if (sscanf(c + 1, " %*c %d", &ppid) != 1)
+			ppid = 0;
+	}
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+/* SIGKILL every signer helper (the launcher's children; the launcher is
+ * ours) as a compromised front may have them die; returns how many. */
+static unsigned
+kill_helpers(void)
+{
+	pid_t launcher = 0;
+	unsigned n = 0;
+	char comm[64];
+
+	for (int pass = 0; pass < 2; pass++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+
+		if (d == NULL)
+			return 0;
+		while ((e = readdir(d)) != NULL) {
+			pid_t pid = (pid_t)atoi(e->d_name), pp;
+
+			if (pid <= 0 || (pp = parent_of(pid, comm, sizeof(comm))) == 0)
+				continue;
+			if (pass == 0 && pp == getpid() && strcmp(comm, "qsignd-launch") == 0)
+				launcher = pid;
+			else if (pass == 1 && launcher > 0 && pp == launcher &&
+			         kill(pid, SIGKILL) == 0)
+				n++;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+/* An online key through every helper and through restarted ones: a front
+ * that spreads its calls and has helpers die gets no more than the role's
+ * aggregate rate over the window plus one burst (ci-sign: 1/s, burst 3, one
+ * requester), because the buckets are the launcher's, not a helper's. */
+static void
+online_restart_checks(struct ps_keyref *oref)
+{
+	uint8_t dg[32] = {0}, sig[HSM_SIG_MAX];
+	struct timespec t0, t1;
+	unsigned signed_n = 0, killed = 0, rounds = 4, bound;
+	size_t sig_len;
+	double window;
+
+	/* A full bucket first (3 s at 1/s): the burst must still sign. */
+	sleep(3);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned round = 0; round < rounds; round++) {
+		unsigned k = kill_helpers();
+
+		if (k > 0)
+			killed++;
+		for (int i = 0; i < 4; i++) {
+			sig_len = sizeof(sig);
+			if (ps_sign(oref, dg, 32, sig, &sig_len) == 0)
+				signed_n++;
+			else if (strstr(qs_errdetail(), "over its rate") == NULL)
+				printf("note: round %u: %s\n", round, qs_errdetail());
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	window = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	bound = (unsigned)(1.0 * window) + 3;
+	qs_errclear();
+	if (killed != rounds) {
+		printf("FAIL: online key across restarts: found helpers to kill in %u of %u "
+		       "rounds\n",
+		       killed, rounds);
+		fails++;
+	} else if (signed_n < 3) {
+		printf("FAIL: online key across %u helper restarts: %u signatures, not even the "
+		       "burst of 3\n",
+		       rounds, signed_n);
+		fails++;
+	} else if (signed_n > bound) {
+		printf("FAIL: online key across %u helper restarts: %u signatures in %.2f s, over "
+		       "rate x window + burst = %u\n",
+		       rounds, signed_n, window, bound);
+		fails++;
+	} else {
+		printf("ok: online key across %u helper restarts: %u signatures in %.2f s, within "
+		       "%u\n",
+		       rounds, signed_n, window, bound);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1192,6 +1307,7 @@ main(int argc, char **argv)
 	tuf_quorum_checks(p, pol);
 	ca_checks(p, pol, ouri);
 	ca_quorum_checks(p, pol, ouri);
+	online_restart_checks(oref);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);

@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../proto/check.h"
 #include "config.h"
 #include "policy.h"
 #include "qs_err.h"
+#include "qs_limits.h"
 #include "payload.h"
 #include "ratelimit.h"
 
@@ -204,6 +206,29 @@ main(void)
 	CHECK_EQ(ratelimit_take(rl, "r", "p", 2, 3, 1), 0);
 	CHECK_EQ(ratelimit_take(rl, "r", "p", 0, 0, 1000000), 0); /* unlimited */
 	ratelimit_free(rl);
+
+	/* The shared table: what a forked child takes, the parent no longer
+	 * has (the signer helpers and their launcher); full is refused. */
+	{
+		struct ratelimit_shared *rs = NULL;
+		char longkey[QS_MAX_NAME + 2];
+		int st = -1;
+		pid_t pid;
+
+		CHECK_EQ(ratelimit_shared_new(2, &rs), 0);
+		if ((pid = fork()) == 0)
+			_exit(ratelimit_shared_take(rs, "r", 1, 3, 3) == 0 ? 0 : 1);
+		CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0);
+		CHECK_EQ(ratelimit_shared_take(rs, "r", 1, 3, 1), QS_ERR_EXHAUSTED);
+		CHECK_EQ(ratelimit_shared_take(rs, "s", 1, 3, 1), 0); /* separate bucket */
+		CHECK_EQ(ratelimit_shared_take(rs, "t", 1, 3, 1), QS_ERR_PRECONDITION); /* full */
+		memset(longkey, 'k', sizeof(longkey) - 1);
+		longkey[sizeof(longkey) - 1] = '\0';
+		CHECK_EQ(ratelimit_shared_take(rs, longkey, 1, 3, 1), QS_ERR_INVALID);
+		CHECK_EQ(ratelimit_shared_take(rs, "t", 0, 0, 1000000), 0); /* unlimited */
+		ratelimit_shared_free(rs);
+	}
 
 	CHECK_DONE();
 }
