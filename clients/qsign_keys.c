@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "hsm.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
@@ -334,7 +335,8 @@ verify_with(const Qsign__V1__KeyInfo *k, const uint8_t dg[32], const uint8_t *bl
 	if (pk == NULL)
 		return qs_fail(QS_ERR_CRYPTO, "key %s: the daemon's public key is unreadable",
 		               k->name);
-	r = qs_rolesig_verify(pk, dg, blob, blen, sig, slen);
+	r = qs_rolesig_verify(pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)), dg, blob,
+	                      blen, sig, slen);
 	EVP_PKEY_free(pk);
 	return r;
 }

@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "payload.h"
+#include "hsm.h"
 #include "qsclient.h"
 #include "qsign_cli.h"
 #include "statement.h"
@@ -1344,8 +1345,9 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 			blen = v->payload.len;
 		}
 		vr = pk == NULL ? QS_ERR_INVALID
-		                : qs_rolesig_verify(pk, dg, blob, blen, s->signature.data,
-		                                    s->signature.len);
+		                : qs_rolesig_verify(
+		                          pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)),
+		                          dg, blob, blen, s->signature.data, s->signature.len);
 		EVP_PKEY_free(pk);
 		if (vr == QS_ERR_BADSIG) {
 			errmsg("signature %zu by key %s does not verify over request %s's payload: "

@@ -929,6 +929,13 @@ hsm_keytype_is_rsa(enum hsm_keytype t)
 	       t == HSM_KEY_RSA4096_PKCS1;
 }
 
+int
+hsm_keytype_is_pkcs1(enum hsm_keytype t)
+{
+	return t == HSM_KEY_RSA2048_PKCS1 || t == HSM_KEY_RSA3072_PKCS1 ||
+	       t == HSM_KEY_RSA4096_PKCS1;
+}
+
 const char *
 hsm_keytype_names(void)
 {
@@ -1534,7 +1541,7 @@ keygen_op(hsm_token *t, struct sess *s, void *varg, CK_RV *rvp)
 	struct keygen_arg *a = varg;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = rsa_len(a->type) * 8;
-	CK_MECHANISM_TYPE allowed = a->type == HSM_KEY_RSA3072 ? CKM_RSA_PKCS_PSS : CKM_RSA_PKCS;
+	CK_MECHANISM_TYPE allowed = hsm_keytype_is_pkcs1(a->type) ? CKM_RSA_PKCS : CKM_RSA_PKCS_PSS;
 	CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 	CK_MECHANISM mech = {0, NULL, 0};
 	CK_ATTRIBUTE pub[8], priv[9], tmpl[3];

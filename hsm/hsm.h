@@ -76,6 +76,8 @@ int hsm_keytype_is_ecdsa(enum hsm_keytype t);
 int hsm_keytype_signs_digest(enum hsm_keytype t);
 /* 1 for the RSA types. */
 int hsm_keytype_is_rsa(enum hsm_keytype t);
+/* 1 for the RSA types that sign PKCS#1 v1.5 (rsa*-pkcs1); rsa3072 signs PSS. */
+int hsm_keytype_is_pkcs1(enum hsm_keytype t);
 /* Parse the names above (also accepts "ec", "p256", "rsa"). HSM_KEY_NONE on
  * anything else. */
 enum hsm_keytype hsm_keytype_parse(const char *s);

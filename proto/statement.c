@@ -313,8 +313,8 @@ qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t
 }
 
 int
-qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, size_t blob_len,
-                  const uint8_t *sig, size_t sig_len)
+qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
+                  size_t blob_len, const uint8_t *sig, size_t sig_len)
 {
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *mctx = NULL;
@@ -333,7 +333,9 @@ qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, si
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		ok = EVP_PKEY_verify_init(pctx) == 1 &&
 		     EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1;
-		if (ok && EVP_PKEY_is_a(pk, "RSA"))
+		if (ok && EVP_PKEY_is_a(pk, "RSA") && rsa_pkcs1)
+			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
+		else if (ok && EVP_PKEY_is_a(pk, "RSA"))
 			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
 			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
 			     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;

@@ -89,10 +89,11 @@ int qs_sig_verify(EVP_PKEY *pk, const uint8_t *msg, size_t len, const uint8_t *s
 int qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, size_t *sig_len);
 
 /* Verify a signature made by a *role key* as qsignd returns it, over the
- * payload digest (ECDSA DER / RSA-PSS) or the blob (Ed25519). Used by tests,
- * clients and auditors. */
-int qs_rolesig_verify(EVP_PKEY *pk, const uint8_t *digest32, const uint8_t *blob, size_t blob_len,
-                      const uint8_t *sig, size_t sig_len);
+ * SHA-256 payload digest (ECDSA DER; RSA-PSS, or PKCS#1 v1.5 when rsa_pkcs1
+ * says the key's algorithm is one of the rsa*-pkcs1 ones) or the blob
+ * (Ed25519). Used by tests, clients and auditors. */
+int qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
+                      size_t blob_len, const uint8_t *sig, size_t sig_len);
 
 /* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
 char *qs_hex(const uint8_t *buf, size_t len);

@@ -10,11 +10,15 @@ qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOM
 	-t ed25519 -l ed-key >/dev/null
 qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" \
 	-t ecdsa-p384 -l p384-key >/dev/null
+qsign-token keygen -m "$module" -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" \
+	-t rsa2048-pkcs1 -l pkcs1-key >/dev/null
 qs_policy_edit '
 p["keys"]["ed-key"] = {"uri": "pkcs11:token=qsign-demo;object=ed-key", "algorithm": "ed25519"}
 p["roles"]["ed-sign"] = {"keys": ["ed-key"], "payloads": ["blob"], "online": {"requesters": ["ci"]}}
 p["keys"]["p384-key"] = {"uri": "pkcs11:token=qsign-demo;object=p384-key", "algorithm": "ecdsa-p384"}
-p["roles"]["p384-sign"] = {"keys": ["p384-key"], "payloads": ["blob", "digest"], "online": {"requesters": ["ci"]}}'
+p["roles"]["p384-sign"] = {"keys": ["p384-key"], "payloads": ["blob", "digest"], "online": {"requesters": ["ci"]}}
+p["keys"]["pkcs1-key"] = {"uri": "pkcs11:token=qsign-demo;object=pkcs1-key", "algorithm": "rsa2048-pkcs1"}
+p["roles"]["pkcs1-sign"] = {"keys": ["pkcs1-key"], "payloads": ["blob"], "online": {"requesters": ["ci"]}}'
 qs_start
 unhex() { python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))'; }
 
@@ -81,6 +85,18 @@ grep -q "p384-key, ecdsa-p384" "$T/out" || fail "qsign verify: $(cat "$T/out")"
 expect_rc 1 qsign -p ci verify -r p384-sign -f "$T/blob" -s "$T/blob.sig"
 echo "ok: ECDSA P-384 signature verifies (openssl, qsign verify); a P-256 one does not"
 
+# RSA PKCS#1 v1.5 (the boot stack's scheme): openssl verifies it with that
+# padding, qsign verify too (it must not insist on PSS), and not a flipped one.
+expect_rc 0 qsign -p ci sign -r pkcs1-sign -f "$T/blob" -o "$T/pkcs1.sig"
+openssl dgst -sha256 -verify "$T/pkcs1-key.pem" -signature "$T/pkcs1.sig" "$T/blob" >/dev/null ||
+	fail "RSA PKCS#1 v1.5 signature does not verify with openssl"
+expect_rc 0 qsign -p ci verify -r pkcs1-sign -f "$T/blob" -s "$T/pkcs1.sig"
+grep -q "pkcs1-key, rsa2048-pkcs1" "$T/out" || fail "qsign verify (pkcs1): $(cat "$T/out")"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-1] ^= 1; open(sys.argv[2], "wb").write(b)' \
+	"$T/pkcs1.sig" "$T/pkcs1.bad"
+expect_rc 1 qsign -p ci verify -r pkcs1-sign -f "$T/blob" -s "$T/pkcs1.bad"
+echo "ok: RSA PKCS#1 v1.5 signature verifies (openssl, qsign verify); a changed one does not"
+
 # Batch of digests on stdin, one of them malformed for the daemon? No: the
 # CLI checks hex locally; the daemon answers each item on its own.
 for i in 1 2 3 4 5; do echo "item $i" >"$T/f$i"; sha256sum "$T/f$i" | cut -c1-64; done >"$T/digests"
@@ -121,9 +137,10 @@ expect_rc 2 qsign -p ci frobnicate
 expect_rc 3 qsign -s "ipc://$T/nothing.sock" -p ci info
 echo "ok: exit codes 1 (refused), 2 (usage), 3 (unreachable)"
 
-# Every signature is in the state store: 1 blob + 2 digest + 1 ed + 1 P-384 + 5 + 2.
+# Every signature is in the state store: 1 blob + 2 digest + 1 ed + 1 P-384
+# + 1 PKCS#1 + 5 + 2.
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 12 ] || fail "state store holds $n signatures, expected 12"
+[ "$n" = 13 ] || fail "state store holds $n signatures, expected 13"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature WHERE principal='ci' AND role='ed-sign' AND kind='blob'")
 [ "$n" = 3 ] || fail "Ed25519 records: $n"
 echo "ok: 11 signatures recorded"
@@ -137,7 +154,7 @@ grep -q "policy.file_ignored" "$T/qsignd.log" || fail "changed policy file not r
 expect_rc 0 qsign -p ci sign -r ci-sign -d "$dg"
 expect_rc 1 qsign -p registrar sign -r ci-sign -d "$dg"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 13 ] || fail "after restart the store holds $n signatures, expected 13"
+[ "$n" = 14 ] || fail "after restart the store holds $n signatures, expected 14"
 echo "ok: restart keeps state; edited policy file ignored"
 
 # kill -9 right after an acknowledged signature: it is in the audit log
@@ -148,7 +165,7 @@ qs_kill9
 qs_start
 expect_rc 0 qsign -p ci info
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 14 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 14"
+[ "$n" = 15 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 15"
 echo "ok: kill -9 loses no acknowledged signature"
 qs_stop
 echo PASS

@@ -131,7 +131,7 @@ verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *si
 	EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
 
 	if (pk == NULL || hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
-	    qs_rolesig_verify(pk, dg, blob, blob_len, der_sig, der_sig_len) != 0) {
+	    qs_rolesig_verify(pk, 0, dg, blob, blob_len, der_sig, der_sig_len) != 0) {
 		printf("FAIL: %s does not verify\n", what);
 		fails++;
 	} else {

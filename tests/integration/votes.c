@@ -465,7 +465,7 @@ main(int argc, char **argv)
 			BIO *b = BIO_new_mem_buf(keys->keys[i]->public_pem, -1);
 			pk = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
 			BIO_free(b);
-			CHECK_MSG(pk && qs_rolesig_verify(pk, dg, NULL, 0,
+			CHECK_MSG(pk && qs_rolesig_verify(pk, 0, dg, NULL, 0,
 						      resp->signatures[0]->signature.data,
 						      resp->signatures[0]->signature.len) == 0,
 			      "release signature does not verify");

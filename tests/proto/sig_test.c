@@ -7,6 +7,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include "check.h"
 #include "qs_err.h"
@@ -113,18 +114,36 @@ main(void)
 		CHECK(pc && EVP_PKEY_sign_init(pc) == 1 &&
 		      EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
 		      EVP_PKEY_sign(pc, sig, &sl, d, 32) == 1);
-		CHECK_EQ(qs_rolesig_verify(ec, d, NULL, 0, sig, sl), 0);
+		CHECK_EQ(qs_rolesig_verify(ec, 0, d, NULL, 0, sig, sl), 0);
 		d[0] ^= 1;
-		CHECK_EQ(qs_rolesig_verify(ec, d, NULL, 0, sig, sl), QS_ERR_BADSIG);
+		CHECK_EQ(qs_rolesig_verify(ec, 0, d, NULL, 0, sig, sl), QS_ERR_BADSIG);
 		EVP_PKEY_CTX_free(pc);
 
 		sl = sizeof(sig);
 		CHECK(mc && EVP_DigestSignInit(mc, NULL, NULL, NULL, ed) == 1 &&
 		      EVP_DigestSign(mc, sig, &sl, blob, sizeof(blob)) == 1);
-		CHECK_EQ(qs_rolesig_verify(ed, d, blob, sizeof(blob), sig, sl), 0);
-		CHECK_EQ(qs_rolesig_verify(ed, d, blob, sizeof(blob) - 1, sig, sl), QS_ERR_BADSIG);
-		CHECK_EQ(qs_rolesig_verify(ed, d, NULL, 0, sig, sl), QS_ERR_INVALID);
+		CHECK_EQ(qs_rolesig_verify(ed, 0, d, blob, sizeof(blob), sig, sl), 0);
+		CHECK_EQ(qs_rolesig_verify(ed, 0, d, blob, sizeof(blob) - 1, sig, sl), QS_ERR_BADSIG);
+		CHECK_EQ(qs_rolesig_verify(ed, 0, d, NULL, 0, sig, sl), QS_ERR_INVALID);
 		EVP_MD_CTX_free(mc);
+
+		/* RSA: PSS (rsa3072) and PKCS#1 v1.5 (rsa*-pkcs1), each verified
+		 * only with its own padding. */
+		qs_sha256(blob, sizeof(blob), d);
+		for (int pkcs1 = 0; pkcs1 <= 1; pkcs1++) {
+			EVP_PKEY_CTX *rc = EVP_PKEY_CTX_new(rsa, NULL);
+
+			sl = sizeof(sig);
+			CHECK(rc && EVP_PKEY_sign_init(rc) == 1 &&
+			      EVP_PKEY_CTX_set_signature_md(rc, EVP_sha256()) == 1 &&
+			      EVP_PKEY_CTX_set_rsa_padding(
+			              rc, pkcs1 ? RSA_PKCS1_PADDING : RSA_PKCS1_PSS_PADDING) == 1 &&
+			      (pkcs1 || EVP_PKEY_CTX_set_rsa_pss_saltlen(rc, 32) == 1) &&
+			      EVP_PKEY_sign(rc, sig, &sl, d, 32) == 1);
+			CHECK_EQ(qs_rolesig_verify(rsa, pkcs1, d, NULL, 0, sig, sl), 0);
+			CHECK_EQ(qs_rolesig_verify(rsa, !pkcs1, d, NULL, 0, sig, sl), QS_ERR_BADSIG);
+			EVP_PKEY_CTX_free(rc);
+		}
 	}
 
 	EVP_PKEY_free(ed);
