@@ -72,8 +72,8 @@ pkey_ec(const uint8_t *a, size_t a_len, const char *group, size_t point_len, EVP
 	if ((r = unwrap_point(a, a_len, point_len, 0x04, &pt)) != 0)
 		goto out;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt,
-	                                              point_len);
+	params[1] =
+	        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt, point_len);
 	params[2] = OSSL_PARAM_construct_end();
 	/* fromdata decodes the point with EC_POINT_oct2point, which rejects a
 	 * point that is not on the curve. */
