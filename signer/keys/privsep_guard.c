@@ -63,7 +63,7 @@ struct ps_guard {
 	const char **ktuf;                  /* its TUF key role in tuf.roles, or NULL */
 	const struct policy_role **konline; /* its online role with a rate, or NULL */
 	size_t nk;
-	struct ratelimit_shared *rl;     /* the launcher's, shared by all helpers */
+	struct ratelimit_shared *rl;   /* the launcher's, shared by all helpers */
 	struct ps_guard_tuf_marks *tm; /* likewise */
 	uint64_t tuf_seed[2][4];
 	/* Production targets maps a root change may re-sign: the one
@@ -251,8 +251,8 @@ ps_guard_boot_share(struct ps_guard_boot *b)
 	/* A policy has at most QS_MAX_POLICY_ENTRIES roles. */
 	if ((r = ratelimit_shared_new(QS_MAX_POLICY_ENTRIES, &b->rates)) != 0)
 		return r;
-	if ((r = shm_table_new(sizeof(struct ps_guard_tuf_marks), "shared TUF mark table",
-	                       &t)) != 0) {
+	r = shm_table_new(sizeof(struct ps_guard_tuf_marks), "shared TUF mark table", &t);
+	if (r != 0) {
 		ratelimit_shared_free(b->rates);
 		b->rates = NULL;
 		return r;
@@ -485,7 +485,8 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 		known_add(g, boot->prod_targets);
 	if ((g->rl = boot->rates) == NULL || (g->tm = boot->tuf_marks) == NULL) {
 		free(g);
-		return qs_fail(QS_ERR_INTERNAL, "no shared rate or TUF mark table from the launcher");
+		return qs_fail(QS_ERR_INTERNAL,
+		               "no shared rate or TUF mark table from the launcher");
 	}
 	snprintf(g->v1_error, sizeof(g->v1_error), "%s", boot->v1_error);
 	if (boot->v1 != NULL) {

@@ -148,8 +148,8 @@ pl_main(const struct config *c, int ctl, pid_t front)
 			log_error("privsep.launch_failed", "reason=\"fork: %s\"", strerror(errno));
 		else
 			/* Each helper starts from guard_boot: the shared rate
-			 * buckets and TUF marks (threat-model.md). The front cannot suppress this line:
-			 * more starts than signers + 1 mean it replaced helpers. */
+			 * buckets and TUF marks (threat-model.md). The front cannot suppress this
+			 * line: more starts than signers + 1 mean it replaced helpers. */
 			log_info("privsep.helper_started", "pid=%d started=%u", (int)pid,
 			         ++started);
 		n = pl_send_fd(ctl, pid < 0 ? -1 : sp[0], pid < 0 ? 0 : pid);

@@ -215,7 +215,7 @@ ratelimit_shared_new(size_t nslots, struct ratelimit_shared **out)
 
 	*out = NULL;
 	if ((r = shm_table_new(sizeof(struct ratelimit_shared) +
-	                           nslots * sizeof(struct shared_slot),
+	                               nslots * sizeof(struct shared_slot),
 	                       "shared rate table", &t)) != 0)
 		return r;
 	*out = t;
