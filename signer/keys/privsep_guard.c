@@ -18,6 +18,7 @@
 #include "note.h"
 #include "pki.h"
 #include "qs_err.h"
+#include "qs_limits.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "statement.h"
@@ -33,11 +34,18 @@
 
 /* The last TUF document a key signed for a repository. */
 struct tuf_mark {
-	uint8_t *der;
-	size_t len;
-	int repo; /* 0 ci, 1 prod */
+	uint8_t key[32]; /* SHA-256 of the key's SPKI DER */
+	int repo;        /* 0 ci, 1 prod */
 	uint64_t version;
 	uint8_t dg[32];
+};
+
+/* The marks of every helper: the launcher's shared table
+ * (ps_guard_boot_share), one mark per key and repository. */
+struct ps_guard_tuf_marks {
+	struct shm_head head;
+	size_t used;
+	struct tuf_mark m[PS_GUARD_TUF_MARKS];
 };
 
 struct ps_guard {
@@ -55,9 +63,8 @@ struct ps_guard {
 	const char **ktuf;                  /* its TUF key role in tuf.roles, or NULL */
 	const struct policy_role **konline; /* its online role with a rate, or NULL */
 	size_t nk;
-	struct ratelimit_shared *rl; /* the launcher's, shared by all helpers */
-	struct tuf_mark *marks;
-	size_t nmarks;
+	struct ratelimit_shared *rl;   /* the launcher's, shared by all helpers */
+	struct ps_guard_tuf_marks *tm; /* likewise */
 	uint64_t tuf_seed[2][4];
 	/* Production targets maps a root change may re-sign: the one
 	 * published at start and those of the promotes signed since (the
@@ -233,6 +240,25 @@ ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b)
 	free(note);
 	if (b->v1 != NULL)
 		tuf_seed_read(b->v1, b);
+}
+
+int
+ps_guard_boot_share(struct ps_guard_boot *b)
+{
+	void *t;
+	int r;
+
+	/* A policy has at most QS_MAX_POLICY_ENTRIES roles. */
+	if ((r = ratelimit_shared_new(QS_MAX_POLICY_ENTRIES, &b->rates)) != 0)
+		return r;
+	r = shm_table_new(sizeof(struct ps_guard_tuf_marks), "shared TUF mark table", &t);
+	if (r != 0) {
+		ratelimit_shared_free(b->rates);
+		b->rates = NULL;
+		return r;
+	}
+	b->tuf_marks = t;
+	return 0;
 }
 
 /* ------------------------------------------------------------ keys */
@@ -457,9 +483,10 @@ ps_guard_new(const struct config *c, const struct ps_guard_boot *boot, ps_guard_
 	memcpy(g->tuf_seed, boot->tuf_seed, sizeof(g->tuf_seed));
 	if (boot->have_targets)
 		known_add(g, boot->prod_targets);
-	if ((g->rl = boot->rates) == NULL) {
+	if ((g->rl = boot->rates) == NULL || (g->tm = boot->tuf_marks) == NULL) {
 		free(g);
-		return qs_fail(QS_ERR_INTERNAL, "no shared rate table from the launcher");
+		return qs_fail(QS_ERR_INTERNAL,
+		               "no shared rate or TUF mark table from the launcher");
 	}
 	snprintf(g->v1_error, sizeof(g->v1_error), "%s", boot->v1_error);
 	if (boot->v1 != NULL) {
@@ -493,9 +520,6 @@ ps_guard_free(struct ps_guard *g)
 		policy_unref(g->chain[i]);
 	free(g->chain);
 	free(g->audit_der);
-	for (size_t i = 0; i < g->nmarks; i++)
-		free(g->marks[i].der);
-	free(g->marks);
 	free(g);
 }
 
@@ -761,13 +785,14 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 
 /* ------------------------------------------------------------ TUF */
 
+/* The mark of the key with SPKI hash key for repo, or NULL; with the
+ * table's lock held. */
 static struct tuf_mark *
-tuf_mark_of(const struct ps_guard *g, const uint8_t *der, size_t len, int repo)
+tuf_mark_of(const struct ps_guard *g, const uint8_t key[32], int repo)
 {
-	for (size_t i = 0; i < g->nmarks; i++)
-		if (g->marks[i].repo == repo &&
-		    same_der(g->marks[i].der, g->marks[i].len, der, len))
-			return &g->marks[i];
+	for (size_t i = 0; i < g->tm->used && i < PS_GUARD_TUF_MARKS; i++)
+		if (g->tm->m[i].repo == repo && memcmp(g->tm->m[i].key, key, 32) == 0)
+			return &g->tm->m[i];
 	return NULL;
 }
 
@@ -957,7 +982,8 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 	json_t *doc = NULL;
 	uint64_t version = 0, floor;
 	int64_t expires = 0, bound;
-	int ri, ti = -1, r;
+	uint8_t key[32];
+	int ri, ti = -1, locked = 0, r;
 
 	*in = NULL;
 	*in_len = 0;
@@ -986,7 +1012,23 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 	for (int i = 0; i < 4; i++)
 		if (strcmp(types[i], dtype) == 0)
 			ti = i;
-	m = tuf_mark_of(g, der, der_len, ri);
+	/* From here to ps_guard_tuf_signed (or ps_guard_tuf_release) the
+	 * shared mark table stays locked, through the token's signature: two
+	 * helpers cannot both pass this check for one version with different
+	 * documents. TUF metadata is signed rarely (a timestamp every few
+	 * minutes), so serialising it across the helpers costs nothing. */
+	qs_sha256(der, der_len, key);
+	if ((r = shm_table_lock(&g->tm->head, "shared TUF mark table")) != 0)
+		goto out;
+	locked = 1;
+	m = tuf_mark_of(g, key, ri);
+	if (m == NULL && g->tm->used >= PS_GUARD_TUF_MARKS) {
+		r = refuse("sign_tuf",
+		           "the shared TUF mark table is full (%d keys and repositories): "
+		           "restart qsignd",
+		           PS_GUARD_TUF_MARKS);
+		goto out;
+	}
 	floor = g->tuf_seed[ri][ti];
 	if (m != NULL && m->version > floor)
 		floor = m->version;
@@ -1018,7 +1060,8 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 			goto out;
 		}
 	}
-	mark->slot = m != NULL ? m - g->marks : (ssize_t)g->nmarks;
+	mark->slot = m != NULL ? m - g->tm->m : (ssize_t)g->tm->used;
+	memcpy(mark->key, key, 32);
 	mark->repo = ri;
 	mark->version = version;
 	memcpy(mark->dg, dg, 32);
@@ -1031,6 +1074,10 @@ ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const char 
 	}
 	r = 0;
 out:
+	if (r != 0 && locked) {
+		shm_table_unlock(&g->tm->head);
+		mark->slot = -1;
+	}
 	json_decref(doc);
 	return r;
 }
@@ -1140,33 +1187,35 @@ ps_guard_checkpoint_signed(struct ps_guard *g, uint64_t size)
 		g->hwm = size;
 }
 
-/* The high-water mark moves once the token signed (QS_ERR_NOMEM only). */
-int
-ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
-                    const struct ps_guard_tuf_mark *mark)
+/* The high-water mark moves once the token signed; the shared table's
+ * lock ps_guard_tuf took is released. */
+void
+ps_guard_tuf_signed(struct ps_guard *g, const struct ps_guard_tuf_mark *mark)
 {
 	struct tuf_mark *m;
 
 	if (mark->slot < 0)
-		return 0;
-	if ((size_t)mark->slot == g->nmarks) {
-		if ((m = realloc(g->marks, (g->nmarks + 1) * sizeof(*m))) == NULL)
-			return qs_fail(QS_ERR_NOMEM, "out of memory");
-		g->marks = m;
-		m = &g->marks[g->nmarks];
-		if ((m->der = malloc(der_len)) == NULL)
-			return qs_fail(QS_ERR_NOMEM, "out of memory");
-		memcpy(m->der, der, der_len);
-		m->len = der_len;
+		return;
+	m = &g->tm->m[mark->slot];
+	if ((size_t)mark->slot == g->tm->used) {
+		memcpy(m->key, mark->key, 32);
 		m->repo = mark->repo;
-		g->nmarks++;
+		g->tm->used++;
 	}
-	m = &g->marks[mark->slot];
-	m->version = mark->version;
+	/* The digest before the version: a helper killed between the two
+	 * leaves the old version with the new digest, which refuses more. */
 	memcpy(m->dg, mark->dg, 32);
+	m->version = mark->version;
+	shm_table_unlock(&g->tm->head);
 	if (mark->promoted)
 		known_add(g, mark->targets);
-	return 0;
+}
+
+void
+ps_guard_tuf_release(struct ps_guard *g, const struct ps_guard_tuf_mark *mark)
+{
+	if (mark->slot >= 0)
+		shm_table_unlock(&g->tm->head);
 }
 
 /* ------------------------------------------------------------ CA keys */

@@ -66,6 +66,11 @@
 #include "privsep_wire.h"
 
 struct ratelimit_shared;
+struct ps_guard_tuf_marks;
+
+/* TUF high-water marks the launcher's shared table holds (one per TUF key
+ * and repository). */
+#define PS_GUARD_TUF_MARKS 256
 
 struct ps_guard;
 
@@ -92,6 +97,9 @@ struct ps_guard_boot {
 	 * restarted helper takes from them and the front cannot touch them.
 	 * Not read from any file: ps_guard_boot_read clears it. */
 	struct ratelimit_shared *rates;
+	/* The TUF high-water marks, one per key and repository, likewise
+	 * shared by every helper and restarted helper. */
+	struct ps_guard_tuf_marks *tuf_marks;
 };
 
 /* The metadata role types, in the order of tuf_seed. */
@@ -103,6 +111,9 @@ struct ps_guard_boot {
 /* Parse the bootstrap policy file and read the checkpoint's tree size
  * into *b (never fails: what is missing is recorded for the refusals). */
 void ps_guard_boot_read(const struct config *c, struct ps_guard_boot *b);
+/* Map b's shared tables (rates, tuf_marks): in the launcher, before the
+ * first helper forks (and never in the front). */
+int ps_guard_boot_share(struct ps_guard_boot *b);
 
 /*
  * The guard of one helper, whose tokens are open: takes a reference to
@@ -136,10 +147,13 @@ int ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, 
  * its role's type, a version above the high-water mark (or the very
  * document it signed last), an online role's expiry within the bound.
  * *in, *in_len is the token's input (dg or the text); pass *mark to
- * ps_guard_tuf_signed once signed.
+ * ps_guard_tuf_signed once signed, or to ps_guard_tuf_release if the
+ * token failed: on 0 it returns holding the lock of the shared mark table
+ * (ps_guard_boot), which these release. A full table is a refusal.
  */
 struct ps_guard_tuf_mark {
-	ssize_t slot;
+	ssize_t slot; /* -1: nothing held */
+	uint8_t key[32];
 	int repo;
 	uint64_t version;
 	uint8_t dg[32];
@@ -150,8 +164,8 @@ int ps_guard_tuf(struct ps_guard *g, const uint8_t *der, size_t der_len, const c
                  enum hsm_keytype type, const char *repo, const uint8_t *text, size_t len,
                  const struct ps_evidence *ev, const uint8_t *payload, size_t plen, uint8_t dg[32],
                  const uint8_t **in, size_t *in_len, struct ps_guard_tuf_mark *mark);
-int ps_guard_tuf_signed(struct ps_guard *g, const uint8_t *der, size_t der_len,
-                        const struct ps_guard_tuf_mark *mark);
+void ps_guard_tuf_signed(struct ps_guard *g, const struct ps_guard_tuf_mark *mark);
+void ps_guard_tuf_release(struct ps_guard *g, const struct ps_guard_tuf_mark *mark);
 
 /*
  * PS_SIGN_X509 (kind: enum ps_x509_kind): 0 if the key labelled `label` is

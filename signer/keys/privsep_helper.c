@@ -307,10 +307,14 @@ ph_sign_tuf(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_tuf(h->guard, k->der, k->der_len, k->label, hsm_key_type(k->key), q->repo,
 	                      q->data, q->data_len, &q->ev, q->payload, q->payload_len, dg, &in,
-	                      &in_len, &mark)) != 0 ||
-	    (r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0 ||
-	    (r = ps_guard_tuf_signed(h->guard, k->der, k->der_len, &mark)) != 0)
+	                      &in_len, &mark)) != 0)
 		return r;
+	/* ps_guard_tuf holds the shared mark table's lock until one of these. */
+	if ((r = hsm_sign(h->toks[k->tok], k->key, in, in_len, sig, &sig_len)) != 0) {
+		ps_guard_tuf_release(h->guard, &mark);
+		return r;
+	}
+	ps_guard_tuf_signed(h->guard, &mark);
 	ps_wb_bytes(out, sig, sig_len);
 	explicit_bzero(sig, sizeof(sig));
 	return 0;

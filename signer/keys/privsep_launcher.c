@@ -19,8 +19,6 @@
 #include "log.h"
 #include "privsep_guard.h"
 #include "qs_err.h"
-#include "qs_limits.h"
-#include "ratelimit.h"
 
 static int
 pl_send_fd(int ctl, int fd, pid_t pid)
@@ -107,10 +105,10 @@ pl_main(const struct config *c, int ctl, pid_t front)
 	/* What every helper trusts: read here, before the front takes any
 	 * input, and inherited by each helper forked later. */
 	ps_guard_boot_read(c, &ph_guard_boot);
-	/* The online roles' buckets, one for all helpers and surviving their
-	 * restarts; made after the fork from the front, which never maps
-	 * them. A policy has at most QS_MAX_POLICY_ENTRIES roles. */
-	if (ratelimit_shared_new(QS_MAX_POLICY_ENTRIES, &ph_guard_boot.rates) != 0) {
+	/* The online roles' buckets and the TUF high-water marks, one for all
+	 * helpers and surviving their restarts; made after the fork from the
+	 * front, which never maps them. */
+	if (ps_guard_boot_share(&ph_guard_boot) != 0) {
 		log_error("privsep.launch_failed", "reason=\"%s\"", qs_errdetail());
 		_exit(1);
 	}
@@ -150,9 +148,8 @@ pl_main(const struct config *c, int ctl, pid_t front)
 			log_error("privsep.launch_failed", "reason=\"fork: %s\"", strerror(errno));
 		else
 			/* Each helper starts from guard_boot: the shared rate
-			 * buckets and the TUF floors read at start
-			 * (threat-model.md). The front cannot suppress this line:
-			 * more starts than signers + 1 mean it replaced helpers. */
+			 * buckets and TUF marks (threat-model.md). The front cannot suppress this
+			 * line: more starts than signers + 1 mean it replaced helpers. */
 			log_info("privsep.helper_started", "pid=%d started=%u", (int)pid,
 			         ++started);
 		n = pl_send_fd(ctl, pid < 0 ? -1 : sp[0], pid < 0 ? 0 : pid);

@@ -149,47 +149,84 @@ struct shared_slot {
 };
 
 struct ratelimit_shared {
-	pthread_mutex_t mu; /* process-shared and robust */
-	size_t size;        /* of the mapping */
+	struct shm_head head;
 	size_t nslots, used;
 	struct shared_slot slot[];
 };
 
 int
-ratelimit_shared_new(size_t nslots, struct ratelimit_shared **out)
+shm_table_new(size_t size, const char *what, void **out)
 {
-	size_t size = sizeof(struct ratelimit_shared) + nslots * sizeof(struct shared_slot);
-	struct ratelimit_shared *rs;
+	struct shm_head *h;
 	pthread_mutexattr_t a;
 	int e;
 
 	*out = NULL;
 	/* Anonymous and shared: the processes forked after this call (and
 	 * only they) see one table. */
-	rs = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (rs == MAP_FAILED)
-		return qs_fail(QS_ERR_NOMEM, "mmap of the shared rate table: %s", strerror(errno));
-	rs->size = size;
-	rs->nslots = nslots;
+	h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED)
+		return qs_fail(QS_ERR_NOMEM, "mmap of the %s: %s", what, strerror(errno));
+	h->size = size;
 	if ((e = pthread_mutexattr_init(&a)) == 0) {
 		if ((e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) == 0 &&
 		    (e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) == 0)
-			e = pthread_mutex_init(&rs->mu, &a);
+			e = pthread_mutex_init(&h->mu, &a);
 		pthread_mutexattr_destroy(&a);
 	}
 	if (e != 0) {
-		munmap(rs, size);
-		return qs_fail(QS_ERR_INTERNAL, "shared rate table mutex: %s", strerror(e));
+		munmap(h, size);
+		return qs_fail(QS_ERR_INTERNAL, "%s mutex: %s", what, strerror(e));
 	}
-	*out = rs;
+	*out = h;
+	return 0;
+}
+
+void
+shm_table_free(void *table)
+{
+	if (table != NULL)
+		munmap(table, ((struct shm_head *)table)->size);
+}
+
+int
+shm_table_lock(struct shm_head *h, const char *what)
+{
+	int e = pthread_mutex_lock(&h->mu);
+
+	if (e == EOWNERDEAD)
+		e = pthread_mutex_consistent(&h->mu);
+	if (e != 0)
+		return qs_fail(QS_ERR_INTERNAL, "%s lock: %s", what, strerror(e));
+	return 0;
+}
+
+void
+shm_table_unlock(struct shm_head *h)
+{
+	pthread_mutex_unlock(&h->mu);
+}
+
+int
+ratelimit_shared_new(size_t nslots, struct ratelimit_shared **out)
+{
+	void *t;
+	int r;
+
+	*out = NULL;
+	if ((r = shm_table_new(sizeof(struct ratelimit_shared) +
+	                               nslots * sizeof(struct shared_slot),
+	                       "shared rate table", &t)) != 0)
+		return r;
+	*out = t;
+	(*out)->nslots = nslots;
 	return 0;
 }
 
 void
 ratelimit_shared_free(struct ratelimit_shared *rs)
 {
-	if (rs != NULL)
-		munmap(rs, rs->size);
+	shm_table_free(rs);
 }
 
 /* A process killed while holding the lock leaves it to the next (robust):
@@ -198,13 +235,7 @@ ratelimit_shared_free(struct ratelimit_shared *rs)
 static int
 shared_lock(struct ratelimit_shared *rs)
 {
-	int e = pthread_mutex_lock(&rs->mu);
-
-	if (e == EOWNERDEAD)
-		e = pthread_mutex_consistent(&rs->mu);
-	if (e != 0)
-		return qs_fail(QS_ERR_INTERNAL, "shared rate table lock: %s", strerror(e));
-	return 0;
+	return shm_table_lock(&rs->head, "shared rate table");
 }
 
 int
@@ -242,6 +273,6 @@ ratelimit_shared_take(struct ratelimit_shared *rs, const char *key, uint32_t rat
 		r = qs_fail(QS_ERR_EXHAUSTED, "rate limit of %s exceeded (%u/s, burst %u)", key,
 		            rate, burst);
 out:
-	pthread_mutex_unlock(&rs->mu);
+	shm_table_unlock(&rs->head);
 	return r;
 }

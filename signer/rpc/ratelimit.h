@@ -4,6 +4,7 @@
 #ifndef QS_RATELIMIT_H
 #define QS_RATELIMIT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,23 @@ void ratelimit_shared_free(struct ratelimit_shared *rs);
  * full. */
 int ratelimit_shared_take(struct ratelimit_shared *rs, const char *key, uint32_t rate,
                           uint32_t burst, uint32_t n);
+
+/* The head of such a mapping: its size and the process-shared, robust
+ * mutex. Other tables shared by the launcher's helpers (the signer's TUF
+ * marks, privsep_guard.c) start with one and use these four. */
+struct shm_head {
+	pthread_mutex_t mu;
+	size_t size; /* of the mapping */
+};
+
+/* An anonymous MAP_SHARED mapping of `size` bytes (>= sizeof(struct
+ * shm_head)), zeroed, its head initialised; `what` names it in errors. */
+int shm_table_new(size_t size, const char *what, void **out);
+void shm_table_free(void *table);
+/* Lock: a process killed while holding it leaves it to the next (robust,
+ * EOWNERDEAD made consistent); the caller's table must bear a half-done
+ * update. */
+int shm_table_lock(struct shm_head *h, const char *what);
+void shm_table_unlock(struct shm_head *h);
 
 #endif

@@ -91,7 +91,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	ps_guard_boot_read(c, &boot);
-	if (boot.v1 == NULL || ps_guard_new(c, &boot, fake_spki, NULL, &g) != 0) {
+	if (boot.v1 == NULL || ps_guard_boot_share(&boot) != 0 ||
+	    ps_guard_new(c, &boot, fake_spki, NULL, &g) != 0) {
 		fprintf(stderr, "guard_bench: %s\n", boot.v1 ? qs_errdetail() : boot.v1_error);
 		goto out;
 	}

@@ -32,7 +32,10 @@
  * killed (SIGKILL) before each of 4 rounds and the pool has new ones
  * started: from a full bucket, the signatures over the window are at least
  * the burst and within the role's rate x window + burst, as the buckets
- * are shared by all helpers (the launcher's).
+ * are shared by all helpers (the launcher's). And a timestamp document X
+ * at version 30, then every helper killed: in the new helper X signs again,
+ * another document at version 30 is refused, version 31 signs (the TUF
+ * marks are the launcher's too).
  * HOME holds demo/admin{1,2}.key (the approvers' private keys).
  * One line per check; exit 0 if all behaved.
  */
@@ -1115,6 +1118,57 @@ online_restart_checks(struct ps_keyref *oref)
 	}
 }
 
+/* The timestamp key signs doc (len bytes) for ci; 0 or the error. */
+static int
+tuf_sign_text(struct ps_keyref *ref, const char *doc, size_t len)
+{
+	uint8_t sig[HSM_SIG_MAX];
+	size_t sig_len = 0;
+
+	return ps_sign_tuf(ref, "ci", (const uint8_t *)doc, len, NULL, NULL, 0, sig, &sig_len);
+}
+
+/* Equivocation across helpers: the TUF marks are the launcher's, one per
+ * key and repository for every helper. The timestamp key signs document X
+ * at version 30 in one helper; every helper is then killed, and in the new
+ * one Y, another document at version 30, is refused (first: the new
+ * helper has signed nothing), X signs again (the identical document) and Y
+ * at 31 signs. With marks per helper the new
+ * one would have only the floor published at start (3). */
+static void
+tuf_restart_checks(struct ps_pool *p, const struct policy *pol)
+{
+	struct ps_keyref *ts = NULL;
+	enum hsm_keytype type;
+	uint8_t *der = NULL;
+	size_t tok, der_len = 0, xlen = 0, ylen = 0, y1len = 0;
+	char *x = tuf_doc("timestamp", 30, 3600, 0, &xlen),
+	     *y = tuf_doc("timestamp", 30, 1800, 0, &ylen),
+	     *y1 = tuf_doc("timestamp", 31, 1800, 0, &y1len);
+
+	if (ps_find(p, key_uri(pol, "tuf-timestamp"), &ts, &type, &tok, &der, &der_len) != 0) {
+		fprintf(stderr, "TUF timestamp key: %s\n", qs_errdetail());
+		exit(2);
+	}
+	expect("TUF timestamp key over document X at version 30", tuf_sign_text(ts, x, xlen), 0,
+	       NULL);
+	if (kill_helpers() == 0) {
+		printf("FAIL: TUF marks across restarts: no helper to kill\n");
+		fails++;
+	}
+	expect("TUF timestamp key over another document Y at version 30 in a restarted helper",
+	       tuf_sign_text(ts, y, ylen), QS_ERR_DENIED, "is not above 30");
+	expect("TUF timestamp key over X again in a restarted helper", tuf_sign_text(ts, x, xlen),
+	       0, NULL);
+	expect("TUF timestamp key over Y at version 31 in a restarted helper",
+	       tuf_sign_text(ts, y1, y1len), 0, NULL);
+	ps_keyref_free(ts);
+	free(der);
+	free(x);
+	free(y);
+	free(y1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1308,6 +1362,7 @@ main(int argc, char **argv)
 	ca_checks(p, pol, ouri);
 	ca_quorum_checks(p, pol, ouri);
 	online_restart_checks(oref);
+	tuf_restart_checks(p, pol);
 
 	ps_keyref_free(qref);
 	ps_keyref_free(oref);
