@@ -13,7 +13,9 @@ P11_ENGINE=$(find /usr/lib -name pkcs11.so -path '*engines-3*' 2>/dev/null | hea
 # A sanitizer build's module needs the sanitizer runtimes loaded first in
 # the (uninstrumented) tools that dlopen it; their own leaks are not ours.
 P11_ENV=()
-if ldd "$P11_MODULE" | grep -q libasan; then
+# (ldd's output is read whole first: under pipefail, grep -q quitting at its
+# first match may kill ldd with SIGPIPE and turn the match into a miss.)
+if grep -q libasan <<<"$(ldd "$P11_MODULE")"; then
 	P11_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 		"ASAN_OPTIONS=detect_leaks=0:abort_on_error=1")
 fi
