@@ -21,9 +21,7 @@ cd "$T"
 
 # --- installed as the README says (into a scratch prefix): the module in
 # lib/.../pkcs11/, the p11-kit module file beside p11-kit's others
-cmake --install "$QS_BUILD" --prefix "$T/inst" >"$T/install.log" 2>&1 || fail "cmake --install"
-P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -1)
-[ -n "$P11_MODULE" ] || fail "module not installed into .../pkcs11/: $(cat "$T/install.log")"
+p11_install
 sed -i "s|^MODULE_PATH = .*|MODULE_PATH = $P11_MODULE|" "$T/openssl-p11.cnf"
 modfile=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
 grep -q "^disable-in: p11-kit-proxy" "$modfile" || fail "no p11-kit module file"

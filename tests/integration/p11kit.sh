@@ -20,9 +20,7 @@ qs_start
 export QSIGN_PRINCIPAL=ci
 cd "$T"
 
-cmake --install "$QS_BUILD" --prefix "$T/inst" >"$T/install.log" 2>&1 || fail "cmake --install"
-P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -1)
-[ -n "$P11_MODULE" ] || fail "module not installed into .../pkcs11/"
+p11_install
 shipped=$T/inst/share/p11-kit/modules/qsign-pkcs11.module
 [ -f "$shipped" ] || fail "no module file installed: $(cat "$T/install.log")"
 mods=$XDG_CONFIG_HOME/pkcs11/modules

@@ -39,6 +39,15 @@ distinguished_name = req_dn
 EOF
 p11_engine() { "${P11_ENV[@]}" env OPENSSL_CONF="$T/openssl-p11.cnf" openssl "$@"; }
 
+# p11_install: cmake --install into $T/inst (a scratch prefix, as the
+# README's install does); P11_MODULE becomes the module installed into
+# lib/.../pkcs11/.
+p11_install() {
+	cmake --install "$QS_BUILD" --prefix "$T/inst" >"$T/install.log" 2>&1 || fail "cmake --install"
+	P11_MODULE=$(find "$T/inst" -name libqsign-pkcs11.so -path '*/pkcs11/*' | head -1)
+	[ -n "$P11_MODULE" ] || fail "module not installed into .../pkcs11/: $(cat "$T/install.log")"
+}
+
 # Keys for the module's roles, in the demo token, and the roles:
 #   p11-rsa   RSA-3072 PSS            (ci, online)
 #   p11-ed    Ed25519, blobs          (ci, online)

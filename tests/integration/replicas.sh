@@ -40,13 +40,6 @@ kill9_replica() {
 	mv "$T/$1.log" "$T/$1.log.$(date +%s%N)"
 	PID[$1]=""
 }
-stop_replicas() {
-	for n in "${!PID[@]}"; do
-		[ -n "${PID[$n]}" ] || continue
-		kill "${PID[$n]}" 2>/dev/null || true
-		wait "${PID[$n]}" 2>/dev/null || true
-	done
-}
 trap 'stop_replicas; qs_cleanup' EXIT
 
 start_replica A "$HA"

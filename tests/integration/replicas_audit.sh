@@ -30,13 +30,6 @@ done
 for n in A B C; do SRV[$n]=ipc://${HOME_[$n]}/qsignd.sock; done
 
 . "$(dirname "$0")/replicas_lib.sh"
-stop_replicas() {
-	for n in "${!PID[@]}"; do
-		[ -n "${PID[$n]}" ] || continue
-		kill "${PID[$n]}" 2>/dev/null || true
-		wait "${PID[$n]}" 2>/dev/null || true
-	done
-}
 LOADERS=()
 stop_loaders() {
 	touch "$T/stop-load" 2>/dev/null || true

@@ -20,3 +20,12 @@ start_replica() {
 	done
 	fail "replica $n not ready after $((tries / 20)) s"
 }
+
+# stop_replicas: SIGTERM every replica still running, and wait for it.
+stop_replicas() {
+	for n in "${!PID[@]}"; do
+		[ -n "${PID[$n]}" ] || continue
+		kill "${PID[$n]}" 2>/dev/null || true
+		wait "${PID[$n]}" 2>/dev/null || true
+	done
+}
