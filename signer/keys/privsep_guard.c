@@ -724,6 +724,13 @@ online_role_of(const struct ps_guard *g, const uint8_t *der, size_t len)
 	return NULL;
 }
 
+/* a + b, saturated at UINT32_MAX. */
+static uint32_t
+sat_add(uint32_t a, uint32_t b)
+{
+	return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
 /* a * b, saturated at UINT32_MAX. */
 static uint32_t
 mul_sat(uint32_t a, size_t b)
@@ -761,17 +768,27 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 		return refuse(request, "the CA key %.64s signs only certificates and CRLs", label);
 	/* The front limits each requester to the role's rate; the sum of its
 	 * buckets is the most a front that lies about requesters can get. The
-	 * bucket is the launcher's, one for all helpers and their restarts. */
+	 * bucket is the launcher's, one for all helpers and their restarts.
+	 * Its burst is larger by PS_GUARD_RATE_SLACK_S seconds of the rate:
+	 * a call reaches a helper some time after the front took its token,
+	 * and not after the same delay every time (workers, the helper queue,
+	 * a loaded machine), so a bucket of the front's exact size would
+	 * sometimes refuse, after its audit entry, a signature the front
+	 * rightly allowed. */
 	if ((ro = online_role_of(g, der, der_len)) == NULL)
 		return 0;
-	r = ratelimit_shared_take(g->rl, ro->name, mul_sat(ro->rate_per_second, ro->nrequesters),
-	                          mul_sat(ro->burst, ro->nrequesters), n);
+	r = ratelimit_shared_take(
+	        g->rl, ro->name, mul_sat(ro->rate_per_second, ro->nrequesters),
+	        mul_sat(sat_add(ro->burst, mul_sat(ro->rate_per_second, PS_GUARD_RATE_SLACK_S)),
+	                ro->nrequesters),
+	        n);
 	if (r == QS_ERR_EXHAUSTED) {
 		qs_errclear();
 		return refuse(request,
 		              "role %s: over its rate (%u/s, burst %u, for each of its %zu "
-		              "requesters)",
-		              ro->name, ro->rate_per_second, ro->burst, ro->nrequesters);
+		              "requesters, and %d s of slack)",
+		              ro->name, ro->rate_per_second, ro->burst, ro->nrequesters,
+		              PS_GUARD_RATE_SLACK_S);
 	}
 	if (r != 0) {
 		char why[QS_ERRDETAIL_MAX];

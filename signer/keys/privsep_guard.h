@@ -72,6 +72,10 @@ struct ps_guard_tuf_marks;
  * and repository). */
 #define PS_GUARD_TUF_MARKS 256
 
+/* An online role's bucket in the helpers holds this many seconds of the
+ * role's rate on top of its burst (privsep_guard.c says why). */
+#define PS_GUARD_RATE_SLACK_S 2
+
 struct ps_guard;
 
 /* Find the key at uri in the helper's tokens: its SPKI DER (*der

@@ -1352,8 +1352,11 @@ settle_votes(struct server *s, const char *id, const struct policy *cur)
 	    approval_rules(p, cur, r->role, r->kind, &ar) != 0 ||
 	    approval_count(&ar, s->cfg->identity, r) < ar.threshold)
 		goto out;
+	/* No state message: on APPROVED one means "execution failed for now,
+	 * qsignd retries" (retry_later), and the other replica's voter, who
+	 * reads the request while this one executes it, would be told so. */
 	if (audit_state(s, id, REQ_PENDING, REQ_APPROVED, why) == 0 &&
-	    store_req_transition(s->store, id, REQ_PENDING, REQ_APPROVED, why) == 0) {
+	    store_req_transition(s->store, id, REQ_PENDING, REQ_APPROVED, NULL) == 0) {
 		log_info("request.vote", "id=%s state=APPROVED detail=\"%s\"", id, why);
 		finalize(s, id, 0);
 	}
