@@ -11,11 +11,22 @@
  * a large verification. The scan accepts only text on which jansson (JSON_REJECT_DUPLICATES) is
  * certain to agree; anything else, and every entry whose fields the approval checks read, goes
  * through json_loadb as before, so the verdicts and messages are jansson's.
+ *
+ * Approval signatures (one ECDSA or Ed25519 verification each, ~100 times the rest of an entry's
+ * work) are checked by a small pool of threads once a log has many of them (VOTE_POOL_AFTER):
+ * the reading thread prepares each check (the statement, the candidate keys of the policy
+ * versions in force then) and queues it in a ring of VOTE_RING slots, which bounds memory
+ * whatever the log's size; problems found meanwhile by the reading thread queue behind it in
+ * the same ring. The reading thread reports the ring's slots strictly in order, so the problem
+ * callback sees exactly the sequence the one-thread path gives. Parsed public keys are cached
+ * (KEY_CACHE slots by PEM text): OpenSSL 3's PEM decoder costs several times a verification.
  */
 #include "qsc_audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +48,41 @@
 #define SCAN_DIGITS 18
 /* The jsonl reader's buffer: one whole line of the largest entry fits. */
 #define JSONL_BUF (2 * (size_t)QS_MAX_AUDIT_ENTRY + 1)
+/* Slots between reading an entry and reporting its problems: bounds the
+ * memory of checks in flight (each slot ~1.2 KB plus its statement). */
+#define VOTE_RING 256
+/* Threads checking approval signatures: min(this, usable CPUs). */
+#define VOTE_THREADS_MAX 4
+/* Approvals checked on the reading thread before the pool starts: a log
+ * with few needs no threads. */
+#define VOTE_POOL_AFTER 64
+/* Parsed principal keys remembered, by PEM text: KEY_CACHE slots, a key
+ * in one of the KEY_PROBE from its hash's. */
+#define KEY_CACHE 64
+#define KEY_PROBE 8
+/* A problem's sentence, as vfail formats it. */
+#define MSG_MAX 1024
+
+/* One slot of the ring: a problem to report, or an approval signature to
+ * check and then report. */
+struct vote_slot {
+	int is_vote;
+	int done;          /* checked (a problem: from the start); under pool_mu */
+	int ok;            /* the signature verified with one of keys[] */
+	int approve;       /* an approval (else a rejection) */
+	char msg[MSG_MAX]; /* the problem, or the one to report if !ok */
+	uint8_t *stmt;
+	size_t stmt_len;
+	uint8_t sig[QS_MAX_PRINCIPAL_SIG];
+	size_t sig_len;
+	EVP_PKEY **keys; /* references held by the slot */
+	size_t n_keys, cap_keys;
+};
+
+struct key_cache_slot {
+	char *pem;
+	EVP_PKEY *pk;
+};
 
 struct qsc_audit_verifier {
 	struct qsc_audit_callbacks cb;
@@ -53,18 +99,54 @@ struct qsc_audit_verifier {
 	long long in_force; /* the highest policy version logged so far */
 	json_t *requests;   /* id -> {policy_version, role, kind, payload_sha256} */
 	json_t *signed_;    /* id -> seq of its request.signed entry in force */
+	struct key_cache_slot keys[KEY_CACHE];
+	unsigned key_evict;
+	EVP_PKEY **cand; /* the candidate keys of the vote being prepared */
+	size_t n_cand, cap_cand;
+	struct vote_slot inline_slot; /* a vote checked on the reading thread */
+	int want_threads;             /* qsc_audit_verifier_threads; -1: the default */
+	uint64_t votes;               /* approval signatures seen */
+	/* The ring: slots [head, tail) not yet reported, [claim, tail) not yet
+	 * taken by a checker. head and tail are the reading thread's; claim,
+	 * tail's updates and the slots' done flags are under pool_mu. */
+	struct vote_slot *ring;
+	uint64_t head, claim, tail;
+	pthread_t threads[VOTE_THREADS_MAX];
+	int n_threads, pool_tried, stop;
+	pthread_mutex_t pool_mu;
+	pthread_cond_t work, done;
 };
 
+static void report(qsc_audit_verifier *v, const char *msg);
+static struct vote_slot *ring_reserve(qsc_audit_verifier *v);
+static void ring_publish(qsc_audit_verifier *v, int is_vote);
+
+/* A problem: reported now, or queued behind the checks still in flight. */
 static void __attribute__((format(printf, 2, 3))) vfail(qsc_audit_verifier *v, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[MSG_MAX];
+	struct vote_slot *sl;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (v->head == v->tail) {
+		report(v, buf);
+		return;
+	}
+	sl = ring_reserve(v);
+	memcpy(sl->msg, buf, sizeof(buf));
+	sl->is_vote = 0;
+	sl->done = 1;
+	ring_publish(v, 0);
+}
+
+static void
+report(qsc_audit_verifier *v, const char *msg)
+{
 	v->tot.problems++;
-	v->cb.problem(v->cb.arg, buf);
+	v->cb.problem(v->cb.arg, msg);
 }
 
 static const char *
@@ -402,32 +484,301 @@ note_request(qsc_audit_verifier *v, uint64_t i, json_t *o)
 	json_object_set_new(v->requests, id, rec);
 }
 
-/* Does sig over stmt verify with who's key in a policy version from first
- * to the one in force? *listed: who is a principal of one of them. */
-static int
-vote_verifies(qsc_audit_verifier *v, const char *who, long long first, const uint8_t *stmt,
-              size_t stmt_len, const uint8_t *sig, size_t sig_len, int *listed)
-{
-	int ok = 0;
+/* ------------------------------------------------------------ approval checks */
 
+/* FNV-1a: where a PEM text's probe sequence starts in the key cache. */
+static size_t
+key_slot_of(const char *pem)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const unsigned char *p = (const unsigned char *)pem; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % KEY_CACHE);
+}
+
+/* The parsed key of a PEM text, a reference of the caller's; NULL if it
+ * does not parse (as a key that does not verify). Looked up in KEY_PROBE
+ * slots from its hash's, so that a few keys never evict each other. */
+static EVP_PKEY *
+key_get(qsc_audit_verifier *v, const char *pem)
+{
+	size_t h = key_slot_of(pem), k;
+	struct key_cache_slot *c = NULL;
+	EVP_PKEY *pk = NULL;
+	char *copy;
+
+	for (k = 0; k < KEY_PROBE; k++) {
+		struct key_cache_slot *s = &v->keys[(h + k) % KEY_CACHE];
+		if (s->pem == NULL) {
+			if (c == NULL)
+				c = s;
+		} else if (strcmp(s->pem, pem) == 0) {
+			return EVP_PKEY_up_ref(s->pk) == 1 ? s->pk : NULL;
+		}
+	}
+	if (c == NULL) /* all taken: evict one, in turn */
+		c = &v->keys[(h + v->key_evict++ % KEY_PROBE) % KEY_CACHE];
+	if (qs_pubkey_from_pem(pem, strlen(pem), &pk) != 0) {
+		qs_errclear();
+		return NULL;
+	}
+	if ((copy = strdup(pem)) == NULL || EVP_PKEY_up_ref(pk) != 1) {
+		free(copy);
+		return pk; /* not remembered */
+	}
+	free(c->pem);
+	EVP_PKEY_free(c->pk);
+	c->pem = copy;
+	c->pk = pk;
+	return pk;
+}
+
+static void
+slot_clear(struct vote_slot *sl)
+{
+	for (size_t k = 0; k < sl->n_keys; k++)
+		EVP_PKEY_free(sl->keys[k]);
+	sl->n_keys = 0;
+	free(sl->stmt);
+	sl->stmt = NULL;
+	sl->done = 0;
+	sl->ok = 0;
+}
+
+/* Does the slot's signature verify with one of its keys? Any thread. */
+static void
+slot_check(struct vote_slot *sl)
+{
+	sl->ok = 0;
+	for (size_t k = 0; k < sl->n_keys && !sl->ok; k++)
+		if (qs_sig_verify(sl->keys[k], sl->stmt, sl->stmt_len, sl->sig, sl->sig_len) == 0)
+			sl->ok = 1;
+	qs_errclear();
+}
+
+/* A checked slot's verdict, on the reading thread, in log order. */
+static void
+slot_report(qsc_audit_verifier *v, struct vote_slot *sl)
+{
+	if (!sl->is_vote || !sl->ok)
+		report(v, sl->msg);
+	else if (sl->approve)
+		v->tot.approvals++;
+	else
+		v->tot.rejections++;
+	slot_clear(sl);
+}
+
+/* The next slot no checker has taken, if any (under pool_mu). */
+static struct vote_slot *
+ring_claim(qsc_audit_verifier *v)
+{
+	while (v->claim < v->tail && !v->ring[v->claim % VOTE_RING].is_vote)
+		v->claim++;
+	return v->claim < v->tail ? &v->ring[v->claim++ % VOTE_RING] : NULL;
+}
+
+static void *
+checker_main(void *arg)
+{
+	qsc_audit_verifier *v = arg;
+	struct vote_slot *sl;
+
+	pthread_mutex_lock(&v->pool_mu);
+	for (;;) {
+		while (!v->stop && (sl = ring_claim(v)) == NULL)
+			pthread_cond_wait(&v->work, &v->pool_mu);
+		if (v->stop)
+			break;
+		pthread_mutex_unlock(&v->pool_mu);
+		slot_check(sl);
+		pthread_mutex_lock(&v->pool_mu);
+		sl->done = 1;
+		pthread_cond_signal(&v->done);
+	}
+	pthread_mutex_unlock(&v->pool_mu);
+	return NULL;
+}
+
+/*
+ * Report the slots from head on that are checked, waiting for them while
+ * head < upto; the reading thread checks queued slots itself rather than
+ * wait idle.
+ */
+static void
+ring_drain(qsc_audit_verifier *v, uint64_t upto)
+{
+	while (v->head < v->tail) {
+		struct vote_slot *sl = &v->ring[v->head % VOTE_RING], *mine;
+		int ready;
+		pthread_mutex_lock(&v->pool_mu);
+		while (!sl->done && v->head < upto) {
+			if ((mine = ring_claim(v)) == NULL) {
+				pthread_cond_wait(&v->done, &v->pool_mu);
+				continue;
+			}
+			pthread_mutex_unlock(&v->pool_mu);
+			slot_check(mine);
+			pthread_mutex_lock(&v->pool_mu);
+			mine->done = 1;
+		}
+		ready = sl->done;
+		pthread_mutex_unlock(&v->pool_mu);
+		if (!ready)
+			return;
+		slot_report(v, sl);
+		v->head++;
+	}
+}
+
+/* The free slot at tail (waiting for room), to fill and ring_publish. */
+static struct vote_slot *
+ring_reserve(qsc_audit_verifier *v)
+{
+	if (v->tail - v->head == VOTE_RING)
+		ring_drain(v, v->head + 1);
+	return &v->ring[v->tail % VOTE_RING];
+}
+
+static void
+ring_publish(qsc_audit_verifier *v, int is_vote)
+{
+	pthread_mutex_lock(&v->pool_mu);
+	v->tail++;
+	if (is_vote)
+		pthread_cond_signal(&v->work);
+	pthread_mutex_unlock(&v->pool_mu);
+}
+
+/* CPUs this process may run on. */
+static int
+usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+	return 1;
+}
+
+/* Are approvals checked by the pool? It starts at the VOTE_POOL_AFTER-th
+ * vote (or the first, when threads were asked for), if there is more
+ * than one CPU to run it on; without it, everything stays on the reading
+ * thread. */
+static int
+pool_running(qsc_audit_verifier *v)
+{
+	int n = v->want_threads;
+
+	if (v->n_threads > 0)
+		return 1;
+	if (v->pool_tried || n == 0 || (n < 0 && v->votes < VOTE_POOL_AFTER))
+		return 0;
+	v->pool_tried = 1;
+	if (n < 0 && (n = usable_cpus()) < 2)
+		return 0;
+	if (n > VOTE_THREADS_MAX)
+		n = VOTE_THREADS_MAX;
+	if ((v->ring = calloc(VOTE_RING, sizeof(*v->ring))) == NULL)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&v->threads[v->n_threads], NULL, checker_main, v) == 0)
+			v->n_threads++;
+	return v->n_threads > 0;
+}
+
+/* Hand the candidate keys (v->cand) to a slot: the arrays swap owners. */
+static void
+cand_give(qsc_audit_verifier *v, struct vote_slot *sl)
+{
+	EVP_PKEY **k = sl->keys;
+	size_t cap = sl->cap_keys;
+
+	sl->keys = v->cand;
+	sl->n_keys = v->n_cand;
+	sl->cap_keys = v->cap_cand;
+	v->cand = k;
+	v->n_cand = 0;
+	v->cap_cand = cap;
+}
+
+static void
+cand_drop(qsc_audit_verifier *v)
+{
+	for (size_t k = 0; k < v->n_cand; k++)
+		EVP_PKEY_free(v->cand[k]);
+	v->n_cand = 0;
+}
+
+/*
+ * Who's keys in the policy versions from first to the one in force, into
+ * v->cand (each distinct key once, in version order; keys that do not
+ * parse are left out, as keys that do not verify). *listed: who is a
+ * principal of one of them. Errors: QS_ERR_NOMEM.
+ */
+static int
+vote_candidates(qsc_audit_verifier *v, const char *who, long long first, int *listed)
+{
 	*listed = 0;
-	for (long long pv = first; pv <= v->in_force && !ok; pv++) {
+	for (long long pv = first; pv <= v->in_force; pv++) {
 		char pvs[32];
 		const char *pem;
-		EVP_PKEY *pk = NULL;
+		EVP_PKEY *pk;
 		snprintf(pvs, sizeof(pvs), "%lld", pv);
 		pem = json_string_value(json_object_get(
 		        json_object_get(json_object_get(v->policies, pvs), who), "public_key"));
 		if (pem == NULL)
 			continue;
 		*listed = 1;
-		if (qs_pubkey_from_pem(pem, strlen(pem), &pk) == 0 &&
-		    qs_sig_verify(pk, stmt, stmt_len, sig, sig_len) == 0)
-			ok = 1;
-		EVP_PKEY_free(pk);
+		if ((pk = key_get(v, pem)) == NULL)
+			continue;
+		if (v->n_cand > 0 && v->cand[v->n_cand - 1] == pk) {
+			EVP_PKEY_free(pk); /* the same key again: the same verdict */
+			continue;
+		}
+		if (v->n_cand == v->cap_cand) {
+			size_t nc = v->cap_cand == 0 ? 4 : 2 * v->cap_cand;
+			EVP_PKEY **p = realloc(v->cand, nc * sizeof(*p));
+			if (p == NULL) {
+				EVP_PKEY_free(pk);
+				return qs_fail(QS_ERR_NOMEM, "out of memory");
+			}
+			v->cand = p;
+			v->cap_cand = nc;
+		}
+		v->cand[v->n_cand++] = pk;
 	}
-	qs_errclear();
-	return ok;
+	return 0;
+}
+
+/*
+ * Check sig over stmt (taken over) with v->cand, and report the verdict in
+ * log order: at once on the reading thread, or through the ring when the
+ * pool runs. fail is the problem to report if it does not verify.
+ */
+static void
+vote_dispatch(qsc_audit_verifier *v, uint8_t *stmt, size_t stmt_len, const uint8_t *sig,
+              size_t sig_len, int approve, const char *fail)
+{
+	int pooled = pool_running(v);
+	struct vote_slot *sl = pooled ? ring_reserve(v) : &v->inline_slot;
+
+	cand_give(v, sl);
+	sl->is_vote = 1;
+	sl->approve = approve;
+	sl->stmt = stmt;
+	sl->stmt_len = stmt_len;
+	memcpy(sl->sig, sig, sig_len);
+	sl->sig_len = sig_len;
+	snprintf(sl->msg, sizeof(sl->msg), "%s", fail);
+	if (pooled) {
+		ring_publish(v, 1);
+		ring_drain(v, v->head); /* report what is ready, without waiting */
+		return;
+	}
+	slot_check(sl);
+	slot_report(v, sl);
 }
 
 /* Re-verify the approval statement of a request.vote entry. */
@@ -442,9 +793,9 @@ check_vote(qsc_audit_verifier *v, uint64_t i, json_t *o)
 	uint8_t dg[32], sig[QS_MAX_PRINCIPAL_SIG], *stmt = NULL;
 	size_t dg_len = 0, sig_len = 0, stmt_len = 0;
 	const char *what;
-	char ver[32];
+	char ver[32], fail[MSG_MAX];
 	long long first;
-	int approve = strcmp(decision, "approve") == 0, ok, listed;
+	int approve = strcmp(decision, "approve") == 0, listed;
 
 	what = approve ? "approval" : "rejection";
 	if (req == NULL) {
@@ -503,27 +854,35 @@ check_vote(qsc_audit_verifier *v, uint64_t i, json_t *o)
 		free(stmt);
 		return;
 	}
-	ok = vote_verifies(v, who, first, stmt, stmt_len, sig, sig_len, &listed);
-	if (!listed)
+	v->votes++;
+	if (vote_candidates(v, who, first, &listed) != 0) {
+		/* Out of memory: the vote cannot be checked; say so. */
+		cand_drop(v);
+		vfail(v, "%s by %s on request %s (entry %llu) cannot be re-verified: %s", what, who,
+		      id, (unsigned long long)i, qs_errdetail());
+		free(stmt);
+		return;
+	}
+	if (!listed) {
+		cand_drop(v);
 		vfail(v,
 		      "%s by %s on request %s (entry %llu): %s is not a principal of "
 		      "policy version %s",
 		      what, who, id, (unsigned long long)i, who, ver);
-	else if (!ok && first == v->in_force)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "version %s",
-		      what, who, id, (unsigned long long)i, who, ver);
-	else if (!ok)
-		vfail(v,
-		      "%s by %s on request %s (entry %llu) does not verify with %s's key in policy "
-		      "versions %s to %lld",
-		      what, who, id, (unsigned long long)i, who, ver, v->in_force);
-	else if (approve)
-		v->tot.approvals++;
+		free(stmt);
+		return;
+	}
+	if (first == v->in_force)
+		snprintf(fail, sizeof(fail),
+		         "%s by %s on request %s (entry %llu) does not verify with %s's key in "
+		         "policy version %s",
+		         what, who, id, (unsigned long long)i, who, ver);
 	else
-		v->tot.rejections++;
-	free(stmt);
+		snprintf(fail, sizeof(fail),
+		         "%s by %s on request %s (entry %llu) does not verify with %s's key in "
+		         "policy versions %s to %lld",
+		         what, who, id, (unsigned long long)i, who, ver, v->in_force);
+	vote_dispatch(v, stmt, stmt_len, sig, sig_len, approve, fail);
 }
 
 /*
@@ -715,6 +1074,8 @@ qsc_audit_verify_jsonl(qsc_audit_verifier *v, const char *path, uint64_t *count)
 	}
 	if (count != NULL)
 		*count = line;
+	if (v != NULL)
+		ring_drain(v, v->tail);
 	r = 0;
 out:
 	free(buf);
@@ -740,6 +1101,13 @@ qsc_audit_verifier_new(const struct qsc_audit_callbacks *cb, qsc_audit_verifier 
 		qsc_audit_verifier_free(v);
 		return qs_fail(QS_ERR_CRYPTO, "no SHA-256 in libcrypto");
 	}
+	v->want_threads = -1;
+	if (pthread_mutex_init(&v->pool_mu, NULL) != 0) {
+		free(v);
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	}
+	pthread_cond_init(&v->work, NULL);
+	pthread_cond_init(&v->done, NULL);
 	if ((v->policies = json_object()) == NULL || (v->requests = json_object()) == NULL ||
 	    (v->signed_ = json_object()) == NULL) {
 		qsc_audit_verifier_free(v);
@@ -754,6 +1122,29 @@ qsc_audit_verifier_free(qsc_audit_verifier *v)
 {
 	if (v == NULL)
 		return;
+	pthread_mutex_lock(&v->pool_mu);
+	v->stop = 1;
+	pthread_cond_broadcast(&v->work);
+	pthread_mutex_unlock(&v->pool_mu);
+	for (int i = 0; i < v->n_threads; i++)
+		pthread_join(v->threads[i], NULL);
+	/* Checks never reported (the caller did not ask for the totals). */
+	for (uint64_t k = v->head; k < v->tail; k++)
+		slot_clear(&v->ring[k % VOTE_RING]);
+	for (size_t k = 0; v->ring != NULL && k < VOTE_RING; k++)
+		free(v->ring[k].keys);
+	free(v->ring);
+	slot_clear(&v->inline_slot);
+	free(v->inline_slot.keys);
+	cand_drop(v);
+	free(v->cand);
+	for (size_t k = 0; k < KEY_CACHE; k++) {
+		free(v->keys[k].pem);
+		EVP_PKEY_free(v->keys[k].pk);
+	}
+	pthread_cond_destroy(&v->work);
+	pthread_cond_destroy(&v->done);
+	pthread_mutex_destroy(&v->pool_mu);
 	json_decref(v->policies);
 	json_decref(v->requests);
 	json_decref(v->signed_);
@@ -763,7 +1154,18 @@ qsc_audit_verifier_free(qsc_audit_verifier *v)
 }
 
 void
-qsc_audit_verifier_totals(const qsc_audit_verifier *v, struct qsc_audit_totals *t)
+qsc_audit_verifier_totals(qsc_audit_verifier *v, struct qsc_audit_totals *t)
 {
+	ring_drain(v, v->tail);
 	*t = v->tot;
+}
+
+int
+qsc_audit_verifier_threads(qsc_audit_verifier *v, int n)
+{
+	if (n < -1 || v->tot.entries > 0)
+		return qs_fail(QS_ERR_INVALID,
+		               "threads: -1, 0 or more, set before the first entry");
+	v->want_threads = n;
+	return 0;
 }

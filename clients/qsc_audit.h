@@ -19,12 +19,23 @@
  * and computes the Merkle root of the entries so far, to compare with a
  * checkpoint the caller has verified (qs_note_open + qs_checkpoint_parse).
  * Problems are reported through a callback, one sentence each, and
- * verification goes on, so that one run lists all of them.
+ * verification goes on, so that one run lists all of them, always in the
+ * order of the entries they are about.
+ *
+ * Approval signatures are checked by a few threads of the verifier's own
+ * (at most 4, no more than the CPUs the process may use) once a log has
+ * many; a bounded queue (256 checks) keeps memory independent of the log's
+ * size. The problems of an entry can therefore be reported during a later
+ * qsc_audit_verifier_add, after the leaf callbacks of later entries; all of
+ * them have been reported when qsc_audit_verify_jsonl or
+ * qsc_audit_verifier_totals returns. The callbacks are only ever called
+ * on the thread that called the verifier.
  *
  * `qsign audit verify` (online and --offline) is built on this API; it is
  * the place to look for a complete use (state file, checkpoint, export).
  *
- * Thread model: one verifier is used by one thread at a time.
+ * Thread model: one verifier is used by one thread at a time (its checking
+ * threads are its own business).
  * Errors: 0 or a negative QS_ERR_* code with qs_errdetail() (qs_err.h).
  */
 #ifndef QSC_AUDIT_H
@@ -94,7 +105,19 @@ int qsc_audit_verify_jsonl(qsc_audit_verifier *v, const char *path, uint64_t *co
  * SHA-256(""). Errors: QS_ERR_CRYPTO. */
 int qsc_audit_verifier_root(const qsc_audit_verifier *v, uint8_t root[QSC_AUDIT_HASH_LEN]);
 
-void qsc_audit_verifier_totals(const qsc_audit_verifier *v, struct qsc_audit_totals *t);
+/* The totals once every entry added so far is checked and its problems
+ * reported (waits for the checks in flight). */
+void qsc_audit_verifier_totals(qsc_audit_verifier *v, struct qsc_audit_totals *t);
+
+/*
+ * How many threads check approval signatures: 0 for none (the calling
+ * thread checks each as it comes), n > 0 for a pool of min(n, 4) from the
+ * first approval on, -1 for the default (min(4, usable CPUs) from the 64th
+ * approval on, none with one CPU). The verdicts and the order of the
+ * problems are the same in every case. Before the first entry.
+ * Errors: QS_ERR_INVALID.
+ */
+int qsc_audit_verifier_threads(qsc_audit_verifier *v, int n);
 
 #ifdef __cplusplus
 }

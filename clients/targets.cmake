@@ -6,7 +6,7 @@ add_library(qsclient STATIC qsclient.c identity.c qsc_audit.c)
 # qsc_audit.h (the audit log verifier); qsign's own header (qsign_cli.h)
 # stays inside clients/.
 qs_export_headers(qsclient qsclient.h identity.h qsc_audit.h)
-target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT
+target_link_libraries(qsclient PUBLIC qs_proto qs_hsm nng::nng Threads::Threads PRIVATE PkgConfig::CRYPTO PkgConfig::P11KIT
                       PkgConfig::JANSSON)
 
 add_executable(qsign qsign.c qsign_request.c qsign_audit.c qsign_tuf.c qsign_ca.c qsign_ops.c

@@ -6,7 +6,9 @@
  * leading zeros; trailing bytes; raw control characters) nor refusing what
  * jansson accepts (keys out of order, whitespace, escapes, reals), the
  * jsonl reader on truncated, empty and too long lines, and memory that does
- * not grow with the number of entries (RSS after 200,000 entries).
+ * not grow with the number of entries (RSS after 200,000 entries), and
+ * approvals checked in parallel reporting exactly what one thread reports,
+ * in the same order (test_parallel_votes).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +16,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "check.h"
 #include "merkle.h"
 #include "qs_err.h"
 #include "qs_limits.h"
 #include "qsc_audit.h"
+#include "statement.h"
 
 struct seen {
 	int problems;
@@ -258,6 +265,206 @@ test_bounded(void)
 	qsc_audit_verifier_free(v);
 }
 
+/* ------------------------------------------------------------ parallel approvals */
+
+#define VOTE_REQUESTS 1500 /* two approvals each: 3,000 signatures to check */
+#define VOTE_ENTRIES (1 + 4 * VOTE_REQUESTS)
+
+/* Every problem, in the order reported. */
+struct problems {
+	char **msg;
+	size_t n;
+};
+
+static void
+collect_problem(void *arg, const char *msg)
+{
+	struct problems *p = arg;
+	char **m = realloc(p->msg, (p->n + 1) * sizeof(*m));
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return;
+	p->msg = m;
+	p->msg[p->n++] = strdup(msg);
+}
+
+static void
+problems_free(struct problems *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->msg[i]);
+	free(p->msg);
+	memset(p, 0, sizeof(*p));
+}
+
+static char *
+dump(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+
+	json_decref(o);
+	CHECK(s != NULL);
+	return s;
+}
+
+/*
+ * A log as the daemon writes it: a policy of two principals, then per
+ * request a request.submitted entry, an approval by each principal and a
+ * signature entry. Entries bad_vote1 and bad_vote2 (approvals) get one hex
+ * digit of their signature changed, and entry bad_vote1 + 2 (a signature
+ * entry, after the second vote of that request) a time before its
+ * predecessor's: a problem the reading thread finds while the first
+ * tampered vote may still be in a checker's hands.
+ */
+static char **
+vote_log(uint64_t bad_vote1, uint64_t bad_vote2)
+{
+	char **e = calloc(VOTE_ENTRIES, sizeof(*e));
+	EVP_PKEY *keys[2] = {EVP_EC_gen("P-256"), EVP_EC_gen("P-256")};
+	const char *names[2] = {"alice", "bob"};
+	json_t *pr = json_object(), *pol;
+	char *text;
+	uint64_t i = 0;
+
+	CHECK(e != NULL && keys[0] != NULL && keys[1] != NULL);
+	for (int k = 0; k < 2; k++) {
+		BIO *b = BIO_new(BIO_s_mem());
+		char *pem = NULL;
+		long n;
+		CHECK(b != NULL && PEM_write_bio_PUBKEY(b, keys[k]) == 1);
+		n = BIO_get_mem_data(b, &pem);
+		json_object_set_new(pr, names[k],
+		                    json_pack("{s:s%}", "public_key", pem, (size_t)n));
+		BIO_free(b);
+	}
+	pol = json_pack("{s:I,s:o}", "version", (json_int_t)1, "principals", pr);
+	text = dump(pol);
+	e[i] = dump(json_pack("{s:s,s:I,s:s,s:I,s:I}", "event", "policy", "seq", (json_int_t)i,
+	                      "text", text, "time", (json_int_t)1000, "version", (json_int_t)1));
+	free(text);
+	i++;
+	for (int r = 0; r < VOTE_REQUESTS; r++) {
+		char id[32], hx[65], sx[2 * QS_MAX_PRINCIPAL_SIG + 1];
+		uint8_t dg[32], sig[QS_MAX_PRINCIPAL_SIG], *stmt = NULL;
+		size_t stmt_len = 0, sig_len = 0;
+		snprintf(id, sizeof(id), "req-%d", r);
+		for (int k = 0; k < 32; k++) {
+			dg[k] = (uint8_t)(r + k);
+			snprintf(hx + 2 * k, 3, "%02x", dg[k]);
+		}
+		e[i] = dump(json_pack(
+		        "{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "event", "request.submitted", "id", id,
+		        "role", "release", "kind", "digest", "payload_sha256", hx, "policy_version",
+		        (json_int_t)1, "seq", (json_int_t)i, "time", (json_int_t)(1000 + i)));
+		i++;
+		for (int k = 0; k < 2; k++, i++) {
+			CHECK(qs_stmt_approval("srv", id, "release", "digest", dg, 1, (int64_t)i,
+			                       &stmt, &stmt_len) == 0);
+			CHECK(qs_sig_sign(keys[k], stmt, stmt_len, sig, &sig_len) == 0);
+			free(stmt);
+			for (size_t b = 0; b < sig_len; b++)
+				snprintf(sx + 2 * b, 3, "%02x", sig[b]);
+			if (i == bad_vote1 || i == bad_vote2)
+				sx[20] = sx[20] == '0' ? '1' : '0';
+			e[i] = dump(json_pack(
+			        "{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "event",
+			        "request.vote", "id", id, "approver", names[k], "decision",
+			        "approve", "vote_time", (json_int_t)i, "role", "release", "kind",
+			        "digest", "payload_sha256", hx, "server", "srv", "signature", sx,
+			        "seq", (json_int_t)i, "time", (json_int_t)(1000 + i)));
+		}
+		e[i] = dump(json_pack("{s:s,s:I,s:I}", "event", "signature", "seq", (json_int_t)i,
+		                      "time", (json_int_t)(i == bad_vote1 + 2 ? 5 : 1000 + i)));
+		i++;
+	}
+	CHECK_EQ(i, VOTE_ENTRIES);
+	EVP_PKEY_free(keys[0]);
+	EVP_PKEY_free(keys[1]);
+	return e;
+}
+
+/* The problems of the log with threads (see qsc_audit_verifier_threads),
+ * entry by entry or from a jsonl file (path != NULL). */
+static void
+verify_votes(char **e, int threads, const char *path, struct problems *p,
+             struct qsc_audit_totals *t)
+{
+	struct qsc_audit_callbacks cb = {collect_problem, NULL, p};
+	qsc_audit_verifier *v = NULL;
+
+	memset(p, 0, sizeof(*p));
+	CHECK(qsc_audit_verifier_new(&cb, &v) == 0);
+	if (v == NULL)
+		return;
+	CHECK(qsc_audit_verifier_threads(v, threads) == 0);
+	if (path != NULL) {
+		CHECK(qsc_audit_verify_jsonl(v, path, NULL) == 0);
+		/* Everything was reported before verify_jsonl returned. */
+		CHECK_EQ(p->n, 3);
+	} else {
+		for (size_t i = 0; i < VOTE_ENTRIES; i++)
+			CHECK(add(v, e[i]) == 0);
+	}
+	qsc_audit_verifier_totals(v, t);
+	CHECK(qsc_audit_verifier_threads(v, 0) == QS_ERR_INVALID); /* too late */
+	qsc_audit_verifier_free(v);
+}
+
+static void
+test_parallel_votes(const char *dir)
+{
+	/* Deep in the log: the first of request 1200's votes, and the
+	 * second of request 1210's. */
+	const uint64_t bad1 = 1 + 4 * 1200 + 1, bad2 = 1 + 4 * 1210 + 2;
+	char **e = vote_log(bad1, bad2), want[3][256], path[4096];
+	const int modes[] = {0, 1, 4, -1};
+	struct problems p;
+	struct qsc_audit_totals t;
+	FILE *f;
+
+	snprintf(want[0], sizeof(want[0]),
+	         "approval by alice on request req-1200 (entry %llu) does not verify with "
+	         "alice's key in policy version 1",
+	         (unsigned long long)bad1);
+	snprintf(want[1], sizeof(want[1]), "entry %llu: time 5 is before the previous entry's %llu",
+	         (unsigned long long)bad1 + 2, (unsigned long long)(1000 + bad1 + 1));
+	snprintf(want[2], sizeof(want[2]),
+	         "approval by bob on request req-1210 (entry %llu) does not verify with bob's "
+	         "key in policy version 1",
+	         (unsigned long long)bad2);
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		verify_votes(e, modes[m], NULL, &p, &t);
+		if (p.n != 3)
+			fprintf(stderr, "threads %d: %zu problems\n", modes[m], p.n);
+		CHECK_EQ(p.n, 3);
+		for (size_t k = 0; k < p.n && k < 3; k++) {
+			if (strcmp(p.msg[k], want[k]) != 0)
+				fprintf(stderr, "threads %d, problem %zu: \"%s\", want \"%s\"\n",
+				        modes[m], k, p.msg[k], want[k]);
+			CHECK(strcmp(p.msg[k], want[k]) == 0);
+		}
+		CHECK_EQ(t.entries, VOTE_ENTRIES);
+		CHECK_EQ(t.problems, 3);
+		CHECK_EQ(t.approvals, 2 * VOTE_REQUESTS - 2);
+		problems_free(&p);
+	}
+	snprintf(path, sizeof(path), "%s/votes.jsonl", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	for (size_t i = 0; f != NULL && i < VOTE_ENTRIES; i++)
+		fprintf(f, "%s\n", e[i]);
+	if (f != NULL)
+		fclose(f);
+	verify_votes(e, 4, path, &p, &t);
+	for (size_t k = 0; k < p.n && k < 3; k++)
+		CHECK(strcmp(p.msg[k], want[k]) == 0);
+	CHECK_EQ(t.approvals, 2 * VOTE_REQUESTS - 2);
+	problems_free(&p);
+	for (size_t i = 0; i < VOTE_ENTRIES; i++)
+		free(e[i]);
+	free(e);
+}
+
 int
 main(void)
 {
@@ -270,6 +477,7 @@ main(void)
 	test_order();
 	test_jsonl(dir);
 	test_bounded();
+	test_parallel_votes(dir);
 	{
 		char cmd[4200];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
