@@ -3,11 +3,16 @@
 # logins by one principal add a bounded number of audit entries (those
 # within the principal's audit rate, the rest counted in "audit.summary"
 # entries, nothing lost), while another principal keeps signing; the log
-# still verifies.
+# still verifies. Then a descriptor flood: 1,200 connections held against
+# a qsignd whose file limit is lowered to 1,024, while registrar keeps
+# signing on its connection: no signature may fail (each is an audit
+# commit, which must need no new descriptor).
 . "$(dirname "$0")/lib.sh"
 t0=$(date +%s)
-REFUSALS=20000
-LOGINS=2000
+# QS_FLOOD_REFUSALS, QS_FLOOD_LOGINS: fewer for slow runs (memcheck:
+# tests/bench/flood_memcheck.sh); at least 1000 refusals.
+REFUSALS=${QS_FLOOD_REFUSALS:-20000}
+LOGINS=${QS_FLOOD_LOGINS:-2000}
 qs_setup
 qs_policy_edit 'p["roles"]["ci-sign"]["online"]["requesters"].append("registrar")'
 python3 - "$QSIGN_HOME/qsignd.json" <<'PY'
@@ -54,6 +59,31 @@ print("ok: %d refusals and %d logins by ci in %.1f s: %d new entries (bound %d),
       (refusals, logins + 1, secs, len(new), bound, len(sums), sum(e["total"] for e in sums)))
 PY
 grep -q "^signed $((REFUSALS / 1000))$" "$T/flood.out" || fail "registrar did not keep signing"
+# The descriptor flood. The limit is lowered after the start, so the
+# daemon's own connection cap (computed from the limit at start) does not
+# stop the flood before the descriptors run out.
+FLOOD_CONNS=1200
+prlimit --pid "$QSIGND_PID" --nofile=1024:1024 || fail "prlimit on qsignd"
+"$QS_BIN/qs_flood" "ipc://$QSIGN_HOME/qsignd.sock" "$QSIGN_HOME" --conns $FLOOD_CONNS \
+	"$QSIGN_HOME/qsignd.sock" 5 "$QSIGND_PID" | tee "$T/conns.out" ||
+	fail "signing failed during the connection flood (above)"
+kill -0 "$QSIGND_PID" 2>/dev/null || fail "qsignd died in the connection flood"
+peak=$(awk '/^daemon fds peak/ { print $4 + 0 }' "$T/conns.out")
+[ "${peak:-0}" -ge 1000 ] ||
+	fail "the flood did not bring qsignd to its descriptor limit (peak ${peak:-?} of 1024)"
+echo "ok: $FLOOD_CONNS connections, qsignd at $peak of 1024 descriptors, $(grep '^flood signed' "$T/conns.out")"
+# With the flood's connections closed, new connections are served again
+# (bounded: a daemon under memcheck takes a while to close the flood's
+# pipes and retry its accepts).
+wait_s=20
+[ "${QS_VALGRIND:-0}" != 1 ] || wait_s=180
+r0=$(date +%s.%N)
+for _ in $(seq 1 $((wait_s * 2))); do
+	qsign -p auditor audit checkpoint >/dev/null 2>&1 && break
+	sleep 0.5
+done
+expect_rc 0 qsign -p auditor audit checkpoint
+echo "ok: new connections served again $(awk -v a="$r0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after the flood"
 expect_rc 0 "${A[@]}" audit verify --state "$T/verify.state"
 grep -q "checkpoint OK" "$T/out" || fail "verify: $(cat "$T/out")"
 expect_rc 0 "${A[@]}" audit tail -n 400

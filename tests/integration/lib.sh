@@ -139,6 +139,9 @@ qs_start() {
 		# qs_stop reports as an unclean stop.
 		vg=(valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite
 			--errors-for-leak-kinds=definite --suppressions="$QS_SRC/tests/valgrind.supp")
+		# QS_VALGRIND_LOG=PREFIX: each process's report in PREFIX.PID
+		# (tests/bench/flood_memcheck.sh counts the errors there).
+		[ -z "${QS_VALGRIND_LOG:-}" ] || vg+=(--log-file="$QS_VALGRIND_LOG.%p")
 		tries=1200
 		# valgrind cannot run under a seccomp filter (it makes syscalls of
 		# its own): memcheck runs turn it off, everything else stays.
