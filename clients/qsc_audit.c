@@ -18,8 +18,10 @@
  * versions in force then) and queues it in a ring of VOTE_RING slots, which bounds memory
  * whatever the log's size; problems found meanwhile by the reading thread queue behind it in
  * the same ring. The reading thread reports the ring's slots strictly in order, so the problem
- * callback sees exactly the sequence the one-thread path gives. Parsed public keys are cached
- * (KEY_CACHE slots by PEM text): OpenSSL 3's PEM decoder costs several times a verification.
+ * callback sees exactly the sequence the one-thread path gives (the pool is hand-written: none
+ * of the libraries the project uses has one, and the in-order ring is the part that matters).
+ * Parsed public keys are cached (KEY_CACHE slots by PEM text): OpenSSL 3's PEM decoder costs
+ * several times a verification.
  */
 #include "qsc_audit.h"
 
