@@ -896,6 +896,24 @@ out:
 	return rc;
 }
 
+/* The parameters $1..$12 of a request row (REQ_INSERT), in `state`. */
+static void
+req_params(struct pgp *p, const struct store_request *r, int state)
+{
+	pp_text(p, r->id);
+	pp_text(p, r->role);
+	pp_text(p, r->kind);
+	pp_text(p, r->submitter);
+	pp_text(p, r->client_token[0] != '\0' ? r->client_token : NULL);
+	pp_text(p, r->message ? r->message : "");
+	pp_bytes(p, r->payload, r->payload ? r->payload_len : 0);
+	pp_bytes(p, r->digest, 32);
+	pp_int(p, state);
+	pp_int(p, r->created);
+	pp_int(p, r->expires);
+	pp_int(p, (int64_t)r->policy_version);
+}
+
 static int
 pg_req_insert(struct store *base, const struct store_request *r)
 {
@@ -904,18 +922,7 @@ pg_req_insert(struct store *base, const struct store_request *r)
 	struct pgp p = {0};
 	int rc;
 
-	pp_text(&p, r->id);
-	pp_text(&p, r->role);
-	pp_text(&p, r->kind);
-	pp_text(&p, r->submitter);
-	pp_text(&p, r->client_token[0] != '\0' ? r->client_token : NULL);
-	pp_text(&p, r->message ? r->message : "");
-	pp_bytes(&p, r->payload, r->payload ? r->payload_len : 0);
-	pp_bytes(&p, r->digest, 32);
-	pp_int(&p, REQ_PENDING);
-	pp_int(&p, r->created);
-	pp_int(&p, r->expires);
-	pp_int(&p, (int64_t)r->policy_version);
+	req_params(&p, r, REQ_PENDING);
 	if ((rc = pg_begin(s, pc, BEGIN_RW)) != 0)
 		return finish(s, pc, rc);
 	rc = pq(pc,
@@ -1621,6 +1628,186 @@ out:
 	return finish(s, pc, r);
 }
 
+/* ------------------------------------------------------------ migration */
+
+/*
+ * The import (qsignd migrate-store): one transaction on the log's
+ * connection, under log_mu, from import_begin to import_commit or
+ * import_abort. The tables are locked against every writer first (a
+ * replica started meanwhile waits, then finds the imported state), and
+ * the target must hold nothing yet: neither state nor an audit entry.
+ */
+#define IMPORT_TABLES "policy, signature, request, vote, request_sig, doc, audit_head, audit_entry"
+
+static int
+pg_import_begin(struct store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	PGresult *res = NULL;
+	uint64_t size;
+	char *note = NULL;
+	size_t len;
+	int r;
+
+	/* The log's transaction (log_mu held until commit or abort). */
+	if ((r = pg_log_lock(base, &size, &note, &len)) != 0)
+		return r;
+	free(note);
+	if ((r = pq(pc, "LOCK TABLE " IMPORT_TABLES " IN EXCLUSIVE MODE", NULL, NULL,
+	            "lock the tables")) != 0 ||
+	    (r = pq(pc,
+	            "SELECT (SELECT count(*) FROM policy), (SELECT count(*) FROM signature),"
+	            " (SELECT count(*) FROM request), (SELECT count(*) FROM doc),"
+	            " (SELECT count(*) FROM audit_entry), (SELECT max(size) FROM audit_head)",
+	            NULL, &res, "look at the target")) != 0)
+		goto out;
+	for (int i = 0; i < 6 && r == 0; i++)
+		if (strcmp(PQgetvalue(res, 0, i), "0") != 0)
+			r = qs_fail(QS_ERR_EXISTS,
+			            "the target database already holds a quorum-signer state (%s "
+			            "policy versions, %s signatures, %s requests, %s documents, %s "
+			            "audit entries, an audit log of %s): nothing was changed",
+			            PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+			            PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+			            PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
+out:
+	PQclear(res);
+	if (r != 0)
+		pg_log_abort(base);
+	return r;
+}
+
+static int
+pg_import_policy(void *arg, uint64_t version, const char *text)
+{
+	return policy_insert(&((struct pg_store *)arg)->logconn, version, text);
+}
+
+static int
+pg_import_signatures(void *arg, const struct store_sig *sigs, size_t n)
+{
+	struct pg_store *s = arg;
+	const struct store_sig *rows[SIG_ROWS_PER_STMT];
+	int r = 0;
+
+	for (size_t off = 0; off < n && r == 0; off += SIG_ROWS_PER_STMT) {
+		size_t k = n - off < SIG_ROWS_PER_STMT ? n - off : SIG_ROWS_PER_STMT;
+		for (size_t i = 0; i < k; i++)
+			rows[i] = &sigs[off + i];
+		r = insert_sig_rows(&s->logconn, rows, k);
+	}
+	return r;
+}
+
+/* A request as it is: its state, votes (in their order), signatures and
+ * result. */
+static int
+pg_import_request(void *arg, const struct store_request *q)
+{
+	struct pg_conn *pc = &((struct pg_store *)arg)->logconn;
+	struct pgp p = {0};
+	int r;
+
+	req_params(&p, q, q->state);
+	pp_text(&p, q->state_message);
+	if (q->result != NULL)
+		pp_bytes(&p, q->result, q->result_len);
+	else
+		pp_text(&p, NULL);
+	if ((r = pq(pc,
+	            "INSERT INTO request (id, role, kind, submitter, client_token, message,"
+	            " payload, digest, state, created, expires, policy_version, state_message,"
+	            " result)"
+	            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+	            &p, NULL, "request import")) != 0)
+		return r;
+	for (size_t i = 0; i < q->nvotes; i++) {
+		const struct store_vote *v = &q->votes[i];
+		struct pgp pv = {0};
+		pp_text(&pv, q->id);
+		pp_text(&pv, v->approver);
+		pp_int(&pv, v->approve ? 1 : 0);
+		pp_int(&pv, v->time);
+		pp_bytes(&pv, v->sig, v->sig_len);
+		pp_text(&pv, v->reason);
+		pp_int(&pv, (int64_t)i);
+		if ((r = pq(pc, "INSERT INTO vote VALUES ($1,$2,$3,$4,$5,$6,$7)", &pv, NULL,
+		            "vote import")) != 0)
+			return r;
+	}
+	for (size_t i = 0; i < q->nsigs; i++) {
+		struct pgp pg = {0};
+		pp_text(&pg, q->id);
+		pp_int(&pg, (int64_t)i);
+		pp_text(&pg, q->sigs[i].key);
+		pp_text(&pg, q->sigs[i].key_id);
+		pp_text(&pg, q->sigs[i].algorithm);
+		pp_bytes(&pg, q->sigs[i].sig, q->sigs[i].sig_len);
+		if ((r = pq(pc, "INSERT INTO request_sig VALUES ($1,$2,$3,$4,$5,$6)", &pg, NULL,
+		            "request signature import")) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+pg_import_doc(void *arg, const char *ns, const char *name, uint64_t version, const uint8_t *data,
+              size_t len)
+{
+	return doc_insert(&((struct pg_store *)arg)->logconn, ns, name, version, data, len);
+}
+
+static const struct store_sink pg_import_sink = {
+        .policy = pg_import_policy,
+        .signatures = pg_import_signatures,
+        .request = pg_import_request,
+        .doc = pg_import_doc,
+};
+
+static int
+pg_import_log(struct store *base, uint64_t first, const struct store_log_rec *recs, size_t n)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	int r = 0;
+
+	for (size_t off = 0; off < n && r == 0; off += LOG_ROWS_PER_STMT)
+		r = insert_log_rows(&s->logconn, first + off, recs + off,
+		                    n - off < LOG_ROWS_PER_STMT ? n - off : LOG_ROWS_PER_STMT);
+	return r;
+}
+
+static int
+pg_import_commit(struct store *base, uint64_t size, const char *note, size_t note_len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	struct pgp p = {0};
+	char *text = strndup(note, note_len); /* a text parameter ends in NUL */
+	int r;
+
+	if (text == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	pp_int(&p, (int64_t)size);
+	pp_text(&p, text);
+	if ((r = pq(pc, "UPDATE audit_head SET size = $1, checkpoint = $2 WHERE id = 1", &p, NULL,
+	            "set the audit log head")) != 0)
+		goto out;
+	if ((r = pg_commit(pc)) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "postgresql did not commit the import: %s",
+		            qs_errdetail());
+		pc->broken = 1;
+	}
+out:
+	free(text);
+	if (r != 0)
+		pg_rollback(pc);
+	pthread_mutex_unlock(&s->log_mu);
+	return r;
+}
+
 static void
 pg_close(struct store *base)
 {
@@ -1685,6 +1872,11 @@ static const struct store_ops pg_ops = {
         .log_abort = pg_log_abort,
         .log_head = pg_log_head,
         .log_entry = pg_log_entry,
+        .import_begin = pg_import_begin,
+        .import_sink = &pg_import_sink,
+        .import_log = pg_import_log,
+        .import_commit = pg_import_commit,
+        .import_abort = pg_log_abort, /* the log transaction */
 };
 
 int
