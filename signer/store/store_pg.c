@@ -216,9 +216,11 @@ pgerr(struct pg_conn *pc, PGresult *res, const char *what)
 	return qs_fail(QS_ERR_DB, "%s: %s (SQLSTATE %s)", what, msg, state);
 }
 
-/* Run one statement; *out (if not NULL) gets the result to PQclear. */
+/* Run one statement, its results in text (binary 0) or in binary; *out
+ * (if not NULL) gets the result to PQclear. */
 static int
-pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what)
+pq_as(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what,
+      int binary)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -227,7 +229,7 @@ pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, con
 	if (out != NULL)
 		*out = NULL;
 	res = PQexecParams(pc->c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
-	                   p ? p->fmt : NULL, 0);
+	                   p ? p->fmt : NULL, binary);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		r = pgerr(pc, res, what);
@@ -239,6 +241,12 @@ pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, con
 	else
 		PQclear(res);
 	return 0;
+}
+
+static int
+pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what)
+{
+	return pq_as(pc, sql, p, out, what, 0);
 }
 
 static void
@@ -1507,6 +1515,21 @@ out:
 	return r;
 }
 
+/* A bigint column of a binary result (big-endian); UINT64_MAX if it is
+ * not 8 bytes. */
+static uint64_t
+be64(const PGresult *res, int row, int col)
+{
+	const uint8_t *b = (const uint8_t *)PQgetvalue(res, row, col);
+	uint64_t v = 0;
+
+	if (PQgetlength(res, row, col) != 8)
+		return UINT64_MAX;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 static int
 pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_log_fn fn, void *arg)
 {
@@ -1526,24 +1549,23 @@ pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_lo
 
 		pp_int(&p, (int64_t)cur);
 		pp_int(&p, (int64_t)hi);
-		if ((r = pq(pc,
-		            "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
-		            " ORDER BY seq",
-		            &p, &res, "read audit entries")) != 0)
+		/* Binary results: the entries' bytes as they are (text would
+		 * send them hex-encoded, twice the size, to be decoded here). */
+		if ((r = pq_as(pc,
+		               "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
+		               " ORDER BY seq",
+		               &p, &res, "read audit entries", 1)) != 0)
 			break;
 		rows = PQntuples(res);
 		for (int i = 0; i < rows && r == 0; i++, cur++) {
-			uint8_t *b = NULL;
-			size_t n = 0;
-			if (strtoull(PQgetvalue(res, i, 0), NULL, 10) != cur) {
+			if (be64(res, i, 0) != cur) {
 				r = qs_fail(QS_ERR_PRECONDITION,
 				            "audit entry %" PRIu64 " is missing from the database",
 				            cur);
 				break;
 			}
-			if ((r = get_bytes(res, i, 1, &b, &n)) == 0)
-				r = fn(arg, cur, b, n);
-			free(b);
+			r = fn(arg, cur, (const uint8_t *)PQgetvalue(res, i, 1),
+			       (size_t)PQgetlength(res, i, 1));
 		}
 		PQclear(res);
 		res = NULL;
@@ -1608,15 +1630,20 @@ pg_log_entry(struct store *base, uint64_t seq, uint8_t **data, size_t *len)
 		return r;
 	}
 	pp_int(&p, (int64_t)seq);
-	if ((r = pq(pc, "SELECT data FROM audit_entry WHERE seq = $1", &p, &res,
-	            "read an audit entry")) != 0)
+	if ((r = pq_as(pc, "SELECT data FROM audit_entry WHERE seq = $1", &p, &res,
+	               "read an audit entry", 1)) != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
 		r = qs_fail(QS_ERR_NOT_FOUND, "no audit entry %" PRIu64, seq);
 		goto out;
 	}
-	if ((r = get_bytes(res, 0, 0, data, len)) != 0)
+	*len = (size_t)PQgetlength(res, 0, 0);
+	if ((*data = malloc(*len + 1)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
+	}
+	memcpy(*data, PQgetvalue(res, 0, 0), *len);
+	(*data)[*len] = '\0';
 	r = pg_commit(pc);
 out:
 	PQclear(res);
