@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "audit.h"
 #include "merkle.h"
 #include "qs_err.h"
@@ -133,6 +135,47 @@ out:
 }
 
 int
+migrate_check_source(const struct config *cfg)
+{
+	char path[4096];
+
+	if (cfg->store_pg != NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, cfg->state_dir);
+	if (access(path, F_OK) != 0)
+		return 0;
+	return qs_fail(QS_ERR_PRECONDITION,
+	               "this state was moved to PostgreSQL (%s says when): the replicas on "
+	               "PostgreSQL carry its audit log on, and a qsignd on this copy would write a "
+	               "second history under the same log key. Use the configuration with "
+	               "\"store\": {\"postgresql\": ...}; remove %s only to go back to this state "
+	               "on purpose",
+	               path, path);
+}
+
+/* The marker, after the COMMIT: where the state went (conninfo without
+ * any password) and when. */
+static int
+write_marker(const struct config *cfg, uint64_t size, const char *root_hex)
+{
+	char path[4096], text[1024], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, cfg->state_dir);
+	n = snprintf(text, sizeof(text),
+	             "This state and its audit log (%llu entries, root %s) were moved to "
+	             "PostgreSQL by qsignd migrate-store at %s.\nqsignd refuses to start on "
+	             "them: the replicas on PostgreSQL carry the log on.\n",
+	             (unsigned long long)size, root_hex, stamp);
+	return qs_write_atomic(path, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1,
+	                       0600);
+}
+
+int
 migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo)
 {
 	struct store *src = NULL, *dst = NULL;
@@ -149,6 +192,8 @@ migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo
 		        QS_ERR_PRECONDITION,
 		        "the configuration's state is in PostgreSQL already (\"store\"); give "
 		        "the configuration of the single-host (SQLite) deployment");
+	if ((r = migrate_check_source(cfg)) != 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/state.db", cfg->state_dir);
 	if (access(path, F_OK) != 0)
 		return qs_fail(QS_ERR_NOT_FOUND, "no state to migrate: %s does not exist", path);
@@ -200,6 +245,12 @@ migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo
 	if ((r = tlog_root(audit_tlog(au), size, root)) != 0 ||
 	    (root_hex = qs_hex(root, sizeof(root))) == NULL) {
 		r = r ? r : qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = write_marker(cfg, size, root_hex)) != 0) {
+		r = qs_wrap(
+		        r, "migrated and verified, but the old state could not be marked as moved: "
+		           "do not start qsignd on the old configuration");
 		goto out;
 	}
 	printf("migrate-store: %s into PostgreSQL: %llu policy versions, %llu signature records, "

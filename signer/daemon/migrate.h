@@ -26,8 +26,21 @@
  * conninfo (QS_ERR_INVALID, QS_ERR_UNAVAILABLE). After the COMMIT the
  * copy is opened as a replica opens it (the entries checked against the
  * checkpoint's signature and root) and compared with the source.
- * The source is left as it was. kr: the tokens of cfg (the audit key).
+ * The source is left as it was, but for MIGRATE_MARKER written in its
+ * state directory. kr: the tokens of cfg (the audit key).
  */
 int migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo);
+
+/*
+ * After a migration the old state directory holds MIGRATE_MARKER (what was
+ * moved where, and when): a qsignd started on the old configuration would
+ * extend the old audit log apart from the database's, two histories under
+ * one log key. migrate_check_source refuses (QS_ERR_PRECONDITION) a SQLite
+ * state that holds it: qsignd's start, --check and a second migrate-store
+ * (remove the file to go back to that state on purpose). 0 otherwise, and
+ * for a PostgreSQL configuration.
+ */
+#define MIGRATE_MARKER "MOVED-TO-POSTGRESQL"
+int migrate_check_source(const struct config *cfg);
 
 #endif

@@ -65,7 +65,8 @@ usage(FILE *f)
 	           "                    state, and the audit log's entries verbatim with its\n"
 	           "                    signed checkpoint, so auditors' checkpoints still\n"
 	           "                    verify. Refuses a log that does not verify and a\n"
-	           "                    database that holds any state; the source is kept.\n"
+	           "                    database that holds any state; the source is kept,\n"
+	           "                    marked as moved (qsignd then refuses to start on it).\n"
 	           "                    Then set \"store\": {\"postgresql\": CONNINFO} in CONFIG\n"
 	           "                    (ops/docs/replicated.md)\n"
 	           "\n"
@@ -345,8 +346,9 @@ main(int argc, char **argv)
 			if ((r = store_open_pg(cfg->store_pg, 0, &st)) != 0 &&
 			    r != QS_ERR_NOT_FOUND)
 				die("state", qs_wrap(r, "store.postgresql"));
-		} else if (stat(dbpath, &sb) == 0 &&
-		           (r = store_open_sqlite(cfg->state_dir, &st)) != 0) {
+		} else if ((r = migrate_check_source(cfg)) != 0 ||
+		           (stat(dbpath, &sb) == 0 &&
+		            (r = store_open_sqlite(cfg->state_dir, &st)) != 0)) {
 			die("state", r);
 		}
 		free(dbpath);
@@ -366,6 +368,8 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
+	if ((r = migrate_check_source(cfg)) != 0)
+		die("state", r);
 	if (cfg->store_pg != NULL ? (r = store_open_pg(cfg->store_pg, 1, &st)) != 0
 	                          : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 		die("state", cfg->store_pg != NULL ? qs_wrap(r, "store.postgresql") : r);

@@ -10,7 +10,9 @@
 #    records, TUF documents; the audit log's entries verbatim with its
 #    signed checkpoint, so an auditor's checkpoint saved before verifies
 #    (consistency proof) against the migrated log, and new entries follow;
-#  - a target that already holds a state is refused and left unchanged.
+#  - a target that already holds a state is refused and left unchanged;
+#  - the moved state is marked: migrate-store, qsignd --check and qsignd
+#    itself refuse it (a second history under the same log key).
 . "$(dirname "$0")/lib.sh"
 . "$QS_SRC/ops/pg.sh"
 pg_start DB || fail "cannot start PostgreSQL"
@@ -115,13 +117,30 @@ expect_rc 0 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/d
 for t in audit_entry audit_head vote request_sig request signature policy doc; do
 	psql_in qsign2 "DELETE FROM qsign.$t"
 done
+
+# --- a moved state is marked: no second migration, no qsignd on it
+MARK=$QSIGN_HOME/state/MOVED-TO-POSTGRESQL
+[ -f "$MARK" ] || fail "the migrated state is not marked"
+expect_rc 1 qsignd -c "$CFG" migrate-store --to "$PG_DB_CONNINFO"
+grep -q "was moved to PostgreSQL" "$T/err" || fail "a moved state migrated again: $(cat "$T/err")"
+no_schema qsign "a second migration of a moved state"
+expect_rc 1 qsignd -c "$CFG" --check
+grep -q "was moved to PostgreSQL" "$T/err" || fail "--check on a moved state: $(cat "$T/err")"
+expect_rc 1 timeout 60 qsignd -c "$CFG"
+grep -q "was moved to PostgreSQL" "$T/err" || fail "qsignd started on a moved state: $(cat "$T/err")"
+cmp -s "$T/entries.before" "$QSIGN_HOME/state/audit/entries" || fail "the refused start changed the old log"
+rm "$MARK" # on purpose: migrate this state again, into the database of the test
+echo "ok: a moved state is refused by migrate-store, --check and qsignd until its marker is removed"
+
 psql_in qsign2 "ALTER TABLE qsign.audit_entry ADD CONSTRAINT refuse CHECK (seq < 5)"
 expect_rc 1 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign2}"
 grep -q "refuse" "$T/err" || fail "the injected failure: $(cat "$T/err")"
 [ "$(psql_in qsign2 "$ROWS")" = "0 0 0 0 0 0 0" ] ||
 	fail "a failed copy left rows behind: $(psql_in qsign2 "$ROWS")"
+[ ! -f "$MARK" ] || fail "a failed copy marked the state as moved"
 psql_in qsign2 "ALTER TABLE qsign.audit_entry DROP CONSTRAINT refuse"
 expect_rc 0 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign2}"
+rm "$MARK" # as above
 echo "ok: a copy that fails in the middle leaves the target empty; run again, it succeeds"
 
 # --- the migration
@@ -150,9 +169,12 @@ PY
 echo "ok: ($SECONDS s) migrated: every row, the entries verbatim"
 
 # --- a target that already holds a state: refused, unchanged
+[ -f "$MARK" ] || fail "the migrated state is not marked"
+mv "$MARK" "$T/mark" # only to reach the target's own refusal
 expect_rc 1 qsignd -c "$CFG" migrate-store --to "$PG_DB_CONNINFO"
 grep -q "already holds a quorum-signer state" "$T/err" || fail "non-empty target: $(cat "$T/err")"
 [ "$(psql_q "$ROWS")" = "$before" ] || fail "a refused migration changed the target"
+mv "$T/mark" "$MARK"
 echo "ok: a target that holds a state is refused and left unchanged"
 
 # --- qsignd on PostgreSQL: the history is there, the auditor's checkpoint verifies
