@@ -29,6 +29,7 @@ add_library(qs_signer STATIC
   ${CMAKE_CURRENT_LIST_DIR}/daemon/harden.c
   ${CMAKE_CURRENT_LIST_DIR}/daemon/metrics.c
   ${CMAKE_CURRENT_LIST_DIR}/daemon/backup.c
+  ${CMAKE_CURRENT_LIST_DIR}/daemon/migrate.c
   ${CMAKE_CURRENT_LIST_DIR}/daemon/maint.c
   ${CMAKE_CURRENT_LIST_DIR}/audit/tlog.c
   ${CMAKE_CURRENT_LIST_DIR}/audit/audit.c

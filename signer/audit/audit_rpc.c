@@ -54,6 +54,31 @@ out:
 	return r;
 }
 
+/* The entries of one reply, copied as tlog_read passes them. */
+struct fetch {
+	ProtobufCBinaryData *ents;
+	size_t n, cap, bytes;
+};
+#define FETCH_FULL 1 /* tlog_read stopped: the reply is full */
+
+static int
+fetch_entry(void *arg, uint64_t index, const uint8_t *data, size_t len)
+{
+	struct fetch *f = arg;
+
+	(void)index;
+	/* Stop early rather than exceed a frame: clients ask again from
+	 * where the reply ended. */
+	if (f->n == f->cap || (f->n > 0 && f->bytes + len + 8 > QS_MAX_FRAME / 2))
+		return FETCH_FULL;
+	if ((f->ents[f->n].data = malloc(len ? len : 1)) == NULL)
+		return qs_fail(QS_ERR_NOMEM, "out of memory");
+	memcpy(f->ents[f->n].data, data, len);
+	f->ents[f->n++].len = len;
+	f->bytes += len + 8;
+	return 0;
+}
+
 int
 h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out,
                 size_t *out_len)
@@ -86,23 +111,11 @@ h_audit_entries(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **
 		goto out;
 	}
 	{
-		/* Stop early rather than exceed a frame: clients ask again from
-		 * where the reply ended. */
-		size_t bytes = 0, got = 0;
-		for (size_t i = 0; i < n; i++, got++) {
-			if ((r = tlog_entry(log, req->start + i, &ents[i].data, &ents[i].len)) !=
-			    0) {
-				n = got;
-				goto out;
-			}
-			bytes += ents[i].len + 8;
-			if (bytes > QS_MAX_FRAME / 2 && i > 0) {
-				free(ents[i].data);
-				ents[i].data = NULL;
-				break;
-			}
-		}
-		n = got < n ? got : n;
+		struct fetch f = {ents, 0, n, 0};
+		r = tlog_read(log, req->start, req->start + n, fetch_entry, &f);
+		n = f.n;
+		if (r != 0 && r != FETCH_FULL)
+			goto out;
 	}
 	resp.start = req->start;
 	resp.n_entries = n;

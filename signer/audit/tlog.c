@@ -1595,6 +1595,33 @@ tlog_entry(struct tlog *log, uint64_t index, uint8_t **bytes, size_t *len)
 }
 
 int
+tlog_read(struct tlog *log, uint64_t from, uint64_t to,
+          int (*fn)(void *arg, uint64_t index, const uint8_t *data, size_t len), void *arg)
+{
+	uint64_t committed;
+	int r = 0;
+
+	pthread_mutex_lock(&log->mu);
+	committed = log->committed;
+	pthread_mutex_unlock(&log->mu);
+	if (to > committed)
+		return qs_fail(QS_ERR_NOT_FOUND, "no audit entry %llu",
+		               (unsigned long long)committed);
+	if (from >= to)
+		return 0;
+	if (log->st != NULL)
+		return store_log_read(log->st, 0, from, to, fn, arg);
+	for (uint64_t i = from; i < to && r == 0; i++) {
+		uint8_t *b = NULL;
+		size_t len = 0;
+		if ((r = tlog_entry(log, i, &b, &len)) == 0)
+			r = fn(arg, i, b, len);
+		free(b);
+	}
+	return r;
+}
+
+int
 tlog_root(struct tlog *log, uint64_t size, qs_hash out)
 {
 	int r;

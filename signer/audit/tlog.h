@@ -180,6 +180,16 @@ int tlog_checkpoint(struct tlog *log, char **note, size_t *len);
  * (index >= tlog_size), QS_ERR_IO, QS_ERR_NOMEM. */
 int tlog_entry(struct tlog *log, uint64_t index, uint8_t **bytes, size_t *len);
 
+/*
+ * Committed entries from..to-1 (to <= tlog_size), in order, to fn
+ * (store_log_fn of signer/store/store.h: the bytes are borrowed for the
+ * call); a non-zero return stops the read and is returned. In store mode
+ * one range query per few thousand entries, not one per entry.
+ * Errors: QS_ERR_NOT_FOUND (to past tlog_size), QS_ERR_IO, the store's.
+ */
+int tlog_read(struct tlog *log, uint64_t from, uint64_t to,
+              int (*fn)(void *arg, uint64_t index, const uint8_t *data, size_t len), void *arg);
+
 /* Root of the committed tree at size (<= tlog_size). Errors: QS_ERR_INVALID. */
 int tlog_root(struct tlog *log, uint64_t size, qs_hash out);
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "maint.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "policy.h"
 #include "privsep.h"
 #include "qs_err.h"
@@ -40,6 +41,7 @@ usage(FILE *f)
 	fprintf(f, "usage: qsignd -c CONFIG [--check]\n"
 	           "       qsignd -c CONFIG backup -o DIR\n"
 	           "       qsignd -c CONFIG restore -i DIR [--force]\n"
+	           "       qsignd -c CONFIG migrate-store --to CONNINFO\n"
 	           "\n"
 	           "The quorum-signer daemon: holds signing keys in PKCS#11 tokens and signs\n"
 	           "what its policy allows, for authenticated principals over nng.\n"
@@ -56,6 +58,17 @@ usage(FILE *f)
 	           "restore -i DIR      put a backup in place (qsignd stopped); refuses to\n"
 	           "                    replace a newer audit log unless --force: that rolls\n"
 	           "                    the log back, which auditors' verify will report\n"
+	           "migrate-store --to CONNINFO\n"
+	           "                    move a single-host deployment (SQLite state, audit log\n"
+	           "                    in files; qsignd stopped) into the PostgreSQL database\n"
+	           "                    CONNINFO (libpq) for replicas, in one transaction: the\n"
+	           "                    state, and the audit log's entries verbatim with its\n"
+	           "                    signed checkpoint, so auditors' checkpoints still\n"
+	           "                    verify. Refuses a log that does not verify and a\n"
+	           "                    database that holds any state; the source is kept,\n"
+	           "                    marked as moved (qsignd then refuses to start on it).\n"
+	           "                    Then set \"store\": {\"postgresql\": CONNINFO} in CONFIG\n"
+	           "                    (ops/docs/replicated.md)\n"
 	           "\n"
 	           "Runs in the foreground and logs to stderr. SIGTERM or SIGINT finish the\n"
 	           "calls in flight and exit cleanly.\n"
@@ -179,6 +192,7 @@ main(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {"force", no_argument, NULL, 'f'},
+	        {"to", required_argument, NULL, 't'},
 	        /* For tests, not in --help: speak the helper protocol as a
 	         * hostile front would (privsep.h). */
 	        {"privsep-selftest", no_argument, NULL, 'P'},
@@ -256,6 +270,39 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
+	if (cfgpath != NULL && optind < argc && strcmp(argv[optind], "migrate-store") == 0) {
+		const char *to = NULL;
+		optind++;
+		while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+			if (ch != 't') {
+				usage(stderr);
+				return 2;
+			}
+			to = optarg;
+		}
+		if (to == NULL || optind != argc) {
+			usage(stderr);
+			return 2;
+		}
+		if ((r = config_load(cfgpath, &cfg)) != 0)
+			die("config", r);
+		log_init("qsignd", LOG_LVL_WARN);
+		signal(SIGPIPE, SIG_IGN);
+		/* Tokens first: with privilege separation this forks the
+		 * signer helpers, before any thread exists. */
+		if ((r = keyring_open(cfg, &kr)) != 0) {
+			fprintf(stderr, "qsignd: tokens: %s%s%s\n", qs_strerror(r),
+			        qs_errdetail()[0] ? ": " : "", qs_errdetail());
+			softhsm_hint(cfg, r);
+			exit(1);
+		}
+		r = migrate_store(cfg, kr, to);
+		keyring_close(kr);
+		config_free(cfg);
+		if (r != 0)
+			die("migrate-store", r);
+		return 0;
+	}
 	if (cfgpath == NULL || optind != argc) {
 		usage(stderr);
 		return 2;
@@ -299,8 +346,9 @@ main(int argc, char **argv)
 			if ((r = store_open_pg(cfg->store_pg, 0, &st)) != 0 &&
 			    r != QS_ERR_NOT_FOUND)
 				die("state", qs_wrap(r, "store.postgresql"));
-		} else if (stat(dbpath, &sb) == 0 &&
-		           (r = store_open_sqlite(cfg->state_dir, &st)) != 0) {
+		} else if ((r = migrate_check_source(cfg)) != 0 ||
+		           (stat(dbpath, &sb) == 0 &&
+		            (r = store_open_sqlite(cfg->state_dir, &st)) != 0)) {
 			die("state", r);
 		}
 		free(dbpath);
@@ -320,6 +368,8 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
+	if ((r = migrate_check_source(cfg)) != 0)
+		die("state", r);
 	if (cfg->store_pg != NULL ? (r = store_open_pg(cfg->store_pg, 1, &st)) != 0
 	                          : (r = store_open_sqlite(cfg->state_dir, &st)) != 0)
 		die("state", cfg->store_pg != NULL ? qs_wrap(r, "store.postgresql") : r);

@@ -455,6 +455,48 @@ jstr(json_t *o, const char *k)
  * (entries carry the wall clock, which may have been stepped back). */
 #define RESUME_CLOCK_SLACK_MS (86400LL * 1000)
 
+/* Entries read backwards in chunks of this many (one range query each when
+ * the log is in the store). */
+#define RESUME_CHUNK 1024
+
+/* One chunk of the backward search of logged_signed, read forwards: the
+ * last entry that is r's request.signed, and the last entry (of any
+ * other event) written before `stop`. */
+struct signed_scan {
+	const char *id, *needle;
+	int64_t stop;
+	json_t *match;
+	uint64_t match_at;
+	int stopped;
+	uint64_t stop_at;
+};
+
+static int
+signed_scan_entry(void *arg, uint64_t i, const uint8_t *b, size_t len)
+{
+	struct signed_scan *sc = arg;
+	json_t *o = NULL;
+
+	/* Cheap filters first: most entries are other events. */
+	if (memmem(b, len, "\"request.signed\"", 16) != NULL &&
+	    memmem(b, len, sc->needle, strlen(sc->needle)) != NULL) {
+		o = json_loadb((const char *)b, len, 0, NULL);
+		if (o != NULL && strcmp(jstr(o, "event"), "request.signed") == 0 &&
+		    strcmp(jstr(o, "id"), sc->id) == 0) {
+			json_decref(sc->match);
+			sc->match = o;
+			sc->match_at = i;
+			return 0;
+		}
+	} else if ((o = json_loadb((const char *)b, len, 0, NULL)) != NULL &&
+	           json_integer_value(json_object_get(o, "time")) < sc->stop) {
+		sc->stopped = 1;
+		sc->stop_at = i;
+	}
+	json_decref(o);
+	return 0;
+}
+
 /*
  * The request.signed entry of request r that a crash left without its
  * state update, if any (*entry with a reference, *seq its index): the log
@@ -465,7 +507,7 @@ logged_signed(struct server *s, const struct store_request *r, json_t **entry, u
 {
 	struct tlog *tl = audit_tlog(s->audit);
 	char needle[STORE_ID_LEN + 16];
-	int64_t stop = r->created * 1000 - RESUME_CLOCK_SLACK_MS;
+	struct signed_scan sc;
 	int rc;
 
 	*entry = NULL;
@@ -474,31 +516,29 @@ logged_signed(struct server *s, const struct store_request *r, json_t **entry, u
 	if ((rc = tlog_refresh(tl)) != 0)
 		return rc;
 	snprintf(needle, sizeof(needle), "\"%s\"", r->id);
-	for (uint64_t i = tlog_size(tl); i-- > 0;) {
-		uint8_t *b = NULL;
-		size_t len = 0;
-		json_t *o = NULL;
-
-		if ((rc = tlog_entry(tl, i, &b, &len)) != 0)
+	memset(&sc, 0, sizeof(sc));
+	sc.id = r->id;
+	sc.needle = needle;
+	sc.stop = r->created * 1000 - RESUME_CLOCK_SLACK_MS;
+	for (uint64_t hi = tlog_size(tl); hi > 0;) {
+		uint64_t lo = hi > RESUME_CHUNK ? hi - RESUME_CHUNK : 0;
+		sc.stopped = 0;
+		if ((rc = tlog_read(tl, lo, hi, signed_scan_entry, &sc)) != 0) {
+			json_decref(sc.match);
 			return rc;
-		/* Cheap filters first: most entries are other events. */
-		if (memmem(b, len, "\"request.signed\"", 16) != NULL &&
-		    memmem(b, len, needle, strlen(needle)) != NULL)
-			o = json_loadb((const char *)b, len, 0, NULL);
-		else if ((o = json_loadb((const char *)b, len, 0, NULL)) != NULL &&
-		         json_integer_value(json_object_get(o, "time")) < stop) {
-			json_decref(o);
-			free(b);
-			break;
 		}
-		free(b);
-		if (o != NULL && strcmp(jstr(o, "event"), "request.signed") == 0 &&
-		    strcmp(jstr(o, "id"), r->id) == 0) {
-			*entry = o;
-			*seq = i;
+		/* Searching from the end: the match, unless an entry from
+		 * before the request comes first. */
+		if (sc.match != NULL && (!sc.stopped || sc.match_at > sc.stop_at)) {
+			*entry = sc.match;
+			*seq = sc.match_at;
 			return 0;
 		}
-		json_decref(o);
+		json_decref(sc.match);
+		sc.match = NULL;
+		if (sc.stopped)
+			break;
+		hi = lo;
 	}
 	return QS_ERR_NOT_FOUND;
 }

@@ -238,3 +238,49 @@ store_log_entry(struct store *s, uint64_t seq, uint8_t **data, size_t *len)
 {
 	return LOG_OP(log_entry, seq, data, len);
 }
+
+static int
+no_migration(const struct store *s, const char *what)
+{
+	return qs_fail(QS_ERR_UNIMPLEMENTED, "the %s store cannot be %s", s->ops->name, what);
+}
+
+int
+store_dump(struct store *s, const struct store_sink *sink, void *arg)
+{
+	return s->ops->dump != NULL ? s->ops->dump(s, sink, arg) : no_migration(s, "migrated");
+}
+
+int
+store_import_begin(struct store *s)
+{
+	return s->ops->import_begin != NULL ? s->ops->import_begin(s)
+	                                    : no_migration(s, "migrated to");
+}
+
+const struct store_sink *
+store_import_sink(const struct store *s)
+{
+	return s->ops->import_sink;
+}
+
+int
+store_import_log(struct store *s, uint64_t first, const struct store_log_rec *recs, size_t n)
+{
+	return s->ops->import_log != NULL ? s->ops->import_log(s, first, recs, n)
+	                                  : no_migration(s, "migrated to");
+}
+
+int
+store_import_commit(struct store *s, uint64_t size, const char *note, size_t note_len)
+{
+	return s->ops->import_commit != NULL ? s->ops->import_commit(s, size, note, note_len)
+	                                     : no_migration(s, "migrated to");
+}
+
+void
+store_import_abort(struct store *s)
+{
+	if (s->ops->import_abort != NULL)
+		s->ops->import_abort(s);
+}

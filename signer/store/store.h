@@ -97,6 +97,21 @@ struct store_log_rec {
 /* Called for each entry store_log_read finds, in order; non-zero stops. */
 typedef int (*store_log_fn)(void *arg, uint64_t seq, const uint8_t *data, size_t len);
 
+/*
+ * Everything a store holds, row by row, as store_dump hands it over (and
+ * store_import takes it): policy versions, signature records, requests
+ * with their votes, signatures and payload, and documents, each in the
+ * order it was made. arg is the caller's; non-zero stops the dump and is
+ * returned by it.
+ */
+struct store_sink {
+	int (*policy)(void *arg, uint64_t version, const char *text);
+	int (*signatures)(void *arg, const struct store_sig *sigs, size_t n);
+	int (*request)(void *arg, const struct store_request *r);
+	int (*doc)(void *arg, const char *ns, const char *name, uint64_t version,
+	           const uint8_t *data, size_t len);
+};
+
 struct store_ops {
 	const char *name;
 	int shared; /* other processes (replicas) write it too */
@@ -145,6 +160,16 @@ struct store_ops {
 	void (*log_abort)(struct store *s);
 	int (*log_head)(struct store *s, uint64_t *size, char **note, size_t *len);
 	int (*log_entry)(struct store *s, uint64_t seq, uint8_t **data, size_t *len);
+	/* Optional (NULL: QS_ERR_UNIMPLEMENTED): moving a whole store to
+	 * another (qsignd migrate-store). dump reads everything in one
+	 * snapshot; import_* write it in one transaction. */
+	int (*dump)(struct store *s, const struct store_sink *sink, void *arg);
+	int (*import_begin)(struct store *s);
+	const struct store_sink *import_sink;
+	int (*import_log)(struct store *s, uint64_t first, const struct store_log_rec *recs,
+	                  size_t n);
+	int (*import_commit)(struct store *s, uint64_t size, const char *note, size_t note_len);
+	void (*import_abort)(struct store *s);
 };
 
 struct store {
@@ -242,6 +267,27 @@ int store_log_commit(struct store *s, uint64_t first, const struct store_log_rec
 void store_log_abort(struct store *s);
 int store_log_head(struct store *s, uint64_t *size, char **note, size_t *len);
 int store_log_entry(struct store *s, uint64_t seq, uint8_t **data, size_t *len);
+
+/*
+ * Moving a store to another backend (qsignd migrate-store; signer/daemon/migrate.c).
+ * store_dump passes everything s holds to sink, in one read snapshot, in the
+ * order it was made (policy versions, signatures, requests, documents).
+ * store_import_begin starts the one transaction that fills the target: it
+ * locks every table against writers and refuses (QS_ERR_EXISTS, nothing
+ * changed) a store that holds any state or audit entry. store_import_sink
+ * writes what it is given inside that transaction (records kept as they
+ * are: request states, votes, times), store_import_log the audit log's
+ * entries (first.. in order), store_import_commit sets the log's head to
+ * (size, note) and COMMITs; store_import_abort rolls everything back. Any
+ * failure leaves the target as it was. Backends without this:
+ * QS_ERR_UNIMPLEMENTED.
+ */
+int store_dump(struct store *s, const struct store_sink *sink, void *arg);
+int store_import_begin(struct store *s);
+const struct store_sink *store_import_sink(const struct store *s);
+int store_import_log(struct store *s, uint64_t first, const struct store_log_rec *recs, size_t n);
+int store_import_commit(struct store *s, uint64_t size, const char *note, size_t note_len);
+void store_import_abort(struct store *s);
 
 /* Requests. Each call is one durable transaction. */
 

@@ -216,9 +216,11 @@ pgerr(struct pg_conn *pc, PGresult *res, const char *what)
 	return qs_fail(QS_ERR_DB, "%s: %s (SQLSTATE %s)", what, msg, state);
 }
 
-/* Run one statement; *out (if not NULL) gets the result to PQclear. */
+/* Run one statement, its results in text (binary 0) or in binary; *out
+ * (if not NULL) gets the result to PQclear. */
 static int
-pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what)
+pq_as(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what,
+      int binary)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -227,7 +229,7 @@ pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, con
 	if (out != NULL)
 		*out = NULL;
 	res = PQexecParams(pc->c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
-	                   p ? p->fmt : NULL, 0);
+	                   p ? p->fmt : NULL, binary);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		r = pgerr(pc, res, what);
@@ -239,6 +241,12 @@ pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, con
 	else
 		PQclear(res);
 	return 0;
+}
+
+static int
+pq(struct pg_conn *pc, const char *sql, const struct pgp *p, PGresult **out, const char *what)
+{
+	return pq_as(pc, sql, p, out, what, 0);
 }
 
 static void
@@ -896,6 +904,24 @@ out:
 	return rc;
 }
 
+/* The parameters $1..$12 of a request row (REQ_INSERT), in `state`. */
+static void
+req_params(struct pgp *p, const struct store_request *r, int state)
+{
+	pp_text(p, r->id);
+	pp_text(p, r->role);
+	pp_text(p, r->kind);
+	pp_text(p, r->submitter);
+	pp_text(p, r->client_token[0] != '\0' ? r->client_token : NULL);
+	pp_text(p, r->message ? r->message : "");
+	pp_bytes(p, r->payload, r->payload ? r->payload_len : 0);
+	pp_bytes(p, r->digest, 32);
+	pp_int(p, state);
+	pp_int(p, r->created);
+	pp_int(p, r->expires);
+	pp_int(p, (int64_t)r->policy_version);
+}
+
 static int
 pg_req_insert(struct store *base, const struct store_request *r)
 {
@@ -904,18 +930,7 @@ pg_req_insert(struct store *base, const struct store_request *r)
 	struct pgp p = {0};
 	int rc;
 
-	pp_text(&p, r->id);
-	pp_text(&p, r->role);
-	pp_text(&p, r->kind);
-	pp_text(&p, r->submitter);
-	pp_text(&p, r->client_token[0] != '\0' ? r->client_token : NULL);
-	pp_text(&p, r->message ? r->message : "");
-	pp_bytes(&p, r->payload, r->payload ? r->payload_len : 0);
-	pp_bytes(&p, r->digest, 32);
-	pp_int(&p, REQ_PENDING);
-	pp_int(&p, r->created);
-	pp_int(&p, r->expires);
-	pp_int(&p, (int64_t)r->policy_version);
+	req_params(&p, r, REQ_PENDING);
 	if ((rc = pg_begin(s, pc, BEGIN_RW)) != 0)
 		return finish(s, pc, rc);
 	rc = pq(pc,
@@ -1500,6 +1515,21 @@ out:
 	return r;
 }
 
+/* A bigint column of a binary result (big-endian); UINT64_MAX if it is
+ * not 8 bytes. */
+static uint64_t
+be64(const PGresult *res, int row, int col)
+{
+	const uint8_t *b = (const uint8_t *)PQgetvalue(res, row, col);
+	uint64_t v = 0;
+
+	if (PQgetlength(res, row, col) != 8)
+		return UINT64_MAX;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 static int
 pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_log_fn fn, void *arg)
 {
@@ -1519,24 +1549,23 @@ pg_log_read(struct store *base, int locked, uint64_t from, uint64_t to, store_lo
 
 		pp_int(&p, (int64_t)cur);
 		pp_int(&p, (int64_t)hi);
-		if ((r = pq(pc,
-		            "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
-		            " ORDER BY seq",
-		            &p, &res, "read audit entries")) != 0)
+		/* Binary results: the entries' bytes as they are (text would
+		 * send them hex-encoded, twice the size, to be decoded here). */
+		if ((r = pq_as(pc,
+		               "SELECT seq, data FROM audit_entry WHERE seq >= $1 AND seq < $2"
+		               " ORDER BY seq",
+		               &p, &res, "read audit entries", 1)) != 0)
 			break;
 		rows = PQntuples(res);
 		for (int i = 0; i < rows && r == 0; i++, cur++) {
-			uint8_t *b = NULL;
-			size_t n = 0;
-			if (strtoull(PQgetvalue(res, i, 0), NULL, 10) != cur) {
+			if (be64(res, i, 0) != cur) {
 				r = qs_fail(QS_ERR_PRECONDITION,
 				            "audit entry %" PRIu64 " is missing from the database",
 				            cur);
 				break;
 			}
-			if ((r = get_bytes(res, i, 1, &b, &n)) == 0)
-				r = fn(arg, cur, b, n);
-			free(b);
+			r = fn(arg, cur, (const uint8_t *)PQgetvalue(res, i, 1),
+			       (size_t)PQgetlength(res, i, 1));
 		}
 		PQclear(res);
 		res = NULL;
@@ -1601,15 +1630,20 @@ pg_log_entry(struct store *base, uint64_t seq, uint8_t **data, size_t *len)
 		return r;
 	}
 	pp_int(&p, (int64_t)seq);
-	if ((r = pq(pc, "SELECT data FROM audit_entry WHERE seq = $1", &p, &res,
-	            "read an audit entry")) != 0)
+	if ((r = pq_as(pc, "SELECT data FROM audit_entry WHERE seq = $1", &p, &res,
+	               "read an audit entry", 1)) != 0)
 		goto out;
 	if (PQntuples(res) != 1) {
 		r = qs_fail(QS_ERR_NOT_FOUND, "no audit entry %" PRIu64, seq);
 		goto out;
 	}
-	if ((r = get_bytes(res, 0, 0, data, len)) != 0)
+	*len = (size_t)PQgetlength(res, 0, 0);
+	if ((*data = malloc(*len + 1)) == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
+	}
+	memcpy(*data, PQgetvalue(res, 0, 0), *len);
+	(*data)[*len] = '\0';
 	r = pg_commit(pc);
 out:
 	PQclear(res);
@@ -1619,6 +1653,186 @@ out:
 		*len = 0;
 	}
 	return finish(s, pc, r);
+}
+
+/* ------------------------------------------------------------ migration */
+
+/*
+ * The import (qsignd migrate-store): one transaction on the log's
+ * connection, under log_mu, from import_begin to import_commit or
+ * import_abort. The tables are locked against every writer first (a
+ * replica started meanwhile waits, then finds the imported state), and
+ * the target must hold nothing yet: neither state nor an audit entry.
+ */
+#define IMPORT_TABLES "policy, signature, request, vote, request_sig, doc, audit_head, audit_entry"
+
+static int
+pg_import_begin(struct store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	PGresult *res = NULL;
+	uint64_t size;
+	char *note = NULL;
+	size_t len;
+	int r;
+
+	/* The log's transaction (log_mu held until commit or abort). */
+	if ((r = pg_log_lock(base, &size, &note, &len)) != 0)
+		return r;
+	free(note);
+	if ((r = pq(pc, "LOCK TABLE " IMPORT_TABLES " IN EXCLUSIVE MODE", NULL, NULL,
+	            "lock the tables")) != 0 ||
+	    (r = pq(pc,
+	            "SELECT (SELECT count(*) FROM policy), (SELECT count(*) FROM signature),"
+	            " (SELECT count(*) FROM request), (SELECT count(*) FROM doc),"
+	            " (SELECT count(*) FROM audit_entry), (SELECT max(size) FROM audit_head)",
+	            NULL, &res, "look at the target")) != 0)
+		goto out;
+	for (int i = 0; i < 6 && r == 0; i++)
+		if (strcmp(PQgetvalue(res, 0, i), "0") != 0)
+			r = qs_fail(QS_ERR_EXISTS,
+			            "the target database already holds a quorum-signer state (%s "
+			            "policy versions, %s signatures, %s requests, %s documents, %s "
+			            "audit entries, an audit log of %s): nothing was changed",
+			            PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+			            PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+			            PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
+out:
+	PQclear(res);
+	if (r != 0)
+		pg_log_abort(base);
+	return r;
+}
+
+static int
+pg_import_policy(void *arg, uint64_t version, const char *text)
+{
+	return policy_insert(&((struct pg_store *)arg)->logconn, version, text);
+}
+
+static int
+pg_import_signatures(void *arg, const struct store_sig *sigs, size_t n)
+{
+	struct pg_store *s = arg;
+	const struct store_sig *rows[SIG_ROWS_PER_STMT];
+	int r = 0;
+
+	for (size_t off = 0; off < n && r == 0; off += SIG_ROWS_PER_STMT) {
+		size_t k = n - off < SIG_ROWS_PER_STMT ? n - off : SIG_ROWS_PER_STMT;
+		for (size_t i = 0; i < k; i++)
+			rows[i] = &sigs[off + i];
+		r = insert_sig_rows(&s->logconn, rows, k);
+	}
+	return r;
+}
+
+/* A request as it is: its state, votes (in their order), signatures and
+ * result. */
+static int
+pg_import_request(void *arg, const struct store_request *q)
+{
+	struct pg_conn *pc = &((struct pg_store *)arg)->logconn;
+	struct pgp p = {0};
+	int r;
+
+	req_params(&p, q, q->state);
+	pp_text(&p, q->state_message);
+	if (q->result != NULL)
+		pp_bytes(&p, q->result, q->result_len);
+	else
+		pp_text(&p, NULL);
+	if ((r = pq(pc,
+	            "INSERT INTO request (id, role, kind, submitter, client_token, message,"
+	            " payload, digest, state, created, expires, policy_version, state_message,"
+	            " result)"
+	            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+	            &p, NULL, "request import")) != 0)
+		return r;
+	for (size_t i = 0; i < q->nvotes; i++) {
+		const struct store_vote *v = &q->votes[i];
+		struct pgp pv = {0};
+		pp_text(&pv, q->id);
+		pp_text(&pv, v->approver);
+		pp_int(&pv, v->approve ? 1 : 0);
+		pp_int(&pv, v->time);
+		pp_bytes(&pv, v->sig, v->sig_len);
+		pp_text(&pv, v->reason);
+		pp_int(&pv, (int64_t)i);
+		if ((r = pq(pc, "INSERT INTO vote VALUES ($1,$2,$3,$4,$5,$6,$7)", &pv, NULL,
+		            "vote import")) != 0)
+			return r;
+	}
+	for (size_t i = 0; i < q->nsigs; i++) {
+		struct pgp pg = {0};
+		pp_text(&pg, q->id);
+		pp_int(&pg, (int64_t)i);
+		pp_text(&pg, q->sigs[i].key);
+		pp_text(&pg, q->sigs[i].key_id);
+		pp_text(&pg, q->sigs[i].algorithm);
+		pp_bytes(&pg, q->sigs[i].sig, q->sigs[i].sig_len);
+		if ((r = pq(pc, "INSERT INTO request_sig VALUES ($1,$2,$3,$4,$5,$6)", &pg, NULL,
+		            "request signature import")) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+pg_import_doc(void *arg, const char *ns, const char *name, uint64_t version, const uint8_t *data,
+              size_t len)
+{
+	return doc_insert(&((struct pg_store *)arg)->logconn, ns, name, version, data, len);
+}
+
+static const struct store_sink pg_import_sink = {
+        .policy = pg_import_policy,
+        .signatures = pg_import_signatures,
+        .request = pg_import_request,
+        .doc = pg_import_doc,
+};
+
+static int
+pg_import_log(struct store *base, uint64_t first, const struct store_log_rec *recs, size_t n)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	int r = 0;
+
+	for (size_t off = 0; off < n && r == 0; off += LOG_ROWS_PER_STMT)
+		r = insert_log_rows(&s->logconn, first + off, recs + off,
+		                    n - off < LOG_ROWS_PER_STMT ? n - off : LOG_ROWS_PER_STMT);
+	return r;
+}
+
+static int
+pg_import_commit(struct store *base, uint64_t size, const char *note, size_t note_len)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pg_conn *pc = &s->logconn;
+	struct pgp p = {0};
+	char *text = strndup(note, note_len); /* a text parameter ends in NUL */
+	int r;
+
+	if (text == NULL) {
+		r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	pp_int(&p, (int64_t)size);
+	pp_text(&p, text);
+	if ((r = pq(pc, "UPDATE audit_head SET size = $1, checkpoint = $2 WHERE id = 1", &p, NULL,
+	            "set the audit log head")) != 0)
+		goto out;
+	if ((r = pg_commit(pc)) != 0) {
+		r = qs_fail(QS_ERR_UNAVAILABLE, "postgresql did not commit the import: %s",
+		            qs_errdetail());
+		pc->broken = 1;
+	}
+out:
+	free(text);
+	if (r != 0)
+		pg_rollback(pc);
+	pthread_mutex_unlock(&s->log_mu);
+	return r;
 }
 
 static void
@@ -1685,6 +1899,11 @@ static const struct store_ops pg_ops = {
         .log_abort = pg_log_abort,
         .log_head = pg_log_head,
         .log_entry = pg_log_entry,
+        .import_begin = pg_import_begin,
+        .import_sink = &pg_import_sink,
+        .import_log = pg_import_log,
+        .import_commit = pg_import_commit,
+        .import_abort = pg_log_abort, /* the log transaction */
 };
 
 int

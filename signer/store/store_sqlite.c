@@ -1207,6 +1207,153 @@ out:
 	return 0;
 }
 
+/* ------------------------------------------------------------ dump */
+
+#define DUMP_SIGS 500 /* signature records per sink call */
+
+static void
+free_sig_strings(struct store_sig *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].principal);
+		free((char *)v[i].role);
+		free((char *)v[i].key);
+		free((char *)v[i].key_id);
+		free((char *)v[i].kind);
+	}
+}
+
+/* Signature records, DUMP_SIGS at a time (the sink may keep nothing). */
+static int
+dump_signatures(sqlite3 *db, const struct store_sink *sink, void *arg)
+{
+	struct store_sig v[DUMP_SIGS];
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int r = 0, rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT time_ms, principal, role, key, key_id, kind, digest,"
+	                       " policy_version, seq FROM signature ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare signature dump");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_sig *g = &v[n];
+		memset(g, 0, sizeof(*g));
+		g->time_ms = sqlite3_column_int64(st, 0);
+		g->principal = dup_text(st, 1);
+		g->role = dup_text(st, 2);
+		g->key = dup_text(st, 3);
+		g->key_id = dup_text(st, 4);
+		g->kind = dup_text(st, 5);
+		g->digest_len = (size_t)sqlite3_column_bytes(st, 6);
+		if (g->digest_len > sizeof(g->digest))
+			g->digest_len = sizeof(g->digest);
+		memcpy(g->digest, sqlite3_column_blob(st, 6), g->digest_len);
+		g->policy_version = (uint64_t)sqlite3_column_int64(st, 7);
+		g->seq = (uint64_t)sqlite3_column_int64(st, 8);
+		n++;
+		if (g->principal == NULL || g->role == NULL || g->key == NULL ||
+		    g->key_id == NULL || g->kind == NULL)
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		else if (n == DUMP_SIGS)
+			r = sink->signatures(arg, v, n);
+		if (r != 0 || n == DUMP_SIGS) {
+			free_sig_strings(v, n);
+			n = 0;
+		}
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = dberr(db, "signature dump");
+	if (r == 0 && n > 0)
+		r = sink->signatures(arg, v, n);
+	free_sig_strings(v, n);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+dump_policies(sqlite3 *db, const struct store_sink *sink, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db, "SELECT version, text FROM policy ORDER BY version", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return dberr(db, "prepare policy dump");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = sink->policy(arg, (uint64_t)sqlite3_column_int64(st, 0),
+		                 (const char *)sqlite3_column_text(st, 1));
+	if (r == 0 && rc != SQLITE_DONE)
+		r = dberr(db, "policy dump");
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Requests in the order they were made, each whole (payload, votes,
+ * signatures, result). */
+static int
+dump_requests(sqlite3 *db, const struct store_sink *sink, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db, "SELECT " REQ_COLS ", payload FROM request ORDER BY rowid", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare request dump");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_request *q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			r = qs_fail(QS_ERR_NOMEM, "out of memory");
+		else if ((r = row_to_req(st, 1, q)) == 0 && (r = load_children(db, q)) == 0)
+			r = sink->request(arg, q);
+		store_request_free(q);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = dberr(db, "request dump");
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+dump_docs(sqlite3 *db, const struct store_sink *sink, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc = SQLITE_DONE;
+
+	if (sqlite3_prepare_v2(db, "SELECT ns, name, version, data FROM doc ORDER BY rowid", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return dberr(db, "prepare document dump");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = sink->doc(arg, (const char *)sqlite3_column_text(st, 0),
+		              (const char *)sqlite3_column_text(st, 1),
+		              (uint64_t)sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
+		              (size_t)sqlite3_column_bytes(st, 3));
+	if (r == 0 && rc != SQLITE_DONE)
+		r = dberr(db, "document dump");
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Everything, in one read transaction: one consistent snapshot. */
+static int
+sq_dump(struct store *base, const struct store_sink *sink, void *arg)
+{
+	struct sq_store *s = (struct sq_store *)base;
+	int r;
+
+	pthread_mutex_lock(&s->db_mu);
+	if ((r = exec(s->db, "BEGIN")) == 0) {
+		if ((r = dump_policies(s->db, sink, arg)) == 0 &&
+		    (r = dump_signatures(s->db, sink, arg)) == 0 &&
+		    (r = dump_requests(s->db, sink, arg)) == 0)
+			r = dump_docs(s->db, sink, arg);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* read only */
+	}
+	pthread_mutex_unlock(&s->db_mu);
+	return r;
+}
+
 static void
 sq_close(struct store *base)
 {
@@ -1253,6 +1400,7 @@ static const struct store_ops sq_ops = {
         .doc_put_many = sq_doc_put_many,
         .doc_get = sq_doc_get,
         .doc_list = sq_doc_list,
+        .dump = sq_dump,
 };
 
 int

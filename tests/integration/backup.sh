@@ -14,16 +14,8 @@ expect_rc 0 qsign -p ci request submit -r release -d "$(dg release)" -m "backup 
 id=$(cat "$T/out")
 expect_rc 0 qsign -p admin1 approve "$id"
 expect_rc 0 qsign -p admin2 approve "$id"
-expect_rc 0 qsign -p admin1 policy show
-python3 - "$T/out" "$T/v2.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1])); p["version"] = 2; p["comment"] = "version 2"
-json.dump(p, open(sys.argv[2], "w"), indent=2)
-PY
-expect_rc 0 qsign -p admin1 policy propose "$T/v2.json" -m "v2"
-pid=$(cat "$T/out")
-expect_rc 0 qsign -p admin2 approve "$pid"
-expect_rc 0 qsign -p admin3 approve "$pid"
+qs_policy_apply 2 "version 2"
+pid=$QS_POLICY_REQ
 expect_rc 0 "${A[@]}" audit verify --state "$T/auditor.state"
 
 # Online backup, with a signer busy in the background.

@@ -77,6 +77,23 @@ json.dump(p, open(path, "w"), indent=2)
 PY
 }
 
+# qs_policy_apply VERSION [COMMENT]: the policy in force as VERSION,
+# proposed by admin1 and approved by admin2 and admin3 (the demo quorum);
+# the request's id in QS_POLICY_REQ.
+qs_policy_apply() {
+	local v=$1 c=${2:-version $1}
+	expect_rc 0 qsign -p admin1 policy show
+	python3 - "$T/out" "$T/v$v.json" "$v" "$c" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["version"] = int(sys.argv[3]); p["comment"] = sys.argv[4]
+json.dump(p, open(sys.argv[2], "w"), indent=2)
+PY
+	expect_rc 0 qsign -p admin1 policy propose "$T/v$v.json" -m "v$v"
+	QS_POLICY_REQ=$(cat "$T/out")
+	expect_rc 0 qsign -p admin2 approve "$QS_POLICY_REQ"
+	expect_rc 0 qsign -p admin3 approve "$QS_POLICY_REQ"
+}
+
 # qs_tls_pki DIR: a test CA (ca.crt, also the daemon's client_ca), a server
 # certificate for localhost/127.0.0.1 (server.crt/key) and a client
 # certificate from that CA (client.crt/key), all P-256.

@@ -152,16 +152,7 @@ propose "TUF timestamp on the root CA key" \
 	"p['keys']['tuf-timestamp']['uri'] = '$(alias_uri qsign-pki-root)'"
 
 # A valid change still goes through (the check refuses only shared keys).
-expect_rc 0 qsign -p admin1 policy show
-python3 - "$T/out" "$T/v2.json" <<'PY'
-import json, sys
-p = json.load(open(sys.argv[1])); p["version"] = 2; p["comment"] = "v2"
-json.dump(p, open(sys.argv[2], "w"), indent=2)
-PY
-expect_rc 0 qsign -p admin1 policy propose "$T/v2.json" -m "v2"
-pid=$(cat "$T/out")
-expect_rc 0 qsign -p admin2 approve "$pid"
-expect_rc 0 qsign -p admin3 approve "$pid"
+qs_policy_apply 2 "v2"
 expect_rc 0 qsign -p admin1 policy show
 grep -q '"version": 2' "$T/out" || fail "valid v2 not applied"
 echo "ok: a valid policy change is applied"

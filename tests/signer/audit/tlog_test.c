@@ -27,6 +27,7 @@
 #include "note.h"
 #include "qs_err.h"
 #include "qs_limits.h"
+#include "store.h"
 #include "tlog.h"
 
 #define ORIGIN "audit.test/log"
@@ -135,6 +136,27 @@ verify_log(struct tlog *l, EVP_PKEY *k)
 	free(note);
 }
 
+/* tlog_read's callback in test_basic: entries {"seq":N} in order from
+ * next; returns 7 (a stop) at stop_at, if set. */
+struct read_seen {
+	uint64_t next, stop_at;
+};
+
+static int
+read_check(void *arg, uint64_t index, const uint8_t *data, size_t len)
+{
+	struct read_seen *rs = arg;
+	char want[32];
+
+	if (rs->stop_at != 0 && index == rs->stop_at)
+		return 7;
+	snprintf(want, sizeof(want), "{\"seq\":%llu}", (unsigned long long)index);
+	CHECK_EQ(index, rs->next);
+	CHECK(len == strlen(want) && memcmp(data, want, len) == 0);
+	rs->next = index + 1;
+	return 0;
+}
+
 static void
 test_basic(const char *base, EVP_PKEY *k)
 {
@@ -158,6 +180,17 @@ test_basic(const char *base, EVP_PKEY *k)
 	}
 	CHECK_EQ(tlog_size(l), 10);
 	CHECK(entry_is(l, 3, "{\"seq\":3}"));
+	{
+		/* A range, in order; a stop passes through; past the end refused. */
+		struct read_seen rs = {2, 0};
+		CHECK_EQ(tlog_read(l, 2, 9, read_check, &rs), 0);
+		CHECK_EQ(rs.next, 9);
+		rs.next = 0;
+		rs.stop_at = 4;
+		CHECK_EQ(tlog_read(l, 0, 10, read_check, &rs), 7);
+		CHECK_EQ(rs.next, 4);
+		CHECK_EQ(tlog_read(l, 5, 11, read_check, &rs), QS_ERR_NOT_FOUND);
+	}
 	verify_log(l, k);
 	/* bad input changes nothing */
 	CHECK_EQ(tlog_append(l, bad, 1, &idx), QS_ERR_INVALID);
@@ -947,6 +980,31 @@ bench_worker(void *p)
 	return NULL;
 }
 
+/* Append entries of `size` bytes ({"seq":N,"pad":"x..."}) to l, 4096 a
+ * call, until it has `want`. */
+static void
+bench_fill(struct tlog *l, uint64_t want, size_t size)
+{
+	static char bufs[4096][401];
+	struct tlog_rec recs[4096];
+	uint64_t idx;
+
+	for (uint64_t total = tlog_size(l); total < want;) {
+		size_t n = want - total < 4096 ? (size_t)(want - total) : 4096;
+		for (size_t i = 0; i < n; i++) {
+			memset(bufs[i], 'z', size);
+			snprintf(bufs[i], 40, "{\"seq\":%llu,\"pad\":\"",
+			         (unsigned long long)(total + i));
+			bufs[i][strlen(bufs[i])] = 'x';
+			memcpy(bufs[i] + size - 2, "\"}", 2);
+			recs[i].data = (const uint8_t *)bufs[i];
+			recs[i].len = size;
+		}
+		CHECK_EQ(tlog_append(l, recs, n, &idx), 0);
+		total += n;
+	}
+}
+
 static void
 bench(const char *base)
 {
@@ -982,9 +1040,6 @@ bench(const char *base)
 
 	/* one million entries */
 	{
-		static char bufs[4096][301];
-		struct tlog_rec recs[4096];
-		uint64_t idx, total = 0;
 		qs_hash path[QS_MAX_MERKLE_PATH], root;
 		size_t plen = 0;
 		double t0;
@@ -992,20 +1047,7 @@ bench(const char *base)
 		snprintf(dir, sizeof(dir), "%s/bench-1m", base);
 		CHECK_EQ(tlog_open(dir, ORIGIN, &s, &l, NULL), 0);
 		t0 = now();
-		while (total < 1000000) {
-			size_t n = 1000000 - total < 4096 ? (size_t)(1000000 - total) : 4096;
-			for (size_t i = 0; i < n; i++) {
-				memset(bufs[i], 'z', 300);
-				snprintf(bufs[i], 40, "{\"seq\":%llu,\"pad\":\"",
-				         (unsigned long long)(total + i));
-				bufs[i][strlen(bufs[i])] = 'x';
-				memcpy(bufs[i] + 298, "\"}", 2);
-				recs[i].data = (const uint8_t *)bufs[i];
-				recs[i].len = 300;
-			}
-			CHECK_EQ(tlog_append(l, recs, n, &idx), 0);
-			total += n;
-		}
+		bench_fill(l, 1000000, 300);
 		printf("bench: wrote 1,000,000 entries in %.2f s (4096 per call)\n", now() - t0);
 		tlog_close(l);
 		t0 = now();
@@ -1027,6 +1069,70 @@ bench(const char *base)
 	}
 }
 
+static int
+count_bytes(void *arg, uint64_t index, const uint8_t *data, size_t len)
+{
+	(void)index;
+	(void)data;
+	*(uint64_t *)arg += len;
+	return 0;
+}
+
+/*
+ * tlog_test --pg-open CONNINFO N: the start of a replica on a log of N
+ * entries kept in PostgreSQL: fills the log (400-byte entries) up to N,
+ * then times tlog_open_store three times.
+ */
+static int
+pg_open_bench(const char *conninfo, uint64_t want)
+{
+	struct qs_note_signer s = signer_for(key);
+	struct store *st = NULL;
+	struct tlog *l = NULL;
+	double t0;
+
+	CHECK_EQ(store_open_pg(conninfo, 1, &st), 0);
+	CHECK_EQ(tlog_open_store(st, ORIGIN, &s, &l, NULL), 0);
+	if (l == NULL)
+		return 1;
+	t0 = now();
+	bench_fill(l, want, 400);
+	printf("bench: log of %llu entries (filled in %.2f s)\n", (unsigned long long)tlog_size(l),
+	       now() - t0);
+	tlog_close(l);
+	for (int i = 0; i < 3; i++) {
+		t0 = now();
+		if (tlog_open_store(st, ORIGIN, &s, &l, NULL) != 0) {
+			fprintf(stderr, "tlog_open_store: %s\n", qs_errdetail());
+			CHECK(0);
+			break;
+		}
+		printf("bench: tlog_open_store of %llu entries: %.3f s\n",
+		       (unsigned long long)tlog_size(l), now() - t0);
+		if (i == 2 && tlog_size(l) >= 10000) {
+			/* What an auditor's export costs the replica: 10,000
+			 * entries one query each, then by ranges. */
+			uint64_t bytes = 0;
+			t0 = now();
+			for (uint64_t k = 0; k < 10000; k++) {
+				uint8_t *b = NULL;
+				size_t len = 0;
+				CHECK_EQ(tlog_entry(l, k, &b, &len), 0);
+				bytes += len;
+				free(b);
+			}
+			printf("bench: 10000 entries by tlog_entry: %.3f s\n", now() - t0);
+			t0 = now();
+			CHECK_EQ(tlog_read(l, 0, 10000, count_bytes, &bytes), 0);
+			printf("bench: 10000 entries by tlog_read: %.3f s (%llu bytes in all)\n",
+			       now() - t0, (unsigned long long)bytes);
+		}
+		tlog_close(l);
+	}
+	store_close(st);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1044,7 +1150,10 @@ main(int argc, char **argv)
 	if (key == NULL || ed_key == NULL || other_key == NULL)
 		return 2;
 
-	if (do_bench) {
+	if (argc == 4 && strcmp(argv[1], "--pg-open") == 0) {
+		rm_rf(base);
+		pg_open_bench(argv[2], strtoull(argv[3], NULL, 10));
+	} else if (do_bench) {
 		bench(base);
 	} else {
 		test_basic(base, key);

@@ -12,7 +12,8 @@
  *                              refusal of a foreign or newer schema; the
  *                              audit log kept in the store: appends from two
  *                              handles serialised by the head's lock, a
- *                              COMMIT PostgreSQL refuses leaves nothing.
+ *                              COMMIT PostgreSQL refuses leaves nothing;
+ *                              a SQLite store moved into it (migrate-store).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -358,6 +359,185 @@ pg_refusals(void)
 	free(other);
 }
 
+/* Two requests compared field by field (payload included). */
+static void
+same_request(const struct store_request *a, const struct store_request *b)
+{
+	CHECK_STR(a->id, b->id);
+	CHECK_STR(a->role, b->role);
+	CHECK_STR(a->kind, b->kind);
+	CHECK_STR(a->submitter, b->submitter);
+	CHECK_STR(a->client_token, b->client_token);
+	CHECK_STR(a->message, b->message);
+	CHECK(a->payload_len == b->payload_len &&
+	      memcmp(a->payload, b->payload, a->payload_len) == 0);
+	CHECK(memcmp(a->digest, b->digest, 32) == 0);
+	CHECK_EQ(a->state, b->state);
+	CHECK(a->created == b->created && a->expires == b->expires);
+	CHECK_EQ(a->policy_version, b->policy_version);
+	CHECK((a->state_message == NULL) == (b->state_message == NULL));
+	if (a->state_message != NULL && b->state_message != NULL)
+		CHECK_STR(a->state_message, b->state_message);
+	CHECK(a->result_len == b->result_len &&
+	      (a->result_len == 0 || memcmp(a->result, b->result, a->result_len) == 0));
+	CHECK_EQ(a->nvotes, b->nvotes);
+	for (size_t i = 0; i < a->nvotes && i < b->nvotes; i++) {
+		CHECK_STR(a->votes[i].approver, b->votes[i].approver);
+		CHECK_EQ(a->votes[i].approve, b->votes[i].approve);
+		CHECK(a->votes[i].time == b->votes[i].time);
+		CHECK(a->votes[i].sig_len == b->votes[i].sig_len &&
+		      memcmp(a->votes[i].sig, b->votes[i].sig, a->votes[i].sig_len) == 0);
+		CHECK_STR(a->votes[i].reason ? a->votes[i].reason : "",
+		          b->votes[i].reason ? b->votes[i].reason : "");
+	}
+	CHECK_EQ(a->nsigs, b->nsigs);
+	for (size_t i = 0; i < a->nsigs && i < b->nsigs; i++) {
+		CHECK_STR(a->sigs[i].key, b->sigs[i].key);
+		CHECK_STR(a->sigs[i].key_id, b->sigs[i].key_id);
+		CHECK_STR(a->sigs[i].algorithm, b->sigs[i].algorithm);
+		CHECK(a->sigs[i].sig_len == b->sigs[i].sig_len &&
+		      memcmp(a->sigs[i].sig, b->sigs[i].sig, a->sigs[i].sig_len) == 0);
+	}
+}
+
+/*
+ * qsignd migrate-store's store part: a SQLite store dumped into a new
+ * PostgreSQL database's import, every field of every request kept; a
+ * target that holds anything refused, unchanged; an aborted import leaves
+ * nothing.
+ */
+static void
+pg_migration(void)
+{
+	char sdir[] = "/tmp/qs-store-mig.XXXXXX", *other = NULL, cmd[128];
+	struct store *src = NULL, *dst = NULL;
+	struct store_request r, *a = NULL, *b = NULL;
+	struct store_vote v;
+	struct store_reqsig g;
+	struct store_sig sig;
+	struct store_log_rec recs[2] = {{(const uint8_t *)"e0", 2}, {(const uint8_t *)"e1", 2}};
+	uint8_t *d = NULL;
+	size_t dl = 0;
+	uint64_t n = 0, size = 0;
+	char *note = NULL;
+	PGconn *c = PQconnectdb(pg);
+
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	PQclear(PQexec(c, "DROP DATABASE IF EXISTS qs_mig"));
+	PQclear(PQexec(c, "CREATE DATABASE qs_mig"));
+	PQfinish(c);
+	if (mkdtemp(sdir) == NULL || asprintf(&other, "%s dbname=qs_mig", pg) < 0)
+		return;
+	CHECK_EQ(store_open_sqlite(sdir, &src), 0);
+	CHECK_EQ(store_policy_add(src, 1, "{\"v\":1}"), 0);
+	CHECK_EQ(store_policy_add(src, 2, "{\"v\":2}"), 0);
+	memset(&sig, 0, sizeof(sig));
+	sig.time_ms = 1234;
+	sig.principal = "ci";
+	sig.role = "ci-sign";
+	sig.key = "k";
+	sig.key_id = "abcd";
+	sig.kind = "digest";
+	sig.digest_len = 48;
+	memset(sig.digest, 7, sizeof(sig.digest));
+	sig.policy_version = 2;
+	CHECK_EQ(store_record_signatures(src, &sig, 1), 0);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "m1");
+	snprintf(r.role, sizeof(r.role), "release");
+	snprintf(r.kind, sizeof(r.kind), "sign");
+	snprintf(r.submitter, sizeof(r.submitter), "dev");
+	snprintf(r.client_token, sizeof(r.client_token), "tok");
+	r.message = "moved";
+	r.payload = (uint8_t *)"pay\0load";
+	r.payload_len = 8;
+	memset(r.digest, 9, 32);
+	r.created = 100;
+	r.expires = 4000000000;
+	r.policy_version = 2;
+	CHECK_EQ(store_req_insert(src, &r), 0);
+	memset(&v, 0, sizeof(v));
+	snprintf(v.approver, sizeof(v.approver), "admin1");
+	v.approve = 1;
+	v.time = 111;
+	v.sig_len = 64;
+	memset(v.sig, 1, 64);
+	v.reason = "looks right";
+	CHECK_EQ(store_req_vote(src, "m1", &v, 0, REQ_PENDING, NULL), 0);
+	snprintf(v.approver, sizeof(v.approver), "admin2");
+	v.time = 112;
+	v.reason = NULL;
+	CHECK_EQ(store_req_vote(src, "m1", &v, 0, REQ_APPROVED, "approved"), 0);
+	memset(&g, 0, sizeof(g));
+	snprintf(g.key, sizeof(g.key), "release-key");
+	snprintf(g.key_id, sizeof(g.key_id), "ef01");
+	snprintf(g.algorithm, sizeof(g.algorithm), "ed25519");
+	g.sig_len = 64;
+	memset(g.sig, 3, 64);
+	CHECK_EQ(store_req_finish(src, "m1", &g, 1, (const uint8_t *)"result", 6, 0, NULL), 0);
+	snprintf(r.id, sizeof(r.id), "m2");
+	r.client_token[0] = '\0';
+	CHECK_EQ(store_req_insert(src, &r), 0);
+	CHECK_EQ(store_req_transition(src, "m2", REQ_PENDING, REQ_FAILED, "token gone"), 0);
+	CHECK_EQ(store_doc_put(src, "tuf", "root", 1, (const uint8_t *)"R1", 2), 0);
+	CHECK_EQ(store_doc_put(src, "tuf", "root", 2, (const uint8_t *)"R2", 2), 0);
+
+	CHECK_EQ(store_import_begin(src), QS_ERR_UNIMPLEMENTED); /* not a target */
+	CHECK(store_import_sink(src) == NULL);
+	CHECK_EQ(store_open_pg(other, 1, &dst), 0);
+	CHECK_EQ(store_dump(dst, NULL, NULL), QS_ERR_UNIMPLEMENTED); /* not a source */
+	/* An import rolled back leaves nothing. */
+	CHECK_EQ(store_import_begin(dst), 0);
+	CHECK_EQ(store_dump(src, store_import_sink(dst), dst), 0);
+	store_import_abort(dst);
+	CHECK_EQ(store_policy_version(dst, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(store_req_get(dst, "m1", 0, &b), QS_ERR_NOT_FOUND);
+	/* The import. */
+	CHECK_EQ(store_import_begin(dst), 0);
+	CHECK_EQ(store_dump(src, store_import_sink(dst), dst), 0);
+	CHECK_EQ(store_import_log(dst, 0, recs, 2), 0);
+	CHECK_EQ(store_import_commit(dst, 2, "note\n", 5), 0);
+	CHECK_EQ(store_policy_version(dst, &n), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(store_count_signatures(dst, &n), 0);
+	CHECK_EQ(n, 1);
+	for (int i = 1; i <= 2; i++) {
+		snprintf(cmd, sizeof(cmd), "m%d", i);
+		CHECK_EQ(store_req_get(src, cmd, 1, &a), 0);
+		CHECK_EQ(store_req_get(dst, cmd, 1, &b), 0);
+		if (a != NULL && b != NULL)
+			same_request(a, b);
+		store_request_free(a);
+		store_request_free(b);
+		a = b = NULL;
+	}
+	CHECK_EQ(store_req_find_token(dst, "dev", "tok", cmd), 0);
+	CHECK_STR(cmd, "m1");
+	CHECK_EQ(store_doc_get(dst, "tuf", "root", 1, &d, &dl, NULL), 0);
+	CHECK(dl == 2 && memcmp(d, "R1", 2) == 0);
+	free(d);
+	CHECK_EQ(store_doc_get(dst, "tuf", "root", 0, &d, &dl, &n), 0);
+	CHECK(n == 2 && dl == 2 && memcmp(d, "R2", 2) == 0);
+	free(d);
+	CHECK_EQ(store_log_head(dst, &size, &note, &dl), 0);
+	CHECK(size == 2 && note != NULL && strcmp(note, "note\n") == 0);
+	free(note);
+	CHECK_EQ(store_log_entry(dst, 1, &d, &dl), 0);
+	CHECK(dl == 2 && memcmp(d, "e1", 2) == 0);
+	free(d);
+	/* A target that holds anything: refused, unchanged. */
+	CHECK_EQ(store_import_begin(dst), QS_ERR_EXISTS);
+	CHECK(strstr(qs_errdetail(), "already holds") != NULL);
+	CHECK_EQ(store_policy_version(dst, &n), 0);
+	CHECK_EQ(n, 2);
+	store_close(dst);
+	store_close(src);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+	CHECK_EQ(system(cmd), 0);
+	free(other);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -434,6 +614,7 @@ main(int argc, char **argv)
 		pg_races();
 		pg_log();
 		pg_refusals();
+		pg_migration();
 	} else {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		if (system(cmd) != 0)
