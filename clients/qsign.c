@@ -340,13 +340,29 @@ fail:
 }
 
 int
-parse_digest(const char *s, uint8_t out[32])
+parse_digest_of(const char *s, size_t len, uint8_t *out)
 {
 	size_t n = 0;
 
-	if (strlen(s) != 64 || qs_unhex(s, out, 32, &n) != 0 || n != 32)
+	if (strlen(s) != 2 * len || qs_unhex(s, out, len, &n) != 0 || n != len)
 		return -1;
 	return 0;
+}
+
+int
+parse_digest(const char *s, uint8_t out[32])
+{
+	return parse_digest_of(s, 32, out);
+}
+
+const char *
+parse_hash(const char *name, size_t *len, const EVP_MD **md)
+{
+	const char *h = qs_hash_lookup(name, len, md);
+
+	if (h == NULL)
+		errmsg("--hash: sha256, sha384 or sha512");
+	return h;
 }
 
 int
@@ -481,9 +497,10 @@ info_main(int argc, char **argv, struct globals *g)
 			const Qsign__V1__RoleInfo *ri = info->roles[i];
 			json_array_append_new(
 			        roles,
-			        json_pack("{s:s, s:s, s:o, s:o}", "name", ri->name, "mode",
+			        json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", ri->name, "mode",
 			                  ri->mode, "keys", json_strings(ri->keys, ri->n_keys),
-			                  "payloads", json_strings(ri->payloads, ri->n_payloads)));
+			                  "payloads", json_strings(ri->payloads, ri->n_payloads),
+			                  "hashes", json_strings(ri->hashes, ri->n_hashes)));
 		}
 		r = json_print(
 		        json_pack("{s:s, s:s?, s:s, s:I, s:s, s:o, s:o}", "server_identity",
@@ -520,6 +537,10 @@ info_main(int argc, char **argv, struct globals *g)
 		put_list(ri->keys, ri->n_keys);
 		fputs("  payloads: ", stdout);
 		put_list(ri->payloads, ri->n_payloads);
+		if (ri->n_hashes > 0) {
+			fputs("  hashes: ", stdout);
+			put_list(ri->hashes, ri->n_hashes);
+		}
 		fputc('\n', stdout);
 	}
 	r = EXIT_OK;
@@ -536,10 +557,13 @@ sign_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] sign -r ROLE (-d HEX | -f FILE) [-k KEY] [-o OUT]\n"
-	        "           [--format der|hex|base64] [--json]\n"
-	        "  -d HEX   a SHA-256 digest, 64 hex characters (the role must allow digests)\n"
+	        "           [--hash sha256|sha384|sha512] [--format der|hex|base64] [--json]\n"
+	        "  -d HEX   a digest of the hash, 64/96/128 hex characters for SHA-256/384/512\n"
+	        "           (the role must allow digests)\n"
 	        "  -f FILE  a blob, hashed (Ed25519: signed) by the daemon; - reads stdin\n"
 	        "  -k KEY   which of the role's keys (default: its first)\n"
+	        "  --hash H the signature's hash (default sha256): ECDSA and RSA keys, and\n"
+	        "           only a hash the role allows (qsign info lists them)\n"
 	        "  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
 	        "           (default format hex on a terminal, der otherwise)\n"
 	        "example: %s -p ci sign -r ci-sign -f targets.json -o targets.sig\n",
@@ -622,28 +646,28 @@ static int
 sign_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"role", required_argument, NULL, 'r'},
-	        {"digest", required_argument, NULL, 'd'},
-	        {"file", required_argument, NULL, 'f'},
-	        {"key", required_argument, NULL, 'k'},
-	        {"out", required_argument, NULL, 'o'},
-	        {"format", required_argument, NULL, 'F'},
-	        {NULL, 0, NULL, 0},
+	        {"role", required_argument, NULL, 'r'}, {"digest", required_argument, NULL, 'd'},
+	        {"file", required_argument, NULL, 'f'}, {"key", required_argument, NULL, 'k'},
+	        {"out", required_argument, NULL, 'o'},  {"format", required_argument, NULL, 'F'},
+	        {"hash", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
+	const char *hash_name = NULL, *hash;
+	const EVP_MD *md = NULL;
 	enum format fmt = FMT_DEFAULT;
 	Qsign__V1__SignResponse *resp = NULL;
 	Qsign__V1__PayloadKind kind;
-	uint8_t digest[32], *blob = NULL;
+	uint8_t digest[QS_DIGEST_MAX], *blob = NULL;
 	const uint8_t *payload;
-	size_t len;
+	size_t len, dg_len = 0;
 	qsc_client *c = NULL;
 	int r;
 
 	{
 		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL},
 		                                {'f', &file, NULL}, {'k', &key, NULL},
-		                                {'o', &out, NULL},  {0, NULL, NULL}};
+		                                {'o', &out, NULL},  {'H', &hash_name, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"r:d:f:k:o:", opts, keep, format_opt, &fmt, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_usage, &o)) >= 0)
 			return r;
@@ -663,29 +687,37 @@ sign_main(int argc, char **argv, struct globals *g)
 		errmsg("invalid role or key name");
 		return EXIT_USAGE;
 	}
+	if ((hash = parse_hash(hash_name, &dg_len, &md)) == NULL)
+		return EXIT_USAGE;
 	if (hex != NULL) {
-		if (parse_digest(hex, digest) != 0) {
-			errmsg("-d needs a SHA-256 digest: exactly 64 hex characters");
+		if (parse_digest_of(hex, dg_len, digest) != 0) {
+			errmsg("-d needs a %s digest: exactly %zu hex characters", hash,
+			       2 * dg_len);
 			return EXIT_USAGE;
 		}
 		kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
 		payload = digest;
-		len = sizeof(digest);
+		len = dg_len;
 	} else {
 		if (read_input(file, QS_MAX_BLOB, &blob, &len) != 0)
 			return EXIT_USAGE;
-		qs_sha256(blob, len, digest);
+		if (EVP_Digest(blob, len, digest, NULL, md, NULL) != 1) {
+			errmsg("%s of %s failed", hash, file);
+			r = EXIT_FAILED;
+			goto out;
+		}
 		kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
 		payload = blob;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_sign(c, role, key, kind, payload, len, &resp)) != 0) {
+	if ((r = qsc_sign_hash(c, role, key, kind, hash, payload, len, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
-	/* The daemon says what it signed; make sure it is what we sent. */
-	if (CRYPTO_memcmp(resp->digest.data, digest, 32) != 0) {
+	/* The daemon says what it signed; make sure it is what we sent
+	 * (qsc_sign_hash checked its length). */
+	if (CRYPTO_memcmp(resp->digest.data, digest, dg_len) != 0) {
 		errmsg("the daemon signed a different digest than the one sent: refusing the "
 		       "signature");
 		r = EXIT_FAILED;
@@ -700,9 +732,9 @@ sign_main(int argc, char **argv, struct globals *g)
 	if (g->json) {
 		char *sh = hex_or_die(resp->signature.data, resp->signature.len);
 		char *dh = hex_or_die(resp->digest.data, resp->digest.len);
-		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
+		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
 		                         resp->key, "key_id", resp->key_id, "algorithm",
-		                         resp->algorithm, "digest", dh),
+		                         resp->algorithm, "hash", hash, "digest", dh),
 		               JSON_INDENT(2));
 		free(sh);
 		free(dh);

@@ -222,19 +222,26 @@ payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8
 	return payload_digest_with(kind, pl, "sha256", dg, &n);
 }
 
-/* The hash a Sign names: its canonical name in *hash. Ed25519 signs the
+/* The hash a Sign or SignBatch names (name), if the role allows it and
+ * the key signs with it: its canonical name in *hash. Ed25519 signs the
  * message itself (the digest recorded is its SHA-256): no other hash. */
 static int
-sign_hash(const Qsign__V1__SignRequest *req, const struct keyring_key *k, const char **hash)
+sign_hash(const char *name, const struct policy_role *ro, const struct keyring_key *k,
+          const char **hash)
 {
-	char pb[80];
+	char pb[80], list[64];
 
-	if ((*hash = qs_hash_lookup(req->hash, NULL, NULL)) == NULL)
+	if ((*hash = qs_hash_lookup(name, NULL, NULL)) == NULL)
 		return qs_fail(QS_ERR_INVALID, "unknown hash \"%s\": sha256, sha384 or sha512",
-		               log_peerstr(req->hash, pb, sizeof(pb)));
+		               log_peerstr(name, pb, sizeof(pb)));
 	if (!hsm_keytype_signs_digest(k->type) && strcmp(*hash, "sha256") != 0)
 		return qs_fail(QS_ERR_INVALID, "%s signs the message itself: no hash %s",
 		               hsm_keytype_name(k->type), *hash);
+	if (!(ro->hashes & qs_hash_bit(*hash))) {
+		qs_hash_list(ro->hashes, list, sizeof(list));
+		return qs_fail(QS_ERR_DENIED, "role %s allows the hashes %s: not %s", ro->name,
+		               list, *hash);
+	}
 	return 0;
 }
 
@@ -260,7 +267,7 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
-	    (r = sign_hash(req, cx->pol->bound[ki], &hash)) != 0 ||
+	    (r = sign_hash(req->hash, ro, cx->pol->bound[ki], &hash)) != 0 ||
 	    (r = payload_digest_with(req->kind, &req->payload, hash, dg, &dg_len)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
 	                        ro->burst, 1)) != 0)
@@ -532,6 +539,7 @@ h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	const struct policy_principal *pr = &p->principals[cx->pidx];
 	Qsign__V1__RoleInfo *ri = NULL, **rip = NULL;
 	char **keynames = NULL, *proles[3], *payloads[2 * QS_MAX_POLICY_ENTRIES];
+	const char *hashes[3 * QS_MAX_POLICY_ENTRIES];
 	size_t nk = 0;
 	int r;
 
@@ -580,6 +588,8 @@ h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 			pl[x->n_payloads++] = "digest";
 		if (ro->payloads & POLICY_PAYLOAD_BLOB)
 			pl[x->n_payloads++] = "blob";
+		x->hashes = (char **)&hashes[3 * resp.n_roles];
+		x->n_hashes = qs_hash_names(ro->hashes, &hashes[3 * resp.n_roles], 3);
 		rip[resp.n_roles++] = x;
 	}
 	resp.roles = rip;
