@@ -24,6 +24,10 @@ qsign -p ci sign -r sha256-only --hash sha384 --digest "$(printf 'a%.0s' $(seq 9
 	fail "sha384 through a sha256-only role was signed"
 grep -q "role sha256-only allows the hashes sha256: not sha384" "$T/out" ||
 	fail "refusal does not say why: $(cat "$T/out")"
+printf 'b%.0s' $(seq 96) | sed 's/$/\n/' | qsign -p ci sign-batch -r sha256-only --hash sha384 \
+	>"$T/out" 2>&1 && fail "a sha384 batch through a sha256-only role was signed"
+grep -q "role sha256-only allows the hashes sha256: not sha384" "$T/out" ||
+	fail "batch refusal does not say why: $(cat "$T/out")"
 qsign -p ci info >"$T/out" 2>&1 || fail "qsign info: $(cat "$T/out")"
 grep -q "sha256-only (online)  keys: abuse-256  payloads: digest, blob  hashes: sha256$" "$T/out" ||
 	fail "qsign info does not show the role's hashes: $(cat "$T/out")"
