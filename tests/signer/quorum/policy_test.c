@@ -183,12 +183,15 @@ main(void)
 				  "hashes %s: %s", bad[i][0], qs_errdetail());
 		}
 		/* An Ed25519 key signs with SHA-256 only: its role must allow it. */
-		CHECK_EQ(parse_text(edited(
-				 edited(text, "\"rate_per_second\": 500",
-					"\"hashes\": [\"sha384\"], \"rate_per_second\": 500"),
-				 "object=ci-targets\",\n      \"algorithm\": \"ecdsa-p256\"",
-				 "object=ci-targets\",\n      \"algorithm\": \"ed25519\"")),
-			 QS_ERR_INVALID);
+		{
+			char *t = edited(text, "\"rate_per_second\": 500",
+					 "\"hashes\": [\"sha384\"], \"rate_per_second\": 500");
+			CHECK_EQ(parse_text(edited(
+					 t, "object=ci-targets\",\n      \"algorithm\": \"ecdsa-p256\"",
+					 "object=ci-targets\",\n      \"algorithm\": \"ed25519\"")),
+				 QS_ERR_INVALID);
+			free(t);
+		}
 		CHECK_MSG(refused_with("key ci-targets (ed25519) signs with sha256 only"), "%s",
 			  qs_errdetail());
 		/* The set parsed; absent, every hash; a quorum role's, SHA-256. */
