@@ -296,7 +296,8 @@ quorum_sign() {
 	QPID=$!
 	QID=""
 	for _ in $(seq 1 300); do
-		QID=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q$1.err" 2>/dev/null)
+		# (q$1.err may not exist yet: sed fails, which set -e must not see)
+		QID=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q$1.err" 2>/dev/null || true)
 		[ -n "$QID" ] && return 0
 		sleep 0.1
 	done
