@@ -766,7 +766,7 @@ plain_hashes(const struct ps_guard *g, const char *request, const uint8_t *der, 
              enum hsm_keytype type, const size_t *lens, uint32_t n)
 {
 	char list[64];
-	size_t i;
+	size_t i, ok_len = 0;
 
 	if (!hsm_keytype_signs_digest(type))
 		return 0;
@@ -776,9 +776,14 @@ plain_hashes(const struct ps_guard *g, const char *request, const uint8_t *der, 
 	if (i == g->nk)
 		return 0;
 	for (uint32_t j = 0; j < n; j++) {
-		const char *h = qs_hash_of_len(lens[j]);
-		if (h != NULL && (g->khashes[i] & qs_hash_bit(h)))
+		const char *h;
+		if (lens[j] == ok_len) /* a batch's digests are of one hash */
 			continue;
+		h = qs_hash_of_len(lens[j]);
+		if (h != NULL && (g->khashes[i] & qs_hash_bit(h))) {
+			ok_len = lens[j];
+			continue;
+		}
 		qs_hash_list(g->khashes[i], list, sizeof(list));
 		return refuse(request,
 		              "key %s (role %s): its online roles allow the hashes %s: not a "
