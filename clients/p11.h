@@ -24,6 +24,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "qsclient.h"
+#include "statement.h"
 
 /* Largest signature qsignd returns (RSA-4096). */
 #define P11_SIG_MAX 512
@@ -76,6 +77,11 @@ enum p11_keyfam p11_keyfam_of(const char *algorithm);
 const CK_MECHANISM_TYPE *p11_mech_list(enum p11_keyfam fam, size_t *n);
 /* 1 if any key family offers mech; fills info for C_GetMechanismInfo. */
 int p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info);
+/* 1 unless mech hashes with a hash outside hashes (QS_HASH_* bits of
+ * statement.h: the role's RoleInfo.hashes). Raw mechanisms are allowed:
+ * their input tells the hash, and qsignd refuses one the role does not
+ * allow. */
+int p11_mech_hash_allowed(CK_MECHANISM_TYPE mech, unsigned hashes);
 
 /* A signing operation in progress (C_SignInit .. C_Sign/C_SignFinal). */
 struct p11_op {
@@ -92,11 +98,14 @@ struct p11_op {
 
 /*
  * Check mechanism m (type and parameters) for a key of family fam whose
- * signature is sig_len bytes, and start op. Errors as CK_RV:
- * CKR_MECHANISM_INVALID (not offered for this key), CKR_MECHANISM_PARAM_INVALID
- * (parameters other than the one scheme the key signs with), CKR_HOST_MEMORY.
+ * signature is sig_len bytes, of a role that allows hashes (QS_HASH_*
+ * bits), and start op. Errors as CK_RV: CKR_MECHANISM_INVALID (not offered
+ * for this key, or its hash not allowed), CKR_MECHANISM_PARAM_INVALID
+ * (parameters other than the one scheme the key signs with, or PSS
+ * parameters naming a hash not allowed), CKR_HOST_MEMORY.
  */
-CK_RV p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_t sig_len);
+CK_RV p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_t sig_len,
+                  unsigned hashes);
 /* Feed data to a multi-part operation. CKR_OK, CKR_DATA_LEN_RANGE (EdDSA
  * message beyond QS_MAX_BLOB), CKR_FUNCTION_FAILED, CKR_HOST_MEMORY. */
 CK_RV p11_op_update(struct p11_op *op, const uint8_t *data, size_t len);
@@ -146,6 +155,11 @@ struct p11_key {
 	uint8_t *cert; /* DER X.509, or NULL */
 	size_t cert_len;
 	size_t sig_len; /* raw signature length */
+	/* The hashes its role allows (QS_HASH_* bits) and the mechanisms it
+	 * offers for them (CKA_ALLOWED_MECHANISMS): p11_key_set_hashes. */
+	unsigned hashes;
+	CK_MECHANISM_TYPE mechs[8];
+	size_t nmechs;
 };
 
 /* Object classes of a key's objects, the low bits of a handle. */
@@ -155,6 +169,9 @@ enum { P11_OBJ_PUB = 0, P11_OBJ_PRIV = 1, P11_OBJ_CERT = 2, P11_OBJ_KINDS = 3 };
  * when present). QS_ERR_INVALID for a key this module cannot offer. */
 int p11_key_from_info(struct p11_key *k, const Qsign__V1__KeyInfo *ki);
 void p11_key_free(struct p11_key *k);
+/* Limit k's mechanisms to those its role's hashes allow (RoleInfo.hashes;
+ * p11_key_from_info allows every hash). */
+void p11_key_set_hashes(struct p11_key *k, unsigned hashes);
 
 /* 1 if the object (key k, kind) exists and matches every attribute of
  * the template (values compared bytewise), 0 otherwise. */

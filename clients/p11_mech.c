@@ -165,6 +165,14 @@ p11_mech_info(CK_MECHANISM_TYPE mech, CK_MECHANISM_INFO *info)
 	return 1;
 }
 
+int
+p11_mech_hash_allowed(CK_MECHANISM_TYPE mech, unsigned allowed)
+{
+	const struct p11_hash *h = mech_hash(mech);
+
+	return h == NULL || (allowed & qs_hash_bit(h->name)) != 0;
+}
+
 /* The PSS schemes qsignd signs with: MGF1 of the hash, a salt of its
  * length; a hashing mechanism's own hash. *hp: the hash. */
 static CK_RV
@@ -184,7 +192,8 @@ check_pss_params(const CK_MECHANISM *m, const struct p11_hash **hp)
 }
 
 CK_RV
-p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_t sig_len)
+p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_t sig_len,
+            unsigned allowed)
 {
 	const struct p11_hash *pss = NULL;
 	CK_RV rv;
@@ -192,7 +201,8 @@ p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_
 	memset(op, 0, sizeof(*op));
 	if (m == NULL)
 		return CKR_ARGUMENTS_BAD;
-	if (mech_family(m->mechanism) != fam || fam == P11_FAM_NONE)
+	if (mech_family(m->mechanism) != fam || fam == P11_FAM_NONE ||
+	    !p11_mech_hash_allowed(m->mechanism, allowed))
 		return CKR_MECHANISM_INVALID;
 	switch (m->mechanism) {
 	case CKM_RSA_PKCS_PSS:
@@ -201,6 +211,8 @@ p11_op_init(struct p11_op *op, const CK_MECHANISM *m, enum p11_keyfam fam, size_
 	case CKM_SHA512_RSA_PKCS_PSS:
 		if ((rv = check_pss_params(m, &pss)) != CKR_OK)
 			return rv;
+		if (!(allowed & qs_hash_bit(pss->name)))
+			return CKR_MECHANISM_PARAM_INVALID;
 		break;
 	default:
 		/* ECDSA, PKCS#1 v1.5 and pure EdDSA take no parameters; an

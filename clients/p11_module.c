@@ -41,6 +41,7 @@ struct slot {
 	char *role;
 	int quorum;
 	int allow_digest, allow_blob;
+	unsigned hashes; /* RoleInfo.hashes: QS_HASH_* bits */
 	struct p11_key *keys;
 	size_t nkeys;
 	int logged_in;
@@ -329,6 +330,11 @@ slot_add(const Qsign__V1__RoleInfo *ri, const Qsign__V1__ListKeysResponse *keys)
 	s->quorum = strcmp(ri->mode, "online") != 0;
 	s->allow_digest = has_string(ri->payloads, ri->n_payloads, "digest");
 	s->allow_blob = has_string(ri->payloads, ri->n_payloads, "blob");
+	/* A daemon that does not say: every hash (it refuses what the role
+	 * does not allow). */
+	s->hashes = ri->n_hashes > 0 ? 0 : QS_HASHES_ALL;
+	for (size_t i = 0; i < ri->n_hashes; i++)
+		s->hashes |= qs_hash_bit(ri->hashes[i]);
 	for (size_t i = 0; i < ri->n_keys; i++) {
 		const Qsign__V1__KeyInfo *ki = key_info(keys, ri->keys[i]);
 		if (ki == NULL)
@@ -339,6 +345,7 @@ slot_add(const Qsign__V1__RoleInfo *ri, const Qsign__V1__ListKeysResponse *keys)
 			       qs_errdetail());
 			continue;
 		}
+		p11_key_set_hashes(&s->keys[s->nkeys], s->hashes);
 		s->nkeys++;
 	}
 	return CKR_OK;
@@ -613,8 +620,8 @@ slot_mechs(const struct slot *s, CK_MECHANISM_TYPE *out, size_t max)
 	size_t n = 0;
 
 	for (size_t k = 0; k < s->nkeys; k++) {
-		size_t m;
-		const CK_MECHANISM_TYPE *l = p11_mech_list(s->keys[k].fam, &m);
+		size_t m = s->keys[k].nmechs;
+		const CK_MECHANISM_TYPE *l = s->keys[k].mechs;
 		for (size_t i = 0; i < m; i++) {
 			size_t j;
 			for (j = 0; j < n && out[j] != l[i]; j++)
@@ -903,7 +910,7 @@ qp_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE o)
 	if (kind != P11_OBJ_PRIV)
 		return leave(CKR_KEY_FUNCTION_NOT_PERMITTED);
 	k = &M.slots[s->slot].keys[key];
-	if ((rv = p11_op_init(&s->op, mech, k->fam, k->sig_len)) != CKR_OK)
+	if ((rv = p11_op_init(&s->op, mech, k->fam, k->sig_len, k->hashes)) != CKR_OK)
 		return leave(rv);
 	s->signing = 1;
 	s->key = key;

@@ -221,6 +221,7 @@ p11_key_from_info(struct p11_key *k, const Qsign__V1__KeyInfo *ki)
 		if (r != 0)
 			goto out;
 	}
+	p11_key_set_hashes(k, QS_HASHES_ALL);
 	r = 0;
 out:
 	OPENSSL_free(der);
@@ -229,6 +230,19 @@ out:
 	if (r != 0)
 		p11_key_free(k);
 	return r;
+}
+
+void
+p11_key_set_hashes(struct p11_key *k, unsigned hashes)
+{
+	size_t n;
+	const CK_MECHANISM_TYPE *m = p11_mech_list(k->fam, &n);
+
+	k->hashes = hashes;
+	k->nmechs = 0;
+	for (size_t i = 0; i < n && k->nmechs < sizeof(k->mechs) / sizeof(k->mechs[0]); i++)
+		if (p11_mech_hash_allowed(m[i], hashes))
+			k->mechs[k->nmechs++] = m[i];
 }
 
 void
@@ -295,8 +309,6 @@ attr_common(const struct p11_key *k, int kind, CK_ATTRIBUTE_TYPE t, struct attr_
 static int
 attr_key(const struct p11_key *k, CK_ATTRIBUTE_TYPE t, struct attr_val *out)
 {
-	size_t n;
-	const CK_MECHANISM_TYPE *m;
 
 	switch (t) {
 	case CKA_KEY_TYPE:
@@ -309,9 +321,8 @@ attr_key(const struct p11_key *k, CK_ATTRIBUTE_TYPE t, struct attr_val *out)
 		BOOL_ATTR(0);
 	case CKA_ALLOWED_MECHANISMS:
 		/* One key, one scheme: only the mechanisms of the scheme qsignd
-		 * signs with for this key. */
-		m = p11_mech_list(k->fam, &n);
-		BYTES_ATTR(m, n * sizeof(CK_MECHANISM_TYPE));
+		 * signs with for this key, and of the hashes its role allows. */
+		BYTES_ATTR(k->mechs, k->nmechs * sizeof(CK_MECHANISM_TYPE));
 	case CKA_PUBLIC_KEY_INFO:
 		BYTES_ATTR(k->spki, k->spki_len);
 	case CKA_START_DATE:

@@ -1076,12 +1076,6 @@ check_payload_hash(Qsign__V1__PayloadKind kind, size_t len, size_t dg_len)
 }
 
 static int
-check_payload(Qsign__V1__PayloadKind kind, size_t len)
-{
-	return check_payload_hash(kind, len, 32);
-}
-
-static int
 check_role_key(const char *role, const char *key)
 {
 	if (!qs_name_valid(role, QS_MAX_NAME))
@@ -1140,22 +1134,36 @@ int
 qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
                const ProtobufCBinaryData *payloads, size_t n, Qsign__V1__SignBatchResponse **out)
 {
+	return qsc_sign_batch_hash(c, role, key, kind, NULL, payloads, n, out);
+}
+
+int
+qsc_sign_batch_hash(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
+                    const char *hash, const ProtobufCBinaryData *payloads, size_t n,
+                    Qsign__V1__SignBatchResponse **out)
+{
 	Qsign__V1__SignBatchRequest req = QSIGN__V1__SIGN_BATCH_REQUEST__INIT;
 	Qsign__V1__SignBatchResponse *resp = NULL;
+	const char *h;
+	size_t dg_len = 0;
 	int r;
 
 	*out = NULL;
+	if ((h = qs_hash_lookup(hash, &dg_len, NULL)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown hash: sha256, sha384 or sha512");
 	if ((r = check_role_key(role, key)) != 0)
 		return r;
 	if (n == 0 || n > QS_MAX_BATCH)
 		return qs_fail(QS_ERR_INVALID, "a batch holds 1..%d payloads, not %zu",
 		               QS_MAX_BATCH, n);
 	for (size_t i = 0; i < n; i++)
-		if ((r = check_payload(kind, payloads[i].len)) != 0)
+		if ((r = check_payload_hash(kind, payloads[i].len, dg_len)) != 0)
 			return r;
 	req.role = (char *)role;
 	req.key = (char *)(key != NULL ? key : "");
 	req.kind = kind;
+	/* Unset for SHA-256, as qsc_sign_hash. */
+	req.hash = (char *)(strcmp(h, "sha256") == 0 ? "" : h);
 	req.n_payloads = n;
 	req.payloads = (ProtobufCBinaryData *)payloads;
 	if ((r = qsc_call(c, QS_M_SIGN_BATCH, &req.base,
@@ -1168,10 +1176,17 @@ qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__Payl
 		return qs_fail(QS_ERR_INVALID, "SignBatch reply from %s has %zu results for %zu",
 		               c->url, got, n);
 	}
+	/* A daemon that ignored the hash (a reply without one is SHA-256) is
+	 * refused, as by qsc_sign_hash. */
+	if (qs_hash_lookup(resp->hash, NULL, NULL) != h) {
+		qsc_free(resp);
+		return qs_fail(QS_ERR_INVALID, "SignBatch reply from %s is not of hash %s", c->url,
+		               h);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const Qsign__V1__SignResult *s = resp->results[i];
 		if (s->status == QSIGN__V1__STATUS__OK &&
-		    (s->digest.len != 32 || s->signature.len == 0 ||
+		    (s->digest.len != dg_len || s->signature.len == 0 ||
 		     s->signature.len > QSC_MAX_SIG)) {
 			qsc_free(resp);
 			return qs_fail(QS_ERR_INVALID, "malformed SignBatch result %zu from %s", i,

@@ -237,6 +237,13 @@ int qsc_sign_hash(qsc_client *c, const char *role, const char *key, Qsign__V1__P
 int qsc_sign_batch(qsc_client *c, const char *role, const char *key, Qsign__V1__PayloadKind kind,
                    const ProtobufCBinaryData *payloads, size_t n,
                    Qsign__V1__SignBatchResponse **out);
+/* qsc_sign_batch with the hash of every payload, as qsc_sign_hash: DIGEST
+ * payloads are digests of that length; each result's digest and the reply's
+ * hash must be of that hash. */
+int qsc_sign_batch_hash(qsc_client *c, const char *role, const char *key,
+                        Qsign__V1__PayloadKind kind, const char *hash,
+                        const ProtobufCBinaryData *payloads, size_t n,
+                        Qsign__V1__SignBatchResponse **out);
 
 /* ------------------------------------------------------------ Requests
  *

@@ -340,13 +340,29 @@ fail:
 }
 
 int
-parse_digest(const char *s, uint8_t out[32])
+parse_digest_of(const char *s, size_t len, uint8_t *out)
 {
 	size_t n = 0;
 
-	if (strlen(s) != 64 || qs_unhex(s, out, 32, &n) != 0 || n != 32)
+	if (strlen(s) != 2 * len || qs_unhex(s, out, len, &n) != 0 || n != len)
 		return -1;
 	return 0;
+}
+
+int
+parse_digest(const char *s, uint8_t out[32])
+{
+	return parse_digest_of(s, 32, out);
+}
+
+const char *
+parse_hash(const char *name, size_t *len, const EVP_MD **md)
+{
+	const char *h = qs_hash_lookup(name, len, md);
+
+	if (h == NULL)
+		errmsg("--hash: sha256, sha384 or sha512");
+	return h;
 }
 
 int
@@ -481,9 +497,10 @@ info_main(int argc, char **argv, struct globals *g)
 			const Qsign__V1__RoleInfo *ri = info->roles[i];
 			json_array_append_new(
 			        roles,
-			        json_pack("{s:s, s:s, s:o, s:o}", "name", ri->name, "mode",
+			        json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", ri->name, "mode",
 			                  ri->mode, "keys", json_strings(ri->keys, ri->n_keys),
-			                  "payloads", json_strings(ri->payloads, ri->n_payloads)));
+			                  "payloads", json_strings(ri->payloads, ri->n_payloads),
+			                  "hashes", json_strings(ri->hashes, ri->n_hashes)));
 		}
 		r = json_print(
 		        json_pack("{s:s, s:s?, s:s, s:I, s:s, s:o, s:o}", "server_identity",
@@ -520,6 +537,10 @@ info_main(int argc, char **argv, struct globals *g)
 		put_list(ri->keys, ri->n_keys);
 		fputs("  payloads: ", stdout);
 		put_list(ri->payloads, ri->n_payloads);
+		if (ri->n_hashes > 0) {
+			fputs("  hashes: ", stdout);
+			put_list(ri->hashes, ri->n_hashes);
+		}
 		fputc('\n', stdout);
 	}
 	r = EXIT_OK;
@@ -536,10 +557,13 @@ sign_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] sign -r ROLE (-d HEX | -f FILE) [-k KEY] [-o OUT]\n"
-	        "           [--format der|hex|base64] [--json]\n"
-	        "  -d HEX   a SHA-256 digest, 64 hex characters (the role must allow digests)\n"
+	        "           [--hash sha256|sha384|sha512] [--format der|hex|base64] [--json]\n"
+	        "  -d HEX   a digest of the hash, 64/96/128 hex characters for SHA-256/384/512\n"
+	        "           (the role must allow digests)\n"
 	        "  -f FILE  a blob, hashed (Ed25519: signed) by the daemon; - reads stdin\n"
 	        "  -k KEY   which of the role's keys (default: its first)\n"
+	        "  --hash H the signature's hash (default sha256): ECDSA and RSA keys, and\n"
+	        "           only a hash the role allows (qsign info lists them)\n"
 	        "  -o OUT   write the signature to OUT (default format der) instead of stdout\n"
 	        "           (default format hex on a terminal, der otherwise)\n"
 	        "example: %s -p ci sign -r ci-sign -f targets.json -o targets.sig\n",
@@ -622,28 +646,28 @@ static int
 sign_main(int argc, char **argv, struct globals *g)
 {
 	static const struct option opts[] = {
-	        {"role", required_argument, NULL, 'r'},
-	        {"digest", required_argument, NULL, 'd'},
-	        {"file", required_argument, NULL, 'f'},
-	        {"key", required_argument, NULL, 'k'},
-	        {"out", required_argument, NULL, 'o'},
-	        {"format", required_argument, NULL, 'F'},
-	        {NULL, 0, NULL, 0},
+	        {"role", required_argument, NULL, 'r'}, {"digest", required_argument, NULL, 'd'},
+	        {"file", required_argument, NULL, 'f'}, {"key", required_argument, NULL, 'k'},
+	        {"out", required_argument, NULL, 'o'},  {"format", required_argument, NULL, 'F'},
+	        {"hash", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *hex = NULL, *file = NULL, *key = NULL, *out = NULL;
+	const char *hash_name = NULL, *hash;
+	const EVP_MD *md = NULL;
 	enum format fmt = FMT_DEFAULT;
 	Qsign__V1__SignResponse *resp = NULL;
 	Qsign__V1__PayloadKind kind;
-	uint8_t digest[32], *blob = NULL;
+	uint8_t digest[QS_DIGEST_MAX], *blob = NULL;
 	const uint8_t *payload;
-	size_t len;
+	size_t len, dg_len = 0;
 	qsc_client *c = NULL;
 	int r;
 
 	{
 		const struct opt_keep keep[] = {{'r', &role, NULL}, {'d', &hex, NULL},
 		                                {'f', &file, NULL}, {'k', &key, NULL},
-		                                {'o', &out, NULL},  {0, NULL, NULL}};
+		                                {'o', &out, NULL},  {'H', &hash_name, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"r:d:f:k:o:", opts, keep, format_opt, &fmt, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_usage, &o)) >= 0)
 			return r;
@@ -663,29 +687,37 @@ sign_main(int argc, char **argv, struct globals *g)
 		errmsg("invalid role or key name");
 		return EXIT_USAGE;
 	}
+	if ((hash = parse_hash(hash_name, &dg_len, &md)) == NULL)
+		return EXIT_USAGE;
 	if (hex != NULL) {
-		if (parse_digest(hex, digest) != 0) {
-			errmsg("-d needs a SHA-256 digest: exactly 64 hex characters");
+		if (parse_digest_of(hex, dg_len, digest) != 0) {
+			errmsg("-d needs a %s digest: exactly %zu hex characters", hash,
+			       2 * dg_len);
 			return EXIT_USAGE;
 		}
 		kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
 		payload = digest;
-		len = sizeof(digest);
+		len = dg_len;
 	} else {
 		if (read_input(file, QS_MAX_BLOB, &blob, &len) != 0)
 			return EXIT_USAGE;
-		qs_sha256(blob, len, digest);
+		if (EVP_Digest(blob, len, digest, NULL, md, NULL) != 1) {
+			errmsg("%s of %s failed", hash, file);
+			r = EXIT_FAILED;
+			goto out;
+		}
 		kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
 		payload = blob;
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		goto out;
-	if ((r = qsc_sign(c, role, key, kind, payload, len, &resp)) != 0) {
+	if ((r = qsc_sign_hash(c, role, key, kind, hash, payload, len, &resp)) != 0) {
 		r = report(g, c, r);
 		goto out;
 	}
-	/* The daemon says what it signed; make sure it is what we sent. */
-	if (CRYPTO_memcmp(resp->digest.data, digest, 32) != 0) {
+	/* The daemon says what it signed; make sure it is what we sent
+	 * (qsc_sign_hash checked its length). */
+	if (CRYPTO_memcmp(resp->digest.data, digest, dg_len) != 0) {
 		errmsg("the daemon signed a different digest than the one sent: refusing the "
 		       "signature");
 		r = EXIT_FAILED;
@@ -700,9 +732,9 @@ sign_main(int argc, char **argv, struct globals *g)
 	if (g->json) {
 		char *sh = hex_or_die(resp->signature.data, resp->signature.len);
 		char *dh = hex_or_die(resp->digest.data, resp->digest.len);
-		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
+		r = json_print(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "signature", sh, "key",
 		                         resp->key, "key_id", resp->key_id, "algorithm",
-		                         resp->algorithm, "digest", dh),
+		                         resp->algorithm, "hash", hash, "digest", dh),
 		               JSON_INDENT(2));
 		free(sh);
 		free(dh);
@@ -725,23 +757,26 @@ static void
 sign_batch_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [GLOBAL OPTIONS] sign-batch -r ROLE [-k KEY] [--json] [FILE...]\n"
-	        "  Without FILEs: SHA-256 digests, one per line (64 hex characters), on stdin.\n"
-	        "  With FILEs: each file is one blob. Prints one line per item:\n"
+	        "usage: %s [GLOBAL OPTIONS] sign-batch -r ROLE [-k KEY] [--hash H] [--json] "
+	        "[FILE...]\n"
+	        "  Without FILEs: digests, one per line, on stdin (64 hex characters; with\n"
+	        "  --hash sha384/sha512, 96/128). With FILEs: each file is one blob.\n"
+	        "  --hash H: the signatures' hash, sha256 (default), sha384 or sha512 (ECDSA\n"
+	        "  and RSA keys, and a hash the role allows). Prints one line per item:\n"
 	        "    <digest hex> <signature hex>   or   <digest hex> ERROR <STATUS> <message>\n"
 	        "example: sha256sum *.bin | cut -c1-64 | %s -p ci sign-batch -r ci-sign\n",
 	        progname, progname);
 }
 
 struct batch_item {
-	uint8_t digest[32];
+	uint8_t digest[QS_DIGEST_MAX];
 	const char *file; /* NULL for digest input */
 };
 
 /* Read all digests from stdin before anything is sent: bad input changes
  * nothing. */
 static int
-read_digest_lines(struct batch_item **out, size_t *n_out)
+read_digest_lines(const char *hash, size_t dg_len, struct batch_item **out, size_t *n_out)
 {
 	struct batch_item *v = NULL, *nv;
 	size_t n = 0, cap = 0, lineno = 0, len;
@@ -758,7 +793,8 @@ read_digest_lines(struct batch_item **out, size_t *n_out)
 		if (len == 0)
 			continue;
 		if (len > MAX_DIGEST_LINE || memchr(line, '\0', len) != NULL) {
-			errmsg("stdin line %zu: not a 64-hex-character SHA-256 digest", lineno);
+			errmsg("stdin line %zu: not a %zu-hex-character %s digest", lineno,
+			       2 * dg_len, hash);
 			goto fail;
 		}
 		if (n == cap) {
@@ -769,8 +805,9 @@ read_digest_lines(struct batch_item **out, size_t *n_out)
 			}
 			v = nv;
 		}
-		if (parse_digest(line, v[n].digest) != 0) {
-			errmsg("stdin line %zu: not a 64-hex-character SHA-256 digest", lineno);
+		if (parse_digest_of(line, dg_len, v[n].digest) != 0) {
+			errmsg("stdin line %zu: not a %zu-hex-character %s digest", lineno,
+			       2 * dg_len, hash);
 			goto fail;
 		}
 		v[n++].file = NULL;
@@ -824,19 +861,20 @@ check_files(char **files, size_t n, struct batch_item **out)
 }
 
 static void
-put_item(const struct globals *g, const struct batch_item *it,
+put_item(const struct globals *g, const struct batch_item *it, size_t dg_len,
          const Qsign__V1__SignBatchResponse *resp, const Qsign__V1__SignResult *res, int *first)
 {
-	char *dh = hex_or_die(it->digest, 32);
+	char *dh = hex_or_die(it->digest, dg_len);
 
 	if (g->json) {
 		json_t *j;
 		char *sh = NULL;
 		if (res->status == QSIGN__V1__STATUS__OK) {
 			sh = hex_or_die(res->signature.data, res->signature.len);
-			j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "digest", dh, "signature", sh,
-			              "key", resp->key, "key_id", resp->key_id, "algorithm",
-			              resp->algorithm);
+			j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "digest", dh, "signature",
+			              sh, "key", resp->key, "key_id", resp->key_id, "algorithm",
+			              resp->algorithm, "hash",
+			              resp->hash[0] ? resp->hash : "sha256");
 		} else {
 			j = json_pack("{s:s, s:s, s:s}", "digest", dh, "status",
 			              qs_status_name((int)res->status), "message", res->message);
@@ -871,20 +909,24 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 	static const struct option opts[] = {
 	        {"role", required_argument, NULL, 'r'},
 	        {"key", required_argument, NULL, 'k'},
+	        {"hash", required_argument, NULL, 'H'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *role = NULL, *key = NULL;
+	const char *role = NULL, *key = NULL, *hash_name = NULL, *hash;
+	const EVP_MD *md = NULL;
 	struct batch_item *items = NULL;
 	ProtobufCBinaryData *pl = NULL;
 	Qsign__V1__SignBatchResponse *resp = NULL;
 	Qsign__V1__PayloadKind kind;
-	size_t n = 0, done = 0, failed = 0;
+	size_t n = 0, done = 0, failed = 0, dg_len = 0;
 	qsc_client *c = NULL;
 	int r, first = 1;
 
 	{
-		const struct opt_keep keep[] = {
-		        {'r', &role, NULL}, {'k', &key, NULL}, {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'r', &role, NULL},
+		                                {'k', &key, NULL},
+		                                {'H', &hash_name, NULL},
+		                                {0, NULL, NULL}};
 		const struct opts o = {"r:k:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, sign_batch_usage, &o)) >= 0)
 			return r;
@@ -898,9 +940,11 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 		errmsg("invalid role or key name");
 		return EXIT_USAGE;
 	}
+	if ((hash = parse_hash(hash_name, &dg_len, &md)) == NULL)
+		return EXIT_USAGE;
 	if (optind == argc) {
 		kind = QSIGN__V1__PAYLOAD_KIND__DIGEST;
-		if (read_digest_lines(&items, &n) != 0)
+		if (read_digest_lines(hash, dg_len, &items, &n) != 0)
 			return EXIT_USAGE;
 	} else {
 		kind = QSIGN__V1__PAYLOAD_KIND__BLOB;
@@ -923,7 +967,7 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 			struct batch_item *it = &items[done + m];
 			if (kind == QSIGN__V1__PAYLOAD_KIND__DIGEST) {
 				pl[m].data = it->digest;
-				pl[m].len = 32;
+				pl[m].len = dg_len;
 			} else {
 				uint8_t *b;
 				size_t len;
@@ -935,14 +979,19 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 					free(b);
 					break;
 				}
-				qs_sha256(b, len, it->digest);
+				if (EVP_Digest(b, len, it->digest, NULL, md, NULL) != 1) {
+					errmsg("%s of %s failed", hash, it->file);
+					free(b);
+					r = EXIT_FAILED;
+					goto out;
+				}
 				pl[m].data = b;
 				pl[m].len = len;
 			}
 			bytes += pl[m].len;
 			m++;
 		}
-		r = qsc_sign_batch(c, role, key, kind, pl, m, &resp);
+		r = qsc_sign_batch_hash(c, role, key, kind, hash, pl, m, &resp);
 		if (kind == QSIGN__V1__PAYLOAD_KIND__BLOB) {
 			for (size_t i = 0; i < m; i++) {
 				free(pl[i].data);
@@ -960,7 +1009,7 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 		for (size_t i = 0; i < m; i++) {
 			const Qsign__V1__SignResult *res = resp->results[i];
 			if (res->status == QSIGN__V1__STATUS__OK &&
-			    CRYPTO_memcmp(res->digest.data, items[done + i].digest, 32) != 0) {
+			    CRYPTO_memcmp(res->digest.data, items[done + i].digest, dg_len) != 0) {
 				if (!first)
 					fputs("\n]\n", stdout);
 				first = 1;
@@ -974,7 +1023,7 @@ sign_batch_main(int argc, char **argv, struct globals *g)
 		for (size_t i = 0; i < m; i++) {
 			if (resp->results[i]->status != QSIGN__V1__STATUS__OK)
 				failed++;
-			put_item(g, &items[done + i], resp, resp->results[i], &first);
+			put_item(g, &items[done + i], dg_len, resp, resp->results[i], &first);
 		}
 		qsc_free(resp);
 		resp = NULL;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "qsclient.h"
 
@@ -170,6 +171,11 @@ int read_input(const char *path, size_t max, uint8_t **out, size_t *out_len);
 
 /* 64 hex characters into 32 bytes; 0 or -1. */
 int parse_digest(const char *s, uint8_t out[32]);
+/* A digest of len bytes: exactly 2 * len hex characters. 0 or -1. */
+int parse_digest_of(const char *s, size_t len, uint8_t *out);
+/* The --hash option's value (NULL: sha256): its canonical name, digest
+ * length and EVP_MD (qs_hash_lookup), or NULL after saying why. */
+const char *parse_hash(const char *name, size_t *len, const EVP_MD **md);
 
 /* Exactly one of the alternative options an (value a) and bn (value b)
  * of command cmd: 0, or -1 after saying "cmd needs -f FILE or -d HEX" (or

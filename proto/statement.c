@@ -94,17 +94,19 @@ qs_sha256(const uint8_t *in, size_t len, uint8_t out[32])
 	SHA256(in, len, out);
 }
 
+/* The hashes a signature may use, in the order of their QS_HASH_* bits. */
+static const struct {
+	const char *name;
+	size_t len;
+} hashes[] = {{"sha256", 32}, {"sha384", 48}, {"sha512", 64}};
+#define NHASHES (sizeof(hashes) / sizeof(hashes[0]))
+
 const char *
 qs_hash_lookup(const char *name, size_t *len, const EVP_MD **md)
 {
-	static const struct {
-		const char *name;
-		size_t len;
-	} hashes[] = {{"sha256", 32}, {"sha384", 48}, {"sha512", 64}};
-
 	if (name == NULL || name[0] == '\0')
 		name = "sha256";
-	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+	for (size_t i = 0; i < NHASHES; i++) {
 		if (strcmp(name, hashes[i].name) != 0)
 			continue;
 		if (len != NULL)
@@ -114,6 +116,53 @@ qs_hash_lookup(const char *name, size_t *len, const EVP_MD **md)
 		return hashes[i].name;
 	}
 	return NULL;
+}
+
+unsigned
+qs_hash_bit(const char *name)
+{
+	const char *c = qs_hash_lookup(name, NULL, NULL);
+
+	for (size_t i = 0; c != NULL && i < NHASHES; i++)
+		if (hashes[i].name == c)
+			return 1u << i;
+	return 0;
+}
+
+const char *
+qs_hash_of_len(size_t len)
+{
+	for (size_t i = 0; i < NHASHES; i++)
+		if (hashes[i].len == len)
+			return hashes[i].name;
+	return NULL;
+}
+
+size_t
+qs_hash_names(unsigned set, const char **names, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NHASHES && n < cap; i++)
+		if (set & (1u << i))
+			names[n++] = hashes[i].name;
+	return n;
+}
+
+void
+qs_hash_list(unsigned set, char *buf, size_t cap)
+{
+	const char *names[NHASHES];
+	size_t n = qs_hash_names(set, names, NHASHES), off = 0;
+
+	if (cap > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < n && off < cap; i++) {
+		int w = snprintf(buf + off, cap - off, "%s%s", i ? ", " : "", names[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
 }
 
 int

@@ -115,4 +115,20 @@ void qs_sha256(const uint8_t *in, size_t len, uint8_t out[32]);
  * NULL); NULL for any other name. */
 const char *qs_hash_lookup(const char *name, size_t *len, const EVP_MD **md);
 
+/* A set of those hashes (a role's "hashes"): one bit each. */
+#define QS_HASH_SHA256 0x1u
+#define QS_HASH_SHA384 0x2u
+#define QS_HASH_SHA512 0x4u
+#define QS_HASHES_ALL 0x7u
+/* The bit of the hash qs_hash_lookup knows by name (NULL and "" are
+ * sha256), 0 for any other name. */
+unsigned qs_hash_bit(const char *name);
+/* The hash whose digests are len bytes (32, 48, 64), NULL otherwise. */
+const char *qs_hash_of_len(size_t len);
+/* The names of the hashes in set, in the order above: at most cap into
+ * names (static strings); returns how many. */
+size_t qs_hash_names(unsigned set, const char **names, size_t cap);
+/* The same names as one string, "sha256, sha384" (truncated to cap). */
+void qs_hash_list(unsigned set, char *buf, size_t cap);
+
 #endif

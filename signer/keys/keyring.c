@@ -774,8 +774,8 @@ keyring_write_metrics(struct keyring *kr, FILE *f)
 }
 
 int
-keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
-                     uint8_t *sigs, size_t *sig_lens, int *rcs)
+keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[QS_DIGEST_MAX],
+                     size_t dg_len, uint8_t *sigs, size_t *sig_lens, int *rcs)
 {
 	const uint8_t *in[QS_MAX_BATCH];
 	size_t in_len[QS_MAX_BATCH], raw_len[QS_MAX_BATCH];
@@ -789,15 +789,15 @@ keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*dige
 	if (k->ps == NULL) {
 		/* In process: the token is right here, no round trip to save. */
 		for (size_t i = 0; i < n; i++)
-			rcs[i] = keyring_sign(k, digests[i], NULL, 0, sigs + i * (HSM_SIG_MAX + 16),
-			                      &sig_lens[i]);
+			rcs[i] = keyring_sign_hashed(k, digests[i], dg_len,
+			                             sigs + i * (HSM_SIG_MAX + 16), &sig_lens[i]);
 		return 0;
 	}
 	if ((raw = malloc(n * HSM_SIG_MAX)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		in[i] = digests[i];
-		in_len[i] = 32;
+		in_len[i] = dg_len;
 	}
 	if ((r = ps_sign_many(k->ps, in, in_len, n, raw, raw_len, rcs)) != 0)
 		goto out;

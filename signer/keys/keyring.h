@@ -15,6 +15,7 @@
 #include "config.h"
 #include "hsm.h"
 #include "policy.h"
+#include "statement.h"
 
 struct ps_keyref;
 
@@ -145,11 +146,14 @@ int keyring_spki(const struct keyring_key *k, uint8_t **der, size_t *der_len);
 void keyring_write_metrics(struct keyring *kr, FILE *f);
 
 /* n digest signatures with an ECDSA (DER) or RSA key: one round
- * trip to a signer helper for all of them. sigs holds n x (HSM_SIG_MAX + 16)
- * bytes; rcs[i] is 0 or item i's error. Returns non-zero when nothing could
- * be signed. Ed25519 keys sign messages: use keyring_sign. */
-int keyring_sign_digests(const struct keyring_key *k, size_t n, const uint8_t (*digests)[32],
-                         uint8_t *sigs, size_t *sig_lens, int *rcs);
+ * trip to a signer helper for all of them. Each digest is dg_len (32, 48,
+ * 64: its hash) bytes at the start of its digests[] slot. sigs holds n x
+ * (HSM_SIG_MAX + 16) bytes; rcs[i] is 0 or item i's error. Returns non-zero
+ * when nothing could be signed. Ed25519 keys sign messages: use
+ * keyring_sign. */
+int keyring_sign_digests(const struct keyring_key *k, size_t n,
+                         const uint8_t (*digests)[QS_DIGEST_MAX], size_t dg_len, uint8_t *sigs,
+                         size_t *sig_lens, int *rcs);
 
 /* Label of the token holding k. */
 const char *keyring_token_label(const struct keyring_key *k);

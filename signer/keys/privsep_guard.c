@@ -62,6 +62,8 @@ struct ps_guard {
 	unsigned char *gated;
 	const char **ktuf;                  /* its TUF key role in tuf.roles, or NULL */
 	const struct policy_role **konline; /* its online role with a rate, or NULL */
+	unsigned *khashes;                  /* the hashes its online roles allow (QS_HASH_* bits) */
+	const char **khrole;                /* the first of those roles, for messages, or NULL */
 	size_t nk;
 	struct ratelimit_shared *rl;   /* the launcher's, shared by all helpers */
 	struct ps_guard_tuf_marks *tm; /* likewise */
@@ -341,6 +343,29 @@ key_online_role(const struct policy *p, size_t ki)
 	return NULL;
 }
 
+/* The hashes the online roles that list policy key ki allow (all when
+ * none lists it: it is then no online role's key and plain signing is
+ * judged by the other rules), and the first such role in *role. */
+static unsigned
+key_hashes(const struct policy *p, size_t ki, const char **role)
+{
+	unsigned set = 0;
+
+	*role = NULL;
+	for (size_t i = 0; i < p->nroles; i++) {
+		const struct policy_role *ro = &p->roles[i];
+		if (ro->mode != POLICY_ONLINE)
+			continue;
+		for (size_t j = 0; j < ro->nkeys; j++)
+			if (ro->keys[j] == ki) {
+				set |= ro->hashes;
+				if (*role == NULL)
+					*role = ro->name;
+			}
+	}
+	return *role != NULL ? set : QS_HASHES_ALL;
+}
+
 static void
 keys_clear(struct ps_guard *g)
 {
@@ -351,11 +376,15 @@ keys_clear(struct ps_guard *g)
 	free(g->gated);
 	free(g->ktuf);
 	free(g->konline);
+	free(g->khashes);
+	free(g->khrole);
 	g->kder = NULL;
 	g->klen = NULL;
 	g->gated = NULL;
 	g->ktuf = NULL;
 	g->konline = NULL;
+	g->khashes = NULL;
+	g->khrole = NULL;
 	g->nk = 0;
 }
 
@@ -372,8 +401,10 @@ keys_load(struct ps_guard *g)
 	g->gated = calloc(n ? n : 1, 1);
 	g->ktuf = calloc(n ? n : 1, sizeof(*g->ktuf));
 	g->konline = calloc(n ? n : 1, sizeof(*g->konline));
+	g->khashes = calloc(n ? n : 1, sizeof(*g->khashes));
+	g->khrole = calloc(n ? n : 1, sizeof(*g->khrole));
 	if (g->kder == NULL || g->klen == NULL || g->gated == NULL || g->ktuf == NULL ||
-	    g->konline == NULL) {
+	    g->konline == NULL || g->khashes == NULL || g->khrole == NULL) {
 		keys_clear(g);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}
@@ -386,6 +417,7 @@ keys_load(struct ps_guard *g)
 		g->gated[i] = (unsigned char)key_gated(p, i);
 		g->ktuf[i] = key_tuf_role(p, i);
 		g->konline[i] = key_online_role(p, i);
+		g->khashes[i] = key_hashes(p, i, &g->khrole[i]);
 	}
 	qs_errclear();
 	return 0;
@@ -724,6 +756,44 @@ online_role_of(const struct ps_guard *g, const uint8_t *der, size_t len)
 	return NULL;
 }
 
+/* 0 if every input (lens[0..n)) is a digest of a hash that the online
+ * roles listing the key allow. The helper tells the hash by the digest's
+ * length, as the token does (hsm_sign). Keys that sign messages
+ * (Ed25519) sign with SHA-256 only, which every role that lists one
+ * allows (policy_parse): nothing to check. */
+static int
+plain_hashes(const struct ps_guard *g, const char *request, const uint8_t *der, size_t len,
+             enum hsm_keytype type, const size_t *lens, uint32_t n)
+{
+	char list[64];
+	size_t i, ok_len = 0;
+
+	if (!hsm_keytype_signs_digest(type))
+		return 0;
+	for (i = 0; i < g->nk; i++)
+		if (g->khrole[i] != NULL && same_der(g->kder[i], g->klen[i], der, len))
+			break;
+	if (i == g->nk)
+		return 0;
+	for (uint32_t j = 0; j < n; j++) {
+		const char *h;
+		if (lens[j] == ok_len) /* a batch's digests are of one hash */
+			continue;
+		h = qs_hash_of_len(lens[j]);
+		if (h != NULL && (g->khashes[i] & qs_hash_bit(h))) {
+			ok_len = lens[j];
+			continue;
+		}
+		qs_hash_list(g->khashes[i], list, sizeof(list));
+		return refuse(request,
+		              "key %s (role %s): its online roles allow the hashes %s: not a "
+		              "%zu-byte digest (%s)",
+		              g->chain[g->nchain - 1]->keys[i].name, g->khrole[i], list, lens[j],
+		              h != NULL ? h : "no such hash");
+	}
+	return 0;
+}
+
 /* a + b, saturated at UINT32_MAX. */
 static uint32_t
 sat_add(uint32_t a, uint32_t b)
@@ -742,12 +812,13 @@ mul_sat(uint32_t a, size_t b)
 
 int
 ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
-               const char *label, uint32_t n)
+               const char *label, enum hsm_keytype type, const size_t *lens, uint32_t n)
 {
 #ifdef QS_BENCH_NO_GUARD
 	/* Only in the benchmark's qsignd-noguard (tests/bench), never built
 	 * into anything installed: it measures what these checks cost. */
-	(void)g, (void)request, (void)der, (void)der_len, (void)label, (void)n;
+	(void)g, (void)request, (void)der, (void)der_len, (void)label, (void)type, (void)lens,
+	        (void)n;
 	return 0;
 #endif
 	const struct policy_role *ro;
@@ -766,6 +837,8 @@ ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size
 		return refuse(request, "the TUF %s key signs only TUF metadata of its role", tr);
 	if (ca_kind(label) != CA_NONE)
 		return refuse(request, "the CA key %.64s signs only certificates and CRLs", label);
+	if ((r = plain_hashes(g, request, der, der_len, type, lens, n)) != 0)
+		return r;
 	/* The front limits each requester to the role's rate; the sum of its
 	 * buckets is the most a front that lies about requesters can get. The
 	 * bucket is the launcher's, one for all helpers and their restarts.

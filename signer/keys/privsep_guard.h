@@ -35,7 +35,9 @@
  *    described at tuf_bound in privsep_guard.c). Such a key may sign
  *    another document of the version it signed last (a change that waited
  *    for external signatures and was replaced) -- with its own approvals;
- *  - the key of an online role with a rate signs at most its role's
+ *  - the key of an online role signs only digests of the hashes its
+ *    online roles allow (online.hashes; the hash told by the digest's
+ *    length), and with a rate at most its role's
  *    aggregate rate (rate and burst times the role's requesters: the sum
  *    of the front's per-principal buckets), in this helper
  *    (ps_guard_plain);
@@ -139,11 +141,13 @@ uint64_t ps_guard_version(const struct ps_guard *g);
 int ps_guard_policy(struct ps_guard *g, const struct ps_evidence *ev, const uint8_t *text,
                     size_t len);
 
-/* PS_SIGN, PS_SIGN_MANY (request names it): 0 if the key whose SPKI is der
- * and token label `label` may sign n inputs the helper cannot interpret
- * (taken from its role's rate when it has one). */
+/* PS_SIGN, PS_SIGN_MANY (request names it): 0 if the key whose SPKI is der,
+ * token label `label` and type `type` may sign n inputs of lens[0..n)
+ * bytes the helper cannot interpret otherwise: a digest-signing key's
+ * inputs are digests of hashes its online roles allow (online.hashes), and
+ * n is taken from its role's rate when it has one. */
 int ps_guard_plain(struct ps_guard *g, const char *request, const uint8_t *der, size_t der_len,
-                   const char *label, uint32_t n);
+                   const char *label, enum hsm_keytype type, const size_t *lens, uint32_t n);
 
 /*
  * PS_SIGN_TUF: 0 if the key (der, label, type) is a TUF key whose role may

@@ -157,7 +157,8 @@ ph_sign(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 	int r;
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
-	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len, k->label, 1)) != 0)
+	    (r = ps_guard_plain(h->guard, "sign", k->der, k->der_len, k->label,
+	                        hsm_key_type(k->key), &q->data_len, 1)) != 0)
 		return r;
 	if ((r = hsm_sign(h->toks[k->tok], k->key, q->data, q->data_len, sig, &sig_len)) != 0)
 		return r;
@@ -175,7 +176,7 @@ ph_sign_many(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 
 	if ((r = key_of(h, q->handle, &k)) != 0 ||
 	    (r = ps_guard_plain(h->guard, "sign_many", k->der, k->der_len, k->label,
-	                        (uint32_t)q->nitems)) != 0)
+	                        hsm_key_type(k->key), q->item_lens, (uint32_t)q->nitems)) != 0)
 		return r;
 	for (size_t i = 0; i < q->nitems; i++) {
 		size_t sig_len = 0;

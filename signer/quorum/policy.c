@@ -269,10 +269,54 @@ parse_keys(struct policy *p, json_t *obj)
 	return 0;
 }
 
+/* online.hashes: the hashes a digest/blob role's signatures may use
+ * (qs_hash_lookup's names), each once; absent: all of them. A role with an
+ * Ed25519 key must allow sha256, the one hash that key signs with. */
+static int
+parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v)
+{
+	json_t *x;
+	size_t i;
+
+	ro->hashes = QS_HASHES_ALL;
+	if (v == NULL)
+		return 0;
+	if (!(ro->payloads & (POLICY_PAYLOAD_DIGEST | POLICY_PAYLOAD_BLOB)))
+		return qs_fail(QS_ERR_INVALID, "online.hashes: only for roles of \"digest\" or "
+		                               "\"blob\" payloads");
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return qs_fail(QS_ERR_INVALID, "online.hashes: must list at least one of sha256, "
+		                               "sha384, sha512 (omit it for all)");
+	ro->hashes = 0;
+	json_array_foreach(v, i, x)
+	{
+		const char *s = json_string_value(x);
+		unsigned bit = s != NULL && s[0] != '\0' ? qs_hash_bit(s) : 0;
+		if (bit == 0)
+			return qs_fail(QS_ERR_INVALID,
+			               "online.hashes[%zu]: unknown hash %s%.40s%s: sha256, sha384 "
+			               "or sha512",
+			               i, s ? "\"" : "", s ? s : "(not a string)", s ? "\"" : "");
+		if (ro->hashes & bit)
+			return qs_fail(QS_ERR_INVALID, "online.hashes[%zu]: duplicate \"%s\"", i,
+			               s);
+		ro->hashes |= bit;
+	}
+	for (i = 0; i < ro->nkeys; i++)
+		if (!hsm_keytype_signs_digest(p->keys[ro->keys[i]].type) &&
+		    !(ro->hashes & QS_HASH_SHA256))
+			return qs_fail(QS_ERR_INVALID,
+			               "online.hashes: key %s (%s) signs with sha256 only: list it",
+			               p->keys[ro->keys[i]].name,
+			               hsm_keytype_name(p->keys[ro->keys[i]].type));
+	return 0;
+}
+
 static int
 parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 {
-	static const char *const allowed[] = {"requesters", "rate_per_second", "burst", NULL};
+	static const char *const allowed[] = {"requesters", "rate_per_second", "burst", "hashes",
+	                                      NULL};
 	json_t *x;
 	int r;
 
@@ -303,7 +347,7 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 			return qs_fail(QS_ERR_INVALID, "online.burst: integer 1..10000000");
 		ro->burst = (uint32_t)json_integer_value(x);
 	}
-	return 0;
+	return parse_hashes(p, ro, json_object_get(v, "hashes"));
 }
 
 static int
@@ -319,6 +363,7 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 	if ((r = qs_json_only(v, "quorum", allowed)) != 0)
 		return r;
 	ro->mode = POLICY_QUORUM;
+	ro->hashes = QS_HASH_SHA256; /* a request's signature is over its SHA-256 */
 	if ((r = name_list(p, json_object_get(v, "approvers"), "quorum.approvers",
 	                   POLICY_ROLE_ADMIN, &ro->approvers, &ro->napprovers)) != 0)
 		return r;

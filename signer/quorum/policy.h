@@ -10,7 +10,7 @@
  *   roles          name -> {keys: [key names], payloads: ["digest","blob"],
  *                           and exactly one of
  *                           online: {requesters: [...], rate_per_second: N,
- *                                    burst: N}
+ *                                    burst: N, hashes: ["sha256", ...]}
  *                           quorum: {threshold: M, approvers: [...],
  *                                    requesters: [...], request_ttl: "24h",
  *                                    allow_self_approval: false}}
@@ -77,6 +77,9 @@ struct policy_role {
 	/* online */
 	uint32_t rate_per_second; /* 0 = unlimited */
 	uint32_t burst;
+	/* the hashes its signatures may use (QS_HASH_* bits of statement.h);
+	 * online.hashes, all of them when absent (and for quorum roles) */
+	unsigned hashes;
 	/* quorum */
 	uint32_t threshold;
 	size_t *approvers;

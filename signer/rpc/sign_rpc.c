@@ -213,28 +213,26 @@ payload_digest_with(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, 
 	return 0;
 }
 
-/* Validate one payload and compute its SHA-256 (SignBatch). */
-static int
-payload_digest(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, uint8_t dg[32])
-{
-	size_t n;
-
-	return payload_digest_with(kind, pl, "sha256", dg, &n);
-}
-
-/* The hash a Sign names: its canonical name in *hash. Ed25519 signs the
+/* The hash a Sign or SignBatch names (name), if the role allows it and
+ * the key signs with it: its canonical name in *hash. Ed25519 signs the
  * message itself (the digest recorded is its SHA-256): no other hash. */
 static int
-sign_hash(const Qsign__V1__SignRequest *req, const struct keyring_key *k, const char **hash)
+sign_hash(const char *name, const struct policy_role *ro, const struct keyring_key *k,
+          const char **hash)
 {
-	char pb[80];
+	char pb[80], list[64];
 
-	if ((*hash = qs_hash_lookup(req->hash, NULL, NULL)) == NULL)
+	if ((*hash = qs_hash_lookup(name, NULL, NULL)) == NULL)
 		return qs_fail(QS_ERR_INVALID, "unknown hash \"%s\": sha256, sha384 or sha512",
-		               log_peerstr(req->hash, pb, sizeof(pb)));
+		               log_peerstr(name, pb, sizeof(pb)));
 	if (!hsm_keytype_signs_digest(k->type) && strcmp(*hash, "sha256") != 0)
 		return qs_fail(QS_ERR_INVALID, "%s signs the message itself: no hash %s",
 		               hsm_keytype_name(k->type), *hash);
+	if (!(ro->hashes & qs_hash_bit(*hash))) {
+		qs_hash_list(ro->hashes, list, sizeof(list));
+		return qs_fail(QS_ERR_DENIED, "role %s allows the hashes %s: not %s", ro->name,
+		               list, *hash);
+	}
 	return 0;
 }
 
@@ -260,7 +258,7 @@ h_sign(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	                        (ProtobufCMessage **)&req)) != 0)
 		return r;
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
-	    (r = sign_hash(req, cx->pol->bound[ki], &hash)) != 0 ||
+	    (r = sign_hash(req->hash, ro, cx->pol->bound[ki], &hash)) != 0 ||
 	    (r = payload_digest_with(req->kind, &req->payload, hash, dg, &dg_len)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
 	                        ro->burst, 1)) != 0)
@@ -322,9 +320,10 @@ out:
 struct batch_slice {
 	const Qsign__V1__SignBatchRequest *req;
 	const struct keyring_key *k;
+	const char *hash; /* of every payload (sign_hash) */
 	Qsign__V1__SignResult *results;
 	uint8_t *sigs;
-	uint8_t (*dgs)[32];
+	uint8_t (*dgs)[QS_DIGEST_MAX];
 	char (*msgs)[128];
 	size_t from, to;
 };
@@ -338,8 +337,8 @@ batch_slice_main(void *arg)
 	if (b->k->type != HSM_KEY_ED25519 && b->to > b->from) {
 		/* Digest keys: hash every payload here, then one call for the
 		 * whole slice (one round trip to a signer helper). */
-		size_t n = 0, idx[QS_MAX_BATCH], lens[QS_MAX_BATCH];
-		uint8_t(*dg)[32] = malloc((b->to - b->from) * sizeof(*dg));
+		size_t n = 0, idx[QS_MAX_BATCH], lens[QS_MAX_BATCH], dg_len = 0;
+		uint8_t(*dg)[QS_DIGEST_MAX] = malloc((b->to - b->from) * sizeof(*dg));
 		int rcs[QS_MAX_BATCH];
 		uint8_t *tmp = malloc((b->to - b->from) * (HSM_SIG_MAX + 16));
 		int r = dg == NULL || tmp == NULL ? qs_fail(QS_ERR_NOMEM, "out of memory") : 0;
@@ -348,18 +347,20 @@ batch_slice_main(void *arg)
 			Qsign__V1__SignResult *res = &b->results[i];
 			int ri;
 			qsign__v1__sign_result__init(res);
-			ri = r != 0 ? r : payload_digest(req->kind, &req->payloads[i], b->dgs[i]);
+			ri = r != 0 ? r
+			            : payload_digest_with(req->kind, &req->payloads[i], b->hash,
+			                                  b->dgs[i], &dg_len);
 			if (ri != 0) {
 				res->status = (Qsign__V1__Status)qs_err_status(ri);
 				snprintf(b->msgs[i], sizeof(b->msgs[i]), "%s", qs_errdetail());
 				res->message = b->msgs[i];
 				continue;
 			}
-			memcpy(dg[n], b->dgs[i], 32);
+			memcpy(dg[n], b->dgs[i], dg_len);
 			idx[n++] = i;
 		}
-		if (n > 0 && (r = keyring_sign_digests(b->k, n, (const uint8_t(*)[32])dg, tmp, lens,
-		                                       rcs)) != 0)
+		if (n > 0 && (r = keyring_sign_digests(b->k, n, (const uint8_t(*)[QS_DIGEST_MAX])dg,
+		                                       dg_len, tmp, lens, rcs)) != 0)
 			for (size_t j = 0; j < n; j++)
 				rcs[j] = r;
 		for (size_t j = 0; j < n; j++) {
@@ -379,7 +380,7 @@ batch_slice_main(void *arg)
 			res->signature.data = sig;
 			res->signature.len = lens[j];
 			res->digest.data = b->dgs[i];
-			res->digest.len = 32;
+			res->digest.len = dg_len;
 		}
 		free(dg);
 		free(tmp);
@@ -388,11 +389,11 @@ batch_slice_main(void *arg)
 	for (size_t i = b->from; i < b->to; i++) {
 		Qsign__V1__SignResult *res = &b->results[i];
 		uint8_t *sig = b->sigs + i * (HSM_SIG_MAX + 16);
-		size_t sig_len = 0;
+		size_t sig_len = 0, dg_len = 0;
 		int ri;
 
 		qsign__v1__sign_result__init(res);
-		ri = payload_digest(req->kind, &req->payloads[i], b->dgs[i]);
+		ri = payload_digest_with(req->kind, &req->payloads[i], b->hash, b->dgs[i], &dg_len);
 		if (ri == 0)
 			ri = keyring_sign(b->k, b->dgs[i],
 			                  req->kind == QSIGN__V1__PAYLOAD_KIND__BLOB
@@ -410,7 +411,7 @@ batch_slice_main(void *arg)
 		res->signature.data = sig;
 		res->signature.len = sig_len;
 		res->digest.data = b->dgs[i];
-		res->digest.len = 32;
+		res->digest.len = dg_len;
 	}
 	return NULL;
 }
@@ -424,9 +425,10 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	const struct policy_role *ro;
 	const struct keyring_key *k;
 	struct store_sig *recs = NULL;
-	uint8_t *sigs = NULL, (*dgs)[32] = NULL;
+	uint8_t *sigs = NULL, (*dgs)[QS_DIGEST_MAX] = NULL;
 	char(*msgs)[128] = NULL;
-	size_t ki = 0, n, nrec = 0;
+	const char *hash = NULL;
+	size_t ki = 0, n, nrec = 0, dg_len = 0;
 	int r;
 
 	if ((r = qs_wire_unpack(&qsign__v1__sign_batch_request__descriptor, body, len, QS_MAX_FRAME,
@@ -439,9 +441,11 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		goto out;
 	}
 	if ((r = authorise(cx, req->role, req->kind, req->key, &ro, &ki)) != 0 ||
+	    (r = sign_hash(req->hash, ro, cx->pol->bound[ki], &hash)) != 0 ||
 	    (r = ratelimit_take(cx->srv->rl, ro->name, cx->principal, ro->rate_per_second,
 	                        ro->burst, (uint32_t)n)) != 0)
 		goto out;
+	(void)qs_hash_lookup(hash, &dg_len, NULL);
 	k = cx->pol->bound[ki];
 	results = calloc(n, sizeof(*results));
 	rp = calloc(n, sizeof(*rp));
@@ -471,6 +475,7 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		for (size_t t = 0; t < nt; t++) {
 			sl[t] = (struct batch_slice){.req = req,
 			                             .k = k,
+			                             .hash = hash,
 			                             .results = results,
 			                             .sigs = sigs,
 			                             .dgs = dgs,
@@ -498,9 +503,9 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		recs[nrec].key_id = k->key_id;
 		recs[nrec].kind = kind_name(req->kind);
 		recs[nrec].algorithm = hsm_keytype_name(k->type);
-		recs[nrec].hash = "sha256";
-		memcpy(recs[nrec].digest, dgs[i], 32);
-		recs[nrec].digest_len = 32;
+		recs[nrec].hash = hash;
+		memcpy(recs[nrec].digest, dgs[i], dg_len);
+		recs[nrec].digest_len = dg_len;
 		recs[nrec].policy_version = cx->pol->version;
 		nrec++;
 	}
@@ -509,6 +514,7 @@ h_sign_batch(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	resp.key = cx->pol->keys[ki].name;
 	resp.key_id = (char *)k->key_id;
 	resp.algorithm = (char *)hsm_keytype_name(k->type);
+	resp.hash = (char *)hash;
 	resp.n_results = n;
 	resp.results = rp;
 	r = qs_wire_pack(&resp.base, out, out_len);
@@ -532,6 +538,7 @@ h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 	const struct policy_principal *pr = &p->principals[cx->pidx];
 	Qsign__V1__RoleInfo *ri = NULL, **rip = NULL;
 	char **keynames = NULL, *proles[3], *payloads[2 * QS_MAX_POLICY_ENTRIES];
+	const char *hashes[3 * QS_MAX_POLICY_ENTRIES];
 	size_t nk = 0;
 	int r;
 
@@ -580,6 +587,8 @@ h_info(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size
 			pl[x->n_payloads++] = "digest";
 		if (ro->payloads & POLICY_PAYLOAD_BLOB)
 			pl[x->n_payloads++] = "blob";
+		x->hashes = (char **)&hashes[3 * resp.n_roles];
+		x->n_hashes = qs_hash_names(ro->hashes, &hashes[3 * resp.n_roles], 3);
 		rip[resp.n_roles++] = x;
 	}
 	resp.roles = rip;

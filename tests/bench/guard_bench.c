@@ -24,6 +24,7 @@
 #include "policy.h"
 #include "privsep_guard.h"
 #include "qs_err.h"
+#include "qs_limits.h"
 #include "statement.h"
 
 /* A stand-in SubjectPublicKeyInfo per URI: 91 bytes (an EC P-256 SPKI's
@@ -53,13 +54,16 @@ now_ns(void)
 }
 
 static int
-measure(struct ps_guard *g, const uint8_t *der, size_t len, const char *label, uint32_t n,
-	long calls, const char *what)
+measure(struct ps_guard *g, const uint8_t *der, size_t len, const char *label,
+	enum hsm_keytype type, uint32_t n, long calls, const char *what)
 {
 	double t0 = now_ns(), dt;
+	size_t lens[QS_MAX_BATCH];
 
+	for (uint32_t i = 0; i < n && i < QS_MAX_BATCH; i++)
+		lens[i] = 32; /* SHA-256 digests */
 	for (long i = 0; i < calls; i++)
-		if (ps_guard_plain(g, "sign", der, len, label, n) != 0) {
+		if (ps_guard_plain(g, "sign", der, len, label, type, lens, n) != 0) {
 			fprintf(stderr, "guard_bench: refused: %s\n", qs_errdetail());
 			return 1;
 		}
@@ -105,8 +109,10 @@ main(int argc, char **argv)
 	}
 	printf("guard_bench: role %s, key %s, rate %u/s, burst %u\n", ro->name,
 	       boot.v1->keys[ro->keys[0]].name, ro->rate_per_second, ro->burst);
-	r = measure(g, der, len, boot.v1->keys[ro->keys[0]].name, 1, n, "Sign") ||
-	    measure(g, der, len, boot.v1->keys[ro->keys[0]].name, 256, n / 16,
+	r = measure(g, der, len, boot.v1->keys[ro->keys[0]].name,
+		    boot.v1->keys[ro->keys[0]].type, 1, n, "Sign") ||
+	    measure(g, der, len, boot.v1->keys[ro->keys[0]].name,
+		    boot.v1->keys[ro->keys[0]].type, 256, n / 16,
 		    "SignBatch slice of 256");
 out:
 	free(der);

@@ -182,7 +182,7 @@ fuzz_mech(const struct p11_key *k, const uint8_t *d, size_t n)
 	memcpy(data, d, dlen);
 	d += dlen;
 	n -= dlen;
-	if (p11_op_init(&op, &m, k->fam, k->sig_len) != CKR_OK)
+	if (p11_op_init(&op, &m, k->fam, k->sig_len, k->hashes) != CKR_OK)
 		goto out;
 	if (split > 0 && split < dlen) {
 		if (p11_op_update(&op, data, split) == CKR_OK &&

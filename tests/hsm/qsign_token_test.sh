@@ -150,6 +150,30 @@ openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 \
 	-verify "$dir/rsa3072.pem" -signature "$dir/rsa.sig" "$dir/msg" >/dev/null ||
 	fail "RSA-PSS signature does not verify"
 
+# SHA-384 and SHA-512: a digest of 48 or 64 bytes (-d, told by its length)
+# or --hash over the file; openssl verifies with that hash
+for h in 384 512; do
+	d=$(openssl dgst -sha$h -r "$dir/msg" | cut -d' ' -f1)
+	expect 0 "$tool" sign -u "$uri;object=k-ecdsa-p384" -P "$pin" -d "$d" -o "$dir/h.sig"
+	openssl dgst -sha$h -verify "$dir/ecdsa-p384.pem" -signature "$dir/h.sig" "$dir/msg" \
+		>/dev/null || fail "ECDSA P-384 over a SHA-$h digest (-d) does not verify"
+	expect 0 "$tool" sign -u "$uri;object=k-rsa3072" -P "$pin" -f "$dir/msg" --hash sha$h \
+		-o "$dir/h.sig"
+	openssl dgst -sha$h -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:$((h / 8)) \
+		-verify "$dir/rsa3072.pem" -signature "$dir/h.sig" "$dir/msg" >/dev/null ||
+		fail "RSA-PSS over SHA-$h (--hash) does not verify"
+	expect 0 "$tool" sign -u "$uri;object=k-ecdsa-p256" -P "$pin" -d "$d" --hash sha$h \
+		-o "$dir/h.sig"
+	openssl dgst -sha$h -verify "$dir/ecdsa-p256.pem" -signature "$dir/h.sig" "$dir/msg" \
+		>/dev/null || fail "ECDSA P-256 over a SHA-$h digest (-d --hash) does not verify"
+done
+expect 2 "$tool" sign -u "$uri;object=k-ecdsa-p256" -P "$pin" -d "$dgst" --hash sha384
+grep -q "not a digest of --hash" "$dir/err" || fail "-d of another hash: $(cat "$dir/err")"
+expect 2 "$tool" sign -u "$uri;object=k-ecdsa-p256" -P "$pin" -f "$dir/msg" --hash md5
+grep -q "sha256, sha384 or sha512" "$dir/err" || fail "--hash md5: $(cat "$dir/err")"
+expect 2 "$tool" sign -u "$uri;object=k-ecdsa-p256" -P "$pin" -d "$dgst"00
+expect 1 "$tool" sign -u "$uri;object=k-ed25519" -P "$pin" -f "$dir/msg" --hash sha384
+
 # missing key
 expect 1 "$tool" sign -u "$uri;object=nope" -P "$pin" -f "$dir/msg"
 grep -q "not found" "$dir/err" || fail "missing key: $(cat "$dir/err")"

@@ -349,6 +349,16 @@ main(int argc, char **argv)
 		CHECK_MSG(sign_hash(s, "ci-sign", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha384", dg64,
 		                    48, 0) == QS_STATUS_OK,
 		          "sha384 digest");
+		puts("a role allowing sha256 only: sha384, sha512 -> PERMISSION_DENIED; sha256 -> OK");
+		CHECK_MSG(sign_hash(s, "sha256-only", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha384", dg64,
+		                    48, 0) == QS_STATUS_PERMISSION_DENIED,
+		          "sha384 digest through a sha256-only role");
+		CHECK_MSG(sign_hash(s, "sha256-only", QSIGN__V1__PAYLOAD_KIND__BLOB, "sha512",
+		                    (const uint8_t *)"msg", 3, 0) == QS_STATUS_PERMISSION_DENIED,
+		          "sha512 blob through a sha256-only role");
+		CHECK_MSG(sign_hash(s, "sha256-only", QSIGN__V1__PAYLOAD_KIND__DIGEST, "sha256", dg64,
+		                    32, 0) == QS_STATUS_OK,
+		          "sha256 digest through a sha256-only role");
 	}
 	puts("unspecified payload kind -> INVALID_ARGUMENT");
 	CHECK_MSG(sign(s, "ci-sign", 0, dg, 32, 0) == QS_STATUS_INVALID_ARGUMENT, "kind 0");

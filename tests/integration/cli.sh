@@ -100,17 +100,22 @@ echo "ok: RSA PKCS#1 v1.5 signature verifies (openssl, qsign verify); a changed 
 # Batch of digests on stdin, one of them malformed for the daemon? No: the
 # CLI checks hex locally; the daemon answers each item on its own.
 for i in 1 2 3 4 5; do echo "item $i" >"$T/f$i"; sha256sum "$T/f$i" | cut -c1-64; done >"$T/digests"
+# batch_verified DIGESTS HASH PEM: sign-batch printed one line per digest of
+# DIGESTS (those of $T/f1, f2, ...), in order, each signature over $T/fN
+# with HASH verifying with PEM.
+batch_verified() {
+	local i=0 d s
+	[ "$(wc -l <"$T/out")" = "$(wc -l <"$1")" ] || fail "sign-batch $2: $(cat "$T/out")"
+	while read -r d s; do
+		i=$((i + 1))
+		[ "$d" = "$(sed -n "${i}p" "$1")" ] || fail "sign-batch $2: digest order"
+		echo "$s" | unhex >"$T/b.sig"
+		openssl dgst "-$2" -verify "$3" -signature "$T/b.sig" "$T/f$i" >/dev/null ||
+			fail "sign-batch $2 item $i does not verify"
+	done <"$T/out"
+}
 expect_rc 0 qsign -p ci sign-batch -r ci-sign <"$T/digests"
-[ "$(wc -l <"$T/out")" = 5 ] || fail "sign-batch: expected 5 lines"
-i=0
-while read -r d s; do
-	i=$((i + 1))
-	[ "$d" = "$(sed -n "${i}p" "$T/digests")" ] || fail "sign-batch: digest order"
-	echo "$d" | unhex >"$T/b.bin"
-	echo "$s" | unhex >"$T/b.sig"
-	openssl pkeyutl -verify -pubin -inkey "$T/ci-key.pem" -in "$T/b.bin" -sigfile "$T/b.sig" >/dev/null ||
-		fail "sign-batch item $i does not verify"
-done <"$T/out"
+batch_verified "$T/digests" sha256 "$T/ci-key.pem"
 expect_rc 0 qsign -p ci --json sign-batch -r ed-sign "$T/f1" "$T/f2"
 python3 - "$T/out" "$T" <<'PY' || fail "sign-batch blobs (Ed25519)"
 import json, sys, subprocess
@@ -125,6 +130,48 @@ for n, it in enumerate(items, 1):
 PY
 echo "ok: sign-batch (digests and Ed25519 blobs) verify"
 
+# SHA-384 and SHA-512 (--hash): a batch of SHA-384 digests with the P-384
+# key, a batch of blobs hashed with SHA-512 by the RSA PKCS#1 v1.5 key, one
+# Sign of a blob with SHA-384; openssl verifies each with that hash. The
+# Ed25519 key signs with SHA-256 only.
+for i in 1 2 3; do sha384sum "$T/f$i" | cut -c1-96; done >"$T/digests384"
+expect_rc 0 qsign -p ci sign-batch -r p384-sign --hash sha384 <"$T/digests384"
+batch_verified "$T/digests384" sha384 "$T/p384-key.pem"
+expect_rc 2 qsign -p ci sign-batch -r p384-sign --hash sha384 <"$T/digests"
+grep -q "stdin line 1: not a 96-hex-character sha384 digest" "$T/err" ||
+	fail "sign-batch --hash sha384 with SHA-256 digests: $(cat "$T/err")"
+expect_rc 0 qsign -p ci --json sign-batch -r pkcs1-sign --hash sha512 "$T/f1" "$T/f2"
+python3 - "$T/out" "$T" <<'PY' || fail "sign-batch --hash sha512 blobs (PKCS#1 v1.5)"
+import hashlib, json, sys, subprocess
+items = json.load(open(sys.argv[1]))
+assert len(items) == 2, items
+for n, it in enumerate(items, 1):
+    path = f"{sys.argv[2]}/f{n}"
+    assert it["hash"] == "sha512" and it["digest"] == hashlib.sha512(open(path, "rb").read()).hexdigest(), it
+    open(f"{sys.argv[2]}/x.sig", "wb").write(bytes.fromhex(it["signature"]))
+    subprocess.run(["openssl", "dgst", "-sha512", "-verify", f"{sys.argv[2]}/pkcs1-key.pem",
+                    "-signature", f"{sys.argv[2]}/x.sig", path], check=True, capture_output=True)
+PY
+expect_rc 0 qsign -p ci sign -r p384-sign --hash sha384 -f "$T/f3" -o "$T/s384.sig"
+openssl dgst -sha384 -verify "$T/p384-key.pem" -signature "$T/s384.sig" "$T/f3" >/dev/null ||
+	fail "sign --hash sha384 does not verify"
+expect_rc 1 qsign -p ci sign-batch -r ed-sign --hash sha384 "$T/f1"
+grep -q "signs the message itself: no hash sha384" "$T/err" ||
+	fail "Ed25519 batch with sha384: $(cat "$T/err")"
+expect_rc 2 qsign -p ci sign-batch -r ci-sign --hash md5 <"$T/digests"
+grep -q "\-\-hash: sha256, sha384 or sha512" "$T/err" || fail "--hash md5: $(cat "$T/err")"
+# The audit log names the batches' hash and holds those digests
+expect_rc 0 qsign -p auditor --json audit search --event signature --role p384-sign
+python3 - "$T/out" "$T/digests384" <<'PY' || fail "sign-batch sha384 audit: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+es = [e.get("fields", e) for e in (d["entries"] if isinstance(d, dict) else d)]
+want = open(sys.argv[2]).read().split()
+got = [e["digest"] for e in es if e["hash"] == "sha384"]
+assert all(w in got for w in want), (want, got)
+PY
+echo "ok: sign-batch --hash sha384 (digests, P-384), --hash sha512 (blobs, PKCS#1 v1.5), sign --hash sha384 verify with openssl"
+
 # Documented exit codes.
 expect_rc 1 qsign -p ci sign -r no-such-role -d "$dg"
 grep -q NOT_FOUND "$T/err" || fail "unknown role: status not printed"
@@ -138,9 +185,9 @@ expect_rc 3 qsign -s "ipc://$T/nothing.sock" -p ci info
 echo "ok: exit codes 1 (refused), 2 (usage), 3 (unreachable)"
 
 # Every signature is in the state store: 1 blob + 2 digest + 1 ed + 1 P-384
-# + 1 PKCS#1 + 5 + 2.
+# + 1 PKCS#1 + 5 + 2, and with --hash 3 + 2 + 1.
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 13 ] || fail "state store holds $n signatures, expected 13"
+[ "$n" = 19 ] || fail "state store holds $n signatures, expected 19"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature WHERE principal='ci' AND role='ed-sign' AND kind='blob'")
 [ "$n" = 3 ] || fail "Ed25519 records: $n"
 echo "ok: 11 signatures recorded"
@@ -154,7 +201,7 @@ grep -q "policy.file_ignored" "$T/qsignd.log" || fail "changed policy file not r
 expect_rc 0 qsign -p ci sign -r ci-sign -d "$dg"
 expect_rc 1 qsign -p registrar sign -r ci-sign -d "$dg"
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 14 ] || fail "after restart the store holds $n signatures, expected 14"
+[ "$n" = 20 ] || fail "after restart the store holds $n signatures, expected 20"
 echo "ok: restart keeps state; edited policy file ignored"
 
 # kill -9 right after an acknowledged signature: it is in the audit log
@@ -165,7 +212,7 @@ qs_kill9
 qs_start
 expect_rc 0 qsign -p ci info
 n=$(sqlite3 "$QSIGN_HOME/state/state.db" "SELECT count(*) FROM signature")
-[ "$n" = 15 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 15"
+[ "$n" = 21 ] || fail "after kill -9 and a restart the store holds $n signatures, expected 21"
 echo "ok: kill -9 loses no acknowledged signature"
 qs_stop
 echo PASS

@@ -13,6 +13,13 @@
 
 qs_setup
 p11_demo_keys
+# p11-h384: a role that allows SHA-384 only (its P-256 key could sign any hash)
+qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 \
+	-l h384-key >/dev/null || fail "keygen h384-key"
+qs_policy_edit '
+p["keys"]["h384-key"] = {"uri": "pkcs11:token=qsign-demo;object=h384-key", "algorithm": "ecdsa-p256"}
+p["roles"]["p11-h384"] = {"keys": ["h384-key"], "payloads": ["digest", "blob"],
+                          "online": {"requesters": ["ci"], "hashes": ["sha384"]}}'
 qs_start
 
 export QSIGN_PRINCIPAL=ci
@@ -215,6 +222,37 @@ assert {(e["algorithm"], e["hash"], e["digest"]) for e in es} == {("ecdsa-p384",
 PY
 echo "ok: ECDSA P-384: secp384r1 objects, ECDSA-SHA384 (pkcs11-tool), engine pkeyutl over SHA-384; audit says ecdsa-p384"
 
+# --- a role that allows SHA-384 only (online.hashes): the token offers the
+# mechanisms of that hash and the raw one, C_SignInit refuses the others
+# (CKR_MECHANISM_INVALID), a raw ECDSA over a SHA-256 digest is refused by
+# qsignd (CKR_FUNCTION_REJECTED, nothing signed); ECDSA-SHA384 signs
+keypem h384-key "$T/h384.pem"
+expect_rc 0 "${PT[@]}" --token-label p11-h384 --sign -m ECDSA-SHA384 --label h384-key \
+	--signature-format openssl -i "$T/msg" -o "$T/sig"
+openssl dgst -sha384 -verify "$T/h384.pem" -signature "$T/sig" "$T/msg" >/dev/null ||
+	fail "ECDSA-SHA384 on p11-h384 does not verify"
+expect_rc 0 "${PT[@]}" -M --token-label p11-h384
+grep -q "^  ECDSA-SHA384" "$T/out" && grep -q "^  ECDSA," "$T/out" ||
+	fail "p11-h384 does not offer ECDSA-SHA384 and ECDSA: $(cat "$T/out")"
+grep -q "ECDSA-SHA256\|ECDSA-SHA512" "$T/out" &&
+	fail "p11-h384 offers a mechanism of a hash it does not allow: $(cat "$T/out")"
+expect_rc 0 "${PT[@]}" -O --token-label p11-h384
+grep -q "Allowed mechanisms: ECDSA,ECDSA-SHA384$" "$T/out" ||
+	fail "h384-key's CKA_ALLOWED_MECHANISMS: $(cat "$T/out")"
+for mech in ECDSA-SHA256 ECDSA-SHA512; do
+	expect_rc 1 "${PT[@]}" --token-label p11-h384 --sign -m "$mech" --label h384-key \
+		-i "$T/msg" -o "$T/sig"
+	grep -q "CKR_MECHANISM_INVALID" "$T/err" || fail "$mech on p11-h384: $(cat "$T/err")"
+done
+expect_rc 1 "${PT[@]}" --token-label p11-h384 --sign -m ECDSA --label h384-key \
+	-i "$T/msg.sha256" -o "$T/sig"
+grep -q "role p11-h384 allows the hashes sha384: not sha256" "$T/err" ||
+	fail "raw ECDSA over SHA-256 on p11-h384: $(cat "$T/err")"
+expect_rc 0 qsign -p auditor --json audit search --event signature --role p11-h384
+hashes=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(*[e.get("fields", e)["hash"] for e in (d["entries"] if isinstance(d, dict) else d)])' "$T/out")
+[ "$hashes" = sha384 ] || fail "p11-h384 audit: $(cat "$T/out")"
+echo "ok: a sha384-only role: mechanisms of other hashes not offered and refused"
+
 # --- the module's API as applications use it
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" api ci-sign ci-key
 expect_rc 0 "$QS_BIN/p11_client" "$P11_MODULE" threads ci-sign ci-key 8 25
@@ -258,7 +296,8 @@ quorum_sign() {
 	QPID=$!
 	QID=""
 	for _ in $(seq 1 300); do
-		QID=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q$1.err" 2>/dev/null)
+		# (q$1.err may not exist yet: sed fails, which set -e must not see)
+		QID=$(sed -n 's/.*request \([^ ]*\) submitted to role release.*/\1/p' "$T/q$1.err" 2>/dev/null || true)
 		[ -n "$QID" ] && return 0
 		sleep 0.1
 	done

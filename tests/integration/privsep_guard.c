@@ -1260,6 +1260,25 @@ main(int argc, char **argv)
 	/* ---------------------------------------------------- online key */
 	expect("online key over a digest", ps_sign(oref, dg, 32, sig, &sig_len), 0, NULL);
 	{
+		/* ci-sign allows SHA-256 only (set by the shell): the helper
+		 * tells a digest's hash by its length and refuses the others,
+		 * before they take from the rate. */
+		uint8_t big[64] = {7};
+		const uint8_t *in[2] = {dg, big};
+		size_t in_len[2] = {32, 48}, lens[2];
+		uint8_t sigs[2 * HSM_SIG_MAX];
+		int st[2];
+		expect("online key of a sha256-only role over a SHA-384 digest",
+		       ps_sign(oref, big, 48, sig, &sig_len), QS_ERR_DENIED,
+		       "allow the hashes sha256: not a 48-byte digest (sha384)");
+		expect("online key of a sha256-only role over a SHA-512 digest",
+		       ps_sign(oref, big, 64, sig, &sig_len), QS_ERR_DENIED,
+		       "not a 64-byte digest (sha512)");
+		expect("online key of a sha256-only role: a batch with one SHA-384 digest",
+		       ps_sign_many(oref, in, in_len, 2, sigs, lens, st), QS_ERR_DENIED,
+		       "not a 48-byte digest (sha384)");
+	}
+	{
 		/* ci-sign: 1/s, burst 3, one requester (set by the shell); the
 		 * helpers' bucket holds PS_GUARD_RATE_SLACK_S s of the rate more:
 		 * 3 + 2 = 5, one of which the digest above took. */

@@ -12,7 +12,7 @@
 # key over another role's document, the other repository, JSON not in
 # canonical form, a version not above the published or last signed one,
 # an expiry beyond the policy's bound), an online key beyond its role's
-# rate, key generation outside the daemon's label namespace or over a taken
+# rate or over a digest of a hash its role does not allow, key generation outside the daemon's label namespace or over a taken
 # label; a device CA key over arbitrary bytes and over certificates outside
 # its constraints (subject form, validity, extensions, a CA certificate).
 # Roots and production targets without an approved request, with too few
@@ -27,8 +27,9 @@
 . "$(dirname "$0")/lib.sh"
 qs_setup
 cfg=$QSIGN_HOME/qsignd.json
-# ci-sign at 1/s, burst 3: the harness exceeds it through the helper.
-qs_policy_edit 'p["roles"]["ci-sign"]["online"].update({"rate_per_second": 1, "burst": 3})'
+# ci-sign at 1/s, burst 3: the harness exceeds it through the helper; and
+# SHA-256 only: the harness asks for SHA-384 and SHA-512 signatures.
+qs_policy_edit 'p["roles"]["ci-sign"]["online"].update({"rate_per_second": 1, "burst": 3, "hashes": ["sha256"]})'
 
 # A log with a checkpoint of some size: the helper's high-water mark.
 qs_start
@@ -66,7 +67,7 @@ for want in "signs only checkpoints of its log" "not a checkpoint note" "not thi
 	"only 1 of the 2 approvals" "signatures do not verify over this request and payload" \
 	"never verified" "signs only TUF metadata" "signs only timestamp metadata" \
 	"signs only the ci repository" "not canonical" "is not above 3" "is not above 10" \
-	"beyond the 86400 s" "over its rate" "outside the daemon's namespace" \
+	"beyond the 86400 s" "over its rate" "not a 48-byte digest (sha384)" "outside the daemon's namespace" \
 	"is taken" "signs only certificates and CRLs" "not a DER certificate" \
 	"subject is not CN=<UUID>" "valid beyond the policy's" "the profile does not have" \
 	"does not issue device CA certificates" "only the root CA key signs" \

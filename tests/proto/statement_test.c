@@ -84,5 +84,27 @@ main(void)
 
 	CHECK(qs_name_valid("ci-targets_1.x+y:z@w", QS_MAX_NAME));
 	CHECK(!qs_name_valid("a", 0));
+
+	/* Hash sets (a role's online.hashes) and digest lengths. */
+	{
+		char list[64];
+		const char *names[3];
+		CHECK_EQ(qs_hash_bit("sha256"), QS_HASH_SHA256);
+		CHECK_EQ(qs_hash_bit(""), QS_HASH_SHA256);
+		CHECK_EQ(qs_hash_bit("sha384"), QS_HASH_SHA384);
+		CHECK_EQ(qs_hash_bit("sha512"), QS_HASH_SHA512);
+		CHECK_EQ(qs_hash_bit("SHA384"), 0);
+		CHECK_EQ(qs_hash_bit("md5"), 0);
+		CHECK_STR(qs_hash_of_len(48), "sha384");
+		CHECK(qs_hash_of_len(20) == NULL);
+		CHECK_EQ(qs_hash_names(QS_HASH_SHA256 | QS_HASH_SHA512, names, 3), 2);
+		CHECK_STR(names[1], "sha512");
+		qs_hash_list(QS_HASHES_ALL, list, sizeof(list));
+		CHECK_STR(list, "sha256, sha384, sha512");
+		qs_hash_list(QS_HASHES_ALL, list, 10);
+		CHECK_STR(list, "sha256, s");
+		qs_hash_list(0, list, sizeof(list));
+		CHECK_STR(list, "");
+	}
 	CHECK_DONE();
 }

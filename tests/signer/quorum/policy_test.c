@@ -15,6 +15,7 @@
 #include "qs_limits.h"
 #include "payload.h"
 #include "ratelimit.h"
+#include "statement.h"
 
 static char *
 slurp(const char *path)
@@ -33,14 +34,12 @@ slurp(const char *path)
 	return buf;
 }
 
-/* Parse `text` with one substring replaced; return the error code. */
-static int
-parse_edited(const char *text, const char *from, const char *to)
+/* text with its first `from` replaced by `to` (malloc'd). */
+static char *
+edited(const char *text, const char *from, const char *to)
 {
 	const char *at = strstr(text, from);
-	struct policy *p = NULL;
 	char *buf;
-	int r;
 
 	if (at == NULL) {
 		fprintf(stderr, "test bug: \"%s\" not in policy\n", from);
@@ -50,12 +49,35 @@ parse_edited(const char *text, const char *from, const char *to)
 	memcpy(buf, text, (size_t)(at - text));
 	strcpy(buf + (at - text), to);
 	strcat(buf, at + strlen(from));
-	r = policy_parse(buf, strlen(buf), &p);
+	return buf;
+}
+
+/* Parse buf (freed); return the error code. */
+static int
+parse_text(char *buf)
+{
+	struct policy *p = NULL;
+	int r = policy_parse(buf, strlen(buf), &p);
+
 	if (r != 0)
 		printf("  refused: %s\n", qs_errdetail());
 	policy_unref(p);
 	free(buf);
 	return r;
+}
+
+/* Parse `text` with one substring replaced; return the error code. */
+static int
+parse_edited(const char *text, const char *from, const char *to)
+{
+	return parse_text(edited(text, from, to));
+}
+
+/* 1 if the last refusal's message holds s. */
+static int
+refused_with(const char *s)
+{
+	return strstr(qs_errdetail(), s) != NULL;
 }
 
 int
@@ -141,6 +163,54 @@ main(void)
 		 QS_ERR_INVALID);
 	CHECK_EQ(parse_edited(text, "\"rate_per_second\": 500", "\"rate_per_second\": 0"),
 		 QS_ERR_INVALID);
+	/* online.hashes: a non-empty list of known hashes, each once. */
+	{
+		static const char *const bad[][2] = {
+			{"[]", "must list at least one"},
+			{"\"sha256\"", "must list at least one"},
+			{"[\"sha256\", \"md5\"]", "online.hashes[1]: unknown hash \"md5\""},
+			{"[\"SHA384\"]", "online.hashes[0]: unknown hash \"SHA384\""},
+			{"[\"\"]", "online.hashes[0]: unknown hash \"\""},
+			{"[5]", "online.hashes[0]: unknown hash (not a string)"},
+			{"[\"sha384\", \"sha384\"]", "online.hashes[1]: duplicate \"sha384\""},
+		};
+		char v[128];
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(v, sizeof(v), "\"hashes\": %s, \"rate_per_second\": 500",
+				 bad[i][0]);
+			CHECK_EQ(parse_edited(text, "\"rate_per_second\": 500", v), QS_ERR_INVALID);
+			CHECK_MSG(refused_with(bad[i][1]) && refused_with("roles.ci-sign"),
+				  "hashes %s: %s", bad[i][0], qs_errdetail());
+		}
+		/* An Ed25519 key signs with SHA-256 only: its role must allow it. */
+		{
+			char *t = edited(text, "\"rate_per_second\": 500",
+					 "\"hashes\": [\"sha384\"], \"rate_per_second\": 500");
+			CHECK_EQ(parse_text(edited(
+					 t, "object=ci-targets\",\n      \"algorithm\": \"ecdsa-p256\"",
+					 "object=ci-targets\",\n      \"algorithm\": \"ed25519\"")),
+				 QS_ERR_INVALID);
+			free(t);
+		}
+		CHECK_MSG(refused_with("key ci-targets (ed25519) signs with sha256 only"), "%s",
+			  qs_errdetail());
+		/* The set parsed; absent, every hash; a quorum role's, SHA-256. */
+		CHECK_EQ(policy_parse(text, strlen(text), &p), 0);
+		CHECK(p != NULL && policy_role(p, "ci-sign")->hashes == QS_HASHES_ALL);
+		CHECK(p != NULL && policy_role(p, "production")->hashes == QS_HASH_SHA256);
+		policy_unref(p);
+		{
+			char *t = edited(text, "\"rate_per_second\": 500",
+					 "\"hashes\": [\"sha512\", \"sha256\"], \"rate_per_second\": 500");
+			p = NULL;
+			CHECK_EQ(policy_parse(t, strlen(t), &p), 0);
+			CHECK(p != NULL && policy_role(p, "ci-sign")->hashes ==
+						   (QS_HASH_SHA256 | QS_HASH_SHA512));
+			policy_unref(p);
+			p = NULL;
+			free(t);
+		}
+	}
 	CHECK_EQ(parse_edited(text, "\"payloads\": [\n        \"blob\",\n        \"digest\"\n      ]",
 			      "\"payloads\": [\"hash\"]"),
 		 QS_ERR_INVALID);
