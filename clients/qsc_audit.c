@@ -559,17 +559,24 @@ slot_check(struct vote_slot *sl)
 	qs_errclear();
 }
 
-/* A checked slot's verdict, on the reading thread, in log order. */
+/* A checked slot's verdict, on the reading thread, in log order. The slot
+ * is cleared before the problem callback runs: the callback may ask for
+ * the totals, which reports the slots after it (ring_drain). */
 static void
 slot_report(qsc_audit_verifier *v, struct vote_slot *sl)
 {
-	if (!sl->is_vote || !sl->ok)
-		report(v, sl->msg);
+	char msg[MSG_MAX];
+	int problem = !sl->is_vote || !sl->ok;
+
+	if (problem)
+		memcpy(msg, sl->msg, sizeof(msg));
 	else if (sl->approve)
 		v->tot.approvals++;
 	else
 		v->tot.rejections++;
 	slot_clear(sl);
+	if (problem)
+		report(v, msg);
 }
 
 /* The next slot no checker has taken, if any (under pool_mu). */
@@ -629,8 +636,8 @@ ring_drain(qsc_audit_verifier *v, uint64_t upto)
 		pthread_mutex_unlock(&v->pool_mu);
 		if (!ready)
 			return;
+		v->head++; /* first: a callback asking for the totals drains on */
 		slot_report(v, sl);
-		v->head++;
 	}
 }
 
@@ -1076,10 +1083,18 @@ qsc_audit_verify_jsonl(qsc_audit_verifier *v, const char *path, uint64_t *count)
 	}
 	if (count != NULL)
 		*count = line;
-	if (v != NULL)
-		ring_drain(v, v->tail);
 	r = 0;
 out:
+	/* The problems of the entries read, also when a later line is bad:
+	 * reported before returning, as without the pool (the error's detail
+	 * kept: the checks and callbacks may clear it). */
+	if (v != NULL && v->head < v->tail) {
+		char why[QS_ERRDETAIL_MAX];
+		snprintf(why, sizeof(why), "%s", qs_errdetail());
+		ring_drain(v, v->tail);
+		if (r != 0)
+			r = qs_fail(r, "%s", why);
+	}
 	free(buf);
 	close(fd);
 	return r;

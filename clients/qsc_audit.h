@@ -27,9 +27,10 @@
  * many; a bounded queue (256 checks) keeps memory independent of the log's
  * size. The problems of an entry can therefore be reported during a later
  * qsc_audit_verifier_add, after the leaf callbacks of later entries; all of
- * them have been reported when qsc_audit_verify_jsonl or
- * qsc_audit_verifier_totals returns. The callbacks are only ever called
- * on the thread that called the verifier.
+ * them have been reported when qsc_audit_verify_jsonl (also with an
+ * error: those of the entries before it) or qsc_audit_verifier_totals
+ * returns. The callbacks are only ever called on the thread that called
+ * the verifier; the problem callback may call qsc_audit_verifier_totals.
  *
  * `qsign audit verify` (online and --offline) is built on this API; it is
  * the place to look for a complete use (state file, checkpoint, export).

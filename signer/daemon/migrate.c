@@ -8,6 +8,7 @@
 
 #include "atomic_file.h"
 #include "audit.h"
+#include "fault.h"
 #include "merkle.h"
 #include "qs_err.h"
 #include "sigindex.h"
@@ -153,8 +154,10 @@ migrate_check_source(const struct config *cfg)
 	               path, path);
 }
 
-/* The marker, after the COMMIT: where the state went (conninfo without
- * any password) and when. */
+/* The marker: what was moved, and when. Written just before the COMMIT,
+ * so that no interruption (kill -9, Ctrl-C during the check of the copy,
+ * a COMMIT whose outcome the connection did not tell) can leave a
+ * committed copy beside an unmarked source that a qsignd would extend. */
 static int
 write_marker(const struct config *cfg, uint64_t size, const char *root_hex)
 {
@@ -169,7 +172,10 @@ write_marker(const struct config *cfg, uint64_t size, const char *root_hex)
 	n = snprintf(text, sizeof(text),
 	             "This state and its audit log (%llu entries, root %s) were moved to "
 	             "PostgreSQL by qsignd migrate-store at %s.\nqsignd refuses to start on "
-	             "them: the replicas on PostgreSQL carry the log on.\n",
+	             "them: the replicas on PostgreSQL carry the log on.\n(Written just "
+	             "before the database's COMMIT: if migrate-store did not report the move "
+	             "and the database holds no quorum-signer state, remove this file and run "
+	             "it again.)\n",
 	             (unsigned long long)size, root_hex, stamp);
 	return qs_write_atomic(path, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1,
 	                       0600);
@@ -234,23 +240,28 @@ migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo
 	if ((r = store_dump(src, &copy_sink, &c)) != 0 ||
 	    (r = copy_log(audit_tlog(au), size, dst)) != 0)
 		goto out;
-	importing = 0;
-	if ((r = store_import_commit(dst, size, note, note_len)) != 0)
-		goto out;
-	/* 4. The copy, as a replica will see it. */
-	if ((r = verify_copy(cfg, kr, dst, size, note, note_len, pv, nsigs)) != 0) {
-		r = qs_wrap(r, "the migrated copy does not match its source");
-		goto out;
-	}
 	if ((r = tlog_root(audit_tlog(au), size, root)) != 0 ||
 	    (root_hex = qs_hex(root, sizeof(root))) == NULL) {
 		r = r ? r : qs_fail(QS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	/* 4. The source marked as moved, then the COMMIT. */
 	if ((r = write_marker(cfg, size, root_hex)) != 0) {
-		r = qs_wrap(
-		        r, "migrated and verified, but the old state could not be marked as moved: "
-		           "do not start qsignd on the old configuration");
+		r = qs_wrap(r, "the old state cannot be marked as moved: nothing was copied");
+		goto out;
+	}
+	importing = 0;
+	if ((r = store_import_commit(dst, size, note, note_len)) != 0) {
+		r = qs_wrap(r,
+		            "%s/" MIGRATE_MARKER " stays: if the database holds no quorum-signer "
+		            "state, remove that file and run migrate-store again",
+		            cfg->state_dir);
+		goto out;
+	}
+	qs_fault_crash("migrate.after_commit");
+	/* 5. The copy, as a replica will see it. */
+	if ((r = verify_copy(cfg, kr, dst, size, note, note_len, pv, nsigs)) != 0) {
+		r = qs_wrap(r, "the migrated copy does not match its source");
 		goto out;
 	}
 	printf("migrate-store: %s into PostgreSQL: %llu policy versions, %llu signature records, "

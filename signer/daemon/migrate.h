@@ -27,7 +27,9 @@
  * copy is opened as a replica opens it (the entries checked against the
  * checkpoint's signature and root) and compared with the source.
  * The source is left as it was, but for MIGRATE_MARKER written in its
- * state directory. kr: the tokens of cfg (the audit key).
+ * state directory just before the COMMIT (kept if the COMMIT fails: its
+ * outcome may be unknown), so that an interruption after the COMMIT never
+ * leaves the source unmarked. kr: the tokens of cfg (the audit key).
  */
 int migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo);
 

@@ -465,6 +465,92 @@ test_parallel_votes(const char *dir)
 	free(e);
 }
 
+/* The problems collected, and the totals asked for from the problem
+ * callback (as a caller showing progress might). */
+struct reentrant {
+	struct problems p;
+	qsc_audit_verifier *v;
+	uint64_t last_problems;
+};
+
+static void
+reentrant_problem(void *arg, const char *msg)
+{
+	struct reentrant *re = arg;
+	struct qsc_audit_totals t;
+
+	collect_problem(&re->p, msg);
+	qsc_audit_verifier_totals(re->v, &t);
+	re->last_problems = t.problems;
+}
+
+/*
+ * The pool's edges, with and without threads: a jsonl file whose last line
+ * is cut short reports the problems of the entries before it before
+ * verify_jsonl returns its error (the error's detail kept); a problem
+ * callback that asks for the totals gets them, and the problems still come
+ * once each, in order.
+ */
+static void
+test_pool_edges(const char *dir)
+{
+	const uint64_t bad1 = 1 + 4 * 1200 + 1, bad2 = 1 + 4 * 1210 + 2;
+	char **e = vote_log(bad1, bad2), path[4096];
+	const int modes[] = {0, 4};
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cut.jsonl", dir);
+	CHECK((f = fopen(path, "w")) != NULL);
+	for (uint64_t i = 0; f != NULL && i <= bad1 + 1; i++)
+		fprintf(f, "%s\n", e[i]);
+	if (f != NULL) {
+		fprintf(f, "{\"event\":\"signature\"");
+		fclose(f);
+	}
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		const char *order[3] = {"on request req-1200", "time 5 is before",
+		                        "on request req-1210"};
+		struct reentrant re = {0};
+		struct qsc_audit_callbacks cb = {reentrant_problem, NULL, &re};
+		struct qsc_audit_totals t;
+		qsc_audit_verifier *v = NULL;
+
+		CHECK(qsc_audit_verifier_new(&cb, &v) == 0);
+		if (v == NULL)
+			break;
+		re.v = v;
+		CHECK(qsc_audit_verifier_threads(v, modes[m]) == 0);
+		CHECK(qsc_audit_verify_jsonl(v, path, NULL) == QS_ERR_INVALID);
+		CHECK(strstr(qs_errdetail(), "does not end in a newline") != NULL);
+		if (re.p.n != 1)
+			fprintf(stderr,
+			        "threads %d: %zu problems reported by a failed jsonl read\n",
+			        modes[m], re.p.n);
+		CHECK_EQ(re.p.n, 1);
+		qsc_audit_verifier_free(v);
+		problems_free(&re.p);
+
+		CHECK(qsc_audit_verifier_new(&cb, &v) == 0);
+		if (v == NULL)
+			break;
+		re.v = v;
+		CHECK(qsc_audit_verifier_threads(v, modes[m]) == 0);
+		for (size_t i = 0; i < VOTE_ENTRIES; i++)
+			CHECK(add(v, e[i]) == 0);
+		qsc_audit_verifier_totals(v, &t);
+		CHECK_EQ(t.problems, 3);
+		CHECK_EQ(re.p.n, 3);
+		CHECK_EQ(re.last_problems, 3);
+		for (size_t k = 0; k < re.p.n && k < 3; k++)
+			CHECK(strstr(re.p.msg[k], order[k]) != NULL);
+		qsc_audit_verifier_free(v);
+		problems_free(&re.p);
+	}
+	for (size_t i = 0; i < VOTE_ENTRIES; i++)
+		free(e[i]);
+	free(e);
+}
+
 int
 main(void)
 {
@@ -478,6 +564,7 @@ main(void)
 	test_jsonl(dir);
 	test_bounded();
 	test_parallel_votes(dir);
+	test_pool_edges(dir);
 	{
 		char cmd[4200];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

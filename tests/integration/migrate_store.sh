@@ -6,6 +6,7 @@
 #    written to the database;
 #  - a failure in the middle of the copy (the database refuses an entry)
 #    leaves the target empty, and the same command then succeeds there;
+#  - killed right after the COMMIT: the old state is marked already;
 #  - the copy: requests (with their signature), policy versions, signature
 #    records, TUF documents; the audit log's entries verbatim with its
 #    signed checkpoint, so an auditor's checkpoint saved before verifies
@@ -142,6 +143,23 @@ psql_in qsign2 "ALTER TABLE qsign.audit_entry DROP CONSTRAINT refuse"
 expect_rc 0 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign2}"
 rm "$MARK" # as above
 echo "ok: a copy that fails in the middle leaves the target empty; run again, it succeeds"
+
+# --- killed right after the COMMIT, before the copy is checked (kill -9,
+# Ctrl-C during a long check): the old state is marked already, so no
+# qsignd extends the old log beside the committed copy.
+FAULTD=$QS_BIN/qsignd-fault
+[ -x "$FAULTD" ] || fail "$FAULTD is missing (built by tests/integration/CMakeLists.txt)"
+pg_as "$PG_BIN/createdb" -h "$PG_DB_SOCK" -p 5432 -U postgres qsign3
+expect_rc 137 env QS_FAULT=migrate.after_commit "$FAULTD" -c "$CFG" migrate-store \
+	--to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign3}"
+[ "$(psql_in qsign3 "SELECT count(*) FROM qsign.audit_entry")" -gt 0 ] ||
+	fail "the fault point did not follow the COMMIT"
+[ -f "$MARK" ] || fail "a migration killed after its COMMIT left the old state unmarked"
+expect_rc 1 timeout 60 qsignd -c "$CFG"
+grep -q "was moved to PostgreSQL" "$T/err" || fail "qsignd started beside a committed copy: $(cat "$T/err")"
+grep -q "remove this file and run it again" "$MARK" || fail "the marker does not say what to do"
+rm "$MARK" # as above
+echo "ok: a migration killed after its COMMIT leaves the old state marked"
 
 # --- the migration
 expect_rc 0 qsignd -c "$CFG" migrate-store --to "$PG_DB_CONNINFO"
