@@ -135,23 +135,43 @@ out:
 	return r;
 }
 
+/* The directories that get the marker: the state's, and the audit log's
+ * when it is elsewhere (the log is what must not be extended, and a
+ * configuration can name the same log with another state_dir). */
+static size_t
+marker_dirs(const struct config *cfg, const char *dirs[2])
+{
+	size_t n = 0;
+
+	dirs[n++] = cfg->state_dir;
+	if (cfg->audit_dir != NULL && strcmp(cfg->audit_dir, cfg->state_dir) != 0)
+		dirs[n++] = cfg->audit_dir;
+	return n;
+}
+
 int
 migrate_check_source(const struct config *cfg)
 {
+	const char *dirs[2];
 	char path[4096];
+	size_t n;
 
 	if (cfg->store_pg != NULL)
 		return 0;
-	snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, cfg->state_dir);
-	if (access(path, F_OK) != 0)
-		return 0;
-	return qs_fail(QS_ERR_PRECONDITION,
-	               "this state was moved to PostgreSQL (%s says when): the replicas on "
-	               "PostgreSQL carry its audit log on, and a qsignd on this copy would write a "
-	               "second history under the same log key. Use the configuration with "
-	               "\"store\": {\"postgresql\": ...}; remove %s only to go back to this state "
-	               "on purpose",
-	               path, path);
+	n = marker_dirs(cfg, dirs);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, dirs[i]);
+		if (access(path, F_OK) != 0)
+			continue;
+		return qs_fail(QS_ERR_PRECONDITION,
+		               "this state was moved to PostgreSQL (%s says when): the replicas "
+		               "on PostgreSQL carry its audit log on, and a qsignd on this copy "
+		               "would write a second history under the same log key. Use the "
+		               "configuration with \"store\": {\"postgresql\": ...}; remove %s "
+		               "only to go back to this state on purpose",
+		               path, path);
+	}
+	return 0;
 }
 
 /* The marker: what was moved, and when. Written just before the COMMIT,
@@ -162,23 +182,31 @@ static int
 write_marker(const struct config *cfg, uint64_t size, const char *root_hex)
 {
 	char path[4096], text[1024], stamp[32];
+	const char *dirs[2];
 	time_t now = time(NULL);
 	struct tm tm;
-	int n;
+	size_t nd;
+	int n, r;
 
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, cfg->state_dir);
 	n = snprintf(text, sizeof(text),
 	             "This state and its audit log (%llu entries, root %s) were moved to "
 	             "PostgreSQL by qsignd migrate-store at %s.\nqsignd refuses to start on "
 	             "them: the replicas on PostgreSQL carry the log on.\n(Written just "
 	             "before the database's COMMIT: if migrate-store did not report the move "
 	             "and the database holds no quorum-signer state, remove this file and run "
-	             "it again.)\n",
+	             "it again; the state directory and the audit log's each hold one.)\n",
 	             (unsigned long long)size, root_hex, stamp);
-	return qs_write_atomic(path, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1,
-	                       0600);
+	nd = marker_dirs(cfg, dirs);
+	for (size_t i = 0; i < nd; i++) {
+		snprintf(path, sizeof(path), "%s/" MIGRATE_MARKER, dirs[i]);
+		if ((r = qs_write_atomic(path, text,
+		                         (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1,
+		                         0600)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 int
@@ -253,8 +281,9 @@ migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo
 	importing = 0;
 	if ((r = store_import_commit(dst, size, note, note_len)) != 0) {
 		r = qs_wrap(r,
-		            "%s/" MIGRATE_MARKER " stays: if the database holds no quorum-signer "
-		            "state, remove that file and run migrate-store again",
+		            "%s/" MIGRATE_MARKER " (and the audit log directory's) stays: if the "
+		            "database holds no quorum-signer state, remove them and run "
+		            "migrate-store again",
 		            cfg->state_dir);
 		goto out;
 	}

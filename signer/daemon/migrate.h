@@ -34,13 +34,15 @@
 int migrate_store(const struct config *cfg, struct keyring *kr, const char *conninfo);
 
 /*
- * After a migration the old state directory holds MIGRATE_MARKER (what was
- * moved where, and when): a qsignd started on the old configuration would
- * extend the old audit log apart from the database's, two histories under
- * one log key. migrate_check_source refuses (QS_ERR_PRECONDITION) a SQLite
- * state that holds it: qsignd's start, --check and a second migrate-store
- * (remove the file to go back to that state on purpose). 0 otherwise, and
- * for a PostgreSQL configuration.
+ * After a migration the old state directory, and the audit log's directory
+ * when it is another, hold MIGRATE_MARKER (what was moved, and when): a
+ * qsignd started on the old configuration would extend the old audit log
+ * apart from the database's, two histories under one log key.
+ * migrate_check_source refuses (QS_ERR_PRECONDITION) a SQLite
+ * configuration whose state or audit directory holds it: qsignd's start,
+ * --check, backup, restore and a second migrate-store (remove the file to
+ * go back to that state on purpose). 0 otherwise, and for a PostgreSQL
+ * configuration.
  */
 #define MIGRATE_MARKER "MOVED-TO-POSTGRESQL"
 int migrate_check_source(const struct config *cfg);

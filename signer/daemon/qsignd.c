@@ -263,6 +263,10 @@ main(int argc, char **argv)
 			die(verb, qs_fail(QS_ERR_PRECONDITION,
 			                  "the state is in PostgreSQL (\"store\"): back it up with "
 			                  "pg_dump or pg_basebackup (ops/docs/replicated.md)"));
+		/* A moved state is backed up and restored no more: a copy of
+		 * it would start a second history under the log key. */
+		if ((r = migrate_check_source(cfg)) != 0)
+			die(verb, r);
 		r = strcmp(verb, "backup") == 0 ? backup_create(cfg, dir)
 		                                : backup_restore(cfg, dir, force);
 		if (r != 0)

@@ -121,7 +121,9 @@ done
 
 # --- a moved state is marked: no second migration, no qsignd on it
 MARK=$QSIGN_HOME/state/MOVED-TO-POSTGRESQL
+MARK_LOG=$QSIGN_HOME/state/audit/MOVED-TO-POSTGRESQL
 [ -f "$MARK" ] || fail "the migrated state is not marked"
+[ -f "$MARK_LOG" ] || fail "the migrated audit log's directory is not marked"
 expect_rc 1 qsignd -c "$CFG" migrate-store --to "$PG_DB_CONNINFO"
 grep -q "was moved to PostgreSQL" "$T/err" || fail "a moved state migrated again: $(cat "$T/err")"
 no_schema qsign "a second migration of a moved state"
@@ -130,18 +132,36 @@ grep -q "was moved to PostgreSQL" "$T/err" || fail "--check on a moved state: $(
 expect_rc 1 timeout 60 qsignd -c "$CFG"
 grep -q "was moved to PostgreSQL" "$T/err" || fail "qsignd started on a moved state: $(cat "$T/err")"
 cmp -s "$T/entries.before" "$QSIGN_HOME/state/audit/entries" || fail "the refused start changed the old log"
-rm "$MARK" # on purpose: migrate this state again, into the database of the test
-echo "ok: a moved state is refused by migrate-store, --check and qsignd until its marker is removed"
+# No backup of it either (restored elsewhere it would extend the old log),
+# and no restore over it.
+expect_rc 1 qsignd -c "$CFG" backup -o "$T/bk-moved"
+grep -q "was moved to PostgreSQL" "$T/err" || fail "a moved state was backed up: $(cat "$T/err")"
+[ ! -e "$T/bk-moved" ] || fail "the refused backup wrote $T/bk-moved"
+expect_rc 1 qsignd -c "$CFG" restore -i "$T/bk-moved" --force
+grep -q "was moved to PostgreSQL" "$T/err" || fail "a restore over a moved state: $(cat "$T/err")"
+# The same log under another state directory: the log's own marker refuses.
+python3 - "$CFG" "$QSIGN_HOME/other.json" "$QSIGN_HOME" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["state_dir"] = sys.argv[3] + "/state-other"
+c.setdefault("audit", {})["dir"] = sys.argv[3] + "/state/audit"
+json.dump(c, open(sys.argv[2], "w"))
+PY
+expect_rc 1 timeout 60 qsignd -c "$QSIGN_HOME/other.json"
+grep -q "was moved to PostgreSQL" "$T/err" || fail "the moved log under another state_dir: $(cat "$T/err")"
+cmp -s "$T/entries.before" "$QSIGN_HOME/state/audit/entries" || fail "the refused start changed the old log"
+rm "$MARK" "$MARK_LOG" # on purpose: migrate this state again, into the database of the test
+echo "ok: a moved state is refused by migrate-store, --check, backup, restore and qsignd (also under another state_dir) until its markers are removed"
 
 psql_in qsign2 "ALTER TABLE qsign.audit_entry ADD CONSTRAINT refuse CHECK (seq < 5)"
 expect_rc 1 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign2}"
 grep -q "refuse" "$T/err" || fail "the injected failure: $(cat "$T/err")"
 [ "$(psql_in qsign2 "$ROWS")" = "0 0 0 0 0 0 0" ] ||
 	fail "a failed copy left rows behind: $(psql_in qsign2 "$ROWS")"
-[ ! -f "$MARK" ] || fail "a failed copy marked the state as moved"
+[ ! -f "$MARK" ] && [ ! -f "$MARK_LOG" ] || fail "a failed copy marked the state as moved"
 psql_in qsign2 "ALTER TABLE qsign.audit_entry DROP CONSTRAINT refuse"
 expect_rc 0 qsignd -c "$CFG" migrate-store --to "${PG_DB_CONNINFO/dbname=qsign/dbname=qsign2}"
-rm "$MARK" # as above
+rm "$MARK" "$MARK_LOG" # as above
 echo "ok: a copy that fails in the middle leaves the target empty; run again, it succeeds"
 
 # --- killed right after the COMMIT, before the copy is checked (kill -9,
@@ -158,7 +178,7 @@ expect_rc 137 env QS_FAULT=migrate.after_commit "$FAULTD" -c "$CFG" migrate-stor
 expect_rc 1 timeout 60 qsignd -c "$CFG"
 grep -q "was moved to PostgreSQL" "$T/err" || fail "qsignd started beside a committed copy: $(cat "$T/err")"
 grep -q "remove this file and run it again" "$MARK" || fail "the marker does not say what to do"
-rm "$MARK" # as above
+rm "$MARK" "$MARK_LOG" # as above
 echo "ok: a migration killed after its COMMIT leaves the old state marked"
 
 # --- the migration
@@ -189,10 +209,12 @@ echo "ok: ($SECONDS s) migrated: every row, the entries verbatim"
 # --- a target that already holds a state: refused, unchanged
 [ -f "$MARK" ] || fail "the migrated state is not marked"
 mv "$MARK" "$T/mark" # only to reach the target's own refusal
+mv "$MARK_LOG" "$T/mark_log"
 expect_rc 1 qsignd -c "$CFG" migrate-store --to "$PG_DB_CONNINFO"
 grep -q "already holds a quorum-signer state" "$T/err" || fail "non-empty target: $(cat "$T/err")"
 [ "$(psql_q "$ROWS")" = "$before" ] || fail "a refused migration changed the target"
 mv "$T/mark" "$MARK"
+mv "$T/mark_log" "$MARK_LOG"
 echo "ok: a target that holds a state is refused and left unchanged"
 
 # --- qsignd on PostgreSQL: the history is there, the auditor's checkpoint verifies
