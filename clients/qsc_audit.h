@@ -36,7 +36,9 @@
  * the place to look for a complete use (state file, checkpoint, export).
  *
  * Thread model: one verifier is used by one thread at a time (its checking
- * threads are its own business).
+ * threads are its own business). A child forked while a verifier's
+ * threads run must neither use nor free that verifier (the threads are
+ * not in the child): fork before creating it, or after freeing it.
  * Errors: 0 or a negative QS_ERR_* code with qs_errdetail() (qs_err.h).
  */
 #ifndef QSC_AUDIT_H
