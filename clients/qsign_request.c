@@ -1335,9 +1335,9 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 		const Qsign__V1__KeyInfo *k = NULL;
 		EVP_PKEY *pk = NULL;
 		BIO *bio;
-		uint8_t dg[32];
+		uint8_t dg[QS_DIGEST_MAX];
 		const uint8_t *blob = NULL;
-		size_t blen = 0;
+		size_t blen = 0, dlen = 0;
 		int vr;
 
 		for (size_t j = 0; j < keys->n_keys; j++)
@@ -1350,17 +1350,19 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 		}
 		pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 		BIO_free(bio);
-		if (strcmp(v->kind, "digest") == 0 && v->payload.len == 32) {
-			memcpy(dg, v->payload.data, 32);
-		} else {
-			qs_sha256(v->payload.data, v->payload.len, dg);
+		/* The digest of the request's signature hash (a "digest"
+		 * payload is it); Ed25519 verifies over the blob. */
+		if (strcmp(v->kind, "digest") != 0) {
 			blob = v->payload.data;
 			blen = v->payload.len;
 		}
 		vr = pk == NULL ? QS_ERR_INVALID
-		                : qs_rolesig_verify(
-		                          pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)),
-		                          dg, blob, blen, s->signature.data, s->signature.len);
+		                : qs_request_digest(v->hash, blob == NULL, v->payload.data,
+		                                    v->payload.len, dg, &dlen);
+		if (vr == 0)
+			vr = qs_rolesig_verify_hash(
+			        pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)), v->hash, dg,
+			        dlen, blob, blen, s->signature.data, s->signature.len);
 		EVP_PKEY_free(pk);
 		if (vr == QS_ERR_BADSIG) {
 			errmsg("signature %zu by key %s does not verify over request %s's payload: "

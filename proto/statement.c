@@ -391,9 +391,23 @@ int
 qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
                   size_t blob_len, const uint8_t *sig, size_t sig_len)
 {
+	return qs_rolesig_verify_hash(pk, rsa_pkcs1, "sha256", digest32, 32, blob, blob_len, sig,
+	                              sig_len);
+}
+
+int
+qs_rolesig_verify_hash(EVP_PKEY *pk, int rsa_pkcs1, const char *hash, const uint8_t *digest,
+                       size_t digest_len, const uint8_t *blob, size_t blob_len,
+                       const uint8_t *sig, size_t sig_len)
+{
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *mctx = NULL;
+	const EVP_MD *md = NULL;
+	size_t want = 0;
 	int ok = 0;
+
+	if (qs_hash_lookup(hash, &want, &md) == NULL || md == NULL || digest_len != want)
+		return qs_fail(QS_ERR_INVALID, "no %zu-byte digest of a known hash", digest_len);
 
 	if (EVP_PKEY_is_a(pk, "ED25519")) {
 		if (blob == NULL)
@@ -406,15 +420,17 @@ qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const ui
 	} else {
 		if ((pctx = EVP_PKEY_CTX_new(pk, NULL)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		/* PSS: salt of the digest's length, MGF1 with its hash (as the
+		 * daemon signs). */
 		ok = EVP_PKEY_verify_init(pctx) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1;
+		     EVP_PKEY_CTX_set_signature_md(pctx, md) == 1;
 		if (ok && EVP_PKEY_is_a(pk, "RSA") && rsa_pkcs1)
 			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
 		else if (ok && EVP_PKEY_is_a(pk, "RSA"))
 			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
-			     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
-		ok = ok && EVP_PKEY_verify(pctx, sig, sig_len, digest32, 32) == 1;
+			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)digest_len) == 1 &&
+			     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1;
+		ok = ok && EVP_PKEY_verify(pctx, sig, sig_len, digest, digest_len) == 1;
 		EVP_PKEY_CTX_free(pctx);
 	}
 	ERR_clear_error();

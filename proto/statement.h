@@ -105,6 +105,11 @@ int qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, si
  * (Ed25519). Used by tests, clients and auditors. */
 int qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
                       size_t blob_len, const uint8_t *sig, size_t sig_len);
+/* The same over a digest of hash (qs_hash_lookup's names) of digest_len
+ * bytes: a quorum request's signature (SubmitRequest.hash). */
+int qs_rolesig_verify_hash(EVP_PKEY *pk, int rsa_pkcs1, const char *hash, const uint8_t *digest,
+                           size_t digest_len, const uint8_t *blob, size_t blob_len,
+                           const uint8_t *sig, size_t sig_len);
 
 /* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
 char *qs_hex(const uint8_t *buf, size_t len);
