@@ -424,8 +424,9 @@ audit_signed(struct server *s, const struct store_request *r, const struct store
 		free(sx);
 		hx = sx = NULL;
 	}
-	o = json_pack("{s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
-	              "signatures", arr);
+	/* "hash": what the signatures are over (SubmitRequest.hash). */
+	o = json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
+	              "hash", r->hash[0] ? r->hash : "sha256", "signatures", arr);
 	if (o != NULL && result != NULL) {
 		qs_sha256(result, result_len, dg);
 		if ((hx = hex32(dg)) == NULL ||

@@ -81,5 +81,12 @@ es = [e.get("fields", e) for e in (d["entries"] if isinstance(d, dict) else d)]
 h = {e["id"]: e["hash"] for e in es}
 assert h[sys.argv[2]] == "sha384" and h[sys.argv[3]] == "sha384", h
 PY
+expect_rc 0 qsign -p auditor --json audit search --event request.signed
+python3 - "$T/out" "$id" <<'PY' || fail "audit request.signed: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+es = [e.get("fields", e) for e in (d["entries"] if isinstance(d, dict) else d)]
+assert [e["hash"] for e in es if e["id"] == sys.argv[2]] == ["sha384"], es
+PY
 expect_rc 0 qsign -p auditor audit verify
-echo "ok: request.submitted names sha384; audit verify passes"
+echo "ok: request.submitted and request.signed name sha384; audit verify passes"
