@@ -197,13 +197,12 @@ view_json(const Qsign__V1__RequestView *v)
 	}
 	h = hex_or_die(v->payload_sha256.data, 32);
 	p = progress_line(v);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:I}", "id", v->id, "role",
-	              v->role, "kind", v->kind, "submitter", v->submitter, "message",
+	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:I}", "id", v->id,
+	              "role", v->role, "kind", v->kind, "submitter", v->submitter, "message",
 	              json_text(v->message), "payload_sha256", h, "hash",
-	              v->hash[0] ? v->hash : "sha256", "payload_size",
-	              (json_int_t)v->payload_size, "state", qsc_request_state_name((int)v->state),
-	              "state_message", json_text(v->state_message), "policy_version",
-	              (json_int_t)v->policy_version);
+	              v->hash[0] ? v->hash : "sha256", "payload_size", (json_int_t)v->payload_size,
+	              "state", qsc_request_state_name((int)v->state), "state_message",
+	              json_text(v->state_message), "policy_version", (json_int_t)v->policy_version);
 	iso_time(v->created, t);
 	json_object_set_new(j, "created", json_string(t));
 	iso_time(v->expires, t);
@@ -295,8 +294,7 @@ submit_with_retry(const struct globals *g, qsc_client *c, const char *role, cons
 	int r = 0;
 
 	for (int attempt = 1; attempt <= SUBMIT_ATTEMPTS; attempt++) {
-		r = qsc_request_submit_hash(c, role, kind, hash, payload, len, message, token,
-		                            out);
+		r = qsc_request_submit_hash(c, role, kind, hash, payload, len, message, token, out);
 		if (r != QS_ERR_UNAVAILABLE && r != QS_ERR_TIMEOUT)
 			break;
 		if (attempt < SUBMIT_ATTEMPTS) {
@@ -365,9 +363,9 @@ submit_main(int argc, char **argv, struct globals *g)
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL},
-		                                {'d', &hex, NULL},  {'k', &kind, NULL},
-		                                {'m', &msg, NULL},  {'t', &token, NULL},
+		const struct opt_keep keep[] = {{'r', &role, NULL},      {'f', &file, NULL},
+		                                {'d', &hex, NULL},       {'k', &kind, NULL},
+		                                {'m', &msg, NULL},       {'t', &token, NULL},
 		                                {'H', &hash_name, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"r:f:d:k:m:t:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, submit_usage, &o)) >= 0)
@@ -1361,8 +1359,8 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 		                                    v->payload.len, dg, &dlen);
 		if (vr == 0)
 			vr = qs_rolesig_verify_hash(
-			        pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)), v->hash, dg,
-			        dlen, blob, blen, s->signature.data, s->signature.len);
+			        pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)), v->hash,
+			        dg, dlen, blob, blen, s->signature.data, s->signature.len);
 		EVP_PKEY_free(pk);
 		if (vr == QS_ERR_BADSIG) {
 			errmsg("signature %zu by key %s does not verify over request %s's payload: "

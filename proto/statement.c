@@ -180,8 +180,8 @@ qs_request_digest(const char *hash, int digest, const uint8_t *payload, size_t l
 	if (digest) {
 		if (len != want)
 			return qs_fail(QS_ERR_INVALID,
-			               "a digest payload is a %zu-byte %s digest, got %zu bytes", want,
-			               h, len);
+			               "a digest payload is a %zu-byte %s digest, got %zu bytes",
+			               want, h, len);
 		memcpy(dg, payload, len);
 	} else if (EVP_Digest(payload, len, dg, &n, md, NULL) != 1 || n != want) {
 		ERR_clear_error();
@@ -397,8 +397,8 @@ qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const ui
 
 int
 qs_rolesig_verify_hash(EVP_PKEY *pk, int rsa_pkcs1, const char *hash, const uint8_t *digest,
-                       size_t digest_len, const uint8_t *blob, size_t blob_len,
-                       const uint8_t *sig, size_t sig_len)
+                       size_t digest_len, const uint8_t *blob, size_t blob_len, const uint8_t *sig,
+                       size_t sig_len)
 {
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *mctx = NULL;
@@ -448,8 +448,8 @@ qs_stmt_approval(const char *server_identity, const char *request_id, const char
 
 int
 qs_stmt_approval_hash(const char *server_identity, const char *request_id, const char *role,
-                      const char *kind, const uint8_t digest[32], const char *sig_hash,
-                      int approve, int64_t time, uint8_t **out, size_t *out_len)
+                      const char *kind, const uint8_t digest[32], const char *sig_hash, int approve,
+                      int64_t time, uint8_t **out, size_t *out_len)
 {
 	char *hex = NULL, *buf = NULL, hline[32] = "";
 	const char *h;

@@ -151,7 +151,7 @@ void qs_hash_list(unsigned set, char *buf, size_t cap);
  * and must be that hash's length; a blob is hashed. dg holds
  * QS_DIGEST_MAX. Errors: QS_ERR_INVALID (unknown hash, wrong length),
  * QS_ERR_CRYPTO. */
-int qs_request_digest(const char *hash, int digest, const uint8_t *payload, size_t len,
-                      uint8_t *dg, size_t *dg_len);
+int qs_request_digest(const char *hash, int digest, const uint8_t *payload, size_t len, uint8_t *dg,
+                      size_t *dg_len);
 
 #endif

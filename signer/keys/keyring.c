@@ -591,8 +591,7 @@ keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
 	/* A "digest" payload is the digest to sign; a blob is hashed, with
 	 * the request's signature hash (r->digest is the SHA-256 of the
 	 * payload bytes either way: what the approvers approved). */
-	if ((rc = qs_request_digest(r->hash, !blob, r->payload, r->payload_len, dg, &dg_len)) !=
-	    0)
+	if ((rc = qs_request_digest(r->hash, !blob, r->payload, r->payload_len, dg, &dg_len)) != 0)
 		return rc;
 	if (k->type == HSM_KEY_ED25519 && !blob)
 		return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");

@@ -1179,8 +1179,8 @@ out:
 
 int
 ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-                const struct ps_evidence *ev, const uint8_t *payload, size_t len,
-                uint8_t *dg, const uint8_t **in, size_t *in_len)
+                const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t *dg,
+                const uint8_t **in, size_t *in_len)
 {
 	size_t dg_len = 0;
 	struct approval_rules ar;
@@ -1220,8 +1220,8 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 		if (!blob)
 			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
 		if (strcmp(qs_hash_lookup(ev->hash, NULL, NULL), "sha256") != 0)
-			return refuse("sign_quorum", "Ed25519 signs the message itself: no hash %.16s",
-			              ev->hash);
+			return refuse("sign_quorum",
+			              "Ed25519 signs the message itself: no hash %.16s", ev->hash);
 		*in = payload;
 		*in_len = len;
 		return 0;

@@ -210,8 +210,8 @@ int ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *labe
  * the approvals cover) or the payload itself.
  */
 int ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-                    const struct ps_evidence *ev, const uint8_t *payload, size_t len,
-                    uint8_t *dg, const uint8_t **in, size_t *in_len);
+                    const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t *dg,
+                    const uint8_t **in, size_t *in_len);
 
 /*
  * PS_SIGN_CHECKPOINT: 0 if der is the audit key and text a checkpoint of

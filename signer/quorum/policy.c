@@ -301,10 +301,11 @@ parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v, const ch
 			return qs_fail(QS_ERR_INVALID,
 			               "%s.hashes[%zu]: unknown hash %s%.40s%s: sha256, sha384 "
 			               "or sha512",
-			               mode, i, s ? "\"" : "", s ? s : "(not a string)", s ? "\"" : "");
+			               mode, i, s ? "\"" : "", s ? s : "(not a string)",
+			               s ? "\"" : "");
 		if (ro->hashes & bit)
-			return qs_fail(QS_ERR_INVALID, "%s.hashes[%zu]: duplicate \"%s\"", mode,
-			               i, s);
+			return qs_fail(QS_ERR_INVALID, "%s.hashes[%zu]: duplicate \"%s\"", mode, i,
+			               s);
 		ro->hashes |= bit;
 	}
 	for (i = 0; i < ro->nkeys; i++)

@@ -1180,8 +1180,9 @@ submit_hash(struct call_ctx *cx, const Qsign__V1__SubmitRequest *req, const stru
 		return qs_fail(QS_ERR_INVALID, "unknown hash");
 	qs_hash_lookup(*hash, &want, NULL);
 	if (strcmp(req->kind, "digest") == 0 && req->payload.len != want)
-		return qs_fail(QS_ERR_INVALID, "a digest payload is a %zu-byte %s digest, got %zu bytes",
-		               want, *hash, req->payload.len);
+		return qs_fail(QS_ERR_INVALID,
+		               "a digest payload is a %zu-byte %s digest, got %zu bytes", want,
+		               *hash, req->payload.len);
 	return 0;
 }
 
@@ -1311,21 +1312,21 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			goto unlock;
 		}
 		r = audit_append(cx->srv->audit, "request.submitted",
-		                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id", rec.id,
-		                           "role", rec.role, "kind", rec.kind, "submitter",
+		                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id",
+		                           rec.id, "role", rec.role, "kind", rec.kind, "submitter",
 		                           rec.submitter, "payload_sha256", hx, "hash", rec.hash,
-		                           "size",
-		                           (json_int_t)rec.payload_len, "message", req->message,
-		                           "policy_version", (json_int_t)rec.policy_version,
-		                           "expires", (json_int_t)rec.expires));
+		                           "size", (json_int_t)rec.payload_len, "message",
+		                           req->message, "policy_version",
+		                           (json_int_t)rec.policy_version, "expires",
+		                           (json_int_t)rec.expires));
 		free(hx);
 		if (r != 0)
 			goto unlock;
 	}
 	if ((r = store_req_insert(cx->srv->store, &rec)) != 0)
 		goto unlock;
-	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu hash=%s",
-	         rec.id, rec.role, rec.kind, rec.submitter, rec.payload_len, rec.hash);
+	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu hash=%s", rec.id,
+	         rec.role, rec.kind, rec.submitter, rec.payload_len, rec.hash);
 	rec.message = NULL;
 	rec.payload = NULL;
 	r = pack_view(&rec, &ar, 0, out, out_len);

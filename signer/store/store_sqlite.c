@@ -33,7 +33,7 @@
 #include "qs_err.h"
 #include "statement.h"
 
-#define SCHEMA_VERSION 2 /* 2: request.hash */
+#define SCHEMA_VERSION 2  /* 2: request.hash */
 #define APP_ID 0x71736731 /* "qsg1": marks a database as ours */
 
 struct gc_item {
@@ -162,8 +162,7 @@ migrate(sqlite3 *db)
 			}
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APP_ID);
-		if ((r = exec(db, sql)) != 0 ||
-		    (r = exec(db, "PRAGMA user_version = 2")) != 0 ||
+		if ((r = exec(db, sql)) != 0 || (r = exec(db, "PRAGMA user_version = 2")) != 0 ||
 		    (r = exec(db, "INSERT INTO meta VALUES ('created_by','quorum-signer')")) != 0 ||
 		    (r = exec(db, "COMMIT")) != 0) {
 			exec(db, "ROLLBACK");
@@ -192,7 +191,8 @@ migrate(sqlite3 *db)
 				exec(db, "ROLLBACK");
 				return r;
 			}
-		if ((r = exec(db, "PRAGMA user_version = 2")) != 0 || (r = exec(db, "COMMIT")) != 0) {
+		if ((r = exec(db, "PRAGMA user_version = 2")) != 0 ||
+		    (r = exec(db, "COMMIT")) != 0) {
 			exec(db, "ROLLBACK");
 			return r;
 		}
