@@ -982,17 +982,11 @@ sign_quorum(qsc_client *c, const struct sign_job *j, const struct p11_payload *p
 	CK_RV rv = CKR_FUNCTION_REJECTED;
 	int r, state;
 
-	if (strcmp(pl->hash, "sha256") != 0) {
-		/* A quorum request's payload is a SHA-256 digest or a blob that
-		 * qsignd hashes with SHA-256. */
-		pthread_mutex_lock(&M.lock);
-		report("role %s: quorum requests are signed over SHA-256 only, not %s", j->role,
-		       pl->hash);
-		pthread_mutex_unlock(&M.lock);
-		return CKR_MECHANISM_INVALID;
-	}
-	if ((r = qsc_request_submit(c, j->role, kind, pl->data, pl->len, "PKCS#11 qp_Sign", NULL,
-	                            &v)) != 0)
+	/* The request names the mechanism's hash: the approvals cover it, and
+	 * the role's quorum.hashes must list it (RoleInfo.hashes: a mechanism
+	 * of another hash was refused at C_SignInit). */
+	if ((r = qsc_request_submit_hash(c, j->role, kind, pl->hash, pl->data, pl->len,
+	                                 "PKCS#11 qp_Sign", NULL, &v)) != 0)
 		return refusal(c, r, j);
 	snprintf(id, sizeof(id), "%s", v->id);
 	pthread_mutex_lock(&M.lock);

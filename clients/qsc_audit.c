@@ -476,8 +476,13 @@ note_request(qsc_audit_verifier *v, uint64_t i, json_t *o)
 		      (unsigned long long)i);
 		return;
 	}
+	/* "hash": the signature's hash the approvals cover (entries made
+	 * before requests named one are SHA-256 ones). */
 	rec = json_pack(
-	        "{s:O, s:O, s:O, s:O}", "policy_version", json_object_get(o, "policy_version"),
+	        "{s:O, s:o, s:O, s:O, s:O}", "policy_version", json_object_get(o, "policy_version"),
+	        "hash",
+	        json_is_string(json_object_get(o, "hash")) ? json_incref(json_object_get(o, "hash"))
+	                                                   : json_string("sha256"),
 	        "role", json_object_get(o, "role") ? json_object_get(o, "role") : json_null(),
 	        "kind", json_object_get(o, "kind") ? json_object_get(o, "kind") : json_null(),
 	        "payload_sha256",
@@ -843,8 +848,8 @@ check_vote(qsc_audit_verifier *v, uint64_t i, json_t *o)
 		      (unsigned long long)i, who, id);
 		return;
 	}
-	if (qs_stmt_approval(server, id, role, kind, dg, approve, json_integer_value(vt), &stmt,
-	                     &stmt_len) != 0) {
+	if (qs_stmt_approval_hash(server, id, role, kind, dg, str_field(req, "hash"), approve,
+	                          json_integer_value(vt), &stmt, &stmt_len) != 0) {
 		vfail(v, "entry %llu: vote by %s on request %s: %s", (unsigned long long)i, who, id,
 		      qs_errdetail());
 		return;

@@ -1279,6 +1279,8 @@ check_view(const qsc_client *c, const Qsign__V1__RequestView *v)
 		bad = "submitter";
 	else if (v->payload_sha256.len != 32)
 		bad = "payload_sha256";
+	else if (qs_hash_lookup(v->hash, NULL, NULL) == NULL)
+		bad = "hash";
 	else if (v->payload_size > QSC_MAX_REQUEST_PAYLOAD)
 		bad = "payload_size";
 	else if (v->payload.len != 0 && v->payload.len != v->payload_size)
@@ -1326,15 +1328,27 @@ qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint
                    size_t len, const char *message, const char *client_token,
                    Qsign__V1__RequestView **out)
 {
+	return qsc_request_submit_hash(c, role, kind, NULL, payload, len, message, client_token,
+	                               out);
+}
+
+int
+qsc_request_submit_hash(qsc_client *c, const char *role, const char *kind, const char *hash,
+                        const uint8_t *payload, size_t len, const char *message,
+                        const char *client_token, Qsign__V1__RequestView **out)
+{
 	Qsign__V1__SubmitRequest req = QSIGN__V1__SUBMIT_REQUEST__INIT;
 	Qsign__V1__RequestView *v = NULL;
 	const struct qs_payload_kind *pk;
+	const char *h;
 	uint8_t digest[32];
 	int r;
 
 	*out = NULL;
 	if (!qs_name_valid(role, QS_MAX_NAME))
 		return qs_fail(QS_ERR_INVALID, "invalid role name");
+	if ((h = qs_hash_lookup(hash, NULL, NULL)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown hash (sha256, sha384 or sha512)");
 	if ((pk = qs_payload_kind(kind)) == NULL)
 		return qs_fail(QS_ERR_INVALID, "unknown payload kind %s (digest, blob, policy)",
 		               kind != NULL && qs_name_valid(kind, QS_MAX_NAME) ? kind : "?");
@@ -1354,15 +1368,17 @@ qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint
 	req.payload.len = len;
 	req.message = (char *)(message != NULL ? message : "");
 	req.client_token = (char *)(client_token != NULL ? client_token : "");
+	req.hash = (char *)(strcmp(h, "sha256") == 0 ? "" : h);
 	if ((r = view_call(c, QS_M_REQ_SUBMIT, &req.base, &v)) != 0)
 		return r;
 	/* The daemon says what it recorded; make sure it is what we sent. */
 	if (strcmp(v->role, role) != 0 || strcmp(v->kind, pk->name) != 0 ||
+	    qs_hash_lookup(v->hash, NULL, NULL) != h ||
 	    CRYPTO_memcmp(v->payload_sha256.data, digest, 32) != 0 || v->payload_size != len) {
 		qsc_free(v);
 		return qs_fail(QS_ERR_INVALID,
 		               "the daemon recorded a different request than the one sent "
-		               "(role, kind or payload digest)");
+		               "(role, kind, hash or payload digest)");
 	}
 	*out = v;
 	return 0;
@@ -1495,8 +1511,8 @@ qsc_request_vote(qsc_client *c, const char *id, int approve, const char *reason,
 		goto out;
 	}
 	now = (int64_t)time(NULL);
-	if ((r = qs_stmt_approval(qsc_server_identity(c), id, v->role, v->kind, digest, approve,
-	                          now, &stmt, &stmt_len)) != 0 ||
+	if ((r = qs_stmt_approval_hash(qsc_server_identity(c), id, v->role, v->kind, digest,
+	                               v->hash, approve, now, &stmt, &stmt_len)) != 0 ||
 	    (r = qsc_id_sign(c->id, stmt, stmt_len, sig, &sig_len)) != 0)
 		goto out;
 	req.id = (char *)id;

@@ -277,6 +277,12 @@ int qsc_sign_batch_hash(qsc_client *c, const char *role, const char *key,
 int qsc_request_submit(qsc_client *c, const char *role, const char *kind, const uint8_t *payload,
                        size_t len, const char *message, const char *client_token,
                        Qsign__V1__RequestView **out);
+/* The same with the hash the signature uses (SubmitRequest.hash: "sha256",
+ * NULL or "" for it, "sha384", "sha512"); a "digest" payload is then one of
+ * that hash's digests. The reply must echo it. */
+int qsc_request_submit_hash(qsc_client *c, const char *role, const char *kind, const char *hash,
+                            const uint8_t *payload, size_t len, const char *message,
+                            const char *client_token, Qsign__V1__RequestView **out);
 
 /*
  * Requests/List: requests visible to the caller, newest first as the daemon
@@ -309,8 +315,9 @@ int qsc_request_get(qsc_client *c, const char *id, int include_payload,
  * payload the approver reviewed; for an approval the payload must also
  * pass its kind's validate() (a reject is allowed for a payload that does
  * not: that is what rejecting is for). It then signs the approval
- * statement (qs_stmt_approval(): server identity, id, role, kind, the
- * locally computed SHA-256, decision, now) with the principal's key and
+ * statement (qs_stmt_approval_hash(): server identity, id, role, kind,
+ * the locally computed SHA-256, the request's signature hash, decision,
+ * now) with the principal's key and
  * sends it with `reason` (NULL = none). *out (the request after the vote)
  * freed with qsc_free().
  * Errors: QS_ERR_INVALID (no principal, bad id, reason too long or with

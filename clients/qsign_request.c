@@ -197,12 +197,12 @@ view_json(const Qsign__V1__RequestView *v)
 	}
 	h = hex_or_die(v->payload_sha256.data, 32);
 	p = progress_line(v);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:s, s:o, s:I}", "id", v->id, "role",
-	              v->role, "kind", v->kind, "submitter", v->submitter, "message",
-	              json_text(v->message), "payload_sha256", h, "payload_size",
-	              (json_int_t)v->payload_size, "state", qsc_request_state_name((int)v->state),
-	              "state_message", json_text(v->state_message), "policy_version",
-	              (json_int_t)v->policy_version);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:I}", "id", v->id,
+	              "role", v->role, "kind", v->kind, "submitter", v->submitter, "message",
+	              json_text(v->message), "payload_sha256", h, "hash",
+	              v->hash[0] ? v->hash : "sha256", "payload_size", (json_int_t)v->payload_size,
+	              "state", qsc_request_state_name((int)v->state), "state_message",
+	              json_text(v->state_message), "policy_version", (json_int_t)v->policy_version);
 	iso_time(v->created, t);
 	json_object_set_new(j, "created", json_string(t));
 	iso_time(v->expires, t);
@@ -262,13 +262,17 @@ submit_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [GLOBAL OPTIONS] request submit -r ROLE (-f FILE | -d HEX) [-k KIND]\n"
-	        "           [-m MESSAGE] [-t TOKEN] [--wait[=SECONDS]] [--json]\n"
+	        "           [--hash sha256|sha384|sha512] [-m MESSAGE] [-t TOKEN]\n"
+	        "           [--wait[=SECONDS]] [--json]\n"
 	        "  Ask the approvers of a quorum role for a signature. Prints the request id\n"
 	        "  (stdout) and, on stderr, its progress and the next step.\n"
 	        "  -f FILE     the payload (- reads stdin); kind \"blob\" unless -k says "
 	        "otherwise\n"
-	        "  -d HEX      a SHA-256 digest, 64 hex characters; kind \"digest\"\n"
+	        "  -d HEX      a digest of the hash, 64/96/128 hex characters for\n"
+	        "              SHA-256/384/512; kind \"digest\"\n"
 	        "  -k KIND     payload kind: digest, blob or policy\n"
+	        "  --hash H    the signature's hash (default sha256; digest and blob only):\n"
+	        "              the role's quorum.hashes must list it; approvals cover it\n"
 	        "  -m MESSAGE  why: shown to the approvers\n"
 	        "  -t TOKEN    idempotency key (default: random); submitting again with the\n"
 	        "              same TOKEN returns the first request instead of a new one\n"
@@ -284,13 +288,13 @@ submit_usage(FILE *f)
  * token makes the daemon return the request the first attempt created. */
 static int
 submit_with_retry(const struct globals *g, qsc_client *c, const char *role, const char *kind,
-                  const uint8_t *payload, size_t len, const char *message, const char *token,
-                  Qsign__V1__RequestView **out)
+                  const char *hash, const uint8_t *payload, size_t len, const char *message,
+                  const char *token, Qsign__V1__RequestView **out)
 {
 	int r = 0;
 
 	for (int attempt = 1; attempt <= SUBMIT_ATTEMPTS; attempt++) {
-		r = qsc_request_submit(c, role, kind, payload, len, message, token, out);
+		r = qsc_request_submit_hash(c, role, kind, hash, payload, len, message, token, out);
 		if (r != QS_ERR_UNAVAILABLE && r != QS_ERR_TIMEOUT)
 			break;
 		if (attempt < SUBMIT_ATTEMPTS) {
@@ -303,8 +307,8 @@ submit_with_retry(const struct globals *g, qsc_client *c, const char *role, cons
 }
 
 static int
-submit_common(struct globals *g, const char *role, const char *kind, const uint8_t *payload,
-              size_t len, const char *message, const char *token)
+submit_common(struct globals *g, const char *role, const char *kind, const char *hash,
+              const uint8_t *payload, size_t len, const char *message, const char *token)
 {
 	Qsign__V1__RequestView *v = NULL;
 	qsc_client *c = NULL;
@@ -324,7 +328,8 @@ submit_common(struct globals *g, const char *role, const char *kind, const uint8
 	}
 	if ((r = connect_client(g, &c)) != EXIT_OK)
 		return r;
-	if ((r = submit_with_retry(g, c, role, kind, payload, len, message, token, &v)) != 0) {
+	if ((r = submit_with_retry(g, c, role, kind, hash, payload, len, message, token, &v)) !=
+	    0) {
 		r = report(g, c, r);
 		goto out;
 	}
@@ -345,22 +350,23 @@ submit_main(int argc, char **argv, struct globals *g)
 	        {"kind", required_argument, NULL, 'k'},
 	        {"message", required_argument, NULL, 'm'},
 	        {"client-token", required_argument, NULL, 't'},
+	        {"hash", required_argument, NULL, 'H'},
 	        WAIT_OPTION,
 	        {NULL, 0, NULL, 0},
 	};
 	const char *role = NULL, *file = NULL, *hex = NULL, *kind = NULL, *msg = NULL,
-	           *token = NULL;
+	           *token = NULL, *hash_name = NULL, *hash;
 	const struct qs_payload_kind *pk;
-	uint8_t digest[32], *buf = NULL;
+	uint8_t digest[QS_DIGEST_MAX], *buf = NULL;
 	const uint8_t *payload;
-	size_t len;
+	size_t len, dg_len = 0;
 	int r;
 
 	{
-		const struct opt_keep keep[] = {{'r', &role, NULL}, {'f', &file, NULL},
-		                                {'d', &hex, NULL},  {'k', &kind, NULL},
-		                                {'m', &msg, NULL},  {'t', &token, NULL},
-		                                {0, NULL, NULL}};
+		const struct opt_keep keep[] = {{'r', &role, NULL},      {'f', &file, NULL},
+		                                {'d', &hex, NULL},       {'k', &kind, NULL},
+		                                {'m', &msg, NULL},       {'t', &token, NULL},
+		                                {'H', &hash_name, NULL}, {0, NULL, NULL}};
 		const struct opts o = {"r:f:d:k:m:t:", opts, keep, NULL, NULL, 0, -1};
 		if ((r = parse_opts(argc, argv, g, submit_usage, &o)) >= 0)
 			return r;
@@ -391,13 +397,16 @@ submit_main(int argc, char **argv, struct globals *g)
 	}
 	if (check_text_arg("message", msg) != 0)
 		return EXIT_USAGE;
+	if ((hash = parse_hash(hash_name, &dg_len, NULL)) == NULL)
+		return EXIT_USAGE;
 	if (hex != NULL) {
-		if (parse_digest(hex, digest) != 0) {
-			errmsg("-d needs a SHA-256 digest: exactly 64 hex characters");
+		if (parse_digest_of(hex, dg_len, digest) != 0) {
+			errmsg("-d needs a %s digest: exactly %zu hex characters", hash,
+			       2 * dg_len);
 			return EXIT_USAGE;
 		}
 		payload = digest;
-		len = sizeof(digest);
+		len = dg_len;
 	} else {
 		if (read_input(file,
 		               QS_MAX_BLOB > QS_MAX_POLICY_BYTES ? QS_MAX_BLOB
@@ -412,7 +421,7 @@ submit_main(int argc, char **argv, struct globals *g)
 		free(buf);
 		return EXIT_USAGE;
 	}
-	r = submit_common(g, role, pk->name, payload, len, msg, token);
+	r = submit_common(g, role, pk->name, hash, payload, len, msg, token);
 	free(buf);
 	return r;
 }
@@ -677,6 +686,7 @@ show_main(int argc, char **argv, struct globals *g)
 	put_safe(stdout, v->message[0] != '\0' ? v->message : "-", 0);
 	printf("\npayload sha256: %s (verified locally)\npayload size:   %llu bytes\n", hex,
 	       (unsigned long long)v->payload_size);
+	printf("signature hash: %s (the approvals cover it)\n", v->hash[0] ? v->hash : "sha256");
 	printf("policy version: %llu\n", (unsigned long long)v->policy_version);
 	iso_time(v->created, t);
 	printf("created:        %s\n", t);
@@ -1154,8 +1164,9 @@ outcome(qsc_client *c, const Qsign__V1__RequestView *v, char **what, char **wher
 			size_t klen = 0;
 			/* A digest request signs the digest itself: name that. */
 			int dig = strcmp(v->kind, "digest") == 0 &&
-			          qsc_request_get(c, v->id, 1, &pv) == 0 && pv->payload.len == 32;
-			h = dig ? hex_or_die(pv->payload.data, 32)
+			          qsc_request_get(c, v->id, 1, &pv) == 0 &&
+			          qs_hash_of_len(pv->payload.len) != NULL;
+			h = dig ? hex_or_die(pv->payload.data, pv->payload.len)
 			        : hex_or_die(v->payload_sha256.data, 32);
 			qsc_free(pv);
 			FILE *f = open_memstream(&keys, &klen);
@@ -1322,9 +1333,9 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 		const Qsign__V1__KeyInfo *k = NULL;
 		EVP_PKEY *pk = NULL;
 		BIO *bio;
-		uint8_t dg[32];
+		uint8_t dg[QS_DIGEST_MAX];
 		const uint8_t *blob = NULL;
-		size_t blen = 0;
+		size_t blen = 0, dlen = 0;
 		int vr;
 
 		for (size_t j = 0; j < keys->n_keys; j++)
@@ -1337,17 +1348,19 @@ verify_fetched(qsc_client *c, const Qsign__V1__FetchResponse *fr)
 		}
 		pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 		BIO_free(bio);
-		if (strcmp(v->kind, "digest") == 0 && v->payload.len == 32) {
-			memcpy(dg, v->payload.data, 32);
-		} else {
-			qs_sha256(v->payload.data, v->payload.len, dg);
+		/* The digest of the request's signature hash (a "digest"
+		 * payload is it); Ed25519 verifies over the blob. */
+		if (strcmp(v->kind, "digest") != 0) {
 			blob = v->payload.data;
 			blen = v->payload.len;
 		}
 		vr = pk == NULL ? QS_ERR_INVALID
-		                : qs_rolesig_verify(
-		                          pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)),
-		                          dg, blob, blen, s->signature.data, s->signature.len);
+		                : qs_request_digest(v->hash, blob == NULL, v->payload.data,
+		                                    v->payload.len, dg, &dlen);
+		if (vr == 0)
+			vr = qs_rolesig_verify_hash(
+			        pk, hsm_keytype_is_pkcs1(hsm_keytype_parse(k->algorithm)), v->hash,
+			        dg, dlen, blob, blen, s->signature.data, s->signature.len);
 		EVP_PKEY_free(pk);
 		if (vr == QS_ERR_BADSIG) {
 			errmsg("signature %zu by key %s does not verify over request %s's payload: "
@@ -1620,7 +1633,7 @@ policy_propose_main(int argc, char **argv, struct globals *g)
 		free(buf);
 		return EXIT_USAGE;
 	}
-	r = submit_common(g, "policy", "policy", buf, len, msg, token);
+	r = submit_common(g, "policy", "policy", NULL, buf, len, msg, token);
 	free(buf);
 	return r;
 }

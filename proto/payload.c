@@ -16,9 +16,11 @@ static int
 digest_validate(const uint8_t *p, size_t len)
 {
 	(void)p;
-	if (len != 32)
+	if (qs_hash_of_len(len) == NULL)
 		return qs_fail(QS_ERR_INVALID,
-		               "a digest payload is a 32-byte SHA-256, got %zu bytes", len);
+		               "a digest payload is a 32-byte SHA-256 (48 bytes: SHA-384, 64: "
+		               "SHA-512), got %zu bytes",
+		               len);
 	return 0;
 }
 
@@ -26,10 +28,11 @@ static int
 digest_describe(const uint8_t *p, size_t len, const char *context, char **out)
 {
 	char *hex = qs_hex(p, len);
+	const char *h = qs_hash_of_len(len);
 
 	(void)context;
 	*out = NULL;
-	if (hex == NULL || asprintf(out, "SHA-256 digest to sign: %s\n", hex) < 0) {
+	if (hex == NULL || asprintf(out, "%s digest to sign: %s\n", h ? h : "?", hex) < 0) {
 		free(hex);
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	}

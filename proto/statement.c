@@ -166,6 +166,32 @@ qs_hash_list(unsigned set, char *buf, size_t cap)
 }
 
 int
+qs_request_digest(const char *hash, int digest, const uint8_t *payload, size_t len, uint8_t *dg,
+                  size_t *dg_len)
+{
+	const EVP_MD *md = NULL;
+	const char *h;
+	unsigned int n = 0;
+	size_t want = 0;
+
+	*dg_len = 0;
+	if ((h = qs_hash_lookup(hash, &want, &md)) == NULL || md == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown signature hash");
+	if (digest) {
+		if (len != want)
+			return qs_fail(QS_ERR_INVALID,
+			               "a digest payload is a %zu-byte %s digest, got %zu bytes",
+			               want, h, len);
+		memcpy(dg, payload, len);
+	} else if (EVP_Digest(payload, len, dg, &n, md, NULL) != 1 || n != want) {
+		ERR_clear_error();
+		return qs_fail(QS_ERR_CRYPTO, "%s of the payload", h);
+	}
+	*dg_len = want;
+	return 0;
+}
+
+int
 qs_stmt_auth(const char *server_identity, const char *principal, const uint8_t *challenge,
              size_t challenge_len, uint8_t **out, size_t *out_len)
 {
@@ -365,9 +391,23 @@ int
 qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
                   size_t blob_len, const uint8_t *sig, size_t sig_len)
 {
+	return qs_rolesig_verify_hash(pk, rsa_pkcs1, "sha256", digest32, 32, blob, blob_len, sig,
+	                              sig_len);
+}
+
+int
+qs_rolesig_verify_hash(EVP_PKEY *pk, int rsa_pkcs1, const char *hash, const uint8_t *digest,
+                       size_t digest_len, const uint8_t *blob, size_t blob_len, const uint8_t *sig,
+                       size_t sig_len)
+{
 	EVP_PKEY_CTX *pctx = NULL;
 	EVP_MD_CTX *mctx = NULL;
+	const EVP_MD *md = NULL;
+	size_t want = 0;
 	int ok = 0;
+
+	if (qs_hash_lookup(hash, &want, &md) == NULL || md == NULL || digest_len != want)
+		return qs_fail(QS_ERR_INVALID, "no %zu-byte digest of a known hash", digest_len);
 
 	if (EVP_PKEY_is_a(pk, "ED25519")) {
 		if (blob == NULL)
@@ -380,15 +420,17 @@ qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const ui
 	} else {
 		if ((pctx = EVP_PKEY_CTX_new(pk, NULL)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
+		/* PSS: salt of the digest's length, MGF1 with its hash (as the
+		 * daemon signs). */
 		ok = EVP_PKEY_verify_init(pctx) == 1 &&
-		     EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) == 1;
+		     EVP_PKEY_CTX_set_signature_md(pctx, md) == 1;
 		if (ok && EVP_PKEY_is_a(pk, "RSA") && rsa_pkcs1)
 			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
 		else if (ok && EVP_PKEY_is_a(pk, "RSA"))
 			ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
-			     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1;
-		ok = ok && EVP_PKEY_verify(pctx, sig, sig_len, digest32, 32) == 1;
+			     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)digest_len) == 1 &&
+			     EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) == 1;
+		ok = ok && EVP_PKEY_verify(pctx, sig, sig_len, digest, digest_len) == 1;
 		EVP_PKEY_CTX_free(pctx);
 	}
 	ERR_clear_error();
@@ -400,7 +442,17 @@ qs_stmt_approval(const char *server_identity, const char *request_id, const char
                  const char *kind, const uint8_t digest[32], int approve, int64_t time,
                  uint8_t **out, size_t *out_len)
 {
-	char *hex = NULL, *buf = NULL;
+	return qs_stmt_approval_hash(server_identity, request_id, role, kind, digest, NULL, approve,
+	                             time, out, out_len);
+}
+
+int
+qs_stmt_approval_hash(const char *server_identity, const char *request_id, const char *role,
+                      const char *kind, const uint8_t digest[32], const char *sig_hash, int approve,
+                      int64_t time, uint8_t **out, size_t *out_len)
+{
+	char *hex = NULL, *buf = NULL, hline[32] = "";
+	const char *h;
 	int n;
 
 	*out = NULL;
@@ -409,14 +461,20 @@ qs_stmt_approval(const char *server_identity, const char *request_id, const char
 	    !qs_name_valid(request_id, QS_MAX_NAME) || !qs_name_valid(role, QS_MAX_NAME) ||
 	    !qs_name_valid(kind, QS_MAX_NAME))
 		return qs_fail(QS_ERR_INVALID, "invalid name in approval statement");
+	if ((h = qs_hash_lookup(sig_hash, NULL, NULL)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown signature hash in approval statement");
 	if (time < 0)
 		return qs_fail(QS_ERR_INVALID, "approval time before 1970");
+	/* SHA-256 signatures keep the statement they always had (votes in
+	 * existing logs still verify); any other hash adds its line. */
+	if (strcmp(h, "sha256") != 0)
+		snprintf(hline, sizeof(hline), "signature-hash %s\n", h);
 	if ((hex = qs_hex(digest, 32)) == NULL)
 		return qs_fail(QS_ERR_NOMEM, "out of memory");
 	n = asprintf(&buf,
 	             "%s\nserver %s\nrequest %s\nrole %s\nkind %s\npayload-sha256 %s\n"
-	             "decision %s\ntime %lld\n",
-	             QS_STMT_APPROVAL_CONTEXT, server_identity, request_id, role, kind, hex,
+	             "%sdecision %s\ntime %lld\n",
+	             QS_STMT_APPROVAL_CONTEXT, server_identity, request_id, role, kind, hex, hline,
 	             approve ? "approve" : "reject", (long long)time);
 	free(hex);
 	if (n < 0)

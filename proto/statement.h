@@ -63,10 +63,21 @@ int qs_key_fingerprint(const uint8_t *spki_der, size_t len, char *out, size_t ca
  *   "role " <role> "\n"
  *   "kind " <kind> "\n"
  *   "payload-sha256 " <lower-case hex> "\n"
+ *   ["signature-hash " ("sha384" | "sha512") "\n"]
  *   "decision " ("approve" | "reject") "\n"
  *   "time " <unix seconds, decimal> "\n"
- * Everything an auditor needs to re-verify the vote is in the audit log.
+ * The payload is always named by its SHA-256 (approvers approve the exact
+ * bytes); the signature-hash line names the hash the role key signs with
+ * when it is not SHA-256 (SubmitRequest.hash), so an approval of a SHA-256
+ * signature is never one of a SHA-384 signature of the same payload. A
+ * SHA-256 request's statement has no such line: the bytes every earlier
+ * vote signed. Everything an auditor needs to re-verify the vote is in the
+ * audit log.
  */
+int qs_stmt_approval_hash(const char *server_identity, const char *request_id, const char *role,
+                          const char *kind, const uint8_t digest[32], const char *sig_hash,
+                          int approve, int64_t time, uint8_t **out, size_t *out_len);
+/* The same for a SHA-256 signature (sig_hash NULL). */
 int qs_stmt_approval(const char *server_identity, const char *request_id, const char *role,
                      const char *kind, const uint8_t digest[32], int approve, int64_t time,
                      uint8_t **out, size_t *out_len);
@@ -94,6 +105,11 @@ int qs_sig_sign(EVP_PKEY *priv, const uint8_t *msg, size_t len, uint8_t *sig, si
  * (Ed25519). Used by tests, clients and auditors. */
 int qs_rolesig_verify(EVP_PKEY *pk, int rsa_pkcs1, const uint8_t *digest32, const uint8_t *blob,
                       size_t blob_len, const uint8_t *sig, size_t sig_len);
+/* The same over a digest of hash (qs_hash_lookup's names) of digest_len
+ * bytes: a quorum request's signature (SubmitRequest.hash). */
+int qs_rolesig_verify_hash(EVP_PKEY *pk, int rsa_pkcs1, const char *hash, const uint8_t *digest,
+                           size_t digest_len, const uint8_t *blob, size_t blob_len,
+                           const uint8_t *sig, size_t sig_len);
 
 /* Lower-case hex of buf into a malloc'd string. NULL on allocation failure. */
 char *qs_hex(const uint8_t *buf, size_t len);
@@ -130,5 +146,12 @@ const char *qs_hash_of_len(size_t len);
 size_t qs_hash_names(unsigned set, const char **names, size_t cap);
 /* The same names as one string, "sha256, sha384" (truncated to cap). */
 void qs_hash_list(unsigned set, char *buf, size_t cap);
+/* The digest a role key signs for a quorum request with signature hash
+ * `hash` (qs_hash_lookup's names): a "digest" payload (digest != 0) is it
+ * and must be that hash's length; a blob is hashed. dg holds
+ * QS_DIGEST_MAX. Errors: QS_ERR_INVALID (unknown hash, wrong length),
+ * QS_ERR_CRYPTO. */
+int qs_request_digest(const char *hash, int digest, const uint8_t *payload, size_t len, uint8_t *dg,
+                      size_t *dg_len);
 
 #endif

@@ -561,6 +561,7 @@ evidence_of(const struct store_request *r, struct ps_vote *votes, struct ps_evid
 	ev->role = r->role;
 	ev->kind = r->kind;
 	ev->submitter = r->submitter;
+	ev->hash = r->hash;
 	ev->policy_version = r->policy_version;
 	ev->votes = votes;
 	for (size_t i = 0; i < r->nvotes && ev->nvotes < QS_MAX_PRIVSEP_VOTES; i++) {
@@ -580,22 +581,24 @@ keyring_sign_request(const struct keyring_key *k, const struct store_request *r,
 {
 	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
 	struct ps_evidence ev;
-	uint8_t raw[HSM_SIG_MAX];
-	size_t raw_len = 0;
+	uint8_t raw[HSM_SIG_MAX], dg[QS_DIGEST_MAX];
+	size_t raw_len = 0, dg_len = 0;
 	int blob = strcmp(r->kind, "blob") == 0, rc;
 
 	*sig_len = 0;
 	if (!blob && strcmp(r->kind, "digest") != 0)
 		return qs_fail(QS_ERR_INTERNAL, "payload kind %s is not signed as it is", r->kind);
-	/* A "digest" payload is the SHA-256 to sign; a blob is hashed
-	 * (r->digest is the SHA-256 of the payload bytes either way). */
-	if (!blob && r->payload_len != 32)
-		return qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", r->payload_len);
-	if (k->ps == NULL)
-		return keyring_sign(k, blob ? r->digest : r->payload, blob ? r->payload : NULL,
-		                    r->payload_len, sig, sig_len);
+	/* A "digest" payload is the digest to sign; a blob is hashed, with
+	 * the request's signature hash (r->digest is the SHA-256 of the
+	 * payload bytes either way: what the approvers approved). */
+	if ((rc = qs_request_digest(r->hash, !blob, r->payload, r->payload_len, dg, &dg_len)) != 0)
+		return rc;
 	if (k->type == HSM_KEY_ED25519 && !blob)
 		return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+	if (k->ps == NULL && k->type == HSM_KEY_ED25519)
+		return keyring_sign(k, r->digest, r->payload, r->payload_len, sig, sig_len);
+	if (k->ps == NULL)
+		return keyring_sign_hashed(k, dg, dg_len, sig, sig_len);
 	evidence_of(r, votes, &ev);
 	rc = ps_sign_quorum(k->ps, &ev, r->payload, r->payload_len, raw, &raw_len);
 	return finish_raw(k, rc, raw, raw_len, sig, sig_len);

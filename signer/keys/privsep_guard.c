@@ -589,6 +589,11 @@ approvals(struct ps_guard *g, const char *request, const struct policy *sub,
 	snprintf(rq.role, sizeof(rq.role), "%s", ev->role);
 	snprintf(rq.kind, sizeof(rq.kind), "%s", ev->kind);
 	snprintf(rq.submitter, sizeof(rq.submitter), "%s", ev->submitter);
+	/* The approvals cover the signature's hash (qs_stmt_approval_hash):
+	 * votes for another hash's signature do not count here. */
+	if (qs_hash_lookup(ev->hash, NULL, NULL) == NULL)
+		return refuse(request, "unknown signature hash %.16s", ev->hash);
+	snprintf(rq.hash, sizeof(rq.hash), "%s", qs_hash_lookup(ev->hash, NULL, NULL));
 	rq.policy_version = ev->policy_version;
 	/* The digest the approvers signed is recomputed here, never taken. */
 	qs_sha256(payload, len, rq.digest);
@@ -1174,9 +1179,10 @@ out:
 
 int
 ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-                const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t dg[32],
+                const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t *dg,
                 const uint8_t **in, size_t *in_len)
 {
+	size_t dg_len = 0;
 	struct approval_rules ar;
 	const struct policy *sub = NULL, *cur;
 	int blob, r;
@@ -1196,6 +1202,9 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 	cur = g->chain[g->nchain - 1];
 	if ((r = approvals(g, "sign_quorum", sub, cur, ev, payload, len, &ar)) != 0)
 		return r;
+	if (!(ar.cur.role->hashes & qs_hash_bit(ev->hash)))
+		return refuse("sign_quorum", "role %.64s does not allow the hash %.16s", ev->role,
+		              ev->hash);
 	{
 		int mine = 0;
 		for (size_t i = 0; i < ar.cur.role->nkeys && !mine; i++) {
@@ -1210,18 +1219,18 @@ ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm
 	if (type == HSM_KEY_ED25519) {
 		if (!blob)
 			return qs_fail(QS_ERR_INVALID, "Ed25519 keys sign blobs, not digests");
+		if (strcmp(qs_hash_lookup(ev->hash, NULL, NULL), "sha256") != 0)
+			return refuse("sign_quorum",
+			              "Ed25519 signs the message itself: no hash %.16s", ev->hash);
 		*in = payload;
 		*in_len = len;
-	} else if (blob) {
-		qs_sha256(payload, len, dg);
-		*in = dg;
-		*in_len = 32;
-	} else {
-		if (len != 32)
-			return qs_fail(QS_ERR_INVALID, "digest payload of %zu bytes", len);
-		*in = payload;
-		*in_len = 32;
+		return 0;
 	}
+	/* The digest is recomputed with the hash the approvals cover. */
+	if ((r = qs_request_digest(ev->hash, !blob, payload, len, dg, &dg_len)) != 0)
+		return r;
+	*in = dg;
+	*in_len = dg_len;
 	return 0;
 }
 

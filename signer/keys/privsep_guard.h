@@ -206,11 +206,12 @@ int ps_guard_keygen(const char *label, int (*exists)(void *arg, const char *labe
  * PS_SIGN_QUORUM with the key (der, type): 0 if the approvals of request ev
  * over payload count under the chain (threshold, approvers, signatures,
  * the key is one of the role's); then *in, *in_len is the token's input:
- * dg (filled, 32 bytes) or the payload itself.
+ * dg (QS_DIGEST_MAX bytes; filled with the digest of ev->hash, the one
+ * the approvals cover) or the payload itself.
  */
 int ps_guard_quorum(struct ps_guard *g, const uint8_t *der, size_t der_len, enum hsm_keytype type,
-                    const struct ps_evidence *ev, const uint8_t *payload, size_t len,
-                    uint8_t dg[32], const uint8_t **in, size_t *in_len);
+                    const struct ps_evidence *ev, const uint8_t *payload, size_t len, uint8_t *dg,
+                    const uint8_t **in, size_t *in_len);
 
 /*
  * PS_SIGN_CHECKPOINT: 0 if der is the audit key and text a checkpoint of

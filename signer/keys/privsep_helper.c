@@ -258,7 +258,7 @@ static int
 ph_sign_quorum(struct helper *h, const struct ps_request *q, struct ps_wbuf *out)
 {
 	struct helper_key *k;
-	uint8_t sig[HSM_SIG_MAX], dg[32];
+	uint8_t sig[HSM_SIG_MAX], dg[QS_DIGEST_MAX];
 	const uint8_t *in = NULL;
 	size_t sig_len = 0, in_len = 0;
 	int r;

@@ -209,6 +209,7 @@ evidence_encode(struct ps_wbuf *b, const struct ps_evidence *ev)
 	ps_wb_str(b, ev->role);
 	ps_wb_str(b, ev->kind);
 	ps_wb_str(b, ev->submitter);
+	ps_wb_str(b, ev->hash != NULL ? ev->hash : "");
 	wb_u64(b, ev->policy_version);
 	ps_wb_u32(b, (uint32_t)ev->nvotes);
 	for (size_t i = 0; i < ev->nvotes; i++) {
@@ -229,6 +230,8 @@ evidence_decode(struct ps_rd *r, struct ps_request_in *in)
 	ps_rd_str(r, in->ev_role);
 	ps_rd_str(r, in->ev_kind);
 	ps_rd_str(r, in->ev_submitter);
+	ps_rd_str(r, in->ev_hash);
+	ev->hash = in->ev_hash;
 	ev->id = in->ev_id;
 	ev->role = in->ev_role;
 	ev->kind = in->ev_kind;

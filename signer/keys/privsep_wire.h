@@ -113,6 +113,7 @@ struct ps_vote {
  * request (an online TUF document, a device certificate). */
 struct ps_evidence {
 	const char *id, *role, *kind, *submitter;
+	const char *hash;        /* the signature's hash (store_request.hash; "" = sha256) */
 	uint64_t policy_version; /* the version it was submitted under */
 	const struct ps_vote *votes;
 	size_t nvotes; /* 0..QS_MAX_PRIVSEP_VOTES */
@@ -169,6 +170,7 @@ struct ps_request_in {
 	size_t item_lens[QS_MAX_BATCH];
 	char ev_id[QS_MAX_PRIVSEP_STR + 1], ev_role[QS_MAX_PRIVSEP_STR + 1];
 	char ev_kind[QS_MAX_PRIVSEP_STR + 1], ev_submitter[QS_MAX_PRIVSEP_STR + 1];
+	char ev_hash[QS_MAX_PRIVSEP_STR + 1];
 	char approvers[QS_MAX_PRIVSEP_VOTES][QS_MAX_PRIVSEP_STR + 1];
 	struct ps_vote votes[QS_MAX_PRIVSEP_VOTES];
 };

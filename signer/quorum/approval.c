@@ -160,14 +160,14 @@ approval_vote_counts(const struct approval_rules *ar, const char *identity,
 	if ((pr = policy_principal(ar->cur.pol, v->approver)) == NULL)
 		return qs_fail(QS_ERR_DENIED, "%s is not in policy version %llu (in force)",
 		               v->approver, (unsigned long long)ar->cur.pol->version);
-	if ((rc = qs_stmt_approval(identity, r->id, r->role, r->kind, r->digest, v->approve,
-	                           v->time, &stmt, &len)) != 0)
+	if ((rc = qs_stmt_approval_hash(identity, r->id, r->role, r->kind, r->digest, r->hash,
+	                                v->approve, v->time, &stmt, &len)) != 0)
 		return rc;
 	if (qs_sig_verify(pr->pk, stmt, len, v->sig, v->sig_len) != 0)
 		rc = qs_fail(QS_ERR_UNAUTH,
 		             "vote signature does not verify with %s's key in policy version %llu "
 		             "(in force): the statement must cover this request, role, kind, "
-		             "payload digest, decision and time",
+		             "payload digest, signature hash, decision and time",
 		             v->approver, (unsigned long long)ar->cur.pol->version);
 	free(stmt);
 	return rc;

@@ -269,24 +269,29 @@ parse_keys(struct policy *p, json_t *obj)
 	return 0;
 }
 
-/* online.hashes: the hashes a digest/blob role's signatures may use
- * (qs_hash_lookup's names), each once; absent: all of them. A role with an
+/* online.hashes / quorum.hashes: the hashes a digest/blob role's
+ * signatures may use (qs_hash_lookup's names), each once; absent: dflt
+ * (all of them for online roles, sha256 for quorum roles). A role with an
  * Ed25519 key must allow sha256, the one hash that key signs with. */
 static int
-parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v)
+parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v, const char *mode,
+             unsigned dflt)
 {
 	json_t *x;
 	size_t i;
 
-	ro->hashes = QS_HASHES_ALL;
+	ro->hashes = dflt;
 	if (v == NULL)
 		return 0;
 	if (!(ro->payloads & (POLICY_PAYLOAD_DIGEST | POLICY_PAYLOAD_BLOB)))
-		return qs_fail(QS_ERR_INVALID, "online.hashes: only for roles of \"digest\" or "
-		                               "\"blob\" payloads");
+		return qs_fail(QS_ERR_INVALID,
+		               "%s.hashes: only for roles of \"digest\" or \"blob\" payloads",
+		               mode);
 	if (!json_is_array(v) || json_array_size(v) == 0)
-		return qs_fail(QS_ERR_INVALID, "online.hashes: must list at least one of sha256, "
-		                               "sha384, sha512 (omit it for all)");
+		return qs_fail(QS_ERR_INVALID,
+		               "%s.hashes: must list at least one of sha256, sha384, sha512 "
+		               "(or be left out)",
+		               mode);
 	ro->hashes = 0;
 	json_array_foreach(v, i, x)
 	{
@@ -294,11 +299,12 @@ parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v)
 		unsigned bit = s != NULL && s[0] != '\0' ? qs_hash_bit(s) : 0;
 		if (bit == 0)
 			return qs_fail(QS_ERR_INVALID,
-			               "online.hashes[%zu]: unknown hash %s%.40s%s: sha256, sha384 "
+			               "%s.hashes[%zu]: unknown hash %s%.40s%s: sha256, sha384 "
 			               "or sha512",
-			               i, s ? "\"" : "", s ? s : "(not a string)", s ? "\"" : "");
+			               mode, i, s ? "\"" : "", s ? s : "(not a string)",
+			               s ? "\"" : "");
 		if (ro->hashes & bit)
-			return qs_fail(QS_ERR_INVALID, "online.hashes[%zu]: duplicate \"%s\"", i,
+			return qs_fail(QS_ERR_INVALID, "%s.hashes[%zu]: duplicate \"%s\"", mode, i,
 			               s);
 		ro->hashes |= bit;
 	}
@@ -306,8 +312,8 @@ parse_hashes(const struct policy *p, struct policy_role *ro, json_t *v)
 		if (!hsm_keytype_signs_digest(p->keys[ro->keys[i]].type) &&
 		    !(ro->hashes & QS_HASH_SHA256))
 			return qs_fail(QS_ERR_INVALID,
-			               "online.hashes: key %s (%s) signs with sha256 only: list it",
-			               p->keys[ro->keys[i]].name,
+			               "%s.hashes: key %s (%s) signs with sha256 only: list it",
+			               mode, p->keys[ro->keys[i]].name,
 			               hsm_keytype_name(p->keys[ro->keys[i]].type));
 	return 0;
 }
@@ -347,14 +353,15 @@ parse_online(struct policy *p, struct policy_role *ro, json_t *v)
 			return qs_fail(QS_ERR_INVALID, "online.burst: integer 1..10000000");
 		ro->burst = (uint32_t)json_integer_value(x);
 	}
-	return parse_hashes(p, ro, json_object_get(v, "hashes"));
+	return parse_hashes(p, ro, json_object_get(v, "hashes"), "online", QS_HASHES_ALL);
 }
 
 static int
 parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 {
 	static const char *const allowed[] = {"threshold",   "approvers",           "requesters",
-	                                      "request_ttl", "allow_self_approval", NULL};
+	                                      "request_ttl", "allow_self_approval", "hashes",
+	                                      NULL};
 	json_t *x;
 	int r;
 
@@ -363,7 +370,6 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 	if ((r = qs_json_only(v, "quorum", allowed)) != 0)
 		return r;
 	ro->mode = POLICY_QUORUM;
-	ro->hashes = QS_HASH_SHA256; /* a request's signature is over its SHA-256 */
 	if ((r = name_list(p, json_object_get(v, "approvers"), "quorum.approvers",
 	                   POLICY_ROLE_ADMIN, &ro->approvers, &ro->napprovers)) != 0)
 		return r;
@@ -391,7 +397,9 @@ parse_quorum(struct policy *p, struct policy_role *ro, json_t *v)
 	if (x != NULL && !json_is_boolean(x))
 		return qs_fail(QS_ERR_INVALID, "quorum.allow_self_approval: true or false");
 	ro->allow_self_approval = json_is_true(x);
-	return 0;
+	/* Requests sign with SHA-256 unless the role lists other hashes
+	 * (SubmitRequest.hash); their approvals cover the hash. */
+	return parse_hashes(p, ro, json_object_get(v, "hashes"), "quorum", QS_HASH_SHA256);
 }
 
 /* The family of a payload kind: what a role listing it signs with. */

@@ -13,7 +13,8 @@
  *                                    burst: N, hashes: ["sha256", ...]}
  *                           quorum: {threshold: M, approvers: [...],
  *                                    requesters: [...], request_ttl: "24h",
- *                                    allow_self_approval: false}}
+ *                                    allow_self_approval: false,
+ *                                    hashes: ["sha256", ...]}}
  *   policy_admins  {threshold: M, admins: [...]}   (who approves the next
  *                                                   policy version)
  *
@@ -78,7 +79,8 @@ struct policy_role {
 	uint32_t rate_per_second; /* 0 = unlimited */
 	uint32_t burst;
 	/* the hashes its signatures may use (QS_HASH_* bits of statement.h);
-	 * online.hashes, all of them when absent (and for quorum roles) */
+	 * online.hashes (all of them when absent) or quorum.hashes (sha256
+	 * when absent) */
 	unsigned hashes;
 	/* quorum */
 	uint32_t threshold;

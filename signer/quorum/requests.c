@@ -136,6 +136,8 @@ view_new(const struct store_request *r, const struct approval_rules *ar, int wit
 		goto fail;
 	memcpy(v->payload_sha256.data, r->digest, 32);
 	v->payload_sha256.len = 32;
+	if ((v->hash = xstrdup(r->hash[0] ? r->hash : "sha256")) == NULL)
+		goto fail;
 	v->payload_size = r->payload_len;
 	v->state = (Qsign__V1__RequestState)r->state;
 	v->created = r->created;
@@ -422,8 +424,9 @@ audit_signed(struct server *s, const struct store_request *r, const struct store
 		free(sx);
 		hx = sx = NULL;
 	}
-	o = json_pack("{s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
-	              "signatures", arr);
+	/* "hash": what the signatures are over (SubmitRequest.hash). */
+	o = json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", r->id, "role", r->role, "kind", r->kind,
+	              "hash", r->hash[0] ? r->hash : "sha256", "signatures", arr);
 	if (o != NULL && result != NULL) {
 		qs_sha256(result, result_len, dg);
 		if ((hx = hex32(dg)) == NULL ||
@@ -1148,11 +1151,47 @@ out:
 
 /* ------------------------------------------------------------ handlers */
 
+/* The hash the request's signature uses (SubmitRequest.hash, "" =
+ * sha256): for "digest" and "blob" requests, one that every key of the
+ * role signs with and the role's quorum.hashes allows (sign_hash), and a
+ * digest payload of its length; other kinds sign with their own rules:
+ * sha256 only. */
+static int
+submit_hash(struct call_ctx *cx, const Qsign__V1__SubmitRequest *req, const struct policy_role *ro,
+            const char **hash)
+{
+	size_t want = 0;
+	char pb[80];
+	int r;
+
+	if (ro == NULL || (strcmp(req->kind, "digest") != 0 && strcmp(req->kind, "blob") != 0)) {
+		*hash = qs_hash_lookup(req->hash, NULL, NULL);
+		if (*hash == NULL || strcmp(*hash, "sha256") != 0)
+			return qs_fail(QS_ERR_INVALID,
+			               "payload kind %s: no signature hash \"%s\" (only \"digest\" "
+			               "and \"blob\" requests name one)",
+			               req->kind, log_peerstr(req->hash, pb, sizeof(pb)));
+		return 0;
+	}
+	for (size_t i = 0; i < ro->nkeys; i++)
+		if ((r = sign_hash(req->hash, ro, cx->pol->bound[ro->keys[i]], hash)) != 0)
+			return r;
+	if (ro->nkeys == 0 && (*hash = qs_hash_lookup(req->hash, NULL, NULL)) == NULL)
+		return qs_fail(QS_ERR_INVALID, "unknown hash");
+	qs_hash_lookup(*hash, &want, NULL);
+	if (strcmp(req->kind, "digest") == 0 && req->payload.len != want)
+		return qs_fail(QS_ERR_INVALID,
+		               "a digest payload is a %zu-byte %s digest, got %zu bytes", want,
+		               *hash, req->payload.len);
+	return 0;
+}
+
 int
 h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out, size_t *out_len)
 {
 	Qsign__V1__SubmitRequest *req = NULL;
 	const struct qs_payload_kind *pk;
+	const char *hash = NULL;
 	struct store_request rec, *got = NULL;
 	struct policy *np = NULL;
 	struct approval_rules ar;
@@ -1194,7 +1233,8 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 		r = qs_fail(QS_ERR_DENIED, "only admins propose policy changes");
 		goto out;
 	}
-	if ((r = pk->validate(req->payload.data, req->payload.len)) != 0)
+	if ((r = pk->validate(req->payload.data, req->payload.len)) != 0 ||
+	    (r = submit_hash(cx, req, ar.sub.role, &hash)) != 0)
 		goto out;
 	if (approval_eligible(&ar, cx->principal) < ar.threshold) {
 		r = qs_fail(QS_ERR_PRECONDITION,
@@ -1260,6 +1300,7 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 	rec.payload = req->payload.data;
 	rec.payload_len = req->payload.len;
 	qs_sha256(req->payload.data, req->payload.len, rec.digest);
+	snprintf(rec.hash, sizeof(rec.hash), "%s", hash);
 	rec.state = REQ_PENDING;
 	rec.created = now_s();
 	rec.expires = rec.created + ar.sub.ttl_s;
@@ -1271,20 +1312,21 @@ h_req_submit(struct call_ctx *cx, const uint8_t *body, size_t len, uint8_t **out
 			goto unlock;
 		}
 		r = audit_append(cx->srv->audit, "request.submitted",
-		                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id", rec.id,
-		                           "role", rec.role, "kind", rec.kind, "submitter",
-		                           rec.submitter, "payload_sha256", hx, "size",
-		                           (json_int_t)rec.payload_len, "message", req->message,
-		                           "policy_version", (json_int_t)rec.policy_version,
-		                           "expires", (json_int_t)rec.expires));
+		                 json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I,s:I}", "id",
+		                           rec.id, "role", rec.role, "kind", rec.kind, "submitter",
+		                           rec.submitter, "payload_sha256", hx, "hash", rec.hash,
+		                           "size", (json_int_t)rec.payload_len, "message",
+		                           req->message, "policy_version",
+		                           (json_int_t)rec.policy_version, "expires",
+		                           (json_int_t)rec.expires));
 		free(hx);
 		if (r != 0)
 			goto unlock;
 	}
 	if ((r = store_req_insert(cx->srv->store, &rec)) != 0)
 		goto unlock;
-	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu", rec.id,
-	         rec.role, rec.kind, rec.submitter, rec.payload_len);
+	log_info("request.submitted", "id=%s role=%s kind=%s submitter=%s size=%zu hash=%s", rec.id,
+	         rec.role, rec.kind, rec.submitter, rec.payload_len, rec.hash);
 	rec.message = NULL;
 	rec.payload = NULL;
 	r = pack_view(&rec, &ar, 0, out, out_len);

@@ -124,6 +124,12 @@ int h_authenticate(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_
 int h_info(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_list_keys(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_sign(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
+/* sign_rpc.c: the hash name (Sign/SignBatch/SubmitRequest .hash) if known,
+ * key k signs with it and role ro allows it; *hash its canonical name. */
+struct policy_role;
+struct keyring_key;
+int sign_hash(const char *name, const struct policy_role *ro, const struct keyring_key *k,
+              const char **hash);
 int h_sign_batch(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_metrics(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);
 int h_req_submit(struct call_ctx *, const uint8_t *, size_t, uint8_t **, size_t *);

@@ -215,8 +215,9 @@ payload_digest_with(Qsign__V1__PayloadKind kind, const ProtobufCBinaryData *pl, 
 
 /* The hash a Sign or SignBatch names (name), if the role allows it and
  * the key signs with it: its canonical name in *hash. Ed25519 signs the
- * message itself (the digest recorded is its SHA-256): no other hash. */
-static int
+ * message itself (the digest recorded is its SHA-256): no other hash.
+ * Quorum requests (SubmitRequest.hash) ask it for each of the role's keys. */
+int
 sign_hash(const char *name, const struct policy_role *ro, const struct keyring_key *k,
           const char **hash)
 {

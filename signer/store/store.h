@@ -72,6 +72,7 @@ struct store_request {
 	uint8_t *payload; /* NULL unless asked for */
 	size_t payload_len;
 	uint8_t digest[32];
+	char hash[8]; /* the signature's hash: "sha256" (also ""), "sha384", "sha512" */
 	int state;
 	int64_t created, expires; /* unix seconds */
 	uint64_t policy_version;

@@ -37,7 +37,7 @@
 #include "qs_err.h"
 #include "qs_limits.h"
 
-#define PG_SCHEMA_VERSION 2    /* 2: the audit log (audit_head, audit_entry) */
+#define PG_SCHEMA_VERSION 3    /* 2: the audit log (audit_head, audit_entry); 3: request.hash */
 #define PG_LOCK_KEY 1903388465 /* 0x71736731, "qsg1": serialises schema creation */
 #define PG_EXEC_KEY 1903388466 /* "qsg2": class of the execution claims */
 #define STR_(x) #x
@@ -158,6 +158,13 @@ static const char *const schema_v2[] = {
         " size bigint NOT NULL CHECK (size >= 0), checkpoint text NOT NULL)",
         "CREATE TABLE qsign.audit_entry (seq bigint PRIMARY KEY CHECK (seq >= 0),"
         " data bytea NOT NULL)",
+        NULL,
+};
+
+/* Version 3: the hash a request's signature uses (SubmitRequest.hash);
+ * requests made before it are SHA-256 ones. */
+static const char *const schema_v3[] = {
+        "ALTER TABLE qsign.request ADD COLUMN IF NOT EXISTS hash text NOT NULL DEFAULT 'sha256'",
         NULL,
 };
 
@@ -429,6 +436,9 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 		for (size_t i = 0; schema_v2[i] != NULL; i++)
 			if ((r = pq(pc, schema_v2[i], NULL, NULL, "create schema")) != 0)
 				goto out;
+		for (size_t i = 0; schema_v3[i] != NULL; i++)
+			if ((r = pq(pc, schema_v3[i], NULL, NULL, "create schema")) != 0)
+				goto out;
 		if ((r = pq(pc,
 		            "INSERT INTO qsign.meta VALUES ('created_by', 'quorum-signer'),"
 		            " ('schema_version', '" STR(PG_SCHEMA_VERSION) "')",
@@ -473,6 +483,15 @@ migrate(struct pg_store *s, struct pg_conn *pc, int create)
 				if ((r = pq(pc, schema_v2[i], NULL, NULL, "upgrade schema")) != 0)
 					goto out;
 			if ((r = pq(pc, "UPDATE qsign.meta SET v = '2' WHERE k = 'schema_version'",
+			            NULL, NULL, "schema version")) != 0)
+				goto out;
+		}
+		if (ver < 3 && create) {
+			/* 2 -> 3: requests name their signature's hash. */
+			for (size_t i = 0; schema_v3[i] != NULL; i++)
+				if ((r = pq(pc, schema_v3[i], NULL, NULL, "upgrade schema")) != 0)
+					goto out;
+			if ((r = pq(pc, "UPDATE qsign.meta SET v = '3' WHERE k = 'schema_version'",
 			            NULL, NULL, "schema version")) != 0)
 				goto out;
 		}
@@ -808,7 +827,7 @@ get_fixed(const PGresult *res, int row, int col, uint8_t *dst, size_t cap, size_
 
 #define REQ_COLS                                                                                   \
 	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"       \
-	" policy_version, state_message, octet_length(payload), result"
+	" policy_version, state_message, octet_length(payload), result, hash"
 
 static int
 row_to_req(const PGresult *res, int row, int with_payload, struct store_request *r)
@@ -841,7 +860,8 @@ row_to_req(const PGresult *res, int row, int with_payload, struct store_request 
 	if (!PQgetisnull(res, row, 13) &&
 	    (rc = get_bytes(res, row, 13, &r->result, &r->result_len)) != 0)
 		return rc;
-	if (with_payload && (rc = get_bytes(res, row, 14, &r->payload, &r->payload_len)) != 0)
+	copy_val(r->hash, sizeof(r->hash), res, row, 14);
+	if (with_payload && (rc = get_bytes(res, row, 15, &r->payload, &r->payload_len)) != 0)
 		return rc;
 	return 0;
 }
@@ -931,12 +951,13 @@ pg_req_insert(struct store *base, const struct store_request *r)
 	int rc;
 
 	req_params(&p, r, REQ_PENDING);
+	pp_text(&p, r->hash[0] ? r->hash : "sha256");
 	if ((rc = pg_begin(s, pc, BEGIN_RW)) != 0)
 		return finish(s, pc, rc);
 	rc = pq(pc,
 	        "INSERT INTO request (id, role, kind, submitter, client_token, message, payload,"
-	        " digest, state, created, expires, policy_version)"
-	        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+	        " digest, state, created, expires, policy_version, hash)"
+	        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
 	        &p, NULL, "request insert");
 	if (rc == QS_ERR_EXISTS)
 		rc = qs_fail(QS_ERR_EXISTS, "request already exists");
@@ -1742,11 +1763,12 @@ pg_import_request(void *arg, const struct store_request *q)
 		pp_bytes(&p, q->result, q->result_len);
 	else
 		pp_text(&p, NULL);
+	pp_text(&p, q->hash[0] ? q->hash : "sha256");
 	if ((r = pq(pc,
 	            "INSERT INTO request (id, role, kind, submitter, client_token, message,"
 	            " payload, digest, state, created, expires, policy_version, state_message,"
-	            " result)"
-	            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+	            " result, hash)"
+	            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
 	            &p, NULL, "request import")) != 0)
 		return r;
 	for (size_t i = 0; i < q->nvotes; i++) {

@@ -33,7 +33,7 @@
 #include "qs_err.h"
 #include "statement.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2  /* 2: request.hash */
 #define APP_ID 0x71736731 /* "qsg1": marks a database as ours */
 
 struct gc_item {
@@ -94,6 +94,13 @@ static const char *const schema[] = {
         NULL,
 };
 
+/* Version 2: the hash a request's signature uses (SubmitRequest.hash);
+ * requests made before it are SHA-256 ones. */
+static const char *const schema_v2[] = {
+        "ALTER TABLE request ADD COLUMN hash TEXT NOT NULL DEFAULT 'sha256'",
+        NULL,
+};
+
 static int
 dberr(sqlite3 *db, const char *what)
 {
@@ -148,9 +155,14 @@ migrate(sqlite3 *db)
 				exec(db, "ROLLBACK");
 				return r;
 			}
+		for (size_t i = 0; schema_v2[i] != NULL; i++)
+			if ((r = exec(db, schema_v2[i])) != 0) {
+				exec(db, "ROLLBACK");
+				return r;
+			}
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", APP_ID);
-		if ((r = exec(db, sql)) != 0 || (r = exec(db, "PRAGMA user_version = 1")) != 0 ||
+		if ((r = exec(db, sql)) != 0 || (r = exec(db, "PRAGMA user_version = 2")) != 0 ||
 		    (r = exec(db, "INSERT INTO meta VALUES ('created_by','quorum-signer')")) != 0 ||
 		    (r = exec(db, "COMMIT")) != 0) {
 			exec(db, "ROLLBACK");
@@ -170,6 +182,21 @@ migrate(sqlite3 *db)
 		               ver, SCHEMA_VERSION);
 	if (ver < 1)
 		return qs_fail(QS_ERR_PRECONDITION, "state.db has no schema version");
+	if (ver < 2) {
+		/* 1 -> 2: requests name their signature's hash. */
+		if ((r = exec(db, "BEGIN IMMEDIATE")) != 0)
+			return r;
+		for (size_t i = 0; schema_v2[i] != NULL; i++)
+			if ((r = exec(db, schema_v2[i])) != 0) {
+				exec(db, "ROLLBACK");
+				return r;
+			}
+		if ((r = exec(db, "PRAGMA user_version = 2")) != 0 ||
+		    (r = exec(db, "COMMIT")) != 0) {
+			exec(db, "ROLLBACK");
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -548,9 +575,9 @@ dup_text(sqlite3_stmt *st, int col)
 
 #define REQ_COLS                                                                                   \
 	"id, role, kind, submitter, client_token, message, digest, state, created, expires,"       \
-	" policy_version, state_message, length(payload), result"
+	" policy_version, state_message, length(payload), result, hash"
 
-/* Fill r from a row selected with REQ_COLS (+ payload as column 14 if
+/* Fill r from a row selected with REQ_COLS (+ payload as column 15 if
  * with_payload). */
 static int
 row_to_req(sqlite3_stmt *st, int with_payload, struct store_request *r)
@@ -577,12 +604,13 @@ row_to_req(sqlite3_stmt *st, int with_payload, struct store_request *r)
 		r->result[n] = '\0';
 		r->result_len = n;
 	}
+	copy_text(r->hash, sizeof(r->hash), st, 14);
 	if (with_payload) {
-		size_t n = (size_t)sqlite3_column_bytes(st, 14);
+		size_t n = (size_t)sqlite3_column_bytes(st, 15);
 		if ((r->payload = malloc(n ? n : 1)) == NULL)
 			return qs_fail(QS_ERR_NOMEM, "out of memory");
 		if (n)
-			memcpy(r->payload, sqlite3_column_blob(st, 14), n);
+			memcpy(r->payload, sqlite3_column_blob(st, 15), n);
 		r->payload_len = n;
 	}
 	if (r->message == NULL)
@@ -601,7 +629,7 @@ sq_req_insert(struct store *base, const struct store_request *r)
 	if (sqlite3_prepare_v2(s->db,
 	                       "INSERT INTO request (id, role, kind, submitter, client_token,"
 	                       " message, payload, digest, state, created, expires,"
-	                       " policy_version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+	                       " policy_version, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		r2 = dberr(s->db, "prepare request insert");
 		goto out;
@@ -622,6 +650,7 @@ sq_req_insert(struct store *base, const struct store_request *r)
 	sqlite3_bind_int64(st, 10, r->created);
 	sqlite3_bind_int64(st, 11, r->expires);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)r->policy_version);
+	sqlite3_bind_text(st, 13, r->hash[0] ? r->hash : "sha256", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT)
 		r2 = qs_fail(QS_ERR_EXISTS, "request already exists");

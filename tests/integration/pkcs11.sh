@@ -16,7 +16,16 @@ p11_demo_keys
 # p11-h384: a role that allows SHA-384 only (its P-256 key could sign any hash)
 qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -t ecdsa-p256 \
 	-l h384-key >/dev/null || fail "keygen h384-key"
+# release384: a quorum role of a P-384 key whose requests sign with SHA-384
+qsign-token keygen -u "pkcs11:token=qsign-demo" -P "file:$QSIGN_HOME/user.pin" -t ecdsa-p384 \
+	-l rel384-key >/dev/null || fail "keygen rel384-key"
 qs_policy_edit '
+import copy
+p["keys"]["rel384-key"] = {"uri": "pkcs11:token=qsign-demo;object=rel384-key", "algorithm": "ecdsa-p384"}
+p["roles"]["release384"] = copy.deepcopy(p["roles"]["release"])
+p["roles"]["release384"]["keys"] = ["rel384-key"]
+p["roles"]["release384"]["payloads"] = ["digest", "blob"]
+p["roles"]["release384"]["quorum"]["hashes"] = ["sha384"]
 p["keys"]["h384-key"] = {"uri": "pkcs11:token=qsign-demo;object=h384-key", "algorithm": "ecdsa-p256"}
 p["roles"]["p11-h384"] = {"keys": ["h384-key"], "payloads": ["digest", "blob"],
                           "online": {"requesters": ["ci"], "hashes": ["sha384"]}}'
@@ -282,14 +291,16 @@ grep -q "token label *: ci-sign" "$T/out" || fail "config file: $(cat "$T/out")"
 echo "ok: unreachable daemon, bad and good configuration files"
 
 # --- a quorum role: visible with a wait time; C_Sign waits for the votes
-# quorum_sign N: pkcs11-tool signs with release-key in the background
-# (files $T/qN.*); sets QID to the request id it printed on stderr.
+# quorum_sign N [TOKEN KEY MECH INPUT]: pkcs11-tool signs (default: with
+# release-key, ECDSA over msg.sha256) in the background (files $T/qN.*);
+# sets QID to the request id it printed on stderr.
 quorum_sign() {
 	(
 		export QSIGN_PKCS11_QUORUM_WAIT=60
 		rc=0
-		"${PT[@]}" --token-label release --sign -m ECDSA --label release-key \
-			--signature-format openssl -i "$T/msg.sha256" -o "$T/q$1.sig" \
+		"${PT[@]}" --token-label "${2:-release}" --sign -m "${4:-ECDSA}" \
+			--label "${3:-release-key}" \
+			--signature-format openssl -i "${5:-$T/msg.sha256}" -o "$T/q$1.sig" \
 			>"$T/q$1.out" 2>"$T/q$1.err" || rc=$?
 		echo "$rc" >"$T/q$1.rc"
 	) &
@@ -333,6 +344,25 @@ wait "$QPID"
 cat "$T/q2.out" "$T/q2.err" | grep -q "CKR_FUNCTION_REJECTED\|(0x200)" || fail "rejected: $(cat "$T/q2.err")"
 grep -q "ended unsigned" "$T/q2.err" || fail "rejected: no reason: $(cat "$T/q2.err")"
 echo "ok: quorum role: C_Sign waited for 2 approvals; a rejected request is CKR_FUNCTION_REJECTED"
+
+# --- a quorum role whose requests sign with SHA-384 (quorum.hashes): C_Sign
+# with CKM_ECDSA_SHA384 submits a request naming sha384, the approvals
+# cover it, and the P-384 signature verifies over SHA-384 of the message;
+# a mechanism of a hash the role does not list is refused at C_SignInit
+quorum_sign 3 release384 rel384-key ECDSA-SHA384 "$T/msg"
+expect_rc 0 qsign -p admin1 request show "$QID"
+grep -q "^signature hash: sha384" "$T/out" || fail "request of ECDSA-SHA384: $(cat "$T/out")"
+expect_rc 0 qsign -p admin1 approve "$QID"
+expect_rc 0 qsign -p admin2 approve "$QID"
+wait "$QPID"
+[ "$(cat "$T/q3.rc")" = 0 ] || fail "quorum ECDSA-SHA384: $(cat "$T/q3.err")"
+keypem rel384-key "$T/rel384.pem"
+openssl dgst -sha384 -verify "$T/rel384.pem" -signature "$T/q3.sig" "$T/msg" >/dev/null ||
+	fail "quorum ECDSA-SHA384 signature does not verify over SHA-384"
+expect_rc 1 env QSIGN_PKCS11_QUORUM_WAIT=60 "${PT[@]}" --token-label release384 --sign \
+	-m ECDSA-SHA256 --label rel384-key -i "$T/msg" -o "$T/sig"
+grep -q "CKR_MECHANISM_INVALID" "$T/err" || fail "ECDSA-SHA256 on release384: $(cat "$T/err")"
+echo "ok: quorum role with quorum.hashes sha384: CKM_ECDSA_SHA384 waited for 2 approvals, verifies (openssl -sha384)"
 
 # --- the audit log: every signature under the module's principal
 expect_rc 0 qsign -p auditor audit search --event signature --principal ci

@@ -103,7 +103,8 @@ load_key(const char *home, const char *name)
 	return k;
 }
 
-/* A vote as approver `who` (key k) would sign it. */
+/* A vote as approver `who` (key k) would sign it (for the signature hash
+ * ev->hash). */
 static void
 vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct ps_evidence *ev,
      const uint8_t *payload, size_t len)
@@ -113,8 +114,8 @@ vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct
 	int64_t t = (int64_t)time(NULL);
 
 	qs_sha256(payload, len, dg);
-	if (qs_stmt_approval(cfg->identity, ev->id, ev->role, ev->kind, dg, 1, t, &stmt, &slen) !=
-		    0 ||
+	if (qs_stmt_approval_hash(cfg->identity, ev->id, ev->role, ev->kind, dg, ev->hash, 1, t,
+				  &stmt, &slen) != 0 ||
 	    qs_sig_sign(k, stmt, slen, sig, &sig_len) != 0) {
 		fprintf(stderr, "cannot sign a vote: %s\n", qs_errdetail());
 		exit(2);
@@ -127,8 +128,9 @@ vote(struct ps_vote *v, uint8_t *sig, const char *who, EVP_PKEY *k, const struct
 /* Does the token's raw signature (sig) verify with the key (SPKI der) over
  * dg (or blob, for Ed25519)? */
 static void
-verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *sig, size_t sig_len,
-	 const uint8_t dg[32], const uint8_t *blob, size_t blob_len)
+verifies_hash(const char *what, const uint8_t *der, size_t der_len, const uint8_t *sig,
+	      size_t sig_len, const char *hash, const uint8_t *dg, size_t dg_len,
+	      const uint8_t *blob, size_t blob_len)
 {
 	uint8_t der_sig[HSM_SIG_MAX + 16];
 	size_t der_sig_len = 0;
@@ -136,13 +138,21 @@ verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *si
 	EVP_PKEY *pk = d2i_PUBKEY(NULL, &pp, (long)der_len);
 
 	if (pk == NULL || hsm_ecdsa_raw_to_der(sig, sig_len, der_sig, &der_sig_len) != 0 ||
-	    qs_rolesig_verify(pk, 0, dg, blob, blob_len, der_sig, der_sig_len) != 0) {
+	    qs_rolesig_verify_hash(pk, 0, hash, dg, dg_len, blob, blob_len, der_sig,
+				   der_sig_len) != 0) {
 		printf("FAIL: %s does not verify\n", what);
 		fails++;
 	} else {
 		printf("ok: %s verifies\n", what);
 	}
 	EVP_PKEY_free(pk);
+}
+
+static void
+verifies(const char *what, const uint8_t *der, size_t der_len, const uint8_t *sig, size_t sig_len,
+	 const uint8_t dg[32], const uint8_t *blob, size_t blob_len)
+{
+	verifies_hash(what, der, der_len, sig, sig_len, "sha256", dg, 32, blob, blob_len);
 }
 
 static char *
@@ -1345,6 +1355,43 @@ main(int argc, char **argv)
 	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
 	       "signatures do not verify");
 	ev.kind = "blob";
+	/* The approvals cover the signature's hash: the helper recomputes the
+	 * digest with the hash the front names and counts only votes for it. */
+	ev.hash = "sha384";
+	expect("quorum key with approvals of a SHA-256 signature claimed as a SHA-384 request",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	ev.hash = "sha512";
+	vote(&v[0], vs[0], "admin1", a1, &ev, payload, sizeof(payload));
+	vote(&v[1], vs[1], "admin2", a2, &ev, payload, sizeof(payload));
+	expect("quorum key with approvals of a SHA-512 signature its role does not allow",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "does not allow the hash sha512");
+	ev.hash = "sha384";
+	expect("quorum key with approvals of a SHA-512 signature claimed as a SHA-384 request",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "2 signatures do not verify");
+	ev.hash = "md5";
+	expect("quorum key with an unknown signature hash",
+	       ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len), QS_ERR_DENIED,
+	       "unknown signature hash");
+	ev.hash = "sha384";
+	vote(&v[0], vs[0], "admin1", a1, &ev, payload, sizeof(payload));
+	vote(&v[1], vs[1], "admin2", a2, &ev, payload, sizeof(payload));
+	{
+		uint8_t dg384[48];
+		unsigned int n = 0;
+		int r = ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len);
+		expect("quorum key with approvals of its SHA-384 signature", r, 0, NULL);
+		EVP_Digest(payload, sizeof(payload), dg384, &n, EVP_sha384(), NULL);
+		if (r == 0)
+			verifies_hash("the quorum signature over the payload's SHA-384", qder,
+				      qder_len, sig, sig_len, "sha384", dg384, sizeof(dg384), payload,
+				      sizeof(payload));
+	}
+	ev.hash = NULL;
+	vote(&v[0], vs[0], "admin1", a1, &ev, payload, sizeof(payload));
+	vote(&v[1], vs[1], "admin2", a2, &ev, payload, sizeof(payload));
 	{
 		int r = ps_sign_quorum(qref, &ev, payload, sizeof(payload), sig, &sig_len);
 		expect("quorum key with enough approvals", r, 0, NULL);

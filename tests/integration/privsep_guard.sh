@@ -5,9 +5,10 @@
 # the audit key over arbitrary bytes, over a note that is no checkpoint, of
 # another origin, of a smaller tree size than the checkpoint on disk; a
 # quorum key by plain sign, without approvals, with too few, with one
-# approver twice, with approvals of another payload, under a policy version
-# never approved (and after a version 2 handed over with too few
-# approvals). Each must be refused with its reason and logged as
+# approver twice, with approvals of another payload or of another
+# signature hash (SHA-256 votes for a SHA-384 request, a hash the role does
+# not allow, an unknown one), under a policy version never approved (and
+# after a version 2 handed over with too few approvals). Each must be refused with its reason and logged as
 # privsep.refused; what is allowed still signs. Then TUF keys (a timestamp
 # key over another role's document, the other repository, JSON not in
 # canonical form, a version not above the published or last signed one,
@@ -30,6 +31,12 @@ cfg=$QSIGN_HOME/qsignd.json
 # ci-sign at 1/s, burst 3: the harness exceeds it through the helper; and
 # SHA-256 only: the harness asks for SHA-384 and SHA-512 signatures.
 qs_policy_edit 'p["roles"]["ci-sign"]["online"].update({"rate_per_second": 1, "burst": 3, "hashes": ["sha256"]})'
+# The quorum roles of blobs may sign with SHA-384 (not SHA-512): the
+# harness asks for each with approvals of one hash or another.
+qs_policy_edit '
+for r in p["roles"].values():
+    if "quorum" in r and "blob" in r["payloads"]:
+        r["quorum"]["hashes"] = ["sha256", "sha384"]'
 
 # A log with a checkpoint of some size: the helper's high-water mark.
 qs_start

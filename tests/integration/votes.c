@@ -88,13 +88,15 @@ rcall(qsc_client *c, const char *method, const ProtobufCMessage *req,
 	return status;
 }
 
+/* A blob request whose signature uses `hash` ("" = sha256). */
 static char *
-submit(qsc_client *c, const char *role, const char *payload)
+submit_hash(qsc_client *c, const char *role, const char *payload, const char *hash)
 {
 	Qsign__V1__SubmitRequest req = QSIGN__V1__SUBMIT_REQUEST__INIT;
 	Qsign__V1__RequestView *v = NULL;
 	char *id;
 
+	req.hash = (char *)hash;
 	req.role = (char *)role;
 	req.kind = "blob";
 	req.payload.data = (uint8_t *)payload;
@@ -107,6 +109,12 @@ submit(qsc_client *c, const char *role, const char *payload)
 	id = strdup(v->id);
 	protobuf_c_message_free_unpacked(&v->base, NULL);
 	return id;
+}
+
+static char *
+submit(qsc_client *c, const char *role, const char *payload)
+{
+	return submit_hash(c, role, payload, "");
 }
 
 static Qsign__V1__RequestView *
@@ -137,12 +145,13 @@ state_of(qsc_client *c, const char *id, size_t *nvotes)
 
 /*
  * A vote on `id` sent by connection c. The statement is signed with
- * `signer`'s key over `signed_digest` and `signed_approve`; the request
- * claims `approve` and `claimed_digest`.
+ * `signer`'s key over `signed_digest`, `signed_approve` and the signature
+ * hash `signed_hash` (NULL: the request's); the request claims `approve`
+ * and `claimed_digest`.
  */
 static int
-vote_ex(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed_approve,
-	const uint8_t *signed_digest, const uint8_t *claimed_digest)
+vote_full(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed_approve,
+	  const uint8_t *signed_digest, const uint8_t *claimed_digest, const char *signed_hash)
 {
 	Qsign__V1__RequestView *v = get(c, id);
 	Qsign__V1__VoteRequest req = QSIGN__V1__VOTE_REQUEST__INIT;
@@ -152,9 +161,10 @@ vote_ex(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed
 	int st;
 
 	memcpy(dg, v->payload_sha256.data, 32);
-	if (qs_stmt_approval(qsc_server_identity(c), id, v->role, v->kind,
-			     signed_digest ? signed_digest : dg, signed_approve, now, &stmt,
-			     &stmt_len) != 0 ||
+	if (qs_stmt_approval_hash(qsc_server_identity(c), id, v->role, v->kind,
+				  signed_digest ? signed_digest : dg,
+				  signed_hash ? signed_hash : v->hash, signed_approve, now, &stmt,
+				  &stmt_len) != 0 ||
 	    qs_sig_sign(signer, stmt, stmt_len, sig, &sig_len) != 0) {
 		fprintf(stderr, "statement: %s\n", qs_errdetail());
 		exit(2);
@@ -170,6 +180,14 @@ vote_ex(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed
 	free(stmt);
 	protobuf_c_message_free_unpacked(&v->base, NULL);
 	return st;
+}
+
+static int
+vote_ex(qsc_client *c, const char *id, EVP_PKEY *signer, int approve, int signed_approve,
+	const uint8_t *signed_digest, const uint8_t *claimed_digest)
+{
+	return vote_full(c, id, signer, approve, signed_approve, signed_digest, claimed_digest,
+			 NULL);
 }
 
 static int
@@ -422,6 +440,31 @@ main(int argc, char **argv)
 	      "signature over 'reject' accepted as 'approve'");
 	CHECK_MSG(state_of(a1, id, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 0,
 	      "refused votes changed the request (votes=%zu)", nv);
+
+	puts("a SHA-384 request: an approval of another hash's signature does not count");
+	{
+		char *h = submit_hash(ci, "hashed", "firmware 2.0", "sha384");
+		CHECK_MSG(vote_full(a1, h, k1, 1, 1, NULL, NULL, "sha256") ==
+				  QS_STATUS_UNAUTHENTICATED,
+			  "an approval of a SHA-256 signature counted for a SHA-384 one");
+		CHECK_MSG(vote_full(a1, h, k1, 1, 1, NULL, NULL, "sha512") ==
+				  QS_STATUS_UNAUTHENTICATED,
+			  "an approval of a SHA-512 signature counted for a SHA-384 one");
+		CHECK_MSG(state_of(a1, h, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 0,
+			  "refused votes changed the SHA-384 request (votes=%zu)", nv);
+		CHECK_MSG(vote(a1, h, k1, 1) == 0 && vote(a2, h, k2, 1) == 0,
+			  "approvals of the SHA-384 signature refused");
+		CHECK_MSG(state_of(ci, h, &nv) == QSIGN__V1__REQUEST_STATE__REQ_SIGNED && nv == 2,
+			  "SHA-384 request not signed");
+		free(h);
+		h = submit_hash(ci, "hashed", "firmware 2.1", "");
+		CHECK_MSG(vote_full(a1, h, k1, 1, 1, NULL, NULL, "sha384") ==
+				  QS_STATUS_UNAUTHENTICATED,
+			  "an approval of a SHA-384 signature counted for a SHA-256 one");
+		CHECK_MSG(state_of(a1, h, &nv) == QSIGN__V1__REQUEST_STATE__REQ_PENDING && nv == 0,
+			  "refused vote changed the SHA-256 request (votes=%zu)", nv);
+		free(h);
+	}
 
 	puts("one approval: still pending, nothing to fetch");
 	CHECK_MSG(vote(a1, id, k1, 1) == 0, "admin1 approve");

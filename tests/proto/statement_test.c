@@ -106,5 +106,41 @@ main(void)
 		qs_hash_list(0, list, sizeof(list));
 		CHECK_STR(list, "");
 	}
+	/* The approval statement: a SHA-256 request's has the bytes it always
+	 * had; another hash adds its line; an unknown hash is refused. */
+	{
+		uint8_t dg[32] = {0}, *a = NULL, *b = NULL, *c = NULL;
+		size_t al = 0, bl = 0, cl = 0;
+		CHECK_EQ(qs_stmt_approval("srv", "r1", "release", "blob", dg, 1, 7, &a, &al), 0);
+		CHECK_EQ(qs_stmt_approval_hash("srv", "r1", "release", "blob", dg, "sha256", 1, 7, &b,
+		                               &bl),
+		         0);
+		CHECK(al == bl && memcmp(a, b, al) == 0);
+		CHECK(al > 0 && strstr((const char *)a, "signature-hash") == NULL);
+		free(b);
+		b = NULL;
+		CHECK_EQ(qs_stmt_approval_hash("srv", "r1", "release", "blob", dg, "sha384", 1, 7, &b,
+		                               &bl),
+		         0);
+		CHECK(b != NULL && strstr((const char *)b, "\nsignature-hash sha384\ndecision approve\n") !=
+		                           NULL);
+		CHECK_EQ(qs_stmt_approval_hash("srv", "r1", "release", "blob", dg, "md5", 1, 7, &c, &cl),
+		         QS_ERR_INVALID);
+		CHECK(c == NULL);
+		free(a);
+		free(b);
+	}
+	/* A quorum request's digest: a digest payload of the hash's length,
+	 * a blob hashed with it. */
+	{
+		uint8_t dg[QS_DIGEST_MAX], in[48] = {1};
+		size_t n = 0;
+		CHECK_EQ(qs_request_digest("sha384", 1, in, 48, dg, &n), 0);
+		CHECK(n == 48 && memcmp(dg, in, 48) == 0);
+		CHECK_EQ(qs_request_digest("sha384", 1, in, 32, dg, &n), QS_ERR_INVALID);
+		CHECK_EQ(qs_request_digest("sha512", 0, in, 3, dg, &n), 0);
+		CHECK_EQ(n, 64);
+		CHECK_EQ(qs_request_digest("md5", 0, in, 3, dg, &n), QS_ERR_INVALID);
+	}
 	CHECK_DONE();
 }

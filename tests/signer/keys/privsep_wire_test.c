@@ -137,7 +137,8 @@ requests(void)
 		const struct ps_vote votes[1] = {
 			{.approver = "admin1", .approve = 1, .time = -5, .sig = vsig, .sig_len = 3}};
 		struct ps_evidence ev = {.id = "r1", .role = "release", .kind = "blob",
-					 .submitter = "ci", .policy_version = 0x100000002ull,
+					 .submitter = "ci", .hash = "sha384",
+					 .policy_version = 0x100000002ull,
 					 .votes = votes, .nvotes = 1};
 		ps_request_encode(&b, &(struct ps_request){.type = PS_SIGN_QUORUM, .handle = 5,
 							   .ev = ev, .data = blob,
@@ -145,6 +146,7 @@ requests(void)
 		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), 0);
 		CHECK_EQ(in.q.handle, 5);
 		CHECK_STR(in.q.ev.submitter, "ci");
+		CHECK_STR(in.q.ev.hash, "sha384");
 		CHECK(in.q.ev.policy_version == 0x100000002ull);
 		CHECK_EQ(in.q.ev.nvotes, 1);
 		CHECK_STR(in.q.ev.votes[0].approver, "admin1");
@@ -152,9 +154,9 @@ requests(void)
 		CHECK_EQ(in.q.ev.votes[0].sig_len, 3);
 		CHECK_EQ(in.q.data_len, sizeof(blob));
 		request_strict("sign_quorum", &b);
-		/* the decision byte: after handle, 4 strings, version, count
-		 * and the approver string */
-		BODY(b)[1 + 4 + (4 + 2) + (4 + 7) + (4 + 4) + (4 + 2) + 8 + 4 + (4 + 6)] = 2;
+		/* the decision byte: after handle, 5 strings (the last the
+		 * hash), version, count and the approver string */
+		BODY(b)[1 + 4 + (4 + 2) + (4 + 7) + (4 + 4) + (4 + 2) + (4 + 6) + 8 + 4 + (4 + 6)] = 2;
 		CHECK_EQ(ps_request_decode(BODY(b), BLEN(b), &in), PS_GARBAGE);
 		ps_wb_free(&b);
 		ev.nvotes = QS_MAX_PRIVSEP_VOTES + 1;

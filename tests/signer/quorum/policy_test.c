@@ -210,6 +210,24 @@ main(void)
 			p = NULL;
 			free(t);
 		}
+		/* quorum.hashes: a quorum role lists the hashes its requests may
+		 * sign with; unknown ones refused with the path. */
+		{
+			char *t = edited(text, "\"request_ttl\": \"24h\",",
+					 "\"request_ttl\": \"24h\", \"hashes\": [\"sha384\", \"sha256\"],");
+			p = NULL;
+			CHECK_EQ(policy_parse(t, strlen(t), &p), 0);
+			CHECK(p != NULL && policy_role(p, "production")->hashes ==
+						   (QS_HASH_SHA256 | QS_HASH_SHA384));
+			policy_unref(p);
+			p = NULL;
+			free(t);
+			t = edited(text, "\"request_ttl\": \"24h\",",
+				   "\"request_ttl\": \"24h\", \"hashes\": [\"md5\"],");
+			CHECK_EQ(parse_text(t), QS_ERR_INVALID);
+			CHECK_MSG(refused_with("quorum.hashes[0]: unknown hash \"md5\""), "%s",
+				  qs_errdetail());
+		}
 	}
 	CHECK_EQ(parse_edited(text, "\"payloads\": [\n        \"blob\",\n        \"digest\"\n      ]",
 			      "\"payloads\": [\"hash\"]"),

@@ -327,15 +327,19 @@ pg_refusals(void)
 	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
 	PQclear(PQexec(c, "DROP SCHEMA qsign CASCADE"));
 	CHECK_EQ(store_open_pg(other, 1, &s), 0); /* creates ours */
+	new_request(s, "made-by-v1", 0);
 	store_close(s);
 	s = NULL;
 	{
-		/* Version 1 (before the audit log moved in) is upgraded. */
+		/* Version 1 (before the audit log moved in, and before requests
+		 * named their signature's hash) is upgraded. */
 		PGresult *res;
+		struct store_request *rq = NULL;
 		uint64_t size = 1;
 		char *note = NULL;
 		size_t len = 0;
-		PQclear(PQexec(c, "DROP TABLE qsign.audit_entry, qsign.audit_head; UPDATE "
+		PQclear(PQexec(c, "DROP TABLE qsign.audit_entry, qsign.audit_head; ALTER TABLE "
+		                  "qsign.request DROP COLUMN hash; UPDATE "
 		                  "qsign.meta SET v = '1' WHERE k = 'schema_version'"));
 		CHECK_EQ(store_open_pg(other, 0, &s), 0); /* --check: changes nothing */
 		store_close(s);
@@ -347,8 +351,15 @@ pg_refusals(void)
 		store_close(s);
 		s = NULL;
 		res = PQexec(c, "SELECT v FROM qsign.meta WHERE k = 'schema_version'");
-		CHECK(PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "2") == 0);
+		CHECK(PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "3") == 0);
 		PQclear(res);
+		/* A request made before version 3 is a SHA-256 one. */
+		CHECK_EQ(store_open_pg(other, 1, &s), 0);
+		CHECK_EQ(store_req_get(s, "made-by-v1", 0, &rq), 0);
+		CHECK(rq != NULL && strcmp(rq->hash, "sha256") == 0);
+		store_request_free(rq);
+		store_close(s);
+		s = NULL;
 	}
 	PQclear(PQexec(c, "UPDATE qsign.meta SET v = '99' WHERE k = 'schema_version'"));
 	CHECK_EQ(store_open_pg(other, 1, &s), QS_ERR_PRECONDITION);
@@ -372,6 +383,7 @@ same_request(const struct store_request *a, const struct store_request *b)
 	CHECK(a->payload_len == b->payload_len &&
 	      memcmp(a->payload, b->payload, a->payload_len) == 0);
 	CHECK(memcmp(a->digest, b->digest, 32) == 0);
+	CHECK_STR(a->hash, b->hash);
 	CHECK_EQ(a->state, b->state);
 	CHECK(a->created == b->created && a->expires == b->expires);
 	CHECK_EQ(a->policy_version, b->policy_version);
@@ -406,6 +418,55 @@ same_request(const struct store_request *a, const struct store_request *b)
  * target that holds anything refused, unchanged; an aborted import leaves
  * nothing.
  */
+/* A state.db of schema version 1 (no request.hash) opens, is upgraded to
+ * version 2, and its requests are SHA-256 ones; new requests keep theirs. */
+static void
+sqlite_schema_v1(void)
+{
+	char sdir[] = "/tmp/qs-store-v1.XXXXXX", cmd[512];
+	struct store *s = NULL;
+	struct store_request r, *got = NULL;
+
+	if (mkdtemp(sdir) == NULL)
+		return;
+	CHECK_EQ(store_open_sqlite(sdir, &s), 0);
+	new_request(s, "made-by-v1", 0);
+	store_close(s);
+	s = NULL;
+	/* Back to version 1, as every state.db made before version 2. */
+	snprintf(cmd, sizeof(cmd),
+	         "sqlite3 %s/state.db 'ALTER TABLE request DROP COLUMN hash; "
+	         "PRAGMA user_version = 1;'",
+	         sdir);
+	CHECK_EQ(system(cmd), 0);
+	CHECK_EQ(store_open_sqlite(sdir, &s), 0);
+	CHECK_EQ(store_req_get(s, "made-by-v1", 0, &got), 0);
+	CHECK(got != NULL && strcmp(got->hash, "sha256") == 0);
+	store_request_free(got);
+	got = NULL;
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "made-by-v2");
+	snprintf(r.role, sizeof(r.role), "release");
+	snprintf(r.kind, sizeof(r.kind), "blob");
+	snprintf(r.submitter, sizeof(r.submitter), "dev");
+	snprintf(r.hash, sizeof(r.hash), "sha384");
+	r.message = "m";
+	r.payload = (uint8_t *)"payload";
+	r.payload_len = 7;
+	r.expires = 4000000000;
+	r.policy_version = 1;
+	CHECK_EQ(store_req_insert(s, &r), 0);
+	CHECK_EQ(store_req_get(s, "made-by-v2", 1, &got), 0);
+	CHECK(got != NULL && strcmp(got->hash, "sha384") == 0 && got->payload_len == 7);
+	store_request_free(got);
+	store_close(s);
+	snprintf(cmd, sizeof(cmd), "test \"$(sqlite3 %s/state.db 'PRAGMA user_version')\" = 2",
+	         sdir);
+	CHECK_EQ(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+	CHECK_EQ(system(cmd), 0);
+}
+
 static void
 pg_migration(void)
 {
@@ -446,6 +507,7 @@ pg_migration(void)
 	snprintf(r.id, sizeof(r.id), "m1");
 	snprintf(r.role, sizeof(r.role), "release");
 	snprintf(r.kind, sizeof(r.kind), "sign");
+	snprintf(r.hash, sizeof(r.hash), "sha512"); /* moved with the request */
 	snprintf(r.submitter, sizeof(r.submitter), "dev");
 	snprintf(r.client_token, sizeof(r.client_token), "tok");
 	r.message = "moved";
@@ -616,6 +678,7 @@ main(int argc, char **argv)
 		pg_refusals();
 		pg_migration();
 	} else {
+		sqlite_schema_v1();
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		if (system(cmd) != 0)
 			return 2;
